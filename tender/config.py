@@ -1,0 +1,93 @@
+"""Configuration, validated once at start-up.
+
+One TOML file per running process, with one section per concern; every role reads the
+``[chain]`` section and its own (``[provider]``, ``[solver]``, ``[verifier]``). Secrets never
+come from the file or the command line: private keys come from the environment variable named
+by ``chain.key_env`` (default ``TENDER_PRIVATE_KEY``) or from an encrypted keystore file whose
+password is in ``chain.keystore_password_env``::
+
+    [chain]
+    rpc_url = "http://127.0.0.1:8545"
+    deployment = ".cache/tender/deployments/31337.json"
+
+    [provider]
+    listen = "127.0.0.1:7001"
+
+Errors name the field: ``ConfigError("provider.listen: ...")``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tender.errors import ConfigError
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChainSection(Section):
+    """How to reach the chain and whose key signs."""
+
+    rpc_url: str = Field(default="http://127.0.0.1:8545", description="JSON-RPC endpoint")
+    deployment: Path | None = Field(default=None, description="deployment JSON (addresses)")
+    confirmations: int = Field(default=0, ge=0, le=64, description="blocks to wait after a receipt")
+    poll_interval_s: float = Field(default=0.2, gt=0, le=60)
+    key_env: str = Field(default="TENDER_PRIVATE_KEY", description="env var holding the private key")
+    keystore: Path | None = Field(default=None, description="encrypted keystore file (instead of key_env)")
+    keystore_password_env: str = Field(default="TENDER_KEYSTORE_PASSWORD")
+
+    def private_key(self) -> str:
+        """The signing key, from the keystore or the environment (never from the file)."""
+        if self.keystore is not None:
+            from eth_account import Account
+
+            password = os.environ.get(self.keystore_password_env)
+            if password is None:
+                raise ConfigError(f"chain.keystore: set {self.keystore_password_env} to the keystore password")
+            try:
+                data = json.loads(self.keystore.read_text())
+                return "0x" + bytes(Account.decrypt(data, password)).hex()
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"chain.keystore: cannot decrypt {self.keystore}: {exc}") from exc
+        key = os.environ.get(self.key_env)
+        if not key:
+            raise ConfigError(f"chain.key_env: environment variable {self.key_env} is not set")
+        return key
+
+
+S = TypeVar("S", bound=BaseModel)
+
+
+def parse_section(model: type[S], data: dict[str, Any], *, name: str) -> S:
+    """Validate one section, turning pydantic's error into a ConfigError naming the field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in (name, *first["loc"]))
+        raise ConfigError(f"{where}: {first['msg']}") from exc
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML config file, with a clear error when it is missing or malformed."""
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+
+
+def load_section(path: Path, model: type[S], *, name: str) -> S:
+    """Load the ``[name]`` section of a TOML file into ``model``."""
+    return parse_section(model, read_toml(path).get(name, {}), name=name)

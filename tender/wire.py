@@ -1,0 +1,115 @@
+"""Wire types: the JSON bodies that cross HTTP between requesters, solvers and providers.
+
+These are pydantic models, kept apart from the plain dataclasses the roles use inside
+(``tender.intents.Intent``). Numbers that can exceed 2**53 (prices, field elements) travel as
+decimal strings; bytes travel as 0x-prefixed hex.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Hex = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]*$")]
+Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
+Bytes32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")]
+BigInt = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,78}$")]
+
+
+class Wire(BaseModel):
+    """Base of every wire type: unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class IntentWire(Wire):
+    """An intent as JSON (field names follow the Solidity struct)."""
+
+    requester: Address
+    modelId: Bytes32
+    inputCommitment: BigInt
+    inputLocation: Hex = "0x"
+    maxPrice: BigInt
+    startPrice: BigInt = "0"
+    auctionType: Literal[0, 1]
+    auctionWindow: int = Field(ge=0, lt=2**32)
+    deadline: int = Field(ge=0, lt=2**64)
+    proofMode: Literal[0, 1]
+    minStake: BigInt = "0"
+    region: Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{4}$")] = "0x0000"
+    priceWeightBps: int = Field(ge=0, le=10_000)
+    allowFailover: bool = False
+    callbackGasLimit: int = Field(default=0, ge=0, lt=2**32)
+    nonce: BigInt
+    expiry: int = Field(ge=0, lt=2**64)
+
+
+class SignedIntentWire(Wire):
+    """An off-chain intent with the requester's EIP-712 signature, as broadcast to solvers."""
+
+    intent: IntentWire
+    signature: Hex
+    market: Address
+    chainId: int
+    jobId: Bytes32
+
+
+class QuoteRequest(Wire):
+    """A solver asks a provider what it would charge for an intent's job."""
+
+    jobId: Bytes32
+    market: Address
+    chainId: int
+    intent: IntentWire
+
+
+class Quote(Wire):
+    """A provider's signed offer: it will do the job for ``price`` within ``latency_s``."""
+
+    status: Literal["quote"] = "quote"
+    jobId: Bytes32
+    provider: Address
+    price: BigInt
+    latency_s: int = Field(gt=0)
+    capacity: int = Field(ge=0, description="jobs it can still take now")
+    region: str
+    expires_at: int = Field(description="unix seconds after which the quote no longer holds")
+    signature: Hex = Field(description="the provider key's EIP-191 signature over quote_digest()")
+
+
+class QuoteRefusal(Wire):
+    """A provider declines an intent, saying why (unknown model, below cost, no capacity...)."""
+
+    status: Literal["refused"] = "refused"
+    jobId: Bytes32
+    provider: Address
+    reason: str
+
+
+class JobInput(Wire):
+    """The input of an awarded job, sent by the winning solver (or the requester) to the provider."""
+
+    jobId: Bytes32
+    market: Address
+    input: list[float] | list[list[float]] | list[list[list[float]]] | list[list[list[list[float]]]]
+
+
+class JobStatus(Wire):
+    """What a provider knows about a job."""
+
+    jobId: Bytes32
+    state: str
+    output: list[float] | None = None
+    outputFelts: list[BigInt] | None = None
+    proof: Hex | None = None
+    txHashes: dict[str, Hex] = Field(default_factory=dict)
+    error: str | None = None
+
+
+class ErrorBody(Wire):
+    """Every 4xx/5xx JSON body: a machine code, a message, and the field it is about."""
+
+    error: str
+    message: str
+    field: str | None = None
