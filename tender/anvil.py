@@ -159,7 +159,9 @@ class Anvil:
         args += self.extra_args
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
-            self._process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self._process = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         finally:
             if self.log_path and out is not subprocess.DEVNULL:
                 out.close()  # type: ignore[union-attr]
@@ -180,7 +182,9 @@ class Anvil:
                 last_error = exc
             time.sleep(0.05)
         self.stop()
-        raise DevChainError(f"anvil did not answer on {self.rpc_url} within {self.startup_timeout}s: {last_error}")
+        raise DevChainError(
+            f"anvil did not answer on {self.rpc_url} within {self.startup_timeout}s: {last_error}"
+        )
 
     def stop(self) -> None:
         """Stop Anvil (SIGTERM, then SIGKILL) and reap the process; safe to call twice."""

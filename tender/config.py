@@ -53,7 +53,9 @@ class ChainSection(Section):
 
             password = os.environ.get(self.keystore_password_env)
             if password is None:
-                raise ConfigError(f"chain.keystore: set {self.keystore_password_env} to the keystore password")
+                raise ConfigError(
+                    f"chain.keystore: set {self.keystore_password_env} to the keystore password"
+                )
             try:
                 data = json.loads(self.keystore.read_text())
                 return "0x" + bytes(Account.decrypt(data, password)).hex()

@@ -46,8 +46,8 @@ def setup_logging(*, level: str = "INFO", json_lines: bool | None = None, stream
     if json_lines is None:
         json_lines = not (hasattr(stream, "isatty") and stream.isatty())
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
+    for old in list(root.handlers):
+        root.removeHandler(old)
     handler: logging.Handler
     if json_lines:
         handler = logging.StreamHandler(stream)

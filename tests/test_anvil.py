@@ -31,12 +31,16 @@ def test_start_answers_chain_id_and_stop_leaves_no_process() -> None:
 
 
 def test_context_manager_stops_even_when_the_body_raises() -> None:
-    pid = None
-    with pytest.raises(RuntimeError), Anvil(chain_id=1337) as anvil:
-        pid = anvil.pid
-        assert int(anvil.rpc("eth_chainId"), 16) == 1337
-        raise RuntimeError("boom")
-    assert pid is not None and not _alive(pid)
+    anvil = Anvil(chain_id=1337)
+
+    def body() -> None:
+        with anvil:
+            assert int(anvil.rpc("eth_chainId"), 16) == 1337
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        body()
+    assert not anvil.running
 
 
 def test_two_chains_get_different_ports() -> None:
