@@ -4,6 +4,14 @@ The shared package: chain access, intents, model bundles, config and the CLI. Th
 (``provider``, ``solver``, ``verifier``) import it; it never imports them.
 """
 
+from tender.client._errors import (
+    ProofInvalid,
+    ProviderSlashed,
+    RequestExpired,
+    RequestRefunded,
+    RequestRejected,
+    RequestTimeout,
+)
 from tender.errors import (
     ChainError,
     ConfigError,
@@ -18,12 +26,28 @@ from tender.errors import (
 
 __all__ = [
     "ChainError",
+    "Client",
     "ConfigError",
     "ContractRevert",
     "DevChainError",
     "IntentError",
     "ModelError",
+    "ProofInvalid",
+    "ProviderSlashed",
     "RequestError",
+    "RequestExpired",
+    "RequestRefunded",
+    "RequestRejected",
+    "RequestTimeout",
     "TenderError",
     "TransactionFailed",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The requester SDK's Client pulls in web3: loaded on first use (``from tender import Client``).
+    if name == "Client":
+        from tender.client._client import Client
+
+        return Client
+    raise AttributeError(f"module 'tender' has no attribute {name!r}")

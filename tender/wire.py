@@ -113,3 +113,21 @@ class ErrorBody(Wire):
     error: str
     message: str
     field: str | None = None
+
+
+def quote_digest(quote: Quote) -> bytes:
+    """The 32 bytes a provider signs (EIP-191, ``personal_sign``) to vouch for ``quote``:
+    ``keccak256(abi.encode(jobId, provider, price, latency_s, expires_at))``.
+
+    Every field is a static ABI type, so the encoding is five 32-byte words, built directly
+    (``eth_abi.encode`` gives the same bytes about fifty times slower).
+    """
+    from eth_utils import keccak
+
+    return keccak(
+        bytes.fromhex(quote.jobId[2:])
+        + bytes.fromhex(quote.provider[2:]).rjust(32, b"\0")
+        + int(quote.price).to_bytes(32, "big")
+        + quote.latency_s.to_bytes(32, "big")
+        + quote.expires_at.to_bytes(32, "big")
+    )

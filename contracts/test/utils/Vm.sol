@@ -40,6 +40,7 @@ interface Vm {
     function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData, address emitter)
         external;
     function expectEmit() external;
+    function expectEmit(address emitter) external;
     function expectCall(address callee, bytes calldata data) external;
     function mockCall(address callee, bytes calldata data, bytes calldata returnData) external;
     function mockCallRevert(address callee, bytes calldata data, bytes calldata revertData) external;
@@ -58,7 +59,10 @@ interface Vm {
     function readFile(string calldata path) external view returns (string memory data);
     function exists(string calldata path) external view returns (bool result);
     function parseJsonBytes(string calldata json, string calldata key) external pure returns (bytes memory);
-    function parseJsonUintArray(string calldata json, string calldata key) external pure returns (uint256[] memory);
+    function parseJsonUintArray(string calldata json, string calldata key)
+        external
+        pure
+        returns (uint256[] memory);
     function parseJsonAddress(string calldata json, string calldata key) external pure returns (address);
     function projectRoot() external view returns (string memory path);
     function getCode(string calldata artifactPath) external view returns (bytes memory creationBytecode);
@@ -69,6 +73,10 @@ interface Vm {
     function stopBroadcast() external;
     function envOr(string calldata name, uint256 defaultValue) external view returns (uint256 value);
     function envOr(string calldata name, address defaultValue) external view returns (address value);
+    function serializeString(string calldata objectKey, string calldata valueKey, string calldata value)
+        external
+        returns (string memory json);
+    function toString(uint256 value) external pure returns (string memory stringifiedValue);
     function writeJson(string calldata json, string calldata path) external;
     function serializeAddress(string calldata objectKey, string calldata valueKey, address value)
         external
@@ -93,5 +101,7 @@ interface Vm {
     function assertGe(uint256 left, uint256 right, string calldata error) external pure;
     function assertLt(uint256 left, uint256 right, string calldata error) external pure;
     function assertLe(uint256 left, uint256 right, string calldata error) external pure;
-    function assertApproxEqAbs(uint256 left, uint256 right, uint256 maxDelta, string calldata error) external pure;
+    function assertApproxEqAbs(uint256 left, uint256 right, uint256 maxDelta, string calldata error)
+        external
+        pure;
 }

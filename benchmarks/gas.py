@@ -1,0 +1,328 @@
+"""Gas of every market step, measured from real receipts on Anvil.
+
+Runs each lifecycle once on a fresh Anvil (reverse auction with zk settlement, signed intent
+with a Dutch fill, optimistic delivery with challenge/prove and with finalize, a silent
+provider's expiry) and writes ``benchmarks/results/gas.json``; prints a rich table.
+
+The zk steps use the sample EZKL verifier when a built ``mlp`` bundle sits in the cache
+(``tender models build``): a real proof of a real inference is delivered and verified on
+chain. Without a bundle a 42-byte raw-EVM mock verifier stands in and the JSON says so.
+
+``verifier_call`` is the gas of the ``verifyProof`` call inside the settling ``deliver``
+(``debug_traceTransaction`` with the call tracer); ``verifier_tx`` is the same proof verified
+by a transaction sent straight to the verifier (21,000 base and the proof's calldata
+included). ``settle_overhead = settle_zk - verifier_tx`` compares like with like: what
+settling through the market costs beyond verifying the same proof alone (instance building,
+payment, fee, refund, stake unlock, events, the output's calldata).
+``settle_overhead_vs_inner_call`` also counts the base fee and the proof's calldata.
+
+Run: ``python benchmarks/gas.py [--mock] [--strict]`` (``--strict``: exit 1 on a missed target).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_utils import keccak
+from eth_utils.abi import abi_to_signature
+from rich.console import Console
+from rich.table import Table
+from web3 import Web3
+
+from tender.anvil import DEV_KEYS, Anvil
+from tender.chain import (
+    TENDER_CONTRACTS,
+    Awarded,
+    Deployment,
+    Market,
+    ModelInfo,
+    Registry,
+    Staking,
+    Token,
+    TxSender,
+    deploy,
+    load_artifact,
+)
+from tender.intents import AuctionType, Bid, Intent, ProofMode, random_nonce, sign_intent
+from tender.paths import cache_dir
+
+RESULTS = Path(__file__).resolve().parent / "results" / "gas.json"
+UNIT = 10**18
+MOCK_VERIFIER = bytes.fromhex(
+    "602a80600b6000396000f3600435600401803515601e576020013560f81c60011460005260206000f35b50600060005260206000f3"
+)
+TARGETS = {"bid": 60_000, "dutch_fill": 150_000, "settle_overhead": 60_000}
+
+
+@dataclass
+class ZkCase:
+    """What a zk delivery needs: the verifier, the layout, and one valid (commitment, output, proof)."""
+
+    verifier: str
+    info: ModelInfo
+    commitment: int
+    output: list[int]
+    proof: bytes
+    instances: list[int]
+    source: str
+
+
+def _find_bundle() -> Path | None:
+    root = cache_dir() / "models"
+    for path in sorted(root.glob("mlp-*")):
+        if (
+            (path / "card.json").is_file()
+            and (path / "pk.key").is_file()
+            and (path / "verifier.json").is_file()
+        ):
+            return path
+    return None
+
+
+def _ezkl_case(w3: Web3, sender: TxSender, bundle_dir: Path) -> ZkCase:
+    from tender import models
+
+    bundle = models.Bundle.load(bundle_dir)
+    verifier = models.deploy_verifier(w3, sender, bundle)
+    x = [0.1 * ((i % 7) - 3) for i in range(bundle.card.input_size)]
+    proof = models.prove(bundle, x)
+    entry = models.registry_entry(bundle, verifier=verifier, owner=sender.address, chain_id=sender.chain_id)
+    proof_bytes, instances = proof.calldata()
+    assert proof.input_commitment is not None
+    return ZkCase(
+        verifier=verifier,
+        info=ModelInfo.from_dict(entry),
+        commitment=proof.input_commitment,
+        output=list(proof.output_felts),
+        proof=proof_bytes,
+        instances=instances,
+        source=f"ezkl bundle {bundle_dir.name} (logrows {bundle.card.logrows})",
+    )
+
+
+def _mock_case(sender: TxSender) -> ZkCase:
+    verifier, _ = sender.deploy(MOCK_VERIFIER)
+    output = [11, 22, 33]
+    info = ModelInfo(
+        onnx_sha256=b"\x01" * 32, settings_hash=b"\x02" * 32, verifier=verifier, commitment_index=0,
+        output_offset=1, output_length=len(output), instance_count=1 + len(output),
+    )  # fmt: skip
+    return ZkCase(
+        verifier=verifier, info=info, commitment=0xC0FFEE, output=output, proof=b"\x01" + bytes(31),
+        instances=[0xC0FFEE, *output],
+        source="mock verifier (raw EVM, accepts proofs starting 0x01): no EZKL bundle in the cache",
+    )  # fmt: skip
+
+
+class Bench:
+    """One deployment and its actors; each method runs one lifecycle and records gas."""
+
+    def __init__(self, chain: Anvil, *, use_ezkl: bool) -> None:
+        self.chain = chain
+        self.w3 = Web3(Web3.HTTPProvider(chain.rpc_url))
+        self.d: Deployment = deploy(self.w3, DEV_KEYS[0])
+        self.gas: dict[str, int] = {}
+        owner = TxSender(self.w3, DEV_KEYS[0])
+        bundle = _find_bundle() if use_ezkl else None
+        self.zk = _ezkl_case(self.w3, owner, bundle) if bundle else _mock_case(owner)
+        self.model_id = Registry(self.w3, self.d.registry, sender=owner).register_model(self.zk.info)
+        token = Token(self.w3, self.d.token, sender=owner)
+        self.requester = TxSender(self.w3, DEV_KEYS[1])
+        self.providers = [TxSender(self.w3, DEV_KEYS[i]) for i in (2, 3)]
+        self.relayer = TxSender(self.w3, DEV_KEYS[4])
+        for who in (self.requester, self.relayer):
+            token.mint(who.address, 10_000 * UNIT)
+            for market in self.d.markets.values():
+                token.using(who).approve(market, 2**256 - 1)
+        # Steady state: every payee (providers, treasury) already holds tokens, so a payment does
+        # not pay the one-off 20k of a zero-to-nonzero balance.
+        token.mint(owner.address, UNIT)
+        for provider in self.providers:
+            token.mint(provider.address, 10_000 * UNIT)
+            token.using(provider).approve(self.d.staking, 2**256 - 1)
+            Staking(self.w3, self.d.staking, sender=provider).stake(9_000 * UNIT)
+
+    def market(self, auction: AuctionType, sender: TxSender) -> Market:
+        return Market(self.w3, self.d.market(auction.name.lower()), auction=auction, sender=sender)
+
+    def advance(self, seconds: int) -> None:
+        self.chain.rpc("evm_increaseTime", [seconds])
+        self.chain.rpc("evm_mine", [])
+
+    def intent(self, auction: AuctionType, mode: ProofMode = ProofMode.ZK) -> Intent:
+        now = int(self.w3.eth.get_block("latest")["timestamp"])
+        return Intent(
+            requester=self.requester.address, model_id=self.model_id, input_commitment=self.zk.commitment,
+            max_price=10 * UNIT, start_price=2 * UNIT if auction is AuctionType.DUTCH else 0,
+            auction_type=auction, auction_window=60, deadline=now + 3_600, proof_mode=mode,
+            min_stake=5 * UNIT, price_weight_bps=8_000, nonce=random_nonce(), expiry=now + 600,
+        )  # fmt: skip
+
+    def record(self, key: str, receipt: Any) -> None:
+        self.gas[key] = int(receipt["gasUsed"])
+
+    def reverse_zk(self) -> None:
+        intent = self.intent(AuctionType.REVERSE)
+        market = self.market(AuctionType.REVERSE, self.requester)
+        job = market.job_id(intent)
+        self.record("post", market.post(intent))
+        first, second = (market.using(p) for p in self.providers)
+        self.record("bid", first.bid(job, Bid(self.providers[0].address, 4 * UNIT, 60)))
+        self.record("bid_runner_up", second.bid(job, Bid(self.providers[1].address, 6 * UNIT, 60)))
+        self.record("bid_replace", first.bid(job, Bid(self.providers[0].address, 3 * UNIT, 60)))
+        self.advance(61)
+        self.record("award", market.using(self.relayer).award(job))
+        receipt = first.deliver(job, self.zk.output, self.zk.proof)
+        self.record("settle_zk", receipt)
+        self.breakdown = self._calls(receipt["transactionHash"])
+        self.gas["verifier_call"] = sum(gas for label, gas in self.breakdown if label.startswith("verifier."))
+
+    def _calls(self, tx_hash: Any) -> list[tuple[str, int]]:
+        """The market's outgoing calls in a transaction and their gas (callTracer), labelled."""
+        names = {
+            self.zk.verifier.lower(): "verifier",
+            self.d.token.lower(): "token",
+            self.d.staking.lower(): "staking",
+        }
+        trace = self.chain.rpc("debug_traceTransaction", [Web3.to_hex(tx_hash), {"tracer": "callTracer"}])
+        names[self.d.registry.lower()] = "registry"
+        functions = {"0x" + keccak(text="verifyProof(bytes,uint256[])")[:4].hex(): "verifyProof"}
+        for contract in TENDER_CONTRACTS:
+            for entry in load_artifact(contract).entries("function"):
+                functions["0x" + keccak(text=abi_to_signature(entry))[:4].hex()] = entry["name"]  # type: ignore[arg-type]
+        out = []
+        for frame in trace.get("calls", []):
+            to = str(frame.get("to", "")).lower()
+            selector = str(frame.get("input", "0x"))[:10]
+            out.append(
+                (f"{names.get(to, to)}.{functions.get(selector, selector)}", int(frame["gasUsed"], 16))
+            )
+        return out
+
+    def dutch_signed(self) -> None:
+        intent = self.intent(AuctionType.DUTCH)
+        market = self.market(AuctionType.DUTCH, self.relayer)
+        job = market.job_id(intent)
+        signature = sign_intent(intent, DEV_KEYS[1], chain_id=self.d.chain_id, market=market.address)
+        self.record("submit_signed", market.submit_signed(intent, signature))
+        self.advance(20)
+        provider = market.using(self.providers[0])
+        self.record("dutch_fill", provider.fill(job, self.providers[0].address, 60))
+        self.record("settle_zk_dutch", provider.deliver(job, self.zk.output, self.zk.proof))
+
+    def optimistic(self) -> None:
+        market = self.market(AuctionType.DUTCH, self.requester)
+        provider = market.using(self.providers[0])
+        # unchallenged: deliver, wait, finalize
+        intent = self.intent(AuctionType.DUTCH, ProofMode.OPTIMISTIC)
+        job = market.job_id(intent)
+        market.post(intent)
+        provider.fill(job, self.providers[0].address, 60)
+        self.record("deliver", provider.deliver(job, self.zk.output))
+        self.advance(market.params().challenge_window + 1)
+        self.record("finalize", market.using(self.relayer).finalize(job))
+        # challenged and proven
+        intent = self.intent(AuctionType.DUTCH, ProofMode.OPTIMISTIC)
+        job = market.job_id(intent)
+        market.post(intent)
+        provider.fill(job, self.providers[0].address, 60)
+        provider.deliver(job, self.zk.output)
+        self.record("challenge", market.using(self.relayer).challenge(job))
+        self.record("prove", provider.prove(job, self.zk.proof))
+        # challenged and silent: slashed
+        intent = self.intent(AuctionType.DUTCH, ProofMode.OPTIMISTIC)
+        job = market.job_id(intent)
+        market.post(intent)
+        provider.fill(job, self.providers[0].address, 60)
+        provider.deliver(job, self.zk.output)
+        market.using(self.relayer).challenge(job)
+        self.advance(market.params().proof_window + 1)
+        self.record("expire_slash", market.using(self.relayer).expire(job))
+
+    def silent_provider(self) -> None:
+        market = self.market(AuctionType.DUTCH, self.requester)
+        intent = self.intent(AuctionType.DUTCH)
+        job = market.job_id(intent)
+        market.post(intent)
+        receipt = market.using(self.providers[1]).fill(job, self.providers[1].address, 60)
+        assert any(isinstance(e, Awarded) for e in market.events_in(receipt))
+        self.advance(120)
+        self.record("expire", market.using(self.relayer).expire(job))
+        intent = self.intent(AuctionType.REVERSE)
+        reverse = self.market(AuctionType.REVERSE, self.requester)
+        reverse.post(intent)
+        self.advance(61)
+        self.record("refund", reverse.using(self.relayer).refund(reverse.job_id(intent)))
+
+    def verifier_tx(self) -> None:
+        verifier = self.w3.eth.contract(
+            address=Web3.to_checksum_address(self.zk.verifier),
+            abi=[{"type": "function", "name": "verifyProof", "stateMutability": "nonpayable",
+                  "inputs": [{"name": "proof", "type": "bytes"}, {"name": "instances", "type": "uint256[]"}],
+                  "outputs": [{"name": "", "type": "bool"}]}],
+        )  # fmt: skip
+        call = verifier.functions.verifyProof(self.zk.proof, self.zk.instances)
+        assert call.call() is True, "the sample proof does not verify against its own verifier"
+        self.record("verifier_tx", self.requester.send(call))
+
+
+def run(*, use_ezkl: bool = True, out: Path = RESULTS) -> dict[str, Any]:
+    with Anvil(extra_args=["--disable-code-size-limit"]) as chain:  # sizes: tests/chain/test_abi.py
+        bench = Bench(chain, use_ezkl=use_ezkl)
+        bench.reverse_zk()
+        bench.dutch_signed()
+        bench.optimistic()
+        bench.silent_provider()
+        bench.verifier_tx()
+        gas = dict(bench.gas)
+        gas["settle_overhead"] = gas["settle_zk"] - gas["verifier_tx"]
+        gas["settle_overhead_vs_inner_call"] = gas["settle_zk"] - gas["verifier_call"]
+        source = bench.zk.source
+        breakdown = [{"call": label, "gas": gas} for label, gas in bench.breakdown]
+    checks = {
+        key: {"gas": gas[key], "target": limit, "ok": gas[key] < limit} for key, limit in TARGETS.items()
+    }
+    result = {
+        **gas,
+        "verifier": source,
+        "conditions": "Anvil (cancun); steady state: payees already hold tokens; `bid` is a job's first bid "
+        "(fresh storage), `bid_replace` a provider lowering its own bid",
+        "targets": checks,
+        "settle_zk_calls": breakdown,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def show(result: dict[str, Any]) -> None:
+    table = Table(title=f"Tender gas per step ({result['verifier']})")
+    table.add_column("step")
+    table.add_column("gas", justify="right")
+    table.add_column("target", justify="right")
+    for key, value in result.items():
+        if isinstance(value, int):
+            check = result["targets"].get(key)
+            target = "" if check is None else f"< {check['target']:,} {'✓' if check['ok'] else '✗'}"
+            table.add_row(key, f"{value:,}", target)
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--mock", action="store_true", help="use the mock verifier even if an EZKL bundle exists"
+    )
+    args = parser.parse_args(argv)
+    result = run(use_ezkl=not args.mock)
+    show(result)
+    return 0 if all(check["ok"] for check in result["targets"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+/// @dev Auction types, as carried in `Intent.auctionType`. A market accepts only its own type.
+uint8 constant AUCTION_REVERSE = 0;
+uint8 constant AUCTION_DUTCH = 1;
+
+/// @dev Proof modes, as carried in `Intent.proofMode`. The registry's `proofModes` bitmask has bit
+/// `1 << proofMode` set for every mode a model supports (1 = zk, 2 = optimistic).
+uint8 constant PROOF_ZK = 0;
+uint8 constant PROOF_OPTIMISTIC = 1;
+
+/// @notice What a requester wants. Signed with EIP-712 (see `IntentLib`); its digest is the job id.
+struct Intent {
+    // pays the escrow; receives refunds, compensation and the callback
+    address requester;
+    // the registered model (fixes the ONNX file, EZKL settings, verifier and instance layout)
+    bytes32 modelId;
+    // EZKL Poseidon hash of the input, a field element; placed at instances[commitmentIndex]
+    uint256 inputCommitment;
+    // where providers fetch the input (URI or, for small inputs, the bytes themselves)
+    bytes inputLocation;
+    // the most the requester pays a provider, in payment-token units (escrowed with the fee on it)
+    uint256 maxPrice;
+    // Dutch: the price at submission, rising linearly to maxPrice at the window's end; reverse: 0
+    uint256 startPrice;
+    // AUCTION_REVERSE or AUCTION_DUTCH; must match the market it is sent to
+    uint8 auctionType;
+    // seconds from submission during which bids or fills are accepted
+    uint32 auctionWindow;
+    // absolute latest delivery time for any provider, failover included
+    uint64 deadline;
+    // PROOF_ZK (proof verified at delivery) or PROOF_OPTIMISTIC (challenge window, proof on demand)
+    uint8 proofMode;
+    // least stake the winning provider must lock for this job
+    uint256 minStake;
+    // region hint for solvers (0x0000 = any); not enforced on chain, operator records are self-declared
+    bytes2 region;
+    // 1..10000: weight of price against promised latency in the reverse-auction score
+    uint16 priceWeightBps;
+    // on expiry, re-award to the runner-up if time remains
+    bool allowFailover;
+    // > 0: settlement calls requester.onTenderResult with this much gas
+    uint32 callbackGasLimit;
+    // Permit2-style bitmap nonce: word = nonce >> 8, bit = nonce & 0xff
+    uint256 nonce;
+    // the intent must be posted or submitted strictly before this time
+    uint64 expiry;
+}
+
+/// @notice A provider's offer in the reverse auction. 20 + 12 + 4 bytes: price and latency are sized so
+/// that a stored bid costs two slots and two bids three (see `ReverseAuctionMarket`).
+struct Bid {
+    // the staked provider that does the work and is paid; may be submitted by an authorised solver
+    address provider;
+    // asked price in payment-token units, 0 < price <= maxPrice
+    uint96 price;
+    // promised seconds from award to delivery
+    uint32 latency;
+}
+
+/// @notice Where a job is. Transitions only move forward (see docs/PROTOCOL.md); the last four are terminal.
+enum JobState {
+    None, // no such job
+    Open, // escrowed, auction running or awaiting award
+    Awarded, // a provider is chosen and its stake locked
+    Delivered, // optimistic output handed in; challenge window running
+    Challenged, // optimistic output disputed; the provider must prove
+    ProofRequired, // optimistic output picked for audit; the provider must prove
+    Settled, // terminal: provider paid, rest refunded, stake unlocked
+    Refunded, // terminal: never awarded (or nobody could lock stake); escrow returned
+    Expired, // terminal: the provider missed its deadline; stake slashed to the requester, escrow returned
+    Slashed // terminal: the provider failed to prove; stake slashed, escrow returned, challenger rewarded
+}
+
+/// @notice A job's record. Packed so that the fields each step touches share slots; the comment after
+/// each group says which slot it is.
+struct Job {
+    // -- slot 0: read by every step
+    // the intent's requester: pays, is refunded, compensated and called back
+    address requester;
+    // where the job is
+    JobState state;
+    // PROOF_ZK or PROOF_OPTIMISTIC
+    uint8 proofMode;
+    // copied from the intent
+    bool allowFailover;
+    // copied from the intent: score weight of price
+    uint16 priceWeightBps;
+    // the protocol fee in force at posting; the escrow holds the fee on maxPrice
+    uint16 feeBps;
+    // copied from the intent: gas for the consumer callback (0 = none)
+    uint32 callbackGasLimit;
+    // -- slot 1: the auction's bounds
+    // most the provider can be paid
+    uint96 maxPrice;
+    // least stake the provider locks
+    uint96 minStake;
+    // block time of posting; the Dutch price starts here
+    uint40 postedAt;
+    // the bond multiple in force at posting (lock = max(minStake, bidPrice * bondMultiple))
+    uint16 bondMultiple;
+    // -- slot 2: the clock
+    // bids/fills accepted while postedAt <= now < auctionEnd
+    uint40 auctionEnd;
+    // latest delivery time for any provider
+    uint40 deadline;
+    // when the current provider was awarded (0 while open)
+    uint40 awardedAt;
+    // when the output was handed in (0 until then)
+    uint40 deliveredAt;
+    // Delivered: end of the challenge window; Challenged/ProofRequired: the proof deadline
+    uint40 disputeEnd;
+    // the current provider's promised latency (seconds from award)
+    uint32 latency;
+    // -- slot 3: the award
+    // the provider awarded the job (paid on settlement, slashed on failure)
+    address provider;
+    // the price the provider is paid (second-score price in the reverse auction)
+    uint96 price;
+    // -- slot 4, 5: what is computed
+    bytes32 modelId;
+    uint256 inputCommitment;
+    // -- slot 6
+    // Dutch: the price at postedAt
+    uint96 startPrice;
+    // stake locked for this job in Staking (the most it can be slashed)
+    uint96 stakeLocked;
+    // -- slot 7: dispute
+    // who challenged an optimistic delivery (0 if none)
+    address challenger;
+    // the bond the challenger posted
+    uint96 challengeBond;
+    // -- slot 8
+    // keccak256(abi.encode(output)) of an optimistic delivery
+    bytes32 outputHash;
+}
+
+/// @notice Economic parameters of a market (owner-set; see docs/PROTOCOL.md for defaults and reasons).
+struct MarketParams {
+    // protocol fee on the paid price, to the treasury; at most MAX_FEE_BPS
+    uint16 feeBps;
+    // stake locked per unit of bid price: lock = max(minStake, bidPrice * bondMultiple); >= 1
+    uint16 bondMultiple;
+    // share of a slash paid to a successful challenger (the rest compensates the requester)
+    uint16 challengerRewardBps;
+    // seconds after an optimistic delivery during which anyone may challenge
+    uint32 challengeWindow;
+    // seconds a challenged or audited provider has to prove
+    uint32 proofWindow;
+    // cap on an intent's callbackGasLimit
+    uint32 maxCallbackGas;
+    // bond a challenger posts (returned with a reward if the provider fails, paid to it otherwise)
+    uint96 challengeBond;
+}

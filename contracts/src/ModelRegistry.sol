@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {IModelRegistry, ModelInfo, ModelLayout} from "./interfaces/IModelRegistry.sol";
+
+/// @title ModelRegistry
+/// @notice Append-only registry of models. Records never change: a new model version is a new id.
+contract ModelRegistry is IModelRegistry {
+    mapping(bytes32 modelId => ModelInfo) private _models;
+
+    /// @inheritdoc IModelRegistry
+    function register(ModelInfo calldata info) external returns (bytes32 modelId) {
+        if (info.verifier == address(0)) revert ZeroVerifier();
+        if (info.verifier.code.length == 0) revert VerifierHasNoCode(info.verifier);
+        _checkLayout(info);
+        if (info.proofModes == 0 || info.proofModes > 3) revert BadProofModes(info.proofModes);
+        if (info.auditRateBps > 10_000) revert BadAuditRate(info.auditRateBps);
+
+        ModelInfo memory record = info;
+        record.owner = msg.sender;
+        modelId = keccak256(abi.encode(msg.sender, record));
+        if (_models[modelId].verifier != address(0)) revert DuplicateModel(modelId);
+        _models[modelId] = record;
+        emit ModelRegistered(modelId, msg.sender, record);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function computeModelId(address registrant, ModelInfo calldata info) external pure returns (bytes32) {
+        ModelInfo memory record = info;
+        record.owner = registrant;
+        return keccak256(abi.encode(registrant, record));
+    }
+
+    /// @inheritdoc IModelRegistry
+    function model(bytes32 modelId) external view returns (ModelInfo memory info) {
+        info = _models[modelId];
+        if (info.verifier == address(0)) revert UnknownModel(modelId);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function isRegistered(bytes32 modelId) external view returns (bool) {
+        return _models[modelId].verifier != address(0);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function proofModesOf(bytes32 modelId) external view returns (uint8) {
+        return _models[modelId].proofModes;
+    }
+
+    /// @inheritdoc IModelRegistry
+    function layoutOf(bytes32 modelId) external view returns (ModelLayout memory layout) {
+        ModelInfo storage m = _models[modelId];
+        layout = ModelLayout(
+            m.verifier, m.commitmentIndex, m.outputOffset, m.outputLength, m.instanceCount, m.auditRateBps
+        );
+        if (layout.verifier == address(0)) revert UnknownModel(modelId);
+    }
+
+    /// @dev The commitment and the output range must lie inside the instance vector and not overlap.
+    function _checkLayout(ModelInfo calldata info) private pure {
+        uint256 end = uint256(info.outputOffset) + info.outputLength;
+        bool overlaps = info.commitmentIndex >= info.outputOffset && info.commitmentIndex < end;
+        if (
+            info.outputLength == 0 || info.commitmentIndex >= info.instanceCount || end > info.instanceCount
+                || overlaps
+        ) {
+            revert BadLayout(info.commitmentIndex, info.outputOffset, info.outputLength, info.instanceCount);
+        }
+    }
+}

@@ -1,0 +1,221 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {BaseMarket} from "./BaseMarket.sol";
+import {IMarket} from "./interfaces/IMarket.sol";
+import {IReverseAuctionMarket} from "./interfaces/IReverseAuctionMarket.sol";
+import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+import {IStaking} from "./interfaces/IStaking.sol";
+import {AUCTION_REVERSE, Bid, Intent, Job, JobState, MarketParams} from "./MarketStructs.sol";
+
+/// @title ReverseAuctionMarket
+/// @notice Open scoring reverse auction with second-score payment. Only the pricing and winner
+/// resolution live here; escrow, delivery and disputes are `BaseMarket`'s.
+contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
+    /// @dev The two best bids of distinct providers in three slots: (best, bestPrice), (runner,
+    /// runnerPrice), (both latencies). Once the book holds two bids an improving bid rewrites slots that
+    /// are already non-zero.
+    struct BidBook {
+        address best;
+        uint96 bestPrice;
+        address runner;
+        uint96 runnerPrice;
+        uint32 bestLatency;
+        uint32 runnerLatency;
+    }
+
+    mapping(bytes32 jobId => BidBook) private _books;
+
+    constructor(
+        IERC20 token_,
+        IModelRegistry registry_,
+        IStaking staking_,
+        address treasury_,
+        address owner_,
+        MarketParams memory params_
+    ) BaseMarket(token_, registry_, staking_, treasury_, owner_, params_) {}
+
+    /// @inheritdoc IReverseAuctionMarket
+    function bid(bytes32 jobId, Bid calldata b) external whenNotPaused {
+        // no reentrancy guard: bid only makes static calls (Staking views)
+        Job storage j = _job(jobId);
+        if (j.state != JobState.Open) revert InvalidState(jobId, j.state);
+        uint40 end = j.auctionEnd;
+        if (block.timestamp >= end) revert AuctionClosed(jobId, end);
+        address provider = b.provider;
+        _requireAuthorized(provider);
+        uint256 price = b.price;
+        uint256 maxPrice = j.maxPrice;
+        if (price == 0) revert ZeroPrice();
+        if (price > maxPrice) revert BidAboveMaxPrice(price, maxPrice);
+        uint32 latency = b.latency;
+        if (latency == 0) revert ZeroLatency();
+        // the provider's clock starts at the award, at the earliest at auctionEnd
+        uint256 maxLatency = j.deadline - end;
+        if (latency > maxLatency) revert LatencyTooLong(latency, maxLatency);
+        _requireStake(provider, _stakeRequired(j, price));
+
+        uint256 weight = j.priceWeightBps;
+        uint256 score = _score(weight, price, latency, maxPrice, maxLatency);
+        BidBook memory book = _books[jobId];
+        uint8 rank;
+        if (book.best == address(0)) {
+            (book.best, book.bestPrice, book.bestLatency) = (provider, b.price, latency);
+            rank = 1;
+        } else {
+            uint256 bestScore = _score(weight, book.bestPrice, book.bestLatency, maxPrice, maxLatency);
+            if (provider == book.best) {
+                // the leader improves its own bid; the runner-up (another provider) stays
+                if (score >= bestScore) revert BidNotBetter(score, bestScore);
+                (book.bestPrice, book.bestLatency) = (b.price, latency);
+                rank = 1;
+            } else if (score < bestScore) {
+                // a new leader: the old one becomes the runner-up (the runner-up's old bid is worse)
+                (book.runner, book.runnerPrice, book.runnerLatency) =
+                (book.best, book.bestPrice, book.bestLatency);
+                (book.best, book.bestPrice, book.bestLatency) = (provider, b.price, latency);
+                rank = 1;
+            } else {
+                if (book.runner != address(0)) {
+                    uint256 runnerScore =
+                        _score(weight, book.runnerPrice, book.runnerLatency, maxPrice, maxLatency);
+                    if (score >= runnerScore) revert BidNotBetter(score, runnerScore);
+                }
+                (book.runner, book.runnerPrice, book.runnerLatency) = (provider, b.price, latency);
+                rank = 2;
+            }
+        }
+        _books[jobId] = book;
+        emit BidPlaced(jobId, provider, msg.sender, price, latency, score, rank);
+    }
+
+    /// @inheritdoc IReverseAuctionMarket
+    function award(bytes32 jobId) external nonReentrant {
+        Job storage j = _job(jobId);
+        if (j.state != JobState.Open) revert InvalidState(jobId, j.state);
+        _resolve(jobId, j);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @inheritdoc BaseMarket
+    function auctionType() public pure override(BaseMarket, IMarket) returns (uint8) {
+        return AUCTION_REVERSE;
+    }
+
+    /// @inheritdoc IReverseAuctionMarket
+    function bestBid(bytes32 jobId) external view returns (Bid memory) {
+        BidBook storage book = _books[jobId];
+        return Bid(book.best, book.bestPrice, book.bestLatency);
+    }
+
+    /// @inheritdoc IReverseAuctionMarket
+    function runnerUp(bytes32 jobId) external view returns (Bid memory) {
+        BidBook storage book = _books[jobId];
+        return Bid(book.runner, book.runnerPrice, book.runnerLatency);
+    }
+
+    /// @inheritdoc IReverseAuctionMarket
+    function scoreOf(bytes32 jobId, uint256 price, uint32 latency) external view returns (uint256) {
+        Job storage j = _job(jobId);
+        if (j.state == JobState.None || price > type(uint96).max) return 0;
+        return _score(j.priceWeightBps, price, latency, j.maxPrice, j.deadline - j.auctionEnd);
+    }
+
+    /// @inheritdoc IReverseAuctionMarket
+    function clearingPrice(bytes32 jobId) external view returns (uint256) {
+        return _clearingPrice(_books[jobId], _job(jobId));
+    }
+
+    // ------------------------------------------------------------------ hooks
+
+    /// @inheritdoc BaseMarket
+    function _checkPricing(Intent calldata intent) internal pure override {
+        if (intent.startPrice != 0) revert BadStartPrice(intent.startPrice, intent.maxPrice);
+    }
+
+    /// @inheritdoc BaseMarket
+    function _awardOnDelivery(bytes32 jobId, Job storage j) internal override {
+        _resolve(jobId, j);
+    }
+
+    /// @inheritdoc BaseMarket
+    function _refundable(bytes32 jobId, Job storage j) internal view override returns (bool) {
+        // with bids, only once no award is possible any more
+        return _books[jobId].best == address(0) || block.timestamp >= j.deadline;
+    }
+
+    /// @inheritdoc BaseMarket
+    function _failover(bytes32 jobId, Job storage j, address from) internal override returns (bool) {
+        BidBook storage book = _books[jobId];
+        address runner = book.runner;
+        if (runner == address(0)) return false;
+        uint96 price = book.runnerPrice;
+        uint32 latency = book.runnerLatency;
+        // the runner-up is used at most once
+        (book.runner, book.runnerPrice, book.runnerLatency) = (address(0), 0, 0);
+        if (block.timestamp + latency > j.deadline) return false;
+        if (!_tryAward(jobId, j, runner, price, latency, _stakeRequired(j, price))) return false;
+        emit FailedOver(jobId, from, runner, price);
+        return true;
+    }
+
+    // ------------------------------------------------------------------ private
+
+    /// @dev Awards the best bid at the second-score price; if it cannot lock its stake any more, the
+    /// runner-up at its own bid; if neither can, refunds. Never reverts for stake reasons.
+    function _resolve(bytes32 jobId, Job storage j) private {
+        _requireAwardable(jobId, j);
+        BidBook memory book = _books[jobId];
+        if (book.best == address(0)) revert NoBids(jobId);
+        uint256 price = _clearingPrice(book, j);
+        if (_tryAward(jobId, j, book.best, price, book.bestLatency, _stakeRequired(j, book.bestPrice))) {
+            return;
+        }
+        if (book.runner != address(0)) {
+            // the runner-up becomes the provider: it is no failover candidate any more
+            BidBook storage stored = _books[jobId];
+            (stored.runner, stored.runnerPrice, stored.runnerLatency) = (address(0), 0, 0);
+            if (_tryAward(
+                    jobId,
+                    j,
+                    book.runner,
+                    book.runnerPrice,
+                    book.runnerLatency,
+                    _stakeRequired(j, book.runnerPrice)
+                )) return;
+        }
+        j.state = JobState.Refunded;
+        _refundEscrow(jobId, j);
+    }
+
+    /// @dev The price at which the best bid's score would tie the runner-up's, floor-rounded, clamped to
+    /// [bestPrice, maxPrice]; the best's own price without a runner-up.
+    function _clearingPrice(BidBook memory book, Job storage j) private view returns (uint256 price) {
+        price = book.bestPrice;
+        if (book.runner == address(0)) return price;
+        uint256 weight = j.priceWeightBps;
+        uint256 maxPrice = j.maxPrice;
+        uint256 maxLatency = j.deadline - j.auctionEnd;
+        uint256 runnerScore = _score(weight, book.runnerPrice, book.runnerLatency, maxPrice, maxLatency);
+        uint256 latencyPart = (BPS - weight) * book.bestLatency * maxPrice;
+        // runnerScore > bestScore >= latencyPart, so this does not underflow
+        uint256 tie = (runnerScore - latencyPart) / (weight * maxLatency);
+        if (tie > maxPrice) tie = maxPrice;
+        if (tie > price) price = tie;
+    }
+
+    /// @dev weight*price*maxLatency + (10000-weight)*latency*maxPrice. Lower is better.
+    function _score(uint256 weight, uint256 price, uint256 latency, uint256 maxPrice, uint256 maxLatency)
+        private
+        pure
+        returns (uint256)
+    {
+        unchecked {
+            // weight <= 1e4 < 2**14, price and maxPrice < 2**96, latency < 2**32, maxLatency < 2**40:
+            // each product < 2**150, the sum < 2**151
+            return weight * price * maxLatency + (BPS - weight) * latency * maxPrice;
+        }
+    }
+}

@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {Intent, Job, JobState, MarketParams} from "../MarketStructs.sol";
+
+/// @title IMarket
+/// @notice Escrow and job state machine shared by both auction types. A job is one signed or posted
+/// intent; its id is the intent's EIP-712 digest. Every job reaches a terminal state through
+/// permissionless calls (`award`/`fill`, `deliver`, `finalize`, `prove`, `expire`, `refund`).
+/// See docs/PROTOCOL.md for the transitions and who may call what when.
+interface IMarket {
+    // ------------------------------------------------------------------ events
+
+    /// @notice A job opened. The whole intent is logged so the job can be rebuilt from logs alone.
+    event IntentPosted(
+        bytes32 indexed jobId,
+        address indexed requester,
+        bytes32 indexed modelId,
+        Intent intent,
+        uint256 escrow,
+        uint16 feeBps,
+        uint40 auctionEnd,
+        address submitter
+    );
+    /// @notice A provider was awarded the job and its stake locked.
+    event Awarded(
+        bytes32 indexed jobId,
+        address indexed provider,
+        uint256 price,
+        uint32 latency,
+        uint256 stakeLocked,
+        uint40 providerDeadline
+    );
+    /// @notice A provider could not lock the stake its bid needed at award time and was passed over.
+    event AwardSkipped(bytes32 indexed jobId, address indexed provider, uint256 available, uint256 required);
+    /// @notice The output was handed in. `state` is Settled (zk), Delivered or ProofRequired (optimistic);
+    /// `disputeEnd` is the end of the challenge window or the proof deadline (0 when settled).
+    event Delivered(
+        bytes32 indexed jobId,
+        address indexed provider,
+        uint256[] output,
+        bytes32 outputHash,
+        JobState state,
+        uint40 disputeEnd
+    );
+    /// @notice An optimistic delivery was picked for audit and must be proven by `proofDeadline`.
+    event AuditRequired(bytes32 indexed jobId, address indexed provider, uint40 proofDeadline);
+    /// @notice An optimistic delivery was challenged.
+    event Challenged(bytes32 indexed jobId, address indexed challenger, uint256 bond, uint40 proofDeadline);
+    /// @notice A challenged or audited delivery was proven; `bondPaid` went to the provider.
+    event Proved(bytes32 indexed jobId, address indexed prover, uint256 bondPaid);
+    /// @notice The job settled: provider paid `price`, treasury `fee`, requester refunded `refund`.
+    /// `latency` is deliveredAt - awardedAt.
+    event Settled(
+        bytes32 indexed jobId,
+        address indexed provider,
+        uint256 price,
+        uint256 fee,
+        uint256 refund,
+        uint256 latency
+    );
+    /// @notice The provider missed its deadline; `slashed` went to the requester as compensation.
+    event Expired(bytes32 indexed jobId, address indexed provider, uint256 slashed);
+    /// @notice After an expiry the job was re-awarded to the runner-up.
+    event FailedOver(bytes32 indexed jobId, address indexed from, address indexed to, uint256 price);
+    /// @notice The escrow went back to the requester.
+    event Refunded(bytes32 indexed jobId, address indexed requester, uint256 amount);
+    /// @notice A challenged or audited provider failed to prove.
+    event Slashed(
+        bytes32 indexed jobId,
+        address indexed provider,
+        uint256 toRequester,
+        uint256 toChallenger,
+        uint256 bondReturned
+    );
+    /// @notice The consumer callback reverted or ran out of gas (the first 128 bytes of its revert data).
+    event CallbackFailed(bytes32 indexed jobId, address indexed requester, bytes reason);
+    event NoncesInvalidated(address indexed owner, uint256 indexed word, uint256 mask);
+    event ParamsUpdated(MarketParams params);
+    event TreasuryUpdated(address treasury);
+
+    // ------------------------------------------------------------------ errors
+
+    error NotRequester(address caller, address requester);
+    error InvalidSignature(address requester, bytes32 jobId);
+    error NonceAlreadyUsed(address owner, uint256 nonce);
+    error IntentExpired(uint64 expiry, uint256 nowTime);
+    error WrongAuctionType(uint8 got, uint8 expected);
+    error UnknownModel(bytes32 modelId);
+    error UnsupportedProofMode(bytes32 modelId, uint8 proofMode);
+    error ZeroMaxPrice();
+    error ValueTooLarge(uint256 value, uint256 max);
+    error BadStartPrice(uint256 startPrice, uint256 maxPrice);
+    error BadWindow(uint32 auctionWindow, uint64 deadline, uint256 nowTime);
+    error BadPriceWeight(uint16 priceWeightBps);
+    error CallbackGasTooHigh(uint32 callbackGasLimit, uint32 max);
+    error FeeOnTransferToken(uint256 expected, uint256 received);
+    error InvalidState(bytes32 jobId, JobState state);
+    error NotAuthorized(address provider, address caller);
+    error AuctionClosed(bytes32 jobId, uint40 auctionEnd);
+    error AuctionNotEnded(bytes32 jobId, uint40 auctionEnd);
+    error DeadlinePassed(bytes32 jobId, uint40 deadline);
+    error ZeroLatency();
+    error LatencyTooLong(uint32 latency, uint256 maxLatency);
+    error InsufficientStake(address provider, uint256 available, uint256 required);
+    error DeliveryTooLate(bytes32 jobId, uint256 providerDeadline, uint256 nowTime);
+    error OutputLengthMismatch(uint256 got, uint256 expected);
+    error ProofRejected(bytes32 jobId);
+    error OutputMismatch(bytes32 jobId);
+    error ChallengeWindowClosed(bytes32 jobId, uint40 disputeEnd);
+    error ChallengeWindowOpen(bytes32 jobId, uint40 disputeEnd);
+    error ProofDeadlinePassed(bytes32 jobId, uint40 disputeEnd);
+    error NotExpired(bytes32 jobId, uint256 deadline);
+    error NotRefundable(bytes32 jobId);
+    error InsufficientGasForCallback(uint256 gasLeft, uint256 needed);
+    error FeeTooHigh(uint16 feeBps, uint16 max);
+    error BadParams();
+    error ZeroAddress();
+
+    // ------------------------------------------------------------------ entry
+
+    /// @notice Opens a job for `intent`; the caller must be its requester. Pulls maxPrice + fee.
+    function post(Intent calldata intent) external returns (bytes32 jobId);
+
+    /// @notice Opens a job for an intent signed by its requester (EOA or ERC-1271); anyone may relay.
+    /// Pulls maxPrice + fee from the requester's allowance.
+    function submitSigned(Intent calldata intent, bytes calldata signature) external returns (bytes32 jobId);
+
+    /// @notice Cancels (marks used) the caller's nonces `word << 8 | bit` for every bit set in `mask`.
+    function invalidateNonces(uint256 word, uint256 mask) external;
+
+    // ------------------------------------------------------------------ delivery and disputes
+
+    /// @notice The provider (or its solver) hands in the output by its deadline. zk mode, or any mode
+    /// with a non-empty proof: the proof is verified and the job settles now. Optimistic mode without a
+    /// proof: the output is stored and the challenge window (or an audit's proof window) starts.
+    /// A reverse-auction job still open after its window is awarded first.
+    function deliver(bytes32 jobId, uint256[] calldata output, bytes calldata proof) external;
+
+    /// @notice Disputes an optimistic delivery during its challenge window, posting the challenge bond.
+    function challenge(bytes32 jobId) external;
+
+    /// @notice The provider (or its solver) proves a challenged or audited delivery by the proof
+    /// deadline; the job settles and any challenge bond goes to the provider.
+    function prove(bytes32 jobId, bytes calldata proof) external;
+
+    /// @notice Settles an unchallenged optimistic delivery once its challenge window has closed.
+    function finalize(bytes32 jobId) external;
+
+    /// @notice Awarded and undelivered after the provider's deadline: the locked stake goes to the
+    /// requester and the escrow is refunded, or the job fails over to the runner-up. Challenged or
+    /// audited and unproven after the proof deadline: slashed (requester refunded and compensated,
+    /// challenger repaid and rewarded).
+    function expire(bytes32 jobId) external;
+
+    /// @notice Returns the escrow of a job that was never awarded once no award is possible.
+    function refund(bytes32 jobId) external;
+
+    // ------------------------------------------------------------------ admin
+
+    function setParams(MarketParams calldata params) external;
+    function setTreasury(address treasury) external;
+    function pause() external;
+    function unpause() external;
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice AUCTION_REVERSE or AUCTION_DUTCH.
+    function auctionType() external pure returns (uint8);
+    function hashIntent(Intent calldata intent) external view returns (bytes32 jobId);
+    function DOMAIN_SEPARATOR() external view returns (bytes32);
+    function job(bytes32 jobId) external view returns (Job memory);
+    /// @notice min(deadline, awardedAt + latency); 0 while not awarded.
+    function providerDeadline(bytes32 jobId) external view returns (uint256);
+    /// @notice The stored output of an optimistic delivery (empty for zk jobs: see `Delivered`).
+    function outputOf(bytes32 jobId) external view returns (uint256[] memory);
+    function nonceBitmap(address owner, uint256 word) external view returns (uint256);
+    function isNonceUsed(address owner, uint256 nonce) external view returns (bool);
+    /// @notice What `post` pulls for `maxPrice` at the current fee.
+    function escrowFor(uint256 maxPrice) external view returns (uint256);
+    function params() external view returns (MarketParams memory);
+    function token() external view returns (address);
+    function registry() external view returns (address);
+    function staking() external view returns (address);
+    function treasury() external view returns (address);
+    // solhint-disable-next-line func-name-mixedcase
+    function MAX_FEE_BPS() external pure returns (uint16);
+}

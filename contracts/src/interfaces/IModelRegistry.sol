@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+/// @notice A registered model. Immutable once registered: a new version is a new id.
+struct ModelInfo {
+    // sha256 of the ONNX file providers run
+    bytes32 onnxSha256;
+    // hash of the EZKL settings (circuit parameters, visibility) the verifier was built for
+    bytes32 settingsHash;
+    // the IVerifier (e.g. EZKL Halo2Verifier) that checks proofs for this model
+    address verifier;
+    // index of the input commitment in the public instance vector
+    uint8 commitmentIndex;
+    // index of the first output element in the public instance vector
+    uint8 outputOffset;
+    // number of output elements
+    uint16 outputLength;
+    // length of the public instance vector; positions not named above are zero
+    uint16 instanceCount;
+    // bitmask of supported proof modes: 1 = zk, 2 = optimistic
+    uint8 proofModes;
+    // share (bps) of optimistic deliveries that must be proven anyway
+    uint16 auditRateBps;
+    // who registered the model (informational; models have no mutable state)
+    address owner;
+}
+
+/// @notice The part of a model a market needs to verify a delivery (one storage slot).
+struct ModelLayout {
+    address verifier;
+    uint8 commitmentIndex;
+    uint8 outputOffset;
+    uint16 outputLength;
+    uint16 instanceCount;
+    uint16 auditRateBps;
+}
+
+/// @title IModelRegistry
+/// @notice Models a market can serve: the ONNX and settings hashes that pin what runs, the verifier
+/// that checks it and where the input commitment and output sit in the verifier's public instances.
+interface IModelRegistry {
+    /// @notice Emitted once per model, with everything needed to rebuild the record.
+    event ModelRegistered(bytes32 indexed modelId, address indexed owner, ModelInfo info);
+
+    /// @notice The id is not registered.
+    error UnknownModel(bytes32 modelId);
+    /// @notice The same registrant already registered the same record.
+    error DuplicateModel(bytes32 modelId);
+    /// @notice The verifier is the zero address.
+    error ZeroVerifier();
+    /// @notice The verifier has no code.
+    error VerifierHasNoCode(address verifier);
+    /// @notice Commitment and output do not fit, or overlap, in `instanceCount` instances.
+    error BadLayout(uint8 commitmentIndex, uint8 outputOffset, uint16 outputLength, uint16 instanceCount);
+    /// @notice `proofModes` must be 1, 2 or 3.
+    error BadProofModes(uint8 proofModes);
+    /// @notice `auditRateBps` above 10000.
+    error BadAuditRate(uint16 auditRateBps);
+
+    /// @notice Registers a model. The caller becomes its owner (the `owner` field is ignored).
+    /// @return modelId keccak256(abi.encode(msg.sender, info with owner = msg.sender)).
+    function register(ModelInfo calldata info) external returns (bytes32 modelId);
+
+    /// @notice The id `register` would return for `info` sent by `registrant`.
+    function computeModelId(address registrant, ModelInfo calldata info) external pure returns (bytes32);
+
+    /// @notice The record of a model; reverts `UnknownModel` if none.
+    function model(bytes32 modelId) external view returns (ModelInfo memory);
+
+    /// @notice Whether `modelId` is registered.
+    function isRegistered(bytes32 modelId) external view returns (bool);
+
+    /// @notice The supported proof-mode bitmask, 0 if the model is unknown (one slot read).
+    function proofModesOf(bytes32 modelId) external view returns (uint8);
+
+    /// @notice What a market needs to verify a delivery (one slot read); reverts `UnknownModel`.
+    function layoutOf(bytes32 modelId) external view returns (ModelLayout memory);
+}

@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+/// @title IStaking
+/// @notice Provider stake shared by all markets. Providers stake, unbond after a delay, register an
+/// operator record and authorise solvers; markets (owner-authorised) lock stake per job, unlock it on
+/// settlement and slash it on failure, never beyond what was locked for that job.
+/// Invariant: for every provider, stakeOf >= lockedOf + unbondingOf.
+interface IStaking {
+    /// @notice What a provider tells solvers about itself. Self-declared, not enforced.
+    struct Operator {
+        string endpoint; // the provider's HTTP quote/job API
+        bytes2 region; // where it runs (matches Intent.region hints)
+        bytes32 hardwareClass; // e.g. keccak256("nvidia-h100")
+        bytes32[] models; // model ids it serves
+        bool registered;
+    }
+
+    /// @notice Counters solvers route by. Bumped by markets.
+    struct Stats {
+        uint64 jobsWon; // stake locked for an award
+        uint64 deliveredInTime; // settled (delivery was before the provider's deadline)
+        uint64 expired; // missed a delivery deadline
+        uint64 slashed; // jobs whose stake was slashed (expiry or failed proof)
+    }
+
+    event Staked(address indexed provider, address indexed payer, uint256 amount);
+    event UnstakeRequested(address indexed provider, uint256 amount, uint256 totalUnbonding, uint64 readyAt);
+    event Withdrawn(address indexed provider, uint256 amount);
+    event OperatorRegistered(
+        address indexed provider, string endpoint, bytes2 region, bytes32 hardwareClass, bytes32[] models
+    );
+    event SolverSet(address indexed provider, address indexed solver, bool allowed);
+    event MarketSet(address indexed market, bool allowed);
+    event UnbondingDelaySet(uint64 delay);
+    event StakeLocked(
+        address indexed provider, bytes32 indexed jobId, address indexed market, uint256 amount
+    );
+    event StakeUnlocked(address indexed provider, bytes32 indexed jobId, uint256 amount);
+    event StakeSlashed(
+        address indexed provider, bytes32 indexed jobId, address indexed recipient, uint256 amount
+    );
+    event ExpiryRecorded(address indexed provider, bytes32 indexed jobId);
+
+    error ZeroAmount();
+    error ZeroAddress();
+    error FeeOnTransferToken(uint256 expected, uint256 received);
+    error InsufficientStake(address provider, uint256 available, uint256 required);
+    error NothingToWithdraw(address provider);
+    error UnbondingNotReady(uint64 readyAt, uint256 nowTime);
+    error NotMarket(address caller);
+    error AlreadyLocked(address provider, bytes32 jobId);
+    error NotLocked(address provider, bytes32 jobId);
+    error SlashExceedsLock(uint256 amount, uint256 locked);
+    error AmountTooLarge(uint256 amount);
+    error UnbondingDelayTooLong(uint64 delay, uint64 max);
+
+    /// @notice Stakes `amount` for the caller.
+    function stake(uint256 amount) external;
+    /// @notice Stakes `amount` (paid by the caller) for `provider`.
+    function stakeFor(address provider, uint256 amount) external;
+    /// @notice Starts unbonding `amount` of the caller's available stake; resets the unbonding clock
+    /// of everything already unbonding to now + unbondingDelay.
+    function requestUnstake(uint256 amount) external;
+    /// @notice Pays out everything unbonding once the delay has passed.
+    function withdraw() external returns (uint256 amount);
+    /// @notice Publishes (or replaces) the caller's operator record.
+    function registerOperator(
+        string calldata endpoint,
+        bytes2 region,
+        bytes32 hardwareClass,
+        bytes32[] calldata models
+    ) external;
+    /// @notice Lets `solver` bid, fill, deliver and prove on the caller's behalf (or revokes it).
+    function setSolver(address solver, bool allowed) external;
+    /// @notice Owner: authorises a market to lock, unlock and slash.
+    function setMarket(address market, bool allowed) external;
+    /// @notice Owner: sets the unbonding delay (applies to later requests).
+    function setUnbondingDelay(uint64 delay) external;
+
+    /// @notice Market: locks `amount` of `provider`'s available stake for `jobId`; bumps jobsWon.
+    function lock(address provider, bytes32 jobId, uint256 amount) external;
+    /// @notice Market: releases what is still locked for `jobId`; bumps deliveredInTime.
+    function unlock(address provider, bytes32 jobId) external returns (uint256 released);
+    /// @notice Market: pays `amount` of the stake locked for `jobId` to `recipient`; reverts
+    /// `SlashExceedsLock` if more than is locked. Bumps `slashed` on the first slash of a lock.
+    function slash(address provider, bytes32 jobId, uint256 amount, address recipient) external;
+    /// @notice Market: bumps `expired` for a missed delivery deadline.
+    function recordExpiry(address provider, bytes32 jobId) external;
+
+    function token() external view returns (address);
+    function unbondingDelay() external view returns (uint64);
+    function isMarket(address market) external view returns (bool);
+    function isAuthorized(address provider, address caller) external view returns (bool);
+    function stakeOf(address provider) external view returns (uint256);
+    function lockedOf(address provider) external view returns (uint256);
+    function unbondingOf(address provider) external view returns (uint256 amount, uint64 readyAt);
+    /// @notice stake - locked - unbonding: what a new job can lock.
+    function availableOf(address provider) external view returns (uint256);
+    function lockedFor(address provider, bytes32 jobId) external view returns (uint256);
+    function operator(address provider) external view returns (Operator memory);
+    function stats(address provider) external view returns (Stats memory);
+}

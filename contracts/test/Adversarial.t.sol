@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {TenderFixture} from "./utils/TenderFixture.sol";
+import {IntentBuilder} from "./utils/IntentBuilder.sol";
+import {FeeOnTransferToken} from "./mocks/FeeOnTransferToken.sol";
+import {ReentrantToken} from "./mocks/ReentrantToken.sol";
+import {ReverseAuctionMarket} from "../src/ReverseAuctionMarket.sol";
+import {DutchAuctionMarket} from "../src/DutchAuctionMarket.sol";
+import {Staking} from "../src/Staking.sol";
+import {IMarket} from "../src/interfaces/IMarket.sol";
+import {Bid, Intent, JobState, AUCTION_DUTCH, PROOF_OPTIMISTIC} from "../src/MarketStructs.sol";
+
+/// @notice Hostile tokens and edge timing.
+contract AdversarialTest is TenderFixture {
+    using IntentBuilder for Intent;
+
+    function setUp() public {
+        _deployCore();
+    }
+
+    function test_post_refusesFeeOnTransferToken() public {
+        FeeOnTransferToken fot = new FeeOnTransferToken();
+        ReverseAuctionMarket m =
+            new ReverseAuctionMarket(fot, registry, staking, treasury, owner, _defaultParams());
+        fot.mint(requester, 10e18);
+        vm.prank(requester);
+        fot.approve(address(m), type(uint256).max);
+        Intent memory intent = IntentBuilder.init(requester, modelId);
+        vm.prank(requester);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.FeeOnTransferToken.selector, 101e16, 101e16 - 101e14));
+        m.post(intent);
+        assertEq(uint8(m.job(m.hashIntent(intent)).state), uint8(JobState.None));
+        assertEq(fot.balanceOf(requester), 10e18);
+    }
+
+    /// @dev A token that re-enters the market from inside the settlement transfer is stopped by the guard,
+    /// and the settlement itself completes.
+    function test_deliver_hostileTokenCannotReenter() public {
+        ReentrantToken hostile = new ReentrantToken();
+        Staking s = new Staking(hostile, owner, UNBONDING);
+        ReverseAuctionMarket m =
+            new ReverseAuctionMarket(hostile, registry, s, treasury, owner, _defaultParams());
+        vm.prank(owner);
+        s.setMarket(address(m), true);
+        hostile.mint(requester, 10e18);
+        hostile.mint(provider, STAKE);
+        vm.prank(requester);
+        hostile.approve(address(m), type(uint256).max);
+        vm.startPrank(provider);
+        hostile.approve(address(s), type(uint256).max);
+        s.stake(STAKE);
+        vm.stopPrank();
+
+        Intent memory intent = IntentBuilder.init(requester, modelId);
+        vm.prank(requester);
+        bytes32 jobId = m.post(intent);
+        vm.prank(provider);
+        m.bid(jobId, Bid(provider, 5e17, 60));
+        vm.warp(block.timestamp + 60);
+        m.award(jobId);
+
+        // arm: on the next transfer, try to expire the job again from inside the market
+        hostile.arm(address(m), abi.encodeCall(IMarket.expire, (jobId)));
+        uint256[] memory out = _output();
+        vm.prank(provider);
+        m.deliver(jobId, out, _proof(intent.inputCommitment, out));
+        assertTrue(hostile.attempted());
+        assertFalse(hostile.succeeded());
+        assertEq(bytes4(hostile.revertData()), ReentrancyGuardTransient.ReentrancyGuardReentrantCall.selector);
+        assertEq(uint8(m.job(jobId).state), uint8(JobState.Settled));
+        assertEq(hostile.balanceOf(address(m)), 0);
+    }
+
+    /// @dev An honest optimistic delivery that is challenged: the provider proves and takes the bond.
+    function test_challenge_againstHonestDeliveryLosesBond() public {
+        DutchAuctionMarket m =
+            new DutchAuctionMarket(token, registry, staking, treasury, owner, _defaultParams());
+        vm.prank(owner);
+        staking.setMarket(address(m), true);
+        vm.prank(requester);
+        token.approve(address(m), type(uint256).max);
+        vm.prank(challenger);
+        token.approve(address(m), type(uint256).max);
+        Intent memory intent = IntentBuilder.init(requester, modelId).withAuctionType(AUCTION_DUTCH)
+            .withStartPrice(5e17).withProofMode(PROOF_OPTIMISTIC);
+        vm.prank(requester);
+        bytes32 jobId = m.post(intent);
+        vm.prank(provider);
+        m.fill(jobId, provider, 60);
+        vm.prank(provider);
+        m.deliver(jobId, _output(), "");
+        uint256 chal = token.balanceOf(challenger);
+        vm.prank(challenger);
+        m.challenge(jobId);
+        uint256 prov = token.balanceOf(provider);
+        vm.prank(provider);
+        m.prove(jobId, _proof(intent.inputCommitment, _output()));
+        assertEq(token.balanceOf(challenger), chal - 1e17);
+        assertEq(token.balanceOf(provider), prov + 5e17 + 1e17);
+        assertEq(token.balanceOf(address(m)), 0);
+    }
+
+    /// @dev Every path ends with the market holding nothing for the job.
+    function testFuzz_lifecycle_marketEndsEmpty(uint8 path, uint32 delay) public {
+        ReverseAuctionMarket m =
+            new ReverseAuctionMarket(token, registry, staking, treasury, owner, _defaultParams());
+        vm.prank(owner);
+        staking.setMarket(address(m), true);
+        vm.prank(requester);
+        token.approve(address(m), type(uint256).max);
+        vm.prank(challenger);
+        token.approve(address(m), type(uint256).max);
+        Intent memory intent =
+            IntentBuilder.init(requester, modelId).withProofMode(PROOF_OPTIMISTIC).withFailover(true);
+        vm.prank(requester);
+        bytes32 jobId = m.post(intent);
+        path = uint8(bound(path, 0, 5));
+        delay = uint32(bound(delay, 0, 5000));
+        if (path == 0) {
+            vm.warp(block.timestamp + 60 + delay);
+            m.refund(jobId);
+        } else {
+            vm.prank(provider2);
+            m.bid(jobId, Bid(provider2, 6e17, 60));
+            vm.prank(provider);
+            m.bid(jobId, Bid(provider, 5e17, 60));
+            vm.warp(block.timestamp + 60);
+            m.award(jobId);
+            if (path == 1) {
+                vm.warp(block.timestamp + 61 + delay % 200);
+                m.expire(jobId); // fails over to provider2
+                vm.warp(block.timestamp + 61 + delay % 100);
+                if (block.timestamp < intent.deadline + 1) vm.warp(intent.deadline + 1);
+                m.expire(jobId);
+            } else {
+                vm.prank(provider);
+                m.deliver(jobId, _output(), "");
+                if (path == 2) {
+                    vm.warp(block.timestamp + 1800 + delay);
+                    m.finalize(jobId);
+                } else {
+                    vm.prank(challenger);
+                    m.challenge(jobId);
+                    if (path == 3) {
+                        vm.prank(provider);
+                        m.prove(jobId, _proof(intent.inputCommitment, _output()));
+                    } else {
+                        vm.warp(block.timestamp + 901 + delay);
+                        m.expire(jobId);
+                    }
+                }
+            }
+        }
+        JobState s = m.job(jobId).state;
+        assertTrue(uint8(s) >= uint8(JobState.Settled), "terminal");
+        assertEq(token.balanceOf(address(m)), 0, "market empty");
+        assertEq(staking.lockedOf(provider) + staking.lockedOf(provider2), 0, "no stake locked");
+    }
+}

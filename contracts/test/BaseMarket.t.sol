@@ -1,0 +1,1233 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {TenderFixture} from "./utils/TenderFixture.sol";
+import {IntentBuilder} from "./utils/IntentBuilder.sol";
+import {MockVerifier} from "./mocks/MockVerifier.sol";
+import {MockERC1271Wallet} from "./mocks/MockERC1271Wallet.sol";
+import {MockConsumer} from "./mocks/MockConsumer.sol";
+import {IMarket} from "../src/interfaces/IMarket.sol";
+import {IStaking} from "../src/interfaces/IStaking.sol";
+import {IModelRegistry} from "../src/interfaces/IModelRegistry.sol";
+import {
+    Intent,
+    Job,
+    JobState,
+    MarketParams,
+    AUCTION_REVERSE,
+    AUCTION_DUTCH,
+    PROOF_ZK,
+    PROOF_OPTIMISTIC
+} from "../src/MarketStructs.sol";
+
+/// @notice The suite every auction type must pass. A concrete test supplies the market (factory), its
+/// default intent and how a job gets awarded.
+abstract contract BaseMarketTest is TenderFixture {
+    using IntentBuilder for Intent;
+
+    uint256 internal constant SECP256K1_N =
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
+    bytes32 internal constant DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+
+    IMarket internal market;
+
+    // ------------------------------------------------------------------ factory (per auction type)
+
+    function _deployMarket(IERC20 token_, MarketParams memory params_) internal virtual returns (IMarket);
+
+    /// @dev A valid intent for this auction type from `requester` on `modelId`.
+    function _intent() internal view virtual returns (Intent memory);
+
+    /// @dev Drives an Open job to Awarded with `who` as provider, asking `price` with `latency`.
+    function _awardTo(bytes32 jobId, address who, uint96 price, uint32 latency) internal virtual;
+
+    function setUp() public virtual {
+        _deployCore();
+        market = _deployMarket(token, _defaultParams());
+        vm.prank(owner);
+        staking.setMarket(address(market), true);
+        vm.prank(requester);
+        token.approve(address(market), type(uint256).max);
+        vm.prank(challenger);
+        token.approve(address(market), type(uint256).max);
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    function _post(Intent memory intent) internal returns (bytes32 jobId) {
+        vm.prank(intent.requester);
+        jobId = market.post(intent);
+    }
+
+    function _awarded(Intent memory intent) internal returns (bytes32 jobId) {
+        jobId = _post(intent);
+        _awardTo(jobId, provider, 5e17, 60);
+    }
+
+    function _deliver(bytes32 jobId, Intent memory intent) internal {
+        uint256[] memory out = _output();
+        vm.prank(provider);
+        market.deliver(jobId, out, _proof(intent.inputCommitment, out));
+    }
+
+    function _deliverOptimistic(bytes32 jobId) internal {
+        vm.prank(provider);
+        market.deliver(jobId, _output(), "");
+    }
+
+    function _sign(Intent memory intent, uint256 key) internal view returns (bytes memory) {
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, market.hashIntent(intent));
+        return abi.encodePacked(r, s, v);
+    }
+
+    function _digest(Intent memory intent, uint256 chainId, address verifyingContract)
+        internal
+        pure
+        returns (bytes32)
+    {
+        bytes32 domain = keccak256(
+            abi.encode(DOMAIN_TYPEHASH, keccak256("Tender"), keccak256("1"), chainId, verifyingContract)
+        );
+        return keccak256(abi.encodePacked("\x19\x01", domain, _structHash(intent)));
+    }
+
+    /// @dev Independent of IntentLib: hashStruct written out word by word.
+    function _structHash(Intent memory i) internal pure returns (bytes32) {
+        bytes32 typeHash = keccak256(
+            "Intent(address requester,bytes32 modelId,uint256 inputCommitment,bytes inputLocation,uint256 maxPrice,"
+            "uint256 startPrice,uint8 auctionType,uint32 auctionWindow,uint64 deadline,uint8 proofMode,"
+            "uint256 minStake,bytes2 region,uint16 priceWeightBps,bool allowFailover,uint32 callbackGasLimit,"
+            "uint256 nonce,uint64 expiry)"
+        );
+        bytes memory a = abi.encode(
+            typeHash,
+            i.requester,
+            i.modelId,
+            i.inputCommitment,
+            keccak256(i.inputLocation),
+            i.maxPrice,
+            i.startPrice,
+            uint256(i.auctionType),
+            uint256(i.auctionWindow)
+        );
+        bytes memory b = abi.encode(
+            uint256(i.deadline),
+            uint256(i.proofMode),
+            i.minStake,
+            bytes32(i.region),
+            uint256(i.priceWeightBps),
+            i.allowFailover ? uint256(1) : 0,
+            uint256(i.callbackGasLimit),
+            i.nonce,
+            uint256(i.expiry)
+        );
+        return keccak256(bytes.concat(a, b));
+    }
+
+    /// @dev Everything a rejected call must leave unchanged.
+    function _fingerprint(bytes32 jobId) internal view returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                market.job(jobId),
+                token.balanceOf(address(market)),
+                token.balanceOf(requester),
+                token.balanceOf(provider),
+                token.balanceOf(challenger),
+                staking.lockedOf(provider),
+                staking.stakeOf(provider),
+                market.nonceBitmap(requester, 0)
+            )
+        );
+    }
+
+    function _escrow(uint256 maxPrice) internal view returns (uint256) {
+        return maxPrice + maxPrice * market.params().feeBps / 10_000;
+    }
+
+    function _state(bytes32 jobId) internal view returns (JobState) {
+        return market.job(jobId).state;
+    }
+
+    function _expectRejectedPost(Intent memory intent, bytes memory err) internal {
+        bytes32 jobId = market.hashIntent(intent);
+        bytes32 before = _fingerprint(jobId);
+        vm.prank(intent.requester);
+        vm.expectRevert(err);
+        market.post(intent);
+        assertEq(_fingerprint(jobId), before, "state changed");
+    }
+
+    // ================================================================== post
+
+    function test_post_opensJobAndEscrows() public {
+        Intent memory intent = _intent();
+        uint256 balance = token.balanceOf(requester);
+        bytes32 expectedId = market.hashIntent(intent);
+        bytes32 jobId = _post(intent);
+        assertEq(jobId, expectedId);
+        Job memory j = market.job(jobId);
+        assertEq(uint8(j.state), uint8(JobState.Open));
+        assertEq(j.requester, requester);
+        assertEq(j.modelId, intent.modelId);
+        assertEq(j.inputCommitment, intent.inputCommitment);
+        assertEq(j.maxPrice, intent.maxPrice);
+        assertEq(j.feeBps, 100);
+        assertEq(j.postedAt, block.timestamp);
+        assertEq(j.auctionEnd, block.timestamp + intent.auctionWindow);
+        assertEq(j.deadline, intent.deadline);
+        assertEq(token.balanceOf(requester), balance - _escrow(intent.maxPrice));
+        assertEq(token.balanceOf(address(market)), _escrow(intent.maxPrice));
+        assertTrue(market.isNonceUsed(requester, intent.nonce));
+        assertEq(market.escrowFor(intent.maxPrice), _escrow(intent.maxPrice));
+    }
+
+    function test_post_emitsIntentPosted() public {
+        Intent memory intent = _intent();
+        bytes32 jobId = market.hashIntent(intent);
+        vm.expectEmit(address(market));
+        emit IMarket.IntentPosted(
+            jobId,
+            requester,
+            intent.modelId,
+            intent,
+            _escrow(intent.maxPrice),
+            100,
+            uint40(block.timestamp + intent.auctionWindow),
+            requester
+        );
+        _post(intent);
+    }
+
+    function test_post_revertsWhenNotRequester() public {
+        Intent memory intent = _intent();
+        bytes32 jobId = market.hashIntent(intent);
+        bytes32 before = _fingerprint(jobId);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.NotRequester.selector, stranger, requester));
+        market.post(intent);
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    function test_post_revertsOnWrongAuctionType() public {
+        Intent memory intent = _intent();
+        uint8 expected = market.auctionType();
+        intent.auctionType = expected == AUCTION_REVERSE ? AUCTION_DUTCH : AUCTION_REVERSE;
+        _expectRejectedPost(
+            intent, abi.encodeWithSelector(IMarket.WrongAuctionType.selector, intent.auctionType, expected)
+        );
+    }
+
+    function test_post_revertsWhenExpired() public {
+        Intent memory intent = _intent().withExpiry(uint64(block.timestamp));
+        _expectRejectedPost(
+            intent, abi.encodeWithSelector(IMarket.IntentExpired.selector, intent.expiry, block.timestamp)
+        );
+    }
+
+    function test_post_acceptsOneSecondBeforeExpiry() public {
+        Intent memory intent = _intent().withExpiry(uint64(block.timestamp + 1));
+        _post(intent);
+    }
+
+    function test_post_revertsOnUnknownModel() public {
+        Intent memory intent = _intent().withModel(keccak256("nope"));
+        _expectRejectedPost(intent, abi.encodeWithSelector(IMarket.UnknownModel.selector, intent.modelId));
+    }
+
+    function test_post_revertsOnUnsupportedProofMode() public {
+        Intent memory intent = _intent().withModel(zkOnlyModelId).withProofMode(PROOF_OPTIMISTIC);
+        _expectRejectedPost(
+            intent,
+            abi.encodeWithSelector(IMarket.UnsupportedProofMode.selector, zkOnlyModelId, PROOF_OPTIMISTIC)
+        );
+        intent = _intent().withProofMode(2);
+        _expectRejectedPost(intent, abi.encodeWithSelector(IMarket.UnsupportedProofMode.selector, modelId, 2));
+    }
+
+    function test_post_revertsOnZeroMaxPrice() public {
+        Intent memory intent = _intent().withMaxPrice(0).withStartPrice(0);
+        _expectRejectedPost(intent, abi.encodeWithSelector(IMarket.ZeroMaxPrice.selector));
+    }
+
+    function test_post_revertsOnMaxPriceAbove96Bits() public {
+        uint256 tooBig = uint256(type(uint96).max) + 1;
+        Intent memory intent = _intent().withMaxPrice(tooBig);
+        _expectRejectedPost(
+            intent, abi.encodeWithSelector(IMarket.ValueTooLarge.selector, tooBig, uint256(type(uint96).max))
+        );
+    }
+
+    function test_post_revertsOnMinStakeAbove96Bits() public {
+        uint256 tooBig = uint256(type(uint96).max) + 1;
+        Intent memory intent = _intent().withMinStake(tooBig);
+        _expectRejectedPost(
+            intent, abi.encodeWithSelector(IMarket.ValueTooLarge.selector, tooBig, uint256(type(uint96).max))
+        );
+    }
+
+    function test_post_revertsOnZeroWindow() public {
+        Intent memory intent = _intent().withWindow(0);
+        _expectRejectedPost(
+            intent, abi.encodeWithSelector(IMarket.BadWindow.selector, 0, intent.deadline, block.timestamp)
+        );
+    }
+
+    function test_post_revertsWhenWindowReachesDeadline() public {
+        Intent memory intent = _intent().withWindow(100).withDeadline(uint64(block.timestamp + 100));
+        _expectRejectedPost(
+            intent, abi.encodeWithSelector(IMarket.BadWindow.selector, 100, intent.deadline, block.timestamp)
+        );
+        // one second of room is enough
+        _post(intent.withDeadline(uint64(block.timestamp + 101)));
+    }
+
+    function test_post_revertsOnDeadlineBeyond40Bits() public {
+        Intent memory intent = _intent().withDeadline(uint64(type(uint40).max) + 1);
+        _expectRejectedPost(
+            intent,
+            abi.encodeWithSelector(
+                IMarket.BadWindow.selector, intent.auctionWindow, intent.deadline, block.timestamp
+            )
+        );
+    }
+
+    function test_post_revertsOnBadPriceWeight() public {
+        _expectRejectedPost(
+            _intent().withPriceWeight(0), abi.encodeWithSelector(IMarket.BadPriceWeight.selector, 0)
+        );
+        _expectRejectedPost(
+            _intent().withPriceWeight(10_001), abi.encodeWithSelector(IMarket.BadPriceWeight.selector, 10_001)
+        );
+    }
+
+    function test_post_revertsOnCallbackGasTooHigh() public {
+        Intent memory intent = _intent().withCallbackGas(500_001);
+        _expectRejectedPost(
+            intent, abi.encodeWithSelector(IMarket.CallbackGasTooHigh.selector, 500_001, 500_000)
+        );
+    }
+
+    function test_post_revertsOnReusedNonce() public {
+        Intent memory intent = _intent();
+        _post(intent);
+        // same nonce, different content: still refused
+        Intent memory again = _intent().withMaxPrice(2e18);
+        _expectRejectedPost(
+            again, abi.encodeWithSelector(IMarket.NonceAlreadyUsed.selector, requester, intent.nonce)
+        );
+    }
+
+    function test_post_revertsWhenPaused() public {
+        vm.prank(owner);
+        market.pause();
+        _expectRejectedPost(_intent(), abi.encodeWithSelector(Pausable.EnforcedPause.selector));
+    }
+
+    function test_post_revertsWithoutAllowance() public {
+        vm.prank(requester);
+        token.approve(address(market), 0);
+        Intent memory intent = _intent();
+        vm.prank(requester);
+        vm.expectRevert();
+        market.post(intent);
+        assertEq(uint8(_state(market.hashIntent(intent))), uint8(JobState.None));
+    }
+
+    function testFuzz_post_escrowIsMaxPricePlusFee(uint96 maxPrice, uint16 feeBps) public {
+        maxPrice = uint96(bound(maxPrice, 2, 500e18));
+        feeBps = uint16(bound(feeBps, 0, 500));
+        MarketParams memory p = _defaultParams();
+        p.feeBps = feeBps;
+        vm.prank(owner);
+        market.setParams(p);
+        Intent memory intent = _intent().withMaxPrice(maxPrice);
+        if (intent.startPrice != 0) intent.startPrice = maxPrice / 2;
+        uint256 balance = token.balanceOf(requester);
+        _post(intent);
+        assertEq(
+            balance - token.balanceOf(requester), uint256(maxPrice) + uint256(maxPrice) * feeBps / 10_000
+        );
+    }
+
+    // ================================================================== submitSigned
+
+    function test_submitSigned_acceptsValidSignature() public {
+        Intent memory intent = _intent();
+        bytes memory sig = _sign(intent, requesterKey);
+        vm.prank(stranger);
+        bytes32 jobId = market.submitSigned(intent, sig);
+        assertEq(uint8(_state(jobId)), uint8(JobState.Open));
+        assertEq(token.balanceOf(address(market)), _escrow(intent.maxPrice));
+    }
+
+    function test_submitSigned_digestMatchesIndependentEncoding() public view {
+        Intent memory intent = _intent().withRegion("eu").withFailover(true).withCallbackGas(1).withNonce(300);
+        assertEq(market.hashIntent(intent), _digest(intent, block.chainid, address(market)));
+        bytes32 domain = keccak256(
+            abi.encode(DOMAIN_TYPEHASH, keccak256("Tender"), keccak256("1"), block.chainid, address(market))
+        );
+        assertEq(market.DOMAIN_SEPARATOR(), domain);
+    }
+
+    function _expectRejectedSigned(Intent memory intent, bytes memory sig, bytes memory err) internal {
+        bytes32 jobId = market.hashIntent(intent);
+        bytes32 before = _fingerprint(jobId);
+        vm.prank(stranger);
+        vm.expectRevert(err);
+        market.submitSigned(intent, sig);
+        assertEq(_fingerprint(jobId), before, "state changed");
+    }
+
+    function test_submitSigned_revertsOnWrongChainId() public {
+        Intent memory intent = _intent();
+        (uint8 v, bytes32 r, bytes32 s) =
+            vm.sign(requesterKey, _digest(intent, block.chainid + 1, address(market)));
+        _expectRejectedSigned(
+            intent,
+            abi.encodePacked(r, s, v),
+            abi.encodeWithSelector(IMarket.InvalidSignature.selector, requester, market.hashIntent(intent))
+        );
+    }
+
+    function test_submitSigned_revertsAfterChainFork() public {
+        Intent memory intent = _intent();
+        bytes memory sig = _sign(intent, requesterKey);
+        vm.chainId(block.chainid + 7);
+        _expectRejectedSigned(
+            intent,
+            sig,
+            abi.encodeWithSelector(IMarket.InvalidSignature.selector, requester, market.hashIntent(intent))
+        );
+    }
+
+    function test_submitSigned_revertsOnWrongContract() public {
+        Intent memory intent = _intent();
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(requesterKey, _digest(intent, block.chainid, stranger));
+        _expectRejectedSigned(
+            intent,
+            abi.encodePacked(r, s, v),
+            abi.encodeWithSelector(IMarket.InvalidSignature.selector, requester, market.hashIntent(intent))
+        );
+    }
+
+    function test_submitSigned_revertsOnReplay() public {
+        Intent memory intent = _intent();
+        bytes memory sig = _sign(intent, requesterKey);
+        market.submitSigned(intent, sig);
+        _expectRejectedSigned(
+            intent, sig, abi.encodeWithSelector(IMarket.NonceAlreadyUsed.selector, requester, intent.nonce)
+        );
+    }
+
+    function test_submitSigned_revertsOnCancelledNonce() public {
+        Intent memory intent = _intent().withNonce(257);
+        bytes memory sig = _sign(intent, requesterKey);
+        vm.prank(requester);
+        market.invalidateNonces(1, 1 << 1);
+        _expectRejectedSigned(
+            intent, sig, abi.encodeWithSelector(IMarket.NonceAlreadyUsed.selector, requester, 257)
+        );
+    }
+
+    function test_submitSigned_revertsOnHighS() public {
+        Intent memory intent = _intent();
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(requesterKey, market.hashIntent(intent));
+        bytes32 highS = bytes32(SECP256K1_N - uint256(s));
+        uint8 flippedV = v == 27 ? 28 : 27;
+        // the malleated signature recovers the same signer with raw ecrecover ...
+        assertEq(ecrecover(market.hashIntent(intent), flippedV, r, highS), requester);
+        // ... but is refused
+        _expectRejectedSigned(
+            intent,
+            abi.encodePacked(r, highS, flippedV),
+            abi.encodeWithSelector(IMarket.InvalidSignature.selector, requester, market.hashIntent(intent))
+        );
+    }
+
+    function test_submitSigned_revertsOnZeroAddressRecovery() public {
+        // an intent "from" address(0) with a signature that ecrecovers to address(0)
+        Intent memory intent = _intent().withRequester(address(0));
+        bytes memory sig = abi.encodePacked(bytes32(uint256(1)), bytes32(uint256(1)), uint8(29));
+        _expectRejectedSigned(
+            intent,
+            sig,
+            abi.encodeWithSelector(IMarket.InvalidSignature.selector, address(0), market.hashIntent(intent))
+        );
+    }
+
+    function test_submitSigned_revertsOnSignatureByAnotherKey() public {
+        Intent memory intent = _intent();
+        (, uint256 otherKey) = makeKey("other");
+        _expectRejectedSigned(
+            intent,
+            _sign(intent, otherKey),
+            abi.encodeWithSelector(IMarket.InvalidSignature.selector, requester, market.hashIntent(intent))
+        );
+    }
+
+    function test_submitSigned_revertsOnMalformedSignature() public {
+        Intent memory intent = _intent();
+        _expectRejectedSigned(
+            intent,
+            hex"1234",
+            abi.encodeWithSelector(IMarket.InvalidSignature.selector, requester, market.hashIntent(intent))
+        );
+    }
+
+    function test_submitSigned_acceptsERC1271() public {
+        (address walletOwner, uint256 walletKey) = makeKey("walletOwner");
+        MockERC1271Wallet wallet = new MockERC1271Wallet(walletOwner);
+        token.mint(address(wallet), 10e18);
+        wallet.approve(token, address(market), type(uint256).max);
+        Intent memory intent = _intent().withRequester(address(wallet));
+        bytes memory sig = _sign(intent, walletKey);
+        bytes32 jobId = market.submitSigned(intent, sig);
+        assertEq(market.job(jobId).requester, address(wallet));
+        assertEq(token.balanceOf(address(wallet)), 10e18 - _escrow(intent.maxPrice));
+
+        // a signature by anyone else is refused by the wallet
+        Intent memory other = _intent().withRequester(address(wallet)).withNonce(1);
+        bytes memory wrongSig = _sign(other, requesterKey);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IMarket.InvalidSignature.selector, address(wallet), market.hashIntent(other)
+            )
+        );
+        market.submitSigned(other, wrongSig);
+    }
+
+    function test_submitSigned_revertsWhenPaused() public {
+        Intent memory intent = _intent();
+        bytes memory sig = _sign(intent, requesterKey);
+        vm.prank(owner);
+        market.pause();
+        _expectRejectedSigned(intent, sig, abi.encodeWithSelector(Pausable.EnforcedPause.selector));
+    }
+
+    // ================================================================== invalidateNonces
+
+    function test_invalidateNonces_setsBitsAndEmits() public {
+        vm.expectEmit(address(market));
+        emit IMarket.NoncesInvalidated(requester, 3, 0x05);
+        vm.prank(requester);
+        market.invalidateNonces(3, 0x05);
+        assertEq(market.nonceBitmap(requester, 3), 0x05);
+        assertTrue(market.isNonceUsed(requester, (3 << 8) | 2));
+        assertFalse(market.isNonceUsed(requester, (3 << 8) | 1));
+        assertFalse(market.isNonceUsed(stranger, (3 << 8) | 2));
+    }
+
+    function testFuzz_invalidateNonces_blocksExactlyTheMaskedNonces(uint256 word, uint256 mask, uint8 bit)
+        public
+    {
+        word = bound(word, 0, type(uint248).max);
+        vm.prank(requester);
+        market.invalidateNonces(word, mask);
+        assertEq(market.isNonceUsed(requester, (word << 8) | bit), mask & (1 << bit) != 0);
+    }
+
+    // ================================================================== deliver (zk)
+
+    function test_deliver_zkSettlesAndPays() public {
+        Intent memory intent = _intent();
+        bytes32 jobId = _awarded(intent);
+        Job memory a = market.job(jobId);
+        uint256 price = a.price;
+        uint256 fee = price * 100 / 10_000;
+        uint256 refundAmount = _escrow(intent.maxPrice) - price - fee;
+        uint256 reqBefore = token.balanceOf(requester);
+        uint256 provBefore = token.balanceOf(provider);
+        vm.warp(block.timestamp + 5);
+
+        vm.expectEmit(address(market));
+        emit IMarket.Settled(jobId, provider, price, fee, refundAmount, 5);
+        _deliver(jobId, intent);
+
+        Job memory j = market.job(jobId);
+        assertEq(uint8(j.state), uint8(JobState.Settled));
+        assertEq(j.deliveredAt, block.timestamp);
+        assertEq(token.balanceOf(provider), provBefore + price);
+        assertEq(token.balanceOf(treasury), fee);
+        assertEq(token.balanceOf(requester), reqBefore + refundAmount);
+        assertEq(token.balanceOf(address(market)), 0);
+        assertEq(staking.lockedOf(provider), 0);
+        assertEq(staking.lockedFor(provider, jobId), 0);
+        IStaking.Stats memory st = staking.stats(provider);
+        assertEq(st.jobsWon, 1);
+        assertEq(st.deliveredInTime, 1);
+        assertEq(verifier.calls(), 1);
+    }
+
+    function test_deliver_bySolverPaysProvider() public {
+        Intent memory intent = _intent();
+        bytes32 jobId = _awarded(intent);
+        uint256 price = market.job(jobId).price;
+        uint256 before = token.balanceOf(provider);
+        uint256[] memory out = _output();
+        vm.prank(solver);
+        market.deliver(jobId, out, _proof(intent.inputCommitment, out));
+        assertEq(token.balanceOf(provider), before + price);
+        assertEq(token.balanceOf(solver), 0);
+    }
+
+    function test_deliver_bindsProofToCommitment() public {
+        Intent memory intent = _intent();
+        bytes32 jobId = _awarded(intent);
+        uint256[] memory out = _output();
+        bytes32 before = _fingerprint(jobId);
+        // a valid proof for another input
+        bytes memory wrong = _proof(intent.inputCommitment + 1, out);
+        vm.prank(provider);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.ProofRejected.selector, jobId));
+        market.deliver(jobId, out, wrong);
+        // a valid proof for another output
+        uint256[] memory other = _output();
+        other[1] = 12;
+        vm.prank(provider);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.ProofRejected.selector, jobId));
+        market.deliver(jobId, out, _proof(intent.inputCommitment, other));
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    function test_deliver_revertsWhenVerifierRejects() public {
+        Intent memory intent = _intent();
+        bytes32 jobId = _awarded(intent);
+        MockVerifier.Mode[3] memory modes =
+            [MockVerifier.Mode.RejectAll, MockVerifier.Mode.Revert, MockVerifier.Mode.Garbage];
+        uint256[] memory out = _output();
+        bytes memory proof = _proof(intent.inputCommitment, out);
+        bytes32 before = _fingerprint(jobId);
+        for (uint256 i; i < modes.length; ++i) {
+            verifier.setMode(modes[i]);
+            vm.prank(provider);
+            vm.expectRevert(abi.encodeWithSelector(IMarket.ProofRejected.selector, jobId));
+            market.deliver(jobId, out, proof);
+        }
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    function test_deliver_revertsOnUnknownJob() public {
+        bytes32 jobId = keccak256("none");
+        vm.prank(provider);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.None));
+        market.deliver(jobId, _output(), "");
+    }
+
+    function test_deliver_revertsWhenSettled() public {
+        Intent memory intent = _intent();
+        bytes32 jobId = _awarded(intent);
+        _deliver(jobId, intent);
+        bytes32 before = _fingerprint(jobId);
+        uint256[] memory out = _output();
+        bytes memory proof = _proof(intent.inputCommitment, out);
+        vm.prank(provider);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Settled));
+        market.deliver(jobId, out, proof);
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    function test_deliver_revertsWhenNotAuthorized() public {
+        Intent memory intent = _intent();
+        bytes32 jobId = _awarded(intent);
+        uint256[] memory out = _output();
+        bytes memory proof = _proof(intent.inputCommitment, out);
+        bytes32 before = _fingerprint(jobId);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.NotAuthorized.selector, provider, stranger));
+        market.deliver(jobId, out, proof);
+        // another staked provider cannot deliver either
+        vm.prank(provider2);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.NotAuthorized.selector, provider, provider2));
+        market.deliver(jobId, out, proof);
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    function test_deliver_atProviderDeadlineSucceeds() public {
+        Intent memory intent = _intent();
+        bytes32 jobId = _awarded(intent);
+        vm.warp(market.providerDeadline(jobId));
+        _deliver(jobId, intent);
+        assertEq(uint8(_state(jobId)), uint8(JobState.Settled));
+    }
+
+    function test_deliver_revertsOneSecondLate() public {
+        Intent memory intent = _intent();
+        bytes32 jobId = _awarded(intent);
+        uint256 due = market.providerDeadline(jobId);
+        vm.warp(due + 1);
+        uint256[] memory out = _output();
+        bytes memory proof = _proof(intent.inputCommitment, out);
+        bytes32 before = _fingerprint(jobId);
+        vm.prank(provider);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.DeliveryTooLate.selector, jobId, due, due + 1));
+        market.deliver(jobId, out, proof);
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    function test_deliver_revertsOnOutputLengthMismatch() public {
+        Intent memory intent = _intent();
+        bytes32 jobId = _awarded(intent);
+        uint256[] memory out = new uint256[](3);
+        bytes32 before = _fingerprint(jobId);
+        vm.prank(provider);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.OutputLengthMismatch.selector, 3, 2));
+        market.deliver(jobId, out, "");
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    function test_deliver_buildsInstancesFromLayout() public {
+        Intent memory intent = _intent();
+        bytes32 jobId = _awarded(intent);
+        _deliver(jobId, intent);
+        uint256[] memory instances = new uint256[](3);
+        instances[0] = intent.inputCommitment;
+        instances[1] = 7;
+        instances[2] = 11;
+        assertEq(verifier.lastInstancesHash(), keccak256(abi.encode(instances)));
+    }
+
+    // ================================================================== deliver (optimistic)
+
+    function test_deliver_optimisticStartsChallengeWindow() public {
+        Intent memory intent = _intent().withProofMode(PROOF_OPTIMISTIC);
+        bytes32 jobId = _awarded(intent);
+        uint256[] memory out = _output();
+        vm.expectEmit(address(market));
+        emit IMarket.Delivered(
+            jobId,
+            provider,
+            out,
+            keccak256(abi.encode(out)),
+            JobState.Delivered,
+            uint40(block.timestamp + 1800)
+        );
+        _deliverOptimistic(jobId);
+        Job memory j = market.job(jobId);
+        assertEq(uint8(j.state), uint8(JobState.Delivered));
+        assertEq(j.disputeEnd, block.timestamp + 1800);
+        assertEq(j.outputHash, keccak256(abi.encode(out)));
+        assertEq(market.outputOf(jobId).length, 2);
+        assertEq(market.outputOf(jobId)[1], 11);
+        assertEq(staking.lockedFor(provider, jobId), j.stakeLocked);
+        assertEq(verifier.calls(), 0);
+    }
+
+    function test_deliver_optimisticWithProofSettlesNow() public {
+        Intent memory intent = _intent().withProofMode(PROOF_OPTIMISTIC);
+        bytes32 jobId = _awarded(intent);
+        _deliver(jobId, intent);
+        assertEq(uint8(_state(jobId)), uint8(JobState.Settled));
+    }
+
+    function test_deliver_optimisticAuditRequiresProof() public {
+        Intent memory intent = _intent().withModel(auditedModelId).withProofMode(PROOF_OPTIMISTIC);
+        bytes32 jobId = _awarded(intent);
+        vm.expectEmit(address(market));
+        emit IMarket.AuditRequired(jobId, provider, uint40(block.timestamp + 900));
+        _deliverOptimistic(jobId);
+        Job memory j = market.job(jobId);
+        assertEq(uint8(j.state), uint8(JobState.ProofRequired));
+        assertEq(j.disputeEnd, block.timestamp + 900);
+    }
+
+    // ================================================================== challenge
+
+    function _delivered() internal returns (bytes32 jobId, Intent memory intent) {
+        intent = _intent().withProofMode(PROOF_OPTIMISTIC);
+        jobId = _awarded(intent);
+        _deliverOptimistic(jobId);
+    }
+
+    function test_challenge_takesBondAndStartsProofWindow() public {
+        (bytes32 jobId,) = _delivered();
+        uint256 before = token.balanceOf(challenger);
+        vm.expectEmit(address(market));
+        emit IMarket.Challenged(jobId, challenger, 1e17, uint40(block.timestamp + 900));
+        vm.prank(challenger);
+        market.challenge(jobId);
+        Job memory j = market.job(jobId);
+        assertEq(uint8(j.state), uint8(JobState.Challenged));
+        assertEq(j.challenger, challenger);
+        assertEq(j.challengeBond, 1e17);
+        assertEq(j.disputeEnd, block.timestamp + 900);
+        assertEq(token.balanceOf(challenger), before - 1e17);
+    }
+
+    function test_challenge_lastSecondOfWindowSucceeds() public {
+        (bytes32 jobId,) = _delivered();
+        vm.warp(market.job(jobId).disputeEnd - 1);
+        vm.prank(challenger);
+        market.challenge(jobId);
+        assertEq(uint8(_state(jobId)), uint8(JobState.Challenged));
+    }
+
+    function test_challenge_revertsAtWindowEnd() public {
+        (bytes32 jobId,) = _delivered();
+        uint40 end = market.job(jobId).disputeEnd;
+        vm.warp(end);
+        bytes32 before = _fingerprint(jobId);
+        vm.prank(challenger);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.ChallengeWindowClosed.selector, jobId, end));
+        market.challenge(jobId);
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    function test_challenge_revertsWhenNotDelivered() public {
+        Intent memory intent = _intent().withProofMode(PROOF_OPTIMISTIC);
+        bytes32 jobId = _awarded(intent);
+        bytes32 before = _fingerprint(jobId);
+        vm.prank(challenger);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Awarded));
+        market.challenge(jobId);
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    function test_challenge_revertsTwice() public {
+        (bytes32 jobId,) = _delivered();
+        vm.prank(challenger);
+        market.challenge(jobId);
+        bytes32 before = _fingerprint(jobId);
+        vm.prank(challenger);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Challenged));
+        market.challenge(jobId);
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    // ================================================================== prove
+
+    function test_prove_afterChallengePaysBondToProvider() public {
+        (bytes32 jobId, Intent memory intent) = _delivered();
+        vm.prank(challenger);
+        market.challenge(jobId);
+        uint256 price = market.job(jobId).price;
+        uint256 provBefore = token.balanceOf(provider);
+        uint256 chalBefore = token.balanceOf(challenger);
+        vm.expectEmit(address(market));
+        emit IMarket.Proved(jobId, provider, 1e17);
+        vm.prank(provider);
+        market.prove(jobId, _proof(intent.inputCommitment, _output()));
+        assertEq(uint8(_state(jobId)), uint8(JobState.Settled));
+        assertEq(token.balanceOf(provider), provBefore + price + 1e17);
+        assertEq(token.balanceOf(challenger), chalBefore);
+        assertEq(token.balanceOf(address(market)), 0);
+    }
+
+    function test_prove_afterAuditSettles() public {
+        Intent memory intent = _intent().withModel(auditedModelId).withProofMode(PROOF_OPTIMISTIC);
+        bytes32 jobId = _awarded(intent);
+        _deliverOptimistic(jobId);
+        vm.warp(market.job(jobId).disputeEnd);
+        vm.prank(solver);
+        market.prove(jobId, _proof(intent.inputCommitment, _output()));
+        assertEq(uint8(_state(jobId)), uint8(JobState.Settled));
+    }
+
+    function test_prove_revertsAfterProofDeadline() public {
+        (bytes32 jobId, Intent memory intent) = _delivered();
+        vm.prank(challenger);
+        market.challenge(jobId);
+        uint40 end = market.job(jobId).disputeEnd;
+        vm.warp(end + 1);
+        bytes memory proof = _proof(intent.inputCommitment, _output());
+        bytes32 before = _fingerprint(jobId);
+        vm.prank(provider);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.ProofDeadlinePassed.selector, jobId, end));
+        market.prove(jobId, proof);
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    function test_prove_revertsOnBadProof() public {
+        (bytes32 jobId, Intent memory intent) = _delivered();
+        vm.prank(challenger);
+        market.challenge(jobId);
+        uint256[] memory other = _output();
+        other[0] = 8;
+        bytes memory proof = _proof(intent.inputCommitment, other);
+        bytes32 before = _fingerprint(jobId);
+        vm.prank(provider);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.ProofRejected.selector, jobId));
+        market.prove(jobId, proof);
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    function test_prove_revertsWhenNotAuthorized() public {
+        (bytes32 jobId, Intent memory intent) = _delivered();
+        vm.prank(challenger);
+        market.challenge(jobId);
+        bytes memory proof = _proof(intent.inputCommitment, _output());
+        bytes32 before = _fingerprint(jobId);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.NotAuthorized.selector, provider, stranger));
+        market.prove(jobId, proof);
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    function test_prove_revertsWhenUnchallenged() public {
+        (bytes32 jobId, Intent memory intent) = _delivered();
+        bytes memory proof = _proof(intent.inputCommitment, _output());
+        bytes32 before = _fingerprint(jobId);
+        vm.prank(provider);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Delivered));
+        market.prove(jobId, proof);
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    // ================================================================== finalize
+
+    function test_finalize_settlesAfterWindow() public {
+        (bytes32 jobId,) = _delivered();
+        uint256 price = market.job(jobId).price;
+        uint256 before = token.balanceOf(provider);
+        vm.warp(market.job(jobId).disputeEnd);
+        vm.prank(stranger);
+        market.finalize(jobId);
+        assertEq(uint8(_state(jobId)), uint8(JobState.Settled));
+        assertEq(token.balanceOf(provider), before + price);
+        assertEq(token.balanceOf(address(market)), 0);
+        assertEq(staking.lockedOf(provider), 0);
+    }
+
+    function test_finalize_revertsDuringWindow() public {
+        (bytes32 jobId,) = _delivered();
+        uint40 end = market.job(jobId).disputeEnd;
+        vm.warp(end - 1);
+        bytes32 before = _fingerprint(jobId);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.ChallengeWindowOpen.selector, jobId, end));
+        market.finalize(jobId);
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    function test_finalize_revertsWhenChallenged() public {
+        (bytes32 jobId,) = _delivered();
+        vm.prank(challenger);
+        market.challenge(jobId);
+        vm.warp(block.timestamp + 10_000);
+        bytes32 before = _fingerprint(jobId);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Challenged));
+        market.finalize(jobId);
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    // ================================================================== expire
+
+    function test_expire_slashesToRequesterAndRefunds() public {
+        Intent memory intent = _intent();
+        bytes32 jobId = _awarded(intent);
+        Job memory a = market.job(jobId);
+        uint256 reqBefore = token.balanceOf(requester);
+        vm.warp(market.providerDeadline(jobId) + 1);
+        vm.expectEmit(address(market));
+        emit IMarket.Expired(jobId, provider, a.stakeLocked);
+        vm.prank(stranger);
+        market.expire(jobId);
+        assertEq(uint8(_state(jobId)), uint8(JobState.Expired));
+        assertEq(token.balanceOf(requester), reqBefore + _escrow(intent.maxPrice) + a.stakeLocked);
+        assertEq(staking.stakeOf(provider), STAKE - a.stakeLocked);
+        assertEq(staking.lockedOf(provider), 0);
+        assertEq(token.balanceOf(address(market)), 0);
+        IStaking.Stats memory st = staking.stats(provider);
+        assertEq(st.expired, 1);
+        assertEq(st.slashed, 1);
+    }
+
+    function test_expire_revertsAtProviderDeadline() public {
+        Intent memory intent = _intent();
+        bytes32 jobId = _awarded(intent);
+        uint256 due = market.providerDeadline(jobId);
+        vm.warp(due);
+        bytes32 before = _fingerprint(jobId);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.NotExpired.selector, jobId, due));
+        market.expire(jobId);
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    function test_expire_revertsWhenOpen() public {
+        bytes32 jobId = _post(_intent());
+        vm.warp(block.timestamp + 10_000);
+        bytes32 before = _fingerprint(jobId);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Open));
+        market.expire(jobId);
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    function test_expire_unprovenChallengeSlashes() public {
+        (bytes32 jobId, Intent memory intent) = _delivered();
+        vm.prank(challenger);
+        market.challenge(jobId);
+        Job memory j = market.job(jobId);
+        uint256 toChallenger = uint256(j.stakeLocked) * 2000 / 10_000;
+        uint256 toRequester = j.stakeLocked - toChallenger;
+        uint256 reqBefore = token.balanceOf(requester);
+        uint256 chalBefore = token.balanceOf(challenger);
+        vm.warp(j.disputeEnd + 1);
+        vm.expectEmit(address(market));
+        emit IMarket.Slashed(jobId, provider, toRequester, toChallenger, 1e17);
+        market.expire(jobId);
+        assertEq(uint8(_state(jobId)), uint8(JobState.Slashed));
+        assertEq(token.balanceOf(requester), reqBefore + _escrow(intent.maxPrice) + toRequester);
+        assertEq(token.balanceOf(challenger), chalBefore + 1e17 + toChallenger);
+        assertEq(token.balanceOf(address(market)), 0);
+        assertEq(staking.lockedOf(provider), 0);
+        assertEq(staking.stakeOf(provider), STAKE - j.stakeLocked);
+        assertEq(staking.stats(provider).slashed, 1);
+    }
+
+    function test_expire_unprovenAuditSlashesToRequester() public {
+        Intent memory intent = _intent().withModel(auditedModelId).withProofMode(PROOF_OPTIMISTIC);
+        bytes32 jobId = _awarded(intent);
+        _deliverOptimistic(jobId);
+        Job memory j = market.job(jobId);
+        uint256 reqBefore = token.balanceOf(requester);
+        vm.warp(j.disputeEnd);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.NotExpired.selector, jobId, j.disputeEnd));
+        market.expire(jobId);
+        vm.warp(j.disputeEnd + 1);
+        market.expire(jobId);
+        assertEq(uint8(_state(jobId)), uint8(JobState.Slashed));
+        assertEq(token.balanceOf(requester), reqBefore + _escrow(intent.maxPrice) + j.stakeLocked);
+    }
+
+    // ================================================================== refund
+
+    function test_refund_revertsBeforeWindowEnd() public {
+        bytes32 jobId = _post(_intent());
+        uint40 end = market.job(jobId).auctionEnd;
+        vm.warp(end - 1);
+        bytes32 before = _fingerprint(jobId);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.AuctionNotEnded.selector, jobId, end));
+        market.refund(jobId);
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    function test_refund_returnsEscrowWithoutAward() public {
+        Intent memory intent = _intent();
+        uint256 before = token.balanceOf(requester);
+        bytes32 jobId = _post(intent);
+        vm.warp(market.job(jobId).auctionEnd);
+        vm.expectEmit(address(market));
+        emit IMarket.Refunded(jobId, requester, _escrow(intent.maxPrice));
+        vm.prank(stranger);
+        market.refund(jobId);
+        assertEq(uint8(_state(jobId)), uint8(JobState.Refunded));
+        assertEq(token.balanceOf(requester), before);
+    }
+
+    function test_refund_revertsWhenAwarded() public {
+        bytes32 jobId = _awarded(_intent());
+        vm.warp(block.timestamp + 10_000);
+        bytes32 before = _fingerprint(jobId);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Awarded));
+        market.refund(jobId);
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    // ================================================================== callbacks
+
+    function _consumerJob(MockConsumer.Behaviour b, uint32 gasLimit)
+        internal
+        returns (MockConsumer consumer, bytes32 jobId, Intent memory intent)
+    {
+        consumer = new MockConsumer();
+        consumer.setBehaviour(b);
+        token.mint(address(consumer), 10e18);
+        intent = _intent().withRequester(address(consumer)).withCallbackGas(gasLimit);
+        jobId = consumer.post(market, token, intent);
+        _awardTo(jobId, provider, 5e17, 60);
+    }
+
+    function test_deliver_callsConsumerBack() public {
+        (MockConsumer consumer, bytes32 jobId, Intent memory intent) =
+            _consumerJob(MockConsumer.Behaviour.Record, 200_000);
+        _deliver(jobId, intent);
+        assertEq(consumer.calls(), 1);
+        assertEq(consumer.lastJobId(), jobId);
+        assertEq(consumer.lastOutput(1), 11);
+    }
+
+    function test_finalize_callsConsumerBack() public {
+        MockConsumer consumer = new MockConsumer();
+        token.mint(address(consumer), 10e18);
+        Intent memory intent = _intent().withRequester(address(consumer)).withCallbackGas(200_000)
+            .withProofMode(PROOF_OPTIMISTIC);
+        bytes32 jobId = consumer.post(market, token, intent);
+        _awardTo(jobId, provider, 5e17, 60);
+        _deliverOptimistic(jobId);
+        vm.warp(market.job(jobId).disputeEnd);
+        market.finalize(jobId);
+        assertEq(consumer.calls(), 1);
+        assertEq(consumer.outputLength(), 2);
+    }
+
+    function test_deliver_failingCallbackDoesNotBlockPayment() public {
+        MockConsumer.Behaviour[4] memory behaviours = [
+            MockConsumer.Behaviour.Revert,
+            MockConsumer.Behaviour.BurnGas,
+            MockConsumer.Behaviour.ReturnBomb,
+            MockConsumer.Behaviour.Reenter
+        ];
+        for (uint256 i; i < behaviours.length; ++i) {
+            (MockConsumer consumer, bytes32 jobId, Intent memory intent) =
+                _consumerJob(behaviours[i], 200_000);
+            uint256 before = token.balanceOf(provider);
+            uint256 price = market.job(jobId).price;
+            uint256[] memory out = _output();
+            bytes memory proof = _proof(intent.inputCommitment, out);
+            vm.prank(provider);
+            market.deliver{gas: 1_000_000}(jobId, out, proof);
+            assertEq(uint8(_state(jobId)), uint8(JobState.Settled));
+            assertEq(token.balanceOf(provider), before + price);
+            if (behaviours[i] == MockConsumer.Behaviour.Reenter) {
+                assertTrue(consumer.reentryFailed(), "reentry should fail");
+            } else {
+                assertEq(consumer.calls(), 0);
+            }
+        }
+    }
+
+    function test_deliver_revertsWithTooLittleGasForCallback() public {
+        (, bytes32 jobId, Intent memory intent) = _consumerJob(MockConsumer.Behaviour.BurnGas, 400_000);
+        uint256[] memory out = _output();
+        bytes memory proof = _proof(intent.inputCommitment, out);
+        vm.prank(provider);
+        vm.expectRevert();
+        market.deliver{gas: 300_000}(jobId, out, proof);
+        assertEq(uint8(_state(jobId)), uint8(JobState.Awarded));
+    }
+
+    // ================================================================== admin
+
+    function test_setParams_updatesAndEmits() public {
+        MarketParams memory p = _defaultParams();
+        p.feeBps = 500;
+        p.challengeBond = 5e18;
+        vm.expectEmit(address(market));
+        emit IMarket.ParamsUpdated(p);
+        vm.prank(owner);
+        market.setParams(p);
+        assertEq(market.params().feeBps, 500);
+        assertEq(market.params().challengeBond, 5e18);
+    }
+
+    function test_setParams_revertsOnFeeAboveCap() public {
+        MarketParams memory p = _defaultParams();
+        p.feeBps = 501;
+        vm.prank(owner);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.FeeTooHigh.selector, 501, 500));
+        market.setParams(p);
+        assertEq(market.params().feeBps, 100);
+    }
+
+    function test_setParams_revertsOnBadParams() public {
+        MarketParams[5] memory bad;
+        for (uint256 i; i < 5; ++i) {
+            bad[i] = _defaultParams();
+        }
+        bad[0].bondMultiple = 0;
+        bad[1].challengerRewardBps = 10_001;
+        bad[2].challengeWindow = 0;
+        bad[3].proofWindow = 0;
+        bad[4].challengeBond = 0;
+        for (uint256 i; i < 5; ++i) {
+            vm.prank(owner);
+            vm.expectRevert(abi.encodeWithSelector(IMarket.BadParams.selector));
+            market.setParams(bad[i]);
+        }
+        assertEq(market.params().bondMultiple, 2);
+    }
+
+    function test_setParams_revertsWhenNotOwner() public {
+        MarketParams memory p = _defaultParams();
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
+        market.setParams(p);
+    }
+
+    function test_setParams_feeChangeDoesNotTouchOpenJobs() public {
+        Intent memory intent = _intent();
+        bytes32 jobId = _awarded(intent);
+        MarketParams memory p = _defaultParams();
+        p.feeBps = 500;
+        vm.prank(owner);
+        market.setParams(p);
+        _deliver(jobId, intent);
+        assertEq(token.balanceOf(address(market)), 0);
+        assertEq(token.balanceOf(treasury), uint256(market.job(jobId).price) * 100 / 10_000);
+    }
+
+    function test_setTreasury_updates() public {
+        vm.prank(owner);
+        market.setTreasury(stranger);
+        assertEq(market.treasury(), stranger);
+        vm.prank(owner);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.ZeroAddress.selector));
+        market.setTreasury(address(0));
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
+        market.setTreasury(stranger);
+        assertEq(market.treasury(), stranger);
+    }
+
+    function test_pause_stopsEntryButNotDelivery() public {
+        Intent memory intent = _intent();
+        bytes32 jobId = _awarded(intent);
+        vm.prank(owner);
+        market.pause();
+        _deliver(jobId, intent);
+        assertEq(uint8(_state(jobId)), uint8(JobState.Settled));
+        vm.prank(owner);
+        market.unpause();
+        _post(_intent().withNonce(1));
+    }
+
+    function test_pause_revertsWhenNotOwner() public {
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
+        market.pause();
+        vm.prank(owner);
+        market.pause();
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
+        market.unpause();
+    }
+
+    function test_constructor_revertsOnZeroAddress() public {
+        vm.expectRevert(abi.encodeWithSelector(IMarket.ZeroAddress.selector));
+        _deployMarket(IERC20(address(0)), _defaultParams());
+    }
+
+    function test_views_reportWiring() public view {
+        assertEq(market.token(), address(token));
+        assertEq(market.registry(), address(registry));
+        assertEq(market.staking(), address(staking));
+        assertEq(market.treasury(), treasury);
+        assertEq(market.MAX_FEE_BPS(), 500);
+        assertEq(market.providerDeadline(keccak256("none")), 0);
+    }
+
+    // ================================================================== accounting (fuzz)
+
+    /// @dev Whatever the price and fee, settlement pays out exactly the escrow.
+    function testFuzz_deliver_conservesEscrow(uint96 maxPrice, uint16 feeBps, uint96 price) public {
+        maxPrice = uint96(bound(maxPrice, 2, 40e18));
+        price = uint96(bound(price, 1, maxPrice));
+        feeBps = uint16(bound(feeBps, 0, 500));
+        MarketParams memory p = _defaultParams();
+        p.feeBps = feeBps;
+        p.bondMultiple = 1;
+        vm.prank(owner);
+        market.setParams(p);
+        Intent memory intent = _intent().withMaxPrice(maxPrice);
+        if (intent.startPrice != 0) intent.startPrice = price;
+        uint256 total = token.balanceOf(requester) + token.balanceOf(provider) + token.balanceOf(treasury);
+        bytes32 jobId = _post(intent);
+        _awardTo(jobId, provider, price, 60);
+        _deliver(jobId, intent);
+        assertEq(token.balanceOf(address(market)), 0);
+        assertEq(token.balanceOf(requester) + token.balanceOf(provider) + token.balanceOf(treasury), total);
+        assertLe(market.job(jobId).price, maxPrice);
+    }
+}

@@ -1,0 +1,590 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {BaseMarketTest} from "./BaseMarket.t.sol";
+import {IntentBuilder} from "./utils/IntentBuilder.sol";
+import {ReverseAuctionMarket} from "../src/ReverseAuctionMarket.sol";
+import {IReverseAuctionMarket} from "../src/interfaces/IReverseAuctionMarket.sol";
+import {IMarket} from "../src/interfaces/IMarket.sol";
+import {IModelRegistry} from "../src/interfaces/IModelRegistry.sol";
+import {IStaking} from "../src/interfaces/IStaking.sol";
+import {Bid, Intent, Job, JobState, MarketParams, AUCTION_REVERSE} from "../src/MarketStructs.sol";
+
+contract ReverseAuctionMarketTest is BaseMarketTest {
+    using IntentBuilder for Intent;
+
+    IReverseAuctionMarket internal rmarket;
+
+    function _deployMarket(IERC20 token_, MarketParams memory params_) internal override returns (IMarket) {
+        return new ReverseAuctionMarket(token_, registry, staking, treasury, owner, params_);
+    }
+
+    function _intent() internal view override returns (Intent memory) {
+        return IntentBuilder.init(requester, modelId);
+    }
+
+    function _awardTo(bytes32 jobId, address who, uint96 price, uint32 latency) internal override {
+        vm.prank(who);
+        rmarket.bid(jobId, Bid(who, price, latency));
+        vm.warp(market.job(jobId).auctionEnd);
+        rmarket.award(jobId);
+    }
+
+    function setUp() public override {
+        super.setUp();
+        rmarket = IReverseAuctionMarket(address(market));
+    }
+
+    function _bid(bytes32 jobId, address who, uint96 price, uint32 latency) internal {
+        vm.prank(who);
+        rmarket.bid(jobId, Bid(who, price, latency));
+    }
+
+    function _expectRejectedBid(bytes32 jobId, address caller, Bid memory b, bytes memory err) internal {
+        bytes32 before =
+            keccak256(abi.encode(_fingerprint(jobId), rmarket.bestBid(jobId), rmarket.runnerUp(jobId)));
+        vm.prank(caller);
+        vm.expectRevert(err);
+        rmarket.bid(jobId, b);
+        assertEq(
+            keccak256(abi.encode(_fingerprint(jobId), rmarket.bestBid(jobId), rmarket.runnerUp(jobId))),
+            before,
+            "state changed"
+        );
+    }
+
+    // ================================================================== post (reverse specifics)
+
+    function test_post_revertsOnNonZeroStartPrice() public {
+        Intent memory intent = _intent().withStartPrice(1);
+        _expectRejectedPost(
+            intent, abi.encodeWithSelector(IMarket.BadStartPrice.selector, 1, intent.maxPrice)
+        );
+    }
+
+    function test_auctionType_isReverse() public view {
+        assertEq(market.auctionType(), AUCTION_REVERSE);
+    }
+
+    // ================================================================== bid
+
+    function test_bid_firstBidLeads() public {
+        bytes32 jobId = _post(_intent());
+        uint256 score = rmarket.scoreOf(jobId, 5e17, 60);
+        vm.expectEmit(address(market));
+        emit IReverseAuctionMarket.BidPlaced(jobId, provider, provider, 5e17, 60, score, 1);
+        _bid(jobId, provider, 5e17, 60);
+        Bid memory b = rmarket.bestBid(jobId);
+        assertEq(b.provider, provider);
+        assertEq(b.price, 5e17);
+        assertEq(b.latency, 60);
+        assertEq(rmarket.runnerUp(jobId).provider, address(0));
+        // no stake is locked by a bid
+        assertEq(staking.lockedOf(provider), 0);
+    }
+
+    function test_bid_improvingBidDisplacesBestToRunnerUp() public {
+        bytes32 jobId = _post(_intent());
+        _bid(jobId, provider, 5e17, 60);
+        _bid(jobId, provider2, 4e17, 60);
+        assertEq(rmarket.bestBid(jobId).provider, provider2);
+        assertEq(rmarket.runnerUp(jobId).provider, provider);
+        assertEq(rmarket.runnerUp(jobId).price, 5e17);
+        // a third provider beats the runner-up only
+        _bid(jobId, provider3, 45e16, 60);
+        assertEq(rmarket.bestBid(jobId).provider, provider2);
+        assertEq(rmarket.runnerUp(jobId).provider, provider3);
+        // and improving again keeps the book to two distinct providers
+        _bid(jobId, provider, 3e17, 60);
+        assertEq(rmarket.bestBid(jobId).provider, provider);
+        assertEq(rmarket.runnerUp(jobId).provider, provider2);
+    }
+
+    function test_bid_leaderImprovingItselfKeepsRunnerUp() public {
+        bytes32 jobId = _post(_intent());
+        _bid(jobId, provider, 5e17, 60);
+        _bid(jobId, provider2, 4e17, 60);
+        _bid(jobId, provider2, 3e17, 60);
+        assertEq(rmarket.bestBid(jobId).price, 3e17);
+        assertEq(rmarket.runnerUp(jobId).provider, provider);
+    }
+
+    function test_bid_bySolver() public {
+        bytes32 jobId = _post(_intent());
+        vm.prank(solver);
+        rmarket.bid(jobId, Bid(provider, 5e17, 60));
+        assertEq(rmarket.bestBid(jobId).provider, provider);
+    }
+
+    function test_bid_tieKeepsEarlierBidInTheLead() public {
+        bytes32 jobId = _post(_intent());
+        _bid(jobId, provider, 5e17, 60);
+        _bid(jobId, provider2, 5e17, 60);
+        assertEq(rmarket.bestBid(jobId).provider, provider);
+        assertEq(rmarket.runnerUp(jobId).provider, provider2);
+        // a tie with the runner-up is refused
+        uint256 score = rmarket.scoreOf(jobId, 5e17, 60);
+        _expectRejectedBid(
+            jobId,
+            provider3,
+            Bid(provider3, 5e17, 60),
+            abi.encodeWithSelector(IReverseAuctionMarket.BidNotBetter.selector, score, score)
+        );
+        // the leader is paid the tied price
+        assertEq(rmarket.clearingPrice(jobId), 5e17);
+    }
+
+    function test_bid_revertsWhenNotBeatingRunnerUp() public {
+        bytes32 jobId = _post(_intent());
+        _bid(jobId, provider, 4e17, 60);
+        _bid(jobId, provider2, 5e17, 60);
+        uint256 runnerScore = rmarket.scoreOf(jobId, 5e17, 60);
+        uint256 score = rmarket.scoreOf(jobId, 6e17, 60);
+        _expectRejectedBid(
+            jobId,
+            provider3,
+            Bid(provider3, 6e17, 60),
+            abi.encodeWithSelector(IReverseAuctionMarket.BidNotBetter.selector, score, runnerScore)
+        );
+    }
+
+    function test_bid_revertsWhenLeaderDoesNotImprove() public {
+        bytes32 jobId = _post(_intent());
+        _bid(jobId, provider, 4e17, 60);
+        uint256 best = rmarket.scoreOf(jobId, 4e17, 60);
+        uint256 worse = rmarket.scoreOf(jobId, 45e16, 60);
+        _expectRejectedBid(
+            jobId,
+            provider,
+            Bid(provider, 45e16, 60),
+            abi.encodeWithSelector(IReverseAuctionMarket.BidNotBetter.selector, worse, best)
+        );
+    }
+
+    function test_bid_revertsWhenJobNotOpen() public {
+        bytes32 none = keccak256("none");
+        _expectRejectedBid(
+            none,
+            provider,
+            Bid(provider, 1, 60),
+            abi.encodeWithSelector(IMarket.InvalidState.selector, none, JobState.None)
+        );
+    }
+
+    function test_bid_lastSecondOfWindowSucceeds() public {
+        bytes32 jobId = _post(_intent());
+        vm.warp(market.job(jobId).auctionEnd - 1);
+        _bid(jobId, provider, 5e17, 60);
+    }
+
+    function test_bid_revertsAtWindowEnd() public {
+        bytes32 jobId = _post(_intent());
+        uint40 end = market.job(jobId).auctionEnd;
+        vm.warp(end);
+        _expectRejectedBid(
+            jobId,
+            provider,
+            Bid(provider, 5e17, 60),
+            abi.encodeWithSelector(IMarket.AuctionClosed.selector, jobId, end)
+        );
+    }
+
+    function test_bid_revertsWhenNotAuthorized() public {
+        bytes32 jobId = _post(_intent());
+        _expectRejectedBid(
+            jobId,
+            stranger,
+            Bid(provider, 5e17, 60),
+            abi.encodeWithSelector(IMarket.NotAuthorized.selector, provider, stranger)
+        );
+    }
+
+    function test_bid_revertsOnZeroPrice() public {
+        bytes32 jobId = _post(_intent());
+        _expectRejectedBid(
+            jobId,
+            provider,
+            Bid(provider, 0, 60),
+            abi.encodeWithSelector(IReverseAuctionMarket.ZeroPrice.selector)
+        );
+    }
+
+    function test_bid_revertsAboveMaxPrice() public {
+        bytes32 jobId = _post(_intent());
+        _expectRejectedBid(
+            jobId,
+            provider,
+            Bid(provider, 1e18 + 1, 60),
+            abi.encodeWithSelector(IReverseAuctionMarket.BidAboveMaxPrice.selector, 1e18 + 1, 1e18)
+        );
+        _bid(jobId, provider, 1e18, 60);
+    }
+
+    function test_bid_revertsOnZeroLatency() public {
+        bytes32 jobId = _post(_intent());
+        _expectRejectedBid(
+            jobId, provider, Bid(provider, 5e17, 0), abi.encodeWithSelector(IMarket.ZeroLatency.selector)
+        );
+    }
+
+    function test_bid_revertsWhenLatencyOverrunsDeadline() public {
+        bytes32 jobId = _post(_intent());
+        Job memory j = market.job(jobId);
+        uint32 maxLatency = uint32(j.deadline - j.auctionEnd);
+        _expectRejectedBid(
+            jobId,
+            provider,
+            Bid(provider, 5e17, maxLatency + 1),
+            abi.encodeWithSelector(IMarket.LatencyTooLong.selector, maxLatency + 1, maxLatency)
+        );
+        _bid(jobId, provider, 5e17, maxLatency);
+    }
+
+    function test_bid_revertsOnInsufficientStake() public {
+        bytes32 jobId = _post(_intent().withMinStake(STAKE + 1));
+        _expectRejectedBid(
+            jobId,
+            provider,
+            Bid(provider, 5e17, 60),
+            abi.encodeWithSelector(IMarket.InsufficientStake.selector, provider, STAKE, STAKE + 1)
+        );
+    }
+
+    function test_bid_revertsWhenStakeIsUnbonding() public {
+        bytes32 jobId = _post(_intent().withMinStake(STAKE));
+        vm.prank(provider);
+        staking.requestUnstake(1);
+        _expectRejectedBid(
+            jobId,
+            provider,
+            Bid(provider, 5e17, 60),
+            abi.encodeWithSelector(IMarket.InsufficientStake.selector, provider, STAKE - 1, STAKE)
+        );
+    }
+
+    function test_bid_revertsWhenPaused() public {
+        bytes32 jobId = _post(_intent());
+        vm.prank(owner);
+        market.pause();
+        _expectRejectedBid(
+            jobId, provider, Bid(provider, 5e17, 60), abi.encodeWithSelector(Pausable.EnforcedPause.selector)
+        );
+    }
+
+    function testFuzz_bid_bookHoldsTwoBestDistinctProviders(uint96[6] memory prices, uint32[6] memory lats)
+        public
+    {
+        bytes32 jobId = _post(_intent());
+        address[3] memory who = [provider, provider2, provider3];
+        uint256[3] memory bestOf = [type(uint256).max, type(uint256).max, type(uint256).max];
+        for (uint256 i; i < 6; ++i) {
+            uint96 price = uint96(bound(prices[i], 1, 1e18));
+            uint32 lat = uint32(bound(lats[i], 1, 540));
+            uint256 score = rmarket.scoreOf(jobId, price, lat);
+            vm.prank(who[i % 3]);
+            try rmarket.bid(jobId, Bid(who[i % 3], price, lat)) {
+                bestOf[i % 3] = score;
+            } catch {}
+        }
+        // the leader has the lowest score of all providers' latest accepted bids
+        Bid memory best = rmarket.bestBid(jobId);
+        Bid memory runner = rmarket.runnerUp(jobId);
+        uint256 bestScore = rmarket.scoreOf(jobId, best.price, best.latency);
+        for (uint256 k; k < 3; ++k) {
+            assertGe(bestOf[k], bestScore);
+        }
+        if (runner.provider != address(0)) {
+            assertTrue(runner.provider != best.provider, "distinct");
+            assertLt(bestScore, rmarket.scoreOf(jobId, runner.price, runner.latency));
+        }
+    }
+
+    // ================================================================== award
+
+    function test_award_aloneIsPaidOwnBid() public {
+        bytes32 jobId = _post(_intent());
+        _bid(jobId, provider, 5e17, 60);
+        vm.warp(market.job(jobId).auctionEnd);
+        vm.expectEmit(address(market));
+        emit IMarket.Awarded(jobId, provider, 5e17, 60, 1e18, uint40(block.timestamp + 60));
+        rmarket.award(jobId);
+        Job memory j = market.job(jobId);
+        assertEq(uint8(j.state), uint8(JobState.Awarded));
+        assertEq(j.provider, provider);
+        assertEq(j.price, 5e17);
+        assertEq(j.stakeLocked, 1e18);
+        assertEq(staking.lockedFor(provider, jobId), 1e18);
+        assertEq(market.providerDeadline(jobId), block.timestamp + 60);
+    }
+
+    function test_award_locksMinStakeWhenLarger() public {
+        bytes32 jobId = _post(_intent().withMinStake(10e18));
+        _awardTo(jobId, provider, 5e17, 60);
+        assertEq(staking.lockedFor(provider, jobId), 10e18);
+    }
+
+    function test_award_paysSecondScorePrice() public {
+        bytes32 jobId = _post(_intent());
+        _bid(jobId, provider, 5e17, 60);
+        _bid(jobId, provider2, 4e17, 60);
+        vm.warp(market.job(jobId).auctionEnd);
+        rmarket.award(jobId);
+        // equal latency: the winner is paid the runner-up's price
+        assertEq(market.job(jobId).price, 5e17);
+        assertEq(market.job(jobId).provider, provider2);
+        // the stake lock follows the winner's own bid
+        assertEq(market.job(jobId).stakeLocked, 8e17);
+    }
+
+    function test_award_secondScorePriceCappedAtMaxPrice() public {
+        bytes32 jobId = _post(_intent());
+        // a slow bid at max price, then a fast one: the tie price would exceed maxPrice
+        _bid(jobId, provider, 1e18, 500);
+        _bid(jobId, provider2, 9e17, 10);
+        assertEq(rmarket.clearingPrice(jobId), 1e18);
+        vm.warp(market.job(jobId).auctionEnd);
+        rmarket.award(jobId);
+        assertEq(market.job(jobId).price, 1e18);
+    }
+
+    function testFuzz_award_secondScorePriceTiesRunnerUp(uint96 p1, uint32 l1, uint96 p2, uint32 l2, uint16 w)
+        public
+    {
+        w = uint16(bound(w, 1, 10_000));
+        bytes32 jobId = _post(_intent().withPriceWeight(w));
+        p1 = uint96(bound(p1, 1, 1e18));
+        p2 = uint96(bound(p2, 1, 1e18));
+        l1 = uint32(bound(l1, 1, 540));
+        l2 = uint32(bound(l2, 1, 540));
+        uint256 s1 = rmarket.scoreOf(jobId, p1, l1);
+        uint256 s2 = rmarket.scoreOf(jobId, p2, l2);
+        vm.assume(s1 != s2);
+        (uint96 wp, uint32 wl, uint96 rp, uint32 rl) = s1 < s2 ? (p1, l1, p2, l2) : (p2, l2, p1, l1);
+        _bid(jobId, provider, rp, rl);
+        _bid(jobId, provider2, wp, wl);
+        uint256 price = rmarket.clearingPrice(jobId);
+        uint256 runnerScore = rmarket.scoreOf(jobId, rp, rl);
+        assertGe(price, wp, "below own bid");
+        assertLe(price, 1e18, "above max");
+        if (price < 1e18) {
+            // the winner at `price` does not beat the runner-up's score, at price+1 it would lose
+            assertLe(rmarket.scoreOf(jobId, price, wl), runnerScore);
+            assertGt(rmarket.scoreOf(jobId, price + 1, wl), runnerScore);
+        }
+        vm.warp(market.job(jobId).auctionEnd);
+        rmarket.award(jobId);
+        assertEq(market.job(jobId).price, price);
+    }
+
+    function test_award_revertsBeforeWindowEnd() public {
+        bytes32 jobId = _post(_intent());
+        _bid(jobId, provider, 5e17, 60);
+        uint40 end = market.job(jobId).auctionEnd;
+        vm.warp(end - 1);
+        bytes32 before = _fingerprint(jobId);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.AuctionNotEnded.selector, jobId, end));
+        rmarket.award(jobId);
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    function test_award_revertsAtDeadline() public {
+        bytes32 jobId = _post(_intent());
+        _bid(jobId, provider, 5e17, 60);
+        uint40 deadline = market.job(jobId).deadline;
+        vm.warp(deadline);
+        bytes32 before = _fingerprint(jobId);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.DeadlinePassed.selector, jobId, deadline));
+        rmarket.award(jobId);
+        assertEq(_fingerprint(jobId), before);
+        // and the requester can get the escrow back
+        market.refund(jobId);
+        assertEq(uint8(_state(jobId)), uint8(JobState.Refunded));
+    }
+
+    function test_award_revertsWithoutBids() public {
+        bytes32 jobId = _post(_intent());
+        vm.warp(market.job(jobId).auctionEnd);
+        bytes32 before = _fingerprint(jobId);
+        vm.expectRevert(abi.encodeWithSelector(IReverseAuctionMarket.NoBids.selector, jobId));
+        rmarket.award(jobId);
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    function test_award_revertsWhenAwarded() public {
+        bytes32 jobId = _awarded(_intent());
+        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Awarded));
+        rmarket.award(jobId);
+    }
+
+    function test_award_fallsThroughToRunnerUpWhenWinnerCannotLock() public {
+        bytes32 jobId = _post(_intent().withMinStake(STAKE));
+        _bid(jobId, provider, 5e17, 60);
+        _bid(jobId, provider2, 4e17, 60);
+        // the leader unbonds its stake before the award
+        vm.prank(provider2);
+        staking.requestUnstake(1);
+        vm.warp(market.job(jobId).auctionEnd);
+        vm.expectEmit(address(market));
+        emit IMarket.AwardSkipped(jobId, provider2, STAKE - 1, STAKE);
+        rmarket.award(jobId);
+        Job memory j = market.job(jobId);
+        assertEq(j.provider, provider);
+        assertEq(j.price, 5e17, "runner-up is paid its own bid");
+        assertEq(rmarket.runnerUp(jobId).provider, address(0), "runner-up consumed");
+    }
+
+    function test_award_refundsWhenNobodyCanLock() public {
+        Intent memory intent = _intent().withMinStake(STAKE);
+        uint256 before = token.balanceOf(requester);
+        bytes32 jobId = _post(intent);
+        _bid(jobId, provider, 5e17, 60);
+        _bid(jobId, provider2, 4e17, 60);
+        vm.prank(provider);
+        staking.requestUnstake(1);
+        vm.prank(provider2);
+        staking.requestUnstake(1);
+        vm.warp(market.job(jobId).auctionEnd);
+        rmarket.award(jobId);
+        assertEq(uint8(_state(jobId)), uint8(JobState.Refunded));
+        assertEq(token.balanceOf(requester), before);
+    }
+
+    // ================================================================== implicit award by delivery
+
+    function test_deliver_awardsOpenJobImplicitly() public {
+        Intent memory intent = _intent();
+        bytes32 jobId = _post(intent);
+        _bid(jobId, provider, 5e17, 60);
+        vm.warp(market.job(jobId).auctionEnd);
+        _deliver(jobId, intent);
+        Job memory j = market.job(jobId);
+        assertEq(uint8(j.state), uint8(JobState.Settled));
+        assertEq(j.provider, provider);
+        assertEq(staking.stats(provider).jobsWon, 1);
+    }
+
+    function test_deliver_revertsOnOpenJobDuringWindow() public {
+        Intent memory intent = _intent();
+        bytes32 jobId = _post(intent);
+        _bid(jobId, provider, 5e17, 60);
+        uint40 end = market.job(jobId).auctionEnd;
+        uint256[] memory out = _output();
+        bytes memory proof = _proof(intent.inputCommitment, out);
+        vm.prank(provider);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.AuctionNotEnded.selector, jobId, end));
+        market.deliver(jobId, out, proof);
+    }
+
+    // ================================================================== refund (reverse specifics)
+
+    function test_refund_revertsWithBidsBeforeDeadline() public {
+        bytes32 jobId = _post(_intent());
+        _bid(jobId, provider, 5e17, 60);
+        vm.warp(market.job(jobId).auctionEnd);
+        bytes32 before = _fingerprint(jobId);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.NotRefundable.selector, jobId));
+        market.refund(jobId);
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    // ================================================================== failover
+
+    function test_expire_failsOverToRunnerUp() public {
+        Intent memory intent = _intent().withFailover(true);
+        bytes32 jobId = _post(intent);
+        _bid(jobId, provider2, 5e17, 60);
+        _bid(jobId, provider, 4e17, 60);
+        vm.warp(market.job(jobId).auctionEnd);
+        rmarket.award(jobId);
+        uint256 locked = market.job(jobId).stakeLocked;
+        uint256 reqBefore = token.balanceOf(requester);
+        vm.warp(market.providerDeadline(jobId) + 1);
+        vm.expectEmit(address(market));
+        emit IMarket.FailedOver(jobId, provider, provider2, 5e17);
+        market.expire(jobId);
+        Job memory j = market.job(jobId);
+        assertEq(uint8(j.state), uint8(JobState.Awarded));
+        assertEq(j.provider, provider2);
+        assertEq(j.price, 5e17);
+        assertEq(j.awardedAt, block.timestamp);
+        assertEq(token.balanceOf(requester), reqBefore + locked, "compensated, escrow kept");
+        assertEq(staking.lockedFor(provider2, jobId), 1e18);
+        // the runner-up delivers and is paid its own bid
+        uint256[] memory out = _output();
+        uint256 before = token.balanceOf(provider2);
+        vm.prank(provider2);
+        market.deliver(jobId, out, _proof(intent.inputCommitment, out));
+        assertEq(token.balanceOf(provider2), before + 5e17);
+        assertEq(token.balanceOf(address(market)), 0);
+    }
+
+    function test_expire_failoverHappensOnce() public {
+        Intent memory intent = _intent().withFailover(true);
+        bytes32 jobId = _post(intent);
+        _bid(jobId, provider2, 5e17, 60);
+        _bid(jobId, provider, 4e17, 60);
+        vm.warp(market.job(jobId).auctionEnd);
+        rmarket.award(jobId);
+        vm.warp(market.providerDeadline(jobId) + 1);
+        market.expire(jobId);
+        vm.warp(market.providerDeadline(jobId) + 1);
+        market.expire(jobId);
+        assertEq(uint8(_state(jobId)), uint8(JobState.Expired));
+        assertEq(token.balanceOf(address(market)), 0);
+        assertEq(staking.stats(provider2).expired, 1);
+    }
+
+    function test_expire_noFailoverWhenTooLate() public {
+        Intent memory intent = _intent().withFailover(true);
+        bytes32 jobId = _post(intent);
+        _bid(jobId, provider2, 5e17, 500);
+        _bid(jobId, provider, 4e17, 60);
+        vm.warp(market.job(jobId).auctionEnd);
+        rmarket.award(jobId);
+        vm.warp(market.providerDeadline(jobId) + 1);
+        market.expire(jobId);
+        assertEq(uint8(_state(jobId)), uint8(JobState.Expired));
+    }
+
+    function test_expire_noFailoverWhenRunnerUpCannotLock() public {
+        Intent memory intent = _intent().withFailover(true).withMinStake(STAKE);
+        bytes32 jobId = _post(intent);
+        _bid(jobId, provider2, 5e17, 60);
+        _bid(jobId, provider, 4e17, 60);
+        vm.warp(market.job(jobId).auctionEnd);
+        rmarket.award(jobId);
+        vm.prank(provider2);
+        staking.requestUnstake(1);
+        vm.warp(market.providerDeadline(jobId) + 1);
+        market.expire(jobId);
+        assertEq(uint8(_state(jobId)), uint8(JobState.Expired));
+        assertEq(token.balanceOf(address(market)), 0);
+    }
+
+    function test_expire_noFailoverWhenNotAllowed() public {
+        bytes32 jobId = _post(_intent());
+        _bid(jobId, provider2, 5e17, 60);
+        _bid(jobId, provider, 4e17, 60);
+        vm.warp(market.job(jobId).auctionEnd);
+        rmarket.award(jobId);
+        vm.warp(market.providerDeadline(jobId) + 1);
+        market.expire(jobId);
+        assertEq(uint8(_state(jobId)), uint8(JobState.Expired));
+    }
+
+    // ================================================================== gas (named for the snapshot)
+
+    function test_gas_bidFirst() public {
+        bytes32 jobId = _post(_intent());
+        _bid(jobId, provider, 5e17, 60);
+    }
+
+    function test_gas_bidImproving() public {
+        bytes32 jobId = _post(_intent());
+        _bid(jobId, provider, 5e17, 60);
+        _bid(jobId, provider2, 4e17, 60);
+        _bid(jobId, provider3, 3e17, 60);
+    }
+}

@@ -1,0 +1,401 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {TenderFixture} from "./utils/TenderFixture.sol";
+import {FeeOnTransferToken} from "./mocks/FeeOnTransferToken.sol";
+import {Staking} from "../src/Staking.sol";
+import {IStaking} from "../src/interfaces/IStaking.sol";
+
+contract StakingTest is TenderFixture {
+    address internal market = makeAddr("market");
+    bytes32 internal constant JOB = keccak256("job");
+
+    function setUp() public {
+        _deployCore();
+        vm.prank(owner);
+        staking.setMarket(market, true);
+    }
+
+    function _fingerprint(address who) internal view returns (bytes32) {
+        (uint256 unbonding, uint64 readyAt) = staking.unbondingOf(who);
+        return keccak256(
+            abi.encode(
+                staking.stakeOf(who),
+                staking.lockedOf(who),
+                unbonding,
+                readyAt,
+                staking.lockedFor(who, JOB),
+                staking.stats(who),
+                token.balanceOf(who),
+                token.balanceOf(address(staking))
+            )
+        );
+    }
+
+    // ------------------------------------------------------------------ constructor
+
+    function test_constructor_revertsOnZeroToken() public {
+        vm.expectRevert(abi.encodeWithSelector(IStaking.ZeroAddress.selector));
+        new Staking(IERC20(address(0)), owner, 1);
+    }
+
+    function test_constructor_revertsOnLongDelay() public {
+        vm.expectRevert(abi.encodeWithSelector(IStaking.UnbondingDelayTooLong.selector, 30 days + 1, 30 days));
+        new Staking(token, owner, 30 days + 1);
+    }
+
+    // ------------------------------------------------------------------ stake
+
+    function test_stake_creditsCaller() public {
+        vm.expectEmit(address(staking));
+        emit IStaking.Staked(provider, provider, 5e18);
+        vm.prank(provider);
+        staking.stake(5e18);
+        assertEq(staking.stakeOf(provider), STAKE + 5e18);
+        assertEq(staking.availableOf(provider), STAKE + 5e18);
+        assertEq(token.balanceOf(address(staking)), 3 * STAKE + 5e18);
+    }
+
+    function test_stake_revertsOnZero() public {
+        bytes32 before = _fingerprint(provider);
+        vm.prank(provider);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.ZeroAmount.selector));
+        staking.stake(0);
+        assertEq(_fingerprint(provider), before);
+    }
+
+    function test_stake_revertsOnFeeOnTransferToken() public {
+        FeeOnTransferToken fot = new FeeOnTransferToken();
+        Staking s = new Staking(fot, owner, 1);
+        fot.mint(provider, 10e18);
+        vm.startPrank(provider);
+        fot.approve(address(s), type(uint256).max);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.FeeOnTransferToken.selector, 1e18, 99e16));
+        s.stake(1e18);
+        vm.stopPrank();
+        assertEq(s.stakeOf(provider), 0);
+    }
+
+    function test_stakeFor_creditsProvider() public {
+        vm.prank(stranger);
+        token.approve(address(staking), 1e18);
+        vm.expectEmit(address(staking));
+        emit IStaking.Staked(provider, stranger, 1e18);
+        vm.prank(stranger);
+        staking.stakeFor(provider, 1e18);
+        assertEq(staking.stakeOf(provider), STAKE + 1e18);
+        assertEq(staking.stakeOf(stranger), 0);
+    }
+
+    function test_stakeFor_revertsOnZeroProvider() public {
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.ZeroAddress.selector));
+        staking.stakeFor(address(0), 1);
+    }
+
+    function test_stake_revertsAbove128Bits() public {
+        uint256 big = uint256(type(uint128).max);
+        token.mint(provider, big);
+        vm.prank(provider);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.AmountTooLarge.selector, big + STAKE));
+        staking.stake(big);
+    }
+
+    // ------------------------------------------------------------------ unstake / withdraw
+
+    function test_requestUnstake_startsUnbonding() public {
+        vm.expectEmit(address(staking));
+        emit IStaking.UnstakeRequested(provider, 40e18, 40e18, uint64(block.timestamp + UNBONDING));
+        vm.prank(provider);
+        staking.requestUnstake(40e18);
+        (uint256 amount, uint64 readyAt) = staking.unbondingOf(provider);
+        assertEq(amount, 40e18);
+        assertEq(readyAt, block.timestamp + UNBONDING);
+        assertEq(staking.availableOf(provider), STAKE - 40e18);
+        assertEq(staking.stakeOf(provider), STAKE);
+    }
+
+    function test_requestUnstake_revertsOnZero() public {
+        bytes32 before = _fingerprint(provider);
+        vm.prank(provider);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.ZeroAmount.selector));
+        staking.requestUnstake(0);
+        assertEq(_fingerprint(provider), before);
+    }
+
+    function test_requestUnstake_revertsOnLockedStake() public {
+        vm.prank(market);
+        staking.lock(provider, JOB, 60e18);
+        bytes32 before = _fingerprint(provider);
+        vm.prank(provider);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStaking.InsufficientStake.selector, provider, 40e18, 40e18 + 1)
+        );
+        staking.requestUnstake(40e18 + 1);
+        assertEq(_fingerprint(provider), before);
+    }
+
+    function test_withdraw_afterDelay() public {
+        vm.prank(provider);
+        staking.requestUnstake(40e18);
+        vm.warp(block.timestamp + UNBONDING);
+        uint256 before = token.balanceOf(provider);
+        vm.expectEmit(address(staking));
+        emit IStaking.Withdrawn(provider, 40e18);
+        vm.prank(provider);
+        uint256 amount = staking.withdraw();
+        assertEq(amount, 40e18);
+        assertEq(token.balanceOf(provider), before + 40e18);
+        assertEq(staking.stakeOf(provider), STAKE - 40e18);
+        (uint256 left,) = staking.unbondingOf(provider);
+        assertEq(left, 0);
+    }
+
+    function test_withdraw_revertsBeforeDelay() public {
+        vm.prank(provider);
+        staking.requestUnstake(40e18);
+        uint64 readyAt = uint64(block.timestamp + UNBONDING);
+        vm.warp(readyAt - 1);
+        bytes32 before = _fingerprint(provider);
+        vm.prank(provider);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.UnbondingNotReady.selector, readyAt, readyAt - 1));
+        staking.withdraw();
+        assertEq(_fingerprint(provider), before);
+    }
+
+    function test_withdraw_revertsWithNothingUnbonding() public {
+        vm.prank(provider);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.NothingToWithdraw.selector, provider));
+        staking.withdraw();
+    }
+
+    function test_requestUnstake_resetsClock() public {
+        vm.prank(provider);
+        staking.requestUnstake(10e18);
+        vm.warp(block.timestamp + UNBONDING - 1);
+        vm.prank(provider);
+        staking.requestUnstake(10e18);
+        (uint256 amount, uint64 readyAt) = staking.unbondingOf(provider);
+        assertEq(amount, 20e18);
+        assertEq(readyAt, block.timestamp + UNBONDING);
+    }
+
+    // ------------------------------------------------------------------ operator / solvers
+
+    function test_registerOperator_storesRecord() public {
+        bytes32[] memory models = new bytes32[](2);
+        models[0] = modelId;
+        models[1] = auditedModelId;
+        vm.expectEmit(address(staking));
+        emit IStaking.OperatorRegistered(provider, "https://p.example", "eu", keccak256("h100"), models);
+        vm.prank(provider);
+        staking.registerOperator("https://p.example", "eu", keccak256("h100"), models);
+        IStaking.Operator memory op = staking.operator(provider);
+        assertEq(op.endpoint, "https://p.example");
+        assertEq(op.region, bytes2("eu"));
+        assertEq(op.hardwareClass, keccak256("h100"));
+        assertEq(op.models.length, 2);
+        assertTrue(op.registered);
+        assertFalse(staking.operator(stranger).registered);
+    }
+
+    function test_setSolver_authorisesAndRevokes() public {
+        assertTrue(staking.isAuthorized(provider, provider));
+        assertTrue(staking.isAuthorized(provider, solver));
+        assertFalse(staking.isAuthorized(provider, stranger));
+        vm.expectEmit(address(staking));
+        emit IStaking.SolverSet(provider, solver, false);
+        vm.prank(provider);
+        staking.setSolver(solver, false);
+        assertFalse(staking.isAuthorized(provider, solver));
+    }
+
+    function test_setSolver_revertsOnZero() public {
+        vm.prank(provider);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.ZeroAddress.selector));
+        staking.setSolver(address(0), true);
+    }
+
+    // ------------------------------------------------------------------ owner
+
+    function test_setMarket_onlyOwner() public {
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
+        staking.setMarket(stranger, true);
+        vm.prank(owner);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.ZeroAddress.selector));
+        staking.setMarket(address(0), true);
+        vm.prank(owner);
+        staking.setMarket(market, false);
+        assertFalse(staking.isMarket(market));
+    }
+
+    function test_setUnbondingDelay_boundsAndOwner() public {
+        vm.prank(owner);
+        staking.setUnbondingDelay(2 days);
+        assertEq(staking.unbondingDelay(), 2 days);
+        vm.prank(owner);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.UnbondingDelayTooLong.selector, 31 days, 30 days));
+        staking.setUnbondingDelay(31 days);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
+        staking.setUnbondingDelay(1);
+    }
+
+    // ------------------------------------------------------------------ lock / unlock / slash
+
+    function test_lock_locksAndCounts() public {
+        vm.expectEmit(address(staking));
+        emit IStaking.StakeLocked(provider, JOB, market, 30e18);
+        vm.prank(market);
+        staking.lock(provider, JOB, 30e18);
+        assertEq(staking.lockedOf(provider), 30e18);
+        assertEq(staking.lockedFor(provider, JOB), 30e18);
+        assertEq(staking.availableOf(provider), STAKE - 30e18);
+        assertEq(staking.stats(provider).jobsWon, 1);
+    }
+
+    function test_lock_revertsForNonMarket() public {
+        bytes32 before = _fingerprint(provider);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, stranger));
+        staking.lock(provider, JOB, 1);
+        assertEq(_fingerprint(provider), before);
+    }
+
+    function test_lock_revertsOnZero() public {
+        vm.prank(market);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.ZeroAmount.selector));
+        staking.lock(provider, JOB, 0);
+    }
+
+    function test_lock_revertsTwice() public {
+        vm.prank(market);
+        staking.lock(provider, JOB, 1e18);
+        bytes32 before = _fingerprint(provider);
+        vm.prank(market);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.AlreadyLocked.selector, provider, JOB));
+        staking.lock(provider, JOB, 1e18);
+        assertEq(_fingerprint(provider), before);
+    }
+
+    function test_lock_revertsAboveAvailable() public {
+        vm.prank(provider);
+        staking.requestUnstake(50e18);
+        bytes32 before = _fingerprint(provider);
+        vm.prank(market);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStaking.InsufficientStake.selector, provider, 50e18, 50e18 + 1)
+        );
+        staking.lock(provider, JOB, 50e18 + 1);
+        assertEq(_fingerprint(provider), before);
+    }
+
+    function test_unlock_releases() public {
+        vm.prank(market);
+        staking.lock(provider, JOB, 30e18);
+        vm.expectEmit(address(staking));
+        emit IStaking.StakeUnlocked(provider, JOB, 30e18);
+        vm.prank(market);
+        assertEq(staking.unlock(provider, JOB), 30e18);
+        assertEq(staking.lockedOf(provider), 0);
+        assertEq(staking.availableOf(provider), STAKE);
+        assertEq(staking.stats(provider).deliveredInTime, 1);
+    }
+
+    function test_unlock_revertsWhenNotLocked() public {
+        vm.prank(market);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.NotLocked.selector, provider, JOB));
+        staking.unlock(provider, JOB);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, stranger));
+        staking.unlock(provider, JOB);
+    }
+
+    function test_slash_paysRecipient() public {
+        vm.prank(market);
+        staking.lock(provider, JOB, 30e18);
+        vm.expectEmit(address(staking));
+        emit IStaking.StakeSlashed(provider, JOB, requester, 10e18);
+        vm.prank(market);
+        staking.slash(provider, JOB, 10e18, requester);
+        assertEq(token.balanceOf(requester), FUNDS + 10e18);
+        assertEq(staking.stakeOf(provider), STAKE - 10e18);
+        assertEq(staking.lockedFor(provider, JOB), 20e18);
+        assertEq(staking.lockedOf(provider), 20e18);
+        // a second slash of the same lock counts once
+        vm.prank(market);
+        staking.slash(provider, JOB, 20e18, challenger);
+        assertEq(staking.stats(provider).slashed, 1);
+        assertEq(staking.lockedOf(provider), 0);
+    }
+
+    function test_slash_revertsAboveLock() public {
+        vm.prank(market);
+        staking.lock(provider, JOB, 30e18);
+        bytes32 before = _fingerprint(provider);
+        vm.prank(market);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.SlashExceedsLock.selector, 30e18 + 1, 30e18));
+        staking.slash(provider, JOB, 30e18 + 1, requester);
+        assertEq(_fingerprint(provider), before);
+    }
+
+    function test_slash_revertsWithoutLock() public {
+        vm.prank(market);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.NotLocked.selector, provider, JOB));
+        staking.slash(provider, JOB, 1, requester);
+        vm.prank(market);
+        staking.lock(provider, JOB, 1);
+        vm.prank(market);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.ZeroAddress.selector));
+        staking.slash(provider, JOB, 1, address(0));
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, stranger));
+        staking.slash(provider, JOB, 1, requester);
+    }
+
+    function test_recordExpiry_counts() public {
+        vm.expectEmit(address(staking));
+        emit IStaking.ExpiryRecorded(provider, JOB);
+        vm.prank(market);
+        staking.recordExpiry(provider, JOB);
+        assertEq(staking.stats(provider).expired, 1);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, stranger));
+        staking.recordExpiry(provider, JOB);
+    }
+
+    function test_views_reportWiring() public view {
+        assertEq(staking.token(), address(token));
+        assertEq(staking.unbondingDelay(), UNBONDING);
+        assertTrue(staking.isMarket(market));
+    }
+
+    // ------------------------------------------------------------------ fuzz
+
+    /// @dev stake >= locked + unbonding through any lock / unstake / slash sequence.
+    function testFuzz_availableNeverNegative(uint96 lockAmt, uint96 unstakeAmt, uint96 slashAmt) public {
+        lockAmt = uint96(bound(lockAmt, 1, STAKE));
+        vm.prank(market);
+        staking.lock(provider, JOB, lockAmt);
+        unstakeAmt = uint96(bound(unstakeAmt, 0, STAKE - lockAmt));
+        if (unstakeAmt > 0) {
+            vm.prank(provider);
+            staking.requestUnstake(unstakeAmt);
+        }
+        slashAmt = uint96(bound(slashAmt, 0, lockAmt));
+        vm.prank(market);
+        staking.slash(provider, JOB, slashAmt, requester);
+        (uint256 unbonding,) = staking.unbondingOf(provider);
+        assertGe(staking.stakeOf(provider), staking.lockedOf(provider) + unbonding);
+        assertEq(staking.availableOf(provider), STAKE - lockAmt - unstakeAmt);
+        vm.warp(block.timestamp + UNBONDING);
+        if (unstakeAmt > 0) {
+            vm.prank(provider);
+            staking.withdraw();
+        }
+        assertEq(staking.stakeOf(provider), STAKE - slashAmt - unstakeAmt);
+    }
+}

@@ -1,0 +1,339 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {TenderFixture} from "../utils/TenderFixture.sol";
+import {MarketHandler} from "./handlers/MarketHandler.sol";
+import {ReverseAuctionMarket} from "../../src/ReverseAuctionMarket.sol";
+import {DutchAuctionMarket} from "../../src/DutchAuctionMarket.sol";
+import {IMarket} from "../../src/interfaces/IMarket.sol";
+import {IReverseAuctionMarket} from "../../src/interfaces/IReverseAuctionMarket.sol";
+import {IDutchAuctionMarket} from "../../src/interfaces/IDutchAuctionMarket.sol";
+import {Job, JobState, MarketParams} from "../../src/MarketStructs.sol";
+
+/// @notice Protocol invariants over both auction types sharing one Staking, driven by `MarketHandler`.
+/// Each invariant reads the contracts' own accounting and the handler's ghost record; the handler counts
+/// per-call breaches (exact token flows, who won, which edges were taken) that are asserted here.
+/// forge-config: default.invariant.runs = 48
+/// forge-config: default.invariant.depth = 64
+contract MarketInvariantsTest is TenderFixture {
+    uint256 internal constant BPS = 10_000;
+
+    ReverseAuctionMarket internal reverse;
+    DutchAuctionMarket internal dutch;
+    MarketHandler internal handler;
+
+    function setUp() public {
+        _deployCore();
+        reverse = new ReverseAuctionMarket(token, registry, staking, treasury, owner, _defaultParams());
+        dutch = new DutchAuctionMarket(token, registry, staking, treasury, owner, _defaultParams());
+        vm.startPrank(owner);
+        // short enough that unbonding completes within a campaign
+        staking.setUnbondingDelay(10 minutes);
+        staking.setMarket(address(reverse), true);
+        staking.setMarket(address(dutch), true);
+        vm.stopPrank();
+
+        handler = new MarketHandler(
+            MarketHandler.Deps({
+                token: token,
+                staking: staking,
+                reverse: IReverseAuctionMarket(address(reverse)),
+                dutch: IDutchAuctionMarket(address(dutch)),
+                models: [modelId, auditedModelId, zkOnlyModelId],
+                providers: [provider, provider2, provider3],
+                solver: solver,
+                owner: owner,
+                treasury: treasury
+            })
+        );
+
+        bytes4[] memory selectors = new bytes4[](20);
+        selectors[0] = MarketHandler.post.selector;
+        selectors[1] = MarketHandler.submitSigned.selector;
+        selectors[2] = MarketHandler.reuseNonce.selector;
+        selectors[3] = MarketHandler.invalidateNonces.selector;
+        selectors[4] = MarketHandler.bid.selector;
+        selectors[5] = MarketHandler.award.selector;
+        selectors[6] = MarketHandler.fill.selector;
+        selectors[7] = MarketHandler.deliver.selector;
+        selectors[8] = MarketHandler.challenge.selector;
+        selectors[9] = MarketHandler.prove.selector;
+        selectors[10] = MarketHandler.finalize.selector;
+        selectors[11] = MarketHandler.expire.selector;
+        selectors[12] = MarketHandler.refund.selector;
+        selectors[13] = MarketHandler.grief.selector;
+        selectors[14] = MarketHandler.stake.selector;
+        selectors[15] = MarketHandler.requestUnstake.selector;
+        selectors[16] = MarketHandler.withdraw.selector;
+        selectors[17] = MarketHandler.setParams.selector;
+        selectors[18] = MarketHandler.warp.selector;
+        selectors[19] = MarketHandler.warpToBoundary.selector;
+        targetContract(address(handler));
+        targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
+    }
+
+    // ------------------------------------------------------------------ 1. conservation
+
+    /// @notice The markets hold exactly the escrow of their unfinished jobs plus open challenge bonds (fees
+    /// go out at settlement), Staking exactly its providers' stakes, and no token leaves the known accounts.
+    function invariant_tokenConservation() public view {
+        uint256 live;
+        uint256 n = handler.jobCount();
+        for (uint256 i; i < n; ++i) {
+            bytes32 id = handler.jobIds(i);
+            Job memory j = handler.jobInfo(id).market.job(id);
+            if (!_terminal(j.state)) live += _escrow(j);
+            if (j.state == JobState.Challenged) live += j.challengeBond;
+        }
+        uint256 held = token.balanceOf(address(reverse)) + token.balanceOf(address(dutch));
+        assertEq(held, live, "markets != open escrow + bonds");
+        assertEq(held, handler.ghostMarketBalance(), "markets != ghost flows");
+
+        address[3] memory ps = handler.providerList();
+        uint256 stakes;
+        for (uint256 i; i < 3; ++i) {
+            stakes += staking.stakeOf(ps[i]);
+        }
+        assertEq(token.balanceOf(address(staking)), stakes, "staking != sum of stakes");
+        assertEq(stakes, handler.ghostStakingBalance(), "stakes != ghost flows");
+
+        address[14] memory accounts = handler.trackedAccounts();
+        uint256 known = token.balanceOf(requester) + token.balanceOf(challenger) + token.balanceOf(stranger);
+        for (uint256 i; i < accounts.length; ++i) {
+            known += token.balanceOf(accounts[i]);
+        }
+        assertEq(token.totalSupply(), known, "tokens left the known accounts");
+        _noViolation(MarketHandler.Inv.Conservation);
+    }
+
+    // ------------------------------------------------------------------ 2. one payout
+
+    /// @notice A job settles at most once, only settled jobs pay a provider, and a requester's net cost
+    /// is at most maxPrice plus the fee on it (nothing at all unless it settled).
+    function invariant_intentPaysOutAtMostOnce() public view {
+        uint256 n = handler.jobCount();
+        for (uint256 i; i < n; ++i) {
+            bytes32 id = handler.jobIds(i);
+            MarketHandler.JobInfo memory info = handler.jobInfo(id);
+            Job memory j = info.market.job(id);
+            assertLe(info.payouts, 1, "paid twice");
+            assertTrue((info.payouts == 1) == (j.state == JobState.Settled), "payout without settlement");
+            assertLe(info.refunded, info.escrow, "refunded more than escrowed");
+            assertLe(info.escrow - info.refunded, _escrow(j), "paid more than max price + fee");
+            if (j.state == JobState.Settled) {
+                assertEq(
+                    info.escrow - info.refunded, j.price + j.price * j.feeBps / BPS, "net cost != price + fee"
+                );
+            } else if (_terminal(j.state)) {
+                assertEq(info.refunded, info.escrow, "unsettled job not fully refunded");
+            }
+        }
+        _noViolation(MarketHandler.Inv.PayOnce);
+    }
+
+    // ------------------------------------------------------------------ 3. slashing bounded by the lock
+
+    /// @notice Each provider's total lock is the sum of its live jobs' locks; finished jobs lock nothing;
+    /// no slash took more than the job's lock or touched unlocked stake (checked per call by the handler).
+    function invariant_slashNeverExceedsJobLock() public view {
+        address[3] memory ps = handler.providerList();
+        uint256[3] memory sum;
+        uint256 n = handler.jobCount();
+        for (uint256 i; i < n; ++i) {
+            bytes32 id = handler.jobIds(i);
+            Job memory j = handler.jobInfo(id).market.job(id);
+            if (j.provider == address(0)) continue;
+            uint256 lockedFor = staking.lockedFor(j.provider, id);
+            if (_terminal(j.state)) {
+                assertEq(lockedFor, 0, "finished job still locked");
+            } else {
+                assertEq(lockedFor, j.stakeLocked, "job lock != staking lock");
+                for (uint256 k; k < 3; ++k) {
+                    if (ps[k] == j.provider) sum[k] += lockedFor;
+                }
+            }
+        }
+        for (uint256 k; k < 3; ++k) {
+            assertEq(staking.lockedOf(ps[k]), sum[k], "lockedOf != sum of live job locks");
+        }
+        _noViolation(MarketHandler.Inv.Slash);
+    }
+
+    // ------------------------------------------------------------------ 4. liveness
+
+    /// @notice Past every deadline, permissionless calls alone (award, finalize, expire, refund, by a
+    /// stranger) bring every job to a terminal state, after which the markets hold nothing and no stake
+    /// stays locked. Runs on a snapshot so that the campaign continues from the real state.
+    function invariant_jobsTerminateWithPermissionlessCalls() public {
+        uint256 snap = vm.snapshotState();
+        uint256 n = handler.jobCount();
+        uint256 t = handler.now_();
+        for (uint256 i; i < n; ++i) {
+            bytes32 id = handler.jobIds(i);
+            Job memory j = handler.jobInfo(id).market.job(id);
+            if (j.deadline > t) t = j.deadline;
+            if (j.disputeEnd > t) t = j.disputeEnd;
+        }
+        MarketParams memory p = reverse.params();
+        MarketParams memory q = dutch.params();
+        t += _max(p.challengeWindow, q.challengeWindow) + _max(p.proofWindow, q.proofWindow) + 1;
+        vm.warp(t);
+        address keeper = makeAddr("keeper");
+        for (uint256 pass; pass < 2; ++pass) {
+            for (uint256 i; i < n; ++i) {
+                _drive(keeper, handler.jobIds(i));
+            }
+        }
+        for (uint256 i; i < n; ++i) {
+            bytes32 id = handler.jobIds(i);
+            assertTrue(_terminal(handler.jobInfo(id).market.job(id).state), "job stuck after its deadlines");
+        }
+        assertEq(
+            token.balanceOf(address(reverse)) + token.balanceOf(address(dutch)), 0, "markets kept tokens"
+        );
+        address[3] memory ps = handler.providerList();
+        for (uint256 k; k < 3; ++k) {
+            assertEq(staking.lockedOf(ps[k]), 0, "stake still locked");
+        }
+        vm.revertToState(snap);
+        _noViolation(MarketHandler.Inv.Terminal);
+    }
+
+    // ------------------------------------------------------------------ 5. unbonding
+
+    /// @notice Stake covers what is locked plus what is unbonding; withdrawals only happened after the
+    /// unbonding delay and never reached locked stake (checked per call by the handler).
+    function invariant_stakeNotWithdrawnWhileLocked() public view {
+        address[3] memory ps = handler.providerList();
+        for (uint256 k; k < 3; ++k) {
+            (uint256 unbonding,) = staking.unbondingOf(ps[k]);
+            assertGe(
+                staking.stakeOf(ps[k]), staking.lockedOf(ps[k]) + unbonding, "stake < locked + unbonding"
+            );
+        }
+        _noViolation(MarketHandler.Inv.Unstake);
+    }
+
+    // ------------------------------------------------------------------ 6. auction outcome
+
+    /// @notice Every award went to the best score among the bids (or, when it could not lock its stake,
+    /// the runner-up), paid between its own bid and maxPrice; Dutch fills at the curve's price.
+    function invariant_auctionWinnerIsBestAndPaidWithinBounds() public view {
+        uint256 n = handler.jobCount();
+        for (uint256 i; i < n; ++i) {
+            bytes32 id = handler.jobIds(i);
+            MarketHandler.JobInfo memory info = handler.jobInfo(id);
+            Job memory j = info.market.job(id);
+            if (j.provider == address(0)) continue;
+            assertLe(j.price, j.maxPrice, "paid above max price");
+            assertGt(j.price, 0);
+            if (!info.reverse) assertGe(j.price, j.startPrice, "Dutch price below start");
+        }
+        _noViolation(MarketHandler.Inv.Auction);
+    }
+
+    // ------------------------------------------------------------------ 7. state machine
+
+    /// @notice Every job is in the state the handler last saw (nothing moved unobserved), and every move
+    /// the handler saw was a documented forward edge.
+    function invariant_statesOnlyMoveForward() public view {
+        uint256 n = handler.jobCount();
+        for (uint256 i; i < n; ++i) {
+            bytes32 id = handler.jobIds(i);
+            MarketHandler.JobInfo memory info = handler.jobInfo(id);
+            assertEq(uint256(info.market.job(id).state), uint256(info.prev), "state moved unobserved");
+        }
+        _noViolation(MarketHandler.Inv.Transition);
+    }
+
+    // ------------------------------------------------------------------ 8. honest provers
+
+    /// @notice A provider whose valid proof was accepted before its deadline ends Settled and was never
+    /// slashed for that job; valid in-time proofs were never refused and invalid ones never accepted.
+    function invariant_validProofNeverSlashed() public view {
+        uint256 n = handler.jobCount();
+        for (uint256 i; i < n; ++i) {
+            bytes32 id = handler.jobIds(i);
+            MarketHandler.JobInfo memory info = handler.jobInfo(id);
+            if (!info.validProof) continue;
+            Job memory j = info.market.job(id);
+            assertEq(uint256(j.state), uint256(JobState.Settled), "proven job not settled");
+            assertEq(info.slashed, 0, "proven provider slashed");
+            assertEq(staking.lockedFor(j.provider, id), 0, "proven provider still locked");
+        }
+        _noViolation(MarketHandler.Inv.HonestProver);
+    }
+
+    // ------------------------------------------------------------------ 9. exact splits
+
+    /// @notice All escrow ever pulled is either still held for unfinished jobs or went out as price, fee
+    /// or refund, to the unit; each split was checked per call (fee floored, dust to the requester).
+    function invariant_escrowSplitsSumExactly() public view {
+        uint256 open;
+        uint256 n = handler.jobCount();
+        for (uint256 i; i < n; ++i) {
+            bytes32 id = handler.jobIds(i);
+            MarketHandler.JobInfo memory info = handler.jobInfo(id);
+            if (!_terminal(info.market.job(id).state)) open += info.escrow;
+        }
+        assertEq(
+            handler.ghost_escrowed(),
+            handler.ghost_paid() + handler.ghost_fees() + handler.ghost_refunded() + open,
+            "escrow != price + fee + refund + open"
+        );
+        _noViolation(MarketHandler.Inv.Split);
+    }
+
+    // ------------------------------------------------------------------ 10. nonces
+
+    /// @notice Each market's nonce bitmap equals the handler's mirror (bits only ever set: every nonce
+    /// used or cancelled stays so), and no used or cancelled nonce ever opened a job.
+    function invariant_noncesNeverReused() public view {
+        address[3] memory rs = handler.requesterList();
+        IMarket[2] memory ms = [IMarket(address(reverse)), IMarket(address(dutch))];
+        for (uint256 m; m < 2; ++m) {
+            for (uint256 r; r < 3; ++r) {
+                for (uint256 w; w < 3; ++w) {
+                    assertEq(
+                        ms[m].nonceBitmap(rs[r], w),
+                        handler.ghost_nonceBits(address(ms[m]), rs[r], w),
+                        "nonce bitmap != ghost"
+                    );
+                }
+            }
+        }
+        _noViolation(MarketHandler.Inv.Nonce);
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    function _drive(address keeper, bytes32 id) internal {
+        IMarket m = handler.jobInfo(id).market;
+        if (_terminal(m.job(id).state)) return;
+        vm.startPrank(keeper);
+        if (address(m) == address(reverse)) {
+            try reverse.award(id) {} catch {}
+        }
+        try m.finalize(id) {} catch {}
+        try m.expire(id) {} catch {}
+        try m.expire(id) {} catch {}
+        try m.refund(id) {} catch {}
+        vm.stopPrank();
+    }
+
+    function _noViolation(MarketHandler.Inv k) internal view {
+        assertEq(handler.violations(uint256(k)), 0, handler.firstViolation(uint256(k)));
+    }
+
+    function _terminal(JobState s) internal pure returns (bool) {
+        return uint8(s) >= uint8(JobState.Settled);
+    }
+
+    function _escrow(Job memory j) internal pure returns (uint256) {
+        return uint256(j.maxPrice) + uint256(j.maxPrice) * j.feeBps / BPS;
+    }
+
+    function _max(uint256 a, uint256 b) internal pure returns (uint256) {
+        return a > b ? a : b;
+    }
+}

@@ -1,0 +1,71 @@
+"""The Tender provider node: quotes, awarded jobs, inference, proofs and delivery.
+
+Run it with ``tender provider run --config provider.toml``; embed it with::
+
+    chain, config = load_config(Path("provider.toml"))
+    node = ProviderNode(config, gateway=MarketGateway.connect(chain), key=chain.private_key())
+    sys.exit(serve(node))
+"""
+
+from provider._backends import InferenceBackend, KServeBackend, OnnxRuntimeBackend
+from provider._batching import MicroBatcher
+from provider._chain import ChainGateway, MarketGateway
+from provider._config import (
+    BackendSection,
+    BatchingSection,
+    MisbehaveSection,
+    ModelEntry,
+    PricingSection,
+    ProviderSection,
+    load_config,
+)
+from provider._errors import (
+    BackendError,
+    BadRequest,
+    InputRejected,
+    JobNotFound,
+    NotAwarded,
+    PayloadTooLarge,
+    ProviderError,
+    ProvingError,
+    UnknownModel,
+)
+from provider._node import ProviderNode, sign_quote_digest
+from provider._pricing import Offer, Pricer
+from provider._spec import ModelSpec, TensorSpec, read_spec
+from provider._store import JobRecord, JobState, JobStore
+
+__all__ = [
+    "BackendError",
+    "BackendSection",
+    "BadRequest",
+    "BatchingSection",
+    "ChainGateway",
+    "InferenceBackend",
+    "InputRejected",
+    "JobNotFound",
+    "JobRecord",
+    "JobState",
+    "JobStore",
+    "KServeBackend",
+    "MarketGateway",
+    "MicroBatcher",
+    "MisbehaveSection",
+    "ModelEntry",
+    "ModelSpec",
+    "NotAwarded",
+    "Offer",
+    "OnnxRuntimeBackend",
+    "PayloadTooLarge",
+    "Pricer",
+    "PricingSection",
+    "ProviderError",
+    "ProviderNode",
+    "ProviderSection",
+    "ProvingError",
+    "TensorSpec",
+    "UnknownModel",
+    "load_config",
+    "read_spec",
+    "sign_quote_digest",
+]

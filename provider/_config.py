@@ -1,0 +1,149 @@
+"""The ``[provider]`` config section, validated once at start-up.
+
+::
+
+    [provider]
+    listen = "127.0.0.1:7001"
+    region = "0x0001"
+    hardware = "cpu"
+
+    [[provider.models]]
+    name = "mlp"
+    onnx = "models/mlp/model.onnx"
+    bundle = ".cache/tender/bundles/mlp"
+
+    [provider.pricing]
+    gpu_hour_cost = 2_000_000_000_000_000_000   # token base units per GPU-hour
+    proof_cost = 10_000_000_000_000_000          # token base units per proof
+    margin = 0.2
+
+    [provider.backend]
+    kind = "onnxruntime"      # or "kserve" with url = "http://127.0.0.1:8080"
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from tender.config import ChainSection, Section, parse_section, read_toml
+from tender.paths import cache_dir
+
+
+class ModelEntry(Section):
+    """One model served by this node."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    onnx: Path = Field(description="the ONNX file the backend runs")
+    bundle: Path | None = Field(default=None, description="built model bundle (circuit, keys, card)")
+    model_id: str | None = Field(
+        default=None,
+        pattern=r"^0x[0-9a-fA-F]{64}$",
+        description="the registry's bytes32 model id; defaults to the bundle card's id",
+    )
+    kserve_name: str | None = Field(default=None, description="the model's name on the KServe server")
+
+
+class PricingSection(Section):
+    """What a job costs us and what we ask (token base units)."""
+
+    gpu_hour_cost: int = Field(default=2 * 10**18, ge=0, description="cost of one GPU-hour")
+    proof_cost: int = Field(default=10**16, ge=0, description="fixed cost of one proof")
+    margin: float = Field(default=0.2, ge=0, le=100)
+    queue_penalty: float = Field(default=0.05, ge=0, le=10, description="extra margin per queued proof")
+    quote_ttl_s: int = Field(default=30, gt=0, le=3600)
+    latency_slack: float = Field(default=1.5, ge=1, le=100, description="safety factor on quoted latency")
+    delivery_s: float = Field(default=4.0, ge=0, description="time allowed for the delivery transaction")
+
+
+class BatchingSection(Section):
+    """Micro-batching of concurrent requests for the same model."""
+
+    enabled: bool = True
+    max_batch: int = Field(default=64, ge=1, le=4096)
+    max_wait_ms: float = Field(default=2.0, ge=0, le=1000)
+
+
+class BackendSection(Section):
+    """Which inference backend runs the models."""
+
+    kind: Literal["onnxruntime", "kserve"] = "onnxruntime"
+    url: str | None = Field(default=None, description="KServe / Open Inference Protocol base URL")
+    timeout_s: float = Field(default=30.0, gt=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    inline_ms: float = Field(
+        default=0.5, ge=0, le=50, description="onnxruntime runs shorter than this stay on the loop"
+    )
+
+    @model_validator(mode="after")
+    def _url_for_kserve(self) -> BackendSection:
+        if self.kind == "kserve" and not self.url:
+            raise ValueError("backend.kind = 'kserve' needs backend.url")
+        return self
+
+
+class MisbehaveSection(Section):
+    """Deliberate faults for devnet demonstrations (never set these in production)."""
+
+    silent_on_job: int | None = Field(
+        default=None, ge=1, description="accept the N-th job, then never deliver"
+    )
+    wrong_output_on_job: int | None = Field(
+        default=None, ge=1, description="deliver a wrong optimistic output for the M-th job"
+    )
+
+
+class ProviderSection(Section):
+    """The provider node: HTTP API, models, pricing, batching, proving, store."""
+
+    listen: str = Field(default="127.0.0.1:7001", pattern=r"^[^:\s]+:[0-9]{1,5}$")
+    public_url: str | None = Field(default=None, description="URL solvers reach us at (default: listen)")
+    region: str = Field(default="0x0000", pattern=r"^0x[0-9a-fA-F]{4}$")
+    hardware: str = Field(default="cpu", max_length=64)
+    models: list[ModelEntry] = Field(default_factory=list)
+    pricing: PricingSection = Field(default_factory=PricingSection)
+    batching: BatchingSection = Field(default_factory=BatchingSection)
+    backend: BackendSection = Field(default_factory=BackendSection)
+    misbehave: MisbehaveSection = Field(default_factory=MisbehaveSection)
+    max_payload_bytes: int = Field(default=1 << 20, ge=256)
+    max_jobs: int = Field(default=64, ge=1, description="jobs in flight before quotes say no capacity")
+    proving_workers: int | None = Field(default=None, ge=1, le=256, description="default: half the CPUs")
+    confirmations: int | None = Field(default=None, ge=0, le=64, description="default: chain.confirmations")
+    store: Path | None = Field(default=None, description="SQLite job store (default: cache/provider/jobs.db)")
+    poll_interval_s: float = Field(
+        default=0.5, gt=0, le=60, description="how often jobs are checked on-chain"
+    )
+
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, models: list[ModelEntry]) -> list[ModelEntry]:
+        names = [m.name for m in models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model names must be unique: {names}")
+        return models
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+    def store_path(self) -> Path:
+        return self.store or cache_dir() / "provider" / "jobs.db"
+
+    def workers(self) -> int:
+        """Proving processes: the configured count, else half the CPUs (at least one)."""
+        return self.proving_workers or max(1, (os.cpu_count() or 2) // 2)
+
+
+def load_config(path: Path) -> tuple[ChainSection, ProviderSection]:
+    """Read the ``[chain]`` and ``[provider]`` sections of one TOML file (paths as written)."""
+    data = read_toml(path)
+    chain = parse_section(ChainSection, data.get("chain", {}), name="chain")
+    provider = parse_section(ProviderSection, data.get("provider", {}), name="provider")
+    return chain, provider

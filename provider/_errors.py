@@ -1,0 +1,73 @@
+"""The provider's exceptions, all under :class:`tender.errors.TenderError`::
+
+    TenderError
+    └── ProviderError                 anything the provider node refuses or fails at
+        ├── BadRequest                a request the node refuses (becomes a 4xx ErrorBody)
+        │   ├── UnknownModel          the model is not served here (404)
+        │   ├── PayloadTooLarge       the body is over ``max_payload_bytes`` (413)
+        │   ├── InputRejected         shape, dtype or commitment do not match the card (422)
+        │   ├── NotAwarded            the job is not awarded to this provider (403)
+        │   └── JobNotFound           no such job in the store (404)
+        ├── BackendError              the inference backend failed or is unreachable
+        └── ProvingError              the proving worker failed
+
+A :class:`BadRequest` carries an error ``code``, the offending ``field`` and an HTTP
+``status`` so the API turns it into an :class:`tender.wire.ErrorBody` in one place.
+"""
+
+from __future__ import annotations
+
+from tender.errors import TenderError
+
+
+class ProviderError(TenderError):
+    """Root of the provider's errors."""
+
+
+class BadRequest(ProviderError):
+    """A request the node refuses; the API answers ``status`` with an ErrorBody."""
+
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code is not None:
+            self.code = code
+
+
+class UnknownModel(BadRequest):
+    status = 404
+    code = "unknown_model"
+
+
+class PayloadTooLarge(BadRequest):
+    status = 413
+    code = "payload_too_large"
+
+
+class InputRejected(BadRequest):
+    """Wrong shape, wrong dtype, or an input that does not match the intent's commitment."""
+
+    status = 422
+    code = "input_rejected"
+
+
+class NotAwarded(BadRequest):
+    status = 403
+    code = "not_awarded"
+
+
+class JobNotFound(BadRequest):
+    status = 404
+    code = "job_not_found"
+
+
+class BackendError(ProviderError):
+    """The inference backend failed (session error, external server unreachable or wrong)."""
+
+
+class ProvingError(ProviderError):
+    """Making the proof failed."""

@@ -1,0 +1,629 @@
+"""The provider node: quotes, accepts awarded jobs, infers, proves, delivers, gets paid.
+
+:class:`ProviderNode` is a :class:`tender.daemon.Daemon`. ``setup`` opens the job store, loads
+and warms the models, starts the proving pool and resumes every unfinished job; ``tasks`` is
+the HTTP server; ``stop`` releases everything. Each accepted job runs as its own task through
+
+    accepted -> inferred -> proved -> delivered -> settled   (or failed)
+
+writing each step to the store before the next one, so a restart picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import uvicorn
+from eth_utils import keccak, to_checksum_address
+from numpy.typing import NDArray
+from pydantic import ValidationError
+
+from provider._backends import InferenceBackend, KServeBackend, OnnxRuntimeBackend
+from provider._batching import MicroBatcher
+from provider._bundles import BundleInfo, input_commitment, load_bundle_info
+from provider._chain import ChainGateway, provider_deadline
+from provider._config import ModelEntry, ProviderSection
+from provider._errors import (
+    BadRequest,
+    InputRejected,
+    JobNotFound,
+    NotAwarded,
+    PayloadTooLarge,
+    ProviderError,
+    ProvingError,
+    UnknownModel,
+)
+from provider._inputs import check_input
+from provider._metrics import Metrics
+from provider._pricing import Pricer
+from provider._proving import ProofResult, ProveFn, ProvingPool, prove_with_bundle
+from provider._spec import ModelSpec, read_spec
+from provider._store import JobRecord, JobState, JobStore
+from tender.chain import Job as ChainJob
+from tender.chain import JobState as ChainJobState
+from tender.daemon import Daemon
+from tender.errors import ChainError, ConfigError, ContractRevert, TenderError, TransactionFailed
+from tender.intents import sign_digest
+from tender.logs import log
+from tender.wire import JobInput, JobStatus, Quote, QuoteRefusal, QuoteRequest, quote_digest
+
+logger = logging.getLogger("provider.node")
+
+_EIP191_PREFIX = b"\x19Ethereum Signed Message:\n32"
+
+#: On-chain states in which our delivery already happened.
+_AFTER_DELIVERY = frozenset(
+    {ChainJobState.DELIVERED, ChainJobState.CHALLENGED, ChainJobState.PROOF_REQUIRED, ChainJobState.SETTLED}
+)
+
+
+def sign_quote_digest(digest: bytes, key: str) -> str:
+    """The EIP-191 (``personal_sign``) signature of a 32-byte digest, as 0x hex.
+
+    The same bytes as ``Account.sign_message(encode_defunct(primitive=digest), key)``.
+    """
+    return "0x" + sign_digest(keccak(_EIP191_PREFIX + digest), key).hex()
+
+
+@dataclass(slots=True)
+class ServedModel:
+    """A model this node serves: its tensors, bundle and batcher."""
+
+    entry: ModelEntry
+    spec: ModelSpec
+    bundle: BundleInfo | None
+    model_ids: list[str]
+    batcher: MicroBatcher
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the daemon supervisor owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ProviderNode(Daemon):
+    """The provider daemon.
+
+    Args:
+        config: the ``[provider]`` section.
+        gateway: the chain access (``None``: the node quotes and infers but cannot take jobs).
+        key: the provider's private key (signs quotes; the gateway holds its own sender).
+        backend: the inference backend (default: from ``config.backend``).
+        prove: the function proving workers run (default: ``tender.models`` bundles).
+    """
+
+    name = "provider"
+
+    def __init__(
+        self,
+        config: ProviderSection,
+        *,
+        gateway: ChainGateway | None,
+        key: str,
+        backend: InferenceBackend | None = None,
+        prove: ProveFn = prove_with_bundle,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.gateway = gateway
+        self._key = key
+        from eth_account import Account
+
+        self.address = to_checksum_address(Account.from_key(key).address)
+        if gateway is not None and gateway.address != self.address:
+            raise ConfigError(f"chain key {gateway.address} differs from the quote key {self.address}")
+        self.backend = backend or self._default_backend()
+        self._prove_fn = prove
+        self.metrics = Metrics()
+        self.models: dict[str, ServedModel] = {}
+        self.by_model_id: dict[str, ServedModel] = {}
+        self.store: JobStore | None = None
+        self.pool: ProvingPool | None = None
+        self.pricer = Pricer(config.pricing, workers=config.workers())
+        self._jobs: dict[str, asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._server: _Server | None = None
+        self.started_at = time.time()
+
+    def _default_backend(self) -> InferenceBackend:
+        b = self.config.backend
+        if b.kind == "kserve":
+            names = {m.name: m.kserve_name or m.name for m in self.config.models}
+            return KServeBackend(b.url or "", names=names, timeout_s=b.timeout_s)
+        return OnnxRuntimeBackend(
+            device=b.device, warm_batch=self.config.batching.max_batch, inline_ms=b.inline_ms
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def setup(self) -> None:
+        await self.load()
+        await self.resume()
+
+    async def load(self) -> None:
+        """Open the store, load the models and start the proving pool (no HTTP server)."""
+        self.store = JobStore(self.config.store_path())
+        specs = [read_spec(m.name, m.onnx) for m in self.config.models]
+        await self.backend.load(specs)
+        batching = self.config.batching
+        registered = await self.gateway.registered_models() if self.gateway is not None else []
+        for entry, spec in zip(self.config.models, specs, strict=True):
+            bundle = load_bundle_info(entry.bundle) if entry.bundle is not None else None
+            if entry.model_id:
+                model_ids = [entry.model_id.lower()]
+            elif bundle is not None:
+                model_ids = [mid for mid, onnx, settings in registered
+                             if onnx == bundle.onnx_sha256 and settings == bundle.settings_sha256]  # fmt: skip
+            else:
+                raise ConfigError(f"provider.models.{entry.name}: set model_id or bundle")
+            if not model_ids:
+                log(logger, "model.unregistered", level=logging.WARNING, model=entry.name,
+                    onnx_sha256=bundle.onnx_sha256 if bundle else None)  # fmt: skip
+            max_batch = batching.max_batch if batching.enabled and spec.dynamic_batch else 1
+            served = ServedModel(entry, spec, bundle, model_ids, self._batcher(entry.name, max_batch))
+            self.models[entry.name] = served
+            for model_id in model_ids:
+                self.by_model_id[model_id] = served
+            log(logger, "model.served", model=entry.name, model_ids=model_ids, max_batch=max_batch,
+                execution_provider=self.backend.device(entry.name))  # fmt: skip
+        self.pool = ProvingPool(self.config.workers(), prove=self._prove_fn)
+        self._background.add(
+            asyncio.get_running_loop().create_task(self._warm_pool(), name="warm-proving-pool")
+        )
+
+    async def _warm_pool(self) -> None:
+        assert self.pool is not None
+        started = time.perf_counter()
+        try:
+            await self.pool.warm()
+        except (
+            OSError,
+            RuntimeError,
+        ) as exc:  # a broken pool shows again, and is retried, on the first proof
+            log(logger, "proving.warm_failed", level=logging.WARNING, error=repr(exc))
+            return
+        log(
+            logger,
+            "proving.ready",
+            workers=self.pool.workers,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+
+    def _batcher(self, model: str, max_batch: int) -> MicroBatcher:
+        sizes = self.metrics.batch_size.labels(model)
+        times = self.metrics.inference.labels(model)
+
+        async def run(batch: NDArray[Any]) -> NDArray[Any]:
+            return await self.backend.infer(model, batch)
+
+        def on_batch(size: int, seconds: float) -> None:
+            sizes.observe(size)
+            times.observe(seconds)
+            self.pricer.observe(model, inference_s=seconds / size)
+
+        return MicroBatcher(run, max_batch=max_batch, max_wait_ms=self.config.batching.max_wait_ms,
+                            on_batch=on_batch)  # fmt: skip
+
+    def tasks(self) -> list[Coroutine[Any, Any, None]]:
+        return [self.serve_http()]
+
+    async def serve_http(self) -> None:
+        from provider._app import create_app
+
+        config = uvicorn.Config(
+            create_app(self), host=self.config.host, port=self.config.port, log_level="warning",
+            lifespan="off", access_log=False, timeout_graceful_shutdown=2,
+        )  # fmt: skip
+        self._server = _Server(config)
+        log(logger, "http.listening", listen=self.config.listen, address=self.address)
+        await self._server.serve()
+        if not self.stopping.is_set():
+            raise ProviderError(f"HTTP server on {self.config.listen} stopped")
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        for task in [*self._jobs.values(), *self._background]:
+            task.cancel()
+        await asyncio.gather(*self._jobs.values(), *self._background, return_exceptions=True)
+        for served in self.models.values():
+            await served.batcher.close()
+        await self.backend.close()
+        if self.pool is not None:
+            self.pool.close()
+        if self.gateway is not None:
+            await self.gateway.close()
+        if self.store is not None:
+            self.store.close()
+
+    # -- quotes -------------------------------------------------------------------------
+
+    def _active(self) -> int:
+        return sum(1 for t in self._jobs.values() if not t.done())
+
+    async def quote(self, request: QuoteRequest) -> Quote | QuoteRefusal:
+        """A signed quote for ``request``, or a refusal with the reason."""
+        intent = request.intent
+
+        def refuse(reason: str, outcome: str) -> QuoteRefusal:
+            self.metrics.quotes.labels(outcome).inc()
+            return QuoteRefusal(jobId=request.jobId, provider=self.address, reason=reason)
+
+        served = self.by_model_id.get(intent.modelId.lower())
+        if served is None:
+            return refuse(f"unknown model {intent.modelId}", "unknown_model")
+        if self.gateway is not None:
+            if request.chainId != self.gateway.chain_id:
+                return refuse(f"unknown chain {request.chainId}", "unknown_market")
+            if to_checksum_address(request.market) not in self.gateway.markets:
+                return refuse(f"unknown market {request.market}", "unknown_market")
+        if self._active() >= self.config.max_jobs:
+            return refuse(f"no capacity: {self._active()} jobs in flight", "no_capacity")
+        now = await self.gateway.now() if self.gateway is not None else int(time.time())
+        queued = self.pool.in_flight if self.pool else 0
+        offer = self.pricer.offer(served.entry.name, max_price=int(intent.maxPrice), queued=queued,
+                                  now=now, deadline=intent.deadline)  # fmt: skip
+        if offer.refusal is not None:
+            return refuse(offer.refusal, offer.refusal.split(":")[0].replace(" ", "_"))
+        expires_at = int(time.time()) + self.config.pricing.quote_ttl_s
+        unsigned = Quote(
+            jobId=request.jobId, provider=self.address, price=str(offer.price), latency_s=offer.latency_s,
+            capacity=max(0, self.config.max_jobs - self._active()), region=self.config.region,
+            expires_at=expires_at, signature="0x",
+        )  # fmt: skip
+        signed = unsigned.model_copy(
+            update={"signature": sign_quote_digest(quote_digest(unsigned), self._key)}
+        )
+        self.metrics.quotes.labels("quoted").inc()
+        log(logger, "quote.sent", job_id=request.jobId, model=served.entry.name, price=offer.price,
+            cost=offer.cost, latency_s=offer.latency_s)  # fmt: skip
+        return signed
+
+    # -- accepting jobs -----------------------------------------------------------------
+
+    def parse_job_input(self, body: bytes) -> JobInput:
+        """Parse a ``POST /jobs`` body: size, JSON, then the envelope (the input is checked later)."""
+        if len(body) > self.config.max_payload_bytes:
+            raise PayloadTooLarge(f"body is {len(body)} bytes, over the {self.config.max_payload_bytes} limit",
+                                  field="body")  # fmt: skip
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"body is not JSON: {exc}", field="body", code="invalid_json") from exc
+        if not isinstance(data, dict):
+            raise BadRequest("body must be a JSON object", field="body", code="invalid_body")
+        raw_input = data.get("input")
+        envelope = {**data, "input": [0.0]} if "input" in data else data
+        try:
+            job = JobInput.model_validate(envelope)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            raise BadRequest(f"{where}: {first['msg']}", field=where, code="invalid_body") from exc
+        # The real input is checked against the model card (shape and dtype) once we know the model.
+        return job.model_copy(update={"input": raw_input})
+
+    async def accept(self, body: bytes) -> tuple[JobStatus, bool]:
+        """Accept an awarded job's input; returns its status and whether it is new.
+
+        Every check happens before the job is written; a refused input leaves no row.
+        """
+        assert self.store is not None
+        job_input = self.parse_job_input(body)
+        job_id = job_input.jobId.lower()
+        existing = self.store.get(job_id)
+        if existing is not None:
+            return self.status_of(existing), False
+        if self.gateway is None:
+            raise NotAwarded("this node has no chain access and takes no jobs", field="jobId")
+        market = to_checksum_address(job_input.market)
+        if market not in self.gateway.markets:
+            raise NotAwarded(f"market {market} is not served by this node", field="market")
+        chain_job = await self.gateway.job(market, job_id)
+        if not chain_job.exists:
+            raise NotAwarded(f"job {job_id} does not exist on market {market}", field="jobId")
+        if (
+            chain_job.state is not ChainJobState.AWARDED
+            or to_checksum_address(chain_job.provider) != self.address
+        ):
+            raise NotAwarded(
+                f"job {job_id} is {chain_job.state.name.lower()} for provider {chain_job.provider},"
+                f" not awarded to {self.address}",
+                field="jobId",
+            )
+        model_id = "0x" + chain_job.model_id.hex()
+        served = self.by_model_id.get(model_id)
+        if served is None:
+            raise UnknownModel(f"model {model_id} of job {job_id} is not served here", field="modelId")
+        deadline = provider_deadline(chain_job)
+        if await self.gateway.now() >= deadline:
+            raise NotAwarded(f"job {job_id} is past its delivery deadline {deadline}", field="jobId",
+                             code="deadline_passed")  # fmt: skip
+        array = check_input(served.spec.input, job_input.input)
+        self._check_commitment(served, job_input.input, array, chain_job)
+        record = JobRecord(
+            job_id=job_id, market=market, model=served.entry.name, input=job_input.input,
+            input_commitment=str(chain_job.input_commitment), deadline=deadline,
+            proof_mode=int(chain_job.proof_mode), price=str(chain_job.price),
+        )  # fmt: skip
+        if not self.store.insert(record):  # a concurrent upload of the same job won the race
+            existing = self.store.get(job_id)
+            assert existing is not None
+            return self.status_of(existing), False
+        self.metrics.jobs.labels(JobState.ACCEPTED.value).inc()
+        log(logger, "job.accepted", job_id=job_id, model=served.entry.name, seq=record.seq,
+            deadline=record.deadline, proof_mode=record.proof_mode, price=record.price)  # fmt: skip
+        self._start(record)
+        return self.status_of(record), True
+
+    def _check_commitment(self, served: ServedModel, raw: Any, array: NDArray[Any], job: ChainJob) -> None:
+        if served.bundle is None:
+            raise InputRejected(f"model {served.entry.name} has no bundle: cannot check commitments",
+                                field="input", code="commitment_unavailable")  # fmt: skip
+        got = input_commitment(served.bundle, array)
+        if got != job.input_commitment:
+            raise InputRejected(
+                f"input commits to {got}, the intent committed to {job.input_commitment}",
+                field="input",
+                code="commitment_mismatch",
+            )
+
+    # -- status -------------------------------------------------------------------------
+
+    def status_of(self, record: JobRecord) -> JobStatus:
+        return JobStatus(
+            jobId=record.job_id, state=record.state.value, output=record.output, outputFelts=record.output_felts,
+            proof=record.proof, txHashes=dict(record.tx), error=record.error,
+        )  # fmt: skip
+
+    def status(self, job_id: str) -> JobStatus:
+        assert self.store is not None
+        record = self.store.get(job_id.lower())
+        if record is None:
+            raise JobNotFound(f"no job {job_id} here", field="jobId")
+        return self.status_of(record)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "provider": self.address,
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "backend": self.backend.kind,
+            "models": {name: self.backend.device(name) for name in self.models},
+            "proving_in_flight": self.pool.in_flight if self.pool else 0,
+            "jobs_active": self._active(),
+        }
+
+    # -- inference ----------------------------------------------------------------------
+
+    async def infer(self, model: str, row: NDArray[Any]) -> NDArray[Any]:
+        """One request through the model's micro-batcher (shape ``(1, ...)`` in and out)."""
+        served = self.models.get(model)
+        if served is None:
+            raise UnknownModel(f"model {model!r} is not served here", field="model")
+        return await served.batcher.submit(row)
+
+    # -- running jobs -------------------------------------------------------------------
+
+    def _start(self, record: JobRecord) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self._run_job(record.job_id), name=f"job-{record.job_id[:10]}"
+        )
+        self._jobs[record.job_id] = task
+        self.metrics.active_jobs.set(self._active())
+        task.add_done_callback(self._job_done)
+
+    def _job_done(self, task: asyncio.Task[None]) -> None:
+        self.metrics.active_jobs.set(self._active())
+        if not task.cancelled() and task.exception() is not None:
+            # A bug, not a job failure: keep the row as it is (a restart resumes it) and say so.
+            log(
+                logger, "job.crashed", level=logging.ERROR, task=task.get_name(), error=repr(task.exception())
+            )
+
+    async def resume(self) -> None:
+        """Restart every unfinished job whose deadline has not passed."""
+        assert self.store is not None
+        unfinished = self.store.unfinished()
+        if not unfinished:
+            return
+        now = await self.gateway.now() if self.gateway is not None else int(time.time())
+        for record in unfinished:
+            if record.state is not JobState.DELIVERED and record.deadline <= now:
+                self._set(record, JobState.FAILED, error="deadline passed while the node was down")
+                continue
+            log(logger, "job.resumed", job_id=record.job_id, state=record.state.value)
+            self._start(record)
+
+    def _set(self, record: JobRecord, state: JobState, **changes: Any) -> None:
+        assert self.store is not None
+        record.state = state
+        for name, value in changes.items():
+            setattr(record, name, value)
+        self.store.update(record.job_id, state=state, **changes)
+        self.metrics.jobs.labels(state.value).inc()
+        log(logger, f"job.{state.value}", job_id=record.job_id,
+            **{k: v for k, v in changes.items() if k in ("error", "tx")})  # fmt: skip
+
+    async def _run_job(self, job_id: str) -> None:
+        assert self.store is not None
+        record = self.store.get(job_id)
+        if record is None:
+            return
+        served = self.models.get(record.model)
+        try:
+            if served is None:
+                raise UnknownModel(f"model {record.model} is no longer served")
+            misbehave = self.config.misbehave
+            if misbehave.silent_on_job is not None and record.seq == misbehave.silent_on_job:
+                log(logger, "misbehave.silent", level=logging.WARNING, job_id=job_id, seq=record.seq)
+                return
+            await self._with_retries(record, served)
+        except asyncio.CancelledError:
+            raise
+        except (TenderError, OSError) as exc:
+            log(
+                logger,
+                "job.error",
+                level=logging.ERROR,
+                job_id=job_id,
+                state=record.state.value,
+                error=repr(exc),
+                revert=repr(getattr(exc, "revert", None)),
+            )
+            self._set(record, JobState.FAILED, error=str(exc))
+
+    async def _with_retries(self, record: JobRecord, served: ServedModel) -> None:
+        """Advance the job; a transient failure (RPC down, a proving worker died) is retried
+        with backoff while the job's deadline allows. Reverts and bad proofs are final."""
+        delay = 0.5
+        while True:
+            try:
+                await self._advance(record, served)
+                return
+            except (ProvingError, ChainError) as exc:
+                if isinstance(exc, ContractRevert | TransactionFailed):
+                    raise
+                now = await self._now_or_local()
+                if now + delay >= record.deadline:
+                    raise
+                record.attempts += 1
+                assert self.store is not None
+                self.store.update(record.job_id, attempts=record.attempts)
+                log(logger, "job.retry", level=logging.WARNING, job_id=record.job_id, state=record.state.value,
+                    attempt=record.attempts, error=repr(exc))  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _now_or_local(self) -> int:
+        if self.gateway is None:
+            return int(time.time())
+        try:
+            return await self.gateway.now()
+        except ChainError:
+            return int(time.time())
+
+    async def _advance(self, record: JobRecord, served: ServedModel) -> None:
+        assert self.store is not None
+        assert self.pool is not None
+        name = served.entry.name
+        if record.state is JobState.ACCEPTED:
+            row = check_input(served.spec.input, record.input)
+            out = await self.infer(name, row)
+            self._set(record, JobState.INFERRED, output=[float(x) for x in np.asarray(out).ravel()])
+        if record.state is JobState.INFERRED:
+            if served.bundle is None:
+                raise ProviderError(f"model {name} has no bundle to prove with")
+            self.metrics.proving_queue.inc()
+            try:
+                proof: ProofResult = await self.pool.prove(
+                    str(served.bundle.path), check_input(served.spec.input, record.input).tolist()
+                )
+            finally:
+                self.metrics.proving_queue.dec()
+            self.metrics.proof.labels(name).observe(proof.seconds)
+            self.pricer.observe(name, proof_s=proof.seconds)
+            self._set(
+                record, JobState.PROVED, output_felts=proof.output_felts, proof="0x" + proof.proof.hex()
+            )
+        if record.state is JobState.PROVED:
+            await self._deliver(record)
+        if record.state is JobState.DELIVERED:
+            await self._follow(record)
+
+    async def _deliver(self, record: JobRecord) -> None:
+        assert self.gateway is not None
+        assert record.output_felts is not None
+        assert record.proof is not None
+        chain_job = await self.gateway.job(record.market, record.job_id)
+        if chain_job.state is not ChainJobState.AWARDED:
+            # Delivered before a crash (or expired, or taken over): never send twice.
+            if chain_job.state in _AFTER_DELIVERY and to_checksum_address(chain_job.provider) == self.address:
+                self._set(record, JobState.DELIVERED)
+                return
+            self._set(
+                record,
+                JobState.FAILED,
+                error=f"job is {chain_job.state.name.lower()} on-chain, cannot deliver",
+            )
+            return
+        output = [int(x) for x in record.output_felts]
+        proof = bytes.fromhex(record.proof[2:])
+        optimistic = record.proof_mode == 1
+        misbehave = self.config.misbehave
+        if (
+            optimistic
+            and misbehave.wrong_output_on_job is not None
+            and record.seq == misbehave.wrong_output_on_job
+        ):
+            output = [output[0] + 1, *output[1:]] if output else [1]
+            log(logger, "misbehave.wrong_output", level=logging.WARNING, job_id=record.job_id, seq=record.seq)
+        tx = await self.gateway.deliver(record.market, record.job_id, output, b"" if optimistic else proof)
+        self._set(record, JobState.DELIVERED, tx={**record.tx, "deliver": tx})
+
+    async def _follow(self, record: JobRecord) -> None:
+        """Wait until the job settles: finalize an unchallenged optimistic delivery after its
+        window, answer a challenge or an audit with the proof."""
+        assert self.gateway is not None
+        misbehave = self.config.misbehave
+        wrong = misbehave.wrong_output_on_job is not None and record.seq == misbehave.wrong_output_on_job
+        while True:
+            job = await self.gateway.job(record.market, record.job_id)
+            state = job.state
+            if state is ChainJobState.SETTLED and to_checksum_address(job.provider) == self.address:
+                self._set(record, JobState.SETTLED)
+                return
+            if (
+                state.final
+                or state is ChainJobState.NONE
+                or to_checksum_address(job.provider) != self.address
+            ):
+                self._set(record, JobState.FAILED, error=f"job ended {state.name.lower()} on-chain")
+                return
+            if state in (ChainJobState.CHALLENGED, ChainJobState.PROOF_REQUIRED) and "prove" not in record.tx:
+                if wrong:
+                    log(logger, "misbehave.no_answer", level=logging.WARNING, job_id=record.job_id)
+                elif record.proof is not None:
+                    try:
+                        tx = await self.gateway.prove(
+                            record.market, record.job_id, bytes.fromhex(record.proof[2:])
+                        )
+                        self._set(record, JobState.DELIVERED, tx={**record.tx, "prove": tx})
+                        continue
+                    except ChainError as exc:
+                        log(
+                            logger,
+                            "job.prove_failed",
+                            level=logging.ERROR,
+                            job_id=record.job_id,
+                            error=str(exc),
+                        )
+            if (
+                state is ChainJobState.DELIVERED
+                and "finalize" not in record.tx
+                and await self.gateway.now() > job.dispute_end
+            ):
+                try:
+                    tx = await self.gateway.finalize(record.market, record.job_id)
+                    self._set(record, JobState.DELIVERED, tx={**record.tx, "finalize": tx})
+                    continue
+                except ChainError as exc:  # the window may close a block later than our clock says
+                    log(
+                        logger,
+                        "job.finalize_retry",
+                        level=logging.DEBUG,
+                        job_id=record.job_id,
+                        error=str(exc),
+                    )
+            await asyncio.sleep(self.config.poll_interval_s)

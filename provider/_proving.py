@@ -1,0 +1,94 @@
+"""Proving off the event loop: a process pool sized to the machine.
+
+EZKL proving is CPU-heavy and holds the GIL for long stretches, so proofs run in separate
+processes (``spawn``: no forked threads from uvicorn or onnxruntime). The event loop keeps
+answering ``/health`` and quotes while they run; the queue depth feeds the quoted latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
+
+from provider._errors import ProvingError
+
+
+@dataclass(frozen=True, slots=True)
+class ProofResult:
+    """What a proving worker returns: the output as field elements (the public instances the
+    market checks), the proof bytes, and the circuit's output rescaled to floats."""
+
+    output_felts: list[str]
+    proof: bytes
+    output: list[float]
+    seconds: float
+
+
+ProveFn = Callable[[str, Any], ProofResult]
+
+
+def prove_with_bundle(bundle_dir: str, data: Any) -> ProofResult:
+    """Worker entry point: prove ``data`` with the bundle at ``bundle_dir`` (``tender.models.prove``)."""
+    from tender.models import prove
+
+    started = time.perf_counter()
+    proof = prove(bundle_dir, data)
+    return ProofResult(
+        output_felts=[str(int(x)) for x in proof.output_felts],
+        proof=bytes(proof.proof),
+        output=[float(x) for x in proof.output],
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _warm_worker() -> int:
+    """Import the prover in a worker, so the first real proof does not pay for it."""
+    import os
+
+    import tender.models  # noqa: F401
+
+    return os.getpid()
+
+
+class ProvingPool:
+    """A process pool for proofs.
+
+    Args:
+        workers: processes (proofs in parallel).
+        prove: the picklable, module-level function each worker runs.
+    """
+
+    def __init__(self, workers: int, *, prove: ProveFn = prove_with_bundle) -> None:
+        self.workers = max(1, workers)
+        self._prove = prove
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        self.in_flight = 0
+
+    @property
+    def queued(self) -> int:
+        """Proofs waiting for a worker (beyond the ones running)."""
+        return max(0, self.in_flight - self.workers)
+
+    async def prove(self, bundle_dir: str, data: Any) -> ProofResult:
+        self.in_flight += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, self._prove, bundle_dir, data)
+        except BrokenProcessPool as exc:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            raise ProvingError(f"proving worker died: {exc}") from exc
+        finally:
+            self.in_flight -= 1
+
+    async def warm(self) -> None:
+        """Start every worker process and import the prover in it."""
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(self._pool, _warm_worker) for _ in range(self.workers)))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

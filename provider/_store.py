@@ -1,0 +1,179 @@
+"""The job store: SQLite in WAL mode, one row per accepted job.
+
+A job is written here before any work or transaction happens, and every step writes its
+result before the next starts, so a node killed at any point resumes from the last step::
+
+    accepted -> inferred -> proved -> delivered -> settled
+         \\__________\\___________\\___________\\-> failed
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+
+class JobState(StrEnum):
+    ACCEPTED = "accepted"
+    INFERRED = "inferred"
+    PROVED = "proved"
+    DELIVERED = "delivered"
+    SETTLED = "settled"
+    FAILED = "failed"
+
+    @property
+    def final(self) -> bool:
+        return self in (JobState.SETTLED, JobState.FAILED)
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """One job as the node knows it (plain domain type; :class:`tender.wire.JobStatus` is the wire form)."""
+
+    job_id: str
+    market: str
+    model: str
+    input: Any
+    input_commitment: str
+    deadline: int
+    proof_mode: int
+    price: str = "0"
+    state: JobState = JobState.ACCEPTED
+    output: list[float] | None = None
+    output_felts: list[str] | None = None
+    proof: str | None = None
+    tx: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    attempts: int = 0
+    seq: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+_JSON_COLUMNS = {"input", "output", "output_felts", "tx"}
+_COLUMNS = [f.name for f in fields(JobRecord)]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    market TEXT NOT NULL,
+    model TEXT NOT NULL,
+    input TEXT NOT NULL,
+    input_commitment TEXT NOT NULL,
+    deadline INTEGER NOT NULL,
+    proof_mode INTEGER NOT NULL,
+    price TEXT NOT NULL,
+    state TEXT NOT NULL,
+    output TEXT,
+    output_felts TEXT,
+    proof TEXT,
+    tx TEXT NOT NULL,
+    error TEXT,
+    attempts INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+"""
+
+
+class JobStore:
+    """SQLite job store (WAL mode; safe to use from the event loop and worker threads)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @staticmethod
+    def _encode(name: str, value: Any) -> Any:
+        if name in _JSON_COLUMNS:
+            return None if value is None and name != "tx" else json.dumps(value)
+        if isinstance(value, JobState):
+            return value.value
+        return value
+
+    @staticmethod
+    def _decode(row: sqlite3.Row | tuple[Any, ...]) -> JobRecord:
+        values = dict(zip(_COLUMNS, row, strict=True))
+        for name in _JSON_COLUMNS:
+            if values[name] is not None:
+                values[name] = json.loads(values[name])
+        values["state"] = JobState(values["state"])
+        return JobRecord(**values)
+
+    def insert(self, record: JobRecord) -> bool:
+        """Record a new job; False (and nothing written) if the job id is already known."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if self._db.execute("SELECT 1 FROM jobs WHERE job_id = ?", (record.job_id,)).fetchone():
+                    self._db.execute("ROLLBACK")
+                    return False
+                (count,) = self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()
+                record.seq, record.created_at, record.updated_at = count + 1, now, now
+                names = ", ".join(_COLUMNS)
+                marks = ", ".join("?" for _ in _COLUMNS)
+                self._db.execute(
+                    f"INSERT INTO jobs ({names}) VALUES ({marks})",
+                    [self._encode(n, getattr(record, n)) for n in _COLUMNS],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return True
+
+    def update(self, job_id: str, **changes: Any) -> None:
+        """Write ``changes`` (column -> value) to a job."""
+        unknown = set(changes) - set(_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown job columns: {sorted(unknown)}")
+        changes["updated_at"] = time.time()
+        sets = ", ".join(f"{name} = ?" for name in changes)
+        values = [self._encode(n, v) for n, v in changes.items()]
+        with self._lock:
+            self._db.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", [*values, job_id])
+
+    def get(self, job_id: str) -> JobRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE job_id = ?", (job_id,)
+            ).fetchone()
+        return self._decode(row) if row else None
+
+    def unfinished(self) -> list[JobRecord]:
+        """Jobs neither settled nor failed, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE state NOT IN (?, ?) ORDER BY seq",
+                (JobState.SETTLED.value, JobState.FAILED.value),
+            ).fetchall()
+        return [self._decode(r) for r in rows]
+
+    def count(self, *, state: JobState | None = None) -> int:
+        with self._lock:
+            if state is None:
+                (n,) = self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()
+            else:
+                (n,) = self._db.execute(
+                    "SELECT COUNT(*) FROM jobs WHERE state = ?", (state.value,)
+                ).fetchone()
+        return int(n)

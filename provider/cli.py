@@ -1,0 +1,152 @@
+"""The ``tender provider`` commands: run the node, manage stake, show status.
+
+Secrets never come from the command line: the key comes from ``[chain]`` (an environment
+variable or an encrypted keystore)::
+
+    tender provider run --config provider.toml
+    tender provider stake 1000000000000000000000 --config provider.toml
+    tender provider status --config provider.toml
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from provider._config import ProviderSection, load_config
+from tender.config import ChainSection
+from tender.errors import TenderError
+
+if TYPE_CHECKING:
+    from tender.chain import Staking, Token
+
+_CONFIG = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("provider.toml"),
+    show_default=True,
+    help="TOML file with [chain] and [provider] sections",
+)
+
+
+def _misbehave(config: ProviderSection, knobs: tuple[str, ...]) -> ProviderSection:
+    """Apply ``--misbehave silent:N`` / ``--misbehave wrong-output:M`` (devnet demonstrations)."""
+    changes: dict[str, int] = {}
+    for knob in knobs:
+        kind, _, number = knob.partition(":")
+        field = {"silent": "silent_on_job", "wrong-output": "wrong_output_on_job"}.get(kind)
+        if field is None or not number.isdigit() or int(number) < 1:
+            raise click.BadParameter(
+                f"{knob!r}: use silent:N or wrong-output:M (N, M >= 1)", param_hint="--misbehave"
+            )
+        changes[field] = int(number)
+    if not changes:
+        return config
+    return config.model_copy(update={"misbehave": config.misbehave.model_copy(update=changes)})
+
+
+@click.group("provider")
+def group() -> None:
+    """Run a GPU provider node: quote, infer, prove, deliver, get paid."""
+
+
+@group.command()
+@_CONFIG
+@click.option("--misbehave", "knobs", multiple=True, metavar="silent:N|wrong-output:M",
+              help="devnet only: go silent on the N-th job, or deliver a wrong optimistic output on the M-th")  # fmt: skip
+@click.option("--log-level", default="INFO", show_default=True)
+def run(config_path: Path, knobs: tuple[str, ...], log_level: str) -> None:
+    """Run the provider node until SIGTERM/SIGINT."""
+    from provider._chain import MarketGateway
+    from provider._node import ProviderNode
+    from tender.daemon import serve
+    from tender.logs import setup_logging
+
+    chain, config = load_config(config_path)
+    config = _misbehave(config, knobs)
+    setup_logging(level=log_level)
+    gateway = MarketGateway.connect(chain, confirmations=config.confirmations)
+    node = ProviderNode(config, gateway=gateway, key=chain.private_key())
+    sys.exit(serve(node))
+
+
+def _staking(chain: ChainSection) -> tuple[Staking, Token, str]:
+    from tender.chain import Deployment, Staking, Token, TxSender, connect
+
+    w3 = connect(chain.rpc_url)
+    deployment = Deployment.load(int(w3.eth.chain_id), path=chain.deployment)
+    sender = TxSender(w3, chain.private_key(), confirmations=chain.confirmations)
+    staking = Staking(w3, deployment.staking, sender=sender)
+    token = Token(w3, deployment.token, sender=sender)
+    return staking, token, sender.address
+
+
+@group.command()
+@click.argument("amount", type=click.IntRange(min=1))
+@_CONFIG
+def stake(amount: int, config_path: Path) -> None:
+    """Bond AMOUNT tokens (base units) as provider stake (approves Staking first)."""
+    chain, _ = load_config(config_path)
+    staking, token, address = _staking(chain)
+    token.ensure_allowance(staking.address, amount)
+    staking.stake(amount)
+    click.echo(f"staked {amount}; stake of {address} is now {staking.stake_of(address)}")
+
+
+@group.command()
+@click.argument("amount", type=click.IntRange(min=1))
+@_CONFIG
+def unstake(amount: int, config_path: Path) -> None:
+    """Start unbonding AMOUNT tokens (withdraw them after the unbonding delay)."""
+    chain, _ = load_config(config_path)
+    staking, _, address = _staking(chain)
+    staking.request_unstake(amount)
+    unbonding, ready_at = staking.unbonding_of(address)
+    click.echo(f"unbonding {unbonding}, withdrawable at {ready_at}")
+
+
+@group.command()
+@_CONFIG
+def withdraw(config_path: Path) -> None:
+    """Withdraw stake whose unbonding delay has passed."""
+    chain, _ = load_config(config_path)
+    staking, token, address = _staking(chain)
+    staking.withdraw()
+    click.echo(f"withdrawn; token balance of {address} is {token.balance_of(address)}")
+
+
+@group.command()
+@_CONFIG
+def status(config_path: Path) -> None:
+    """Show stake, unbonding and the local job store."""
+    from provider._store import JobState, JobStore
+
+    chain, config = load_config(config_path)
+    console = Console()
+    table = Table(title="provider", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    try:
+        staking, token, address = _staking(chain)
+        unbonding, ready_at = staking.unbonding_of(address)
+        table.add_row("address", address)
+        table.add_row("stake", str(staking.stake_of(address)))
+        table.add_row("locked", str(staking.locked_of(address)))
+        table.add_row("unbonding", f"{unbonding} (ready at {ready_at})")
+        table.add_row("balance", str(token.balance_of(address)))
+    except TenderError as exc:
+        table.add_row("chain", f"[red]{exc}[/red]")
+    store_path = config.store_path()
+    if store_path.exists():
+        store = JobStore(store_path)
+        table.add_row("jobs", ", ".join(f"{s.value} {store.count(state=s)}" for s in JobState))
+        store.close()
+    else:
+        table.add_row("jobs", f"no store at {store_path}")
+    console.print(table)

@@ -1,0 +1,458 @@
+"""The solver's memory: one SQLite file (WAL, ``synchronous=FULL``).
+
+What it keeps, and why:
+
+* ``meta``: the chain id and the feed's cursor (the last block processed), so a restarted
+  solver resumes where it stopped.
+* ``blocks``: the hashes of the last ``reorg_depth`` processed blocks; a hash that no longer
+  matches the chain marks a reorg, and the highest block that still matches is the fork point.
+* ``jobs``: every intent the solver has seen (from the chain or from ``POST /intents``), what
+  it did about it (``state``) and what the chain said (award, settlement). Rows carry the block
+  that created them so a rollback forgets exactly what the dropped blocks taught it.
+* ``txs``: every transaction the solver signed, written *before* it is broadcast: after a
+  crash the solver knows each nonce it used and the bytes it may have sent, and never bids
+  twice for the same job.
+
+All access happens on the event loop's thread; every write is one short transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from solver._errors import StoreError
+
+__all__ = ["JobRow", "JobState", "Store", "TxRow", "TxState"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (number INTEGER PRIMARY KEY, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    market TEXT NOT NULL,
+    auction TEXT NOT NULL,
+    intent TEXT NOT NULL,
+    signature TEXT,
+    posted_block INTEGER,
+    posted_at INTEGER,
+    state TEXT NOT NULL,
+    provider TEXT,
+    price TEXT,
+    latency INTEGER,
+    cost TEXT,
+    awarded_block INTEGER,
+    winner TEXT,
+    award_price TEXT,
+    deadline_at INTEGER,
+    input_sent INTEGER NOT NULL DEFAULT 0,
+    final_block INTEGER,
+    last_bidder TEXT,
+    last_bid_block INTEGER,
+    note TEXT,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+CREATE TABLE IF NOT EXISTS txs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sender TEXT NOT NULL,
+    nonce INTEGER NOT NULL,
+    purpose TEXT NOT NULL,
+    job_id TEXT,
+    raw TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    max_fee INTEGER NOT NULL,
+    tip INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    created REAL NOT NULL,
+    sent REAL,
+    block INTEGER,
+    gas_used INTEGER,
+    fee_paid INTEGER
+);
+CREATE INDEX IF NOT EXISTS txs_nonce ON txs (sender, nonce);
+CREATE INDEX IF NOT EXISTS txs_job ON txs (job_id, purpose);
+"""
+
+
+class JobState(StrEnum):
+    """Where a job stands for this solver."""
+
+    SEEN = "seen"  # intent known, not decided yet
+    BID = "bid"  # our bid is (or was) on the market; waiting for the window's end
+    FILLING = "filling"  # a Dutch fill is signed and on its way
+    PASSED = "passed"  # we chose not to serve it
+    LOST = "lost"  # awarded to someone else, or never awarded
+    WON = "won"  # awarded to one of our providers
+    SENT = "sent"  # input handed to the provider
+    SETTLED = "settled"  # delivered and paid: nothing left to do
+    EXPIRED = "expired"  # the provider missed its deadline and we (or anyone) expired it
+    DROPPED = "dropped"  # its intent vanished in a reorg or expired before posting
+
+    @property
+    def open(self) -> bool:
+        return self in (JobState.SEEN, JobState.BID, JobState.FILLING, JobState.WON, JobState.SENT)
+
+
+class TxState(StrEnum):
+    SIGNED = "signed"  # persisted; may or may not have reached the node
+    SENT = "sent"  # the node accepted it
+    MINED = "mined"  # a receipt with status 1
+    FAILED = "failed"  # a receipt with status 0
+    REPLACED = "replaced"  # another tx with its nonce was mined
+    DROPPED = "dropped"  # given up (never broadcast, or reorged out and not needed)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    job_id: str
+    market: str
+    auction: str
+    intent: dict[str, Any]
+    signature: str | None
+    posted_block: int | None
+    posted_at: int | None
+    state: JobState
+    provider: str | None
+    price: int | None
+    latency: int | None
+    cost: int | None
+    awarded_block: int | None
+    winner: str | None
+    award_price: int | None
+    deadline_at: int | None
+    input_sent: bool
+    final_block: int | None
+    last_bidder: str | None
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TxRow:
+    id: int
+    sender: str
+    nonce: int
+    purpose: str
+    job_id: str | None
+    raw: bytes
+    hash: str
+    max_fee: int
+    tip: int
+    state: TxState
+    created: float
+    sent: float | None
+    block: int | None
+    gas_used: int | None
+    fee_paid: int | None
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+class Store:
+    """The solver's SQLite store. ``Store(":memory:")`` works for tests."""
+
+    def __init__(self, path: Path | str) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the solver store {path}: {exc}") from exc
+        self._depth = 0
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic write (nested calls join the outer transaction)."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    # -- meta ---------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def check_chain(self, chain_id: int, genesis: str) -> None:
+        """Bind the store to one chain; refuse to reuse it on another."""
+        known = self.get_meta("chain")
+        here = f"{chain_id}:{genesis}"
+        if known is None:
+            with self.transaction():
+                self.set_meta("chain", here)
+        elif known != here:
+            raise StoreError(f"the store belongs to chain {known}, not {here}: use another db_path")
+
+    @property
+    def cursor(self) -> int | None:
+        """The last block the feed processed (``None``: never ran)."""
+        value = self.get_meta("cursor")
+        return None if value is None else int(value)
+
+    # -- blocks -------------------------------------------------------------------------
+
+    def block_hash(self, number: int) -> str | None:
+        row = self._db.execute("SELECT hash FROM blocks WHERE number = ?", (number,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def recent_blocks(self) -> list[tuple[int, str]]:
+        """Remembered ``(number, hash)`` pairs, newest first."""
+        rows = self._db.execute("SELECT number, hash FROM blocks ORDER BY number DESC").fetchall()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    def advance(self, to: int, hashes: dict[int, str], *, keep: int) -> None:
+        """Record processed blocks up to ``to`` (call inside the transaction holding their events)."""
+        self._db.executemany(
+            "INSERT OR REPLACE INTO blocks (number, hash) VALUES (?, ?)", sorted(hashes.items())
+        )
+        self._db.execute("DELETE FROM blocks WHERE number <= ?", (to - keep,))
+        self.set_meta("cursor", str(to))
+
+    def rollback(self, fork: int) -> list[str]:
+        """Forget everything learnt from blocks after ``fork``; return the job ids touched.
+
+        Intents posted after the fork are dropped (unless they also came signed: then they go
+        back to "known, not posted"); awards and settlements after it are undone.
+        """
+        with self.transaction():
+            touched = [
+                str(r[0])
+                for r in self._db.execute(
+                    "SELECT job_id FROM jobs WHERE posted_block > ? OR awarded_block > ? OR final_block > ? "
+                    "OR last_bid_block > ?",
+                    (fork, fork, fork, fork),
+                )
+            ]
+            now = time.time()
+            self._db.execute(
+                "UPDATE jobs SET state = 'dropped', note = 'reorged out', updated = ? "
+                "WHERE posted_block > ? AND signature IS NULL",
+                (now, fork),
+            )
+            self._db.execute(
+                "UPDATE jobs SET posted_block = NULL, posted_at = NULL, updated = ? "
+                "WHERE posted_block > ? AND signature IS NOT NULL",
+                (now, fork),
+            )
+            # An award or settlement undone: the job is back to its pre-award state. Whether
+            # we bid is in the txs table; the job task re-reads the chain and acts again.
+            self._db.execute(
+                "UPDATE jobs SET awarded_block = NULL, winner = NULL, award_price = NULL, deadline_at = NULL, "
+                "final_block = NULL, state = CASE WHEN provider IS NULL THEN 'seen' ELSE 'bid' END, updated = ? "
+                "WHERE (awarded_block > ? OR final_block > ?) AND state != 'dropped'",
+                (now, fork, fork),
+            )
+            self._db.execute(
+                "UPDATE jobs SET last_bidder = NULL, last_bid_block = NULL WHERE last_bid_block > ?", (fork,)
+            )
+            self._db.execute("DELETE FROM blocks WHERE number > ?", (fork,))
+            self.set_meta("cursor", str(fork))
+        return touched
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    def add_job(
+        self,
+        job_id: str,
+        *,
+        market: str,
+        auction: str,
+        intent: dict[str, Any],
+        posted_block: int | None,
+        posted_at: int | None = None,
+        signature: str | None = None,
+    ) -> bool:
+        """Insert a newly seen intent; if known, record its posting. True when it is new."""
+        job_id = job_id.lower()
+        row = self._db.execute("SELECT state, posted_block FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        now = time.time()
+        if row is None:
+            self._db.execute(
+                "INSERT INTO jobs (job_id, market, auction, intent, signature, posted_block, posted_at, state, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'seen', ?)",
+                (job_id, market, auction, json.dumps(intent), signature, posted_block, posted_at, now),
+            )
+            return True
+        if posted_block is not None:
+            revived = "seen" if row["state"] == "dropped" else row["state"]
+            self._db.execute(
+                "UPDATE jobs SET posted_block = ?, posted_at = ?, state = ?, updated = ? WHERE job_id = ?",
+                (posted_block, posted_at, revived, now, job_id),
+            )
+            return bool(row["state"] == "dropped")
+        return False
+
+    def job(self, job_id: str) -> JobRow | None:
+        row = self._db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id.lower(),)).fetchone()
+        return None if row is None else self._job(row)
+
+    def jobs(self, *states: JobState) -> list[JobRow]:
+        if states:
+            marks = ",".join("?" * len(states))
+            rows = self._db.execute(
+                f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY rowid", [s.value for s in states]
+            ).fetchall()
+        else:
+            rows = self._db.execute("SELECT * FROM jobs ORDER BY rowid").fetchall()
+        return [self._job(r) for r in rows]
+
+    def open_jobs(self) -> list[JobRow]:
+        return self.jobs(*(s for s in JobState if s.open))
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        """Set columns of a job (``state=JobState.WON, winner=...``); ints stored as text when big."""
+        if not fields:
+            return
+        values: list[Any] = []
+        for key, value in fields.items():
+            if key in ("price", "cost", "award_price") and value is not None:
+                value = str(value)
+            elif key == "input_sent":
+                value = int(bool(value))
+            elif key == "intent":
+                value = json.dumps(value)
+            values.append(value)
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self._db.execute(
+            f"UPDATE jobs SET {sets}, updated = ? WHERE job_id = ?", (*values, time.time(), job_id.lower())
+        )
+
+    def counts(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    @staticmethod
+    def _job(row: sqlite3.Row) -> JobRow:
+        return JobRow(
+            job_id=row["job_id"],
+            market=row["market"],
+            auction=row["auction"],
+            intent=json.loads(row["intent"]),
+            signature=row["signature"],
+            posted_block=row["posted_block"],
+            posted_at=row["posted_at"],
+            state=JobState(row["state"]),
+            provider=row["provider"],
+            price=_int(row["price"]),
+            latency=row["latency"],
+            cost=_int(row["cost"]),
+            awarded_block=row["awarded_block"],
+            winner=row["winner"],
+            award_price=_int(row["award_price"]),
+            deadline_at=row["deadline_at"],
+            input_sent=bool(row["input_sent"]),
+            final_block=row["final_block"],
+            last_bidder=row["last_bidder"],
+            note=row["note"],
+        )
+
+    # -- transactions -------------------------------------------------------------------
+
+    def add_tx(
+        self, *, sender: str, nonce: int, purpose: str, job_id: str | None, raw: bytes, tx_hash: str,
+        max_fee: int, tip: int,
+    ) -> int:  # fmt: skip
+        """Persist a signed transaction before it is broadcast; returns its row id."""
+        cur = self._db.execute(
+            "INSERT INTO txs (sender, nonce, purpose, job_id, raw, hash, max_fee, tip, state, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'signed', ?)",
+            (
+                sender,
+                nonce,
+                purpose,
+                job_id and job_id.lower(),
+                raw.hex(),
+                tx_hash,
+                max_fee,
+                tip,
+                time.time(),
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def update_tx(self, tx_id: int, **fields: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self._db.execute(f"UPDATE txs SET {sets} WHERE id = ?", (*fields.values(), tx_id))
+
+    def txs(self, *, sender: str | None = None, states: tuple[TxState, ...] = ()) -> list[TxRow]:
+        query, args = "SELECT * FROM txs WHERE 1", []
+        if sender is not None:
+            query += " AND sender = ?"
+            args.append(sender)
+        if states:
+            query += f" AND state IN ({','.join('?' * len(states))})"
+            args += [s.value for s in states]
+        return [self._tx(r) for r in self._db.execute(query + " ORDER BY nonce, id", args).fetchall()]
+
+    def job_txs(self, job_id: str, purpose: str | None = None) -> list[TxRow]:
+        query, args = "SELECT * FROM txs WHERE job_id = ?", [job_id.lower()]
+        if purpose is not None:
+            query += " AND purpose = ?"
+            args.append(purpose)
+        return [self._tx(r) for r in self._db.execute(query + " ORDER BY id", args).fetchall()]
+
+    def max_nonce(self, sender: str) -> int | None:
+        row = self._db.execute("SELECT MAX(nonce) FROM txs WHERE sender = ?", (sender,)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def gas_spent(self, job_id: str) -> int:
+        """Fees paid (wei) by the solver's mined or failed transactions for ``job_id``."""
+        row = self._db.execute(
+            "SELECT COALESCE(SUM(fee_paid), 0) FROM txs WHERE job_id = ? AND fee_paid IS NOT NULL",
+            (job_id.lower(),),
+        ).fetchone()
+        return int(row[0])
+
+    @staticmethod
+    def _tx(row: sqlite3.Row) -> TxRow:
+        return TxRow(
+            id=row["id"],
+            sender=row["sender"],
+            nonce=row["nonce"],
+            purpose=row["purpose"],
+            job_id=row["job_id"],
+            raw=bytes.fromhex(row["raw"]),
+            hash=row["hash"],
+            max_fee=row["max_fee"],
+            tip=row["tip"],
+            state=TxState(row["state"]),
+            created=row["created"],
+            sent=row["sent"],
+            block=row["block"],
+            gas_used=row["gas_used"],
+            fee_paid=row["fee_paid"],
+        )

@@ -1,0 +1,376 @@
+"""The solver's transactions: persisted before broadcast, retried, replaced when stuck.
+
+``tender.chain.TxSender`` is a synchronous sender that keeps nonces in memory; the solver
+needs more, so it has this asyncio sender over the same revert decoder:
+
+* **one nonce authority per key**: the next nonce is the larger of the chain's pending count
+  and one past the highest nonce in the store, taken under an asyncio lock;
+* **persist, then broadcast**: every signed transaction (raw bytes, hash, nonce, purpose, job)
+  is committed to SQLite before it is sent, so a crash between the two loses nothing, and
+  after a restart :meth:`TxManager.recover` re-broadcasts the same bytes (never a new bid);
+* **retries with backoff** on transient RPC errors, "already known" treated as success;
+* **replacement**: a transaction pending longer than ``stuck_after_s`` is re-signed with the
+  same nonce and fees bumped by ``bump_pct`` (the node's minimum is 10%), capped by
+  ``max_gas_price_wei``; whichever version is mined wins, the others are marked replaced;
+* **reorgs**: :meth:`TxManager.on_rollback` puts transactions mined in dropped blocks back to
+  pending; the caller says whether each is still wanted, and one that is not is cancelled by a
+  zero-value self-transfer with its nonce so later nonces are not stuck behind a gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+from eth_account.signers.local import LocalAccount
+from eth_account.typed_transactions import TypedTransaction
+from hexbytes import HexBytes
+from web3 import AsyncWeb3
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.types import TxParams, TxReceipt
+
+from solver._config import GasSection
+from solver._metrics import TXS
+from solver._store import Store, TxRow, TxState
+from tender.chain._reverts import RevertDecoder
+from tender.errors import ChainError, ContractRevert, TransactionFailed
+from tender.logs import log
+
+__all__ = ["TxManager"]
+
+logger = logging.getLogger("solver.txs")
+
+_ALREADY_KNOWN = ("already known", "known transaction", "already imported")
+_NONCE_TOO_LOW = ("nonce too low", "nonce has already been used", "oldnonce", "nonce is too low")
+_UNDERPRICED = ("underpriced", "replacement transaction")
+_TRANSIENT = ("timeout", "timed out", "rate limit", "too many requests", "header not found",
+              "connection reset", "502", "503", "504", "temporarily unavailable")  # fmt: skip
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, Web3RPCError) and isinstance(exc.rpc_response, dict):
+        error = exc.rpc_response.get("error")
+        if isinstance(error, dict):
+            return str(error.get("message", exc)).lower()
+    return str(exc).lower()
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    return isinstance(exc, Web3RPCError) and any(t in _message(exc) for t in _TRANSIENT)
+
+
+class TxManager:
+    """Sends the solver's transactions from one key.
+
+    Args:
+        w3: an async web3.
+        account: the solver's key.
+        store: where signed transactions are persisted.
+        chain_id: the chain's id.
+        gas: fee policy (caps, bump, stuck time).
+        decoder: decodes revert data into :class:`~tender.errors.ContractRevert`.
+        retries: attempts for a transient RPC error (backoff doubles from 0.1 s).
+    """
+
+    def __init__(
+        self,
+        w3: AsyncWeb3[Any],
+        account: LocalAccount,
+        store: Store,
+        *,
+        chain_id: int,
+        gas: GasSection,
+        decoder: RevertDecoder | None = None,
+        retries: int = 4,
+    ) -> None:
+        self.w3 = w3
+        self.account = account
+        self.address: str = account.address
+        self.store = store
+        self.chain_id = chain_id
+        self.gas = gas
+        self.decoder = decoder
+        self.retries = retries
+        self._lock = asyncio.Lock()
+        self._next: int | None = None
+
+    # -- RPC helpers --------------------------------------------------------------------
+
+    async def _rpc(self, call: Callable[[], Any]) -> Any:
+        delay = 0.1
+        for attempt in range(self.retries + 1):
+            try:
+                return await call()
+            except (Web3RPCError, OSError, TimeoutError) as exc:
+                if attempt >= self.retries or not _transient(exc):
+                    raise
+                log(logger, "rpc.retry", level=logging.DEBUG, error=repr(exc), attempt=attempt)
+                await asyncio.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    def _revert(self, exc: BaseException) -> ContractRevert | None:
+        return self.decoder.from_exception(exc) if self.decoder is not None else None
+
+    async def gas_price(self) -> int:
+        """What one unit of gas costs now (base fee + tip), capped; or the configured assumption."""
+        if self.gas.gas_price_wei is not None:
+            return self.gas.gas_price_wei
+        max_fee, tip = await self._fees()
+        block = await self._rpc(lambda: self.w3.eth.get_block("latest"))
+        return min(int(block.get("baseFeePerGas", 0)) + tip, max_fee)
+
+    async def _fees(self) -> tuple[int, int]:
+        tip = int(await self._rpc(lambda: self.w3.eth.max_priority_fee))
+        block = await self._rpc(lambda: self.w3.eth.get_block("latest"))
+        base = int(block.get("baseFeePerGas", 0))
+        cap = self.gas.max_gas_price_wei
+        return min(2 * base + tip, cap), min(tip, cap)
+
+    async def estimate(self, tx: TxParams) -> int:
+        """Estimated gas; a revert raises the decoded :class:`ContractRevert`."""
+        try:
+            return int(await self._rpc(lambda: self.w3.eth.estimate_gas({**tx, "from": self.address})))
+        except (ContractLogicError, Web3RPCError) as exc:
+            revert = self._revert(exc)
+            if revert is not None:
+                raise revert from exc
+            raise ChainError(f"gas estimation failed: {exc}") from exc
+
+    # -- nonces -------------------------------------------------------------------------
+
+    async def _take_nonce(self) -> int:
+        if self._next is None:
+            chain = int(
+                await self._rpc(lambda: self.w3.eth.get_transaction_count(self.account.address, "pending"))
+            )
+            stored = self.store.max_nonce(self.address)
+            self._next = max(chain, -1 if stored is None else stored + 1)
+        nonce = self._next
+        self._next += 1
+        return nonce
+
+    # -- sending ------------------------------------------------------------------------
+
+    def _sign(self, tx: TxParams, *, nonce: int, max_fee: int, tip: int) -> tuple[bytes, str]:
+        full = dict(tx)
+        full.update(
+            {"nonce": nonce, "chainId": self.chain_id, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip,
+             "from": self.address}
+        )  # fmt: skip
+        full.setdefault("value", 0)
+        signed = self.account.sign_transaction(cast(dict[str, Any], full))
+        return bytes(signed.raw_transaction), HexBytes(signed.hash).to_0x_hex()
+
+    async def send(
+        self, tx: TxParams, *, purpose: str, job_id: str | None = None, gas: int | None = None
+    ) -> TxRow:
+        """Sign ``tx`` (``to``, ``data``, ``value``), persist it, broadcast it; return its row.
+
+        ``gas`` skips estimation (a revert then shows in the receipt, not here).
+
+        Raises:
+            ContractRevert: the call reverts (found while estimating gas).
+            TransactionFailed: the node refused the transaction for good.
+        """
+        if gas is None:
+            gas = int(await self.estimate(tx) * 1.2) + 10_000
+        max_fee, tip = await self._fees()
+        async with self._lock:
+            nonce = await self._take_nonce()
+            raw, tx_hash = self._sign({**tx, "gas": gas}, nonce=nonce, max_fee=max_fee, tip=tip)
+            with self.store.transaction():
+                tx_id = self.store.add_tx(
+                    sender=self.address, nonce=nonce, purpose=purpose, job_id=job_id, raw=raw, tx_hash=tx_hash,
+                    max_fee=max_fee, tip=tip,
+                )  # fmt: skip
+        TXS.labels(purpose, "signed").inc()
+        await self._broadcast(tx_id, raw, tx_hash)
+        row = self._row(tx_id)
+        log(logger, "tx.sent", purpose=purpose, job_id=job_id, nonce=nonce, tx_hash=tx_hash)
+        return row
+
+    def _row(self, tx_id: int) -> TxRow:
+        return next(t for t in self.store.txs(sender=self.address) if t.id == tx_id)
+
+    async def _broadcast(self, tx_id: int, raw: bytes, tx_hash: str) -> None:
+        try:
+            await self._rpc(lambda: self.w3.eth.send_raw_transaction(raw))
+        except Web3RPCError as exc:
+            message = _message(exc)
+            if any(t in message for t in _ALREADY_KNOWN):
+                pass
+            elif any(t in message for t in _NONCE_TOO_LOW):
+                # Its nonce is taken: by one of our own versions (fine) or by another process.
+                self._next = None
+                self.store.update_tx(tx_id, state=TxState.DROPPED.value)
+                raise TransactionFailed(
+                    f"nonce of {tx_hash} already used", tx_hash=HexBytes(tx_hash)
+                ) from exc
+            else:
+                revert = self._revert(exc)
+                self.store.update_tx(tx_id, state=TxState.DROPPED.value)
+                if revert is not None:
+                    raise revert from exc
+                raise TransactionFailed(f"broadcast refused: {exc}", tx_hash=HexBytes(tx_hash)) from exc
+        self.store.update_tx(tx_id, state=TxState.SENT.value, sent=time.time())
+
+    async def wait(self, row: TxRow, *, within_s: float = 120.0, poll: float = 0.1) -> TxReceipt:
+        """The receipt of ``row``'s nonce (whichever version was mined); replaces it when stuck.
+
+        Raises:
+            TransactionFailed: mined with status 0 (``revert`` holds the decoded reason), or not
+                mined within ``within_s``.
+        """
+        deadline = time.monotonic() + within_s
+        last_push = time.monotonic()
+        while True:
+            versions = [
+                t for t in self.store.txs(sender=self.address)
+                if t.nonce == row.nonce and t.state not in (TxState.DROPPED, TxState.REPLACED)
+            ]  # fmt: skip
+            for version in versions:
+                receipt = await self._receipt(version.hash)
+                if receipt is not None:
+                    return await self._settle(version, versions, receipt)
+            if time.monotonic() > deadline:
+                raise TransactionFailed(
+                    f"nonce {row.nonce} not mined within {within_s}s", tx_hash=HexBytes(row.hash)
+                )
+            if time.monotonic() - last_push > self.gas.stuck_after_s and versions:
+                await self.replace(max(versions, key=lambda t: t.max_fee))
+                last_push = time.monotonic()
+            await asyncio.sleep(poll)
+
+    async def _receipt(self, tx_hash: str) -> TxReceipt | None:
+        try:
+            return cast(
+                TxReceipt, await self._rpc(lambda: self.w3.eth.get_transaction_receipt(HexBytes(tx_hash)))
+            )
+        except TransactionNotFound:
+            return None
+
+    async def _settle(self, mined: TxRow, versions: list[TxRow], receipt: TxReceipt) -> TxReceipt:
+        fee = int(receipt["gasUsed"]) * int(receipt.get("effectiveGasPrice", 0))
+        ok = receipt["status"] == 1
+        with self.store.transaction():
+            for version in versions:
+                if version.id != mined.id:
+                    self.store.update_tx(version.id, state=TxState.REPLACED.value)
+            self.store.update_tx(
+                mined.id,
+                state=(TxState.MINED if ok else TxState.FAILED).value,
+                block=int(receipt["blockNumber"]),
+                gas_used=int(receipt["gasUsed"]),
+                fee_paid=fee,
+            )
+        TXS.labels(mined.purpose, "mined" if ok else "failed").inc()
+        if not ok:
+            revert = await self._replay(mined, int(receipt["blockNumber"]))
+            shown = f": {revert}" if revert is not None else ""
+            raise TransactionFailed(
+                f"transaction {mined.hash} ({mined.purpose}) failed{shown}",
+                tx_hash=HexBytes(mined.hash),
+                revert=revert,
+            )
+        return receipt
+
+    async def _replay(self, row: TxRow, block: int) -> ContractRevert | None:
+        """Why a mined transaction failed: the same call replayed on the block before."""
+        call = cast(TxParams, {**_decode_raw(row.raw), "from": self.address})
+        try:
+            await self.w3.eth.call(call, block - 1)
+        except (ContractLogicError, Web3RPCError) as exc:
+            return self._revert(exc)
+        return None
+
+    async def replace(self, row: TxRow, *, cancel: bool = False) -> TxRow:
+        """Re-sign ``row``'s nonce with bumped fees (or as a cancelling self-transfer)."""
+        tx = _decode_raw(row.raw)
+        if cancel:
+            tx = {"to": self.address, "value": 0, "data": b"", "gas": 21_000}
+        bump = 100 + self.gas.bump_pct
+        now_fee, now_tip = await self._fees()
+        max_fee = min(max(row.max_fee * bump // 100 + 1, now_fee), self.gas.max_gas_price_wei)
+        tip = min(max(row.tip * bump // 100 + 1, now_tip), max_fee)
+        if max_fee <= row.max_fee:
+            log(logger, "tx.fee_cap_reached", level=logging.WARNING, nonce=row.nonce, max_fee=max_fee)
+            return row
+        raw, tx_hash = self._sign(cast(TxParams, tx), nonce=row.nonce, max_fee=max_fee, tip=tip)
+        purpose = "cancel" if cancel else row.purpose
+        with self.store.transaction():
+            tx_id = self.store.add_tx(
+                sender=self.address, nonce=row.nonce, purpose=purpose, job_id=row.job_id, raw=raw,
+                tx_hash=tx_hash, max_fee=max_fee, tip=tip,
+            )  # fmt: skip
+        TXS.labels(purpose, "replacement").inc()
+        log(logger, "tx.replaced", nonce=row.nonce, old=row.hash, new=tx_hash, max_fee=max_fee, cancel=cancel)
+        try:
+            await self._broadcast(tx_id, raw, tx_hash)
+        except TransactionFailed as exc:
+            log(logger, "tx.replace_refused", level=logging.DEBUG, error=repr(exc))
+        return self._row(tx_id)
+
+    # -- recovery -----------------------------------------------------------------------
+
+    async def recover(self, wanted: Callable[[TxRow], bool]) -> None:
+        """After a restart or a reorg: settle what was mined, re-broadcast what is still wanted
+        (the same bytes), cancel what is not."""
+        pending = self.store.txs(sender=self.address, states=(TxState.SIGNED, TxState.SENT))
+        by_nonce: dict[int, list[TxRow]] = {}
+        for row in pending:
+            by_nonce.setdefault(row.nonce, []).append(row)
+        chain_nonce = int(
+            await self._rpc(lambda: self.w3.eth.get_transaction_count(self.account.address, "latest"))
+        )
+        for nonce, versions in sorted(by_nonce.items()):
+            receipts = [(v, await self._receipt(v.hash)) for v in versions]
+            mined = [(v, r) for v, r in receipts if r is not None]
+            if mined:
+                try:
+                    await self._settle(mined[0][0], versions, mined[0][1])
+                except TransactionFailed as exc:
+                    log(logger, "tx.recovered_failed", level=logging.WARNING, error=str(exc))
+                continue
+            if nonce < chain_nonce:
+                # Some other transaction of ours took this nonce (e.g. a cancel we lost track of).
+                for v in versions:
+                    self.store.update_tx(v.id, state=TxState.REPLACED.value)
+                continue
+            latest = max(versions, key=lambda t: t.max_fee)
+            if wanted(latest):
+                await self._rebroadcast(latest)
+            else:
+                await self.replace(latest, cancel=True)
+        self._next = None
+
+    async def _rebroadcast(self, row: TxRow) -> None:
+        try:
+            await self._broadcast(row.id, row.raw, row.hash)
+            log(logger, "tx.rebroadcast", nonce=row.nonce, tx_hash=row.hash, purpose=row.purpose)
+        except TransactionFailed as exc:
+            log(logger, "tx.rebroadcast_refused", level=logging.WARNING, error=str(exc))
+
+    def on_rollback(self, fork: int) -> None:
+        """Transactions mined after ``fork`` are pending again (the caller then runs :meth:`recover`)."""
+        with self.store.transaction():
+            for row in self.store.txs(sender=self.address, states=(TxState.MINED, TxState.FAILED)):
+                if row.block is not None and row.block > fork:
+                    self.store.update_tx(
+                        row.id, state=TxState.SENT.value, block=None, gas_used=None, fee_paid=None
+                    )
+        self._next = None
+
+
+def _decode_raw(raw: bytes) -> dict[str, Any]:
+    """The fields of a signed EIP-1559 transaction that a replacement keeps."""
+    fields = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+    out: dict[str, Any] = {k: fields[k] for k in ("to", "value", "data", "gas") if k in fields}
+    if out.get("to"):
+        out["to"] = AsyncWeb3.to_checksum_address(out["to"])
+    return out

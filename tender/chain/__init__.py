@@ -1,0 +1,156 @@
+"""Tender on chain: artefacts, deployment, transaction sending and typed contract wrappers.
+
+Example::
+
+    from web3 import Web3
+    from tender.chain import Deployment, Market, TxSender, connect
+
+    w3 = connect("http://127.0.0.1:8545")
+    deployment = Deployment.load(w3.eth.chain_id)
+    market = Market(w3, deployment.market("reverse"), sender=TxSender(w3, key))
+    receipt = market.post(intent)
+    for event in market.events(deployment.block):
+        ...
+
+Everything here is synchronous and thread-safe (one nonce manager per key and chain), so
+asyncio daemons call it through ``asyncio.to_thread`` or :meth:`TxSender.send_async`.
+Reverts raise :class:`~tender.errors.ContractRevert` with the custom error decoded from the
+ABI; a transaction mined with status 0 raises :class:`~tender.errors.TransactionFailed`.
+"""
+
+from __future__ import annotations
+
+from tender.chain._abi import DecodedLog, LogDecoder, snake
+from tender.chain._artifacts import TENDER_CONTRACTS, Artifact, combined_abi, load_artifact
+from tender.chain._base import ContractWrapper, tender_log_decoder
+from tender.chain._contracts import Contracts
+from tender.chain._deploy import DEFAULT_PARAMS, connect, deploy, deploy_artifact
+from tender.chain._deployment import DEPLOYMENTS, Deployment
+from tender.chain._events import (
+    EVENT_TYPES,
+    Approval,
+    AuditRequired,
+    Awarded,
+    AwardSkipped,
+    BidPlaced,
+    CallbackFailed,
+    Challenged,
+    Delivered,
+    EIP712DomainChanged,
+    Event,
+    Expired,
+    ExpiryRecorded,
+    FailedOver,
+    IntentPosted,
+    MarketSet,
+    ModelRegistered,
+    NoncesInvalidated,
+    OperatorRegistered,
+    OwnershipTransferred,
+    OwnershipTransferStarted,
+    ParamsUpdated,
+    Paused,
+    Proved,
+    RawEvent,
+    Refunded,
+    Settled,
+    Slashed,
+    SolverSet,
+    Staked,
+    StakeLocked,
+    StakeSlashed,
+    StakeUnlocked,
+    Transfer,
+    TreasuryUpdated,
+    UnbondingDelaySet,
+    Unpaused,
+    UnstakeRequested,
+    Withdrawn,
+    to_event,
+)
+from tender.chain._jobs import Job, JobState
+from tender.chain._market import Market
+from tender.chain._registry import Registry
+from tender.chain._reverts import RevertDecoder, revert_data, tender_decoder
+from tender.chain._staking import Staking
+from tender.chain._structs import MarketParams, ModelInfo, Operator, Stats
+from tender.chain._token import Token
+from tender.chain._tx import NonceManager, PendingTx, TxSender, nonce_manager, resync_nonces
+
+__all__ = [
+    "DEFAULT_PARAMS",
+    "DEPLOYMENTS",
+    "EVENT_TYPES",
+    "TENDER_CONTRACTS",
+    # typed events
+    "Approval",
+    "Artifact",
+    "AuditRequired",
+    "AwardSkipped",
+    "Awarded",
+    "BidPlaced",
+    "CallbackFailed",
+    "Challenged",
+    "ContractWrapper",
+    "Contracts",
+    "DecodedLog",
+    "Delivered",
+    "Deployment",
+    "EIP712DomainChanged",
+    "Event",
+    "Expired",
+    "ExpiryRecorded",
+    "FailedOver",
+    "IntentPosted",
+    "Job",
+    "JobState",
+    "LogDecoder",
+    "Market",
+    "MarketParams",
+    "MarketSet",
+    "ModelInfo",
+    "ModelRegistered",
+    "NonceManager",
+    "NoncesInvalidated",
+    "Operator",
+    "OperatorRegistered",
+    "OwnershipTransferStarted",
+    "OwnershipTransferred",
+    "ParamsUpdated",
+    "Paused",
+    "PendingTx",
+    "Proved",
+    "RawEvent",
+    "Refunded",
+    "Registry",
+    "RevertDecoder",
+    "Settled",
+    "Slashed",
+    "SolverSet",
+    "StakeLocked",
+    "StakeSlashed",
+    "StakeUnlocked",
+    "Staked",
+    "Staking",
+    "Stats",
+    "Token",
+    "Transfer",
+    "TreasuryUpdated",
+    "TxSender",
+    "UnbondingDelaySet",
+    "Unpaused",
+    "UnstakeRequested",
+    "Withdrawn",
+    "combined_abi",
+    "connect",
+    "deploy",
+    "deploy_artifact",
+    "load_artifact",
+    "nonce_manager",
+    "resync_nonces",
+    "revert_data",
+    "snake",
+    "tender_decoder",
+    "tender_log_decoder",
+    "to_event",
+]

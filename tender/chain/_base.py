@@ -1,0 +1,153 @@
+"""The base of the typed contract wrappers: calls, sends, and event reads."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+from web3 import Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractLogicError, Web3RPCError
+from web3.types import BlockIdentifier, FilterParams, TxReceipt
+
+from tender.chain._abi import LogDecoder
+from tender.chain._artifacts import TENDER_CONTRACTS, Artifact, combined_abi, load_artifact
+from tender.chain._events import Event, to_event
+from tender.chain._reverts import RevertDecoder, tender_decoder
+from tender.chain._tx import TxSender, with_retries
+from tender.errors import ChainError, ConfigError
+
+#: Blocks per ``eth_getLogs`` request when scanning a long range.
+LOG_CHUNK = 5_000
+
+
+class ContractWrapper:
+    """A deployed contract with a typed Python face.
+
+    Reads need only ``w3``; writes go through ``sender`` (see :meth:`using` to act as
+    another account). Every revert surfaces as :class:`~tender.errors.ContractRevert`.
+    """
+
+    ARTIFACT: ClassVar[str]
+
+    def __init__(
+        self,
+        w3: Web3,
+        address: str,
+        *,
+        sender: TxSender | None = None,
+        artifact: Artifact | None = None,
+        artifacts_dir: Path | None = None,
+    ) -> None:
+        self.w3 = w3
+        self.address = Web3.to_checksum_address(address)
+        self.artifact = artifact or load_artifact(self.ARTIFACT, artifacts_dir=artifacts_dir)
+        self.contract: Contract = w3.eth.contract(address=self.address, abi=list(self.artifact.abi))
+        self.sender = sender
+        self._artifacts_dir = artifacts_dir
+
+    def __repr__(self) -> str:
+        who = f", as {self.sender.address}" if self.sender else ""
+        return f"{type(self).__name__}({self.address}{who})"
+
+    def using(self, sender: TxSender) -> Self:
+        """The same contract, sending from ``sender``'s account."""
+        clone = copy.copy(self)
+        clone.sender = sender
+        return clone
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    @property
+    def fn(self) -> Any:
+        """``contract.functions``: the raw web3 functions, for what the wrapper lacks."""
+        return self.contract.functions
+
+    @property
+    def decoder(self) -> RevertDecoder:
+        return self.sender.decoder if self.sender else tender_decoder()
+
+    def _me(self) -> str:
+        """The sender's address (raises :class:`ConfigError` when there is no sender)."""
+        if self.sender is None:
+            raise ConfigError(f"{type(self).__name__} has no sender: call .using(TxSender(w3, key)) first")
+        return self.sender.address
+
+    def _send(self, function: ContractFunction, *, value: int = 0, gas: int | None = None) -> TxReceipt:
+        if self.sender is None:
+            raise ConfigError(f"{type(self).__name__} has no sender: call .using(TxSender(w3, key)) first")
+        return self.sender.send(function, value=value, gas=gas)
+
+    def _call(self, function: ContractFunction, *, block: BlockIdentifier = "latest") -> Any:
+        try:
+            return with_retries(lambda: function.call(block_identifier=block), retries=3, backoff=0.25)
+        except (ContractLogicError, Web3RPCError) as exc:
+            revert = self.decoder.from_exception(exc)
+            if revert is not None:
+                raise revert from exc
+            raise ChainError(f"{function.fn_name} call failed: {exc}") from exc
+
+    # -- events -------------------------------------------------------------------------
+
+    @cached_property
+    def log_decoder(self) -> LogDecoder:
+        """Decodes this contract's events."""
+        return LogDecoder(self.artifact.abi)
+
+    def events_in(self, receipt: TxReceipt) -> list[Event]:
+        """The events this contract emitted in a transaction, typed."""
+        out: list[Event] = []
+        for log in receipt["logs"]:
+            if Web3.to_checksum_address(log["address"]) != self.address:
+                continue
+            decoded = self.log_decoder.decode(log)
+            if decoded is not None:
+                out.append(to_event(decoded))
+        return out
+
+    def events(
+        self,
+        from_block: int = 0,
+        to_block: int | str = "latest",
+        *,
+        names: Sequence[str] | None = None,
+        job_id: bytes | None = None,
+        chunk: int = LOG_CHUNK,
+    ) -> Iterator[Event]:
+        """This contract's events in a block range, oldest first (scanned ``chunk`` blocks at a time).
+
+        Args:
+            from_block: first block (inclusive).
+            to_block: last block (inclusive) or ``"latest"``.
+            names: only events with these names (``["BidPlaced", "Awarded"]``).
+            job_id: only events whose first indexed argument is this job id (market events).
+            chunk: blocks per ``eth_getLogs`` request.
+        """
+        decoder = self.log_decoder
+        topic_filter: list[Any] = []
+        if names:
+            topic_filter.append([Web3.to_hex(decoder.topic(name)) for name in names])
+        if job_id is not None:
+            topic_filter = [topic_filter[0] if topic_filter else None, Web3.to_hex(job_id)]
+        last = self.w3.eth.block_number if to_block == "latest" else int(to_block)
+        start = from_block
+        while start <= last:
+            end = min(start + chunk - 1, last)
+            params: FilterParams = {"address": self.address, "fromBlock": start, "toBlock": end}
+            if topic_filter:
+                params["topics"] = topic_filter
+            logs = with_retries(lambda p=params: self.w3.eth.get_logs(p), retries=3, backoff=0.25)  # type: ignore[misc]
+            for log in logs:
+                decoded = decoder.decode(log)
+                if decoded is not None:
+                    yield to_event(decoded)
+            start = end + 1
+
+
+def tender_log_decoder(*, artifacts_dir: Path | None = None) -> LogDecoder:
+    """A log decoder over the events of every Tender contract."""
+    return LogDecoder(combined_abi(TENDER_CONTRACTS, artifacts_dir=artifacts_dir))

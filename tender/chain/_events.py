@@ -1,0 +1,447 @@
+"""Typed events: one frozen dataclass per Solidity event, fields in snake_case.
+
+Every event carries where it happened (``block_number``, ``tx_hash``, ``log_index``,
+``address``); an event with no dataclass here comes back as :class:`RawEvent`, so a new
+Solidity event never breaks a reader (``tests/chain`` checks that every event in the ABI has
+its class). Struct arguments become domain objects (``IntentPosted.intent`` is an
+:class:`~tender.intents.Intent`, ``Delivered.state`` a :class:`~tender.chain.JobState`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
+
+from tender.chain._abi import DecodedLog
+from tender.chain._jobs import JobState
+from tender.chain._structs import MarketParams, ModelInfo
+from tender.intents import Intent
+
+__all__ = [
+    "Approval",
+    "AuditRequired",
+    "AwardSkipped",
+    "Awarded",
+    "BidPlaced",
+    "CallbackFailed",
+    "Challenged",
+    "Delivered",
+    "EIP712DomainChanged",
+    "Expired",
+    "ExpiryRecorded",
+    "FailedOver",
+    "IntentPosted",
+    "MarketSet",
+    "ModelRegistered",
+    "NoncesInvalidated",
+    "OperatorRegistered",
+    "OwnershipTransferStarted",
+    "OwnershipTransferred",
+    "ParamsUpdated",
+    "Paused",
+    "Proved",
+    "Refunded",
+    "Settled",
+    "Slashed",
+    "SolverSet",
+    "StakeLocked",
+    "StakeSlashed",
+    "StakeUnlocked",
+    "Staked",
+    "Transfer",
+    "TreasuryUpdated",
+    "UnbondingDelaySet",
+    "Unpaused",
+    "UnstakeRequested",
+    "Withdrawn",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Where an event happened; every typed event derives from this."""
+
+    address: str = field(default="", compare=False)
+    block_number: int = field(default=0, compare=False)
+    tx_hash: bytes = field(default=b"", compare=False, repr=False)
+    log_index: int = field(default=0, compare=False)
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RawEvent(Event):
+    """An event without a typed class: its ABI name and arguments."""
+
+    event: str
+    args: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.event
+
+
+EVENT_TYPES: dict[str, type[Event]] = {}
+
+#: Per event class, converters from decoded ABI values to domain values, by field name.
+_CONVERT: dict[str, dict[str, Callable[[Any], Any]]] = {}
+
+E = TypeVar("E", bound=type[Event])
+
+
+def event_type(**convert: Callable[[Any], Any]) -> Callable[[E], E]:
+    """Register a typed event class under its class name (the Solidity event's name)."""
+
+    def register(cls: E) -> E:
+        EVENT_TYPES[cls.__name__] = cls
+        _CONVERT[cls.__name__] = convert
+        return cls
+
+    return register
+
+
+_META = frozenset({"address", "block_number", "tx_hash", "log_index"})
+
+
+def to_event(log: DecodedLog) -> Event:
+    """The typed event for a decoded log (a :class:`RawEvent` when none is registered)."""
+    cls = EVENT_TYPES.get(log.name)
+    if cls is not None and {f.name for f in fields(cls)} - _META == set(log.args):
+        args = dict(log.args)
+        for name, convert in _CONVERT[log.name].items():
+            args[name] = convert(args[name])
+        return cls(
+            address=log.address,
+            block_number=log.block_number,
+            tx_hash=log.tx_hash,
+            log_index=log.log_index,
+            **args,
+        )
+    return RawEvent(
+        event=log.name,
+        args=dict(log.args),
+        address=log.address,
+        block_number=log.block_number,
+        tx_hash=log.tx_hash,
+        log_index=log.log_index,
+    )
+
+
+# -- markets (IMarket) -----------------------------------------------------------------
+
+
+@event_type(intent=Intent.from_abi)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IntentPosted(Event):
+    job_id: bytes
+    requester: str
+    model_id: bytes
+    intent: Intent
+    escrow: int
+    fee_bps: int
+    auction_end: int
+    submitter: str
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Awarded(Event):
+    job_id: bytes
+    provider: str
+    price: int
+    latency: int
+    stake_locked: int
+    provider_deadline: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AwardSkipped(Event):
+    job_id: bytes
+    provider: str
+    available: int
+    required: int
+
+
+@event_type(state=JobState, output=tuple)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivered(Event):
+    job_id: bytes
+    provider: str
+    output: tuple[int, ...]
+    output_hash: bytes
+    state: JobState
+    dispute_end: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditRequired(Event):
+    job_id: bytes
+    provider: str
+    proof_deadline: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Challenged(Event):
+    job_id: bytes
+    challenger: str
+    bond: int
+    proof_deadline: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Proved(Event):
+    job_id: bytes
+    prover: str
+    bond_paid: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settled(Event):
+    job_id: bytes
+    provider: str
+    price: int
+    fee: int
+    refund: int
+    latency: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Expired(Event):
+    job_id: bytes
+    provider: str
+    slashed: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailedOver(Event):
+    job_id: bytes
+    from_: str
+    to: str
+    price: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refunded(Event):
+    job_id: bytes
+    requester: str
+    amount: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Slashed(Event):
+    job_id: bytes
+    provider: str
+    to_requester: int
+    to_challenger: int
+    bond_returned: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallbackFailed(Event):
+    job_id: bytes
+    requester: str
+    reason: bytes
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NoncesInvalidated(Event):
+    owner: str
+    word: int
+    mask: int
+
+
+@event_type(params=MarketParams.from_abi)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParamsUpdated(Event):
+    params: MarketParams
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TreasuryUpdated(Event):
+    treasury: str
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Paused(Event):
+    account: str
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unpaused(Event):
+    account: str
+
+
+# -- reverse auction -------------------------------------------------------------------
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BidPlaced(Event):
+    job_id: bytes
+    provider: str
+    solver: str
+    price: int
+    latency: int
+    score: int
+    rank: int
+
+
+# -- staking ---------------------------------------------------------------------------
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Staked(Event):
+    provider: str
+    payer: str
+    amount: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnstakeRequested(Event):
+    provider: str
+    amount: int
+    total_unbonding: int
+    ready_at: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Withdrawn(Event):
+    provider: str
+    amount: int
+
+
+@event_type(models=tuple)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OperatorRegistered(Event):
+    provider: str
+    endpoint: str
+    region: bytes
+    hardware_class: bytes
+    models: tuple[bytes, ...]
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SolverSet(Event):
+    provider: str
+    solver: str
+    allowed: bool
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarketSet(Event):
+    market: str
+    allowed: bool
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnbondingDelaySet(Event):
+    delay: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StakeLocked(Event):
+    provider: str
+    job_id: bytes
+    market: str
+    amount: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StakeUnlocked(Event):
+    provider: str
+    job_id: bytes
+    amount: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StakeSlashed(Event):
+    provider: str
+    job_id: bytes
+    recipient: str
+    amount: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExpiryRecorded(Event):
+    provider: str
+    job_id: bytes
+
+
+# -- registry --------------------------------------------------------------------------
+
+
+@event_type(info=ModelInfo.from_abi)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelRegistered(Event):
+    model_id: bytes
+    owner: str
+    info: ModelInfo
+
+
+# -- OpenZeppelin Ownable2Step ----------------------------------------------------------
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OwnershipTransferred(Event):
+    previous_owner: str
+    new_owner: str
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OwnershipTransferStarted(Event):
+    previous_owner: str
+    new_owner: str
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EIP712DomainChanged(Event):
+    """ERC-5267: the EIP-712 domain may have changed (emitted by OpenZeppelin's EIP712, never in practice)."""
+
+
+# -- ERC-20 ----------------------------------------------------------------------------
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Transfer(Event):
+    from_: str
+    to: str
+    value: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Approval(Event):
+    owner: str
+    spender: str
+    value: int

@@ -1,0 +1,201 @@
+"""The markets: one wrapper for both auction types (``ReverseAuctionMarket``, ``DutchAuctionMarket``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from web3 import Web3
+from web3.types import TxReceipt
+
+from tender.chain._artifacts import Artifact, load_artifact
+from tender.chain._base import ContractWrapper
+from tender.chain._jobs import Job
+from tender.chain._structs import MarketParams
+from tender.chain._tx import TxSender
+from tender.intents import AuctionType, Bid, Intent
+from tender.intents import job_id as compute_job_id
+
+_ARTIFACTS = {AuctionType.REVERSE: "ReverseAuctionMarket", AuctionType.DUTCH: "DutchAuctionMarket"}
+
+
+class Market(ContractWrapper):
+    """A Tender market; the auction type picks the artefact (reverse by default).
+
+    Example::
+
+        market = Market(w3, deployment.market("dutch"), auction=AuctionType.DUTCH, sender=requester)
+        receipt = market.post(intent)
+        job = market.job(market.job_id(intent))
+    """
+
+    ARTIFACT = "ReverseAuctionMarket"
+
+    def __init__(
+        self,
+        w3: Web3,
+        address: str,
+        *,
+        auction: AuctionType = AuctionType.REVERSE,
+        sender: TxSender | None = None,
+        artifact: Artifact | None = None,
+        artifacts_dir: Path | None = None,
+    ) -> None:
+        self.auction = AuctionType(auction)
+        artifact = artifact or load_artifact(_ARTIFACTS[self.auction], artifacts_dir=artifacts_dir)
+        super().__init__(w3, address, sender=sender, artifact=artifact, artifacts_dir=artifacts_dir)
+        self._chain_id: int | None = None
+
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = int(self.w3.eth.chain_id)
+        return self._chain_id
+
+    # -- intents ------------------------------------------------------------------------
+
+    def job_id(self, intent: Intent) -> bytes:
+        """The job id of ``intent`` on this market, computed locally (no RPC)."""
+        return compute_job_id(intent, chain_id=self.chain_id, market=self.address)
+
+    def hash_intent(self, intent: Intent) -> bytes:
+        """The job id as the contract computes it (``hashIntent``)."""
+        return bytes(self._call(self.fn.hashIntent(intent.to_abi())))
+
+    def post(self, intent: Intent) -> TxReceipt:
+        """Post an intent from its requester (the sender), escrowing ``max_price``."""
+        return self._send(self.fn.post(intent.to_abi()))
+
+    def submit_signed(self, intent: Intent, signature: bytes) -> TxReceipt:
+        """Post an intent signed off-chain by its requester (anyone may relay it)."""
+        return self._send(self.fn.submitSigned(intent.to_abi(), signature))
+
+    def invalidate_nonces(self, word: int, mask: int) -> TxReceipt:
+        """Burn the sender's nonces whose bits are set in ``mask`` within bitmap ``word``."""
+        return self._send(self.fn.invalidateNonces(word, mask))
+
+    def nonce_bitmap(self, owner: str, word: int) -> int:
+        """The bitmap word ``word`` of ``owner``'s used nonces."""
+        return int(self._call(self.fn.nonceBitmap(owner, word)))
+
+    # -- reverse auction ----------------------------------------------------------------
+
+    def bid(self, job_id: bytes, bid: Bid) -> TxReceipt:
+        """Offer ``bid`` on a reverse-auction job (sender: the provider or its solver)."""
+        return self._send(self.fn.bid(job_id, bid.to_abi()))
+
+    def award(self, job_id: bytes) -> TxReceipt:
+        """Close a reverse auction after its window: the best bid wins at the second-score price."""
+        return self._send(self.fn.award(job_id))
+
+    def best_bid(self, job_id: bytes) -> Bid:
+        return Bid.from_abi(self._call(self.fn.bestBid(job_id)))
+
+    def runner_up(self, job_id: bytes) -> Bid:
+        return Bid.from_abi(self._call(self.fn.runnerUp(job_id)))
+
+    def score_of(self, job_id: bytes, price: int, latency: int) -> int:
+        """A bid's score for the job (lower wins; 0 if the job is unknown)."""
+        return int(self._call(self.fn.scoreOf(job_id, price, latency)))
+
+    def clearing_price(self, job_id: bytes) -> int:
+        """The price the current best bid would be paid if awarded now."""
+        return int(self._call(self.fn.clearingPrice(job_id)))
+
+    # -- Dutch auction ------------------------------------------------------------------
+
+    def fill(self, job_id: bytes, provider: str, latency: int) -> TxReceipt:
+        """Take a Dutch-auction job at the current price for ``provider`` (sender: it or its solver)."""
+        return self._send(self.fn.fill(job_id, provider, latency))
+
+    def current_price(self, job_id: bytes) -> int:
+        """A Dutch job's price at the latest block (``maxPrice`` after the window)."""
+        return int(self._call(self.fn.currentPrice(job_id)))
+
+    # -- delivery and settlement --------------------------------------------------------
+
+    def deliver(self, job_id: bytes, output: Sequence[int], proof: bytes = b"") -> TxReceipt:
+        """Hand in the output (field elements) and, in zk mode, the proof (zk: settles now)."""
+        return self._send(self.fn.deliver(job_id, list(output), proof))
+
+    def challenge(self, job_id: bytes) -> TxReceipt:
+        """Dispute an optimistic delivery (the challenge bond is pulled from the sender)."""
+        return self._send(self.fn.challenge(job_id))
+
+    def prove(self, job_id: bytes, proof: bytes) -> TxReceipt:
+        """Answer a challenge or audit with a proof; the job settles."""
+        return self._send(self.fn.prove(job_id, proof))
+
+    def finalize(self, job_id: bytes) -> TxReceipt:
+        """Settle an unchallenged optimistic delivery once its window has closed."""
+        return self._send(self.fn.finalize(job_id))
+
+    def expire(self, job_id: bytes) -> TxReceipt:
+        """Time out a job past its provider's deadline, or a dispute left unproven."""
+        return self._send(self.fn.expire(job_id))
+
+    def refund(self, job_id: bytes) -> TxReceipt:
+        """Return the escrow of a job that was never awarded."""
+        return self._send(self.fn.refund(job_id))
+
+    # -- owner --------------------------------------------------------------------------
+
+    def set_params(self, params: MarketParams) -> TxReceipt:
+        return self._send(self.fn.setParams(params.to_abi()))
+
+    def set_treasury(self, treasury: str) -> TxReceipt:
+        return self._send(self.fn.setTreasury(treasury))
+
+    def pause(self) -> TxReceipt:
+        return self._send(self.fn.pause())
+
+    def unpause(self) -> TxReceipt:
+        return self._send(self.fn.unpause())
+
+    # -- views --------------------------------------------------------------------------
+
+    def job(self, job_id: bytes) -> Job:
+        """The job's record (``state`` is ``JobState.NONE`` for an unknown id)."""
+        return Job.from_abi(job_id, self._call(self.fn.job(job_id)), self._job_components)
+
+    @property
+    def _job_components(self) -> list[dict[str, Any]]:
+        entry = next(e for e in self.artifact.entries("function") if e["name"] == "job")
+        return list(entry["outputs"][0]["components"])
+
+    def provider_deadline(self, job_id: bytes) -> int:
+        """min(deadline, awardedAt + latency); 0 while not awarded."""
+        return int(self._call(self.fn.providerDeadline(job_id)))
+
+    def output_of(self, job_id: bytes) -> tuple[int, ...]:
+        """The stored output of an optimistic delivery (empty for zk jobs)."""
+        return tuple(int(x) for x in self._call(self.fn.outputOf(job_id)))
+
+    def is_nonce_used(self, owner: str, nonce: int) -> bool:
+        return bool(self._call(self.fn.isNonceUsed(owner, nonce)))
+
+    def escrow_for(self, max_price: int) -> int:
+        """What ``post`` pulls from the requester for ``max_price`` (the fee included)."""
+        return int(self._call(self.fn.escrowFor(max_price)))
+
+    def params(self) -> MarketParams:
+        return MarketParams.from_abi(self._call(self.fn.params()))
+
+    def domain_separator(self) -> bytes:
+        return bytes(self._call(self.fn.DOMAIN_SEPARATOR()))
+
+    def auction_type(self) -> AuctionType:
+        return AuctionType(self._call(self.fn.auctionType()))
+
+    def token(self) -> str:
+        return str(self._call(self.fn.token()))
+
+    def registry(self) -> str:
+        return str(self._call(self.fn.registry()))
+
+    def staking(self) -> str:
+        return str(self._call(self.fn.staking()))
+
+    def treasury(self) -> str:
+        return str(self._call(self.fn.treasury()))

@@ -1,0 +1,95 @@
+"""Provider stake: bonding, unbonding, operator records, solvers (``Staking``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from web3.types import TxReceipt
+
+from tender.chain._base import ContractWrapper
+from tender.chain._structs import Operator, Stats
+
+
+class Staking(ContractWrapper):
+    """The ``Staking`` contract shared by every market. Amounts are payment-token units."""
+
+    ARTIFACT = "Staking"
+
+    # -- provider actions ---------------------------------------------------------------
+
+    def stake(self, amount: int) -> TxReceipt:
+        """Bond ``amount`` for the sender (approve ``Staking`` on the token first)."""
+        return self._send(self.fn.stake(amount))
+
+    def stake_for(self, provider: str, amount: int) -> TxReceipt:
+        """Bond ``amount``, paid by the sender, for ``provider``."""
+        return self._send(self.fn.stakeFor(provider, amount))
+
+    def request_unstake(self, amount: int) -> TxReceipt:
+        """Start unbonding ``amount`` (restarts the unbonding clock of what already unbonds)."""
+        return self._send(self.fn.requestUnstake(amount))
+
+    def withdraw(self) -> TxReceipt:
+        """Pay out everything unbonding once the delay has passed."""
+        return self._send(self.fn.withdraw())
+
+    def register_operator(
+        self,
+        endpoint: str,
+        *,
+        region: bytes = b"\x00\x00",
+        hardware_class: bytes = bytes(32),
+        models: Sequence[bytes] = (),
+    ) -> TxReceipt:
+        """Publish (or replace) the sender's operator record."""
+        return self._send(self.fn.registerOperator(endpoint, region, hardware_class, list(models)))
+
+    def set_solver(self, solver: str, allowed: bool = True) -> TxReceipt:
+        """Let ``solver`` bid, fill, deliver and prove for the sender (or revoke it)."""
+        return self._send(self.fn.setSolver(solver, allowed))
+
+    # -- owner --------------------------------------------------------------------------
+
+    def set_market(self, market: str, allowed: bool = True) -> TxReceipt:
+        return self._send(self.fn.setMarket(market, allowed))
+
+    def set_unbonding_delay(self, delay: int) -> TxReceipt:
+        return self._send(self.fn.setUnbondingDelay(delay))
+
+    # -- views --------------------------------------------------------------------------
+
+    def token(self) -> str:
+        return str(self._call(self.fn.token()))
+
+    def unbonding_delay(self) -> int:
+        return int(self._call(self.fn.unbondingDelay()))
+
+    def is_market(self, market: str) -> bool:
+        return bool(self._call(self.fn.isMarket(market)))
+
+    def is_authorized(self, provider: str, caller: str) -> bool:
+        return bool(self._call(self.fn.isAuthorized(provider, caller)))
+
+    def stake_of(self, provider: str) -> int:
+        return int(self._call(self.fn.stakeOf(provider)))
+
+    def locked_of(self, provider: str) -> int:
+        return int(self._call(self.fn.lockedOf(provider)))
+
+    def unbonding_of(self, provider: str) -> tuple[int, int]:
+        """``(amount, ready_at)`` of the provider's unbonding stake."""
+        amount, ready_at = self._call(self.fn.unbondingOf(provider))
+        return int(amount), int(ready_at)
+
+    def available_of(self, provider: str) -> int:
+        """Stake a new job can lock: stake - locked - unbonding."""
+        return int(self._call(self.fn.availableOf(provider)))
+
+    def locked_for(self, provider: str, job_id: bytes) -> int:
+        return int(self._call(self.fn.lockedFor(provider, job_id)))
+
+    def operator(self, provider: str) -> Operator:
+        return Operator.from_abi(self._call(self.fn.operator(provider)))
+
+    def stats(self, provider: str) -> Stats:
+        return Stats.from_abi(self._call(self.fn.stats(provider)))

@@ -1,0 +1,133 @@
+"""Plain dataclasses for the contracts' structs (other than ``Intent``, ``Bid`` and ``Job``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import astuple, dataclass
+from typing import Any
+
+from eth_abi import encode as abi_encode
+from eth_utils import keccak, to_checksum_address
+
+from tender.chain._abi import snake
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+#: ModelInfo's ABI types in declaration order (``IModelRegistry.sol``).
+_MODEL_INFO_TYPES = (
+    "bytes32",
+    "bytes32",
+    "address",
+    "uint8",
+    "uint8",
+    "uint16",
+    "uint16",
+    "uint8",
+    "uint16",
+    "address",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """A registered model (``ModelInfo``): what runs, who verifies it, where the instances sit.
+
+    Attributes:
+        onnx_sha256: sha256 of the ONNX file providers run.
+        settings_hash: hash of the EZKL settings the verifier was built for.
+        verifier: the ``IVerifier`` that checks proofs.
+        commitment_index: index of the input commitment in the public instances.
+        output_offset: index of the first output element.
+        output_length: number of output elements.
+        instance_count: length of the instance vector.
+        proof_modes: bitmask of supported modes (1 = zk, 2 = optimistic).
+        audit_rate_bps: share of optimistic deliveries that must be proven anyway.
+        owner: the registrant (set by the registry; ignored on ``register``).
+    """
+
+    onnx_sha256: bytes
+    settings_hash: bytes
+    verifier: str
+    commitment_index: int
+    output_offset: int
+    output_length: int
+    instance_count: int
+    proof_modes: int = 3
+    audit_rate_bps: int = 0
+    owner: str = ZERO_ADDRESS
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "verifier", to_checksum_address(self.verifier))
+        object.__setattr__(self, "owner", to_checksum_address(self.owner))
+        object.__setattr__(self, "onnx_sha256", bytes(self.onnx_sha256))
+        object.__setattr__(self, "settings_hash", bytes(self.settings_hash))
+
+    def to_abi(self) -> tuple[Any, ...]:
+        return astuple(self)
+
+    @classmethod
+    def from_abi(cls, values: Sequence[Any]) -> ModelInfo:
+        return cls(*values)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelInfo:
+        """From a mapping with the Solidity names (``onnxSha256``...) or the Python ones."""
+        return cls(**{snake(key): value for key, value in data.items()})
+
+    def model_id(self, registrant: str) -> bytes:
+        """The id ``register`` returns when ``registrant`` registers this record (no RPC)."""
+        registrant = to_checksum_address(registrant)
+        record = (*astuple(self)[:-1], registrant)
+        return keccak(abi_encode(["address", *_MODEL_INFO_TYPES], [registrant, *record]))
+
+
+@dataclass(frozen=True, slots=True)
+class MarketParams:
+    """A market's economic parameters (``MarketParams``); see docs/PROTOCOL.md."""
+
+    fee_bps: int
+    bond_multiple: int
+    challenger_reward_bps: int
+    challenge_window: int
+    proof_window: int
+    max_callback_gas: int
+    challenge_bond: int
+
+    def to_abi(self) -> tuple[int, ...]:
+        return astuple(self)
+
+    @classmethod
+    def from_abi(cls, values: Sequence[Any]) -> MarketParams:
+        return cls(*(int(v) for v in values))
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """A provider's self-declared record in ``Staking`` (``IStaking.Operator``)."""
+
+    endpoint: str
+    region: bytes
+    hardware_class: bytes
+    models: tuple[bytes, ...]
+    registered: bool
+
+    @classmethod
+    def from_abi(cls, values: Sequence[Any]) -> Operator:
+        endpoint, region, hardware, models, registered = values
+        return cls(
+            str(endpoint), bytes(region), bytes(hardware), tuple(bytes(m) for m in models), bool(registered)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """A provider's track record in ``Staking`` (``IStaking.Stats``)."""
+
+    jobs_won: int
+    delivered_in_time: int
+    expired: int
+    slashed: int
+
+    @classmethod
+    def from_abi(cls, values: Sequence[Any]) -> Stats:
+        return cls(*(int(v) for v in values))

@@ -1,0 +1,186 @@
+"""``tender request``: buy an inference from the command line.
+
+The key comes from ``TENDER_PRIVATE_KEY`` (or a keystore named in a config file's ``[chain]``
+section), never from a flag::
+
+    export TENDER_PRIVATE_KEY=0x...
+    tender request run mlp --input sample.json --max-price 0.1 --deadline 60 --solver http://127.0.0.1:7100
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from tender.client._errors import (
+    ProofInvalid,
+    ProviderSlashed,
+    RequestExpired,
+    RequestRefunded,
+    RequestRejected,
+    RequestTimeout,
+)
+from tender.client._result import RequestResult
+from tender.config import ChainSection, load_section
+from tender.errors import ConfigError, RequestError
+
+__all__ = ["cli_group"]
+
+#: Exit codes of ``tender request run`` by outcome (documented in docs/quickstart-requester.md).
+EXIT_CODES: dict[type[RequestError], int] = {
+    RequestRejected: 3,
+    RequestRefunded: 4,
+    RequestExpired: 5,
+    ProviderSlashed: 6,
+    ProofInvalid: 7,
+    RequestTimeout: 8,
+}
+
+
+def parse_amount(text: str) -> int:
+    """``"0.1"`` tokens (18 decimals) or ``"123wei"`` base units, as base units."""
+    text = text.strip().lower()
+    if text.endswith("wei"):
+        return int(text[:-3])
+    try:
+        return int(Decimal(text) * 10**18)
+    except ArithmeticError as exc:
+        raise click.BadParameter(
+            f"not an amount: {text!r} (tokens like 0.1, or base units like 100wei)"
+        ) from exc
+
+
+def load_input(spec: str) -> Any:
+    """The input: a JSON file, inline JSON, or ``sample:<n>`` from the model's samples.json."""
+    if spec.startswith(("[", "{")):
+        return json.loads(spec)
+    path = Path(spec)
+    data = json.loads(path.read_text())
+    if isinstance(data, dict) and "input_data" in data:  # EZKL's input.json shape
+        data = data["input_data"][0]
+    return data
+
+
+def _sample(model: str, index: int) -> Any:
+    from tender.paths import SAMPLE_MODELS
+
+    samples = json.loads((SAMPLE_MODELS / model / "samples.json").read_text())["samples"]
+    return samples[index % len(samples)]["input"]
+
+
+def _chain(config: Path | None, rpc: str | None) -> tuple[str, str, Path | None]:
+    section = load_section(config, ChainSection, name="chain") if config else ChainSection()
+    return rpc or section.rpc_url, section.private_key(), section.deployment
+
+
+def result_table(result: RequestResult) -> Table:
+    """A settled request for people."""
+    table = Table(title=f"settled: job {result.job_id[:18]}…", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    values = result.values if result.values is not None else result.output
+    table.add_row("output", ", ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in values[:12]))
+    if result.values:
+        table.add_row("argmax", str(max(range(len(result.values)), key=result.values.__getitem__)))
+    table.add_row(
+        "proof",
+        f"{len(result.proof)} bytes, verified locally: {result.verified}"
+        if result.proof
+        else "none (optimistic)",
+    )
+    table.add_row("provider", result.provider)
+    table.add_row(
+        "price paid / max", f"{result.price_paid / 1e18:.6f} / {result.max_price / 1e18:.6f} tokens"
+    )
+    lat = result.latency
+    table.add_row("latency", f"auction {lat.auction_ms:.0f} ms · delivery {lat.delivery_ms:.0f} ms · "
+                             f"settlement {lat.settlement_ms:.0f} ms · total {lat.total_ms:.0f} ms")  # fmt: skip
+    for step, tx in result.tx_hashes.items():
+        gas = result.gas.get(step)
+        table.add_row(f"tx {step}", tx + (f"  ({gas:,} gas)" if gas else ""))
+    return table
+
+
+@click.group("request")
+def cli_group() -> None:
+    """Buy inferences as a requester (key from TENDER_PRIVATE_KEY)."""
+
+
+@cli_group.command("run")
+@click.argument("model")
+@click.option("--input", "input_spec", help="JSON file or inline JSON array (default: a sample input)")
+@click.option(
+    "--sample", type=int, default=0, show_default=True, help="which sample input when --input is unset"
+)
+@click.option("--max-price", required=True, help="most you pay: tokens (0.1) or base units (100wei)")
+@click.option(
+    "--deadline", type=float, default=60, show_default=True, help="seconds after the auction window"
+)
+@click.option("--proof", type=click.Choice(["zk", "optimistic"]), default="zk", show_default=True)
+@click.option("--auction", type=click.Choice(["reverse", "dutch"]), default="reverse", show_default=True)
+@click.option("--on-chain", is_flag=True, help="post the intent yourself instead of signing it for solvers")
+@click.option("--solver", "solvers", multiple=True, help="solver base URL (repeatable)")
+@click.option("--rpc", help="JSON-RPC URL (default: the config's chain.rpc_url)")
+@click.option("--deployment", type=click.Path(path_type=Path), help="deployment JSON")
+@click.option("--config", type=click.Path(path_type=Path, exists=True), help="TOML with a [chain] section")
+@click.option("--bundle", type=click.Path(path_type=Path), help="model bundle folder (default: the cache)")
+@click.option("--timeout", type=float, help="seconds to wait for a terminal state")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+def run(
+    model: str,
+    input_spec: str | None,
+    sample: int,
+    max_price: str,
+    deadline: float,
+    proof: str,
+    auction: str,
+    on_chain: bool,
+    solvers: tuple[str, ...],
+    rpc: str | None,
+    deployment: Path | None,
+    config: Path | None,
+    bundle: Path | None,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Buy one inference of MODEL and print its verified output."""
+    from tender.client._client import Client
+
+    console = Console(stderr=as_json)
+    rpc_url, key, config_deployment = _chain(config, rpc)
+    data = load_input(input_spec) if input_spec else _sample(model, sample)
+    client = Client(
+        rpc_url,
+        key,
+        solvers=list(solvers),
+        deployment=deployment or config_deployment,
+        bundles={model: bundle} if bundle else None,
+    )
+
+    async def go() -> RequestResult:
+        async with client:
+            return await client.request(
+                model, data, max_price=parse_amount(max_price), deadline=deadline, proof=proof,  # type: ignore[arg-type]
+                auction=auction, on_chain=on_chain, timeout=timeout,  # type: ignore[arg-type]
+            )  # fmt: skip
+
+    try:
+        with console.status(f"buying one {model} inference ({auction} auction, {proof} proof)…"):
+            result = asyncio.run(go())
+    except RequestError as exc:
+        console.print(f"[bold red]{type(exc).__name__}[/]: {exc}")
+        sys.exit(EXIT_CODES.get(type(exc), 2))
+    except ConfigError:
+        raise
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        console.print(result_table(result))

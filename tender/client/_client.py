@@ -1,0 +1,589 @@
+"""The requester SDK: buy one inference, get the output with its proof, or a typed error.
+
+::
+
+    from tender import Client
+
+    client = Client("http://127.0.0.1:8545", key, solvers=["http://127.0.0.1:7100"])
+    result = await client.request("mlp", pixels, max_price=10**17, deadline=60)
+    print(result.values, result.price_paid, result.latency.total_ms)
+
+A request computes the input commitment, builds the intent, signs it (EIP-712) and broadcasts
+it to the solvers' ``POST /intents`` (or, with ``on_chain=True``, posts it to the market
+itself), follows the job's events to a terminal state, checks the proof locally and returns a
+:class:`~tender.client.RequestResult`. A request that ends any other way raises one of the
+errors of :mod:`tender.client._errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+from eth_account import Account
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.exceptions import Web3Exception
+
+from tender.chain import Deployment, LogDecoder, Market, Token, TxSender, tender_log_decoder
+from tender.client._errors import (
+    ProofInvalid,
+    ProviderSlashed,
+    RequestExpired,
+    RequestRefunded,
+    RequestRejected,
+    RequestTimeout,
+)
+from tender.client._hub import EventHub
+from tender.client._models import ModelHandle, encode_input_uri, resolve_model
+from tender.client._result import Latency, RequestResult
+from tender.client._tracker import JobState, JobTracker
+from tender.errors import ChainError, ConfigError, ContractRevert, RequestError, TransactionFailed
+from tender.intents import AuctionType, Intent, ProofMode, job_id, random_nonce, sign_intent
+from tender.logs import log
+from tender.wire import SignedIntentWire
+
+__all__ = ["Client"]
+
+logger = logging.getLogger("tender.client")
+
+ProofName = Literal["zk", "optimistic"]
+AuctionName = Literal["reverse", "dutch"]
+
+_MAX_UINT = 2**256 - 1
+#: Seconds past a deadline (or auction end) before the client expires (or refunds) a job
+#: itself, leaving the verifier agents and solvers the first go; and between its attempts.
+_HELP_MARGIN_S = 4
+_HELP_RETRY_S = 3.0
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + bytes(value).hex()
+
+
+def _start_price(auction: str, max_price: int, start_price: int | None) -> int:
+    """Dutch auctions start at a quarter of the max price unless told; reverse ones at 0."""
+    if start_price is not None:
+        return int(start_price)
+    return int(max_price) // 4 if auction == "dutch" else 0
+
+
+class Client:
+    """A requester: signs intents with ``key`` and follows them on the chain at ``rpc``.
+
+    Args:
+        rpc: the chain's JSON-RPC URL.
+        key: the requester's private key (from the environment or a keystore, never a flag).
+        solvers: base URLs of solvers whose ``POST /intents`` take signed intents.
+        deployment: the deployment record, its JSON path, or ``None`` for
+            ``deployments/<chainId>.json``.
+        bundles: model bundle folder by model name (for commitments and proof checks).
+        model_ids: registry model id (``0x``-hex) by model name (default: the card's).
+        poll_interval: seconds between log polls.
+        auction_window: default auction window in seconds, per auction type.
+        self_help: expire a late job, or refund an unawarded one, yourself when nobody else
+            has a little after it became possible.
+        sender: a ready :class:`~tender.chain.TxSender` (tests); built from ``key`` otherwise.
+    """
+
+    def __init__(
+        self,
+        rpc: str,
+        key: str,
+        *,
+        solvers: Sequence[str] = (),
+        deployment: Deployment | Path | str | None = None,
+        bundles: Mapping[str, Path] | None = None,
+        model_ids: Mapping[str, str] | None = None,
+        poll_interval: float = 0.2,
+        auction_window: Mapping[str, int] | None = None,
+        self_help: bool = True,
+        http_timeout: float = 5.0,
+        sender: TxSender | None = None,
+    ) -> None:
+        if not key:
+            raise ConfigError("Client: a private key is required (TENDER_PRIVATE_KEY)")
+        self.w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 30}))
+        self.rpc = rpc
+        self._key = key
+        self.address: str = Account.from_key(key).address
+        self.solvers = [s.rstrip("/") for s in solvers]
+        self.bundles = {k: Path(v) for k, v in (bundles or {}).items()}
+        self.model_ids = dict(model_ids or {})
+        self.poll_interval = poll_interval
+        self.auction_window = {"reverse": 3, "dutch": 6, **(auction_window or {})}
+        self.self_help = self_help
+        self._http_timeout = http_timeout
+        self._deployment_arg = deployment
+        self._sender = sender
+        self._deployment: Deployment | None = None
+        self._hub: EventHub | None = None
+        self._http: httpx.AsyncClient | None = None
+        self._models: dict[str, ModelHandle] = {}
+        self._allowance_lock = asyncio.Lock()
+        self._approved: set[str] = set()
+        self._markets: dict[str, Market] = {}
+        self._decoder: LogDecoder | None = None
+        #: called with (tracker, event name, args) after each event of a followed job
+        self.listeners: list[Callable[[JobTracker, str, dict[str, Any]], None]] = []
+
+    # -- set-up ------------------------------------------------------------------------
+
+    @property
+    def deployment(self) -> Deployment:
+        if self._deployment is None:
+            arg = self._deployment_arg
+            if isinstance(arg, Deployment):
+                self._deployment = arg
+            elif arg is not None:
+                self._deployment = Deployment.load(path=Path(arg))
+            else:
+                self._deployment = Deployment.load(self.w3.eth.chain_id)
+        return self._deployment
+
+    @property
+    def sender(self) -> TxSender:
+        if self._sender is None:
+            self._sender = TxSender(self.w3, self._key)
+        return self._sender
+
+    def market(self, auction: str) -> Market:
+        """The market for ``auction`` (``"reverse"`` or ``"dutch"``), sending from this account."""
+        market = self._markets.get(auction)
+        if market is None:
+            kind = AuctionType.DUTCH if auction == "dutch" else AuctionType.REVERSE
+            market = Market(self.w3, self.deployment.market(kind), auction=kind, sender=self.sender)
+            self._markets[auction] = market
+        return market
+
+    def _decode(self, raw: Any) -> tuple[str, dict[str, Any]] | None:
+        if self._decoder is None:
+            self._decoder = tender_log_decoder()
+        decoded = self._decoder.decode(raw)
+        return None if decoded is None else (decoded.name, decoded.args)
+
+    def _events(self) -> EventHub:
+        if self._hub is None:
+            d = self.deployment
+            self._hub = EventHub(
+                self.w3,
+                [*d.markets.values(), d.staking],
+                decode=self._decode,
+                poll_interval=self.poll_interval,
+                from_block=self.w3.eth.block_number,
+            )
+            self._hub.listeners.append(self._notify)
+        return self._hub
+
+    def _notify(self, tracker: JobTracker, name: str, args: dict[str, Any]) -> None:
+        for listener in self.listeners:
+            listener(tracker, name, args)
+
+    def model(self, model: str | bytes) -> ModelHandle:
+        """The model handle (bundle, card, registry id) for a name; cached.
+
+        Without an id in ``model_ids`` the registry's ``ModelRegistered`` events are searched
+        for the bundle's ONNX and settings hashes.
+        """
+        key = model if isinstance(model, str) else _hex(model)
+        handle = self._models.get(key)
+        if handle is None:
+            ids = dict(self.model_ids)
+            if key not in ids and key in self.bundles:
+                found = self._registered_id(self.bundles[key])
+                if found is not None:
+                    ids[key] = found
+            handle = self._models[key] = resolve_model(model, bundles=self.bundles, model_ids=ids)
+        return handle
+
+    def _registered_id(self, bundle: Path) -> str | None:
+        from tender.chain import Registry
+        from tender.client._models import load_bundle
+
+        card = load_bundle(bundle).card
+        wanted = {bytes.fromhex(card.onnx_sha256), bytes.fromhex(card.settings_sha256)}
+        registry = Registry(self.w3, self.deployment.registry)
+        for event in registry.events(self.deployment.block, names=["ModelRegistered"]):
+            args = getattr(event, "args", None) or {k: getattr(event, k) for k in ("model_id", "info")}
+            info = args.get("info") or ()
+            values = set(info.values()) if isinstance(info, dict) else set(info)
+            if wanted <= {bytes(v) for v in values if isinstance(v, bytes | bytearray)}:
+                return _hex(args["model_id"])
+        return None
+
+    async def aclose(self) -> None:
+        """Stop following jobs and close connections."""
+        if self._hub is not None:
+            await self._hub.close()
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- building intents --------------------------------------------------------------
+
+    async def chain_time(self) -> int:
+        """Seconds on the chain's clock (the latest block's, or the wall clock if later)."""
+        block = await asyncio.to_thread(self.w3.eth.get_block, "latest")
+        return max(int(block["timestamp"]), int(time.time()))
+
+    async def build_intent(
+        self,
+        model: str | bytes,
+        data: Any,
+        *,
+        max_price: int,
+        deadline: float,
+        proof: ProofName = "zk",
+        auction: AuctionName = "reverse",
+        auction_window: int | None = None,
+        start_price: int | None = None,
+        min_stake: int = 0,
+        region: str | bytes = b"\x00\x00",
+        price_weight_bps: int = 10_000,
+        callback_gas_limit: int = 0,
+        requester: str | None = None,
+    ) -> tuple[Intent, ModelHandle]:
+        """The intent for one request (not yet signed or sent).
+
+        ``deadline`` is seconds from now, or a Unix time when it is over 10**9.
+        """
+        handle = await asyncio.to_thread(self.model, model)
+        commitment = await asyncio.to_thread(handle.commitment, data)
+        now = await self.chain_time()
+        window = self.auction_window[auction] if auction_window is None else auction_window
+        absolute = int(deadline) if deadline > 10**9 else now + window + int(deadline)
+        if isinstance(region, str):
+            region = bytes.fromhex(region.removeprefix("0x")) if region else b"\x00\x00"
+        intent = Intent(
+            requester=requester or self.address,
+            model_id=handle.model_id,
+            input_commitment=commitment,
+            input_location=encode_input_uri(data),
+            max_price=int(max_price),
+            start_price=_start_price(auction, max_price, start_price),
+            auction_type=AuctionType.DUTCH if auction == "dutch" else AuctionType.REVERSE,
+            auction_window=window,
+            deadline=absolute,
+            proof_mode=ProofMode.OPTIMISTIC if proof == "optimistic" else ProofMode.ZK,
+            min_stake=min_stake,
+            region=region,
+            price_weight_bps=price_weight_bps,
+            callback_gas_limit=callback_gas_limit,
+            nonce=random_nonce(),
+            expiry=now + window + 60,
+        )
+        return intent, handle
+
+    def job_id(self, intent: Intent) -> str:
+        market = self.deployment.market(intent.auction_type)
+        return _hex(job_id(intent, chain_id=self.deployment.chain_id, market=market))
+
+    # -- escrow ------------------------------------------------------------------------
+
+    async def ensure_allowance(self, auction: AuctionName, amount: int) -> None:
+        """Let the market pull ``amount`` of escrow (approves the maximum once per market)."""
+        spender = self.deployment.market(auction)
+        async with self._allowance_lock:
+            if spender in self._approved:
+                return
+            token = Token(self.w3, self.deployment.token, sender=self.sender)
+            if await asyncio.to_thread(token.allowance, self.address, spender) < amount:
+                await asyncio.to_thread(token.approve, spender, _MAX_UINT)
+            self._approved.add(spender)
+
+    # -- sending -----------------------------------------------------------------------
+
+    async def post(self, intent: Intent) -> str:
+        """Post ``intent`` to its market from this account (escrow pulled now); the tx hash."""
+        auction = intent.auction_type.name.lower()
+        await self.ensure_allowance(auction, intent.max_price)  # type: ignore[arg-type]
+        market = self.market(auction)
+        try:
+            receipt = await asyncio.to_thread(market.post, intent)
+        except (ContractRevert, TransactionFailed) as exc:
+            raise RequestRejected(f"the market refused the intent: {exc}", job_id=self.job_id(intent),
+                                  reasons={"market": str(exc)}) from exc  # fmt: skip
+        return HexBytes(receipt["transactionHash"]).to_0x_hex()
+
+    def signed_wire(self, intent: Intent) -> SignedIntentWire:
+        """The signed intent as broadcast to solvers."""
+        d = self.deployment
+        market = d.market(intent.auction_type)
+        signature = sign_intent(intent, self._key, chain_id=d.chain_id, market=market)
+        return SignedIntentWire.model_validate(
+            {
+                "intent": intent.to_json(),
+                "signature": _hex(signature),
+                "market": market,
+                "chainId": d.chain_id,
+                "jobId": self.job_id(intent),
+            }
+        )
+
+    async def broadcast(self, intent: Intent, *, solvers: Sequence[str] | None = None) -> dict[str, str]:
+        """Send the signed intent to every solver (or to ``solvers``); ``{url: "accepted" | reason}``.
+
+        Raises:
+            RequestRejected: no solver accepted it.
+        """
+        targets = [s.rstrip("/") for s in solvers] if solvers is not None else self.solvers
+        if not targets:
+            raise ConfigError(
+                "Client: no solvers to send a signed intent to (pass solvers=[...] or on_chain=True)"
+            )
+        auction = intent.auction_type.name.lower()
+        await self.ensure_allowance(auction, intent.max_price)  # type: ignore[arg-type]
+        body = self.signed_wire(intent).model_dump_json()
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self._http_timeout)
+        http = self._http
+
+        async def send(url: str) -> tuple[str, str]:
+            try:
+                reply = await http.post(
+                    f"{url}/intents", content=body, headers={"Content-Type": "application/json"}
+                )
+            except httpx.HTTPError as exc:
+                return url, f"unreachable: {exc!r}"
+            if reply.status_code < 300:
+                return url, "accepted"
+            try:
+                detail = reply.json().get("message") or reply.text
+            except ValueError:
+                detail = reply.text
+            return url, f"{reply.status_code}: {detail}"[:300]
+
+        answers = dict(await asyncio.gather(*(send(url) for url in targets)))
+        if not any(v == "accepted" for v in answers.values()):
+            raise RequestRejected(
+                "no solver accepted the intent", job_id=self.job_id(intent), reasons=answers
+            )
+        return answers
+
+    # -- the whole request -------------------------------------------------------------
+
+    async def request(
+        self,
+        model: str | bytes,
+        input: Any,
+        max_price: int,
+        deadline: float,
+        proof: ProofName = "zk",
+        auction: AuctionName = "reverse",
+        on_chain: bool = False,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - a deadline on the whole request, documented
+        verify: bool = True,
+        **intent_options: Any,
+    ) -> RequestResult:
+        """Buy one inference and return its verified result.
+
+        Args:
+            model: model name (``"mlp"``) or 32-byte id.
+            input: the input tensor as nested lists of numbers.
+            max_price: the most you pay, in token base units (escrowed).
+            deadline: seconds after the auction window by which the output must be delivered
+                (or an absolute Unix time).
+            proof: ``"zk"`` (paid against an on-chain verified proof) or ``"optimistic"``.
+            auction: ``"reverse"`` (bids, second-score price) or ``"dutch"`` (first fill).
+            on_chain: post the intent from this account instead of broadcasting it signed.
+            timeout: seconds to wait for a terminal state (default: deadline plus margins).
+            verify: check the proof locally before returning.
+            **intent_options: ``auction_window``, ``start_price``, ``min_stake``, ``region``,
+                ``price_weight_bps``.
+
+        Raises:
+            RequestRejected, RequestRefunded, RequestExpired, ProviderSlashed, ProofInvalid,
+            RequestTimeout: see :mod:`tender.client`.
+        """
+        intent, handle = await self.build_intent(
+            model,
+            input,
+            max_price=max_price,
+            deadline=deadline,
+            proof=proof,
+            auction=auction,
+            **intent_options,
+        )
+        tracker = await self.send(intent, on_chain=on_chain)
+        return await self.follow(tracker, intent, handle, timeout=timeout, verify=verify)
+
+    async def send(
+        self, intent: Intent, *, on_chain: bool = False, solvers: Sequence[str] | None = None
+    ) -> JobTracker:
+        """Send ``intent`` (signed to the solvers, or posted) and start following its job."""
+        hub = self._events()
+        tracker = JobTracker(job_id=self.job_id(intent))
+        hub.follow(tracker)
+        try:
+            if on_chain:
+                tracker.tx_hashes["post"] = await self.post(intent)
+            else:
+                await self.broadcast(intent, solvers=solvers)
+        except BaseException:
+            hub.forget(tracker.job_id)
+            raise
+        log(logger, "request.sent", job_id=tracker.job_id, on_chain=on_chain, max_price=intent.max_price)
+        return tracker
+
+    async def follow(
+        self,
+        tracker: JobTracker,
+        intent: Intent,
+        handle: ModelHandle | None = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - a deadline on the whole request, documented
+        verify: bool = True,
+    ) -> RequestResult:
+        """Wait for ``tracker``'s job to end; the result, or the typed error of how it ended."""
+        hub = self._events()
+        changed = hub.follow(tracker)
+        auction = intent.auction_type.name.lower()
+        challenge_s = 30 if intent.proof_mode == ProofMode.OPTIMISTIC else 0
+        now = await self.chain_time()
+        waited_until = time.monotonic() + (
+            timeout if timeout is not None else max(0, intent.deadline - now) + challenge_s + 60
+        )
+        tried: dict[str, float] = {}
+        try:
+            while not tracker.state.terminal:
+                if hub.error is not None:
+                    raise ChainError(f"cannot follow the chain: {hub.error!r}") from hub.error
+                remaining = waited_until - time.monotonic()
+                if remaining <= 0:
+                    raise RequestTimeout(job_id=tracker.job_id, last_state=tracker.state.value,
+                                         waited_s=time.monotonic() - tracker.sent_at)  # fmt: skip
+                changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), timeout=min(remaining, 1.0))
+                if self.self_help and not tracker.state.terminal:
+                    await self._self_help(tracker, intent, tried)
+        finally:
+            hub.forget(tracker.job_id)
+        return await self._outcome(tracker, intent, handle, auction=auction, verify=verify)
+
+    async def _self_help(self, tracker: JobTracker, intent: Intent, tried: dict[str, float]) -> None:
+        """Expire a late job, or refund one nobody won, ourselves (anyone may): a few seconds
+        after it became possible, retried every few seconds while the job stays stuck."""
+        now = await self.chain_time()
+        action: str | None = None
+        if (
+            tracker.state == JobState.AWARDED
+            and now > (tracker.provider_deadline or intent.deadline) + _HELP_MARGIN_S
+        ):
+            action = "expire"
+        elif tracker.state in (JobState.CHALLENGED, JobState.DELIVERED) and now > intent.deadline + 30:
+            action = "expire"  # an unproven challenge or audit past its proof deadline
+        elif (
+            tracker.state == JobState.OPEN and now > (tracker.auction_end or intent.deadline) + _HELP_MARGIN_S
+        ):
+            # A reverse auction with bids that nobody closed: close it (anyone may); else refund.
+            bids = tracker.bids > 0 and intent.auction_type == AuctionType.REVERSE
+            action = "award" if bids and "award" not in tried else "refund"
+        if action is None or time.monotonic() - tried.get(action, -1e9) < _HELP_RETRY_S:
+            return
+        tried[action] = time.monotonic()
+        market = self.market(intent.auction_type.name.lower())
+        try:
+            await asyncio.to_thread(getattr(market, action), bytes(HexBytes(tracker.job_id)))
+            log(logger, "request.self_help", job_id=tracker.job_id, action=action)
+        except (ContractRevert, TransactionFailed) as exc:  # somebody else was first, or not yet
+            log(logger, "request.self_help_skipped", job_id=tracker.job_id, action=action, reason=str(exc))
+
+    async def _outcome(
+        self, tracker: JobTracker, intent: Intent, handle: ModelHandle | None, *, auction: str, verify: bool
+    ) -> RequestResult:
+        common: dict[str, Any] = {"job_id": tracker.job_id, "refund": tracker.refund,
+                                  "compensation": tracker.compensation}  # fmt: skip
+        if tracker.state == JobState.SLASHED:
+            # The output was disputed and never proved: the provider cheated (or gave up).
+            raise ProviderSlashed(provider=tracker.provider, output=tracker.output,
+                                  tx_hash=tracker.tx_hashes.get("slashed"), **common)  # fmt: skip
+        if tracker.state == JobState.EXPIRED:
+            raise RequestExpired(
+                provider=tracker.provider, tx_hash=tracker.tx_hashes.get("expired"), **common
+            )
+        if tracker.state == JobState.REFUNDED:
+            raise RequestRefunded(tx_hash=tracker.tx_hashes.get("refunded"), **common)
+        gas = await asyncio.to_thread(self._gas, tracker.tx_hashes)
+        output, proof = tracker.output, tracker.proof
+        if output is None or (proof is None and intent.proof_mode == ProofMode.ZK):
+            output, proof = await asyncio.to_thread(self._delivery, tracker, auction, output, proof)
+        verified = False
+        if verify and proof and handle is not None:
+            try:
+                verified = await asyncio.to_thread(
+                    handle.verify, proof, output=list(output or []), commitment=intent.input_commitment
+                )
+            except RequestError:
+                raise
+            except Exception as exc:  # any failure of the local check means: do not trust it
+                raise ProofInvalid(repr(exc), job_id=tracker.job_id) from exc
+            if not verified:
+                raise ProofInvalid("the verification key rejects the proof", job_id=tracker.job_id)
+        settle_from = "proved" if "proved" in tracker.at else "delivered"
+        latency = Latency(
+            auction_ms=tracker.auction_ms or 0.0,
+            delivery_ms=tracker.ms_between("awarded", "delivered") or 0.0,
+            settlement_ms=tracker.ms_between(settle_from, "settled") or 0.0,
+            total_ms=tracker.total_ms or (time.monotonic() - tracker.sent_at) * 1000,
+        )
+        return RequestResult(
+            job_id=tracker.job_id,
+            model=handle.name if handle else _hex(intent.model_id),
+            output=list(output or []),
+            values=handle.dequantize(list(output)) if handle and output else None,
+            proof=proof,
+            verified=verified,
+            proof_mode="optimistic" if intent.proof_mode == ProofMode.OPTIMISTIC else "zk",
+            auction=auction,
+            provider=tracker.provider or "",
+            price_paid=tracker.price or 0,
+            max_price=intent.max_price,
+            refund=tracker.refund,
+            latency=latency,
+            tx_hashes=dict(tracker.tx_hashes),
+            gas=gas,
+            bids=tracker.bids,
+        )
+
+    def _delivery(
+        self, tracker: JobTracker, auction: str, output: list[int] | None, proof: bytes | None
+    ) -> tuple[list[int] | None, bytes | None]:
+        """Output and proof from the calldata of the ``deliver`` (or ``prove``) transaction."""
+        market = self.market(auction)
+        for step in ("proved", "delivered"):
+            tx_hash = tracker.tx_hashes.get(step)
+            if not tx_hash:
+                continue
+            tx = self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+            try:
+                _, args = market.contract.decode_function_input(tx["input"])
+            except ValueError:
+                continue
+            for key in ("output", "outputs", "_output"):
+                if output is None and key in args:
+                    output = [int(v) for v in args[key]]
+            for key in ("proof", "_proof"):
+                if proof is None and args.get(key):
+                    proof = bytes(args[key])
+        return output, proof
+
+    def _gas(self, tx_hashes: Mapping[str, str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for step, tx_hash in tx_hashes.items():
+            with contextlib.suppress(Web3Exception, ValueError, OSError):  # gas figures are informative
+                out[step] = int(self.w3.eth.get_transaction_receipt(tx_hash)["gasUsed"])  # type: ignore[arg-type]
+        return out

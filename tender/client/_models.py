@@ -1,0 +1,137 @@
+"""The requester's view of a model: its bundle (card + verification key), input commitment,
+input URI and local proof check. Everything model-specific goes through ``tender.models``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tender.errors import ModelError
+
+__all__ = ["ModelHandle", "decode_input_uri", "encode_input_uri", "instances", "resolve_model"]
+
+_DATA_PREFIX = "data:application/json,"
+
+
+def encode_input_uri(data: Any) -> bytes:
+    """The intent's ``inputLocation`` for ``data``: the input itself, as compact JSON.
+
+    ``MarketStructs.Intent.inputLocation`` holds a URI or, for small inputs, the bytes
+    themselves; providers and verifier agents accept both. The sample models' inputs are a few
+    hundred bytes, so they travel inline and need no storage service.
+    """
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def decode_input_uri(location: bytes) -> Any:
+    """The input held inline by ``location`` (JSON or a ``data:`` URI); ``None`` for other URIs."""
+    text = location.decode(errors="replace")
+    if text.startswith(_DATA_PREFIX):
+        text = text[len(_DATA_PREFIX) :]
+    elif not text.lstrip().startswith(("[", "{")):
+        return None
+    return json.loads(text)
+
+
+def _hex32(value: Any) -> bytes:
+    if isinstance(value, bytes | bytearray):
+        raw = bytes(value)
+    else:
+        raw = bytes.fromhex(str(value).removeprefix("0x"))
+    if len(raw) != 32:
+        raise ModelError(f"a model id is 32 bytes, got {len(raw)}")
+    return raw
+
+
+def instances(card: Any, commitment: int, output: list[int]) -> list[int]:
+    """The public instance vector the market builds for a job: the input commitment and the
+    delivered output placed as the card's instance layout says."""
+    layout = card.layout
+    if len(output) != layout.output_length:
+        raise ModelError(f"output has {len(output)} elements, the model's layout {layout.output_length}")
+    vector = [0] * layout.instance_count
+    vector[layout.commitment_index] = int(commitment)
+    vector[layout.output_offset : layout.output_offset + layout.output_length] = [int(v) for v in output]
+    return vector
+
+
+@dataclass(frozen=True)
+class ModelHandle:
+    """A model the client can buy: its name, registry id, and bundle (for commitments, proofs)."""
+
+    name: str
+    model_id: bytes
+    bundle: Any  # tender.models.Bundle
+
+    @property
+    def card(self) -> Any:
+        return self.bundle.card
+
+    def commitment(self, data: Any) -> int:
+        """The input commitment the intent carries (``tender.models.input_commitment``)."""
+        from tender import models
+
+        return int(models.input_commitment(self.bundle, data))
+
+    def verify(self, proof: bytes, *, output: list[int], commitment: int) -> bool:
+        """Check ``proof`` with the bundle's verifying key, for exactly this input commitment
+        and output (the instance vector the market checked on-chain)."""
+        from tender import models
+
+        card = self.card
+        wrapped = models.Proof(
+            model=card.name,
+            onnx_sha256=card.onnx_sha256,
+            output=[],
+            output_felts=list(output),
+            instances=instances(card, commitment, output),
+            proof=proof,
+            prove_s=0.0,
+            input_commitment=commitment,
+        )
+        return bool(models.verify(self.bundle, wrapped))
+
+    def dequantize(self, output: list[int]) -> list[float] | None:
+        """The output as numbers (the card's output scale)."""
+        from tender import models
+
+        try:
+            return [float(models.dequantize(int(v), self.card.output_scale)) for v in output]
+        except (ValueError, TypeError, ModelError):
+            return None
+
+
+def load_bundle(path: Path) -> Any:
+    from tender import models
+
+    return models.Bundle.load(path)
+
+
+def resolve_model(
+    model: str | bytes,
+    *,
+    bundles: dict[str, Path] | None = None,
+    model_ids: dict[str, str] | None = None,
+) -> ModelHandle:
+    """Find a model by name: its bundle folder and registry id.
+
+    Args:
+        model: a model name (``"mlp"``) or a bundle folder.
+        bundles: bundle folder by model name.
+        model_ids: registry model id (``0x``-hex) by model name; default: the card's
+            ``model_id`` when it has one.
+    """
+    if isinstance(model, bytes):
+        raise ModelError("pass the model by name (with bundles= and model_ids=), not by raw id")
+    bundles, model_ids = bundles or {}, model_ids or {}
+    path = Path(bundles[model]) if model in bundles else Path(model)
+    if not path.exists():
+        raise ModelError(f"model {model!r}: no bundle folder known (pass bundles={{name: path}})")
+    bundle = load_bundle(path)
+    name = str(bundle.card.name)
+    raw_id = model_ids.get(model) or model_ids.get(name) or getattr(bundle.card, "model_id", None)
+    if raw_id is None:
+        raise ModelError(f"model {name!r}: its registry id is unknown (pass model_ids={{name: id}})")
+    return ModelHandle(name=name, model_id=_hex32(raw_id), bundle=bundle)

@@ -1,0 +1,440 @@
+"""The devnet: a whole Tender market on a local chain, driven by a workload.
+
+Steps: start Anvil; deploy the contracts; build (cached) and register both sample models;
+mint test tokens and stake the providers; start three providers, two solvers and a verifier
+agent as separate processes; send the workload through the SDK; print the summary, write the
+JSON and PNG; run ``tender audit``. Whatever happens (Ctrl-C included), every process group it
+started is stopped and Anvil with them.
+
+Roles and their Anvil development keys (devnet only):
+
+=====  ===========================================================
+key    role
+=====  ===========================================================
+0      deployer (owns the contracts, mints test tokens)
+1-3    providers gpu-a, gpu-b, gpu-c (gpu-c is cheap, fast and misbehaves)
+4-5    solvers solver-1 (all providers), solver-2 (gpu-b, gpu-c)
+6      verifier agent (challenges, expiries, finalizations)
+7-8    requesters (the SDK)
+9      owner of the TenderAgent consumer contract
+=====  ===========================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+
+from tender.anvil import DEV_KEYS, Anvil, free_port
+from tender.chain import connect
+from tender.client._client import Client
+from tender.client._errors import (
+    ProofInvalid,
+    ProviderSlashed,
+    RequestExpired,
+    RequestRefunded,
+    RequestRejected,
+    RequestTimeout,
+)
+from tender.client._tracker import JobState, JobTracker
+from tender.devnet._chain import TOKEN, ChainSetup
+from tender.devnet._configs import ProviderPlan, provider_config, solver_config, verifier_config, write_config
+from tender.devnet._live import render
+from tender.devnet._summary import RequestRecord, Summary, check_invariants, summarize, summary_table
+from tender.devnet._supervisor import Supervisor
+from tender.devnet._workload import Planned, plan_workload
+from tender.errors import RequestError, TenderError
+from tender.logs import log
+from tender.paths import SAMPLE_MODELS, cache_dir
+
+__all__ = ["Devnet", "DevnetOptions"]
+
+logger = logging.getLogger("tender.devnet")
+
+PROVIDERS = (
+    ProviderPlan("gpu-a", 1, "0x0001", price_factor=1.0),
+    ProviderPlan("gpu-b", 2, "0x0002", price_factor=1.6),
+    ProviderPlan("gpu-c", 3, "0x0003", price_factor=0.6,
+                 misbehave={"silent_on_job": 1, "wrong_output_on_job": 2}),
+)  # fmt: skip
+SOLVER_KEYS = (4, 5)
+#: The providers each solver asks for quotes (solver-2 is the one the fault requests go to).
+SOLVER_PROVIDERS = (("gpu-a", "gpu-b"), ("gpu-c",))
+VERIFIER_KEY = 6
+REQUESTER_KEYS = (7, 8)
+AGENT_OWNER_KEY = 9
+BAD_PROVIDER = "gpu-c"
+
+#: Market parameters of the devnet: short windows so that a demo run takes a minute or two.
+MARKET_PARAMS: dict[str, Any] = {"challenge_window": 10, "proof_window": 8}
+
+
+@dataclass
+class DevnetOptions:
+    """How to run the devnet (the ``tender devnet`` options)."""
+
+    requests: int = 40
+    seed: int = 0
+    live: bool = True
+    json_path: Path | None = None
+    png_path: Path | None = None
+    run_dir: Path | None = None
+    concurrency: int = 4
+    faults: bool | None = None  # None: on when the workload is large enough (>= 10 requests)
+    audit: bool = True
+    keep_running: bool = False
+
+    @property
+    def with_faults(self) -> bool:
+        return self.requests >= 10 if self.faults is None else self.faults
+
+
+@dataclass
+class Devnet:
+    """One devnet run; :meth:`run` returns the process exit code."""
+
+    options: DevnetOptions
+    console: Console = field(default_factory=Console)
+    records: list[RequestRecord] = field(default_factory=list)
+    trackers: dict[int, JobTracker] = field(default_factory=dict)
+    provider_names: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.run_dir = (self.options.run_dir or cache_dir() / "devnet" / stamp).resolve()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.supervisor = Supervisor(logs=self.run_dir / "logs")
+        self.anvil = Anvil(log_path=self.run_dir / "logs" / "anvil.log")
+        self.started = time.monotonic()
+        self.solver_urls: list[str] = []
+        self.summary: Summary | None = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run everything; 0 when every request ended and the audit is clean."""
+        with self._stopping_everything():
+            setup = self._setup()
+            self._start_roles(setup)
+            self.records = [self._record(p) for p in self._plan()]
+            asyncio.run(self._workload(setup))
+            audit = self._audit(setup) if self.options.audit else None
+            return self._finish(setup, audit)
+
+    @contextlib.contextmanager
+    def _stopping_everything(self) -> Iterator[None]:
+        previous = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.console.print("[yellow]interrupted: stopping every process…[/]")
+            raise
+        finally:
+            codes = self.supervisor.stop_all()
+            self.anvil.stop()
+            signal.signal(signal.SIGTERM, previous)
+            log(logger, "devnet.stopped", codes=codes, run_dir=str(self.run_dir))
+
+    def _step(self, text: str) -> None:
+        self.console.print(f"[bold blue]==>[/] {text} [dim]({time.monotonic() - self.started:.1f}s)[/]")
+
+    # -- set-up ------------------------------------------------------------------------
+
+    def _setup(self) -> ChainSetup:
+        self._step("starting Anvil")
+        self.anvil.start()
+        w3 = connect(self.anvil.rpc_url)
+        setup = ChainSetup(w3=w3, deployer_key=DEV_KEYS[0])
+        self._step("deploying Tender (token, registry, staking, reverse and Dutch markets)")
+        setup.deploy(save=self.run_dir / "deployment.json", params=MARKET_PARAMS)
+        self._step("building (cached) and registering the sample models mlp and cnn")
+        setup.register_models()
+        for name, info in setup.models.items():
+            self.console.print(f"    {name}: model id {info.model_id[:18]}…, verifier {info.verifier}")
+        self._step("minting test tokens, staking providers")
+        requesters = [setup.address(DEV_KEYS[i]) for i in (*REQUESTER_KEYS, AGENT_OWNER_KEY, VERIFIER_KEY)]
+        setup.mint(requesters, 1_000 * TOKEN)
+        for plan in PROVIDERS:
+            stake = (5_000 if plan.name == BAD_PROVIDER else 1_000) * TOKEN
+            setup.mint([setup.address(DEV_KEYS[plan.key_index])], stake + 100 * TOKEN)
+            setup.stake(DEV_KEYS[plan.key_index], stake)
+            self.provider_names[setup.address(DEV_KEYS[plan.key_index])] = plan.name
+        agent = setup.deploy_agent(DEV_KEYS[AGENT_OWNER_KEY])
+        if agent is not None:
+            setup.mint([agent], 500 * TOKEN)
+        return setup
+
+    def _start_roles(self, setup: ChainSetup) -> None:
+        rpc, deployment = self.anvil.rpc_url, self.run_dir / "deployment.json"
+        self._step("starting 3 providers, 2 solvers and a verifier agent")
+        models = [{"name": name, "onnx": SAMPLE_MODELS / name / "model.onnx", "bundle": info.bundle,
+                   "model_id": info.model_id} for name, info in setup.models.items()]  # fmt: skip
+        entries: dict[str, dict[str, str]] = {}
+        workers = max(1, (os.cpu_count() or 2) // 2)
+        for plan in PROVIDERS:
+            if not self.options.with_faults:
+                plan = dataclasses.replace(plan, misbehave={})
+            port = free_port()
+            key = DEV_KEYS[plan.key_index]
+            solvers = [setup.address(DEV_KEYS[k]) for k, names in zip(SOLVER_KEYS, SOLVER_PROVIDERS, strict=True)
+                       if plan.name in names]  # fmt: skip
+            setup.operator(key, endpoint=f"http://127.0.0.1:{port}", region=plan.region, solvers=solvers)
+            config = provider_config(plan, rpc_url=rpc, deployment=deployment, port=port, models=models,
+                                     run_dir=self.run_dir, workers=workers)  # fmt: skip
+            path = write_config(self.run_dir / f"{plan.name}.toml", config)
+            self.supervisor.start(plan.name, ["provider", "run", "--config", str(path)],
+                                  env={"TENDER_PRIVATE_KEY": key})  # fmt: skip
+            entries[plan.name] = {
+                "name": plan.name,
+                "url": f"http://127.0.0.1:{port}",
+                "address": setup.address(key),
+            }
+        solver_providers = [[entries[name] for name in names] for names in SOLVER_PROVIDERS]
+        for n, (key_index, providers) in enumerate(zip(SOLVER_KEYS, solver_providers, strict=True), start=1):
+            port = free_port()
+            name = f"solver-{n}"
+            config = solver_config(rpc_url=rpc, deployment=deployment, port=port, providers=providers,
+                                   run_dir=self.run_dir, name=name, margin_bps=100 * n)  # fmt: skip
+            path = write_config(self.run_dir / f"{name}.toml", config)
+            self.supervisor.start(name, ["solver", "run", "--config", str(path)],
+                                  env={"TENDER_PRIVATE_KEY": DEV_KEYS[key_index]})  # fmt: skip
+            self.solver_urls.append(f"http://127.0.0.1:{port}")
+        config = verifier_config(rpc_url=rpc, deployment=deployment, run_dir=self.run_dir)
+        self.verifier_config = write_config(self.run_dir / "verifier.toml", config)
+        self.supervisor.start("verifier", ["verifier", "run", "--config", str(self.verifier_config)],
+                              env={"TENDER_PRIVATE_KEY": DEV_KEYS[VERIFIER_KEY]})  # fmt: skip
+        for plan in PROVIDERS:
+            self.supervisor.wait_http(plan.name, f"{entries[plan.name]['url']}/health", timeout=120)
+        for n, url in enumerate(self.solver_urls, start=1):
+            self.supervisor.wait_http(f"solver-{n}", f"{url}/status", timeout=60)
+        time.sleep(0.5)
+        self.supervisor.check()
+
+    # -- workload ----------------------------------------------------------------------
+
+    def _plan(self) -> list[Planned]:
+        return plan_workload(self.options.requests, seed=self.options.seed, faults=self.options.with_faults)
+
+    def _record(self, planned: Planned) -> RequestRecord:
+        return RequestRecord(index=planned.index, model=planned.model, auction=planned.auction,
+                             proof_mode=planned.proof_mode, source=planned.source,
+                             max_price=planned.max_price, note=planned.kind)  # fmt: skip
+
+    async def _workload(self, setup: ChainSetup) -> None:
+        plan = self._plan()
+        assert setup.deployment is not None
+        bundles = {name: info.bundle for name, info in setup.models.items()}
+        ids = {name: info.model_id for name, info in setup.models.items()}
+        clients = [
+            Client(
+                self.anvil.rpc_url,
+                DEV_KEYS[k],
+                solvers=self.solver_urls,
+                deployment=setup.deployment,
+                bundles=bundles,
+                model_ids=ids,
+                poll_interval=0.15,
+            )
+            for k in REQUESTER_KEYS
+        ]
+        for client in clients:
+            client.listeners.append(self._on_event)
+        self._step(f"sending {len(plan)} requests ({self.options.concurrency} at a time)")
+        limit = asyncio.Semaphore(self.options.concurrency)
+        started = time.monotonic()
+
+        async def one(p: Planned) -> None:
+            await asyncio.sleep(max(0.0, p.delay_s - (time.monotonic() - started)))
+            async with limit:
+                await self._one(clients[p.index % len(clients)], p, setup)
+
+        live = Live(self._frame(), console=self.console, refresh_per_second=4, transient=False) \
+            if self.options.live else contextlib.nullcontext()  # fmt: skip
+        with live as view:
+            tasks = [asyncio.create_task(one(p)) for p in plan if not p.targeted]
+            faults = [p for p in plan if p.targeted]
+            if faults:
+                tasks.append(asyncio.create_task(self._faults(clients[0], faults, setup)))
+            pending: set[asyncio.Task[None]] = set(tasks)
+            while pending or self._background:
+                pending |= self._background
+                _, pending = await asyncio.wait(pending, timeout=0.25)
+                if view is not None:
+                    view.update(self._frame())
+                self.supervisor.check()
+            for task in tasks:
+                task.result()  # a bug in the driver itself must not go unseen
+        for client in clients:
+            await client.aclose()
+
+    async def _faults(self, client: Client, faults: list[Planned], setup: ChainSetup) -> None:
+        """The requests aimed at the misbehaving provider, one after another: each must be its
+        next job (its misbehave knobs count jobs), so the next is sent once the last is awarded."""
+        for planned in faults:
+            await self._one(client, planned, setup, solvers=[self.solver_urls[-1]], until_awarded=True)
+
+    def _frame(self) -> Any:
+        return render(self.records, started=self.started, providers=self.provider_names)
+
+    def _on_event(self, tracker: JobTracker, name: str, args: dict[str, Any]) -> None:
+        record = next((r for r in self.records if r.job_id == tracker.job_id), None)
+        if record is None:
+            return
+        if not record.terminal:
+            record.state = tracker.state.value if tracker.state != JobState.SLASHED else "refunded"
+        record.bids = tracker.bids
+        record.provider = tracker.provider
+        record.price_paid = tracker.price if tracker.state == JobState.SETTLED else record.price_paid
+        record.challenged = tracker.challenged
+        record.slashed = tracker.slashed or tracker.state == JobState.SLASHED
+
+    async def _one(self, client: Client, planned: Planned, setup: ChainSetup, *,
+                   solvers: list[str] | None = None, until_awarded: bool = False) -> None:  # fmt: skip
+        record = self.records[planned.index]
+        data = _sample(planned.model, planned.index)
+        try:
+            intent, handle = await client.build_intent(
+                planned.model, data, max_price=planned.max_price, deadline=planned.deadline_s,
+                proof=planned.proof_mode, auction=planned.auction,  # type: ignore[arg-type]
+                region="0x0003" if planned.targeted else "0x0000",
+                min_stake=2_000 * TOKEN if planned.targeted else 0,
+            )  # fmt: skip
+            record.job_id = client.job_id(intent)
+            record.state = "sent"
+            tracker = await client.send(intent, on_chain=planned.source != "signed", solvers=solvers)
+            self.trackers[planned.index] = tracker
+            follow = asyncio.create_task(client.follow(tracker, intent, handle))
+            if until_awarded:
+                while tracker.state in (JobState.SENT, JobState.OPEN) and not follow.done():  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+                self._follow_later(follow, record, tracker)
+                return
+            await self._settle_record(follow, record, tracker)
+        except RequestRejected as exc:
+            record.state, record.error = "failed", str(exc)
+        except TenderError as exc:
+            record.state, record.error = "failed", f"{type(exc).__name__}: {exc}"
+            log(logger, "devnet.request_failed", level=logging.ERROR, index=planned.index, error=repr(exc))
+
+    def _follow_later(self, follow: asyncio.Task[Any], record: RequestRecord, tracker: JobTracker) -> None:
+        task = asyncio.create_task(self._settle_record(follow, record, tracker))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _settle_record(
+        self, follow: asyncio.Task[Any], record: RequestRecord, tracker: JobTracker
+    ) -> None:
+        try:
+            result = await follow
+            record.state = "settled"
+            record.price_paid = result.price_paid
+            record.provider = result.provider
+            record.verified_locally = result.verified
+            record.verified_onchain = result.proof_mode == "zk" and "delivered" in tracker.tx_hashes
+            record.tx_hashes = dict(result.tx_hashes)
+        except RequestExpired as exc:
+            record.state, record.compensation, record.error = "expired", exc.compensation, str(exc)
+            record.slashed = record.slashed or exc.compensation > 0
+        except ProviderSlashed as exc:
+            record.state, record.compensation, record.error = "refunded", exc.compensation, str(exc)
+            record.slashed = record.challenged = True
+        except RequestRefunded as exc:
+            record.state, record.error = "refunded", str(exc)
+        except (ProofInvalid, RequestTimeout) as exc:
+            record.state, record.error = "failed", f"{type(exc).__name__}: {exc}"
+        except RequestError as exc:
+            record.state, record.error = "failed", f"{type(exc).__name__}: {exc}"
+        record.bids = tracker.bids
+        record.provider = record.provider or tracker.provider
+        record.challenged = record.challenged or tracker.challenged
+        record.auction_ms = tracker.auction_ms
+        record.e2e_ms = tracker.total_ms
+        record.tx_hashes = record.tx_hashes or dict(tracker.tx_hashes)
+
+    # -- the end -----------------------------------------------------------------------
+
+    def _audit(self, setup: ChainSetup) -> dict[str, Any]:
+        self._step("auditing the whole history (tender audit)")
+        from tender.devnet._supervisor import tender_command
+
+        out = self.run_dir / "audit.json"
+        argv = [*tender_command(), "audit", "--rpc", self.anvil.rpc_url, "--deployment",
+                str(self.run_dir / "deployment.json"), "--json"]  # fmt: skip
+        for info in setup.models.values():
+            argv += ["--bundles", str(info.bundle.parent)]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+        out.write_text(done.stdout)
+        (self.run_dir / "logs" / "audit.log").write_text(done.stderr)
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-6:])
+        return {
+            "clean": done.returncode == 0,
+            "exit_code": done.returncode,
+            "report": str(out),
+            "detail": tail,
+        }
+
+    def _finish(self, setup: ChainSetup, audit: dict[str, Any] | None) -> int:
+        for record in self.records:
+            tracker = self.trackers.get(record.index)
+            if tracker is not None:
+                record.gas = _gas(setup, tracker)
+        summary = summarize(self.records, setup_gas=dict(setup.gas), wall_s=time.monotonic() - self.started,
+                            audit=audit, extra={"run_dir": str(self.run_dir), "seed": self.options.seed})  # fmt: skip
+        self.summary = summary
+        self.console.print(summary_table(summary))
+        from tender.devnet._summary import write_json, write_png
+
+        if self.options.json_path:
+            write_json(summary, self.options.json_path)
+            self.console.print(f"summary JSON: {self.options.json_path}")
+        if self.options.png_path:
+            write_png(self.records, self.options.png_path)
+            self.console.print(f"chart: {self.options.png_path}")
+        problems = check_invariants(summary, expect_faults=self.options.with_faults)
+        for problem in problems:
+            self.console.print(f"[bold red]✗[/] {problem}")
+        if not problems:
+            self.console.print("[bold green]✓ every request ended, the books balance, the audit is clean[/]")
+        self.console.print(f"[dim]logs and configs: {self.run_dir}[/]")
+        return 0 if not problems else 1
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+_SAMPLES: dict[str, list[Any]] = {}
+
+
+def _sample(model: str, index: int) -> Any:
+    import json
+
+    if model not in _SAMPLES:
+        _SAMPLES[model] = [
+            s["input"] for s in json.loads((SAMPLE_MODELS / model / "samples.json").read_text())["samples"]
+        ]
+    samples = _SAMPLES[model]
+    return samples[index % len(samples)]
+
+
+def _gas(setup: ChainSetup, tracker: JobTracker) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for step, tx_hash in tracker.tx_hashes.items():
+        with contextlib.suppress(ValueError, OSError, TenderError):
+            out[step] = int(setup.w3.eth.get_transaction_receipt(tx_hash)["gasUsed"])  # type: ignore[arg-type]
+    return out

@@ -1,0 +1,290 @@
+"""The devnet's results: one record per request, the summary, its JSON, table and chart.
+
+Terminal states partition the requests: every request ends ``settled``, ``refunded`` (never
+awarded, or a cheating provider's job unwound after a challenge) or ``expired`` (the provider
+missed its deadline); ``slashed`` and ``challenged`` count jobs where that also happened.
+:func:`check_invariants` states what must hold for the run to pass.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+__all__ = [
+    "TERMINAL",
+    "RequestRecord",
+    "Summary",
+    "check_invariants",
+    "percentile",
+    "summarize",
+    "summary_table",
+    "write_json",
+    "write_png",
+]
+
+#: The states a request may end in; anything else means it was still running.
+TERMINAL = frozenset({"settled", "refunded", "expired"})
+
+
+@dataclass
+class RequestRecord:
+    """What happened to one request of the workload.
+
+    Attributes:
+        index: position in the workload. source: ``"signed"`` (EIP-712, via solvers),
+        ``"onchain"`` (the requester's own ``post``) or ``"agent"`` (the TenderAgent contract).
+        state: ``pending`` until it ends in one of :data:`TERMINAL` (or ``failed``: the client
+        gave up or the request was refused; a failed record breaks the run).
+    """
+
+    index: int
+    model: str
+    auction: str
+    proof_mode: str
+    source: str
+    max_price: int
+    job_id: str | None = None
+    state: str = "pending"
+    provider: str | None = None
+    price_paid: int | None = None
+    bids: int = 0
+    challenged: bool = False
+    slashed: bool = False
+    verified_onchain: bool = False
+    verified_locally: bool = False
+    compensation: int = 0
+    auction_ms: float | None = None
+    e2e_ms: float | None = None
+    gas: dict[str, int] = field(default_factory=dict)
+    tx_hashes: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    note: str = ""
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q``-th percentile (0-100) by linear interpolation; ``None`` for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return float(ordered[0])
+    rank = (len(ordered) - 1) * q / 100.0
+    low, high = math.floor(rank), math.ceil(rank)
+    return float(ordered[low] + (ordered[high] - ordered[low]) * (rank - low))
+
+
+def _p(values: Sequence[float]) -> dict[str, float | None]:
+    def r(v: float | None) -> float | None:
+        return None if v is None else round(v, 1)
+
+    return {"p50": r(percentile(values, 50)), "p95": r(percentile(values, 95)), "n": len(values)}  # type: ignore[dict-item]
+
+
+@dataclass
+class Summary:
+    """The whole run, as written to ``--json``."""
+
+    data: dict[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+
+def summarize(
+    records: Sequence[RequestRecord],
+    *,
+    setup_gas: dict[str, int] | None = None,
+    wall_s: float | None = None,
+    audit: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Summary:
+    """Count, time and price the run's requests."""
+    states = Counter(r.state for r in records)
+    settled = [r for r in records if r.state == "settled"]
+    ratios = [r.price_paid / r.max_price for r in settled if r.price_paid is not None and r.max_price > 0]
+    gas: dict[str, dict[str, int]] = defaultdict(lambda: {"total": 0, "count": 0, "mean": 0})
+    for record in records:
+        for phase, used in record.gas.items():
+            gas[phase]["total"] += int(used)
+            gas[phase]["count"] += 1
+    for entry in gas.values():
+        entry["mean"] = entry["total"] // max(1, entry["count"])
+    by: dict[str, dict[str, int]] = {}
+    for key in ("auction", "proof_mode", "source", "model"):
+        by[key] = dict(Counter(str(getattr(r, key)) for r in records))
+    providers: dict[str, dict[str, int]] = defaultdict(Counter)  # type: ignore[arg-type]
+    for record in records:
+        if record.provider:
+            providers[record.provider][record.state] += 1
+            if record.slashed:
+                providers[record.provider]["slashed"] += 1
+    data: dict[str, Any] = {
+        "requests": len(records),
+        "settled": states.get("settled", 0),
+        "refunded": states.get("refunded", 0),
+        "expired": states.get("expired", 0),
+        "failed": sum(1 for r in records if not r.terminal),
+        "slashed": sum(1 for r in records if r.slashed),
+        "challenged": sum(1 for r in records if r.challenged),
+        "proofs_verified_onchain": sum(1 for r in settled if r.verified_onchain),
+        "proofs_verified_locally": sum(1 for r in settled if r.verified_locally),
+        "zk_settled": sum(1 for r in settled if r.proof_mode == "zk"),
+        "all_terminal": all(r.terminal for r in records),
+        "auction_latency_ms": _p([r.auction_ms for r in records if r.auction_ms is not None]),
+        "e2e_latency_ms": _p([r.e2e_ms for r in settled if r.e2e_ms is not None]),
+        "gas": dict(gas),
+        "setup_gas": dict(setup_gas or {}),
+        "price_paid_over_max": round(sum(ratios) / len(ratios), 4) if ratios else None,
+        "by": by,
+        "providers": {k: dict(v) for k, v in providers.items()},
+        "wall_s": round(wall_s, 2) if wall_s is not None else None,
+        "audit": audit,
+        "records": [_record_json(r) for r in records],
+    }
+    if extra:
+        data.update(extra)
+    return Summary(data)
+
+
+def _record_json(record: RequestRecord) -> dict[str, Any]:
+    out = asdict(record)
+    for key in ("max_price", "price_paid", "compensation"):
+        if out[key] is not None:
+            out[key] = str(out[key])
+    return out
+
+
+def check_invariants(summary: Summary, *, expect_faults: bool = False) -> list[str]:
+    """What is wrong with a run (empty when it passes).
+
+    Every request is terminal; settled + refunded + expired == requests; every settled zk job
+    was verified on-chain; with ``expect_faults``, at least one expiry, one challenge and one
+    slash happened; the audit, when it ran, is clean.
+    """
+    d = summary.data
+    problems: list[str] = []
+    if not d["all_terminal"]:
+        stuck = [f"#{r['index']} {r['state']}" for r in d["records"] if r["state"] not in TERMINAL]
+        problems.append(f"{len(stuck)} request(s) not terminal: {', '.join(stuck[:8])}")
+    if d["settled"] + d["refunded"] + d["expired"] != d["requests"]:
+        problems.append(
+            f"settled {d['settled']} + refunded {d['refunded']} + expired {d['expired']} != requests {d['requests']}"
+        )
+    if d["proofs_verified_onchain"] != d["zk_settled"]:
+        problems.append(
+            f"{d['zk_settled'] - d['proofs_verified_onchain']} settled zk job(s) not verified on-chain"
+        )
+    if expect_faults:
+        for key in ("expired", "challenged", "slashed"):
+            if d[key] < 1:
+                problems.append(f"the misbehaving provider should have caused at least one {key} job")
+    audit = d.get("audit")
+    if audit is not None and not audit.get("clean", False):
+        problems.append(f"audit not clean: {audit.get('detail', '')}".strip())
+    return problems
+
+
+def write_json(summary: Summary, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary.data, indent=2, default=str) + "\n")
+    return path
+
+
+def _fmt_ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} ms"
+
+
+def summary_table(summary: Summary) -> Table:
+    """The end-of-run table for people."""
+    d = summary.data
+    table = Table(title="Tender devnet: summary", show_header=True, header_style="bold")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    rows: list[tuple[str, str]] = [
+        ("requests", str(d["requests"])),
+        ("settled", f"[green]{d['settled']}[/]"),
+        ("refunded", str(d["refunded"])),
+        ("expired", f"[yellow]{d['expired']}[/]"),
+        ("challenged", f"[yellow]{d['challenged']}[/]"),
+        ("providers slashed (jobs)", f"[red]{d['slashed']}[/]"),
+        ("zk proofs verified on-chain", f"{d['proofs_verified_onchain']} / {d['zk_settled']}"),
+        ("auction latency p50 / p95",
+         f"{_fmt_ms(d['auction_latency_ms']['p50'])} / {_fmt_ms(d['auction_latency_ms']['p95'])}"),
+        ("end-to-end latency p50 / p95",
+         f"{_fmt_ms(d['e2e_latency_ms']['p50'])} / {_fmt_ms(d['e2e_latency_ms']['p95'])}"),
+        ("price paid / max price (mean)",
+         "-" if d["price_paid_over_max"] is None else f"{d['price_paid_over_max']:.3f}"),
+    ]  # fmt: skip
+    for phase, entry in sorted(d["gas"].items()):
+        rows.append((f"gas {phase} (mean of {entry['count']})", f"{entry['mean']:,}"))
+    if d.get("wall_s") is not None:
+        rows.append(("wall time", f"{d['wall_s']:.1f} s"))
+    audit = d.get("audit")
+    if audit is not None:
+        rows.append(
+            ("audit", "[green]clean[/]" if audit.get("clean") else f"[red]{audit.get('detail', 'failed')}[/]")
+        )
+    for what, value in rows:
+        table.add_row(what, value)
+    return table
+
+
+def write_png(records: Iterable[RequestRecord], path: Path, *, token_decimals: int = 18) -> Path:
+    """End-to-end latency distribution and clearing price vs max price, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = list(records)
+    scale = 10.0**token_decimals
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for mode, colour in (("zk", "tab:blue"), ("optimistic", "tab:orange")):
+        values = [
+            r.e2e_ms / 1000 for r in records if r.state == "settled" and r.proof_mode == mode and r.e2e_ms
+        ]
+        if values:
+            left.hist(
+                values,
+                bins=min(20, max(5, len(values))),
+                alpha=0.7,
+                color=colour,
+                label=f"{mode} ({len(values)})",
+            )
+    left.set_xlabel("end-to-end latency (s)")
+    left.set_ylabel("settled requests")
+    left.set_title("End-to-end latency")
+    if left.get_legend_handles_labels()[0]:
+        left.legend()
+    top = 0.0
+    for auction, marker in (("reverse", "o"), ("dutch", "^")):
+        pts = [(r.max_price / scale, r.price_paid / scale) for r in records
+               if r.state == "settled" and r.auction == auction and r.price_paid is not None]  # fmt: skip
+        if pts:
+            xs, ys = zip(*pts, strict=True)
+            right.scatter(xs, ys, marker=marker, alpha=0.75, label=f"{auction} ({len(pts)})")
+            top = max(top, *xs)
+    if top:
+        right.plot([0, top], [0, top], "k--", linewidth=0.8, label="price = max")
+    right.set_xlabel("max price (tokens)")
+    right.set_ylabel("clearing price (tokens)")
+    right.set_title("Clearing price vs max price")
+    if right.get_legend_handles_labels()[0]:
+        right.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,89 @@
+"""Model bundles: build an EZKL circuit for an ONNX model, prove inferences, verify on chain.
+
+A *bundle* is one folder with the model, its circuit, keys, SRS, Solidity verifier and a
+*model card* (``card.json``) of hashes, shapes, scales and the proof's instance layout::
+
+    from tender.models import build, input_commitment, prove, verify
+
+    bundle = build("models/mlp/model.onnx", "models/mlp/calibration.json")   # cached
+    x = [0.0] * 64
+    commitment = input_commitment(bundle, x)      # what a requester signs into its intent
+    proof = prove(bundle, x)                      # outputs, instances, proof bytes
+    assert verify(bundle, proof) and proof.input_commitment == commitment
+    proof_bytes, instances = proof.calldata()     # verifyProof(bytes, uint256[])
+
+Bundles built with ``srs="dev"`` use a locally generated SRS: insecure, development only.
+"""
+
+from __future__ import annotations
+
+from tender.models._build import RECIPE, build, build_key
+from tender.models._bundle import INSECURE_SRS_WARNING, Bundle, InstanceLayout, ModelCard
+from tender.models._cli import cli_group
+from tender.models._errors import (
+    BundleError,
+    InputError,
+    InsecureSrsError,
+    ModelHashMismatch,
+    ProofError,
+    SolcError,
+    SrsError,
+)
+from tender.models._felt import FIELD_MODULUS, dequantize, quantize
+from tender.models._prove import (
+    Proof,
+    infer,
+    infer_batch,
+    input_commitment,
+    prove,
+    verifier_calldata,
+    verify,
+)
+from tender.models._register import (
+    LOCAL_CHAIN_IDS,
+    Registration,
+    check_onnx,
+    check_srs,
+    deploy_verifier,
+    register_model,
+    registry_entry,
+)
+from tender.models._solc import compile_solidity
+from tender.errors import ModelError
+
+__all__ = [
+    "FIELD_MODULUS",
+    "INSECURE_SRS_WARNING",
+    "LOCAL_CHAIN_IDS",
+    "RECIPE",
+    "Bundle",
+    "BundleError",
+    "InputError",
+    "InsecureSrsError",
+    "InstanceLayout",
+    "ModelCard",
+    "ModelError",
+    "ModelHashMismatch",
+    "Proof",
+    "ProofError",
+    "Registration",
+    "SolcError",
+    "SrsError",
+    "build",
+    "build_key",
+    "check_onnx",
+    "check_srs",
+    "cli_group",
+    "compile_solidity",
+    "deploy_verifier",
+    "dequantize",
+    "infer",
+    "infer_batch",
+    "input_commitment",
+    "prove",
+    "quantize",
+    "register_model",
+    "registry_entry",
+    "verifier_calldata",
+    "verify",
+]

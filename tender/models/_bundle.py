@@ -1,0 +1,287 @@
+"""Model bundles on disk and their cards.
+
+A bundle is one folder holding everything needed to prove and verify one model::
+
+    card.json           the model card (:class:`ModelCard`): hashes, shapes, scales, layout
+    model.onnx          the exact network the card names
+    calibration.json    the data EZKL calibrated on
+    settings.json       EZKL circuit settings
+    network.ezkl        the compiled circuit
+    kzg.srs             the structured reference string the keys were made with
+    vk.key, pk.key      verifying and proving keys
+    Verifier.sol        EZKL's Halo2 verifier; ``verifier.json`` is its compiled artefact
+    build.log           what EZKL printed while building
+
+:class:`Bundle` is a frozen dataclass of plain values (a path and the card), so it pickles
+into process pools.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from tender.models._errors import BundleError
+
+#: Shown with every bundle built on the locally generated SRS.
+INSECURE_SRS_WARNING = "insecure, development only: the SRS was generated locally (--srs dev)"
+
+#: Proof-mode bits, as the registry stores them.
+PROOF_MODE_BITS = {"zk": 1, "optimistic": 2}
+
+CARD_FILE = "card.json"
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class InstanceLayout:
+    """Where things sit in the proof's public instance vector.
+
+    Attributes:
+        commitment_index: index of the Poseidon commitment to the input.
+        output_offset: index of the first output element.
+        output_length: number of output elements.
+        instance_count: length of the whole vector.
+    """
+
+    commitment_index: int
+    output_offset: int
+    output_length: int
+    instance_count: int
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a bundle proves, in numbers anyone can check (written as ``card.json``).
+
+    Attributes:
+        name: short model name (``"mlp"``).
+        onnx_sha256: sha256 of the ONNX file; the registry stores it.
+        input_shape: the circuit's input shape (batch 1).
+        output_shape: the circuit's output shape.
+        input_scale: fixed-point scale of the input (value = felt / 2**scale).
+        output_scale: fixed-point scale of the outputs.
+        input_visibility: ``"hashed"`` (Poseidon commitment) or ``"public"``.
+        logrows: log2 of the circuit's rows.
+        layout: the instance layout.
+        settings_sha256: sha256 of ``settings.json``; the registry stores it.
+        vk_sha256: sha256 of the verifying key.
+        verifier_bytecode_sha256: sha256 of the verifier's creation bytecode.
+        verifier_runtime_keccak256: keccak256 of its runtime code (what ``EXTCODEHASH`` gives).
+        srs_sha256: sha256 of the SRS file the keys were made with.
+        insecure_srs: true when that SRS was generated locally (development only).
+        accuracy: held-out accuracy of the float model, from the model's ``meta.json``.
+        circuit_agreement: share of calibration samples whose circuit argmax equals
+            onnxruntime's.
+        max_abs_error: largest absolute output difference circuit vs onnxruntime on them.
+        proof_modes: proof modes the model may be bought in (``"zk"``, ``"optimistic"``).
+        ezkl_version: the EZKL that built the bundle.
+        build_key: the cache key the bundle was built under.
+        params: parameter count of the network.
+        run_args: the EZKL run arguments after calibration.
+    """
+
+    name: str
+    onnx_sha256: str
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    input_scale: int
+    output_scale: int
+    input_visibility: str
+    logrows: int
+    layout: InstanceLayout
+    settings_sha256: str
+    vk_sha256: str
+    verifier_bytecode_sha256: str
+    verifier_runtime_keccak256: str
+    srs_sha256: str
+    insecure_srs: bool
+    accuracy: float | None
+    circuit_agreement: float | None
+    max_abs_error: float | None
+    proof_modes: tuple[str, ...]
+    ezkl_version: str
+    build_key: str
+    params: int
+    run_args: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_size(self) -> int:
+        """Number of input values."""
+        size = 1
+        for dim in self.input_shape:
+            size *= dim
+        return size
+
+    @property
+    def proof_modes_mask(self) -> int:
+        """The proof modes as the registry's bitmask (1 = zk, 2 = optimistic)."""
+        mask = 0
+        for mode in self.proof_modes:
+            mask |= PROOF_MODE_BITS[mode]
+        return mask
+
+    def to_dict(self) -> dict[str, Any]:
+        """The card as JSON-ready data."""
+        data = asdict(self)
+        data["input_shape"] = list(self.input_shape)
+        data["output_shape"] = list(self.output_shape)
+        data["proof_modes"] = list(self.proof_modes)
+        if self.insecure_srs:
+            data["warning"] = INSECURE_SRS_WARNING
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
+        """Read a card written by :meth:`to_dict`."""
+        fields = dict(data)
+        fields.pop("warning", None)
+        try:
+            fields["layout"] = InstanceLayout(**fields["layout"])
+            fields["input_shape"] = tuple(fields["input_shape"])
+            fields["output_shape"] = tuple(fields["output_shape"])
+            fields["proof_modes"] = tuple(fields["proof_modes"])
+            return cls(**fields)
+        except (KeyError, TypeError) as exc:
+            raise BundleError(f"model card is malformed: {exc}") from exc
+
+    def __rich__(self) -> Panel:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold")
+        table.add_column()
+        acc = "-" if self.accuracy is None else f"{self.accuracy:.2%}"
+        agree = "-" if self.circuit_agreement is None else f"{self.circuit_agreement:.2%}"
+        rows = [
+            ("onnx sha256", self.onnx_sha256),
+            ("shapes", f"in {list(self.input_shape)} (scale {self.input_scale}) -> "
+                       f"out {list(self.output_shape)} (scale {self.output_scale})"),
+            ("params", f"{self.params:,}"),
+            ("circuit", f"2^{self.logrows} rows, input {self.input_visibility}, ezkl {self.ezkl_version}"),
+            ("instances", f"commitment @{self.layout.commitment_index}, outputs "
+                          f"@{self.layout.output_offset}..+{self.layout.output_length}, "
+                          f"{self.layout.instance_count} in all"),
+            ("accuracy", f"{acc} held-out (float), circuit agrees on {agree} of calibration"),
+            ("settings sha256", self.settings_sha256),
+            ("vk sha256", self.vk_sha256),
+            ("verifier keccak", self.verifier_runtime_keccak256),
+            ("proof modes", ", ".join(self.proof_modes)),
+        ]  # fmt: skip
+        for key, value in rows:
+            table.add_row(key, value)
+        parts: list[Any] = [table]
+        if self.insecure_srs:
+            parts.append(Text(f"SRS: {INSECURE_SRS_WARNING}", style="bold red"))
+        else:
+            parts.append(Text(f"SRS: {self.srs_sha256}", style="green"))
+        return Panel(Group(*parts), title=f"model {self.name}", border_style="red" if self.insecure_srs else "cyan")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A built model bundle: its folder and its card.
+
+    Example::
+
+        bundle = Bundle.load(".cache/tender/models/mlp-1a2b3c4d5e6f7a8b")
+        bundle.card.layout.instance_count
+    """
+
+    path: Path
+    card: ModelCard
+
+    @classmethod
+    def load(cls, path: str | Path) -> Bundle:
+        """Open a bundle folder (or its ``card.json``).
+
+        Raises:
+            BundleError: the folder or one of its files is missing, or the card is malformed.
+        """
+        folder = Path(path)
+        if folder.name == CARD_FILE:
+            folder = folder.parent
+        card_path = folder / CARD_FILE
+        if not card_path.is_file():
+            raise BundleError(f"{folder} is not a model bundle (no {CARD_FILE})")
+        try:
+            card = ModelCard.from_dict(json.loads(card_path.read_text()))
+        except json.JSONDecodeError as exc:
+            raise BundleError(f"{card_path} is not JSON: {exc}") from exc
+        bundle = cls(folder.resolve(), card)
+        missing = [p.name for p in bundle.files() if not p.is_file()]
+        if missing:
+            raise BundleError(f"bundle {folder} is incomplete: missing {', '.join(missing)}")
+        return bundle
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def insecure_srs(self) -> bool:
+        return self.card.insecure_srs
+
+    @property
+    def onnx(self) -> Path:
+        return self.path / "model.onnx"
+
+    @property
+    def calibration(self) -> Path:
+        return self.path / "calibration.json"
+
+    @property
+    def settings(self) -> Path:
+        return self.path / "settings.json"
+
+    @property
+    def compiled(self) -> Path:
+        return self.path / "network.ezkl"
+
+    @property
+    def srs(self) -> Path:
+        return self.path / "kzg.srs"
+
+    @property
+    def vk(self) -> Path:
+        return self.path / "vk.key"
+
+    @property
+    def pk(self) -> Path:
+        return self.path / "pk.key"
+
+    @property
+    def verifier_source(self) -> Path:
+        return self.path / "Verifier.sol"
+
+    @property
+    def verifier_artifact(self) -> Path:
+        return self.path / "verifier.json"
+
+    def files(self) -> list[Path]:
+        """Every file a complete bundle holds."""
+        return [
+            self.onnx, self.calibration, self.settings, self.compiled, self.srs, self.vk, self.pk,
+            self.verifier_source, self.verifier_artifact,
+        ]  # fmt: skip
+
+    def verifier(self) -> dict[str, Any]:
+        """The compiled verifier: ``{"abi", "bytecode", "deployed_bytecode", ...}``."""
+        return dict(json.loads(self.verifier_artifact.read_text()))
+
+    def __rich__(self) -> Panel:
+        return self.card.__rich__()

@@ -1,0 +1,176 @@
+"""``tender model``: build bundles, prove, verify, register.
+
+Private keys come from ``TENDER_PRIVATE_KEY`` (or the keystore named in the config), never
+from a flag.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from tender.config import ChainSection
+from tender.models._build import build
+from tender.models._bundle import INSECURE_SRS_WARNING, Bundle
+from tender.models._prove import Proof, input_commitment, prove, verify
+from tender.paths import cache_dir
+
+_console = Console()
+_errors = Console(stderr=True)
+
+
+def _read_input(path: Path) -> list[float]:
+    """One input from JSON: a list, ``{"input": [...]}`` or EZKL's ``{"input_data": [[...]]}``."""
+    data: Any = json.loads(path.read_text())
+    if isinstance(data, dict):
+        if "input_data" in data:
+            data = data["input_data"][0]
+        elif "input" in data:
+            data = data["input"]
+        elif "samples" in data:
+            data = data["samples"][0]["input"]
+    return [float(v) for v in _flat(data)]
+
+
+def _flat(data: Any) -> list[Any]:
+    if isinstance(data, list):
+        return [v for item in data for v in _flat(item)]
+    return [data]
+
+
+def _warn_insecure(bundle: Bundle) -> None:
+    if bundle.insecure_srs:
+        _errors.print(f"[bold red]warning:[/] bundle {bundle.name} is {INSECURE_SRS_WARNING}")
+
+
+@click.group("model")
+def cli_group() -> None:
+    """Model bundles: EZKL circuits, keys and verifiers for ONNX models."""
+
+
+@cli_group.command("build")
+@click.argument("onnx_path", metavar="MODEL.onnx", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--calibration", "calibration", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="EZKL input JSON with calibration samples")  # fmt: skip
+@click.option("--srs", default="dev", show_default=True,
+              help="'dev' (generated locally: insecure, development only) or a Powers-of-Tau SRS file")  # fmt: skip
+@click.option("--name", default=None, help="model name (default: the ONNX file's folder)")
+@click.option("--progress/--no-progress", default=None, help="progress display (default: when a terminal)")
+def build_command(onnx_path: Path, calibration: Path, srs: str, name: str | None, progress: bool | None) -> None:
+    """Build (or reuse from the cache) the bundle of MODEL.onnx and print its card."""
+    show = _errors.is_terminal if progress is None else progress
+    bundle = build(onnx_path, calibration, srs=srs, name=name, progress=show)
+    _console.print(bundle)
+    _console.print(f"bundle: {bundle.path}")
+    _warn_insecure(bundle)
+
+
+@cli_group.command("show")
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="print card.json")
+def show_command(bundle_path: Path, as_json: bool) -> None:
+    """Print a bundle's model card."""
+    bundle = Bundle.load(bundle_path)
+    if as_json:
+        click.echo(json.dumps(bundle.card.to_dict(), indent=1))
+    else:
+        _console.print(bundle)
+
+
+@cli_group.command("commit")
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(exists=True, path_type=Path))
+@click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def commit_command(bundle_path: Path, input_path: Path) -> None:
+    """Print the input commitment (the field element an intent carries) for an input."""
+    click.echo(hex(input_commitment(Bundle.load(bundle_path), _read_input(input_path))))
+
+
+@cli_group.command("prove")
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(exists=True, path_type=Path))
+@click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSON: a list, {'input': [...]}, or EZKL {'input_data': [[...]]}")  # fmt: skip
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=Path("proof.json"),
+              show_default=True)  # fmt: skip
+def prove_command(bundle_path: Path, input_path: Path, out: Path) -> None:
+    """Prove one inference and write the proof JSON."""
+    bundle = Bundle.load(bundle_path)
+    _warn_insecure(bundle)
+    proof = prove(bundle, _read_input(input_path))
+    proof.save(out)
+    table = Table(title=f"{bundle.name}: proved in {proof.prove_s:.2f} s")
+    table.add_column("output", justify="right")
+    table.add_column("value", justify="right")
+    best = max(range(len(proof.output)), key=proof.output.__getitem__)
+    for i, value in enumerate(proof.output):
+        table.add_row(str(i), f"[bold]{value:.4f}[/]" if i == best else f"{value:.4f}")
+    _console.print(table)
+    _console.print(f"proof: {out}")
+    if proof.input_commitment is not None:
+        _console.print(f"input commitment: {hex(proof.input_commitment)}")
+
+
+@cli_group.command("verify")
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(exists=True, path_type=Path))
+@click.option("--proof", "proof_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def verify_command(bundle_path: Path, proof_path: Path) -> None:
+    """Verify a proof off-chain; exit code 1 when it is invalid."""
+    bundle = Bundle.load(bundle_path)
+    _warn_insecure(bundle)
+    if verify(bundle, Proof.load(proof_path)):
+        _console.print("[green]valid[/]")
+    else:
+        _console.print("[red]invalid[/]")
+        sys.exit(1)
+
+
+@cli_group.command("register")
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(exists=True, path_type=Path))
+@click.option("--rpc", "rpc_url", required=True, help="JSON-RPC endpoint")
+@click.option("--registry", "registry", default=None, help="ModelRegistry address (default: the deployment's)")
+@click.option("--onnx", "onnx_path", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="check this ONNX file against the card (default: the bundle's copy)")  # fmt: skip
+@click.option("--audit-rate-bps", default=0, show_default=True, type=click.IntRange(0, 10_000))
+@click.option("--allow-insecure-srs", is_flag=True, help="accept a dev-SRS bundle on a non-local chain")
+def register_command(
+    bundle_path: Path, rpc_url: str, registry: str | None, onnx_path: Path | None, audit_rate_bps: int,
+    allow_insecure_srs: bool,
+) -> None:  # fmt: skip
+    """Deploy the bundle's verifier and register the model (key: TENDER_PRIVATE_KEY)."""
+    from tender.chain import Deployment, connect  # noqa: PLC0415 (web3 only when needed)
+    from tender.models._register import register_model  # noqa: PLC0415
+
+    bundle = Bundle.load(bundle_path)
+    _warn_insecure(bundle)
+    chain = ChainSection(rpc_url=rpc_url)
+    w3 = connect(rpc_url)
+    registry = registry or Deployment.load(int(w3.eth.chain_id)).registry
+    result = register_model(
+        w3, chain.private_key(), registry, bundle, audit_rate_bps=audit_rate_bps, onnx_path=onnx_path,
+        allow_insecure_srs=allow_insecure_srs,
+    )  # fmt: skip
+    _console.print(f"registered {bundle.name}: verifier {result.verifier}, tx {result.tx_hash}")
+
+
+@cli_group.command("list")
+@click.option("--cache", "cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="bundle cache (default: the Tender cache)")  # fmt: skip
+def list_command(cache: Path | None) -> None:
+    """List the bundles built on this machine."""
+    root = (cache or cache_dir()) / "models"
+    table = Table(title=f"bundles in {root}")
+    for column in ("name", "logrows", "onnx sha256", "accuracy", "SRS", "path"):
+        table.add_column(column)
+    for folder in sorted(root.glob("*")) if root.is_dir() else []:
+        if not (folder / "card.json").is_file() or folder.name.startswith("."):
+            continue
+        card = Bundle.load(folder).card
+        srs = "[red]dev (insecure)[/]" if card.insecure_srs else "[green]file[/]"
+        acc = "-" if card.accuracy is None else f"{card.accuracy:.2%}"
+        table.add_row(card.name, str(card.logrows), card.onnx_sha256[:16], acc, srs, str(folder))
+    _console.print(table)

@@ -1,0 +1,53 @@
+"""Errors of :mod:`tender.models`, all under :class:`tender.errors.ModelError`::
+
+    ModelError
+    ├── BundleError            a bundle is missing, incomplete, or its build failed
+    ├── SrsError               the structured reference string is missing, too small or unreadable
+    │   └── InsecureSrsError   a dev-SRS bundle was offered to a non-local chain
+    ├── InputError             an input does not fit the model (also a ValueError)
+    ├── ProofError             witness generation, proving or verification could not run
+    ├── ModelHashMismatch      an ONNX file is not the one the model card names
+    └── SolcError              the Solidity verifier did not compile
+"""
+
+from __future__ import annotations
+
+from tender.errors import ModelError
+
+
+class BundleError(ModelError):
+    """A model bundle is missing, incomplete, inconsistent, or could not be built."""
+
+
+class SrsError(ModelError):
+    """The structured reference string (KZG powers of tau) is missing, too small or unreadable."""
+
+
+class InsecureSrsError(SrsError):
+    """A bundle built on the locally generated development SRS was offered to a real chain."""
+
+
+class InputError(ModelError, ValueError):
+    """An input does not fit the model (wrong number of values, NaN or infinite values)."""
+
+
+class ProofError(ModelError):
+    """A witness or proof could not be produced, or a proof could not be read."""
+
+
+class ModelHashMismatch(ModelError):  # noqa: N818 (the name says what happened)
+    """An ONNX file's sha256 is not the one recorded in the model card.
+
+    Attributes:
+        expected: the card's ``onnx_sha256``.
+        actual: the sha256 of the file that was offered.
+    """
+
+    def __init__(self, expected: str, actual: str) -> None:
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"ONNX sha256 {actual} differs from the model card's {expected}")
+
+
+class SolcError(ModelError):
+    """The Solidity compiler failed or reported errors."""

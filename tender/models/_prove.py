@@ -1,0 +1,232 @@
+"""Inference, input commitments, proofs and their verification.
+
+Every function takes a :class:`Bundle` or a bundle path and keeps no state besides a
+per-process onnxruntime session cache, so they run unchanged in a process pool. Start the
+pool's workers with ``spawn`` (or ``forkserver``): EZKL's native thread pools do not survive
+``fork()`` in a process that has already proved, and a forked worker can hang::
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
+        proofs = list(pool.map(prove, [bundle.path] * len(inputs), inputs))
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ezkl
+import numpy as np
+
+from tender.models import _runtime
+from tender.models._bundle import Bundle, ModelCard
+from tender.models._errors import BundleError, ProofError
+from tender.models._felt import dequantize, felt_from_hex, felt_to_hex, flatten_input, poseidon, quantize
+
+BundleLike = Bundle | str | Path
+
+
+def _bundle(bundle: BundleLike) -> Bundle:
+    return bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+
+
+def _card(source: ModelCard | BundleLike) -> ModelCard:
+    return source if isinstance(source, ModelCard) else _bundle(source).card
+
+
+@dataclass(frozen=True)
+class Proof:
+    """One proof of one inference.
+
+    Attributes:
+        model: the model's name.
+        onnx_sha256: the ONNX the proof is for (from the card).
+        output: the outputs as floats (dequantized from the instances).
+        output_felts: the outputs as field elements, as the verifier and the market see them.
+        instances: the whole public instance vector (``uint256[]`` for ``verifyProof``).
+        proof: the proof bytes (``bytes`` for ``verifyProof``).
+        prove_s: seconds spent on witness generation and proving.
+        input_commitment: the Poseidon commitment to the input (``None`` for public inputs).
+    """
+
+    model: str
+    onnx_sha256: str
+    output: list[float]
+    output_felts: list[int]
+    instances: list[int]
+    proof: bytes = field(repr=False)
+    prove_s: float
+    input_commitment: int | None
+
+    @property
+    def proof_hex(self) -> str:
+        return "0x" + self.proof.hex()
+
+    def calldata(self) -> tuple[bytes, list[int]]:
+        """The arguments of ``verifyProof(bytes proof, uint256[] instances)``."""
+        return self.proof, list(self.instances)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (big numbers as ``0x`` hex strings)."""
+        return {
+            "model": self.model,
+            "onnx_sha256": self.onnx_sha256,
+            "output": self.output,
+            "output_felts": [hex(v) for v in self.output_felts],
+            "instances": [hex(v) for v in self.instances],
+            "proof": self.proof_hex,
+            "prove_s": self.prove_s,
+            "input_commitment": None if self.input_commitment is None else hex(self.input_commitment),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Proof:
+        """Read what :meth:`to_dict` wrote.
+
+        Raises:
+            ProofError: a field is missing or malformed.
+        """
+        try:
+            commitment = data.get("input_commitment")
+            return cls(
+                model=str(data["model"]),
+                onnx_sha256=str(data["onnx_sha256"]),
+                output=[float(v) for v in data["output"]],
+                output_felts=[int(v, 16) for v in data["output_felts"]],
+                instances=[int(v, 16) for v in data["instances"]],
+                proof=bytes.fromhex(str(data["proof"]).removeprefix("0x")),
+                prove_s=float(data.get("prove_s", 0.0)),
+                input_commitment=None if commitment is None else int(commitment, 16),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProofError(f"not a Tender proof: {exc}") from exc
+
+    def save(self, path: str | Path) -> Path:
+        """Write the proof as JSON."""
+        target = Path(path)
+        target.write_text(json.dumps(self.to_dict(), indent=1))
+        return target
+
+    @classmethod
+    def load(cls, path: str | Path) -> Proof:
+        """Read a proof written by :meth:`save`."""
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ProofError(f"cannot read proof {path}: {exc}") from exc
+
+
+def input_commitment(source: ModelCard | BundleLike, data: Any) -> int:
+    """The field element a requester puts in its intent for ``data``.
+
+    The input is quantized exactly as EZKL quantizes it (the card's input scale) and hashed
+    with EZKL's Poseidon; the result equals the instance at ``layout.commitment_index`` of
+    any proof of this input.
+
+    Args:
+        source: a model card, bundle, or bundle path.
+        data: one input (nested lists or an array with ``card.input_size`` values).
+
+    Raises:
+        BundleError: the model does not take a hashed input.
+        InputError: the input has the wrong size.
+    """
+    card = _card(source)
+    if card.input_visibility != "hashed":
+        raise BundleError(f"model {card.name} has public inputs: there is no input commitment")
+    return poseidon(quantize(flatten_input(data, card.input_size), card.input_scale))
+
+
+def infer(bundle: BundleLike, data: Any, *, gpu: bool = False) -> list[float]:
+    """Run the bundle's ONNX on one input with onnxruntime (no proof; for debugging).
+
+    For micro-batches call with an array whose first axis is the batch: the ONNX files
+    Tender builds keep a dynamic batch axis. Returns the flat outputs of one input.
+    """
+    b = _bundle(bundle)
+    values = flatten_input(data, b.card.input_size)
+    return [float(v) for v in _runtime.run_one(b.onnx, values, b.card.input_shape, gpu=gpu)]
+
+
+def infer_batch(bundle: BundleLike, batch: Any, *, gpu: bool = False) -> np.ndarray:
+    """Run a batch (first axis) with onnxruntime; returns ``(batch, outputs)``."""
+    b = _bundle(bundle)
+    array = np.asarray(batch, dtype=np.float32).reshape((-1, *b.card.input_shape[1:]))
+    return _runtime.run(b.onnx, array, gpu=gpu).reshape(array.shape[0], -1)
+
+
+def prove(bundle: BundleLike, data: Any) -> Proof:
+    """Prove one inference.
+
+    Args:
+        bundle: a bundle or a bundle path (paths keep process-pool arguments small).
+        data: one input with ``card.input_size`` values.
+
+    Raises:
+        ProofError: EZKL could not build the witness or the proof.
+        InputError: the input has the wrong size.
+    """
+    b = _bundle(bundle)
+    card = b.card
+    values = flatten_input(data, card.input_size)
+    with tempfile.TemporaryDirectory(prefix="tender-prove-") as tmp:
+        scratch = Path(tmp)
+        (scratch / "input.json").write_text(json.dumps({"input_data": [values]}))
+        started = time.perf_counter()
+        try:
+            ezkl.gen_witness(str(scratch / "input.json"), str(b.compiled), str(scratch / "witness.json"))
+            raw = ezkl.prove(str(scratch / "witness.json"), str(b.compiled), str(b.pk), None, srs_path=str(b.srs))
+        except RuntimeError as exc:
+            raise ProofError(f"proving {card.name} failed: {exc}") from exc
+        elapsed = time.perf_counter() - started
+    instances = [felt_from_hex(v) for v in raw["instances"][0]]
+    layout = card.layout
+    outputs = instances[layout.output_offset : layout.output_offset + layout.output_length]
+    return Proof(
+        model=card.name,
+        onnx_sha256=card.onnx_sha256,
+        output=[dequantize(v, card.output_scale) for v in outputs],
+        output_felts=outputs,
+        instances=instances,
+        proof=_proof_bytes(raw["proof"]),
+        prove_s=round(elapsed, 4),
+        input_commitment=instances[layout.commitment_index] if card.input_visibility == "hashed" else None,
+    )
+
+
+def _proof_bytes(value: Any) -> bytes:
+    """EZKL returns the proof as ``0x`` hex from Python and as a byte list in proof files."""
+    if isinstance(value, str):
+        return bytes.fromhex(value.removeprefix("0x"))
+    return bytes(value)
+
+
+def ezkl_proof_json(proof: Proof) -> dict[str, Any]:
+    """The proof in the JSON form ``ezkl.verify`` reads."""
+    return {"instances": [[felt_to_hex(v) for v in proof.instances]], "proof": list(proof.proof)}
+
+
+def verify(bundle: BundleLike, proof: Proof) -> bool:
+    """Verify a proof off-chain against the bundle's verifying key.
+
+    Returns:
+        ``True`` when the proof is valid for these instances and this model; ``False`` for
+        any invalid proof (including malformed bytes).
+    """
+    b = _bundle(bundle)
+    with tempfile.TemporaryDirectory(prefix="tender-verify-") as tmp:
+        path = Path(tmp) / "proof.json"
+        path.write_text(json.dumps(ezkl_proof_json(proof)))
+        try:
+            return bool(ezkl.verify(str(path), str(b.settings), str(b.vk), srs_path=str(b.srs)))
+        except RuntimeError:
+            return False
+
+
+def verifier_calldata(proof: Proof) -> tuple[bytes, list[int]]:
+    """``(proof_bytes, instances)`` for EZKL's ``verifyProof(bytes, uint256[])``."""
+    return proof.calldata()

@@ -1,0 +1,185 @@
+"""Putting a model on chain: deploy its EZKL verifier, build its registry entry, register it.
+
+The market trusts a model through its ``ModelRegistry`` entry: the ONNX sha256 and settings
+hash say *which* model, the verifier (with the weights fixed in its verifying key) says
+*how* proofs are checked, and the instance layout says where the input commitment and the
+outputs sit in the instance vector. Two refusals protect that entry:
+
+- the ONNX file offered must hash to the card's ``onnx_sha256`` (:class:`ModelHashMismatch`);
+- a bundle built on the locally generated SRS (``--srs dev``) goes only to local chains
+  (chain id 31337 or 1337) unless ``allow_insecure_srs=True`` (:class:`InsecureSrsError`):
+  whoever generated that SRS can forge proofs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
+from web3 import Web3
+
+from tender.chain import ModelInfo, Registry, TxSender
+from tender.models._bundle import INSECURE_SRS_WARNING, Bundle, sha256_file
+from tender.models._errors import BundleError, InsecureSrsError, ModelHashMismatch
+
+#: Chains where a dev-SRS bundle may be deployed without ``allow_insecure_srs``.
+LOCAL_CHAIN_IDS = frozenset({31337, 1337})
+
+Signer = TxSender | LocalAccount | str | bytes
+
+
+def _sender(w3: Web3, account: Signer) -> TxSender:
+    return account if isinstance(account, TxSender) else TxSender(w3, account)
+
+
+def check_onnx(bundle: Bundle, onnx_path: str | Path | None = None) -> str:
+    """Refuse an ONNX file whose sha256 is not the card's; returns the hash.
+
+    Raises:
+        ModelHashMismatch: the file (default: the bundle's own copy) hashes differently.
+    """
+    actual = sha256_file(Path(onnx_path) if onnx_path is not None else bundle.onnx)
+    if actual != bundle.card.onnx_sha256:
+        raise ModelHashMismatch(bundle.card.onnx_sha256, actual)
+    return actual
+
+
+def check_srs(bundle: Bundle, chain_id: int, *, allow_insecure_srs: bool = False) -> None:
+    """Refuse a dev-SRS bundle on a non-local chain unless explicitly allowed.
+
+    Raises:
+        InsecureSrsError: the bundle's SRS is the local development one and ``chain_id`` is
+            not a local chain.
+    """
+    if bundle.insecure_srs and chain_id not in LOCAL_CHAIN_IDS and not allow_insecure_srs:
+        raise InsecureSrsError(
+            f"bundle {bundle.name} is {INSECURE_SRS_WARNING}; refusing chain {chain_id} "
+            "(rebuild with --srs FILE, or pass allow_insecure_srs)"
+        )
+
+
+def deploy_verifier(w3: Web3, account: Signer, bundle: Bundle, *, allow_insecure_srs: bool = False) -> str:
+    """Deploy the bundle's compiled ``Halo2Verifier`` and return its address.
+
+    Checks that the deployed runtime code hashes to the card's ``verifier_runtime_keccak256``.
+
+    Raises:
+        InsecureSrsError: dev-SRS bundle on a non-local chain without the flag.
+        BundleError: the deployed code is not the card's verifier.
+    """
+    sender = _sender(w3, account)
+    check_srs(bundle, sender.chain_id, allow_insecure_srs=allow_insecure_srs)
+    artefact = bundle.verifier()
+    address, _ = sender.deploy(bytes.fromhex(artefact["bytecode"].removeprefix("0x")))
+    code = bytes(w3.eth.get_code(Web3.to_checksum_address(address)))
+    if "0x" + Web3.keccak(code).hex().removeprefix("0x") != bundle.card.verifier_runtime_keccak256:
+        raise BundleError(f"verifier deployed at {address} does not match the card's runtime code hash")
+    return address
+
+
+def registry_entry(
+    bundle: Bundle,
+    *,
+    verifier: str,
+    owner: str,
+    chain_id: int,
+    audit_rate_bps: int = 0,
+    proof_modes: int | None = None,
+    onnx_path: str | Path | None = None,
+    allow_insecure_srs: bool = False,
+) -> dict[str, Any]:
+    """The ``ModelRegistry.register`` fields for this bundle, in the struct's order.
+
+    Args:
+        bundle: the model bundle.
+        verifier: address of its deployed verifier (:func:`deploy_verifier`).
+        owner: the model owner's address.
+        chain_id: the chain it goes to (the SRS policy depends on it).
+        audit_rate_bps: share of optimistic deliveries audited, in basis points.
+        proof_modes: bitmask (1 = zk, 2 = optimistic); default: the card's modes.
+        onnx_path: the ONNX file to check against the card (default: the bundle's copy).
+        allow_insecure_srs: accept a dev-SRS bundle on a non-local chain.
+
+    Raises:
+        ModelHashMismatch: the ONNX file does not hash to the card's ``onnx_sha256``.
+        InsecureSrsError: dev-SRS bundle on a non-local chain without the flag.
+        BundleError: the bundle has no input commitment (public-input bundles).
+    """
+    card = bundle.card
+    onnx_sha256 = check_onnx(bundle, onnx_path)
+    check_srs(bundle, chain_id, allow_insecure_srs=allow_insecure_srs)
+    if card.input_visibility != "hashed":
+        raise BundleError(f"model {card.name} has public inputs; the market needs a hashed input commitment")
+    layout = card.layout
+    for field_name, value, bits in (
+        ("commitmentIndex", layout.commitment_index, 8),
+        ("outputOffset", layout.output_offset, 8),
+        ("outputLength", layout.output_length, 16),
+        ("instanceCount", layout.instance_count, 16),
+        ("auditRateBps", audit_rate_bps, 16),
+    ):
+        if not 0 <= value < 2**bits:
+            raise BundleError(f"{field_name}={value} does not fit the registry's uint{bits}")
+    return {
+        "onnxSha256": HexBytes(bytes.fromhex(onnx_sha256)),
+        "settingsHash": HexBytes(bytes.fromhex(card.settings_sha256)),
+        "verifier": Web3.to_checksum_address(verifier),
+        "commitmentIndex": layout.commitment_index,
+        "outputOffset": layout.output_offset,
+        "outputLength": layout.output_length,
+        "instanceCount": layout.instance_count,
+        "proofModes": card.proof_modes_mask if proof_modes is None else proof_modes,
+        "auditRateBps": audit_rate_bps,
+        "owner": Web3.to_checksum_address(owner),
+    }
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What :func:`register_model` did.
+
+    Attributes:
+        verifier: the verifier's address.
+        entry: the registry fields sent.
+        tx_hash: the ``register`` transaction.
+        receipt: its receipt (events decoded by the caller if needed).
+    """
+
+    verifier: str
+    entry: dict[str, Any]
+    tx_hash: str
+    receipt: Any
+
+
+def register_model(
+    w3: Web3,
+    account: Signer,
+    registry_address: str,
+    bundle: Bundle,
+    *,
+    verifier: str | None = None,
+    audit_rate_bps: int = 0,
+    proof_modes: int | None = None,
+    onnx_path: str | Path | None = None,
+    allow_insecure_srs: bool = False,
+) -> Registration:
+    """Deploy the verifier (unless given) and register the model in ``ModelRegistry``.
+
+    The checks of :func:`registry_entry` run before anything is sent.
+    """
+    sender = _sender(w3, account)
+    check_onnx(bundle, onnx_path)
+    check_srs(bundle, sender.chain_id, allow_insecure_srs=allow_insecure_srs)
+    if verifier is None:
+        verifier = deploy_verifier(w3, sender, bundle, allow_insecure_srs=allow_insecure_srs)
+    entry = registry_entry(
+        bundle, verifier=verifier, owner=sender.address, chain_id=sender.chain_id,
+        audit_rate_bps=audit_rate_bps, proof_modes=proof_modes, onnx_path=onnx_path,
+        allow_insecure_srs=allow_insecure_srs,
+    )  # fmt: skip
+    registry = Registry(w3, registry_address, sender=sender)
+    receipt = registry.register(ModelInfo.from_dict(entry))
+    return Registration(verifier=verifier, entry=entry, tx_hash=HexBytes(receipt["transactionHash"]).to_0x_hex(), receipt=receipt)

@@ -1,0 +1,116 @@
+"""The job tracker folds the market's events (IMarket names and fields) into a state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tender.client._tracker import JobState, JobTracker, event_step
+
+JOB = "0x" + "cd" * 32
+P1, P2 = "0x" + "11" * 20, "0x" + "22" * 20
+
+
+def feed(tracker: JobTracker, events: list[tuple[str, dict[str, Any]]]) -> JobState:
+    for t, (name, args) in enumerate(events):
+        tracker.feed(name, {"job_id": bytes.fromhex(JOB[2:]), **args}, tx_hash=f"0x{t:02x}", at=100.0 + t)
+    return tracker.state
+
+
+def test_zk_reverse_auction_settles_with_price_and_bids() -> None:
+    tracker = JobTracker(JOB, sent_at=99.5)
+    state = feed(tracker, [
+        ("IntentPosted", {"auction_end": 1000}),
+        ("BidPlaced", {"provider": P1, "price": 50}),
+        ("BidPlaced", {"provider": P2, "price": 40}),
+        ("Awarded", {"provider": P2, "price": 50, "provider_deadline": 1060}),
+        ("Delivered", {"provider": P2, "output": [1, 2, 3], "state": 6}),
+        ("Settled", {"provider": P2, "price": 50, "fee": 1, "refund": 49, "latency": 3}),
+    ])  # fmt: skip
+    assert state is JobState.SETTLED
+    assert tracker.bids == 2
+    assert tracker.provider == P2
+    assert tracker.price == 50
+    assert tracker.refund == 49
+    assert tracker.output == [1, 2, 3]
+    assert tracker.verified_onchain
+    assert tracker.auction_end == 1000
+    assert tracker.provider_deadline == 1060
+    assert tracker.auction_ms == pytest.approx(3500.0)
+    assert tracker.total_ms == pytest.approx(5500.0)
+    assert tracker.tx_hashes["awarded"] == "0x03"
+
+
+@pytest.mark.parametrize("refund_first", [True, False])
+def test_expiry_wins_over_the_escrow_refund_in_either_log_order(refund_first: bool) -> None:
+    tracker = JobTracker(JOB)
+    feed(tracker, [("IntentPosted", {}), ("Awarded", {"provider": P1, "price": 5})])
+    ending = [("Refunded", {"amount": 101}), ("Expired", {"provider": P1, "slashed": 30})]
+    state = feed(tracker, ending if refund_first else ending[::-1])
+    assert state is JobState.EXPIRED
+    assert tracker.compensation == 30
+    assert tracker.refund == 101
+    assert tracker.slashed
+
+
+def test_unanswered_challenge_ends_slashed() -> None:
+    tracker = JobTracker(JOB)
+    state = feed(tracker, [
+        ("IntentPosted", {}),
+        ("Awarded", {"provider": P1, "price": 5}),
+        ("Delivered", {"provider": P1, "output": [9], "state": 3}),
+        ("Challenged", {"challenger": P2, "bond": 10}),
+        ("Refunded", {"amount": 100}),
+        ("Slashed", {"provider": P1, "to_requester": 20, "to_challenger": 5, "bond_returned": 10}),
+    ])  # fmt: skip
+    assert state is JobState.SLASHED
+    assert tracker.challenged
+    assert tracker.slashed
+    assert tracker.compensation == 20
+    assert not tracker.verified_onchain
+
+
+def test_answered_challenge_settles() -> None:
+    tracker = JobTracker(JOB)
+    state = feed(tracker, [
+        ("Awarded", {"provider": P1, "price": 5}),
+        ("Delivered", {"output": [9], "state": 3}),
+        ("Challenged", {}),
+        ("Proved", {"prover": P1, "bond_paid": 10}),
+        ("Settled", {"provider": P1, "price": 5, "refund": 0}),
+    ])  # fmt: skip
+    assert state is JobState.SETTLED
+    assert tracker.challenged
+    assert tracker.verified_onchain
+    assert not tracker.slashed
+
+
+def test_never_awarded_is_refunded() -> None:
+    tracker = JobTracker(JOB)
+    assert feed(tracker, [("IntentPosted", {}), ("Refunded", {"amount": 77})]) is JobState.REFUNDED
+    assert tracker.refund == 77
+
+
+def test_failover_moves_the_job_to_the_runner_up() -> None:
+    tracker = JobTracker(JOB)
+    feed(
+        tracker,
+        [("Awarded", {"provider": P1, "price": 5}), ("FailedOver", {"from": P1, "to": P2, "price": 6})],
+    )
+    assert tracker.provider == P2
+    assert tracker.price == 6
+    assert tracker.state is JobState.AWARDED
+
+
+def test_unrelated_events_are_ignored() -> None:
+    tracker = JobTracker(JOB)
+    assert event_step("StakeLocked") is None
+    assert feed(tracker, [("StakeLocked", {}), ("Transfer", {})]) is JobState.SENT
+    assert tracker.events == []
+
+
+def test_nothing_moves_a_settled_job_back() -> None:
+    tracker = JobTracker(JOB)
+    feed(tracker, [("Awarded", {"provider": P1, "price": 5}), ("Settled", {"price": 5}), ("Delivered", {})])
+    assert tracker.state is JobState.SETTLED

@@ -1,0 +1,110 @@
+"""The whole devnet with a small workload: every request ends, the books balance.
+
+Runs ``tender devnet --requests 6`` as a user would (a separate process, so its Ctrl-C and
+process-group handling are the real ones) and checks the JSON summary's invariants.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tender.chain import load_artifact
+from tender.errors import ArtifactError
+from tender.paths import ROOT
+
+
+def _contracts_built() -> bool:
+    try:
+        for name in ("ReverseAuctionMarket", "DutchAuctionMarket", "Staking", "ModelRegistry", "TestToken"):
+            load_artifact(name)
+    except ArtifactError:
+        return False
+    return True
+
+
+needs_contracts = pytest.mark.skipif(not _contracts_built(), reason="contracts not built (make contracts)")
+TENDER = [sys.executable, "-c", "from tender.cli import main; main()"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@needs_contracts
+def test_small_devnet_run_ends_every_request(tmp_path: Path) -> None:
+    out = tmp_path / "summary.json"
+    done = subprocess.run(
+        [*TENDER, "devnet", "--requests", "6", "--no-live", "--no-faults", "--json", str(out),
+         "--png", str(tmp_path / "chart.png"), "--run-dir", str(tmp_path / "run"), "--concurrency", "6"],
+        cwd=ROOT, capture_output=True, text=True, timeout=880, check=False,
+    )  # fmt: skip
+    assert out.exists(), done.stdout[-4000:] + done.stderr[-4000:]
+    summary = json.loads(out.read_text())
+    assert summary["requests"] == 6
+    assert summary["all_terminal"], [
+        r for r in summary["records"] if r["state"] not in ("settled", "refunded", "expired")
+    ]
+    assert summary["settled"] + summary["refunded"] + summary["expired"] == summary["requests"]
+    assert summary["proofs_verified_onchain"] == summary["zk_settled"]
+    assert summary["settled"] >= 1
+    assert summary["e2e_latency_ms"]["p50"] is not None
+    assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@needs_contracts
+def test_ctrl_c_stops_every_process(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [*TENDER, "devnet", "--requests", "4", "--no-live", "--no-audit", "--run-dir", str(run_dir)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not list((run_dir / "logs").glob("solver-*.log")):
+        if process.poll() is not None:
+            pytest.fail(
+                f"devnet ended before its roles started:\n{process.stdout.read() if process.stdout else ''}"
+            )
+        time.sleep(0.5)
+    time.sleep(2)
+    pids = _children(process.pid)
+    os.killpg(process.pid, signal.SIGINT)
+    process.wait(timeout=60)
+    assert process.returncode in (130, 1)
+    time.sleep(0.5)
+    alive = [pid for pid in pids if _running(pid)]
+    assert alive == [], f"still running after Ctrl-C: {alive}"
+
+
+def _children(root: int) -> list[int]:
+    """Every descendant of ``root`` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    found, frontier = [], [root]
+    while frontier:
+        parent = frontier.pop()
+        kids = [pid for pid, ppid in parents.items() if ppid == parent]
+        found += kids
+        frontier += kids
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

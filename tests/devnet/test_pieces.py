@@ -1,0 +1,149 @@
+"""Devnet pieces without a chain: configs, workload, supervisor, live view."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import signal
+import sys
+import threading
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from tender.devnet._configs import ProviderPlan, dump_toml, provider_config, solver_config, verifier_config
+from tender.devnet._live import render
+from tender.devnet._summary import RequestRecord
+from tender.devnet._supervisor import ChildFailed, Supervisor
+from tender.devnet._workload import plan_workload
+
+
+def test_toml_round_trips_nested_tables_and_arrays(tmp_path: Path) -> None:
+    data = {
+        "chain": {"rpc_url": "http://x", "deployment": tmp_path / "d.json", "poll_interval_s": 0.1},
+        "provider": {"listen": "127.0.0.1:1", "models": [{"name": "mlp", "onnx": "a.onnx"}, {"name": "cnn", "onnx": "b"}],
+                     "pricing": {"margin": 0.2, "proof_cost": 10**16}, "flag": True, "none": None,
+                     "tags": ["a", "b"], "quote": 'say "hi"'},
+    }  # fmt: skip
+    back = tomllib.loads(dump_toml(data))
+    assert back["chain"]["deployment"] == str(tmp_path / "d.json")
+    assert back["provider"]["models"][1]["name"] == "cnn"
+    assert back["provider"]["pricing"]["proof_cost"] == 10**16
+    assert back["provider"]["flag"] is True
+    assert "none" not in back["provider"]
+    assert back["provider"]["quote"] == 'say "hi"'
+
+
+def test_generated_configs_validate_against_the_role_sections(tmp_path: Path) -> None:
+    provider_cfg = pytest.importorskip("provider._config")
+    solver_cfg = pytest.importorskip("solver._config")
+    verifier_cfg = pytest.importorskip("verifier._config")
+    from tender.config import ChainSection
+
+    plan = ProviderPlan("gpu-c", 3, "0x0003", 0.6, misbehave={"silent_on_job": 1, "wrong_output_on_job": 2})
+    models = [
+        {"name": "mlp", "onnx": "models/mlp/model.onnx", "bundle": tmp_path, "model_id": "0x" + "ab" * 32}
+    ]
+    configs = {
+        "provider": provider_config(plan, rpc_url="http://x", deployment=tmp_path / "d.json", port=7001,
+                                    models=models, run_dir=tmp_path),
+        "solver": solver_config(rpc_url="http://x", deployment=tmp_path / "d.json", port=7100, run_dir=tmp_path,
+                                name="s", margin_bps=100,
+                                providers=[{"name": "gpu-c", "url": "http://127.0.0.1:7001", "address": "0x" + "11" * 20}]),
+        "verifier": verifier_config(rpc_url="http://x", deployment=tmp_path / "d.json", run_dir=tmp_path),
+    }  # fmt: skip
+    sections = {"provider": provider_cfg.ProviderSection, "solver": solver_cfg.SolverSection,
+                "verifier": verifier_cfg.VerifierSection}  # fmt: skip
+    for role, config in configs.items():
+        data = tomllib.loads(dump_toml(config))
+        ChainSection.model_validate(data["chain"])
+        section = sections[role].model_validate(data[role])
+        assert "key" not in dump_toml(config).lower().replace("key_env", "")  # no secrets in files
+        if role == "provider":
+            assert section.misbehave.silent_on_job == 1
+
+
+def test_workload_is_deterministic_and_puts_faults_first() -> None:
+    a, b = plan_workload(40, seed=7), plan_workload(40, seed=7)
+    assert a == b
+    assert len(a) == 40
+    assert [p.kind for p in a[:3]] == ["silent", "wrong", "lowball"]
+    assert a[1].proof_mode == "optimistic"
+    assert {p.auction for p in a} == {"reverse", "dutch"}
+    assert {p.proof_mode for p in a} == {"zk", "optimistic"}
+    assert {"signed", "onchain", "agent"} <= {p.source for p in a}
+    assert [p.delay_s for p in a] == sorted(p.delay_s for p in a)
+    small = plan_workload(6, faults=False)
+    assert all(p.kind == "normal" for p in small)
+    assert plan_workload(40, seed=8) != a
+
+
+def test_supervisor_stops_whole_process_groups(tmp_path: Path) -> None:
+    script = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); print('up', flush=True); time.sleep(60)"
+    with Supervisor(logs=tmp_path, grace_s=2) as sup:
+        child = sup.start("sleeper", [sys.executable, "-c", script], tender=False)
+        sup.wait_log("sleeper", "up", timeout=20)
+        sup.check()
+        pgid = os.getpgid(child.pid)
+        assert pgid == child.pid  # its own group: a terminal's Ctrl-C does not reach it
+    assert not child.alive
+    time.sleep(0.2)
+    assert _live_members(pgid) == []  # the grandchild went with it
+
+
+def _live_members(pgid: int) -> list[int]:
+    """Processes of group ``pgid`` that are still running (zombies awaiting a reaper excluded)."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(entry.name))
+    return alive
+
+
+def test_supervisor_reports_a_child_that_dies(tmp_path: Path) -> None:
+    with Supervisor(logs=tmp_path) as sup:
+        sup.start("crasher", [sys.executable, "-c", "print('boom'); raise SystemExit(3)"], tender=False)
+        with pytest.raises(ChildFailed, match="boom"):
+            sup.wait_http("crasher", "http://127.0.0.1:9/health", timeout=10)
+        with pytest.raises(ChildFailed, match="code 3"):
+            sup.check()
+
+
+def test_supervisor_waits_for_http(tmp_path: Path) -> None:
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with Supervisor(logs=tmp_path) as sup:
+            sup.start("idle", [sys.executable, "-c", "import time; time.sleep(30)"], tender=False)
+            sup.wait_http("idle", f"http://127.0.0.1:{server.server_port}/nothing", timeout=10)
+            codes = sup.stop_all()
+        assert codes["idle"] == -signal.SIGTERM
+    finally:
+        server.shutdown()
+
+
+def test_live_view_renders_records() -> None:
+    records = [
+        RequestRecord(index=0, model="mlp", auction="reverse", proof_mode="zk", source="signed", max_price=10**17,
+                      job_id="0x" + "ab" * 32, state="settled", provider="0xP", price_paid=5 * 10**16, bids=3,
+                      e2e_ms=2500.0),
+        RequestRecord(index=1, model="cnn", auction="dutch", proof_mode="optimistic", source="agent",
+                      max_price=10**17, state="refunded", challenged=True, slashed=True),
+        RequestRecord(index=2, model="cnn", auction="dutch", proof_mode="zk", source="agent", max_price=10**17),
+    ]  # fmt: skip
+    console = Console(record=True, width=140)
+    console.print(render(records, started=time.monotonic(), providers={"0xP": "gpu-a"}))
+    text = console.export_text()
+    assert "gpu-a" in text
+    assert "0.0500 / 0.1000" in text
+    assert "2/3 done" in text

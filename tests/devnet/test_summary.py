@@ -1,0 +1,91 @@
+"""The devnet summary: counts, percentiles, invariants, JSON and PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from tender.devnet._summary import (
+    RequestRecord,
+    check_invariants,
+    percentile,
+    summarize,
+    summary_table,
+    write_json,
+    write_png,
+)
+
+T = 10**18
+
+
+def _records() -> list[RequestRecord]:
+    out = []
+    for i in range(8):
+        out.append(RequestRecord(index=i, model="mlp", auction="reverse" if i % 2 else "dutch",
+                                 proof_mode="zk" if i < 5 else "optimistic", source="signed", max_price=T // 10,
+                                 state="settled", price_paid=T // 20, verified_onchain=i < 5,
+                                 auction_ms=100.0 * (i + 1), e2e_ms=1000.0 * (i + 1),
+                                 gas={"awarded": 100_000, "delivered": 300_000}))  # fmt: skip
+    out.append(RequestRecord(index=8, model="cnn", auction="reverse", proof_mode="zk", source="signed",
+                             max_price=T // 10, state="expired", slashed=True, compensation=5))  # fmt: skip
+    out.append(RequestRecord(index=9, model="mlp", auction="reverse", proof_mode="optimistic", source="signed",
+                             max_price=T // 10, state="refunded", slashed=True, challenged=True))  # fmt: skip
+    out.append(RequestRecord(index=10, model="cnn", auction="reverse", proof_mode="zk", source="onchain",
+                             max_price=1, state="refunded"))  # fmt: skip
+    return out
+
+
+def test_percentile_interpolates() -> None:
+    assert percentile([], 50) is None
+    assert percentile([3.0], 95) == 3.0
+    assert percentile([1, 2, 3, 4], 50) == pytest.approx(2.5)
+    assert percentile(list(range(101)), 95) == pytest.approx(95.0)
+
+
+def test_summary_counts_and_invariants_hold() -> None:
+    summary = summarize(_records(), audit={"clean": True})
+    d = summary.data
+    assert (d["requests"], d["settled"], d["refunded"], d["expired"]) == (11, 8, 2, 1)
+    assert d["slashed"] == 2
+    assert d["challenged"] == 1
+    assert d["proofs_verified_onchain"] == d["zk_settled"] == 5
+    assert d["price_paid_over_max"] == pytest.approx(0.5)
+    assert d["auction_latency_ms"]["p50"] == pytest.approx(450.0)
+    assert d["e2e_latency_ms"]["p95"] == pytest.approx(7650.0)
+    assert d["gas"]["delivered"] == {"total": 2_400_000, "count": 8, "mean": 300_000}
+    assert check_invariants(summary, expect_faults=True) == []
+
+
+def test_invariants_catch_a_stuck_request_missing_faults_and_a_dirty_audit() -> None:
+    records = _records()[:8]
+    records[0].state = "awarded"
+    records[1].verified_onchain = False
+    problems = check_invariants(
+        summarize(records, audit={"clean": False, "detail": "2 jobs"}), expect_faults=True
+    )
+    text = "\n".join(problems)
+    assert "not terminal" in text
+    assert "!= requests" in text
+    assert "not verified on-chain" in text
+    assert "expired" in text
+    assert "challenged" in text
+    assert "slashed" in text
+    assert "audit not clean" in text
+
+
+def test_json_png_and_table(tmp_path: Path) -> None:
+    summary = summarize(_records(), wall_s=12.3)
+    path = write_json(summary, tmp_path / "out" / "summary.json")
+    data = json.loads(path.read_text())
+    for key in ("requests", "settled", "refunded", "expired", "slashed", "challenged", "proofs_verified_onchain",
+                "auction_latency_ms", "e2e_latency_ms", "gas", "price_paid_over_max"):  # fmt: skip
+        assert key in data
+    assert data["records"][8]["compensation"] == "5"
+    png = write_png(_records(), tmp_path / "chart.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    console = Console(record=True, width=100)
+    console.print(summary_table(summary))
+    assert "settled" in console.export_text()

@@ -1,0 +1,177 @@
+"""Bundles, commitments and off-chain proofs with real EZKL and onnxruntime."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import pickle
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tender.models import (
+    Bundle,
+    InputError,
+    Proof,
+    SrsError,
+    build,
+    infer,
+    infer_batch,
+    input_commitment,
+    prove,
+    verify,
+)
+from tender.models._bundle import sha256_file
+from tender.models._ezkl import dev_srs
+from tender.paths import SAMPLE_MODELS
+
+pytestmark = pytest.mark.slow
+
+MODELS = ("mlp", "cnn")
+
+
+def test_build_reuses_the_cache(bundles: dict[str, Bundle]) -> None:
+    started = time.perf_counter()
+    again = build(SAMPLE_MODELS / "mlp" / "model.onnx", SAMPLE_MODELS / "mlp" / "calibration.json")
+    assert time.perf_counter() - started < 2.0
+    assert again == bundles["mlp"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_card_describes_the_bundle(bundles: dict[str, Bundle], name: str) -> None:
+    bundle = bundles[name]
+    card = bundle.card
+    meta = json.loads((SAMPLE_MODELS / name / "meta.json").read_text())
+    assert card.onnx_sha256 == sha256_file(SAMPLE_MODELS / name / "model.onnx") == meta["onnx_sha256"]
+    assert card.settings_sha256 == sha256_file(bundle.settings)
+    assert card.vk_sha256 == sha256_file(bundle.vk)
+    assert card.insecure_srs is True
+    assert card.input_visibility == "hashed"
+    assert card.layout.commitment_index == 0
+    assert card.layout.output_offset == 1
+    assert card.layout.output_length == 10
+    assert card.layout.instance_count == 11
+    assert card.accuracy == meta["heldout_accuracy"]
+    assert card.circuit_agreement == 1.0
+    assert card.logrows <= 13
+    assert card.proof_modes_mask == 3
+    assert json.loads((bundle.path / "settings.json").read_text())["run_args"]["param_visibility"] == "Fixed"
+
+
+def test_bundle_pickles(bundles: dict[str, Bundle]) -> None:
+    assert pickle.loads(pickle.dumps(bundles["mlp"])) == bundles["mlp"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_proof_verifies_and_matches_inference(
+    bundles: dict[str, Bundle], samples: dict[str, list[dict[str, Any]]], name: str
+) -> None:
+    bundle = bundles[name]
+    sample = samples[name][0]
+    proof = prove(bundle, sample["input"])
+    assert verify(bundle, proof)
+    assert int(np.argmax(proof.output)) == sample["label"]
+    reference = infer(bundle, sample["input"])
+    assert np.allclose(proof.output, reference, atol=0.5)
+    assert int(np.argmax(reference)) == int(np.argmax(proof.output))
+    assert proof.instances[1:] == proof.output_felts
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_input_commitment_is_the_proof_instance(
+    bundles: dict[str, Bundle], samples: dict[str, list[dict[str, Any]]], name: str
+) -> None:
+    bundle = bundles[name]
+    x = samples[name][1]["input"]
+    proof = prove(bundle, x)
+    commitment = input_commitment(bundle.card, x)
+    assert proof.input_commitment == commitment == proof.instances[bundle.card.layout.commitment_index]
+    # nested or array input gives the same commitment; another input does not
+    assert input_commitment(bundle, np.asarray(x).reshape(bundle.card.input_shape)) == commitment
+    assert input_commitment(bundle, samples[name][2]["input"]) != commitment
+
+
+def test_flipped_byte_is_refused_off_chain(bundles: dict[str, Bundle], samples: dict[str, list[dict[str, Any]]]) -> None:
+    bundle = bundles["mlp"]
+    proof = prove(bundle, samples["mlp"][0]["input"])
+    for position in (0, len(proof.proof) // 2, len(proof.proof) - 1):
+        tampered = bytearray(proof.proof)
+        tampered[position] ^= 0x01
+        assert not verify(bundle, dataclasses.replace(proof, proof=bytes(tampered)))
+    outputs = list(proof.instances)
+    outputs[1] += 1
+    assert not verify(bundle, dataclasses.replace(proof, instances=outputs))
+
+
+def test_other_weights_do_not_verify_off_chain(
+    bundles: dict[str, Bundle], perturbed_bundle: Bundle, samples: dict[str, list[dict[str, Any]]]
+) -> None:
+    assert perturbed_bundle.card.onnx_sha256 != bundles["mlp"].card.onnx_sha256
+    assert perturbed_bundle.card.layout == bundles["mlp"].card.layout
+    proof = prove(perturbed_bundle, samples["mlp"][0]["input"])
+    assert verify(perturbed_bundle, proof)
+    assert not verify(bundles["mlp"], proof)
+
+
+def test_proof_round_trips_through_json(
+    bundles: dict[str, Bundle], samples: dict[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    proof = prove(bundles["mlp"], samples["mlp"][3]["input"])
+    loaded = Proof.load(proof.save(tmp_path / "proof.json"))
+    assert loaded == proof
+    assert verify(bundles["mlp"], loaded)
+
+
+def test_proving_in_a_process_pool(bundles: dict[str, Bundle], samples: dict[str, list[dict[str, Any]]]) -> None:
+    inputs = [s["input"] for s in samples["mlp"][:2]]
+    # EZKL's native thread pools do not survive fork(): pools must spawn (or forkserver).
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        proofs = list(pool.map(prove, [bundles["mlp"].path] * len(inputs), inputs))
+    assert all(verify(bundles["mlp"], p) for p in proofs)
+    assert [p.input_commitment for p in proofs] == [input_commitment(bundles["mlp"], x) for x in inputs]
+
+
+def test_wrong_input_size_is_refused(bundles: dict[str, Bundle]) -> None:
+    with pytest.raises(InputError):
+        prove(bundles["mlp"], [0.0] * 63)
+    with pytest.raises(InputError):
+        input_commitment(bundles["mlp"], [float("nan")] * 64)
+
+
+def test_micro_batch_inference_matches_single(bundles: dict[str, Bundle], samples: dict[str, list[dict[str, Any]]]) -> None:
+    for name in MODELS:
+        batch = [s["input"] for s in samples[name]]
+        outputs = infer_batch(bundles[name], batch)
+        assert outputs.shape == (len(batch), 10)
+        assert np.allclose(outputs[2], infer(bundles[name], batch[2]), atol=1e-5)
+        labels = [s["label"] for s in samples[name]]
+        assert np.mean(outputs.argmax(axis=1) == labels) >= 0.75
+
+
+def test_user_supplied_srs(tmp_path: Path, bundles: dict[str, Bundle], samples: dict[str, list[dict[str, Any]]]) -> None:
+    """A public SRS file larger than needed is accepted; the bundle is not marked insecure."""
+    logrows = bundles["mlp"].card.logrows
+    srs_file = dev_srs(tmp_path / "srs", logrows + 1)  # stands in for a Powers-of-Tau download
+    bundle = build(
+        SAMPLE_MODELS / "mlp" / "model.onnx", SAMPLE_MODELS / "mlp" / "calibration.json",
+        srs=srs_file, cache_dir=tmp_path / "cache",
+    )  # fmt: skip
+    assert bundle.card.insecure_srs is False
+    assert bundle.card.srs_sha256 == sha256_file(srs_file)
+    assert verify(bundle, prove(bundle, samples["mlp"][0]["input"]))
+
+
+def test_too_small_srs_is_refused(tmp_path: Path, bundles: dict[str, Bundle]) -> None:
+    srs_file = dev_srs(tmp_path / "srs", bundles["mlp"].card.logrows - 2)
+    with pytest.raises(SrsError):
+        build(
+            SAMPLE_MODELS / "mlp" / "model.onnx", SAMPLE_MODELS / "mlp" / "calibration.json",
+            srs=srs_file, cache_dir=tmp_path / "cache",
+        )  # fmt: skip
+    with pytest.raises(SrsError):
+        build(SAMPLE_MODELS / "mlp" / "model.onnx", SAMPLE_MODELS / "mlp" / "calibration.json", srs=tmp_path / "nope")

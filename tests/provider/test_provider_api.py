@@ -1,0 +1,395 @@
+"""The node's HTTP API over real HTTP, with real onnxruntime and real EZKL proofs.
+
+The market is the in-memory ``LedgerGateway`` here; ``test_provider_market.py`` runs the same
+flow against the contracts on Anvil.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from provider_testing import MARKET, OTHER, LedgerGateway, job_record, running, wait_state
+
+from provider import BatchingSection, ModelEntry, ProviderNode, ProviderSection
+from tender.anvil import DEV_KEYS, free_port
+from tender.models import input_commitment
+from tender.wire import ErrorBody, Quote, QuoteRefusal, quote_digest
+
+KEY = DEV_KEYS[3]
+ADDRESS = Account.from_key(KEY).address
+MLP_ID = "0x" + "a1" * 32
+CNN_ID = "0x" + "c2" * 32  # registered on the (fake) chain, not served by this node
+
+
+def config(tmp_path: Path, mlp_bundle: Any, **changes: Any) -> ProviderSection:
+    base: dict[str, Any] = {
+        "listen": f"127.0.0.1:{free_port()}",
+        "models": [ModelEntry(name="mlp", onnx=mlp_bundle.onnx, bundle=mlp_bundle.path)],
+        "store": tmp_path / "jobs.db",
+        "max_payload_bytes": 4096,
+        "proving_workers": 1,
+        "poll_interval_s": 0.05,
+        "batching": BatchingSection(max_batch=8, max_wait_ms=1),
+    }
+    base.update(changes)
+    return ProviderSection(**base)
+
+
+@pytest.fixture
+def gateway(mlp_bundle: Any) -> LedgerGateway:
+    card = mlp_bundle.card
+    return LedgerGateway(KEY, model_ids=[(MLP_ID, card.onnx_sha256, card.settings_sha256)])
+
+
+@pytest.fixture
+def node(tmp_path: Path, mlp_bundle: Any, gateway: LedgerGateway) -> ProviderNode:
+    return ProviderNode(config(tmp_path, mlp_bundle), gateway=gateway, key=KEY)
+
+
+@pytest.fixture
+async def client(node: ProviderNode) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(node) as c:
+        yield c
+
+
+def award(gateway: LedgerGateway, job_id: str, data: Any, mlp_bundle: Any, **kw: Any) -> None:
+    commitment = input_commitment(mlp_bundle.card, data)
+    kw.setdefault("provider", ADDRESS)
+    kw.setdefault("model_id", MLP_ID)
+    gateway.jobs[job_id] = job_record(job_id, commitment=commitment, **kw)
+
+
+def intent(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "requester": OTHER, "modelId": MLP_ID, "inputCommitment": "1", "maxPrice": str(10**18),
+        "auctionType": 0, "auctionWindow": 30, "deadline": 2_000_000_000, "proofMode": 0,
+        "priceWeightBps": 5000, "nonce": "1", "expiry": 2_000_000_000,
+    }  # fmt: skip
+    body.update(changes)
+    return body
+
+
+def quote_request(**changes: Any) -> dict[str, Any]:
+    return {"jobId": "0x" + "01" * 32, "market": MARKET, "chainId": 31337, "intent": intent(**changes)}
+
+
+# -- schema, health, metrics --------------------------------------------------------------
+
+
+async def test_openapi_schema_names_every_route(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    assert {"/health", "/quote", "/jobs", "/jobs/{job_id}", "/metrics"} <= set(schema["paths"])
+    assert "JobInput" in schema["components"]["schemas"]
+    assert "ErrorBody" in schema["components"]["schemas"]
+
+
+async def test_health_and_metrics(client: httpx.AsyncClient) -> None:
+    health = (await client.get("/health")).json()
+    assert health["status"] == "ok"
+    assert health["provider"] == ADDRESS
+    assert health["models"]["mlp"] in ("CPUExecutionProvider", "CUDAExecutionProvider")
+    metrics = (await client.get("/metrics")).text
+    assert "provider_quotes_total" in metrics
+    assert "provider_proving_queue" in metrics
+
+
+# -- quotes -------------------------------------------------------------------------------
+
+
+async def test_quote_is_signed_by_the_provider_and_within_max_price(client: httpx.AsyncClient) -> None:
+    reply = await client.post("/quote", json=quote_request())
+    assert reply.status_code == 200
+    quote = Quote.model_validate(reply.json())
+    assert quote.provider == ADDRESS
+    assert 0 < int(quote.price) <= 10**18
+    signer = Account.recover_message(encode_defunct(primitive=quote_digest(quote)),
+                                     signature=bytes.fromhex(quote.signature[2:]))  # fmt: skip
+    assert signer == ADDRESS
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"modelId": CNN_ID}, "unknown model"),
+        ({"maxPrice": "1"}, "below cost"),
+        ({"deadline": 1}, "deadline too tight"),
+    ],
+)
+async def test_quote_refuses_with_reason(
+    client: httpx.AsyncClient, changes: dict[str, Any], reason: str
+) -> None:
+    reply = await client.post("/quote", json=quote_request(**changes))
+    assert reply.status_code == 200
+    refusal = QuoteRefusal.model_validate(reply.json())
+    assert refusal.reason.startswith(reason)
+
+
+async def test_quote_refuses_without_capacity(client: httpx.AsyncClient, node: ProviderNode,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setattr(node, "_active", lambda: node.config.max_jobs)
+    refusal = QuoteRefusal.model_validate((await client.post("/quote", json=quote_request())).json())
+    assert refusal.reason.startswith("no capacity")
+
+
+async def test_quote_refuses_unknown_market(client: httpx.AsyncClient) -> None:
+    body = quote_request()
+    body["market"] = OTHER
+    refusal = QuoteRefusal.model_validate((await client.post("/quote", json=body)).json())
+    assert refusal.reason.startswith("unknown market")
+
+
+# -- bad input: 4xx ErrorBody naming the problem, and no job row ---------------------------
+
+JOB = "0x" + "77" * 32
+
+
+async def _refused(client: httpx.AsyncClient, node: ProviderNode, status: int, code: str, field: str | None,
+                   *, json_body: Any = None, content: bytes | None = None) -> ErrorBody:  # fmt: skip
+    if content is not None:
+        reply = await client.post("/jobs", content=content, headers={"content-type": "application/json"})
+    else:
+        reply = await client.post("/jobs", json=json_body)
+    assert reply.status_code == status, reply.text
+    assert reply.headers["content-type"].startswith("application/json")
+    error = ErrorBody.model_validate(reply.json())
+    assert error.error == code, error
+    assert error.field == field, error
+    assert error.message
+    assert node.store is not None
+    assert node.store.count() == 0
+    return error
+
+
+async def test_jobs_refuses_wrong_shape(client: httpx.AsyncClient, node: ProviderNode, gateway: LedgerGateway,
+                                        mlp_bundle: Any, mlp_samples: list[list[float]]) -> None:  # fmt: skip
+    award(gateway, JOB, mlp_samples[0], mlp_bundle)
+    error = await _refused(client, node, 422, "wrong_shape", "input",
+                           json_body={"jobId": JOB, "market": MARKET, "input": mlp_samples[0][:60]})  # fmt: skip
+    assert "[60]" in error.message
+    assert "[1, 64]" in error.message
+
+
+async def test_jobs_refuses_wrong_dtype(client: httpx.AsyncClient, node: ProviderNode, gateway: LedgerGateway,
+                                        mlp_bundle: Any, mlp_samples: list[list[float]]) -> None:  # fmt: skip
+    award(gateway, JOB, mlp_samples[0], mlp_bundle)
+    bad = [*mlp_samples[0][:7], "0.5", *mlp_samples[0][8:]]
+    await _refused(
+        client, node, 422, "wrong_dtype", "input[7]", json_body={"jobId": JOB, "market": MARKET, "input": bad}
+    )
+
+
+async def test_jobs_refuses_too_large_payload(client: httpx.AsyncClient, node: ProviderNode) -> None:
+    big = {"jobId": JOB, "market": MARKET, "input": [0.123456789] * 2000}
+    await _refused(client, node, 413, "payload_too_large", "body", json_body=big)
+
+
+async def test_jobs_refuses_too_large_payload_without_content_length(client: httpx.AsyncClient,
+                                                                     node: ProviderNode) -> None:  # fmt: skip
+    chunks = [b'{"jobId": "' + JOB.encode() + b'", "input": [', *[b"0.123456789," * 100] * 10, b"0]}"]
+
+    async def stream() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    reply = await client.post("/jobs", content=stream(), headers={"content-type": "application/json"})
+    assert reply.status_code == 413
+    assert ErrorBody.model_validate(reply.json()).error == "payload_too_large"
+    assert node.store is not None
+    assert node.store.count() == 0
+
+
+async def test_jobs_refuses_commitment_mismatch(client: httpx.AsyncClient, node: ProviderNode,
+                                                gateway: LedgerGateway, mlp_bundle: Any,
+                                                mlp_samples: list[list[float]]) -> None:  # fmt: skip
+    award(gateway, JOB, mlp_samples[0], mlp_bundle)
+    error = await _refused(client, node, 422, "commitment_mismatch", "input",
+                           json_body={"jobId": JOB, "market": MARKET, "input": mlp_samples[1]})  # fmt: skip
+    assert "committed" in error.message
+
+
+async def test_jobs_refuses_unknown_model(client: httpx.AsyncClient, node: ProviderNode, gateway: LedgerGateway,
+                                          mlp_bundle: Any, mlp_samples: list[list[float]]) -> None:  # fmt: skip
+    award(gateway, JOB, mlp_samples[0], mlp_bundle, model_id=CNN_ID)
+    error = await _refused(client, node, 404, "unknown_model", "modelId",
+                           json_body={"jobId": JOB, "market": MARKET, "input": mlp_samples[0]})  # fmt: skip
+    assert CNN_ID in error.message
+
+
+@pytest.mark.parametrize("garbage", [b"{not json", b"", b"\xff\xfe", b"[1, 2, 3]", b'"input"'])
+async def test_jobs_refuses_garbage_json(
+    client: httpx.AsyncClient, node: ProviderNode, garbage: bytes
+) -> None:
+    reply = await client.post("/jobs", content=garbage, headers={"content-type": "application/json"})
+    assert reply.status_code == 400
+    error = ErrorBody.model_validate(reply.json())
+    assert error.error in ("invalid_json", "invalid_body")
+    assert error.field == "body"
+    assert node.store is not None
+    assert node.store.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"market": MARKET, "input": [0.0]}, "jobId"),
+        ({"jobId": "0x12", "market": MARKET, "input": [0.0]}, "jobId"),
+        ({"jobId": JOB, "market": "nope", "input": [0.0]}, "market"),
+        ({"jobId": JOB, "market": MARKET, "input": [0.0], "extra": 1}, "extra"),
+    ],
+)
+async def test_jobs_refuses_malformed_envelope(client: httpx.AsyncClient, node: ProviderNode,
+                                               body: dict[str, Any], field: str) -> None:  # fmt: skip
+    await _refused(client, node, 400, "invalid_body", field, json_body=body)
+
+
+async def test_jobs_refuses_never_awarded_job(client: httpx.AsyncClient, node: ProviderNode,
+                                              mlp_samples: list[list[float]]) -> None:  # fmt: skip
+    error = await _refused(client, node, 403, "not_awarded", "jobId",
+                           json_body={"jobId": JOB, "market": MARKET, "input": mlp_samples[0]})  # fmt: skip
+    assert "does not exist" in error.message
+
+
+async def test_jobs_refuses_job_awarded_to_another_provider(client: httpx.AsyncClient, node: ProviderNode,
+                                                            gateway: LedgerGateway, mlp_bundle: Any,
+                                                            mlp_samples: list[list[float]]) -> None:  # fmt: skip
+    award(gateway, JOB, mlp_samples[0], mlp_bundle, provider=OTHER)
+    await _refused(client, node, 403, "not_awarded", "jobId",
+                   json_body={"jobId": JOB, "market": MARKET, "input": mlp_samples[0]})  # fmt: skip
+
+
+async def test_jobs_refuses_unknown_market(client: httpx.AsyncClient, node: ProviderNode,
+                                           mlp_samples: list[list[float]]) -> None:  # fmt: skip
+    await _refused(client, node, 403, "not_awarded", "market",
+                   json_body={"jobId": JOB, "market": OTHER, "input": mlp_samples[0]})  # fmt: skip
+
+
+async def test_unknown_job_status_is_404_error_body(client: httpx.AsyncClient) -> None:
+    reply = await client.get(f"/jobs/{JOB}")
+    assert reply.status_code == 404
+    assert ErrorBody.model_validate(reply.json()).error == "job_not_found"
+
+
+# -- the happy path -------------------------------------------------------------------------
+
+
+async def test_job_is_inferred_proved_delivered_and_settled(
+    client: httpx.AsyncClient, node: ProviderNode, gateway: LedgerGateway, mlp_bundle: Any,
+    mlp_samples: list[list[float]],
+) -> None:  # fmt: skip
+    award(gateway, JOB, mlp_samples[2], mlp_bundle)
+    reply = await client.post("/jobs", json={"jobId": JOB, "market": MARKET, "input": mlp_samples[2]})
+    assert reply.status_code == 202, reply.text
+    assert reply.json()["state"] == "accepted"
+    again = await client.post("/jobs", json={"jobId": JOB, "market": MARKET, "input": mlp_samples[2]})
+    assert again.status_code == 200
+    assert node.store is not None
+    assert node.store.count() == 1
+
+    # /health answers while the proof is being made.
+    seen_proving = False
+    while not seen_proving:
+        health = await client.get("/health")
+        assert health.status_code == 200
+        seen_proving = health.json()["proving_in_flight"] >= 1
+        if not seen_proving:
+            state = (await client.get(f"/jobs/{JOB}")).json()["state"]
+            assert state in ("accepted", "inferred"), f"proof finished before /health saw it: {state}"
+            await asyncio.sleep(0.01)
+
+    done = await wait_state(client, JOB, {"settled"})
+    output, proof = gateway.delivered[JOB]
+    assert [str(x) for x in output] == done["outputFelts"]
+    assert proof.hex() == done["proof"][2:]
+    assert done["txHashes"]["deliver"] == "0x" + "aa" * 32
+    assert len(done["output"]) == 10
+    # the circuit's argmax is the model's argmax
+    from tender.models import dequantize
+
+    floats = [dequantize(int(x), mlp_bundle.card.output_scale) for x in output]
+    assert max(range(10), key=lambda i: floats[i]) == max(range(10), key=lambda i: done["output"][i])
+
+
+async def test_optimistic_job_answers_a_challenge_with_the_proof(
+    client: httpx.AsyncClient, node: ProviderNode, gateway: LedgerGateway, mlp_bundle: Any,
+    mlp_samples: list[list[float]],
+) -> None:  # fmt: skip
+    from dataclasses import replace
+
+    from tender.chain import JobState
+
+    award(gateway, JOB, mlp_samples[3], mlp_bundle, proof_mode=1)
+    reply = await client.post("/jobs", json={"jobId": JOB, "market": MARKET, "input": mlp_samples[3]})
+    assert reply.status_code == 202
+    await wait_state(client, JOB, {"delivered"})
+    _output, proof = gateway.delivered[JOB]
+    assert proof == b""  # optimistic: no proof unless challenged
+    gateway.jobs[JOB] = replace(gateway.jobs[JOB], state=JobState.CHALLENGED)
+    done = await wait_state(client, JOB, {"settled"})
+    assert gateway.proved[JOB].hex() == done["proof"][2:]
+    assert "prove" in done["txHashes"]
+
+
+async def test_restart_resumes_unfinished_job(tmp_path: Path, mlp_bundle: Any, gateway: LedgerGateway,
+                                              mlp_samples: list[list[float]]) -> None:  # fmt: skip
+    from provider import JobRecord, JobState, JobStore
+
+    award(gateway, JOB, mlp_samples[4], mlp_bundle)
+    cfg = config(tmp_path, mlp_bundle)
+    store = JobStore(cfg.store_path())
+    job = gateway.jobs[JOB]
+    store.insert(JobRecord(job_id=JOB, market=MARKET, model="mlp", input=mlp_samples[4],
+                           input_commitment=str(job.input_commitment), deadline=job.deadline, proof_mode=0))  # fmt: skip
+    store.update(JOB, state=JobState.INFERRED, output=[0.0] * 10)
+    store.close()
+    async with running(ProviderNode(cfg, gateway=gateway, key=KEY)) as client:
+        done = await wait_state(client, JOB, {"settled"})
+    assert JOB in gateway.delivered
+    assert done["proof"]
+
+
+async def test_silent_misbehaviour_accepts_and_never_delivers(tmp_path: Path, mlp_bundle: Any,
+                                                              gateway: LedgerGateway,
+                                                              mlp_samples: list[list[float]]) -> None:  # fmt: skip
+    from provider import MisbehaveSection
+
+    award(gateway, JOB, mlp_samples[5], mlp_bundle)
+    cfg = config(tmp_path, mlp_bundle, misbehave=MisbehaveSection(silent_on_job=1))
+    async with running(ProviderNode(cfg, gateway=gateway, key=KEY)) as client:
+        reply = await client.post("/jobs", json={"jobId": JOB, "market": MARKET, "input": mlp_samples[5]})
+        assert reply.status_code == 202
+        await asyncio.sleep(0.5)
+        assert (await client.get(f"/jobs/{JOB}")).json()["state"] == "accepted"
+    assert JOB not in gateway.delivered
+
+
+def test_error_body_is_json_everywhere() -> None:
+    body = ErrorBody(error="x", message="y", field="z")
+    assert json.loads(body.model_dump_json()) == {"error": "x", "message": "y", "field": "z"}
+
+
+async def test_kserve_backend_node_infers_remotely_and_proves_locally(
+    tmp_path: Path, mlp_bundle: Any, gateway: LedgerGateway, mlp_samples: list[list[float]]
+) -> None:
+    from provider import BackendSection
+    from provider._oip_server import ServerThread, oip_app
+
+    award(gateway, JOB, mlp_samples[6], mlp_bundle)
+    with ServerThread(oip_app({"mlp": mlp_bundle.onnx})) as server:
+        cfg = config(tmp_path, mlp_bundle, backend=BackendSection(kind="kserve", url=server.url))
+        async with running(ProviderNode(cfg, gateway=gateway, key=KEY)) as client:
+            health = (await client.get("/health")).json()
+            assert health["backend"] == "kserve"
+            assert health["models"]["mlp"] == f"kserve:{server.url}"
+            reply = await client.post("/jobs", json={"jobId": JOB, "market": MARKET, "input": mlp_samples[6]})
+            assert reply.status_code == 202
+            done = await wait_state(client, JOB, {"settled"})
+    assert len(done["output"]) == 10
+    assert gateway.delivered[JOB][1].hex() == done["proof"][2:]

@@ -1,0 +1,340 @@
+"""The provider against the real market on Anvil: real contracts, onnxruntime and EZKL proofs.
+
+Quote, award (a Dutch fill by the provider), input upload, inference, proof, delivery and
+payment; then the same job through a node killed with SIGKILL while proving and restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from eth_account import Account
+from provider_testing import running, wait_state
+
+from provider import MarketGateway, ProviderNode, ProviderSection
+from tender.anvil import DEV_KEYS, Anvil, free_port
+from tender.chain import Deployment, JobState, Market, Token, TxSender, connect
+from tender.intents import AuctionType, Intent, ProofMode, random_nonce
+from tender.models import Bundle, build, input_commitment
+from tender.paths import SAMPLE_MODELS
+from tender.wire import Quote
+
+pytestmark = pytest.mark.slow
+
+PROVIDER_KEY, REQUESTER_KEY = DEV_KEYS[3], DEV_KEYS[4]
+PROVIDER = Account.from_key(PROVIDER_KEY).address
+REQUESTER = Account.from_key(REQUESTER_KEY).address
+
+
+@dataclass
+class Chain:
+    anvil: Anvil
+    w3: Any
+    deployment: Deployment
+    deployment_path: Path
+    model_id: str
+    bundle: Bundle
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+    from tender.devnet._chain import ChainSetup
+
+    folder = tmp_path_factory.mktemp("chain")
+    with Anvil() as anvil:
+        w3 = connect(anvil.rpc_url)
+        setup = ChainSetup(w3, DEV_KEYS[0])
+        deployment = setup.deploy(save=folder / "deployment.json")
+        bundle = build(SAMPLE_MODELS / "mlp" / "model.onnx", SAMPLE_MODELS / "mlp" / "calibration.json")
+        model_id = register(w3, deployment, bundle)
+        setup.mint([PROVIDER, REQUESTER], 10**24)
+        setup.stake(PROVIDER_KEY, 10**22)
+        yield Chain(anvil, w3, deployment, folder / "deployment.json", model_id, bundle)
+
+
+def register(w3: Any, deployment: Deployment, bundle: Bundle) -> str:
+    """Deploy the bundle's verifier and register the model; its id from ``ModelRegistered``."""
+    from tender.chain import ModelInfo, Registry
+    from tender.models import deploy_verifier, registry_entry
+
+    sender = TxSender(w3, DEV_KEYS[0])
+    verifier = deploy_verifier(w3, sender, bundle)
+    entry = registry_entry(bundle, verifier=verifier, owner=sender.address, chain_id=31337)
+    registry = Registry(w3, deployment.registry, sender=sender)
+    receipt = registry.register(ModelInfo(*entry.values()))
+    (event,) = [e for e in registry.events_in(receipt) if e.name == "ModelRegistered"]
+    return "0x" + bytes(event.model_id).hex()  # type: ignore[attr-defined]
+
+
+def post_intent(
+    chain: Chain, data: Any, *, window: int = 60, deadline_s: int = 600, mode: ProofMode = ProofMode.ZK
+) -> tuple[Market, Intent, str]:
+    """The requester posts a Dutch intent for ``data``; returns the market, intent and job id."""
+    now = int(chain.w3.eth.get_block("latest")["timestamp"])
+    intent = Intent(
+        requester=REQUESTER, model_id=bytes.fromhex(chain.model_id[2:]),
+        input_commitment=input_commitment(chain.bundle.card, data), max_price=10**18, start_price=10**17,
+        auction_type=AuctionType.DUTCH, auction_window=window, deadline=now + deadline_s,
+        proof_mode=mode, price_weight_bps=5000, nonce=random_nonce(), expiry=now + 300,
+    )  # fmt: skip
+    sender = TxSender(chain.w3, REQUESTER_KEY)
+    market = Market(chain.w3, chain.deployment.market("dutch"), auction=AuctionType.DUTCH, sender=sender)
+    Token(chain.w3, chain.deployment.token, sender=sender).ensure_allowance(market.address, 10**21)
+    market.post(intent)
+    return market, intent, "0x" + market.job_id(intent).hex()
+
+
+def fill(chain: Chain, job_id: str, latency: int) -> None:
+    market = Market(chain.w3, chain.deployment.market("dutch"), auction=AuctionType.DUTCH,
+                    sender=TxSender(chain.w3, PROVIDER_KEY))  # fmt: skip
+    market.fill(bytes.fromhex(job_id[2:]), PROVIDER, latency)
+
+
+def balance(chain: Chain) -> int:
+    return int(Token(chain.w3, chain.deployment.token).balance_of(PROVIDER))
+
+
+def provider_section(chain: Chain, store: Path, **changes: Any) -> dict[str, Any]:
+    section: dict[str, Any] = {
+        "listen": f"127.0.0.1:{free_port()}",
+        "models": [{"name": "mlp", "onnx": str(chain.bundle.onnx), "bundle": str(chain.bundle.path)}],
+        "store": str(store),
+        "proving_workers": 1,
+        "poll_interval_s": 0.1,
+    }
+    section.update(changes)
+    return section
+
+
+@pytest.fixture
+async def node(chain: Chain, tmp_path: Path) -> AsyncIterator[tuple[ProviderNode, httpx.AsyncClient]]:
+    gateway = MarketGateway(chain.w3, chain.deployment, PROVIDER_KEY)
+    config = ProviderSection(**provider_section(chain, tmp_path / "jobs.db"))
+    node = ProviderNode(config, gateway=gateway, key=PROVIDER_KEY)
+    async with running(node) as client:
+        yield node, client
+
+
+async def test_quote_award_upload_infer_prove_deliver_and_get_paid(
+    chain: Chain, node: tuple[ProviderNode, httpx.AsyncClient], mlp_samples: list[list[float]]
+) -> None:
+    provider, client = node
+    assert provider.by_model_id.keys() == {chain.model_id}  # found in the registry by its hashes
+    data = mlp_samples[0]
+    market, intent, job_id = post_intent(chain, data)
+    reply = await client.post("/quote", json={"jobId": job_id, "market": market.address, "chainId": 31337,
+                                              "intent": intent.to_json()})  # fmt: skip
+    quote = Quote.model_validate(reply.json())
+    assert int(quote.price) <= intent.max_price
+    fill(chain, job_id, quote.latency_s)
+    before = balance(chain)
+
+    reply = await client.post("/jobs", json={"jobId": job_id, "market": market.address, "input": data})
+    assert reply.status_code == 202, reply.text
+    done = await wait_state(client, job_id, {"settled"})
+
+    job = market.job(bytes.fromhex(job_id[2:]))
+    assert job.state is JobState.SETTLED
+    assert job.provider == PROVIDER
+    assert balance(chain) - before == job.price > 0
+    receipt = chain.w3.eth.get_transaction_receipt(done["txHashes"]["deliver"])
+    assert receipt["status"] == 1
+
+
+async def test_bad_inputs_on_chain_leave_no_row(
+    chain: Chain, node: tuple[ProviderNode, httpx.AsyncClient], mlp_samples: list[list[float]]
+) -> None:
+    provider, client = node
+    market, _, job_id = post_intent(chain, mlp_samples[1])
+    # posted but not awarded: refused
+    reply = await client.post(
+        "/jobs", json={"jobId": job_id, "market": market.address, "input": mlp_samples[1]}
+    )
+    assert reply.status_code == 403
+    assert reply.json()["error"] == "not_awarded"
+    # a job id the market never heard of
+    reply = await client.post("/jobs", json={"jobId": "0x" + "42" * 32, "market": market.address,
+                                             "input": mlp_samples[1]})  # fmt: skip
+    assert reply.status_code == 403
+    fill(chain, job_id, 120)
+    # awarded, but another input than the one committed to
+    reply = await client.post(
+        "/jobs", json={"jobId": job_id, "market": market.address, "input": mlp_samples[2]}
+    )
+    assert reply.status_code == 422
+    assert reply.json()["error"] == "commitment_mismatch"
+    assert provider.store is not None
+    assert provider.store.count() == 0
+
+
+# -- crash and restart -------------------------------------------------------------------------
+
+
+def start_node(config: Path) -> subprocess.Popen[bytes]:
+    from tender.devnet._supervisor import tender_command
+
+    env = {**os.environ, "TENDER_PRIVATE_KEY": PROVIDER_KEY}
+    log = (config.parent / "node.log").open("ab")
+    return subprocess.Popen([*tender_command(), "provider", "run", "--config", str(config)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+
+
+def wait_health(url: str, process: subprocess.Popen[bytes], *, within: float = 120) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"node exited with {process.returncode}"
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError("node did not start")
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+async def test_sigkill_while_proving_then_restart_delivers_and_gets_paid(
+    chain: Chain, tmp_path: Path, mlp_samples: list[list[float]]
+) -> None:
+    from tender.devnet._configs import write_config
+
+    store = tmp_path / "jobs.db"
+    section = provider_section(chain, store)
+    config = write_config(tmp_path / "provider.toml", {
+        "chain": {"rpc_url": chain.anvil.rpc_url, "deployment": str(chain.deployment_path)},
+        "provider": section,
+    })  # fmt: skip
+    url = f"http://{section['listen']}"
+    data = mlp_samples[3]
+    market, _, job_id = post_intent(chain, data)
+    fill(chain, job_id, 300)
+    before = balance(chain)
+
+    process = start_node(config)
+    try:
+        wait_health(url, process)
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            reply = await client.post(
+                "/jobs", json={"jobId": job_id, "market": market.address, "input": data}
+            )
+            assert reply.status_code == 202, reply.text
+            while (await client.get("/health")).json()["proving_in_flight"] < 1:
+                state = (await client.get(f"/jobs/{job_id}")).json()["state"]
+                assert state in ("accepted", "inferred"), f"proof finished before the kill: {state}"
+                await asyncio.sleep(0.01)
+        kill_group(process)  # the node and its proving workers, mid-proof
+        row = sqlite3.connect(store).execute("SELECT state FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        assert row is not None
+        assert row[0] in ("accepted", "inferred")
+        assert market.job(bytes.fromhex(job_id[2:])).state is JobState.AWARDED
+
+        process = start_node(config)
+        wait_health(url, process)
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            await wait_state(client, job_id, {"settled"})
+    finally:
+        kill_group(process)
+
+    job = market.job(bytes.fromhex(job_id[2:]))
+    assert job.state is JobState.SETTLED
+    assert job.delivered_at <= min(job.deadline, job.awarded_at + job.latency)
+    assert balance(chain) - before == job.price > 0
+    log = (tmp_path / "node.log").read_text()
+    assert "job.resumed" in log
+    assert json.loads(log.splitlines()[-1])  # structured JSON lines
+
+
+# -- optimistic mode ---------------------------------------------------------------------------
+
+
+def challenge(chain: Chain, market: Market, job_id: str) -> None:
+    """The requester disputes the delivery, posting the challenge bond."""
+    sender = TxSender(chain.w3, REQUESTER_KEY)
+    Token(chain.w3, chain.deployment.token, sender=sender).ensure_allowance(market.address, 10**21)
+    market.using(sender).challenge(bytes.fromhex(job_id[2:]))
+
+
+def warp(chain: Chain, seconds: int) -> None:
+    chain.anvil.rpc("evm_increaseTime", [seconds])
+    chain.anvil.rpc("evm_mine")
+
+
+async def test_optimistic_unchallenged_delivery_is_finalized_and_paid(
+    chain: Chain, node: tuple[ProviderNode, httpx.AsyncClient], mlp_samples: list[list[float]]
+) -> None:
+    _, client = node
+    market, _, job_id = post_intent(chain, mlp_samples[4], mode=ProofMode.OPTIMISTIC)
+    fill(chain, job_id, 120)
+    before = balance(chain)
+    reply = await client.post(
+        "/jobs", json={"jobId": job_id, "market": market.address, "input": mlp_samples[4]}
+    )
+    assert reply.status_code == 202
+    await wait_state(client, job_id, {"delivered"})
+    assert market.job(bytes.fromhex(job_id[2:])).state is JobState.DELIVERED
+    warp(chain, 601)  # past the challenge window
+    done = await wait_state(client, job_id, {"settled"})
+    assert "finalize" in done["txHashes"]
+    job = market.job(bytes.fromhex(job_id[2:]))
+    assert job.state is JobState.SETTLED
+    assert balance(chain) - before == job.price
+
+
+async def test_optimistic_challenge_is_answered_with_the_proof(
+    chain: Chain, node: tuple[ProviderNode, httpx.AsyncClient], mlp_samples: list[list[float]]
+) -> None:
+    _, client = node
+    market, _, job_id = post_intent(chain, mlp_samples[5], mode=ProofMode.OPTIMISTIC)
+    fill(chain, job_id, 120)
+    before = balance(chain)
+    reply = await client.post(
+        "/jobs", json={"jobId": job_id, "market": market.address, "input": mlp_samples[5]}
+    )
+    assert reply.status_code == 202
+    await wait_state(client, job_id, {"delivered"})
+    challenge(chain, market, job_id)
+    done = await wait_state(client, job_id, {"settled"})
+    assert "prove" in done["txHashes"]
+    job = market.job(bytes.fromhex(job_id[2:]))
+    assert job.state is JobState.SETTLED
+    assert balance(chain) - before == job.price + job.challenge_bond
+
+
+async def test_wrong_output_misbehaviour_is_slashed(
+    chain: Chain, tmp_path: Path, mlp_samples: list[list[float]]
+) -> None:
+    gateway = MarketGateway(chain.w3, chain.deployment, PROVIDER_KEY)
+    section = provider_section(chain, tmp_path / "jobs.db", misbehave={"wrong_output_on_job": 1})
+    node = ProviderNode(ProviderSection(**section), gateway=gateway, key=PROVIDER_KEY)
+    market, _, job_id = post_intent(chain, mlp_samples[6], mode=ProofMode.OPTIMISTIC)
+    fill(chain, job_id, 120)
+    async with running(node) as client:
+        reply = await client.post(
+            "/jobs", json={"jobId": job_id, "market": market.address, "input": mlp_samples[6]}
+        )
+        assert reply.status_code == 202
+        done = await wait_state(client, job_id, {"delivered"})
+        challenge(chain, market, job_id)
+        warp(chain, 601)  # past the proof window, unanswered
+        market.using(TxSender(chain.w3, REQUESTER_KEY)).expire(bytes.fromhex(job_id[2:]))
+        await wait_state(client, job_id, {"failed"}, allow_failed=True)
+    assert done["outputFelts"]
+    assert market.job(bytes.fromhex(job_id[2:])).state is JobState.SLASHED

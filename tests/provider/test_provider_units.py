@@ -1,0 +1,213 @@
+"""Batching, input checks, the job store, pricing and quote signatures."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from numpy.typing import NDArray
+
+from provider import (
+    InputRejected,
+    JobRecord,
+    JobState,
+    JobStore,
+    MicroBatcher,
+    ModelSpec,
+    Pricer,
+    PricingSection,
+    sign_quote_digest,
+)
+from provider._inputs import check_input
+from tender.anvil import DEV_KEYS
+from tender.intents import recover_digest_signer
+from tender.wire import Quote, quote_digest
+
+# -- micro-batching ----------------------------------------------------------------------
+
+
+async def test_batcher_groups_concurrent_requests() -> None:
+    sizes: list[int] = []
+
+    async def run(batch: NDArray[Any]) -> NDArray[Any]:
+        await asyncio.sleep(0.01)
+        return batch * 2
+
+    batcher = MicroBatcher(run, max_batch=8, max_wait_ms=50, on_batch=lambda n, _: sizes.append(n))
+    rows = [np.full((1, 3), i, dtype=np.float32) for i in range(20)]
+    outs = await asyncio.gather(*(batcher.submit(r) for r in rows))
+    await batcher.close()
+    for i, out in enumerate(outs):
+        np.testing.assert_array_equal(out, np.full((1, 3), 2 * i))
+    assert sum(sizes) == 20
+    assert max(sizes) == 8
+    assert len(sizes) < 20
+
+
+async def test_batcher_max_batch_one_runs_singly() -> None:
+    sizes: list[int] = []
+
+    async def run(batch: NDArray[Any]) -> NDArray[Any]:
+        return batch
+
+    batcher = MicroBatcher(run, max_batch=1, on_batch=lambda n, _: sizes.append(n))
+    await asyncio.gather(*(batcher.submit(np.zeros((1, 2))) for _ in range(5)))
+    assert sizes == [1] * 5
+
+
+async def test_batcher_failure_reaches_every_caller_and_recovers() -> None:
+    calls = 0
+
+    async def run(batch: NDArray[Any]) -> NDArray[Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("boom")
+        return batch
+
+    batcher = MicroBatcher(run, max_batch=4, max_wait_ms=20)
+    results = await asyncio.gather(
+        *(batcher.submit(np.zeros((1, 2))) for _ in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(r, RuntimeError) for r in results)
+    out = await batcher.submit(np.ones((1, 2)))
+    np.testing.assert_array_equal(out, np.ones((1, 2)))
+    await batcher.close()
+
+
+# -- input checks -------------------------------------------------------------------------
+
+
+def test_check_input_accepts_card_flat_and_trimmed_shapes(cnn_spec: ModelSpec) -> None:
+    flat = [0.5] * 64
+    for value in (
+        flat,
+        [[flat[i * 8 : i * 8 + 8] for i in range(8)]],
+        [[[flat[i * 8 : i * 8 + 8] for i in range(8)]]],
+    ):
+        assert check_input(cnn_spec.input, value).shape == (1, 1, 8, 8)
+
+
+@pytest.mark.parametrize(
+    ("value", "code", "field"),
+    [
+        ([0.0] * 63, "wrong_shape", "input"),
+        ([[0.0] * 32, [0.0] * 32], "wrong_shape", "input"),
+        ([[0.0] * 64, [0.0] * 3], "wrong_shape", "input[1]"),
+        ([0.0] * 10 + ["x"] + [0.0] * 53, "wrong_dtype", "input[10]"),
+        ([0.0] * 5 + [True] + [0.0] * 58, "wrong_dtype", "input[5]"),
+        ([0.0] * 5 + [None] + [0.0] * 58, "wrong_dtype", "input[5]"),
+        ([0.0] * 3 + [1e300] + [0.0] * 60, "wrong_dtype", "input[3]"),
+        ([0.0] * 3 + [float("nan")] + [0.0] * 60, "wrong_dtype", "input[3]"),
+        ([], "wrong_shape", "input"),
+        ("abc", "wrong_dtype", "input"),
+    ],
+)
+def test_check_input_refuses_naming_the_field(
+    mlp_spec: ModelSpec, value: object, code: str, field: str
+) -> None:
+    with pytest.raises(InputRejected) as info:
+        check_input(mlp_spec.input, value)
+    assert info.value.code == code
+    assert info.value.field == field
+
+
+def test_check_input_integer_model_refuses_fractions() -> None:
+    from provider import TensorSpec
+
+    spec = TensorSpec("ids", np.dtype("int64"), (None, 4))
+    assert check_input(spec, [1, 2, 3, 4]).dtype == np.int64
+    with pytest.raises(InputRejected, match=r"input\[2\] must be an integer") as info:
+        check_input(spec, [1, 2, 3.5, 4])
+    assert info.value.code == "wrong_dtype"
+
+
+# -- job store ----------------------------------------------------------------------------
+
+
+def _record(job_id: str = "0x" + "11" * 32) -> JobRecord:
+    return JobRecord(job_id=job_id, market="0x" + "22" * 20, model="mlp", input=[0.0] * 64,
+                     input_commitment="5", deadline=2_000_000_000, proof_mode=0, price="7")  # fmt: skip
+
+
+def test_store_insert_is_once_and_survives_reopen(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "jobs.db")
+    assert store.insert(_record())
+    assert not store.insert(_record())
+    store.update(_record().job_id, state=JobState.PROVED, output_felts=["1", "2"], tx={"deliver": "0xab"})
+    store.close()
+    reopened = JobStore(tmp_path / "jobs.db")
+    got = reopened.get(_record().job_id)
+    assert got is not None
+    assert got.state is JobState.PROVED
+    assert got.output_felts == ["1", "2"]
+    assert got.tx == {"deliver": "0xab"}
+    assert got.seq == 1
+    assert reopened.count() == 1
+    mode = reopened._db.execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_store_unfinished_skips_final_states(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "jobs.db")
+    for i, state in enumerate(JobState):
+        store.insert(_record(f"0x{i:064x}"))
+        store.update(f"0x{i:064x}", state=state)
+    assert {r.state for r in store.unfinished()} == {s for s in JobState if not s.final}
+    assert [r.seq for r in store.unfinished()] == sorted(r.seq for r in store.unfinished())
+
+
+# -- pricing ------------------------------------------------------------------------------
+
+
+def test_pricer_price_covers_cost_and_respects_max_price() -> None:
+    pricer = Pricer(PricingSection(gpu_hour_cost=3600 * 10**6, proof_cost=10**6, margin=0.5), workers=2)
+    pricer.observe("mlp", inference_s=0.0, proof_s=2.0)
+    cost = pricer.cost("mlp")
+    assert cost == 2 * 10**6 + 10**6
+    offer = pricer.offer("mlp", max_price=10**9, queued=0, now=0, deadline=1000)
+    assert offer.refusal is None
+    assert offer.price == int(cost * 1.5)
+    capped = pricer.offer("mlp", max_price=cost + 1, queued=0, now=0, deadline=1000)
+    assert capped.price == cost + 1
+    below = pricer.offer("mlp", max_price=cost - 1, queued=0, now=0, deadline=1000)
+    assert below.refusal is not None
+    assert below.refusal.startswith("below cost")
+
+
+def test_pricer_queue_raises_price_and_latency_and_tight_deadline_refuses() -> None:
+    pricer = Pricer(PricingSection(), workers=1)
+    pricer.observe("mlp", inference_s=0.01, proof_s=3.0)
+    idle = pricer.offer("mlp", max_price=10**30, queued=0, now=0, deadline=10**6)
+    busy = pricer.offer("mlp", max_price=10**30, queued=4, now=0, deadline=10**6)
+    assert busy.price > idle.price
+    assert busy.latency_s > idle.latency_s
+    tight = pricer.offer("mlp", max_price=10**30, queued=0, now=0, deadline=idle.latency_s - 1)
+    assert tight.refusal is not None
+    assert tight.refusal.startswith("deadline too tight")
+
+
+# -- quote signatures ---------------------------------------------------------------------
+
+
+def test_quote_signature_is_eip191_over_quote_digest() -> None:
+    account = Account.from_key(DEV_KEYS[1])
+    quote = Quote(jobId="0x" + "ab" * 32, provider=account.address, price="123", latency_s=9, capacity=3,
+                  region="0x0000", expires_at=1_900_000_000, signature="0x")  # fmt: skip
+    digest = quote_digest(quote)
+    ours = sign_quote_digest(digest, DEV_KEYS[1])
+    theirs = Account.sign_message(encode_defunct(primitive=digest), DEV_KEYS[1]).signature
+    assert bytes.fromhex(ours[2:]) == bytes(theirs)
+    assert (
+        Account.recover_message(encode_defunct(primitive=digest), signature=bytes.fromhex(ours[2:]))
+        == account.address
+    )
+    from eth_utils import keccak
+
+    eip191 = keccak(b"\x19Ethereum Signed Message:\n32" + digest)
+    assert recover_digest_signer(eip191, bytes.fromhex(ours[2:])) == account.address

@@ -1,0 +1,200 @@
+"""Reorgs (``anvil_reorg``) and a real solver process killed mid-auction."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from eth_account import Account
+from web3 import Web3
+
+from solver._solver import Solver
+from solver._store import JobState, Store, TxState
+from tender.chain import resync_nonces
+from tender.intents import AuctionType
+
+from .conftest import SOLVER_KEYS, Env, Running, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bids_by(env: Env, job_id: str, solver: str) -> int:
+    """How many BidPlaced events the canonical chain holds for ``job_id`` from ``solver``."""
+    market = env.markets[AuctionType.REVERSE]
+    event = market.contract.events.BidPlaced()
+    logs = env.w3.eth.get_logs(
+        {"fromBlock": env.deployment.block, "toBlock": "latest", "address": market.address,
+         "topics": [event.topic, "0x" + job_id[2:]]}  # fmt: skip
+    )
+    decoded = [event.process_log(entry) for entry in logs]
+    return sum(1 for d in decoded if d["args"]["solver"].lower() == solver.lower())
+
+
+def test_reorg_forgets_a_dropped_intent_and_follows_the_new_chain(env: Env, tmp_path: Path) -> None:
+    db = tmp_path / "r.sqlite"
+    solver = Solver(env.solver_section(db), env.chain_section(), key=SOLVER_KEYS[0], deployment=env.deployment)
+    me = Account.from_key(SOLVER_KEYS[0]).address
+    with Running([solver]):
+        before = env.w3.eth.block_number
+        dropped = env.post(env.intent(AuctionType.REVERSE, window=30))
+        store = Store(db)
+        wait_until(lambda: (r := store.job(dropped)) is not None and r.state == JobState.BID, timeout=30)
+        wait_until(lambda: any(t.state == TxState.MINED for t in store.job_txs(dropped, "bid")), timeout=30)
+        depth = env.w3.eth.block_number - before
+        env.chain.rpc("anvil_reorg", [depth, []])
+        resync_nonces(env.w3)  # the requester's own post vanished too
+        assert env.job(AuctionType.REVERSE, dropped).state == "none"
+        wait_until(lambda: (r := store.job(dropped)) is not None and r.state == JobState.DROPPED, timeout=30)
+        kept = env.post(env.intent(AuctionType.REVERSE, window=3))
+        wait_until(lambda: env.job(AuctionType.REVERSE, kept).state == "settled", timeout=60)
+        # The dropped bid is not re-sent on the new chain (its intent does not exist there).
+        time.sleep(1.0)
+    assert _bids_by(env, dropped, me) == 0
+    assert _bids_by(env, kept, me) == 1
+    assert env.job(AuctionType.REVERSE, dropped).state == "none"
+    final = Store(db)
+    assert final.job(kept).state == JobState.SETTLED  # type: ignore[union-attr]
+    assert not [j for j in final.open_jobs()]
+    bid_txs = final.job_txs(dropped, "bid")
+    assert len(bid_txs) == 1  # signed once, never re-signed
+
+
+def test_reorg_of_an_award_is_followed_by_a_new_award(env: Env, tmp_path: Path) -> None:
+    db = tmp_path / "a.sqlite"
+    solver = Solver(env.solver_section(db), env.chain_section(), key=SOLVER_KEYS[0], deployment=env.deployment)
+    hold = [True]
+    for stub in env.stubs:  # providers accept the job but deliver only when the test says so
+        original = stub.on_job
+
+        async def gated(job, original=original):  # type: ignore[no-untyped-def]
+            while hold[0]:
+                import asyncio
+
+                await asyncio.sleep(0.1)
+            await original(job)  # type: ignore[misc]
+
+        stub.on_job = gated
+    with Running([solver]), _release(hold):
+        job = env.post(env.intent(AuctionType.REVERSE, window=3))
+        wait_until(lambda: env.job(AuctionType.REVERSE, job).state == "awarded", timeout=30)
+        store = Store(db)
+        wait_until(lambda: (r := store.job(job)) is not None and r.awarded_block is not None, timeout=30)
+        awarded_block = store.job(job).awarded_block  # type: ignore[union-attr]
+        depth = env.w3.eth.block_number - awarded_block + 1  # type: ignore[operator]
+        env.chain.rpc("anvil_reorg", [depth, []])
+        resync_nonces(env.w3)
+        assert env.job(AuctionType.REVERSE, job).state == "open"
+        # Anvil's replacement blocks may carry earlier timestamps: let the clock catch up.
+        env.chain.rpc("evm_mine", [env.now() + 1])
+        # The solver sees the award vanish and awards again on the new chain.
+        try:
+            wait_until(lambda: env.job(AuctionType.REVERSE, job).state == "awarded", timeout=15)
+        except AssertionError:
+            for t in Store(db).txs():
+                rc = None
+                try:
+                    rc = env.w3.eth.get_transaction_receipt(t.hash)
+                except Exception as e:
+                    rc = repr(e)[:80]
+                print(t.purpose, t.nonce, t.state, t.block, t.hash[:10], rc if isinstance(rc, str) else (rc["status"], rc["blockNumber"]))
+            print(env.job(AuctionType.REVERSE, job), env.w3.eth.get_transaction_count(Account.from_key(SOLVER_KEYS[0]).address), env.w3.eth.block_number)
+            print(env.chain.rpc("txpool_content"))
+            for t in Store(db).txs():
+                if t.purpose == "award":
+                    tx = env.w3.eth.get_transaction(t.hash)
+                    try:
+                        env.w3.eth.call({"from": tx["from"], "to": tx["to"], "data": tx["input"], "gas": tx["gas"]}, tx["blockNumber"] - 1)
+                        print("call ok; gas", tx["gas"], env.w3.eth.get_transaction_receipt(t.hash)["gasUsed"])
+                    except Exception as e:
+                        print("REPLAY", e)
+            raise
+        print("re-awarded")
+        hold[0] = False
+        wait_until(lambda: env.job(AuctionType.REVERSE, job).state == "settled", timeout=60)
+        wait_until(lambda: Store(db).job(job).state == JobState.SETTLED, timeout=30)  # type: ignore[union-attr]
+    me = Account.from_key(SOLVER_KEYS[0]).address
+    assert _bids_by(env, job, me) == 1
+
+
+@contextlib.contextmanager
+def _release(hold: list[bool]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        hold[0] = False
+
+
+def _config(env: Env, tmp_path: Path, db: Path) -> Path:
+    deployment = env.deployment.save(tmp_path / "deployment.json")
+    providers = "\n".join(
+        f'[[solver.providers]]\nname = "{e.name}"\nurl = "{e.url}"\naddress = "{e.address}"\n'
+        for e in env.fleet.entries()
+    )
+    text = f"""
+[chain]
+rpc_url = "{env.chain.rpc_url}"
+deployment = "{deployment}"
+key_env = "SOLVER_TEST_KEY"
+
+[solver]
+listen = "127.0.0.1:0"
+db_path = "{db}"
+margin_bps = 100
+poll_interval_s = 0.1
+job_poll_s = 0.2
+quote_timeout_s = 2.0
+start_block = {env.deployment.block}
+
+{providers}
+"""
+    path = tmp_path / "solver.toml"
+    path.write_text(text)
+    return path
+
+
+def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    environ = {**os.environ, "SOLVER_TEST_KEY": SOLVER_KEYS[0]}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tender.cli", "solver", "run", "--config", str(config)],
+        cwd=ROOT, env=environ, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+
+
+def test_restart_mid_auction_neither_double_bids_nor_loses_a_won_job(env: Env, tmp_path: Path) -> None:
+    db = tmp_path / "p.sqlite"
+    config = _config(env, tmp_path, db)
+    log = tmp_path / "solver.log"
+    me = Account.from_key(SOLVER_KEYS[0]).address
+    process = _start(config, log)
+    try:
+        jobs = [env.post(env.intent(AuctionType.REVERSE, window=12)) for _ in range(4)]
+        wait_until(lambda: db.exists(), timeout=30)
+        store = Store(db)
+
+        def all_bid() -> bool:
+            return all(any(t.state == TxState.MINED for t in store.job_txs(j, "bid")) for j in jobs)
+
+        wait_until(all_bid, timeout=40)
+        cursor = store.cursor
+        assert all(env.job(AuctionType.REVERSE, j).state == "open" for j in jobs)  # mid-auction
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        process = _start(config, log)
+        wait_until(lambda: all(env.job(AuctionType.REVERSE, j).state == "settled" for j in jobs), timeout=90)
+        wait_until(lambda: all(Store(db).job(j).state == JobState.SETTLED for j in jobs), timeout=30)  # type: ignore[union-attr]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=20)
+    assert process.returncode == 0, log.read_text()[-3000:]
+    for job in jobs:
+        assert _bids_by(env, job, me) == 1
+        assert len(Store(db).job_txs(job, "bid")) == 1
+    assert (Store(db).cursor or 0) >= (cursor or 0)
+    assert Web3.is_address(me)

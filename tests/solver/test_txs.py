@@ -1,0 +1,96 @@
+"""The persistent transaction sender on a real Anvil."""
+
+from __future__ import annotations
+
+import asyncio
+
+from eth_account import Account
+from web3 import AsyncHTTPProvider, AsyncWeb3
+
+from solver._config import GasSection
+from solver._store import Store, TxState
+from solver._txs import TxManager
+from tender.anvil import DEV_KEYS, Anvil
+
+KEY = DEV_KEYS[7]
+OTHER = Account.from_key(DEV_KEYS[8]).address
+
+
+def manager(anvil: Anvil, store: Store, **gas: object) -> TxManager:
+    w3 = AsyncWeb3(AsyncHTTPProvider(anvil.rpc_url))
+    return TxManager(w3, Account.from_key(KEY), store, chain_id=31337, gas=GasSection(**gas))  # type: ignore[arg-type]
+
+
+def test_send_persists_before_broadcast_and_settles(tmp_path) -> None:
+    with Anvil() as anvil:
+        store = Store(tmp_path / "s.sqlite")
+        txm = manager(anvil, store)
+
+        async def main() -> None:
+            rows = [
+                await txm.send({"to": OTHER, "value": i + 1}, purpose="test", job_id="0xab") for i in range(3)
+            ]
+            assert [r.nonce for r in rows] == [0, 1, 2]
+            for row in rows:
+                receipt = await txm.wait(row)
+                assert receipt["status"] == 1
+
+        asyncio.run(main())
+        mined = store.txs(states=(TxState.MINED,))
+        assert len(mined) == 3
+        assert all(t.fee_paid for t in mined)
+        assert store.gas_spent("0xab") == sum(t.fee_paid or 0 for t in mined)
+
+
+def test_stuck_transaction_is_replaced_with_the_same_nonce(tmp_path) -> None:
+    with Anvil() as anvil:
+        store = Store(tmp_path / "s.sqlite")
+        txm = manager(anvil, store, stuck_after_s=0.3)
+        anvil.rpc("evm_setAutomine", [False])
+
+        async def main() -> int:
+            row = await txm.send({"to": OTHER, "value": 5}, purpose="test", gas=21_000)
+            waiting = asyncio.create_task(txm.wait(row, poll=0.05))
+            await asyncio.sleep(0.8)  # long enough for at least one replacement
+            anvil.rpc("evm_mine")
+            receipt = await waiting
+            return int(receipt["blockNumber"])
+
+        asyncio.run(main())
+        rows = store.txs()
+        assert {r.nonce for r in rows} == {0}
+        assert len(rows) >= 2
+        assert [r.state for r in rows].count(TxState.MINED) == 1
+        assert all(r.state in (TxState.MINED, TxState.REPLACED) for r in rows)
+        assert rows[-1].max_fee > rows[0].max_fee
+
+
+def test_recover_rebroadcasts_the_same_bytes_or_cancels(tmp_path) -> None:
+    with Anvil() as anvil:
+        store = Store(tmp_path / "s.sqlite")
+        txm = manager(anvil, store)
+        anvil.rpc("evm_setAutomine", [False])
+
+        async def send_two() -> None:
+            await txm.send({"to": OTHER, "value": 1}, purpose="bid", job_id="0x01", gas=21_000)
+            await txm.send({"to": OTHER, "value": 2}, purpose="bid", job_id="0x02", gas=21_000)
+
+        asyncio.run(send_two())
+        # A crash: the node forgets its mempool; the store still holds both signed txs.
+        anvil.rpc("anvil_dropAllTransactions")
+        anvil.rpc("evm_setAutomine", [True])
+        restarted = manager(anvil, Store(tmp_path / "s.sqlite"))
+
+        async def recover() -> None:
+            await restarted.recover(lambda row: row.job_id == "0x01")
+            for row in restarted.store.txs(states=(TxState.SENT,)):
+                await restarted.wait(row)
+
+        asyncio.run(recover())
+        rows = restarted.store.txs()
+        by_job = {r.job_id: r for r in rows if r.state == TxState.MINED}
+        assert set(by_job) == {"0x01", "0x02"}
+        assert by_job["0x01"].purpose == "bid"
+        assert by_job["0x02"].purpose == "cancel"
+        first = [r for r in rows if r.job_id == "0x01"]
+        assert len(first) == 1  # re-broadcast, not re-signed

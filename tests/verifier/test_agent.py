@@ -1,0 +1,191 @@
+"""The verifier agent on a real Anvil with the real MLP: re-execution, challenges, expiries,
+finalization and the proof relay (EZKL proofs, onnxruntime, the Halo2 verifier contract)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tender.chain import JobState
+from tender.chain._tx import TxSender
+from tender.config import ChainSection
+from tender.intents import ProofMode
+from tender.models import FIELD_MODULUS, prove
+from verifier import VerifierConfig, VerifierSection
+from verifier._agent import Agent
+from verifier._models import witness_outputs
+from verifier.testing import Env, samples
+
+pytestmark = pytest.mark.slow
+
+
+def make_agent(env: Env, deployment_file: Path, tmp_path: Path, **settings: object) -> Agent:
+    config = VerifierConfig(
+        chain=ChainSection(rpc_url=env.chain.rpc_url, deployment=deployment_file),
+        verifier=VerifierSection(state=tmp_path / "agent.db", poll_interval_s=0.05, **settings),  # type: ignore[arg-type]
+    )
+    agent = Agent(config, key=env.agent_key)
+    agent._setup_sync()
+    return agent
+
+
+def wrong_output(env: Env, x: list[float]) -> list[int]:
+    honest = witness_outputs(env.bundle, x)
+    return [(honest[0] + 5 * 2**env.bundle.card.output_scale) % FIELD_MODULUS, *honest[1:]]
+
+
+def test_wrong_optimistic_output_is_challenged_and_slashed(
+    env: Env, deployment_file: Path, tmp_path: Path
+) -> None:
+    agent = make_agent(env, deployment_file, tmp_path)
+    x = samples()[1]
+    job = env.open_job(x, mode=ProofMode.OPTIMISTIC)
+    env.deliver_optimistic(job, wrong_output(env, x))
+    balance_before = env.agent.token.balance_of(env.agent.address)
+    agent.step()
+    stored = env.requester.market.job(job)
+    assert stored.state is JobState.CHALLENGED
+    assert stored.challenger == env.agent.address
+    row = agent.store.job("0x" + job.hex())
+    assert row is not None
+    assert row.verdict == "wrong"
+    assert "not the circuit's output" in row.detail["reason"]
+    # the provider cannot prove; after the proof window the agent slashes it
+    env.advance(121)
+    agent.step()
+    agent.step()
+    assert env.requester.market.job(job).state is JobState.SLASHED
+    locked = stored.stake_locked
+    reward = locked * agent.markets["dutch"].params().challenger_reward_bps // 10_000
+    assert agent.store.rewards() == {"challenge": reward}
+    assert env.agent.token.balance_of(env.agent.address) == balance_before + reward  # bond back + reward
+    kinds = {(a.kind, a.status) for a in agent.store.actions()}
+    assert kinds == {("challenge", "mined"), ("slash", "mined")}
+
+
+def test_honest_output_is_left_alone_and_finalized(env: Env, deployment_file: Path, tmp_path: Path) -> None:
+    agent = make_agent(env, deployment_file, tmp_path)
+    x = samples()[2]
+    job = env.open_job(x, mode=ProofMode.OPTIMISTIC)
+    env.deliver_optimistic(job, witness_outputs(env.bundle, x))
+    agent.step()
+    assert env.requester.market.job(job).state is JobState.DELIVERED
+    row = agent.store.job("0x" + job.hex())
+    assert row is not None
+    assert row.verdict == "right"
+    env.advance(121)
+    agent.step()
+    agent.step()
+    assert env.requester.market.job(job).state is JobState.SETTLED
+    assert [(a.kind, a.status) for a in agent.store.actions()] == [("finalize", "mined")]
+
+
+def test_challenged_honest_provider_proves_through_the_relay_and_is_paid(
+    env: Env, deployment_file: Path, tmp_path: Path
+) -> None:
+    agent = make_agent(env, deployment_file, tmp_path)
+    x = samples()[3]
+    job = env.open_job(x, mode=ProofMode.OPTIMISTIC)
+    env.deliver_optimistic(job, witness_outputs(env.bundle, x))
+    env.bystander.market.challenge(job)  # a mistaken challenger
+    agent.step()
+    assert env.requester.market.job(job).state is JobState.CHALLENGED
+    assert list(agent.store.actions()) == []  # the agent never challenges a right output
+    # the provider lets the agent prove for it and hands it the proof
+    env.provider.staking.set_solver(env.agent.address, True)
+    provider_before = env.provider.token.balance_of(env.provider.address)
+    proof = prove(env.bundle, x)
+    status, tx = agent._relay_sync(job, env.deployment.market("dutch"), proof.proof)
+    assert status == "mined"
+    assert tx is not None
+    stored = env.requester.market.job(job)
+    assert stored.state is JobState.SETTLED
+    bond = stored.challenge_bond
+    assert env.provider.token.balance_of(env.provider.address) == provider_before + stored.price + bond
+
+
+def test_relay_refuses_a_bad_proof_over_http(env: Env, deployment_file: Path, tmp_path: Path) -> None:
+    import asyncio
+
+    from verifier._relay import make_app, start_site
+
+    agent = make_agent(env, deployment_file, tmp_path)
+    x = samples()[4]
+    job = env.open_job(x, mode=ProofMode.OPTIMISTIC)
+    env.deliver_optimistic(job, witness_outputs(env.bundle, x))
+    env.bystander.market.challenge(job)
+    env.provider.staking.set_solver(env.agent.address, True)
+    other = prove(env.bundle, samples()[5])  # a valid proof, of another input
+
+    async def scenario() -> tuple[int, dict[str, object]]:
+        app = make_app(
+            relay=agent.relay, health=agent.health, rewards=agent.store.rewards, max_proof_bytes=1 << 20
+        )
+        from tender.anvil import free_port
+
+        port = free_port()
+        runner = await start_site(app, f"127.0.0.1:{port}")
+        try:
+            async with httpx.AsyncClient() as client:
+                reply = await client.post(
+                    f"http://127.0.0.1:{port}/v1/prove",
+                    json={
+                        "jobId": "0x" + job.hex(),
+                        "market": env.deployment.market("dutch"),
+                        "proof": other.proof_hex,
+                    },
+                )
+                return reply.status_code, reply.json()
+        finally:
+            await runner.cleanup()
+
+    status, body = asyncio.run(scenario())
+    assert status == 422
+    assert body["error"] == "bad_proof"
+    assert env.requester.market.job(job).state is JobState.CHALLENGED
+
+
+def test_silent_provider_is_expired_and_requester_compensated(
+    env: Env, deployment_file: Path, tmp_path: Path
+) -> None:
+    agent = make_agent(env, deployment_file, tmp_path)
+    x = samples()[0]
+    job = env.open_job(x, mode=ProofMode.ZK, latency=60)
+    stored = env.requester.market.job(job)
+    requester_before = env.requester.token.balance_of(env.requester.address)
+    agent.step()
+    assert list(agent.store.actions()) == []  # not due yet
+    env.advance(61)
+    agent.step()
+    assert env.requester.market.job(job).state is JobState.EXPIRED
+    escrow = agent.markets["dutch"].escrow_for(10 * 10**18)
+    assert (
+        env.requester.token.balance_of(env.requester.address)
+        == requester_before + escrow + stored.stake_locked
+    )
+    assert [(a.kind.split(":")[0], a.status) for a in agent.store.actions()] == [("expire", "mined")]
+
+
+def test_restart_rebroadcasts_a_stored_challenge_instead_of_signing_another(
+    env: Env, deployment_file: Path, tmp_path: Path
+) -> None:
+    agent = make_agent(env, deployment_file, tmp_path)
+    x = samples()[1]
+    job = env.open_job(x, mode=ProofMode.OPTIMISTIC)
+    env.deliver_optimistic(job, wrong_output(env, x))
+    agent.scan()
+    agent.judge_pending()
+    # crash right after persisting the signed challenge, before it reached the node
+    market = agent.markets["dutch"]
+    tx, raw, tx_hash = agent.actions._sign(market.fn.challenge(job), value=0)
+    agent.store.record_signed("0x" + job.hex(), "challenge", tx_hash="0x" + tx_hash.hex(), raw_tx="0x" + raw.hex(),
+                              nonce=int(tx["nonce"]))  # fmt: skip
+    agent.store.close()
+    restarted = make_agent(env, deployment_file, tmp_path)  # resumes: rebroadcasts the stored tx
+    assert env.requester.market.job(job).state is JobState.CHALLENGED
+    restarted.step()
+    actions = list(restarted.store.actions())
+    assert [(a.kind, a.status, a.tx_hash) for a in actions] == [("challenge", "mined", "0x" + tx_hash.hex())]
+    assert TxSender(env.w3, env.agent_key).nonces.peek() == int(tx["nonce"]) + 1

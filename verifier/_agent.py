@@ -1,0 +1,398 @@
+"""The verifier agent: a :class:`~tender.daemon.Daemon` that keeps the markets honest.
+
+One loop, one pass every ``poll_interval_s``:
+
+1. **scan** the markets' logs from the stored cursor to the head and record every job's state
+   in SQLite (the cursor advances only after the events are stored);
+2. **judge** each new optimistic delivery: fetch the input from the intent's
+   ``inputLocation``, check it against the commitment, re-execute the model and compare
+   (:func:`verifier._models.judge`);
+3. **act** on the chain clock: ``challenge`` wrong outputs while the window is open (with a
+   safety margin), ``expire`` jobs past their provider deadline and challenged jobs past their
+   proof deadline, ``finalize`` unchallenged deliveries whose window closed.
+
+Every transaction goes through :class:`verifier._actions.ActionSender`: signed, stored, then
+broadcast, at most once per (job, duty). A restarted agent rebroadcasts what it had stored,
+rescans from its cursor and finds every open duty again, so killing it between a wrong
+delivery and its challenge loses nothing but the time it was down.
+
+A small HTTP relay (optional) lets providers hand in proofs for challenged jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from web3 import Web3
+
+from tender.chain import Deployment, Market, Registry, Staking, Token, TxSender, connect, tender_log_decoder
+from tender.chain._abi import DecodedLog
+from tender.daemon import Daemon
+from tender.errors import ChainError, ContractRevert, TenderError, TransactionFailed
+from tender.intents import AuctionType, Intent, ProofMode
+from tender.logs import log
+from tender.models import Bundle, Proof, dequantize, verify
+from verifier._actions import ActionSender, Outcome, revert_name
+from verifier._audit import instances_for
+from verifier._config import VerifierConfig
+from verifier._errors import InputMismatch, InputUnavailable
+from verifier._inputs import fetch_input
+from verifier._models import Catalogue, commitment_of, judge
+from verifier._relay import RelayRefused, make_app, start_site
+from verifier._store import Store
+
+logger = logging.getLogger("verifier.agent")
+
+#: Exit code of the ``fault_crash_after_persist`` test fault.
+EXIT_CRASHED = 3
+
+_DELIVERED_STATES = {3: "delivered", 5: "proof_required", 6: "settled"}
+
+
+class Agent(Daemon):
+    """The verifier agent.
+
+    Args:
+        config: the ``[chain]`` and ``[verifier]`` sections.
+        key: the signing key (default: ``config.chain.private_key()``: env or keystore).
+        catalogue: where model bundles are found (default: the cache's ``models/``).
+    """
+
+    name = "verifier"
+
+    def __init__(
+        self, config: VerifierConfig, *, key: str | None = None, catalogue: Catalogue | None = None
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.settings = config.verifier
+        self._key = key
+        self.catalogue = catalogue or Catalogue(config.verifier.bundles)
+        self._models: dict[bytes, tuple[dict[str, Any], Bundle | None]] = {}
+        self._relay_runner: Any = None
+        self.passes = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def setup(self) -> None:
+        await asyncio.to_thread(self._setup_sync)
+        if self.settings.relay_listen:
+            app = make_app(relay=self.relay, health=self.health, rewards=self.store.rewards,
+                           max_proof_bytes=self.settings.relay_max_proof_bytes)  # fmt: skip
+            self._relay_runner = await start_site(app, self.settings.relay_listen)
+            log(logger, "relay.listening", listen=self.settings.relay_listen)
+
+    def _setup_sync(self) -> None:
+        chain = self.config.chain
+        self.w3: Web3 = connect(chain.rpc_url)
+        self.chain_id = int(self.w3.eth.chain_id)
+        self.deployment = Deployment.load(self.chain_id, path=chain.deployment)
+        self.sender = TxSender(self.w3, self._key or chain.private_key(), confirmations=chain.confirmations)
+        self.address = self.sender.address
+        self.markets: dict[str, Market] = {}
+        for name in self.settings.markets:
+            if name in self.deployment.markets:
+                auction = AuctionType.DUTCH if name == "dutch" else AuctionType.REVERSE
+                self.markets[name] = Market(
+                    self.w3, self.deployment.market(name), auction=auction, sender=self.sender
+                )
+        self._by_address = {m.address: name for name, m in self.markets.items()}
+        self.registry = Registry(self.w3, self.deployment.registry)
+        self.staking = Staking(self.w3, self.deployment.staking)
+        self.token = Token(self.w3, self.deployment.token, sender=self.sender)
+        self.decoder = tender_log_decoder()
+        self.store = Store(self.settings.state_path(self.chain_id))
+        self.store.bind(chain_id=self.chain_id, markets={n: m.address for n, m in self.markets.items()})
+        self.actions = ActionSender(
+            self.sender,
+            self.store,
+            on_persisted=self._crash if self.settings.fault_crash_after_persist else None,
+        )
+        resumed = self.actions.resume()
+        if resumed:
+            log(logger, "actions.resumed", count=len(resumed), statuses=[o.status for o in resumed])
+        if self.settings.challenge:
+            for market in self.markets.values():
+                bond = market.params().challenge_bond
+                if self.token.allowance(self.address, market.address) < bond:
+                    self.token.approve(market.address, 2**256 - 1)
+        log(logger, "agent.ready", address=self.address, chain_id=self.chain_id, markets=list(self.markets),
+            cursor=self.store.cursor, state=str(self.store.path))  # fmt: skip
+
+    def _crash(self, job_id: str, kind: str) -> None:
+        """The ``fault_crash_after_persist`` test fault: die like a killed process would."""
+        log(logger, "fault.crash_after_persist", level=logging.ERROR, job_id=job_id, kind=kind)
+        logging.shutdown()
+        os._exit(EXIT_CRASHED)
+
+    def tasks(self) -> list[Coroutine[Any, Any, None]]:
+        return [self._run()]
+
+    async def stop(self) -> None:
+        if self._relay_runner is not None:
+            await self._relay_runner.cleanup()
+        store = getattr(self, "store", None)
+        if store is not None:
+            log(logger, "agent.rewards", rewards={k: str(v) for k, v in store.rewards().items()})
+            store.close()
+
+    async def _run(self) -> None:
+        while not self.stopping.is_set():
+            await asyncio.to_thread(self.step)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=self.settings.poll_interval_s)
+
+    def step(self) -> None:
+        """One pass: scan, judge, act (synchronous; the loop runs it in a worker thread)."""
+        try:
+            self.scan()
+            self.judge_pending()
+            self.act(int(self.w3.eth.get_block("latest")["timestamp"]))
+        except (ChainError, OSError) as exc:  # a node hiccup: the next pass tries again
+            log(logger, "agent.pass_failed", level=logging.WARNING, error=str(exc))
+        self.passes += 1
+
+    # -- 1. scan --------------------------------------------------------------------------
+
+    def scan(self) -> int:
+        """Record the events of blocks after the cursor; returns how many were handled."""
+        head = int(self.w3.eth.block_number) - self.config.chain.confirmations
+        cursor = self.store.cursor
+        start = (cursor + 1) if cursor is not None else (self.settings.from_block or self.deployment.block)
+        handled = 0
+        addresses = [m.address for m in self.markets.values()]
+        while start <= head:
+            end = min(start + self.settings.log_chunk - 1, head)
+            logs = self.w3.eth.get_logs({"address": addresses, "fromBlock": start, "toBlock": end})  # type: ignore[typeddict-item]
+            for raw in logs:
+                event = self.decoder.decode(raw)
+                if event is not None and "job_id" in event.args:
+                    self.handle(event)
+                    handled += 1
+            self.store.cursor = end
+            start = end + 1
+        return handled
+
+    def handle(self, event: DecodedLog) -> None:
+        """Fold one market event into the stored job."""
+        args = event.args
+        job = "0x" + bytes(args["job_id"]).hex()
+        market = self._by_address.get(Web3.to_checksum_address(event.address), "?")
+        name = event.name
+        if name == "IntentPosted":
+            intent = Intent.from_abi(args["intent"])
+            self.store.upsert_job(job, market, state="open", proof_mode=int(intent.proof_mode),
+                                  detail={"intent": intent.to_json(), "escrow": str(args["escrow"])})  # fmt: skip
+        elif name == "Awarded":
+            self.store.upsert_job(job, market, state="awarded", provider=str(args["provider"]),
+                                  deadline=int(args["provider_deadline"]))  # fmt: skip
+        elif name == "FailedOver":
+            deadline = self.markets[market].provider_deadline(bytes(args["job_id"]))
+            self.store.upsert_job(job, market, state="awarded", provider=str(args["to"]), deadline=deadline)
+        elif name == "Delivered":
+            state = _DELIVERED_STATES.get(int(args["state"]), "delivered")
+            self.store.upsert_job(job, market, state=state, challenge_deadline=int(args["dispute_end"]),
+                                  verdict=None, detail={"output": [str(v) for v in args["output"]],
+                                                        "deliver_block": event.block_number})  # fmt: skip
+        elif name == "AuditRequired":
+            self.store.upsert_job(
+                job, market, state="proof_required", challenge_deadline=int(args["proof_deadline"])
+            )
+        elif name == "Challenged":
+            self.store.upsert_job(job, market, state="challenged", challenge_deadline=int(args["proof_deadline"]),
+                                  detail={"challenger": str(args["challenger"]), "bond": str(args["bond"])})  # fmt: skip
+        elif name == "Proved":
+            row = self.store.job(job)
+            self.store.upsert_job(job, market, state="settled")
+            if row is not None and row.detail.get("challenger") == self.address:
+                self.store.add_reward(tx_hash=Web3.to_hex(event.tx_hash), log_index=event.log_index, job_id=job,
+                                      kind="bonds_lost", amount=-int(args["bond_paid"]), block=event.block_number)  # fmt: skip
+        elif name == "Settled":
+            self.store.upsert_job(job, market, state="settled")
+        elif name == "Expired":
+            self.store.upsert_job(job, market, state="expired")
+        elif name == "Refunded":
+            row = self.store.job(job)
+            if row is None or row.state in ("open", "seen"):
+                self.store.upsert_job(job, market, state="refunded")
+        elif name == "Slashed":
+            row = self.store.job(job)
+            self.store.upsert_job(job, market, state="slashed")
+            if (
+                row is not None
+                and row.detail.get("challenger") == self.address
+                and int(args["to_challenger"])
+            ):
+                self.store.add_reward(tx_hash=Web3.to_hex(event.tx_hash), log_index=event.log_index, job_id=job,
+                                      kind="challenge", amount=int(args["to_challenger"]), block=event.block_number)  # fmt: skip
+            log(logger, "job.slashed", job_id=job, to_challenger=args["to_challenger"],
+                to_requester=args["to_requester"])  # fmt: skip
+
+    # -- 2. judge -------------------------------------------------------------------------
+
+    def model(self, model_id: bytes) -> tuple[dict[str, Any], Bundle | None]:
+        """The registry record of a model and the local bundle that computes it (cached)."""
+        if model_id not in self._models:
+            info = self.registry.model(model_id)
+            record = {
+                "verifier": info.verifier, "commitmentIndex": info.commitment_index,
+                "outputOffset": info.output_offset, "outputLength": info.output_length,
+                "instanceCount": info.instance_count,
+            }  # fmt: skip
+            self._models[model_id] = (record, self.catalogue.find(info.onnx_sha256, info.settings_hash))
+        return self._models[model_id]
+
+    def judge_pending(self) -> None:
+        for row in self.store.jobs("delivered"):
+            if row.verdict is None and row.proof_mode == int(ProofMode.OPTIMISTIC):
+                verdict, reason = self.judge_job(row.job_id, row.detail)
+                self.store.upsert_job(row.job_id, row.market, verdict=verdict, detail={"reason": reason})
+                log(logger, "job.judged", level=logging.WARNING if verdict == "wrong" else logging.INFO,
+                    job_id=row.job_id, verdict=verdict, reason=reason)  # fmt: skip
+
+    def judge_job(self, job_id: str, detail: dict[str, Any]) -> tuple[str, str]:
+        """``(verdict, reason)``; verdict is ``right``, ``wrong`` or why it could not judge."""
+        intent_json = detail.get("intent")
+        if intent_json is None:
+            return "unknown", "the intent was posted before the scanned range"
+        intent = Intent.from_json(intent_json)
+        _, bundle = self.model(bytes(intent.model_id))
+        if bundle is None:
+            return "no_bundle", "no local bundle for this model"
+        try:
+            fetched = fetch_input(bytes(intent.input_location), timeout=self.settings.input_timeout_s,
+                                  max_bytes=self.settings.max_input_bytes)  # fmt: skip
+            actual = commitment_of(bundle.card, fetched.data)
+        except InputUnavailable as exc:
+            return "no_input", str(exc)
+        except ValueError as exc:
+            return "no_input", f"input does not fit the model: {exc}"
+        if actual != intent.input_commitment:
+            return "input_mismatch", str(InputMismatch(intent.input_commitment, actual))
+        output = [int(v) for v in detail.get("output", [])]
+        try:
+            judgement = judge(bundle, fetched.data, output)
+        except (TenderError, RuntimeError, ValueError) as exc:
+            return "error", f"re-execution failed: {exc}"
+        return ("wrong" if judgement.wrong else "right"), judgement.reason
+
+    # -- 3. act ---------------------------------------------------------------------------
+
+    def act(self, now: int) -> None:
+        """Send every duty that is due at chain time ``now``."""
+        margin = self.settings.challenge_margin_s
+        for row in self.store.jobs("awarded", "delivered", "challenged", "proof_required"):
+            job = bytes.fromhex(row.job_id[2:])
+            market = self.markets.get(row.market)
+            if market is None:
+                continue
+            if row.state == "delivered" and row.verdict == "wrong" and self.settings.challenge:
+                if row.challenge_deadline is not None and now < row.challenge_deadline - margin:
+                    self._do(row.job_id, "challenge", market.fn.challenge(job))
+                    continue
+                if self.store.action(row.job_id, "challenge") is None:
+                    self.store.record_skipped(row.job_id, "challenge", "the challenge window was closing")
+                    log(logger, "challenge.missed", level=logging.ERROR, job_id=row.job_id)
+            if row.state == "awarded" and self.settings.expire and row.deadline and now > row.deadline:
+                self._do(row.job_id, f"expire:{row.provider}", market.fn.expire(job))
+            elif (
+                row.state == "delivered"
+                and self.settings.finalize
+                and _due(row.challenge_deadline, now, at=True)
+            ):
+                # unchallenged (or too late to challenge) and the window has closed: settle it
+                self._do(row.job_id, "finalize", market.fn.finalize(job))
+            elif (
+                row.state in ("challenged", "proof_required")
+                and self.settings.expire
+                and _due(row.challenge_deadline, now)
+            ):
+                self._do(row.job_id, "slash", market.fn.expire(job))
+
+    def _do(self, job_id: str, kind: str, function: Any) -> Outcome | None:
+        try:
+            outcome = self.actions.send(job_id, kind, function)
+        except ContractRevert as exc:
+            # Would revert now (already done by someone else, or not yet due): nothing was sent.
+            log(logger, "action.not_due", level=logging.DEBUG, job_id=job_id, kind=kind, revert=exc.name)
+            return None
+        except TransactionFailed as exc:
+            log(logger, "action.pending", level=logging.WARNING, job_id=job_id, kind=kind, error=str(exc))
+            return None
+        if outcome.status == "mined":
+            log(logger, f"job.{kind.split(':')[0]}", job_id=job_id, gas=outcome.gas_used)
+        elif outcome.status == "failed":
+            log(logger, "action.reverted", level=logging.WARNING, job_id=job_id, kind=kind,
+                reason=revert_name(Exception(outcome.error or "")))  # fmt: skip
+        return outcome
+
+    # -- relay ----------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        return {"ok": True, "chainId": self.chain_id, "address": self.address, "cursor": self.store.cursor,
+                "passes": self.passes}  # fmt: skip
+
+    async def relay(self, job_id: bytes, market_address: str, proof: bytes) -> tuple[str, str | None]:
+        """Check a provider's proof off-chain and send ``prove`` for it."""
+        return await asyncio.to_thread(self._relay_sync, job_id, market_address, proof)
+
+    def _relay_sync(self, job_id: bytes, market_address: str, proof: bytes) -> tuple[str, str | None]:
+        name = self._by_address.get(Web3.to_checksum_address(market_address))
+        if name is None:
+            raise RelayRefused(
+                404, "unknown_market", f"this agent does not follow market {market_address}", "market"
+            )
+        market = self.markets[name]
+        job = market.job(job_id)
+        if job.state.name not in ("CHALLENGED", "PROOF_REQUIRED"):
+            raise RelayRefused(
+                409, "not_disputed", f"job is {job.state.name.lower()}, nothing to prove", "jobId"
+            )
+        if not self.staking.is_authorized(job.provider, self.address):
+            raise RelayRefused(403, "not_authorized", f"provider {job.provider} has not authorised {self.address} "
+                               "(Staking.setSolver) to prove for it")  # fmt: skip
+        info, bundle = self.model(bytes(job.model_id))
+        if bundle is not None:
+            output = list(market.output_of(job_id))
+            instances = instances_for(info, int(job.input_commitment), output)
+            card = bundle.card
+            candidate = Proof(model=card.name, onnx_sha256=card.onnx_sha256,
+                              output=[dequantize(v, card.output_scale) for v in output], output_felts=output,
+                              instances=instances, proof=proof, prove_s=0.0,
+                              input_commitment=int(job.input_commitment))  # fmt: skip
+            if not verify(bundle, candidate):
+                raise RelayRefused(
+                    422, "bad_proof", "the proof does not verify for this job's output", "proof"
+                )
+        job_hex = "0x" + job_id.hex()
+        outcome = self.actions.send(job_hex, "prove", market.fn.prove(job_id, proof))
+        if outcome.status == "duplicate":
+            action = self.store.action(job_hex, "prove")
+            return "duplicate", action.tx_hash if action else None
+        tx = Web3.to_hex(outcome.receipt["transactionHash"]) if outcome.receipt else None
+        if outcome.status != "mined":
+            raise RelayRefused(409, "reverted", outcome.error or "prove reverted")
+        return "mined", tx
+
+
+def _due(deadline: int | None, now: int, *, at: bool = False) -> bool:
+    """Whether chain time ``now`` is past ``deadline`` (or at it, when ``at``)."""
+    if deadline is None:
+        return False
+    return now >= deadline if at else now > deadline
+
+
+def run_agent(config: VerifierConfig, *, key: str | None = None) -> int:
+    """Serve the agent until SIGTERM/SIGINT; the exit code."""
+    from tender.daemon import serve
+
+    started = time.monotonic()
+    code = serve(Agent(config, key=key))
+    log(logger, "agent.exited", code=code, seconds=round(time.monotonic() - started, 1))
+    return code

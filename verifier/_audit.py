@@ -1,0 +1,595 @@
+"""The auditor: check settled jobs from chain data alone.
+
+For each job rebuilt by :mod:`verifier._history` the auditor runs five checks:
+
+``events``   the market's stored record (``job(jobId)``) agrees with the job's events: state,
+             provider, price, locked stake, challenger and bond, and the output hash of the
+             delivered output; the output in the calldata is the one the event logged.
+``model``    the registry record exists, names a verifier whose code is the one a local
+             bundle with the same ONNX and settings hashes compiled, with the same layout.
+``input``    the input (when the intent carries it inline, or ``fetch_inputs`` is set)
+             hashes to the intent's ``inputCommitment``.
+``proof``    the proof decoded from the ``deliver``/``prove`` calldata verifies, both with
+             EZKL off-chain against the bundle's verifying key and by the registered verifier
+             contract (``eth_call``), on the instances the market builds (layout, input
+             commitment, delivered output). Optimistic jobs settled without a proof are
+             re-executed instead when their input is available.
+``amounts``  escrow, price, fee, refund, slash, compensation, challenger reward and bond
+             agree with each other, with the market's parameters, and with the token
+             transfers and stake slashes in the same transactions.
+
+And one deployment-wide check, when the range starts at the deployment: the market's token
+balance equals what its open jobs escrow plus the bonds it holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi import encode as abi_encode
+from web3 import Web3
+from web3.exceptions import ContractLogicError, Web3RPCError
+
+from tender.chain import Deployment, Registry, Staking, Token
+from tender.chain import Market as MarketWrapper
+from tender.errors import TenderError
+from tender.intents import AuctionType, ProofMode
+from tender.models import Bundle, Proof, verify
+from verifier._errors import InputMismatch, InputUnavailable, ReconstructionError
+from verifier._history import ChainSource, History, JobHistory
+from verifier._inputs import fetch_input, inline_input
+from verifier._models import Catalogue, commitment_of, judge
+from verifier._report import AuditReport, JobAudit, Status
+
+logger = logging.getLogger("verifier.audit")
+
+BPS = 10_000
+_STATE_NAMES = {0: "none", 1: "open", 2: "awarded", 3: "delivered", 4: "challenged", 5: "proof_required",
+                6: "settled", 7: "refunded", 8: "expired", 9: "slashed"}  # fmt: skip
+_TERMINAL = {"settled", "refunded", "expired", "slashed"}
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A registry record and what the auditor concluded about it."""
+
+    model_id: bytes
+    info: dict[str, Any]
+    bundle: Bundle | None
+    problems: tuple[str, ...]
+    note: str
+
+
+def output_hash(output: Iterable[int]) -> bytes:
+    """``keccak256(abi.encode(output))`` as the market stores it."""
+    return bytes(Web3.keccak(abi_encode(["uint256[]"], [list(output)])))
+
+
+def instances_for(info: dict[str, Any], commitment: int, output: list[int]) -> list[int]:
+    """The public instance vector the market builds for a delivery."""
+    instances = [0] * int(info["instanceCount"])
+    instances[int(info["commitmentIndex"])] = int(commitment)
+    offset = int(info["outputOffset"])
+    instances[offset : offset + len(output)] = [int(v) for v in output]
+    return instances
+
+
+class Auditor:
+    """Audits a Tender deployment.
+
+    Args:
+        w3: the chain.
+        deployment: its addresses.
+        catalogue: where local model bundles are found (off-chain verification, inputs).
+        source: where chain data comes from (default: ``w3``); tests pass a tampering one.
+        fetch_inputs: also fetch inputs from URIs (inline inputs are always checked).
+        offchain: verify proofs with EZKL too (not only with the verifier contract).
+        workers: jobs audited in parallel.
+    """
+
+    def __init__(
+        self,
+        w3: Web3,
+        deployment: Deployment,
+        *,
+        catalogue: Catalogue | None = None,
+        source: ChainSource | None = None,
+        fetch_inputs: bool = False,
+        offchain: bool = True,
+        reexecute: bool = True,
+        workers: int = 8,
+    ) -> None:
+        self.w3 = w3
+        self.deployment = deployment
+        self.catalogue = catalogue or Catalogue()
+        self.source = source or ChainSource(w3)
+        self.history = History(self.source, deployment)
+        self.fetch_inputs = fetch_inputs
+        self.offchain = offchain
+        self.reexecute = reexecute
+        self.workers = workers
+        self.registry = Registry(w3, deployment.registry)
+        self.token = Token(w3, deployment.token)
+        self.staking = Staking(w3, deployment.staking)
+        self.markets = {
+            name: MarketWrapper(
+                w3, address, auction=AuctionType.REVERSE if name == "reverse" else AuctionType.DUTCH
+            )
+            for name, address in self.history.markets.items()
+        }
+        self._verifier_abi = [
+            {"type": "function", "name": "verifyProof", "stateMutability": "nonpayable",
+             "inputs": [{"name": "proof", "type": "bytes"}, {"name": "instances", "type": "uint256[]"}],
+             "outputs": [{"name": "", "type": "bool"}]},
+        ]  # fmt: skip
+        self._models: dict[bytes, ModelRecord] = {}
+        self._lock = threading.RLock()
+        self._params: dict[str, dict[str, Any]] = {}
+        self._treasury: dict[str, str] = {}
+
+    # -- entry --------------------------------------------------------------------------
+
+    def run(
+        self,
+        *,
+        from_block: int | None = None,
+        to_block: int | None = None,
+        job_ids: Iterable[bytes] | None = None,
+    ) -> AuditReport:
+        """Audit every job with an event in the block range (or only ``job_ids``)."""
+        started = time.perf_counter()
+        first = self.deployment.block if from_block is None else from_block
+        last = int(self.w3.eth.block_number) if to_block is None else to_block
+        ids = None if job_ids is None else [bytes(j) for j in job_ids]
+        histories = self.history.collect(first, last, job_ids=ids)
+        if ids is not None:
+            found = {h.job_id for h in histories}
+            missing = [j for j in ids if j not in found]
+            if missing and first > self.deployment.block:  # look again from the deployment
+                histories += self.history.collect(self.deployment.block, first - 1, job_ids=missing)
+        report = AuditReport(chain_id=int(self.w3.eth.chain_id), from_block=first, to_block=last)
+        with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
+            report.jobs = list(pool.map(self.audit_job, histories))
+        if ids is None and first <= self.deployment.block:
+            report.global_checks.extend(self._escrow_checks(histories, last))
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def audit_job(self, history: JobHistory) -> JobAudit:
+        """All checks of one job (never raises for a chain-data problem: it becomes a failure)."""
+        mode = "?" if history.intent is None else ProofMode(history.intent.proof_mode).name.lower()
+        audit = JobAudit("0x" + history.job_id.hex(), history.market, history.state, mode)
+        if history.intent is None:
+            audit.add("events", Status.FAIL, "no IntentPosted event for this job in the scanned range")
+            return audit
+        for name, check in (("events", self._check_events), ("model", self._check_model),
+                            ("input", self._check_input), ("proof", self._check_proof),
+                            ("amounts", self._check_amounts)):  # fmt: skip
+            try:
+                status, detail = check(history, audit)
+            except (TenderError, ValueError, KeyError, Web3RPCError, ContractLogicError) as exc:
+                status, detail = Status.FAIL, f"{type(exc).__name__}: {exc}"
+            audit.add(name, status, detail)
+        return audit
+
+    # -- events vs stored record ---------------------------------------------------------
+
+    def _check_events(self, h: JobHistory, audit: JobAudit) -> tuple[Status, str]:
+        job = self.markets[h.market].job(h.job_id)
+        problems: list[str] = []
+        stored = _STATE_NAMES.get(int(job.state), str(job.state))
+        if stored != h.state:
+            problems.append(f"stored state {stored}, events say {h.state}")
+        award = h.last("Awarded")
+        failover = h.last("FailedOver")
+        if award is not None:
+            provider = (
+                failover.args["to"]
+                if failover and failover.block_number >= award.block_number
+                else award.args["provider"]
+            )
+            price = (
+                failover.args["price"]
+                if failover and failover.block_number >= award.block_number
+                else award.args["price"]
+            )
+            if Web3.to_checksum_address(job.provider) != Web3.to_checksum_address(provider):
+                problems.append(f"stored provider {job.provider}, events say {provider}")
+            if int(job.price) != int(price):
+                problems.append(f"stored price {job.price}, events say {price}")
+            if failover is None and int(job.stake_locked) != int(award.args["stake_locked"]):
+                problems.append(
+                    f"stored stakeLocked {job.stake_locked}, Awarded says {award.args['stake_locked']}"
+                )
+        if h.intent is not None:
+            if bytes(job.model_id) != bytes(h.intent.model_id):
+                problems.append("stored modelId differs from the intent's")
+            if int(job.input_commitment) != int(h.intent.input_commitment):
+                problems.append("stored inputCommitment differs from the intent's")
+            if int(job.max_price) != int(h.intent.max_price):
+                problems.append(f"stored maxPrice {job.max_price}, intent says {h.intent.max_price}")
+        challenge = h.last("Challenged")
+        if challenge is not None:
+            if Web3.to_checksum_address(job.challenger) != Web3.to_checksum_address(
+                challenge.args["challenger"]
+            ):
+                problems.append("stored challenger differs from Challenged")
+            if int(job.challenge_bond) != int(challenge.args["bond"]):
+                problems.append(f"stored bond {job.challenge_bond}, Challenged says {challenge.args['bond']}")
+        delivered = h.last("Delivered")
+        if delivered is not None:
+            output = [int(v) for v in delivered.args["output"]]
+            if output_hash(output) != bytes(delivered.args["output_hash"]):
+                problems.append("Delivered.outputHash is not the hash of Delivered.output")
+            if job.output_hash != bytes(32) and bytes(job.output_hash) != bytes(
+                delivered.args["output_hash"]
+            ):
+                problems.append("stored outputHash differs from Delivered's")
+            call = self.history.delivery_call(h)
+            if call is not None and [int(v) for v in call.args["output"]] != output:
+                problems.append("the deliver calldata's output differs from the Delivered event's")
+        if audit.state in _TERMINAL and award is not None:
+            provider = job.provider
+            locked = self._staking_locked(provider, h.job_id)
+            if locked:
+                problems.append(f"{locked} of stake still locked for a finished job")
+        if problems:
+            return Status.FAIL, "; ".join(problems)
+        return Status.OK, f"{len(h.events)} events agree with the stored record"
+
+    def _staking_locked(self, provider: str, job_id: bytes) -> int:
+        return self.staking.locked_for(provider, job_id)
+
+    # -- model ----------------------------------------------------------------------------
+
+    def model(self, model_id: bytes) -> ModelRecord:
+        """The registry record of ``model_id`` with its bundle and any inconsistency (cached)."""
+        with self._lock:
+            record = self._models.get(model_id)
+            if record is None:
+                record = self._models[model_id] = self._load_model(model_id)
+            return record
+
+    def _load_model(self, model_id: bytes) -> ModelRecord:
+        raw = self.registry.fn.model(model_id).call()
+        components = next(e for e in self.registry.artifact.entries("function") if e["name"] == "model")[
+            "outputs"
+        ][0]["components"]
+        info = {c["name"]: v for c, v in zip(components, raw, strict=True)}
+        problems: list[str] = []
+        bundle = self.catalogue.find(info["onnxSha256"], info["settingsHash"])
+        code = bytes(self.w3.eth.get_code(Web3.to_checksum_address(info["verifier"])))
+        code_hash = "0x" + bytes(Web3.keccak(code)).hex()
+        if not code:
+            problems.append(f"verifier {info['verifier']} has no code")
+        if bundle is None:
+            note = f"no local bundle for onnx {bytes(info['onnxSha256']).hex()[:12]}…: on-chain checks only"
+        else:
+            card = bundle.card
+            note = f"{card.name}: verifier code matches the bundle"
+            if code_hash != card.verifier_runtime_keccak256:
+                problems.append(
+                    f"verifier code hash {code_hash[:12]}… is not the bundle's {card.verifier_runtime_keccak256[:12]}…"
+                )
+            layout = card.layout
+            expected = (
+                layout.commitment_index,
+                layout.output_offset,
+                layout.output_length,
+                layout.instance_count,
+            )
+            actual = (
+                info["commitmentIndex"],
+                info["outputOffset"],
+                info["outputLength"],
+                info["instanceCount"],
+            )
+            if tuple(int(v) for v in actual) != expected:
+                problems.append(f"registered layout {actual} differs from the bundle's {expected}")
+        return ModelRecord(model_id, info, bundle, tuple(problems), note)
+
+    def _check_model(self, h: JobHistory, _: JobAudit) -> tuple[Status, str]:
+        assert h.intent is not None
+        record = self.model(bytes(h.intent.model_id))
+        if record.problems:
+            return Status.FAIL, "; ".join(record.problems)
+        return (Status.OK if record.bundle else Status.SKIP), record.note
+
+    # -- input ----------------------------------------------------------------------------
+
+    def _input(self, h: JobHistory) -> Any | None:
+        assert h.intent is not None
+        location = bytes(h.intent.input_location)
+        fetched = inline_input(location) if not self.fetch_inputs else fetch_input(location)
+        return None if fetched is None else fetched.data
+
+    def _check_input(self, h: JobHistory, _: JobAudit) -> tuple[Status, str]:
+        assert h.intent is not None
+        record = self.model(bytes(h.intent.model_id))
+        if record.bundle is None:
+            return Status.SKIP, "no local bundle to hash the input with"
+        try:
+            data = self._input(h)
+        except InputUnavailable as exc:
+            return Status.FAIL, str(exc)
+        if data is None:
+            return Status.SKIP, "input not inline (pass --fetch-inputs to fetch URIs)"
+        try:
+            actual = commitment_of(record.bundle.card, data)
+        except ValueError as exc:
+            return Status.FAIL, f"inline input does not fit the model: {exc}"
+        if actual != int(h.intent.input_commitment):
+            return Status.FAIL, str(InputMismatch(int(h.intent.input_commitment), actual))
+        return Status.OK, "inline input hashes to the commitment"
+
+    # -- proof ----------------------------------------------------------------------------
+
+    def verify_onchain(self, verifier: str, proof: bytes, instances: list[int]) -> bool:
+        """The registered verifier's answer (``eth_call``; a revert counts as a rejection)."""
+        contract = self.w3.eth.contract(address=Web3.to_checksum_address(verifier), abi=self._verifier_abi)
+        try:
+            return bool(contract.functions.verifyProof(proof, instances).call())
+        except (ContractLogicError, Web3RPCError, ValueError):
+            return False
+
+    def _check_proof(self, h: JobHistory, audit: JobAudit) -> tuple[Status, str]:
+        assert h.intent is not None
+        delivered = h.last("Delivered")
+        if delivered is None:
+            return Status.SKIP, "never delivered"
+        output = [int(v) for v in delivered.args["output"]]
+        record = self.model(bytes(h.intent.model_id))
+        proof_bytes: bytes | None = None
+        where = ""
+        if h.named("Proved"):
+            call = self.history.prove_call(h)
+            proof_bytes, where = (bytes(call.args["proof"]) if call else None), "prove"
+        else:
+            call = self.history.delivery_call(h)
+            if call is not None and bytes(call.args["proof"]):
+                proof_bytes, where = bytes(call.args["proof"]), "deliver"
+        settled_by_proof = int(delivered.args["state"]) == 6 or bool(h.named("Proved"))
+        if proof_bytes is None:
+            if settled_by_proof:
+                raise ReconstructionError("the job settled on a proof but no proof was found in calldata")
+            return self._reexecute(h, record, output)
+        instances = instances_for(record.info, int(h.intent.input_commitment), output)
+        onchain = self.verify_onchain(record.info["verifier"], proof_bytes, instances)
+        parts = [
+            f"{where} proof ({len(proof_bytes)} B): verifier contract {'accepts' if onchain else 'REJECTS'}"
+        ]
+        ok = onchain
+        if self.offchain and record.bundle is not None:
+            offchain = verify(record.bundle, _proof(record.bundle, proof_bytes, instances, output, h))
+            parts.append(f"EZKL {'accepts' if offchain else 'REJECTS'}")
+            ok = ok and offchain
+        return (Status.OK if ok else Status.FAIL), ", ".join(parts)
+
+    def _reexecute(self, h: JobHistory, record: ModelRecord, output: list[int]) -> tuple[Status, str]:
+        if not self.reexecute or record.bundle is None:
+            return Status.SKIP, "optimistic, settled without a proof"
+        try:
+            data = self._input(h)
+        except InputUnavailable as exc:
+            return Status.SKIP, f"optimistic, no proof, input unavailable: {exc}"
+        if data is None:
+            return Status.SKIP, "optimistic, no proof, input not inline"
+        verdict = judge(record.bundle, data, output)
+        if h.state == "slashed":
+            return Status.OK, f"slashed; re-executed: {verdict.reason}"
+        status = Status.FAIL if verdict.wrong else Status.OK
+        return status, f"optimistic, no proof; re-executed: {verdict.reason}"
+
+    # -- amounts --------------------------------------------------------------------------
+
+    def params(self, market: str) -> dict[str, Any]:
+        with self._lock:
+            if market not in self._params:
+                self._load_params(market)
+            return self._params[market]
+
+    def _load_params(self, market: str) -> None:
+        wrapper = self.markets[market]
+        raw = wrapper.fn.params().call()
+        components = next(e for e in wrapper.artifact.entries("function") if e["name"] == "params")[
+            "outputs"
+        ][0]["components"]
+        self._params[market] = {c["name"]: v for c, v in zip(components, raw, strict=True)}
+        self._treasury[market] = Web3.to_checksum_address(wrapper.fn.treasury().call())
+
+    def _check_amounts(self, h: JobHistory, audit: JobAudit) -> tuple[Status, str]:
+        assert h.intent is not None
+        escrow = int(h.posted["escrow"])
+        fee_bps = int(h.posted["fee_bps"])
+        max_price = int(h.intent.max_price)
+        problems: list[str] = []
+        amounts: dict[str, int] = {"escrow": escrow}
+        if escrow != max_price + max_price * fee_bps // BPS:
+            problems.append(f"escrow {escrow} is not maxPrice {max_price} plus {fee_bps} bps")
+        params = self.params(h.market)
+        treasury = self._treasury[h.market]
+        requester = h.intent.requester
+        challenge = h.last("Challenged")
+        challenger = Web3.to_checksum_address(challenge.args["challenger"]) if challenge else None
+        bond = int(challenge.args["bond"]) if challenge else 0
+        locked = 0  # the stake locked by the current award
+        # token movements each transaction must show: (into the market by payer, out of it by payee)
+        flows: dict[bytes, tuple[dict[str, int], dict[str, int]]] = {}
+        slashes: dict[bytes, dict[str, int]] = {}
+
+        def expect(
+            tx: bytes, *, into: tuple[str, int] | None = None, out: tuple[str, int] | None = None
+        ) -> None:
+            ins, outs = flows.setdefault(tx, ({}, {}))
+            for side, item in ((ins, into), (outs, out)):
+                if item is not None and item[1]:
+                    side[item[0]] = side.get(item[0], 0) + item[1]
+
+        def slash(tx: bytes, to: str, amount: int) -> None:
+            if amount:
+                slashes.setdefault(tx, {})[to] = slashes.setdefault(tx, {}).get(to, 0) + amount
+
+        for event in h.events:
+            args, tx = event.args, event.tx_hash
+            if event.name == "IntentPosted":
+                expect(tx, into=(requester, escrow))
+            elif event.name in ("Awarded", "FailedOver"):
+                if event.name == "Awarded":
+                    locked = int(args["stake_locked"])
+            elif event.name == "Challenged":
+                expect(tx, into=(Web3.to_checksum_address(args["challenger"]), int(args["bond"])))
+            elif event.name == "Settled":
+                price, fee, refund = int(args["price"]), int(args["fee"]), int(args["refund"])
+                amounts.update(price=price, fee=fee, refund=refund)
+                award_price = self._award_price(h)
+                if price != award_price:
+                    problems.append(f"settled price {price}, awarded at {award_price}")
+                if price > max_price:
+                    problems.append(f"price {price} above maxPrice {max_price}")
+                if fee != price * fee_bps // BPS:
+                    problems.append(f"fee {fee} is not {fee_bps} bps of {price}")
+                if price + fee + refund != escrow:
+                    problems.append(f"price + fee + refund = {price + fee + refund}, escrow was {escrow}")
+                proved = [e for e in h.named("Proved") if e.tx_hash == tx]
+                bond_paid = int(proved[0].args["bond_paid"]) if proved else 0
+                if bond_paid != (bond if proved else 0):
+                    problems.append(f"Proved paid bond {bond_paid}, the challenger posted {bond}")
+                amounts["bond_paid"] = bond_paid
+                expect(tx, out=(Web3.to_checksum_address(args["provider"]), price + bond_paid))
+                expect(tx, out=(treasury, fee))
+                expect(tx, out=(requester, refund))
+            elif event.name == "Expired":
+                slashed = int(args["slashed"])
+                amounts["slashed"] = amounts.get("slashed", 0) + slashed
+                if slashed != locked:
+                    problems.append(f"expiry slashed {slashed}, the award locked {locked}")
+                slash(tx, requester, slashed)
+            elif event.name == "Slashed":
+                to_req, to_chal = int(args["to_requester"]), int(args["to_challenger"])
+                returned = int(args["bond_returned"])
+                amounts.update(to_requester=to_req, to_challenger=to_chal, bond_returned=returned)
+                if to_req + to_chal != locked:
+                    problems.append(f"slashed {to_req + to_chal}, the award locked {locked}")
+                if returned != bond:
+                    problems.append(f"bond returned {returned}, the challenger posted {bond}")
+                rate = int(params["challengerRewardBps"])
+                if challenger is not None and to_chal != locked * rate // BPS:
+                    problems.append(f"challenger got {to_chal}, {rate} bps of {locked} expected")
+                if challenger is None and to_chal:
+                    problems.append(f"{to_chal} paid to a challenger but nobody challenged")
+                slash(tx, requester, to_req)
+                if challenger is not None:
+                    slash(tx, challenger, to_chal)
+                    expect(tx, out=(challenger, returned))
+            elif event.name == "Refunded":
+                amount = int(args["amount"])
+                amounts["refunded"] = amount
+                if amount != escrow:
+                    problems.append(f"refunded {amount}, escrow was {escrow}")
+                expect(tx, out=(requester, amount))
+        for tx, (ins, outs) in flows.items():
+            self._expect_transfers(problems, tx, h.market_address, ins, outs)
+        for tx, paid in slashes.items():
+            self._expect_slash(problems, tx, paid)
+        audit.amounts = amounts
+        if problems:
+            return Status.FAIL, "; ".join(problems)
+        return Status.OK, ", ".join(f"{k}={v}" for k, v in amounts.items())
+
+    def _award_price(self, h: JobHistory) -> int:
+        price = 0
+        for event in h.events:
+            if event.name == "Awarded" or event.name == "FailedOver":
+                price = int(event.args["price"])
+        return price
+
+    def _expect_transfers(
+        self, problems: list[str], tx_hash: bytes, market: str, ins: dict[str, int], outs: dict[str, int]
+    ) -> None:
+        """The token transfers into and out of the market in ``tx_hash`` are exactly ``ins``/``outs``."""
+        market = Web3.to_checksum_address(market)
+        got_in: dict[str, int] = {}
+        got_out: dict[str, int] = {}
+        for sender, to, value in self.history.transfers(tx_hash, self.deployment.token):
+            if value and to == market:
+                got_in[sender] = got_in.get(sender, 0) + value
+            elif value and sender == market:
+                got_out[to] = got_out.get(to, 0) + value
+        if got_in != ins:
+            problems.append(f"tx {tx_hash.hex()[:10]}: paid in {_fmt(got_in)}, events say {_fmt(ins)}")
+        if got_out != outs:
+            problems.append(f"tx {tx_hash.hex()[:10]}: paid out {_fmt(got_out)}, events say {_fmt(outs)}")
+
+    def _expect_slash(self, problems: list[str], tx_hash: bytes, expected: dict[str, int]) -> None:
+        """The staking contract's ``StakeSlashed`` events in ``tx_hash`` pay exactly ``expected``."""
+        staking = Web3.to_checksum_address(self.deployment.staking)
+        paid: dict[str, int] = {}
+        for raw in self.source.receipt_logs(tx_hash):
+            if Web3.to_checksum_address(raw["address"]) != staking:
+                continue
+            event = self.history.decoder.decode(raw)
+            if event is not None and event.name == "StakeSlashed" and int(event.args["amount"]):
+                to = Web3.to_checksum_address(event.args["recipient"])
+                paid[to] = paid.get(to, 0) + int(event.args["amount"])
+        if paid != expected:
+            problems.append(
+                f"tx {tx_hash.hex()[:10]}: stake slashed {_fmt(paid)}, events say {_fmt(expected)}"
+            )
+
+    # -- deployment-wide ------------------------------------------------------------------
+
+    def _escrow_checks(self, histories: list[JobHistory], block: int) -> list[Any]:
+        from verifier._report import Check
+
+        checks = []
+        for name, address in self.history.markets.items():
+            held = 0
+            for h in histories:
+                if h.market != name or h.terminal is not None or not h.posted:
+                    continue
+                held += int(h.posted["escrow"])
+                challenge = h.last("Challenged")
+                if challenge is not None:
+                    held += int(challenge.args["bond"])
+            balance = int(
+                self.token.fn.balanceOf(Web3.to_checksum_address(address)).call(block_identifier=block)
+            )
+            if balance == held:
+                checks.append(
+                    Check(f"escrow.{name}", Status.OK, f"market holds {balance} = open escrow and bonds")
+                )
+            else:
+                checks.append(Check(f"escrow.{name}", Status.FAIL,
+                                    f"market holds {balance}, its open jobs and bonds account for {held}"))  # fmt: skip
+        return checks
+
+
+def _fmt(amounts: dict[str, int]) -> str:
+    return "{" + ", ".join(f"{k[:8]}…: {v}" for k, v in sorted(amounts.items())) + "}"
+
+
+def _proof(
+    bundle: Bundle, proof_bytes: bytes, instances: list[int], output: list[int], h: JobHistory
+) -> Proof:
+    from tender.models import dequantize
+
+    card = bundle.card
+    return Proof(
+        model=card.name,
+        onnx_sha256=card.onnx_sha256,
+        output=[dequantize(v, card.output_scale) for v in output],
+        output_felts=output,
+        instances=instances,
+        proof=proof_bytes,
+        prove_s=0.0,
+        input_commitment=int(h.intent.input_commitment) if h.intent else None,
+    )
+
+
+__all__ = ["Auditor", "ModelRecord", "instances_for", "output_hash"]

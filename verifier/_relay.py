@@ -1,0 +1,114 @@
+"""The proof relay: a small HTTP endpoint where a provider hands the agent a proof to submit.
+
+A provider that is challenged but holds no gas (or is behind a firewall) may post its proof
+here; the agent checks it off-chain first and sends ``prove(jobId, proof)`` from its own
+account, paying the gas::
+
+    POST /v1/prove   {"jobId": "0x…", "market": "0x…", "proof": "0x…"}
+      200 {"jobId": …, "status": "mined", "txHash": "0x…"}
+      400/404/409/422 {"error": "...", "message": "..."}
+    GET  /v1/health  {"ok": true, "chainId": …, "address": "0x…"}
+    GET  /v1/rewards {"challenge": "…", …}
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import Field, ValidationError
+
+from tender.logs import log
+from tender.wire import Address, Bytes32, ErrorBody, Hex, Wire
+from verifier._errors import RelayError
+
+logger = logging.getLogger("verifier.relay")
+
+
+class ProveRequest(Wire):
+    """A provider asks the agent to submit its proof for a challenged job."""
+
+    jobId: Bytes32
+    market: Address
+    proof: Hex = Field(description="the proof bytes as the market's prove() takes them")
+
+
+class ProveReply(Wire):
+    jobId: Bytes32
+    status: str
+    txHash: Hex | None = None
+
+
+class RelayRefused(RelayError):
+    """A relay request refused with an HTTP status and a machine code."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        self.status = status
+        self.code = code
+        self.field = field
+        super().__init__(message)
+
+
+#: ``relay(job_id, market, proof) -> (status, tx_hash)``, run by the agent.
+RelayHandler = Callable[[bytes, str, bytes], Awaitable[tuple[str, str | None]]]
+
+
+def _error(status: int, code: str, message: str, field: str | None = None) -> web.Response:
+    body = ErrorBody(error=code, message=message, field=field)
+    return web.json_response(body.model_dump(), status=status)
+
+
+def make_app(
+    *,
+    relay: RelayHandler,
+    health: Callable[[], dict[str, Any]],
+    rewards: Callable[[], dict[str, int]],
+    max_proof_bytes: int,
+) -> web.Application:
+    """The relay's aiohttp application (the agent owns the handlers)."""
+
+    async def prove(request: web.Request) -> web.Response:
+        if request.content_length is not None and request.content_length > 2 * max_proof_bytes + 4096:
+            return _error(413, "too_large", f"proofs are limited to {max_proof_bytes} bytes")
+        try:
+            body = ProveRequest.model_validate(await request.json())
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            return _error(400, "invalid", first["msg"], ".".join(str(p) for p in first["loc"]))
+        except ValueError as exc:
+            return _error(400, "invalid", f"body is not JSON: {exc}")
+        proof = bytes.fromhex(body.proof[2:])
+        if len(proof) > max_proof_bytes:
+            return _error(413, "too_large", f"proofs are limited to {max_proof_bytes} bytes", "proof")
+        job_id = bytes.fromhex(body.jobId[2:])
+        try:
+            status, tx_hash = await relay(job_id, body.market, proof)
+        except RelayRefused as exc:
+            log(logger, "relay.refused", job_id=body.jobId, code=exc.code, reason=str(exc))
+            return _error(exc.status, exc.code, str(exc), exc.field)
+        log(logger, "relay.sent", job_id=body.jobId, status=status, tx=tx_hash)
+        return web.json_response(ProveReply(jobId=body.jobId, status=status, txHash=tx_hash).model_dump())
+
+    async def health_handler(_: web.Request) -> web.Response:
+        return web.json_response(health())
+
+    async def rewards_handler(_: web.Request) -> web.Response:
+        return web.json_response({k: str(v) for k, v in rewards().items()})
+
+    app = web.Application(client_max_size=2 * max_proof_bytes + 4096)
+    app.router.add_post("/v1/prove", prove)
+    app.router.add_get("/v1/health", health_handler)
+    app.router.add_get("/v1/rewards", rewards_handler)
+    return app
+
+
+async def start_site(app: web.Application, listen: str) -> web.AppRunner:
+    """Serve ``app`` on ``host:port``; returns the runner to clean up."""
+    host, _, port = listen.rpartition(":")
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host or "127.0.0.1", int(port))
+    await site.start()
+    return runner

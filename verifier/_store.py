@@ -1,0 +1,275 @@
+"""The agent's persistent state: one SQLite file, safe to reopen after a crash.
+
+Tables:
+
+* ``meta``     the chain id and market addresses it belongs to, the scan cursor.
+* ``jobs``     what the agent knows of each job it saw (state, deadlines, its verdict).
+* ``actions``  every transaction the agent decides to send, one row per (job, kind). A row is
+  written with the *signed* transaction before it is broadcast, so a restarted agent
+  rebroadcasts the very same transaction (same nonce, same hash) instead of signing a second
+  challenge: the unique key makes a duplicate impossible.
+* ``rewards``  what the agent earned (challenger rewards, keeper fees), from the chain's events.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from verifier._errors import StoreError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    market TEXT NOT NULL,
+    state TEXT NOT NULL,
+    proof_mode INTEGER,
+    provider TEXT,
+    deadline INTEGER,
+    challenge_deadline INTEGER,
+    verdict TEXT,
+    detail TEXT,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+CREATE TABLE IF NOT EXISTS actions (
+    job_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    tx_hash TEXT,
+    raw_tx TEXT,
+    nonce INTEGER,
+    detail TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (job_id, kind)
+);
+CREATE TABLE IF NOT EXISTS rewards (
+    tx_hash TEXT NOT NULL,
+    log_index INTEGER NOT NULL,
+    job_id TEXT,
+    kind TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    block INTEGER NOT NULL,
+    PRIMARY KEY (tx_hash, log_index)
+);
+"""
+
+#: Action statuses: ``signed`` (persisted, maybe broadcast), ``mined``, ``failed`` (reverted or
+#: refused; not retried), ``skipped`` (decided against, e.g. the window had closed).
+PENDING_STATUSES = ("signed",)
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One transaction the agent decided to send for a job."""
+
+    job_id: str
+    kind: str
+    status: str
+    tx_hash: str | None
+    raw_tx: str | None
+    nonce: int | None
+    detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """What the agent knows of one job."""
+
+    job_id: str
+    market: str
+    state: str
+    proof_mode: int | None
+    provider: str | None
+    deadline: int | None
+    challenge_deadline: int | None
+    verdict: str | None
+    detail: dict[str, Any]
+
+
+class Store:
+    """The agent's SQLite state (thread-safe: the agent sends transactions from worker threads).
+
+    Args:
+        path: the database file (created with its folder when missing).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open verifier state {self.path}: {exc}") from exc
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            try:
+                return self._db.execute(sql, args)
+            except sqlite3.Error as exc:
+                raise StoreError(f"verifier state {self.path}: {exc}") from exc
+
+    # -- meta ---------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._exec("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._exec("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                   (key, value))  # fmt: skip
+
+    def bind(self, *, chain_id: int, markets: dict[str, str]) -> None:
+        """Tie the file to a chain and markets; refuse a file written for another deployment."""
+        identity = json.dumps(
+            {"chainId": chain_id, "markets": {k: v.lower() for k, v in sorted(markets.items())}}
+        )
+        known = self.get_meta("identity")
+        if known is None:
+            self.set_meta("identity", identity)
+        elif known != identity:
+            raise StoreError(
+                f"{self.path} belongs to another deployment ({known}); point verifier.state elsewhere"
+            )
+
+    @property
+    def cursor(self) -> int | None:
+        """The last block whose events were fully processed."""
+        value = self.get_meta("cursor")
+        return None if value is None else int(value)
+
+    @cursor.setter
+    def cursor(self, block: int) -> None:
+        self.set_meta("cursor", str(block))
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    def upsert_job(self, job_id: str, market: str, **fields: Any) -> None:
+        """Insert a job or update the given fields (``detail`` is merged, not replaced)."""
+        now = time.time()
+        with self._lock:
+            current = self.job(job_id)
+            detail = dict(current.detail) if current else {}
+            detail.update(fields.pop("detail", {}) or {})
+            columns = {"state": current.state if current else "seen", **fields}
+            if current is None:
+                self._exec(
+                    "INSERT INTO jobs(job_id, market, state, proof_mode, provider, deadline, challenge_deadline,"
+                    " verdict, detail, updated) VALUES(?,?,?,?,?,?,?,?,?,?)",
+                    (job_id, market, columns["state"], columns.get("proof_mode"), columns.get("provider"),
+                     columns.get("deadline"), columns.get("challenge_deadline"), columns.get("verdict"),
+                     json.dumps(detail), now),
+                )  # fmt: skip
+                return
+            sets = ", ".join(f"{key} = ?" for key in columns)
+            self._exec(
+                f"UPDATE jobs SET {sets}, detail = ?, updated = ? WHERE job_id = ?",
+                (*columns.values(), json.dumps(detail), now, job_id),
+            )
+
+    def job(self, job_id: str) -> JobRow | None:
+        row = self._exec(
+            "SELECT job_id, market, state, proof_mode, provider, deadline, challenge_deadline, verdict, detail"
+            " FROM jobs WHERE job_id = ?",
+            (job_id,),
+        ).fetchone()
+        return None if row is None else _job(row)
+
+    def jobs(self, *states: str) -> list[JobRow]:
+        """Jobs in any of ``states`` (all jobs when none is given), oldest first."""
+        sql = "SELECT job_id, market, state, proof_mode, provider, deadline, challenge_deadline, verdict, detail FROM jobs"
+        args: tuple[Any, ...] = ()
+        if states:
+            sql += f" WHERE state IN ({','.join('?' * len(states))})"
+            args = states
+        return [_job(row) for row in self._exec(sql + " ORDER BY rowid", args).fetchall()]
+
+    # -- actions ------------------------------------------------------------------------
+
+    def action(self, job_id: str, kind: str) -> Action | None:
+        row = self._exec(
+            "SELECT job_id, kind, status, tx_hash, raw_tx, nonce, detail FROM actions WHERE job_id = ? AND kind = ?",
+            (job_id, kind),
+        ).fetchone()
+        return None if row is None else Action(*row)
+
+    def record_signed(self, job_id: str, kind: str, *, tx_hash: str, raw_tx: str, nonce: int) -> bool:
+        """Persist a signed transaction before it is broadcast.
+
+        Returns ``False`` (and writes nothing) if an action of this kind already exists for
+        the job: the caller must then not broadcast its new transaction.
+        """
+        now = time.time()
+        cursor = self._exec(
+            "INSERT OR IGNORE INTO actions(job_id, kind, status, tx_hash, raw_tx, nonce, created, updated)"
+            " VALUES(?, ?, 'signed', ?, ?, ?, ?, ?)",
+            (job_id, kind, tx_hash, raw_tx, nonce, now, now),
+        )
+        return cursor.rowcount == 1
+
+    def record_skipped(self, job_id: str, kind: str, reason: str) -> bool:
+        now = time.time()
+        cursor = self._exec(
+            "INSERT OR IGNORE INTO actions(job_id, kind, status, detail, created, updated) VALUES(?, ?, 'skipped', ?, ?, ?)",
+            (job_id, kind, reason, now, now),
+        )
+        return cursor.rowcount == 1
+
+    def finish_action(self, job_id: str, kind: str, status: str, detail: str | None = None) -> None:
+        self._exec(
+            "UPDATE actions SET status = ?, detail = ?, updated = ? WHERE job_id = ? AND kind = ?",
+            (status, detail, time.time(), job_id, kind),
+        )
+
+    def pending_actions(self) -> list[Action]:
+        """Actions persisted but not known to be mined: to rebroadcast after a restart."""
+        rows = self._exec(
+            "SELECT job_id, kind, status, tx_hash, raw_tx, nonce, detail FROM actions WHERE status = 'signed'"
+            " ORDER BY nonce"
+        ).fetchall()
+        return [Action(*row) for row in rows]
+
+    def actions(self) -> Iterator[Action]:
+        for row in self._exec(
+            "SELECT job_id, kind, status, tx_hash, raw_tx, nonce, detail FROM actions ORDER BY created"
+        ):
+            yield Action(*row)
+
+    # -- rewards ------------------------------------------------------------------------
+
+    def add_reward(
+        self, *, tx_hash: str, log_index: int, job_id: str | None, kind: str, amount: int, block: int
+    ) -> None:
+        self._exec(
+            "INSERT OR IGNORE INTO rewards(tx_hash, log_index, job_id, kind, amount, block) VALUES(?,?,?,?,?,?)",
+            (tx_hash, log_index, job_id, kind, str(amount), block),
+        )
+
+    def rewards(self) -> dict[str, int]:
+        """Total earned by kind (``{"challenge": 5000, ...}``)."""
+        totals: dict[str, int] = {}
+        for kind, amount in self._exec("SELECT kind, amount FROM rewards").fetchall():
+            totals[kind] = totals.get(kind, 0) + int(amount)
+        return totals
+
+
+def _job(row: tuple[Any, ...]) -> JobRow:
+    job_id, market, state, proof_mode, provider, deadline, challenge_deadline, verdict, detail = row
+    return JobRow(job_id, market, state, proof_mode, provider, deadline, challenge_deadline, verdict,
+                  json.loads(detail or "{}"))  # fmt: skip

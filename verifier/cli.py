@@ -1,0 +1,132 @@
+"""``tender verifier …`` and ``tender audit``.
+
+::
+
+    tender verifier run --config verifier.toml      # the agent (key from TENDER_PRIVATE_KEY)
+    tender verifier status --config verifier.toml   # what it did and earned
+    tender audit --from-block 0 --json              # audit every job from chain data alone
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from tender.logs import setup_logging
+
+
+@click.group("verifier")
+def group() -> None:
+    """The verifier agent: challenges wrong results, expires and finalizes jobs, relays proofs."""
+
+
+@group.command("run")
+@click.option(
+    "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True
+)
+@click.option("--log-level", default="INFO", show_default=True)
+@click.option("--json-logs/--rich-logs", default=None, help="log format (default: JSON unless on a terminal)")
+def run(config_path: Path, log_level: str, json_logs: bool | None) -> None:
+    """Run the agent until SIGTERM/SIGINT (the key comes from the environment or a keystore)."""
+    from verifier._agent import run_agent
+    from verifier._config import load_config
+
+    setup_logging(level=log_level, json_lines=json_logs)
+    sys.exit(run_agent(load_config(config_path)))
+
+
+@group.command("status")
+@click.option(
+    "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True
+)
+@click.option(
+    "--chain-id", type=int, default=31337, show_default=True, help="which state file (default path)"
+)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def status(config_path: Path, chain_id: int, as_json: bool) -> None:
+    """What the agent has done: jobs by state and verdict, actions, rewards (reads its state file)."""
+    from verifier._config import load_config
+    from verifier._store import Store
+
+    config = load_config(config_path)
+    store = Store(config.verifier.state_path(chain_id))
+    jobs = store.jobs()
+    actions = list(store.actions())
+    rewards = store.rewards()
+    tables: dict[str, dict[str, str]] = {
+        "jobs": _count(f"{j.state}" for j in jobs),
+        "verdicts": _count(j.verdict for j in jobs if j.verdict),
+        "actions": _count(f"{a.kind.split(':')[0]}.{a.status}" for a in actions),
+        "rewards": {k: str(v) for k, v in rewards.items()},
+    }
+    if as_json:
+        click.echo(json.dumps({"cursor": store.cursor, **tables}, indent=2))
+        return
+    console = Console()
+    for title in ("jobs", "verdicts", "actions", "rewards"):
+        table = Table(title=title)
+        table.add_column("what")
+        table.add_column("count" if title != "rewards" else "amount", justify="right")
+        for key, value in sorted(tables[title].items()):
+            table.add_row(key, value)
+        console.print(table)
+    console.print(f"scanned up to block {store.cursor}")
+
+
+def _count(values: Iterable[object]) -> dict[str, str]:
+    out: dict[str, int] = {}
+    for value in values:
+        out[str(value)] = out.get(str(value), 0) + 1
+    return {k: str(v) for k, v in out.items()}
+
+
+@click.command("audit")
+@click.option("--job", "jobs", multiple=True, help="audit only this job id (0x…; repeatable)")
+@click.option("--from-block", type=int, default=None, help="first block (default: the deployment's)")
+@click.option("--to-block", type=int, default=None, help="last block (default: the head)")
+@click.option("--json", "as_json", is_flag=True, help="print a machine-readable report")
+@click.option("--rpc", "rpc_url", default="http://127.0.0.1:8545", show_default=True, envvar="TENDER_RPC_URL")
+@click.option("--deployment", "deployment_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="deployment JSON (default: deployments/<chainId>.json)")  # fmt: skip
+@click.option("--bundles", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="folders with model bundles (the cache's models/ is always searched)")  # fmt: skip
+@click.option("--fetch-inputs", is_flag=True, help="also fetch inputs from URIs to check commitments")
+@click.option("--no-offchain", is_flag=True, help="skip EZKL verification (verifier contract only)")
+@click.option("--workers", type=int, default=8, show_default=True)
+def audit(
+    jobs: tuple[str, ...],
+    from_block: int | None,
+    to_block: int | None,
+    as_json: bool,
+    rpc_url: str,
+    deployment_path: Path | None,
+    bundles: tuple[Path, ...],
+    fetch_inputs: bool,
+    no_offchain: bool,
+    workers: int,
+) -> None:
+    """Rebuild settled jobs from chain data alone and check proofs, inputs and amounts.
+
+    Exits 0 when everything matches, 1 on any mismatch.
+    """
+    from tender.chain import Deployment, connect
+    from verifier._audit import Auditor
+    from verifier._models import Catalogue
+
+    w3 = connect(rpc_url)
+    deployment = Deployment.load(int(w3.eth.chain_id), path=deployment_path)
+    auditor = Auditor(w3, deployment, catalogue=Catalogue(bundles), fetch_inputs=fetch_inputs,
+                      offchain=not no_offchain, workers=workers)  # fmt: skip
+    ids = [bytes.fromhex(j.removeprefix("0x")) for j in jobs] or None
+    report = auditor.run(from_block=from_block, to_block=to_block, job_ids=ids)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        Console().print(report)
+    sys.exit(0 if report.ok else 1)
