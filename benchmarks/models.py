@@ -20,7 +20,9 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -54,7 +56,11 @@ def measure(label: str, bundle: Bundle, w3: Web3, sender: TxSender, *, runs: int
     x = samples[0]["input"]
     infer(bundle, x)  # warm the session
     infer_s = _median_time(lambda: infer(bundle, x), 200)
+    before = resource.getrusage(resource.RUSAGE_SELF)
     proofs = [prove(bundle, samples[i % len(samples)]["input"]) for i in range(runs)]
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    # CPU seconds per proof (all threads): a figure that other load on the machine does not inflate
+    prove_cpu_s = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / runs
     prove_s = statistics.median(p.prove_s for p in proofs)
     verify_s = _median_time(lambda: verify(bundle, proofs[0]), runs)
     address = deploy_verifier(w3, sender, bundle)
@@ -73,6 +79,7 @@ def measure(label: str, bundle: Bundle, w3: Web3, sender: TxSender, *, runs: int
         "proof_bytes": len(proofs[0].proof),
         "setup_s": round(timings["setup_s"], 3),
         "prove_s": round(prove_s, 3),
+        "prove_cpu_s": round(prove_cpu_s, 3),
         "verify_s": round(verify_s, 4),
         "verify_gas": int(receipt["gasUsed"]),
         "verifier_deploy_bytes": len(bytes.fromhex(bundle.verifier()["deployed_bytecode"][2:])),
@@ -81,18 +88,22 @@ def measure(label: str, bundle: Bundle, w3: Web3, sender: TxSender, *, runs: int
         "accuracy": card.accuracy,
         "circuit_agreement": card.circuit_agreement,
         "insecure_srs": card.insecure_srs,
+        "cpu_cores": os.cpu_count(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=5, help="proofs per model (median reported)")
     parser.add_argument("--quick", action="store_true", help="two proofs per model")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.quick:
         args.runs = 2
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=180)
     rows = []
     with Anvil() as anvil:
         w3 = Web3(Web3.HTTPProvider(anvil.rpc_url))
@@ -106,9 +117,11 @@ def main(argv: list[str] | None = None) -> int:
             with console.status(f"{label}: {args.runs} proofs, verification, gas"):
                 rows.append(measure(label, bundle, w3, sender, runs=args.runs))
 
-    table = Table(title=f"Tender sample models (ezkl, {os.cpu_count()} CPU cores, dev SRS: insecure, development only)")
+    table = Table(
+        title=f"Tender sample models (ezkl, {os.cpu_count()} CPU cores, dev SRS: insecure, development only)"
+    )
     columns = ("model", "input_visibility", "params", "logrows", "instances", "pk_bytes", "setup_s", "prove_s",
-               "verify_s", "verify_gas", "prove_over_infer")  # fmt: skip
+               "prove_cpu_s", "verify_s", "verify_gas", "prove_over_infer")  # fmt: skip
     for column in columns:
         table.add_column(column, justify="left" if column in ("model", "input_visibility") else "right")
     for row in rows:
@@ -116,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     console.print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=1) + "\n")
-    console.print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores -> {args.out}")
+    load = os.getloadavg()[0]
+    console.print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, load average {load:.1f} -> {args.out}"
+    )
     return 0
 
 

@@ -152,7 +152,7 @@ def oip_server(models: dict[str, Path]) -> Iterator[str]:
 
 
 async def measure(*, quick: bool) -> dict[str, Any]:
-    seconds = 1.5 if quick else 6.0
+    seconds = 1.0 if quick else 6.0
     max_batch, concurrency = 64, 64
     results: dict[str, Any] = {}
     models = {m: SAMPLE_MODELS / m / "model.onnx" for m in MODELS}

@@ -10,6 +10,7 @@ so every call runs in a thread and the event loop keeps serving.
 from __future__ import annotations
 
 import asyncio
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +20,11 @@ from hexbytes import HexBytes
 
 from tender.chain import Deployment, Job, JobState, Market, Registry, TxSender, connect
 from tender.config import ChainSection
+from tender.errors import TransactionFailed
 from tender.intents import AuctionType
+from tender.logs import log
+
+logger = logging.getLogger("provider.chain")
 
 
 def provider_deadline(job: Job) -> int:
@@ -111,10 +116,27 @@ class MarketGateway(ChainGateway):
         return HexBytes(receipt["transactionHash"]).to_0x_hex()
 
     async def deliver(self, market: str, job_id: str, output: Sequence[int], proof: bytes) -> str:
-        receipt = await asyncio.to_thread(
-            self.market(market).deliver, job_id_bytes(job_id), list(output), proof
-        )
+        deliver = self.market(market).deliver
+        try:
+            receipt = await asyncio.to_thread(deliver, job_id_bytes(job_id), list(output), proof)
+        except TransactionFailed as exc:
+            await asyncio.to_thread(self._explain, exc)
+            raise
         return self._hash(receipt)
+
+    def _explain(self, exc: TransactionFailed) -> None:
+        """Log what a failed transaction's receipt says (gas used against its limit)."""
+        if exc.tx_hash is None:
+            return
+        try:
+            tx = self.w3.eth.get_transaction(exc.tx_hash)
+            receipt = self.w3.eth.get_transaction_receipt(exc.tx_hash)
+            mined_at = self.w3.eth.get_block(receipt["blockNumber"])["timestamp"]
+        except Exception as lookup:  # diagnostics only: never hide the original failure
+            log(logger, "tx.lookup_failed", level=logging.DEBUG, error=repr(lookup))
+            return
+        log(logger, "tx.failed", level=logging.WARNING, tx=HexBytes(exc.tx_hash).to_0x_hex(), gas=tx["gas"],
+            gas_used=receipt["gasUsed"], block=receipt["blockNumber"], mined_at=mined_at, revert=repr(exc.revert))  # fmt: skip
 
     async def prove(self, market: str, job_id: str, proof: bytes) -> str:
         return self._hash(await asyncio.to_thread(self.market(market).prove, job_id_bytes(job_id), proof))

@@ -111,6 +111,7 @@ class ProviderSection(Section):
     max_payload_bytes: int = Field(default=1 << 20, ge=256)
     max_jobs: int = Field(default=64, ge=1, description="jobs in flight before quotes say no capacity")
     proving_workers: int | None = Field(default=None, ge=1, le=256, description="default: half the CPUs")
+    proving_warmup: bool = Field(default=True, description="start the proving workers at start-up")
     confirmations: int | None = Field(default=None, ge=0, le=64, description="default: chain.confirmations")
     store: Path | None = Field(default=None, description="SQLite job store (default: cache/provider/jobs.db)")
     poll_interval_s: float = Field(

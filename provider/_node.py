@@ -183,22 +183,27 @@ class ProviderNode(Daemon):
         )
 
     async def _warm_pool(self) -> None:
+        """Start the proving workers, then time one proof per model so the first quotes promise
+        a latency measured on this machine rather than a guess."""
         assert self.pool is not None
         started = time.perf_counter()
         try:
             await self.pool.warm()
-        except (
-            OSError,
-            RuntimeError,
-        ) as exc:  # a broken pool shows again, and is retried, on the first proof
+            log(
+                logger,
+                "proving.ready",
+                workers=self.pool.workers,
+                seconds=round(time.perf_counter() - started, 3),
+            )
+            for name, served in self.models.items():
+                if served.bundle is None:
+                    continue
+                zeros = np.zeros(served.spec.input.single_shape(), dtype=served.spec.input.dtype).tolist()
+                result = await self.pool.prove(str(served.bundle.path), zeros, track=False)
+                self.pricer.observe(name, proof_s=result.seconds)
+                log(logger, "proving.calibrated", model=name, proof_s=round(result.seconds, 3))
+        except (TenderError, OSError, RuntimeError) as exc:  # the first real proof shows (and retries) it
             log(logger, "proving.warm_failed", level=logging.WARNING, error=repr(exc))
-            return
-        log(
-            logger,
-            "proving.ready",
-            workers=self.pool.workers,
-            seconds=round(time.perf_counter() - started, 3),
-        )
 
     def _batcher(self, model: str, max_batch: int) -> MicroBatcher:
         sizes = self.metrics.batch_size.labels(model)
@@ -351,7 +356,7 @@ class ProviderNode(Daemon):
             raise NotAwarded(f"job {job_id} is past its delivery deadline {deadline}", field="jobId",
                              code="deadline_passed")  # fmt: skip
         array = check_input(served.spec.input, job_input.input)
-        self._check_commitment(served, job_input.input, array, chain_job)
+        self._check_commitment(served, array, chain_job)
         record = JobRecord(
             job_id=job_id, market=market, model=served.entry.name, input=job_input.input,
             input_commitment=str(chain_job.input_commitment), deadline=deadline,
@@ -367,7 +372,7 @@ class ProviderNode(Daemon):
         self._start(record)
         return self.status_of(record), True
 
-    def _check_commitment(self, served: ServedModel, raw: Any, array: NDArray[Any], job: ChainJob) -> None:
+    def _check_commitment(self, served: ServedModel, array: NDArray[Any], job: ChainJob) -> None:
         if served.bundle is None:
             raise InputRejected(f"model {served.entry.name} has no bundle: cannot check commitments",
                                 field="input", code="commitment_unavailable")  # fmt: skip
@@ -493,7 +498,11 @@ class ProviderNode(Daemon):
                 await self._advance(record, served)
                 return
             except (ProvingError, ChainError) as exc:
-                if isinstance(exc, ContractRevert | TransactionFailed):
+                # A decoded revert is final; a failed transaction that replays cleanly (gas, a
+                # race with another sender) is retried: _deliver re-reads the job first.
+                if isinstance(exc, ContractRevert) or (
+                    isinstance(exc, TransactionFailed) and exc.revert is not None
+                ):
                     raise
                 now = await self._now_or_local()
                 if now + delay >= record.deadline:

@@ -75,15 +75,16 @@ class ProvingPool:
         """Proofs waiting for a worker (beyond the ones running)."""
         return max(0, self.in_flight - self.workers)
 
-    async def prove(self, bundle_dir: str, data: Any) -> ProofResult:
-        self.in_flight += 1
+    async def prove(self, bundle_dir: str, data: Any, *, track: bool = True) -> ProofResult:
+        """Prove ``data`` in a worker; ``track=False`` keeps it out of :attr:`in_flight` (calibration)."""
+        self.in_flight += track
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, self._prove, bundle_dir, data)
         except BrokenProcessPool as exc:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
             raise ProvingError(f"proving worker died: {exc}") from exc
         finally:
-            self.in_flight -= 1
+            self.in_flight -= track
 
     async def warm(self) -> None:
         """Start every worker process and import the prover in it."""

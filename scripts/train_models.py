@@ -46,7 +46,8 @@ class Mlp(nn.Module):
         self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        out: torch.Tensor = self.net(x)
+        return out
 
 
 class Cnn(nn.Module):
@@ -59,7 +60,8 @@ class Cnn(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.conv(x))
-        return self.head(h.reshape(h.shape[0], -1))
+        out: torch.Tensor = self.head(h.reshape(h.shape[0], -1))
+        return out
 
 
 def seed_everything(seed: int) -> None:
@@ -112,7 +114,7 @@ def export(model: nn.Module, shape: tuple[int, ...], path: Path) -> None:
     )
 
 
-def rounded(values: np.ndarray) -> list[float]:
+def rounded(values: np.ndarray[Any, Any]) -> list[float]:
     # pixel/16 is exact in binary; round only to keep the JSON short and stable.
     return [round(float(v), 6) for v in values.reshape(-1)]
 
@@ -122,7 +124,9 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "models")
     args = parser.parse_args(argv)
 

@@ -309,9 +309,10 @@ class Solver(Daemon):
     # -- one job ------------------------------------------------------------------------
 
     async def _now(self) -> int:
-        """When the next block will be: the latest block's time, or the clock if later (a quiet
-        chain mines no blocks, yet its next block gets the current time)."""
-        return max(int((await self.w3.eth.get_block("latest"))["timestamp"]), int(time.time()))
+        """The chain's clock: the latest block's time. Deadlines are judged by it, never by the
+        local clock, so the solver cannot expire or award early (a chain whose clock a reorg
+        set back, or a quiet devnet that mines no blocks, simply makes it wait)."""
+        return int((await self.w3.eth.get_block("latest"))["timestamp"])
 
     async def _gas_cost(self, gas_units: int) -> int:
         price = await self.txm.gas_price()
@@ -579,11 +580,9 @@ class Solver(Daemon):
             if pending:
                 await self.txm.wait(pending[-1])
             elif not any(t.state == TxState.MINED for t in awards) and len(awards) < 3:
-                # Not estimated: a node estimates against its latest block, whose time on a quiet
-                # chain is still before the auction's end; the mined block's time is not.
-                tx = await self.txm.send(
-                    market.award_tx(job), purpose="award", job_id=row.job_id, gas=self.section.gas.award_gas
-                )
+                # Gas is estimated: an award that would revert (already awarded by someone else)
+                # costs nothing.
+                tx = await self.txm.send(market.award_tx(job), purpose="award", job_id=row.job_id)
                 await self.txm.wait(tx)
         except (ContractRevert, TransactionFailed) as exc:
             log(logger, "job.award_failed", job_id=row.job_id, error=str(exc))

@@ -98,6 +98,7 @@ class TxManager:
         self.retries = retries
         self._lock = asyncio.Lock()
         self._next: int | None = None
+        self._fee_cache: tuple[float, int, int, int] | None = None  # (when, base fee, max fee, tip)
 
     # -- RPC helpers --------------------------------------------------------------------
 
@@ -122,15 +123,22 @@ class TxManager:
         if self.gas.gas_price_wei is not None:
             return self.gas.gas_price_wei
         max_fee, tip = await self._fees()
-        block = await self._rpc(lambda: self.w3.eth.get_block("latest"))
-        return min(int(block.get("baseFeePerGas", 0)) + tip, max_fee)
+        base = self._fee_cache[1] if self._fee_cache is not None else 0
+        return min(base + tip, max_fee)
 
     async def _fees(self) -> tuple[int, int]:
+        """``(maxFeePerGas, maxPriorityFeePerGas)``, capped; cached for a second (many jobs
+        decide at once, and the base fee moves only once per block)."""
+        now = time.monotonic()
+        if self._fee_cache is not None and now - self._fee_cache[0] < 1.0:
+            return self._fee_cache[2], self._fee_cache[3]
         tip = int(await self._rpc(lambda: self.w3.eth.max_priority_fee))
         block = await self._rpc(lambda: self.w3.eth.get_block("latest"))
         base = int(block.get("baseFeePerGas", 0))
         cap = self.gas.max_gas_price_wei
-        return min(2 * base + tip, cap), min(tip, cap)
+        fees = (min(2 * base + tip, cap), min(tip, cap))
+        self._fee_cache = (now, base, *fees)
+        return fees
 
     async def estimate(self, tx: TxParams) -> int:
         """Estimated gas; a revert raises the decoded :class:`ContractRevert`."""

@@ -21,7 +21,7 @@ from web3.exceptions import TransactionNotFound, Web3RPCError
 from web3.types import TxParams, TxReceipt
 
 from tender.chain._tx import PendingTx, TxSender
-from tender.errors import ContractRevert, TransactionFailed
+from tender.errors import TransactionFailed
 from tender.logs import log
 from verifier._store import Action, Store
 
@@ -156,12 +156,3 @@ class ActionSender:
         status = "mined" if receipt["status"] == 1 else "failed"
         self.store.finish_action(action.job_id, action.kind, status, f"gas={receipt['gasUsed']}")
         return Outcome(status, receipt=receipt)
-
-
-def revert_name(exc: BaseException) -> str:
-    """The custom error's name of a revert (``"ChallengeWindowClosed"``), else the message."""
-    if isinstance(exc, ContractRevert):
-        return exc.name
-    if isinstance(exc, TransactionFailed) and exc.revert is not None:
-        return exc.revert.name
-    return str(exc)

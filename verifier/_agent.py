@@ -38,7 +38,7 @@ from tender.errors import ChainError, ContractRevert, TenderError, TransactionFa
 from tender.intents import AuctionType, Intent, ProofMode
 from tender.logs import log
 from tender.models import Bundle, Proof, dequantize, verify
-from verifier._actions import ActionSender, Outcome, revert_name
+from verifier._actions import ActionSender, Outcome
 from verifier._audit import instances_for
 from verifier._config import VerifierConfig
 from verifier._errors import InputMismatch, InputUnavailable
@@ -51,6 +51,10 @@ logger = logging.getLogger("verifier.agent")
 
 #: Exit code of the ``fault_crash_after_persist`` test fault.
 EXIT_CRASHED = 3
+
+#: Reverts that only mean "someone else got there first" or "not due yet".
+_EXPECTED_REVERTS = frozenset({"InvalidState", "NotExpired", "ChallengeWindowOpen", "ChallengeWindowClosed",
+                               "ProofDeadlinePassed"})  # fmt: skip
 
 _DELIVERED_STATES = {3: "delivered", 5: "proof_required", 6: "settled"}
 
@@ -118,10 +122,14 @@ class Agent(Daemon):
         if resumed:
             log(logger, "actions.resumed", count=len(resumed), statuses=[o.status for o in resumed])
         if self.settings.challenge:
+            balance = self.token.balance_of(self.address)
             for market in self.markets.values():
                 bond = market.params().challenge_bond
                 if self.token.allowance(self.address, market.address) < bond:
                     self.token.approve(market.address, 2**256 - 1)
+                if balance < bond:
+                    log(logger, "agent.cannot_challenge", level=logging.WARNING, market=market.address,
+                        balance=str(balance), bond=str(bond))  # fmt: skip
         log(logger, "agent.ready", address=self.address, chain_id=self.chain_id, markets=list(self.markets),
             cursor=self.store.cursor, state=str(self.store.path))  # fmt: skip
 
@@ -320,16 +328,30 @@ class Agent(Daemon):
             outcome = self.actions.send(job_id, kind, function)
         except ContractRevert as exc:
             # Would revert now (already done by someone else, or not yet due): nothing was sent.
-            log(logger, "action.not_due", level=logging.DEBUG, job_id=job_id, kind=kind, revert=exc.name)
+            # A challenge that reverts for another reason (no bond money) is worth a warning.
+            quiet = exc.name in _EXPECTED_REVERTS
+            log(logger, "action.would_revert", level=logging.DEBUG if quiet else logging.WARNING, job_id=job_id,
+                kind=kind, revert=str(exc))  # fmt: skip
             return None
         except TransactionFailed as exc:
             log(logger, "action.pending", level=logging.WARNING, job_id=job_id, kind=kind, error=str(exc))
             return None
+        if outcome.status in ("mined", "failed") and outcome.receipt is not None:
+            receipt = outcome.receipt
+            cost = int(receipt["gasUsed"]) * int(receipt.get("effectiveGasPrice", 0))
+            self.store.add_reward(tx_hash=Web3.to_hex(receipt["transactionHash"]), log_index=-1, job_id=job_id,
+                                  kind="gas_spent_wei", amount=-cost, block=int(receipt["blockNumber"]))  # fmt: skip
         if outcome.status == "mined":
             log(logger, f"job.{kind.split(':')[0]}", job_id=job_id, gas=outcome.gas_used)
         elif outcome.status == "failed":
-            log(logger, "action.reverted", level=logging.WARNING, job_id=job_id, kind=kind,
-                reason=revert_name(Exception(outcome.error or "")))  # fmt: skip
+            log(
+                logger,
+                "action.reverted",
+                level=logging.WARNING,
+                job_id=job_id,
+                kind=kind,
+                error=outcome.error,
+            )
         return outcome
 
     # -- relay ----------------------------------------------------------------------------
@@ -371,7 +393,10 @@ class Agent(Daemon):
                     422, "bad_proof", "the proof does not verify for this job's output", "proof"
                 )
         job_hex = "0x" + job_id.hex()
-        outcome = self.actions.send(job_hex, "prove", market.fn.prove(job_id, proof))
+        try:
+            outcome = self.actions.send(job_hex, "prove", market.fn.prove(job_id, proof))
+        except ContractRevert as exc:  # the market refuses it (the verifier disagrees, the deadline passed)
+            raise RelayRefused(422, "would_revert", f"prove would revert: {exc}", "proof") from exc
         if outcome.status == "duplicate":
             action = self.store.action(job_hex, "prove")
             return "duplicate", action.tx_hash if action else None

@@ -32,11 +32,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
+from eth_utils.abi import collapse_if_tuple
 from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3RPCError
 
-from tender.chain import Deployment, Registry, Staking, Token
+from tender.chain import Deployment, Job, Registry, Staking, Token
 from tender.chain import Market as MarketWrapper
 from tender.errors import TenderError
 from tender.intents import AuctionType, ProofMode
@@ -130,8 +132,9 @@ class Auditor:
         ]  # fmt: skip
         self._models: dict[bytes, ModelRecord] = {}
         self._lock = threading.RLock()
+        self._views: dict[tuple[str, bytes], bytes] = {}
+        self._provider_of: dict[bytes, str] = {}
         self._params: dict[str, dict[str, Any]] = {}
-        self._treasury: dict[str, str] = {}
 
     # -- entry --------------------------------------------------------------------------
 
@@ -153,6 +156,14 @@ class Auditor:
             missing = [j for j in ids if j not in found]
             if missing and first > self.deployment.block:  # look again from the deployment
                 histories += self.history.collect(self.deployment.block, first - 1, job_ids=missing)
+        self.source.prefetch(
+            receipts=[e.tx_hash for h in histories for e in h.events],
+            transactions=[
+                e.tx_hash for h in histories for e in h.events if e.name in ("Delivered", "Proved")
+            ],
+        )
+        self._provider_of = {h.job_id: p for h in histories if (p := self._provider(h)) is not None}
+        self._prefetch_views(histories)
         report = AuditReport(chain_id=int(self.w3.eth.chain_id), from_block=first, to_block=last)
         with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
             report.jobs = list(pool.map(self.audit_job, histories))
@@ -180,8 +191,55 @@ class Auditor:
 
     # -- events vs stored record ---------------------------------------------------------
 
+    def _stored_job(self, h: JobHistory) -> Job:
+        """``job(jobId)`` on the job's market (from the batch fetched by :meth:`_prefetch_views`)."""
+        market = self.markets[h.market]
+        raw = self._views.get(("job", h.job_id))
+        if raw is None:
+            return market.job(h.job_id)
+        entry = next(e for e in market.artifact.entries("function") if e["name"] == "job")
+        (value,) = abi_decode([collapse_if_tuple(entry["outputs"][0])], raw)
+        return Job.from_abi(h.job_id, value, entry["outputs"][0]["components"])
+
+    def _prefetch_views(self, histories: list[JobHistory]) -> None:
+        """``job(jobId)`` and ``Staking.lockedFor(provider, jobId)`` of every job, in JSON-RPC batches."""
+        calls: list[tuple[tuple[str, bytes], str, bytes]] = []
+        for h in histories:
+            if h.market not in self.markets:
+                continue
+            market = self.markets[h.market]
+            calls.append(
+                (("job", h.job_id), market.address, market.fn.job(h.job_id)._encode_transaction_data())
+            )
+            provider = self._provider(h)
+            if provider is not None:
+                data = self.staking.fn.lockedFor(provider, h.job_id)._encode_transaction_data()
+                calls.append((("locked", h.job_id), self.staking.address, data))
+        for start in range(0, len(calls), 200):
+            chunk = calls[start : start + 200]
+            try:
+                with self.w3.batch_requests() as batch:
+                    for _, to, data in chunk:
+                        batch.add(self.w3.eth.call({"to": to, "data": data}))  # type: ignore[typeddict-item]
+                    answers = batch.execute()
+            except (Web3RPCError, OSError, ValueError, TypeError):
+                return  # fall back to one call per job
+            for (key, _, _), answer in zip(chunk, answers, strict=False):
+                if isinstance(answer, bytes | bytearray):
+                    self._views[key] = bytes(answer)
+
+    @staticmethod
+    def _provider(h: JobHistory) -> str | None:
+        provider = None
+        for event in h.events:
+            if event.name == "Awarded":
+                provider = event.args["provider"]
+            elif event.name == "FailedOver":
+                provider = event.args["to"]
+        return None if provider is None else Web3.to_checksum_address(provider)
+
     def _check_events(self, h: JobHistory, audit: JobAudit) -> tuple[Status, str]:
-        job = self.markets[h.market].job(h.job_id)
+        job = self._stored_job(h)
         problems: list[str] = []
         stored = _STATE_NAMES.get(int(job.state), str(job.state))
         if stored != h.state:
@@ -235,8 +293,7 @@ class Auditor:
             if call is not None and [int(v) for v in call.args["output"]] != output:
                 problems.append("the deliver calldata's output differs from the Delivered event's")
         if audit.state in _TERMINAL and award is not None:
-            provider = job.provider
-            locked = self._staking_locked(provider, h.job_id)
+            locked = self._staking_locked(job.provider, h.job_id)
             if locked:
                 problems.append(f"{locked} of stake still locked for a finished job")
         if problems:
@@ -244,6 +301,9 @@ class Auditor:
         return Status.OK, f"{len(h.events)} events agree with the stored record"
 
     def _staking_locked(self, provider: str, job_id: bytes) -> int:
+        raw = self._views.get(("locked", job_id))
+        if raw is not None and Web3.to_checksum_address(provider) == self._provider_of.get(job_id):
+            return int.from_bytes(raw[:32], "big")
         return self.staking.locked_for(provider, job_id)
 
     # -- model ----------------------------------------------------------------------------
@@ -401,7 +461,6 @@ class Auditor:
             "outputs"
         ][0]["components"]
         self._params[market] = {c["name"]: v for c, v in zip(components, raw, strict=True)}
-        self._treasury[market] = Web3.to_checksum_address(wrapper.fn.treasury().call())
 
     def _check_amounts(self, h: JobHistory, audit: JobAudit) -> tuple[Status, str]:
         assert h.intent is not None
@@ -413,7 +472,6 @@ class Auditor:
         if escrow != max_price + max_price * fee_bps // BPS:
             problems.append(f"escrow {escrow} is not maxPrice {max_price} plus {fee_bps} bps")
         params = self.params(h.market)
-        treasury = self._treasury[h.market]
         requester = h.intent.requester
         challenge = h.last("Challenged")
         challenger = Web3.to_checksum_address(challenge.args["challenger"]) if challenge else None
@@ -462,8 +520,7 @@ class Auditor:
                     problems.append(f"Proved paid bond {bond_paid}, the challenger posted {bond}")
                 amounts["bond_paid"] = bond_paid
                 expect(tx, out=(Web3.to_checksum_address(args["provider"]), price + bond_paid))
-                expect(tx, out=(treasury, fee))
-                expect(tx, out=(requester, refund))
+                expect(tx, out=(requester, refund))  # the fee stays in the market until withdrawFees
             elif event.name == "Expired":
                 slashed = int(args["slashed"])
                 amounts["slashed"] = amounts.get("slashed", 0) + slashed
@@ -545,28 +602,38 @@ class Auditor:
     # -- deployment-wide ------------------------------------------------------------------
 
     def _escrow_checks(self, histories: list[JobHistory], block: int) -> list[Any]:
+        """Per market: fees owed = fees settled - fees withdrawn, and the token balance = the escrow
+        of open jobs + the bonds of open challenges + the fees owed."""
         from verifier._report import Check
 
         checks = []
         for name, address in self.history.markets.items():
-            held = 0
+            held = fees = 0
             for h in histories:
-                if h.market != name or h.terminal is not None or not h.posted:
+                if h.market != name:
+                    continue
+                fees += sum(int(e.args["fee"]) for e in h.named("Settled"))
+                if h.terminal is not None or not h.posted:
                     continue
                 held += int(h.posted["escrow"])
                 challenge = h.last("Challenged")
                 if challenge is not None:
                     held += int(challenge.args["bond"])
-            balance = int(
-                self.token.fn.balanceOf(Web3.to_checksum_address(address)).call(block_identifier=block)
-            )
-            if balance == held:
-                checks.append(
-                    Check(f"escrow.{name}", Status.OK, f"market holds {balance} = open escrow and bonds")
-                )
+            market = Web3.to_checksum_address(address)
+            withdrawn = sum(int(e.args["amount"]) for e in self.history.market_events
+                            if e.name == "FeesWithdrawn" and Web3.to_checksum_address(e.address) == market)  # fmt: skip
+            owed = int(self.markets[name].fn.feesOwed().call(block_identifier=block))
+            balance = int(self.token.fn.balanceOf(market).call(block_identifier=block))
+            problems = []
+            if owed != fees - withdrawn:
+                problems.append(f"feesOwed {owed}, settlements earned {fees} and {withdrawn} was withdrawn")
+            if balance != held + owed:
+                problems.append(f"market holds {balance}, open escrow and bonds {held} + fees owed {owed}")
+            if problems:
+                checks.append(Check(f"escrow.{name}", Status.FAIL, "; ".join(problems)))
             else:
-                checks.append(Check(f"escrow.{name}", Status.FAIL,
-                                    f"market holds {balance}, its open jobs and bonds account for {held}"))  # fmt: skip
+                checks.append(Check(f"escrow.{name}", Status.OK,
+                                    f"market holds {balance} = open escrow and bonds {held} + fees owed {owed}"))  # fmt: skip
         return checks
 
 

@@ -9,7 +9,7 @@ multicall) is found in the transaction's call trace (``debug_traceTransaction`` 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,17 +78,20 @@ def find_call(
     names: tuple[str, ...],
     decoder: CallDecoder,
     job_id: bytes | None = None,
+    tx: Mapping[str, Any] | None = None,
 ) -> DecodedCall:
     """The call to ``to`` named one of ``names`` made by transaction ``tx_hash``.
 
     When ``job_id`` is given and the transaction made several such calls (a batch), the one
-    whose first argument is ``job_id`` is returned.
+    whose first argument is ``job_id`` is returned. ``tx`` is the transaction when the caller
+    already has it (``eth_getTransactionByHash``'s answer).
 
     Raises:
         ReconstructionError: no such call in the transaction (nor in its trace).
     """
     target = to_checksum_address(to)
-    tx = w3.eth.get_transaction(HexBytes(tx_hash))
+    if tx is None:
+        tx = w3.eth.get_transaction(HexBytes(tx_hash))
     candidates: list[tuple[str, bytes]] = []
     if tx.get("to") and to_checksum_address(tx["to"]) == target:
         candidates.append((str(tx["from"]), bytes(tx["input"])))

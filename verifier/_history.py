@@ -11,12 +11,13 @@ transaction's calldata, which is exactly what an auditor must catch.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hexbytes import HexBytes
 from web3 import Web3
+from web3.exceptions import Web3RPCError
 from web3.types import FilterParams
 
 from tender.chain import DecodedLog, Deployment, LogDecoder, load_artifact, tender_log_decoder
@@ -39,6 +40,7 @@ class ChainSource:
         # mined transactions never change: cache what each job's checks read more than once
         self._calls: dict[tuple[bytes, str, tuple[str, ...], bytes], DecodedCall] = {}
         self._receipts: dict[bytes, list[Any]] = {}
+        self._txs: dict[bytes, Mapping[str, Any]] = {}
 
     def logs(self, addresses: Sequence[str], from_block: int, to_block: int) -> list[Any]:
         out: list[Any] = []
@@ -55,10 +57,38 @@ class ChainSource:
         key = (bytes(tx_hash), to, names, bytes(job_id))
         call = self._calls.get(key)
         if call is None:
-            call = self._calls[key] = find_call(
-                self.w3, tx_hash, to=to, names=names, decoder=decoder, job_id=job_id
-            )
+            call = self._calls[key] = find_call(self.w3, tx_hash, to=to, names=names, decoder=decoder,
+                                                job_id=job_id, tx=self._txs.get(bytes(tx_hash)))  # fmt: skip
         return call
+
+    def prefetch(
+        self, *, receipts: Iterable[bytes] = (), transactions: Iterable[bytes] = (), batch: int = 200
+    ) -> None:
+        """Fetch many receipts and transactions in JSON-RPC batches (several times faster than one
+        request each); a node that refuses batches is simply asked one by one later."""
+        wanted = [("r", h) for h in dict.fromkeys(bytes(h) for h in receipts) if h not in self._receipts]
+        wanted += [("t", h) for h in dict.fromkeys(bytes(h) for h in transactions) if h not in self._txs]
+        for start in range(0, len(wanted), batch):
+            chunk = wanted[start : start + batch]
+            try:
+                with self.w3.batch_requests() as requests:
+                    for kind, tx_hash in chunk:
+                        method = (
+                            self.w3.eth.get_transaction_receipt
+                            if kind == "r"
+                            else self.w3.eth.get_transaction
+                        )
+                        requests.add(method(HexBytes(tx_hash)))
+                    answers = requests.execute()
+            except (Web3RPCError, OSError, ValueError, TypeError):
+                return
+            for (kind, tx_hash), answer in zip(chunk, answers, strict=False):
+                if not isinstance(answer, Mapping):
+                    continue
+                if kind == "r":
+                    self._receipts[tx_hash] = list(answer["logs"])  # type: ignore[typeddict-item]
+                else:
+                    self._txs[tx_hash] = answer
 
     def receipt_logs(self, tx_hash: bytes) -> list[Any]:
         logs = self._receipts.get(bytes(tx_hash))
@@ -148,6 +178,8 @@ class History:
         for name in self.markets:
             abi.extend(load_artifact(MARKET_ARTIFACTS[name]).entries("function"))
         self.calls = CallDecoder(abi)
+        #: the markets' events that belong to no job, from the last :meth:`collect`
+        self.market_events: list[DecodedLog] = []
 
     def collect(
         self, from_block: int, to_block: int, *, job_ids: Iterable[bytes] | None = None
@@ -155,9 +187,13 @@ class History:
         """Every job with an event in the range (only ``job_ids`` when given), in posting order."""
         wanted = None if job_ids is None else {bytes(j) for j in job_ids}
         jobs: dict[bytes, JobHistory] = {}
+        self.market_events = []
         for raw in self.source.logs(list(self.markets.values()), from_block, to_block):
             event = self.decoder.decode(raw)
-            if event is None or "job_id" not in event.args:
+            if event is None:
+                continue
+            if "job_id" not in event.args:
+                self.market_events.append(event)  # FeesWithdrawn, ParamsUpdated...
                 continue
             job_id = bytes(event.args["job_id"])
             if wanted is not None and job_id not in wanted:

@@ -59,7 +59,7 @@ def status(config_path: Path, chain_id: int, as_json: bool) -> None:
     jobs = store.jobs()
     actions = list(store.actions())
     rewards = store.rewards()
-    tables: dict[str, dict[str, str]] = {
+    tables: dict[str, dict[str, int | str]] = {
         "jobs": _count(f"{j.state}" for j in jobs),
         "verdicts": _count(j.verdict for j in jobs if j.verdict),
         "actions": _count(f"{a.kind.split(':')[0]}.{a.status}" for a in actions),
@@ -74,16 +74,16 @@ def status(config_path: Path, chain_id: int, as_json: bool) -> None:
         table.add_column("what")
         table.add_column("count" if title != "rewards" else "amount", justify="right")
         for key, value in sorted(tables[title].items()):
-            table.add_row(key, value)
+            table.add_row(key, str(value))
         console.print(table)
     console.print(f"scanned up to block {store.cursor}")
 
 
-def _count(values: Iterable[object]) -> dict[str, str]:
-    out: dict[str, int] = {}
+def _count(values: Iterable[object]) -> dict[str, int | str]:
+    out: dict[str, int | str] = {}
     for value in values:
-        out[str(value)] = out.get(str(value), 0) + 1
-    return {k: str(v) for k, v in out.items()}
+        out[str(value)] = int(out.get(str(value), 0)) + 1
+    return out
 
 
 @click.command("audit")

@@ -39,9 +39,15 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
     IStaking internal immutable _staking;
 
     address private _treasury;
+    /// @dev Fees accrued at settlement, paid to the treasury by `withdrawFees`. Shares the treasury's slot
+    /// (never zero), so a settlement adds to it for ~5k gas instead of a ~10k transfer.
+    uint96 private _feesOwed;
     MarketParams private _params;
     mapping(bytes32 jobId => Job) private _jobs;
     mapping(bytes32 jobId => uint256[]) private _outputs;
+    /// @dev The model's layout, copied from the registry at posting (models are immutable), so that
+    /// delivery reads one slot instead of calling the registry; cleared on settlement (storage refund).
+    mapping(bytes32 jobId => ModelLayout) private _layouts;
     mapping(address owner => mapping(uint256 word => uint256 bits)) private _nonceBitmap;
 
     constructor(
@@ -105,7 +111,7 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
         _requireAuthorized(provider);
         uint256 due = _providerDeadline(j);
         if (block.timestamp > due) revert DeliveryTooLate(jobId, due, block.timestamp);
-        ModelLayout memory m = _registry.layoutOf(j.modelId);
+        ModelLayout memory m = _layouts[jobId];
         if (output.length != m.outputLength) revert OutputLengthMismatch(output.length, m.outputLength);
         j.deliveredAt = uint40(block.timestamp);
         bytes32 outputHash = keccak256(abi.encode(output));
@@ -146,7 +152,7 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
         uint40 end = j.disputeEnd;
         if (block.timestamp > end) revert ProofDeadlinePassed(jobId, end);
         uint256[] memory output = _outputs[jobId];
-        _verify(jobId, _registry.layoutOf(j.modelId), j.inputCommitment, output, proof);
+        _verify(jobId, _layouts[jobId], j.inputCommitment, output, proof);
         uint256 bond = j.challengeBond;
         emit Proved(jobId, msg.sender, bond);
         _settle(jobId, j, bond);
@@ -199,6 +205,15 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
         if (treasury_ == address(0)) revert ZeroAddress();
         _treasury = treasury_;
         emit TreasuryUpdated(treasury_);
+    }
+
+    /// @inheritdoc IMarket
+    function withdrawFees() external nonReentrant returns (uint256 amount) {
+        address to = _treasury;
+        amount = _feesOwed;
+        _feesOwed = 0;
+        emit FeesWithdrawn(to, amount);
+        _send(to, amount);
     }
 
     /// @inheritdoc IMarket
@@ -284,6 +299,11 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
     }
 
     /// @inheritdoc IMarket
+    function feesOwed() external view returns (uint256) {
+        return _feesOwed;
+    }
+
+    /// @inheritdoc IMarket
     // solhint-disable-next-line func-name-mixedcase
     function MAX_FEE_BPS() external pure returns (uint16) {
         return _MAX_FEE_BPS;
@@ -293,6 +313,9 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
 
     /// @dev Checks the intent's pricing fields for this auction type (reverts `BadStartPrice`).
     function _checkPricing(Intent calldata intent) internal view virtual;
+
+    /// @dev A job was just recorded (before the escrow is pulled): prepare auction-specific storage.
+    function _opened(bytes32 jobId) internal virtual;
 
     /// @dev A delivery arrived for an Open job: award it now or revert.
     function _awardOnDelivery(bytes32 jobId, Job storage j) internal virtual;
@@ -433,6 +456,8 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
         j.modelId = intent.modelId;
         j.inputCommitment = intent.inputCommitment;
         if (intent.startPrice != 0) j.startPrice = uint96(intent.startPrice);
+        _layouts[jobId] = _registry.layoutOf(intent.modelId);
+        _opened(jobId);
 
         uint256 escrow = maxPrice + _fee(maxPrice, feeBps);
         emit IntentPosted(
@@ -490,8 +515,8 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
         if (!ok || ret.length != 32 || abi.decode(ret, (uint256)) != 1) revert ProofRejected(jobId);
     }
 
-    /// @dev Pays the provider (plus `bondToProvider`), the fee to the treasury and the rest of the escrow
-    /// back to the requester; releases the provider's stake.
+    /// @dev Pays the provider (plus `bondToProvider`) and the rest of the escrow back to the requester,
+    /// accrues the fee for the treasury (`withdrawFees`); releases the provider's stake.
     function _settle(bytes32 jobId, Job storage j, uint256 bondToProvider) private {
         j.state = JobState.Settled;
         address provider = j.provider;
@@ -501,9 +526,12 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
         uint256 refundAmount = _escrowOf(j) - price - fee;
         uint256 latency = j.deliveredAt - j.awardedAt;
         emit Settled(jobId, provider, price, fee, refundAmount, latency);
+        delete _layouts[jobId];
         _staking.unlock(provider, jobId);
+        // fee <= price < 2**96; checked addition: the total owed would have to pass 2**96 token units
+        // between two withdrawals to revert
+        _feesOwed += uint96(fee);
         _send(provider, price + bondToProvider);
-        _send(_treasury, fee);
         _send(j.requester, refundAmount);
     }
 

@@ -64,6 +64,9 @@ contract DutchAuctionMarket is BaseMarket, IDutchAuctionMarket {
     }
 
     /// @inheritdoc BaseMarket
+    function _opened(bytes32) internal pure override {}
+
+    /// @inheritdoc BaseMarket
     function _awardOnDelivery(bytes32 jobId, Job storage j) internal view override {
         // a Dutch job is awarded only by fill
         revert InvalidState(jobId, j.state);

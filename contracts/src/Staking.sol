@@ -16,10 +16,14 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     /// @notice Longest unbonding delay the owner may set (keeps stake from being trapped).
     uint64 public constant MAX_UNBONDING_DELAY = 30 days;
 
-    /// @dev stake and locked share a slot: `availableOf` and `lock` read it once.
+    /// @dev Everything the hot paths touch in one slot: `availableOf` (bid, fill, award), `lock` and
+    /// `unlock` read and write only this slot (plus the job's lock). Amounts fit 96 bits (checked on
+    /// stake); the two counters bumped on every award and settlement live here, not in `Stats`.
     struct Account {
-        uint128 stake; // everything held for the provider, unbonding included
-        uint128 locked; // sum of live job locks
+        uint96 bonded; // stake not unbonding (locked is part of it); stakeOf = bonded + unbonding
+        uint96 locked; // sum of live job locks
+        uint32 jobsWon; // Stats.jobsWon
+        uint32 deliveredInTime; // Stats.deliveredInTime
     }
 
     struct Unbonding {
@@ -28,7 +32,7 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     }
 
     struct JobLock {
-        uint128 amount; // still locked for the job
+        uint96 amount; // still locked for the job
         bool slashed; // counted in Stats.slashed already
     }
 
@@ -40,6 +44,7 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     mapping(address provider => mapping(bytes32 jobId => JobLock)) private _locks;
     mapping(address provider => mapping(address solver => bool)) private _solvers;
     mapping(address provider => Operator) private _operators;
+    /// @dev Only `expired` and `slashed` are kept here; jobsWon and deliveredInTime live in `Account`.
     mapping(address provider => Stats) private _stats;
 
     modifier onlyMarket() {
@@ -76,7 +81,8 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         uint256 available = availableOf(msg.sender);
         if (amount > available) revert InsufficientStake(msg.sender, available, amount);
         Unbonding storage u = _unbonding[msg.sender];
-        // amount <= available <= stake < 2**128, and u.amount + available <= stake: no overflow
+        // amount <= available <= bonded < 2**96 and u.amount + bonded <= total staked < 2**96: no overflow
+        _accounts[msg.sender].bonded -= uint96(amount);
         uint128 total = u.amount + uint128(amount);
         uint64 readyAt = uint64(block.timestamp) + _unbondingDelay;
         u.amount = total;
@@ -90,9 +96,8 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         if (u.amount == 0) revert NothingToWithdraw(msg.sender);
         if (block.timestamp < u.readyAt) revert UnbondingNotReady(u.readyAt, block.timestamp);
         amount = u.amount;
+        // the amount left `bonded` when it started unbonding
         delete _unbonding[msg.sender];
-        // stake >= locked + unbonding, so this cannot underflow; checked arithmetic guards it anyway
-        _accounts[msg.sender].stake -= u.amount;
         emit Withdrawn(msg.sender, amount);
         _token.safeTransfer(msg.sender, amount);
     }
@@ -138,14 +143,15 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         if (amount == 0) revert ZeroAmount();
         JobLock storage l = _locks[provider][jobId];
         if (l.amount != 0) revert AlreadyLocked(provider, jobId);
-        uint256 available = availableOf(provider);
+        Account storage a = _accounts[provider];
+        uint256 available = uint256(a.bonded) - a.locked;
         if (amount > available) revert InsufficientStake(provider, available, amount);
-        // amount <= available < 2**128 and locked + available <= stake < 2**128
-        _accounts[provider].locked += uint128(amount);
-        l.amount = uint128(amount);
+        // amount <= available < 2**96 and locked + available = bonded < 2**96
+        a.locked += uint96(amount);
+        l.amount = uint96(amount);
         unchecked {
-            // a uint64 counter bumped once per award cannot overflow
-            ++_stats[provider].jobsWon;
+            // a uint32 counter bumped once per award (more than 4e9 awards per provider is not reachable)
+            ++a.jobsWon;
         }
         emit StakeLocked(provider, jobId, msg.sender, amount);
     }
@@ -155,12 +161,14 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         JobLock storage l = _locks[provider][jobId];
         released = l.amount;
         if (released == 0) revert NotLocked(provider, jobId);
+        // clearing the lock slot earns the storage refund
         delete _locks[provider][jobId];
+        Account storage a = _accounts[provider];
         // the job's lock is part of the provider's total lock
-        _accounts[provider].locked -= uint128(released);
+        a.locked -= uint96(released);
         unchecked {
-            // a uint64 counter bumped once per settlement cannot overflow
-            ++_stats[provider].deliveredInTime;
+            // a uint32 counter bumped once per settlement (at most once per award)
+            ++a.deliveredInTime;
         }
         emit StakeUnlocked(provider, jobId, released);
     }
@@ -176,11 +184,11 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         uint256 locked = l.amount;
         if (locked == 0) revert NotLocked(provider, jobId);
         if (amount > locked) revert SlashExceedsLock(amount, locked);
-        // amount <= locked <= account.locked <= account.stake (all < 2**128)
-        l.amount = uint128(locked - amount);
+        // amount <= locked <= account.locked <= account.bonded (all < 2**96)
+        l.amount = uint96(locked - amount);
         Account storage a = _accounts[provider];
-        a.stake -= uint128(amount);
-        a.locked -= uint128(amount);
+        a.bonded -= uint96(amount);
+        a.locked -= uint96(amount);
         if (!l.slashed) {
             l.slashed = true;
             unchecked {
@@ -225,7 +233,7 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
 
     /// @inheritdoc IStaking
     function stakeOf(address provider) external view returns (uint256) {
-        return _accounts[provider].stake;
+        return uint256(_accounts[provider].bonded) + _unbonding[provider].amount;
     }
 
     /// @inheritdoc IStaking
@@ -241,11 +249,11 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
 
     /// @inheritdoc IStaking
     function availableOf(address provider) public view returns (uint256) {
-        Account memory a = _accounts[provider];
+        Account storage a = _accounts[provider];
         unchecked {
-            // stake >= locked + unbonding is kept by requestUnstake (only available stake unbonds),
-            // lock (only available stake locks) and slash (removes equal amounts from stake and locked)
-            return uint256(a.stake) - a.locked - _unbonding[provider].amount;
+            // bonded >= locked is kept by requestUnstake (only available stake unbonds), lock (only
+            // available stake locks) and slash (removes equal amounts from bonded and locked)
+            return uint256(a.bonded) - a.locked;
         }
     }
 
@@ -260,8 +268,10 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IStaking
-    function stats(address provider) external view returns (Stats memory) {
-        return _stats[provider];
+    function stats(address provider) external view returns (Stats memory s) {
+        s = _stats[provider];
+        Account storage a = _accounts[provider];
+        (s.jobsWon, s.deliveredInTime) = (a.jobsWon, a.deliveredInTime);
     }
 
     // ------------------------------------------------------------------ internal
@@ -273,9 +283,11 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         _token.safeTransferFrom(msg.sender, address(this), amount);
         uint256 received = _token.balanceOf(address(this)) - before;
         if (received != amount) revert FeeOnTransferToken(amount, received);
-        uint256 total = _accounts[provider].stake + amount;
-        if (total > type(uint128).max) revert AmountTooLarge(total);
-        _accounts[provider].stake = uint128(total);
+        Account storage a = _accounts[provider];
+        // everything staked (unbonding included) fits 96 bits, so every amount derived from it does
+        uint256 total = uint256(a.bonded) + _unbonding[provider].amount + amount;
+        if (total > type(uint96).max) revert AmountTooLarge(total);
+        a.bonded += uint96(amount);
         emit Staked(provider, msg.sender, amount);
     }
 }

@@ -95,8 +95,8 @@ contract StakingTest is TenderFixture {
         staking.stakeFor(address(0), 1);
     }
 
-    function test_stake_revertsAbove128Bits() public {
-        uint256 big = uint256(type(uint128).max);
+    function test_stake_revertsAbove96Bits() public {
+        uint256 big = uint256(type(uint96).max);
         token.mint(provider, big);
         vm.prank(provider);
         vm.expectRevert(abi.encodeWithSelector(IStaking.AmountTooLarge.selector, big + STAKE));

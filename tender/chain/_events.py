@@ -31,6 +31,7 @@ __all__ = [
     "Expired",
     "ExpiryRecorded",
     "FailedOver",
+    "FeesWithdrawn",
     "IntentPosted",
     "MarketSet",
     "ModelRegistered",
@@ -274,6 +275,13 @@ class ParamsUpdated(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TreasuryUpdated(Event):
     treasury: str
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeesWithdrawn(Event):
+    treasury: str
+    amount: int
 
 
 @event_type()

@@ -147,6 +147,10 @@ class Market(ContractWrapper):
     def set_treasury(self, treasury: str) -> TxReceipt:
         return self._send(self.fn.setTreasury(treasury))
 
+    def withdraw_fees(self) -> TxReceipt:
+        """Pay the fees accrued by settlements to the treasury (anyone may send it)."""
+        return self._send(self.fn.withdrawFees())
+
     def pause(self) -> TxReceipt:
         return self._send(self.fn.pause())
 
@@ -199,3 +203,7 @@ class Market(ContractWrapper):
 
     def treasury(self) -> str:
         return str(self._call(self.fn.treasury()))
+
+    def fees_owed(self) -> int:
+        """Fees accrued by settlements and not yet paid to the treasury."""
+        return int(self._call(self.fn.feesOwed()))

@@ -17,6 +17,7 @@ Bundles built with ``srs="dev"`` use a locally generated SRS: insecure, developm
 
 from __future__ import annotations
 
+from tender.errors import ModelError
 from tender.models._build import RECIPE, build, build_key
 from tender.models._bundle import INSECURE_SRS_WARNING, Bundle, InstanceLayout, ModelCard
 from tender.models._cli import cli_group
@@ -46,10 +47,10 @@ from tender.models._register import (
     check_srs,
     deploy_verifier,
     register_model,
+    registered_models,
     registry_entry,
 )
 from tender.models._solc import compile_solidity
-from tender.errors import ModelError
 
 __all__ = [
     "FIELD_MODULUS",
@@ -83,6 +84,7 @@ __all__ = [
     "prove",
     "quantize",
     "register_model",
+    "registered_models",
     "registry_entry",
     "verifier_calldata",
     "verify",

@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-import ezkl
 import numpy as np
 from eth_utils import keccak
 from rich.console import Console
@@ -33,7 +32,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from tender.models import _runtime
 from tender.models._bundle import CARD_FILE, Bundle, InstanceLayout, ModelCard, sha256_file
 from tender.models._errors import BundleError, SrsError
-from tender.models._ezkl import captured_output, dev_srs, srs_logrows, write_evm_verifier
+from tender.models._ezkl import captured_output, dev_srs, ezkl, srs_logrows, write_evm_verifier
 from tender.models._felt import dequantize, felt_from_hex, poseidon, quantize
 from tender.models._solc import compile_solidity
 from tender.paths import cache_dir as default_cache_dir
@@ -82,7 +81,7 @@ def build_key(
     return _sha256_bytes(json.dumps(material, sort_keys=True).encode())
 
 
-def _calibration_samples(path: Path, size: int) -> np.ndarray:
+def _calibration_samples(path: Path, size: int) -> np.ndarray[Any, Any]:
     data = json.loads(path.read_text())
     try:
         flat = np.asarray(data["input_data"][0], dtype=np.float64).reshape(-1)
@@ -94,8 +93,8 @@ def _calibration_samples(path: Path, size: int) -> np.ndarray:
 
 
 def _params(onnx_path: Path) -> int:
-    import onnx  # noqa: PLC0415 (only the build needs the graph)
-    from onnx import numpy_helper  # noqa: PLC0415
+    import onnx
+    from onnx import numpy_helper
 
     model = onnx.load(str(onnx_path))
     return int(sum(numpy_helper.to_array(t).size for t in model.graph.initializer))
@@ -115,10 +114,10 @@ def _steps(enabled: bool, title: str) -> Iterator[Any]:
     if not enabled:
 
         @contextlib.contextmanager
-        def step(_: str) -> Iterator[None]:
+        def silent(_: str) -> Iterator[None]:
             yield
 
-        yield step
+        yield silent
         return
     stream = os.fdopen(os.dup(2), "w")
     console = Console(file=stream, stderr=True)
@@ -153,8 +152,9 @@ def build(
         onnx_path: the model.
         calibration_path: EZKL input JSON, ``{"input_data": [[x0, x1, ...]]}``; several
             samples may be concatenated into the one flat list.
-        srs: ``"dev"`` to generate an SRS locally (insecure, development only), or the path
-            of a public Powers-of-Tau SRS file in halo2 KZG format with ``k >= logrows``.
+        srs: ``"dev"`` to generate an SRS locally (insecure, development only), or a public
+            Powers-of-Tau SRS in halo2 KZG format: one file with ``k >= logrows`` (best
+            ``k == logrows``), or a folder of ``kzg{k}.srs`` files (the one matching is used).
         cache_dir: where bundles live (default: ``tender.paths.cache_dir()``).
         name: the model's name (default: the ONNX file's folder or stem).
         input_visibility: ``"hashed"`` (the market's layout) or ``"public"`` (for comparison).
@@ -185,10 +185,16 @@ def build(
         srs_choice = "dev"
     else:
         srs_file = Path(srs)
-        if not srs_file.is_file():
+        if srs_file.is_dir():
+            files = sorted(srs_file.glob("*.srs"))
+            if not files:
+                raise SrsError(f"SRS folder {srs_file} holds no *.srs files")
+            srs_choice = "dir:" + ",".join(f"{srs_logrows(f)}={sha256_file(f)}" for f in files)
+        elif srs_file.is_file():
+            srs_logrows(srs_file)
+            srs_choice = "file:" + sha256_file(srs_file)
+        else:
             raise SrsError(f"SRS file {srs_file} does not exist")
-        srs_logrows(srs_file)
-        srs_choice = "file:" + sha256_file(srs_file)
 
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     onnx_bytes, calibration_bytes = onnx_path.read_bytes(), calibration_path.read_bytes()
@@ -267,10 +273,7 @@ def _build_into(
             if srs_file is None:
                 shutil.copyfile(dev_srs(root / "srs", logrows), partial.srs)
             else:
-                k = srs_logrows(srs_file)
-                if k < logrows:
-                    raise SrsError(f"SRS {srs_file} has k={k}; the circuit needs k >= {logrows}")
-                shutil.copyfile(srs_file, partial.srs)
+                shutil.copyfile(pick_srs(srs_file, logrows), partial.srs)
             timed("srs_s", started)
         with step("keys (setup)"):
             started = time.perf_counter()
@@ -280,7 +283,9 @@ def _build_into(
         with step("EVM verifier (render + solc)"):
             started = time.perf_counter()
             with captured_output(log):
-                write_evm_verifier(partial.vk, partial.settings, partial.srs, partial.verifier_source, work / "abi.json")
+                write_evm_verifier(
+                    partial.vk, partial.settings, partial.srs, partial.verifier_source, work / "abi.json"
+                )
             artefact = compile_solidity(partial.verifier_source, "Halo2Verifier")
             partial.verifier_artifact.write_text(json.dumps(artefact, indent=1))
             timed("verifier_s", started)
@@ -339,6 +344,25 @@ def _build_into(
     (work / CARD_FILE).write_text(json.dumps(card.to_dict(), indent=1))
 
 
+def pick_srs(source: Path, logrows: int) -> Path:
+    """The SRS file to use for a circuit of ``2**logrows`` rows.
+
+    ``source`` is one SRS file or a folder of them (as EZKL publishes the Powers-of-Tau SRS:
+    one ``kzg{k}.srs`` per ``k``). A file with exactly ``k = logrows`` is preferred: a larger
+    one works, but EZKL then shrinks it on every load (seconds per proof).
+
+    Raises:
+        SrsError: no file is large enough.
+    """
+    candidates = sorted(source.glob("*.srs")) if source.is_dir() else [source]
+    sized = sorted((srs_logrows(f), f) for f in candidates)
+    usable = [(k, f) for k, f in sized if k >= logrows]
+    if not usable:
+        largest = sized[-1][0] if sized else 0
+        raise SrsError(f"SRS {source} goes up to k={largest}; the circuit needs k >= {logrows}")
+    return usable[0][1]
+
+
 def ezkl_input_shape(onnx_path: Path) -> list[int]:
     """The model's input shape with symbolic (batch) dimensions set to 1, as EZKL runs it."""
     sess = _runtime.session(str(onnx_path))
@@ -372,7 +396,9 @@ def _check(
     for i, sample in enumerate(samples):
         values = [float(v) for v in sample]
         (scratch / "input.json").write_text(json.dumps({"input_data": [values]}))
-        witness = ezkl.gen_witness(str(scratch / "input.json"), str(bundle.compiled), str(scratch / "witness.json"))
+        witness = ezkl.gen_witness(
+            str(scratch / "input.json"), str(bundle.compiled), str(scratch / "witness.json")
+        )
         outputs = [felt_from_hex(f) for f in witness["outputs"][0]]
         circuit = np.asarray([dequantize(v, output_scale) for v in outputs])
         agree += int(np.argmax(circuit) == np.argmax(reference[i]))
@@ -383,7 +409,12 @@ def _check(
                     str(scratch / "witness.json"), str(bundle.compiled), str(bundle.pk),
                     str(scratch / "proof.json"), srs_path=str(bundle.srs),
                 )  # fmt: skip
-                ok = ezkl.verify(str(scratch / "proof.json"), str(bundle.settings), str(bundle.vk), srs_path=str(bundle.srs))
+                ok = ezkl.verify(
+                    str(scratch / "proof.json"),
+                    str(bundle.settings),
+                    str(bundle.vk),
+                    srs_path=str(bundle.srs),
+                )
             instances = [felt_from_hex(f) for f in proof["instances"][0]]
             if not ok or len(instances) != layout.instance_count:
                 raise BundleError(f"self-check failed: verified={ok}, {len(instances)} instances")

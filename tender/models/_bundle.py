@@ -189,7 +189,9 @@ class ModelCard:
             parts.append(Text(f"SRS: {INSECURE_SRS_WARNING}", style="bold red"))
         else:
             parts.append(Text(f"SRS: {self.srs_sha256}", style="green"))
-        return Panel(Group(*parts), title=f"model {self.name}", border_style="red" if self.insecure_srs else "cyan")
+        return Panel(
+            Group(*parts), title=f"model {self.name}", border_style="red" if self.insecure_srs else "cyan"
+        )
 
 
 @dataclass(frozen=True)

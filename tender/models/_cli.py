@@ -55,14 +55,18 @@ def cli_group() -> None:
 
 
 @cli_group.command("build")
-@click.argument("onnx_path", metavar="MODEL.onnx", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "onnx_path", metavar="MODEL.onnx", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.option("--calibration", "calibration", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="EZKL input JSON with calibration samples")  # fmt: skip
 @click.option("--srs", default="dev", show_default=True,
               help="'dev' (generated locally: insecure, development only) or a Powers-of-Tau SRS file")  # fmt: skip
 @click.option("--name", default=None, help="model name (default: the ONNX file's folder)")
 @click.option("--progress/--no-progress", default=None, help="progress display (default: when a terminal)")
-def build_command(onnx_path: Path, calibration: Path, srs: str, name: str | None, progress: bool | None) -> None:
+def build_command(
+    onnx_path: Path, calibration: Path, srs: str, name: str | None, progress: bool | None
+) -> None:
     """Build (or reuse from the cache) the bundle of MODEL.onnx and print its card."""
     show = _errors.is_terminal if progress is None else progress
     bundle = build(onnx_path, calibration, srs=srs, name=name, progress=show)
@@ -85,7 +89,9 @@ def show_command(bundle_path: Path, as_json: bool) -> None:
 
 @cli_group.command("commit")
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(exists=True, path_type=Path))
-@click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 def commit_command(bundle_path: Path, input_path: Path) -> None:
     """Print the input commitment (the field element an intent carries) for an input."""
     click.echo(hex(input_commitment(Bundle.load(bundle_path), _read_input(input_path))))
@@ -117,7 +123,9 @@ def prove_command(bundle_path: Path, input_path: Path, out: Path) -> None:
 
 @cli_group.command("verify")
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(exists=True, path_type=Path))
-@click.option("--proof", "proof_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--proof", "proof_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 def verify_command(bundle_path: Path, proof_path: Path) -> None:
     """Verify a proof off-chain; exit code 1 when it is invalid."""
     bundle = Bundle.load(bundle_path)
@@ -132,7 +140,9 @@ def verify_command(bundle_path: Path, proof_path: Path) -> None:
 @cli_group.command("register")
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(exists=True, path_type=Path))
 @click.option("--rpc", "rpc_url", required=True, help="JSON-RPC endpoint")
-@click.option("--registry", "registry", default=None, help="ModelRegistry address (default: the deployment's)")
+@click.option(
+    "--registry", "registry", default=None, help="ModelRegistry address (default: the deployment's)"
+)
 @click.option("--onnx", "onnx_path", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="check this ONNX file against the card (default: the bundle's copy)")  # fmt: skip
 @click.option("--audit-rate-bps", default=0, show_default=True, type=click.IntRange(0, 10_000))
@@ -142,8 +152,8 @@ def register_command(
     allow_insecure_srs: bool,
 ) -> None:  # fmt: skip
     """Deploy the bundle's verifier and register the model (key: TENDER_PRIVATE_KEY)."""
-    from tender.chain import Deployment, connect  # noqa: PLC0415 (web3 only when needed)
-    from tender.models._register import register_model  # noqa: PLC0415
+    from tender.chain import Deployment, connect
+    from tender.models._register import register_model
 
     bundle = Bundle.load(bundle_path)
     _warn_insecure(bundle)
@@ -154,23 +164,72 @@ def register_command(
         w3, chain.private_key(), registry, bundle, audit_rate_bps=audit_rate_bps, onnx_path=onnx_path,
         allow_insecure_srs=allow_insecure_srs,
     )  # fmt: skip
-    _console.print(f"registered {bundle.name}: verifier {result.verifier}, tx {result.tx_hash}")
+    done = f"tx {result.tx_hash}" if result.tx_hash else "already registered"
+    _console.print(f"model {bundle.name}: id 0x{result.model_id.hex()}, verifier {result.verifier} ({done})")
 
 
 @cli_group.command("list")
+@click.option("--rpc", "rpc_url", default=None, help="list the models registered on this chain instead")
+@click.option(
+    "--registry", "registry", default=None, help="ModelRegistry address (default: the deployment's)"
+)
 @click.option("--cache", "cache", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="bundle cache (default: the Tender cache)")  # fmt: skip
-def list_command(cache: Path | None) -> None:
-    """List the bundles built on this machine."""
+def list_command(rpc_url: str | None, registry: str | None, cache: Path | None) -> None:
+    """List the bundles built on this machine, or (with --rpc) the models registered on chain."""
+    if rpc_url is not None:
+        _list_registered(rpc_url, registry, cache)
+        return
     root = (cache or cache_dir()) / "models"
     table = Table(title=f"bundles in {root}")
     for column in ("name", "logrows", "onnx sha256", "accuracy", "SRS", "path"):
         table.add_column(column)
-    for folder in sorted(root.glob("*")) if root.is_dir() else []:
-        if not (folder / "card.json").is_file() or folder.name.startswith("."):
-            continue
-        card = Bundle.load(folder).card
+    for card, folder in _local_cards(root):
         srs = "[red]dev (insecure)[/]" if card.insecure_srs else "[green]file[/]"
         acc = "-" if card.accuracy is None else f"{card.accuracy:.2%}"
         table.add_row(card.name, str(card.logrows), card.onnx_sha256[:16], acc, srs, str(folder))
+    _console.print(table)
+
+
+def _local_cards(root: Path) -> list[tuple[Any, Path]]:
+    cards = []
+    for folder in sorted(root.glob("*")) if root.is_dir() else []:
+        if folder.name.startswith(".") or not (folder / "card.json").is_file():
+            continue
+        cards.append((Bundle.load(folder).card, folder))
+    return cards
+
+
+def _list_registered(rpc_url: str, registry: str | None, cache: Path | None) -> None:
+    from tender.chain import Deployment, connect
+    from tender.models._register import registered_models
+
+    w3 = connect(rpc_url)
+    block = 0
+    if registry is None:
+        deployment = Deployment.load(int(w3.eth.chain_id))
+        registry, block = deployment.registry, deployment.block
+    known = {card.onnx_sha256: card for card, _ in _local_cards((cache or cache_dir()) / "models")}
+    table = Table(title=f"models in ModelRegistry {registry}")
+    for column in (
+        "model id",
+        "name (local bundle)",
+        "onnx sha256",
+        "verifier",
+        "layout",
+        "modes",
+        "audit bps",
+    ):
+        table.add_column(column)
+    for model_id, info in registered_models(w3, registry, from_block=block):
+        card = known.get(info.onnx_sha256.hex())
+        name = "-" if card is None else card.name + (" [red](dev SRS)[/]" if card.insecure_srs else "")
+        layout = (
+            f"c@{info.commitment_index} out@{info.output_offset}+{info.output_length} /{info.instance_count}"
+        )
+        modes = "+".join(m for m, bit in (("zk", 1), ("optimistic", 2)) if info.proof_modes & bit)
+        table.add_row(
+            "0x" + model_id.hex()[:12], name, info.onnx_sha256.hex()[:16], info.verifier, layout, modes,
+            str(info.audit_rate_bps),
+        )  # fmt: skip
     _console.print(table)

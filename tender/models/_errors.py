@@ -1,13 +1,13 @@
 """Errors of :mod:`tender.models`, all under :class:`tender.errors.ModelError`::
 
-    ModelError
-    ├── BundleError            a bundle is missing, incomplete, or its build failed
-    ├── SrsError               the structured reference string is missing, too small or unreadable
-    │   └── InsecureSrsError   a dev-SRS bundle was offered to a non-local chain
-    ├── InputError             an input does not fit the model (also a ValueError)
-    ├── ProofError             witness generation, proving or verification could not run
-    ├── ModelHashMismatch      an ONNX file is not the one the model card names
-    └── SolcError              the Solidity verifier did not compile
+ModelError
+├── BundleError            a bundle is missing, incomplete, or its build failed
+├── SrsError               the structured reference string is missing, too small or unreadable
+│   └── InsecureSrsError   a dev-SRS bundle was offered to a non-local chain
+├── InputError             an input does not fit the model (also a ValueError)
+├── ProofError             witness generation, proving or verification could not run
+├── ModelHashMismatch      an ONNX file is not the one the model card names
+└── SolcError              the Solidity verifier did not compile
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class ProofError(ModelError):
     """A witness or proof could not be produced, or a proof could not be read."""
 
 
-class ModelHashMismatch(ModelError):  # noqa: N818 (the name says what happened)
+class ModelHashMismatch(ModelError):
     """An ONNX file's sha256 is not the one recorded in the model card.
 
     Attributes:

@@ -11,9 +11,13 @@ from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
-import ezkl
+import ezkl as _ezkl
 
 from tender.models._errors import SrsError
+
+#: The EZKL module, untyped: its stubs mark optional arguments as required and omit
+#: ``__version__`` and the ``PyRunArgs`` attributes, so every call goes through this name.
+ezkl: Any = _ezkl
 
 
 @contextlib.contextmanager
@@ -21,7 +25,9 @@ def captured_output(log_path: Path) -> Iterator[None]:
     """Send what native code prints on fds 1 and 2 (EZKL's calibration tables) to a file.
 
     Python's ``sys.stdout`` redirection cannot catch Rust's ``println!``; this swaps the file
-    descriptors themselves for the duration and restores them afterwards.
+    descriptors themselves for the duration and restores them afterwards. The swap is
+    process-wide: other threads' output lands in the log meanwhile, so it is used only
+    around build steps, never around :func:`tender.models.prove` (which prints nothing).
     """
     sys.stdout.flush()
     sys.stderr.flush()
@@ -62,7 +68,9 @@ def write_evm_verifier(vk: Path, settings: Path, srs: Path, sol_path: Path, abi_
     sol_path.unlink(missing_ok=True)
 
     async def render() -> Any:
-        return await ezkl.create_evm_verifier(str(vk), str(settings), str(sol_path), str(abi_path), srs_path=str(srs))
+        return await ezkl.create_evm_verifier(
+            str(vk), str(settings), str(sol_path), str(abi_path), srs_path=str(srs)
+        )
 
     try:
         run_coroutine(render)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import ezkl
 import numpy as np
 
 from tender.models._errors import InputError
+from tender.models._ezkl import ezkl
 
 #: The BN254 scalar field modulus: every instance is below it.
 FIELD_MODULUS = 21888242871839275222246405745257275088548364400416034343698204186575808495617

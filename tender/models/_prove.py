@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import ezkl
 import numpy as np
 
 from tender.models import _runtime
 from tender.models._bundle import Bundle, ModelCard
 from tender.models._errors import BundleError, ProofError
+from tender.models._ezkl import ezkl
 from tender.models._felt import dequantize, felt_from_hex, felt_to_hex, flatten_input, poseidon, quantize
 
 BundleLike = Bundle | str | Path
@@ -152,7 +152,7 @@ def infer(bundle: BundleLike, data: Any, *, gpu: bool = False) -> list[float]:
     return [float(v) for v in _runtime.run_one(b.onnx, values, b.card.input_shape, gpu=gpu)]
 
 
-def infer_batch(bundle: BundleLike, batch: Any, *, gpu: bool = False) -> np.ndarray:
+def infer_batch(bundle: BundleLike, batch: Any, *, gpu: bool = False) -> np.ndarray[Any, Any]:
     """Run a batch (first axis) with onnxruntime; returns ``(batch, outputs)``."""
     b = _bundle(bundle)
     array = np.asarray(batch, dtype=np.float32).reshape((-1, *b.card.input_shape[1:]))
@@ -179,7 +179,9 @@ def prove(bundle: BundleLike, data: Any) -> Proof:
         started = time.perf_counter()
         try:
             ezkl.gen_witness(str(scratch / "input.json"), str(b.compiled), str(scratch / "witness.json"))
-            raw = ezkl.prove(str(scratch / "witness.json"), str(b.compiled), str(b.pk), None, srs_path=str(b.srs))
+            raw = ezkl.prove(
+                str(scratch / "witness.json"), str(b.compiled), str(b.pk), None, srs_path=str(b.srs)
+            )
         except RuntimeError as exc:
             raise ProofError(f"proving {card.name} failed: {exc}") from exc
         elapsed = time.perf_counter() - started

@@ -142,16 +142,16 @@ class Registration:
     """What :func:`register_model` did.
 
     Attributes:
+        model_id: the registry's id of the model (``keccak256(registrant, info)``).
         verifier: the verifier's address.
-        entry: the registry fields sent.
-        tx_hash: the ``register`` transaction.
-        receipt: its receipt (events decoded by the caller if needed).
+        entry: the registry fields.
+        tx_hash: the ``register`` transaction, or ``None`` when the record already existed.
     """
 
+    model_id: bytes
     verifier: str
     entry: dict[str, Any]
-    tx_hash: str
-    receipt: Any
+    tx_hash: str | None
 
 
 def register_model(
@@ -168,7 +168,13 @@ def register_model(
 ) -> Registration:
     """Deploy the verifier (unless given) and register the model in ``ModelRegistry``.
 
-    The checks of :func:`registry_entry` run before anything is sent.
+    The checks of :func:`registry_entry` run before anything is sent. Registering the same
+    record twice from the same account is a no-op that returns the existing id.
+
+    Raises:
+        ModelHashMismatch: the ONNX file does not hash to the card's ``onnx_sha256``.
+        InsecureSrsError: dev-SRS bundle on a non-local chain without the flag.
+        ContractRevert: the registry refused the record (decoded custom error).
     """
     sender = _sender(w3, account)
     check_onnx(bundle, onnx_path)
@@ -180,6 +186,22 @@ def register_model(
         audit_rate_bps=audit_rate_bps, proof_modes=proof_modes, onnx_path=onnx_path,
         allow_insecure_srs=allow_insecure_srs,
     )  # fmt: skip
+    info = ModelInfo.from_dict(entry)
     registry = Registry(w3, registry_address, sender=sender)
-    receipt = registry.register(ModelInfo.from_dict(entry))
-    return Registration(verifier=verifier, entry=entry, tx_hash=HexBytes(receipt["transactionHash"]).to_0x_hex(), receipt=receipt)
+    model_id = info.model_id(sender.address)
+    if registry.is_registered(model_id):
+        return Registration(model_id=model_id, verifier=verifier, entry=entry, tx_hash=None)
+    receipt = registry.register(info)
+    tx_hash = HexBytes(receipt["transactionHash"]).to_0x_hex()
+    return Registration(model_id=model_id, verifier=verifier, entry=entry, tx_hash=tx_hash)
+
+
+def registered_models(
+    w3: Web3, registry_address: str, *, from_block: int = 0
+) -> list[tuple[bytes, ModelInfo]]:
+    """Every model registered in ``ModelRegistry`` (from its ``ModelRegistered`` events)."""
+    registry = Registry(w3, registry_address)
+    found: list[tuple[bytes, ModelInfo]] = []
+    for event in registry.events(from_block, names=["ModelRegistered"]):
+        found.append((bytes(event.model_id), event.info))  # type: ignore[attr-defined]
+    return found

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -26,8 +27,7 @@ def _gpu_works() -> bool:
     options.log_severity_level = 4
     ort.set_default_logger_severity(4)
     try:
-        import onnx  # noqa: PLC0415 (only needed for this probe)
-        from onnx import TensorProto, helper  # noqa: PLC0415
+        from onnx import TensorProto, helper
 
         node = helper.make_node("Identity", ["x"], ["y"])
         graph = helper.make_graph(
@@ -36,9 +36,9 @@ def _gpu_works() -> bool:
             [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
         )  # fmt: skip
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-        session = ort.InferenceSession(onnx._serialize(model), options, providers=[_GPU, _CPU])
+        session = ort.InferenceSession(model.SerializeToString(), options, providers=[_GPU, _CPU])
         return _GPU in session.get_providers()
-    except Exception:  # noqa: BLE001 (any failure to load CUDA means: use the CPU)
+    except Exception:
         return False
     finally:
         ort.set_default_logger_severity(3)
@@ -57,14 +57,16 @@ def session(onnx_path: str, *, gpu: bool = False) -> ort.InferenceSession:
     return ort.InferenceSession(onnx_path, options, providers=providers(gpu=gpu))
 
 
-def run(onnx_path: Path, batch: np.ndarray, *, gpu: bool = False) -> np.ndarray:
+def run(onnx_path: Path, batch: np.ndarray[Any, Any], *, gpu: bool = False) -> np.ndarray[Any, Any]:
     """Run a batch (first axis) through the model and return its first output."""
     sess = session(str(onnx_path), gpu=gpu)
     name = sess.get_inputs()[0].name
     return np.asarray(sess.run(None, {name: batch.astype(np.float32)})[0])
 
 
-def run_one(onnx_path: Path, values: Sequence[float], shape: Sequence[int], *, gpu: bool = False) -> np.ndarray:
+def run_one(
+    onnx_path: Path, values: Sequence[float], shape: Sequence[int], *, gpu: bool = False
+) -> np.ndarray[Any, Any]:
     """Run one input of ``shape`` (batch 1 included) and return the flat output."""
     batch = np.asarray(values, dtype=np.float32).reshape(tuple(shape))
     return run(onnx_path, batch, gpu=gpu).reshape(-1)

@@ -10,6 +10,7 @@ from the cache.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import cache
@@ -21,7 +22,7 @@ from ethpm_types import ContractType
 
 from tender.intents import AuctionType, Intent, ProofMode, random_nonce
 from tender.models import Bundle, Proof, build, input_commitment, prove, registry_entry
-from tender.paths import SAMPLE_MODELS
+from tender.paths import ROOT, SAMPLE_MODELS
 
 UNIT = 10**18
 STAKE = 1_000 * UNIT
@@ -83,7 +84,27 @@ class Protocol:
 
 
 @pytest.fixture(scope="session")
-def protocol(project: Any, accounts: Any, chain: Any) -> Protocol:
+def fresh_contracts(project: Any) -> Any:
+    """``project`` compiled from the current sources.
+
+    ape-solidity recompiles a changed file but not the contracts that import it (a change to
+    ``BaseMarket.sol`` leaves ``DutchAuctionMarket`` stale), so when any source differs from the
+    last full build everything is compiled again.
+    """
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "contracts" / "src").rglob("*.sol")):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    stamp = ROOT / ".build" / "tender-sources.sha256"
+    if not stamp.is_file() or stamp.read_text() != digest.hexdigest():
+        project.load_contracts(use_cache=False)
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(digest.hexdigest())
+    return project
+
+
+@pytest.fixture(scope="session")
+def protocol(fresh_contracts: Any, accounts: Any, chain: Any) -> Protocol:
+    project = fresh_contracts
     deployer, requester, provider, challenger = accounts[0], accounts[1], accounts[2], accounts[3]
     token = project.TestToken.deploy("Tender USD", "TUSD", 18, sender=deployer)
     registry = project.ModelRegistry.deploy(sender=deployer)

@@ -166,6 +166,11 @@ def test_reverse_auction_bids_award_zk_delivery_settles(env: TenderEnv) -> None:
     assert market.job(job).state is JobState.SETTLED
     assert env.provider.staking.locked_of(env.provider.address) == 0
     assert env.provider.token.balance_of(env.provider.address) == provider_before + price
+    # the fee accrues in the market until the treasury's fees are withdrawn (anyone may trigger it)
+    assert market.fees_owed() == _fee(price)
+    assert env.deployer.token.balance_of(env.deployer.address) == treasury_before
+    env.relayer.reverse.withdraw_fees()
+    assert market.fees_owed() == 0
     assert env.deployer.token.balance_of(env.deployer.address) == treasury_before + _fee(price)
     assert env.requester.token.balance_of(env.requester.address) == requester_before - price - _fee(price)
     assert settled.refund == escrow - price - _fee(price)
@@ -173,7 +178,7 @@ def test_reverse_auction_bids_award_zk_delivery_settles(env: TenderEnv) -> None:
     names = [e.name for e in market.events(start)]
     assert names[0] == "IntentPosted"
     assert names.count("BidPlaced") == 2
-    assert names[-1] == "Settled"
+    assert names[-2:] == ["Settled", "FeesWithdrawn"]
 
 
 # -- (b) signed intent, Dutch fill ----------------------------------------------------

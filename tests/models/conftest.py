@@ -47,7 +47,10 @@ def gas_report() -> dict[str, int]:
 def samples() -> dict[str, list[dict[str, Any]]]:
     import json
 
-    return {name: json.loads((SAMPLE_MODELS / name / "samples.json").read_text())["samples"] for name in ("mlp", "cnn")}
+    return {
+        name: json.loads((SAMPLE_MODELS / name / "samples.json").read_text())["samples"]
+        for name in ("mlp", "cnn")
+    }
 
 
 @pytest.fixture(scope="session")

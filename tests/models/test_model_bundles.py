@@ -96,7 +96,9 @@ def test_input_commitment_is_the_proof_instance(
     assert input_commitment(bundle, samples[name][2]["input"]) != commitment
 
 
-def test_flipped_byte_is_refused_off_chain(bundles: dict[str, Bundle], samples: dict[str, list[dict[str, Any]]]) -> None:
+def test_flipped_byte_is_refused_off_chain(
+    bundles: dict[str, Bundle], samples: dict[str, list[dict[str, Any]]]
+) -> None:
     bundle = bundles["mlp"]
     proof = prove(bundle, samples["mlp"][0]["input"])
     for position in (0, len(proof.proof) // 2, len(proof.proof) - 1):
@@ -127,7 +129,9 @@ def test_proof_round_trips_through_json(
     assert verify(bundles["mlp"], loaded)
 
 
-def test_proving_in_a_process_pool(bundles: dict[str, Bundle], samples: dict[str, list[dict[str, Any]]]) -> None:
+def test_proving_in_a_process_pool(
+    bundles: dict[str, Bundle], samples: dict[str, list[dict[str, Any]]]
+) -> None:
     inputs = [s["input"] for s in samples["mlp"][:2]]
     # EZKL's native thread pools do not survive fork(): pools must spawn (or forkserver).
     with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -143,7 +147,9 @@ def test_wrong_input_size_is_refused(bundles: dict[str, Bundle]) -> None:
         input_commitment(bundles["mlp"], [float("nan")] * 64)
 
 
-def test_micro_batch_inference_matches_single(bundles: dict[str, Bundle], samples: dict[str, list[dict[str, Any]]]) -> None:
+def test_micro_batch_inference_matches_single(
+    bundles: dict[str, Bundle], samples: dict[str, list[dict[str, Any]]]
+) -> None:
     for name in MODELS:
         batch = [s["input"] for s in samples[name]]
         outputs = infer_batch(bundles[name], batch)
@@ -153,13 +159,18 @@ def test_micro_batch_inference_matches_single(bundles: dict[str, Bundle], sample
         assert np.mean(outputs.argmax(axis=1) == labels) >= 0.75
 
 
-def test_user_supplied_srs(tmp_path: Path, bundles: dict[str, Bundle], samples: dict[str, list[dict[str, Any]]]) -> None:
-    """A public SRS file larger than needed is accepted; the bundle is not marked insecure."""
+def test_user_supplied_srs(
+    tmp_path: Path, bundles: dict[str, Bundle], samples: dict[str, list[dict[str, Any]]]
+) -> None:
+    """A folder of per-k SRS files (EZKL's public layout) is accepted; the bundle is not insecure."""
     logrows = bundles["mlp"].card.logrows
-    srs_file = dev_srs(tmp_path / "srs", logrows + 1)  # stands in for a Powers-of-Tau download
+    folder = tmp_path / "pot"
+    # stand-ins for a Powers-of-Tau download: one file per k
+    srs_file = dev_srs(folder, logrows).rename(folder / f"kzg{logrows}.srs")
+    dev_srs(folder, logrows - 1).rename(folder / f"kzg{logrows - 1}.srs")
     bundle = build(
         SAMPLE_MODELS / "mlp" / "model.onnx", SAMPLE_MODELS / "mlp" / "calibration.json",
-        srs=srs_file, cache_dir=tmp_path / "cache",
+        srs=folder, cache_dir=tmp_path / "cache",
     )  # fmt: skip
     assert bundle.card.insecure_srs is False
     assert bundle.card.srs_sha256 == sha256_file(srs_file)
@@ -174,4 +185,8 @@ def test_too_small_srs_is_refused(tmp_path: Path, bundles: dict[str, Bundle]) ->
             srs=srs_file, cache_dir=tmp_path / "cache",
         )  # fmt: skip
     with pytest.raises(SrsError):
-        build(SAMPLE_MODELS / "mlp" / "model.onnx", SAMPLE_MODELS / "mlp" / "calibration.json", srs=tmp_path / "nope")
+        build(
+            SAMPLE_MODELS / "mlp" / "model.onnx",
+            SAMPLE_MODELS / "mlp" / "calibration.json",
+            srs=tmp_path / "nope",
+        )

@@ -45,14 +45,19 @@ def test_proof_verifies_on_chain(
     bundle = bundles[name]
     proof = prove(bundle, samples[name][0]["input"])
     assert accepts(chain, bundle, verifiers[name], proof)
-    contract = chain.w3.eth.contract(address=Web3.to_checksum_address(verifiers[name]), abi=bundle.verifier()["abi"])
+    contract = chain.w3.eth.contract(
+        address=Web3.to_checksum_address(verifiers[name]), abi=bundle.verifier()["abi"]
+    )
     receipt = chain.sender.send(contract.functions.verifyProof(*proof.calldata()))
     assert receipt["status"] == 1
     gas_report[name] = int(receipt["gasUsed"])
 
 
 def test_flipped_byte_is_refused_on_chain(
-    chain: Any, bundles: dict[str, Bundle], verifiers: dict[str, str], samples: dict[str, list[dict[str, Any]]]
+    chain: Any,
+    bundles: dict[str, Bundle],
+    verifiers: dict[str, str],
+    samples: dict[str, list[dict[str, Any]]],
 ) -> None:
     bundle = bundles["mlp"]
     proof = prove(bundle, samples["mlp"][0]["input"])
@@ -63,7 +68,10 @@ def test_flipped_byte_is_refused_on_chain(
 
 
 def test_changed_output_or_commitment_is_refused_on_chain(
-    chain: Any, bundles: dict[str, Bundle], verifiers: dict[str, str], samples: dict[str, list[dict[str, Any]]]
+    chain: Any,
+    bundles: dict[str, Bundle],
+    verifiers: dict[str, str],
+    samples: dict[str, list[dict[str, Any]]],
 ) -> None:
     bundle = bundles["mlp"]
     proof = prove(bundle, samples["mlp"][0]["input"])
@@ -72,7 +80,9 @@ def test_changed_output_or_commitment_is_refused_on_chain(
         instances = list(proof.instances)
         instances[index] += 1
         assert not accepts(chain, bundle, verifiers["mlp"], dataclasses.replace(proof, instances=instances))
-    assert not accepts(chain, bundle, verifiers["mlp"], dataclasses.replace(proof, instances=proof.instances[:-1]))
+    assert not accepts(
+        chain, bundle, verifiers["mlp"], dataclasses.replace(proof, instances=proof.instances[:-1])
+    )
 
 
 def test_proof_for_other_weights_is_refused_on_chain(
@@ -89,7 +99,9 @@ def test_proof_for_other_weights_is_refused_on_chain(
     assert not accepts(chain, perturbed_bundle, own_verifier, honest)
 
 
-def test_deployed_code_is_the_cards(chain: Any, bundles: dict[str, Bundle], verifiers: dict[str, str]) -> None:
+def test_deployed_code_is_the_cards(
+    chain: Any, bundles: dict[str, Bundle], verifiers: dict[str, str]
+) -> None:
     for name, address in verifiers.items():
         code = bytes(chain.w3.eth.get_code(Web3.to_checksum_address(address)))
         assert Web3.keccak(code).to_0x_hex() == bundles[name].card.verifier_runtime_keccak256
@@ -104,7 +116,12 @@ def test_registry_entry_fields(chain: Any, bundles: dict[str, Bundle], verifiers
     ]  # fmt: skip
     assert bytes(entry["onnxSha256"]).hex() == bundle.card.onnx_sha256
     assert bytes(entry["settingsHash"]).hex() == bundle.card.settings_sha256
-    assert (entry["commitmentIndex"], entry["outputOffset"], entry["outputLength"], entry["instanceCount"]) == (0, 1, 10, 11)
+    assert (
+        entry["commitmentIndex"],
+        entry["outputOffset"],
+        entry["outputLength"],
+        entry["instanceCount"],
+    ) == (0, 1, 10, 11)
     assert entry["proofModes"] == 3
 
 
@@ -113,12 +130,18 @@ def test_registration_refuses_another_onnx(
 ) -> None:
     with pytest.raises(ModelHashMismatch) as caught:
         registry_entry(
-            bundles["mlp"], verifier=verifiers["mlp"], owner=verifiers["mlp"], chain_id=31337, onnx_path=perturbed_onnx
+            bundles["mlp"],
+            verifier=verifiers["mlp"],
+            owner=verifiers["mlp"],
+            chain_id=31337,
+            onnx_path=perturbed_onnx,
         )
     assert caught.value.expected == bundles["mlp"].card.onnx_sha256
 
 
-def test_dev_srs_is_refused_on_a_non_local_chain(bundles: dict[str, Bundle], verifiers: dict[str, str]) -> None:
+def test_dev_srs_is_refused_on_a_non_local_chain(
+    bundles: dict[str, Bundle], verifiers: dict[str, str]
+) -> None:
     bundle = bundles["mlp"]
     owner = verifiers["mlp"]
     with pytest.raises(InsecureSrsError):
@@ -133,3 +156,29 @@ def test_dev_srs_is_refused_on_a_non_local_chain(bundles: dict[str, Bundle], ver
             deploy_verifier(w3, sender, bundle)
         assert w3.eth.get_transaction_count(sender.address) == 0
         assert deploy_verifier(w3, sender, bundle, allow_insecure_srs=True)
+
+
+def test_register_model_in_the_registry(
+    chain: Any, bundles: dict[str, Bundle], verifiers: dict[str, str]
+) -> None:
+    from tender.chain import Registry, deploy_artifact
+    from tender.models import register_model, registered_models
+
+    registry_address, _ = deploy_artifact(chain.sender, "ModelRegistry")
+    bundle = bundles["mlp"]
+    first = register_model(chain.w3, chain.sender, registry_address, bundle, verifier=verifiers["mlp"])
+    assert first.tx_hash is not None
+    again = register_model(chain.w3, chain.sender, registry_address, bundle, verifier=verifiers["mlp"])
+    assert again.tx_hash is None
+    assert again.model_id == first.model_id
+    info = Registry(chain.w3, registry_address).model(first.model_id)
+    assert info.onnx_sha256.hex() == bundle.card.onnx_sha256
+    assert info.verifier == verifiers["mlp"]
+    assert (info.commitment_index, info.output_offset, info.output_length, info.instance_count) == (
+        0,
+        1,
+        10,
+        11,
+    )
+    listed = registered_models(chain.w3, registry_address)
+    assert [model_id for model_id, _ in listed] == [first.model_id]

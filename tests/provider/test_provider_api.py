@@ -36,6 +36,7 @@ def config(tmp_path: Path, mlp_bundle: Any, **changes: Any) -> ProviderSection:
         "store": tmp_path / "jobs.db",
         "max_payload_bytes": 4096,
         "proving_workers": 1,
+        "proving_warmup": False,  # most tests here never prove; the pool starts on the first proof
         "poll_interval_s": 0.05,
         "batching": BatchingSection(max_batch=8, max_wait_ms=1),
     }

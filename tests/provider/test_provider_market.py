@@ -139,7 +139,9 @@ async def test_quote_award_upload_infer_prove_deliver_and_get_paid(
                                               "intent": intent.to_json()})  # fmt: skip
     quote = Quote.model_validate(reply.json())
     assert int(quote.price) <= intent.max_price
-    fill(chain, job_id, quote.latency_s)
+    assert quote.latency_s > 0
+    # Award with room to spare: this machine may be far busier than when the node timed its proofs.
+    fill(chain, job_id, max(quote.latency_s, 300))
     before = balance(chain)
 
     reply = await client.post("/jobs", json={"jobId": job_id, "market": market.address, "input": data})
@@ -217,7 +219,7 @@ async def test_sigkill_while_proving_then_restart_delivers_and_gets_paid(
     from tender.devnet._configs import write_config
 
     store = tmp_path / "jobs.db"
-    section = provider_section(chain, store)
+    section = provider_section(chain, store, proving_warmup=False)  # the only proof in flight is the job's
     config = write_config(tmp_path / "provider.toml", {
         "chain": {"rpc_url": chain.anvil.rpc_url, "deployment": str(chain.deployment_path)},
         "provider": section,

@@ -11,7 +11,7 @@ from solver._solver import Solver
 from solver._store import JobState, Store, TxState
 from tender.intents import AuctionType, Intent
 
-from .conftest import PROVIDERS, SOLVER_KEYS, UNIT, Env, Running, wait_until
+from .conftest import SOLVER_KEYS, Env, Running, wait_until
 
 
 def _settled(env: Env, job_ids: list[str], auction: AuctionType) -> bool:
@@ -35,7 +35,12 @@ def _report(env: Env, jobs: dict[AuctionType, list[str]], stores: list[Store]) -
         for job in ids:
             chain = env.job(auction, job)
             mine = [st.job(job) for st in stores]
-            print(auction.name, job[:10], chain.state, [(r.state.value, r.provider, r.last_bidder, r.note) if r else None for r in mine])
+            print(
+                auction.name,
+                job[:10],
+                chain.state,
+                [(r.state.value, r.provider, r.last_bidder, r.note) if r else None for r in mine],
+            )
 
 
 def test_one_solver_serves_one_reverse_intent(env: Env, tmp_path: Path) -> None:
@@ -57,16 +62,18 @@ def test_two_solvers_three_providers_forty_intents(env: Env, tmp_path: Path) -> 
     """20 intents per auction type; awards go to the best score; every job settles; no solver
     pays more (provider's quote + its own gas) than the market pays on a job it wins."""
     solvers = [
-        Solver(env.solver_section(tmp_path / f"s{i}.sqlite", margin_bps=margin), env.chain_section(), key=key,
-               deployment=env.deployment)  # fmt: skip
+        Solver(
+            env.solver_section(tmp_path / f"s{i}.sqlite", margin_bps=margin),
+            env.chain_section(),
+            key=key,
+            deployment=env.deployment,
+        )
         for i, (key, margin) in enumerate(zip(SOLVER_KEYS, (100, 300), strict=True))
     ]
     weights = [1_000 + 450 * i for i in range(20)]
     with Running(solvers):
         intents = {
-            auction: [env.intent(auction, window=15 if auction == AuctionType.REVERSE else 15, weight=w)
-                      for w in weights]  # fmt: skip
-            for auction in AuctionType
+            auction: [env.intent(auction, window=15, weight=w) for w in weights] for auction in AuctionType
         }
         jobs = {auction: [env.post(i) for i in batch] for auction, batch in intents.items()}
         try:
@@ -89,10 +96,9 @@ def test_two_solvers_three_providers_forty_intents(env: Env, tmp_path: Path) -> 
         store = Store(tmp_path / f"s{i}.sqlite")
         for row in store.jobs(JobState.SETTLED):
             won += 1
-            assert row.award_price is not None and row.provider is not None
+            assert row.award_price is not None
+            assert row.provider is not None
             gas_token = store.gas_spent(row.job_id)  # token_per_wei = 1
             assert row.award_price >= quotes[row.provider] + gas_token, row
         assert not store.txs(states=(TxState.SIGNED,))
     assert won >= 40
-    assert len(PROVIDERS) == 3
-    del UNIT

@@ -59,7 +59,9 @@ def test_wrong_optimistic_output_is_challenged_and_slashed(
     assert env.requester.market.job(job).state is JobState.SLASHED
     locked = stored.stake_locked
     reward = locked * agent.markets["dutch"].params().challenger_reward_bps // 10_000
-    assert agent.store.rewards() == {"challenge": reward}
+    rewards = agent.store.rewards()
+    assert rewards["challenge"] == reward
+    assert rewards["gas_spent_wei"] < 0  # the challenge and the slash were paid for
     assert env.agent.token.balance_of(env.agent.address) == balance_before + reward  # bond back + reward
     kinds = {(a.kind, a.status) for a in agent.store.actions()}
     assert kinds == {("challenge", "mined"), ("slash", "mined")}

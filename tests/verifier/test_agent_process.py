@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -65,7 +65,7 @@ def agent_process(config: Path, env: Env, log: Path) -> Iterator[subprocess.Pope
 
 
 def wait_ready(port: int, process: subprocess.Popen[bytes], log: Path, *, passes: int = 1) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"agent exited with {process.returncode}:\n{log.read_text()[-3000:]}")
@@ -79,13 +79,14 @@ def wait_ready(port: int, process: subprocess.Popen[bytes], log: Path, *, passes
     raise AssertionError(f"agent not ready:\n{log.read_text()[-3000:]}")
 
 
-def wait_for(condition: object, *, timeout: float = 30) -> None:
+def wait_for(condition: Callable[[], bool], log: Path, *, timeout: float = 90) -> None:
+    """Wait for ``condition`` (generous: the machine may be busy); fail with the agent's log."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
+        if condition():
             return
         time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
+    raise AssertionError(f"condition not reached in {timeout}s; agent log:\n{log.read_text()[-4000:]}")
 
 
 def test_killed_agent_restarts_and_still_challenges_in_time(
@@ -101,14 +102,14 @@ def test_killed_agent_restarts_and_still_challenges_in_time(
         process.kill()  # SIGKILL: no cleanup at all
         process.wait()
     env.deliver_optimistic(job, wrong_output(env, x))  # while the agent is down
-    env.advance(60)  # half the challenge window passes
+    env.advance(40)  # a third of the challenge window passes
     assert env.requester.market.job(job).state is JobState.DELIVERED
     with agent_process(config, env, log) as process:
         wait_ready(port, process, log)
-        wait_for(lambda: env.requester.market.job(job).state is JobState.CHALLENGED)
+        wait_for(lambda: env.requester.market.job(job).state is JobState.CHALLENGED, log)
         assert env.requester.market.job(job).challenger == env.agent.address
         env.advance(121)
-        wait_for(lambda: env.requester.market.job(job).state is JobState.SLASHED)
+        wait_for(lambda: env.requester.market.job(job).state is JobState.SLASHED, log)
         rewards = httpx.get(f"http://127.0.0.1:{port}/v1/rewards", timeout=5).json()
         assert int(rewards["challenge"]) > 0
 
@@ -124,7 +125,7 @@ def test_crash_after_persisting_the_challenge_sends_it_once(
     sent_before = env.w3.eth.get_transaction_count(env.agent.address)
     crashing = write_config(env, deployment_file, tmp_path, port, crash=True)
     with agent_process(crashing, env, log) as process:
-        assert process.wait(timeout=60) == 3  # died right after storing the signed challenge
+        assert process.wait(timeout=120) == 3  # died right after storing the signed challenge
     assert env.requester.market.job(job).state is JobState.DELIVERED  # nothing reached the chain
     config = write_config(env, deployment_file, tmp_path, port)
     with agent_process(config, env, log) as process:

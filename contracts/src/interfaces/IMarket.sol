@@ -49,7 +49,8 @@ interface IMarket {
     event Challenged(bytes32 indexed jobId, address indexed challenger, uint256 bond, uint40 proofDeadline);
     /// @notice A challenged or audited delivery was proven; `bondPaid` went to the provider.
     event Proved(bytes32 indexed jobId, address indexed prover, uint256 bondPaid);
-    /// @notice The job settled: provider paid `price`, treasury `fee`, requester refunded `refund`.
+    /// @notice The job settled: provider paid `price`, `fee` accrued for the treasury, requester refunded
+    /// `refund`.
     /// `latency` is deliveredAt - awardedAt.
     event Settled(
         bytes32 indexed jobId,
@@ -78,6 +79,8 @@ interface IMarket {
     event NoncesInvalidated(address indexed owner, uint256 indexed word, uint256 mask);
     event ParamsUpdated(MarketParams params);
     event TreasuryUpdated(address treasury);
+    /// @notice Protocol fees accrued by settlements were paid out to the treasury.
+    event FeesWithdrawn(address indexed treasury, uint256 amount);
 
     // ------------------------------------------------------------------ errors
 
@@ -159,7 +162,10 @@ interface IMarket {
     // ------------------------------------------------------------------ admin
 
     function setParams(MarketParams calldata params) external;
+    /// @notice The current treasury's setter. Fees accrue here at settlement; it receives them from `withdrawFees`.
     function setTreasury(address treasury) external;
+    /// @notice Pays every fee accrued so far to the treasury (anyone may call; the tokens only go there).
+    function withdrawFees() external returns (uint256 amount);
     function pause() external;
     function unpause() external;
 
@@ -183,6 +189,8 @@ interface IMarket {
     function registry() external view returns (address);
     function staking() external view returns (address);
     function treasury() external view returns (address);
+    /// @notice Protocol fees accrued by settlements and not yet paid out by `withdrawFees`.
+    function feesOwed() external view returns (uint256);
     // solhint-disable-next-line func-name-mixedcase
     function MAX_FEE_BPS() external pure returns (uint16);
 }

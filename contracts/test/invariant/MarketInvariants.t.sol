@@ -24,8 +24,12 @@ contract MarketInvariantsTest is TenderFixture {
 
     function setUp() public {
         _deployCore();
-        reverse = new ReverseAuctionMarket(token, registry, staking, treasury, owner, _defaultParams());
-        dutch = new DutchAuctionMarket(token, registry, staking, treasury, owner, _defaultParams());
+        // dispute windows shorter than the fixture's, so that disputes resolve within a run's depth
+        MarketParams memory params = _defaultParams();
+        params.challengeWindow = 300;
+        params.proofWindow = 150;
+        reverse = new ReverseAuctionMarket(token, registry, staking, treasury, owner, params);
+        dutch = new DutchAuctionMarket(token, registry, staking, treasury, owner, params);
         vm.startPrank(owner);
         // short enough that unbonding completes within a campaign
         staking.setUnbondingDelay(10 minutes);
@@ -47,7 +51,7 @@ contract MarketInvariantsTest is TenderFixture {
             })
         );
 
-        bytes4[] memory selectors = new bytes4[](20);
+        bytes4[] memory selectors = new bytes4[](22);
         selectors[0] = MarketHandler.post.selector;
         selectors[1] = MarketHandler.submitSigned.selector;
         selectors[2] = MarketHandler.reuseNonce.selector;
@@ -68,14 +72,17 @@ contract MarketInvariantsTest is TenderFixture {
         selectors[17] = MarketHandler.setParams.selector;
         selectors[18] = MarketHandler.warp.selector;
         selectors[19] = MarketHandler.warpToBoundary.selector;
+        selectors[20] = MarketHandler.progress.selector;
+        selectors[21] = MarketHandler.withdrawFees.selector;
         targetContract(address(handler));
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
 
     // ------------------------------------------------------------------ 1. conservation
 
-    /// @notice The markets hold exactly the escrow of their unfinished jobs plus open challenge bonds (fees
-    /// go out at settlement), Staking exactly its providers' stakes, and no token leaves the known accounts.
+    /// @notice The markets hold exactly the escrow of their unfinished jobs plus open challenge bonds plus
+    /// the fees owed to the treasury (accrued at settlement until `withdrawFees`), Staking exactly its
+    /// providers' stakes, and no token leaves the known accounts.
     function invariant_tokenConservation() public view {
         uint256 live;
         uint256 n = handler.jobCount();
@@ -85,8 +92,9 @@ contract MarketInvariantsTest is TenderFixture {
             if (!_terminal(j.state)) live += _escrow(j);
             if (j.state == JobState.Challenged) live += j.challengeBond;
         }
+        live += reverse.feesOwed() + dutch.feesOwed();
         uint256 held = token.balanceOf(address(reverse)) + token.balanceOf(address(dutch));
-        assertEq(held, live, "markets != open escrow + bonds");
+        assertEq(held, live, "markets != open escrow + bonds + fees owed");
         assertEq(held, handler.ghostMarketBalance(), "markets != ghost flows");
 
         address[3] memory ps = handler.providerList();
@@ -188,6 +196,9 @@ contract MarketInvariantsTest is TenderFixture {
             bytes32 id = handler.jobIds(i);
             assertTrue(_terminal(handler.jobInfo(id).market.job(id).state), "job stuck after its deadlines");
         }
+        // only the fees owed to the treasury stay, and withdrawFees empties the markets
+        reverse.withdrawFees();
+        dutch.withdrawFees();
         assertEq(
             token.balanceOf(address(reverse)) + token.balanceOf(address(dutch)), 0, "markets kept tokens"
         );

@@ -171,7 +171,8 @@ contract MarketHandler is Test {
     uint256 public ghost_escrowed; // pulled into the markets by post / submitSigned
     uint256 public ghost_bondsIn; // pulled into the markets by challenge
     uint256 public ghost_paid; // prices paid to providers
-    uint256 public ghost_fees; // fees paid to the treasury
+    uint256 public ghost_fees; // fees accrued by settlements (owed to the treasury until withdrawn)
+    uint256 public ghost_feesWithdrawn; // fees paid out to the treasury by withdrawFees
     uint256 public ghost_refunded; // escrow returned to requesters
     uint256 public ghost_bondsOut; // bonds paid to provers or returned to challengers
     uint256 public ghost_staked; // pulled into Staking
@@ -183,6 +184,9 @@ contract MarketHandler is Test {
     mapping(bytes32 what => uint256) public calls;
 
     bytes32 internal _target;
+    bytes public dbgErr;
+    bytes public bidErr;
+    bytes public fillErr;
 
     struct Deps {
         TestToken token;
@@ -242,6 +246,7 @@ contract MarketHandler is Test {
 
     modifier tick() {
         vm.warp(now_);
+        calls[bytes32(msg.sig)]++;
         _target = bytes32(0);
         _;
         _sweep();
@@ -330,7 +335,9 @@ contract MarketHandler is Test {
             if (price != dutch.job(id).price) {
                 _fail(Inv.Auction, "fill returned another price than recorded");
             }
-        } catch {}
+        } catch (bytes memory err) {
+            fillErr = err;
+        }
     }
 
     // ================================================================== delivery and disputes
@@ -341,7 +348,8 @@ contract MarketHandler is Test {
         (bool has, bytes32 id) = _pick(jobSeed, Want.Deliver);
         if (!has) return;
         JobInfo storage info = _info[id];
-        mode %= 4;
+        // zk: mostly valid proofs; optimistic: mostly no proof, honest two times in three
+        mode = _intents[id].proofMode == PROOF_ZK ? [0, 0, 0, 0, 0, 1, 2, 3][mode % 8] : [0, 1, 2, 2, 2, 2, 3, 3][mode % 8];
         address p = _deliverer(id, mode);
         uint256[] memory out = _output(info.commitment, mode != 3);
         bytes memory proof;
@@ -450,6 +458,65 @@ contract MarketHandler is Test {
         }
     }
 
+    /// @notice Takes every live job one natural step further, from a random first job: bid or fill in
+    /// the window; then award, deliver or refund; then challenge, finalize, prove or expire. One call in
+    /// four may also jump the clock to the deadline a step needs. Independent calls alone rarely reach
+    /// the deep states within a run's depth.
+    function progress(uint256 jobSeed, uint256 seed) external {
+        calls["progress"]++;
+        uint256 n = jobIds.length;
+        if (n == 0) return;
+        bool jump = seed % 4 == 0;
+        for (uint256 k; k < n; ++k) {
+            bytes32 id = jobIds[(jobSeed + k) % n];
+            if (_terminal(_info[id].prev)) continue;
+            // at most one jump per call: a jump for one job ends others' windows early
+            if (_step(id, uint256(keccak256(abi.encode(seed, k))), jump)) jump = false;
+        }
+    }
+
+    /// @dev Returns whether it jumped the clock.
+    function _step(bytes32 id, uint256 seed, bool jump) internal returns (bool jumped) {
+        uint256 idx = _indexOf(id);
+        JobInfo storage info = _info[id];
+        JobState st = info.prev;
+        uint256 r = seed % 8;
+        if (st == JobState.Open && now_ < info.auctionEnd) {
+            if (info.reverse) this.bid(idx, seed, seed >> 64, seed >> 128, r == 0);
+            else this.fill(idx, seed, seed >> 64, r == 0);
+            jumped = jump && r < 4;
+            if (jumped) _jumpTo(info.auctionEnd);
+        } else if (st == JobState.Open) {
+            if (!info.reverse || info.minScorer == address(0)) this.refund(idx);
+            else if (r < 3) this.award(idx);
+            else this.deliver(idx, seed >> 8, r == 4);
+        } else if (st == JobState.Awarded) {
+            if (r == 0) {
+                jumped = jump;
+                if (jump) _jumpTo(info.market.providerDeadline(id) + 1);
+                this.expire(idx);
+            } else {
+                this.deliver(idx, seed >> 8, r == 1);
+            }
+        } else if (st == JobState.Delivered) {
+            if (r < 3) {
+                this.challenge(idx, seed >> 8);
+            } else {
+                jumped = jump;
+                if (jump) _jumpTo(info.market.job(id).disputeEnd);
+                this.finalize(idx);
+            }
+        } else if (st == JobState.Challenged || st == JobState.ProofRequired) {
+            if (r < 2) {
+                jumped = jump;
+                if (jump) _jumpTo(info.market.job(id).disputeEnd + 1);
+                this.expire(idx);
+            } else {
+                this.prove(idx, seed >> 8, r == 2);
+            }
+        }
+    }
+
     // ================================================================== staking
 
     function stake(uint256 provSeed, uint256 amount) external tick {
@@ -505,6 +572,25 @@ contract MarketHandler is Test {
         }
     }
 
+    /// @notice Anyone pays the accrued fees to the treasury: exactly feesOwed moves, and it resets.
+    function withdrawFees(bool onDutch) external tick {
+        IMarket m = onDutch ? IMarket(address(dutch)) : IMarket(address(reverse));
+        uint256 owed = m.feesOwed();
+        uint256 marketBefore = token.balanceOf(address(m));
+        uint256 treasuryBefore = token.balanceOf(treasury);
+        vm.prank(stranger);
+        try m.withdrawFees() returns (uint256 got) {
+            calls["withdrawFees"]++;
+            ghost_feesWithdrawn += got;
+            if (
+                got != owed || m.feesOwed() != 0 || token.balanceOf(treasury) != treasuryBefore + got
+                    || token.balanceOf(address(m)) != marketBefore - got
+            ) _fail(Inv.Conservation, "withdrawFees moved a wrong amount");
+        } catch {
+            _fail(Inv.Conservation, "withdrawFees reverted");
+        }
+    }
+
     // ================================================================== owner and time
 
     function setParams(bool onDutch, uint256 feeSeed, uint256 rewardSeed, uint256 multipleSeed)
@@ -523,7 +609,7 @@ contract MarketHandler is Test {
 
     /// @notice Mostly short steps; one in 64 jumps hours ahead, past every live deadline.
     function warp(uint256 dt) external {
-        now_ += dt % 64 == 0 ? bound(dt, 1 hours, 2 days) : bound(dt, 1, 180);
+        now_ += dt % 64 == 0 ? bound(dt, 1 hours, 2 days) : bound(dt, 1, 120);
         vm.warp(now_);
         calls["warp"]++;
     }
@@ -570,7 +656,9 @@ contract MarketHandler is Test {
 
     /// @notice What the markets must hold according to the ghost flows.
     function ghostMarketBalance() external view returns (uint256) {
-        return ghost_escrowed + ghost_bondsIn - ghost_paid - ghost_fees - ghost_refunded - ghost_bondsOut;
+        return
+            ghost_escrowed + ghost_bondsIn - ghost_paid - ghost_feesWithdrawn - ghost_refunded
+                - ghost_bondsOut;
     }
 
     function ghostStakingBalance() external view returns (uint256) {
@@ -633,7 +721,8 @@ contract MarketHandler is Test {
         view
         returns (Intent memory intent)
     {
-        uint256 modelIdx = (cfg >> 1) % 3;
+        // half the jobs on the plain model, a quarter audited, a quarter zk only
+        uint256 modelIdx = [0, 0, 1, 2][(cfg >> 1) % 4];
         intent = IntentBuilder.init(requester, models[modelIdx]);
         intent.inputCommitment = uint256(keccak256(abi.encode(cfg, nonce))) >> 8;
         intent.maxPrice = bound(maxPrice, 1e6, MAX_PRICE);
@@ -642,7 +731,7 @@ contract MarketHandler is Test {
         intent.allowFailover = (cfg >> 4) & 1 == 1;
         intent.priceWeightBps = uint16(bound((cfg >> 8) & 0xffff, 1, BPS));
         intent.auctionWindow = uint32(bound((cfg >> 24) & 0xffffffffff, 1, 240));
-        intent.deadline = uint64(now_ + intent.auctionWindow + bound((cfg >> 64) & 0xffffffffff, 1, 1200));
+        intent.deadline = uint64(now_ + intent.auctionWindow + bound((cfg >> 64) & 0xffffffffff, 60, 1800));
         intent.minStake = bound((cfg >> 104) & 0xffffffffff, 0, MAX_MIN_STAKE);
         intent.startPrice = isReverse ? 0 : bound((cfg >> 144) & 0xffffffffff, 1, intent.maxPrice);
         intent.expiry = uint64(now_ + bound((cfg >> 184) & 0xffffffffff, 1, 3600));
@@ -791,9 +880,9 @@ contract MarketHandler is Test {
         ghost_fees += fee;
         ghost_bondsOut += bond;
         d[_idx(a.provider)] += int256(price + bond);
-        d[I_TREASURY] += int256(fee);
         _payRefund(info, d, I_REQ + info.requesterIdx, back);
-        d[s.mi] -= int256(escrow + bond);
+        // the fee stays in the market, owed to the treasury until withdrawFees
+        d[s.mi] -= int256(escrow + bond - fee);
         // what the requester paid in the end
         if (escrow - back > uint256(a.maxPrice) + uint256(a.maxPrice) * a.feeBps / BPS) {
             _fail(Inv.PayOnce, "requester paid more than max price plus fee");
@@ -941,7 +1030,7 @@ contract MarketHandler is Test {
     }
 
     function _required(Snap memory s, uint256 price) internal pure returns (uint256 r) {
-        r = price * s.p.bondMultiple;
+        r = price * s.job.bondMultiple;
         if (r < s.job.minStake) r = s.job.minStake;
     }
 
@@ -1009,12 +1098,30 @@ contract MarketHandler is Test {
         if (w == Want.Live) return !_terminal(st);
         if (w == Want.Bid) return open && info.reverse && windowOpen;
         if (w == Want.Fill) return open && !info.reverse && windowOpen;
-        if (w == Want.Award) return open && info.reverse && !windowOpen;
-        if (w == Want.Deliver) return st == JobState.Awarded || (open && info.reverse && !windowOpen);
+        // an open reverse job past its window with bids is awarded by `award` or by the best's delivery
+        bool awardable = open && info.reverse && !windowOpen && info.minScorer != address(0);
+        if (w == Want.Award) return awardable;
+        if (w == Want.Deliver) return st == JobState.Awarded || awardable;
         if (w == Want.Challenge || w == Want.Finalize) return st == JobState.Delivered;
         if (w == Want.Prove) return st == JobState.Challenged || st == JobState.ProofRequired;
-        if (w == Want.Expire) return st == JobState.Awarded || st == JobState.Challenged || st == JobState.ProofRequired;
+        if (w == Want.Expire) {
+            return st == JobState.Awarded || st == JobState.Challenged || st == JobState.ProofRequired;
+        }
         return open && !windowOpen; // Refund
+    }
+
+    function _indexOf(bytes32 id) internal view returns (uint256) {
+        uint256 n = jobIds.length;
+        for (uint256 i; i < n; ++i) {
+            if (jobIds[i] == id) return i;
+        }
+        revert("MarketHandler: unknown job");
+    }
+
+    /// @dev Moves the handler's clock forward to `t` (never backwards).
+    function _jumpTo(uint256 t) internal {
+        if (t > now_) now_ = t;
+        vm.warp(now_);
     }
 
     /// @dev Who hands in the output: the provider, or on an open reverse job the current best bidder.

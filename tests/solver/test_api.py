@@ -1,0 +1,123 @@
+"""``POST /intents``: checks on a real loopback server, and a signed intent served end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from solver._api import IntentApi
+from solver._solver import Solver
+from tender.anvil import DEV_KEYS
+from tender.intents import AuctionType, Intent, ProofMode, job_id, sign_intent
+from tender.wire import SignedIntentWire
+
+from .conftest import SOLVER_KEYS, Env, Running, wait_until
+
+MARKET = "0x" + "44" * 20
+REQUESTER_KEY = DEV_KEYS[1]
+
+
+def _wire(**changes: Any) -> dict[str, Any]:
+    from eth_account import Account
+
+    intent = Intent(
+        requester=Account.from_key(REQUESTER_KEY).address, model_id=b"\x01" * 32, input_commitment=5,
+        max_price=10**18, deadline=2**40, auction_type=AuctionType.REVERSE, auction_window=10,
+        proof_mode=ProofMode.OPTIMISTIC, price_weight_bps=5_000, nonce=7, expiry=2**40,
+    )  # fmt: skip
+    signature = sign_intent(intent, REQUESTER_KEY, chain_id=31337, market=MARKET)
+    body = {
+        "intent": intent.to_json(),
+        "signature": "0x" + signature.hex(),
+        "market": MARKET,
+        "chainId": 31337,
+        "jobId": "0x" + job_id(intent, chain_id=31337, market=MARKET).hex(),
+    }
+    body.update(changes)
+    return body
+
+
+async def _post(bodies: list[Any]) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
+    accepted: list[str] = []
+
+    async def accept(intent: Intent, signature: bytes, market: str, job: str) -> bool:
+        accepted.append(job)
+        return True
+
+    api = IntentApi(chain_id=31337, markets=[MARKET], accept=accept, status=lambda: {"ok": True})
+    await api.start("127.0.0.1:0")
+    answers = []
+    try:
+        async with aiohttp.ClientSession() as http:
+            for body in bodies:
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                async with http.post(f"http://127.0.0.1:{api.port}/intents", data=data) as reply:
+                    answers.append((reply.status, await reply.json()))
+    finally:
+        await api.stop()
+    return answers, accepted
+
+
+def test_post_intents_accepts_a_good_signature() -> None:
+    body = _wire()
+    answers, accepted = asyncio.run(_post([body]))
+    assert answers == [(202, {"jobId": body["jobId"], "status": "accepted"})]
+    assert accepted == [body["jobId"]]
+
+
+@pytest.mark.parametrize(
+    ("changes", "code"),
+    [
+        ({"chainId": 1}, "wrong_chain"),
+        ({"market": "0x" + "55" * 20}, "unknown_market"),
+        ({"jobId": "0x" + "00" * 32}, "wrong_job_id"),
+        ({"signature": "0x" + "11" * 65}, "bad_signature"),
+    ],
+)
+def test_post_intents_refuses_with_a_machine_code(changes: dict[str, Any], code: str) -> None:
+    answers, accepted = asyncio.run(_post([_wire(**changes)]))
+    ((status, body),) = answers
+    assert status == 422
+    assert body["error"] == code
+    assert accepted == []
+
+
+def test_post_intents_refuses_a_tampered_intent() -> None:
+    body = _wire()
+    body["intent"]["maxPrice"] = str(10**19)  # signed for 10**18
+    answers, _ = asyncio.run(_post([body]))
+    assert answers[0][0] == 422
+    assert answers[0][1]["error"] in ("wrong_job_id", "bad_signature")
+
+
+def test_post_intents_refuses_a_malformed_body() -> None:
+    answers, _ = asyncio.run(_post([b"{not json", {"intent": {}}]))
+    assert [a[0] for a in answers] == [422, 422]
+    assert all(a[1]["error"] == "invalid_body" for a in answers)
+
+
+def test_signed_intent_is_relayed_and_served(env: Env, tmp_path: Path) -> None:
+    solver = Solver(env.solver_section(tmp_path / "api.sqlite", listen="127.0.0.1:0"), env.chain_section(),
+                    key=SOLVER_KEYS[0], deployment=env.deployment)  # fmt: skip
+    with Running([solver]):
+        wait_until(lambda: solver.api is not None and solver.api.port is not None, timeout=30)
+        intent = env.intent(AuctionType.REVERSE, window=3)
+        market = env.markets[AuctionType.REVERSE].address
+        wire = SignedIntentWire.model_validate(
+            {"intent": intent.to_json(), "signature": "0x" + env.sign(intent).hex(), "market": market,
+             "chainId": 31337, "jobId": "0x" + job_id(intent, chain_id=31337, market=market).hex()}
+        )  # fmt: skip
+
+        async def send() -> int:
+            async with aiohttp.ClientSession() as http:
+                url = f"http://127.0.0.1:{solver.api.port}/intents"  # type: ignore[union-attr]
+                async with http.post(url, data=wire.model_dump_json()) as reply:
+                    return reply.status
+
+        assert asyncio.run(send()) == 202
+        wait_until(lambda: env.job(AuctionType.REVERSE, wire.jobId).state == "settled", timeout=60)
