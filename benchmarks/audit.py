@@ -134,7 +134,7 @@ def main() -> int:
     jobs, repeats = (20, 2) if args.quick else (args.jobs, 3)
     console = Console()
     logging.getLogger("verifier").setLevel(logging.ERROR)  # the agent's judgements are expected here
-    with tempfile.TemporaryDirectory() as tmp, Anvil(extra_args=["--disable-code-size-limit"]) as chain:
+    with tempfile.TemporaryDirectory() as tmp, Anvil() as chain:
         env = make_env(chain)
         snapshot = chain.rpc("evm_snapshot", [])
         gas = measure_gas(env, Path(tmp))

@@ -49,7 +49,6 @@ from tender.chain import (
     load_artifact,
 )
 from tender.intents import AuctionType, Bid, Intent, ProofMode, random_nonce, sign_intent
-from tender.paths import cache_dir
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gas.json"
 UNIT = 10**18
@@ -73,15 +72,14 @@ class ZkCase:
 
 
 def _find_bundle() -> Path | None:
-    root = cache_dir() / "models"
-    for path in sorted(root.glob("mlp-*")):
-        if (
-            (path / "card.json").is_file()
-            and (path / "pk.key").is_file()
-            and (path / "verifier.json").is_file()
-        ):
-            return path
-    return None
+    """The sample MLP bundle (hashed input, as the market uses it), built or taken from the cache."""
+    from tender import models
+    from tender.paths import SAMPLE_MODELS
+
+    onnx = SAMPLE_MODELS / "mlp" / "model.onnx"
+    if not onnx.is_file():
+        return None
+    return models.build(onnx, SAMPLE_MODELS / "mlp" / "calibration.json").path
 
 
 def _ezkl_case(w3: Web3, sender: TxSender, bundle_dir: Path) -> ZkCase:
@@ -272,7 +270,7 @@ class Bench:
 
 
 def run(*, use_ezkl: bool = True, out: Path = RESULTS) -> dict[str, Any]:
-    with Anvil(extra_args=["--disable-code-size-limit"]) as chain:  # sizes: tests/chain/test_abi.py
+    with Anvil() as chain:
         bench = Bench(chain, use_ezkl=use_ezkl)
         bench.reverse_zk()
         bench.dutch_signed()

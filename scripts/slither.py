@@ -37,7 +37,9 @@ def main() -> int:
             "--exclude-optimization",
             "--json", str(report),
         ]  # fmt: skip
-        proc = subprocess.run(cmd, cwd=ROOT / "contracts", env=env, capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            cmd, cwd=ROOT / "contracts", env=env, capture_output=True, text=True, check=False
+        )
         if not report.exists():
             sys.stderr.write(proc.stdout + proc.stderr)
             print("slither did not produce a report", file=sys.stderr)

@@ -297,7 +297,7 @@ def _deliverer(w3: Web3, key: str, deployment: Deployment, env_delivered: list[s
 def devnet() -> Iterator[Env]:
     """Anvil with Tender deployed, a model registered, three staked stub providers (both
     :data:`SOLVER_KEYS` authorised for each) and a funded requester; blocks tick every second."""
-    with Anvil(extra_args=["--disable-code-size-limit"]) as chain:
+    with Anvil() as chain:
         w3 = Web3(Web3.HTTPProvider(chain.rpc_url))
         deployment = deploy(w3, DEV_KEYS[0], params=PARAMS, unbonding_delay=3_600)
         owner = TxSender(w3, DEV_KEYS[0])

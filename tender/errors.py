@@ -71,7 +71,9 @@ class TransactionFailed(ChainError):
         revert: the decoded revert when the failure could be replayed, else ``None``.
     """
 
-    def __init__(self, message: str, *, tx_hash: bytes | None = None, revert: ContractRevert | None = None) -> None:
+    def __init__(
+        self, message: str, *, tx_hash: bytes | None = None, revert: ContractRevert | None = None
+    ) -> None:
         self.tx_hash = tx_hash
         self.revert = revert
         super().__init__(message)

@@ -26,7 +26,9 @@ def _solidity_sources() -> list[Path]:
 
 def test_solc_shim_answers_version_in_native_format() -> None:
     out = subprocess.run([ROOT / "scripts" / "solc", "--version"], capture_output=True, text=True, check=True)
-    assert re.search(rf"^Version: {re.escape(_pinned_version())}\+commit\.[0-9a-f]+\.", out.stdout, re.MULTILINE)
+    assert re.search(
+        rf"^Version: {re.escape(_pinned_version())}\+commit\.[0-9a-f]+\.", out.stdout, re.MULTILINE
+    )
 
 
 def test_solc_shim_refuses_unsupported_modes() -> None:
@@ -79,5 +81,7 @@ def test_ape_compiles_every_contract_offline(tmp_path: Path) -> None:
     assert [c["version"].split("+")[0] for c in manifest["compilers"]] == [_pinned_version()]
     compiled = set(manifest["contractTypes"])
     for source in _solidity_sources():
-        for name in re.findall(r"^(?:abstract )?(?:contract|interface|library) (\w+)", source.read_text(), re.M):
+        for name in re.findall(
+            r"^(?:abstract )?(?:contract|interface|library) (\w+)", source.read_text(), re.M
+        ):
             assert name in compiled, f"{name} from {source.name} not compiled by ape"

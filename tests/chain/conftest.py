@@ -30,7 +30,7 @@ def tender() -> Iterator[TenderEnv]:
     if not tender_built():
         pytest.skip("Tender contracts not built: run `make contracts`")
     # The code-size limit is checked by test_contract_sizes; here it must not hide the lifecycles.
-    with Anvil(extra_args=["--disable-code-size-limit"]) as chain:
+    with Anvil() as chain:
         w3 = Web3(Web3.HTTPProvider(chain.rpc_url))
         deployment = deploy(w3, DEV_KEYS[0], params=DEFAULT_PARAMS, unbonding_delay=3_600)
         deployer = make_actor(w3, DEV_KEYS[0], deployment)

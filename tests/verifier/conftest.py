@@ -25,7 +25,7 @@ def _built() -> bool:
 def tender_env() -> Iterator[Env]:
     if not _built():
         pytest.skip("Tender contracts not built: run `make contracts`")
-    with Anvil(extra_args=["--disable-code-size-limit"]) as chain:
+    with Anvil() as chain:
         yield make_env(chain)
 
 

@@ -110,8 +110,9 @@ def test_killed_agent_restarts_and_still_challenges_in_time(
         assert env.requester.market.job(job).challenger == env.agent.address
         env.advance(121)
         wait_for(lambda: env.requester.market.job(job).state is JobState.SLASHED, log)
-        rewards = httpx.get(f"http://127.0.0.1:{port}/v1/rewards", timeout=5).json()
-        assert int(rewards["challenge"]) > 0
+        # the agent books its reward once it has scanned the Slashed event
+        rewards = f"http://127.0.0.1:{port}/v1/rewards"
+        wait_for(lambda: int(httpx.get(rewards, timeout=5).json().get("challenge", 0)) > 0, log)
 
 
 def test_crash_after_persisting_the_challenge_sends_it_once(

@@ -13,8 +13,10 @@ import {Job, JobState, MarketParams} from "../../src/MarketStructs.sol";
 /// @notice Protocol invariants over both auction types sharing one Staking, driven by `MarketHandler`.
 /// Each invariant reads the contracts' own accounting and the handler's ghost record; the handler counts
 /// per-call breaches (exact token flows, who won, which edges were taken) that are asserted here.
-/// forge-config: default.invariant.runs = 48
-/// forge-config: default.invariant.depth = 64
+/// forge-config: default.invariant.runs = 24
+/// forge-config: default.invariant.depth = 96
+/// forge-config: deep.invariant.runs = 64
+/// forge-config: deep.invariant.depth = 256
 contract MarketInvariantsTest is TenderFixture {
     uint256 internal constant BPS = 10_000;
 

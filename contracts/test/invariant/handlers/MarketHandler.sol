@@ -184,9 +184,6 @@ contract MarketHandler is Test {
     mapping(bytes32 what => uint256) public calls;
 
     bytes32 internal _target;
-    bytes public dbgErr;
-    bytes public bidErr;
-    bytes public fillErr;
 
     struct Deps {
         TestToken token;
@@ -335,9 +332,7 @@ contract MarketHandler is Test {
             if (price != dutch.job(id).price) {
                 _fail(Inv.Auction, "fill returned another price than recorded");
             }
-        } catch (bytes memory err) {
-            fillErr = err;
-        }
+        } catch {}
     }
 
     // ================================================================== delivery and disputes
@@ -349,7 +344,9 @@ contract MarketHandler is Test {
         if (!has) return;
         JobInfo storage info = _info[id];
         // zk: mostly valid proofs; optimistic: mostly no proof, honest two times in three
-        mode = _intents[id].proofMode == PROOF_ZK ? [0, 0, 0, 0, 0, 1, 2, 3][mode % 8] : [0, 1, 2, 2, 2, 2, 3, 3][mode % 8];
+        mode = _intents[id].proofMode == PROOF_ZK
+            ? [0, 0, 0, 0, 0, 1, 2, 3][mode % 8]
+            : [0, 1, 2, 2, 2, 2, 3, 3][mode % 8];
         address p = _deliverer(id, mode);
         uint256[] memory out = _output(info.commitment, mode != 3);
         bytes memory proof;
@@ -468,7 +465,7 @@ contract MarketHandler is Test {
         if (n == 0) return;
         bool jump = seed % 4 == 0;
         for (uint256 k; k < n; ++k) {
-            bytes32 id = jobIds[(jobSeed + k) % n];
+            bytes32 id = jobIds[(jobSeed % n + k) % n];
             if (_terminal(_info[id].prev)) continue;
             // at most one jump per call: a jump for one job ends others' windows early
             if (_step(id, uint256(keccak256(abi.encode(seed, k))), jump)) jump = false;
@@ -488,7 +485,7 @@ contract MarketHandler is Test {
             if (jumped) _jumpTo(info.auctionEnd);
         } else if (st == JobState.Open) {
             if (!info.reverse || info.minScorer == address(0)) this.refund(idx);
-            else if (r < 3) this.award(idx);
+            else if (r < 5) this.award(idx);
             else this.deliver(idx, seed >> 8, r == 4);
         } else if (st == JobState.Awarded) {
             if (r == 0) {
@@ -507,7 +504,8 @@ contract MarketHandler is Test {
                 this.finalize(idx);
             }
         } else if (st == JobState.Challenged || st == JobState.ProofRequired) {
-            if (r < 2) {
+            // a dishonest provider cannot prove: its dispute can only expire
+            if (r < 2 || !info.honest) {
                 jumped = jump;
                 if (jump) _jumpTo(info.market.job(id).disputeEnd + 1);
                 this.expire(idx);

@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {AdversarialBase} from "./AdversarialBase.sol";
+import {IntentBuilder} from "../utils/IntentBuilder.sol";
+import {HostileToken} from "../mocks/HostileToken.sol";
+import {HostileConsumer} from "../mocks/HostileConsumer.sol";
+import {DutchAuctionMarket} from "../../src/DutchAuctionMarket.sol";
+import {IMarket} from "../../src/interfaces/IMarket.sol";
+import {IStaking} from "../../src/interfaces/IStaking.sol";
+import {Intent, Job, JobState, PROOF_OPTIMISTIC} from "../../src/MarketStructs.sol";
+
+/// @notice Re-entry through a token whose transfers call back (every payout, refund, slash and
+/// withdrawal) and through the consumer callback. Every re-entry must be refused and every party paid
+/// exactly once.
+contract ReentrancyTest is AdversarialBase {
+    using IntentBuilder for Intent;
+
+    HostileToken internal hostile;
+    World internal w;
+
+    function setUp() public {
+        _deployCore();
+        hostile = new HostileToken();
+        w = _world(IERC20(address(hostile)), hostile.mint);
+    }
+
+    // ------------------------------------------------------------------ hostile token
+
+    function test_hostileToken_payoutReentersDeliver_paysOnce() public {
+        Intent memory intent = _dutchIntent();
+        bytes32 jobId = _postAndFill(w.dutch, intent);
+        uint256[] memory out = _output();
+        bytes memory proof = _proof(intent.inputCommitment, out);
+        hostile.arm(provider, address(w.dutch), abi.encodeCall(IMarket.deliver, (jobId, out, proof)));
+        uint256 providerBefore = hostile.balanceOf(provider);
+        uint256 requesterBefore = hostile.balanceOf(requester);
+
+        vm.prank(provider);
+        w.dutch.deliver(jobId, out, proof);
+
+        _assertRefused();
+        uint256 price = w.dutch.job(jobId).price;
+        assertEq(hostile.balanceOf(provider), providerBefore + price, "provider paid other than once");
+        assertEq(hostile.balanceOf(requester), requesterBefore + _escrow(w.dutch, 1e18) - price - price / 100);
+        assertEq(hostile.balanceOf(address(w.dutch)), w.dutch.feesOwed(), "market kept more than the fee");
+        assertEq(uint256(w.dutch.job(jobId).state), uint256(JobState.Settled));
+    }
+
+    function test_hostileToken_refundReentersRefund_refundsOnce() public {
+        vm.prank(requester);
+        bytes32 jobId = w.dutch.post(_dutchIntent());
+        vm.warp(w.dutch.job(jobId).auctionEnd);
+        hostile.arm(requester, address(w.dutch), abi.encodeCall(IMarket.refund, (jobId)));
+        uint256 before = hostile.balanceOf(requester);
+
+        w.dutch.refund(jobId);
+
+        _assertRefused();
+        assertEq(hostile.balanceOf(requester), before + _escrow(w.dutch, 1e18), "refunded other than once");
+        assertEq(hostile.balanceOf(address(w.dutch)), 0);
+    }
+
+    function test_hostileToken_slashReentersExpire_compensatesOnce() public {
+        bytes32 jobId = _postAndFill(w.dutch, _dutchIntent());
+        Job memory j = w.dutch.job(jobId);
+        vm.warp(w.dutch.providerDeadline(jobId) + 1);
+        // the slash is paid by Staking while the market is mid-expire
+        hostile.arm(requester, address(w.dutch), abi.encodeCall(IMarket.expire, (jobId)));
+        uint256 before = hostile.balanceOf(requester);
+        uint256 stakeBefore = w.staking.stakeOf(provider);
+
+        w.dutch.expire(jobId);
+
+        _assertRefused();
+        assertEq(hostile.balanceOf(requester), before + j.stakeLocked + _escrow(w.dutch, 1e18));
+        assertEq(w.staking.stakeOf(provider), stakeBefore - j.stakeLocked, "slashed other than once");
+        assertEq(w.staking.lockedOf(provider), 0);
+        assertEq(uint256(w.dutch.job(jobId).state), uint256(JobState.Expired));
+    }
+
+    function test_hostileToken_bondPayoutReentersProve_paysOnce() public {
+        bytes32 jobId = _postAndFill(w.dutch, _dutchIntent().withProofMode(PROOF_OPTIMISTIC));
+        uint256[] memory out = _output();
+        vm.prank(provider);
+        w.dutch.deliver(jobId, out, "");
+        vm.prank(challenger);
+        w.dutch.challenge(jobId);
+        bytes memory proof = _proof(w.dutch.job(jobId).inputCommitment, out);
+        hostile.arm(provider, address(w.dutch), abi.encodeCall(IMarket.prove, (jobId, proof)));
+        uint256 before = hostile.balanceOf(provider);
+
+        vm.prank(provider);
+        w.dutch.prove(jobId, proof);
+
+        _assertRefused();
+        Job memory j = w.dutch.job(jobId);
+        assertEq(hostile.balanceOf(provider), before + j.price + j.challengeBond, "paid other than once");
+        assertEq(hostile.balanceOf(address(w.dutch)), w.dutch.feesOwed());
+    }
+
+    function test_hostileToken_withdrawReentersWithdraw_paysOnce() public {
+        // the token itself is the staker, so that the re-entering call comes from the staker
+        uint256 amount = 10e18;
+        hostile.mint(address(hostile), amount);
+        vm.startPrank(address(hostile));
+        hostile.approve(address(w.staking), amount);
+        w.staking.stake(amount);
+        w.staking.requestUnstake(amount);
+        vm.stopPrank();
+        vm.warp(block.timestamp + UNBONDING);
+        hostile.arm(address(hostile), address(w.staking), abi.encodeCall(IStaking.withdraw, ()));
+
+        vm.prank(address(hostile));
+        w.staking.withdraw();
+
+        _assertRefused();
+        assertEq(hostile.balanceOf(address(hostile)), amount, "withdrawn other than once");
+        assertEq(w.staking.stakeOf(address(hostile)), 0);
+    }
+
+    // ------------------------------------------------------------------ hostile consumer
+
+    function test_hostileConsumer_reentersDeliver_paysOnce() public {
+        (HostileConsumer consumer, bytes32 jobId, Intent memory intent) = _consumerJob(0);
+        uint256[] memory out = _output();
+        bytes memory proof = _proof(intent.inputCommitment, out);
+        consumer.setAttack(abi.encodeCall(IMarket.deliver, (jobId, out, proof)));
+        _settleAndCheck(consumer, jobId, _deliverCall(jobId, out, proof));
+    }
+
+    function test_hostileConsumer_reentersFinalize_paysOnce() public {
+        (HostileConsumer consumer, bytes32 jobId,) = _consumerJob(PROOF_OPTIMISTIC);
+        vm.prank(provider);
+        w.dutch.deliver(jobId, _output(), "");
+        vm.warp(w.dutch.job(jobId).disputeEnd);
+        consumer.setAttack(abi.encodeCall(IMarket.finalize, (jobId)));
+        _settleAndCheck(consumer, jobId, abi.encodeCall(IMarket.finalize, (jobId)));
+    }
+
+    function test_hostileConsumer_reentersExpireAfterProve_paysOnce() public {
+        (HostileConsumer consumer, bytes32 jobId, Intent memory intent) = _consumerJob(PROOF_OPTIMISTIC);
+        uint256[] memory out = _output();
+        vm.prank(provider);
+        w.dutch.deliver(jobId, out, "");
+        vm.prank(challenger);
+        w.dutch.challenge(jobId);
+        // the requester tries to turn the proven job into an expiry (slash) from its callback
+        consumer.setAttack(abi.encodeCall(IMarket.expire, (jobId)));
+        _settleAndCheck(
+            consumer, jobId, abi.encodeCall(IMarket.prove, (jobId, _proof(intent.inputCommitment, out)))
+        );
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    function _assertRefused() internal view {
+        assertTrue(hostile.hookFired(), "hook did not fire");
+        assertFalse(hostile.hookSucceeded(), "re-entry went through");
+        assertEq(
+            hostile.hookReturn(),
+            abi.encodeWithSelector(ReentrancyGuardTransient.ReentrancyGuardReentrantCall.selector)
+        );
+    }
+
+    function _consumerJob(uint8 proofMode)
+        internal
+        returns (HostileConsumer consumer, bytes32 jobId, Intent memory intent)
+    {
+        consumer = new HostileConsumer();
+        hostile.mint(address(consumer), 10e18);
+        intent =
+            _dutchIntent().withRequester(address(consumer)).withCallbackGas(300_000).withProofMode(proofMode);
+        jobId = consumer.post(w.dutch, IERC20(address(hostile)), intent);
+        vm.prank(provider);
+        w.dutch.fill(jobId, provider, 60);
+    }
+
+    function _deliverCall(bytes32 jobId, uint256[] memory out, bytes memory proof)
+        internal
+        pure
+        returns (bytes memory)
+    {
+        return abi.encodeCall(IMarket.deliver, (jobId, out, proof));
+    }
+
+    /// @dev Runs the settling call as the provider and checks the callback's re-entry was refused and
+    /// everyone was paid exactly once.
+    function _settleAndCheck(HostileConsumer consumer, bytes32 jobId, bytes memory settleCall) internal {
+        Job memory before = w.dutch.job(jobId);
+        uint256 providerBefore = hostile.balanceOf(provider);
+        uint256 consumerBefore = hostile.balanceOf(address(consumer));
+        uint256 marketBefore = hostile.balanceOf(address(w.dutch));
+        uint256 bond = before.state == JobState.Challenged ? before.challengeBond : 0;
+
+        vm.prank(provider);
+        (bool ok,) = address(w.dutch).call{gas: 2_000_000}(settleCall);
+        assertTrue(ok, "settlement failed");
+
+        assertTrue(consumer.attacked(), "callback not called");
+        assertFalse(consumer.attackSucceeded(), "re-entry went through");
+        assertEq(
+            consumer.attackError(),
+            abi.encodeWithSelector(ReentrancyGuardTransient.ReentrancyGuardReentrantCall.selector)
+        );
+        uint256 price = before.price;
+        uint256 fee = price * before.feeBps / 10_000;
+        uint256 escrow = _escrow(w.dutch, before.maxPrice);
+        assertEq(uint256(w.dutch.job(jobId).state), uint256(JobState.Settled));
+        assertEq(hostile.balanceOf(provider), providerBefore + price + bond, "provider paid other than once");
+        assertEq(hostile.balanceOf(address(consumer)), consumerBefore + escrow - price - fee, "refund");
+        // the fee stays, owed to the treasury
+        assertEq(hostile.balanceOf(address(w.dutch)), marketBefore - escrow - bond + fee, "market");
+        assertEq(w.staking.lockedOf(provider), 0);
+    }
+}
