@@ -484,6 +484,8 @@ class Client:
             and now > (tracker.provider_deadline or intent.deadline) + _HELP_MARGIN_S
         ):
             action = "expire"
+        elif tracker.state == JobState.DELIVERED and not (now > intent.deadline + 30 and "finalize" in tried):
+            action = "finalize"  # anyone may once the challenge window closed; a revert means not yet
         elif tracker.state in (JobState.CHALLENGED, JobState.DELIVERED) and now > intent.deadline + 30:
             action = "expire"  # an unproven challenge or audit past its proof deadline
         elif (

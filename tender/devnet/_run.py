@@ -29,6 +29,7 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -56,7 +57,7 @@ from tender.devnet._live import render
 from tender.devnet._summary import RequestRecord, Summary, check_invariants, summarize, summary_table
 from tender.devnet._supervisor import Supervisor
 from tender.devnet._workload import Planned, plan_workload
-from tender.errors import RequestError, TenderError
+from tender.errors import DevChainError, RequestError, TenderError
 from tender.logs import log
 from tender.paths import SAMPLE_MODELS, cache_dir
 
@@ -122,6 +123,7 @@ class Devnet:
         self.solver_urls: list[str] = []
         self.summary: Summary | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._heartbeat_stop = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -145,10 +147,22 @@ class Devnet:
             self.console.print("[yellow]interrupted: stopping every process…[/]")
             raise
         finally:
+            self._heartbeat_stop.set()
             codes = self.supervisor.stop_all()
             self.anvil.stop()
             signal.signal(signal.SIGTERM, previous)
             log(logger, "devnet.stopped", codes=codes, run_dir=str(self.run_dir))
+
+    def _start_heartbeat(self) -> None:
+        """Mine an empty block every second, as a live L2 would, so chain time moves on even
+        when nobody sends a transaction: deadlines and challenge windows close on chain time."""
+
+        def beat() -> None:
+            while not self._heartbeat_stop.wait(1.0):
+                with contextlib.suppress(OSError, DevChainError):
+                    self.anvil.rpc("evm_mine")
+
+        threading.Thread(target=beat, name="anvil-heartbeat", daemon=True).start()
 
     def _step(self, text: str) -> None:
         self.console.print(f"[bold blue]==>[/] {text} [dim]({time.monotonic() - self.started:.1f}s)[/]")
@@ -158,6 +172,7 @@ class Devnet:
     def _setup(self) -> ChainSetup:
         self._step("starting Anvil")
         self.anvil.start()
+        self._start_heartbeat()
         w3 = connect(self.anvil.rpc_url)
         setup = ChainSetup(w3=w3, deployer_key=DEV_KEYS[0])
         self._step("deploying Tender (token, registry, staking, reverse and Dutch markets)")

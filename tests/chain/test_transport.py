@@ -37,16 +37,13 @@ def w3() -> Iterator[Web3]:
 
 @pytest.fixture(scope="module")
 def erc20() -> Artifact:
-    try:
-        return load_artifact("T")
-    except ArtifactError:
-        pytest.skip("smoke artefacts not built (make contracts)")
+    return load_artifact("TestToken")
 
 
 @pytest.fixture(scope="module")
 def token(w3: Web3, erc20: Artifact) -> Token:
     sender = TxSender(w3, DEV_KEYS[0], decoder=RevertDecoder(erc20.abi))
-    address, _ = sender.deploy(constructor_data(erc20, []))
+    address, _ = sender.deploy(constructor_data(erc20, ["Test", "TST", 18]))
     return Token(w3, address, sender=sender, artifact=erc20)
 
 
