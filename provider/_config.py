@@ -92,7 +92,7 @@ class MisbehaveSection(Section):
         default=None, ge=1, description="accept the N-th job, then never deliver"
     )
     wrong_output_on_job: int | None = Field(
-        default=None, ge=1, description="deliver a wrong optimistic output for the M-th job"
+        default=None, ge=1, description="deliver a wrong output for the M-th optimistic job"
     )
 
 

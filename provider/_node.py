@@ -570,23 +570,24 @@ class ProviderNode(Daemon):
         output = [int(x) for x in record.output_felts]
         proof = bytes.fromhex(record.proof[2:])
         optimistic = record.proof_mode == 1
-        misbehave = self.config.misbehave
-        if (
-            optimistic
-            and misbehave.wrong_output_on_job is not None
-            and record.seq == misbehave.wrong_output_on_job
-        ):
+        if optimistic and self._wrong_output_job(record):
             output = [output[0] + 1, *output[1:]] if output else [1]
             log(logger, "misbehave.wrong_output", level=logging.WARNING, job_id=record.job_id, seq=record.seq)
         tx = await self.gateway.deliver(record.market, record.job_id, output, b"" if optimistic else proof)
         self._set(record, JobState.DELIVERED, tx={**record.tx, "deliver": tx})
 
+    def _wrong_output_job(self, record: JobRecord) -> bool:
+        """Whether the misbehave knob makes this job the M-th optimistic one to get a wrong output."""
+        target = self.config.misbehave.wrong_output_on_job
+        if target is None or record.proof_mode != 1 or self.store is None:
+            return False
+        return self.store.optimistic_rank(record.seq) == target
+
     async def _follow(self, record: JobRecord) -> None:
         """Wait until the job settles: finalize an unchallenged optimistic delivery after its
         window, answer a challenge or an audit with the proof."""
         assert self.gateway is not None
-        misbehave = self.config.misbehave
-        wrong = misbehave.wrong_output_on_job is not None and record.seq == misbehave.wrong_output_on_job
+        wrong = self._wrong_output_job(record)
         while True:
             job = await self.gateway.job(record.market, record.job_id)
             state = job.state

@@ -168,6 +168,14 @@ class JobStore:
             ).fetchall()
         return [self._decode(r) for r in rows]
 
+    def optimistic_rank(self, seq: int) -> int:
+        """How many optimistic jobs were accepted up to and including job number ``seq``."""
+        with self._lock:
+            (n,) = self._db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE proof_mode = 1 AND seq <= ?", (seq,)
+            ).fetchone()
+        return int(n)
+
     def count(self, *, state: JobState | None = None) -> int:
         with self._lock:
             if state is None:

@@ -69,7 +69,7 @@ PROVIDERS = (
     ProviderPlan("gpu-a", 1, "0x0001", price_factor=1.0),
     ProviderPlan("gpu-b", 2, "0x0002", price_factor=1.6),
     ProviderPlan("gpu-c", 3, "0x0003", price_factor=0.6,
-                 misbehave={"silent_on_job": 1, "wrong_output_on_job": 2}),
+                 misbehave={"silent_on_job": 1, "wrong_output_on_job": 1}),
 )  # fmt: skip
 SOLVER_KEYS = (4, 5)
 #: The providers each solver asks for quotes (solver-2 is the one the fault requests go to).
