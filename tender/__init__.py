@@ -13,9 +13,11 @@ from tender.client._errors import (
     RequestTimeout,
 )
 from tender.errors import (
+    ArtifactError,
     ChainError,
     ConfigError,
     ContractRevert,
+    DeploymentError,
     DevChainError,
     IntentError,
     ModelError,
@@ -25,10 +27,12 @@ from tender.errors import (
 )
 
 __all__ = [
+    "ArtifactError",
     "ChainError",
     "Client",
     "ConfigError",
     "ContractRevert",
+    "DeploymentError",
     "DevChainError",
     "IntentError",
     "ModelError",
