@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -53,24 +52,23 @@ def make_feed(anvil: Anvil, store: Store, emitter: str, *, confirmations: int = 
     return LogFeed(w3, store, addresses=[emitter], topics=None, handler=handler, confirmations=confirmations)
 
 
-def drain(feed: LogFeed) -> None:
-    async def main() -> None:
-        while await feed.step():
-            pass
-
-    asyncio.run(main())
+async def drain(feed: LogFeed) -> None:
+    # Each test runs in one event loop: web3 caches its aiohttp session per loop, and a
+    # provider used from a second loop would try to close a session bound to a closed one.
+    while await feed.step():
+        pass
 
 
 def live(store: Store) -> set[int]:
     return {int(j.job_id, 16) for j in store.jobs() if j.state != JobState.DROPPED}
 
 
-def test_feed_resumes_from_its_cursor(chain, tmp_path) -> None:
+async def test_feed_resumes_from_its_cursor(chain, tmp_path) -> None:
     anvil, w3, emitter = chain
     for topic in (1, 2, 3):
         emit(w3, emitter, topic)
     store = Store(tmp_path / "s.sqlite")
-    drain(make_feed(anvil, store, emitter))
+    await drain(make_feed(anvil, store, emitter))
     assert live(store) == {1, 2, 3}
     cursor = store.cursor
     store.close()
@@ -78,33 +76,33 @@ def test_feed_resumes_from_its_cursor(chain, tmp_path) -> None:
     reopened = Store(tmp_path / "s.sqlite")
     assert reopened.cursor == cursor
     feed = make_feed(anvil, reopened, emitter)
-    drain(feed)
+    await drain(feed)
     assert live(reopened) == {1, 2, 3, 4}
     assert reopened.cursor == w3.eth.block_number
 
 
-def test_feed_forgets_what_a_reorg_dropped(chain, tmp_path) -> None:
+async def test_feed_forgets_what_a_reorg_dropped(chain, tmp_path) -> None:
     anvil, w3, emitter = chain
     store = Store(tmp_path / "s.sqlite")
     feed = make_feed(anvil, store, emitter)
     emit(w3, emitter, 10)
-    drain(feed)
+    await drain(feed)
     emit(w3, emitter, 11)
     emit(w3, emitter, 12)
-    drain(feed)
+    await drain(feed)
     assert live(store) == {10, 11, 12}
     touched: list[str] = []
     feed.on_rollback = lambda fork, jobs: touched.extend(jobs)
     # Drop the two blocks holding 11 and 12; the new chain holds 13 instead.
     anvil.rpc("anvil_reorg", [2, []])
     emit(w3, emitter, 13)
-    drain(feed)
+    await drain(feed)
     assert live(store) == {10, 13}
     assert sorted(int(t, 16) for t in touched) == [11, 12]
     assert store.block_hash(store.cursor or 0) == w3.eth.get_block(store.cursor or 0)["hash"].to_0x_hex()
 
 
-def test_feed_with_confirmations_never_sees_shallow_reorgs(chain, tmp_path) -> None:
+async def test_feed_with_confirmations_never_sees_shallow_reorgs(chain, tmp_path) -> None:
     anvil, w3, emitter = chain
     store = Store(tmp_path / "s.sqlite")
     feed = make_feed(anvil, store, emitter, confirmations=3)
@@ -112,11 +110,11 @@ def test_feed_with_confirmations_never_sees_shallow_reorgs(chain, tmp_path) -> N
     for _ in range(3):
         anvil.rpc("evm_mine")
     emit(w3, emitter, 21)
-    drain(feed)
+    await drain(feed)
     assert live(store) == {20}
     anvil.rpc("anvil_reorg", [1, []])
     for _ in range(3):
         anvil.rpc("evm_mine")
-    drain(feed)
+    await drain(feed)
     assert live(store) == {20}
     assert not any(j.state == JobState.DROPPED for j in store.jobs())
