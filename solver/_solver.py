@@ -31,7 +31,6 @@ from typing import Any
 
 from eth_account import Account
 from hexbytes import HexBytes
-from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from solver._api import IntentApi
 from solver._config import SolverSection
@@ -43,6 +42,7 @@ from solver._policy import AuctionState, BidAction, Economics, FillAction, Terms
 from solver._quotes import TRANSPORT_ERRORS, FanOut, make_transport
 from solver._store import JobRow, JobState, Store, TxRow, TxState
 from solver._txs import TxManager
+from tender.chain import async_connect
 from tender.chain._deployment import Deployment
 from tender.chain._reverts import tender_decoder
 from tender.config import ChainSection
@@ -109,7 +109,7 @@ class Solver(Daemon):
 
     async def setup(self) -> None:
         s = self.section
-        self.w3 = AsyncWeb3(AsyncHTTPProvider(self.chain.rpc_url, request_kwargs={"timeout": 10}))
+        self.w3 = async_connect(self.chain.rpc_url, timeout=10)
         self.chain_id = int(await self.w3.eth.chain_id)
         genesis = _hex((await self.w3.eth.get_block(0))["hash"])
         if self.deployment is None:

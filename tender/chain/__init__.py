@@ -12,7 +12,8 @@ Example::
     for event in market.events(deployment.block):
         ...
 
-Everything here is synchronous and thread-safe (one nonce manager per key and chain), so
+:func:`async_connect` gives asyncio code (the solver) an ``AsyncWeb3`` that stays usable when
+requests are cancelled. Everything else here is synchronous and thread-safe (one nonce manager per key and chain), so
 asyncio daemons call it through ``asyncio.to_thread`` or :meth:`TxSender.send_async`.
 Reverts raise :class:`~tender.errors.ContractRevert` with the custom error decoded from the
 ABI; a transaction mined with status 0 raises :class:`~tender.errors.TransactionFailed`.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from tender.chain._abi import DecodedLog, LogDecoder, snake
 from tender.chain._artifacts import TENDER_CONTRACTS, Artifact, combined_abi, load_artifact
+from tender.chain._async import LoopSessions, async_connect
 from tender.chain._base import ContractWrapper, tender_log_decoder
 from tender.chain._contracts import Contracts
 from tender.chain._deploy import DEFAULT_PARAMS, connect, deploy, deploy_artifact
@@ -107,6 +109,7 @@ __all__ = [
     "Job",
     "JobState",
     "LogDecoder",
+    "LoopSessions",
     "Market",
     "MarketParams",
     "MarketSet",
@@ -143,6 +146,7 @@ __all__ = [
     "Unpaused",
     "UnstakeRequested",
     "Withdrawn",
+    "async_connect",
     "combined_abi",
     "connect",
     "deploy",

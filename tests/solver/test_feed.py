@@ -7,11 +7,12 @@ from collections.abc import Iterator
 import pytest
 from eth_account import Account
 from hexbytes import HexBytes
-from web3 import AsyncHTTPProvider, AsyncWeb3, Web3
+from web3 import Web3
 
 from solver._feed import LogFeed
 from solver._store import JobState, Store
 from tender.anvil import DEV_KEYS, Anvil
+from tender.chain import async_connect
 
 # A contract whose fallback emits LOG1 with the calldata's first word as the topic:
 # PUSH1 0 CALLDATALOAD PUSH1 0 PUSH1 0 LOG1 STOP, behind a CODECOPY/RETURN constructor.
@@ -40,7 +41,7 @@ def emit(w3: Web3, emitter: str, topic: int) -> None:
 
 
 def make_feed(anvil: Anvil, store: Store, emitter: str, *, confirmations: int = 0) -> LogFeed:
-    w3 = AsyncWeb3(AsyncHTTPProvider(anvil.rpc_url))
+    w3 = async_connect(anvil.rpc_url)
 
     def handler(logs: list) -> None:
         for entry in logs:

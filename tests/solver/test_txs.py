@@ -5,19 +5,19 @@ from __future__ import annotations
 import asyncio
 
 from eth_account import Account
-from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from solver._config import GasSection
 from solver._store import Store, TxState
 from solver._txs import TxManager
 from tender.anvil import DEV_KEYS, Anvil
+from tender.chain import async_connect
 
 KEY = DEV_KEYS[7]
 OTHER = Account.from_key(DEV_KEYS[8]).address
 
 
 def manager(anvil: Anvil, store: Store, **gas: object) -> TxManager:
-    w3 = AsyncWeb3(AsyncHTTPProvider(anvil.rpc_url))
+    w3 = async_connect(anvil.rpc_url)
     return TxManager(w3, Account.from_key(KEY), store, chain_id=31337, gas=GasSection(**gas))  # type: ignore[arg-type]
 
 
