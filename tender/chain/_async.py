@@ -16,9 +16,9 @@ import weakref
 from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout
+from eth_typing import URI
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3._utils.http_session_manager import HTTPSessionManager
-from eth_typing import URI
 
 __all__ = ["LoopSessions", "async_connect"]
 
