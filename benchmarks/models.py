@@ -12,29 +12,44 @@ MLP with a public input, then measures on this machine and on a fresh Anvil:
 Prints a rich table and writes ``benchmarks/results/models.json``::
 
     .venv/bin/python benchmarks/models.py [--runs 5]
+
+``--sweep`` instead builds variants of one sample model's EZKL recipe (run args, calibration
+target, scales, input visibility, solc optimizer runs, reusable verifier) into a temporary
+folder, deploys each verifier on Anvil and records ``verifyProof`` gas, proving time (wall and
+CPU), pk size, circuit-vs-onnxruntime agreement on the samples plus 16 calibration inputs, and
+whether the input binding holds (docs/MODELS.md, "Verifier gas sweep")::
+
+    .venv/bin/python benchmarks/models.py --sweep [--model mlp] [--only NAME ...] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import resource
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 from web3 import Web3
+from web3.types import TxParams
 
 from tender.anvil import DEV_KEYS, Anvil
 from tender.chain import TxSender
-from tender.models import Bundle, build, deploy_verifier, infer, prove, verify
-from tender.paths import ROOT, SAMPLE_MODELS
+from tender.models import Bundle, _runtime, _solc, build, deploy_verifier, infer, prove, verify
+from tender.models._build import RECIPE, ezkl_input_shape
+from tender.models._ezkl import captured_output, dev_srs, ezkl, run_coroutine, write_evm_verifier
+from tender.models._felt import dequantize, felt_from_hex, poseidon, quantize
+from tender.paths import ROOT, SAMPLE_MODELS, cache_dir
 
 RESULTS = ROOT / "benchmarks" / "results" / "models.json"
 
@@ -93,16 +108,249 @@ def measure(label: str, bundle: Bundle, w3: Web3, sender: TxSender, *, runs: int
     }
 
 
+#: Variants of the bundle recipe measured by ``--sweep``: (name, changes). Keys of the changes:
+#: ``run_args`` (PyRunArgs fields set before ``gen_settings``), ``target`` and ``scales`` /
+#: ``rebase`` (calibration), ``calibrate`` (False: keep ``gen_settings``' settings), ``post``
+#: (run args overwritten after calibration), ``solc`` (compiler settings), ``reusable``
+#: (EZKL's reusable verifier with a separately registered VK artifact).
+SWEEP: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("default", {}),
+    ("num_inner_cols=2", {"run_args": {"num_inner_cols": 2}}),
+    ("logrows=13", {"post": {"logrows": 13}}),
+    ("target=resources", {"target": "resources"}),
+    ("decomp 512x4", {"run_args": {"decomp_base": 512, "decomp_legs": 4}}),
+    ("decomp 2048x2", {"run_args": {"decomp_base": 2048, "decomp_legs": 2}}),
+    ("scale 5", {"scales": [5]}),
+    ("input_scale 4", {"calibrate": False, "run_args": {"input_scale": 4, "param_scale": 7, "logrows": 12}}),
+    ("scale_rebase_multiplier 1", {"rebase": [1]}),
+    ("bounded_log_lookup", {"run_args": {"bounded_log_lookup": True}}),
+    ("lookup_range +-2^15", {"run_args": {"lookup_range": (-32768, 32768)}}),
+    ("check_mode SAFE", {"run_args": {"check_mode": "SAFE"}}),
+    ("disable_freivalds", {"run_args": {"disable_freivalds": True}}),
+    ("ignore_range_check_io", {"run_args": {"ignore_range_check_inputs_outputs": True}}),
+    ("reusable verifier + VKA", {"reusable": True}),
+    ("solc runs 1e5", {"solc": {"optimizer": {"enabled": True, "runs": 100_000}}}),
+    ("input public", {"run_args": {"input_visibility": "public"}}),
+    ("input public, runs 1e5", {"run_args": {"input_visibility": "public"},
+                                "solc": {"optimizer": {"enabled": True, "runs": 100_000}}}),
+    ("input polycommit", {"run_args": {"input_visibility": "polycommit"}}),
+    ("input polycommit, runs 1e5", {"run_args": {"input_visibility": "polycommit"},
+                                    "solc": {"optimizer": {"enabled": True, "runs": 100_000}}}),
+)  # fmt: skip
+
+
+def _sweep_build(onnx: Path, calibration: Path, changes: dict[str, Any], work: Path) -> dict[str, Any]:
+    """Settings, calibration, circuit, keys and a compiled verifier for one recipe variant."""
+    log = work / "build.log"
+    run_args = ezkl.PyRunArgs()
+    fields = {
+        "input_visibility": "hashed",
+        **{k: RECIPE[k] for k in ("output_visibility", "param_visibility", "num_inner_cols")},
+        **{k: RECIPE[k] for k in ("decomp_base", "decomp_legs")},
+        **changes.get("run_args", {}),
+    }
+    for key, value in fields.items():
+        setattr(run_args, key, value)
+    settings = work / "settings.json"
+    with captured_output(log):
+        ezkl.gen_settings(str(onnx), str(settings), py_run_args=run_args)
+        if changes.get("calibrate", True):
+            options: dict[str, Any] = {"scales": changes.get("scales", RECIPE["scales"])}
+            if "rebase" in changes:
+                options["scale_rebase_multiplier"] = changes["rebase"]
+            target = changes.get("target", RECIPE["target"])
+            ezkl.calibrate_settings(str(calibration), str(onnx), str(settings), target, **options)
+    values = json.loads(settings.read_text())
+    values["run_args"].update(changes.get("post", {}))
+    settings.write_text(json.dumps(values))
+    compiled, vk, pk, sol = work / "network.ezkl", work / "vk.key", work / "pk.key", work / "Verifier.sol"
+    with captured_output(log):
+        ezkl.compile_circuit(str(onnx), str(compiled), str(settings))
+    logrows = int(values["run_args"]["logrows"])
+    srs = dev_srs(cache_dir() / "srs", logrows)
+    with captured_output(log):
+        ezkl.setup(str(compiled), str(vk), str(pk), srs_path=str(srs))
+    reusable = bool(changes.get("reusable", False))
+    with captured_output(log):
+        if reusable:
+
+            async def verifier() -> Any:
+                return await ezkl.create_evm_verifier(
+                    str(vk), str(settings), str(sol), str(work / "abi.json"), srs_path=str(srs), reusable=True
+                )
+
+            async def vka() -> Any:
+                return await ezkl.create_evm_vka(
+                    str(vk), str(settings), str(work / "vka.bin"), srs_path=str(srs)
+                )
+
+            for render in (verifier, vka):
+                with contextlib.suppress(RuntimeError):  # renders, then fails to download solc
+                    run_coroutine(render)
+        else:
+            write_evm_verifier(vk, settings, srs, sol, work / "abi.json")
+    saved = json.loads(json.dumps(_solc.SOLC_SETTINGS))
+    _solc.SOLC_SETTINGS.update(changes.get("solc", {}))
+    try:
+        artefact = _solc.compile_solidity(sol, "Halo2VerifierReusable" if reusable else "Halo2Verifier")
+    finally:
+        _solc.SOLC_SETTINGS.clear()
+        _solc.SOLC_SETTINGS.update(saved)
+    return {"settings": values, "compiled": compiled, "pk": pk, "vk": vk, "srs": srs, "artefact": artefact,
+            "reusable": reusable, "visibility": fields["input_visibility"]}  # fmt: skip
+
+
+def _sweep_measure(
+    folder: Path, built: dict[str, Any], work: Path, w3: Web3, sender: TxSender, *, runs: int
+) -> dict[str, Any]:
+    settings = built["settings"]
+    input_scale, output_scale = settings["model_input_scales"][0], settings["model_output_scales"][0]
+    onnx = folder / "model.onnx"
+    shape = ezkl_input_shape(onnx)
+    size = int(np.prod(shape))
+    samples = json.loads((folder / "samples.json").read_text())["samples"]
+    calibration = json.loads((folder / "calibration.json").read_text())["input_data"][0]
+    inputs = [np.asarray(s["input"], dtype=np.float64).reshape(-1) for s in samples]
+    inputs += list(np.asarray(calibration, dtype=np.float64).reshape(-1, size)[:16])
+    batch = np.asarray(inputs, dtype=np.float32).reshape((-1, *shape[1:]))
+    reference = _runtime.run(onnx, batch).reshape(len(inputs), -1)
+    agree, max_error = 0, 0.0
+    data, witness = work / "input.json", work / "witness.json"
+    for x, ref in zip(inputs, reference, strict=True):
+        data.write_text(json.dumps({"input_data": [[float(v) for v in x]]}))
+        out = ezkl.gen_witness(str(data), str(built["compiled"]), str(witness))["outputs"][0]
+        circuit = np.asarray([dequantize(felt_from_hex(f), output_scale) for f in out])
+        agree += int(np.argmax(circuit) == np.argmax(ref))
+        max_error = max(max_error, float(np.max(np.abs(circuit - ref))))
+    x = inputs[0]
+    data.write_text(json.dumps({"input_data": [[float(v) for v in x]]}))
+    times = []
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    for _ in range(runs):
+        started = time.perf_counter()
+        ezkl.gen_witness(str(data), str(built["compiled"]), str(witness))
+        raw = ezkl.prove(str(witness), str(built["compiled"]), str(built["pk"]), str(work / "proof.json"),
+                         srs_path=str(built["srs"]))  # fmt: skip
+        times.append(time.perf_counter() - started)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / runs
+    verified = ezkl.verify(str(work / "proof.json"), str(work / "settings.json"), str(built["vk"]),
+                           srs_path=str(built["srs"]))  # fmt: skip
+    proof = (
+        bytes.fromhex(raw["proof"].removeprefix("0x"))
+        if isinstance(raw["proof"], str)
+        else bytes(raw["proof"])
+    )
+    instances = [felt_from_hex(f) for f in raw["instances"][0]]
+    quantized = quantize(x, input_scale)
+    if built["visibility"] == "hashed":
+        binding = "instance 0 = Poseidon(x)" if instances[0] == poseidon(quantized) else "BROKEN"
+    elif built["visibility"] == "polycommit":
+        commit = ezkl.kzg_commit(quantized, str(built["vk"]), str(work / "settings.json"), str(built["srs"]))
+        point = commit[0]
+        expected = bytes.fromhex(point.x)[::-1] + bytes.fromhex(point.y)[::-1]
+        binding = "proof[0:64] = KZG(x), no instance" if proof[:64] == expected else "BROKEN"
+    else:
+        binding = f"x as {size} instances"
+    artefact = built["artefact"]
+    address, _ = sender.deploy(bytes.fromhex(artefact["bytecode"].removeprefix("0x")))
+    contract = w3.eth.contract(address=Web3.to_checksum_address(address), abi=artefact["abi"])
+    extra: list[Any] = []
+    if built["reusable"]:
+        vka = (work / "vka.bin").read_bytes()  # u64 word count (LE), then 32-byte words
+        words = [vka[8 + 32 * i : 40 + 32 * i] for i in range(int.from_bytes(vka[:8], "little"))]
+        sender.send(contract.functions.registerVka(words))
+        extra = [words]
+
+    def accepted(candidate: bytes) -> tuple[bool, str]:
+        # the reusable verifier returns raw words, not its declared ABI: read the first word
+        call = contract.functions.verifyProof(candidate, instances, *extra)._encode_transaction_data()
+        try:
+            result = bytes(w3.eth.call({"to": contract.address, "data": call}))
+        except Exception:  # a revert is a refusal
+            return False, call
+        return int.from_bytes(result[:32], "big") == 1, call
+
+    ok, call = accepted(proof)
+    flipped = bytearray(proof)
+    flipped[len(proof) // 2] ^= 1
+    receipt = sender.send(cast(TxParams, {"to": contract.address, "data": call})) if ok else None
+    return {
+        "logrows": settings["run_args"]["logrows"],
+        "num_rows": settings["num_rows"],
+        "input_scale": input_scale,
+        "output_scale": output_scale,
+        "instances": len(instances),
+        "binding": binding,
+        "verify_gas": int(receipt["gasUsed"]) if receipt else None,
+        "verifier_bytes": len(bytes.fromhex(artefact["deployed_bytecode"].removeprefix("0x"))),
+        "proof_bytes": len(proof),
+        "pk_bytes": built["pk"].stat().st_size,
+        "prove_s": round(statistics.median(times), 3),
+        "prove_cpu_s": round(cpu, 3),
+        "verified": bool(verified) and ok,
+        "flipped_refused": not accepted(bytes(flipped))[0],
+        "agreement": f"{agree}/{len(inputs)}",
+        "max_abs_error": round(max_error, 4),
+    }
+
+
+def sweep(model: str, only: list[str], out: Path | None, runs: int, console: Console) -> int:
+    """Measure the :data:`SWEEP` variants of one sample model (see the module docstring)."""
+    folder = SAMPLE_MODELS / model
+    rows: list[dict[str, Any]] = []
+    with Anvil() as anvil, tempfile.TemporaryDirectory(prefix="tender-sweep-") as tmp:
+        w3 = Web3(Web3.HTTPProvider(anvil.rpc_url))
+        sender = TxSender(w3, DEV_KEYS[0])
+        for name, changes in SWEEP:
+            if only and name not in only:
+                continue
+            work = Path(tmp) / str(len(rows))
+            work.mkdir()
+            row: dict[str, Any] = {"model": model, "variant": name}
+            with console.status(f"{model} / {name}: build, prove, verify on Anvil"):
+                try:
+                    built = _sweep_build(folder / "model.onnx", folder / "calibration.json", changes, work)
+                    row.update(_sweep_measure(folder, built, work, w3, sender, runs=runs))
+                except Exception as exc:  # one failed variant does not stop the sweep
+                    row["error"] = f"{type(exc).__name__}: {exc}"[:300]
+            row["load_avg_1m"] = round(os.getloadavg()[0], 2)
+            rows.append(row)
+            console.print(json.dumps(row))
+    table = Table(title=f"{model}: EZKL recipe variants (ezkl {ezkl.__version__}, Anvil cancun, dev SRS)")
+    columns = ("variant", "logrows", "instances", "binding", "verify_gas", "verifier_bytes", "proof_bytes",
+               "pk_bytes", "prove_s", "prove_cpu_s", "agreement", "max_abs_error")  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("variant", "binding") else "right")
+    for row in rows:
+        cells = [row.get(c, row.get("error", "") if c == "binding" else "") for c in columns]
+        table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in cells))
+    console.print(table)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=5, help="proofs per model (median reported)")
     parser.add_argument("--quick", action="store_true", help="two proofs per model")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--out", type=Path, default=None, help=f"JSON results (default {RESULTS}; none for --sweep)"
+    )
+    parser.add_argument("--sweep", action="store_true", help="measure recipe variants instead (see above)")
+    parser.add_argument("--model", default="mlp", help="sample model for --sweep")
+    parser.add_argument("--only", nargs="*", default=[], help="--sweep: only these variant names")
     args = parser.parse_args(argv)
     if args.quick:
         args.runs = 2
+    if args.sweep:
+        console = Console() if sys.stdout.isatty() else Console(width=220)
+        return sweep(args.model, args.only, args.out, min(args.runs, 3), console)
+    args.out = args.out or RESULTS
     console = Console() if sys.stdout.isatty() else Console(width=180)
     rows = []
     with Anvil() as anvil:

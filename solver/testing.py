@@ -1,9 +1,17 @@
-"""Stand-in providers for the solver's tests and benchmarks (never used in production).
+"""Test harnesses of the solver (never used in production).
 
-A :class:`StubProvider` answers ``POST /quote`` with a quote signed by its key, at a fixed
-price and latency, and records ``POST /jobs``. :class:`StubFleet` runs many of them on
-loopback in a thread of their own (its own event loop), so a client under test does not share
-a loop with the servers::
+Two devnets on Anvil, both with the real contracts and real ``Solver`` instances:
+
+* :func:`live_devnet`: three **real provider nodes** (the ``provider`` package, each started as
+  ``tender provider run`` in its own process group, like ``tender devnet`` does): staked and
+  registered operators on chain, serving their HTTP quote API, running the sample MLP in
+  onnxruntime, proving it with EZKL, delivering and finalizing on chain themselves, getting paid.
+  The acceptance tests (``tests/solver/test_integration.py``) run on it.
+* :func:`devnet`: stand-in providers, for unit-level tests of the solver's own behaviour
+  (reorgs, restarts, the intent API) and the benchmarks. A :class:`StubProvider` answers
+  ``POST /quote`` with a quote signed by its key, at a fixed price and latency, and records
+  ``POST /jobs``; :class:`StubFleet` runs many of them on loopback in a thread of their own
+  (its own event loop), so a client under test does not share a loop with the servers::
 
     with StubFleet([StubProvider(key, price=100, latency_s=5)]) as fleet:
         entries = fleet.entries()     # ProviderEntry list for SolverSection.providers
@@ -13,12 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from eth_account import Account
@@ -27,6 +36,8 @@ from web3 import Web3
 
 from solver._config import GasSection, ProviderEntry, SolverSection
 from solver._market import CHAIN_STATES, ChainJob, _flatten
+from solver._policy import Offer
+from solver._quotes import VerifiedQuote
 from solver._solver import Solver
 from tender.anvil import DEV_KEYS, Anvil, free_port
 from tender.chain import (
@@ -38,15 +49,38 @@ from tender.chain import (
     Staking,
     Token,
     TxSender,
+    connect,
     deploy,
     load_artifact,
+    snake,
 )
 from tender.config import ChainSection
 from tender.errors import ArtifactError, ContractRevert
 from tender.intents import AuctionType, Intent, ProofMode, random_nonce, sign_digest, sign_intent
+from tender.paths import SAMPLE_MODELS
 from tender.wire import JobInput, Quote, QuoteRefusal, QuoteRequest, quote_digest
 
-__all__ = ["Env", "Running", "StubFleet", "StubProvider", "devnet", "sign_quote", "wait_until"]
+if TYPE_CHECKING:  # the provider node, EZKL and the devnet load only where a test needs them
+    from provider import JobRecord as ProviderJob
+    from tender.devnet import Supervisor
+    from tender.models import Bundle
+
+__all__ = [
+    "NODES",
+    "Deployed",
+    "Env",
+    "LiveEnv",
+    "Node",
+    "NodePlan",
+    "RecordingSolver",
+    "Running",
+    "StubFleet",
+    "StubProvider",
+    "devnet",
+    "live_devnet",
+    "sign_quote",
+    "wait_until",
+]
 
 _EIP191_PREFIX = b"\x19Ethereum Signed Message:\n32"
 
@@ -197,16 +231,16 @@ def built() -> bool:
 
 
 @dataclass
-class Env:
+class Deployed:
+    """What both devnets share: Anvil with Tender deployed, a registered model, a funded
+    requester (approved on both markets) and its market wrappers."""
+
     chain: Anvil
     w3: Web3
     deployment: Deployment
     model_id: bytes
     requester: TxSender
     markets: dict[AuctionType, Market]
-    stubs: list[StubProvider]
-    fleet: StubFleet
-    delivered: list[str] = field(default_factory=list)
 
     def job(self, auction: AuctionType, job_id: str) -> ChainJob:
         """The market's record of a job (read with the ABI, as the solver reads it)."""
@@ -217,6 +251,42 @@ class Env:
 
     def now(self) -> int:
         return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def post(self, intent: Intent) -> str:
+        market = self.markets[intent.auction_type]
+        market.post(intent)
+        return "0x" + market.job_id(intent).hex()
+
+    def sign(self, intent: Intent) -> bytes:
+        market = self.markets[intent.auction_type]
+        return sign_intent(intent, DEV_KEYS[1], chain_id=31337, market=market.address)
+
+    def entries(self) -> list[ProviderEntry]:
+        """The providers a solver asks for quotes."""
+        raise NotImplementedError
+
+    def solver_section(self, db: Path, *, margin_bps: int = 100, **changes: Any) -> SolverSection:
+        settings: dict[str, Any] = {
+            "providers": self.entries(), "listen": None, "db_path": db, "margin_bps": margin_bps,
+            "poll_interval_s": 0.1, "job_poll_s": 0.2, "quote_timeout_s": 2.0,
+            "start_block": self.deployment.block, "gas": GasSection(stuck_after_s=10),
+        }  # fmt: skip
+        return SolverSection(**{**settings, **changes})
+
+    def chain_section(self) -> ChainSection:
+        return ChainSection(rpc_url=self.chain.rpc_url)
+
+
+@dataclass
+class Env(Deployed):
+    """The devnet of stand-in providers (:func:`devnet`)."""
+
+    stubs: list[StubProvider]
+    fleet: StubFleet
+    delivered: list[str] = field(default_factory=list)
+
+    def entries(self) -> list[ProviderEntry]:
+        return self.fleet.entries()
 
     def intent(self, auction: AuctionType, *, window: int = 4, weight: int = 5_000, **changes: Any) -> Intent:
         now = self.now()
@@ -237,26 +307,6 @@ class Env:
             expiry=now + 600,
         )
         return base.replace(**changes)
-
-    def post(self, intent: Intent) -> str:
-        market = self.markets[intent.auction_type]
-        market.post(intent)
-        return "0x" + market.job_id(intent).hex()
-
-    def sign(self, intent: Intent) -> bytes:
-        market = self.markets[intent.auction_type]
-        return sign_intent(intent, DEV_KEYS[1], chain_id=31337, market=market.address)
-
-    def solver_section(self, db: Path, *, margin_bps: int = 100, **changes: Any) -> SolverSection:
-        settings: dict[str, Any] = {
-            "providers": self.fleet.entries(), "listen": None, "db_path": db, "margin_bps": margin_bps,
-            "poll_interval_s": 0.1, "job_poll_s": 0.2, "quote_timeout_s": 2.0,
-            "start_block": self.deployment.block, "gas": GasSection(stuck_after_s=10),
-        }  # fmt: skip
-        return SolverSection(**{**settings, **changes})
-
-    def chain_section(self) -> ChainSection:
-        return ChainSection(rpc_url=self.chain.rpc_url)
 
 
 def _deliverer(w3: Web3, key: str, deployment: Deployment, env_delivered: list[str]) -> Any:
@@ -361,6 +411,229 @@ def _ticking(chain: Anvil, every: float = 1.0) -> Iterator[None]:
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+# -- a devnet of real provider nodes ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """One real provider node of :func:`live_devnet` and its ``[provider.pricing]``.
+
+    The node quotes ``price = (proof_cost + gpu_hour_cost * compute_s / 3600) * (1 + margin)``
+    (no queue penalty, so its price stays put under load) and promises a latency of
+    ``compute_s * latency_slack + delivery_s`` (plus the proofs queued ahead), where
+    ``compute_s`` is the inference and proving time it measured itself (``provider._pricing``).
+    """
+
+    name: str
+    key_index: int
+    proof_cost: int
+    delivery_s: float
+    latency_slack: float = 2.0
+    gpu_hour_cost: int = UNIT // 10
+    margin: float = 0.2
+
+
+#: Fast and dear, middling, cheap and slow: quotes near (5.9 tokens, ~610 s), (2.9, ~1210 s)
+#: and (1.2, ~2410 s). Under the intents' price weights from 10% to 95% (and their hour-long
+#: latency bound) each wins about a third of the reverse auctions. The promises are generous on
+#: purpose: a node quotes each intent as if it were its only job, then may win a dozen at once
+#: and prove them one after another (every job is proved: the output felts the node delivers
+#: are the proof's public instances) on a machine that other work slows down.
+NODES = (
+    NodePlan("fast", 2, proof_cost=49 * UNIT // 10, delivery_s=600),
+    NodePlan("middle", 3, proof_cost=24 * UNIT // 10, delivery_s=1_200),
+    NodePlan("cheap", 4, proof_cost=UNIT, delivery_s=2_400),
+)
+
+
+@dataclass
+class Node:
+    """A running provider node (a ``tender provider run`` process)."""
+
+    plan: NodePlan
+    key: str
+    address: str
+    url: str
+    store: Path
+
+    def entry(self) -> ProviderEntry:
+        return ProviderEntry(name=self.plan.name, url=self.url, address=self.address)
+
+
+@dataclass
+class LiveEnv(Deployed):
+    """The devnet of real provider nodes (:func:`live_devnet`)."""
+
+    bundle: Bundle
+    nodes: list[Node]
+    supervisor: Supervisor
+    samples: list[Any]
+
+    def entries(self) -> list[ProviderEntry]:
+        return [n.entry() for n in self.nodes]
+
+    def node(self, address: str) -> Node:
+        return next(n for n in self.nodes if n.address.lower() == address.lower())
+
+    def intent(
+        self,
+        auction: AuctionType,
+        *,
+        window: int = 4,
+        weight: int = 5_000,
+        sample: int = 0,
+        mode: ProofMode = ProofMode.OPTIMISTIC,
+        **changes: Any,
+    ) -> Intent:
+        """An intent for the sample MLP on ``samples[sample]``, carried inline (as the SDK does
+        for small inputs) with its real input commitment."""
+        from tender import models
+
+        data = self.samples[sample % len(self.samples)]
+        now = self.now()
+        base = Intent(
+            requester=self.requester.address,
+            model_id=self.model_id,
+            input_commitment=int(models.input_commitment(self.bundle, data)),
+            input_location=json.dumps(data, separators=(",", ":")).encode(),
+            max_price=10 * UNIT,
+            start_price=UNIT // 2 if auction == AuctionType.DUTCH else 0,
+            auction_type=auction,
+            auction_window=window,
+            deadline=now + window + 3_600,
+            proof_mode=mode,
+            min_stake=0,
+            price_weight_bps=weight,
+            nonce=random_nonce(),
+            expiry=now + 600,
+        )
+        return base.replace(**changes)
+
+    def solver_section(self, db: Path, *, margin_bps: int = 100, **changes: Any) -> SolverSection:
+        """A solver that starts at the current block (the devnet may outlive one test) and waits
+        longer for quotes (real nodes answer from a loaded machine). Its finalize backstop waits
+        two minutes: the nodes finalize their own optimistic deliveries, and the tests check that."""
+        settings = {
+            "start_block": int(self.w3.eth.block_number), "quote_timeout_s": 5.0, "finalize_grace_s": 120.0,
+            **changes,
+        }  # fmt: skip
+        return super().solver_section(db, margin_bps=margin_bps, **settings)
+
+    def provider_job(self, address: str, job_id: str) -> ProviderJob | None:
+        """What the node of ``address`` has in its own job store about ``job_id``."""
+        from provider import JobStore
+
+        store = JobStore(self.node(address).store)
+        try:
+            return store.get(job_id.lower())
+        finally:
+            store.close()
+
+
+def _node_config(plan: NodePlan, *, rpc_url: str, deployment: Path, port: int, model: dict[str, Any],
+                 store: Path) -> dict[str, Any]:  # fmt: skip
+    return {
+        "chain": {"rpc_url": rpc_url, "deployment": deployment, "poll_interval_s": 0.1},
+        "provider": {
+            "listen": f"127.0.0.1:{port}", "region": "0x0001", "hardware": "cpu", "models": [model],
+            "pricing": {
+                "gpu_hour_cost": plan.gpu_hour_cost, "proof_cost": plan.proof_cost, "margin": plan.margin,
+                "queue_penalty": 0.0, "quote_ttl_s": 60, "latency_slack": plan.latency_slack,
+                "delivery_s": plan.delivery_s,
+            },
+            "batching": {"enabled": False},
+            "backend": {"kind": "onnxruntime", "device": "cpu"},
+            "store": store, "proving_workers": 1, "poll_interval_s": 0.2,
+        },
+    }  # fmt: skip
+
+
+@contextlib.contextmanager
+def live_devnet(folder: Path, nodes: Sequence[NodePlan] = NODES) -> Iterator[LiveEnv]:
+    """Anvil with Tender deployed (challenge window of 2 s), the sample MLP built (cached by
+    ``tender.models``) with its EZKL verifier deployed and registered, a funded requester, and
+    one real provider node per plan: staked, registered as an operator serving the MLP, both
+    :data:`SOLVER_KEYS` authorised, running as ``tender provider run --config <toml>`` under a
+    :class:`~tender.devnet.Supervisor` (own process group, log in ``folder/logs``). Blocks tick
+    every second. Every process (nodes, their proving workers, Anvil) is stopped on exit."""
+    from tender import models
+    from tender.devnet import Supervisor
+    from tender.devnet._configs import write_config
+
+    (folder / "logs").mkdir(parents=True, exist_ok=True)
+    onnx = SAMPLE_MODELS / "mlp" / "model.onnx"
+    bundle = models.build(onnx, SAMPLE_MODELS / "mlp" / "calibration.json")
+    samples = [
+        s["input"] for s in json.loads((SAMPLE_MODELS / "mlp" / "samples.json").read_text())["samples"]
+    ]
+    with Anvil(log_path=folder / "logs" / "anvil.log") as chain, Supervisor(logs=folder / "logs") as sup:
+        w3 = connect(chain.rpc_url)
+        deployment_path = folder / "deployment.json"
+        deployment = deploy(w3, DEV_KEYS[0], params=PARAMS, unbonding_delay=3_600, save=deployment_path)
+        owner = TxSender(w3, DEV_KEYS[0])
+        token = Token(w3, deployment.token, sender=owner)
+        verifier = models.deploy_verifier(w3, owner, bundle)
+        entry = models.registry_entry(bundle, verifier=verifier, owner=owner.address, chain_id=owner.chain_id)
+        info = ModelInfo(**{snake(k): v for k, v in entry.items()})
+        model_id = Registry(w3, deployment.registry, sender=owner).register_model(info)
+        requester = TxSender(w3, DEV_KEYS[1])
+        token.mint(requester.address, 100_000 * UNIT)
+        req_token = Token(w3, deployment.token, sender=requester)
+        for name in ("reverse", "dutch"):
+            req_token.approve(deployment.market(name), 2**256 - 1)
+        model = {"name": "mlp", "onnx": onnx, "bundle": Path(bundle.path), "model_id": "0x" + model_id.hex()}
+        running: list[Node] = []
+        for plan in nodes:
+            key = DEV_KEYS[plan.key_index]
+            sender = TxSender(w3, key)
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            token.mint(sender.address, 10_000 * UNIT)
+            Token(w3, deployment.token, sender=sender).approve(deployment.staking, 2**256 - 1)
+            staking = Staking(w3, deployment.staking, sender=sender)
+            staking.stake(10_000 * UNIT)
+            staking.register_operator(url, region=b"\x00\x01", hardware_class=b"cpu".ljust(32, b"\x00"),
+                                      models=[model_id])  # fmt: skip
+            for solver_key in SOLVER_KEYS:
+                staking.set_solver(TxSender(w3, solver_key).address, True)
+            store = folder / f"{plan.name}.db"
+            config = _node_config(plan, rpc_url=chain.rpc_url, deployment=deployment_path, port=port,
+                                  model=model, store=store)  # fmt: skip
+            path = write_config(folder / f"{plan.name}.toml", config)
+            sup.start(plan.name, ["provider", "run", "--config", str(path)], env={"TENDER_PRIVATE_KEY": key})
+            running.append(Node(plan, key, sender.address, url, store))
+        for node in running:
+            sup.wait_http(node.plan.name, f"{node.url}/health", timeout=300)
+        markets = {
+            AuctionType.REVERSE: Market(w3, deployment.market("reverse"), sender=requester),
+            AuctionType.DUTCH: Market(
+                w3, deployment.market("dutch"), auction=AuctionType.DUTCH, sender=requester
+            ),
+        }
+        with _ticking(chain):
+            yield LiveEnv(chain, w3, deployment, model_id, requester, markets, bundle, running, sup, samples)
+
+
+class RecordingSolver(Solver):
+    """A :class:`Solver` that also keeps the verified quotes of its latest fan-out per job (the
+    ones it decided on), so a test can hold its bids against the providers' real quotes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.quotes: dict[str, list[Offer]] = {}
+
+    async def setup(self) -> None:
+        await super().setup()
+        collect = self.fanout.collect
+
+        async def recording(request: QuoteRequest) -> list[VerifiedQuote]:
+            quotes = await collect(request)
+            self.quotes[request.jobId.lower()] = [q.offer for q in quotes]
+            return quotes
+
+        self.fanout.collect = recording  # type: ignore[method-assign]
 
 
 class Running:

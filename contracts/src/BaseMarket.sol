@@ -16,7 +16,15 @@ import {IStaking} from "./interfaces/IStaking.sol";
 import {IVerifier} from "./interfaces/IVerifier.sol";
 import {ITenderConsumer} from "./interfaces/ITenderConsumer.sol";
 import {IntentLib} from "./libraries/IntentLib.sol";
-import {Intent, Job, JobState, MarketParams, PROOF_ZK, PROOF_OPTIMISTIC} from "./MarketStructs.sol";
+import {
+    Intent,
+    Job,
+    JobRecord,
+    JobState,
+    MarketParams,
+    PROOF_ZK,
+    PROOF_OPTIMISTIC
+} from "./MarketStructs.sol";
 
 /// @title BaseMarket
 /// @notice Everything both auction types share: intent validation, escrow, nonces, award bookkeeping,
@@ -43,7 +51,7 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
     /// (never zero), so a settlement adds to it for ~5k gas instead of a ~10k transfer.
     uint96 private _feesOwed;
     MarketParams private _params;
-    mapping(bytes32 jobId => Job) private _jobs;
+    mapping(bytes32 jobId => JobRecord) private _jobs;
     mapping(bytes32 jobId => uint256[]) private _outputs;
     /// @dev The model's layout, copied from the registry at posting (models are immutable), so that
     /// delivery reads one slot instead of calling the registry; cleared on settlement (storage refund).
@@ -104,7 +112,7 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
 
     /// @inheritdoc IMarket
     function deliver(bytes32 jobId, uint256[] calldata output, bytes calldata proof) external nonReentrant {
-        Job storage j = _jobs[jobId];
+        JobRecord storage j = _jobs[jobId];
         if (j.state == JobState.Open) _awardOnDelivery(jobId, j);
         if (j.state != JobState.Awarded) revert InvalidState(jobId, j.state);
         address provider = j.provider;
@@ -113,14 +121,21 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
         if (block.timestamp > due) revert DeliveryTooLate(jobId, due, block.timestamp);
         ModelLayout memory m = _layouts[jobId];
         if (output.length != m.outputLength) revert OutputLengthMismatch(output.length, m.outputLength);
-        j.deliveredAt = uint40(block.timestamp);
         bytes32 outputHash = keccak256(abi.encode(output));
 
         if (j.proofMode == PROOF_ZK || proof.length != 0) {
-            _verify(jobId, m, j.inputCommitment, output, proof);
+            // state and deliveredAt share a slot: one write; a rejected proof reverts both
+            j.state = JobState.Settled;
+            j.deliveredAt = uint40(block.timestamp);
+            uint256 src;
+            assembly ("memory-safe") {
+                src := output.offset
+            }
+            _verify(jobId, m, j.inputCommitment, src, true, proof);
             emit Delivered(jobId, provider, output, outputHash, JobState.Settled, 0);
             _settle(jobId, j, 0);
-            _callback(jobId, j, output);
+            // the calldata output is copied to memory only for a callback
+            if (j.callbackGasLimit != 0) _callback(jobId, j, output);
         } else {
             _deliverOptimistic(jobId, j, provider, output, outputHash, m.auditRateBps);
         }
@@ -128,7 +143,7 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
 
     /// @inheritdoc IMarket
     function challenge(bytes32 jobId) external nonReentrant {
-        Job storage j = _jobs[jobId];
+        JobRecord storage j = _jobs[jobId];
         if (j.state != JobState.Delivered) revert InvalidState(jobId, j.state);
         uint40 end = j.disputeEnd;
         if (block.timestamp >= end) revert ChallengeWindowClosed(jobId, end);
@@ -145,15 +160,20 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
 
     /// @inheritdoc IMarket
     function prove(bytes32 jobId, bytes calldata proof) external nonReentrant {
-        Job storage j = _jobs[jobId];
+        JobRecord storage j = _jobs[jobId];
         JobState s = j.state;
         if (s != JobState.Challenged && s != JobState.ProofRequired) revert InvalidState(jobId, s);
         _requireAuthorized(j.provider);
         uint40 end = j.disputeEnd;
         if (block.timestamp > end) revert ProofDeadlinePassed(jobId, end);
         uint256[] memory output = _outputs[jobId];
-        _verify(jobId, _layouts[jobId], j.inputCommitment, output, proof);
+        uint256 src;
+        assembly ("memory-safe") {
+            src := add(output, 0x20)
+        }
+        _verify(jobId, _layouts[jobId], j.inputCommitment, src, false, proof);
         uint256 bond = j.challengeBond;
+        j.state = JobState.Settled;
         emit Proved(jobId, msg.sender, bond);
         _settle(jobId, j, bond);
         _callback(jobId, j, output);
@@ -161,17 +181,18 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
 
     /// @inheritdoc IMarket
     function finalize(bytes32 jobId) external nonReentrant {
-        Job storage j = _jobs[jobId];
+        JobRecord storage j = _jobs[jobId];
         if (j.state != JobState.Delivered) revert InvalidState(jobId, j.state);
         uint40 end = j.disputeEnd;
         if (block.timestamp < end) revert ChallengeWindowOpen(jobId, end);
+        j.state = JobState.Settled;
         _settle(jobId, j, 0);
         if (j.callbackGasLimit != 0) _callback(jobId, j, _outputs[jobId]);
     }
 
     /// @inheritdoc IMarket
     function expire(bytes32 jobId) external nonReentrant {
-        Job storage j = _jobs[jobId];
+        JobRecord storage j = _jobs[jobId];
         JobState s = j.state;
         if (s == JobState.Awarded) {
             _expireDelivery(jobId, j);
@@ -184,7 +205,7 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
 
     /// @inheritdoc IMarket
     function refund(bytes32 jobId) external nonReentrant {
-        Job storage j = _jobs[jobId];
+        JobRecord storage j = _jobs[jobId];
         if (j.state != JobState.Open) revert InvalidState(jobId, j.state);
         uint40 end = j.auctionEnd;
         if (block.timestamp < end) revert AuctionNotEnded(jobId, end);
@@ -243,13 +264,24 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
     }
 
     /// @inheritdoc IMarket
-    function job(bytes32 jobId) external view returns (Job memory) {
-        return _jobs[jobId];
+    function job(bytes32 jobId) external view returns (Job memory v) {
+        JobRecord storage j = _jobs[jobId];
+        (v.requester, v.maxPrice) = (j.requester, j.maxPrice);
+        (v.state, v.proofMode, v.feeBps, v.callbackGasLimit, v.latency) =
+        (j.state, j.proofMode, j.feeBps, j.callbackGasLimit, j.latency);
+        (v.awardedAt, v.deliveredAt, v.deadline, v.disputeEnd) =
+        (j.awardedAt, j.deliveredAt, j.deadline, j.disputeEnd);
+        (v.provider, v.price) = (j.provider, j.price);
+        (v.minStake, v.postedAt, v.auctionEnd, v.bondMultiple, v.priceWeightBps, v.allowFailover) =
+        (j.minStake, j.postedAt, j.auctionEnd, j.bondMultiple, j.priceWeightBps, j.allowFailover);
+        (v.modelId, v.inputCommitment, v.startPrice, v.stakeLocked) =
+        (j.modelId, j.inputCommitment, j.startPrice, j.stakeLocked);
+        (v.challenger, v.challengeBond, v.outputHash) = (j.challenger, j.challengeBond, j.outputHash);
     }
 
     /// @inheritdoc IMarket
     function providerDeadline(bytes32 jobId) external view returns (uint256) {
-        Job storage j = _jobs[jobId];
+        JobRecord storage j = _jobs[jobId];
         return j.awardedAt == 0 ? 0 : _providerDeadline(j);
     }
 
@@ -270,7 +302,8 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
 
     /// @inheritdoc IMarket
     function escrowFor(uint256 maxPrice) external view returns (uint256) {
-        return maxPrice + _fee(maxPrice, _params.feeBps);
+        // any maxPrice here, so checked (`_fee` assumes < 2**96)
+        return maxPrice + maxPrice * _params.feeBps / BPS;
     }
 
     /// @inheritdoc IMarket
@@ -318,17 +351,17 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
     function _opened(bytes32 jobId) internal virtual;
 
     /// @dev A delivery arrived for an Open job: award it now or revert.
-    function _awardOnDelivery(bytes32 jobId, Job storage j) internal virtual;
+    function _awardOnDelivery(bytes32 jobId, JobRecord storage j) internal virtual;
 
     /// @dev Whether an Open job past its auction window may be refunded.
-    function _refundable(bytes32 jobId, Job storage j) internal view virtual returns (bool);
+    function _refundable(bytes32 jobId, JobRecord storage j) internal view virtual returns (bool);
 
     /// @dev After `from` expired: re-award to a runner-up if possible. Returns whether it did.
-    function _failover(bytes32 jobId, Job storage j, address from) internal virtual returns (bool);
+    function _failover(bytes32 jobId, JobRecord storage j, address from) internal virtual returns (bool);
 
     // ================================================================== shared steps for auction types
 
-    function _job(bytes32 jobId) internal view returns (Job storage) {
+    function _job(bytes32 jobId) internal view returns (JobRecord storage) {
         return _jobs[jobId];
     }
 
@@ -340,7 +373,7 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
     }
 
     /// @dev Stake a bid at `bidPrice` must lock: max(minStake, bidPrice * bondMultiple).
-    function _stakeRequired(Job storage j, uint256 bidPrice) internal view returns (uint256 required) {
+    function _stakeRequired(JobRecord storage j, uint256 bidPrice) internal view returns (uint256 required) {
         uint256 minStake = j.minStake;
         required = bidPrice * j.bondMultiple;
         if (required < minStake) required = minStake;
@@ -355,7 +388,7 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
     /// @dev Awards if the provider can still lock `required`; otherwise emits `AwardSkipped`.
     function _tryAward(
         bytes32 jobId,
-        Job storage j,
+        JobRecord storage j,
         address provider,
         uint256 price,
         uint32 latency,
@@ -373,7 +406,7 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
     /// @dev Records the award and locks `required` of the provider's stake (checked by the caller).
     function _award(
         bytes32 jobId,
-        Job storage j,
+        JobRecord storage j,
         address provider,
         uint256 price,
         uint32 latency,
@@ -391,7 +424,7 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
     }
 
     /// @dev auctionEnd <= now < deadline.
-    function _requireAwardable(bytes32 jobId, Job storage j) internal view {
+    function _requireAwardable(bytes32 jobId, JobRecord storage j) internal view {
         uint40 end = j.auctionEnd;
         if (block.timestamp < end) revert AuctionNotEnded(jobId, end);
         uint40 deadline = j.deadline;
@@ -399,7 +432,7 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
     }
 
     /// @dev Returns the whole escrow to the requester (the caller sets the terminal state first).
-    function _refundEscrow(bytes32 jobId, Job storage j) internal {
+    function _refundEscrow(bytes32 jobId, JobRecord storage j) internal {
         address requester = j.requester;
         uint256 amount = _escrowOf(j);
         emit Refunded(jobId, requester, amount);
@@ -438,7 +471,7 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
         _useNonce(intent.requester, intent.nonce);
 
         uint16 feeBps = p.feeBps;
-        Job storage j = _jobs[jobId];
+        JobRecord storage j = _jobs[jobId];
         j.requester = intent.requester;
         j.state = JobState.Open;
         j.proofMode = intent.proofMode;
@@ -475,7 +508,7 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
 
     function _deliverOptimistic(
         bytes32 jobId,
-        Job storage j,
+        JobRecord storage j,
         address provider,
         uint256[] calldata output,
         bytes32 outputHash,
@@ -487,7 +520,9 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
         MarketParams storage p = _params;
         uint40 end = uint40(block.timestamp + (audited ? p.proofWindow : p.challengeWindow));
         JobState next = audited ? JobState.ProofRequired : JobState.Delivered;
+        // state, deliveredAt and disputeEnd share a slot
         j.state = next;
+        j.deliveredAt = uint40(block.timestamp);
         j.disputeEnd = end;
         j.outputHash = outputHash;
         _outputs[jobId] = output;
@@ -495,30 +530,58 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
         if (audited) emit AuditRequired(jobId, provider, end);
     }
 
-    /// @dev Builds the public instances from the layout and asks the model's verifier. A false return,
-    /// a revert or malformed return data is a rejection.
+    /// @dev Calls `m.verifier.verifyProof(proof, instances)` with the public instances built from the layout:
+    /// zeros, the input commitment at `commitmentIndex` and the `m.outputLength` output words at `outputOffset`.
+    /// The output words are read at `src`, in calldata if `fromCalldata`, else in memory. The call data is
+    /// written straight past the free memory pointer (nothing is allocated: the proof is copied once). A
+    /// false return, a revert or return data that is not one word reads as a rejection.
     function _verify(
         bytes32 jobId,
         ModelLayout memory m,
         uint256 inputCommitment,
-        uint256[] memory output,
+        uint256 src,
+        bool fromCalldata,
         bytes calldata proof
     ) private {
-        uint256[] memory instances = new uint256[](m.instanceCount);
-        instances[m.commitmentIndex] = inputCommitment;
-        uint256 offset = m.outputOffset;
-        for (uint256 i; i < output.length; ++i) {
-            instances[offset + i] = output[i];
+        address verifier = m.verifier;
+        uint256 count = m.instanceCount;
+        uint256 commitmentAt = m.commitmentIndex;
+        uint256 outputAt = m.outputOffset;
+        uint256 outputWords = m.outputLength;
+        bytes4 selector = IVerifier.verifyProof.selector;
+        bool ok;
+        assembly ("memory-safe") {
+            let data := mload(0x40)
+            mstore(data, selector)
+            let args := add(data, 0x04)
+            let padded := and(add(proof.length, 0x1f), not(0x1f))
+            // head: the offsets of proof and instances
+            mstore(args, 0x40)
+            mstore(add(args, 0x20), add(0x60, padded))
+            // proof: length, bytes, zero padding
+            mstore(add(args, 0x40), proof.length)
+            mstore(add(add(args, 0x40), padded), 0)
+            calldatacopy(add(args, 0x60), proof.offset, proof.length)
+            // instances: length, zeros (copied from past the end of calldata), commitment, output
+            let instances := add(add(args, 0x60), padded)
+            mstore(instances, count)
+            let words := add(instances, 0x20)
+            calldatacopy(words, calldatasize(), shl(5, count))
+            mstore(add(words, shl(5, commitmentAt)), inputCommitment)
+            switch fromCalldata
+            case 0 { mcopy(add(words, shl(5, outputAt)), src, shl(5, outputWords)) }
+            default { calldatacopy(add(words, shl(5, outputAt)), src, shl(5, outputWords)) }
+            let size := sub(add(words, shl(5, count)), data)
+            ok := call(gas(), verifier, 0, data, size, 0x00, 0x20)
+            ok := and(ok, and(eq(returndatasize(), 0x20), eq(mload(0x00), 1)))
         }
-        (bool ok, bytes memory ret) =
-            m.verifier.call(abi.encodeCall(IVerifier.verifyProof, (proof, instances)));
-        if (!ok || ret.length != 32 || abi.decode(ret, (uint256)) != 1) revert ProofRejected(jobId);
+        if (!ok) revert ProofRejected(jobId);
     }
 
     /// @dev Pays the provider (plus `bondToProvider`) and the rest of the escrow back to the requester,
     /// accrues the fee for the treasury (`withdrawFees`); releases the provider's stake.
-    function _settle(bytes32 jobId, Job storage j, uint256 bondToProvider) private {
-        j.state = JobState.Settled;
+    /// The caller has set the state to Settled.
+    function _settle(bytes32 jobId, JobRecord storage j, uint256 bondToProvider) private {
         address provider = j.provider;
         uint256 price = j.price;
         uint256 fee = _fee(price, j.feeBps);
@@ -538,7 +601,7 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
     /// @dev Calls requester.onTenderResult with exactly callbackGasLimit gas (or reverts if the caller
     /// did not supply enough for that, so a provider cannot starve the consumer). The call's outcome never
     /// blocks settlement; at most CALLBACK_REASON_BYTES of revert data are copied (no return bombs).
-    function _callback(bytes32 jobId, Job storage j, uint256[] memory output) private {
+    function _callback(bytes32 jobId, JobRecord storage j, uint256[] memory output) private {
         uint256 gasLimit = j.callbackGasLimit;
         address requester = j.requester;
         if (gasLimit == 0 || requester.code.length == 0) return;
@@ -563,7 +626,7 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
     }
 
     /// @dev Awarded and undelivered past the provider's deadline.
-    function _expireDelivery(bytes32 jobId, Job storage j) private {
+    function _expireDelivery(bytes32 jobId, JobRecord storage j) private {
         uint256 due = _providerDeadline(j);
         if (block.timestamp <= due) revert NotExpired(jobId, due);
         address provider = j.provider;
@@ -577,7 +640,7 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
     }
 
     /// @dev Challenged or audited and unproven past the proof deadline.
-    function _expireProof(bytes32 jobId, Job storage j) private {
+    function _expireProof(bytes32 jobId, JobRecord storage j) private {
         uint40 end = j.disputeEnd;
         if (block.timestamp <= end) revert NotExpired(jobId, end);
         j.state = JobState.Slashed;
@@ -617,17 +680,20 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
         if (amount != 0) _token.safeTransfer(to, amount);
     }
 
-    function _escrowOf(Job storage j) private view returns (uint256) {
+    function _escrowOf(JobRecord storage j) private view returns (uint256) {
         uint256 maxPrice = j.maxPrice;
         return maxPrice + _fee(maxPrice, j.feeBps);
     }
 
     function _fee(uint256 amount, uint256 feeBps) private pure returns (uint256) {
-        return amount * feeBps / BPS;
+        unchecked {
+            // amount < 2**96 (maxPrice or less) and feeBps < 2**16
+            return amount * feeBps / BPS;
+        }
     }
 
     /// @dev min(deadline, awardedAt + latency).
-    function _providerDeadline(Job storage j) internal view returns (uint256) {
+    function _providerDeadline(JobRecord storage j) internal view returns (uint256) {
         uint256 due = uint256(j.awardedAt) + j.latency;
         uint256 deadline = j.deadline;
         return due < deadline ? due : deadline;

@@ -7,7 +7,7 @@ import {IMarket} from "./interfaces/IMarket.sol";
 import {IDutchAuctionMarket} from "./interfaces/IDutchAuctionMarket.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {IStaking} from "./interfaces/IStaking.sol";
-import {AUCTION_DUTCH, Intent, Job, JobState, MarketParams} from "./MarketStructs.sol";
+import {AUCTION_DUTCH, Intent, JobRecord, JobState, MarketParams} from "./MarketStructs.sol";
 
 /// @title DutchAuctionMarket
 /// @notice The offered price rises linearly from startPrice to maxPrice over the window; the first
@@ -29,7 +29,7 @@ contract DutchAuctionMarket is BaseMarket, IDutchAuctionMarket {
         whenNotPaused
         returns (uint256 price)
     {
-        Job storage j = _job(jobId);
+        JobRecord storage j = _job(jobId);
         if (j.state != JobState.Open) revert InvalidState(jobId, j.state);
         uint40 end = j.auctionEnd;
         if (block.timestamp >= end) revert AuctionClosed(jobId, end);
@@ -46,7 +46,7 @@ contract DutchAuctionMarket is BaseMarket, IDutchAuctionMarket {
 
     /// @inheritdoc IDutchAuctionMarket
     function currentPrice(bytes32 jobId) external view returns (uint256) {
-        Job storage j = _job(jobId);
+        JobRecord storage j = _job(jobId);
         if (j.state == JobState.None) return 0;
         return _priceAt(j);
     }
@@ -67,24 +67,24 @@ contract DutchAuctionMarket is BaseMarket, IDutchAuctionMarket {
     function _opened(bytes32) internal pure override {}
 
     /// @inheritdoc BaseMarket
-    function _awardOnDelivery(bytes32 jobId, Job storage j) internal view override {
+    function _awardOnDelivery(bytes32 jobId, JobRecord storage j) internal view override {
         // a Dutch job is awarded only by fill
         revert InvalidState(jobId, j.state);
     }
 
     /// @inheritdoc BaseMarket
-    function _refundable(bytes32, Job storage) internal pure override returns (bool) {
+    function _refundable(bytes32, JobRecord storage) internal pure override returns (bool) {
         // past the window nobody can fill any more
         return true;
     }
 
     /// @inheritdoc BaseMarket
-    function _failover(bytes32, Job storage, address) internal pure override returns (bool) {
+    function _failover(bytes32, JobRecord storage, address) internal pure override returns (bool) {
         return false;
     }
 
     /// @dev startPrice + (maxPrice - startPrice) * elapsed / window, floor-rounded; maxPrice after the window.
-    function _priceAt(Job storage j) private view returns (uint256) {
+    function _priceAt(JobRecord storage j) private view returns (uint256) {
         uint256 start = j.startPrice;
         uint256 maxPrice = j.maxPrice;
         uint256 postedAt = j.postedAt;

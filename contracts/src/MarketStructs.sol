@@ -73,10 +73,9 @@ enum JobState {
     Slashed // terminal: the provider failed to prove; stake slashed, escrow returned, challenger rewarded
 }
 
-/// @notice A job's record. Packed so that the fields each step touches share slots; the comment after
-/// each group says which slot it is.
+/// @notice A job's record as `IMarket.job` returns it. The field order is part of the ABI (off-chain
+/// decoders read it); the market stores the same fields as a `JobRecord`, packed for gas.
 struct Job {
-    // -- slot 0: read by every step
     // the intent's requester: pays, is refunded, compensated and called back
     address requester;
     // where the job is
@@ -91,7 +90,6 @@ struct Job {
     uint16 feeBps;
     // copied from the intent: gas for the consumer callback (0 = none)
     uint32 callbackGasLimit;
-    // -- slot 1: the auction's bounds
     // most the provider can be paid
     uint96 maxPrice;
     // least stake the provider locks
@@ -100,7 +98,6 @@ struct Job {
     uint40 postedAt;
     // the bond multiple in force at posting (lock = max(minStake, bidPrice * bondMultiple))
     uint16 bondMultiple;
-    // -- slot 2: the clock
     // bids/fills accepted while postedAt <= now < auctionEnd
     uint40 auctionEnd;
     // latest delivery time for any provider
@@ -113,11 +110,71 @@ struct Job {
     uint40 disputeEnd;
     // the current provider's promised latency (seconds from award)
     uint32 latency;
-    // -- slot 3: the award
     // the provider awarded the job (paid on settlement, slashed on failure)
     address provider;
     // the price the provider is paid (second-score price in the reverse auction)
     uint96 price;
+    // what is computed: the model and the input commitment
+    bytes32 modelId;
+    uint256 inputCommitment;
+    // Dutch: the price at postedAt
+    uint96 startPrice;
+    // stake locked for this job in Staking (the most it can be slashed)
+    uint96 stakeLocked;
+    // who challenged an optimistic delivery (0 if none)
+    address challenger;
+    // the bond the challenger posted
+    uint96 challengeBond;
+    // keccak256(abi.encode(output)) of an optimistic delivery
+    bytes32 outputHash;
+}
+
+/// @notice How a market stores a `Job`: the same fields, packed so that the fields each step touches share
+/// slots (the comment before each group says which slot it is). A zk delivery reads slots 0, 1, 2 and 5 and writes slot 1 alone (state
+/// and deliveredAt together); a bid reads slots 0, 1 and 3; an award writes slots 1, 2 and 6.
+struct JobRecord {
+    // -- slot 0: who pays, and at most how much
+    // the intent's requester: pays, is refunded, compensated and called back
+    address requester;
+    // most the provider can be paid
+    uint96 maxPrice;
+    // -- slot 1: read by every step: the state and the clock
+    // where the job is
+    JobState state;
+    // PROOF_ZK or PROOF_OPTIMISTIC
+    uint8 proofMode;
+    // the protocol fee in force at posting; the escrow holds the fee on maxPrice
+    uint16 feeBps;
+    // copied from the intent: gas for the consumer callback (0 = none)
+    uint32 callbackGasLimit;
+    // the current provider's promised latency (seconds from award)
+    uint32 latency;
+    // when the current provider was awarded (0 while open)
+    uint40 awardedAt;
+    // when the output was handed in (0 until then)
+    uint40 deliveredAt;
+    // latest delivery time for any provider
+    uint40 deadline;
+    // Delivered: end of the challenge window; Challenged/ProofRequired: the proof deadline
+    uint40 disputeEnd;
+    // -- slot 2: the award
+    // the provider awarded the job (paid on settlement, slashed on failure)
+    address provider;
+    // the price the provider is paid (second-score price in the reverse auction)
+    uint96 price;
+    // -- slot 3: the auction's terms
+    // least stake the provider locks
+    uint96 minStake;
+    // block time of posting; the Dutch price starts here
+    uint40 postedAt;
+    // bids/fills accepted while postedAt <= now < auctionEnd
+    uint40 auctionEnd;
+    // the bond multiple in force at posting (lock = max(minStake, bidPrice * bondMultiple))
+    uint16 bondMultiple;
+    // copied from the intent: score weight of price
+    uint16 priceWeightBps;
+    // copied from the intent
+    bool allowFailover;
     // -- slot 4, 5: what is computed
     bytes32 modelId;
     uint256 inputCommitment;

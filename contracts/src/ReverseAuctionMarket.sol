@@ -7,7 +7,7 @@ import {IMarket} from "./interfaces/IMarket.sol";
 import {IReverseAuctionMarket} from "./interfaces/IReverseAuctionMarket.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {IStaking} from "./interfaces/IStaking.sol";
-import {AUCTION_REVERSE, Bid, Intent, Job, JobState, MarketParams} from "./MarketStructs.sol";
+import {AUCTION_REVERSE, Bid, Intent, JobRecord, JobState, MarketParams} from "./MarketStructs.sol";
 
 /// @title ReverseAuctionMarket
 /// @notice Open scoring reverse auction with second-score payment. Only the pricing and winner
@@ -44,7 +44,7 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
     /// @inheritdoc IReverseAuctionMarket
     function bid(bytes32 jobId, Bid calldata b) external whenNotPaused {
         // no reentrancy guard: bid only makes static calls (Staking views)
-        Job storage j = _job(jobId);
+        JobRecord storage j = _job(jobId);
         if (j.state != JobState.Open) revert InvalidState(jobId, j.state);
         uint40 end = j.auctionEnd;
         if (block.timestamp >= end) revert AuctionClosed(jobId, end);
@@ -97,7 +97,7 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
 
     /// @inheritdoc IReverseAuctionMarket
     function award(bytes32 jobId) external nonReentrant {
-        Job storage j = _job(jobId);
+        JobRecord storage j = _job(jobId);
         if (j.state != JobState.Open) revert InvalidState(jobId, j.state);
         _resolve(jobId, j);
     }
@@ -126,7 +126,7 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
 
     /// @inheritdoc IReverseAuctionMarket
     function scoreOf(bytes32 jobId, uint256 price, uint32 latency) external view returns (uint256) {
-        Job storage j = _job(jobId);
+        JobRecord storage j = _job(jobId);
         if (j.state == JobState.None || price > type(uint96).max) return 0;
         return _score(j.priceWeightBps, price, latency, j.maxPrice, j.deadline - j.auctionEnd);
     }
@@ -151,18 +151,18 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
     }
 
     /// @inheritdoc BaseMarket
-    function _awardOnDelivery(bytes32 jobId, Job storage j) internal override {
+    function _awardOnDelivery(bytes32 jobId, JobRecord storage j) internal override {
         _resolve(jobId, j);
     }
 
     /// @inheritdoc BaseMarket
-    function _refundable(bytes32 jobId, Job storage j) internal view override returns (bool) {
+    function _refundable(bytes32 jobId, JobRecord storage j) internal view override returns (bool) {
         // with bids, only once no award is possible any more
         return _books[jobId].best == address(0) || block.timestamp >= j.deadline;
     }
 
     /// @inheritdoc BaseMarket
-    function _failover(bytes32 jobId, Job storage j, address from) internal override returns (bool) {
+    function _failover(bytes32 jobId, JobRecord storage j, address from) internal override returns (bool) {
         BidBook storage book = _books[jobId];
         address runner = book.runner;
         if (runner == address(0)) return false;
@@ -180,7 +180,7 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
 
     /// @dev Awards the best bid at the second-score price; if it cannot lock its stake any more, the
     /// runner-up at its own bid; if neither can, refunds. Never reverts for stake reasons.
-    function _resolve(bytes32 jobId, Job storage j) private {
+    function _resolve(bytes32 jobId, JobRecord storage j) private {
         _requireAwardable(jobId, j);
         BidBook memory book = _books[jobId];
         if (book.best == address(0)) revert NoBids(jobId);
@@ -207,7 +207,7 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
 
     /// @dev The price at which the best bid's score would tie the runner-up's, floor-rounded, clamped to
     /// [bestPrice, maxPrice]; the best's own price without a runner-up.
-    function _clearingPrice(BidBook memory book, Job storage j) private view returns (uint256 price) {
+    function _clearingPrice(BidBook memory book, JobRecord storage j) private view returns (uint256 price) {
         price = book.bestPrice;
         if (book.runner == address(0)) return price;
         uint256 weight = j.priceWeightBps;

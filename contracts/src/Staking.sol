@@ -31,9 +31,12 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         uint64 readyAt;
     }
 
+    /// @dev One slot. `market` lets the market that made a lock release it without the authorisation
+    /// lookup; it is cleared by the lock's first slash, which marks the lock as counted in Stats.slashed
+    /// (what is left of a slashed lock is then released by any authorised market, as before).
     struct JobLock {
+        address market; // the market that locked it; 0 once slashed
         uint96 amount; // still locked for the job
-        bool slashed; // counted in Stats.slashed already
     }
 
     IERC20 private immutable _token;
@@ -148,7 +151,7 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         if (amount > available) revert InsufficientStake(provider, available, amount);
         // amount <= available < 2**96 and locked + available = bonded < 2**96
         a.locked += uint96(amount);
-        l.amount = uint96(amount);
+        (l.market, l.amount) = (msg.sender, uint96(amount));
         unchecked {
             // a uint32 counter bumped once per award (more than 4e9 awards per provider is not reachable)
             ++a.jobsWon;
@@ -157,17 +160,20 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IStaking
-    function unlock(address provider, bytes32 jobId) external onlyMarket returns (uint256 released) {
+    function unlock(address provider, bytes32 jobId) external returns (uint256 released) {
         JobLock storage l = _locks[provider][jobId];
+        // the market that made the lock needs no lookup; a market the owner has removed since can still
+        // release (never slash) the stake it locked, so that its jobs settle
+        if (l.market != msg.sender && !_markets[msg.sender]) revert NotMarket(msg.sender);
         released = l.amount;
         if (released == 0) revert NotLocked(provider, jobId);
         // clearing the lock slot earns the storage refund
-        delete _locks[provider][jobId];
+        (l.market, l.amount) = (address(0), 0);
         Account storage a = _accounts[provider];
-        // the job's lock is part of the provider's total lock
-        a.locked -= uint96(released);
         unchecked {
-            // a uint32 counter bumped once per settlement (at most once per award)
+            // the job's lock is part of the provider's total lock (released <= a.locked); a uint32 counter
+            // bumped once per settlement (at most once per award)
+            a.locked -= uint96(released);
             ++a.deliveredInTime;
         }
         emit StakeUnlocked(provider, jobId, released);
@@ -189,8 +195,9 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         Account storage a = _accounts[provider];
         a.bonded -= uint96(amount);
         a.locked -= uint96(amount);
-        if (!l.slashed) {
-            l.slashed = true;
+        if (l.market != address(0)) {
+            // the first slash of this lock
+            l.market = address(0);
             unchecked {
                 // a uint64 counter bumped at most once per job cannot overflow
                 ++_stats[provider].slashed;

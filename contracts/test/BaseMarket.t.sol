@@ -7,11 +7,13 @@ import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {TenderFixture} from "./utils/TenderFixture.sol";
 import {IntentBuilder} from "./utils/IntentBuilder.sol";
 import {MockVerifier} from "./mocks/MockVerifier.sol";
+import {CalldataRecorder} from "./mocks/CalldataRecorder.sol";
 import {MockERC1271Wallet} from "./mocks/MockERC1271Wallet.sol";
 import {MockConsumer} from "./mocks/MockConsumer.sol";
 import {IMarket} from "../src/interfaces/IMarket.sol";
 import {IStaking} from "../src/interfaces/IStaking.sol";
-import {IModelRegistry} from "../src/interfaces/IModelRegistry.sol";
+import {IModelRegistry, ModelInfo} from "../src/interfaces/IModelRegistry.sol";
+import {IVerifier} from "../src/interfaces/IVerifier.sol";
 import {
     Intent,
     Job,
@@ -689,6 +691,52 @@ abstract contract BaseMarketTest is TenderFixture {
         instances[1] = 7;
         instances[2] = 11;
         assertEq(verifier.lastInstancesHash(), keccak256(abi.encode(instances)));
+    }
+
+    /// @dev A model whose instances have zeros around the output and the commitment last, verified by a
+    /// recorder: the market's call must be exactly `abi.encodeCall(verifyProof, (proof, instances))`.
+    function _recordedModel() internal returns (CalldataRecorder recorder, bytes32 id) {
+        recorder = new CalldataRecorder();
+        ModelInfo memory info = _modelInfo(3, 0);
+        (info.verifier, info.commitmentIndex, info.outputOffset, info.outputLength, info.instanceCount) =
+        (address(recorder), 5, 1, 2, 6);
+        id = registry.register(info);
+    }
+
+    function _recordedInstances(uint256 commitment) internal pure returns (uint256[] memory instances) {
+        instances = new uint256[](6);
+        (instances[1], instances[2], instances[5]) = (7, 11, commitment);
+    }
+
+    function test_deliver_callsVerifierWithCanonicalCalldata() public {
+        (CalldataRecorder recorder, bytes32 id) = _recordedModel();
+        Intent memory intent = _intent().withModel(id);
+        bytes32 jobId = _awarded(intent);
+        // an odd length: the proof's last word must be zero-padded
+        bytes memory proof = abi.encodePacked(keccak256("a"), keccak256("b"), bytes5(0x0102030405));
+        vm.prank(provider);
+        market.deliver(jobId, _output(), proof);
+        bytes memory expected =
+            abi.encodeCall(IVerifier.verifyProof, (proof, _recordedInstances(intent.inputCommitment)));
+        assertEq(recorder.lastCalldataHash(), keccak256(expected));
+        assertEq(uint8(_state(jobId)), uint8(JobState.Settled));
+    }
+
+    function test_prove_callsVerifierWithCanonicalCalldata() public {
+        (CalldataRecorder recorder, bytes32 id) = _recordedModel();
+        Intent memory intent = _intent().withModel(id).withProofMode(PROOF_OPTIMISTIC);
+        bytes32 jobId = _awarded(intent);
+        _deliverOptimistic(jobId);
+        vm.prank(challenger);
+        market.challenge(jobId);
+        bytes memory proof = hex"01";
+        vm.prank(provider);
+        market.prove(jobId, proof);
+        bytes memory expected =
+            abi.encodeCall(IVerifier.verifyProof, (proof, _recordedInstances(intent.inputCommitment)));
+        assertEq(recorder.lastCalldataHash(), keccak256(expected));
+        assertEq(recorder.calls(), 1);
+        assertEq(uint8(_state(jobId)), uint8(JobState.Settled));
     }
 
     // ================================================================== deliver (optimistic)

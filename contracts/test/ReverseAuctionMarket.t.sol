@@ -297,8 +297,37 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         }
         if (runner.provider != address(0)) {
             assertTrue(runner.provider != best.provider, "distinct");
-            assertLt(bestScore, rmarket.scoreOf(jobId, runner.price, runner.latency));
+            // a tie keeps the earlier bid: the runner-up may score the same as the leader, never better
+            assertLe(bestScore, rmarket.scoreOf(jobId, runner.price, runner.latency));
         }
+    }
+
+    /// @dev The counterexample the 20,000-run fuzz campaign found for `assertLt` above: two providers tie.
+    function test_bid_bookHoldsTwoBestDistinctProviders_tie() public {
+        testFuzz_bid_bookHoldsTwoBestDistinctProviders(
+            [
+                uint96(1_350_299_558),
+                136_325_405_507_167,
+                1,
+                0,
+                167_423_893_195_336,
+                49_032_228_004_946_541_174_261_192
+            ],
+            [uint32(1_942_382), 169, 0, 0, 1_318_959_705, 6_592_906]
+        );
+    }
+
+    function test_bid_tieWithLeaderBecomesRunnerUp() public {
+        bytes32 jobId = _post(_intent());
+        _bid(jobId, provider, 5e17, 60);
+        _bid(jobId, provider2, 5e17, 60);
+        // ties keep the earlier bid in front
+        assertEq(rmarket.bestBid(jobId).provider, provider);
+        assertEq(rmarket.runnerUp(jobId).provider, provider2);
+        uint256 score = rmarket.scoreOf(jobId, 5e17, 60);
+        vm.prank(provider3);
+        vm.expectRevert(abi.encodeWithSelector(IReverseAuctionMarket.BidNotBetter.selector, score, score));
+        rmarket.bid(jobId, Bid(provider3, 5e17, 60));
     }
 
     // ================================================================== award

@@ -314,6 +314,58 @@ contract StakingTest is TenderFixture {
         staking.unlock(provider, JOB);
     }
 
+    function test_unlock_byTheLockingMarketAfterItsRemoval() public {
+        vm.prank(market);
+        staking.lock(provider, JOB, 30e18);
+        vm.prank(owner);
+        staking.setMarket(market, false);
+        // a removed market can no longer lock or slash, but releases what it locked
+        vm.prank(market);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, market));
+        staking.slash(provider, JOB, 1, requester);
+        vm.prank(market);
+        assertEq(staking.unlock(provider, JOB), 30e18);
+        assertEq(staking.lockedOf(provider), 0);
+        assertEq(staking.lockedFor(provider, JOB), 0);
+    }
+
+    function test_unlock_byAnotherAuthorisedMarketOnly() public {
+        address other = makeAddr("other-market");
+        vm.prank(market);
+        staking.lock(provider, JOB, 30e18);
+        bytes32 before = _fingerprint(provider);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, stranger));
+        staking.unlock(provider, JOB);
+        vm.prank(other);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, other));
+        staking.unlock(provider, JOB);
+        assertEq(_fingerprint(provider), before);
+        vm.prank(owner);
+        staking.setMarket(other, true);
+        vm.prank(other);
+        assertEq(staking.unlock(provider, JOB), 30e18);
+        assertEq(staking.lockedOf(provider), 0);
+    }
+
+    function test_unlock_afterPartialSlashNeedsAnAuthorisedMarket() public {
+        vm.prank(market);
+        staking.lock(provider, JOB, 30e18);
+        vm.prank(market);
+        staking.slash(provider, JOB, 10e18, requester);
+        vm.prank(owner);
+        staking.setMarket(market, false);
+        vm.prank(market);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, market));
+        staking.unlock(provider, JOB);
+        vm.prank(owner);
+        staking.setMarket(market, true);
+        vm.prank(market);
+        assertEq(staking.unlock(provider, JOB), 20e18);
+        assertEq(staking.lockedOf(provider), 0);
+        assertEq(staking.stats(provider).slashed, 1);
+    }
+
     function test_slash_paysRecipient() public {
         vm.prank(market);
         staking.lock(provider, JOB, 30e18);

@@ -7,9 +7,17 @@
     async with Client(rpc, key, solvers=["http://127.0.0.1:7100"]) as client:
         result = await client.request("mlp", pixels, max_price=10**17, deadline=60)
 
-Errors (all :class:`tender.errors.RequestError`): :class:`RequestRejected`,
-:class:`RequestRefunded`, :class:`RequestExpired`, :class:`ProviderSlashed`,
-:class:`ProofInvalid`, :class:`RequestTimeout`; see :mod:`tender.client._errors`.
+An on-chain agent (the ``TenderAgent`` example contract) buys through its owner's client and
+gets the result pushed to it by the market's callback (see :mod:`tender.client._agent`)::
+
+    agent = client.agent(agent_address)
+    result = await agent.request("mlp", pixels, max_price=10**17, deadline=60)
+    result.callback_output  # what the agent's onTenderResult stored
+
+Errors (all :class:`tender.errors.RequestError`): :class:`RequestRejected` (and
+:class:`AgentRejected`), :class:`RequestRefunded`, :class:`RequestExpired`,
+:class:`ProviderSlashed`, :class:`ProofInvalid`, :class:`CallbackFailed`,
+:class:`RequestTimeout`; see :mod:`tender.client._errors`.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tender.client._errors import (
+    AgentRejected,
+    CallbackFailed,
     ProofInvalid,
     ProviderSlashed,
     RequestError,
@@ -28,9 +38,14 @@ from tender.client._errors import (
 from tender.client._result import Latency, RequestResult
 
 if TYPE_CHECKING:
+    from tender.client._agent import AgentClient, AgentResult
     from tender.client._client import Client
 
 __all__ = [
+    "AgentClient",
+    "AgentRejected",
+    "AgentResult",
+    "CallbackFailed",
     "Client",
     "Latency",
     "ProofInvalid",
@@ -52,6 +67,10 @@ def __getattr__(name: str) -> Any:
         from tender.client._client import Client
 
         return Client
+    if name in ("AgentClient", "AgentResult"):
+        from tender.client import _agent
+
+        return getattr(_agent, name)
     if name == "cli_group":
         from tender.client._cli import cli_group
 

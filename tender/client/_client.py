@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from eth_account import Account
@@ -48,6 +48,9 @@ from tender.errors import ChainError, ConfigError, ContractRevert, RequestError,
 from tender.intents import AuctionType, Intent, ProofMode, job_id, random_nonce, sign_intent
 from tender.logs import log
 from tender.wire import SignedIntentWire
+
+if TYPE_CHECKING:
+    from tender.client._agent import AgentClient
 
 __all__ = ["Client"]
 
@@ -161,6 +164,12 @@ class Client:
             market = Market(self.w3, self.deployment.market(kind), auction=kind, sender=self.sender)
             self._markets[auction] = market
         return market
+
+    def agent(self, address: str) -> AgentClient:
+        """The TenderAgent contract at ``address``, driven by this account (its owner)."""
+        from tender.client._agent import AgentClient
+
+        return AgentClient(self, address)
 
     def _decode(self, raw: Any) -> tuple[str, dict[str, Any]] | None:
         if self._decoder is None:

@@ -5,7 +5,9 @@ catches them all, and each carries the job id and what the requester got back::
 
     RequestError                    (tender.errors) a request did not settle
     ├── RequestRejected             nobody took the intent: the market reverted it, or every
-    │                               solver refused it (``reasons`` by solver URL)
+    │   │                           solver refused it (``reasons`` by solver URL)
+    │   └── AgentRejected           a TenderAgent's ``ask`` reverted (``error``: the custom
+    │                               error, e.g. ``NoCallbackGas``, ``InsufficientBalance``)
     ├── RequestRefunded             never awarded; the escrow came back after the auction window
     ├── RequestExpired              awarded, but the provider missed its deadline; refunded and
     │                               compensated from the provider's locked stake
@@ -13,6 +15,8 @@ catches them all, and each carries the job id and what the requester got back::
     │                               proved); refunded and compensated from its stake
     ├── ProofInvalid                the job settled but its proof does not verify here, or the
     │                               output does not match the proof's public instances
+    ├── CallbackFailed              an agent's job settled (the provider was paid) but the
+    │                               consumer callback reverted or ran out of gas: no stored result
     └── RequestTimeout              no terminal state seen in time (the job may still finish;
                                     ``last_state`` says where it stood)
 
@@ -31,9 +35,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from tender.client._result import RequestResult
 from tender.errors import RequestError
 
 __all__ = [
+    "AgentRejected",
+    "CallbackFailed",
     "ProofInvalid",
     "ProviderSlashed",
     "RequestError",
@@ -62,6 +69,32 @@ class RequestRejected(RequestError):
         self.job_id = job_id
         self.reasons = dict(reasons or {})
         super().__init__(message)
+
+
+class AgentRejected(RequestRejected):
+    """A TenderAgent refused to post the intent: its ``ask`` reverted.
+
+    Attributes:
+        job_id: the intent's job id. agent: the agent contract's address.
+        error: the custom error's name: the agent's (``NotRequester``, ``NoCallbackGas``,
+            ``NoMarket``, ``InsufficientBalance``), ``OwnableUnauthorizedAccount`` (the sender
+            does not own the agent) or the market's, bubbled up (``CallbackGasTooHigh``...).
+        args: the error's decoded arguments, by name.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        agent: str,
+        error: str,
+        args: Mapping[str, object] | None = None,
+        job_id: str | None = None,
+    ) -> None:
+        self.agent = agent
+        self.error = error
+        self.args_by_name = dict(args or {})
+        super().__init__(message, job_id=job_id, reasons={"agent": error})
 
 
 class _Outcome(RequestError):
@@ -154,6 +187,30 @@ class ProofInvalid(RequestError):
         self.job_id = job_id
         self.reason = reason
         super().__init__(f"{_short(job_id)}: proof does not verify locally: {reason}")
+
+
+class CallbackFailed(RequestError):
+    """An agent's job settled, but the agent holds no result: its callback failed.
+
+    The provider was paid and the output verified (or unchallenged); the market called the
+    agent's ``onTenderResult`` with the intent's ``callbackGasLimit`` gas and it reverted or ran
+    out of gas (the market logged ``CallbackFailed``), or was never called (no callback gas).
+    The output is still on ``result``; give the next intent more ``callback_gas``.
+
+    Attributes:
+        job_id: the job id. agent: the agent's address. reason: the callback's revert data
+        (at most 128 bytes; empty for out-of-gas or no call). result: the settled request.
+    """
+
+    def __init__(
+        self, *, job_id: str, agent: str, reason: bytes, result: RequestResult | None = None
+    ) -> None:
+        self.job_id = job_id
+        self.agent = agent
+        self.reason = reason
+        self.result = result
+        why = f"reverted with 0x{reason.hex()}" if reason else "reverted or ran out of gas"
+        super().__init__(f"{_short(job_id)} settled but the agent's callback {why}: no stored result")
 
 
 class RequestTimeout(RequestError):

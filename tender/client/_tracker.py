@@ -49,6 +49,7 @@ _STEPS: dict[str, str] = {
     "Refunded": "refunded",
     "Expired": "expired",
     "Slashed": "slashed",  # a challenged or audited provider failed to prove
+    "CallbackFailed": "callback_failed",  # settled, but the consumer's callback reverted
 }
 
 
@@ -109,6 +110,8 @@ class JobTracker:
     slashed: bool = False
     auction_end: int | None = None
     provider_deadline: int | None = None
+    #: the consumer callback's revert data when the market logged ``CallbackFailed``
+    callback_failed: bytes | None = None
     tx_hashes: dict[str, str] = field(default_factory=dict)
     at: dict[str, float] = field(default_factory=dict)
 
@@ -120,6 +123,9 @@ class JobTracker:
             return self.state
         now = time.monotonic() if at is None else at
         self.events.append(Seen(name=name, step=step, args=dict(args), tx_hash=tx_hash, at=now, block=block))
+        if step == "callback_failed":  # after ``Settled``, in the same transaction: no new state
+            self.callback_failed = bytes(_first(args, "reason", default=b"") or b"")
+            return self.state
         self.at.setdefault(step, now)
         if tx_hash:
             self.tx_hashes.setdefault(step, tx_hash)

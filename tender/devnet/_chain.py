@@ -100,17 +100,21 @@ class ChainSetup:
     # -- agent -------------------------------------------------------------------------
 
     def deploy_agent(self, owner_key: str) -> str | None:
-        """The TenderAgent example consumer (``None`` when its artefact is not built)."""
+        """The TenderAgent example consumer, owned by ``owner_key``'s account and able to use
+        both markets (``None`` when its artefact is not built)."""
+        from tender.client._agent import TenderAgentContract
+
         assert self.deployment is not None
         sender = TxSender(self.w3, owner_key)
         try:
             address, receipt = deploy_artifact(
-                sender, "TenderAgent", self.deployment.markets["reverse"], self.deployment.markets["dutch"],
-                self.deployment.token,
-            )  # fmt: skip
+                sender, "TenderAgent", self.deployment.markets["reverse"], sender.address
+            )
         except ArtifactError:
             return None
         self._record("deploy_agent", receipt)
+        agent = TenderAgentContract(self.w3, address, sender=sender)
+        self._record("deploy_agent", agent.add_market(self.deployment.markets["dutch"]))
         self.agent = address
         return address
 

@@ -2,9 +2,10 @@
 
 Steps: start Anvil; deploy the contracts; build (cached) and register both sample models;
 mint test tokens and stake the providers; start three providers, two solvers and a verifier
-agent as separate processes; send the workload through the SDK; print the summary, write the
-JSON and PNG; run ``tender audit``. Whatever happens (Ctrl-C included), every process group it
-started is stopped and Anvil with them.
+agent as separate processes; send the workload through the SDK (the agent share through the
+TenderAgent contract, to which the market pushes each result with its consumer callback); print
+the summary, write the JSON and PNG; run ``tender audit``. Whatever happens (Ctrl-C included),
+every process group it started is stopped and Anvil with them.
 
 Roles and their Anvil development keys (devnet only):
 
@@ -16,7 +17,7 @@ key    role
 4-5    solvers solver-1 (all providers), solver-2 (gpu-b, gpu-c)
 6      verifier agent (challenges, expiries, finalizations)
 7-8    requesters (the SDK)
-9      owner of the TenderAgent consumer contract
+9      owner of the TenderAgent consumer contract (it makes the agent ``ask``)
 =====  ===========================================================
 """
 
@@ -41,8 +42,10 @@ from rich.live import Live
 
 from tender.anvil import DEV_KEYS, Anvil, free_port
 from tender.chain import connect
+from tender.client._agent import AgentClient, AgentResult
 from tender.client._client import Client
 from tender.client._errors import (
+    CallbackFailed,
     ProofInvalid,
     ProviderSlashed,
     RequestExpired,
@@ -123,6 +126,7 @@ class Devnet:
         self.solver_urls: list[str] = []
         self.summary: Summary | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self.agent: AgentClient | None = None
         self._heartbeat_stop = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -248,7 +252,8 @@ class Devnet:
     def _record(self, planned: Planned) -> RequestRecord:
         return RequestRecord(index=planned.index, model=planned.model, auction=planned.auction,
                              proof_mode=planned.proof_mode, source=planned.source,
-                             max_price=planned.max_price, note=planned.kind)  # fmt: skip
+                             max_price=planned.max_price, note=planned.kind,
+                             callback="pending" if planned.source == "agent" else None)  # fmt: skip
 
     async def _workload(self, setup: ChainSetup) -> None:
         plan = self._plan()
@@ -267,7 +272,12 @@ class Devnet:
             )
             for k in REQUESTER_KEYS
         ]
-        for client in clients:
+        owner: Client | None = None
+        if setup.agent is not None:
+            owner = Client(self.anvil.rpc_url, DEV_KEYS[AGENT_OWNER_KEY], deployment=setup.deployment,
+                           bundles=bundles, model_ids=ids, poll_interval=0.15)  # fmt: skip
+            self.agent = owner.agent(setup.agent)
+        for client in [*clients, *([owner] if owner else [])]:
             client.listeners.append(self._on_event)
         self._step(f"sending {len(plan)} requests ({self.options.concurrency} at a time)")
         limit = asyncio.Semaphore(self.options.concurrency)
@@ -294,7 +304,7 @@ class Devnet:
                 self.supervisor.check()
             for task in tasks:
                 task.result()  # a bug in the driver itself must not go unseen
-        for client in clients:
+        for client in [*clients, *([owner] if owner else [])]:
             await client.aclose()
 
     async def _faults(self, client: Client, faults: list[Planned], setup: ChainSetup) -> None:
@@ -322,18 +332,29 @@ class Devnet:
                    solvers: list[str] | None = None, until_awarded: bool = False) -> None:  # fmt: skip
         record = self.records[planned.index]
         data = _sample(planned.model, planned.index)
+        options: dict[str, Any] = {
+            "max_price": planned.max_price, "deadline": planned.deadline_s, "proof": planned.proof_mode,
+            "auction": planned.auction, "region": "0x0003" if planned.targeted else "0x0000",
+            "min_stake": 2_000 * TOKEN if planned.targeted else 0,
+        }  # fmt: skip
+        agent = self.agent if planned.source == "agent" else None
         try:
-            intent, handle = await client.build_intent(
-                planned.model, data, max_price=planned.max_price, deadline=planned.deadline_s,
-                proof=planned.proof_mode, auction=planned.auction,  # type: ignore[arg-type]
-                region="0x0003" if planned.targeted else "0x0000",
-                min_stake=2_000 * TOKEN if planned.targeted else 0,
-            )  # fmt: skip
-            record.job_id = client.job_id(intent)
-            record.state = "sent"
-            tracker = await client.send(intent, on_chain=planned.source != "signed", solvers=solvers)
+            if agent is not None:
+                # The on-chain agent: its owner makes the TenderAgent contract post the intent;
+                # the market calls the contract back with the output at settlement.
+                intent, handle = await agent.build_intent(planned.model, data, **options)
+                record.job_id = agent.client.job_id(intent)
+                record.callback_gas_limit = intent.callback_gas_limit
+                record.state = "sent"
+                tracker = await agent.ask(intent)
+                follow: asyncio.Task[Any] = asyncio.create_task(agent.follow(tracker, intent, handle))
+            else:
+                intent, handle = await client.build_intent(planned.model, data, **options)
+                record.job_id = client.job_id(intent)
+                record.state = "sent"
+                tracker = await client.send(intent, on_chain=planned.source != "signed", solvers=solvers)
+                follow = asyncio.create_task(client.follow(tracker, intent, handle))
             self.trackers[planned.index] = tracker
-            follow = asyncio.create_task(client.follow(tracker, intent, handle))
             if until_awarded:
                 while tracker.state in (JobState.SENT, JobState.OPEN) and not follow.done():  # noqa: ASYNC110
                     await asyncio.sleep(0.1)
@@ -342,8 +363,10 @@ class Devnet:
             await self._settle_record(follow, record, tracker)
         except RequestRejected as exc:
             record.state, record.error = "failed", str(exc)
+            record.callback = "none" if record.callback else None
         except TenderError as exc:
             record.state, record.error = "failed", f"{type(exc).__name__}: {exc}"
+            record.callback = "none" if record.callback else None
             log(logger, "devnet.request_failed", level=logging.ERROR, index=planned.index, error=repr(exc))
 
     def _follow_later(self, follow: asyncio.Task[Any], record: RequestRecord, tracker: JobTracker) -> None:
@@ -362,6 +385,14 @@ class Devnet:
             record.verified_locally = result.verified
             record.verified_onchain = result.proof_mode == "zk" and "delivered" in tracker.tx_hashes
             record.tx_hashes = dict(result.tx_hashes)
+            if isinstance(result, AgentResult):
+                record.callback = "ok" if result.callback_output == result.output else "failed"
+        except CallbackFailed as exc:  # settled and paid, but the agent stored nothing
+            record.state, record.callback, record.error = "settled", "failed", str(exc)
+            if exc.result is not None:
+                record.price_paid, record.provider = exc.result.price_paid, exc.result.provider
+                record.verified_locally = exc.result.verified
+            record.verified_onchain = record.proof_mode == "zk" and "delivered" in tracker.tx_hashes
         except RequestExpired as exc:
             record.state, record.compensation, record.error = "expired", exc.compensation, str(exc)
             record.slashed = record.slashed or exc.compensation > 0
@@ -374,6 +405,8 @@ class Devnet:
             record.state, record.error = "failed", f"{type(exc).__name__}: {exc}"
         except RequestError as exc:
             record.state, record.error = "failed", f"{type(exc).__name__}: {exc}"
+        if record.callback == "pending":  # an agent job that did not settle: no callback was due
+            record.callback = "none"
         record.bids = tracker.bids
         record.provider = record.provider or tracker.provider
         record.challenged = record.challenged or tracker.challenged

@@ -43,6 +43,10 @@ class RequestRecord:
         ``"onchain"`` (the requester's own ``post``) or ``"agent"`` (the TenderAgent contract).
         state: ``pending`` until it ends in one of :data:`TERMINAL` (or ``failed``: the client
         gave up or the request was refused; a failed record breaks the run).
+        callback: agent requests only: ``"pending"`` until the job ends, then ``"ok"`` (the
+        market called the agent back and it stored the output), ``"failed"`` (it settled but
+        the callback reverted) or ``"none"`` (it did not settle, so no callback was due).
+        callback_gas_limit: the intent's ``callbackGasLimit`` (0: no callback).
     """
 
     index: int
@@ -67,6 +71,8 @@ class RequestRecord:
     tx_hashes: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     note: str = ""
+    callback: str | None = None
+    callback_gas_limit: int = 0
 
     @property
     def terminal(self) -> bool:
@@ -130,6 +136,7 @@ def summarize(
             providers[record.provider][record.state] += 1
             if record.slashed:
                 providers[record.provider]["slashed"] += 1
+    agent = [r for r in records if r.source == "agent"]
     data: dict[str, Any] = {
         "requests": len(records),
         "settled": states.get("settled", 0),
@@ -141,6 +148,10 @@ def summarize(
         "proofs_verified_onchain": sum(1 for r in settled if r.verified_onchain),
         "proofs_verified_locally": sum(1 for r in settled if r.verified_locally),
         "zk_settled": sum(1 for r in settled if r.proof_mode == "zk"),
+        "agent_requests": len(agent),
+        "agent_settled": sum(1 for r in agent if r.state == "settled"),
+        "agent_callbacks": sum(1 for r in agent if r.callback == "ok"),
+        "agent_callbacks_failed": sum(1 for r in agent if r.callback == "failed"),
         "all_terminal": all(r.terminal for r in records),
         "auction_latency_ms": _p([r.auction_ms for r in records if r.auction_ms is not None]),
         "e2e_latency_ms": _p([r.e2e_ms for r in settled if r.e2e_ms is not None]),
@@ -170,7 +181,8 @@ def check_invariants(summary: Summary, *, expect_faults: bool = False) -> list[s
     """What is wrong with a run (empty when it passes).
 
     Every request is terminal; settled + refunded + expired == requests; every settled zk job
-    was verified on-chain; with ``expect_faults``, at least one expiry, one challenge and one
+    was verified on-chain; every settled agent request was called back (the agent stored the
+    output); with ``expect_faults``, at least one expiry, one challenge and one
     slash happened; the audit, when it ran, is clean.
     """
     d = summary.data
@@ -186,6 +198,17 @@ def check_invariants(summary: Summary, *, expect_faults: bool = False) -> list[s
         problems.append(
             f"{d['zk_settled'] - d['proofs_verified_onchain']} settled zk job(s) not verified on-chain"
         )
+    missed = [f"#{r['index']} callback {r.get('callback')}" for r in d["records"]
+              if r["source"] == "agent" and r["state"] == "settled" and r.get("callback") != "ok"]  # fmt: skip
+    if missed or d.get("agent_callbacks", 0) != d.get("agent_settled", 0):
+        problems.append(
+            f"{d.get('agent_settled', 0) - d.get('agent_callbacks', 0)} settled agent job(s) without the "
+            f"agent's callback: {', '.join(missed[:8])}"
+        )
+    ungassed = [f"#{r['index']}" for r in d["records"]
+                if r["source"] == "agent" and r["job_id"] and not r.get("callback_gas_limit")]  # fmt: skip
+    if ungassed:
+        problems.append(f"agent request(s) posted without callback gas: {', '.join(ungassed[:8])}")
     if expect_faults:
         for key in ("expired", "challenged", "slashed"):
             if d[key] < 1:
@@ -220,6 +243,8 @@ def summary_table(summary: Summary) -> Table:
         ("challenged", f"[yellow]{d['challenged']}[/]"),
         ("providers slashed (jobs)", f"[red]{d['slashed']}[/]"),
         ("zk proofs verified on-chain", f"{d['proofs_verified_onchain']} / {d['zk_settled']}"),
+        ("agent requests (TenderAgent)", str(d["agent_requests"])),
+        ("agent callbacks / agent settled", f"{d['agent_callbacks']} / {d['agent_settled']}"),
         ("auction latency p50 / p95",
          f"{_fmt_ms(d['auction_latency_ms']['p50'])} / {_fmt_ms(d['auction_latency_ms']['p95'])}"),
         ("end-to-end latency p50 / p95",

@@ -10,6 +10,7 @@ provider takes (refund).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 
@@ -59,8 +60,10 @@ def plan_workload(
         requests: how many in all (fault requests included).
         seed: the random seed (same seed, same workload).
         faults: include the requests aimed at the misbehaving provider and a lowball one.
-        agent_share: share sent by the TenderAgent contract. onchain_share: share posted
-            on-chain by the requester itself. rate_per_s: mean arrival rate.
+        agent_share: share sent by the TenderAgent contract (at least one request when
+            above 0), with a callback gas limit so that the market pushes the result to it.
+            onchain_share: share posted on-chain by the requester itself. rate_per_s: mean
+            arrival rate.
     """
     rng = random.Random(seed)
     special: list[str] = []
@@ -99,4 +102,9 @@ def plan_workload(
             )
         )
         t += rng.expovariate(rate_per_s)
+    normal = [p for p in plan if p.kind == "normal"]
+    if agent_share > 0 and normal and not any(p.source == "agent" for p in normal):
+        # Even a small run shows the on-chain agent: its first normal request goes through it.
+        first = normal[0]
+        plan[first.index] = dataclasses.replace(first, source="agent")
     return plan

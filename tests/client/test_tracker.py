@@ -114,3 +114,17 @@ def test_nothing_moves_a_settled_job_back() -> None:
     tracker = JobTracker(JOB)
     feed(tracker, [("Awarded", {"provider": P1, "price": 5}), ("Settled", {"price": 5}), ("Delivered", {})])
     assert tracker.state is JobState.SETTLED
+
+
+def test_a_failed_consumer_callback_is_kept_after_settlement() -> None:
+    tracker = JobTracker(JOB)
+    state = feed(tracker, [
+        ("Awarded", {"provider": P1, "price": 5}),
+        ("Delivered", {"provider": P1, "output": [1], "state": 6}),
+        ("Settled", {"provider": P1, "price": 5, "refund": 1}),
+        ("CallbackFailed", {"requester": P2, "reason": b"\x08\xc3\x79\xa0"}),
+    ])  # fmt: skip
+    assert state is JobState.SETTLED
+    assert tracker.callback_failed == b"\x08\xc3\x79\xa0"
+    assert "callback_failed" not in tracker.tx_hashes  # not a step of the job's timeline
+    assert JobTracker(JOB).callback_failed is None

@@ -53,6 +53,12 @@ def test_small_devnet_run_ends_every_request(tmp_path: Path) -> None:
     assert summary["settled"] + summary["refunded"] + summary["expired"] == summary["requests"]
     assert summary["proofs_verified_onchain"] == summary["zk_settled"]
     assert summary["settled"] >= 1
+    # the on-chain agent's share went through TenderAgent and every settled one was called back
+    assert summary["agent_requests"] >= 1
+    assert summary["agent_callbacks"] == summary["agent_settled"]
+    agent = [r for r in summary["records"] if r["source"] == "agent"]
+    assert all(r["callback_gas_limit"] > 0 for r in agent)
+    assert all(r["callback"] == "ok" for r in agent if r["state"] == "settled")
     assert summary["e2e_latency_ms"]["p50"] is not None
     assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]

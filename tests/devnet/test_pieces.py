@@ -75,6 +75,8 @@ def test_workload_is_deterministic_and_puts_faults_first() -> None:
     assert {p.auction for p in a} == {"reverse", "dutch"}
     assert {p.proof_mode for p in a} == {"zk", "optimistic"}
     assert {"signed", "onchain", "agent"} <= {p.source for p in a}
+    assert any(p.source == "agent" for p in plan_workload(6, faults=False))  # even a small run has one
+    assert not any(p.source == "agent" for p in plan_workload(6, faults=False, agent_share=0))
     assert [p.delay_s for p in a] == sorted(p.delay_s for p in a)
     small = plan_workload(6, faults=False)
     assert all(p.kind == "normal" for p in small)
@@ -138,12 +140,18 @@ def test_live_view_renders_records() -> None:
                       job_id="0x" + "ab" * 32, state="settled", provider="0xP", price_paid=5 * 10**16, bids=3,
                       e2e_ms=2500.0),
         RequestRecord(index=1, model="cnn", auction="dutch", proof_mode="optimistic", source="agent",
-                      max_price=10**17, state="refunded", challenged=True, slashed=True),
+                      max_price=10**17, state="refunded", challenged=True, slashed=True, callback="none"),
         RequestRecord(index=2, model="cnn", auction="dutch", proof_mode="zk", source="agent", max_price=10**17),
+        RequestRecord(index=3, model="mlp", auction="reverse", proof_mode="zk", source="agent", max_price=10**17,
+                      job_id="0x" + "cd" * 32, state="settled", callback="ok", callback_gas_limit=330_000),
+        RequestRecord(index=4, model="mlp", auction="dutch", proof_mode="zk", source="agent", max_price=10**17,
+                      job_id="0x" + "ef" * 32, state="awarded", callback="pending"),
     ]  # fmt: skip
     console = Console(record=True, width=140)
     console.print(render(records, started=time.monotonic(), providers={"0xP": "gpu-a"}))
     text = console.export_text()
     assert "gpu-a" in text
     assert "0.0500 / 0.1000" in text
-    assert "2/3 done" in text
+    assert "3/5 done" in text
+    assert "callback ✓" in text
+    assert "agent callbacks 1/4" in text

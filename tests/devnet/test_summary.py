@@ -35,6 +35,9 @@ def _records() -> list[RequestRecord]:
                              max_price=T // 10, state="refunded", slashed=True, challenged=True))  # fmt: skip
     out.append(RequestRecord(index=10, model="cnn", auction="reverse", proof_mode="zk", source="onchain",
                              max_price=1, state="refunded"))  # fmt: skip
+    for i in (2, 6):  # two of the settled ones came from the on-chain agent and were called back
+        out[i].source, out[i].callback, out[i].callback_gas_limit = "agent", "ok", 330_000
+        out[i].job_id = f"0x{i:064x}"
     return out
 
 
@@ -56,7 +59,26 @@ def test_summary_counts_and_invariants_hold() -> None:
     assert d["auction_latency_ms"]["p50"] == pytest.approx(450.0)
     assert d["e2e_latency_ms"]["p95"] == pytest.approx(7650.0)
     assert d["gas"]["delivered"] == {"total": 2_400_000, "count": 8, "mean": 300_000}
+    assert (d["agent_requests"], d["agent_settled"], d["agent_callbacks"], d["agent_callbacks_failed"]) == (
+        2,
+        2,
+        2,
+        0,
+    )
     assert check_invariants(summary, expect_faults=True) == []
+
+
+def test_invariants_catch_a_settled_agent_job_without_its_callback() -> None:
+    records = _records()
+    records[2].callback = "failed"
+    records[6].callback_gas_limit = 0
+    problems = "\n".join(check_invariants(summarize(records, audit={"clean": True}), expect_faults=True))
+    assert "1 settled agent job(s) without the agent's callback: #2 callback failed" in problems
+    assert "posted without callback gas: #6" in problems
+    # an agent job that never settled owes no callback
+    records = _records()
+    records[2].state, records[2].callback = "refunded", "none"
+    assert check_invariants(summarize(records), expect_faults=True) == []
 
 
 def test_invariants_catch_a_stuck_request_missing_faults_and_a_dirty_audit() -> None:
@@ -84,8 +106,12 @@ def test_json_png_and_table(tmp_path: Path) -> None:
                 "auction_latency_ms", "e2e_latency_ms", "gas", "price_paid_over_max"):  # fmt: skip
         assert key in data
     assert data["records"][8]["compensation"] == "5"
+    assert data["agent_callbacks"] == 2
+    assert data["records"][2]["callback"] == "ok"
     png = write_png(_records(), tmp_path / "chart.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     console = Console(record=True, width=100)
     console.print(summary_table(summary))
-    assert "settled" in console.export_text()
+    text = console.export_text()
+    assert "settled" in text
+    assert "agent callbacks / agent settled" in text

@@ -10,18 +10,27 @@ import {ITenderConsumer} from "../interfaces/ITenderConsumer.sol";
 import {Intent} from "../MarketStructs.sol";
 
 /// @title TenderAgent
-/// @notice Example consumer: an on-chain agent that buys inference. It holds payment tokens, posts intents
-/// as their requester (so refunds and compensation come back here) and stores the verified output the
-/// market pushes on settlement. Set `callbackGasLimit` to ~80k + 25k per output element.
+/// @notice Example consumer: an on-chain agent that buys inference. It holds payment tokens (sent to it,
+/// or pulled from a funder with `fund`), posts intents as their requester (so refunds and compensation
+/// come back here) and stores the verified output the market pushes on settlement. It can use one market
+/// per auction type (the constructor's, plus any the owner adds with `addMarket`); `ask` sends an intent
+/// to the market of its `auctionType`. Set `callbackGasLimit` to ~80k + 25k per output element.
 contract TenderAgent is ITenderConsumer, Ownable2Step {
     using SafeERC20 for IERC20;
 
-    IMarket public immutable market;
+    /// @notice The payment token of every market this agent uses.
     IERC20 public immutable token;
+
+    /// @notice The market `ask` sends intents of each auction type to (zero: none).
+    mapping(uint8 auctionType => IMarket) public marketFor;
+    /// @notice Markets whose callbacks are accepted (kept after a replacement, for jobs still running).
+    mapping(address market => bool) public isMarket;
 
     mapping(bytes32 jobId => uint256[]) private _results;
     mapping(bytes32 jobId => bool) private _answered;
 
+    event MarketAdded(address indexed market, uint8 indexed auctionType);
+    event Funded(address indexed from, uint256 amount);
     event Asked(bytes32 indexed jobId, bytes32 indexed modelId, uint256 maxPrice);
     event ResultReceived(bytes32 indexed jobId, uint256[] output);
     event Withdrawn(address indexed to, uint256 amount);
@@ -29,23 +38,51 @@ contract TenderAgent is ITenderConsumer, Ownable2Step {
     error NotMarket(address caller);
     error NotRequester(address requester);
     error NoResult(bytes32 jobId);
+    error NoMarket(uint8 auctionType);
+    error WrongToken(address market, address token);
+    error NoCallbackGas();
+    error InsufficientBalance(uint256 balance, uint256 needed);
+    error ZeroAmount();
+    error ZeroAddress();
 
     constructor(IMarket market_, address owner_) Ownable(owner_) {
-        market = market_;
         token = IERC20(market_.token());
+        _addMarket(market_);
     }
 
-    /// @notice Posts `intent` (requester must be this contract), paying the escrow from this balance.
+    /// @notice Also use `market_` (same payment token) for intents of its auction type.
+    function addMarket(IMarket market_) external onlyOwner {
+        address paid = market_.token();
+        if (paid != address(token)) revert WrongToken(address(market_), paid);
+        _addMarket(market_);
+    }
+
+    /// @notice Pulls `amount` payment tokens from the caller (who approved this contract) as budget.
+    function fund(uint256 amount) external {
+        if (amount == 0) revert ZeroAmount();
+        emit Funded(msg.sender, amount);
+        token.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /// @notice Posts `intent` to the market of its auction type, paying the escrow from this balance.
+    /// The requester must be this contract and `callbackGasLimit` non-zero (the result comes back only
+    /// through the callback).
     function ask(Intent calldata intent) external onlyOwner returns (bytes32 jobId) {
         if (intent.requester != address(this)) revert NotRequester(intent.requester);
-        token.forceApprove(address(market), market.escrowFor(intent.maxPrice));
+        if (intent.callbackGasLimit == 0) revert NoCallbackGas();
+        IMarket market = marketFor[intent.auctionType];
+        if (address(market) == address(0)) revert NoMarket(intent.auctionType);
+        uint256 escrow = market.escrowFor(intent.maxPrice);
+        uint256 balance = token.balanceOf(address(this));
+        if (balance < escrow) revert InsufficientBalance(balance, escrow);
+        token.forceApprove(address(market), escrow);
         jobId = market.post(intent);
         emit Asked(jobId, intent.modelId, intent.maxPrice);
     }
 
     /// @inheritdoc ITenderConsumer
     function onTenderResult(bytes32 jobId, uint256[] calldata output) external {
-        if (msg.sender != address(market)) revert NotMarket(msg.sender);
+        if (!isMarket[msg.sender]) revert NotMarket(msg.sender);
         _results[jobId] = output;
         _answered[jobId] = true;
         emit ResultReceived(jobId, output);
@@ -53,6 +90,7 @@ contract TenderAgent is ITenderConsumer, Ownable2Step {
 
     /// @notice Sends tokens (refunds, compensation, unspent budget) to `to`.
     function withdraw(address to, uint256 amount) external onlyOwner {
+        if (to == address(0)) revert ZeroAddress();
         emit Withdrawn(to, amount);
         token.safeTransfer(to, amount);
     }
@@ -66,5 +104,12 @@ contract TenderAgent is ITenderConsumer, Ownable2Step {
     function result(bytes32 jobId) external view returns (uint256[] memory) {
         if (!_answered[jobId]) revert NoResult(jobId);
         return _results[jobId];
+    }
+
+    function _addMarket(IMarket market_) private {
+        uint8 auctionType = market_.auctionType();
+        marketFor[auctionType] = market_;
+        isMarket[address(market_)] = true;
+        emit MarketAdded(address(market_), auctionType);
     }
 }

@@ -80,7 +80,8 @@ interface IStaking {
 
     /// @notice Market: locks `amount` of `provider`'s available stake for `jobId`; bumps jobsWon.
     function lock(address provider, bytes32 jobId, uint256 amount) external;
-    /// @notice Market: releases what is still locked for `jobId`; bumps deliveredInTime.
+    /// @notice Market: releases what is still locked for `jobId`; bumps deliveredInTime. Callable by any
+    /// authorised market, and by the market that made the lock even after the owner removed it.
     function unlock(address provider, bytes32 jobId) external returns (uint256 released);
     /// @notice Market: pays `amount` of the stake locked for `jobId` to `recipient`; reverts
     /// `SlashExceedsLock` if more than is locked. Bumps `slashed` on the first slash of a lock.

@@ -5,21 +5,34 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {TenderFixture} from "../utils/TenderFixture.sol";
 import {IntentBuilder} from "../utils/IntentBuilder.sol";
 import {TenderAgent} from "../../src/examples/TenderAgent.sol";
+import {TestToken} from "../../src/TestToken.sol";
 import {ReverseAuctionMarket} from "../../src/ReverseAuctionMarket.sol";
+import {DutchAuctionMarket} from "../../src/DutchAuctionMarket.sol";
 import {IMarket} from "../../src/interfaces/IMarket.sol";
-import {Bid, Intent, JobState} from "../../src/MarketStructs.sol";
+import {
+    Bid,
+    Intent,
+    JobState,
+    AUCTION_DUTCH,
+    AUCTION_REVERSE,
+    PROOF_OPTIMISTIC
+} from "../../src/MarketStructs.sol";
 
 contract TenderAgentTest is TenderFixture {
     using IntentBuilder for Intent;
 
     ReverseAuctionMarket internal market;
+    DutchAuctionMarket internal dutch;
     TenderAgent internal agent;
 
     function setUp() public {
         _deployCore();
         market = new ReverseAuctionMarket(token, registry, staking, treasury, owner, _defaultParams());
-        vm.prank(owner);
+        dutch = new DutchAuctionMarket(token, registry, staking, treasury, owner, _defaultParams());
+        vm.startPrank(owner);
         staking.setMarket(address(market), true);
+        staking.setMarket(address(dutch), true);
+        vm.stopPrank();
         agent = new TenderAgent(market, owner);
         token.mint(address(agent), 10e18);
     }
@@ -28,6 +41,14 @@ contract TenderAgentTest is TenderFixture {
         intent = IntentBuilder.init(address(agent), modelId).withCallbackGas(150_000);
         vm.prank(owner);
         jobId = agent.ask(intent);
+    }
+
+    function test_constructor_registersTheMarketOfItsAuctionType() public view {
+        assertEq(address(agent.token()), address(token));
+        assertEq(address(agent.marketFor(AUCTION_REVERSE)), address(market));
+        assertEq(address(agent.marketFor(AUCTION_DUTCH)), address(0));
+        assertTrue(agent.isMarket(address(market)));
+        assertFalse(agent.isMarket(address(dutch)));
     }
 
     function test_ask_postsAndReceivesResult() public {
@@ -47,8 +68,59 @@ contract TenderAgentTest is TenderFixture {
         assertEq(token.balanceOf(address(agent)), 10e18 - 5e17 - 5e15);
     }
 
+    function test_ask_optimisticResultArrivesAtFinalize() public {
+        Intent memory intent = IntentBuilder.init(address(agent), modelId).withCallbackGas(150_000)
+            .withProofMode(PROOF_OPTIMISTIC);
+        vm.prank(owner);
+        bytes32 jobId = agent.ask(intent);
+        vm.prank(provider);
+        market.bid(jobId, Bid(provider, 5e17, 60));
+        vm.warp(block.timestamp + 60);
+        vm.prank(provider);
+        market.deliver(jobId, _output(), "");
+        assertFalse(agent.answered(jobId));
+        vm.warp(block.timestamp + 1801);
+        vm.prank(stranger);
+        market.finalize(jobId);
+        assertTrue(agent.answered(jobId));
+        assertEq(agent.result(jobId)[1], 11);
+    }
+
+    function test_addMarket_asksTheMarketOfTheIntentsAuctionType() public {
+        vm.prank(owner);
+        vm.expectEmit(true, true, false, false, address(agent));
+        emit TenderAgent.MarketAdded(address(dutch), AUCTION_DUTCH);
+        agent.addMarket(dutch);
+        Intent memory intent = IntentBuilder.init(address(agent), modelId).withCallbackGas(150_000)
+            .withAuctionType(AUCTION_DUTCH).withStartPrice(1e17);
+        vm.prank(owner);
+        bytes32 jobId = agent.ask(intent);
+        assertEq(dutch.job(jobId).requester, address(agent));
+        vm.prank(provider);
+        dutch.fill(jobId, provider, 60);
+        uint256[] memory out = _output();
+        vm.prank(provider);
+        dutch.deliver(jobId, out, _proof(intent.inputCommitment, out));
+        assertTrue(agent.answered(jobId));
+        assertEq(agent.result(jobId)[0], 7);
+    }
+
+    function test_addMarket_revertsForAnotherTokenOrAStranger() public {
+        TestToken other = new TestToken("Other", "OTH", 18);
+        DutchAuctionMarket foreign =
+            new DutchAuctionMarket(other, registry, staking, treasury, owner, _defaultParams());
+        vm.prank(owner);
+        vm.expectRevert(
+            abi.encodeWithSelector(TenderAgent.WrongToken.selector, address(foreign), address(other))
+        );
+        agent.addMarket(foreign);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
+        agent.addMarket(dutch);
+    }
+
     function test_ask_revertsForOtherRequester() public {
-        Intent memory intent = IntentBuilder.init(requester, modelId);
+        Intent memory intent = IntentBuilder.init(requester, modelId).withCallbackGas(150_000);
         vm.prank(owner);
         vm.expectRevert(abi.encodeWithSelector(TenderAgent.NotRequester.selector, requester));
         agent.ask(intent);
@@ -57,9 +129,57 @@ contract TenderAgentTest is TenderFixture {
         agent.ask(intent.withRequester(address(agent)));
     }
 
+    function test_ask_revertsWithoutCallbackGas() public {
+        Intent memory intent = IntentBuilder.init(address(agent), modelId);
+        vm.prank(owner);
+        vm.expectRevert(TenderAgent.NoCallbackGas.selector);
+        agent.ask(intent);
+    }
+
+    function test_ask_revertsForAnAuctionTypeWithoutMarket() public {
+        Intent memory intent = IntentBuilder.init(address(agent), modelId).withCallbackGas(150_000)
+            .withAuctionType(AUCTION_DUTCH);
+        vm.prank(owner);
+        vm.expectRevert(abi.encodeWithSelector(TenderAgent.NoMarket.selector, AUCTION_DUTCH));
+        agent.ask(intent);
+    }
+
+    function test_ask_revertsWhenTheBudgetIsShort() public {
+        Intent memory intent =
+            IntentBuilder.init(address(agent), modelId).withCallbackGas(150_000).withMaxPrice(20e18);
+        uint256 escrow = market.escrowFor(20e18);
+        vm.prank(owner);
+        vm.expectRevert(abi.encodeWithSelector(TenderAgent.InsufficientBalance.selector, 10e18, escrow));
+        agent.ask(intent);
+    }
+
+    function test_ask_marketRevertsBubbleUp() public {
+        Intent memory intent = IntentBuilder.init(address(agent), modelId).withCallbackGas(600_000);
+        vm.prank(owner);
+        vm.expectRevert(
+            abi.encodeWithSelector(IMarket.CallbackGasTooHigh.selector, uint32(600_000), uint32(500_000))
+        );
+        agent.ask(intent);
+    }
+
+    function test_fund_pullsFromTheCaller() public {
+        vm.startPrank(stranger);
+        token.approve(address(agent), 3e18);
+        vm.expectEmit(true, false, false, true, address(agent));
+        emit TenderAgent.Funded(stranger, 3e18);
+        agent.fund(3e18);
+        vm.expectRevert(TenderAgent.ZeroAmount.selector);
+        agent.fund(0);
+        vm.stopPrank();
+        assertEq(token.balanceOf(address(agent)), 13e18);
+    }
+
     function test_onTenderResult_onlyMarket() public {
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(TenderAgent.NotMarket.selector, stranger));
+        agent.onTenderResult(bytes32(0), _output());
+        vm.prank(address(dutch)); // not added: its callbacks are refused too
+        vm.expectRevert(abi.encodeWithSelector(TenderAgent.NotMarket.selector, address(dutch)));
         agent.onTenderResult(bytes32(0), _output());
     }
 
@@ -73,6 +193,9 @@ contract TenderAgentTest is TenderFixture {
         vm.prank(owner);
         agent.withdraw(owner, 1e18);
         assertEq(token.balanceOf(owner), 1e18);
+        vm.prank(owner);
+        vm.expectRevert(TenderAgent.ZeroAddress.selector);
+        agent.withdraw(address(0), 1);
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
         agent.withdraw(stranger, 1);
