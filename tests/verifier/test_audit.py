@@ -118,7 +118,7 @@ def _job_slot(env: Env, job: bytes) -> int:
 def test_tampered_stored_price_is_flagged(snapshot: Env, history: History) -> None:
     env = snapshot
     target = history.zk[2]
-    slot = _job_slot(env, target) + 3  # slot 3: provider (160 bits) | price (uint96)
+    slot = _job_slot(env, target) + 2  # JobRecord slot 2: provider (160 bits) | price (uint96)
     market = env.deployment.market("dutch")
     word = int(env.chain.rpc("eth_getStorageAt", [market, hex(slot), "latest"]), 16)
     tampered = word + (1 << 160)  # one more unit of price
