@@ -52,7 +52,6 @@ from tender.chain import (
     connect,
     deploy,
     load_artifact,
-    snake,
 )
 from tender.config import ChainSection
 from tender.errors import ArtifactError, ContractRevert
@@ -560,11 +559,10 @@ def live_devnet(folder: Path, nodes: Sequence[NodePlan] = NODES) -> Iterator[Liv
     every second. Every process (nodes, their proving workers, Anvil) is stopped on exit."""
     from tender import models
     from tender.devnet import Supervisor
+    from tender.devnet._chain import ChainSetup
     from tender.devnet._configs import write_config
 
     (folder / "logs").mkdir(parents=True, exist_ok=True)
-    onnx = SAMPLE_MODELS / "mlp" / "model.onnx"
-    bundle = models.build(onnx, SAMPLE_MODELS / "mlp" / "calibration.json")
     samples = [
         s["input"] for s in json.loads((SAMPLE_MODELS / "mlp" / "samples.json").read_text())["samples"]
     ]
@@ -572,38 +570,34 @@ def live_devnet(folder: Path, nodes: Sequence[NodePlan] = NODES) -> Iterator[Liv
         w3 = connect(chain.rpc_url)
         deployment_path = folder / "deployment.json"
         deployment = deploy(w3, DEV_KEYS[0], params=PARAMS, unbonding_delay=3_600, save=deployment_path)
-        owner = TxSender(w3, DEV_KEYS[0])
-        token = Token(w3, deployment.token, sender=owner)
-        verifier = models.deploy_verifier(w3, owner, bundle)
-        entry = models.registry_entry(bundle, verifier=verifier, owner=owner.address, chain_id=owner.chain_id)
-        info = ModelInfo(**{snake(k): v for k, v in entry.items()})
-        model_id = Registry(w3, deployment.registry, sender=owner).register_model(info)
+        # the devnet's own set-up: the MLP built (cached), its verifier deployed and registered
+        setup = ChainSetup(w3=w3, deployer_key=DEV_KEYS[0], deployment=deployment)
+        mlp = setup.register_models(["mlp"])["mlp"]
+        bundle = models.Bundle.load(mlp.bundle)
+        model_id = bytes.fromhex(mlp.model_id.removeprefix("0x"))
         requester = TxSender(w3, DEV_KEYS[1])
-        token.mint(requester.address, 100_000 * UNIT)
+        setup.mint([requester.address], 100_000 * UNIT)
         req_token = Token(w3, deployment.token, sender=requester)
         for name in ("reverse", "dutch"):
             req_token.approve(deployment.market(name), 2**256 - 1)
-        model = {"name": "mlp", "onnx": onnx, "bundle": Path(bundle.path), "model_id": "0x" + model_id.hex()}
+        model = {"name": "mlp", "onnx": SAMPLE_MODELS / "mlp" / "model.onnx", "bundle": mlp.bundle,
+                 "model_id": mlp.model_id}  # fmt: skip
+        solvers = [Account.from_key(k).address for k in SOLVER_KEYS]
         running: list[Node] = []
         for plan in nodes:
             key = DEV_KEYS[plan.key_index]
-            sender = TxSender(w3, key)
+            address = ChainSetup.address(key)
             port = free_port()
             url = f"http://127.0.0.1:{port}"
-            token.mint(sender.address, 10_000 * UNIT)
-            Token(w3, deployment.token, sender=sender).approve(deployment.staking, 2**256 - 1)
-            staking = Staking(w3, deployment.staking, sender=sender)
-            staking.stake(10_000 * UNIT)
-            staking.register_operator(url, region=b"\x00\x01", hardware_class=b"cpu".ljust(32, b"\x00"),
-                                      models=[model_id])  # fmt: skip
-            for solver_key in SOLVER_KEYS:
-                staking.set_solver(TxSender(w3, solver_key).address, True)
+            setup.mint([address], 10_000 * UNIT)
+            setup.stake(key, 10_000 * UNIT)
+            setup.operator(key, endpoint=url, region="0x0001", solvers=solvers)
             store = folder / f"{plan.name}.db"
             config = _node_config(plan, rpc_url=chain.rpc_url, deployment=deployment_path, port=port,
                                   model=model, store=store)  # fmt: skip
             path = write_config(folder / f"{plan.name}.toml", config)
             sup.start(plan.name, ["provider", "run", "--config", str(path)], env={"TENDER_PRIVATE_KEY": key})
-            running.append(Node(plan, key, sender.address, url, store))
+            running.append(Node(plan, key, address, url, store))
         for node in running:
             sup.wait_http(node.plan.name, f"{node.url}/health", timeout=300)
         markets = {

@@ -317,19 +317,6 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         );
     }
 
-    function test_bid_tieWithLeaderBecomesRunnerUp() public {
-        bytes32 jobId = _post(_intent());
-        _bid(jobId, provider, 5e17, 60);
-        _bid(jobId, provider2, 5e17, 60);
-        // ties keep the earlier bid in front
-        assertEq(rmarket.bestBid(jobId).provider, provider);
-        assertEq(rmarket.runnerUp(jobId).provider, provider2);
-        uint256 score = rmarket.scoreOf(jobId, 5e17, 60);
-        vm.prank(provider3);
-        vm.expectRevert(abi.encodeWithSelector(IReverseAuctionMarket.BidNotBetter.selector, score, score));
-        rmarket.bid(jobId, Bid(provider3, 5e17, 60));
-    }
-
     // ================================================================== award
 
     function test_award_aloneIsPaidOwnBid() public {

@@ -19,7 +19,7 @@ from tender.chain._artifacts import TENDER_CONTRACTS, Artifact, combined_abi, lo
 from tender.chain._events import Event, to_event
 from tender.chain._reverts import RevertDecoder, tender_decoder
 from tender.chain._tx import TxSender, with_retries
-from tender.errors import ChainError, ConfigError
+from tender.errors import ChainError, ConfigError, ContractRevert, TransactionFailed
 
 #: Blocks per ``eth_getLogs`` request when scanning a long range.
 LOG_CHUNK = 5_000
@@ -80,7 +80,26 @@ class ContractWrapper:
     def _send(self, function: ContractFunction, *, value: int = 0, gas: int | None = None) -> TxReceipt:
         if self.sender is None:
             raise ConfigError(f"{type(self).__name__} has no sender: call .using(TxSender(w3, key)) first")
-        return self.sender.send(function, value=value, gas=gas)
+        try:
+            return self.sender.send(function, value=value, gas=gas)
+        except ContractRevert as exc:
+            decoded = self._named(exc)
+            if decoded is not exc:
+                raise decoded from exc
+            raise
+        except TransactionFailed as exc:
+            if exc.revert is not None:
+                exc.revert = self._named(exc.revert)
+            raise
+
+    def _named(self, revert: ContractRevert) -> ContractRevert:
+        """``revert`` named by this wrapper's decoder when the sender's did not know it: the
+        sender knows the Tender contracts' errors, a wrapper over another contract (an example
+        consumer) also its own."""
+        if revert.name != "unknown" or not revert.data:
+            return revert
+        decoded = self.decoder.decode(revert.data)
+        return revert if decoded.name == "unknown" else decoded
 
     def _call(self, function: ContractFunction, *, block: BlockIdentifier = "latest") -> Any:
         try:

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from hexbytes import HexBytes
-from web3.contract.contract import ContractFunction
 from web3.types import TxReceipt
 
 from tender.chain import ContractWrapper, RevertDecoder, Token, tender_decoder
@@ -68,14 +67,6 @@ class TenderAgentContract(ContractWrapper):
     @property
     def decoder(self) -> RevertDecoder:
         return tender_decoder(("TenderAgent",))
-
-    def _send(self, function: ContractFunction, *, value: int = 0, gas: int | None = None) -> TxReceipt:
-        try:
-            return super()._send(function, value=value, gas=gas)
-        except ContractRevert as exc:  # the sender's decoder knows the markets' errors, not ours
-            if exc.name == "unknown" and exc.data:
-                raise self.decoder.decode(exc.data) from exc
-            raise
 
     # -- reads --------------------------------------------------------------------------
 
@@ -259,12 +250,10 @@ class AgentClient:
                 as :meth:`Client.follow` (refunds and compensation went to the agent).
         """
         result = await self.client.follow(tracker, intent, handle, timeout=timeout, verify=verify)
-        job = bytes(HexBytes(tracker.job_id))
-        answered = await asyncio.to_thread(self.contract.answered, job)
-        if tracker.callback_failed is not None or not answered:
+        stored = await self.result(tracker.job_id)
+        if tracker.callback_failed is not None or stored is None:
             raise CallbackFailed(job_id=tracker.job_id, agent=self.address,
                                  reason=tracker.callback_failed or b"", result=result)  # fmt: skip
-        stored = await asyncio.to_thread(self.contract.result, job)
         return AgentResult.of(
             result,
             agent=self.address,
@@ -320,8 +309,6 @@ class AgentClient:
                                 error=exc.name, args=exc.args_by_name, job_id=job_id) from exc  # fmt: skip
         except TransactionFailed as exc:
             revert = exc.revert
-            if revert is not None and revert.name == "unknown" and revert.data:
-                revert = self.contract.decoder.decode(revert.data)
             name = revert.name if revert is not None else "TransactionFailed"
             raise AgentRejected(f"the agent {self.address} transaction failed: {revert or exc}",
                                 agent=self.address, error=name,
