@@ -36,5 +36,8 @@ def load_bundle_info(path: Path) -> BundleInfo:
 
 
 def input_commitment(info: BundleInfo, data: Any) -> int:
-    """The commitment an intent must carry for ``data`` (``tender.models.input_commitment``)."""
-    return int(_commitment(info.card, data))
+    """The commitment an intent must carry for ``data`` (``tender.models.input_commitment``).
+
+    Computed with the whole bundle: a polycommit model's commitment needs its vk and SRS
+    (~15 ms, then cached per process), a hashed one's only the card."""
+    return int(_commitment(Bundle(info.path, info.card), data))

@@ -1,7 +1,8 @@
 """What the node needs from the chain, behind one narrow interface.
 
 :class:`ChainGateway` is the seam between the node and the markets: read a job, deliver,
-prove a challenged or audited delivery, finalize an unchallenged one, read the chain clock.
+prove a challenged or audited delivery, finalize an unchallenged one, read the chain clock, read
+and withdraw what a market owes the provider (its earnings are credited, not sent).
 :class:`MarketGateway` implements it over the shared ``tender.chain`` wrappers, with one
 :class:`~tender.chain.TxSender` (one nonce manager) for the provider key; web3 is synchronous,
 so every call runs in a thread and the event loop keeps serving.
@@ -68,6 +69,18 @@ class ChainGateway(ABC):
     async def registered_models(self) -> list[tuple[str, str, str]]:
         """``(modelId, onnx sha256, settings hash)`` of every registered model, as lowercase hex."""
         return []
+
+    async def owed(self, market: str) -> int:
+        """What ``market`` owes the provider: its settled earnings not yet withdrawn."""
+        return 0
+
+    async def withdraw(self, market: str) -> tuple[int, str]:
+        """Withdraw everything ``market`` owes the provider; ``(amount paid, tx hash)``.
+
+        Raises:
+            ContractRevert: ``NothingOwed`` when it owes nothing.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot withdraw")
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
@@ -147,6 +160,15 @@ class MarketGateway(ChainGateway):
     async def now(self) -> int:
         block = await asyncio.to_thread(self.w3.eth.get_block, "latest")
         return int(block["timestamp"])
+
+    async def owed(self, market: str) -> int:
+        return await asyncio.to_thread(self.market(market).owed, self.address)
+
+    async def withdraw(self, market: str) -> tuple[int, str]:
+        wrapper = self.market(market)
+        receipt = await asyncio.to_thread(wrapper.withdraw)
+        paid = sum(int(getattr(e, "amount", 0)) for e in wrapper.events_in(receipt) if e.name == "Withdrawn")
+        return paid, self._hash(receipt)
 
     async def registered_models(self) -> list[tuple[str, str, str]]:
         registry = Registry(self.w3, self.deployment.registry)

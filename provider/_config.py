@@ -19,6 +19,10 @@
 
     [provider.backend]
     kind = "onnxruntime"      # or "kserve" with url = "http://127.0.0.1:8080"
+
+The markets credit a job's price to the provider instead of sending it; the node withdraws the
+credit itself once a market owes it ``provider.withdraw_threshold`` (token base units; 0: never,
+collect it with ``tender market withdraw``).
 """
 
 from __future__ import annotations
@@ -116,6 +120,13 @@ class ProviderSection(Section):
     store: Path | None = Field(default=None, description="SQLite job store (default: cache/provider/jobs.db)")
     poll_interval_s: float = Field(
         default=0.5, gt=0, le=60, description="how often jobs are checked on-chain"
+    )
+    withdraw_threshold: int = Field(
+        default=10**18,
+        ge=0,
+        lt=2**256,
+        description="after a settlement, withdraw what the market owes once it reaches this many token "
+        "base units (0: never; `tender market withdraw` collects it by hand)",
     )
 
     @field_validator("models")

@@ -27,3 +27,9 @@ class Metrics:
                                buckets=_PROOF_BUCKETS, registry=r)  # fmt: skip
         self.proving_queue = Gauge("provider_proving_queue", "Proofs submitted and not finished", registry=r)
         self.active_jobs = Gauge("provider_active_jobs", "Jobs neither settled nor failed", registry=r)
+        self.withdrawals = Counter("provider_withdrawals", "Withdrawals of the markets' credit by outcome",
+                                   ["outcome"], registry=r)  # fmt: skip
+        self.withdrawn = Counter("provider_withdrawn_tokens", "Token base units withdrawn from the markets",
+                                 registry=r)  # fmt: skip
+        self.owed = Gauge("provider_owed_tokens", "What each market owes the node (base units), as last read",
+                          ["market"], registry=r)  # fmt: skip

@@ -7,6 +7,10 @@ the HTTP server; ``stop`` releases everything. Each accepted job runs as its own
     accepted -> inferred -> proved -> delivered -> settled   (or failed)
 
 writing each step to the store before the next one, so a restart picks up where it stopped.
+
+Getting paid: a settlement credits the job's price to the provider in the market (``owed``);
+after each settlement the node withdraws that market's credit, with its own transaction sender,
+once it reaches ``provider.withdraw_threshold`` (0: never).
 """
 
 from __future__ import annotations
@@ -134,6 +138,7 @@ class ProviderNode(Daemon):
         self._jobs: dict[str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._server: _Server | None = None
+        self._withdrawing: dict[str, asyncio.Lock] = {}
         self.started_at = time.time()
 
     def _default_backend(self) -> InferenceBackend:
@@ -356,7 +361,8 @@ class ProviderNode(Daemon):
             raise NotAwarded(f"job {job_id} is past its delivery deadline {deadline}", field="jobId",
                              code="deadline_passed")  # fmt: skip
         array = check_input(served.spec.input, job_input.input)
-        self._check_commitment(served, array, chain_job)
+        # a polycommit commitment is a KZG MSM (~15 ms): off the event loop
+        await asyncio.to_thread(self._check_commitment, served, array, chain_job)
         record = JobRecord(
             job_id=job_id, market=market, model=served.entry.name, input=job_input.input,
             input_commitment=str(chain_job.input_commitment), deadline=deadline,
@@ -593,6 +599,7 @@ class ProviderNode(Daemon):
             state = job.state
             if state is ChainJobState.SETTLED and to_checksum_address(job.provider) == self.address:
                 self._set(record, JobState.SETTLED)
+                await self.collect(record.market)
                 return
             if (
                 state.final
@@ -637,3 +644,39 @@ class ProviderNode(Daemon):
                         error=str(exc),
                     )
             await asyncio.sleep(self.config.poll_interval_s)
+
+    # -- payment --------------------------------------------------------------------------
+
+    async def collect(self, market: str) -> int:
+        """Withdraw what ``market`` owes this node when it reaches ``withdraw_threshold`` (0:
+        never); the amount withdrawn (0 when below, disabled or failed). One withdrawal per
+        market at a time; a failure is logged and left for the next settlement."""
+        threshold = self.config.withdraw_threshold
+        if self.gateway is None or threshold == 0:
+            return 0
+        lock = self._withdrawing.setdefault(market, asyncio.Lock())
+        async with lock:
+            try:
+                owed = await self.gateway.owed(market)
+                self.metrics.owed.labels(market).set(owed)
+                if owed < threshold:
+                    return 0
+                amount, tx = await self.gateway.withdraw(market)
+            except ChainError as exc:  # a revert (NothingOwed: withdrawn elsewhere) or the RPC
+                self.metrics.withdrawals.labels("failed").inc()
+                log(logger, "payment.withdraw_failed", level=logging.WARNING, market=market,
+                    threshold=threshold, error=str(exc))  # fmt: skip
+                return 0
+            self.metrics.withdrawals.labels("ok").inc()
+            self.metrics.withdrawn.inc(amount)
+            self.metrics.owed.labels(market).set(0)
+            log(
+                logger,
+                "payment.withdrawn",
+                market=market,
+                amount=amount,
+                owed=owed,
+                threshold=threshold,
+                tx=tx,
+            )
+            return amount

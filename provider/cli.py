@@ -6,6 +6,10 @@ variable or an encrypted keystore)::
     tender provider run --config provider.toml
     tender provider stake 1000000000000000000000 --config provider.toml
     tender provider status --config provider.toml
+
+Earnings are credited in the markets (``status`` shows them as "owed"); the node withdraws them
+itself past ``provider.withdraw_threshold``, and ``tender market withdraw --config
+provider.toml`` collects them by hand. ``tender provider withdraw`` is about stake, not earnings.
 """
 
 from __future__ import annotations
@@ -87,6 +91,19 @@ def _staking(chain: ChainSection) -> tuple[Staking, Token, str]:
     return staking, token, sender.address
 
 
+def _owed(chain: ChainSection, address: str) -> dict[str, int]:
+    """What each market owes ``address`` (its earnings not yet withdrawn), by auction name."""
+    from tender.chain import Deployment, Market, connect
+    from tender.intents import AuctionType
+
+    w3 = connect(chain.rpc_url)
+    deployment = Deployment.load(int(w3.eth.chain_id), path=chain.deployment)
+    return {
+        name: Market(w3, market, auction=AuctionType[name.upper()]).owed(address)
+        for name, market in deployment.markets.items()
+    }
+
+
 @group.command()
 @click.argument("amount", type=click.IntRange(min=1))
 @_CONFIG
@@ -114,7 +131,7 @@ def unstake(amount: int, config_path: Path) -> None:
 @group.command()
 @_CONFIG
 def withdraw(config_path: Path) -> None:
-    """Withdraw stake whose unbonding delay has passed."""
+    """Withdraw stake whose unbonding delay has passed (earnings: `tender market withdraw`)."""
     chain, _ = load_config(config_path)
     staking, token, address = _staking(chain)
     staking.withdraw()
@@ -124,7 +141,7 @@ def withdraw(config_path: Path) -> None:
 @group.command()
 @_CONFIG
 def status(config_path: Path) -> None:
-    """Show stake, unbonding and the local job store."""
+    """Show stake, unbonding, what the markets owe, and the local job store."""
     from provider._store import JobState, JobStore
 
     chain, config = load_config(config_path)
@@ -140,6 +157,8 @@ def status(config_path: Path) -> None:
         table.add_row("locked", str(staking.locked_of(address)))
         table.add_row("unbonding", f"{unbonding} (ready at {ready_at})")
         table.add_row("balance", str(token.balance_of(address)))
+        for name, owed in _owed(chain, address).items():
+            table.add_row(f"owed by {name} market", f"{owed} (tender market withdraw)" if owed else "0")
     except TenderError as exc:
         table.add_row("chain", f"[red]{exc}[/red]")
     store_path = config.store_path()

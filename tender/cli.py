@@ -1,7 +1,7 @@
 """The ``tender`` command.
 
 One command with a group per role. Groups that live in the shared package (``model``,
-``devnet``, ``request``) are added here; the roles (``provider``, ``solver``, ``verifier``,
+``devnet``, ``request``, ``market``) are added here; the roles (``provider``, ``solver``, ``verifier``,
 ``audit``) add theirs through the ``tender.cli`` entry-point group, so the shared package never
 imports a role.
 """
@@ -21,6 +21,7 @@ _BUILTIN_GROUPS = (
     ("tender.models", "cli_group"),
     ("tender.devnet", "cli_group"),
     ("tender.client", "cli_group"),
+    ("tender.client", "market_group"),
 )
 
 

@@ -116,6 +116,9 @@ class Intent:
 
     Addresses are checksummed strings, ``bytes32``/``bytes2`` are :class:`bytes` of that
     length, amounts are integers in token base units, times are Unix seconds.
+    ``input_commitment`` is :func:`tender.models.input_commitment` of the input with the model's
+    bundle: ``keccak256`` of the input's KZG point for polycommit models (the default; the
+    market compares it with ``keccak256(proof[0:64])``), the Poseidon hash for hashed ones.
     """
 
     requester: str

@@ -125,11 +125,15 @@ class Agent(Daemon):
             balance = self.token.balance_of(self.address)
             for market in self.markets.values():
                 bond = market.params().challenge_bond
+                # A bond comes from the agent's credit in the market (returned bonds) when that
+                # covers all of it, else from the allowance: approve once here, since a credit
+                # that covers this bond may be spent by the time the next challenge is due.
+                credit = market.owed(self.address)
                 if self.token.allowance(self.address, market.address) < bond:
                     self.token.approve(market.address, 2**256 - 1)
-                if balance < bond:
+                if balance < bond and credit < bond:
                     log(logger, "agent.cannot_challenge", level=logging.WARNING, market=market.address,
-                        balance=str(balance), bond=str(bond))  # fmt: skip
+                        balance=str(balance), credit=str(credit), bond=str(bond))  # fmt: skip
         log(logger, "agent.ready", address=self.address, chain_id=self.chain_id, markets=list(self.markets),
             cursor=self.store.cursor, state=str(self.store.path))  # fmt: skip
 
@@ -249,7 +253,8 @@ class Agent(Daemon):
         if model_id not in self._models:
             info = self.registry.model(model_id)
             record = {
-                "verifier": info.verifier, "commitmentIndex": info.commitment_index,
+                "verifier": info.verifier, "inputBinding": info.input_binding,
+                "commitmentIndex": info.commitment_index,
                 "outputOffset": info.output_offset, "outputLength": info.output_length,
                 "instanceCount": info.instance_count,
             }  # fmt: skip
@@ -276,7 +281,7 @@ class Agent(Daemon):
         try:
             fetched = fetch_input(bytes(intent.input_location), timeout=self.settings.input_timeout_s,
                                   max_bytes=self.settings.max_input_bytes)  # fmt: skip
-            actual = commitment_of(bundle.card, fetched.data)
+            actual = commitment_of(bundle, fetched.data)
         except InputUnavailable as exc:
             return "no_input", str(exc)
         except ValueError as exc:

@@ -8,18 +8,27 @@ For each job rebuilt by :mod:`verifier._history` the auditor runs five checks:
 ``model``    the registry record exists, names a verifier whose code is the one a local
              bundle with the same ONNX and settings hashes compiled, with the same layout.
 ``input``    the input (when the intent carries it inline, or ``fetch_inputs`` is set)
-             hashes to the intent's ``inputCommitment``.
+             commits to the intent's ``inputCommitment`` (Poseidon hash, or the KZG point's
+             keccak for polycommit models, computed with the bundle's vk and SRS).
 ``proof``    the proof decoded from the ``deliver``/``prove`` calldata verifies, both with
              EZKL off-chain against the bundle's verifying key and by the registered verifier
              contract (``eth_call``), on the instances the market builds (layout, input
-             commitment, delivered output). Optimistic jobs settled without a proof are
+             commitment, delivered output); for a polycommit model ``keccak256(proof[0:64])``
+             must also be the intent's commitment (the market's input check). Optimistic jobs settled without a proof are
              re-executed instead when their input is available.
 ``amounts``  escrow, price, fee, refund, slash, compensation, challenger reward and bond
              agree with each other, with the market's parameters, and with the token
-             transfers and stake slashes in the same transactions.
+             transfers and stake slashes in the same transactions: an escrow or a bond
+             comes in by transfer unless it was taken from the payer's credit, a slashed
+             stake comes in from Staking, and nothing leaves the market while it runs a job
+             (payments, refunds, compensation and returned bonds are credited to ``owed``)
+             except what a ``withdraw`` in the same transaction paid.
 
-And one deployment-wide check, when the range starts at the deployment: the market's token
-balance equals what its open jobs escrow plus the bonds it holds.
+And two deployment-wide checks per market, when the range starts at the deployment:
+``credit``: each account's ``owed`` is what the events credited it, less the escrows and bonds
+it paid from that credit and what it withdrew (a withdrawal pays the whole credit); ``escrow``:
+the market's token balance equals what its open jobs escrow plus the bonds it holds, the fees
+owed and the credits owed.
 """
 
 from __future__ import annotations
@@ -38,11 +47,21 @@ from eth_utils.abi import collapse_if_tuple
 from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3RPCError
 
-from tender.chain import Deployment, Job, Registry, Staking, Token
+from tender.chain import (
+    INPUT_HASHED,
+    INPUT_POLYCOMMIT,
+    Deployment,
+    Job,
+    Registry,
+    Staking,
+    Token,
+    market_instances,
+    polycommit_commitment,
+)
 from tender.chain import Market as MarketWrapper
 from tender.errors import TenderError
 from tender.intents import AuctionType, ProofMode
-from tender.models import Bundle, Proof, verify
+from tender.models import Bundle, BundleError, Proof, verify
 from verifier._errors import InputMismatch, InputUnavailable, ReconstructionError
 from verifier._history import ChainSource, History, JobHistory
 from verifier._inputs import fetch_input, inline_input
@@ -74,12 +93,21 @@ def output_hash(output: Iterable[int]) -> bytes:
 
 
 def instances_for(info: dict[str, Any], commitment: int, output: list[int]) -> list[int]:
-    """The public instance vector the market builds for a delivery."""
-    instances = [0] * int(info["instanceCount"])
-    instances[int(info["commitmentIndex"])] = int(commitment)
-    offset = int(info["outputOffset"])
-    instances[offset : offset + len(output)] = [int(v) for v in output]
-    return instances
+    """The public instance vector the market builds for a delivery (a registry record with the
+    Solidity field names; a record without ``inputBinding`` reads as a hashed input)."""
+    return market_instances(
+        input_binding=int(info.get("inputBinding", INPUT_HASHED)), commitment_index=int(info["commitmentIndex"]),
+        output_offset=int(info["outputOffset"]), instance_count=int(info["instanceCount"]),
+        commitment=commitment, output=output,
+    )  # fmt: skip
+
+
+def input_bound(info: dict[str, Any], proof: bytes, commitment: int) -> bool:
+    """The market's input check for a polycommit model: ``keccak256(proof[0:64])`` is the intent's
+    commitment (hashed inputs are checked by the verifier, as an instance: always true here)."""
+    if int(info.get("inputBinding", INPUT_HASHED)) != INPUT_POLYCOMMIT:
+        return True
+    return polycommit_commitment(proof) == int(commitment)
 
 
 class Auditor:
@@ -337,21 +365,18 @@ class Auditor:
                 problems.append(
                     f"verifier code hash {code_hash[:12]}… is not the bundle's {card.verifier_runtime_keccak256[:12]}…"
                 )
-            layout = card.layout
-            expected = (
-                layout.commitment_index,
-                layout.output_offset,
-                layout.output_length,
-                layout.instance_count,
-            )
-            actual = (
-                info["commitmentIndex"],
-                info["outputOffset"],
-                info["outputLength"],
-                info["instanceCount"],
-            )
-            if tuple(int(v) for v in actual) != expected:
-                problems.append(f"registered layout {actual} differs from the bundle's {expected}")
+            fields = ("inputBinding", "commitmentIndex", "outputOffset", "outputLength", "instanceCount")
+            try:
+                layout = card.registry_layout()
+                expected = tuple(layout[f] for f in fields)
+            except BundleError as exc:
+                expected = ()
+                problems.append(str(exc))
+            actual = tuple(int(info[f]) for f in fields)
+            if expected and actual != expected:
+                problems.append(
+                    f"registered layout {actual} differs from the bundle's {expected} ({', '.join(fields)})"
+                )
         return ModelRecord(model_id, info, bundle, tuple(problems), note)
 
     def _check_model(self, h: JobHistory, _: JobAudit) -> tuple[Status, str]:
@@ -381,9 +406,11 @@ class Auditor:
         if data is None:
             return Status.SKIP, "input not inline (pass --fetch-inputs to fetch URIs)"
         try:
-            actual = commitment_of(record.bundle.card, data)
+            actual = commitment_of(record.bundle, data)
         except ValueError as exc:
             return Status.FAIL, f"inline input does not fit the model: {exc}"
+        except BundleError as exc:
+            return Status.FAIL, f"cannot commit to the input: {exc}"
         if actual != int(h.intent.input_commitment):
             return Status.FAIL, str(InputMismatch(int(h.intent.input_commitment), actual))
         return Status.OK, "inline input hashes to the commitment"
@@ -419,12 +446,19 @@ class Auditor:
             if settled_by_proof:
                 raise ReconstructionError("the job settled on a proof but no proof was found in calldata")
             return self._reexecute(h, record, output)
-        instances = instances_for(record.info, int(h.intent.input_commitment), output)
+        commitment = int(h.intent.input_commitment)
+        instances = instances_for(record.info, commitment, output)
         onchain = self.verify_onchain(record.info["verifier"], proof_bytes, instances)
         parts = [
             f"{where} proof ({len(proof_bytes)} B): verifier contract {'accepts' if onchain else 'REJECTS'}"
         ]
         ok = onchain
+        if int(record.info.get("inputBinding", INPUT_HASHED)) == INPUT_POLYCOMMIT:
+            # the verifier checks the proof against its own first point: only this binds the input
+            bound = input_bound(record.info, proof_bytes, commitment)
+            parts.append("keccak256(proof[0:64]) " + ("is the input commitment" if bound else
+                                                      "is NOT the input commitment (another input)"))  # fmt: skip
+            ok = ok and bound
         if self.offchain and record.bundle is not None:
             offchain = verify(record.bundle, _proof(record.bundle, proof_bytes, instances, output, h))
             parts.append(f"EZKL {'accepts' if offchain else 'REJECTS'}")
@@ -477,7 +511,10 @@ class Auditor:
         challenger = Web3.to_checksum_address(challenge.args["challenger"]) if challenge else None
         bond = int(challenge.args["bond"]) if challenge else 0
         locked = 0  # the stake locked by the current award
-        # token movements each transaction must show: (into the market by payer, out of it by payee)
+        # Token movements each transaction must show (into the market by payer, out of it by payee).
+        # The market pays nothing out while running a job: settlements, refunds and returned bonds
+        # are credited (the ledger check follows them to `owed` and `Withdrawn`); only a
+        # `withdraw`/`withdrawFees` in the same transaction moves tokens out.
         flows: dict[bytes, tuple[dict[str, int], dict[str, int]]] = {}
         slashes: dict[bytes, dict[str, int]] = {}
 
@@ -496,12 +533,21 @@ class Auditor:
         for event in h.events:
             args, tx = event.args, event.tx_hash
             if event.name == "IntentPosted":
-                expect(tx, into=(requester, escrow))
+                if self.from_credit(tx, requester, h.market_address, escrow):
+                    amounts["escrow_from_credit"] = escrow
+                    expect(tx)
+                else:
+                    expect(tx, into=(requester, escrow))
             elif event.name in ("Awarded", "FailedOver"):
                 if event.name == "Awarded":
                     locked = int(args["stake_locked"])
             elif event.name == "Challenged":
-                expect(tx, into=(Web3.to_checksum_address(args["challenger"]), int(args["bond"])))
+                payer, posted = Web3.to_checksum_address(args["challenger"]), int(args["bond"])
+                if self.from_credit(tx, payer, h.market_address, posted):
+                    amounts["bond_from_credit"] = posted
+                    expect(tx)
+                else:
+                    expect(tx, into=(payer, posted))
             elif event.name == "Settled":
                 price, fee, refund = int(args["price"]), int(args["fee"]), int(args["refund"])
                 amounts.update(price=price, fee=fee, refund=refund)
@@ -519,14 +565,15 @@ class Auditor:
                 if bond_paid != (bond if proved else 0):
                     problems.append(f"Proved paid bond {bond_paid}, the challenger posted {bond}")
                 amounts["bond_paid"] = bond_paid
-                expect(tx, out=(Web3.to_checksum_address(args["provider"]), price + bond_paid))
-                expect(tx, out=(requester, refund))  # the fee stays in the market until withdrawFees
+                expect(tx)  # credited: the provider price + bond, the requester the refund
             elif event.name == "Expired":
                 slashed = int(args["slashed"])
                 amounts["slashed"] = amounts.get("slashed", 0) + slashed
                 if slashed != locked:
                     problems.append(f"expiry slashed {slashed}, the award locked {locked}")
-                slash(tx, requester, slashed)
+                # Staking sends the stake to the market, which credits it to the requester
+                slash(tx, h.market_address, slashed)
+                expect(tx, into=(Web3.to_checksum_address(self.deployment.staking), slashed))
             elif event.name == "Slashed":
                 to_req, to_chal = int(args["to_requester"]), int(args["to_challenger"])
                 returned = int(args["bond_returned"])
@@ -540,17 +587,19 @@ class Auditor:
                     problems.append(f"challenger got {to_chal}, {rate} bps of {locked} expected")
                 if challenger is None and to_chal:
                     problems.append(f"{to_chal} paid to a challenger but nobody challenged")
-                slash(tx, requester, to_req)
-                if challenger is not None:
-                    slash(tx, challenger, to_chal)
-                    expect(tx, out=(challenger, returned))
+                # the whole lock comes to the market, which credits the requester its share and the
+                # challenger its reward with its bond back
+                slash(tx, h.market_address, to_req + to_chal)
+                expect(tx, into=(Web3.to_checksum_address(self.deployment.staking), to_req + to_chal))
             elif event.name == "Refunded":
                 amount = int(args["amount"])
                 amounts["refunded"] = amount
                 if amount != escrow:
                     problems.append(f"refunded {amount}, escrow was {escrow}")
-                expect(tx, out=(requester, amount))
+                expect(tx)  # credited to the requester
         for tx, (ins, outs) in flows.items():
+            for account, amount in self._payouts(tx, h.market_address).items():
+                outs[account] = outs.get(account, 0) + amount
             self._expect_transfers(problems, tx, h.market_address, ins, outs)
         for tx, paid in slashes.items():
             self._expect_slash(problems, tx, paid)
@@ -558,6 +607,27 @@ class Auditor:
         if problems:
             return Status.FAIL, "; ".join(problems)
         return Status.OK, ", ".join(f"{k}={v}" for k, v in amounts.items())
+
+    def from_credit(self, tx_hash: bytes, payer: str, market: str, amount: int) -> bool:
+        """Whether the market took ``amount`` (an escrow, a bond) from ``payer``'s credit in
+        ``tx_hash``: it does when the credit covers all of it, and then no token moves; otherwise
+        the transaction holds a transfer of exactly ``amount`` from ``payer`` to the market."""
+        payer, market = Web3.to_checksum_address(payer), Web3.to_checksum_address(market)
+        transfers = self.history.transfers(tx_hash, self.deployment.token)
+        return amount > 0 and (payer, market, amount) not in transfers
+
+    def _payouts(self, tx_hash: bytes, market: str) -> dict[str, int]:
+        """What the market's ``Withdrawn``/``FeesWithdrawn`` events in ``tx_hash`` paid, by payee
+        (the only token transfers out of a market)."""
+        market = Web3.to_checksum_address(market)
+        out: dict[str, int] = {}
+        for event in self.history.market_events:
+            if event.tx_hash != tx_hash or Web3.to_checksum_address(event.address) != market:
+                continue
+            if event.name in ("Withdrawn", "FeesWithdrawn") and int(event.args["amount"]):
+                payee = Web3.to_checksum_address(_payee(event))
+                out[payee] = out.get(payee, 0) + int(event.args["amount"])
+        return out
 
     def _award_price(self, h: JobHistory) -> int:
         price = 0
@@ -601,9 +671,78 @@ class Auditor:
 
     # -- deployment-wide ------------------------------------------------------------------
 
+    def ledger(self, histories: list[JobHistory], market: str) -> tuple[dict[str, int], list[str]]:
+        """What ``market`` owes each account by its events alone, and where they disagree.
+
+        Replays, oldest first, every credit (``Settled``: the provider its price plus any bond
+        ``Proved`` paid it, the requester the refund; ``Refunded``: the requester the escrow;
+        ``Expired``: the requester the slashed stake; ``Slashed``: the requester its share of the
+        stake, the challenger its reward and its bond), every escrow or bond taken from a credit
+        (no token transfer in its transaction), and every ``Withdrawn``, which must pay the whole
+        credit.
+        """
+        market = Web3.to_checksum_address(market)
+        entries: list[tuple[int, int, str, str, int, str]] = []  # (block, log, kind, account, amount, job)
+
+        def add(event: Any, kind: str, account: str, amount: int, job: str = "") -> None:
+            if amount:
+                entries.append((event.block_number, event.log_index, kind, Web3.to_checksum_address(account),
+                                amount, job))  # fmt: skip
+
+        for h in histories:
+            if Web3.to_checksum_address(h.market_address) != market or h.intent is None:
+                continue
+            job = "0x" + h.job_id.hex()[:8]
+            requester = h.intent.requester
+            challenger = None
+            for event in h.events:
+                args = event.args
+                if event.name == "IntentPosted":
+                    escrow = int(h.posted["escrow"])
+                    if self.from_credit(event.tx_hash, requester, market, escrow):
+                        add(event, "debit", requester, escrow, job)
+                elif event.name == "Challenged":
+                    challenger, bond = args["challenger"], int(args["bond"])
+                    if self.from_credit(event.tx_hash, challenger, market, bond):
+                        add(event, "debit", challenger, bond, job)
+                elif event.name == "Settled":
+                    proved = [e for e in h.named("Proved") if e.tx_hash == event.tx_hash]
+                    bond_paid = int(proved[0].args["bond_paid"]) if proved else 0
+                    add(event, "credit", args["provider"], int(args["price"]) + bond_paid, job)
+                    add(event, "credit", requester, int(args["refund"]), job)
+                elif event.name == "Refunded":
+                    add(event, "credit", requester, int(args["amount"]), job)
+                elif event.name == "Expired":  # the slashed stake: the requester's compensation
+                    add(event, "credit", requester, int(args["slashed"]), job)
+                elif event.name == "Slashed":
+                    add(event, "credit", requester, int(args["to_requester"]), job)
+                    if challenger is not None:  # its reward and its bond back
+                        reward = int(args["to_challenger"]) + int(args["bond_returned"])
+                        add(event, "credit", challenger, reward, job)
+        for event in self.history.market_events:
+            if event.name == "Withdrawn" and Web3.to_checksum_address(event.address) == market:
+                add(event, "withdraw", _payee(event), int(event.args["amount"]))
+        owed: dict[str, int] = {}
+        problems: list[str] = []
+        for _, _, kind, account, amount, job in sorted(entries):
+            have = owed.get(account, 0)
+            if kind == "credit":
+                owed[account] = have + amount
+            elif kind == "debit":
+                if amount > have:
+                    problems.append(f"job {job}…: {amount} taken from {account[:8]}…'s credit of {have}")
+                owed[account] = max(0, have - amount)
+            else:
+                if amount != have:
+                    problems.append(f"{account[:8]}… withdrew {amount}, its credit was {have}")
+                owed[account] = 0
+        return owed, problems
+
     def _escrow_checks(self, histories: list[JobHistory], block: int) -> list[Any]:
-        """Per market: fees owed = fees settled - fees withdrawn, and the token balance = the escrow
-        of open jobs + the bonds of open challenges + the fees owed."""
+        """Per market: every account's ``owed`` is what the events credited it, less what it
+        spent from it and withdrew (``credit.<market>``); fees owed = fees settled - fees
+        withdrawn, and the token balance = the escrow of open jobs + the bonds of open challenges
+        + the fees owed + the credits owed (``escrow.<market>``)."""
         from verifier._report import Check
 
         checks = []
@@ -620,21 +759,41 @@ class Auditor:
                 if challenge is not None:
                     held += int(challenge.args["bond"])
             market = Web3.to_checksum_address(address)
+            credits, credit_problems = self.ledger(histories, market)
+            wrapper = self.markets[name]
+            for account, expected in sorted(credits.items()):
+                actual = int(wrapper.fn.owed(account).call(block_identifier=block))
+                if actual != expected:
+                    credit_problems.append(f"owed({account[:8]}…) is {actual}, the events credit {expected}")
+            credited = sum(credits.values())
+            if credit_problems:
+                checks.append(Check(f"credit.{name}", Status.FAIL, "; ".join(credit_problems)))
+            else:
+                checks.append(Check(f"credit.{name}", Status.OK,
+                                    f"owed() of {len(credits)} accounts follows the events: {credited} still owed"))  # fmt: skip
             withdrawn = sum(int(e.args["amount"]) for e in self.history.market_events
                             if e.name == "FeesWithdrawn" and Web3.to_checksum_address(e.address) == market)  # fmt: skip
-            owed = int(self.markets[name].fn.feesOwed().call(block_identifier=block))
+            owed = int(wrapper.fn.feesOwed().call(block_identifier=block))
             balance = int(self.token.fn.balanceOf(market).call(block_identifier=block))
             problems = []
             if owed != fees - withdrawn:
                 problems.append(f"feesOwed {owed}, settlements earned {fees} and {withdrawn} was withdrawn")
-            if balance != held + owed:
-                problems.append(f"market holds {balance}, open escrow and bonds {held} + fees owed {owed}")
+            if balance != held + owed + credited:
+                problems.append(f"market holds {balance}, open escrow and bonds {held} + fees owed {owed} "
+                                f"+ credits owed {credited}")  # fmt: skip
             if problems:
                 checks.append(Check(f"escrow.{name}", Status.FAIL, "; ".join(problems)))
             else:
                 checks.append(Check(f"escrow.{name}", Status.OK,
-                                    f"market holds {balance} = open escrow and bonds {held} + fees owed {owed}"))  # fmt: skip
+                                    f"market holds {balance} = open escrow and bonds {held} + fees owed {owed} "
+                                    f"+ credits owed {credited}"))  # fmt: skip
         return checks
+
+
+def _payee(event: Any) -> str:
+    """Who a ``Withdrawn``/``FeesWithdrawn`` paid (the first argument, whatever ABI named it)."""
+    args = event.args
+    return str(args.get("account") or args.get("treasury") or args.get("provider") or args.get("to"))
 
 
 def _fmt(amounts: dict[str, int]) -> str:
@@ -659,4 +818,4 @@ def _proof(
     )
 
 
-__all__ = ["Auditor", "ModelRecord", "instances_for", "output_hash"]
+__all__ = ["Auditor", "ModelRecord", "input_bound", "instances_for", "output_hash"]

@@ -25,6 +25,7 @@ import ezkl
 
 from tender.models import Bundle, BundleError, ModelCard, dequantize, infer, input_commitment
 from tender.models._felt import felt_from_hex, flatten_input
+from tender.models._prove import witness_keys
 from tender.paths import cache_dir
 
 #: Tolerance = max(margin * card.max_abs_error, floor_steps quantisation steps at the output scale).
@@ -93,7 +94,10 @@ def witness_outputs(bundle: Bundle, data: Any) -> list[int]:
         folder = Path(tmp)
         (folder / "input.json").write_text(json.dumps({"input_data": [values]}))
         witness = ezkl.gen_witness(
-            str(folder / "input.json"), str(bundle.compiled), str(folder / "witness.json"), None, None
+            str(folder / "input.json"),
+            str(bundle.compiled),
+            str(folder / "witness.json"),
+            *witness_keys(bundle),
         )
     flat = [felt_from_hex(v) for v in _instances(witness)]
     return flat[layout.output_offset : layout.output_offset + layout.output_length]
@@ -162,6 +166,7 @@ def judge(bundle: Bundle, data: Any, output: Sequence[int], *, exact: bool = Tru
     return Judgement(not same, diff, tol, same, reason)
 
 
-def commitment_of(card: ModelCard, data: Any) -> int:
-    """The input commitment of ``data`` for this model (``tender.models.input_commitment``)."""
-    return input_commitment(card, data)
+def commitment_of(bundle: Bundle, data: Any) -> int:
+    """The input commitment of ``data`` for this model (``tender.models.input_commitment``;
+    a polycommit model's needs the bundle's vk and SRS, not only its card)."""
+    return input_commitment(bundle, data)

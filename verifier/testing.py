@@ -191,7 +191,9 @@ def build_history(env: Env, *, zk: int = 8, finalized: int = 5, slashed: int = 2
                   expired: int = 2, refunded: int = 1) -> History:  # fmt: skip
     """Run jobs to settlement (zk and optimistic), slashing, proof after challenge, expiry and refund.
 
-    The wrong optimistic outputs are challenged by the bystander; time moves once for all.
+    The wrong optimistic outputs are challenged by the bystander; time moves once for all. Then
+    the requester pays one more zk job from its credit in the market (the refunds: no token
+    transfer), and the provider and the bystander withdraw what the market owes them.
     """
     from verifier._models import witness_outputs
 
@@ -238,4 +240,16 @@ def build_history(env: Env, *, zk: int = 8, finalized: int = 5, slashed: int = 2
         env.bystander.market.expire(job)
     for job in history.refunded:
         env.bystander.market.refund(job)
+    if zk:  # an escrow paid from the requester's credit (refunds, unspent escrow)
+        intent = env.intent(xs[0], mode=ProofMode.ZK)
+        escrow = env.requester.market.escrow_for(intent.max_price)
+        assert env.requester.market.covered_by_credit(env.requester.address, escrow)
+        job = env.requester.market.job_id(intent)
+        env.requester.market.post(intent)
+        env.provider.market.fill(job, env.provider.address, 300)
+        env.deliver_zk(job, 0)
+        history.zk.append(job)
+    for who in (env.provider, env.bystander):
+        if who.market.owed(who.address):
+            who.market.withdraw()
     return history

@@ -11,7 +11,7 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 
 import {IMarket} from "./interfaces/IMarket.sol";
-import {IModelRegistry, ModelLayout} from "./interfaces/IModelRegistry.sol";
+import {IModelRegistry, ModelLayout, INPUT_POLYCOMMIT} from "./interfaces/IModelRegistry.sol";
 import {IStaking} from "./interfaces/IStaking.sol";
 import {IVerifier} from "./interfaces/IVerifier.sol";
 import {ITenderConsumer} from "./interfaces/ITenderConsumer.sol";
@@ -57,6 +57,11 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
     /// delivery reads one slot instead of calling the registry; cleared on settlement (storage refund).
     mapping(bytes32 jobId => ModelLayout) private _layouts;
     mapping(address owner => mapping(uint256 word => uint256 bits)) private _nonceBitmap;
+    /// @dev What the market owes each account (payments, refunds, returned bonds): paid out by `withdraw`,
+    /// spent first by the account's next escrow or bond when it covers it. Crediting a slot that is already
+    /// non-zero costs ~5k gas against ~10k for a token transfer, and a recipient that cannot receive tokens
+    /// (a blocklisted address, a hostile token hook) can never block a settlement.
+    mapping(address account => uint256 amount) private _owed;
 
     constructor(
         IERC20 token_,
@@ -155,7 +160,7 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
         j.challenger = msg.sender;
         j.challengeBond = bond;
         emit Challenged(jobId, msg.sender, bond, proofDeadline);
-        _pull(msg.sender, bond);
+        _collect(msg.sender, bond);
     }
 
     /// @inheritdoc IMarket
@@ -234,7 +239,16 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
         amount = _feesOwed;
         _feesOwed = 0;
         emit FeesWithdrawn(to, amount);
-        _send(to, amount);
+        if (amount != 0) _token.safeTransfer(to, amount);
+    }
+
+    /// @inheritdoc IMarket
+    function withdraw() external nonReentrant returns (uint256 amount) {
+        amount = _owed[msg.sender];
+        if (amount == 0) revert NothingOwed(msg.sender);
+        _owed[msg.sender] = 0;
+        emit Withdrawn(msg.sender, amount);
+        _token.safeTransfer(msg.sender, amount);
     }
 
     /// @inheritdoc IMarket
@@ -329,6 +343,11 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
     /// @inheritdoc IMarket
     function treasury() external view returns (address) {
         return _treasury;
+    }
+
+    /// @inheritdoc IMarket
+    function owed(address account) external view returns (uint256) {
+        return _owed[account];
     }
 
     /// @inheritdoc IMarket
@@ -431,12 +450,12 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
         if (block.timestamp >= deadline) revert DeadlinePassed(jobId, deadline);
     }
 
-    /// @dev Returns the whole escrow to the requester (the caller sets the terminal state first).
+    /// @dev Credits the whole escrow back to the requester (the caller sets the terminal state first).
     function _refundEscrow(bytes32 jobId, JobRecord storage j) internal {
         address requester = j.requester;
         uint256 amount = _escrowOf(j);
         emit Refunded(jobId, requester, amount);
-        _send(requester, amount);
+        _credit(requester, amount);
     }
 
     // ================================================================== private
@@ -496,7 +515,7 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
         emit IntentPosted(
             jobId, intent.requester, intent.modelId, intent, escrow, feeBps, uint40(auctionEnd), msg.sender
         );
-        _pull(intent.requester, escrow);
+        _collect(intent.requester, escrow);
     }
 
     /// @dev Flips the nonce's bit; reverts if it was already set (used or cancelled).
@@ -531,7 +550,9 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
     }
 
     /// @dev Calls `m.verifier.verifyProof(proof, instances)` with the public instances built from the layout:
-    /// zeros, the input commitment at `commitmentIndex` and the `m.outputLength` output words at `outputOffset`.
+    /// zeros, the input commitment at `commitmentIndex` (hashed inputs) and the `m.outputLength` output words
+    /// at `outputOffset`. A polycommit input is bound before the call: the proof's first 64 bytes (the input
+    /// column's KZG commitment, which the verifier checks the proof against) must hash to the commitment.
     /// The output words are read at `src`, in calldata if `fromCalldata`, else in memory. The call data is
     /// written straight past the free memory pointer (nothing is allocated: the proof is copied once). A
     /// false return, a revert or return data that is not one word reads as a rejection.
@@ -544,6 +565,21 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
         bytes calldata proof
     ) private {
         address verifier = m.verifier;
+        bool polycommit = m.inputBinding == INPUT_POLYCOMMIT;
+        {
+            bool inputBound = true;
+            assembly ("memory-safe") {
+                if polycommit {
+                    // the proof's first point, hashed in scratch space (a short proof reads zeros: rejected)
+                    calldatacopy(0x00, proof.offset, 0x40)
+                    inputBound := and(
+                        iszero(lt(proof.length, 0x40)),
+                        eq(keccak256(0x00, 0x40), inputCommitment)
+                    )
+                }
+            }
+            if (!inputBound) revert InputMismatch(jobId);
+        }
         uint256 count = m.instanceCount;
         uint256 commitmentAt = m.commitmentIndex;
         uint256 outputAt = m.outputOffset;
@@ -567,7 +603,7 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
             mstore(instances, count)
             let words := add(instances, 0x20)
             calldatacopy(words, calldatasize(), shl(5, count))
-            mstore(add(words, shl(5, commitmentAt)), inputCommitment)
+            if iszero(polycommit) { mstore(add(words, shl(5, commitmentAt)), inputCommitment) }
             switch fromCalldata
             case 0 { mcopy(add(words, shl(5, outputAt)), src, shl(5, outputWords)) }
             default { calldatacopy(add(words, shl(5, outputAt)), src, shl(5, outputWords)) }
@@ -578,7 +614,7 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
         if (!ok) revert ProofRejected(jobId);
     }
 
-    /// @dev Pays the provider (plus `bondToProvider`) and the rest of the escrow back to the requester,
+    /// @dev Credits the provider its price (plus `bondToProvider`) and the requester the rest of the escrow,
     /// accrues the fee for the treasury (`withdrawFees`); releases the provider's stake.
     /// The caller has set the state to Settled.
     function _settle(bytes32 jobId, JobRecord storage j, uint256 bondToProvider) private {
@@ -594,8 +630,8 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
         // fee <= price < 2**96; checked addition: the total owed would have to pass 2**96 token units
         // between two withdrawals to revert
         _feesOwed += uint96(fee);
-        _send(provider, price + bondToProvider);
-        _send(j.requester, refundAmount);
+        _credit(provider, price + bondToProvider);
+        _credit(j.requester, refundAmount);
     }
 
     /// @dev Calls requester.onTenderResult with exactly callbackGasLimit gas (or reverts if the caller
@@ -631,7 +667,9 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
         if (block.timestamp <= due) revert NotExpired(jobId, due);
         address provider = j.provider;
         uint256 locked = j.stakeLocked;
-        _staking.slash(provider, jobId, locked, j.requester);
+        // the stake comes here and is credited: a requester that cannot receive tokens cannot block expiry
+        _staking.slash(provider, jobId, locked, address(this));
+        _credit(j.requester, locked);
         _staking.recordExpiry(provider, jobId);
         emit Expired(jobId, provider, locked);
         if (j.allowFailover && _failover(jobId, j, provider)) return;
@@ -652,9 +690,10 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
         uint256 toChallenger = challenger == address(0) ? 0 : locked * _params.challengerRewardBps / BPS;
         uint256 toRequester = locked - toChallenger;
         emit Slashed(jobId, provider, toRequester, toChallenger, bond);
-        if (toChallenger != 0) _staking.slash(provider, jobId, toChallenger, challenger);
-        if (toRequester != 0) _staking.slash(provider, jobId, toRequester, requester);
-        _send(challenger, bond);
+        // one slash of the whole lock to the market, then credits: nobody's transfer can block the expiry
+        _staking.slash(provider, jobId, locked, address(this));
+        _credit(challenger, toChallenger + bond);
+        _credit(requester, toRequester);
         _refundEscrow(jobId, j);
     }
 
@@ -668,6 +707,19 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
         emit ParamsUpdated(p);
     }
 
+    /// @dev Takes `amount` from what the market owes `from` when that covers it, else pulls all of it from
+    /// `from`'s allowance (a balance is never split, so one that is in use stays non-zero and cheap to credit).
+    function _collect(address from, uint256 amount) private {
+        uint256 balance = _owed[from];
+        if (balance >= amount) {
+            unchecked {
+                _owed[from] = balance - amount;
+            }
+        } else {
+            _pull(from, amount);
+        }
+    }
+
     /// @dev Pulls exactly `amount` from `from`; refuses tokens that deliver less (fee-on-transfer).
     function _pull(address from, uint256 amount) private {
         uint256 before = _token.balanceOf(address(this));
@@ -676,8 +728,8 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
         if (received != amount) revert FeeOnTransferToken(amount, received);
     }
 
-    function _send(address to, uint256 amount) private {
-        if (amount != 0) _token.safeTransfer(to, amount);
+    function _credit(address to, uint256 amount) private {
+        if (amount != 0) _owed[to] += amount;
     }
 
     function _escrowOf(JobRecord storage j) private view returns (uint256) {

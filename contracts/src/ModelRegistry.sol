@@ -1,7 +1,13 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {IModelRegistry, ModelInfo, ModelLayout} from "./interfaces/IModelRegistry.sol";
+import {
+    IModelRegistry,
+    ModelInfo,
+    ModelLayout,
+    INPUT_HASHED,
+    INPUT_POLYCOMMIT
+} from "./interfaces/IModelRegistry.sol";
 
 /// @title ModelRegistry
 /// @notice Append-only registry of models. Records never change: a new model version is a new id.
@@ -51,20 +57,36 @@ contract ModelRegistry is IModelRegistry {
     function layoutOf(bytes32 modelId) external view returns (ModelLayout memory layout) {
         ModelInfo storage m = _models[modelId];
         layout = ModelLayout(
-            m.verifier, m.commitmentIndex, m.outputOffset, m.outputLength, m.instanceCount, m.auditRateBps
+            m.verifier,
+            m.inputBinding,
+            m.commitmentIndex,
+            m.outputOffset,
+            m.outputLength,
+            m.instanceCount,
+            m.auditRateBps
         );
         if (layout.verifier == address(0)) revert UnknownModel(modelId);
     }
 
-    /// @dev The commitment and the output range must lie inside the instance vector and not overlap.
+    /// @dev The output range must lie inside the instance vector; a hashed input's commitment too, outside
+    /// the output range; a polycommit input has no instance (`commitmentIndex` 0).
     function _checkLayout(ModelInfo calldata info) private pure {
         uint256 end = uint256(info.outputOffset) + info.outputLength;
-        bool overlaps = info.commitmentIndex >= info.outputOffset && info.commitmentIndex < end;
-        if (
-            info.outputLength == 0 || info.commitmentIndex >= info.instanceCount || end > info.instanceCount
-                || overlaps
-        ) {
-            revert BadLayout(info.commitmentIndex, info.outputOffset, info.outputLength, info.instanceCount);
+        bool badInput;
+        if (info.inputBinding == INPUT_HASHED) {
+            bool overlaps = info.commitmentIndex >= info.outputOffset && info.commitmentIndex < end;
+            badInput = info.commitmentIndex >= info.instanceCount || overlaps;
+        } else {
+            badInput = info.inputBinding != INPUT_POLYCOMMIT || info.commitmentIndex != 0;
+        }
+        if (info.outputLength == 0 || end > info.instanceCount || badInput) {
+            revert BadLayout(
+                info.inputBinding,
+                info.commitmentIndex,
+                info.outputOffset,
+                info.outputLength,
+                info.instanceCount
+            );
         }
     }
 }

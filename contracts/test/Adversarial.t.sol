@@ -35,8 +35,9 @@ contract AdversarialTest is TenderFixture {
         assertEq(fot.balanceOf(requester), 10e18);
     }
 
-    /// @dev A token that re-enters the market from inside the settlement transfer is stopped by the guard,
-    /// and the settlement itself completes.
+    /// @dev Settlement moves no token (it credits), so a token hook has nothing to ride on there; the
+    /// payout is `withdraw`, and a token that re-enters the market from inside that transfer is stopped by
+    /// the guard while the withdrawal itself completes, once.
     function test_deliver_hostileTokenCannotReenter() public {
         ReentrantToken hostile = new ReentrantToken();
         Staking s = new Staking(hostile, owner, UNBONDING);
@@ -61,15 +62,26 @@ contract AdversarialTest is TenderFixture {
         vm.warp(block.timestamp + 60);
         m.award(jobId);
 
-        // arm: on the next transfer, try to expire the job again from inside the market
+        // arm: on the next transfer, try to expire the job from inside the market
         hostile.arm(address(m), abi.encodeCall(IMarket.expire, (jobId)));
         uint256[] memory out = _output();
         vm.prank(provider);
         m.deliver(jobId, out, _proof(intent.inputCommitment, out));
+        assertFalse(hostile.attempted(), "settlement moved a token");
+        assertEq(uint8(m.job(jobId).state), uint8(JobState.Settled));
+
+        // the payout: the provider's withdrawal transfers, and the hook tries to withdraw again
+        hostile.arm(address(m), abi.encodeCall(IMarket.withdraw, ()));
+        uint256 before = hostile.balanceOf(provider);
+        vm.prank(provider);
+        m.withdraw();
         assertTrue(hostile.attempted());
         assertFalse(hostile.succeeded());
         assertEq(bytes4(hostile.revertData()), ReentrancyGuardTransient.ReentrancyGuardReentrantCall.selector);
-        assertEq(uint8(m.job(jobId).state), uint8(JobState.Settled));
+        assertEq(hostile.balanceOf(provider), before + 5e17, "provider paid other than once");
+        assertEq(m.owed(provider), 0);
+        vm.prank(requester);
+        m.withdraw();
         assertEq(hostile.balanceOf(address(m)), m.feesOwed());
     }
 
@@ -98,7 +110,13 @@ contract AdversarialTest is TenderFixture {
         vm.prank(provider);
         m.prove(jobId, _proof(intent.inputCommitment, _output()));
         assertEq(token.balanceOf(challenger), chal - 1e17);
+        assertEq(m.owed(challenger), 0, "the bond is lost");
+        assertEq(m.owed(provider), 5e17 + 1e17);
+        vm.prank(provider);
+        m.withdraw();
         assertEq(token.balanceOf(provider), prov + 5e17 + 1e17);
+        vm.prank(requester);
+        m.withdraw();
         assertEq(token.balanceOf(address(m)), m.feesOwed());
     }
 
@@ -155,7 +173,24 @@ contract AdversarialTest is TenderFixture {
         }
         JobState s = m.job(jobId).state;
         assertTrue(uint8(s) >= uint8(JobState.Settled), "terminal");
+        // what the market holds is the fees plus exactly what it owes; once everyone withdraws, the fees
+        address[4] memory parties = [requester, provider, provider2, challenger];
+        uint256 owedTotal;
+        for (uint256 i; i < parties.length; ++i) {
+            owedTotal += m.owed(parties[i]);
+        }
+        assertEq(token.balanceOf(address(m)), m.feesOwed() + owedTotal, "market holds fees + owed");
+        for (uint256 i; i < parties.length; ++i) {
+            uint256 owed = m.owed(parties[i]);
+            if (owed == 0) continue;
+            uint256 before = token.balanceOf(parties[i]);
+            vm.prank(parties[i]);
+            assertEq(m.withdraw(), owed);
+            assertEq(token.balanceOf(parties[i]), before + owed);
+        }
         assertEq(token.balanceOf(address(m)), m.feesOwed(), "market holds only fees");
+        m.withdrawFees();
+        assertEq(token.balanceOf(address(m)), 0, "market ends empty");
         assertEq(staking.lockedOf(provider) + staking.lockedOf(provider2), 0, "no stake locked");
     }
 }

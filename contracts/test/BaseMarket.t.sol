@@ -12,8 +12,9 @@ import {MockERC1271Wallet} from "./mocks/MockERC1271Wallet.sol";
 import {MockConsumer} from "./mocks/MockConsumer.sol";
 import {IMarket} from "../src/interfaces/IMarket.sol";
 import {IStaking} from "../src/interfaces/IStaking.sol";
-import {IModelRegistry, ModelInfo} from "../src/interfaces/IModelRegistry.sol";
+import {IModelRegistry, ModelInfo, INPUT_POLYCOMMIT} from "../src/interfaces/IModelRegistry.sol";
 import {IVerifier} from "../src/interfaces/IVerifier.sol";
+import {Vm} from "./utils/Vm.sol";
 import {
     Intent,
     Job,
@@ -141,9 +142,51 @@ abstract contract BaseMarketTest is TenderFixture {
                 token.balanceOf(challenger),
                 staking.lockedOf(provider),
                 staking.stakeOf(provider),
-                market.nonceBitmap(requester, 0)
+                market.nonceBitmap(requester, 0),
+                market.owed(requester),
+                market.owed(provider),
+                market.owed(challenger),
+                market.feesOwed()
             )
         );
+    }
+
+    /// @dev `who` withdraws everything the market owes it; returns what it got (0: nothing owed).
+    function _withdrawAll(address who) internal returns (uint256 got) {
+        if (market.owed(who) == 0) return 0;
+        vm.prank(who);
+        got = market.withdraw();
+    }
+
+    /// @dev The number of events the payment token emitted since `vm.recordLogs()` (a transfer or an
+    /// approval emits one).
+    function _tokenEvents() internal returns (uint256 n) {
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        for (uint256 i; i < logs.length; ++i) {
+            if (logs[i].emitter == address(token)) ++n;
+        }
+    }
+
+    /// @dev The number of `StakeSlashed` events Staking emitted since `vm.recordLogs()`.
+    function _stakeSlashedEvents() internal returns (uint256 n) {
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        for (uint256 i; i < logs.length; ++i) {
+            if (logs[i].emitter == address(staking) && logs[i].topics[0] == IStaking.StakeSlashed.selector) {
+                ++n;
+            }
+        }
+    }
+
+    /// @dev Leaves `who` owed exactly the escrow of an intent with `maxPrice` at the current fee: the
+    /// intent (nonce `nonce`, posted with allowance) is refunded after its window without bids.
+    function _owedByRefund(address who, uint256 maxPrice, uint256 nonce) internal returns (uint256 owed) {
+        Intent memory intent = _intent().withRequester(who).withMaxPrice(maxPrice).withNonce(nonce);
+        if (intent.startPrice > maxPrice) intent.startPrice = maxPrice;
+        bytes32 jobId = _post(intent);
+        vm.warp(market.job(jobId).auctionEnd);
+        market.refund(jobId);
+        owed = market.owed(who);
+        assertEq(owed, _escrow(maxPrice));
     }
 
     function _escrow(uint256 maxPrice) internal view returns (uint256) {
@@ -552,11 +595,14 @@ abstract contract BaseMarketTest is TenderFixture {
         Job memory j = market.job(jobId);
         assertEq(uint8(j.state), uint8(JobState.Settled));
         assertEq(j.deliveredAt, block.timestamp);
-        assertEq(token.balanceOf(provider), provBefore + price);
+        // settlement credits, it pushes nothing
+        assertEq(market.owed(provider), price);
+        assertEq(market.owed(requester), refundAmount);
+        assertEq(token.balanceOf(provider), provBefore);
+        assertEq(token.balanceOf(requester), reqBefore);
         assertEq(token.balanceOf(treasury), 0);
         assertEq(market.feesOwed(), fee);
-        assertEq(token.balanceOf(requester), reqBefore + refundAmount);
-        assertEq(token.balanceOf(address(market)), fee);
+        assertEq(token.balanceOf(address(market)), fee + price + refundAmount);
         assertEq(staking.lockedOf(provider), 0);
         assertEq(staking.lockedFor(provider, jobId), 0);
         IStaking.Stats memory st = staking.stats(provider);
@@ -573,6 +619,9 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256[] memory out = _output();
         vm.prank(solver);
         market.deliver(jobId, out, _proof(intent.inputCommitment, out));
+        assertEq(market.owed(provider), price);
+        assertEq(market.owed(solver), 0);
+        assertEq(_withdrawAll(provider), price);
         assertEq(token.balanceOf(provider), before + price);
         assertEq(token.balanceOf(solver), 0);
     }
@@ -860,8 +909,12 @@ abstract contract BaseMarketTest is TenderFixture {
         vm.prank(provider);
         market.prove(jobId, _proof(intent.inputCommitment, _output()));
         assertEq(uint8(_state(jobId)), uint8(JobState.Settled));
+        assertEq(market.owed(provider), price + 1e17);
+        assertEq(market.owed(challenger), 0, "the bond is lost");
+        assertEq(_withdrawAll(provider), price + 1e17);
         assertEq(token.balanceOf(provider), provBefore + price + 1e17);
         assertEq(token.balanceOf(challenger), chalBefore);
+        _withdrawAll(requester);
         assertEq(token.balanceOf(address(market)), market.feesOwed());
     }
 
@@ -935,7 +988,10 @@ abstract contract BaseMarketTest is TenderFixture {
         vm.prank(stranger);
         market.finalize(jobId);
         assertEq(uint8(_state(jobId)), uint8(JobState.Settled));
+        assertEq(market.owed(provider), price);
+        assertEq(_withdrawAll(provider), price);
         assertEq(token.balanceOf(provider), before + price);
+        _withdrawAll(requester);
         assertEq(token.balanceOf(address(market)), market.feesOwed());
         assertEq(staking.lockedOf(provider), 0);
     }
@@ -967,16 +1023,30 @@ abstract contract BaseMarketTest is TenderFixture {
         Intent memory intent = _intent();
         bytes32 jobId = _awarded(intent);
         Job memory a = market.job(jobId);
+        uint256 escrow = _escrow(intent.maxPrice);
         uint256 reqBefore = token.balanceOf(requester);
+        uint256 marketBefore = token.balanceOf(address(market));
         vm.warp(market.providerDeadline(jobId) + 1);
+        // the stake goes to the market, which credits it to the requester
+        vm.expectEmit(address(staking));
+        emit IStaking.StakeSlashed(provider, jobId, address(market), a.stakeLocked);
         vm.expectEmit(address(market));
         emit IMarket.Expired(jobId, provider, a.stakeLocked);
+        vm.expectEmit(address(market));
+        emit IMarket.Refunded(jobId, requester, escrow);
         vm.prank(stranger);
         market.expire(jobId);
         assertEq(uint8(_state(jobId)), uint8(JobState.Expired));
-        assertEq(token.balanceOf(requester), reqBefore + _escrow(intent.maxPrice) + a.stakeLocked);
+        // nothing is pushed: the requester is owed the escrow plus the slashed stake
+        assertEq(token.balanceOf(requester), reqBefore);
+        assertEq(market.owed(requester), escrow + a.stakeLocked);
         assertEq(staking.stakeOf(provider), STAKE - a.stakeLocked);
         assertEq(staking.lockedOf(provider), 0);
+        assertEq(token.balanceOf(address(market)), marketBefore + a.stakeLocked);
+        assertEq(token.balanceOf(address(market)), market.feesOwed() + escrow + a.stakeLocked);
+        assertEq(_withdrawAll(requester), escrow + a.stakeLocked);
+        assertEq(token.balanceOf(requester), reqBefore + escrow + a.stakeLocked);
+        assertEq(market.owed(requester), 0);
         assertEq(token.balanceOf(address(market)), market.feesOwed());
         IStaking.Stats memory st = staking.stats(provider);
         assertEq(st.expired, 1);
@@ -1010,14 +1080,31 @@ abstract contract BaseMarketTest is TenderFixture {
         Job memory j = market.job(jobId);
         uint256 toChallenger = uint256(j.stakeLocked) * 2000 / 10_000;
         uint256 toRequester = j.stakeLocked - toChallenger;
+        uint256 escrow = _escrow(intent.maxPrice);
         uint256 reqBefore = token.balanceOf(requester);
         uint256 chalBefore = token.balanceOf(challenger);
+        uint256 marketBefore = token.balanceOf(address(market));
         vm.warp(j.disputeEnd + 1);
         vm.expectEmit(address(market));
         emit IMarket.Slashed(jobId, provider, toRequester, toChallenger, 1e17);
+        // one slash of the whole lock, to the market
+        vm.expectEmit(address(staking));
+        emit IStaking.StakeSlashed(provider, jobId, address(market), j.stakeLocked);
+        vm.expectEmit(address(market));
+        emit IMarket.Refunded(jobId, requester, escrow);
+        vm.recordLogs();
         market.expire(jobId);
+        assertEq(_stakeSlashedEvents(), 1, "one slash");
         assertEq(uint8(_state(jobId)), uint8(JobState.Slashed));
-        assertEq(token.balanceOf(requester), reqBefore + _escrow(intent.maxPrice) + toRequester);
+        // nothing is pushed: the compensation, the escrow and the bond are credited
+        assertEq(token.balanceOf(requester), reqBefore);
+        assertEq(token.balanceOf(challenger), chalBefore);
+        assertEq(token.balanceOf(address(market)), marketBefore + j.stakeLocked);
+        assertEq(market.owed(requester), escrow + toRequester);
+        assertEq(market.owed(challenger), 1e17 + toChallenger);
+        assertEq(_withdrawAll(requester), escrow + toRequester);
+        assertEq(_withdrawAll(challenger), 1e17 + toChallenger);
+        assertEq(token.balanceOf(requester), reqBefore + escrow + toRequester);
         assertEq(token.balanceOf(challenger), chalBefore + 1e17 + toChallenger);
         assertEq(token.balanceOf(address(market)), market.feesOwed());
         assertEq(staking.lockedOf(provider), 0);
@@ -1031,13 +1118,47 @@ abstract contract BaseMarketTest is TenderFixture {
         _deliverOptimistic(jobId);
         Job memory j = market.job(jobId);
         uint256 reqBefore = token.balanceOf(requester);
+        uint256 marketBefore = token.balanceOf(address(market));
         vm.warp(j.disputeEnd);
         vm.expectRevert(abi.encodeWithSelector(IMarket.NotExpired.selector, jobId, j.disputeEnd));
         market.expire(jobId);
         vm.warp(j.disputeEnd + 1);
+        vm.expectEmit(address(market));
+        emit IMarket.Slashed(jobId, provider, j.stakeLocked, 0, 0);
+        vm.expectEmit(address(staking));
+        emit IStaking.StakeSlashed(provider, jobId, address(market), j.stakeLocked);
         market.expire(jobId);
         assertEq(uint8(_state(jobId)), uint8(JobState.Slashed));
-        assertEq(token.balanceOf(requester), reqBefore + _escrow(intent.maxPrice) + j.stakeLocked);
+        // without a challenger the whole lock is credited to the requester
+        assertEq(token.balanceOf(requester), reqBefore);
+        assertEq(token.balanceOf(address(market)), marketBefore + j.stakeLocked);
+        assertEq(market.owed(requester), _escrow(intent.maxPrice) + j.stakeLocked);
+        assertEq(market.owed(address(0)), 0, "no challenger, nothing credited to it");
+        assertEq(staking.lockedOf(provider), 0);
+        assertEq(staking.stakeOf(provider), STAKE - j.stakeLocked);
+    }
+
+    // ------------------------------------------------------------------ expire gas (named for the snapshot)
+
+    function test_gas_expireDelivery() public {
+        bytes32 jobId = _awarded(_intent());
+        vm.warp(market.providerDeadline(jobId) + 1);
+        market.expire(jobId);
+    }
+
+    function test_gas_expireProofChallenged() public {
+        (bytes32 jobId,) = _delivered();
+        vm.prank(challenger);
+        market.challenge(jobId);
+        vm.warp(market.job(jobId).disputeEnd + 1);
+        market.expire(jobId);
+    }
+
+    function test_gas_expireProofAudit() public {
+        bytes32 jobId = _awarded(_intent().withModel(auditedModelId).withProofMode(PROOF_OPTIMISTIC));
+        _deliverOptimistic(jobId);
+        vm.warp(market.job(jobId).disputeEnd + 1);
+        market.expire(jobId);
     }
 
     // ================================================================== refund
@@ -1062,6 +1183,9 @@ abstract contract BaseMarketTest is TenderFixture {
         vm.prank(stranger);
         market.refund(jobId);
         assertEq(uint8(_state(jobId)), uint8(JobState.Refunded));
+        assertEq(market.owed(requester), _escrow(intent.maxPrice));
+        assertEq(token.balanceOf(requester), before - _escrow(intent.maxPrice));
+        assertEq(_withdrawAll(requester), _escrow(intent.maxPrice));
         assertEq(token.balanceOf(requester), before);
     }
 
@@ -1121,14 +1245,14 @@ abstract contract BaseMarketTest is TenderFixture {
         for (uint256 i; i < behaviours.length; ++i) {
             (MockConsumer consumer, bytes32 jobId, Intent memory intent) =
                 _consumerJob(behaviours[i], 200_000);
-            uint256 before = token.balanceOf(provider);
+            uint256 before = market.owed(provider);
             uint256 price = market.job(jobId).price;
             uint256[] memory out = _output();
             bytes memory proof = _proof(intent.inputCommitment, out);
             vm.prank(provider);
             market.deliver{gas: 1_000_000}(jobId, out, proof);
             assertEq(uint8(_state(jobId)), uint8(JobState.Settled));
-            assertEq(token.balanceOf(provider), before + price);
+            assertEq(market.owed(provider), before + price);
             if (behaviours[i] == MockConsumer.Behaviour.Reenter) {
                 assertTrue(consumer.reentryFailed(), "reentry should fail");
             } else {
@@ -1141,10 +1265,15 @@ abstract contract BaseMarketTest is TenderFixture {
         (, bytes32 jobId, Intent memory intent) = _consumerJob(MockConsumer.Behaviour.BurnGas, 400_000);
         uint256[] memory out = _output();
         bytes memory proof = _proof(intent.inputCommitment, out);
+        bytes32 before = _fingerprint(jobId);
         vm.prank(provider);
-        vm.expectRevert();
-        market.deliver{gas: 300_000}(jobId, out, proof);
+        (bool ok, bytes memory err) =
+            address(market).call{gas: 300_000}(abi.encodeCall(IMarket.deliver, (jobId, out, proof)));
+        assertFalse(ok);
+        // the gas left at the check is not predictable: the selector is
+        assertEq(bytes4(err), IMarket.InsufficientGasForCallback.selector);
         assertEq(uint8(_state(jobId)), uint8(JobState.Awarded));
+        assertEq(_fingerprint(jobId), before);
     }
 
     // ================================================================== admin
@@ -1204,8 +1333,12 @@ abstract contract BaseMarketTest is TenderFixture {
         market.setParams(p);
         _deliver(jobId, intent);
         market.withdrawFees();
-        assertEq(token.balanceOf(address(market)), 0);
+        // the job keeps the fee it was posted with: the escrow splits exactly at 1%
         assertEq(token.balanceOf(treasury), uint256(market.job(jobId).price) * 100 / 10_000);
+        assertEq(token.balanceOf(address(market)), market.owed(provider) + market.owed(requester));
+        _withdrawAll(provider);
+        _withdrawAll(requester);
+        assertEq(token.balanceOf(address(market)), 0);
     }
 
     function test_setTreasury_updates() public {
@@ -1262,9 +1395,11 @@ abstract contract BaseMarketTest is TenderFixture {
         assertEq(market.withdrawFees(), fee);
         assertEq(token.balanceOf(treasury), fee);
         assertEq(market.feesOwed(), 0);
-        assertEq(token.balanceOf(address(market)), 0);
+        // what is left is owed to the provider and the requester, not to the treasury
+        assertEq(token.balanceOf(address(market)), market.owed(provider) + market.owed(requester));
         // nothing owed: a no-op that still reports 0
         assertEq(market.withdrawFees(), 0);
+        assertEq(token.balanceOf(treasury), fee);
     }
 
     function test_withdrawFees_goesToTheCurrentTreasury() public {
@@ -1289,6 +1424,409 @@ abstract contract BaseMarketTest is TenderFixture {
         assertEq(market.providerDeadline(keccak256("none")), 0);
     }
 
+    // ================================================================== withdraw
+
+    function test_withdraw_paysExactlyOwedAndZeroes() public {
+        Intent memory intent = _intent();
+        bytes32 jobId = _awarded(intent);
+        _deliver(jobId, intent);
+        uint256 price = market.job(jobId).price;
+        uint256 refundAmount = market.owed(requester);
+        uint256 provBefore = token.balanceOf(provider);
+        uint256 marketBefore = token.balanceOf(address(market));
+        assertEq(market.owed(provider), price);
+        vm.expectEmit(address(market));
+        emit IMarket.Withdrawn(provider, price);
+        vm.prank(provider);
+        assertEq(market.withdraw(), price);
+        assertEq(market.owed(provider), 0);
+        assertEq(token.balanceOf(provider), provBefore + price);
+        assertEq(token.balanceOf(address(market)), marketBefore - price);
+        // another account's balance is untouched
+        assertEq(market.owed(requester), refundAmount);
+    }
+
+    function test_withdraw_paysEveryCreditTogether() public {
+        // a refund credit plus a settlement refund, withdrawn in one call
+        uint256 owed = _owedByRefund(requester, 2e18, 7);
+        Intent memory intent = _intent().withMaxPrice(3e18);
+        if (intent.startPrice != 0) intent.startPrice = 5e17;
+        bytes32 jobId = _awarded(intent); // 3.03e18 > owed: pulled from the allowance
+        assertEq(market.owed(requester), owed);
+        _deliver(jobId, intent);
+        uint256 price = market.job(jobId).price;
+        uint256 total = owed + _escrow(3e18) - price - price * 100 / 10_000;
+        assertEq(market.owed(requester), total);
+        uint256 before = token.balanceOf(requester);
+        vm.prank(requester);
+        assertEq(market.withdraw(), total);
+        assertEq(token.balanceOf(requester), before + total);
+        assertEq(market.owed(requester), 0);
+    }
+
+    function test_withdraw_revertsWhenNothingOwed() public {
+        bytes32 jobId = _post(_intent());
+        bytes32 before = _fingerprint(jobId);
+        uint256 strangerBefore = token.balanceOf(stranger);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.NothingOwed.selector, stranger));
+        market.withdraw();
+        // an open job's escrow is not owed to its requester
+        vm.prank(requester);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.NothingOwed.selector, requester));
+        market.withdraw();
+        assertEq(_fingerprint(jobId), before);
+        assertEq(token.balanceOf(stranger), strangerBefore);
+    }
+
+    function test_withdraw_paysOnlyOnce() public {
+        Intent memory intent = _intent();
+        bytes32 jobId = _awarded(intent);
+        _deliver(jobId, intent);
+        uint256 price = market.job(jobId).price;
+        uint256 before = token.balanceOf(provider);
+        vm.prank(provider);
+        market.withdraw();
+        bytes32 fp = _fingerprint(jobId);
+        vm.prank(provider);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.NothingOwed.selector, provider));
+        market.withdraw();
+        assertEq(_fingerprint(jobId), fp);
+        assertEq(token.balanceOf(provider), before + price);
+    }
+
+    function test_withdraw_worksWhilePaused() public {
+        Intent memory intent = _intent();
+        bytes32 jobId = _awarded(intent);
+        _deliver(jobId, intent);
+        uint256 price = market.job(jobId).price;
+        vm.prank(owner);
+        market.pause();
+        uint256 before = token.balanceOf(provider);
+        vm.prank(provider);
+        assertEq(market.withdraw(), price);
+        assertEq(token.balanceOf(provider), before + price);
+        assertEq(market.owed(provider), 0);
+    }
+
+    // ================================================================== escrow from credit
+
+    function test_post_takesEscrowFromOwedWhenItCovers() public {
+        // owed exactly the escrow of the next intent: the boundary is inclusive
+        uint256 owed = _owedByRefund(requester, 1e18, 7);
+        uint256 balance = token.balanceOf(requester);
+        uint256 marketBalance = token.balanceOf(address(market));
+        vm.prank(requester);
+        token.approve(address(market), 5e18);
+        Intent memory intent = _intent();
+        vm.recordLogs();
+        bytes32 jobId = _post(intent);
+        assertEq(_tokenEvents(), 0, "a token moved");
+        assertEq(uint8(_state(jobId)), uint8(JobState.Open));
+        assertEq(market.owed(requester), owed - _escrow(intent.maxPrice));
+        assertEq(market.owed(requester), 0);
+        assertEq(token.balanceOf(requester), balance);
+        assertEq(token.allowance(requester, address(market)), 5e18);
+        assertEq(token.balanceOf(address(market)), marketBalance);
+    }
+
+    function test_post_takesPartOfALargerOwed() public {
+        uint256 owed = _owedByRefund(requester, 3e18, 7);
+        uint256 balance = token.balanceOf(requester);
+        Intent memory intent = _intent();
+        vm.recordLogs();
+        _post(intent);
+        assertEq(_tokenEvents(), 0, "a token moved");
+        assertEq(market.owed(requester), owed - _escrow(intent.maxPrice));
+        assertEq(token.balanceOf(requester), balance);
+    }
+
+    function test_post_pullsWholeEscrowWhenOwedFallsShort() public {
+        uint256 owed = _owedByRefund(requester, 5e17, 7);
+        Intent memory intent = _intent();
+        uint256 escrow = _escrow(intent.maxPrice);
+        assertLt(owed, escrow);
+        vm.prank(requester);
+        token.approve(address(market), 5e18);
+        uint256 balance = token.balanceOf(requester);
+        uint256 marketBalance = token.balanceOf(address(market));
+        _post(intent);
+        // never split: all of it from the allowance, the credit untouched
+        assertEq(market.owed(requester), owed);
+        assertEq(token.balanceOf(requester), balance - escrow);
+        assertEq(token.allowance(requester, address(market)), 5e18 - escrow);
+        assertEq(token.balanceOf(address(market)), marketBalance + escrow);
+    }
+
+    function test_post_revertsWithoutAllowanceWhenOwedFallsShort() public {
+        _owedByRefund(requester, 5e17, 7);
+        vm.prank(requester);
+        token.approve(address(market), 0);
+        Intent memory intent = _intent();
+        bytes32 jobId = market.hashIntent(intent);
+        bytes32 before = _fingerprint(jobId);
+        vm.prank(requester);
+        vm.expectRevert();
+        market.post(intent);
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    function test_post_rejectedLeavesOwedUntouched() public {
+        _owedByRefund(requester, 2e18, 7);
+        vm.prank(owner);
+        market.pause();
+        _expectRejectedPost(_intent(), abi.encodeWithSelector(Pausable.EnforcedPause.selector));
+        vm.prank(owner);
+        market.unpause();
+        _expectRejectedPost(
+            _intent().withNonce(7), abi.encodeWithSelector(IMarket.NonceAlreadyUsed.selector, requester, 7)
+        );
+    }
+
+    function testFuzz_post_escrowFromOwedOrAllowance(uint96 owedPrice, uint96 maxPrice) public {
+        owedPrice = uint96(bound(owedPrice, 2, 50e18));
+        maxPrice = uint96(bound(maxPrice, 2, 50e18));
+        uint256 owed = _owedByRefund(requester, owedPrice, 7);
+        Intent memory intent = _intent().withMaxPrice(maxPrice);
+        if (intent.startPrice != 0) intent.startPrice = maxPrice / 2;
+        uint256 escrow = _escrow(maxPrice);
+        uint256 balance = token.balanceOf(requester);
+        _post(intent);
+        if (owed >= escrow) {
+            assertEq(market.owed(requester), owed - escrow);
+            assertEq(token.balanceOf(requester), balance);
+        } else {
+            assertEq(market.owed(requester), owed);
+            assertEq(token.balanceOf(requester), balance - escrow);
+        }
+        // the market holds the open escrow plus what it still owes
+        assertEq(token.balanceOf(address(market)), market.owed(requester) + escrow);
+    }
+
+    function test_submitSigned_takesEscrowFromOwedWhenItCovers() public {
+        uint256 owed = _owedByRefund(requester, 2e18, 7);
+        uint256 balance = token.balanceOf(requester);
+        uint256 allowance = token.allowance(requester, address(market));
+        Intent memory intent = _intent();
+        bytes memory sig = _sign(intent, requesterKey);
+        vm.recordLogs();
+        vm.prank(stranger);
+        bytes32 jobId = market.submitSigned(intent, sig);
+        assertEq(_tokenEvents(), 0, "a token moved");
+        assertEq(uint8(_state(jobId)), uint8(JobState.Open));
+        assertEq(market.owed(requester), owed - _escrow(intent.maxPrice));
+        assertEq(token.balanceOf(requester), balance);
+        assertEq(token.allowance(requester, address(market)), allowance);
+        assertEq(token.balanceOf(stranger), FUNDS, "the relayer pays nothing");
+    }
+
+    function test_submitSigned_pullsWholeEscrowWhenOwedFallsShort() public {
+        uint256 owed = _owedByRefund(requester, 5e17, 7);
+        vm.prank(requester);
+        token.approve(address(market), 5e18);
+        Intent memory intent = _intent();
+        uint256 escrow = _escrow(intent.maxPrice);
+        uint256 balance = token.balanceOf(requester);
+        vm.prank(stranger);
+        market.submitSigned(intent, _sign(intent, requesterKey));
+        assertEq(market.owed(requester), owed);
+        assertEq(token.balanceOf(requester), balance - escrow);
+        assertEq(token.allowance(requester, address(market)), 5e18 - escrow);
+    }
+
+    function test_challenge_takesBondFromOwedWhenItCovers() public {
+        // the challenger's bond came back as credit, with its reward, from an earlier successful challenge
+        (bytes32 first,) = _delivered();
+        vm.prank(challenger);
+        market.challenge(first);
+        uint256 reward = uint256(market.job(first).stakeLocked) * 2000 / 10_000;
+        vm.warp(market.job(first).disputeEnd + 1);
+        market.expire(first);
+        assertEq(market.owed(challenger), 1e17 + reward);
+        Intent memory intent = _intent().withProofMode(PROOF_OPTIMISTIC).withNonce(1);
+        bytes32 jobId = _awarded(intent);
+        _deliverOptimistic(jobId);
+        uint256 balance = token.balanceOf(challenger);
+        uint256 allowance = token.allowance(challenger, address(market));
+        uint256 marketBalance = token.balanceOf(address(market));
+        vm.recordLogs();
+        vm.prank(challenger);
+        market.challenge(jobId);
+        assertEq(_tokenEvents(), 0, "a token moved");
+        assertEq(uint8(_state(jobId)), uint8(JobState.Challenged));
+        assertEq(market.job(jobId).challengeBond, 1e17);
+        assertEq(market.owed(challenger), reward, "the bond is taken from the credit, the reward stays");
+        assertEq(token.balanceOf(challenger), balance);
+        assertEq(token.allowance(challenger, address(market)), allowance);
+        assertEq(token.balanceOf(address(market)), marketBalance);
+    }
+
+    function test_challenge_pullsWholeBondWhenOwedFallsShort() public {
+        uint256 owed = _owedByRefund(challenger, 5e16, 0);
+        assertLt(owed, 1e17);
+        (bytes32 jobId,) = _delivered();
+        vm.prank(challenger);
+        token.approve(address(market), 1e18);
+        uint256 balance = token.balanceOf(challenger);
+        vm.prank(challenger);
+        market.challenge(jobId);
+        assertEq(market.owed(challenger), owed);
+        assertEq(token.balanceOf(challenger), balance - 1e17);
+        assertEq(token.allowance(challenger, address(market)), 1e18 - 1e17);
+    }
+
+    // ================================================================== polycommit input binding
+
+    /// @dev A polycommit model verified by a recorder: instances [0, out0, out1, 0], the input bound by
+    /// the proof's first 64 bytes.
+    function _polycommitModel() internal returns (CalldataRecorder recorder, bytes32 id) {
+        recorder = new CalldataRecorder();
+        ModelInfo memory info = _modelInfo(3, 0);
+        (info.verifier, info.inputBinding, info.commitmentIndex, info.outputOffset, info.outputLength) =
+        (address(recorder), INPUT_POLYCOMMIT, 0, 1, 2);
+        info.instanceCount = 4;
+        id = registry.register(info);
+    }
+
+    /// @dev A proof whose first point is (x, y), followed by `tail`.
+    function _polyProof(bytes32 x, bytes32 y, bytes memory tail) internal pure returns (bytes memory) {
+        return abi.encodePacked(x, y, tail);
+    }
+
+    function _polyCommitment(bytes32 x, bytes32 y) internal pure returns (uint256) {
+        return uint256(keccak256(abi.encodePacked(x, y)));
+    }
+
+    function _polyInstances() internal pure returns (uint256[] memory instances) {
+        instances = new uint256[](4);
+        (instances[1], instances[2]) = (7, 11);
+    }
+
+    function _polyJob(bytes32 id, uint8 proofMode) internal returns (bytes32 jobId, Intent memory intent) {
+        intent = _intent().withModel(id).withProofMode(proofMode)
+            .withCommitment(_polyCommitment(keccak256("x"), keccak256("y")));
+        jobId = _awarded(intent);
+    }
+
+    function test_deliver_polycommitSettlesWhenProofCommitsToInput() public {
+        (CalldataRecorder recorder, bytes32 id) = _polycommitModel();
+        (bytes32 jobId,) = _polyJob(id, PROOF_ZK);
+        bytes memory proof = _polyProof(keccak256("x"), keccak256("y"), hex"0102030405");
+        vm.prank(provider);
+        market.deliver(jobId, _output(), proof);
+        assertEq(uint8(_state(jobId)), uint8(JobState.Settled));
+        // zeros and the output only: the commitment is not an instance
+        bytes memory expected = abi.encodeCall(IVerifier.verifyProof, (proof, _polyInstances()));
+        assertEq(recorder.lastCalldataHash(), keccak256(expected));
+        assertEq(recorder.calls(), 1);
+        assertEq(market.owed(provider), market.job(jobId).price);
+    }
+
+    function test_deliver_polycommitAcceptsExactly64Bytes() public {
+        (CalldataRecorder recorder, bytes32 id) = _polycommitModel();
+        (bytes32 jobId,) = _polyJob(id, PROOF_ZK);
+        bytes memory proof = _polyProof(keccak256("x"), keccak256("y"), "");
+        vm.prank(provider);
+        market.deliver(jobId, _output(), proof);
+        assertEq(uint8(_state(jobId)), uint8(JobState.Settled));
+        assertEq(
+            recorder.lastCalldataHash(),
+            keccak256(abi.encodeCall(IVerifier.verifyProof, (proof, _polyInstances())))
+        );
+    }
+
+    function test_deliver_polycommitRevertsOnOtherInput() public {
+        (CalldataRecorder recorder, bytes32 id) = _polycommitModel();
+        (bytes32 jobId,) = _polyJob(id, PROOF_ZK);
+        bytes32 before = _fingerprint(jobId);
+        bytes[3] memory wrong = [
+            _polyProof(keccak256("y"), keccak256("x"), hex"01"), // the coordinates swapped
+            _polyProof(keccak256("x"), keccak256("z"), hex"01"), // another y
+            // the right point, but not first
+            abi.encodePacked(bytes1(0), keccak256("x"), keccak256("y"))
+        ];
+        uint256[] memory out = _output();
+        for (uint256 i; i < wrong.length; ++i) {
+            vm.prank(provider);
+            vm.expectRevert(abi.encodeWithSelector(IMarket.InputMismatch.selector, jobId));
+            market.deliver(jobId, out, wrong[i]);
+        }
+        assertEq(_fingerprint(jobId), before);
+        assertEq(recorder.calls(), 0, "the verifier was called");
+    }
+
+    function test_deliver_polycommitRevertsOnShortProof() public {
+        (CalldataRecorder recorder, bytes32 id) = _polycommitModel();
+        // a point whose last byte is zero: 63 bytes of it, zero-padded in calldata, would hash right
+        bytes32 x = keccak256("x");
+        bytes32 y = bytes32(uint256(keccak256("y")) << 8);
+        Intent memory intent =
+            _intent().withModel(id).withProofMode(PROOF_ZK).withCommitment(_polyCommitment(x, y));
+        bytes32 jobId = _awarded(intent);
+        bytes32 before = _fingerprint(jobId);
+        uint256[] memory out = _output();
+        bytes[3] memory short = [abi.encodePacked(x, bytes31(y)), abi.encodePacked(x), bytes("")];
+        for (uint256 i; i < short.length; ++i) {
+            vm.prank(provider);
+            vm.expectRevert(abi.encodeWithSelector(IMarket.InputMismatch.selector, jobId));
+            market.deliver(jobId, out, short[i]);
+        }
+        assertEq(_fingerprint(jobId), before);
+        assertEq(recorder.calls(), 0);
+    }
+
+    function test_deliver_polycommitStillChecksTheVerifier() public {
+        // a bound input does not make a proof valid: MockVerifier rejects everything here
+        ModelInfo memory info = _modelInfo(3, 0);
+        (info.inputBinding, info.commitmentIndex, info.outputOffset, info.outputLength, info.instanceCount) =
+            (INPUT_POLYCOMMIT, 0, 0, 2, 2);
+        bytes32 id = registry.register(info);
+        (bytes32 jobId,) = _polyJob(id, PROOF_ZK);
+        verifier.setMode(MockVerifier.Mode.RejectAll);
+        bytes32 before = _fingerprint(jobId);
+        uint256[] memory out = _output();
+        bytes memory proof = _polyProof(keccak256("x"), keccak256("y"), hex"01");
+        vm.prank(provider);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.ProofRejected.selector, jobId));
+        market.deliver(jobId, out, proof);
+        assertEq(_fingerprint(jobId), before);
+    }
+
+    function test_deliver_polycommitOptimisticWithoutProofSkipsBinding() public {
+        (CalldataRecorder recorder, bytes32 id) = _polycommitModel();
+        (bytes32 jobId,) = _polyJob(id, PROOF_OPTIMISTIC);
+        _deliverOptimistic(jobId);
+        assertEq(uint8(_state(jobId)), uint8(JobState.Delivered));
+        assertEq(recorder.calls(), 0);
+    }
+
+    function test_prove_polycommitBindsInput() public {
+        (CalldataRecorder recorder, bytes32 id) = _polycommitModel();
+        (bytes32 jobId,) = _polyJob(id, PROOF_OPTIMISTIC);
+        _deliverOptimistic(jobId);
+        vm.prank(challenger);
+        market.challenge(jobId);
+        bytes32 before = _fingerprint(jobId);
+        bytes[2] memory wrong =
+            [_polyProof(keccak256("x"), keccak256("z"), hex"01"), abi.encodePacked(keccak256("x"))];
+        for (uint256 i; i < wrong.length; ++i) {
+            vm.prank(provider);
+            vm.expectRevert(abi.encodeWithSelector(IMarket.InputMismatch.selector, jobId));
+            market.prove(jobId, wrong[i]);
+        }
+        assertEq(_fingerprint(jobId), before);
+        assertEq(recorder.calls(), 0);
+
+        bytes memory proof = _polyProof(keccak256("x"), keccak256("y"), hex"0a0b");
+        vm.prank(provider);
+        market.prove(jobId, proof);
+        assertEq(uint8(_state(jobId)), uint8(JobState.Settled));
+        bytes memory expected = abi.encodeCall(IVerifier.verifyProof, (proof, _polyInstances()));
+        assertEq(recorder.lastCalldataHash(), keccak256(expected));
+        assertEq(recorder.calls(), 1);
+        assertEq(market.owed(provider), market.job(jobId).price + 1e17);
+    }
+
     // ================================================================== accounting (fuzz)
 
     /// @dev Whatever the price and fee, settlement pays out exactly the escrow.
@@ -1307,8 +1845,14 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes32 jobId = _post(intent);
         _awardTo(jobId, provider, price, 60);
         _deliver(jobId, intent);
-        assertEq(token.balanceOf(address(market)), market.feesOwed());
+        uint256 escrow = uint256(maxPrice) + uint256(maxPrice) * feeBps / 10_000;
+        assertEq(
+            market.feesOwed() + market.owed(provider) + market.owed(requester), escrow, "split != escrow"
+        );
+        assertEq(token.balanceOf(address(market)), escrow);
         market.withdrawFees();
+        _withdrawAll(provider);
+        _withdrawAll(requester);
         assertEq(token.balanceOf(address(market)), 0);
         assertEq(token.balanceOf(requester) + token.balanceOf(provider) + token.balanceOf(treasury), total);
         assertLe(market.job(jobId).price, maxPrice);

@@ -3,7 +3,13 @@ pragma solidity ^0.8.28;
 
 import {TenderFixture} from "./utils/TenderFixture.sol";
 import {ModelRegistry} from "../src/ModelRegistry.sol";
-import {IModelRegistry, ModelInfo, ModelLayout} from "../src/interfaces/IModelRegistry.sol";
+import {
+    IModelRegistry,
+    ModelInfo,
+    ModelLayout,
+    INPUT_HASHED,
+    INPUT_POLYCOMMIT
+} from "../src/interfaces/IModelRegistry.sol";
 
 contract ModelRegistryTest is TenderFixture {
     function setUp() public {
@@ -35,9 +41,11 @@ contract ModelRegistryTest is TenderFixture {
         assertEq(m.verifier, address(verifier));
         assertEq(m.onnxSha256, keccak256("model.onnx"));
         assertEq(m.auditRateBps, 500);
+        assertEq(m.inputBinding, INPUT_HASHED);
         assertEq(registry.proofModesOf(id), 2);
         ModelLayout memory l = registry.layoutOf(id);
         assertEq(l.verifier, address(verifier));
+        assertEq(l.inputBinding, INPUT_HASHED);
         assertEq(l.commitmentIndex, 0);
         assertEq(l.outputOffset, 1);
         assertEq(l.outputLength, 2);
@@ -82,12 +90,74 @@ contract ModelRegistryTest is TenderFixture {
                 bad[i],
                 abi.encodeWithSelector(
                     IModelRegistry.BadLayout.selector,
+                    bad[i].inputBinding,
                     bad[i].commitmentIndex,
                     bad[i].outputOffset,
                     bad[i].outputLength,
                     bad[i].instanceCount
                 )
             );
+        }
+    }
+
+    function _polycommitInfo() internal view returns (ModelInfo memory info) {
+        info = _modelInfo(3, 0);
+        // the output fills the whole vector, index 0 included: no commitment instance
+        (info.inputBinding, info.commitmentIndex, info.outputOffset, info.outputLength, info.instanceCount) =
+            (INPUT_POLYCOMMIT, 0, 0, 3, 3);
+    }
+
+    function _badLayout(ModelInfo memory info) internal pure returns (bytes memory) {
+        return abi.encodeWithSelector(
+            IModelRegistry.BadLayout.selector,
+            info.inputBinding,
+            info.commitmentIndex,
+            info.outputOffset,
+            info.outputLength,
+            info.instanceCount
+        );
+    }
+
+    function test_register_acceptsPolycommitLayout() public {
+        ModelInfo memory info = _polycommitInfo();
+        vm.prank(stranger);
+        bytes32 id = registry.register(info);
+        assertEq(registry.model(id).inputBinding, INPUT_POLYCOMMIT);
+        ModelLayout memory l = registry.layoutOf(id);
+        assertEq(l.verifier, address(verifier));
+        assertEq(l.inputBinding, INPUT_POLYCOMMIT);
+        assertEq(l.commitmentIndex, 0);
+        assertEq(l.outputOffset, 0);
+        assertEq(l.outputLength, 3);
+        assertEq(l.instanceCount, 3);
+        // the same layout with a hashed input would put the commitment inside the output
+        info.inputBinding = INPUT_HASHED;
+        _expectRejected(info, _badLayout(info));
+    }
+
+    function test_register_revertsOnPolycommitWithCommitmentIndex() public {
+        ModelInfo memory info = _polycommitInfo();
+        (info.commitmentIndex, info.outputOffset, info.outputLength, info.instanceCount) = (1, 0, 1, 2);
+        _expectRejected(info, _badLayout(info));
+        // an output that does not fit is refused as for a hashed input
+        info = _polycommitInfo();
+        info.outputLength = 4;
+        _expectRejected(info, _badLayout(info));
+        info = _polycommitInfo();
+        info.outputLength = 0;
+        _expectRejected(info, _badLayout(info));
+    }
+
+    function test_register_revertsOnUnknownInputBinding() public {
+        uint8[3] memory bindings = [2, 3, type(uint8).max];
+        for (uint256 i; i < bindings.length; ++i) {
+            // a layout that fits for either known binding
+            ModelInfo memory info = _modelInfo(3, 0);
+            info.inputBinding = bindings[i];
+            _expectRejected(info, _badLayout(info));
+            info = _polycommitInfo();
+            info.inputBinding = bindings[i];
+            _expectRejected(info, _badLayout(info));
         }
     }
 
@@ -119,7 +189,33 @@ contract ModelRegistryTest is TenderFixture {
         uint256 end = uint256(oo) + ol;
         bool ok = ol > 0 && ci < ic && end <= ic && !(ci >= oo && ci < end);
         vm.prank(stranger);
-        if (!ok) vm.expectRevert(abi.encodeWithSelector(IModelRegistry.BadLayout.selector, ci, oo, ol, ic));
+        if (!ok) vm.expectRevert(_badLayout(info));
         registry.register(info);
+    }
+
+    function testFuzz_register_acceptsExactlyFittingLayoutsForEveryBinding(
+        uint8 binding,
+        uint8 ci,
+        uint8 oo,
+        uint16 ol,
+        uint16 ic
+    ) public {
+        // mostly the two known bindings, sometimes an unknown one
+        binding = uint8(binding % 4 == 3 ? binding : binding % 2);
+        ic = uint16(bound(ic, 0, 600));
+        // the commitment index at 0 often, so that polycommit layouts can pass
+        if (ci % 2 == 0) ci = 0;
+        ModelInfo memory info = _modelInfo(3, 0);
+        (info.inputBinding, info.commitmentIndex, info.outputOffset, info.outputLength, info.instanceCount) =
+            (binding, ci, oo, ol, ic);
+        uint256 end = uint256(oo) + ol;
+        bool fits = ol > 0 && end <= ic;
+        bool ok = binding == INPUT_HASHED
+            ? fits && ci < ic && !(ci >= oo && ci < end)
+            : binding == INPUT_POLYCOMMIT && fits && ci == 0;
+        vm.prank(stranger);
+        if (!ok) vm.expectRevert(_badLayout(info));
+        bytes32 id = registry.register(info);
+        if (ok) assertEq(registry.layoutOf(id).inputBinding, binding);
     }
 }

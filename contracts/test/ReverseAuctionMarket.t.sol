@@ -464,6 +464,8 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         vm.warp(market.job(jobId).auctionEnd);
         rmarket.award(jobId);
         assertEq(uint8(_state(jobId)), uint8(JobState.Refunded));
+        assertEq(market.owed(requester), _escrow(intent.maxPrice));
+        assertEq(_withdrawAll(requester), _escrow(intent.maxPrice));
         assertEq(token.balanceOf(requester), before);
     }
 
@@ -515,8 +517,12 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         vm.warp(market.job(jobId).auctionEnd);
         rmarket.award(jobId);
         uint256 locked = market.job(jobId).stakeLocked;
+        uint256 escrow = _escrow(intent.maxPrice);
         uint256 reqBefore = token.balanceOf(requester);
+        uint256 marketBefore = token.balanceOf(address(market));
         vm.warp(market.providerDeadline(jobId) + 1);
+        vm.expectEmit(address(staking));
+        emit IStaking.StakeSlashed(provider, jobId, address(market), locked);
         vm.expectEmit(address(market));
         emit IMarket.FailedOver(jobId, provider, provider2, 5e17);
         market.expire(jobId);
@@ -525,14 +531,26 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         assertEq(j.provider, provider2);
         assertEq(j.price, 5e17);
         assertEq(j.awardedAt, block.timestamp);
-        assertEq(token.balanceOf(requester), reqBefore + locked, "compensated, escrow kept");
+        // compensation credited, escrow kept for the runner-up
+        assertEq(token.balanceOf(requester), reqBefore, "nothing pushed");
+        assertEq(market.owed(requester), locked, "compensated, escrow kept");
+        assertEq(token.balanceOf(address(market)), marketBefore + locked);
+        assertEq(staking.lockedOf(provider), 0);
+        assertEq(staking.stakeOf(provider), STAKE - locked);
         assertEq(staking.lockedFor(provider2, jobId), 1e18);
         // the runner-up delivers and is paid its own bid
         uint256[] memory out = _output();
-        uint256 before = token.balanceOf(provider2);
         vm.prank(provider2);
         market.deliver(jobId, out, _proof(intent.inputCommitment, out));
+        assertEq(market.owed(provider2), 5e17);
+        assertEq(market.owed(provider), 0, "the expired provider is owed nothing");
+        uint256 fee = uint256(5e17) * 100 / 10_000;
+        assertEq(market.owed(requester), locked + escrow - 5e17 - fee);
+        uint256 before = token.balanceOf(provider2);
+        assertEq(_withdrawAll(provider2), 5e17);
         assertEq(token.balanceOf(provider2), before + 5e17);
+        assertEq(_withdrawAll(requester), locked + escrow - 5e17 - fee);
+        assertEq(token.balanceOf(requester), reqBefore + locked + escrow - 5e17 - fee);
         assertEq(token.balanceOf(address(market)), market.feesOwed());
     }
 
@@ -543,12 +561,22 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         _bid(jobId, provider, 4e17, 60);
         vm.warp(market.job(jobId).auctionEnd);
         rmarket.award(jobId);
+        uint256 firstLock = market.job(jobId).stakeLocked;
         vm.warp(market.providerDeadline(jobId) + 1);
         market.expire(jobId);
+        assertEq(market.owed(requester), firstLock, "first compensation only");
+        uint256 secondLock = market.job(jobId).stakeLocked;
         vm.warp(market.providerDeadline(jobId) + 1);
         market.expire(jobId);
         assertEq(uint8(_state(jobId)), uint8(JobState.Expired));
-        assertEq(token.balanceOf(address(market)), market.feesOwed());
+        // each slashed stake is credited once; the escrow once, after the second expiry
+        assertEq(market.owed(requester), _escrow(intent.maxPrice) + firstLock + secondLock);
+        assertEq(token.balanceOf(address(market)), market.feesOwed() + market.owed(requester));
+        assertEq(staking.lockedOf(provider), 0);
+        assertEq(staking.lockedOf(provider2), 0);
+        assertEq(staking.stakeOf(provider), STAKE - firstLock);
+        assertEq(staking.stakeOf(provider2), STAKE - secondLock);
+        assertEq(staking.stats(provider).expired, 1);
         assertEq(staking.stats(provider2).expired, 1);
     }
 
@@ -573,9 +601,13 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         rmarket.award(jobId);
         vm.prank(provider2);
         staking.requestUnstake(1);
+        uint256 locked = market.job(jobId).stakeLocked;
         vm.warp(market.providerDeadline(jobId) + 1);
         market.expire(jobId);
         assertEq(uint8(_state(jobId)), uint8(JobState.Expired));
+        assertEq(market.owed(requester), _escrow(intent.maxPrice) + locked);
+        assertEq(staking.lockedOf(provider2), 0, "the runner-up locked nothing");
+        assertEq(_withdrawAll(requester), _escrow(intent.maxPrice) + locked);
         assertEq(token.balanceOf(address(market)), market.feesOwed());
     }
 

@@ -76,7 +76,16 @@ from tender.chain._market import Market
 from tender.chain._registry import Registry
 from tender.chain._reverts import RevertDecoder, revert_data, tender_decoder
 from tender.chain._staking import Staking
-from tender.chain._structs import MarketParams, ModelInfo, Operator, Stats
+from tender.chain._structs import (
+    INPUT_HASHED,
+    INPUT_POLYCOMMIT,
+    MarketParams,
+    ModelInfo,
+    Operator,
+    Stats,
+    market_instances,
+    polycommit_commitment,
+)
 from tender.chain._token import Token
 from tender.chain._tx import NonceManager, PendingTx, TxSender, nonce_manager, resync_nonces
 
@@ -84,6 +93,8 @@ __all__ = [
     "DEFAULT_PARAMS",
     "DEPLOYMENTS",
     "EVENT_TYPES",
+    "INPUT_HASHED",
+    "INPUT_POLYCOMMIT",
     "TENDER_CONTRACTS",
     # typed events
     "Approval",
@@ -152,7 +163,9 @@ __all__ = [
     "deploy",
     "deploy_artifact",
     "load_artifact",
+    "market_instances",
     "nonce_manager",
+    "polycommit_commitment",
     "resync_nonces",
     "revert_data",
     "snake",

@@ -9,7 +9,7 @@ its class). Struct arguments become domain objects (``IntentPosted.intent`` is a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
@@ -90,15 +90,26 @@ EVENT_TYPES: dict[str, type[Event]] = {}
 #: Per event class, converters from decoded ABI values to domain values, by field name.
 _CONVERT: dict[str, dict[str, Callable[[Any], Any]]] = {}
 
+#: Per event class, the field that an argument of another contract's same-signature event fills
+#: (``{"provider": "account"}``): events that share a topic cannot be told apart by decoding.
+EVENT_ALIASES: dict[str, dict[str, str]] = {}
+
 E = TypeVar("E", bound=type[Event])
 
 
-def event_type(**convert: Callable[[Any], Any]) -> Callable[[E], E]:
-    """Register a typed event class under its class name (the Solidity event's name)."""
+def event_type(
+    *, aliases: Mapping[str, str] | None = None, **convert: Callable[[Any], Any]
+) -> Callable[[E], E]:
+    """Register a typed event class under its class name (the Solidity event's name).
+
+    ``convert`` maps field names to converters of their decoded values; ``aliases`` maps other
+    ABI argument names onto the class's fields.
+    """
 
     def register(cls: E) -> E:
         EVENT_TYPES[cls.__name__] = cls
         _CONVERT[cls.__name__] = convert
+        EVENT_ALIASES[cls.__name__] = dict(aliases or {})
         return cls
 
     return register
@@ -110,8 +121,9 @@ _META = frozenset({"address", "block_number", "tx_hash", "log_index"})
 def to_event(log: DecodedLog) -> Event:
     """The typed event for a decoded log (a :class:`RawEvent` when none is registered)."""
     cls = EVENT_TYPES.get(log.name)
-    if cls is not None and {f.name for f in fields(cls)} - _META == set(log.args):
-        args = dict(log.args)
+    aliases = EVENT_ALIASES.get(log.name, {})
+    args = {aliases.get(name, name): value for name, value in log.args.items()}
+    if cls is not None and {f.name for f in fields(cls)} - _META == set(args):
         for name, convert in _CONVERT[log.name].items():
             args[name] = convert(args[name])
         return cls(
@@ -331,11 +343,21 @@ class UnstakeRequested(Event):
     ready_at: int
 
 
-@event_type()
+@event_type(aliases={"provider": "account", "to": "account"})
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Withdrawn(Event):
-    provider: str
+    """``Withdrawn(address indexed, uint256)``: a market paid ``account`` all it owed it
+    (``IMarket.withdraw``), Staking paid a provider its unbonded stake (its ``provider``), or a
+    TenderAgent sent tokens (its ``to``). The three share one topic, so they share this class:
+    ``address`` says which contract emitted it."""
+
+    account: str
     amount: int
+
+    @property
+    def provider(self) -> str:
+        """Staking's name for the account (the provider whose stake was paid out)."""
+        return self.account
 
 
 @event_type(models=tuple)

@@ -13,6 +13,7 @@ from tender.chain._artifacts import Artifact, load_artifact
 from tender.chain._base import ContractWrapper
 from tender.chain._jobs import Job
 from tender.chain._structs import MarketParams
+from tender.chain._token import Token
 from tender.chain._tx import TxSender
 from tender.intents import AuctionType, Bid, Intent
 from tender.intents import job_id as compute_job_id
@@ -28,6 +29,12 @@ class Market(ContractWrapper):
         market = Market(w3, deployment.market("dutch"), auction=AuctionType.DUTCH, sender=requester)
         receipt = market.post(intent)
         job = market.job(market.job_id(intent))
+
+    Payments are pulled, never pushed: a settlement credits the provider (and the requester's
+    unspent escrow), a refund or an expiry credits the requester (with the slashed stake as
+    compensation), a successful challenger is credited its bond back and its reward. :meth:`owed` reads the credit, :meth:`withdraw` pays it out.
+    An escrow or a challenge bond is taken from the payer's credit when that covers all of it,
+    else from its token allowance (:meth:`ensure_funding` approves only when needed).
     """
 
     ARTIFACT = "ReverseAuctionMarket"
@@ -64,11 +71,13 @@ class Market(ContractWrapper):
         return bytes(self._call(self.fn.hashIntent(intent.to_abi())))
 
     def post(self, intent: Intent) -> TxReceipt:
-        """Post an intent from its requester (the sender), escrowing ``max_price``."""
+        """Post an intent from its requester (the sender), escrowing ``max_price`` plus the fee
+        (from the requester's credit in the market when it covers that, else its allowance)."""
         return self._send(self.fn.post(intent.to_abi()))
 
     def submit_signed(self, intent: Intent, signature: bytes) -> TxReceipt:
-        """Post an intent signed off-chain by its requester (anyone may relay it)."""
+        """Post an intent signed off-chain by its requester (anyone may relay it); the escrow is
+        taken from the requester as :meth:`post` takes it."""
         return self._send(self.fn.submitSigned(intent.to_abi(), signature))
 
     def invalidate_nonces(self, word: int, mask: int) -> TxReceipt:
@@ -120,7 +129,8 @@ class Market(ContractWrapper):
         return self._send(self.fn.deliver(job_id, list(output), proof))
 
     def challenge(self, job_id: bytes) -> TxReceipt:
-        """Dispute an optimistic delivery (the challenge bond is pulled from the sender)."""
+        """Dispute an optimistic delivery (the challenge bond is taken from the sender's credit
+        in the market when it covers the bond, else pulled from its allowance)."""
         return self._send(self.fn.challenge(job_id))
 
     def prove(self, job_id: bytes, proof: bytes) -> TxReceipt:
@@ -136,8 +146,37 @@ class Market(ContractWrapper):
         return self._send(self.fn.expire(job_id))
 
     def refund(self, job_id: bytes) -> TxReceipt:
-        """Return the escrow of a job that was never awarded."""
+        """Credit the escrow of a job that was never awarded back to its requester."""
         return self._send(self.fn.refund(job_id))
+
+    # -- what the market owes -----------------------------------------------------------
+
+    def owed(self, account: str) -> int:
+        """What the market owes ``account`` (payments, refunds, compensation, bonds and rewards), which
+        :meth:`withdraw` pays out and which funds the account's next escrow or bond first."""
+        return int(self._call(self.fn.owed(Web3.to_checksum_address(account))))
+
+    def withdraw(self) -> TxReceipt:
+        """Pay the sender everything the market owes it (works while the market is paused).
+
+        Raises:
+            ContractRevert: ``NothingOwed`` when the market owes the sender nothing.
+        """
+        return self._send(self.fn.withdraw())
+
+    def covered_by_credit(self, account: str, amount: int) -> bool:
+        """Whether the market takes ``amount`` (an escrow, a bond) from ``account``'s credit:
+        only when the credit covers all of it; otherwise all of it comes from the allowance."""
+        return self.owed(account) >= amount
+
+    def ensure_funding(self, amount: int) -> TxReceipt | None:
+        """Make sure the market can take ``amount`` from the sender: nothing to do when the
+        sender's credit covers it, else approve ``amount`` unless the allowance already does."""
+        me = self._me()
+        if self.covered_by_credit(me, amount):
+            return None
+        token = Token(self.w3, self.token(), sender=self.sender, artifacts_dir=self._artifacts_dir)
+        return token.ensure_allowance(self.address, amount)
 
     # -- owner --------------------------------------------------------------------------
 
@@ -180,7 +219,7 @@ class Market(ContractWrapper):
         return bool(self._call(self.fn.isNonceUsed(owner, nonce)))
 
     def escrow_for(self, max_price: int) -> int:
-        """What ``post`` pulls from the requester for ``max_price`` (the fee included)."""
+        """What ``post`` escrows from the requester for ``max_price`` (the fee included)."""
         return int(self._call(self.fn.escrowFor(max_price)))
 
     def params(self) -> MarketParams:

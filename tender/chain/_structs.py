@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, field, fields
 from typing import Any
 
 from eth_abi import encode as abi_encode
@@ -13,11 +13,19 @@ from tender.chain._abi import snake
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
+#: ``ModelInfo.inputBinding``: the Poseidon hash of the input is the instance at ``commitmentIndex``.
+INPUT_HASHED = 0
+#: ``ModelInfo.inputBinding``: the input is an EZKL ``polycommit`` column whose KZG commitment is
+#: the proof's first G1 point; the intent's commitment is ``keccak256(proof[0:64])``.
+INPUT_POLYCOMMIT = 1
+INPUT_BINDINGS = {INPUT_HASHED: "hashed", INPUT_POLYCOMMIT: "polycommit"}
+
 #: ModelInfo's ABI types in declaration order (``IModelRegistry.sol``).
 _MODEL_INFO_TYPES = (
     "bytes32",
     "bytes32",
     "address",
+    "uint8",
     "uint8",
     "uint8",
     "uint16",
@@ -36,7 +44,10 @@ class ModelInfo:
         onnx_sha256: sha256 of the ONNX file providers run.
         settings_hash: hash of the EZKL settings the verifier was built for.
         verifier: the ``IVerifier`` that checks proofs.
-        commitment_index: index of the input commitment in the public instances.
+        input_binding: :data:`INPUT_HASHED` or :data:`INPUT_POLYCOMMIT` (keyword only, default
+            hashed: records written by hand for mock verifiers keep the historical layout).
+        commitment_index: index of the input commitment in the public instances (hashed inputs;
+            0 for polycommit).
         output_offset: index of the first output element.
         output_length: number of output elements.
         instance_count: length of the instance vector.
@@ -48,6 +59,9 @@ class ModelInfo:
     onnx_sha256: bytes
     settings_hash: bytes
     verifier: str
+    # declared in the struct's order (``dataclasses.fields`` and ``astuple`` follow it); keyword
+    # only in ``__init__`` so that the positional constructor keeps its historical arguments
+    input_binding: int = field(default=INPUT_HASHED, kw_only=True)
     commitment_index: int
     output_offset: int
     output_length: int
@@ -67,18 +81,60 @@ class ModelInfo:
 
     @classmethod
     def from_abi(cls, values: Sequence[Any]) -> ModelInfo:
-        return cls(*values)
+        """From the struct's values in declaration order (as ``model()`` returns them)."""
+        return cls(**{f.name: v for f, v in zip(fields(cls), values, strict=True)})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelInfo:
         """From a mapping with the Solidity names (``onnxSha256``...) or the Python ones."""
         return cls(**{snake(key): value for key, value in data.items()})
 
+    def instances(self, commitment: int, output: Sequence[int]) -> list[int]:
+        """The public instances the market hands the verifier for a delivery of ``output``."""
+        return market_instances(
+            input_binding=self.input_binding, commitment_index=self.commitment_index,
+            output_offset=self.output_offset, instance_count=self.instance_count,
+            commitment=commitment, output=output,
+        )  # fmt: skip
+
+    def binds_input(self, proof: bytes, commitment: int) -> bool:
+        """Whether the market's input check passes (always for hashed inputs: the verifier checks
+        the commitment as an instance)."""
+        return self.input_binding != INPUT_POLYCOMMIT or polycommit_commitment(proof) == int(commitment)
+
     def model_id(self, registrant: str) -> bytes:
         """The id ``register`` returns when ``registrant`` registers this record (no RPC)."""
         registrant = to_checksum_address(registrant)
         record = (*astuple(self)[:-1], registrant)
         return keccak(abi_encode(["address", *_MODEL_INFO_TYPES], [registrant, *record]))
+
+
+def polycommit_commitment(proof: bytes) -> int | None:
+    """``uint256(keccak256(proof[0:64]))``: the input commitment of a polycommit proof (the KZG
+    commitment of its input column, x and y big-endian), ``None`` for a proof under 64 bytes."""
+    if len(proof) < 64:
+        return None
+    return int.from_bytes(keccak(bytes(proof[:64])), "big")
+
+
+def market_instances(
+    *,
+    input_binding: int,
+    commitment_index: int,
+    output_offset: int,
+    instance_count: int,
+    commitment: int,
+    output: Sequence[int],
+) -> list[int]:
+    """The instance vector the market builds from a model's layout (``BaseMarket._verify``):
+    zeros, the commitment at ``commitment_index`` for a hashed input (none for polycommit, whose
+    input is bound by the proof's first point), and the output at ``output_offset``."""
+    instances = [0] * int(instance_count)
+    if int(input_binding) != INPUT_POLYCOMMIT:
+        instances[int(commitment_index)] = int(commitment)
+    offset = int(output_offset)
+    instances[offset : offset + len(output)] = [int(v) for v in output]
+    return instances
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,10 @@ gets the result pushed to it by the market's callback (see :mod:`tender.client._
     result = await agent.request("mlp", pixels, max_price=10**17, deadline=60)
     result.callback_output  # what the agent's onTenderResult stored
 
+The markets credit refunds and unspent escrow instead of sending them: :meth:`Client.owed` shows
+the credit, :meth:`Client.withdraw` collects it (:meth:`AgentClient.reclaim` for an agent), and
+later escrows are paid from it first.
+
 Errors (all :class:`tender.errors.RequestError`): :class:`RequestRejected` (and
 :class:`AgentRejected`), :class:`RequestRefunded`, :class:`RequestExpired`,
 :class:`ProviderSlashed`, :class:`ProofInvalid`, :class:`CallbackFailed`,
@@ -35,7 +39,7 @@ from tender.client._errors import (
     RequestRejected,
     RequestTimeout,
 )
-from tender.client._result import Latency, RequestResult
+from tender.client._result import Latency, RequestResult, Withdrawal
 
 if TYPE_CHECKING:
     from tender.client._agent import AgentClient, AgentResult
@@ -56,7 +60,9 @@ __all__ = [
     "RequestRejected",
     "RequestResult",
     "RequestTimeout",
+    "Withdrawal",
     "cli_group",
+    "market_group",
 ]
 
 
@@ -75,4 +81,8 @@ def __getattr__(name: str) -> Any:
         from tender.client._cli import cli_group
 
         return cli_group
+    if name == "market_group":
+        from tender.client._cli import market_group
+
+        return market_group
     raise AttributeError(f"module 'tender.client' has no attribute {name!r}")

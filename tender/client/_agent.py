@@ -3,20 +3,23 @@
 ``contracts/src/examples/TenderAgent.sol`` is a requester that is a contract: it holds the
 payment tokens, posts intents with itself as requester (its owner calls ``ask``), and the market
 calls its ``onTenderResult`` at settlement with the intent's ``callbackGasLimit`` gas; the
-agent stores the output (``result(jobId)``) and logs ``ResultReceived``. :class:`AgentClient`
-drives one from its owner's :class:`~tender.client.Client`::
+agent stores the output (``result(jobId)``) and logs ``ResultReceived``. Refunds and unspent
+escrow are credited to the agent in each market (``owed``) and pay its next ``ask`` there
+first; ``reclaim`` brings them back into the contract. :class:`AgentClient` drives one from
+its owner's :class:`~tender.client.Client`::
 
     async with Client(rpc, owner_key, deployment=d, bundles=b, model_ids=ids) as client:
         agent = client.agent("0xAgent…")
         await agent.fund(10**18)                      # pull budget from the owner's balance
         result = await agent.request("mlp", pixels, max_price=10**17, deadline=60)
         print(result.callback_output, result.values)  # what the agent's callback stored
+        await agent.reclaim()                         # refunds credited in the markets -> the agent
 
 :meth:`AgentClient.request` = :meth:`~AgentClient.build_intent` (requester: the agent,
 ``callback_gas`` sized for the model's output) + :meth:`~AgentClient.ask` (the owner's ``ask``
 transaction, then the job is followed) + :meth:`~AgentClient.follow` (the job's terminal
 state, then the result the callback stored). It raises the client's typed errors
-(:class:`~tender.client.RequestExpired`...: the refund went to the agent), plus
+(:class:`~tender.client.RequestExpired`...: the refund was credited to the agent), plus
 :class:`~tender.client.AgentRejected` when ``ask`` reverts and
 :class:`~tender.client.CallbackFailed` when the job settled but the callback did not store it.
 """
@@ -35,7 +38,7 @@ from web3.types import TxReceipt
 from tender.chain import ContractWrapper, RevertDecoder, Token, tender_decoder
 from tender.client._errors import AgentRejected, CallbackFailed
 from tender.client._models import ModelHandle
-from tender.client._result import RequestResult
+from tender.client._result import RequestResult, Withdrawal
 from tender.client._tracker import JobTracker
 from tender.errors import ContractRevert, TenderError, TransactionFailed
 from tender.intents import AuctionType, Intent
@@ -103,6 +106,11 @@ class TenderAgentContract(ContractWrapper):
     def withdraw(self, to: str, amount: int) -> TxReceipt:
         return self._send(self.fn.withdraw(to, amount))
 
+    def reclaim(self, market: str) -> TxReceipt:
+        """Move what ``market`` owes the agent into the agent (``market.withdraw()``); reverts
+        ``NothingOwed`` when it owes nothing, ``NotMarket`` for a market the agent does not use."""
+        return self._send(self.fn.reclaim(market))
+
     def result_events(self, receipt: TxReceipt) -> dict[str, list[int]]:
         """``ResultReceived`` outputs by job id (``0x``-hex) among a transaction's logs."""
         out: dict[str, list[int]] = {}
@@ -163,9 +171,37 @@ class AgentClient:
     # -- money --------------------------------------------------------------------------
 
     async def balance(self) -> int:
-        """The agent's payment-token balance (its budget; refunds come back here)."""
+        """The agent's payment-token balance (its budget; :meth:`reclaim` brings refunds here)."""
         token = Token(self.client.w3, self.client.deployment.token)
         return await asyncio.to_thread(token.balance_of, self.address)
+
+    async def owed(self) -> dict[str, int]:
+        """What each market owes the agent (refunds, compensation, unspent escrow), by auction name: it pays
+        the agent's next ``ask`` in that market first, or :meth:`reclaim` moves it to the agent."""
+        return await self.client.owed(account=self.address)
+
+    async def reclaim(self, auction: AuctionName | None = None) -> list[Withdrawal]:
+        """Move what the markets owe the agent into the agent's balance (the owner's ``reclaim``
+        transaction, once per market that owes something; only ``auction``'s when given).
+
+        Raises:
+            AgentRejected: ``reclaim`` reverted (``error``: ``NothingOwed`` when ``auction``'s
+                market owes nothing, ``OwnableUnauthorizedAccount`` for another sender...).
+        """
+        out: list[Withdrawal] = []
+        for name, amount in (await self.client.owed(auction, account=self.address)).items():
+            if amount == 0 and auction is None:
+                continue
+            market = self.client.market(name)
+            receipt = await self._transact(self.contract.reclaim, market.address)
+            paid = sum(
+                int(getattr(e, "amount", 0)) for e in market.events_in(receipt) if e.name == "Withdrawn"
+            )
+            tx_hash = HexBytes(receipt["transactionHash"]).to_0x_hex()
+            out.append(Withdrawal(auction=name, market=market.address, account=self.address, amount=paid,
+                                  tx_hash=tx_hash))  # fmt: skip
+            log(logger, "agent.reclaimed", agent=self.address, market=market.address, amount=paid, tx=tx_hash)
+        return out
 
     async def fund(self, amount: int) -> str:
         """Move ``amount`` of the owner's tokens into the agent (approve, then ``fund``)."""
@@ -247,7 +283,8 @@ class AgentClient:
         Raises:
             CallbackFailed: settled, but the agent holds no result.
             RequestRefunded, RequestExpired, ProviderSlashed, ProofInvalid, RequestTimeout:
-                as :meth:`Client.follow` (refunds and compensation went to the agent).
+                as :meth:`Client.follow` (the refund and any compensation were credited to the
+                agent in the market).
         """
         result = await self.client.follow(tracker, intent, handle, timeout=timeout, verify=verify)
         stored = await self.result(tracker.job_id)

@@ -1,10 +1,13 @@
-"""``tender request``: buy an inference from the command line.
+"""``tender request``: buy an inference from the command line; ``tender market``: what the
+markets owe you, and collecting it.
 
 The key comes from ``TENDER_PRIVATE_KEY`` (or a keystore named in a config file's ``[chain]``
 section), never from a flag::
 
     export TENDER_PRIVATE_KEY=0x...
     tender request run mlp --input sample.json --max-price 0.1 --deadline 60 --solver http://127.0.0.1:7100
+    tender market owed                 # refunds, payments, returned bonds credited to the key
+    tender market withdraw             # collect them (one `withdraw` per market that owes some)
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 import sys
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -32,7 +35,10 @@ from tender.client._result import RequestResult
 from tender.config import ChainSection, load_section
 from tender.errors import ConfigError, RequestError
 
-__all__ = ["cli_group"]
+if TYPE_CHECKING:
+    from tender.chain import Market
+
+__all__ = ["cli_group", "market_group"]
 
 #: Exit codes of ``tender request run`` by outcome (documented in docs/quickstart-requester.md).
 EXIT_CODES: dict[type[RequestError], int] = {
@@ -100,6 +106,9 @@ def result_table(result: RequestResult) -> Table:
     table.add_row(
         "price paid / max", f"{result.price_paid / 1e18:.6f} / {result.max_price / 1e18:.6f} tokens"
     )
+    if result.refund:
+        table.add_row("refund", f"{result.refund / 1e18:.6f} tokens credited in the market "
+                                "(`tender market withdraw` collects it)")  # fmt: skip
     lat = result.latency
     table.add_row("latency", f"auction {lat.auction_ms:.0f} ms · delivery {lat.delivery_ms:.0f} ms · "
                              f"settlement {lat.settlement_ms:.0f} ms · total {lat.total_ms:.0f} ms")  # fmt: skip
@@ -184,3 +193,121 @@ def run(
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
         console.print(result_table(result))
+
+
+# ---------------------------------------------------------------- tender market
+
+
+def tokens(amount: int) -> str:
+    """Base units as tokens (18 decimals), exactly: ``1500000000000000000`` -> ``"1.5"``."""
+    text = f"{Decimal(amount) / Decimal(10**18):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+_MARKET_OPTIONS = (
+    click.option(
+        "--market",
+        "auction",
+        type=click.Choice(["reverse", "dutch"]),
+        help="only this market (default: every market of the deployment)",
+    ),
+    click.option("--rpc", help="JSON-RPC URL (default: the config's chain.rpc_url)"),
+    click.option("--deployment", type=click.Path(path_type=Path), help="deployment JSON"),
+    click.option(
+        "--config", type=click.Path(path_type=Path, exists=True), help="TOML with a [chain] section"
+    ),
+    click.option("--json", "as_json", is_flag=True, help="print JSON"),
+)
+
+
+def _market_options(command: Any) -> Any:
+    for option in reversed(_MARKET_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _markets(rpc: str | None, deployment: Path | None, config: Path | None, *, need_key: bool,
+             auction: str | None) -> tuple[dict[str, Market], str | None]:  # fmt: skip
+    """The deployment's markets (``{name: Market}``, only ``auction``'s when given), sending
+    from the configured key when ``need_key``; and the key's address (``None`` without one)."""
+    from eth_account import Account
+
+    from tender.chain import Deployment, Market, TxSender, connect
+    from tender.intents import AuctionType
+
+    section = load_section(config, ChainSection, name="chain") if config else ChainSection()
+    key = section.private_key() if need_key else None
+    w3 = connect(rpc or section.rpc_url)
+    record = Deployment.load(int(w3.eth.chain_id), path=deployment or section.deployment)
+    sender = TxSender(w3, key, confirmations=section.confirmations) if key else None
+    names = [auction] if auction else [n for n in ("reverse", "dutch") if n in record.markets]
+    markets = {name: Market(w3, record.market(name), auction=AuctionType[name.upper()], sender=sender)
+               for name in names}  # fmt: skip
+    return markets, (Account.from_key(key).address if key else None)
+
+
+@click.group("market")
+def market_group() -> None:
+    """What the markets owe you, and collecting it (key from TENDER_PRIVATE_KEY).
+
+    The markets credit what they owe instead of sending it: a provider's price (plus the bond of
+    a challenge it answered), a requester's unspent escrow, refunds and compensation, a
+    successful challenger's bond and reward. `owed` shows it; `withdraw` pays it out; a later
+    escrow or challenge bond is taken from it first when it covers the whole amount.
+    """
+
+
+@market_group.command("owed")
+@click.option("--account", help="whose credit to show (default: the configured key's address)")
+@_market_options
+def owed_command(account: str | None, auction: str | None, rpc: str | None, deployment: Path | None,
+                 config: Path | None, as_json: bool) -> None:  # fmt: skip
+    """Show what each market owes ACCOUNT (default: the configured key)."""
+    from web3 import Web3
+
+    if account is not None and not Web3.is_address(account):
+        raise click.BadParameter(f"not an address: {account!r} (0x followed by 40 hex digits)",
+                                 param_hint="--account")  # fmt: skip
+    markets, me = _markets(rpc, deployment, config, need_key=account is None, auction=auction)
+    who = Web3.to_checksum_address(account or me or "")
+    amounts = {name: market.owed(who) for name, market in markets.items()}
+    total = sum(amounts.values())
+    if as_json:
+        click.echo(json.dumps({"account": who, "owed": {k: str(v) for k, v in amounts.items()},
+                               "total": str(total)}, indent=2))  # fmt: skip
+        return
+    table = Table(title=f"owed to {who}")
+    for column in ("market", "address", "owed (tokens)", "base units"):
+        table.add_column(column, justify="right" if column != "market" else "left")
+    for name, amount in amounts.items():
+        table.add_row(name, markets[name].address, tokens(amount), str(amount))
+    table.add_row("total", "", tokens(total), str(total), style="bold")
+    Console().print(table)
+
+
+@market_group.command("withdraw")
+@_market_options
+def withdraw_command(auction: str | None, rpc: str | None, deployment: Path | None, config: Path | None,
+                     as_json: bool) -> None:  # fmt: skip
+    """Collect what the markets owe the configured key: one `withdraw` per market that owes
+    something. With --market, that market's `withdraw` even when it owes nothing (it refuses
+    with NothingOwed)."""
+    markets, me = _markets(rpc, deployment, config, need_key=True, auction=auction)
+    assert me is not None
+    paid: dict[str, dict[str, str]] = {}
+    for name, market in markets.items():
+        amount = market.owed(me)
+        if amount == 0 and auction is None:
+            continue
+        receipt = market.withdraw()
+        amount = sum(int(getattr(e, "amount", 0)) for e in market.events_in(receipt) if e.name == "Withdrawn")
+        paid[name] = {"amount": str(amount), "tx": "0x" + bytes(receipt["transactionHash"]).hex()}
+    if as_json:
+        click.echo(json.dumps({"account": me, "withdrawn": paid}, indent=2))
+        return
+    if not paid:
+        click.echo(f"nothing to withdraw: the markets owe {me} nothing")
+        return
+    for name, entry in paid.items():
+        click.echo(f"withdrew {tokens(int(entry['amount']))} tokens ({entry['amount']} base units) from the "
+                   f"{name} market to {me}: tx {entry['tx']}")  # fmt: skip

@@ -13,6 +13,14 @@ it to the solvers' ``POST /intents`` (or, with ``on_chain=True``, posts it to th
 itself), follows the job's events to a terminal state, checks the proof locally and returns a
 :class:`~tender.client.RequestResult`. A request that ends any other way raises one of the
 errors of :mod:`tender.client._errors`.
+
+The markets never push tokens: unspent escrow and refunds are credited to the requester in the
+market (:meth:`Client.owed`), pay its next escrows there first, and :meth:`Client.withdraw`
+collects them::
+
+    print(await client.owed())        # {"reverse": 0, "dutch": 12_000_000_000_000_000}
+    for paid in await client.withdraw():
+        print(paid.auction, paid.amount, paid.tx_hash)
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ from tender.client._errors import (
 )
 from tender.client._hub import EventHub
 from tender.client._models import ModelHandle, encode_input_uri, resolve_model
-from tender.client._result import Latency, RequestResult
+from tender.client._result import Latency, RequestResult, Withdrawal
 from tender.client._tracker import JobState, JobTracker
 from tender.errors import ChainError, ConfigError, ContractRevert, RequestError, TransactionFailed
 from tender.intents import AuctionType, Intent, ProofMode, job_id, random_nonce, sign_intent
@@ -131,6 +139,9 @@ class Client:
         self._models: dict[str, ModelHandle] = {}
         self._allowance_lock = asyncio.Lock()
         self._approved: set[str] = set()
+        #: escrow this client counts on taking from its credit, by market, until the intent is
+        #: posted (or its request ends): two concurrent requests do not both count on one credit
+        self._reserved: dict[str, dict[str, int]] = {}
         self._markets: dict[str, Market] = {}
         self._decoder: LogDecoder | None = None
         #: called with (tracker, event name, args) after each event of a followed job
@@ -299,31 +310,97 @@ class Client:
         market = self.deployment.market(intent.auction_type)
         return _hex(job_id(intent, chain_id=self.deployment.chain_id, market=market))
 
-    # -- escrow ------------------------------------------------------------------------
+    # -- escrow and credit -------------------------------------------------------------
 
-    async def ensure_allowance(self, auction: AuctionName, amount: int) -> None:
-        """Let the market pull ``amount`` of escrow (approves the maximum once per market)."""
+    async def ensure_allowance(self, auction: AuctionName, amount: int, *, job_id: str | None = None) -> None:
+        """Let the market take an escrow of ``amount``.
+
+        The market takes an escrow from what it owes this account when that covers all of it
+        (no allowance needed), else all of it from the allowance. So: nothing to do while the
+        credit (less what this client's other unposted intents count on) covers ``amount``;
+        the escrow is then reserved under ``job_id`` until :meth:`_release`. Otherwise the
+        maximum is approved, once per market.
+        """
         spender = self.deployment.market(auction)
         async with self._allowance_lock:
             if spender in self._approved:
+                return
+            reserved = self._reserved.setdefault(spender, {})
+            owed = await asyncio.to_thread(self.market(auction).owed, self.address)
+            if owed - sum(reserved.values()) >= amount:
+                if job_id is not None:
+                    reserved[job_id] = amount
+                log(logger, "request.escrow_from_credit", market=spender, amount=amount, owed=owed)
                 return
             token = Token(self.w3, self.deployment.token, sender=self.sender)
             if await asyncio.to_thread(token.allowance, self.address, spender) < amount:
                 await asyncio.to_thread(token.approve, spender, _MAX_UINT)
             self._approved.add(spender)
 
+    async def _fund(self, intent: Intent) -> None:
+        """Make sure the market can take ``intent``'s escrow (see :meth:`ensure_allowance`)."""
+        auction: AuctionName = "dutch" if intent.auction_type == AuctionType.DUTCH else "reverse"
+        if self.deployment.market(auction) in self._approved:
+            return
+        escrow = await asyncio.to_thread(self.market(auction).escrow_for, intent.max_price)
+        await self.ensure_allowance(auction, escrow, job_id=self.job_id(intent))
+
+    def _release(self, job_id: str) -> None:
+        """Forget the credit reserved for ``job_id`` (its intent was posted, or never will be)."""
+        for reserved in self._reserved.values():
+            reserved.pop(job_id, None)
+
+    async def owed(self, auction: AuctionName | None = None, *, account: str | None = None) -> dict[str, int]:
+        """What the markets owe this account (or ``account``), by auction name (only
+        ``auction``'s market when given): refunds and unspent escrow, returned challenge bonds,
+        and a provider's payments. It pays later escrows there first; :meth:`withdraw` collects it."""
+        who = account or self.address
+        names: tuple[AuctionName, ...] = (auction,) if auction else ("reverse", "dutch")
+        out: dict[str, int] = {}
+        for name in names:
+            if name in self.deployment.markets:
+                out[name] = await asyncio.to_thread(self.market(name).owed, who)
+        return out
+
+    async def withdraw(self, auction: AuctionName | None = None) -> list[Withdrawal]:
+        """Collect what the markets owe this account: one ``withdraw`` per market that owes
+        something (only ``auction``'s market when given); empty when none does.
+
+        Raises:
+            ContractRevert: ``NothingOwed`` when ``auction`` is given and that market owes
+                nothing (the transaction is not sent).
+        """
+        owed = await self.owed(auction)
+        out: list[Withdrawal] = []
+        for name, amount in owed.items():
+            if amount == 0 and auction is None:
+                continue
+            market = self.market(name)
+            receipt = await asyncio.to_thread(market.withdraw)
+            paid = sum(
+                int(getattr(e, "amount", 0)) for e in market.events_in(receipt) if e.name == "Withdrawn"
+            )
+            tx_hash = HexBytes(receipt["transactionHash"]).to_0x_hex()
+            out.append(Withdrawal(auction=name, market=market.address, account=self.address, amount=paid,
+                                  tx_hash=tx_hash))  # fmt: skip
+            log(logger, "request.withdrawn", market=market.address, amount=paid, tx=tx_hash)
+        return out
+
     # -- sending -----------------------------------------------------------------------
 
     async def post(self, intent: Intent) -> str:
-        """Post ``intent`` to its market from this account (escrow pulled now); the tx hash."""
+        """Post ``intent`` to its market from this account (the escrow is taken now, from the
+        account's credit in the market when it covers it, else from its allowance); the tx hash."""
         auction = intent.auction_type.name.lower()
-        await self.ensure_allowance(auction, intent.max_price)  # type: ignore[arg-type]
+        await self._fund(intent)
         market = self.market(auction)
         try:
             receipt = await asyncio.to_thread(market.post, intent)
         except (ContractRevert, TransactionFailed) as exc:
             raise RequestRejected(f"the market refused the intent: {exc}", job_id=self.job_id(intent),
                                   reasons={"market": str(exc)}) from exc  # fmt: skip
+        finally:
+            self._release(self.job_id(intent))
         return HexBytes(receipt["transactionHash"]).to_0x_hex()
 
     def signed_wire(self, intent: Intent) -> SignedIntentWire:
@@ -352,8 +429,7 @@ class Client:
             raise ConfigError(
                 "Client: no solvers to send a signed intent to (pass solvers=[...] or on_chain=True)"
             )
-        auction = intent.auction_type.name.lower()
-        await self.ensure_allowance(auction, intent.max_price)  # type: ignore[arg-type]
+        await self._fund(intent)
         body = self.signed_wire(intent).model_dump_json()
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=self._http_timeout)
@@ -376,6 +452,7 @@ class Client:
 
         answers = dict(await asyncio.gather(*(send(url) for url in targets)))
         if not any(v == "accepted" for v in answers.values()):
+            self._release(self.job_id(intent))
             raise RequestRejected(
                 "no solver accepted the intent", job_id=self.job_id(intent), reasons=answers
             )
@@ -443,6 +520,7 @@ class Client:
                 await self.broadcast(intent, solvers=solvers)
         except BaseException:
             hub.forget(tracker.job_id)
+            self._release(tracker.job_id)
             raise
         log(logger, "request.sent", job_id=tracker.job_id, on_chain=on_chain, max_price=intent.max_price)
         return tracker
@@ -481,6 +559,7 @@ class Client:
                     await self._self_help(tracker, intent, tried)
         finally:
             hub.forget(tracker.job_id)
+            self._release(tracker.job_id)
         return await self._outcome(tracker, intent, handle, auction=auction, verify=verify)
 
     async def _self_help(self, tracker: JobTracker, intent: Intent, tried: dict[str, float]) -> None:
@@ -516,8 +595,9 @@ class Client:
     async def _outcome(
         self, tracker: JobTracker, intent: Intent, handle: ModelHandle | None, *, auction: str, verify: bool
     ) -> RequestResult:
+        market = self._market_address(auction)
         common: dict[str, Any] = {"job_id": tracker.job_id, "refund": tracker.refund,
-                                  "compensation": tracker.compensation}  # fmt: skip
+                                  "compensation": tracker.compensation, "market": market}  # fmt: skip
         if tracker.state == JobState.SLASHED:
             # The output was disputed and never proved: the provider cheated (or gave up).
             raise ProviderSlashed(provider=tracker.provider, output=tracker.output,
@@ -568,7 +648,14 @@ class Client:
             tx_hashes=dict(tracker.tx_hashes),
             gas=gas,
             bids=tracker.bids,
+            market=market or "",
         )
+
+    def _market_address(self, auction: str) -> str | None:
+        """The address of ``auction``'s market when the deployment is known (no RPC)."""
+        if self._deployment is None and not isinstance(self._deployment_arg, Deployment):
+            return None
+        return self.deployment.markets.get(auction)
 
     def _delivery(
         self, tracker: JobTracker, auction: str, output: list[int] | None, proof: bytes | None

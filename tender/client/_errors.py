@@ -8,11 +8,12 @@ catches them all, and each carries the job id and what the requester got back::
     │   │                           solver refused it (``reasons`` by solver URL)
     │   └── AgentRejected           a TenderAgent's ``ask`` reverted (``error``: the custom
     │                               error, e.g. ``NoCallbackGas``, ``InsufficientBalance``)
-    ├── RequestRefunded             never awarded; the escrow came back after the auction window
-    ├── RequestExpired              awarded, but the provider missed its deadline; refunded and
-    │                               compensated from the provider's locked stake
+    ├── RequestRefunded             never awarded; the escrow was credited back after the
+    │                               auction window
+    ├── RequestExpired              awarded, but the provider missed its deadline; escrow and
+    │                               compensation from its locked stake credited
     ├── ProviderSlashed             the provider cheated (a challenged optimistic output was never
-    │                               proved); refunded and compensated from its stake
+    │                               proved); escrow and compensation from its stake credited
     ├── ProofInvalid                the job settled but its proof does not verify here, or the
     │                               output does not match the proof's public instances
     ├── CallbackFailed              an agent's job settled (the provider was paid) but the
@@ -20,13 +21,16 @@ catches them all, and each carries the job id and what the requester got back::
     └── RequestTimeout              no terminal state seen in time (the job may still finish;
                                     ``last_state`` says where it stood)
 
-Amounts are token base units. ``refund`` is the escrow returned, ``compensation`` what came
-from the provider's stake; ``received`` is their sum::
+Amounts are token base units. ``refund`` is the escrow returned and ``compensation`` what came
+from the provider's stake; ``received`` (= ``credited``) is their sum. The market credits both
+to the requester (``Market.owed``, in the market at ``market``) rather than sending them: the
+credit pays the requester's next escrow there first, or :meth:`Client.withdraw` collects it::
 
     try:
         result = await client.request("mlp", x, max_price=10**18, deadline=60)
     except RequestExpired as exc:
         print(f"provider late: got {exc.received} back ({exc.compensation} compensation)")
+        await client.withdraw()  # collect the credited refund and compensation
     except RequestError as exc:
         print(f"{exc.job_id}: {exc}")
 """
@@ -98,7 +102,12 @@ class AgentRejected(RequestRejected):
 
 
 class _Outcome(RequestError):
-    """A request that reached a terminal state other than ``settled`` (money came back)."""
+    """A request that reached a terminal state other than ``settled`` (money came back).
+
+    ``refund`` (the escrow) and ``compensation`` (from a slashed stake) are credited to the
+    requester in ``market`` (``Market.owed``): collect them with :meth:`Client.withdraw`, or let
+    them pay the next escrow there.
+    """
 
     verb = "ended"
 
@@ -110,14 +119,17 @@ class _Outcome(RequestError):
         compensation: int = 0,
         tx_hash: str | None = None,
         detail: str = "",
+        market: str | None = None,
     ) -> None:
         self.job_id = job_id
         self.refund = refund
         self.compensation = compensation
         self.tx_hash = tx_hash
-        text = f"{_short(job_id)} {self.verb}: refunded {refund}"
+        self.market = market
+        text = f"{_short(job_id)} {self.verb}: refund {refund}"
         if compensation:
             text += f" + compensation {compensation}"
+        text += " credited in the market (withdraw to collect)"
         if detail:
             text += f" ({detail})"
         super().__init__(text)
@@ -127,12 +139,19 @@ class _Outcome(RequestError):
         """Everything the requester got back: refund plus compensation."""
         return self.refund + self.compensation
 
+    @property
+    def credited(self) -> int:
+        """What the market credited the requester for this job (refund plus compensation): it
+        stays in ``market`` until withdrawn or spent on a later escrow."""
+        return self.refund + self.compensation
+
 
 class RequestRefunded(_Outcome):
-    """The intent was never awarded (no bid, no fill); the escrow came back.
+    """The intent was never awarded (no bid, no fill); the escrow was credited back.
 
     Attributes:
-        job_id: the job id. refund: escrow returned. tx_hash: the ``refund`` transaction.
+        job_id: the job id. refund: escrow credited back (``Market.owed``). market: the market
+        holding the credit. tx_hash: the ``refund`` transaction.
     """
 
     verb = "was refunded (never awarded)"
@@ -142,9 +161,9 @@ class RequestExpired(_Outcome):
     """The awarded provider missed the deadline; the job was expired.
 
     Attributes:
-        job_id: the job id. refund: escrow returned. compensation: taken from the provider's
-        locked stake and paid to the requester. tx_hash: the ``expire`` transaction.
-        provider: the provider that was late.
+        job_id: the job id. refund: escrow credited back (``Market.owed``). market: the market
+        holding the credit. compensation: taken from the provider's locked stake and credited to
+        the requester too. tx_hash: the ``expire`` transaction. provider: the provider that was late.
     """
 
     verb = "expired (provider missed its deadline)"
@@ -158,8 +177,9 @@ class ProviderSlashed(_Outcome):
     """The provider's optimistic output was challenged and never proved: its stake was slashed.
 
     Attributes:
-        job_id: the job id. refund: escrow returned. compensation: the requester's share of the
-        slashed stake. provider: the slashed provider. tx_hash: the slashing transaction.
+        job_id: the job id. refund: escrow credited back (``Market.owed``). market: the market
+        holding the credit. compensation: the requester's share of the slashed stake (credited).
+        provider: the slashed provider. tx_hash: the slashing transaction.
         output: the (wrong) output the provider had delivered, if seen.
     """
 

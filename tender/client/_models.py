@@ -1,4 +1,4 @@
-"""The requester's view of a model: its bundle (card + verification key), input commitment,
+"""The requester's view of a model: its bundle (card, verifying key, SRS), input commitment,
 input URI and local proof check. Everything model-specific goes through ``tender.models``."""
 
 from __future__ import annotations
@@ -46,15 +46,20 @@ def _hex32(value: Any) -> bytes:
 
 
 def instances(card: Any, commitment: int, output: list[int]) -> list[int]:
-    """The public instance vector the market builds for a job: the input commitment and the
-    delivered output placed as the card's instance layout says."""
+    """The public instance vector the market builds for a job: the delivered output placed as
+    the card's instance layout says, after the input commitment for a hashed input (a
+    polycommit input has no instance: the proof's first point binds it, see ``verify``)."""
+    from tender.chain import INPUT_HASHED, INPUT_POLYCOMMIT, market_instances
+
     layout = card.layout
     if len(output) != layout.output_length:
         raise ModelError(f"output has {len(output)} elements, the model's layout {layout.output_length}")
-    vector = [0] * layout.instance_count
-    vector[layout.commitment_index] = int(commitment)
-    vector[layout.output_offset : layout.output_offset + layout.output_length] = [int(v) for v in output]
-    return vector
+    polycommit = getattr(card, "input_visibility", "hashed") == "polycommit"
+    return market_instances(
+        input_binding=INPUT_POLYCOMMIT if polycommit else INPUT_HASHED,
+        commitment_index=layout.commitment_index, output_offset=layout.output_offset,
+        instance_count=layout.instance_count, commitment=commitment, output=output,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -70,14 +75,16 @@ class ModelHandle:
         return self.bundle.card
 
     def commitment(self, data: Any) -> int:
-        """The input commitment the intent carries (``tender.models.input_commitment``)."""
+        """The input commitment the intent carries (``tender.models.input_commitment``): for a
+        polycommit model it needs the bundle's vk and SRS, which the handle holds."""
         from tender import models
 
         return int(models.input_commitment(self.bundle, data))
 
     def verify(self, proof: bytes, *, output: list[int], commitment: int) -> bool:
         """Check ``proof`` with the bundle's verifying key, for exactly this input commitment
-        and output (the instance vector the market checked on-chain)."""
+        and output (the instance vector the market checked on-chain; for a polycommit model
+        also ``keccak256(proof[0:64]) == commitment``, the market's input check)."""
         from tender import models
 
         card = self.card

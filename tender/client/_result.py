@@ -1,11 +1,12 @@
-"""What a settled request returns: output, proof, money, transactions and where time went."""
+"""What a settled request returns (output, proof, money, transactions and where time went), and
+what a withdrawal of the market's credit paid."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Latency", "RequestResult"]
+__all__ = ["Latency", "RequestResult", "Withdrawal"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +42,11 @@ class RequestResult:
         proof: the proof bytes (zk mode, or a challenged optimistic job), else ``None``.
         verified: whether the proof was verified locally (``False`` when there is none).
         proof_mode: ``"zk"`` or ``"optimistic"``. auction: ``"reverse"`` or ``"dutch"``.
-        provider: the provider that was paid. price_paid: what it was paid (token base units).
-        max_price: the intent's max price. refund: escrow returned to the requester.
+        provider: the provider that was paid. price_paid: what it was paid (token base units;
+        credited to the provider in the market, which it withdraws).
+        max_price: the intent's max price. refund: the unspent escrow, credited to the requester
+        in the market (``Client.owed``; it pays the next escrow there first, or
+        ``Client.withdraw`` collects it). market: the market that settled the job.
         tx_hashes: transaction hash by step (``post``/``submit``, ``award``, ``deliver``, ``settle``...).
         gas: gas used by step, for the transactions the client saw.
         latency: where the time went.
@@ -65,6 +69,7 @@ class RequestResult:
     tx_hashes: dict[str, str] = field(default_factory=dict)
     gas: dict[str, int] = field(default_factory=dict)
     bids: int = 0
+    market: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict (big integers as decimal strings, bytes as hex)."""
@@ -74,4 +79,25 @@ class RequestResult:
         data["price_paid"] = str(self.price_paid)
         data["max_price"] = str(self.max_price)
         data["refund"] = str(self.refund)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawal:
+    """One ``withdraw``: a market paid ``account`` everything it owed it.
+
+    Attributes:
+        auction: the market's auction type (``"reverse"``/``"dutch"``). market: its address.
+        account: who was paid. amount: what was paid (token base units). tx_hash: the transaction.
+    """
+
+    auction: str
+    market: str
+    account: str
+    amount: int
+    tx_hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["amount"] = str(self.amount)
         return data

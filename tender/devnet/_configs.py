@@ -120,6 +120,9 @@ def provider_config(
         "store": run_dir / f"{plan.name}.db",
         "proving_workers": workers,
         "poll_interval_s": 0.2,
+        # earnings are credited in the markets: withdraw them every 0.1 token or so (demo prices
+        # are 0.01 to 0.2 tokens); the devnet withdraws what is left at the end
+        "withdraw_threshold": 10**17,
     }
     if plan.misbehave:
         provider["misbehave"] = dict(plan.misbehave)

@@ -3,9 +3,12 @@
 Steps: start Anvil; deploy the contracts; build (cached) and register both sample models;
 mint test tokens and stake the providers; start three providers, two solvers and a verifier
 agent as separate processes; send the workload through the SDK (the agent share through the
-TenderAgent contract, to which the market pushes each result with its consumer callback); print
-the summary, write the JSON and PNG; run ``tender audit``. Whatever happens (Ctrl-C included),
-every process group it started is stopped and Anvil with them.
+TenderAgent contract, to which the market pushes each result with its consumer callback); collect
+what the markets owe every role (the markets credit payments and refunds: the providers withdraw
+theirs as they go, past their ``withdraw_threshold``, and the devnet withdraws the rest for every
+role, so that everyone ends up holding their tokens); run ``tender audit``; print the summary,
+write the JSON and PNG. Whatever happens (Ctrl-C included), every process group it started is
+stopped and Anvil with them.
 
 Roles and their Anvil development keys (devnet only):
 
@@ -60,7 +63,7 @@ from tender.devnet._live import render
 from tender.devnet._summary import RequestRecord, Summary, check_invariants, summarize, summary_table
 from tender.devnet._supervisor import Supervisor
 from tender.devnet._workload import Planned, plan_workload
-from tender.errors import DevChainError, RequestError, TenderError
+from tender.errors import DevChainError, RequestError, TenderError, TransactionFailed
 from tender.logs import log
 from tender.paths import SAMPLE_MODELS, cache_dir
 
@@ -127,6 +130,7 @@ class Devnet:
         self.summary: Summary | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.agent: AgentClient | None = None
+        self.payouts: dict[str, Any] | None = None
         self._heartbeat_stop = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -138,6 +142,11 @@ class Devnet:
             self._start_roles(setup)
             self.records = [self._record(p) for p in self._plan()]
             asyncio.run(self._workload(setup))
+            try:
+                self.payouts = self._payouts(setup)
+            except TenderError as exc:  # reported in the summary; the audit still checks the books
+                log(logger, "devnet.payouts_failed", level=logging.ERROR, error=repr(exc))
+                self.payouts = {"errors": [f"{type(exc).__name__}: {exc}"]}
             audit = self._audit(setup) if self.options.audit else None
             return self._finish(setup, audit)
 
@@ -416,6 +425,77 @@ class Devnet:
 
     # -- the end -----------------------------------------------------------------------
 
+    def _roles(self, setup: ChainSetup) -> dict[str, tuple[str, str, str]]:
+        """Every account the markets may owe: address -> (role, name, key) (the agent's key is
+        its owner's: it reclaims through ``TenderAgent.reclaim``)."""
+        roles: dict[str, tuple[str, str, str]] = {}
+        for plan in PROVIDERS:
+            key = DEV_KEYS[plan.key_index]
+            roles[setup.address(key)] = ("providers", plan.name, key)
+        for n, index in enumerate(REQUESTER_KEYS, start=1):
+            roles[setup.address(DEV_KEYS[index])] = ("requesters", f"requester-{n}", DEV_KEYS[index])
+        roles[setup.address(DEV_KEYS[VERIFIER_KEY])] = ("verifier", "verifier", DEV_KEYS[VERIFIER_KEY])
+        if setup.agent is not None:
+            roles[setup.agent] = ("agent", "TenderAgent", DEV_KEYS[AGENT_OWNER_KEY])
+        return roles
+
+    def _payouts(self, setup: ChainSetup) -> dict[str, Any]:
+        """Withdraw what the markets still owe every role, then total what each role was paid out.
+
+        The markets credit payments (providers), unspent escrow and refunds (requesters, the
+        agent) and returned bonds (the verifier); the providers' nodes withdraw theirs past their
+        threshold while the workload runs. Every ``Withdrawn`` of the run counts.
+        """
+        from tender.chain import Market, TxSender
+        from tender.client._agent import TenderAgentContract
+        from tender.intents import AuctionType
+
+        self._step("collecting what the markets owe every role (withdraw)")
+        assert setup.deployment is not None
+        roles = self._roles(setup)
+        markets = {name: Market(setup.w3, address, auction=AuctionType[name.upper()])
+                   for name, address in setup.deployment.markets.items()}  # fmt: skip
+        errors: list[str] = []
+        for address, (_, name, key) in roles.items():
+            sender = TxSender(setup.w3, key)
+            agent = TenderAgentContract(setup.w3, address, sender=sender) if address == setup.agent else None
+            for market in markets.values():
+                try:
+                    if market.owed(address) == 0:
+                        continue
+                    if agent is not None:
+                        agent.reclaim(market.address)
+                    else:
+                        market.using(sender).withdraw()
+                except TenderError as exc:  # NothingOwed: the role's own process was first
+                    revert = exc.revert if isinstance(exc, TransactionFailed) else exc
+                    if getattr(revert, "name", "") != "NothingOwed":
+                        errors.append(f"{name} at {market.address}: {exc}")
+                        log(logger, "devnet.withdraw_failed", level=logging.ERROR, account=address,
+                            error=repr(exc))  # fmt: skip
+        totals: dict[str, dict[str, Any]] = {}
+        for role, name, _ in roles.values():
+            entry = totals.setdefault(role, {"withdrawn": 0, "owed": 0, "withdrawals": 0, "accounts": {}})
+            entry["accounts"][name] = {"withdrawn": 0, "owed": 0}
+        for market in markets.values():
+            for event in market.events(setup.deployment.block, names=["Withdrawn"]):
+                account = str(getattr(event, "account", ""))
+                if account not in roles:
+                    continue
+                role, name, _ = roles[account]
+                amount = int(getattr(event, "amount", 0))
+                totals[role]["withdrawn"] += amount
+                totals[role]["withdrawals"] += 1
+                totals[role]["accounts"][name]["withdrawn"] += amount
+            for address, (role, name, _) in roles.items():
+                owed = market.owed(address)
+                totals[role]["owed"] += owed
+                totals[role]["accounts"][name]["owed"] += owed
+        for role, entry in totals.items():
+            log(logger, "devnet.paid_out", role=role, withdrawn=entry["withdrawn"], owed=entry["owed"],
+                withdrawals=entry["withdrawals"])  # fmt: skip
+        return {**_stringify(totals), "errors": errors}
+
     def _audit(self, setup: ChainSetup) -> dict[str, Any]:
         self._step("auditing the whole history (tender audit)")
         from tender.devnet._supervisor import tender_command
@@ -441,8 +521,11 @@ class Devnet:
             tracker = self.trackers.get(record.index)
             if tracker is not None:
                 record.gas = _gas(setup, tracker)
+        extra: dict[str, Any] = {"run_dir": str(self.run_dir), "seed": self.options.seed}
+        if self.payouts is not None:
+            extra["payouts"] = self.payouts
         summary = summarize(self.records, setup_gas=dict(setup.gas), wall_s=time.monotonic() - self.started,
-                            audit=audit, extra={"run_dir": str(self.run_dir), "seed": self.options.seed})  # fmt: skip
+                            audit=audit, extra=extra)  # fmt: skip
         self.summary = summary
         self.console.print(summary_table(summary))
         from tender.devnet._summary import write_json, write_png
@@ -464,6 +547,13 @@ class Devnet:
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
+
+
+def _stringify(value: Any) -> Any:
+    """Token amounts as decimal strings (JSON numbers lose precision past 2**53)."""
+    if isinstance(value, dict):
+        return {k: v if k == "withdrawals" else _stringify(v) for k, v in value.items()}
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 _SAMPLES: dict[str, list[Any]] = {}

@@ -4,6 +4,10 @@ Terminal states partition the requests: every request ends ``settled``, ``refund
 awarded, or a cheating provider's job unwound after a challenge) or ``expired`` (the provider
 missed its deadline); ``slashed`` and ``challenged`` count jobs where that also happened.
 :func:`check_invariants` states what must hold for the run to pass.
+
+``payouts`` (when the devnet collected them) says, per role, what the markets paid out with
+``withdraw`` over the run and what they still owe: the markets credit payments and refunds, so
+a provider holds its earnings only once they are withdrawn.
 """
 
 from __future__ import annotations
@@ -256,6 +260,7 @@ def summary_table(summary: Summary) -> Table:
         rows.append((f"gas {phase} (mean of {entry['count']})", f"{entry['mean']:,}"))
     if d.get("wall_s") is not None:
         rows.append(("wall time", f"{d['wall_s']:.1f} s"))
+    rows.extend(_payout_rows(d.get("payouts")))
     audit = d.get("audit")
     if audit is not None:
         rows.append(
@@ -264,6 +269,29 @@ def summary_table(summary: Summary) -> Table:
     for what, value in rows:
         table.add_row(what, value)
     return table
+
+
+def _tokens(amount: Any) -> str:
+    return f"{int(amount) / 1e18:,.4f}"
+
+
+def _payout_rows(payouts: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Per role (and per provider): tokens withdrawn from the markets / still owed there."""
+    if not payouts:
+        return []
+    rows: list[tuple[str, str]] = []
+    for role in ("providers", "requesters", "agent", "verifier"):
+        entry = payouts.get(role)
+        if not entry:
+            continue
+        rows.append((f"withdrawn by {role} / still owed (tokens)",
+                     f"{_tokens(entry['withdrawn'])} / {_tokens(entry['owed'])}"))  # fmt: skip
+        if role == "providers":
+            for name, account in sorted(entry.get("accounts", {}).items()):
+                rows.append((f"  {name}", f"{_tokens(account['withdrawn'])} / {_tokens(account['owed'])}"))
+    for error in payouts.get("errors", []):
+        rows.append(("withdraw failed", f"[red]{error}[/]"))
+    return rows
 
 
 def write_png(records: Iterable[RequestRecord], path: Path, *, token_decimals: int = 18) -> Path:

@@ -12,13 +12,18 @@ A *bundle* is one folder with the model, its circuit, keys, SRS, Solidity verifi
     assert verify(bundle, proof) and proof.input_commitment == commitment
     proof_bytes, instances = proof.calldata()     # verifyProof(bytes, uint256[])
 
+Bundles bind the input with ``polycommit`` by default: the commitment is
+``keccak256(proof[0:64])``, the KZG commitment of the input column, which a requester computes
+with the bundle's vk and SRS (so ``input_commitment`` needs the bundle, not only its card);
+``build(..., input_visibility="hashed")`` makes the Poseidon-instance variant instead.
 Bundles built with ``srs="dev"`` use a locally generated SRS: insecure, development only.
 """
 
 from __future__ import annotations
 
+from tender.chain._structs import INPUT_HASHED, INPUT_POLYCOMMIT
 from tender.errors import ModelError
-from tender.models._build import RECIPE, build, build_key
+from tender.models._build import DEFAULT_INPUT_VISIBILITY, RECIPE, build, build_key
 from tender.models._bundle import INSECURE_SRS_WARNING, Bundle, InstanceLayout, ModelCard
 from tender.models._cli import cli_group
 from tender.models._errors import (
@@ -36,6 +41,7 @@ from tender.models._prove import (
     infer,
     infer_batch,
     input_commitment,
+    proof_commitment,
     prove,
     verifier_calldata,
     verify,
@@ -53,7 +59,10 @@ from tender.models._register import (
 from tender.models._solc import compile_solidity
 
 __all__ = [
+    "DEFAULT_INPUT_VISIBILITY",
     "FIELD_MODULUS",
+    "INPUT_HASHED",
+    "INPUT_POLYCOMMIT",
     "INSECURE_SRS_WARNING",
     "LOCAL_CHAIN_IDS",
     "RECIPE",
@@ -81,6 +90,7 @@ __all__ = [
     "infer",
     "infer_batch",
     "input_commitment",
+    "proof_commitment",
     "prove",
     "quantize",
     "register_model",

@@ -2,8 +2,12 @@
 
 The recipe (fixed for every Tender model, recorded in the cache key):
 
-- input visibility ``hashed``: the circuit exposes one Poseidon hash of the quantized input
-  as an instance; the requester computes the same hash off-chain (the input commitment);
+- input visibility ``polycommit`` (the default): the quantized input sits in an unblinded
+  advice column whose KZG commitment is the proof's first point; the requester computes the
+  same point off-chain with the bundle's vk and SRS and signs ``keccak256(x, y)`` of it (the
+  input commitment), which the market compares with ``keccak256(proof[0:64])``. ``hashed``
+  (a Poseidon hash of the input as an instance) stays available for comparison: ~115k more
+  verifier gas (docs/MODELS.md);
 - output visibility ``public``: the outputs are instances the market reads;
 - parameter visibility ``fixed``: the weights are fixed columns, so they are committed in the
   verifying key and a verifier accepts proofs of these weights only;
@@ -31,13 +35,19 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from tender.models import _runtime
 from tender.models._bundle import CARD_FILE, Bundle, InstanceLayout, ModelCard, sha256_file
+from tender.models._commit import kzg_points
+from tender.models._commit import proof_bytes as _proof_bytes
 from tender.models._errors import BundleError, SrsError
 from tender.models._ezkl import captured_output, dev_srs, ezkl, srs_logrows, write_evm_verifier
 from tender.models._felt import dequantize, felt_from_hex, poseidon, quantize
 from tender.models._solc import compile_solidity
 from tender.paths import cache_dir as default_cache_dir
 
-Visibility = Literal["hashed", "public"]
+Visibility = Literal["polycommit", "hashed", "public"]
+
+#: What :func:`build` uses unless told otherwise (and what the sample models and devnet use).
+DEFAULT_INPUT_VISIBILITY: Visibility = "polycommit"
+VISIBILITIES: tuple[Visibility, ...] = ("polycommit", "hashed", "public")
 
 #: The EZKL recipe; changing it changes every cache key.
 RECIPE: dict[str, Any] = {
@@ -143,7 +153,7 @@ def build(
     srs: Literal["dev"] | str | Path = "dev",
     cache_dir: str | Path | None = None,
     name: str | None = None,
-    input_visibility: Visibility = "hashed",
+    input_visibility: Visibility = DEFAULT_INPUT_VISIBILITY,
     progress: bool = False,
 ) -> Bundle:
     """Build (or reuse) the bundle for one ONNX model.
@@ -157,7 +167,9 @@ def build(
             ``k == logrows``), or a folder of ``kzg{k}.srs`` files (the one matching is used).
         cache_dir: where bundles live (default: ``tender.paths.cache_dir()``).
         name: the model's name (default: the ONNX file's folder or stem).
-        input_visibility: ``"hashed"`` (the market's layout) or ``"public"`` (for comparison).
+        input_visibility: ``"polycommit"`` (default: the input's KZG commitment is the proof's
+            first point), ``"hashed"`` (a Poseidon hash of the input as instance 0), both
+            accepted by the market, or ``"public"`` (the input as instances: comparison only).
         progress: show a rich progress display on stderr.
 
     Returns:
@@ -177,8 +189,10 @@ def build(
     for path in (onnx_path, calibration_path):
         if not path.is_file():
             raise BundleError(f"{path} does not exist")
-    if input_visibility not in ("hashed", "public"):
-        raise BundleError(f"input_visibility must be 'hashed' or 'public', not {input_visibility!r}")
+    if input_visibility not in VISIBILITIES:
+        raise BundleError(
+            f"input_visibility must be one of {', '.join(VISIBILITIES)}, not {input_visibility!r}"
+        )
     name = name or _model_name(onnx_path)
     srs_file: Path | None = None
     if str(srs) == "dev":
@@ -296,13 +310,13 @@ def _build_into(
     output_shapes = settings["model_instance_shapes"]
     output_shape = tuple(int(d) for d in output_shapes[-1])
     output_length = int(np.prod(output_shape))
-    hashed = input_visibility == "hashed"
-    input_size = int(np.prod(input_shape))
+    # instances before the outputs: the Poseidon hash (hashed), the input (public), none (polycommit)
+    before = {"hashed": 1, "public": int(np.prod(input_shape)), "polycommit": 0}[input_visibility]
     layout = InstanceLayout(
-        commitment_index=0 if hashed else -1,
-        output_offset=1 if hashed else input_size,
+        commitment_index=0 if input_visibility == "hashed" else -1,
+        output_offset=before,
         output_length=output_length,
-        instance_count=(1 if hashed else input_size) + output_length,
+        instance_count=before + output_length,
     )
     input_scale = int(settings["model_input_scales"][0])
     output_scale = int(settings["model_output_scales"][0])
@@ -310,8 +324,9 @@ def _build_into(
     with step("self-check (witness, prove, verify)"):
         started = time.perf_counter()
         agreement, max_error = _check(
-            partial, calibration_src, input_shape, input_scale, output_scale, layout, hashed=hashed, log=log
-        )
+            partial, calibration_src, input_shape, input_scale, output_scale, layout,
+            visibility=input_visibility, log=log,
+        )  # fmt: skip
         timed("check_s", started)
 
     runtime = bytes.fromhex(artefact["deployed_bytecode"][2:])
@@ -377,10 +392,14 @@ def _check(
     output_scale: int,
     layout: InstanceLayout,
     *,
-    hashed: bool,
+    visibility: str,
     log: Path,
 ) -> tuple[float, float]:
     """Prove one calibration sample and compare the circuit to onnxruntime on a few more.
+
+    The proof must carry the input commitment where the layout says: the Poseidon hash at
+    ``commitment_index`` (hashed), or the KZG commitment of the quantized input as its first
+    point, the input fitting one column (polycommit: the market binds that one point only).
 
     Returns:
         (share of samples whose argmax agrees, largest absolute output error).
@@ -396,8 +415,9 @@ def _check(
     for i, sample in enumerate(samples):
         values = [float(v) for v in sample]
         (scratch / "input.json").write_text(json.dumps({"input_data": [values]}))
+        keys = (str(bundle.vk), str(bundle.srs)) if visibility == "polycommit" else (None, None)
         witness = ezkl.gen_witness(
-            str(scratch / "input.json"), str(bundle.compiled), str(scratch / "witness.json")
+            str(scratch / "input.json"), str(bundle.compiled), str(scratch / "witness.json"), *keys
         )
         outputs = [felt_from_hex(f) for f in witness["outputs"][0]]
         circuit = np.asarray([dequantize(v, output_scale) for v in outputs])
@@ -420,7 +440,19 @@ def _check(
                 raise BundleError(f"self-check failed: verified={ok}, {len(instances)} instances")
             if instances[layout.output_offset : layout.output_offset + layout.output_length] != outputs:
                 raise BundleError("self-check failed: the proof's outputs are not where the layout says")
-            if hashed and instances[layout.commitment_index] != poseidon(quantize(values, input_scale)):
+            felts = quantize(values, input_scale)
+            if visibility == "hashed" and instances[layout.commitment_index] != poseidon(felts):
                 raise BundleError("self-check failed: the input commitment is not the proof's instance")
+            if visibility == "polycommit":
+                points = kzg_points(bundle, felts)
+                if len(points) != 1:
+                    raise BundleError(
+                        f"the input spans {len(points)} polycommit columns; the market binds one "
+                        "(build with input_visibility='hashed')"
+                    )
+                if _proof_bytes(proof["proof"])[:64] != points[0]:
+                    raise BundleError(
+                        "self-check failed: the proof's first point is not the input's KZG commitment"
+                    )
     shutil.rmtree(scratch)
     return agree / len(samples), round(max_error, 6)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from tender.chain._structs import INPUT_HASHED, INPUT_POLYCOMMIT, market_instances
 from tender.models._errors import BundleError
 
 #: Shown with every bundle built on the locally generated SRS.
@@ -38,6 +40,9 @@ INSECURE_SRS_WARNING = "insecure, development only: the SRS was generated locall
 PROOF_MODE_BITS = {"zk": 1, "optimistic": 2}
 
 CARD_FILE = "card.json"
+
+#: Input visibility (EZKL) -> ``ModelInfo.inputBinding`` (the registry); ``public`` has none.
+INPUT_BINDINGS = {"hashed": INPUT_HASHED, "polycommit": INPUT_POLYCOMMIT}
 
 
 def sha256_file(path: Path) -> str:
@@ -54,7 +59,9 @@ class InstanceLayout:
     """Where things sit in the proof's public instance vector.
 
     Attributes:
-        commitment_index: index of the Poseidon commitment to the input.
+        commitment_index: index of the Poseidon commitment to the input (hashed inputs); -1
+            when the input has no instance (``polycommit``: its commitment is the proof's first
+            point; ``public``: the input is the instances before the outputs).
         output_offset: index of the first output element.
         output_length: number of output elements.
         instance_count: length of the whole vector.
@@ -77,7 +84,8 @@ class ModelCard:
         output_shape: the circuit's output shape.
         input_scale: fixed-point scale of the input (value = felt / 2**scale).
         output_scale: fixed-point scale of the outputs.
-        input_visibility: ``"hashed"`` (Poseidon commitment) or ``"public"``.
+        input_visibility: ``"polycommit"`` (KZG commitment of the input column, the proof's
+            first point), ``"hashed"`` (Poseidon hash as an instance) or ``"public"``.
         logrows: log2 of the circuit's rows.
         layout: the instance layout.
         settings_sha256: sha256 of ``settings.json``; the registry stores it.
@@ -130,6 +138,45 @@ class ModelCard:
         return size
 
     @property
+    def input_binding(self) -> int | None:
+        """``ModelInfo.inputBinding`` for this model (``None``: public input, not for the market)."""
+        return INPUT_BINDINGS.get(self.input_visibility)
+
+    def registry_layout(self) -> dict[str, int]:
+        """The layout fields of the registry record (``inputBinding``, ``commitmentIndex``...).
+
+        Raises:
+            BundleError: a public-input model (the market binds hashed or polycommit inputs).
+        """
+        binding = self.input_binding
+        if binding is None:
+            raise BundleError(
+                f"model {self.name} has public inputs; the market needs a hashed or polycommit input"
+            )
+        layout = self.layout
+        return {
+            "inputBinding": binding,
+            "commitmentIndex": layout.commitment_index if binding == INPUT_HASHED else 0,
+            "outputOffset": layout.output_offset,
+            "outputLength": layout.output_length,
+            "instanceCount": layout.instance_count,
+        }
+
+    def market_instances(self, commitment: int, output: Sequence[int]) -> list[int]:
+        """The public instances the market builds for a delivery of ``output`` (field elements)
+        under an intent committing to ``commitment``: what a proof must verify against."""
+        layout = self.registry_layout()
+        if len(output) != self.layout.output_length:
+            raise BundleError(
+                f"output has {len(output)} elements, model {self.name} has {self.layout.output_length}"
+            )
+        return market_instances(
+            input_binding=layout["inputBinding"], commitment_index=layout["commitmentIndex"],
+            output_offset=layout["outputOffset"], instance_count=layout["instanceCount"],
+            commitment=commitment, output=output,
+        )  # fmt: skip
+
+    @property
     def proof_modes_mask(self) -> int:
         """The proof modes as the registry's bitmask (1 = zk, 2 = optimistic)."""
         mask = 0
@@ -161,6 +208,13 @@ class ModelCard:
         except (KeyError, TypeError) as exc:
             raise BundleError(f"model card is malformed: {exc}") from exc
 
+    def _binding_text(self) -> str:
+        if self.input_visibility == "polycommit":
+            return "polycommit: intent commitment = keccak256(proof[0:64]), the input column's KZG point"
+        if self.input_visibility == "hashed":
+            return f"hashed: Poseidon(input) = instance {self.layout.commitment_index}"
+        return f"public: the input is instances 0..{self.input_size - 1} (not for the market)"
+
     def __rich__(self) -> Panel:
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold")
@@ -173,8 +227,8 @@ class ModelCard:
                        f"out {list(self.output_shape)} (scale {self.output_scale})"),
             ("params", f"{self.params:,}"),
             ("circuit", f"2^{self.logrows} rows, input {self.input_visibility}, ezkl {self.ezkl_version}"),
-            ("instances", f"commitment @{self.layout.commitment_index}, outputs "
-                          f"@{self.layout.output_offset}..+{self.layout.output_length}, "
+            ("input binding", self._binding_text()),
+            ("instances", f"outputs @{self.layout.output_offset}..+{self.layout.output_length}, "
                           f"{self.layout.instance_count} in all"),
             ("accuracy", f"{acc} held-out (float), circuit agrees on {agree} of calibration"),
             ("settings sha256", self.settings_sha256),

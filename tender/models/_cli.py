@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tender.config import ChainSection
-from tender.models._build import build
+from tender.models._build import DEFAULT_INPUT_VISIBILITY, VISIBILITIES, build
 from tender.models._bundle import INSECURE_SRS_WARNING, Bundle
 from tender.models._prove import Proof, input_commitment, prove, verify
 from tender.paths import cache_dir
@@ -63,13 +64,19 @@ def cli_group() -> None:
 @click.option("--srs", default="dev", show_default=True,
               help="'dev' (generated locally: insecure, development only) or a Powers-of-Tau SRS file")  # fmt: skip
 @click.option("--name", default=None, help="model name (default: the ONNX file's folder)")
+@click.option("--input-visibility", "visibility", type=click.Choice(VISIBILITIES), default=DEFAULT_INPUT_VISIBILITY,
+              show_default=True, help="how proofs bind the input: KZG point (polycommit), Poseidon instance "
+              "(hashed), or the input as instances (public: not for the market)")  # fmt: skip
 @click.option("--progress/--no-progress", default=None, help="progress display (default: when a terminal)")
 def build_command(
-    onnx_path: Path, calibration: Path, srs: str, name: str | None, progress: bool | None
+    onnx_path: Path, calibration: Path, srs: str, name: str | None, visibility: str, progress: bool | None
 ) -> None:
     """Build (or reuse from the cache) the bundle of MODEL.onnx and print its card."""
     show = _errors.is_terminal if progress is None else progress
-    bundle = build(onnx_path, calibration, srs=srs, name=name, progress=show)
+    bundle = build(
+        onnx_path, calibration, srs=srs, name=name, input_visibility=visibility,  # type: ignore[arg-type]
+        progress=show,
+    )  # fmt: skip
     _console.print(bundle)
     _console.print(f"bundle: {bundle.path}")
     _warn_insecure(bundle)
@@ -93,7 +100,7 @@ def show_command(bundle_path: Path, as_json: bool) -> None:
     "--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 def commit_command(bundle_path: Path, input_path: Path) -> None:
-    """Print the input commitment (the field element an intent carries) for an input."""
+    """Print the input commitment (the uint256 an intent carries) for an input."""
     click.echo(hex(input_commitment(Bundle.load(bundle_path), _read_input(input_path))))
 
 
@@ -126,11 +133,25 @@ def prove_command(bundle_path: Path, input_path: Path, out: Path) -> None:
 @click.option(
     "--proof", "proof_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
-def verify_command(bundle_path: Path, proof_path: Path) -> None:
-    """Verify a proof off-chain; exit code 1 when it is invalid."""
+@click.option("--input", "input_path", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="also require the proof to be of this input (its commitment)")  # fmt: skip
+def verify_command(bundle_path: Path, proof_path: Path, input_path: Path | None) -> None:
+    """Verify a proof off-chain; exit code 1 when it is invalid.
+
+    The proof must verify against the bundle's verifying key for its instances, and carry the
+    input commitment its JSON states (polycommit: keccak256 of its first 64 bytes; hashed: the
+    instance at the commitment index). With --input, that commitment must be the input's.
+    """
     bundle = Bundle.load(bundle_path)
     _warn_insecure(bundle)
-    if verify(bundle, Proof.load(proof_path)):
+    proof = Proof.load(proof_path)
+    if input_path is not None:
+        commitment = input_commitment(bundle, _read_input(input_path))
+        if proof.input_commitment is not None and proof.input_commitment != commitment:
+            _console.print(f"[red]invalid[/]: the proof commits to another input than {input_path}")
+            sys.exit(1)
+        proof = replace(proof, input_commitment=commitment)
+    if verify(bundle, proof):
         _console.print("[green]valid[/]")
     else:
         _console.print("[red]invalid[/]")
@@ -182,12 +203,14 @@ def list_command(rpc_url: str | None, registry: str | None, cache: Path | None) 
         return
     root = (cache or cache_dir()) / "models"
     table = Table(title=f"bundles in {root}")
-    for column in ("name", "logrows", "onnx sha256", "accuracy", "SRS", "path"):
+    for column in ("name", "input", "logrows", "onnx sha256", "accuracy", "SRS", "path"):
         table.add_column(column)
     for card, folder in _local_cards(root):
         srs = "[red]dev (insecure)[/]" if card.insecure_srs else "[green]file[/]"
         acc = "-" if card.accuracy is None else f"{card.accuracy:.2%}"
-        table.add_row(card.name, str(card.logrows), card.onnx_sha256[:16], acc, srs, str(folder))
+        table.add_row(
+            card.name, card.input_visibility, str(card.logrows), card.onnx_sha256[:16], acc, srs, str(folder)
+        )
     _console.print(table)
 
 
@@ -202,6 +225,7 @@ def _local_cards(root: Path) -> list[tuple[Any, Path]]:
 
 def _list_registered(rpc_url: str, registry: str | None, cache: Path | None) -> None:
     from tender.chain import Deployment, connect
+    from tender.chain._structs import INPUT_BINDINGS, INPUT_HASHED
     from tender.models._register import registered_models
 
     w3 = connect(rpc_url)
@@ -216,6 +240,7 @@ def _list_registered(rpc_url: str, registry: str | None, cache: Path | None) -> 
         "name (local bundle)",
         "onnx sha256",
         "verifier",
+        "input",
         "layout",
         "modes",
         "audit bps",
@@ -224,12 +249,12 @@ def _list_registered(rpc_url: str, registry: str | None, cache: Path | None) -> 
     for model_id, info in registered_models(w3, registry, from_block=block):
         card = known.get(info.onnx_sha256.hex())
         name = "-" if card is None else card.name + (" [red](dev SRS)[/]" if card.insecure_srs else "")
-        layout = (
-            f"c@{info.commitment_index} out@{info.output_offset}+{info.output_length} /{info.instance_count}"
-        )
+        binding = INPUT_BINDINGS.get(info.input_binding, f"unknown ({info.input_binding})")
+        commitment = f"c@{info.commitment_index} " if info.input_binding == INPUT_HASHED else ""
+        layout = f"{commitment}out@{info.output_offset}+{info.output_length} /{info.instance_count}"
         modes = "+".join(m for m, bit in (("zk", 1), ("optimistic", 2)) if info.proof_modes & bit)
         table.add_row(
-            "0x" + model_id.hex()[:12], name, info.onnx_sha256.hex()[:16], info.verifier, layout, modes,
-            str(info.audit_rate_bps),
+            "0x" + model_id.hex()[:12], name, info.onnx_sha256.hex()[:16], info.verifier, binding, layout,
+            modes, str(info.audit_rate_bps),
         )  # fmt: skip
     _console.print(table)

@@ -1,7 +1,8 @@
 """Errors of :mod:`tender.models`, all under :class:`tender.errors.ModelError`::
 
 ModelError
-├── BundleError            a bundle is missing, incomplete, or its build failed
+├── BundleError            a bundle is missing, incomplete, or its build failed (or only a
+│                          card was given where a polycommit commitment needs the vk and SRS)
 ├── SrsError               the structured reference string is missing, too small or unreadable
 │   └── InsecureSrsError   a dev-SRS bundle was offered to a non-local chain
 ├── InputError             an input does not fit the model (also a ValueError)

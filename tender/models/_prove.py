@@ -21,8 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from tender.chain._structs import polycommit_commitment
 from tender.models import _runtime
 from tender.models._bundle import Bundle, ModelCard
+from tender.models._commit import kzg_points, point_commitment, proof_bytes
 from tender.models._errors import BundleError, ProofError
 from tender.models._ezkl import ezkl
 from tender.models._felt import dequantize, felt_from_hex, felt_to_hex, flatten_input, poseidon, quantize
@@ -50,7 +52,9 @@ class Proof:
         instances: the whole public instance vector (``uint256[]`` for ``verifyProof``).
         proof: the proof bytes (``bytes`` for ``verifyProof``).
         prove_s: seconds spent on witness generation and proving.
-        input_commitment: the Poseidon commitment to the input (``None`` for public inputs).
+        input_commitment: what the intent carries for the proved input: the Poseidon hash at
+            the commitment index (hashed), ``keccak256(proof[0:64])`` (polycommit), ``None``
+            (public inputs).
     """
 
     model: str
@@ -121,24 +125,40 @@ class Proof:
 
 
 def input_commitment(source: ModelCard | BundleLike, data: Any) -> int:
-    """The field element a requester puts in its intent for ``data``.
+    """The ``uint256`` a requester puts in its intent's ``inputCommitment`` for ``data``.
 
-    The input is quantized exactly as EZKL quantizes it (the card's input scale) and hashed
-    with EZKL's Poseidon; the result equals the instance at ``layout.commitment_index`` of
-    any proof of this input.
+    The input is quantized exactly as EZKL quantizes it (the card's input scale), then
+
+    - ``polycommit`` bundles (the default): committed with KZG under the bundle's verifying
+      key, settings and SRS (``ezkl.kzg_commit``, ~15 ms, cached per process); the result is
+      ``uint256(keccak256(x || y))`` of that point, which equals ``keccak256(proof[0:64])`` of
+      any proof of this input. This needs the bundle's files: a card alone is refused;
+    - ``hashed`` bundles: EZKL's Poseidon hash, which equals the instance at
+      ``layout.commitment_index`` of any proof of this input (a card is enough).
 
     Args:
-        source: a model card, bundle, or bundle path.
+        source: a bundle or bundle path (a model card only for hashed models).
         data: one input (nested lists or an array with ``card.input_size`` values).
 
     Raises:
-        BundleError: the model does not take a hashed input.
+        BundleError: the model takes a public input, or a card was given for a polycommit model.
         InputError: the input has the wrong size.
     """
     card = _card(source)
-    if card.input_visibility != "hashed":
+    if card.input_visibility == "hashed":
+        return poseidon(quantize(flatten_input(data, card.input_size), card.input_scale))
+    if card.input_visibility != "polycommit":
         raise BundleError(f"model {card.name} has public inputs: there is no input commitment")
-    return poseidon(quantize(flatten_input(data, card.input_size), card.input_scale))
+    if isinstance(source, ModelCard):
+        raise BundleError(
+            f"model {card.name} commits to its input with KZG (polycommit): the commitment needs the "
+            "bundle's verifying key and SRS, pass the bundle or its path instead of the card"
+        )
+    felts = quantize(flatten_input(data, card.input_size), card.input_scale)
+    points = kzg_points(_bundle(source), felts)
+    if len(points) != 1:
+        raise BundleError(f"model {card.name}'s input spans {len(points)} columns; the market binds one")
+    return point_commitment(points[0])
 
 
 def infer(bundle: BundleLike, data: Any, *, gpu: bool = False) -> list[float]:
@@ -178,7 +198,8 @@ def prove(bundle: BundleLike, data: Any) -> Proof:
         (scratch / "input.json").write_text(json.dumps({"input_data": [values]}))
         started = time.perf_counter()
         try:
-            ezkl.gen_witness(str(scratch / "input.json"), str(b.compiled), str(scratch / "witness.json"))
+            ezkl.gen_witness(str(scratch / "input.json"), str(b.compiled), str(scratch / "witness.json"),
+                             *witness_keys(b))  # fmt: skip
             raw = ezkl.prove(
                 str(scratch / "witness.json"), str(b.compiled), str(b.pk), None, srs_path=str(b.srs)
             )
@@ -188,23 +209,36 @@ def prove(bundle: BundleLike, data: Any) -> Proof:
     instances = [felt_from_hex(v) for v in raw["instances"][0]]
     layout = card.layout
     outputs = instances[layout.output_offset : layout.output_offset + layout.output_length]
+    data_bytes = proof_bytes(raw["proof"])
     return Proof(
         model=card.name,
         onnx_sha256=card.onnx_sha256,
         output=[dequantize(v, card.output_scale) for v in outputs],
         output_felts=outputs,
         instances=instances,
-        proof=_proof_bytes(raw["proof"]),
+        proof=data_bytes,
         prove_s=round(elapsed, 4),
-        input_commitment=instances[layout.commitment_index] if card.input_visibility == "hashed" else None,
+        input_commitment=proof_commitment(card, data_bytes, instances),
     )
 
 
-def _proof_bytes(value: Any) -> bytes:
-    """EZKL returns the proof as ``0x`` hex from Python and as a byte list in proof files."""
-    if isinstance(value, str):
-        return bytes.fromhex(value.removeprefix("0x"))
-    return bytes(value)
+def witness_keys(bundle: Bundle) -> tuple[str | None, str | None]:
+    """``(vk_path, srs_path)`` for ``ezkl.gen_witness``: a polycommit witness without them still
+    works but EZKL prints a warning on stderr for each one (they cost ~8 ms)."""
+    if bundle.card.input_visibility != "polycommit":
+        return None, None
+    return str(bundle.vk), str(bundle.srs)
+
+
+def proof_commitment(card: ModelCard, proof: bytes, instances: list[int]) -> int | None:
+    """The input commitment a proof carries: ``keccak256(proof[0:64])`` (polycommit), the
+    instance at the commitment index (hashed), ``None`` (public input or a malformed proof)."""
+    if card.input_visibility == "polycommit":
+        return polycommit_commitment(proof)
+    index = card.layout.commitment_index
+    if card.input_visibility == "hashed" and 0 <= index < len(instances):
+        return instances[index]
+    return None
 
 
 def ezkl_proof_json(proof: Proof) -> dict[str, Any]:
@@ -215,11 +249,18 @@ def ezkl_proof_json(proof: Proof) -> dict[str, Any]:
 def verify(bundle: BundleLike, proof: Proof) -> bool:
     """Verify a proof off-chain against the bundle's verifying key.
 
+    When ``proof.input_commitment`` is set it must also be the commitment the proof carries
+    (:func:`proof_commitment`): for a polycommit model that is the market's input check, so a
+    valid proof of another input than the one committed to is refused here as on chain.
+
     Returns:
-        ``True`` when the proof is valid for these instances and this model; ``False`` for
-        any invalid proof (including malformed bytes).
+        ``True`` when the proof is valid for these instances and this model (and its input
+        commitment); ``False`` for any invalid proof (including malformed bytes).
     """
     b = _bundle(bundle)
+    expected = proof.input_commitment
+    if expected is not None and proof_commitment(b.card, proof.proof, proof.instances) != int(expected):
+        return False
     with tempfile.TemporaryDirectory(prefix="tender-verify-") as tmp:
         path = Path(tmp) / "proof.json"
         path.write_text(json.dumps(ezkl_proof_json(proof)))

@@ -2,8 +2,10 @@
 
 The market trusts a model through its ``ModelRegistry`` entry: the ONNX sha256 and settings
 hash say *which* model, the verifier (with the weights fixed in its verifying key) says
-*how* proofs are checked, and the instance layout says where the input commitment and the
-outputs sit in the instance vector. Two refusals protect that entry:
+*how* proofs are checked, the input binding says how a proof is tied to the intent's input
+commitment (``INPUT_POLYCOMMIT``: ``keccak256(proof[0:64])``; ``INPUT_HASHED``: the instance at
+``commitmentIndex``), and the layout says where the outputs sit in the instance vector. Two
+refusals protect that entry:
 
 - the ONNX file offered must hash to the card's ``onnx_sha256`` (:class:`ModelHashMismatch`);
 - a bundle built on the locally generated SRS (``--srs dev``) goes only to local chains
@@ -107,18 +109,19 @@ def registry_entry(
         ModelHashMismatch: the ONNX file does not hash to the card's ``onnx_sha256``.
         InsecureSrsError: dev-SRS bundle on a non-local chain without the flag.
         BundleError: the bundle has no input commitment (public-input bundles).
+
+    The entry's ``inputBinding`` is the card's (1 for polycommit, 0 for hashed bundles);
+    ``commitmentIndex`` is 0 for polycommit (the registry requires it).
     """
     card = bundle.card
     onnx_sha256 = check_onnx(bundle, onnx_path)
     check_srs(bundle, chain_id, allow_insecure_srs=allow_insecure_srs)
-    if card.input_visibility != "hashed":
-        raise BundleError(f"model {card.name} has public inputs; the market needs a hashed input commitment")
-    layout = card.layout
+    layout = card.registry_layout()  # BundleError for public inputs
     for field_name, value, bits in (
-        ("commitmentIndex", layout.commitment_index, 8),
-        ("outputOffset", layout.output_offset, 8),
-        ("outputLength", layout.output_length, 16),
-        ("instanceCount", layout.instance_count, 16),
+        ("commitmentIndex", layout["commitmentIndex"], 8),
+        ("outputOffset", layout["outputOffset"], 8),
+        ("outputLength", layout["outputLength"], 16),
+        ("instanceCount", layout["instanceCount"], 16),
         ("auditRateBps", audit_rate_bps, 16),
     ):
         if not 0 <= value < 2**bits:
@@ -127,10 +130,7 @@ def registry_entry(
         "onnxSha256": HexBytes(bytes.fromhex(onnx_sha256)),
         "settingsHash": HexBytes(bytes.fromhex(card.settings_sha256)),
         "verifier": Web3.to_checksum_address(verifier),
-        "commitmentIndex": layout.commitment_index,
-        "outputOffset": layout.output_offset,
-        "outputLength": layout.output_length,
-        "instanceCount": layout.instance_count,
+        **layout,
         "proofModes": card.proof_modes_mask if proof_modes is None else proof_modes,
         "auditRateBps": audit_rate_bps,
         "owner": Web3.to_checksum_address(owner),

@@ -19,7 +19,8 @@ def _events(p: Protocol, name: str) -> list[Any]:
 def _instances(p: Protocol, job: bytes, output: list[int]) -> list[int]:
     info = p.registry.model(p.model_id)
     instances = [0] * info.instanceCount
-    instances[info.commitmentIndex] = p.market.job(job).inputCommitment
+    if info.inputBinding == 0:  # INPUT_HASHED; a polycommit input is bound by proof[0:64] instead
+        instances[info.commitmentIndex] = p.market.job(job).inputCommitment
     instances[info.outputOffset : info.outputOffset + len(output)] = output
     return instances
 
@@ -90,10 +91,12 @@ def test_amounts_add_up(protocol: Protocol) -> None:
     assert expired.slashed == p.market.job(bytes(expired.jobId)).stakeLocked
     (proved,) = _events(p, "Proved")
     assert proved.bondPaid == p.market.job(bytes(proved.jobId)).challengeBond
-    # once every job ended the market holds only the fees it owes the treasury
+    # once every job ended the market holds only the fees it owes the treasury and what it credited
+    # its accounts (payments, refunds, returned bonds: paid out by their `withdraw`)
     fees = sum(e.fee for e in _events(p, "Settled"))
     assert p.market.feesOwed() == fees
-    assert p.token.balanceOf(p.market) == fees
+    credits = sum(p.market.owed(who) for who in (p.requester, p.provider, p.challenger))
+    assert p.token.balanceOf(p.market) == fees + credits
 
 
 def test_balances_follow_the_events(protocol: Protocol) -> None:
@@ -103,13 +106,30 @@ def test_balances_follow_the_events(protocol: Protocol) -> None:
     (slashed,) = _events(p, "Slashed")
     (expired,) = _events(p, "Expired")
     (proved,) = _events(p, "Proved")
+
+    # The market credits what it owes (held = token balance + credit in the market): payments,
+    # refunds, the slashed stake's compensation and reward, returned bonds.
+    def held(who: Any) -> int:
+        return int(p.token.balanceOf(who)) + int(p.market.owed(who))
+
     # challenger: minted 10k, lost one bond to the proven provider, got one bond back plus the reward
-    assert p.token.balanceOf(p.challenger) == 10_000 * unit - proved.bondPaid + slashed.toChallenger
+    assert held(p.challenger) == 10_000 * unit - proved.bondPaid + slashed.toChallenger
+    assert p.market.owed(p.challenger) == slashed.bondReturned + slashed.toChallenger
     # requester: paid price + fee of every settled job; compensated by both slashes
     spent = sum(e.price + e.fee for e in settled)
-    assert p.token.balanceOf(p.requester) == 10_000 * unit - spent + slashed.toRequester + expired.slashed
-    # provider: staked everything; earned the prices and the bond; lost two locks
-    assert p.token.balanceOf(p.provider) == sum(e.price for e in settled) + proved.bondPaid
+    assert held(p.requester) == 10_000 * unit - spent + slashed.toRequester + expired.slashed
+    # provider: staked everything; earned the prices and the bond (credited); lost two locks
+    earned = sum(e.price for e in settled) + proved.bondPaid
+    assert p.token.balanceOf(p.provider) == 0
+    assert p.market.owed(p.provider) == earned
+    # each withdraws its credit: the tokens follow
+    for who in (p.challenger, p.requester, p.provider):
+        before = held(who)
+        p.market.withdraw(sender=who)
+        assert p.market.owed(who) == 0
+        assert p.token.balanceOf(who) == before
+    assert p.token.balanceOf(p.provider) == earned
+    assert p.token.balanceOf(p.market) == p.market.feesOwed()
     lost = slashed.toRequester + slashed.toChallenger + expired.slashed
     assert p.staking.stakeOf(p.provider) == 1_000 * unit - lost
     assert p.staking.lockedOf(p.provider) == 0

@@ -20,8 +20,11 @@ REQUIRED = (
     "dutch_fill",
     "deliver",
     "settle_zk",
+    "settle_zk_first",
     "verifier_call",
     "expire",
+    "withdraw",
+    "post_from_credit",
 )
 
 
@@ -40,3 +43,7 @@ def test_gas_benchmark_runs_and_writes_every_key(tmp_path: Path) -> None:
         assert isinstance(result[key], int)
         assert 21_000 < result[key] < 2_000_000 or key == "verifier_call"
     assert "mock verifier" in result["verifier"]
+    # steady state credits non-zero owed slots; the first credits pay for two empty ones
+    assert result["settle_zk_first"] - result["settle_zk"] > 2 * 15_000
+    assert result["settle_overhead_first"] > result["settle_overhead"]
+    assert result["post_from_credit"] < result["post"]  # no token transfer

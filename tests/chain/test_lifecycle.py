@@ -165,20 +165,29 @@ def test_reverse_auction_bids_award_zk_delivery_settles(env: TenderEnv) -> None:
     assert (settled.provider, settled.price, settled.fee) == (env.provider.address, price, _fee(price))
     assert market.job(job).state is JobState.SETTLED
     assert env.provider.staking.locked_of(env.provider.address) == 0
-    assert env.provider.token.balance_of(env.provider.address) == provider_before + price
+    # settling credits the provider its price and the requester the rest of the escrow: no tokens move
+    assert env.provider.token.balance_of(env.provider.address) == provider_before
+    assert market.owed(env.provider.address) == price
+    assert settled.refund == escrow - price - _fee(price)
+    assert market.owed(env.requester.address) == settled.refund
+    assert env.requester.token.balance_of(env.requester.address) == requester_before - escrow
     # the fee accrues in the market until the treasury's fees are withdrawn (anyone may trigger it)
     assert market.fees_owed() == _fee(price)
     assert env.deployer.token.balance_of(env.deployer.address) == treasury_before
     env.relayer.reverse.withdraw_fees()
     assert market.fees_owed() == 0
     assert env.deployer.token.balance_of(env.deployer.address) == treasury_before + _fee(price)
+    # each payee collects its credit with withdraw()
+    env.provider.reverse.withdraw()
+    env.requester.reverse.withdraw()
+    assert env.provider.token.balance_of(env.provider.address) == provider_before + price
     assert env.requester.token.balance_of(env.requester.address) == requester_before - price - _fee(price)
-    assert settled.refund == escrow - price - _fee(price)
+    assert market.owed(env.provider.address) == market.owed(env.requester.address) == 0
 
     names = [e.name for e in market.events(start)]
     assert names[0] == "IntentPosted"
     assert names.count("BidPlaced") == 2
-    assert names[-2:] == ["Settled", "FeesWithdrawn"]
+    assert names[-4:] == ["Settled", "FeesWithdrawn", "Withdrawn", "Withdrawn"]
 
 
 # -- (b) signed intent, Dutch fill ----------------------------------------------------
@@ -203,7 +212,8 @@ def test_signed_intent_dutch_fill_settles(env: TenderEnv) -> None:
 
     env.provider.dutch.deliver(job, OUTPUT, GOOD_PROOF)
     assert market.job(job).state is JobState.SETTLED
-    assert env.provider.token.balance_of(env.provider.address) == provider_before + awarded.price
+    assert market.owed(env.provider.address) == awarded.price  # credited, not sent
+    assert env.provider.token.balance_of(env.provider.address) == provider_before
 
 
 # -- (c) silent provider: expire ------------------------------------------------------
@@ -228,6 +238,12 @@ def test_silent_provider_expires_and_requester_is_compensated(env: TenderEnv) ->
     assert expired.provider == env.provider.address
     assert expired.slashed == locked
     assert market.job(job).state is JobState.EXPIRED
+    # the escrow and the slashed stake (the compensation, which Staking sent to the market) are
+    # credited to the requester: no token reaches it until it withdraws
+    escrow = market.escrow_for(intent.max_price)
+    assert env.requester.token.balance_of(env.requester.address) == before - escrow
+    assert market.owed(env.requester.address) == escrow + locked
+    market.withdraw()
     assert env.requester.token.balance_of(env.requester.address) == before + locked
     assert env.provider.staking.stake_of(env.provider.address) == stake_before - locked
     assert env.provider.staking.stats(env.provider.address).expired == 1
@@ -243,8 +259,11 @@ def test_unawarded_intent_is_refunded(env: TenderEnv) -> None:
     receipt = env.relayer.reverse.refund(job)
     (refunded,) = [e for e in market.events_in(receipt) if isinstance(e, Refunded)]
     assert refunded.requester == env.requester.address
-    assert env.requester.token.balance_of(env.requester.address) == before
+    assert refunded.amount == market.owed(env.requester.address) == market.escrow_for(intent.max_price)
+    assert env.requester.token.balance_of(env.requester.address) == before - refunded.amount
     assert market.job(job).state is JobState.REFUNDED
+    market.withdraw()
+    assert env.requester.token.balance_of(env.requester.address) == before
 
 
 # -- (d) optimistic delivery and disputes ---------------------------------------------
@@ -274,7 +293,8 @@ def test_optimistic_unchallenged_finalizes(env: TenderEnv) -> None:
     env.advance(DEFAULT_PARAMS.challenge_window + 1)
     env.relayer.dutch.finalize(job)
     assert env.requester.dutch.job(job).state is JobState.SETTLED
-    assert env.provider.token.balance_of(env.provider.address) == before + price
+    assert env.provider.token.balance_of(env.provider.address) == before
+    assert env.provider.dutch.owed(env.provider.address) == price
 
 
 def test_challenged_provider_proves_and_is_paid(env: TenderEnv) -> None:
@@ -294,8 +314,12 @@ def test_challenged_provider_proves_and_is_paid(env: TenderEnv) -> None:
     assert proved.bond_paid == DEFAULT_PARAMS.challenge_bond
     assert any(isinstance(e, Settled) for e in events)
     assert env.requester.dutch.job(job).state is JobState.SETTLED
+    # the provider is credited its price plus the failed challenger's bond
+    assert env.provider.dutch.owed(env.provider.address) == price + proved.bond_paid
+    env.provider.dutch.withdraw()
     assert env.provider.token.balance_of(env.provider.address) == provider_before + price + proved.bond_paid
     assert env.challenger.token.balance_of(env.challenger.address) == challenger_before - challenged.bond
+    assert env.challenger.dutch.owed(env.challenger.address) == 0
 
 
 def test_challenged_silent_provider_is_slashed(env: TenderEnv) -> None:
@@ -312,11 +336,16 @@ def test_challenged_silent_provider_is_slashed(env: TenderEnv) -> None:
     assert slashed.to_challenger == locked * DEFAULT_PARAMS.challenger_reward_bps // 10_000
     assert slashed.bond_returned == DEFAULT_PARAMS.challenge_bond
     assert env.requester.dutch.job(job).state is JobState.SLASHED
+    # the whole lock goes to the market, which credits the requester its share and the escrow,
+    # and the challenger its reward and its bond back
     escrow = env.requester.dutch.escrow_for(10 * TOKEN_UNIT)
+    assert env.requester.token.balance_of(env.requester.address) == requester_before
+    assert env.requester.dutch.owed(env.requester.address) == escrow + slashed.to_requester
     assert (
-        env.requester.token.balance_of(env.requester.address)
-        == requester_before + escrow + slashed.to_requester
+        env.challenger.token.balance_of(env.challenger.address) == challenger_before - slashed.bond_returned
     )
+    assert env.challenger.dutch.owed(env.challenger.address) == slashed.bond_returned + slashed.to_challenger
+    env.challenger.dutch.withdraw()
     assert (
         env.challenger.token.balance_of(env.challenger.address) == challenger_before + slashed.to_challenger
     )

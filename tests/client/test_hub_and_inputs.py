@@ -86,3 +86,9 @@ def test_instances_follow_the_layout() -> None:
     assert instances(card, 42, [7, 8, 9]) == [42, 7, 8, 9]
     with pytest.raises(ModelError):
         instances(card, 42, [7, 8])
+    # polycommit: no input instance, the proof's first point binds the input instead
+    polycommit = SimpleNamespace(
+        input_visibility="polycommit",
+        layout=SimpleNamespace(commitment_index=-1, output_offset=0, output_length=3, instance_count=3),
+    )
+    assert instances(polycommit, 42, [7, 8, 9]) == [7, 8, 9]

@@ -31,7 +31,7 @@ from tender.chain import (
     deploy_artifact,
     load_artifact,
 )
-from tender.client import AgentRejected, AgentResult, CallbackFailed, Client
+from tender.client import AgentRejected, AgentResult, CallbackFailed, Client, RequestRefunded
 from tender.client._agent import AgentClient, callback_gas_for
 from tender.errors import ArtifactError
 from tender.intents import AuctionType, Bid, Intent, ProofMode, random_nonce
@@ -134,7 +134,7 @@ def _intent(chain: Chain, agent: AgentClient, auction: AuctionType, **changes: A
 async def test_zk_reverse_job_settles_and_the_callback_stores_the_output(
     chain: Chain, agent: AgentClient
 ) -> None:
-    before = await agent.balance()
+    before = await agent.balance() + (await agent.owed())["reverse"]
     intent = _intent(chain, agent, AuctionType.REVERSE)
     tracker = await agent.ask(intent)
     job = bytes(HexBytes(tracker.job_id))
@@ -152,9 +152,44 @@ async def test_zk_reverse_job_settles_and_the_callback_stores_the_output(
     assert result.price_paid == UNIT // 2
     assert result.agent == agent.address
     assert await agent.result(tracker.job_id) == list(OUTPUT)
-    # the agent paid price + fee; the rest of the escrow came back to it
-    assert await agent.balance() == before - UNIT // 2 - UNIT // 2 * DEFAULT_PARAMS.fee_bps // 10_000
+    # the agent paid price + fee; the rest of the escrow is credited to it in the market
+    spent = UNIT // 2 + UNIT // 2 * DEFAULT_PARAMS.fee_bps // 10_000
+    owed = (await agent.owed())["reverse"]
+    escrow = intent.max_price + intent.max_price * DEFAULT_PARAMS.fee_bps // 10_000
+    assert result.refund == escrow - spent
+    assert owed >= result.refund
+    assert result.market == chain.deployment.market("reverse")
+    assert await agent.balance() + owed == before - spent
+    reclaimed = await agent.reclaim()  # the owner brings the credit back into the agent
+    assert [(w.auction, w.amount, w.account) for w in reclaimed] == [("reverse", owed, agent.address)]
+    assert await agent.balance() == before - spent
+    assert (await agent.owed())["reverse"] == 0
     assert result.to_json()["callback_output"] == [str(v) for v in OUTPUT]
+
+
+async def test_a_refund_stays_in_the_market_and_pays_the_next_ask(chain: Chain, agent: AgentClient) -> None:
+    intent = _intent(chain, agent, AuctionType.REVERSE)
+    tracker = await agent.ask(intent)
+    chain.advance(12)  # nobody bid: the client refunds the job itself once the window is well over
+    with pytest.raises(RequestRefunded) as caught:
+        await agent.follow(tracker, intent, timeout=30)
+    assert caught.value.market == chain.deployment.market("reverse")
+    assert "credited" in str(caught.value)
+    owed = (await agent.owed())["reverse"]
+    assert owed >= caught.value.refund == caught.value.credited > 0
+    # with no tokens left in the agent, the next ask is paid from its credit in the market
+    await agent.withdraw(agent.client.address, await agent.balance())
+    assert await agent.balance() == 0
+    await agent.ask(_intent(chain, agent, AuctionType.REVERSE))
+    assert (await agent.owed())["reverse"] == owed - caught.value.refund
+    assert await agent.balance() == 0
+    # nothing owed: reclaim() has nothing to do, reclaiming a named market is refused by name
+    if owed > caught.value.refund:
+        await agent.reclaim("reverse")
+    assert await agent.reclaim() == []
+    with pytest.raises(AgentRejected) as refused:
+        await agent.reclaim("reverse")
+    assert refused.value.error == "NothingOwed"
 
 
 async def test_optimistic_dutch_job_calls_back_at_finalize(chain: Chain, agent: AgentClient) -> None:

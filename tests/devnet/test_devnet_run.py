@@ -60,6 +60,11 @@ def test_small_devnet_run_ends_every_request(tmp_path: Path) -> None:
     assert all(r["callback_gas_limit"] > 0 for r in agent)
     assert all(r["callback"] == "ok" for r in agent if r["state"] == "settled")
     assert summary["e2e_latency_ms"]["p50"] is not None
+    # the markets credit payments and refunds; by the end every role has withdrawn its credit
+    payouts = summary["payouts"]
+    assert payouts["errors"] == []
+    assert int(payouts["providers"]["withdrawn"]) > 0
+    assert all(int(payouts[role]["owed"]) == 0 for role in ("providers", "requesters", "verifier"))
     assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
 

@@ -115,3 +115,25 @@ def test_json_png_and_table(tmp_path: Path) -> None:
     text = console.export_text()
     assert "settled" in text
     assert "agent callbacks / agent settled" in text
+
+
+def test_payouts_show_what_each_role_withdrew_and_is_still_owed() -> None:
+    payouts = {
+        "providers": {"withdrawn": str(3 * T // 10), "owed": "0", "withdrawals": 3,
+                      "accounts": {"gpu-a": {"withdrawn": str(T // 5), "owed": "0"},
+                                   "gpu-b": {"withdrawn": str(T // 10), "owed": "0"}}},
+        "requesters": {"withdrawn": str(T), "owed": str(T // 100), "withdrawals": 2, "accounts": {}},
+        "errors": ["gpu-c at 0xabc: boom"],
+    }  # fmt: skip
+    summary = summarize(_records(), extra={"payouts": payouts})
+    assert summary["payouts"]["providers"]["withdrawn"] == str(3 * T // 10)
+    console = Console(record=True, width=140)
+    console.print(summary_table(summary))
+    text = console.export_text()
+    assert "withdrawn by providers / still owed (tokens)" in text
+    assert "0.3000 / 0.0000" in text
+    assert "gpu-a" in text
+    assert "0.2000 / 0.0000" in text
+    assert "1.0000 / 0.0100" in text  # the requesters
+    assert "withdraw failed" in text
+    assert check_invariants(summary) == []  # the payouts are reported, never a reason to fail the run

@@ -1,7 +1,8 @@
-"""Fixtures for the model tests: the two sample bundles, a perturbed MLP, a live Anvil.
+"""Fixtures for the model tests: the two sample bundles (polycommit, the default), the MLP
+with a hashed input, a perturbed MLP, a live Anvil with Tender deployed.
 
 Bundles are built once into the Tender cache (``TENDER_CACHE`` or ``.cache/tender``) and
-reused by later runs, so only the first run pays for EZKL's setup.
+reused by later runs, so only the first run pays for EZKL's setup (~25 s a bundle on 2 cores).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from onnx import numpy_helper
 from web3 import Web3
 
 from tender.anvil import DEV_KEYS, Anvil
-from tender.chain import TxSender
-from tender.models import Bundle, build, deploy_verifier
+from tender.chain import Deployment, Market, ModelInfo, Registry, Staking, Token, TxSender, deploy
+from tender.intents import AuctionType, Intent, ProofMode, random_nonce
+from tender.models import Bundle, build, deploy_verifier, registry_entry
 from tender.paths import SAMPLE_MODELS
 
 #: Gas figures measured by the tests, printed at the end of the session.
@@ -62,6 +64,13 @@ def bundles() -> dict[str, Bundle]:
 
 
 @pytest.fixture(scope="session")
+def hashed_bundle() -> Bundle:
+    """The MLP with its input Poseidon-hashed as instance 0 (``INPUT_HASHED``)."""
+    mlp = SAMPLE_MODELS / "mlp"
+    return build(mlp / "model.onnx", mlp / "calibration.json", input_visibility="hashed")
+
+
+@pytest.fixture(scope="session")
 def perturbed_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The MLP with one first-layer weight nudged: same shapes, other weights."""
     model = onnx.load(str(SAMPLE_MODELS / "mlp" / "model.onnx"))
@@ -97,3 +106,62 @@ def chain() -> Iterator[Chain]:
 @pytest.fixture(scope="session")
 def verifiers(chain: Chain, bundles: dict[str, Bundle]) -> dict[str, str]:
     return {name: deploy_verifier(chain.w3, chain.sender, bundle) for name, bundle in bundles.items()}
+
+
+UNIT = 10**18
+
+
+@dataclass
+class MarketEnv:
+    """Tender deployed on the session's Anvil, with a staked provider and a funded requester."""
+
+    chain: Chain
+    deployment: Deployment
+    requester: Market
+    provider: Market
+    provider_address: str
+    model_ids: dict[str, bytes]
+
+    def register(self, name: str, bundle: Bundle) -> bytes:
+        """Deploy ``bundle``'s verifier and register it (once per name)."""
+        if name not in self.model_ids:
+            sender = self.chain.sender
+            verifier = deploy_verifier(self.chain.w3, sender, bundle)
+            entry = registry_entry(bundle, verifier=verifier, owner=sender.address, chain_id=31337)
+            registry = Registry(self.chain.w3, self.deployment.registry, sender=sender)
+            self.model_ids[name] = registry.register_model(ModelInfo.from_dict(entry))
+        return self.model_ids[name]
+
+    def open_job(self, model_id: bytes, commitment: int) -> bytes:
+        """Post a zk Dutch intent committing to ``commitment`` and fill it for the provider."""
+        now = int(self.chain.w3.eth.get_block("latest")["timestamp"])
+        intent = Intent(
+            requester=self.requester.sender.address, model_id=model_id, input_commitment=commitment,
+            max_price=UNIT, start_price=UNIT // 10, auction_type=AuctionType.DUTCH, auction_window=60,
+            deadline=now + 3_600, proof_mode=ProofMode.ZK, price_weight_bps=5_000, nonce=random_nonce(),
+            expiry=now + 600,
+        )  # fmt: skip
+        job = self.requester.job_id(intent)
+        self.requester.post(intent)
+        self.provider.fill(job, self.provider_address, 300)
+        return job
+
+
+@pytest.fixture(scope="session")
+def market(chain: Chain) -> MarketEnv:
+    w3 = chain.w3
+    deployment = deploy(w3, DEV_KEYS[0], unbonding_delay=3_600)
+    requester, provider = TxSender(w3, DEV_KEYS[4]), TxSender(w3, DEV_KEYS[5])
+    owner_token = Token(w3, deployment.token, sender=chain.sender)
+    owner_token.mint(requester.address, 1_000 * UNIT)
+    owner_token.mint(provider.address, 1_000 * UNIT)
+    Token(w3, deployment.token, sender=requester).approve(deployment.market("dutch"), 2**256 - 1)
+    Token(w3, deployment.token, sender=provider).approve(deployment.staking, 2**256 - 1)
+    Staking(w3, deployment.staking, sender=provider).stake(1_000 * UNIT)
+    dutch = deployment.market("dutch")
+    return MarketEnv(
+        chain, deployment,
+        requester=Market(w3, dutch, auction=AuctionType.DUTCH, sender=requester),
+        provider=Market(w3, dutch, auction=AuctionType.DUTCH, sender=provider),
+        provider_address=provider.address, model_ids={},
+    )  # fmt: skip

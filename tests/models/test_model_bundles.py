@@ -13,10 +13,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from eth_utils import keccak
 
 from tender.models import (
+    DEFAULT_INPUT_VISIBILITY,
+    INPUT_HASHED,
+    INPUT_POLYCOMMIT,
     Bundle,
+    BundleError,
     InputError,
+    InstanceLayout,
     Proof,
     SrsError,
     build,
@@ -27,7 +33,8 @@ from tender.models import (
     verify,
 )
 from tender.models._bundle import sha256_file
-from tender.models._ezkl import dev_srs
+from tender.models._ezkl import dev_srs, ezkl
+from tender.models._felt import quantize
 from tender.paths import SAMPLE_MODELS
 
 pytestmark = pytest.mark.slow
@@ -35,11 +42,17 @@ pytestmark = pytest.mark.slow
 MODELS = ("mlp", "cnn")
 
 
-def test_build_reuses_the_cache(bundles: dict[str, Bundle]) -> None:
+def test_build_reuses_the_cache(bundles: dict[str, Bundle], hashed_bundle: Bundle) -> None:
     started = time.perf_counter()
     again = build(SAMPLE_MODELS / "mlp" / "model.onnx", SAMPLE_MODELS / "mlp" / "calibration.json")
     assert time.perf_counter() - started < 2.0
     assert again == bundles["mlp"]
+    # the input visibility is part of the cache key
+    assert hashed_bundle.path != bundles["mlp"].path
+    assert hashed_bundle.card.build_key != bundles["mlp"].card.build_key
+    with pytest.raises(BundleError, match="input_visibility"):
+        build(SAMPLE_MODELS / "mlp" / "model.onnx", SAMPLE_MODELS / "mlp" / "calibration.json",
+              input_visibility="private")  # type: ignore[arg-type]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -51,16 +64,21 @@ def test_card_describes_the_bundle(bundles: dict[str, Bundle], name: str) -> Non
     assert card.settings_sha256 == sha256_file(bundle.settings)
     assert card.vk_sha256 == sha256_file(bundle.vk)
     assert card.insecure_srs is True
-    assert card.input_visibility == "hashed"
-    assert card.layout.commitment_index == 0
-    assert card.layout.output_offset == 1
-    assert card.layout.output_length == 10
-    assert card.layout.instance_count == 11
+    assert card.input_visibility == DEFAULT_INPUT_VISIBILITY == "polycommit"
+    assert card.input_binding == INPUT_POLYCOMMIT
+    # no input instance: the outputs are the whole instance vector
+    assert card.layout == InstanceLayout(
+        commitment_index=-1, output_offset=0, output_length=10, instance_count=10
+    )
+    assert card.registry_layout() == {"inputBinding": 1, "commitmentIndex": 0, "outputOffset": 0,
+                                      "outputLength": 10, "instanceCount": 10}  # fmt: skip
     assert card.accuracy == meta["heldout_accuracy"]
     assert card.circuit_agreement == 1.0
     assert card.logrows <= 13
     assert card.proof_modes_mask == 3
-    assert json.loads((bundle.path / "settings.json").read_text())["run_args"]["param_visibility"] == "Fixed"
+    run_args = json.loads((bundle.path / "settings.json").read_text())["run_args"]
+    assert run_args["param_visibility"] == "Fixed"
+    assert run_args["input_visibility"] == "KZGCommit"  # EZKL's name for polycommit
 
 
 def test_bundle_pickles(bundles: dict[str, Bundle]) -> None:
@@ -79,21 +97,77 @@ def test_proof_verifies_and_matches_inference(
     reference = infer(bundle, sample["input"])
     assert np.allclose(proof.output, reference, atol=0.5)
     assert int(np.argmax(reference)) == int(np.argmax(proof.output))
-    assert proof.instances[1:] == proof.output_felts
+    assert proof.instances == proof.output_felts  # polycommit: the outputs are the only instances
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_input_commitment_is_the_proof_instance(
+def test_input_commitment_is_keccak_of_the_proofs_first_point(
     bundles: dict[str, Bundle], samples: dict[str, list[dict[str, Any]]], name: str
 ) -> None:
     bundle = bundles[name]
     x = samples[name][1]["input"]
     proof = prove(bundle, x)
-    commitment = input_commitment(bundle.card, x)
-    assert proof.input_commitment == commitment == proof.instances[bundle.card.layout.commitment_index]
-    # nested or array input gives the same commitment; another input does not
+    commitment = input_commitment(bundle, x)
+    # what the market computes: uint256(keccak256(proof[0:64]))
+    assert commitment == int.from_bytes(keccak(proof.proof[:64]), "big") == proof.input_commitment
+    # proof[0:64] is the KZG commitment of the quantized input under the bundle's vk and SRS
+    (point,) = ezkl.kzg_commit(
+        quantize(x, bundle.card.input_scale), str(bundle.vk), str(bundle.settings), str(bundle.srs)
+    )
+    assert bytes.fromhex(point.x)[::-1] + bytes.fromhex(point.y)[::-1] == proof.proof[:64]
+    # the bundle's path works too; nested or array input gives the same commitment; another input does not
+    assert input_commitment(bundle.path, x) == commitment
     assert input_commitment(bundle, np.asarray(x).reshape(bundle.card.input_shape)) == commitment
     assert input_commitment(bundle, samples[name][2]["input"]) != commitment
+    # unblinded: a second proof of the same input starts with the same point
+    assert prove(bundle, x).proof[:64] == proof.proof[:64]
+
+
+def test_polycommit_commitment_needs_the_bundle(bundles: dict[str, Bundle]) -> None:
+    with pytest.raises(BundleError, match="verifying key and SRS"):
+        input_commitment(bundles["mlp"].card, [0.0] * 64)
+
+
+def test_commitment_time(bundles: dict[str, Bundle]) -> None:
+    """One KZG commitment (vk and SRS read from disk, MSM) is ~15 ms; a repeated input is cached."""
+    x = list(np.random.default_rng().random(64))
+    started = time.perf_counter()
+    first = input_commitment(bundles["mlp"], x)
+    cold = time.perf_counter() - started
+    started = time.perf_counter()
+    assert input_commitment(bundles["mlp"], x) == first
+    warm = time.perf_counter() - started
+    print(f"input_commitment: {cold * 1000:.1f} ms, cached {warm * 1000:.2f} ms")
+    assert cold < 2.0  # generous: the machine is shared
+    assert warm < cold
+
+
+def test_proof_of_another_input_is_refused_off_chain(
+    bundles: dict[str, Bundle], samples: dict[str, list[dict[str, Any]]]
+) -> None:
+    bundle = bundles["mlp"]
+    proof = prove(bundle, samples["mlp"][0]["input"])
+    other = input_commitment(bundle, samples["mlp"][1]["input"])
+    assert verify(bundle, proof)
+    # a valid proof, presented for another input's commitment: the binding check refuses it
+    assert not verify(bundle, dataclasses.replace(proof, input_commitment=other))
+
+
+def test_hashed_input_bundle(hashed_bundle: Bundle, samples: dict[str, list[dict[str, Any]]]) -> None:
+    """The Poseidon variant stays available: the commitment is instance 0, a card suffices."""
+    card = hashed_bundle.card
+    assert (card.input_visibility, card.input_binding) == ("hashed", INPUT_HASHED)
+    assert card.layout == InstanceLayout(
+        commitment_index=0, output_offset=1, output_length=10, instance_count=11
+    )
+    assert card.registry_layout()["inputBinding"] == 0
+    x = samples["mlp"][1]["input"]
+    proof = prove(hashed_bundle, x)
+    assert verify(hashed_bundle, proof)
+    commitment = input_commitment(card, x)
+    assert proof.input_commitment == commitment == proof.instances[0] == input_commitment(hashed_bundle, x)
+    assert proof.instances[1:] == proof.output_felts
+    assert not verify(hashed_bundle, dataclasses.replace(proof, input_commitment=commitment + 1))
 
 
 def test_flipped_byte_is_refused_off_chain(
@@ -108,6 +182,10 @@ def test_flipped_byte_is_refused_off_chain(
     outputs = list(proof.instances)
     outputs[1] += 1
     assert not verify(bundle, dataclasses.replace(proof, instances=outputs))
+    # a flip in the first point breaks both the proof and its input binding
+    tampered = bytearray(proof.proof)
+    tampered[7] ^= 0x01
+    assert not verify(bundle, dataclasses.replace(proof, proof=bytes(tampered), input_commitment=None))
 
 
 def test_other_weights_do_not_verify_off_chain(

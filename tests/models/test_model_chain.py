@@ -13,6 +13,8 @@ from web3.exceptions import ContractLogicError, Web3RPCError
 from tender.anvil import DEV_KEYS, Anvil
 from tender.chain import TxSender
 from tender.models import (
+    INPUT_HASHED,
+    INPUT_POLYCOMMIT,
     Bundle,
     InsecureSrsError,
     ModelHashMismatch,
@@ -51,23 +53,26 @@ def test_proof_verifies_on_chain(
     receipt = chain.sender.send(contract.functions.verifyProof(*proof.calldata()))
     assert receipt["status"] == 1
     gas_report[name] = int(receipt["gasUsed"])
+    assert gas_report[name] < 450_000  # issue #6: polycommit inputs (~426k), hashed ones cost ~540k
 
 
+@pytest.mark.parametrize("name", MODELS)
 def test_flipped_byte_is_refused_on_chain(
     chain: Any,
     bundles: dict[str, Bundle],
     verifiers: dict[str, str],
     samples: dict[str, list[dict[str, Any]]],
+    name: str,
 ) -> None:
-    bundle = bundles["mlp"]
-    proof = prove(bundle, samples["mlp"][0]["input"])
+    bundle = bundles[name]
+    proof = prove(bundle, samples[name][0]["input"])
     for position in (5, len(proof.proof) // 2, len(proof.proof) - 3):
         tampered = bytearray(proof.proof)
         tampered[position] ^= 0x01
-        assert not accepts(chain, bundle, verifiers["mlp"], dataclasses.replace(proof, proof=bytes(tampered)))
+        assert not accepts(chain, bundle, verifiers[name], dataclasses.replace(proof, proof=bytes(tampered)))
 
 
-def test_changed_output_or_commitment_is_refused_on_chain(
+def test_changed_output_is_refused_on_chain(
     chain: Any,
     bundles: dict[str, Bundle],
     verifiers: dict[str, str],
@@ -76,13 +81,34 @@ def test_changed_output_or_commitment_is_refused_on_chain(
     bundle = bundles["mlp"]
     proof = prove(bundle, samples["mlp"][0]["input"])
     layout = bundle.card.layout
-    for index in (layout.commitment_index, layout.output_offset + 3):
+    for index in (layout.output_offset, layout.output_offset + 3):
         instances = list(proof.instances)
         instances[index] += 1
         assert not accepts(chain, bundle, verifiers["mlp"], dataclasses.replace(proof, instances=instances))
     assert not accepts(
         chain, bundle, verifiers["mlp"], dataclasses.replace(proof, instances=proof.instances[:-1])
     )
+    # an input instance in front (the hashed layout) is refused by a polycommit verifier
+    assert not accepts(
+        chain, bundle, verifiers["mlp"], dataclasses.replace(proof, instances=[0, *proof.instances])
+    )
+
+
+def test_hashed_bundle_on_chain(
+    chain: Any, hashed_bundle: Bundle, samples: dict[str, list[dict[str, Any]]], gas_report: dict[str, int]
+) -> None:
+    """The Poseidon variant: valid proofs pass, a changed commitment instance does not."""
+    verifier = deploy_verifier(chain.w3, chain.sender, hashed_bundle)
+    proof = prove(hashed_bundle, samples["mlp"][0]["input"])
+    assert accepts(chain, hashed_bundle, verifier, proof)
+    instances = list(proof.instances)
+    instances[hashed_bundle.card.layout.commitment_index] += 1
+    assert not accepts(chain, hashed_bundle, verifier, dataclasses.replace(proof, instances=instances))
+    contract = chain.w3.eth.contract(
+        address=Web3.to_checksum_address(verifier), abi=hashed_bundle.verifier()["abi"]
+    )
+    receipt = chain.sender.send(contract.functions.verifyProof(*proof.calldata()))
+    gas_report["mlp (hashed input)"] = int(receipt["gasUsed"])
 
 
 def test_proof_for_other_weights_is_refused_on_chain(
@@ -107,22 +133,24 @@ def test_deployed_code_is_the_cards(
         assert Web3.keccak(code).to_0x_hex() == bundles[name].card.verifier_runtime_keccak256
 
 
-def test_registry_entry_fields(chain: Any, bundles: dict[str, Bundle], verifiers: dict[str, str]) -> None:
+def test_registry_entry_fields(
+    chain: Any, bundles: dict[str, Bundle], hashed_bundle: Bundle, verifiers: dict[str, str]
+) -> None:
     bundle = bundles["mlp"]
     entry = registry_entry(bundle, verifier=verifiers["mlp"], owner=chain.sender.address, chain_id=31337)
     assert list(entry) == [
-        "onnxSha256", "settingsHash", "verifier", "commitmentIndex", "outputOffset", "outputLength",
-        "instanceCount", "proofModes", "auditRateBps", "owner",
+        "onnxSha256", "settingsHash", "verifier", "inputBinding", "commitmentIndex", "outputOffset",
+        "outputLength", "instanceCount", "proofModes", "auditRateBps", "owner",
     ]  # fmt: skip
     assert bytes(entry["onnxSha256"]).hex() == bundle.card.onnx_sha256
     assert bytes(entry["settingsHash"]).hex() == bundle.card.settings_sha256
-    assert (
-        entry["commitmentIndex"],
-        entry["outputOffset"],
-        entry["outputLength"],
-        entry["instanceCount"],
-    ) == (0, 1, 10, 11)
+    fields = ("inputBinding", "commitmentIndex", "outputOffset", "outputLength", "instanceCount")
+    assert tuple(entry[f] for f in fields) == (INPUT_POLYCOMMIT, 0, 0, 10, 10)
     assert entry["proofModes"] == 3
+    hashed = registry_entry(
+        hashed_bundle, verifier=verifiers["mlp"], owner=chain.sender.address, chain_id=31337
+    )
+    assert tuple(hashed[f] for f in fields) == (INPUT_HASHED, 0, 1, 10, 11)
 
 
 def test_registration_refuses_another_onnx(
@@ -147,7 +175,7 @@ def test_dev_srs_is_refused_on_a_non_local_chain(
     with pytest.raises(InsecureSrsError):
         registry_entry(bundle, verifier=owner, owner=owner, chain_id=8453)
     entry = registry_entry(bundle, verifier=owner, owner=owner, chain_id=8453, allow_insecure_srs=True)
-    assert entry["instanceCount"] == 11
+    assert entry["instanceCount"] == 10
     registry_entry(bundle, verifier=owner, owner=owner, chain_id=1337)
     with Anvil(chain_id=8453) as other:
         w3 = Web3(Web3.HTTPProvider(other.rpc_url))
@@ -174,11 +202,7 @@ def test_register_model_in_the_registry(
     info = Registry(chain.w3, registry_address).model(first.model_id)
     assert info.onnx_sha256.hex() == bundle.card.onnx_sha256
     assert info.verifier == verifiers["mlp"]
-    assert (info.commitment_index, info.output_offset, info.output_length, info.instance_count) == (
-        0,
-        1,
-        10,
-        11,
-    )
+    assert (info.input_binding, info.commitment_index, info.output_offset, info.output_length,
+            info.instance_count) == (INPUT_POLYCOMMIT, 0, 0, 10, 10)  # fmt: skip
     listed = registered_models(chain.w3, registry_address)
     assert [model_id for model_id, _ in listed] == [first.model_id]

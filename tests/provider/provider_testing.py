@@ -19,6 +19,7 @@ from eth_account import Account
 from provider import ChainGateway, ProviderNode
 from tender.chain import Job, JobState
 from tender.daemon import supervise
+from tender.errors import ContractRevert
 from tender.intents import ProofMode
 
 MARKET = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -49,7 +50,11 @@ def job_record(
 
 
 class LedgerGateway(ChainGateway):
-    """An in-memory market: tests put jobs in ``jobs``; ``deliver`` settles zk jobs at once."""
+    """An in-memory market: tests put jobs in ``jobs``; ``deliver`` settles zk jobs at once.
+
+    A settlement credits the job's price (``credit``, what ``owed`` reads); ``withdraw`` pays it
+    out (``withdrawals``) or, with ``refuse_withdraw`` or nothing owed, reverts ``NothingOwed``.
+    """
 
     def __init__(self, key: str, *, model_ids: Sequence[tuple[str, str, str]] = ()) -> None:
         self.address = Account.from_key(key).address
@@ -59,6 +64,13 @@ class LedgerGateway(ChainGateway):
         self.delivered: dict[str, tuple[list[int], bytes]] = {}
         self.proved: dict[str, bytes] = {}
         self._models = list(model_ids)
+        self.credit = 0
+        self.withdrawals: list[int] = []
+        self.refuse_withdraw = False
+
+    def _settle(self, job_id: str) -> None:
+        self.jobs[job_id] = replace(self.jobs[job_id], state=JobState.SETTLED)
+        self.credit += self.jobs[job_id].price
 
     async def job(self, market: str, job_id: str) -> Job:
         found = self.jobs.get(job_id.lower())
@@ -69,18 +81,29 @@ class LedgerGateway(ChainGateway):
         job = self.jobs[job_id]
         assert job.state is JobState.AWARDED
         self.delivered[job_id] = (list(output), proof)
-        state = JobState.SETTLED if job.proof_mode is ProofMode.ZK else JobState.DELIVERED
-        self.jobs[job_id] = replace(job, state=state, dispute_end=int(time.time()) + 3600)
+        self.jobs[job_id] = replace(job, state=JobState.DELIVERED, dispute_end=int(time.time()) + 3600)
+        if job.proof_mode is ProofMode.ZK:
+            self._settle(job_id)
         return "0x" + "aa" * 32
 
     async def prove(self, market: str, job_id: str, proof: bytes) -> str:
         self.proved[job_id] = proof
-        self.jobs[job_id] = replace(self.jobs[job_id], state=JobState.SETTLED)
+        self._settle(job_id)
         return "0x" + "bb" * 32
 
     async def finalize(self, market: str, job_id: str) -> str:
-        self.jobs[job_id] = replace(self.jobs[job_id], state=JobState.SETTLED)
+        self._settle(job_id)
         return "0x" + "cc" * 32
+
+    async def owed(self, market: str) -> int:
+        return self.credit
+
+    async def withdraw(self, market: str) -> tuple[int, str]:
+        if self.refuse_withdraw or not self.credit:
+            raise ContractRevert("NothingOwed", {"account": self.address})
+        amount, self.credit = self.credit, 0
+        self.withdrawals.append(amount)
+        return amount, "0x" + "dd" * 32
 
     async def now(self) -> int:
         return int(time.time())

@@ -62,7 +62,7 @@ async def client(node: ProviderNode) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def award(gateway: LedgerGateway, job_id: str, data: Any, mlp_bundle: Any, **kw: Any) -> None:
-    commitment = input_commitment(mlp_bundle.card, data)
+    commitment = input_commitment(mlp_bundle, data)
     kw.setdefault("provider", ADDRESS)
     kw.setdefault("model_id", MLP_ID)
     gateway.jobs[job_id] = job_record(job_id, commitment=commitment, **kw)
@@ -369,6 +369,59 @@ async def test_silent_misbehaviour_accepts_and_never_delivers(tmp_path: Path, ml
         await asyncio.sleep(0.5)
         assert (await client.get(f"/jobs/{JOB}")).json()["state"] == "accepted"
     assert JOB not in gateway.delivered
+
+
+# -- getting paid ----------------------------------------------------------------------------
+
+
+async def test_earnings_are_withdrawn_past_the_threshold(
+    tmp_path: Path, mlp_bundle: Any, gateway: LedgerGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    node = ProviderNode(config(tmp_path, mlp_bundle, withdraw_threshold=10**18), gateway=gateway, key=KEY)
+    caplog.set_level("INFO", logger="provider.node")
+    gateway.credit = 6 * 10**17
+    assert await node.collect(MARKET) == 0  # below the threshold: it stays credited
+    assert gateway.withdrawals == []
+    gateway.credit += 5 * 10**17
+    assert await node.collect(MARKET) == 11 * 10**17
+    assert gateway.withdrawals == [11 * 10**17]
+    assert gateway.credit == 0
+    (done,) = [r for r in caplog.records if r.getMessage() == "payment.withdrawn"]
+    assert done.fields == {"market": MARKET, "amount": 11 * 10**17, "owed": 11 * 10**17,  # type: ignore[attr-defined]
+                           "threshold": 10**18, "tx": "0x" + "dd" * 32}  # fmt: skip
+    assert node.metrics.withdrawals.labels("ok")._value.get() == 1
+    # a refused withdrawal (withdrawn by hand meanwhile: NothingOwed) is logged, never raised
+    gateway.credit, gateway.refuse_withdraw = 2 * 10**18, True
+    assert await node.collect(MARKET) == 0
+    assert node.metrics.withdrawals.labels("failed")._value.get() == 1
+    (failed,) = [r for r in caplog.records if r.getMessage() == "payment.withdraw_failed"]
+    assert "NothingOwed" in failed.fields["error"]  # type: ignore[attr-defined]
+
+
+async def test_withdraw_threshold_zero_never_withdraws(
+    tmp_path: Path, mlp_bundle: Any, gateway: LedgerGateway
+) -> None:
+    node = ProviderNode(config(tmp_path, mlp_bundle, withdraw_threshold=0), gateway=gateway, key=KEY)
+    gateway.credit = 10**24
+    assert await node.collect(MARKET) == 0
+    assert gateway.withdrawals == []
+
+
+async def test_a_settled_job_triggers_the_withdrawal(
+    tmp_path: Path, mlp_bundle: Any, gateway: LedgerGateway, mlp_samples: list[list[float]]
+) -> None:
+    award(gateway, JOB, mlp_samples[6], mlp_bundle)
+    price = gateway.jobs[JOB].price
+    cfg = config(tmp_path, mlp_bundle, withdraw_threshold=price)
+    async with running(ProviderNode(cfg, gateway=gateway, key=KEY)) as client:
+        reply = await client.post("/jobs", json={"jobId": JOB, "market": MARKET, "input": mlp_samples[6]})
+        assert reply.status_code == 202
+        await wait_state(client, JOB, {"settled"})
+        for _ in range(100):  # the withdrawal follows the settlement in the job's task
+            if gateway.withdrawals:
+                break
+            await asyncio.sleep(0.05)
+    assert gateway.withdrawals == [price]
 
 
 def test_error_body_is_json_everywhere() -> None:

@@ -20,6 +20,7 @@ def test_example_config_loads() -> None:
     assert config.port == 7001
     assert [m.name for m in config.models] == ["mlp"]
     assert config.backend.kind == "onnxruntime"
+    assert config.withdraw_threshold == 10**18  # earnings are withdrawn once a market owes a token
 
 
 @pytest.mark.parametrize(
@@ -30,6 +31,8 @@ def test_example_config_loads() -> None:
         ({"batching": {"max_batch": 0}}, "provider.batching.max_batch"),
         ({"pricing": {"margin": -1}}, "provider.pricing.margin"),
         ({"surprise": 1}, "provider.surprise"),
+        ({"withdraw_threshold": -1}, "provider.withdraw_threshold"),
+        ({"withdraw_threshold": "lots"}, "provider.withdraw_threshold"),
         ({"models": [{"name": "a", "onnx": "a.onnx"}, {"name": "a", "onnx": "b.onnx"}]}, "provider.models"),
     ],
 )

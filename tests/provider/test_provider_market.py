@@ -2,6 +2,8 @@
 
 Quote, award (a Dutch fill by the provider), input upload, inference, proof, delivery and
 payment; then the same job through a node killed with SIGKILL while proving and restarted.
+Payment is a credit in the market (``owed``) that a ``withdraw`` turns into tokens: the node's
+own once it passes ``withdraw_threshold`` (off in these tests unless one says otherwise).
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def register(w3: Any, deployment: Deployment, bundle: Bundle) -> str:
     verifier = deploy_verifier(w3, sender, bundle)
     entry = registry_entry(bundle, verifier=verifier, owner=sender.address, chain_id=31337)
     registry = Registry(w3, deployment.registry, sender=sender)
-    receipt = registry.register(ModelInfo(*entry.values()))
+    receipt = registry.register(ModelInfo.from_dict(entry))
     (event,) = [e for e in registry.events_in(receipt) if e.name == "ModelRegistered"]
     return "0x" + bytes(event.model_id).hex()  # type: ignore[attr-defined]
 
@@ -86,7 +88,7 @@ def post_intent(
     now = int(chain.w3.eth.get_block("latest")["timestamp"])
     intent = Intent(
         requester=REQUESTER, model_id=bytes.fromhex(chain.model_id[2:]),
-        input_commitment=input_commitment(chain.bundle.card, data), max_price=10**18, start_price=10**17,
+        input_commitment=input_commitment(chain.bundle, data), max_price=10**18, start_price=10**17,
         auction_type=AuctionType.DUTCH, auction_window=window, deadline=now + deadline_s,
         proof_mode=mode, price_weight_bps=5000, nonce=random_nonce(), expiry=now + 300,
     )  # fmt: skip
@@ -107,6 +109,21 @@ def balance(chain: Chain) -> int:
     return int(Token(chain.w3, chain.deployment.token).balance_of(PROVIDER))
 
 
+def owed(chain: Chain) -> int:
+    """What the Dutch market (every job here is Dutch) owes the provider."""
+    return Market(chain.w3, chain.deployment.market("dutch"), auction=AuctionType.DUTCH).owed(PROVIDER)
+
+
+def withdraw(chain: Chain) -> int:
+    """The provider withdraws what the Dutch market owes it; the amount its balance grew by."""
+    before = balance(chain)
+    market = Market(chain.w3, chain.deployment.market("dutch"), auction=AuctionType.DUTCH,
+                    sender=TxSender(chain.w3, PROVIDER_KEY))  # fmt: skip
+    market.withdraw()
+    assert owed(chain) == 0
+    return balance(chain) - before
+
+
 def provider_section(chain: Chain, store: Path, **changes: Any) -> dict[str, Any]:
     section: dict[str, Any] = {
         "listen": f"127.0.0.1:{free_port()}",
@@ -114,6 +131,7 @@ def provider_section(chain: Chain, store: Path, **changes: Any) -> dict[str, Any
         "store": str(store),
         "proving_workers": 1,
         "poll_interval_s": 0.1,
+        "withdraw_threshold": 0,  # earnings stay credited: the tests read them with owed()
     }
     section.update(changes)
     return section
@@ -142,7 +160,7 @@ async def test_quote_award_upload_infer_prove_deliver_and_get_paid(
     assert quote.latency_s > 0
     # Award with room to spare: this machine may be far busier than when the node timed its proofs.
     fill(chain, job_id, max(quote.latency_s, 300))
-    before = balance(chain)
+    before, owed_before = balance(chain), owed(chain)
 
     reply = await client.post("/jobs", json={"jobId": job_id, "market": market.address, "input": data})
     assert reply.status_code == 202, reply.text
@@ -151,7 +169,10 @@ async def test_quote_award_upload_infer_prove_deliver_and_get_paid(
     job = market.job(bytes.fromhex(job_id[2:]))
     assert job.state is JobState.SETTLED
     assert job.provider == PROVIDER
-    assert balance(chain) - before == job.price > 0
+    # paid: the market credits the price (no token moves), and a withdraw transfers the credit
+    assert owed(chain) - owed_before == job.price > 0
+    assert balance(chain) == before
+    assert withdraw(chain) == owed_before + job.price
     receipt = chain.w3.eth.get_transaction_receipt(done["txHashes"]["deliver"])
     assert receipt["status"] == 1
 
@@ -228,7 +249,7 @@ async def test_sigkill_while_proving_then_restart_delivers_and_gets_paid(
     data = mlp_samples[3]
     market, _, job_id = post_intent(chain, data)
     fill(chain, job_id, 300)
-    before = balance(chain)
+    before = owed(chain)
 
     process = start_node(config)
     try:
@@ -258,7 +279,7 @@ async def test_sigkill_while_proving_then_restart_delivers_and_gets_paid(
     job = market.job(bytes.fromhex(job_id[2:]))
     assert job.state is JobState.SETTLED
     assert job.delivered_at <= min(job.deadline, job.awarded_at + job.latency)
-    assert balance(chain) - before == job.price > 0
+    assert owed(chain) - before == job.price > 0
     log = (tmp_path / "node.log").read_text()
     assert "job.resumed" in log
     assert json.loads(log.splitlines()[-1])  # structured JSON lines
@@ -285,7 +306,7 @@ async def test_optimistic_unchallenged_delivery_is_finalized_and_paid(
     _, client = node
     market, _, job_id = post_intent(chain, mlp_samples[4], mode=ProofMode.OPTIMISTIC)
     fill(chain, job_id, 120)
-    before = balance(chain)
+    before = owed(chain)
     reply = await client.post(
         "/jobs", json={"jobId": job_id, "market": market.address, "input": mlp_samples[4]}
     )
@@ -297,7 +318,7 @@ async def test_optimistic_unchallenged_delivery_is_finalized_and_paid(
     assert "finalize" in done["txHashes"]
     job = market.job(bytes.fromhex(job_id[2:]))
     assert job.state is JobState.SETTLED
-    assert balance(chain) - before == job.price
+    assert owed(chain) - before == job.price
 
 
 async def test_optimistic_challenge_is_answered_with_the_proof(
@@ -306,7 +327,7 @@ async def test_optimistic_challenge_is_answered_with_the_proof(
     _, client = node
     market, _, job_id = post_intent(chain, mlp_samples[5], mode=ProofMode.OPTIMISTIC)
     fill(chain, job_id, 120)
-    before = balance(chain)
+    before = owed(chain)
     reply = await client.post(
         "/jobs", json={"jobId": job_id, "market": market.address, "input": mlp_samples[5]}
     )
@@ -317,7 +338,7 @@ async def test_optimistic_challenge_is_answered_with_the_proof(
     assert "prove" in done["txHashes"]
     job = market.job(bytes.fromhex(job_id[2:]))
     assert job.state is JobState.SETTLED
-    assert balance(chain) - before == job.price + job.challenge_bond
+    assert owed(chain) - before == job.price + job.challenge_bond  # the failed challenger's bond too
 
 
 async def test_wrong_output_misbehaviour_is_slashed(
@@ -340,3 +361,55 @@ async def test_wrong_output_misbehaviour_is_slashed(
         await wait_state(client, job_id, {"failed"}, allow_failed=True)
     assert done["outputFelts"]
     assert market.job(bytes.fromhex(job_id[2:])).state is JobState.SLASHED
+
+
+# -- getting paid: the node withdraws its credit --------------------------------------------
+
+
+async def test_node_withdraws_its_credit_past_the_threshold(
+    chain: Chain, tmp_path: Path, mlp_samples: list[list[float]]
+) -> None:
+    import logging
+
+    class Records(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.INFO)
+            self.records: list[logging.LogRecord] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.records.append(record)
+
+    seen = Records()
+    node_logger = logging.getLogger("provider.node")
+    level = node_logger.level
+    node_logger.addHandler(seen)
+    node_logger.setLevel(logging.INFO)
+    gateway = MarketGateway(chain.w3, chain.deployment, PROVIDER_KEY)
+    config = ProviderSection(**provider_section(chain, tmp_path / "jobs.db", withdraw_threshold=1))
+    node = ProviderNode(config, gateway=gateway, key=PROVIDER_KEY)
+    data = mlp_samples[7]
+    market, _, job_id = post_intent(chain, data)
+    fill(chain, job_id, 300)
+    before, credit = balance(chain), owed(chain)  # earlier tests left their earnings credited
+    async with running(node) as client:
+        reply = await client.post("/jobs", json={"jobId": job_id, "market": market.address, "input": data})
+        assert reply.status_code == 202, reply.text
+        await wait_state(client, job_id, {"settled"})
+        deadline = time.monotonic() + 60  # the withdrawal follows the settlement, in the job's task
+        withdrew = 'provider_withdrawals_total{outcome="ok"} 1.0'
+        while withdrew not in (metrics := (await client.get("/metrics")).text):
+            assert time.monotonic() < deadline, metrics
+            await asyncio.sleep(0.1)
+    price = market.job(bytes.fromhex(job_id[2:])).price
+    # the node withdrew everything the market owed it (this job's price and the earlier credit)
+    assert owed(chain) == 0
+    assert balance(chain) - before == credit + price
+    node_logger.removeHandler(seen)
+    node_logger.setLevel(level)
+    (record,) = [r for r in seen.records if r.getMessage() == "payment.withdrawn"]
+    fields = record.fields  # type: ignore[attr-defined]
+    assert fields["amount"] == credit + price
+    assert fields["market"] == market.address
+    assert fields["threshold"] == 1
+    assert node.metrics.withdrawn._value.get() == pytest.approx(credit + price)  # type: ignore[attr-defined]
+    assert withdrew in metrics

@@ -165,7 +165,15 @@ def test_two_solvers_three_providers_forty_intents(live: LiveEnv, tmp_path: Path
         for i, (key, margin) in enumerate(zip(SOLVER_KEYS, margins, strict=True))
     ]
     token = Token(live.w3, live.deployment.token)
-    balances = {n.address: token.balance_of(n.address) for n in live.nodes}
+
+    def held(address: str, block: int) -> int:
+        """A node's tokens plus what the markets owe it, read at one block: the markets credit a
+        job's price and the node withdraws its credit past its threshold, whenever it gets to it."""
+        owed = sum(int(m.fn.owed(address).call(block_identifier=block)) for m in live.markets.values())
+        return int(token.fn.balanceOf(address).call(block_identifier=block)) + owed
+
+    start = int(live.w3.eth.block_number)
+    balances = {n.address: held(n.address, start) for n in live.nodes}
     weights = [1_000 + 450 * i for i in range(20)]
     zk = {2, 16}  # one latency-weighted and one price-weighted intent per auction type
     # Dutch start prices below every floor, above the cheap node's, and above all three: the
@@ -252,7 +260,8 @@ def test_two_solvers_three_providers_forty_intents(live: LiveEnv, tmp_path: Path
 
     # The providers did the work themselves and were paid for it: every job is settled in its
     # node's own store, zk jobs were delivered with a proof, optimistic ones finalized by the
-    # node, and each node's balance grew by exactly the prices of its jobs.
+    # node, and what each node holds (its tokens and its credit in the markets) grew by exactly the
+    # prices of its jobs.
     earned: Counter[str] = Counter()
     for auction in AuctionType:
         for intent, job in zip(intents[auction], jobs[auction], strict=True):
@@ -267,8 +276,9 @@ def test_two_solvers_three_providers_forty_intents(live: LiveEnv, tmp_path: Path
                 assert record.proof, record
                 assert "finalize" not in record.tx, record
             earned[chain.provider] += int(chain.price)
+    end = int(live.w3.eth.block_number)
     for node in live.nodes:
-        assert token.balance_of(node.address) - balances[node.address] == earned[node.address]
+        assert held(node.address, end) - balances[node.address] == earned[node.address]
     print("winners:", {a.name: dict(c) for a, c in winners.items()})
     # Different prices and latencies: more than one node wins reverse auctions.
     assert len(winners[AuctionType.REVERSE]) >= 2

@@ -62,7 +62,12 @@ def test_wrong_optimistic_output_is_challenged_and_slashed(
     rewards = agent.store.rewards()
     assert rewards["challenge"] == reward
     assert rewards["gas_spent_wei"] < 0  # the challenge and the slash were paid for
-    assert env.agent.token.balance_of(env.agent.address) == balance_before + reward  # bond back + reward
+    # the reward (from the slashed stake) and the bond back are credited to the agent in the market
+    bond = stored.challenge_bond
+    assert env.agent.token.balance_of(env.agent.address) == balance_before - bond
+    assert env.agent.market.owed(env.agent.address) == bond + reward
+    env.agent.market.withdraw()
+    assert env.agent.token.balance_of(env.agent.address) == balance_before + reward
     kinds = {(a.kind, a.status) for a in agent.store.actions()}
     assert kinds == {("challenge", "mined"), ("slash", "mined")}
 
@@ -97,7 +102,7 @@ def test_challenged_honest_provider_proves_through_the_relay_and_is_paid(
     assert list(agent.store.actions()) == []  # the agent never challenges a right output
     # the provider lets the agent prove for it and hands it the proof
     env.provider.staking.set_solver(env.agent.address, True)
-    provider_before = env.provider.token.balance_of(env.provider.address)
+    provider_before = env.provider.market.owed(env.provider.address)
     proof = prove(env.bundle, x)
     status, tx = agent._relay_sync(job, env.deployment.market("dutch"), proof.proof)
     assert status == "mined"
@@ -105,7 +110,8 @@ def test_challenged_honest_provider_proves_through_the_relay_and_is_paid(
     stored = env.requester.market.job(job)
     assert stored.state is JobState.SETTLED
     bond = stored.challenge_bond
-    assert env.provider.token.balance_of(env.provider.address) == provider_before + stored.price + bond
+    # the provider is credited its price and the mistaken challenger's bond
+    assert env.provider.market.owed(env.provider.address) == provider_before + stored.price + bond
 
 
 def test_relay_refuses_a_bad_proof_over_http(env: Env, deployment_file: Path, tmp_path: Path) -> None:
@@ -163,10 +169,9 @@ def test_silent_provider_is_expired_and_requester_compensated(
     agent.step()
     assert env.requester.market.job(job).state is JobState.EXPIRED
     escrow = agent.markets["dutch"].escrow_for(10 * 10**18)
-    assert (
-        env.requester.token.balance_of(env.requester.address)
-        == requester_before + escrow + stored.stake_locked
-    )
+    # the escrow and the compensation from the stake are credited to the requester in the market
+    assert env.requester.token.balance_of(env.requester.address) == requester_before
+    assert env.requester.market.owed(env.requester.address) == escrow + stored.stake_locked
     assert [(a.kind.split(":")[0], a.status) for a in agent.store.actions()] == [("expire", "mined")]
 
 

@@ -101,6 +101,46 @@ def test_altered_output_calldata_is_flagged(tender_env: Env, history: History) -
     assert "calldata's output differs" in next(c.detail for c in failed.failures() if c.name == "events")
 
 
+def test_proof_for_another_commitment_is_flagged(tender_env: Env, history: History) -> None:
+    """A job whose intent committed to another input than its proof's: the verifier contract
+    accepts the proof (a polycommit proof's instances are its outputs only), the auditor's input
+    binding check ``keccak256(proof[0:64]) == inputCommitment`` does not."""
+    from verifier.testing import input_commitment, mlp_bundle, samples
+
+    target = history.zk[3]  # proves sample 3
+    other = input_commitment(mlp_bundle(), samples()[5])
+
+    class Rebound(Auditor):
+        def _check_proof(self, h: Any, audit: Any) -> Any:
+            if h.job_id == target:
+                h = replace(h, intent=h.intent.replace(input_commitment=other))
+            return super()._check_proof(h, audit)
+
+    report = Rebound(tender_env.w3, tender_env.deployment).run()
+    (failed,) = report.failed_jobs
+    assert failed.job_id == "0x" + target.hex()
+    assert [c.name for c in failed.failures()] == ["proof"]
+    detail = failed.failures()[0].detail
+    assert "verifier contract accepts" in detail
+    assert "NOT the input commitment" in detail
+
+
+def test_input_that_is_not_the_committed_one_is_flagged(tender_env: Env, history: History) -> None:
+    """The inline input is re-committed with the bundle's vk and SRS (KZG): another input fails."""
+    from verifier.testing import samples
+
+    target = history.zk[0]
+
+    class Swapped(Auditor):
+        def _input(self, h: Any) -> Any:
+            return samples()[6] if h.job_id == target else super()._input(h)
+
+    report = Swapped(tender_env.w3, tender_env.deployment).run()
+    (failed,) = report.failed_jobs
+    assert [c.name for c in failed.failures()] == ["input"]
+    assert "commit" in failed.failures()[0].detail.lower()
+
+
 def _job_slot(env: Env, job: bytes) -> int:
     """The storage slot of ``_jobs[job]`` (found by its requester word, no layout file needed)."""
     from eth_abi import encode
@@ -147,6 +187,78 @@ def test_tampered_escrow_balance_is_flagged(snapshot: Env, history: History) -> 
     assert not report.ok
     (bad,) = [c for c in report.global_checks if c.status is Status.FAIL]
     assert bad.name == "escrow.dutch"
+
+
+def _owed_slot(env: Env, account: str) -> int:
+    """The storage slot of the Dutch market's ``_owed[account]`` (found by its value)."""
+    from eth_abi import encode
+    from web3 import Web3
+
+    market = env.deployment.market("dutch")
+    owed = env.requester.market.owed(account)
+    assert owed > 0
+    for index in range(64):
+        slot = int.from_bytes(Web3.keccak(encode(["address", "uint256"], [account, index])), "big")
+        if int(env.chain.rpc("eth_getStorageAt", [market, hex(slot), "latest"]), 16) == owed:
+            return slot
+    raise AssertionError("owed slot not found")
+
+
+def test_clean_history_accounts_for_credits_and_withdrawals(tender_env: Env, history: History) -> None:
+    report = Auditor(tender_env.w3, tender_env.deployment).run()
+    credit = next(c for c in report.global_checks if c.name == "credit.dutch")
+    assert credit.status is Status.OK, credit.detail
+    by_id = {job.job_id: job for job in report.jobs}
+    last = by_id["0x" + history.zk[-1].hex()]  # posted from the requester's credit
+    assert last.amounts["escrow_from_credit"] == last.amounts["escrow"]
+    assert all(c.status is Status.OK for c in last.checks if c.name == "amounts")
+
+
+def test_tampered_credit_is_flagged(snapshot: Env, history: History) -> None:
+    env = snapshot
+    market = env.deployment.market("dutch")
+    slot = _owed_slot(env, env.requester.address)
+    value = int(env.chain.rpc("eth_getStorageAt", [market, hex(slot), "latest"]), 16)
+    env.chain.rpc("anvil_setStorageAt", [market, hex(slot), "0x" + (value + 1).to_bytes(32, "big").hex()])
+    report = Auditor(env.w3, env.deployment).run()
+    assert not report.ok
+    (bad,) = [c for c in report.global_checks if c.status is Status.FAIL]
+    assert bad.name == "credit.dutch"
+    assert f"owed({env.requester.address[:8]}…) is {value + 1}, the events credit {value}" in bad.detail
+
+
+def test_a_payout_in_a_settlement_is_flagged(tender_env: Env, history: History) -> None:
+    """A settlement only credits: a token transfer out of the market in it fails its amounts check."""
+    from eth_abi import encode
+    from web3 import Web3
+
+    target = history.zk[3]
+    market, token = tender_env.deployment.market("dutch"), tender_env.deployment.token
+    (job,) = Auditor(tender_env.w3, tender_env.deployment).history.collect(
+        tender_env.deployment.block, tender_env.w3.eth.block_number, job_ids=[target]
+    )
+    settle_tx = next(e.tx_hash for e in job.events if e.name == "Settled")
+
+    def word(address: str) -> bytes:
+        return bytes(12) + bytes.fromhex(address[2:])
+
+    class PushingSource(ChainSource):
+        """Adds a 1-unit transfer from the market to the provider to the settlement's logs."""
+
+        def receipt_logs(self, tx_hash: bytes) -> list[Any]:
+            logs = super().receipt_logs(tx_hash)
+            if tx_hash != settle_tx:
+                return logs
+            topic = Web3.keccak(text="Transfer(address,address,uint256)")
+            fake = {"address": token, "topics": [topic, word(market), word(tender_env.provider.address)],
+                    "data": "0x" + encode(["uint256"], [1]).hex(), "blockNumber": logs[0]["blockNumber"],
+                    "transactionHash": tx_hash, "logIndex": 999}  # fmt: skip
+            return [*logs, fake]
+
+    report = Auditor(tender_env.w3, tender_env.deployment, source=PushingSource(tender_env.w3)).run()
+    (failed,) = report.failed_jobs
+    assert failed.job_id == "0x" + target.hex()
+    assert "paid out" in next(c.detail for c in failed.failures() if c.name == "amounts")
 
 
 def test_cli_json_report_and_exit_codes(tender_env: Env, history: History, tmp_path: Path) -> None:

@@ -12,9 +12,10 @@ import {Intent} from "../MarketStructs.sol";
 /// @title TenderAgent
 /// @notice Example consumer: an on-chain agent that buys inference. It holds payment tokens (sent to it,
 /// or pulled from a funder with `fund`), posts intents as their requester (so refunds and compensation
-/// come back here) and stores the verified output the market pushes on settlement. It can use one market
+/// are owed to it) and stores the verified output the market pushes on settlement. It can use one market
 /// per auction type (the constructor's, plus any the owner adds with `addMarket`); `ask` sends an intent
-/// to the market of its `auctionType`. Set `callbackGasLimit` to ~80k + 25k per output element.
+/// to the market of its `auctionType`. Refunds stay in each market as the agent's balance there (`owed`),
+/// which pays later escrows first; `reclaim` brings them back here. Set `callbackGasLimit` to ~80k + 25k per output element.
 contract TenderAgent is ITenderConsumer, Ownable2Step {
     using SafeERC20 for IERC20;
 
@@ -73,9 +74,12 @@ contract TenderAgent is ITenderConsumer, Ownable2Step {
         IMarket market = marketFor[intent.auctionType];
         if (address(market) == address(0)) revert NoMarket(intent.auctionType);
         uint256 escrow = market.escrowFor(intent.maxPrice);
-        uint256 balance = token.balanceOf(address(this));
-        if (balance < escrow) revert InsufficientBalance(balance, escrow);
-        token.forceApprove(address(market), escrow);
+        // refunds stay in the market as this agent's balance there and pay for later intents first
+        if (market.owed(address(this)) < escrow) {
+            uint256 balance = token.balanceOf(address(this));
+            if (balance < escrow) revert InsufficientBalance(balance, escrow);
+            token.forceApprove(address(market), escrow);
+        }
         jobId = market.post(intent);
         emit Asked(jobId, intent.modelId, intent.maxPrice);
     }
@@ -88,7 +92,13 @@ contract TenderAgent is ITenderConsumer, Ownable2Step {
         emit ResultReceived(jobId, output);
     }
 
-    /// @notice Sends tokens (refunds, compensation, unspent budget) to `to`.
+    /// @notice Moves what `market` owes this agent (refunds, compensation) into this contract's balance.
+    function reclaim(IMarket market) external onlyOwner returns (uint256) {
+        if (!isMarket[address(market)]) revert NotMarket(address(market));
+        return market.withdraw();
+    }
+
+    /// @notice Sends tokens (unspent budget, reclaimed refunds and compensation) to `to`.
     function withdraw(address to, uint256 amount) external onlyOwner {
         if (to == address(0)) revert ZeroAddress();
         emit Withdrawn(to, amount);

@@ -49,9 +49,8 @@ interface IMarket {
     event Challenged(bytes32 indexed jobId, address indexed challenger, uint256 bond, uint40 proofDeadline);
     /// @notice A challenged or audited delivery was proven; `bondPaid` went to the provider.
     event Proved(bytes32 indexed jobId, address indexed prover, uint256 bondPaid);
-    /// @notice The job settled: provider paid `price`, `fee` accrued for the treasury, requester refunded
-    /// `refund`.
-    /// `latency` is deliveredAt - awardedAt.
+    /// @notice The job settled: the provider was credited `price` (see `owed`), `fee` accrued for the
+    /// treasury, the requester was credited `refund`. `latency` is deliveredAt - awardedAt.
     event Settled(
         bytes32 indexed jobId,
         address indexed provider,
@@ -60,13 +59,15 @@ interface IMarket {
         uint256 refund,
         uint256 latency
     );
-    /// @notice The provider missed its deadline; `slashed` went to the requester as compensation.
+    /// @notice The provider missed its deadline; its locked stake `slashed` was credited to the requester as
+    /// compensation (see `owed`).
     event Expired(bytes32 indexed jobId, address indexed provider, uint256 slashed);
     /// @notice After an expiry the job was re-awarded to the runner-up.
     event FailedOver(bytes32 indexed jobId, address indexed from, address indexed to, uint256 price);
-    /// @notice The escrow went back to the requester.
+    /// @notice The escrow was credited back to the requester (see `owed`).
     event Refunded(bytes32 indexed jobId, address indexed requester, uint256 amount);
-    /// @notice A challenged or audited provider failed to prove.
+    /// @notice A challenged or audited provider failed to prove: its locked stake was credited to the
+    /// requester and the challenger (`toRequester`, `toChallenger`), and the challenger's bond returned to it.
     event Slashed(
         bytes32 indexed jobId,
         address indexed provider,
@@ -81,6 +82,8 @@ interface IMarket {
     event TreasuryUpdated(address treasury);
     /// @notice Protocol fees accrued by settlements were paid out to the treasury.
     event FeesWithdrawn(address indexed treasury, uint256 amount);
+    /// @notice `account` was paid everything the market owed it.
+    event Withdrawn(address indexed account, uint256 amount);
 
     // ------------------------------------------------------------------ errors
 
@@ -109,7 +112,8 @@ interface IMarket {
     error DeliveryTooLate(bytes32 jobId, uint256 providerDeadline, uint256 nowTime);
     error OutputLengthMismatch(uint256 got, uint256 expected);
     error ProofRejected(bytes32 jobId);
-    error OutputMismatch(bytes32 jobId);
+    /// @notice A polycommit model's proof commits to another input than the intent's.
+    error InputMismatch(bytes32 jobId);
     error ChallengeWindowClosed(bytes32 jobId, uint40 disputeEnd);
     error ChallengeWindowOpen(bytes32 jobId, uint40 disputeEnd);
     error ProofDeadlinePassed(bytes32 jobId, uint40 disputeEnd);
@@ -119,14 +123,16 @@ interface IMarket {
     error FeeTooHigh(uint16 feeBps, uint16 max);
     error BadParams();
     error ZeroAddress();
+    error NothingOwed(address account);
 
     // ------------------------------------------------------------------ entry
 
-    /// @notice Opens a job for `intent`; the caller must be its requester. Pulls maxPrice + fee.
+    /// @notice Opens a job for `intent`; the caller must be its requester. Takes maxPrice + fee from
+    /// the requester's balance in the market (`owed`) when that covers it, else from its allowance.
     function post(Intent calldata intent) external returns (bytes32 jobId);
 
     /// @notice Opens a job for an intent signed by its requester (EOA or ERC-1271); anyone may relay.
-    /// Pulls maxPrice + fee from the requester's allowance.
+    /// Takes maxPrice + fee as `post` does (balance in the market, else allowance).
     function submitSigned(Intent calldata intent, bytes calldata signature) external returns (bytes32 jobId);
 
     /// @notice Cancels (marks used) the caller's nonces `word << 8 | bit` for every bit set in `mask`.
@@ -150,8 +156,8 @@ interface IMarket {
     /// @notice Settles an unchallenged optimistic delivery once its challenge window has closed.
     function finalize(bytes32 jobId) external;
 
-    /// @notice Awarded and undelivered after the provider's deadline: the locked stake goes to the
-    /// requester and the escrow is refunded, or the job fails over to the runner-up. Challenged or
+    /// @notice Awarded and undelivered after the provider's deadline: the locked stake is credited to
+    /// the requester with the escrow, or the job fails over to the runner-up. Challenged or
     /// audited and unproven after the proof deadline: slashed (requester refunded and compensated,
     /// challenger repaid and rewarded).
     function expire(bytes32 jobId) external;
@@ -166,6 +172,9 @@ interface IMarket {
     function setTreasury(address treasury) external;
     /// @notice Pays every fee accrued so far to the treasury (anyone may call; the tokens only go there).
     function withdrawFees() external returns (uint256 amount);
+    /// @notice Pays the caller everything the market owes it: payments as a provider, refunds and
+    /// compensation as a requester, returned bonds as a challenger. Works while paused.
+    function withdraw() external returns (uint256 amount);
     function pause() external;
     function unpause() external;
 
@@ -182,13 +191,16 @@ interface IMarket {
     function outputOf(bytes32 jobId) external view returns (uint256[] memory);
     function nonceBitmap(address owner, uint256 word) external view returns (uint256);
     function isNonceUsed(address owner, uint256 nonce) external view returns (bool);
-    /// @notice What `post` pulls for `maxPrice` at the current fee.
+    /// @notice What `post` escrows for `maxPrice` at the current fee.
     function escrowFor(uint256 maxPrice) external view returns (uint256);
     function params() external view returns (MarketParams memory);
     function token() external view returns (address);
     function registry() external view returns (address);
     function staking() external view returns (address);
     function treasury() external view returns (address);
+    /// @notice What the market owes `account` and `withdraw` would pay it. An intent's escrow or a
+    /// challenge bond is taken from this balance when it covers the whole amount, else from the allowance.
+    function owed(address account) external view returns (uint256);
     /// @notice Protocol fees accrued by settlements and not yet paid out by `withdrawFees`.
     function feesOwed() external view returns (uint256);
     // solhint-disable-next-line func-name-mixedcase

@@ -1,6 +1,16 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
+/// @dev How a model's proofs bind the input (`ModelInfo.inputBinding`).
+/// INPUT_HASHED: the EZKL Poseidon hash of the input is the public instance at `commitmentIndex`; an
+/// intent's `inputCommitment` is that field element.
+/// INPUT_POLYCOMMIT: the input is an EZKL `polycommit` column whose KZG commitment is the proof's first
+/// G1 point (bytes 0..63, x and y big-endian); an intent's `inputCommitment` is
+/// `uint256(keccak256(proof[0:64]))`, and the instances hold the output only (`commitmentIndex` is 0 and
+/// unused). Cheaper to verify: no Poseidon chip in the circuit (see docs/MODELS.md).
+uint8 constant INPUT_HASHED = 0;
+uint8 constant INPUT_POLYCOMMIT = 1;
+
 /// @notice A registered model. Immutable once registered: a new version is a new id.
 struct ModelInfo {
     // sha256 of the ONNX file providers run
@@ -9,7 +19,9 @@ struct ModelInfo {
     bytes32 settingsHash;
     // the IVerifier (e.g. EZKL Halo2Verifier) that checks proofs for this model
     address verifier;
-    // index of the input commitment in the public instance vector
+    // INPUT_HASHED or INPUT_POLYCOMMIT: where the input commitment sits
+    uint8 inputBinding;
+    // INPUT_HASHED: index of the input commitment in the public instance vector (else 0)
     uint8 commitmentIndex;
     // index of the first output element in the public instance vector
     uint8 outputOffset;
@@ -28,6 +40,7 @@ struct ModelInfo {
 /// @notice The part of a model a market needs to verify a delivery (one storage slot).
 struct ModelLayout {
     address verifier;
+    uint8 inputBinding;
     uint8 commitmentIndex;
     uint8 outputOffset;
     uint16 outputLength;
@@ -50,8 +63,15 @@ interface IModelRegistry {
     error ZeroVerifier();
     /// @notice The verifier has no code.
     error VerifierHasNoCode(address verifier);
-    /// @notice Commitment and output do not fit, or overlap, in `instanceCount` instances.
-    error BadLayout(uint8 commitmentIndex, uint8 outputOffset, uint16 outputLength, uint16 instanceCount);
+    /// @notice Commitment and output do not fit, or overlap, in `instanceCount` instances, or the binding
+    /// is unknown (a polycommit layout must have `commitmentIndex` 0).
+    error BadLayout(
+        uint8 inputBinding,
+        uint8 commitmentIndex,
+        uint8 outputOffset,
+        uint16 outputLength,
+        uint16 instanceCount
+    );
     /// @notice `proofModes` must be 1, 2 or 3.
     error BadProofModes(uint8 proofModes);
     /// @notice `auditRateBps` above 10000.

@@ -12,9 +12,10 @@ import {IMarket} from "../../src/interfaces/IMarket.sol";
 import {IStaking} from "../../src/interfaces/IStaking.sol";
 import {Intent, Job, JobState, PROOF_OPTIMISTIC} from "../../src/MarketStructs.sol";
 
-/// @notice Re-entry through a token whose transfers call back (every payout, refund, slash and
-/// withdrawal) and through the consumer callback. Every re-entry must be refused and every party paid
-/// exactly once.
+/// @notice Re-entry through a token whose transfers call back (every withdrawal of what the market owes,
+/// every escrow or bond pulled in, every slash and staking withdrawal) and through the consumer callback.
+/// Settlements and refunds only credit (`owed`), so the token's hook fires when the credit is withdrawn.
+/// Every re-entry must be refused and every party credited, and paid, exactly once.
 contract ReentrancyTest is AdversarialBase {
     using IntentBuilder for Intent;
 
@@ -29,6 +30,8 @@ contract ReentrancyTest is AdversarialBase {
 
     // ------------------------------------------------------------------ hostile token
 
+    /// @dev Settlement only credits: the hook armed on the provider stays silent until the provider
+    /// withdraws, and the re-entry it then tries (a second delivery) is refused.
     function test_hostileToken_payoutReentersDeliver_paysOnce() public {
         Intent memory intent = _dutchIntent();
         bytes32 jobId = _postAndFill(w.dutch, intent);
@@ -40,11 +43,21 @@ contract ReentrancyTest is AdversarialBase {
 
         vm.prank(provider);
         w.dutch.deliver(jobId, out, proof);
+        assertFalse(hostile.hookFired(), "settlement pushed tokens");
+        uint256 price = w.dutch.job(jobId).price;
+        uint256 refund = _escrow(w.dutch, 1e18) - price - price / 100;
+        assertEq(w.dutch.owed(provider), price);
+        assertEq(w.dutch.owed(requester), refund);
+
+        vm.prank(provider);
+        assertEq(w.dutch.withdraw(), price);
 
         _assertRefused();
-        uint256 price = w.dutch.job(jobId).price;
         assertEq(hostile.balanceOf(provider), providerBefore + price, "provider paid other than once");
-        assertEq(hostile.balanceOf(requester), requesterBefore + _escrow(w.dutch, 1e18) - price - price / 100);
+        assertEq(w.dutch.owed(provider), 0);
+        vm.prank(requester);
+        w.dutch.withdraw();
+        assertEq(hostile.balanceOf(requester), requesterBefore + refund);
         assertEq(hostile.balanceOf(address(w.dutch)), w.dutch.feesOwed(), "market kept more than the fee");
         assertEq(uint256(w.dutch.job(jobId).state), uint256(JobState.Settled));
     }
@@ -57,28 +70,56 @@ contract ReentrancyTest is AdversarialBase {
         uint256 before = hostile.balanceOf(requester);
 
         w.dutch.refund(jobId);
+        assertFalse(hostile.hookFired(), "refund pushed tokens");
+        assertEq(w.dutch.owed(requester), _escrow(w.dutch, 1e18));
+
+        vm.prank(requester);
+        w.dutch.withdraw();
 
         _assertRefused();
         assertEq(hostile.balanceOf(requester), before + _escrow(w.dutch, 1e18), "refunded other than once");
+        assertEq(w.dutch.owed(requester), 0);
         assertEq(hostile.balanceOf(address(w.dutch)), 0);
     }
 
+    /// @dev The slash pays the market (which credits the requester), so the hook fires on the transfer
+    /// Staking -> market while the market is mid-expire: a second `expire` from there is refused. The
+    /// compensation is credited once, then paid once by the requester's `withdraw`, whose transfer fires
+    /// the hook again: that re-entry is refused too.
     function test_hostileToken_slashReentersExpire_compensatesOnce() public {
         bytes32 jobId = _postAndFill(w.dutch, _dutchIntent());
         Job memory j = w.dutch.job(jobId);
+        uint256 escrow = _escrow(w.dutch, 1e18);
         vm.warp(w.dutch.providerDeadline(jobId) + 1);
-        // the slash is paid by Staking while the market is mid-expire
-        hostile.arm(requester, address(w.dutch), abi.encodeCall(IMarket.expire, (jobId)));
+        hostile.arm(address(w.dutch), address(w.dutch), abi.encodeCall(IMarket.expire, (jobId)));
         uint256 before = hostile.balanceOf(requester);
+        uint256 marketBefore = hostile.balanceOf(address(w.dutch));
         uint256 stakeBefore = w.staking.stakeOf(provider);
 
         w.dutch.expire(jobId);
 
         _assertRefused();
-        assertEq(hostile.balanceOf(requester), before + j.stakeLocked + _escrow(w.dutch, 1e18));
+        assertEq(hostile.balanceOf(requester), before, "expiry pushed tokens");
+        assertEq(w.dutch.owed(requester), escrow + j.stakeLocked, "credited other than once");
+        assertEq(hostile.balanceOf(address(w.dutch)), marketBefore + j.stakeLocked, "slashed other than once");
         assertEq(w.staking.stakeOf(provider), stakeBefore - j.stakeLocked, "slashed other than once");
         assertEq(w.staking.lockedOf(provider), 0);
+        assertEq(w.staking.stats(provider).slashed, 1);
         assertEq(uint256(w.dutch.job(jobId).state), uint256(JobState.Expired));
+
+        // the payout: the hook fires on the transfer to the requester and tries to expire again
+        hostile.arm(requester, address(w.dutch), abi.encodeCall(IMarket.expire, (jobId)));
+        vm.prank(requester);
+        assertEq(w.dutch.withdraw(), escrow + j.stakeLocked);
+
+        _assertRefused();
+        assertEq(hostile.balanceOf(requester), before + escrow + j.stakeLocked, "paid other than once");
+        assertEq(w.dutch.owed(requester), 0);
+        assertEq(hostile.balanceOf(address(w.dutch)), 0);
+        assertEq(w.staking.stakeOf(provider), stakeBefore - j.stakeLocked);
+        vm.prank(requester);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.NothingOwed.selector, requester));
+        w.dutch.withdraw();
     }
 
     function test_hostileToken_bondPayoutReentersProve_paysOnce() public {
@@ -94,11 +135,78 @@ contract ReentrancyTest is AdversarialBase {
 
         vm.prank(provider);
         w.dutch.prove(jobId, proof);
+        assertFalse(hostile.hookFired(), "prove pushed tokens");
+        Job memory j = w.dutch.job(jobId);
+        assertEq(w.dutch.owed(provider), j.price + j.challengeBond);
+
+        vm.prank(provider);
+        w.dutch.withdraw();
 
         _assertRefused();
-        Job memory j = w.dutch.job(jobId);
         assertEq(hostile.balanceOf(provider), before + j.price + j.challengeBond, "paid other than once");
+        assertEq(w.dutch.owed(provider), 0);
+        vm.prank(requester);
+        w.dutch.withdraw();
         assertEq(hostile.balanceOf(address(w.dutch)), w.dutch.feesOwed());
+    }
+
+    /// @dev The token is itself the requester that is owed, so that the re-entering call comes from the
+    /// very account being paid: a second `withdraw` from inside the first is refused, paid once.
+    function test_hostileToken_marketWithdrawReentersWithdraw_paysOnce() public {
+        uint256 escrow = _escrow(w.dutch, 1e18);
+        address self = address(hostile);
+        hostile.mint(self, escrow);
+        vm.startPrank(self);
+        hostile.approve(address(w.dutch), escrow);
+        bytes32 jobId = w.dutch.post(_dutchIntent().withRequester(self));
+        vm.stopPrank();
+        vm.warp(w.dutch.job(jobId).auctionEnd);
+        w.dutch.refund(jobId);
+        assertEq(w.dutch.owed(self), escrow);
+        hostile.arm(self, address(w.dutch), abi.encodeCall(IMarket.withdraw, ()));
+
+        vm.prank(self);
+        assertEq(w.dutch.withdraw(), escrow);
+
+        _assertRefused();
+        assertEq(hostile.balanceOf(self), escrow, "withdrawn other than once");
+        assertEq(w.dutch.owed(self), 0);
+        assertEq(hostile.balanceOf(address(w.dutch)), 0);
+        vm.prank(self);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.NothingOwed.selector, self));
+        w.dutch.withdraw();
+    }
+
+    /// @dev The hook fires on the escrow pull (the transfer into the market) of a requester whose credit
+    /// falls short: its `withdraw` of that credit from inside `post` is refused; the escrow is pulled once,
+    /// the credit is untouched and paid out later, once.
+    function test_hostileToken_escrowPullReentersWithdraw_refused() public {
+        address self = address(hostile);
+        uint256 small = _escrow(w.dutch, 5e17);
+        uint256 escrow = _escrow(w.dutch, 1e18);
+        hostile.mint(self, small + escrow);
+        vm.startPrank(self);
+        hostile.approve(address(w.dutch), type(uint256).max);
+        bytes32 first =
+            w.dutch.post(_dutchIntent().withRequester(self).withMaxPrice(5e17).withStartPrice(1e17));
+        vm.stopPrank();
+        vm.warp(w.dutch.job(first).auctionEnd);
+        w.dutch.refund(first);
+        assertEq(w.dutch.owed(self), small);
+        hostile.arm(address(w.dutch), address(w.dutch), abi.encodeCall(IMarket.withdraw, ()));
+
+        Intent memory intent = _dutchIntent().withRequester(self).withNonce(1);
+        vm.prank(self);
+        bytes32 jobId = w.dutch.post(intent);
+
+        _assertRefused();
+        assertEq(uint256(w.dutch.job(jobId).state), uint256(JobState.Open));
+        assertEq(hostile.balanceOf(self), 0, "escrow pulled other than once");
+        assertEq(w.dutch.owed(self), small, "credit touched");
+        assertEq(hostile.balanceOf(address(w.dutch)), small + escrow);
+        vm.prank(self);
+        assertEq(w.dutch.withdraw(), small);
+        assertEq(hostile.balanceOf(self), small);
     }
 
     function test_hostileToken_withdrawReentersWithdraw_paysOnce() public {
@@ -138,6 +246,15 @@ contract ReentrancyTest is AdversarialBase {
         vm.warp(w.dutch.job(jobId).disputeEnd);
         consumer.setAttack(abi.encodeCall(IMarket.finalize, (jobId)));
         _settleAndCheck(consumer, jobId, abi.encodeCall(IMarket.finalize, (jobId)));
+    }
+
+    /// @dev The requester is credited its refund before its callback runs; withdrawing it from inside the
+    /// callback is refused (the settlement holds the guard), and it is paid later, once.
+    function test_hostileConsumer_withdrawsFromCallback_refused() public {
+        (HostileConsumer consumer, bytes32 jobId, Intent memory intent) = _consumerJob(0);
+        uint256[] memory out = _output();
+        consumer.setAttack(abi.encodeCall(IMarket.withdraw, ()));
+        _settleAndCheck(consumer, jobId, _deliverCall(jobId, out, _proof(intent.inputCommitment, out)));
     }
 
     function test_hostileConsumer_reentersExpireAfterProve_paysOnce() public {
@@ -186,8 +303,8 @@ contract ReentrancyTest is AdversarialBase {
         return abi.encodeCall(IMarket.deliver, (jobId, out, proof));
     }
 
-    /// @dev Runs the settling call as the provider and checks the callback's re-entry was refused and
-    /// everyone was paid exactly once.
+    /// @dev Runs the settling call as the provider and checks the callback's re-entry was refused, that
+    /// everyone was credited exactly once, and that withdrawing pays exactly that, once.
     function _settleAndCheck(HostileConsumer consumer, bytes32 jobId, bytes memory settleCall) internal {
         Job memory before = w.dutch.job(jobId);
         uint256 providerBefore = hostile.balanceOf(provider);
@@ -209,10 +326,20 @@ contract ReentrancyTest is AdversarialBase {
         uint256 fee = price * before.feeBps / 10_000;
         uint256 escrow = _escrow(w.dutch, before.maxPrice);
         assertEq(uint256(w.dutch.job(jobId).state), uint256(JobState.Settled));
+        assertEq(w.dutch.owed(provider), price + bond, "provider credited other than once");
+        assertEq(w.dutch.owed(address(consumer)), escrow - price - fee, "refund credited other than once");
+        // settlement moves no token
+        assertEq(hostile.balanceOf(address(w.dutch)), marketBefore, "market");
+        assertEq(hostile.balanceOf(address(consumer)), consumerBefore, "consumer");
+        assertEq(w.staking.lockedOf(provider), 0);
+
+        vm.prank(provider);
+        w.dutch.withdraw();
+        vm.prank(address(consumer));
+        w.dutch.withdraw();
         assertEq(hostile.balanceOf(provider), providerBefore + price + bond, "provider paid other than once");
         assertEq(hostile.balanceOf(address(consumer)), consumerBefore + escrow - price - fee, "refund");
         // the fee stays, owed to the treasury
         assertEq(hostile.balanceOf(address(w.dutch)), marketBefore - escrow - bond + fee, "market");
-        assertEq(w.staking.lockedOf(provider), 0);
     }
 }

@@ -64,8 +64,77 @@ contract TenderAgentTest is TenderFixture {
         assertTrue(agent.answered(jobId));
         assertEq(agent.result(jobId)[0], 7);
         assertEq(agent.result(jobId)[1], 11);
-        // refund of the unspent escrow came back to the agent
+        // the unspent escrow is the agent's balance in the market until reclaimed
+        uint256 refund = market.escrowFor(1e18) - 5e17 - 5e15;
+        assertEq(market.owed(address(agent)), refund);
+        assertEq(token.balanceOf(address(agent)), 10e18 - market.escrowFor(1e18));
+        vm.prank(owner);
+        assertEq(agent.reclaim(market), refund);
         assertEq(token.balanceOf(address(agent)), 10e18 - 5e17 - 5e15);
+    }
+
+    /// @dev An ask with no bids, refunded: the agent is owed its escrow.
+    function _refundedAsk(uint256 maxPrice) internal returns (uint256 owed) {
+        Intent memory intent = IntentBuilder.init(address(agent), modelId).withCallbackGas(150_000)
+            .withMaxPrice(maxPrice).withNonce(99);
+        vm.prank(owner);
+        bytes32 jobId = agent.ask(intent);
+        vm.warp(market.job(jobId).auctionEnd);
+        market.refund(jobId);
+        owed = market.owed(address(agent));
+        assertEq(owed, market.escrowFor(maxPrice));
+    }
+
+    function test_reclaim_movesOwedIntoTheAgent() public {
+        uint256 owed = _refundedAsk(2e18);
+        uint256 before = token.balanceOf(address(agent));
+        vm.expectEmit(address(market));
+        emit IMarket.Withdrawn(address(agent), owed);
+        vm.prank(owner);
+        assertEq(agent.reclaim(market), owed);
+        assertEq(token.balanceOf(address(agent)), before + owed);
+        assertEq(token.balanceOf(address(agent)), 10e18);
+        assertEq(market.owed(address(agent)), 0);
+        // nothing left: the market's refusal bubbles up
+        vm.prank(owner);
+        vm.expectRevert(abi.encodeWithSelector(IMarket.NothingOwed.selector, address(agent)));
+        agent.reclaim(market);
+    }
+
+    function test_reclaim_revertsForAnUnknownMarketOrAStranger() public {
+        _refundedAsk(2e18);
+        uint256 before = token.balanceOf(address(agent));
+        vm.prank(owner);
+        vm.expectRevert(abi.encodeWithSelector(TenderAgent.NotMarket.selector, address(dutch)));
+        agent.reclaim(dutch);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
+        agent.reclaim(market);
+        assertEq(token.balanceOf(address(agent)), before);
+        assertEq(market.owed(address(agent)), market.escrowFor(2e18));
+    }
+
+    function test_ask_paysEscrowFromTheMarketBalance() public {
+        uint256 owed = _refundedAsk(2e18);
+        // the agent's own tokens go, so that only its balance in the market can pay
+        uint256 budget = token.balanceOf(address(agent));
+        vm.prank(owner);
+        agent.withdraw(owner, budget);
+        assertEq(token.balanceOf(address(agent)), 0);
+        (bytes32 jobId,) = _ask();
+        assertEq(market.job(jobId).requester, address(agent));
+        assertEq(market.owed(address(agent)), owed - market.escrowFor(1e18));
+        assertEq(token.allowance(address(agent), address(market)), 0, "nothing approved");
+        assertEq(token.balanceOf(address(agent)), 0);
+    }
+
+    function test_ask_pullsFromTheAgentWhenTheMarketBalanceFallsShort() public {
+        uint256 owed = _refundedAsk(5e17);
+        uint256 before = token.balanceOf(address(agent));
+        (bytes32 jobId,) = _ask();
+        assertEq(market.job(jobId).requester, address(agent));
+        assertEq(market.owed(address(agent)), owed, "market balance untouched");
+        assertEq(token.balanceOf(address(agent)), before - market.escrowFor(1e18));
     }
 
     function test_ask_optimisticResultArrivesAtFinalize() public {

@@ -53,7 +53,7 @@ contract MarketInvariantsTest is TenderFixture {
             })
         );
 
-        bytes4[] memory selectors = new bytes4[](22);
+        bytes4[] memory selectors = new bytes4[](23);
         selectors[0] = MarketHandler.post.selector;
         selectors[1] = MarketHandler.submitSigned.selector;
         selectors[2] = MarketHandler.reuseNonce.selector;
@@ -76,6 +76,7 @@ contract MarketInvariantsTest is TenderFixture {
         selectors[19] = MarketHandler.warpToBoundary.selector;
         selectors[20] = MarketHandler.progress.selector;
         selectors[21] = MarketHandler.withdrawFees.selector;
+        selectors[22] = MarketHandler.withdrawOwed.selector;
         targetContract(address(handler));
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
@@ -83,8 +84,12 @@ contract MarketInvariantsTest is TenderFixture {
     // ------------------------------------------------------------------ 1. conservation
 
     /// @notice The markets hold exactly the escrow of their unfinished jobs plus open challenge bonds plus
-    /// the fees owed to the treasury (accrued at settlement until `withdrawFees`), Staking exactly its
-    /// providers' stakes, and no token leaves the known accounts.
+    /// the fees owed to the treasury (accrued at settlement until `withdrawFees`) plus what they owe
+    /// accounts (credited at settlement, refund and slash until `withdraw`, or spent on a later escrow or
+    /// bond); that owed total is the ghost total of credits less what was spent and withdrawn. A slash
+    /// pays the market, which credits it: the ghost market balance counts every slashed unit in, the
+    /// ghost owed total every unit credited. Staking holds exactly its providers' stakes, and no token
+    /// leaves the known accounts.
     function invariant_tokenConservation() public view {
         uint256 live;
         uint256 n = handler.jobCount();
@@ -95,9 +100,16 @@ contract MarketInvariantsTest is TenderFixture {
             if (j.state == JobState.Challenged) live += j.challengeBond;
         }
         live += reverse.feesOwed() + dutch.feesOwed();
+        uint256 owedTotal = _owedTotal();
         uint256 held = token.balanceOf(address(reverse)) + token.balanceOf(address(dutch));
-        assertEq(held, live, "markets != open escrow + bonds + fees owed");
+        assertEq(held, live + owedTotal, "markets != open escrow + bonds + fees owed + owed");
         assertEq(held, handler.ghostMarketBalance(), "markets != ghost flows");
+        assertEq(owedTotal, handler.ghostOwed(), "owed != credits - spent - withdrawn");
+        assertEq(
+            handler.ghost_escrowed() + handler.ghost_bondsIn(),
+            handler.ghost_pulled() + handler.ghost_owedSpent(),
+            "escrows and bonds != pulled + paid from credit"
+        );
 
         address[3] memory ps = handler.providerList();
         uint256 stakes;
@@ -198,9 +210,19 @@ contract MarketInvariantsTest is TenderFixture {
             bytes32 id = handler.jobIds(i);
             assertTrue(_terminal(handler.jobInfo(id).market.job(id).state), "job stuck after its deadlines");
         }
-        // only the fees owed to the treasury stay, and withdrawFees empties the markets
+        // only the fees and the credits stay; withdrawFees and everyone's withdraw empty the markets
         reverse.withdrawFees();
         dutch.withdrawFees();
+        address[14] memory accounts = handler.trackedAccounts();
+        IMarket[2] memory ms = [IMarket(address(reverse)), IMarket(address(dutch))];
+        for (uint256 m; m < 2; ++m) {
+            for (uint256 i; i < accounts.length; ++i) {
+                uint256 owed = ms[m].owed(accounts[i]);
+                if (owed == 0) continue;
+                vm.prank(accounts[i]);
+                assertEq(ms[m].withdraw(), owed, "withdraw paid other than owed");
+            }
+        }
         assertEq(
             token.balanceOf(address(reverse)) + token.balanceOf(address(dutch)), 0, "markets kept tokens"
         );
@@ -279,8 +301,9 @@ contract MarketInvariantsTest is TenderFixture {
 
     // ------------------------------------------------------------------ 9. exact splits
 
-    /// @notice All escrow ever pulled is either still held for unfinished jobs or went out as price, fee
-    /// or refund, to the unit; each split was checked per call (fee floored, dust to the requester).
+    /// @notice All escrow ever taken (pulled or paid from credit) is either still held for unfinished jobs
+    /// or was credited as price or refund or accrued as fee, to the unit; each split was checked per call
+    /// (fee floored, dust to the requester).
     function invariant_escrowSplitsSumExactly() public view {
         uint256 open;
         uint256 n = handler.jobCount();
@@ -332,6 +355,14 @@ contract MarketInvariantsTest is TenderFixture {
         try m.expire(id) {} catch {}
         try m.refund(id) {} catch {}
         vm.stopPrank();
+    }
+
+    /// @dev What both markets owe every tracked account together (no one else is ever credited).
+    function _owedTotal() internal view returns (uint256 total) {
+        address[14] memory accounts = handler.trackedAccounts();
+        for (uint256 i; i < accounts.length; ++i) {
+            total += reverse.owed(accounts[i]) + dutch.owed(accounts[i]);
+        }
     }
 
     function _noViolation(MarketHandler.Inv k) internal view {

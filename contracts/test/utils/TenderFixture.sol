@@ -7,7 +7,7 @@ import {MockVerifier} from "../mocks/MockVerifier.sol";
 import {TestToken} from "../../src/TestToken.sol";
 import {ModelRegistry} from "../../src/ModelRegistry.sol";
 import {Staking} from "../../src/Staking.sol";
-import {ModelInfo} from "../../src/interfaces/IModelRegistry.sol";
+import {ModelInfo, INPUT_HASHED, INPUT_POLYCOMMIT} from "../../src/interfaces/IModelRegistry.sol";
 import {MarketParams} from "../../src/MarketStructs.sol";
 
 /// @notice Shared deployment: token, registry (three models), staking, funded actors.
@@ -68,6 +68,7 @@ abstract contract TenderFixture is Test {
             onnxSha256: keccak256("model.onnx"),
             settingsHash: keccak256("settings.json"),
             verifier: address(verifier),
+            inputBinding: INPUT_HASHED,
             commitmentIndex: 0,
             outputOffset: 1,
             outputLength: 2,

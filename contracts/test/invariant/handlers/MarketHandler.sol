@@ -26,8 +26,10 @@ import {
 /// nonce cancellation, parameter changes and time warps.
 ///
 /// After every successful call it predicts, from the job before and after, exactly how many tokens each
-/// tracked account must have gained or lost and how much stake each provider must have lost, and records
-/// any difference. The fuzzer ignores reverts (`fail_on_revert = false`), so the handler never asserts:
+/// tracked account must have gained or lost, how much the market must owe it more or less (settlements,
+/// refunds and returned bonds are credits, paid out by `withdraw`; an escrow or bond is taken from the
+/// credit when that covers it, else from the allowance) and how much stake each provider must have lost,
+/// and records any difference. The fuzzer ignores reverts (`fail_on_revert = false`), so the handler never asserts:
 /// it counts breaches per invariant and `MarketInvariants` asserts the counts are zero.
 contract MarketHandler is Test {
     using IntentBuilder for Intent;
@@ -128,6 +130,8 @@ contract MarketHandler is Test {
         Job job;
         MarketParams p;
         uint256[N] bal;
+        // what the call's market owes each tracked account
+        uint256[N] owed;
         uint256[3] stakeOf;
         uint256[3] avail;
         uint256 lockedForJob;
@@ -136,6 +140,12 @@ contract MarketHandler is Test {
         uint256 bestAvail;
         uint256 runnerAvail;
         uint256 clearing;
+    }
+
+    /// @dev Expected changes of a call: token balances, and what the call's market owes.
+    struct Flows {
+        int256[N] tok;
+        int256[N] owed;
     }
 
     TestToken public immutable token;
@@ -168,16 +178,20 @@ contract MarketHandler is Test {
     string[10] public firstViolation;
 
     // ghost totals (token units)
-    uint256 public ghost_escrowed; // pulled into the markets by post / submitSigned
-    uint256 public ghost_bondsIn; // pulled into the markets by challenge
-    uint256 public ghost_paid; // prices paid to providers
+    uint256 public ghost_escrowed; // escrowed by post / submitSigned (from credit or allowance)
+    uint256 public ghost_bondsIn; // bonds taken by challenge (from credit or allowance)
+    uint256 public ghost_pulled; // tokens pulled into the markets (escrows and bonds not paid by credit)
+    uint256 public ghost_owedSpent; // credit spent on escrows and bonds instead of a pull
+    uint256 public ghost_paid; // prices credited to providers
     uint256 public ghost_fees; // fees accrued by settlements (owed to the treasury until withdrawn)
     uint256 public ghost_feesWithdrawn; // fees paid out to the treasury by withdrawFees
-    uint256 public ghost_refunded; // escrow returned to requesters
-    uint256 public ghost_bondsOut; // bonds paid to provers or returned to challengers
+    uint256 public ghost_refunded; // escrow credited back to requesters
+    uint256 public ghost_bondsOut; // bonds credited to provers or back to challengers
+    uint256 public ghost_owedWithdrawn; // credits paid out by the markets' withdraw
     uint256 public ghost_staked; // pulled into Staking
     uint256 public ghost_withdrawn; // paid out of Staking by withdraw
-    uint256 public ghost_slashed; // paid out of Staking by slashes
+    uint256 public ghost_slashed; // paid out of Staking by slashes (all of it to the markets)
+    uint256 public ghost_compensated; // slashed stake credited to requesters and challengers
     uint256 public ghost_minted;
 
     // coverage counters (how often each path actually happened)
@@ -589,6 +603,43 @@ contract MarketHandler is Test {
         }
     }
 
+    /// @notice An account withdraws what one market owes it: exactly that moves, once, and the balance
+    /// resets; an account owed nothing is refused with `NothingOwed` and nothing changes.
+    function withdrawOwed(uint256 actorSeed, bool onDutch) external tick {
+        IMarket m = onDutch ? IMarket(address(dutch)) : IMarket(address(reverse));
+        // mostly the requesters, providers and challengers (who are owed), sometimes anyone tracked
+        uint256 i = actorSeed % 16 < 14 ? I_REQ + (actorSeed >> 8) % 8 : I_TREASURY + (actorSeed >> 8) % 11;
+        address who = tracked[i];
+        uint256[N] memory owedBefore;
+        for (uint256 k; k < N; ++k) {
+            owedBefore[k] = m.owed(tracked[k]);
+        }
+        uint256 marketBefore = token.balanceOf(address(m));
+        uint256 balBefore = token.balanceOf(who);
+        vm.prank(who);
+        try m.withdraw() returns (uint256 got) {
+            calls["withdrawOwed"]++;
+            ghost_owedWithdrawn += got;
+            if (
+                got == 0 || got != owedBefore[i] || m.owed(who) != 0
+                    || token.balanceOf(who) != balBefore + got
+                    || token.balanceOf(address(m)) != marketBefore - got
+            ) _fail(Inv.Conservation, "withdraw paid other than what was owed");
+        } catch (bytes memory err) {
+            calls["withdrawOwed.nothing"]++;
+            if (owedBefore[i] != 0) _fail(Inv.Conservation, "a withdrawal of a credit was refused");
+            if (keccak256(err) != keccak256(abi.encodeWithSelector(IMarket.NothingOwed.selector, who))) {
+                _fail(Inv.Conservation, "withdraw refused with another error than NothingOwed");
+            }
+            if (token.balanceOf(address(m)) != marketBefore) _fail(Inv.Conservation, "refusal moved tokens");
+        }
+        for (uint256 k; k < N; ++k) {
+            if (k != i && m.owed(tracked[k]) != owedBefore[k]) {
+                _fail(Inv.Conservation, "withdraw changed another account's credit");
+            }
+        }
+    }
+
     // ================================================================== owner and time
 
     function setParams(bool onDutch, uint256 feeSeed, uint256 rewardSeed, uint256 multipleSeed)
@@ -652,11 +703,17 @@ contract MarketHandler is Test {
         return providers;
     }
 
-    /// @notice What the markets must hold according to the ghost flows.
+    /// @notice What the markets must hold according to the ghost flows: every token pulled in and every
+    /// slashed stake received from Staking, less the fees and credits paid out.
     function ghostMarketBalance() external view returns (uint256) {
-        return
-            ghost_escrowed + ghost_bondsIn - ghost_paid - ghost_feesWithdrawn - ghost_refunded
-                - ghost_bondsOut;
+        return ghost_pulled + ghost_slashed - ghost_owedWithdrawn - ghost_feesWithdrawn;
+    }
+
+    /// @notice What the markets must owe all accounts together: every credit (prices, refunds, bonds,
+    /// slash compensation), less what was spent on escrows and bonds and what was withdrawn.
+    function ghostOwed() external view returns (uint256) {
+        return ghost_paid + ghost_refunded + ghost_bondsOut + ghost_compensated - ghost_owedSpent
+            - ghost_owedWithdrawn;
     }
 
     function ghostStakingBalance() external view returns (uint256) {
@@ -796,6 +853,7 @@ contract MarketHandler is Test {
         s.p = m.params();
         for (uint256 i; i < N; ++i) {
             s.bal[i] = token.balanceOf(tracked[i]);
+            s.owed[i] = m.owed(tracked[i]);
         }
         for (uint256 i; i < 3; ++i) {
             s.stakeOf[i] = staking.stakeOf(providers[i]);
@@ -815,8 +873,8 @@ contract MarketHandler is Test {
     function _afterCall(bytes32 id, Snap memory s, Act act) internal {
         _target = id;
         Job memory a = s.m.job(id);
-        int256[N] memory d = _expectedFlows(id, s, a);
-        _checkFlows(s, d, act);
+        Flows memory f = _expectedFlows(id, s, a);
+        _checkFlows(s, f, act);
         _checkStake(id, s, a);
         if (s.job.state == JobState.Open && a.state != JobState.Open) _checkAward(id, s, a, act);
         if (s.job.state == JobState.Awarded && a.state != JobState.Settled) _checkFailover(id, s, a);
@@ -827,40 +885,50 @@ contract MarketHandler is Test {
         if (a.stakeLocked > info.maxLock) info.maxLock = a.stakeLocked;
     }
 
-    /// @dev The token flows the protocol documents for the transition s.job.state -> a.state.
-    function _expectedFlows(bytes32 id, Snap memory s, Job memory a) internal returns (int256[N] memory d) {
+    /// @dev The token flows and credits the protocol documents for the transition s.job.state -> a.state.
+    function _expectedFlows(bytes32 id, Snap memory s, Job memory a) internal returns (Flows memory f) {
         JobState from = s.job.state;
         JobState to = a.state;
-        if (from == to && a.provider == s.job.provider) return d;
+        if (from == to && a.provider == s.job.provider) return f;
         JobInfo storage info = _info[id];
         uint256 escrow = uint256(a.maxPrice) + uint256(a.maxPrice) * a.feeBps / BPS;
         uint256 req = I_REQ + info.requesterIdx;
         if (from == JobState.None) {
             info.escrow = escrow;
             ghost_escrowed += escrow;
-            d[s.mi] += int256(escrow);
-            d[req] -= int256(escrow);
+            _expectCollect(s, f, req, escrow);
             if (a.feeBps != s.p.feeBps) _fail(Inv.Split, "job did not record the fee in force");
         } else if (to == JobState.Settled) {
-            _expectSettle(id, s, a, d, escrow);
+            _expectSettle(id, s, a, f, escrow);
         } else if (to == JobState.Refunded) {
-            _payRefund(info, d, req, escrow);
-            d[s.mi] -= int256(escrow);
+            _payRefund(info, f, req, escrow);
         } else if (to == JobState.Challenged) {
             uint256 bond = a.challengeBond;
             ghost_bondsIn += bond;
-            d[s.mi] += int256(bond);
-            d[_idx(a.challenger)] -= int256(bond);
+            _expectCollect(s, f, _idx(a.challenger), bond);
             if (bond != s.p.challengeBond) _fail(Inv.Split, "challenge bond differs from the parameter");
         } else if (to == JobState.Expired || to == JobState.Slashed || (to == JobState.Awarded && from == to))
         {
-            _expectSlash(id, s, a, d, escrow);
+            _expectSlash(id, s, a, f, escrow);
         }
     }
 
-    function _expectSettle(bytes32 id, Snap memory s, Job memory a, int256[N] memory d, uint256 escrow)
-        internal
-    {
+    /// @dev An escrow or bond of `amount` from account `i`: from its credit when that covers all of it
+    /// (no token moves), else all of it from its allowance.
+    function _expectCollect(Snap memory s, Flows memory f, uint256 i, uint256 amount) internal {
+        if (s.owed[i] >= amount) {
+            calls["collect.fromOwed"]++;
+            ghost_owedSpent += amount;
+            f.owed[i] -= int256(amount);
+        } else {
+            calls["collect.pulled"]++;
+            ghost_pulled += amount;
+            f.tok[s.mi] += int256(amount);
+            f.tok[i] -= int256(amount);
+        }
+    }
+
+    function _expectSettle(bytes32 id, Snap memory s, Job memory a, Flows memory f, uint256 escrow) internal {
         JobInfo storage info = _info[id];
         uint256 price = a.price;
         uint256 fee = price * a.feeBps / BPS;
@@ -877,10 +945,9 @@ contract MarketHandler is Test {
         ghost_paid += price;
         ghost_fees += fee;
         ghost_bondsOut += bond;
-        d[_idx(a.provider)] += int256(price + bond);
-        _payRefund(info, d, I_REQ + info.requesterIdx, back);
-        // the fee stays in the market, owed to the treasury until withdrawFees
-        d[s.mi] -= int256(escrow + bond - fee);
+        // no token moves: the provider and the requester are credited, the fee accrues for the treasury
+        f.owed[_idx(a.provider)] += int256(price + bond);
+        _payRefund(info, f, I_REQ + info.requesterIdx, back);
         // what the requester paid in the end
         if (escrow - back > uint256(a.maxPrice) + uint256(a.maxPrice) * a.feeBps / BPS) {
             _fail(Inv.PayOnce, "requester paid more than max price plus fee");
@@ -888,9 +955,7 @@ contract MarketHandler is Test {
     }
 
     /// @dev Expiry (with or without failover) and failed proofs: the lock is slashed in full.
-    function _expectSlash(bytes32 id, Snap memory s, Job memory a, int256[N] memory d, uint256 escrow)
-        internal
-    {
+    function _expectSlash(bytes32 id, Snap memory s, Job memory a, Flows memory f, uint256 escrow) internal {
         JobInfo storage info = _info[id];
         uint256 req = I_REQ + info.requesterIdx;
         uint256 locked = s.job.stakeLocked;
@@ -899,32 +964,36 @@ contract MarketHandler is Test {
             toChallenger = locked * s.p.challengerRewardBps / BPS;
             uint256 bond = s.job.challengeBond;
             ghost_bondsOut += bond;
-            d[_idx(s.job.challenger)] += int256(toChallenger + bond);
-            d[s.mi] -= int256(bond);
+            uint256 c = _idx(s.job.challenger);
+            // the reward and the bond, both credited
+            f.owed[c] += int256(toChallenger + bond);
         }
         ghost_slashed += locked;
+        ghost_compensated += locked;
         info.slashed += locked;
-        d[I_STAKING] -= int256(locked);
-        d[req] += int256(locked - toChallenger);
+        // the whole lock moves from Staking to the market, which credits it: no one else's balance moves
+        f.tok[I_STAKING] -= int256(locked);
+        f.tok[s.mi] += int256(locked);
+        f.owed[req] += int256(locked - toChallenger);
         if (a.state != JobState.Awarded) {
-            // terminal: the escrow goes back in full
-            _payRefund(info, d, req, escrow);
-            d[s.mi] -= int256(escrow);
+            // terminal: the escrow is credited back in full
+            _payRefund(info, f, req, escrow);
         }
     }
 
-    function _payRefund(JobInfo storage info, int256[N] memory d, uint256 req, uint256 amount) internal {
+    function _payRefund(JobInfo storage info, Flows memory f, uint256 req, uint256 amount) internal {
         info.refunded += amount;
         ghost_refunded += amount;
-        d[req] += int256(amount);
+        f.owed[req] += int256(amount);
         if (info.refunded > info.escrow) _fail(Inv.PayOnce, "refunded more than the escrow");
     }
 
-    function _checkFlows(Snap memory s, int256[N] memory d, Act act) internal {
+    function _checkFlows(Snap memory s, Flows memory f, Act act) internal {
         bool wasTerminal = _terminal(s.job.state);
         for (uint256 i; i < N; ++i) {
             int256 actual = int256(token.balanceOf(tracked[i])) - int256(s.bal[i]);
-            if (actual == d[i]) continue;
+            int256 credited = int256(s.m.owed(tracked[i])) - int256(s.owed[i]);
+            if (actual == f.tok[i] && credited == f.owed[i]) continue;
             if (wasTerminal) {
                 _fail(Inv.PayOnce, string.concat("tokens moved for a finished job, account ", _str(i)));
             } else if (i <= I_STAKING) {

@@ -1,0 +1,74 @@
+"""The KZG commitment of a ``polycommit`` input, as the proof's first point carries it.
+
+With EZKL's ``input_visibility = "polycommit"`` the quantized input sits in an unblinded advice
+column; its KZG commitment (a BN254 G1 point) is the first point of every proof of that input:
+``proof[0:64]``, x then y, 32 bytes big-endian each. Anyone with the bundle's verifying key,
+settings and SRS computes the same point from the input alone (``ezkl.kzg_commit``: no witness,
+no proof), and the intent carries ``uint256(keccak256(x || y))`` of it, which the market compares
+with ``keccak256(proof[0:64])`` before it calls the verifier.
+
+One ``kzg_commit`` reads the vk and SRS files and runs an MSM: ~12-16 ms for the sample models
+(2 cores). Results are kept per process for the inputs seen last (a requester, provider and
+auditor often commit the same input more than once).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from eth_utils import keccak
+
+from tender.models._errors import BundleError
+from tender.models._ezkl import ezkl
+
+if TYPE_CHECKING:
+    from tender.models._bundle import Bundle
+
+#: Inputs whose commitments each process keeps.
+CACHE_SIZE = 1024
+
+
+def proof_bytes(value: Any) -> bytes:
+    """EZKL returns the proof as ``0x`` hex from Python and as a byte list in proof files."""
+    if isinstance(value, str):
+        return bytes.fromhex(value.removeprefix("0x"))
+    return bytes(value)
+
+
+def point_bytes(point: Any) -> bytes:
+    """An EZKL ``PyG1Affine`` (coordinates as little-endian hex) as ``x || y`` big-endian."""
+    return bytes.fromhex(point.x)[::-1] + bytes.fromhex(point.y)[::-1]
+
+
+def _commit(vk: str, settings: str, srs: str, felts: Sequence[str]) -> tuple[bytes, ...]:
+    try:
+        points = ezkl.kzg_commit(list(felts), vk, settings, srs)
+    except RuntimeError as exc:
+        raise BundleError(f"KZG commitment of the input failed: {exc}") from exc
+    return tuple(point_bytes(p) for p in points)
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _cached(vk: str, vk_sha256: str, settings: str, srs: str, felts: tuple[str, ...]) -> tuple[bytes, ...]:
+    return _commit(vk, settings, srs, felts)
+
+
+def kzg_points(bundle: Bundle, felts: Sequence[str]) -> list[bytes]:
+    """The KZG commitments of the quantized input's columns (``x || y`` big-endian each).
+
+    One point for an input that fits one column (the only kind the market accepts). Cached
+    per process for complete bundles (keyed by the vk's sha256 too); a bundle being built is
+    computed afresh.
+    """
+    paths = (str(bundle.vk), str(bundle.settings), str(bundle.srs))
+    card = bundle.card
+    if card is None:  # a bundle still being built
+        return list(_commit(*paths, felts))
+    return list(_cached(paths[0], card.vk_sha256, paths[1], paths[2], tuple(felts)))
+
+
+def point_commitment(point: bytes) -> int:
+    """``uint256(keccak256(x || y))``: the intent's commitment to a polycommit point."""
+    return int.from_bytes(keccak(point), "big")
