@@ -60,7 +60,7 @@ abstract contract BaseMarket is IMarket, EIP712, Ownable2Step, Pausable, Reentra
     /// @dev What the market owes each account (payments, refunds, returned bonds): paid out by `withdraw`,
     /// spent first by the account's next escrow or bond when it covers it. Crediting a slot that is already
     /// non-zero costs ~5k gas against ~10k for a token transfer, and a recipient that cannot receive tokens
-    /// (a blocklisted address, a hostile token hook) can never block a settlement.
+    /// (a blocklisted address, a hostile token hook) can never block a settlement or an expiry.
     mapping(address account => uint256 amount) private _owed;
 
     constructor(
