@@ -149,6 +149,10 @@ async def node_run(
         )
         node = ProviderNode(config, gateway=None, key=DEV_KEYS[1], backend=backend)
         await node.load()
+        # the proving workers start in the background; let them finish importing first so their
+        # start-up does not compete with the inference being measured
+        assert node.pool is not None
+        await node.pool.warm()
         spec = node.models[model].spec
         x = np.random.default_rng(1).random(spec.input.single_shape()).astype(spec.input.dtype)
         latencies: list[float] = []
