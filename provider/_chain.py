@@ -167,8 +167,7 @@ class MarketGateway(ChainGateway):
     async def withdraw(self, market: str) -> tuple[int, str]:
         wrapper = self.market(market)
         receipt = await asyncio.to_thread(wrapper.withdraw)
-        paid = sum(int(getattr(e, "amount", 0)) for e in wrapper.events_in(receipt) if e.name == "Withdrawn")
-        return paid, self._hash(receipt)
+        return wrapper.withdrawn_in(receipt), self._hash(receipt)
 
     async def registered_models(self) -> list[tuple[str, str, str]]:
         registry = Registry(self.w3, self.deployment.registry)

@@ -32,7 +32,8 @@ class Market(ContractWrapper):
 
     Payments are pulled, never pushed: a settlement credits the provider (and the requester's
     unspent escrow), a refund or an expiry credits the requester (with the slashed stake as
-    compensation), a successful challenger is credited its bond back and its reward. :meth:`owed` reads the credit, :meth:`withdraw` pays it out.
+    compensation), a successful challenger is credited its bond back and its reward.
+    :meth:`owed` reads the credit, :meth:`withdraw` pays it out.
     An escrow or a challenge bond is taken from the payer's credit when that covers all of it,
     else from its token allowance (:meth:`ensure_funding` approves only when needed).
     """
@@ -163,6 +164,10 @@ class Market(ContractWrapper):
             ContractRevert: ``NothingOwed`` when the market owes the sender nothing.
         """
         return self._send(self.fn.withdraw())
+
+    def withdrawn_in(self, receipt: TxReceipt) -> int:
+        """What this market's ``Withdrawn`` events in ``receipt`` paid out."""
+        return sum(int(getattr(e, "amount", 0)) for e in self.events_in(receipt) if e.name == "Withdrawn")
 
     def covered_by_credit(self, account: str, amount: int) -> bool:
         """Whether the market takes ``amount`` (an escrow, a bond) from ``account``'s credit:

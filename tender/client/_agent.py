@@ -188,20 +188,9 @@ class AgentClient:
             AgentRejected: ``reclaim`` reverted (``error``: ``NothingOwed`` when ``auction``'s
                 market owes nothing, ``OwnableUnauthorizedAccount`` for another sender...).
         """
-        out: list[Withdrawal] = []
-        for name, amount in (await self.client.owed(auction, account=self.address)).items():
-            if amount == 0 and auction is None:
-                continue
-            market = self.client.market(name)
-            receipt = await self._transact(self.contract.reclaim, market.address)
-            paid = sum(
-                int(getattr(e, "amount", 0)) for e in market.events_in(receipt) if e.name == "Withdrawn"
-            )
-            tx_hash = HexBytes(receipt["transactionHash"]).to_0x_hex()
-            out.append(Withdrawal(auction=name, market=market.address, account=self.address, amount=paid,
-                                  tx_hash=tx_hash))  # fmt: skip
-            log(logger, "agent.reclaimed", agent=self.address, market=market.address, amount=paid, tx=tx_hash)
-        return out
+        return await self.client._collect(
+            auction, self.address, lambda market: self._transact(self.contract.reclaim, market.address)
+        )
 
     async def fund(self, amount: int) -> str:
         """Move ``amount`` of the owner's tokens into the agent (approve, then ``fund``)."""

@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -58,6 +58,8 @@ from tender.logs import log
 from tender.wire import SignedIntentWire
 
 if TYPE_CHECKING:
+    from web3.types import TxReceipt
+
     from tender.client._agent import AgentClient
 
 __all__ = ["Client"]
@@ -370,20 +372,27 @@ class Client:
             ContractRevert: ``NothingOwed`` when ``auction`` is given and that market owes
                 nothing (the transaction is not sent).
         """
-        owed = await self.owed(auction)
+        return await self._collect(auction, self.address, lambda market: asyncio.to_thread(market.withdraw))
+
+    async def _collect(
+        self,
+        auction: AuctionName | None,
+        account: str,
+        withdraw: Callable[[Market], Awaitable[TxReceipt]],
+    ) -> list[Withdrawal]:
+        """Run ``withdraw`` for each market that owes ``account`` something (``auction``'s alone,
+        owed or not, when given) and report what each ``Withdrawn`` paid."""
         out: list[Withdrawal] = []
-        for name, amount in owed.items():
+        for name, amount in (await self.owed(auction, account=account)).items():
             if amount == 0 and auction is None:
                 continue
             market = self.market(name)
-            receipt = await asyncio.to_thread(market.withdraw)
-            paid = sum(
-                int(getattr(e, "amount", 0)) for e in market.events_in(receipt) if e.name == "Withdrawn"
-            )
+            receipt = await withdraw(market)
+            paid = market.withdrawn_in(receipt)
             tx_hash = HexBytes(receipt["transactionHash"]).to_0x_hex()
-            out.append(Withdrawal(auction=name, market=market.address, account=self.address, amount=paid,
+            out.append(Withdrawal(auction=name, market=market.address, account=account, amount=paid,
                                   tx_hash=tx_hash))  # fmt: skip
-            log(logger, "request.withdrawn", market=market.address, amount=paid, tx=tx_hash)
+            log(logger, "market.withdrawn", market=market.address, account=account, amount=paid, tx=tx_hash)
         return out
 
     # -- sending -----------------------------------------------------------------------
