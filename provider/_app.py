@@ -7,15 +7,17 @@ FastAPI's default 422 body is replaced by the same shape.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from provider._errors import BadRequest, PayloadTooLarge
+from provider._errors import BadRequest, UnsupportedMediaType
+from tender.bounds import BoundedAsgi, is_json
 from tender.errors import TenderError
 from tender.logs import log
 from tender.wire import ErrorBody, JobStatus, Quote, QuoteRefusal, QuoteRequest
@@ -26,45 +28,58 @@ if TYPE_CHECKING:
 logger = logging.getLogger("provider.http")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "malformed request"},
+    400: {"model": ErrorBody, "description": "malformed request, JSON nested too deep or a number too long"},
     403: {"model": ErrorBody, "description": "job not awarded to this provider"},
     404: {"model": ErrorBody, "description": "unknown job or model"},
     413: {"model": ErrorBody, "description": "payload too large"},
+    415: {"model": ErrorBody, "description": "the body is not application/json"},
     422: {"model": ErrorBody, "description": "input does not match the model or the commitment"},
+}
+_JSON_BODY_ERRORS = {k: v for k, v in _ERRORS.items() if k not in (403,)}
+_JOB_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    200: {"model": JobStatus, "description": "the same input was accepted before: the job as it stands"},
+    409: {"model": ErrorBody, "description": "the job was accepted before with another input"},
 }
 
 
-def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+def _error(status: int, code: str, message: str, field: str | None = None,
+           headers: Mapping[str, str] | None = None) -> JSONResponse:  # fmt: skip
     body = ErrorBody(error=code, message=message, field=field)
-    return JSONResponse(status_code=status, content=body.model_dump())
+    return JSONResponse(status_code=status, content=body.model_dump(), headers=headers)
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body is {declared} bytes, over the {limit} limit", field="body")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body is over the {limit} byte limit", field="body")
-        chunks.append(chunk)
-    return b"".join(chunks)
+async def _json_only(request: Request) -> None:
+    """Refuse a body that is not declared as JSON (415) before FastAPI reads it as something else."""
+    content_type = request.headers.get("content-type")
+    if not is_json(content_type):
+        raise UnsupportedMediaType(f"the body must be application/json, not {content_type or 'untyped'}",
+                                   field="content-type")  # fmt: skip
 
 
 def create_app(node: ProviderNode) -> FastAPI:
-    """The FastAPI application serving ``node``."""
+    """The FastAPI application serving ``node``.
+
+    Every route sits behind :class:`tender.bounds.BoundedAsgi`: bodies over
+    ``provider.max_payload_bytes`` (declared or chunked) are refused with 413 while they stream,
+    JSON deeper than ``provider.max_json_depth`` or with numbers longer than
+    ``provider.max_number_chars`` with 400, and every 5xx is counted in ``tender_http_5xx_total``.
+    """
     app = FastAPI(
         title="Tender provider",
         version="1",
         description="Quotes, awarded-job inputs, job status, health and metrics of a Tender provider node.",
     )
-    limit = node.config.max_payload_bytes
+
+    def refused(code: str) -> None:
+        node.metrics.rejected.labels(code).inc()
+
+    app.add_middleware(BoundedAsgi, limits=node.config.http_limits(), errors=node.metrics.http_5xx,
+                       on_refused=refused)  # fmt: skip
 
     @app.exception_handler(BadRequest)
     async def bad_request(_: Request, exc: BadRequest) -> JSONResponse:
-        node.metrics.rejected.labels(exc.code).inc()
+        refused(exc.code)
         log(logger, "http.refused", code=exc.code, field=exc.field, message=exc.message)
         return _error(exc.status, exc.code, exc.message, exc.field)
 
@@ -74,12 +89,13 @@ def create_app(node: ProviderNode) -> FastAPI:
         loc = [str(p) for p in first.get("loc", ()) if p != "body"]
         where = ".".join(loc) or "body"
         code = "invalid_json" if first.get("type") == "json_invalid" else "invalid_body"
-        node.metrics.rejected.labels(code).inc()
+        refused(code)
         return _error(400 if code == "invalid_json" else 422, code, f"{where}: {first.get('msg')}", where)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, "http_error", str(exc.detail))
+        # keeps the headers Starlette sets, such as ``Allow`` on a 405
+        return _error(exc.status_code, "http_error", str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(TenderError)
     async def tender_error(_: Request, exc: TenderError) -> JSONResponse:
@@ -87,29 +103,14 @@ def create_app(node: ProviderNode) -> FastAPI:
         log(logger, "http.failed", level=logging.ERROR, error=repr(exc))
         return _error(503, "unavailable", str(exc))
 
-    @app.exception_handler(Exception)
-    async def internal(_: Request, exc: Exception) -> JSONResponse:
-        logger.error("unhandled error", exc_info=exc)
-        return _error(500, "internal", f"internal error: {type(exc).__name__}")
-
-    @app.middleware("http")
-    async def size_limit(request: Request, call_next: Any) -> Response:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            node.metrics.rejected.labels("payload_too_large").inc()
-            return _error(
-                413, "payload_too_large", f"body is {declared} bytes, over the {limit} limit", "body"
-            )
-        response: Response = await call_next(request)
-        return response
-
     @app.get("/health", summary="Liveness and what the node serves")
     async def health() -> dict[str, Any]:
         return node.health()
 
     @app.post(
-        "/quote", response_model=Quote | QuoteRefusal, responses=_ERRORS, summary="Quote for an intent's job"
-    )
+        "/quote", response_model=Quote | QuoteRefusal, responses=_JSON_BODY_ERRORS,
+        dependencies=[Depends(_json_only)], summary="Quote for an intent's job",
+    )  # fmt: skip
     async def quote(request: QuoteRequest) -> Quote | QuoteRefusal:
         return await node.quote(request)
 
@@ -117,14 +118,16 @@ def create_app(node: ProviderNode) -> FastAPI:
         "/jobs",
         response_model=JobStatus,
         status_code=202,
-        responses=_ERRORS,
+        responses=_JOB_ERRORS,
+        dependencies=[Depends(_json_only)],
         summary="Upload the input of a job awarded to this provider",
+        description="202: accepted now; 200: the same input again (idempotent); 409: another input.",
         openapi_extra={"requestBody": {"required": True, "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/JobInput"}}}}},
     )  # fmt: skip
     async def submit(request: Request) -> JSONResponse:
-        body = await _read_limited(request, limit)
-        status, created = await node.accept(body)
+        # the body was read within max_payload_bytes by BoundedAsgi
+        status, created = await node.accept(await request.body())
         return JSONResponse(status_code=202 if created else 200, content=status.model_dump())
 
     @app.get(
@@ -133,7 +136,13 @@ def create_app(node: ProviderNode) -> FastAPI:
     async def job(job_id: str) -> JobStatus:
         return node.status(job_id)
 
-    @app.get("/metrics", summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"description": "Prometheus text format",
+                         "content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )  # fmt: skip
     async def metrics() -> Response:
         return Response(generate_latest(node.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

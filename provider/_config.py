@@ -33,6 +33,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from tender.bounds import HttpLimits
 from tender.config import ChainSection, Section, parse_section, read_toml
 from tender.paths import cache_dir
 
@@ -112,7 +113,11 @@ class ProviderSection(Section):
     batching: BatchingSection = Field(default_factory=BatchingSection)
     backend: BackendSection = Field(default_factory=BackendSection)
     misbehave: MisbehaveSection = Field(default_factory=MisbehaveSection)
-    max_payload_bytes: int = Field(default=1 << 20, ge=256)
+    max_payload_bytes: int = Field(default=1 << 20, ge=256, description="bytes of one HTTP request body")
+    max_json_depth: int = Field(default=32, ge=8, le=1_000, description="nesting of a JSON request body")
+    max_number_chars: int = Field(
+        default=64, ge=24, le=4_000, description="characters of one number literal in a JSON body"
+    )
     max_jobs: int = Field(default=64, ge=1, description="jobs in flight before quotes say no capacity")
     proving_workers: int | None = Field(default=None, ge=1, le=256, description="default: half the CPUs")
     proving_warmup: bool = Field(default=True, description="start the proving workers at start-up")
@@ -144,6 +149,11 @@ class ProviderSection(Section):
     @property
     def port(self) -> int:
         return int(self.listen.rsplit(":", 1)[1])
+
+    def http_limits(self) -> HttpLimits:
+        """The bounds of every HTTP request the node serves (see :mod:`tender.bounds`)."""
+        return HttpLimits(max_body_bytes=self.max_payload_bytes, max_json_depth=self.max_json_depth,
+                          max_number_chars=self.max_number_chars)  # fmt: skip
 
     def store_path(self) -> Path:
         return self.store or cache_dir() / "provider" / "jobs.db"

@@ -7,7 +7,9 @@
         │   ├── PayloadTooLarge       the body is over ``max_payload_bytes`` (413)
         │   ├── InputRejected         shape, dtype or commitment do not match the card (422)
         │   ├── NotAwarded            the job is not awarded to this provider (403)
-        │   └── JobNotFound           no such job in the store (404)
+        │   ├── JobNotFound           no such job in the store (404)
+        │   ├── InputConflict         another input for a job already accepted (409)
+        │   └── UnsupportedMediaType  a body that is not application/json (415)
         ├── BackendError              the inference backend failed or is unreachable
         └── ProvingError              the proving worker failed
 
@@ -63,6 +65,18 @@ class NotAwarded(BadRequest):
 class JobNotFound(BadRequest):
     status = 404
     code = "job_not_found"
+
+
+class InputConflict(BadRequest):
+    """The job was accepted already, with another input (the same input again is answered 200)."""
+
+    status = 409
+    code = "input_conflict"
+
+
+class UnsupportedMediaType(BadRequest):
+    status = 415
+    code = "unsupported_media_type"
 
 
 class BackendError(ProviderError):

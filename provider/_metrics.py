@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from tender.bounds import http_5xx_counter
+
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _PROOF_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
 
@@ -19,6 +21,7 @@ class Metrics:
         self.rejected = Counter(
             "provider_rejected_requests", "Requests refused with 4xx", ["error"], registry=r
         )
+        self.http_5xx = http_5xx_counter(r)
         self.inference = Histogram("provider_inference_batch_seconds", "Inference time per batch", ["model"],
                                    buckets=_LATENCY_BUCKETS, registry=r)  # fmt: skip
         self.batch_size = Histogram("provider_batch_size", "Requests per inference batch", ["model"],

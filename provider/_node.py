@@ -37,6 +37,7 @@ from provider._chain import ChainGateway, provider_deadline
 from provider._config import ModelEntry, ProviderSection
 from provider._errors import (
     BadRequest,
+    InputConflict,
     InputRejected,
     JobNotFound,
     NotAwarded,
@@ -309,7 +310,7 @@ class ProviderNode(Daemon):
                                   field="body")  # fmt: skip
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: see tender.bounds
             raise BadRequest(f"body is not JSON: {exc}", field="body", code="invalid_json") from exc
         if not isinstance(data, dict):
             raise BadRequest("body must be a JSON object", field="body", code="invalid_body")
@@ -334,7 +335,7 @@ class ProviderNode(Daemon):
         job_id = job_input.jobId.lower()
         existing = self.store.get(job_id)
         if existing is not None:
-            return self.status_of(existing), False
+            return self._again(existing, job_input), False
         if self.gateway is None:
             raise NotAwarded("this node has no chain access and takes no jobs", field="jobId")
         market = to_checksum_address(job_input.market)
@@ -371,12 +372,18 @@ class ProviderNode(Daemon):
         if not self.store.insert(record):  # a concurrent upload of the same job won the race
             existing = self.store.get(job_id)
             assert existing is not None
-            return self.status_of(existing), False
+            return self._again(existing, job_input), False
         self.metrics.jobs.labels(JobState.ACCEPTED.value).inc()
         log(logger, "job.accepted", job_id=job_id, model=served.entry.name, seq=record.seq,
             deadline=record.deadline, proof_mode=record.proof_mode, price=record.price)  # fmt: skip
         self._start(record)
         return self.status_of(record), True
+
+    def _again(self, existing: JobRecord, job_input: JobInput) -> JobStatus:
+        """An upload for a job accepted before: its status if it is the same input, else 409."""
+        if existing.input != job_input.input or existing.market != to_checksum_address(job_input.market):
+            raise InputConflict(f"job {existing.job_id} was accepted with another input", field="input")
+        return self.status_of(existing)
 
     def _check_commitment(self, served: ServedModel, array: NDArray[Any], job: ChainJob) -> None:
         if served.bundle is None:

@@ -12,6 +12,7 @@ the whole family at once and tell its branches apart::
     │   ├── TransactionFailed    a transaction was mined but failed, or never mined
     │   └── DeploymentError      no deployment recorded for this chain, or it is unreadable
     ├── IntentError              an intent is malformed or its signature is wrong
+    ├── BodyRefused              an HTTP request body out of bounds (see tender.bounds)
     ├── ModelError               model bundles, circuits and proofs (see tender.models)
     └── RequestError             a request bought through the SDK did not settle
 """
@@ -81,6 +82,24 @@ class TransactionFailed(ChainError):
 
 class IntentError(TenderError):
     """An intent is malformed, expired, or its signature does not match."""
+
+
+class BodyRefused(TenderError):
+    """An HTTP request body out of bounds: too large, nested too deep, a number too long.
+
+    Attributes:
+        status: the HTTP status to answer (400, 413 or 415).
+        code: the machine code of the :class:`tender.wire.ErrorBody`.
+        message: what is wrong, with the limit.
+        field: what it is about (``"body"``).
+    """
+
+    def __init__(self, status: int, code: str, message: str, field: str = "body") -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        super().__init__(message)
 
 
 class ModelError(TenderError):

@@ -7,14 +7,41 @@ decimal strings; bytes travel as 0x-prefixed hex.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from annotated_types import Ge, Le
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
-Hex = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]*$")]
+Hex = Annotated[str, StringConstraints(pattern=r"^0x(?:[0-9a-fA-F]{2})*$")]  # bytes: an even number of digits
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
 Bytes32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")]
 BigInt = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,78}$")]
+#: The largest integer every JSON parser reads exactly (I-JSON, RFC 7493): integer fields stay
+#: within it, so a schema's bounds mean the same to every validator (larger numbers travel as
+#: decimal strings, see ``BigInt``). 2**53 seconds is 285 million years.
+JSON_SAFE_INT = 2**53 - 1
+
+
+def _json_integer(value: Any) -> Any:
+    """A JSON Schema ``integer``: ``3`` or ``3.0``, never ``true`` nor ``"3"`` (the request types
+    are strict; this lets the integral floats through that JSON Schema counts as integers)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# Integers as JSON Schema has them (the bounds go before the validator, so the schema shows them).
+_JsonInt = BeforeValidator(_json_integer)
+#: Unix seconds.
+Seconds = Annotated[int, Ge(0), Le(JSON_SAFE_INT), _JsonInt]
+#: An EIP-155 chain id.
+ChainId = Annotated[int, Ge(1), Le(JSON_SAFE_INT), _JsonInt]
+#: A Solidity ``uint32`` (windows, gas limits).
+Uint32 = Annotated[int, Ge(0), Le(2**32 - 1), _JsonInt]
+#: Basis points, 0 to 10,000.
+Bps = Annotated[int, Ge(0), Le(10_000), _JsonInt]
+#: 0 or 1 (an enum index); not ``false`` (``Literal[0, 1]`` would take it)
+Bit = Annotated[int, Ge(0), Le(1), _JsonInt]
 
 
 class Wire(BaseModel):
@@ -23,7 +50,14 @@ class Wire(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class IntentWire(Wire):
+class RequestWire(Wire):
+    """Base of the bodies a role receives: strict, so JSON types are never coerced (``false``
+    is not the integer 0, ``"1"`` is not the number 1), as the OpenAPI schemas say."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class IntentWire(RequestWire):
     """An intent as JSON (field names follow the Solidity struct)."""
 
     requester: Address
@@ -32,35 +66,35 @@ class IntentWire(Wire):
     inputLocation: Hex = "0x"
     maxPrice: BigInt
     startPrice: BigInt = "0"
-    auctionType: Literal[0, 1]
-    auctionWindow: int = Field(ge=0, lt=2**32)
-    deadline: int = Field(ge=0, lt=2**64)
-    proofMode: Literal[0, 1]
+    auctionType: Bit
+    auctionWindow: Uint32
+    deadline: Seconds
+    proofMode: Bit
     minStake: BigInt = "0"
     region: Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{4}$")] = "0x0000"
-    priceWeightBps: int = Field(ge=0, le=10_000)
+    priceWeightBps: Bps
     allowFailover: bool = False
-    callbackGasLimit: int = Field(default=0, ge=0, lt=2**32)
+    callbackGasLimit: Uint32 = 0
     nonce: BigInt
-    expiry: int = Field(ge=0, lt=2**64)
+    expiry: Seconds
 
 
-class SignedIntentWire(Wire):
+class SignedIntentWire(RequestWire):
     """An off-chain intent with the requester's EIP-712 signature, as broadcast to solvers."""
 
     intent: IntentWire
     signature: Hex
     market: Address
-    chainId: int
+    chainId: ChainId
     jobId: Bytes32
 
 
-class QuoteRequest(Wire):
+class QuoteRequest(RequestWire):
     """A solver asks a provider what it would charge for an intent's job."""
 
     jobId: Bytes32
     market: Address
-    chainId: int
+    chainId: ChainId
     intent: IntentWire
 
 
@@ -87,7 +121,7 @@ class QuoteRefusal(Wire):
     reason: str
 
 
-class JobInput(Wire):
+class JobInput(RequestWire):
     """The input of an awarded job, sent by the winning solver (or the requester) to the provider."""
 
     jobId: Bytes32

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import fields, replace
 from typing import Any
 
@@ -153,3 +154,38 @@ async def wait_state(
         if (body.get("state") == "failed" and not allow_failed) or time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} is {body}, waited for {states}")
         await asyncio.sleep(0.05)
+
+
+@contextlib.contextmanager
+def serving(node: ProviderNode) -> Iterator[str]:
+    """Run ``node`` on its own event loop in a thread (for synchronous clients such as
+    schemathesis); yields its base URL once ``/health`` answers, stops it on exit."""
+    ready = threading.Event()
+    done = threading.Event()
+    failure: list[BaseException] = []
+
+    async def main() -> None:
+        async with running(node):
+            ready.set()
+            await asyncio.get_running_loop().run_in_executor(None, done.wait)
+
+    def target() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # handed to the test thread
+            failure.append(exc)
+        finally:
+            ready.set()
+
+    thread = threading.Thread(target=target, name="provider-node", daemon=True)
+    thread.start()
+    ready.wait()
+    try:
+        if failure:
+            raise failure[0]
+        yield f"http://{node.config.listen}"
+    finally:
+        done.set()
+        thread.join(120)
+    if failure:
+        raise failure[0]

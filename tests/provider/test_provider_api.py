@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -276,6 +277,129 @@ async def test_unknown_job_status_is_404_error_body(client: httpx.AsyncClient) -
     reply = await client.get(f"/jobs/{JOB}")
     assert reply.status_code == 404
     assert ErrorBody.model_validate(reply.json()).error == "job_not_found"
+
+
+# -- bounded input: every route, before any parser (tender.bounds) --------------------------
+
+
+def _rss_mib() -> float:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.parametrize("path", ["/quote", "/jobs"])
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"[" * 2_000 + b"]" * 2_000, "json_too_deep"),  # within the test node's 4 KiB
+        (b'{"jobId": ' + b"[" * 32 + b"]" * 32 + b"}", "json_too_deep"),  # 33 deep with the object
+        (b'{"jobId": "0x01", "chainId": 1' + b"0" * 400 + b"}", "number_too_long"),  # 10**400
+    ],
+    ids=["2000-deep", "33-deep", "10**400"],
+)
+async def test_json_too_deep_or_with_huge_numbers_is_400(
+    client: httpx.AsyncClient, node: ProviderNode, path: str, body: bytes, code: str
+) -> None:
+    reply = await client.post(path, content=body, headers={"content-type": "application/json"})
+    assert reply.status_code == 400, reply.text
+    error = ErrorBody.model_validate(reply.json())
+    assert (error.error, error.field) == (code, "body")
+    assert node.store is not None
+    assert node.store.count() == 0
+    assert node.metrics.rejected.labels(code)._value.get() == 1
+
+
+async def test_brackets_and_digits_inside_strings_do_not_count(client: httpx.AsyncClient) -> None:
+    body = quote_request()
+    body["intent"]["requester"] = "[" * 100 + "1" * 100  # not an address: 422, but not refused as JSON
+    reply = await client.post("/quote", json=body)
+    assert reply.status_code == 422
+    assert ErrorBody.model_validate(reply.json()).field == "intent.requester"
+
+
+async def test_chunked_body_is_cut_at_the_limit_while_it_streams(client: httpx.AsyncClient,
+                                                                 node: ProviderNode) -> None:  # fmt: skip
+    sent = 0
+
+    async def fifty_mib() -> AsyncIterator[bytes]:
+        nonlocal sent
+        chunk = b"[" + b"0.5," * 16_383 + b"0],"
+        for _ in range(50 * 2**20 // len(chunk)):
+            sent += len(chunk)
+            yield chunk
+
+    before = _rss_mib()
+    for path in ("/quote", "/jobs"):
+        reply = await client.post(path, content=fifty_mib(), headers={"content-type": "application/json"})
+        assert reply.status_code == 413, reply.text
+        assert ErrorBody.model_validate(reply.json()).error == "payload_too_large"
+    # the node (in this process) never held the body: it stopped reading at 4 KiB
+    assert _rss_mib() - before < 100
+    assert node.store is not None
+    assert node.store.count() == 0
+
+
+@pytest.mark.parametrize("path", ["/quote", "/jobs"])
+async def test_body_that_is_not_json_is_415(client: httpx.AsyncClient, node: ProviderNode, path: str) -> None:
+    body = json.dumps({"jobId": JOB, "market": MARKET, "input": [0.0]})
+    reply = await client.post(path, content=body, headers={"content-type": "text/plain"})
+    assert reply.status_code == 415
+    error = ErrorBody.model_validate(reply.json())
+    assert (error.error, error.field) == ("unsupported_media_type", "content-type")
+    assert node.store is not None
+    assert node.store.count() == 0
+
+
+async def test_wrong_method_is_405_with_allow(client: httpx.AsyncClient) -> None:
+    reply = await client.put("/quote")
+    assert reply.status_code == 405
+    assert reply.headers["allow"] == "POST"
+    assert ErrorBody.model_validate(reply.json()).error == "http_error"
+
+
+async def test_quote_refuses_json_types_the_schema_refuses(client: httpx.AsyncClient) -> None:
+    for changes in ({"expiry": False}, {"proofMode": True}, {"deadline": "2000000000"}, {"expiry": 2**53}):
+        reply = await client.post("/quote", json=quote_request(**changes))
+        assert reply.status_code == 422, changes
+        (field,) = changes
+        assert ErrorBody.model_validate(reply.json()).field == f"intent.{field}"
+    # an integral float is an integer to JSON Schema
+    assert (await client.post("/quote", json=quote_request(expiry=2.0e9))).status_code == 200
+
+
+async def test_unhandled_error_is_a_json_500_without_traceback_and_counted(
+    client: httpx.AsyncClient, node: ProviderNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(job_id: str) -> None:
+        raise ZeroDivisionError("secret detail")
+
+    monkeypatch.setattr(node, "status", broken)
+    reply = await client.get(f"/jobs/{JOB}")
+    assert reply.status_code == 500
+    assert reply.json() == {
+        "error": "internal",
+        "message": "internal error: ZeroDivisionError",
+        "field": None,
+    }
+    metrics = (await client.get("/metrics")).text
+    assert "tender_http_5xx_total 1.0" in metrics
+
+
+async def test_other_input_for_an_accepted_job_is_409(client: httpx.AsyncClient, node: ProviderNode,
+                                                      gateway: LedgerGateway, mlp_bundle: Any,
+                                                      mlp_samples: list[list[float]]) -> None:  # fmt: skip
+    award(gateway, JOB, mlp_samples[6], mlp_bundle)
+    first = await client.post("/jobs", json={"jobId": JOB, "market": MARKET, "input": mlp_samples[6]})
+    assert first.status_code == 202
+    other = await client.post("/jobs", json={"jobId": JOB, "market": MARKET, "input": mlp_samples[7]})
+    assert other.status_code == 409
+    error = ErrorBody.model_validate(other.json())
+    assert (error.error, error.field) == ("input_conflict", "input")
+    assert node.store is not None
+    record = node.store.get(JOB)
+    assert record is not None
+    assert record.input == mlp_samples[6]
+    same = await client.post("/jobs", json={"jobId": JOB, "market": MARKET, "input": mlp_samples[6]})
+    assert same.status_code == 200
 
 
 # -- the happy path -------------------------------------------------------------------------

@@ -1,0 +1,300 @@
+"""Bounds on what an HTTP request may carry, enforced before any parser sees the body.
+
+Every role's HTTP server (the provider's FastAPI app, the solver's and the verifier's aiohttp
+apps, the test OIP server) runs the same guard in front of its routes:
+
+* the body is read chunk by chunk and refused with **413** as soon as it passes
+  ``max_body_bytes``, whether or not the client declared a ``Content-Length`` (a chunked upload
+  is never buffered past the limit);
+* a JSON body nested deeper than ``max_json_depth`` or holding a number literal longer than
+  ``max_number_chars`` characters is refused with **400** before it is parsed (``json.loads`` of
+  100,000 nested lists overflows the stack; ``10**400`` is a valid JSON integer that no field
+  of ours can hold);
+* a ``POST`` route that takes JSON refuses any other ``Content-Type`` with **415**;
+* an exception no handler turned into a 4xx becomes a **500** :class:`tender.wire.ErrorBody`
+  naming only the exception's type (the traceback goes to the log, never to the client), and
+  every 5xx answer is counted in ``tender_http_5xx_total`` on the role's ``/metrics``.
+
+Each refusal is an :class:`tender.wire.ErrorBody`::
+
+    check_json(b"[" * 100 + b"]" * 100, HttpLimits())
+    # BodyRefused: body: JSON nested 100 deep, over the 32 limit   (400, json_too_deep)
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import numpy as np
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter
+from pydantic import Field
+
+from tender.config import Section
+from tender.errors import BodyRefused
+from tender.logs import log
+from tender.wire import ErrorBody
+
+__all__ = [
+    "HTTP_5XX",
+    "BoundedAsgi",
+    "HttpLimits",
+    "aiohttp_guard",
+    "check_json",
+    "error_json",
+    "http_5xx_counter",
+    "is_json",
+]
+
+logger = logging.getLogger("tender.http")
+
+#: The name of the 5xx counter, the same in every role's ``/metrics``.
+HTTP_5XX = "tender_http_5xx"
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NUMBER = re.compile(rb"[-+0-9.eE]+")
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_OPEN = frozenset(b"[{")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class HttpLimits(Section):
+    """What one HTTP request may carry (every role has the same defaults)."""
+
+    max_body_bytes: int = Field(default=1 << 20, ge=256, description="bytes of one request body")
+    max_json_depth: int = Field(default=32, ge=4, le=1_000, description="nested arrays and objects")
+    max_number_chars: int = Field(
+        default=64, ge=24, le=4_000, description="characters of one JSON number literal"
+    )
+
+
+def http_5xx_counter(registry: CollectorRegistry) -> Counter:
+    """The role's counter of 5xx answers, registered on ``registry``."""
+    return Counter(HTTP_5XX, "HTTP answers with a 5xx status", registry=registry)
+
+
+def error_json(code: str, message: str, field: str | None = None) -> bytes:
+    """An :class:`~tender.wire.ErrorBody` as JSON bytes."""
+    return ErrorBody(error=code, message=message, field=field).model_dump_json().encode()
+
+
+def is_json(content_type: str | None) -> bool:
+    """Whether a ``Content-Type`` header names JSON (``application/json`` or ``*/*+json``)."""
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def check_json(body: bytes, limits: HttpLimits) -> None:
+    """Refuse a body nested deeper or holding longer numbers than ``limits`` allow.
+
+    Linear in the body's size and recursion-free: strings are blanked out first (a bracket or a
+    digit inside a string counts for nothing), then the brackets are summed up and the number
+    literals measured. Whether the body is valid JSON is left to the parser.
+
+    Raises:
+        BodyRefused: 400 ``json_too_deep`` or ``number_too_long``.
+    """
+    if not body:
+        return
+    bare = _STRING.sub(b'""', body)
+    brackets = bare.translate(None, _NOT_BRACKET)
+    if brackets:
+        codes = np.frombuffer(brackets, dtype=np.uint8)
+        steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
+        depth = int(np.cumsum(steps).max())
+        if depth > limits.max_json_depth:
+            raise BodyRefused(
+                400, "json_too_deep", f"JSON nested {depth} deep, over the {limits.max_json_depth} limit"
+            )
+    longest = max((len(m) for m in _NUMBER.findall(bare)), default=0)
+    if longest > limits.max_number_chars:
+        raise BodyRefused(
+            400,
+            "number_too_long",
+            f"a JSON number of {longest} characters, over the {limits.max_number_chars} limit",
+        )
+
+
+# -- ASGI (the provider's FastAPI app, the OIP test server) ---------------------------------
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Asgi = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class BoundedAsgi:
+    """ASGI middleware: bounded bodies, bounded JSON, JSON 500s and the 5xx counter.
+
+    The body of a ``POST``/``PUT``/``PATCH`` is read here up to ``limits.max_body_bytes`` (413
+    past it, declared or not), checked with :func:`check_json` when it is JSON or untyped, and
+    handed to the app in one piece. An exception escaping the app becomes a 500
+    :class:`~tender.wire.ErrorBody` (when no answer was started yet); every 5xx is counted.
+
+    Args:
+        app: the ASGI application to guard.
+        limits: the bounds.
+        errors: the counter of 5xx answers (see :func:`http_5xx_counter`).
+        on_refused: called with the error code of every refusal made here (for the role's metrics).
+    """
+
+    def __init__(
+        self,
+        app: Asgi,
+        *,
+        limits: HttpLimits,
+        errors: Counter,
+        on_refused: Callable[[str], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.limits = limits
+        self.errors = errors
+        self.on_refused = on_refused
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def counted(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if int(message["status"]) >= 500:
+                    self.errors.inc()
+            await send(message)
+
+        try:
+            if scope["method"] in _BODY_METHODS:
+                body = await self._read(scope, receive)
+                receive = _replay(body, receive)
+            await self.app(scope, receive, counted)
+        except BodyRefused as exc:
+            if self.on_refused is not None:
+                self.on_refused(exc.code)
+            await _answer(counted, exc.status, error_json(exc.code, exc.message, exc.field))
+        except Exception as exc:
+            logger.error("unhandled error", exc_info=exc)
+            if started:
+                raise
+            await _answer(counted, 500, error_json("internal", f"internal error: {type(exc).__name__}"))
+
+    async def _read(self, scope: Scope, receive: Receive) -> bytes:
+        limit = self.limits.max_body_bytes
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise BodyRefused(413, "payload_too_large", f"body is {declared} bytes, over the {limit} limit")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise BodyRefused(413, "payload_too_large", f"body is over the {limit} byte limit")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        content_type = headers.get("content-type")
+        if content_type is None or is_json(content_type):
+            check_json(body, self.limits)
+        return body
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _answer(send: Send, status: int, body: bytes) -> None:
+    # the server discards what is left of an unread body (uvicorn does not buffer it)
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+# -- aiohttp (the solver's intent API, the verifier's relay) --------------------------------
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def aiohttp_guard(
+    limits: HttpLimits, errors: Counter
+) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """An aiohttp middleware doing what :class:`BoundedAsgi` does, plus 415 on a matched
+    ``POST`` route whose body is not JSON. Build the app with
+    ``client_max_size=limits.max_body_bytes`` so ``request.read()`` stops at the limit."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            response = await _guarded(request, handler, limits)
+        except web.HTTPException as exc:
+            response = _from_http_exception(exc)
+        except Exception as exc:
+            log(logger, "http.failed", level=logging.ERROR, path=request.path, error=repr(exc))
+            logger.error("unhandled error", exc_info=exc)
+            response = _aiohttp_error(500, "internal", f"internal error: {type(exc).__name__}")
+        if response.status >= 500:
+            errors.inc()
+        return response
+
+    return guard
+
+
+async def _guarded(request: web.Request, handler: Handler, limits: HttpLimits) -> web.StreamResponse:
+    if request.method in _BODY_METHODS and request.match_info.http_exception is None:
+        declared = request.content_length
+        if declared is not None and declared > limits.max_body_bytes:
+            return _aiohttp_error(
+                413, "payload_too_large", f"body is {declared} bytes, over the {limits.max_body_bytes} limit"
+            )
+        content_type = request.headers.get("Content-Type")
+        if not is_json(content_type):
+            return _aiohttp_error(415, "unsupported_media_type",
+                                  f"the body must be application/json, not {content_type or 'untyped'}",
+                                  "content-type")  # fmt: skip
+        try:
+            body = await request.read()  # stops at client_max_size, chunked or not
+        except web.HTTPRequestEntityTooLarge:
+            return _aiohttp_error(
+                413, "payload_too_large", f"body is over the {limits.max_body_bytes} byte limit"
+            )
+        try:
+            check_json(body, limits)
+        except BodyRefused as exc:
+            return _aiohttp_error(exc.status, exc.code, exc.message, exc.field)
+    return await handler(request)
+
+
+def _aiohttp_error(status: int, code: str, message: str, field: str | None = None) -> web.Response:
+    return web.Response(status=status, body=error_json(code, message, field), content_type="application/json")
+
+
+def _from_http_exception(exc: web.HTTPException) -> web.Response:
+    """aiohttp's own 404/405/413... as an ErrorBody, keeping headers such as ``Allow``."""
+    code = (exc.reason or "http_error").lower().replace(" ", "_")
+    response = _aiohttp_error(exc.status, code, exc.reason or str(exc))
+    for name in ("Allow",):
+        if name in exc.headers:
+            response.headers[name] = exc.headers[name]
+    return response
