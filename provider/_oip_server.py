@@ -18,15 +18,21 @@ from typing import Any
 import numpy as np
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
+from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, RuntimeException
+from prometheus_client import CollectorRegistry
 
 from provider._backends import NUMPY_DTYPES, OIP_DATATYPES, open_session
 from provider._spec import read_spec
 from tender.anvil import free_port
+from tender.bounds import BoundedAsgi, HttpLimits, http_5xx_counter
 
 
-def oip_app(models: dict[str, Path]) -> FastAPI:
-    """A FastAPI app serving ``models`` (name -> ONNX path) over KServe v2 REST."""
+def oip_app(models: dict[str, Path], *, limits: HttpLimits | None = None) -> FastAPI:
+    """A FastAPI app serving ``models`` (name -> ONNX path) over KServe v2 REST, behind the same
+    :class:`tender.bounds.BoundedAsgi` guard as the node (its 5xx counter on ``app.state.http_5xx``)."""
     app = FastAPI(title="oip-onnxruntime")
+    app.state.http_5xx = http_5xx_counter(CollectorRegistry())
+    app.add_middleware(BoundedAsgi, limits=limits or HttpLimits(), errors=app.state.http_5xx)
     sessions = {name: open_session(path, device="cpu") for name, path in models.items()}
     specs = {name: read_spec(name, path) for name, path in models.items()}
 
@@ -60,18 +66,23 @@ def oip_app(models: dict[str, Path]) -> FastAPI:
     @app.post("/v2/models/{name}/infer")
     async def infer(name: str, request: Request) -> dict[str, Any]:
         sess = session(name)
-        body = await request.json()
         try:
+            body = await request.json()  # within BoundedAsgi's limits
             tensor = body["inputs"][0]
             x = np.asarray(tensor["data"], dtype=NUMPY_DTYPES[tensor["datatype"]]).reshape(tensor["shape"])
-        except (KeyError, IndexError, ValueError, TypeError) as exc:
-            raise HTTPException(400, detail=f"bad inference request: {exc!r}") from exc
+            feed = {str(tensor["name"]): x}
+            request_id = str(body.get("id", ""))
+        except (KeyError, IndexError, ValueError, TypeError, OverflowError, AttributeError) as exc:
+            raise HTTPException(400, detail=f"bad inference request: {exc!r:.200}") from exc
         spec = specs[name]
-        (out,) = await asyncio.to_thread(sess.run, [spec.output.name], {tensor["name"]: x})
+        try:
+            (out,) = await asyncio.to_thread(sess.run, [spec.output.name], feed)
+        except (InvalidArgument, Fail, RuntimeException) as exc:  # a wrong input name, shape or dtype
+            raise HTTPException(400, detail=f"bad inference request: {exc!s:.200}") from exc
         out = np.asarray(out)
         return {
             "model_name": name,
-            "id": body.get("id", ""),
+            "id": request_id,
             "outputs": [{"name": spec.output.name, "shape": list(out.shape),
                          "datatype": OIP_DATATYPES[str(out.dtype)], "data": out.ravel().tolist()}],
         }  # fmt: skip

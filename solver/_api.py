@@ -1,4 +1,5 @@
-"""The solver's HTTP API (aiohttp): ``POST /intents``, ``GET /status``, ``GET /metrics``.
+"""The solver's HTTP API (aiohttp): ``POST /intents``, ``GET /status``, ``GET /metrics`` and its
+OpenAPI document at ``GET /openapi.json``.
 
 ``POST /intents`` takes a :class:`~tender.wire.SignedIntentWire`, checks it (chain id, a market
 this solver follows, the job id recomputed, not expired, the requester's EIP-712 signature
@@ -11,6 +12,12 @@ intent is not on chain yet. The requester does not need a relayer of its own; an
 no solver can serve never costs anyone gas. Set ``solver.submit_signed = false`` to leave
 relaying to the requester: the solver then just remembers the intent and bids once the
 feed shows it posted.
+
+Every route sits behind :func:`tender.bounds.aiohttp_guard`: a body over
+``solver.max_body_bytes`` (declared or chunked) is refused with 413 while it streams, JSON
+nested deeper than ``solver.max_json_depth`` or with a number longer than
+``solver.max_number_chars`` with 400, a body that is not JSON with 415; an unexpected error is
+a JSON 500 (counted in ``tender_http_5xx_total``), never a traceback.
 """
 
 from __future__ import annotations
@@ -18,16 +25,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import generate_latest
 from pydantic import ValidationError
+from pydantic.json_schema import models_json_schema
 
-from solver._metrics import REGISTRY
+from solver._metrics import HTTP_5XX, REGISTRY
+from tender.bounds import HttpLimits, aiohttp_guard
 from tender.errors import IntentError
 from tender.intents import Intent, check_signature, job_id
 from tender.logs import log
-from tender.wire import ErrorBody, SignedIntentWire
+from tender.wire import ErrorBody, IntentReceipt, SignedIntentWire
 
 __all__ = ["IntentApi"]
 
@@ -50,6 +60,7 @@ class IntentApi:
         markets: market addresses it follows (checksummed).
         accept: called with every checked intent; returns False when it was known already.
         status: returns the JSON for ``GET /status``.
+        limits: what one request may carry.
     """
 
     def __init__(
@@ -59,19 +70,23 @@ class IntentApi:
         markets: list[str],
         accept: Accept,
         status: Callable[[], dict[str, object]],
+        limits: HttpLimits | None = None,
     ) -> None:
         self.chain_id = chain_id
         self.markets = {m.lower(): m for m in markets}
         self.accept = accept
         self.status = status
+        self.limits = limits or HttpLimits()
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=1 << 20)
+        app = web.Application(client_max_size=self.limits.max_body_bytes,
+                              middlewares=[aiohttp_guard(self.limits, HTTP_5XX)])  # fmt: skip
         app.router.add_post("/intents", self.post_intent)
         app.router.add_get("/status", self.get_status)
         app.router.add_get("/metrics", self.get_metrics)
+        app.router.add_get("/openapi.json", self.get_openapi)
         return app
 
     async def post_intent(self, request: web.Request) -> web.Response:
@@ -87,26 +102,31 @@ class IntentApi:
             return _error(422, "unknown_market", f"market {wire.market} is not followed here", "market")
         try:
             intent = Intent.from_json(wire.intent.model_dump())
-            computed = "0x" + job_id(intent, chain_id=self.chain_id, market=market).hex()
-            if computed != wire.jobId.lower():
-                return _error(422, "wrong_job_id", f"the intent's job id is {computed}", "jobId")
-            signature = bytes.fromhex(wire.signature[2:])
+        except IntentError as exc:
+            return _error(422, "invalid_intent", str(exc), "intent")
+        computed = "0x" + job_id(intent, chain_id=self.chain_id, market=market).hex()
+        if computed != wire.jobId.lower():
+            return _error(422, "wrong_job_id", f"the intent's job id is {computed}", "jobId")
+        signature = bytes.fromhex(wire.signature[2:])  # Hex: an even number of digits
+        try:
             check_signature(intent, signature, chain_id=self.chain_id, market=market)
         except IntentError as exc:
-            return _error(
-                422, "bad_signature" if "sign" in str(exc) else "invalid_intent", str(exc), "signature"
-            )
+            return _error(422, "bad_signature", str(exc), "signature")
         if intent.expiry and intent.expiry <= time.time():
             return _error(422, "expired", f"the intent expired at {intent.expiry}", "intent.expiry")
         new = await self.accept(intent, signature, market, computed)
         log(logger, "intent.received", job_id=computed, new=new)
-        return web.json_response({"jobId": computed, "status": "accepted" if new else "known"}, status=202)
+        receipt = IntentReceipt(jobId=computed, status="accepted" if new else "known")
+        return web.json_response(receipt.model_dump(), status=202)
 
     async def get_status(self, request: web.Request) -> web.Response:
         return web.json_response(self.status())
 
     async def get_metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(REGISTRY), content_type="text/plain")
+
+    async def get_openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(openapi_document())
 
     async def start(self, listen: str) -> None:
         host, _, port = listen.rpartition(":")
@@ -123,3 +143,49 @@ class IntentApi:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of :class:`IntentApi` (schemas from the wire types)."""
+    _, defs = models_json_schema(
+        [(SignedIntentWire, "validation"), (IntentReceipt, "serialization"), (ErrorBody, "serialization")],
+        ref_template="#/components/schemas/{model}",
+    )
+
+    def ref(name: str) -> dict[str, Any]:
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    def refused(description: str) -> dict[str, Any]:
+        return {"description": description, "content": {"application/json": {"schema": ref("ErrorBody")}}}
+
+    def json_object(description: str) -> dict[str, Any]:
+        return {"description": description, "content": {"application/json": {"schema": {"type": "object"}}}}
+
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Tender solver", "version": "1",
+                 "description": "Signed intents in; the solver's state and metrics out."},
+        "paths": {
+            "/intents": {"post": {
+                "summary": "Hand the solver a requester-signed intent",
+                "operationId": "post_intent",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": ref("SignedIntentWire")}}},
+                "responses": {
+                    "202": {"description": "checked and accepted (or known already)",
+                            "content": {"application/json": {"schema": ref("IntentReceipt")}}},
+                    "400": refused("JSON nested too deep or with a number too long"),
+                    "413": refused("payload too large"),
+                    "415": refused("the body is not application/json"),
+                    "422": refused("malformed, for another chain or market, a wrong job id or signature, expired"),
+                },
+            }},
+            "/status": {"get": {"summary": "What the solver is doing", "operationId": "get_status",
+                                "responses": {"200": json_object("the solver's state")}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "operationId": "get_metrics", "responses": {
+                "200": {"description": "Prometheus text format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/openapi.json": {"get": {"summary": "This document", "operationId": "get_openapi",
+                                      "responses": {"200": json_object("the OpenAPI document")}}},
+        },
+        "components": {"schemas": defs["$defs"]},
+    }  # fmt: skip

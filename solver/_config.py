@@ -22,6 +22,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from tender.bounds import HttpLimits
 from tender.config import ChainSection, Section, parse_section, read_toml
 
 MarketName = Literal["reverse", "dutch"]
@@ -90,6 +91,11 @@ class SolverSection(Section):
     job_poll_s: float = Field(default=0.5, gt=0)
     finalize_grace_s: float = Field(default=30.0, ge=0, description="finalize our optimistic jobs this late")
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    max_payload_bytes: int = Field(default=1 << 20, ge=256, description="bytes of one HTTP request body")
+    max_json_depth: int = Field(default=32, ge=8, le=1_000, description="nesting of a JSON request body")
+    max_number_chars: int = Field(
+        default=64, ge=24, le=4_000, description="characters of one number literal in a JSON body"
+    )
     gas: GasSection = Field(default_factory=GasSection)
     breaker: BreakerSection = Field(default_factory=BreakerSection)
 
@@ -100,6 +106,11 @@ class SolverSection(Section):
         if len(set(names)) != len(names):
             raise ValueError("provider names must be unique")
         return providers
+
+    def http_limits(self) -> HttpLimits:
+        """The bounds of every request ``POST /intents`` takes (see :mod:`tender.bounds`)."""
+        return HttpLimits(max_body_bytes=self.max_payload_bytes, max_json_depth=self.max_json_depth,
+                          max_number_chars=self.max_number_chars)  # fmt: skip
 
 
 def load_config(path: Path) -> tuple[ChainSection, SolverSection]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from tender.bounds import http_5xx_counter
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 QUOTES = Counter(
@@ -28,3 +30,4 @@ REORGS = Counter("solver_reorgs_total", "Reorgs the feed rolled back", registry=
 BREAKER_OPEN = Gauge(
     "solver_provider_breaker_open", "1 while a provider is skipped", ["provider"], registry=REGISTRY
 )
+HTTP_5XX = http_5xx_counter(REGISTRY)

@@ -150,6 +150,7 @@ class Solver(Daemon):
                 markets=[m.address for m in self.markets.values()],
                 accept=self.accept_signed,
                 status=self.status,
+                limits=s.http_limits(),
             )
             await self.api.start(s.listen)
         if s.metrics_port is not None:

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import Field
 
@@ -237,9 +238,7 @@ async def _answer(send: Send, status: int, body: bytes) -> None:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def aiohttp_guard(
-    limits: HttpLimits, errors: Counter
-) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def aiohttp_guard(limits: HttpLimits, errors: Counter) -> Middleware:
     """An aiohttp middleware doing what :class:`BoundedAsgi` does, plus 415 on a matched
     ``POST`` route whose body is not JSON. Build the app with
     ``client_max_size=limits.max_body_bytes`` so ``request.read()`` stops at the limit."""
@@ -266,7 +265,10 @@ async def _guarded(request: web.Request, handler: Handler, limits: HttpLimits) -
         declared = request.content_length
         if declared is not None and declared > limits.max_body_bytes:
             return _aiohttp_error(
-                413, "payload_too_large", f"body is {declared} bytes, over the {limits.max_body_bytes} limit"
+                413,
+                "payload_too_large",
+                f"body is {declared} bytes, over the {limits.max_body_bytes} limit",
+                "body",
             )
         content_type = request.headers.get("Content-Type")
         if not is_json(content_type):
@@ -277,7 +279,7 @@ async def _guarded(request: web.Request, handler: Handler, limits: HttpLimits) -
             body = await request.read()  # stops at client_max_size, chunked or not
         except web.HTTPRequestEntityTooLarge:
             return _aiohttp_error(
-                413, "payload_too_large", f"body is over the {limits.max_body_bytes} byte limit"
+                413, "payload_too_large", f"body is over the {limits.max_body_bytes} byte limit", "body"
             )
         try:
             check_json(body, limits)

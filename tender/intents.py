@@ -194,20 +194,26 @@ class Intent:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Intent:
-        """The inverse of :meth:`to_json`; raises :class:`IntentError` on a missing field."""
+        """The inverse of :meth:`to_json`; raises :class:`IntentError` on a missing or malformed
+        field (integers as numbers, decimal strings, leading zeros allowed, or ``0x`` hex)."""
         values: dict[str, Any] = {}
         for sol, name, abi in INTENT_FIELDS:
             if sol not in data:
                 raise IntentError(f"intent field {sol!r} is missing")
             raw = data[sol]
-            if abi.startswith("bytes"):
-                values[name] = bytes.fromhex(str(raw).removeprefix("0x"))
-            elif abi == "bool":
-                values[name] = bool(raw)
-            elif abi == "address":
-                values[name] = str(raw)
-            else:
-                values[name] = int(raw, 0) if isinstance(raw, str) else int(raw)
+            try:
+                if abi.startswith("bytes"):
+                    values[name] = bytes.fromhex(str(raw).removeprefix("0x"))
+                elif abi == "bool":
+                    values[name] = bool(raw)
+                elif abi == "address":
+                    values[name] = str(raw)
+                elif isinstance(raw, str):
+                    values[name] = int(raw, 16) if raw[:2].lower() == "0x" else int(raw, 10)
+                else:
+                    values[name] = int(raw)
+            except (ValueError, TypeError) as exc:
+                raise IntentError(f"intent field {sol!r} is malformed: {raw!r:.80}") from exc
         return cls(**values)
 
     def as_dict(self) -> dict[str, Any]:

@@ -89,6 +89,13 @@ class SignedIntentWire(RequestWire):
     jobId: Bytes32
 
 
+class IntentReceipt(Wire):
+    """A solver's answer to a signed intent it checked: new to it, or known already."""
+
+    jobId: Bytes32
+    status: Literal["accepted", "known"]
+
+
 class QuoteRequest(RequestWire):
     """A solver asks a provider what it would charge for an intent's job."""
 

@@ -9,6 +9,11 @@ account, paying the gas::
       400/404/409/422 {"error": "...", "message": "..."}
     GET  /v1/health  {"ok": true, "chainId": …, "address": "0x…"}
     GET  /v1/rewards {"challenge": "…", …}
+    GET  /metrics    Prometheus text (``tender_http_5xx_total``)
+
+Every route sits behind :func:`tender.bounds.aiohttp_guard`: bodies over twice the proof limit
+(hex) are refused with 413 while they stream, JSON nested too deep or with too long numbers with
+400, a body that is not JSON with 415, and an unexpected error is a JSON 500, counted.
 """
 
 from __future__ import annotations
@@ -18,13 +23,19 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import Field, ValidationError
 
+from tender.bounds import HttpLimits, aiohttp_guard, http_5xx_counter
 from tender.logs import log
 from tender.wire import Address, Bytes32, ErrorBody, Hex, Wire
 from verifier._errors import RelayError
 
 logger = logging.getLogger("verifier.relay")
+
+#: The relay's own metrics (served at ``GET /metrics``).
+REGISTRY = CollectorRegistry()
+HTTP_5XX = http_5xx_counter(REGISTRY)
 
 
 class ProveRequest(Wire):
@@ -97,10 +108,17 @@ def make_app(
     async def rewards_handler(_: web.Request) -> web.Response:
         return web.json_response({k: str(v) for k, v in rewards().items()})
 
-    app = web.Application(client_max_size=2 * max_proof_bytes + 4096)
+    async def metrics_handler(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(REGISTRY), content_type="text/plain")
+
+    limits = HttpLimits(max_body_bytes=2 * max_proof_bytes + 4096)  # the proof travels as hex
+    app = web.Application(
+        client_max_size=limits.max_body_bytes, middlewares=[aiohttp_guard(limits, HTTP_5XX)]
+    )
     app.router.add_post("/v1/prove", prove)
     app.router.add_get("/v1/health", health_handler)
     app.router.add_get("/v1/rewards", rewards_handler)
+    app.router.add_get("/metrics", metrics_handler)
     return app
 
 

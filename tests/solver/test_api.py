@@ -19,6 +19,7 @@ from tender.wire import SignedIntentWire
 from .conftest import SOLVER_KEYS, Env, Running, wait_until
 
 MARKET = "0x" + "44" * 20
+JSON = {"Content-Type": "application/json"}
 REQUESTER_KEY = DEV_KEYS[1]
 
 
@@ -56,7 +57,9 @@ async def _post(bodies: list[Any]) -> tuple[list[tuple[int, dict[str, Any]]], li
         async with aiohttp.ClientSession() as http:
             for body in bodies:
                 data = body if isinstance(body, bytes) else json.dumps(body).encode()
-                async with http.post(f"http://127.0.0.1:{api.port}/intents", data=data) as reply:
+                async with http.post(
+                    f"http://127.0.0.1:{api.port}/intents", data=data, headers=JSON
+                ) as reply:
                     answers.append((reply.status, await reply.json()))
     finally:
         await api.stop()
@@ -116,7 +119,7 @@ def test_signed_intent_is_relayed_and_served(env: Env, tmp_path: Path) -> None:
         async def send() -> int:
             async with aiohttp.ClientSession() as http:
                 url = f"http://127.0.0.1:{solver.api.port}/intents"  # type: ignore[union-attr]
-                async with http.post(url, data=wire.model_dump_json()) as reply:
+                async with http.post(url, data=wire.model_dump_json(), headers=JSON) as reply:
                     return reply.status
 
         assert asyncio.run(send()) == 202
