@@ -23,6 +23,7 @@ Each refusal is an :class:`tender.wire.ErrorBody`::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import Field
@@ -106,8 +108,9 @@ def check_json(body: bytes, limits: HttpLimits) -> None:
     brackets = bare.translate(None, _NOT_BRACKET)
     if brackets:
         codes = np.frombuffer(brackets, dtype=np.uint8)
-        steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
-        depth = int(np.cumsum(steps).max())
+        opens = (codes == ord("[")) | (codes == ord("{"))
+        steps = opens.view(np.int8) * np.int8(2) - np.int8(1)  # +1 opens, -1 closes: 1 byte a bracket
+        depth = int(np.cumsum(steps, dtype=np.int32).max())
         if depth > limits.max_json_depth:
             raise BodyRefused(
                 400, "json_too_deep", f"JSON nested {depth} deep, over the {limits.max_json_depth} limit"
@@ -261,7 +264,12 @@ def aiohttp_guard(limits: HttpLimits, errors: Counter) -> Middleware:
 
 
 async def _guarded(request: web.Request, handler: Handler, limits: HttpLimits) -> web.StreamResponse:
-    if request.method in _BODY_METHODS and request.match_info.http_exception is None:
+    if request.method in _BODY_METHODS and request.match_info.http_exception is not None:
+        # a 404/405: read what was sent (bounded by client_max_size) so the client gets the answer,
+        # not a reset connection
+        with contextlib.suppress(web.HTTPRequestEntityTooLarge, web.RequestPayloadError, BadHttpMessage):
+            await request.read()
+    elif request.method in _BODY_METHODS:
         declared = request.content_length
         if declared is not None and declared > limits.max_body_bytes:
             return _aiohttp_error(
@@ -281,6 +289,15 @@ async def _guarded(request: web.Request, handler: Handler, limits: HttpLimits) -
             return _aiohttp_error(
                 413, "payload_too_large", f"body is over the {limits.max_body_bytes} byte limit", "body"
             )
+        except (web.RequestPayloadError, BadHttpMessage) as exc:  # undecodable Content-Encoding, chunking
+            encoding = request.headers.get("Content-Encoding", "none")
+            log(logger, "http.bad_body", path=request.path, encoding=encoding, error=str(exc))
+            return _aiohttp_error(
+                400, "bad_body_encoding", f"the body does not decode as {encoding:.40}", "body"
+            )
+        if request.charset not in (None, "utf-8", "utf8"):
+            return _aiohttp_error(415, "unsupported_media_type",
+                                  f"JSON is UTF-8, not {request.charset:.40}", "content-type")  # fmt: skip
         try:
             check_json(body, limits)
         except BodyRefused as exc:
