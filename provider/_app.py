@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from provider._errors import BadRequest, UnsupportedMediaType
-from tender.bounds import BoundedAsgi, is_json
+from tender.bounds import BoundedAsgi, is_json, status_code_name
 from tender.errors import TenderError
 from tender.logs import log
 from tender.wire import ErrorBody, JobStatus, Quote, QuoteRefusal, QuoteRequest
@@ -95,7 +95,9 @@ def create_app(node: ProviderNode) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         # keeps the headers Starlette sets, such as ``Allow`` on a 405
-        return _error(exc.status_code, "http_error", str(exc.detail), headers=exc.headers)
+        return _error(
+            exc.status_code, status_code_name(exc.status_code), str(exc.detail), headers=exc.headers
+        )
 
     @app.exception_handler(TenderError)
     async def tender_error(_: Request, exc: TenderError) -> JSONResponse:

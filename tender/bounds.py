@@ -27,6 +27,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
+from http import HTTPStatus
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,7 @@ __all__ = [
     "error_json",
     "http_5xx_counter",
     "is_json",
+    "status_code_name",
 ]
 
 logger = logging.getLogger("tender.http")
@@ -82,6 +84,14 @@ def http_5xx_counter(registry: CollectorRegistry) -> Counter:
 def error_json(code: str, message: str, field: str | None = None) -> bytes:
     """An :class:`~tender.wire.ErrorBody` as JSON bytes."""
     return ErrorBody(error=code, message=message, field=field).model_dump_json().encode()
+
+
+def status_code_name(status: int) -> str:
+    """The machine code of a plain HTTP refusal: ``405`` -> ``"method_not_allowed"``."""
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "http_error"
 
 
 def is_json(content_type: str | None) -> bool:
@@ -311,8 +321,7 @@ def _aiohttp_error(status: int, code: str, message: str, field: str | None = Non
 
 def _from_http_exception(exc: web.HTTPException) -> web.Response:
     """aiohttp's own 404/405/413... as an ErrorBody, keeping headers such as ``Allow``."""
-    code = (exc.reason or "http_error").lower().replace(" ", "_")
-    response = _aiohttp_error(exc.status, code, exc.reason or str(exc))
+    response = _aiohttp_error(exc.status, status_code_name(exc.status), exc.reason or str(exc))
     for name in ("Allow",):
         if name in exc.headers:
             response.headers[name] = exc.headers[name]

@@ -353,7 +353,7 @@ async def test_wrong_method_is_405_with_allow(client: httpx.AsyncClient) -> None
     reply = await client.put("/quote")
     assert reply.status_code == 405
     assert reply.headers["allow"] == "POST"
-    assert ErrorBody.model_validate(reply.json()).error == "http_error"
+    assert ErrorBody.model_validate(reply.json()).error == "method_not_allowed"
 
 
 async def test_quote_refuses_json_types_the_schema_refuses(client: httpx.AsyncClient) -> None:

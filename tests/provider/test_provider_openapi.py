@@ -6,6 +6,7 @@ documented status with a documented content type and body, never a 5xx.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,11 +45,15 @@ def provider_schema(provider_url: str) -> Any:
     return schemathesis.openapi.from_url(f"{provider_url}/openapi.json", config=CONFIG)
 
 
+#: examples per operation: 50 in the suite (seeded, derandomized, no deadline); raise it for a
+#: deeper run, e.g. ``TENDER_FUZZ_EXAMPLES=1000 pytest tests/provider/test_provider_openapi.py``
+EXAMPLES = int(os.environ.get("TENDER_FUZZ_EXAMPLES", "50"))
+
 schema = schemathesis.pytest.from_fixture("provider_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=50, derandomize=True, deadline=None, database=None,
+@settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))  # fmt: skip
 def test_provider_api_conforms_to_its_openapi(case: Any) -> None:
     case.call_and_validate()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -193,11 +194,15 @@ def solver_schema(served: Serving) -> Any:
     return schemathesis.openapi.from_url(f"{served.url}/openapi.json", config=CONFIG)
 
 
+#: examples per operation: 50 in the suite (seeded, derandomized, no deadline); raise it for a
+#: deeper run, e.g. ``TENDER_FUZZ_EXAMPLES=1000 pytest tests/provider/test_provider_openapi.py``
+EXAMPLES = int(os.environ.get("TENDER_FUZZ_EXAMPLES", "50"))
+
 schema = schemathesis.pytest.from_fixture("solver_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=50, derandomize=True, deadline=None, database=None,
+@settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))  # fmt: skip
 def test_solver_api_conforms_to_its_openapi(case: Any) -> None:
     case.call_and_validate()
