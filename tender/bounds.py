@@ -62,7 +62,6 @@ HTTP_5XX = "tender_http_5xx"
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NUMBER = re.compile(rb"[-+0-9.eE]+")
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
-_OPEN = frozenset(b"[{")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -194,8 +193,8 @@ class BoundedAsgi:
             if self.on_refused is not None:
                 self.on_refused(exc.code)
             await _answer(counted, exc.status, error_json(exc.code, exc.message, exc.field))
-        except Exception as exc:
-            logger.error("unhandled error", exc_info=exc)
+        except Exception as exc:  # answered as a JSON 500 and counted; the traceback goes to the log
+            _log_failure(scope["method"], scope["path"], exc)
             if started:
                 raise
             await _answer(counted, 500, error_json("internal", f"internal error: {type(exc).__name__}"))
@@ -226,6 +225,11 @@ class BoundedAsgi:
         return body
 
 
+def _log_failure(method: str, path: str, exc: BaseException) -> None:
+    logger.error("http.failed", exc_info=exc, extra={"fields": {"method": method, "path": path[:200],
+                                                                "error": type(exc).__name__}})  # fmt: skip
+
+
 def _replay(body: bytes, receive: Receive) -> Receive:
     sent = False
 
@@ -253,8 +257,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def aiohttp_guard(limits: HttpLimits, errors: Counter) -> Middleware:
     """An aiohttp middleware doing what :class:`BoundedAsgi` does, plus 415 on a matched
-    ``POST`` route whose body is not JSON. Build the app with
-    ``client_max_size=limits.max_body_bytes`` so ``request.read()`` stops at the limit."""
+    ``POST`` route whose body is not UTF-8 JSON and 400 on a body whose ``Content-Encoding`` does
+    not decode. Build the app with ``client_max_size=limits.max_body_bytes`` so
+    ``request.read()`` stops at the limit."""
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -262,9 +267,8 @@ def aiohttp_guard(limits: HttpLimits, errors: Counter) -> Middleware:
             response = await _guarded(request, handler, limits)
         except web.HTTPException as exc:
             response = _from_http_exception(exc)
-        except Exception as exc:
-            log(logger, "http.failed", level=logging.ERROR, path=request.path, error=repr(exc))
-            logger.error("unhandled error", exc_info=exc)
+        except Exception as exc:  # answered as a JSON 500 and counted; the traceback goes to the log
+            _log_failure(request.method, request.path, exc)
             response = _aiohttp_error(500, "internal", f"internal error: {type(exc).__name__}")
         if response.status >= 500:
             errors.inc()
