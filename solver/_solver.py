@@ -611,7 +611,7 @@ class Solver(Daemon):
         status, answer = await self.fanout.transport.post(
             provider.url.rstrip("/") + "/jobs", body, time_limit=10
         )
-        if status >= 300 and status != 409:  # 409: it had it already
+        if status >= 300 and status != 409:  # 409: it holds another input, checked against the commitment
             raise JobError(f"{provider.name} refused job {row.job_id}: HTTP {status} {answer[:200]!r}")
         self._set(row, JobState.SENT, input_sent=True)
 
