@@ -21,7 +21,7 @@ later escrows are paid from it first.
 Errors (all :class:`tender.errors.RequestError`): :class:`RequestRejected` (and
 :class:`AgentRejected`), :class:`RequestRefunded`, :class:`RequestExpired`,
 :class:`ProviderSlashed`, :class:`ProofInvalid`, :class:`CallbackFailed`,
-:class:`RequestTimeout`; see :mod:`tender.client._errors`.
+:class:`RequestFailed`, :class:`RequestTimeout`; see :mod:`tender.client._errors`.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from tender.client._errors import (
     ProviderSlashed,
     RequestError,
     RequestExpired,
+    RequestFailed,
     RequestRefunded,
     RequestRejected,
     RequestTimeout,
@@ -56,6 +57,7 @@ __all__ = [
     "ProviderSlashed",
     "RequestError",
     "RequestExpired",
+    "RequestFailed",
     "RequestRefunded",
     "RequestRejected",
     "RequestResult",

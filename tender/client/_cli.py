@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,34 +50,44 @@ EXIT_CODES: dict[type[RequestError], int] = {
 }
 
 
-def parse_amount(text: str) -> int:
-    """``"0.1"`` tokens (18 decimals) or ``"123wei"`` base units, as base units."""
-    text = text.strip().lower()
-    if text.endswith("wei"):
-        return int(text[:-3])
+def parse_amount(text: str, decimals: int = 18) -> int:
+    """``"0.1"`` tokens (``decimals`` decimals, the token's) or ``"123wei"`` base units, as base
+    units; ``click.BadParameter`` for anything else."""
+    from tender.chain import parse_amount as parse
+
     try:
-        return int(Decimal(text) * 10**18)
-    except ArithmeticError as exc:
-        raise click.BadParameter(
-            f"not an amount: {text!r} (tokens like 0.1, or base units like 100wei)"
-        ) from exc
+        return parse(text, decimals)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc).removeprefix("amount: ")) from exc
 
 
 def load_input(spec: str) -> Any:
-    """The input: a JSON file, inline JSON, or ``sample:<n>`` from the model's samples.json."""
-    if spec.startswith(("[", "{")):
-        return json.loads(spec)
-    path = Path(spec)
-    data = json.loads(path.read_text())
+    """The input: a JSON file or inline JSON (``click.BadParameter`` naming ``--input`` if it
+    is neither)."""
+    try:
+        if spec.lstrip().startswith(("[", "{")):
+            data = json.loads(spec)
+        else:
+            data = json.loads(Path(spec).read_text())
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"malformed JSON: {exc}", param_hint="--input") from exc
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {spec!r}: {exc.strerror}", param_hint="--input") from exc
     if isinstance(data, dict) and "input_data" in data:  # EZKL's input.json shape
         data = data["input_data"][0]
+    if not isinstance(data, list):
+        raise click.BadParameter("the input is a JSON array of numbers", param_hint="--input")
     return data
 
 
 def _sample(model: str, index: int) -> Any:
     from tender.paths import SAMPLE_MODELS
 
-    samples = json.loads((SAMPLE_MODELS / model / "samples.json").read_text())["samples"]
+    path = SAMPLE_MODELS / model / "samples.json"
+    if not path.is_file():
+        raise click.BadParameter(f"no sample inputs for model {model!r} ({path} is missing): pass --input",
+                                 param_hint="--input")  # fmt: skip
+    samples = json.loads(path.read_text())["samples"]
     return samples[index % len(samples)]["input"]
 
 
@@ -87,8 +96,8 @@ def _chain(config: Path | None, rpc: str | None) -> tuple[str, str, Path | None]
     return rpc or section.rpc_url, section.private_key(), section.deployment
 
 
-def result_table(result: RequestResult) -> Table:
-    """A settled request for people."""
+def result_table(result: RequestResult, *, decimals: int = 18, symbol: str = "tokens") -> Table:
+    """A settled request for people (amounts in the token's ``decimals``)."""
     table = Table(title=f"settled: job {result.job_id[:18]}…", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
@@ -104,10 +113,11 @@ def result_table(result: RequestResult) -> Table:
     )
     table.add_row("provider", result.provider)
     table.add_row(
-        "price paid / max", f"{result.price_paid / 1e18:.6f} / {result.max_price / 1e18:.6f} tokens"
+        "price paid / max",
+        f"{tokens(result.price_paid, decimals)} / {tokens(result.max_price, decimals)} {symbol}",
     )
     if result.refund:
-        table.add_row("refund", f"{result.refund / 1e18:.6f} tokens credited in the market "
+        table.add_row("refund", f"{tokens(result.refund, decimals)} {symbol} credited in the market "
                                 "(`tender market withdraw` collects it)")  # fmt: skip
     lat = result.latency
     table.add_row("latency", f"auction {lat.auction_ms:.0f} ms · delivery {lat.delivery_ms:.0f} ms · "
@@ -129,7 +139,11 @@ def cli_group() -> None:
 @click.option(
     "--sample", type=int, default=0, show_default=True, help="which sample input when --input is unset"
 )
-@click.option("--max-price", required=True, help="most you pay: tokens (0.1) or base units (100wei)")
+@click.option(
+    "--max-price",
+    required=True,
+    help="most you pay: tokens (0.1, in the token's decimals) or base units (100wei)",
+)
 @click.option(
     "--deadline", type=float, default=60, show_default=True, help="seconds after the auction window"
 )
@@ -140,7 +154,14 @@ def cli_group() -> None:
 @click.option("--rpc", help="JSON-RPC URL (default: the config's chain.rpc_url)")
 @click.option("--deployment", type=click.Path(path_type=Path), help="deployment JSON")
 @click.option("--config", type=click.Path(path_type=Path, exists=True), help="TOML with a [chain] section")
-@click.option("--bundle", type=click.Path(path_type=Path), help="model bundle folder (default: the cache)")
+@click.option(
+    "--bundle",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="model bundle folder (default: the bundle of that name in the cache that is registered on chain)",
+)
+@click.option(
+    "--model-id", help="registry model id, 0x + 64 hex (default: the one registered for the bundle)"
+)
 @click.option("--timeout", type=float, help="seconds to wait for a terminal state")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def run(
@@ -157,12 +178,17 @@ def run(
     deployment: Path | None,
     config: Path | None,
     bundle: Path | None,
+    model_id: str | None,
     timeout: float | None,
     as_json: bool,
 ) -> None:
     """Buy one inference of MODEL and print its verified output."""
+    from tender.chain import Token, connect
     from tender.client._client import Client
 
+    if model_id is not None and not _is_bytes32(model_id):
+        raise click.BadParameter(f"{model_id!r} is not a model id (0x followed by 64 hex digits)",
+                                 param_hint="--model-id")  # fmt: skip
     console = Console(stderr=as_json)
     rpc_url, key, config_deployment = _chain(config, rpc)
     data = load_input(input_spec) if input_spec else _sample(model, sample)
@@ -172,12 +198,19 @@ def run(
         solvers=list(solvers),
         deployment=deployment or config_deployment,
         bundles={model: bundle} if bundle else None,
+        model_ids={model: model_id} if model_id else None,
     )
+    connect(rpc_url)  # one clear line when nothing answers there
+    token = Token(client.w3, client.deployment.token)
+    decimals, symbol = token.decimals(), token.symbol()
+    price = parse_amount(max_price, decimals)
+    if price == 0:
+        raise click.BadParameter("must be above 0", param_hint="--max-price")
 
     async def go() -> RequestResult:
         async with client:
             return await client.request(
-                model, data, max_price=parse_amount(max_price), deadline=deadline, proof=proof,  # type: ignore[arg-type]
+                model, data, max_price=price, deadline=deadline, proof=proof,  # type: ignore[arg-type]
                 auction=auction, on_chain=on_chain, timeout=timeout,  # type: ignore[arg-type]
             )  # fmt: skip
 
@@ -185,23 +218,28 @@ def run(
         with console.status(f"buying one {model} inference ({auction} auction, {proof} proof)…"):
             result = asyncio.run(go())
     except RequestError as exc:
-        console.print(f"[bold red]{type(exc).__name__}[/]: {exc}")
-        sys.exit(EXIT_CODES.get(type(exc), 2))
-    except ConfigError:
-        raise
+        code = EXIT_CODES.get(type(exc), 2)
+        click.echo(" ".join(f"error: {type(exc).__name__}: {exc}".split()), err=True)
+        sys.exit(code)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
-        console.print(result_table(result))
+        console.print(result_table(result, decimals=decimals, symbol=symbol))
+
+
+def _is_bytes32(text: str) -> bool:
+    digits = text.removeprefix("0x")
+    return text.startswith("0x") and len(digits) == 64 and all(c in "0123456789abcdefABCDEF" for c in digits)
 
 
 # ---------------------------------------------------------------- tender market
 
 
-def tokens(amount: int) -> str:
-    """Base units as tokens (18 decimals), exactly: ``1500000000000000000`` -> ``"1.5"``."""
-    text = f"{Decimal(amount) / Decimal(10**18):f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
+def tokens(amount: int, decimals: int = 18) -> str:
+    """Base units as tokens (``decimals``: the token's), exactly: ``1500000000000000000`` -> ``"1.5"``."""
+    from tender.chain import format_amount
+
+    return format_amount(amount, decimals)
 
 
 _MARKET_OPTIONS = (
@@ -246,6 +284,17 @@ def _markets(rpc: str | None, deployment: Path | None, config: Path | None, *, n
     return markets, (Account.from_key(key).address if key else None)
 
 
+def _token_units(markets: dict[str, Market]) -> tuple[int, str]:
+    """The decimals and symbol of the markets' token (read from the token)."""
+    from tender.chain import Token
+
+    market = next(iter(markets.values()), None)
+    if market is None:
+        return 18, "tokens"
+    token = Token(market.w3, market.token())
+    return token.decimals(), token.symbol()
+
+
 @click.group("market")
 def market_group() -> None:
     """What the markets owe you, and collecting it (key from TENDER_PRIVATE_KEY).
@@ -272,16 +321,17 @@ def owed_command(account: str | None, auction: str | None, rpc: str | None, depl
     who = Web3.to_checksum_address(account or me or "")
     amounts = {name: market.owed(who) for name, market in markets.items()}
     total = sum(amounts.values())
+    decimals, symbol = _token_units(markets)
     if as_json:
         click.echo(json.dumps({"account": who, "owed": {k: str(v) for k, v in amounts.items()},
                                "total": str(total)}, indent=2))  # fmt: skip
         return
     table = Table(title=f"owed to {who}")
-    for column in ("market", "address", "owed (tokens)", "base units"):
+    for column in ("market", "address", f"owed ({symbol})", "base units"):
         table.add_column(column, justify="right" if column != "market" else "left")
     for name, amount in amounts.items():
-        table.add_row(name, markets[name].address, tokens(amount), str(amount))
-    table.add_row("total", "", tokens(total), str(total), style="bold")
+        table.add_row(name, markets[name].address, tokens(amount, decimals), str(amount))
+    table.add_row("total", "", tokens(total, decimals), str(total), style="bold")
     Console().print(table)
 
 
@@ -308,6 +358,7 @@ def withdraw_command(auction: str | None, rpc: str | None, deployment: Path | No
     if not paid:
         click.echo(f"nothing to withdraw: the markets owe {me} nothing")
         return
+    decimals, _ = _token_units(markets)
     for name, entry in paid.items():
-        click.echo(f"withdrew {tokens(int(entry['amount']))} tokens ({entry['amount']} base units) from the "
+        click.echo(f"withdrew {tokens(int(entry['amount']), decimals)} tokens ({entry['amount']} base units) from the "
                    f"{name} market to {me}: tx {entry['tx']}")  # fmt: skip

@@ -18,6 +18,9 @@ catches them all, and each carries the job id and what the requester got back::
     │                               output does not match the proof's public instances
     ├── CallbackFailed              an agent's job settled (the provider was paid) but the
     │                               consumer callback reverted or ran out of gas: no stored result
+    ├── RequestFailed               the request could not be made or followed: the chain did not
+    │                               answer, the deployment or model is unknown, a transaction
+    │                               failed (``__cause__`` holds the original error)
     └── RequestTimeout              no terminal state seen in time (the job may still finish;
                                     ``last_state`` says where it stood)
 
@@ -49,6 +52,7 @@ __all__ = [
     "ProviderSlashed",
     "RequestError",
     "RequestExpired",
+    "RequestFailed",
     "RequestRefunded",
     "RequestRejected",
     "RequestTimeout",
@@ -231,6 +235,23 @@ class CallbackFailed(RequestError):
         self.result = result
         why = f"reverted with 0x{reason.hex()}" if reason else "reverted or ran out of gas"
         super().__init__(f"{_short(job_id)} settled but the agent's callback {why}: no stored result")
+
+
+class RequestFailed(RequestError):
+    """The request could not be made, or its job could not be followed: the chain did not
+    answer, the deployment or the model is unknown, a transaction (an approval) failed.
+
+    Nothing was escrowed when it happened before the intent was sent (``job_id`` is then
+    ``None``); otherwise the job may still end on chain.
+
+    Attributes:
+        job_id: the job id once the intent was built, else ``None``. The original error is
+        ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, job_id: str | None = None) -> None:
+        self.job_id = job_id
+        super().__init__(f"{_short(job_id)}: {message}" if job_id else message)
 
 
 class RequestTimeout(RequestError):
