@@ -24,6 +24,8 @@ _BUILTIN_GROUPS = (
     ("tender.devnet", "cli_group"),
     ("tender.client", "cli_group"),
     ("tender.client", "market_group"),
+    ("tender.client", "intent_group"),
+    ("tender.client._token_cli", "token_group"),
 )
 
 

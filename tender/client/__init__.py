@@ -64,6 +64,7 @@ __all__ = [
     "RequestTimeout",
     "Withdrawal",
     "cli_group",
+    "intent_group",
     "market_group",
 ]
 
@@ -83,6 +84,10 @@ def __getattr__(name: str) -> Any:
         from tender.client._cli import cli_group
 
         return cli_group
+    if name == "intent_group":
+        from tender.client._cli import intent_group
+
+        return intent_group
     if name == "market_group":
         from tender.client._cli import market_group
 

@@ -37,7 +37,7 @@ from tender.errors import ConfigError, RequestError
 if TYPE_CHECKING:
     from tender.chain import Market
 
-__all__ = ["cli_group", "market_group"]
+__all__ = ["cli_group", "intent_group", "market_group"]
 
 #: Exit codes of ``tender request run`` by outcome (documented in docs/quickstart-requester.md).
 EXIT_CODES: dict[type[RequestError], int] = {
@@ -362,3 +362,131 @@ def withdraw_command(auction: str | None, rpc: str | None, deployment: Path | No
     for name, entry in paid.items():
         click.echo(f"withdrew {tokens(int(entry['amount']), decimals)} tokens ({entry['amount']} base units) from the "
                    f"{name} market to {me}: tx {entry['tx']}")  # fmt: skip
+
+
+# ---------------------------------------------------------------- tender intent
+
+
+@click.group("intent")
+def intent_group() -> None:
+    """Intents signed by an outside wallet: print one's EIP-712 typed data, send it signed.
+
+    \b
+    tender intent typed-data mlp --max-price 0.1 --requester 0xYou --out intent.json > typed.json
+    cast wallet sign --data --from-file typed.json ...   # or eth_signTypedData_v4 in a wallet
+    tender intent send --intent intent.json --signature 0x... --solver http://127.0.0.1:7100
+    """
+
+
+@intent_group.command("typed-data")
+@click.argument("model")
+@click.option("--input", "input_spec", help="JSON file or inline JSON array (default: a sample input)")
+@click.option(
+    "--sample", type=int, default=0, show_default=True, help="which sample input when --input is unset"
+)
+@click.option(
+    "--max-price",
+    required=True,
+    help="most you pay: tokens (0.1, in the token's decimals) or base units (100wei)",
+)
+@click.option(
+    "--deadline", type=float, default=60, show_default=True, help="seconds after the auction window"
+)
+@click.option("--proof", type=click.Choice(["zk", "optimistic"]), default="zk", show_default=True)
+@click.option("--auction", type=click.Choice(["reverse", "dutch"]), default="reverse", show_default=True)
+@click.option("--requester", help="the signing wallet's address (default: TENDER_PRIVATE_KEY's)")
+@click.option("--rpc", help="JSON-RPC URL (default: the config's chain.rpc_url)")
+@click.option("--deployment", type=click.Path(path_type=Path), help="deployment JSON")
+@click.option("--config", type=click.Path(path_type=Path, exists=True), help="TOML with a [chain] section")
+@click.option("--bundle", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="model bundle folder (default: the registered bundle of that name in the cache)")  # fmt: skip
+@click.option(
+    "--model-id", help="registry model id, 0x + 64 hex (default: the one registered for the bundle)"
+)
+@click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False),
+              help="also write the intent (for `tender intent send`) here")  # fmt: skip
+def typed_data_command(
+    model: str, input_spec: str | None, sample: int, max_price: str, deadline: float, proof: str, auction: str,
+    requester: str | None, rpc: str | None, deployment: Path | None, config: Path | None, bundle: Path | None,
+    model_id: str | None, out: Path | None,
+) -> None:  # fmt: skip
+    """Print the EIP-712 typed data of an intent to buy one MODEL inference, for a wallet.
+
+    The JSON is what `eth_signTypedData_v4` (and `cast wallet sign --data`) takes: every integer
+    that can exceed 2**53 (uint64 times, uint256 amounts, the nonce, chainId) is a decimal
+    string. Sign it, then `tender intent send` the intent (--out) with the signature.
+    """
+    from web3 import Web3
+
+    from tender.chain import Token, connect
+    from tender.client._client import Client
+
+    if model_id is not None and not _is_bytes32(model_id):
+        raise click.BadParameter(f"{model_id!r} is not a model id (0x followed by 64 hex digits)",
+                                 param_hint="--model-id")  # fmt: skip
+    if requester is not None and not Web3.is_address(requester):
+        raise click.BadParameter(f"not an address: {requester!r}", param_hint="--requester")
+    section = load_section(config, ChainSection, name="chain") if config else ChainSection()
+    rpc_url = rpc or section.rpc_url
+    key = None if requester else section.private_key()
+    data = load_input(input_spec) if input_spec else _sample(model, sample)
+    connect(rpc_url)  # one clear line when nothing answers there
+    client = Client(rpc_url, key, address=requester, deployment=deployment or section.deployment,
+                    bundles={model: bundle} if bundle else None,
+                    model_ids={model: model_id} if model_id else None)  # fmt: skip
+    price = parse_amount(max_price, Token(client.w3, client.deployment.token).decimals())
+
+    async def build() -> Any:
+        intent, _ = await client.build_intent(model, data, max_price=price, deadline=deadline,
+                                              proof=proof, auction=auction)  # type: ignore[arg-type]  # fmt: skip
+        return intent
+
+    intent = asyncio.run(build())
+    if out is not None:
+        d = client.deployment
+        out.write_text(json.dumps({"intent": intent.to_json(), "market": d.market(intent.auction_type),
+                                   "chainId": d.chain_id, "jobId": client.job_id(intent)}, indent=2) + "\n")  # fmt: skip
+    click.echo(json.dumps(client.typed_data(intent), indent=2))
+
+
+@intent_group.command("send")
+@click.option("--intent", "intent_path", required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="the intent written by `tender intent typed-data --out`")  # fmt: skip
+@click.option("--signature", required=True, help="the wallet's signature of the typed data (0x + 130 hex)")
+@click.option("--solver", "solvers", multiple=True, required=True, help="solver base URL (repeatable)")
+@click.option("--rpc", help="JSON-RPC URL (default: the config's chain.rpc_url)")
+@click.option("--deployment", type=click.Path(path_type=Path), help="deployment JSON")
+@click.option("--config", type=click.Path(path_type=Path, exists=True), help="TOML with a [chain] section")
+def send_command(intent_path: Path, signature: str, solvers: tuple[str, ...], rpc: str | None,
+                 deployment: Path | None, config: Path | None) -> None:  # fmt: skip
+    """Send an intent signed by an outside wallet to the solvers; prints its job id.
+
+    The signature is checked first by the market's own rule (65 bytes, v 27/28, low s, signed by
+    the intent's requester). The wallet must have approved the market for the escrow.
+    """
+    from tender.client._client import Client
+    from tender.intents import Intent
+
+    try:
+        stored = json.loads(intent_path.read_text())
+        intent = Intent.from_json(stored["intent"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise click.BadParameter(f"{intent_path}: not an intent file ({exc})", param_hint="--intent") from exc
+    try:
+        raw = bytes.fromhex(signature.removeprefix("0x"))
+    except ValueError as exc:
+        raise click.BadParameter("not hex", param_hint="--signature") from exc
+    section = load_section(config, ChainSection, name="chain") if config else ChainSection()
+    client = Client(rpc or section.rpc_url, None, address=intent.requester, solvers=list(solvers),
+                    deployment=deployment or section.deployment)  # fmt: skip
+
+    async def send() -> dict[str, str]:
+        async with client:
+            return await client.broadcast(intent, signature=raw)
+
+    try:
+        answers = asyncio.run(send())
+    except RequestError as exc:
+        click.echo(" ".join(f"error: {type(exc).__name__}: {exc}".split()), err=True)
+        sys.exit(EXIT_CODES.get(type(exc), 2))
+    click.echo(json.dumps({"jobId": client.job_id(intent), "solvers": answers}, indent=2))

@@ -158,7 +158,8 @@ class Client:
             has a little after it became possible.
         sender: a ready :class:`~tender.chain.TxSender` (tests); built from ``key`` otherwise.
         signer: an outside wallet signing intents (see :data:`Signer`) instead of ``key``.
-        address: the requester's address (required with ``signer`` and no ``key``).
+        address: the requester's address, without ``key``: intents are then signed by ``signer``
+            or handed over signed (``send(intent, signature=...)``).
 
     A signature made elsewhere can also be handed over per intent:
     ``await client.send(intent, signature=sig)`` (``client.typed_data(intent)`` is what to sign).
@@ -184,11 +185,11 @@ class Client:
         if key:
             key = check_private_key(key, where="Client key")
             self.address: str = Account.from_key(key).address
-        elif signer is not None and address and Web3.is_address(address):
+        elif address and Web3.is_address(address):
             self.address = Web3.to_checksum_address(address)
         else:
             raise ConfigError(
-                "Client: a private key (TENDER_PRIVATE_KEY), or a signer with the address it signs for,"
+                "Client: a private key (TENDER_PRIVATE_KEY), or the address an outside signer signs for,"
                 " is required"
             )
         self.w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 30}))
@@ -731,6 +732,7 @@ class Client:
         auction = intent.auction_type.name.lower()
         challenge_s = 30 if intent.proof_mode == ProofMode.OPTIMISTIC else 0
         now = await self.chain_time()
+        followed_at = time.monotonic()
         waited_until = time.monotonic() + (
             timeout if timeout is not None else max(0, intent.deadline - now) + challenge_s + 60
         )
@@ -742,7 +744,9 @@ class Client:
                 remaining = waited_until - time.monotonic()
                 if remaining <= 0:
                     raise RequestTimeout(job_id=tracker.job_id, last_state=tracker.state.value,
-                                         waited_s=time.monotonic() - tracker.sent_at)  # fmt: skip
+                                         waited_s=time.monotonic() - tracker.sent_at,
+                                         chain_moved_s=await self.chain_time() - now,
+                                         followed_s=time.monotonic() - followed_at)  # fmt: skip
                 changed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), timeout=min(remaining, 1.0))
