@@ -169,3 +169,73 @@ def status(config_path: Path) -> None:
     else:
         table.add_row("jobs", f"no store at {store_path}")
     console.print(table)
+
+
+@group.command()
+@_CONFIG
+@click.option(
+    "--endpoint", help="URL solvers reach the node at [default: provider.public_url, else http://LISTEN]"
+)
+@click.option("--model-id", "model_ids", multiple=True,
+              help="registry id served (repeatable) [default: each model's model_id, else every id "
+                   "registered for its bundle]")  # fmt: skip
+def register(config_path: Path, endpoint: str | None, model_ids: tuple[str, ...]) -> None:
+    """Publish the operator record (Staking.registerOperator): endpoint, region, hardware, models."""
+    chain, config = load_config(config_path)
+    staking, _, address = _staking(chain)
+    endpoint = endpoint or config.public_url or f"http://{config.listen}"
+    ids = list(model_ids) or _served_model_ids(chain, config)
+    try:
+        raw = [bytes.fromhex(i.removeprefix("0x")) for i in ids]
+    except ValueError:
+        raise click.BadParameter(f"not a 32-byte hex id: {ids}", param_hint="--model-id") from None
+    if any(len(i) != 32 for i in raw):
+        raise click.BadParameter(f"not a 32-byte hex id: {ids}", param_hint="--model-id")
+    hardware = config.hardware.encode()[:32].ljust(32, b"\x00")
+    region = bytes.fromhex(config.region.removeprefix("0x"))
+    staking.register_operator(endpoint, region=region, hardware_class=hardware, models=raw)
+    click.echo(f"operator {address} registered: {endpoint}, region {config.region}, {config.hardware}, "
+               f"{len(raw)} model(s)")  # fmt: skip
+
+
+@group.command()
+@click.argument("solver")
+@_CONFIG
+@click.option("--revoke", is_flag=True, help="withdraw the authorisation instead")
+def authorize(solver: str, config_path: Path, revoke: bool) -> None:
+    """Let SOLVER (an address) bid, fill, deliver and prove for this provider (Staking.setSolver)."""
+    from web3 import Web3
+
+    if not Web3.is_address(solver):
+        raise click.BadParameter(f"not an address: {solver!r} (0x followed by 40 hex digits)",
+                                 param_hint="SOLVER")  # fmt: skip
+    chain, _ = load_config(config_path)
+    staking, _, address = _staking(chain)
+    solver = Web3.to_checksum_address(solver)
+    staking.set_solver(solver, not revoke)
+    allowed = staking.is_authorized(address, solver)
+    click.echo(f"solver {solver} {'may' if allowed else 'may not'} act for {address}")
+
+
+def _served_model_ids(chain: ChainSection, config: ProviderSection) -> list[str]:
+    """The registry ids of the configured models: ``model_id`` when set, else every id whose ONNX
+    and settings hashes match the model's bundle (as the node itself decides at start-up)."""
+    import asyncio
+
+    from provider._bundles import load_bundle_info
+    from provider._chain import MarketGateway
+
+    registered: list[tuple[str, str, str]] | None = None
+    ids: list[str] = []
+    for entry in config.models:
+        if entry.model_id:
+            ids.append(entry.model_id)
+            continue
+        if entry.bundle is None:
+            continue
+        if registered is None:
+            registered = asyncio.run(MarketGateway.connect(chain).registered_models())
+        bundle = load_bundle_info(entry.bundle)
+        ids += [mid for mid, onnx, settings in registered
+                if onnx == bundle.onnx_sha256 and settings == bundle.settings_sha256]  # fmt: skip
+    return ids

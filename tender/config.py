@@ -38,7 +38,10 @@ class Section(BaseModel):
 class ChainSection(Section):
     """How to reach the chain and whose key signs."""
 
-    rpc_url: str = Field(default="http://127.0.0.1:8545", description="JSON-RPC endpoint")
+    rpc_url: str = Field(
+        default_factory=lambda: os.environ.get("TENDER_RPC_URL") or "http://127.0.0.1:8545",
+        description="JSON-RPC endpoint (default: $TENDER_RPC_URL, else the local 8545)",
+    )
     deployment: Path | None = Field(default=None, description="deployment JSON (addresses)")
     confirmations: int = Field(default=0, ge=0, le=64, description="blocks to wait after a receipt")
     poll_interval_s: float = Field(default=0.2, gt=0, le=60)
