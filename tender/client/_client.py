@@ -374,6 +374,12 @@ class Client:
         block = await asyncio.to_thread(self.w3.eth.get_block, "latest")
         return max(int(block["timestamp"]), int(time.time()))
 
+    async def _block_time(self) -> int:
+        """The latest block's timestamp: chain time as the contracts see it (it stands still
+        while no block is mined)."""
+        block = await asyncio.to_thread(self.w3.eth.get_block, "latest")
+        return int(block["timestamp"])
+
     async def build_intent(
         self,
         model: str | bytes,
@@ -732,7 +738,7 @@ class Client:
         auction = intent.auction_type.name.lower()
         challenge_s = 30 if intent.proof_mode == ProofMode.OPTIMISTIC else 0
         now = await self.chain_time()
-        followed_at = time.monotonic()
+        followed_at, block_time = time.monotonic(), await self._block_time()
         waited_until = time.monotonic() + (
             timeout if timeout is not None else max(0, intent.deadline - now) + challenge_s + 60
         )
@@ -745,7 +751,7 @@ class Client:
                 if remaining <= 0:
                     raise RequestTimeout(job_id=tracker.job_id, last_state=tracker.state.value,
                                          waited_s=time.monotonic() - tracker.sent_at,
-                                         chain_moved_s=await self.chain_time() - now,
+                                         chain_moved_s=await self._block_time() - block_time,
                                          followed_s=time.monotonic() - followed_at)  # fmt: skip
                 changed.clear()
                 with contextlib.suppress(TimeoutError):

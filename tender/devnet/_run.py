@@ -571,7 +571,7 @@ class Devnet:
         for record in self.records:
             tracker = self.trackers.get(record.index)
             if tracker is not None:
-                record.gas = _gas(setup, tracker)
+                record.gas = _gas(setup, tracker, record.source)
         extra: dict[str, Any] = {"run_dir": str(self.run_dir), "seed": self.options.seed}
         if self.payouts is not None:
             extra["payouts"] = self.payouts
@@ -622,11 +622,23 @@ def _sample(model: str, index: int) -> Any:
     return samples[index % len(samples)]
 
 
-def _gas(setup: ChainSetup, tracker: JobTracker) -> dict[str, int]:
+#: How an intent reached the market, by ``RequestRecord.source``: the summary's gas row
+#: ``posted: <route>`` (an on-chain ``post``, a solver's ``submitSigned``, a TenderAgent ``ask``).
+_POST_ROUTE = {"onchain": "on-chain post", "signed": "signed, relayed", "agent": "agent ask"}
+
+
+def _gas(setup: ChainSetup, tracker: JobTracker, source: str) -> dict[str, int]:
+    """Gas by step, each transaction counted once under the first step it made (a zk delivery
+    also settles: ``delivered``); the posting step is ``posted: <route>``."""
     out: dict[str, int] = {}
+    seen: set[str] = set()
     for step, tx_hash in tracker.tx_hashes.items():
+        if tx_hash in seen:
+            continue
+        seen.add(tx_hash)
+        name = f"posted: {_POST_ROUTE.get(source, source)}" if step in ("post", "posted") else step
         with contextlib.suppress(ValueError, OSError, TenderError):
-            out[step] = int(setup.w3.eth.get_transaction_receipt(tx_hash)["gasUsed"])  # type: ignore[arg-type]
+            out[name] = int(setup.w3.eth.get_transaction_receipt(tx_hash)["gasUsed"])  # type: ignore[arg-type]
     return out
 
 
