@@ -4,7 +4,7 @@ Secrets never come from the command line: the key comes from ``[chain]`` (an env
 variable or an encrypted keystore)::
 
     tender provider run --config provider.toml
-    tender provider stake 1000000000000000000000 --config provider.toml
+    tender provider stake 1000 --config provider.toml     # tokens (the token's decimals), or 10wei
     tender provider status --config provider.toml
 
 Earnings are credited in the markets (``status`` shows them as "owed"); the node withdraws them
@@ -68,15 +68,21 @@ def group() -> None:
 def run(config_path: Path, knobs: tuple[str, ...], log_level: str) -> None:
     """Run the provider node until SIGTERM/SIGINT."""
     from provider._chain import MarketGateway
-    from provider._node import ProviderNode
+    from provider._node import ProviderNode, bind
     from tender.daemon import serve
     from tender.logs import setup_logging
 
     chain, config = load_config(config_path)
     config = _misbehave(config, knobs)
-    setup_logging(level=log_level)
-    gateway = MarketGateway.connect(chain, confirmations=config.confirmations)
-    node = ProviderNode(config, gateway=gateway, key=chain.private_key())
+    key = chain.private_key()
+    sock = bind(config.listen)  # a busy port: one line before anything starts
+    try:
+        setup_logging(level=log_level)
+        gateway = MarketGateway.connect(chain, confirmations=config.confirmations)
+        node = ProviderNode(config, gateway=gateway, key=key, sock=sock)
+    except BaseException:
+        sock.close()
+        raise
     sys.exit(serve(node))
 
 
@@ -104,28 +110,49 @@ def _owed(chain: ChainSection, address: str) -> dict[str, int]:
     }
 
 
+def _amount(token: Token, text: str) -> int:
+    """AMOUNT in the token's decimals (``1000`` tokens, ``0.5``, or ``10wei`` base units)."""
+    try:
+        amount = token.parse(text, field="AMOUNT")
+    except TenderError as exc:
+        raise click.BadParameter(str(exc).removeprefix("AMOUNT: "), param_hint="AMOUNT") from exc
+    if amount == 0:
+        raise click.BadParameter("must be above 0", param_hint="AMOUNT")
+    return amount
+
+
 @group.command()
-@click.argument("amount", type=click.IntRange(min=1))
+@click.argument("amount")
 @_CONFIG
-def stake(amount: int, config_path: Path) -> None:
-    """Bond AMOUNT tokens (base units) as provider stake (approves Staking first)."""
+def stake(amount: str, config_path: Path) -> None:
+    """Bond AMOUNT tokens as provider stake: 1000 (tokens, in the token's decimals) or 10wei
+    (base units). Approves Staking first; a failed stake takes the approval back."""
     chain, _ = load_config(config_path)
     staking, token, address = _staking(chain)
-    token.ensure_allowance(staking.address, amount)
-    staking.stake(amount)
-    click.echo(f"staked {amount}; stake of {address} is now {staking.stake_of(address)}")
+    units = _amount(token, amount)
+    before = token.allowance(address, staking.address)
+    token.ensure_allowance(staking.address, units)
+    try:
+        staking.stake(units)
+    except BaseException:
+        token.restore_allowance(staking.address, before)  # leave no allowance behind
+        raise
+    click.echo(
+        f"staked {token.format(units)}; stake of {address} is now {token.format(staking.stake_of(address))}"
+    )
 
 
 @group.command()
-@click.argument("amount", type=click.IntRange(min=1))
+@click.argument("amount")
 @_CONFIG
-def unstake(amount: int, config_path: Path) -> None:
-    """Start unbonding AMOUNT tokens (withdraw them after the unbonding delay)."""
+def unstake(amount: str, config_path: Path) -> None:
+    """Start unbonding AMOUNT tokens (1000, or 10wei base units); withdraw them after the
+    unbonding delay."""
     chain, _ = load_config(config_path)
-    staking, _, address = _staking(chain)
-    staking.request_unstake(amount)
+    staking, token, address = _staking(chain)
+    staking.request_unstake(_amount(token, amount))
     unbonding, ready_at = staking.unbonding_of(address)
-    click.echo(f"unbonding {unbonding}, withdrawable at {ready_at}")
+    click.echo(f"unbonding {token.format(unbonding)}, withdrawable at {ready_at}")
 
 
 @group.command()
@@ -135,7 +162,7 @@ def withdraw(config_path: Path) -> None:
     chain, _ = load_config(config_path)
     staking, token, address = _staking(chain)
     staking.withdraw()
-    click.echo(f"withdrawn; token balance of {address} is {token.balance_of(address)}")
+    click.echo(f"withdrawn; token balance of {address} is {token.format(token.balance_of(address))}")
 
 
 @group.command()
@@ -149,17 +176,20 @@ def status(config_path: Path) -> None:
     table = Table(title="provider", show_header=False)
     table.add_column(style="bold")
     table.add_column()
+    chain_error: TenderError | None = None
     try:
         staking, token, address = _staking(chain)
         unbonding, ready_at = staking.unbonding_of(address)
         table.add_row("address", address)
-        table.add_row("stake", str(staking.stake_of(address)))
-        table.add_row("locked", str(staking.locked_of(address)))
-        table.add_row("unbonding", f"{unbonding} (ready at {ready_at})")
-        table.add_row("balance", str(token.balance_of(address)))
+        table.add_row("stake", token.format(staking.stake_of(address)))
+        table.add_row("locked", token.format(staking.locked_of(address)))
+        table.add_row("unbonding", f"{token.format(unbonding)} (ready at {ready_at})")
+        table.add_row("balance", token.format(token.balance_of(address)))
         for name, owed in _owed(chain, address).items():
-            table.add_row(f"owed by {name} market", f"{owed} (tender market withdraw)" if owed else "0")
+            table.add_row(f"owed by {name} market",
+                          f"{token.format(owed)} (tender market withdraw)" if owed else "0")  # fmt: skip
     except TenderError as exc:
+        chain_error = exc
         table.add_row("chain", f"[red]{exc}[/red]")
     store_path = config.store_path()
     if store_path.exists():
@@ -169,6 +199,8 @@ def status(config_path: Path) -> None:
     else:
         table.add_row("jobs", f"no store at {store_path}")
     console.print(table)
+    if chain_error is not None:  # the local part was shown; the status itself is incomplete
+        raise chain_error
 
 
 @group.command()

@@ -50,15 +50,15 @@ EXIT_CODES: dict[type[RequestError], int] = {
 }
 
 
-def parse_amount(text: str, decimals: int = 18) -> int:
+def parse_amount(text: str, decimals: int = 18, *, option: str = "--max-price") -> int:
     """``"0.1"`` tokens (``decimals`` decimals, the token's) or ``"123wei"`` base units, as base
-    units; ``click.BadParameter`` for anything else."""
+    units; ``click.BadParameter`` naming ``option`` for anything else."""
     from tender.chain import parse_amount as parse
 
     try:
         return parse(text, decimals)
     except ConfigError as exc:
-        raise click.BadParameter(str(exc).removeprefix("amount: ")) from exc
+        raise click.BadParameter(str(exc).removeprefix("amount: "), param_hint=option) from exc
 
 
 def load_input(spec: str) -> Any:
