@@ -100,6 +100,7 @@ class _Frame:
     def _table(self, wide: bool) -> Table:
         table = Table(expand=wide, show_edge=False, pad_edge=False, box=box.HEAVY_HEAD if wide else None,
                       collapse_padding=not wide)  # fmt: skip
+        columns: tuple[tuple[str, str], ...]
         if wide:
             columns = (("#", "right"), ("via", "left"), ("model", "left"), ("auction", "left"), ("proof", "left"),
                        ("job", "left"), ("bids", "right"), ("winner", "left"), ("price / max", "right"),

@@ -232,12 +232,12 @@ class Devnet:
         self._start_heartbeat()
         w3 = connect(self.anvil.rpc_url)
         setup = ChainSetup(w3=w3, deployer_key=DEV_KEYS[0])
-        self._step("deploying Tender (token, registry, staking, reverse and Dutch markets)")
+        self._step("deploying Tender (token, registry, staking, reverse + Dutch markets)")
         setup.deploy(save=self.run_dir / "deployment.json", params=MARKET_PARAMS)
         self._step("building (cached) and registering the sample models mlp and cnn")
         setup.register_models()
         for name, info in setup.models.items():
-            self.console.print(f"    {name}: model id {info.model_id[:18]}…, verifier {info.verifier}")
+            self.console.print(f"    {name}: model id {info.model_id[:18]}…, verifier {info.verifier[:12]}…")
         self._step("minting test tokens, staking providers")
         requesters = [setup.address(DEV_KEYS[i]) for i in (*REQUESTER_KEYS, AGENT_OWNER_KEY, VERIFIER_KEY)]
         setup.mint(requesters, 1_000 * TOKEN)

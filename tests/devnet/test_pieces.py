@@ -178,3 +178,26 @@ def test_live_view_fits_80_columns() -> None:
     assert any("refunded ⚔ ✂" in row and "123.5s" in row for row in rows)
     assert any("✓" in row and "0.0080/0.10" in row for row in rows)
     assert any(row.split()[1:3] == ["1000", "chain"] for row in rows)
+
+
+def test_missing_deployment_names_a_command_that_exists_and_the_file_it_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from tender.chain import Deployment
+    from tender.chain._deployment import default_path
+    from tender.cli import cli
+    from tender.errors import DeploymentError
+
+    monkeypatch.setenv("TENDER_DEPLOYMENTS", str(tmp_path))
+    assert default_path(31337) == tmp_path / "31337.json"  # where tools look, and the devnet writes
+    with pytest.raises(DeploymentError) as caught:
+        Deployment.load(31337)
+    message = str(caught.value)
+    assert str(tmp_path / "31337.json") in message
+    assert "`tender devnet --keep-running`" in message
+    assert "make deploy" not in message
+    help_text = CliRunner().invoke(cli, ["devnet", "--help"]).output
+    assert "--keep-running" in help_text
+    assert ".cache/tender/devnet/<time>" in help_text
