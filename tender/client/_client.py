@@ -249,7 +249,8 @@ class Client:
         market = self._markets.get(auction)
         if market is None:
             kind = AuctionType.DUTCH if auction == "dutch" else AuctionType.REVERSE
-            market = Market(self.w3, self.deployment.market(kind), auction=kind, sender=self.sender)
+            sender = self.sender if self._key or self._sender is not None else None  # keyless: reads only
+            market = Market(self.w3, self.deployment.market(kind), auction=kind, sender=sender)
             self._markets[auction] = market
         return market
 

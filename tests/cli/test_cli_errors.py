@@ -209,3 +209,23 @@ def test_audit_of_an_unknown_job_does_not_pass(net: Net) -> None:
     assert done.returncode == 2
     assert "passed" not in done.stdout
     assert json.loads(done.stdout or "null") is None
+
+
+def test_failed_stake_leaves_no_allowance_and_amounts_are_tokens(net: Net) -> None:
+    from tender.chain import Deployment, Staking, Token, TxSender
+
+    w3 = Web3(Web3.HTTPProvider(net.rpc))
+    deployment = Deployment.load(path=net.deployment)
+    owner = Token(w3, deployment.token, sender=TxSender(w3, DEV_KEYS[0]))
+    owner.mint(ADDRESS, 10 * 10 ** owner.decimals())
+    config = str(net.tmp / "up.toml")
+
+    failed = tender("provider", "stake", "20", "--config", config)  # more than the 10 tokens held
+    assert failed.returncode == 2, failed.stderr
+    assert len(failed.stderr.strip().splitlines()) == 1
+    assert owner.allowance(ADDRESS, deployment.staking) == 0  # the approval was taken back
+
+    done = tender("provider", "stake", "2.5", "--config", config)  # tokens, in the token's decimals
+    assert done.returncode == 0, done.stderr
+    assert Staking(w3, deployment.staking).stake_of(ADDRESS) == 25 * 10 ** (owner.decimals() - 1)
+    assert f"staked 2.5 {owner.symbol()}" in done.stdout
