@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -32,7 +33,7 @@ from typing import Any
 from eth_account import Account
 from hexbytes import HexBytes
 
-from solver._api import IntentApi
+from solver._api import IntentApi, erc1271_accepts_on_chain
 from solver._config import SolverSection
 from solver._errors import JobError
 from solver._feed import LogFeed
@@ -150,6 +151,7 @@ class Solver(Daemon):
                 markets=[m.address for m in self.markets.values()],
                 accept=self.accept_signed,
                 status=self.status,
+                contract_accepts=functools.partial(erc1271_accepts_on_chain, self.w3),
             )
             await self.api.start(s.listen)
         if s.metrics_port is not None:

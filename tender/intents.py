@@ -35,6 +35,7 @@ from tender.errors import IntentError
 __all__ = [
     "DOMAIN_NAME",
     "DOMAIN_VERSION",
+    "ERC1271_MAGIC",
     "INTENT_FIELDS",
     "INTENT_TYPE",
     "INTENT_TYPEHASH",
@@ -44,6 +45,8 @@ __all__ = [
     "ProofMode",
     "check_signature",
     "domain_separator",
+    "erc1271_accepts",
+    "erc1271_calldata",
     "job_id",
     "nonce_bitmap",
     "nonce_position",
@@ -407,8 +410,31 @@ def recover_signer(intent: Intent, signature: bytes, *, chain_id: int, market: s
     return recover_digest_signer(job_id(intent, chain_id=chain_id, market=market), signature)
 
 
+#: ``IERC1271.isValidSignature.selector``, the answer of a contract that accepts a signature.
+ERC1271_MAGIC = keccak(text="isValidSignature(bytes32,bytes)")[:4]
+
+
+def erc1271_calldata(digest: bytes, signature: bytes) -> bytes:
+    """The ``isValidSignature(digest, signature)`` call the market makes on a contract requester."""
+    from eth_abi import encode
+
+    return ERC1271_MAGIC + encode(["bytes32", "bytes"], [digest, signature])
+
+
+def erc1271_accepts(result: bytes) -> bool:
+    """Whether ``isValidSignature``'s return data says yes, exactly as OpenZeppelin's
+    ``SignatureChecker`` reads it: at least 32 bytes whose first word is the selector."""
+    return len(result) >= 32 and result[:32] == ERC1271_MAGIC.ljust(32, b"\0")
+
+
 def check_signature(intent: Intent, signature: bytes, *, chain_id: int, market: str) -> None:
-    """Raise :class:`IntentError` unless ``intent.requester`` signed ``intent`` (EOA only)."""
+    """Raise :class:`IntentError` unless ``intent.requester`` signed ``intent``.
+
+    This is the market's check for a requester without code (:func:`recover_digest_address`);
+    for a contract requester the market asks the contract instead (ERC-1271): callers with
+    chain access then make the :func:`erc1271_calldata` call and read it with
+    :func:`erc1271_accepts` (the solver and the SDK do).
+    """
     signer = recover_signer(intent, signature, chain_id=chain_id, market=market)
     if signer != intent.requester:
         raise IntentError(f"intent signed by {signer}, not by its requester {intent.requester}")

@@ -77,6 +77,8 @@ from tender.intents import (
     Intent,
     ProofMode,
     check_signature,
+    erc1271_accepts,
+    erc1271_calldata,
     job_id,
     random_nonce,
     sign_intent,
@@ -552,9 +554,24 @@ class Client:
         return signature
 
     def _check(self, intent: Intent, signature: bytes) -> None:
+        """Refuse a signature the market would refuse (its rule; ERC-1271 for a contract requester)."""
         d = self.deployment
         try:
-            check_signature(intent, signature, chain_id=d.chain_id, market=d.market(intent.auction_type))
+            try:
+                check_signature(intent, signature, chain_id=d.chain_id, market=d.market(intent.auction_type))
+            except IntentError:
+                if not self.w3.eth.get_code(intent.requester):  # type: ignore[arg-type]
+                    raise
+                call = {
+                    "to": intent.requester,
+                    "data": erc1271_calldata(bytes(HexBytes(self.job_id(intent))), signature),
+                }
+                try:
+                    result = bytes(self.w3.eth.call(call))  # type: ignore[arg-type]
+                except (Web3Exception, ValueError) as exc:
+                    raise IntentError(f"the requester contract refused the signature: {exc}") from exc
+                if not erc1271_accepts(result):
+                    raise IntentError("the requester contract refused the signature (ERC-1271)") from None
         except IntentError as exc:
             raise RequestRejected(f"the intent's signature would be refused: {exc}", job_id=self.job_id(intent),
                                   reasons={"signature": str(exc)}) from exc  # fmt: skip

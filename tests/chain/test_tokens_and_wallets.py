@@ -4,10 +4,11 @@ allowance), and intents signed by a second EIP-712 implementation (Foundry's ``c
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,8 +200,10 @@ def test_json_safe_typed_data_writes_large_integers_as_strings(usdt: UsdtChain) 
     intent = _intent(usdt, expiry=2**64 - 1, deadline=2**64 - 2)
     typed = typed_data(intent, chain_id=2**60, market=usdt.deployment.market("reverse"), json_safe=True)
     message = typed["message"]
-    assert message["expiry"] == str(2**64 - 1) and message["deadline"] == str(2**64 - 2)
-    assert isinstance(message["nonce"], str) and isinstance(message["maxPrice"], str)
+    assert message["expiry"] == str(2**64 - 1)
+    assert message["deadline"] == str(2**64 - 2)
+    assert isinstance(message["nonce"], str)
+    assert isinstance(message["maxPrice"], str)
     assert typed["domain"]["chainId"] == str(2**60)
     assert isinstance(message["auctionWindow"], int)  # uint32: safe as a JSON number
     # What JavaScript's JSON.parse would do to a number: no integer above 2**53 survives as one.
@@ -266,3 +269,79 @@ def test_cli_typed_data_signed_by_cast_is_sent_and_posted(usdt: UsdtChain, tmp_p
         usdt.token.ensure_allowance(market.address, market.escrow_for(intent.max_price))
         market.submit_signed(intent, signature)
         assert market.job(bytes.fromhex(stored["jobId"][2:])).state == JobState.OPEN
+
+
+# -- the SDK and the solver with outside wallets -----------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _solver_api(env: UsdtChain) -> AsyncIterator[tuple[str, list[tuple[Intent, bytes]]]]:
+    """The solver's real ``POST /intents`` (with its ERC-1271 check on this chain) on loopback."""
+    from solver._api import IntentApi, erc1271_accepts_on_chain
+    from tender.chain import async_connect
+
+    accepted: list[tuple[Intent, bytes]] = []
+
+    async def accept(intent: Intent, signature: bytes, market: str, job: str) -> bool:
+        accepted.append((intent, signature))
+        return True
+
+    w3 = async_connect(env.chain.rpc_url)
+    api = IntentApi(chain_id=31337, markets=list(env.deployment.markets.values()), accept=accept,
+                    status=dict, contract_accepts=functools.partial(erc1271_accepts_on_chain, w3))  # fmt: skip
+    await api.start("127.0.0.1:0")
+    try:
+        yield f"http://127.0.0.1:{api.port}", accepted
+    finally:
+        await api.stop()
+        await w3.provider.disconnect()
+
+
+async def test_client_signs_through_an_outside_wallet(usdt: UsdtChain, tmp_path: Path) -> None:
+    from tender.client import Client, RequestRejected
+
+    requester = Account.from_key(REQUESTER).address
+    async with _solver_api(usdt) as (url, accepted):
+        client = Client(usdt.chain.rpc_url, signer=lambda typed: _cast_sign(typed, REQUESTER, tmp_path),
+                        address=requester, solvers=[url], deployment=usdt.deployment, self_help=False)  # fmt: skip
+        with _rewound(usdt):
+            intent = _intent(usdt)
+            with pytest.raises(RequestRejected, match="approve the market from the wallet"):
+                await client.send(intent)  # a keyless client sends no approve: the wallet must
+            usdt.token.ensure_allowance(
+                usdt.deployment.market("reverse"), 1_000 * UNIT
+            )  # the wallet approves
+            await client.send(intent)  # signed by cast through the signer, taken by the solver
+            ((taken, signature),) = accepted
+            assert taken == intent
+            usdt.market().submit_signed(taken, signature)  # and by the market when relayed
+            assert usdt.market().job(bytes.fromhex(client.job_id(intent)[2:])).state == JobState.OPEN
+
+            second = _intent(usdt)  # a ready signature, made outside before the call
+            ready = _cast_sign(client.typed_data(second), REQUESTER, tmp_path)
+            await client.send(second, signature=ready)
+            assert accepted[-1] == (second, ready)
+            with pytest.raises(RequestRejected, match="v is"):  # what the market would refuse
+                await client.send(_intent(usdt), signature=ready[:64] + bytes([ready[64] - 27]))
+        await client.aclose()
+
+
+async def test_solver_takes_a_contract_requesters_signature_as_the_market_does(usdt: UsdtChain) -> None:
+    import aiohttp
+
+    from tender.intents import sign_intent
+
+    owner = TxSender(usdt.w3, DEV_KEYS[0])
+    wallet, _ = deploy_artifact(owner, "MockERC1271Wallet", Account.from_key(REQUESTER).address)
+    market = usdt.deployment.market("reverse")
+    intent = _intent(usdt, requester=wallet)
+    digest = job_id(intent, chain_id=31337, market=market)
+    answers = []
+    async with _solver_api(usdt) as (url, accepted), aiohttp.ClientSession() as http:
+        for key in (REQUESTER, DEV_KEYS[7]):  # the wallet's owner, then a stranger
+            body = {"intent": intent.to_json(), "market": market, "chainId": 31337, "jobId": "0x" + digest.hex(),
+                    "signature": "0x" + sign_intent(intent, key, chain_id=31337, market=market).hex()}  # fmt: skip
+            async with http.post(f"{url}/intents", json=body) as reply:
+                answers.append(reply.status)
+    assert answers == [202, 422]
+    assert len(accepted) == 1
