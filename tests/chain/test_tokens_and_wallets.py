@@ -345,3 +345,23 @@ async def test_solver_takes_a_contract_requesters_signature_as_the_market_does(u
                 answers.append(reply.status)
     assert answers == [202, 422]
     assert len(accepted) == 1
+
+
+def test_market_owed_prints_a_credit_in_the_token_decimals(usdt: UsdtChain) -> None:
+    market = usdt.market(REQUESTER)
+    requester = Account.from_key(REQUESTER).address
+    with _rewound(usdt):
+        intent = _intent(usdt, max_price=101 * UNIT)  # a 101-token credit once refunded
+        market.ensure_funding(market.escrow_for(intent.max_price))
+        market.post(intent)
+        usdt.chain.rpc("evm_increaseTime", [intent.auction_window + 1])
+        usdt.chain.rpc("evm_mine", [])
+        market.refund(market.job_id(intent))
+        owed = market.owed(requester)
+        shown = _tender("market", "owed", "--market", "reverse", "--rpc", usdt.chain.rpc_url,
+                        "--deployment", str(usdt.deployment_path))  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert owed >= 101 * UNIT
+    assert f" {format_amount(owed, DECIMALS)} " in shown.stdout  # e.g. 101, not 0.0000000000000101
+    assert "USDX" in shown.stdout
+    assert "0.0000" not in shown.stdout

@@ -493,3 +493,20 @@ def test_a_busy_port_is_one_config_error(tmp_path: Path, mlp_bundle: Any) -> Non
             bind(listen)
     finally:
         taken.close()
+
+
+@pytest.mark.parametrize(("model_id", "warned"), [(MLP_ID, False), ("0x" + "ee" * 32, True)])
+async def test_a_model_id_not_in_the_registry_is_warned_about(
+    tmp_path: Path, mlp_bundle: Any, gateway: LedgerGateway, caplog: pytest.LogCaptureFixture,
+    model_id: str, warned: bool,
+) -> None:  # fmt: skip
+    entry = ModelEntry(name="mlp", onnx=mlp_bundle.onnx, bundle=mlp_bundle.path, model_id=model_id)
+    node = ProviderNode(config(tmp_path, mlp_bundle, models=[entry]), gateway=gateway, key=KEY)
+    caplog.set_level("INFO", logger="provider.node")
+    async with running(node):
+        pass
+    found = [r for r in caplog.records if r.getMessage() == "model.unregistered"]
+    assert bool(found) is warned
+    if warned:
+        assert found[0].levelname == "WARNING"
+        assert found[0].fields["model_id"] == model_id  # type: ignore[attr-defined]

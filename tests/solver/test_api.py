@@ -139,10 +139,13 @@ _N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
     [
         pytest.param(lambda raw: raw[:64] + bytes([raw[64] - 27]), id="v-0-or-1"),
         pytest.param(  # the malleable twin: same signer, (r, n - s, flipped v)
-            lambda raw: raw[:32] + (_N - int.from_bytes(raw[32:64], "big")).to_bytes(32, "big")
-            + bytes([55 - raw[64]]),
+            lambda raw: (
+                raw[:32]
+                + (_N - int.from_bytes(raw[32:64], "big")).to_bytes(32, "big")
+                + bytes([55 - raw[64]])
+            ),
             id="high-s",
-        ),  # fmt: skip
+        ),
         pytest.param(lambda raw: raw[:64], id="64-bytes"),
     ],
 )
