@@ -16,7 +16,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
@@ -218,13 +218,21 @@ def run(
         with console.status(f"buying one {model} inference ({auction} auction, {proof} proof)…"):
             result = asyncio.run(go())
     except RequestError as exc:
-        code = EXIT_CODES.get(type(exc), 2)
-        click.echo(" ".join(f"error: {type(exc).__name__}: {exc}".split()), err=True)
-        sys.exit(code)
+        _fail(exc)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
         console.print(result_table(result, decimals=decimals, symbol=symbol))
+
+
+def _fail(exc: RequestError) -> NoReturn:
+    """One line on stderr (with each solver's reason for a rejection) and the outcome's exit code."""
+    text = f"error: {type(exc).__name__}: {exc}"
+    reasons = getattr(exc, "reasons", None)
+    if reasons:
+        text += " (" + "; ".join(f"{where}: {why}" for where, why in reasons.items()) + ")"
+    click.echo(" ".join(text.split()), err=True)
+    sys.exit(EXIT_CODES.get(type(exc), 2))
 
 
 def _is_bytes32(text: str) -> bool:
@@ -487,6 +495,5 @@ def send_command(intent_path: Path, signature: str, solvers: tuple[str, ...], rp
     try:
         answers = asyncio.run(send())
     except RequestError as exc:
-        click.echo(" ".join(f"error: {type(exc).__name__}: {exc}".split()), err=True)
-        sys.exit(EXIT_CODES.get(type(exc), 2))
+        _fail(exc)
     click.echo(json.dumps({"jobId": client.job_id(intent), "solvers": answers}, indent=2))
