@@ -197,7 +197,10 @@ class Devnet:
     @contextlib.contextmanager
     def _stopping_everything(self) -> Iterator[None]:
         previous = signal.getsignal(signal.SIGTERM)
+        previous_int = signal.getsignal(signal.SIGINT)
         signal.signal(signal.SIGTERM, _raise_interrupt)
+        # Ctrl-C stops it even when started in the background of a script (which ignores SIGINT)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             yield
         except KeyboardInterrupt:
@@ -208,6 +211,7 @@ class Devnet:
             codes = self.supervisor.stop_all()
             self.anvil.stop()
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
             log(logger, "devnet.stopped", codes=codes, run_dir=str(self.run_dir))
 
     def _start_heartbeat(self) -> None:
