@@ -18,6 +18,7 @@ from eth_account import Account
 from eth_utils import keccak
 from web3 import Web3
 
+from solver._api import IntentApi, erc1271_accepts_on_chain
 from tender.anvil import DEV_KEYS, Anvil
 from tender.chain import (
     Deployment,
@@ -27,6 +28,7 @@ from tender.chain import (
     Registry,
     Token,
     TxSender,
+    async_connect,
     deploy,
     deploy_artifact,
     format_amount,
@@ -277,9 +279,6 @@ def test_cli_typed_data_signed_by_cast_is_sent_and_posted(usdt: UsdtChain, tmp_p
 @contextlib.asynccontextmanager
 async def _solver_api(env: UsdtChain) -> AsyncIterator[tuple[str, list[tuple[Intent, bytes]]]]:
     """The solver's real ``POST /intents`` (with its ERC-1271 check on this chain) on loopback."""
-    from solver._api import IntentApi, erc1271_accepts_on_chain
-    from tender.chain import async_connect
-
     accepted: list[tuple[Intent, bytes]] = []
 
     async def accept(intent: Intent, signature: bytes, market: str, job: str) -> bool:
