@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -25,6 +26,9 @@ from tender.paths import ROOT
 #: the auditor something to audit).
 DOCS = ["docs/quickstart-requester.md", "docs/quickstart-provider.md", "docs/quickstart-solver.md",
         "docs/quickstart-auditor.md", "README.md"]  # fmt: skip
+
+#: The ports the quickstarts' own daemons listen on (provider, solver, verifier relay).
+DOC_PORTS = (7001, 7200, 7301)
 
 #: Blocks that are not run (each says why in its first line); kept few on purpose.
 MAX_SKIPPED = 8
@@ -73,6 +77,10 @@ def test_a_failing_block_fails_and_is_named(tmp_path: Path) -> None:
 @pytest.mark.timeout(1800)
 @pytest.mark.parametrize("doc", DOCS)
 def test_documented_commands_run(doc: str, local_network: LocalNetwork, tmp_path: Path) -> None:
+    for port in DOC_PORTS:  # the newcomer's own daemons listen where the docs say
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                pytest.fail(f"port {port} is taken: the quickstarts' daemons listen there; stop what uses it")
     work = local_network.workdir(tmp_path / "work")
     text = script(blocks(ROOT / doc), workdir=work)
     (tmp_path / "doc.sh").write_text(text)
@@ -85,7 +93,7 @@ def test_documented_commands_run(doc: str, local_network: LocalNetwork, tmp_path
     finally:
         _stop_group(process.pid)
     took = time.monotonic() - started
-    print(output[-3000:])
+    print(output[-8000:])
     print(f"{doc}: followed in {took:.0f}s")  # the figure the issue asks for (not asserted)
     assert process.returncode == 0, f"{doc}:\n{output[-6000:]}"
     assert "docs-test: all blocks passed" in output
