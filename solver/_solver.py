@@ -111,7 +111,10 @@ class Solver(Daemon):
     async def setup(self) -> None:
         s = self.section
         self.w3 = async_connect(self.chain.rpc_url, timeout=10)
-        self.chain_id = int(await self.w3.eth.chain_id)
+        try:
+            self.chain_id = int(await self.w3.eth.chain_id)
+        except (*TRANSPORT_ERRORS, ValueError) as exc:  # type: ignore[misc]
+            raise ChainError(f"no JSON-RPC node answers at {self.chain.rpc_url}: {exc!r}") from exc
         genesis = _hex((await self.w3.eth.get_block(0))["hash"])
         if self.deployment is None:
             self.deployment = Deployment.load(self.chain_id, path=self.chain.deployment)

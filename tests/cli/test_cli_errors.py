@@ -111,6 +111,8 @@ def _cases(net: Net) -> dict[str, tuple[list[str], str | None, str]]:
             GOOD_KEY,
             "in use",
         ),
+        "solver run chain down": (["solver", "run", "--config", down], GOOD_KEY, NOWHERE),
+        "verifier run chain down": (["verifier", "run", "--config", down], GOOD_KEY, NOWHERE),
         "provider status chain down": (["provider", "status", "--config", down], GOOD_KEY, NOWHERE),
         # JSON
         "input malformed inline": (request(input="[1, 2"), GOOD_KEY, "--input"),
