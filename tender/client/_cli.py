@@ -8,6 +8,11 @@ section), never from a flag::
     tender request run mlp --input sample.json --max-price 0.1 --deadline 60 --solver http://127.0.0.1:7100
     tender market owed                 # refunds, payments, returned bonds credited to the key
     tender market withdraw             # collect them (one `withdraw` per market that owes some)
+
+``tender intent`` is the same request signed by an outside wallet: ``typed-data`` prints the
+intent's EIP-712 JSON (big integers as strings), ``send`` hands the wallet's signature to solvers.
+Amounts are in the token's own decimals (read from the token): ``--max-price 0.1`` of a
+2-decimal token is 10 base units.
 """
 
 from __future__ import annotations
@@ -380,9 +385,9 @@ def intent_group() -> None:
     """Intents signed by an outside wallet: print one's EIP-712 typed data, send it signed.
 
     \b
-    tender intent typed-data mlp --max-price 0.1 --requester 0xYou --out intent.json > typed.json
-    cast wallet sign --data --from-file typed.json ...   # or eth_signTypedData_v4 in a wallet
-    tender intent send --intent intent.json --signature 0x... --solver http://127.0.0.1:7100
+    tender intent typed-data mlp --max-price 0.1 --out intent.json > typed.json
+    cast wallet sign --data --from-file typed.json   # or a wallet's eth_signTypedData_v4
+    tender intent send --intent intent.json --signature 0x... --solver URL
     """
 
 
