@@ -386,7 +386,7 @@ def intent_group() -> None:
 
     \b
     tender intent typed-data mlp --max-price 0.1 --out intent.json > typed.json
-    cast wallet sign --data --from-file typed.json   # or a wallet's eth_signTypedData_v4
+    cast wallet sign --data --from-file typed.json   # or eth_signTypedData_v4
     tender intent send --intent intent.json --signature 0x... --solver URL
     """
 
