@@ -20,6 +20,10 @@ export PYTHONDONTWRITEBYTECODE := 1
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 SOLC_SHIM := $(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION)
+# ...and in py-solc-x's default folder, so that `ape compile` / `ape test` run by hand (outside
+# make, without SOLCX_BINARY_PATH) find the same shim instead of trying to download solc. An
+# existing solc-v$(SOLC_VERSION) there (a real install) is left alone.
+SOLCX_HOME_SHIM := $(HOME)/.solcx/solc-v$(SOLC_VERSION)
 PYTEST_ARGS ?=
 
 .PHONY: help setup contracts test test-contracts test-python test-ape lint fmt demo bench models snapshot clean
@@ -33,7 +37,7 @@ help:
 
 # ---------------------------------------------------------------- setup (idempotent)
 
-setup: $(VENV_STAMP) $(NODE_STAMP) $(SOLC_SHIM)
+setup: $(VENV_STAMP) $(NODE_STAMP) $(SOLC_SHIM) $(SOLCX_HOME_SHIM)
 
 $(VENV_STAMP): pyproject.toml
 	@echo "==> Python environment ($(VENV))"
@@ -52,6 +56,10 @@ $(SOLC_SHIM): scripts/solc $(NODE_STAMP)
 	@mkdir -p $(SOLCX_BINARY_PATH)
 	@ln -sf $(CURDIR)/scripts/solc $@
 	@$@ --version | grep -q "$(SOLC_VERSION)" || (echo "solc shim does not report $(SOLC_VERSION)"; exit 1)
+
+$(SOLCX_HOME_SHIM): $(SOLC_SHIM)
+	@mkdir -p $(dir $@)
+	@test -e $@ || ln -s $(CURDIR)/scripts/solc $@
 
 contracts: setup
 	cd contracts && forge build

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
+import socket
 import time
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
@@ -97,6 +99,28 @@ class _Server(uvicorn.Server):
         yield
 
 
+def bind(listen: str) -> socket.socket:
+    """A TCP socket bound to ``listen`` (``host:port``) and listening: taken before anything else
+    starts, so that a busy port is one clear :class:`ConfigError`, not a half-started node."""
+    host, _, port = listen.rpartition(":")
+    try:
+        infos = socket.getaddrinfo(host or "127.0.0.1", int(port), type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"provider.listen: cannot listen on {listen}: {exc}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        reason = "the port is in use (another node?)" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise ConfigError(f"provider.listen: cannot listen on {listen}: {reason}") from exc
+    sock.setblocking(False)
+    return sock
+
+
 class ProviderNode(Daemon):
     """The provider daemon.
 
@@ -106,6 +130,11 @@ class ProviderNode(Daemon):
         key: the provider's private key (signs quotes; the gateway holds its own sender).
         backend: the inference backend (default: from ``config.backend``).
         prove: the function proving workers run (default: ``tender.models`` bundles).
+        sock: the listening socket (:func:`bind`; default: bound at ``setup``).
+
+    On SIGTERM the HTTP server stops accepting, drains the requests in flight (at most
+    ``timeout_graceful_shutdown`` seconds) and closes before the jobs, store and chain
+    connection are released: it never answers with a half-stopped node.
     """
 
     name = "provider"
@@ -118,8 +147,10 @@ class ProviderNode(Daemon):
         key: str,
         backend: InferenceBackend | None = None,
         prove: ProveFn = prove_with_bundle,
+        sock: socket.socket | None = None,
     ) -> None:
         super().__init__()
+        self._sock = sock
         self.config = config
         self.gateway = gateway
         self._key = key
@@ -154,6 +185,8 @@ class ProviderNode(Daemon):
     # -- lifecycle ----------------------------------------------------------------------
 
     async def setup(self) -> None:
+        if self._sock is None:
+            self._sock = bind(self.config.listen)
         await self.load()
         await self.resume()
 
@@ -168,6 +201,10 @@ class ProviderNode(Daemon):
             bundle = load_bundle_info(entry.bundle) if entry.bundle is not None else None
             if entry.model_id:
                 model_ids = [entry.model_id.lower()]
+                if self.gateway is not None and model_ids[0] not in {m.lower() for m, _, _ in registered}:
+                    log(logger, "model.unregistered", level=logging.WARNING, model=entry.name,
+                        model_id=entry.model_id, reason="provider.models.model_id is not in the ModelRegistry: "
+                        "no intent can name it")  # fmt: skip
             elif bundle is not None:
                 model_ids = [mid for mid, onnx, settings in registered
                              if onnx == bundle.onnx_sha256 and settings == bundle.settings_sha256]  # fmt: skip
@@ -236,15 +273,34 @@ class ProviderNode(Daemon):
             create_app(self), host=self.config.host, port=self.config.port, log_level="warning",
             lifespan="off", access_log=False, timeout_graceful_shutdown=2,
         )  # fmt: skip
-        self._server = _Server(config)
+        self._server = server = _Server(config)
+        if self._sock is None:
+            self._sock = bind(self.config.listen)
+        sockets = [self._sock]
         log(logger, "http.listening", listen=self.config.listen, address=self.address)
-        await self._server.serve()
+        try:
+            await server.serve(sockets=sockets)
+        except asyncio.CancelledError:
+            await self._close_http(server, sockets)
+            raise
         if not self.stopping.is_set():
             raise ProviderError(f"HTTP server on {self.config.listen} stopped")
+
+    async def _close_http(self, server: _Server, sockets: list[socket.socket]) -> None:
+        """Stop accepting, drain the requests in flight, close (before anything else stops)."""
+        server.should_exit = True
+        if getattr(server, "started", False):
+            await server.shutdown(sockets=sockets)
+        for sock in sockets:
+            sock.close()
+        self._sock = None
 
     async def stop(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
+        if self._sock is not None:  # never served (setup failed): release the port
+            self._sock.close()
+            self._sock = None
         for task in [*self._jobs.values(), *self._background]:
             task.cancel()
         await asyncio.gather(*self._jobs.values(), *self._background, return_exceptions=True)

@@ -4,7 +4,7 @@ Secrets never come from the command line: the key comes from ``[chain]`` (an env
 variable or an encrypted keystore)::
 
     tender provider run --config provider.toml
-    tender provider stake 1000000000000000000000 --config provider.toml
+    tender provider stake 1000 --config provider.toml     # tokens (the token's decimals), or 10wei
     tender provider status --config provider.toml
 
 Earnings are credited in the markets (``status`` shows them as "owed"); the node withdraws them
@@ -68,15 +68,21 @@ def group() -> None:
 def run(config_path: Path, knobs: tuple[str, ...], log_level: str) -> None:
     """Run the provider node until SIGTERM/SIGINT."""
     from provider._chain import MarketGateway
-    from provider._node import ProviderNode
+    from provider._node import ProviderNode, bind
     from tender.daemon import serve
     from tender.logs import setup_logging
 
     chain, config = load_config(config_path)
     config = _misbehave(config, knobs)
-    setup_logging(level=log_level)
-    gateway = MarketGateway.connect(chain, confirmations=config.confirmations)
-    node = ProviderNode(config, gateway=gateway, key=chain.private_key())
+    key = chain.private_key()
+    sock = bind(config.listen)  # a busy port: one line before anything starts
+    try:
+        setup_logging(level=log_level)
+        gateway = MarketGateway.connect(chain, confirmations=config.confirmations)
+        node = ProviderNode(config, gateway=gateway, key=key, sock=sock)
+    except BaseException:
+        sock.close()
+        raise
     sys.exit(serve(node))
 
 
@@ -104,28 +110,49 @@ def _owed(chain: ChainSection, address: str) -> dict[str, int]:
     }
 
 
+def _amount(token: Token, text: str) -> int:
+    """AMOUNT in the token's decimals (``1000`` tokens, ``0.5``, or ``10wei`` base units)."""
+    try:
+        amount = token.parse(text, field="AMOUNT")
+    except TenderError as exc:
+        raise click.BadParameter(str(exc).removeprefix("AMOUNT: "), param_hint="AMOUNT") from exc
+    if amount == 0:
+        raise click.BadParameter("must be above 0", param_hint="AMOUNT")
+    return amount
+
+
 @group.command()
-@click.argument("amount", type=click.IntRange(min=1))
+@click.argument("amount")
 @_CONFIG
-def stake(amount: int, config_path: Path) -> None:
-    """Bond AMOUNT tokens (base units) as provider stake (approves Staking first)."""
+def stake(amount: str, config_path: Path) -> None:
+    """Bond AMOUNT tokens as provider stake: 1000 (tokens, in the token's decimals) or 10wei
+    (base units). Approves Staking first; a failed stake takes the approval back."""
     chain, _ = load_config(config_path)
     staking, token, address = _staking(chain)
-    token.ensure_allowance(staking.address, amount)
-    staking.stake(amount)
-    click.echo(f"staked {amount}; stake of {address} is now {staking.stake_of(address)}")
+    units = _amount(token, amount)
+    before = token.allowance(address, staking.address)
+    token.ensure_allowance(staking.address, units)
+    try:
+        staking.stake(units)
+    except BaseException:
+        token.restore_allowance(staking.address, before)  # leave no allowance behind
+        raise
+    click.echo(
+        f"staked {token.format(units)}; stake of {address} is now {token.format(staking.stake_of(address))}"
+    )
 
 
 @group.command()
-@click.argument("amount", type=click.IntRange(min=1))
+@click.argument("amount")
 @_CONFIG
-def unstake(amount: int, config_path: Path) -> None:
-    """Start unbonding AMOUNT tokens (withdraw them after the unbonding delay)."""
+def unstake(amount: str, config_path: Path) -> None:
+    """Start unbonding AMOUNT tokens (1000, or 10wei base units); withdraw them after the
+    unbonding delay."""
     chain, _ = load_config(config_path)
-    staking, _, address = _staking(chain)
-    staking.request_unstake(amount)
+    staking, token, address = _staking(chain)
+    staking.request_unstake(_amount(token, amount))
     unbonding, ready_at = staking.unbonding_of(address)
-    click.echo(f"unbonding {unbonding}, withdrawable at {ready_at}")
+    click.echo(f"unbonding {token.format(unbonding)}, withdrawable at {ready_at}")
 
 
 @group.command()
@@ -135,7 +162,7 @@ def withdraw(config_path: Path) -> None:
     chain, _ = load_config(config_path)
     staking, token, address = _staking(chain)
     staking.withdraw()
-    click.echo(f"withdrawn; token balance of {address} is {token.balance_of(address)}")
+    click.echo(f"withdrawn; token balance of {address} is {token.format(token.balance_of(address))}")
 
 
 @group.command()
@@ -149,17 +176,20 @@ def status(config_path: Path) -> None:
     table = Table(title="provider", show_header=False)
     table.add_column(style="bold")
     table.add_column()
+    chain_error: TenderError | None = None
     try:
         staking, token, address = _staking(chain)
         unbonding, ready_at = staking.unbonding_of(address)
         table.add_row("address", address)
-        table.add_row("stake", str(staking.stake_of(address)))
-        table.add_row("locked", str(staking.locked_of(address)))
-        table.add_row("unbonding", f"{unbonding} (ready at {ready_at})")
-        table.add_row("balance", str(token.balance_of(address)))
+        table.add_row("stake", token.format(staking.stake_of(address)))
+        table.add_row("locked", token.format(staking.locked_of(address)))
+        table.add_row("unbonding", f"{token.format(unbonding)} (ready at {ready_at})")
+        table.add_row("balance", token.format(token.balance_of(address)))
         for name, owed in _owed(chain, address).items():
-            table.add_row(f"owed by {name} market", f"{owed} (tender market withdraw)" if owed else "0")
+            table.add_row(f"owed by {name} market",
+                          f"{token.format(owed)} (tender market withdraw)" if owed else "0")  # fmt: skip
     except TenderError as exc:
+        chain_error = exc
         table.add_row("chain", f"[red]{exc}[/red]")
     store_path = config.store_path()
     if store_path.exists():
@@ -169,3 +199,75 @@ def status(config_path: Path) -> None:
     else:
         table.add_row("jobs", f"no store at {store_path}")
     console.print(table)
+    if chain_error is not None:  # the local part was shown; the status itself is incomplete
+        raise chain_error
+
+
+@group.command()
+@_CONFIG
+@click.option(
+    "--endpoint", help="URL solvers reach the node at [default: provider.public_url, else http://LISTEN]"
+)
+@click.option("--model-id", "model_ids", multiple=True,
+              help="registry id served (repeatable) [default: each model's model_id, else every id "
+                   "registered for its bundle]")  # fmt: skip
+def register(config_path: Path, endpoint: str | None, model_ids: tuple[str, ...]) -> None:
+    """Publish the operator record (Staking.registerOperator): endpoint, region, hardware, models."""
+    chain, config = load_config(config_path)
+    staking, _, address = _staking(chain)
+    endpoint = endpoint or config.public_url or f"http://{config.listen}"
+    ids = list(model_ids) or _served_model_ids(chain, config)
+    try:
+        raw = [bytes.fromhex(i.removeprefix("0x")) for i in ids]
+    except ValueError:
+        raise click.BadParameter(f"not a 32-byte hex id: {ids}", param_hint="--model-id") from None
+    if any(len(i) != 32 for i in raw):
+        raise click.BadParameter(f"not a 32-byte hex id: {ids}", param_hint="--model-id")
+    hardware = config.hardware.encode()[:32].ljust(32, b"\x00")
+    region = bytes.fromhex(config.region.removeprefix("0x"))
+    staking.register_operator(endpoint, region=region, hardware_class=hardware, models=raw)
+    click.echo(f"operator {address} registered: {endpoint}, region {config.region}, {config.hardware}, "
+               f"{len(raw)} model(s)")  # fmt: skip
+
+
+@group.command()
+@click.argument("solver")
+@_CONFIG
+@click.option("--revoke", is_flag=True, help="withdraw the authorisation instead")
+def authorize(solver: str, config_path: Path, revoke: bool) -> None:
+    """Let SOLVER (an address) bid, fill, deliver and prove for this provider (Staking.setSolver)."""
+    from web3 import Web3
+
+    if not Web3.is_address(solver):
+        raise click.BadParameter(f"not an address: {solver!r} (0x followed by 40 hex digits)",
+                                 param_hint="SOLVER")  # fmt: skip
+    chain, _ = load_config(config_path)
+    staking, _, address = _staking(chain)
+    solver = Web3.to_checksum_address(solver)
+    staking.set_solver(solver, not revoke)
+    allowed = staking.is_authorized(address, solver)
+    click.echo(f"solver {solver} {'may' if allowed else 'may not'} act for {address}")
+
+
+def _served_model_ids(chain: ChainSection, config: ProviderSection) -> list[str]:
+    """The registry ids of the configured models: ``model_id`` when set, else every id whose ONNX
+    and settings hashes match the model's bundle (as the node itself decides at start-up)."""
+    import asyncio
+
+    from provider._bundles import load_bundle_info
+    from provider._chain import MarketGateway
+
+    registered: list[tuple[str, str, str]] | None = None
+    ids: list[str] = []
+    for entry in config.models:
+        if entry.model_id:
+            ids.append(entry.model_id)
+            continue
+        if entry.bundle is None:
+            continue
+        if registered is None:
+            registered = asyncio.run(MarketGateway.connect(chain).registered_models())
+        bundle = load_bundle_info(entry.bundle)
+        ids += [mid for mid, onnx, settings in registered
+                if onnx == bundle.onnx_sha256 and settings == bundle.settings_sha256]  # fmt: skip
+    return ids

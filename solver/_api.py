@@ -31,20 +31,41 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from pydantic import ValidationError
 from pydantic.json_schema import models_json_schema
+from web3 import AsyncWeb3, Web3
+from web3.exceptions import Web3Exception
 
 from solver._metrics import HTTP_5XX, REGISTRY
 from tender.bounds import HttpLimits, aiohttp_guard
 from tender.errors import IntentError
-from tender.intents import Intent, check_signature, job_id
+from tender.intents import Intent, check_signature, erc1271_accepts, erc1271_calldata, job_id
 from tender.logs import log
 from tender.wire import ErrorBody, IntentReceipt, SignedIntentWire
 
-__all__ = ["IntentApi"]
+__all__ = ["IntentApi", "erc1271_accepts_on_chain"]
 
 logger = logging.getLogger("solver.api")
 
 #: ``accept(intent, signature, market, job_id_hex)``: store and schedule a checked intent.
 Accept = Callable[[Intent, bytes, str, str], Awaitable[bool]]
+#: ``contract_accepts(requester, digest, signature)``: whether ``requester`` is a contract whose
+#: ERC-1271 ``isValidSignature`` takes the signature (the market's check for contract requesters).
+ContractCheck = Callable[[str, bytes, bytes], Awaitable[bool]]
+
+
+async def erc1271_accepts_on_chain(
+    w3: AsyncWeb3[Any], requester: str, digest: bytes, signature: bytes
+) -> bool:
+    """The market's check for a contract requester: whether ``requester`` has code and its
+    ERC-1271 ``isValidSignature(digest, signature)`` answers the magic value (the solver's
+    :data:`ContractCheck`)."""
+    address = Web3.to_checksum_address(requester)
+    if not await w3.eth.get_code(address):
+        return False
+    try:
+        result = await w3.eth.call({"to": address, "data": erc1271_calldata(digest, signature)})
+    except (Web3Exception, ValueError):  # a reverting wallet refuses, as in the market
+        return False
+    return erc1271_accepts(bytes(result))
 
 
 def _error(status: int, code: str, message: str, field: str | None = None) -> web.Response:
@@ -61,6 +82,9 @@ class IntentApi:
         accept: called with every checked intent; returns False when it was known already.
         status: returns the JSON for ``GET /status``.
         limits: what one request may carry.
+        contract_accepts: the ERC-1271 check for a requester that is a contract (``None``: EOA
+            requesters only). A signature is accepted exactly when the market would accept it:
+            by :func:`tender.intents.check_signature`'s rule, else by the requester contract.
     """
 
     def __init__(
@@ -71,7 +95,9 @@ class IntentApi:
         accept: Accept,
         status: Callable[[], dict[str, object]],
         limits: HttpLimits | None = None,
+        contract_accepts: ContractCheck | None = None,
     ) -> None:
+        self.contract_accepts = contract_accepts
         self.chain_id = chain_id
         self.markets = {m.lower(): m for m in markets}
         self.accept = accept
@@ -109,7 +135,14 @@ class IntentApi:
             return _error(422, "wrong_job_id", f"the intent's job id is {computed}", "jobId")
         signature = bytes.fromhex(wire.signature[2:])  # Hex: an even number of digits
         try:
-            check_signature(intent, signature, chain_id=self.chain_id, market=market)
+            try:
+                check_signature(intent, signature, chain_id=self.chain_id, market=market)
+            except IntentError:
+                digest = bytes.fromhex(computed[2:])
+                if self.contract_accepts is None or not await self.contract_accepts(
+                    intent.requester, digest, signature
+                ):
+                    raise
         except IntentError as exc:
             return _error(422, "bad_signature", str(exc), "signature")
         if intent.expiry and intent.expiry <= time.time():

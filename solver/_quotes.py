@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import aiohttp
-import coincurve
 import httpx
 from eth_utils import keccak
 from pydantic import TypeAdapter, ValidationError
@@ -31,6 +30,8 @@ from solver._config import BreakerSection, ProviderEntry
 from solver._errors import QuoteError
 from solver._metrics import BREAKER_OPEN, FANOUT_SECONDS, QUOTES
 from solver._policy import Offer
+from tender.errors import IntentError
+from tender.intents import recover_digest_address
 from tender.logs import log
 from tender.wire import Quote, QuoteRefusal, QuoteRequest, quote_digest
 
@@ -162,28 +163,15 @@ class VerifiedQuote:
 
 
 _EIP191_PREFIX = b"\x19Ethereum Signed Message:\n32"
-_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 
 
 def _signer(digest: bytes, signature: bytes) -> bytes:
-    """The 20-byte address that signed ``digest`` (libsecp256k1 through coincurve).
-
-    ``tender.intents.recover_digest_signer`` returns a checksummed string; checksumming costs
-    more than the recovery itself, and a quote only needs a byte comparison.
-    """
-    if len(signature) != 65:
-        raise QuoteError(f"a signature is 65 bytes, got {len(signature)}")
-    v = signature[64]
-    recid = v - 27 if v >= 27 else v
-    if recid not in (0, 1) or not 0 < int.from_bytes(signature[32:64], "big") <= _HALF_N:
-        raise QuoteError("malformed signature (v or s out of range)")
+    """The 20-byte address that signed ``digest``, by Tender's one signature rule
+    (:func:`tender.intents.recover_digest_address`, the market's); :class:`QuoteError` if malformed."""
     try:
-        public = coincurve.PublicKey.from_signature_and_message(
-            signature[:64] + bytes([recid]), digest, hasher=None
-        )
-    except ValueError as exc:
-        raise QuoteError(f"signature does not recover: {exc}") from exc
-    return keccak(public.format(compressed=False)[1:])[-20:]
+        return recover_digest_address(digest, signature)
+    except IntentError as exc:
+        raise QuoteError(str(exc)) from exc
 
 
 def verify_quote(quote: Quote, *, job_id: str, provider: ProviderEntry, now: int) -> VerifiedQuote:

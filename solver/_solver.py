@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -32,7 +33,7 @@ from typing import Any
 from eth_account import Account
 from hexbytes import HexBytes
 
-from solver._api import IntentApi
+from solver._api import IntentApi, erc1271_accepts_on_chain
 from solver._config import SolverSection
 from solver._errors import JobError
 from solver._feed import LogFeed
@@ -110,7 +111,10 @@ class Solver(Daemon):
     async def setup(self) -> None:
         s = self.section
         self.w3 = async_connect(self.chain.rpc_url, timeout=10)
-        self.chain_id = int(await self.w3.eth.chain_id)
+        try:
+            self.chain_id = int(await self.w3.eth.chain_id)
+        except (*TRANSPORT_ERRORS, ValueError) as exc:  # type: ignore[misc]
+            raise ChainError(f"no JSON-RPC node answers at {self.chain.rpc_url}: {exc!r}") from exc
         genesis = _hex((await self.w3.eth.get_block(0))["hash"])
         if self.deployment is None:
             self.deployment = Deployment.load(self.chain_id, path=self.chain.deployment)
@@ -151,6 +155,7 @@ class Solver(Daemon):
                 accept=self.accept_signed,
                 status=self.status,
                 limits=s.http_limits(),
+                contract_accepts=functools.partial(erc1271_accepts_on_chain, self.w3),
             )
             await self.api.start(s.listen)
         if s.metrics_port is not None:

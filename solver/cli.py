@@ -54,6 +54,9 @@ def status(config_path: Path) -> None:
     from solver._store import Store
 
     _, section = load_config(config_path)
+    if not Path(section.db_path).is_file():  # opening it would create an empty store
+        click.echo(f"no solver store at {section.db_path}: the solver has not run with this config")
+        return
     store = Store(section.db_path)
     try:
         table = Table(title=f"solver store {section.db_path}")

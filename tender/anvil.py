@@ -143,7 +143,7 @@ class Anvil:
         if self.port is None:
             self.port = free_port()
         elif not _port_free(self.port):
-            raise DevChainError(f"port {self.port} is already in use: pick another or leave port unset")
+            raise DevChainError(f"port {self.port} is already in use (another chain?): choose another port")
         args = [
             str(binary),
             "--host", "127.0.0.1",

@@ -8,6 +8,8 @@ imports a role.
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from importlib import import_module
 from importlib.metadata import entry_points
@@ -22,11 +24,27 @@ _BUILTIN_GROUPS = (
     ("tender.devnet", "cli_group"),
     ("tender.client", "cli_group"),
     ("tender.client", "market_group"),
+    ("tender.client", "intent_group"),
+    ("tender.client._token_cli", "token_group"),
 )
+
+
+#: Set by ``--debug`` (or ``TENDER_DEBUG=1``): errors keep their traceback.
+_debug = False
+
+
+def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    global _debug
+    _debug = _debug or value
+    return value
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tender")
+@click.option(
+    "--debug", is_flag=True, is_eager=True, expose_value=False, callback=_set_debug,
+    help="show the full traceback of an error (also TENDER_DEBUG=1)",
+)  # fmt: skip
 def cli() -> None:
     """Tender: every inference request bought in its own auction and paid only against proof."""
 
@@ -51,16 +69,46 @@ def _add_groups() -> None:
 _add_groups()
 
 
+def error_line(exc: BaseException) -> str:
+    """What ``tender`` prints for an error: one line, naming what was wrong."""
+    import requests
+
+    if isinstance(exc, click.UsageError) and exc.ctx is not None:
+        text = f"{exc.ctx.command_path}: {exc.format_message()}"
+    elif isinstance(exc, click.ClickException):
+        text = exc.format_message()
+    elif isinstance(exc, TenderError):
+        text = str(exc)
+    elif isinstance(exc, requests.RequestException):
+        url = getattr(exc.request, "url", None) if exc.request is not None else None
+        text = f"cannot reach the JSON-RPC node{f' at {url}' if url else ''}: {type(exc).__name__}"
+    elif isinstance(exc, json.JSONDecodeError):
+        text = f"malformed JSON: {exc}"
+    elif isinstance(exc, OSError) and exc.filename is not None:
+        text = f"{exc.strerror or type(exc).__name__}: {exc.filename}"
+    else:
+        text = f"{type(exc).__name__}: {exc} (tender --debug ... shows the traceback)"
+    return " ".join(text.split()) or type(exc).__name__
+
+
 def main() -> None:
-    """Console entry point: TenderErrors become one clear line and exit code 2."""
+    """Console entry point: every error is one line on stderr and exit code 2.
+
+    ``--debug`` (or ``TENDER_DEBUG=1``) lets the error escape with its traceback instead. The
+    only other non-zero codes are the documented ones: 130 for Ctrl-C, and the outcome codes
+    of ``tender request run``.
+    """
+    global _debug
+    _debug = _debug or os.environ.get("TENDER_DEBUG", "") not in ("", "0")
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+    except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except TenderError as exc:
-        click.secho(f"error: {exc}", fg="red", err=True)
+    except Exception as exc:  # the one place an error becomes a line and an exit code
+        if _debug:
+            raise
+        click.secho(f"error: {error_line(exc)}", fg="red", err=True)
         sys.exit(2)

@@ -38,7 +38,10 @@ class Section(BaseModel):
 class ChainSection(Section):
     """How to reach the chain and whose key signs."""
 
-    rpc_url: str = Field(default="http://127.0.0.1:8545", description="JSON-RPC endpoint")
+    rpc_url: str = Field(
+        default_factory=lambda: os.environ.get("TENDER_RPC_URL") or "http://127.0.0.1:8545",
+        description="JSON-RPC endpoint (default: $TENDER_RPC_URL, else the local 8545)",
+    )
     deployment: Path | None = Field(default=None, description="deployment JSON (addresses)")
     confirmations: int = Field(default=0, ge=0, le=64, description="blocks to wait after a receipt")
     poll_interval_s: float = Field(default=0.2, gt=0, le=60)
@@ -64,8 +67,23 @@ class ChainSection(Section):
         key = os.environ.get(self.key_env)
         if not key:
             raise ConfigError(f"chain.key_env: environment variable {self.key_env} is not set")
-        return key
+        return check_private_key(key, where=self.key_env)
 
+
+def check_private_key(key: str, *, where: str = "private key") -> str:
+    """``key`` as ``0x`` + 64 hex digits; :class:`ConfigError` naming ``where`` (never the key)."""
+    text = key.strip()
+    digits = text.removeprefix("0x").removeprefix("0X")
+    if len(digits) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+        raise ConfigError(
+            f"{where}: not a private key (0x followed by 64 hex digits; got {len(text)} characters)"
+        )
+    if not 0 < int(digits, 16) < _SECP256K1_N:
+        raise ConfigError(f"{where}: not a private key (out of the secp256k1 range)")
+    return "0x" + digits.lower()
+
+
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 S = TypeVar("S", bound=BaseModel)
 

@@ -56,15 +56,32 @@ class Daemon(ABC):
         self.stopping.set()
 
 
-async def supervise(daemon: Daemon) -> int:
-    """Run ``daemon`` until it is asked to stop or one of its tasks fails."""
+class _SetupFailed(Exception):
+    """Carries the exception ``setup`` raised through the supervisor's clean-up."""
+
+
+async def supervise(daemon: Daemon, *, raise_setup_errors: bool = False) -> int:
+    """Run ``daemon`` until it is asked to stop or one of its tasks fails.
+
+    With ``raise_setup_errors`` a daemon that refuses to start (``setup`` raised: a busy port,
+    an unreachable chain, a bad config) is stopped and the error raised as it is, unlogged, so
+    that the ``tender`` command shows it as its one error line (exit code 2); otherwise every
+    failure is logged and gives :data:`EXIT_FAILED`.
+    """
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, daemon.request_stop)
     code = EXIT_OK
+    refused: Exception | None = None
     try:
-        await daemon.setup()
+        try:
+            await daemon.setup()
+        except Exception as refusal:
+            if not raise_setup_errors:
+                raise
+            refused = refusal
+            raise _SetupFailed from refusal
         log(logger, "daemon.started", daemon=daemon.name)
         tasks = [asyncio.create_task(c) for c in daemon.tasks()]
         stopper = asyncio.create_task(daemon.stopping.wait())
@@ -77,6 +94,8 @@ async def supervise(daemon: Daemon) -> int:
         for task in [*tasks, stopper]:
             task.cancel()
         await asyncio.gather(*tasks, stopper, return_exceptions=True)
+    except _SetupFailed:
+        code = EXIT_FAILED
     except Exception as exc:  # the supervisor's job: report any failure as a non-zero exit
         log(logger, "daemon.failed", level=logging.ERROR, daemon=daemon.name, error=repr(exc))
         logger.debug("daemon failure", exc_info=True)
@@ -90,10 +109,13 @@ async def supervise(daemon: Daemon) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+    if refused is not None:
+        raise refused
     log(logger, "daemon.stopped", daemon=daemon.name, exit_code=code)
     return code
 
 
 def serve(daemon: Daemon) -> int:
-    """Run ``daemon`` in a fresh event loop and return its exit code."""
-    return asyncio.run(supervise(daemon))
+    """Run ``daemon`` in a fresh event loop and return its exit code; a daemon that refuses to
+    start raises what its ``setup`` raised (the ``tender`` command's one error line)."""
+    return asyncio.run(supervise(daemon, raise_setup_errors=True))

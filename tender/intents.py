@@ -35,6 +35,7 @@ from tender.errors import IntentError
 __all__ = [
     "DOMAIN_NAME",
     "DOMAIN_VERSION",
+    "ERC1271_MAGIC",
     "INTENT_FIELDS",
     "INTENT_TYPE",
     "INTENT_TYPEHASH",
@@ -44,11 +45,14 @@ __all__ = [
     "ProofMode",
     "check_signature",
     "domain_separator",
+    "erc1271_accepts",
+    "erc1271_calldata",
     "job_id",
     "nonce_bitmap",
     "nonce_position",
     "nonce_used",
     "random_nonce",
+    "recover_digest_address",
     "recover_digest_signer",
     "recover_signer",
     "sign_digest",
@@ -299,21 +303,29 @@ def job_id(intent: Intent, *, chain_id: int, market: str) -> bytes:
     return _keccak(b"\x19\x01" + domain_separator(chain_id=chain_id, market=market) + struct_hash(intent))
 
 
+def _json_unsafe(abi: str) -> bool:
+    """Whether values of the integer type ``abi`` can exceed 2**53 (JavaScript's safe integers)."""
+    return abi.startswith(("uint", "int")) and int(abi.lstrip("uint") or 256) > 53
+
+
 def typed_data(intent: Intent, *, chain_id: int, market: str, json_safe: bool = False) -> dict[str, Any]:
     """The full EIP-712 message for ``eth_account`` (``sign_typed_data(full_message=...)``).
 
-    With ``json_safe=True`` bytes are ``0x`` hex and 256-bit integers decimal strings, as a
-    wallet's ``eth_signTypedData_v4`` takes them over JSON-RPC (the digest is the same).
+    With ``json_safe=True`` it is what a wallet's ``eth_signTypedData_v4`` takes over JSON-RPC
+    (the digest is the same): bytes are ``0x`` hex, and every integer whose type can exceed 2**53
+    (``uint64`` times, ``uint256`` amounts and nonces, and the domain's ``chainId``) is a decimal
+    string, since JavaScript's ``JSON.parse`` rounds larger numbers (``expiry = 2**64 - 1`` is
+    valid on chain). Smaller integer types stay numbers.
     """
     message: dict[str, Any] = {}
     for sol, name, abi in INTENT_FIELDS:
         value = getattr(intent, name)
         if isinstance(value, IntEnum):
             value = int(value)
-        elif json_safe and isinstance(value, bytes):
+        if json_safe and isinstance(value, bytes):
             value = "0x" + value.hex()
-        elif json_safe and abi == "uint256":
-            value = str(value)
+        elif json_safe and _json_unsafe(abi):
+            value = str(int(value))
         message[sol] = value
     return {
         "types": {
@@ -329,7 +341,7 @@ def typed_data(intent: Intent, *, chain_id: int, market: str, json_safe: bool = 
         "domain": {
             "name": DOMAIN_NAME,
             "version": DOMAIN_VERSION,
-            "chainId": chain_id,
+            "chainId": str(int(chain_id)) if json_safe else chain_id,
             "verifyingContract": to_checksum_address(market),
         },
         "message": message,
@@ -360,23 +372,36 @@ def sign_intent(intent: Intent, key: str | bytes, *, chain_id: int, market: str)
     return sign_digest(job_id(intent, chain_id=chain_id, market=market), key)
 
 
-def recover_digest_signer(digest: bytes, signature: bytes) -> str:
-    """The checksummed address that signed ``digest``; raises :class:`IntentError` if malformed."""
+def recover_digest_address(digest: bytes, signature: bytes) -> bytes:
+    """The 20-byte address that signed ``digest``, by the market's own rule.
+
+    This is the one signature rule of Tender, the one OpenZeppelin's ``ECDSA.tryRecover`` (what
+    the market's ``SignatureChecker`` runs for an EOA) applies: exactly 65 bytes ``r || s || v``,
+    ``v`` 27 or 28 (not 0/1), ``s`` in the lower half of the curve order (no malleable twin),
+    and a recovery that succeeds. SDK, solver and provider all check with it, so nothing they
+    accept can be refused on chain. Raises :class:`IntentError` otherwise.
+    """
     if len(signature) != 65:
-        raise IntentError(f"a signature is 65 bytes, got {len(signature)}")
+        raise IntentError(f"a signature is 65 bytes (r, s, v), got {len(signature)}")
     v = signature[64]
-    recid = v - 27 if v >= 27 else v
     s = int.from_bytes(signature[32:64], "big")
-    if recid not in (0, 1) or s > _SECP256K1_N // 2 or s == 0:
-        # OpenZeppelin's ECDSA refuses high-s and unusual v: so do we.
-        raise IntentError("malformed signature (v or s out of range)")
+    if v not in (27, 28):
+        raise IntentError(f"malformed signature: v is {v}, the market takes 27 or 28")
+    if s > _SECP256K1_N // 2:
+        raise IntentError("malformed signature: s in the upper half of the curve order (use its low-s twin)")
     try:
         public = coincurve.PublicKey.from_signature_and_message(
-            signature[:64] + bytes([recid]), digest, hasher=None
+            signature[:64] + bytes([v - 27]), digest, hasher=None
         )
     except ValueError as exc:
         raise IntentError(f"signature does not recover: {exc}") from exc
-    return _checksum(_keccak(public.format(compressed=False)[1:])[-20:])
+    return _keccak(public.format(compressed=False)[1:])[-20:]
+
+
+def recover_digest_signer(digest: bytes, signature: bytes) -> str:
+    """The checksummed address that signed ``digest`` (:func:`recover_digest_address`'s rule);
+    raises :class:`IntentError` if the market would refuse the signature."""
+    return _checksum(recover_digest_address(digest, signature))
 
 
 def _checksum(raw: bytes) -> str:
@@ -391,8 +416,31 @@ def recover_signer(intent: Intent, signature: bytes, *, chain_id: int, market: s
     return recover_digest_signer(job_id(intent, chain_id=chain_id, market=market), signature)
 
 
+#: ``IERC1271.isValidSignature.selector``, the answer of a contract that accepts a signature.
+ERC1271_MAGIC = keccak(text="isValidSignature(bytes32,bytes)")[:4]
+
+
+def erc1271_calldata(digest: bytes, signature: bytes) -> bytes:
+    """The ``isValidSignature(digest, signature)`` call the market makes on a contract requester."""
+    from eth_abi import encode
+
+    return ERC1271_MAGIC + encode(["bytes32", "bytes"], [digest, signature])
+
+
+def erc1271_accepts(result: bytes) -> bool:
+    """Whether ``isValidSignature``'s return data says yes, exactly as OpenZeppelin's
+    ``SignatureChecker`` reads it: at least 32 bytes whose first word is the selector."""
+    return len(result) >= 32 and result[:32] == ERC1271_MAGIC.ljust(32, b"\0")
+
+
 def check_signature(intent: Intent, signature: bytes, *, chain_id: int, market: str) -> None:
-    """Raise :class:`IntentError` unless ``intent.requester`` signed ``intent`` (EOA only)."""
+    """Raise :class:`IntentError` unless ``intent.requester`` signed ``intent``.
+
+    This is the market's check for a requester without code (:func:`recover_digest_address`);
+    for a contract requester the market asks the contract instead (ERC-1271): callers with
+    chain access then make the :func:`erc1271_calldata` call and read it with
+    :func:`erc1271_accepts` (the solver and the SDK do).
+    """
     signer = recover_signer(intent, signature, chain_id=chain_id, market=market)
     if signer != intent.requester:
         raise IntentError(f"intent signed by {signer}, not by its requester {intent.requester}")

@@ -55,7 +55,13 @@ def status(config_path: Path, chain_id: int, as_json: bool) -> None:
     from verifier._store import Store
 
     config = load_config(config_path)
-    store = Store(config.verifier.state_path(chain_id))
+    state_path = config.verifier.state_path(chain_id)
+    if not state_path.is_file():  # opening it would create an empty state file
+        click.echo(
+            f"no agent state at {state_path}: the agent has not run with this config on chain {chain_id}"
+        )
+        return
+    store = Store(state_path)
     jobs = store.jobs()
     actions = list(store.actions())
     rewards = store.rewards()
@@ -77,6 +83,20 @@ def status(config_path: Path, chain_id: int, as_json: bool) -> None:
             table.add_row(key, str(value))
         console.print(table)
     console.print(f"scanned up to block {store.cursor}")
+
+
+def _job_id(text: str) -> bytes:
+    """A ``--job`` value as 32 bytes (``click.BadParameter`` naming the option otherwise)."""
+    digits = text.removeprefix("0x")
+    try:
+        raw = bytes.fromhex(digits)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise click.BadParameter(
+            f"{text!r} is not a job id (0x followed by 64 hex digits)", param_hint="--job"
+        )
+    return raw
 
 
 def _count(values: Iterable[object]) -> dict[str, int | str]:
@@ -119,12 +139,17 @@ def audit(
     from verifier._audit import Auditor
     from verifier._models import Catalogue
 
+    ids = [_job_id(j) for j in jobs] or None
     w3 = connect(rpc_url)
     deployment = Deployment.load(int(w3.eth.chain_id), path=deployment_path)
     auditor = Auditor(w3, deployment, catalogue=Catalogue(bundles), fetch_inputs=fetch_inputs,
                       offchain=not no_offchain, workers=workers)  # fmt: skip
-    ids = [bytes.fromhex(j.removeprefix("0x")) for j in jobs] or None
     report = auditor.run(from_block=from_block, to_block=to_block, job_ids=ids)
+    missing = sorted({"0x" + i.hex() for i in ids or []} - {j.job_id.lower() for j in report.jobs})
+    if missing:  # nothing audited is not "audit passed"
+        raise click.BadParameter(
+            f"no such job on this deployment's markets: {', '.join(missing)}", param_hint="--job"
+        )
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:

@@ -86,7 +86,7 @@ from tender.chain._structs import (
     market_instances,
     polycommit_commitment,
 )
-from tender.chain._token import Token
+from tender.chain._token import Token, format_amount, parse_amount
 from tender.chain._tx import NonceManager, PendingTx, TxSender, nonce_manager, resync_nonces
 
 __all__ = [
@@ -162,9 +162,11 @@ __all__ = [
     "connect",
     "deploy",
     "deploy_artifact",
+    "format_amount",
     "load_artifact",
     "market_instances",
     "nonce_manager",
+    "parse_amount",
     "polycommit_commitment",
     "resync_nonces",
     "revert_data",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from tender.errors import DeploymentError
 from tender.intents import AuctionType
 from tender.paths import ROOT
 
-#: Folder of deployment records (git-ignored for local chains).
+#: Folder of deployment records (git-ignored for local chains); ``TENDER_DEPLOYMENTS`` overrides it.
 DEPLOYMENTS = ROOT / "deployments"
 
 
@@ -95,7 +96,10 @@ class Deployment:
         try:
             data = json.loads(Path(path).read_text())
         except FileNotFoundError:
-            raise DeploymentError(f"no deployment at {path}: run `tender devnet` or `make deploy`") from None
+            raise DeploymentError(
+                f"no deployment at {path}: start a local network with `tender devnet --keep-running` "
+                "(it writes this file), or pass the deployment JSON (--deployment, [chain] deployment)"
+            ) from None
         except (OSError, ValueError) as exc:
             raise DeploymentError(f"unreadable deployment {path}: {exc}") from exc
         deployment = cls.from_json(data)
@@ -105,8 +109,11 @@ class Deployment:
 
 
 def default_path(chain_id: int) -> Path:
-    """``deployments/<chainId>.json`` under the repository."""
-    return DEPLOYMENTS / f"{chain_id}.json"
+    """``deployments/<chainId>.json`` under the repository (the folder is ``TENDER_DEPLOYMENTS``
+    when set): where every tool looks when no deployment is given, and where
+    ``tender devnet --keep-running`` writes its own."""
+    folder = os.environ.get("TENDER_DEPLOYMENTS")
+    return (Path(folder) if folder else DEPLOYMENTS) / f"{chain_id}.json"
 
 
 def _address(value: Any) -> str:

@@ -21,7 +21,7 @@ later escrows are paid from it first.
 Errors (all :class:`tender.errors.RequestError`): :class:`RequestRejected` (and
 :class:`AgentRejected`), :class:`RequestRefunded`, :class:`RequestExpired`,
 :class:`ProviderSlashed`, :class:`ProofInvalid`, :class:`CallbackFailed`,
-:class:`RequestTimeout`; see :mod:`tender.client._errors`.
+:class:`RequestFailed`, :class:`RequestTimeout`; see :mod:`tender.client._errors`.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from tender.client._errors import (
     ProviderSlashed,
     RequestError,
     RequestExpired,
+    RequestFailed,
     RequestRefunded,
     RequestRejected,
     RequestTimeout,
@@ -56,12 +57,14 @@ __all__ = [
     "ProviderSlashed",
     "RequestError",
     "RequestExpired",
+    "RequestFailed",
     "RequestRefunded",
     "RequestRejected",
     "RequestResult",
     "RequestTimeout",
     "Withdrawal",
     "cli_group",
+    "intent_group",
     "market_group",
 ]
 
@@ -81,6 +84,10 @@ def __getattr__(name: str) -> Any:
         from tender.client._cli import cli_group
 
         return cli_group
+    if name == "intent_group":
+        from tender.client._cli import intent_group
+
+        return intent_group
     if name == "market_group":
         from tender.client._cli import market_group
 

@@ -311,11 +311,15 @@ class AgentClient:
             AgentRejected, CallbackFailed, RequestRefunded, RequestExpired, ProviderSlashed,
             ProofInvalid, RequestTimeout: see :mod:`tender.client`.
         """
-        intent, handle = await self.build_intent(
-            model, input, max_price=max_price, deadline=deadline, proof=proof, auction=auction,
-            callback_gas=callback_gas, **intent_options,
-        )  # fmt: skip
-        tracker = await self.ask(intent)
+        from tender.client._client import _as_request_error
+
+        with _as_request_error():  # a chain, model or connection failure is a RequestFailed
+            intent, handle = await self.build_intent(
+                model, input, max_price=max_price, deadline=deadline, proof=proof, auction=auction,
+                callback_gas=callback_gas, **intent_options,
+            )  # fmt: skip
+        with _as_request_error(self.client.job_id(intent)):
+            tracker = await self.ask(intent)
         return await self.follow(tracker, intent, handle, timeout=timeout, verify=verify)
 
     async def result(self, job_id: str) -> list[int] | None:

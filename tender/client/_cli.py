@@ -8,6 +8,11 @@ section), never from a flag::
     tender request run mlp --input sample.json --max-price 0.1 --deadline 60 --solver http://127.0.0.1:7100
     tender market owed                 # refunds, payments, returned bonds credited to the key
     tender market withdraw             # collect them (one `withdraw` per market that owes some)
+
+``tender intent`` is the same request signed by an outside wallet: ``typed-data`` prints the
+intent's EIP-712 JSON (big integers as strings), ``send`` hands the wallet's signature to solvers.
+Amounts are in the token's own decimals (read from the token): ``--max-price 0.1`` of a
+2-decimal token is 10 base units.
 """
 
 from __future__ import annotations
@@ -15,9 +20,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
@@ -38,7 +42,7 @@ from tender.errors import ConfigError, RequestError
 if TYPE_CHECKING:
     from tender.chain import Market
 
-__all__ = ["cli_group", "market_group"]
+__all__ = ["cli_group", "intent_group", "market_group"]
 
 #: Exit codes of ``tender request run`` by outcome (documented in docs/quickstart-requester.md).
 EXIT_CODES: dict[type[RequestError], int] = {
@@ -51,34 +55,44 @@ EXIT_CODES: dict[type[RequestError], int] = {
 }
 
 
-def parse_amount(text: str) -> int:
-    """``"0.1"`` tokens (18 decimals) or ``"123wei"`` base units, as base units."""
-    text = text.strip().lower()
-    if text.endswith("wei"):
-        return int(text[:-3])
+def parse_amount(text: str, decimals: int = 18, *, option: str = "--max-price") -> int:
+    """``"0.1"`` tokens (``decimals`` decimals, the token's) or ``"123wei"`` base units, as base
+    units; ``click.BadParameter`` naming ``option`` for anything else."""
+    from tender.chain import parse_amount as parse
+
     try:
-        return int(Decimal(text) * 10**18)
-    except ArithmeticError as exc:
-        raise click.BadParameter(
-            f"not an amount: {text!r} (tokens like 0.1, or base units like 100wei)"
-        ) from exc
+        return parse(text, decimals)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc).removeprefix("amount: "), param_hint=option) from exc
 
 
 def load_input(spec: str) -> Any:
-    """The input: a JSON file, inline JSON, or ``sample:<n>`` from the model's samples.json."""
-    if spec.startswith(("[", "{")):
-        return json.loads(spec)
-    path = Path(spec)
-    data = json.loads(path.read_text())
+    """The input: a JSON file or inline JSON (``click.BadParameter`` naming ``--input`` if it
+    is neither)."""
+    try:
+        if spec.lstrip().startswith(("[", "{")):
+            data = json.loads(spec)
+        else:
+            data = json.loads(Path(spec).read_text())
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"malformed JSON: {exc}", param_hint="--input") from exc
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {spec!r}: {exc.strerror}", param_hint="--input") from exc
     if isinstance(data, dict) and "input_data" in data:  # EZKL's input.json shape
         data = data["input_data"][0]
+    if not isinstance(data, list):
+        raise click.BadParameter("the input is a JSON array of numbers", param_hint="--input")
     return data
 
 
 def _sample(model: str, index: int) -> Any:
     from tender.paths import SAMPLE_MODELS
 
-    samples = json.loads((SAMPLE_MODELS / model / "samples.json").read_text())["samples"]
+    path = SAMPLE_MODELS / model / "samples.json"
+    if not path.is_file():
+        raise click.BadParameter(f"no sample inputs for model {model!r} ({path} is missing): pass --input",
+                                 param_hint="--input")  # fmt: skip
+    samples = json.loads(path.read_text())["samples"]
     return samples[index % len(samples)]["input"]
 
 
@@ -87,8 +101,8 @@ def _chain(config: Path | None, rpc: str | None) -> tuple[str, str, Path | None]
     return rpc or section.rpc_url, section.private_key(), section.deployment
 
 
-def result_table(result: RequestResult) -> Table:
-    """A settled request for people."""
+def result_table(result: RequestResult, *, decimals: int = 18, symbol: str = "tokens") -> Table:
+    """A settled request for people (amounts in the token's ``decimals``)."""
     table = Table(title=f"settled: job {result.job_id[:18]}…", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
@@ -104,10 +118,11 @@ def result_table(result: RequestResult) -> Table:
     )
     table.add_row("provider", result.provider)
     table.add_row(
-        "price paid / max", f"{result.price_paid / 1e18:.6f} / {result.max_price / 1e18:.6f} tokens"
+        "price paid / max",
+        f"{tokens(result.price_paid, decimals)} / {tokens(result.max_price, decimals)} {symbol}",
     )
     if result.refund:
-        table.add_row("refund", f"{result.refund / 1e18:.6f} tokens credited in the market "
+        table.add_row("refund", f"{tokens(result.refund, decimals)} {symbol} credited in the market "
                                 "(`tender market withdraw` collects it)")  # fmt: skip
     lat = result.latency
     table.add_row("latency", f"auction {lat.auction_ms:.0f} ms · delivery {lat.delivery_ms:.0f} ms · "
@@ -129,7 +144,11 @@ def cli_group() -> None:
 @click.option(
     "--sample", type=int, default=0, show_default=True, help="which sample input when --input is unset"
 )
-@click.option("--max-price", required=True, help="most you pay: tokens (0.1) or base units (100wei)")
+@click.option(
+    "--max-price",
+    required=True,
+    help="most you pay: tokens (0.1, in the token's decimals) or base units (100wei)",
+)
 @click.option(
     "--deadline", type=float, default=60, show_default=True, help="seconds after the auction window"
 )
@@ -140,7 +159,14 @@ def cli_group() -> None:
 @click.option("--rpc", help="JSON-RPC URL (default: the config's chain.rpc_url)")
 @click.option("--deployment", type=click.Path(path_type=Path), help="deployment JSON")
 @click.option("--config", type=click.Path(path_type=Path, exists=True), help="TOML with a [chain] section")
-@click.option("--bundle", type=click.Path(path_type=Path), help="model bundle folder (default: the cache)")
+@click.option(
+    "--bundle",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="model bundle folder (default: the bundle of that name in the cache that is registered on chain)",
+)
+@click.option(
+    "--model-id", help="registry model id, 0x + 64 hex (default: the one registered for the bundle)"
+)
 @click.option("--timeout", type=float, help="seconds to wait for a terminal state")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def run(
@@ -157,12 +183,17 @@ def run(
     deployment: Path | None,
     config: Path | None,
     bundle: Path | None,
+    model_id: str | None,
     timeout: float | None,
     as_json: bool,
 ) -> None:
     """Buy one inference of MODEL and print its verified output."""
+    from tender.chain import Token, connect
     from tender.client._client import Client
 
+    if model_id is not None and not _is_bytes32(model_id):
+        raise click.BadParameter(f"{model_id!r} is not a model id (0x followed by 64 hex digits)",
+                                 param_hint="--model-id")  # fmt: skip
     console = Console(stderr=as_json)
     rpc_url, key, config_deployment = _chain(config, rpc)
     data = load_input(input_spec) if input_spec else _sample(model, sample)
@@ -172,12 +203,19 @@ def run(
         solvers=list(solvers),
         deployment=deployment or config_deployment,
         bundles={model: bundle} if bundle else None,
+        model_ids={model: model_id} if model_id else None,
     )
+    connect(rpc_url)  # one clear line when nothing answers there
+    token = Token(client.w3, client.deployment.token)
+    decimals, symbol = token.decimals(), token.symbol()
+    price = parse_amount(max_price, decimals)
+    if price == 0:
+        raise click.BadParameter("must be above 0", param_hint="--max-price")
 
     async def go() -> RequestResult:
         async with client:
             return await client.request(
-                model, data, max_price=parse_amount(max_price), deadline=deadline, proof=proof,  # type: ignore[arg-type]
+                model, data, max_price=price, deadline=deadline, proof=proof,  # type: ignore[arg-type]
                 auction=auction, on_chain=on_chain, timeout=timeout,  # type: ignore[arg-type]
             )  # fmt: skip
 
@@ -185,23 +223,36 @@ def run(
         with console.status(f"buying one {model} inference ({auction} auction, {proof} proof)…"):
             result = asyncio.run(go())
     except RequestError as exc:
-        console.print(f"[bold red]{type(exc).__name__}[/]: {exc}")
-        sys.exit(EXIT_CODES.get(type(exc), 2))
-    except ConfigError:
-        raise
+        _fail(exc)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
-        console.print(result_table(result))
+        console.print(result_table(result, decimals=decimals, symbol=symbol))
+
+
+def _fail(exc: RequestError) -> NoReturn:
+    """One line on stderr (with each solver's reason for a rejection) and the outcome's exit code."""
+    text = f"error: {type(exc).__name__}: {exc}"
+    reasons = getattr(exc, "reasons", None)
+    if reasons:
+        text += " (" + "; ".join(f"{where}: {why}" for where, why in reasons.items()) + ")"
+    click.echo(" ".join(text.split()), err=True)
+    sys.exit(EXIT_CODES.get(type(exc), 2))
+
+
+def _is_bytes32(text: str) -> bool:
+    digits = text.removeprefix("0x")
+    return text.startswith("0x") and len(digits) == 64 and all(c in "0123456789abcdefABCDEF" for c in digits)
 
 
 # ---------------------------------------------------------------- tender market
 
 
-def tokens(amount: int) -> str:
-    """Base units as tokens (18 decimals), exactly: ``1500000000000000000`` -> ``"1.5"``."""
-    text = f"{Decimal(amount) / Decimal(10**18):f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
+def tokens(amount: int, decimals: int = 18) -> str:
+    """Base units as tokens (``decimals``: the token's), exactly: ``1500000000000000000`` -> ``"1.5"``."""
+    from tender.chain import format_amount
+
+    return format_amount(amount, decimals)
 
 
 _MARKET_OPTIONS = (
@@ -246,6 +297,17 @@ def _markets(rpc: str | None, deployment: Path | None, config: Path | None, *, n
     return markets, (Account.from_key(key).address if key else None)
 
 
+def _token_units(markets: dict[str, Market]) -> tuple[int, str]:
+    """The decimals and symbol of the markets' token (read from the token)."""
+    from tender.chain import Token
+
+    market = next(iter(markets.values()), None)
+    if market is None:
+        return 18, "tokens"
+    token = Token(market.w3, market.token())
+    return token.decimals(), token.symbol()
+
+
 @click.group("market")
 def market_group() -> None:
     """What the markets owe you, and collecting it (key from TENDER_PRIVATE_KEY).
@@ -272,16 +334,17 @@ def owed_command(account: str | None, auction: str | None, rpc: str | None, depl
     who = Web3.to_checksum_address(account or me or "")
     amounts = {name: market.owed(who) for name, market in markets.items()}
     total = sum(amounts.values())
+    decimals, symbol = _token_units(markets)
     if as_json:
         click.echo(json.dumps({"account": who, "owed": {k: str(v) for k, v in amounts.items()},
                                "total": str(total)}, indent=2))  # fmt: skip
         return
     table = Table(title=f"owed to {who}")
-    for column in ("market", "address", "owed (tokens)", "base units"):
+    for column in ("market", "address", f"owed ({symbol})", "base units"):
         table.add_column(column, justify="right" if column != "market" else "left")
     for name, amount in amounts.items():
-        table.add_row(name, markets[name].address, tokens(amount), str(amount))
-    table.add_row("total", "", tokens(total), str(total), style="bold")
+        table.add_row(name, markets[name].address, tokens(amount, decimals), str(amount))
+    table.add_row("total", "", tokens(total, decimals), str(total), style="bold")
     Console().print(table)
 
 
@@ -308,6 +371,134 @@ def withdraw_command(auction: str | None, rpc: str | None, deployment: Path | No
     if not paid:
         click.echo(f"nothing to withdraw: the markets owe {me} nothing")
         return
+    decimals, _ = _token_units(markets)
     for name, entry in paid.items():
-        click.echo(f"withdrew {tokens(int(entry['amount']))} tokens ({entry['amount']} base units) from the "
+        click.echo(f"withdrew {tokens(int(entry['amount']), decimals)} tokens ({entry['amount']} base units) from the "
                    f"{name} market to {me}: tx {entry['tx']}")  # fmt: skip
+
+
+# ---------------------------------------------------------------- tender intent
+
+
+@click.group("intent")
+def intent_group() -> None:
+    """Intents signed by an outside wallet: print one's EIP-712 typed data, send it signed.
+
+    \b
+    tender intent typed-data mlp --max-price 0.1 --out intent.json > typed.json
+    cast wallet sign --data --from-file typed.json   # or eth_signTypedData_v4
+    tender intent send --intent intent.json --signature 0x... --solver URL
+    """
+
+
+@intent_group.command("typed-data")
+@click.argument("model")
+@click.option("--input", "input_spec", help="JSON file or inline JSON array (default: a sample input)")
+@click.option(
+    "--sample", type=int, default=0, show_default=True, help="which sample input when --input is unset"
+)
+@click.option(
+    "--max-price",
+    required=True,
+    help="most you pay: tokens (0.1, in the token's decimals) or base units (100wei)",
+)
+@click.option(
+    "--deadline", type=float, default=60, show_default=True, help="seconds after the auction window"
+)
+@click.option("--proof", type=click.Choice(["zk", "optimistic"]), default="zk", show_default=True)
+@click.option("--auction", type=click.Choice(["reverse", "dutch"]), default="reverse", show_default=True)
+@click.option("--requester", help="the signing wallet's address (default: TENDER_PRIVATE_KEY's)")
+@click.option("--rpc", help="JSON-RPC URL (default: the config's chain.rpc_url)")
+@click.option("--deployment", type=click.Path(path_type=Path), help="deployment JSON")
+@click.option("--config", type=click.Path(path_type=Path, exists=True), help="TOML with a [chain] section")
+@click.option("--bundle", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="model bundle folder (default: the registered bundle of that name in the cache)")  # fmt: skip
+@click.option(
+    "--model-id", help="registry model id, 0x + 64 hex (default: the one registered for the bundle)"
+)
+@click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False),
+              help="also write the intent (for `tender intent send`) here")  # fmt: skip
+def typed_data_command(
+    model: str, input_spec: str | None, sample: int, max_price: str, deadline: float, proof: str, auction: str,
+    requester: str | None, rpc: str | None, deployment: Path | None, config: Path | None, bundle: Path | None,
+    model_id: str | None, out: Path | None,
+) -> None:  # fmt: skip
+    """Print the EIP-712 typed data of an intent to buy one MODEL inference, for a wallet.
+
+    The JSON is what `eth_signTypedData_v4` (and `cast wallet sign --data`) takes: every integer
+    that can exceed 2**53 (uint64 times, uint256 amounts, the nonce, chainId) is a decimal
+    string. Sign it, then `tender intent send` the intent (--out) with the signature.
+    """
+    from web3 import Web3
+
+    from tender.chain import Token, connect
+    from tender.client._client import Client
+
+    if model_id is not None and not _is_bytes32(model_id):
+        raise click.BadParameter(f"{model_id!r} is not a model id (0x followed by 64 hex digits)",
+                                 param_hint="--model-id")  # fmt: skip
+    if requester is not None and not Web3.is_address(requester):
+        raise click.BadParameter(f"not an address: {requester!r}", param_hint="--requester")
+    section = load_section(config, ChainSection, name="chain") if config else ChainSection()
+    rpc_url = rpc or section.rpc_url
+    key = None if requester else section.private_key()
+    data = load_input(input_spec) if input_spec else _sample(model, sample)
+    connect(rpc_url)  # one clear line when nothing answers there
+    client = Client(rpc_url, key, address=requester, deployment=deployment or section.deployment,
+                    bundles={model: bundle} if bundle else None,
+                    model_ids={model: model_id} if model_id else None)  # fmt: skip
+    price = parse_amount(max_price, Token(client.w3, client.deployment.token).decimals())
+
+    async def build() -> Any:
+        intent, _ = await client.build_intent(model, data, max_price=price, deadline=deadline,
+                                              proof=proof, auction=auction)  # type: ignore[arg-type]  # fmt: skip
+        return intent
+
+    intent = asyncio.run(build())
+    if out is not None:
+        d = client.deployment
+        out.write_text(json.dumps({"intent": intent.to_json(), "market": d.market(intent.auction_type),
+                                   "chainId": d.chain_id, "jobId": client.job_id(intent)}, indent=2) + "\n")  # fmt: skip
+    click.echo(json.dumps(client.typed_data(intent), indent=2))
+
+
+@intent_group.command("send")
+@click.option("--intent", "intent_path", required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="the intent written by `tender intent typed-data --out`")  # fmt: skip
+@click.option("--signature", required=True, help="the wallet's signature of the typed data (0x + 130 hex)")
+@click.option("--solver", "solvers", multiple=True, required=True, help="solver base URL (repeatable)")
+@click.option("--rpc", help="JSON-RPC URL (default: the config's chain.rpc_url)")
+@click.option("--deployment", type=click.Path(path_type=Path), help="deployment JSON")
+@click.option("--config", type=click.Path(path_type=Path, exists=True), help="TOML with a [chain] section")
+def send_command(intent_path: Path, signature: str, solvers: tuple[str, ...], rpc: str | None,
+                 deployment: Path | None, config: Path | None) -> None:  # fmt: skip
+    """Send an intent signed by an outside wallet to the solvers; prints its job id.
+
+    The signature is checked first by the market's own rule (65 bytes, v 27/28, low s, signed by
+    the intent's requester). The wallet must have approved the market for the escrow.
+    """
+    from tender.client._client import Client
+    from tender.intents import Intent
+
+    try:
+        stored = json.loads(intent_path.read_text())
+        intent = Intent.from_json(stored["intent"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise click.BadParameter(f"{intent_path}: not an intent file ({exc})", param_hint="--intent") from exc
+    try:
+        raw = bytes.fromhex(signature.removeprefix("0x"))
+    except ValueError as exc:
+        raise click.BadParameter("not hex", param_hint="--signature") from exc
+    section = load_section(config, ChainSection, name="chain") if config else ChainSection()
+    client = Client(rpc or section.rpc_url, None, address=intent.requester, solvers=list(solvers),
+                    deployment=deployment or section.deployment)  # fmt: skip
+
+    async def send() -> dict[str, str]:
+        async with client:
+            return await client.broadcast(intent, signature=raw)
+
+    try:
+        answers = asyncio.run(send())
+    except RequestError as exc:
+        _fail(exc)
+    click.echo(json.dumps({"jobId": client.job_id(intent), "solvers": answers}, indent=2))

@@ -39,11 +39,20 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import Web3Exception
 
-from tender.chain import Deployment, LogDecoder, Market, Token, TxSender, tender_log_decoder
+from tender.chain import (
+    Deployment,
+    LogDecoder,
+    Market,
+    ModelRegistered,
+    Token,
+    TxSender,
+    tender_log_decoder,
+)
 from tender.client._errors import (
     ProofInvalid,
     ProviderSlashed,
     RequestExpired,
+    RequestFailed,
     RequestRefunded,
     RequestRejected,
     RequestTimeout,
@@ -52,9 +61,31 @@ from tender.client._hub import EventHub
 from tender.client._models import ModelHandle, encode_input_uri, resolve_model
 from tender.client._result import Latency, RequestResult, Withdrawal
 from tender.client._tracker import JobState, JobTracker
-from tender.errors import ChainError, ConfigError, ContractRevert, RequestError, TransactionFailed
-from tender.intents import AuctionType, Intent, ProofMode, job_id, random_nonce, sign_intent
+from tender.config import check_private_key
+from tender.errors import (
+    ChainError,
+    ConfigError,
+    ContractRevert,
+    IntentError,
+    ModelError,
+    RequestError,
+    TenderError,
+    TransactionFailed,
+)
+from tender.intents import (
+    AuctionType,
+    Intent,
+    ProofMode,
+    check_signature,
+    erc1271_accepts,
+    erc1271_calldata,
+    job_id,
+    random_nonce,
+    sign_intent,
+    typed_data,
+)
 from tender.logs import log
+from tender.paths import cache_dir
 from tender.wire import SignedIntentWire
 
 if TYPE_CHECKING:
@@ -70,6 +101,29 @@ ProofName = Literal["zk", "optimistic"]
 AuctionName = Literal["reverse", "dutch"]
 
 _MAX_UINT = 2**256 - 1
+
+#: An outside signer: takes the intent's EIP-712 typed data (``typed_data(json_safe=True)``, what
+#: a wallet's ``eth_signTypedData_v4`` takes) and returns the 65-byte signature (bytes or hex).
+Signer = Callable[[dict[str, Any]], "bytes | str"]
+
+
+@contextlib.contextmanager
+def _as_request_error(job: str | None = None) -> Any:
+    """Let a failure of the chain, the deployment, the model or the connection out of a request
+    as :class:`RequestFailed` (every failure of a request is a ``RequestError``)."""
+    try:
+        yield
+    except RequestError:
+        raise
+    except (TenderError, Web3Exception, OSError, ValueError, httpx.HTTPError) as exc:
+        raise RequestFailed(f"{type(exc).__name__}: {exc}", job_id=job) from exc
+    except Exception as exc:  # requests' errors (web3's HTTP transport), named without importing it
+        if type(exc).__module__.startswith(("requests", "urllib3")):
+            raise RequestFailed(f"cannot reach the JSON-RPC node: {type(exc).__name__}: {exc}",
+                                job_id=job) from exc  # fmt: skip
+        raise
+
+
 #: Seconds past a deadline (or auction end) before the client expires (or refunds) a job
 #: itself, leaving the verifier agents and solvers the first go; and between its attempts.
 _HELP_MARGIN_S = 4
@@ -92,7 +146,9 @@ class Client:
 
     Args:
         rpc: the chain's JSON-RPC URL.
-        key: the requester's private key (from the environment or a keystore, never a flag).
+        key: the requester's private key (from the environment or a keystore, never a flag);
+            ``None`` with ``signer`` and ``address``: the client then sends no transactions
+            (no approve, post or self-help: the wallet approves the markets itself).
         solvers: base URLs of solvers whose ``POST /intents`` take signed intents.
         deployment: the deployment record, its JSON path, or ``None`` for
             ``deployments/<chainId>.json``.
@@ -103,12 +159,18 @@ class Client:
         self_help: expire a late job, or refund an unawarded one, yourself when nobody else
             has a little after it became possible.
         sender: a ready :class:`~tender.chain.TxSender` (tests); built from ``key`` otherwise.
+        signer: an outside wallet signing intents (see :data:`Signer`) instead of ``key``.
+        address: the requester's address, without ``key``: intents are then signed by ``signer``
+            or handed over signed (``send(intent, signature=...)``).
+
+    A signature made elsewhere can also be handed over per intent:
+    ``await client.send(intent, signature=sig)`` (``client.typed_data(intent)`` is what to sign).
     """
 
     def __init__(
         self,
         rpc: str,
-        key: str,
+        key: str | None = None,
         *,
         solvers: Sequence[str] = (),
         deployment: Deployment | Path | str | None = None,
@@ -119,13 +181,23 @@ class Client:
         self_help: bool = True,
         http_timeout: float = 5.0,
         sender: TxSender | None = None,
+        signer: Signer | None = None,
+        address: str | None = None,
     ) -> None:
-        if not key:
-            raise ConfigError("Client: a private key is required (TENDER_PRIVATE_KEY)")
+        if key:
+            key = check_private_key(key, where="Client key")
+            self.address: str = Account.from_key(key).address
+        elif address and Web3.is_address(address):
+            self.address = Web3.to_checksum_address(address)
+        else:
+            raise ConfigError(
+                "Client: a private key (TENDER_PRIVATE_KEY), or the address an outside signer signs for,"
+                " is required"
+            )
         self.w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 30}))
         self.rpc = rpc
         self._key = key
-        self.address: str = Account.from_key(key).address
+        self.signer = signer
         self.solvers = [s.rstrip("/") for s in solvers]
         self.bundles = {k: Path(v) for k, v in (bundles or {}).items()}
         self.model_ids = dict(model_ids or {})
@@ -166,6 +238,11 @@ class Client:
     @property
     def sender(self) -> TxSender:
         if self._sender is None:
+            if not self._key:
+                raise ConfigError(
+                    "Client: this client signs through an outside signer and holds no key: it sends no "
+                    "transactions (approve the markets, post and withdraw from the wallet)"
+                )
             self._sender = TxSender(self.w3, self._key)
         return self._sender
 
@@ -174,7 +251,8 @@ class Client:
         market = self._markets.get(auction)
         if market is None:
             kind = AuctionType.DUTCH if auction == "dutch" else AuctionType.REVERSE
-            market = Market(self.w3, self.deployment.market(kind), auction=kind, sender=self.sender)
+            sender = self.sender if self._key or self._sender is not None else None  # keyless: reads only
+            market = Market(self.w3, self.deployment.market(kind), auction=kind, sender=sender)
             self._markets[auction] = market
         return market
 
@@ -210,34 +288,73 @@ class Client:
     def model(self, model: str | bytes) -> ModelHandle:
         """The model handle (bundle, card, registry id) for a name; cached.
 
-        Without an id in ``model_ids`` the registry's ``ModelRegistered`` events are searched
-        for the bundle's ONNX and settings hashes.
+        The bundle is ``bundles[name]``, a bundle folder given as the name, or else the one
+        bundle of that name in the local cache (``tender model build`` puts them there) that is
+        registered on this chain (the one ``model_ids[name]`` names, when given). Without an id
+        in ``model_ids`` the registry's ``ModelRegistered`` events are searched for the bundle's
+        ONNX and settings hashes.
+
+        Raises:
+            ModelError: no such bundle, or none of them registered on this chain.
         """
         key = model if isinstance(model, str) else _hex(model)
         handle = self._models.get(key)
         if handle is None:
             ids = dict(self.model_ids)
-            if key not in ids and key in self.bundles:
-                found = self._registered_id(self.bundles[key])
+            bundles = dict(self.bundles)
+            if isinstance(model, str) and key not in bundles and not Path(key).exists():
+                bundles[key] = self._cached_bundle(key, ids.get(key))
+            if key not in ids and key in bundles:
+                found = self._registered_id(bundles[key])
                 if found is not None:
                     ids[key] = found
-            handle = self._models[key] = resolve_model(model, bundles=self.bundles, model_ids=ids)
+            handle = self._models[key] = resolve_model(model, bundles=bundles, model_ids=ids)
         return handle
 
-    def _registered_id(self, bundle: Path) -> str | None:
+    def _registered(self) -> dict[tuple[bytes, bytes], str]:
+        """``{(onnx sha256, settings hash): model id}`` of every model registered on this chain."""
         from tender.chain import Registry
+
+        registry = Registry(self.w3, self.deployment.registry)
+        found: dict[tuple[bytes, bytes], str] = {}
+        for event in registry.events(self.deployment.block, names=["ModelRegistered"]):
+            if isinstance(event, ModelRegistered):
+                found.setdefault((event.info.onnx_sha256, event.info.settings_hash), _hex(event.model_id))
+        return found
+
+    def _registered_id(self, bundle: Path) -> str | None:
         from tender.client._models import load_bundle
 
         card = load_bundle(bundle).card
-        wanted = {bytes.fromhex(card.onnx_sha256), bytes.fromhex(card.settings_sha256)}
-        registry = Registry(self.w3, self.deployment.registry)
-        for event in registry.events(self.deployment.block, names=["ModelRegistered"]):
-            args = getattr(event, "args", None) or {k: getattr(event, k) for k in ("model_id", "info")}
-            info = args.get("info") or ()
-            values = set(info.values()) if isinstance(info, dict) else set(info)
-            if wanted <= {bytes(v) for v in values if isinstance(v, bytes | bytearray)}:
-                return _hex(args["model_id"])
-        return None
+        return self._registered().get((bytes.fromhex(card.onnx_sha256), bytes.fromhex(card.settings_sha256)))
+
+    def _cached_bundle(self, name: str, model_id: str | None) -> Path:
+        """The cached bundle named ``name`` that this chain knows: the one ``model_id`` names,
+        else the one registered (a model rebuilt with other settings leaves several)."""
+        from tender.chain import Registry
+        from tender.client._models import cached_bundles
+
+        candidates = cached_bundles(name)
+        where = f"{cache_dir() / 'models'}"
+        if not candidates:
+            raise ModelError(f"model {name!r}: no bundle of that name in {where} (build it with "
+                             f"`tender model build`, or pass --bundle)")  # fmt: skip
+        if model_id is not None:
+            try:
+                raw = bytes(HexBytes(model_id))
+                info = Registry(self.w3, self.deployment.registry).model(raw)
+            except (ValueError, ContractRevert) as exc:
+                raise ModelError(f"model id {model_id}: not registered on this chain ({exc})") from exc
+            wanted = {(info.onnx_sha256, info.settings_hash)}
+        else:
+            wanted = set(self._registered())
+        matches = [path for path, hashes in candidates if hashes in wanted]
+        if not matches:
+            if model_id is None and len(candidates) == 1:
+                return candidates[0][0]  # resolve_model names what is missing
+            raise ModelError(f"model {name!r}: none of its bundles in {where} is registered on this chain"
+                             + (f" as {model_id}" if model_id else "") + " (`tender model register`)")  # fmt: skip
+        return matches[0]
 
     async def aclose(self) -> None:
         """Stop following jobs and close connections."""
@@ -259,6 +376,12 @@ class Client:
         """Seconds on the chain's clock (the latest block's, or the wall clock if later)."""
         block = await asyncio.to_thread(self.w3.eth.get_block, "latest")
         return max(int(block["timestamp"]), int(time.time()))
+
+    async def _block_time(self) -> int:
+        """The latest block's timestamp: chain time as the contracts see it (it stands still
+        while no block is mined)."""
+        block = await asyncio.to_thread(self.w3.eth.get_block, "latest")
+        return int(block["timestamp"])
 
     async def build_intent(
         self,
@@ -334,9 +457,18 @@ class Client:
                     reserved[job_id] = amount
                 log(logger, "request.escrow_from_credit", market=spender, amount=amount, owed=owed)
                 return
+            if not self._key and self._sender is None:  # an outside wallet approves, not us
+                token = Token(self.w3, self.deployment.token)
+                allowance = await asyncio.to_thread(token.allowance, self.address, spender)
+                if allowance < amount:
+                    raise RequestRejected(
+                        f"the market {spender} may take {allowance} of {self.address}'s tokens, the escrow"
+                        f" is {amount}: approve the market from the wallet first", job_id=job_id,
+                        reasons={"market": "allowance below the escrow"},
+                    )  # fmt: skip
+                return
             token = Token(self.w3, self.deployment.token, sender=self.sender)
-            if await asyncio.to_thread(token.allowance, self.address, spender) < amount:
-                await asyncio.to_thread(token.approve, spender, _MAX_UINT)
+            await asyncio.to_thread(token.ensure_allowance, spender, amount, approve=_MAX_UINT)
             self._approved.add(spender)
 
     async def _fund(self, intent: Intent) -> None:
@@ -397,6 +529,53 @@ class Client:
 
     # -- sending -----------------------------------------------------------------------
 
+    def typed_data(self, intent: Intent) -> dict[str, Any]:
+        """``intent``'s EIP-712 typed data for a wallet (``eth_signTypedData_v4``): JSON-safe,
+        every integer that can exceed 2**53 a decimal string."""
+        d = self.deployment
+        return typed_data(intent, chain_id=d.chain_id, market=d.market(intent.auction_type), json_safe=True)
+
+    def sign(self, intent: Intent) -> bytes:
+        """The requester's signature of ``intent``: by the key, else by the outside signer,
+        checked against the market's rule (:func:`tender.intents.check_signature`).
+
+        Raises:
+            RequestRejected: the signer's signature is malformed or not the requester's.
+        """
+        d = self.deployment
+        market = d.market(intent.auction_type)
+        if self._key:
+            return sign_intent(intent, self._key, chain_id=d.chain_id, market=market)
+        if self.signer is None:
+            raise ConfigError("Client: no key and no signer to sign the intent with")
+        raw = self.signer(self.typed_data(intent))
+        signature = bytes(HexBytes(raw))
+        self._check(intent, signature)
+        return signature
+
+    def _check(self, intent: Intent, signature: bytes) -> None:
+        """Refuse a signature the market would refuse (its rule; ERC-1271 for a contract requester)."""
+        d = self.deployment
+        try:
+            try:
+                check_signature(intent, signature, chain_id=d.chain_id, market=d.market(intent.auction_type))
+            except IntentError:
+                if not self.w3.eth.get_code(intent.requester):  # type: ignore[arg-type]
+                    raise
+                call = {
+                    "to": intent.requester,
+                    "data": erc1271_calldata(bytes(HexBytes(self.job_id(intent))), signature),
+                }
+                try:
+                    result = bytes(self.w3.eth.call(call))  # type: ignore[arg-type]
+                except (Web3Exception, ValueError) as exc:
+                    raise IntentError(f"the requester contract refused the signature: {exc}") from exc
+                if not erc1271_accepts(result):
+                    raise IntentError("the requester contract refused the signature (ERC-1271)") from None
+        except IntentError as exc:
+            raise RequestRejected(f"the intent's signature would be refused: {exc}", job_id=self.job_id(intent),
+                                  reasons={"signature": str(exc)}) from exc  # fmt: skip
+
     async def post(self, intent: Intent) -> str:
         """Post ``intent`` to its market from this account (the escrow is taken now, from the
         account's credit in the market when it covers it, else from its allowance); the tx hash."""
@@ -412,11 +591,15 @@ class Client:
             self._release(self.job_id(intent))
         return HexBytes(receipt["transactionHash"]).to_0x_hex()
 
-    def signed_wire(self, intent: Intent) -> SignedIntentWire:
-        """The signed intent as broadcast to solvers."""
+    def signed_wire(self, intent: Intent, *, signature: bytes | str | None = None) -> SignedIntentWire:
+        """The signed intent as broadcast to solvers (signed here unless ``signature`` is given)."""
         d = self.deployment
         market = d.market(intent.auction_type)
-        signature = sign_intent(intent, self._key, chain_id=d.chain_id, market=market)
+        if signature is None:
+            signature = self.sign(intent)
+        else:
+            signature = bytes(HexBytes(signature))
+            self._check(intent, signature)
         return SignedIntentWire.model_validate(
             {
                 "intent": intent.to_json(),
@@ -427,8 +610,11 @@ class Client:
             }
         )
 
-    async def broadcast(self, intent: Intent, *, solvers: Sequence[str] | None = None) -> dict[str, str]:
+    async def broadcast(
+        self, intent: Intent, *, solvers: Sequence[str] | None = None, signature: bytes | str | None = None
+    ) -> dict[str, str]:
         """Send the signed intent to every solver (or to ``solvers``); ``{url: "accepted" | reason}``.
+        ``signature``: one made by an outside wallet over :meth:`typed_data` (default: sign here).
 
         Raises:
             RequestRejected: no solver accepted it.
@@ -438,8 +624,8 @@ class Client:
             raise ConfigError(
                 "Client: no solvers to send a signed intent to (pass solvers=[...] or on_chain=True)"
             )
+        body = self.signed_wire(intent, signature=signature).model_dump_json()
         await self._fund(intent)
-        body = self.signed_wire(intent).model_dump_json()
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=self._http_timeout)
         http = self._http
@@ -503,30 +689,39 @@ class Client:
             RequestRejected, RequestRefunded, RequestExpired, ProviderSlashed, ProofInvalid,
             RequestTimeout: see :mod:`tender.client`.
         """
-        intent, handle = await self.build_intent(
-            model,
-            input,
-            max_price=max_price,
-            deadline=deadline,
-            proof=proof,
-            auction=auction,
-            **intent_options,
-        )
+        with _as_request_error():
+            intent, handle = await self.build_intent(
+                model,
+                input,
+                max_price=max_price,
+                deadline=deadline,
+                proof=proof,
+                auction=auction,
+                **intent_options,
+            )
         tracker = await self.send(intent, on_chain=on_chain)
         return await self.follow(tracker, intent, handle, timeout=timeout, verify=verify)
 
     async def send(
-        self, intent: Intent, *, on_chain: bool = False, solvers: Sequence[str] | None = None
+        self,
+        intent: Intent,
+        *,
+        on_chain: bool = False,
+        solvers: Sequence[str] | None = None,
+        signature: bytes | str | None = None,
     ) -> JobTracker:
-        """Send ``intent`` (signed to the solvers, or posted) and start following its job."""
-        hub = self._events()
-        tracker = JobTracker(job_id=self.job_id(intent))
+        """Send ``intent`` (signed to the solvers, or posted) and start following its job.
+        ``signature``: made by an outside wallet over :meth:`typed_data` (default: sign here)."""
+        with _as_request_error():
+            hub = self._events()
+            tracker = JobTracker(job_id=self.job_id(intent))
         hub.follow(tracker)
         try:
-            if on_chain:
-                tracker.tx_hashes["post"] = await self.post(intent)
-            else:
-                await self.broadcast(intent, solvers=solvers)
+            with _as_request_error(tracker.job_id):
+                if on_chain:
+                    tracker.tx_hashes["post"] = await self.post(intent)
+                else:
+                    await self.broadcast(intent, solvers=solvers, signature=signature)
         except BaseException:
             hub.forget(tracker.job_id)
             self._release(tracker.job_id)
@@ -544,11 +739,24 @@ class Client:
         verify: bool = True,
     ) -> RequestResult:
         """Wait for ``tracker``'s job to end; the result, or the typed error of how it ended."""
+        with _as_request_error(tracker.job_id):
+            return await self._follow(tracker, intent, handle, timeout=timeout, verify=verify)
+
+    async def _follow(
+        self,
+        tracker: JobTracker,
+        intent: Intent,
+        handle: ModelHandle | None,
+        *,
+        timeout: float | None,  # noqa: ASYNC109 - see follow
+        verify: bool,
+    ) -> RequestResult:
         hub = self._events()
         changed = hub.follow(tracker)
         auction = intent.auction_type.name.lower()
         challenge_s = 30 if intent.proof_mode == ProofMode.OPTIMISTIC else 0
         now = await self.chain_time()
+        followed_at, block_time = time.monotonic(), await self._block_time()
         waited_until = time.monotonic() + (
             timeout if timeout is not None else max(0, intent.deadline - now) + challenge_s + 60
         )
@@ -560,7 +768,9 @@ class Client:
                 remaining = waited_until - time.monotonic()
                 if remaining <= 0:
                     raise RequestTimeout(job_id=tracker.job_id, last_state=tracker.state.value,
-                                         waited_s=time.monotonic() - tracker.sent_at)  # fmt: skip
+                                         waited_s=time.monotonic() - tracker.sent_at,
+                                         chain_moved_s=await self._block_time() - block_time,
+                                         followed_s=time.monotonic() - followed_at)  # fmt: skip
                 changed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), timeout=min(remaining, 1.0))
@@ -593,6 +803,8 @@ class Client:
             action = "award" if bids and "award" not in tried else "refund"
         if action is None or time.monotonic() - tried.get(action, -1e9) < _HELP_RETRY_S:
             return
+        if not self._key and self._sender is None:
+            return  # no key to send with: the agents and solvers do it
         tried[action] = time.monotonic()
         market = self.market(intent.auction_type.name.lower())
         try:

@@ -18,6 +18,9 @@ catches them all, and each carries the job id and what the requester got back::
     │                               output does not match the proof's public instances
     ├── CallbackFailed              an agent's job settled (the provider was paid) but the
     │                               consumer callback reverted or ran out of gas: no stored result
+    ├── RequestFailed               the request could not be made or followed: the chain did not
+    │                               answer, the deployment or model is unknown, a transaction
+    │                               failed (``__cause__`` holds the original error)
     └── RequestTimeout              no terminal state seen in time (the job may still finish;
                                     ``last_state`` says where it stood)
 
@@ -49,6 +52,7 @@ __all__ = [
     "ProviderSlashed",
     "RequestError",
     "RequestExpired",
+    "RequestFailed",
     "RequestRefunded",
     "RequestRejected",
     "RequestTimeout",
@@ -233,20 +237,61 @@ class CallbackFailed(RequestError):
         super().__init__(f"{_short(job_id)} settled but the agent's callback {why}: no stored result")
 
 
+class RequestFailed(RequestError):
+    """The request could not be made, or its job could not be followed: the chain did not
+    answer, the deployment or the model is unknown, a transaction (an approval) failed.
+
+    Nothing was escrowed when it happened before the intent was sent (``job_id`` is then
+    ``None``); otherwise the job may still end on chain.
+
+    Attributes:
+        job_id: the job id once the intent was built, else ``None``. The original error is
+        ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, job_id: str | None = None) -> None:
+        self.job_id = job_id
+        super().__init__(f"{_short(job_id)}: {message}" if job_id else message)
+
+
 class RequestTimeout(RequestError):
     """No terminal state was seen before the client gave up waiting.
 
     The job may still finish (or be expired by anyone, including :meth:`Client.expire`).
 
+    Deadlines and auction windows close on chain time, which moves only when a block is mined:
+    when the chain's clock moved less than half as much as the wall clock while the client
+    followed the job, the message says so (a hand-started Anvil without ``--block-time`` mines
+    only on transactions, so an open job never ends there).
+
     Attributes:
         job_id: the job id. last_state: the last state seen (``"open"``, ``"awarded"``...).
         waited_s: how long the client waited.
+        chain_moved_s: how far chain time moved while the client followed the job (``None``:
+            not known).
+        stalled: chain time moved less than half the wall time it was followed for.
     """
 
-    def __init__(self, *, job_id: str, last_state: str, waited_s: float) -> None:
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        last_state: str,
+        waited_s: float,
+        chain_moved_s: int | None = None,
+        followed_s: float | None = None,
+    ) -> None:
         self.job_id = job_id
         self.last_state = last_state
         self.waited_s = waited_s
-        super().__init__(
-            f"{_short(job_id)}: no terminal state after {waited_s:.1f}s (last seen: {last_state})"
-        )
+        self.chain_moved_s = chain_moved_s
+        followed = waited_s if followed_s is None else followed_s
+        self.stalled = chain_moved_s is not None and followed >= 2 and chain_moved_s < followed / 2
+        message = f"{_short(job_id)}: no terminal state after {waited_s:.1f}s (last seen: {last_state})"
+        if self.stalled:
+            message += (
+                f"; chain time moved only {chain_moved_s}s in {followed:.0f}s: the chain mines no blocks "
+                "on its own, so deadlines never pass (start Anvil with `anvil --block-time 1`, or use "
+                "`tender devnet --keep-running`)"
+            )
+        super().__init__(message)

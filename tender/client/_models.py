@@ -10,7 +10,14 @@ from typing import Any
 
 from tender.errors import ModelError
 
-__all__ = ["ModelHandle", "decode_input_uri", "encode_input_uri", "instances", "resolve_model"]
+__all__ = [
+    "ModelHandle",
+    "cached_bundles",
+    "decode_input_uri",
+    "encode_input_uri",
+    "instances",
+    "resolve_model",
+]
 
 _DATA_PREFIX = "data:application/json,"
 
@@ -114,6 +121,25 @@ def load_bundle(path: Path) -> Any:
     from tender import models
 
     return models.Bundle.load(path)
+
+
+def cached_bundles(name: str, *, cache: Path | None = None) -> list[tuple[Path, tuple[bytes, bytes]]]:
+    """The bundles named ``name`` in the local cache (``<cache>/models/*/card.json``), each with
+    its ``(onnx sha256, settings hash)``: what the registry records for it."""
+    from tender.paths import cache_dir
+
+    root = (cache or cache_dir()) / "models"
+    found = []
+    for card_path in sorted(root.glob("*/card.json")) if root.is_dir() else []:
+        try:
+            card = json.loads(card_path.read_text())
+            if card.get("name") != name:
+                continue
+            hashes = (bytes.fromhex(card["onnx_sha256"]), bytes.fromhex(card["settings_sha256"]))
+        except (OSError, ValueError, KeyError, AttributeError):
+            continue  # a half-written or foreign folder is not a bundle
+        found.append((card_path.parent, hashes))
+    return found
 
 
 def resolve_model(

@@ -15,13 +15,18 @@ __all__ = ["cli_group"]
 @click.option(
     "--requests",
     "n_requests",
-    type=click.IntRange(1, 10_000),
-    default=40,
-    show_default=True,
-    help="how many requests the workload sends",
+    type=click.IntRange(0, 10_000),
+    default=None,
+    help="how many requests the workload sends [default: 40; 0 with --keep-running]",
 )
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="write the summary JSON here")
-@click.option("--png", "png_path", type=click.Path(path_type=Path), help="write the latency/price chart here")
+@click.option(
+    "--png",
+    "png_path",
+    type=click.Path(path_type=Path),
+    help="the latency/price chart [default: RUN_DIR/chart.png]",
+)
+@click.option("--no-png", is_flag=True, help="write no chart")
 @click.option("--no-live", is_flag=True, help="no live view (plain progress lines)")
 @click.option("--seed", type=int, default=0, show_default=True, help="workload seed")
 @click.option(
@@ -38,29 +43,57 @@ __all__ = ["cli_group"]
 )
 @click.option("--no-audit", is_flag=True, help="skip `tender audit` at the end")
 @click.option(
-    "--run-dir", type=click.Path(path_type=Path), help="configs and logs (default: cache/devnet/<time>)"
+    "--run-dir",
+    type=click.Path(path_type=Path),
+    help="configs and logs [default: .cache/tender/devnet/<time>]",
+)
+@click.option(
+    "--keep-running",
+    is_flag=True,
+    help="after the workload, keep the chain, providers, solvers and verifier running until Ctrl-C; "
+    "writes the deployment to deployments/<chainId>.json and .cache/tender/network.env",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    help="Anvil's port [default: a free one; 8545 with --keep-running]",
 )
 def cli_group(
-    n_requests: int,
+    n_requests: int | None,
     json_path: Path | None,
     png_path: Path | None,
+    no_png: bool,
     no_live: bool,
     seed: int,
     concurrency: int,
     faults: bool | None,
     no_audit: bool,
     run_dir: Path | None,
+    keep_running: bool,
+    port: int | None,
 ) -> None:
     """Start a local chain and the whole market, run a workload, print a summary.
 
     Exit code 0 only when every request reached a terminal state, the expected expiry,
-    challenge and slashes happened, and `tender audit` is clean. Ctrl-C stops every process.
+    challenge and slashes happened, and `tender audit` is clean. Ctrl-C stops every process
+    (exit code 130).
+
+    With --keep-running (a persistent local network for the quickstarts) the workload is empty
+    unless --requests is given, the chain listens on port 8545 unless --port is given, and the
+    network stays up, printing its RPC URL, deployment, solvers and funded dev keys, until Ctrl-C.
     """
     from tender.devnet._run import Devnet, DevnetOptions
 
+    if n_requests is None:
+        n_requests = 0 if keep_running else 40
+    if n_requests == 0 and not keep_running:
+        raise click.BadParameter("0 requests only with --keep-running", param_hint="--requests")
+    if port is None and keep_running:
+        port = 8545
     options = DevnetOptions(
         requests=n_requests, seed=seed, live=not no_live and sys.stdout.isatty(), json_path=json_path,
-        png_path=png_path, run_dir=run_dir, concurrency=concurrency, faults=faults, audit=not no_audit,
+        png_path=None if no_png else png_path, png=not no_png, run_dir=run_dir, concurrency=concurrency,
+        faults=faults, audit=not no_audit, keep_running=keep_running, port=port,
     )  # fmt: skip
     console = Console()
     try:

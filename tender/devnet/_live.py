@@ -6,7 +6,8 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from rich.console import Group, RenderableType
+from rich import box
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -38,10 +39,17 @@ CALLBACK_MARK = {
 }
 
 
-def _tokens(amount: int | None, decimals: int = 18) -> str:
+def _tokens(amount: int | None, decimals: int = 18, *, places: int = 4) -> str:
     if amount is None:
         return "-"
-    return f"{amount / 10**decimals:.4f}"
+    return f"{amount / 10**decimals:.{places}f}"
+
+
+#: Below this many columns the view drops the job id and abbreviates (it fits 80 columns).
+WIDE = 120
+
+#: Short names of the request's route in the narrow view.
+_VIA = {"signed": "sig", "onchain": "chain", "agent": "agent"}
 
 
 def render(
@@ -52,41 +60,72 @@ def render(
     rows: int = 18,
     title: str = "Tender devnet",
 ) -> RenderableType:
-    """One frame: counters, then the most recent requests (newest last)."""
-    names = dict(providers or {})
-    states = Counter(r.state for r in records)
-    done = sum(1 for r in records if r.terminal)
-    called_back = sum(1 for r in records if r.callback == "ok")
-    header = Text.assemble(
-        (f"{title}  ", "bold"),
-        (f"{done}/{len(records)} done  ", "bold"),
-        *[(f"{state} {count}  ", STATE_STYLE.get(state, "")) for state, count in sorted(states.items())],
-        (f"challenged {sum(r.challenged for r in records)}  ", "yellow"),
-        (f"slashed {sum(r.slashed for r in records)}  ", "red"),
-        (f"agent callbacks {called_back}/{sum(r.source == 'agent' for r in records)}  ", "green"),
-        (f"{time.monotonic() - started:5.1f}s", "dim"),
-    )
-    table = Table(expand=True, show_edge=False, pad_edge=False)
-    for column, justify in (("#", "right"), ("via", "left"), ("model", "left"), ("auction", "left"),
-                            ("proof", "left"), ("job", "left"), ("bids", "right"), ("winner", "left"),
-                            ("price / max", "right"), ("state", "left"), ("cb", "left"), ("e2e", "right")):  # fmt: skip
-        table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
-    active = [r for r in records if r.state != "pending"]
-    for record in active[-rows:]:
-        winner = names.get(record.provider or "", (record.provider or "-")[:10])
-        state = record.state + (" ⚔" if record.challenged else "") + (" ✂" if record.slashed else "")
-        table.add_row(
-            str(record.index),
-            record.source,
-            record.model,
-            record.auction,
-            record.proof_mode,
-            (record.job_id or "-")[:10],
-            str(record.bids) if record.auction == "reverse" else "-",
-            winner,
-            f"{_tokens(record.price_paid)} / {_tokens(record.max_price)}",
-            Text(state, style=STATE_STYLE.get(record.state, "")),
-            Text(*CALLBACK_MARK.get(record.callback or "", ("", ""))),
-            "-" if record.e2e_ms is None else f"{record.e2e_ms / 1000:.1f}s",
+    """One frame: counters, then the most recent requests (newest last). It lays itself out for
+    the terminal's width when printed: every column whole from 80 columns up, the job ids and
+    long names from :data:`WIDE` up."""
+    return _Frame(list(records), started, dict(providers or {}), rows, title)
+
+
+class _Frame:
+    def __init__(self, records: list[RequestRecord], started: float, names: dict[str, str], rows: int,
+                 title: str) -> None:  # fmt: skip
+        self.records, self.started, self.names, self.rows, self.title = records, started, names, rows, title
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        wide = options.max_width >= WIDE
+        yield Panel(Group(*self._header(wide), self._table(wide)), border_style="blue")
+
+    def _header(self, wide: bool) -> list[Text]:
+        records = self.records
+        states = Counter(r.state for r in records)
+        done = sum(1 for r in records if r.terminal)
+        called_back = sum(1 for r in records if r.callback == "ok")
+        first = Text.assemble(
+            (f"{self.title}  ", "bold"),
+            (f"{done}/{len(records)} done  ", "bold"),
+            (f"{time.monotonic() - self.started:5.1f}s", "dim"),
         )
-    return Panel(Group(header, table), border_style="blue")
+        counts = Text.assemble(
+            *[(f"{state} {count}  ", STATE_STYLE.get(state, "")) for state, count in sorted(states.items())]
+        )
+        faults = Text.assemble(
+            (f"challenged {sum(r.challenged for r in records)}  ", "yellow"),
+            (f"slashed {sum(r.slashed for r in records)}  ", "red"),
+            (f"agent callbacks {called_back}/{sum(r.source == 'agent' for r in records)}", "green"),
+        )
+        if wide:
+            return [Text.assemble(first, "  ", counts), faults]
+        return [first, counts, faults]
+
+    def _table(self, wide: bool) -> Table:
+        table = Table(expand=wide, show_edge=False, pad_edge=False, box=box.HEAVY_HEAD if wide else None,
+                      collapse_padding=not wide)  # fmt: skip
+        columns: tuple[tuple[str, str], ...]
+        if wide:
+            columns = (("#", "right"), ("via", "left"), ("model", "left"), ("auction", "left"), ("proof", "left"),
+                       ("job", "left"), ("bids", "right"), ("winner", "left"), ("price / max", "right"),
+                       ("state", "left"), ("cb", "left"), ("e2e", "right"))  # fmt: skip
+        else:
+            columns = (("#", "right"), ("via", "left"), ("request", "left"), ("bids", "right"), ("winner", "left"),
+                       ("price/max", "right"), ("state", "left"), ("cb", "left"), ("e2e", "right"))  # fmt: skip
+        for column, justify in columns:
+            table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+        active = [r for r in self.records if r.state != "pending"]
+        for record in active[-self.rows :]:
+            winner = self.names.get(record.provider or "", (record.provider or "-")[: 10 if wide else 6])
+            state = record.state + (" ⚔" if record.challenged else "") + (" ✂" if record.slashed else "")
+            mark, style = CALLBACK_MARK.get(record.callback or "", ("", ""))
+            bids = str(record.bids) if record.auction == "reverse" else "-"
+            e2e = "-" if record.e2e_ms is None else f"{record.e2e_ms / 1000:.1f}s"
+            state_text = Text(state, style=STATE_STYLE.get(record.state, ""))
+            if wide:
+                table.add_row(str(record.index), record.source, record.model, record.auction, record.proof_mode,
+                              (record.job_id or "-")[:10], bids, winner,
+                              f"{_tokens(record.price_paid)} / {_tokens(record.max_price)}", state_text,
+                              Text(mark, style=style), e2e)  # fmt: skip
+            else:
+                request = f"{record.model} {record.auction[:3]} {record.proof_mode[:3]}"
+                price = f"{_tokens(record.price_paid)}/{_tokens(record.max_price, places=2)}"
+                table.add_row(str(record.index), _VIA.get(record.source, record.source), request, bids, winner,
+                              price, state_text, Text(mark.replace("callback ", ""), style=style), e2e)  # fmt: skip
+        return table

@@ -33,6 +33,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -60,6 +61,7 @@ from tender.client._tracker import JobState, JobTracker
 from tender.devnet._chain import TOKEN, ChainSetup
 from tender.devnet._configs import ProviderPlan, provider_config, solver_config, verifier_config, write_config
 from tender.devnet._live import render
+from tender.devnet._network import NEWCOMER_KEYS, NEWCOMER_TOKENS, network_lines
 from tender.devnet._summary import RequestRecord, Summary, check_invariants, summarize, summary_table
 from tender.devnet._supervisor import Supervisor
 from tender.devnet._workload import Planned, plan_workload
@@ -97,12 +99,14 @@ class DevnetOptions:
     seed: int = 0
     live: bool = True
     json_path: Path | None = None
-    png_path: Path | None = None
+    png_path: Path | None = None  # None: <run_dir>/chart.png (when ``png``)
+    png: bool = True
     run_dir: Path | None = None
     concurrency: int = 4
     faults: bool | None = None  # None: on when the workload is large enough (>= 10 requests)
     audit: bool = True
-    keep_running: bool = False
+    keep_running: bool = False  # after the workload (if any), serve the network until stopped
+    port: int | None = None  # Anvil's port (None: a free one)
 
     @property
     def with_faults(self) -> bool:
@@ -124,9 +128,11 @@ class Devnet:
         self.run_dir = (self.options.run_dir or cache_dir() / "devnet" / stamp).resolve()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.supervisor = Supervisor(logs=self.run_dir / "logs")
-        self.anvil = Anvil(log_path=self.run_dir / "logs" / "anvil.log")
+        # Accounts 0-9 are the devnet's roles, 10-13 the newcomer keys of a kept-running network.
+        self.anvil = Anvil(log_path=self.run_dir / "logs" / "anvil.log", port=self.options.port, accounts=14)
         self.started = time.monotonic()
         self.solver_urls: list[str] = []
+        self.provider_entries: dict[str, dict[str, str]] = {}
         self.summary: Summary | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.agent: AgentClient | None = None
@@ -136,24 +142,65 @@ class Devnet:
     # -- lifecycle ---------------------------------------------------------------------
 
     def run(self) -> int:
-        """Run everything; 0 when every request ended and the audit is clean."""
+        """Run everything; 0 when every request ended and the audit is clean.
+
+        With ``keep_running`` the network then stays up (the workload may be empty) until
+        Ctrl-C or SIGTERM, which raise :class:`KeyboardInterrupt` after every process stopped.
+        """
         with self._stopping_everything():
             setup = self._setup()
             self._start_roles(setup)
-            self.records = [self._record(p) for p in self._plan()]
-            asyncio.run(self._workload(setup))
-            try:
-                self.payouts = self._payouts(setup)
-            except TenderError as exc:  # reported in the summary; the audit still checks the books
-                log(logger, "devnet.payouts_failed", level=logging.ERROR, error=repr(exc))
-                self.payouts = {"errors": [f"{type(exc).__name__}: {exc}"]}
-            audit = self._audit(setup) if self.options.audit else None
-            return self._finish(setup, audit)
+            code = 0
+            if self.options.requests > 0:
+                self.records = [self._record(p) for p in self._plan()]
+                asyncio.run(self._workload(setup))
+                try:
+                    self.payouts = self._payouts(setup)
+                except TenderError as exc:  # reported in the summary; the audit still checks the books
+                    log(logger, "devnet.payouts_failed", level=logging.ERROR, error=repr(exc))
+                    self.payouts = {"errors": [f"{type(exc).__name__}: {exc}"]}
+                audit = self._audit(setup) if self.options.audit else None
+                code = self._finish(setup, audit)
+            if self.options.keep_running:
+                self._serve(setup)
+            return code
+
+    def _serve(self, setup: ChainSetup) -> None:
+        """Publish the network (:class:`Network`), then watch the roles until interrupted."""
+        from tender.chain._deployment import default_path
+        from tender.devnet._network import Network
+
+        assert setup.deployment is not None
+        record = default_path(setup.deployment.chain_id)
+        setup.deployment.save(record)
+        network = Network(
+            rpc_url=self.anvil.rpc_url, chain_id=setup.deployment.chain_id, deployment=record,
+            token=setup.deployment.token, run_dir=self.run_dir, pid=os.getpid(),
+            solvers={f"solver-{n}": url for n, url in enumerate(self.solver_urls, start=1)},
+            providers=self.provider_entries,
+            models={name: {"model_id": info.model_id, "bundle": str(info.bundle)}
+                    for name, info in setup.models.items()},
+        )  # fmt: skip
+        env, _ = network.write()
+        try:
+            self._step("the network is up (funded dev keys for a newcomer, one per role):")
+            for line in network_lines(network, env):
+                self.console.print(line, soft_wrap=True, highlight=False)
+            self.console.print(f"[bold green]✓ network up[/]: `source {_shown(env)}`; Ctrl-C stops it")
+            sys.stdout.flush()
+            while True:
+                self.supervisor.check()
+                time.sleep(1.0)
+        finally:
+            network.remove(record)
 
     @contextlib.contextmanager
     def _stopping_everything(self) -> Iterator[None]:
         previous = signal.getsignal(signal.SIGTERM)
+        previous_int = signal.getsignal(signal.SIGINT)
         signal.signal(signal.SIGTERM, _raise_interrupt)
+        # Ctrl-C stops it even when started in the background of a script (which ignores SIGINT)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             yield
         except KeyboardInterrupt:
@@ -164,6 +211,7 @@ class Devnet:
             codes = self.supervisor.stop_all()
             self.anvil.stop()
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
             log(logger, "devnet.stopped", codes=codes, run_dir=str(self.run_dir))
 
     def _start_heartbeat(self) -> None:
@@ -188,12 +236,12 @@ class Devnet:
         self._start_heartbeat()
         w3 = connect(self.anvil.rpc_url)
         setup = ChainSetup(w3=w3, deployer_key=DEV_KEYS[0])
-        self._step("deploying Tender (token, registry, staking, reverse and Dutch markets)")
+        self._step("deploying Tender (token, registry, staking, reverse + Dutch markets)")
         setup.deploy(save=self.run_dir / "deployment.json", params=MARKET_PARAMS)
         self._step("building (cached) and registering the sample models mlp and cnn")
         setup.register_models()
         for name, info in setup.models.items():
-            self.console.print(f"    {name}: model id {info.model_id[:18]}…, verifier {info.verifier}")
+            self.console.print(f"    {name}: model id {info.model_id[:18]}…, verifier {info.verifier[:12]}…")
         self._step("minting test tokens, staking providers")
         requesters = [setup.address(DEV_KEYS[i]) for i in (*REQUESTER_KEYS, AGENT_OWNER_KEY, VERIFIER_KEY)]
         setup.mint(requesters, 1_000 * TOKEN)
@@ -202,6 +250,8 @@ class Devnet:
             setup.mint([setup.address(DEV_KEYS[plan.key_index])], stake + 100 * TOKEN)
             setup.stake(DEV_KEYS[plan.key_index], stake)
             self.provider_names[setup.address(DEV_KEYS[plan.key_index])] = plan.name
+        newcomers = [setup.address(key) for key in NEWCOMER_KEYS.values()]
+        setup.mint(newcomers, NEWCOMER_TOKENS * TOKEN)
         agent = setup.deploy_agent(DEV_KEYS[AGENT_OWNER_KEY])
         if agent is not None:
             setup.mint([agent], 500 * TOKEN)
@@ -221,6 +271,8 @@ class Devnet:
             key = DEV_KEYS[plan.key_index]
             solvers = [setup.address(DEV_KEYS[k]) for k, names in zip(SOLVER_KEYS, SOLVER_PROVIDERS, strict=True)
                        if plan.name in names]  # fmt: skip
+            if plan.name == PROVIDERS[0].name:  # the newcomer's solver may bid for gpu-a
+                solvers.append(setup.address(NEWCOMER_KEYS["solver"]))
             setup.operator(key, endpoint=f"http://127.0.0.1:{port}", region=plan.region, solvers=solvers)
             config = provider_config(plan, rpc_url=rpc, deployment=deployment, port=port, models=models,
                                      run_dir=self.run_dir, workers=workers)  # fmt: skip
@@ -232,6 +284,9 @@ class Devnet:
                 "url": f"http://127.0.0.1:{port}",
                 "address": setup.address(key),
             }
+        self.provider_entries = {
+            name: {"url": e["url"], "address": e["address"]} for name, e in entries.items()
+        }
         solver_providers = [[entries[name] for name in names] for names in SOLVER_PROVIDERS]
         for n, (key_index, providers) in enumerate(zip(SOLVER_KEYS, solver_providers, strict=True), start=1):
             port = free_port()
@@ -520,7 +575,7 @@ class Devnet:
         for record in self.records:
             tracker = self.trackers.get(record.index)
             if tracker is not None:
-                record.gas = _gas(setup, tracker)
+                record.gas = _gas(setup, tracker, record.source)
         extra: dict[str, Any] = {"run_dir": str(self.run_dir), "seed": self.options.seed}
         if self.payouts is not None:
             extra["payouts"] = self.payouts
@@ -533,9 +588,10 @@ class Devnet:
         if self.options.json_path:
             write_json(summary, self.options.json_path)
             self.console.print(f"summary JSON: {self.options.json_path}")
-        if self.options.png_path:
-            write_png(self.records, self.options.png_path)
-            self.console.print(f"chart: {self.options.png_path}")
+        png_path = self.options.png_path or (self.run_dir / "chart.png" if self.options.png else None)
+        if png_path is not None:
+            write_png(self.records, png_path)
+            self.console.print(f"chart: {_shown(png_path.resolve())}")
         problems = check_invariants(summary, expect_faults=self.options.with_faults)
         for problem in problems:
             self.console.print(f"[bold red]✗[/] {problem}")
@@ -570,9 +626,29 @@ def _sample(model: str, index: int) -> Any:
     return samples[index % len(samples)]
 
 
-def _gas(setup: ChainSetup, tracker: JobTracker) -> dict[str, int]:
+#: How an intent reached the market, by ``RequestRecord.source``: the summary's gas row
+#: ``posted: <route>`` (an on-chain ``post``, a solver's ``submitSigned``, a TenderAgent ``ask``).
+_POST_ROUTE = {"onchain": "on-chain post", "signed": "signed, relayed", "agent": "agent ask"}
+
+
+def _gas(setup: ChainSetup, tracker: JobTracker, source: str) -> dict[str, int]:
+    """Gas by step, each transaction counted once under the first step it made (a zk delivery
+    also settles: ``delivered``); the posting step is ``posted: <route>``."""
     out: dict[str, int] = {}
+    seen: set[str] = set()
     for step, tx_hash in tracker.tx_hashes.items():
+        if tx_hash in seen:
+            continue
+        seen.add(tx_hash)
+        name = f"posted: {_POST_ROUTE.get(source, source)}" if step in ("post", "posted") else step
         with contextlib.suppress(ValueError, OSError, TenderError):
-            out[step] = int(setup.w3.eth.get_transaction_receipt(tx_hash)["gasUsed"])  # type: ignore[arg-type]
+            out[name] = int(setup.w3.eth.get_transaction_receipt(tx_hash)["gasUsed"])  # type: ignore[arg-type]
     return out
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working folder when it lies under it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

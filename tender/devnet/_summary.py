@@ -160,6 +160,12 @@ def summarize(
         "auction_latency_ms": _p([r.auction_ms for r in records if r.auction_ms is not None]),
         "e2e_latency_ms": _p([r.e2e_ms for r in settled if r.e2e_ms is not None]),
         "gas": dict(gas),
+        # what slashed stakes paid the requesters (and the agent) back, beside their refunds:
+        # it is part of what they withdraw (token base units, as strings)
+        "compensation": {
+            "requesters": str(sum(r.compensation for r in records if r.source != "agent")),
+            "agent": str(sum(r.compensation for r in agent)),
+        },
         "setup_gas": dict(setup_gas or {}),
         "price_paid_over_max": round(sum(ratios) / len(ratios), 4) if ratios else None,
         "by": by,
@@ -260,7 +266,7 @@ def summary_table(summary: Summary) -> Table:
         rows.append((f"gas {phase} (mean of {entry['count']})", f"{entry['mean']:,}"))
     if d.get("wall_s") is not None:
         rows.append(("wall time", f"{d['wall_s']:.1f} s"))
-    rows.extend(_payout_rows(d.get("payouts")))
+    rows.extend(_payout_rows(d.get("payouts"), d.get("compensation")))
     audit = d.get("audit")
     if audit is not None:
         rows.append(
@@ -275,8 +281,12 @@ def _tokens(amount: Any) -> str:
     return f"{int(amount) / 1e18:,.4f}"
 
 
-def _payout_rows(payouts: dict[str, Any] | None) -> list[tuple[str, str]]:
-    """Per role (and per provider): tokens withdrawn from the markets / still owed there."""
+def _payout_rows(
+    payouts: dict[str, Any] | None, compensation: dict[str, str] | None = None
+) -> list[tuple[str, str]]:
+    """Per role (and per provider): tokens withdrawn from the markets / still owed there; for the
+    requesters and the agent, how much of it was compensation from slashed stakes (a refund
+    plus compensation can exceed what was escrowed: the demo's faulty provider stakes 5,000)."""
     if not payouts:
         return []
     rows: list[tuple[str, str]] = []
@@ -286,6 +296,8 @@ def _payout_rows(payouts: dict[str, Any] | None) -> list[tuple[str, str]]:
             continue
         rows.append((f"withdrawn by {role} / still owed (tokens)",
                      f"{_tokens(entry['withdrawn'])} / {_tokens(entry['owed'])}"))  # fmt: skip
+        if compensation and role in compensation:
+            rows.append(("  of which slashing compensation", _tokens(compensation[role])))
         if role == "providers":
             for name, account in sorted(entry.get("accounts", {}).items()):
                 rows.append((f"  {name}", f"{_tokens(account['withdrawn'])} / {_tokens(account['owed'])}"))

@@ -79,3 +79,37 @@ def test_timeout_and_proof_invalid_name_the_job() -> None:
 def test_catching_the_root_catches_them_all() -> None:
     with pytest.raises(RequestError):
         raise RequestExpired(job_id=JOB)
+
+
+def test_request_against_an_unreachable_chain_raises_request_failed(tmp_path: object) -> None:
+    """Nothing raw escapes a request: a connection failure is a RequestError too (exit 2)."""
+    import asyncio
+
+    from tender.anvil import DEV_KEYS
+    from tender.chain import Deployment
+    from tender.client import Client, RequestFailed
+
+    address = "0x" + "11" * 20
+    deployment = Deployment(chain_id=31337, token=address, registry=address, staking=address,
+                            markets={"reverse": address, "dutch": address}, block=0)  # fmt: skip
+    client = Client("http://127.0.0.1:9", DEV_KEYS[7], deployment=deployment, model_ids={"mlp": "0x" + "ab" * 32},
+                    solvers=["http://127.0.0.1:9"])  # fmt: skip
+
+    async def go() -> None:
+        async with client:
+            await client.request("mlp", [0.5], max_price=10, deadline=60)
+
+    with pytest.raises(RequestFailed) as caught:
+        asyncio.run(go())
+    assert isinstance(caught.value, RequestError)
+    assert caught.value.__cause__ is not None
+    assert RequestFailed not in EXIT_CODES  # the CLI's generic error: exit 2
+    assert "RequestFailed" in tender.client._errors.__doc__
+
+
+def test_a_bad_key_is_a_config_error_naming_the_key() -> None:
+    from tender.client import Client
+    from tender.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="Client key"):
+        Client("http://127.0.0.1:9", "0x1234")

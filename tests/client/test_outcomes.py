@@ -90,9 +90,12 @@ async def test_follow_times_out_with_the_last_state() -> None:
         return 1_000
 
     client.chain_time = chain_time  # type: ignore[method-assign]
+    client._block_time = chain_time  # type: ignore[method-assign]  # (the stall check reads it)
     with pytest.raises(RequestTimeout) as caught:
         await client.follow(tracker, _intent(), None, timeout=0.3)
     assert caught.value.last_state == "open"
+    assert caught.value.chain_moved_s == 0
+    assert not caught.value.stalled  # followed for 0.3 s: too short to say the chain stands still
 
 
 async def test_a_proof_that_does_not_verify_raises_proof_invalid() -> None:

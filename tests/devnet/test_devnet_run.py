@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from tender.anvil import free_port
 from tender.chain import load_artifact
 from tender.errors import ArtifactError
-from tender.paths import ROOT
+from tender.paths import ROOT, cache_dir
 
 
 def _contracts_built() -> bool:
@@ -70,29 +71,51 @@ def test_small_devnet_run_ends_every_request(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 @needs_contracts
 def test_ctrl_c_stops_every_process(tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
+    """Ctrl-C a devnet that is kept running (so it cannot have ended by itself, however fast or
+    slow the machine): exit code 130, every process gone, and what it published withdrawn."""
+    cache, deployments, run_dir = tmp_path / "cache", tmp_path / "deployments", tmp_path / "run"
+    cache.mkdir()
+    for entry in cache_dir().iterdir():  # the bundles and SRS, so that nothing is rebuilt
+        if entry.name in ("models", "srs"):
+            (cache / entry.name).symlink_to(entry)
+    env = {**os.environ, "TENDER_CACHE": str(cache), "TENDER_DEPLOYMENTS": str(deployments)}
+    log = (tmp_path / "devnet.out").open("w")
     process = subprocess.Popen(
-        [*TENDER, "devnet", "--requests", "4", "--no-live", "--no-audit", "--run-dir", str(run_dir)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        [*TENDER, "devnet", "--keep-running", "--port", str(free_port()), "--no-live", "--run-dir", str(run_dir)],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not list((run_dir / "logs").glob("solver-*.log")):
-        if process.poll() is not None:
-            pytest.fail(
-                f"devnet ended before its roles started:\n{process.stdout.read() if process.stdout else ''}"
-            )
+    marker = cache / "network.json"  # written once every role answers: the readiness marker
+    deadline = time.monotonic() + 840
+    while not (marker.exists() and json.loads(marker.read_text()).get("pid") == process.pid):
+        if process.poll() is not None or time.monotonic() > deadline:
+            os.killpg(process.pid, signal.SIGKILL)
+            pytest.fail(f"the network never came up:\n{(tmp_path / 'devnet.out').read_text()[-4000:]}")
         time.sleep(0.5)
-    time.sleep(2)
+    network = json.loads(marker.read_text())
+    assert Path(str(network["TENDER_DEPLOYMENT"])) == deployments / "31337.json"
+    assert (deployments / "31337.json").exists()
+    assert (cache / "network.env").read_text().count("export TENDER_") == len(
+        network
+    ) - 2  # less pid, chain_id
     pids = _children(process.pid)
+    assert len(pids) >= 7  # anvil, 3 providers, 2 solvers, the verifier agent
+    assert all(_running(pid) for pid in pids)
     os.killpg(process.pid, signal.SIGINT)
-    process.wait(timeout=60)
-    assert process.returncode in (130, 1)
-    time.sleep(0.5)
+    process.wait(timeout=120)
+    log.close()
+    assert process.returncode == 130, (tmp_path / "devnet.out").read_text()[-4000:]
+    deadline = time.monotonic() + 30  # reaped children may linger a moment as zombies
+    while [pid for pid in pids if _running(pid)] and time.monotonic() < deadline:
+        time.sleep(0.2)
     alive = [pid for pid in pids if _running(pid)]
     assert alive == [], f"still running after Ctrl-C: {alive}"
+    # what it published is gone with it: no tool is pointed at a chain that no longer runs
+    assert not marker.exists()
+    assert not (cache / "network.env").exists()
+    assert not (deployments / "31337.json").exists()
 
 
 def _children(root: int) -> list[int]:

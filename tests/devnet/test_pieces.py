@@ -155,3 +155,49 @@ def test_live_view_renders_records() -> None:
     assert "3/5 done" in text
     assert "callback ✓" in text
     assert "agent callbacks 1/4" in text
+
+
+def test_live_view_fits_80_columns() -> None:
+    """At 80 columns (COLUMNS=80) every column is whole: no row wraps and nothing is cut to '…'."""
+    records = [
+        RequestRecord(index=i, model=("mlp", "cnn")[i % 2], auction=("reverse", "dutch")[i % 2],
+                      proof_mode=("zk", "optimistic")[i % 2], source=("signed", "onchain", "agent")[i % 3],
+                      max_price=10**17, job_id="0x" + "ab" * 32, state=state, provider="0xP", bids=12,
+                      price_paid=8 * 10**15, e2e_ms=123_456.0, challenged=state == "refunded",
+                      slashed=state == "refunded", callback="ok" if i % 3 == 2 else None)
+        for i, state in zip(range(995, 1001), ("settled", "expired", "refunded", "delivered", "awarded", "open"),
+                            strict=True)
+    ]  # fmt: skip
+    console = Console(record=True, width=80)
+    console.print(render(records, started=time.monotonic(), providers={"0xP": "gpu-a"}))
+    lines = console.export_text().splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert "…" not in "\n".join(lines)
+    rows = [line for line in lines if "gpu-a" in line]
+    assert len(rows) == 6  # one line per request
+    assert any("refunded ⚔ ✂" in row and "123.5s" in row for row in rows)
+    assert any("✓" in row and "0.0080/0.10" in row for row in rows)
+    assert any(row.split()[1:3] == ["1000", "chain"] for row in rows)
+
+
+def test_missing_deployment_names_a_command_that_exists_and_the_file_it_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from tender.chain import Deployment
+    from tender.chain._deployment import default_path
+    from tender.cli import cli
+    from tender.errors import DeploymentError
+
+    monkeypatch.setenv("TENDER_DEPLOYMENTS", str(tmp_path))
+    assert default_path(31337) == tmp_path / "31337.json"  # where tools look, and the devnet writes
+    with pytest.raises(DeploymentError) as caught:
+        Deployment.load(31337)
+    message = str(caught.value)
+    assert str(tmp_path / "31337.json") in message
+    assert "`tender devnet --keep-running`" in message
+    assert "make deploy" not in message
+    help_text = CliRunner().invoke(cli, ["devnet", "--help"]).output
+    assert "--keep-running" in help_text
+    assert ".cache/tender/devnet/<time>" in help_text

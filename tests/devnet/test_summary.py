@@ -137,3 +137,19 @@ def test_payouts_show_what_each_role_withdrew_and_is_still_owed() -> None:
     assert "1.0000 / 0.0100" in text  # the requesters
     assert "withdraw failed" in text
     assert check_invariants(summary) == []  # the payouts are reported, never a reason to fail the run
+
+
+def test_requesters_withdrawals_say_how_much_was_slashing_compensation() -> None:
+    records = _records()
+    records[8].compensation = 4 * T  # the faulty provider's stake paid the requester 4 tokens
+    payouts = {"requesters": {"withdrawn": str(4 * T + T // 10), "owed": "0", "withdrawals": 1, "accounts": {}},
+               "errors": []}  # fmt: skip
+    summary = summarize(records, extra={"payouts": payouts})
+    assert summary["compensation"] == {"requesters": str(4 * T), "agent": "0"}
+    console = Console(record=True, width=80)
+    console.print(summary_table(summary))
+    lines = console.export_text().splitlines()
+    row = lines.index(next(line for line in lines if "withdrawn by requesters" in line))
+    assert "4.1000 / 0.0000" in lines[row]
+    assert "of which slashing compensation" in lines[row + 1]
+    assert "4.0000" in lines[row + 1]

@@ -7,6 +7,7 @@ flow against the contracts on Anvil.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
@@ -571,3 +572,65 @@ async def test_kserve_backend_node_infers_remotely_and_proves_locally(
             done = await wait_state(client, JOB, {"settled"})
     assert len(done["output"]) == 10
     assert gateway.delivered[JOB][1].hex() == done["proof"][2:]
+
+
+# -- stopping ----------------------------------------------------------------------------------
+
+
+async def test_a_stopped_node_closes_its_port_and_never_answers_500(
+    tmp_path: Path, mlp_bundle: Any, gateway: LedgerGateway
+) -> None:
+    """SIGTERM (``request_stop``): the HTTP server drains and closes first, so a client sees
+    answers and then a refused connection, never a 500 from a node whose store is closed."""
+    from provider._node import bind
+    from tender.daemon import supervise
+
+    node = ProviderNode(config(tmp_path, mlp_bundle), gateway=gateway, key=KEY)
+    task = asyncio.create_task(supervise(node))
+    statuses: list[int] = []
+    async with httpx.AsyncClient(base_url=f"http://{node.config.listen}", timeout=10) as http:
+        while not statuses or statuses[-1] != 200:
+            assert not task.done(), f"node exited with {task.result()}"
+            with contextlib.suppress(httpx.TransportError):
+                statuses.append((await http.get("/health")).status_code)
+            await asyncio.sleep(0.05)
+        node.request_stop()
+        while not task.done():
+            with contextlib.suppress(httpx.TransportError):
+                statuses.append((await http.get(f"/jobs/{JOB}")).status_code)
+            await asyncio.sleep(0.01)
+        assert await task == 0
+        with pytest.raises(httpx.TransportError):  # the port is closed once the node is stopped
+            await http.get("/health")
+    assert 500 not in statuses
+    bind(node.config.listen).close()  # and released
+
+
+def test_a_busy_port_is_one_config_error(tmp_path: Path, mlp_bundle: Any) -> None:
+    from provider._node import bind
+    from tender.errors import ConfigError
+
+    listen = config(tmp_path, mlp_bundle).listen
+    taken = bind(listen)
+    try:
+        with pytest.raises(ConfigError, match=r"^provider\.listen: .*in use"):
+            bind(listen)
+    finally:
+        taken.close()
+
+
+@pytest.mark.parametrize(("model_id", "warned"), [(MLP_ID, False), ("0x" + "ee" * 32, True)])
+async def test_a_model_id_not_in_the_registry_is_warned_about(
+    tmp_path: Path, mlp_bundle: Any, gateway: LedgerGateway, caplog: pytest.LogCaptureFixture,
+    model_id: str, warned: bool,
+) -> None:  # fmt: skip
+    entry = ModelEntry(name="mlp", onnx=mlp_bundle.onnx, bundle=mlp_bundle.path, model_id=model_id)
+    node = ProviderNode(config(tmp_path, mlp_bundle, models=[entry]), gateway=gateway, key=KEY)
+    caplog.set_level("INFO", logger="provider.node")
+    async with running(node):
+        pass
+    found = [r for r in caplog.records if r.getMessage() == "model.unregistered"]
+    assert bool(found) is warned
+    if warned:
+        assert found[0].levelname == "WARNING"
+        assert found[0].fields["model_id"] == model_id  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from provider import ProviderSection, load_config
 from provider.cli import _misbehave, group
 from tender.config import parse_section
-from tender.errors import ConfigError
+from tender.errors import ChainError, ConfigError
 from tender.paths import ROOT
 
 
@@ -68,5 +68,6 @@ def test_status_without_chain_shows_the_error(tmp_path: Path) -> None:
         f'[chain]\nrpc_url = "http://127.0.0.1:1"\n[provider]\nstore = "{tmp_path / "jobs.db"}"\n'
     )
     result = CliRunner().invoke(group, ["status", "--config", str(config)])
-    assert result.exit_code == 0, result.output
-    assert "no store" in result.output
+    assert "no store" in result.output  # the local part is still shown
+    assert isinstance(result.exception, ChainError)  # but the status fails: `tender` exits 2
+    assert not (tmp_path / "jobs.db").exists()

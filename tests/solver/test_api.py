@@ -124,3 +124,40 @@ def test_signed_intent_is_relayed_and_served(env: Env, tmp_path: Path) -> None:
 
         assert asyncio.run(send()) == 202
         wait_until(lambda: env.job(AuctionType.REVERSE, wire.jobId).state == "settled", timeout=60)
+
+
+def _resigned(transform: Any) -> dict[str, Any]:
+    """A good wire body whose (valid) signature is rewritten by ``transform``."""
+    body = _wire()
+    raw = bytes.fromhex(body["signature"][2:])
+    body["signature"] = "0x" + transform(raw).hex()
+    return body
+
+
+_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [
+        pytest.param(lambda raw: raw[:64] + bytes([raw[64] - 27]), id="v-0-or-1"),
+        pytest.param(  # the malleable twin: same signer, (r, n - s, flipped v)
+            lambda raw: (
+                raw[:32]
+                + (_N - int.from_bytes(raw[32:64], "big")).to_bytes(32, "big")
+                + bytes([55 - raw[64]])
+            ),
+            id="high-s",
+        ),
+        pytest.param(lambda raw: raw[:64], id="64-bytes"),
+    ],
+)
+def test_post_intents_refuses_what_the_market_refuses(transform: Any) -> None:
+    # Each of these recovers the requester with a lax check, but OpenZeppelin's ECDSA (the
+    # market's SignatureChecker) refuses it: the solver must answer 4xx, never 202.
+    answers, accepted = asyncio.run(_post([_resigned(transform)]))
+    ((status, body),) = answers
+    assert status == 422
+    assert body["error"] == "bad_signature"
+    assert body["field"] == "signature"
+    assert accepted == []
