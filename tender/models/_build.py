@@ -384,7 +384,9 @@ def _build_into(
         raise BundleError(f"EZKL failed building {name}: {exc} (see {log})") from exc
 
     input_shape = tuple(int(d) for d in ezkl_input_shape(partial.onnx))
-    output_shapes = [tuple(int(d) for d in shape) for shape in settings["model_instance_shapes"]]
+    # the instance shapes are the public input's (if any), then one per graph output
+    outputs = len(check_graph(partial.onnx, name))
+    output_shapes = [tuple(int(d) for d in shape) for shape in settings["model_instance_shapes"][-outputs:]]
     output_length = sum(int(np.prod(shape)) for shape in output_shapes)
     output_shape = output_shapes[0] if len(output_shapes) == 1 else (output_length,)
     # instances before the outputs: the Poseidon hash (hashed), the input (public), none (polycommit)

@@ -65,6 +65,11 @@ RECIPE: dict[str, Any] = {"recipe": 1, **RUN_ARGS, "scales": [7], "target": "acc
 Report = Callable[[str], None]
 
 
+def _ezkl_failure(exc: BaseException) -> bool:
+    """An EZKL error or panic, as opposed to an interruption."""
+    return not isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit))
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How to size a model's circuit.
@@ -150,7 +155,7 @@ class Calibrated:
         return int(self.settings["run_args"]["logrows"])
 
     def describe(self) -> str:
-        lookups = [name for entry in self.settings.get("required_lookups", []) for name in entry]
+        lookups = sorted({name for entry in self.settings.get("required_lookups", []) for name in entry})
         low, high = self.settings["run_args"]["lookup_range"]
         parts = [f"logrows {self.logrows}", f"{self.settings.get('num_rows', '?')} rows of gates"]
         if lookups:
@@ -238,12 +243,16 @@ def _calibrate_one(
     try:
         with captured_output(log):
             ezkl.gen_settings(str(onnx), str(settings_path), py_run_args=_run_args(input_visibility))
-    except RuntimeError as exc:
+    except BaseException as exc:  # EZKL's Rust panics are BaseExceptions
+        if not _ezkl_failure(exc):
+            raise
         raise UnsupportedModel(f"EZKL cannot turn {onnx.name} into a circuit: {_first_line(exc)}") from exc
     try:
         with captured_output(log):
             ezkl.calibrate_settings(str(calibration), str(onnx), str(settings_path), recipe.target, **options)
-    except RuntimeError as exc:
+    except BaseException as exc:
+        if not _ezkl_failure(exc):
+            raise
         raise UnsupportedModel(f"EZKL could not calibrate {onnx.name}: {_first_line(exc)}") from exc
     return Calibrated(scale, cast(dict[str, Any], json.loads(settings_path.read_text())))
 
@@ -286,16 +295,22 @@ def check_graph(onnx: Path, name: str) -> list[str]:
     return [o.name for o in graph.output]
 
 
+#: Operators that pass a tensor on unchanged in value (looked through to find a final softmax).
+_PASS_THROUGH = ("Identity", "Cast", "Reshape", "Flatten", "Squeeze", "Unsqueeze")
+
+
 def infer_task(onnx: Path, *, meta_accuracy: float | None) -> Task:
-    """``classify`` when the graph ends in a Softmax/LogSoftmax (its only output) or meta.json
-    gives a held-out accuracy; ``regress`` otherwise."""
+    """``classify`` when meta.json gives a held-out accuracy or the graph's only output comes
+    from a Softmax/LogSoftmax (through Identity, Cast or reshapes); ``regress`` otherwise."""
     import onnx as onnx_lib
 
-    graph = onnx_lib.load(str(onnx)).graph
     if meta_accuracy is not None:
         return "classify"
-    if len(graph.output) == 1:
-        producer = [n for n in graph.node if graph.output[0].name in n.output]
-        if producer and producer[0].op_type in ("Softmax", "LogSoftmax"):
-            return "classify"
-    return "regress"
+    graph = onnx_lib.load(str(onnx)).graph
+    if len(graph.output) != 1:
+        return "regress"
+    producers = {out: node for node in graph.node for out in node.output}
+    node = producers.get(graph.output[0].name)
+    while node is not None and node.op_type in _PASS_THROUGH:
+        node = producers.get(node.input[0])
+    return "classify" if node is not None and node.op_type in ("Softmax", "LogSoftmax") else "regress"

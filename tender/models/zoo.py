@@ -141,7 +141,9 @@ def convnet(folder: Path) -> Path:
     """Conv 3x3 (2 channels), ReLU, 2x2 max-pool, dense: ``[1, 1, 6, 6] -> [1, 3]`` (a classifier)."""
     rng = _rng(5)
     nodes = [
-        helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1]),
+        helper.make_node(
+            "Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1]
+        ),
         helper.make_node("Relu", ["c"], ["r"]),
         helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
         helper.make_node("Flatten", ["p"], ["f"]),
