@@ -22,6 +22,7 @@ mid-SRS or mid-setup, and leaves no partial folder behind; each step is reported
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import multiprocessing
@@ -29,6 +30,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -63,6 +65,8 @@ PROOF_MODES = ("zk", "optimistic")
 
 #: Seconds without news from the build process before a "still working" line.
 HEARTBEAT_S = 20.0
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _sha256_bytes(data: bytes) -> str:
@@ -257,6 +261,9 @@ def _in_child(report: Report, **kwargs: Any) -> None:
     """Run :func:`_build_into` in a spawned process; relay its step lines; on any interruption
     (Ctrl-C) stop it at once and remove what it was writing (the dev SRS it may be making)."""
     context = multiprocessing.get_context("spawn")
+    restore = None
+    if threading.current_thread() is threading.main_thread():  # SIGTERM (timeout, kill) cleans up too
+        restore = signal.signal(signal.SIGTERM, _terminated)
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(
         target=_child_main, args=(sender, kwargs), name="tender-model-build", daemon=True
@@ -294,6 +301,12 @@ def _in_child(report: Report, **kwargs: Any) -> None:
         raise
     finally:
         receiver.close()
+        if restore is not None:
+            signal.signal(signal.SIGTERM, restore)
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _stop(process: Any, root: Path) -> None:
@@ -309,6 +322,8 @@ def _stop(process: Any, root: Path) -> None:
 
 def _child_main(conn: Connection, kwargs: dict[str, Any]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides (a terminal's Ctrl-C reaches both)
+    if sys.platform == "linux":  # and if the parent is killed outright, the kernel ends this process
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     try:
         _build_into(lambda line: conn.send(("step", line)), **kwargs)
         conn.send(("done", None))

@@ -44,8 +44,10 @@ TASKS: tuple[Task, ...] = ("classify", "regress")
 #: Candidate scales (EZKL's default calibration tops out at 13 too).
 SCALES: tuple[int, ...] = tuple(range(7, 14))
 
-#: The default size budget: 2**17 rows (proving key ~0.5 GB, setup about a minute on 2 cores).
-DEFAULT_MAX_LOGROWS = 17
+#: The default size budget: 2**15 rows, where EZKL's own defaults land for the small models
+#: measured (docs/MODELS.md): proving key ~0.2 GB, proofs in seconds to tens of seconds on 2
+#: cores. Each step up doubles setup, proving time and key size.
+DEFAULT_MAX_LOGROWS = 15
 
 RECIPE_FILE = "recipe.json"
 

@@ -27,7 +27,7 @@ def test_sample_models_pin_the_first_recipe(name: str) -> None:
 def test_new_models_get_the_accuracy_default(tmp_path: Path) -> None:
     recipe = Recipe.for_model(tmp_path / "model.onnx")
     assert (recipe.target, recipe.scale, recipe.max_logrows, recipe.scale_rebase_multiplier) == (
-        "accuracy", None, 17, 1,
+        "accuracy", None, 15, 1,
     )  # fmt: skip
     assert recipe.candidates() == (7, 8, 9, 10, 11, 12, 13)
     assert recipe.key_material() != Recipe(target="resources").key_material()
