@@ -9,7 +9,8 @@ candidate scale at a time (each takes a fraction of a second to a few seconds: E
 calibration data through the graph, no keys) and keeps:
 
 - target ``accuracy`` (the default): the largest scale of :data:`SCALES` whose circuit fits
-  ``max_logrows``;
+  ``max_logrows`` (the smallest scale is tried first: if it does not fit, nothing does, and the
+  refusal comes after one calibration; then from the largest down);
 - target ``resources``: the smallest circuit, and at that size the largest scale;
 - ``scale=N``: that scale, if it fits.
 
@@ -191,7 +192,9 @@ def calibrate(
             does not support), or the outputs come at different scales.
         CircuitTooLarge: no candidate scale fits ``recipe.max_logrows``.
     """
-    order = sorted(recipe.candidates(), reverse=recipe.target == "accuracy")
+    candidates = sorted(recipe.candidates())
+    # accuracy: the smallest first (if it does not fit, nothing does), then from the largest down
+    order = candidates[:1] + candidates[:0:-1] if recipe.target == "accuracy" else candidates
     tried: list[Calibrated] = []
     chosen: Calibrated | None = None
     for scale in order:
@@ -204,20 +207,28 @@ def calibrate(
             + ("" if fits else f": over --max-logrows {recipe.max_logrows}")
         )
         if recipe.target == "accuracy":
-            if fits:
+            if not fits and len(tried) == 1:
+                break
+            if fits and (len(tried) > 1 or len(order) == 1):
                 chosen = result
                 break
         elif chosen is None or result.logrows <= chosen.logrows:
             chosen = result  # ascending scales: the largest scale at the smallest size
         else:
             break
+    if chosen is None and recipe.target == "accuracy" and tried[0].logrows <= recipe.max_logrows:
+        chosen = tried[0]  # only the smallest scale fits
     if chosen is None or chosen.logrows > recipe.max_logrows:
         smallest = min(tried, key=lambda c: (c.logrows, -c.scale))
         option = "a smaller --scale or " if recipe.scale is not None else ""
+        rebase = recipe.scale_rebase_multiplier
+        hint = (
+            "" if rebase == 1 else ', or "scale_rebase_multiplier": 1 in recipe.json (smaller lookup ranges)'
+        )
         raise CircuitTooLarge(
             f"{name} needs 2^{smallest.logrows} rows at scale {smallest.scale} ({smallest.describe()}), "
             f"over the budget --max-logrows {recipe.max_logrows}: pass {option}--max-logrows "
-            f"{smallest.logrows} (setup and proving time and key size double with each row doubling)"
+            f"{smallest.logrows}{hint} (setup and proving time and key size double with each row doubling)"
         )
     scales = chosen.settings["model_output_scales"]
     if len(set(scales)) > 1:
