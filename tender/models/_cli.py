@@ -135,7 +135,10 @@ def prove_command(bundle_path: Path, input_path: Path, out: Path) -> None:
     table = Table(title=f"{bundle.name}: proved in {proof.prove_s:.2f} s")
     table.add_column("output", justify="right")
     table.add_column("value", justify="right")
-    best = max(range(len(proof.output)), key=proof.output.__getitem__)
+    # the argmax is a classifier's answer; a regressor's outputs are all the answer
+    best = (
+        max(range(len(proof.output)), key=proof.output.__getitem__) if bundle.card.task != "regress" else -1
+    )
     for i, value in enumerate(proof.output):
         table.add_row(str(i), f"[bold]{value:.4f}[/]" if i == best else f"{value:.4f}")
     _console.print(table)
