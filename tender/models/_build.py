@@ -260,6 +260,9 @@ def build(
 def _in_child(report: Report, **kwargs: Any) -> None:
     """Run :func:`_build_into` in a spawned process; relay its step lines; on any interruption
     (Ctrl-C) stop it at once and remove what it was writing (the dev SRS it may be making)."""
+    if multiprocessing.current_process().daemon:  # a daemonic process may not start children
+        _build_into(report, **kwargs)
+        return
     context = multiprocessing.get_context("spawn")
     restore = None
     if threading.current_thread() is threading.main_thread():  # SIGTERM (timeout, kill) cleans up too
