@@ -23,6 +23,17 @@ CPU), pk size, circuit-vs-onnxruntime agreement on the samples plus 16 calibrati
 whether the input binding holds (docs/MODELS.md, "Verifier gas sweep")::
 
     .venv/bin/python benchmarks/models.py --sweep [--model mlp] [--only NAME ...] [--out FILE]
+
+``--kinds`` instead takes model kinds Tender does not ship (``tender.models.zoo``: an LSTM, an
+average-pooling regressor, a softmax layer, a two-head model, a conv net, a scikit-learn MLP;
+plus the sample MLP under the new default recipe) through :func:`tender.models.build` at the
+default recipe (target ``accuracy``, the largest scale within 2^17 rows) and at ``--target
+resources``, and records logrows, scale, pk size, setup and proving time, ``verifyProof`` gas
+on Anvil and the card's error against onnxruntime; next to each, plain EZKL's defaults
+(``gen_settings`` + ``calibrate_settings`` with its default scales and run arguments: logrows,
+scale and error from the witness, no keys). Writes ``benchmarks/results/models_kinds.json``::
+
+    .venv/bin/python benchmarks/models.py --kinds [--only lstm ...] [--runs 2]
 """
 
 from __future__ import annotations
@@ -50,6 +61,7 @@ from tender.anvil import DEV_KEYS, Anvil
 from tender.chain import TxSender
 from tender.models import (
     Bundle,
+    Recipe,
     _runtime,
     _solc,
     build,
@@ -58,6 +70,7 @@ from tender.models import (
     input_commitment,
     prove,
     verify,
+    zoo,
 )
 from tender.models._build import RECIPE, ezkl_input_shape
 from tender.models._ezkl import captured_output, dev_srs, ezkl, run_coroutine, write_evm_verifier
@@ -65,6 +78,7 @@ from tender.models._felt import dequantize, felt_from_hex, poseidon, quantize
 from tender.paths import ROOT, SAMPLE_MODELS, cache_dir
 
 RESULTS = ROOT / "benchmarks" / "results" / "models.json"
+KINDS_RESULTS = ROOT / "benchmarks" / "results" / "models_kinds.json"
 
 #: (label, model folder, input visibility)
 CASES = (
@@ -366,6 +380,121 @@ def sweep(model: str, only: list[str], out: Path | None, runs: int, console: Con
     return 0
 
 
+#: Tasks the zoo's kinds are built with (``None``: inferred: a final softmax means classify).
+KIND_TASKS: dict[str, str | None] = {"convnet": "classify", "mlp": "classify"}
+
+
+def _kind_sources(kind: str) -> tuple[Path, Path]:
+    if kind == "mlp":  # the sample, under the new default recipe instead of its pinned one
+        return SAMPLE_MODELS / "mlp" / "model.onnx", SAMPLE_MODELS / "mlp" / "calibration.json"
+    folder = cache_dir() / "zoo" / kind
+    onnx = zoo.KINDS[kind](folder)
+    return onnx, folder / "calibration.json"
+
+
+def plain_ezkl(onnx: Path, calibration: Path, work: Path) -> dict[str, Any]:
+    """EZKL's own defaults: logrows, scale and the witness's error against onnxruntime."""
+    settings, compiled, log = work / "settings.json", work / "network.ezkl", work / "ezkl.log"
+    started = time.perf_counter()
+    with captured_output(log):
+        ezkl.gen_settings(str(onnx), str(settings))
+        ezkl.calibrate_settings(str(calibration), str(onnx), str(settings), "resources")
+        ezkl.compile_circuit(str(onnx), str(compiled), str(settings))
+    values = json.loads(settings.read_text())
+    shape = ezkl_input_shape(onnx)
+    size = int(np.prod(shape))
+    flat = json.loads(calibration.read_text())["input_data"][0]
+    samples = np.asarray(flat, dtype=np.float64).reshape(-1, size)[:16]
+    scale = int(values["model_output_scales"][0])
+    max_error = 0.0
+    for x in samples:
+        data = work / "input.json"
+        data.write_text(json.dumps({"input_data": [[float(v) for v in x]]}))
+        witness = ezkl.gen_witness(str(data), str(compiled), str(work / "witness.json"))
+        circuit = np.asarray([dequantize(felt_from_hex(f), scale) for out in witness["outputs"] for f in out])
+        reference = _runtime.run_all(onnx, [float(v) for v in x], shape)
+        max_error = max(max_error, float(np.max(np.abs(circuit - reference))))
+    return {
+        "ezkl_logrows": values["run_args"]["logrows"],
+        "ezkl_scale": values["run_args"]["input_scale"],
+        "ezkl_max_abs_error": float(f"{max_error:.3g}"),
+        "ezkl_settings_s": round(time.perf_counter() - started, 1),
+    }
+
+
+def measure_kind(
+    kind: str, target: str, w3: Web3, sender: TxSender, *, runs: int, console: Console
+) -> dict[str, Any]:
+    onnx, calibration = _kind_sources(kind)
+    recipe = Recipe(target=target, task=KIND_TASKS.get(kind))  # type: ignore[arg-type]
+    started = time.perf_counter()
+    bundle = build(
+        onnx, calibration, recipe=recipe, name=kind, progress=lambda line: console.log(f"{kind}: {line}")
+    )
+    build_s = time.perf_counter() - started
+    card = bundle.card
+    x = [float(v) for v in json.loads(calibration.read_text())["input_data"][0][: card.input_size]]
+    proofs = [prove(bundle, x) for _ in range(runs)]
+    assert verify(bundle, proofs[0])
+    address = deploy_verifier(w3, sender, bundle)
+    contract = w3.eth.contract(address=Web3.to_checksum_address(address), abi=bundle.verifier()["abi"])
+    receipt = sender.send(contract.functions.verifyProof(*proofs[0].calldata()))
+    timings = json.loads((bundle.path / "build_timings.json").read_text())
+    return {
+        "model": kind,
+        "target": target,
+        "task": card.task,
+        "scale": card.input_scale,
+        "logrows": card.logrows,
+        "instances": card.layout.instance_count,
+        "pk_bytes": bundle.pk.stat().st_size,
+        "build_s": round(build_s, 1),
+        "setup_s": round(timings["setup_s"], 1),
+        "prove_s": round(statistics.median(p.prove_s for p in proofs), 2),
+        "verify_gas": int(receipt["gasUsed"]),
+        "max_abs_error": card.max_abs_error,
+        "max_rel_error": card.max_rel_error,
+        "circuit_agreement": card.circuit_agreement,
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+def kinds(only: list[str], out: Path, runs: int, console: Console) -> int:
+    """Measure the zoo's kinds at both targets, beside plain EZKL's defaults (module docstring)."""
+    names = [k for k in (*zoo.KINDS, "mlp") if not only or k in only]
+    rows: list[dict[str, Any]] = []
+    plain: dict[str, dict[str, Any]] = {}
+    with Anvil() as anvil:
+        w3 = Web3(Web3.HTTPProvider(anvil.rpc_url))
+        sender = TxSender(w3, DEV_KEYS[0])
+        for kind in names:
+            with tempfile.TemporaryDirectory(prefix="tender-plain-ezkl-") as tmp:
+                try:
+                    plain[kind] = plain_ezkl(*_kind_sources(kind), Path(tmp))
+                except Exception as exc:  # EZKL's defaults may fail where Tender's recipe does not
+                    plain[kind] = {"ezkl_error": f"{type(exc).__name__}: {exc}"[:200]}
+            for target in ("accuracy", "resources"):
+                row = measure_kind(kind, target, w3, sender, runs=runs, console=console)
+                row.update(plain[kind])
+                rows.append(row)
+                console.print(json.dumps(row))
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps(rows, indent=1) + "\n")
+    table = Table(title=f"Model kinds: Tender default (accuracy) and --target resources vs plain EZKL defaults "
+                        f"(ezkl {ezkl.__version__}, {os.cpu_count()} cores, dev SRS)")  # fmt: skip
+    columns = ("model", "target", "scale", "logrows", "pk_bytes", "setup_s", "prove_s", "verify_gas",
+               "max_abs_error", "max_rel_error", "circuit_agreement", "ezkl_scale", "ezkl_logrows",
+               "ezkl_max_abs_error")  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("model", "target") else "right")
+    for row in rows:
+        cells = [row.get(c, "-") for c in columns]
+        table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in cells))
+    console.print(table)
+    console.print(f"load average {os.getloadavg()[0]:.1f} -> {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -377,10 +506,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sweep", action="store_true", help="measure recipe variants instead (see above)")
     parser.add_argument("--model", default="mlp", help="sample model for --sweep")
-    parser.add_argument("--only", nargs="*", default=[], help="--sweep: only these variant names")
+    parser.add_argument(
+        "--kinds", action="store_true", help="measure model kinds Tender does not ship (see above)"
+    )
+    parser.add_argument(
+        "--only", nargs="*", default=[], help="--sweep / --kinds: only these variants / kinds"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.runs = 2
+    if args.kinds:
+        console = Console() if sys.stdout.isatty() else Console(width=240)
+        return kinds(args.only, args.out or KINDS_RESULTS, min(args.runs, 2), console)
     if args.sweep:
         console = Console() if sys.stdout.isatty() else Console(width=220)
         return sweep(args.model, args.only, args.out, min(args.runs, 3), console)

@@ -16,7 +16,9 @@ Bundles bind the input with ``polycommit`` by default: the commitment is
 ``keccak256(proof[0:64])``, the KZG commitment of the input column, which a requester computes
 with the bundle's vk and SRS (so ``input_commitment`` needs the bundle, not only its card);
 ``build(..., input_visibility="hashed")`` makes the Poseidon-instance variant instead.
-Bundles built with ``srs="dev"`` use a locally generated SRS: insecure, development only.
+The circuit's scale is chosen for accuracy within a size budget (``Recipe``: ``target``,
+``scale``, ``max_logrows``, ``task``; docs/MODELS.md); models that cannot be carried are
+refused up front (``UnsupportedModel``, ``CircuitTooLarge``). Bundles built with ``srs="dev"`` use a locally generated SRS: insecure, development only.
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ from tender.models._bundle import INSECURE_SRS_WARNING, Bundle, InstanceLayout, 
 from tender.models._cli import cli_group
 from tender.models._errors import (
     BundleError,
+    CircuitTooLarge,
     InputError,
     InsecureSrsError,
     ModelHashMismatch,
     ProofError,
     SolcError,
     SrsError,
+    UnsupportedModel,
 )
 from tender.models._felt import FIELD_MODULUS, dequantize, quantize
 from tender.models._prove import (
@@ -46,6 +50,7 @@ from tender.models._prove import (
     verifier_calldata,
     verify,
 )
+from tender.models._recipe import DEFAULT_MAX_LOGROWS, SCALES, Recipe
 from tender.models._register import (
     LOCAL_CHAIN_IDS,
     Registration,
@@ -60,14 +65,17 @@ from tender.models._solc import compile_solidity
 
 __all__ = [
     "DEFAULT_INPUT_VISIBILITY",
+    "DEFAULT_MAX_LOGROWS",
     "FIELD_MODULUS",
     "INPUT_HASHED",
     "INPUT_POLYCOMMIT",
     "INSECURE_SRS_WARNING",
     "LOCAL_CHAIN_IDS",
     "RECIPE",
+    "SCALES",
     "Bundle",
     "BundleError",
+    "CircuitTooLarge",
     "InputError",
     "InsecureSrsError",
     "InstanceLayout",
@@ -76,9 +84,11 @@ __all__ = [
     "ModelHashMismatch",
     "Proof",
     "ProofError",
+    "Recipe",
     "Registration",
     "SolcError",
     "SrsError",
+    "UnsupportedModel",
     "build",
     "build_key",
     "check_onnx",

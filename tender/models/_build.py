@@ -1,6 +1,6 @@
 """Build a model bundle with EZKL: settings, calibration, circuit, SRS, keys, EVM verifier.
 
-The recipe (fixed for every Tender model, recorded in the cache key):
+The run arguments every Tender circuit shares (:data:`tender.models._recipe.RUN_ARGS`):
 
 - input visibility ``polycommit`` (the default): the quantized input sits in an unblinded
   advice column whose KZG commitment is the proof's first point; the requester computes the
@@ -8,38 +8,45 @@ The recipe (fixed for every Tender model, recorded in the cache key):
   input commitment), which the market compares with ``keccak256(proof[0:64])``. ``hashed``
   (a Poseidon hash of the input as an instance) stays available for comparison: ~115k more
   verifier gas (docs/MODELS.md);
-- output visibility ``public``: the outputs are instances the market reads;
+- output visibility ``public``: the outputs (all of them, concatenated) are instances the
+  market reads;
 - parameter visibility ``fixed``: the weights are fixed columns, so they are committed in the
   verifying key and a verifier accepts proofs of these weights only;
-- one inner column, a 1024-base three-leg decomposition and scale 7: the smallest circuits
-  (fewest columns, fewest rows) that keep the circuit's argmax equal to the float model's
-  on the calibration data; see docs/MODELS.md for the measurements behind each choice.
+- one inner column and a 1024-base three-leg decomposition: the fewest columns and rows.
+
+The scale (accuracy against size) comes from the :class:`~tender.models._recipe.Recipe`:
+by default the largest scale whose circuit fits ``max_logrows`` (docs/MODELS.md, "Bring your
+own model"). The EZKL work runs in a child process, so Ctrl-C (SIGINT) stops a build at once,
+mid-SRS or mid-setup, and leaves no partial folder behind; each step is reported as a line.
 """
 
 from __future__ import annotations
 
-import contextlib
+import ctypes
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
+import signal
+import sys
+import threading
 import time
-from collections.abc import Iterator
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from eth_utils import keccak
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from tender.models import _runtime
+from tender.models import _errors, _runtime
 from tender.models._bundle import CARD_FILE, Bundle, InstanceLayout, ModelCard, sha256_file
 from tender.models._commit import kzg_points
 from tender.models._commit import proof_bytes as _proof_bytes
 from tender.models._errors import BundleError, SrsError
 from tender.models._ezkl import captured_output, dev_srs, ezkl, srs_logrows, write_evm_verifier
 from tender.models._felt import dequantize, felt_from_hex, poseidon, quantize
+from tender.models._recipe import RECIPE, Recipe, Report, Target, Task, calibrate, check_graph, infer_task
 from tender.models._solc import compile_solidity
 from tender.paths import cache_dir as default_cache_dir
 
@@ -49,22 +56,17 @@ Visibility = Literal["polycommit", "hashed", "public"]
 DEFAULT_INPUT_VISIBILITY: Visibility = "polycommit"
 VISIBILITIES: tuple[Visibility, ...] = ("polycommit", "hashed", "public")
 
-#: The EZKL recipe; changing it changes every cache key.
-RECIPE: dict[str, Any] = {
-    "recipe": 1,
-    "output_visibility": "public",
-    "param_visibility": "fixed",
-    "num_inner_cols": 1,
-    "decomp_base": 1024,
-    "decomp_legs": 3,
-    "scales": [7],
-    "target": "accuracy",
-}
+__all__ = ["RECIPE", "build", "build_key"]
 
 #: Calibration samples checked circuit-vs-onnxruntime at build time.
 AGREEMENT_SAMPLES = 16
 
 PROOF_MODES = ("zk", "optimistic")
+
+#: Seconds without news from the build process before a "still working" line.
+HEARTBEAT_S = 20.0
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _sha256_bytes(data: bytes) -> str:
@@ -72,11 +74,19 @@ def _sha256_bytes(data: bytes) -> str:
 
 
 def _model_name(onnx_path: Path) -> str:
-    return onnx_path.parent.name if onnx_path.stem == "model" else onnx_path.stem
+    """The ONNX file's folder name (``models/mlp/model.onnx`` -> ``mlp``), as ``--name`` says."""
+    folder = onnx_path.resolve().parent.name
+    return folder or onnx_path.stem
 
 
 def build_key(
-    onnx_bytes: bytes, calibration_bytes: bytes, srs_choice: str, *, name: str, input_visibility: str
+    onnx_bytes: bytes,
+    calibration_bytes: bytes,
+    srs_choice: str,
+    *,
+    name: str,
+    input_visibility: str,
+    recipe: Recipe | None = None,
 ) -> str:
     """The cache key of a bundle: hashes of everything that changes what gets built."""
     material = {
@@ -86,7 +96,7 @@ def build_key(
         "ezkl": ezkl.__version__,
         "name": name,
         "input_visibility": input_visibility,
-        **RECIPE,
+        **(recipe or Recipe()).key_material(),
     }
     return _sha256_bytes(json.dumps(material, sort_keys=True).encode())
 
@@ -118,32 +128,16 @@ def _accuracy(onnx_path: Path) -> float | None:
     return None if value is None else float(value)
 
 
-@contextlib.contextmanager
-def _steps(enabled: bool, title: str) -> Iterator[Any]:
-    """A rich progress display on the original stderr (EZKL's own output goes to build.log)."""
-    if not enabled:
+def _reporter(progress: bool | Report, name: str) -> Report:
+    if callable(progress):
+        return progress
+    if not progress:
+        return lambda _: None
 
-        @contextlib.contextmanager
-        def silent(_: str) -> Iterator[None]:
-            yield
+    def line(message: str) -> None:
+        print(f"[{name}] {message}", file=sys.stderr, flush=True)
 
-        yield silent
-        return
-    stream = os.fdopen(os.dup(2), "w")
-    console = Console(file=stream, stderr=True)
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    try:
-        with Progress(*columns, console=console, transient=False) as progress:
-
-            @contextlib.contextmanager
-            def step(description: str) -> Iterator[None]:
-                task = progress.add_task(f"{title}: {description}", total=1)
-                yield
-                progress.update(task, completed=1)
-
-            yield step
-    finally:
-        stream.close()
+    return line
 
 
 def build(
@@ -154,36 +148,52 @@ def build(
     cache_dir: str | Path | None = None,
     name: str | None = None,
     input_visibility: Visibility = DEFAULT_INPUT_VISIBILITY,
-    progress: bool = False,
+    recipe: Recipe | None = None,
+    target: Target | None = None,
+    scale: int | None = None,
+    max_logrows: int | None = None,
+    task: Task | None = None,
+    progress: bool | Report = False,
 ) -> Bundle:
     """Build (or reuse) the bundle for one ONNX model.
 
     Args:
-        onnx_path: the model.
+        onnx_path: the model: one float input (batch 1), float outputs; several outputs are
+            concatenated in the instances when they share a scale.
         calibration_path: EZKL input JSON, ``{"input_data": [[x0, x1, ...]]}``; several
             samples may be concatenated into the one flat list.
         srs: ``"dev"`` to generate an SRS locally (insecure, development only), or a public
             Powers-of-Tau SRS in halo2 KZG format: one file with ``k >= logrows`` (best
             ``k == logrows``), or a folder of ``kzg{k}.srs`` files (the one matching is used).
         cache_dir: where bundles live (default: ``tender.paths.cache_dir()``).
-        name: the model's name (default: the ONNX file's folder or stem).
+        name: the model's name (default: the ONNX file's folder).
         input_visibility: ``"polycommit"`` (default: the input's KZG commitment is the proof's
             first point), ``"hashed"`` (a Poseidon hash of the input as instance 0), both
             accepted by the market, or ``"public"`` (the input as instances: comparison only).
-        progress: show a rich progress display on stderr.
+        recipe: how to size the circuit (default: ``recipe.json`` next to the model, else
+            :class:`Recipe`'s defaults); ``target``, ``scale``, ``max_logrows`` and ``task``
+            override single fields of it.
+        progress: ``True`` to print a line per step (and a heartbeat during long ones) on
+            stderr, or a callable taking each line.
 
     Returns:
         The bundle. A second call with the same inputs returns the cached one at once.
 
     Raises:
+        UnsupportedModel: the graph cannot become a Tender circuit (said before EZKL runs where
+            the ONNX shows it, else after its settings step).
+        CircuitTooLarge: the circuit would exceed ``max_logrows`` (after calibration, before any
+            SRS or key).
         BundleError: an input is missing or malformed, or EZKL failed.
         SrsError: the SRS file is missing, unreadable or too small.
         SolcError: the verifier did not compile.
+        KeyboardInterrupt: the build was interrupted; nothing was left behind.
 
     Example::
 
         bundle = build("models/mlp/model.onnx", "models/mlp/calibration.json")
         print(bundle.card.layout)
+        build("lstm/model.onnx", "lstm/calibration.json", max_logrows=15, progress=True)
     """
     onnx_path, calibration_path = Path(onnx_path), Path(calibration_path)
     for path in (onnx_path, calibration_path):
@@ -193,6 +203,11 @@ def build(
         raise BundleError(
             f"input_visibility must be one of {', '.join(VISIBILITIES)}, not {input_visibility!r}"
         )
+    overrides = {"target": target, "scale": scale, "max_logrows": max_logrows, "task": task}
+    if recipe is None:
+        recipe = Recipe.for_model(onnx_path, **overrides)
+    else:
+        recipe = Recipe(**{**recipe.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
     name = name or _model_name(onnx_path)
     srs_file: Path | None = None
     if str(srs) == "dev":
@@ -212,20 +227,25 @@ def build(
 
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     onnx_bytes, calibration_bytes = onnx_path.read_bytes(), calibration_path.read_bytes()
-    key = build_key(onnx_bytes, calibration_bytes, srs_choice, name=name, input_visibility=input_visibility)
+    key = build_key(
+        onnx_bytes, calibration_bytes, srs_choice, name=name, input_visibility=input_visibility, recipe=recipe
+    )
     final = root / "models" / f"{name}-{key[:16]}"
     if (final / CARD_FILE).is_file():
         return Bundle.load(final)
+    check_graph(onnx_path, name)
 
+    report = _reporter(progress, name)
     work = final.with_name(f".{final.name}.{os.getpid()}.partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    started = time.perf_counter()
     try:
-        with _steps(progress, name) as step:
-            _build_into(
-                work, onnx_path, calibration_path, srs_file, root, step,
-                name=name, key=key, input_visibility=input_visibility,
-            )  # fmt: skip
+        _in_child(
+            report,
+            work=work, onnx_src=onnx_path, calibration_src=calibration_path, srs_file=srs_file, root=root,
+            name=name, key=key, input_visibility=input_visibility, recipe=recipe,
+        )  # fmt: skip
         try:
             os.replace(work, final)
         except OSError:
@@ -233,83 +253,160 @@ def build(
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    report(f"built in {time.perf_counter() - started:.1f} s: {final}")
     return Bundle.load(final)
 
 
+def _in_child(report: Report, **kwargs: Any) -> None:
+    """Run :func:`_build_into` in a spawned process; relay its step lines; on any interruption
+    (Ctrl-C) stop it at once and remove what it was writing (the dev SRS it may be making)."""
+    if multiprocessing.current_process().daemon:  # a daemonic process may not start children
+        _build_into(report, **kwargs)
+        return
+    context = multiprocessing.get_context("spawn")
+    restore = None
+    if threading.current_thread() is threading.main_thread():  # SIGTERM (timeout, kill) cleans up too
+        restore = signal.signal(signal.SIGTERM, _terminated)
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_child_main, args=(sender, kwargs), name="tender-model-build", daemon=True
+    )
+    process.start()
+    sender.close()
+    step, since = "starting", time.perf_counter()
+    try:
+        while True:
+            if not receiver.poll(HEARTBEAT_S):
+                if not process.is_alive():
+                    break
+                report(f"{step}: still working ({time.perf_counter() - since:.0f} s)")
+                continue
+            try:
+                kind, payload = receiver.recv()
+            except EOFError:
+                break
+            if kind == "step":
+                step, since = payload, time.perf_counter()
+                report(payload)
+            elif kind == "error":
+                cls_name, message = payload
+                error_cls = getattr(_errors, cls_name, BundleError)
+                raise error_cls(message)
+            else:
+                process.join()
+                return
+        process.join()
+        raise BundleError(
+            f"the build process of {kwargs['name']} ended without a bundle (exit code {process.exitcode})"
+        )
+    except BaseException:
+        _stop(process, Path(kwargs["root"]))
+        raise
+    finally:
+        receiver.close()
+        if restore is not None:
+            signal.signal(signal.SIGTERM, restore)
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _stop(process: Any, root: Path) -> None:
+    if process.is_alive():
+        process.terminate()  # SIGTERM: EZKL's native code holds no handler for it
+        process.join(5)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    for partial in (root / "srs").glob(f".dev-k*.{process.pid}.partial"):
+        partial.unlink(missing_ok=True)
+
+
+def _child_main(conn: Connection, kwargs: dict[str, Any]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides (a terminal's Ctrl-C reaches both)
+    if sys.platform == "linux":  # and if the parent is killed outright, the kernel ends this process
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    try:
+        _build_into(lambda line: conn.send(("step", line)), **kwargs)
+        conn.send(("done", None))
+    except _errors.ModelError as exc:
+        conn.send(("error", (type(exc).__name__, str(exc))))
+    except Exception as exc:
+        conn.send(("error", ("BundleError", f"{type(exc).__name__}: {exc}")))
+    finally:
+        conn.close()
+
+
 def _build_into(
+    report: Report,
+    *,
     work: Path,
     onnx_src: Path,
     calibration_src: Path,
     srs_file: Path | None,
     root: Path,
-    step: Any,
-    *,
     name: str,
     key: str,
     input_visibility: str,
+    recipe: Recipe,
 ) -> None:
     shutil.copyfile(onnx_src, work / "model.onnx")
     shutil.copyfile(calibration_src, work / "calibration.json")
     partial = Bundle(work, None)  # type: ignore[arg-type]  # paths only until the card exists
     log = work / "build.log"
     timings: dict[str, float] = {}
+    clock = [time.perf_counter()]
 
-    def timed(label: str, started: float) -> None:
-        timings[label] = round(time.perf_counter() - started, 3)
+    def step(message: str) -> None:
+        report(message)
+        clock[0] = time.perf_counter()
+
+    def timed(label: str) -> None:
+        timings[label] = round(time.perf_counter() - clock[0], 3)
 
     try:
-        with step("settings and calibration"):
-            started = time.perf_counter()
-            run_args = ezkl.PyRunArgs()
-            run_args.input_visibility = input_visibility
-            run_args.output_visibility = RECIPE["output_visibility"]
-            run_args.param_visibility = RECIPE["param_visibility"]
-            run_args.num_inner_cols = RECIPE["num_inner_cols"]
-            run_args.decomp_base = RECIPE["decomp_base"]
-            run_args.decomp_legs = RECIPE["decomp_legs"]
-            with captured_output(log):
-                ezkl.gen_settings(str(partial.onnx), str(partial.settings), py_run_args=run_args)
-                ezkl.calibrate_settings(
-                    str(partial.calibration), str(partial.onnx), str(partial.settings),
-                    RECIPE["target"], scales=RECIPE["scales"],
-                )  # fmt: skip
-            timed("settings_s", started)
-        with step("compile circuit"):
-            started = time.perf_counter()
-            with captured_output(log):
-                ezkl.compile_circuit(str(partial.onnx), str(partial.compiled), str(partial.settings))
-            timed("compile_s", started)
+        step(f"settings and calibration ({recipe.target}, scales {'-'.join(map(str, recipe.candidates()))}, "
+             f"max logrows {recipe.max_logrows})")  # fmt: skip
+        chosen = calibrate(
+            partial.onnx, partial.calibration, partial.settings, recipe,
+            name=name, input_visibility=input_visibility, log=log, report=report,
+        )  # fmt: skip
+        timed("settings_s")
+        step(f"compile circuit (scale {chosen.scale}, logrows {chosen.logrows})")
+        with captured_output(log):
+            ezkl.compile_circuit(str(partial.onnx), str(partial.compiled), str(partial.settings))
+        timed("compile_s")
         settings = json.loads(partial.settings.read_text())
         logrows = int(settings["run_args"]["logrows"])
 
-        with step(f"SRS (k={logrows})"):
-            started = time.perf_counter()
-            if srs_file is None:
-                shutil.copyfile(dev_srs(root / "srs", logrows), partial.srs)
-            else:
-                shutil.copyfile(pick_srs(srs_file, logrows), partial.srs)
-            timed("srs_s", started)
-        with step("keys (setup)"):
-            started = time.perf_counter()
-            with captured_output(log):
-                ezkl.setup(str(partial.compiled), str(partial.vk), str(partial.pk), srs_path=str(partial.srs))
-            timed("setup_s", started)
-        with step("EVM verifier (render + solc)"):
-            started = time.perf_counter()
-            with captured_output(log):
-                write_evm_verifier(
-                    partial.vk, partial.settings, partial.srs, partial.verifier_source, work / "abi.json"
-                )
-            artefact = compile_solidity(partial.verifier_source, "Halo2Verifier")
-            partial.verifier_artifact.write_text(json.dumps(artefact, indent=1))
-            timed("verifier_s", started)
+        step(f"SRS (k={logrows}{', generating a dev SRS' if srs_file is None else ''})")
+        if srs_file is None:
+            shutil.copyfile(dev_srs(root / "srs", logrows), partial.srs)
+        else:
+            shutil.copyfile(pick_srs(srs_file, logrows), partial.srs)
+        timed("srs_s")
+        step(f"keys (setup, 2^{logrows} rows)")
+        with captured_output(log):
+            ezkl.setup(str(partial.compiled), str(partial.vk), str(partial.pk), srs_path=str(partial.srs))
+        timed("setup_s")
+        step("EVM verifier (render + solc)")
+        with captured_output(log):
+            write_evm_verifier(
+                partial.vk, partial.settings, partial.srs, partial.verifier_source, work / "abi.json"
+            )
+        artefact = compile_solidity(partial.verifier_source, "Halo2Verifier")
+        partial.verifier_artifact.write_text(json.dumps(artefact, indent=1))
+        timed("verifier_s")
     except RuntimeError as exc:
         raise BundleError(f"EZKL failed building {name}: {exc} (see {log})") from exc
 
     input_shape = tuple(int(d) for d in ezkl_input_shape(partial.onnx))
-    output_shapes = settings["model_instance_shapes"]
-    output_shape = tuple(int(d) for d in output_shapes[-1])
-    output_length = int(np.prod(output_shape))
+    # the instance shapes are the public input's (if any), then one per graph output
+    outputs = len(check_graph(partial.onnx, name))
+    output_shapes = [tuple(int(d) for d in shape) for shape in settings["model_instance_shapes"][-outputs:]]
+    output_length = sum(int(np.prod(shape)) for shape in output_shapes)
+    output_shape = output_shapes[0] if len(output_shapes) == 1 else (output_length,)
     # instances before the outputs: the Poseidon hash (hashed), the input (public), none (polycommit)
     before = {"hashed": 1, "public": int(np.prod(input_shape)), "polycommit": 0}[input_visibility]
     layout = InstanceLayout(
@@ -320,14 +417,15 @@ def _build_into(
     )
     input_scale = int(settings["model_input_scales"][0])
     output_scale = int(settings["model_output_scales"][0])
+    accuracy = _accuracy(onnx_src)
+    task = recipe.task or infer_task(partial.onnx, meta_accuracy=accuracy)
 
-    with step("self-check (witness, prove, verify)"):
-        started = time.perf_counter()
-        agreement, max_error = _check(
-            partial, calibration_src, input_shape, input_scale, output_scale, layout,
-            visibility=input_visibility, log=log,
-        )  # fmt: skip
-        timed("check_s", started)
+    step(f"self-check (witness, prove, verify; {task} error on {AGREEMENT_SAMPLES} calibration samples)")
+    errors = _check(
+        partial, calibration_src, input_shape, input_scale, output_scale, layout,
+        visibility=input_visibility, log=log,
+    )  # fmt: skip
+    timed("check_s")
 
     runtime = bytes.fromhex(artefact["deployed_bytecode"][2:])
     card = ModelCard(
@@ -346,15 +444,20 @@ def _build_into(
         verifier_runtime_keccak256="0x" + keccak(runtime).hex(),
         srs_sha256=sha256_file(partial.srs),
         insecure_srs=srs_file is None,
-        accuracy=_accuracy(onnx_src),
-        circuit_agreement=agreement,
-        max_abs_error=max_error,
+        accuracy=accuracy,
+        circuit_agreement=errors.agreement if task == "classify" else None,
+        max_abs_error=errors.max_abs,
         proof_modes=PROOF_MODES,
         ezkl_version=ezkl.__version__,
         build_key=key,
         params=_params(partial.onnx),
         run_args=settings["run_args"],
-    )
+        max_rel_error=errors.max_rel,
+        task=task,
+        output_shapes=tuple(output_shapes) if len(output_shapes) > 1 else None,
+        recipe={"target": recipe.target, "scale": chosen.scale, "max_logrows": recipe.max_logrows,
+                "scale_rebase_multiplier": settings["run_args"]["scale_rebase_multiplier"]},
+    )  # fmt: skip
     (work / "build_timings.json").write_text(json.dumps(timings, indent=1))
     (work / CARD_FILE).write_text(json.dumps(card.to_dict(), indent=1))
 
@@ -384,6 +487,31 @@ def ezkl_input_shape(onnx_path: Path) -> list[int]:
     return [d if isinstance(d, int) and d > 0 else 1 for d in sess.get_inputs()[0].shape]
 
 
+class _Errors:
+    """Circuit against onnxruntime on the calibration samples."""
+
+    def __init__(self) -> None:
+        self.agree = 0
+        self.samples = 0
+        self.max_abs = 0.0
+        self.peak = 0.0
+
+    def add(self, circuit: np.ndarray[Any, Any], reference: np.ndarray[Any, Any]) -> None:
+        self.samples += 1
+        self.agree += int(np.argmax(circuit) == np.argmax(reference))
+        self.max_abs = max(self.max_abs, float(np.max(np.abs(circuit - reference))))
+        self.peak = max(self.peak, float(np.max(np.abs(reference))))
+
+    @property
+    def agreement(self) -> float:
+        return self.agree / self.samples
+
+    @property
+    def max_rel(self) -> float:
+        """The largest absolute error over the largest absolute reference output."""
+        return float(f"{self.max_abs / self.peak:.3g}") if self.peak > 0 else 0.0
+
+
 def _check(
     bundle: Bundle,
     calibration: Path,
@@ -394,35 +522,32 @@ def _check(
     *,
     visibility: str,
     log: Path,
-) -> tuple[float, float]:
+) -> _Errors:
     """Prove one calibration sample and compare the circuit to onnxruntime on a few more.
 
-    The proof must carry the input commitment where the layout says: the Poseidon hash at
-    ``commitment_index`` (hashed), or the KZG commitment of the quantized input as its first
-    point, the input fitting one column (polycommit: the market binds that one point only).
+    The proof must verify, carry every output where the layout says, and carry the input
+    commitment where the binding says: the Poseidon hash at ``commitment_index`` (hashed), or
+    the KZG commitment of the quantized input as its first point, the input fitting one column
+    (polycommit: the market binds that one point only).
 
     Returns:
-        (share of samples whose argmax agrees, largest absolute output error).
+        argmax agreement, the largest absolute output error and the largest reference output.
     """
     size = int(np.prod(input_shape))
     samples = _calibration_samples(calibration, size)[:AGREEMENT_SAMPLES]
-    reference = _runtime.run(bundle.onnx, samples.reshape((-1, *input_shape[1:])))
-    reference = reference.reshape(len(samples), -1)
-    agree = 0
-    max_error = 0.0
+    errors = _Errors()
     scratch = bundle.path / "check"
     scratch.mkdir()
     for i, sample in enumerate(samples):
         values = [float(v) for v in sample]
+        reference = _runtime.run_all(bundle.onnx, values, input_shape)
         (scratch / "input.json").write_text(json.dumps({"input_data": [values]}))
         keys = (str(bundle.vk), str(bundle.srs)) if visibility == "polycommit" else (None, None)
         witness = ezkl.gen_witness(
             str(scratch / "input.json"), str(bundle.compiled), str(scratch / "witness.json"), *keys
         )
-        outputs = [felt_from_hex(f) for f in witness["outputs"][0]]
-        circuit = np.asarray([dequantize(v, output_scale) for v in outputs])
-        agree += int(np.argmax(circuit) == np.argmax(reference[i]))
-        max_error = max(max_error, float(np.max(np.abs(circuit - reference[i]))))
+        outputs = [felt_from_hex(f) for output in witness["outputs"] for f in output]
+        errors.add(np.asarray([dequantize(v, output_scale) for v in outputs]), reference)
         if i == 0:
             with captured_output(log):
                 proof = ezkl.prove(
@@ -436,8 +561,13 @@ def _check(
                     srs_path=str(bundle.srs),
                 )
             instances = [felt_from_hex(f) for f in proof["instances"][0]]
-            if not ok or len(instances) != layout.instance_count:
-                raise BundleError(f"self-check failed: verified={ok}, {len(instances)} instances")
+            if not ok:
+                raise BundleError("self-check failed: the proof of a calibration sample does not verify")
+            if len(instances) != layout.instance_count:
+                raise BundleError(
+                    f"self-check failed: the proof has {len(instances)} instances, the layout expects "
+                    f"{layout.instance_count} ({layout.output_length} outputs after {layout.output_offset})"
+                )
             if instances[layout.output_offset : layout.output_offset + layout.output_length] != outputs:
                 raise BundleError("self-check failed: the proof's outputs are not where the layout says")
             felts = quantize(values, input_scale)
@@ -455,4 +585,5 @@ def _check(
                         "self-check failed: the proof's first point is not the input's KZG commitment"
                     )
     shutil.rmtree(scratch)
-    return agree / len(samples), round(max_error, 6)
+    errors.max_abs = round(errors.max_abs, 6)
+    return errors

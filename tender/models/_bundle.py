@@ -96,13 +96,19 @@ class ModelCard:
         insecure_srs: true when that SRS was generated locally (development only).
         accuracy: held-out accuracy of the float model, from the model's ``meta.json``.
         circuit_agreement: share of calibration samples whose circuit argmax equals
-            onnxruntime's.
+            onnxruntime's (classifiers only; ``None`` for regressors).
         max_abs_error: largest absolute output difference circuit vs onnxruntime on them.
         proof_modes: proof modes the model may be bought in (``"zk"``, ``"optimistic"``).
         ezkl_version: the EZKL that built the bundle.
         build_key: the cache key the bundle was built under.
         params: parameter count of the network.
         run_args: the EZKL run arguments after calibration.
+        max_rel_error: ``max_abs_error`` over the largest absolute onnxruntime output on the
+            same samples (``None`` on cards built before it was measured).
+        task: ``"classify"`` or ``"regress"`` (decides whether agreement is measured).
+        output_shapes: each output's shape when the model has several (their values are
+            concatenated, in order, in the instances); ``None`` for one output.
+        recipe: how the circuit was sized: target, chosen scale, size budget, rebase multiplier.
     """
 
     name: str
@@ -128,6 +134,10 @@ class ModelCard:
     build_key: str
     params: int
     run_args: dict[str, Any] = field(default_factory=dict)
+    max_rel_error: float | None = None
+    task: str | None = None
+    output_shapes: tuple[tuple[int, ...], ...] | None = None
+    recipe: dict[str, Any] | None = None
 
     @property
     def input_size(self) -> int:
@@ -190,6 +200,8 @@ class ModelCard:
         data["input_shape"] = list(self.input_shape)
         data["output_shape"] = list(self.output_shape)
         data["proof_modes"] = list(self.proof_modes)
+        if self.output_shapes is not None:
+            data["output_shapes"] = [list(shape) for shape in self.output_shapes]
         if self.insecure_srs:
             data["warning"] = INSECURE_SRS_WARNING
         return data
@@ -204,6 +216,8 @@ class ModelCard:
             fields["input_shape"] = tuple(fields["input_shape"])
             fields["output_shape"] = tuple(fields["output_shape"])
             fields["proof_modes"] = tuple(fields["proof_modes"])
+            if fields.get("output_shapes") is not None:
+                fields["output_shapes"] = tuple(tuple(shape) for shape in fields["output_shapes"])
             return cls(**fields)
         except (KeyError, TypeError) as exc:
             raise BundleError(f"model card is malformed: {exc}") from exc
@@ -215,22 +229,37 @@ class ModelCard:
             return f"hashed: Poseidon(input) = instance {self.layout.commitment_index}"
         return f"public: the input is instances 0..{self.input_size - 1} (not for the market)"
 
+    def _accuracy_text(self) -> str:
+        """The float model's accuracy and the circuit's error against onnxruntime."""
+        parts = []
+        if self.accuracy is not None:
+            parts.append(f"{self.accuracy:.2%} held-out (float)")
+        if self.max_abs_error is not None:
+            rel = "" if self.max_rel_error is None else f" ({self.max_rel_error:.2%} of the largest output)"
+            parts.append(f"circuit vs onnxruntime: max error {self.max_abs_error:.3g}{rel}")
+        if self.circuit_agreement is not None and self.task != "regress":
+            parts.append(f"argmax agrees on {self.circuit_agreement:.0%} of calibration")
+        if self.recipe:
+            parts.append(f"scale {self.recipe.get('scale')} ({self.recipe.get('target')})")
+        return ", ".join(parts) or "-"
+
     def __rich__(self) -> Panel:
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold")
         table.add_column()
-        acc = "-" if self.accuracy is None else f"{self.accuracy:.2%}"
-        agree = "-" if self.circuit_agreement is None else f"{self.circuit_agreement:.2%}"
+        shapes = f"out {list(self.output_shape)}"
+        if self.output_shapes is not None:
+            shapes = "outs " + " + ".join(str(list(shape)) for shape in self.output_shapes)
         rows = [
             ("onnx sha256", self.onnx_sha256),
             ("shapes", f"in {list(self.input_shape)} (scale {self.input_scale}) -> "
-                       f"out {list(self.output_shape)} (scale {self.output_scale})"),
+                       f"{shapes} (scale {self.output_scale})"),
             ("params", f"{self.params:,}"),
             ("circuit", f"2^{self.logrows} rows, input {self.input_visibility}, ezkl {self.ezkl_version}"),
             ("input binding", self._binding_text()),
             ("instances", f"outputs @{self.layout.output_offset}..+{self.layout.output_length}, "
                           f"{self.layout.instance_count} in all"),
-            ("accuracy", f"{acc} held-out (float), circuit agrees on {agree} of calibration"),
+            ("accuracy", self._accuracy_text()),
             ("settings sha256", self.settings_sha256),
             ("vk sha256", self.vk_sha256),
             ("verifier keccak", self.verifier_runtime_keccak256),

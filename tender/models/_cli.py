@@ -20,6 +20,7 @@ from tender.config import ChainSection
 from tender.models._build import DEFAULT_INPUT_VISIBILITY, VISIBILITIES, build
 from tender.models._bundle import INSECURE_SRS_WARNING, Bundle
 from tender.models._prove import Proof, input_commitment, prove, verify
+from tender.models._recipe import DEFAULT_MAX_LOGROWS, SCALES, TARGETS, TASKS
 from tender.paths import cache_dir
 
 _console = Console()
@@ -67,15 +68,30 @@ def cli_group() -> None:
 @click.option("--input-visibility", "visibility", type=click.Choice(VISIBILITIES), default=DEFAULT_INPUT_VISIBILITY,
               show_default=True, help="how proofs bind the input: KZG point (polycommit), Poseidon instance "
               "(hashed), or the input as instances (public: not for the market)")  # fmt: skip
-@click.option("--progress/--no-progress", default=None, help="progress display (default: when a terminal)")
+@click.option("--target", type=click.Choice(TARGETS), default=None,
+              help="accuracy: the largest scale within --max-logrows (default); resources: the smallest "
+              "circuit")  # fmt: skip
+@click.option("--scale", type=click.IntRange(0, 20), default=None,
+              help=f"fixed input/param scale (values x 2^scale; default: chosen from {SCALES[0]}-{SCALES[-1]})")  # fmt: skip
+@click.option("--max-logrows", type=click.IntRange(6, 26), default=None,
+              help=f"size budget: refuse circuits over 2^N rows (default {DEFAULT_MAX_LOGROWS})")  # fmt: skip
+@click.option("--task", type=click.Choice(TASKS), default=None,
+              help="classify (argmax agreement on the card) or regress (default: classify when the model "
+              "ends in a softmax)")  # fmt: skip
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="a line per build step on stderr")  # fmt: skip
 def build_command(
-    onnx_path: Path, calibration: Path, srs: str, name: str | None, visibility: str, progress: bool | None
-) -> None:
-    """Build (or reuse from the cache) the bundle of MODEL.onnx and print its card."""
-    show = _errors.is_terminal if progress is None else progress
+    onnx_path: Path, calibration: Path, srs: str, name: str | None, visibility: str, target: str | None,
+    scale: int | None, max_logrows: int | None, task: str | None, progress: bool,
+) -> None:  # fmt: skip
+    """Build (or reuse from the cache) the bundle of MODEL.onnx and print its card.
+
+    A recipe.json next to MODEL.onnx pins target, scale, max_logrows or task; options override it.
+    """
     bundle = build(
         onnx_path, calibration, srs=srs, name=name, input_visibility=visibility,  # type: ignore[arg-type]
-        progress=show,
+        target=target, scale=scale, max_logrows=max_logrows, task=task,  # type: ignore[arg-type]
+        progress=progress,
     )  # fmt: skip
     _console.print(bundle)
     _console.print(f"bundle: {bundle.path}")
@@ -119,7 +135,10 @@ def prove_command(bundle_path: Path, input_path: Path, out: Path) -> None:
     table = Table(title=f"{bundle.name}: proved in {proof.prove_s:.2f} s")
     table.add_column("output", justify="right")
     table.add_column("value", justify="right")
-    best = max(range(len(proof.output)), key=proof.output.__getitem__)
+    # the argmax is a classifier's answer; a regressor's outputs are all the answer
+    best = (
+        max(range(len(proof.output)), key=proof.output.__getitem__) if bundle.card.task != "regress" else -1
+    )
     for i, value in enumerate(proof.output):
         table.add_row(str(i), f"[bold]{value:.4f}[/]" if i == best else f"{value:.4f}")
     _console.print(table)
@@ -203,14 +222,26 @@ def list_command(rpc_url: str | None, registry: str | None, cache: Path | None) 
         return
     root = (cache or cache_dir()) / "models"
     table = Table(title=f"bundles in {root}")
-    for column in ("name", "input", "logrows", "onnx sha256", "accuracy", "SRS", "path"):
+    for column in (
+        "name",
+        "input",
+        "logrows",
+        "scale",
+        "onnx sha256",
+        "accuracy",
+        "max error",
+        "SRS",
+        "path",
+    ):
         table.add_column(column)
     for card, folder in _local_cards(root):
         srs = "[red]dev (insecure)[/]" if card.insecure_srs else "[green]file[/]"
         acc = "-" if card.accuracy is None else f"{card.accuracy:.2%}"
+        error = "-" if card.max_abs_error is None else f"{card.max_abs_error:.2g}"
         table.add_row(
-            card.name, card.input_visibility, str(card.logrows), card.onnx_sha256[:16], acc, srs, str(folder)
-        )
+            card.name, card.input_visibility, str(card.logrows), str(card.input_scale), card.onnx_sha256[:16],
+            acc, error, srs, str(folder),
+        )  # fmt: skip
     _console.print(table)
 
 

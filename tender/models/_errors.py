@@ -2,7 +2,9 @@
 
 ModelError
 ├── BundleError            a bundle is missing, incomplete, or its build failed (or only a
-│                          card was given where a polycommit commitment needs the vk and SRS)
+│   │                      card was given where a polycommit commitment needs the vk and SRS)
+│   ├── UnsupportedModel   the graph cannot become a Tender circuit (inputs, outputs, operators)
+│   └── CircuitTooLarge    the circuit would exceed the size budget (``max_logrows``)
 ├── SrsError               the structured reference string is missing, too small or unreadable
 │   └── InsecureSrsError   a dev-SRS bundle was offered to a non-local chain
 ├── InputError             an input does not fit the model (also a ValueError)
@@ -18,6 +20,15 @@ from tender.errors import ModelError
 
 class BundleError(ModelError):
     """A model bundle is missing, incomplete, inconsistent, or could not be built."""
+
+
+class UnsupportedModel(BundleError):
+    """The ONNX graph cannot become a Tender circuit: not one float input, a non-float output,
+    outputs at different scales, or an operator or shape EZKL does not support."""
+
+
+class CircuitTooLarge(BundleError):
+    """The circuit would exceed the size budget (``max_logrows``); refused before any key is made."""
 
 
 class SrsError(ModelError):

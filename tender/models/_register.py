@@ -114,18 +114,10 @@ def registry_entry(
     ``commitmentIndex`` is 0 for polycommit (the registry requires it).
     """
     card = bundle.card
-    onnx_sha256 = check_onnx(bundle, onnx_path)
-    check_srs(bundle, chain_id, allow_insecure_srs=allow_insecure_srs)
-    layout = card.registry_layout()  # BundleError for public inputs
-    for field_name, value, bits in (
-        ("commitmentIndex", layout["commitmentIndex"], 8),
-        ("outputOffset", layout["outputOffset"], 8),
-        ("outputLength", layout["outputLength"], 16),
-        ("instanceCount", layout["instanceCount"], 16),
-        ("auditRateBps", audit_rate_bps, 16),
-    ):
-        if not 0 <= value < 2**bits:
-            raise BundleError(f"{field_name}={value} does not fit the registry's uint{bits}")
+    onnx_sha256, layout = _checked(
+        bundle, chain_id, audit_rate_bps=audit_rate_bps, onnx_path=onnx_path,
+        allow_insecure_srs=allow_insecure_srs,
+    )  # fmt: skip
     return {
         "onnxSha256": HexBytes(bytes.fromhex(onnx_sha256)),
         "settingsHash": HexBytes(bytes.fromhex(card.settings_sha256)),
@@ -135,6 +127,30 @@ def registry_entry(
         "auditRateBps": audit_rate_bps,
         "owner": Web3.to_checksum_address(owner),
     }
+
+
+def _checked(
+    bundle: Bundle,
+    chain_id: int,
+    *,
+    audit_rate_bps: int,
+    onnx_path: str | Path | None,
+    allow_insecure_srs: bool,
+) -> tuple[str, dict[str, int]]:
+    """Every refusal of a registry entry, none of which needs the chain: ``(onnx sha256, layout)``."""
+    onnx_sha256 = check_onnx(bundle, onnx_path)
+    check_srs(bundle, chain_id, allow_insecure_srs=allow_insecure_srs)
+    layout = bundle.card.registry_layout()  # BundleError for public inputs
+    for field_name, value, bits in (
+        ("commitmentIndex", layout["commitmentIndex"], 8),
+        ("outputOffset", layout["outputOffset"], 8),
+        ("outputLength", layout["outputLength"], 16),
+        ("instanceCount", layout["instanceCount"], 16),
+        ("auditRateBps", audit_rate_bps, 16),
+    ):
+        if not 0 <= value < 2**bits:
+            raise BundleError(f"{field_name}={value} does not fit the registry's uint{bits}")
+    return onnx_sha256, layout
 
 
 @dataclass(frozen=True)
@@ -168,17 +184,22 @@ def register_model(
 ) -> Registration:
     """Deploy the verifier (unless given) and register the model in ``ModelRegistry``.
 
-    The checks of :func:`registry_entry` run before anything is sent. Registering the same
-    record twice from the same account is a no-op that returns the existing id.
+    The checks of :func:`registry_entry` run before anything is sent (the verifier is deployed
+    only once they pass). Registering the same record twice from the same account is a no-op
+    that returns the existing id.
 
     Raises:
         ModelHashMismatch: the ONNX file does not hash to the card's ``onnx_sha256``.
         InsecureSrsError: dev-SRS bundle on a non-local chain without the flag.
+        BundleError: the bundle has no input commitment (public input) or a layout field does
+            not fit the registry.
         ContractRevert: the registry refused the record (decoded custom error).
     """
     sender = _sender(w3, account)
-    check_onnx(bundle, onnx_path)
-    check_srs(bundle, sender.chain_id, allow_insecure_srs=allow_insecure_srs)
+    _checked(
+        bundle, sender.chain_id, audit_rate_bps=audit_rate_bps, onnx_path=onnx_path,
+        allow_insecure_srs=allow_insecure_srs,
+    )  # fmt: skip
     if verifier is None:
         verifier = deploy_verifier(w3, sender, bundle, allow_insecure_srs=allow_insecure_srs)
     entry = registry_entry(

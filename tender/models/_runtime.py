@@ -70,3 +70,12 @@ def run_one(
     """Run one input of ``shape`` (batch 1 included) and return the flat output."""
     batch = np.asarray(values, dtype=np.float32).reshape(tuple(shape))
     return run(onnx_path, batch, gpu=gpu).reshape(-1)
+
+
+def run_all(onnx_path: Path, values: Sequence[float], shape: Sequence[int]) -> np.ndarray[Any, Any]:
+    """Run one input of ``shape`` (batch 1 included) on the CPU and return every output,
+    flattened and concatenated in the graph's output order (as the circuit's instances)."""
+    sess = session(str(onnx_path))
+    batch = np.asarray(values, dtype=np.float32).reshape(tuple(shape))
+    outputs = sess.run(None, {sess.get_inputs()[0].name: batch})
+    return np.concatenate([np.asarray(o, dtype=np.float64).reshape(-1) for o in outputs])

@@ -7,6 +7,7 @@ reused by later runs, so only the first run pays for EZKL's setup (~25 s a bundl
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from tender.anvil import DEV_KEYS, Anvil
 from tender.chain import Deployment, Market, ModelInfo, Registry, Staking, Token, TxSender, deploy
 from tender.intents import AuctionType, Intent, ProofMode, random_nonce
 from tender.models import Bundle, build, deploy_verifier, registry_entry
+from tender.models._recipe import RECIPE_FILE
 from tender.paths import SAMPLE_MODELS
 
 #: Gas figures measured by the tests, printed at the end of the session.
@@ -81,6 +83,7 @@ def perturbed_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("mlp_perturbed")
     path = folder / "model.onnx"
     onnx.save(model, str(path))
+    shutil.copyfile(SAMPLE_MODELS / "mlp" / RECIPE_FILE, folder / RECIPE_FILE)  # the sample's recipe
     return path
 
 
