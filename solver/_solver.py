@@ -94,6 +94,15 @@ def decode_input(location: bytes) -> Any:
     return None
 
 
+def _answer_state(answer: bytes) -> str | None:
+    """The ``state`` of a provider's ``POST /jobs`` answer (``None`` if it has none)."""
+    try:
+        data = json.loads(answer)
+    except ValueError:
+        return None
+    return str(data.get("state")) if isinstance(data, dict) and "state" in data else None
+
+
 class Solver(Daemon):
     """The solver bot.
 
@@ -687,7 +696,18 @@ class Solver(Daemon):
             provider.url.rstrip("/") + "/jobs", body, time_limit=10
         )
         if status >= 300 and status != 409:  # 409: it had it already
+            # A provider declines on chain an input that does not match its commitment: the job
+            # then failed over or was refunded, and is no longer ours to hand over.
+            market = self.markets[row.market.lower()]
+            chain_job = await market.job(bytes(HexBytes(row.job_id)))
+            if chain_job.state != "awarded" or (chain_job.provider or "").lower() != provider.address.lower():
+                self._set(row, JobState.LOST, note=f"{provider.name} refused it (HTTP {status}), job "
+                          f"{chain_job.state} for {chain_job.provider}: {answer[:200]!r}")  # fmt: skip
+                return
             raise JobError(f"{provider.name} refused job {row.job_id}: HTTP {status} {answer[:200]!r}")
+        if _answer_state(answer) == "declined":
+            self._set(row, JobState.LOST, note=f"{provider.name} declined it on chain")
+            return
         self._set(row, JobState.SENT, input_sent=True)
 
     async def _follow_job(self, row: JobRow, market: MarketGateway) -> None:

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from tender.errors import ModelError
+from tender.intents import decode_input_uri  # its home; re-exported for the SDK
 
 __all__ = ["ModelHandle", "decode_input_uri", "encode_input_uri", "instances", "resolve_model"]
-
-_DATA_PREFIX = "data:application/json,"
 
 
 def encode_input_uri(data: Any) -> bytes:
@@ -23,16 +22,6 @@ def encode_input_uri(data: Any) -> bytes:
     hundred bytes, so they travel inline and need no storage service.
     """
     return json.dumps(data, separators=(",", ":")).encode()
-
-
-def decode_input_uri(location: bytes) -> Any:
-    """The input held inline by ``location`` (JSON or a ``data:`` URI); ``None`` for other URIs."""
-    text = location.decode(errors="replace")
-    if text.startswith(_DATA_PREFIX):
-        text = text[len(_DATA_PREFIX) :]
-    elif not text.lstrip().startswith(("[", "{")):
-        return None
-    return json.loads(text)
 
 
 def _hex32(value: Any) -> bytes:
