@@ -10,7 +10,7 @@ import {MockVerifier} from "./mocks/MockVerifier.sol";
 import {CalldataRecorder} from "./mocks/CalldataRecorder.sol";
 import {MockERC1271Wallet} from "./mocks/MockERC1271Wallet.sol";
 import {MockConsumer} from "./mocks/MockConsumer.sol";
-import {IMarket} from "../src/interfaces/IMarket.sol";
+import {IMarket, IMarketEvents} from "../src/interfaces/IMarket.sol";
 import {IStaking} from "../src/interfaces/IStaking.sol";
 import {IModelRegistry, ModelInfo, INPUT_POLYCOMMIT} from "../src/interfaces/IModelRegistry.sol";
 import {IVerifier} from "../src/interfaces/IVerifier.sol";
@@ -53,6 +53,7 @@ abstract contract BaseMarketTest is TenderFixture {
         market = _deployMarket(token, _defaultParams());
         vm.prank(owner);
         staking.setMarket(address(market), true);
+        _activate(staking, address(market));
         vm.prank(requester);
         token.approve(address(market), type(uint256).max);
         vm.prank(challenger);
@@ -234,7 +235,7 @@ abstract contract BaseMarketTest is TenderFixture {
         Intent memory intent = _intent();
         bytes32 jobId = market.hashIntent(intent);
         vm.expectEmit(address(market));
-        emit IMarket.IntentPosted(
+        emit IMarketEvents.IntentPosted(
             jobId,
             requester,
             intent.modelId,
@@ -252,7 +253,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes32 jobId = market.hashIntent(intent);
         bytes32 before = _fingerprint(jobId);
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NotRequester.selector, stranger, requester));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NotRequester.selector, stranger, requester));
         market.post(intent);
         assertEq(_fingerprint(jobId), before);
     }
@@ -262,14 +263,14 @@ abstract contract BaseMarketTest is TenderFixture {
         uint8 expected = market.auctionType();
         intent.auctionType = expected == AUCTION_REVERSE ? AUCTION_DUTCH : AUCTION_REVERSE;
         _expectRejectedPost(
-            intent, abi.encodeWithSelector(IMarket.WrongAuctionType.selector, intent.auctionType, expected)
+            intent, abi.encodeWithSelector(IMarketEvents.WrongAuctionType.selector, intent.auctionType, expected)
         );
     }
 
     function test_post_revertsWhenExpired() public {
         Intent memory intent = _intent().withExpiry(uint64(block.timestamp));
         _expectRejectedPost(
-            intent, abi.encodeWithSelector(IMarket.IntentExpired.selector, intent.expiry, block.timestamp)
+            intent, abi.encodeWithSelector(IMarketEvents.IntentExpired.selector, intent.expiry, block.timestamp)
         );
     }
 
@@ -280,29 +281,29 @@ abstract contract BaseMarketTest is TenderFixture {
 
     function test_post_revertsOnUnknownModel() public {
         Intent memory intent = _intent().withModel(keccak256("nope"));
-        _expectRejectedPost(intent, abi.encodeWithSelector(IMarket.UnknownModel.selector, intent.modelId));
+        _expectRejectedPost(intent, abi.encodeWithSelector(IMarketEvents.UnknownModel.selector, intent.modelId));
     }
 
     function test_post_revertsOnUnsupportedProofMode() public {
         Intent memory intent = _intent().withModel(zkOnlyModelId).withProofMode(PROOF_OPTIMISTIC);
         _expectRejectedPost(
             intent,
-            abi.encodeWithSelector(IMarket.UnsupportedProofMode.selector, zkOnlyModelId, PROOF_OPTIMISTIC)
+            abi.encodeWithSelector(IMarketEvents.UnsupportedProofMode.selector, zkOnlyModelId, PROOF_OPTIMISTIC)
         );
         intent = _intent().withProofMode(2);
-        _expectRejectedPost(intent, abi.encodeWithSelector(IMarket.UnsupportedProofMode.selector, modelId, 2));
+        _expectRejectedPost(intent, abi.encodeWithSelector(IMarketEvents.UnsupportedProofMode.selector, modelId, 2));
     }
 
     function test_post_revertsOnZeroMaxPrice() public {
         Intent memory intent = _intent().withMaxPrice(0).withStartPrice(0);
-        _expectRejectedPost(intent, abi.encodeWithSelector(IMarket.ZeroMaxPrice.selector));
+        _expectRejectedPost(intent, abi.encodeWithSelector(IMarketEvents.ZeroMaxPrice.selector));
     }
 
     function test_post_revertsOnMaxPriceAbove96Bits() public {
         uint256 tooBig = uint256(type(uint96).max) + 1;
         Intent memory intent = _intent().withMaxPrice(tooBig);
         _expectRejectedPost(
-            intent, abi.encodeWithSelector(IMarket.ValueTooLarge.selector, tooBig, uint256(type(uint96).max))
+            intent, abi.encodeWithSelector(IMarketEvents.ValueTooLarge.selector, tooBig, uint256(type(uint96).max))
         );
     }
 
@@ -310,21 +311,21 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256 tooBig = uint256(type(uint96).max) + 1;
         Intent memory intent = _intent().withMinStake(tooBig);
         _expectRejectedPost(
-            intent, abi.encodeWithSelector(IMarket.ValueTooLarge.selector, tooBig, uint256(type(uint96).max))
+            intent, abi.encodeWithSelector(IMarketEvents.ValueTooLarge.selector, tooBig, uint256(type(uint96).max))
         );
     }
 
     function test_post_revertsOnZeroWindow() public {
         Intent memory intent = _intent().withWindow(0);
         _expectRejectedPost(
-            intent, abi.encodeWithSelector(IMarket.BadWindow.selector, 0, intent.deadline, block.timestamp)
+            intent, abi.encodeWithSelector(IMarketEvents.BadWindow.selector, 0, intent.deadline, block.timestamp)
         );
     }
 
     function test_post_revertsWhenWindowReachesDeadline() public {
         Intent memory intent = _intent().withWindow(100).withDeadline(uint64(block.timestamp + 100));
         _expectRejectedPost(
-            intent, abi.encodeWithSelector(IMarket.BadWindow.selector, 100, intent.deadline, block.timestamp)
+            intent, abi.encodeWithSelector(IMarketEvents.BadWindow.selector, 100, intent.deadline, block.timestamp)
         );
         // one second of room is enough
         _post(intent.withDeadline(uint64(block.timestamp + 101)));
@@ -335,24 +336,24 @@ abstract contract BaseMarketTest is TenderFixture {
         _expectRejectedPost(
             intent,
             abi.encodeWithSelector(
-                IMarket.BadWindow.selector, intent.auctionWindow, intent.deadline, block.timestamp
+                IMarketEvents.BadWindow.selector, intent.auctionWindow, intent.deadline, block.timestamp
             )
         );
     }
 
     function test_post_revertsOnBadPriceWeight() public {
         _expectRejectedPost(
-            _intent().withPriceWeight(0), abi.encodeWithSelector(IMarket.BadPriceWeight.selector, 0)
+            _intent().withPriceWeight(0), abi.encodeWithSelector(IMarketEvents.BadPriceWeight.selector, 0)
         );
         _expectRejectedPost(
-            _intent().withPriceWeight(10_001), abi.encodeWithSelector(IMarket.BadPriceWeight.selector, 10_001)
+            _intent().withPriceWeight(10_001), abi.encodeWithSelector(IMarketEvents.BadPriceWeight.selector, 10_001)
         );
     }
 
     function test_post_revertsOnCallbackGasTooHigh() public {
         Intent memory intent = _intent().withCallbackGas(500_001);
         _expectRejectedPost(
-            intent, abi.encodeWithSelector(IMarket.CallbackGasTooHigh.selector, 500_001, 500_000)
+            intent, abi.encodeWithSelector(IMarketEvents.CallbackGasTooHigh.selector, 500_001, 500_000)
         );
     }
 
@@ -362,7 +363,7 @@ abstract contract BaseMarketTest is TenderFixture {
         // same nonce, different content: still refused
         Intent memory again = _intent().withMaxPrice(2e18);
         _expectRejectedPost(
-            again, abi.encodeWithSelector(IMarket.NonceAlreadyUsed.selector, requester, intent.nonce)
+            again, abi.encodeWithSelector(IMarketEvents.NonceAlreadyUsed.selector, requester, intent.nonce)
         );
     }
 
@@ -434,7 +435,7 @@ abstract contract BaseMarketTest is TenderFixture {
         _expectRejectedSigned(
             intent,
             abi.encodePacked(r, s, v),
-            abi.encodeWithSelector(IMarket.InvalidSignature.selector, requester, market.hashIntent(intent))
+            abi.encodeWithSelector(IMarketEvents.InvalidSignature.selector, requester, market.hashIntent(intent))
         );
     }
 
@@ -445,7 +446,7 @@ abstract contract BaseMarketTest is TenderFixture {
         _expectRejectedSigned(
             intent,
             sig,
-            abi.encodeWithSelector(IMarket.InvalidSignature.selector, requester, market.hashIntent(intent))
+            abi.encodeWithSelector(IMarketEvents.InvalidSignature.selector, requester, market.hashIntent(intent))
         );
     }
 
@@ -455,7 +456,7 @@ abstract contract BaseMarketTest is TenderFixture {
         _expectRejectedSigned(
             intent,
             abi.encodePacked(r, s, v),
-            abi.encodeWithSelector(IMarket.InvalidSignature.selector, requester, market.hashIntent(intent))
+            abi.encodeWithSelector(IMarketEvents.InvalidSignature.selector, requester, market.hashIntent(intent))
         );
     }
 
@@ -464,7 +465,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes memory sig = _sign(intent, requesterKey);
         market.submitSigned(intent, sig);
         _expectRejectedSigned(
-            intent, sig, abi.encodeWithSelector(IMarket.NonceAlreadyUsed.selector, requester, intent.nonce)
+            intent, sig, abi.encodeWithSelector(IMarketEvents.NonceAlreadyUsed.selector, requester, intent.nonce)
         );
     }
 
@@ -474,7 +475,7 @@ abstract contract BaseMarketTest is TenderFixture {
         vm.prank(requester);
         market.invalidateNonces(1, 1 << 1);
         _expectRejectedSigned(
-            intent, sig, abi.encodeWithSelector(IMarket.NonceAlreadyUsed.selector, requester, 257)
+            intent, sig, abi.encodeWithSelector(IMarketEvents.NonceAlreadyUsed.selector, requester, 257)
         );
     }
 
@@ -489,7 +490,7 @@ abstract contract BaseMarketTest is TenderFixture {
         _expectRejectedSigned(
             intent,
             abi.encodePacked(r, highS, flippedV),
-            abi.encodeWithSelector(IMarket.InvalidSignature.selector, requester, market.hashIntent(intent))
+            abi.encodeWithSelector(IMarketEvents.InvalidSignature.selector, requester, market.hashIntent(intent))
         );
     }
 
@@ -500,7 +501,7 @@ abstract contract BaseMarketTest is TenderFixture {
         _expectRejectedSigned(
             intent,
             sig,
-            abi.encodeWithSelector(IMarket.InvalidSignature.selector, address(0), market.hashIntent(intent))
+            abi.encodeWithSelector(IMarketEvents.InvalidSignature.selector, address(0), market.hashIntent(intent))
         );
     }
 
@@ -510,7 +511,7 @@ abstract contract BaseMarketTest is TenderFixture {
         _expectRejectedSigned(
             intent,
             _sign(intent, otherKey),
-            abi.encodeWithSelector(IMarket.InvalidSignature.selector, requester, market.hashIntent(intent))
+            abi.encodeWithSelector(IMarketEvents.InvalidSignature.selector, requester, market.hashIntent(intent))
         );
     }
 
@@ -519,7 +520,7 @@ abstract contract BaseMarketTest is TenderFixture {
         _expectRejectedSigned(
             intent,
             hex"1234",
-            abi.encodeWithSelector(IMarket.InvalidSignature.selector, requester, market.hashIntent(intent))
+            abi.encodeWithSelector(IMarketEvents.InvalidSignature.selector, requester, market.hashIntent(intent))
         );
     }
 
@@ -539,7 +540,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes memory wrongSig = _sign(other, requesterKey);
         vm.expectRevert(
             abi.encodeWithSelector(
-                IMarket.InvalidSignature.selector, address(wallet), market.hashIntent(other)
+                IMarketEvents.InvalidSignature.selector, address(wallet), market.hashIntent(other)
             )
         );
         market.submitSigned(other, wrongSig);
@@ -557,7 +558,7 @@ abstract contract BaseMarketTest is TenderFixture {
 
     function test_invalidateNonces_setsBitsAndEmits() public {
         vm.expectEmit(address(market));
-        emit IMarket.NoncesInvalidated(requester, 3, 0x05);
+        emit IMarketEvents.NoncesInvalidated(requester, 3, 0x05);
         vm.prank(requester);
         market.invalidateNonces(3, 0x05);
         assertEq(market.nonceBitmap(requester, 3), 0x05);
@@ -589,7 +590,7 @@ abstract contract BaseMarketTest is TenderFixture {
         vm.warp(block.timestamp + 5);
 
         vm.expectEmit(address(market));
-        emit IMarket.Settled(jobId, provider, price, fee, refundAmount, 5);
+        emit IMarketEvents.Settled(jobId, provider, price, fee, refundAmount, 5);
         _deliver(jobId, intent);
 
         Job memory j = market.job(jobId);
@@ -634,13 +635,13 @@ abstract contract BaseMarketTest is TenderFixture {
         // a valid proof for another input
         bytes memory wrong = _proof(intent.inputCommitment + 1, out);
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.ProofRejected.selector, jobId));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.ProofRejected.selector, jobId));
         market.deliver(jobId, out, wrong);
         // a valid proof for another output
         uint256[] memory other = _output();
         other[1] = 12;
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.ProofRejected.selector, jobId));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.ProofRejected.selector, jobId));
         market.deliver(jobId, out, _proof(intent.inputCommitment, other));
         assertEq(_fingerprint(jobId), before);
     }
@@ -656,7 +657,7 @@ abstract contract BaseMarketTest is TenderFixture {
         for (uint256 i; i < modes.length; ++i) {
             verifier.setMode(modes[i]);
             vm.prank(provider);
-            vm.expectRevert(abi.encodeWithSelector(IMarket.ProofRejected.selector, jobId));
+            vm.expectRevert(abi.encodeWithSelector(IMarketEvents.ProofRejected.selector, jobId));
             market.deliver(jobId, out, proof);
         }
         assertEq(_fingerprint(jobId), before);
@@ -665,7 +666,7 @@ abstract contract BaseMarketTest is TenderFixture {
     function test_deliver_revertsOnUnknownJob() public {
         bytes32 jobId = keccak256("none");
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.None));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.None));
         market.deliver(jobId, _output(), "");
     }
 
@@ -677,7 +678,7 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256[] memory out = _output();
         bytes memory proof = _proof(intent.inputCommitment, out);
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Settled));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Settled));
         market.deliver(jobId, out, proof);
         assertEq(_fingerprint(jobId), before);
     }
@@ -689,11 +690,11 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes memory proof = _proof(intent.inputCommitment, out);
         bytes32 before = _fingerprint(jobId);
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NotAuthorized.selector, provider, stranger));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NotAuthorized.selector, provider, stranger));
         market.deliver(jobId, out, proof);
         // another staked provider cannot deliver either
         vm.prank(provider2);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NotAuthorized.selector, provider, provider2));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NotAuthorized.selector, provider, provider2));
         market.deliver(jobId, out, proof);
         assertEq(_fingerprint(jobId), before);
     }
@@ -715,7 +716,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes memory proof = _proof(intent.inputCommitment, out);
         bytes32 before = _fingerprint(jobId);
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.DeliveryTooLate.selector, jobId, due, due + 1));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.DeliveryTooLate.selector, jobId, due, due + 1));
         market.deliver(jobId, out, proof);
         assertEq(_fingerprint(jobId), before);
     }
@@ -726,7 +727,7 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256[] memory out = new uint256[](3);
         bytes32 before = _fingerprint(jobId);
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.OutputLengthMismatch.selector, 3, 2));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.OutputLengthMismatch.selector, 3, 2));
         market.deliver(jobId, out, "");
         assertEq(_fingerprint(jobId), before);
     }
@@ -795,7 +796,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes32 jobId = _awarded(intent);
         uint256[] memory out = _output();
         vm.expectEmit(address(market));
-        emit IMarket.Delivered(
+        emit IMarketEvents.Delivered(
             jobId,
             provider,
             out,
@@ -825,7 +826,7 @@ abstract contract BaseMarketTest is TenderFixture {
         Intent memory intent = _intent().withModel(auditedModelId).withProofMode(PROOF_OPTIMISTIC);
         bytes32 jobId = _awarded(intent);
         vm.expectEmit(address(market));
-        emit IMarket.AuditRequired(jobId, provider, uint40(block.timestamp + 900));
+        emit IMarketEvents.AuditRequired(jobId, provider, uint40(block.timestamp + 900));
         _deliverOptimistic(jobId);
         Job memory j = market.job(jobId);
         assertEq(uint8(j.state), uint8(JobState.ProofRequired));
@@ -844,7 +845,7 @@ abstract contract BaseMarketTest is TenderFixture {
         (bytes32 jobId,) = _delivered();
         uint256 before = token.balanceOf(challenger);
         vm.expectEmit(address(market));
-        emit IMarket.Challenged(jobId, challenger, 1e17, uint40(block.timestamp + 900));
+        emit IMarketEvents.Challenged(jobId, challenger, 1e17, uint40(block.timestamp + 900));
         vm.prank(challenger);
         market.challenge(jobId);
         Job memory j = market.job(jobId);
@@ -869,7 +870,7 @@ abstract contract BaseMarketTest is TenderFixture {
         vm.warp(end);
         bytes32 before = _fingerprint(jobId);
         vm.prank(challenger);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.ChallengeWindowClosed.selector, jobId, end));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.ChallengeWindowClosed.selector, jobId, end));
         market.challenge(jobId);
         assertEq(_fingerprint(jobId), before);
     }
@@ -879,7 +880,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes32 jobId = _awarded(intent);
         bytes32 before = _fingerprint(jobId);
         vm.prank(challenger);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Awarded));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Awarded));
         market.challenge(jobId);
         assertEq(_fingerprint(jobId), before);
     }
@@ -890,7 +891,7 @@ abstract contract BaseMarketTest is TenderFixture {
         market.challenge(jobId);
         bytes32 before = _fingerprint(jobId);
         vm.prank(challenger);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Challenged));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Challenged));
         market.challenge(jobId);
         assertEq(_fingerprint(jobId), before);
     }
@@ -905,7 +906,7 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256 provBefore = token.balanceOf(provider);
         uint256 chalBefore = token.balanceOf(challenger);
         vm.expectEmit(address(market));
-        emit IMarket.Proved(jobId, provider, 1e17);
+        emit IMarketEvents.Proved(jobId, provider, 1e17);
         vm.prank(provider);
         market.prove(jobId, _proof(intent.inputCommitment, _output()));
         assertEq(uint8(_state(jobId)), uint8(JobState.Settled));
@@ -937,7 +938,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes memory proof = _proof(intent.inputCommitment, _output());
         bytes32 before = _fingerprint(jobId);
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.ProofDeadlinePassed.selector, jobId, end));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.ProofDeadlinePassed.selector, jobId, end));
         market.prove(jobId, proof);
         assertEq(_fingerprint(jobId), before);
     }
@@ -951,7 +952,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes memory proof = _proof(intent.inputCommitment, other);
         bytes32 before = _fingerprint(jobId);
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.ProofRejected.selector, jobId));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.ProofRejected.selector, jobId));
         market.prove(jobId, proof);
         assertEq(_fingerprint(jobId), before);
     }
@@ -963,7 +964,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes memory proof = _proof(intent.inputCommitment, _output());
         bytes32 before = _fingerprint(jobId);
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NotAuthorized.selector, provider, stranger));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NotAuthorized.selector, provider, stranger));
         market.prove(jobId, proof);
         assertEq(_fingerprint(jobId), before);
     }
@@ -973,7 +974,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes memory proof = _proof(intent.inputCommitment, _output());
         bytes32 before = _fingerprint(jobId);
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Delivered));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Delivered));
         market.prove(jobId, proof);
         assertEq(_fingerprint(jobId), before);
     }
@@ -1001,7 +1002,7 @@ abstract contract BaseMarketTest is TenderFixture {
         uint40 end = market.job(jobId).disputeEnd;
         vm.warp(end - 1);
         bytes32 before = _fingerprint(jobId);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.ChallengeWindowOpen.selector, jobId, end));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.ChallengeWindowOpen.selector, jobId, end));
         market.finalize(jobId);
         assertEq(_fingerprint(jobId), before);
     }
@@ -1012,7 +1013,7 @@ abstract contract BaseMarketTest is TenderFixture {
         market.challenge(jobId);
         vm.warp(block.timestamp + 10_000);
         bytes32 before = _fingerprint(jobId);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Challenged));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Challenged));
         market.finalize(jobId);
         assertEq(_fingerprint(jobId), before);
     }
@@ -1031,9 +1032,9 @@ abstract contract BaseMarketTest is TenderFixture {
         vm.expectEmit(address(staking));
         emit IStaking.StakeSlashed(provider, jobId, address(market), a.stakeLocked);
         vm.expectEmit(address(market));
-        emit IMarket.Expired(jobId, provider, a.stakeLocked);
+        emit IMarketEvents.Expired(jobId, provider, a.stakeLocked);
         vm.expectEmit(address(market));
-        emit IMarket.Refunded(jobId, requester, escrow);
+        emit IMarketEvents.Refunded(jobId, requester, escrow);
         vm.prank(stranger);
         market.expire(jobId);
         assertEq(uint8(_state(jobId)), uint8(JobState.Expired));
@@ -1059,7 +1060,7 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256 due = market.providerDeadline(jobId);
         vm.warp(due);
         bytes32 before = _fingerprint(jobId);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NotExpired.selector, jobId, due));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NotExpired.selector, jobId, due));
         market.expire(jobId);
         assertEq(_fingerprint(jobId), before);
     }
@@ -1068,7 +1069,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes32 jobId = _post(_intent());
         vm.warp(block.timestamp + 10_000);
         bytes32 before = _fingerprint(jobId);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Open));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Open));
         market.expire(jobId);
         assertEq(_fingerprint(jobId), before);
     }
@@ -1086,12 +1087,12 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256 marketBefore = token.balanceOf(address(market));
         vm.warp(j.disputeEnd + 1);
         vm.expectEmit(address(market));
-        emit IMarket.Slashed(jobId, provider, toRequester, toChallenger, 1e17);
+        emit IMarketEvents.Slashed(jobId, provider, toRequester, toChallenger, 1e17);
         // one slash of the whole lock, to the market
         vm.expectEmit(address(staking));
         emit IStaking.StakeSlashed(provider, jobId, address(market), j.stakeLocked);
         vm.expectEmit(address(market));
-        emit IMarket.Refunded(jobId, requester, escrow);
+        emit IMarketEvents.Refunded(jobId, requester, escrow);
         vm.recordLogs();
         market.expire(jobId);
         assertEq(_stakeSlashedEvents(), 1, "one slash");
@@ -1120,11 +1121,11 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256 reqBefore = token.balanceOf(requester);
         uint256 marketBefore = token.balanceOf(address(market));
         vm.warp(j.disputeEnd);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NotExpired.selector, jobId, j.disputeEnd));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NotExpired.selector, jobId, j.disputeEnd));
         market.expire(jobId);
         vm.warp(j.disputeEnd + 1);
         vm.expectEmit(address(market));
-        emit IMarket.Slashed(jobId, provider, j.stakeLocked, 0, 0);
+        emit IMarketEvents.Slashed(jobId, provider, j.stakeLocked, 0, 0);
         vm.expectEmit(address(staking));
         emit IStaking.StakeSlashed(provider, jobId, address(market), j.stakeLocked);
         market.expire(jobId);
@@ -1168,7 +1169,7 @@ abstract contract BaseMarketTest is TenderFixture {
         uint40 end = market.job(jobId).auctionEnd;
         vm.warp(end - 1);
         bytes32 before = _fingerprint(jobId);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.AuctionNotEnded.selector, jobId, end));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.AuctionNotEnded.selector, jobId, end));
         market.refund(jobId);
         assertEq(_fingerprint(jobId), before);
     }
@@ -1179,7 +1180,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes32 jobId = _post(intent);
         vm.warp(market.job(jobId).auctionEnd);
         vm.expectEmit(address(market));
-        emit IMarket.Refunded(jobId, requester, _escrow(intent.maxPrice));
+        emit IMarketEvents.Refunded(jobId, requester, _escrow(intent.maxPrice));
         vm.prank(stranger);
         market.refund(jobId);
         assertEq(uint8(_state(jobId)), uint8(JobState.Refunded));
@@ -1193,7 +1194,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes32 jobId = _awarded(_intent());
         vm.warp(block.timestamp + 10_000);
         bytes32 before = _fingerprint(jobId);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Awarded));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Awarded));
         market.refund(jobId);
         assertEq(_fingerprint(jobId), before);
     }
@@ -1271,7 +1272,7 @@ abstract contract BaseMarketTest is TenderFixture {
             address(market).call{gas: 300_000}(abi.encodeCall(IMarket.deliver, (jobId, out, proof)));
         assertFalse(ok);
         // the gas left at the check is not predictable: the selector is
-        assertEq(bytes4(err), IMarket.InsufficientGasForCallback.selector);
+        assertEq(bytes4(err), IMarketEvents.InsufficientGasForCallback.selector);
         assertEq(uint8(_state(jobId)), uint8(JobState.Awarded));
         assertEq(_fingerprint(jobId), before);
     }
@@ -1283,7 +1284,7 @@ abstract contract BaseMarketTest is TenderFixture {
         p.feeBps = 500;
         p.challengeBond = 5e18;
         vm.expectEmit(address(market));
-        emit IMarket.ParamsUpdated(p);
+        emit IMarketEvents.ParamsUpdated(p);
         vm.prank(owner);
         market.setParams(p);
         assertEq(market.params().feeBps, 500);
@@ -1294,7 +1295,7 @@ abstract contract BaseMarketTest is TenderFixture {
         MarketParams memory p = _defaultParams();
         p.feeBps = 501;
         vm.prank(owner);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.FeeTooHigh.selector, 501, 500));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.FeeTooHigh.selector, 501, 500));
         market.setParams(p);
         assertEq(market.params().feeBps, 100);
     }
@@ -1311,7 +1312,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bad[4].challengeBond = 0;
         for (uint256 i; i < 5; ++i) {
             vm.prank(owner);
-            vm.expectRevert(abi.encodeWithSelector(IMarket.BadParams.selector));
+            vm.expectRevert(abi.encodeWithSelector(IMarketEvents.BadParams.selector));
             market.setParams(bad[i]);
         }
         assertEq(market.params().bondMultiple, 2);
@@ -1346,7 +1347,7 @@ abstract contract BaseMarketTest is TenderFixture {
         market.setTreasury(stranger);
         assertEq(market.treasury(), stranger);
         vm.prank(owner);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.ZeroAddress.selector));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.ZeroAddress.selector));
         market.setTreasury(address(0));
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
@@ -1378,7 +1379,7 @@ abstract contract BaseMarketTest is TenderFixture {
     }
 
     function test_constructor_revertsOnZeroAddress() public {
-        vm.expectRevert(abi.encodeWithSelector(IMarket.ZeroAddress.selector));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.ZeroAddress.selector));
         _deployMarket(IERC20(address(0)), _defaultParams());
     }
 
@@ -1390,7 +1391,7 @@ abstract contract BaseMarketTest is TenderFixture {
         assertGt(fee, 0);
         assertEq(market.feesOwed(), fee);
         vm.expectEmit(address(market));
-        emit IMarket.FeesWithdrawn(treasury, fee);
+        emit IMarketEvents.FeesWithdrawn(treasury, fee);
         vm.prank(stranger);
         assertEq(market.withdrawFees(), fee);
         assertEq(token.balanceOf(treasury), fee);
@@ -1436,7 +1437,7 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256 marketBefore = token.balanceOf(address(market));
         assertEq(market.owed(provider), price);
         vm.expectEmit(address(market));
-        emit IMarket.Withdrawn(provider, price);
+        emit IMarketEvents.Withdrawn(provider, price);
         vm.prank(provider);
         assertEq(market.withdraw(), price);
         assertEq(market.owed(provider), 0);
@@ -1469,11 +1470,11 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes32 before = _fingerprint(jobId);
         uint256 strangerBefore = token.balanceOf(stranger);
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NothingOwed.selector, stranger));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NothingOwed.selector, stranger));
         market.withdraw();
         // an open job's escrow is not owed to its requester
         vm.prank(requester);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NothingOwed.selector, requester));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NothingOwed.selector, requester));
         market.withdraw();
         assertEq(_fingerprint(jobId), before);
         assertEq(token.balanceOf(stranger), strangerBefore);
@@ -1489,7 +1490,7 @@ abstract contract BaseMarketTest is TenderFixture {
         market.withdraw();
         bytes32 fp = _fingerprint(jobId);
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NothingOwed.selector, provider));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NothingOwed.selector, provider));
         market.withdraw();
         assertEq(_fingerprint(jobId), fp);
         assertEq(token.balanceOf(provider), before + price);
@@ -1579,7 +1580,7 @@ abstract contract BaseMarketTest is TenderFixture {
         vm.prank(owner);
         market.unpause();
         _expectRejectedPost(
-            _intent().withNonce(7), abi.encodeWithSelector(IMarket.NonceAlreadyUsed.selector, requester, 7)
+            _intent().withNonce(7), abi.encodeWithSelector(IMarketEvents.NonceAlreadyUsed.selector, requester, 7)
         );
     }
 
@@ -1748,7 +1749,7 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256[] memory out = _output();
         for (uint256 i; i < wrong.length; ++i) {
             vm.prank(provider);
-            vm.expectRevert(abi.encodeWithSelector(IMarket.InputMismatch.selector, jobId));
+            vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InputMismatch.selector, jobId));
             market.deliver(jobId, out, wrong[i]);
         }
         assertEq(_fingerprint(jobId), before);
@@ -1768,7 +1769,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes[3] memory short = [abi.encodePacked(x, bytes31(y)), abi.encodePacked(x), bytes("")];
         for (uint256 i; i < short.length; ++i) {
             vm.prank(provider);
-            vm.expectRevert(abi.encodeWithSelector(IMarket.InputMismatch.selector, jobId));
+            vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InputMismatch.selector, jobId));
             market.deliver(jobId, out, short[i]);
         }
         assertEq(_fingerprint(jobId), before);
@@ -1787,7 +1788,7 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256[] memory out = _output();
         bytes memory proof = _polyProof(keccak256("x"), keccak256("y"), hex"01");
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.ProofRejected.selector, jobId));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.ProofRejected.selector, jobId));
         market.deliver(jobId, out, proof);
         assertEq(_fingerprint(jobId), before);
     }
@@ -1811,7 +1812,7 @@ abstract contract BaseMarketTest is TenderFixture {
             [_polyProof(keccak256("x"), keccak256("z"), hex"01"), abi.encodePacked(keccak256("x"))];
         for (uint256 i; i < wrong.length; ++i) {
             vm.prank(provider);
-            vm.expectRevert(abi.encodeWithSelector(IMarket.InputMismatch.selector, jobId));
+            vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InputMismatch.selector, jobId));
             market.prove(jobId, wrong[i]);
         }
         assertEq(_fingerprint(jobId), before);

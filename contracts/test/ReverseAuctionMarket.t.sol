@@ -7,7 +7,7 @@ import {BaseMarketTest} from "./BaseMarket.t.sol";
 import {IntentBuilder} from "./utils/IntentBuilder.sol";
 import {ReverseAuctionMarket} from "../src/ReverseAuctionMarket.sol";
 import {IReverseAuctionMarket} from "../src/interfaces/IReverseAuctionMarket.sol";
-import {IMarket} from "../src/interfaces/IMarket.sol";
+import {IMarket, IMarketEvents} from "../src/interfaces/IMarket.sol";
 import {IModelRegistry} from "../src/interfaces/IModelRegistry.sol";
 import {IStaking} from "../src/interfaces/IStaking.sol";
 import {Bid, Intent, Job, JobState, MarketParams, AUCTION_REVERSE} from "../src/MarketStructs.sol";
@@ -60,7 +60,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
     function test_post_revertsOnNonZeroStartPrice() public {
         Intent memory intent = _intent().withStartPrice(1);
         _expectRejectedPost(
-            intent, abi.encodeWithSelector(IMarket.BadStartPrice.selector, 1, intent.maxPrice)
+            intent, abi.encodeWithSelector(IMarketEvents.BadStartPrice.selector, 1, intent.maxPrice)
         );
     }
 
@@ -169,7 +169,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
             none,
             provider,
             Bid(provider, 1, 60),
-            abi.encodeWithSelector(IMarket.InvalidState.selector, none, JobState.None)
+            abi.encodeWithSelector(IMarketEvents.InvalidState.selector, none, JobState.None)
         );
     }
 
@@ -187,7 +187,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
             jobId,
             provider,
             Bid(provider, 5e17, 60),
-            abi.encodeWithSelector(IMarket.AuctionClosed.selector, jobId, end)
+            abi.encodeWithSelector(IMarketEvents.AuctionClosed.selector, jobId, end)
         );
     }
 
@@ -197,7 +197,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
             jobId,
             stranger,
             Bid(provider, 5e17, 60),
-            abi.encodeWithSelector(IMarket.NotAuthorized.selector, provider, stranger)
+            abi.encodeWithSelector(IMarketEvents.NotAuthorized.selector, provider, stranger)
         );
     }
 
@@ -225,7 +225,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
     function test_bid_revertsOnZeroLatency() public {
         bytes32 jobId = _post(_intent());
         _expectRejectedBid(
-            jobId, provider, Bid(provider, 5e17, 0), abi.encodeWithSelector(IMarket.ZeroLatency.selector)
+            jobId, provider, Bid(provider, 5e17, 0), abi.encodeWithSelector(IMarketEvents.ZeroLatency.selector)
         );
     }
 
@@ -237,7 +237,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
             jobId,
             provider,
             Bid(provider, 5e17, maxLatency + 1),
-            abi.encodeWithSelector(IMarket.LatencyTooLong.selector, maxLatency + 1, maxLatency)
+            abi.encodeWithSelector(IMarketEvents.LatencyTooLong.selector, maxLatency + 1, maxLatency)
         );
         _bid(jobId, provider, 5e17, maxLatency);
     }
@@ -248,7 +248,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
             jobId,
             provider,
             Bid(provider, 5e17, 60),
-            abi.encodeWithSelector(IMarket.InsufficientStake.selector, provider, STAKE, STAKE + 1)
+            abi.encodeWithSelector(IMarketEvents.InsufficientStake.selector, provider, STAKE, STAKE + 1)
         );
     }
 
@@ -260,7 +260,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
             jobId,
             provider,
             Bid(provider, 5e17, 60),
-            abi.encodeWithSelector(IMarket.InsufficientStake.selector, provider, STAKE - 1, STAKE)
+            abi.encodeWithSelector(IMarketEvents.InsufficientStake.selector, provider, STAKE - 1, STAKE)
         );
     }
 
@@ -324,7 +324,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         _bid(jobId, provider, 5e17, 60);
         vm.warp(market.job(jobId).auctionEnd);
         vm.expectEmit(address(market));
-        emit IMarket.Awarded(jobId, provider, 5e17, 60, 1e18, uint40(block.timestamp + 60));
+        emit IMarketEvents.Awarded(jobId, provider, 5e17, 60, 1e18, uint40(block.timestamp + 60));
         rmarket.award(jobId);
         Job memory j = market.job(jobId);
         assertEq(uint8(j.state), uint8(JobState.Awarded));
@@ -400,7 +400,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         uint40 end = market.job(jobId).auctionEnd;
         vm.warp(end - 1);
         bytes32 before = _fingerprint(jobId);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.AuctionNotEnded.selector, jobId, end));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.AuctionNotEnded.selector, jobId, end));
         rmarket.award(jobId);
         assertEq(_fingerprint(jobId), before);
     }
@@ -411,7 +411,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         uint40 deadline = market.job(jobId).deadline;
         vm.warp(deadline);
         bytes32 before = _fingerprint(jobId);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.DeadlinePassed.selector, jobId, deadline));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.DeadlinePassed.selector, jobId, deadline));
         rmarket.award(jobId);
         assertEq(_fingerprint(jobId), before);
         // and the requester can get the escrow back
@@ -430,7 +430,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
 
     function test_award_revertsWhenAwarded() public {
         bytes32 jobId = _awarded(_intent());
-        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Awarded));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Awarded));
         rmarket.award(jobId);
     }
 
@@ -443,7 +443,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         staking.requestUnstake(1);
         vm.warp(market.job(jobId).auctionEnd);
         vm.expectEmit(address(market));
-        emit IMarket.AwardSkipped(jobId, provider2, STAKE - 1, STAKE);
+        emit IMarketEvents.AwardSkipped(jobId, provider2, STAKE - 1, STAKE);
         rmarket.award(jobId);
         Job memory j = market.job(jobId);
         assertEq(j.provider, provider);
@@ -491,7 +491,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         uint256[] memory out = _output();
         bytes memory proof = _proof(intent.inputCommitment, out);
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.AuctionNotEnded.selector, jobId, end));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.AuctionNotEnded.selector, jobId, end));
         market.deliver(jobId, out, proof);
     }
 
@@ -502,7 +502,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         _bid(jobId, provider, 5e17, 60);
         vm.warp(market.job(jobId).auctionEnd);
         bytes32 before = _fingerprint(jobId);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NotRefundable.selector, jobId));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NotRefundable.selector, jobId));
         market.refund(jobId);
         assertEq(_fingerprint(jobId), before);
     }
@@ -524,7 +524,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         vm.expectEmit(address(staking));
         emit IStaking.StakeSlashed(provider, jobId, address(market), locked);
         vm.expectEmit(address(market));
-        emit IMarket.FailedOver(jobId, provider, provider2, 5e17);
+        emit IMarketEvents.FailedOver(jobId, provider, provider2, 5e17);
         market.expire(jobId);
         Job memory j = market.job(jobId);
         assertEq(uint8(j.state), uint8(JobState.Awarded));

@@ -38,12 +38,12 @@ contract StakingTest is TenderFixture {
 
     function test_constructor_revertsOnZeroToken() public {
         vm.expectRevert(abi.encodeWithSelector(IStaking.ZeroAddress.selector));
-        new Staking(IERC20(address(0)), owner, 1);
+        new Staking(IERC20(address(0)), owner, 1, 1e15);
     }
 
     function test_constructor_revertsOnLongDelay() public {
         vm.expectRevert(abi.encodeWithSelector(IStaking.UnbondingDelayTooLong.selector, 30 days + 1, 30 days));
-        new Staking(token, owner, 30 days + 1);
+        new Staking(token, owner, 30 days + 1, 1e15);
     }
 
     // ------------------------------------------------------------------ stake
@@ -68,7 +68,7 @@ contract StakingTest is TenderFixture {
 
     function test_stake_revertsOnFeeOnTransferToken() public {
         FeeOnTransferToken fot = new FeeOnTransferToken();
-        Staking s = new Staking(fot, owner, 1);
+        Staking s = new Staking(fot, owner, 1, 1e15);
         fot.mint(provider, 10e18);
         vm.startPrank(provider);
         fot.approve(address(s), type(uint256).max);
@@ -127,7 +127,7 @@ contract StakingTest is TenderFixture {
 
     function test_requestUnstake_revertsOnLockedStake() public {
         vm.prank(market);
-        staking.lock(provider, JOB, 60e18);
+        staking.lock(provider, JOB, 60e18, 1e16);
         bytes32 before = _fingerprint(provider);
         vm.prank(provider);
         vm.expectRevert(
@@ -250,7 +250,7 @@ contract StakingTest is TenderFixture {
         vm.expectEmit(address(staking));
         emit IStaking.StakeLocked(provider, JOB, market, 30e18);
         vm.prank(market);
-        staking.lock(provider, JOB, 30e18);
+        staking.lock(provider, JOB, 30e18, 1e16);
         assertEq(staking.lockedOf(provider), 30e18);
         assertEq(staking.lockedFor(provider, JOB), 30e18);
         assertEq(staking.availableOf(provider), STAKE - 30e18);
@@ -261,23 +261,23 @@ contract StakingTest is TenderFixture {
         bytes32 before = _fingerprint(provider);
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, stranger));
-        staking.lock(provider, JOB, 1);
+        staking.lock(provider, JOB, 1, 1e16);
         assertEq(_fingerprint(provider), before);
     }
 
     function test_lock_revertsOnZero() public {
         vm.prank(market);
         vm.expectRevert(abi.encodeWithSelector(IStaking.ZeroAmount.selector));
-        staking.lock(provider, JOB, 0);
+        staking.lock(provider, JOB, 0, 1e16);
     }
 
     function test_lock_revertsTwice() public {
         vm.prank(market);
-        staking.lock(provider, JOB, 1e18);
+        staking.lock(provider, JOB, 1e18, 1e16);
         bytes32 before = _fingerprint(provider);
         vm.prank(market);
         vm.expectRevert(abi.encodeWithSelector(IStaking.AlreadyLocked.selector, provider, JOB));
-        staking.lock(provider, JOB, 1e18);
+        staking.lock(provider, JOB, 1e18, 1e16);
         assertEq(_fingerprint(provider), before);
     }
 
@@ -289,17 +289,17 @@ contract StakingTest is TenderFixture {
         vm.expectRevert(
             abi.encodeWithSelector(IStaking.InsufficientStake.selector, provider, 50e18, 50e18 + 1)
         );
-        staking.lock(provider, JOB, 50e18 + 1);
+        staking.lock(provider, JOB, 50e18 + 1, 1e16);
         assertEq(_fingerprint(provider), before);
     }
 
     function test_unlock_releases() public {
         vm.prank(market);
-        staking.lock(provider, JOB, 30e18);
+        staking.lock(provider, JOB, 30e18, 1e16);
         vm.expectEmit(address(staking));
         emit IStaking.StakeUnlocked(provider, JOB, 30e18);
         vm.prank(market);
-        assertEq(staking.unlock(provider, JOB), 30e18);
+        assertEq(staking.unlock(provider, JOB, 1e16), 30e18);
         assertEq(staking.lockedOf(provider), 0);
         assertEq(staking.availableOf(provider), STAKE);
         assertEq(staking.stats(provider).deliveredInTime, 1);
@@ -308,15 +308,15 @@ contract StakingTest is TenderFixture {
     function test_unlock_revertsWhenNotLocked() public {
         vm.prank(market);
         vm.expectRevert(abi.encodeWithSelector(IStaking.NotLocked.selector, provider, JOB));
-        staking.unlock(provider, JOB);
+        staking.unlock(provider, JOB, 1e16);
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, stranger));
-        staking.unlock(provider, JOB);
+        staking.unlock(provider, JOB, 1e16);
     }
 
     function test_unlock_byTheLockingMarketAfterItsRemoval() public {
         vm.prank(market);
-        staking.lock(provider, JOB, 30e18);
+        staking.lock(provider, JOB, 30e18, 1e16);
         vm.prank(owner);
         staking.setMarket(market, false);
         // a removed market can no longer lock or slash, but releases what it locked
@@ -324,7 +324,7 @@ contract StakingTest is TenderFixture {
         vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, market));
         staking.slash(provider, JOB, 1, requester);
         vm.prank(market);
-        assertEq(staking.unlock(provider, JOB), 30e18);
+        assertEq(staking.unlock(provider, JOB, 1e16), 30e18);
         assertEq(staking.lockedOf(provider), 0);
         assertEq(staking.lockedFor(provider, JOB), 0);
     }
@@ -332,43 +332,43 @@ contract StakingTest is TenderFixture {
     function test_unlock_byAnotherAuthorisedMarketOnly() public {
         address other = makeAddr("other-market");
         vm.prank(market);
-        staking.lock(provider, JOB, 30e18);
+        staking.lock(provider, JOB, 30e18, 1e16);
         bytes32 before = _fingerprint(provider);
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, stranger));
-        staking.unlock(provider, JOB);
+        staking.unlock(provider, JOB, 1e16);
         vm.prank(other);
         vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, other));
-        staking.unlock(provider, JOB);
+        staking.unlock(provider, JOB, 1e16);
         assertEq(_fingerprint(provider), before);
         vm.prank(owner);
         staking.setMarket(other, true);
         vm.prank(other);
-        assertEq(staking.unlock(provider, JOB), 30e18);
+        assertEq(staking.unlock(provider, JOB, 1e16), 30e18);
         assertEq(staking.lockedOf(provider), 0);
     }
 
     function test_unlock_afterPartialSlashNeedsAnAuthorisedMarket() public {
         vm.prank(market);
-        staking.lock(provider, JOB, 30e18);
+        staking.lock(provider, JOB, 30e18, 1e16);
         vm.prank(market);
         staking.slash(provider, JOB, 10e18, requester);
         vm.prank(owner);
         staking.setMarket(market, false);
         vm.prank(market);
         vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, market));
-        staking.unlock(provider, JOB);
+        staking.unlock(provider, JOB, 1e16);
         vm.prank(owner);
         staking.setMarket(market, true);
         vm.prank(market);
-        assertEq(staking.unlock(provider, JOB), 20e18);
+        assertEq(staking.unlock(provider, JOB, 1e16), 20e18);
         assertEq(staking.lockedOf(provider), 0);
         assertEq(staking.stats(provider).slashed, 1);
     }
 
     function test_slash_paysRecipient() public {
         vm.prank(market);
-        staking.lock(provider, JOB, 30e18);
+        staking.lock(provider, JOB, 30e18, 1e16);
         vm.expectEmit(address(staking));
         emit IStaking.StakeSlashed(provider, JOB, requester, 10e18);
         vm.prank(market);
@@ -386,7 +386,7 @@ contract StakingTest is TenderFixture {
 
     function test_slash_revertsAboveLock() public {
         vm.prank(market);
-        staking.lock(provider, JOB, 30e18);
+        staking.lock(provider, JOB, 30e18, 1e16);
         bytes32 before = _fingerprint(provider);
         vm.prank(market);
         vm.expectRevert(abi.encodeWithSelector(IStaking.SlashExceedsLock.selector, 30e18 + 1, 30e18));
@@ -399,7 +399,7 @@ contract StakingTest is TenderFixture {
         vm.expectRevert(abi.encodeWithSelector(IStaking.NotLocked.selector, provider, JOB));
         staking.slash(provider, JOB, 1, requester);
         vm.prank(market);
-        staking.lock(provider, JOB, 1);
+        staking.lock(provider, JOB, 1, 1e16);
         vm.prank(market);
         vm.expectRevert(abi.encodeWithSelector(IStaking.ZeroAddress.selector));
         staking.slash(provider, JOB, 1, address(0));
@@ -431,7 +431,7 @@ contract StakingTest is TenderFixture {
     function testFuzz_availableNeverNegative(uint96 lockAmt, uint96 unstakeAmt, uint96 slashAmt) public {
         lockAmt = uint96(bound(lockAmt, 1, STAKE));
         vm.prank(market);
-        staking.lock(provider, JOB, lockAmt);
+        staking.lock(provider, JOB, lockAmt, 1e16);
         unstakeAmt = uint96(bound(unstakeAmt, 0, STAKE - lockAmt));
         if (unstakeAmt > 0) {
             vm.prank(provider);

@@ -5,7 +5,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {AdversarialBase} from "./AdversarialBase.sol";
 import {IntentBuilder} from "../utils/IntentBuilder.sol";
 import {BlocklistToken} from "../mocks/BlocklistToken.sol";
-import {IMarket} from "../../src/interfaces/IMarket.sol";
+import {IMarket, IMarketEvents} from "../../src/interfaces/IMarket.sol";
 import {IStaking} from "../../src/interfaces/IStaking.sol";
 import {Bid, Intent, Job, JobState, PROOF_OPTIMISTIC} from "../../src/MarketStructs.sol";
 
@@ -43,9 +43,9 @@ contract BlocklistTest is AdversarialBase {
         vm.expectEmit(address(w.staking));
         emit IStaking.StakeSlashed(provider, jobId, address(w.dutch), j.stakeLocked);
         vm.expectEmit(address(w.dutch));
-        emit IMarket.Expired(jobId, provider, j.stakeLocked);
+        emit IMarketEvents.Expired(jobId, provider, j.stakeLocked);
         vm.expectEmit(address(w.dutch));
-        emit IMarket.Refunded(jobId, requester, escrow);
+        emit IMarketEvents.Refunded(jobId, requester, escrow);
         vm.prank(stranger);
         w.dutch.expire(jobId);
 
@@ -83,7 +83,7 @@ contract BlocklistTest is AdversarialBase {
         vm.warp(w.reverse.providerDeadline(jobId) + 1);
 
         vm.expectEmit(address(w.reverse));
-        emit IMarket.FailedOver(jobId, provider, provider2, 5e17);
+        emit IMarketEvents.FailedOver(jobId, provider, provider2, 5e17);
         vm.prank(stranger);
         w.reverse.expire(jobId);
 
@@ -116,7 +116,7 @@ contract BlocklistTest is AdversarialBase {
         uint256 due = w.dutch.providerDeadline(jobId);
         vm.warp(due);
         bytes32 before = _fingerprint(jobId);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NotExpired.selector, jobId, due));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NotExpired.selector, jobId, due));
         w.dutch.expire(jobId);
         assertEq(_fingerprint(jobId), before, "state changed");
     }
@@ -140,7 +140,7 @@ contract BlocklistTest is AdversarialBase {
         uint256 marketBefore = blt.balanceOf(address(w.dutch));
         uint256 reqBefore = blt.balanceOf(requester);
         vm.expectEmit(address(w.dutch));
-        emit IMarket.Slashed(jobId, provider, j.stakeLocked, 0, 0);
+        emit IMarketEvents.Slashed(jobId, provider, j.stakeLocked, 0, 0);
         vm.expectEmit(address(w.staking));
         emit IStaking.StakeSlashed(provider, jobId, address(w.dutch), j.stakeLocked);
         vm.prank(stranger);
@@ -172,7 +172,7 @@ contract BlocklistTest is AdversarialBase {
         uint256 chalBefore = blt.balanceOf(challenger);
         uint256 reqBefore = blt.balanceOf(requester);
         vm.expectEmit(address(w.dutch));
-        emit IMarket.Slashed(jobId, provider, toRequester, reward, 1e17);
+        emit IMarketEvents.Slashed(jobId, provider, toRequester, reward, 1e17);
         vm.expectEmit(address(w.staking));
         emit IStaking.StakeSlashed(provider, jobId, address(w.dutch), j.stakeLocked);
         vm.prank(stranger);
@@ -287,7 +287,7 @@ contract BlocklistTest is AdversarialBase {
         assertEq(blt.balanceOf(who), before + amount);
         assertEq(m.owed(who), 0);
         vm.prank(who);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NothingOwed.selector, who));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NothingOwed.selector, who));
         m.withdraw();
     }
 

@@ -8,7 +8,7 @@ import {IntentBuilder} from "../utils/IntentBuilder.sol";
 import {HostileToken} from "../mocks/HostileToken.sol";
 import {HostileConsumer} from "../mocks/HostileConsumer.sol";
 import {DutchAuctionMarket} from "../../src/DutchAuctionMarket.sol";
-import {IMarket} from "../../src/interfaces/IMarket.sol";
+import {IMarket, IMarketEvents} from "../../src/interfaces/IMarket.sol";
 import {IStaking} from "../../src/interfaces/IStaking.sol";
 import {Intent, Job, JobState, PROOF_OPTIMISTIC} from "../../src/MarketStructs.sol";
 
@@ -118,7 +118,7 @@ contract ReentrancyTest is AdversarialBase {
         assertEq(hostile.balanceOf(address(w.dutch)), 0);
         assertEq(w.staking.stakeOf(provider), stakeBefore - j.stakeLocked);
         vm.prank(requester);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NothingOwed.selector, requester));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NothingOwed.selector, requester));
         w.dutch.withdraw();
     }
 
@@ -173,7 +173,7 @@ contract ReentrancyTest is AdversarialBase {
         assertEq(w.dutch.owed(self), 0);
         assertEq(hostile.balanceOf(address(w.dutch)), 0);
         vm.prank(self);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NothingOwed.selector, self));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NothingOwed.selector, self));
         w.dutch.withdraw();
     }
 

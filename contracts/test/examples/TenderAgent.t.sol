@@ -8,7 +8,7 @@ import {TenderAgent} from "../../src/examples/TenderAgent.sol";
 import {TestToken} from "../../src/TestToken.sol";
 import {ReverseAuctionMarket} from "../../src/ReverseAuctionMarket.sol";
 import {DutchAuctionMarket} from "../../src/DutchAuctionMarket.sol";
-import {IMarket} from "../../src/interfaces/IMarket.sol";
+import {IMarket, IMarketEvents} from "../../src/interfaces/IMarket.sol";
 import {
     Bid,
     Intent,
@@ -31,7 +31,9 @@ contract TenderAgentTest is TenderFixture {
         dutch = new DutchAuctionMarket(token, registry, staking, treasury, owner, _defaultParams());
         vm.startPrank(owner);
         staking.setMarket(address(market), true);
+        _activate(staking, address(market));
         staking.setMarket(address(dutch), true);
+        _activate(staking, address(dutch));
         vm.stopPrank();
         agent = new TenderAgent(market, owner);
         token.mint(address(agent), 10e18);
@@ -89,7 +91,7 @@ contract TenderAgentTest is TenderFixture {
         uint256 owed = _refundedAsk(2e18);
         uint256 before = token.balanceOf(address(agent));
         vm.expectEmit(address(market));
-        emit IMarket.Withdrawn(address(agent), owed);
+        emit IMarketEvents.Withdrawn(address(agent), owed);
         vm.prank(owner);
         assertEq(agent.reclaim(market), owed);
         assertEq(token.balanceOf(address(agent)), before + owed);
@@ -97,7 +99,7 @@ contract TenderAgentTest is TenderFixture {
         assertEq(market.owed(address(agent)), 0);
         // nothing left: the market's refusal bubbles up
         vm.prank(owner);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NothingOwed.selector, address(agent)));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NothingOwed.selector, address(agent)));
         agent.reclaim(market);
     }
 
@@ -226,7 +228,7 @@ contract TenderAgentTest is TenderFixture {
         Intent memory intent = IntentBuilder.init(address(agent), modelId).withCallbackGas(600_000);
         vm.prank(owner);
         vm.expectRevert(
-            abi.encodeWithSelector(IMarket.CallbackGasTooHigh.selector, uint32(600_000), uint32(500_000))
+            abi.encodeWithSelector(IMarketEvents.CallbackGasTooHigh.selector, uint32(600_000), uint32(500_000))
         );
         agent.ask(intent);
     }

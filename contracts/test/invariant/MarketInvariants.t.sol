@@ -36,7 +36,9 @@ contract MarketInvariantsTest is TenderFixture {
         // short enough that unbonding completes within a campaign
         staking.setUnbondingDelay(10 minutes);
         staking.setMarket(address(reverse), true);
+        _activate(staking, address(reverse));
         staking.setMarket(address(dutch), true);
+        _activate(staking, address(dutch));
         vm.stopPrank();
 
         handler = new MarketHandler(

@@ -20,7 +20,7 @@ contract StakingInvariantsTest is Test {
     function setUp() public {
         address owner = makeAddr("stk-owner");
         token = new TestToken("Tender USD", "TUSD", 18);
-        staking = new Staking(token, owner, 1 days);
+        staking = new Staking(token, owner, 1 days, 1e15);
         handler = new StakingHandler(token, staking);
         vm.prank(owner);
         staking.setMarket(address(handler), true);

@@ -5,7 +5,7 @@ import {Test} from "../../utils/Test.sol";
 import {IntentBuilder} from "../../utils/IntentBuilder.sol";
 import {TestToken} from "../../../src/TestToken.sol";
 import {Staking} from "../../../src/Staking.sol";
-import {IMarket} from "../../../src/interfaces/IMarket.sol";
+import {IMarket, IMarketEvents} from "../../../src/interfaces/IMarket.sol";
 import {IReverseAuctionMarket} from "../../../src/interfaces/IReverseAuctionMarket.sol";
 import {IDutchAuctionMarket} from "../../../src/interfaces/IDutchAuctionMarket.sol";
 import {
@@ -628,7 +628,7 @@ contract MarketHandler is Test {
         } catch (bytes memory err) {
             calls["withdrawOwed.nothing"]++;
             if (owedBefore[i] != 0) _fail(Inv.Conservation, "a withdrawal of a credit was refused");
-            if (keccak256(err) != keccak256(abi.encodeWithSelector(IMarket.NothingOwed.selector, who))) {
+            if (keccak256(err) != keccak256(abi.encodeWithSelector(IMarketEvents.NothingOwed.selector, who))) {
                 _fail(Inv.Conservation, "withdraw refused with another error than NothingOwed");
             }
             if (token.balanceOf(address(m)) != marketBefore) _fail(Inv.Conservation, "refusal moved tokens");

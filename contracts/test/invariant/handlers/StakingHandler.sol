@@ -86,7 +86,7 @@ contract StakingHandler is Test {
         bytes32 id = bytes32(job % JOBS);
         uint256 avail = staking.availableOf(p);
         amount = bound(amount, 1, avail + 10e18);
-        try staking.lock(p, id, amount) {
+        try staking.lock(p, id, amount, 1e16) {
             if (amount > avail) _fail("locked more than the available stake");
             if (ghost_lock[p][id] != 0) _fail("locked a job twice");
             ghost_lock[p][id] = amount;
@@ -97,7 +97,7 @@ contract StakingHandler is Test {
     function unlock(uint256 who, uint256 job) external tick {
         address p = providers[who % 3];
         bytes32 id = bytes32(job % JOBS);
-        try staking.unlock(p, id) returns (uint256 released) {
+        try staking.unlock(p, id, 1e16) returns (uint256 released) {
             if (released != ghost_lock[p][id]) _fail("released other than the lock");
             ghost_lockedTotal[p] -= ghost_lock[p][id];
             ghost_lock[p][id] = 0;
