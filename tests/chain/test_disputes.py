@@ -67,7 +67,8 @@ def test_audited_optimistic_delivery_must_be_proven(env: TenderEnv) -> None:
     with pytest.raises(ContractRevert) as caught:
         env.relayer.dutch.draw_audit(job)
     assert caught.value.name == "AuditNotReady"
-    env.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    for _ in range(2):  # the seed block, then one to read its hash from
+        env.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     receipt = env.relayer.dutch.draw_audit(job)  # anyone may draw
     (drawn,) = [e for e in market.events_in(receipt) if isinstance(e, AuditDrawn)]
     assert drawn.audited  # an audit rate of 100%

@@ -170,11 +170,12 @@ def test_challenge_bond_from_a_returned_bond(env: TenderEnv) -> None:
     first = delivered()
     env.challenger.dutch.challenge(first)
     env.advance(DEFAULT_PARAMS.proof_window + 1)
-    receipt = env.relayer.dutch.expire(first)  # unproven: slashed, the bond credited back with the reward
+    receipt = env.relayer.dutch.expire(first)  # unproven: slashed, the bond credited back (the reward in Staking)
     (slashed,) = [e for e in market.events_in(receipt) if isinstance(e, Slashed)]
     bond = DEFAULT_PARAMS.challenge_bond
     credit = env.challenger.dutch.owed(env.challenger.address)
-    assert credit == bond + slashed.to_challenger
+    assert credit == bond == slashed.bond_returned
+    assert env.challenger.staking.claimable(env.challenger.address) == slashed.to_challenger
     env.challenger.token.approve(market.address, 0)
     receipt = env.challenger.dutch.challenge(delivered())
     assert _transfers(market, receipt) == []
