@@ -22,8 +22,8 @@ contract AdversarialTest is TenderFixture {
 
     function test_post_refusesFeeOnTransferToken() public {
         FeeOnTransferToken fot = new FeeOnTransferToken();
-        ReverseAuctionMarket m =
-            new ReverseAuctionMarket(fot, registry, staking, treasury, owner, _defaultParams());
+        Staking s = new Staking(fot, owner, UNBONDING, 1e15);
+        ReverseAuctionMarket m = new ReverseAuctionMarket(fot, registry, s, treasury, owner, _defaultParams());
         fot.mint(requester, 10e18);
         vm.prank(requester);
         fot.approve(address(m), type(uint256).max);

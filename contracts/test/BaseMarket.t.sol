@@ -62,6 +62,14 @@ abstract contract BaseMarketTest is TenderFixture {
 
     // ------------------------------------------------------------------ helpers
 
+    /// @dev Schedules `p` and applies it once its delay has passed.
+    function _applyParams(MarketParams memory p) internal {
+        vm.prank(owner);
+        market.setParams(p);
+        vm.warp(block.timestamp + 2 days);
+        market.applyParams();
+    }
+
     function _post(Intent memory intent) internal returns (bytes32 jobId) {
         vm.prank(intent.requester);
         jobId = market.post(intent);
@@ -81,6 +89,18 @@ abstract contract BaseMarketTest is TenderFixture {
     function _deliverOptimistic(bytes32 jobId) internal {
         vm.prank(provider);
         market.deliver(jobId, _output(), "");
+    }
+
+    /// @dev Two blocks on (the seed is the hash of the block after the delivery), draws the audit.
+    function _drawAudit(bytes32 jobId) internal {
+        vm.roll(block.number + 2);
+        market.drawAudit(jobId);
+    }
+
+    function _claimAll(address who) internal returns (uint256 amount) {
+        if (staking.claimable(who) == 0) return 0;
+        vm.prank(who);
+        amount = staking.claim();
     }
 
     function _sign(Intent memory intent, uint256 key) internal view returns (bytes memory) {
@@ -388,8 +408,7 @@ abstract contract BaseMarketTest is TenderFixture {
         feeBps = uint16(bound(feeBps, 0, 500));
         MarketParams memory p = _defaultParams();
         p.feeBps = feeBps;
-        vm.prank(owner);
-        market.setParams(p);
+        _applyParams(p);
         Intent memory intent = _intent().withMaxPrice(maxPrice);
         if (intent.startPrice != 0) intent.startPrice = maxPrice / 2;
         uint256 balance = token.balanceOf(requester);
@@ -825,9 +844,19 @@ abstract contract BaseMarketTest is TenderFixture {
     function test_deliver_optimisticAuditRequiresProof() public {
         Intent memory intent = _intent().withModel(auditedModelId).withProofMode(PROOF_OPTIMISTIC);
         bytes32 jobId = _awarded(intent);
+        _deliverOptimistic(jobId);
+        // the draw waits for the hash of the block after the delivery
+        assertEq(uint8(_state(jobId)), uint8(JobState.Delivered));
+        vm.roll(block.number + 1);
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.AuditNotReady.selector, jobId, block.number + 1));
+        market.drawAudit(jobId);
+        vm.roll(block.number + 1);
+        vm.expectEmit(address(market));
+        emit IMarketEvents.AuditDrawn(jobId, true);
         vm.expectEmit(address(market));
         emit IMarketEvents.AuditRequired(jobId, provider, uint40(block.timestamp + 900));
-        _deliverOptimistic(jobId);
+        vm.prank(stranger);
+        market.drawAudit(jobId);
         Job memory j = market.job(jobId);
         assertEq(uint8(j.state), uint8(JobState.ProofRequired));
         assertEq(j.disputeEnd, block.timestamp + 900);
@@ -923,6 +952,7 @@ abstract contract BaseMarketTest is TenderFixture {
         Intent memory intent = _intent().withModel(auditedModelId).withProofMode(PROOF_OPTIMISTIC);
         bytes32 jobId = _awarded(intent);
         _deliverOptimistic(jobId);
+        _drawAudit(jobId);
         vm.warp(market.job(jobId).disputeEnd);
         vm.prank(solver);
         market.prove(jobId, _proof(intent.inputCommitment, _output()));
@@ -1028,24 +1058,27 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256 reqBefore = token.balanceOf(requester);
         uint256 marketBefore = token.balanceOf(address(market));
         vm.warp(market.providerDeadline(jobId) + 1);
-        // the stake goes to the market, which credits it to the requester
-        vm.expectEmit(address(staking));
-        emit IStaking.StakeSlashed(provider, jobId, address(market), a.stakeLocked);
+        // the stake is credited to the requester in Staking, the escrow in the market
         vm.expectEmit(address(market));
         emit IMarketEvents.Expired(jobId, provider, a.stakeLocked);
+        vm.expectEmit(address(staking));
+        emit IStaking.StakeSlashed(provider, jobId, requester, a.stakeLocked);
         vm.expectEmit(address(market));
         emit IMarketEvents.Refunded(jobId, requester, escrow);
         vm.prank(stranger);
         market.expire(jobId);
         assertEq(uint8(_state(jobId)), uint8(JobState.Expired));
-        // nothing is pushed: the requester is owed the escrow plus the slashed stake
+        // nothing is pushed: the requester is owed the escrow and can claim the slashed stake
         assertEq(token.balanceOf(requester), reqBefore);
-        assertEq(market.owed(requester), escrow + a.stakeLocked);
+        assertEq(market.owed(requester), escrow);
+        assertEq(staking.claimable(requester), a.stakeLocked);
         assertEq(staking.stakeOf(provider), STAKE - a.stakeLocked);
         assertEq(staking.lockedOf(provider), 0);
-        assertEq(token.balanceOf(address(market)), marketBefore + a.stakeLocked);
-        assertEq(token.balanceOf(address(market)), market.feesOwed() + escrow + a.stakeLocked);
-        assertEq(_withdrawAll(requester), escrow + a.stakeLocked);
+        assertEq(token.balanceOf(address(market)), marketBefore);
+        assertEq(token.balanceOf(address(market)), market.feesOwed() + escrow);
+        assertEq(_withdrawAll(requester), escrow);
+        vm.prank(requester);
+        assertEq(staking.claim(), a.stakeLocked);
         assertEq(token.balanceOf(requester), reqBefore + escrow + a.stakeLocked);
         assertEq(market.owed(requester), 0);
         assertEq(token.balanceOf(address(market)), market.feesOwed());
@@ -1088,23 +1121,27 @@ abstract contract BaseMarketTest is TenderFixture {
         vm.warp(j.disputeEnd + 1);
         vm.expectEmit(address(market));
         emit IMarketEvents.Slashed(jobId, provider, toRequester, toChallenger, 1e17);
-        // one slash of the whole lock, to the market
+        // the lock is slashed in two shares, credited in Staking
         vm.expectEmit(address(staking));
-        emit IStaking.StakeSlashed(provider, jobId, address(market), j.stakeLocked);
+        emit IStaking.StakeSlashed(provider, jobId, challenger, toChallenger);
+        vm.expectEmit(address(staking));
+        emit IStaking.StakeSlashed(provider, jobId, requester, toRequester);
         vm.expectEmit(address(market));
         emit IMarketEvents.Refunded(jobId, requester, escrow);
         vm.recordLogs();
         market.expire(jobId);
-        assertEq(_stakeSlashedEvents(), 1, "one slash");
+        assertEq(_stakeSlashedEvents(), 2, "two shares");
         assertEq(uint8(_state(jobId)), uint8(JobState.Slashed));
-        // nothing is pushed: the compensation, the escrow and the bond are credited
+        // nothing is pushed: the escrow and the bond are credited here, the shares in Staking
         assertEq(token.balanceOf(requester), reqBefore);
         assertEq(token.balanceOf(challenger), chalBefore);
-        assertEq(token.balanceOf(address(market)), marketBefore + j.stakeLocked);
-        assertEq(market.owed(requester), escrow + toRequester);
-        assertEq(market.owed(challenger), 1e17 + toChallenger);
-        assertEq(_withdrawAll(requester), escrow + toRequester);
-        assertEq(_withdrawAll(challenger), 1e17 + toChallenger);
+        assertEq(token.balanceOf(address(market)), marketBefore);
+        assertEq(market.owed(requester), escrow);
+        assertEq(market.owed(challenger), 1e17);
+        assertEq(staking.claimable(requester), toRequester);
+        assertEq(staking.claimable(challenger), toChallenger);
+        assertEq(_withdrawAll(requester) + _claimAll(requester), escrow + toRequester);
+        assertEq(_withdrawAll(challenger) + _claimAll(challenger), 1e17 + toChallenger);
         assertEq(token.balanceOf(requester), reqBefore + escrow + toRequester);
         assertEq(token.balanceOf(challenger), chalBefore + 1e17 + toChallenger);
         assertEq(token.balanceOf(address(market)), market.feesOwed());
@@ -1117,6 +1154,7 @@ abstract contract BaseMarketTest is TenderFixture {
         Intent memory intent = _intent().withModel(auditedModelId).withProofMode(PROOF_OPTIMISTIC);
         bytes32 jobId = _awarded(intent);
         _deliverOptimistic(jobId);
+        _drawAudit(jobId);
         Job memory j = market.job(jobId);
         uint256 reqBefore = token.balanceOf(requester);
         uint256 marketBefore = token.balanceOf(address(market));
@@ -1127,13 +1165,14 @@ abstract contract BaseMarketTest is TenderFixture {
         vm.expectEmit(address(market));
         emit IMarketEvents.Slashed(jobId, provider, j.stakeLocked, 0, 0);
         vm.expectEmit(address(staking));
-        emit IStaking.StakeSlashed(provider, jobId, address(market), j.stakeLocked);
+        emit IStaking.StakeSlashed(provider, jobId, requester, j.stakeLocked);
         market.expire(jobId);
         assertEq(uint8(_state(jobId)), uint8(JobState.Slashed));
         // without a challenger the whole lock is credited to the requester
         assertEq(token.balanceOf(requester), reqBefore);
-        assertEq(token.balanceOf(address(market)), marketBefore + j.stakeLocked);
-        assertEq(market.owed(requester), _escrow(intent.maxPrice) + j.stakeLocked);
+        assertEq(token.balanceOf(address(market)), marketBefore);
+        assertEq(market.owed(requester), _escrow(intent.maxPrice));
+        assertEq(staking.claimable(requester), j.stakeLocked);
         assertEq(market.owed(address(0)), 0, "no challenger, nothing credited to it");
         assertEq(staking.lockedOf(provider), 0);
         assertEq(staking.stakeOf(provider), STAKE - j.stakeLocked);
@@ -1158,6 +1197,7 @@ abstract contract BaseMarketTest is TenderFixture {
     function test_gas_expireProofAudit() public {
         bytes32 jobId = _awarded(_intent().withModel(auditedModelId).withProofMode(PROOF_OPTIMISTIC));
         _deliverOptimistic(jobId);
+        _drawAudit(jobId);
         vm.warp(market.job(jobId).disputeEnd + 1);
         market.expire(jobId);
     }
@@ -1279,16 +1319,32 @@ abstract contract BaseMarketTest is TenderFixture {
 
     // ================================================================== admin
 
-    function test_setParams_updatesAndEmits() public {
+    function test_setParams_schedulesThenApplyParamsUpdatesAndEmits() public {
         MarketParams memory p = _defaultParams();
         p.feeBps = 500;
         p.challengeBond = 5e18;
+        uint40 effectiveAt = uint40(block.timestamp + 2 days);
         vm.expectEmit(address(market));
-        emit IMarketEvents.ParamsUpdated(p);
+        emit IMarketEvents.ParamsScheduled(p, effectiveAt);
         vm.prank(owner);
         market.setParams(p);
+        // nothing changes before the delay, and applying early reverts
+        assertEq(market.params().feeBps, 100);
+        (MarketParams memory pending, uint40 at) = market.pendingParams();
+        assertEq(pending.feeBps, 500);
+        assertEq(at, effectiveAt);
+        vm.warp(effectiveAt - 1);
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.ParamsNotReady.selector, effectiveAt));
+        market.applyParams();
+        vm.warp(effectiveAt);
+        vm.expectEmit(address(market));
+        emit IMarketEvents.ParamsUpdated(p);
+        vm.prank(stranger);
+        market.applyParams();
         assertEq(market.params().feeBps, 500);
         assertEq(market.params().challengeBond, 5e18);
+        vm.expectRevert(IMarketEvents.NoPendingParams.selector);
+        market.applyParams();
     }
 
     function test_setParams_revertsOnFeeAboveCap() public {
@@ -1301,8 +1357,8 @@ abstract contract BaseMarketTest is TenderFixture {
     }
 
     function test_setParams_revertsOnBadParams() public {
-        MarketParams[5] memory bad;
-        for (uint256 i; i < 5; ++i) {
+        MarketParams[6] memory bad;
+        for (uint256 i; i < 6; ++i) {
             bad[i] = _defaultParams();
         }
         bad[0].bondMultiple = 0;
@@ -1310,7 +1366,10 @@ abstract contract BaseMarketTest is TenderFixture {
         bad[2].challengeWindow = 0;
         bad[3].proofWindow = 0;
         bad[4].challengeBond = 0;
-        for (uint256 i; i < 5; ++i) {
+        // a self-challenging provider would get back more than (1 - 1/multiple) of its lock
+        bad[5].bondMultiple = 1;
+        bad[5].challengerRewardBps = 1;
+        for (uint256 i; i < 6; ++i) {
             vm.prank(owner);
             vm.expectRevert(abi.encodeWithSelector(IMarketEvents.BadParams.selector));
             market.setParams(bad[i]);
@@ -1326,12 +1385,16 @@ abstract contract BaseMarketTest is TenderFixture {
     }
 
     function test_setParams_feeChangeDoesNotTouchOpenJobs() public {
-        Intent memory intent = _intent();
-        bytes32 jobId = _awarded(intent);
         MarketParams memory p = _defaultParams();
         p.feeBps = 500;
         vm.prank(owner);
         market.setParams(p);
+        (, uint40 effectiveAt) = market.pendingParams();
+        vm.warp(effectiveAt - 1);
+        Intent memory intent = _intent();
+        bytes32 jobId = _awarded(intent);
+        if (block.timestamp < effectiveAt) vm.warp(effectiveAt);
+        market.applyParams();
         _deliver(jobId, intent);
         market.withdrawFees();
         // the job keeps the fee it was posted with: the escrow splits exactly at 1%
@@ -1643,7 +1706,9 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256 reward = uint256(market.job(first).stakeLocked) * 2000 / 10_000;
         vm.warp(market.job(first).disputeEnd + 1);
         market.expire(first);
-        assertEq(market.owed(challenger), 1e17 + reward);
+        // the bond is credited here, the reward in Staking
+        assertEq(market.owed(challenger), 1e17);
+        assertEq(staking.claimable(challenger), reward);
         Intent memory intent = _intent().withProofMode(PROOF_OPTIMISTIC).withNonce(1);
         bytes32 jobId = _awarded(intent);
         _deliverOptimistic(jobId);
@@ -1656,7 +1721,7 @@ abstract contract BaseMarketTest is TenderFixture {
         assertEq(_tokenEvents(), 0, "a token moved");
         assertEq(uint8(_state(jobId)), uint8(JobState.Challenged));
         assertEq(market.job(jobId).challengeBond, 1e17);
-        assertEq(market.owed(challenger), reward, "the bond is taken from the credit, the reward stays");
+        assertEq(market.owed(challenger), 0, "the bond is taken from the credit");
         assertEq(token.balanceOf(challenger), balance);
         assertEq(token.allowance(challenger, address(market)), allowance);
         assertEq(token.balanceOf(address(market)), marketBalance);
@@ -1838,8 +1903,9 @@ abstract contract BaseMarketTest is TenderFixture {
         MarketParams memory p = _defaultParams();
         p.feeBps = feeBps;
         p.bondMultiple = 1;
-        vm.prank(owner);
-        market.setParams(p);
+        // a multiple of 1 leaves no room for a challenger reward (see test_setParams_revertsOnBadParams)
+        p.challengerRewardBps = 0;
+        _applyParams(p);
         Intent memory intent = _intent().withMaxPrice(maxPrice);
         if (intent.startPrice != 0) intent.startPrice = price;
         uint256 total = token.balanceOf(requester) + token.balanceOf(provider) + token.balanceOf(treasury);

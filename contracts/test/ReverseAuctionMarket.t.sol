@@ -42,6 +42,14 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         rmarket.bid(jobId, Bid(who, price, latency));
     }
 
+    /// @dev Locks all of `who`'s available stake in another job (nonce `nonce`) awarded to it now + 60 s.
+    function _lockElsewhere(address who, uint256 nonce) internal returns (bytes32 other) {
+        other = _post(_intent().withMinStake(staking.availableOf(who)).withNonce(nonce));
+        _bid(other, who, 1e17, 60);
+        vm.warp(market.job(other).auctionEnd);
+        rmarket.award(other);
+    }
+
     function _expectRejectedBid(bytes32 jobId, address caller, Bid memory b, bytes memory err) internal {
         bytes32 before =
             keccak256(abi.encode(_fingerprint(jobId), rmarket.bestBid(jobId), rmarket.runnerUp(jobId)));
@@ -350,8 +358,8 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         // equal latency: the winner is paid the runner-up's price
         assertEq(market.job(jobId).price, 5e17);
         assertEq(market.job(jobId).provider, provider2);
-        // the stake lock follows the winner's own bid
-        assertEq(market.job(jobId).stakeLocked, 8e17);
+        // the lock covers the price it is paid at the bond multiple
+        assertEq(market.job(jobId).stakeLocked, 1e18);
     }
 
     function test_award_secondScorePriceCappedAtMaxPrice() public {
@@ -438,17 +446,32 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         bytes32 jobId = _post(_intent().withMinStake(STAKE));
         _bid(jobId, provider, 5e17, 60);
         _bid(jobId, provider2, 4e17, 60);
-        // the leader unbonds its stake before the award
-        vm.prank(provider2);
-        staking.requestUnstake(1);
-        vm.warp(market.job(jobId).auctionEnd);
+        // the leader locks its stake in another job before the award
+        _lockElsewhere(provider2, 1);
         vm.expectEmit(address(market));
-        emit IMarketEvents.AwardSkipped(jobId, provider2, STAKE - 1, STAKE);
+        emit IMarketEvents.AwardSkipped(jobId, provider2, 0, STAKE);
         rmarket.award(jobId);
         Job memory j = market.job(jobId);
         assertEq(j.provider, provider);
         assertEq(j.price, 5e17, "runner-up is paid its own bid");
         assertEq(rmarket.runnerUp(jobId).provider, address(0), "runner-up consumed");
+    }
+
+    function test_award_takesUnbondingStakeBack() public {
+        bytes32 jobId = _post(_intent().withMinStake(STAKE));
+        _bid(jobId, provider, 5e17, 60);
+        _bid(jobId, provider2, 4e17, 60);
+        // unbonding after a bid does not withdraw it: the award locks the unbonding stake
+        vm.prank(provider2);
+        staking.requestUnstake(STAKE);
+        vm.warp(market.job(jobId).auctionEnd);
+        vm.expectEmit(address(staking));
+        emit IStaking.UnbondingReclaimed(provider2, STAKE);
+        rmarket.award(jobId);
+        assertEq(market.job(jobId).provider, provider2);
+        assertEq(staking.lockedFor(provider2, jobId), STAKE);
+        (uint256 unbonding,) = staking.unbondingOf(provider2);
+        assertEq(unbonding, 0);
     }
 
     function test_award_refundsWhenNobodyCanLock() public {
@@ -457,16 +480,14 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         bytes32 jobId = _post(intent);
         _bid(jobId, provider, 5e17, 60);
         _bid(jobId, provider2, 4e17, 60);
-        vm.prank(provider);
-        staking.requestUnstake(1);
-        vm.prank(provider2);
-        staking.requestUnstake(1);
-        vm.warp(market.job(jobId).auctionEnd);
+        _lockElsewhere(provider, 1);
+        _lockElsewhere(provider2, 2);
         rmarket.award(jobId);
         assertEq(uint8(_state(jobId)), uint8(JobState.Refunded));
         assertEq(market.owed(requester), _escrow(intent.maxPrice));
         assertEq(_withdrawAll(requester), _escrow(intent.maxPrice));
-        assertEq(token.balanceOf(requester), before);
+        // the two other jobs keep their escrow
+        assertEq(token.balanceOf(requester), before - 2 * _escrow(1e18));
     }
 
     // ================================================================== implicit award by delivery
@@ -522,7 +543,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         uint256 marketBefore = token.balanceOf(address(market));
         vm.warp(market.providerDeadline(jobId) + 1);
         vm.expectEmit(address(staking));
-        emit IStaking.StakeSlashed(provider, jobId, address(market), locked);
+        emit IStaking.StakeSlashed(provider, jobId, requester, locked);
         vm.expectEmit(address(market));
         emit IMarketEvents.FailedOver(jobId, provider, provider2, 5e17);
         market.expire(jobId);
@@ -533,8 +554,9 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         assertEq(j.awardedAt, block.timestamp);
         // compensation credited, escrow kept for the runner-up
         assertEq(token.balanceOf(requester), reqBefore, "nothing pushed");
-        assertEq(market.owed(requester), locked, "compensated, escrow kept");
-        assertEq(token.balanceOf(address(market)), marketBefore + locked);
+        assertEq(staking.claimable(requester), locked, "compensated in Staking");
+        assertEq(market.owed(requester), 0, "escrow kept");
+        assertEq(token.balanceOf(address(market)), marketBefore);
         assertEq(staking.lockedOf(provider), 0);
         assertEq(staking.stakeOf(provider), STAKE - locked);
         assertEq(staking.lockedFor(provider2, jobId), 1e18);
@@ -545,11 +567,13 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         assertEq(market.owed(provider2), 5e17);
         assertEq(market.owed(provider), 0, "the expired provider is owed nothing");
         uint256 fee = uint256(5e17) * 100 / 10_000;
-        assertEq(market.owed(requester), locked + escrow - 5e17 - fee);
+        assertEq(market.owed(requester), escrow - 5e17 - fee);
         uint256 before = token.balanceOf(provider2);
         assertEq(_withdrawAll(provider2), 5e17);
         assertEq(token.balanceOf(provider2), before + 5e17);
-        assertEq(_withdrawAll(requester), locked + escrow - 5e17 - fee);
+        assertEq(_withdrawAll(requester), escrow - 5e17 - fee);
+        vm.prank(requester);
+        assertEq(staking.claim(), locked);
         assertEq(token.balanceOf(requester), reqBefore + locked + escrow - 5e17 - fee);
         assertEq(token.balanceOf(address(market)), market.feesOwed());
     }
@@ -564,13 +588,15 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         uint256 firstLock = market.job(jobId).stakeLocked;
         vm.warp(market.providerDeadline(jobId) + 1);
         market.expire(jobId);
-        assertEq(market.owed(requester), firstLock, "first compensation only");
+        assertEq(staking.claimable(requester), firstLock, "first compensation only");
+        assertEq(market.owed(requester), 0, "escrow kept for the runner-up");
         uint256 secondLock = market.job(jobId).stakeLocked;
         vm.warp(market.providerDeadline(jobId) + 1);
         market.expire(jobId);
         assertEq(uint8(_state(jobId)), uint8(JobState.Expired));
         // each slashed stake is credited once; the escrow once, after the second expiry
-        assertEq(market.owed(requester), _escrow(intent.maxPrice) + firstLock + secondLock);
+        assertEq(staking.claimable(requester), firstLock + secondLock);
+        assertEq(market.owed(requester), _escrow(intent.maxPrice));
         assertEq(token.balanceOf(address(market)), market.feesOwed() + market.owed(requester));
         assertEq(staking.lockedOf(provider), 0);
         assertEq(staking.lockedOf(provider2), 0);
@@ -599,16 +625,18 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         _bid(jobId, provider, 4e17, 60);
         vm.warp(market.job(jobId).auctionEnd);
         rmarket.award(jobId);
-        vm.prank(provider2);
-        staking.requestUnstake(1);
         uint256 locked = market.job(jobId).stakeLocked;
+        bytes32 other = _lockElsewhere(provider2, 1);
+        uint256 stake2 = staking.stakeOf(provider2);
         vm.warp(market.providerDeadline(jobId) + 1);
         market.expire(jobId);
         assertEq(uint8(_state(jobId)), uint8(JobState.Expired));
-        assertEq(market.owed(requester), _escrow(intent.maxPrice) + locked);
-        assertEq(staking.lockedOf(provider2), 0, "the runner-up locked nothing");
-        assertEq(_withdrawAll(requester), _escrow(intent.maxPrice) + locked);
-        assertEq(token.balanceOf(address(market)), market.feesOwed());
+        assertEq(market.owed(requester), _escrow(intent.maxPrice));
+        assertEq(staking.claimable(requester), locked);
+        assertEq(staking.lockedOf(provider2), staking.lockedFor(provider2, other), "the runner-up locked nothing");
+        assertEq(staking.stakeOf(provider2), stake2, "a failover never penalises the runner-up");
+        assertEq(_withdrawAll(requester), _escrow(intent.maxPrice));
+        assertEq(token.balanceOf(address(market)), market.feesOwed() + _escrow(1e18), "the other job's escrow");
     }
 
     function test_expire_noFailoverWhenNotAllowed() public {

@@ -16,6 +16,7 @@ contract StakingTest is TenderFixture {
         _deployCore();
         vm.prank(owner);
         staking.setMarket(market, true);
+        _activate(staking, market);
     }
 
     function _fingerprint(address who) internal view returns (bytes32) {
@@ -281,16 +282,43 @@ contract StakingTest is TenderFixture {
         assertEq(_fingerprint(provider), before);
     }
 
-    function test_lock_revertsAboveAvailable() public {
+    function test_lock_revertsAboveAvailablePlusUnbonding() public {
         vm.prank(provider);
         staking.requestUnstake(50e18);
         bytes32 before = _fingerprint(provider);
         vm.prank(market);
-        vm.expectRevert(
-            abi.encodeWithSelector(IStaking.InsufficientStake.selector, provider, 50e18, 50e18 + 1)
-        );
-        staking.lock(provider, JOB, 50e18 + 1, 1e16);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.InsufficientStake.selector, provider, STAKE, STAKE + 1));
+        staking.lock(provider, JOB, STAKE + 1, 1e16);
         assertEq(_fingerprint(provider), before);
+    }
+
+    function test_lock_takesTheShortfallFromUnbonding() public {
+        vm.prank(provider);
+        staking.requestUnstake(50e18);
+        vm.expectEmit(address(staking));
+        emit IStaking.UnbondingReclaimed(provider, 10e18);
+        vm.prank(market);
+        staking.lock(provider, JOB, 60e18, 1e16);
+        (uint256 unbonding,) = staking.unbondingOf(provider);
+        assertEq(unbonding, 40e18);
+        assertEq(staking.lockedOf(provider), 60e18);
+        assertEq(staking.availableOf(provider), 0);
+        assertEq(staking.stakeOf(provider), STAKE);
+    }
+
+    function test_lock_countsOnlyJobsThatPaidTheMinimumFee() public {
+        vm.prank(market);
+        staking.lock(provider, JOB, 1e18, 1e15 - 1);
+        vm.prank(market);
+        staking.unlock(provider, JOB, 1e15 - 1);
+        assertEq(staking.stats(provider).jobsWon, 0);
+        assertEq(staking.stats(provider).deliveredInTime, 0);
+        vm.prank(market);
+        staking.lock(provider, JOB, 1e18, 1e15);
+        vm.prank(market);
+        staking.unlock(provider, JOB, 1e15);
+        assertEq(staking.stats(provider).jobsWon, 1);
+        assertEq(staking.stats(provider).deliveredInTime, 1);
     }
 
     function test_unlock_releases() public {
@@ -319,10 +347,10 @@ contract StakingTest is TenderFixture {
         staking.lock(provider, JOB, 30e18, 1e16);
         vm.prank(owner);
         staking.setMarket(market, false);
-        // a removed market can no longer lock or slash, but releases what it locked
+        // a removed market can no longer lock, but finishes what it locked
         vm.prank(market);
         vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, market));
-        staking.slash(provider, JOB, 1, requester);
+        staking.lock(provider, keccak256("other"), 1, 1e16);
         vm.prank(market);
         assertEq(staking.unlock(provider, JOB, 1e16), 30e18);
         assertEq(staking.lockedOf(provider), 0);
@@ -343,27 +371,32 @@ contract StakingTest is TenderFixture {
         assertEq(_fingerprint(provider), before);
         vm.prank(owner);
         staking.setMarket(other, true);
+        _activate(staking, other);
         vm.prank(other);
         assertEq(staking.unlock(provider, JOB, 1e16), 30e18);
         assertEq(staking.lockedOf(provider), 0);
     }
 
-    function test_unlock_afterPartialSlashNeedsAnAuthorisedMarket() public {
+    function test_slash_byTheLockingMarketAfterItsRemoval() public {
         vm.prank(market);
         staking.lock(provider, JOB, 30e18, 1e16);
-        vm.prank(market);
-        staking.slash(provider, JOB, 10e18, requester);
         vm.prank(owner);
         staking.setMarket(market, false);
         vm.prank(market);
-        vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, market));
-        staking.unlock(provider, JOB, 1e16);
-        vm.prank(owner);
-        staking.setMarket(market, true);
+        staking.recordExpiry(provider, JOB);
         vm.prank(market);
-        assertEq(staking.unlock(provider, JOB, 1e16), 20e18);
+        staking.slash(provider, JOB, 10e18, requester);
+        vm.prank(market);
+        staking.slash(provider, JOB, 20e18, challenger);
         assertEq(staking.lockedOf(provider), 0);
+        assertEq(staking.claimable(requester), 10e18);
+        assertEq(staking.claimable(challenger), 20e18);
         assertEq(staking.stats(provider).slashed, 1);
+        assertEq(staking.stats(provider).expired, 1);
+        // a stranger still cannot
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, stranger));
+        staking.recordExpiry(provider, JOB);
     }
 
     function test_slash_paysRecipient() public {
@@ -373,7 +406,17 @@ contract StakingTest is TenderFixture {
         emit IStaking.StakeSlashed(provider, JOB, requester, 10e18);
         vm.prank(market);
         staking.slash(provider, JOB, 10e18, requester);
+        // credited, not transferred
+        assertEq(token.balanceOf(requester), FUNDS);
+        assertEq(staking.claimable(requester), 10e18);
+        vm.expectEmit(address(staking));
+        emit IStaking.Claimed(requester, 10e18);
+        vm.prank(requester);
+        assertEq(staking.claim(), 10e18);
         assertEq(token.balanceOf(requester), FUNDS + 10e18);
+        vm.prank(requester);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.NothingToClaim.selector, requester));
+        staking.claim();
         assertEq(staking.stakeOf(provider), STAKE - 10e18);
         assertEq(staking.lockedFor(provider, JOB), 20e18);
         assertEq(staking.lockedOf(provider), 20e18);

@@ -5,6 +5,7 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {TenderFixture} from "../utils/TenderFixture.sol";
 import {IntentBuilder} from "../utils/IntentBuilder.sol";
 import {TenderAgent} from "../../src/examples/TenderAgent.sol";
+import {Staking} from "../../src/Staking.sol";
 import {TestToken} from "../../src/TestToken.sol";
 import {ReverseAuctionMarket} from "../../src/ReverseAuctionMarket.sol";
 import {DutchAuctionMarket} from "../../src/DutchAuctionMarket.sol";
@@ -178,8 +179,9 @@ contract TenderAgentTest is TenderFixture {
 
     function test_addMarket_revertsForAnotherTokenOrAStranger() public {
         TestToken other = new TestToken("Other", "OTH", 18);
+        Staking otherStaking = new Staking(other, owner, UNBONDING, 1e15);
         DutchAuctionMarket foreign =
-            new DutchAuctionMarket(other, registry, staking, treasury, owner, _defaultParams());
+            new DutchAuctionMarket(other, registry, otherStaking, treasury, owner, _defaultParams());
         vm.prank(owner);
         vm.expectRevert(
             abi.encodeWithSelector(TenderAgent.WrongToken.selector, address(foreign), address(other))
