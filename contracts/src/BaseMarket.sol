@@ -15,15 +15,7 @@ import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {IStaking} from "./interfaces/IStaking.sol";
 import {IVerifier} from "./interfaces/IVerifier.sol";
 import {IntentLib} from "./libraries/IntentLib.sol";
-import {
-    DisputeTerms,
-    Intent,
-    Job,
-    JobRecord,
-    JobState,
-    MarketParams,
-    PROOF_ZK
-} from "./MarketStructs.sol";
+import {DisputeTerms, Intent, Job, JobRecord, JobState, MarketParams, PROOF_ZK} from "./MarketStructs.sol";
 
 /// @title BaseMarket
 /// @notice Everything both auction types share: intent validation, escrow, nonces, award bookkeeping,

@@ -60,7 +60,6 @@ contract MarketExtension is MarketCore, EIP712 {
     function submitSigned(Intent calldata intent, bytes calldata signature)
         external
         nonReentrant
-       
         returns (bytes32 jobId)
     {
         jobId = _hashTypedDataV4(intent.hash());

@@ -191,8 +191,9 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
             // the runner-up becomes the provider: it is no failover candidate any more
             BidBook storage stored = _books[jobId];
             (stored.runner, stored.runnerPrice, stored.runnerLatency) = (address(0), 0, 0);
-            if (_tryAward(jobId, j, book.runner, book.runnerPrice, book.runnerPrice, book.runnerLatency, true))
-            {
+            if (_tryAward(
+                    jobId, j, book.runner, book.runnerPrice, book.runnerPrice, book.runnerLatency, true
+                )) {
                 return;
             }
         }

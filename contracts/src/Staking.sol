@@ -64,7 +64,9 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         _;
     }
 
-    constructor(IERC20 token_, address owner_, uint64 unbondingDelay_, uint256 minCountedFee_) Ownable(owner_) {
+    constructor(IERC20 token_, address owner_, uint64 unbondingDelay_, uint256 minCountedFee_)
+        Ownable(owner_)
+    {
         if (address(token_) == address(0)) revert ZeroAddress();
         if (unbondingDelay_ > MAX_UNBONDING_DELAY) {
             revert UnbondingDelayTooLong(unbondingDelay_, MAX_UNBONDING_DELAY);

@@ -29,7 +29,9 @@ contract AdversarialTest is TenderFixture {
         fot.approve(address(m), type(uint256).max);
         Intent memory intent = IntentBuilder.init(requester, modelId);
         vm.prank(requester);
-        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.FeeOnTransferToken.selector, 101e16, 101e16 - 101e14));
+        vm.expectRevert(
+            abi.encodeWithSelector(IMarketEvents.FeeOnTransferToken.selector, 101e16, 101e16 - 101e14)
+        );
         m.post(intent);
         assertEq(uint8(m.job(m.hashIntent(intent)).state), uint8(JobState.None));
         assertEq(fot.balanceOf(requester), 10e18);

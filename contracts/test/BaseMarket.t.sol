@@ -283,14 +283,16 @@ abstract contract BaseMarketTest is TenderFixture {
         uint8 expected = market.auctionType();
         intent.auctionType = expected == AUCTION_REVERSE ? AUCTION_DUTCH : AUCTION_REVERSE;
         _expectRejectedPost(
-            intent, abi.encodeWithSelector(IMarketEvents.WrongAuctionType.selector, intent.auctionType, expected)
+            intent,
+            abi.encodeWithSelector(IMarketEvents.WrongAuctionType.selector, intent.auctionType, expected)
         );
     }
 
     function test_post_revertsWhenExpired() public {
         Intent memory intent = _intent().withExpiry(uint64(block.timestamp));
         _expectRejectedPost(
-            intent, abi.encodeWithSelector(IMarketEvents.IntentExpired.selector, intent.expiry, block.timestamp)
+            intent,
+            abi.encodeWithSelector(IMarketEvents.IntentExpired.selector, intent.expiry, block.timestamp)
         );
     }
 
@@ -301,17 +303,23 @@ abstract contract BaseMarketTest is TenderFixture {
 
     function test_post_revertsOnUnknownModel() public {
         Intent memory intent = _intent().withModel(keccak256("nope"));
-        _expectRejectedPost(intent, abi.encodeWithSelector(IMarketEvents.UnknownModel.selector, intent.modelId));
+        _expectRejectedPost(
+            intent, abi.encodeWithSelector(IMarketEvents.UnknownModel.selector, intent.modelId)
+        );
     }
 
     function test_post_revertsOnUnsupportedProofMode() public {
         Intent memory intent = _intent().withModel(zkOnlyModelId).withProofMode(PROOF_OPTIMISTIC);
         _expectRejectedPost(
             intent,
-            abi.encodeWithSelector(IMarketEvents.UnsupportedProofMode.selector, zkOnlyModelId, PROOF_OPTIMISTIC)
+            abi.encodeWithSelector(
+                IMarketEvents.UnsupportedProofMode.selector, zkOnlyModelId, PROOF_OPTIMISTIC
+            )
         );
         intent = _intent().withProofMode(2);
-        _expectRejectedPost(intent, abi.encodeWithSelector(IMarketEvents.UnsupportedProofMode.selector, modelId, 2));
+        _expectRejectedPost(
+            intent, abi.encodeWithSelector(IMarketEvents.UnsupportedProofMode.selector, modelId, 2)
+        );
     }
 
     function test_post_revertsOnZeroMaxPrice() public {
@@ -323,7 +331,8 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256 tooBig = uint256(type(uint96).max) + 1;
         Intent memory intent = _intent().withMaxPrice(tooBig);
         _expectRejectedPost(
-            intent, abi.encodeWithSelector(IMarketEvents.ValueTooLarge.selector, tooBig, uint256(type(uint96).max))
+            intent,
+            abi.encodeWithSelector(IMarketEvents.ValueTooLarge.selector, tooBig, uint256(type(uint96).max))
         );
     }
 
@@ -331,21 +340,24 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256 tooBig = uint256(type(uint96).max) + 1;
         Intent memory intent = _intent().withMinStake(tooBig);
         _expectRejectedPost(
-            intent, abi.encodeWithSelector(IMarketEvents.ValueTooLarge.selector, tooBig, uint256(type(uint96).max))
+            intent,
+            abi.encodeWithSelector(IMarketEvents.ValueTooLarge.selector, tooBig, uint256(type(uint96).max))
         );
     }
 
     function test_post_revertsOnZeroWindow() public {
         Intent memory intent = _intent().withWindow(0);
         _expectRejectedPost(
-            intent, abi.encodeWithSelector(IMarketEvents.BadWindow.selector, 0, intent.deadline, block.timestamp)
+            intent,
+            abi.encodeWithSelector(IMarketEvents.BadWindow.selector, 0, intent.deadline, block.timestamp)
         );
     }
 
     function test_post_revertsWhenWindowReachesDeadline() public {
         Intent memory intent = _intent().withWindow(100).withDeadline(uint64(block.timestamp + 100));
         _expectRejectedPost(
-            intent, abi.encodeWithSelector(IMarketEvents.BadWindow.selector, 100, intent.deadline, block.timestamp)
+            intent,
+            abi.encodeWithSelector(IMarketEvents.BadWindow.selector, 100, intent.deadline, block.timestamp)
         );
         // one second of room is enough
         _post(intent.withDeadline(uint64(block.timestamp + 101)));
@@ -366,7 +378,8 @@ abstract contract BaseMarketTest is TenderFixture {
             _intent().withPriceWeight(0), abi.encodeWithSelector(IMarketEvents.BadPriceWeight.selector, 0)
         );
         _expectRejectedPost(
-            _intent().withPriceWeight(10_001), abi.encodeWithSelector(IMarketEvents.BadPriceWeight.selector, 10_001)
+            _intent().withPriceWeight(10_001),
+            abi.encodeWithSelector(IMarketEvents.BadPriceWeight.selector, 10_001)
         );
     }
 
@@ -454,7 +467,9 @@ abstract contract BaseMarketTest is TenderFixture {
         _expectRejectedSigned(
             intent,
             abi.encodePacked(r, s, v),
-            abi.encodeWithSelector(IMarketEvents.InvalidSignature.selector, requester, market.hashIntent(intent))
+            abi.encodeWithSelector(
+                IMarketEvents.InvalidSignature.selector, requester, market.hashIntent(intent)
+            )
         );
     }
 
@@ -465,7 +480,9 @@ abstract contract BaseMarketTest is TenderFixture {
         _expectRejectedSigned(
             intent,
             sig,
-            abi.encodeWithSelector(IMarketEvents.InvalidSignature.selector, requester, market.hashIntent(intent))
+            abi.encodeWithSelector(
+                IMarketEvents.InvalidSignature.selector, requester, market.hashIntent(intent)
+            )
         );
     }
 
@@ -475,7 +492,9 @@ abstract contract BaseMarketTest is TenderFixture {
         _expectRejectedSigned(
             intent,
             abi.encodePacked(r, s, v),
-            abi.encodeWithSelector(IMarketEvents.InvalidSignature.selector, requester, market.hashIntent(intent))
+            abi.encodeWithSelector(
+                IMarketEvents.InvalidSignature.selector, requester, market.hashIntent(intent)
+            )
         );
     }
 
@@ -484,7 +503,9 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes memory sig = _sign(intent, requesterKey);
         market.submitSigned(intent, sig);
         _expectRejectedSigned(
-            intent, sig, abi.encodeWithSelector(IMarketEvents.NonceAlreadyUsed.selector, requester, intent.nonce)
+            intent,
+            sig,
+            abi.encodeWithSelector(IMarketEvents.NonceAlreadyUsed.selector, requester, intent.nonce)
         );
     }
 
@@ -509,7 +530,9 @@ abstract contract BaseMarketTest is TenderFixture {
         _expectRejectedSigned(
             intent,
             abi.encodePacked(r, highS, flippedV),
-            abi.encodeWithSelector(IMarketEvents.InvalidSignature.selector, requester, market.hashIntent(intent))
+            abi.encodeWithSelector(
+                IMarketEvents.InvalidSignature.selector, requester, market.hashIntent(intent)
+            )
         );
     }
 
@@ -520,7 +543,9 @@ abstract contract BaseMarketTest is TenderFixture {
         _expectRejectedSigned(
             intent,
             sig,
-            abi.encodeWithSelector(IMarketEvents.InvalidSignature.selector, address(0), market.hashIntent(intent))
+            abi.encodeWithSelector(
+                IMarketEvents.InvalidSignature.selector, address(0), market.hashIntent(intent)
+            )
         );
     }
 
@@ -530,7 +555,9 @@ abstract contract BaseMarketTest is TenderFixture {
         _expectRejectedSigned(
             intent,
             _sign(intent, otherKey),
-            abi.encodeWithSelector(IMarketEvents.InvalidSignature.selector, requester, market.hashIntent(intent))
+            abi.encodeWithSelector(
+                IMarketEvents.InvalidSignature.selector, requester, market.hashIntent(intent)
+            )
         );
     }
 
@@ -539,7 +566,9 @@ abstract contract BaseMarketTest is TenderFixture {
         _expectRejectedSigned(
             intent,
             hex"1234",
-            abi.encodeWithSelector(IMarketEvents.InvalidSignature.selector, requester, market.hashIntent(intent))
+            abi.encodeWithSelector(
+                IMarketEvents.InvalidSignature.selector, requester, market.hashIntent(intent)
+            )
         );
     }
 
@@ -920,7 +949,9 @@ abstract contract BaseMarketTest is TenderFixture {
         market.challenge(jobId);
         bytes32 before = _fingerprint(jobId);
         vm.prank(challenger);
-        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Challenged));
+        vm.expectRevert(
+            abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Challenged)
+        );
         market.challenge(jobId);
         assertEq(_fingerprint(jobId), before);
     }
@@ -1004,7 +1035,9 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes memory proof = _proof(intent.inputCommitment, _output());
         bytes32 before = _fingerprint(jobId);
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Delivered));
+        vm.expectRevert(
+            abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Delivered)
+        );
         market.prove(jobId, proof);
         assertEq(_fingerprint(jobId), before);
     }
@@ -1043,7 +1076,9 @@ abstract contract BaseMarketTest is TenderFixture {
         market.challenge(jobId);
         vm.warp(block.timestamp + 10_000);
         bytes32 before = _fingerprint(jobId);
-        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Challenged));
+        vm.expectRevert(
+            abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Challenged)
+        );
         market.finalize(jobId);
         assertEq(_fingerprint(jobId), before);
     }
@@ -1643,7 +1678,8 @@ abstract contract BaseMarketTest is TenderFixture {
         vm.prank(owner);
         market.unpause();
         _expectRejectedPost(
-            _intent().withNonce(7), abi.encodeWithSelector(IMarketEvents.NonceAlreadyUsed.selector, requester, 7)
+            _intent().withNonce(7),
+            abi.encodeWithSelector(IMarketEvents.NonceAlreadyUsed.selector, requester, 7)
         );
     }
 

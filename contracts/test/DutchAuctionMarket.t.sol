@@ -55,7 +55,9 @@ contract DutchAuctionMarketTest is BaseMarketTest {
 
     function test_post_revertsOnStartPriceAboveMax() public {
         Intent memory intent = _intent().withStartPrice(1e18 + 1);
-        _expectRejectedPost(intent, abi.encodeWithSelector(IMarketEvents.BadStartPrice.selector, 1e18 + 1, 1e18));
+        _expectRejectedPost(
+            intent, abi.encodeWithSelector(IMarketEvents.BadStartPrice.selector, 1e18 + 1, 1e18)
+        );
     }
 
     function test_auctionType_isDutch() public view {
@@ -143,7 +145,11 @@ contract DutchAuctionMarketTest is BaseMarketTest {
         uint40 end = market.job(jobId).auctionEnd;
         vm.warp(end);
         _expectRejectedFill(
-            jobId, provider, provider, 60, abi.encodeWithSelector(IMarketEvents.AuctionClosed.selector, jobId, end)
+            jobId,
+            provider,
+            provider,
+            60,
+            abi.encodeWithSelector(IMarketEvents.AuctionClosed.selector, jobId, end)
         );
     }
 

@@ -233,7 +233,10 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
     function test_bid_revertsOnZeroLatency() public {
         bytes32 jobId = _post(_intent());
         _expectRejectedBid(
-            jobId, provider, Bid(provider, 5e17, 0), abi.encodeWithSelector(IMarketEvents.ZeroLatency.selector)
+            jobId,
+            provider,
+            Bid(provider, 5e17, 0),
+            abi.encodeWithSelector(IMarketEvents.ZeroLatency.selector)
         );
     }
 
@@ -633,10 +636,14 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         assertEq(uint8(_state(jobId)), uint8(JobState.Expired));
         assertEq(market.owed(requester), _escrow(intent.maxPrice));
         assertEq(staking.claimable(requester), locked);
-        assertEq(staking.lockedOf(provider2), staking.lockedFor(provider2, other), "the runner-up locked nothing");
+        assertEq(
+            staking.lockedOf(provider2), staking.lockedFor(provider2, other), "the runner-up locked nothing"
+        );
         assertEq(staking.stakeOf(provider2), stake2, "a failover never penalises the runner-up");
         assertEq(_withdrawAll(requester), _escrow(intent.maxPrice));
-        assertEq(token.balanceOf(address(market)), market.feesOwed() + _escrow(1e18), "the other job's escrow");
+        assertEq(
+            token.balanceOf(address(market)), market.feesOwed() + _escrow(1e18), "the other job's escrow"
+        );
     }
 
     function test_expire_noFailoverWhenNotAllowed() public {

@@ -287,7 +287,9 @@ contract StakingTest is TenderFixture {
         staking.requestUnstake(50e18);
         bytes32 before = _fingerprint(provider);
         vm.prank(market);
-        vm.expectRevert(abi.encodeWithSelector(IStaking.InsufficientStake.selector, provider, STAKE, STAKE + 1));
+        vm.expectRevert(
+            abi.encodeWithSelector(IStaking.InsufficientStake.selector, provider, STAKE, STAKE + 1)
+        );
         staking.lock(provider, JOB, STAKE + 1, 1e16);
         assertEq(_fingerprint(provider), before);
     }

@@ -146,7 +146,6 @@ interface IMarketEvents {
     error AuditAlreadyDrawn(bytes32 jobId);
     error DeclineWindowClosed(bytes32 jobId, uint256 end);
     error NotDeclined(bytes32 jobId, address provider);
-
 }
 
 /// @title IMarket

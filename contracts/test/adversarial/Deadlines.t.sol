@@ -172,7 +172,8 @@ contract DeadlinesTest is AdversarialBase {
         uint40 end = w.dutch.job(jobId).disputeEnd;
         bytes memory proveCall = abi.encodeCall(IMarket.prove, (jobId, _proof(intent.inputCommitment, out)));
         bytes memory expireCall = abi.encodeCall(IMarket.expire, (jobId));
-        bytes memory notExpired = abi.encodeWithSelector(IMarketEvents.NotExpired.selector, jobId, uint256(end));
+        bytes memory notExpired =
+            abi.encodeWithSelector(IMarketEvents.NotExpired.selector, jobId, uint256(end));
 
         _expect(_at(end - 1, provider, address(w.dutch), proveCall), true, "");
         _expect(_at(end, provider, address(w.dutch), proveCall), true, "");

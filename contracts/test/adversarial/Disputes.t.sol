@@ -49,7 +49,9 @@ contract DisputesTest is AdversarialBase {
         w.dutch.challenge(jobId);
         // a second challenger cannot pile on
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Challenged));
+        vm.expectRevert(
+            abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Challenged)
+        );
         w.dutch.challenge(jobId);
         vm.prank(provider);
         w.dutch.prove(jobId, _proof(intent.inputCommitment, out));

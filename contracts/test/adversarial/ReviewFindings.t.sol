@@ -294,7 +294,9 @@ contract ReviewFindingsTest is AdversarialBase {
         }
         IStaking.Stats memory afterwards = w.staking.stats(provider);
         assertEq(afterwards.jobsWon, before.jobsWon, "jobsWon grew without a paid job");
-        assertEq(afterwards.deliveredInTime, before.deliveredInTime, "deliveredInTime grew without a paid job");
+        assertEq(
+            afterwards.deliveredInTime, before.deliveredInTime, "deliveredInTime grew without a paid job"
+        );
     }
 
     /// @dev A provider that delivered garbage challenges itself from a second address: it recovers the
@@ -363,13 +365,16 @@ contract ReviewFindingsTest is AdversarialBase {
     /// the outcome is set by a hash the provider could not know when it delivered.
     function test_auditTiming_providerPicksADeliveryBlock_drawUsesTheNextBlocksHash() public {
         bytes32 halfModel = registry.register(_modelInfo(3, 5000));
-        bytes32 jobId = _postAndFill(w.dutch, _dutchIntent().withModel(halfModel).withProofMode(PROOF_OPTIMISTIC));
+        bytes32 jobId =
+            _postAndFill(w.dutch, _dutchIntent().withModel(halfModel).withProofMode(PROOF_OPTIMISTIC));
         // a seed that audits and one that does not
         (bytes32 auditSeed, bytes32 passSeed) = _seeds(jobId, 5000);
+        // the provider times its delivery: under the old draw keccak(prevrandao, jobId) this block audits
+        // and the other does not; neither decides anything now
+        (bytes32 oldAudits, bytes32 oldPasses) = _seeds(jobId, 5000);
         uint256 snap = vm.snapshotState();
         for (uint256 k; k < 2; ++k) {
-            // the provider picks the prevrandao of its delivery block at will
-            vm.prevrandao(keccak256(abi.encode("timed", k)));
+            vm.prevrandao(k == 0 ? oldPasses : oldAudits);
             vm.prank(provider);
             w.dutch.deliver(jobId, _output(), "");
             assertEq(uint256(w.dutch.job(jobId).state), uint256(JobState.Delivered), "drawn at delivery");
@@ -389,7 +394,8 @@ contract ReviewFindingsTest is AdversarialBase {
     /// @dev Letting the seed's hash lapse (256 blocks) does not dodge the audit: the draw then audits.
     function test_auditTiming_providerWaitsOutTheBlockhashWindow_isAudited() public {
         bytes32 halfModel = registry.register(_modelInfo(3, 1));
-        bytes32 jobId = _postAndFill(w.dutch, _dutchIntent().withModel(halfModel).withProofMode(PROOF_OPTIMISTIC));
+        bytes32 jobId =
+            _postAndFill(w.dutch, _dutchIntent().withModel(halfModel).withProofMode(PROOF_OPTIMISTIC));
         vm.prank(provider);
         w.dutch.deliver(jobId, _output(), "");
         vm.roll(block.number + 300);

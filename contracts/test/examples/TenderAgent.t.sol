@@ -230,7 +230,9 @@ contract TenderAgentTest is TenderFixture {
         Intent memory intent = IntentBuilder.init(address(agent), modelId).withCallbackGas(600_000);
         vm.prank(owner);
         vm.expectRevert(
-            abi.encodeWithSelector(IMarketEvents.CallbackGasTooHigh.selector, uint32(600_000), uint32(500_000))
+            abi.encodeWithSelector(
+                IMarketEvents.CallbackGasTooHigh.selector, uint32(600_000), uint32(500_000)
+            )
         );
         agent.ask(intent);
     }

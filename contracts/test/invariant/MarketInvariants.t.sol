@@ -425,7 +425,9 @@ contract MarketInvariantsTest is TenderFixture {
             assertEq(d.challengeWindow, info.terms.challengeWindow, "challenge window changed");
             assertEq(d.proofWindow, info.terms.proofWindow, "proof window changed");
             assertEq(d.challengerRewardBps, info.terms.challengerRewardBps, "challenger reward changed");
-            if (j.challenger != address(0)) assertEq(j.challengeBond, info.terms.challengeBond, "bond taken");
+            if (j.challenger != address(0)) {
+                assertEq(j.challengeBond, info.terms.challengeBond, "bond taken");
+            }
         }
         _noViolation(MarketHandler.Inv.Terms);
     }
@@ -439,7 +441,9 @@ contract MarketInvariantsTest is TenderFixture {
         for (uint256 k; k < 3; ++k) {
             IStaking.Stats memory st = staking.stats(ps[k]);
             assertEq(st.jobsWon, handler.ghost_countedWins(ps[k]), "jobsWon != paid awards");
-            assertEq(st.deliveredInTime, handler.ghost_countedSettles(ps[k]), "deliveredInTime != paid settlements");
+            assertEq(
+                st.deliveredInTime, handler.ghost_countedSettles(ps[k]), "deliveredInTime != paid settlements"
+            );
             assertLe(st.deliveredInTime, st.jobsWon, "more settled than won");
         }
         _noViolation(MarketHandler.Inv.Reputation);

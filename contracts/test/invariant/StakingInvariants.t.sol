@@ -80,6 +80,8 @@ contract StakingInvariantsTest is Test {
         uint256 credited = staking.claimable(handler.recipient());
         assertEq(token.balanceOf(address(staking)), sum + credited, "balance != stakes + claimable");
         assertEq(sum, handler.ghost_staked() - handler.ghost_withdrawn() - handler.ghost_slashed(), "ghost");
-        assertEq(credited, handler.ghost_slashed() - handler.ghost_claimed(), "claimable != slashed - claimed");
+        assertEq(
+            credited, handler.ghost_slashed() - handler.ghost_claimed(), "claimable != slashed - claimed"
+        );
     }
 }

@@ -647,7 +647,8 @@ contract MarketHandler is Test {
         } catch (bytes memory err) {
             calls["withdrawOwed.nothing"]++;
             if (owedBefore[i] != 0) _fail(Inv.Conservation, "a withdrawal of a credit was refused");
-            if (keccak256(err) != keccak256(abi.encodeWithSelector(IMarketEvents.NothingOwed.selector, who))) {
+            if (keccak256(err) != keccak256(abi.encodeWithSelector(IMarketEvents.NothingOwed.selector, who)))
+            {
                 _fail(Inv.Conservation, "withdraw refused with another error than NothingOwed");
             }
             if (token.balanceOf(address(m)) != marketBefore) _fail(Inv.Conservation, "refusal moved tokens");
@@ -978,7 +979,9 @@ contract MarketHandler is Test {
             uint256 bond = a.challengeBond;
             ghost_bondsIn += bond;
             _expectCollect(s, f, _idx(a.challenger), bond);
-            if (bond != s.terms.challengeBond) _fail(Inv.Terms, "challenge bond differs from the job's terms");
+            if (bond != s.terms.challengeBond) {
+                _fail(Inv.Terms, "challenge bond differs from the job's terms");
+            }
             if (a.disputeEnd != now_ + s.terms.proofWindow) _fail(Inv.Terms, "proof window not the job's");
         } else if (to == JobState.Expired || to == JobState.Slashed || (to == JobState.Awarded && from == to))
         {
@@ -1152,7 +1155,9 @@ contract MarketHandler is Test {
             uint256 cap = s.bestAvail / s.job.bondMultiple;
             uint256 expected = s.clearing;
             if (expected > cap) expected = cap < s.best.price ? s.best.price : cap;
-            if (a.price != expected) _fail(Inv.Auction, "winner not paid the clearing price its stake covers");
+            if (a.price != expected) {
+                _fail(Inv.Auction, "winner not paid the clearing price its stake covers");
+            }
         } else if (a.provider == s.runner.provider && a.provider != address(0)) {
             if (_bestCanWin(s)) _fail(Inv.Auction, "runner-up won over a lockable, timely best");
             if (a.price != s.runner.price) _fail(Inv.Auction, "runner-up not paid its own bid");

@@ -120,7 +120,9 @@ contract StakingHandler is Test {
             if (amount > locked) _fail("slashed more than the job's lock");
             if (staking.stakeOf(p) != stakeBefore - amount) _fail("stake fell by other than the slash");
             if (staking.availableOf(p) != availBefore) _fail("unlocked stake was slashed");
-            if (staking.claimable(recipient) != claimBefore + amount) _fail("slash not credited to the recipient");
+            if (staking.claimable(recipient) != claimBefore + amount) {
+                _fail("slash not credited to the recipient");
+            }
             if (token.balanceOf(recipient) != balBefore) _fail("a slash moved tokens");
             ghost_slashed += amount;
             ghost_lock[p][id] = locked - amount;
@@ -138,7 +140,9 @@ contract StakingHandler is Test {
         uint256 lockedBefore = staking.lockedOf(p);
         uint256 claimBefore = staking.claimable(recipient);
         try staking.penalize(p, id, amount, recipient) returns (uint256 taken) {
-            if (taken != (amount < lockable ? amount : lockable)) _fail("penalty other than min(amount, free)");
+            if (taken != (amount < lockable ? amount : lockable)) {
+                _fail("penalty other than min(amount, free)");
+            }
             if (staking.lockedOf(p) != lockedBefore) _fail("a penalty touched locked stake");
             if (staking.stakeOf(p) != stakeBefore - taken) _fail("stake fell by other than the penalty");
             if (staking.claimable(recipient) != claimBefore + taken) _fail("penalty not credited");
@@ -154,7 +158,9 @@ contract StakingHandler is Test {
         uint256 before = token.balanceOf(recipient);
         vm.prank(recipient);
         try staking.claim() returns (uint256 got) {
-            if (got != owed || token.balanceOf(recipient) != before + owed) _fail("claim paid other than owed");
+            if (got != owed || token.balanceOf(recipient) != before + owed) {
+                _fail("claim paid other than owed");
+            }
             ghost_claimed += got;
         } catch {
             if (owed != 0) _fail("claim refused with something owed");
