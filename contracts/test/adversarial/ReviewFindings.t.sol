@@ -151,9 +151,12 @@ contract ReviewFindingsTest is AdversarialBase {
         assertEq(w.staking.stakeOf(provider3), 0);
     }
 
-    /// @dev One stake backing bids on several jobs: the second award finds it locked by the first and the
-    /// bidder is skipped (penalised with whatever it has free), never awarded on stake it does not have.
-    function test_bookSquatting_oneStakeBacksBidsOnTwoJobs_secondAwardSkipsIt() public {
+    /// @dev One 150-token stake backs bids on two jobs each requiring 100: the second award finds 50 free, skips
+    /// the bidder and takes those 50 to the requester; the job goes to the honest runner-up.
+    function test_bookSquatting_oneStakeBacksBidsOnTwoJobs_secondAwardSkipsAndPenalises() public {
+        tt.mint(provider3, 50e18);
+        vm.prank(provider3);
+        w.staking.stake(50e18);
         bytes32 a = _post(w.reverse, IntentBuilder.init(requester, modelId).withMinStake(STAKE));
         bytes32 b = _post(w.reverse, IntentBuilder.init(requester, modelId).withMinStake(STAKE).withNonce(1));
         _bid(a, provider3, 4e17, 60);
@@ -161,10 +164,14 @@ contract ReviewFindingsTest is AdversarialBase {
         _bid(b, provider, 5e17, 60);
         vm.warp(w.reverse.job(a).auctionEnd);
         w.reverse.award(a);
+        vm.expectEmit(address(w.staking));
+        emit IStaking.StakePenalized(provider3, b, requester, 50e18);
         w.reverse.award(b);
         assertEq(w.reverse.job(a).provider, provider3);
         assertEq(w.reverse.job(b).provider, provider, "the squatted job went to the honest runner-up");
         assertEq(w.staking.lockedOf(provider3), STAKE);
+        assertEq(w.staking.stakeOf(provider3), STAKE, "the free 50 went to the requester");
+        assertEq(w.staking.claimable(requester), 50e18);
     }
 
     // ------------------------------------------------------------------ 3. second-score payment, first-price collateral
