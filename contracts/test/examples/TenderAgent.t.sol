@@ -104,6 +104,34 @@ contract TenderAgentTest is TenderFixture {
         agent.reclaim(market);
     }
 
+    /// @dev A provider misses the agent's deadline: the compensation is claimable in Staking, and the owner
+    /// moves it into the agent with `claimCompensation`.
+    function test_claimCompensation_movesSlashedStakeIntoTheAgent() public {
+        Intent memory intent =
+            IntentBuilder.init(address(agent), modelId).withCallbackGas(150_000).withNonce(7);
+        vm.prank(owner);
+        bytes32 jobId = agent.ask(intent);
+        vm.prank(provider);
+        market.bid(jobId, Bid(provider, 5e17, 60));
+        vm.warp(market.job(jobId).auctionEnd);
+        market.award(jobId);
+        uint256 locked = market.job(jobId).stakeLocked;
+        vm.warp(market.providerDeadline(jobId) + 1);
+        market.expire(jobId);
+        assertEq(staking.claimable(address(agent)), locked);
+        uint256 before = token.balanceOf(address(agent));
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
+        agent.claimCompensation(market);
+        vm.prank(owner);
+        vm.expectRevert(abi.encodeWithSelector(TenderAgent.NotMarket.selector, address(dutch)));
+        agent.claimCompensation(dutch);
+        vm.prank(owner);
+        assertEq(agent.claimCompensation(market), locked);
+        assertEq(token.balanceOf(address(agent)), before + locked);
+        assertEq(staking.claimable(address(agent)), 0);
+    }
+
     function test_reclaim_revertsForAnUnknownMarketOrAStranger() public {
         _refundedAsk(2e18);
         uint256 before = token.balanceOf(address(agent));
