@@ -444,8 +444,7 @@ class Devnet:
 
         The markets credit payments (providers), unspent escrow and refunds (requesters, the
         agent) and returned bonds (the verifier); ``Staking`` credits slashed stake (a
-        requester's compensation, a challenger's reward), which every role but the agent claims
-        here. The providers' nodes withdraw theirs past their threshold while the workload runs.
+        requester's compensation, a challenger's reward), which every role claims here. The providers' nodes withdraw theirs past their threshold while the workload runs.
         Every ``Withdrawn`` and ``Claimed`` of the run counts.
         """
         from tender.chain import Market, Staking, TxSender
@@ -476,9 +475,12 @@ class Devnet:
                         errors.append(f"{name} at {market.address}: {exc}")
                         log(logger, "devnet.withdraw_failed", level=logging.ERROR, account=address,
                             error=repr(exc))  # fmt: skip
-            if agent is None and staking.claimable(address) > 0:
+            if staking.claimable(address) > 0:
                 try:
-                    staking.using(sender).claim()
+                    if agent is not None:
+                        agent.claim_compensation(next(iter(markets.values())).address)
+                    else:
+                        staking.using(sender).claim()
                 except TenderError as exc:
                     errors.append(f"{name} at {staking.address}: {exc}")
                     log(logger, "devnet.claim_failed", level=logging.ERROR, account=address, error=repr(exc))

@@ -170,7 +170,8 @@ def test_challenge_bond_from_a_returned_bond(env: TenderEnv) -> None:
     first = delivered()
     env.challenger.dutch.challenge(first)
     env.advance(DEFAULT_PARAMS.proof_window + 1)
-    receipt = env.relayer.dutch.expire(first)  # unproven: slashed, the bond credited back (the reward in Staking)
+    # unproven: slashed, the bond credited back (the reward in Staking)
+    receipt = env.relayer.dutch.expire(first)
     (slashed,) = [e for e in market.events_in(receipt) if isinstance(e, Slashed)]
     bond = DEFAULT_PARAMS.challenge_bond
     credit = env.challenger.dutch.owed(env.challenger.address)
