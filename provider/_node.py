@@ -423,7 +423,7 @@ class ProviderNode(Daemon):
         assert self.store is not None
         try:
             tx = await self.gateway.decline(market, job_id)
-        except ChainError as exc:
+        except (ChainError, NotImplementedError) as exc:  # too late to decline; a gateway without it
             log(logger, "job.decline_failed", level=logging.WARNING, job_id=job_id, error=str(exc))
             rejected.message = f"{rejected.message}; the decline failed: {exc}"
             rejected.args = (rejected.message,)
