@@ -32,12 +32,14 @@ CONTRACTS = ROOT / "contracts"
 KNOWN_SLITHER_ERRORS: tuple[tuple[re.Pattern[str], str], ...] = (
     (
         re.compile(
-            r"Impossible to generate IR for \w+\."
-            r"(_nonReentrantBefore|_nonReentrantAfter|_reentrancyGuardEntered) "
+            r"Impossible to generate IR for \w+\.(?:"
+            r"(?:_nonReentrantBefore|_nonReentrantAfter|_reentrancyGuardEntered) "
             r"\(node_modules/@openzeppelin/contracts/utils/ReentrancyGuardTransient\.sol#"
+            r"|(?:constructor|_EIP712Name|_EIP712Version) "
+            r"\(node_modules/@openzeppelin/contracts/utils/cryptography/EIP712\.sol#)"
         ),
-        "slither cannot lower OpenZeppelin's `using TransientSlot for *` calls (tload/tstore on a"
-        " user-defined value type); the guard's three private helpers are audited library code",
+        "slither cannot lower OpenZeppelin's `using TransientSlot for *` / `using ShortStrings for *` calls"
+        " (functions of user-defined value types) in ReentrancyGuardTransient and EIP712; audited library code",
     ),
 )
 
@@ -71,7 +73,7 @@ def _build_problems(build_info_dir: Path, log: str) -> list[str]:
         data = json.loads(info.read_text())
         names: dict[Path, list[str]] = {}
         for name in data["input"]["sources"]:
-            names.setdefault(Path(os.path.normpath(CONTRACTS / name)), []).append(name)
+            names.setdefault(Path(os.path.realpath(CONTRACTS / name)), []).append(name)
         problems += [
             f"{file} compiled under {len(units)} names: {', '.join(sorted(units))}"
             for file, units in sorted(names.items())
