@@ -312,6 +312,20 @@ class Bench:
         self.record("verifier_tx", self.requester.send(call))
 
 
+#: Where the security review's fixes (issue 14) cost or saved gas, by step (the figures: gas.json's history).
+COST_NOTES = {
+    "post/submit_signed/post_from_credit/withdraw/challenge/finalize": "cold entries run in the market's "
+    "MarketExtension through DELEGATECALL (the markets stay under EIP-170 without linked libraries); "
+    "an optimistic post also writes its dispute terms (fixed per job) once",
+    "award": "every candidate is checked to still have its promised latency before the deadline, "
+    "and its lock covers the price it is paid (lockableOf)",
+    "deliver": "an optimistic delivery records its block: the audit is drawn from the next block's hash",
+    "expire": "cheaper: the slashed stake stays in Staking, credited to the requester (no token transfer)",
+    "expire_slash": "the slashed stake is credited in Staking to the requester and the challenger "
+    "(two claimable slots) instead of one transfer to the market",
+}
+
+
 def run(*, use_ezkl: bool = True, out: Path = RESULTS) -> dict[str, Any]:
     with Anvil() as chain:
         bench = Bench(chain, use_ezkl=use_ezkl)
@@ -340,6 +354,7 @@ def run(*, use_ezkl: bool = True, out: Path = RESULTS) -> dict[str, Any]:
         "`bid_replace` a provider lowering its own bid",
         "targets": checks,
         "settle_zk_calls": breakdown,
+        "cost_notes": COST_NOTES,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -66,6 +66,34 @@ class ChainGateway(ABC):
     async def now(self) -> int:
         """The latest block's timestamp (deadlines are chain time)."""
 
+    async def decline(self, market: str, job_id: str) -> str:
+        """Give an awarded job back without penalty (its input does not match the intent's
+        commitment); the tx hash. Only within the first quarter of the promised latency.
+
+        Raises:
+            ContractRevert: ``DeclineWindowClosed`` past that, ``InvalidState``...
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot decline")
+
+    async def release_declined(self, market: str, job_id: str) -> str:
+        """Free the stake a declined job locked, once its provider deadline has passed; the tx hash.
+
+        Raises:
+            ContractRevert: ``NotExpired`` before that, ``NotDeclined`` once released.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot release a declined job")
+
+    async def audit_drawable(self, market: str, job_id: str) -> bool:
+        """Whether the audit of our optimistic delivery can be drawn now and should be: the
+        model is audited at all, nobody drew it yet and the block after the delivery is mined
+        (the draw reads its hash, which stops being readable 256 blocks later: then the job
+        counts as audited, so the node draws early)."""
+        return False
+
+    async def draw_audit(self, market: str, job_id: str) -> str:
+        """Draw whether our optimistic delivery is audited; the tx hash."""
+        raise NotImplementedError(f"{type(self).__name__} cannot draw audits")
+
     async def registered_models(self) -> list[tuple[str, str, str]]:
         """``(modelId, onnx sha256, settings hash)`` of every registered model, as lowercase hex."""
         return []
@@ -109,6 +137,8 @@ class MarketGateway(ChainGateway):
             for name, address in deployment.markets.items()
         }
         self.markets = frozenset(self._markets)
+        self._registry = Registry(w3, deployment.registry)
+        self._audit_rates: dict[bytes, int] = {}
 
     @classmethod
     def connect(cls, chain: ChainSection, *, confirmations: int | None = None) -> MarketGateway:
@@ -156,6 +186,31 @@ class MarketGateway(ChainGateway):
 
     async def finalize(self, market: str, job_id: str) -> str:
         return self._hash(await asyncio.to_thread(self.market(market).finalize, job_id_bytes(job_id)))
+
+    async def decline(self, market: str, job_id: str) -> str:
+        return self._hash(await asyncio.to_thread(self.market(market).decline, job_id_bytes(job_id)))
+
+    async def release_declined(self, market: str, job_id: str) -> str:
+        wrapper = self.market(market)
+        receipt = await asyncio.to_thread(wrapper.release_declined, job_id_bytes(job_id), self.address)
+        return self._hash(receipt)
+
+    async def audit_drawable(self, market: str, job_id: str) -> bool:
+        def check() -> bool:
+            wrapper = self.market(market)
+            job_bytes = job_id_bytes(job_id)
+            terms = wrapper.dispute_terms(job_bytes)
+            if terms.audit_drawn or terms.delivered_block == 0:
+                return False
+            model = bytes(wrapper.job(job_bytes).model_id)
+            if model not in self._audit_rates:
+                self._audit_rates[model] = self._registry.model(model).audit_rate_bps
+            return self._audit_rates[model] > 0 and int(self.w3.eth.block_number) >= terms.delivered_block + 2
+
+        return await asyncio.to_thread(check)
+
+    async def draw_audit(self, market: str, job_id: str) -> str:
+        return self._hash(await asyncio.to_thread(self.market(market).draw_audit, job_id_bytes(job_id)))
 
     async def now(self) -> int:
         block = await asyncio.to_thread(self.w3.eth.get_block, "latest")

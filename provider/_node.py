@@ -58,7 +58,7 @@ from tender.chain import Job as ChainJob
 from tender.chain import JobState as ChainJobState
 from tender.daemon import Daemon
 from tender.errors import ChainError, ConfigError, ContractRevert, TenderError, TransactionFailed
-from tender.intents import sign_digest
+from tender.intents import decode_input_uri, sign_digest
 from tender.logs import log
 from tender.wire import JobInput, JobStatus, Quote, QuoteRefusal, QuoteRequest, quote_digest
 
@@ -337,6 +337,9 @@ class ProviderNode(Daemon):
                 return refuse(f"unknown market {request.market}", "unknown_market")
         if self._active() >= self.config.max_jobs:
             return refuse(f"no capacity: {self._active()} jobs in flight", "no_capacity")
+        mismatch = await self._input_mismatch(served, intent.inputLocation, int(intent.inputCommitment))
+        if mismatch is not None:
+            return refuse(mismatch, "input_mismatch")
         now = await self.gateway.now() if self.gateway is not None else int(time.time())
         queued = self.pool.in_flight if self.pool else 0
         offer = self.pricer.offer(served.entry.name, max_price=int(intent.maxPrice), queued=queued,
@@ -356,6 +359,25 @@ class ProviderNode(Daemon):
         log(logger, "quote.sent", job_id=request.jobId, model=served.entry.name, price=offer.price,
             cost=offer.cost, latency_s=offer.latency_s)  # fmt: skip
         return signed
+
+    async def _input_mismatch(self, served: ServedModel, location: str, commitment: int) -> str | None:
+        """Why an intent's inline input cannot be served as committed (it does not fit the model,
+        or does not match ``commitment``), or ``None``. Checked before quoting, so the node never
+        wins a job it would have to decline; an input behind a URI is checked when it arrives."""
+        try:
+            data = decode_input_uri(bytes.fromhex(location.removeprefix("0x")))
+        except ValueError as exc:
+            return f"inline input is not JSON: {exc}"
+        if data is None or served.bundle is None:
+            return None
+        try:
+            array = check_input(served.spec.input, data)
+        except InputRejected as exc:
+            return f"inline input does not fit the model: {exc.message}"
+        got = await asyncio.to_thread(input_commitment, served.bundle, array)
+        if got != commitment:
+            return f"inline input commits to {got}, the intent to {commitment}"
+        return None
 
     # -- accepting jobs -----------------------------------------------------------------
 
@@ -418,8 +440,13 @@ class ProviderNode(Daemon):
             raise NotAwarded(f"job {job_id} is past its delivery deadline {deadline}", field="jobId",
                              code="deadline_passed")  # fmt: skip
         array = check_input(served.spec.input, job_input.input)
-        # a polycommit commitment is a KZG MSM (~15 ms): off the event loop
-        await asyncio.to_thread(self._check_commitment, served, array, chain_job)
+        try:
+            # a polycommit commitment is a KZG MSM (~15 ms): off the event loop
+            await asyncio.to_thread(self._check_commitment, served, array, chain_job)
+        except InputRejected as exc:
+            if exc.code == "commitment_mismatch":
+                await self._decline(market, job_id, served, chain_job, job_input, exc)
+            raise
         record = JobRecord(
             job_id=job_id, market=market, model=served.entry.name, input=job_input.input,
             input_commitment=str(chain_job.input_commitment), deadline=deadline,
@@ -440,6 +467,72 @@ class ProviderNode(Daemon):
         if existing.input != job_input.input or existing.market != to_checksum_address(job_input.market):
             raise InputConflict(f"job {existing.job_id} was accepted with another input", field="input")
         return self.status_of(existing)
+
+    async def _decline(
+        self,
+        market: str,
+        job_id: str,
+        served: ServedModel,
+        chain_job: ChainJob,
+        job_input: JobInput,
+        rejected: InputRejected,
+    ) -> None:
+        """Give back a job whose input does not match the intent's commitment: doing it would
+        prove a different input than the one committed to, and not doing it would be slashed.
+        A decline costs no stake (it stays locked until the deadline; the job task frees it
+        then). ``rejected`` gets the decline's transaction in its message; if the market refuses
+        the decline (its window, the first quarter of the latency, is over) nothing is stored."""
+        assert self.gateway is not None
+        assert self.store is not None
+        try:
+            tx = await self.gateway.decline(market, job_id)
+        except (ChainError, NotImplementedError) as exc:  # too late to decline; a gateway without it
+            log(logger, "job.decline_failed", level=logging.WARNING, job_id=job_id, error=str(exc))
+            rejected.message = f"{rejected.message}; the decline failed: {exc}"
+            rejected.args = (rejected.message,)
+            return
+        record = JobRecord(
+            job_id=job_id, market=market, model=served.entry.name, input=job_input.input,
+            input_commitment=str(chain_job.input_commitment), deadline=provider_deadline(chain_job),
+            proof_mode=int(chain_job.proof_mode), price=str(chain_job.price), state=JobState.DECLINED,
+            tx={"decline": tx}, error=rejected.message,
+        )  # fmt: skip
+        if self.store.insert(record):
+            self.metrics.jobs.labels(JobState.DECLINED.value).inc()
+            log(
+                logger,
+                "job.declined",
+                job_id=job_id,
+                tx=tx,
+                reason=rejected.message,
+                release_at=record.deadline,
+            )
+            self._start(record)
+        rejected.message = f"{rejected.message}; declined on chain (tx {tx})"
+        rejected.args = (rejected.message,)
+
+    async def _release(self, record: JobRecord) -> None:
+        """Free the stake of a declined job once its provider deadline has passed (chain time)."""
+        assert self.gateway is not None
+        while True:
+            now = await self._now_or_local()
+            if now <= record.deadline:
+                await asyncio.sleep(
+                    min(max(1.0, record.deadline - now + 1.0), 30.0, self.config.poll_interval_s * 10)
+                )
+                continue
+            try:
+                tx = await self.gateway.release_declined(record.market, record.job_id)
+            except ContractRevert as exc:
+                if exc.name == "NotExpired":  # our clock read a block ahead of the next one
+                    await asyncio.sleep(self.config.poll_interval_s)
+                    continue
+                if exc.name != "NotDeclined":  # NotDeclined: somebody released it already
+                    raise
+                tx = ""
+            self._set(record, JobState.FAILED, tx={**record.tx, "release": tx} if tx else record.tx,
+                      error=f"declined: {record.error}; stake released")  # fmt: skip
+            return
 
     def _check_commitment(self, served: ServedModel, array: NDArray[Any], job: ChainJob) -> None:
         if served.bundle is None:
@@ -514,7 +607,7 @@ class ProviderNode(Daemon):
             return
         now = await self.gateway.now() if self.gateway is not None else int(time.time())
         for record in unfinished:
-            if record.state is not JobState.DELIVERED and record.deadline <= now:
+            if record.state not in (JobState.DELIVERED, JobState.DECLINED) and record.deadline <= now:
                 self._set(record, JobState.FAILED, error="deadline passed while the node was down")
                 continue
             log(logger, "job.resumed", job_id=record.job_id, state=record.state.value)
@@ -543,7 +636,10 @@ class ProviderNode(Daemon):
             if misbehave.silent_on_job is not None and record.seq == misbehave.silent_on_job:
                 log(logger, "misbehave.silent", level=logging.WARNING, job_id=job_id, seq=record.seq)
                 return
-            await self._with_retries(record, served)
+            if record.state is JobState.DECLINED:
+                await self._release(record)
+            else:
+                await self._with_retries(record, served)
         except asyncio.CancelledError:
             raise
         except (TenderError, OSError) as exc:
@@ -689,6 +785,18 @@ class ProviderNode(Daemon):
                             job_id=record.job_id,
                             error=str(exc),
                         )
+            if (
+                state is ChainJobState.DELIVERED
+                and "draw" not in record.tx
+                and await self.gateway.audit_drawable(record.market, record.job_id)
+            ):
+                # Draw the audit early: past 256 blocks its seed is gone and the job counts as audited.
+                try:
+                    tx = await self.gateway.draw_audit(record.market, record.job_id)
+                    self._set(record, JobState.DELIVERED, tx={**record.tx, "draw": tx})
+                    continue
+                except ContractRevert as exc:  # drawn by someone else (or a block too early)
+                    log(logger, "job.draw_skipped", level=logging.DEBUG, job_id=record.job_id, error=str(exc))
             if (
                 state is ChainJobState.DELIVERED
                 and "finalize" not in record.tx

@@ -5,6 +5,10 @@ result before the next starts, so a node killed at any point resumes from the la
 
     accepted -> inferred -> proved -> delivered -> settled
          \\__________\\___________\\___________\\-> failed
+    declined --(stake released past the provider deadline)--> failed
+
+A job whose input does not match its commitment is declined on chain at once and stored as
+``declined`` (no work is done): the node frees the stake it locked once its deadline has passed.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ class JobState(StrEnum):
     DELIVERED = "delivered"
     SETTLED = "settled"
     FAILED = "failed"
+    DECLINED = "declined"  # given back on chain; the locked stake is released at the deadline
 
     @property
     def final(self) -> bool:

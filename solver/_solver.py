@@ -32,6 +32,7 @@ from typing import Any
 
 from eth_account import Account
 from hexbytes import HexBytes
+from web3.types import TxParams
 
 from solver._api import IntentApi, erc1271_accepts_on_chain
 from solver._config import SolverSection
@@ -62,6 +63,23 @@ _DATA_PREFIX = b"data:application/json,"
 #: What a job task survives (logged, then retried): chain, provider and network trouble.
 _JOB_ERRORS: tuple[type[Exception], ...] = (ChainError, JobError, *TRANSPORT_ERRORS)
 
+#: Reverts that waiting cures: the chain's clock has not reached the time yet (the estimate ran
+#: on a block a little behind, or a reorg set the clock back). Any other revert of an award,
+#: expire or finalize is permanent: retrying it cannot succeed, so the attempt ends there.
+_WAITING_REVERTS = frozenset({"AuctionNotEnded", "NotExpired", "ChallengeWindowOpen"})
+
+
+def permanent_revert(exc: ContractRevert | TransactionFailed) -> ContractRevert | None:
+    """The revert behind ``exc`` if it is one that waiting cannot change, else ``None``.
+
+    A failed send is permanent when the market refused it with a custom error other than a
+    clock one (:data:`_WAITING_REVERTS`): ``DeadlinePassed``, ``InvalidState``, ``NoBids``...
+    A transaction that failed without a decoded reason (e.g. dropped) is not."""
+    revert = exc if isinstance(exc, ContractRevert) else exc.revert
+    if revert is None or revert.name in _WAITING_REVERTS:
+        return None
+    return revert
+
 
 def _hex(value: bytes | str) -> str:
     return HexBytes(value).to_0x_hex()
@@ -75,6 +93,15 @@ def decode_input(location: bytes) -> Any:
     if location[:1] in (b"[", b"{"):
         return json.loads(location)
     return None
+
+
+def _answer_state(answer: bytes) -> str | None:
+    """The ``state`` of a provider's ``POST /jobs`` answer (``None`` if it has none)."""
+    try:
+        data = json.loads(answer)
+    except ValueError:
+        return None
+    return str(data.get("state")) if isinstance(data, dict) and "state" in data else None
 
 
 class Solver(Daemon):
@@ -104,6 +131,9 @@ class Solver(Daemon):
         self.deployment = deployment
         self.wake = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        #: (job id, purpose) -> the permanent revert that ended that send: never tried again
+        #: (by this process; a restarted solver tries once more).
+        self._refused: dict[tuple[str, str], ContractRevert] = {}
         self.api: IntentApi | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -242,10 +272,19 @@ class Solver(Daemon):
                     )
             elif step == "awarded":
                 winner = decoded.args.get("provider") or decoded.args.get("to")
-                if self.store.job(job_hex) is not None:
+                row = self.store.job(job_hex)
+                if row is not None:
+                    fields: dict[str, Any] = {}
+                    if self._ours_again(row, winner):
+                        # A job we had lost came back to our provider: awarded later to our
+                        # runner-up bid, or failed over to it. It is ours to hand over again.
+                        fields = {"state": JobState.WON, "input_sent": False,
+                                  "note": f"{decoded.name}: awarded to our bid after all"}  # fmt: skip
+                        log(logger, "job.won", job_id=job_hex, market=row.auction, note=fields["note"])
+                        JOBS.labels(JobState.WON.value).inc()
                     self.store.update_job(job_hex, awarded_block=block, winner=winner,
                                           award_price=decoded.args.get("price"),
-                                          deadline_at=decoded.args.get("provider_deadline"))  # fmt: skip
+                                          deadline_at=decoded.args.get("provider_deadline"), **fields)  # fmt: skip
             else:
                 row = self.store.job(job_hex)
                 if row is not None and row.state.open:
@@ -258,9 +297,24 @@ class Solver(Daemon):
                         self.store.update_job(job_hex, state=final[step], final_block=block)
                         JOBS.labels(step).inc()
 
+    def _ours_again(self, row: JobRow, winner: object) -> bool:
+        """Whether an award (or failover) to ``winner`` gives back a reverse job we had lost:
+        our provider's standing bid is ours (we placed it and nobody bid for that provider
+        since) and the bid was mined."""
+        return (
+            row.state == JobState.LOST
+            and row.auction == AuctionType.REVERSE.name.lower()
+            and isinstance(winner, str)
+            and (row.provider or "").lower() == winner.lower()
+            and (row.last_bidder is None or row.last_bidder.lower() == self.address.lower())
+            and any(t.state == TxState.MINED for t in self.store.job_txs(row.job_id, "bid"))
+        )
+
     def _on_rollback(self, fork: int, job_ids: list[str]) -> None:
         self.txm.on_rollback(fork)
         for job in job_ids:
+            for purpose in ("award", "expire", "finalize"):  # the chain that refused them is gone
+                self._refused.pop((job, purpose), None)
             task = self._tasks.pop(job, None)
             if task is not None:
                 task.cancel()
@@ -558,7 +612,12 @@ class Solver(Daemon):
             if now < end:
                 await self._sleep(min(end - now, 2.0) + 0.05)
                 return
-            await self._award(row, market, job)
+            refused = await self._award(row, market, job)
+            if refused is not None and (await market.job(job)).state == "open":
+                # Nobody can award it any more (e.g. DeadlinePassed): we leave the job. Its
+                # escrow is refundable by anyone; the requester's SDK refunds it itself.
+                self._set(row, JobState.LOST, note=f"award refused for good: {refused}")
+                return
             await self._sleep(self.section.poll_interval_s)
             return
         if chain_job.state in ("none",):
@@ -577,21 +636,47 @@ class Solver(Daemon):
         else:
             self._set(row, JobState.LOST, note=f"awarded to {chain_job.provider}, state {chain_job.state}")
 
-    async def _award(self, row: JobRow, market: MarketGateway, job: bytes) -> None:
+    async def _award(self, row: JobRow, market: MarketGateway, job: bytes) -> ContractRevert | None:
         """Close our auction: one award at a time; a failed one (e.g. mined on a chain whose
-        clock a reorg set back) is retried, at most three times in all."""
+        clock a reorg set back) is retried, at most three times in all. Returns the revert that
+        refused the award for good (``DeadlinePassed``...), if one did."""
         awards = self.store.job_txs(row.job_id, "award")
         pending = [t for t in awards if t.state in (TxState.SIGNED, TxState.SENT)]
-        try:
-            if pending:
+        if pending:
+            try:
                 await self.txm.wait(pending[-1])
-            elif not any(t.state == TxState.MINED for t in awards) and len(awards) < 3:
-                # Gas is estimated: an award that would revert (already awarded by someone else)
-                # costs nothing.
-                tx = await self.txm.send(market.award_tx(job), purpose="award", job_id=row.job_id)
-                await self.txm.wait(tx)
+            except TransactionFailed as exc:
+                return self._refusal(row, "award", exc)
+            return None
+        if any(t.state == TxState.MINED for t in awards) or len(awards) >= 3:
+            return None
+        # Gas is estimated: an award that would revert (already awarded by someone else, or
+        # past the deadline) costs nothing, and a permanent refusal is not tried again.
+        return await self._send_job_tx(row, "award", market.award_tx(job))
+
+    async def _send_job_tx(self, row: JobRow, purpose: str, tx: TxParams) -> ContractRevert | None:
+        """Send an ``award``/``expire``/``finalize`` for ``row`` and wait for it. Returns the
+        permanent revert that refused it (now or on an earlier try: it is not sent again), or
+        ``None`` (mined, or refused for a reason that waiting may cure)."""
+        refused = self._refused.get((row.job_id, purpose))
+        if refused is not None:
+            return refused
+        try:
+            sent = await self.txm.send(tx, purpose=purpose, job_id=row.job_id)
+            await self.txm.wait(sent)
         except (ContractRevert, TransactionFailed) as exc:
-            log(logger, "job.award_failed", job_id=row.job_id, error=str(exc))
+            return self._refusal(row, purpose, exc)
+        return None
+
+    def _refusal(
+        self, row: JobRow, purpose: str, exc: ContractRevert | TransactionFailed
+    ) -> ContractRevert | None:
+        """Log a refused ``purpose`` transaction; remember it when it is permanent."""
+        revert = permanent_revert(exc)
+        log(logger, f"job.{purpose}_failed", job_id=row.job_id, error=str(exc), permanent=revert is not None)
+        if revert is not None:
+            self._refused[(row.job_id, purpose)] = revert
+        return revert
 
     async def _fetch_input(self, location: bytes) -> Any:
         data = decode_input(location)
@@ -617,7 +702,18 @@ class Solver(Daemon):
             provider.url.rstrip("/") + "/jobs", body, time_limit=10
         )
         if status >= 300 and status != 409:  # 409: it holds another input, checked against the commitment
+            # A provider declines on chain an input that does not match its commitment: the job
+            # then failed over or was refunded, and is no longer ours to hand over.
+            market = self.markets[row.market.lower()]
+            chain_job = await market.job(bytes(HexBytes(row.job_id)))
+            if chain_job.state != "awarded" or (chain_job.provider or "").lower() != provider.address.lower():
+                self._set(row, JobState.LOST, note=f"{provider.name} refused it (HTTP {status}), job "
+                          f"{chain_job.state} for {chain_job.provider}: {answer[:200]!r}")  # fmt: skip
+                return
             raise JobError(f"{provider.name} refused job {row.job_id}: HTTP {status} {answer[:200]!r}")
+        if _answer_state(answer) == "declined":
+            self._set(row, JobState.LOST, note=f"{provider.name} declined it on chain")
+            return
         self._set(row, JobState.SENT, input_sent=True)
 
     async def _follow_job(self, row: JobRow, market: MarketGateway) -> None:
@@ -641,11 +737,7 @@ class Solver(Daemon):
         late = chain_job.state == "delivered" and dispute_end and now > dispute_end + grace
         # Backstop: the provider normally finalizes its own optimistic delivery.
         if late and not self.store.job_txs(row.job_id, "finalize"):
-            try:
-                tx = await self.txm.send(market.finalize_tx(job), purpose="finalize", job_id=row.job_id)
-                await self.txm.wait(tx)
-            except (ContractRevert, TransactionFailed) as exc:
-                log(logger, "job.finalize_failed", job_id=row.job_id, error=str(exc))
+            await self._send_job_tx(row, "finalize", market.finalize_tx(job))
         # Expire only after the provider's deadline, and only once.
         if (
             chain_job.state == "awarded"
@@ -653,9 +745,5 @@ class Solver(Daemon):
             and now > deadline
             and not self.store.job_txs(row.job_id, "expire")
         ):
-            try:
-                tx = await self.txm.send(market.expire_tx(job), purpose="expire", job_id=row.job_id)
-                await self.txm.wait(tx)
-            except (ContractRevert, TransactionFailed) as exc:
-                log(logger, "job.expire_failed", job_id=row.job_id, error=str(exc))
+            await self._send_job_tx(row, "expire", market.expire_tx(job))
         await self._sleep(self.section.job_poll_s)

@@ -20,6 +20,7 @@ Nonces follow Permit2's unordered bitmap: a nonce's high 248 bits pick a 256-bit
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -44,6 +45,7 @@ __all__ = [
     "Intent",
     "ProofMode",
     "check_signature",
+    "decode_input_uri",
     "domain_separator",
     "erc1271_accepts",
     "erc1271_calldata",
@@ -473,3 +475,21 @@ def nonce_bitmap(nonces: Iterable[int]) -> dict[int, int]:
 def nonce_used(bitmap_word: int, nonce: int) -> bool:
     """Whether ``nonce``'s bit is set in its bitmap word (as read from the market)."""
     return bool(bitmap_word >> nonce_position(nonce)[1] & 1)
+
+
+_DATA_PREFIX = "data:application/json,"
+
+
+def decode_input_uri(location: bytes) -> Any:
+    """The input an intent's ``inputLocation`` holds inline (JSON, or a ``data:`` URI of JSON);
+    ``None`` for a location that points elsewhere (``https://``, ``ipfs://``...).
+
+    Raises:
+        ValueError: inline bytes that are not JSON.
+    """
+    text = location.decode(errors="replace")
+    if text.startswith(_DATA_PREFIX):
+        text = text[len(_DATA_PREFIX) :]
+    elif not text.lstrip().startswith(("[", "{")):
+        return None
+    return json.loads(text)

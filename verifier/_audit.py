@@ -17,12 +17,13 @@ For each job rebuilt by :mod:`verifier._history` the auditor runs five checks:
              must also be the intent's commitment (the market's input check). Optimistic jobs settled without a proof are
              re-executed instead when their input is available.
 ``amounts``  escrow, price, fee, refund, slash, compensation, challenger reward and bond
-             agree with each other, with the market's parameters, and with the token
+             agree with each other, with the job's dispute terms, and with the token
              transfers and stake slashes in the same transactions: an escrow or a bond
              comes in by transfer unless it was taken from the payer's credit, a slashed
-             stake comes in from Staking, and nothing leaves the market while it runs a job
-             (payments, refunds, compensation and returned bonds are credited to ``owed``)
-             except what a ``withdraw`` in the same transaction paid.
+             stake stays in Staking, credited there to the requester and the challenger
+             (``StakeSlashed`` to each), and nothing leaves the market while it runs a job
+             (payments, refunds and returned bonds are credited to ``owed``) except what a
+             ``withdraw`` in the same transaction paid.
 
 And two deployment-wide checks per market, when the range starts at the deployment:
 ``credit``: each account's ``owed`` is what the events credited it, less the escrows and bonds
@@ -51,6 +52,7 @@ from tender.chain import (
     INPUT_HASHED,
     INPUT_POLYCOMMIT,
     Deployment,
+    DisputeTerms,
     Job,
     Registry,
     Staking,
@@ -162,7 +164,6 @@ class Auditor:
         self._lock = threading.RLock()
         self._views: dict[tuple[str, bytes], bytes] = {}
         self._provider_of: dict[bytes, str] = {}
-        self._params: dict[str, dict[str, Any]] = {}
 
     # -- entry --------------------------------------------------------------------------
 
@@ -482,19 +483,10 @@ class Auditor:
 
     # -- amounts --------------------------------------------------------------------------
 
-    def params(self, market: str) -> dict[str, Any]:
-        with self._lock:
-            if market not in self._params:
-                self._load_params(market)
-            return self._params[market]
-
-    def _load_params(self, market: str) -> None:
-        wrapper = self.markets[market]
-        raw = wrapper.fn.params().call()
-        components = next(e for e in wrapper.artifact.entries("function") if e["name"] == "params")[
-            "outputs"
-        ][0]["components"]
-        self._params[market] = {c["name"]: v for c, v in zip(components, raw, strict=True)}
+    def terms(self, h: JobHistory) -> DisputeTerms:
+        """The dispute terms ``h``'s job was posted with (fixed per job: a later change of the
+        market's parameters never reaches it)."""
+        return self.markets[h.market].dispute_terms(h.job_id)
 
     def _check_amounts(self, h: JobHistory, audit: JobAudit) -> tuple[Status, str]:
         assert h.intent is not None
@@ -505,7 +497,6 @@ class Auditor:
         amounts: dict[str, int] = {"escrow": escrow}
         if escrow != max_price + max_price * fee_bps // BPS:
             problems.append(f"escrow {escrow} is not maxPrice {max_price} plus {fee_bps} bps")
-        params = self.params(h.market)
         requester = h.intent.requester
         challenge = h.last("Challenged")
         challenger = Web3.to_checksum_address(challenge.args["challenger"]) if challenge else None
@@ -571,9 +562,9 @@ class Auditor:
                 amounts["slashed"] = amounts.get("slashed", 0) + slashed
                 if slashed != locked:
                     problems.append(f"expiry slashed {slashed}, the award locked {locked}")
-                # Staking sends the stake to the market, which credits it to the requester
-                slash(tx, h.market_address, slashed)
-                expect(tx, into=(Web3.to_checksum_address(self.deployment.staking), slashed))
+                # the stake stays in Staking, credited there to the requester: no token moves
+                slash(tx, requester, slashed)
+                expect(tx)
             elif event.name == "Slashed":
                 to_req, to_chal = int(args["to_requester"]), int(args["to_challenger"])
                 returned = int(args["bond_returned"])
@@ -582,15 +573,17 @@ class Auditor:
                     problems.append(f"slashed {to_req + to_chal}, the award locked {locked}")
                 if returned != bond:
                     problems.append(f"bond returned {returned}, the challenger posted {bond}")
-                rate = int(params["challengerRewardBps"])
+                rate = self.terms(h).challenger_reward_bps
                 if challenger is not None and to_chal != locked * rate // BPS:
                     problems.append(f"challenger got {to_chal}, {rate} bps of {locked} expected")
                 if challenger is None and to_chal:
                     problems.append(f"{to_chal} paid to a challenger but nobody challenged")
-                # the whole lock comes to the market, which credits the requester its share and the
-                # challenger its reward with its bond back
-                slash(tx, h.market_address, to_req + to_chal)
-                expect(tx, into=(Web3.to_checksum_address(self.deployment.staking), to_req + to_chal))
+                # the lock stays in Staking, credited there to the requester (its share) and the
+                # challenger (its reward); the market credits the challenger its bond back
+                slash(tx, requester, to_req)
+                if challenger is not None:
+                    slash(tx, challenger, to_chal)
+                expect(tx)
             elif event.name == "Refunded":
                 amount = int(args["amount"])
                 amounts["refunded"] = amount
@@ -676,8 +669,8 @@ class Auditor:
 
         Replays, oldest first, every credit (``Settled``: the provider its price plus any bond
         ``Proved`` paid it, the requester the refund; ``Refunded``: the requester the escrow;
-        ``Expired``: the requester the slashed stake; ``Slashed``: the requester its share of the
-        stake, the challenger its reward and its bond), every escrow or bond taken from a credit
+        ``Slashed``: the challenger its bond back; a slashed stake is credited in Staking, not
+        here), every escrow or bond taken from a credit
         (no token transfer in its transaction), and every ``Withdrawn``, which must pay the whole
         credit.
         """
@@ -712,13 +705,8 @@ class Auditor:
                     add(event, "credit", requester, int(args["refund"]), job)
                 elif event.name == "Refunded":
                     add(event, "credit", requester, int(args["amount"]), job)
-                elif event.name == "Expired":  # the slashed stake: the requester's compensation
-                    add(event, "credit", requester, int(args["slashed"]), job)
-                elif event.name == "Slashed":
-                    add(event, "credit", requester, int(args["to_requester"]), job)
-                    if challenger is not None:  # its reward and its bond back
-                        reward = int(args["to_challenger"]) + int(args["bond_returned"])
-                        add(event, "credit", challenger, reward, job)
+                elif event.name == "Slashed" and challenger is not None:  # its bond back
+                    add(event, "credit", challenger, int(args["bond_returned"]), job)
         for event in self.history.market_events:
             if event.name == "Withdrawn" and Web3.to_checksum_address(event.address) == market:
                 add(event, "withdraw", _payee(event), int(event.args["amount"]))

@@ -16,6 +16,8 @@ import {MarketParams} from "../src/MarketStructs.sol";
 /// The folder ../deployments must exist (fs_permissions only resolve existing paths).
 contract Deploy {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
+    /// @dev A job counts for reputation only if its protocol fee reaches this (0.001 token at 18 decimals).
+    uint256 internal constant MIN_COUNTED_FEE = 1e15;
 
     function defaultParams() public pure returns (MarketParams memory) {
         return MarketParams({
@@ -41,7 +43,7 @@ contract Deploy {
 
         ModelRegistry registry = new ModelRegistry();
         // the broadcaster owns Staking until the markets are authorised, then hands it over
-        Staking staking = new Staking(token, self, delay);
+        Staking staking = new Staking(token, self, delay, MIN_COUNTED_FEE);
         ReverseAuctionMarket reverse =
             new ReverseAuctionMarket(token, registry, staking, treasury, owner, defaultParams());
         DutchAuctionMarket dutch =

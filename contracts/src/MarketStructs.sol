@@ -193,13 +193,31 @@ struct JobRecord {
     bytes32 outputHash;
 }
 
+/// @notice The dispute terms of an optimistic job, fixed at posting from the market's parameters (so an
+/// owner change never reaches a live job), plus the audit draw's state. One slot; zero for zk jobs.
+struct DisputeTerms {
+    // bond a challenger posts
+    uint96 challengeBond;
+    // seconds after delivery during which anyone may challenge
+    uint32 challengeWindow;
+    // seconds a challenged or audited provider has to prove
+    uint32 proofWindow;
+    // share of the slash paid to a successful challenger
+    uint16 challengerRewardBps;
+    // block of the optimistic delivery; the audit draw uses the hash of the block after it
+    uint64 deliveredBlock;
+    // whether the audit was drawn (it is drawn once)
+    bool auditDrawn;
+}
+
 /// @notice Economic parameters of a market (owner-set; see docs/PROTOCOL.md for defaults and reasons).
 struct MarketParams {
     // protocol fee on the paid price, to the treasury; at most MAX_FEE_BPS
     uint16 feeBps;
     // stake locked per unit of bid price: lock = max(minStake, bidPrice * bondMultiple); >= 1
     uint16 bondMultiple;
-    // share of a slash paid to a successful challenger (the rest compensates the requester)
+    // share of a slash paid to a successful challenger (the rest compensates the requester);
+    // (10000 - challengerRewardBps) * bondMultiple >= 10000, so self-challenge never pays
     uint16 challengerRewardBps;
     // seconds after an optimistic delivery during which anyone may challenge
     uint32 challengeWindow;

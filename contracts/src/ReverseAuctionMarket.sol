@@ -168,38 +168,34 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
         if (runner == address(0)) return false;
         uint96 price = book.runnerPrice;
         uint32 latency = book.runnerLatency;
-        // the runner-up is used at most once
+        // the runner-up is used at most once; it lost the auction, so it is not penalised for having moved
+        // its stake on
         (book.runner, book.runnerPrice, book.runnerLatency) = (address(0), 0, 0);
-        if (block.timestamp + latency > j.deadline) return false;
-        if (!_tryAward(jobId, j, runner, price, latency, _stakeRequired(j, price))) return false;
+        if (!_tryAward(jobId, j, runner, price, price, latency, false)) return false;
         emit FailedOver(jobId, from, runner, price);
         return true;
     }
 
     // ------------------------------------------------------------------ private
 
-    /// @dev Awards the best bid at the second-score price; if it cannot lock its stake any more, the
-    /// runner-up at its own bid; if neither can, refunds. Never reverts for stake reasons.
+    /// @dev Awards the best bid at the second-score price; if it has no longer its promised time or cannot
+    /// lock its stake any more (penalised), the runner-up at its own bid; if neither can, refunds. Never
+    /// reverts for stake or time reasons.
     function _resolve(bytes32 jobId, JobRecord storage j) private {
         _requireAwardable(jobId, j);
         BidBook memory book = _books[jobId];
         if (book.best == address(0)) revert NoBids(jobId);
         uint256 price = _clearingPrice(book, j);
-        if (_tryAward(jobId, j, book.best, price, book.bestLatency, _stakeRequired(j, book.bestPrice))) {
-            return;
-        }
+        if (_tryAward(jobId, j, book.best, book.bestPrice, price, book.bestLatency, true)) return;
         if (book.runner != address(0)) {
             // the runner-up becomes the provider: it is no failover candidate any more
             BidBook storage stored = _books[jobId];
             (stored.runner, stored.runnerPrice, stored.runnerLatency) = (address(0), 0, 0);
             if (_tryAward(
-                    jobId,
-                    j,
-                    book.runner,
-                    book.runnerPrice,
-                    book.runnerLatency,
-                    _stakeRequired(j, book.runnerPrice)
-                )) return;
+                    jobId, j, book.runner, book.runnerPrice, book.runnerPrice, book.runnerLatency, true
+                )) {
+                return;
+            }
         }
         j.state = JobState.Refunded;
         _refundEscrow(jobId, j);

@@ -15,6 +15,9 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
 
     /// @notice Longest unbonding delay the owner may set (keeps stake from being trapped).
     uint64 public constant MAX_UNBONDING_DELAY = 30 days;
+    /// @notice How long a market added after the first stake waits before it may lock or slash: longer than
+    /// any unbonding delay, so every provider can leave before a market it did not stake under touches it.
+    uint64 public constant MARKET_DELAY = MAX_UNBONDING_DELAY + 1 days;
 
     /// @dev Everything the hot paths touch in one slot: `availableOf` (bid, fill, award), `lock` and
     /// `unlock` read and write only this slot (plus the job's lock). Amounts fit 96 bits (checked on
@@ -31,17 +34,23 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         uint64 readyAt;
     }
 
-    /// @dev One slot. `market` lets the market that made a lock release it without the authorisation
-    /// lookup; it is cleared by the lock's first slash, which marks the lock as counted in Stats.slashed
-    /// (what is left of a slashed lock is then released by any authorised market, as before).
+    /// @dev One slot. `market` lets the market that made a lock release, slash and record it without the
+    /// authorisation lookup, even after the owner removed that market: a lock can always be finished.
     struct JobLock {
-        address market; // the market that locked it; 0 once slashed
+        address market; // the market that locked it
         uint96 amount; // still locked for the job
     }
 
     IERC20 private immutable _token;
+    /// @dev A job counts for reputation (jobsWon, deliveredInTime) only if its protocol fee reaches this.
+    uint256 private immutable _minCountedFee;
     uint64 private _unbondingDelay;
-    mapping(address market => bool) private _markets;
+    /// @dev Set by the first stake: from then on a new market waits MARKET_DELAY (shares the delay's slot).
+    bool private _staked;
+    /// @dev When each market may start locking and slashing (0: not a market).
+    mapping(address market => uint64 activeAt) private _markets;
+    /// @dev Slashed and penalised stake owed to requesters and challengers, paid out by `claim`.
+    mapping(address account => uint256 amount) private _claimable;
     mapping(address provider => Account) private _accounts;
     mapping(address provider => Unbonding) private _unbonding;
     mapping(address provider => mapping(bytes32 jobId => JobLock)) private _locks;
@@ -51,16 +60,19 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     mapping(address provider => Stats) private _stats;
 
     modifier onlyMarket() {
-        if (!_markets[msg.sender]) revert NotMarket(msg.sender);
+        if (!_isMarket(msg.sender)) revert NotMarket(msg.sender);
         _;
     }
 
-    constructor(IERC20 token_, address owner_, uint64 unbondingDelay_) Ownable(owner_) {
+    constructor(IERC20 token_, address owner_, uint64 unbondingDelay_, uint256 minCountedFee_)
+        Ownable(owner_)
+    {
         if (address(token_) == address(0)) revert ZeroAddress();
         if (unbondingDelay_ > MAX_UNBONDING_DELAY) {
             revert UnbondingDelayTooLong(unbondingDelay_, MAX_UNBONDING_DELAY);
         }
         _token = token_;
+        _minCountedFee = minCountedFee_;
         _unbondingDelay = unbondingDelay_;
         emit UnbondingDelaySet(unbondingDelay_);
     }
@@ -128,8 +140,17 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     /// @inheritdoc IStaking
     function setMarket(address market, bool allowed) external onlyOwner {
         if (market == address(0)) revert ZeroAddress();
-        _markets[market] = allowed;
-        emit MarketSet(market, allowed);
+        if (allowed && _staked) {
+            // nobody staked under this market: it waits until everyone could have left
+            uint64 activeAt = uint64(block.timestamp) + MARKET_DELAY;
+            _markets[market] = activeAt;
+            emit MarketScheduled(market, activeAt);
+        } else {
+            // before the first stake a market starts at once; a removal always does (the market can
+            // still finish the locks it made)
+            _markets[market] = allowed ? uint64(block.timestamp) : 0;
+            emit MarketSet(market, allowed);
+        }
     }
 
     /// @inheritdoc IStaking
@@ -142,78 +163,122 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     // ------------------------------------------------------------------ markets
 
     /// @inheritdoc IStaking
-    function lock(address provider, bytes32 jobId, uint256 amount) external onlyMarket {
+    function lock(address provider, bytes32 jobId, uint256 amount, uint256 fee) external onlyMarket {
         if (amount == 0) revert ZeroAmount();
         JobLock storage l = _locks[provider][jobId];
         if (l.amount != 0) revert AlreadyLocked(provider, jobId);
         Account storage a = _accounts[provider];
         uint256 available = uint256(a.bonded) - a.locked;
-        if (amount > available) revert InsufficientStake(provider, available, amount);
+        if (amount > available) {
+            // a bid is a promise: stake that started unbonding after it is taken back for the award
+            Unbonding storage u = _unbonding[provider];
+            uint256 shortfall = amount - available;
+            if (shortfall > u.amount) revert InsufficientStake(provider, available + u.amount, amount);
+            // shortfall <= u.amount and bonded + u.amount < 2**96 (checked on stake)
+            u.amount -= uint128(shortfall);
+            a.bonded += uint96(shortfall);
+            emit UnbondingReclaimed(provider, shortfall);
+        }
         // amount <= available < 2**96 and locked + available = bonded < 2**96
         a.locked += uint96(amount);
         (l.market, l.amount) = (msg.sender, uint96(amount));
-        unchecked {
-            // a uint32 counter bumped once per award (more than 4e9 awards per provider is not reachable)
-            ++a.jobsWon;
+        if (fee >= _minCountedFee) {
+            unchecked {
+                // a uint32 counter bumped once per award (more than 4e9 awards per provider is not reachable)
+                ++a.jobsWon;
+            }
         }
         emit StakeLocked(provider, jobId, msg.sender, amount);
     }
 
     /// @inheritdoc IStaking
-    function unlock(address provider, bytes32 jobId) external returns (uint256 released) {
+    function unlock(address provider, bytes32 jobId, uint256 fee) external returns (uint256 released) {
         JobLock storage l = _locks[provider][jobId];
-        // the market that made the lock needs no lookup; a market the owner has removed since can still
-        // release (never slash) the stake it locked, so that its jobs settle
-        if (l.market != msg.sender && !_markets[msg.sender]) revert NotMarket(msg.sender);
+        _requireLockMarket(l);
         released = l.amount;
         if (released == 0) revert NotLocked(provider, jobId);
         // clearing the lock slot earns the storage refund
         (l.market, l.amount) = (address(0), 0);
         Account storage a = _accounts[provider];
         unchecked {
-            // the job's lock is part of the provider's total lock (released <= a.locked); a uint32 counter
-            // bumped once per settlement (at most once per award)
+            // the job's lock is part of the provider's total lock (released <= a.locked)
             a.locked -= uint96(released);
-            ++a.deliveredInTime;
+        }
+        if (fee >= _minCountedFee) {
+            unchecked {
+                // a uint32 counter bumped once per settlement (at most once per award)
+                ++a.deliveredInTime;
+            }
         }
         emit StakeUnlocked(provider, jobId, released);
     }
 
     /// @inheritdoc IStaking
-    function slash(address provider, bytes32 jobId, uint256 amount, address recipient)
-        external
-        onlyMarket
-        nonReentrant
-    {
+    function slash(address provider, bytes32 jobId, uint256 amount, address recipient) external {
         if (recipient == address(0)) revert ZeroAddress();
         JobLock storage l = _locks[provider][jobId];
+        _requireLockMarket(l);
         uint256 locked = l.amount;
         if (locked == 0) revert NotLocked(provider, jobId);
         if (amount > locked) revert SlashExceedsLock(amount, locked);
         // amount <= locked <= account.locked <= account.bonded (all < 2**96)
-        l.amount = uint96(locked - amount);
+        uint256 left = locked - amount;
         Account storage a = _accounts[provider];
         a.bonded -= uint96(amount);
         a.locked -= uint96(amount);
-        if (l.market != address(0)) {
-            // the first slash of this lock
-            l.market = address(0);
+        if (left == 0) {
+            // the lock is spent: counted once per job
+            (l.market, l.amount) = (address(0), 0);
             unchecked {
                 // a uint64 counter bumped at most once per job cannot overflow
                 ++_stats[provider].slashed;
             }
+        } else {
+            l.amount = uint96(left);
         }
+        // credited, never transferred: a token that blocks this contract or the recipient cannot block it
+        _claimable[recipient] += amount;
         emit StakeSlashed(provider, jobId, recipient, amount);
-        if (amount != 0) _token.safeTransfer(recipient, amount);
     }
 
     /// @inheritdoc IStaking
-    function recordExpiry(address provider, bytes32 jobId) external onlyMarket {
+    function penalize(address provider, bytes32 jobId, uint256 amount, address recipient)
+        external
+        onlyMarket
+        returns (uint256 taken)
+    {
+        if (recipient == address(0)) revert ZeroAddress();
+        Account storage a = _accounts[provider];
+        Unbonding storage u = _unbonding[provider];
+        uint256 available = uint256(a.bonded) - a.locked;
+        uint256 fromBonded = amount < available ? amount : available;
+        uint256 rest = amount - fromBonded;
+        uint256 fromUnbonding = rest < u.amount ? rest : u.amount;
+        // fromBonded <= available <= bonded, fromUnbonding <= u.amount: no underflow; all < 2**96
+        a.bonded -= uint96(fromBonded);
+        u.amount -= uint128(fromUnbonding);
+        taken = fromBonded + fromUnbonding;
+        _claimable[recipient] += taken;
+        emit StakePenalized(provider, jobId, recipient, taken);
+    }
+
+    /// @inheritdoc IStaking
+    function recordExpiry(address provider, bytes32 jobId) external {
+        _requireLockMarket(_locks[provider][jobId]);
         unchecked {
             // a uint64 counter bumped once per expiry cannot overflow
             ++_stats[provider].expired;
         }
         emit ExpiryRecorded(provider, jobId);
+    }
+
+    /// @inheritdoc IStaking
+    function claim() external nonReentrant returns (uint256 amount) {
+        amount = _claimable[msg.sender];
+        if (amount == 0) revert NothingToClaim(msg.sender);
+        _claimable[msg.sender] = 0;
+        emit Claimed(msg.sender, amount);
+        _token.safeTransfer(msg.sender, amount);
     }
 
     // ------------------------------------------------------------------ views
@@ -230,7 +295,27 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
 
     /// @inheritdoc IStaking
     function isMarket(address market) external view returns (bool) {
+        return _isMarket(market);
+    }
+
+    /// @inheritdoc IStaking
+    function marketActiveAt(address market) external view returns (uint64) {
         return _markets[market];
+    }
+
+    /// @inheritdoc IStaking
+    function minCountedFee() external view returns (uint256) {
+        return _minCountedFee;
+    }
+
+    /// @inheritdoc IStaking
+    function claimable(address account) external view returns (uint256) {
+        return _claimable[account];
+    }
+
+    /// @inheritdoc IStaking
+    function lockableOf(address provider) external view returns (uint256) {
+        return availableOf(provider) + _unbonding[provider].amount;
     }
 
     /// @inheritdoc IStaking
@@ -283,6 +368,16 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
 
     // ------------------------------------------------------------------ internal
 
+    function _isMarket(address market) private view returns (bool) {
+        uint64 activeAt = _markets[market];
+        return activeAt != 0 && activeAt <= block.timestamp;
+    }
+
+    /// @dev The market that made the lock (even if removed since), or any active market.
+    function _requireLockMarket(JobLock storage l) private view {
+        if (l.market != msg.sender && !_isMarket(msg.sender)) revert NotMarket(msg.sender);
+    }
+
     /// @dev Pulls `amount` from the caller and credits `provider`; refuses fee-on-transfer tokens.
     function _stake(address provider, uint256 amount) private {
         if (amount == 0) revert ZeroAmount();
@@ -295,6 +390,7 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         uint256 total = uint256(a.bonded) + _unbonding[provider].amount + amount;
         if (total > type(uint96).max) revert AmountTooLarge(total);
         a.bonded += uint96(amount);
+        if (!_staked) _staked = true;
         emit Staked(provider, msg.sender, amount);
     }
 }

@@ -9,7 +9,7 @@ import {ReentrantToken} from "./mocks/ReentrantToken.sol";
 import {ReverseAuctionMarket} from "../src/ReverseAuctionMarket.sol";
 import {DutchAuctionMarket} from "../src/DutchAuctionMarket.sol";
 import {Staking} from "../src/Staking.sol";
-import {IMarket} from "../src/interfaces/IMarket.sol";
+import {IMarket, IMarketEvents} from "../src/interfaces/IMarket.sol";
 import {Bid, Intent, JobState, AUCTION_DUTCH, PROOF_OPTIMISTIC} from "../src/MarketStructs.sol";
 
 /// @notice Hostile tokens and edge timing.
@@ -22,14 +22,16 @@ contract AdversarialTest is TenderFixture {
 
     function test_post_refusesFeeOnTransferToken() public {
         FeeOnTransferToken fot = new FeeOnTransferToken();
-        ReverseAuctionMarket m =
-            new ReverseAuctionMarket(fot, registry, staking, treasury, owner, _defaultParams());
+        Staking s = new Staking(fot, owner, UNBONDING, 1e15);
+        ReverseAuctionMarket m = new ReverseAuctionMarket(fot, registry, s, treasury, owner, _defaultParams());
         fot.mint(requester, 10e18);
         vm.prank(requester);
         fot.approve(address(m), type(uint256).max);
         Intent memory intent = IntentBuilder.init(requester, modelId);
         vm.prank(requester);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.FeeOnTransferToken.selector, 101e16, 101e16 - 101e14));
+        vm.expectRevert(
+            abi.encodeWithSelector(IMarketEvents.FeeOnTransferToken.selector, 101e16, 101e16 - 101e14)
+        );
         m.post(intent);
         assertEq(uint8(m.job(m.hashIntent(intent)).state), uint8(JobState.None));
         assertEq(fot.balanceOf(requester), 10e18);
@@ -40,11 +42,12 @@ contract AdversarialTest is TenderFixture {
     /// the guard while the withdrawal itself completes, once.
     function test_deliver_hostileTokenCannotReenter() public {
         ReentrantToken hostile = new ReentrantToken();
-        Staking s = new Staking(hostile, owner, UNBONDING);
+        Staking s = new Staking(hostile, owner, UNBONDING, 1e15);
         ReverseAuctionMarket m =
             new ReverseAuctionMarket(hostile, registry, s, treasury, owner, _defaultParams());
         vm.prank(owner);
         s.setMarket(address(m), true);
+        _activate(s, address(m));
         hostile.mint(requester, 10e18);
         hostile.mint(provider, STAKE);
         vm.prank(requester);
@@ -91,6 +94,7 @@ contract AdversarialTest is TenderFixture {
             new DutchAuctionMarket(token, registry, staking, treasury, owner, _defaultParams());
         vm.prank(owner);
         staking.setMarket(address(m), true);
+        _activate(staking, address(m));
         vm.prank(requester);
         token.approve(address(m), type(uint256).max);
         vm.prank(challenger);
@@ -126,6 +130,7 @@ contract AdversarialTest is TenderFixture {
             new ReverseAuctionMarket(token, registry, staking, treasury, owner, _defaultParams());
         vm.prank(owner);
         staking.setMarket(address(m), true);
+        _activate(staking, address(m));
         vm.prank(requester);
         token.approve(address(m), type(uint256).max);
         vm.prank(challenger);

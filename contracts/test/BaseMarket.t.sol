@@ -10,7 +10,7 @@ import {MockVerifier} from "./mocks/MockVerifier.sol";
 import {CalldataRecorder} from "./mocks/CalldataRecorder.sol";
 import {MockERC1271Wallet} from "./mocks/MockERC1271Wallet.sol";
 import {MockConsumer} from "./mocks/MockConsumer.sol";
-import {IMarket} from "../src/interfaces/IMarket.sol";
+import {IMarket, IMarketEvents} from "../src/interfaces/IMarket.sol";
 import {IStaking} from "../src/interfaces/IStaking.sol";
 import {IModelRegistry, ModelInfo, INPUT_POLYCOMMIT} from "../src/interfaces/IModelRegistry.sol";
 import {IVerifier} from "../src/interfaces/IVerifier.sol";
@@ -53,6 +53,7 @@ abstract contract BaseMarketTest is TenderFixture {
         market = _deployMarket(token, _defaultParams());
         vm.prank(owner);
         staking.setMarket(address(market), true);
+        _activate(staking, address(market));
         vm.prank(requester);
         token.approve(address(market), type(uint256).max);
         vm.prank(challenger);
@@ -60,6 +61,14 @@ abstract contract BaseMarketTest is TenderFixture {
     }
 
     // ------------------------------------------------------------------ helpers
+
+    /// @dev Schedules `p` and applies it once its delay has passed.
+    function _applyParams(MarketParams memory p) internal {
+        vm.prank(owner);
+        market.setParams(p);
+        vm.warp(block.timestamp + 2 days);
+        market.applyParams();
+    }
 
     function _post(Intent memory intent) internal returns (bytes32 jobId) {
         vm.prank(intent.requester);
@@ -80,6 +89,18 @@ abstract contract BaseMarketTest is TenderFixture {
     function _deliverOptimistic(bytes32 jobId) internal {
         vm.prank(provider);
         market.deliver(jobId, _output(), "");
+    }
+
+    /// @dev Two blocks on (the seed is the hash of the block after the delivery), draws the audit.
+    function _drawAudit(bytes32 jobId) internal {
+        vm.roll(block.number + 2);
+        market.drawAudit(jobId);
+    }
+
+    function _claimAll(address who) internal returns (uint256 amount) {
+        if (staking.claimable(who) == 0) return 0;
+        vm.prank(who);
+        amount = staking.claim();
     }
 
     function _sign(Intent memory intent, uint256 key) internal view returns (bytes memory) {
@@ -234,7 +255,7 @@ abstract contract BaseMarketTest is TenderFixture {
         Intent memory intent = _intent();
         bytes32 jobId = market.hashIntent(intent);
         vm.expectEmit(address(market));
-        emit IMarket.IntentPosted(
+        emit IMarketEvents.IntentPosted(
             jobId,
             requester,
             intent.modelId,
@@ -252,7 +273,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes32 jobId = market.hashIntent(intent);
         bytes32 before = _fingerprint(jobId);
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NotRequester.selector, stranger, requester));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NotRequester.selector, stranger, requester));
         market.post(intent);
         assertEq(_fingerprint(jobId), before);
     }
@@ -262,14 +283,16 @@ abstract contract BaseMarketTest is TenderFixture {
         uint8 expected = market.auctionType();
         intent.auctionType = expected == AUCTION_REVERSE ? AUCTION_DUTCH : AUCTION_REVERSE;
         _expectRejectedPost(
-            intent, abi.encodeWithSelector(IMarket.WrongAuctionType.selector, intent.auctionType, expected)
+            intent,
+            abi.encodeWithSelector(IMarketEvents.WrongAuctionType.selector, intent.auctionType, expected)
         );
     }
 
     function test_post_revertsWhenExpired() public {
         Intent memory intent = _intent().withExpiry(uint64(block.timestamp));
         _expectRejectedPost(
-            intent, abi.encodeWithSelector(IMarket.IntentExpired.selector, intent.expiry, block.timestamp)
+            intent,
+            abi.encodeWithSelector(IMarketEvents.IntentExpired.selector, intent.expiry, block.timestamp)
         );
     }
 
@@ -280,29 +303,36 @@ abstract contract BaseMarketTest is TenderFixture {
 
     function test_post_revertsOnUnknownModel() public {
         Intent memory intent = _intent().withModel(keccak256("nope"));
-        _expectRejectedPost(intent, abi.encodeWithSelector(IMarket.UnknownModel.selector, intent.modelId));
+        _expectRejectedPost(
+            intent, abi.encodeWithSelector(IMarketEvents.UnknownModel.selector, intent.modelId)
+        );
     }
 
     function test_post_revertsOnUnsupportedProofMode() public {
         Intent memory intent = _intent().withModel(zkOnlyModelId).withProofMode(PROOF_OPTIMISTIC);
         _expectRejectedPost(
             intent,
-            abi.encodeWithSelector(IMarket.UnsupportedProofMode.selector, zkOnlyModelId, PROOF_OPTIMISTIC)
+            abi.encodeWithSelector(
+                IMarketEvents.UnsupportedProofMode.selector, zkOnlyModelId, PROOF_OPTIMISTIC
+            )
         );
         intent = _intent().withProofMode(2);
-        _expectRejectedPost(intent, abi.encodeWithSelector(IMarket.UnsupportedProofMode.selector, modelId, 2));
+        _expectRejectedPost(
+            intent, abi.encodeWithSelector(IMarketEvents.UnsupportedProofMode.selector, modelId, 2)
+        );
     }
 
     function test_post_revertsOnZeroMaxPrice() public {
         Intent memory intent = _intent().withMaxPrice(0).withStartPrice(0);
-        _expectRejectedPost(intent, abi.encodeWithSelector(IMarket.ZeroMaxPrice.selector));
+        _expectRejectedPost(intent, abi.encodeWithSelector(IMarketEvents.ZeroMaxPrice.selector));
     }
 
     function test_post_revertsOnMaxPriceAbove96Bits() public {
         uint256 tooBig = uint256(type(uint96).max) + 1;
         Intent memory intent = _intent().withMaxPrice(tooBig);
         _expectRejectedPost(
-            intent, abi.encodeWithSelector(IMarket.ValueTooLarge.selector, tooBig, uint256(type(uint96).max))
+            intent,
+            abi.encodeWithSelector(IMarketEvents.ValueTooLarge.selector, tooBig, uint256(type(uint96).max))
         );
     }
 
@@ -310,21 +340,24 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256 tooBig = uint256(type(uint96).max) + 1;
         Intent memory intent = _intent().withMinStake(tooBig);
         _expectRejectedPost(
-            intent, abi.encodeWithSelector(IMarket.ValueTooLarge.selector, tooBig, uint256(type(uint96).max))
+            intent,
+            abi.encodeWithSelector(IMarketEvents.ValueTooLarge.selector, tooBig, uint256(type(uint96).max))
         );
     }
 
     function test_post_revertsOnZeroWindow() public {
         Intent memory intent = _intent().withWindow(0);
         _expectRejectedPost(
-            intent, abi.encodeWithSelector(IMarket.BadWindow.selector, 0, intent.deadline, block.timestamp)
+            intent,
+            abi.encodeWithSelector(IMarketEvents.BadWindow.selector, 0, intent.deadline, block.timestamp)
         );
     }
 
     function test_post_revertsWhenWindowReachesDeadline() public {
         Intent memory intent = _intent().withWindow(100).withDeadline(uint64(block.timestamp + 100));
         _expectRejectedPost(
-            intent, abi.encodeWithSelector(IMarket.BadWindow.selector, 100, intent.deadline, block.timestamp)
+            intent,
+            abi.encodeWithSelector(IMarketEvents.BadWindow.selector, 100, intent.deadline, block.timestamp)
         );
         // one second of room is enough
         _post(intent.withDeadline(uint64(block.timestamp + 101)));
@@ -335,24 +368,25 @@ abstract contract BaseMarketTest is TenderFixture {
         _expectRejectedPost(
             intent,
             abi.encodeWithSelector(
-                IMarket.BadWindow.selector, intent.auctionWindow, intent.deadline, block.timestamp
+                IMarketEvents.BadWindow.selector, intent.auctionWindow, intent.deadline, block.timestamp
             )
         );
     }
 
     function test_post_revertsOnBadPriceWeight() public {
         _expectRejectedPost(
-            _intent().withPriceWeight(0), abi.encodeWithSelector(IMarket.BadPriceWeight.selector, 0)
+            _intent().withPriceWeight(0), abi.encodeWithSelector(IMarketEvents.BadPriceWeight.selector, 0)
         );
         _expectRejectedPost(
-            _intent().withPriceWeight(10_001), abi.encodeWithSelector(IMarket.BadPriceWeight.selector, 10_001)
+            _intent().withPriceWeight(10_001),
+            abi.encodeWithSelector(IMarketEvents.BadPriceWeight.selector, 10_001)
         );
     }
 
     function test_post_revertsOnCallbackGasTooHigh() public {
         Intent memory intent = _intent().withCallbackGas(500_001);
         _expectRejectedPost(
-            intent, abi.encodeWithSelector(IMarket.CallbackGasTooHigh.selector, 500_001, 500_000)
+            intent, abi.encodeWithSelector(IMarketEvents.CallbackGasTooHigh.selector, 500_001, 500_000)
         );
     }
 
@@ -362,7 +396,7 @@ abstract contract BaseMarketTest is TenderFixture {
         // same nonce, different content: still refused
         Intent memory again = _intent().withMaxPrice(2e18);
         _expectRejectedPost(
-            again, abi.encodeWithSelector(IMarket.NonceAlreadyUsed.selector, requester, intent.nonce)
+            again, abi.encodeWithSelector(IMarketEvents.NonceAlreadyUsed.selector, requester, intent.nonce)
         );
     }
 
@@ -387,8 +421,7 @@ abstract contract BaseMarketTest is TenderFixture {
         feeBps = uint16(bound(feeBps, 0, 500));
         MarketParams memory p = _defaultParams();
         p.feeBps = feeBps;
-        vm.prank(owner);
-        market.setParams(p);
+        _applyParams(p);
         Intent memory intent = _intent().withMaxPrice(maxPrice);
         if (intent.startPrice != 0) intent.startPrice = maxPrice / 2;
         uint256 balance = token.balanceOf(requester);
@@ -434,7 +467,9 @@ abstract contract BaseMarketTest is TenderFixture {
         _expectRejectedSigned(
             intent,
             abi.encodePacked(r, s, v),
-            abi.encodeWithSelector(IMarket.InvalidSignature.selector, requester, market.hashIntent(intent))
+            abi.encodeWithSelector(
+                IMarketEvents.InvalidSignature.selector, requester, market.hashIntent(intent)
+            )
         );
     }
 
@@ -445,7 +480,9 @@ abstract contract BaseMarketTest is TenderFixture {
         _expectRejectedSigned(
             intent,
             sig,
-            abi.encodeWithSelector(IMarket.InvalidSignature.selector, requester, market.hashIntent(intent))
+            abi.encodeWithSelector(
+                IMarketEvents.InvalidSignature.selector, requester, market.hashIntent(intent)
+            )
         );
     }
 
@@ -455,7 +492,9 @@ abstract contract BaseMarketTest is TenderFixture {
         _expectRejectedSigned(
             intent,
             abi.encodePacked(r, s, v),
-            abi.encodeWithSelector(IMarket.InvalidSignature.selector, requester, market.hashIntent(intent))
+            abi.encodeWithSelector(
+                IMarketEvents.InvalidSignature.selector, requester, market.hashIntent(intent)
+            )
         );
     }
 
@@ -464,7 +503,9 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes memory sig = _sign(intent, requesterKey);
         market.submitSigned(intent, sig);
         _expectRejectedSigned(
-            intent, sig, abi.encodeWithSelector(IMarket.NonceAlreadyUsed.selector, requester, intent.nonce)
+            intent,
+            sig,
+            abi.encodeWithSelector(IMarketEvents.NonceAlreadyUsed.selector, requester, intent.nonce)
         );
     }
 
@@ -474,7 +515,7 @@ abstract contract BaseMarketTest is TenderFixture {
         vm.prank(requester);
         market.invalidateNonces(1, 1 << 1);
         _expectRejectedSigned(
-            intent, sig, abi.encodeWithSelector(IMarket.NonceAlreadyUsed.selector, requester, 257)
+            intent, sig, abi.encodeWithSelector(IMarketEvents.NonceAlreadyUsed.selector, requester, 257)
         );
     }
 
@@ -489,7 +530,9 @@ abstract contract BaseMarketTest is TenderFixture {
         _expectRejectedSigned(
             intent,
             abi.encodePacked(r, highS, flippedV),
-            abi.encodeWithSelector(IMarket.InvalidSignature.selector, requester, market.hashIntent(intent))
+            abi.encodeWithSelector(
+                IMarketEvents.InvalidSignature.selector, requester, market.hashIntent(intent)
+            )
         );
     }
 
@@ -500,7 +543,9 @@ abstract contract BaseMarketTest is TenderFixture {
         _expectRejectedSigned(
             intent,
             sig,
-            abi.encodeWithSelector(IMarket.InvalidSignature.selector, address(0), market.hashIntent(intent))
+            abi.encodeWithSelector(
+                IMarketEvents.InvalidSignature.selector, address(0), market.hashIntent(intent)
+            )
         );
     }
 
@@ -510,7 +555,9 @@ abstract contract BaseMarketTest is TenderFixture {
         _expectRejectedSigned(
             intent,
             _sign(intent, otherKey),
-            abi.encodeWithSelector(IMarket.InvalidSignature.selector, requester, market.hashIntent(intent))
+            abi.encodeWithSelector(
+                IMarketEvents.InvalidSignature.selector, requester, market.hashIntent(intent)
+            )
         );
     }
 
@@ -519,7 +566,9 @@ abstract contract BaseMarketTest is TenderFixture {
         _expectRejectedSigned(
             intent,
             hex"1234",
-            abi.encodeWithSelector(IMarket.InvalidSignature.selector, requester, market.hashIntent(intent))
+            abi.encodeWithSelector(
+                IMarketEvents.InvalidSignature.selector, requester, market.hashIntent(intent)
+            )
         );
     }
 
@@ -539,7 +588,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes memory wrongSig = _sign(other, requesterKey);
         vm.expectRevert(
             abi.encodeWithSelector(
-                IMarket.InvalidSignature.selector, address(wallet), market.hashIntent(other)
+                IMarketEvents.InvalidSignature.selector, address(wallet), market.hashIntent(other)
             )
         );
         market.submitSigned(other, wrongSig);
@@ -557,7 +606,7 @@ abstract contract BaseMarketTest is TenderFixture {
 
     function test_invalidateNonces_setsBitsAndEmits() public {
         vm.expectEmit(address(market));
-        emit IMarket.NoncesInvalidated(requester, 3, 0x05);
+        emit IMarketEvents.NoncesInvalidated(requester, 3, 0x05);
         vm.prank(requester);
         market.invalidateNonces(3, 0x05);
         assertEq(market.nonceBitmap(requester, 3), 0x05);
@@ -589,7 +638,7 @@ abstract contract BaseMarketTest is TenderFixture {
         vm.warp(block.timestamp + 5);
 
         vm.expectEmit(address(market));
-        emit IMarket.Settled(jobId, provider, price, fee, refundAmount, 5);
+        emit IMarketEvents.Settled(jobId, provider, price, fee, refundAmount, 5);
         _deliver(jobId, intent);
 
         Job memory j = market.job(jobId);
@@ -634,13 +683,13 @@ abstract contract BaseMarketTest is TenderFixture {
         // a valid proof for another input
         bytes memory wrong = _proof(intent.inputCommitment + 1, out);
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.ProofRejected.selector, jobId));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.ProofRejected.selector, jobId));
         market.deliver(jobId, out, wrong);
         // a valid proof for another output
         uint256[] memory other = _output();
         other[1] = 12;
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.ProofRejected.selector, jobId));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.ProofRejected.selector, jobId));
         market.deliver(jobId, out, _proof(intent.inputCommitment, other));
         assertEq(_fingerprint(jobId), before);
     }
@@ -656,7 +705,7 @@ abstract contract BaseMarketTest is TenderFixture {
         for (uint256 i; i < modes.length; ++i) {
             verifier.setMode(modes[i]);
             vm.prank(provider);
-            vm.expectRevert(abi.encodeWithSelector(IMarket.ProofRejected.selector, jobId));
+            vm.expectRevert(abi.encodeWithSelector(IMarketEvents.ProofRejected.selector, jobId));
             market.deliver(jobId, out, proof);
         }
         assertEq(_fingerprint(jobId), before);
@@ -665,7 +714,7 @@ abstract contract BaseMarketTest is TenderFixture {
     function test_deliver_revertsOnUnknownJob() public {
         bytes32 jobId = keccak256("none");
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.None));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.None));
         market.deliver(jobId, _output(), "");
     }
 
@@ -677,7 +726,7 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256[] memory out = _output();
         bytes memory proof = _proof(intent.inputCommitment, out);
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Settled));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Settled));
         market.deliver(jobId, out, proof);
         assertEq(_fingerprint(jobId), before);
     }
@@ -689,11 +738,11 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes memory proof = _proof(intent.inputCommitment, out);
         bytes32 before = _fingerprint(jobId);
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NotAuthorized.selector, provider, stranger));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NotAuthorized.selector, provider, stranger));
         market.deliver(jobId, out, proof);
         // another staked provider cannot deliver either
         vm.prank(provider2);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NotAuthorized.selector, provider, provider2));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NotAuthorized.selector, provider, provider2));
         market.deliver(jobId, out, proof);
         assertEq(_fingerprint(jobId), before);
     }
@@ -715,7 +764,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes memory proof = _proof(intent.inputCommitment, out);
         bytes32 before = _fingerprint(jobId);
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.DeliveryTooLate.selector, jobId, due, due + 1));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.DeliveryTooLate.selector, jobId, due, due + 1));
         market.deliver(jobId, out, proof);
         assertEq(_fingerprint(jobId), before);
     }
@@ -726,7 +775,7 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256[] memory out = new uint256[](3);
         bytes32 before = _fingerprint(jobId);
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.OutputLengthMismatch.selector, 3, 2));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.OutputLengthMismatch.selector, 3, 2));
         market.deliver(jobId, out, "");
         assertEq(_fingerprint(jobId), before);
     }
@@ -795,7 +844,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes32 jobId = _awarded(intent);
         uint256[] memory out = _output();
         vm.expectEmit(address(market));
-        emit IMarket.Delivered(
+        emit IMarketEvents.Delivered(
             jobId,
             provider,
             out,
@@ -824,9 +873,19 @@ abstract contract BaseMarketTest is TenderFixture {
     function test_deliver_optimisticAuditRequiresProof() public {
         Intent memory intent = _intent().withModel(auditedModelId).withProofMode(PROOF_OPTIMISTIC);
         bytes32 jobId = _awarded(intent);
-        vm.expectEmit(address(market));
-        emit IMarket.AuditRequired(jobId, provider, uint40(block.timestamp + 900));
         _deliverOptimistic(jobId);
+        // the draw waits for the hash of the block after the delivery
+        assertEq(uint8(_state(jobId)), uint8(JobState.Delivered));
+        vm.roll(block.number + 1);
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.AuditNotReady.selector, jobId, block.number + 1));
+        market.drawAudit(jobId);
+        vm.roll(block.number + 1);
+        vm.expectEmit(address(market));
+        emit IMarketEvents.AuditDrawn(jobId, true);
+        vm.expectEmit(address(market));
+        emit IMarketEvents.AuditRequired(jobId, provider, uint40(block.timestamp + 900));
+        vm.prank(stranger);
+        market.drawAudit(jobId);
         Job memory j = market.job(jobId);
         assertEq(uint8(j.state), uint8(JobState.ProofRequired));
         assertEq(j.disputeEnd, block.timestamp + 900);
@@ -844,7 +903,7 @@ abstract contract BaseMarketTest is TenderFixture {
         (bytes32 jobId,) = _delivered();
         uint256 before = token.balanceOf(challenger);
         vm.expectEmit(address(market));
-        emit IMarket.Challenged(jobId, challenger, 1e17, uint40(block.timestamp + 900));
+        emit IMarketEvents.Challenged(jobId, challenger, 1e17, uint40(block.timestamp + 900));
         vm.prank(challenger);
         market.challenge(jobId);
         Job memory j = market.job(jobId);
@@ -869,7 +928,7 @@ abstract contract BaseMarketTest is TenderFixture {
         vm.warp(end);
         bytes32 before = _fingerprint(jobId);
         vm.prank(challenger);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.ChallengeWindowClosed.selector, jobId, end));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.ChallengeWindowClosed.selector, jobId, end));
         market.challenge(jobId);
         assertEq(_fingerprint(jobId), before);
     }
@@ -879,7 +938,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes32 jobId = _awarded(intent);
         bytes32 before = _fingerprint(jobId);
         vm.prank(challenger);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Awarded));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Awarded));
         market.challenge(jobId);
         assertEq(_fingerprint(jobId), before);
     }
@@ -890,7 +949,9 @@ abstract contract BaseMarketTest is TenderFixture {
         market.challenge(jobId);
         bytes32 before = _fingerprint(jobId);
         vm.prank(challenger);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Challenged));
+        vm.expectRevert(
+            abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Challenged)
+        );
         market.challenge(jobId);
         assertEq(_fingerprint(jobId), before);
     }
@@ -905,7 +966,7 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256 provBefore = token.balanceOf(provider);
         uint256 chalBefore = token.balanceOf(challenger);
         vm.expectEmit(address(market));
-        emit IMarket.Proved(jobId, provider, 1e17);
+        emit IMarketEvents.Proved(jobId, provider, 1e17);
         vm.prank(provider);
         market.prove(jobId, _proof(intent.inputCommitment, _output()));
         assertEq(uint8(_state(jobId)), uint8(JobState.Settled));
@@ -922,6 +983,7 @@ abstract contract BaseMarketTest is TenderFixture {
         Intent memory intent = _intent().withModel(auditedModelId).withProofMode(PROOF_OPTIMISTIC);
         bytes32 jobId = _awarded(intent);
         _deliverOptimistic(jobId);
+        _drawAudit(jobId);
         vm.warp(market.job(jobId).disputeEnd);
         vm.prank(solver);
         market.prove(jobId, _proof(intent.inputCommitment, _output()));
@@ -937,7 +999,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes memory proof = _proof(intent.inputCommitment, _output());
         bytes32 before = _fingerprint(jobId);
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.ProofDeadlinePassed.selector, jobId, end));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.ProofDeadlinePassed.selector, jobId, end));
         market.prove(jobId, proof);
         assertEq(_fingerprint(jobId), before);
     }
@@ -951,7 +1013,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes memory proof = _proof(intent.inputCommitment, other);
         bytes32 before = _fingerprint(jobId);
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.ProofRejected.selector, jobId));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.ProofRejected.selector, jobId));
         market.prove(jobId, proof);
         assertEq(_fingerprint(jobId), before);
     }
@@ -963,7 +1025,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes memory proof = _proof(intent.inputCommitment, _output());
         bytes32 before = _fingerprint(jobId);
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NotAuthorized.selector, provider, stranger));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NotAuthorized.selector, provider, stranger));
         market.prove(jobId, proof);
         assertEq(_fingerprint(jobId), before);
     }
@@ -973,7 +1035,9 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes memory proof = _proof(intent.inputCommitment, _output());
         bytes32 before = _fingerprint(jobId);
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Delivered));
+        vm.expectRevert(
+            abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Delivered)
+        );
         market.prove(jobId, proof);
         assertEq(_fingerprint(jobId), before);
     }
@@ -1001,7 +1065,7 @@ abstract contract BaseMarketTest is TenderFixture {
         uint40 end = market.job(jobId).disputeEnd;
         vm.warp(end - 1);
         bytes32 before = _fingerprint(jobId);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.ChallengeWindowOpen.selector, jobId, end));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.ChallengeWindowOpen.selector, jobId, end));
         market.finalize(jobId);
         assertEq(_fingerprint(jobId), before);
     }
@@ -1012,7 +1076,9 @@ abstract contract BaseMarketTest is TenderFixture {
         market.challenge(jobId);
         vm.warp(block.timestamp + 10_000);
         bytes32 before = _fingerprint(jobId);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Challenged));
+        vm.expectRevert(
+            abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Challenged)
+        );
         market.finalize(jobId);
         assertEq(_fingerprint(jobId), before);
     }
@@ -1027,24 +1093,27 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256 reqBefore = token.balanceOf(requester);
         uint256 marketBefore = token.balanceOf(address(market));
         vm.warp(market.providerDeadline(jobId) + 1);
-        // the stake goes to the market, which credits it to the requester
+        // the stake is credited to the requester in Staking, the escrow in the market
+        vm.expectEmit(address(market));
+        emit IMarketEvents.Expired(jobId, provider, a.stakeLocked);
         vm.expectEmit(address(staking));
-        emit IStaking.StakeSlashed(provider, jobId, address(market), a.stakeLocked);
+        emit IStaking.StakeSlashed(provider, jobId, requester, a.stakeLocked);
         vm.expectEmit(address(market));
-        emit IMarket.Expired(jobId, provider, a.stakeLocked);
-        vm.expectEmit(address(market));
-        emit IMarket.Refunded(jobId, requester, escrow);
+        emit IMarketEvents.Refunded(jobId, requester, escrow);
         vm.prank(stranger);
         market.expire(jobId);
         assertEq(uint8(_state(jobId)), uint8(JobState.Expired));
-        // nothing is pushed: the requester is owed the escrow plus the slashed stake
+        // nothing is pushed: the requester is owed the escrow and can claim the slashed stake
         assertEq(token.balanceOf(requester), reqBefore);
-        assertEq(market.owed(requester), escrow + a.stakeLocked);
+        assertEq(market.owed(requester), escrow);
+        assertEq(staking.claimable(requester), a.stakeLocked);
         assertEq(staking.stakeOf(provider), STAKE - a.stakeLocked);
         assertEq(staking.lockedOf(provider), 0);
-        assertEq(token.balanceOf(address(market)), marketBefore + a.stakeLocked);
-        assertEq(token.balanceOf(address(market)), market.feesOwed() + escrow + a.stakeLocked);
-        assertEq(_withdrawAll(requester), escrow + a.stakeLocked);
+        assertEq(token.balanceOf(address(market)), marketBefore);
+        assertEq(token.balanceOf(address(market)), market.feesOwed() + escrow);
+        assertEq(_withdrawAll(requester), escrow);
+        vm.prank(requester);
+        assertEq(staking.claim(), a.stakeLocked);
         assertEq(token.balanceOf(requester), reqBefore + escrow + a.stakeLocked);
         assertEq(market.owed(requester), 0);
         assertEq(token.balanceOf(address(market)), market.feesOwed());
@@ -1059,7 +1128,7 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256 due = market.providerDeadline(jobId);
         vm.warp(due);
         bytes32 before = _fingerprint(jobId);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NotExpired.selector, jobId, due));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NotExpired.selector, jobId, due));
         market.expire(jobId);
         assertEq(_fingerprint(jobId), before);
     }
@@ -1068,7 +1137,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes32 jobId = _post(_intent());
         vm.warp(block.timestamp + 10_000);
         bytes32 before = _fingerprint(jobId);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Open));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Open));
         market.expire(jobId);
         assertEq(_fingerprint(jobId), before);
     }
@@ -1086,24 +1155,28 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256 marketBefore = token.balanceOf(address(market));
         vm.warp(j.disputeEnd + 1);
         vm.expectEmit(address(market));
-        emit IMarket.Slashed(jobId, provider, toRequester, toChallenger, 1e17);
-        // one slash of the whole lock, to the market
+        emit IMarketEvents.Slashed(jobId, provider, toRequester, toChallenger, 1e17);
+        // the lock is slashed in two shares, credited in Staking
         vm.expectEmit(address(staking));
-        emit IStaking.StakeSlashed(provider, jobId, address(market), j.stakeLocked);
+        emit IStaking.StakeSlashed(provider, jobId, challenger, toChallenger);
+        vm.expectEmit(address(staking));
+        emit IStaking.StakeSlashed(provider, jobId, requester, toRequester);
         vm.expectEmit(address(market));
-        emit IMarket.Refunded(jobId, requester, escrow);
+        emit IMarketEvents.Refunded(jobId, requester, escrow);
         vm.recordLogs();
         market.expire(jobId);
-        assertEq(_stakeSlashedEvents(), 1, "one slash");
+        assertEq(_stakeSlashedEvents(), 2, "two shares");
         assertEq(uint8(_state(jobId)), uint8(JobState.Slashed));
-        // nothing is pushed: the compensation, the escrow and the bond are credited
+        // nothing is pushed: the escrow and the bond are credited here, the shares in Staking
         assertEq(token.balanceOf(requester), reqBefore);
         assertEq(token.balanceOf(challenger), chalBefore);
-        assertEq(token.balanceOf(address(market)), marketBefore + j.stakeLocked);
-        assertEq(market.owed(requester), escrow + toRequester);
-        assertEq(market.owed(challenger), 1e17 + toChallenger);
-        assertEq(_withdrawAll(requester), escrow + toRequester);
-        assertEq(_withdrawAll(challenger), 1e17 + toChallenger);
+        assertEq(token.balanceOf(address(market)), marketBefore);
+        assertEq(market.owed(requester), escrow);
+        assertEq(market.owed(challenger), 1e17);
+        assertEq(staking.claimable(requester), toRequester);
+        assertEq(staking.claimable(challenger), toChallenger);
+        assertEq(_withdrawAll(requester) + _claimAll(requester), escrow + toRequester);
+        assertEq(_withdrawAll(challenger) + _claimAll(challenger), 1e17 + toChallenger);
         assertEq(token.balanceOf(requester), reqBefore + escrow + toRequester);
         assertEq(token.balanceOf(challenger), chalBefore + 1e17 + toChallenger);
         assertEq(token.balanceOf(address(market)), market.feesOwed());
@@ -1116,23 +1189,25 @@ abstract contract BaseMarketTest is TenderFixture {
         Intent memory intent = _intent().withModel(auditedModelId).withProofMode(PROOF_OPTIMISTIC);
         bytes32 jobId = _awarded(intent);
         _deliverOptimistic(jobId);
+        _drawAudit(jobId);
         Job memory j = market.job(jobId);
         uint256 reqBefore = token.balanceOf(requester);
         uint256 marketBefore = token.balanceOf(address(market));
         vm.warp(j.disputeEnd);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NotExpired.selector, jobId, j.disputeEnd));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NotExpired.selector, jobId, j.disputeEnd));
         market.expire(jobId);
         vm.warp(j.disputeEnd + 1);
         vm.expectEmit(address(market));
-        emit IMarket.Slashed(jobId, provider, j.stakeLocked, 0, 0);
+        emit IMarketEvents.Slashed(jobId, provider, j.stakeLocked, 0, 0);
         vm.expectEmit(address(staking));
-        emit IStaking.StakeSlashed(provider, jobId, address(market), j.stakeLocked);
+        emit IStaking.StakeSlashed(provider, jobId, requester, j.stakeLocked);
         market.expire(jobId);
         assertEq(uint8(_state(jobId)), uint8(JobState.Slashed));
         // without a challenger the whole lock is credited to the requester
         assertEq(token.balanceOf(requester), reqBefore);
-        assertEq(token.balanceOf(address(market)), marketBefore + j.stakeLocked);
-        assertEq(market.owed(requester), _escrow(intent.maxPrice) + j.stakeLocked);
+        assertEq(token.balanceOf(address(market)), marketBefore);
+        assertEq(market.owed(requester), _escrow(intent.maxPrice));
+        assertEq(staking.claimable(requester), j.stakeLocked);
         assertEq(market.owed(address(0)), 0, "no challenger, nothing credited to it");
         assertEq(staking.lockedOf(provider), 0);
         assertEq(staking.stakeOf(provider), STAKE - j.stakeLocked);
@@ -1157,6 +1232,7 @@ abstract contract BaseMarketTest is TenderFixture {
     function test_gas_expireProofAudit() public {
         bytes32 jobId = _awarded(_intent().withModel(auditedModelId).withProofMode(PROOF_OPTIMISTIC));
         _deliverOptimistic(jobId);
+        _drawAudit(jobId);
         vm.warp(market.job(jobId).disputeEnd + 1);
         market.expire(jobId);
     }
@@ -1168,7 +1244,7 @@ abstract contract BaseMarketTest is TenderFixture {
         uint40 end = market.job(jobId).auctionEnd;
         vm.warp(end - 1);
         bytes32 before = _fingerprint(jobId);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.AuctionNotEnded.selector, jobId, end));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.AuctionNotEnded.selector, jobId, end));
         market.refund(jobId);
         assertEq(_fingerprint(jobId), before);
     }
@@ -1179,7 +1255,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes32 jobId = _post(intent);
         vm.warp(market.job(jobId).auctionEnd);
         vm.expectEmit(address(market));
-        emit IMarket.Refunded(jobId, requester, _escrow(intent.maxPrice));
+        emit IMarketEvents.Refunded(jobId, requester, _escrow(intent.maxPrice));
         vm.prank(stranger);
         market.refund(jobId);
         assertEq(uint8(_state(jobId)), uint8(JobState.Refunded));
@@ -1193,7 +1269,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes32 jobId = _awarded(_intent());
         vm.warp(block.timestamp + 10_000);
         bytes32 before = _fingerprint(jobId);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Awarded));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Awarded));
         market.refund(jobId);
         assertEq(_fingerprint(jobId), before);
     }
@@ -1271,37 +1347,53 @@ abstract contract BaseMarketTest is TenderFixture {
             address(market).call{gas: 300_000}(abi.encodeCall(IMarket.deliver, (jobId, out, proof)));
         assertFalse(ok);
         // the gas left at the check is not predictable: the selector is
-        assertEq(bytes4(err), IMarket.InsufficientGasForCallback.selector);
+        assertEq(bytes4(err), IMarketEvents.InsufficientGasForCallback.selector);
         assertEq(uint8(_state(jobId)), uint8(JobState.Awarded));
         assertEq(_fingerprint(jobId), before);
     }
 
     // ================================================================== admin
 
-    function test_setParams_updatesAndEmits() public {
+    function test_setParams_schedulesThenApplyParamsUpdatesAndEmits() public {
         MarketParams memory p = _defaultParams();
         p.feeBps = 500;
         p.challengeBond = 5e18;
+        uint40 effectiveAt = uint40(block.timestamp + 2 days);
         vm.expectEmit(address(market));
-        emit IMarket.ParamsUpdated(p);
+        emit IMarketEvents.ParamsScheduled(p, effectiveAt);
         vm.prank(owner);
         market.setParams(p);
+        // nothing changes before the delay, and applying early reverts
+        assertEq(market.params().feeBps, 100);
+        (MarketParams memory pending, uint40 at) = market.pendingParams();
+        assertEq(pending.feeBps, 500);
+        assertEq(at, effectiveAt);
+        vm.warp(effectiveAt - 1);
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.ParamsNotReady.selector, effectiveAt));
+        market.applyParams();
+        vm.warp(effectiveAt);
+        vm.expectEmit(address(market));
+        emit IMarketEvents.ParamsUpdated(p);
+        vm.prank(stranger);
+        market.applyParams();
         assertEq(market.params().feeBps, 500);
         assertEq(market.params().challengeBond, 5e18);
+        vm.expectRevert(IMarketEvents.NoPendingParams.selector);
+        market.applyParams();
     }
 
     function test_setParams_revertsOnFeeAboveCap() public {
         MarketParams memory p = _defaultParams();
         p.feeBps = 501;
         vm.prank(owner);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.FeeTooHigh.selector, 501, 500));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.FeeTooHigh.selector, 501, 500));
         market.setParams(p);
         assertEq(market.params().feeBps, 100);
     }
 
     function test_setParams_revertsOnBadParams() public {
-        MarketParams[5] memory bad;
-        for (uint256 i; i < 5; ++i) {
+        MarketParams[6] memory bad;
+        for (uint256 i; i < 6; ++i) {
             bad[i] = _defaultParams();
         }
         bad[0].bondMultiple = 0;
@@ -1309,9 +1401,12 @@ abstract contract BaseMarketTest is TenderFixture {
         bad[2].challengeWindow = 0;
         bad[3].proofWindow = 0;
         bad[4].challengeBond = 0;
-        for (uint256 i; i < 5; ++i) {
+        // a self-challenging provider would get back more than (1 - 1/multiple) of its lock
+        bad[5].bondMultiple = 1;
+        bad[5].challengerRewardBps = 1;
+        for (uint256 i; i < 6; ++i) {
             vm.prank(owner);
-            vm.expectRevert(abi.encodeWithSelector(IMarket.BadParams.selector));
+            vm.expectRevert(abi.encodeWithSelector(IMarketEvents.BadParams.selector));
             market.setParams(bad[i]);
         }
         assertEq(market.params().bondMultiple, 2);
@@ -1325,12 +1420,16 @@ abstract contract BaseMarketTest is TenderFixture {
     }
 
     function test_setParams_feeChangeDoesNotTouchOpenJobs() public {
-        Intent memory intent = _intent();
-        bytes32 jobId = _awarded(intent);
         MarketParams memory p = _defaultParams();
         p.feeBps = 500;
         vm.prank(owner);
         market.setParams(p);
+        (, uint40 effectiveAt) = market.pendingParams();
+        vm.warp(effectiveAt - 1);
+        Intent memory intent = _intent();
+        bytes32 jobId = _awarded(intent);
+        if (block.timestamp < effectiveAt) vm.warp(effectiveAt);
+        market.applyParams();
         _deliver(jobId, intent);
         market.withdrawFees();
         // the job keeps the fee it was posted with: the escrow splits exactly at 1%
@@ -1346,7 +1445,7 @@ abstract contract BaseMarketTest is TenderFixture {
         market.setTreasury(stranger);
         assertEq(market.treasury(), stranger);
         vm.prank(owner);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.ZeroAddress.selector));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.ZeroAddress.selector));
         market.setTreasury(address(0));
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
@@ -1378,7 +1477,7 @@ abstract contract BaseMarketTest is TenderFixture {
     }
 
     function test_constructor_revertsOnZeroAddress() public {
-        vm.expectRevert(abi.encodeWithSelector(IMarket.ZeroAddress.selector));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.ZeroAddress.selector));
         _deployMarket(IERC20(address(0)), _defaultParams());
     }
 
@@ -1390,7 +1489,7 @@ abstract contract BaseMarketTest is TenderFixture {
         assertGt(fee, 0);
         assertEq(market.feesOwed(), fee);
         vm.expectEmit(address(market));
-        emit IMarket.FeesWithdrawn(treasury, fee);
+        emit IMarketEvents.FeesWithdrawn(treasury, fee);
         vm.prank(stranger);
         assertEq(market.withdrawFees(), fee);
         assertEq(token.balanceOf(treasury), fee);
@@ -1436,7 +1535,7 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256 marketBefore = token.balanceOf(address(market));
         assertEq(market.owed(provider), price);
         vm.expectEmit(address(market));
-        emit IMarket.Withdrawn(provider, price);
+        emit IMarketEvents.Withdrawn(provider, price);
         vm.prank(provider);
         assertEq(market.withdraw(), price);
         assertEq(market.owed(provider), 0);
@@ -1469,11 +1568,11 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes32 before = _fingerprint(jobId);
         uint256 strangerBefore = token.balanceOf(stranger);
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NothingOwed.selector, stranger));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NothingOwed.selector, stranger));
         market.withdraw();
         // an open job's escrow is not owed to its requester
         vm.prank(requester);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NothingOwed.selector, requester));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NothingOwed.selector, requester));
         market.withdraw();
         assertEq(_fingerprint(jobId), before);
         assertEq(token.balanceOf(stranger), strangerBefore);
@@ -1489,7 +1588,7 @@ abstract contract BaseMarketTest is TenderFixture {
         market.withdraw();
         bytes32 fp = _fingerprint(jobId);
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NothingOwed.selector, provider));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NothingOwed.selector, provider));
         market.withdraw();
         assertEq(_fingerprint(jobId), fp);
         assertEq(token.balanceOf(provider), before + price);
@@ -1579,7 +1678,8 @@ abstract contract BaseMarketTest is TenderFixture {
         vm.prank(owner);
         market.unpause();
         _expectRejectedPost(
-            _intent().withNonce(7), abi.encodeWithSelector(IMarket.NonceAlreadyUsed.selector, requester, 7)
+            _intent().withNonce(7),
+            abi.encodeWithSelector(IMarketEvents.NonceAlreadyUsed.selector, requester, 7)
         );
     }
 
@@ -1642,7 +1742,9 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256 reward = uint256(market.job(first).stakeLocked) * 2000 / 10_000;
         vm.warp(market.job(first).disputeEnd + 1);
         market.expire(first);
-        assertEq(market.owed(challenger), 1e17 + reward);
+        // the bond is credited here, the reward in Staking
+        assertEq(market.owed(challenger), 1e17);
+        assertEq(staking.claimable(challenger), reward);
         Intent memory intent = _intent().withProofMode(PROOF_OPTIMISTIC).withNonce(1);
         bytes32 jobId = _awarded(intent);
         _deliverOptimistic(jobId);
@@ -1655,7 +1757,7 @@ abstract contract BaseMarketTest is TenderFixture {
         assertEq(_tokenEvents(), 0, "a token moved");
         assertEq(uint8(_state(jobId)), uint8(JobState.Challenged));
         assertEq(market.job(jobId).challengeBond, 1e17);
-        assertEq(market.owed(challenger), reward, "the bond is taken from the credit, the reward stays");
+        assertEq(market.owed(challenger), 0, "the bond is taken from the credit");
         assertEq(token.balanceOf(challenger), balance);
         assertEq(token.allowance(challenger, address(market)), allowance);
         assertEq(token.balanceOf(address(market)), marketBalance);
@@ -1748,7 +1850,7 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256[] memory out = _output();
         for (uint256 i; i < wrong.length; ++i) {
             vm.prank(provider);
-            vm.expectRevert(abi.encodeWithSelector(IMarket.InputMismatch.selector, jobId));
+            vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InputMismatch.selector, jobId));
             market.deliver(jobId, out, wrong[i]);
         }
         assertEq(_fingerprint(jobId), before);
@@ -1768,7 +1870,7 @@ abstract contract BaseMarketTest is TenderFixture {
         bytes[3] memory short = [abi.encodePacked(x, bytes31(y)), abi.encodePacked(x), bytes("")];
         for (uint256 i; i < short.length; ++i) {
             vm.prank(provider);
-            vm.expectRevert(abi.encodeWithSelector(IMarket.InputMismatch.selector, jobId));
+            vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InputMismatch.selector, jobId));
             market.deliver(jobId, out, short[i]);
         }
         assertEq(_fingerprint(jobId), before);
@@ -1787,7 +1889,7 @@ abstract contract BaseMarketTest is TenderFixture {
         uint256[] memory out = _output();
         bytes memory proof = _polyProof(keccak256("x"), keccak256("y"), hex"01");
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.ProofRejected.selector, jobId));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.ProofRejected.selector, jobId));
         market.deliver(jobId, out, proof);
         assertEq(_fingerprint(jobId), before);
     }
@@ -1811,7 +1913,7 @@ abstract contract BaseMarketTest is TenderFixture {
             [_polyProof(keccak256("x"), keccak256("z"), hex"01"), abi.encodePacked(keccak256("x"))];
         for (uint256 i; i < wrong.length; ++i) {
             vm.prank(provider);
-            vm.expectRevert(abi.encodeWithSelector(IMarket.InputMismatch.selector, jobId));
+            vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InputMismatch.selector, jobId));
             market.prove(jobId, wrong[i]);
         }
         assertEq(_fingerprint(jobId), before);
@@ -1837,8 +1939,9 @@ abstract contract BaseMarketTest is TenderFixture {
         MarketParams memory p = _defaultParams();
         p.feeBps = feeBps;
         p.bondMultiple = 1;
-        vm.prank(owner);
-        market.setParams(p);
+        // a multiple of 1 leaves no room for a challenger reward (see test_setParams_revertsOnBadParams)
+        p.challengerRewardBps = 0;
+        _applyParams(p);
         Intent memory intent = _intent().withMaxPrice(maxPrice);
         if (intent.startPrice != 0) intent.startPrice = price;
         uint256 total = token.balanceOf(requester) + token.balanceOf(provider) + token.balanceOf(treasury);

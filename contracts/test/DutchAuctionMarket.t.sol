@@ -7,7 +7,7 @@ import {BaseMarketTest} from "./BaseMarket.t.sol";
 import {IntentBuilder} from "./utils/IntentBuilder.sol";
 import {DutchAuctionMarket} from "../src/DutchAuctionMarket.sol";
 import {IDutchAuctionMarket} from "../src/interfaces/IDutchAuctionMarket.sol";
-import {IMarket} from "../src/interfaces/IMarket.sol";
+import {IMarket, IMarketEvents} from "../src/interfaces/IMarket.sol";
 import {Intent, Job, JobState, MarketParams, AUCTION_DUTCH} from "../src/MarketStructs.sol";
 
 contract DutchAuctionMarketTest is BaseMarketTest {
@@ -49,13 +49,15 @@ contract DutchAuctionMarketTest is BaseMarketTest {
     function test_post_revertsOnZeroStartPrice() public {
         Intent memory intent = _intent().withStartPrice(0);
         _expectRejectedPost(
-            intent, abi.encodeWithSelector(IMarket.BadStartPrice.selector, 0, intent.maxPrice)
+            intent, abi.encodeWithSelector(IMarketEvents.BadStartPrice.selector, 0, intent.maxPrice)
         );
     }
 
     function test_post_revertsOnStartPriceAboveMax() public {
         Intent memory intent = _intent().withStartPrice(1e18 + 1);
-        _expectRejectedPost(intent, abi.encodeWithSelector(IMarket.BadStartPrice.selector, 1e18 + 1, 1e18));
+        _expectRejectedPost(
+            intent, abi.encodeWithSelector(IMarketEvents.BadStartPrice.selector, 1e18 + 1, 1e18)
+        );
     }
 
     function test_auctionType_isDutch() public view {
@@ -107,7 +109,7 @@ contract DutchAuctionMarketTest is BaseMarketTest {
         bytes32 jobId = _post(_intent());
         vm.warp(block.timestamp + 30);
         vm.expectEmit(address(market));
-        emit IMarket.Awarded(jobId, provider, 75e16, 60, 15e17, uint40(block.timestamp + 60));
+        emit IMarketEvents.Awarded(jobId, provider, 75e16, 60, 15e17, uint40(block.timestamp + 60));
         vm.prank(solver);
         uint256 price = dmarket.fill(jobId, provider, 60);
         assertEq(price, 75e16);
@@ -127,7 +129,7 @@ contract DutchAuctionMarketTest is BaseMarketTest {
             provider2,
             provider2,
             60,
-            abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Awarded)
+            abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Awarded)
         );
     }
 
@@ -143,7 +145,11 @@ contract DutchAuctionMarketTest is BaseMarketTest {
         uint40 end = market.job(jobId).auctionEnd;
         vm.warp(end);
         _expectRejectedFill(
-            jobId, provider, provider, 60, abi.encodeWithSelector(IMarket.AuctionClosed.selector, jobId, end)
+            jobId,
+            provider,
+            provider,
+            60,
+            abi.encodeWithSelector(IMarketEvents.AuctionClosed.selector, jobId, end)
         );
     }
 
@@ -154,14 +160,14 @@ contract DutchAuctionMarketTest is BaseMarketTest {
             stranger,
             provider,
             60,
-            abi.encodeWithSelector(IMarket.NotAuthorized.selector, provider, stranger)
+            abi.encodeWithSelector(IMarketEvents.NotAuthorized.selector, provider, stranger)
         );
     }
 
     function test_fill_revertsOnZeroLatency() public {
         bytes32 jobId = _post(_intent());
         _expectRejectedFill(
-            jobId, provider, provider, 0, abi.encodeWithSelector(IMarket.ZeroLatency.selector)
+            jobId, provider, provider, 0, abi.encodeWithSelector(IMarketEvents.ZeroLatency.selector)
         );
     }
 
@@ -173,7 +179,7 @@ contract DutchAuctionMarketTest is BaseMarketTest {
             provider,
             provider,
             room + 1,
-            abi.encodeWithSelector(IMarket.LatencyTooLong.selector, room + 1, room)
+            abi.encodeWithSelector(IMarketEvents.LatencyTooLong.selector, room + 1, room)
         );
         vm.prank(provider);
         dmarket.fill(jobId, provider, room);
@@ -186,7 +192,7 @@ contract DutchAuctionMarketTest is BaseMarketTest {
             provider,
             provider,
             60,
-            abi.encodeWithSelector(IMarket.InsufficientStake.selector, provider, STAKE, STAKE + 1)
+            abi.encodeWithSelector(IMarketEvents.InsufficientStake.selector, provider, STAKE, STAKE + 1)
         );
     }
 
@@ -207,7 +213,7 @@ contract DutchAuctionMarketTest is BaseMarketTest {
         uint256[] memory out = _output();
         bytes memory proof = _proof(intent.inputCommitment, out);
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Open));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Open));
         market.deliver(jobId, out, proof);
     }
 

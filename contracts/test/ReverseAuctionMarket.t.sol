@@ -7,7 +7,7 @@ import {BaseMarketTest} from "./BaseMarket.t.sol";
 import {IntentBuilder} from "./utils/IntentBuilder.sol";
 import {ReverseAuctionMarket} from "../src/ReverseAuctionMarket.sol";
 import {IReverseAuctionMarket} from "../src/interfaces/IReverseAuctionMarket.sol";
-import {IMarket} from "../src/interfaces/IMarket.sol";
+import {IMarket, IMarketEvents} from "../src/interfaces/IMarket.sol";
 import {IModelRegistry} from "../src/interfaces/IModelRegistry.sol";
 import {IStaking} from "../src/interfaces/IStaking.sol";
 import {Bid, Intent, Job, JobState, MarketParams, AUCTION_REVERSE} from "../src/MarketStructs.sol";
@@ -42,6 +42,14 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         rmarket.bid(jobId, Bid(who, price, latency));
     }
 
+    /// @dev Locks all of `who`'s available stake in another job (nonce `nonce`) awarded to it now + 60 s.
+    function _lockElsewhere(address who, uint256 nonce) internal returns (bytes32 other) {
+        other = _post(_intent().withMinStake(staking.availableOf(who)).withNonce(nonce));
+        _bid(other, who, 1e17, 60);
+        vm.warp(market.job(other).auctionEnd);
+        rmarket.award(other);
+    }
+
     function _expectRejectedBid(bytes32 jobId, address caller, Bid memory b, bytes memory err) internal {
         bytes32 before =
             keccak256(abi.encode(_fingerprint(jobId), rmarket.bestBid(jobId), rmarket.runnerUp(jobId)));
@@ -60,7 +68,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
     function test_post_revertsOnNonZeroStartPrice() public {
         Intent memory intent = _intent().withStartPrice(1);
         _expectRejectedPost(
-            intent, abi.encodeWithSelector(IMarket.BadStartPrice.selector, 1, intent.maxPrice)
+            intent, abi.encodeWithSelector(IMarketEvents.BadStartPrice.selector, 1, intent.maxPrice)
         );
     }
 
@@ -169,7 +177,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
             none,
             provider,
             Bid(provider, 1, 60),
-            abi.encodeWithSelector(IMarket.InvalidState.selector, none, JobState.None)
+            abi.encodeWithSelector(IMarketEvents.InvalidState.selector, none, JobState.None)
         );
     }
 
@@ -187,7 +195,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
             jobId,
             provider,
             Bid(provider, 5e17, 60),
-            abi.encodeWithSelector(IMarket.AuctionClosed.selector, jobId, end)
+            abi.encodeWithSelector(IMarketEvents.AuctionClosed.selector, jobId, end)
         );
     }
 
@@ -197,7 +205,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
             jobId,
             stranger,
             Bid(provider, 5e17, 60),
-            abi.encodeWithSelector(IMarket.NotAuthorized.selector, provider, stranger)
+            abi.encodeWithSelector(IMarketEvents.NotAuthorized.selector, provider, stranger)
         );
     }
 
@@ -225,7 +233,10 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
     function test_bid_revertsOnZeroLatency() public {
         bytes32 jobId = _post(_intent());
         _expectRejectedBid(
-            jobId, provider, Bid(provider, 5e17, 0), abi.encodeWithSelector(IMarket.ZeroLatency.selector)
+            jobId,
+            provider,
+            Bid(provider, 5e17, 0),
+            abi.encodeWithSelector(IMarketEvents.ZeroLatency.selector)
         );
     }
 
@@ -237,7 +248,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
             jobId,
             provider,
             Bid(provider, 5e17, maxLatency + 1),
-            abi.encodeWithSelector(IMarket.LatencyTooLong.selector, maxLatency + 1, maxLatency)
+            abi.encodeWithSelector(IMarketEvents.LatencyTooLong.selector, maxLatency + 1, maxLatency)
         );
         _bid(jobId, provider, 5e17, maxLatency);
     }
@@ -248,7 +259,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
             jobId,
             provider,
             Bid(provider, 5e17, 60),
-            abi.encodeWithSelector(IMarket.InsufficientStake.selector, provider, STAKE, STAKE + 1)
+            abi.encodeWithSelector(IMarketEvents.InsufficientStake.selector, provider, STAKE, STAKE + 1)
         );
     }
 
@@ -260,7 +271,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
             jobId,
             provider,
             Bid(provider, 5e17, 60),
-            abi.encodeWithSelector(IMarket.InsufficientStake.selector, provider, STAKE - 1, STAKE)
+            abi.encodeWithSelector(IMarketEvents.InsufficientStake.selector, provider, STAKE - 1, STAKE)
         );
     }
 
@@ -324,7 +335,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         _bid(jobId, provider, 5e17, 60);
         vm.warp(market.job(jobId).auctionEnd);
         vm.expectEmit(address(market));
-        emit IMarket.Awarded(jobId, provider, 5e17, 60, 1e18, uint40(block.timestamp + 60));
+        emit IMarketEvents.Awarded(jobId, provider, 5e17, 60, 1e18, uint40(block.timestamp + 60));
         rmarket.award(jobId);
         Job memory j = market.job(jobId);
         assertEq(uint8(j.state), uint8(JobState.Awarded));
@@ -350,8 +361,8 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         // equal latency: the winner is paid the runner-up's price
         assertEq(market.job(jobId).price, 5e17);
         assertEq(market.job(jobId).provider, provider2);
-        // the stake lock follows the winner's own bid
-        assertEq(market.job(jobId).stakeLocked, 8e17);
+        // the lock covers the price it is paid at the bond multiple
+        assertEq(market.job(jobId).stakeLocked, 1e18);
     }
 
     function test_award_secondScorePriceCappedAtMaxPrice() public {
@@ -400,7 +411,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         uint40 end = market.job(jobId).auctionEnd;
         vm.warp(end - 1);
         bytes32 before = _fingerprint(jobId);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.AuctionNotEnded.selector, jobId, end));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.AuctionNotEnded.selector, jobId, end));
         rmarket.award(jobId);
         assertEq(_fingerprint(jobId), before);
     }
@@ -411,7 +422,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         uint40 deadline = market.job(jobId).deadline;
         vm.warp(deadline);
         bytes32 before = _fingerprint(jobId);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.DeadlinePassed.selector, jobId, deadline));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.DeadlinePassed.selector, jobId, deadline));
         rmarket.award(jobId);
         assertEq(_fingerprint(jobId), before);
         // and the requester can get the escrow back
@@ -430,7 +441,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
 
     function test_award_revertsWhenAwarded() public {
         bytes32 jobId = _awarded(_intent());
-        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Awarded));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Awarded));
         rmarket.award(jobId);
     }
 
@@ -438,17 +449,32 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         bytes32 jobId = _post(_intent().withMinStake(STAKE));
         _bid(jobId, provider, 5e17, 60);
         _bid(jobId, provider2, 4e17, 60);
-        // the leader unbonds its stake before the award
-        vm.prank(provider2);
-        staking.requestUnstake(1);
-        vm.warp(market.job(jobId).auctionEnd);
+        // the leader locks its stake in another job before the award
+        _lockElsewhere(provider2, 1);
         vm.expectEmit(address(market));
-        emit IMarket.AwardSkipped(jobId, provider2, STAKE - 1, STAKE);
+        emit IMarketEvents.AwardSkipped(jobId, provider2, 0, STAKE);
         rmarket.award(jobId);
         Job memory j = market.job(jobId);
         assertEq(j.provider, provider);
         assertEq(j.price, 5e17, "runner-up is paid its own bid");
         assertEq(rmarket.runnerUp(jobId).provider, address(0), "runner-up consumed");
+    }
+
+    function test_award_takesUnbondingStakeBack() public {
+        bytes32 jobId = _post(_intent().withMinStake(STAKE));
+        _bid(jobId, provider, 5e17, 60);
+        _bid(jobId, provider2, 4e17, 60);
+        // unbonding after a bid does not withdraw it: the award locks the unbonding stake
+        vm.prank(provider2);
+        staking.requestUnstake(STAKE);
+        vm.warp(market.job(jobId).auctionEnd);
+        vm.expectEmit(address(staking));
+        emit IStaking.UnbondingReclaimed(provider2, STAKE);
+        rmarket.award(jobId);
+        assertEq(market.job(jobId).provider, provider2);
+        assertEq(staking.lockedFor(provider2, jobId), STAKE);
+        (uint256 unbonding,) = staking.unbondingOf(provider2);
+        assertEq(unbonding, 0);
     }
 
     function test_award_refundsWhenNobodyCanLock() public {
@@ -457,16 +483,14 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         bytes32 jobId = _post(intent);
         _bid(jobId, provider, 5e17, 60);
         _bid(jobId, provider2, 4e17, 60);
-        vm.prank(provider);
-        staking.requestUnstake(1);
-        vm.prank(provider2);
-        staking.requestUnstake(1);
-        vm.warp(market.job(jobId).auctionEnd);
+        _lockElsewhere(provider, 1);
+        _lockElsewhere(provider2, 2);
         rmarket.award(jobId);
         assertEq(uint8(_state(jobId)), uint8(JobState.Refunded));
         assertEq(market.owed(requester), _escrow(intent.maxPrice));
         assertEq(_withdrawAll(requester), _escrow(intent.maxPrice));
-        assertEq(token.balanceOf(requester), before);
+        // the two other jobs keep their escrow
+        assertEq(token.balanceOf(requester), before - 2 * _escrow(1e18));
     }
 
     // ================================================================== implicit award by delivery
@@ -491,7 +515,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         uint256[] memory out = _output();
         bytes memory proof = _proof(intent.inputCommitment, out);
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.AuctionNotEnded.selector, jobId, end));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.AuctionNotEnded.selector, jobId, end));
         market.deliver(jobId, out, proof);
     }
 
@@ -502,7 +526,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         _bid(jobId, provider, 5e17, 60);
         vm.warp(market.job(jobId).auctionEnd);
         bytes32 before = _fingerprint(jobId);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NotRefundable.selector, jobId));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NotRefundable.selector, jobId));
         market.refund(jobId);
         assertEq(_fingerprint(jobId), before);
     }
@@ -522,9 +546,9 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         uint256 marketBefore = token.balanceOf(address(market));
         vm.warp(market.providerDeadline(jobId) + 1);
         vm.expectEmit(address(staking));
-        emit IStaking.StakeSlashed(provider, jobId, address(market), locked);
+        emit IStaking.StakeSlashed(provider, jobId, requester, locked);
         vm.expectEmit(address(market));
-        emit IMarket.FailedOver(jobId, provider, provider2, 5e17);
+        emit IMarketEvents.FailedOver(jobId, provider, provider2, 5e17);
         market.expire(jobId);
         Job memory j = market.job(jobId);
         assertEq(uint8(j.state), uint8(JobState.Awarded));
@@ -533,8 +557,9 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         assertEq(j.awardedAt, block.timestamp);
         // compensation credited, escrow kept for the runner-up
         assertEq(token.balanceOf(requester), reqBefore, "nothing pushed");
-        assertEq(market.owed(requester), locked, "compensated, escrow kept");
-        assertEq(token.balanceOf(address(market)), marketBefore + locked);
+        assertEq(staking.claimable(requester), locked, "compensated in Staking");
+        assertEq(market.owed(requester), 0, "escrow kept");
+        assertEq(token.balanceOf(address(market)), marketBefore);
         assertEq(staking.lockedOf(provider), 0);
         assertEq(staking.stakeOf(provider), STAKE - locked);
         assertEq(staking.lockedFor(provider2, jobId), 1e18);
@@ -545,11 +570,13 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         assertEq(market.owed(provider2), 5e17);
         assertEq(market.owed(provider), 0, "the expired provider is owed nothing");
         uint256 fee = uint256(5e17) * 100 / 10_000;
-        assertEq(market.owed(requester), locked + escrow - 5e17 - fee);
+        assertEq(market.owed(requester), escrow - 5e17 - fee);
         uint256 before = token.balanceOf(provider2);
         assertEq(_withdrawAll(provider2), 5e17);
         assertEq(token.balanceOf(provider2), before + 5e17);
-        assertEq(_withdrawAll(requester), locked + escrow - 5e17 - fee);
+        assertEq(_withdrawAll(requester), escrow - 5e17 - fee);
+        vm.prank(requester);
+        assertEq(staking.claim(), locked);
         assertEq(token.balanceOf(requester), reqBefore + locked + escrow - 5e17 - fee);
         assertEq(token.balanceOf(address(market)), market.feesOwed());
     }
@@ -564,13 +591,15 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         uint256 firstLock = market.job(jobId).stakeLocked;
         vm.warp(market.providerDeadline(jobId) + 1);
         market.expire(jobId);
-        assertEq(market.owed(requester), firstLock, "first compensation only");
+        assertEq(staking.claimable(requester), firstLock, "first compensation only");
+        assertEq(market.owed(requester), 0, "escrow kept for the runner-up");
         uint256 secondLock = market.job(jobId).stakeLocked;
         vm.warp(market.providerDeadline(jobId) + 1);
         market.expire(jobId);
         assertEq(uint8(_state(jobId)), uint8(JobState.Expired));
         // each slashed stake is credited once; the escrow once, after the second expiry
-        assertEq(market.owed(requester), _escrow(intent.maxPrice) + firstLock + secondLock);
+        assertEq(staking.claimable(requester), firstLock + secondLock);
+        assertEq(market.owed(requester), _escrow(intent.maxPrice));
         assertEq(token.balanceOf(address(market)), market.feesOwed() + market.owed(requester));
         assertEq(staking.lockedOf(provider), 0);
         assertEq(staking.lockedOf(provider2), 0);
@@ -599,16 +628,22 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         _bid(jobId, provider, 4e17, 60);
         vm.warp(market.job(jobId).auctionEnd);
         rmarket.award(jobId);
-        vm.prank(provider2);
-        staking.requestUnstake(1);
         uint256 locked = market.job(jobId).stakeLocked;
+        bytes32 other = _lockElsewhere(provider2, 1);
+        uint256 stake2 = staking.stakeOf(provider2);
         vm.warp(market.providerDeadline(jobId) + 1);
         market.expire(jobId);
         assertEq(uint8(_state(jobId)), uint8(JobState.Expired));
-        assertEq(market.owed(requester), _escrow(intent.maxPrice) + locked);
-        assertEq(staking.lockedOf(provider2), 0, "the runner-up locked nothing");
-        assertEq(_withdrawAll(requester), _escrow(intent.maxPrice) + locked);
-        assertEq(token.balanceOf(address(market)), market.feesOwed());
+        assertEq(market.owed(requester), _escrow(intent.maxPrice));
+        assertEq(staking.claimable(requester), locked);
+        assertEq(
+            staking.lockedOf(provider2), staking.lockedFor(provider2, other), "the runner-up locked nothing"
+        );
+        assertEq(staking.stakeOf(provider2), stake2, "a failover never penalises the runner-up");
+        assertEq(_withdrawAll(requester), _escrow(intent.maxPrice));
+        assertEq(
+            token.balanceOf(address(market)), market.feesOwed() + _escrow(1e18), "the other job's escrow"
+        );
     }
 
     function test_expire_noFailoverWhenNotAllowed() public {

@@ -16,6 +16,7 @@ contract StakingTest is TenderFixture {
         _deployCore();
         vm.prank(owner);
         staking.setMarket(market, true);
+        _activate(staking, market);
     }
 
     function _fingerprint(address who) internal view returns (bytes32) {
@@ -38,12 +39,12 @@ contract StakingTest is TenderFixture {
 
     function test_constructor_revertsOnZeroToken() public {
         vm.expectRevert(abi.encodeWithSelector(IStaking.ZeroAddress.selector));
-        new Staking(IERC20(address(0)), owner, 1);
+        new Staking(IERC20(address(0)), owner, 1, 1e15);
     }
 
     function test_constructor_revertsOnLongDelay() public {
         vm.expectRevert(abi.encodeWithSelector(IStaking.UnbondingDelayTooLong.selector, 30 days + 1, 30 days));
-        new Staking(token, owner, 30 days + 1);
+        new Staking(token, owner, 30 days + 1, 1e15);
     }
 
     // ------------------------------------------------------------------ stake
@@ -68,7 +69,7 @@ contract StakingTest is TenderFixture {
 
     function test_stake_revertsOnFeeOnTransferToken() public {
         FeeOnTransferToken fot = new FeeOnTransferToken();
-        Staking s = new Staking(fot, owner, 1);
+        Staking s = new Staking(fot, owner, 1, 1e15);
         fot.mint(provider, 10e18);
         vm.startPrank(provider);
         fot.approve(address(s), type(uint256).max);
@@ -127,7 +128,7 @@ contract StakingTest is TenderFixture {
 
     function test_requestUnstake_revertsOnLockedStake() public {
         vm.prank(market);
-        staking.lock(provider, JOB, 60e18);
+        staking.lock(provider, JOB, 60e18, 1e16);
         bytes32 before = _fingerprint(provider);
         vm.prank(provider);
         vm.expectRevert(
@@ -250,7 +251,7 @@ contract StakingTest is TenderFixture {
         vm.expectEmit(address(staking));
         emit IStaking.StakeLocked(provider, JOB, market, 30e18);
         vm.prank(market);
-        staking.lock(provider, JOB, 30e18);
+        staking.lock(provider, JOB, 30e18, 1e16);
         assertEq(staking.lockedOf(provider), 30e18);
         assertEq(staking.lockedFor(provider, JOB), 30e18);
         assertEq(staking.availableOf(provider), STAKE - 30e18);
@@ -261,45 +262,74 @@ contract StakingTest is TenderFixture {
         bytes32 before = _fingerprint(provider);
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, stranger));
-        staking.lock(provider, JOB, 1);
+        staking.lock(provider, JOB, 1, 1e16);
         assertEq(_fingerprint(provider), before);
     }
 
     function test_lock_revertsOnZero() public {
         vm.prank(market);
         vm.expectRevert(abi.encodeWithSelector(IStaking.ZeroAmount.selector));
-        staking.lock(provider, JOB, 0);
+        staking.lock(provider, JOB, 0, 1e16);
     }
 
     function test_lock_revertsTwice() public {
         vm.prank(market);
-        staking.lock(provider, JOB, 1e18);
+        staking.lock(provider, JOB, 1e18, 1e16);
         bytes32 before = _fingerprint(provider);
         vm.prank(market);
         vm.expectRevert(abi.encodeWithSelector(IStaking.AlreadyLocked.selector, provider, JOB));
-        staking.lock(provider, JOB, 1e18);
+        staking.lock(provider, JOB, 1e18, 1e16);
         assertEq(_fingerprint(provider), before);
     }
 
-    function test_lock_revertsAboveAvailable() public {
+    function test_lock_revertsAboveAvailablePlusUnbonding() public {
         vm.prank(provider);
         staking.requestUnstake(50e18);
         bytes32 before = _fingerprint(provider);
         vm.prank(market);
         vm.expectRevert(
-            abi.encodeWithSelector(IStaking.InsufficientStake.selector, provider, 50e18, 50e18 + 1)
+            abi.encodeWithSelector(IStaking.InsufficientStake.selector, provider, STAKE, STAKE + 1)
         );
-        staking.lock(provider, JOB, 50e18 + 1);
+        staking.lock(provider, JOB, STAKE + 1, 1e16);
         assertEq(_fingerprint(provider), before);
+    }
+
+    function test_lock_takesTheShortfallFromUnbonding() public {
+        vm.prank(provider);
+        staking.requestUnstake(50e18);
+        vm.expectEmit(address(staking));
+        emit IStaking.UnbondingReclaimed(provider, 10e18);
+        vm.prank(market);
+        staking.lock(provider, JOB, 60e18, 1e16);
+        (uint256 unbonding,) = staking.unbondingOf(provider);
+        assertEq(unbonding, 40e18);
+        assertEq(staking.lockedOf(provider), 60e18);
+        assertEq(staking.availableOf(provider), 0);
+        assertEq(staking.stakeOf(provider), STAKE);
+    }
+
+    function test_lock_countsOnlyJobsThatPaidTheMinimumFee() public {
+        vm.prank(market);
+        staking.lock(provider, JOB, 1e18, 1e15 - 1);
+        vm.prank(market);
+        staking.unlock(provider, JOB, 1e15 - 1);
+        assertEq(staking.stats(provider).jobsWon, 0);
+        assertEq(staking.stats(provider).deliveredInTime, 0);
+        vm.prank(market);
+        staking.lock(provider, JOB, 1e18, 1e15);
+        vm.prank(market);
+        staking.unlock(provider, JOB, 1e15);
+        assertEq(staking.stats(provider).jobsWon, 1);
+        assertEq(staking.stats(provider).deliveredInTime, 1);
     }
 
     function test_unlock_releases() public {
         vm.prank(market);
-        staking.lock(provider, JOB, 30e18);
+        staking.lock(provider, JOB, 30e18, 1e16);
         vm.expectEmit(address(staking));
         emit IStaking.StakeUnlocked(provider, JOB, 30e18);
         vm.prank(market);
-        assertEq(staking.unlock(provider, JOB), 30e18);
+        assertEq(staking.unlock(provider, JOB, 1e16), 30e18);
         assertEq(staking.lockedOf(provider), 0);
         assertEq(staking.availableOf(provider), STAKE);
         assertEq(staking.stats(provider).deliveredInTime, 1);
@@ -308,23 +338,23 @@ contract StakingTest is TenderFixture {
     function test_unlock_revertsWhenNotLocked() public {
         vm.prank(market);
         vm.expectRevert(abi.encodeWithSelector(IStaking.NotLocked.selector, provider, JOB));
-        staking.unlock(provider, JOB);
+        staking.unlock(provider, JOB, 1e16);
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, stranger));
-        staking.unlock(provider, JOB);
+        staking.unlock(provider, JOB, 1e16);
     }
 
     function test_unlock_byTheLockingMarketAfterItsRemoval() public {
         vm.prank(market);
-        staking.lock(provider, JOB, 30e18);
+        staking.lock(provider, JOB, 30e18, 1e16);
         vm.prank(owner);
         staking.setMarket(market, false);
-        // a removed market can no longer lock or slash, but releases what it locked
+        // a removed market can no longer lock, but finishes what it locked
         vm.prank(market);
         vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, market));
-        staking.slash(provider, JOB, 1, requester);
+        staking.lock(provider, keccak256("other"), 1, 1e16);
         vm.prank(market);
-        assertEq(staking.unlock(provider, JOB), 30e18);
+        assertEq(staking.unlock(provider, JOB, 1e16), 30e18);
         assertEq(staking.lockedOf(provider), 0);
         assertEq(staking.lockedFor(provider, JOB), 0);
     }
@@ -332,48 +362,63 @@ contract StakingTest is TenderFixture {
     function test_unlock_byAnotherAuthorisedMarketOnly() public {
         address other = makeAddr("other-market");
         vm.prank(market);
-        staking.lock(provider, JOB, 30e18);
+        staking.lock(provider, JOB, 30e18, 1e16);
         bytes32 before = _fingerprint(provider);
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, stranger));
-        staking.unlock(provider, JOB);
+        staking.unlock(provider, JOB, 1e16);
         vm.prank(other);
         vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, other));
-        staking.unlock(provider, JOB);
+        staking.unlock(provider, JOB, 1e16);
         assertEq(_fingerprint(provider), before);
         vm.prank(owner);
         staking.setMarket(other, true);
+        _activate(staking, other);
         vm.prank(other);
-        assertEq(staking.unlock(provider, JOB), 30e18);
+        assertEq(staking.unlock(provider, JOB, 1e16), 30e18);
         assertEq(staking.lockedOf(provider), 0);
     }
 
-    function test_unlock_afterPartialSlashNeedsAnAuthorisedMarket() public {
+    function test_slash_byTheLockingMarketAfterItsRemoval() public {
         vm.prank(market);
-        staking.lock(provider, JOB, 30e18);
-        vm.prank(market);
-        staking.slash(provider, JOB, 10e18, requester);
+        staking.lock(provider, JOB, 30e18, 1e16);
         vm.prank(owner);
         staking.setMarket(market, false);
         vm.prank(market);
-        vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, market));
-        staking.unlock(provider, JOB);
-        vm.prank(owner);
-        staking.setMarket(market, true);
+        staking.recordExpiry(provider, JOB);
         vm.prank(market);
-        assertEq(staking.unlock(provider, JOB), 20e18);
+        staking.slash(provider, JOB, 10e18, requester);
+        vm.prank(market);
+        staking.slash(provider, JOB, 20e18, challenger);
         assertEq(staking.lockedOf(provider), 0);
+        assertEq(staking.claimable(requester), 10e18);
+        assertEq(staking.claimable(challenger), 20e18);
         assertEq(staking.stats(provider).slashed, 1);
+        assertEq(staking.stats(provider).expired, 1);
+        // a stranger still cannot
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, stranger));
+        staking.recordExpiry(provider, JOB);
     }
 
     function test_slash_paysRecipient() public {
         vm.prank(market);
-        staking.lock(provider, JOB, 30e18);
+        staking.lock(provider, JOB, 30e18, 1e16);
         vm.expectEmit(address(staking));
         emit IStaking.StakeSlashed(provider, JOB, requester, 10e18);
         vm.prank(market);
         staking.slash(provider, JOB, 10e18, requester);
+        // credited, not transferred
+        assertEq(token.balanceOf(requester), FUNDS);
+        assertEq(staking.claimable(requester), 10e18);
+        vm.expectEmit(address(staking));
+        emit IStaking.Claimed(requester, 10e18);
+        vm.prank(requester);
+        assertEq(staking.claim(), 10e18);
         assertEq(token.balanceOf(requester), FUNDS + 10e18);
+        vm.prank(requester);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.NothingToClaim.selector, requester));
+        staking.claim();
         assertEq(staking.stakeOf(provider), STAKE - 10e18);
         assertEq(staking.lockedFor(provider, JOB), 20e18);
         assertEq(staking.lockedOf(provider), 20e18);
@@ -386,7 +431,7 @@ contract StakingTest is TenderFixture {
 
     function test_slash_revertsAboveLock() public {
         vm.prank(market);
-        staking.lock(provider, JOB, 30e18);
+        staking.lock(provider, JOB, 30e18, 1e16);
         bytes32 before = _fingerprint(provider);
         vm.prank(market);
         vm.expectRevert(abi.encodeWithSelector(IStaking.SlashExceedsLock.selector, 30e18 + 1, 30e18));
@@ -399,7 +444,7 @@ contract StakingTest is TenderFixture {
         vm.expectRevert(abi.encodeWithSelector(IStaking.NotLocked.selector, provider, JOB));
         staking.slash(provider, JOB, 1, requester);
         vm.prank(market);
-        staking.lock(provider, JOB, 1);
+        staking.lock(provider, JOB, 1, 1e16);
         vm.prank(market);
         vm.expectRevert(abi.encodeWithSelector(IStaking.ZeroAddress.selector));
         staking.slash(provider, JOB, 1, address(0));
@@ -431,7 +476,7 @@ contract StakingTest is TenderFixture {
     function testFuzz_availableNeverNegative(uint96 lockAmt, uint96 unstakeAmt, uint96 slashAmt) public {
         lockAmt = uint96(bound(lockAmt, 1, STAKE));
         vm.prank(market);
-        staking.lock(provider, JOB, lockAmt);
+        staking.lock(provider, JOB, lockAmt, 1e16);
         unstakeAmt = uint96(bound(unstakeAmt, 0, STAKE - lockAmt));
         if (unstakeAmt > 0) {
             vm.prank(provider);

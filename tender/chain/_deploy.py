@@ -87,6 +87,7 @@ def deploy(
     treasury: str | None = None,
     params: MarketParams | None = None,
     unbonding_delay: int = 7 * 24 * 3600,
+    min_counted_fee: int = 10**15,
     token: str | None = None,
     save: bool | Path = False,
     artifacts_dir: Path | None = None,
@@ -103,6 +104,8 @@ def deploy(
         treasury: where fees go (default: the deployer).
         params: market parameters (default :data:`DEFAULT_PARAMS`).
         unbonding_delay: seconds between ``requestUnstake`` and ``withdraw``.
+        min_counted_fee: the smallest protocol fee of a job that counts for a provider's
+            reputation (``Staking.minCountedFee``; 0.001 token at 18 decimals, as Deploy.s.sol).
         token: an existing ERC-20 to use instead of a fresh ``TestToken``.
         save: ``True`` writes ``deployments/<chainId>.json``; a path writes there.
         artifacts_dir: another Foundry ``out`` folder.
@@ -120,6 +123,7 @@ def deploy(
         "treasury": treasury,
         "params": params.to_abi(),
         "unbonding_delay": unbonding_delay,
+        "min_counted_fee": min_counted_fee,
         "name": "Tender Test Token",
         "symbol": "TTT",
         "decimals": 18,
@@ -136,6 +140,7 @@ def deploy(
         markets[kind], _ = deploy_artifact(sender, name, named=named, artifacts_dir=artifacts_dir)
     abi = list(load_artifact("Staking", artifacts_dir=artifacts_dir).abi)
     staking_contract = w3.eth.contract(address=Web3.to_checksum_address(staking), abi=abi)
+    # before anyone stakes, Staking authorises a market at once (later it takes MARKET_DELAY)
     for market in markets.values():
         sender.send(staking_contract.functions.setMarket(market, True))
     deployment = Deployment(

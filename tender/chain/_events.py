@@ -20,12 +20,17 @@ from tender.intents import Intent
 
 __all__ = [
     "Approval",
+    "AuditDrawn",
     "AuditRequired",
     "AwardSkipped",
+    "AwardSkippedLate",
     "Awarded",
     "BidPlaced",
     "CallbackFailed",
     "Challenged",
+    "Claimed",
+    "DeclineReleased",
+    "Declined",
     "Delivered",
     "EIP712DomainChanged",
     "Expired",
@@ -33,12 +38,14 @@ __all__ = [
     "FailedOver",
     "FeesWithdrawn",
     "IntentPosted",
+    "MarketScheduled",
     "MarketSet",
     "ModelRegistered",
     "NoncesInvalidated",
     "OperatorRegistered",
     "OwnershipTransferStarted",
     "OwnershipTransferred",
+    "ParamsScheduled",
     "ParamsUpdated",
     "Paused",
     "Proved",
@@ -47,12 +54,14 @@ __all__ = [
     "Slashed",
     "SolverSet",
     "StakeLocked",
+    "StakePenalized",
     "StakeSlashed",
     "StakeUnlocked",
     "Staked",
     "Transfer",
     "TreasuryUpdated",
     "UnbondingDelaySet",
+    "UnbondingReclaimed",
     "Unpaused",
     "UnstakeRequested",
     "Withdrawn",
@@ -179,6 +188,35 @@ class AwardSkipped(Event):
     required: int
 
 
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AwardSkippedLate(Event):
+    """A candidate skipped because its promised latency no longer fits before the deadline."""
+
+    job_id: bytes
+    provider: str
+    latency: int
+    deadline: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Declined(Event):
+    """The awarded provider gave the job back (its input did not match the commitment): no
+    slash; its stake stays locked until ``release_at``."""
+
+    job_id: bytes
+    provider: str
+    release_at: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeclineReleased(Event):
+    job_id: bytes
+    provider: str
+
+
 @event_type(state=JobState, output=tuple)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Delivered(Event):
@@ -196,6 +234,15 @@ class AuditRequired(Event):
     job_id: bytes
     provider: str
     proof_deadline: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditDrawn(Event):
+    """Whether an optimistic delivery is audited, drawn from the hash of the block after it."""
+
+    job_id: bytes
+    audited: bool
 
 
 @event_type()
@@ -281,6 +328,15 @@ class NoncesInvalidated(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ParamsUpdated(Event):
     params: MarketParams
+
+
+@event_type(params=MarketParams.from_abi)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParamsScheduled(Event):
+    """New parameters, applicable (``applyParams``) from ``effective_at`` to jobs posted after."""
+
+    params: MarketParams
+    effective_at: int
 
 
 @event_type()
@@ -387,6 +443,15 @@ class MarketSet(Event):
 
 @event_type()
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MarketScheduled(Event):
+    """A market authorised in ``Staking``, active (able to lock stake) from ``active_at``."""
+
+    market: str
+    active_at: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UnbondingDelaySet(Event):
     delay: int
 
@@ -414,6 +479,35 @@ class StakeSlashed(Event):
     provider: str
     job_id: bytes
     recipient: str
+    amount: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StakePenalized(Event):
+    """A winner that could not lock the stake its bid showed lost up to that much to ``recipient``."""
+
+    provider: str
+    job_id: bytes
+    recipient: str
+    amount: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnbondingReclaimed(Event):
+    """An award took back stake the provider was unbonding (it backed a standing bid)."""
+
+    provider: str
+    amount: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Claimed(Event):
+    """Slashed stake credited to ``account`` paid out (``Staking.claim``)."""
+
+    account: str
     amount: int
 
 

@@ -12,7 +12,7 @@ from web3.types import TxReceipt
 from tender.chain._artifacts import Artifact, load_artifact
 from tender.chain._base import ContractWrapper
 from tender.chain._jobs import Job
-from tender.chain._structs import MarketParams
+from tender.chain._structs import DisputeTerms, MarketParams
 from tender.chain._token import Token
 from tender.chain._tx import TxSender
 from tender.intents import AuctionType, Bid, Intent
@@ -150,6 +150,22 @@ class Market(ContractWrapper):
         """Credit the escrow of a job that was never awarded back to its requester."""
         return self._send(self.fn.refund(job_id))
 
+    def draw_audit(self, job_id: bytes) -> TxReceipt:
+        """Draw whether an optimistic delivery is audited, from the hash of the block after it
+        (anyone, from two blocks after the delivery on; ``finalize`` draws itself if nobody did)."""
+        return self._send(self.fn.drawAudit(job_id))
+
+    def decline(self, job_id: bytes) -> TxReceipt:
+        """Give back an awarded job without penalty (the provider or its solver, within the
+        first quarter of the promised latency): for an input that does not match its commitment.
+        The job fails over to the runner-up or is refunded; the stake stays locked until the
+        provider's deadline, then :meth:`release_declined` frees it."""
+        return self._send(self.fn.decline(job_id))
+
+    def release_declined(self, job_id: bytes, provider: str) -> TxReceipt:
+        """Free the stake a declined job locked, once its provider deadline has passed (anyone)."""
+        return self._send(self.fn.releaseDeclined(job_id, Web3.to_checksum_address(provider)))
+
     # -- what the market owes -----------------------------------------------------------
 
     def owed(self, account: str) -> int:
@@ -186,7 +202,18 @@ class Market(ContractWrapper):
     # -- owner --------------------------------------------------------------------------
 
     def set_params(self, params: MarketParams) -> TxReceipt:
+        """Schedule ``params``: they apply after the market's delay, through :meth:`apply_params`,
+        and only to jobs posted after that (a live job keeps the terms it was posted with)."""
         return self._send(self.fn.setParams(params.to_abi()))
+
+    def apply_params(self) -> TxReceipt:
+        """Apply the scheduled parameters once their time has come (anyone)."""
+        return self._send(self.fn.applyParams())
+
+    def pending_params(self) -> tuple[MarketParams, int] | None:
+        """The scheduled parameters and when they may be applied; ``None`` when none are."""
+        params, effective_at = self._call(self.fn.pendingParams())
+        return (MarketParams.from_abi(params), int(effective_at)) if int(effective_at) else None
 
     def set_treasury(self, treasury: str) -> TxReceipt:
         return self._send(self.fn.setTreasury(treasury))
@@ -228,7 +255,12 @@ class Market(ContractWrapper):
         return int(self._call(self.fn.escrowFor(max_price)))
 
     def params(self) -> MarketParams:
+        """The parameters new jobs are posted with."""
         return MarketParams.from_abi(self._call(self.fn.params()))
+
+    def dispute_terms(self, job_id: bytes) -> DisputeTerms:
+        """The dispute terms an optimistic job was posted with (all zero for a zk job)."""
+        return DisputeTerms.from_abi(self._call(self.fn.disputeTerms(job_id)))
 
     def domain_separator(self) -> bytes:
         return bytes(self._call(self.fn.DOMAIN_SEPARATOR()))

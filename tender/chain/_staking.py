@@ -48,9 +48,26 @@ class Staking(ContractWrapper):
         """Let ``solver`` bid, fill, deliver and prove for the sender (or revoke it)."""
         return self._send(self.fn.setSolver(solver, allowed))
 
+    # -- slashed stake --------------------------------------------------------------------
+
+    def claim(self) -> TxReceipt:
+        """Pay the sender the slashed stake credited to it (compensation of an expired job,
+        a challenger's share, a penalised winner's stake).
+
+        Raises:
+            ContractRevert: ``NothingToClaim`` when nothing is credited to the sender.
+        """
+        return self._send(self.fn.claim())
+
+    def claimed_in(self, receipt: TxReceipt) -> int:
+        """What the ``Claimed`` events in ``receipt`` paid out."""
+        return sum(int(getattr(e, "amount", 0)) for e in self.events_in(receipt) if e.name == "Claimed")
+
     # -- owner --------------------------------------------------------------------------
 
     def set_market(self, market: str, allowed: bool = True) -> TxReceipt:
+        """Authorise ``market`` (at once before anything is staked, else after
+        :meth:`market_delay`: see :meth:`market_active_at`) or remove it (at once)."""
         return self._send(self.fn.setMarket(market, allowed))
 
     def set_unbonding_delay(self, delay: int) -> TxReceipt:
@@ -65,7 +82,28 @@ class Staking(ContractWrapper):
         return int(self._call(self.fn.unbondingDelay()))
 
     def is_market(self, market: str) -> bool:
+        """Whether ``market`` may lock stake now (scheduled markets only once active)."""
         return bool(self._call(self.fn.isMarket(market)))
+
+    def market_active_at(self, market: str) -> int:
+        """When a scheduled ``market`` becomes a market (0: never scheduled)."""
+        return int(self._call(self.fn.marketActiveAt(market)))
+
+    def market_delay(self) -> int:
+        """Seconds between scheduling a market and its activation (``MARKET_DELAY``)."""
+        return int(self._call(self.fn.MARKET_DELAY()))
+
+    def min_counted_fee(self) -> int:
+        """The protocol fee below which a job does not count for reputation."""
+        return int(self._call(self.fn.minCountedFee()))
+
+    def claimable(self, account: str) -> int:
+        """Slashed stake credited to ``account`` that :meth:`claim` pays out."""
+        return int(self._call(self.fn.claimable(account)))
+
+    def lockable_of(self, provider: str) -> int:
+        """Stake an award can lock: available plus unbonding (an award reclaims unbonding stake)."""
+        return int(self._call(self.fn.lockableOf(provider)))
 
     def is_authorized(self, provider: str, caller: str) -> bool:
         return bool(self._call(self.fn.isAuthorized(provider, caller)))

@@ -158,6 +158,25 @@ class MarketParams:
 
 
 @dataclass(frozen=True, slots=True)
+class DisputeTerms:
+    """The dispute terms an optimistic job was posted with (``DisputeTerms``): the owner's later
+    parameter changes never reach a live job."""
+
+    challenge_bond: int
+    challenge_window: int
+    proof_window: int
+    challenger_reward_bps: int
+    #: the block of the optimistic delivery; its successor's hash draws the audit
+    delivered_block: int
+    audit_drawn: bool
+
+    @classmethod
+    def from_abi(cls, values: Sequence[Any]) -> DisputeTerms:
+        bond, window, proof_window, reward, block, drawn = values
+        return cls(int(bond), int(window), int(proof_window), int(reward), int(block), bool(drawn))
+
+
+@dataclass(frozen=True, slots=True)
 class Operator:
     """A provider's self-declared record in ``Staking`` (``IStaking.Operator``)."""
 

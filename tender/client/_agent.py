@@ -111,6 +111,11 @@ class TenderAgentContract(ContractWrapper):
         ``NothingOwed`` when it owes nothing, ``NotMarket`` for a market the agent does not use."""
         return self._send(self.fn.reclaim(market))
 
+    def claim_compensation(self, market: str) -> TxReceipt:
+        """Move the slashed stake credited to the agent in ``market``'s ``Staking`` into the agent
+        (``Staking.claim()``); reverts ``NothingToClaim`` when nothing is credited."""
+        return self._send(self.fn.claimCompensation(market))
+
     def result_events(self, receipt: TxReceipt) -> dict[str, list[int]]:
         """``ResultReceived`` outputs by job id (``0x``-hex) among a transaction's logs."""
         out: dict[str, list[int]] = {}
@@ -182,15 +187,33 @@ class AgentClient:
 
     async def reclaim(self, auction: AuctionName | None = None) -> list[Withdrawal]:
         """Move what the markets owe the agent into the agent's balance (the owner's ``reclaim``
-        transaction, once per market that owes something; only ``auction``'s when given).
+        transaction, once per market that owes something; only ``auction``'s when given), and
+        without ``auction`` the compensation ``Staking`` credits it (:meth:`claim_compensation`).
 
         Raises:
             AgentRejected: ``reclaim`` reverted (``error``: ``NothingOwed`` when ``auction``'s
                 market owes nothing, ``OwnableUnauthorizedAccount`` for another sender...).
         """
-        return await self.client._collect(
+        paid = await self.client._collect(
             auction, self.address, lambda market: self._transact(self.contract.reclaim, market.address)
         )
+        if auction is None:
+            claimed = await self.claim_compensation()
+            if claimed is not None:
+                paid.append(claimed)
+        return paid
+
+    async def claim_compensation(self) -> Withdrawal | None:
+        """Move the slashed stake ``Staking`` credits the agent (compensation for a late or
+        cheating provider) into the agent's balance; ``None`` (nothing sent) when none is credited."""
+        staking = self.client.staking()
+        if await asyncio.to_thread(staking.claimable, self.address) == 0:
+            return None
+        market = self.client.market("reverse" if "reverse" in self.client.deployment.markets else "dutch")
+        receipt = await self._transact(self.contract.claim_compensation, market.address)
+        tx_hash = HexBytes(receipt["transactionHash"]).to_0x_hex()
+        return Withdrawal(auction="staking", market=staking.address, account=self.address,
+                          amount=staking.claimed_in(receipt), tx_hash=tx_hash)  # fmt: skip
 
     async def fund(self, amount: int) -> str:
         """Move ``amount`` of the owner's tokens into the agent (approve, then ``fund``)."""

@@ -40,7 +40,7 @@ from tender.config import ChainSection, load_section
 from tender.errors import ConfigError, RequestError
 
 if TYPE_CHECKING:
-    from tender.chain import Market
+    from tender.chain import Market, Staking
 
 __all__ = ["cli_group", "intent_group", "market_group"]
 
@@ -308,14 +308,24 @@ def _token_units(markets: dict[str, Market]) -> tuple[int, str]:
     return token.decimals(), token.symbol()
 
 
+def _staking(markets: dict[str, Market]) -> Staking:
+    """``Staking`` (where slashed stake is credited), sending as the markets do."""
+    from tender.chain import Staking
+
+    market = next(iter(markets.values()))
+    return Staking(market.w3, market.staking(), sender=market.sender)
+
+
 @click.group("market")
 def market_group() -> None:
     """What the markets owe you, and collecting it (key from TENDER_PRIVATE_KEY).
 
     The markets credit what they owe instead of sending it: a provider's price (plus the bond of
     a challenge it answered), a requester's unspent escrow, refunds and compensation, a
-    successful challenger's bond and reward. `owed` shows it; `withdraw` pays it out; a later
-    escrow or challenge bond is taken from it first when it covers the whole amount.
+    successful challenger's bond. `owed` shows it; `withdraw` pays it out; a later escrow or
+    challenge bond is taken from it first when it covers the whole amount. Slashed stake (a
+    requester's compensation, a challenger's reward) is credited in Staking instead: `owed` shows
+    it as claimable and `withdraw` claims it too.
     """
 
 
@@ -335,9 +345,10 @@ def owed_command(account: str | None, auction: str | None, rpc: str | None, depl
     amounts = {name: market.owed(who) for name, market in markets.items()}
     total = sum(amounts.values())
     decimals, symbol = _token_units(markets)
+    claimable = _staking(markets).claimable(who)
     if as_json:
         click.echo(json.dumps({"account": who, "owed": {k: str(v) for k, v in amounts.items()},
-                               "total": str(total)}, indent=2))  # fmt: skip
+                               "total": str(total), "claimable": str(claimable)}, indent=2))  # fmt: skip
         return
     table = Table(title=f"owed to {who}")
     for column in ("market", "address", f"owed ({symbol})", "base units"):
@@ -345,6 +356,9 @@ def owed_command(account: str | None, auction: str | None, rpc: str | None, depl
     for name, amount in amounts.items():
         table.add_row(name, markets[name].address, tokens(amount, decimals), str(amount))
     table.add_row("total", "", tokens(total, decimals), str(total), style="bold")
+    table.add_row(
+        "Staking (claimable)", _staking(markets).address, tokens(claimable, decimals), str(claimable)
+    )
     Console().print(table)
 
 
@@ -365,6 +379,11 @@ def withdraw_command(auction: str | None, rpc: str | None, deployment: Path | No
         receipt = market.withdraw()
         amount = sum(int(getattr(e, "amount", 0)) for e in market.events_in(receipt) if e.name == "Withdrawn")
         paid[name] = {"amount": str(amount), "tx": "0x" + bytes(receipt["transactionHash"]).hex()}
+    staking = _staking(markets)
+    if auction is None and staking.claimable(me) > 0:  # slashed stake credited to us: claim it too
+        receipt = staking.claim()
+        paid["staking"] = {"amount": str(staking.claimed_in(receipt)),
+                           "tx": "0x" + bytes(receipt["transactionHash"]).hex()}  # fmt: skip
     if as_json:
         click.echo(json.dumps({"account": me, "withdrawn": paid}, indent=2))
         return
@@ -373,8 +392,9 @@ def withdraw_command(auction: str | None, rpc: str | None, deployment: Path | No
         return
     decimals, _ = _token_units(markets)
     for name, entry in paid.items():
-        click.echo(f"withdrew {tokens(int(entry['amount']), decimals)} tokens ({entry['amount']} base units) from the "
-                   f"{name} market to {me}: tx {entry['tx']}")  # fmt: skip
+        source = "Staking (slashed stake credited to you)" if name == "staking" else f"the {name} market"
+        click.echo(f"withdrew {tokens(int(entry['amount']), decimals)} tokens ({entry['amount']} base units) from "
+                   f"{source} to {me}: tx {entry['tx']}")  # fmt: skip
 
 
 # ---------------------------------------------------------------- tender intent

@@ -44,6 +44,7 @@ from tender.chain import (
     LogDecoder,
     Market,
     ModelRegistered,
+    Staking,
     Token,
     TxSender,
     tender_log_decoder,
@@ -498,13 +499,50 @@ class Client:
 
     async def withdraw(self, auction: AuctionName | None = None) -> list[Withdrawal]:
         """Collect what the markets owe this account: one ``withdraw`` per market that owes
-        something (only ``auction``'s market when given); empty when none does.
+        something (only ``auction``'s market when given), and without ``auction`` the slashed
+        stake ``Staking`` holds for it (:meth:`claim`, reported with ``auction="staking"``);
+        empty when nothing is owed.
 
         Raises:
             ContractRevert: ``NothingOwed`` when ``auction`` is given and that market owes
                 nothing (the transaction is not sent).
         """
-        return await self._collect(auction, self.address, lambda market: asyncio.to_thread(market.withdraw))
+        paid = await self._collect(auction, self.address, lambda market: asyncio.to_thread(market.withdraw))
+        if auction is None:
+            claimed = await self.claim()
+            if claimed is not None:
+                paid.append(claimed)
+        return paid
+
+    async def claimable(self, *, account: str | None = None) -> int:
+        """Slashed stake credited to this account (or ``account``) in ``Staking``: a late or
+        cheating provider's compensation to its requester, a challenger's reward. :meth:`claim`
+        collects it (:meth:`withdraw` does too)."""
+        return await asyncio.to_thread(self.staking().claimable, account or self.address)
+
+    async def claim(self) -> Withdrawal | None:
+        """Collect the slashed stake credited to this account in ``Staking`` (``claim``);
+        ``None`` (nothing sent) when nothing is credited."""
+        staking = self.staking()
+        if await asyncio.to_thread(staking.claimable, self.address) == 0:
+            return None
+        receipt = await asyncio.to_thread(staking.claim)
+        tx_hash = HexBytes(receipt["transactionHash"]).to_0x_hex()
+        amount = staking.claimed_in(receipt)
+        log(
+            logger,
+            "staking.claimed",
+            staking=staking.address,
+            account=self.address,
+            amount=amount,
+            tx=tx_hash,
+        )
+        return Withdrawal(auction="staking", market=staking.address, account=self.address, amount=amount,
+                          tx_hash=tx_hash)  # fmt: skip
+
+    def staking(self) -> Staking:
+        """The ``Staking`` contract (slashed stake is credited there), sending as this account."""
+        return Staking(self.w3, self.deployment.staking, sender=self.sender)
 
     async def _collect(
         self,

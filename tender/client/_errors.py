@@ -25,9 +25,10 @@ catches them all, and each carries the job id and what the requester got back::
                                     ``last_state`` says where it stood)
 
 Amounts are token base units. ``refund`` is the escrow returned and ``compensation`` what came
-from the provider's stake; ``received`` (= ``credited``) is their sum. The market credits both
-to the requester (``Market.owed``, in the market at ``market``) rather than sending them: the
-credit pays the requester's next escrow there first, or :meth:`Client.withdraw` collects it::
+from the provider's stake; ``received`` (= ``credited``) is their sum. Neither is sent: the
+market credits the refund to the requester (``Market.owed``, in the market at ``market``; it
+pays the requester's next escrow there first) and ``Staking`` credits the compensation
+(``Staking.claimable``); :meth:`Client.withdraw` collects both::
 
     try:
         result = await client.request("mlp", x, max_price=10**18, deadline=60)
@@ -108,9 +109,9 @@ class AgentRejected(RequestRejected):
 class _Outcome(RequestError):
     """A request that reached a terminal state other than ``settled`` (money came back).
 
-    ``refund`` (the escrow) and ``compensation`` (from a slashed stake) are credited to the
-    requester in ``market`` (``Market.owed``): collect them with :meth:`Client.withdraw`, or let
-    them pay the next escrow there.
+    ``refund`` (the escrow) is credited to the requester in ``market`` (``Market.owed``) and
+    ``compensation`` (from a slashed stake) in ``Staking`` (``claimable``): collect both with
+    :meth:`Client.withdraw` (or let the refund pay the next escrow in ``market``).
     """
 
     verb = "ended"
@@ -131,9 +132,10 @@ class _Outcome(RequestError):
         self.tx_hash = tx_hash
         self.market = market
         text = f"{_short(job_id)} {self.verb}: refund {refund}"
+        text += " credited in the market"
         if compensation:
-            text += f" + compensation {compensation}"
-        text += " credited in the market (withdraw to collect)"
+            text += f" + compensation {compensation} credited in Staking"
+        text += " (withdraw to collect)"
         if detail:
             text += f" ({detail})"
         super().__init__(text)
@@ -145,8 +147,9 @@ class _Outcome(RequestError):
 
     @property
     def credited(self) -> int:
-        """What the market credited the requester for this job (refund plus compensation): it
-        stays in ``market`` until withdrawn or spent on a later escrow."""
+        """What the requester was credited for this job (refund plus compensation): the refund
+        stays in ``market`` until withdrawn or spent on a later escrow, the compensation in
+        ``Staking`` until claimed."""
         return self.refund + self.compensation
 
 
@@ -167,7 +170,7 @@ class RequestExpired(_Outcome):
     Attributes:
         job_id: the job id. refund: escrow credited back (``Market.owed``). market: the market
         holding the credit. compensation: taken from the provider's locked stake and credited to
-        the requester too. tx_hash: the ``expire`` transaction. provider: the provider that was late.
+        the requester in ``Staking``. tx_hash: the ``expire`` transaction. provider: the provider that was late.
     """
 
     verb = "expired (provider missed its deadline)"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tender.errors import ModelError
+from tender.intents import decode_input_uri  # its home; re-exported for the SDK
 
 __all__ = [
     "ModelHandle",
@@ -19,8 +20,6 @@ __all__ = [
     "resolve_model",
 ]
 
-_DATA_PREFIX = "data:application/json,"
-
 
 def encode_input_uri(data: Any) -> bytes:
     """The intent's ``inputLocation`` for ``data``: the input itself, as compact JSON.
@@ -30,16 +29,6 @@ def encode_input_uri(data: Any) -> bytes:
     hundred bytes, so they travel inline and need no storage service.
     """
     return json.dumps(data, separators=(",", ":")).encode()
-
-
-def decode_input_uri(location: bytes) -> Any:
-    """The input held inline by ``location`` (JSON or a ``data:`` URI); ``None`` for other URIs."""
-    text = location.decode(errors="replace")
-    if text.startswith(_DATA_PREFIX):
-        text = text[len(_DATA_PREFIX) :]
-    elif not text.lstrip().startswith(("[", "{")):
-        return None
-    return json.loads(text)
 
 
 def _hex32(value: Any) -> bytes:

@@ -498,10 +498,11 @@ class Devnet:
         """Withdraw what the markets still owe every role, then total what each role was paid out.
 
         The markets credit payments (providers), unspent escrow and refunds (requesters, the
-        agent) and returned bonds (the verifier); the providers' nodes withdraw theirs past their
-        threshold while the workload runs. Every ``Withdrawn`` of the run counts.
+        agent) and returned bonds (the verifier); ``Staking`` credits slashed stake (a
+        requester's compensation, a challenger's reward), which every role claims here. The providers' nodes withdraw theirs past their threshold while the workload runs.
+        Every ``Withdrawn`` and ``Claimed`` of the run counts.
         """
-        from tender.chain import Market, TxSender
+        from tender.chain import Market, Staking, TxSender
         from tender.client._agent import TenderAgentContract
         from tender.intents import AuctionType
 
@@ -510,6 +511,7 @@ class Devnet:
         roles = self._roles(setup)
         markets = {name: Market(setup.w3, address, auction=AuctionType[name.upper()])
                    for name, address in setup.deployment.markets.items()}  # fmt: skip
+        staking = Staking(setup.w3, setup.deployment.staking)
         errors: list[str] = []
         for address, (_, name, key) in roles.items():
             sender = TxSender(setup.w3, key)
@@ -528,6 +530,15 @@ class Devnet:
                         errors.append(f"{name} at {market.address}: {exc}")
                         log(logger, "devnet.withdraw_failed", level=logging.ERROR, account=address,
                             error=repr(exc))  # fmt: skip
+            if staking.claimable(address) > 0:
+                try:
+                    if agent is not None:
+                        agent.claim_compensation(next(iter(markets.values())).address)
+                    else:
+                        staking.using(sender).claim()
+                except TenderError as exc:
+                    errors.append(f"{name} at {staking.address}: {exc}")
+                    log(logger, "devnet.claim_failed", level=logging.ERROR, account=address, error=repr(exc))
         totals: dict[str, dict[str, Any]] = {}
         for role, name, _ in roles.values():
             entry = totals.setdefault(role, {"withdrawn": 0, "owed": 0, "withdrawals": 0, "accounts": {}})
@@ -546,6 +557,18 @@ class Devnet:
                 owed = market.owed(address)
                 totals[role]["owed"] += owed
                 totals[role]["accounts"][name]["owed"] += owed
+        for event in staking.events(setup.deployment.block, names=["Claimed"]):
+            account = str(getattr(event, "account", ""))
+            if account in roles:
+                role, name, _ = roles[account]
+                amount = int(getattr(event, "amount", 0))
+                totals[role]["withdrawn"] += amount
+                totals[role]["withdrawals"] += 1
+                totals[role]["accounts"][name]["withdrawn"] += amount
+        for address, (role, name, _) in roles.items():
+            claimable = staking.claimable(address)
+            totals[role]["owed"] += claimable
+            totals[role]["accounts"][name]["owed"] += claimable
         for role, entry in totals.items():
             log(logger, "devnet.paid_out", role=role, withdrawn=entry["withdrawn"], owed=entry["owed"],
                 withdrawals=entry["withdrawals"])  # fmt: skip

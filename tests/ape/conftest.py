@@ -108,7 +108,7 @@ def protocol(fresh_contracts: Any, accounts: Any, chain: Any) -> Protocol:
     deployer, requester, provider, challenger = accounts[0], accounts[1], accounts[2], accounts[3]
     token = project.TestToken.deploy("Tender USD", "TUSD", 18, sender=deployer)
     registry = project.ModelRegistry.deploy(sender=deployer)
-    staking = project.Staking.deploy(token, deployer, 3_600, sender=deployer)
+    staking = project.Staking.deploy(token, deployer, 3_600, 10**15, sender=deployer)  # minCountedFee
     params = _constructor_struct(project.DutchAuctionMarket, "params_", PARAMS)
     market = project.DutchAuctionMarket.deploy(
         token, registry, staking, deployer, deployer, params, sender=deployer

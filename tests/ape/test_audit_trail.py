@@ -107,26 +107,31 @@ def test_balances_follow_the_events(protocol: Protocol) -> None:
     (expired,) = _events(p, "Expired")
     (proved,) = _events(p, "Proved")
 
-    # The market credits what it owes (held = token balance + credit in the market): payments,
-    # refunds, the slashed stake's compensation and reward, returned bonds.
+    # The market credits what it owes (payments, refunds, returned bonds) and Staking the slashed
+    # stake (compensation, reward): held = token balance + credit in the market + claimable in Staking.
     def held(who: Any) -> int:
-        return int(p.token.balanceOf(who)) + int(p.market.owed(who))
+        return int(p.token.balanceOf(who)) + int(p.market.owed(who)) + int(p.staking.claimable(who))
 
     # challenger: minted 10k, lost one bond to the proven provider, got one bond back plus the reward
     assert held(p.challenger) == 10_000 * unit - proved.bondPaid + slashed.toChallenger
-    assert p.market.owed(p.challenger) == slashed.bondReturned + slashed.toChallenger
-    # requester: paid price + fee of every settled job; compensated by both slashes
+    assert p.market.owed(p.challenger) == slashed.bondReturned
+    assert p.staking.claimable(p.challenger) == slashed.toChallenger
+    # requester: paid price + fee of every settled job; compensated by both slashes (in Staking)
     spent = sum(e.price + e.fee for e in settled)
     assert held(p.requester) == 10_000 * unit - spent + slashed.toRequester + expired.slashed
+    assert p.staking.claimable(p.requester) == slashed.toRequester + expired.slashed
     # provider: staked everything; earned the prices and the bond (credited); lost two locks
     earned = sum(e.price for e in settled) + proved.bondPaid
     assert p.token.balanceOf(p.provider) == 0
     assert p.market.owed(p.provider) == earned
-    # each withdraws its credit: the tokens follow
+    # each withdraws its credit and claims from Staking: the tokens follow
     for who in (p.challenger, p.requester, p.provider):
         before = held(who)
         p.market.withdraw(sender=who)
+        if p.staking.claimable(who):
+            p.staking.claim(sender=who)
         assert p.market.owed(who) == 0
+        assert p.staking.claimable(who) == 0
         assert p.token.balanceOf(who) == before
     assert p.token.balanceOf(p.provider) == earned
     assert p.token.balanceOf(p.market) == p.market.feesOwed()

@@ -6,7 +6,7 @@ import pytest
 from chain_env import GOOD_PROOF, OUTPUT, TOKEN_UNIT, TenderEnv, make_actor
 
 from tender.anvil import DEV_KEYS
-from tender.chain import AuditRequired, Expired, FailedOver, JobState, ModelInfo, Settled
+from tender.chain import AuditDrawn, AuditRequired, Expired, FailedOver, JobState, ModelInfo, Settled
 from tender.errors import ContractRevert
 from tender.intents import AuctionType, Bid, ProofMode, sign_intent
 
@@ -61,10 +61,21 @@ def test_audited_optimistic_delivery_must_be_proven(env: TenderEnv) -> None:
     assert caught.value.name == "UnsupportedProofMode"
     market.post(intent)
     env.solver.dutch.fill(job, env.provider.address, 60)
-    receipt = env.provider.dutch.deliver(job, OUTPUT)
+    env.provider.dutch.deliver(job, OUTPUT)
+    # the draw reads the hash of the block after the delivery, unknown when the provider delivers
+    assert market.job(job).state is JobState.DELIVERED
+    with pytest.raises(ContractRevert) as caught:
+        env.relayer.dutch.draw_audit(job)
+    assert caught.value.name == "AuditNotReady"
+    for _ in range(2):  # the seed block, then one to read its hash from
+        env.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    receipt = env.relayer.dutch.draw_audit(job)  # anyone may draw
+    (drawn,) = [e for e in market.events_in(receipt) if isinstance(e, AuditDrawn)]
+    assert drawn.audited  # an audit rate of 100%
     (audit,) = [e for e in market.events_in(receipt) if isinstance(e, AuditRequired)]
     assert audit.provider == env.provider.address
     assert market.job(job).state is JobState.PROOF_REQUIRED
+    assert market.dispute_terms(job).audit_drawn
     with pytest.raises(ContractRevert) as caught:
         env.relayer.dutch.finalize(job)
     assert caught.value.name == "InvalidState"

@@ -238,12 +238,14 @@ def test_silent_provider_expires_and_requester_is_compensated(env: TenderEnv) ->
     assert expired.provider == env.provider.address
     assert expired.slashed == locked
     assert market.job(job).state is JobState.EXPIRED
-    # the escrow and the slashed stake (the compensation, which Staking sent to the market) are
-    # credited to the requester: no token reaches it until it withdraws
+    # the escrow is credited to the requester in the market and the slashed stake (the
+    # compensation) in Staking: no token reaches it until it withdraws and claims
     escrow = market.escrow_for(intent.max_price)
     assert env.requester.token.balance_of(env.requester.address) == before - escrow
-    assert market.owed(env.requester.address) == escrow + locked
+    assert market.owed(env.requester.address) == escrow
+    assert env.requester.staking.claimable(env.requester.address) == locked
     market.withdraw()
+    env.requester.staking.claim()
     assert env.requester.token.balance_of(env.requester.address) == before + locked
     assert env.provider.staking.stake_of(env.provider.address) == stake_before - locked
     assert env.provider.staking.stats(env.provider.address).expired == 1
@@ -336,16 +338,19 @@ def test_challenged_silent_provider_is_slashed(env: TenderEnv) -> None:
     assert slashed.to_challenger == locked * DEFAULT_PARAMS.challenger_reward_bps // 10_000
     assert slashed.bond_returned == DEFAULT_PARAMS.challenge_bond
     assert env.requester.dutch.job(job).state is JobState.SLASHED
-    # the whole lock goes to the market, which credits the requester its share and the escrow,
-    # and the challenger its reward and its bond back
+    # the lock stays in Staking, credited there to the requester (its share) and the challenger
+    # (its reward); the market credits the requester the escrow and the challenger its bond back
     escrow = env.requester.dutch.escrow_for(10 * TOKEN_UNIT)
     assert env.requester.token.balance_of(env.requester.address) == requester_before
-    assert env.requester.dutch.owed(env.requester.address) == escrow + slashed.to_requester
+    assert env.requester.dutch.owed(env.requester.address) == escrow
+    assert env.requester.staking.claimable(env.requester.address) == slashed.to_requester
     assert (
         env.challenger.token.balance_of(env.challenger.address) == challenger_before - slashed.bond_returned
     )
-    assert env.challenger.dutch.owed(env.challenger.address) == slashed.bond_returned + slashed.to_challenger
+    assert env.challenger.dutch.owed(env.challenger.address) == slashed.bond_returned
+    assert env.challenger.staking.claimable(env.challenger.address) == slashed.to_challenger
     env.challenger.dutch.withdraw()
+    env.challenger.staking.claim()
     assert (
         env.challenger.token.balance_of(env.challenger.address) == challenger_before + slashed.to_challenger
     )

@@ -170,11 +170,13 @@ def test_challenge_bond_from_a_returned_bond(env: TenderEnv) -> None:
     first = delivered()
     env.challenger.dutch.challenge(first)
     env.advance(DEFAULT_PARAMS.proof_window + 1)
-    receipt = env.relayer.dutch.expire(first)  # unproven: slashed, the bond credited back with the reward
+    # unproven: slashed, the bond credited back (the reward in Staking)
+    receipt = env.relayer.dutch.expire(first)
     (slashed,) = [e for e in market.events_in(receipt) if isinstance(e, Slashed)]
     bond = DEFAULT_PARAMS.challenge_bond
     credit = env.challenger.dutch.owed(env.challenger.address)
-    assert credit == bond + slashed.to_challenger
+    assert credit == bond == slashed.bond_returned
+    assert env.challenger.staking.claimable(env.challenger.address) == slashed.to_challenger
     env.challenger.token.approve(market.address, 0)
     receipt = env.challenger.dutch.challenge(delivered())
     assert _transfers(market, receipt) == []
@@ -182,8 +184,8 @@ def test_challenge_bond_from_a_returned_bond(env: TenderEnv) -> None:
 
 
 def test_expiry_credits_the_slashed_stake_even_to_a_requester_that_cannot_receive(env: TenderEnv) -> None:
-    """The stake of a late provider comes to the market and is credited: no transfer to the
-    requester happens in ``expire``, so nothing about the requester can block it."""
+    """The stake of a late provider stays in Staking, credited there to the requester: no token
+    moves in ``expire``, so nothing about the requester (or a token blocking Staking) can block it."""
     intent = env.intent(AuctionType.DUTCH, allow_failover=False)
     market = env.requester.dutch
     job = market.job_id(intent)
@@ -193,5 +195,6 @@ def test_expiry_credits_the_slashed_stake_even_to_a_requester_that_cannot_receiv
     env.advance(120)
     receipt = env.relayer.dutch.expire(job)
     transfers = [(t.from_, t.to, t.value) for t in _transfers(market, receipt)]
-    assert transfers == [(env.deployment.staking, market.address, locked)]  # stake in, nothing out
-    assert market.owed(env.requester.address) == market.escrow_for(intent.max_price) + locked
+    assert transfers == []  # nothing in, nothing out
+    assert market.owed(env.requester.address) == market.escrow_for(intent.max_price)
+    assert env.requester.staking.claimable(env.requester.address) == locked

@@ -109,6 +109,20 @@ class Chain:
         provider.deliver(job, OUTPUT, PROOF)
         return requester.job(job).price
 
+    def expired(self) -> tuple[int, int]:
+        """A Dutch job of the requester filled by the provider, which never delivers: expired,
+        its escrow credited in the market and its slashed stake in Staking; ``(escrow, slashed)``."""
+        requester = self.market(AuctionType.DUTCH, REQUESTER_KEY)
+        intent = self.intent(requester.sender.address, AuctionType.DUTCH, allow_failover=False)  # type: ignore[union-attr]
+        self.token(REQUESTER_KEY).ensure_allowance(requester.address, 2**255)
+        requester.post(intent)
+        job = requester.job_id(intent)
+        provider = requester.using(TxSender(self.w3, PROVIDER_KEY))
+        provider.fill(job, provider.sender.address, 60)  # type: ignore[union-attr]
+        self.advance(61)
+        requester.using(TxSender(self.w3, RELAYER_KEY)).expire(job)
+        return requester.escrow_for(intent.max_price), requester.job(job).stake_locked
+
 
 @pytest.fixture(scope="module")
 def module_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
@@ -213,7 +227,7 @@ def test_cli_owed_and_withdraw(chain: Chain) -> None:
     shown = _cli(chain, "owed", "--json")
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.output) == {"account": requester, "owed": {"reverse": str(escrow), "dutch": "0"},
-                                        "total": str(escrow)}  # fmt: skip
+                                        "total": str(escrow), "claimable": "0"}  # fmt: skip
     other = _cli(chain, "owed", "--account", requester.lower(), "--market", "reverse", key=None)
     assert other.exit_code == 0, other.output  # another account's credit needs no key
     assert tokens(escrow) in other.output
@@ -262,3 +276,32 @@ def test_tokens_are_shown_exactly() -> None:
     assert tokens(10**18) == "1"
     assert tokens(1) == "0.000000000000000001"
     assert tokens(0) == "0"
+
+
+async def test_withdraw_also_claims_the_compensation_staking_holds(chain: Chain) -> None:
+    """A late provider's slashed stake is credited to the requester in Staking, not the market:
+    ``Client.withdraw`` collects both, and the CLI's ``owed``/``withdraw`` show and claim it."""
+    escrow, slashed = chain.expired()
+    assert slashed > 0
+    requester = TxSender(chain.w3, REQUESTER_KEY).address
+    shown = json.loads(_cli(chain, "owed", "--json").output)
+    assert (shown["owed"]["dutch"], shown["claimable"]) == (str(escrow), str(slashed))
+    balance = chain.token().balance_of(requester)
+    async with _client(chain, REQUESTER_KEY) as client:
+        assert await client.claimable() == slashed
+        paid = await client.withdraw()
+        assert [(p.auction, p.amount) for p in paid] == [("dutch", escrow), ("staking", slashed)]
+        assert await client.claimable() == 0
+        assert await client.claim() is None  # nothing credited: nothing sent
+    assert chain.token().balance_of(requester) == balance + escrow + slashed
+
+
+def test_cli_withdraw_claims_the_compensation_too(chain: Chain) -> None:
+    escrow, slashed = chain.expired()
+    requester = TxSender(chain.w3, REQUESTER_KEY).address
+    balance = chain.token().balance_of(requester)
+    done = _cli(chain, "withdraw", "--json")
+    assert done.exit_code == 0, done.output
+    withdrawn = json.loads(done.output)["withdrawn"]
+    assert (withdrawn["dutch"]["amount"], withdrawn["staking"]["amount"]) == (str(escrow), str(slashed))
+    assert chain.token().balance_of(requester) == balance + escrow + slashed

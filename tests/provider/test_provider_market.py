@@ -28,7 +28,7 @@ from provider_testing import running, wait_state
 
 from provider import MarketGateway, ProviderNode, ProviderSection
 from tender.anvil import DEV_KEYS, Anvil, free_port
-from tender.chain import Deployment, JobState, Market, Token, TxSender, connect
+from tender.chain import Deployment, JobState, Market, Staking, Token, TxSender, connect
 from tender.intents import AuctionType, Intent, ProofMode, random_nonce
 from tender.models import Bundle, build, input_commitment
 from tender.paths import SAMPLE_MODELS
@@ -192,15 +192,61 @@ async def test_bad_inputs_on_chain_leave_no_row(
     reply = await client.post("/jobs", json={"jobId": "0x" + "42" * 32, "market": market.address,
                                              "input": mlp_samples[1]})  # fmt: skip
     assert reply.status_code == 403
+    assert provider.store is not None
+    assert provider.store.count() == 0
+
+
+async def test_mismatched_input_is_declined_on_chain_and_costs_no_stake(
+    chain: Chain, node: tuple[ProviderNode, httpx.AsyncClient], mlp_samples: list[list[float]]
+) -> None:
+    """Finding 10: a requester whose input does not match its commitment cannot get the winner
+    slashed. The node declines the job on chain (no penalty; the Dutch job is refunded), keeps
+    its stake locked only until the deadline it promised, then frees it itself."""
+    _, client = node
+    staking = Staking(chain.w3, chain.deployment.staking)
+    market, _, job_id = post_intent(chain, mlp_samples[1])
+    job = bytes.fromhex(job_id[2:])
+    stake_before, claimable_before = staking.stake_of(PROVIDER), staking.claimable(REQUESTER)
     fill(chain, job_id, 120)
-    # awarded, but another input than the one committed to
+    locked = market.job(job).stake_locked
+    assert locked > 0
+    # awarded, but the input is another than the one committed to
     reply = await client.post(
         "/jobs", json={"jobId": job_id, "market": market.address, "input": mlp_samples[2]}
     )
     assert reply.status_code == 422
     assert reply.json()["error"] == "commitment_mismatch"
-    assert provider.store is not None
-    assert provider.store.count() == 0
+    assert "declined on chain" in reply.json()["message"]
+    assert market.job(job).state is JobState.REFUNDED  # a Dutch job has no runner-up
+    assert (await client.get(f"/jobs/{job_id}")).json()["state"] == "declined"
+    assert staking.locked_for(PROVIDER, job) == locked  # held until the promised deadline
+    # the same upload again is answered from the store: no second decline
+    again = await client.post(
+        "/jobs", json={"jobId": job_id, "market": market.address, "input": mlp_samples[2]}
+    )
+    assert again.json()["state"] == "declined"
+    warp(chain, 121)  # past the provider deadline: the node releases its stake
+    done = await wait_state(client, job_id, {"failed"}, allow_failed=True)
+    assert "release" in done["txHashes"]
+    assert staking.locked_for(PROVIDER, job) == 0
+    assert staking.stake_of(PROVIDER) == stake_before  # never slashed
+    assert staking.claimable(REQUESTER) == claimable_before  # the requester got nothing from it
+
+
+async def test_inline_input_that_does_not_match_its_commitment_gets_no_quote(
+    chain: Chain, node: tuple[ProviderNode, httpx.AsyncClient], mlp_samples: list[list[float]]
+) -> None:
+    """The node checks an inline input before quoting: it never bids on a job it would decline."""
+    _, client = node
+    market, intent, job_id = post_intent(chain, mlp_samples[1])
+    wire = intent.to_json()
+    ask = {"jobId": job_id, "market": market.address, "chainId": 31337}
+    wire["inputLocation"] = "0x" + json.dumps(mlp_samples[2]).encode().hex()  # not the committed input
+    refused = (await client.post("/quote", json={**ask, "intent": wire})).json()
+    assert "commits to" in refused["reason"]
+    wire["inputLocation"] = "0x" + json.dumps(mlp_samples[1]).encode().hex()  # the committed input
+    quoted = Quote.model_validate((await client.post("/quote", json={**ask, "intent": wire})).json())
+    assert quoted.provider == PROVIDER
 
 
 # -- crash and restart -------------------------------------------------------------------------

@@ -62,11 +62,14 @@ def test_wrong_optimistic_output_is_challenged_and_slashed(
     rewards = agent.store.rewards()
     assert rewards["challenge"] == reward
     assert rewards["gas_spent_wei"] < 0  # the challenge and the slash were paid for
-    # the reward (from the slashed stake) and the bond back are credited to the agent in the market
+    # the bond back is credited to the agent in the market, the reward (from the slashed stake)
+    # in Staking: nothing is sent until the agent collects both
     bond = stored.challenge_bond
     assert env.agent.token.balance_of(env.agent.address) == balance_before - bond
-    assert env.agent.market.owed(env.agent.address) == bond + reward
+    assert env.agent.market.owed(env.agent.address) == bond
+    assert env.agent.staking.claimable(env.agent.address) == reward
     env.agent.market.withdraw()
+    env.agent.staking.claim()
     assert env.agent.token.balance_of(env.agent.address) == balance_before + reward
     kinds = {(a.kind, a.status) for a in agent.store.actions()}
     assert kinds == {("challenge", "mined"), ("slash", "mined")}
@@ -169,9 +172,10 @@ def test_silent_provider_is_expired_and_requester_compensated(
     agent.step()
     assert env.requester.market.job(job).state is JobState.EXPIRED
     escrow = agent.markets["dutch"].escrow_for(10 * 10**18)
-    # the escrow and the compensation from the stake are credited to the requester in the market
+    # the escrow is credited to the requester in the market, the compensation from the stake in Staking
     assert env.requester.token.balance_of(env.requester.address) == requester_before
-    assert env.requester.market.owed(env.requester.address) == escrow + stored.stake_locked
+    assert env.requester.market.owed(env.requester.address) == escrow
+    assert env.requester.staking.claimable(env.requester.address) == stored.stake_locked
     assert [(a.kind.split(":")[0], a.status) for a in agent.store.actions()] == [("expire", "mined")]
 
 

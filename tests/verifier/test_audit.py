@@ -141,13 +141,26 @@ def test_input_that_is_not_the_committed_one_is_flagged(tender_env: Env, history
     assert "commit" in failed.failures()[0].detail.lower()
 
 
+def _storage_root() -> int:
+    """Where the markets' namespaced state struct starts (``MarketCore._STORAGE``)."""
+    import re
+
+    from tender.paths import CONTRACTS
+
+    source = (CONTRACTS / "src" / "MarketCore.sol").read_text()
+    return int(re.search(r"_STORAGE = (0x[0-9a-fA-F]{64})", source).group(1), 16)  # type: ignore[union-attr]
+
+
 def _job_slot(env: Env, job: bytes) -> int:
-    """The storage slot of ``_jobs[job]`` (found by its requester word, no layout file needed)."""
+    """The storage slot of the job's record (found by its requester word, no layout file needed):
+    the markets keep their state in one namespaced struct (``MarketCore._STORAGE``), whose
+    ``jobs`` mapping sits a few slots past the namespace's root."""
     from eth_abi import encode
     from web3 import Web3
 
     market = env.deployment.market("dutch")
-    for index in range(64):
+    root = _storage_root()
+    for index in range(root, root + 64):
         slot = int.from_bytes(Web3.keccak(encode(["bytes32", "uint256"], [job, index])), "big")
         word = int(env.chain.rpc("eth_getStorageAt", [market, hex(slot), "latest"]), 16)
         if word & ((1 << 160) - 1) == int(env.requester.address, 16):
@@ -190,14 +203,16 @@ def test_tampered_escrow_balance_is_flagged(snapshot: Env, history: History) -> 
 
 
 def _owed_slot(env: Env, account: str) -> int:
-    """The storage slot of the Dutch market's ``_owed[account]`` (found by its value)."""
+    """The storage slot of the Dutch market's ``owed[account]`` (found by its value, in the
+    namespaced state struct)."""
     from eth_abi import encode
     from web3 import Web3
 
     market = env.deployment.market("dutch")
     owed = env.requester.market.owed(account)
     assert owed > 0
-    for index in range(64):
+    root = _storage_root()
+    for index in range(root, root + 64):
         slot = int.from_bytes(Web3.keccak(encode(["address", "uint256"], [account, index])), "big")
         if int(env.chain.rpc("eth_getStorageAt", [market, hex(slot), "latest"]), 16) == owed:
             return slot

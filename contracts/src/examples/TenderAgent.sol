@@ -6,6 +6,7 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {IMarket} from "../interfaces/IMarket.sol";
+import {IStaking} from "../interfaces/IStaking.sol";
 import {ITenderConsumer} from "../interfaces/ITenderConsumer.sol";
 import {Intent} from "../MarketStructs.sol";
 
@@ -92,10 +93,17 @@ contract TenderAgent is ITenderConsumer, Ownable2Step {
         emit ResultReceived(jobId, output);
     }
 
-    /// @notice Moves what `market` owes this agent (refunds, compensation) into this contract's balance.
+    /// @notice Moves what `market` owes this agent (refunds) into this contract's balance.
     function reclaim(IMarket market) external onlyOwner returns (uint256) {
         if (!isMarket[address(market)]) revert NotMarket(address(market));
         return market.withdraw();
+    }
+
+    /// @notice Moves the slash compensation credited to this agent in `market`'s Staking into this
+    /// contract's balance (compensation is claimable in Staking, not owed by the market).
+    function claimCompensation(IMarket market) external onlyOwner returns (uint256) {
+        if (!isMarket[address(market)]) revert NotMarket(address(market));
+        return IStaking(market.staking()).claim();
     }
 
     /// @notice Sends tokens (unspent budget, reclaimed refunds and compensation) to `to`.

@@ -1,14 +1,12 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {Intent, Job, JobState, MarketParams} from "../MarketStructs.sol";
+import {DisputeTerms, Intent, Job, JobState, MarketParams} from "../MarketStructs.sol";
 
-/// @title IMarket
-/// @notice Escrow and job state machine shared by both auction types. A job is one signed or posted
-/// intent; its id is the intent's EIP-712 digest. Every job reaches a terminal state through
-/// permissionless calls (`award`/`fill`, `deliver`, `finalize`, `prove`, `expire`, `refund`).
-/// See docs/PROTOCOL.md for the transitions and who may call what when.
-interface IMarket {
+/// @title IMarketEvents
+/// @notice The events and errors of `IMarket`, apart so that the market's extension (which runs the cold
+/// steps on the market's storage) emits and reverts with the same ones.
+interface IMarketEvents {
     // ------------------------------------------------------------------ events
 
     /// @notice A job opened. The whole intent is logged so the job can be rebuilt from logs alone.
@@ -31,8 +29,13 @@ interface IMarket {
         uint256 stakeLocked,
         uint40 providerDeadline
     );
-    /// @notice A provider could not lock the stake its bid needed at award time and was passed over.
+    /// @notice A provider could not lock the stake its bid needed at award time and was passed over
+    /// (`available` is what it could lock, unbonding stake included); at `award` it was also penalised
+    /// (Staking's `StakePenalized`).
     event AwardSkipped(bytes32 indexed jobId, address indexed provider, uint256 available, uint256 required);
+    /// @notice A provider was passed over because `now + latency` would pass the job's deadline: no award
+    /// leaves a provider less time than it promised.
+    event AwardSkippedLate(bytes32 indexed jobId, address indexed provider, uint32 latency, uint40 deadline);
     /// @notice The output was handed in. `state` is Settled (zk), Delivered or ProofRequired (optimistic);
     /// `disputeEnd` is the end of the challenge window or the proof deadline (0 when settled).
     event Delivered(
@@ -45,6 +48,13 @@ interface IMarket {
     );
     /// @notice An optimistic delivery was picked for audit and must be proven by `proofDeadline`.
     event AuditRequired(bytes32 indexed jobId, address indexed provider, uint40 proofDeadline);
+    /// @notice The audit of an optimistic delivery was drawn (once per job).
+    event AuditDrawn(bytes32 indexed jobId, bool audited);
+    /// @notice The awarded provider declined the job (no slash, no pay); its stake stays locked until
+    /// `releaseAt` (`releaseDeclined`).
+    event Declined(bytes32 indexed jobId, address indexed provider, uint40 releaseAt);
+    /// @notice A declined provider's stake for the job was released.
+    event DeclineReleased(bytes32 indexed jobId, address indexed provider);
     /// @notice An optimistic delivery was challenged.
     event Challenged(bytes32 indexed jobId, address indexed challenger, uint256 bond, uint40 proofDeadline);
     /// @notice A challenged or audited delivery was proven; `bondPaid` went to the provider.
@@ -60,14 +70,15 @@ interface IMarket {
         uint256 latency
     );
     /// @notice The provider missed its deadline; its locked stake `slashed` was credited to the requester as
-    /// compensation (see `owed`).
+    /// compensation in Staking (`IStaking.claimable`).
     event Expired(bytes32 indexed jobId, address indexed provider, uint256 slashed);
     /// @notice After an expiry the job was re-awarded to the runner-up.
     event FailedOver(bytes32 indexed jobId, address indexed from, address indexed to, uint256 price);
     /// @notice The escrow was credited back to the requester (see `owed`).
     event Refunded(bytes32 indexed jobId, address indexed requester, uint256 amount);
     /// @notice A challenged or audited provider failed to prove: its locked stake was credited to the
-    /// requester and the challenger (`toRequester`, `toChallenger`), and the challenger's bond returned to it.
+    /// requester and the challenger (`toRequester`, `toChallenger`) in Staking (`IStaking.claimable`), and
+    /// the challenger's bond credited back to it here (`owed`).
     event Slashed(
         bytes32 indexed jobId,
         address indexed provider,
@@ -79,6 +90,8 @@ interface IMarket {
     event CallbackFailed(bytes32 indexed jobId, address indexed requester, bytes reason);
     event NoncesInvalidated(address indexed owner, uint256 indexed word, uint256 mask);
     event ParamsUpdated(MarketParams params);
+    /// @notice `setParams` scheduled `params`; `applyParams` applies them from `effectiveAt` on.
+    event ParamsScheduled(MarketParams params, uint40 effectiveAt);
     event TreasuryUpdated(address treasury);
     /// @notice Protocol fees accrued by settlements were paid out to the treasury.
     event FeesWithdrawn(address indexed treasury, uint256 amount);
@@ -124,7 +137,23 @@ interface IMarket {
     error BadParams();
     error ZeroAddress();
     error NothingOwed(address account);
+    /// @notice The staking contract's token is not the payment token.
+    error TokenMismatch(address stakingToken, address token);
+    error NoPendingParams();
+    error ParamsNotReady(uint40 effectiveAt);
+    /// @notice The audit draw needs the hash of the block after the delivery: wait until `readyBlock`.
+    error AuditNotReady(bytes32 jobId, uint256 readyBlock);
+    error AuditAlreadyDrawn(bytes32 jobId);
+    error DeclineWindowClosed(bytes32 jobId, uint256 end);
+    error NotDeclined(bytes32 jobId, address provider);
+}
 
+/// @title IMarket
+/// @notice Escrow and job state machine shared by both auction types. A job is one signed or posted
+/// intent; its id is the intent's EIP-712 digest. Every job reaches a terminal state through
+/// permissionless calls (`award`/`fill`, `deliver`, `finalize`, `prove`, `expire`, `refund`).
+/// See docs/PROTOCOL.md for the transitions and who may call what when.
+interface IMarket is IMarketEvents {
     // ------------------------------------------------------------------ entry
 
     /// @notice Opens a job for `intent`; the caller must be its requester. Takes maxPrice + fee from
@@ -153,8 +182,25 @@ interface IMarket {
     /// deadline; the job settles and any challenge bond goes to the provider.
     function prove(bytes32 jobId, bytes calldata proof) external;
 
-    /// @notice Settles an unchallenged optimistic delivery once its challenge window has closed.
+    /// @notice Settles an unchallenged optimistic delivery once its challenge window has closed. If its
+    /// audit was not drawn yet it is drawn first, and if that picks the job it moves to ProofRequired
+    /// instead of settling.
     function finalize(bytes32 jobId) external;
+
+    /// @notice Draws the audit of an optimistic delivery (anyone, state Delivered, once, from the second block
+    /// after the delivery on): with the model's audit rate the job moves to ProofRequired with the job's proof
+    /// window. The seed is blockhash(deliveredBlock + 1); once it is unavailable (256 blocks) the draw audits.
+    function drawAudit(bytes32 jobId) external;
+
+    /// @notice The awarded provider (or its solver) refuses the job, e.g. because the input it fetched does not
+    /// match `inputCommitment` or is unavailable: within the first quarter of its promised latency after the
+    /// award. Nothing is slashed or paid and no reputation counted; its stake stays locked until its provider
+    /// deadline. The job fails over to the runner-up (if allowed and it still has its promised time) or the
+    /// escrow is refunded.
+    function decline(bytes32 jobId) external;
+
+    /// @notice Releases a declined provider's stake for the job once its provider deadline has passed (anyone).
+    function releaseDeclined(bytes32 jobId, address provider) external;
 
     /// @notice Awarded and undelivered after the provider's deadline: the locked stake is credited to
     /// the requester with the escrow, or the job fails over to the runner-up. Challenged or
@@ -167,7 +213,11 @@ interface IMarket {
 
     // ------------------------------------------------------------------ admin
 
+    /// @notice Owner: schedules new parameters for jobs posted from `applyParams` on (PARAMS_DELAY, 2 days).
+    /// Live jobs keep the terms they were posted with.
     function setParams(MarketParams calldata params) external;
+    /// @notice Applies the scheduled parameters once their delay has passed (anyone).
+    function applyParams() external;
     /// @notice The current treasury's setter. Fees accrue here at settlement; it receives them from `withdrawFees`.
     function setTreasury(address treasury) external;
     /// @notice Pays every fee accrued so far to the treasury (anyone may call; the tokens only go there).
@@ -194,6 +244,10 @@ interface IMarket {
     /// @notice What `post` escrows for `maxPrice` at the current fee.
     function escrowFor(uint256 maxPrice) external view returns (uint256);
     function params() external view returns (MarketParams memory);
+    /// @notice The scheduled parameters and when they may be applied (0: none).
+    function pendingParams() external view returns (MarketParams memory params, uint40 effectiveAt);
+    /// @notice An optimistic job's dispute terms, fixed at posting (zero for zk jobs).
+    function disputeTerms(bytes32 jobId) external view returns (DisputeTerms memory);
     function token() external view returns (address);
     function registry() external view returns (address);
     function staking() external view returns (address);

@@ -35,8 +35,10 @@ interface IReverseAuctionMarket is IMarket {
     function bid(bytes32 jobId, Bid calldata bid) external;
 
     /// @notice Ends the auction (anyone, auctionEnd <= now < deadline): awards the best bidder at the
-    /// second-score price, or, if it can no longer lock its stake, the runner-up at its own price, or
-    /// refunds if neither can.
+    /// second-score price (cut to what its lockable stake covers at bondMultiple, never below its bid; the
+    /// lock is max(minStake, price * bondMultiple)), or, if it no longer has its promised latency before the
+    /// deadline or cannot lock its bid's stake (then penalised), the runner-up at its own price on the same
+    /// conditions, or refunds if neither can.
     function award(bytes32 jobId) external;
 
     function bestBid(bytes32 jobId) external view returns (Bid memory);

@@ -4,7 +4,8 @@ pragma solidity ^0.8.28;
 /// @title IStaking
 /// @notice Provider stake shared by all markets. Providers stake, unbond after a delay, register an
 /// operator record and authorise solvers; markets (owner-authorised) lock stake per job, unlock it on
-/// settlement and slash it on failure, never beyond what was locked for that job.
+/// settlement and slash it on failure, never beyond what was locked for that job. Slashed stake is credited
+/// to its recipients here (`claimable`) and paid out by their `claim`: no slash moves tokens.
 /// Invariant: for every provider, stakeOf >= lockedOf + unbondingOf.
 interface IStaking {
     /// @notice What a provider tells solvers about itself. Self-declared, not enforced.
@@ -18,8 +19,8 @@ interface IStaking {
 
     /// @notice Counters solvers route by. Bumped by markets.
     struct Stats {
-        uint64 jobsWon; // stake locked for an award
-        uint64 deliveredInTime; // settled (delivery was before the provider's deadline)
+        uint64 jobsWon; // stake locked for an award whose fee reached minCountedFee
+        uint64 deliveredInTime; // settled in time, fee at least minCountedFee
         uint64 expired; // missed a delivery deadline
         uint64 slashed; // jobs whose stake was slashed (expiry or failed proof)
     }
@@ -31,7 +32,19 @@ interface IStaking {
         address indexed provider, string endpoint, bytes2 region, bytes32 hardwareClass, bytes32[] models
     );
     event SolverSet(address indexed provider, address indexed solver, bool allowed);
+    /// @notice `market` was added (effective now) or removed.
     event MarketSet(address indexed market, bool allowed);
+    /// @notice `market` was added after the first stake: it may lock and slash from `activeAt` on.
+    event MarketScheduled(address indexed market, uint64 activeAt);
+    /// @notice An award took `amount` of the provider's unbonding stake back to lock it.
+    event UnbondingReclaimed(address indexed provider, uint256 amount);
+    /// @notice A provider that could not lock the stake its bid showed lost `amount` of its free stake to
+    /// `recipient` (credited, see `claimable`).
+    event StakePenalized(
+        address indexed provider, bytes32 indexed jobId, address indexed recipient, uint256 amount
+    );
+    /// @notice `account` was paid everything credited to it by slashes and penalties.
+    event Claimed(address indexed account, uint256 amount);
     event UnbondingDelaySet(uint64 delay);
     event StakeLocked(
         address indexed provider, bytes32 indexed jobId, address indexed market, uint256 amount
@@ -54,6 +67,7 @@ interface IStaking {
     error SlashExceedsLock(uint256 amount, uint256 locked);
     error AmountTooLarge(uint256 amount);
     error UnbondingDelayTooLong(uint64 delay, uint64 max);
+    error NothingToClaim(address account);
 
     /// @notice Stakes `amount` for the caller.
     function stake(uint256 amount) external;
@@ -73,25 +87,47 @@ interface IStaking {
     ) external;
     /// @notice Lets `solver` bid, fill, deliver and prove on the caller's behalf (or revokes it).
     function setSolver(address solver, bool allowed) external;
-    /// @notice Owner: authorises a market to lock, unlock and slash.
+    /// @notice Owner: authorises a market to lock, unlock and slash (or removes it at once). Before anything
+    /// was ever staked a new market is active at once (deployment wires markets in one go); afterwards it
+    /// is active MARKET_DELAY after this call, so every provider can unbond before it can touch its stake.
+    /// A removed market can still unlock, slash and record expiry for the locks it made.
     function setMarket(address market, bool allowed) external;
     /// @notice Owner: sets the unbonding delay (applies to later requests).
     function setUnbondingDelay(uint64 delay) external;
 
-    /// @notice Market: locks `amount` of `provider`'s available stake for `jobId`; bumps jobsWon.
-    function lock(address provider, bytes32 jobId, uint256 amount) external;
-    /// @notice Market: releases what is still locked for `jobId`; bumps deliveredInTime. Callable by any
-    /// authorised market, and by the market that made the lock even after the owner removed it.
-    function unlock(address provider, bytes32 jobId) external returns (uint256 released);
-    /// @notice Market: pays `amount` of the stake locked for `jobId` to `recipient`; reverts
-    /// `SlashExceedsLock` if more than is locked. Bumps `slashed` on the first slash of a lock.
+    /// @notice Market: locks `amount` of `provider`'s stake for `jobId`: its available stake, and the
+    /// shortfall from its unbonding stake (a bid cannot be walked away from by unbonding). Bumps jobsWon
+    /// when `fee` (the job's protocol fee) reaches `minCountedFee`.
+    function lock(address provider, bytes32 jobId, uint256 amount, uint256 fee) external;
+    /// @notice Market: releases what is still locked for `jobId`; bumps deliveredInTime when `fee` reaches
+    /// `minCountedFee` (a declined job passes 0). Callable by any authorised market, and by the market that
+    /// made the lock even after the owner removed it.
+    function unlock(address provider, bytes32 jobId, uint256 fee) external returns (uint256 released);
+    /// @notice Market: credits `amount` of the stake locked for `jobId` to `recipient` (see `claimable`);
+    /// reverts `SlashExceedsLock` if more than is locked. Bumps `slashed` when the lock is used up. Callable
+    /// by the market that made the lock even after the owner removed it.
     function slash(address provider, bytes32 jobId, uint256 amount, address recipient) external;
-    /// @notice Market: bumps `expired` for a missed delivery deadline.
+    /// @notice Market: takes up to `amount` of `provider`'s free stake (available, then unbonding; never
+    /// locked stake) and credits it to `recipient`. Returns what it took.
+    function penalize(address provider, bytes32 jobId, uint256 amount, address recipient)
+        external
+        returns (uint256 taken);
+    /// @notice Market: bumps `expired` for a missed delivery deadline (before the lock is slashed).
     function recordExpiry(address provider, bytes32 jobId) external;
+    /// @notice Pays the caller everything slashes and penalties credited to it.
+    function claim() external returns (uint256 amount);
 
     function token() external view returns (address);
     function unbondingDelay() external view returns (uint64);
+    /// @notice Whether `market` may lock and slash now.
     function isMarket(address market) external view returns (bool);
+    /// @notice When `market` became or becomes active (0: not a market).
+    function marketActiveAt(address market) external view returns (uint64);
+    function minCountedFee() external view returns (uint256);
+    /// @notice Slashed and penalised stake credited to `account`, paid by `claim`.
+    function claimable(address account) external view returns (uint256);
+    /// @notice availableOf + unbonding: what an award can lock.
+    function lockableOf(address provider) external view returns (uint256);
     function isAuthorized(address provider, address caller) external view returns (bool);
     function stakeOf(address provider) external view returns (uint256);
     function lockedOf(address provider) external view returns (uint256);

@@ -29,12 +29,14 @@ abstract contract AdversarialBase is TenderFixture {
         returns (World memory w)
     {
         w.token = token_;
-        w.staking = new Staking(token_, owner, UNBONDING);
+        w.staking = new Staking(token_, owner, UNBONDING, 1e15);
         w.dutch = new DutchAuctionMarket(token_, registry, w.staking, treasury, owner, _defaultParams());
         w.reverse = new ReverseAuctionMarket(token_, registry, w.staking, treasury, owner, _defaultParams());
         vm.startPrank(owner);
         w.staking.setMarket(address(w.dutch), true);
+        _activate(w.staking, address(w.dutch));
         w.staking.setMarket(address(w.reverse), true);
+        _activate(w.staking, address(w.reverse));
         vm.stopPrank();
         address[3] memory ps = [provider, provider2, provider3];
         for (uint256 i; i < 3; ++i) {

@@ -5,7 +5,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {AdversarialBase} from "./AdversarialBase.sol";
 import {IntentBuilder} from "../utils/IntentBuilder.sol";
 import {BlocklistToken} from "../mocks/BlocklistToken.sol";
-import {IMarket} from "../../src/interfaces/IMarket.sol";
+import {IMarket, IMarketEvents} from "../../src/interfaces/IMarket.sol";
 import {IStaking} from "../../src/interfaces/IStaking.sol";
 import {Bid, Intent, Job, JobState, PROOF_OPTIMISTIC} from "../../src/MarketStructs.sol";
 
@@ -34,18 +34,16 @@ contract BlocklistTest is AdversarialBase {
         uint256 escrow = _escrow(w.dutch, 1e18);
         blt.setBlocked(requester, true);
         vm.warp(w.dutch.providerDeadline(jobId) + 1);
-        // a push to the requester (the slash as it was paid before) would revert, and with it the expiry
-        _expectPushRefused(jobId, requester, j.stakeLocked);
 
         uint256 reqBefore = blt.balanceOf(requester);
         uint256 marketBefore = blt.balanceOf(address(w.dutch));
         uint256 stakeBefore = w.staking.stakeOf(provider);
+        vm.expectEmit(address(w.dutch));
+        emit IMarketEvents.Expired(jobId, provider, j.stakeLocked);
         vm.expectEmit(address(w.staking));
-        emit IStaking.StakeSlashed(provider, jobId, address(w.dutch), j.stakeLocked);
+        emit IStaking.StakeSlashed(provider, jobId, requester, j.stakeLocked);
         vm.expectEmit(address(w.dutch));
-        emit IMarket.Expired(jobId, provider, j.stakeLocked);
-        vm.expectEmit(address(w.dutch));
-        emit IMarket.Refunded(jobId, requester, escrow);
+        emit IMarketEvents.Refunded(jobId, requester, escrow);
         vm.prank(stranger);
         w.dutch.expire(jobId);
 
@@ -53,11 +51,13 @@ contract BlocklistTest is AdversarialBase {
         _assertStakeSlashed(jobId, stakeBefore, j.stakeLocked);
         assertEq(w.staking.stats(provider).expired, 1);
         assertEq(blt.balanceOf(requester), reqBefore, "a token was pushed");
-        assertEq(w.dutch.owed(requester), escrow + j.stakeLocked, "escrow + compensation");
-        assertEq(blt.balanceOf(address(w.dutch)), marketBefore + j.stakeLocked);
+        assertEq(w.dutch.owed(requester), escrow, "escrow credited");
+        assertEq(w.staking.claimable(requester), j.stakeLocked, "compensation credited in Staking");
+        assertEq(blt.balanceOf(address(w.dutch)), marketBefore);
 
         _expectWithdrawRefused(jobId, requester);
-        _unblockAndWithdraw(requester, escrow + j.stakeLocked);
+        _unblockAndWithdraw(requester, escrow);
+        _claim(requester, j.stakeLocked);
         assertEq(blt.balanceOf(requester), reqBefore + escrow + j.stakeLocked);
         assertEq(blt.balanceOf(address(w.dutch)), 0);
     }
@@ -83,7 +83,7 @@ contract BlocklistTest is AdversarialBase {
         vm.warp(w.reverse.providerDeadline(jobId) + 1);
 
         vm.expectEmit(address(w.reverse));
-        emit IMarket.FailedOver(jobId, provider, provider2, 5e17);
+        emit IMarketEvents.FailedOver(jobId, provider, provider2, 5e17);
         vm.prank(stranger);
         w.reverse.expire(jobId);
 
@@ -94,19 +94,21 @@ contract BlocklistTest is AdversarialBase {
         assertEq(w.staking.lockedOf(provider), 0);
         assertEq(w.staking.lockedFor(provider, jobId), 0);
         assertEq(w.staking.lockedFor(provider2, jobId), j.stakeLocked);
-        assertEq(w.reverse.owed(requester), locked, "compensated, escrow kept for the runner-up");
+        assertEq(w.staking.claimable(requester), locked, "compensated");
+        assertEq(w.reverse.owed(requester), 0, "escrow kept for the runner-up");
         assertEq(blt.balanceOf(requester), reqBefore);
-        assertEq(blt.balanceOf(address(w.reverse)), marketBefore + locked);
+        assertEq(blt.balanceOf(address(w.reverse)), marketBefore);
 
         uint256[] memory out = _output();
         vm.prank(provider2);
         w.reverse.deliver(jobId, out, _proof(intent.inputCommitment, out));
         uint256 back = escrow - 5e17 - 5e17 / 100;
-        assertEq(w.reverse.owed(requester), locked + back);
+        assertEq(w.reverse.owed(requester), back);
         assertEq(w.reverse.owed(provider2), 5e17);
         vm.prank(provider2);
         w.reverse.withdraw();
-        _unblockAndWithdraw(requester, locked + back);
+        _unblockAndWithdraw(requester, back);
+        _claim(requester, locked);
         assertEq(blt.balanceOf(address(w.reverse)), w.reverse.feesOwed());
     }
 
@@ -116,7 +118,7 @@ contract BlocklistTest is AdversarialBase {
         uint256 due = w.dutch.providerDeadline(jobId);
         vm.warp(due);
         bytes32 before = _fingerprint(jobId);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NotExpired.selector, jobId, due));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NotExpired.selector, jobId, due));
         w.dutch.expire(jobId);
         assertEq(_fingerprint(jobId), before, "state changed");
     }
@@ -129,31 +131,34 @@ contract BlocklistTest is AdversarialBase {
             _postAndFill(w.dutch, _dutchIntent().withModel(auditedModelId).withProofMode(PROOF_OPTIMISTIC));
         vm.prank(provider);
         w.dutch.deliver(jobId, _output(), "");
+        vm.roll(block.number + 2);
+        w.dutch.drawAudit(jobId);
         Job memory j = w.dutch.job(jobId);
         assertEq(uint256(j.state), uint256(JobState.ProofRequired));
         uint256 escrow = _escrow(w.dutch, 1e18);
         blt.setBlocked(requester, true);
         vm.warp(j.disputeEnd + 1);
-        _expectPushRefused(jobId, requester, j.stakeLocked);
 
         uint256 stakeBefore = w.staking.stakeOf(provider);
         uint256 marketBefore = blt.balanceOf(address(w.dutch));
         uint256 reqBefore = blt.balanceOf(requester);
         vm.expectEmit(address(w.dutch));
-        emit IMarket.Slashed(jobId, provider, j.stakeLocked, 0, 0);
+        emit IMarketEvents.Slashed(jobId, provider, j.stakeLocked, 0, 0);
         vm.expectEmit(address(w.staking));
-        emit IStaking.StakeSlashed(provider, jobId, address(w.dutch), j.stakeLocked);
+        emit IStaking.StakeSlashed(provider, jobId, requester, j.stakeLocked);
         vm.prank(stranger);
         w.dutch.expire(jobId);
 
         assertEq(uint256(w.dutch.job(jobId).state), uint256(JobState.Slashed));
         _assertStakeSlashed(jobId, stakeBefore, j.stakeLocked);
-        assertEq(w.dutch.owed(requester), escrow + j.stakeLocked);
+        assertEq(w.dutch.owed(requester), escrow);
+        assertEq(w.staking.claimable(requester), j.stakeLocked);
         assertEq(blt.balanceOf(requester), reqBefore);
-        assertEq(blt.balanceOf(address(w.dutch)), marketBefore + j.stakeLocked);
+        assertEq(blt.balanceOf(address(w.dutch)), marketBefore);
 
         _expectWithdrawRefused(jobId, requester);
-        _unblockAndWithdraw(requester, escrow + j.stakeLocked);
+        _unblockAndWithdraw(requester, escrow);
+        _claim(requester, j.stakeLocked);
         assertEq(blt.balanceOf(address(w.dutch)), 0);
     }
 
@@ -164,34 +169,38 @@ contract BlocklistTest is AdversarialBase {
         uint256 escrow = _escrow(w.dutch, 1e18);
         blt.setBlocked(challenger, true);
         vm.warp(j.disputeEnd + 1);
-        // the challenger's share pushed to it (as before) would revert, and with it the expiry
-        _expectPushRefused(jobId, challenger, reward);
 
         uint256 stakeBefore = w.staking.stakeOf(provider);
         uint256 marketBefore = blt.balanceOf(address(w.dutch));
         uint256 chalBefore = blt.balanceOf(challenger);
         uint256 reqBefore = blt.balanceOf(requester);
         vm.expectEmit(address(w.dutch));
-        emit IMarket.Slashed(jobId, provider, toRequester, reward, 1e17);
+        emit IMarketEvents.Slashed(jobId, provider, toRequester, reward, 1e17);
         vm.expectEmit(address(w.staking));
-        emit IStaking.StakeSlashed(provider, jobId, address(w.dutch), j.stakeLocked);
+        emit IStaking.StakeSlashed(provider, jobId, challenger, reward);
+        vm.expectEmit(address(w.staking));
+        emit IStaking.StakeSlashed(provider, jobId, requester, toRequester);
         vm.prank(stranger);
         w.dutch.expire(jobId);
 
         assertEq(uint256(w.dutch.job(jobId).state), uint256(JobState.Slashed));
         _assertStakeSlashed(jobId, stakeBefore, j.stakeLocked);
-        assertEq(w.dutch.owed(challenger), reward + 1e17, "reward + bond");
-        assertEq(w.dutch.owed(requester), escrow + toRequester, "escrow + compensation");
+        assertEq(w.dutch.owed(challenger), 1e17, "bond");
+        assertEq(w.staking.claimable(challenger), reward, "reward");
+        assertEq(w.dutch.owed(requester), escrow, "escrow");
+        assertEq(w.staking.claimable(requester), toRequester, "compensation");
         assertEq(blt.balanceOf(challenger), chalBefore);
         assertEq(blt.balanceOf(requester), reqBefore);
-        assertEq(blt.balanceOf(address(w.dutch)), marketBefore + j.stakeLocked);
+        assertEq(blt.balanceOf(address(w.dutch)), marketBefore);
 
         _expectWithdrawRefused(jobId, challenger);
-        // the requester is not blocked: it withdraws its share at once
+        // the requester is not blocked: it withdraws and claims its share at once
         vm.prank(requester);
-        assertEq(w.dutch.withdraw(), escrow + toRequester);
+        assertEq(w.dutch.withdraw(), escrow);
+        _claim(requester, toRequester);
         assertEq(blt.balanceOf(requester), reqBefore + escrow + toRequester);
-        _unblockAndWithdraw(challenger, reward + 1e17);
+        _unblockAndWithdraw(challenger, 1e17);
+        _claim(challenger, reward);
         assertEq(blt.balanceOf(challenger), chalBefore + reward + 1e17);
         assertEq(blt.balanceOf(address(w.dutch)), 0);
     }
@@ -212,14 +221,18 @@ contract BlocklistTest is AdversarialBase {
 
         assertEq(uint256(w.dutch.job(jobId).state), uint256(JobState.Slashed));
         _assertStakeSlashed(jobId, stakeBefore, j.stakeLocked);
-        assertEq(w.dutch.owed(requester), escrow + toRequester);
-        assertEq(w.dutch.owed(challenger), reward + 1e17);
-        assertEq(blt.balanceOf(address(w.dutch)), marketBefore + j.stakeLocked);
+        assertEq(w.dutch.owed(requester), escrow);
+        assertEq(w.dutch.owed(challenger), 1e17);
+        assertEq(w.staking.claimable(requester), toRequester);
+        assertEq(w.staking.claimable(challenger), reward);
+        assertEq(blt.balanceOf(address(w.dutch)), marketBefore);
 
         _expectWithdrawRefused(jobId, requester);
         _expectWithdrawRefused(jobId, challenger);
-        _unblockAndWithdraw(requester, escrow + toRequester);
-        _unblockAndWithdraw(challenger, reward + 1e17);
+        _unblockAndWithdraw(requester, escrow);
+        _unblockAndWithdraw(challenger, 1e17);
+        _claim(requester, toRequester);
+        _claim(challenger, reward);
         assertEq(blt.balanceOf(address(w.dutch)), 0);
     }
 
@@ -250,14 +263,12 @@ contract BlocklistTest is AdversarialBase {
         assertEq(uint256(j.state), uint256(JobState.Challenged));
     }
 
-    /// @dev The old expiry pushed the slash from Staking to the recipient: that push is refused for a
-    /// blocked one. Tried as the market (which Staking authorises); reverted, it changes nothing.
-    function _expectPushRefused(bytes32 jobId, address who, uint256 amount) internal {
-        bytes32 before = _fingerprint(jobId);
-        vm.prank(address(w.dutch));
-        vm.expectRevert(abi.encodeWithSelector(BlocklistToken.Blocked.selector, who));
-        w.staking.slash(provider, jobId, amount, who);
-        assertEq(_fingerprint(jobId), before, "state changed");
+    /// @dev `who` claims exactly `amount` of slashed stake from Staking.
+    function _claim(address who, uint256 amount) internal {
+        uint256 before = blt.balanceOf(who);
+        vm.prank(who);
+        assertEq(w.staking.claim(), amount);
+        assertEq(blt.balanceOf(who), before + amount);
     }
 
     /// @dev The provider lost exactly the job's lock, and nothing of it stays locked.
@@ -287,7 +298,7 @@ contract BlocklistTest is AdversarialBase {
         assertEq(blt.balanceOf(who), before + amount);
         assertEq(m.owed(who), 0);
         vm.prank(who);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NothingOwed.selector, who));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NothingOwed.selector, who));
         m.withdraw();
     }
 

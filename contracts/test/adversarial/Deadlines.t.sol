@@ -4,7 +4,7 @@ pragma solidity ^0.8.28;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {AdversarialBase} from "./AdversarialBase.sol";
 import {IntentBuilder} from "../utils/IntentBuilder.sol";
-import {IMarket} from "../../src/interfaces/IMarket.sol";
+import {IMarket, IMarketEvents} from "../../src/interfaces/IMarket.sol";
 import {IStaking} from "../../src/interfaces/IStaking.sol";
 import {IReverseAuctionMarket} from "../../src/interfaces/IReverseAuctionMarket.sol";
 import {IDutchAuctionMarket} from "../../src/interfaces/IDutchAuctionMarket.sol";
@@ -37,8 +37,8 @@ contract DeadlinesTest is AdversarialBase {
         uint256 end = w.reverse.job(jobId).auctionEnd;
         bytes memory bidCall = abi.encodeCall(IReverseAuctionMarket.bid, (jobId, Bid(provider2, 4e17, 60)));
         bytes memory awardCall = abi.encodeCall(IReverseAuctionMarket.award, (jobId));
-        bytes memory closed = abi.encodeWithSelector(IMarket.AuctionClosed.selector, jobId, end);
-        bytes memory notEnded = abi.encodeWithSelector(IMarket.AuctionNotEnded.selector, jobId, end);
+        bytes memory closed = abi.encodeWithSelector(IMarketEvents.AuctionClosed.selector, jobId, end);
+        bytes memory notEnded = abi.encodeWithSelector(IMarketEvents.AuctionNotEnded.selector, jobId, end);
 
         _expect(_at(end - 1, provider2, address(w.reverse), bidCall), true, "");
         _expect(_at(end, provider2, address(w.reverse), bidCall), false, closed);
@@ -60,12 +60,12 @@ contract DeadlinesTest is AdversarialBase {
         _expect(
             _at(end, provider, address(w.dutch), fillCall),
             false,
-            abi.encodeWithSelector(IMarket.AuctionClosed.selector, jobId, end)
+            abi.encodeWithSelector(IMarketEvents.AuctionClosed.selector, jobId, end)
         );
         _expect(
             _at(end - 1, keeper, address(w.dutch), refundCall),
             false,
-            abi.encodeWithSelector(IMarket.AuctionNotEnded.selector, jobId, end)
+            abi.encodeWithSelector(IMarketEvents.AuctionNotEnded.selector, jobId, end)
         );
         _expect(_at(end, keeper, address(w.dutch), refundCall), true, "");
         _expect(_at(end + 1, keeper, address(w.dutch), refundCall), true, "");
@@ -76,7 +76,7 @@ contract DeadlinesTest is AdversarialBase {
         uint256 deadline = w.reverse.job(jobId).deadline;
         bytes memory awardCall = abi.encodeCall(IReverseAuctionMarket.award, (jobId));
         bytes memory refundCall = abi.encodeCall(IMarket.refund, (jobId));
-        bytes memory passed = abi.encodeWithSelector(IMarket.DeadlinePassed.selector, jobId, deadline);
+        bytes memory passed = abi.encodeWithSelector(IMarketEvents.DeadlinePassed.selector, jobId, deadline);
 
         _expect(_at(deadline - 1, keeper, address(w.reverse), awardCall), true, "");
         _expect(_at(deadline, keeper, address(w.reverse), awardCall), false, passed);
@@ -86,7 +86,7 @@ contract DeadlinesTest is AdversarialBase {
         _expect(
             _at(deadline - 1, keeper, address(w.reverse), refundCall),
             false,
-            abi.encodeWithSelector(IMarket.NotRefundable.selector, jobId)
+            abi.encodeWithSelector(IMarketEvents.NotRefundable.selector, jobId)
         );
         _expect(_at(deadline, keeper, address(w.reverse), refundCall), true, "");
         _expect(_at(deadline + 1, keeper, address(w.reverse), refundCall), true, "");
@@ -103,12 +103,12 @@ contract DeadlinesTest is AdversarialBase {
         _expect(
             _at(expiry, requester, address(w.dutch), postCall),
             false,
-            abi.encodeWithSelector(IMarket.IntentExpired.selector, uint64(expiry), expiry)
+            abi.encodeWithSelector(IMarketEvents.IntentExpired.selector, uint64(expiry), expiry)
         );
         _expect(
             _at(expiry + 1, requester, address(w.dutch), postCall),
             false,
-            abi.encodeWithSelector(IMarket.IntentExpired.selector, uint64(expiry), expiry + 1)
+            abi.encodeWithSelector(IMarketEvents.IntentExpired.selector, uint64(expiry), expiry + 1)
         );
     }
 
@@ -122,14 +122,14 @@ contract DeadlinesTest is AdversarialBase {
         bytes memory deliverCall =
             abi.encodeCall(IMarket.deliver, (jobId, out, _proof(intent.inputCommitment, out)));
         bytes memory expireCall = abi.encodeCall(IMarket.expire, (jobId));
-        bytes memory notExpired = abi.encodeWithSelector(IMarket.NotExpired.selector, jobId, due);
+        bytes memory notExpired = abi.encodeWithSelector(IMarketEvents.NotExpired.selector, jobId, due);
 
         _expect(_at(due - 1, provider, address(w.dutch), deliverCall), true, "");
         _expect(_at(due, provider, address(w.dutch), deliverCall), true, "");
         _expect(
             _at(due + 1, provider, address(w.dutch), deliverCall),
             false,
-            abi.encodeWithSelector(IMarket.DeliveryTooLate.selector, jobId, due, due + 1)
+            abi.encodeWithSelector(IMarketEvents.DeliveryTooLate.selector, jobId, due, due + 1)
         );
 
         _expect(_at(due - 1, keeper, address(w.dutch), expireCall), false, notExpired);
@@ -146,7 +146,7 @@ contract DeadlinesTest is AdversarialBase {
         uint40 end = w.dutch.job(jobId).disputeEnd;
         bytes memory challengeCall = abi.encodeCall(IMarket.challenge, (jobId));
         bytes memory finalizeCall = abi.encodeCall(IMarket.finalize, (jobId));
-        bytes memory closed = abi.encodeWithSelector(IMarket.ChallengeWindowClosed.selector, jobId, end);
+        bytes memory closed = abi.encodeWithSelector(IMarketEvents.ChallengeWindowClosed.selector, jobId, end);
 
         _expect(_at(end - 1, challenger, address(w.dutch), challengeCall), true, "");
         _expect(_at(end, challenger, address(w.dutch), challengeCall), false, closed);
@@ -155,7 +155,7 @@ contract DeadlinesTest is AdversarialBase {
         _expect(
             _at(end - 1, keeper, address(w.dutch), finalizeCall),
             false,
-            abi.encodeWithSelector(IMarket.ChallengeWindowOpen.selector, jobId, end)
+            abi.encodeWithSelector(IMarketEvents.ChallengeWindowOpen.selector, jobId, end)
         );
         _expect(_at(end, keeper, address(w.dutch), finalizeCall), true, "");
         _expect(_at(end + 1, keeper, address(w.dutch), finalizeCall), true, "");
@@ -172,14 +172,15 @@ contract DeadlinesTest is AdversarialBase {
         uint40 end = w.dutch.job(jobId).disputeEnd;
         bytes memory proveCall = abi.encodeCall(IMarket.prove, (jobId, _proof(intent.inputCommitment, out)));
         bytes memory expireCall = abi.encodeCall(IMarket.expire, (jobId));
-        bytes memory notExpired = abi.encodeWithSelector(IMarket.NotExpired.selector, jobId, uint256(end));
+        bytes memory notExpired =
+            abi.encodeWithSelector(IMarketEvents.NotExpired.selector, jobId, uint256(end));
 
         _expect(_at(end - 1, provider, address(w.dutch), proveCall), true, "");
         _expect(_at(end, provider, address(w.dutch), proveCall), true, "");
         _expect(
             _at(end + 1, provider, address(w.dutch), proveCall),
             false,
-            abi.encodeWithSelector(IMarket.ProofDeadlinePassed.selector, jobId, end)
+            abi.encodeWithSelector(IMarketEvents.ProofDeadlinePassed.selector, jobId, end)
         );
 
         _expect(_at(end - 1, keeper, address(w.dutch), expireCall), false, notExpired);

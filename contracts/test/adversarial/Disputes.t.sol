@@ -4,7 +4,7 @@ pragma solidity ^0.8.28;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {AdversarialBase} from "./AdversarialBase.sol";
 import {IntentBuilder} from "../utils/IntentBuilder.sol";
-import {IMarket} from "../../src/interfaces/IMarket.sol";
+import {IMarket, IMarketEvents} from "../../src/interfaces/IMarket.sol";
 import {Intent, JobState, PROOF_OPTIMISTIC} from "../../src/MarketStructs.sol";
 
 /// @notice Challenges against honest deliveries. A zk delivery (or an optimistic one handed in with its
@@ -49,7 +49,9 @@ contract DisputesTest is AdversarialBase {
         w.dutch.challenge(jobId);
         // a second challenger cannot pile on
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Challenged));
+        vm.expectRevert(
+            abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Challenged)
+        );
         w.dutch.challenge(jobId);
         vm.prank(provider);
         w.dutch.prove(jobId, _proof(intent.inputCommitment, out));
@@ -61,11 +63,11 @@ contract DisputesTest is AdversarialBase {
         uint256 before = token.balanceOf(challenger);
         uint256 stakeBefore = w.staking.stakeOf(provider);
         vm.prank(challenger);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Settled));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Settled));
         w.dutch.challenge(jobId);
         // and nothing can slash the provider afterwards
         vm.warp(block.timestamp + 1 days);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidState.selector, jobId, JobState.Settled));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Settled));
         w.dutch.expire(jobId);
         assertEq(token.balanceOf(challenger), before, "challenger charged");
         assertEq(w.staking.stakeOf(provider), stakeBefore, "provider slashed");

@@ -8,7 +8,7 @@ import {IntentBuilder} from "../utils/IntentBuilder.sol";
 import {HostileToken} from "../mocks/HostileToken.sol";
 import {HostileConsumer} from "../mocks/HostileConsumer.sol";
 import {DutchAuctionMarket} from "../../src/DutchAuctionMarket.sol";
-import {IMarket} from "../../src/interfaces/IMarket.sol";
+import {IMarket, IMarketEvents} from "../../src/interfaces/IMarket.sol";
 import {IStaking} from "../../src/interfaces/IStaking.sol";
 import {Intent, Job, JobState, PROOF_OPTIMISTIC} from "../../src/MarketStructs.sol";
 
@@ -86,39 +86,46 @@ contract ReentrancyTest is AdversarialBase {
     /// Staking -> market while the market is mid-expire: a second `expire` from there is refused. The
     /// compensation is credited once, then paid once by the requester's `withdraw`, whose transfer fires
     /// the hook again: that re-entry is refused too.
+    /// @dev A slash moves no token any more (it is credited in Staking), so a token hook has nothing to ride
+    /// on in `expire`; the payouts are the market's `withdraw` and Staking's `claim`, and a hook re-entering
+    /// from either transfer is refused while the payout itself completes, once.
     function test_hostileToken_slashReentersExpire_compensatesOnce() public {
         bytes32 jobId = _postAndFill(w.dutch, _dutchIntent());
         Job memory j = w.dutch.job(jobId);
         uint256 escrow = _escrow(w.dutch, 1e18);
         vm.warp(w.dutch.providerDeadline(jobId) + 1);
-        hostile.arm(address(w.dutch), address(w.dutch), abi.encodeCall(IMarket.expire, (jobId)));
         uint256 before = hostile.balanceOf(requester);
         uint256 marketBefore = hostile.balanceOf(address(w.dutch));
         uint256 stakeBefore = w.staking.stakeOf(provider);
 
         w.dutch.expire(jobId);
 
-        _assertRefused();
         assertEq(hostile.balanceOf(requester), before, "expiry pushed tokens");
-        assertEq(w.dutch.owed(requester), escrow + j.stakeLocked, "credited other than once");
-        assertEq(hostile.balanceOf(address(w.dutch)), marketBefore + j.stakeLocked, "slashed other than once");
+        assertEq(w.dutch.owed(requester), escrow, "credited other than once");
+        assertEq(w.staking.claimable(requester), j.stakeLocked, "compensated other than once");
+        assertEq(hostile.balanceOf(address(w.dutch)), marketBefore, "the slash moved tokens");
         assertEq(w.staking.stakeOf(provider), stakeBefore - j.stakeLocked, "slashed other than once");
         assertEq(w.staking.lockedOf(provider), 0);
         assertEq(w.staking.stats(provider).slashed, 1);
         assertEq(uint256(w.dutch.job(jobId).state), uint256(JobState.Expired));
 
-        // the payout: the hook fires on the transfer to the requester and tries to expire again
+        // the payouts: the hook fires on the transfer to the requester and tries to expire again / claim again
         hostile.arm(requester, address(w.dutch), abi.encodeCall(IMarket.expire, (jobId)));
         vm.prank(requester);
-        assertEq(w.dutch.withdraw(), escrow + j.stakeLocked);
-
+        assertEq(w.dutch.withdraw(), escrow);
         _assertRefused();
+        hostile.arm(requester, address(w.staking), abi.encodeCall(IStaking.claim, ()));
+        vm.prank(requester);
+        assertEq(w.staking.claim(), j.stakeLocked);
+        _assertRefused();
+
         assertEq(hostile.balanceOf(requester), before + escrow + j.stakeLocked, "paid other than once");
         assertEq(w.dutch.owed(requester), 0);
+        assertEq(w.staking.claimable(requester), 0);
         assertEq(hostile.balanceOf(address(w.dutch)), 0);
         assertEq(w.staking.stakeOf(provider), stakeBefore - j.stakeLocked);
         vm.prank(requester);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NothingOwed.selector, requester));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NothingOwed.selector, requester));
         w.dutch.withdraw();
     }
 
@@ -173,7 +180,7 @@ contract ReentrancyTest is AdversarialBase {
         assertEq(w.dutch.owed(self), 0);
         assertEq(hostile.balanceOf(address(w.dutch)), 0);
         vm.prank(self);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NothingOwed.selector, self));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NothingOwed.selector, self));
         w.dutch.withdraw();
     }
 

@@ -4,7 +4,7 @@ pragma solidity ^0.8.28;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {AdversarialBase} from "./AdversarialBase.sol";
 import {IntentBuilder} from "../utils/IntentBuilder.sol";
-import {IMarket} from "../../src/interfaces/IMarket.sol";
+import {IMarket, IMarketEvents} from "../../src/interfaces/IMarket.sol";
 import {Intent, JobState} from "../../src/MarketStructs.sol";
 
 /// @notice Forged signatures. The fixed cases (high-s twin of a valid signature, recovery to the zero
@@ -44,7 +44,7 @@ contract SignaturesTest is AdversarialBase {
         _expectRefused(intent, abi.encodePacked(r, highS, flipped));
         // the canonical one still works, once
         w.dutch.submitSigned(intent, abi.encodePacked(r, s, v));
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NonceAlreadyUsed.selector, requester, nonce));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NonceAlreadyUsed.selector, requester, nonce));
         w.dutch.submitSigned(intent, abi.encodePacked(r, s, v));
     }
 
@@ -52,7 +52,7 @@ contract SignaturesTest is AdversarialBase {
         bytes32 digest = w.dutch.hashIntent(intent);
         uint256 before = token.balanceOf(requester);
         vm.prank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.InvalidSignature.selector, requester, digest));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidSignature.selector, requester, digest));
         w.dutch.submitSigned(intent, sig);
         assertEq(uint256(w.dutch.job(digest).state), uint256(JobState.None));
         assertEq(token.balanceOf(requester), before);

@@ -5,10 +5,11 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {TenderFixture} from "../utils/TenderFixture.sol";
 import {IntentBuilder} from "../utils/IntentBuilder.sol";
 import {TenderAgent} from "../../src/examples/TenderAgent.sol";
+import {Staking} from "../../src/Staking.sol";
 import {TestToken} from "../../src/TestToken.sol";
 import {ReverseAuctionMarket} from "../../src/ReverseAuctionMarket.sol";
 import {DutchAuctionMarket} from "../../src/DutchAuctionMarket.sol";
-import {IMarket} from "../../src/interfaces/IMarket.sol";
+import {IMarket, IMarketEvents} from "../../src/interfaces/IMarket.sol";
 import {
     Bid,
     Intent,
@@ -31,7 +32,9 @@ contract TenderAgentTest is TenderFixture {
         dutch = new DutchAuctionMarket(token, registry, staking, treasury, owner, _defaultParams());
         vm.startPrank(owner);
         staking.setMarket(address(market), true);
+        _activate(staking, address(market));
         staking.setMarket(address(dutch), true);
+        _activate(staking, address(dutch));
         vm.stopPrank();
         agent = new TenderAgent(market, owner);
         token.mint(address(agent), 10e18);
@@ -89,7 +92,7 @@ contract TenderAgentTest is TenderFixture {
         uint256 owed = _refundedAsk(2e18);
         uint256 before = token.balanceOf(address(agent));
         vm.expectEmit(address(market));
-        emit IMarket.Withdrawn(address(agent), owed);
+        emit IMarketEvents.Withdrawn(address(agent), owed);
         vm.prank(owner);
         assertEq(agent.reclaim(market), owed);
         assertEq(token.balanceOf(address(agent)), before + owed);
@@ -97,8 +100,36 @@ contract TenderAgentTest is TenderFixture {
         assertEq(market.owed(address(agent)), 0);
         // nothing left: the market's refusal bubbles up
         vm.prank(owner);
-        vm.expectRevert(abi.encodeWithSelector(IMarket.NothingOwed.selector, address(agent)));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NothingOwed.selector, address(agent)));
         agent.reclaim(market);
+    }
+
+    /// @dev A provider misses the agent's deadline: the compensation is claimable in Staking, and the owner
+    /// moves it into the agent with `claimCompensation`.
+    function test_claimCompensation_movesSlashedStakeIntoTheAgent() public {
+        Intent memory intent =
+            IntentBuilder.init(address(agent), modelId).withCallbackGas(150_000).withNonce(7);
+        vm.prank(owner);
+        bytes32 jobId = agent.ask(intent);
+        vm.prank(provider);
+        market.bid(jobId, Bid(provider, 5e17, 60));
+        vm.warp(market.job(jobId).auctionEnd);
+        market.award(jobId);
+        uint256 locked = market.job(jobId).stakeLocked;
+        vm.warp(market.providerDeadline(jobId) + 1);
+        market.expire(jobId);
+        assertEq(staking.claimable(address(agent)), locked);
+        uint256 before = token.balanceOf(address(agent));
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
+        agent.claimCompensation(market);
+        vm.prank(owner);
+        vm.expectRevert(abi.encodeWithSelector(TenderAgent.NotMarket.selector, address(dutch)));
+        agent.claimCompensation(dutch);
+        vm.prank(owner);
+        assertEq(agent.claimCompensation(market), locked);
+        assertEq(token.balanceOf(address(agent)), before + locked);
+        assertEq(staking.claimable(address(agent)), 0);
     }
 
     function test_reclaim_revertsForAnUnknownMarketOrAStranger() public {
@@ -176,8 +207,9 @@ contract TenderAgentTest is TenderFixture {
 
     function test_addMarket_revertsForAnotherTokenOrAStranger() public {
         TestToken other = new TestToken("Other", "OTH", 18);
+        Staking otherStaking = new Staking(other, owner, UNBONDING, 1e15);
         DutchAuctionMarket foreign =
-            new DutchAuctionMarket(other, registry, staking, treasury, owner, _defaultParams());
+            new DutchAuctionMarket(other, registry, otherStaking, treasury, owner, _defaultParams());
         vm.prank(owner);
         vm.expectRevert(
             abi.encodeWithSelector(TenderAgent.WrongToken.selector, address(foreign), address(other))
@@ -226,7 +258,9 @@ contract TenderAgentTest is TenderFixture {
         Intent memory intent = IntentBuilder.init(address(agent), modelId).withCallbackGas(600_000);
         vm.prank(owner);
         vm.expectRevert(
-            abi.encodeWithSelector(IMarket.CallbackGasTooHigh.selector, uint32(600_000), uint32(500_000))
+            abi.encodeWithSelector(
+                IMarketEvents.CallbackGasTooHigh.selector, uint32(600_000), uint32(500_000)
+            )
         );
         agent.ask(intent);
     }

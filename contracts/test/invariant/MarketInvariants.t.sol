@@ -8,7 +8,8 @@ import {DutchAuctionMarket} from "../../src/DutchAuctionMarket.sol";
 import {IMarket} from "../../src/interfaces/IMarket.sol";
 import {IReverseAuctionMarket} from "../../src/interfaces/IReverseAuctionMarket.sol";
 import {IDutchAuctionMarket} from "../../src/interfaces/IDutchAuctionMarket.sol";
-import {Job, JobState, MarketParams} from "../../src/MarketStructs.sol";
+import {IStaking} from "../../src/interfaces/IStaking.sol";
+import {DisputeTerms, Job, JobState, MarketParams} from "../../src/MarketStructs.sol";
 
 /// @notice Protocol invariants over both auction types sharing one Staking, driven by `MarketHandler`.
 /// Each invariant reads the contracts' own accounting and the handler's ghost record; the handler counts
@@ -36,7 +37,9 @@ contract MarketInvariantsTest is TenderFixture {
         // short enough that unbonding completes within a campaign
         staking.setUnbondingDelay(10 minutes);
         staking.setMarket(address(reverse), true);
+        _activate(staking, address(reverse));
         staking.setMarket(address(dutch), true);
+        _activate(staking, address(dutch));
         vm.stopPrank();
 
         handler = new MarketHandler(
@@ -53,7 +56,7 @@ contract MarketInvariantsTest is TenderFixture {
             })
         );
 
-        bytes4[] memory selectors = new bytes4[](23);
+        bytes4[] memory selectors = new bytes4[](24);
         selectors[0] = MarketHandler.post.selector;
         selectors[1] = MarketHandler.submitSigned.selector;
         selectors[2] = MarketHandler.reuseNonce.selector;
@@ -77,6 +80,7 @@ contract MarketInvariantsTest is TenderFixture {
         selectors[20] = MarketHandler.progress.selector;
         selectors[21] = MarketHandler.withdrawFees.selector;
         selectors[22] = MarketHandler.withdrawOwed.selector;
+        selectors[23] = MarketHandler.drawAudit.selector;
         targetContract(address(handler));
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
@@ -87,9 +91,8 @@ contract MarketInvariantsTest is TenderFixture {
     /// the fees owed to the treasury (accrued at settlement until `withdrawFees`) plus what they owe
     /// accounts (credited at settlement, refund and slash until `withdraw`, or spent on a later escrow or
     /// bond); that owed total is the ghost total of credits less what was spent and withdrawn. A slash
-    /// pays the market, which credits it: the ghost market balance counts every slashed unit in, the
-    /// ghost owed total every unit credited. Staking holds exactly its providers' stakes, and no token
-    /// leaves the known accounts.
+    /// never moves a token: it is credited in Staking (`claimable`). Staking holds exactly its providers'
+    /// stakes plus the unclaimed claims, and no token leaves the known accounts.
     function invariant_tokenConservation() public view {
         uint256 live;
         uint256 n = handler.jobCount();
@@ -116,10 +119,17 @@ contract MarketInvariantsTest is TenderFixture {
         for (uint256 i; i < 3; ++i) {
             stakes += staking.stakeOf(ps[i]);
         }
-        assertEq(token.balanceOf(address(staking)), stakes, "staking != sum of stakes");
-        assertEq(stakes, handler.ghostStakingBalance(), "stakes != ghost flows");
-
+        // slashed stake stays in Staking as claims until claimed
         address[14] memory accounts = handler.trackedAccounts();
+        uint256 claims;
+        for (uint256 i; i < accounts.length; ++i) {
+            claims += staking.claimable(accounts[i]);
+        }
+        assertEq(token.balanceOf(address(staking)), stakes + claims, "staking != stakes + claims");
+        assertEq(token.balanceOf(address(staking)), handler.ghostStakingBalance(), "staking != ghost flows");
+        assertEq(stakes, handler.ghostStakes(), "stakes != ghost flows");
+        assertEq(claims, handler.ghost_compensated() - handler.ghost_claimed(), "claims != compensation");
+
         uint256 known = token.balanceOf(requester) + token.balanceOf(challenger) + token.balanceOf(stranger);
         for (uint256 i; i < accounts.length; ++i) {
             known += token.balanceOf(accounts[i]);
@@ -199,13 +209,7 @@ contract MarketInvariantsTest is TenderFixture {
         MarketParams memory p = reverse.params();
         MarketParams memory q = dutch.params();
         t += _max(p.challengeWindow, q.challengeWindow) + _max(p.proofWindow, q.proofWindow) + 1;
-        vm.warp(t);
-        address keeper = makeAddr("keeper");
-        for (uint256 pass; pass < 2; ++pass) {
-            for (uint256 i; i < n; ++i) {
-                _drive(keeper, handler.jobIds(i));
-            }
-        }
+        _driveAll(t, n, p.proofWindow > q.proofWindow ? p.proofWindow : q.proofWindow);
         for (uint256 i; i < n; ++i) {
             bytes32 id = handler.jobIds(i);
             assertTrue(_terminal(handler.jobInfo(id).market.job(id).state), "job stuck after its deadlines");
@@ -341,7 +345,127 @@ contract MarketInvariantsTest is TenderFixture {
         _noViolation(MarketHandler.Inv.Nonce);
     }
 
+    // ------------------------------------------------------------------ 11. promised time
+
+    /// @notice No award (best, runner-up, failover) ever left its provider less time than it promised:
+    /// awardedAt + latency <= deadline for every job with a provider.
+    function invariant_noAwardLeavesLessTimeThanPromised() public view {
+        uint256 n = handler.jobCount();
+        for (uint256 i; i < n; ++i) {
+            bytes32 id = handler.jobIds(i);
+            Job memory j = handler.jobInfo(id).market.job(id);
+            if (j.provider == address(0)) continue;
+            assertLe(uint256(j.awardedAt) + j.latency, j.deadline, "awarded with less time than promised");
+        }
+        _noViolation(MarketHandler.Inv.Time);
+    }
+
+    // ------------------------------------------------------------------ 12. collateral
+
+    /// @notice Every winner's lock covers the price it is paid times the job's bond multiple (and the
+    /// requester's minStake): second-score payment never runs on first-price collateral.
+    function invariant_lockCoversPriceTimesBondMultiple() public view {
+        uint256 n = handler.jobCount();
+        for (uint256 i; i < n; ++i) {
+            bytes32 id = handler.jobIds(i);
+            Job memory j = handler.jobInfo(id).market.job(id);
+            if (j.provider == address(0)) continue;
+            assertGe(j.stakeLocked, uint256(j.price) * j.bondMultiple, "lock < price * bondMultiple");
+            assertGe(j.stakeLocked, j.minStake, "lock < minStake");
+        }
+    }
+
+    // ------------------------------------------------------------------ 13. terminal states, token blocked
+
+    /// @notice Even when the token refuses every transfer (as a blocklist refusing Staking and every payee
+    /// would), permissionless calls alone bring every job to a terminal state and release every lock:
+    /// nothing on the way to a terminal state moves a token.
+    function invariant_jobsTerminateWhenTheTokenBlocksEveryTransfer() public {
+        uint256 snap = vm.snapshotState();
+        vm.mockCallRevert(address(token), abi.encodeWithSelector(token.transfer.selector), "blocked");
+        vm.mockCallRevert(address(token), abi.encodeWithSelector(token.transferFrom.selector), "blocked");
+        uint256 n = handler.jobCount();
+        uint256 t = handler.now_();
+        for (uint256 i; i < n; ++i) {
+            bytes32 id = handler.jobIds(i);
+            Job memory j = handler.jobInfo(id).market.job(id);
+            if (j.deadline > t) t = j.deadline;
+            if (j.disputeEnd > t) t = j.disputeEnd;
+        }
+        MarketParams memory p = reverse.params();
+        MarketParams memory q = dutch.params();
+        t += _max(p.challengeWindow, q.challengeWindow) + _max(p.proofWindow, q.proofWindow) + 1;
+        _driveAll(t, n, _max(p.proofWindow, q.proofWindow));
+        for (uint256 i; i < n; ++i) {
+            bytes32 id = handler.jobIds(i);
+            assertTrue(_terminal(handler.jobInfo(id).market.job(id).state), "job stuck while transfers fail");
+        }
+        address[3] memory ps = handler.providerList();
+        for (uint256 k; k < 3; ++k) {
+            assertEq(staking.lockedOf(ps[k]), 0, "stake still locked");
+        }
+        vm.clearMockedCalls();
+        vm.revertToState(snap);
+    }
+
+    // ------------------------------------------------------------------ 14. owner changes
+
+    /// @notice Parameter changes never reach a live job: its fee, bond multiple and dispute terms (bond,
+    /// windows, challenger reward) stay those in force when it was posted.
+    function invariant_ownerChangesNeverTouchLiveJobTerms() public view {
+        uint256 n = handler.jobCount();
+        for (uint256 i; i < n; ++i) {
+            bytes32 id = handler.jobIds(i);
+            MarketHandler.JobInfo memory info = handler.jobInfo(id);
+            Job memory j = info.market.job(id);
+            assertEq(j.feeBps, info.feeBps, "fee changed");
+            assertEq(j.bondMultiple, info.bondMultiple, "bond multiple changed");
+            DisputeTerms memory d = info.market.disputeTerms(id);
+            assertEq(d.challengeBond, info.terms.challengeBond, "challenge bond changed");
+            assertEq(d.challengeWindow, info.terms.challengeWindow, "challenge window changed");
+            assertEq(d.proofWindow, info.terms.proofWindow, "proof window changed");
+            assertEq(d.challengerRewardBps, info.terms.challengerRewardBps, "challenger reward changed");
+            if (j.challenger != address(0)) {
+                assertEq(j.challengeBond, info.terms.challengeBond, "bond taken");
+            }
+        }
+        _noViolation(MarketHandler.Inv.Terms);
+    }
+
+    // ------------------------------------------------------------------ 15. reputation
+
+    /// @notice Reputation counters grow only with paid jobs: jobsWon counts exactly the awards, and
+    /// deliveredInTime exactly the settlements, whose protocol fee reached Staking's minCountedFee.
+    function invariant_reputationOnlyFromPaidSettledJobs() public view {
+        address[3] memory ps = handler.providerList();
+        for (uint256 k; k < 3; ++k) {
+            IStaking.Stats memory st = staking.stats(ps[k]);
+            assertEq(st.jobsWon, handler.ghost_countedWins(ps[k]), "jobsWon != paid awards");
+            assertEq(
+                st.deliveredInTime, handler.ghost_countedSettles(ps[k]), "deliveredInTime != paid settlements"
+            );
+            assertLe(st.deliveredInTime, st.jobsWon, "more settled than won");
+        }
+        _noViolation(MarketHandler.Inv.Reputation);
+    }
+
     // ------------------------------------------------------------------ helpers
+
+    /// @dev From time `t`: two passes of permissionless calls, a block apart (audit draws need the next
+    /// block's hash); then, past any proof window an audit drawn by `finalize` opened, two more.
+    function _driveAll(uint256 t, uint256 n, uint256 proofWindow) internal {
+        address keeper = makeAddr("keeper");
+        for (uint256 round; round < 2; ++round) {
+            vm.warp(t);
+            for (uint256 pass; pass < 2; ++pass) {
+                vm.roll(block.number + 2);
+                for (uint256 i; i < n; ++i) {
+                    _drive(keeper, handler.jobIds(i));
+                }
+            }
+            t += proofWindow + 1;
+        }
+    }
 
     function _drive(address keeper, bytes32 id) internal {
         IMarket m = handler.jobInfo(id).market;

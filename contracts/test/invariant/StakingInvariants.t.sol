@@ -20,12 +20,12 @@ contract StakingInvariantsTest is Test {
     function setUp() public {
         address owner = makeAddr("stk-owner");
         token = new TestToken("Tender USD", "TUSD", 18);
-        staking = new Staking(token, owner, 1 days);
+        staking = new Staking(token, owner, 1 days, 1e15);
         handler = new StakingHandler(token, staking);
         vm.prank(owner);
         staking.setMarket(address(handler), true);
 
-        bytes4[] memory selectors = new bytes4[](7);
+        bytes4[] memory selectors = new bytes4[](9);
         selectors[0] = StakingHandler.stake.selector;
         selectors[1] = StakingHandler.requestUnstake.selector;
         selectors[2] = StakingHandler.withdraw.selector;
@@ -33,6 +33,8 @@ contract StakingInvariantsTest is Test {
         selectors[4] = StakingHandler.unlock.selector;
         selectors[5] = StakingHandler.slash.selector;
         selectors[6] = StakingHandler.warp.selector;
+        selectors[7] = StakingHandler.penalize.selector;
+        selectors[8] = StakingHandler.claim.selector;
         targetContract(address(handler));
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
@@ -67,15 +69,19 @@ contract StakingInvariantsTest is Test {
         assertEq(handler.violations(), 0, handler.firstViolation());
     }
 
-    /// @notice (1) Staking holds exactly the sum of stakes, which is what went in minus withdrawals and
-    /// slashes.
+    /// @notice (1) Staking holds exactly the sum of stakes plus what slashes and penalties credited and
+    /// nobody claimed yet; the stakes are what went in minus withdrawals, slashes and penalties.
     function invariant_stakingConservation() public view {
         address[3] memory ps = handler.providerList();
         uint256 sum;
         for (uint256 i; i < 3; ++i) {
             sum += staking.stakeOf(ps[i]);
         }
-        assertEq(token.balanceOf(address(staking)), sum, "balance != sum of stakes");
+        uint256 credited = staking.claimable(handler.recipient());
+        assertEq(token.balanceOf(address(staking)), sum + credited, "balance != stakes + claimable");
         assertEq(sum, handler.ghost_staked() - handler.ghost_withdrawn() - handler.ghost_slashed(), "ghost");
+        assertEq(
+            credited, handler.ghost_slashed() - handler.ghost_claimed(), "claimable != slashed - claimed"
+        );
     }
 }

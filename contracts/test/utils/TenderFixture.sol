@@ -44,7 +44,7 @@ abstract contract TenderFixture is Test {
         token = new TestToken("Tender USD", "TUSD", 18);
         registry = new ModelRegistry();
         verifier = new MockVerifier();
-        staking = new Staking(token, owner, UNBONDING);
+        staking = new Staking(token, owner, UNBONDING, 1e15);
         modelId = registry.register(_modelInfo(3, 0));
         auditedModelId = registry.register(_modelInfo(3, 10_000));
         zkOnlyModelId = registry.register(_modelInfo(1, 0));
@@ -89,6 +89,12 @@ abstract contract TenderFixture is Test {
             maxCallbackGas: 500_000,
             challengeBond: 1e17
         });
+    }
+
+    /// @dev A market added after the first stake waits MARKET_DELAY: skip to when it is active.
+    function _activate(Staking s, address market) internal {
+        uint256 activeAt = s.marketActiveAt(market);
+        if (activeAt > block.timestamp) vm.warp(activeAt);
     }
 
     function _output() internal pure returns (uint256[] memory out) {

@@ -5,11 +5,12 @@ import {Test} from "../../utils/Test.sol";
 import {IntentBuilder} from "../../utils/IntentBuilder.sol";
 import {TestToken} from "../../../src/TestToken.sol";
 import {Staking} from "../../../src/Staking.sol";
-import {IMarket} from "../../../src/interfaces/IMarket.sol";
+import {IMarket, IMarketEvents} from "../../../src/interfaces/IMarket.sol";
 import {IReverseAuctionMarket} from "../../../src/interfaces/IReverseAuctionMarket.sol";
 import {IDutchAuctionMarket} from "../../../src/interfaces/IDutchAuctionMarket.sol";
 import {
     Bid,
+    DisputeTerms,
     Intent,
     Job,
     JobState,
@@ -60,7 +61,10 @@ contract MarketHandler is Test {
         Transition,
         HonestProver,
         Split,
-        Nonce
+        Nonce,
+        Time,
+        Terms,
+        Reputation
     }
 
     /// @dev What a call needs of the job it is aimed at (see `_fits`).
@@ -120,6 +124,10 @@ contract MarketHandler is Test {
         // reverse auction: the best score among all accepted bids, and who bid it first
         uint256 minScore;
         address minScorer;
+        // the terms fixed at posting: fee, bond multiple and (optimistic) dispute terms
+        uint16 feeBps;
+        uint16 bondMultiple;
+        DisputeTerms terms;
     }
 
     /// @dev Everything a call may change, read just before it.
@@ -134,6 +142,9 @@ contract MarketHandler is Test {
         uint256[N] owed;
         uint256[3] stakeOf;
         uint256[3] avail;
+        uint256[3] locked;
+        uint256 reqClaimable;
+        DisputeTerms terms;
         uint256 lockedForJob;
         Bid best;
         Bid runner;
@@ -174,8 +185,8 @@ contract MarketHandler is Test {
     mapping(address market => mapping(address owner => mapping(uint256 word => uint256))) public
         ghost_nonceBits;
 
-    uint256[10] public violations;
-    string[10] public firstViolation;
+    uint256[13] public violations;
+    string[13] public firstViolation;
 
     // ghost totals (token units)
     uint256 public ghost_escrowed; // escrowed by post / submitSigned (from credit or allowance)
@@ -190,14 +201,20 @@ contract MarketHandler is Test {
     uint256 public ghost_owedWithdrawn; // credits paid out by the markets' withdraw
     uint256 public ghost_staked; // pulled into Staking
     uint256 public ghost_withdrawn; // paid out of Staking by withdraw
-    uint256 public ghost_slashed; // paid out of Staking by slashes (all of it to the markets)
-    uint256 public ghost_compensated; // slashed stake credited to requesters and challengers
+    uint256 public ghost_slashed; // stake taken by slashes and penalties (credited to claims in Staking)
+    uint256 public ghost_compensated; // slashed stake credited to requesters and challengers (claimable)
+    uint256 public ghost_claimed; // claims paid out of Staking
     uint256 public ghost_minted;
 
     // coverage counters (how often each path actually happened)
     mapping(bytes32 what => uint256) public calls;
 
     bytes32 internal _target;
+    /// @dev The handler's block height: one block per call (the audit draw needs later blocks).
+    uint256 public block_;
+    /// @dev Awards and settlements whose fee reached Staking's minCountedFee, per provider.
+    mapping(address provider => uint256) public ghost_countedWins;
+    mapping(address provider => uint256) public ghost_countedSettles;
 
     struct Deps {
         TestToken token;
@@ -223,6 +240,7 @@ contract MarketHandler is Test {
         treasury = d.treasury;
         stranger = makeAddr("inv-stranger");
         now_ = block.timestamp;
+        block_ = block.number;
 
         tracked[0] = address(d.reverse);
         tracked[1] = address(d.dutch);
@@ -257,6 +275,7 @@ contract MarketHandler is Test {
 
     modifier tick() {
         vm.warp(now_);
+        vm.roll(++block_);
         calls[bytes32(msg.sig)]++;
         _target = bytes32(0);
         _;
@@ -628,7 +647,8 @@ contract MarketHandler is Test {
         } catch (bytes memory err) {
             calls["withdrawOwed.nothing"]++;
             if (owedBefore[i] != 0) _fail(Inv.Conservation, "a withdrawal of a credit was refused");
-            if (keccak256(err) != keccak256(abi.encodeWithSelector(IMarket.NothingOwed.selector, who))) {
+            if (keccak256(err) != keccak256(abi.encodeWithSelector(IMarketEvents.NothingOwed.selector, who)))
+            {
                 _fail(Inv.Conservation, "withdraw refused with another error than NothingOwed");
             }
             if (token.balanceOf(address(m)) != marketBefore) _fail(Inv.Conservation, "refusal moved tokens");
@@ -649,11 +669,32 @@ contract MarketHandler is Test {
         IMarket m = onDutch ? IMarket(address(dutch)) : IMarket(address(reverse));
         MarketParams memory p = m.params();
         p.feeBps = uint16(bound(feeSeed, 0, 500));
-        p.challengerRewardBps = uint16(bound(rewardSeed, 0, BPS));
         p.bondMultiple = uint16(bound(multipleSeed, 1, 3));
+        // (10^4 - reward) * multiple >= 10^4: a self-challenge never recovers more than 1 - 1/multiple
+        p.challengerRewardBps = uint16(bound(rewardSeed, 0, BPS - BPS / p.bondMultiple));
         vm.prank(owner);
         m.setParams(p);
         calls["setParams"]++;
+        // sometimes the delay has already passed for an earlier schedule: apply what is due
+        (, uint40 at) = m.pendingParams();
+        if (feeSeed % 8 == 0) {
+            _jumpTo(at);
+            vm.prank(stranger);
+            m.applyParams();
+            calls["applyParams"]++;
+        }
+    }
+
+    /// @notice Anyone draws the audit of a delivered optimistic job (the seed block must have passed).
+    function drawAudit(uint256 jobSeed) external tick {
+        (bool has, bytes32 id) = _pick(jobSeed, Want.Finalize);
+        if (!has) return;
+        Snap memory s = _snap(id);
+        vm.prank(stranger);
+        try _info[id].market.drawAudit(id) {
+            calls["drawAudit"]++;
+            _afterCall(id, s, Act.Finalize);
+        } catch {}
     }
 
     /// @notice Mostly short steps; one in 64 jumps hours ahead, past every live deadline.
@@ -706,17 +747,23 @@ contract MarketHandler is Test {
     /// @notice What the markets must hold according to the ghost flows: every token pulled in and every
     /// slashed stake received from Staking, less the fees and credits paid out.
     function ghostMarketBalance() external view returns (uint256) {
-        return ghost_pulled + ghost_slashed - ghost_owedWithdrawn - ghost_feesWithdrawn;
+        return ghost_pulled - ghost_owedWithdrawn - ghost_feesWithdrawn;
     }
 
     /// @notice What the markets must owe all accounts together: every credit (prices, refunds, bonds,
     /// slash compensation), less what was spent on escrows and bonds and what was withdrawn.
     function ghostOwed() external view returns (uint256) {
-        return ghost_paid + ghost_refunded + ghost_bondsOut + ghost_compensated - ghost_owedSpent
-            - ghost_owedWithdrawn;
+        return ghost_paid + ghost_refunded + ghost_bondsOut - ghost_owedSpent - ghost_owedWithdrawn;
     }
 
+    /// @notice What Staking must hold: stakes in, less withdrawals and paid claims (slashed stake stays as
+    /// claims until claimed).
     function ghostStakingBalance() external view returns (uint256) {
+        return ghost_staked - ghost_withdrawn - ghost_claimed;
+    }
+
+    /// @notice What the providers' stakes must add up to.
+    function ghostStakes() external view returns (uint256) {
         return ghost_staked - ghost_withdrawn - ghost_slashed;
     }
 
@@ -748,6 +795,18 @@ contract MarketHandler is Test {
         info.commitment = intent.inputCommitment;
         info.auctionEnd = uint40(now_ + intent.auctionWindow);
         _intents[id] = intent;
+        Job memory posted = m.job(id);
+        (info.feeBps, info.bondMultiple) = (posted.feeBps, posted.bondMultiple);
+        info.terms = m.disputeTerms(id);
+        MarketParams memory p = m.params();
+        if (
+            posted.feeBps != p.feeBps || posted.bondMultiple != p.bondMultiple
+                || (intent.proofMode == PROOF_OPTIMISTIC
+                    && (info.terms.challengeBond != p.challengeBond
+                        || info.terms.proofWindow != p.proofWindow
+                        || info.terms.challengeWindow != p.challengeWindow
+                        || info.terms.challengerRewardBps != p.challengerRewardBps))
+        ) _fail(Inv.Terms, "a job did not fix the parameters in force at posting");
         _afterCall(id, s, Act.Post);
     }
 
@@ -858,13 +917,16 @@ contract MarketHandler is Test {
         for (uint256 i; i < 3; ++i) {
             s.stakeOf[i] = staking.stakeOf(providers[i]);
             s.avail[i] = staking.availableOf(providers[i]);
+            s.locked[i] = staking.lockedOf(providers[i]);
         }
+        if (s.job.requester != address(0)) s.reqClaimable = staking.claimable(s.job.requester);
+        s.terms = m.disputeTerms(id);
         if (s.job.provider != address(0)) s.lockedForJob = staking.lockedFor(s.job.provider, id);
         if (s.mi == 0 && s.job.state != JobState.None) {
             s.best = reverse.bestBid(id);
             s.runner = reverse.runnerUp(id);
-            if (s.best.provider != address(0)) s.bestAvail = staking.availableOf(s.best.provider);
-            if (s.runner.provider != address(0)) s.runnerAvail = staking.availableOf(s.runner.provider);
+            if (s.best.provider != address(0)) s.bestAvail = staking.lockableOf(s.best.provider);
+            if (s.runner.provider != address(0)) s.runnerAvail = staking.lockableOf(s.runner.provider);
             s.clearing = reverse.clearingPrice(id);
         }
     }
@@ -883,6 +945,17 @@ contract MarketHandler is Test {
             if (++info.payouts > 1) _fail(Inv.PayOnce, "a job settled twice");
         }
         if (a.stakeLocked > info.maxLock) info.maxLock = a.stakeLocked;
+        uint256 minFee = staking.minCountedFee();
+        if (a.provider != address(0) && a.provider != s.job.provider) {
+            // a new award (or failover): it must leave the provider all the time it promised
+            if (uint256(a.awardedAt) + a.latency > a.deadline) {
+                _fail(Inv.Time, "awarded with less time than the provider promised");
+            }
+            if (uint256(a.price) * a.feeBps / BPS >= minFee) ghost_countedWins[a.provider]++;
+        }
+        if (a.state == JobState.Settled && s.job.state != JobState.Settled) {
+            if (uint256(a.price) * a.feeBps / BPS >= minFee) ghost_countedSettles[a.provider]++;
+        }
     }
 
     /// @dev The token flows and credits the protocol documents for the transition s.job.state -> a.state.
@@ -906,7 +979,10 @@ contract MarketHandler is Test {
             uint256 bond = a.challengeBond;
             ghost_bondsIn += bond;
             _expectCollect(s, f, _idx(a.challenger), bond);
-            if (bond != s.p.challengeBond) _fail(Inv.Split, "challenge bond differs from the parameter");
+            if (bond != s.terms.challengeBond) {
+                _fail(Inv.Terms, "challenge bond differs from the job's terms");
+            }
+            if (a.disputeEnd != now_ + s.terms.proofWindow) _fail(Inv.Terms, "proof window not the job's");
         } else if (to == JobState.Expired || to == JobState.Slashed || (to == JobState.Awarded && from == to))
         {
             _expectSlash(id, s, a, f, escrow);
@@ -961,20 +1037,19 @@ contract MarketHandler is Test {
         uint256 locked = s.job.stakeLocked;
         uint256 toChallenger;
         if (a.state == JobState.Slashed && s.job.challenger != address(0)) {
-            toChallenger = locked * s.p.challengerRewardBps / BPS;
+            toChallenger = locked * s.terms.challengerRewardBps / BPS;
             uint256 bond = s.job.challengeBond;
             ghost_bondsOut += bond;
-            uint256 c = _idx(s.job.challenger);
-            // the reward and the bond, both credited
-            f.owed[c] += int256(toChallenger + bond);
+            // the bond is credited here, the reward in Staking
+            f.owed[_idx(s.job.challenger)] += int256(bond);
         }
         ghost_slashed += locked;
         ghost_compensated += locked;
         info.slashed += locked;
-        // the whole lock moves from Staking to the market, which credits it: no one else's balance moves
-        f.tok[I_STAKING] -= int256(locked);
-        f.tok[s.mi] += int256(locked);
-        f.owed[req] += int256(locked - toChallenger);
+        // the lock is credited to the requester (and challenger) in Staking: no token moves
+        if (staking.claimable(tracked[req]) < s.reqClaimable + locked - toChallenger) {
+            _fail(Inv.Split, "compensation not credited to the requester in Staking");
+        }
         if (a.state != JobState.Awarded) {
             // terminal: the escrow is credited back in full
             _payRefund(info, f, req, escrow);
@@ -1020,7 +1095,14 @@ contract MarketHandler is Test {
             }
             uint256 drop = s.stakeOf[i] - afterStake;
             bool victim = slashing && p == s.job.provider;
-            if (drop != (victim ? s.job.stakeLocked : 0)) {
+            bool candidate = s.job.state == JobState.Open && (p == s.best.provider || p == s.runner.provider);
+            if (candidate && drop != 0) {
+                // an award skipped this bidder for lack of stake: it lost free stake only, to the requester
+                if (staking.lockedOf(p) < s.locked[i]) _fail(Inv.Slash, "a penalty touched locked stake");
+                ghost_slashed += drop;
+                ghost_compensated += drop;
+                calls["penalty"]++;
+            } else if (drop != (victim ? s.job.stakeLocked : 0)) {
                 _fail(Inv.Slash, "slashed other than the job's lock");
             }
             if (victim) {
@@ -1046,10 +1128,14 @@ contract MarketHandler is Test {
                 if (s.mi == 0 && s.best.provider != address(0) && now_ < s.job.deadline) {
                     _fail(Inv.Auction, "refunded while an award was possible");
                 }
-            } else if (s.bestAvail >= _required(s, s.best.price) || _runnerCanLock(s)) {
-                _fail(Inv.Auction, "award refunded although a bidder could lock");
+            } else if (_bestCanWin(s) || _runnerCanLock(s)) {
+                _fail(Inv.Auction, "award refunded although a bidder could lock in time");
             }
             return;
+        }
+        uint256 floor = uint256(a.price) * a.bondMultiple;
+        if (a.stakeLocked < floor || a.stakeLocked < a.minStake) {
+            _fail(Inv.Auction, "lock below price * bondMultiple");
         }
         if (a.price > a.maxPrice || a.price == 0) _fail(Inv.Auction, "awarded price outside (0, maxPrice]");
         if (s.mi == 1) {
@@ -1065,11 +1151,15 @@ contract MarketHandler is Test {
         if (a.provider == s.best.provider) {
             if (a.provider != info.minScorer) _fail(Inv.Auction, "winner does not hold the best score");
             if (a.price < s.best.price) _fail(Inv.Auction, "winner paid below its own bid");
-            if (a.price != s.clearing) _fail(Inv.Auction, "winner not paid the clearing price");
-        } else if (a.provider == s.runner.provider && a.provider != address(0)) {
-            if (s.bestAvail >= _required(s, s.best.price)) {
-                _fail(Inv.Auction, "runner-up won over a lockable best");
+            // the clearing price, cut to what the winner's lockable stake covers (never below its bid)
+            uint256 cap = s.bestAvail / s.job.bondMultiple;
+            uint256 expected = s.clearing;
+            if (expected > cap) expected = cap < s.best.price ? s.best.price : cap;
+            if (a.price != expected) {
+                _fail(Inv.Auction, "winner not paid the clearing price its stake covers");
             }
+        } else if (a.provider == s.runner.provider && a.provider != address(0)) {
+            if (_bestCanWin(s)) _fail(Inv.Auction, "runner-up won over a lockable, timely best");
             if (a.price != s.runner.price) _fail(Inv.Auction, "runner-up not paid its own bid");
         } else {
             _fail(Inv.Auction, "awarded to a provider outside the book");
@@ -1086,14 +1176,18 @@ contract MarketHandler is Test {
             }
         }
         if (a.state == JobState.Expired && s.mi == 0 && s.job.allowFailover && _runnerCanLock(s)) {
-            if (now_ + s.runner.latency <= s.job.deadline) {
-                _fail(Inv.Auction, "failover skipped although possible");
-            }
+            _fail(Inv.Auction, "failover skipped although possible");
         }
     }
 
-    function _runnerCanLock(Snap memory s) internal pure returns (bool) {
-        return s.runner.provider != address(0) && s.runnerAvail >= _required(s, s.runner.price);
+    function _runnerCanLock(Snap memory s) internal view returns (bool) {
+        return s.runner.provider != address(0) && s.runnerAvail >= _required(s, s.runner.price)
+            && now_ + s.runner.latency <= s.job.deadline;
+    }
+
+    function _bestCanWin(Snap memory s) internal view returns (bool) {
+        return s.best.provider != address(0) && s.bestAvail >= _required(s, s.best.price)
+            && now_ + s.best.latency <= s.job.deadline;
     }
 
     function _required(Snap memory s, uint256 price) internal pure returns (uint256 r) {
@@ -1135,7 +1229,10 @@ contract MarketHandler is Test {
             return to == JobState.Delivered || to == JobState.ProofRequired || to == JobState.Settled
                 || to == JobState.Expired;
         }
-        if (from == JobState.Delivered) return to == JobState.Challenged || to == JobState.Settled;
+        // the audit is drawn after delivery (drawAudit, or finalize when it was not drawn yet)
+        if (from == JobState.Delivered) {
+            return to == JobState.Challenged || to == JobState.Settled || to == JobState.ProofRequired;
+        }
         if (from == JobState.Challenged || from == JobState.ProofRequired) {
             return to == JobState.Settled || to == JobState.Slashed;
         }

@@ -25,6 +25,7 @@ contract StakingHandler is Test {
     uint256 public ghost_staked;
     uint256 public ghost_withdrawn;
     uint256 public ghost_slashed;
+    uint256 public ghost_claimed;
 
     uint256 public violations;
     string public firstViolation;
@@ -84,10 +85,10 @@ contract StakingHandler is Test {
     function lock(uint256 who, uint256 job, uint256 amount) external tick {
         address p = providers[who % 3];
         bytes32 id = bytes32(job % JOBS);
-        uint256 avail = staking.availableOf(p);
-        amount = bound(amount, 1, avail + 10e18);
-        try staking.lock(p, id, amount) {
-            if (amount > avail) _fail("locked more than the available stake");
+        uint256 lockable = staking.lockableOf(p);
+        amount = bound(amount, 1, lockable + 10e18);
+        try staking.lock(p, id, amount, 1e16) {
+            if (amount > lockable) _fail("locked more than the available and unbonding stake");
             if (ghost_lock[p][id] != 0) _fail("locked a job twice");
             ghost_lock[p][id] = amount;
             ghost_lockedTotal[p] += amount;
@@ -97,7 +98,7 @@ contract StakingHandler is Test {
     function unlock(uint256 who, uint256 job) external tick {
         address p = providers[who % 3];
         bytes32 id = bytes32(job % JOBS);
-        try staking.unlock(p, id) returns (uint256 released) {
+        try staking.unlock(p, id, 1e16) returns (uint256 released) {
             if (released != ghost_lock[p][id]) _fail("released other than the lock");
             ghost_lockedTotal[p] -= ghost_lock[p][id];
             ghost_lock[p][id] = 0;
@@ -112,17 +113,58 @@ contract StakingHandler is Test {
         amount = bound(amount, 0, locked * 2 + 1);
         uint256 stakeBefore = staking.stakeOf(p);
         uint256 availBefore = staking.availableOf(p);
+        uint256 claimBefore = staking.claimable(recipient);
         uint256 balBefore = token.balanceOf(recipient);
         try staking.slash(p, id, amount, recipient) {
             if (locked == 0) _fail("slashed a job without a lock");
             if (amount > locked) _fail("slashed more than the job's lock");
             if (staking.stakeOf(p) != stakeBefore - amount) _fail("stake fell by other than the slash");
             if (staking.availableOf(p) != availBefore) _fail("unlocked stake was slashed");
-            if (token.balanceOf(recipient) != balBefore + amount) _fail("slash not paid to the recipient");
+            if (staking.claimable(recipient) != claimBefore + amount) {
+                _fail("slash not credited to the recipient");
+            }
+            if (token.balanceOf(recipient) != balBefore) _fail("a slash moved tokens");
             ghost_slashed += amount;
             ghost_lock[p][id] = locked - amount;
             ghost_lockedTotal[p] -= amount;
         } catch {}
+    }
+
+    /// @notice Penalises up to twice what the provider has free: only free and unbonding stake is taken.
+    function penalize(uint256 who, uint256 job, uint256 amount) external tick {
+        address p = providers[who % 3];
+        bytes32 id = bytes32(job % JOBS);
+        uint256 lockable = staking.lockableOf(p);
+        amount = bound(amount, 0, lockable * 2 + 1);
+        uint256 stakeBefore = staking.stakeOf(p);
+        uint256 lockedBefore = staking.lockedOf(p);
+        uint256 claimBefore = staking.claimable(recipient);
+        try staking.penalize(p, id, amount, recipient) returns (uint256 taken) {
+            if (taken != (amount < lockable ? amount : lockable)) {
+                _fail("penalty other than min(amount, free)");
+            }
+            if (staking.lockedOf(p) != lockedBefore) _fail("a penalty touched locked stake");
+            if (staking.stakeOf(p) != stakeBefore - taken) _fail("stake fell by other than the penalty");
+            if (staking.claimable(recipient) != claimBefore + taken) _fail("penalty not credited");
+            ghost_slashed += taken;
+        } catch {
+            _fail("penalize reverted");
+        }
+    }
+
+    /// @notice The recipient claims what slashes and penalties credited it.
+    function claim() external tick {
+        uint256 owed = staking.claimable(recipient);
+        uint256 before = token.balanceOf(recipient);
+        vm.prank(recipient);
+        try staking.claim() returns (uint256 got) {
+            if (got != owed || token.balanceOf(recipient) != before + owed) {
+                _fail("claim paid other than owed");
+            }
+            ghost_claimed += got;
+        } catch {
+            if (owed != 0) _fail("claim refused with something owed");
+        }
     }
 
     function warp(uint256 dt) external {
