@@ -559,6 +559,8 @@ abstract contract BaseMarket is IMarket, MarketCore, EIP712, Ownable2Step, Pausa
             let ok := delegatecall(gas(), ext, 0, calldatasize(), 0, 0)
             returndatacopy(0, 0, returndatasize())
             if iszero(ok) { revert(0, returndatasize()) }
+            // intended: the calling entry returns the extension's result as its own (a proxy forward)
+            // slither-disable-next-line incorrect-return
             return(0, returndatasize())
         }
     }

@@ -102,7 +102,9 @@ abstract contract MarketCore is IMarketEvents, ReentrancyGuardTransient {
         emit Settled(jobId, provider, price, fee, refundAmount, latency);
         delete $.layouts[jobId];
         // the released amount is the job's stakeLocked (checked by the invariant suite)
-        // slither-disable-next-line unused-return
+        // unlock's return is the job's stakeLocked; no reentrancy: Staking is the immutable, trusted
+        // contract set at construction and unlock only updates its own accounting (no call out)
+        // slither-disable-next-line unused-return,reentrancy-no-eth
         _staking.unlock(provider, jobId, fee);
         // fee <= price < 2**96; checked addition: the total owed would have to pass 2**96 token units
         // between two withdrawals to revert
