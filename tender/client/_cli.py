@@ -133,27 +133,32 @@ def result_table(result: RequestResult, *, decimals: int = 18, symbol: str = "to
     return table
 
 
+def _intent_options(command: Any) -> Any:
+    """MODEL and the options that make an intent, shared by `request run` and `intent typed-data`."""
+    options = [
+        click.argument("model"),
+        click.option("--input", "input_spec", help="JSON file or inline JSON array (default: a sample input)"),
+        click.option("--sample", type=int, default=0, show_default=True,
+                     help="which sample input when --input is unset"),
+        click.option("--max-price", required=True,
+                     help="most you pay: tokens (0.1, in the token's decimals) or base units (100wei)"),
+        click.option("--deadline", type=float, default=60, show_default=True,
+                     help="seconds after the auction window"),
+        click.option("--proof", type=click.Choice(["zk", "optimistic"]), default="zk", show_default=True),
+        click.option("--auction", type=click.Choice(["reverse", "dutch"]), default="reverse", show_default=True),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.group("request")
 def cli_group() -> None:
     """Buy inferences as a requester (key from TENDER_PRIVATE_KEY)."""
 
 
 @cli_group.command("run")
-@click.argument("model")
-@click.option("--input", "input_spec", help="JSON file or inline JSON array (default: a sample input)")
-@click.option(
-    "--sample", type=int, default=0, show_default=True, help="which sample input when --input is unset"
-)
-@click.option(
-    "--max-price",
-    required=True,
-    help="most you pay: tokens (0.1, in the token's decimals) or base units (100wei)",
-)
-@click.option(
-    "--deadline", type=float, default=60, show_default=True, help="seconds after the auction window"
-)
-@click.option("--proof", type=click.Choice(["zk", "optimistic"]), default="zk", show_default=True)
-@click.option("--auction", type=click.Choice(["reverse", "dutch"]), default="reverse", show_default=True)
+@_intent_options
 @click.option("--on-chain", is_flag=True, help="post the intent yourself instead of signing it for solvers")
 @click.option("--solver", "solvers", multiple=True, help="solver base URL (repeatable)")
 @click.option("--rpc", help="JSON-RPC URL (default: the config's chain.rpc_url)")
@@ -412,21 +417,7 @@ def intent_group() -> None:
 
 
 @intent_group.command("typed-data")
-@click.argument("model")
-@click.option("--input", "input_spec", help="JSON file or inline JSON array (default: a sample input)")
-@click.option(
-    "--sample", type=int, default=0, show_default=True, help="which sample input when --input is unset"
-)
-@click.option(
-    "--max-price",
-    required=True,
-    help="most you pay: tokens (0.1, in the token's decimals) or base units (100wei)",
-)
-@click.option(
-    "--deadline", type=float, default=60, show_default=True, help="seconds after the auction window"
-)
-@click.option("--proof", type=click.Choice(["zk", "optimistic"]), default="zk", show_default=True)
-@click.option("--auction", type=click.Choice(["reverse", "dutch"]), default="reverse", show_default=True)
+@_intent_options
 @click.option("--requester", help="the signing wallet's address (default: TENDER_PRIVATE_KEY's)")
 @click.option("--rpc", help="JSON-RPC URL (default: the config's chain.rpc_url)")
 @click.option("--deployment", type=click.Path(path_type=Path), help="deployment JSON")

@@ -543,32 +543,30 @@ class Devnet:
         for role, name, _ in roles.values():
             entry = totals.setdefault(role, {"withdrawn": 0, "owed": 0, "withdrawals": 0, "accounts": {}})
             entry["accounts"][name] = {"withdrawn": 0, "owed": 0}
-        for market in markets.values():
-            for event in market.events(setup.deployment.block, names=["Withdrawn"]):
+
+        def count_paid(events: Any) -> None:
+            """Add each ``Withdrawn``/``Claimed`` event paid to a role's account to its totals."""
+            for event in events:
                 account = str(getattr(event, "account", ""))
-                if account not in roles:
-                    continue
-                role, name, _ = roles[account]
-                amount = int(getattr(event, "amount", 0))
-                totals[role]["withdrawn"] += amount
-                totals[role]["withdrawals"] += 1
-                totals[role]["accounts"][name]["withdrawn"] += amount
+                if account in roles:
+                    role, name, _ = roles[account]
+                    amount = int(getattr(event, "amount", 0))
+                    totals[role]["withdrawn"] += amount
+                    totals[role]["withdrawals"] += 1
+                    totals[role]["accounts"][name]["withdrawn"] += amount
+
+        def count_owed(owed_to: Any) -> None:
+            """Add what ``owed_to(address)`` still owes each role's account to its totals."""
             for address, (role, name, _) in roles.items():
-                owed = market.owed(address)
+                owed = int(owed_to(address))
                 totals[role]["owed"] += owed
                 totals[role]["accounts"][name]["owed"] += owed
-        for event in staking.events(setup.deployment.block, names=["Claimed"]):
-            account = str(getattr(event, "account", ""))
-            if account in roles:
-                role, name, _ = roles[account]
-                amount = int(getattr(event, "amount", 0))
-                totals[role]["withdrawn"] += amount
-                totals[role]["withdrawals"] += 1
-                totals[role]["accounts"][name]["withdrawn"] += amount
-        for address, (role, name, _) in roles.items():
-            claimable = staking.claimable(address)
-            totals[role]["owed"] += claimable
-            totals[role]["accounts"][name]["owed"] += claimable
+
+        for market in markets.values():
+            count_paid(market.events(setup.deployment.block, names=["Withdrawn"]))
+            count_owed(market.owed)
+        count_paid(staking.events(setup.deployment.block, names=["Claimed"]))  # slashed stake claimed
+        count_owed(staking.claimable)
         for role, entry in totals.items():
             log(logger, "devnet.paid_out", role=role, withdrawn=entry["withdrawn"], owed=entry["owed"],
                 withdrawals=entry["withdrawals"])  # fmt: skip
