@@ -61,10 +61,13 @@ class UsdtChain:
 
 
 def _mlp_bundle() -> tuple[Path, dict[str, object]] | None:
-    """The cached default mlp bundle and its registry fields (``None`` when not built here)."""
+    """The default mlp bundle (built into the cache when a fresh clone has none) and its registry
+    fields."""
     from tender.client._models import cached_bundles
-    from tender.models import Bundle, registry_entry
+    from tender.models import Bundle, build, registry_entry
+    from tender.paths import SAMPLE_MODELS
 
+    build(SAMPLE_MODELS / "mlp" / "model.onnx", SAMPLE_MODELS / "mlp" / "calibration.json")
     for path, _ in cached_bundles("mlp"):
         bundle = Bundle.load(path)
         if bundle.card.input_visibility == "polycommit":

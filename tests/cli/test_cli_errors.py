@@ -23,6 +23,8 @@ from tender.anvil import DEV_KEYS, Anvil
 from tender.chain import deploy, load_artifact
 from tender.devnet._supervisor import tender_command
 from tender.errors import ArtifactError
+from tender.models import build
+from tender.paths import SAMPLE_MODELS
 
 GOOD_KEY = DEV_KEYS[1]
 ADDRESS = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -42,6 +44,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         load_artifact("ReverseAuctionMarket")
     except ArtifactError:
         pytest.skip("Tender contracts not built: run `make contracts`")
+    # the requester cases resolve `mlp` to its cached bundle first: a fresh clone builds it here
+    build(SAMPLE_MODELS / "mlp" / "model.onnx", SAMPLE_MODELS / "mlp" / "calibration.json")
     tmp = tmp_path_factory.mktemp("cli")
     with Anvil() as chain:
         deploy(Web3(Web3.HTTPProvider(chain.rpc_url)), DEV_KEYS[0], save=tmp / "deployment.json")
