@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -17,14 +16,13 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
-from schemathesis.config import SchemathesisConfig
 
 from solver._api import IntentApi
 from solver._metrics import HTTP_5XX
 from tender.bounds import HttpLimits
 from tender.intents import Intent
 from tender.wire import ErrorBody
+from tests.openapi_fuzz import FUZZ_SETTINGS, fuzz_config
 
 from .test_api import MARKET, _wire
 
@@ -181,12 +179,7 @@ def test_unhandled_error_is_a_json_500_without_traceback_and_counted() -> None:
 #: No generated intent carries a valid signature: every schema-valid ``POST /intents`` is
 #: answered 422 (wrong job id, bad signature, another chain or market); the check that matters
 #: there is that schema-violating bodies are refused with a documented 4xx and nothing is a 5xx.
-CONFIG = SchemathesisConfig.from_dict({
-    "seed": 16,
-    "checks": {"negative_data_rejection": {"expected-statuses": [400, 404, 405, 413, 415, 422]}},
-    "operations": [{"include-path": "/intents", "checks": {
-        "positive_data_acceptance": {"expected-statuses": ["2xx", 422]}}}],
-})  # fmt: skip
+CONFIG = fuzz_config(refused=[400, 404, 405, 413, 415, 422], path="/intents", accepted=["2xx", 422])
 
 
 @pytest.fixture(scope="module")
@@ -194,15 +187,10 @@ def solver_schema(served: Serving) -> Any:
     return schemathesis.openapi.from_url(f"{served.url}/openapi.json", config=CONFIG)
 
 
-#: examples per operation: 50 in the suite (seeded, derandomized, no deadline); raise it for a
-#: deeper run, e.g. ``TENDER_FUZZ_EXAMPLES=1000 pytest tests/provider/test_provider_openapi.py``
-EXAMPLES = int(os.environ.get("TENDER_FUZZ_EXAMPLES", "50"))
-
 schema = schemathesis.pytest.from_fixture("solver_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
-          suppress_health_check=list(HealthCheck))  # fmt: skip
+@FUZZ_SETTINGS
 def test_solver_api_conforms_to_its_openapi(case: Any) -> None:
     case.call_and_validate()
