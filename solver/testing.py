@@ -560,7 +560,7 @@ def live_devnet(folder: Path, nodes: Sequence[NodePlan] = NODES) -> Iterator[Liv
     from tender import models
     from tender.devnet import Supervisor
     from tender.devnet._chain import ChainSetup
-    from tender.devnet._configs import write_config
+    from tender.devnet._configs import ProviderFile, write_config
 
     (folder / "logs").mkdir(parents=True, exist_ok=True)
     samples = [
@@ -595,7 +595,7 @@ def live_devnet(folder: Path, nodes: Sequence[NodePlan] = NODES) -> Iterator[Liv
             store = folder / f"{plan.name}.db"
             config = _node_config(plan, rpc_url=chain.rpc_url, deployment=deployment_path, port=port,
                                   model=model, store=store)  # fmt: skip
-            path = write_config(folder / f"{plan.name}.toml", config)
+            path = write_config(folder / f"{plan.name}.toml", ProviderFile.model_validate(config))
             sup.start(plan.name, ["provider", "run", "--config", str(path)], env={"TENDER_PRIVATE_KEY": key})
             running.append(Node(plan, key, address, url, store))
         for node in running:

@@ -44,6 +44,8 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
+from provider import MisbehaveSection, ModelEntry
+from solver import ProviderEntry
 from tender.anvil import DEV_KEYS, Anvil, free_port
 from tender.chain import connect
 from tender.client._agent import AgentClient, AgentResult
@@ -77,7 +79,7 @@ PROVIDERS = (
     ProviderPlan("gpu-a", 1, "0x0001", price_factor=1.0),
     ProviderPlan("gpu-b", 2, "0x0002", price_factor=1.6),
     ProviderPlan("gpu-c", 3, "0x0003", price_factor=0.6,
-                 misbehave={"silent_on_job": 1, "wrong_output_on_job": 1}),
+                 misbehave=MisbehaveSection(silent_on_job=1, wrong_output_on_job=1)),
 )  # fmt: skip
 SOLVER_KEYS = (4, 5)
 #: The providers each solver asks for quotes (solver-2 is the one the fault requests go to).
@@ -260,13 +262,13 @@ class Devnet:
     def _start_roles(self, setup: ChainSetup) -> None:
         rpc, deployment = self.anvil.rpc_url, self.run_dir / "deployment.json"
         self._step("starting 3 providers, 2 solvers and a verifier agent")
-        models = [{"name": name, "onnx": SAMPLE_MODELS / name / "model.onnx", "bundle": info.bundle,
-                   "model_id": info.model_id} for name, info in setup.models.items()]  # fmt: skip
-        entries: dict[str, dict[str, str]] = {}
+        models = [ModelEntry(name=name, onnx=SAMPLE_MODELS / name / "model.onnx", bundle=info.bundle,
+                             model_id=info.model_id) for name, info in setup.models.items()]  # fmt: skip
+        entries: dict[str, ProviderEntry] = {}
         workers = max(1, (os.cpu_count() or 2) // 2)
         for plan in PROVIDERS:
             if not self.options.with_faults:
-                plan = dataclasses.replace(plan, misbehave={})
+                plan = dataclasses.replace(plan, misbehave=None)
             port = free_port()
             key = DEV_KEYS[plan.key_index]
             solvers = [setup.address(DEV_KEYS[k]) for k, names in zip(SOLVER_KEYS, SOLVER_PROVIDERS, strict=True)
@@ -274,35 +276,30 @@ class Devnet:
             if plan.name == PROVIDERS[0].name:  # the newcomer's solver may bid for gpu-a
                 solvers.append(setup.address(NEWCOMER_KEYS["solver"]))
             setup.operator(key, endpoint=f"http://127.0.0.1:{port}", region=plan.region, solvers=solvers)
-            config = provider_config(plan, rpc_url=rpc, deployment=deployment, port=port, models=models,
-                                     run_dir=self.run_dir, workers=workers)  # fmt: skip
-            path = write_config(self.run_dir / f"{plan.name}.toml", config)
+            provider = provider_config(plan, rpc_url=rpc, deployment=deployment, port=port, models=models,
+                                       run_dir=self.run_dir, workers=workers)  # fmt: skip
+            path = write_config(self.run_dir / f"{plan.name}.toml", provider)
             self.supervisor.start(plan.name, ["provider", "run", "--config", str(path)],
                                   env={"TENDER_PRIVATE_KEY": key})  # fmt: skip
-            entries[plan.name] = {
-                "name": plan.name,
-                "url": f"http://127.0.0.1:{port}",
-                "address": setup.address(key),
-            }
-        self.provider_entries = {
-            name: {"url": e["url"], "address": e["address"]} for name, e in entries.items()
-        }
+            entries[plan.name] = ProviderEntry(name=plan.name, url=f"http://127.0.0.1:{port}",
+                                               address=setup.address(key))  # fmt: skip
+        self.provider_entries = {name: {"url": e.url, "address": e.address} for name, e in entries.items()}
         solver_providers = [[entries[name] for name in names] for names in SOLVER_PROVIDERS]
         for n, (key_index, providers) in enumerate(zip(SOLVER_KEYS, solver_providers, strict=True), start=1):
             port = free_port()
             name = f"solver-{n}"
-            config = solver_config(rpc_url=rpc, deployment=deployment, port=port, providers=providers,
+            solver = solver_config(rpc_url=rpc, deployment=deployment, port=port, providers=providers,
                                    run_dir=self.run_dir, name=name, margin_bps=100 * n)  # fmt: skip
-            path = write_config(self.run_dir / f"{name}.toml", config)
+            path = write_config(self.run_dir / f"{name}.toml", solver)
             self.supervisor.start(name, ["solver", "run", "--config", str(path)],
                                   env={"TENDER_PRIVATE_KEY": DEV_KEYS[key_index]})  # fmt: skip
             self.solver_urls.append(f"http://127.0.0.1:{port}")
-        config = verifier_config(rpc_url=rpc, deployment=deployment, run_dir=self.run_dir)
-        self.verifier_config = write_config(self.run_dir / "verifier.toml", config)
+        verifier = verifier_config(rpc_url=rpc, deployment=deployment, run_dir=self.run_dir)
+        self.verifier_config = write_config(self.run_dir / "verifier.toml", verifier)
         self.supervisor.start("verifier", ["verifier", "run", "--config", str(self.verifier_config)],
                               env={"TENDER_PRIVATE_KEY": DEV_KEYS[VERIFIER_KEY]})  # fmt: skip
         for plan in PROVIDERS:
-            self.supervisor.wait_http(plan.name, f"{entries[plan.name]['url']}/health", timeout=120)
+            self.supervisor.wait_http(plan.name, f"{entries[plan.name].url}/health", timeout=120)
         for n, url in enumerate(self.solver_urls, start=1):
             self.supervisor.wait_http(f"solver-{n}", f"{url}/status", timeout=60)
         time.sleep(0.5)

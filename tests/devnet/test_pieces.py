@@ -14,56 +14,60 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from tender.devnet._configs import ProviderPlan, dump_toml, provider_config, solver_config, verifier_config
+from tender.devnet._configs import (
+    ProviderPlan,
+    dump_config,
+    provider_config,
+    solver_config,
+    verifier_config,
+    write_config,
+)
 from tender.devnet._live import render
 from tender.devnet._summary import RequestRecord
 from tender.devnet._supervisor import ChildFailed, Supervisor
 from tender.devnet._workload import plan_workload
 
 
-def test_toml_round_trips_nested_tables_and_arrays(tmp_path: Path) -> None:
-    data = {
-        "chain": {"rpc_url": "http://x", "deployment": tmp_path / "d.json", "poll_interval_s": 0.1},
-        "provider": {"listen": "127.0.0.1:1", "models": [{"name": "mlp", "onnx": "a.onnx"}, {"name": "cnn", "onnx": "b"}],
-                     "pricing": {"margin": 0.2, "proof_cost": 10**16}, "flag": True, "none": None,
-                     "tags": ["a", "b"], "quote": 'say "hi"'},
-    }  # fmt: skip
-    back = tomllib.loads(dump_toml(data))
-    assert back["chain"]["deployment"] == str(tmp_path / "d.json")
-    assert back["provider"]["models"][1]["name"] == "cnn"
-    assert back["provider"]["pricing"]["proof_cost"] == 10**16
-    assert back["provider"]["flag"] is True
-    assert "none" not in back["provider"]
-    assert back["provider"]["quote"] == 'say "hi"'
+def test_generated_configs_load_back_through_the_roles_own_loaders(tmp_path: Path) -> None:
+    provider = pytest.importorskip("provider")
+    solver = pytest.importorskip("solver")
+    verifier = pytest.importorskip("verifier")
+    from solver._config import load_config as load_solver
 
+    plan = ProviderPlan("gpu-c", 3, "0x0003", 0.6,
+                        misbehave=provider.MisbehaveSection(silent_on_job=1, wrong_output_on_job=2))  # fmt: skip
+    models = [provider.ModelEntry(name="mlp", onnx=Path("models/mlp/model.onnx"), bundle=tmp_path,
+                                  model_id="0x" + "ab" * 32)]  # fmt: skip
+    entry = solver.ProviderEntry(name="gpu-c", url="http://127.0.0.1:7001", address="0x" + "11" * 20)
+    deployment = tmp_path / "d.json"
+    provider_file = provider_config(plan, rpc_url="http://x", deployment=deployment, port=7001, models=models,
+                                    run_dir=tmp_path, proving_warmup=False)  # fmt: skip
+    solver_file = solver_config(rpc_url="http://x", deployment=deployment, port=7100, run_dir=tmp_path,
+                                name="s", margin_bps=100, providers=[entry])  # fmt: skip
+    verifier_file = verifier_config(rpc_url="http://x", deployment=deployment, run_dir=tmp_path,
+                                    relay_listen="127.0.0.1:7301")  # fmt: skip
 
-def test_generated_configs_validate_against_the_role_sections(tmp_path: Path) -> None:
-    provider_cfg = pytest.importorskip("provider._config")
-    solver_cfg = pytest.importorskip("solver._config")
-    verifier_cfg = pytest.importorskip("verifier._config")
-    from tender.config import ChainSection
+    chain, section = provider.load_config(write_config(tmp_path / "p.toml", provider_file))
+    assert (chain, section) == (provider_file.chain, provider_file.provider)
+    assert section.misbehave.silent_on_job == 1
+    assert section.models[0].model_id == "0x" + "ab" * 32
+    assert section.proving_warmup is False
+    assert section.store == tmp_path / "gpu-c.db"
+    chain, section = load_solver(write_config(tmp_path / "s.toml", solver_file))
+    assert (chain, section) == (solver_file.chain, solver_file.solver)
+    assert section.providers == [entry]
+    assert verifier.load_config(write_config(tmp_path / "v.toml", verifier_file)) == verifier_file
+    assert chain.deployment == deployment
 
-    plan = ProviderPlan("gpu-c", 3, "0x0003", 0.6, misbehave={"silent_on_job": 1, "wrong_output_on_job": 2})
-    models = [
-        {"name": "mlp", "onnx": "models/mlp/model.onnx", "bundle": tmp_path, "model_id": "0x" + "ab" * 32}
-    ]
-    configs = {
-        "provider": provider_config(plan, rpc_url="http://x", deployment=tmp_path / "d.json", port=7001,
-                                    models=models, run_dir=tmp_path),
-        "solver": solver_config(rpc_url="http://x", deployment=tmp_path / "d.json", port=7100, run_dir=tmp_path,
-                                name="s", margin_bps=100,
-                                providers=[{"name": "gpu-c", "url": "http://127.0.0.1:7001", "address": "0x" + "11" * 20}]),
-        "verifier": verifier_config(rpc_url="http://x", deployment=tmp_path / "d.json", run_dir=tmp_path),
-    }  # fmt: skip
-    sections = {"provider": provider_cfg.ProviderSection, "solver": solver_cfg.SolverSection,
-                "verifier": verifier_cfg.VerifierSection}  # fmt: skip
-    for role, config in configs.items():
-        data = tomllib.loads(dump_toml(config))
-        ChainSection.model_validate(data["chain"])
-        section = sections[role].model_validate(data[role])
-        assert "key" not in dump_toml(config).lower().replace("key_env", "")  # no secrets in files
-        if role == "provider":
-            assert section.misbehave.silent_on_job == 1
+    for config in (provider_file, solver_file, verifier_file):
+        text = dump_config(config)
+        assert "key" not in text.lower()  # no secrets in files (keys come from the environment)
+        assert tomllib.loads(text)["chain"] == {"rpc_url": "http://x", "deployment": str(deployment),
+                                                "poll_interval_s": 0.1}  # fmt: skip
+    # a healthy provider has no [provider.misbehave] knobs set
+    healthy = provider_config(ProviderPlan("gpu-a", 1, "0x0001", 1.0), rpc_url="http://x", deployment=deployment,
+                              port=7002, models=models, run_dir=tmp_path)  # fmt: skip
+    assert tomllib.loads(dump_config(healthy))["provider"].get("misbehave", {}) == {}
 
 
 def test_workload_is_deterministic_and_puts_faults_first() -> None:

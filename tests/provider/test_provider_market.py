@@ -283,14 +283,15 @@ def kill_group(process: subprocess.Popen[bytes]) -> None:
 async def test_sigkill_while_proving_then_restart_delivers_and_gets_paid(
     chain: Chain, tmp_path: Path, mlp_samples: list[list[float]]
 ) -> None:
-    from tender.devnet._configs import write_config
+    from tender.config import ChainSection
+    from tender.devnet._configs import ProviderFile, write_config
 
     store = tmp_path / "jobs.db"
     section = provider_section(chain, store, proving_warmup=False)  # the only proof in flight is the job's
-    config = write_config(tmp_path / "provider.toml", {
-        "chain": {"rpc_url": chain.anvil.rpc_url, "deployment": str(chain.deployment_path)},
-        "provider": section,
-    })  # fmt: skip
+    config = write_config(tmp_path / "provider.toml", ProviderFile(
+        chain=ChainSection(rpc_url=chain.anvil.rpc_url, deployment=chain.deployment_path),
+        provider=ProviderSection(**section),
+    ))  # fmt: skip
     url = f"http://{section['listen']}"
     data = mlp_samples[3]
     market, _, job_id = post_intent(chain, data)
