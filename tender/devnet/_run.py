@@ -47,7 +47,7 @@ from rich.live import Live
 from provider import MisbehaveSection, ModelEntry
 from solver import ProviderEntry
 from tender.anvil import DEV_KEYS, Anvil, free_port
-from tender.chain import connect
+from tender.chain import Event, JobState, connect
 from tender.client._agent import AgentClient, AgentResult
 from tender.client._client import Client
 from tender.client._errors import (
@@ -59,12 +59,19 @@ from tender.client._errors import (
     RequestRejected,
     RequestTimeout,
 )
-from tender.client._tracker import JobState, JobTracker
+from tender.client._tracker import JobTracker
 from tender.devnet._chain import TOKEN, ChainSetup
 from tender.devnet._configs import ProviderPlan, provider_config, solver_config, verifier_config, write_config
 from tender.devnet._live import render
 from tender.devnet._network import NEWCOMER_KEYS, NEWCOMER_TOKENS, network_lines
-from tender.devnet._summary import RequestRecord, Summary, check_invariants, summarize, summary_table
+from tender.devnet._summary import (
+    RequestRecord,
+    Summary,
+    check_invariants,
+    request_state,
+    summarize,
+    summary_table,
+)
 from tender.devnet._supervisor import Supervisor
 from tender.devnet._workload import Planned, plan_workload
 from tender.errors import DevChainError, RequestError, TenderError, TransactionFailed
@@ -377,17 +384,17 @@ class Devnet:
     def _frame(self) -> Any:
         return render(self.records, started=self.started, providers=self.provider_names)
 
-    def _on_event(self, tracker: JobTracker, name: str, args: dict[str, Any]) -> None:
+    def _on_event(self, tracker: JobTracker, event: Event) -> None:
         record = next((r for r in self.records if r.job_id == tracker.job_id), None)
         if record is None:
             return
         if not record.terminal:
-            record.state = tracker.state.value if tracker.state != JobState.SLASHED else "refunded"
+            record.state = request_state(tracker.state)
         record.bids = tracker.bids
         record.provider = tracker.provider
-        record.price_paid = tracker.price if tracker.state == JobState.SETTLED else record.price_paid
+        record.price_paid = tracker.price if tracker.state is JobState.SETTLED else record.price_paid
         record.challenged = tracker.challenged
-        record.slashed = tracker.slashed or tracker.state == JobState.SLASHED
+        record.slashed = tracker.slashed
 
     async def _one(self, client: Client, planned: Planned, setup: ChainSetup, *,
                    solvers: list[str] | None = None, until_awarded: bool = False) -> None:  # fmt: skip
@@ -406,18 +413,18 @@ class Devnet:
                 intent, handle = await agent.build_intent(planned.model, data, **options)
                 record.job_id = agent.client.job_id(intent)
                 record.callback_gas_limit = intent.callback_gas_limit
-                record.state = "sent"
+                record.state = request_state(JobState.NONE)
                 tracker = await agent.ask(intent)
                 follow: asyncio.Task[Any] = asyncio.create_task(agent.follow(tracker, intent, handle))
             else:
                 intent, handle = await client.build_intent(planned.model, data, **options)
                 record.job_id = client.job_id(intent)
-                record.state = "sent"
+                record.state = request_state(JobState.NONE)
                 tracker = await client.send(intent, on_chain=planned.source != "signed", solvers=solvers)
                 follow = asyncio.create_task(client.follow(tracker, intent, handle))
             self.trackers[planned.index] = tracker
             if until_awarded:
-                while tracker.state in (JobState.SENT, JobState.OPEN) and not follow.done():  # noqa: ASYNC110
+                while tracker.state in (JobState.NONE, JobState.OPEN) and not follow.done():  # noqa: ASYNC110
                     await asyncio.sleep(0.1)
                 self._follow_later(follow, record, tracker)
                 return
@@ -440,7 +447,7 @@ class Devnet:
     ) -> None:
         try:
             result = await follow
-            record.state = "settled"
+            record.state = request_state(JobState.SETTLED)
             record.price_paid = result.price_paid
             record.provider = result.provider
             record.verified_locally = result.verified
@@ -449,19 +456,27 @@ class Devnet:
             if isinstance(result, AgentResult):
                 record.callback = "ok" if result.callback_output == result.output else "failed"
         except CallbackFailed as exc:  # settled and paid, but the agent stored nothing
-            record.state, record.callback, record.error = "settled", "failed", str(exc)
+            record.state, record.callback, record.error = request_state(JobState.SETTLED), "failed", str(exc)
             if exc.result is not None:
                 record.price_paid, record.provider = exc.result.price_paid, exc.result.provider
                 record.verified_locally = exc.result.verified
             record.verified_onchain = record.proof_mode == "zk" and "delivered" in tracker.tx_hashes
         except RequestExpired as exc:
-            record.state, record.compensation, record.error = "expired", exc.compensation, str(exc)
+            record.state, record.compensation, record.error = (
+                request_state(JobState.EXPIRED),
+                exc.compensation,
+                str(exc),
+            )
             record.slashed = record.slashed or exc.compensation > 0
         except ProviderSlashed as exc:
-            record.state, record.compensation, record.error = "refunded", exc.compensation, str(exc)
+            record.state, record.compensation, record.error = (
+                request_state(JobState.SLASHED),
+                exc.compensation,
+                str(exc),
+            )
             record.slashed = record.challenged = True
         except RequestRefunded as exc:
-            record.state, record.error = "refunded", str(exc)
+            record.state, record.error = request_state(JobState.REFUNDED), str(exc)
         except (ProofInvalid, RequestTimeout) as exc:
             record.state, record.error = "failed", f"{type(exc).__name__}: {exc}"
         except RequestError as exc:

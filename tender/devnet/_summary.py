@@ -22,20 +22,34 @@ from typing import Any
 
 from rich.table import Table
 
+from tender.chain import JobState
+
 __all__ = [
     "TERMINAL",
     "RequestRecord",
     "Summary",
     "check_invariants",
     "percentile",
+    "request_state",
     "summarize",
     "summary_table",
     "write_json",
     "write_png",
 ]
 
-#: The states a request may end in; anything else means it was still running.
-TERMINAL = frozenset({"settled", "refunded", "expired"})
+
+def request_state(state: JobState) -> str:
+    """A request's state word for the job's chain state: the :class:`~tender.chain.JobState`
+    name in lower case (``"sent"`` before the job is on the market); a slashed job counts as
+    ``refunded`` (its escrow came back), with ``RequestRecord.slashed`` set."""
+    if state is JobState.NONE:
+        return "sent"
+    return request_state(JobState.REFUNDED) if state is JobState.SLASHED else state.name.lower()
+
+
+#: The states a request may end in (its job's final states); anything else means it was still
+#: running.
+TERMINAL = frozenset(request_state(s) for s in JobState if s.final)
 
 
 @dataclass
