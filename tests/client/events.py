@@ -26,7 +26,9 @@ _LOG_INDEX = itertools.count()
 def event(kind: type[Event], job: str, *, tx: str | None = None, block: int = 1, **values: Any) -> Event:
     """A ``kind`` event of job ``job`` (``0x``-hex), from transaction ``tx`` (``0x``-hex)."""
     given = {"job_id": bytes.fromhex(job.removeprefix("0x")), **values}
-    args: dict[str, Any] = {f.name: given.get(f.name, _EMPTY.get(str(f.type))) for f in fields(kind) if f.init}
+    args: dict[str, Any] = {
+        f.name: given.get(f.name, _EMPTY.get(str(f.type))) for f in fields(kind) if f.init
+    }
     args.update(tx_hash=bytes.fromhex(tx.removeprefix("0x")) if tx else b"", block_number=block,
                 log_index=next(_LOG_INDEX))  # fmt: skip
     return kind(**args)
