@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from tender.chain import JobState
 from tender.devnet._configs import (
     ProviderPlan,
     dump_config,
@@ -22,8 +23,8 @@ from tender.devnet._configs import (
     verifier_config,
     write_config,
 )
-from tender.devnet._live import render
-from tender.devnet._summary import RequestRecord
+from tender.devnet._live import STATE_STYLE, render
+from tender.devnet._summary import TERMINAL, RequestRecord, request_state
 from tender.devnet._supervisor import ChildFailed, Supervisor
 from tender.devnet._workload import plan_workload
 
@@ -159,6 +160,22 @@ def test_live_view_renders_records() -> None:
     assert "3/5 done" in text
     assert "callback ✓" in text
     assert "agent callbacks 1/4" in text
+
+
+def test_request_states_are_the_chain_job_states() -> None:
+    assert {"settled", "refunded", "expired"} == TERMINAL  # the summary's JSON keys
+    assert request_state(JobState.NONE) == "sent"
+    assert request_state(JobState.SLASHED) == "refunded"  # counted with ``RequestRecord.slashed``
+    assert request_state(JobState.PROOF_REQUIRED) == "proof_required"
+    assert {request_state(s) for s in JobState} | {"pending", "failed"} == STATE_STYLE.keys()
+
+
+def test_the_client_and_devnet_read_the_chain_through_tender_chain_only() -> None:
+    root = Path(__file__).resolve().parents[2] / "tender"
+    for path in [*(root / "client").glob("*.py"), *(root / "devnet").glob("*.py")]:
+        text = path.read_text()
+        assert "get_logs" not in text, path  # one log loop: tender.chain.EventFeed
+        assert "class JobState" not in text, path  # one JobState: tender.chain's
 
 
 def test_live_view_fits_80_columns() -> None:
