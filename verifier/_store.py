@@ -3,7 +3,8 @@
 Tables:
 
 * ``meta``     the chain id and market addresses it belongs to, the scan cursor.
-* ``jobs``     what the agent knows of each job it saw (state, deadlines, its verdict).
+* ``jobs``     what the agent knows of each job it saw (its :class:`~tender.chain.JobState`, stored by
+  name, deadlines, its verdict).
 * ``actions``  every transaction the agent decides to send, one row per (job, kind). A row is
   written with the *signed* transaction before it is broadcast, so a restarted agent
   rebroadcasts the very same transaction (same nonce, same hash) instead of signing a second
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tender.chain import JobState
 from verifier._errors import StoreError
 
 _SCHEMA = """
@@ -86,7 +88,7 @@ class JobRow:
 
     job_id: str
     market: str
-    state: str
+    state: JobState
     proof_mode: int | None
     provider: str | None
     deadline: int | None
@@ -161,13 +163,15 @@ class Store:
     # -- jobs ---------------------------------------------------------------------------
 
     def upsert_job(self, job_id: str, market: str, **fields: Any) -> None:
-        """Insert a job or update the given fields (``detail`` is merged, not replaced)."""
+        """Insert a job or update the given fields (``detail`` is merged, not replaced; ``state`` is
+        a :class:`JobState`)."""
         now = time.time()
         with self._lock:
             current = self.job(job_id)
             detail = dict(current.detail) if current else {}
             detail.update(fields.pop("detail", {}) or {})
-            columns = {"state": current.state if current else "seen", **fields}
+            state = JobState(fields.pop("state", current.state if current else JobState.NONE))
+            columns = {"state": state.name.lower(), **fields}
             if current is None:
                 self._exec(
                     "INSERT INTO jobs(job_id, market, state, proof_mode, provider, deadline, challenge_deadline,"
@@ -191,13 +195,13 @@ class Store:
         ).fetchone()
         return None if row is None else _job(row)
 
-    def jobs(self, *states: str) -> list[JobRow]:
+    def jobs(self, *states: JobState) -> list[JobRow]:
         """Jobs in any of ``states`` (all jobs when none is given), oldest first."""
         sql = "SELECT job_id, market, state, proof_mode, provider, deadline, challenge_deadline, verdict, detail FROM jobs"
         args: tuple[Any, ...] = ()
         if states:
             sql += f" WHERE state IN ({','.join('?' * len(states))})"
-            args = states
+            args = tuple(state.name.lower() for state in states)
         return [_job(row) for row in self._exec(sql + " ORDER BY rowid", args).fetchall()]
 
     # -- actions ------------------------------------------------------------------------
@@ -270,6 +274,7 @@ class Store:
 
 
 def _job(row: tuple[Any, ...]) -> JobRow:
-    job_id, market, state, proof_mode, provider, deadline, challenge_deadline, verdict, detail = row
+    job_id, market, name, proof_mode, provider, deadline, challenge_deadline, verdict, detail = row
+    state = JobState.__members__.get(str(name).upper(), JobState.NONE)
     return JobRow(job_id, market, state, proof_mode, provider, deadline, challenge_deadline, verdict,
                   json.loads(detail or "{}"))  # fmt: skip

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tender.chain import JobState
 from verifier import Store, StoreError
 
 
@@ -23,7 +24,7 @@ def test_record_signed_refuses_a_second_action_of_the_same_kind(tmp_path: Path) 
 def test_state_survives_reopening(tmp_path: Path) -> None:
     store = Store(tmp_path / "v.db")
     store.record_signed("0x01", "challenge", tx_hash="0xaa", raw_tx="0x00", nonce=0)
-    store.upsert_job("0x01", "reverse", state="delivered", detail={"output": [1, 2]})
+    store.upsert_job("0x01", "reverse", state=JobState.DELIVERED, detail={"output": [1, 2]})
     store.upsert_job("0x01", "reverse", verdict="wrong", detail={"reason": "argmax"})
     store.cursor = 41
     store.close()
@@ -31,7 +32,7 @@ def test_state_survives_reopening(tmp_path: Path) -> None:
     assert again.cursor == 41
     job = again.job("0x01")
     assert job is not None
-    assert (job.state, job.verdict) == ("delivered", "wrong")
+    assert (job.state, job.verdict) == (JobState.DELIVERED, "wrong")
     assert job.detail == {"output": [1, 2], "reason": "argmax"}
     assert [a.job_id for a in again.pending_actions()] == ["0x01"]
     again.finish_action("0x01", "challenge", "mined")
