@@ -2,8 +2,10 @@
 
 One loop, one pass every ``poll_interval_s``:
 
-1. **scan** the markets' logs from the stored cursor to the head and record every job's state
-   in SQLite (the cursor advances only after the events are stored);
+1. **scan** the markets' events from the stored cursor to the head (a
+   :class:`~tender.chain.EventFeed` whose cursor is the SQLite store: the events and the cursor
+   are stored together) and fold each job's state with :class:`~tender.chain.JobView`'s rule; a
+   reorg rebuilds the jobs it touched;
 2. **judge** each new optimistic delivery: fetch the input from the intent's
    ``inputLocation``, check it against the commitment, re-execute the model and compare
    (:func:`verifier._models.judge`);
@@ -26,7 +28,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from web3 import Web3
@@ -38,9 +40,11 @@ from tender.chain import (
     Delivered,
     Deployment,
     Event,
+    EventFeed,
     FailedOver,
     IntentPosted,
     JobState,
+    JobView,
     Market,
     Proved,
     Registry,
@@ -49,8 +53,6 @@ from tender.chain import (
     Token,
     TxSender,
     connect,
-    tender_log_decoder,
-    to_event,
 )
 from tender.daemon import Daemon
 from tender.errors import ChainError, ContractRevert, TenderError, TransactionFailed
@@ -61,7 +63,6 @@ from verifier._actions import ActionSender, Outcome
 from verifier._audit import instances_for
 from verifier._config import VerifierConfig
 from verifier._errors import InputMismatch, InputUnavailable
-from verifier._history import next_state
 from verifier._inputs import fetch_input
 from verifier._models import Catalogue, commitment_of, judge
 from verifier._relay import RelayRefused, make_app, start_site
@@ -128,9 +129,11 @@ class Agent(Daemon):
         self.registry = Registry(self.w3, self.deployment.registry)
         self.staking = Staking(self.w3, self.deployment.staking)
         self.token = Token(self.w3, self.deployment.token, sender=self.sender)
-        self.decoder = tender_log_decoder()
         self.store = Store(self.settings.state_path(self.chain_id))
         self.store.bind(chain_id=self.chain_id, markets={n: m.address for n, m in self.markets.items()})
+        self.feed = EventFeed(self.w3, [m.address for m in self.markets.values()], cursor=self.store,
+                              confirmations=chain.confirmations, chunk=self.settings.log_chunk,
+                              start_block=self.settings.from_block or self.deployment.block)  # fmt: skip
         self.actions = ActionSender(
             self.sender,
             self.store,
@@ -191,23 +194,32 @@ class Agent(Daemon):
     # -- 1. scan --------------------------------------------------------------------------
 
     def scan(self) -> int:
-        """Record the events of blocks after the cursor; returns how many were handled."""
-        head = int(self.w3.eth.block_number) - self.config.chain.confirmations
-        cursor = self.store.cursor
-        start = (cursor + 1) if cursor is not None else (self.settings.from_block or self.deployment.block)
+        """Record the events of the blocks after the cursor, up to the head less the confirmations;
+        returns how many job events were handled. A reorg rolls back the jobs it touched first."""
         handled = 0
-        addresses = [m.address for m in self.markets.values()]
-        while start <= head:
-            end = min(start + self.settings.log_chunk - 1, head)
-            logs = self.w3.eth.get_logs({"address": addresses, "fromBlock": start, "toBlock": end})  # type: ignore[typeddict-item]
-            for raw in logs:
-                decoded = self.decoder.decode(raw)
-                if decoded is not None and "job_id" in decoded.args:
-                    self.handle(to_event(decoded))
+
+        def record(events: list[Event]) -> None:
+            nonlocal handled
+            for event in events:
+                if isinstance(getattr(event, "job_id", None), bytes):
+                    self.handle(event)
                     handled += 1
-            self.store.cursor = end
-            start = end + 1
+
+        while self.feed.step(record, self.rebuild):
+            pass
         return handled
+
+    def rebuild(self, fork: int, touched: Sequence[Any]) -> None:
+        """After a reorg back to block ``fork``: fold each job it touched again from its events up to
+        the fork (the feed then reads the new chain after it)."""
+        for job in touched:
+            job_id = bytes.fromhex(str(job)[2:])
+            events = self.feed.read(self.feed.start_block, fork, job_id=job_id)
+            with self.store.transaction():
+                self.store.forget_job(str(job))
+                for event in events:
+                    self.handle(event)
+            log(logger, "job.rebuilt", level=logging.WARNING, job_id=job, fork=fork, events=len(events))
 
     def handle(self, event: Event) -> None:
         """Fold one market event into the stored job: its state by the lifecycle's rule
@@ -218,8 +230,8 @@ class Agent(Daemon):
         job = "0x" + job_id.hex()
         market = self._by_address.get(Web3.to_checksum_address(event.address), "?")
         row = self.store.job(job)
-        state = next_state(row.state if row is not None else JobState.NONE, event)
-        fields: dict[str, Any] = {"state": state}
+        before = JobView(job_id, state=row.state if row is not None else JobState.NONE)
+        fields: dict[str, Any] = {"state": before.apply(event).state}
         if isinstance(event, IntentPosted):
             fields.update(proof_mode=int(event.intent.proof_mode),
                           detail={"intent": event.intent.to_json(), "escrow": str(event.escrow)})  # fmt: skip
@@ -246,6 +258,7 @@ class Agent(Daemon):
             log(logger, "job.slashed", job_id=job, to_challenger=event.to_challenger,
                 to_requester=event.to_requester)  # fmt: skip
         self.store.upsert_job(job, market, **fields)
+        self.store.touch(job, event.block_number)
 
     # -- 2. judge -------------------------------------------------------------------------
 

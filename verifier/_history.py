@@ -18,24 +18,17 @@ from typing import Any, TypeVar
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import Web3RPCError
-from web3.types import FilterParams
 
 from tender.chain import (
-    AuditRequired,
-    Awarded,
-    Challenged,
     Delivered,
     Deployment,
     Event,
-    Expired,
-    FailedOver,
+    EventFeed,
     IntentPosted,
     JobState,
+    JobView,
     LogDecoder,
     Proved,
-    Refunded,
-    Settled,
-    Slashed,
     Transfer,
     load_artifact,
     tender_log_decoder,
@@ -46,7 +39,7 @@ from verifier._calldata import CallDecoder, DecodedCall, find_call
 
 E = TypeVar("E", bound=Event)
 
-#: Blocks per ``eth_getLogs`` request.
+#: Blocks per ``eth_getLogs`` request (of the :class:`~tender.chain.EventFeed` that reads the range).
 LOG_CHUNK = 5_000
 
 #: Market artefact by deployment name.
@@ -66,19 +59,7 @@ class ChainSource:
 
     def events(self, addresses: Sequence[str], from_block: int, to_block: int) -> list[Event]:
         """The typed events ``addresses`` emitted in a block range, oldest first."""
-        # TEMPORARY until tender.chain.EventFeed lands
-        decoder = tender_log_decoder()
-        out: list[Event] = []
-        start = from_block
-        while start <= to_block:
-            end = min(start + self.chunk - 1, to_block)
-            params: FilterParams = {"address": list(addresses), "fromBlock": start, "toBlock": end}  # type: ignore[typeddict-item]
-            for raw in self.w3.eth.get_logs(params):
-                decoded = decoder.decode(raw)
-                if decoded is not None:
-                    out.append(to_event(decoded))
-            start = end + 1
-        return out
+        return EventFeed(self.w3, addresses, chunk=self.chunk).read(from_block, to_block)
 
     def find_call(self, tx_hash: bytes, *, to: str, names: tuple[str, ...], decoder: CallDecoder,
                   job_id: bytes) -> DecodedCall:  # fmt: skip
@@ -156,52 +137,14 @@ class JobHistory:
         return found[-1] if found else None
 
     @property
-    def view(self) -> _TmpView:
+    def view(self) -> JobView:
         """The job folded from its events."""
-        # TEMPORARY until tender.chain.JobView lands
-        view = _TmpView()
-        for event in self.events:
-            view.state = next_state(view.state, event)
-            if isinstance(event, Awarded):
-                view.provider, view.price = event.provider, event.price
-            elif isinstance(event, FailedOver):
-                view.provider, view.price = event.to, event.price
-        return view
+        return JobView.fold(self.job_id, self.events)
 
     @property
     def state(self) -> JobState:
         """The job's state as its events tell it."""
         return self.view.state
-
-
-def next_state(state: JobState, event: Event) -> JobState:
-    """TEMPORARY until tender.chain.JobView lands."""
-    if isinstance(event, IntentPosted):
-        return JobState.OPEN
-    if isinstance(event, Awarded | FailedOver):
-        return JobState.AWARDED
-    if isinstance(event, Delivered):
-        return event.state
-    if isinstance(event, AuditRequired):
-        return JobState.PROOF_REQUIRED
-    if isinstance(event, Challenged):
-        return JobState.CHALLENGED
-    if isinstance(event, Settled | Proved):
-        return JobState.SETTLED
-    if isinstance(event, Expired):
-        return JobState.EXPIRED
-    if isinstance(event, Slashed):
-        return JobState.SLASHED
-    if isinstance(event, Refunded) and state not in (JobState.EXPIRED, JobState.SLASHED):
-        return JobState.REFUNDED
-    return state
-
-
-@dataclass
-class _TmpView:
-    state: JobState = JobState.NONE
-    provider: str = ""
-    price: int = 0
 
 
 class History:

@@ -10,15 +10,19 @@ Tables:
   rebroadcasts the very same transaction (same nonce, same hash) instead of signing a second
   challenge: the unique key makes a duplicate impossible.
 * ``rewards``  what the agent earned (challenger rewards, keeper fees), from the chain's events.
+* ``blocks``   the hashes of the last blocks scanned, and ``touched`` the jobs each of them changed:
+  the store is the :class:`~tender.chain.FeedCursor` of the agent's event feed, so a reorg forgets
+  what the dropped blocks said (:meth:`Store.rollback`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +56,12 @@ CREATE TABLE IF NOT EXISTS actions (
     created REAL NOT NULL,
     updated REAL NOT NULL,
     PRIMARY KEY (job_id, kind)
+);
+CREATE TABLE IF NOT EXISTS blocks (number INTEGER PRIMARY KEY, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS touched (
+    block INTEGER NOT NULL,
+    job_id TEXT NOT NULL,
+    PRIMARY KEY (block, job_id)
 );
 CREATE TABLE IF NOT EXISTS rewards (
     tx_hash TEXT NOT NULL,
@@ -160,6 +170,63 @@ class Store:
     def cursor(self, block: int) -> None:
         self.set_meta("cursor", str(block))
 
+    # -- feed cursor (tender.chain.FeedCursor) --------------------------------------------
+
+    def block_hash(self, number: int) -> str | None:
+        row = self._exec("SELECT hash FROM blocks WHERE number = ?", (number,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def recent_blocks(self) -> list[tuple[int, str]]:
+        return [
+            (int(n), str(h)) for n, h in self._exec("SELECT number, hash FROM blocks ORDER BY number DESC")
+        ]
+
+    def advance(self, last: int, hashes: Mapping[int, str], *, keep: int) -> None:
+        """Move the cursor to ``last`` and remember ``hashes``, at most ``keep`` blocks in all."""
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO blocks(number, hash) VALUES(?, ?)", sorted(hashes.items())
+            )
+            row = self._exec(
+                "SELECT number FROM blocks ORDER BY number DESC LIMIT 1 OFFSET ?", (keep,)
+            ).fetchone()
+            if row is not None:  # older blocks can no longer be reorged (for the feed)
+                self._exec("DELETE FROM blocks WHERE number <= ?", (row[0],))
+                self._exec("DELETE FROM touched WHERE block <= ?", (row[0],))
+            self.cursor = last
+
+    def touch(self, job_id: str, block: int) -> None:
+        """Note that an event of ``block`` changed ``job_id`` (what :meth:`rollback` returns)."""
+        self._exec("INSERT OR IGNORE INTO touched(block, job_id) VALUES(?, ?)", (block, job_id))
+
+    def rollback(self, fork: int) -> list[str]:
+        """Forget the blocks after ``fork`` and the rewards their events booked; returns the jobs
+        their events changed (whose rows the caller rebuilds)."""
+        with self.transaction():
+            jobs = [
+                str(r[0]) for r in self._exec("SELECT DISTINCT job_id FROM touched WHERE block > ?", (fork,))
+            ]
+            self._exec("DELETE FROM touched WHERE block > ?", (fork,))
+            self._exec("DELETE FROM blocks WHERE number > ?", (fork,))
+            self._exec("DELETE FROM rewards WHERE block > ? AND log_index >= 0", (fork,))
+            self.cursor = fork
+        return jobs
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One SQLite transaction (re-entrant: an inner one joins the outer one)."""
+        with self._lock:
+            if self._db.in_transaction:
+                yield
+                return
+            self._exec("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.rollback()
+                raise
+            self._exec("COMMIT")
+
     # -- jobs ---------------------------------------------------------------------------
 
     def upsert_job(self, job_id: str, market: str, **fields: Any) -> None:
@@ -186,6 +253,10 @@ class Store:
                 f"UPDATE jobs SET {sets}, detail = ?, updated = ? WHERE job_id = ?",
                 (*columns.values(), json.dumps(detail), now, job_id),
             )
+
+    def forget_job(self, job_id: str) -> None:
+        """Delete what the agent knew of a job (to fold it again from its events)."""
+        self._exec("DELETE FROM jobs WHERE job_id = ?", (job_id,))
 
     def job(self, job_id: str) -> JobRow | None:
         row = self._exec(
