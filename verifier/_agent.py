@@ -393,7 +393,7 @@ class Agent(Daemon):
             )
         market = self.markets[name]
         job = market.job(job_id)
-        if job.state.name not in ("CHALLENGED", "PROOF_REQUIRED"):
+        if job.state not in (JobState.CHALLENGED, JobState.PROOF_REQUIRED):
             raise RelayRefused(
                 409, "not_disputed", f"job is {job.state.name.lower()}, nothing to prove", "jobId"
             )
