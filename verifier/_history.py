@@ -1,9 +1,10 @@
 """Rebuild jobs from chain data alone: the markets' logs and the calldata of their transactions.
 
 Every job opens with ``IntentPosted`` (which logs the whole intent), so a job's history is the
-ordered list of its market's typed events (:mod:`tender.chain`), its state their fold; the output is in ``Delivered``, and the proof, which no
-event holds, is decoded from the calldata of the ``deliver`` or ``prove`` transaction (found
-in the call trace when a contract relayed the call).
+ordered list of its market's typed events, read by :meth:`tender.chain.EventFeed.read`, and its
+state is their :class:`~tender.chain.JobView` fold. The output is in ``Delivered``; the proof,
+which no event holds, is decoded from the calldata of the ``deliver`` or ``prove`` transaction
+(found in the call trace when a contract relayed the call).
 
 :class:`ChainSource` is where the data comes from. Tests substitute a source that alters one
 transaction's calldata, which is exactly what an auditor must catch.
