@@ -42,6 +42,7 @@ from tender.chain import (
     Event,
     EventFeed,
     FailedOver,
+    FeedCursor,
     IntentPosted,
     JobState,
     JobView,
@@ -131,7 +132,8 @@ class Agent(Daemon):
         self.token = Token(self.w3, self.deployment.token, sender=self.sender)
         self.store = Store(self.settings.state_path(self.chain_id))
         self.store.bind(chain_id=self.chain_id, markets={n: m.address for n, m in self.markets.items()})
-        self.feed = EventFeed(self.w3, [m.address for m in self.markets.values()], cursor=self.store,
+        cursor: FeedCursor = self.store  # the events and the cursor are stored together
+        self.feed = EventFeed(self.w3, [m.address for m in self.markets.values()], cursor=cursor,
                               confirmations=chain.confirmations, chunk=self.settings.log_chunk,
                               start_block=self.settings.from_block or self.deployment.block)  # fmt: skip
         self.actions = ActionSender(
