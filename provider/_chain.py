@@ -88,7 +88,9 @@ class ProviderChain:
         w3 = connect(chain.rpc_url)
         deployment = Deployment.load(int(w3.eth.chain_id), path=chain.deployment)
         count = chain.confirmations if confirmations is None else confirmations
-        return cls(w3, deployment, chain.private_key(), confirmations=count, async_w3=async_connect(chain.rpc_url))
+        return cls(
+            w3, deployment, chain.private_key(), confirmations=count, async_w3=async_connect(chain.rpc_url)
+        )
 
     def market(self, address: str) -> AsyncMarket:
         """The served market at ``address`` (``KeyError`` if it is not one of them)."""
@@ -127,15 +129,15 @@ class ProviderChain:
         """Log what a failed transaction's receipt says (gas used against its limit)."""
         if exc.tx_hash is None:
             return
-        eth = self.async_w3.eth
+        eth, sent = self.async_w3.eth, HexBytes(exc.tx_hash)
         try:
-            tx = await eth.get_transaction(exc.tx_hash)
-            receipt = await eth.get_transaction_receipt(exc.tx_hash)
+            tx = await eth.get_transaction(sent)
+            receipt = await eth.get_transaction_receipt(sent)
             mined_at = (await eth.get_block(receipt["blockNumber"]))["timestamp"]
         except Exception as lookup:  # diagnostics only: never hide the original failure
             log(logger, "tx.lookup_failed", level=logging.DEBUG, error=repr(lookup))
             return
-        log(logger, "tx.failed", level=logging.WARNING, tx=HexBytes(exc.tx_hash).to_0x_hex(), gas=tx["gas"],
+        log(logger, "tx.failed", level=logging.WARNING, tx=sent.to_0x_hex(), gas=tx["gas"],
             gas_used=receipt["gasUsed"], block=receipt["blockNumber"], mined_at=mined_at, revert=repr(exc.revert))  # fmt: skip
 
     async def close(self) -> None:

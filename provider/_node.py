@@ -54,8 +54,8 @@ from provider._pricing import Pricer
 from provider._proving import ProofResult, ProveFn, ProvingPool, prove_with_bundle
 from provider._spec import ModelSpec, read_spec
 from provider._store import JobRecord, JobStore, WorkStep
-from tender.chain import Job as ChainJob
 from tender.chain import AsyncMarket, JobState
+from tender.chain import Job as ChainJob
 from tender.daemon import Daemon
 from tender.errors import ChainError, ConfigError, ContractRevert, TenderError, TransactionFailed
 from tender.intents import decode_input_uri, sign_digest
@@ -423,10 +423,7 @@ class ProviderNode(Daemon):
         chain_job = await on_chain.job(job_id_bytes(job_id))
         if not chain_job.exists:
             raise NotAwarded(f"job {job_id} does not exist on market {market}", field="jobId")
-        if (
-            chain_job.state is not JobState.AWARDED
-            or to_checksum_address(chain_job.provider) != self.address
-        ):
+        if chain_job.state is not JobState.AWARDED or to_checksum_address(chain_job.provider) != self.address:
             raise NotAwarded(
                 f"job {job_id} is {chain_job.state.name.lower()} for provider {chain_job.provider},"
                 f" not awarded to {self.address}",
@@ -771,11 +768,7 @@ class ProviderNode(Daemon):
                 self._set(record, WorkStep.SETTLED)
                 await self.collect(record.market)
                 return
-            if (
-                state.final
-                or state is JobState.NONE
-                or to_checksum_address(job.provider) != self.address
-            ):
+            if state.final or state is JobState.NONE or to_checksum_address(job.provider) != self.address:
                 self._set(record, WorkStep.FAILED, error=f"job ended {state.name.lower()} on-chain")
                 return
             if state in (JobState.CHALLENGED, JobState.PROOF_REQUIRED) and "prove" not in record.tx:

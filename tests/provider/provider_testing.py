@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 from eth_account import Account
-
 from hexbytes import HexBytes
 
 from provider import ProviderNode
