@@ -30,7 +30,7 @@ from tender.chain import (
     connect,
 )
 from tender.config import ChainSection
-from tender.errors import TransactionFailed
+from tender.errors import ConfigError, TransactionFailed
 from tender.logs import log
 
 logger = logging.getLogger("provider.chain")
@@ -68,7 +68,12 @@ class ProviderChain:
         async_w3: AsyncWeb3[Any] | None = None,
     ) -> None:
         self.w3 = w3
-        self.async_w3 = async_w3 or async_connect(str(getattr(w3.provider, "endpoint_uri", "")))
+        if async_w3 is None:
+            url = getattr(w3.provider, "endpoint_uri", None)
+            if not url:
+                raise ConfigError("ProviderChain: pass async_w3 (w3's provider has no endpoint_uri)")
+            async_w3 = async_connect(str(url))
+        self.async_w3 = async_w3
         self.deployment = deployment
         sender = TxSender(w3, key, confirmations=confirmations)
         self.contracts = Contracts.load(w3, deployment, sender=sender)

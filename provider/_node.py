@@ -3,10 +3,14 @@
 :class:`ProviderNode` is a :class:`tender.daemon.Daemon`. ``setup`` opens the job store, loads
 and warms the models, starts the proving pool and resumes every unfinished job; ``tasks`` is
 the HTTP server; ``stop`` releases everything. Each accepted job runs as its own task through
+the node's :class:`~provider._store.WorkStep` s
 
     accepted -> inferred -> proved -> delivered -> settled   (or failed)
 
-writing each step to the store before the next one, so a restart picks up where it stopped.
+writing each step to the store before the next one, so a restart picks up where it stopped. The
+job's state in the market is read from the chain (:class:`tender.chain.JobState`) at each step;
+the markets are :class:`tender.chain.AsyncMarket` s, so every market rule (the provider
+deadline included) is the contract's.
 
 Getting paid: a settlement credits the job's price to the provider in the market (``owed``);
 after each settlement the node withdraws that market's credit, with its own transaction sender,
@@ -54,8 +58,7 @@ from provider._pricing import Pricer
 from provider._proving import ProofResult, ProveFn, ProvingPool, prove_with_bundle
 from provider._spec import ModelSpec, read_spec
 from provider._store import JobRecord, JobStore, WorkStep
-from tender.chain import AsyncMarket, JobState
-from tender.chain import Job as ChainJob
+from tender.chain import AsyncMarket, Job, JobState
 from tender.daemon import Daemon
 from tender.errors import ChainError, ConfigError, ContractRevert, TenderError, TransactionFailed
 from tender.intents import decode_input_uri, sign_digest
@@ -471,7 +474,7 @@ class ProviderNode(Daemon):
         market: str,
         job_id: str,
         served: ServedModel,
-        chain_job: ChainJob,
+        chain_job: Job,
         deadline: int,
         job_input: JobInput,
         rejected: InputRejected,
@@ -534,7 +537,7 @@ class ProviderNode(Daemon):
                       error=f"declined: {record.error}; stake released")  # fmt: skip
             return
 
-    def _check_commitment(self, served: ServedModel, array: NDArray[Any], job: ChainJob) -> None:
+    def _check_commitment(self, served: ServedModel, array: NDArray[Any], job: Job) -> None:
         if served.bundle is None:
             raise InputRejected(f"model {served.entry.name} has no bundle: cannot check commitments",
                                 field="input", code="commitment_unavailable")  # fmt: skip
@@ -818,7 +821,7 @@ class ProviderNode(Daemon):
                     )
             await asyncio.sleep(self.config.poll_interval_s)
 
-    async def _audit_drawable(self, market: AsyncMarket, job: ChainJob) -> bool:
+    async def _audit_drawable(self, market: AsyncMarket, job: Job) -> bool:
         """Whether to draw the audit of our optimistic delivery now: the model is audited at all,
         nobody drew it yet and the block after the delivery is mined (the draw reads its hash,
         which stops being readable 256 blocks later: then the job counts as audited, so the node
