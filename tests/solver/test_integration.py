@@ -49,7 +49,7 @@ def _provider_settled(live: LiveEnv, job_ids: list[str], auction: AuctionType) -
     for job in job_ids:
         provider = live.job(auction, job).provider
         record = live.provider_job(provider, job) if provider else None
-        if record is None or record.state.value != "settled":
+        if record is None or record.step.value != "settled":
             return False
     return True
 
@@ -116,7 +116,7 @@ def _report(live: LiveEnv, jobs: dict[AuctionType, list[str]], dbs: list[Path]) 
                 auction.name,
                 job[:10],
                 chain.state,
-                at and (at.state.value, at.error),
+                at and (at.step.value, at.error),
                 [(r.state.value, r.provider, r.last_bidder, r.note) if r else None for r in mine],
             )
     for st in stores:
