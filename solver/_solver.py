@@ -90,7 +90,16 @@ _WAITING_REVERTS = frozenset({"AuctionNotEnded", "NotExpired", "ChallengeWindowO
 
 #: The market events the solver follows: intents, bids (to know when it is outbid), awards and
 #: failovers (to know when a job is its own), and the events that end a job.
-FOLLOWED: tuple[type[Event], ...] = (IntentPosted, BidPlaced, Awarded, FailedOver, Settled, Expired, Refunded, Slashed)
+FOLLOWED: tuple[type[Event], ...] = (
+    IntentPosted,
+    BidPlaced,
+    Awarded,
+    FailedOver,
+    Settled,
+    Expired,
+    Refunded,
+    Slashed,
+)
 
 #: What came of a job the solver still pursued, by the chain state that ended it. A refund ends
 #: a job nobody served (never awarded, or declined with no runner-up): for the solver, lost.
@@ -292,8 +301,12 @@ class Solver(Daemon):
                 # Who placed the latest bid for the provider we chose (a provider's new bid
                 # replaces its old one, so another solver's bid for it means we were outbid).
                 row = self.store.job(_hex(event.job_id))
-                if row is not None and (row.provider is None or row.provider.lower() == event.provider.lower()):
-                    self.store.update_job(row.job_id, last_bidder=event.solver, last_bid_block=event.block_number)
+                if row is not None and (
+                    row.provider is None or row.provider.lower() == event.provider.lower()
+                ):
+                    self.store.update_job(
+                        row.job_id, last_bidder=event.solver, last_bid_block=event.block_number
+                    )
             elif isinstance(event, Awarded | FailedOver):
                 self._on_award(event)
             elif isinstance(event, Settled | Expired | Refunded | Slashed):
@@ -638,7 +651,9 @@ class Solver(Daemon):
         elif ours:
             self._set(row, ENDED[chain_job.state], note=f"chain state {chain_job.state.name}")
         else:
-            self._set(row, Pursuit.LOST, note=f"awarded to {chain_job.provider}, state {chain_job.state.name}")
+            self._set(
+                row, Pursuit.LOST, note=f"awarded to {chain_job.provider}, state {chain_job.state.name}"
+            )
 
     async def _award(self, row: JobRow, market: AsyncMarket, job: bytes) -> ContractRevert | None:
         """Close our auction: one award at a time; a failed one (e.g. mined on a chain whose
@@ -710,7 +725,10 @@ class Solver(Daemon):
             # then failed over or was refunded, and is no longer ours to hand over.
             market = self.markets[row.market.lower()]
             chain_job = await market.job(bytes(HexBytes(row.job_id)))
-            if chain_job.state is not JobState.AWARDED or chain_job.provider.lower() != provider.address.lower():
+            if (
+                chain_job.state is not JobState.AWARDED
+                or chain_job.provider.lower() != provider.address.lower()
+            ):
                 self._set(row, Pursuit.LOST, note=f"{provider.name} refused it (HTTP {status}), job "
                           f"{chain_job.state.name} for {chain_job.provider}: {answer[:200]!r}")  # fmt: skip
                 return

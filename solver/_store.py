@@ -332,7 +332,9 @@ class Store:
     ) -> bool:
         """Insert a newly seen intent; if known, record its posting. True when it is new."""
         job_id = job_id.lower()
-        row = self._db.execute("SELECT pursuit, posted_block FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        row = self._db.execute(
+            "SELECT pursuit, posted_block FROM jobs WHERE job_id = ?", (job_id,)
+        ).fetchone()
         now = time.time()
         if row is None:
             self._db.execute(

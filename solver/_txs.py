@@ -177,7 +177,12 @@ class TxManager:
         return bytes(signed.raw_transaction), HexBytes(signed.hash).to_0x_hex()
 
     async def send(
-        self, tx: TxParams | ContractFunction, *, purpose: str, job_id: str | None = None, gas: int | None = None
+        self,
+        tx: TxParams | ContractFunction,
+        *,
+        purpose: str,
+        job_id: str | None = None,
+        gas: int | None = None,
     ) -> TxRow:
         """Sign ``tx`` (``to``, ``data``, ``value``; or a contract call such as
         ``market.fn.award(job_id)`` of a :class:`tender.chain.Market`), persist it, broadcast it;

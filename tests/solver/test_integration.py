@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 
 from solver._policy import AuctionState, BidAction, Economics, Offer, Terms, decide, floor_price, score
-from solver._store import JobRow, JobState, Store, TxState
-from tender.chain import Token
+from solver._store import JobRow, Pursuit, Store, TxState
+from tender.chain import JobState, Token
 from tender.intents import AuctionType, Intent, ProofMode
 
 from .conftest import SOLVER_KEYS, UNIT, LiveEnv, RecordingSolver, Running, wait_until
@@ -41,7 +41,7 @@ SETTLE_TIMEOUT = 600
 
 
 def _settled(live: LiveEnv, job_ids: list[str], auction: AuctionType) -> bool:
-    return all(live.job(auction, j).state == "settled" for j in job_ids)
+    return all(live.job(auction, j).state is JobState.SETTLED for j in job_ids)
 
 
 def _provider_settled(live: LiveEnv, job_ids: list[str], auction: AuctionType) -> bool:
@@ -59,7 +59,7 @@ def _solvers_settled(dbs: list[Path], job_ids: list[str]) -> bool:
     stores = [Store(db) for db in dbs]
     try:
         rows = [st.job(job) for st in stores for job in job_ids]
-        return sum(1 for r in rows if r is not None and r.state == JobState.SETTLED) == len(job_ids)
+        return sum(1 for r in rows if r is not None and r.pursuit == Pursuit.SETTLED) == len(job_ids)
     finally:
         for st in stores:
             st.close()
@@ -117,7 +117,7 @@ def _report(live: LiveEnv, jobs: dict[AuctionType, list[str]], dbs: list[Path]) 
                 job[:10],
                 chain.state,
                 at and (at.state.value, at.error),
-                [(r.state.value, r.provider, r.last_bidder, r.note) if r else None for r in mine],
+                [(r.pursuit.value, r.provider, r.last_bidder, r.note) if r else None for r in mine],
             )
     for st in stores:
         st.close()
@@ -139,7 +139,7 @@ def test_one_solver_serves_one_reverse_intent(live: LiveEnv, tmp_path: Path) -> 
     store = Store(tmp_path / "a.sqlite")
     row = store.job(job)
     assert row is not None
-    assert row.state == JobState.SETTLED
+    assert row.pursuit == Pursuit.SETTLED
     assert len(solver.quotes[job]) == 3  # every node quoted
     _check_reverse_bid(solver, row, _terms(live, AuctionType.REVERSE, job, intent))
     assert live.job(AuctionType.REVERSE, job).provider == row.provider
@@ -233,7 +233,7 @@ def test_two_solvers_three_providers_forty_intents(live: LiveEnv, tmp_path: Path
         won_by = [
             (solver, row)
             for solver, store in zip(solvers, stores, strict=True)
-            if (row := store.job(job)) is not None and row.state == JobState.SETTLED
+            if (row := store.job(job)) is not None and row.pursuit == Pursuit.SETTLED
         ]
         assert len(won_by) == 1, (job, won_by)
         winner, row = won_by[0]
@@ -248,7 +248,7 @@ def test_two_solvers_three_providers_forty_intents(live: LiveEnv, tmp_path: Path
     # Money: each solver earns at least the provider's quote plus the gas it spent, per job won.
     won = 0
     for solver, store in zip(solvers, stores, strict=True):
-        for row in store.jobs(JobState.SETTLED):
+        for row in store.jobs(Pursuit.SETTLED):
             won += 1
             assert row.award_price is not None
             assert row.provider is not None
