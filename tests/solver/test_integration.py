@@ -23,13 +23,12 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from solver._policy import AuctionState, BidAction, Economics, Offer, Terms, decide, floor_price, score
 from solver._store import JobRow, Pursuit, Store, TxState
-from tender.chain import JobState, Token
+from tender.chain import BidPlaced, JobState, Token
 from tender.intents import AuctionType, Intent, ProofMode
 
 from .conftest import SOLVER_KEYS, UNIT, LiveEnv, RecordingSolver, Running, wait_until
@@ -68,23 +67,15 @@ def _solvers_settled(dbs: list[Path], job_ids: list[str]) -> bool:
 def _terms(live: LiveEnv, auction: AuctionType, job_id: str, intent: Intent) -> Terms:
     """The intent's terms as the market scores them (maxLatency = deadline - auctionEnd)."""
     chain = live.job(auction, job_id)
-    max_latency = int(chain.get("deadline")) - int(chain.get("auction_end"))
+    max_latency = chain.deadline - chain.auction_end
     return Terms(auction, intent.max_price, intent.price_weight_bps, max_latency)
 
 
-def _bids(live: LiveEnv, job_id: str) -> list[dict[str, Any]]:
+def _bids(live: LiveEnv, job_id: str) -> list[BidPlaced]:
     """The ``BidPlaced`` events of a reverse job, in chain order."""
     market = live.markets[AuctionType.REVERSE]
-    event = market.contract.events.BidPlaced()
-    logs = live.w3.eth.get_logs(
-        {
-            "fromBlock": live.deployment.block,
-            "toBlock": "latest",
-            "address": market.address,
-            "topics": [event.topic, "0x" + job_id[2:]],
-        }
-    )
-    return [dict(event.process_log(entry)["args"]) for entry in logs]
+    events = market.events(live.deployment.block, names=["BidPlaced"], job_id=bytes.fromhex(job_id[2:]))
+    return [e for e in events if isinstance(e, BidPlaced)]
 
 
 def _quote(quotes: list[Offer], provider: str) -> Offer:
@@ -217,9 +208,9 @@ def test_two_solvers_three_providers_forty_intents(live: LiveEnv, tmp_path: Path
         chain = live.job(AuctionType.REVERSE, job)
         bids = _bids(live, job)
         assert bids, job
-        best = min(bids, key=lambda b: score(b["price"], b["latency"], terms=terms))
-        assert chain.provider == best["provider"]
-        winners[AuctionType.REVERSE][live.node(best["provider"]).plan.name] += 1
+        best = min(bids, key=lambda b: score(b.price, b.latency, terms=terms))
+        assert chain.provider == best.provider
+        winners[AuctionType.REVERSE][live.node(best.provider).plan.name] += 1
         for solver, store in zip(solvers, stores, strict=True):
             row = store.job(job)
             if row is not None and store.job_txs(job, "bid"):
