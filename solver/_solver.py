@@ -55,6 +55,7 @@ from tender.chain import (
     Event,
     Expired,
     FailedOver,
+    FeedCursor,
     IntentPosted,
     Job,
     JobState,
@@ -211,11 +212,12 @@ class Solver(Daemon):
             timeout=s.quote_timeout_s,
             breaker=s.breaker,
         )
+        cursor: FeedCursor = self.store  # the feed keeps its place in the store (checked by mypy)
         self.feed = AsyncEventFeed(
             self.w3,
             [m.address for m in self.markets.values()],
             names=[e.__name__ for e in FOLLOWED],
-            cursor=self.store,
+            cursor=cursor,
             confirmations=s.confirmations,
             reorg_depth=s.reorg_depth,
             start_block=s.start_block if s.start_block is not None else self.deployment.block,
