@@ -16,6 +16,7 @@ from provider._config import (
     MisbehaveSection,
     ModelEntry,
     PricingSection,
+    ProviderConfig,
     ProviderSection,
     load_config,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "Pricer",
     "PricingSection",
     "ProviderChain",
+    "ProviderConfig",
     "ProviderError",
     "ProviderNode",
     "ProviderSection",

@@ -8,7 +8,7 @@ Run it with ``tender solver run --config solver.toml``; embed it with::
     serve(Solver(section, chain_section))
 """
 
-from solver._config import BreakerSection, GasSection, ProviderEntry, SolverSection
+from solver._config import BreakerSection, GasSection, ProviderEntry, SolverConfig, SolverSection
 from solver._errors import JobError, ProviderUnavailable, QuoteError, SolverError, StoreError
 from solver._policy import Action, AuctionState, BidAction, Economics, FillAction, Offer, Pass, Terms, decide
 from solver._solver import Solver
@@ -28,6 +28,7 @@ __all__ = [
     "ProviderUnavailable",
     "QuoteError",
     "Solver",
+    "SolverConfig",
     "SolverError",
     "SolverSection",
     "StoreError",

@@ -554,10 +554,11 @@ def live_devnet(folder: Path, nodes: Sequence[NodePlan] = NODES) -> Iterator[Liv
     :data:`SOLVER_KEYS` authorised, running as ``tender provider run --config <toml>`` under a
     :class:`~tender.devnet.Supervisor` (own process group, log in ``folder/logs``). Blocks tick
     every second. Every process (nodes, their proving workers, Anvil) is stopped on exit."""
+    from provider import ProviderConfig
     from tender import models
     from tender.devnet import Supervisor
     from tender.devnet._chain import ChainSetup
-    from tender.devnet._configs import ProviderFile, write_config
+    from tender.devnet._configs import write_config
 
     (folder / "logs").mkdir(parents=True, exist_ok=True)
     samples = [
@@ -592,7 +593,7 @@ def live_devnet(folder: Path, nodes: Sequence[NodePlan] = NODES) -> Iterator[Liv
             store = folder / f"{plan.name}.db"
             config = _node_config(plan, rpc_url=chain.rpc_url, deployment=deployment_path, port=port,
                                   model=model, store=store)  # fmt: skip
-            path = write_config(folder / f"{plan.name}.toml", ProviderFile.model_validate(config))
+            path = write_config(folder / f"{plan.name}.toml", ProviderConfig.model_validate(config))
             sup.start(plan.name, ["provider", "run", "--config", str(path)], env={"TENDER_PRIVATE_KEY": key})
             running.append(Node(plan, key, address, url, store))
         for node in running:

@@ -1,8 +1,8 @@
 """The devnet's TOML config files: one per process, written into the run folder.
 
-Each file is built from the roles' own pydantic sections (:class:`provider.ProviderSection`,
-:class:`solver.SolverSection`, :class:`verifier.VerifierSection`, :class:`tender.config.ChainSection`)
-and written with ``tomli_w``, so a renamed or mistyped field fails mypy (and validation when the
+Each file is one of the roles' own pydantic models (:class:`provider.ProviderConfig`,
+:class:`solver.SolverConfig`, :class:`verifier.VerifierConfig`), built from their sections and
+written with ``tomli_w``, so a renamed or mistyped field fails mypy (and validation when the
 file is built), never the demo at run time.
 
 Keys never go into these files: each process reads its key from ``TENDER_PRIVATE_KEY`` in its
@@ -23,17 +23,16 @@ from provider import (
     MisbehaveSection,
     ModelEntry,
     PricingSection,
+    ProviderConfig,
     ProviderSection,
 )
-from solver import ProviderEntry, SolverSection
-from tender.config import ChainSection, Section
+from solver import ProviderEntry, SolverConfig, SolverSection
+from tender.config import ChainSection
 from verifier import VerifierConfig, VerifierSection
 
 __all__ = [
-    "ProviderFile",
     "ProviderPlan",
-    "SolverFile",
-    "VerifierConfig",
+    "RoleConfig",
     "dump_config",
     "provider_config",
     "solver_config",
@@ -42,29 +41,16 @@ __all__ = [
 ]
 
 
-class ProviderFile(Section):
-    """A whole provider config file: ``[chain]`` and ``[provider]``."""
-
-    chain: ChainSection
-    provider: ProviderSection
+#: A whole config file of one role process (each role's own model).
+RoleConfig = ProviderConfig | SolverConfig | VerifierConfig
 
 
-class SolverFile(Section):
-    """A whole solver config file: ``[chain]`` and ``[solver]``."""
-
-    chain: ChainSection
-    solver: SolverSection
-
-
-RoleFile = ProviderFile | SolverFile | VerifierConfig
-
-
-def dump_config(config: RoleFile) -> str:
+def dump_config(config: RoleConfig) -> str:
     """The TOML text of one config file: the fields that were set (defaults stay implicit)."""
     return tomli_w.dumps(config.model_dump(mode="json", exclude_unset=True, exclude_none=True))
 
 
-def write_config(path: Path, config: RoleFile) -> Path:
+def write_config(path: Path, config: RoleConfig) -> Path:
     """Write ``config`` to ``path`` (folders made as needed) and return the path."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(dump_config(config))
@@ -97,7 +83,7 @@ def provider_config(
     run_dir: Path,
     workers: int = 1,
     proving_warmup: bool = True,
-) -> ProviderFile:
+) -> ProviderConfig:
     """The ``[chain]`` and ``[provider]`` sections of one devnet provider."""
     base_proof_cost = 5 * 10**15
     pricing = PricingSection(
@@ -125,7 +111,7 @@ def provider_config(
         withdraw_threshold=10**17,
         misbehave=plan.misbehave or MisbehaveSection(),
     )
-    return ProviderFile(chain=_chain(rpc_url, deployment), provider=provider)
+    return ProviderConfig(chain=_chain(rpc_url, deployment), provider=provider)
 
 
 def solver_config(
@@ -137,7 +123,7 @@ def solver_config(
     run_dir: Path,
     name: str,
     margin_bps: int,
-) -> SolverFile:
+) -> SolverConfig:
     """The ``[chain]`` and ``[solver]`` sections of one devnet solver."""
     solver = SolverSection(
         listen=f"127.0.0.1:{port}",
@@ -150,7 +136,7 @@ def solver_config(
         start_block=0,
         providers=list(providers),
     )
-    return SolverFile(chain=_chain(rpc_url, deployment), solver=solver)
+    return SolverConfig(chain=_chain(rpc_url, deployment), solver=solver)
 
 
 def verifier_config(

@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from provider import MisbehaveSection, ModelEntry, ProviderConfig
+from provider import load_config as load_provider
+from solver import ProviderEntry, SolverConfig
 from tender.chain import JobState
 from tender.devnet._configs import (
     ProviderPlan,
@@ -27,19 +30,16 @@ from tender.devnet._live import STATE_STYLE, render
 from tender.devnet._summary import TERMINAL, RequestRecord, request_state
 from tender.devnet._supervisor import ChildFailed, Supervisor
 from tender.devnet._workload import plan_workload
+from verifier import load_config as load_verifier
 
 
-def test_generated_configs_load_back_through_the_roles_own_loaders(tmp_path: Path) -> None:
-    provider = pytest.importorskip("provider")
-    solver = pytest.importorskip("solver")
-    verifier = pytest.importorskip("verifier")
-    from solver._config import load_config as load_solver
-
+def test_generated_configs_load_back_through_the_roles_own_models(tmp_path: Path) -> None:
     plan = ProviderPlan("gpu-c", 3, "0x0003", 0.6,
-                        misbehave=provider.MisbehaveSection(silent_on_job=1, wrong_output_on_job=2))  # fmt: skip
-    models = [provider.ModelEntry(name="mlp", onnx=Path("models/mlp/model.onnx"), bundle=tmp_path,
-                                  model_id="0x" + "ab" * 32)]  # fmt: skip
-    entry = solver.ProviderEntry(name="gpu-c", url="http://127.0.0.1:7001", address="0x" + "11" * 20)
+                        misbehave=MisbehaveSection(silent_on_job=1, wrong_output_on_job=2))  # fmt: skip
+    models = [
+        ModelEntry(name="mlp", onnx=Path("models/mlp/model.onnx"), bundle=tmp_path, model_id="0x" + "ab" * 32)
+    ]
+    entry = ProviderEntry(name="gpu-c", url="http://127.0.0.1:7001", address="0x" + "11" * 20)
     deployment = tmp_path / "d.json"
     provider_file = provider_config(plan, rpc_url="http://x", deployment=deployment, port=7001, models=models,
                                     run_dir=tmp_path, proving_warmup=False)  # fmt: skip
@@ -48,17 +48,17 @@ def test_generated_configs_load_back_through_the_roles_own_loaders(tmp_path: Pat
     verifier_file = verifier_config(rpc_url="http://x", deployment=deployment, run_dir=tmp_path,
                                     relay_listen="127.0.0.1:7301")  # fmt: skip
 
-    chain, section = provider.load_config(write_config(tmp_path / "p.toml", provider_file))
-    assert (chain, section) == (provider_file.chain, provider_file.provider)
+    # each file reads back, through the role's own loader, as the model it was written from
+    chain, section = load_provider(write_config(tmp_path / "p.toml", provider_file))
+    assert ProviderConfig(chain=chain, provider=section) == provider_file
     assert section.misbehave.silent_on_job == 1
     assert section.models[0].model_id == "0x" + "ab" * 32
     assert section.proving_warmup is False
     assert section.store == tmp_path / "gpu-c.db"
-    chain, section = load_solver(write_config(tmp_path / "s.toml", solver_file))
-    assert (chain, section) == (solver_file.chain, solver_file.solver)
-    assert section.providers == [entry]
-    assert verifier.load_config(write_config(tmp_path / "v.toml", verifier_file)) == verifier_file
-    assert chain.deployment == deployment
+    text = write_config(tmp_path / "s.toml", solver_file).read_text()
+    assert SolverConfig.model_validate(tomllib.loads(text)) == solver_file
+    assert solver_file.solver.providers == [entry]
+    assert load_verifier(write_config(tmp_path / "v.toml", verifier_file)) == verifier_file
 
     for config in (provider_file, solver_file, verifier_file):
         text = dump_config(config)

@@ -26,7 +26,7 @@ import pytest
 from eth_account import Account
 from provider_testing import running, wait_state
 
-from provider import ProviderChain, ProviderNode, ProviderSection
+from provider import ProviderChain, ProviderConfig, ProviderNode, ProviderSection
 from tender.anvil import DEV_KEYS, Anvil, free_port
 from tender.chain import Deployment, JobState, Market, Staking, Token, TxSender, connect
 from tender.intents import AuctionType, Intent, ProofMode, random_nonce
@@ -284,11 +284,11 @@ async def test_sigkill_while_proving_then_restart_delivers_and_gets_paid(
     chain: Chain, tmp_path: Path, mlp_samples: list[list[float]]
 ) -> None:
     from tender.config import ChainSection
-    from tender.devnet._configs import ProviderFile, write_config
+    from tender.devnet._configs import write_config
 
     store = tmp_path / "jobs.db"
     section = provider_section(chain, store, proving_warmup=False)  # the only proof in flight is the job's
-    config = write_config(tmp_path / "provider.toml", ProviderFile(
+    config = write_config(tmp_path / "provider.toml", ProviderConfig(
         chain=ChainSection(rpc_url=chain.anvil.rpc_url, deployment=chain.deployment_path),
         provider=ProviderSection(**section),
     ))  # fmt: skip
