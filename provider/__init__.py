@@ -24,16 +24,16 @@ from provider._errors import (
     BadRequest,
     InputRejected,
     JobNotFound,
+    ModelNotServed,
     NotAwarded,
     PayloadTooLarge,
     ProviderError,
     ProvingError,
-    UnknownModel,
 )
 from provider._node import ProviderNode, sign_quote_digest
 from provider._pricing import Offer, Pricer
 from provider._spec import ModelSpec, TensorSpec, read_spec
-from provider._store import JobRecord, JobState, JobStore
+from provider._store import JobState, JobStore, StoredJob
 
 __all__ = [
     "BackendError",
@@ -44,7 +44,6 @@ __all__ = [
     "InferenceBackend",
     "InputRejected",
     "JobNotFound",
-    "JobRecord",
     "JobState",
     "JobStore",
     "KServeBackend",
@@ -52,6 +51,7 @@ __all__ = [
     "MicroBatcher",
     "MisbehaveSection",
     "ModelEntry",
+    "ModelNotServed",
     "ModelSpec",
     "NotAwarded",
     "Offer",
@@ -63,8 +63,8 @@ __all__ = [
     "ProviderNode",
     "ProviderSection",
     "ProvingError",
+    "StoredJob",
     "TensorSpec",
-    "UnknownModel",
     "load_config",
     "read_spec",
     "sign_quote_digest",
