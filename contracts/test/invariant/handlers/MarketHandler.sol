@@ -279,7 +279,7 @@ contract MarketHandler is Test {
         calls[bytes32(msg.sig)]++;
         _target = bytes32(0);
         _;
-        _sweep();
+        _checkTransitions();
     }
 
     // ================================================================== intents
@@ -1197,7 +1197,7 @@ contract MarketHandler is Test {
 
     /// @dev After every call: each job's state may only move along a documented edge, and only the
     /// job the call was about may move at all.
-    function _sweep() internal {
+    function _checkTransitions() internal {
         uint256 n = jobIds.length;
         for (uint256 i; i < n; ++i) {
             bytes32 id = jobIds[i];
