@@ -126,8 +126,8 @@ def _amount(token: Token, text: str) -> int:
 @click.argument("amount")
 @_CONFIG
 def stake(amount: str, config_path: Path) -> None:
-    """Bond AMOUNT tokens as provider stake: 1000 (tokens, in the token's decimals) or 10wei
-    (base units). Approves Staking first; a failed stake takes the approval back."""
+    """Stake AMOUNT tokens: 1000 (tokens, in the token's decimals) or 10wei (base units).
+    Approves Staking first; a failed stake takes the approval back."""
     chain, _ = load_config(config_path)
     staking, token, address = _staking(chain)
     units = _amount(token, amount)

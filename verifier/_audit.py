@@ -779,9 +779,8 @@ class Auditor:
 
 
 def _payee(event: Any) -> str:
-    """Who a ``Withdrawn``/``FeesWithdrawn`` paid (the first argument, whatever ABI named it)."""
-    args = event.args
-    return str(args.get("account") or args.get("treasury") or args.get("provider") or args.get("to"))
+    """Who a market's ``Withdrawn`` (``account``) or ``FeesWithdrawn`` (``treasury``) paid."""
+    return str(event.args["account"] if event.name == "Withdrawn" else event.args["treasury"])
 
 
 def _fmt(amounts: dict[str, int]) -> str:
