@@ -84,7 +84,7 @@ async def fanout_round(entries: list[ProviderEntry], backend: str, rounds: int) 
     answered = 0
     for i in range(rounds + 5):
         started = time.perf_counter()
-        quotes = await fan.collect(request(i))
+        quotes = await fan.gather(request(i))
         if i >= 5:  # warm-up: connections opened
             times.append((time.perf_counter() - started) * 1000)
             answered += len(quotes)

@@ -25,16 +25,16 @@ from provider._errors import (
     BadRequest,
     InputRejected,
     JobNotFound,
+    ModelNotServed,
     NotAwarded,
     PayloadTooLarge,
     ProviderError,
     ProvingError,
-    UnknownModel,
 )
 from provider._node import ProviderNode, sign_quote_digest
 from provider._pricing import Offer, Pricer
 from provider._spec import ModelSpec, TensorSpec, read_spec
-from provider._store import JobRecord, JobStore, WorkStep
+from provider._store import JobStore, StoredJob, WorkStep
 
 __all__ = [
     "BackendError",
@@ -44,12 +44,12 @@ __all__ = [
     "InferenceBackend",
     "InputRejected",
     "JobNotFound",
-    "JobRecord",
     "JobStore",
     "KServeBackend",
     "MicroBatcher",
     "MisbehaveSection",
     "ModelEntry",
+    "ModelNotServed",
     "ModelSpec",
     "NotAwarded",
     "Offer",
@@ -63,8 +63,8 @@ __all__ = [
     "ProviderNode",
     "ProviderSection",
     "ProvingError",
+    "StoredJob",
     "TensorSpec",
-    "UnknownModel",
     "WorkStep",
     "load_config",
     "read_spec",

@@ -24,7 +24,7 @@ import httpx
 import numpy as np
 from numpy.typing import NDArray
 
-from provider._errors import BackendError, UnknownModel
+from provider._errors import BackendError, ModelNotServed
 from provider._spec import ModelSpec
 from tender.logs import log
 
@@ -72,7 +72,7 @@ class InferenceBackend(ABC):
         try:
             return self.specs[model]
         except KeyError:
-            raise UnknownModel(f"model {model!r} is not served here", field="model") from None
+            raise ModelNotServed(f"model {model!r} is not served here", field="model") from None
 
 
 # -- onnxruntime ------------------------------------------------------------------------

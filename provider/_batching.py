@@ -1,6 +1,6 @@
 """Micro-batching: concurrent single requests for one model run as one batch.
 
-A :class:`MicroBatcher` collects requests until ``max_batch`` are waiting or the first has
+A :class:`MicroBatcher` gathers requests until ``max_batch`` are waiting or the first has
 waited ``max_wait_ms``, concatenates them along the batch axis, runs them once and hands each
 caller its own row. Requests that arrive while a batch runs wait for the next one, so under
 load batches fill without waiting at all. Models without a dynamic batch dimension are run

@@ -22,7 +22,7 @@
 
 The markets credit a job's price to the provider instead of sending it; the node withdraws the
 credit itself once a market owes it ``provider.withdraw_threshold`` (token base units; 0: never,
-collect it with ``tender market withdraw``).
+withdraw it with ``tender market withdraw``).
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ class ProviderSection(Section):
         ge=0,
         lt=2**256,
         description="after a settlement, withdraw what the market owes once it reaches this many token "
-        "base units (0: never; `tender market withdraw` collects it by hand)",
+        "base units (0: never; `tender market withdraw` withdraws it by hand)",
     )
 
     @field_validator("models")

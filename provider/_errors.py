@@ -3,7 +3,7 @@
     TenderError
     └── ProviderError                 anything the provider node refuses or fails at
         ├── BadRequest                a request the node refuses (becomes a 4xx ErrorBody)
-        │   ├── UnknownModel          the model is not served here (404)
+        │   ├── ModelNotServed        the model is not served here (404)
         │   ├── PayloadTooLarge       the body is over ``max_payload_bytes`` (413)
         │   ├── InputRejected         shape, dtype or commitment do not match the card (422)
         │   ├── NotAwarded            the job is not awarded to this provider (403)
@@ -40,7 +40,7 @@ class BadRequest(ProviderError):
             self.code = code
 
 
-class UnknownModel(BadRequest):
+class ModelNotServed(BadRequest):
     status = 404
     code = "unknown_model"
 

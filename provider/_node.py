@@ -46,18 +46,18 @@ from provider._errors import (
     InputConflict,
     InputRejected,
     JobNotFound,
+    ModelNotServed,
     NotAwarded,
     PayloadTooLarge,
     ProviderError,
     ProvingError,
-    UnknownModel,
 )
 from provider._inputs import check_input
 from provider._metrics import Metrics
 from provider._pricing import Pricer
 from provider._proving import ProofResult, ProveFn, ProvingPool, prove_with_bundle
 from provider._spec import ModelSpec, read_spec
-from provider._store import JobRecord, JobStore, WorkStep
+from provider._store import JobStore, StoredJob, WorkStep
 from tender.chain import AsyncMarket, Job, JobState
 from tender.daemon import Daemon
 from tender.errors import ChainError, ConfigError, ContractRevert, TenderError, TransactionFailed
@@ -435,7 +435,7 @@ class ProviderNode(Daemon):
         model_id = "0x" + chain_job.model_id.hex()
         served = self.by_model_id.get(model_id)
         if served is None:
-            raise UnknownModel(f"model {model_id} of job {job_id} is not served here", field="modelId")
+            raise ModelNotServed(f"model {model_id} of job {job_id} is not served here", field="modelId")
         deadline = await on_chain.provider_deadline(job_id_bytes(job_id))
         if await self.chain.now() >= deadline:
             raise NotAwarded(f"job {job_id} is past its delivery deadline {deadline}", field="jobId",
@@ -448,7 +448,7 @@ class ProviderNode(Daemon):
             if exc.code == "commitment_mismatch":
                 await self._decline(market, job_id, served, chain_job, deadline, job_input, exc)
             raise
-        record = JobRecord(
+        record = StoredJob(
             job_id=job_id, market=market, model=served.entry.name, input=job_input.input,
             input_commitment=str(chain_job.input_commitment), deadline=deadline,
             proof_mode=int(chain_job.proof_mode), price=str(chain_job.price),
@@ -463,7 +463,7 @@ class ProviderNode(Daemon):
         self._start(record)
         return self.status_of(record), True
 
-    def _again(self, existing: JobRecord, job_input: JobInput) -> JobStatus:
+    def _again(self, existing: StoredJob, job_input: JobInput) -> JobStatus:
         """An upload for a job accepted before: its status if it is the same input, else 409."""
         if existing.input != job_input.input or existing.market != to_checksum_address(job_input.market):
             raise InputConflict(f"job {existing.job_id} was accepted with another input", field="input")
@@ -493,7 +493,7 @@ class ProviderNode(Daemon):
             rejected.message = f"{rejected.message}; the decline failed: {exc}"
             rejected.args = (rejected.message,)
             return
-        record = JobRecord(
+        record = StoredJob(
             job_id=job_id, market=market, model=served.entry.name, input=job_input.input,
             input_commitment=str(chain_job.input_commitment), deadline=deadline,
             proof_mode=int(chain_job.proof_mode), price=str(chain_job.price), step=WorkStep.DECLINED,
@@ -513,7 +513,7 @@ class ProviderNode(Daemon):
         rejected.message = f"{rejected.message}; declined on chain (tx {tx})"
         rejected.args = (rejected.message,)
 
-    async def _release(self, record: JobRecord) -> None:
+    async def _release(self, record: StoredJob) -> None:
         """Free the stake of a declined job once its provider deadline has passed (chain time)."""
         assert self.chain is not None
         market = self.chain.market(record.market)
@@ -551,7 +551,7 @@ class ProviderNode(Daemon):
 
     # -- status -------------------------------------------------------------------------
 
-    def status_of(self, record: JobRecord) -> JobStatus:
+    def status_of(self, record: StoredJob) -> JobStatus:
         return JobStatus(
             jobId=record.job_id, state=record.step.value, output=record.output, outputFelts=record.output_felts,
             proof=record.proof, txHashes=dict(record.tx), error=record.error,
@@ -581,12 +581,12 @@ class ProviderNode(Daemon):
         """One request through the model's micro-batcher (shape ``(1, ...)`` in and out)."""
         served = self.models.get(model)
         if served is None:
-            raise UnknownModel(f"model {model!r} is not served here", field="model")
+            raise ModelNotServed(f"model {model!r} is not served here", field="model")
         return await served.batcher.submit(row)
 
     # -- running jobs -------------------------------------------------------------------
 
-    def _start(self, record: JobRecord) -> None:
+    def _start(self, record: StoredJob) -> None:
         task = asyncio.get_running_loop().create_task(
             self._run_job(record.job_id), name=f"job-{record.job_id[:10]}"
         )
@@ -616,7 +616,7 @@ class ProviderNode(Daemon):
             log(logger, "job.resumed", job_id=record.job_id, step=record.step.value)
             self._start(record)
 
-    def _set(self, record: JobRecord, step: WorkStep, **changes: Any) -> None:
+    def _set(self, record: StoredJob, step: WorkStep, **changes: Any) -> None:
         assert self.store is not None
         record.step = step
         for name, value in changes.items():
@@ -634,7 +634,7 @@ class ProviderNode(Daemon):
         served = self.models.get(record.model)
         try:
             if served is None:
-                raise UnknownModel(f"model {record.model} is no longer served")
+                raise ModelNotServed(f"model {record.model} is no longer served")
             misbehave = self.config.misbehave
             if misbehave.silent_on_job is not None and record.seq == misbehave.silent_on_job:
                 log(logger, "misbehave.silent", level=logging.WARNING, job_id=job_id, seq=record.seq)
@@ -657,7 +657,7 @@ class ProviderNode(Daemon):
             )
             self._set(record, WorkStep.FAILED, error=str(exc))
 
-    async def _with_retries(self, record: JobRecord, served: ServedModel) -> None:
+    async def _with_retries(self, record: StoredJob, served: ServedModel) -> None:
         """Advance the job; a transient failure (RPC down, a proving worker died) is retried
         with backoff while the job's deadline allows. Reverts and bad proofs are final."""
         delay = 0.5
@@ -691,7 +691,7 @@ class ProviderNode(Daemon):
         except ChainError:
             return int(time.time())
 
-    async def _advance(self, record: JobRecord, served: ServedModel) -> None:
+    async def _advance(self, record: StoredJob, served: ServedModel) -> None:
         assert self.store is not None
         assert self.pool is not None
         name = served.entry.name
@@ -719,7 +719,7 @@ class ProviderNode(Daemon):
         if record.step is WorkStep.DELIVERED:
             await self._follow(record)
 
-    async def _deliver(self, record: JobRecord) -> None:
+    async def _deliver(self, record: StoredJob) -> None:
         assert self.chain is not None
         assert record.output_felts is not None
         assert record.proof is not None
@@ -750,14 +750,14 @@ class ProviderNode(Daemon):
             raise
         self._set(record, WorkStep.DELIVERED, tx={**record.tx, "deliver": tx_hash(receipt)})
 
-    def _wrong_output_job(self, record: JobRecord) -> bool:
+    def _wrong_output_job(self, record: StoredJob) -> bool:
         """Whether the misbehave knob makes this job the M-th optimistic one to get a wrong output."""
         target = self.config.misbehave.wrong_output_on_job
         if target is None or record.proof_mode != 1 or self.store is None:
             return False
         return self.store.optimistic_rank(record.seq) == target
 
-    async def _follow(self, record: JobRecord) -> None:
+    async def _follow(self, record: StoredJob) -> None:
         """Wait until the job settles: finalize an unchallenged optimistic delivery after its
         window, answer a challenge or an audit with the proof."""
         assert self.chain is not None
@@ -769,7 +769,7 @@ class ProviderNode(Daemon):
             state = job.state
             if state is JobState.SETTLED and to_checksum_address(job.provider) == self.address:
                 self._set(record, WorkStep.SETTLED)
-                await self.collect(record.market)
+                await self.withdraw(record.market)
                 return
             if state.final or state is JobState.NONE or to_checksum_address(job.provider) != self.address:
                 self._set(record, WorkStep.FAILED, error=f"job ended {state.name.lower()} on-chain")
@@ -836,7 +836,7 @@ class ProviderNode(Daemon):
 
     # -- payment --------------------------------------------------------------------------
 
-    async def collect(self, market: str) -> int:
+    async def withdraw(self, market: str) -> int:
         """Withdraw what ``market`` owes this node when it reaches ``withdraw_threshold`` (0:
         never); the amount withdrawn (0 when below, disabled or failed). One withdrawal per
         market at a time; a failure is logged and left for the next settlement."""

@@ -42,7 +42,7 @@ class WorkStep(StrEnum):
 
 
 @dataclass(slots=True)
-class JobRecord:
+class StoredJob:
     """One job as the node knows it (plain domain type; :class:`tender.wire.JobStatus` is the wire form)."""
 
     job_id: str
@@ -66,7 +66,7 @@ class JobRecord:
 
 
 _JSON_COLUMNS = {"input", "output", "output_felts", "tx"}
-_COLUMNS = [f.name for f in fields(JobRecord)]
+_COLUMNS = [f.name for f in fields(StoredJob)]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -128,15 +128,15 @@ class JobStore:
         return value
 
     @staticmethod
-    def _decode(row: sqlite3.Row | tuple[Any, ...]) -> JobRecord:
+    def _decode(row: sqlite3.Row | tuple[Any, ...]) -> StoredJob:
         values = dict(zip(_COLUMNS, row, strict=True))
         for name in _JSON_COLUMNS:
             if values[name] is not None:
                 values[name] = json.loads(values[name])
         values["step"] = WorkStep(values["step"])
-        return JobRecord(**values)
+        return StoredJob(**values)
 
-    def insert(self, record: JobRecord) -> bool:
+    def insert(self, record: StoredJob) -> bool:
         """Record a new job; False (and nothing written) if the job id is already known."""
         now = time.time()
         with self._lock:
@@ -170,14 +170,14 @@ class JobStore:
         with self._lock:
             self._db.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", [*values, job_id])
 
-    def get(self, job_id: str) -> JobRecord | None:
+    def get(self, job_id: str) -> StoredJob | None:
         with self._lock:
             row = self._db.execute(
                 f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE job_id = ?", (job_id,)
             ).fetchone()
         return self._decode(row) if row else None
 
-    def unfinished(self) -> list[JobRecord]:
+    def unfinished(self) -> list[StoredJob]:
         """Jobs neither settled nor failed, oldest first."""
         with self._lock:
             rows = self._db.execute(

@@ -9,7 +9,8 @@ variable or an encrypted keystore)::
 
 Earnings are credited in the markets (``status`` shows them as "owed"); the node withdraws them
 itself past ``provider.withdraw_threshold``, and ``tender market withdraw --config
-provider.toml`` collects them by hand. ``tender provider withdraw`` is about stake, not earnings.
+provider.toml`` withdraws them by hand. Stake is another matter: ``tender provider unstake`` starts
+the unstaking delay and ``tender provider redeem`` pays the unstaked stake out after it.
 """
 
 from __future__ import annotations
@@ -125,8 +126,8 @@ def _amount(token: Token, text: str) -> int:
 @click.argument("amount")
 @_CONFIG
 def stake(amount: str, config_path: Path) -> None:
-    """Bond AMOUNT tokens as provider stake: 1000 (tokens, in the token's decimals) or 10wei
-    (base units). Approves Staking first; a failed stake takes the approval back."""
+    """Stake AMOUNT tokens: 1000 (tokens, in the token's decimals) or 10wei (base units).
+    Approves Staking first; a failed stake takes the approval back."""
     chain, _ = load_config(config_path)
     staking, token, address = _staking(chain)
     units = _amount(token, amount)
@@ -146,29 +147,29 @@ def stake(amount: str, config_path: Path) -> None:
 @click.argument("amount")
 @_CONFIG
 def unstake(amount: str, config_path: Path) -> None:
-    """Start unbonding AMOUNT tokens (1000, or 10wei base units); withdraw them after the
-    unbonding delay."""
+    """Start unstaking AMOUNT tokens (1000, or 10wei base units); `redeem` them after the
+    unstaking delay."""
     chain, _ = load_config(config_path)
     staking, token, address = _staking(chain)
-    staking.request_unstake(_amount(token, amount))
-    unbonding, ready_at = staking.unbonding_of(address)
-    click.echo(f"unbonding {token.format(unbonding)}, withdrawable at {ready_at}")
+    staking.unstake(_amount(token, amount))
+    unstaking, ready_at = staking.unstaking_of(address)
+    click.echo(f"unstaking {token.format(unstaking)}, redeemable at {ready_at}")
 
 
 @group.command()
 @_CONFIG
-def withdraw(config_path: Path) -> None:
-    """Withdraw stake whose unbonding delay has passed (earnings: `tender market withdraw`)."""
+def redeem(config_path: Path) -> None:
+    """Pay out stake whose unstaking delay has passed (earnings: `tender market withdraw`)."""
     chain, _ = load_config(config_path)
     staking, token, address = _staking(chain)
-    staking.withdraw()
-    click.echo(f"withdrawn; token balance of {address} is {token.format(token.balance_of(address))}")
+    staking.redeem()
+    click.echo(f"redeemed; token balance of {address} is {token.format(token.balance_of(address))}")
 
 
 @group.command()
 @_CONFIG
 def status(config_path: Path) -> None:
-    """Show stake, unbonding, what the markets owe, and the local job store."""
+    """Show stake, unstaking, what the markets owe, and the local job store."""
     from provider._store import JobStore, WorkStep
 
     chain, config = load_config(config_path)
@@ -179,11 +180,11 @@ def status(config_path: Path) -> None:
     chain_error: TenderError | None = None
     try:
         staking, token, address = _staking(chain)
-        unbonding, ready_at = staking.unbonding_of(address)
+        unstaking, ready_at = staking.unstaking_of(address)
         table.add_row("address", address)
         table.add_row("stake", token.format(staking.stake_of(address)))
         table.add_row("locked", token.format(staking.locked_of(address)))
-        table.add_row("unbonding", f"{token.format(unbonding)} (ready at {ready_at})")
+        table.add_row("unstaking", f"{token.format(unstaking)} (ready at {ready_at})")
         table.add_row("balance", token.format(token.balance_of(address)))
         for name, owed in _owed(chain, address).items():
             table.add_row(f"owed by {name} market",

@@ -14,7 +14,7 @@ QUOTES = Counter(
 )
 FANOUT_SECONDS = Histogram(
     "solver_fanout_seconds",
-    "Time to collect quotes from every provider for one intent",
+    "Time to gather quotes from every provider for one intent",
     buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
     registry=REGISTRY,
 )

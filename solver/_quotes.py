@@ -223,7 +223,7 @@ class FanOut:
                 return provider
         return None
 
-    async def collect(self, request: QuoteRequest) -> list[VerifiedQuote]:
+    async def gather(self, request: QuoteRequest) -> list[VerifiedQuote]:
         """Ask every available provider; return the valid quotes (refusals and failures dropped)."""
         started = time.perf_counter()
         body = request.model_dump_json().encode()

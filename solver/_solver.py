@@ -476,7 +476,7 @@ class Solver(Daemon):
             return
         request = QuoteRequest(jobId=row.job_id, market=market.address, chainId=self.chain_id,
                                intent=IntentWire.model_validate(intent.to_json()))  # fmt: skip
-        quotes = await self.fanout.collect(request)
+        quotes = await self.fanout.gather(request)
         gas = self.section.gas
         units = gas.bid_gas + gas.award_gas if market.auction == AuctionType.REVERSE else gas.fill_gas
         if not on_chain:

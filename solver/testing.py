@@ -60,7 +60,7 @@ from tender.paths import SAMPLE_MODELS
 from tender.wire import JobInput, Quote, QuoteRefusal, QuoteRequest, quote_digest
 
 if TYPE_CHECKING:  # the provider node, EZKL and the devnet load only where a test needs them
-    from provider import JobRecord as ProviderJob
+    from provider import StoredJob as ProviderJob
     from tender.devnet import Supervisor
     from tender.models import Bundle
 
@@ -211,7 +211,7 @@ VERIFIER = bytes.fromhex(
     "602a80600b6000396000f3600435600401803515601e576020013560f81c60011460005260206000f35b50600060005260206000f3"
 )
 PARAMS = MarketParams(
-    fee_bps=100, bond_multiple=2, challenger_reward_bps=5_000, challenge_window=2, proof_window=60,
+    fee_bps=100, stake_multiple=2, challenger_reward_bps=5_000, challenge_window=2, proof_window=60,
     max_callback_gas=1_000_000, challenge_bond=UNIT,
 )  # fmt: skip
 
@@ -345,7 +345,7 @@ def devnet() -> Iterator[Env]:
     :data:`SOLVER_KEYS` authorised for each) and a funded requester; blocks tick every second."""
     with Anvil() as chain:
         w3 = Web3(Web3.HTTPProvider(chain.rpc_url))
-        deployment = deploy(w3, DEV_KEYS[0], params=PARAMS, unbonding_delay=3_600)
+        deployment = deploy(w3, DEV_KEYS[0], params=PARAMS, unstaking_delay=3_600)
         owner = TxSender(w3, DEV_KEYS[0])
         token = Token(w3, deployment.token, sender=owner)
         verifier, _ = owner.deploy(VERIFIER)
@@ -567,7 +567,7 @@ def live_devnet(folder: Path, nodes: Sequence[NodePlan] = NODES) -> Iterator[Liv
     with Anvil(log_path=folder / "logs" / "anvil.log") as chain, Supervisor(logs=folder / "logs") as sup:
         w3 = connect(chain.rpc_url)
         deployment_path = folder / "deployment.json"
-        deployment = deploy(w3, DEV_KEYS[0], params=PARAMS, unbonding_delay=3_600, save=deployment_path)
+        deployment = deploy(w3, DEV_KEYS[0], params=PARAMS, unstaking_delay=3_600, save=deployment_path)
         # the devnet's own set-up: the MLP built (cached), its verifier deployed and registered
         setup = ChainSetup(w3=w3, deployer_key=DEV_KEYS[0], deployment=deployment)
         mlp = setup.register_models(["mlp"])["mlp"]
@@ -618,14 +618,14 @@ class RecordingSolver(Solver):
 
     async def setup(self) -> None:
         await super().setup()
-        collect = self.fanout.collect
+        gather = self.fanout.gather
 
         async def recording(request: QuoteRequest) -> list[VerifiedQuote]:
-            quotes = await collect(request)
+            quotes = await gather(request)
             self.quotes[request.jobId.lower()] = [q.offer for q in quotes]
             return quotes
 
-        self.fanout.collect = recording  # type: ignore[method-assign]
+        self.fanout.gather = recording  # type: ignore[method-assign]
 
 
 class Running:

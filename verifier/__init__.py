@@ -9,7 +9,7 @@ data alone and checks their proofs, inputs and amounts.
 
 from verifier._config import VerifierConfig, VerifierSection, load_config
 from verifier._errors import (
-    InputMismatch,
+    CommitmentMismatch,
     InputUnavailable,
     ReconstructionError,
     RelayError,
@@ -25,7 +25,7 @@ __all__ = [
     "Auditor",
     "Catalogue",
     "Check",
-    "InputMismatch",
+    "CommitmentMismatch",
     "InputUnavailable",
     "JobAudit",
     "ReconstructionError",

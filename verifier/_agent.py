@@ -63,7 +63,7 @@ from tender.models import Bundle, Proof, dequantize, verify
 from verifier._actions import ActionSender, Outcome
 from verifier._audit import instances_for
 from verifier._config import VerifierConfig
-from verifier._errors import InputMismatch, InputUnavailable
+from verifier._errors import CommitmentMismatch, InputUnavailable
 from verifier._inputs import fetch_input
 from verifier._models import Catalogue, commitment_of, judge
 from verifier._relay import RelayRefused, make_app, start_site
@@ -303,7 +303,7 @@ class Agent(Daemon):
         except ValueError as exc:
             return "no_input", f"input does not fit the model: {exc}"
         if actual != intent.input_commitment:
-            return "input_mismatch", str(InputMismatch(intent.input_commitment, actual))
+            return "input_mismatch", str(CommitmentMismatch(intent.input_commitment, actual))
         output = [int(v) for v in detail.get("output", [])]
         try:
             judgement = judge(bundle, fetched.data, output)

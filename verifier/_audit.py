@@ -79,7 +79,7 @@ from tender.chain import Market as MarketWrapper
 from tender.errors import TenderError
 from tender.intents import AuctionType, ProofMode
 from tender.models import Bundle, BundleError, Proof, verify
-from verifier._errors import InputMismatch, InputUnavailable, ReconstructionError
+from verifier._errors import CommitmentMismatch, InputUnavailable, ReconstructionError
 from verifier._history import ChainSource, History, JobHistory
 from verifier._inputs import fetch_input, inline_input
 from verifier._models import Catalogue, commitment_of, judge
@@ -191,12 +191,12 @@ class Auditor:
         first = self.deployment.block if from_block is None else from_block
         last = int(self.w3.eth.block_number) if to_block is None else to_block
         ids = None if job_ids is None else [bytes(j) for j in job_ids]
-        histories = self.history.collect(first, last, job_ids=ids)
+        histories = self.history.scan(first, last, job_ids=ids)
         if ids is not None:
             found = {h.job_id for h in histories}
             missing = [j for j in ids if j not in found]
             if missing and first > self.deployment.block:  # look again from the deployment
-                histories += self.history.collect(self.deployment.block, first - 1, job_ids=missing)
+                histories += self.history.scan(self.deployment.block, first - 1, job_ids=missing)
         self.source.prefetch(
             receipts=[e.tx_hash for h in histories for e in h.events],
             transactions=[
@@ -405,7 +405,7 @@ class Auditor:
         except BundleError as exc:
             return Status.FAIL, f"cannot commit to the input: {exc}"
         if actual != int(h.intent.input_commitment):
-            return Status.FAIL, str(InputMismatch(int(h.intent.input_commitment), actual))
+            return Status.FAIL, str(CommitmentMismatch(int(h.intent.input_commitment), actual))
         return Status.OK, "inline input hashes to the commitment"
 
     # -- proof ----------------------------------------------------------------------------

@@ -4,7 +4,7 @@
     └── VerifierError              the verifier agent or the auditor failed
         ├── StoreError             the agent's SQLite state is unreadable or from another chain
         ├── InputUnavailable       a job's input cannot be fetched from its inputLocation
-        ├── InputMismatch          the fetched input does not hash to the intent's commitment
+        ├── CommitmentMismatch     the fetched input does not hash to the intent's commitment
         ├── ReconstructionError    a job cannot be rebuilt from chain data (missing event, calldata)
         └── RelayError             a proof handed to the relay endpoint was refused
 
@@ -29,7 +29,7 @@ class InputUnavailable(VerifierError):
     """A job's input cannot be fetched (unsupported URI scheme, network error, bad JSON)."""
 
 
-class InputMismatch(VerifierError):
+class CommitmentMismatch(VerifierError):
     """The fetched input does not hash to the intent's ``inputCommitment``."""
 
     def __init__(self, expected: int, actual: int) -> None:

@@ -149,7 +149,7 @@ class JobHistory:
 
 
 class History:
-    """Collects :class:`JobHistory` records for a deployment.
+    """Builds :class:`JobHistory` records for a deployment (:meth:`scan`).
 
     Args:
         source: where chain data comes from.
@@ -167,10 +167,10 @@ class History:
         for name in self.markets:
             abi.extend(load_artifact(MARKET_ARTIFACTS[name]).entries("function"))
         self.calls = CallDecoder(abi)
-        #: the markets' events that belong to no job, from the last :meth:`collect`
+        #: the markets' events that belong to no job, from the last :meth:`scan`
         self.market_events: list[Event] = []
 
-    def collect(
+    def scan(
         self, from_block: int, to_block: int, *, job_ids: Iterable[bytes] | None = None
     ) -> list[JobHistory]:
         """Every job with an event in the range (only ``job_ids`` when given), in posting order."""

@@ -151,7 +151,7 @@ class Env:
 def make_env(chain: Anvil) -> Env:
     """Deploy Tender, register the real MLP (its EZKL verifier deployed), fund and stake."""
     w3 = Web3(Web3.HTTPProvider(chain.rpc_url))
-    deployment = deploy(w3, DEV_KEYS[0], params=PARAMS, unbonding_delay=3_600)
+    deployment = deploy(w3, DEV_KEYS[0], params=PARAMS, unstaking_delay=3_600)
     deployer, requester, provider, agent, bystander = (party(w3, DEV_KEYS[i], deployment) for i in range(5))
     bundle = mlp_bundle()
     verifier = deploy_verifier(w3, deployer.sender, bundle)

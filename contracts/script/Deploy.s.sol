@@ -12,7 +12,7 @@ import {MarketParams} from "../src/MarketStructs.sol";
 
 /// @notice Deploys a full Tender stack (a TestToken unless TOKEN is set) and writes
 /// deployments/<chainId>.json. `forge script script/Deploy.s.sol --broadcast --private-key ...`
-/// Env: TOKEN (address), OWNER, TREASURY (default: the broadcaster), UNBONDING_DELAY (seconds, 1 day).
+/// Env: TOKEN (address), OWNER, TREASURY (default: the broadcaster), UNSTAKING_DELAY (seconds, 1 day).
 /// The folder ../deployments must exist (fs_permissions only resolve existing paths).
 contract Deploy {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
@@ -22,7 +22,7 @@ contract Deploy {
     function defaultParams() public pure returns (MarketParams memory) {
         return MarketParams({
             feeBps: 100,
-            bondMultiple: 2,
+            stakeMultiple: 2,
             challengerRewardBps: 2000,
             challengeWindow: 30 minutes,
             proofWindow: 15 minutes,
@@ -36,7 +36,7 @@ contract Deploy {
         address self = msg.sender;
         address owner = vm.envOr("OWNER", self);
         address treasury = vm.envOr("TREASURY", self);
-        uint64 delay = uint64(vm.envOr("UNBONDING_DELAY", uint256(1 days)));
+        uint64 delay = uint64(vm.envOr("UNSTAKING_DELAY", uint256(1 days)));
         address tokenAddr = vm.envOr("TOKEN", address(0));
         if (tokenAddr == address(0)) tokenAddr = address(new TestToken("Tender USD", "TUSD", 18));
         IERC20 token = IERC20(tokenAddr);

@@ -247,8 +247,8 @@ abstract contract BaseMarket is IMarket, MarketCore, EIP712, Ownable2Step, Pausa
         (v.awardedAt, v.deliveredAt, v.deadline, v.disputeEnd) =
         (j.awardedAt, j.deliveredAt, j.deadline, j.disputeEnd);
         (v.provider, v.price) = (j.provider, j.price);
-        (v.minStake, v.postedAt, v.auctionEnd, v.bondMultiple, v.priceWeightBps, v.allowFailover) =
-        (j.minStake, j.postedAt, j.auctionEnd, j.bondMultiple, j.priceWeightBps, j.allowFailover);
+        (v.minStake, v.postedAt, v.auctionEnd, v.stakeMultiple, v.priceWeightBps, v.allowFailover) =
+        (j.minStake, j.postedAt, j.auctionEnd, j.stakeMultiple, j.priceWeightBps, j.allowFailover);
         (v.modelId, v.inputCommitment, v.startPrice, v.stakeLocked) =
         (j.modelId, j.inputCommitment, j.startPrice, j.stakeLocked);
         (v.challenger, v.challengeBond, v.outputHash) = (j.challenger, j.challengeBond, j.outputHash);
@@ -367,10 +367,10 @@ abstract contract BaseMarket is IMarket, MarketCore, EIP712, Ownable2Step, Pausa
         return $.jobs[jobId];
     }
 
-    /// @dev Stake a bid at `bidPrice` must lock: max(minStake, bidPrice * bondMultiple).
+    /// @dev Stake a bid at `bidPrice` must lock: max(minStake, bidPrice * stakeMultiple).
     function _stakeRequired(JobRecord storage j, uint256 bidPrice) internal view returns (uint256 required) {
         uint256 minStake = j.minStake;
-        required = bidPrice * j.bondMultiple;
+        required = bidPrice * j.stakeMultiple;
         if (required < minStake) required = minStake;
         if (required > type(uint96).max) revert ValueTooLarge(required, type(uint96).max);
     }
@@ -382,7 +382,7 @@ abstract contract BaseMarket is IMarket, MarketCore, EIP712, Ownable2Step, Pausa
 
     /// @dev Awards a bid of `bidPrice` at `price` (>= bidPrice) if the provider still has its promised
     /// `latency` before the deadline (else `AwardSkippedLate`) and can lock the stake: the price is cut to
-    /// what its lockable stake covers (never below its bid), so the lock always covers price * bondMultiple.
+    /// what its lockable stake covers (never below its bid), so the lock always covers price * stakeMultiple.
     /// A provider that cannot lock even its bid's stake is skipped (`AwardSkipped`) and, if `penalize`, loses
     /// up to that stake from its free stake to the requester.
     function _tryAward(
@@ -400,7 +400,7 @@ abstract contract BaseMarket is IMarket, MarketCore, EIP712, Ownable2Step, Pausa
             return false;
         }
         uint256 lockable = _staking.lockableOf(provider);
-        uint256 cap = lockable / j.bondMultiple;
+        uint256 cap = lockable / j.stakeMultiple;
         if (price > cap) price = cap < bidPrice ? bidPrice : cap;
         uint256 required = _stakeRequired(j, price);
         if (lockable < required) {

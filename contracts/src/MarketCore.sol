@@ -170,19 +170,20 @@ abstract contract MarketCore is IMarketEvents, ReentrancyGuardTransient {
         emit ParamsUpdated(p);
     }
 
-    /// @dev A provider caught with a bad output loses (1 - r) * lock >= (1 - r) * bondMultiple * price, so
-    /// (10^4 - r) * bondMultiple >= 10^4 keeps that at least its price even when it challenges itself.
+    /// @dev A provider caught with a bad output loses (1 - r) * lock >= (1 - r) * stakeMultiple * price, so
+    /// (10^4 - r) * stakeMultiple >= 10^4 keeps that at least its price even when it challenges itself.
     function _checkParams(MarketParams memory p) internal pure {
         if (p.feeBps > _MAX_FEE_BPS) revert FeeTooHigh(p.feeBps, _MAX_FEE_BPS);
         if (
-            p.bondMultiple == 0 || p.challengerRewardBps > BPS || p.challengeWindow == 0 || p.proofWindow == 0
-                || p.challengeBond == 0 || (BPS - p.challengerRewardBps) * p.bondMultiple < BPS
+            p.stakeMultiple == 0 || p.challengerRewardBps > BPS || p.challengeWindow == 0
+                || p.proofWindow == 0 || p.challengeBond == 0
+                || (BPS - p.challengerRewardBps) * p.stakeMultiple < BPS
         ) revert BadParams();
     }
 
     /// @dev Takes `amount` from what the market owes `from` when that covers it, else pulls all of it from
     /// `from`'s allowance (a balance is never split, so one that is in use stays non-zero and cheap to credit).
-    function _collect(address from, uint256 amount) internal {
+    function _charge(address from, uint256 amount) internal {
         MarketStorage storage $ = _s();
         uint256 balance = $.owed[from];
         if (balance >= amount) {

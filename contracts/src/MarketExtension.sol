@@ -85,7 +85,7 @@ contract MarketExtension is MarketCore, EIP712 {
         j.challenger = msg.sender;
         j.challengeBond = bond;
         emit Challenged(jobId, msg.sender, bond, proofDeadline);
-        _collect(msg.sender, bond);
+        _charge(msg.sender, bond);
     }
 
     /// @dev See `IMarket.finalize`.
@@ -223,7 +223,7 @@ contract MarketExtension is MarketCore, EIP712 {
         j.maxPrice = uint96(maxPrice);
         j.minStake = uint96(intent.minStake);
         j.postedAt = uint40(block.timestamp);
-        j.bondMultiple = p.bondMultiple;
+        j.stakeMultiple = p.stakeMultiple;
         j.auctionEnd = uint40(auctionEnd);
         j.deadline = uint40(intent.deadline);
         j.modelId = intent.modelId;
@@ -241,7 +241,7 @@ contract MarketExtension is MarketCore, EIP712 {
         emit IntentPosted(
             jobId, intent.requester, intent.modelId, intent, escrow, feeBps, uint40(auctionEnd), msg.sender
         );
-        _collect(intent.requester, escrow);
+        _charge(intent.requester, escrow);
     }
 
     /// @dev Flips the nonce's bit; reverts if it was already set (used or cancelled).

@@ -96,8 +96,8 @@ struct Job {
     uint96 minStake;
     // block time of posting; the Dutch price starts here
     uint40 postedAt;
-    // the bond multiple in force at posting (lock = max(minStake, bidPrice * bondMultiple))
-    uint16 bondMultiple;
+    // the stake multiple in force at posting (lock = max(minStake, bidPrice * stakeMultiple))
+    uint16 stakeMultiple;
     // bids/fills accepted while postedAt <= now < auctionEnd
     uint40 auctionEnd;
     // latest delivery time for any provider
@@ -169,8 +169,8 @@ struct JobRecord {
     uint40 postedAt;
     // bids/fills accepted while postedAt <= now < auctionEnd
     uint40 auctionEnd;
-    // the bond multiple in force at posting (lock = max(minStake, bidPrice * bondMultiple))
-    uint16 bondMultiple;
+    // the stake multiple in force at posting (lock = max(minStake, bidPrice * stakeMultiple))
+    uint16 stakeMultiple;
     // copied from the intent: score weight of price
     uint16 priceWeightBps;
     // copied from the intent
@@ -214,10 +214,10 @@ struct DisputeTerms {
 struct MarketParams {
     // protocol fee on the paid price, to the treasury; at most MAX_FEE_BPS
     uint16 feeBps;
-    // stake locked per unit of bid price: lock = max(minStake, bidPrice * bondMultiple); >= 1
-    uint16 bondMultiple;
+    // stake locked per unit of bid price: lock = max(minStake, bidPrice * stakeMultiple); >= 1
+    uint16 stakeMultiple;
     // share of a slash paid to a successful challenger (the rest compensates the requester);
-    // (10000 - challengerRewardBps) * bondMultiple >= 10000, so self-challenge never pays
+    // (10000 - challengerRewardBps) * stakeMultiple >= 10000, so self-challenge never pays
     uint16 challengerRewardBps;
     // seconds after an optimistic delivery during which anyone may challenge
     uint32 challengeWindow;

@@ -13,23 +13,23 @@ import {IStaking} from "./interfaces/IStaking.sol";
 contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
-    /// @notice Longest unbonding delay the owner may set (keeps stake from being trapped).
-    uint64 public constant MAX_UNBONDING_DELAY = 30 days;
+    /// @notice Longest unstaking delay the owner may set (keeps stake from being trapped).
+    uint64 public constant MAX_UNSTAKING_DELAY = 30 days;
     /// @notice How long a market added after the first stake waits before it may lock or slash: longer than
-    /// any unbonding delay, so every provider can leave before a market it did not stake under touches it.
-    uint64 public constant MARKET_DELAY = MAX_UNBONDING_DELAY + 1 days;
+    /// any unstaking delay, so every provider can leave before a market it did not stake under touches it.
+    uint64 public constant MARKET_DELAY = MAX_UNSTAKING_DELAY + 1 days;
 
     /// @dev Everything the hot paths touch in one slot: `availableOf` (bid, fill, award), `lock` and
     /// `unlock` read and write only this slot (plus the job's lock). Amounts fit 96 bits (checked on
     /// stake); the two counters bumped on every award and settlement live here, not in `Stats`.
     struct Account {
-        uint96 bonded; // stake not unbonding (locked is part of it); stakeOf = bonded + unbonding
+        uint96 active; // stake not unstaking (locked is part of it); stakeOf = active + unstaking
         uint96 locked; // sum of live job locks
         uint32 jobsWon; // Stats.jobsWon
         uint32 deliveredInTime; // Stats.deliveredInTime
     }
 
-    struct Unbonding {
+    struct Unstaking {
         uint128 amount; // leaving at readyAt
         uint64 readyAt;
     }
@@ -44,7 +44,7 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     IERC20 private immutable _token;
     /// @dev A job counts for reputation (jobsWon, deliveredInTime) only if its protocol fee reaches this.
     uint256 private immutable _minCountedFee;
-    uint64 private _unbondingDelay;
+    uint64 private _unstakingDelay;
     /// @dev Set by the first stake: from then on a new market waits MARKET_DELAY (shares the delay's slot).
     bool private _staked;
     /// @dev When each market may start locking and slashing (0: not a market).
@@ -52,7 +52,7 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     /// @dev Slashed and penalised stake owed to requesters and challengers, paid out by `claim`.
     mapping(address account => uint256 amount) private _claimable;
     mapping(address provider => Account) private _accounts;
-    mapping(address provider => Unbonding) private _unbonding;
+    mapping(address provider => Unstaking) private _unstaking;
     mapping(address provider => mapping(bytes32 jobId => JobLock)) private _locks;
     mapping(address provider => mapping(address solver => bool)) private _solvers;
     mapping(address provider => Operator) private _operators;
@@ -64,17 +64,17 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         _;
     }
 
-    constructor(IERC20 token_, address owner_, uint64 unbondingDelay_, uint256 minCountedFee_)
+    constructor(IERC20 token_, address owner_, uint64 unstakingDelay_, uint256 minCountedFee_)
         Ownable(owner_)
     {
         if (address(token_) == address(0)) revert ZeroAddress();
-        if (unbondingDelay_ > MAX_UNBONDING_DELAY) {
-            revert UnbondingDelayTooLong(unbondingDelay_, MAX_UNBONDING_DELAY);
+        if (unstakingDelay_ > MAX_UNSTAKING_DELAY) {
+            revert UnstakingDelayTooLong(unstakingDelay_, MAX_UNSTAKING_DELAY);
         }
         _token = token_;
         _minCountedFee = minCountedFee_;
-        _unbondingDelay = unbondingDelay_;
-        emit UnbondingDelaySet(unbondingDelay_);
+        _unstakingDelay = unstakingDelay_;
+        emit UnstakingDelaySet(unstakingDelay_);
     }
 
     // ------------------------------------------------------------------ providers
@@ -91,29 +91,29 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IStaking
-    function requestUnstake(uint256 amount) external {
+    function unstake(uint256 amount) external {
         if (amount == 0) revert ZeroAmount();
         uint256 available = availableOf(msg.sender);
         if (amount > available) revert InsufficientStake(msg.sender, available, amount);
-        Unbonding storage u = _unbonding[msg.sender];
-        // amount <= available <= bonded < 2**96 and u.amount + bonded <= total staked < 2**96: no overflow
-        _accounts[msg.sender].bonded -= uint96(amount);
+        Unstaking storage u = _unstaking[msg.sender];
+        // amount <= available <= active < 2**96 and u.amount + active <= total staked < 2**96: no overflow
+        _accounts[msg.sender].active -= uint96(amount);
         uint128 total = u.amount + uint128(amount);
-        uint64 readyAt = uint64(block.timestamp) + _unbondingDelay;
+        uint64 readyAt = uint64(block.timestamp) + _unstakingDelay;
         u.amount = total;
         u.readyAt = readyAt;
-        emit UnstakeRequested(msg.sender, amount, total, readyAt);
+        emit Unstaked(msg.sender, amount, total, readyAt);
     }
 
     /// @inheritdoc IStaking
-    function withdraw() external nonReentrant returns (uint256 amount) {
-        Unbonding memory u = _unbonding[msg.sender];
-        if (u.amount == 0) revert NothingToWithdraw(msg.sender);
-        if (block.timestamp < u.readyAt) revert UnbondingNotReady(u.readyAt, block.timestamp);
+    function redeem() external nonReentrant returns (uint256 amount) {
+        Unstaking memory u = _unstaking[msg.sender];
+        if (u.amount == 0) revert NothingToRedeem(msg.sender);
+        if (block.timestamp < u.readyAt) revert UnstakingNotReady(u.readyAt, block.timestamp);
         amount = u.amount;
-        // the amount left `bonded` when it started unbonding
-        delete _unbonding[msg.sender];
-        emit Withdrawn(msg.sender, amount);
+        // the amount left `active` when it started unstaking
+        delete _unstaking[msg.sender];
+        emit Redeemed(msg.sender, amount);
         _token.safeTransfer(msg.sender, amount);
     }
 
@@ -154,10 +154,10 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IStaking
-    function setUnbondingDelay(uint64 delay) external onlyOwner {
-        if (delay > MAX_UNBONDING_DELAY) revert UnbondingDelayTooLong(delay, MAX_UNBONDING_DELAY);
-        _unbondingDelay = delay;
-        emit UnbondingDelaySet(delay);
+    function setUnstakingDelay(uint64 delay) external onlyOwner {
+        if (delay > MAX_UNSTAKING_DELAY) revert UnstakingDelayTooLong(delay, MAX_UNSTAKING_DELAY);
+        _unstakingDelay = delay;
+        emit UnstakingDelaySet(delay);
     }
 
     // ------------------------------------------------------------------ markets
@@ -168,18 +168,18 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         JobLock storage l = _locks[provider][jobId];
         if (l.amount != 0) revert AlreadyLocked(provider, jobId);
         Account storage a = _accounts[provider];
-        uint256 available = uint256(a.bonded) - a.locked;
+        uint256 available = uint256(a.active) - a.locked;
         if (amount > available) {
-            // a bid is a promise: stake that started unbonding after it is taken back for the award
-            Unbonding storage u = _unbonding[provider];
+            // a bid is a promise: stake that started unstaking after it is taken back for the award
+            Unstaking storage u = _unstaking[provider];
             uint256 shortfall = amount - available;
             if (shortfall > u.amount) revert InsufficientStake(provider, available + u.amount, amount);
-            // shortfall <= u.amount and bonded + u.amount < 2**96 (checked on stake)
+            // shortfall <= u.amount and active + u.amount < 2**96 (checked on stake)
             u.amount -= uint128(shortfall);
-            a.bonded += uint96(shortfall);
-            emit UnbondingReclaimed(provider, shortfall);
+            a.active += uint96(shortfall);
+            emit UnstakingReclaimed(provider, shortfall);
         }
-        // amount <= available < 2**96 and locked + available = bonded < 2**96
+        // amount <= available < 2**96 and locked + available = active < 2**96
         a.locked += uint96(amount);
         (l.market, l.amount) = (msg.sender, uint96(amount));
         if (fee >= _minCountedFee) {
@@ -221,10 +221,10 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         uint256 locked = l.amount;
         if (locked == 0) revert NotLocked(provider, jobId);
         if (amount > locked) revert SlashExceedsLock(amount, locked);
-        // amount <= locked <= account.locked <= account.bonded (all < 2**96)
+        // amount <= locked <= account.locked <= account.active (all < 2**96)
         uint256 left = locked - amount;
         Account storage a = _accounts[provider];
-        a.bonded -= uint96(amount);
+        a.active -= uint96(amount);
         a.locked -= uint96(amount);
         if (left == 0) {
             // the lock is spent: counted once per job
@@ -249,15 +249,15 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     {
         if (recipient == address(0)) revert ZeroAddress();
         Account storage a = _accounts[provider];
-        Unbonding storage u = _unbonding[provider];
-        uint256 available = uint256(a.bonded) - a.locked;
-        uint256 fromBonded = amount < available ? amount : available;
-        uint256 rest = amount - fromBonded;
-        uint256 fromUnbonding = rest < u.amount ? rest : u.amount;
-        // fromBonded <= available <= bonded, fromUnbonding <= u.amount: no underflow; all < 2**96
-        a.bonded -= uint96(fromBonded);
-        u.amount -= uint128(fromUnbonding);
-        taken = fromBonded + fromUnbonding;
+        Unstaking storage u = _unstaking[provider];
+        uint256 available = uint256(a.active) - a.locked;
+        uint256 fromActive = amount < available ? amount : available;
+        uint256 rest = amount - fromActive;
+        uint256 fromUnstaking = rest < u.amount ? rest : u.amount;
+        // fromActive <= available <= active, fromUnstaking <= u.amount: no underflow; all < 2**96
+        a.active -= uint96(fromActive);
+        u.amount -= uint128(fromUnstaking);
+        taken = fromActive + fromUnstaking;
         _claimable[recipient] += taken;
         emit StakePenalized(provider, jobId, recipient, taken);
     }
@@ -289,8 +289,8 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IStaking
-    function unbondingDelay() external view returns (uint64) {
-        return _unbondingDelay;
+    function unstakingDelay() external view returns (uint64) {
+        return _unstakingDelay;
     }
 
     /// @inheritdoc IStaking
@@ -315,7 +315,7 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
 
     /// @inheritdoc IStaking
     function lockableOf(address provider) external view returns (uint256) {
-        return availableOf(provider) + _unbonding[provider].amount;
+        return availableOf(provider) + _unstaking[provider].amount;
     }
 
     /// @inheritdoc IStaking
@@ -325,7 +325,7 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
 
     /// @inheritdoc IStaking
     function stakeOf(address provider) external view returns (uint256) {
-        return uint256(_accounts[provider].bonded) + _unbonding[provider].amount;
+        return uint256(_accounts[provider].active) + _unstaking[provider].amount;
     }
 
     /// @inheritdoc IStaking
@@ -334,8 +334,8 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IStaking
-    function unbondingOf(address provider) external view returns (uint256 amount, uint64 readyAt) {
-        Unbonding memory u = _unbonding[provider];
+    function unstakingOf(address provider) external view returns (uint256 amount, uint64 readyAt) {
+        Unstaking memory u = _unstaking[provider];
         return (u.amount, u.readyAt);
     }
 
@@ -343,9 +343,9 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     function availableOf(address provider) public view returns (uint256) {
         Account storage a = _accounts[provider];
         unchecked {
-            // bonded >= locked is kept by requestUnstake (only available stake unbonds), lock (only
-            // available stake locks) and slash (removes equal amounts from bonded and locked)
-            return uint256(a.bonded) - a.locked;
+            // active >= locked is kept by unstake (only available stake unstakes), lock (only
+            // available stake locks) and slash (removes equal amounts from active and locked)
+            return uint256(a.active) - a.locked;
         }
     }
 
@@ -386,10 +386,10 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         uint256 received = _token.balanceOf(address(this)) - before;
         if (received != amount) revert FeeOnTransferToken(amount, received);
         Account storage a = _accounts[provider];
-        // everything staked (unbonding included) fits 96 bits, so every amount derived from it does
-        uint256 total = uint256(a.bonded) + _unbonding[provider].amount + amount;
+        // everything staked (unstaking included) fits 96 bits, so every amount derived from it does
+        uint256 total = uint256(a.active) + _unstaking[provider].amount + amount;
         if (total > type(uint96).max) revert AmountTooLarge(total);
-        a.bonded += uint96(amount);
+        a.active += uint96(amount);
         if (!_staked) _staked = true;
         emit Staked(provider, msg.sender, amount);
     }

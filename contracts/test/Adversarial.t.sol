@@ -22,7 +22,7 @@ contract AdversarialTest is TenderFixture {
 
     function test_post_refusesFeeOnTransferToken() public {
         FeeOnTransferToken fot = new FeeOnTransferToken();
-        Staking s = new Staking(fot, owner, UNBONDING, 1e15);
+        Staking s = new Staking(fot, owner, UNSTAKING, 1e15);
         ReverseAuctionMarket m = new ReverseAuctionMarket(fot, registry, s, treasury, owner, _defaultParams());
         fot.mint(requester, 10e18);
         vm.prank(requester);
@@ -42,7 +42,7 @@ contract AdversarialTest is TenderFixture {
     /// the guard while the withdrawal itself completes, once.
     function test_deliver_hostileTokenCannotReenter() public {
         ReentrantToken hostile = new ReentrantToken();
-        Staking s = new Staking(hostile, owner, UNBONDING, 1e15);
+        Staking s = new Staking(hostile, owner, UNSTAKING, 1e15);
         ReverseAuctionMarket m =
             new ReverseAuctionMarket(hostile, registry, s, treasury, owner, _defaultParams());
         vm.prank(owner);

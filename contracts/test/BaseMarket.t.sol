@@ -1396,20 +1396,20 @@ abstract contract BaseMarketTest is TenderFixture {
         for (uint256 i; i < 6; ++i) {
             bad[i] = _defaultParams();
         }
-        bad[0].bondMultiple = 0;
+        bad[0].stakeMultiple = 0;
         bad[1].challengerRewardBps = 10_001;
         bad[2].challengeWindow = 0;
         bad[3].proofWindow = 0;
         bad[4].challengeBond = 0;
         // a self-challenging provider would get back more than (1 - 1/multiple) of its lock
-        bad[5].bondMultiple = 1;
+        bad[5].stakeMultiple = 1;
         bad[5].challengerRewardBps = 1;
         for (uint256 i; i < 6; ++i) {
             vm.prank(owner);
             vm.expectRevert(abi.encodeWithSelector(IMarketEvents.BadParams.selector));
             market.setParams(bad[i]);
         }
-        assertEq(market.params().bondMultiple, 2);
+        assertEq(market.params().stakeMultiple, 2);
     }
 
     function test_setParams_revertsWhenNotOwner() public {
@@ -1938,7 +1938,7 @@ abstract contract BaseMarketTest is TenderFixture {
         feeBps = uint16(bound(feeBps, 0, 500));
         MarketParams memory p = _defaultParams();
         p.feeBps = feeBps;
-        p.bondMultiple = 1;
+        p.stakeMultiple = 1;
         // a multiple of 1 leaves no room for a challenger reward (see test_setParams_revertsOnBadParams)
         p.challengerRewardBps = 0;
         _applyParams(p);

@@ -263,10 +263,10 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         );
     }
 
-    function test_bid_revertsWhenStakeIsUnbonding() public {
+    function test_bid_revertsWhenStakeIsUnstaking() public {
         bytes32 jobId = _post(_intent().withMinStake(STAKE));
         vm.prank(provider);
-        staking.requestUnstake(1);
+        staking.unstake(1);
         _expectRejectedBid(
             jobId,
             provider,
@@ -361,7 +361,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         // equal latency: the winner is paid the runner-up's price
         assertEq(market.job(jobId).price, 5e17);
         assertEq(market.job(jobId).provider, provider2);
-        // the lock covers the price it is paid at the bond multiple
+        // the lock covers the price it is paid at the stake multiple
         assertEq(market.job(jobId).stakeLocked, 1e18);
     }
 
@@ -460,21 +460,21 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         assertEq(rmarket.runnerUp(jobId).provider, address(0), "runner-up consumed");
     }
 
-    function test_award_takesUnbondingStakeBack() public {
+    function test_award_takesUnstakingStakeBack() public {
         bytes32 jobId = _post(_intent().withMinStake(STAKE));
         _bid(jobId, provider, 5e17, 60);
         _bid(jobId, provider2, 4e17, 60);
-        // unbonding after a bid does not withdraw it: the award locks the unbonding stake
+        // unstaking after a bid does not withdraw it: the award locks the unstaking stake
         vm.prank(provider2);
-        staking.requestUnstake(STAKE);
+        staking.unstake(STAKE);
         vm.warp(market.job(jobId).auctionEnd);
         vm.expectEmit(address(staking));
-        emit IStaking.UnbondingReclaimed(provider2, STAKE);
+        emit IStaking.UnstakingReclaimed(provider2, STAKE);
         rmarket.award(jobId);
         assertEq(market.job(jobId).provider, provider2);
         assertEq(staking.lockedFor(provider2, jobId), STAKE);
-        (uint256 unbonding,) = staking.unbondingOf(provider2);
-        assertEq(unbonding, 0);
+        (uint256 unstaking,) = staking.unstakingOf(provider2);
+        assertEq(unstaking, 0);
     }
 
     function test_award_refundsWhenNobodyCanLock() public {

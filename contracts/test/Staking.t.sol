@@ -20,12 +20,12 @@ contract StakingTest is TenderFixture {
     }
 
     function _fingerprint(address who) internal view returns (bytes32) {
-        (uint256 unbonding, uint64 readyAt) = staking.unbondingOf(who);
+        (uint256 unstaking, uint64 readyAt) = staking.unstakingOf(who);
         return keccak256(
             abi.encode(
                 staking.stakeOf(who),
                 staking.lockedOf(who),
-                unbonding,
+                unstaking,
                 readyAt,
                 staking.lockedFor(who, JOB),
                 staking.stats(who),
@@ -43,7 +43,7 @@ contract StakingTest is TenderFixture {
     }
 
     function test_constructor_revertsOnLongDelay() public {
-        vm.expectRevert(abi.encodeWithSelector(IStaking.UnbondingDelayTooLong.selector, 30 days + 1, 30 days));
+        vm.expectRevert(abi.encodeWithSelector(IStaking.UnstakingDelayTooLong.selector, 30 days + 1, 30 days));
         new Staking(token, owner, 30 days + 1, 1e15);
     }
 
@@ -104,29 +104,29 @@ contract StakingTest is TenderFixture {
         staking.stake(big);
     }
 
-    // ------------------------------------------------------------------ unstake / withdraw
+    // ------------------------------------------------------------------ unstake / redeem
 
-    function test_requestUnstake_startsUnbonding() public {
+    function test_unstake_startsUnstaking() public {
         vm.expectEmit(address(staking));
-        emit IStaking.UnstakeRequested(provider, 40e18, 40e18, uint64(block.timestamp + UNBONDING));
+        emit IStaking.Unstaked(provider, 40e18, 40e18, uint64(block.timestamp + UNSTAKING));
         vm.prank(provider);
-        staking.requestUnstake(40e18);
-        (uint256 amount, uint64 readyAt) = staking.unbondingOf(provider);
+        staking.unstake(40e18);
+        (uint256 amount, uint64 readyAt) = staking.unstakingOf(provider);
         assertEq(amount, 40e18);
-        assertEq(readyAt, block.timestamp + UNBONDING);
+        assertEq(readyAt, block.timestamp + UNSTAKING);
         assertEq(staking.availableOf(provider), STAKE - 40e18);
         assertEq(staking.stakeOf(provider), STAKE);
     }
 
-    function test_requestUnstake_revertsOnZero() public {
+    function test_unstake_revertsOnZero() public {
         bytes32 before = _fingerprint(provider);
         vm.prank(provider);
         vm.expectRevert(abi.encodeWithSelector(IStaking.ZeroAmount.selector));
-        staking.requestUnstake(0);
+        staking.unstake(0);
         assertEq(_fingerprint(provider), before);
     }
 
-    function test_requestUnstake_revertsOnLockedStake() public {
+    function test_unstake_revertsOnLockedStake() public {
         vm.prank(market);
         staking.lock(provider, JOB, 60e18, 1e16);
         bytes32 before = _fingerprint(provider);
@@ -134,53 +134,53 @@ contract StakingTest is TenderFixture {
         vm.expectRevert(
             abi.encodeWithSelector(IStaking.InsufficientStake.selector, provider, 40e18, 40e18 + 1)
         );
-        staking.requestUnstake(40e18 + 1);
+        staking.unstake(40e18 + 1);
         assertEq(_fingerprint(provider), before);
     }
 
-    function test_withdraw_afterDelay() public {
+    function test_redeem_afterDelay() public {
         vm.prank(provider);
-        staking.requestUnstake(40e18);
-        vm.warp(block.timestamp + UNBONDING);
+        staking.unstake(40e18);
+        vm.warp(block.timestamp + UNSTAKING);
         uint256 before = token.balanceOf(provider);
         vm.expectEmit(address(staking));
-        emit IStaking.Withdrawn(provider, 40e18);
+        emit IStaking.Redeemed(provider, 40e18);
         vm.prank(provider);
-        uint256 amount = staking.withdraw();
+        uint256 amount = staking.redeem();
         assertEq(amount, 40e18);
         assertEq(token.balanceOf(provider), before + 40e18);
         assertEq(staking.stakeOf(provider), STAKE - 40e18);
-        (uint256 left,) = staking.unbondingOf(provider);
+        (uint256 left,) = staking.unstakingOf(provider);
         assertEq(left, 0);
     }
 
-    function test_withdraw_revertsBeforeDelay() public {
+    function test_redeem_revertsBeforeDelay() public {
         vm.prank(provider);
-        staking.requestUnstake(40e18);
-        uint64 readyAt = uint64(block.timestamp + UNBONDING);
+        staking.unstake(40e18);
+        uint64 readyAt = uint64(block.timestamp + UNSTAKING);
         vm.warp(readyAt - 1);
         bytes32 before = _fingerprint(provider);
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IStaking.UnbondingNotReady.selector, readyAt, readyAt - 1));
-        staking.withdraw();
+        vm.expectRevert(abi.encodeWithSelector(IStaking.UnstakingNotReady.selector, readyAt, readyAt - 1));
+        staking.redeem();
         assertEq(_fingerprint(provider), before);
     }
 
-    function test_withdraw_revertsWithNothingUnbonding() public {
+    function test_redeem_revertsWithNothingUnstaking() public {
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IStaking.NothingToWithdraw.selector, provider));
-        staking.withdraw();
+        vm.expectRevert(abi.encodeWithSelector(IStaking.NothingToRedeem.selector, provider));
+        staking.redeem();
     }
 
-    function test_requestUnstake_resetsClock() public {
+    function test_unstake_resetsClock() public {
         vm.prank(provider);
-        staking.requestUnstake(10e18);
-        vm.warp(block.timestamp + UNBONDING - 1);
+        staking.unstake(10e18);
+        vm.warp(block.timestamp + UNSTAKING - 1);
         vm.prank(provider);
-        staking.requestUnstake(10e18);
-        (uint256 amount, uint64 readyAt) = staking.unbondingOf(provider);
+        staking.unstake(10e18);
+        (uint256 amount, uint64 readyAt) = staking.unstakingOf(provider);
         assertEq(amount, 20e18);
-        assertEq(readyAt, block.timestamp + UNBONDING);
+        assertEq(readyAt, block.timestamp + UNSTAKING);
     }
 
     // ------------------------------------------------------------------ operator / solvers
@@ -233,16 +233,16 @@ contract StakingTest is TenderFixture {
         assertFalse(staking.isMarket(market));
     }
 
-    function test_setUnbondingDelay_boundsAndOwner() public {
+    function test_setUnstakingDelay_boundsAndOwner() public {
         vm.prank(owner);
-        staking.setUnbondingDelay(2 days);
-        assertEq(staking.unbondingDelay(), 2 days);
+        staking.setUnstakingDelay(2 days);
+        assertEq(staking.unstakingDelay(), 2 days);
         vm.prank(owner);
-        vm.expectRevert(abi.encodeWithSelector(IStaking.UnbondingDelayTooLong.selector, 31 days, 30 days));
-        staking.setUnbondingDelay(31 days);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.UnstakingDelayTooLong.selector, 31 days, 30 days));
+        staking.setUnstakingDelay(31 days);
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
-        staking.setUnbondingDelay(1);
+        staking.setUnstakingDelay(1);
     }
 
     // ------------------------------------------------------------------ lock / unlock / slash
@@ -282,9 +282,9 @@ contract StakingTest is TenderFixture {
         assertEq(_fingerprint(provider), before);
     }
 
-    function test_lock_revertsAboveAvailablePlusUnbonding() public {
+    function test_lock_revertsAboveAvailablePlusUnstaking() public {
         vm.prank(provider);
-        staking.requestUnstake(50e18);
+        staking.unstake(50e18);
         bytes32 before = _fingerprint(provider);
         vm.prank(market);
         vm.expectRevert(
@@ -294,15 +294,15 @@ contract StakingTest is TenderFixture {
         assertEq(_fingerprint(provider), before);
     }
 
-    function test_lock_takesTheShortfallFromUnbonding() public {
+    function test_lock_takesTheShortfallFromUnstaking() public {
         vm.prank(provider);
-        staking.requestUnstake(50e18);
+        staking.unstake(50e18);
         vm.expectEmit(address(staking));
-        emit IStaking.UnbondingReclaimed(provider, 10e18);
+        emit IStaking.UnstakingReclaimed(provider, 10e18);
         vm.prank(market);
         staking.lock(provider, JOB, 60e18, 1e16);
-        (uint256 unbonding,) = staking.unbondingOf(provider);
-        assertEq(unbonding, 40e18);
+        (uint256 unstaking,) = staking.unstakingOf(provider);
+        assertEq(unstaking, 40e18);
         assertEq(staking.lockedOf(provider), 60e18);
         assertEq(staking.availableOf(provider), 0);
         assertEq(staking.stakeOf(provider), STAKE);
@@ -466,13 +466,13 @@ contract StakingTest is TenderFixture {
 
     function test_views_reportWiring() public view {
         assertEq(staking.token(), address(token));
-        assertEq(staking.unbondingDelay(), UNBONDING);
+        assertEq(staking.unstakingDelay(), UNSTAKING);
         assertTrue(staking.isMarket(market));
     }
 
     // ------------------------------------------------------------------ fuzz
 
-    /// @dev stake >= locked + unbonding through any lock / unstake / slash sequence.
+    /// @dev stake >= locked + unstaking through any lock / unstake / slash sequence.
     function testFuzz_availableNeverNegative(uint96 lockAmt, uint96 unstakeAmt, uint96 slashAmt) public {
         lockAmt = uint96(bound(lockAmt, 1, STAKE));
         vm.prank(market);
@@ -480,18 +480,18 @@ contract StakingTest is TenderFixture {
         unstakeAmt = uint96(bound(unstakeAmt, 0, STAKE - lockAmt));
         if (unstakeAmt > 0) {
             vm.prank(provider);
-            staking.requestUnstake(unstakeAmt);
+            staking.unstake(unstakeAmt);
         }
         slashAmt = uint96(bound(slashAmt, 0, lockAmt));
         vm.prank(market);
         staking.slash(provider, JOB, slashAmt, requester);
-        (uint256 unbonding,) = staking.unbondingOf(provider);
-        assertGe(staking.stakeOf(provider), staking.lockedOf(provider) + unbonding);
+        (uint256 unstaking,) = staking.unstakingOf(provider);
+        assertGe(staking.stakeOf(provider), staking.lockedOf(provider) + unstaking);
         assertEq(staking.availableOf(provider), STAKE - lockAmt - unstakeAmt);
-        vm.warp(block.timestamp + UNBONDING);
+        vm.warp(block.timestamp + UNSTAKING);
         if (unstakeAmt > 0) {
             vm.prank(provider);
-            staking.withdraw();
+            staking.redeem();
         }
         assertEq(staking.stakeOf(provider), STAKE - slashAmt - unstakeAmt);
     }

@@ -26,7 +26,7 @@ from tender.errors import ArtifactError, ChainError
 #: Market parameters of a fresh devnet (token units assume 18 decimals); see docs/PROTOCOL.md.
 DEFAULT_PARAMS = MarketParams(
     fee_bps=100,
-    bond_multiple=2,
+    stake_multiple=2,
     challenger_reward_bps=5_000,
     challenge_window=600,
     proof_window=600,
@@ -48,8 +48,8 @@ def connect(rpc_url: str, *, timeout: float = 30.0) -> Web3:
 def constructor_data(artifact: Artifact, args: Sequence[Any] | Mapping[str, Any]) -> bytes:
     """Creation code with ABI-encoded constructor arguments appended.
 
-    ``args`` is positional, or a mapping by snake_case name (``unbonding_delay`` for
-    ``unbondingDelay_``); a mapping may hold more names than the constructor takes.
+    ``args`` is positional, or a mapping by snake_case name (``unstaking_delay`` for
+    ``unstakingDelay_``); a mapping may hold more names than the constructor takes.
     """
     constructor = next((e for e in artifact.abi if e.get("type") == "constructor"), None)
     inputs = list(constructor["inputs"]) if constructor else []
@@ -86,7 +86,7 @@ def deploy(
     fee_bps: int | None = None,
     treasury: str | None = None,
     params: MarketParams | None = None,
-    unbonding_delay: int = 7 * 24 * 3600,
+    unstaking_delay: int = 7 * 24 * 3600,
     min_counted_fee: int = 10**15,
     token: str | None = None,
     save: bool | Path = False,
@@ -103,7 +103,7 @@ def deploy(
         fee_bps: protocol fee in basis points of each paid price (overrides ``params``).
         treasury: where fees go (default: the deployer).
         params: market parameters (default :data:`DEFAULT_PARAMS`).
-        unbonding_delay: seconds between ``requestUnstake`` and ``withdraw``.
+        unstaking_delay: seconds between ``unstake`` and ``redeem``.
         min_counted_fee: the smallest protocol fee of a job that counts for a provider's
             reputation (``Staking.minCountedFee``; 0.001 token at 18 decimals, as Deploy.s.sol).
         token: an existing ERC-20 to use instead of a fresh ``TestToken``.
@@ -122,7 +122,7 @@ def deploy(
         "initial_owner": owner,
         "treasury": treasury,
         "params": params.to_abi(),
-        "unbonding_delay": unbonding_delay,
+        "unstaking_delay": unstaking_delay,
         "min_counted_fee": min_counted_fee,
         "name": "Tender Test Token",
         "symbol": "TTT",

@@ -9,7 +9,7 @@ its class). Struct arguments become domain objects (``IntentPosted.intent`` is a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
@@ -49,6 +49,7 @@ __all__ = [
     "ParamsUpdated",
     "Paused",
     "Proved",
+    "Redeemed",
     "Refunded",
     "Settled",
     "Slashed",
@@ -60,10 +61,10 @@ __all__ = [
     "Staked",
     "Transfer",
     "TreasuryUpdated",
-    "UnbondingDelaySet",
-    "UnbondingReclaimed",
     "Unpaused",
-    "UnstakeRequested",
+    "Unstaked",
+    "UnstakingDelaySet",
+    "UnstakingReclaimed",
     "Withdrawn",
 ]
 
@@ -99,26 +100,18 @@ EVENT_TYPES: dict[str, type[Event]] = {}
 #: Per event class, converters from decoded ABI values to domain values, by field name.
 _CONVERT: dict[str, dict[str, Callable[[Any], Any]]] = {}
 
-#: Per event class, the field that an argument of another contract's same-signature event fills
-#: (``{"provider": "account"}``): events that share a topic cannot be told apart by decoding.
-EVENT_ALIASES: dict[str, dict[str, str]] = {}
-
 E = TypeVar("E", bound=type[Event])
 
 
-def event_type(
-    *, aliases: Mapping[str, str] | None = None, **convert: Callable[[Any], Any]
-) -> Callable[[E], E]:
+def event_type(**convert: Callable[[Any], Any]) -> Callable[[E], E]:
     """Register a typed event class under its class name (the Solidity event's name).
 
-    ``convert`` maps field names to converters of their decoded values; ``aliases`` maps other
-    ABI argument names onto the class's fields.
+    ``convert`` maps field names to converters of their decoded values.
     """
 
     def register(cls: E) -> E:
         EVENT_TYPES[cls.__name__] = cls
         _CONVERT[cls.__name__] = convert
-        EVENT_ALIASES[cls.__name__] = dict(aliases or {})
         return cls
 
     return register
@@ -130,8 +123,7 @@ _META = frozenset({"address", "block_number", "tx_hash", "log_index"})
 def to_event(log: DecodedLog) -> Event:
     """The typed event for a decoded log (a :class:`RawEvent` when none is registered)."""
     cls = EVENT_TYPES.get(log.name)
-    aliases = EVENT_ALIASES.get(log.name, {})
-    args = {aliases.get(name, name): value for name, value in log.args.items()}
+    args = dict(log.args)
     if cls is not None and {f.name for f in fields(cls)} - _META == set(args):
         for name, convert in _CONVERT[log.name].items():
             args[name] = convert(args[name])
@@ -354,6 +346,15 @@ class FeesWithdrawn(Event):
 
 @event_type()
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Withdrawn(Event):
+    """A market paid ``account`` everything it owed it (``IMarket.withdraw``)."""
+
+    account: str
+    amount: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Paused(Event):
     account: str
 
@@ -392,28 +393,20 @@ class Staked(Event):
 
 @event_type()
 @dataclass(frozen=True, slots=True, kw_only=True)
-class UnstakeRequested(Event):
+class Unstaked(Event):
     provider: str
     amount: int
-    total_unbonding: int
+    total_unstaking: int
     ready_at: int
 
 
-@event_type(aliases={"provider": "account", "to": "account"})
+@event_type()
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Withdrawn(Event):
-    """``Withdrawn(address indexed, uint256)``: a market paid ``account`` all it owed it
-    (``IMarket.withdraw``), Staking paid a provider its unbonded stake (its ``provider``), or a
-    TenderAgent sent tokens (its ``to``). The three share one topic, so they share this class:
-    ``address`` says which contract emitted it."""
+class Redeemed(Event):
+    """Staking paid ``provider`` the stake it unstaked, once the unstaking delay had passed."""
 
-    account: str
+    provider: str
     amount: int
-
-    @property
-    def provider(self) -> str:
-        """Staking's name for the account (the provider whose stake was paid out)."""
-        return self.account
 
 
 @event_type(models=tuple)
@@ -452,7 +445,7 @@ class MarketScheduled(Event):
 
 @event_type()
 @dataclass(frozen=True, slots=True, kw_only=True)
-class UnbondingDelaySet(Event):
+class UnstakingDelaySet(Event):
     delay: int
 
 
@@ -495,8 +488,8 @@ class StakePenalized(Event):
 
 @event_type()
 @dataclass(frozen=True, slots=True, kw_only=True)
-class UnbondingReclaimed(Event):
-    """An award took back stake the provider was unbonding (it backed a standing bid)."""
+class UnstakingReclaimed(Event):
+    """An award took back stake the provider was unstaking (it backed a standing bid)."""
 
     provider: str
     amount: int

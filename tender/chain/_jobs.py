@@ -50,7 +50,7 @@ class Job:
     max_price: int
     min_stake: int
     posted_at: int
-    bond_multiple: int
+    stake_multiple: int
     auction_end: int
     deadline: int
     awarded_at: int

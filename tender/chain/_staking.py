@@ -1,4 +1,4 @@
-"""Provider stake: bonding, unbonding, operator records, solvers (``Staking``)."""
+"""Provider stake: stake, unstake, redeem, operator records, solvers (``Staking``)."""
 
 from __future__ import annotations
 
@@ -18,20 +18,25 @@ class Staking(ContractWrapper):
     # -- provider actions ---------------------------------------------------------------
 
     def stake(self, amount: int) -> TxReceipt:
-        """Bond ``amount`` for the sender (approve ``Staking`` on the token first)."""
+        """Stake ``amount`` for the sender (approve ``Staking`` on the token first)."""
         return self._send(self.fn.stake(amount))
 
     def stake_for(self, provider: str, amount: int) -> TxReceipt:
-        """Bond ``amount``, paid by the sender, for ``provider``."""
+        """Stake ``amount``, paid by the sender, for ``provider``."""
         return self._send(self.fn.stakeFor(provider, amount))
 
-    def request_unstake(self, amount: int) -> TxReceipt:
-        """Start unbonding ``amount`` (restarts the unbonding clock of what already unbonds)."""
-        return self._send(self.fn.requestUnstake(amount))
+    def unstake(self, amount: int) -> TxReceipt:
+        """Start unstaking ``amount`` (restarts the unstaking clock of what already unstakes)."""
+        return self._send(self.fn.unstake(amount))
 
-    def withdraw(self) -> TxReceipt:
-        """Pay out everything unbonding once the delay has passed."""
-        return self._send(self.fn.withdraw())
+    def redeem(self) -> TxReceipt:
+        """Pay the sender everything it unstaked once the unstaking delay has passed.
+
+        Raises:
+            ContractRevert: ``NothingToRedeem`` when nothing is unstaking, ``UnstakingNotReady``
+                before the delay has passed.
+        """
+        return self._send(self.fn.redeem())
 
     def register_operator(
         self,
@@ -70,16 +75,16 @@ class Staking(ContractWrapper):
         :meth:`market_delay`: see :meth:`market_active_at`) or remove it (at once)."""
         return self._send(self.fn.setMarket(market, allowed))
 
-    def set_unbonding_delay(self, delay: int) -> TxReceipt:
-        return self._send(self.fn.setUnbondingDelay(delay))
+    def set_unstaking_delay(self, delay: int) -> TxReceipt:
+        return self._send(self.fn.setUnstakingDelay(delay))
 
     # -- views --------------------------------------------------------------------------
 
     def token(self) -> str:
         return str(self._call(self.fn.token()))
 
-    def unbonding_delay(self) -> int:
-        return int(self._call(self.fn.unbondingDelay()))
+    def unstaking_delay(self) -> int:
+        return int(self._call(self.fn.unstakingDelay()))
 
     def is_market(self, market: str) -> bool:
         """Whether ``market`` may lock stake now (scheduled markets only once active)."""
@@ -102,7 +107,7 @@ class Staking(ContractWrapper):
         return int(self._call(self.fn.claimable(account)))
 
     def lockable_of(self, provider: str) -> int:
-        """Stake an award can lock: available plus unbonding (an award reclaims unbonding stake)."""
+        """Stake an award can lock: available plus unstaking (an award reclaims unstaking stake)."""
         return int(self._call(self.fn.lockableOf(provider)))
 
     def is_authorized(self, provider: str, caller: str) -> bool:
@@ -114,13 +119,13 @@ class Staking(ContractWrapper):
     def locked_of(self, provider: str) -> int:
         return int(self._call(self.fn.lockedOf(provider)))
 
-    def unbonding_of(self, provider: str) -> tuple[int, int]:
-        """``(amount, ready_at)`` of the provider's unbonding stake."""
-        amount, ready_at = self._call(self.fn.unbondingOf(provider))
+    def unstaking_of(self, provider: str) -> tuple[int, int]:
+        """``(amount, ready_at)`` of the provider's unstaking stake."""
+        amount, ready_at = self._call(self.fn.unstakingOf(provider))
         return int(amount), int(ready_at)
 
     def available_of(self, provider: str) -> int:
-        """Stake a new job can lock: stake - locked - unbonding."""
+        """Stake a new job can lock: stake - locked - unstaking."""
         return int(self._call(self.fn.availableOf(provider)))
 
     def locked_for(self, provider: str, job_id: bytes) -> int:

@@ -142,7 +142,7 @@ class MarketParams:
     """A market's economic parameters (``MarketParams``); see docs/PROTOCOL.md."""
 
     fee_bps: int
-    bond_multiple: int
+    stake_multiple: int
     challenger_reward_bps: int
     challenge_window: int
     proof_window: int

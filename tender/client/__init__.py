@@ -15,12 +15,12 @@ gets the result pushed to it by the market's callback (see :mod:`tender.client._
     result.callback_output  # what the agent's onTenderResult stored
 
 The markets credit refunds and unspent escrow instead of sending them: :meth:`Client.owed` shows
-the credit, :meth:`Client.withdraw` collects it (:meth:`AgentClient.reclaim` for an agent), and
+the credit, :meth:`Client.withdraw` pays it out (:meth:`AgentClient.withdraw` for an agent), and
 later escrows are paid from it first.
 
 Errors (all :class:`tender.errors.RequestError`): :class:`RequestRejected` (and
 :class:`AgentRejected`), :class:`RequestRefunded`, :class:`RequestExpired`,
-:class:`ProviderSlashed`, :class:`ProofInvalid`, :class:`CallbackFailed`,
+:class:`ProviderSlashed`, :class:`ProofInvalid`, :class:`AgentResultMissing`,
 :class:`RequestFailed`, :class:`RequestTimeout`; see :mod:`tender.client._errors`.
 """
 
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from tender.client._errors import (
     AgentRejected,
-    CallbackFailed,
+    AgentResultMissing,
     ProofInvalid,
     ProviderSlashed,
     RequestError,
@@ -50,7 +50,7 @@ __all__ = [
     "AgentClient",
     "AgentRejected",
     "AgentResult",
-    "CallbackFailed",
+    "AgentResultMissing",
     "Client",
     "Latency",
     "ProofInvalid",

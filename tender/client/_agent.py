@@ -5,7 +5,8 @@ payment tokens, posts intents with itself as requester (its owner calls ``ask``)
 calls its ``onTenderResult`` at settlement with the intent's ``callbackGasLimit`` gas; the
 agent stores the output (``result(jobId)``) and logs ``ResultReceived``. Refunds and unspent
 escrow are credited to the agent in each market (``owed``) and pay its next ``ask`` there
-first; ``reclaim`` brings them back into the contract. :class:`AgentClient` drives one from
+first; ``withdrawFrom`` brings them back into the contract (``claimFrom`` the compensation
+``Staking`` credits it), and the owner takes tokens out with ``sweep``. :class:`AgentClient` drives one from
 its owner's :class:`~tender.client.Client`::
 
     async with Client(rpc, owner_key, deployment=d, bundles=b, model_ids=ids) as client:
@@ -13,7 +14,7 @@ its owner's :class:`~tender.client.Client`::
         await agent.fund(10**18)                      # pull budget from the owner's balance
         result = await agent.request("mlp", pixels, max_price=10**17, deadline=60)
         print(result.callback_output, result.values)  # what the agent's callback stored
-        await agent.reclaim()                         # refunds credited in the markets -> the agent
+        await agent.withdraw()                        # refunds credited in the markets -> the agent
 
 :meth:`AgentClient.request` = :meth:`~AgentClient.build_intent` (requester: the agent,
 ``callback_gas`` sized for the model's output) + :meth:`~AgentClient.ask` (the owner's ``ask``
@@ -21,7 +22,7 @@ transaction, then the job is followed) + :meth:`~AgentClient.follow` (the job's 
 state, then the result the callback stored). It raises the client's typed errors
 (:class:`~tender.client.RequestExpired`...: the refund was credited to the agent), plus
 :class:`~tender.client.AgentRejected` when ``ask`` reverts and
-:class:`~tender.client.CallbackFailed` when the job settled but the callback did not store it.
+:class:`~tender.client.AgentResultMissing` when the job settled but the callback did not store it.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from hexbytes import HexBytes
 from web3.types import TxReceipt
 
 from tender.chain import ContractWrapper, RevertDecoder, Token, tender_decoder
-from tender.client._errors import AgentRejected, CallbackFailed
+from tender.client._errors import AgentRejected, AgentResultMissing
 from tender.client._models import ModelHandle
 from tender.client._result import RequestResult, Withdrawal
 from tender.client._tracker import JobTracker
@@ -103,18 +104,19 @@ class TenderAgentContract(ContractWrapper):
         """Pull ``amount`` from the sender (who approved the agent)."""
         return self._send(self.fn.fund(amount))
 
-    def withdraw(self, to: str, amount: int) -> TxReceipt:
-        return self._send(self.fn.withdraw(to, amount))
+    def sweep(self, to: str, amount: int) -> TxReceipt:
+        """Send ``amount`` of the agent's tokens to ``to`` (owner only)."""
+        return self._send(self.fn.sweep(to, amount))
 
-    def reclaim(self, market: str) -> TxReceipt:
+    def withdraw_from(self, market: str) -> TxReceipt:
         """Move what ``market`` owes the agent into the agent (``market.withdraw()``); reverts
         ``NothingOwed`` when it owes nothing, ``NotMarket`` for a market the agent does not use."""
-        return self._send(self.fn.reclaim(market))
+        return self._send(self.fn.withdrawFrom(market))
 
-    def claim_compensation(self, market: str) -> TxReceipt:
+    def claim_from(self, market: str) -> TxReceipt:
         """Move the slashed stake credited to the agent in ``market``'s ``Staking`` into the agent
         (``Staking.claim()``); reverts ``NothingToClaim`` when nothing is credited."""
-        return self._send(self.fn.claimCompensation(market))
+        return self._send(self.fn.claimFrom(market))
 
     def result_events(self, receipt: TxReceipt) -> dict[str, list[int]]:
         """``ResultReceived`` outputs by job id (``0x``-hex) among a transaction's logs."""
@@ -176,41 +178,41 @@ class AgentClient:
     # -- money --------------------------------------------------------------------------
 
     async def balance(self) -> int:
-        """The agent's payment-token balance (its budget; :meth:`reclaim` brings refunds here)."""
+        """The agent's payment-token balance (its budget; :meth:`withdraw` brings refunds here)."""
         token = Token(self.client.w3, self.client.deployment.token)
         return await asyncio.to_thread(token.balance_of, self.address)
 
     async def owed(self) -> dict[str, int]:
         """What each market owes the agent (refunds, compensation, unspent escrow), by auction name: it pays
-        the agent's next ``ask`` in that market first, or :meth:`reclaim` moves it to the agent."""
+        the agent's next ``ask`` in that market first, or :meth:`withdraw` moves it to the agent."""
         return await self.client.owed(account=self.address)
 
-    async def reclaim(self, auction: AuctionName | None = None) -> list[Withdrawal]:
-        """Move what the markets owe the agent into the agent's balance (the owner's ``reclaim``
+    async def withdraw(self, auction: AuctionName | None = None) -> list[Withdrawal]:
+        """Move what the markets owe the agent into the agent's balance (the owner's ``withdrawFrom``
         transaction, once per market that owes something; only ``auction``'s when given), and
-        without ``auction`` the compensation ``Staking`` credits it (:meth:`claim_compensation`).
+        without ``auction`` the compensation ``Staking`` credits it (:meth:`claim`).
 
         Raises:
-            AgentRejected: ``reclaim`` reverted (``error``: ``NothingOwed`` when ``auction``'s
+            AgentRejected: ``withdrawFrom`` reverted (``error``: ``NothingOwed`` when ``auction``'s
                 market owes nothing, ``OwnableUnauthorizedAccount`` for another sender...).
         """
-        paid = await self.client._collect(
-            auction, self.address, lambda market: self._transact(self.contract.reclaim, market.address)
+        paid = await self.client._withdraw_each(
+            auction, self.address, lambda market: self._transact(self.contract.withdraw_from, market.address)
         )
         if auction is None:
-            claimed = await self.claim_compensation()
+            claimed = await self.claim()
             if claimed is not None:
                 paid.append(claimed)
         return paid
 
-    async def claim_compensation(self) -> Withdrawal | None:
+    async def claim(self) -> Withdrawal | None:
         """Move the slashed stake ``Staking`` credits the agent (compensation for a late or
         cheating provider) into the agent's balance; ``None`` (nothing sent) when none is credited."""
         staking = self.client.staking()
         if await asyncio.to_thread(staking.claimable, self.address) == 0:
             return None
         market = self.client.market("reverse" if "reverse" in self.client.deployment.markets else "dutch")
-        receipt = await self._transact(self.contract.claim_compensation, market.address)
+        receipt = await self._transact(self.contract.claim_from, market.address)
         tx_hash = HexBytes(receipt["transactionHash"]).to_0x_hex()
         return Withdrawal(auction="staking", market=staking.address, account=self.address,
                           amount=staking.claimed_in(receipt), tx_hash=tx_hash)  # fmt: skip
@@ -222,9 +224,9 @@ class AgentClient:
         receipt = await self._transact(self.contract.fund, amount)
         return HexBytes(receipt["transactionHash"]).to_0x_hex()
 
-    async def withdraw(self, to: str, amount: int) -> str:
-        """Send ``amount`` of the agent's tokens to ``to``."""
-        receipt = await self._transact(self.contract.withdraw, to, amount)
+    async def sweep(self, to: str, amount: int) -> str:
+        """Send ``amount`` of the agent's tokens to ``to`` (the owner's ``sweep``)."""
+        receipt = await self._transact(self.contract.sweep, to, amount)
         return HexBytes(receipt["transactionHash"]).to_0x_hex()
 
     async def ensure_markets(self) -> None:
@@ -293,7 +295,7 @@ class AgentClient:
         """Wait for the job's terminal state, then read what the agent's callback stored.
 
         Raises:
-            CallbackFailed: settled, but the agent holds no result.
+            AgentResultMissing: settled, but the agent holds no result.
             RequestRefunded, RequestExpired, ProviderSlashed, ProofInvalid, RequestTimeout:
                 as :meth:`Client.follow` (the refund and any compensation were credited to the
                 agent in the market).
@@ -301,7 +303,7 @@ class AgentClient:
         result = await self.client.follow(tracker, intent, handle, timeout=timeout, verify=verify)
         stored = await self.result(tracker.job_id)
         if tracker.callback_failed is not None or stored is None:
-            raise CallbackFailed(job_id=tracker.job_id, agent=self.address,
+            raise AgentResultMissing(job_id=tracker.job_id, agent=self.address,
                                  reason=tracker.callback_failed or b"", result=result)  # fmt: skip
         return AgentResult.of(
             result,
@@ -331,7 +333,7 @@ class AgentClient:
         ``callbackGasLimit``; default sized for the model's output).
 
         Raises:
-            AgentRejected, CallbackFailed, RequestRefunded, RequestExpired, ProviderSlashed,
+            AgentRejected, AgentResultMissing, RequestRefunded, RequestExpired, ProviderSlashed,
             ProofInvalid, RequestTimeout: see :mod:`tender.client`.
         """
         from tender.client._client import _as_request_error

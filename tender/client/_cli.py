@@ -1,5 +1,5 @@
 """``tender request``: buy an inference from the command line; ``tender market``: what the
-markets owe you, and collecting it.
+markets owe you, and withdrawing it.
 
 The key comes from ``TENDER_PRIVATE_KEY`` (or a keystore named in a config file's ``[chain]``
 section), never from a flag::
@@ -7,7 +7,7 @@ section), never from a flag::
     export TENDER_PRIVATE_KEY=0x...
     tender request run mlp --input sample.json --max-price 0.1 --deadline 60 --solver http://127.0.0.1:7100
     tender market owed                 # refunds, payments, returned bonds credited to the key
-    tender market withdraw             # collect them (one `withdraw` per market that owes some)
+    tender market withdraw             # pay them out (one `withdraw` per market that owes some)
 
 ``tender intent`` is the same request signed by an outside wallet: ``typed-data`` prints the
 intent's EIP-712 JSON (big integers as strings), ``send`` hands the wallet's signature to solvers.
@@ -123,7 +123,7 @@ def result_table(result: RequestResult, *, decimals: int = 18, symbol: str = "to
     )
     if result.refund:
         table.add_row("refund", f"{tokens(result.refund, decimals)} {symbol} credited in the market "
-                                "(`tender market withdraw` collects it)")  # fmt: skip
+                                "(`tender market withdraw` pays it out)")  # fmt: skip
     lat = result.latency
     table.add_row("latency", f"auction {lat.auction_ms:.0f} ms · delivery {lat.delivery_ms:.0f} ms · "
                              f"settlement {lat.settlement_ms:.0f} ms · total {lat.total_ms:.0f} ms")  # fmt: skip
@@ -323,7 +323,7 @@ def _staking(markets: dict[str, Market]) -> Staking:
 
 @click.group("market")
 def market_group() -> None:
-    """What the markets owe you, and collecting it (key from TENDER_PRIVATE_KEY).
+    """What the markets owe you, and withdrawing it (key from TENDER_PRIVATE_KEY).
 
     The markets credit what they owe instead of sending it: a provider's price (plus the bond of
     a challenge it answered), a requester's unspent escrow, refunds and compensation, a
@@ -371,7 +371,7 @@ def owed_command(account: str | None, auction: str | None, rpc: str | None, depl
 @_market_options
 def withdraw_command(auction: str | None, rpc: str | None, deployment: Path | None, config: Path | None,
                      as_json: bool) -> None:  # fmt: skip
-    """Collect what the markets owe the configured key: one `withdraw` per market that owes
+    """Pay out what the markets owe the configured key: one `withdraw` per market that owes
     something. With --market, that market's `withdraw` even when it owes nothing (it refuses
     with NothingOwed)."""
     markets, me = _markets(rpc, deployment, config, need_key=True, auction=auction)

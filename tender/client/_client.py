@@ -16,7 +16,7 @@ errors of :mod:`tender.client._errors`.
 
 The markets never push tokens: unspent escrow and refunds are credited to the requester in the
 market (:meth:`Client.owed`), pay its next escrows there first, and :meth:`Client.withdraw`
-collects them::
+pays them out::
 
     print(await client.owed())        # {"reverse": 0, "dutch": 12_000_000_000_000_000}
     for paid in await client.withdraw():
@@ -475,7 +475,7 @@ class Client:
     async def owed(self, auction: AuctionName | None = None, *, account: str | None = None) -> dict[str, int]:
         """What the markets owe this account (or ``account``), by auction name (only
         ``auction``'s market when given): refunds and unspent escrow, returned challenge bonds,
-        and a provider's payments. It pays later escrows there first; :meth:`withdraw` collects it."""
+        and a provider's payments. It pays later escrows there first; :meth:`withdraw` pays it out."""
         who = account or self.address
         names: tuple[AuctionName, ...] = (auction,) if auction else ("reverse", "dutch")
         out: dict[str, int] = {}
@@ -485,7 +485,7 @@ class Client:
         return out
 
     async def withdraw(self, auction: AuctionName | None = None) -> list[Withdrawal]:
-        """Collect what the markets owe this account: one ``withdraw`` per market that owes
+        """Pay out what the markets owe this account: one ``withdraw`` per market that owes
         something (only ``auction``'s market when given), and without ``auction`` the slashed
         stake ``Staking`` holds for it (:meth:`claim`, reported with ``auction="staking"``);
         empty when nothing is owed.
@@ -494,7 +494,9 @@ class Client:
             ContractRevert: ``NothingOwed`` when ``auction`` is given and that market owes
                 nothing (the transaction is not sent).
         """
-        paid = await self._collect(auction, self.address, lambda market: asyncio.to_thread(market.withdraw))
+        paid = await self._withdraw_each(
+            auction, self.address, lambda market: asyncio.to_thread(market.withdraw)
+        )
         if auction is None:
             claimed = await self.claim()
             if claimed is not None:
@@ -504,11 +506,11 @@ class Client:
     async def claimable(self, *, account: str | None = None) -> int:
         """Slashed stake credited to this account (or ``account``) in ``Staking``: a late or
         cheating provider's compensation to its requester, a challenger's reward. :meth:`claim`
-        collects it (:meth:`withdraw` does too)."""
+        pays it out (:meth:`withdraw` does too)."""
         return await asyncio.to_thread(self.staking().claimable, account or self.address)
 
     async def claim(self) -> Withdrawal | None:
-        """Collect the slashed stake credited to this account in ``Staking`` (``claim``);
+        """Claim the slashed stake credited to this account in ``Staking`` (``claim``);
         ``None`` (nothing sent) when nothing is credited."""
         staking = self.staking()
         if await asyncio.to_thread(staking.claimable, self.address) == 0:
@@ -531,7 +533,7 @@ class Client:
         """The ``Staking`` contract (slashed stake is credited there), sending as this account."""
         return Staking(self.w3, self.deployment.staking, sender=self.sender)
 
-    async def _collect(
+    async def _withdraw_each(
         self,
         auction: AuctionName | None,
         account: str,

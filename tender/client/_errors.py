@@ -16,7 +16,7 @@ catches them all, and each carries the job id and what the requester got back::
     │                               proved); escrow and compensation from its stake credited
     ├── ProofInvalid                the job settled but its proof does not verify here, or the
     │                               output does not match the proof's public instances
-    ├── CallbackFailed              an agent's job settled (the provider was paid) but the
+    ├── AgentResultMissing          an agent's job settled (the provider was paid) but the
     │                               consumer callback reverted or ran out of gas: no stored result
     ├── RequestFailed               the request could not be made or followed: the chain did not
     │                               answer, the deployment or model is unknown, a transaction
@@ -28,13 +28,13 @@ Amounts are token base units. ``refund`` is the escrow returned and ``compensati
 from the provider's stake; ``received`` (= ``credited``) is their sum. Neither is sent: the
 market credits the refund to the requester (``Market.owed``, in the market at ``market``; it
 pays the requester's next escrow there first) and ``Staking`` credits the compensation
-(``Staking.claimable``); :meth:`Client.withdraw` collects both::
+(``Staking.claimable``); :meth:`Client.withdraw` pays out both::
 
     try:
         result = await client.request("mlp", x, max_price=10**18, deadline=60)
     except RequestExpired as exc:
         print(f"provider late: got {exc.received} back ({exc.compensation} compensation)")
-        await client.withdraw()  # collect the credited refund and compensation
+        await client.withdraw()  # pay out the credited refund and compensation
     except RequestError as exc:
         print(f"{exc.job_id}: {exc}")
 """
@@ -48,7 +48,7 @@ from tender.errors import RequestError
 
 __all__ = [
     "AgentRejected",
-    "CallbackFailed",
+    "AgentResultMissing",
     "ProofInvalid",
     "ProviderSlashed",
     "RequestError",
@@ -110,7 +110,7 @@ class _Outcome(RequestError):
     """A request that reached a terminal state other than ``settled`` (money came back).
 
     ``refund`` (the escrow) is credited to the requester in ``market`` (``Market.owed``) and
-    ``compensation`` (from a slashed stake) in ``Staking`` (``claimable``): collect both with
+    ``compensation`` (from a slashed stake) in ``Staking`` (``claimable``): pay out both with
     :meth:`Client.withdraw` (or let the refund pay the next escrow in ``market``).
     """
 
@@ -135,7 +135,7 @@ class _Outcome(RequestError):
         text += " credited in the market"
         if compensation:
             text += f" + compensation {compensation} credited in Staking"
-        text += " (withdraw to collect)"
+        text += " (withdraw to pay it out)"
         if detail:
             text += f" ({detail})"
         super().__init__(text)
@@ -216,7 +216,7 @@ class ProofInvalid(RequestError):
         super().__init__(f"{_short(job_id)}: proof does not verify locally: {reason}")
 
 
-class CallbackFailed(RequestError):
+class AgentResultMissing(RequestError):
     """An agent's job settled, but the agent holds no result: its callback failed.
 
     The provider was paid and the output verified (or unchallenged); the market called the

@@ -46,7 +46,7 @@ class RequestResult:
         credited to the provider in the market, which it withdraws).
         max_price: the intent's max price. refund: the unspent escrow, credited to the requester
         in the market (``Client.owed``; it pays the next escrow there first, or
-        ``Client.withdraw`` collects it). market: the market that settled the job.
+        ``Client.withdraw`` pays it out). market: the market that settled the job.
         tx_hashes: transaction hash by step (``post``/``submit``, ``award``, ``deliver``, ``settle``...).
         gas: gas used by step, for the transactions the client saw.
         latency: where the time went.

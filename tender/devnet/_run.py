@@ -3,7 +3,7 @@
 Steps: start Anvil; deploy the contracts; build (cached) and register both sample models;
 mint test tokens and stake the providers; start three providers, two solvers and a verifier
 agent as separate processes; send the workload through the SDK (the agent share through the
-TenderAgent contract, to which the market pushes each result with its consumer callback); collect
+TenderAgent contract, to which the market pushes each result with its consumer callback); withdraw
 what the markets owe every role (the markets credit payments and refunds: the providers withdraw
 theirs as they go, past their ``withdraw_threshold``, and the devnet withdraws the rest for every
 role, so that everyone ends up holding their tokens); run ``tender audit``; print the summary,
@@ -51,7 +51,7 @@ from tender.chain import Event, JobState, connect
 from tender.client._agent import AgentClient, AgentResult
 from tender.client._client import Client
 from tender.client._errors import (
-    CallbackFailed,
+    AgentResultMissing,
     ProofInvalid,
     ProviderSlashed,
     RequestExpired,
@@ -455,7 +455,7 @@ class Devnet:
             record.tx_hashes = dict(result.tx_hashes)
             if isinstance(result, AgentResult):
                 record.callback = "ok" if result.callback_output == result.output else "failed"
-        except CallbackFailed as exc:  # settled and paid, but the agent stored nothing
+        except AgentResultMissing as exc:  # settled and paid, but the agent stored nothing
             record.state, record.callback, record.error = request_state(JobState.SETTLED), "failed", str(exc)
             if exc.result is not None:
                 record.price_paid, record.provider = exc.result.price_paid, exc.result.provider
@@ -494,7 +494,7 @@ class Devnet:
 
     def _roles(self, setup: ChainSetup) -> dict[str, tuple[str, str, str]]:
         """Every account the markets may owe: address -> (role, name, key) (the agent's key is
-        its owner's: it reclaims through ``TenderAgent.reclaim``)."""
+        its owner's: it withdraws through ``TenderAgent.withdrawFrom``)."""
         roles: dict[str, tuple[str, str, str]] = {}
         for plan in PROVIDERS:
             key = DEV_KEYS[plan.key_index]
@@ -518,7 +518,7 @@ class Devnet:
         from tender.client._agent import TenderAgentContract
         from tender.intents import AuctionType
 
-        self._step("collecting what the markets owe every role (withdraw)")
+        self._step("withdrawing what the markets owe every role")
         assert setup.deployment is not None
         roles = self._roles(setup)
         markets = {name: Market(setup.w3, address, auction=AuctionType[name.upper()])
@@ -533,7 +533,7 @@ class Devnet:
                     if market.owed(address) == 0:
                         continue
                     if agent is not None:
-                        agent.reclaim(market.address)
+                        agent.withdraw_from(market.address)
                     else:
                         market.using(sender).withdraw()
                 except TenderError as exc:  # NothingOwed: the role's own process was first
@@ -545,7 +545,7 @@ class Devnet:
             if staking.claimable(address) > 0:
                 try:
                     if agent is not None:
-                        agent.claim_compensation(next(iter(markets.values())).address)
+                        agent.claim_from(next(iter(markets.values())).address)
                     else:
                         staking.using(sender).claim()
                 except TenderError as exc:

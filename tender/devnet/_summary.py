@@ -5,7 +5,7 @@ awarded, or a cheating provider's job unwound after a challenge) or ``expired`` 
 missed its deadline); ``slashed`` and ``challenged`` count jobs where that also happened.
 :func:`check_invariants` states what must hold for the run to pass.
 
-``payouts`` (when the devnet collected them) says, per role, what the markets paid out with
+``payouts`` (when the devnet withdrew them) says, per role, what the markets paid out with
 ``withdraw`` over the run and what they still owe: the markets credit payments and refunds, so
 a provider holds its earnings only once they are withdrawn.
 """

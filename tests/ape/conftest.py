@@ -28,7 +28,7 @@ UNIT = 10**18
 STAKE = 1_000 * UNIT
 PARAMS = {
     "feeBps": 100,
-    "bondMultiple": 2,
+    "stakeMultiple": 2,
     "challengerRewardBps": 5_000,
     "challengeWindow": 120,
     "proofWindow": 120,

@@ -32,7 +32,7 @@ def tender() -> Iterator[TenderEnv]:
     # The code-size limit is checked by test_contract_sizes; here it must not hide the lifecycles.
     with Anvil() as chain:
         w3 = Web3(Web3.HTTPProvider(chain.rpc_url))
-        deployment = deploy(w3, DEV_KEYS[0], params=DEFAULT_PARAMS, unbonding_delay=3_600)
+        deployment = deploy(w3, DEV_KEYS[0], params=DEFAULT_PARAMS, unstaking_delay=3_600)
         deployer = make_actor(w3, DEV_KEYS[0], deployment)
         requester, provider, solver, challenger, relayer = (
             make_actor(w3, DEV_KEYS[i], deployment) for i in range(1, 6)

@@ -22,38 +22,43 @@ def _components(contract: str, function: str) -> list[str]:
     return [snake(c["name"]) for c in entry["outputs"][0]["components"]]
 
 
-@pytest.mark.parametrize("contract", [*TENDER_CONTRACTS, "TenderAgent"])
+@pytest.mark.parametrize("contract", TENDER_CONTRACTS)
 def test_every_event_has_a_typed_class_with_its_fields(contract: str) -> None:
-    from tender.chain._events import EVENT_ALIASES
-
     for entry in load_artifact(contract).entries("event"):
-        if contract == "TenderAgent" and entry["name"] not in ("Withdrawn",):
-            continue  # the example's own events are read raw; only a shared signature matters
         cls = EVENT_TYPES.get(entry["name"])
         assert cls is not None, f"{contract}.{entry['name']} has no class in tender.chain._events"
         fields = {f.name for f in dataclasses.fields(cls)} - _META
-        aliases = EVENT_ALIASES.get(entry["name"], {})
-        names = {aliases.get(snake(i["name"]), snake(i["name"])) for i in entry["inputs"]}
-        assert fields == names, entry["name"]
+        assert fields == {snake(i["name"]) for i in entry["inputs"]}, entry["name"]
 
 
-def test_withdrawn_of_staking_and_markets_share_one_class() -> None:
-    """Staking's, the markets' and TenderAgent's ``Withdrawn`` share one topic: one class, whichever
-    ABI decoded the log (``account``, with Staking's ``provider`` as a property)."""
+def test_each_payout_has_its_own_event() -> None:
+    """The market paying out credit (``Withdrawn``), Staking paying out unstaked stake
+    (``Redeemed``) and a TenderAgent's owner taking tokens out (``Swept``) emit distinct events:
+    each decodes to its own class, and no other payout's ABI reads it as one of its own."""
     from eth_abi import encode
 
-    from tender.chain import LogDecoder, Withdrawn, to_event
+    from tender.chain import LogDecoder, Redeemed, Withdrawn, to_event
 
-    log = {"address": "0x" + "aa" * 20, "blockNumber": 1, "transactionHash": "0x" + "00" * 32, "logIndex": 0,
-           "data": "0x" + encode(["uint256"], [7]).hex()}  # fmt: skip
-    for contract in ("Staking", "ReverseAuctionMarket", "TenderAgent"):
-        decoder = LogDecoder(load_artifact(contract).abi)
-        topics = [decoder.topic("Withdrawn"), b"\x00" * 12 + b"\x11" * 20]
-        decoded = decoder.decode({**log, "topics": topics})
+    payouts = {"ReverseAuctionMarket": "Withdrawn", "Staking": "Redeemed", "TenderAgent": "Swept"}
+    decoders = {contract: LogDecoder(load_artifact(contract).abi) for contract in payouts}
+
+    def log(contract: str) -> dict[str, object]:
+        topic = decoders[contract].topic(payouts[contract])
+        return {"address": "0x" + "aa" * 20, "blockNumber": 1, "transactionHash": "0x" + "00" * 32,
+                "logIndex": 0, "topics": [topic, b"\x00" * 12 + b"\x11" * 20],
+                "data": "0x" + encode(["uint256"], [7]).hex()}  # fmt: skip
+
+    for contract, name in payouts.items():
+        decoded = decoders[contract].decode(log(contract))
         assert decoded is not None
-        event = to_event(decoded)
-        assert isinstance(event, Withdrawn), contract
-        assert (event.account, event.provider, event.amount) == ("0x" + "11" * 20, "0x" + "11" * 20, 7)
+        assert decoded.name == name
+        assert all(d.decode(log(contract)) is None for other, d in decoders.items() if other != contract)
+    market = decoders["ReverseAuctionMarket"].decode(log("ReverseAuctionMarket"))
+    staking = decoders["Staking"].decode(log("Staking"))
+    assert market is not None
+    assert staking is not None
+    assert to_event(market) == Withdrawn(account="0x" + "11" * 20, amount=7)
+    assert to_event(staking) == Redeemed(provider="0x" + "11" * 20, amount=7)
 
 
 def test_job_struct_matches() -> None:

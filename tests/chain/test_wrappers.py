@@ -13,9 +13,9 @@ from tender.chain import (
     ModelInfo,
     ModelRegistered,
     Operator,
+    Redeemed,
     Staked,
-    UnstakeRequested,
-    Withdrawn,
+    Unstaked,
 )
 from tender.chain._deploy import DEFAULT_PARAMS
 from tender.chain._tx import with_retries
@@ -60,7 +60,7 @@ def test_model_registry_round_trip(env: TenderEnv) -> None:
     assert caught.value.name == "UnknownModel"
 
 
-def test_staking_views_and_unbonding(env: TenderEnv) -> None:
+def test_staking_views_and_unstaking(env: TenderEnv) -> None:
     staking = env.provider.staking
     me = env.provider.address
     operator = staking.operator(me)
@@ -68,17 +68,17 @@ def test_staking_views_and_unbonding(env: TenderEnv) -> None:
     assert staking.is_authorized(me, env.solver.address)
     assert staking.is_market(env.deployment.market("dutch"))
     stake = staking.stake_of(me)
-    receipt = staking.request_unstake(10)
-    (event,) = [e for e in staking.events_in(receipt) if isinstance(e, UnstakeRequested)]
+    receipt = staking.unstake(10)
+    (event,) = [e for e in staking.events_in(receipt) if isinstance(e, Unstaked)]
     assert event.amount == 10
-    assert staking.unbonding_of(me) == (10, event.ready_at)
+    assert staking.unstaking_of(me) == (10, event.ready_at)
     assert staking.available_of(me) == stake - 10
     with pytest.raises(ContractRevert) as caught:
-        staking.withdraw()
-    assert caught.value.name == "UnbondingNotReady"
-    env.advance(staking.unbonding_delay() + 1)
-    receipt = staking.withdraw()
-    assert any(isinstance(e, Withdrawn) and e.amount == 10 for e in staking.events_in(receipt))
+        staking.redeem()
+    assert caught.value.name == "UnstakingNotReady"
+    env.advance(staking.unstaking_delay() + 1)
+    receipt = staking.redeem()
+    assert any(isinstance(e, Redeemed) and e.amount == 10 for e in staking.events_in(receipt))
     assert staking.stake_of(me) == stake - 10
     assert [e for e in staking.events(env.deployment.block, names=["Staked"]) if isinstance(e, Staked)]
 

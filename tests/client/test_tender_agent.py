@@ -31,7 +31,7 @@ from tender.chain import (
     deploy_artifact,
     load_artifact,
 )
-from tender.client import AgentRejected, AgentResult, CallbackFailed, Client, RequestRefunded
+from tender.client import AgentRejected, AgentResult, AgentResultMissing, Client, RequestRefunded
 from tender.client._agent import AgentClient, callback_gas_for
 from tender.errors import ArtifactError
 from tender.intents import AuctionType, Bid, Intent, ProofMode, random_nonce
@@ -160,8 +160,8 @@ async def test_zk_reverse_job_settles_and_the_callback_stores_the_output(
     assert owed >= result.refund
     assert result.market == chain.deployment.market("reverse")
     assert await agent.balance() + owed == before - spent
-    reclaimed = await agent.reclaim()  # the owner brings the credit back into the agent
-    assert [(w.auction, w.amount, w.account) for w in reclaimed] == [("reverse", owed, agent.address)]
+    withdrawn = await agent.withdraw()  # the owner brings the credit back into the agent
+    assert [(w.auction, w.amount, w.account) for w in withdrawn] == [("reverse", owed, agent.address)]
     assert await agent.balance() == before - spent
     assert (await agent.owed())["reverse"] == 0
     assert result.to_json()["callback_output"] == [str(v) for v in OUTPUT]
@@ -178,17 +178,17 @@ async def test_a_refund_stays_in_the_market_and_pays_the_next_ask(chain: Chain, 
     owed = (await agent.owed())["reverse"]
     assert owed >= caught.value.refund == caught.value.credited > 0
     # with no tokens left in the agent, the next ask is paid from its credit in the market
-    await agent.withdraw(agent.client.address, await agent.balance())
+    await agent.sweep(agent.client.address, await agent.balance())
     assert await agent.balance() == 0
     await agent.ask(_intent(chain, agent, AuctionType.REVERSE))
     assert (await agent.owed())["reverse"] == owed - caught.value.refund
     assert await agent.balance() == 0
-    # nothing owed: reclaim() has nothing to do, reclaiming a named market is refused by name
+    # nothing owed: withdraw() has nothing to do, withdrawing from a named market is refused by name
     if owed > caught.value.refund:
-        await agent.reclaim("reverse")
-    assert await agent.reclaim() == []
+        await agent.withdraw("reverse")
+    assert await agent.withdraw() == []
     with pytest.raises(AgentRejected) as refused:
-        await agent.reclaim("reverse")
+        await agent.withdraw("reverse")
     assert refused.value.error == "NothingOwed"
 
 
@@ -214,7 +214,7 @@ async def test_a_callback_without_enough_gas_raises_callback_failed(chain: Chain
     market = chain.market(AuctionType.DUTCH)
     market.fill(job, chain.provider.address, 60)
     market.deliver(job, OUTPUT, PROOF)
-    with pytest.raises(CallbackFailed) as caught:
+    with pytest.raises(AgentResultMissing) as caught:
         await agent.follow(tracker, intent, timeout=30)
     assert caught.value.job_id == tracker.job_id
     assert caught.value.result is not None

@@ -153,7 +153,7 @@ class MarketEnv:
 @pytest.fixture(scope="session")
 def market(chain: Chain) -> MarketEnv:
     w3 = chain.w3
-    deployment = deploy(w3, DEV_KEYS[0], unbonding_delay=3_600)
+    deployment = deploy(w3, DEV_KEYS[0], unstaking_delay=3_600)
     requester, provider = TxSender(w3, DEV_KEYS[4]), TxSender(w3, DEV_KEYS[5])
     owner_token = Token(w3, deployment.token, sender=chain.sender)
     owner_token.mint(requester.address, 1_000 * UNIT)

@@ -465,13 +465,13 @@ async def test_optimistic_job_answers_a_challenge_with_the_proof(
 
 async def test_restart_resumes_unfinished_job(tmp_path: Path, mlp_bundle: Any, chain: LedgerChain,
                                               mlp_samples: list[list[float]]) -> None:  # fmt: skip
-    from provider import JobRecord, JobStore, WorkStep
+    from provider import JobStore, StoredJob, WorkStep
 
     award(chain, JOB, mlp_samples[4], mlp_bundle)
     cfg = config(tmp_path, mlp_bundle)
     store = JobStore(cfg.store_path())
     job = chain.ledger.jobs[JOB]
-    store.insert(JobRecord(job_id=JOB, market=MARKET, model="mlp", input=mlp_samples[4],
+    store.insert(StoredJob(job_id=JOB, market=MARKET, model="mlp", input=mlp_samples[4],
                            input_commitment=str(job.input_commitment), deadline=job.deadline, proof_mode=0))  # fmt: skip
     store.update(JOB, step=WorkStep.INFERRED, output=[0.0] * 10)
     store.close()
@@ -505,10 +505,10 @@ async def test_earnings_are_withdrawn_past_the_threshold(
     node = ProviderNode(config(tmp_path, mlp_bundle, withdraw_threshold=10**18), chain=chain, key=KEY)
     caplog.set_level("INFO", logger="provider.node")
     chain.ledger.credit = 6 * 10**17
-    assert await node.collect(MARKET) == 0  # below the threshold: it stays credited
+    assert await node.withdraw(MARKET) == 0  # below the threshold: it stays credited
     assert chain.ledger.withdrawals == []
     chain.ledger.credit += 5 * 10**17
-    assert await node.collect(MARKET) == 11 * 10**17
+    assert await node.withdraw(MARKET) == 11 * 10**17
     assert chain.ledger.withdrawals == [11 * 10**17]
     assert chain.ledger.credit == 0
     (done,) = [r for r in caplog.records if r.getMessage() == "payment.withdrawn"]
@@ -517,7 +517,7 @@ async def test_earnings_are_withdrawn_past_the_threshold(
     assert node.metrics.withdrawals.labels("ok")._value.get() == 1
     # a refused withdrawal (withdrawn by hand meanwhile: NothingOwed) is logged, never raised
     chain.ledger.credit, chain.ledger.refuse_withdraw = 2 * 10**18, True
-    assert await node.collect(MARKET) == 0
+    assert await node.withdraw(MARKET) == 0
     assert node.metrics.withdrawals.labels("failed")._value.get() == 1
     (failed,) = [r for r in caplog.records if r.getMessage() == "payment.withdraw_failed"]
     assert "NothingOwed" in failed.fields["error"]  # type: ignore[attr-defined]
@@ -528,7 +528,7 @@ async def test_withdraw_threshold_zero_never_withdraws(
 ) -> None:
     node = ProviderNode(config(tmp_path, mlp_bundle, withdraw_threshold=0), chain=chain, key=KEY)
     chain.ledger.credit = 10**24
-    assert await node.collect(MARKET) == 0
+    assert await node.withdraw(MARKET) == 0
     assert chain.ledger.withdrawals == []
 
 

@@ -14,9 +14,9 @@ from provider import (
     BackendError,
     InferenceBackend,
     KServeBackend,
+    ModelNotServed,
     ModelSpec,
     OnnxRuntimeBackend,
-    UnknownModel,
 )
 from provider._backends import open_session
 from provider._oip_server import ServerThread, oip_app
@@ -55,7 +55,7 @@ class BackendContract:
             np.testing.assert_allclose(batched[i : i + 1], single, rtol=1e-5, atol=1e-5)
 
     async def test_infer_unknown_model_raises(self, backend: InferenceBackend) -> None:
-        with pytest.raises(UnknownModel):
+        with pytest.raises(ModelNotServed):
             await backend.infer("nope", np.zeros((1, 64), np.float32))
 
     async def test_infer_wrong_shape_raises_backend_error(self, backend: InferenceBackend) -> None:

@@ -52,7 +52,7 @@ def test_misbehave_knobs_override_config() -> None:
 def test_cli_lists_its_commands() -> None:
     result = CliRunner().invoke(group, ["--help"])
     assert result.exit_code == 0
-    for command in ("run", "stake", "unstake", "withdraw", "status"):
+    for command in ("run", "stake", "unstake", "redeem", "status"):
         assert command in result.output
 
 

@@ -15,12 +15,12 @@ from numpy.typing import NDArray
 
 from provider import (
     InputRejected,
-    JobRecord,
     JobStore,
     MicroBatcher,
     ModelSpec,
     Pricer,
     PricingSection,
+    StoredJob,
     WorkStep,
     sign_quote_digest,
 )
@@ -131,8 +131,8 @@ def test_check_input_integer_model_refuses_fractions() -> None:
 # -- job store ----------------------------------------------------------------------------
 
 
-def _record(job_id: str = "0x" + "11" * 32) -> JobRecord:
-    return JobRecord(job_id=job_id, market="0x" + "22" * 20, model="mlp", input=[0.0] * 64,
+def _record(job_id: str = "0x" + "11" * 32) -> StoredJob:
+    return StoredJob(job_id=job_id, market="0x" + "22" * 20, model="mlp", input=[0.0] * 64,
                      input_commitment="5", deadline=2_000_000_000, proof_mode=0, price="7")  # fmt: skip
 
 

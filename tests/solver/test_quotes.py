@@ -48,12 +48,12 @@ def fleet():
 
 
 @pytest.mark.parametrize("backend", ["aiohttp", "httpx"])
-def test_collect_keeps_valid_quotes_and_skips_failures(fleet: StubFleet, backend: str) -> None:
+def test_gather_keeps_valid_quotes_and_skips_failures(fleet: StubFleet, backend: str) -> None:
     async def main() -> tuple[list[str], FanOut, float]:
         # generous for the answering stubs on a loaded machine, far shorter than the slow one's delay
         fan = FanOut(fleet.entries(), make_transport(backend), timeout=2.0)
         started = time.monotonic()
-        quotes = await fan.collect(_request())
+        quotes = await fan.gather(_request())
         elapsed = time.monotonic() - started
         await fan.aclose()
         return sorted(q.provider.name for q in quotes), fan, elapsed
@@ -66,7 +66,7 @@ def test_collect_keeps_valid_quotes_and_skips_failures(fleet: StubFleet, backend
     assert fan.breakers["refuses"].failures == 0
 
 
-def test_collect_opens_breaker_after_repeated_failures(fleet: StubFleet) -> None:
+def test_gather_opens_breaker_after_repeated_failures(fleet: StubFleet) -> None:
     async def main() -> FanOut:
         fan = FanOut(
             fleet.entries(),
@@ -75,7 +75,7 @@ def test_collect_opens_breaker_after_repeated_failures(fleet: StubFleet) -> None
             breaker=BreakerSection(failures=2, backoff_s=60, backoff_max_s=120),
         )
         for _ in range(3):
-            await fan.collect(_request())
+            await fan.gather(_request())
         await fan.aclose()
         return fan
 

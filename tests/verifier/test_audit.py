@@ -249,7 +249,7 @@ def test_a_payout_in_a_settlement_is_flagged(tender_env: Env, history: History) 
 
     target = history.zk[3]
     market, token = tender_env.deployment.market("dutch"), tender_env.deployment.token
-    (job,) = Auditor(tender_env.w3, tender_env.deployment).history.collect(
+    (job,) = Auditor(tender_env.w3, tender_env.deployment).history.scan(
         tender_env.deployment.block, tender_env.w3.eth.block_number, job_ids=[target]
     )
     settle_tx = next(e.tx_hash for e in job.events if e.name == "Settled")

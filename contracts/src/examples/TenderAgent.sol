@@ -16,7 +16,8 @@ import {Intent} from "../MarketStructs.sol";
 /// are owed to it) and stores the verified output the market pushes on settlement. It can use one market
 /// per auction type (the constructor's, plus any the owner adds with `addMarket`); `ask` sends an intent
 /// to the market of its `auctionType`. Refunds stay in each market as the agent's balance there (`owed`),
-/// which pays later escrows first; `reclaim` brings them back here. Set `callbackGasLimit` to ~80k + 25k per output element.
+/// which pays later escrows first; `withdrawFrom` brings them back here (`claimFrom` the compensation
+/// Staking credits it) and the owner takes tokens out with `sweep`. Set `callbackGasLimit` to ~80k + 25k per output element.
 contract TenderAgent is ITenderConsumer, Ownable2Step {
     using SafeERC20 for IERC20;
 
@@ -35,7 +36,7 @@ contract TenderAgent is ITenderConsumer, Ownable2Step {
     event Funded(address indexed from, uint256 amount);
     event Asked(bytes32 indexed jobId, bytes32 indexed modelId, uint256 maxPrice);
     event ResultReceived(bytes32 indexed jobId, uint256[] output);
-    event Withdrawn(address indexed to, uint256 amount);
+    event Swept(address indexed to, uint256 amount);
 
     error NotMarket(address caller);
     error NotRequester(address requester);
@@ -93,23 +94,23 @@ contract TenderAgent is ITenderConsumer, Ownable2Step {
         emit ResultReceived(jobId, output);
     }
 
-    /// @notice Moves what `market` owes this agent (refunds) into this contract's balance.
-    function reclaim(IMarket market) external onlyOwner returns (uint256) {
+    /// @notice Moves what `market` owes this agent (refunds) into this contract's balance (`market.withdraw`).
+    function withdrawFrom(IMarket market) external onlyOwner returns (uint256) {
         if (!isMarket[address(market)]) revert NotMarket(address(market));
         return market.withdraw();
     }
 
     /// @notice Moves the slash compensation credited to this agent in `market`'s Staking into this
-    /// contract's balance (compensation is claimable in Staking, not owed by the market).
-    function claimCompensation(IMarket market) external onlyOwner returns (uint256) {
+    /// contract's balance (compensation is claimable in Staking, not owed by the market; `Staking.claim`).
+    function claimFrom(IMarket market) external onlyOwner returns (uint256) {
         if (!isMarket[address(market)]) revert NotMarket(address(market));
         return IStaking(market.staking()).claim();
     }
 
-    /// @notice Sends tokens (unspent budget, reclaimed refunds and compensation) to `to`.
-    function withdraw(address to, uint256 amount) external onlyOwner {
+    /// @notice Sends tokens (unspent budget, withdrawn refunds and claimed compensation) to `to`.
+    function sweep(address to, uint256 amount) external onlyOwner {
         if (to == address(0)) revert ZeroAddress();
-        emit Withdrawn(to, amount);
+        emit Swept(to, amount);
         token.safeTransfer(to, amount);
     }
 

@@ -9,7 +9,7 @@ import {IMarket} from "./IMarket.sol";
 /// at the current price in one transaction.
 interface IDutchAuctionMarket is IMarket {
     /// @notice Awards the job to `provider` (caller: the provider or an authorised solver) at the current
-    /// price, locking max(minStake, price * bondMultiple). Needs now + latency <= deadline.
+    /// price, locking max(minStake, price * stakeMultiple). Needs now + latency <= deadline.
     function fill(bytes32 jobId, address provider, uint32 latency) external returns (uint256 price);
 
     /// @notice The price a fill would get now (maxPrice after the window; 0 for unknown jobs).

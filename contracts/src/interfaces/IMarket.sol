@@ -30,7 +30,7 @@ interface IMarketEvents {
         uint40 providerDeadline
     );
     /// @notice A provider could not lock the stake its bid needed at award time and was passed over
-    /// (`available` is what it could lock, unbonding stake included); at `award` it was also penalised
+    /// (`available` is what it could lock, unstaking stake included); at `award` it was also penalised
     /// (Staking's `StakePenalized`).
     event AwardSkipped(bytes32 indexed jobId, address indexed provider, uint256 available, uint256 required);
     /// @notice A provider was passed over because `now + latency` would pass the job's deadline: no award

@@ -29,14 +29,14 @@ interface IReverseAuctionMarket is IMarket {
     error NoBids(bytes32 jobId);
 
     /// @notice Places a bid for `bid.provider` (caller: the provider or an authorised solver). The
-    /// provider must have available stake >= max(minStake, price * bondMultiple) and
+    /// provider must have available stake >= max(minStake, price * stakeMultiple) and
     /// auctionEnd + latency <= deadline. A provider's new bid replaces its old one; a bid from another
     /// provider must beat the runner-up (and leads if it beats the best).
     function bid(bytes32 jobId, Bid calldata bid) external;
 
     /// @notice Ends the auction (anyone, auctionEnd <= now < deadline): awards the best bidder at the
-    /// second-score price (cut to what its lockable stake covers at bondMultiple, never below its bid; the
-    /// lock is max(minStake, price * bondMultiple)), or, if it no longer has its promised latency before the
+    /// second-score price (cut to what its lockable stake covers at stakeMultiple, never below its bid; the
+    /// lock is max(minStake, price * stakeMultiple)), or, if it no longer has its promised latency before the
     /// deadline or cannot lock its bid's stake (then penalised), the runner-up at its own price on the same
     /// conditions, or refunds if neither can.
     function award(bytes32 jobId) external;

@@ -2,11 +2,11 @@
 pragma solidity ^0.8.28;
 
 /// @title IStaking
-/// @notice Provider stake shared by all markets. Providers stake, unbond after a delay, register an
+/// @notice Provider stake shared by all markets. Providers stake, unstake and, after a delay, redeem; they register an
 /// operator record and authorise solvers; markets (owner-authorised) lock stake per job, unlock it on
 /// settlement and slash it on failure, never beyond what was locked for that job. Slashed stake is credited
 /// to its recipients here (`claimable`) and paid out by their `claim`: no slash moves tokens.
-/// Invariant: for every provider, stakeOf >= lockedOf + unbondingOf.
+/// Invariant: for every provider, stakeOf >= lockedOf + unstakingOf.
 interface IStaking {
     /// @notice What a provider tells solvers about itself. Self-declared, not enforced.
     struct Operator {
@@ -26,8 +26,8 @@ interface IStaking {
     }
 
     event Staked(address indexed provider, address indexed payer, uint256 amount);
-    event UnstakeRequested(address indexed provider, uint256 amount, uint256 totalUnbonding, uint64 readyAt);
-    event Withdrawn(address indexed provider, uint256 amount);
+    event Unstaked(address indexed provider, uint256 amount, uint256 totalUnstaking, uint64 readyAt);
+    event Redeemed(address indexed provider, uint256 amount);
     event OperatorRegistered(
         address indexed provider, string endpoint, bytes2 region, bytes32 hardwareClass, bytes32[] models
     );
@@ -36,8 +36,8 @@ interface IStaking {
     event MarketSet(address indexed market, bool allowed);
     /// @notice `market` was added after the first stake: it may lock and slash from `activeAt` on.
     event MarketScheduled(address indexed market, uint64 activeAt);
-    /// @notice An award took `amount` of the provider's unbonding stake back to lock it.
-    event UnbondingReclaimed(address indexed provider, uint256 amount);
+    /// @notice An award took `amount` of the provider's unstaking stake back to lock it.
+    event UnstakingReclaimed(address indexed provider, uint256 amount);
     /// @notice A provider that could not lock the stake its bid showed lost `amount` of its free stake to
     /// `recipient` (credited, see `claimable`).
     event StakePenalized(
@@ -45,7 +45,7 @@ interface IStaking {
     );
     /// @notice `account` was paid everything credited to it by slashes and penalties.
     event Claimed(address indexed account, uint256 amount);
-    event UnbondingDelaySet(uint64 delay);
+    event UnstakingDelaySet(uint64 delay);
     event StakeLocked(
         address indexed provider, bytes32 indexed jobId, address indexed market, uint256 amount
     );
@@ -59,25 +59,25 @@ interface IStaking {
     error ZeroAddress();
     error FeeOnTransferToken(uint256 expected, uint256 received);
     error InsufficientStake(address provider, uint256 available, uint256 required);
-    error NothingToWithdraw(address provider);
-    error UnbondingNotReady(uint64 readyAt, uint256 nowTime);
+    error NothingToRedeem(address provider);
+    error UnstakingNotReady(uint64 readyAt, uint256 nowTime);
     error NotMarket(address caller);
     error AlreadyLocked(address provider, bytes32 jobId);
     error NotLocked(address provider, bytes32 jobId);
     error SlashExceedsLock(uint256 amount, uint256 locked);
     error AmountTooLarge(uint256 amount);
-    error UnbondingDelayTooLong(uint64 delay, uint64 max);
+    error UnstakingDelayTooLong(uint64 delay, uint64 max);
     error NothingToClaim(address account);
 
     /// @notice Stakes `amount` for the caller.
     function stake(uint256 amount) external;
     /// @notice Stakes `amount` (paid by the caller) for `provider`.
     function stakeFor(address provider, uint256 amount) external;
-    /// @notice Starts unbonding `amount` of the caller's available stake; resets the unbonding clock
-    /// of everything already unbonding to now + unbondingDelay.
-    function requestUnstake(uint256 amount) external;
-    /// @notice Pays out everything unbonding once the delay has passed.
-    function withdraw() external returns (uint256 amount);
+    /// @notice Starts unstaking `amount` of the caller's available stake; resets the unstaking clock
+    /// of everything already unstaking to now + unstakingDelay.
+    function unstake(uint256 amount) external;
+    /// @notice Pays the caller everything it unstaked once the delay has passed.
+    function redeem() external returns (uint256 amount);
     /// @notice Publishes (or replaces) the caller's operator record.
     function registerOperator(
         string calldata endpoint,
@@ -89,14 +89,14 @@ interface IStaking {
     function setSolver(address solver, bool allowed) external;
     /// @notice Owner: authorises a market to lock, unlock and slash (or removes it at once). Before anything
     /// was ever staked a new market is active at once (deployment wires markets in one go); afterwards it
-    /// is active MARKET_DELAY after this call, so every provider can unbond before it can touch its stake.
+    /// is active MARKET_DELAY after this call, so every provider can unstake before it can touch its stake.
     /// A removed market can still unlock, slash and record expiry for the locks it made.
     function setMarket(address market, bool allowed) external;
-    /// @notice Owner: sets the unbonding delay (applies to later requests).
-    function setUnbondingDelay(uint64 delay) external;
+    /// @notice Owner: sets the unstaking delay (applies to later requests).
+    function setUnstakingDelay(uint64 delay) external;
 
     /// @notice Market: locks `amount` of `provider`'s stake for `jobId`: its available stake, and the
-    /// shortfall from its unbonding stake (a bid cannot be walked away from by unbonding). Bumps jobsWon
+    /// shortfall from its unstaking stake (a bid cannot be walked away from by unstaking). Bumps jobsWon
     /// when `fee` (the job's protocol fee) reaches `minCountedFee`.
     function lock(address provider, bytes32 jobId, uint256 amount, uint256 fee) external;
     /// @notice Market: releases what is still locked for `jobId`; bumps deliveredInTime when `fee` reaches
@@ -107,7 +107,7 @@ interface IStaking {
     /// reverts `SlashExceedsLock` if more than is locked. Bumps `slashed` when the lock is used up. Callable
     /// by the market that made the lock even after the owner removed it.
     function slash(address provider, bytes32 jobId, uint256 amount, address recipient) external;
-    /// @notice Market: takes up to `amount` of `provider`'s free stake (available, then unbonding; never
+    /// @notice Market: takes up to `amount` of `provider`'s free stake (available, then unstaking; never
     /// locked stake) and credits it to `recipient`. Returns what it took.
     function penalize(address provider, bytes32 jobId, uint256 amount, address recipient)
         external
@@ -118,7 +118,7 @@ interface IStaking {
     function claim() external returns (uint256 amount);
 
     function token() external view returns (address);
-    function unbondingDelay() external view returns (uint64);
+    function unstakingDelay() external view returns (uint64);
     /// @notice Whether `market` may lock and slash now.
     function isMarket(address market) external view returns (bool);
     /// @notice When `market` became or becomes active (0: not a market).
@@ -126,13 +126,13 @@ interface IStaking {
     function minCountedFee() external view returns (uint256);
     /// @notice Slashed and penalised stake credited to `account`, paid by `claim`.
     function claimable(address account) external view returns (uint256);
-    /// @notice availableOf + unbonding: what an award can lock.
+    /// @notice availableOf + unstaking: what an award can lock.
     function lockableOf(address provider) external view returns (uint256);
     function isAuthorized(address provider, address caller) external view returns (bool);
     function stakeOf(address provider) external view returns (uint256);
     function lockedOf(address provider) external view returns (uint256);
-    function unbondingOf(address provider) external view returns (uint256 amount, uint64 readyAt);
-    /// @notice stake - locked - unbonding: what a new job can lock.
+    function unstakingOf(address provider) external view returns (uint256 amount, uint64 readyAt);
+    /// @notice stake - locked - unstaking: what a new job can lock.
     function availableOf(address provider) external view returns (uint256);
     function lockedFor(address provider, bytes32 jobId) external view returns (uint256);
     function operator(address provider) external view returns (Operator memory);

@@ -29,7 +29,7 @@ abstract contract AdversarialBase is TenderFixture {
         returns (World memory w)
     {
         w.token = token_;
-        w.staking = new Staking(token_, owner, UNBONDING, 1e15);
+        w.staking = new Staking(token_, owner, UNSTAKING, 1e15);
         w.dutch = new DutchAuctionMarket(token_, registry, w.staking, treasury, owner, _defaultParams());
         w.reverse = new ReverseAuctionMarket(token_, registry, w.staking, treasury, owner, _defaultParams());
         vm.startPrank(owner);

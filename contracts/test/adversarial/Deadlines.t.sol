@@ -190,19 +190,19 @@ contract DeadlinesTest is AdversarialBase {
 
     // ------------------------------------------------------------------ staking
 
-    function test_boundary_unbondingDelay_withdraw() public {
+    function test_boundary_unstakingDelay_redeem() public {
         vm.prank(provider);
-        w.staking.requestUnstake(1e18);
-        (, uint64 readyAt) = w.staking.unbondingOf(provider);
-        bytes memory withdrawCall = abi.encodeCall(IStaking.withdraw, ());
+        w.staking.unstake(1e18);
+        (, uint64 readyAt) = w.staking.unstakingOf(provider);
+        bytes memory redeemCall = abi.encodeCall(IStaking.redeem, ());
 
         _expect(
-            _at(readyAt - 1, provider, address(w.staking), withdrawCall),
+            _at(readyAt - 1, provider, address(w.staking), redeemCall),
             false,
-            abi.encodeWithSelector(IStaking.UnbondingNotReady.selector, readyAt, uint256(readyAt) - 1)
+            abi.encodeWithSelector(IStaking.UnstakingNotReady.selector, readyAt, uint256(readyAt) - 1)
         );
-        _expect(_at(readyAt, provider, address(w.staking), withdrawCall), true, "");
-        _expect(_at(readyAt + 1, provider, address(w.staking), withdrawCall), true, "");
+        _expect(_at(readyAt, provider, address(w.staking), redeemCall), true, "");
+        _expect(_at(readyAt + 1, provider, address(w.staking), redeemCall), true, "");
     }
 
     // ------------------------------------------------------------------ helpers

@@ -13,7 +13,7 @@ import {IStaking} from "../../src/interfaces/IStaking.sol";
 import {Intent, Job, JobState, PROOF_OPTIMISTIC} from "../../src/MarketStructs.sol";
 
 /// @notice Re-entry through a token whose transfers call back (every withdrawal of what the market owes,
-/// every escrow or bond pulled in, every slash and staking withdrawal) and through the consumer callback.
+/// every escrow or bond pulled in, every slash and stake redemption) and through the consumer callback.
 /// Settlements and refunds only credit (`owed`), so the token's hook fires when the credit is withdrawn.
 /// Every re-entry must be refused and every party credited, and paid, exactly once.
 contract ReentrancyTest is AdversarialBase {
@@ -216,23 +216,23 @@ contract ReentrancyTest is AdversarialBase {
         assertEq(hostile.balanceOf(self), small);
     }
 
-    function test_hostileToken_withdrawReentersWithdraw_paysOnce() public {
+    function test_hostileToken_redeemReentersRedeem_paysOnce() public {
         // the token itself is the staker, so that the re-entering call comes from the staker
         uint256 amount = 10e18;
         hostile.mint(address(hostile), amount);
         vm.startPrank(address(hostile));
         hostile.approve(address(w.staking), amount);
         w.staking.stake(amount);
-        w.staking.requestUnstake(amount);
+        w.staking.unstake(amount);
         vm.stopPrank();
-        vm.warp(block.timestamp + UNBONDING);
-        hostile.arm(address(hostile), address(w.staking), abi.encodeCall(IStaking.withdraw, ()));
+        vm.warp(block.timestamp + UNSTAKING);
+        hostile.arm(address(hostile), address(w.staking), abi.encodeCall(IStaking.redeem, ()));
 
         vm.prank(address(hostile));
-        w.staking.withdraw();
+        w.staking.redeem();
 
         _assertRefused();
-        assertEq(hostile.balanceOf(address(hostile)), amount, "withdrawn other than once");
+        assertEq(hostile.balanceOf(address(hostile)), amount, "redeemed other than once");
         assertEq(w.staking.stakeOf(address(hostile)), 0);
     }
 

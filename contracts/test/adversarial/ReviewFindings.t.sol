@@ -73,10 +73,10 @@ contract ReviewFindingsTest is AdversarialBase {
 
     // ------------------------------------------------------------------ 1. late fallback award
 
-    /// @dev The requester's shill outbids an honest provider, unbonds in the last second before the deadline
+    /// @dev The requester's shill outbids an honest provider, unstakes in the last second before the deadline
     /// and the requester awards: the honest runner-up must not be awarded 1 s for its 60 s promise (and
-    /// slashed to the requester); the shill cannot walk away by unbonding either.
-    function test_lateFallbackAward_shillUnbondsAtTheDeadline_honestRunnerUpIsNotAwarded() public {
+    /// slashed to the requester); the shill cannot walk away by unstaking either.
+    function test_lateFallbackAward_shillUnstakesAtTheDeadline_honestRunnerUpIsNotAwarded() public {
         Intent memory intent = IntentBuilder.init(requester, modelId).withMinStake(50e18);
         bytes32 jobId = _post(w.reverse, intent);
         _bid(jobId, provider, 5e17, 60);
@@ -84,7 +84,7 @@ contract ReviewFindingsTest is AdversarialBase {
         Job memory j = w.reverse.job(jobId);
         vm.warp(j.deadline - 1);
         vm.prank(provider3);
-        w.staking.requestUnstake(STAKE);
+        w.staking.unstake(STAKE);
         uint256 honestStake = w.staking.stakeOf(provider);
 
         vm.expectEmit(address(w.reverse));
@@ -113,8 +113,8 @@ contract ReviewFindingsTest is AdversarialBase {
 
     // ------------------------------------------------------------------ 2. book squatting
 
-    /// @dev Two shills take both book slots and make their stake unavailable before the award. Unbonding no
-    /// longer helps (the award takes the stake back from the unbonding queue), and a shill whose stake is
+    /// @dev Two shills take both book slots and make their stake unavailable before the award. Unstaking no
+    /// longer helps (the award takes the stake back from the unstaking queue), and a shill whose stake is
     /// locked elsewhere is skipped and loses its free stake to the requester.
     function test_bookSquatting_twoShillsMakeTheirStakeUnavailable_auctionSurvivesAndSquattingCosts() public {
         Intent memory intent = IntentBuilder.init(requester, modelId).withMinStake(STAKE);
@@ -124,10 +124,10 @@ contract ReviewFindingsTest is AdversarialBase {
         _bid(jobId, provider2, 3e17, 60);
         _bid(jobId, provider3, 4e17, 60);
         assertEq(w.reverse.runnerUp(jobId).provider, provider3, "honest bid pushed out");
-        // shill 1 (best) locks 60 of its 100 in a job of its own; shill 2 unbonds everything
+        // shill 1 (best) locks 60 of its 100 in a job of its own; shill 2 unstakes everything
         _lockInOwnDutchJob(provider2, 60e18, 1);
         vm.prank(provider3);
-        w.staking.requestUnstake(STAKE);
+        w.staking.unstake(STAKE);
         vm.warp(w.reverse.job(jobId).auctionEnd);
 
         vm.expectEmit(address(w.reverse));
@@ -187,7 +187,7 @@ contract ReviewFindingsTest is AdversarialBase {
         Job memory j = w.reverse.job(jobId);
         assertEq(j.provider, provider);
         assertEq(j.price, 5e17);
-        assertEq(j.stakeLocked, 1e18, "lock = clearing price * bondMultiple");
+        assertEq(j.stakeLocked, 1e18, "lock = clearing price * stakeMultiple");
     }
 
     /// @dev A winner staking only the 2 wei its 1-wei bid needs is paid what its stake covers (1 wei), never
@@ -267,23 +267,23 @@ contract ReviewFindingsTest is AdversarialBase {
     }
 
     /// @dev A market the owner adds once providers have staked cannot touch stake before every provider could
-    /// have unbonded (MARKET_DELAY > MAX_UNBONDING_DELAY).
-    function test_ownerPowers_addsAMarketAfterStaking_itWaitsLongerThanAnyUnbonding() public {
+    /// have unstaked (MARKET_DELAY > MAX_UNSTAKING_DELAY).
+    function test_ownerPowers_addsAMarketAfterStaking_itWaitsLongerThanAnyUnstaking() public {
         address rogue = makeAddr("rogue-market");
         vm.prank(owner);
         w.staking.setMarket(rogue, true);
         uint64 activeAt = w.staking.marketActiveAt(rogue);
         assertEq(activeAt, block.timestamp + w.staking.MARKET_DELAY());
-        assertGt(w.staking.MARKET_DELAY(), w.staking.MAX_UNBONDING_DELAY());
+        assertGt(w.staking.MARKET_DELAY(), w.staking.MAX_UNSTAKING_DELAY());
         vm.prank(rogue);
         vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, rogue));
         w.staking.lock(provider, keccak256("x"), STAKE, 0);
-        // a provider that starts unbonding now is out before the market is active
+        // a provider that starts unstaking now is out before the market is active
         vm.prank(provider);
-        w.staking.requestUnstake(STAKE);
+        w.staking.unstake(STAKE);
         vm.warp(activeAt - 1);
         vm.prank(provider);
-        assertEq(w.staking.withdraw(), STAKE);
+        assertEq(w.staking.redeem(), STAKE);
     }
 
     // ------------------------------------------------------------------ 7. reputation and self-challenge
@@ -330,7 +330,7 @@ contract ReviewFindingsTest is AdversarialBase {
         assertGe(wealthBefore - wealthAfter, j.price, "self-challenge made cheating cheaper than its price");
         // and the owner cannot set a reward that would make it cheaper
         MarketParams memory p = _defaultParams();
-        p.bondMultiple = 1;
+        p.stakeMultiple = 1;
         p.challengerRewardBps = 9000;
         vm.prank(owner);
         vm.expectRevert(IMarketEvents.BadParams.selector);

@@ -67,12 +67,12 @@ contract TenderAgentTest is TenderFixture {
         assertTrue(agent.answered(jobId));
         assertEq(agent.result(jobId)[0], 7);
         assertEq(agent.result(jobId)[1], 11);
-        // the unspent escrow is the agent's balance in the market until reclaimed
+        // the unspent escrow is the agent's balance in the market until withdrawn into it
         uint256 refund = market.escrowFor(1e18) - 5e17 - 5e15;
         assertEq(market.owed(address(agent)), refund);
         assertEq(token.balanceOf(address(agent)), 10e18 - market.escrowFor(1e18));
         vm.prank(owner);
-        assertEq(agent.reclaim(market), refund);
+        assertEq(agent.withdrawFrom(market), refund);
         assertEq(token.balanceOf(address(agent)), 10e18 - 5e17 - 5e15);
     }
 
@@ -88,25 +88,25 @@ contract TenderAgentTest is TenderFixture {
         assertEq(owed, market.escrowFor(maxPrice));
     }
 
-    function test_reclaim_movesOwedIntoTheAgent() public {
+    function test_withdrawFrom_movesOwedIntoTheAgent() public {
         uint256 owed = _refundedAsk(2e18);
         uint256 before = token.balanceOf(address(agent));
         vm.expectEmit(address(market));
         emit IMarketEvents.Withdrawn(address(agent), owed);
         vm.prank(owner);
-        assertEq(agent.reclaim(market), owed);
+        assertEq(agent.withdrawFrom(market), owed);
         assertEq(token.balanceOf(address(agent)), before + owed);
         assertEq(token.balanceOf(address(agent)), 10e18);
         assertEq(market.owed(address(agent)), 0);
         // nothing left: the market's refusal bubbles up
         vm.prank(owner);
         vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NothingOwed.selector, address(agent)));
-        agent.reclaim(market);
+        agent.withdrawFrom(market);
     }
 
     /// @dev A provider misses the agent's deadline: the compensation is claimable in Staking, and the owner
-    /// moves it into the agent with `claimCompensation`.
-    function test_claimCompensation_movesSlashedStakeIntoTheAgent() public {
+    /// moves it into the agent with `claimFrom`.
+    function test_claimFrom_movesSlashedStakeIntoTheAgent() public {
         Intent memory intent =
             IntentBuilder.init(address(agent), modelId).withCallbackGas(150_000).withNonce(7);
         vm.prank(owner);
@@ -122,25 +122,25 @@ contract TenderAgentTest is TenderFixture {
         uint256 before = token.balanceOf(address(agent));
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
-        agent.claimCompensation(market);
+        agent.claimFrom(market);
         vm.prank(owner);
         vm.expectRevert(abi.encodeWithSelector(TenderAgent.NotMarket.selector, address(dutch)));
-        agent.claimCompensation(dutch);
+        agent.claimFrom(dutch);
         vm.prank(owner);
-        assertEq(agent.claimCompensation(market), locked);
+        assertEq(agent.claimFrom(market), locked);
         assertEq(token.balanceOf(address(agent)), before + locked);
         assertEq(staking.claimable(address(agent)), 0);
     }
 
-    function test_reclaim_revertsForAnUnknownMarketOrAStranger() public {
+    function test_withdrawFrom_revertsForAnUnknownMarketOrAStranger() public {
         _refundedAsk(2e18);
         uint256 before = token.balanceOf(address(agent));
         vm.prank(owner);
         vm.expectRevert(abi.encodeWithSelector(TenderAgent.NotMarket.selector, address(dutch)));
-        agent.reclaim(dutch);
+        agent.withdrawFrom(dutch);
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
-        agent.reclaim(market);
+        agent.withdrawFrom(market);
         assertEq(token.balanceOf(address(agent)), before);
         assertEq(market.owed(address(agent)), market.escrowFor(2e18));
     }
@@ -150,7 +150,7 @@ contract TenderAgentTest is TenderFixture {
         // the agent's own tokens go, so that only its balance in the market can pay
         uint256 budget = token.balanceOf(address(agent));
         vm.prank(owner);
-        agent.withdraw(owner, budget);
+        agent.sweep(owner, budget);
         assertEq(token.balanceOf(address(agent)), 0);
         (bytes32 jobId,) = _ask();
         assertEq(market.job(jobId).requester, address(agent));
@@ -207,7 +207,7 @@ contract TenderAgentTest is TenderFixture {
 
     function test_addMarket_revertsForAnotherTokenOrAStranger() public {
         TestToken other = new TestToken("Other", "OTH", 18);
-        Staking otherStaking = new Staking(other, owner, UNBONDING, 1e15);
+        Staking otherStaking = new Staking(other, owner, UNSTAKING, 1e15);
         DutchAuctionMarket foreign =
             new DutchAuctionMarket(other, registry, otherStaking, treasury, owner, _defaultParams());
         vm.prank(owner);
@@ -292,15 +292,15 @@ contract TenderAgentTest is TenderFixture {
         agent.result(jobId);
     }
 
-    function test_withdraw_onlyOwner() public {
+    function test_sweep_onlyOwner() public {
         vm.prank(owner);
-        agent.withdraw(owner, 1e18);
+        agent.sweep(owner, 1e18);
         assertEq(token.balanceOf(owner), 1e18);
         vm.prank(owner);
         vm.expectRevert(TenderAgent.ZeroAddress.selector);
-        agent.withdraw(address(0), 1);
+        agent.sweep(address(0), 1);
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
-        agent.withdraw(stranger, 1);
+        agent.sweep(stranger, 1);
     }
 }

@@ -34,8 +34,8 @@ contract MarketInvariantsTest is TenderFixture {
         reverse = new ReverseAuctionMarket(token, registry, staking, treasury, owner, params);
         dutch = new DutchAuctionMarket(token, registry, staking, treasury, owner, params);
         vm.startPrank(owner);
-        // short enough that unbonding completes within a campaign
-        staking.setUnbondingDelay(10 minutes);
+        // short enough that unstaking completes within a campaign
+        staking.setUnstakingDelay(10 minutes);
         staking.setMarket(address(reverse), true);
         _activate(staking, address(reverse));
         staking.setMarket(address(dutch), true);
@@ -72,8 +72,8 @@ contract MarketInvariantsTest is TenderFixture {
         selectors[12] = MarketHandler.refund.selector;
         selectors[13] = MarketHandler.grief.selector;
         selectors[14] = MarketHandler.stake.selector;
-        selectors[15] = MarketHandler.requestUnstake.selector;
-        selectors[16] = MarketHandler.withdraw.selector;
+        selectors[15] = MarketHandler.unstake.selector;
+        selectors[16] = MarketHandler.redeem.selector;
         selectors[17] = MarketHandler.setParams.selector;
         selectors[18] = MarketHandler.warp.selector;
         selectors[19] = MarketHandler.warpToBoundary.selector;
@@ -238,16 +238,16 @@ contract MarketInvariantsTest is TenderFixture {
         _noViolation(MarketHandler.Inv.Terminal);
     }
 
-    // ------------------------------------------------------------------ 5. unbonding
+    // ------------------------------------------------------------------ 5. unstaking
 
-    /// @notice Stake covers what is locked plus what is unbonding; withdrawals only happened after the
-    /// unbonding delay and never reached locked stake (checked per call by the handler).
+    /// @notice Stake covers what is locked plus what is unstaking; redemptions only happened after the
+    /// unstaking delay and never reached locked stake (checked per call by the handler).
     function invariant_stakeNotWithdrawnWhileLocked() public view {
         address[3] memory ps = handler.providerList();
         for (uint256 k; k < 3; ++k) {
-            (uint256 unbonding,) = staking.unbondingOf(ps[k]);
+            (uint256 unstaking,) = staking.unstakingOf(ps[k]);
             assertGe(
-                staking.stakeOf(ps[k]), staking.lockedOf(ps[k]) + unbonding, "stake < locked + unbonding"
+                staking.stakeOf(ps[k]), staking.lockedOf(ps[k]) + unstaking, "stake < locked + unstaking"
             );
         }
         _noViolation(MarketHandler.Inv.Unstake);
@@ -362,15 +362,15 @@ contract MarketInvariantsTest is TenderFixture {
 
     // ------------------------------------------------------------------ 12. collateral
 
-    /// @notice Every winner's lock covers the price it is paid times the job's bond multiple (and the
+    /// @notice Every winner's lock covers the price it is paid times the job's stake multiple (and the
     /// requester's minStake): second-score payment never runs on first-price collateral.
-    function invariant_lockCoversPriceTimesBondMultiple() public view {
+    function invariant_lockCoversPriceTimesStakeMultiple() public view {
         uint256 n = handler.jobCount();
         for (uint256 i; i < n; ++i) {
             bytes32 id = handler.jobIds(i);
             Job memory j = handler.jobInfo(id).market.job(id);
             if (j.provider == address(0)) continue;
-            assertGe(j.stakeLocked, uint256(j.price) * j.bondMultiple, "lock < price * bondMultiple");
+            assertGe(j.stakeLocked, uint256(j.price) * j.stakeMultiple, "lock < price * stakeMultiple");
             assertGe(j.stakeLocked, j.minStake, "lock < minStake");
         }
     }
@@ -410,7 +410,7 @@ contract MarketInvariantsTest is TenderFixture {
 
     // ------------------------------------------------------------------ 14. owner changes
 
-    /// @notice Parameter changes never reach a live job: its fee, bond multiple and dispute terms (bond,
+    /// @notice Parameter changes never reach a live job: its fee, stake multiple and dispute terms (bond,
     /// windows, challenger reward) stay those in force when it was posted.
     function invariant_ownerChangesNeverTouchLiveJobTerms() public view {
         uint256 n = handler.jobCount();
@@ -419,7 +419,7 @@ contract MarketInvariantsTest is TenderFixture {
             MarketHandler.JobInfo memory info = handler.jobInfo(id);
             Job memory j = info.market.job(id);
             assertEq(j.feeBps, info.feeBps, "fee changed");
-            assertEq(j.bondMultiple, info.bondMultiple, "bond multiple changed");
+            assertEq(j.stakeMultiple, info.stakeMultiple, "stake multiple changed");
             DisputeTerms memory d = info.market.disputeTerms(id);
             assertEq(d.challengeBond, info.terms.challengeBond, "challenge bond changed");
             assertEq(d.challengeWindow, info.terms.challengeWindow, "challenge window changed");

@@ -27,8 +27,8 @@ contract StakingInvariantsTest is Test {
 
         bytes4[] memory selectors = new bytes4[](9);
         selectors[0] = StakingHandler.stake.selector;
-        selectors[1] = StakingHandler.requestUnstake.selector;
-        selectors[2] = StakingHandler.withdraw.selector;
+        selectors[1] = StakingHandler.unstake.selector;
+        selectors[2] = StakingHandler.redeem.selector;
         selectors[3] = StakingHandler.lock.selector;
         selectors[4] = StakingHandler.unlock.selector;
         selectors[5] = StakingHandler.slash.selector;
@@ -51,26 +51,26 @@ contract StakingInvariantsTest is Test {
         assertEq(handler.violations(), 0, handler.firstViolation());
     }
 
-    /// @notice (5) Stake always covers locked plus unbonding stake, so nothing locked can be withdrawn;
-    /// withdrawals came only after the unbonding delay (checked per call).
-    function invariant_unbondingRespected() public view {
+    /// @notice (5) Stake always covers locked plus unstaking stake, so nothing locked can be redeemed;
+    /// redemptions came only after the unstaking delay (checked per call).
+    function invariant_unstakingRespected() public view {
         address[3] memory ps = handler.providerList();
         for (uint256 i; i < 3; ++i) {
-            (uint256 unbonding,) = staking.unbondingOf(ps[i]);
+            (uint256 unstaking,) = staking.unstakingOf(ps[i]);
             assertGe(
-                staking.stakeOf(ps[i]), staking.lockedOf(ps[i]) + unbonding, "stake < locked + unbonding"
+                staking.stakeOf(ps[i]), staking.lockedOf(ps[i]) + unstaking, "stake < locked + unstaking"
             );
             assertEq(
                 staking.availableOf(ps[i]),
-                staking.stakeOf(ps[i]) - staking.lockedOf(ps[i]) - unbonding,
-                "available != stake - locked - unbonding"
+                staking.stakeOf(ps[i]) - staking.lockedOf(ps[i]) - unstaking,
+                "available != stake - locked - unstaking"
             );
         }
         assertEq(handler.violations(), 0, handler.firstViolation());
     }
 
     /// @notice (1) Staking holds exactly the sum of stakes plus what slashes and penalties credited and
-    /// nobody claimed yet; the stakes are what went in minus withdrawals, slashes and penalties.
+    /// nobody claimed yet; the stakes are what went in minus redemptions, slashes and penalties.
     function invariant_stakingConservation() public view {
         address[3] memory ps = handler.providerList();
         uint256 sum;
@@ -79,7 +79,7 @@ contract StakingInvariantsTest is Test {
         }
         uint256 credited = staking.claimable(handler.recipient());
         assertEq(token.balanceOf(address(staking)), sum + credited, "balance != stakes + claimable");
-        assertEq(sum, handler.ghost_staked() - handler.ghost_withdrawn() - handler.ghost_slashed(), "ghost");
+        assertEq(sum, handler.ghost_staked() - handler.ghost_redeemed() - handler.ghost_slashed(), "ghost");
         assertEq(
             credited, handler.ghost_slashed() - handler.ghost_claimed(), "claimable != slashed - claimed"
         );

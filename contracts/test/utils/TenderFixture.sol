@@ -12,7 +12,7 @@ import {MarketParams} from "../../src/MarketStructs.sol";
 
 /// @notice Shared deployment: token, registry (three models), staking, funded actors.
 abstract contract TenderFixture is Test {
-    uint64 internal constant UNBONDING = 1 days;
+    uint64 internal constant UNSTAKING = 1 days;
     uint256 internal constant STAKE = 100e18;
     uint256 internal constant FUNDS = 1000e18;
 
@@ -44,7 +44,7 @@ abstract contract TenderFixture is Test {
         token = new TestToken("Tender USD", "TUSD", 18);
         registry = new ModelRegistry();
         verifier = new MockVerifier();
-        staking = new Staking(token, owner, UNBONDING, 1e15);
+        staking = new Staking(token, owner, UNSTAKING, 1e15);
         modelId = registry.register(_modelInfo(3, 0));
         auditedModelId = registry.register(_modelInfo(3, 10_000));
         zkOnlyModelId = registry.register(_modelInfo(1, 0));
@@ -82,7 +82,7 @@ abstract contract TenderFixture is Test {
     function _defaultParams() internal pure returns (MarketParams memory) {
         return MarketParams({
             feeBps: 100,
-            bondMultiple: 2,
+            stakeMultiple: 2,
             challengerRewardBps: 2000,
             challengeWindow: 1800,
             proofWindow: 900,

@@ -124,9 +124,9 @@ contract MarketHandler is Test {
         // reverse auction: the best score among all accepted bids, and who bid it first
         uint256 minScore;
         address minScorer;
-        // the terms fixed at posting: fee, bond multiple and (optimistic) dispute terms
+        // the terms fixed at posting: fee, stake multiple and (optimistic) dispute terms
         uint16 feeBps;
-        uint16 bondMultiple;
+        uint16 stakeMultiple;
         DisputeTerms terms;
     }
 
@@ -200,7 +200,7 @@ contract MarketHandler is Test {
     uint256 public ghost_bondsOut; // bonds credited to provers or back to challengers
     uint256 public ghost_owedWithdrawn; // credits paid out by the markets' withdraw
     uint256 public ghost_staked; // pulled into Staking
-    uint256 public ghost_withdrawn; // paid out of Staking by withdraw
+    uint256 public ghost_redeemed; // paid out of Staking by redeem
     uint256 public ghost_slashed; // stake taken by slashes and penalties (credited to claims in Staking)
     uint256 public ghost_compensated; // slashed stake credited to requesters and challengers (claimable)
     uint256 public ghost_claimed; // claims paid out of Staking
@@ -279,7 +279,7 @@ contract MarketHandler is Test {
         calls[bytes32(msg.sig)]++;
         _target = bytes32(0);
         _;
-        _sweep();
+        _checkTransitions();
     }
 
     // ================================================================== intents
@@ -562,44 +562,44 @@ contract MarketHandler is Test {
         calls["stake"]++;
     }
 
-    function requestUnstake(uint256 provSeed, uint256 amount) external tick {
+    function unstake(uint256 provSeed, uint256 amount) external tick {
         address p = providers[provSeed % 3];
         uint256 avail = staking.availableOf(p);
         amount = bound(amount, 1, avail + 10e18);
-        (uint256 pending,) = staking.unbondingOf(p);
+        (uint256 pending,) = staking.unstakingOf(p);
         vm.prank(p);
-        try staking.requestUnstake(amount) {
-            calls["requestUnstake"]++;
-            if (amount > avail) _fail(Inv.Unstake, "unbonded more than the available stake");
-            (uint256 total, uint64 readyAt) = staking.unbondingOf(p);
-            if (total != pending + amount || readyAt != now_ + staking.unbondingDelay()) {
-                _fail(Inv.Unstake, "unbonding recorded wrongly");
+        try staking.unstake(amount) {
+            calls["unstake"]++;
+            if (amount > avail) _fail(Inv.Unstake, "unstaked more than the available stake");
+            (uint256 total, uint64 readyAt) = staking.unstakingOf(p);
+            if (total != pending + amount || readyAt != now_ + staking.unstakingDelay()) {
+                _fail(Inv.Unstake, "unstaking recorded wrongly");
             }
         } catch {
             if (amount <= avail) _fail(Inv.Unstake, "an unstake within the available stake was refused");
         }
     }
 
-    function withdraw(uint256 provSeed) external tick {
+    function redeem(uint256 provSeed) external tick {
         address p = providers[provSeed % 3];
-        (uint256 pending, uint64 readyAt) = staking.unbondingOf(p);
+        (uint256 pending, uint64 readyAt) = staking.unstakingOf(p);
         uint256 stakeBefore = staking.stakeOf(p);
         uint256 lockedBefore = staking.lockedOf(p);
         uint256 balBefore = token.balanceOf(p);
         vm.prank(p);
-        try staking.withdraw() returns (uint256 got) {
-            calls["withdraw"]++;
-            ghost_withdrawn += got;
-            if (pending == 0 || now_ < readyAt) _fail(Inv.Unstake, "withdrew before unbonding ended");
+        try staking.redeem() returns (uint256 got) {
+            calls["redeem"]++;
+            ghost_redeemed += got;
+            if (pending == 0 || now_ < readyAt) _fail(Inv.Unstake, "redeemed before unstaking ended");
             if (got != pending || token.balanceOf(p) != balBefore + got) {
-                _fail(Inv.Unstake, "withdrew a wrong amount");
+                _fail(Inv.Unstake, "redeemed a wrong amount");
             }
             if (staking.stakeOf(p) != stakeBefore - got || staking.lockedOf(p) != lockedBefore) {
-                _fail(Inv.Unstake, "withdraw touched locked stake");
+                _fail(Inv.Unstake, "redeem touched locked stake");
             }
-            if (staking.stakeOf(p) < staking.lockedOf(p)) _fail(Inv.Unstake, "locked stake withdrawn");
+            if (staking.stakeOf(p) < staking.lockedOf(p)) _fail(Inv.Unstake, "locked stake redeemed");
         } catch {
-            if (pending != 0 && now_ >= readyAt) _fail(Inv.Unstake, "a ready withdrawal was refused");
+            if (pending != 0 && now_ >= readyAt) _fail(Inv.Unstake, "a ready redemption was refused");
         }
     }
 
@@ -669,9 +669,9 @@ contract MarketHandler is Test {
         IMarket m = onDutch ? IMarket(address(dutch)) : IMarket(address(reverse));
         MarketParams memory p = m.params();
         p.feeBps = uint16(bound(feeSeed, 0, 500));
-        p.bondMultiple = uint16(bound(multipleSeed, 1, 3));
+        p.stakeMultiple = uint16(bound(multipleSeed, 1, 3));
         // (10^4 - reward) * multiple >= 10^4: a self-challenge never recovers more than 1 - 1/multiple
-        p.challengerRewardBps = uint16(bound(rewardSeed, 0, BPS - BPS / p.bondMultiple));
+        p.challengerRewardBps = uint16(bound(rewardSeed, 0, BPS - BPS / p.stakeMultiple));
         vm.prank(owner);
         m.setParams(p);
         calls["setParams"]++;
@@ -756,15 +756,15 @@ contract MarketHandler is Test {
         return ghost_paid + ghost_refunded + ghost_bondsOut - ghost_owedSpent - ghost_owedWithdrawn;
     }
 
-    /// @notice What Staking must hold: stakes in, less withdrawals and paid claims (slashed stake stays as
+    /// @notice What Staking must hold: stakes in, less redemptions and paid claims (slashed stake stays as
     /// claims until claimed).
     function ghostStakingBalance() external view returns (uint256) {
-        return ghost_staked - ghost_withdrawn - ghost_claimed;
+        return ghost_staked - ghost_redeemed - ghost_claimed;
     }
 
     /// @notice What the providers' stakes must add up to.
     function ghostStakes() external view returns (uint256) {
-        return ghost_staked - ghost_withdrawn - ghost_slashed;
+        return ghost_staked - ghost_redeemed - ghost_slashed;
     }
 
     // ================================================================== internals: intents
@@ -796,11 +796,11 @@ contract MarketHandler is Test {
         info.auctionEnd = uint40(now_ + intent.auctionWindow);
         _intents[id] = intent;
         Job memory posted = m.job(id);
-        (info.feeBps, info.bondMultiple) = (posted.feeBps, posted.bondMultiple);
+        (info.feeBps, info.stakeMultiple) = (posted.feeBps, posted.stakeMultiple);
         info.terms = m.disputeTerms(id);
         MarketParams memory p = m.params();
         if (
-            posted.feeBps != p.feeBps || posted.bondMultiple != p.bondMultiple
+            posted.feeBps != p.feeBps || posted.stakeMultiple != p.stakeMultiple
                 || (intent.proofMode == PROOF_OPTIMISTIC
                     && (info.terms.challengeBond != p.challengeBond
                         || info.terms.proofWindow != p.proofWindow
@@ -1133,9 +1133,9 @@ contract MarketHandler is Test {
             }
             return;
         }
-        uint256 floor = uint256(a.price) * a.bondMultiple;
+        uint256 floor = uint256(a.price) * a.stakeMultiple;
         if (a.stakeLocked < floor || a.stakeLocked < a.minStake) {
-            _fail(Inv.Auction, "lock below price * bondMultiple");
+            _fail(Inv.Auction, "lock below price * stakeMultiple");
         }
         if (a.price > a.maxPrice || a.price == 0) _fail(Inv.Auction, "awarded price outside (0, maxPrice]");
         if (s.mi == 1) {
@@ -1152,7 +1152,7 @@ contract MarketHandler is Test {
             if (a.provider != info.minScorer) _fail(Inv.Auction, "winner does not hold the best score");
             if (a.price < s.best.price) _fail(Inv.Auction, "winner paid below its own bid");
             // the clearing price, cut to what the winner's lockable stake covers (never below its bid)
-            uint256 cap = s.bestAvail / s.job.bondMultiple;
+            uint256 cap = s.bestAvail / s.job.stakeMultiple;
             uint256 expected = s.clearing;
             if (expected > cap) expected = cap < s.best.price ? s.best.price : cap;
             if (a.price != expected) {
@@ -1191,13 +1191,13 @@ contract MarketHandler is Test {
     }
 
     function _required(Snap memory s, uint256 price) internal pure returns (uint256 r) {
-        r = price * s.job.bondMultiple;
+        r = price * s.job.stakeMultiple;
         if (r < s.job.minStake) r = s.job.minStake;
     }
 
     /// @dev After every call: each job's state may only move along a documented edge, and only the
     /// job the call was about may move at all.
-    function _sweep() internal {
+    function _checkTransitions() internal {
         uint256 n = jobIds.length;
         for (uint256 i; i < n; ++i) {
             bytes32 id = jobIds[i];

@@ -6,8 +6,8 @@ import {TestToken} from "../../../src/TestToken.sol";
 import {Staking} from "../../../src/Staking.sol";
 
 /// @notice Drives Staking directly, playing both the providers and a registered market: stake,
-/// requestUnstake, withdraw, and lock / unlock / slash with amounts that sometimes exceed what is
-/// available or locked. Without the markets in the way, the bounds on slashing and unbonding are hit
+/// unstake, redeem, and lock / unlock / slash with amounts that sometimes exceed what is
+/// available or locked. Without the markets in the way, the bounds on slashing and unstaking are hit
 /// head-on. Breaches are counted, not asserted (see `StakingInvariants`).
 contract StakingHandler is Test {
     uint256 internal constant JOBS = 8;
@@ -23,7 +23,7 @@ contract StakingHandler is Test {
     mapping(address provider => uint256) public ghost_lockedTotal;
 
     uint256 public ghost_staked;
-    uint256 public ghost_withdrawn;
+    uint256 public ghost_redeemed;
     uint256 public ghost_slashed;
     uint256 public ghost_claimed;
 
@@ -57,27 +57,27 @@ contract StakingHandler is Test {
         ghost_staked += amount;
     }
 
-    function requestUnstake(uint256 who, uint256 amount) external tick {
+    function unstake(uint256 who, uint256 amount) external tick {
         address p = providers[who % 3];
         uint256 avail = staking.availableOf(p);
         amount = bound(amount, 1, avail + 10e18);
         vm.prank(p);
-        try staking.requestUnstake(amount) {
-            if (amount > avail) _fail("unbonded more than the available stake");
+        try staking.unstake(amount) {
+            if (amount > avail) _fail("unstaked more than the available stake");
         } catch {}
     }
 
-    function withdraw(uint256 who) external tick {
+    function redeem(uint256 who) external tick {
         address p = providers[who % 3];
-        (uint256 pending, uint64 readyAt) = staking.unbondingOf(p);
+        (uint256 pending, uint64 readyAt) = staking.unstakingOf(p);
         uint256 lockedBefore = staking.lockedOf(p);
         vm.prank(p);
-        try staking.withdraw() returns (uint256 got) {
-            ghost_withdrawn += got;
-            if (pending == 0 || now_ < readyAt) _fail("withdrew before the unbonding delay");
-            if (got != pending) _fail("withdrew other than the unbonding amount");
+        try staking.redeem() returns (uint256 got) {
+            ghost_redeemed += got;
+            if (pending == 0 || now_ < readyAt) _fail("withdrew before the unstaking delay");
+            if (got != pending) _fail("withdrew other than the unstaking amount");
             if (staking.lockedOf(p) != lockedBefore || staking.stakeOf(p) < lockedBefore) {
-                _fail("withdraw reached locked stake");
+                _fail("redeem reached locked stake");
             }
         } catch {}
     }
@@ -88,7 +88,7 @@ contract StakingHandler is Test {
         uint256 lockable = staking.lockableOf(p);
         amount = bound(amount, 1, lockable + 10e18);
         try staking.lock(p, id, amount, 1e16) {
-            if (amount > lockable) _fail("locked more than the available and unbonding stake");
+            if (amount > lockable) _fail("locked more than the available and unstaking stake");
             if (ghost_lock[p][id] != 0) _fail("locked a job twice");
             ghost_lock[p][id] = amount;
             ghost_lockedTotal[p] += amount;
@@ -130,7 +130,7 @@ contract StakingHandler is Test {
         } catch {}
     }
 
-    /// @notice Penalises up to twice what the provider has free: only free and unbonding stake is taken.
+    /// @notice Penalises up to twice what the provider has free: only free and unstaking stake is taken.
     function penalize(uint256 who, uint256 job, uint256 amount) external tick {
         address p = providers[who % 3];
         bytes32 id = bytes32(job % JOBS);
