@@ -65,6 +65,11 @@ class LogDecoder:
         raise KeyError(name)
 
     @property
+    def names(self) -> frozenset[str]:
+        """The names of the events this decoder knows."""
+        return frozenset(str(entry["name"]) for entry in self._by_topic.values())
+
+    @property
     def topics(self) -> list[bytes]:
         return list(self._by_topic)
 

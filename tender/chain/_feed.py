@@ -171,6 +171,9 @@ class _FeedModel:
             raise ValueError("chunk and reorg_depth must be >= 1, confirmations and start_block >= 0")
         self.addresses = [Web3.to_checksum_address(a) for a in addresses]
         self.decoder = decoder if decoder is not None else tender_log_decoder()
+        unknown = [n for n in names or () if n not in self.decoder.names]
+        if unknown:
+            raise ValueError(f"no event named {', '.join(unknown)} in the ABI the feed decodes with")
         self.topics = [_hex(self.decoder.topic(n)) for n in names] if names else None
         self.store: FeedCursor = cursor if cursor is not None else MemoryCursor()
         self.confirmations = confirmations
