@@ -182,8 +182,11 @@ def test_async_twin_reads_what_the_sync_feed_reads(env: TenderEnv) -> None:
 
     async def read() -> tuple[list[Event], JobState]:
         w3 = async_connect(env.chain.rpc_url)
-        events = await AsyncEventFeed(w3, [market.address]).read(start)
-        job = await AsyncMarket(market).job(events[0].job_id)  # type: ignore[attr-defined]
+        try:
+            events = await AsyncEventFeed(w3, [market.address]).read(start)
+            job = await AsyncMarket(market).job(events[0].job_id)  # type: ignore[attr-defined]
+        finally:
+            await w3.provider.disconnect()
         return events, job.state
 
     events, state = asyncio.run(read())
