@@ -16,8 +16,7 @@ from hexbytes import HexBytes
 from web3 import AsyncWeb3
 from web3.types import TxParams
 
-from tender.chain._abi import DecodedLog, LogDecoder, snake
-from tender.chain._artifacts import load_artifact
+from tender.chain import DecodedLog, LogDecoder, load_artifact, snake
 from tender.intents import AuctionType, Intent
 
 __all__ = ["CHAIN_STATES", "FINAL_STATES", "STEPS", "ChainJob", "MarketGateway", "step_of"]

@@ -44,9 +44,7 @@ from solver._policy import AuctionState, BidAction, Economics, FillAction, Terms
 from solver._quotes import TRANSPORT_ERRORS, FanOut, make_transport
 from solver._store import JobRow, JobState, Store, TxRow, TxState
 from solver._txs import TxManager
-from tender.chain import async_connect
-from tender.chain._deployment import Deployment
-from tender.chain._reverts import tender_decoder
+from tender.chain import Deployment, async_connect, tender_decoder
 from tender.config import ChainSection
 from tender.daemon import Daemon
 from tender.errors import ChainError, ContractRevert, TransactionFailed

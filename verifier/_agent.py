@@ -31,8 +31,17 @@ from typing import Any
 
 from web3 import Web3
 
-from tender.chain import Deployment, Market, Registry, Staking, Token, TxSender, connect, tender_log_decoder
-from tender.chain._abi import DecodedLog
+from tender.chain import (
+    DecodedLog,
+    Deployment,
+    Market,
+    Registry,
+    Staking,
+    Token,
+    TxSender,
+    connect,
+    tender_log_decoder,
+)
 from tender.daemon import Daemon
 from tender.errors import ChainError, ContractRevert, TenderError, TransactionFailed
 from tender.intents import AuctionType, Intent, ProofMode
