@@ -15,11 +15,15 @@ import sys
 import textwrap
 import tomllib
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
+from tender.chain import _artifacts, deploy_artifact, export_abis, load_artifact
 from tender.cli import error_line
+from tender.errors import ArtifactError
 from tender.extras import EXTRAS
+from tender.paths import ARTIFACTS, CHECKOUT
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -162,3 +166,34 @@ def test_a_missing_module_at_run_time_names_its_extra() -> None:
     line = error_line(ModuleNotFoundError("No module named 'ezkl'", name="ezkl"))
     assert line == "this command (ezkl) needs the zk extra: pip install 'tender[zk]'"
     assert "tender[provider]" in error_line(ModuleNotFoundError("x", name="fastapi.responses"))
+
+
+def test_package_data_ships_the_abis() -> None:
+    assert "abi/*.json" in PYPROJECT["tool"]["setuptools"]["package-data"]["tender.chain"]
+    assert CHECKOUT  # this test run imports the checkout, not an installed wheel
+
+
+class _NeverSends:
+    def deploy(self, data: bytes) -> None:
+        raise AssertionError("an ABI-only artefact reached a transaction")
+
+
+@pytest.mark.skipif(not (ARTIFACTS / "Staking.sol").is_dir(), reason="contracts not built: make contracts")
+def test_an_installed_tender_reads_the_packaged_abis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ``contracts/out`` (an installed wheel) the ABIs come from ``tender/chain/abi``:
+    the same ABIs, no bytecode, and deploying from them is refused with the reason. (The two
+    folders are module constants of ``tender.chain._artifacts``, pointed elsewhere here.)"""
+    written = export_abis(tmp_path / "abi")
+    assert sorted(p.stem for p in written) == sorted(_artifacts.PACKAGED_CONTRACTS)
+    monkeypatch.setattr(_artifacts, "ARTIFACTS", tmp_path / "no-checkout")
+    monkeypatch.setattr(_artifacts, "PACKAGED_ABIS", tmp_path / "abi")
+    for name in _artifacts.PACKAGED_CONTRACTS:
+        packaged = load_artifact(name)
+        assert packaged.path == tmp_path / "abi" / f"{name}.json"
+        assert packaged.abi == load_artifact(name, artifacts_dir=ARTIFACTS).abi
+        assert packaged.bytecode == b""
+    with pytest.raises(ArtifactError, match="ABI only; deploying needs the checkout's contracts/out"):
+        deploy_artifact(cast(Any, _NeverSends()), "TestToken", named={})
+    # an explicit folder never falls back
+    with pytest.raises(ArtifactError, match="no build artefact"):
+        load_artifact("Staking", artifacts_dir=tmp_path / "no-checkout")
