@@ -48,6 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 
+from provider import ModelEntry  # noqa: E402
+from solver import ProviderEntry  # noqa: E402
 from tender.anvil import DEV_KEYS, Anvil, free_port  # noqa: E402
 from tender.chain import connect  # noqa: E402
 from tender.devnet._chain import TOKEN, ChainSetup  # noqa: E402
@@ -101,21 +103,21 @@ class Market:
         console.print("==> tender provider run, tender solver run, tender verifier run (loopback)")
         sup = self.supervisor = Supervisor(logs=self.run_dir / "logs")
         rpc = self.anvil.rpc_url
-        models = [{"name": "mlp", "onnx": SAMPLE_MODELS / "mlp" / "model.onnx",
-                   "bundle": setup.models["mlp"].bundle, "model_id": setup.models["mlp"].model_id}]  # fmt: skip
+        models = [ModelEntry(name="mlp", onnx=SAMPLE_MODELS / "mlp" / "model.onnx",
+                             bundle=setup.models["mlp"].bundle, model_id=setup.models["mlp"].model_id)]  # fmt: skip
         config = provider_config(ProviderPlan("gpu-a", 1, "0x0001", 1.0), rpc_url=rpc, deployment=deployment,
-                                 port=ports["provider"], models=models, run_dir=self.run_dir)  # fmt: skip
-        config["provider"]["proving_warmup"] = False
+                                 port=ports["provider"], models=models, run_dir=self.run_dir,
+                                 proving_warmup=False)  # fmt: skip
         sup.start("provider", ["provider", "run", "--config", str(write_config(self.run_dir / "p.toml", config))],
                   env={"TENDER_PRIVATE_KEY": PROVIDER_KEY})  # fmt: skip
-        entry = {"name": "gpu-a", "url": self.urls["provider"], "address": provider}
-        config = solver_config(rpc_url=rpc, deployment=deployment, port=ports["solver"], providers=[entry],
+        entry = ProviderEntry(name="gpu-a", url=self.urls["provider"], address=provider)
+        solver = solver_config(rpc_url=rpc, deployment=deployment, port=ports["solver"], providers=[entry],
                                run_dir=self.run_dir, name="solver", margin_bps=100)  # fmt: skip
-        sup.start("solver", ["solver", "run", "--config", str(write_config(self.run_dir / "s.toml", config))],
+        sup.start("solver", ["solver", "run", "--config", str(write_config(self.run_dir / "s.toml", solver))],
                   env={"TENDER_PRIVATE_KEY": SOLVER_KEY})  # fmt: skip
-        config = verifier_config(rpc_url=rpc, deployment=deployment, run_dir=self.run_dir)
-        config["verifier"]["relay_listen"] = f"127.0.0.1:{ports['verifier']}"
-        sup.start("verifier", ["verifier", "run", "--config", str(write_config(self.run_dir / "v.toml", config))],
+        verifier = verifier_config(rpc_url=rpc, deployment=deployment, run_dir=self.run_dir,
+                                   relay_listen=f"127.0.0.1:{ports['verifier']}")  # fmt: skip
+        sup.start("verifier", ["verifier", "run", "--config", str(write_config(self.run_dir / "v.toml", verifier))],
                   env={"TENDER_PRIVATE_KEY": VERIFIER_KEY})  # fmt: skip
         sup.wait_http("provider", f"{self.urls['provider']}/health", timeout=180)
         sup.wait_http("solver", f"{self.urls['solver']}/status", timeout=120)

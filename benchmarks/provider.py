@@ -147,7 +147,7 @@ async def node_run(
         backend = (
             KServeBackend(url or "") if backend_kind == "kserve" else OnnxRuntimeBackend(warm_batch=max_batch)
         )
-        node = ProviderNode(config, gateway=None, key=DEV_KEYS[1], backend=backend)
+        node = ProviderNode(config, chain=None, key=DEV_KEYS[1], backend=backend)
         await node.load()
         # the proving workers start in the background; let them finish importing first so their
         # start-up does not compete with the inference being measured

@@ -3,19 +3,20 @@
 Run it with ``tender provider run --config provider.toml``; embed it with::
 
     chain, config = load_config(Path("provider.toml"))
-    node = ProviderNode(config, gateway=MarketGateway.connect(chain), key=chain.private_key())
+    node = ProviderNode(config, chain=ProviderChain.connect(chain), key=chain.private_key())
     sys.exit(serve(node))
 """
 
 from provider._backends import InferenceBackend, KServeBackend, OnnxRuntimeBackend
 from provider._batching import MicroBatcher
-from provider._chain import ChainGateway, MarketGateway
+from provider._chain import ProviderChain
 from provider._config import (
     BackendSection,
     BatchingSection,
     MisbehaveSection,
     ModelEntry,
     PricingSection,
+    ProviderConfig,
     ProviderSection,
     load_config,
 )
@@ -33,22 +34,19 @@ from provider._errors import (
 from provider._node import ProviderNode, sign_quote_digest
 from provider._pricing import Offer, Pricer
 from provider._spec import ModelSpec, TensorSpec, read_spec
-from provider._store import JobRecord, JobState, JobStore
+from provider._store import JobRecord, JobStore, WorkStep
 
 __all__ = [
     "BackendError",
     "BackendSection",
     "BadRequest",
     "BatchingSection",
-    "ChainGateway",
     "InferenceBackend",
     "InputRejected",
     "JobNotFound",
     "JobRecord",
-    "JobState",
     "JobStore",
     "KServeBackend",
-    "MarketGateway",
     "MicroBatcher",
     "MisbehaveSection",
     "ModelEntry",
@@ -59,12 +57,15 @@ __all__ = [
     "PayloadTooLarge",
     "Pricer",
     "PricingSection",
+    "ProviderChain",
+    "ProviderConfig",
     "ProviderError",
     "ProviderNode",
     "ProviderSection",
     "ProvingError",
     "TensorSpec",
     "UnknownModel",
+    "WorkStep",
     "load_config",
     "read_spec",
     "sign_quote_digest",

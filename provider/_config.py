@@ -163,6 +163,13 @@ class ProviderSection(Section):
         return self.proving_workers or max(1, (os.cpu_count() or 2) // 2)
 
 
+class ProviderConfig(Section):
+    """A whole provider config file: ``[chain]`` and ``[provider]`` (the devnet writes its files from it)."""
+
+    chain: ChainSection = ChainSection()
+    provider: ProviderSection = ProviderSection()
+
+
 def load_config(path: Path) -> tuple[ChainSection, ProviderSection]:
     """Read the ``[chain]`` and ``[provider]`` sections of one TOML file (paths as written)."""
     data = read_toml(path)

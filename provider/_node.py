@@ -3,10 +3,14 @@
 :class:`ProviderNode` is a :class:`tender.daemon.Daemon`. ``setup`` opens the job store, loads
 and warms the models, starts the proving pool and resumes every unfinished job; ``tasks`` is
 the HTTP server; ``stop`` releases everything. Each accepted job runs as its own task through
+the node's :class:`~provider._store.WorkStep` s
 
     accepted -> inferred -> proved -> delivered -> settled   (or failed)
 
-writing each step to the store before the next one, so a restart picks up where it stopped.
+writing each step to the store before the next one, so a restart picks up where it stopped. The
+job's state in the market is read from the chain (:class:`tender.chain.JobState`) at each step;
+the markets are :class:`tender.chain.AsyncMarket` s, so every market rule (the provider
+deadline included) is the contract's.
 
 Getting paid: a settlement credits the job's price to the provider in the market (``owed``);
 after each settlement the node withdraws that market's credit, with its own transaction sender,
@@ -35,7 +39,7 @@ from pydantic import ValidationError
 from provider._backends import InferenceBackend, KServeBackend, OnnxRuntimeBackend
 from provider._batching import MicroBatcher
 from provider._bundles import BundleInfo, input_commitment, load_bundle_info
-from provider._chain import ChainGateway, provider_deadline
+from provider._chain import ProviderChain, job_id_bytes, tx_hash
 from provider._config import ModelEntry, ProviderSection
 from provider._errors import (
     BadRequest,
@@ -53,9 +57,8 @@ from provider._metrics import Metrics
 from provider._pricing import Pricer
 from provider._proving import ProofResult, ProveFn, ProvingPool, prove_with_bundle
 from provider._spec import ModelSpec, read_spec
-from provider._store import JobRecord, JobState, JobStore
-from tender.chain import Job as ChainJob
-from tender.chain import JobState as ChainJobState
+from provider._store import JobRecord, JobStore, WorkStep
+from tender.chain import AsyncMarket, Job, JobState
 from tender.daemon import Daemon
 from tender.errors import ChainError, ConfigError, ContractRevert, TenderError, TransactionFailed
 from tender.intents import decode_input_uri, sign_digest
@@ -68,7 +71,7 @@ _EIP191_PREFIX = b"\x19Ethereum Signed Message:\n32"
 
 #: On-chain states in which our delivery already happened.
 _AFTER_DELIVERY = frozenset(
-    {ChainJobState.DELIVERED, ChainJobState.CHALLENGED, ChainJobState.PROOF_REQUIRED, ChainJobState.SETTLED}
+    {JobState.DELIVERED, JobState.CHALLENGED, JobState.PROOF_REQUIRED, JobState.SETTLED}
 )
 
 
@@ -126,8 +129,8 @@ class ProviderNode(Daemon):
 
     Args:
         config: the ``[provider]`` section.
-        gateway: the chain access (``None``: the node quotes and infers but cannot take jobs).
-        key: the provider's private key (signs quotes; the gateway holds its own sender).
+        chain: the markets (``None``: the node quotes and infers but cannot take jobs).
+        key: the provider's private key (signs quotes; ``chain`` holds its own sender).
         backend: the inference backend (default: from ``config.backend``).
         prove: the function proving workers run (default: ``tender.models`` bundles).
         sock: the listening socket (:func:`bind`; default: bound at ``setup``).
@@ -143,7 +146,7 @@ class ProviderNode(Daemon):
         self,
         config: ProviderSection,
         *,
-        gateway: ChainGateway | None,
+        chain: ProviderChain | None,
         key: str,
         backend: InferenceBackend | None = None,
         prove: ProveFn = prove_with_bundle,
@@ -152,13 +155,13 @@ class ProviderNode(Daemon):
         super().__init__()
         self._sock = sock
         self.config = config
-        self.gateway = gateway
+        self.chain = chain
         self._key = key
         from eth_account import Account
 
         self.address = to_checksum_address(Account.from_key(key).address)
-        if gateway is not None and gateway.address != self.address:
-            raise ConfigError(f"chain key {gateway.address} differs from the quote key {self.address}")
+        if chain is not None and chain.address != self.address:
+            raise ConfigError(f"chain key {chain.address} differs from the quote key {self.address}")
         self.backend = backend or self._default_backend()
         self._prove_fn = prove
         self.metrics = Metrics()
@@ -196,12 +199,12 @@ class ProviderNode(Daemon):
         specs = [read_spec(m.name, m.onnx) for m in self.config.models]
         await self.backend.load(specs)
         batching = self.config.batching
-        registered = await self.gateway.registered_models() if self.gateway is not None else []
+        registered = await self.chain.registered_models() if self.chain is not None else []
         for entry, spec in zip(self.config.models, specs, strict=True):
             bundle = load_bundle_info(entry.bundle) if entry.bundle is not None else None
             if entry.model_id:
                 model_ids = [entry.model_id.lower()]
-                if self.gateway is not None and model_ids[0] not in {m.lower() for m, _, _ in registered}:
+                if self.chain is not None and model_ids[0] not in {m.lower() for m, _, _ in registered}:
                     log(logger, "model.unregistered", level=logging.WARNING, model=entry.name,
                         model_id=entry.model_id, reason="provider.models.model_id is not in the ModelRegistry: "
                         "no intent can name it")  # fmt: skip
@@ -309,8 +312,8 @@ class ProviderNode(Daemon):
         await self.backend.close()
         if self.pool is not None:
             self.pool.close()
-        if self.gateway is not None:
-            await self.gateway.close()
+        if self.chain is not None:
+            await self.chain.close()
         if self.store is not None:
             self.store.close()
 
@@ -330,17 +333,17 @@ class ProviderNode(Daemon):
         served = self.by_model_id.get(intent.modelId.lower())
         if served is None:
             return refuse(f"unknown model {intent.modelId}", "unknown_model")
-        if self.gateway is not None:
-            if request.chainId != self.gateway.chain_id:
+        if self.chain is not None:
+            if request.chainId != self.chain.chain_id:
                 return refuse(f"unknown chain {request.chainId}", "unknown_market")
-            if to_checksum_address(request.market) not in self.gateway.markets:
+            if to_checksum_address(request.market) not in self.chain.markets:
                 return refuse(f"unknown market {request.market}", "unknown_market")
         if self._active() >= self.config.max_jobs:
             return refuse(f"no capacity: {self._active()} jobs in flight", "no_capacity")
         mismatch = await self._input_mismatch(served, intent.inputLocation, int(intent.inputCommitment))
         if mismatch is not None:
             return refuse(mismatch, "input_mismatch")
-        now = await self.gateway.now() if self.gateway is not None else int(time.time())
+        now = await self.chain.now() if self.chain is not None else int(time.time())
         queued = self.pool.in_flight if self.pool else 0
         offer = self.pricer.offer(served.entry.name, max_price=int(intent.maxPrice), queued=queued,
                                   now=now, deadline=intent.deadline)  # fmt: skip
@@ -414,18 +417,16 @@ class ProviderNode(Daemon):
         existing = self.store.get(job_id)
         if existing is not None:
             return self._again(existing, job_input), False
-        if self.gateway is None:
+        if self.chain is None:
             raise NotAwarded("this node has no chain access and takes no jobs", field="jobId")
         market = to_checksum_address(job_input.market)
-        if market not in self.gateway.markets:
+        if market not in self.chain.markets:
             raise NotAwarded(f"market {market} is not served by this node", field="market")
-        chain_job = await self.gateway.job(market, job_id)
+        on_chain = self.chain.market(market)
+        chain_job = await on_chain.job(job_id_bytes(job_id))
         if not chain_job.exists:
             raise NotAwarded(f"job {job_id} does not exist on market {market}", field="jobId")
-        if (
-            chain_job.state is not ChainJobState.AWARDED
-            or to_checksum_address(chain_job.provider) != self.address
-        ):
+        if chain_job.state is not JobState.AWARDED or to_checksum_address(chain_job.provider) != self.address:
             raise NotAwarded(
                 f"job {job_id} is {chain_job.state.name.lower()} for provider {chain_job.provider},"
                 f" not awarded to {self.address}",
@@ -435,8 +436,8 @@ class ProviderNode(Daemon):
         served = self.by_model_id.get(model_id)
         if served is None:
             raise UnknownModel(f"model {model_id} of job {job_id} is not served here", field="modelId")
-        deadline = provider_deadline(chain_job)
-        if await self.gateway.now() >= deadline:
+        deadline = await on_chain.provider_deadline(job_id_bytes(job_id))
+        if await self.chain.now() >= deadline:
             raise NotAwarded(f"job {job_id} is past its delivery deadline {deadline}", field="jobId",
                              code="deadline_passed")  # fmt: skip
         array = check_input(served.spec.input, job_input.input)
@@ -445,7 +446,7 @@ class ProviderNode(Daemon):
             await asyncio.to_thread(self._check_commitment, served, array, chain_job)
         except InputRejected as exc:
             if exc.code == "commitment_mismatch":
-                await self._decline(market, job_id, served, chain_job, job_input, exc)
+                await self._decline(market, job_id, served, chain_job, deadline, job_input, exc)
             raise
         record = JobRecord(
             job_id=job_id, market=market, model=served.entry.name, input=job_input.input,
@@ -456,7 +457,7 @@ class ProviderNode(Daemon):
             existing = self.store.get(job_id)
             assert existing is not None
             return self._again(existing, job_input), False
-        self.metrics.jobs.labels(JobState.ACCEPTED.value).inc()
+        self.metrics.jobs.labels(WorkStep.ACCEPTED.value).inc()
         log(logger, "job.accepted", job_id=job_id, model=served.entry.name, seq=record.seq,
             deadline=record.deadline, proof_mode=record.proof_mode, price=record.price)  # fmt: skip
         self._start(record)
@@ -473,7 +474,8 @@ class ProviderNode(Daemon):
         market: str,
         job_id: str,
         served: ServedModel,
-        chain_job: ChainJob,
+        chain_job: Job,
+        deadline: int,
         job_input: JobInput,
         rejected: InputRejected,
     ) -> None:
@@ -482,23 +484,23 @@ class ProviderNode(Daemon):
         A decline costs no stake (it stays locked until the deadline; the job task frees it
         then). ``rejected`` gets the decline's transaction in its message; if the market refuses
         the decline (its window, the first quarter of the latency, is over) nothing is stored."""
-        assert self.gateway is not None
+        assert self.chain is not None
         assert self.store is not None
         try:
-            tx = await self.gateway.decline(market, job_id)
-        except (ChainError, NotImplementedError) as exc:  # too late to decline; a gateway without it
+            tx = tx_hash(await self.chain.market(market).decline(job_id_bytes(job_id)))
+        except ChainError as exc:  # too late to decline (DeclineWindowClosed)
             log(logger, "job.decline_failed", level=logging.WARNING, job_id=job_id, error=str(exc))
             rejected.message = f"{rejected.message}; the decline failed: {exc}"
             rejected.args = (rejected.message,)
             return
         record = JobRecord(
             job_id=job_id, market=market, model=served.entry.name, input=job_input.input,
-            input_commitment=str(chain_job.input_commitment), deadline=provider_deadline(chain_job),
-            proof_mode=int(chain_job.proof_mode), price=str(chain_job.price), state=JobState.DECLINED,
+            input_commitment=str(chain_job.input_commitment), deadline=deadline,
+            proof_mode=int(chain_job.proof_mode), price=str(chain_job.price), step=WorkStep.DECLINED,
             tx={"decline": tx}, error=rejected.message,
         )  # fmt: skip
         if self.store.insert(record):
-            self.metrics.jobs.labels(JobState.DECLINED.value).inc()
+            self.metrics.jobs.labels(WorkStep.DECLINED.value).inc()
             log(
                 logger,
                 "job.declined",
@@ -513,7 +515,8 @@ class ProviderNode(Daemon):
 
     async def _release(self, record: JobRecord) -> None:
         """Free the stake of a declined job once its provider deadline has passed (chain time)."""
-        assert self.gateway is not None
+        assert self.chain is not None
+        market = self.chain.market(record.market)
         while True:
             now = await self._now_or_local()
             if now <= record.deadline:
@@ -522,7 +525,7 @@ class ProviderNode(Daemon):
                 )
                 continue
             try:
-                tx = await self.gateway.release_declined(record.market, record.job_id)
+                tx = tx_hash(await market.release_declined(job_id_bytes(record.job_id), self.address))
             except ContractRevert as exc:
                 if exc.name == "NotExpired":  # our clock read a block ahead of the next one
                     await asyncio.sleep(self.config.poll_interval_s)
@@ -530,11 +533,11 @@ class ProviderNode(Daemon):
                 if exc.name != "NotDeclined":  # NotDeclined: somebody released it already
                     raise
                 tx = ""
-            self._set(record, JobState.FAILED, tx={**record.tx, "release": tx} if tx else record.tx,
+            self._set(record, WorkStep.FAILED, tx={**record.tx, "release": tx} if tx else record.tx,
                       error=f"declined: {record.error}; stake released")  # fmt: skip
             return
 
-    def _check_commitment(self, served: ServedModel, array: NDArray[Any], job: ChainJob) -> None:
+    def _check_commitment(self, served: ServedModel, array: NDArray[Any], job: Job) -> None:
         if served.bundle is None:
             raise InputRejected(f"model {served.entry.name} has no bundle: cannot check commitments",
                                 field="input", code="commitment_unavailable")  # fmt: skip
@@ -550,7 +553,7 @@ class ProviderNode(Daemon):
 
     def status_of(self, record: JobRecord) -> JobStatus:
         return JobStatus(
-            jobId=record.job_id, state=record.state.value, output=record.output, outputFelts=record.output_felts,
+            jobId=record.job_id, state=record.step.value, output=record.output, outputFelts=record.output_felts,
             proof=record.proof, txHashes=dict(record.tx), error=record.error,
         )  # fmt: skip
 
@@ -605,22 +608,22 @@ class ProviderNode(Daemon):
         unfinished = self.store.unfinished()
         if not unfinished:
             return
-        now = await self.gateway.now() if self.gateway is not None else int(time.time())
+        now = await self.chain.now() if self.chain is not None else int(time.time())
         for record in unfinished:
-            if record.state not in (JobState.DELIVERED, JobState.DECLINED) and record.deadline <= now:
-                self._set(record, JobState.FAILED, error="deadline passed while the node was down")
+            if record.step not in (WorkStep.DELIVERED, WorkStep.DECLINED) and record.deadline <= now:
+                self._set(record, WorkStep.FAILED, error="deadline passed while the node was down")
                 continue
-            log(logger, "job.resumed", job_id=record.job_id, state=record.state.value)
+            log(logger, "job.resumed", job_id=record.job_id, step=record.step.value)
             self._start(record)
 
-    def _set(self, record: JobRecord, state: JobState, **changes: Any) -> None:
+    def _set(self, record: JobRecord, step: WorkStep, **changes: Any) -> None:
         assert self.store is not None
-        record.state = state
+        record.step = step
         for name, value in changes.items():
             setattr(record, name, value)
-        self.store.update(record.job_id, state=state, **changes)
-        self.metrics.jobs.labels(state.value).inc()
-        log(logger, f"job.{state.value}", job_id=record.job_id,
+        self.store.update(record.job_id, step=step, **changes)
+        self.metrics.jobs.labels(step.value).inc()
+        log(logger, f"job.{step.value}", job_id=record.job_id,
             **{k: v for k, v in changes.items() if k in ("error", "tx")})  # fmt: skip
 
     async def _run_job(self, job_id: str) -> None:
@@ -636,7 +639,7 @@ class ProviderNode(Daemon):
             if misbehave.silent_on_job is not None and record.seq == misbehave.silent_on_job:
                 log(logger, "misbehave.silent", level=logging.WARNING, job_id=job_id, seq=record.seq)
                 return
-            if record.state is JobState.DECLINED:
+            if record.step is WorkStep.DECLINED:
                 await self._release(record)
             else:
                 await self._with_retries(record, served)
@@ -648,11 +651,11 @@ class ProviderNode(Daemon):
                 "job.error",
                 level=logging.ERROR,
                 job_id=job_id,
-                state=record.state.value,
+                step=record.step.value,
                 error=repr(exc),
                 revert=repr(getattr(exc, "revert", None)),
             )
-            self._set(record, JobState.FAILED, error=str(exc))
+            self._set(record, WorkStep.FAILED, error=str(exc))
 
     async def _with_retries(self, record: JobRecord, served: ServedModel) -> None:
         """Advance the job; a transient failure (RPC down, a proving worker died) is retried
@@ -675,16 +678,16 @@ class ProviderNode(Daemon):
                 record.attempts += 1
                 assert self.store is not None
                 self.store.update(record.job_id, attempts=record.attempts)
-                log(logger, "job.retry", level=logging.WARNING, job_id=record.job_id, state=record.state.value,
+                log(logger, "job.retry", level=logging.WARNING, job_id=record.job_id, step=record.step.value,
                     attempt=record.attempts, error=repr(exc))  # fmt: skip
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
     async def _now_or_local(self) -> int:
-        if self.gateway is None:
+        if self.chain is None:
             return int(time.time())
         try:
-            return await self.gateway.now()
+            return await self.chain.now()
         except ChainError:
             return int(time.time())
 
@@ -692,11 +695,11 @@ class ProviderNode(Daemon):
         assert self.store is not None
         assert self.pool is not None
         name = served.entry.name
-        if record.state is JobState.ACCEPTED:
+        if record.step is WorkStep.ACCEPTED:
             row = check_input(served.spec.input, record.input)
             out = await self.infer(name, row)
-            self._set(record, JobState.INFERRED, output=[float(x) for x in np.asarray(out).ravel()])
-        if record.state is JobState.INFERRED:
+            self._set(record, WorkStep.INFERRED, output=[float(x) for x in np.asarray(out).ravel()])
+        if record.step is WorkStep.INFERRED:
             if served.bundle is None:
                 raise ProviderError(f"model {name} has no bundle to prove with")
             self.metrics.proving_queue.inc()
@@ -709,26 +712,28 @@ class ProviderNode(Daemon):
             self.metrics.proof.labels(name).observe(proof.seconds)
             self.pricer.observe(name, proof_s=proof.seconds)
             self._set(
-                record, JobState.PROVED, output_felts=proof.output_felts, proof="0x" + proof.proof.hex()
+                record, WorkStep.PROVED, output_felts=proof.output_felts, proof="0x" + proof.proof.hex()
             )
-        if record.state is JobState.PROVED:
+        if record.step is WorkStep.PROVED:
             await self._deliver(record)
-        if record.state is JobState.DELIVERED:
+        if record.step is WorkStep.DELIVERED:
             await self._follow(record)
 
     async def _deliver(self, record: JobRecord) -> None:
-        assert self.gateway is not None
+        assert self.chain is not None
         assert record.output_felts is not None
         assert record.proof is not None
-        chain_job = await self.gateway.job(record.market, record.job_id)
-        if chain_job.state is not ChainJobState.AWARDED:
+        market = self.chain.market(record.market)
+        job_id = job_id_bytes(record.job_id)
+        chain_job = await market.job(job_id)
+        if chain_job.state is not JobState.AWARDED:
             # Delivered before a crash (or expired, or taken over): never send twice.
             if chain_job.state in _AFTER_DELIVERY and to_checksum_address(chain_job.provider) == self.address:
-                self._set(record, JobState.DELIVERED)
+                self._set(record, WorkStep.DELIVERED)
                 return
             self._set(
                 record,
-                JobState.FAILED,
+                WorkStep.FAILED,
                 error=f"job is {chain_job.state.name.lower()} on-chain, cannot deliver",
             )
             return
@@ -738,8 +743,12 @@ class ProviderNode(Daemon):
         if optimistic and self._wrong_output_job(record):
             output = [output[0] + 1, *output[1:]] if output else [1]
             log(logger, "misbehave.wrong_output", level=logging.WARNING, job_id=record.job_id, seq=record.seq)
-        tx = await self.gateway.deliver(record.market, record.job_id, output, b"" if optimistic else proof)
-        self._set(record, JobState.DELIVERED, tx={**record.tx, "deliver": tx})
+        try:
+            receipt = await market.deliver(job_id, output, b"" if optimistic else proof)
+        except TransactionFailed as exc:
+            await self.chain.explain(exc)
+            raise
+        self._set(record, WorkStep.DELIVERED, tx={**record.tx, "deliver": tx_hash(receipt)})
 
     def _wrong_output_job(self, record: JobRecord) -> bool:
         """Whether the misbehave knob makes this job the M-th optimistic one to get a wrong output."""
@@ -751,31 +760,27 @@ class ProviderNode(Daemon):
     async def _follow(self, record: JobRecord) -> None:
         """Wait until the job settles: finalize an unchallenged optimistic delivery after its
         window, answer a challenge or an audit with the proof."""
-        assert self.gateway is not None
+        assert self.chain is not None
         wrong = self._wrong_output_job(record)
+        market = self.chain.market(record.market)
+        job_id = job_id_bytes(record.job_id)
         while True:
-            job = await self.gateway.job(record.market, record.job_id)
+            job = await market.job(job_id)
             state = job.state
-            if state is ChainJobState.SETTLED and to_checksum_address(job.provider) == self.address:
-                self._set(record, JobState.SETTLED)
+            if state is JobState.SETTLED and to_checksum_address(job.provider) == self.address:
+                self._set(record, WorkStep.SETTLED)
                 await self.collect(record.market)
                 return
-            if (
-                state.final
-                or state is ChainJobState.NONE
-                or to_checksum_address(job.provider) != self.address
-            ):
-                self._set(record, JobState.FAILED, error=f"job ended {state.name.lower()} on-chain")
+            if state.final or state is JobState.NONE or to_checksum_address(job.provider) != self.address:
+                self._set(record, WorkStep.FAILED, error=f"job ended {state.name.lower()} on-chain")
                 return
-            if state in (ChainJobState.CHALLENGED, ChainJobState.PROOF_REQUIRED) and "prove" not in record.tx:
+            if state in (JobState.CHALLENGED, JobState.PROOF_REQUIRED) and "prove" not in record.tx:
                 if wrong:
                     log(logger, "misbehave.no_answer", level=logging.WARNING, job_id=record.job_id)
                 elif record.proof is not None:
                     try:
-                        tx = await self.gateway.prove(
-                            record.market, record.job_id, bytes.fromhex(record.proof[2:])
-                        )
-                        self._set(record, JobState.DELIVERED, tx={**record.tx, "prove": tx})
+                        tx = tx_hash(await market.prove(job_id, bytes.fromhex(record.proof[2:])))
+                        self._set(record, WorkStep.DELIVERED, tx={**record.tx, "prove": tx})
                         continue
                     except ChainError as exc:
                         log(
@@ -786,25 +791,25 @@ class ProviderNode(Daemon):
                             error=str(exc),
                         )
             if (
-                state is ChainJobState.DELIVERED
+                state is JobState.DELIVERED
                 and "draw" not in record.tx
-                and await self.gateway.audit_drawable(record.market, record.job_id)
+                and await self._audit_drawable(market, job)
             ):
                 # Draw the audit early: past 256 blocks its seed is gone and the job counts as audited.
                 try:
-                    tx = await self.gateway.draw_audit(record.market, record.job_id)
-                    self._set(record, JobState.DELIVERED, tx={**record.tx, "draw": tx})
+                    tx = tx_hash(await market.draw_audit(job_id))
+                    self._set(record, WorkStep.DELIVERED, tx={**record.tx, "draw": tx})
                     continue
                 except ContractRevert as exc:  # drawn by someone else (or a block too early)
                     log(logger, "job.draw_skipped", level=logging.DEBUG, job_id=record.job_id, error=str(exc))
             if (
-                state is ChainJobState.DELIVERED
+                state is JobState.DELIVERED
                 and "finalize" not in record.tx
-                and await self.gateway.now() > job.dispute_end
+                and await self.chain.now() > job.dispute_end
             ):
                 try:
-                    tx = await self.gateway.finalize(record.market, record.job_id)
-                    self._set(record, JobState.DELIVERED, tx={**record.tx, "finalize": tx})
+                    tx = tx_hash(await market.finalize(job_id))
+                    self._set(record, WorkStep.DELIVERED, tx={**record.tx, "finalize": tx})
                     continue
                 except ChainError as exc:  # the window may close a block later than our clock says
                     log(
@@ -816,6 +821,19 @@ class ProviderNode(Daemon):
                     )
             await asyncio.sleep(self.config.poll_interval_s)
 
+    async def _audit_drawable(self, market: AsyncMarket, job: Job) -> bool:
+        """Whether to draw the audit of our optimistic delivery now: the model is audited at all,
+        nobody drew it yet and the block after the delivery is mined (the draw reads its hash,
+        which stops being readable 256 blocks later: then the job counts as audited, so the node
+        draws early)."""
+        assert self.chain is not None
+        terms = await market.dispute_terms(job.job_id)
+        if terms.audit_drawn or terms.delivered_block == 0:
+            return False
+        if await self.chain.audit_rate_bps(bytes(job.model_id)) == 0:
+            return False
+        return await self.chain.block_number() >= terms.delivered_block + 2
+
     # -- payment --------------------------------------------------------------------------
 
     async def collect(self, market: str) -> int:
@@ -823,16 +841,18 @@ class ProviderNode(Daemon):
         never); the amount withdrawn (0 when below, disabled or failed). One withdrawal per
         market at a time; a failure is logged and left for the next settlement."""
         threshold = self.config.withdraw_threshold
-        if self.gateway is None or threshold == 0:
+        if self.chain is None or threshold == 0:
             return 0
         lock = self._withdrawing.setdefault(market, asyncio.Lock())
         async with lock:
             try:
-                owed = await self.gateway.owed(market)
+                wrapper = self.chain.market(market)
+                owed = await wrapper.owed(self.address)
                 self.metrics.owed.labels(market).set(owed)
                 if owed < threshold:
                     return 0
-                amount, tx = await self.gateway.withdraw(market)
+                receipt = await wrapper.withdraw()
+                amount, tx = await wrapper.withdrawn_in(receipt), tx_hash(receipt)
             except ChainError as exc:  # a revert (NothingOwed: withdrawn elsewhere) or the RPC
                 self.metrics.withdrawals.labels("failed").inc()
                 log(logger, "payment.withdraw_failed", level=logging.WARNING, market=market,

@@ -1,7 +1,9 @@
 """The job store: SQLite in WAL mode, one row per accepted job.
 
 A job is written here before any work or transaction happens, and every step writes its
-result before the next starts, so a node killed at any point resumes from the last step::
+result before the next starts, so a node killed at any point resumes from the last step. The
+node's own progress on a job is a :class:`WorkStep` (the job's state in the market is a
+:class:`tender.chain.JobState`, read from the chain, never stored here)::
 
     accepted -> inferred -> proved -> delivered -> settled
          \\__________\\___________\\___________\\-> failed
@@ -23,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 
-class JobState(StrEnum):
+class WorkStep(StrEnum):
+    """How far the node got with a job (stored as its string value)."""
+
     ACCEPTED = "accepted"
     INFERRED = "inferred"
     PROVED = "proved"
@@ -34,7 +38,7 @@ class JobState(StrEnum):
 
     @property
     def final(self) -> bool:
-        return self in (JobState.SETTLED, JobState.FAILED)
+        return self in (WorkStep.SETTLED, WorkStep.FAILED)
 
 
 @dataclass(slots=True)
@@ -49,7 +53,7 @@ class JobRecord:
     deadline: int
     proof_mode: int
     price: str = "0"
-    state: JobState = JobState.ACCEPTED
+    step: WorkStep = WorkStep.ACCEPTED
     output: list[float] | None = None
     output_felts: list[str] | None = None
     proof: str | None = None
@@ -74,7 +78,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     deadline INTEGER NOT NULL,
     proof_mode INTEGER NOT NULL,
     price TEXT NOT NULL,
-    state TEXT NOT NULL,
+    step TEXT NOT NULL,
     output TEXT,
     output_felts TEXT,
     proof TEXT,
@@ -85,7 +89,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+CREATE INDEX IF NOT EXISTS jobs_step ON jobs(step);
+"""
+
+#: Stores written before the rename of their ``state`` column (same string values).
+_MIGRATE_STATE_COLUMN = """
+ALTER TABLE jobs RENAME COLUMN state TO step;
+DROP INDEX IF EXISTS jobs_state;
 """
 
 
@@ -100,6 +110,9 @@ class JobStore:
         self._lock = threading.Lock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        if "state" in columns and "step" not in columns:
+            self._db.executescript(_MIGRATE_STATE_COLUMN)
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
@@ -110,7 +123,7 @@ class JobStore:
     def _encode(name: str, value: Any) -> Any:
         if name in _JSON_COLUMNS:
             return None if value is None and name != "tx" else json.dumps(value)
-        if isinstance(value, JobState):
+        if isinstance(value, WorkStep):
             return value.value
         return value
 
@@ -120,7 +133,7 @@ class JobStore:
         for name in _JSON_COLUMNS:
             if values[name] is not None:
                 values[name] = json.loads(values[name])
-        values["state"] = JobState(values["state"])
+        values["step"] = WorkStep(values["step"])
         return JobRecord(**values)
 
     def insert(self, record: JobRecord) -> bool:
@@ -168,8 +181,8 @@ class JobStore:
         """Jobs neither settled nor failed, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE state NOT IN (?, ?) ORDER BY seq",
-                (JobState.SETTLED.value, JobState.FAILED.value),
+                f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE step NOT IN (?, ?) ORDER BY seq",
+                (WorkStep.SETTLED.value, WorkStep.FAILED.value),
             ).fetchall()
         return [self._decode(r) for r in rows]
 
@@ -181,12 +194,10 @@ class JobStore:
             ).fetchone()
         return int(n)
 
-    def count(self, *, state: JobState | None = None) -> int:
+    def count(self, *, step: WorkStep | None = None) -> int:
         with self._lock:
-            if state is None:
+            if step is None:
                 (n,) = self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()
             else:
-                (n,) = self._db.execute(
-                    "SELECT COUNT(*) FROM jobs WHERE state = ?", (state.value,)
-                ).fetchone()
+                (n,) = self._db.execute("SELECT COUNT(*) FROM jobs WHERE step = ?", (step.value,)).fetchone()
         return int(n)

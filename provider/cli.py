@@ -67,7 +67,7 @@ def group() -> None:
 @click.option("--log-level", default="INFO", show_default=True)
 def run(config_path: Path, knobs: tuple[str, ...], log_level: str) -> None:
     """Run the provider node until SIGTERM/SIGINT."""
-    from provider._chain import MarketGateway
+    from provider._chain import ProviderChain
     from provider._node import ProviderNode, bind
     from tender.daemon import serve
     from tender.logs import setup_logging
@@ -78,8 +78,8 @@ def run(config_path: Path, knobs: tuple[str, ...], log_level: str) -> None:
     sock = bind(config.listen)  # a busy port: one line before anything starts
     try:
         setup_logging(level=log_level)
-        gateway = MarketGateway.connect(chain, confirmations=config.confirmations)
-        node = ProviderNode(config, gateway=gateway, key=key, sock=sock)
+        markets = ProviderChain.connect(chain, confirmations=config.confirmations)
+        node = ProviderNode(config, chain=markets, key=key, sock=sock)
     except BaseException:
         sock.close()
         raise
@@ -169,7 +169,7 @@ def withdraw(config_path: Path) -> None:
 @_CONFIG
 def status(config_path: Path) -> None:
     """Show stake, unbonding, what the markets owe, and the local job store."""
-    from provider._store import JobState, JobStore
+    from provider._store import JobStore, WorkStep
 
     chain, config = load_config(config_path)
     console = Console()
@@ -194,7 +194,7 @@ def status(config_path: Path) -> None:
     store_path = config.store_path()
     if store_path.exists():
         store = JobStore(store_path)
-        table.add_row("jobs", ", ".join(f"{s.value} {store.count(state=s)}" for s in JobState))
+        table.add_row("jobs", ", ".join(f"{s.value} {store.count(step=s)}" for s in WorkStep))
         store.close()
     else:
         table.add_row("jobs", f"no store at {store_path}")
@@ -255,7 +255,6 @@ def _served_model_ids(chain: ChainSection, config: ProviderSection) -> list[str]
     import asyncio
 
     from provider._bundles import load_bundle_info
-    from provider._chain import MarketGateway
 
     registered: list[tuple[str, str, str]] | None = None
     ids: list[str] = []
@@ -266,8 +265,18 @@ def _served_model_ids(chain: ChainSection, config: ProviderSection) -> list[str]
         if entry.bundle is None:
             continue
         if registered is None:
-            registered = asyncio.run(MarketGateway.connect(chain).registered_models())
+            registered = asyncio.run(_registered_models(chain))
         bundle = load_bundle_info(entry.bundle)
         ids += [mid for mid, onnx, settings in registered
                 if onnx == bundle.onnx_sha256 and settings == bundle.settings_sha256]  # fmt: skip
     return ids
+
+
+async def _registered_models(chain: ChainSection) -> list[tuple[str, str, str]]:
+    from provider._chain import ProviderChain
+
+    markets = ProviderChain.connect(chain)
+    try:
+        return await markets.registered_models()
+    finally:
+        await markets.close()

@@ -8,8 +8,8 @@ Run it with ``tender solver run --config solver.toml``; embed it with::
     serve(Solver(section, chain_section))
 """
 
-from solver._config import BreakerSection, GasSection, ProviderEntry, SolverSection
-from solver._errors import FeedError, JobError, ProviderUnavailable, QuoteError, SolverError, StoreError
+from solver._config import BreakerSection, GasSection, ProviderEntry, SolverConfig, SolverSection
+from solver._errors import JobError, ProviderUnavailable, QuoteError, SolverError, StoreError
 from solver._policy import Action, AuctionState, BidAction, Economics, FillAction, Offer, Pass, Terms, decide
 from solver._solver import Solver
 
@@ -19,7 +19,6 @@ __all__ = [
     "BidAction",
     "BreakerSection",
     "Economics",
-    "FeedError",
     "FillAction",
     "GasSection",
     "JobError",
@@ -29,6 +28,7 @@ __all__ = [
     "ProviderUnavailable",
     "QuoteError",
     "Solver",
+    "SolverConfig",
     "SolverError",
     "SolverSection",
     "StoreError",

@@ -113,6 +113,13 @@ class SolverSection(Section):
                           max_number_chars=self.max_number_chars)  # fmt: skip
 
 
+class SolverConfig(Section):
+    """A whole solver config file: ``[chain]`` and ``[solver]`` (the devnet writes its files from it)."""
+
+    chain: ChainSection = ChainSection()
+    solver: SolverSection = SolverSection()
+
+
 def load_config(path: Path) -> tuple[ChainSection, SolverSection]:
     """Read the ``[chain]`` and ``[solver]`` sections of one TOML file."""
     data = read_toml(path)

@@ -4,9 +4,11 @@ TenderError
 └── SolverError              anything the solver raises on purpose
     ├── QuoteError           a provider's answer is malformed, unsigned, foreign or expired
     ├── ProviderUnavailable  a provider's circuit breaker is open (it is skipped for a while)
-    ├── FeedError            the chain feed cannot follow (reorg deeper than its memory)
     ├── StoreError           the solver's SQLite store is unusable
     └── JobError             handing an awarded job to its provider failed
+
+The chain feed's :class:`tender.errors.FeedError` (a reorg deeper than the store remembers)
+ends the solver: it is not caught.
 """
 
 from __future__ import annotations
@@ -24,10 +26,6 @@ class QuoteError(SolverError):
 
 class ProviderUnavailable(SolverError):
     """The provider failed recently and its circuit breaker is open."""
-
-
-class FeedError(SolverError):
-    """The intent feed cannot follow the chain (a reorg deeper than the stored block hashes)."""
 
 
 class StoreError(SolverError):

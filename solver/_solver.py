@@ -2,18 +2,21 @@
 
 One :class:`Solver` per key. Its tasks (run by ``tender.daemon.supervise``):
 
-* ``follow``: the :class:`~solver._feed.LogFeed` over the followed markets; each batch of
-  logs is stored in the same SQLite transaction as the cursor (intents, bids, awards,
-  terminal states), and a reorg rolls the store back and wakes the affected jobs;
+* ``follow``: a :class:`tender.chain.AsyncEventFeed` over the followed markets, with the
+  :class:`~solver._store.Store` as its cursor; each batch of typed events is stored in the same
+  SQLite transaction as the cursor (intents, bids, awards, ends), and a reorg rolls the store
+  back and wakes the affected jobs;
 * ``schedule``: one asyncio task per open job (:meth:`Solver._run_job`), restarted from the
   store after a crash. A job task only acts on what the store and the chain say *now*, so it
   can be stopped and re-run at any point: a bid is sent once (its signed transaction is in the
   store before it is broadcast), an award/expire is sent only when the chain still needs it.
 
-Job life (``JobState``)::
+How far the solver pursues a job (:class:`~solver._store.Pursuit`; where the job stands on
+chain is a :class:`tender.chain.JobState`, read from the market's record or its events)::
 
     seen --quotes+policy--> bid --window over, ours best--> (award) --> won --input--> sent --> settled
       |                      \\--outbid / not awarded to us--> lost                   \\--deadline passed--> expired
+      |                                                                               \\--challenged, unproven--> slashed
       \\--dutch: fill when price covers floor--> filling --> won / lost
       \\--no quote covers it--> passed
 """
@@ -27,28 +30,48 @@ import json
 import logging
 import math
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from eth_account import Account
 from hexbytes import HexBytes
-from web3.types import TxParams
+from web3 import Web3
+from web3.contract.contract import ContractFunction
 
 from solver._api import IntentApi, erc1271_accepts_on_chain
 from solver._config import SolverSection
 from solver._errors import JobError
-from solver._feed import LogFeed
-from solver._market import FINAL_STATES, MarketGateway, step_of
-from solver._metrics import DECISIONS, JOBS
+from solver._metrics import DECISIONS, FEED_BLOCK, JOBS, REORGS
 from solver._policy import AuctionState, BidAction, Economics, FillAction, Terms, decide
 from solver._quotes import TRANSPORT_ERRORS, FanOut, make_transport
-from solver._store import JobRow, JobState, Store, TxRow, TxState
+from solver._store import JobRow, Pursuit, Store, TxRow, TxState
 from solver._txs import TxManager
-from tender.chain import Deployment, async_connect, tender_decoder
+from tender.chain import (
+    AsyncEventFeed,
+    AsyncMarket,
+    Awarded,
+    BidPlaced,
+    Deployment,
+    Event,
+    Expired,
+    FailedOver,
+    FeedCursor,
+    IntentPosted,
+    Job,
+    JobState,
+    JobView,
+    Market,
+    Refunded,
+    Settled,
+    Slashed,
+    async_connect,
+    connect,
+    tender_decoder,
+)
 from tender.config import ChainSection
 from tender.daemon import Daemon
-from tender.errors import ChainError, ContractRevert, TransactionFailed
-from tender.intents import AuctionType, Intent
+from tender.errors import ChainError, ContractRevert, FeedError, TransactionFailed
+from tender.intents import AuctionType, Bid, Intent
 from tender.logs import log
 from tender.wire import IntentWire, JobInput, QuoteRequest
 
@@ -65,6 +88,28 @@ _JOB_ERRORS: tuple[type[Exception], ...] = (ChainError, JobError, *TRANSPORT_ERR
 #: on a block a little behind, or a reorg set the clock back). Any other revert of an award,
 #: expire or finalize is permanent: retrying it cannot succeed, so the attempt ends there.
 _WAITING_REVERTS = frozenset({"AuctionNotEnded", "NotExpired", "ChallengeWindowOpen"})
+
+#: The market events the solver follows: intents, bids (to know when it is outbid), awards and
+#: failovers (to know when a job is its own), and the events that end a job.
+FOLLOWED: tuple[type[Event], ...] = (
+    IntentPosted,
+    BidPlaced,
+    Awarded,
+    FailedOver,
+    Settled,
+    Expired,
+    Refunded,
+    Slashed,
+)
+
+#: What came of a job the solver still pursued, by the chain state that ended it. A refund ends
+#: a job nobody served (never awarded, or declined with no runner-up): for the solver, lost.
+ENDED: dict[JobState, Pursuit] = {
+    JobState.SETTLED: Pursuit.SETTLED,
+    JobState.REFUNDED: Pursuit.LOST,
+    JobState.EXPIRED: Pursuit.EXPIRED,
+    JobState.SLASHED: Pursuit.SLASHED,
+}
 
 
 def permanent_revert(exc: ContractRevert | TransactionFailed) -> ContractRevert | None:
@@ -150,10 +195,14 @@ class Solver(Daemon):
         self.store.check_chain(self.chain_id, genesis)
         self.account = Account.from_key(self._key or self.chain.private_key())
         self.address: str = self.account.address
-        self.markets: dict[str, MarketGateway] = {}
+        # Views and calldata through tender.chain's Market (sync web3 in worker threads); the
+        # solver signs and sends its own transactions (TxManager: persisted before broadcast).
+        views = connect(self.chain.rpc_url, timeout=10)
+        self.markets: dict[str, AsyncMarket] = {}
         for name in s.markets:
-            gateway = MarketGateway(self.w3, self.deployment.market(name), AuctionType[name.upper()])
-            self.markets[gateway.address.lower()] = gateway
+            auction = AuctionType[name.upper()]
+            market = AsyncMarket(Market(views, self.deployment.market(name), auction=auction))
+            self.markets[market.address.lower()] = market
         self.txm = TxManager(
             self.w3, self.account, self.store, chain_id=self.chain_id, gas=s.gas, decoder=tender_decoder()
         )
@@ -163,13 +212,12 @@ class Solver(Daemon):
             timeout=s.quote_timeout_s,
             breaker=s.breaker,
         )
-        self.feed = LogFeed(
+        cursor: FeedCursor = self.store  # the feed keeps its place in the store (checked by mypy)
+        self.feed = AsyncEventFeed(
             self.w3,
-            self.store,
-            addresses=[m.address for m in self.markets.values()],
-            topics=None,
-            handler=self._on_logs,
-            on_rollback=self._on_rollback,
+            [m.address for m in self.markets.values()],
+            names=[e.__name__ for e in FOLLOWED],
+            cursor=cursor,
             confirmations=s.confirmations,
             reorg_depth=s.reorg_depth,
             start_block=s.start_block if s.start_block is not None else self.deployment.block,
@@ -229,86 +277,80 @@ class Solver(Daemon):
     async def _follow(self) -> None:
         while not self.stopping.is_set():
             try:
-                processed = await self.feed.step()
+                processed = await self.feed.step(self._on_events, self._on_rollback)
+            except FeedError:
+                raise  # a reorg deeper than the store remembers: the solver cannot go on safely
             except (ChainError, OSError, TimeoutError) as exc:
                 log(logger, "feed.error", level=logging.WARNING, error=repr(exc))
                 processed = 0
             if processed:
+                FEED_BLOCK.set(self.feed.position)
                 self.wake.set()
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), self.section.poll_interval_s)
 
-    def _on_logs(self, logs: list[Any]) -> None:
-        """Store what a batch of logs says (inside the feed's transaction)."""
-        for raw in logs:
-            market = self.markets.get(str(raw["address"]).lower())
-            decoded = market.decode(raw) if market else None
-            if market is None or decoded is None:
+    def _on_events(self, events: list[Event]) -> None:
+        """Store what a batch of market events says (inside the feed's transaction)."""
+        for event in events:
+            market = self.markets.get(event.address.lower())
+            if market is None:
                 continue
-            step = step_of(decoded.name)
-            job = decoded.args.get("job_id")
-            if step is None or not isinstance(job, bytes):
-                continue
-            job_hex = _hex(job)
-            block = decoded.block_number
-            if step == "posted":
-                intent_value = decoded.args.get("intent")
-                if intent_value is None:
-                    continue
-                intent = Intent.from_abi(intent_value)
-                self.store.add_job(job_hex, market=market.address, auction=market.name, intent=intent.to_json(),
-                                   posted_block=block)  # fmt: skip
-            elif step == "bid":
+            if isinstance(event, IntentPosted):
+                self.store.add_job(_hex(event.job_id), market=market.address, auction=market.auction.name.lower(),
+                                   intent=event.intent.to_json(), posted_block=event.block_number)  # fmt: skip
+            elif isinstance(event, BidPlaced):
                 # Who placed the latest bid for the provider we chose (a provider's new bid
                 # replaces its old one, so another solver's bid for it means we were outbid).
-                row = self.store.job(job_hex)
-                provider = str(decoded.args.get("provider", ""))
-                if row is not None and (row.provider is None or row.provider.lower() == provider.lower()):
+                row = self.store.job(_hex(event.job_id))
+                if row is not None and (
+                    row.provider is None or row.provider.lower() == event.provider.lower()
+                ):
                     self.store.update_job(
-                        job_hex, last_bidder=decoded.args.get("solver"), last_bid_block=block
+                        row.job_id, last_bidder=event.solver, last_bid_block=event.block_number
                     )
-            elif step == "awarded":
-                winner = decoded.args.get("provider") or decoded.args.get("to")
-                row = self.store.job(job_hex)
-                if row is not None:
-                    fields: dict[str, Any] = {}
-                    if self._ours_again(row, winner):
-                        # A job we had lost came back to our provider: awarded later to our
-                        # runner-up bid, or failed over to it. It is ours to hand over again.
-                        fields = {"state": JobState.WON, "input_sent": False,
-                                  "note": f"{decoded.name}: awarded to our bid after all"}  # fmt: skip
-                        log(logger, "job.won", job_id=job_hex, market=row.auction, note=fields["note"])
-                        JOBS.labels(JobState.WON.value).inc()
-                    self.store.update_job(job_hex, awarded_block=block, winner=winner,
-                                          award_price=decoded.args.get("price"),
-                                          deadline_at=decoded.args.get("provider_deadline"), **fields)  # fmt: skip
-            else:
-                row = self.store.job(job_hex)
-                if row is not None and row.state.open:
-                    final = {
-                        "settled": JobState.SETTLED,
-                        "expired": JobState.EXPIRED,
-                        "refunded": JobState.LOST,
-                    }
-                    if step in final:
-                        self.store.update_job(job_hex, state=final[step], final_block=block)
-                        JOBS.labels(step).inc()
+            elif isinstance(event, Awarded | FailedOver):
+                self._on_award(event)
+            elif isinstance(event, Settled | Expired | Refunded | Slashed):
+                row = self.store.job(_hex(event.job_id))
+                ended = ENDED.get(JobView(event.job_id).apply(event).state)
+                if row is not None and row.pursuit.open and ended is not None:
+                    self.store.update_job(row.job_id, pursuit=ended, final_block=event.block_number)
+                    JOBS.labels(ended.value).inc()
 
-    def _ours_again(self, row: JobRow, winner: object) -> bool:
+    def _on_award(self, event: Awarded | FailedOver) -> None:
+        """An award, or a failover to the runner-up: who serves the job now, at what price."""
+        row = self.store.job(_hex(event.job_id))
+        if row is None:
+            return
+        winner = event.provider if isinstance(event, Awarded) else event.to
+        fields: dict[str, Any] = {}
+        if self._ours_again(row, winner):
+            # A job we had lost came back to our provider: awarded later to our runner-up
+            # bid, or failed over to it. It is ours to hand over again.
+            fields = {"pursuit": Pursuit.WON, "input_sent": False,
+                      "note": f"{event.name}: awarded to our bid after all"}  # fmt: skip
+            log(logger, "job.won", job_id=row.job_id, market=row.auction, note=fields["note"])
+            JOBS.labels(Pursuit.WON.value).inc()
+        # A failover restarts the clock: its provider deadline is read from the market later.
+        deadline = event.provider_deadline if isinstance(event, Awarded) else None
+        self.store.update_job(row.job_id, awarded_block=event.block_number, winner=winner, award_price=event.price,
+                              provider_deadline=deadline, **fields)  # fmt: skip
+
+    def _ours_again(self, row: JobRow, winner: str) -> bool:
         """Whether an award (or failover) to ``winner`` gives back a reverse job we had lost:
         our provider's standing bid is ours (we placed it and nobody bid for that provider
         since) and the bid was mined."""
         return (
-            row.state == JobState.LOST
+            row.pursuit == Pursuit.LOST
             and row.auction == AuctionType.REVERSE.name.lower()
-            and isinstance(winner, str)
             and (row.provider or "").lower() == winner.lower()
             and (row.last_bidder is None or row.last_bidder.lower() == self.address.lower())
             and any(t.state == TxState.MINED for t in self.store.job_txs(row.job_id, "bid"))
         )
 
-    def _on_rollback(self, fork: int, job_ids: list[str]) -> None:
+    def _on_rollback(self, fork: int, job_ids: Sequence[Any]) -> None:
+        REORGS.inc()
         self.txm.on_rollback(fork)
         for job in job_ids:
             for purpose in ("award", "expire", "finalize"):  # the chain that refused them is gone
@@ -324,11 +366,11 @@ class Solver(Daemon):
         if row.job_id is None:
             return True
         job = self.store.job(row.job_id)
-        if job is None or job.state == JobState.DROPPED:
+        if job is None or job.pursuit == Pursuit.DROPPED:
             return False
         if row.purpose in ("bid", "fill"):
-            return job.state in (JobState.BID, JobState.FILLING, JobState.SEEN)
-        return job.state.open
+            return job.pursuit in (Pursuit.BID, Pursuit.FILLING, Pursuit.SEEN)
+        return job.pursuit.open
 
     # -- scheduling ---------------------------------------------------------------------
 
@@ -357,9 +399,9 @@ class Solver(Daemon):
 
     async def accept_signed(self, intent: Intent, signature: bytes, market: str, job_id: str) -> bool:
         """A checked signed intent from ``POST /intents``: remember it and schedule it."""
-        gateway = self.markets[market.lower()]
+        chosen = self.markets[market.lower()]
         with self.store.transaction():
-            new = self.store.add_job(job_id, market=gateway.address, auction=gateway.name,
+            new = self.store.add_job(job_id, market=chosen.address, auction=chosen.auction.name.lower(),
                                      intent=intent.to_json(), posted_block=None, signature=_hex(signature))  # fmt: skip
         self.wake.set()
         return new
@@ -379,59 +421,58 @@ class Solver(Daemon):
     async def _run_job(self, job_id: str) -> None:
         while not self.stopping.is_set():
             row = self.store.job(job_id)
-            if row is None or not row.state.open:
+            if row is None or not row.pursuit.open:
                 return
             market = self.markets[row.market.lower()]
-            if row.state == JobState.SEEN:
+            if row.pursuit == Pursuit.SEEN:
                 await self._decide(row, market)
-            elif row.state == JobState.BID:
+            elif row.pursuit == Pursuit.BID:
                 await self._await_award(row, market)
-            elif row.state == JobState.FILLING:
+            elif row.pursuit == Pursuit.FILLING:
                 await self._await_fill(row, market)
-            elif row.state == JobState.WON:
+            elif row.pursuit == Pursuit.WON:
                 await self._hand_over(row)
-            elif row.state == JobState.SENT:
+            elif row.pursuit == Pursuit.SENT:
                 await self._follow_job(row, market)
 
-    def _set(self, row: JobRow, state: JobState, **fields: Any) -> None:
+    def _set(self, row: JobRow, pursuit: Pursuit, **fields: Any) -> None:
         with self.store.transaction():
-            self.store.update_job(row.job_id, state=state, **fields)
+            self.store.update_job(row.job_id, pursuit=pursuit, **fields)
         shown: dict[str, Any] = {k: str(v) for k, v in fields.items()}
-        log(logger, f"job.{state.value}", job_id=row.job_id, market=row.auction, **shown)
-        if state in (JobState.WON, JobState.LOST, JobState.PASSED):
-            JOBS.labels(state.value).inc()
+        log(logger, f"job.{pursuit.value}", job_id=row.job_id, market=row.auction, **shown)
+        if pursuit in (Pursuit.WON, Pursuit.LOST, Pursuit.PASSED):
+            JOBS.labels(pursuit.value).inc()
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), max(0.0, seconds))
 
-    async def _decide(self, row: JobRow, market: MarketGateway) -> None:
+    async def _decide(self, row: JobRow, market: AsyncMarket) -> None:
         intent = Intent.from_json(row.intent)
         job = HexBytes(row.job_id)
         mine = [t for t in self.store.job_txs(row.job_id) if t.purpose in ("bid", "fill")]
         if any(t.state != TxState.DROPPED for t in mine):
             # A bid or fill was signed before a restart: never a second one.
-            self._set(row, JobState.BID if market.auction == AuctionType.REVERSE else JobState.FILLING)
+            self._set(row, Pursuit.BID if market.auction == AuctionType.REVERSE else Pursuit.FILLING)
             return
         on_chain = row.posted_block is not None
         chain_job = await market.job(bytes(job))
-        if not on_chain and chain_job.state != "none":
+        if not on_chain and chain_job.exists:
             on_chain = True  # posted by someone else; the feed will record the block
-        if on_chain and chain_job.state != "open":
-            self._set(row, JobState.LOST, note=f"chain state {chain_job.state} before we acted")
+        if on_chain and chain_job.state is not JobState.OPEN:
+            self._set(row, Pursuit.LOST, note=f"chain state {chain_job.state.name} before we acted")
             return
         now = await self._now()
         if on_chain:
-            auction_end = int(chain_job.get("auction_end", default=0))
-            deadline = int(chain_job.get("deadline", default=intent.deadline))
+            auction_end, deadline = chain_job.auction_end, chain_job.deadline
         else:
             if intent.expiry and intent.expiry <= now:
-                self._set(row, JobState.DROPPED, note="signed intent expired before it was posted")
+                self._set(row, Pursuit.DROPPED, note="signed intent expired before it was posted")
                 return
             auction_end = now + intent.auction_window
             deadline = intent.deadline
         if on_chain and now >= auction_end:
-            self._set(row, JobState.LOST, note="auction window closed before we decided")
+            self._set(row, Pursuit.LOST, note="auction window closed before we decided")
             return
         request = QuoteRequest(jobId=row.job_id, market=market.address, chainId=self.chain_id,
                                intent=IntentWire.model_validate(intent.to_json()))  # fmt: skip
@@ -452,7 +493,8 @@ class Solver(Daemon):
         terms = Terms(market.auction, intent.max_price, intent.price_weight_bps, max(1, deadline - start))
         offers = [q.offer for q in quotes]
         if market.auction == AuctionType.REVERSE:
-            best_price, best_latency = await self._standing_best(market, bytes(job), chain_job)
+            best = await market.best_bid(bytes(job)) if on_chain else None
+            best_price, best_latency = (best.price, best.latency) if best and best.price else (None, None)
             action = decide(
                 terms, offers, econ, AuctionState(now, best_price=best_price, best_latency=best_latency)
             )
@@ -463,17 +505,18 @@ class Solver(Daemon):
         if isinstance(action, BidAction):
             if not await self._ensure_posted(row, market, intent):
                 return
-            self._set(row, JobState.BID, provider=action.provider, price=action.price, latency=action.latency,
+            self._set(row, Pursuit.BID, provider=action.provider, price=action.price, latency=action.latency,
                       cost=action.cost)  # fmt: skip
             try:
+                bid = Bid(action.provider, action.price, action.latency)
                 tx = await self.txm.send(
-                    market.bid_tx(bytes(job), action.provider, action.price, action.latency),
+                    market.sync.fn.bid(bytes(job), bid.to_abi()),
                     purpose="bid",
                     job_id=row.job_id,
                 )  # fmt: skip (gas estimated: a bid already beaten reverts here, for free)
                 await self.txm.wait(tx)
             except (ContractRevert, TransactionFailed) as exc:
-                self._set(row, JobState.LOST, note=f"bid refused: {exc}")
+                self._set(row, Pursuit.LOST, note=f"bid refused: {exc}")
         elif isinstance(action, FillAction):
             await self._fill(row, market, intent, action)
         elif action.wait_for_price is not None and market.auction == AuctionType.DUTCH:
@@ -481,20 +524,19 @@ class Solver(Daemon):
                 if not await self._ensure_posted(row, market, intent):
                     return
                 return
-            wait = self._dutch_wait(intent, chain_job, action.wait_for_price, now)
+            wait = self._dutch_wait(chain_job, action.wait_for_price, now)
             if wait is None:
-                self._set(row, JobState.PASSED, note="the price never covers our floor")
+                self._set(row, Pursuit.PASSED, note="the price never covers our floor")
             else:
                 await self._sleep(min(wait, 2.0))
         else:
-            self._set(row, JobState.PASSED, note=action.reason)
+            self._set(row, Pursuit.PASSED, note=action.reason)
 
-    def _dutch_wait(self, intent: Intent, chain_job: Any, floor: int, now: int) -> float | None:
+    @staticmethod
+    def _dutch_wait(chain_job: Job, floor: int, now: int) -> float | None:
         """Seconds until a linear Dutch price (start -> max over the window) reaches ``floor``."""
-        start = int(chain_job.get("start_price", default=intent.start_price))
-        top = int(chain_job.get("max_price", default=intent.max_price))
-        posted = int(chain_job.get("posted_at", default=now))
-        end = int(chain_job.get("auction_end", default=posted + intent.auction_window))
+        start, top = chain_job.start_price, chain_job.max_price
+        posted, end = chain_job.posted_at, chain_job.auction_end
         if floor > top:
             return None
         if top <= start or end <= posted:
@@ -504,35 +546,22 @@ class Solver(Daemon):
             return None
         return max(0.0, at - now)
 
-    async def _standing_best(
-        self, market: MarketGateway, job: bytes, chain_job: Any
-    ) -> tuple[int | None, int | None]:
-        """The standing best bid's (price, latency), or (None, None)."""
-        for view in ("bestBid", "bids"):
-            if market.has(view):
-                best = await market.view(view, job)
-                price, latency = int(best.get("price", 0)), int(best.get("latency", 0))
-                return (price, latency) if price else (None, None)
-        price = int(chain_job.get("price", default=0))
-        latency = int(chain_job.get("latency", default=0))
-        return (price, latency) if price else (None, None)
-
-    async def _ensure_posted(self, row: JobRow, market: MarketGateway, intent: Intent) -> bool:
+    async def _ensure_posted(self, row: JobRow, market: AsyncMarket, intent: Intent) -> bool:
         """Make sure a signed intent is on chain (relaying it ourselves if allowed)."""
         if row.posted_block is not None:
             return True
         chain_job = await market.job(bytes(HexBytes(row.job_id)))
-        if chain_job.state != "none":
-            return chain_job.state == "open"
+        if chain_job.exists:
+            return chain_job.state is JobState.OPEN
         if not self.section.submit_signed or row.signature is None:
             await self._sleep(self.section.poll_interval_s)
             return False
         if self.store.job_txs(row.job_id, "submit"):
             await self._sleep(self.section.poll_interval_s)
-            return (await market.job(bytes(HexBytes(row.job_id)))).state == "open"
+            return (await market.job(bytes(HexBytes(row.job_id)))).state is JobState.OPEN
         try:
             tx = await self.txm.send(
-                market.submit_signed_tx(intent, bytes(HexBytes(row.signature))),
+                market.sync.fn.submitSigned(intent.to_abi(), bytes(HexBytes(row.signature))),
                 purpose="submit",
                 job_id=row.job_id,
             )
@@ -540,60 +569,55 @@ class Solver(Daemon):
         except (ContractRevert, TransactionFailed) as exc:
             # Another solver relayed it first (or the requester lacks funds): re-read the chain.
             log(logger, "job.submit_failed", job_id=row.job_id, error=str(exc))
-            return (await market.job(bytes(HexBytes(row.job_id)))).state == "open"
+            return (await market.job(bytes(HexBytes(row.job_id)))).state is JobState.OPEN
         return True
 
-    async def _fill(self, row: JobRow, market: MarketGateway, intent: Intent, action: FillAction) -> None:
+    async def _fill(self, row: JobRow, market: AsyncMarket, intent: Intent, action: FillAction) -> None:
         if not await self._ensure_posted(row, market, intent):
             return
-        self._set(row, JobState.FILLING, provider=action.provider, price=action.price, latency=action.latency,
+        self._set(row, Pursuit.FILLING, provider=action.provider, price=action.price, latency=action.latency,
                   cost=action.cost)  # fmt: skip
         job = bytes(HexBytes(row.job_id))
         try:
-            tx = await self.txm.send(market.fill_tx(job, action.provider, action.latency), purpose="fill",
+            provider = Web3.to_checksum_address(action.provider)
+            tx = await self.txm.send(market.sync.fn.fill(job, provider, action.latency), purpose="fill",
                                      job_id=row.job_id)  # fmt: skip
         except (ContractRevert, TransactionFailed) as exc:
-            self._set(row, JobState.LOST, note=f"fill refused: {exc}")
+            self._set(row, Pursuit.LOST, note=f"fill refused: {exc}")
             return
         await self._await_fill(self.store.job(row.job_id) or row, market, tx)
 
-    async def _await_fill(self, row: JobRow, market: MarketGateway, tx: TxRow | None = None) -> None:
+    async def _await_fill(self, row: JobRow, market: AsyncMarket, tx: TxRow | None = None) -> None:
         fills = [t for t in self.store.job_txs(row.job_id, "fill") if t.state != TxState.DROPPED]
         if tx is None and fills:
             tx = fills[-1]
         if tx is None:
-            self._set(row, JobState.SEEN)
+            self._set(row, Pursuit.SEEN)
             return
         try:
             await self.txm.wait(tx)
         except TransactionFailed as exc:
-            self._set(row, JobState.LOST, note=f"fill failed: {exc}")
+            self._set(row, Pursuit.LOST, note=f"fill failed: {exc}")
             return
-        chain_job = await market.job(bytes(HexBytes(row.job_id)))
-        if chain_job.provider and chain_job.provider.lower() == (row.provider or "").lower():
-            self._set(row, JobState.WON, winner=chain_job.provider, award_price=chain_job.price,
-                      deadline_at=self._deadline(chain_job))  # fmt: skip
+        job = bytes(HexBytes(row.job_id))
+        chain_job = await market.job(job)
+        if chain_job.provider.lower() == (row.provider or "").lower():
+            self._set(row, Pursuit.WON, winner=chain_job.provider, award_price=chain_job.price,
+                      provider_deadline=await market.provider_deadline(job))  # fmt: skip
         else:
-            self._set(row, JobState.LOST, note="filled by another")
+            self._set(row, Pursuit.LOST, note="filled by another")
 
-    @staticmethod
-    def _deadline(chain_job: Any) -> int:
-        awarded = int(chain_job.get("awarded_at", default=0))
-        latency = int(chain_job.get("latency", default=0))
-        deadline = int(chain_job.get("deadline", default=0))
-        return min(deadline, awarded + latency) if awarded and latency else deadline
-
-    async def _await_award(self, row: JobRow, market: MarketGateway) -> None:
+    async def _await_award(self, row: JobRow, market: AsyncMarket) -> None:
         job = bytes(HexBytes(row.job_id))
         bids = [t for t in self.store.job_txs(row.job_id, "bid") if t.state != TxState.DROPPED]
         if not bids:
-            self._set(row, JobState.SEEN)  # the bid never got out: decide again
+            self._set(row, Pursuit.SEEN)  # the bid never got out: decide again
             return
         if bids[-1].state in (TxState.SIGNED, TxState.SENT):
             try:
                 await self.txm.wait(bids[-1])
             except TransactionFailed as exc:
-                self._set(row, JobState.LOST, note=f"bid failed: {exc}")
+                self._set(row, Pursuit.LOST, note=f"bid failed: {exc}")
                 return
         bid_block = self.store.job_txs(row.job_id, "bid")[-1].block or 0
         if (self.store.cursor or 0) < bid_block:
@@ -601,40 +625,39 @@ class Solver(Daemon):
             await self._sleep(self.section.poll_interval_s)
             return
         chain_job = await market.job(job)
-        if chain_job.state == "open":
+        if chain_job.state is JobState.OPEN:
             if row.last_bidder and row.last_bidder.lower() != self.address.lower():
-                self._set(row, JobState.LOST, note="outbid")
+                self._set(row, Pursuit.LOST, note="outbid")
                 return
             now = await self._now()
-            end = int(chain_job.get("auction_end", default=now))
-            if now < end:
-                await self._sleep(min(end - now, 2.0) + 0.05)
+            if now < chain_job.auction_end:
+                await self._sleep(min(chain_job.auction_end - now, 2.0) + 0.05)
                 return
             refused = await self._award(row, market, job)
-            if refused is not None and (await market.job(job)).state == "open":
+            if refused is not None and (await market.job(job)).state is JobState.OPEN:
                 # Nobody can award it any more (e.g. DeadlinePassed): we leave the job. Its
                 # escrow is refundable by anyone; the requester's SDK refunds it itself.
-                self._set(row, JobState.LOST, note=f"award refused for good: {refused}")
+                self._set(row, Pursuit.LOST, note=f"award refused for good: {refused}")
                 return
             await self._sleep(self.section.poll_interval_s)
             return
-        if chain_job.state in ("none",):
-            self._set(row, JobState.DROPPED, note="intent no longer on chain")
+        if not chain_job.exists:
+            self._set(row, Pursuit.DROPPED, note="intent no longer on chain")
             return
-        ours = (
-            chain_job.provider is not None
-            and chain_job.provider.lower() == (row.provider or "").lower()
-            and (row.last_bidder is None or row.last_bidder.lower() == self.address.lower())
+        ours = chain_job.provider.lower() == (row.provider or "").lower() and (
+            row.last_bidder is None or row.last_bidder.lower() == self.address.lower()
         )
-        if ours and chain_job.state not in FINAL_STATES:
-            self._set(row, JobState.WON, winner=chain_job.provider, award_price=chain_job.price,
-                      deadline_at=self._deadline(chain_job))  # fmt: skip
+        if ours and not chain_job.state.final:
+            self._set(row, Pursuit.WON, winner=chain_job.provider, award_price=chain_job.price,
+                      provider_deadline=await market.provider_deadline(job))  # fmt: skip
         elif ours:
-            self._set(row, JobState.SETTLED if chain_job.state == "settled" else JobState.EXPIRED)
+            self._set(row, ENDED[chain_job.state], note=f"chain state {chain_job.state.name}")
         else:
-            self._set(row, JobState.LOST, note=f"awarded to {chain_job.provider}, state {chain_job.state}")
+            self._set(
+                row, Pursuit.LOST, note=f"awarded to {chain_job.provider}, state {chain_job.state.name}"
+            )
 
-    async def _award(self, row: JobRow, market: MarketGateway, job: bytes) -> ContractRevert | None:
+    async def _award(self, row: JobRow, market: AsyncMarket, job: bytes) -> ContractRevert | None:
         """Close our auction: one award at a time; a failed one (e.g. mined on a chain whose
         clock a reorg set back) is retried, at most three times in all. Returns the revert that
         refused the award for good (``DeadlinePassed``...), if one did."""
@@ -650,9 +673,9 @@ class Solver(Daemon):
             return None
         # Gas is estimated: an award that would revert (already awarded by someone else, or
         # past the deadline) costs nothing, and a permanent refusal is not tried again.
-        return await self._send_job_tx(row, "award", market.award_tx(job))
+        return await self._send_job_tx(row, "award", market.sync.fn.award(job))
 
-    async def _send_job_tx(self, row: JobRow, purpose: str, tx: TxParams) -> ContractRevert | None:
+    async def _send_job_tx(self, row: JobRow, purpose: str, tx: ContractFunction) -> ContractRevert | None:
         """Send an ``award``/``expire``/``finalize`` for ``row`` and wait for it. Returns the
         permanent revert that refused it (now or on an earlier try: it is not sent again), or
         ``None`` (mined, or refused for a reason that waiting may cure)."""
@@ -704,44 +727,39 @@ class Solver(Daemon):
             # then failed over or was refunded, and is no longer ours to hand over.
             market = self.markets[row.market.lower()]
             chain_job = await market.job(bytes(HexBytes(row.job_id)))
-            if chain_job.state != "awarded" or (chain_job.provider or "").lower() != provider.address.lower():
-                self._set(row, JobState.LOST, note=f"{provider.name} refused it (HTTP {status}), job "
-                          f"{chain_job.state} for {chain_job.provider}: {answer[:200]!r}")  # fmt: skip
+            if (
+                chain_job.state is not JobState.AWARDED
+                or chain_job.provider.lower() != provider.address.lower()
+            ):
+                self._set(row, Pursuit.LOST, note=f"{provider.name} refused it (HTTP {status}), job "
+                          f"{chain_job.state.name} for {chain_job.provider}: {answer[:200]!r}")  # fmt: skip
                 return
             raise JobError(f"{provider.name} refused job {row.job_id}: HTTP {status} {answer[:200]!r}")
         if _answer_state(answer) == "declined":
-            self._set(row, JobState.LOST, note=f"{provider.name} declined it on chain")
+            self._set(row, Pursuit.LOST, note=f"{provider.name} declined it on chain")
             return
-        self._set(row, JobState.SENT, input_sent=True)
+        self._set(row, Pursuit.SENT, input_sent=True)
 
-    async def _follow_job(self, row: JobRow, market: MarketGateway) -> None:
+    async def _follow_job(self, row: JobRow, market: AsyncMarket) -> None:
         """Wait for settlement; expire the job once its provider is past the deadline."""
         job = bytes(HexBytes(row.job_id))
         chain_job = await market.job(job)
-        if chain_job.state in FINAL_STATES:
-            state = JobState.SETTLED if chain_job.state == "settled" else JobState.EXPIRED
-            self._set(row, state, note=f"chain state {chain_job.state}")
+        if chain_job.state.final:
+            self._set(row, ENDED[chain_job.state], note=f"chain state {chain_job.state.name}")
             return
-        if (
-            chain_job.state == "awarded"
-            and (chain_job.provider or "").lower() != (row.provider or "").lower()
-        ):
-            self._set(row, JobState.LOST, note="re-awarded to another provider (failover)")
+        if chain_job.state is JobState.AWARDED and chain_job.provider.lower() != (row.provider or "").lower():
+            self._set(row, Pursuit.LOST, note="re-awarded to another provider (failover)")
             return
         now = await self._now()
-        deadline = self._deadline(chain_job) or row.deadline_at or 0
-        dispute_end = int(chain_job.get("dispute_end", default=0))
+        dispute_end = chain_job.dispute_end
         grace = self.section.finalize_grace_s
-        late = chain_job.state == "delivered" and dispute_end and now > dispute_end + grace
+        late = chain_job.state is JobState.DELIVERED and dispute_end and now > dispute_end + grace
         # Backstop: the provider normally finalizes its own optimistic delivery.
         if late and not self.store.job_txs(row.job_id, "finalize"):
-            await self._send_job_tx(row, "finalize", market.finalize_tx(job))
-        # Expire only after the provider's deadline, and only once.
-        if (
-            chain_job.state == "awarded"
-            and deadline
-            and now > deadline
-            and not self.store.job_txs(row.job_id, "expire")
-        ):
-            await self._send_job_tx(row, "expire", market.expire_tx(job))
+            await self._send_job_tx(row, "finalize", market.sync.fn.finalize(job))
+        # Expire only after the provider's deadline (the market's rule, read from it), and only once.
+        if chain_job.state is JobState.AWARDED and not self.store.job_txs(row.job_id, "expire"):
+            deadline = await market.provider_deadline(job) or row.provider_deadline or 0
+            if deadline and now > deadline:
+                await self._send_job_tx(row, "expire", market.sync.fn.expire(job))
         await self._sleep(self.section.job_poll_s)

@@ -6,8 +6,10 @@ What it keeps, and why:
   solver resumes where it stopped.
 * ``blocks``: the hashes of the last ``reorg_depth`` processed blocks; a hash that no longer
   matches the chain marks a reorg, and the highest block that still matches is the fork point.
-* ``jobs``: every intent the solver has seen (from the chain or from ``POST /intents``), what
-  it did about it (``state``) and what the chain said (award, settlement). Rows carry the block
+* ``jobs``: every intent the solver has seen (from the chain or from ``POST /intents``), how
+  far it pursued it (``pursuit``: a :class:`Pursuit`, the solver's own record, not the chain's
+  :class:`tender.chain.JobState`) and what the chain said (award, provider deadline,
+  settlement). Rows carry the block
   that created them so a rollback forgets exactly what the dropped blocks taught it.
 * ``txs``: every transaction the solver signed, written *before* it is broadcast: after a
   crash the solver knows each nonce it used and the bytes it may have sent, and never bids
@@ -21,7 +23,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -30,7 +32,10 @@ from typing import Any
 
 from solver._errors import StoreError
 
-__all__ = ["JobRow", "JobState", "Store", "TxRow", "TxState"]
+__all__ = ["JobRow", "Pursuit", "Store", "TxRow", "TxState"]
+
+#: The schema's version (``meta.schema``); :meth:`Store._migrate` brings older files up to it.
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,7 +48,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     signature TEXT,
     posted_block INTEGER,
     posted_at INTEGER,
-    state TEXT NOT NULL,
+    pursuit TEXT NOT NULL,
     provider TEXT,
     price TEXT,
     latency INTEGER,
@@ -51,7 +56,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     awarded_block INTEGER,
     winner TEXT,
     award_price TEXT,
-    deadline_at INTEGER,
+    provider_deadline INTEGER,
     input_sent INTEGER NOT NULL DEFAULT 0,
     final_block INTEGER,
     last_bidder TEXT,
@@ -59,7 +64,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     note TEXT,
     updated REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+CREATE INDEX IF NOT EXISTS jobs_pursuit ON jobs (pursuit);
 CREATE TABLE IF NOT EXISTS txs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     sender TEXT NOT NULL,
@@ -82,8 +87,11 @@ CREATE INDEX IF NOT EXISTS txs_job ON txs (job_id, purpose);
 """
 
 
-class JobState(StrEnum):
-    """Where a job stands for this solver."""
+class Pursuit(StrEnum):
+    """How far this solver has pursued a job: what it decided and what came of it.
+
+    The solver's own record; where the job stands on chain is a :class:`tender.chain.JobState`.
+    """
 
     SEEN = "seen"  # intent known, not decided yet
     BID = "bid"  # our bid is (or was) on the market; waiting for the window's end
@@ -94,11 +102,12 @@ class JobState(StrEnum):
     SENT = "sent"  # input handed to the provider
     SETTLED = "settled"  # delivered and paid: nothing left to do
     EXPIRED = "expired"  # the provider missed its deadline and we (or anyone) expired it
+    SLASHED = "slashed"  # our provider's delivery was challenged and it failed to prove it
     DROPPED = "dropped"  # its intent vanished in a reorg or expired before posting
 
     @property
     def open(self) -> bool:
-        return self in (JobState.SEEN, JobState.BID, JobState.FILLING, JobState.WON, JobState.SENT)
+        return self in (Pursuit.SEEN, Pursuit.BID, Pursuit.FILLING, Pursuit.WON, Pursuit.SENT)
 
 
 class TxState(StrEnum):
@@ -119,7 +128,7 @@ class JobRow:
     signature: str | None
     posted_block: int | None
     posted_at: int | None
-    state: JobState
+    pursuit: Pursuit
     provider: str | None
     price: int | None
     latency: int | None
@@ -127,7 +136,7 @@ class JobRow:
     awarded_block: int | None
     winner: str | None
     award_price: int | None
-    deadline_at: int | None
+    provider_deadline: int | None
     input_sent: bool
     final_block: int | None
     last_bidder: str | None
@@ -158,7 +167,11 @@ def _int(value: Any) -> int | None:
 
 
 class Store:
-    """The solver's SQLite store. ``Store(":memory:")`` works for tests."""
+    """The solver's SQLite store. ``Store(":memory:")`` works for tests.
+
+    It is the :class:`tender.chain.FeedCursor` of the solver's event feed: the feed's position
+    and the recent block hashes live in the same file, and the same transactions, as the jobs.
+    """
 
     def __init__(self, path: Path | str) -> None:
         if str(path) != ":memory:":
@@ -168,10 +181,31 @@ class Store:
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._migrate()
             self._db.executescript(_SCHEMA)
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+            )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the solver store {path}: {exc}") from exc
         self._depth = 0
+
+    def _migrate(self) -> None:
+        """Bring a store written by an older solver up to :data:`SCHEMA_VERSION`, in place.
+
+        Version 1 named the solver's record of a job ``state`` (the word the chain uses for
+        its own job states) and the provider deadline ``deadline_at``.
+        """
+        columns = {str(r[1]) for r in self._db.execute("PRAGMA table_info(jobs)")}
+        if "state" not in columns:
+            return
+        self._db.executescript(
+            "BEGIN IMMEDIATE;"
+            "DROP INDEX IF EXISTS jobs_state;"
+            "ALTER TABLE jobs RENAME COLUMN state TO pursuit;"
+            "ALTER TABLE jobs RENAME COLUMN deadline_at TO provider_deadline;"
+            "COMMIT;"
+        )
 
     def close(self) -> None:
         self._db.close()
@@ -234,13 +268,13 @@ class Store:
         rows = self._db.execute("SELECT number, hash FROM blocks ORDER BY number DESC").fetchall()
         return [(int(r[0]), str(r[1])) for r in rows]
 
-    def advance(self, to: int, hashes: dict[int, str], *, keep: int) -> None:
-        """Record processed blocks up to ``to`` (call inside the transaction holding their events)."""
+    def advance(self, last: int, hashes: Mapping[int, str], *, keep: int) -> None:
+        """Record processed blocks up to ``last`` (call inside the transaction holding their events)."""
         self._db.executemany(
             "INSERT OR REPLACE INTO blocks (number, hash) VALUES (?, ?)", sorted(hashes.items())
         )
-        self._db.execute("DELETE FROM blocks WHERE number <= ?", (to - keep,))
-        self.set_meta("cursor", str(to))
+        self._db.execute("DELETE FROM blocks WHERE number <= ?", (last - keep,))
+        self.set_meta("cursor", str(last))
 
     def rollback(self, fork: int) -> list[str]:
         """Forget everything learnt from blocks after ``fork``; return the job ids touched.
@@ -259,7 +293,7 @@ class Store:
             ]
             now = time.time()
             self._db.execute(
-                "UPDATE jobs SET state = 'dropped', note = 'reorged out', updated = ? "
+                "UPDATE jobs SET pursuit = 'dropped', note = 'reorged out', updated = ? "
                 "WHERE posted_block > ? AND signature IS NULL",
                 (now, fork),
             )
@@ -271,9 +305,9 @@ class Store:
             # An award or settlement undone: the job is back to its pre-award state. Whether
             # we bid is in the txs table; the job task re-reads the chain and acts again.
             self._db.execute(
-                "UPDATE jobs SET awarded_block = NULL, winner = NULL, award_price = NULL, deadline_at = NULL, "
-                "final_block = NULL, state = CASE WHEN provider IS NULL THEN 'seen' ELSE 'bid' END, updated = ? "
-                "WHERE (awarded_block > ? OR final_block > ?) AND state != 'dropped'",
+                "UPDATE jobs SET awarded_block = NULL, winner = NULL, award_price = NULL, provider_deadline = NULL, "
+                "final_block = NULL, pursuit = CASE WHEN provider IS NULL THEN 'seen' ELSE 'bid' END, updated = ? "
+                "WHERE (awarded_block > ? OR final_block > ?) AND pursuit != 'dropped'",
                 (now, fork, fork),
             )
             self._db.execute(
@@ -298,43 +332,45 @@ class Store:
     ) -> bool:
         """Insert a newly seen intent; if known, record its posting. True when it is new."""
         job_id = job_id.lower()
-        row = self._db.execute("SELECT state, posted_block FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        row = self._db.execute(
+            "SELECT pursuit, posted_block FROM jobs WHERE job_id = ?", (job_id,)
+        ).fetchone()
         now = time.time()
         if row is None:
             self._db.execute(
-                "INSERT INTO jobs (job_id, market, auction, intent, signature, posted_block, posted_at, state, updated) "
+                "INSERT INTO jobs (job_id, market, auction, intent, signature, posted_block, posted_at, pursuit, updated) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, 'seen', ?)",
                 (job_id, market, auction, json.dumps(intent), signature, posted_block, posted_at, now),
             )
             return True
         if posted_block is not None:
-            revived = "seen" if row["state"] == "dropped" else row["state"]
+            revived = "seen" if row["pursuit"] == "dropped" else row["pursuit"]
             self._db.execute(
-                "UPDATE jobs SET posted_block = ?, posted_at = ?, state = ?, updated = ? WHERE job_id = ?",
+                "UPDATE jobs SET posted_block = ?, posted_at = ?, pursuit = ?, updated = ? WHERE job_id = ?",
                 (posted_block, posted_at, revived, now, job_id),
             )
-            return bool(row["state"] == "dropped")
+            return bool(row["pursuit"] == "dropped")
         return False
 
     def job(self, job_id: str) -> JobRow | None:
         row = self._db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id.lower(),)).fetchone()
         return None if row is None else self._job(row)
 
-    def jobs(self, *states: JobState) -> list[JobRow]:
-        if states:
-            marks = ",".join("?" * len(states))
+    def jobs(self, *pursuits: Pursuit) -> list[JobRow]:
+        if pursuits:
+            marks = ",".join("?" * len(pursuits))
             rows = self._db.execute(
-                f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY rowid", [s.value for s in states]
+                f"SELECT * FROM jobs WHERE pursuit IN ({marks}) ORDER BY rowid", [p.value for p in pursuits]
             ).fetchall()
         else:
             rows = self._db.execute("SELECT * FROM jobs ORDER BY rowid").fetchall()
         return [self._job(r) for r in rows]
 
     def open_jobs(self) -> list[JobRow]:
-        return self.jobs(*(s for s in JobState if s.open))
+        return self.jobs(*(p for p in Pursuit if p.open))
 
     def update_job(self, job_id: str, **fields: Any) -> None:
-        """Set columns of a job (``state=JobState.WON, winner=...``); ints stored as text when big."""
+        """Set columns of a job (``pursuit=Pursuit.WON, winner=...``); ints stored as text when big."""
         if not fields:
             return
         values: list[Any] = []
@@ -352,7 +388,7 @@ class Store:
         )
 
     def counts(self) -> dict[str, int]:
-        rows = self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+        rows = self._db.execute("SELECT pursuit, COUNT(*) FROM jobs GROUP BY pursuit").fetchall()
         return {str(r[0]): int(r[1]) for r in rows}
 
     @staticmethod
@@ -365,7 +401,7 @@ class Store:
             signature=row["signature"],
             posted_block=row["posted_block"],
             posted_at=row["posted_at"],
-            state=JobState(row["state"]),
+            pursuit=Pursuit(row["pursuit"]),
             provider=row["provider"],
             price=_int(row["price"]),
             latency=row["latency"],
@@ -373,7 +409,7 @@ class Store:
             awarded_block=row["awarded_block"],
             winner=row["winner"],
             award_price=_int(row["award_price"]),
-            deadline_at=row["deadline_at"],
+            provider_deadline=row["provider_deadline"],
             input_sent=bool(row["input_sent"]),
             final_block=row["final_block"],
             last_bidder=row["last_bidder"],

@@ -29,6 +29,7 @@ from eth_account.signers.local import LocalAccount
 from eth_account.typed_transactions import TypedTransaction
 from hexbytes import HexBytes
 from web3 import AsyncWeb3
+from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import TxParams, TxReceipt
 
@@ -176,9 +177,16 @@ class TxManager:
         return bytes(signed.raw_transaction), HexBytes(signed.hash).to_0x_hex()
 
     async def send(
-        self, tx: TxParams, *, purpose: str, job_id: str | None = None, gas: int | None = None
+        self,
+        tx: TxParams | ContractFunction,
+        *,
+        purpose: str,
+        job_id: str | None = None,
+        gas: int | None = None,
     ) -> TxRow:
-        """Sign ``tx`` (``to``, ``data``, ``value``), persist it, broadcast it; return its row.
+        """Sign ``tx`` (``to``, ``data``, ``value``; or a contract call such as
+        ``market.fn.award(job_id)`` of a :class:`tender.chain.Market`), persist it, broadcast it;
+        return its row.
 
         ``gas`` skips estimation (a revert then shows in the receipt, not here).
 
@@ -186,6 +194,8 @@ class TxManager:
             ContractRevert: the call reverts (found while estimating gas).
             TransactionFailed: the node refused the transaction for good.
         """
+        if isinstance(tx, ContractFunction):
+            tx = unsent(tx)
         if gas is None:
             gas = int(await self.estimate(tx) * 1.2) + 10_000
         max_fee, tip = await self._fees()
@@ -373,6 +383,11 @@ class TxManager:
                         row.id, state=TxState.SENT.value, block=None, gas_used=None, fee_paid=None
                     )
         self._next = None
+
+
+def unsent(call: ContractFunction) -> TxParams:
+    """The transaction that makes ``call`` (a contract function with its arguments), unsigned."""
+    return cast(TxParams, {"to": call.address, "data": call._encode_transaction_data(), "value": 0})
 
 
 def _decode_raw(raw: bytes) -> dict[str, Any]:

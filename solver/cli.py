@@ -50,7 +50,7 @@ def run(config_path: Path, log_level: str) -> None:
 @group.command()
 @_CONFIG
 def status(config_path: Path) -> None:
-    """Jobs by state and the last processed block, from the solver's store."""
+    """Jobs by pursuit (how far the solver took each) and the last processed block, from its store."""
     from solver._store import Store
 
     _, section = load_config(config_path)
@@ -60,10 +60,10 @@ def status(config_path: Path) -> None:
     store = Store(section.db_path)
     try:
         table = Table(title=f"solver store {section.db_path}")
-        table.add_column("state")
+        table.add_column("pursuit")
         table.add_column("jobs", justify="right")
-        for state, count in sorted(store.counts().items()):
-            table.add_row(state, str(count))
+        for pursuit, count in sorted(store.counts().items()):
+            table.add_row(pursuit, str(count))
         Console().print(table)
         Console().print(f"last processed block: {store.cursor}")
     finally:

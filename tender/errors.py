@@ -39,6 +39,10 @@ class ChainError(TenderError):
     """Talking to the chain failed."""
 
 
+class FeedError(ChainError):
+    """An event feed cannot follow the chain (a reorg deeper than it remembers)."""
+
+
 class ArtifactError(ChainError):
     """A contract's build artefact (ABI, bytecode) is missing or unreadable."""
 

@@ -2,8 +2,10 @@
 
 One loop, one pass every ``poll_interval_s``:
 
-1. **scan** the markets' logs from the stored cursor to the head and record every job's state
-   in SQLite (the cursor advances only after the events are stored);
+1. **scan** the markets' events from the stored cursor to the head (a
+   :class:`~tender.chain.EventFeed` whose cursor is the SQLite store: the events and the cursor
+   are stored together) and fold each job's state with :class:`~tender.chain.JobView`'s rule; a
+   reorg rebuilds the jobs it touched;
 2. **judge** each new optimistic delivery: fetch the input from the intent's
    ``inputLocation``, check it against the commitment, re-execute the model and compare
    (:func:`verifier._models.judge`);
@@ -26,21 +28,32 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from web3 import Web3
 
 from tender.chain import (
-    DecodedLog,
+    AuditRequired,
+    Awarded,
+    Challenged,
+    Delivered,
     Deployment,
+    Event,
+    EventFeed,
+    FailedOver,
+    FeedCursor,
+    IntentPosted,
+    JobState,
+    JobView,
     Market,
+    Proved,
     Registry,
+    Slashed,
     Staking,
     Token,
     TxSender,
     connect,
-    tender_log_decoder,
 )
 from tender.daemon import Daemon
 from tender.errors import ChainError, ContractRevert, TenderError, TransactionFailed
@@ -64,8 +77,6 @@ EXIT_CRASHED = 3
 #: Reverts that only mean "someone else got there first" or "not due yet".
 _EXPECTED_REVERTS = frozenset({"InvalidState", "NotExpired", "ChallengeWindowOpen", "ChallengeWindowClosed",
                                "ProofDeadlinePassed"})  # fmt: skip
-
-_DELIVERED_STATES = {3: "delivered", 5: "proof_required", 6: "settled"}
 
 
 class Agent(Daemon):
@@ -119,9 +130,12 @@ class Agent(Daemon):
         self.registry = Registry(self.w3, self.deployment.registry)
         self.staking = Staking(self.w3, self.deployment.staking)
         self.token = Token(self.w3, self.deployment.token, sender=self.sender)
-        self.decoder = tender_log_decoder()
         self.store = Store(self.settings.state_path(self.chain_id))
         self.store.bind(chain_id=self.chain_id, markets={n: m.address for n, m in self.markets.items()})
+        cursor: FeedCursor = self.store  # the events and the cursor are stored together
+        self.feed = EventFeed(self.w3, [m.address for m in self.markets.values()], cursor=cursor,
+                              confirmations=chain.confirmations, chunk=self.settings.log_chunk,
+                              start_block=self.settings.from_block or self.deployment.block)  # fmt: skip
         self.actions = ActionSender(
             self.sender,
             self.store,
@@ -182,78 +196,71 @@ class Agent(Daemon):
     # -- 1. scan --------------------------------------------------------------------------
 
     def scan(self) -> int:
-        """Record the events of blocks after the cursor; returns how many were handled."""
-        head = int(self.w3.eth.block_number) - self.config.chain.confirmations
-        cursor = self.store.cursor
-        start = (cursor + 1) if cursor is not None else (self.settings.from_block or self.deployment.block)
+        """Record the events of the blocks after the cursor, up to the head less the confirmations;
+        returns how many job events were handled. A reorg rolls back the jobs it touched first."""
         handled = 0
-        addresses = [m.address for m in self.markets.values()]
-        while start <= head:
-            end = min(start + self.settings.log_chunk - 1, head)
-            logs = self.w3.eth.get_logs({"address": addresses, "fromBlock": start, "toBlock": end})  # type: ignore[typeddict-item]
-            for raw in logs:
-                event = self.decoder.decode(raw)
-                if event is not None and "job_id" in event.args:
+
+        def record(events: list[Event]) -> None:
+            nonlocal handled
+            for event in events:
+                if isinstance(getattr(event, "job_id", None), bytes):
                     self.handle(event)
                     handled += 1
-            self.store.cursor = end
-            start = end + 1
+
+        while self.feed.step(record, self.rebuild):
+            pass
         return handled
 
-    def handle(self, event: DecodedLog) -> None:
-        """Fold one market event into the stored job."""
-        args = event.args
-        job = "0x" + bytes(args["job_id"]).hex()
+    def rebuild(self, fork: int, touched: Sequence[Any]) -> None:
+        """After a reorg back to block ``fork``: fold each job it touched again from its events up to
+        the fork (the feed then reads the new chain after it)."""
+        for job in touched:
+            job_id = bytes.fromhex(str(job)[2:])
+            events = self.feed.read(self.feed.start_block, fork, job_id=job_id)
+            with self.store.transaction():
+                self.store.forget_job(str(job))
+                for event in events:
+                    self.handle(event)
+            log(logger, "job.rebuilt", level=logging.WARNING, job_id=job, fork=fork, events=len(events))
+
+    def handle(self, event: Event) -> None:
+        """Fold one market event into the stored job: its state by the lifecycle's rule
+        (:class:`~tender.chain.JobView`), and what the agent's duties need (deadlines, output, challenger)."""
+        job_id = getattr(event, "job_id", None)
+        if not isinstance(job_id, bytes):
+            return
+        job = "0x" + job_id.hex()
         market = self._by_address.get(Web3.to_checksum_address(event.address), "?")
-        name = event.name
-        if name == "IntentPosted":
-            intent = Intent.from_abi(args["intent"])
-            self.store.upsert_job(job, market, state="open", proof_mode=int(intent.proof_mode),
-                                  detail={"intent": intent.to_json(), "escrow": str(args["escrow"])})  # fmt: skip
-        elif name == "Awarded":
-            self.store.upsert_job(job, market, state="awarded", provider=str(args["provider"]),
-                                  deadline=int(args["provider_deadline"]))  # fmt: skip
-        elif name == "FailedOver":
-            deadline = self.markets[market].provider_deadline(bytes(args["job_id"]))
-            self.store.upsert_job(job, market, state="awarded", provider=str(args["to"]), deadline=deadline)
-        elif name == "Delivered":
-            state = _DELIVERED_STATES.get(int(args["state"]), "delivered")
-            self.store.upsert_job(job, market, state=state, challenge_deadline=int(args["dispute_end"]),
-                                  verdict=None, detail={"output": [str(v) for v in args["output"]],
-                                                        "deliver_block": event.block_number})  # fmt: skip
-        elif name == "AuditRequired":
-            self.store.upsert_job(
-                job, market, state="proof_required", challenge_deadline=int(args["proof_deadline"])
-            )
-        elif name == "Challenged":
-            self.store.upsert_job(job, market, state="challenged", challenge_deadline=int(args["proof_deadline"]),
-                                  detail={"challenger": str(args["challenger"]), "bond": str(args["bond"])})  # fmt: skip
-        elif name == "Proved":
-            row = self.store.job(job)
-            self.store.upsert_job(job, market, state="settled")
+        row = self.store.job(job)
+        before = JobView(job_id, state=row.state if row is not None else JobState.NONE)
+        fields: dict[str, Any] = {"state": before.apply(event).state}
+        if isinstance(event, IntentPosted):
+            fields.update(proof_mode=int(event.intent.proof_mode),
+                          detail={"intent": event.intent.to_json(), "escrow": str(event.escrow)})  # fmt: skip
+        elif isinstance(event, Awarded):
+            fields.update(provider=event.provider, deadline=event.provider_deadline)
+        elif isinstance(event, FailedOver):  # its Awarded (same transaction, just before) set the deadline
+            fields.update(provider=event.to)
+        elif isinstance(event, Delivered):
+            fields.update(challenge_deadline=event.dispute_end, verdict=None,
+                          detail={"output": [str(v) for v in event.output], "deliver_block": event.block_number})  # fmt: skip
+        elif isinstance(event, AuditRequired):
+            fields.update(challenge_deadline=event.proof_deadline)
+        elif isinstance(event, Challenged):
+            fields.update(challenge_deadline=event.proof_deadline,
+                          detail={"challenger": event.challenger, "bond": str(event.bond)})  # fmt: skip
+        elif isinstance(event, Proved):
             if row is not None and row.detail.get("challenger") == self.address:
                 self.store.add_reward(tx_hash=Web3.to_hex(event.tx_hash), log_index=event.log_index, job_id=job,
-                                      kind="bonds_lost", amount=-int(args["bond_paid"]), block=event.block_number)  # fmt: skip
-        elif name == "Settled":
-            self.store.upsert_job(job, market, state="settled")
-        elif name == "Expired":
-            self.store.upsert_job(job, market, state="expired")
-        elif name == "Refunded":
-            row = self.store.job(job)
-            if row is None or row.state in ("open", "seen"):
-                self.store.upsert_job(job, market, state="refunded")
-        elif name == "Slashed":
-            row = self.store.job(job)
-            self.store.upsert_job(job, market, state="slashed")
-            if (
-                row is not None
-                and row.detail.get("challenger") == self.address
-                and int(args["to_challenger"])
-            ):
+                                      kind="bonds_lost", amount=-event.bond_paid, block=event.block_number)  # fmt: skip
+        elif isinstance(event, Slashed):
+            if row is not None and row.detail.get("challenger") == self.address and event.to_challenger:
                 self.store.add_reward(tx_hash=Web3.to_hex(event.tx_hash), log_index=event.log_index, job_id=job,
-                                      kind="challenge", amount=int(args["to_challenger"]), block=event.block_number)  # fmt: skip
-            log(logger, "job.slashed", job_id=job, to_challenger=args["to_challenger"],
-                to_requester=args["to_requester"])  # fmt: skip
+                                      kind="challenge", amount=event.to_challenger, block=event.block_number)  # fmt: skip
+            log(logger, "job.slashed", job_id=job, to_challenger=event.to_challenger,
+                to_requester=event.to_requester)  # fmt: skip
+        self.store.upsert_job(job, market, **fields)
+        self.store.touch(job, event.block_number)
 
     # -- 2. judge -------------------------------------------------------------------------
 
@@ -271,7 +278,7 @@ class Agent(Daemon):
         return self._models[model_id]
 
     def judge_pending(self) -> None:
-        for row in self.store.jobs("delivered"):
+        for row in self.store.jobs(JobState.DELIVERED):
             if row.verdict is None and row.proof_mode == int(ProofMode.OPTIMISTIC):
                 verdict, reason = self.judge_job(row.job_id, row.detail)
                 self.store.upsert_job(row.job_id, row.market, verdict=verdict, detail={"reason": reason})
@@ -309,29 +316,31 @@ class Agent(Daemon):
     def act(self, now: int) -> None:
         """Send every duty that is due at chain time ``now``."""
         margin = self.settings.challenge_margin_s
-        for row in self.store.jobs("awarded", "delivered", "challenged", "proof_required"):
+        for row in self.store.jobs(
+            JobState.AWARDED, JobState.DELIVERED, JobState.CHALLENGED, JobState.PROOF_REQUIRED
+        ):
             job = bytes.fromhex(row.job_id[2:])
             market = self.markets.get(row.market)
             if market is None:
                 continue
-            if row.state == "delivered" and row.verdict == "wrong" and self.settings.challenge:
+            if row.state is JobState.DELIVERED and row.verdict == "wrong" and self.settings.challenge:
                 if row.challenge_deadline is not None and now < row.challenge_deadline - margin:
                     self._do(row.job_id, "challenge", market.fn.challenge(job))
                     continue
                 if self.store.action(row.job_id, "challenge") is None:
                     self.store.record_skipped(row.job_id, "challenge", "the challenge window was closing")
                     log(logger, "challenge.missed", level=logging.ERROR, job_id=row.job_id)
-            if row.state == "awarded" and self.settings.expire and row.deadline and now > row.deadline:
+            if row.state is JobState.AWARDED and self.settings.expire and row.deadline and now > row.deadline:
                 self._do(row.job_id, f"expire:{row.provider}", market.fn.expire(job))
             elif (
-                row.state == "delivered"
+                row.state is JobState.DELIVERED
                 and self.settings.finalize
                 and _due(row.challenge_deadline, now, at=True)
             ):
                 # unchallenged (or too late to challenge) and the window has closed: settle it
                 self._do(row.job_id, "finalize", market.fn.finalize(job))
             elif (
-                row.state in ("challenged", "proof_required")
+                row.state in (JobState.CHALLENGED, JobState.PROOF_REQUIRED)
                 and self.settings.expire
                 and _due(row.challenge_deadline, now)
             ):
@@ -386,7 +395,7 @@ class Agent(Daemon):
             )
         market = self.markets[name]
         job = market.job(job_id)
-        if job.state.name not in ("CHALLENGED", "PROOF_REQUIRED"):
+        if job.state not in (JobState.CHALLENGED, JobState.PROOF_REQUIRED):
             raise RelayRefused(
                 409, "not_disputed", f"job is {job.state.name.lower()}, nothing to prove", "jobId"
             )

@@ -51,12 +51,27 @@ from web3.exceptions import ContractLogicError, Web3RPCError
 from tender.chain import (
     INPUT_HASHED,
     INPUT_POLYCOMMIT,
+    Awarded,
+    Challenged,
+    Delivered,
     Deployment,
     DisputeTerms,
+    Event,
+    Expired,
+    FailedOver,
+    FeesWithdrawn,
+    IntentPosted,
     Job,
+    JobState,
+    Proved,
+    Refunded,
     Registry,
+    Settled,
+    Slashed,
+    StakeSlashed,
     Staking,
     Token,
+    Withdrawn,
     market_instances,
     polycommit_commitment,
 )
@@ -73,9 +88,6 @@ from verifier._report import AuditReport, JobAudit, Status
 logger = logging.getLogger("verifier.audit")
 
 BPS = 10_000
-_STATE_NAMES = {0: "none", 1: "open", 2: "awarded", 3: "delivered", 4: "challenged", 5: "proof_required",
-                6: "settled", 7: "refunded", 8: "expired", 9: "slashed"}  # fmt: skip
-_TERMINAL = {"settled", "refunded", "expired", "slashed"}
 
 
 @dataclass(frozen=True)
@@ -188,7 +200,7 @@ class Auditor:
         self.source.prefetch(
             receipts=[e.tx_hash for h in histories for e in h.events],
             transactions=[
-                e.tx_hash for h in histories for e in h.events if e.name in ("Delivered", "Proved")
+                e.tx_hash for h in histories for e in h.events if isinstance(e, Delivered | Proved)
             ],
         )
         self._provider_of = {h.job_id: p for h in histories if (p := self._provider(h)) is not None}
@@ -204,7 +216,7 @@ class Auditor:
     def audit_job(self, history: JobHistory) -> JobAudit:
         """All checks of one job (never raises for a chain-data problem: it becomes a failure)."""
         mode = "?" if history.intent is None else ProofMode(history.intent.proof_mode).name.lower()
-        audit = JobAudit("0x" + history.job_id.hex(), history.market, history.state, mode)
+        audit = JobAudit("0x" + history.job_id.hex(), history.market, history.state.name.lower(), mode)
         if history.intent is None:
             audit.add("events", Status.FAIL, "no IntentPosted event for this job in the scanned range")
             return audit
@@ -259,41 +271,25 @@ class Auditor:
 
     @staticmethod
     def _provider(h: JobHistory) -> str | None:
-        provider = None
-        for event in h.events:
-            if event.name == "Awarded":
-                provider = event.args["provider"]
-            elif event.name == "FailedOver":
-                provider = event.args["to"]
-        return None if provider is None else Web3.to_checksum_address(provider)
+        """The provider of the last award (``None`` when the job was never awarded)."""
+        provider = h.view.provider
+        return Web3.to_checksum_address(provider) if provider else None
 
     def _check_events(self, h: JobHistory, audit: JobAudit) -> tuple[Status, str]:
         job = self._stored_job(h)
         problems: list[str] = []
-        stored = _STATE_NAMES.get(int(job.state), str(job.state))
-        if stored != h.state:
-            problems.append(f"stored state {stored}, events say {h.state}")
-        award = h.last("Awarded")
-        failover = h.last("FailedOver")
+        view = h.view
+        if job.state != view.state:
+            problems.append(f"stored state {job.state.name.lower()}, events say {view.state.name.lower()}")
+        award = h.last(Awarded)
+        failover = h.last(FailedOver)
         if award is not None:
-            provider = (
-                failover.args["to"]
-                if failover and failover.block_number >= award.block_number
-                else award.args["provider"]
-            )
-            price = (
-                failover.args["price"]
-                if failover and failover.block_number >= award.block_number
-                else award.args["price"]
-            )
-            if Web3.to_checksum_address(job.provider) != Web3.to_checksum_address(provider):
-                problems.append(f"stored provider {job.provider}, events say {provider}")
-            if int(job.price) != int(price):
-                problems.append(f"stored price {job.price}, events say {price}")
-            if failover is None and int(job.stake_locked) != int(award.args["stake_locked"]):
-                problems.append(
-                    f"stored stakeLocked {job.stake_locked}, Awarded says {award.args['stake_locked']}"
-                )
+            if Web3.to_checksum_address(job.provider) != Web3.to_checksum_address(view.provider):
+                problems.append(f"stored provider {job.provider}, events say {view.provider}")
+            if int(job.price) != view.price:
+                problems.append(f"stored price {job.price}, events say {view.price}")
+            if failover is None and int(job.stake_locked) != award.stake_locked:
+                problems.append(f"stored stakeLocked {job.stake_locked}, Awarded says {award.stake_locked}")
         if h.intent is not None:
             if bytes(job.model_id) != bytes(h.intent.model_id):
                 problems.append("stored modelId differs from the intent's")
@@ -301,27 +297,23 @@ class Auditor:
                 problems.append("stored inputCommitment differs from the intent's")
             if int(job.max_price) != int(h.intent.max_price):
                 problems.append(f"stored maxPrice {job.max_price}, intent says {h.intent.max_price}")
-        challenge = h.last("Challenged")
+        challenge = h.last(Challenged)
         if challenge is not None:
-            if Web3.to_checksum_address(job.challenger) != Web3.to_checksum_address(
-                challenge.args["challenger"]
-            ):
+            if Web3.to_checksum_address(job.challenger) != Web3.to_checksum_address(challenge.challenger):
                 problems.append("stored challenger differs from Challenged")
-            if int(job.challenge_bond) != int(challenge.args["bond"]):
-                problems.append(f"stored bond {job.challenge_bond}, Challenged says {challenge.args['bond']}")
-        delivered = h.last("Delivered")
+            if int(job.challenge_bond) != challenge.bond:
+                problems.append(f"stored bond {job.challenge_bond}, Challenged says {challenge.bond}")
+        delivered = h.last(Delivered)
         if delivered is not None:
-            output = [int(v) for v in delivered.args["output"]]
-            if output_hash(output) != bytes(delivered.args["output_hash"]):
+            output = list(delivered.output)
+            if output_hash(output) != delivered.output_hash:
                 problems.append("Delivered.outputHash is not the hash of Delivered.output")
-            if job.output_hash != bytes(32) and bytes(job.output_hash) != bytes(
-                delivered.args["output_hash"]
-            ):
+            if job.output_hash != bytes(32) and bytes(job.output_hash) != delivered.output_hash:
                 problems.append("stored outputHash differs from Delivered's")
             call = self.history.delivery_call(h)
             if call is not None and [int(v) for v in call.args["output"]] != output:
                 problems.append("the deliver calldata's output differs from the Delivered event's")
-        if audit.state in _TERMINAL and award is not None:
+        if view.state.final and award is not None:
             locked = self._staking_locked(job.provider, h.job_id)
             if locked:
                 problems.append(f"{locked} of stake still locked for a finished job")
@@ -428,21 +420,22 @@ class Auditor:
 
     def _check_proof(self, h: JobHistory, audit: JobAudit) -> tuple[Status, str]:
         assert h.intent is not None
-        delivered = h.last("Delivered")
+        delivered = h.last(Delivered)
         if delivered is None:
             return Status.SKIP, "never delivered"
-        output = [int(v) for v in delivered.args["output"]]
+        output = list(delivered.output)
         record = self.model(bytes(h.intent.model_id))
         proof_bytes: bytes | None = None
         where = ""
-        if h.named("Proved"):
+        proved = bool(h.named(Proved))
+        if proved:
             call = self.history.prove_call(h)
             proof_bytes, where = (bytes(call.args["proof"]) if call else None), "prove"
         else:
             call = self.history.delivery_call(h)
             if call is not None and bytes(call.args["proof"]):
                 proof_bytes, where = bytes(call.args["proof"]), "deliver"
-        settled_by_proof = int(delivered.args["state"]) == 6 or bool(h.named("Proved"))
+        settled_by_proof = delivered.state is JobState.SETTLED or proved
         if proof_bytes is None:
             if settled_by_proof:
                 raise ReconstructionError("the job settled on a proof but no proof was found in calldata")
@@ -476,7 +469,7 @@ class Auditor:
         if data is None:
             return Status.SKIP, "optimistic, no proof, input not inline"
         verdict = judge(record.bundle, data, output)
-        if h.state == "slashed":
+        if h.state is JobState.SLASHED:
             return Status.OK, f"slashed; re-executed: {verdict.reason}"
         status = Status.FAIL if verdict.wrong else Status.OK
         return status, f"optimistic, no proof; re-executed: {verdict.reason}"
@@ -490,17 +483,17 @@ class Auditor:
 
     def _check_amounts(self, h: JobHistory, audit: JobAudit) -> tuple[Status, str]:
         assert h.intent is not None
-        escrow = int(h.posted["escrow"])
-        fee_bps = int(h.posted["fee_bps"])
+        assert h.posted is not None
+        escrow, fee_bps = h.posted.escrow, h.posted.fee_bps
         max_price = int(h.intent.max_price)
         problems: list[str] = []
         amounts: dict[str, int] = {"escrow": escrow}
         if escrow != max_price + max_price * fee_bps // BPS:
             problems.append(f"escrow {escrow} is not maxPrice {max_price} plus {fee_bps} bps")
         requester = h.intent.requester
-        challenge = h.last("Challenged")
-        challenger = Web3.to_checksum_address(challenge.args["challenger"]) if challenge else None
-        bond = int(challenge.args["bond"]) if challenge else 0
+        challenge = h.last(Challenged)
+        challenger = Web3.to_checksum_address(challenge.challenger) if challenge else None
+        bond = challenge.bond if challenge else 0
         locked = 0  # the stake locked by the current award
         # Token movements each transaction must show (into the market by payer, out of it by payee).
         # The market pays nothing out while running a job: settlements, refunds and returned bonds
@@ -522,27 +515,26 @@ class Auditor:
                 slashes.setdefault(tx, {})[to] = slashes.setdefault(tx, {}).get(to, 0) + amount
 
         for event in h.events:
-            args, tx = event.args, event.tx_hash
-            if event.name == "IntentPosted":
+            tx = event.tx_hash
+            if isinstance(event, IntentPosted):
                 if self.from_credit(tx, requester, h.market_address, escrow):
                     amounts["escrow_from_credit"] = escrow
                     expect(tx)
                 else:
                     expect(tx, into=(requester, escrow))
-            elif event.name in ("Awarded", "FailedOver"):
-                if event.name == "Awarded":
-                    locked = int(args["stake_locked"])
-            elif event.name == "Challenged":
-                payer, posted = Web3.to_checksum_address(args["challenger"]), int(args["bond"])
+            elif isinstance(event, Awarded):
+                locked = event.stake_locked
+            elif isinstance(event, Challenged):
+                payer, posted = Web3.to_checksum_address(event.challenger), event.bond
                 if self.from_credit(tx, payer, h.market_address, posted):
                     amounts["bond_from_credit"] = posted
                     expect(tx)
                 else:
                     expect(tx, into=(payer, posted))
-            elif event.name == "Settled":
-                price, fee, refund = int(args["price"]), int(args["fee"]), int(args["refund"])
+            elif isinstance(event, Settled):
+                price, fee, refund = event.price, event.fee, event.refund
                 amounts.update(price=price, fee=fee, refund=refund)
-                award_price = self._award_price(h)
+                award_price = h.view.price
                 if price != award_price:
                     problems.append(f"settled price {price}, awarded at {award_price}")
                 if price > max_price:
@@ -551,23 +543,22 @@ class Auditor:
                     problems.append(f"fee {fee} is not {fee_bps} bps of {price}")
                 if price + fee + refund != escrow:
                     problems.append(f"price + fee + refund = {price + fee + refund}, escrow was {escrow}")
-                proved = [e for e in h.named("Proved") if e.tx_hash == tx]
-                bond_paid = int(proved[0].args["bond_paid"]) if proved else 0
+                proved = [e for e in h.named(Proved) if e.tx_hash == tx]
+                bond_paid = proved[0].bond_paid if proved else 0
                 if bond_paid != (bond if proved else 0):
                     problems.append(f"Proved paid bond {bond_paid}, the challenger posted {bond}")
                 amounts["bond_paid"] = bond_paid
                 expect(tx)  # credited: the provider price + bond, the requester the refund
-            elif event.name == "Expired":
-                slashed = int(args["slashed"])
+            elif isinstance(event, Expired):
+                slashed = event.slashed
                 amounts["slashed"] = amounts.get("slashed", 0) + slashed
                 if slashed != locked:
                     problems.append(f"expiry slashed {slashed}, the award locked {locked}")
                 # the stake stays in Staking, credited there to the requester: no token moves
                 slash(tx, requester, slashed)
                 expect(tx)
-            elif event.name == "Slashed":
-                to_req, to_chal = int(args["to_requester"]), int(args["to_challenger"])
-                returned = int(args["bond_returned"])
+            elif isinstance(event, Slashed):
+                to_req, to_chal, returned = event.to_requester, event.to_challenger, event.bond_returned
                 amounts.update(to_requester=to_req, to_challenger=to_chal, bond_returned=returned)
                 if to_req + to_chal != locked:
                     problems.append(f"slashed {to_req + to_chal}, the award locked {locked}")
@@ -584,8 +575,8 @@ class Auditor:
                 if challenger is not None:
                     slash(tx, challenger, to_chal)
                 expect(tx)
-            elif event.name == "Refunded":
-                amount = int(args["amount"])
+            elif isinstance(event, Refunded):
+                amount = event.amount
                 amounts["refunded"] = amount
                 if amount != escrow:
                     problems.append(f"refunded {amount}, escrow was {escrow}")
@@ -617,17 +608,11 @@ class Auditor:
         for event in self.history.market_events:
             if event.tx_hash != tx_hash or Web3.to_checksum_address(event.address) != market:
                 continue
-            if event.name in ("Withdrawn", "FeesWithdrawn") and int(event.args["amount"]):
-                payee = Web3.to_checksum_address(_payee(event))
-                out[payee] = out.get(payee, 0) + int(event.args["amount"])
+            payout = _payout(event)
+            if payout is not None and payout[1]:
+                payee = payout[0]
+                out[payee] = out.get(payee, 0) + payout[1]
         return out
-
-    def _award_price(self, h: JobHistory) -> int:
-        price = 0
-        for event in h.events:
-            if event.name == "Awarded" or event.name == "FailedOver":
-                price = int(event.args["price"])
-        return price
 
     def _expect_transfers(
         self, problems: list[str], tx_hash: bytes, market: str, ins: dict[str, int], outs: dict[str, int]
@@ -648,15 +633,11 @@ class Auditor:
 
     def _expect_slash(self, problems: list[str], tx_hash: bytes, expected: dict[str, int]) -> None:
         """The staking contract's ``StakeSlashed`` events in ``tx_hash`` pay exactly ``expected``."""
-        staking = Web3.to_checksum_address(self.deployment.staking)
         paid: dict[str, int] = {}
-        for raw in self.source.receipt_logs(tx_hash):
-            if Web3.to_checksum_address(raw["address"]) != staking:
-                continue
-            event = self.history.decoder.decode(raw)
-            if event is not None and event.name == "StakeSlashed" and int(event.args["amount"]):
-                to = Web3.to_checksum_address(event.args["recipient"])
-                paid[to] = paid.get(to, 0) + int(event.args["amount"])
+        for event in self.history.receipt_events(tx_hash, self.deployment.staking):
+            if isinstance(event, StakeSlashed) and event.amount:
+                to = Web3.to_checksum_address(event.recipient)
+                paid[to] = paid.get(to, 0) + event.amount
         if paid != expected:
             problems.append(
                 f"tx {tx_hash.hex()[:10]}: stake slashed {_fmt(paid)}, events say {_fmt(expected)}"
@@ -677,7 +658,7 @@ class Auditor:
         market = Web3.to_checksum_address(market)
         entries: list[tuple[int, int, str, str, int, str]] = []  # (block, log, kind, account, amount, job)
 
-        def add(event: Any, kind: str, account: str, amount: int, job: str = "") -> None:
+        def add(event: Event, kind: str, account: str, amount: int, job: str = "") -> None:
             if amount:
                 entries.append((event.block_number, event.log_index, kind, Web3.to_checksum_address(account),
                                 amount, job))  # fmt: skip
@@ -687,29 +668,27 @@ class Auditor:
                 continue
             job = "0x" + h.job_id.hex()[:8]
             requester = h.intent.requester
-            challenger = None
+            challenger: str | None = None
             for event in h.events:
-                args = event.args
-                if event.name == "IntentPosted":
-                    escrow = int(h.posted["escrow"])
-                    if self.from_credit(event.tx_hash, requester, market, escrow):
-                        add(event, "debit", requester, escrow, job)
-                elif event.name == "Challenged":
-                    challenger, bond = args["challenger"], int(args["bond"])
-                    if self.from_credit(event.tx_hash, challenger, market, bond):
-                        add(event, "debit", challenger, bond, job)
-                elif event.name == "Settled":
-                    proved = [e for e in h.named("Proved") if e.tx_hash == event.tx_hash]
-                    bond_paid = int(proved[0].args["bond_paid"]) if proved else 0
-                    add(event, "credit", args["provider"], int(args["price"]) + bond_paid, job)
-                    add(event, "credit", requester, int(args["refund"]), job)
-                elif event.name == "Refunded":
-                    add(event, "credit", requester, int(args["amount"]), job)
-                elif event.name == "Slashed" and challenger is not None:  # its bond back
-                    add(event, "credit", challenger, int(args["bond_returned"]), job)
+                if isinstance(event, IntentPosted):
+                    if self.from_credit(event.tx_hash, requester, market, event.escrow):
+                        add(event, "debit", requester, event.escrow, job)
+                elif isinstance(event, Challenged):
+                    challenger = event.challenger
+                    if self.from_credit(event.tx_hash, challenger, market, event.bond):
+                        add(event, "debit", challenger, event.bond, job)
+                elif isinstance(event, Settled):
+                    proved = [e for e in h.named(Proved) if e.tx_hash == event.tx_hash]
+                    bond_paid = proved[0].bond_paid if proved else 0
+                    add(event, "credit", event.provider, event.price + bond_paid, job)
+                    add(event, "credit", requester, event.refund, job)
+                elif isinstance(event, Refunded):
+                    add(event, "credit", requester, event.amount, job)
+                elif isinstance(event, Slashed) and challenger is not None:  # its bond back
+                    add(event, "credit", challenger, event.bond_returned, job)
         for event in self.history.market_events:
-            if event.name == "Withdrawn" and Web3.to_checksum_address(event.address) == market:
-                add(event, "withdraw", _payee(event), int(event.args["amount"]))
+            if isinstance(event, Withdrawn) and Web3.to_checksum_address(event.address) == market:
+                add(event, "withdraw", event.account, event.amount)
         owed: dict[str, int] = {}
         problems: list[str] = []
         for _, _, kind, account, amount, job in sorted(entries):
@@ -739,13 +718,13 @@ class Auditor:
             for h in histories:
                 if h.market != name:
                     continue
-                fees += sum(int(e.args["fee"]) for e in h.named("Settled"))
-                if h.terminal is not None or not h.posted:
+                fees += sum(e.fee for e in h.named(Settled))
+                if h.posted is None or h.state.final:
                     continue
-                held += int(h.posted["escrow"])
-                challenge = h.last("Challenged")
+                held += h.posted.escrow
+                challenge = h.last(Challenged)
                 if challenge is not None:
-                    held += int(challenge.args["bond"])
+                    held += challenge.bond
             market = Web3.to_checksum_address(address)
             credits, credit_problems = self.ledger(histories, market)
             wrapper = self.markets[name]
@@ -759,8 +738,8 @@ class Auditor:
             else:
                 checks.append(Check(f"credit.{name}", Status.OK,
                                     f"owed() of {len(credits)} accounts follows the events: {credited} still owed"))  # fmt: skip
-            withdrawn = sum(int(e.args["amount"]) for e in self.history.market_events
-                            if e.name == "FeesWithdrawn" and Web3.to_checksum_address(e.address) == market)  # fmt: skip
+            withdrawn = sum(e.amount for e in self.history.market_events
+                            if isinstance(e, FeesWithdrawn) and Web3.to_checksum_address(e.address) == market)  # fmt: skip
             owed = int(wrapper.fn.feesOwed().call(block_identifier=block))
             balance = int(self.token.fn.balanceOf(market).call(block_identifier=block))
             problems = []
@@ -778,10 +757,13 @@ class Auditor:
         return checks
 
 
-def _payee(event: Any) -> str:
-    """Who a ``Withdrawn``/``FeesWithdrawn`` paid (the first argument, whatever ABI named it)."""
-    args = event.args
-    return str(args.get("account") or args.get("treasury") or args.get("provider") or args.get("to"))
+def _payout(event: Event) -> tuple[str, int] | None:
+    """Who a market's ``Withdrawn``/``FeesWithdrawn`` paid, and how much (``None`` for other events)."""
+    if isinstance(event, Withdrawn):
+        return Web3.to_checksum_address(event.account), event.amount
+    if isinstance(event, FeesWithdrawn):
+        return Web3.to_checksum_address(event.treasury), event.amount
+    return None
 
 
 def _fmt(amounts: dict[str, int]) -> str:

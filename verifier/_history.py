@@ -1,9 +1,10 @@
 """Rebuild jobs from chain data alone: the markets' logs and the calldata of their transactions.
 
 Every job opens with ``IntentPosted`` (which logs the whole intent), so a job's history is the
-ordered list of its market's events; the output is in ``Delivered``, and the proof, which no
-event holds, is decoded from the calldata of the ``deliver`` or ``prove`` transaction (found
-in the call trace when a contract relayed the call).
+ordered list of its market's typed events, read by :meth:`tender.chain.EventFeed.read`, and its
+state is their :class:`~tender.chain.JobView` fold. The output is in ``Delivered``; the proof,
+which no event holds, is decoded from the calldata of the ``deliver`` or ``prove`` transaction
+(found in the call trace when a contract relayed the call).
 
 :class:`ChainSource` is where the data comes from. Tests substitute a source that alters one
 transaction's calldata, which is exactly what an auditor must catch.
@@ -13,18 +14,33 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import Web3RPCError
-from web3.types import FilterParams
 
-from tender.chain import DecodedLog, Deployment, LogDecoder, load_artifact, tender_log_decoder
+from tender.chain import (
+    Delivered,
+    Deployment,
+    Event,
+    EventFeed,
+    IntentPosted,
+    JobState,
+    JobView,
+    LogDecoder,
+    Proved,
+    Transfer,
+    load_artifact,
+    tender_log_decoder,
+    to_event,
+)
 from tender.intents import Intent
 from verifier._calldata import CallDecoder, DecodedCall, find_call
 
-#: Blocks per ``eth_getLogs`` request.
+E = TypeVar("E", bound=Event)
+
+#: Blocks per ``eth_getLogs`` request (of the :class:`~tender.chain.EventFeed` that reads the range).
 LOG_CHUNK = 5_000
 
 #: Market artefact by deployment name.
@@ -42,15 +58,9 @@ class ChainSource:
         self._receipts: dict[bytes, list[Any]] = {}
         self._txs: dict[bytes, Mapping[str, Any]] = {}
 
-    def logs(self, addresses: Sequence[str], from_block: int, to_block: int) -> list[Any]:
-        out: list[Any] = []
-        start = from_block
-        while start <= to_block:
-            end = min(start + self.chunk - 1, to_block)
-            params: FilterParams = {"address": list(addresses), "fromBlock": start, "toBlock": end}  # type: ignore[typeddict-item]
-            out.extend(self.w3.eth.get_logs(params))
-            start = end + 1
-        return out
+    def events(self, addresses: Sequence[str], from_block: int, to_block: int) -> list[Event]:
+        """The typed events ``addresses`` emitted in a block range, oldest first."""
+        return EventFeed(self.w3, addresses, chunk=self.chunk).read(from_block, to_block)
 
     def find_call(self, tx_hash: bytes, *, to: str, names: tuple[str, ...], decoder: CallDecoder,
                   job_id: bytes) -> DecodedCall:  # fmt: skip
@@ -108,7 +118,7 @@ class JobHistory:
         market: the market's deployment name (``"reverse"``/``"dutch"``).
         market_address: the market contract.
         intent: the intent, from ``IntentPosted``.
-        posted: the ``IntentPosted`` arguments (escrow, feeBps...).
+        posted: the ``IntentPosted`` event (escrow, fee...), ``None`` before the scanned range.
         events: every market event of the job, oldest first.
     """
 
@@ -116,47 +126,26 @@ class JobHistory:
     market: str
     market_address: str
     intent: Intent | None = None
-    posted: dict[str, Any] = field(default_factory=dict)
-    events: list[DecodedLog] = field(default_factory=list)
+    posted: IntentPosted | None = None
+    events: list[Event] = field(default_factory=list)
 
-    def named(self, name: str) -> list[DecodedLog]:
-        return [event for event in self.events if event.name == name]
+    def named(self, kind: type[E]) -> list[E]:
+        """The job's events of one class, oldest first."""
+        return [event for event in self.events if isinstance(event, kind)]
 
-    def last(self, name: str) -> DecodedLog | None:
-        found = self.named(name)
+    def last(self, kind: type[E]) -> E | None:
+        found = self.named(kind)
         return found[-1] if found else None
 
     @property
-    def terminal(self) -> DecodedLog | None:
-        """The event that ended the job (``Settled``, ``Slashed``, ``Refunded`` or a final ``Expired``)."""
-        for event in reversed(self.events):
-            if event.name in ("Settled", "Slashed", "Refunded"):
-                return event
-            if event.name == "Expired" and not any(
-                later.name == "FailedOver" and later.tx_hash == event.tx_hash for later in self.events
-            ):
-                return event
-        return None
+    def view(self) -> JobView:
+        """The job folded from its events."""
+        return JobView.fold(self.job_id, self.events)
 
     @property
-    def state(self) -> str:
+    def state(self) -> JobState:
         """The job's state as its events tell it."""
-        names = {"IntentPosted": "open", "Awarded": "awarded", "Challenged": "challenged",
-                 "AuditRequired": "proof_required", "Proved": "settled", "Settled": "settled",
-                 "Refunded": "refunded", "Slashed": "slashed", "FailedOver": "awarded"}  # fmt: skip
-        state = "none"
-        for event in self.events:
-            if event.name == "Delivered":
-                state = {6: "settled", 3: "delivered", 5: "proof_required"}.get(
-                    int(event.args["state"]), "delivered"
-                )
-            elif event.name == "Expired":
-                state = "expired"
-            elif event.name == "Refunded" and state not in ("none", "open"):
-                continue  # the escrow refund that follows an expiry or a slash
-            elif event.name in names:
-                state = names[event.name]
-        return state
+        return self.view.state
 
 
 class History:
@@ -179,7 +168,7 @@ class History:
             abi.extend(load_artifact(MARKET_ARTIFACTS[name]).entries("function"))
         self.calls = CallDecoder(abi)
         #: the markets' events that belong to no job, from the last :meth:`collect`
-        self.market_events: list[DecodedLog] = []
+        self.market_events: list[Event] = []
 
     def collect(
         self, from_block: int, to_block: int, *, job_ids: Iterable[bytes] | None = None
@@ -188,14 +177,11 @@ class History:
         wanted = None if job_ids is None else {bytes(j) for j in job_ids}
         jobs: dict[bytes, JobHistory] = {}
         self.market_events = []
-        for raw in self.source.logs(list(self.markets.values()), from_block, to_block):
-            event = self.decoder.decode(raw)
-            if event is None:
-                continue
-            if "job_id" not in event.args:
+        for event in self.source.events(list(self.markets.values()), from_block, to_block):
+            job_id = getattr(event, "job_id", None)
+            if not isinstance(job_id, bytes):
                 self.market_events.append(event)  # FeesWithdrawn, ParamsUpdated...
                 continue
-            job_id = bytes(event.args["job_id"])
             if wanted is not None and job_id not in wanted:
                 continue
             history = jobs.get(job_id)
@@ -203,16 +189,28 @@ class History:
                 address = Web3.to_checksum_address(event.address)
                 history = jobs[job_id] = JobHistory(job_id, self._by_address.get(address, "?"), address)
             history.events.append(event)
-            if event.name == "IntentPosted":
-                history.intent = Intent.from_abi(event.args["intent"])
-                history.posted = dict(event.args)
+            if isinstance(event, IntentPosted):
+                history.intent = event.intent
+                history.posted = event
         for history in jobs.values():
             history.events.sort(key=lambda e: (e.block_number, e.log_index))
         return list(jobs.values())
 
+    def receipt_events(self, tx_hash: bytes, address: str) -> list[Event]:
+        """The typed events ``address`` emitted in a transaction."""
+        address = Web3.to_checksum_address(address)
+        out: list[Event] = []
+        for raw in self.source.receipt_logs(tx_hash):
+            if Web3.to_checksum_address(raw["address"]) != address:
+                continue
+            decoded = self.decoder.decode(raw)
+            if decoded is not None:
+                out.append(to_event(decoded))
+        return out
+
     def delivery_call(self, history: JobHistory) -> DecodedCall | None:
         """The ``deliver`` call of the last delivery, decoded from its transaction."""
-        event = history.last("Delivered")
+        event = history.last(Delivered)
         if event is None:
             return None
         return self.source.find_call(event.tx_hash, to=history.market_address, names=("deliver",),
@@ -220,7 +218,7 @@ class History:
 
     def prove_call(self, history: JobHistory) -> DecodedCall | None:
         """The ``prove`` call that answered a challenge or an audit."""
-        event = history.last("Proved")
+        event = history.last(Proved)
         if event is None:
             return None
         return self.source.find_call(event.tx_hash, to=history.market_address, names=("prove",),
@@ -228,14 +226,8 @@ class History:
 
     def transfers(self, tx_hash: bytes, token: str) -> list[tuple[str, str, int]]:
         """``(from, to, value)`` of the token's transfers in a transaction."""
-        out: list[tuple[str, str, int]] = []
-        token = Web3.to_checksum_address(token)
-        for raw in self.source.receipt_logs(tx_hash):
-            if Web3.to_checksum_address(raw["address"]) != token:
-                continue
-            event = self.decoder.decode(raw)
-            if event is not None and event.name == "Transfer":
-                args = event.args
-                out.append((Web3.to_checksum_address(args["from_"]), Web3.to_checksum_address(args["to"]),
-                            int(args["value"])))  # fmt: skip
-        return out
+        return [
+            (Web3.to_checksum_address(e.from_), Web3.to_checksum_address(e.to), int(e.value))
+            for e in self.receipt_events(tx_hash, token)
+            if isinstance(e, Transfer)
+        ]

@@ -3,25 +3,31 @@
 Tables:
 
 * ``meta``     the chain id and market addresses it belongs to, the scan cursor.
-* ``jobs``     what the agent knows of each job it saw (state, deadlines, its verdict).
+* ``jobs``     what the agent knows of each job it saw (its :class:`~tender.chain.JobState`, stored by
+  name, deadlines, its verdict).
 * ``actions``  every transaction the agent decides to send, one row per (job, kind). A row is
   written with the *signed* transaction before it is broadcast, so a restarted agent
   rebroadcasts the very same transaction (same nonce, same hash) instead of signing a second
   challenge: the unique key makes a duplicate impossible.
 * ``rewards``  what the agent earned (challenger rewards, keeper fees), from the chain's events.
+* ``blocks``   the hashes of the last blocks scanned, and ``touched`` the jobs each of them changed:
+  the store is the :class:`~tender.chain.FeedCursor` of the agent's event feed, so a reorg forgets
+  what the dropped blocks said (:meth:`Store.rollback`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tender.chain import JobState
 from verifier._errors import StoreError
 
 _SCHEMA = """
@@ -50,6 +56,12 @@ CREATE TABLE IF NOT EXISTS actions (
     created REAL NOT NULL,
     updated REAL NOT NULL,
     PRIMARY KEY (job_id, kind)
+);
+CREATE TABLE IF NOT EXISTS blocks (number INTEGER PRIMARY KEY, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS touched (
+    block INTEGER NOT NULL,
+    job_id TEXT NOT NULL,
+    PRIMARY KEY (block, job_id)
 );
 CREATE TABLE IF NOT EXISTS rewards (
     tx_hash TEXT NOT NULL,
@@ -86,7 +98,7 @@ class JobRow:
 
     job_id: str
     market: str
-    state: str
+    state: JobState
     proof_mode: int | None
     provider: str | None
     deadline: int | None
@@ -158,16 +170,75 @@ class Store:
     def cursor(self, block: int) -> None:
         self.set_meta("cursor", str(block))
 
+    # -- feed cursor (tender.chain.FeedCursor) --------------------------------------------
+
+    def block_hash(self, number: int) -> str | None:
+        row = self._exec("SELECT hash FROM blocks WHERE number = ?", (number,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def recent_blocks(self) -> list[tuple[int, str]]:
+        return [
+            (int(n), str(h)) for n, h in self._exec("SELECT number, hash FROM blocks ORDER BY number DESC")
+        ]
+
+    def advance(self, last: int, hashes: Mapping[int, str], *, keep: int) -> None:
+        """Move the cursor to ``last`` and remember ``hashes``, at most ``keep`` blocks in all."""
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO blocks(number, hash) VALUES(?, ?)", sorted(hashes.items())
+            )
+            row = self._exec(
+                "SELECT number FROM blocks ORDER BY number DESC LIMIT 1 OFFSET ?", (keep,)
+            ).fetchone()
+            if row is not None:  # older blocks can no longer be reorged (for the feed)
+                self._exec("DELETE FROM blocks WHERE number <= ?", (row[0],))
+                self._exec("DELETE FROM touched WHERE block <= ?", (row[0],))
+            self.cursor = last
+
+    def touch(self, job_id: str, block: int) -> None:
+        """Note that an event of ``block`` changed ``job_id`` (what :meth:`rollback` returns)."""
+        self._exec("INSERT OR IGNORE INTO touched(block, job_id) VALUES(?, ?)", (block, job_id))
+
+    def rollback(self, fork: int) -> list[str]:
+        """Forget the blocks after ``fork`` and the rewards their events booked; returns the jobs
+        their events changed (whose rows the caller rebuilds)."""
+        with self.transaction():
+            jobs = [
+                str(r[0]) for r in self._exec("SELECT DISTINCT job_id FROM touched WHERE block > ?", (fork,))
+            ]
+            self._exec("DELETE FROM touched WHERE block > ?", (fork,))
+            self._exec("DELETE FROM blocks WHERE number > ?", (fork,))
+            self._exec("DELETE FROM rewards WHERE block > ? AND log_index >= 0", (fork,))
+            self.cursor = fork
+        return jobs
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One SQLite transaction (re-entrant: an inner one joins the outer one)."""
+        with self._lock:
+            if self._db.in_transaction:
+                yield
+                return
+            self._exec("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.rollback()
+                raise
+            self._exec("COMMIT")
+
     # -- jobs ---------------------------------------------------------------------------
 
     def upsert_job(self, job_id: str, market: str, **fields: Any) -> None:
-        """Insert a job or update the given fields (``detail`` is merged, not replaced)."""
+        """Insert a job or update the given fields (``detail`` is merged, not replaced; ``state`` is
+        a :class:`JobState`)."""
         now = time.time()
         with self._lock:
             current = self.job(job_id)
             detail = dict(current.detail) if current else {}
             detail.update(fields.pop("detail", {}) or {})
-            columns = {"state": current.state if current else "seen", **fields}
+            state = JobState(fields.pop("state", current.state if current else JobState.NONE))
+            columns = {"state": state.name.lower(), **fields}
             if current is None:
                 self._exec(
                     "INSERT INTO jobs(job_id, market, state, proof_mode, provider, deadline, challenge_deadline,"
@@ -183,6 +254,10 @@ class Store:
                 (*columns.values(), json.dumps(detail), now, job_id),
             )
 
+    def forget_job(self, job_id: str) -> None:
+        """Delete what the agent knew of a job (to fold it again from its events)."""
+        self._exec("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+
     def job(self, job_id: str) -> JobRow | None:
         row = self._exec(
             "SELECT job_id, market, state, proof_mode, provider, deadline, challenge_deadline, verdict, detail"
@@ -191,13 +266,13 @@ class Store:
         ).fetchone()
         return None if row is None else _job(row)
 
-    def jobs(self, *states: str) -> list[JobRow]:
+    def jobs(self, *states: JobState) -> list[JobRow]:
         """Jobs in any of ``states`` (all jobs when none is given), oldest first."""
         sql = "SELECT job_id, market, state, proof_mode, provider, deadline, challenge_deadline, verdict, detail FROM jobs"
         args: tuple[Any, ...] = ()
         if states:
             sql += f" WHERE state IN ({','.join('?' * len(states))})"
-            args = states
+            args = tuple(state.name.lower() for state in states)
         return [_job(row) for row in self._exec(sql + " ORDER BY rowid", args).fetchall()]
 
     # -- actions ------------------------------------------------------------------------
@@ -270,6 +345,7 @@ class Store:
 
 
 def _job(row: tuple[Any, ...]) -> JobRow:
-    job_id, market, state, proof_mode, provider, deadline, challenge_deadline, verdict, detail = row
+    job_id, market, name, proof_mode, provider, deadline, challenge_deadline, verdict, detail = row
+    state = JobState.__members__.get(str(name).upper(), JobState.NONE)
     return JobRow(job_id, market, state, proof_mode, provider, deadline, challenge_deadline, verdict,
                   json.loads(detail or "{}"))  # fmt: skip

@@ -66,7 +66,7 @@ def status(config_path: Path, chain_id: int, as_json: bool) -> None:
     actions = list(store.actions())
     rewards = store.rewards()
     tables: dict[str, dict[str, int | str]] = {
-        "jobs": _count(f"{j.state}" for j in jobs),
+        "jobs": _count(j.state.name.lower() for j in jobs),
         "verdicts": _count(j.verdict for j in jobs if j.verdict),
         "actions": _count(f"{a.kind.split(':')[0]}.{a.status}" for a in actions),
         "rewards": {k: str(v) for k, v in rewards.items()},

@@ -24,6 +24,7 @@ from __future__ import annotations
 from tender.chain._abi import DecodedLog, LogDecoder, snake
 from tender.chain._artifacts import TENDER_CONTRACTS, Artifact, combined_abi, export_abis, load_artifact
 from tender.chain._async import LoopSessions, async_connect
+from tender.chain._async_market import AsyncMarket
 from tender.chain._base import ContractWrapper, tender_log_decoder
 from tender.chain._contracts import Contracts
 from tender.chain._deploy import DEFAULT_PARAMS, connect, deploy, deploy_artifact
@@ -80,6 +81,7 @@ from tender.chain._events import (
     Withdrawn,
     to_event,
 )
+from tender.chain._feed import AsyncEventFeed, EventFeed, FeedCursor, Handler, MemoryCursor, RollbackHandler
 from tender.chain._jobs import Job, JobState
 from tender.chain._market import Market
 from tender.chain._registry import Registry
@@ -98,6 +100,7 @@ from tender.chain._structs import (
 )
 from tender.chain._token import Token, format_amount, parse_amount
 from tender.chain._tx import NonceManager, PendingTx, TxSender, nonce_manager, resync_nonces
+from tender.chain._view import JobView
 
 __all__ = [
     "DEFAULT_PARAMS",
@@ -109,6 +112,8 @@ __all__ = [
     # typed events
     "Approval",
     "Artifact",
+    "AsyncEventFeed",
+    "AsyncMarket",
     "AuditDrawn",
     "AuditRequired",
     "AwardSkipped",
@@ -128,19 +133,24 @@ __all__ = [
     "DisputeTerms",
     "EIP712DomainChanged",
     "Event",
+    "EventFeed",
     "Expired",
     "ExpiryRecorded",
     "FailedOver",
+    "FeedCursor",
     "FeesWithdrawn",
+    "Handler",
     "IntentPosted",
     "Job",
     "JobState",
+    "JobView",
     "LogDecoder",
     "LoopSessions",
     "Market",
     "MarketParams",
     "MarketScheduled",
     "MarketSet",
+    "MemoryCursor",
     "ModelInfo",
     "ModelRegistered",
     "NonceManager",
@@ -158,6 +168,7 @@ __all__ = [
     "Refunded",
     "Registry",
     "RevertDecoder",
+    "RollbackHandler",
     "Settled",
     "Slashed",
     "SolverSet",

@@ -12,7 +12,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, Web3RPCError
-from web3.types import BlockIdentifier, FilterParams, TxReceipt
+from web3.types import BlockIdentifier, TxReceipt
 
 from tender.chain._abi import LogDecoder
 from tender.chain._artifacts import TENDER_CONTRACTS, Artifact, combined_abi, load_artifact
@@ -146,25 +146,11 @@ class ContractWrapper:
             job_id: only events whose first indexed argument is this job id (market events).
             chunk: blocks per ``eth_getLogs`` request.
         """
-        decoder = self.log_decoder
-        topic_filter: list[Any] = []
-        if names:
-            topic_filter.append([Web3.to_hex(decoder.topic(name)) for name in names])
-        if job_id is not None:
-            topic_filter = [topic_filter[0] if topic_filter else None, Web3.to_hex(job_id)]
-        last = self.w3.eth.block_number if to_block == "latest" else int(to_block)
-        start = from_block
-        while start <= last:
-            end = min(start + chunk - 1, last)
-            params: FilterParams = {"address": self.address, "fromBlock": start, "toBlock": end}
-            if topic_filter:
-                params["topics"] = topic_filter
-            logs = with_retries(lambda p=params: self.w3.eth.get_logs(p), retries=3, backoff=0.25)  # type: ignore[misc]
-            for log in logs:
-                decoded = decoder.decode(log)
-                if decoded is not None:
-                    yield to_event(decoded)
-            start = end + 1
+        from tender.chain._feed import EventFeed  # the feed decodes with this module's decoder
+
+        feed = EventFeed(self.w3, [self.address], names=names, decoder=self.log_decoder, chunk=chunk)
+        last = None if to_block == "latest" else int(to_block)
+        yield from feed.read(from_block, last, job_id=job_id)
 
 
 def tender_log_decoder(*, artifacts_dir: Path | None = None) -> LogDecoder:

@@ -41,13 +41,13 @@ from web3.exceptions import Web3Exception
 
 from tender.chain import (
     Deployment,
-    LogDecoder,
+    Event,
+    JobState,
     Market,
     ModelRegistered,
     Staking,
     Token,
     TxSender,
-    tender_log_decoder,
 )
 from tender.client._errors import (
     ProofInvalid,
@@ -61,7 +61,7 @@ from tender.client._errors import (
 from tender.client._hub import EventHub
 from tender.client._models import ModelHandle, encode_input_uri, resolve_model
 from tender.client._result import Latency, RequestResult, Withdrawal
-from tender.client._tracker import JobState, JobTracker
+from tender.client._tracker import JobTracker
 from tender.config import check_private_key
 from tender.errors import (
     ChainError,
@@ -218,9 +218,8 @@ class Client:
         #: posted (or its request ends): two concurrent requests do not both count on one credit
         self._reserved: dict[str, dict[str, int]] = {}
         self._markets: dict[str, Market] = {}
-        self._decoder: LogDecoder | None = None
-        #: called with (tracker, event name, args) after each event of a followed job
-        self.listeners: list[Callable[[JobTracker, str, dict[str, Any]], None]] = []
+        #: called with (tracker, event) after each event of a followed job
+        self.listeners: list[Callable[[JobTracker, Event], None]] = []
 
     # -- set-up ------------------------------------------------------------------------
 
@@ -263,28 +262,16 @@ class Client:
 
         return AgentClient(self, address)
 
-    def _decode(self, raw: Any) -> tuple[str, dict[str, Any]] | None:
-        if self._decoder is None:
-            self._decoder = tender_log_decoder()
-        decoded = self._decoder.decode(raw)
-        return None if decoded is None else (decoded.name, decoded.args)
-
     def _events(self) -> EventHub:
         if self._hub is None:
             d = self.deployment
-            self._hub = EventHub(
-                self.w3,
-                [*d.markets.values(), d.staking],
-                decode=self._decode,
-                poll_interval=self.poll_interval,
-                from_block=self.w3.eth.block_number,
-            )
+            self._hub = EventHub(self.w3, list(d.markets.values()), poll_interval=self.poll_interval)
             self._hub.listeners.append(self._notify)
         return self._hub
 
-    def _notify(self, tracker: JobTracker, name: str, args: dict[str, Any]) -> None:
+    def _notify(self, tracker: JobTracker, event: Event) -> None:
         for listener in self.listeners:
-            listener(tracker, name, args)
+            listener(tracker, event)
 
     def model(self, model: str | bytes) -> ModelHandle:
         """The model handle (bundle, card, registry id) for a name; cached.
@@ -800,19 +787,19 @@ class Client:
         )
         tried: dict[str, float] = {}
         try:
-            while not tracker.state.terminal:
+            while not tracker.state.final:
                 if hub.error is not None:
                     raise ChainError(f"cannot follow the chain: {hub.error!r}") from hub.error
                 remaining = waited_until - time.monotonic()
                 if remaining <= 0:
-                    raise RequestTimeout(job_id=tracker.job_id, last_state=tracker.state.value,
+                    raise RequestTimeout(job_id=tracker.job_id, last_state=tracker.state.name.lower(),
                                          waited_s=time.monotonic() - tracker.sent_at,
                                          chain_moved_s=await self._block_time() - block_time,
                                          followed_s=time.monotonic() - followed_at)  # fmt: skip
                 changed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), timeout=min(remaining, 1.0))
-                if self.self_help and not tracker.state.terminal:
+                if self.self_help and not tracker.state.final:
                     await self._self_help(tracker, intent, tried)
         finally:
             hub.forget(tracker.job_id)
@@ -831,7 +818,10 @@ class Client:
             action = "expire"
         elif tracker.state == JobState.DELIVERED and not (now > intent.deadline + 30 and "finalize" in tried):
             action = "finalize"  # anyone may once the challenge window closed; a revert means not yet
-        elif tracker.state in (JobState.CHALLENGED, JobState.DELIVERED) and now > intent.deadline + 30:
+        elif (
+            tracker.state in (JobState.CHALLENGED, JobState.PROOF_REQUIRED, JobState.DELIVERED)
+            and now > intent.deadline + 30
+        ):
             action = "expire"  # an unproven challenge or audit past its proof deadline
         elif (
             tracker.state == JobState.OPEN and now > (tracker.auction_end or intent.deadline) + _HELP_MARGIN_S

@@ -268,7 +268,8 @@ class RequestTimeout(RequestError):
     only on transactions, so an open job never ends there).
 
     Attributes:
-        job_id: the job id. last_state: the last state seen (``"open"``, ``"awarded"``...).
+        job_id: the job id. last_state: the last :class:`~tender.chain.JobState` seen, lower-case
+            (``"none"``: not on the market yet, ``"open"``, ``"awarded"``...).
         waited_s: how long the client waited.
         chain_moved_s: how far chain time moved while the client followed the job (``None``:
             not known).

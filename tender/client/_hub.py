@@ -1,8 +1,9 @@
-"""One log poller per client, shared by every job the client follows.
+"""One event subscription per client, shared by every job the client follows.
 
-Requests register a :class:`~tender.client._tracker.JobTracker`; the hub reads the markets'
-(and the staking contract's) logs once per poll for all of them and feeds each event to the
-tracker of the job it names. Many concurrent requests thus cost one ``eth_getLogs`` a poll.
+Requests register a :class:`~tender.client._tracker.JobTracker`; the hub steps one
+:class:`tender.chain.EventFeed` over the markets (in a worker thread: the feed is synchronous)
+and feeds each typed event to the tracker of the job it names. Many concurrent requests thus
+cost one ``eth_getLogs`` a poll. A reorg makes every tracker forget the dropped blocks' events.
 """
 
 from __future__ import annotations
@@ -11,43 +12,40 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
 
-from hexbytes import HexBytes
 from web3 import Web3
 
-from tender.client._tracker import JobTracker, event_step
+from tender.chain import Event, EventFeed, LogDecoder
+from tender.client._tracker import FOLLOWED, JobTracker
 from tender.logs import log
 
 __all__ = ["EventHub", "job_of"]
 
 logger = logging.getLogger("tender.client")
 
-#: ``listener(tracker, event_name, args)`` is called after each event is fed.
-Listener = Callable[[JobTracker, str, dict[str, Any]], None]
+#: ``listener(tracker, event)`` is called after each event is fed.
+Listener = Callable[[JobTracker, Event], None]
+
+#: Steps of the feed in one poll before routing what was read (a client far behind catches up
+#: over several polls, never holding every event in memory at once).
+_STEPS_PER_POLL = 16
 
 
-def _hex(value: Any) -> str:
-    if isinstance(value, bytes | bytearray):
-        return "0x" + bytes(value).hex()
-    return str(value).lower()
-
-
-def job_of(args: dict[str, Any]) -> str | None:
+def job_of(event: Event) -> str | None:
     """The job id an event names, as lower-case ``0x``-hex (``None`` if it names none)."""
-    for key in ("job_id", "jobid", "job", "id", "intent_hash"):
-        if key in args and args[key] is not None:
-            return _hex(args[key]).lower()
-    return None
+    job_id = getattr(event, "job_id", None)
+    return "0x" + bytes(job_id).hex() if isinstance(job_id, bytes) else None
 
 
 class EventHub:
-    """Polls logs of ``addresses`` and routes them to the trackers of the jobs they name.
+    """Follows the markets at ``addresses`` and routes their events to the trackers of the jobs
+    they name.
 
     Args:
-        w3: a connected Web3. addresses: contracts whose events matter (markets, staking).
-        decode: turns a raw log into ``(name, args)`` or ``None``.
-        poll_interval: seconds between polls. from_block: first block to read.
+        w3: a connected Web3. addresses: the markets.
+        decoder: the ABI to decode with (default: every Tender contract's).
+        poll_interval: seconds between polls. from_block: first block to read (default: the head
+            when the hub is made).
     """
 
     def __init__(
@@ -55,18 +53,17 @@ class EventHub:
         w3: Web3,
         addresses: Sequence[str],
         *,
-        decode: Callable[[Any], tuple[str, dict[str, Any]] | None],
+        decoder: LogDecoder | None = None,
         poll_interval: float = 0.2,
         from_block: int | None = None,
     ) -> None:
-        self.w3 = w3
-        self.addresses = [Web3.to_checksum_address(a) for a in addresses]
-        self.decode = decode
+        start = w3.eth.block_number if from_block is None else from_block
+        self.feed = EventFeed(w3, addresses, names=[kind.__name__ for kind in FOLLOWED], decoder=decoder,
+                              start_block=start)  # fmt: skip
         self.poll_interval = poll_interval
-        self._next_block = from_block
         self._trackers: dict[str, JobTracker] = {}
         self._waiters: dict[str, asyncio.Event] = {}
-        self._orphans: dict[str, list[tuple[str, dict[str, Any], str | None, int]]] = {}
+        self._orphans: dict[str, list[Event]] = {}
         self._task: asyncio.Task[None] | None = None
         self.listeners: list[Listener] = []
         self.error: BaseException | None = None
@@ -76,8 +73,8 @@ class EventHub:
         key = tracker.job_id.lower()
         self._trackers[key] = tracker
         changed = self._waiters[key] = asyncio.Event()
-        for name, args, tx_hash, block in self._orphans.pop(key, []):  # events seen before we knew
-            tracker.feed(name, args, tx_hash=tx_hash, block=block)
+        for event in self._orphans.pop(key, []):  # events seen before we knew
+            tracker.feed(event)
             changed.set()
         self._ensure_running()
         return changed
@@ -113,41 +110,46 @@ class EventHub:
                     return
             await asyncio.sleep(self.poll_interval)
 
-    def fetch(self) -> list[tuple[str, str, dict[str, Any], str, int]]:
-        """Read the logs since the last poll: ``(job, name, args, tx_hash, block)`` (blocking)."""
-        head = self.w3.eth.block_number
-        start = head if self._next_block is None else self._next_block
-        if start > head:
-            return []
-        logs = self.w3.eth.get_logs({"address": self.addresses, "fromBlock": start, "toBlock": head})  # type: ignore[typeddict-item]
-        out: list[tuple[str, str, dict[str, Any], str, int]] = []
-        for raw in logs:
-            decoded = self.decode(raw)
-            if decoded is None or event_step(decoded[0]) is None:
-                continue
-            name, args = decoded
-            job = job_of(args)
-            if job is not None:
-                out.append(
-                    (job, name, args, HexBytes(raw["transactionHash"]).to_0x_hex(), int(raw["blockNumber"]))
-                )
-        self._next_block = head + 1
-        return out
+    def fetch(self) -> tuple[list[Event], list[int]]:
+        """Step the feed up to the head (blocking): the events read, and the fork block of each
+        reorg met on the way."""
+        events: list[Event] = []
+        forks: list[int] = []
 
-    def route(self, events: list[tuple[str, str, dict[str, Any], str, int]]) -> int:
-        """Feed fetched events to their trackers (on the event loop); how many were routed."""
+        def rolled_back(fork: int, _touched: Sequence[object]) -> None:
+            events[:] = [e for e in events if e.block_number <= fork]
+            forks.append(fork)
+
+        for _ in range(_STEPS_PER_POLL):
+            if self.feed.step(events.extend, rolled_back) == 0:
+                break
+        return events, forks
+
+    def route(self, events: Sequence[Event], forks: Sequence[int] = ()) -> int:
+        """Feed fetched events to their trackers (on the event loop); how many were routed.
+        ``forks``: reorgs met while reading them; the trackers forget what came after."""
+        for fork in forks:
+            for key, followed in self._trackers.items():
+                followed.rollback(fork)
+                if key in self._waiters:
+                    self._waiters[key].set()
+            for orphan, kept in list(self._orphans.items()):
+                self._orphans[orphan] = [e for e in kept if e.block_number <= fork]
         routed = 0
-        for job, name, args, tx_hash, block in events:
+        for event in events:
+            job = job_of(event)
+            if job is None:
+                continue
             tracker = self._trackers.get(job)
             if tracker is None:
                 orphans = self._orphans.setdefault(job, [])
                 if len(orphans) < 64:
-                    orphans.append((name, args, tx_hash, block))
+                    orphans.append(event)
                 continue
-            tracker.feed(name, args, tx_hash=tx_hash, block=block)
+            tracker.feed(event)
             routed += 1
             for listener in self.listeners:
-                listener(tracker, name, args)
+                listener(tracker, event)
             waiter = self._waiters.get(job)
             if waiter is not None:
                 waiter.set()
@@ -156,9 +158,10 @@ class EventHub:
         return routed
 
     async def poll_once(self) -> int:
-        """One poll: fetch in a worker thread, route here."""
-        return self.route(await asyncio.to_thread(self.fetch))
+        """One poll: read in a worker thread, route here."""
+        events, forks = await asyncio.to_thread(self.fetch)
+        return self.route(events, forks)
 
     def terminal(self, job_id: str) -> bool:
         tracker = self._trackers.get(job_id.lower())
-        return tracker is not None and tracker.state.terminal
+        return tracker is not None and tracker.state.final

@@ -1,88 +1,64 @@
-"""Following one job: its market events, in order, folded into a timeline and an outcome.
+"""Following one job as a requester: the chain's :class:`~tender.chain.JobView` plus a timeline.
 
-:class:`JobTracker` is pure: it is fed events (name, arguments, transaction hash, when the
-client saw them) and says where the job stands. The client reads the events from the chain;
-the devnet reuses the tracker for its live view. Event names are those of ``IMarket`` (and
-``IStaking.Slashed``); arguments are read by their snake_case names.
+Where the job stands (its :class:`~tender.chain.JobState`, provider, price, output, amounts) is
+the :class:`~tender.chain.JobView` that :mod:`tender.chain` folds from the market's typed events;
+the tracker adds only what the client alone knows: when it sent the intent, when it saw each
+step, each step's transaction, and the proof it fetched. Until the intent is on the market the
+job is :attr:`JobState.NONE <tender.chain.JobState.NONE>` (sent, not yet posted).
+
+The timeline's steps are named after the events that mark them (:data:`STEPS`): they key
+``RequestResult.tx_hashes`` and its gas figures.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any
 
-__all__ = ["JobState", "JobTracker", "Seen", "event_step"]
+from tender.chain import (
+    AuditRequired,
+    Awarded,
+    BidPlaced,
+    CallbackFailed,
+    Challenged,
+    Delivered,
+    Event,
+    Expired,
+    FailedOver,
+    IntentPosted,
+    JobState,
+    JobView,
+    Proved,
+    Refunded,
+    Settled,
+    Slashed,
+)
 
+__all__ = ["STEPS", "JobTracker"]
 
-class JobState(StrEnum):
-    """Where a job stands, as the client sees it."""
-
-    SENT = "sent"  # broadcast to solvers (signed) or sent to the market (on-chain)
-    OPEN = "open"  # on the market, auction running
-    AWARDED = "awarded"  # a provider won; its stake is locked
-    DELIVERED = "delivered"  # output (and proof) handed in
-    CHALLENGED = "challenged"  # an optimistic delivery was disputed
-    SETTLED = "settled"  # provider paid (terminal)
-    REFUNDED = "refunded"  # never awarded: escrow returned (terminal)
-    EXPIRED = "expired"  # provider missed its deadline: escrow returned, stake slashed (terminal)
-    SLASHED = "slashed"  # provider failed to prove a disputed output: escrow returned (terminal)
-
-    @property
-    def terminal(self) -> bool:
-        return self in (JobState.SETTLED, JobState.REFUNDED, JobState.EXPIRED, JobState.SLASHED)
-
-
-#: Market event name (``IMarket``, ``IReverseAuctionMarket``) -> the step it marks. Staking's
-#: ``StakeSlashed`` is not here: the market's ``Expired`` and ``Slashed`` carry the amounts.
-_STEPS: dict[str, str] = {
-    "IntentPosted": "posted",
-    "BidPlaced": "bid",
-    "Awarded": "awarded",  # reverse award, or Dutch fill
-    "FailedOver": "awarded",  # re-awarded to the runner-up after an expiry
-    "Delivered": "delivered",
-    "AuditRequired": "audited",
-    "Challenged": "challenged",
-    "Proved": "proved",
-    "Settled": "settled",
-    "Refunded": "refunded",
-    "Expired": "expired",
-    "Slashed": "slashed",  # a challenged or audited provider failed to prove
-    "CallbackFailed": "callback_failed",  # settled, but the consumer's callback reverted
+#: The job's timeline: the step each market event marks (``IMarket``, ``IReverseAuctionMarket``).
+#: ``CallbackFailed`` is followed but marks no step (it comes with ``Settled``).
+STEPS: dict[type[Event], str] = {
+    IntentPosted: "posted",
+    BidPlaced: "bid",
+    Awarded: "awarded",  # reverse award, or Dutch fill
+    FailedOver: "awarded",  # re-awarded to the runner-up after an expiry
+    Delivered: "delivered",
+    AuditRequired: "audited",
+    Challenged: "challenged",
+    Proved: "proved",
+    Settled: "settled",
+    Refunded: "refunded",
+    Expired: "expired",
+    Slashed: "slashed",  # a challenged or audited provider failed to prove
 }
 
-
-#: Steps that may still come after a terminal one in the same transaction (an expiry or a
-#: slash logs the escrow's ``Refunded`` too, in either order).
-_LATE_STEPS = frozenset({"refunded", "expired", "slashed"})
-
-#: ``JobState.Settled`` in ``MarketStructs.sol``.
-_SOLIDITY_SETTLED = 6
+#: The events a client follows (the names its feed asks the chain for).
+FOLLOWED: tuple[type[Event], ...] = (*STEPS, CallbackFailed)
 
 
-def event_step(name: str) -> str | None:
-    """The step a market event marks (``"awarded"``...), or ``None`` for an unrelated event."""
-    return _STEPS.get(name)
-
-
-def _first(args: dict[str, Any], *names: str, default: Any = None) -> Any:
-    for name in names:
-        if name in args and args[name] is not None:
-            return args[name]
-    return default
-
-
-@dataclass(frozen=True, slots=True)
-class Seen:
-    """One event as the client saw it."""
-
-    name: str
-    step: str
-    args: dict[str, Any]
-    tx_hash: str | None
-    at: float  # time.monotonic() when the client saw it
-    block: int = 0
+def _tx(event: Event) -> str | None:
+    return "0x" + event.tx_hash.hex() if event.tx_hash else None
 
 
 @dataclass
@@ -96,95 +72,109 @@ class JobTracker:
 
     job_id: str
     sent_at: float = field(default_factory=time.monotonic)
-    state: JobState = JobState.SENT
-    events: list[Seen] = field(default_factory=list)
-    bids: int = 0
-    provider: str | None = None
-    price: int | None = None
-    refund: int = 0
-    compensation: int = 0
-    output: list[int] | None = None
+    view: JobView = field(init=False)
+    #: the proof, when the client has it (``Client`` reads it from the delivery's calldata)
     proof: bytes | None = None
-    verified_onchain: bool = False
-    challenged: bool = False
-    slashed: bool = False
-    auction_end: int | None = None
-    provider_deadline: int | None = None
-    #: the consumer callback's revert data when the market logged ``CallbackFailed``
-    callback_failed: bytes | None = None
+    #: transaction hash by step (plus ``post`` when the client posted the intent itself)
     tx_hashes: dict[str, str] = field(default_factory=dict)
+    #: ``time.monotonic()`` when the client first saw each step
     at: dict[str, float] = field(default_factory=dict)
+    _seen: set[tuple[bytes, int]] = field(default_factory=set, init=False, repr=False)
 
-    def feed(self, name: str, args: dict[str, Any], *, tx_hash: str | None = None,
-             at: float | None = None, block: int = 0) -> JobState:  # fmt: skip
-        """Take one event into account; returns the new state. Unrelated events are ignored."""
-        step = event_step(name)
-        if step is None:
+    def __post_init__(self) -> None:
+        self.job_id = self.job_id.lower()
+        self.view = JobView(bytes.fromhex(self.job_id.removeprefix("0x")))
+
+    def feed(self, event: Event, *, at: float | None = None) -> JobState:
+        """Take one event into account; returns the new state. Other jobs' events, unrelated
+        events and an event seen before (same transaction and log index) are ignored."""
+        if type(event) not in FOLLOWED or getattr(event, "job_id", None) != self.view.job_id:
             return self.state
-        now = time.monotonic() if at is None else at
-        self.events.append(Seen(name=name, step=step, args=dict(args), tx_hash=tx_hash, at=now, block=block))
-        if step == "callback_failed":  # after ``Settled``, in the same transaction: no new state
-            self.callback_failed = bytes(_first(args, "reason", default=b"") or b"")
+        key = (event.tx_hash, event.log_index)
+        if event.tx_hash and key in self._seen:
             return self.state
-        self.at.setdefault(step, now)
-        if tx_hash:
-            self.tx_hashes.setdefault(step, tx_hash)
-        if self.state.terminal and step not in _LATE_STEPS:
-            return self.state
-        if step == "posted":
-            self.auction_end = _int(_first(args, "auction_end", default=self.auction_end))
-            self._advance(JobState.OPEN)
-        elif step == "bid":
-            self.bids += 1
-            self._advance(JobState.OPEN)
-        elif step == "awarded":
-            if name == "FailedOver":
-                self.provider = _first(args, "to", default=self.provider)
-            else:
-                self.provider = _first(args, "provider", default=self.provider)
-            self.price = _int(_first(args, "price", default=self.price))
-            self.provider_deadline = _int(_first(args, "provider_deadline", default=self.provider_deadline))
-            self.state = JobState.AWARDED
-        elif step == "delivered":
-            output = _first(args, "output")
-            if output is not None:
-                self.output = [int(v) for v in output]
-            if int(_first(args, "state", default=0) or 0) == _SOLIDITY_SETTLED:
-                self.verified_onchain = True  # zk (or proof attached): verified at delivery
-            self._advance(JobState.DELIVERED)
-        elif step == "audited":
-            self._advance(JobState.DELIVERED)
-        elif step == "challenged":
-            self.challenged = True
-            self._advance(JobState.CHALLENGED)
-        elif step == "proved":
-            self.verified_onchain = True
-            self.state = JobState.DELIVERED
-        elif step == "settled":
-            self.price = _int(_first(args, "price", default=self.price))
-            self.refund = _int(_first(args, "refund", default=self.refund)) or 0
-            self.provider = _first(args, "provider", default=self.provider)
-            self.state = JobState.SETTLED
-        elif step == "refunded":
-            self.refund = _int(_first(args, "amount", default=self.refund)) or 0
-            if not self.state.terminal:
-                self.state = JobState.REFUNDED
-        elif step == "expired":
-            self.compensation += _int(_first(args, "slashed", default=0)) or 0
-            self.slashed = self.slashed or self.compensation > 0
-            if self.state in (JobState.REFUNDED,) or not self.state.terminal:
-                self.state = JobState.EXPIRED
-        elif step == "slashed":
-            self.slashed = True
-            self.compensation += _int(_first(args, "to_requester", default=0)) or 0
-            if self.state in (JobState.REFUNDED,) or not self.state.terminal:
-                self.state = JobState.SLASHED
+        self._seen.add(key)
+        self.view = self.view.apply(event)
+        step = STEPS.get(type(event))
+        if step is not None:
+            self.at.setdefault(step, time.monotonic() if at is None else at)
+            tx_hash = _tx(event)
+            if tx_hash:
+                self.tx_hashes.setdefault(step, tx_hash)
         return self.state
 
-    def _advance(self, state: JobState) -> None:
-        order = list(JobState)
-        if order.index(state) > order.index(self.state) or state == JobState.DELIVERED:
-            self.state = state
+    def rollback(self, fork: int) -> None:
+        """Forget the events of blocks after ``fork`` (the chain reorganised)."""
+        kept = [e for e in self.view.events if e.block_number <= fork]
+        if len(kept) < len(self.view.events):
+            self.view = JobView.fold(self.view.job_id, kept)
+            self._seen = {(e.tx_hash, e.log_index) for e in kept}
+
+    # -- what the events say --------------------------------------------------------------
+
+    def _of(self, kind: type[Event]) -> list[Event]:
+        return [e for e in self.view.events if isinstance(e, kind)]
+
+    @property
+    def state(self) -> JobState:
+        return self.view.state
+
+    @property
+    def provider(self) -> str | None:
+        return self.view.provider or None
+
+    @property
+    def price(self) -> int | None:
+        return self.view.price if self.view.provider else None
+
+    @property
+    def output(self) -> list[int] | None:
+        return list(self.view.output) if self._of(Delivered) else None
+
+    @property
+    def auction_end(self) -> int | None:
+        return self.view.auction_end or None
+
+    @property
+    def provider_deadline(self) -> int | None:
+        return self.view.provider_deadline or None
+
+    @property
+    def bids(self) -> int:
+        return len(self._of(BidPlaced))
+
+    @property
+    def challenged(self) -> bool:
+        return bool(self._of(Challenged))
+
+    @property
+    def slashed(self) -> bool:
+        """The provider lost stake over this job (it missed its deadline, or failed to prove)."""
+        return self.view.slashed > 0 or self.state is JobState.SLASHED
+
+    @property
+    def verified_onchain(self) -> bool:
+        """The market verified a proof: at delivery (zk), or after a challenge or audit."""
+        delivered = any(isinstance(e, Delivered) and e.state is JobState.SETTLED for e in self.view.events)
+        return delivered or bool(self._of(Proved))
+
+    @property
+    def refund(self) -> int:
+        """What the market returned to the requester (unspent escrow, or all of it)."""
+        return self.view.refunded
+
+    @property
+    def compensation(self) -> int:
+        """Slashed stake credited to the requester (an expiry's, or a failed proof's share)."""
+        return sum(e.slashed for e in self.view.events if isinstance(e, Expired)) + sum(
+            e.to_requester for e in self.view.events if isinstance(e, Slashed)
+        )
+
+    @property
+    def callback_failed(self) -> bytes | None:
+        """The consumer callback's revert data when the market logged ``CallbackFailed``."""
+        failed = [e for e in self.view.events if isinstance(e, CallbackFailed)]
+        return failed[-1].reason if failed else None
 
     # -- latency ------------------------------------------------------------------------
 
@@ -204,7 +194,3 @@ class JobTracker:
     def total_ms(self) -> float | None:
         end = next((s for s in ("settled", "refunded", "expired", "slashed") if s in self.at), None)
         return self.ms_between("sent", end) if end else None
-
-
-def _int(value: Any) -> int | None:
-    return None if value is None else int(value)

@@ -1,20 +1,39 @@
 """The devnet's TOML config files: one per process, written into the run folder.
 
+Each file is one of the roles' own pydantic models (:class:`provider.ProviderConfig`,
+:class:`solver.SolverConfig`, :class:`verifier.VerifierConfig`), built from their sections and
+written with ``tomli_w``, so a renamed or mistyped field fails mypy (and validation when the
+file is built), never the demo at run time.
+
 Keys never go into these files: each process reads its key from ``TENDER_PRIVATE_KEY`` in its
 environment (``[chain].key_env``), which the supervisor sets.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+import tomli_w
+
+from provider import (
+    BackendSection,
+    BatchingSection,
+    MisbehaveSection,
+    ModelEntry,
+    PricingSection,
+    ProviderConfig,
+    ProviderSection,
+)
+from solver import ProviderEntry, SolverConfig, SolverSection
+from tender.config import ChainSection
+from verifier import VerifierConfig, VerifierSection
 
 __all__ = [
     "ProviderPlan",
-    "dump_toml",
+    "RoleConfig",
+    "dump_config",
     "provider_config",
     "solver_config",
     "verifier_config",
@@ -22,55 +41,19 @@ __all__ = [
 ]
 
 
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, Path):
-        return json.dumps(str(value))
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_scalar(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+#: A whole config file of one role process (each role's own model).
+RoleConfig = ProviderConfig | SolverConfig | VerifierConfig
 
 
-def dump_toml(data: Mapping[str, Any]) -> str:
-    """Write nested dicts as TOML: tables, arrays of tables and scalars (no ``None``)."""
-    lines: list[str] = []
-
-    def table(prefix: str, body: Mapping[str, Any], *, array: bool = False) -> None:
-        scalars = {k: v for k, v in body.items() if v is not None and not _is_table(v) and not _is_tables(v)}
-        if prefix:
-            lines.append(f"[[{prefix}]]" if array else f"[{prefix}]")
-        for key, value in scalars.items():
-            lines.append(f"{key} = {_scalar(value)}")
-        if prefix or scalars:
-            lines.append("")
-        for key, value in body.items():
-            name = f"{prefix}.{key}" if prefix else key
-            if _is_table(value):
-                table(name, value)
-            elif _is_tables(value):
-                for item in value:
-                    table(name, item, array=True)
-
-    table("", data)
-    return "\n".join(lines).rstrip() + "\n"
+def dump_config(config: RoleConfig) -> str:
+    """The TOML text of one config file: the fields that were set (defaults stay implicit)."""
+    return tomli_w.dumps(config.model_dump(mode="json", exclude_unset=True, exclude_none=True))
 
 
-def _is_table(value: Any) -> bool:
-    return isinstance(value, Mapping)
-
-
-def _is_tables(value: Any) -> bool:
-    return isinstance(value, list | tuple) and bool(value) and all(isinstance(v, Mapping) for v in value)
-
-
-def write_config(path: Path, data: Mapping[str, Any]) -> Path:
+def write_config(path: Path, config: RoleConfig) -> Path:
+    """Write ``config`` to ``path`` (folders made as needed) and return the path."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dump_toml(data))
+    path.write_text(dump_config(config))
     return path
 
 
@@ -83,11 +66,11 @@ class ProviderPlan:
     region: str
     price_factor: float
     delay_ms: int = 0
-    misbehave: dict[str, int] = field(default_factory=dict)
+    misbehave: MisbehaveSection | None = None
 
 
-def _chain(rpc_url: str, deployment: Path) -> dict[str, Any]:
-    return {"rpc_url": rpc_url, "deployment": deployment, "poll_interval_s": 0.1}
+def _chain(rpc_url: str, deployment: Path) -> ChainSection:
+    return ChainSection(rpc_url=rpc_url, deployment=deployment, poll_interval_s=0.1)
 
 
 def provider_config(
@@ -96,37 +79,39 @@ def provider_config(
     rpc_url: str,
     deployment: Path,
     port: int,
-    models: Sequence[Mapping[str, Any]],
+    models: Sequence[ModelEntry],
     run_dir: Path,
     workers: int = 1,
-) -> dict[str, Any]:
+    proving_warmup: bool = True,
+) -> ProviderConfig:
     """The ``[chain]`` and ``[provider]`` sections of one devnet provider."""
     base_proof_cost = 5 * 10**15
-    provider: dict[str, Any] = {
-        "listen": f"127.0.0.1:{port}",
-        "region": plan.region,
-        "hardware": "cpu",
-        "models": [dict(m) for m in models],
-        "pricing": {
-            "gpu_hour_cost": int(2 * 10**18 * plan.price_factor),
-            "proof_cost": int(base_proof_cost * plan.price_factor),
-            "margin": 0.2,
-            "quote_ttl_s": 30,
-            # Three provers share a small machine in the demo: promise generous latencies.
-            "latency_slack": 3.0,
-        },
-        "batching": {"enabled": False},
-        "backend": {"kind": "onnxruntime", "device": "cpu"},
-        "store": run_dir / f"{plan.name}.db",
-        "proving_workers": workers,
-        "poll_interval_s": 0.2,
+    pricing = PricingSection(
+        gpu_hour_cost=int(2 * 10**18 * plan.price_factor),
+        proof_cost=int(base_proof_cost * plan.price_factor),
+        margin=0.2,
+        quote_ttl_s=30,
+        # Three provers share a small machine in the demo: promise generous latencies.
+        latency_slack=3.0,
+    )
+    provider = ProviderSection(
+        listen=f"127.0.0.1:{port}",
+        region=plan.region,
+        hardware="cpu",
+        models=list(models),
+        pricing=pricing,
+        batching=BatchingSection(enabled=False),
+        backend=BackendSection(kind="onnxruntime", device="cpu"),
+        store=run_dir / f"{plan.name}.db",
+        proving_workers=workers,
+        proving_warmup=proving_warmup,
+        poll_interval_s=0.2,
         # earnings are credited in the markets: withdraw them every 0.1 token or so (demo prices
         # are 0.01 to 0.2 tokens); the devnet withdraws what is left at the end
-        "withdraw_threshold": 10**17,
-    }
-    if plan.misbehave:
-        provider["misbehave"] = dict(plan.misbehave)
-    return {"chain": _chain(rpc_url, deployment), "provider": provider}
+        withdraw_threshold=10**17,
+        misbehave=plan.misbehave or MisbehaveSection(),
+    )
+    return ProviderConfig(chain=_chain(rpc_url, deployment), provider=provider)
 
 
 def solver_config(
@@ -134,35 +119,34 @@ def solver_config(
     rpc_url: str,
     deployment: Path,
     port: int,
-    providers: Sequence[Mapping[str, str]],
+    providers: Sequence[ProviderEntry],
     run_dir: Path,
     name: str,
     margin_bps: int,
-) -> dict[str, Any]:
+) -> SolverConfig:
     """The ``[chain]`` and ``[solver]`` sections of one devnet solver."""
-    return {
-        "chain": _chain(rpc_url, deployment),
-        "solver": {
-            "listen": f"127.0.0.1:{port}",
-            "db_path": run_dir / f"{name}.sqlite",
-            "markets": ["reverse", "dutch"],
-            "margin_bps": margin_bps,
-            "poll_interval_s": 0.1,
-            "job_poll_s": 0.25,
-            "quote_timeout_s": 2.0,
-            "start_block": 0,
-            "providers": [dict(p) for p in providers],
-        },
-    }
+    solver = SolverSection(
+        listen=f"127.0.0.1:{port}",
+        db_path=run_dir / f"{name}.sqlite",
+        markets=["reverse", "dutch"],
+        margin_bps=margin_bps,
+        poll_interval_s=0.1,
+        job_poll_s=0.25,
+        quote_timeout_s=2.0,
+        start_block=0,
+        providers=list(providers),
+    )
+    return SolverConfig(chain=_chain(rpc_url, deployment), solver=solver)
 
 
-def verifier_config(*, rpc_url: str, deployment: Path, run_dir: Path) -> dict[str, Any]:
+def verifier_config(
+    *, rpc_url: str, deployment: Path, run_dir: Path, relay_listen: str | None = None
+) -> VerifierConfig:
     """The ``[chain]`` and ``[verifier]`` sections of the devnet's verifier agent."""
-    return {
-        "chain": _chain(rpc_url, deployment),
-        "verifier": {
-            "state": run_dir / "verifier.db",
-            "poll_interval_s": 0.2,
-            "challenge_margin_s": 1,
-        },
-    }
+    verifier = VerifierSection(
+        state=run_dir / "verifier.db",
+        poll_interval_s=0.2,
+        challenge_margin_s=1,
+        relay_listen=relay_listen,
+    )
+    return VerifierConfig(chain=_chain(rpc_url, deployment), verifier=verifier)

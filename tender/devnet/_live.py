@@ -12,20 +12,27 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from tender.devnet._summary import RequestRecord
+from tender.chain import JobState
+from tender.devnet._summary import RequestRecord, request_state
 
 __all__ = ["CALLBACK_MARK", "STATE_STYLE", "render"]
 
+_CHAIN_STYLE = {
+    JobState.NONE: "cyan",
+    JobState.OPEN: "cyan",
+    JobState.AWARDED: "blue",
+    JobState.DELIVERED: "magenta",
+    JobState.CHALLENGED: "bold yellow",
+    JobState.PROOF_REQUIRED: "bold yellow",
+    JobState.SETTLED: "green",
+    JobState.REFUNDED: "yellow",
+    JobState.EXPIRED: "bold yellow",
+}
+
+#: How the view colours each request state (``RequestRecord.state``).
 STATE_STYLE = {
     "pending": "dim",
-    "sent": "cyan",
-    "open": "cyan",
-    "awarded": "blue",
-    "delivered": "magenta",
-    "challenged": "bold yellow",
-    "settled": "green",
-    "refunded": "yellow",
-    "expired": "bold yellow",
+    **{request_state(state): style for state, style in _CHAIN_STYLE.items()},
     "failed": "bold red",
 }
 

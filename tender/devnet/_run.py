@@ -44,8 +44,10 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
+from provider import MisbehaveSection, ModelEntry
+from solver import ProviderEntry
 from tender.anvil import DEV_KEYS, Anvil, free_port
-from tender.chain import connect
+from tender.chain import Event, JobState, connect
 from tender.client._agent import AgentClient, AgentResult
 from tender.client._client import Client
 from tender.client._errors import (
@@ -57,12 +59,19 @@ from tender.client._errors import (
     RequestRejected,
     RequestTimeout,
 )
-from tender.client._tracker import JobState, JobTracker
+from tender.client._tracker import JobTracker
 from tender.devnet._chain import TOKEN, ChainSetup
 from tender.devnet._configs import ProviderPlan, provider_config, solver_config, verifier_config, write_config
 from tender.devnet._live import render
 from tender.devnet._network import NEWCOMER_KEYS, NEWCOMER_TOKENS, network_lines
-from tender.devnet._summary import RequestRecord, Summary, check_invariants, summarize, summary_table
+from tender.devnet._summary import (
+    RequestRecord,
+    Summary,
+    check_invariants,
+    request_state,
+    summarize,
+    summary_table,
+)
 from tender.devnet._supervisor import Supervisor
 from tender.devnet._workload import Planned, plan_workload
 from tender.errors import DevChainError, RequestError, TenderError, TransactionFailed
@@ -77,7 +86,7 @@ PROVIDERS = (
     ProviderPlan("gpu-a", 1, "0x0001", price_factor=1.0),
     ProviderPlan("gpu-b", 2, "0x0002", price_factor=1.6),
     ProviderPlan("gpu-c", 3, "0x0003", price_factor=0.6,
-                 misbehave={"silent_on_job": 1, "wrong_output_on_job": 1}),
+                 misbehave=MisbehaveSection(silent_on_job=1, wrong_output_on_job=1)),
 )  # fmt: skip
 SOLVER_KEYS = (4, 5)
 #: The providers each solver asks for quotes (solver-2 is the one the fault requests go to).
@@ -260,13 +269,13 @@ class Devnet:
     def _start_roles(self, setup: ChainSetup) -> None:
         rpc, deployment = self.anvil.rpc_url, self.run_dir / "deployment.json"
         self._step("starting 3 providers, 2 solvers and a verifier agent")
-        models = [{"name": name, "onnx": SAMPLE_MODELS / name / "model.onnx", "bundle": info.bundle,
-                   "model_id": info.model_id} for name, info in setup.models.items()]  # fmt: skip
-        entries: dict[str, dict[str, str]] = {}
+        models = [ModelEntry(name=name, onnx=SAMPLE_MODELS / name / "model.onnx", bundle=info.bundle,
+                             model_id=info.model_id) for name, info in setup.models.items()]  # fmt: skip
+        entries: dict[str, ProviderEntry] = {}
         workers = max(1, (os.cpu_count() or 2) // 2)
         for plan in PROVIDERS:
             if not self.options.with_faults:
-                plan = dataclasses.replace(plan, misbehave={})
+                plan = dataclasses.replace(plan, misbehave=None)
             port = free_port()
             key = DEV_KEYS[plan.key_index]
             solvers = [setup.address(DEV_KEYS[k]) for k, names in zip(SOLVER_KEYS, SOLVER_PROVIDERS, strict=True)
@@ -274,35 +283,30 @@ class Devnet:
             if plan.name == PROVIDERS[0].name:  # the newcomer's solver may bid for gpu-a
                 solvers.append(setup.address(NEWCOMER_KEYS["solver"]))
             setup.operator(key, endpoint=f"http://127.0.0.1:{port}", region=plan.region, solvers=solvers)
-            config = provider_config(plan, rpc_url=rpc, deployment=deployment, port=port, models=models,
-                                     run_dir=self.run_dir, workers=workers)  # fmt: skip
-            path = write_config(self.run_dir / f"{plan.name}.toml", config)
+            provider = provider_config(plan, rpc_url=rpc, deployment=deployment, port=port, models=models,
+                                       run_dir=self.run_dir, workers=workers)  # fmt: skip
+            path = write_config(self.run_dir / f"{plan.name}.toml", provider)
             self.supervisor.start(plan.name, ["provider", "run", "--config", str(path)],
                                   env={"TENDER_PRIVATE_KEY": key})  # fmt: skip
-            entries[plan.name] = {
-                "name": plan.name,
-                "url": f"http://127.0.0.1:{port}",
-                "address": setup.address(key),
-            }
-        self.provider_entries = {
-            name: {"url": e["url"], "address": e["address"]} for name, e in entries.items()
-        }
+            entries[plan.name] = ProviderEntry(name=plan.name, url=f"http://127.0.0.1:{port}",
+                                               address=setup.address(key))  # fmt: skip
+        self.provider_entries = {name: {"url": e.url, "address": e.address} for name, e in entries.items()}
         solver_providers = [[entries[name] for name in names] for names in SOLVER_PROVIDERS]
         for n, (key_index, providers) in enumerate(zip(SOLVER_KEYS, solver_providers, strict=True), start=1):
             port = free_port()
             name = f"solver-{n}"
-            config = solver_config(rpc_url=rpc, deployment=deployment, port=port, providers=providers,
+            solver = solver_config(rpc_url=rpc, deployment=deployment, port=port, providers=providers,
                                    run_dir=self.run_dir, name=name, margin_bps=100 * n)  # fmt: skip
-            path = write_config(self.run_dir / f"{name}.toml", config)
+            path = write_config(self.run_dir / f"{name}.toml", solver)
             self.supervisor.start(name, ["solver", "run", "--config", str(path)],
                                   env={"TENDER_PRIVATE_KEY": DEV_KEYS[key_index]})  # fmt: skip
             self.solver_urls.append(f"http://127.0.0.1:{port}")
-        config = verifier_config(rpc_url=rpc, deployment=deployment, run_dir=self.run_dir)
-        self.verifier_config = write_config(self.run_dir / "verifier.toml", config)
+        verifier = verifier_config(rpc_url=rpc, deployment=deployment, run_dir=self.run_dir)
+        self.verifier_config = write_config(self.run_dir / "verifier.toml", verifier)
         self.supervisor.start("verifier", ["verifier", "run", "--config", str(self.verifier_config)],
                               env={"TENDER_PRIVATE_KEY": DEV_KEYS[VERIFIER_KEY]})  # fmt: skip
         for plan in PROVIDERS:
-            self.supervisor.wait_http(plan.name, f"{entries[plan.name]['url']}/health", timeout=120)
+            self.supervisor.wait_http(plan.name, f"{entries[plan.name].url}/health", timeout=120)
         for n, url in enumerate(self.solver_urls, start=1):
             self.supervisor.wait_http(f"solver-{n}", f"{url}/status", timeout=60)
         time.sleep(0.5)
@@ -380,17 +384,17 @@ class Devnet:
     def _frame(self) -> Any:
         return render(self.records, started=self.started, providers=self.provider_names)
 
-    def _on_event(self, tracker: JobTracker, name: str, args: dict[str, Any]) -> None:
+    def _on_event(self, tracker: JobTracker, event: Event) -> None:
         record = next((r for r in self.records if r.job_id == tracker.job_id), None)
         if record is None:
             return
         if not record.terminal:
-            record.state = tracker.state.value if tracker.state != JobState.SLASHED else "refunded"
+            record.state = request_state(tracker.state)
         record.bids = tracker.bids
         record.provider = tracker.provider
-        record.price_paid = tracker.price if tracker.state == JobState.SETTLED else record.price_paid
+        record.price_paid = tracker.price if tracker.state is JobState.SETTLED else record.price_paid
         record.challenged = tracker.challenged
-        record.slashed = tracker.slashed or tracker.state == JobState.SLASHED
+        record.slashed = tracker.slashed
 
     async def _one(self, client: Client, planned: Planned, setup: ChainSetup, *,
                    solvers: list[str] | None = None, until_awarded: bool = False) -> None:  # fmt: skip
@@ -409,18 +413,18 @@ class Devnet:
                 intent, handle = await agent.build_intent(planned.model, data, **options)
                 record.job_id = agent.client.job_id(intent)
                 record.callback_gas_limit = intent.callback_gas_limit
-                record.state = "sent"
+                record.state = request_state(JobState.NONE)
                 tracker = await agent.ask(intent)
                 follow: asyncio.Task[Any] = asyncio.create_task(agent.follow(tracker, intent, handle))
             else:
                 intent, handle = await client.build_intent(planned.model, data, **options)
                 record.job_id = client.job_id(intent)
-                record.state = "sent"
+                record.state = request_state(JobState.NONE)
                 tracker = await client.send(intent, on_chain=planned.source != "signed", solvers=solvers)
                 follow = asyncio.create_task(client.follow(tracker, intent, handle))
             self.trackers[planned.index] = tracker
             if until_awarded:
-                while tracker.state in (JobState.SENT, JobState.OPEN) and not follow.done():  # noqa: ASYNC110
+                while tracker.state in (JobState.NONE, JobState.OPEN) and not follow.done():  # noqa: ASYNC110
                     await asyncio.sleep(0.1)
                 self._follow_later(follow, record, tracker)
                 return
@@ -443,7 +447,7 @@ class Devnet:
     ) -> None:
         try:
             result = await follow
-            record.state = "settled"
+            record.state = request_state(JobState.SETTLED)
             record.price_paid = result.price_paid
             record.provider = result.provider
             record.verified_locally = result.verified
@@ -452,19 +456,27 @@ class Devnet:
             if isinstance(result, AgentResult):
                 record.callback = "ok" if result.callback_output == result.output else "failed"
         except CallbackFailed as exc:  # settled and paid, but the agent stored nothing
-            record.state, record.callback, record.error = "settled", "failed", str(exc)
+            record.state, record.callback, record.error = request_state(JobState.SETTLED), "failed", str(exc)
             if exc.result is not None:
                 record.price_paid, record.provider = exc.result.price_paid, exc.result.provider
                 record.verified_locally = exc.result.verified
             record.verified_onchain = record.proof_mode == "zk" and "delivered" in tracker.tx_hashes
         except RequestExpired as exc:
-            record.state, record.compensation, record.error = "expired", exc.compensation, str(exc)
+            record.state, record.compensation, record.error = (
+                request_state(JobState.EXPIRED),
+                exc.compensation,
+                str(exc),
+            )
             record.slashed = record.slashed or exc.compensation > 0
         except ProviderSlashed as exc:
-            record.state, record.compensation, record.error = "refunded", exc.compensation, str(exc)
+            record.state, record.compensation, record.error = (
+                request_state(JobState.SLASHED),
+                exc.compensation,
+                str(exc),
+            )
             record.slashed = record.challenged = True
         except RequestRefunded as exc:
-            record.state, record.error = "refunded", str(exc)
+            record.state, record.error = request_state(JobState.REFUNDED), str(exc)
         except (ProofInvalid, RequestTimeout) as exc:
             record.state, record.error = "failed", f"{type(exc).__name__}: {exc}"
         except RequestError as exc:

@@ -22,20 +22,36 @@ from typing import Any
 
 from rich.table import Table
 
+from tender.chain import JobState
+
 __all__ = [
     "TERMINAL",
     "RequestRecord",
     "Summary",
     "check_invariants",
     "percentile",
+    "request_state",
     "summarize",
     "summary_table",
     "write_json",
     "write_png",
 ]
 
-#: The states a request may end in; anything else means it was still running.
-TERMINAL = frozenset({"settled", "refunded", "expired"})
+
+def request_state(state: JobState) -> str:
+    """A request's state word for the job's chain state: the :class:`~tender.chain.JobState`
+    name in lower case (``"sent"`` before the job is on the market); a slashed job counts as
+    ``refunded`` (its escrow came back), with ``RequestRecord.slashed`` set."""
+    if state is JobState.NONE:
+        return "sent"
+    return request_state(JobState.REFUNDED) if state is JobState.SLASHED else state.name.lower()
+
+
+#: The states a request may end in (its job's final states); anything else means it was still
+#: running.
+TERMINAL = frozenset(request_state(s) for s in JobState if s.final)
+#: A request that was served and paid for.
+SETTLED = request_state(JobState.SETTLED)
 
 
 @dataclass
@@ -122,7 +138,7 @@ def summarize(
 ) -> Summary:
     """Count, time and price the run's requests."""
     states = Counter(r.state for r in records)
-    settled = [r for r in records if r.state == "settled"]
+    settled = [r for r in records if r.state == SETTLED]
     ratios = [r.price_paid / r.max_price for r in settled if r.price_paid is not None and r.max_price > 0]
     gas: dict[str, dict[str, int]] = defaultdict(lambda: {"total": 0, "count": 0, "mean": 0})
     for record in records:
@@ -153,7 +169,7 @@ def summarize(
         "proofs_verified_locally": sum(1 for r in settled if r.verified_locally),
         "zk_settled": sum(1 for r in settled if r.proof_mode == "zk"),
         "agent_requests": len(agent),
-        "agent_settled": sum(1 for r in agent if r.state == "settled"),
+        "agent_settled": sum(1 for r in agent if r.state == SETTLED),
         "agent_callbacks": sum(1 for r in agent if r.callback == "ok"),
         "agent_callbacks_failed": sum(1 for r in agent if r.callback == "failed"),
         "all_terminal": all(r.terminal for r in records),
@@ -209,7 +225,7 @@ def check_invariants(summary: Summary, *, expect_faults: bool = False) -> list[s
             f"{d['zk_settled'] - d['proofs_verified_onchain']} settled zk job(s) not verified on-chain"
         )
     missed = [f"#{r['index']} callback {r.get('callback')}" for r in d["records"]
-              if r["source"] == "agent" and r["state"] == "settled" and r.get("callback") != "ok"]  # fmt: skip
+              if r["source"] == "agent" and r["state"] == SETTLED and r.get("callback") != "ok"]  # fmt: skip
     if missed or d.get("agent_callbacks", 0) != d.get("agent_settled", 0):
         problems.append(
             f"{d.get('agent_settled', 0) - d.get('agent_callbacks', 0)} settled agent job(s) without the "
@@ -318,7 +334,7 @@ def write_png(records: Iterable[RequestRecord], path: Path, *, token_decimals: i
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
     for mode, colour in (("zk", "tab:blue"), ("optimistic", "tab:orange")):
         values = [
-            r.e2e_ms / 1000 for r in records if r.state == "settled" and r.proof_mode == mode and r.e2e_ms
+            r.e2e_ms / 1000 for r in records if r.state == SETTLED and r.proof_mode == mode and r.e2e_ms
         ]
         if values:
             left.hist(
@@ -336,7 +352,7 @@ def write_png(records: Iterable[RequestRecord], path: Path, *, token_decimals: i
     top = 0.0
     for auction, marker in (("reverse", "o"), ("dutch", "^")):
         pts = [(r.max_price / scale, r.price_paid / scale) for r in records
-               if r.state == "settled" and r.auction == auction and r.price_paid is not None]  # fmt: skip
+               if r.state == SETTLED and r.auction == auction and r.price_paid is not None]  # fmt: skip
         if pts:
             xs, ys = zip(*pts, strict=True)
             right.scatter(xs, ys, marker=marker, alpha=0.75, label=f"{auction} ({len(pts)})")

@@ -1,39 +1,44 @@
-"""The event hub routes logs to the right jobs; inputs travel inline; instances are laid out."""
+"""The event hub routes typed events to the right jobs; inputs travel inline; instances are laid out."""
 
 from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
+from tender.chain import Awarded, IntentPosted, JobState, Settled, Staked
 from tender.client._hub import EventHub, job_of
 from tender.client._models import decode_input_uri, encode_input_uri, instances
-from tender.client._tracker import JobState, JobTracker
+from tender.client._tracker import JobTracker
 from tender.errors import ModelError
+from tests.client.events import event
 
 A, B = "0x" + "aa" * 32, "0x" + "bb" * 32
 
 
-def test_job_of_reads_bytes_and_hex() -> None:
-    assert job_of({"job_id": bytes.fromhex(A[2:])}) == A
-    assert job_of({"job_id": A.upper().replace("0X", "0x")}) == A
-    assert job_of({"provider": "0x1"}) is None
+def test_job_of_reads_the_typed_events_job_id() -> None:
+    assert job_of(event(Awarded, A)) == A
+    assert job_of(event(Staked, A)) is None  # names no job
+
+
+def _hub() -> EventHub:
+    hub = EventHub(SimpleNamespace(eth=SimpleNamespace(block_number=0)), [])  # type: ignore[arg-type]  # route() only
+    hub._ensure_running = lambda: None  # type: ignore[method-assign]  # no polling in this test
+    return hub
 
 
 async def test_route_feeds_trackers_and_keeps_early_events() -> None:
-    hub = EventHub(w3=None, addresses=[], decode=lambda raw: None)  # type: ignore[arg-type]
-    hub._ensure_running = lambda: None  # type: ignore[method-assign]  # no polling in this test
+    hub = _hub()
     seen: list[str] = []
-    hub.listeners.append(lambda tracker, name, args: seen.append(name))
+    hub.listeners.append(lambda tracker, e: seen.append(e.name))
     tracker_a = JobTracker(A)
     changed = hub.follow(tracker_a)
     # B's events arrive before anyone follows B: kept, then replayed on follow.
     routed = hub.route([
-        (A, "IntentPosted", {"job_id": A}, "0x01", 1),
-        (B, "IntentPosted", {"job_id": B}, "0x02", 1),
-        (A, "Awarded", {"job_id": A, "provider": "0x" + "11" * 20, "price": 3}, "0x03", 2),
+        event(IntentPosted, A, tx="0x01"),
+        event(IntentPosted, B, tx="0x02"),
+        event(Awarded, A, tx="0x03", block=2, provider="0x" + "11" * 20, price=3),
     ])  # fmt: skip
     assert routed == 2
     assert changed.is_set()
@@ -43,31 +48,20 @@ async def test_route_feeds_trackers_and_keeps_early_events() -> None:
     hub.follow(tracker_b)
     assert tracker_b.state is JobState.OPEN
     hub.forget(A)
-    assert hub.route([(A, "Settled", {"job_id": A}, "0x04", 3)]) == 0
+    assert hub.route([event(Settled, A, tx="0x04", block=3)]) == 0
     await asyncio.sleep(0)
 
 
-def test_fetch_decodes_and_filters_logs() -> None:
-    logs = [
-        {"transactionHash": b"\x01" * 32, "blockNumber": 5, "name": "Awarded", "args": {"job_id": A}},
-        {"transactionHash": b"\x02" * 32, "blockNumber": 5, "name": "Transfer", "args": {"from_": "x"}},
-        {"transactionHash": b"\x03" * 32, "blockNumber": 6, "name": "Nope", "args": None},
-    ]
-
-    class Eth:
-        block_number = 6
-
-        def get_logs(self, params: dict[str, Any]) -> list[dict[str, Any]]:
-            assert params["fromBlock"] == 3
-            return logs
-
-    def decode(raw: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-        return None if raw["args"] is None else (raw["name"], raw["args"])
-
-    hub = EventHub(SimpleNamespace(eth=Eth()), [], decode=decode, from_block=3)  # type: ignore[arg-type]
-    events = hub.fetch()
-    assert [(e[0], e[1]) for e in events] == [(A, "Awarded")]
-    assert hub.fetch() == []  # the cursor moved past the head
+async def test_a_reorg_rolls_the_followed_jobs_back() -> None:
+    hub = _hub()
+    tracker = JobTracker(A)
+    changed = hub.follow(tracker)
+    hub.route([event(IntentPosted, A, tx="0x01", block=1), event(Awarded, A, tx="0x02", block=3)])
+    assert tracker.state is JobState.AWARDED
+    changed.clear()
+    assert hub.route([], forks=[2]) == 0
+    assert tracker.state is JobState.OPEN
+    assert changed.is_set()  # the request sees its job moved back
 
 
 def test_inputs_travel_inline_as_compact_json() -> None:

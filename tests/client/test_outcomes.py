@@ -7,6 +7,18 @@ from typing import Any
 import pytest
 
 from tender.anvil import DEV_KEYS
+from tender.chain import (
+    Awarded,
+    Challenged,
+    Delivered,
+    Event,
+    Expired,
+    IntentPosted,
+    JobState,
+    Refunded,
+    Settled,
+    Slashed,
+)
 from tender.client import (
     ProofInvalid,
     ProviderSlashed,
@@ -17,6 +29,7 @@ from tender.client import (
 from tender.client._client import Client
 from tender.client._tracker import JobTracker
 from tender.intents import Intent, ProofMode
+from tests.client.events import event
 
 JOB = "0x" + "ef" * 32
 P1 = "0x" + "11" * 20
@@ -33,16 +46,16 @@ def _client() -> Client:
     return Client("http://127.0.0.1:9", DEV_KEYS[7], self_help=False)
 
 
-def _tracker(events: list[tuple[str, dict[str, Any]]]) -> JobTracker:
+def _tracker(events: list[tuple[type[Event], dict[str, Any]]]) -> JobTracker:
     tracker = JobTracker(JOB)
-    for name, args in events:
-        tracker.feed(name, {"job_id": JOB, **args}, tx_hash="0x" + "01" * 32)
+    for n, (kind, args) in enumerate(events):
+        tracker.feed(event(kind, JOB, tx=f"0x{n:064x}", **args))
     return tracker
 
 
 async def test_expired_job_raises_request_expired_with_compensation() -> None:
-    tracker = _tracker([("Awarded", {"provider": P1, "price": 5}), ("Expired", {"provider": P1, "slashed": 33}),
-                        ("Refunded", {"amount": 101})])  # fmt: skip
+    tracker = _tracker([(Awarded, {"provider": P1, "price": 5}), (Expired, {"provider": P1, "slashed": 33}),
+                        (Refunded, {"amount": 101})])  # fmt: skip
     with pytest.raises(RequestExpired) as caught:
         await _client()._outcome(tracker, _intent(), None, auction="reverse", verify=True)
     assert caught.value.compensation == 33
@@ -51,8 +64,9 @@ async def test_expired_job_raises_request_expired_with_compensation() -> None:
 
 
 async def test_slashed_job_raises_provider_slashed() -> None:
-    tracker = _tracker([("Awarded", {"provider": P1, "price": 5}), ("Delivered", {"output": [4], "state": 3}),
-                        ("Challenged", {}), ("Slashed", {"to_requester": 9}), ("Refunded", {"amount": 100})])  # fmt: skip
+    tracker = _tracker([(Awarded, {"provider": P1, "price": 5}),
+                        (Delivered, {"output": (4,), "state": JobState.DELIVERED}),
+                        (Challenged, {}), (Slashed, {"to_requester": 9}), (Refunded, {"amount": 100})])  # fmt: skip
     with pytest.raises(ProviderSlashed) as caught:
         await _client()._outcome(
             tracker, _intent(proof_mode=ProofMode.OPTIMISTIC), None, auction="reverse", verify=True
@@ -62,7 +76,7 @@ async def test_slashed_job_raises_provider_slashed() -> None:
 
 
 async def test_unawarded_job_raises_request_refunded() -> None:
-    tracker = _tracker([("IntentPosted", {}), ("Refunded", {"amount": 100})])
+    tracker = _tracker([(IntentPosted, {}), (Refunded, {"amount": 100})])
     with pytest.raises(RequestRefunded) as caught:
         await _client()._outcome(tracker, _intent(), None, auction="dutch", verify=True)
     assert caught.value.refund == 100
@@ -71,7 +85,7 @@ async def test_unawarded_job_raises_request_refunded() -> None:
 async def test_follow_times_out_with_the_last_state() -> None:
     client = _client()
     tracker = JobTracker(JOB)
-    tracker.feed("IntentPosted", {"job_id": JOB})
+    tracker.feed(event(IntentPosted, JOB))
 
     class Quiet:
         error = None
@@ -100,8 +114,9 @@ async def test_follow_times_out_with_the_last_state() -> None:
 
 async def test_a_proof_that_does_not_verify_raises_proof_invalid() -> None:
     client = _client()
-    tracker = _tracker([("Awarded", {"provider": P1, "price": 5}), ("Delivered", {"output": [1], "state": 6}),
-                        ("Settled", {"price": 5, "refund": 95})])  # fmt: skip
+    tracker = _tracker([(Awarded, {"provider": P1, "price": 5}),
+                        (Delivered, {"output": (1,), "state": JobState.SETTLED}),
+                        (Settled, {"price": 5, "refund": 95})])  # fmt: skip
     tracker.proof = b"\x01" * 64
     client._gas = lambda tx_hashes: {}  # type: ignore[method-assign]
 
@@ -120,8 +135,9 @@ async def test_a_proof_that_does_not_verify_raises_proof_invalid() -> None:
 
 async def test_a_verified_settlement_returns_the_result() -> None:
     client = _client()
-    tracker = _tracker([("IntentPosted", {}), ("Awarded", {"provider": P1, "price": 5}),
-                        ("Delivered", {"output": [1, 2], "state": 6}), ("Settled", {"price": 5, "refund": 95})])  # fmt: skip
+    tracker = _tracker([(IntentPosted, {}), (Awarded, {"provider": P1, "price": 5}),
+                        (Delivered, {"output": (1, 2), "state": JobState.SETTLED}),
+                        (Settled, {"price": 5, "refund": 95})])  # fmt: skip
     tracker.proof = b"\x01" * 64
     client._gas = lambda tx_hashes: {"settled": 1000}  # type: ignore[method-assign]
 

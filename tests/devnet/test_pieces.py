@@ -14,56 +14,61 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from tender.devnet._configs import ProviderPlan, dump_toml, provider_config, solver_config, verifier_config
-from tender.devnet._live import render
-from tender.devnet._summary import RequestRecord
+from provider import MisbehaveSection, ModelEntry, ProviderConfig
+from provider import load_config as load_provider
+from solver import ProviderEntry, SolverConfig
+from tender.chain import JobState
+from tender.devnet._configs import (
+    ProviderPlan,
+    dump_config,
+    provider_config,
+    solver_config,
+    verifier_config,
+    write_config,
+)
+from tender.devnet._live import STATE_STYLE, render
+from tender.devnet._summary import TERMINAL, RequestRecord, request_state
 from tender.devnet._supervisor import ChildFailed, Supervisor
 from tender.devnet._workload import plan_workload
+from verifier import load_config as load_verifier
 
 
-def test_toml_round_trips_nested_tables_and_arrays(tmp_path: Path) -> None:
-    data = {
-        "chain": {"rpc_url": "http://x", "deployment": tmp_path / "d.json", "poll_interval_s": 0.1},
-        "provider": {"listen": "127.0.0.1:1", "models": [{"name": "mlp", "onnx": "a.onnx"}, {"name": "cnn", "onnx": "b"}],
-                     "pricing": {"margin": 0.2, "proof_cost": 10**16}, "flag": True, "none": None,
-                     "tags": ["a", "b"], "quote": 'say "hi"'},
-    }  # fmt: skip
-    back = tomllib.loads(dump_toml(data))
-    assert back["chain"]["deployment"] == str(tmp_path / "d.json")
-    assert back["provider"]["models"][1]["name"] == "cnn"
-    assert back["provider"]["pricing"]["proof_cost"] == 10**16
-    assert back["provider"]["flag"] is True
-    assert "none" not in back["provider"]
-    assert back["provider"]["quote"] == 'say "hi"'
-
-
-def test_generated_configs_validate_against_the_role_sections(tmp_path: Path) -> None:
-    provider_cfg = pytest.importorskip("provider._config")
-    solver_cfg = pytest.importorskip("solver._config")
-    verifier_cfg = pytest.importorskip("verifier._config")
-    from tender.config import ChainSection
-
-    plan = ProviderPlan("gpu-c", 3, "0x0003", 0.6, misbehave={"silent_on_job": 1, "wrong_output_on_job": 2})
+def test_generated_configs_load_back_through_the_roles_own_models(tmp_path: Path) -> None:
+    plan = ProviderPlan("gpu-c", 3, "0x0003", 0.6,
+                        misbehave=MisbehaveSection(silent_on_job=1, wrong_output_on_job=2))  # fmt: skip
     models = [
-        {"name": "mlp", "onnx": "models/mlp/model.onnx", "bundle": tmp_path, "model_id": "0x" + "ab" * 32}
+        ModelEntry(name="mlp", onnx=Path("models/mlp/model.onnx"), bundle=tmp_path, model_id="0x" + "ab" * 32)
     ]
-    configs = {
-        "provider": provider_config(plan, rpc_url="http://x", deployment=tmp_path / "d.json", port=7001,
-                                    models=models, run_dir=tmp_path),
-        "solver": solver_config(rpc_url="http://x", deployment=tmp_path / "d.json", port=7100, run_dir=tmp_path,
-                                name="s", margin_bps=100,
-                                providers=[{"name": "gpu-c", "url": "http://127.0.0.1:7001", "address": "0x" + "11" * 20}]),
-        "verifier": verifier_config(rpc_url="http://x", deployment=tmp_path / "d.json", run_dir=tmp_path),
-    }  # fmt: skip
-    sections = {"provider": provider_cfg.ProviderSection, "solver": solver_cfg.SolverSection,
-                "verifier": verifier_cfg.VerifierSection}  # fmt: skip
-    for role, config in configs.items():
-        data = tomllib.loads(dump_toml(config))
-        ChainSection.model_validate(data["chain"])
-        section = sections[role].model_validate(data[role])
-        assert "key" not in dump_toml(config).lower().replace("key_env", "")  # no secrets in files
-        if role == "provider":
-            assert section.misbehave.silent_on_job == 1
+    entry = ProviderEntry(name="gpu-c", url="http://127.0.0.1:7001", address="0x" + "11" * 20)
+    deployment = tmp_path / "d.json"
+    provider_file = provider_config(plan, rpc_url="http://x", deployment=deployment, port=7001, models=models,
+                                    run_dir=tmp_path, proving_warmup=False)  # fmt: skip
+    solver_file = solver_config(rpc_url="http://x", deployment=deployment, port=7100, run_dir=tmp_path,
+                                name="s", margin_bps=100, providers=[entry])  # fmt: skip
+    verifier_file = verifier_config(rpc_url="http://x", deployment=deployment, run_dir=tmp_path,
+                                    relay_listen="127.0.0.1:7301")  # fmt: skip
+
+    # each file reads back, through the role's own loader, as the model it was written from
+    chain, section = load_provider(write_config(tmp_path / "p.toml", provider_file))
+    assert ProviderConfig(chain=chain, provider=section) == provider_file
+    assert section.misbehave.silent_on_job == 1
+    assert section.models[0].model_id == "0x" + "ab" * 32
+    assert section.proving_warmup is False
+    assert section.store == tmp_path / "gpu-c.db"
+    text = write_config(tmp_path / "s.toml", solver_file).read_text()
+    assert SolverConfig.model_validate(tomllib.loads(text)) == solver_file
+    assert solver_file.solver.providers == [entry]
+    assert load_verifier(write_config(tmp_path / "v.toml", verifier_file)) == verifier_file
+
+    for config in (provider_file, solver_file, verifier_file):
+        text = dump_config(config)
+        assert "key" not in text.lower()  # no secrets in files (keys come from the environment)
+        assert tomllib.loads(text)["chain"] == {"rpc_url": "http://x", "deployment": str(deployment),
+                                                "poll_interval_s": 0.1}  # fmt: skip
+    # a healthy provider has no [provider.misbehave] knobs set
+    healthy = provider_config(ProviderPlan("gpu-a", 1, "0x0001", 1.0), rpc_url="http://x", deployment=deployment,
+                              port=7002, models=models, run_dir=tmp_path)  # fmt: skip
+    assert tomllib.loads(dump_config(healthy))["provider"].get("misbehave", {}) == {}
 
 
 def test_workload_is_deterministic_and_puts_faults_first() -> None:
@@ -155,6 +160,22 @@ def test_live_view_renders_records() -> None:
     assert "3/5 done" in text
     assert "callback ✓" in text
     assert "agent callbacks 1/4" in text
+
+
+def test_request_states_are_the_chain_job_states() -> None:
+    assert {"settled", "refunded", "expired"} == TERMINAL  # the summary's JSON keys
+    assert request_state(JobState.NONE) == "sent"
+    assert request_state(JobState.SLASHED) == "refunded"  # counted with ``RequestRecord.slashed``
+    assert request_state(JobState.PROOF_REQUIRED) == "proof_required"
+    assert {request_state(s) for s in JobState} | {"pending", "failed"} == STATE_STYLE.keys()
+
+
+def test_the_client_and_devnet_read_the_chain_through_tender_chain_only() -> None:
+    root = Path(__file__).resolve().parents[2] / "tender"
+    for path in [*(root / "client").glob("*.py"), *(root / "devnet").glob("*.py")]:
+        text = path.read_text()
+        assert "get_logs" not in text, path  # one log loop: tender.chain.EventFeed
+        assert "class JobState" not in text, path  # one JobState: tender.chain's
 
 
 def test_live_view_fits_80_columns() -> None:

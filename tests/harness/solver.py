@@ -35,13 +35,13 @@ from eth_utils import keccak
 from web3 import Web3
 
 from solver._config import GasSection, ProviderEntry, SolverSection
-from solver._market import CHAIN_STATES, ChainJob, _flatten
 from solver._policy import Offer
 from solver._quotes import VerifiedQuote
 from solver._solver import Solver
 from tender.anvil import DEV_KEYS, Anvil, free_port
 from tender.chain import (
     Deployment,
+    Job,
     Market,
     MarketParams,
     ModelInfo,
@@ -241,12 +241,9 @@ class Deployed:
     requester: TxSender
     markets: dict[AuctionType, Market]
 
-    def job(self, auction: AuctionType, job_id: str) -> ChainJob:
-        """The market's record of a job (read with the ABI, as the solver reads it)."""
-        market = self.markets[auction]
-        outputs = next(e for e in market.artifact.abi if e.get("name") == "job")["outputs"]
-        fields = _flatten(outputs, market.contract.functions.job(bytes.fromhex(job_id[2:])).call())
-        return ChainJob(state=CHAIN_STATES[int(fields["state"])], fields=fields)
+    def job(self, auction: AuctionType, job_id: str) -> Job:
+        """The market's record of a job."""
+        return self.markets[auction].job(bytes.fromhex(job_id[2:]))
 
     def now(self) -> int:
         return int(self.w3.eth.get_block("latest")["timestamp"])
@@ -557,6 +554,7 @@ def live_devnet(folder: Path, nodes: Sequence[NodePlan] = NODES) -> Iterator[Liv
     :data:`SOLVER_KEYS` authorised, running as ``tender provider run --config <toml>`` under a
     :class:`~tender.devnet.Supervisor` (own process group, log in ``folder/logs``). Blocks tick
     every second. Every process (nodes, their proving workers, Anvil) is stopped on exit."""
+    from provider import ProviderConfig
     from tender import models
     from tender.devnet import ChainSetup, Supervisor, write_config
 
@@ -593,7 +591,7 @@ def live_devnet(folder: Path, nodes: Sequence[NodePlan] = NODES) -> Iterator[Liv
             store = folder / f"{plan.name}.db"
             config = _node_config(plan, rpc_url=chain.rpc_url, deployment=deployment_path, port=port,
                                   model=model, store=store)  # fmt: skip
-            path = write_config(folder / f"{plan.name}.toml", config)
+            path = write_config(folder / f"{plan.name}.toml", ProviderConfig.model_validate(config))
             sup.start(plan.name, ["provider", "run", "--config", str(path)], env={"TENDER_PRIVATE_KEY": key})
             running.append(Node(plan, key, address, url, store))
         for node in running:

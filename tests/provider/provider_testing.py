@@ -1,6 +1,6 @@
-"""Helpers of the provider tests: an in-memory chain gateway and a running node.
+"""Helpers of the provider tests: an in-memory chain and a running node.
 
-The in-memory gateway stands in for the market only in the HTTP-layer tests; the integration
+The in-memory chain stands in for the market only in the HTTP-layer tests; the integration
 tests (``test_provider_market.py``) run the real contracts on Anvil.
 """
 
@@ -16,9 +16,10 @@ from typing import Any
 
 import httpx
 from eth_account import Account
+from hexbytes import HexBytes
 
-from provider import ChainGateway, ProviderNode
-from tender.chain import Job, JobState
+from provider import ProviderNode
+from tender.chain import DisputeTerms, Job, JobState
 from tender.daemon import supervise
 from tender.errors import ContractRevert
 from tender.intents import ProofMode
@@ -50,67 +51,112 @@ def job_record(
     return Job(**values)
 
 
-class LedgerGateway(ChainGateway):
-    """An in-memory market: tests put jobs in ``jobs``; ``deliver`` settles zk jobs at once.
+class LedgerMarket:
+    """An in-memory stand-in for :class:`tender.chain.AsyncMarket` (what the node calls of it):
+    tests put jobs in ``jobs``; ``deliver`` settles zk jobs at once.
 
     A settlement credits the job's price (``credit``, what ``owed`` reads); ``withdraw`` pays it
     out (``withdrawals``) or, with ``refuse_withdraw`` or nothing owed, reverts ``NothingOwed``.
+    ``decline`` reverts ``DeclineWindowClosed``.
     """
 
-    def __init__(self, key: str, *, model_ids: Sequence[tuple[str, str, str]] = ()) -> None:
-        self.address = Account.from_key(key).address
-        self.markets = frozenset({MARKET})
-        self.chain_id = 31337
+    def __init__(self, provider: str) -> None:
+        self.address = MARKET
+        self.provider = provider
         self.jobs: dict[str, Job] = {}
+        #: the contract's providerDeadline per job (default: the intent's deadline)
+        self.deadlines: dict[str, int] = {}
         self.delivered: dict[str, tuple[list[int], bytes]] = {}
         self.proved: dict[str, bytes] = {}
-        self._models = list(model_ids)
         self.credit = 0
         self.withdrawals: list[int] = []
         self.refuse_withdraw = False
 
-    def _settle(self, job_id: str) -> None:
-        self.jobs[job_id] = replace(self.jobs[job_id], state=JobState.SETTLED)
-        self.credit += self.jobs[job_id].price
+    @staticmethod
+    def _key(job_id: bytes) -> str:
+        return "0x" + job_id.hex()
 
-    async def job(self, market: str, job_id: str) -> Job:
-        found = self.jobs.get(job_id.lower())
-        return found or job_record(job_id, provider=OTHER, model_id="0x" + "00" * 32, commitment=0,
+    @staticmethod
+    def _receipt(byte: str, **fields: Any) -> dict[str, Any]:
+        return {"transactionHash": HexBytes("0x" + byte * 32), **fields}
+
+    def _settle(self, key: str) -> None:
+        self.jobs[key] = replace(self.jobs[key], state=JobState.SETTLED)
+        self.credit += self.jobs[key].price
+
+    async def job(self, job_id: bytes) -> Job:
+        found = self.jobs.get(self._key(job_id))
+        return found or job_record(self._key(job_id), provider=OTHER, model_id="0x" + "00" * 32, commitment=0,
                                    state=JobState.NONE)  # fmt: skip
 
-    async def deliver(self, market: str, job_id: str, output: Sequence[int], proof: bytes) -> str:
-        job = self.jobs[job_id]
+    async def provider_deadline(self, job_id: bytes) -> int:
+        key = self._key(job_id)
+        return self.deadlines.get(key, self.jobs[key].deadline if key in self.jobs else 0)
+
+    async def deliver(self, job_id: bytes, output: Sequence[int], proof: bytes = b"") -> dict[str, Any]:
+        key = self._key(job_id)
+        job = self.jobs[key]
         assert job.state is JobState.AWARDED
-        self.delivered[job_id] = (list(output), proof)
-        self.jobs[job_id] = replace(job, state=JobState.DELIVERED, dispute_end=int(time.time()) + 3600)
+        self.delivered[key] = (list(output), proof)
+        self.jobs[key] = replace(job, state=JobState.DELIVERED, dispute_end=int(time.time()) + 3600)
         if job.proof_mode is ProofMode.ZK:
-            self._settle(job_id)
-        return "0x" + "aa" * 32
+            self._settle(key)
+        return self._receipt("aa")
 
-    async def prove(self, market: str, job_id: str, proof: bytes) -> str:
-        self.proved[job_id] = proof
-        self._settle(job_id)
-        return "0x" + "bb" * 32
+    async def prove(self, job_id: bytes, proof: bytes) -> dict[str, Any]:
+        self.proved[self._key(job_id)] = proof
+        self._settle(self._key(job_id))
+        return self._receipt("bb")
 
-    async def finalize(self, market: str, job_id: str) -> str:
-        self._settle(job_id)
-        return "0x" + "cc" * 32
+    async def finalize(self, job_id: bytes) -> dict[str, Any]:
+        self._settle(self._key(job_id))
+        return self._receipt("cc")
 
-    async def owed(self, market: str) -> int:
+    async def decline(self, job_id: bytes) -> dict[str, Any]:
+        raise ContractRevert("DeclineWindowClosed", {"jobId": job_id})
+
+    async def dispute_terms(self, job_id: bytes) -> DisputeTerms:
+        return DisputeTerms(0, 0, 0, 0, 0, False)
+
+    async def owed(self, account: str) -> int:
         return self.credit
 
-    async def withdraw(self, market: str) -> tuple[int, str]:
+    async def withdraw(self) -> dict[str, Any]:
         if self.refuse_withdraw or not self.credit:
-            raise ContractRevert("NothingOwed", {"account": self.address})
+            raise ContractRevert("NothingOwed", {"account": self.provider})
         amount, self.credit = self.credit, 0
         self.withdrawals.append(amount)
-        return amount, "0x" + "dd" * 32
+        return self._receipt("dd", amount=amount)
+
+    async def withdrawn_in(self, receipt: dict[str, Any]) -> int:
+        return int(receipt["amount"])
+
+
+class LedgerChain:
+    """An in-memory stand-in for :class:`provider.ProviderChain`: one :class:`LedgerMarket` at
+    ``MARKET``, the local clock, and the registered models given."""
+
+    def __init__(self, key: str, *, model_ids: Sequence[tuple[str, str, str]] = ()) -> None:
+        self.address = Account.from_key(key).address
+        self.chain_id = 31337
+        self.ledger = LedgerMarket(self.address)
+        self.markets = {MARKET: self.ledger}
+        self._models = list(model_ids)
+
+    def market(self, address: str) -> LedgerMarket:
+        return self.markets[address]
 
     async def now(self) -> int:
         return int(time.time())
 
     async def registered_models(self) -> list[tuple[str, str, str]]:
         return list(self._models)
+
+    async def explain(self, exc: Exception) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
 
 
 @contextlib.asynccontextmanager

@@ -1,6 +1,6 @@
 """The node's HTTP API over real HTTP, with real onnxruntime and real EZKL proofs.
 
-The market is the in-memory ``LedgerGateway`` here; ``test_provider_market.py`` runs the same
+The market is the in-memory ``LedgerChain`` here; ``test_provider_market.py`` runs the same
 flow against the contracts on Anvil.
 """
 
@@ -18,7 +18,7 @@ import httpx
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from provider_testing import MARKET, OTHER, LedgerGateway, job_record, running, wait_state
+from provider_testing import MARKET, OTHER, LedgerChain, job_record, running, wait_state
 
 from provider import BatchingSection, ModelEntry, ProviderNode, ProviderSection
 from tender.anvil import DEV_KEYS, free_port
@@ -47,14 +47,14 @@ def config(tmp_path: Path, mlp_bundle: Any, **changes: Any) -> ProviderSection:
 
 
 @pytest.fixture
-def gateway(mlp_bundle: Any) -> LedgerGateway:
+def chain(mlp_bundle: Any) -> LedgerChain:
     card = mlp_bundle.card
-    return LedgerGateway(KEY, model_ids=[(MLP_ID, card.onnx_sha256, card.settings_sha256)])
+    return LedgerChain(KEY, model_ids=[(MLP_ID, card.onnx_sha256, card.settings_sha256)])
 
 
 @pytest.fixture
-def node(tmp_path: Path, mlp_bundle: Any, gateway: LedgerGateway) -> ProviderNode:
-    return ProviderNode(config(tmp_path, mlp_bundle), gateway=gateway, key=KEY)
+def node(tmp_path: Path, mlp_bundle: Any, chain: LedgerChain) -> ProviderNode:
+    return ProviderNode(config(tmp_path, mlp_bundle), chain=chain, key=KEY)
 
 
 @pytest.fixture
@@ -63,11 +63,11 @@ async def client(node: ProviderNode) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-def award(gateway: LedgerGateway, job_id: str, data: Any, mlp_bundle: Any, **kw: Any) -> None:
+def award(chain: LedgerChain, job_id: str, data: Any, mlp_bundle: Any, **kw: Any) -> None:
     commitment = input_commitment(mlp_bundle, data)
     kw.setdefault("provider", ADDRESS)
     kw.setdefault("model_id", MLP_ID)
-    gateway.jobs[job_id] = job_record(job_id, commitment=commitment, **kw)
+    chain.ledger.jobs[job_id] = job_record(job_id, commitment=commitment, **kw)
 
 
 def intent(**changes: Any) -> dict[str, Any]:
@@ -171,18 +171,18 @@ async def _refused(client: httpx.AsyncClient, node: ProviderNode, status: int, c
     return error
 
 
-async def test_jobs_refuses_wrong_shape(client: httpx.AsyncClient, node: ProviderNode, gateway: LedgerGateway,
+async def test_jobs_refuses_wrong_shape(client: httpx.AsyncClient, node: ProviderNode, chain: LedgerChain,
                                         mlp_bundle: Any, mlp_samples: list[list[float]]) -> None:  # fmt: skip
-    award(gateway, JOB, mlp_samples[0], mlp_bundle)
+    award(chain, JOB, mlp_samples[0], mlp_bundle)
     error = await _refused(client, node, 422, "wrong_shape", "input",
                            json_body={"jobId": JOB, "market": MARKET, "input": mlp_samples[0][:60]})  # fmt: skip
     assert "[60]" in error.message
     assert "[1, 64]" in error.message
 
 
-async def test_jobs_refuses_wrong_dtype(client: httpx.AsyncClient, node: ProviderNode, gateway: LedgerGateway,
+async def test_jobs_refuses_wrong_dtype(client: httpx.AsyncClient, node: ProviderNode, chain: LedgerChain,
                                         mlp_bundle: Any, mlp_samples: list[list[float]]) -> None:  # fmt: skip
-    award(gateway, JOB, mlp_samples[0], mlp_bundle)
+    award(chain, JOB, mlp_samples[0], mlp_bundle)
     bad = [*mlp_samples[0][:7], "0.5", *mlp_samples[0][8:]]
     await _refused(
         client, node, 422, "wrong_dtype", "input[7]", json_body={"jobId": JOB, "market": MARKET, "input": bad}
@@ -210,17 +210,17 @@ async def test_jobs_refuses_too_large_payload_without_content_length(client: htt
 
 
 async def test_jobs_refuses_commitment_mismatch(client: httpx.AsyncClient, node: ProviderNode,
-                                                gateway: LedgerGateway, mlp_bundle: Any,
+                                                chain: LedgerChain, mlp_bundle: Any,
                                                 mlp_samples: list[list[float]]) -> None:  # fmt: skip
-    award(gateway, JOB, mlp_samples[0], mlp_bundle)
+    award(chain, JOB, mlp_samples[0], mlp_bundle)
     error = await _refused(client, node, 422, "commitment_mismatch", "input",
                            json_body={"jobId": JOB, "market": MARKET, "input": mlp_samples[1]})  # fmt: skip
     assert "committed" in error.message
 
 
-async def test_jobs_refuses_unknown_model(client: httpx.AsyncClient, node: ProviderNode, gateway: LedgerGateway,
+async def test_jobs_refuses_unknown_model(client: httpx.AsyncClient, node: ProviderNode, chain: LedgerChain,
                                           mlp_bundle: Any, mlp_samples: list[list[float]]) -> None:  # fmt: skip
-    award(gateway, JOB, mlp_samples[0], mlp_bundle, model_id=CNN_ID)
+    award(chain, JOB, mlp_samples[0], mlp_bundle, model_id=CNN_ID)
     error = await _refused(client, node, 404, "unknown_model", "modelId",
                            json_body={"jobId": JOB, "market": MARKET, "input": mlp_samples[0]})  # fmt: skip
     assert CNN_ID in error.message
@@ -261,9 +261,9 @@ async def test_jobs_refuses_never_awarded_job(client: httpx.AsyncClient, node: P
 
 
 async def test_jobs_refuses_job_awarded_to_another_provider(client: httpx.AsyncClient, node: ProviderNode,
-                                                            gateway: LedgerGateway, mlp_bundle: Any,
+                                                            chain: LedgerChain, mlp_bundle: Any,
                                                             mlp_samples: list[list[float]]) -> None:  # fmt: skip
-    award(gateway, JOB, mlp_samples[0], mlp_bundle, provider=OTHER)
+    award(chain, JOB, mlp_samples[0], mlp_bundle, provider=OTHER)
     await _refused(client, node, 403, "not_awarded", "jobId",
                    json_body={"jobId": JOB, "market": MARKET, "input": mlp_samples[0]})  # fmt: skip
 
@@ -386,9 +386,9 @@ async def test_unhandled_error_is_a_json_500_without_traceback_and_counted(
 
 
 async def test_other_input_for_an_accepted_job_is_409(client: httpx.AsyncClient, node: ProviderNode,
-                                                      gateway: LedgerGateway, mlp_bundle: Any,
+                                                      chain: LedgerChain, mlp_bundle: Any,
                                                       mlp_samples: list[list[float]]) -> None:  # fmt: skip
-    award(gateway, JOB, mlp_samples[6], mlp_bundle)
+    award(chain, JOB, mlp_samples[6], mlp_bundle)
     first = await client.post("/jobs", json={"jobId": JOB, "market": MARKET, "input": mlp_samples[6]})
     assert first.status_code == 202
     other = await client.post("/jobs", json={"jobId": JOB, "market": MARKET, "input": mlp_samples[7]})
@@ -407,10 +407,10 @@ async def test_other_input_for_an_accepted_job_is_409(client: httpx.AsyncClient,
 
 
 async def test_job_is_inferred_proved_delivered_and_settled(
-    client: httpx.AsyncClient, node: ProviderNode, gateway: LedgerGateway, mlp_bundle: Any,
+    client: httpx.AsyncClient, node: ProviderNode, chain: LedgerChain, mlp_bundle: Any,
     mlp_samples: list[list[float]],
 ) -> None:  # fmt: skip
-    award(gateway, JOB, mlp_samples[2], mlp_bundle)
+    award(chain, JOB, mlp_samples[2], mlp_bundle)
     reply = await client.post("/jobs", json={"jobId": JOB, "market": MARKET, "input": mlp_samples[2]})
     assert reply.status_code == 202, reply.text
     assert reply.json()["state"] == "accepted"
@@ -431,7 +431,7 @@ async def test_job_is_inferred_proved_delivered_and_settled(
             await asyncio.sleep(0.01)
 
     done = await wait_state(client, JOB, {"settled"})
-    output, proof = gateway.delivered[JOB]
+    output, proof = chain.ledger.delivered[JOB]
     assert [str(x) for x in output] == done["outputFelts"]
     assert proof.hex() == done["proof"][2:]
     assert done["txHashes"]["deliver"] == "0x" + "aa" * 32
@@ -444,79 +444,79 @@ async def test_job_is_inferred_proved_delivered_and_settled(
 
 
 async def test_optimistic_job_answers_a_challenge_with_the_proof(
-    client: httpx.AsyncClient, node: ProviderNode, gateway: LedgerGateway, mlp_bundle: Any,
+    client: httpx.AsyncClient, node: ProviderNode, chain: LedgerChain, mlp_bundle: Any,
     mlp_samples: list[list[float]],
 ) -> None:  # fmt: skip
     from dataclasses import replace
 
     from tender.chain import JobState
 
-    award(gateway, JOB, mlp_samples[3], mlp_bundle, proof_mode=1)
+    award(chain, JOB, mlp_samples[3], mlp_bundle, proof_mode=1)
     reply = await client.post("/jobs", json={"jobId": JOB, "market": MARKET, "input": mlp_samples[3]})
     assert reply.status_code == 202
     await wait_state(client, JOB, {"delivered"})
-    _output, proof = gateway.delivered[JOB]
+    _output, proof = chain.ledger.delivered[JOB]
     assert proof == b""  # optimistic: no proof unless challenged
-    gateway.jobs[JOB] = replace(gateway.jobs[JOB], state=JobState.CHALLENGED)
+    chain.ledger.jobs[JOB] = replace(chain.ledger.jobs[JOB], state=JobState.CHALLENGED)
     done = await wait_state(client, JOB, {"settled"})
-    assert gateway.proved[JOB].hex() == done["proof"][2:]
+    assert chain.ledger.proved[JOB].hex() == done["proof"][2:]
     assert "prove" in done["txHashes"]
 
 
-async def test_restart_resumes_unfinished_job(tmp_path: Path, mlp_bundle: Any, gateway: LedgerGateway,
+async def test_restart_resumes_unfinished_job(tmp_path: Path, mlp_bundle: Any, chain: LedgerChain,
                                               mlp_samples: list[list[float]]) -> None:  # fmt: skip
-    from provider import JobRecord, JobState, JobStore
+    from provider import JobRecord, JobStore, WorkStep
 
-    award(gateway, JOB, mlp_samples[4], mlp_bundle)
+    award(chain, JOB, mlp_samples[4], mlp_bundle)
     cfg = config(tmp_path, mlp_bundle)
     store = JobStore(cfg.store_path())
-    job = gateway.jobs[JOB]
+    job = chain.ledger.jobs[JOB]
     store.insert(JobRecord(job_id=JOB, market=MARKET, model="mlp", input=mlp_samples[4],
                            input_commitment=str(job.input_commitment), deadline=job.deadline, proof_mode=0))  # fmt: skip
-    store.update(JOB, state=JobState.INFERRED, output=[0.0] * 10)
+    store.update(JOB, step=WorkStep.INFERRED, output=[0.0] * 10)
     store.close()
-    async with running(ProviderNode(cfg, gateway=gateway, key=KEY)) as client:
+    async with running(ProviderNode(cfg, chain=chain, key=KEY)) as client:
         done = await wait_state(client, JOB, {"settled"})
-    assert JOB in gateway.delivered
+    assert JOB in chain.ledger.delivered
     assert done["proof"]
 
 
 async def test_silent_misbehaviour_accepts_and_never_delivers(tmp_path: Path, mlp_bundle: Any,
-                                                              gateway: LedgerGateway,
+                                                              chain: LedgerChain,
                                                               mlp_samples: list[list[float]]) -> None:  # fmt: skip
     from provider import MisbehaveSection
 
-    award(gateway, JOB, mlp_samples[5], mlp_bundle)
+    award(chain, JOB, mlp_samples[5], mlp_bundle)
     cfg = config(tmp_path, mlp_bundle, misbehave=MisbehaveSection(silent_on_job=1))
-    async with running(ProviderNode(cfg, gateway=gateway, key=KEY)) as client:
+    async with running(ProviderNode(cfg, chain=chain, key=KEY)) as client:
         reply = await client.post("/jobs", json={"jobId": JOB, "market": MARKET, "input": mlp_samples[5]})
         assert reply.status_code == 202
         await asyncio.sleep(0.5)
         assert (await client.get(f"/jobs/{JOB}")).json()["state"] == "accepted"
-    assert JOB not in gateway.delivered
+    assert JOB not in chain.ledger.delivered
 
 
 # -- getting paid ----------------------------------------------------------------------------
 
 
 async def test_earnings_are_withdrawn_past_the_threshold(
-    tmp_path: Path, mlp_bundle: Any, gateway: LedgerGateway, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, mlp_bundle: Any, chain: LedgerChain, caplog: pytest.LogCaptureFixture
 ) -> None:
-    node = ProviderNode(config(tmp_path, mlp_bundle, withdraw_threshold=10**18), gateway=gateway, key=KEY)
+    node = ProviderNode(config(tmp_path, mlp_bundle, withdraw_threshold=10**18), chain=chain, key=KEY)
     caplog.set_level("INFO", logger="provider.node")
-    gateway.credit = 6 * 10**17
+    chain.ledger.credit = 6 * 10**17
     assert await node.collect(MARKET) == 0  # below the threshold: it stays credited
-    assert gateway.withdrawals == []
-    gateway.credit += 5 * 10**17
+    assert chain.ledger.withdrawals == []
+    chain.ledger.credit += 5 * 10**17
     assert await node.collect(MARKET) == 11 * 10**17
-    assert gateway.withdrawals == [11 * 10**17]
-    assert gateway.credit == 0
+    assert chain.ledger.withdrawals == [11 * 10**17]
+    assert chain.ledger.credit == 0
     (done,) = [r for r in caplog.records if r.getMessage() == "payment.withdrawn"]
     assert done.fields == {"market": MARKET, "amount": 11 * 10**17, "owed": 11 * 10**17,  # type: ignore[attr-defined]
                            "threshold": 10**18, "tx": "0x" + "dd" * 32}  # fmt: skip
     assert node.metrics.withdrawals.labels("ok")._value.get() == 1
     # a refused withdrawal (withdrawn by hand meanwhile: NothingOwed) is logged, never raised
-    gateway.credit, gateway.refuse_withdraw = 2 * 10**18, True
+    chain.ledger.credit, chain.ledger.refuse_withdraw = 2 * 10**18, True
     assert await node.collect(MARKET) == 0
     assert node.metrics.withdrawals.labels("failed")._value.get() == 1
     (failed,) = [r for r in caplog.records if r.getMessage() == "payment.withdraw_failed"]
@@ -524,29 +524,29 @@ async def test_earnings_are_withdrawn_past_the_threshold(
 
 
 async def test_withdraw_threshold_zero_never_withdraws(
-    tmp_path: Path, mlp_bundle: Any, gateway: LedgerGateway
+    tmp_path: Path, mlp_bundle: Any, chain: LedgerChain
 ) -> None:
-    node = ProviderNode(config(tmp_path, mlp_bundle, withdraw_threshold=0), gateway=gateway, key=KEY)
-    gateway.credit = 10**24
+    node = ProviderNode(config(tmp_path, mlp_bundle, withdraw_threshold=0), chain=chain, key=KEY)
+    chain.ledger.credit = 10**24
     assert await node.collect(MARKET) == 0
-    assert gateway.withdrawals == []
+    assert chain.ledger.withdrawals == []
 
 
 async def test_a_settled_job_triggers_the_withdrawal(
-    tmp_path: Path, mlp_bundle: Any, gateway: LedgerGateway, mlp_samples: list[list[float]]
+    tmp_path: Path, mlp_bundle: Any, chain: LedgerChain, mlp_samples: list[list[float]]
 ) -> None:
-    award(gateway, JOB, mlp_samples[6], mlp_bundle)
-    price = gateway.jobs[JOB].price
+    award(chain, JOB, mlp_samples[6], mlp_bundle)
+    price = chain.ledger.jobs[JOB].price
     cfg = config(tmp_path, mlp_bundle, withdraw_threshold=price)
-    async with running(ProviderNode(cfg, gateway=gateway, key=KEY)) as client:
+    async with running(ProviderNode(cfg, chain=chain, key=KEY)) as client:
         reply = await client.post("/jobs", json={"jobId": JOB, "market": MARKET, "input": mlp_samples[6]})
         assert reply.status_code == 202
         await wait_state(client, JOB, {"settled"})
         for _ in range(100):  # the withdrawal follows the settlement in the job's task
-            if gateway.withdrawals:
+            if chain.ledger.withdrawals:
                 break
             await asyncio.sleep(0.05)
-    assert gateway.withdrawals == [price]
+    assert chain.ledger.withdrawals == [price]
 
 
 def test_error_body_is_json_everywhere() -> None:
@@ -555,15 +555,15 @@ def test_error_body_is_json_everywhere() -> None:
 
 
 async def test_kserve_backend_node_infers_remotely_and_proves_locally(
-    tmp_path: Path, mlp_bundle: Any, gateway: LedgerGateway, mlp_samples: list[list[float]]
+    tmp_path: Path, mlp_bundle: Any, chain: LedgerChain, mlp_samples: list[list[float]]
 ) -> None:
     from provider import BackendSection
     from provider._oip_server import ServerThread, oip_app
 
-    award(gateway, JOB, mlp_samples[6], mlp_bundle)
+    award(chain, JOB, mlp_samples[6], mlp_bundle)
     with ServerThread(oip_app({"mlp": mlp_bundle.onnx})) as server:
         cfg = config(tmp_path, mlp_bundle, backend=BackendSection(kind="kserve", url=server.url))
-        async with running(ProviderNode(cfg, gateway=gateway, key=KEY)) as client:
+        async with running(ProviderNode(cfg, chain=chain, key=KEY)) as client:
             health = (await client.get("/health")).json()
             assert health["backend"] == "kserve"
             assert health["models"]["mlp"] == f"kserve:{server.url}"
@@ -571,21 +571,21 @@ async def test_kserve_backend_node_infers_remotely_and_proves_locally(
             assert reply.status_code == 202
             done = await wait_state(client, JOB, {"settled"})
     assert len(done["output"]) == 10
-    assert gateway.delivered[JOB][1].hex() == done["proof"][2:]
+    assert chain.ledger.delivered[JOB][1].hex() == done["proof"][2:]
 
 
 # -- stopping ----------------------------------------------------------------------------------
 
 
 async def test_a_stopped_node_closes_its_port_and_never_answers_500(
-    tmp_path: Path, mlp_bundle: Any, gateway: LedgerGateway
+    tmp_path: Path, mlp_bundle: Any, chain: LedgerChain
 ) -> None:
     """SIGTERM (``request_stop``): the HTTP server drains and closes first, so a client sees
     answers and then a refused connection, never a 500 from a node whose store is closed."""
     from provider._node import bind
     from tender.daemon import supervise
 
-    node = ProviderNode(config(tmp_path, mlp_bundle), gateway=gateway, key=KEY)
+    node = ProviderNode(config(tmp_path, mlp_bundle), chain=chain, key=KEY)
     task = asyncio.create_task(supervise(node))
     statuses: list[int] = []
     async with httpx.AsyncClient(base_url=f"http://{node.config.listen}", timeout=10) as http:
@@ -621,11 +621,11 @@ def test_a_busy_port_is_one_config_error(tmp_path: Path, mlp_bundle: Any) -> Non
 
 @pytest.mark.parametrize(("model_id", "warned"), [(MLP_ID, False), ("0x" + "ee" * 32, True)])
 async def test_a_model_id_not_in_the_registry_is_warned_about(
-    tmp_path: Path, mlp_bundle: Any, gateway: LedgerGateway, caplog: pytest.LogCaptureFixture,
+    tmp_path: Path, mlp_bundle: Any, chain: LedgerChain, caplog: pytest.LogCaptureFixture,
     model_id: str, warned: bool,
 ) -> None:  # fmt: skip
     entry = ModelEntry(name="mlp", onnx=mlp_bundle.onnx, bundle=mlp_bundle.path, model_id=model_id)
-    node = ProviderNode(config(tmp_path, mlp_bundle, models=[entry]), gateway=gateway, key=KEY)
+    node = ProviderNode(config(tmp_path, mlp_bundle, models=[entry]), chain=chain, key=KEY)
     caplog.set_level("INFO", logger="provider.node")
     async with running(node):
         pass

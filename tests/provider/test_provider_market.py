@@ -26,7 +26,7 @@ import pytest
 from eth_account import Account
 from provider_testing import running, wait_state
 
-from provider import MarketGateway, ProviderNode, ProviderSection
+from provider import ProviderChain, ProviderConfig, ProviderNode, ProviderSection
 from tender.anvil import DEV_KEYS, Anvil, free_port
 from tender.chain import Deployment, JobState, Market, Staking, Token, TxSender, connect
 from tender.intents import AuctionType, Intent, ProofMode, random_nonce
@@ -139,9 +139,9 @@ def provider_section(chain: Chain, store: Path, **changes: Any) -> dict[str, Any
 
 @pytest.fixture
 async def node(chain: Chain, tmp_path: Path) -> AsyncIterator[tuple[ProviderNode, httpx.AsyncClient]]:
-    gateway = MarketGateway(chain.w3, chain.deployment, PROVIDER_KEY)
+    markets = ProviderChain(chain.w3, chain.deployment, PROVIDER_KEY)
     config = ProviderSection(**provider_section(chain, tmp_path / "jobs.db"))
-    node = ProviderNode(config, gateway=gateway, key=PROVIDER_KEY)
+    node = ProviderNode(config, chain=markets, key=PROVIDER_KEY)
     async with running(node) as client:
         yield node, client
 
@@ -283,14 +283,15 @@ def kill_group(process: subprocess.Popen[bytes]) -> None:
 async def test_sigkill_while_proving_then_restart_delivers_and_gets_paid(
     chain: Chain, tmp_path: Path, mlp_samples: list[list[float]]
 ) -> None:
+    from tender.config import ChainSection
     from tender.devnet._configs import write_config
 
     store = tmp_path / "jobs.db"
     section = provider_section(chain, store, proving_warmup=False)  # the only proof in flight is the job's
-    config = write_config(tmp_path / "provider.toml", {
-        "chain": {"rpc_url": chain.anvil.rpc_url, "deployment": str(chain.deployment_path)},
-        "provider": section,
-    })  # fmt: skip
+    config = write_config(tmp_path / "provider.toml", ProviderConfig(
+        chain=ChainSection(rpc_url=chain.anvil.rpc_url, deployment=chain.deployment_path),
+        provider=ProviderSection(**section),
+    ))  # fmt: skip
     url = f"http://{section['listen']}"
     data = mlp_samples[3]
     market, _, job_id = post_intent(chain, data)
@@ -310,7 +311,7 @@ async def test_sigkill_while_proving_then_restart_delivers_and_gets_paid(
                 assert state in ("accepted", "inferred"), f"proof finished before the kill: {state}"
                 await asyncio.sleep(0.01)
         kill_group(process)  # the node and its proving workers, mid-proof
-        row = sqlite3.connect(store).execute("SELECT state FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        row = sqlite3.connect(store).execute("SELECT step FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         assert row is not None
         assert row[0] in ("accepted", "inferred")
         assert market.job(bytes.fromhex(job_id[2:])).state is JobState.AWARDED
@@ -324,7 +325,7 @@ async def test_sigkill_while_proving_then_restart_delivers_and_gets_paid(
 
     job = market.job(bytes.fromhex(job_id[2:]))
     assert job.state is JobState.SETTLED
-    assert job.delivered_at <= min(job.deadline, job.awarded_at + job.latency)
+    assert job.delivered_at <= market.provider_deadline(job.job_id)
     assert owed(chain) - before == job.price > 0
     log = (tmp_path / "node.log").read_text()
     assert "job.resumed" in log
@@ -390,9 +391,9 @@ async def test_optimistic_challenge_is_answered_with_the_proof(
 async def test_wrong_output_misbehaviour_is_slashed(
     chain: Chain, tmp_path: Path, mlp_samples: list[list[float]]
 ) -> None:
-    gateway = MarketGateway(chain.w3, chain.deployment, PROVIDER_KEY)
+    markets = ProviderChain(chain.w3, chain.deployment, PROVIDER_KEY)
     section = provider_section(chain, tmp_path / "jobs.db", misbehave={"wrong_output_on_job": 1})
-    node = ProviderNode(ProviderSection(**section), gateway=gateway, key=PROVIDER_KEY)
+    node = ProviderNode(ProviderSection(**section), chain=markets, key=PROVIDER_KEY)
     market, _, job_id = post_intent(chain, mlp_samples[6], mode=ProofMode.OPTIMISTIC)
     fill(chain, job_id, 120)
     async with running(node) as client:
@@ -430,9 +431,9 @@ async def test_node_withdraws_its_credit_past_the_threshold(
     level = node_logger.level
     node_logger.addHandler(seen)
     node_logger.setLevel(logging.INFO)
-    gateway = MarketGateway(chain.w3, chain.deployment, PROVIDER_KEY)
+    markets = ProviderChain(chain.w3, chain.deployment, PROVIDER_KEY)
     config = ProviderSection(**provider_section(chain, tmp_path / "jobs.db", withdraw_threshold=1))
-    node = ProviderNode(config, gateway=gateway, key=PROVIDER_KEY)
+    node = ProviderNode(config, chain=markets, key=PROVIDER_KEY)
     data = mlp_samples[7]
     market, _, job_id = post_intent(chain, data)
     fill(chain, job_id, 300)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from provider_testing import LedgerGateway, serving
+from provider_testing import LedgerChain, serving
 from test_provider_api import KEY, MLP_ID, config
 
 from provider import ProviderNode
@@ -21,8 +21,8 @@ from tests.openapi_fuzz import FUZZ_SETTINGS, fuzz_config
 @pytest.fixture(scope="module")
 def provider_url(tmp_path_factory: pytest.TempPathFactory, mlp_bundle: Any) -> Iterator[str]:
     card = mlp_bundle.card
-    gateway = LedgerGateway(KEY, model_ids=[(MLP_ID, card.onnx_sha256, card.settings_sha256)])
-    node = ProviderNode(config(tmp_path_factory.mktemp("openapi"), mlp_bundle), gateway=gateway, key=KEY)
+    chain = LedgerChain(KEY, model_ids=[(MLP_ID, card.onnx_sha256, card.settings_sha256)])
+    node = ProviderNode(config(tmp_path_factory.mktemp("openapi"), mlp_bundle), chain=chain, key=KEY)
     with serving(node) as url:
         yield url
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,12 @@ from numpy.typing import NDArray
 from provider import (
     InputRejected,
     JobRecord,
-    JobState,
     JobStore,
     MicroBatcher,
     ModelSpec,
     Pricer,
     PricingSection,
+    WorkStep,
     sign_quote_digest,
 )
 from provider._inputs import check_input
@@ -139,12 +140,12 @@ def test_store_insert_is_once_and_survives_reopen(tmp_path: Path) -> None:
     store = JobStore(tmp_path / "jobs.db")
     assert store.insert(_record())
     assert not store.insert(_record())
-    store.update(_record().job_id, state=JobState.PROVED, output_felts=["1", "2"], tx={"deliver": "0xab"})
+    store.update(_record().job_id, step=WorkStep.PROVED, output_felts=["1", "2"], tx={"deliver": "0xab"})
     store.close()
     reopened = JobStore(tmp_path / "jobs.db")
     got = reopened.get(_record().job_id)
     assert got is not None
-    assert got.state is JobState.PROVED
+    assert got.step is WorkStep.PROVED
     assert got.output_felts == ["1", "2"]
     assert got.tx == {"deliver": "0xab"}
     assert got.seq == 1
@@ -155,11 +156,34 @@ def test_store_insert_is_once_and_survives_reopen(tmp_path: Path) -> None:
 
 def test_store_unfinished_skips_final_states(tmp_path: Path) -> None:
     store = JobStore(tmp_path / "jobs.db")
-    for i, state in enumerate(JobState):
+    for i, step in enumerate(WorkStep):
         store.insert(_record(f"0x{i:064x}"))
-        store.update(f"0x{i:064x}", state=state)
-    assert {r.state for r in store.unfinished()} == {s for s in JobState if not s.final}
+        store.update(f"0x{i:064x}", step=step)
+    assert {r.step for r in store.unfinished()} == {s for s in WorkStep if not s.final}
     assert [r.seq for r in store.unfinished()] == sorted(r.seq for r in store.unfinished())
+
+
+def test_store_written_with_a_state_column_is_migrated(tmp_path: Path) -> None:
+    """A store from before the ``state`` -> ``step`` rename opens with its rows and values."""
+    path = tmp_path / "jobs.db"
+    store = JobStore(path)
+    store.insert(_record())
+    store.update(_record().job_id, step=WorkStep.DELIVERED, tx={"deliver": "0xab"})
+    store.close()
+    old = sqlite3.connect(path)  # put the store back in the old shape
+    old.executescript("ALTER TABLE jobs RENAME COLUMN step TO state; DROP INDEX jobs_step;"
+                      "CREATE INDEX jobs_state ON jobs(state);")  # fmt: skip
+    old.close()
+    reopened = JobStore(path)
+    got = reopened.get(_record().job_id)
+    assert got is not None
+    assert got.step is WorkStep.DELIVERED
+    assert got.tx == {"deliver": "0xab"}
+    assert [r.job_id for r in reopened.unfinished()] == [_record().job_id]
+    assert reopened.count(step=WorkStep.DELIVERED) == 1
+    indexes = {row[1] for row in reopened._db.execute("PRAGMA index_list(jobs)")}
+    assert "jobs_step" in indexes
+    assert "jobs_state" not in indexes
 
 
 # -- pricing ------------------------------------------------------------------------------

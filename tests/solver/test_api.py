@@ -13,6 +13,7 @@ import pytest
 from solver._api import IntentApi
 from solver._solver import Solver
 from tender.anvil import DEV_KEYS
+from tender.chain import JobState
 from tender.intents import AuctionType, Intent, ProofMode, job_id, sign_intent
 from tender.wire import SignedIntentWire
 
@@ -123,7 +124,7 @@ def test_signed_intent_is_relayed_and_served(env: Env, tmp_path: Path) -> None:
                     return reply.status
 
         assert asyncio.run(send()) == 202
-        wait_until(lambda: env.job(AuctionType.REVERSE, wire.jobId).state == "settled", timeout=60)
+        wait_until(lambda: env.job(AuctionType.REVERSE, wire.jobId).state is JobState.SETTLED, timeout=60)
 
 
 def _resigned(transform: Any) -> dict[str, Any]:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from solver._solver import Solver
-from solver._store import JobState, Store, TxState
-from tender.chain import Market, TxSender
+from solver._store import Pursuit, Store, TxState
+from tender.chain import JobState, Market, TxSender
 from tender.intents import AuctionType, Bid
 
 from .conftest import SOLVER_KEYS, UNIT, Env, Running, wait_until
@@ -45,7 +45,7 @@ def test_award_refused_past_the_deadline_is_tried_once_and_the_job_left(
         job = env.post(intent)
         wait_until(lambda: store.job(job) is not None and _bid_mined(store, job), timeout=30)
         _advance(env, 90)  # past the auction's end and the job's deadline: nobody awarded it
-        wait_until(lambda: (r := store.job(job)) is not None and r.state == JobState.LOST, timeout=30)
+        wait_until(lambda: (r := store.job(job)) is not None and r.pursuit == Pursuit.LOST, timeout=30)
         row = store.job(job)
         failed = [r for r in caplog.records if r.getMessage() == "job.award_failed"]
     assert row is not None
@@ -53,9 +53,9 @@ def test_award_refused_past_the_deadline_is_tried_once_and_the_job_left(
     assert len(failed) == 1
     assert failed[0].fields["permanent"] is True  # type: ignore[attr-defined]
     assert store.job_txs(job, "award") == []  # refused at estimation: nothing was sent
-    assert env.job(AuctionType.REVERSE, job).state == "open"  # left as it is...
+    assert env.job(AuctionType.REVERSE, job).state is JobState.OPEN  # left as it is...
     env.markets[AuctionType.REVERSE].refund(bytes.fromhex(job[2:]))  # ...for its requester to refund
-    assert env.job(AuctionType.REVERSE, job).state == "refunded"
+    assert env.job(AuctionType.REVERSE, job).state is JobState.REFUNDED
 
 
 def test_lost_job_failed_over_to_our_runner_up_bid_is_handed_over_and_settled(
@@ -76,13 +76,13 @@ def test_lost_job_failed_over_to_our_runner_up_bid_is_handed_over_and_settled(
         wait_until(lambda: store.job(job) is not None and _bid_mined(store, job), timeout=30)
         # another solver bids a cheaper, faster offer for another provider, and never hands it over
         rival.bid(job_id, Bid(provider=theirs.address, price=UNIT // 2, latency=5))
-        wait_until(lambda: env.job(AuctionType.REVERSE, job).state == "awarded", timeout=60)
-        assert (env.job(AuctionType.REVERSE, job).provider or "").lower() == theirs.address.lower()
-        wait_until(lambda: (r := store.job(job)) is not None and r.state == JobState.LOST, timeout=30)
+        wait_until(lambda: env.job(AuctionType.REVERSE, job).state is JobState.AWARDED, timeout=60)
+        assert env.job(AuctionType.REVERSE, job).provider.lower() == theirs.address.lower()
+        wait_until(lambda: (r := store.job(job)) is not None and r.pursuit == Pursuit.LOST, timeout=30)
         _advance(env, 10)  # the winner's 5 s are over
         env.markets[AuctionType.REVERSE].expire(job_id)  # anyone may: fails over to our bid
-        assert (env.job(AuctionType.REVERSE, job).provider or "").lower() == ours.address.lower()
-        wait_until(lambda: env.job(AuctionType.REVERSE, job).state == "settled", timeout=60)
-        wait_until(lambda: (r := store.job(job)) is not None and r.state == JobState.SETTLED, timeout=30)
+        assert env.job(AuctionType.REVERSE, job).provider.lower() == ours.address.lower()
+        wait_until(lambda: env.job(AuctionType.REVERSE, job).state is JobState.SETTLED, timeout=60)
+        wait_until(lambda: (r := store.job(job)) is not None and r.pursuit == Pursuit.SETTLED, timeout=30)
     assert job.lower() in ours.jobs
     assert job.lower() not in theirs.jobs

@@ -1,23 +1,38 @@
-"""The log feed on a real Anvil: resume after restart, reorgs roll back what they dropped."""
+"""The solver's store as the cursor of ``tender.chain``'s event feed, on a real Anvil: it resumes
+after a restart, and a reorg forgets the jobs the dropped blocks taught it. Also: the events the
+solver follows exist in the markets' ABI, and a store written by an older solver still opens."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from eth_account import Account
-from hexbytes import HexBytes
+from eth_utils.crypto import keccak
 from web3 import Web3
 
-from solver._feed import LogFeed
-from solver._store import JobState, Store
+from solver._solver import FOLLOWED
+from solver._store import Pursuit, Store
 from tender.anvil import DEV_KEYS, Anvil
-from tender.chain import async_connect
+from tender.chain import AsyncEventFeed, Event, LogDecoder, RawEvent, async_connect, load_artifact
+from tender.errors import ArtifactError
 
-# A contract whose fallback emits LOG1 with the calldata's first word as the topic:
-# PUSH1 0 CALLDATALOAD PUSH1 0 PUSH1 0 LOG1 STOP, behind a CODECOPY/RETURN constructor.
-RUNTIME = "60003560006000a100"
-INIT = "6009600c60003960096000f3" + RUNTIME
+# A contract whose fallback emits ``Ping(uint256 n)`` with the calldata as ``n``:
+# CALLDATASIZE PUSH1 0 PUSH1 0 CALLDATACOPY PUSH32 topic CALLDATASIZE PUSH1 0 LOG1 STOP.
+PING = keccak(text="Ping(uint256)")
+RUNTIME = "3660006000377f" + PING.hex() + "3660" + "00a100"
+INIT = f"60{len(RUNTIME) // 2:02x}600c60003960{len(RUNTIME) // 2:02x}6000f3" + RUNTIME
+PING_ABI = [
+    {
+        "type": "event",
+        "name": "Ping",
+        "anonymous": False,
+        "inputs": [{"name": "n", "type": "uint256", "indexed": False}],
+    }
+]
 
 
 @pytest.fixture
@@ -25,97 +40,123 @@ def chain() -> Iterator[tuple[Anvil, Web3, str]]:
     with Anvil() as anvil:
         w3 = Web3(Web3.HTTPProvider(anvil.rpc_url))
         account = Account.from_key(DEV_KEYS[0])
-        tx = {"from": account.address, "data": "0x" + INIT, "gas": 100_000}
+        tx = {"from": account.address, "data": "0x" + INIT, "gas": 200_000}
         receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(tx))  # type: ignore[arg-type]
         yield anvil, w3, str(receipt["contractAddress"])
 
 
-def emit(w3: Web3, emitter: str, topic: int) -> None:
+def ping(w3: Web3, emitter: str, n: int) -> None:
     tx = {
         "from": w3.eth.accounts[0],
         "to": emitter,
-        "data": "0x" + topic.to_bytes(32, "big").hex(),
+        "data": "0x" + n.to_bytes(32, "big").hex(),
         "gas": 60_000,
     }
     w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(tx))  # type: ignore[arg-type]
 
 
-def make_feed(anvil: Anvil, store: Store, emitter: str, *, confirmations: int = 0) -> LogFeed:
-    w3 = async_connect(anvil.rpc_url)
-
-    def handler(logs: list) -> None:
-        for entry in logs:
-            topic = HexBytes(entry["topics"][0]).to_0x_hex()
-            store.add_job(
-                topic, market=emitter, auction="reverse", intent={}, posted_block=int(entry["blockNumber"])
-            )
-
-    return LogFeed(w3, store, addresses=[emitter], topics=None, handler=handler, confirmations=confirmations)
+def make_feed(anvil: Anvil, store: Store, emitter: str) -> AsyncEventFeed:
+    return AsyncEventFeed(async_connect(anvil.rpc_url), [emitter], decoder=LogDecoder(PING_ABI), cursor=store)
 
 
-async def drain(feed: LogFeed) -> None:
-    # Each test runs in one event loop: web3 caches its aiohttp session per loop, and a
-    # provider used from a second loop would try to close a session bound to a closed one.
-    while await feed.step():
-        pass
+def remember(store: Store, emitter: str):  # type: ignore[no-untyped-def]
+    """A feed handler that records each ping as a job posted in the ping's block."""
+
+    def handle(events: list[Event]) -> None:
+        for event in events:
+            assert isinstance(event, RawEvent)
+            store.add_job(f"0x{int(event.args['n']):064x}", market=emitter, auction="reverse", intent={},
+                          posted_block=event.block_number)  # fmt: skip
+
+    return handle
+
+
+def drain(feed: AsyncEventFeed, store: Store, emitter: str, touched: list[str] | None = None) -> None:
+    async def run() -> None:
+        on_rollback = (lambda fork, ids: touched.extend(ids)) if touched is not None else None
+        while await feed.step(remember(store, emitter), on_rollback):
+            pass
+
+    asyncio.run(run())  # one loop per drain: web3 keeps its aiohttp session per loop
 
 
 def live(store: Store) -> set[int]:
-    return {int(j.job_id, 16) for j in store.jobs() if j.state != JobState.DROPPED}
+    return {int(j.job_id, 16) for j in store.jobs() if j.pursuit != Pursuit.DROPPED}
 
 
-async def test_feed_resumes_from_its_cursor(chain, tmp_path) -> None:
+def test_store_cursor_resumes_after_a_restart(chain, tmp_path) -> None:
     anvil, w3, emitter = chain
-    for topic in (1, 2, 3):
-        emit(w3, emitter, topic)
+    for n in (1, 2, 3):
+        ping(w3, emitter, n)
     store = Store(tmp_path / "s.sqlite")
-    await drain(make_feed(anvil, store, emitter))
+    drain(make_feed(anvil, store, emitter), store, emitter)
     assert live(store) == {1, 2, 3}
     cursor = store.cursor
     store.close()
-    emit(w3, emitter, 4)
+    ping(w3, emitter, 4)
     reopened = Store(tmp_path / "s.sqlite")
     assert reopened.cursor == cursor
-    feed = make_feed(anvil, reopened, emitter)
-    await drain(feed)
-    assert live(reopened) == {1, 2, 3, 4}
+    drain(make_feed(anvil, reopened, emitter), reopened, emitter)
+    assert live(reopened) == {1, 2, 3, 4}  # 1-3 not seen twice: the feed started after the cursor
     assert reopened.cursor == w3.eth.block_number
 
 
-async def test_feed_forgets_what_a_reorg_dropped(chain, tmp_path) -> None:
+def test_store_forgets_the_jobs_a_reorg_dropped(chain, tmp_path) -> None:
     anvil, w3, emitter = chain
     store = Store(tmp_path / "s.sqlite")
     feed = make_feed(anvil, store, emitter)
-    emit(w3, emitter, 10)
-    await drain(feed)
-    emit(w3, emitter, 11)
-    emit(w3, emitter, 12)
-    await drain(feed)
+    ping(w3, emitter, 10)
+    drain(feed, store, emitter)
+    ping(w3, emitter, 11)
+    ping(w3, emitter, 12)
+    drain(feed, store, emitter)
     assert live(store) == {10, 11, 12}
     touched: list[str] = []
-    feed.on_rollback = lambda fork, jobs: touched.extend(jobs)
-    # Drop the two blocks holding 11 and 12; the new chain holds 13 instead.
-    anvil.rpc("anvil_reorg", [2, []])
-    emit(w3, emitter, 13)
-    await drain(feed)
+    anvil.rpc("anvil_reorg", [2, []])  # drops the blocks of 11 and 12; the new chain holds 13
+    ping(w3, emitter, 13)
+    drain(feed, store, emitter, touched)
     assert live(store) == {10, 13}
     assert sorted(int(t, 16) for t in touched) == [11, 12]
     assert store.block_hash(store.cursor or 0) == w3.eth.get_block(store.cursor or 0)["hash"].to_0x_hex()
 
 
-async def test_feed_with_confirmations_never_sees_shallow_reorgs(chain, tmp_path) -> None:
-    anvil, w3, emitter = chain
-    store = Store(tmp_path / "s.sqlite")
-    feed = make_feed(anvil, store, emitter, confirmations=3)
-    emit(w3, emitter, 20)
-    for _ in range(3):
-        anvil.rpc("evm_mine")
-    emit(w3, emitter, 21)
-    await drain(feed)
-    assert live(store) == {20}
-    anvil.rpc("anvil_reorg", [1, []])
-    for _ in range(3):
-        anvil.rpc("evm_mine")
-    await drain(feed)
-    assert live(store) == {20}
-    assert not any(j.state == JobState.DROPPED for j in store.jobs())
+def test_followed_events_exist_in_the_markets_abi() -> None:
+    try:
+        abis = [load_artifact(name).abi for name in ("ReverseAuctionMarket", "DutchAuctionMarket")]
+    except ArtifactError:
+        pytest.skip("Tender contracts not built: run `make contracts`")
+    reverse, dutch = ({e["name"] for e in abi if e.get("type") == "event"} for abi in abis)
+    for event in FOLLOWED:
+        assert event.__name__ in reverse, event.__name__
+        assert event.__name__ in dutch or event.__name__ == "BidPlaced", event.__name__
+
+
+def test_a_store_written_by_an_older_solver_opens_with_its_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE jobs (job_id TEXT PRIMARY KEY, market TEXT NOT NULL, auction TEXT NOT NULL,
+            intent TEXT NOT NULL, signature TEXT, posted_block INTEGER, posted_at INTEGER,
+            state TEXT NOT NULL, provider TEXT, price TEXT, latency INTEGER, cost TEXT,
+            awarded_block INTEGER, winner TEXT, award_price TEXT, deadline_at INTEGER,
+            input_sent INTEGER NOT NULL DEFAULT 0, final_block INTEGER, last_bidder TEXT,
+            last_bid_block INTEGER, note TEXT, updated REAL NOT NULL);
+        CREATE INDEX jobs_state ON jobs (state);
+        INSERT INTO meta VALUES ('cursor', '41');
+        INSERT INTO jobs (job_id, market, auction, intent, state, deadline_at, updated)
+            VALUES ('0xaa', '0xm', 'reverse', '{}', 'sent', 1234, 0);
+        """
+    )
+    old.commit()
+    old.close()
+    store = Store(path)
+    row = store.job("0xaa")
+    assert row is not None
+    assert (row.pursuit, row.provider_deadline) == (Pursuit.SENT, 1234)
+    assert [j.job_id for j in store.open_jobs()] == ["0xaa"]
+    assert store.cursor == 41
+    assert store.get_meta("schema") == "2"
+    store.close()
+    assert Store(path).job("0xaa") is not None  # and it opens again, already migrated

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from solver._policy import AuctionState, BidAction, Economics, Offer, Terms, decide, floor_price, score
-from solver._store import JobRow, JobState, Store, TxState
-from tender.chain import Token
+from solver._store import JobRow, Pursuit, Store, TxState
+from tender.chain import BidPlaced, JobState, Token
 from tender.intents import AuctionType, Intent, ProofMode
 
 from .conftest import SOLVER_KEYS, UNIT, LiveEnv, RecordingSolver, Running, wait_until
@@ -41,7 +40,7 @@ SETTLE_TIMEOUT = 600
 
 
 def _settled(live: LiveEnv, job_ids: list[str], auction: AuctionType) -> bool:
-    return all(live.job(auction, j).state == "settled" for j in job_ids)
+    return all(live.job(auction, j).state is JobState.SETTLED for j in job_ids)
 
 
 def _provider_settled(live: LiveEnv, job_ids: list[str], auction: AuctionType) -> bool:
@@ -49,7 +48,7 @@ def _provider_settled(live: LiveEnv, job_ids: list[str], auction: AuctionType) -
     for job in job_ids:
         provider = live.job(auction, job).provider
         record = live.provider_job(provider, job) if provider else None
-        if record is None or record.state.value != "settled":
+        if record is None or record.step.value != "settled":
             return False
     return True
 
@@ -59,7 +58,7 @@ def _solvers_settled(dbs: list[Path], job_ids: list[str]) -> bool:
     stores = [Store(db) for db in dbs]
     try:
         rows = [st.job(job) for st in stores for job in job_ids]
-        return sum(1 for r in rows if r is not None and r.state == JobState.SETTLED) == len(job_ids)
+        return sum(1 for r in rows if r is not None and r.pursuit == Pursuit.SETTLED) == len(job_ids)
     finally:
         for st in stores:
             st.close()
@@ -68,23 +67,15 @@ def _solvers_settled(dbs: list[Path], job_ids: list[str]) -> bool:
 def _terms(live: LiveEnv, auction: AuctionType, job_id: str, intent: Intent) -> Terms:
     """The intent's terms as the market scores them (maxLatency = deadline - auctionEnd)."""
     chain = live.job(auction, job_id)
-    max_latency = int(chain.get("deadline")) - int(chain.get("auction_end"))
+    max_latency = chain.deadline - chain.auction_end
     return Terms(auction, intent.max_price, intent.price_weight_bps, max_latency)
 
 
-def _bids(live: LiveEnv, job_id: str) -> list[dict[str, Any]]:
+def _bids(live: LiveEnv, job_id: str) -> list[BidPlaced]:
     """The ``BidPlaced`` events of a reverse job, in chain order."""
     market = live.markets[AuctionType.REVERSE]
-    event = market.contract.events.BidPlaced()
-    logs = live.w3.eth.get_logs(
-        {
-            "fromBlock": live.deployment.block,
-            "toBlock": "latest",
-            "address": market.address,
-            "topics": [event.topic, "0x" + job_id[2:]],
-        }
-    )
-    return [dict(event.process_log(entry)["args"]) for entry in logs]
+    events = market.events(live.deployment.block, names=["BidPlaced"], job_id=bytes.fromhex(job_id[2:]))
+    return [e for e in events if isinstance(e, BidPlaced)]
 
 
 def _quote(quotes: list[Offer], provider: str) -> Offer:
@@ -116,8 +107,8 @@ def _report(live: LiveEnv, jobs: dict[AuctionType, list[str]], dbs: list[Path]) 
                 auction.name,
                 job[:10],
                 chain.state,
-                at and (at.state.value, at.error),
-                [(r.state.value, r.provider, r.last_bidder, r.note) if r else None for r in mine],
+                at and (at.step.value, at.error),
+                [(r.pursuit.value, r.provider, r.last_bidder, r.note) if r else None for r in mine],
             )
     for st in stores:
         st.close()
@@ -139,7 +130,7 @@ def test_one_solver_serves_one_reverse_intent(live: LiveEnv, tmp_path: Path) -> 
     store = Store(tmp_path / "a.sqlite")
     row = store.job(job)
     assert row is not None
-    assert row.state == JobState.SETTLED
+    assert row.pursuit == Pursuit.SETTLED
     assert len(solver.quotes[job]) == 3  # every node quoted
     _check_reverse_bid(solver, row, _terms(live, AuctionType.REVERSE, job, intent))
     assert live.job(AuctionType.REVERSE, job).provider == row.provider
@@ -217,9 +208,9 @@ def test_two_solvers_three_providers_forty_intents(live: LiveEnv, tmp_path: Path
         chain = live.job(AuctionType.REVERSE, job)
         bids = _bids(live, job)
         assert bids, job
-        best = min(bids, key=lambda b: score(b["price"], b["latency"], terms=terms))
-        assert chain.provider == best["provider"]
-        winners[AuctionType.REVERSE][live.node(best["provider"]).plan.name] += 1
+        best = min(bids, key=lambda b: score(b.price, b.latency, terms=terms))
+        assert chain.provider == best.provider
+        winners[AuctionType.REVERSE][live.node(best.provider).plan.name] += 1
         for solver, store in zip(solvers, stores, strict=True):
             row = store.job(job)
             if row is not None and store.job_txs(job, "bid"):
@@ -233,7 +224,7 @@ def test_two_solvers_three_providers_forty_intents(live: LiveEnv, tmp_path: Path
         won_by = [
             (solver, row)
             for solver, store in zip(solvers, stores, strict=True)
-            if (row := store.job(job)) is not None and row.state == JobState.SETTLED
+            if (row := store.job(job)) is not None and row.pursuit == Pursuit.SETTLED
         ]
         assert len(won_by) == 1, (job, won_by)
         winner, row = won_by[0]
@@ -248,7 +239,7 @@ def test_two_solvers_three_providers_forty_intents(live: LiveEnv, tmp_path: Path
     # Money: each solver earns at least the provider's quote plus the gas it spent, per job won.
     won = 0
     for solver, store in zip(solvers, stores, strict=True):
-        for row in store.jobs(JobState.SETTLED):
+        for row in store.jobs(Pursuit.SETTLED):
             won += 1
             assert row.award_price is not None
             assert row.provider is not None

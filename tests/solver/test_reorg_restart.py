@@ -15,8 +15,8 @@ from eth_account import Account
 from web3 import Web3
 
 from solver._solver import Solver
-from solver._store import JobState, Store, TxState
-from tender.chain import resync_nonces
+from solver._store import Pursuit, Store, TxState
+from tender.chain import JobState, resync_nonces
 from tender.intents import AuctionType
 
 from .conftest import SOLVER_KEYS, Env, Running, wait_until
@@ -50,22 +50,22 @@ def test_reorg_forgets_a_dropped_intent_and_follows_the_new_chain(env: Env, tmp_
         before = env.w3.eth.block_number
         dropped = env.post(env.intent(AuctionType.REVERSE, window=30))
         store = Store(db)
-        wait_until(lambda: (r := store.job(dropped)) is not None and r.state == JobState.BID, timeout=30)
+        wait_until(lambda: (r := store.job(dropped)) is not None and r.pursuit == Pursuit.BID, timeout=30)
         wait_until(lambda: any(t.state == TxState.MINED for t in store.job_txs(dropped, "bid")), timeout=30)
         depth = env.w3.eth.block_number - before
         env.chain.rpc("anvil_reorg", [depth, []])
         resync_nonces(env.w3)  # the requester's own post vanished too
-        assert env.job(AuctionType.REVERSE, dropped).state == "none"
-        wait_until(lambda: (r := store.job(dropped)) is not None and r.state == JobState.DROPPED, timeout=30)
+        assert env.job(AuctionType.REVERSE, dropped).state is JobState.NONE
+        wait_until(lambda: (r := store.job(dropped)) is not None and r.pursuit == Pursuit.DROPPED, timeout=30)
         kept = env.post(env.intent(AuctionType.REVERSE, window=3))
-        wait_until(lambda: env.job(AuctionType.REVERSE, kept).state == "settled", timeout=60)
+        wait_until(lambda: env.job(AuctionType.REVERSE, kept).state is JobState.SETTLED, timeout=60)
         # The dropped bid is not re-sent on the new chain (its intent does not exist there).
         time.sleep(1.0)
     assert _bids_by(env, dropped, me) == 0
     assert _bids_by(env, kept, me) == 1
-    assert env.job(AuctionType.REVERSE, dropped).state == "none"
+    assert env.job(AuctionType.REVERSE, dropped).state is JobState.NONE
     final = Store(db)
-    assert final.job(kept).state == JobState.SETTLED  # type: ignore[union-attr]
+    assert final.job(kept).pursuit == Pursuit.SETTLED  # type: ignore[union-attr]
     assert not [j for j in final.open_jobs()]
     bid_txs = final.job_txs(dropped, "bid")
     assert len(bid_txs) == 1  # signed once, never re-signed
@@ -90,17 +90,17 @@ def test_reorg_of_an_award_is_followed_by_a_new_award(env: Env, tmp_path: Path) 
         stub.on_job = gated
     with Running([solver]), _release(hold):
         job = env.post(env.intent(AuctionType.REVERSE, window=3))
-        wait_until(lambda: env.job(AuctionType.REVERSE, job).state == "awarded", timeout=30)
+        wait_until(lambda: env.job(AuctionType.REVERSE, job).state is JobState.AWARDED, timeout=30)
         store = Store(db)
         wait_until(lambda: (r := store.job(job)) is not None and r.awarded_block is not None, timeout=30)
         awarded_block = store.job(job).awarded_block  # type: ignore[union-attr]
         depth = env.w3.eth.block_number - awarded_block + 1  # type: ignore[operator]
         env.chain.rpc("anvil_reorg", [depth, []])
         resync_nonces(env.w3)
-        assert env.job(AuctionType.REVERSE, job).state == "open"
+        assert env.job(AuctionType.REVERSE, job).state is JobState.OPEN
         # The solver sees the award vanish and awards again on the new chain.
         try:
-            wait_until(lambda: env.job(AuctionType.REVERSE, job).state == "awarded", timeout=15)
+            wait_until(lambda: env.job(AuctionType.REVERSE, job).state is JobState.AWARDED, timeout=15)
         except AssertionError:
             for t in Store(db).txs():
                 rc = None
@@ -138,8 +138,8 @@ def test_reorg_of_an_award_is_followed_by_a_new_award(env: Env, tmp_path: Path) 
             raise
         print("re-awarded")
         hold[0] = False
-        wait_until(lambda: env.job(AuctionType.REVERSE, job).state == "settled", timeout=60)
-        wait_until(lambda: Store(db).job(job).state == JobState.SETTLED, timeout=30)  # type: ignore[union-attr]
+        wait_until(lambda: env.job(AuctionType.REVERSE, job).state is JobState.SETTLED, timeout=60)
+        wait_until(lambda: Store(db).job(job).pursuit == Pursuit.SETTLED, timeout=30)  # type: ignore[union-attr]
     me = Account.from_key(SOLVER_KEYS[0]).address
     assert _bids_by(env, job, me) == 1
 
@@ -204,12 +204,14 @@ def test_restart_mid_auction_neither_double_bids_nor_loses_a_won_job(env: Env, t
 
         wait_until(all_bid, timeout=40)
         cursor = store.cursor
-        assert all(env.job(AuctionType.REVERSE, j).state == "open" for j in jobs)  # mid-auction
+        assert all(env.job(AuctionType.REVERSE, j).state is JobState.OPEN for j in jobs)  # mid-auction
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
         process = _start(config, log)
-        wait_until(lambda: all(env.job(AuctionType.REVERSE, j).state == "settled" for j in jobs), timeout=90)
-        wait_until(lambda: all(Store(db).job(j).state == JobState.SETTLED for j in jobs), timeout=30)  # type: ignore[union-attr]
+        wait_until(
+            lambda: all(env.job(AuctionType.REVERSE, j).state is JobState.SETTLED for j in jobs), timeout=90
+        )
+        wait_until(lambda: all(Store(db).job(j).pursuit == Pursuit.SETTLED for j in jobs), timeout=30)  # type: ignore[union-attr]
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tender.chain import JobState
+from tender.chain import JobState, resync_nonces
 from tender.chain._tx import TxSender
 from tender.config import ChainSection
 from tender.intents import ProofMode
@@ -200,3 +200,33 @@ def test_restart_rebroadcasts_a_stored_challenge_instead_of_signing_another(
     actions = list(restarted.store.actions())
     assert [(a.kind, a.status, a.tx_hash) for a in actions] == [("challenge", "mined", "0x" + tx_hash.hex())]
     assert TxSender(env.w3, env.agent_key).nonces.peek() == int(tx["nonce"]) + 1
+
+
+def test_a_reorg_that_drops_a_delivery_is_forgotten(env: Env, deployment_file: Path, tmp_path: Path) -> None:
+    """The agent judged a wrong delivery; a reorg drops it and the provider delivers the right output
+    instead: the agent folds the job again from the new chain and challenges nothing."""
+    agent = make_agent(env, deployment_file, tmp_path)
+    x = samples()[2]
+    job = env.open_job(x, mode=ProofMode.OPTIMISTIC)
+    env.deliver_optimistic(job, wrong_output(env, x))
+    agent.scan()
+    agent.judge_pending()
+    row = agent.store.job("0x" + job.hex())
+    assert row is not None
+    assert (row.state, row.verdict) == (JobState.DELIVERED, "wrong")
+    env.chain.rpc("anvil_reorg", [1, []])  # drops the delivery's block
+    resync_nonces(env.w3)
+    assert env.requester.market.job(job).state is JobState.AWARDED
+    agent.step()  # the job is folded again from the events that are left: awarded, never judged
+    row = agent.store.job("0x" + job.hex())
+    assert row is not None
+    assert (row.state, row.verdict, row.detail.get("output")) == (JobState.AWARDED, None, None)
+    honest = witness_outputs(env.bundle, x)
+    env.deliver_optimistic(job, honest)
+    agent.step()
+    row = agent.store.job("0x" + job.hex())
+    assert row is not None
+    assert (row.state, row.verdict) == (JobState.DELIVERED, "right")
+    assert row.detail["output"] == [str(v) for v in honest]
+    assert list(agent.store.actions()) == []
+    assert env.requester.market.job(job).state is JobState.DELIVERED
