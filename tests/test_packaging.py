@@ -197,3 +197,13 @@ def test_an_installed_tender_reads_the_packaged_abis(tmp_path: Path, monkeypatch
     # an explicit folder never falls back
     with pytest.raises(ArtifactError, match="no build artefact"):
         load_artifact("Staking", artifacts_dir=tmp_path / "no-checkout")
+
+
+def test_no_requirement_is_listed_twice() -> None:
+    project = PYPROJECT["project"]
+    for group, requirements in {
+        "dependencies": project["dependencies"],
+        **project["optional-dependencies"],
+    }.items():
+        names = [_name(r) for r in requirements]
+        assert len(names) == len(set(names)), f"{group} lists a distribution twice: {names}"
