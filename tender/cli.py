@@ -110,7 +110,7 @@ def error_line(exc: BaseException) -> str:
     elif isinstance(exc, TenderError):
         text = str(exc)
     elif isinstance(exc, ModuleNotFoundError) and exc.name and (extra := extra_of(exc.name)):
-        text = str(MissingExtra(f"this command ({exc.name})", extra))
+        text = str(MissingExtra("this command", extra, module=exc.name))
     elif isinstance(exc, requests.RequestException):
         url = getattr(exc.request, "url", None) if exc.request is not None else None
         text = f"cannot reach the JSON-RPC node{f' at {url}' if url else ''}: {type(exc).__name__}"

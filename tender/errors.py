@@ -122,7 +122,9 @@ class MissingExtra(TenderError):
     are extras (``tender.extras``). The message names the extra and the command installing it.
     """
 
-    def __init__(self, what: str, extra: str) -> None:
+    def __init__(self, what: str, extra: str, *, module: str | None = None) -> None:
         self.what = what
         self.extra = extra
-        super().__init__(f"{what} needs the {extra} extra: pip install 'tender[{extra}]'")
+        self.module = module
+        absent = f" ({module} is not installed)" if module else ""
+        super().__init__(f"{what} needs the {extra} extra{absent}: pip install 'tender[{extra}]'")

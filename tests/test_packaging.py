@@ -164,7 +164,7 @@ def test_a_command_needing_an_extra_says_which(args: list[str], extra: str) -> N
 def test_a_missing_module_at_run_time_names_its_extra() -> None:
     """A path the CLI cannot check up front (a requester's polycommit commitment needs EZKL)."""
     line = error_line(ModuleNotFoundError("No module named 'ezkl'", name="ezkl"))
-    assert line == "this command (ezkl) needs the zk extra: pip install 'tender[zk]'"
+    assert line == "this command needs the zk extra (ezkl is not installed): pip install 'tender[zk]'"
     assert "tender[provider]" in error_line(ModuleNotFoundError("x", name="fastapi.responses"))
 
 
