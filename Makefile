@@ -63,6 +63,7 @@ $(SOLCX_HOME_SHIM): $(SOLC_SHIM)
 
 contracts: setup
 	cd contracts && forge build
+	$(PY) -c "from tender.chain import export_abis; export_abis()"
 
 # ---------------------------------------------------------------- tests
 

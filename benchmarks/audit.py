@@ -22,10 +22,14 @@ import logging
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+# The harness (tests/harness) is imported from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rich.console import Console
 from rich.table import Table
@@ -34,11 +38,11 @@ from tender.anvil import Anvil
 from tender.config import ChainSection
 from tender.intents import ProofMode
 from tender.models import FIELD_MODULUS
+from tests.harness.verifier import Env, build_history, make_env, proof_of, samples
 from verifier import VerifierConfig, VerifierSection
 from verifier._agent import Agent
 from verifier._audit import Auditor
 from verifier._models import witness_outputs
-from verifier.testing import Env, build_history, make_env, proof_of, samples
 
 RESULTS = Path(__file__).resolve().parent / "results" / "audit.json"
 

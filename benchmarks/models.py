@@ -24,7 +24,7 @@ whether the input binding holds (docs/MODELS.md, "Verifier gas sweep")::
 
     .venv/bin/python benchmarks/models.py --sweep [--model mlp] [--only NAME ...] [--out FILE]
 
-``--kinds`` instead takes model kinds Tender does not ship (``tender.models.zoo``: an LSTM, an
+``--kinds`` instead takes model kinds Tender does not ship (``tests/harness/zoo.py``: an LSTM, an
 average-pooling regressor, a softmax layer, a two-head model, a conv net, a scikit-learn MLP;
 plus the sample MLP under the new default recipe) through :func:`tender.models.build` at the
 default recipe (target ``accuracy``, the largest scale within 2^17 rows) and at ``--target
@@ -51,6 +51,9 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
+# The harness (tests/harness: the zoo of model kinds) is imported from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import numpy as np
 from rich.console import Console
 from rich.table import Table
@@ -70,12 +73,12 @@ from tender.models import (
     input_commitment,
     prove,
     verify,
-    zoo,
 )
 from tender.models._build import RECIPE, ezkl_input_shape
 from tender.models._ezkl import captured_output, dev_srs, ezkl, run_coroutine, write_evm_verifier
 from tender.models._felt import dequantize, felt_from_hex, poseidon, quantize
 from tender.paths import ROOT, SAMPLE_MODELS, cache_dir
+from tests.harness import zoo
 
 RESULTS = ROOT / "benchmarks" / "results" / "models.json"
 KINDS_RESULTS = ROOT / "benchmarks" / "results" / "models_kinds.json"

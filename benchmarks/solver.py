@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT))
 from solver._config import ProviderEntry  # noqa: E402
 from solver._policy import AuctionState, Economics, Terms, decide  # noqa: E402
 from solver._quotes import _ANSWER, FanOut, make_transport, verify_quote  # noqa: E402
-from solver.testing import StubFleet, StubProvider  # noqa: E402
 from tender.intents import AuctionType  # noqa: E402
 from tender.wire import IntentWire, Quote, QuoteRequest  # noqa: E402
+from tests.harness.solver import StubFleet, StubProvider  # noqa: E402
 
 KEYS = [f"0x{(i + 1):064x}" for i in range(64)]
 
@@ -117,7 +117,7 @@ def bench_fanout(rounds: int) -> list[dict[str, Any]]:
 
 def bench_overhead(rounds: int) -> dict[str, float]:
     """The solver's CPU work for one intent with 16 quotes, network excluded."""
-    from solver.testing import sign_quote
+    from tests.harness.solver import sign_quote
 
     providers = [StubProvider(k, price=100 + i, latency_s=5 + i) for i, k in enumerate(KEYS[:16])]
     entries = [ProviderEntry(name=p.name, url="http://127.0.0.1:1", address=p.address) for p in providers]
@@ -155,7 +155,7 @@ def bench_e2e(*, count: int, live: int) -> dict[str, Any]:
 
     from solver._solver import Solver
     from solver._store import Store
-    from solver.testing import SOLVER_KEYS, Running, devnet, wait_until
+    from tests.harness.solver import SOLVER_KEYS, Running, devnet, wait_until
 
     with tempfile.TemporaryDirectory() as tmp, devnet() as env:
         db = Path(tmp) / "bench.sqlite"

@@ -36,7 +36,7 @@ from web3.types import TxParams, TxReceipt
 from solver._config import GasSection
 from solver._metrics import TXS
 from solver._store import Store, TxRow, TxState
-from tender.chain._reverts import RevertDecoder
+from tender.chain import RevertDecoder
 from tender.errors import ChainError, ContractRevert, TransactionFailed
 from tender.logs import log
 

@@ -4,6 +4,9 @@ One command with a group per role. Groups that live in the shared package (``mod
 ``devnet``, ``request``, ``market``) are added here; the roles (``provider``, ``solver``, ``verifier``,
 ``audit``) add theirs through the ``tender.cli`` entry-point group, so the shared package never
 imports a role.
+
+``pip install tender`` is the light SDK: a group whose extra is not installed (``tender.extras``)
+is still listed, and running it prints one line naming the extra, exit code 2.
 """
 
 from __future__ import annotations
@@ -16,17 +19,21 @@ from importlib.metadata import entry_points
 
 import click
 
-from tender.errors import TenderError
+from tender.errors import MissingExtra, TenderError
+from tender.extras import extra_of, missing
 
-#: Groups of the shared package: (module, attribute). A module that is absent is skipped.
+#: Groups of the shared package: (module, attribute, command name, the extra it needs or None).
+#: A module that is absent is skipped.
 _BUILTIN_GROUPS = (
-    ("tender.models", "cli_group"),
-    ("tender.devnet", "cli_group"),
-    ("tender.client", "cli_group"),
-    ("tender.client", "market_group"),
-    ("tender.client", "intent_group"),
-    ("tender.client._token_cli", "token_group"),
+    ("tender.models", "cli_group", "model", "provider"),
+    ("tender.devnet", "cli_group", "devnet", "devnet"),
+    ("tender.client", "cli_group", "request", None),
+    ("tender.client", "market_group", "market", None),
+    ("tender.client", "intent_group", "intent", None),
+    ("tender.client._token_cli", "token_group", "token", None),
 )
+#: The extra each role's entry point (group ``tender.cli``) needs.
+_ROLE_EXTRAS = {"provider": "provider", "solver": "solver", "verifier": "verifier", "audit": "verifier"}
 
 
 #: Set by ``--debug`` (or ``TENDER_DEBUG=1``): errors keep their traceback.
@@ -49,8 +56,27 @@ def cli() -> None:
     """Tender: every inference request bought in its own auction and paid only against proof."""
 
 
+def _needs_extra(name: str, extra: str) -> click.Command:
+    """Stands in for the command ``name`` while ``extra`` is not installed: any use of it is
+    the one-line error naming the extra (:class:`~tender.errors.MissingExtra`, exit code 2)."""
+
+    def refuse() -> None:
+        raise MissingExtra(f"tender {name}", extra)
+
+    return click.Command(
+        name,
+        callback=refuse,
+        add_help_option=False,
+        help=f"(not installed: pip install 'tender[{extra}]')",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
+
+
 def _add_groups() -> None:
-    for module_name, attr in _BUILTIN_GROUPS:
+    for module_name, attr, name, extra in _BUILTIN_GROUPS:
+        if extra is not None and missing(extra):
+            cli.add_command(_needs_extra(name, extra))
+            continue
         try:
             module = import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -61,6 +87,10 @@ def _add_groups() -> None:
         if isinstance(command, click.Command):
             cli.add_command(command)
     for entry in entry_points(group="tender.cli"):
+        extra = _ROLE_EXTRAS.get(entry.name)
+        if extra is not None and missing(extra):
+            cli.add_command(_needs_extra(entry.name, extra))
+            continue
         command = entry.load()
         if isinstance(command, click.Command):
             cli.add_command(command, name=entry.name)
@@ -79,6 +109,8 @@ def error_line(exc: BaseException) -> str:
         text = exc.format_message()
     elif isinstance(exc, TenderError):
         text = str(exc)
+    elif isinstance(exc, ModuleNotFoundError) and exc.name and (extra := extra_of(exc.name)):
+        text = str(MissingExtra("this command", extra, module=exc.name))
     elif isinstance(exc, requests.RequestException):
         url = getattr(exc.request, "url", None) if exc.request is not None else None
         text = f"cannot reach the JSON-RPC node{f' at {url}' if url else ''}: {type(exc).__name__}"

@@ -14,7 +14,8 @@ the whole family at once and tell its branches apart::
     ├── IntentError              an intent is malformed or its signature is wrong
     ├── BodyRefused              an HTTP request body out of bounds (see tender.bounds)
     ├── ModelError               model bundles, circuits and proofs (see tender.models)
-    └── RequestError             a request bought through the SDK did not settle
+    ├── RequestError             a request bought through the SDK did not settle
+    └── MissingExtra             a part of Tender that needs an extra not installed (names it)
 """
 
 from __future__ import annotations
@@ -112,3 +113,18 @@ class ModelError(TenderError):
 
 class RequestError(TenderError):
     """A request made through the SDK did not settle (subclasses live in tender.client)."""
+
+
+class MissingExtra(TenderError):
+    """A command or module needs an optional part of Tender that is not installed.
+
+    ``pip install tender`` is the light requester SDK; the roles, the devnet and the zk tools
+    are extras (``tender.extras``). The message names the extra and the command installing it.
+    """
+
+    def __init__(self, what: str, extra: str, *, module: str | None = None) -> None:
+        self.what = what
+        self.extra = extra
+        self.module = module
+        absent = f" ({module} is not installed)" if module else ""
+        super().__init__(f"{what} needs the {extra} extra{absent}: pip install 'tender[{extra}]'")

@@ -20,7 +20,7 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import TransactionNotFound, Web3RPCError
 from web3.types import TxParams, TxReceipt
 
-from tender.chain._tx import PendingTx, TxSender
+from tender.chain import PendingTx, TxSender
 from tender.errors import TransactionFailed
 from tender.logs import log
 from verifier._store import Action, Store
@@ -47,7 +47,7 @@ class ActionSender:
     """Signs, persists, broadcasts and confirms the agent's transactions.
 
     Args:
-        sender: the agent's :class:`~tender.chain._tx.TxSender` (its key and nonce manager).
+        sender: the agent's :class:`~tender.chain.TxSender` (its key and nonce manager).
         store: where signed transactions are written before they leave.
     """
 

@@ -23,9 +23,17 @@ from typing import Any
 
 import ezkl
 
-from tender.models import Bundle, BundleError, ModelCard, dequantize, infer, input_commitment
-from tender.models._felt import felt_from_hex, flatten_input
-from tender.models._prove import witness_keys
+from tender.models import (
+    Bundle,
+    BundleError,
+    ModelCard,
+    dequantize,
+    felt_from_hex,
+    flatten_input,
+    infer,
+    input_commitment,
+    witness_keys,
+)
 from tender.paths import cache_dir
 
 #: Tolerance = max(margin * card.max_abs_error, floor_steps quantisation steps at the output scale).

@@ -22,7 +22,7 @@ ABI; a transaction mined with status 0 raises :class:`~tender.errors.Transaction
 from __future__ import annotations
 
 from tender.chain._abi import DecodedLog, LogDecoder, snake
-from tender.chain._artifacts import TENDER_CONTRACTS, Artifact, combined_abi, load_artifact
+from tender.chain._artifacts import TENDER_CONTRACTS, Artifact, combined_abi, export_abis, load_artifact
 from tender.chain._async import LoopSessions, async_connect
 from tender.chain._async_market import AsyncMarket
 from tender.chain._base import ContractWrapper, tender_log_decoder
@@ -195,6 +195,7 @@ __all__ = [
     "connect",
     "deploy",
     "deploy_artifact",
+    "export_abis",
     "format_amount",
     "load_artifact",
     "market_instances",

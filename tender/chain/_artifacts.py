@@ -1,4 +1,9 @@
-"""Contract build artefacts: ABI and bytecode from Foundry's ``contracts/out``."""
+"""Contract build artefacts: ABI and bytecode from Foundry's ``contracts/out``.
+
+An installed ``tender`` (a wheel, no checkout) carries the ABIs of :data:`TENDER_CONTRACTS` in
+``tender/chain/abi`` (written by ``make contracts``, :func:`export_abis`): enough to talk to a
+deployment; deploying contracts needs the checkout's ``contracts/out``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,9 @@ from typing import Any
 
 from tender.errors import ArtifactError
 from tender.paths import ARTIFACTS
+
+#: ABI-only artefacts shipped inside the package (``make contracts`` writes them).
+PACKAGED_ABIS = Path(__file__).resolve().parent / "abi"
 
 #: EIP-170: the most runtime code a contract may have on Ethereum and its L2s.
 MAX_CODE_SIZE = 24_576
@@ -23,6 +31,8 @@ TENDER_CONTRACTS: tuple[str, ...] = (
     "ReverseAuctionMarket",
     "DutchAuctionMarket",
 )
+#: The contracts whose ABIs an installed ``tender`` carries: those and the SDK's on-chain agent.
+PACKAGED_CONTRACTS: tuple[str, ...] = (*TENDER_CONTRACTS, "TenderAgent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +58,15 @@ class Artifact:
         return [entry for entry in self.abi if entry.get("type") == kind]
 
 
-def _find(name: str, root: Path) -> Path:
+def _find(name: str, root: Path, *, packaged: bool = False) -> Path:
     direct = root / f"{name}.sol" / f"{name}.json"
     if direct.is_file():
         return direct
     matches = sorted(root.glob(f"*/{name}.json"))
     if matches:
         return matches[0]
+    if packaged and (PACKAGED_ABIS / f"{name}.json").is_file():
+        return PACKAGED_ABIS / f"{name}.json"
     raise ArtifactError(
         f"no build artefact for contract {name!r} under {root}: run `make contracts` "
         "(or `cd contracts && forge build`)"
@@ -62,13 +74,12 @@ def _find(name: str, root: Path) -> Path:
 
 
 @cache
-def _load(name: str, root: Path, mtime_key: float) -> Artifact:
+def _load(name: str, path: Path, mtime_key: float) -> Artifact:
     del mtime_key  # part of the cache key only: a rebuilt artefact is read again
-    path = _find(name, root)
     try:
         data = json.loads(path.read_text())
         abi = tuple(data["abi"])
-        code = data["bytecode"]
+        code = data.get("bytecode", "")  # absent from a packaged ABI
         hex_code = code["object"] if isinstance(code, dict) else str(code)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ArtifactError(f"unreadable artefact {path}: {exc}; run `make contracts`") from exc
@@ -91,8 +102,8 @@ def load_artifact(name: str, *, artifacts_dir: Path | None = None) -> Artifact:
         ArtifactError: the artefact is missing (the message says to run ``make contracts``).
     """
     root = (artifacts_dir or ARTIFACTS).resolve()
-    path = _find(name, root)
-    return _load(name, root, path.stat().st_mtime)
+    path = _find(name, root, packaged=artifacts_dir is None)
+    return _load(name, path, path.stat().st_mtime)
 
 
 def combined_abi(
@@ -110,3 +121,18 @@ def combined_abi(
                 seen.add(key)
                 out.append(entry)
     return out
+
+
+def export_abis(dest: Path = PACKAGED_ABIS, *, artifacts_dir: Path | None = None) -> list[Path]:
+    """Write the ABI of each of :data:`PACKAGED_CONTRACTS` to ``dest/<name>.json`` (what an
+    installed ``tender`` reads, :data:`PACKAGED_ABIS`); ``make contracts`` runs it after
+    ``forge build``. Returns the files written."""
+    dest.mkdir(parents=True, exist_ok=True)
+    root = (artifacts_dir or ARTIFACTS).resolve()
+    written = []
+    for name in PACKAGED_CONTRACTS:
+        abi = list(load_artifact(name, artifacts_dir=root).abi)
+        path = dest / f"{name}.json"
+        path.write_text(json.dumps({"abi": abi}, indent=1, sort_keys=True) + "\n")
+        written.append(path)
+    return written

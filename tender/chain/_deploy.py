@@ -51,6 +51,11 @@ def constructor_data(artifact: Artifact, args: Sequence[Any] | Mapping[str, Any]
     ``args`` is positional, or a mapping by snake_case name (``unstaking_delay`` for
     ``unstakingDelay_``); a mapping may hold more names than the constructor takes.
     """
+    if not artifact.bytecode:
+        raise ArtifactError(
+            f"{artifact.name}: {artifact.path} holds its ABI only; deploying needs the checkout's "
+            "contracts/out (`make contracts`)"
+        )
     constructor = next((e for e in artifact.abi if e.get("type") == "constructor"), None)
     inputs = list(constructor["inputs"]) if constructor else []
     if isinstance(args, Mapping):

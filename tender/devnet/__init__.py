@@ -7,12 +7,15 @@ process groups, always stopped), the config writers, :func:`plan_workload`, the 
 
 from __future__ import annotations
 
+from tender.devnet._chain import ChainSetup
 from tender.devnet._cli import cli_group
+from tender.devnet._configs import write_config
 from tender.devnet._summary import RequestRecord, Summary, check_invariants, summarize
 from tender.devnet._supervisor import Child, ChildFailed, Supervisor
 from tender.devnet._workload import Planned, plan_workload
 
 __all__ = [
+    "ChainSetup",
     "Child",
     "ChildFailed",
     "Planned",
@@ -23,4 +26,5 @@ __all__ = [
     "cli_group",
     "plan_workload",
     "summarize",
+    "write_config",
 ]

@@ -39,7 +39,7 @@ from tender.models._errors import (
     SrsError,
     UnsupportedModel,
 )
-from tender.models._felt import FIELD_MODULUS, dequantize, quantize
+from tender.models._felt import FIELD_MODULUS, dequantize, felt_from_hex, flatten_input, quantize
 from tender.models._prove import (
     Proof,
     infer,
@@ -49,6 +49,7 @@ from tender.models._prove import (
     prove,
     verifier_calldata,
     verify,
+    witness_keys,
 )
 from tender.models._recipe import DEFAULT_MAX_LOGROWS, SCALES, Recipe
 from tender.models._register import (
@@ -97,6 +98,8 @@ __all__ = [
     "compile_solidity",
     "deploy_verifier",
     "dequantize",
+    "felt_from_hex",
+    "flatten_input",
     "infer",
     "infer_batch",
     "input_commitment",
@@ -108,4 +111,5 @@ __all__ = [
     "registry_entry",
     "verifier_calldata",
     "verify",
+    "witness_keys",
 ]

@@ -10,10 +10,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnxruntime as ort
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 _CPU = "CPUExecutionProvider"
 _GPU = "CUDAExecutionProvider"
@@ -21,6 +23,8 @@ _GPU = "CUDAExecutionProvider"
 
 @functools.cache
 def _gpu_works() -> bool:
+    import onnxruntime as ort  # the provider/verifier extras; a requester only commits and verifies
+
     if _GPU not in ort.get_available_providers():
         return False
     options = ort.SessionOptions()
@@ -52,6 +56,8 @@ def providers(*, gpu: bool = True) -> list[str]:
 @functools.lru_cache(maxsize=16)
 def session(onnx_path: str, *, gpu: bool = False) -> ort.InferenceSession:
     """A cached inference session for one ONNX file (per process)."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.log_severity_level = 3
     return ort.InferenceSession(onnx_path, options, providers=providers(gpu=gpu))

@@ -1,4 +1,4 @@
-"""Bring your own model: kinds Tender does not ship (``tender.models.zoo``) go the whole way
+"""Bring your own model: kinds Tender does not ship (``tests/harness/zoo.py``) go the whole way
 (build, prove, verify off-chain, register on Anvil, settle one market job) or are refused up
 front with one clear line, before any key is made or any transaction is sent.
 
@@ -34,9 +34,9 @@ from tender.models import (
     prove,
     register_model,
     verify,
-    zoo,
 )
 from tender.paths import ROOT
+from tests.harness import zoo
 
 pytestmark = pytest.mark.slow
 

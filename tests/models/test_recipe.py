@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tender.models import RECIPE, BundleError, Recipe, cli_group, zoo
+from tender.models import RECIPE, BundleError, Recipe, cli_group
 from tender.models._recipe import RECIPE_FILE, infer_task
 from tender.paths import SAMPLE_MODELS
+from tests.harness import zoo
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn"])

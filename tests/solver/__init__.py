@@ -1,7 +1,7 @@
 """The solver's tests.
 
 pytest imports this folder as the package ``solver`` (named after its folder), which hides the
-real ``solver`` package; the real package's modules (``solver._api``, ``solver.testing``...) are
+real ``solver`` package; the real package's modules (``solver._api``...) are
 found through ``__path__`` below, in this checkout, rather than wherever the virtualenv's
 editable install points (another worktree's code, otherwise).
 """

@@ -1,6 +1,6 @@
 """Fixtures of the solver's tests: a deployed Tender on Anvil, with real provider nodes
-(``live``, see :func:`solver.testing.live_devnet`) or with stand-in providers for unit-level
-tests of the solver's own behaviour (``env``, see :func:`solver.testing.devnet`)."""
+(``live``, see :func:`tests.harness.solver.live_devnet`) or with stand-in providers for unit-level
+tests of the solver's own behaviour (``env``, see :func:`tests.harness.solver.devnet`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from solver.testing import (
+from tests.harness.solver import (
     SOLVER_KEYS,
     UNIT,
     Env,

@@ -5,13 +5,13 @@ Everything here is real; nothing is stubbed:
 * Anvil with the Tender contracts (token, staking, registry, reverse and Dutch markets; a 2 s
   challenge window) and the sample MLP registered with its real EZKL verifier contract;
 * three provider nodes of the ``provider`` package, each a ``tender provider run`` process
-  (:func:`solver.testing.live_devnet`), staked and registered as operators, each with its own
-  pricing and latency promise (:data:`solver.testing.NODES`: fast and dear, middling, cheap
+  (:func:`tests.harness.solver.live_devnet`), staked and registered as operators, each with its own
+  pricing and latency promise (:data:`tests.harness.solver.NODES`: fast and dear, middling, cheap
   and slow). They quote over HTTP with signed quotes, take the input from the winning solver,
   run onnxruntime, prove with EZKL, deliver on chain (with the proof for zk intents, the output
   alone for optimistic ones, which the node then finalizes itself once the challenge window
   has closed) and get paid by the market;
-* two solvers with different margins (:class:`solver.testing.RecordingSolver`: the real
+* two solvers with different margins (:class:`tests.harness.solver.RecordingSolver`: the real
   solver, which also keeps the quotes it decided on so that the test can judge its bids).
 
 The acceptance line: 2 solvers and 3 providers compete for 20 intents in each auction type;

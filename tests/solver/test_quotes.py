@@ -10,9 +10,9 @@ import pytest
 from solver._config import BreakerSection, ProviderEntry
 from solver._errors import QuoteError
 from solver._quotes import Breaker, FanOut, make_transport, verify_quote
-from solver.testing import StubFleet, StubProvider, sign_quote
 from tender.anvil import DEV_KEYS
 from tender.wire import IntentWire, Quote, QuoteRequest
+from tests.harness.solver import StubFleet, StubProvider, sign_quote
 
 JOB = "0x" + "ab" * 32
 

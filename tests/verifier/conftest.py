@@ -10,7 +10,7 @@ import pytest
 from tender.anvil import Anvil
 from tender.chain import load_artifact, resync_nonces
 from tender.errors import ArtifactError
-from verifier.testing import Env, make_env
+from tests.harness.verifier import Env, make_env
 
 
 def _built() -> bool:

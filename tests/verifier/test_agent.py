@@ -13,10 +13,10 @@ from tender.chain._tx import TxSender
 from tender.config import ChainSection
 from tender.intents import ProofMode
 from tender.models import FIELD_MODULUS, prove
+from tests.harness.verifier import Env, samples
 from verifier import VerifierConfig, VerifierSection
 from verifier._agent import Agent
 from verifier._models import witness_outputs
-from verifier.testing import Env, samples
 
 pytestmark = pytest.mark.slow
 

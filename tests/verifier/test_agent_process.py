@@ -21,7 +21,7 @@ from tender.anvil import free_port
 from tender.chain import JobState
 from tender.intents import ProofMode
 from tender.paths import ROOT
-from verifier.testing import Env, samples
+from tests.harness.verifier import Env, samples
 
 pytestmark = pytest.mark.slow
 

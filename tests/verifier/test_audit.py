@@ -12,12 +12,12 @@ import pytest
 from click.testing import CliRunner
 
 from tender.chain import load_artifact
+from tests.harness.verifier import Env, History, build_history
 from verifier import Status
 from verifier._audit import Auditor
 from verifier._calldata import DecodedCall
 from verifier._history import ChainSource
 from verifier.cli import audit as audit_command
-from verifier.testing import Env, History, build_history
 
 pytestmark = pytest.mark.slow
 
@@ -105,7 +105,7 @@ def test_proof_for_another_commitment_is_flagged(tender_env: Env, history: Histo
     """A job whose intent committed to another input than its proof's: the verifier contract
     accepts the proof (a polycommit proof's instances are its outputs only), the auditor's input
     binding check ``keccak256(proof[0:64]) == inputCommitment`` does not."""
-    from verifier.testing import input_commitment, mlp_bundle, samples
+    from tests.harness.verifier import input_commitment, mlp_bundle, samples
 
     target = history.zk[3]  # proves sample 3
     other = input_commitment(mlp_bundle(), samples()[5])
@@ -127,7 +127,7 @@ def test_proof_for_another_commitment_is_flagged(tender_env: Env, history: Histo
 
 def test_input_that_is_not_the_committed_one_is_flagged(tender_env: Env, history: History) -> None:
     """The inline input is re-committed with the bundle's vk and SRS (KZG): another input fails."""
-    from verifier.testing import samples
+    from tests.harness.verifier import samples
 
     target = history.zk[0]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tender.models import FIELD_MODULUS
+from tests.harness.verifier import mlp_bundle, proof_of, samples
 from verifier._models import Catalogue, judge, tolerance, witness_outputs
-from verifier.testing import mlp_bundle, proof_of, samples
 
 pytestmark = pytest.mark.slow
 

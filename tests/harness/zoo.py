@@ -5,7 +5,7 @@ Each builder writes ``<folder>/model.onnx`` and ``<folder>/calibration.json`` (E
 16 seeded samples concatenated) and returns the ONNX path; weights are seeded, so a second call
 writes the same bytes (and the bundle cache hits)::
 
-    python -m tender.models.zoo lstm /tmp/zoo/lstm     # then: tender model build /tmp/zoo/lstm/model.onnx ...
+    python -m tests.harness.zoo lstm /tmp/zoo/lstm     # then: tender model build /tmp/zoo/lstm/model.onnx ...
 
 Kinds: ``lstm`` (recurrent), ``pooling`` (average-pooling regressor, 27 outputs), ``softmax``
 (a linear layer and a softmax), ``multi_output`` (two heads), ``convnet`` (conv, ReLU, max-pool,

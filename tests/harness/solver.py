@@ -556,9 +556,7 @@ def live_devnet(folder: Path, nodes: Sequence[NodePlan] = NODES) -> Iterator[Liv
     every second. Every process (nodes, their proving workers, Anvil) is stopped on exit."""
     from provider import ProviderConfig
     from tender import models
-    from tender.devnet import Supervisor
-    from tender.devnet._chain import ChainSetup
-    from tender.devnet._configs import write_config
+    from tender.devnet import ChainSetup, Supervisor, write_config
 
     (folder / "logs").mkdir(parents=True, exist_ok=True)
     samples = [

@@ -16,9 +16,18 @@ from typing import Any
 from web3 import Web3
 
 from tender.anvil import DEV_KEYS, Anvil
-from tender.chain import Deployment, Market, ModelInfo, Registry, Staking, Token, TxSender, deploy
-from tender.chain._deploy import DEFAULT_PARAMS
-from tender.chain._structs import MarketParams
+from tender.chain import (
+    DEFAULT_PARAMS,
+    Deployment,
+    Market,
+    MarketParams,
+    ModelInfo,
+    Registry,
+    Staking,
+    Token,
+    TxSender,
+    deploy,
+)
 from tender.intents import AuctionType, Intent, ProofMode, random_nonce
 from tender.models import (
     FIELD_MODULUS,
