@@ -864,7 +864,7 @@ class Client:
         if output is None or (proof is None and intent.proof_mode == ProofMode.ZK):
             output, proof = await asyncio.to_thread(self._delivery, tracker, auction, output, proof)
         verified = False
-        if verify and proof and handle is not None:
+        if verify and proof and handle is not None and handle.can_verify:
             try:
                 verified = await asyncio.to_thread(
                     handle.verify, proof, output=list(output or []), commitment=intent.input_commitment

@@ -4,8 +4,10 @@ input URI and local proof check. Everything model-specific goes through ``tender
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from tender.errors import ModelError
@@ -73,9 +75,18 @@ class ModelHandle:
     def commitment(self, data: Any) -> int:
         """The input commitment the intent carries (``tender.models.input_commitment``): for a
         polycommit model it needs the bundle's vk and SRS, which the handle holds."""
+        if isinstance(self.bundle, LightBundle):
+            from tender.commit import light_input_commitment
+
+            return light_input_commitment(self.bundle.path, data)
         from tender import models
 
         return int(models.input_commitment(self.bundle, data))
+
+    @property
+    def can_verify(self) -> bool:
+        """Whether proofs can be checked here (the ``zk`` extra); else the market's verifier did."""
+        return not isinstance(self.bundle, LightBundle)
 
     def verify(self, proof: bytes, *, output: list[int], commitment: int) -> bool:
         """Check ``proof`` with the bundle's verifying key, for exactly this input commitment
@@ -98,18 +109,51 @@ class ModelHandle:
 
     def dequantize(self, output: list[int]) -> list[float] | None:
         """The output as numbers (the card's output scale)."""
-        from tender import models
+        from tender.commit import FIELD_MODULUS
 
         try:
-            return [float(models.dequantize(int(v), self.card.output_scale)) for v in output]
+            scale = 2 ** int(self.card.output_scale)
+            signed = [int(v) % FIELD_MODULUS for v in output]
+            return [(v - FIELD_MODULUS if v > FIELD_MODULUS // 2 else v) / scale for v in signed]
         except (ValueError, TypeError, ModelError):
             return None
 
 
 def load_bundle(path: Path) -> Any:
+    """The bundle in ``path``: a :class:`tender.models.Bundle` with the ``zk`` extra installed, else
+    a :class:`LightBundle` (its card and commitment basis: enough to commit to inputs and read
+    outputs; proofs are then checked by the market's verifier only)."""
+    from tender.extras import missing
+
+    if missing("zk"):
+        return LightBundle.load(path)
     from tender import models
 
     return models.Bundle.load(path)
+
+
+@dataclass(frozen=True)
+class LightBundle:
+    """A bundle as the light SDK sees it: the folder and its card (attributes as in ``card.json``)."""
+
+    path: Path
+    card: Any
+
+    @classmethod
+    def load(cls, path: Path) -> LightBundle:
+        try:
+            data = json.loads((Path(path) / "card.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{path} holds no readable model card: {exc}") from exc
+
+        def namespace(value: Any) -> Any:
+            if isinstance(value, dict):
+                return SimpleNamespace(**{k: namespace(v) for k, v in value.items()})
+            return value
+
+        card = namespace(data)
+        card.input_size = math.prod(int(n) for n in data.get("input_shape") or [0])
+        return cls(Path(path), card)
 
 
 def cached_bundles(name: str, *, cache: Path | None = None) -> list[tuple[Path, tuple[bytes, bytes]]]:

@@ -28,6 +28,7 @@ from tender.errors import ModelError
 from tender.models._build import DEFAULT_INPUT_VISIBILITY, RECIPE, build, build_key
 from tender.models._bundle import INSECURE_SRS_WARNING, Bundle, InstanceLayout, ModelCard
 from tender.models._cli import cli_group
+from tender.models._commit import ensure_commit_basis
 from tender.models._errors import (
     BundleError,
     CircuitTooLarge,
@@ -98,6 +99,7 @@ __all__ = [
     "compile_solidity",
     "deploy_verifier",
     "dequantize",
+    "ensure_commit_basis",
     "felt_from_hex",
     "flatten_input",
     "infer",

@@ -41,7 +41,7 @@ from eth_utils import keccak
 
 from tender.models import _errors, _runtime
 from tender.models._bundle import CARD_FILE, Bundle, InstanceLayout, ModelCard, sha256_file
-from tender.models._commit import kzg_points
+from tender.models._commit import ensure_commit_basis, kzg_points
 from tender.models._commit import proof_bytes as _proof_bytes
 from tender.models._errors import BundleError, SrsError
 from tender.models._ezkl import captured_output, dev_srs, ezkl, srs_logrows, write_evm_verifier
@@ -232,7 +232,7 @@ def build(
     )
     final = root / "models" / f"{name}-{key[:16]}"
     if (final / CARD_FILE).is_file():
-        return Bundle.load(final)
+        return _with_basis(Bundle.load(final))
     check_graph(onnx_path, name)
 
     report = _reporter(progress, name)
@@ -254,7 +254,13 @@ def build(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(f"built in {time.perf_counter() - started:.1f} s: {final}")
-    return Bundle.load(final)
+    return _with_basis(Bundle.load(final))
+
+
+def _with_basis(bundle: Bundle) -> Bundle:
+    """The bundle, with the commitment basis the light SDK needs (written once, then kept)."""
+    ensure_commit_basis(bundle)
+    return bundle
 
 
 def _in_child(report: Report, **kwargs: Any) -> None:

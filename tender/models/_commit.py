@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from eth_utils import keccak
 
 from tender.models._errors import BundleError
 from tender.models._ezkl import ezkl
@@ -69,6 +68,43 @@ def kzg_points(bundle: Bundle, felts: Sequence[str]) -> list[bytes]:
     return list(_cached(paths[0], card.vk_sha256, paths[1], paths[2], tuple(felts)))
 
 
-def point_commitment(point: bytes) -> int:
-    """``uint256(keccak256(x || y))``: the intent's commitment to a polycommit point."""
-    return int.from_bytes(keccak(point), "big")
+#: Random inputs on which a new commitment basis is checked against EZKL before it is kept.
+BASIS_CHECKS = 3
+
+
+def ensure_commit_basis(bundle: Bundle) -> Path | None:
+    """Write the bundle's ``commit_basis.json`` (the light SDK's way to commit without EZKL,
+    :mod:`tender.commit`) unless it is there; ``None`` for a model that does not use polycommit.
+
+    The basis is ``C(0)`` and each ``C(e_i)`` from EZKL, kept only after the affine identity
+    gives EZKL's own commitment on :data:`BASIS_CHECKS` random inputs (else
+    :class:`BundleError`: the bundle's input column is not what the light SDK assumes).
+    """
+    import json
+    import os
+    import random
+
+    from tender.commit import BASIS_FILE, CommitBasis, quantize_f32
+    from tender.models._felt import felt_to_hex
+
+    card = bundle.card
+    if card is None or card.input_visibility != "polycommit":
+        return None
+    target = Path(bundle.path) / BASIS_FILE
+    if target.is_file():
+        return target
+    paths = (str(bundle.vk), str(bundle.settings), str(bundle.srs))
+    size = card.input_size
+    (zero,) = _commit(*paths, [felt_to_hex(0)] * size)
+    units = [_commit(*paths, [felt_to_hex(int(i == j)) for j in range(size)])[0] for i in range(size)]
+    basis = CommitBasis.from_points(zero, units)
+    rng = random.Random(size)
+    for _ in range(BASIS_CHECKS):
+        values = quantize_f32((rng.uniform(-2.0, 2.0) for _ in range(size)), card.input_scale)
+        (expected,) = _commit(*paths, [felt_to_hex(v) for v in values])
+        if basis.commit(values) != expected:
+            raise BundleError(f"model {card.name}: the input commitment is not affine in the input column")
+    partial = target.with_name(f".{BASIS_FILE}.{os.getpid()}.partial")
+    partial.write_text(json.dumps(basis.to_json()))
+    os.replace(partial, target)
+    return target

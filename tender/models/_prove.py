@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 
 from tender.chain._structs import polycommit_commitment
+from tender.commit import point_commitment
 from tender.models import _runtime
 from tender.models._bundle import Bundle, ModelCard
-from tender.models._commit import kzg_points, point_commitment, proof_bytes
+from tender.models._commit import kzg_points, proof_bytes
 from tender.models._errors import BundleError, ProofError
 from tender.models._ezkl import ezkl
 from tender.models._felt import dequantize, felt_from_hex, felt_to_hex, flatten_input, poseidon, quantize

@@ -122,6 +122,7 @@ async def test_a_proof_that_does_not_verify_raises_proof_invalid() -> None:
 
     class Handle:
         name = "m"
+        can_verify = True
 
         def verify(self, proof: bytes, *, output: list[int], commitment: int) -> bool:
             return False
@@ -143,6 +144,7 @@ async def test_a_verified_settlement_returns_the_result() -> None:
 
     class Handle:
         name = "mlp"
+        can_verify = True
 
         def verify(self, proof: bytes, *, output: list[int], commitment: int) -> bool:
             return output == [1, 2] and commitment == 1
