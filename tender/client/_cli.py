@@ -113,7 +113,7 @@ def result_table(result: RequestResult, *, decimals: int = 18, symbol: str = "to
     table.add_row(
         "proof",
         f"{len(result.proof)} bytes, verified on-chain"
-        + (", and locally" if result.verified else " (install tender[zk] to check it locally too)")
+        + (", and locally" if result.verified else " (install tender\\[zk] to check it locally too)")
         if result.proof
         else "none (optimistic)",
     )
