@@ -51,7 +51,7 @@ def _agent(env: Env, folder: Path) -> Agent:
     deployment = env.deployment.save(folder / "deployment.json")
     config = VerifierConfig(
         chain=ChainSection(rpc_url=env.chain.rpc_url, deployment=deployment),
-        verifier=VerifierSection(state=folder / "agent.db"),
+        verifier=VerifierSection(store=folder / "agent.db"),
     )
     agent = Agent(config, key=env.agent_key)
     agent._setup_sync()

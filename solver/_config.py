@@ -2,7 +2,7 @@
 
     [solver]
     listen = "127.0.0.1:7100"
-    db_path = ".cache/tender/solver.sqlite"
+    store = ".cache/tender/solver.sqlite"
     markets = ["reverse", "dutch"]
     margin_bps = 200
     confirmations = 1
@@ -72,7 +72,7 @@ class SolverSection(Section):
     providers: list[ProviderEntry] = Field(default_factory=list)
     markets: list[MarketName] = Field(default_factory=lambda: list(_ALL_MARKETS))
     listen: str | None = Field(default="127.0.0.1:7100", description="host:port of POST /intents; None: off")
-    db_path: Path = Field(default=Path(".cache/tender/solver.sqlite"))
+    store: Path = Field(default=Path(".cache/tender/solver.sqlite"))
     margin_bps: int = Field(default=200, ge=0, le=100_000)
     min_margin: int = Field(default=0, ge=0, description="token base units")
     latency_buffer_s: int = Field(default=0, ge=0)

@@ -191,7 +191,7 @@ class Solver(Daemon):
         genesis = _hex((await self.w3.eth.get_block(0))["hash"])
         if self.deployment is None:
             self.deployment = Deployment.load(self.chain_id, path=self.chain.deployment)
-        self.store = Store(s.db_path)
+        self.store = Store(s.store)
         self.store.check_chain(self.chain_id, genesis)
         self.account = Account.from_key(self._key or self.chain.private_key())
         self.address: str = self.account.address

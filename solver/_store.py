@@ -249,7 +249,7 @@ class Store:
             with self.transaction():
                 self.set_meta("chain", here)
         elif known != here:
-            raise StoreError(f"the store belongs to chain {known}, not {here}: use another db_path")
+            raise StoreError(f"the store belongs to chain {known}, not {here}: use another store")
 
     @property
     def cursor(self) -> int | None:

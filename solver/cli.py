@@ -54,12 +54,12 @@ def status(config_path: Path) -> None:
     from solver._store import Store
 
     _, section = load_config(config_path)
-    if not Path(section.db_path).is_file():  # opening it would create an empty store
-        click.echo(f"no solver store at {section.db_path}: the solver has not run with this config")
+    if not Path(section.store).is_file():  # opening it would create an empty store
+        click.echo(f"no solver store at {section.store}: the solver has not run with this config")
         return
-    store = Store(section.db_path)
+    store = Store(section.store)
     try:
-        table = Table(title=f"solver store {section.db_path}")
+        table = Table(title=f"solver store {section.store}")
         table.add_column("pursuit")
         table.add_column("jobs", justify="right")
         for pursuit, count in sorted(store.counts().items()):

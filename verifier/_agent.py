@@ -130,7 +130,7 @@ class Agent(Daemon):
         self.registry = Registry(self.w3, self.deployment.registry)
         self.staking = Staking(self.w3, self.deployment.staking)
         self.token = Token(self.w3, self.deployment.token, sender=self.sender)
-        self.store = Store(self.settings.state_path(self.chain_id))
+        self.store = Store(self.settings.store_path(self.chain_id))
         self.store.bind(chain_id=self.chain_id, markets={n: m.address for n, m in self.markets.items()})
         cursor: FeedCursor = self.store  # the events and the cursor are stored together
         self.feed = EventFeed(self.w3, [m.address for m in self.markets.values()], cursor=cursor,

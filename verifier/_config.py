@@ -5,7 +5,7 @@ rpc_url = "http://127.0.0.1:8545"
 deployment = "deployments/31337.json"
 
 [verifier]
-state = ".cache/tender/verifier.db"
+store = ".cache/tender/verifier.db"
 relay_listen = "127.0.0.1:7301"
 challenge_margin_s = 2
 """
@@ -23,9 +23,7 @@ from tender.paths import cache_dir
 class VerifierSection(Section):
     """What the verifier agent watches and which duties it takes on."""
 
-    state: Path | None = Field(
-        default=None, description="SQLite state file (default: cache/verifier-<chain>.db)"
-    )
+    store: Path | None = Field(default=None, description="SQLite store (default: cache/verifier-<chain>.db)")
     markets: tuple[str, ...] = Field(default=("reverse", "dutch"), description="market names to follow")
     from_block: int | None = Field(
         default=None, ge=0, description="first block to scan (default: deployment block)"
@@ -52,8 +50,8 @@ class VerifierSection(Section):
         description="testing only: exit right after the first signed transaction is stored, before it is sent",
     )
 
-    def state_path(self, chain_id: int) -> Path:
-        return self.state or cache_dir() / f"verifier-{chain_id}.db"
+    def store_path(self, chain_id: int) -> Path:
+        return self.store or cache_dir() / f"verifier-{chain_id}.db"
 
 
 class VerifierConfig(Section):

@@ -123,7 +123,7 @@ class Store:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open verifier state {self.path}: {exc}") from exc
+            raise StoreError(f"cannot open verifier store {self.path}: {exc}") from exc
         self._lock = threading.RLock()
 
     def close(self) -> None:
@@ -135,7 +135,7 @@ class Store:
             try:
                 return self._db.execute(sql, args)
             except sqlite3.Error as exc:
-                raise StoreError(f"verifier state {self.path}: {exc}") from exc
+                raise StoreError(f"verifier store {self.path}: {exc}") from exc
 
     # -- meta ---------------------------------------------------------------------------
 
@@ -157,7 +157,7 @@ class Store:
             self.set_meta("identity", identity)
         elif known != identity:
             raise StoreError(
-                f"{self.path} belongs to another deployment ({known}); point verifier.state elsewhere"
+                f"{self.path} belongs to another deployment ({known}); point verifier.store elsewhere"
             )
 
     @property

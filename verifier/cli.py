@@ -55,13 +55,13 @@ def status(config_path: Path, chain_id: int, as_json: bool) -> None:
     from verifier._store import Store
 
     config = load_config(config_path)
-    state_path = config.verifier.state_path(chain_id)
-    if not state_path.is_file():  # opening it would create an empty state file
+    store_path = config.verifier.store_path(chain_id)
+    if not store_path.is_file():  # opening it would create an empty store
         click.echo(
-            f"no agent state at {state_path}: the agent has not run with this config on chain {chain_id}"
+            f"no agent store at {store_path}: the agent has not run with this config on chain {chain_id}"
         )
         return
-    store = Store(state_path)
+    store = Store(store_path)
     jobs = store.jobs()
     actions = list(store.actions())
     rewards = store.rewards()

@@ -127,7 +127,7 @@ def solver_config(
     """The ``[chain]`` and ``[solver]`` sections of one devnet solver."""
     solver = SolverSection(
         listen=f"127.0.0.1:{port}",
-        db_path=run_dir / f"{name}.sqlite",
+        store=run_dir / f"{name}.sqlite",
         markets=["reverse", "dutch"],
         margin_bps=margin_bps,
         poll_interval_s=0.1,
@@ -144,7 +144,7 @@ def verifier_config(
 ) -> VerifierConfig:
     """The ``[chain]`` and ``[verifier]`` sections of the devnet's verifier agent."""
     verifier = VerifierSection(
-        state=run_dir / "verifier.db",
+        store=run_dir / "verifier.db",
         poll_interval_s=0.2,
         challenge_margin_s=1,
         relay_listen=relay_listen,

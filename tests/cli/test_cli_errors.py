@@ -51,7 +51,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         deploy(Web3(Web3.HTTPProvider(chain.rpc_url)), DEV_KEYS[0], save=tmp / "deployment.json")
         (tmp / "down.toml").write_text(
             f'[chain]\nrpc_url = "{NOWHERE}"\n[provider]\nstore = "{tmp / "jobs.db"}"\n'
-            f'[solver]\ndb_path = "{tmp / "solver.sqlite"}"\n'
+            f'[solver]\nstore = "{tmp / "solver.sqlite"}"\n'
         )
         (tmp / "up.toml").write_text(
             f'[chain]\nrpc_url = "{chain.rpc_url}"\ndeployment = "{tmp / "deployment.json"}"\n'

@@ -263,7 +263,7 @@ class Deployed:
 
     def solver_section(self, db: Path, *, margin_bps: int = 100, **changes: Any) -> SolverSection:
         settings: dict[str, Any] = {
-            "providers": self.entries(), "listen": None, "db_path": db, "margin_bps": margin_bps,
+            "providers": self.entries(), "listen": None, "store": db, "margin_bps": margin_bps,
             "poll_interval_s": 0.1, "job_poll_s": 0.2, "quote_timeout_s": 2.0,
             "start_block": self.deployment.block, "gas": GasSection(stuck_after_s=10),
         }  # fmt: skip

@@ -166,7 +166,7 @@ key_env = "SOLVER_TEST_KEY"
 
 [solver]
 listen = "127.0.0.1:0"
-db_path = "{db}"
+store = "{db}"
 margin_bps = 100
 poll_interval_s = 0.1
 job_poll_s = 0.2

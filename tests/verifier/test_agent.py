@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 def make_agent(env: Env, deployment_file: Path, tmp_path: Path, **settings: object) -> Agent:
     config = VerifierConfig(
         chain=ChainSection(rpc_url=env.chain.rpc_url, deployment=deployment_file),
-        verifier=VerifierSection(state=tmp_path / "agent.db", poll_interval_s=0.05, **settings),  # type: ignore[arg-type]
+        verifier=VerifierSection(store=tmp_path / "agent.db", poll_interval_s=0.05, **settings),  # type: ignore[arg-type]
     )
     agent = Agent(config, key=env.agent_key)
     agent._setup_sync()

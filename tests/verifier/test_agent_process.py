@@ -37,7 +37,7 @@ rpc_url = "{env.chain.rpc_url}"
 deployment = "{deployment_file}"
 
 [verifier]
-state = "{tmp_path / "agent.db"}"
+store = "{tmp_path / "agent.db"}"
 poll_interval_s = 0.1
 relay_listen = "127.0.0.1:{port}"
 fault_crash_after_persist = {"true" if crash else "false"}

@@ -20,7 +20,7 @@ def test_example_config_loads() -> None:
     config = load_config(ROOT / "examples" / "verifier.toml")
     assert config.verifier.challenge
     assert config.verifier.relay_listen == "127.0.0.1:7301"
-    assert config.verifier.state_path(31337).name == "verifier-31337.db"
+    assert config.verifier.store_path(31337).name == "verifier-31337.db"
 
 
 def test_config_errors_name_the_field(tmp_path: Path) -> None:
