@@ -41,6 +41,7 @@ from tender.chain._events import (
     CallbackFailed,
     Challenged,
     Claimed,
+    CommitmentSlashed,
     Declined,
     DeclineReleased,
     Delivered,
@@ -62,6 +63,7 @@ from tender.chain._events import (
     ParamsUpdated,
     Paused,
     Proved,
+    QuoteAwarded,
     RawEvent,
     Redeemed,
     Refunded,
@@ -85,6 +87,7 @@ from tender.chain._events import (
 from tender.chain._feed import AsyncEventFeed, EventFeed, FeedCursor, Handler, MemoryCursor, RollbackHandler
 from tender.chain._jobs import Job, JobState
 from tender.chain._market import Market
+from tender.chain._quote_market import QuoteMarket
 from tender.chain._registry import Registry
 from tender.chain._reverts import RevertDecoder, revert_data, tender_decoder
 from tender.chain._staking import Staking
@@ -124,6 +127,7 @@ __all__ = [
     "CallbackFailed",
     "Challenged",
     "Claimed",
+    "CommitmentSlashed",
     "ContractWrapper",
     "Contracts",
     "DeclineReleased",
@@ -165,6 +169,8 @@ __all__ = [
     "Paused",
     "PendingTx",
     "Proved",
+    "QuoteAwarded",
+    "QuoteMarket",
     "RawEvent",
     "Redeemed",
     "Refunded",

@@ -22,6 +22,7 @@ TENDER_CONTRACTS: tuple[str, ...] = (
     "Staking",
     "ReverseAuctionMarket",
     "DutchAuctionMarket",
+    "QuoteMarket",
 )
 
 
