@@ -354,6 +354,8 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
         private
         view
     {
+        // the third value is the error's argument (a bad length or s), not needed: any error is a refusal
+        // slither-disable-next-line unused-return
         (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
         if (err == ECDSA.RecoverError.NoError && signer != address(0)) {
             if (signer == provider || _staking.isAuthorized(provider, signer)) return;
