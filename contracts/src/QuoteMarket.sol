@@ -349,7 +349,8 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
         if (intent.callbackGasLimit != 0) revert CallbackUnsupported(intent.callbackGasLimit);
     }
 
-    /// @dev `signature` over `digest` is the provider's, or (ECDSA only) a solver the provider authorised.
+    /// @dev `signature` over `digest` is the provider's (ECDSA, or ERC-1271 for a contract provider), or (ECDSA
+    /// only) that of a solver the provider authorised in Staking.
     function _requireSigner(address provider, bytes32 digest, bytes calldata signature, bool commitment)
         private
         view
@@ -357,9 +358,10 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
         // the third value is the error's argument (a bad length or s), not needed: any error is a refusal
         // slither-disable-next-line unused-return
         (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
-        if (err == ECDSA.RecoverError.NoError && signer != address(0)) {
-            if (signer == provider || _staking.isAuthorized(provider, signer)) return;
-        } else if (
+        bool recovered = err == ECDSA.RecoverError.NoError && signer != address(0);
+        if (recovered && (signer == provider || _staking.isAuthorized(provider, signer))) return;
+        // a contract provider signs by ERC-1271 (its signature may also happen to recover to some key)
+        if (
             provider.code.length != 0
                 && SignatureChecker.isValidERC1271SignatureNow(provider, digest, signature)
         ) {

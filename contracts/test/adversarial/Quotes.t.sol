@@ -4,6 +4,7 @@ pragma solidity ^0.8.28;
 import {QuoteFixture} from "../utils/QuoteFixture.sol";
 import {IntentBuilder} from "../utils/IntentBuilder.sol";
 import {QuoteMarket} from "../../src/QuoteMarket.sol";
+import {MockERC1271Wallet} from "../mocks/MockERC1271Wallet.sol";
 import {IQuoteMarket, Quote, QuotedJob} from "../../src/interfaces/IQuoteMarket.sol";
 import {IMarketEvents} from "../../src/interfaces/IMarket.sol";
 import {IStaking} from "../../src/interfaces/IStaking.sol";
@@ -60,6 +61,26 @@ contract QuotesTest is QuoteFixture {
         vm.prank(stranger);
         qm.openAwarded(intent, q, _sign(qm, q, qpKey), accept);
         assertTrue(qm.isNonceUsed(requester, 3));
+    }
+
+    function test_openAwarded_contractProviderSignsByErc1271() public {
+        (address owner_, uint256 ownerKey) = makeKey("wallet-owner");
+        MockERC1271Wallet wallet = new MockERC1271Wallet(owner_);
+        vm.prank(qp2);
+        staking.stakeFor(address(wallet), 10e18);
+        Intent memory intent = _qIntent(30);
+        Quote memory q = _quote(qm.hashIntent(intent), address(wallet), 0.3e18);
+        bytes memory sig = _sign(qm, q, ownerKey);
+        vm.prank(requester);
+        bytes32 jobId = qm.openAwarded(intent, q, sig, "");
+        assertEq(staking.lockedFor(address(wallet), jobId), 0.6e18);
+        // another key's signature is refused by the wallet
+        Intent memory other = _qIntent(31);
+        q = _quote(qm.hashIntent(other), address(wallet), 0.3e18);
+        sig = _sign(qm, q, qpKey);
+        vm.expectRevert(abi.encodeWithSelector(IQuoteMarket.InvalidQuoteSigner.selector, address(wallet), qp));
+        vm.prank(requester);
+        qm.openAwarded(other, q, sig, "");
     }
 
     // ------------------------------------------------------------------ exploits
