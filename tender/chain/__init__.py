@@ -25,6 +25,7 @@ from tender.chain._abi import DecodedLog, LogDecoder, snake
 from tender.chain._artifacts import TENDER_CONTRACTS, Artifact, combined_abi, load_artifact
 from tender.chain._async import LoopSessions, async_connect
 from tender.chain._async_market import AsyncMarket
+from tender.chain._async_quote_market import AsyncQuoteMarket
 from tender.chain._base import ContractWrapper, tender_log_decoder
 from tender.chain._contracts import Contracts
 from tender.chain._deploy import DEFAULT_PARAMS, connect, deploy, deploy_artifact
@@ -118,6 +119,7 @@ __all__ = [
     "Artifact",
     "AsyncEventFeed",
     "AsyncMarket",
+    "AsyncQuoteMarket",
     "AuditDrawn",
     "AuditRequired",
     "AwardSkipped",

@@ -4,11 +4,14 @@ event settle it, and a result commitment to another output penalises its provide
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+
 import pytest
 from chain_env import COMMITMENT, OUTPUT, TOKEN_UNIT, TenderEnv, proof_for
 
 from tender.anvil import DEV_KEYS
-from tender.chain import CommitmentSlashed, JobState, QuoteAwarded, QuoteMarket
+from tender.chain import AsyncQuoteMarket, CommitmentSlashed, JobState, Market, QuoteAwarded, QuoteMarket
 from tender.errors import ContractRevert, IntentError
 from tender.intents import AuctionType, NonceSequence
 from tender.quotes import (
@@ -144,3 +147,32 @@ def test_nonce_sequence_reuses_a_bitmap_word() -> None:
     assert {n >> 8 for n in nonces[:256]} == {5}
     assert [n & 0xFF for n in nonces[:256]] == list(range(256))
     assert nonces[256] >> 8 != 5
+
+
+def test_async_quote_market_has_every_method_of_quote_market() -> None:
+    own = {n for n, f in inspect.getmembers(QuoteMarket, inspect.isfunction) if not n.startswith("_")}
+    own -= {n for n, f in inspect.getmembers(Market, inspect.isfunction)}
+    twins = {n for n, f in inspect.getmembers(AsyncQuoteMarket, inspect.isfunction)}
+    assert own - twins == set()
+    for n in own:
+        assert inspect.signature(getattr(AsyncQuoteMarket, n)).parameters.keys() == (
+            inspect.signature(getattr(QuoteMarket, n)).parameters.keys()
+        )
+
+
+def test_async_twin_opens_and_reads(env: TenderEnv) -> None:
+    market = AsyncQuoteMarket(_market(env))
+    env.requester.token.approve(market.address, 2**256 - 1)
+    intent = env.intent(AuctionType.QUOTE)
+
+    async def go() -> JobState:
+        job = await market.job_id(intent)
+        quote = Quote(
+            job_id=job, provider=env.provider.address, price=TOKEN_UNIT, latency=60, expiry=env.now() + 30
+        )
+        signature = sign_quote(quote, PROVIDER_KEY, chain_id=market.chain_id, market=market.address)
+        receipt = await market.open_awarded(intent, quote, signature)
+        assert (await market.terms_in(receipt)).price == TOKEN_UNIT
+        return await market.job_state(job)
+
+    assert asyncio.run(go()) is JobState.AWARDED
