@@ -49,6 +49,7 @@ from tender.chain import (
     Deployment,
     Market,
     ModelInfo,
+    QuoteMarket,
     Registry,
     Staking,
     Token,
@@ -56,14 +57,27 @@ from tender.chain import (
     deploy,
     load_artifact,
 )
-from tender.intents import AuctionType, Bid, Intent, ProofMode, random_nonce, sign_intent
+from tender.intents import AuctionType, Bid, Intent, NonceSequence, ProofMode, random_nonce, sign_intent
+from tender.quotes import Quote, sign_quote
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gas.json"
 UNIT = 10**18
 MOCK_VERIFIER = bytes.fromhex(
     "602a80600b6000396000f3600435600401803515601e576020013560f81c60011460005260206000f35b50600060005260206000f3"
 )
-TARGETS = {"bid": 60_000, "dutch_fill": 150_000, "settle_overhead": 60_000}
+TARGETS = {
+    "bid": 60_000,
+    "dutch_fill": 150_000,
+    "settle_overhead": 60_000,
+    "open_awarded": 160_001,  # at most 160k
+    "lifecycle_zk": 600_000,
+}
+#: The transactions of one zk query on each path (``lifecycle_zk*``, ``calldata_bytes``).
+PATHS = {
+    "quote": ("open_awarded", "settle_zk_quote"),
+    "reverse": ("post", "bid", "bid_runner_up", "award", "settle_zk"),
+    "dutch": ("submit_signed", "dutch_fill", "settle_zk_dutch"),
+}
 
 
 @dataclass
@@ -133,6 +147,8 @@ class Bench:
         self.w3 = Web3(Web3.HTTPProvider(chain.rpc_url))
         self.d: Deployment = deploy(self.w3, DEV_KEYS[0])
         self.gas: dict[str, int] = {}
+        #: bytes of transaction input (calldata) by step: what an L2 posts to L1 for it
+        self.calldata: dict[str, int] = {}
         owner = TxSender(self.w3, DEV_KEYS[0])
         bundle = _find_bundle() if use_ezkl else None
         self.zk = _ezkl_case(self.w3, owner, bundle) if bundle else _mock_case(owner)
@@ -171,6 +187,30 @@ class Bench:
 
     def record(self, key: str, receipt: Any) -> None:
         self.gas[key] = int(receipt["gasUsed"])
+        self.calldata[key] = len(bytes(self.w3.eth.get_transaction(receipt["transactionHash"])["input"]))
+
+    def quote(self) -> None:
+        """Two zk queries on the quote market, each opened and awarded in one transaction from a
+        provider-signed quote and settled by one proof. Nonces are sequential (one bitmap word),
+        so the second query, the one recorded, flips a bit of a word already non-zero and credits
+        a provider slot already non-zero, as for any active account."""
+        address = self.d.market("quote")
+        requester = QuoteMarket(self.w3, address, sender=self.requester)
+        provider = requester.using(self.providers[0])
+        nonces = NonceSequence()
+        for _ in range(2):
+            intent = self.intent(AuctionType.QUOTE).replace(nonce=nonces.next())
+            job = requester.job_id(intent)
+            now = int(self.w3.eth.get_block("latest")["timestamp"])
+            quote = Quote(
+                job_id=job, provider=self.providers[0].address, price=4 * UNIT, latency=60, expiry=now + 30
+            )
+            signature = sign_quote(quote, DEV_KEYS[2], chain_id=self.d.chain_id, market=address)
+            opened = requester.open_awarded(intent, quote, signature)
+            terms = requester.terms_in(opened)
+            settled = provider.deliver_quoted(job, terms, self.zk.output, self.zk.proof)
+        self.record("open_awarded", opened)
+        self.record("settle_zk_quote", settled)
 
     def warm_up(self) -> None:
         """Make the Dutch market's owed slots of the measured payees non-zero, as for any active
@@ -336,7 +376,12 @@ def run(*, use_ezkl: bool = True, out: Path = RESULTS) -> dict[str, Any]:
         bench.silent_provider()
         bench.credit()
         bench.verifier_tx()
+        bench.quote()
         gas = dict(bench.gas)
+        for path, steps in PATHS.items():
+            gas["lifecycle_zk" if path == "quote" else f"lifecycle_zk_{path}"] = sum(gas[s] for s in steps)
+        calldata = {path: sum(bench.calldata[s] for s in steps) for path, steps in PATHS.items()}
+        calldata_steps = dict(sorted(bench.calldata.items()))
         gas["settle_overhead"] = gas["settle_zk"] - gas["verifier_tx"]
         gas["settle_overhead_first"] = gas["settle_zk_first"] - gas["verifier_tx"]
         gas["settle_overhead_vs_inner_call"] = gas["settle_zk"] - gas["verifier_call"]
@@ -353,6 +398,9 @@ def run(*, use_ezkl: bool = True, out: Path = RESULTS) -> dict[str, Any]:
         "and payees already hold tokens (withdraw); `bid` is a job's first bid (fresh storage), "
         "`bid_replace` a provider lowering its own bid",
         "targets": checks,
+        "calldata_bytes": calldata,
+        "calldata_bytes_by_step": calldata_steps,
+        "paths": {path: list(steps) for path, steps in PATHS.items()},
         "settle_zk_calls": breakdown,
         "cost_notes": COST_NOTES,
     }

@@ -8,6 +8,7 @@ import {ModelRegistry} from "../src/ModelRegistry.sol";
 import {Staking} from "../src/Staking.sol";
 import {ReverseAuctionMarket} from "../src/ReverseAuctionMarket.sol";
 import {DutchAuctionMarket} from "../src/DutchAuctionMarket.sol";
+import {QuoteMarket} from "../src/QuoteMarket.sol";
 import {MarketParams} from "../src/MarketStructs.sol";
 
 /// @notice Deploys a full Tender stack (a TestToken unless TOKEN is set) and writes
@@ -48,8 +49,10 @@ contract Deploy {
             new ReverseAuctionMarket(token, registry, staking, treasury, owner, defaultParams());
         DutchAuctionMarket dutch =
             new DutchAuctionMarket(token, registry, staking, treasury, owner, defaultParams());
+        QuoteMarket quote = new QuoteMarket(token, registry, staking, treasury, owner, defaultParams());
         staking.setMarket(address(reverse), true);
         staking.setMarket(address(dutch), true);
+        staking.setMarket(address(quote), true);
         if (owner != self) staking.transferOwnership(owner); // Ownable2Step: owner must accept
         vm.stopBroadcast();
 
@@ -59,7 +62,8 @@ contract Deploy {
         vm.serializeAddress(key, "registry", address(registry));
         vm.serializeAddress(key, "staking", address(staking));
         vm.serializeAddress("markets", "reverse", address(reverse));
-        string memory markets = vm.serializeAddress("markets", "dutch", address(dutch));
+        vm.serializeAddress("markets", "dutch", address(dutch));
+        string memory markets = vm.serializeAddress("markets", "quote", address(quote));
         vm.serializeString(key, "markets", markets);
         string memory json = vm.serializeUint(key, "block", block.number);
         vm.writeJson(json, string.concat("../deployments/", vm.toString(block.chainid), ".json"));

@@ -10,10 +10,9 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {MarketCore} from "./MarketCore.sol";
 import {MarketExtension} from "./MarketExtension.sol";
 import {IMarket} from "./interfaces/IMarket.sol";
-import {ModelLayout, INPUT_POLYCOMMIT} from "./interfaces/IModelRegistry.sol";
+import {ModelLayout} from "./interfaces/IModelRegistry.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {IStaking} from "./interfaces/IStaking.sol";
-import {IVerifier} from "./interfaces/IVerifier.sol";
 import {IntentLib} from "./libraries/IntentLib.sol";
 import {DisputeTerms, Intent, Job, JobRecord, JobState, MarketParams, PROOF_ZK} from "./MarketStructs.sol";
 
@@ -464,71 +463,6 @@ abstract contract BaseMarket is IMarket, MarketCore, EIP712, Ownable2Step, Pausa
         j.outputHash = outputHash;
         $.outputs[jobId] = output;
         emit Delivered(jobId, provider, output, outputHash, JobState.Delivered, end);
-    }
-
-    /// @dev Calls `m.verifier.verifyProof(proof, instances)` with the public instances built from the layout:
-    /// zeros, the input commitment at `commitmentIndex` (hashed inputs) and the `m.outputLength` output words
-    /// at `outputOffset`. A polycommit input is bound before the call: the proof's first 64 bytes (the input
-    /// column's KZG commitment, which the verifier checks the proof against) must hash to the commitment.
-    /// The output words are read at `src`, in calldata if `fromCalldata`, else in memory. The call data is
-    /// written straight past the free memory pointer (nothing is allocated: the proof is copied once). A
-    /// false return, a revert or return data that is not one word reads as a rejection.
-    function _verify(
-        bytes32 jobId,
-        ModelLayout memory m,
-        uint256 inputCommitment,
-        uint256 src,
-        bool fromCalldata,
-        bytes calldata proof
-    ) private {
-        address verifier = m.verifier;
-        bool polycommit = m.inputBinding == INPUT_POLYCOMMIT;
-        {
-            bool inputBound = true;
-            assembly ("memory-safe") {
-                if polycommit {
-                    // the proof's first point, hashed in scratch space (a short proof reads zeros: rejected)
-                    calldatacopy(0x00, proof.offset, 0x40)
-                    inputBound := and(
-                        iszero(lt(proof.length, 0x40)),
-                        eq(keccak256(0x00, 0x40), inputCommitment)
-                    )
-                }
-            }
-            if (!inputBound) revert InputMismatch(jobId);
-        }
-        uint256 count = m.instanceCount;
-        uint256 commitmentAt = m.commitmentIndex;
-        uint256 outputAt = m.outputOffset;
-        uint256 outputWords = m.outputLength;
-        bytes4 selector = IVerifier.verifyProof.selector;
-        bool ok;
-        assembly ("memory-safe") {
-            let data := mload(0x40)
-            mstore(data, selector)
-            let args := add(data, 0x04)
-            let padded := and(add(proof.length, 0x1f), not(0x1f))
-            // head: the offsets of proof and instances
-            mstore(args, 0x40)
-            mstore(add(args, 0x20), add(0x60, padded))
-            // proof: length, bytes, zero padding
-            mstore(add(args, 0x40), proof.length)
-            mstore(add(add(args, 0x40), padded), 0)
-            calldatacopy(add(args, 0x60), proof.offset, proof.length)
-            // instances: length, zeros (copied from past the end of calldata), commitment, output
-            let instances := add(add(args, 0x60), padded)
-            mstore(instances, count)
-            let words := add(instances, 0x20)
-            calldatacopy(words, calldatasize(), shl(5, count))
-            if iszero(polycommit) { mstore(add(words, shl(5, commitmentAt)), inputCommitment) }
-            switch fromCalldata
-            case 0 { mcopy(add(words, shl(5, outputAt)), src, shl(5, outputWords)) }
-            default { calldatacopy(add(words, shl(5, outputAt)), src, shl(5, outputWords)) }
-            let size := sub(add(words, shl(5, count)), data)
-            ok := call(gas(), verifier, 0, data, size, 0x00, 0x20)
-            ok := and(ok, and(eq(returndatasize(), 0x20), eq(mload(0x00), 1)))
-        }
-        if (!ok) revert ProofRejected(jobId);
     }
 
     /// @dev Awarded and undelivered past the provider's deadline. The lock is credited to the requester in

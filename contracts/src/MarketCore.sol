@@ -6,9 +6,10 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 
 import {IMarketEvents} from "./interfaces/IMarket.sol";
-import {IModelRegistry, ModelLayout} from "./interfaces/IModelRegistry.sol";
+import {IModelRegistry, ModelLayout, INPUT_POLYCOMMIT} from "./interfaces/IModelRegistry.sol";
 import {IStaking} from "./interfaces/IStaking.sol";
 import {ITenderConsumer} from "./interfaces/ITenderConsumer.sol";
+import {IVerifier} from "./interfaces/IVerifier.sol";
 import {DisputeTerms, JobRecord, JobState, MarketParams} from "./MarketStructs.sol";
 
 /// @title MarketCore
@@ -43,6 +44,9 @@ abstract contract MarketCore is IMarketEvents, ReentrancyGuardTransient {
         /// @dev Parameters scheduled by `setParams`, applied by `applyParams` from `pendingAt` on.
         MarketParams pending;
         uint40 pendingAt;
+        /// @dev `QuoteMarket` only: one word per job, the state in the low byte and a hash of the job's
+        /// terms (after delivery: of the terms and the output hash) above it.
+        mapping(bytes32 jobId => uint256 word) quoted;
     }
 
     /// @dev keccak256(abi.encode(uint256(keccak256("tender.market")) - 1)) & ~bytes32(uint256(0xff))
@@ -161,6 +165,79 @@ abstract contract MarketCore is IMarketEvents, ReentrancyGuardTransient {
             j.disputeEnd = end;
             emit AuditRequired(jobId, j.provider, end);
         }
+    }
+
+    /// @dev Calls `m.verifier.verifyProof(proof, instances)` with the public instances built from the layout:
+    /// zeros, the input commitment at `commitmentIndex` (hashed inputs) and the `m.outputLength` output words
+    /// at `outputOffset`. A polycommit input is bound before the call: the proof's first 64 bytes (the input
+    /// column's KZG commitment, which the verifier checks the proof against) must hash to the commitment.
+    /// The output words are read at `src`, in calldata if `fromCalldata`, else in memory. The call data is
+    /// written straight past the free memory pointer (nothing is allocated: the proof is copied once). A
+    /// false return, a revert or return data that is not one word reads as a rejection.
+    function _verify(
+        bytes32 jobId,
+        ModelLayout memory m,
+        uint256 inputCommitment,
+        uint256 src,
+        bool fromCalldata,
+        bytes calldata proof
+    ) internal {
+        address verifier = m.verifier;
+        bool polycommit = m.inputBinding == INPUT_POLYCOMMIT;
+        {
+            bool inputBound = true;
+            assembly ("memory-safe") {
+                if polycommit {
+                    // the proof's first point, hashed in scratch space (a short proof reads zeros: rejected)
+                    calldatacopy(0x00, proof.offset, 0x40)
+                    inputBound := and(
+                        iszero(lt(proof.length, 0x40)),
+                        eq(keccak256(0x00, 0x40), inputCommitment)
+                    )
+                }
+            }
+            if (!inputBound) revert InputMismatch(jobId);
+        }
+        uint256 count = m.instanceCount;
+        uint256 commitmentAt = m.commitmentIndex;
+        uint256 outputAt = m.outputOffset;
+        uint256 outputWords = m.outputLength;
+        bytes4 selector = IVerifier.verifyProof.selector;
+        bool ok;
+        assembly ("memory-safe") {
+            let data := mload(0x40)
+            mstore(data, selector)
+            let args := add(data, 0x04)
+            let padded := and(add(proof.length, 0x1f), not(0x1f))
+            // head: the offsets of proof and instances
+            mstore(args, 0x40)
+            mstore(add(args, 0x20), add(0x60, padded))
+            // proof: length, bytes, zero padding
+            mstore(add(args, 0x40), proof.length)
+            mstore(add(add(args, 0x40), padded), 0)
+            calldatacopy(add(args, 0x60), proof.offset, proof.length)
+            // instances: length, zeros (copied from past the end of calldata), commitment, output
+            let instances := add(add(args, 0x60), padded)
+            mstore(instances, count)
+            let words := add(instances, 0x20)
+            calldatacopy(words, calldatasize(), shl(5, count))
+            if iszero(polycommit) { mstore(add(words, shl(5, commitmentAt)), inputCommitment) }
+            switch fromCalldata
+            case 0 { mcopy(add(words, shl(5, outputAt)), src, shl(5, outputWords)) }
+            default { calldatacopy(add(words, shl(5, outputAt)), src, shl(5, outputWords)) }
+            let size := sub(add(words, shl(5, count)), data)
+            ok := call(gas(), verifier, 0, data, size, 0x00, 0x20)
+            ok := and(ok, and(eq(returndatasize(), 0x20), eq(mload(0x00), 1)))
+        }
+        if (!ok) revert ProofRejected(jobId);
+    }
+
+    /// @dev Flips the nonce's bit; reverts if it was already set (used or cancelled).
+    function _useNonce(address owner_, uint256 nonce) internal {
+        MarketStorage storage $ = _s();
+        uint256 bit = 1 << (nonce & 0xff);
+        uint256 flipped = $.nonceBitmap[owner_][nonce >> 8] ^= bit;
+        if (flipped & bit == 0) revert NonceAlreadyUsed(owner_, nonce);
     }
 
     function _setParams(MarketParams memory p) internal {

@@ -244,14 +244,6 @@ contract MarketExtension is MarketCore, EIP712 {
         _charge(intent.requester, escrow);
     }
 
-    /// @dev Flips the nonce's bit; reverts if it was already set (used or cancelled).
-    function _useNonce(address owner_, uint256 nonce) private {
-        MarketStorage storage $ = _s();
-        uint256 bit = 1 << (nonce & 0xff);
-        uint256 flipped = $.nonceBitmap[owner_][nonce >> 8] ^= bit;
-        if (flipped & bit == 0) revert NonceAlreadyUsed(owner_, nonce);
-    }
-
     /// @dev Challenged or audited and unproven past the proof deadline.
     function _expireProof(bytes32 jobId, JobRecord storage j) private {
         MarketStorage storage $ = _s();

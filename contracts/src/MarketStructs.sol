@@ -4,6 +4,8 @@ pragma solidity ^0.8.28;
 /// @dev Auction types, as carried in `Intent.auctionType`. A market accepts only its own type.
 uint8 constant AUCTION_REVERSE = 0;
 uint8 constant AUCTION_DUTCH = 1;
+/// @dev Request for quotes: opened and awarded in one transaction from a provider-signed quote (`QuoteMarket`).
+uint8 constant AUCTION_QUOTE = 2;
 
 /// @dev Proof modes, as carried in `Intent.proofMode`. The registry's `proofModes` bitmask has bit
 /// `1 << proofMode` set for every mode a model supports (1 = zk, 2 = optimistic).
@@ -24,7 +26,7 @@ struct Intent {
     uint256 maxPrice;
     // Dutch: the price at submission, rising linearly to maxPrice at the window's end; reverse: 0
     uint256 startPrice;
-    // AUCTION_REVERSE or AUCTION_DUTCH; must match the market it is sent to
+    // AUCTION_REVERSE, AUCTION_DUTCH or AUCTION_QUOTE; must match the market it is sent to
     uint8 auctionType;
     // seconds from submission during which bids or fills are accepted
     uint32 auctionWindow;

@@ -25,6 +25,7 @@ from tender.chain._abi import DecodedLog, LogDecoder, snake
 from tender.chain._artifacts import TENDER_CONTRACTS, Artifact, combined_abi, export_abis, load_artifact
 from tender.chain._async import LoopSessions, async_connect
 from tender.chain._async_market import AsyncMarket
+from tender.chain._async_quote_market import AsyncQuoteMarket
 from tender.chain._base import ContractWrapper, tender_log_decoder
 from tender.chain._contracts import Contracts
 from tender.chain._deploy import DEFAULT_PARAMS, connect, deploy, deploy_artifact
@@ -41,6 +42,7 @@ from tender.chain._events import (
     CallbackFailed,
     Challenged,
     Claimed,
+    CommitmentSlashed,
     Declined,
     DeclineReleased,
     Delivered,
@@ -62,6 +64,7 @@ from tender.chain._events import (
     ParamsUpdated,
     Paused,
     Proved,
+    QuoteAwarded,
     RawEvent,
     Redeemed,
     Refunded,
@@ -85,6 +88,7 @@ from tender.chain._events import (
 from tender.chain._feed import AsyncEventFeed, EventFeed, FeedCursor, Handler, MemoryCursor, RollbackHandler
 from tender.chain._jobs import Job, JobState
 from tender.chain._market import Market
+from tender.chain._quote_market import QuoteMarket
 from tender.chain._registry import Registry
 from tender.chain._reverts import RevertDecoder, revert_data, tender_decoder
 from tender.chain._staking import Staking
@@ -115,6 +119,7 @@ __all__ = [
     "Artifact",
     "AsyncEventFeed",
     "AsyncMarket",
+    "AsyncQuoteMarket",
     "AuditDrawn",
     "AuditRequired",
     "AwardSkipped",
@@ -124,6 +129,7 @@ __all__ = [
     "CallbackFailed",
     "Challenged",
     "Claimed",
+    "CommitmentSlashed",
     "ContractWrapper",
     "Contracts",
     "DeclineReleased",
@@ -165,6 +171,8 @@ __all__ = [
     "Paused",
     "PendingTx",
     "Proved",
+    "QuoteAwarded",
+    "QuoteMarket",
     "RawEvent",
     "Redeemed",
     "Refunded",

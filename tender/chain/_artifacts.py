@@ -30,6 +30,7 @@ TENDER_CONTRACTS: tuple[str, ...] = (
     "Staking",
     "ReverseAuctionMarket",
     "DutchAuctionMarket",
+    "QuoteMarket",
 )
 #: The contracts whose ABIs an installed ``tender`` carries: those and the SDK's on-chain agent.
 PACKAGED_CONTRACTS: tuple[str, ...] = (*TENDER_CONTRACTS, "TenderAgent")

@@ -1,4 +1,4 @@
-"""Deploying Tender: token, registry, staking and both markets, wired together.
+"""Deploying Tender: token, registry, staking and the markets, wired together.
 
 Constructor arguments are matched by name against the artefacts' ABI (``token_``,
 ``staking_``, ``params_``...), so a reordered constructor needs no change here and a new
@@ -97,10 +97,10 @@ def deploy(
     save: bool | Path = False,
     artifacts_dir: Path | None = None,
 ) -> Deployment:
-    """Deploy a complete Tender and authorise both markets in ``Staking``.
+    """Deploy a complete Tender and authorise its markets in ``Staking``.
 
     Deploys ``TestToken`` (unless ``token`` is given), ``ModelRegistry``, ``Staking``,
-    ``ReverseAuctionMarket`` and ``DutchAuctionMarket``; the deployer owns them.
+    ``ReverseAuctionMarket``, ``DutchAuctionMarket`` and ``QuoteMarket``; the deployer owns them.
 
     Args:
         w3: the chain.
@@ -141,7 +141,8 @@ def deploy(
     staking, _ = deploy_artifact(sender, "Staking", named=named, artifacts_dir=artifacts_dir)
     named["staking"] = staking
     markets: dict[str, str] = {}
-    for kind, name in (("reverse", "ReverseAuctionMarket"), ("dutch", "DutchAuctionMarket")):
+    kinds = (("reverse", "ReverseAuctionMarket"), ("dutch", "DutchAuctionMarket"), ("quote", "QuoteMarket"))
+    for kind, name in kinds:
         markets[kind], _ = deploy_artifact(sender, name, named=named, artifacts_dir=artifacts_dir)
     abi = list(load_artifact("Staking", artifacts_dir=artifacts_dir).abi)
     staking_contract = w3.eth.contract(address=Web3.to_checksum_address(staking), abi=abi)

@@ -27,7 +27,7 @@ class Deployment:
         token: the ERC-20 used for escrow and stake.
         registry: the ``ModelRegistry``.
         staking: the ``Staking`` contract shared by the markets.
-        markets: market address by auction type name (``"reverse"``, ``"dutch"``).
+        markets: market address by auction type name (``"reverse"``, ``"dutch"``, ``"quote"``).
         block: the block of the first deployment transaction (where log scans start).
         extra: other addresses (``"verifier"``, ``"treasury"``...), free-form.
     """

@@ -17,6 +17,7 @@ from tender.chain._abi import DecodedLog
 from tender.chain._jobs import JobState
 from tender.chain._structs import MarketParams, ModelInfo
 from tender.intents import Intent
+from tender.quotes import QuotedJob
 
 __all__ = [
     "Approval",
@@ -298,6 +299,35 @@ class Slashed(Event):
     to_requester: int
     to_challenger: int
     bond_returned: int
+
+
+# -- the quote market (IQuoteMarket) ---------------------------------------------------
+
+
+@event_type(terms=QuotedJob.from_abi)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuoteAwarded(Event):
+    """A quoted job was opened and awarded in one transaction; ``terms`` is what its later
+    calls (``deliver``, ``expire``, ``slashCommitment``) pass back."""
+
+    job_id: bytes
+    requester: str
+    provider: str
+    terms: QuotedJob
+    latency: int
+    submitter: str
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommitmentSlashed(Event):
+    """A provider proved another output than the one it signed a result commitment to."""
+
+    job_id: bytes
+    provider: str
+    committed_hash: bytes
+    delivered_hash: bytes
+    taken: int
 
 
 @event_type()

@@ -18,7 +18,12 @@ from tender.chain._tx import TxSender
 from tender.intents import AuctionType, Bid, Intent
 from tender.intents import job_id as compute_job_id
 
-_ARTIFACTS = {AuctionType.REVERSE: "ReverseAuctionMarket", AuctionType.DUTCH: "DutchAuctionMarket"}
+_ARTIFACTS = {
+    AuctionType.REVERSE: "ReverseAuctionMarket",
+    AuctionType.DUTCH: "DutchAuctionMarket",
+    # the shared views and payouts (owed, withdraw, params, events); its own steps: ``QuoteMarket``
+    AuctionType.QUOTE: "QuoteMarket",
+}
 
 
 class Market(ContractWrapper):

@@ -25,6 +25,11 @@ REQUIRED = (
     "expire",
     "withdraw",
     "post_from_credit",
+    "open_awarded",
+    "settle_zk_quote",
+    "lifecycle_zk",
+    "lifecycle_zk_reverse",
+    "lifecycle_zk_dutch",
 )
 
 
@@ -47,3 +52,8 @@ def test_gas_benchmark_runs_and_writes_every_key(tmp_path: Path) -> None:
     assert result["settle_zk_first"] - result["settle_zk"] > 2 * 15_000
     assert result["settle_overhead_first"] > result["settle_overhead"]
     assert result["post_from_credit"] < result["post"]  # no token transfer
+    # one query on each path: the quote path opens and awards in one transaction
+    assert result["lifecycle_zk"] == result["open_awarded"] + result["settle_zk_quote"]
+    assert result["lifecycle_zk"] < result["lifecycle_zk_dutch"] < result["lifecycle_zk_reverse"]
+    assert set(result["calldata_bytes"]) == {"quote", "reverse", "dutch"}
+    assert all(n > 0 for n in result["calldata_bytes"].values())

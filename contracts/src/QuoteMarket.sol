@@ -1,0 +1,424 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+
+import {MarketCore} from "./MarketCore.sol";
+import {MarketExtension} from "./MarketExtension.sol";
+import {IQuoteMarket, Quote, QuotedJob} from "./interfaces/IQuoteMarket.sol";
+import {IModelRegistry, ModelLayout} from "./interfaces/IModelRegistry.sol";
+import {IStaking} from "./interfaces/IStaking.sol";
+import {IntentLib} from "./libraries/IntentLib.sol";
+import {AUCTION_QUOTE, Intent, JobState, MarketParams, PROOF_ZK} from "./MarketStructs.sol";
+
+/// @title QuoteMarket
+/// @notice Request for quotes, opened and awarded in one transaction from a provider-signed quote, settled
+/// by a zk proof at delivery. Lean storage: one word per job (state + a hash of its `QuotedJob` terms); later
+/// calls pass the terms again. Shares the market storage, credits, verification and payouts (`MarketCore`)
+/// and the admin steps (`MarketExtension`, by DELEGATECALL) with the auction markets.
+contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable {
+    using IntentLib for Intent;
+
+    bytes32 internal constant QUOTE_TYPEHASH =
+        keccak256("Quote(bytes32 jobId,address provider,uint256 price,uint32 latency,uint64 expiry)");
+    bytes32 internal constant COMMITMENT_TYPEHASH =
+        keccak256("ResultCommitment(bytes32 jobId,bytes32 outputHash)");
+
+    /// @dev Runs the admin steps on this contract's storage (see `MarketExtension`).
+    address private immutable _extension;
+
+    constructor(
+        IERC20 token_,
+        IModelRegistry registry_,
+        IStaking staking_,
+        address treasury_,
+        address owner_,
+        MarketParams memory params_
+    ) MarketCore(token_, registry_, staking_) EIP712("Tender", "1") Ownable(owner_) {
+        if (
+            address(token_) == address(0) || address(registry_) == address(0)
+                || address(staking_) == address(0) || treasury_ == address(0)
+        ) revert ZeroAddress();
+        address stakingToken = staking_.token();
+        if (stakingToken != address(token_)) revert TokenMismatch(stakingToken, address(token_));
+        _s().treasury = treasury_;
+        emit TreasuryUpdated(treasury_);
+        _setParams(params_);
+        _extension = address(new MarketExtension(token_, registry_, staking_, AUCTION_QUOTE));
+    }
+
+    // ================================================================== entry
+
+    /// @inheritdoc IQuoteMarket
+    function openAwarded(
+        Intent calldata intent,
+        Quote calldata quote,
+        bytes calldata quoteSignature,
+        bytes calldata acceptance
+    ) external nonReentrant whenNotPaused returns (bytes32 jobId) {
+        jobId = _hashTypedDataV4(intent.hash());
+        bytes32 quoteDigest = _quoteDigest(quote);
+        address requester = intent.requester;
+        if (acceptance.length == 0) {
+            if (msg.sender != requester) revert NotRequester(msg.sender, requester);
+        } else if (!SignatureChecker.isValidSignatureNow(requester, quoteDigest, acceptance)) {
+            revert InvalidSignature(requester, jobId);
+        }
+        _checkIntent(intent);
+        _checkQuote(jobId, intent, quote);
+        _requireSigner(quote.provider, quoteDigest, quoteSignature, false);
+        _useNonce(requester, intent.nonce);
+        _award(jobId, intent, quote);
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function deliver(bytes32 jobId, QuotedJob calldata terms, uint256[] calldata output, bytes calldata proof)
+        external
+        nonReentrant
+    {
+        bytes32 termsHash = _requireTerms(jobId, terms, JobState.Awarded);
+        address provider = terms.provider;
+        _requireAuthorized(provider);
+        uint256 due = terms.due;
+        if (block.timestamp > due) revert DeliveryTooLate(jobId, due, block.timestamp);
+        ModelLayout memory m = _registry.layoutOf(terms.modelId);
+        if (output.length != m.outputLength) revert OutputLengthMismatch(output.length, m.outputLength);
+        bytes32 outputHash = keccak256(abi.encode(output));
+        // the delivered output stays provable against a result commitment: the word hashes it with the terms
+        _s().quoted[jobId] = _word(keccak256(abi.encode(termsHash, outputHash)), JobState.Settled);
+        uint256 src;
+        assembly ("memory-safe") {
+            src := output.offset
+        }
+        _verify(jobId, m, terms.inputCommitment, src, true, proof);
+        emit Delivered(jobId, provider, output, outputHash, JobState.Settled, 0);
+        _settle(jobId, terms);
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function expire(bytes32 jobId, QuotedJob calldata terms) external nonReentrant {
+        MarketStorage storage $ = _s();
+        bytes32 termsHash = _requireTerms(jobId, terms, JobState.Awarded);
+        uint256 due = terms.due;
+        if (block.timestamp <= due) revert NotExpired(jobId, due);
+        $.quoted[jobId] = _word(termsHash, JobState.Expired);
+        address provider = terms.provider;
+        address requester = terms.requester;
+        uint256 locked = terms.stakeLocked;
+        uint256 escrow = uint256(terms.price) + _fee(terms.price, terms.feeBps);
+        emit Expired(jobId, provider, locked);
+        emit Refunded(jobId, requester, escrow);
+        _staking.recordExpiry(provider, jobId);
+        _staking.slash(provider, jobId, locked, requester);
+        _credit(requester, escrow);
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function slashCommitment(
+        bytes32 jobId,
+        QuotedJob calldata terms,
+        bytes32 deliveredHash,
+        bytes32 committedHash,
+        bytes calldata signature
+    ) external nonReentrant {
+        bytes32 settled = _requireSettled(jobId, terms, deliveredHash);
+        if (committedHash == deliveredHash) revert CommitmentMatches(jobId);
+        bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(COMMITMENT_TYPEHASH, jobId, committedHash)));
+        _requireSigner(terms.provider, digest, signature, true);
+        _s().quoted[jobId] = _word(settled, JobState.Slashed);
+        // the lock was released at settlement: the penalty comes from the provider's free (or unstaking) stake
+        uint256 taken = _staking.penalize(terms.provider, jobId, terms.stakeLocked, terms.requester);
+        emit CommitmentSlashed(jobId, terms.provider, committedHash, deliveredHash, taken);
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function invalidateNonces(uint256 word, uint256 mask) external {
+        MarketStorage storage $ = _s();
+        $.nonceBitmap[msg.sender][word] |= mask;
+        emit NoncesInvalidated(msg.sender, word, mask);
+    }
+
+    // ================================================================== admin (run by the extension)
+
+    /// @inheritdoc IQuoteMarket
+    function setParams(MarketParams calldata) external onlyOwner {
+        _forward();
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function applyParams() external {
+        _forward();
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function setTreasury(address) external onlyOwner {
+        _forward();
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function withdrawFees() external returns (uint256) {
+        _forward();
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function withdraw() external returns (uint256) {
+        _forward();
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function pause() external onlyOwner {
+        _pause();
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function unpause() external onlyOwner {
+        _unpause();
+    }
+
+    // ================================================================== views
+
+    /// @inheritdoc IQuoteMarket
+    function auctionType() external pure returns (uint8) {
+        return AUCTION_QUOTE;
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function hashIntent(Intent calldata intent) external view returns (bytes32) {
+        return _hashTypedDataV4(intent.hash());
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function hashQuote(Quote calldata quote) external view returns (bytes32) {
+        return _quoteDigest(quote);
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function hashCommitment(bytes32 jobId, bytes32 outputHash) external view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(COMMITMENT_TYPEHASH, jobId, outputHash)));
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function hashTerms(QuotedJob calldata terms) external pure returns (bytes32) {
+        return keccak256(abi.encode(terms));
+    }
+
+    /// @inheritdoc IQuoteMarket
+    // solhint-disable-next-line func-name-mixedcase
+    function DOMAIN_SEPARATOR() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function jobState(bytes32 jobId) external view returns (JobState state, bytes32 word) {
+        uint256 w = _s().quoted[jobId];
+        return (JobState(uint8(w)), bytes32(w));
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function nonceBitmap(address owner_, uint256 word) external view returns (uint256) {
+        return _s().nonceBitmap[owner_][word];
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function isNonceUsed(address owner_, uint256 nonce) external view returns (bool) {
+        return _s().nonceBitmap[owner_][nonce >> 8] & (1 << (nonce & 0xff)) != 0;
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function escrowFor(uint256 price) external view returns (uint256) {
+        return price + price * _s().params.feeBps / BPS;
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function params() external view returns (MarketParams memory) {
+        return _s().params;
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function token() external view returns (address) {
+        return address(_token);
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function registry() external view returns (address) {
+        return address(_registry);
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function staking() external view returns (address) {
+        return address(_staking);
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function treasury() external view returns (address) {
+        return _s().treasury;
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function owed(address account) external view returns (uint256) {
+        return _s().owed[account];
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function feesOwed() external view returns (uint256) {
+        return _s().feesOwed;
+    }
+
+    // ================================================================== private
+
+    /// @dev The quote is for this job, in time, within the requester's price, deliverable before the deadline.
+    function _checkQuote(bytes32 jobId, Intent calldata intent, Quote calldata quote) private view {
+        if (quote.jobId != jobId) revert QuoteForOtherJob(quote.jobId, jobId);
+        if (block.timestamp >= quote.expiry) revert QuoteExpired(quote.expiry, block.timestamp);
+        if (quote.price == 0 || quote.price > intent.maxPrice) {
+            revert BadQuotePrice(quote.price, intent.maxPrice);
+        }
+        uint32 latency = quote.latency;
+        if (latency == 0) revert ZeroLatency();
+        uint256 deadline = intent.deadline;
+        if (block.timestamp + latency > deadline) revert LatencyTooLong(latency, deadline - block.timestamp);
+    }
+
+    /// @dev Credits the provider its price, accrues the fee and releases the stake (the word is Settled).
+    function _settle(bytes32 jobId, QuotedJob calldata terms) private {
+        MarketStorage storage $ = _s();
+        address provider = terms.provider;
+        uint256 price = terms.price;
+        uint256 fee = _fee(price, terms.feeBps);
+        emit Settled(jobId, provider, price, fee, 0, block.timestamp - terms.awardedAt);
+        // the released amount is the job's stakeLocked; Staking is the immutable, trusted counterpart
+        // slither-disable-next-line unused-return,reentrancy-no-eth
+        _staking.unlock(provider, jobId, fee);
+        // fee <= price < 2**96
+        $.feesOwed += uint96(fee);
+        _credit(provider, price);
+    }
+
+    /// @dev Records the job's word, locks the stake and charges the escrow (price + fee).
+    function _award(bytes32 jobId, Intent calldata intent, Quote calldata quote) private {
+        MarketStorage storage $ = _s();
+        MarketParams storage p = $.params;
+        uint256 price = quote.price;
+        uint256 stake = price * p.stakeMultiple;
+        if (stake < intent.minStake) stake = intent.minStake;
+        if (stake > type(uint96).max) revert ValueTooLarge(stake, type(uint96).max);
+        uint256 due = block.timestamp + quote.latency;
+        if (due > intent.deadline) due = intent.deadline;
+        // price <= maxPrice < 2**96 and deadline < 2**40 (checked in _checkIntent)
+        QuotedJob memory t = QuotedJob({
+            requester: intent.requester,
+            provider: quote.provider,
+            modelId: intent.modelId,
+            inputCommitment: intent.inputCommitment,
+            price: uint96(price),
+            stakeLocked: uint96(stake),
+            awardedAt: uint40(block.timestamp),
+            due: uint40(due),
+            feeBps: p.feeBps
+        });
+        $.quoted[jobId] = _word(keccak256(abi.encode(t)), JobState.Awarded);
+        emit QuoteAwarded(jobId, t.requester, t.provider, t, quote.latency, msg.sender);
+        uint256 fee = _fee(price, t.feeBps);
+        // Staking reverts InsufficientStake (same selector as the market's) when the provider cannot lock it
+        _staking.lock(t.provider, jobId, stake, fee);
+        _charge(t.requester, price + fee);
+    }
+
+    /// @dev The intent's fields this market uses: its type, expiry, a zk model, maxPrice and minStake in
+    /// 96 bits, deadline in 40 bits, no start price, no callback. The auction window, region, price weight and
+    /// failover flag are the off-chain quote round's (the requester picked the quote).
+    function _checkIntent(Intent calldata intent) private view {
+        if (intent.auctionType != AUCTION_QUOTE) revert WrongAuctionType(intent.auctionType, AUCTION_QUOTE);
+        if (block.timestamp >= intent.expiry) revert IntentExpired(intent.expiry, block.timestamp);
+        if (intent.proofMode != PROOF_ZK) revert UnsupportedProofMode(intent.modelId, intent.proofMode);
+        uint8 modes = _registry.proofModesOf(intent.modelId);
+        if (modes == 0) revert UnknownModel(intent.modelId);
+        if (modes & (1 << PROOF_ZK) == 0) revert UnsupportedProofMode(intent.modelId, PROOF_ZK);
+        if (intent.maxPrice > type(uint96).max) revert ValueTooLarge(intent.maxPrice, type(uint96).max);
+        if (intent.minStake > type(uint96).max) revert ValueTooLarge(intent.minStake, type(uint96).max);
+        if (intent.startPrice != 0) revert BadStartPrice(intent.startPrice, intent.maxPrice);
+        if (intent.deadline > type(uint40).max) {
+            revert BadWindow(intent.auctionWindow, intent.deadline, block.timestamp);
+        }
+        if (intent.callbackGasLimit != 0) revert CallbackUnsupported(intent.callbackGasLimit);
+    }
+
+    /// @dev `signature` over `digest` is the provider's (ECDSA, or ERC-1271 for a contract provider), or (ECDSA
+    /// only) that of a solver the provider authorised in Staking.
+    function _requireSigner(address provider, bytes32 digest, bytes calldata signature, bool commitment)
+        private
+        view
+    {
+        // the third value is the error's argument (a bad length or s), not needed: any error is a refusal
+        // slither-disable-next-line unused-return
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
+        bool recovered = err == ECDSA.RecoverError.NoError && signer != address(0);
+        if (recovered && (signer == provider || _staking.isAuthorized(provider, signer))) return;
+        // a contract provider signs by ERC-1271 (its signature may also happen to recover to some key)
+        if (
+            provider.code.length != 0
+                && SignatureChecker.isValidERC1271SignatureNow(provider, digest, signature)
+        ) {
+            return;
+        }
+        if (commitment) revert InvalidCommitmentSigner(provider, signer);
+        revert InvalidQuoteSigner(provider, signer);
+    }
+
+    /// @dev The job's word must be Settled over the hash of `terms` and `deliveredHash`; returns that hash.
+    function _requireSettled(bytes32 jobId, QuotedJob calldata terms, bytes32 deliveredHash)
+        private
+        view
+        returns (bytes32 settled)
+    {
+        uint256 word = _s().quoted[jobId];
+        JobState state = JobState(uint8(word));
+        if (state != JobState.Settled) revert InvalidState(jobId, state);
+        settled = keccak256(abi.encode(keccak256(abi.encode(terms)), deliveredHash));
+        if (word != _word(settled, JobState.Settled)) revert TermsMismatch(jobId);
+    }
+
+    /// @dev The job's word must be `state` over the hash of `terms`; returns that hash.
+    function _requireTerms(bytes32 jobId, QuotedJob calldata terms, JobState state)
+        private
+        view
+        returns (bytes32 termsHash)
+    {
+        uint256 word = _s().quoted[jobId];
+        JobState current = JobState(uint8(word));
+        if (current != state) revert InvalidState(jobId, current);
+        termsHash = keccak256(abi.encode(terms));
+        if (word != _word(termsHash, state)) revert TermsMismatch(jobId);
+    }
+
+    function _quoteDigest(Quote calldata q) private view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(abi.encode(QUOTE_TYPEHASH, q.jobId, q.provider, q.price, q.latency, q.expiry))
+        );
+    }
+
+    /// @dev The hash's top 248 bits and the state in the low byte.
+    function _word(bytes32 h, JobState state) private pure returns (uint256) {
+        return (uint256(h) & ~uint256(0xff)) | uint256(uint8(state));
+    }
+
+    /// @dev Runs the calling entry in the extension on this contract's storage (a proxy forward).
+    function _forward() private {
+        address ext = _extension;
+        assembly ("memory-safe") {
+            calldatacopy(0, 0, calldatasize())
+            let ok := delegatecall(gas(), ext, 0, calldatasize(), 0, 0)
+            returndatacopy(0, 0, returndatasize())
+            if iszero(ok) { revert(0, returndatasize()) }
+            // intended: the calling entry returns the extension's result as its own
+            // slither-disable-next-line incorrect-return
+            return(0, returndatasize())
+        }
+    }
+}

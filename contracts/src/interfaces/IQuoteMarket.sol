@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {Intent, JobState, MarketParams} from "../MarketStructs.sol";
+
+/// @notice A provider's firm offer for one job, signed with EIP-712 by the provider or a solver it
+/// authorised in Staking. The job id is the intent's EIP-712 digest on the market that takes the quote,
+/// so a quote is bound to one intent, one market and one chain.
+struct Quote {
+    // the job (= the intent's digest on this market)
+    bytes32 jobId;
+    // the staked provider that does the work, is paid, and is slashed
+    address provider;
+    // the price asked, in payment-token units, 0 < price <= intent.maxPrice
+    uint256 price;
+    // promised seconds from award to delivery
+    uint32 latency;
+    // the quote may be taken strictly before this time
+    uint64 expiry;
+}
+
+/// @notice What later steps of a quoted job need. The market stores only a hash of it (with the state in
+/// the same slot); `deliver`, `expire` and `slashCommitment` take it again as calldata (9 words).
+struct QuotedJob {
+    address requester;
+    address provider;
+    bytes32 modelId;
+    uint256 inputCommitment;
+    // the provider's price (escrowed with the fee on it at award)
+    uint96 price;
+    // stake locked in Staking for the job: max(minStake, price * stakeMultiple)
+    uint96 stakeLocked;
+    // when the job was opened and awarded (one block)
+    uint40 awardedAt;
+    // the provider's deadline: min(intent.deadline, awardedAt + latency)
+    uint40 due;
+    // the protocol fee in force at award
+    uint16 feeBps;
+}
+
+/// @title IQuoteMarket
+/// @notice Request for quotes: providers quote off-chain (EIP-712 `Quote`s), the requester picks one, and one
+/// transaction opens the intent and awards it to the quoted provider (first price: the provider is paid its
+/// quote). Zk proof mode only. A provider that hands its output to the requester off-chain signs a result
+/// commitment (EIP-712 `ResultCommitment(jobId, outputHash)`); if it then proves a different output on
+/// chain, anyone holding the commitment can have it penalised by the job's stake.
+interface IQuoteMarket {
+    /// @notice A job was opened and awarded in one step. `terms` is what later calls pass back.
+    event QuoteAwarded(
+        bytes32 indexed jobId,
+        address indexed requester,
+        address indexed provider,
+        QuotedJob terms,
+        uint32 latency,
+        address submitter
+    );
+    /// @notice A provider whose signed result commitment differs from the output it proved on chain lost
+    /// `taken` of its stake to the requester (Staking's `StakePenalized`).
+    event CommitmentSlashed(
+        bytes32 indexed jobId,
+        address indexed provider,
+        bytes32 committedHash,
+        bytes32 deliveredHash,
+        uint256 taken
+    );
+
+    error QuoteForOtherJob(bytes32 quoteJobId, bytes32 jobId);
+    error QuoteExpired(uint64 expiry, uint256 nowTime);
+    error BadQuotePrice(uint256 price, uint256 maxPrice);
+    error InvalidQuoteSigner(address provider, address signer);
+    error InvalidCommitmentSigner(address provider, address signer);
+    error TermsMismatch(bytes32 jobId);
+    error CommitmentMatches(bytes32 jobId);
+    error CallbackUnsupported(uint32 callbackGasLimit);
+
+    /// @notice Opens `intent` and awards it to `quote.provider` at `quote.price` in one transaction. The caller
+    /// is the requester (`acceptance` empty), or anyone carrying `acceptance`: the requester's EIP-712
+    /// signature over this very quote's digest (`hashQuote`), which accepts the intent and the quote at once.
+    /// Checks the quote's signature (the provider or its authorised solver), expiry, price <= maxPrice,
+    /// now + latency <= deadline; locks max(minStake, price * stakeMultiple) of the provider's stake; consumes
+    /// the intent's nonce; charges price + fee to the requester (its `owed` first, else its allowance).
+    function openAwarded(
+        Intent calldata intent,
+        Quote calldata quote,
+        bytes calldata quoteSignature,
+        bytes calldata acceptance
+    ) external returns (bytes32 jobId);
+
+    /// @notice Hands in the output with its proof (the provider or its solver, by `terms.due`); settles at
+    /// once: the provider is credited its price (`withdraw`), the fee accrues, the stake is unlocked.
+    function deliver(bytes32 jobId, QuotedJob calldata terms, uint256[] calldata output, bytes calldata proof)
+        external;
+
+    /// @notice Anyone, past `terms.due` with nothing delivered: the whole lock is slashed to the requester and
+    /// the escrow credited back to it.
+    function expire(bytes32 jobId, QuotedJob calldata terms) external;
+
+    /// @notice Anyone: a settled job whose provider signed a result commitment to `committedHash` but proved
+    /// `deliveredHash` (keccak256(abi.encode(output))) on chain: the provider loses up to `terms.stakeLocked`
+    /// of its free stake to the requester, once.
+    function slashCommitment(
+        bytes32 jobId,
+        QuotedJob calldata terms,
+        bytes32 deliveredHash,
+        bytes32 committedHash,
+        bytes calldata signature
+    ) external;
+
+    /// @notice Bit-flips the caller's nonces `mask` in bitmap word `word` (cancels unsubmitted intents).
+    function invalidateNonces(uint256 word, uint256 mask) external;
+
+    // admin and payouts (same as `IMarket`)
+    function setParams(MarketParams calldata params) external;
+    function applyParams() external;
+    function setTreasury(address treasury) external;
+    function withdrawFees() external returns (uint256);
+    function withdraw() external returns (uint256);
+    function pause() external;
+    function unpause() external;
+
+    // views
+    function auctionType() external pure returns (uint8);
+    function hashIntent(Intent calldata intent) external view returns (bytes32);
+    function hashQuote(Quote calldata quote) external view returns (bytes32);
+    function hashCommitment(bytes32 jobId, bytes32 outputHash) external view returns (bytes32);
+    function hashTerms(QuotedJob calldata terms) external pure returns (bytes32);
+    // solhint-disable-next-line func-name-mixedcase
+    function DOMAIN_SEPARATOR() external view returns (bytes32);
+    /// @notice The job's state and its stored word (state in the low byte, a hash of its terms above).
+    function jobState(bytes32 jobId) external view returns (JobState state, bytes32 word);
+    function nonceBitmap(address owner, uint256 word) external view returns (uint256);
+    function isNonceUsed(address owner, uint256 nonce) external view returns (bool);
+    /// @notice What `openAwarded` charges for a quote at `price`: price + fee.
+    function escrowFor(uint256 price) external view returns (uint256);
+    function params() external view returns (MarketParams memory);
+    function token() external view returns (address);
+    function registry() external view returns (address);
+    function staking() external view returns (address);
+    function treasury() external view returns (address);
+    function owed(address account) external view returns (uint256);
+    function feesOwed() external view returns (uint256);
+}

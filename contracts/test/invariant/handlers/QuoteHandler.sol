@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {Test} from "../../utils/Test.sol";
+import {IntentBuilder} from "../../utils/IntentBuilder.sol";
+import {TestToken} from "../../../src/TestToken.sol";
+import {Staking} from "../../../src/Staking.sol";
+import {QuoteMarket} from "../../../src/QuoteMarket.sol";
+import {Quote, QuotedJob} from "../../../src/interfaces/IQuoteMarket.sol";
+import {AUCTION_QUOTE, Intent, JobState} from "../../../src/MarketStructs.sol";
+
+/// @notice Drives a QuoteMarket: signed-quote awards (by the provider, its solver or a forger; fresh or
+/// replayed intents), honest and dishonest zk deliveries, expiries, result-commitment slashes (with the
+/// commitment the provider signed at award, whether or not it matches), withdrawals and time warps. Every
+/// job's provider signs a result commitment to output A when it is awarded; it then proves A (honest) or B.
+/// Ghost totals: awards per job, slashes of honest providers, the escrow held for awarded jobs.
+contract QuoteHandler is Test {
+    using IntentBuilder for Intent;
+
+    struct Deps {
+        TestToken token;
+        Staking staking;
+        QuoteMarket market;
+        address requester;
+        uint256 requesterKey;
+        address[2] providers;
+        uint256[2] providerKeys;
+        uint256 solverKey; // authorised by providers[0] only
+        bytes32 modelId;
+    }
+
+    struct Rec {
+        Intent intent;
+        QuotedJob terms;
+        bytes32 deliveredHash;
+        bool dishonest;
+    }
+
+    TestToken internal token;
+    Staking internal staking;
+    QuoteMarket internal market;
+    Deps internal d;
+
+    bytes32[] public jobIds;
+    mapping(bytes32 => Rec) internal recs;
+    uint256 internal nextNonce;
+
+    // ghosts
+    mapping(bytes32 => uint256) public awards;
+    uint256 public maxAwards;
+    uint256 public honestSlashes;
+    uint256 public dishonestSlashes;
+    uint256 public escrowHeld;
+    uint256 public forgedAwards;
+    uint256 public withdrawn;
+
+    constructor(Deps memory deps) {
+        d = deps;
+        token = deps.token;
+        staking = deps.staking;
+        market = deps.market;
+    }
+
+    function jobCount() external view returns (uint256) {
+        return jobIds.length;
+    }
+
+    function termsOf(bytes32 id) external view returns (QuotedJob memory) {
+        return recs[id].terms;
+    }
+
+    function outputA() public pure returns (uint256[] memory out) {
+        out = new uint256[](2);
+        (out[0], out[1]) = (7, 11);
+    }
+
+    function outputB() public pure returns (uint256[] memory out) {
+        out = new uint256[](2);
+        (out[0], out[1]) = (8, 11);
+    }
+
+    // ------------------------------------------------------------------ actions
+
+    /// @dev A fresh intent awarded from a quote signed by the provider, its solver or a forger (by `signer`).
+    function open(uint256 priceSeed, uint256 who, uint256 signer, uint256 latencySeed) external {
+        uint256 p = who % 2;
+        Intent memory intent = IntentBuilder.init(d.requester, d.modelId).withAuctionType(AUCTION_QUOTE)
+            .withNonce(nextNonce++).withDeadline(uint64(block.timestamp + 300));
+        bytes32 id = market.hashIntent(intent);
+        Quote memory q = Quote({
+            jobId: id,
+            provider: d.providers[p],
+            price: bound(priceSeed, 1, 1e18),
+            latency: uint32(bound(latencySeed, 1, 320)),
+            expiry: uint64(block.timestamp + 5)
+        });
+        // mostly the provider itself; sometimes its solver (a forger for providers[1]) or a stranger
+        signer %= 5;
+        uint256 key = signer < 3 ? d.providerKeys[p] : signer == 3 ? d.solverKey : 0xBAD;
+        bool forged = signer == 4 || (signer == 3 && p == 1);
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, market.hashQuote(q));
+        vm.prank(d.requester);
+        try market.openAwarded(intent, q, abi.encodePacked(r, s, v), "") {
+            if (forged) ++forgedAwards;
+            _awarded(id, intent, q);
+        } catch {}
+    }
+
+    /// @dev The same intent and quote again (a replay).
+    function replay(uint256 seed, uint256 quoteSeed) external {
+        if (jobIds.length == 0) return;
+        bytes32 id = jobIds[seed % jobIds.length];
+        Rec storage rec = recs[id];
+        Quote memory q = Quote({
+            jobId: id,
+            provider: rec.terms.provider,
+            price: rec.terms.price,
+            latency: uint32(bound(quoteSeed, 1, 60)),
+            expiry: uint64(block.timestamp + 5)
+        });
+        uint256 key = rec.terms.provider == d.providers[0] ? d.providerKeys[0] : d.providerKeys[1];
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, market.hashQuote(q));
+        Intent memory intent = rec.intent;
+        vm.prank(d.requester);
+        try market.openAwarded(intent, q, abi.encodePacked(r, s, v), "") {
+            _awarded(id, intent, q);
+        } catch {}
+    }
+
+    function deliver(uint256 seed, bool honest) external {
+        if (jobIds.length == 0) return;
+        bytes32 id = jobIds[seed % jobIds.length];
+        Rec storage rec = recs[id];
+        uint256[] memory out = honest ? outputA() : outputB();
+        uint256[] memory instances = new uint256[](3);
+        (instances[0], instances[1], instances[2]) = (rec.terms.inputCommitment, out[0], out[1]);
+        QuotedJob memory t = rec.terms;
+        vm.prank(t.provider);
+        try market.deliver(id, t, out, abi.encode(instances)) {
+            rec.deliveredHash = keccak256(abi.encode(out));
+            rec.dishonest = !honest;
+            escrowHeld -= uint256(t.price) + uint256(t.price) * t.feeBps / 10_000;
+        } catch {}
+    }
+
+    function expire(uint256 seed) external {
+        if (jobIds.length == 0) return;
+        bytes32 id = jobIds[seed % jobIds.length];
+        QuotedJob memory t = recs[id].terms;
+        try market.expire(id, t) {
+            escrowHeld -= uint256(t.price) + uint256(t.price) * t.feeBps / 10_000;
+        } catch {}
+    }
+
+    /// @dev Submits the commitment to output A the provider signed at award, claiming `claimed` was delivered.
+    function slash(uint256 seed, bool claimDelivered) external {
+        if (jobIds.length == 0) return;
+        bytes32 id = jobIds[seed % jobIds.length];
+        Rec storage rec = recs[id];
+        bytes32 committed = keccak256(abi.encode(outputA()));
+        bytes32 claimed = claimDelivered ? rec.deliveredHash : keccak256(abi.encode(outputB()));
+        uint256 key = rec.terms.provider == d.providers[0] ? d.providerKeys[0] : d.providerKeys[1];
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, market.hashCommitment(id, committed));
+        try market.slashCommitment(id, rec.terms, claimed, committed, abi.encodePacked(r, s, v)) {
+            (JobState st,) = market.jobState(id);
+            // slashed only when the output proved on chain is not the committed one
+            if (rec.dishonest && rec.deliveredHash != committed && st == JobState.Slashed) {
+                ++dishonestSlashes;
+            } else {
+                ++honestSlashes;
+            }
+        } catch {}
+    }
+
+    function withdraw(uint256 seed) external {
+        address who = seed % 2 == 0 ? d.requester : d.providers[seed % 4 / 2];
+        if (market.owed(who) == 0) return;
+        vm.prank(who);
+        withdrawn += market.withdraw();
+    }
+
+    function warp(uint256 seconds_) external {
+        vm.warp(block.timestamp + bound(seconds_, 1, 200));
+    }
+
+    // ------------------------------------------------------------------ ghosts
+
+    function _awarded(bytes32 id, Intent memory intent, Quote memory q) internal {
+        if (awards[id] == 0) jobIds.push(id);
+        uint256 n = ++awards[id];
+        if (n > maxAwards) maxAwards = n;
+        uint256 stake = q.price * market.params().stakeMultiple;
+        uint256 due = block.timestamp + q.latency;
+        if (due > intent.deadline) due = intent.deadline;
+        Rec storage rec = recs[id];
+        rec.intent = intent;
+        rec.terms = QuotedJob({
+            requester: intent.requester,
+            provider: q.provider,
+            modelId: intent.modelId,
+            inputCommitment: intent.inputCommitment,
+            price: uint96(q.price),
+            stakeLocked: uint96(stake),
+            awardedAt: uint40(block.timestamp),
+            due: uint40(due),
+            feeBps: market.params().feeBps
+        });
+        escrowHeld += q.price + q.price * market.params().feeBps / 10_000;
+    }
+}

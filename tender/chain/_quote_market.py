@@ -1,0 +1,114 @@
+"""The quote market (``QuoteMarket``): one-transaction award from a signed quote, zk settlement,
+result commitments. Its shared views and payouts are those of :class:`~tender.chain.Market`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from web3 import Web3
+from web3.types import TxReceipt
+
+from tender.chain._artifacts import Artifact
+from tender.chain._events import QuoteAwarded
+from tender.chain._jobs import JobState
+from tender.chain._market import Market
+from tender.chain._tx import TxSender
+from tender.errors import ChainError
+from tender.intents import AuctionType, Intent
+from tender.quotes import Quote, QuotedJob, commitment_digest, quote_digest
+
+
+class QuoteMarket(Market):
+    """A ``QuoteMarket`` deployment (``deployment.market("quote")``).
+
+    Example::
+
+        market = QuoteMarket(w3, deployment.market("quote"), sender=requester)
+        receipt = market.open_awarded(intent, quote, quote_signature)
+        terms = market.terms_in(receipt)          # what deliver/expire/slash_commitment pass back
+        market.using(provider).deliver(job_id, terms, output, proof)
+
+    The market stores one word per job (its state and a hash of its :class:`QuotedJob` terms);
+    later calls pass the terms again, as read from the ``QuoteAwarded`` event.
+    """
+
+    ARTIFACT = "QuoteMarket"
+
+    def __init__(
+        self,
+        w3: Web3,
+        address: str,
+        *,
+        sender: TxSender | None = None,
+        artifact: Artifact | None = None,
+        artifacts_dir: Path | None = None,
+    ) -> None:
+        super().__init__(
+            w3,
+            address,
+            auction=AuctionType.QUOTE,
+            sender=sender,
+            artifact=artifact,
+            artifacts_dir=artifacts_dir,
+        )
+
+    # -- digests (computed locally; the contract's hash* views agree, see the tests) ----------
+
+    def quote_digest(self, quote: Quote) -> bytes:
+        """What the provider signs (and the requester, to accept the quote for a relayer)."""
+        return quote_digest(quote, chain_id=self.chain_id, market=self.address)
+
+    def commitment_digest(self, job_id: bytes, output_hash: bytes) -> bytes:
+        return commitment_digest(job_id, output_hash, chain_id=self.chain_id, market=self.address)
+
+    def hash_quote(self, quote: Quote) -> bytes:
+        """``hashQuote`` as the contract computes it."""
+        return bytes(self._call(self.fn.hashQuote(quote.to_abi())))
+
+    def hash_commitment(self, job_id: bytes, output_hash: bytes) -> bytes:
+        return bytes(self._call(self.fn.hashCommitment(job_id, output_hash)))
+
+    # -- steps --------------------------------------------------------------------------
+
+    def open_awarded(
+        self, intent: Intent, quote: Quote, quote_signature: bytes, acceptance: bytes = b""
+    ) -> TxReceipt:
+        """Open ``intent`` and award it to ``quote.provider`` in one transaction. The sender is
+        the requester (``acceptance`` empty) or a relayer carrying the requester's signature of
+        :meth:`quote_digest` as ``acceptance``. Charges price + fee to the requester."""
+        return self._send(self.fn.openAwarded(intent.to_abi(), quote.to_abi(), quote_signature, acceptance))
+
+    def deliver_quoted(
+        self, job_id: bytes, terms: QuotedJob, output: Sequence[int], proof: bytes
+    ) -> TxReceipt:
+        """Hand in the output with its proof (sender: the provider or its solver); settles at once."""
+        return self._send(self.fn.deliver(job_id, terms.to_abi(), list(output), proof))
+
+    def expire_quoted(self, job_id: bytes, terms: QuotedJob) -> TxReceipt:
+        """Past ``terms.due`` with nothing delivered: slash the lock to the requester, refund it."""
+        return self._send(self.fn.expire(job_id, terms.to_abi()))
+
+    def slash_commitment(
+        self, job_id: bytes, terms: QuotedJob, delivered_hash: bytes, committed_hash: bytes, signature: bytes
+    ) -> TxReceipt:
+        """Penalise a provider whose signed result commitment differs from the output it proved."""
+        return self._send(
+            self.fn.slashCommitment(job_id, terms.to_abi(), delivered_hash, committed_hash, signature)
+        )
+
+    # -- views --------------------------------------------------------------------------
+
+    def job_state(self, job_id: bytes) -> JobState:
+        state, _ = self._call(self.fn.jobState(job_id))
+        return JobState(int(state))
+
+    def terms_in(self, receipt: TxReceipt) -> QuotedJob:
+        """The terms of the job an ``open_awarded`` receipt awarded."""
+        for event in self.events_in(receipt):
+            if isinstance(event, QuoteAwarded):
+                return event.terms
+        raise ChainError("no QuoteAwarded event in this receipt")
+
+    def is_nonce_used(self, owner: str, nonce: int) -> bool:
+        return bool(self._call(self.fn.isNonceUsed(Web3.to_checksum_address(owner), nonce)))
