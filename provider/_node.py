@@ -30,6 +30,7 @@ from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import coincurve
 import numpy as np
 import uvicorn
 from eth_utils import keccak, to_checksum_address
@@ -40,6 +41,7 @@ from provider._backends import InferenceBackend, KServeBackend, OnnxRuntimeBacke
 from provider._batching import MicroBatcher
 from provider._bundles import BundleInfo, input_commitment, load_bundle_info
 from provider._chain import ProviderChain, job_id_bytes, tx_hash
+from provider._clock import ChainClock
 from provider._config import ModelEntry, ProviderSection
 from provider._errors import (
     BadRequest,
@@ -75,12 +77,18 @@ _AFTER_DELIVERY = frozenset(
 )
 
 
-def sign_quote_digest(digest: bytes, key: str) -> str:
+def sign_quote_digest(digest: bytes, key: str | coincurve.PrivateKey) -> str:
     """The EIP-191 (``personal_sign``) signature of a 32-byte digest, as 0x hex.
 
-    The same bytes as ``Account.sign_message(encode_defunct(primitive=digest), key)``.
+    The same bytes as ``Account.sign_message(encode_defunct(primitive=digest), key)``. A node
+    passes its key as a built :class:`coincurve.PrivateKey` (parsing a hex key costs more than
+    the signature).
     """
-    return "0x" + sign_digest(keccak(_EIP191_PREFIX + digest), key).hex()
+    prefixed = keccak(_EIP191_PREFIX + digest)
+    if isinstance(key, coincurve.PrivateKey):
+        raw = key.sign_recoverable(prefixed, hasher=None)
+        return "0x" + (raw[:64] + bytes([raw[64] + 27])).hex()
+    return "0x" + sign_digest(prefixed, key).hex()
 
 
 @dataclass(slots=True)
@@ -157,6 +165,7 @@ class ProviderNode(Daemon):
         self.config = config
         self.chain = chain
         self._key = key
+        self._signing_key = coincurve.PrivateKey(bytes.fromhex(key.removeprefix("0x")))
         from eth_account import Account
 
         self.address = to_checksum_address(Account.from_key(key).address)
@@ -170,6 +179,8 @@ class ProviderNode(Daemon):
         self.store: JobStore | None = None
         self.pool: ProvingPool | None = None
         self.pricer = Pricer(config.pricing, workers=config.workers())
+        #: chain time for quotes, read from memory (refreshed in the background)
+        self.clock = ChainClock(chain.now if chain is not None else None)
         self._jobs: dict[str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._server: _Server | None = None
@@ -224,9 +235,10 @@ class ProviderNode(Daemon):
             log(logger, "model.served", model=entry.name, model_ids=model_ids, max_batch=max_batch,
                 execution_provider=self.backend.device(entry.name))  # fmt: skip
         self.pool = ProvingPool(self.config.workers(), prove=self._prove_fn)
-        self._background.add(
-            asyncio.get_running_loop().create_task(self._warm_pool(), name="warm-proving-pool")
-        )
+        loop = asyncio.get_running_loop()
+        self._background.add(loop.create_task(self._warm_pool(), name="warm-proving-pool"))
+        await self.clock.start()
+        self._background.add(loop.create_task(self.clock.run(), name="chain-clock"))
 
     async def _warm_pool(self) -> None:
         """Start the proving workers, then time one proof per model so the first quotes promise
@@ -343,7 +355,7 @@ class ProviderNode(Daemon):
         mismatch = await self._input_mismatch(served, intent.inputLocation, int(intent.inputCommitment))
         if mismatch is not None:
             return refuse(mismatch, "input_mismatch")
-        now = await self.chain.now() if self.chain is not None else int(time.time())
+        now = self.clock.now()  # from memory: a quote makes no RPC
         queued = self.pool.in_flight if self.pool else 0
         offer = self.pricer.offer(served.entry.name, max_price=int(intent.maxPrice), queued=queued,
                                   now=now, deadline=intent.deadline)  # fmt: skip
@@ -356,7 +368,7 @@ class ProviderNode(Daemon):
             expires_at=expires_at, signature="0x",
         )  # fmt: skip
         signed = unsigned.model_copy(
-            update={"signature": sign_quote_digest(quote_digest(unsigned), self._key)}
+            update={"signature": sign_quote_digest(quote_digest(unsigned), self._signing_key)}
         )
         self.metrics.quotes.labels("quoted").inc()
         log(logger, "quote.sent", job_id=request.jobId, model=served.entry.name, price=offer.price,
