@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import json
 import logging
 import socket
@@ -75,6 +76,12 @@ _EIP191_PREFIX = b"\x19Ethereum Signed Message:\n32"
 _AFTER_DELIVERY = frozenset(
     {JobState.DELIVERED, JobState.CHALLENGED, JobState.PROOF_REQUIRED, JobState.SETTLED}
 )
+
+
+@functools.lru_cache(maxsize=256)
+def _checksum(address: str) -> str:
+    """``to_checksum_address``, remembered: a quote names one of a few markets."""
+    return to_checksum_address(address)
 
 
 def sign_quote_digest(digest: bytes, key: str | coincurve.PrivateKey) -> str:
@@ -284,9 +291,13 @@ class ProviderNode(Daemon):
     async def serve_http(self) -> None:
         from provider._app import create_app
 
+        # httptools: uvicorn's C parser (h11 is pure Python). Keep-alive outlives the solvers'
+        # pools (aiohttp's 30 s), so a solver's idle connection is closed by the solver, never
+        # under a quote it is sending.
         config = uvicorn.Config(
             create_app(self), host=self.config.host, port=self.config.port, log_level="warning",
-            lifespan="off", access_log=False, timeout_graceful_shutdown=2,
+            lifespan="off", access_log=False, timeout_graceful_shutdown=2, http="httptools",
+            timeout_keep_alive=75,
         )  # fmt: skip
         self._server = server = _Server(config)
         if self._sock is None:
@@ -348,7 +359,7 @@ class ProviderNode(Daemon):
         if self.chain is not None:
             if request.chainId != self.chain.chain_id:
                 return refuse(f"unknown chain {request.chainId}", "unknown_market")
-            if to_checksum_address(request.market) not in self.chain.markets:
+            if _checksum(request.market) not in self.chain.markets:
                 return refuse(f"unknown market {request.market}", "unknown_market")
         if self._active() >= self.config.max_jobs:
             return refuse(f"no capacity: {self._active()} jobs in flight", "no_capacity")
