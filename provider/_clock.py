@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from time import monotonic
 
 from web3.exceptions import Web3Exception
 
@@ -56,7 +57,7 @@ class ChainClock:
         """The estimated chain time in seconds (no I/O)."""
         if self._head is None or self._timestamp is None:
             return int(time.time())
-        return self._timestamp + int(time.monotonic() - self._seen_at)
+        return self._timestamp + int(monotonic() - self._seen_at)
 
     async def refresh(self) -> None:
         """Read the head once; a new timestamp becomes the anchor."""
@@ -66,7 +67,7 @@ class ChainClock:
         self.reads += 1
         if timestamp != self._timestamp:
             self._timestamp = timestamp
-            self._seen_at = time.monotonic()
+            self._seen_at = monotonic()
 
     async def start(self) -> None:
         """The first read (raises what the chain raises)."""
