@@ -1,13 +1,21 @@
 """Solver benchmarks: quote fan-out on loopback, per-intent overhead, intents/s on Anvil.
 
-    .venv/bin/python benchmarks/solver.py --quick      # < 1 minute
+    .venv/bin/python benchmarks/solver.py --quick      # about a minute
     .venv/bin/python benchmarks/solver.py              # more rounds
+    .venv/bin/python benchmarks/solver.py --fanout-only  # the quote rounds alone (no Anvil)
 
-Writes ``benchmarks/results/solver.json``:
+Writes ``benchmarks/results/solver.json`` and prints the fan-out table:
 
-* ``fanout``: ``[{backend, providers, p50_ms, p95_ms}]`` for 1, 4, 16 and 64 stub providers on
-  loopback, with aiohttp and httpx (servers run in other processes, so the client's loop is
-  measured alone);
+* ``fanout``: ``[{backend, providers, p50_ms, p95_ms, load_avg}]`` for 1, 4, 16 and 64 providers
+  on loopback, with aiohttp and httpx. The providers are real :class:`provider.ProviderNode`
+  processes' worth of nodes (the sample MLP on onnxruntime, the node's own HTTP server and
+  ``/quote`` code, the key and the pricing it runs with), spread over ``--processes`` processes
+  apart from the solver's, so the client's loop is measured alone. Their chain is a stand-in
+  whose head read takes :data:`HEAD_READ_S` (a loopback ``get_block``), so a node that read
+  chain time per quote would pay it; ``fanout_head_reads`` counts the reads the nodes made.
+  ``load_avg`` is ``uptime``'s 1/5/15-minute load when the row started;
+  ``fanout_p50_ms_16``/``fanout_p95_ms_16``/``fanout_p50_ms_64``/``fanout_p95_ms_64`` pick the
+  16- and 64-provider rows per backend;
 * ``overhead_ms``: the solver's own work per intent with 16 quotes (serialise the request,
   parse and verify 16 signed quotes, decide), p50/p95;
 * ``intents_per_s``: intents posted on Anvil and bid for end to end by one solver (feed,
