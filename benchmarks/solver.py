@@ -12,7 +12,8 @@ Writes ``benchmarks/results/solver.json`` and prints the fan-out table:
   ``/quote`` code, the key and the pricing it runs with), spread over ``--processes`` processes
   apart from the solver's, so the client's loop is measured alone. Their chain is a stand-in
   whose head read takes :data:`HEAD_READ_S` (a loopback ``get_block``), so a node that read
-  chain time per quote would pay it; ``fanout_head_reads`` counts the reads the nodes made.
+  chain time per quote would pay it; ``fanout_head_reads`` counts the reads the nodes made
+  (start-up and background refreshes) against ``fanout_quotes`` answered (warm-up excluded).
   ``load_avg`` is ``uptime``'s 1/5/15-minute load when the row started;
   ``fanout_p50_ms_16``/``fanout_p95_ms_16``/``fanout_p50_ms_64``/``fanout_p95_ms_64`` pick the
   16- and 64-provider rows per backend;
@@ -85,7 +86,6 @@ class BenchChain:
 def _serve(keys: list[str], ports: Any, stop: Any, reads: Any) -> None:
     """Run one real :class:`provider.ProviderNode` per key in this process (the MLP model,
     onnxruntime, the node's own HTTP server), each on its own port."""
-    import logging
     import tempfile
 
     from eth_account import Account
@@ -93,9 +93,11 @@ def _serve(keys: list[str], ports: Any, stop: Any, reads: Any) -> None:
     from provider import ModelEntry, ProviderNode, ProviderSection
     from tender.anvil import free_port
     from tender.daemon import supervise
+    from tender.logs import setup_logging
     from tender.paths import SAMPLE_MODELS
 
-    logging.disable(logging.WARNING)  # the nodes log every quote at INFO; keep the benchmark quiet
+    # the nodes log every quote at INFO as a real node does, into /dev/null
+    setup_logging(level="INFO", json_lines=True, stream=open(os.devnull, "w"))  # noqa: SIM115
 
     async def main(tmp: Path) -> None:
         nodes = []
@@ -191,17 +193,19 @@ async def fanout_round(entries: list[ProviderEntry], backend: str, rounds: int) 
     return times, answered
 
 
-def bench_fanout(rounds: int, *, processes: int) -> tuple[list[dict[str, Any]], int]:
-    """Quote rounds against real provider nodes; returns the rows and the chain-head reads the
-    nodes made while serving (start-up and background refreshes included)."""
+def bench_fanout(rounds: int, *, processes: int) -> tuple[list[dict[str, Any]], int, int]:
+    """Quote rounds against real provider nodes; returns the rows, the quotes answered and the
+    chain-head reads the nodes made while serving (start-up and background refreshes included)."""
     entries, procs, stop, reads = start_providers(64, processes=processes)
     results = []
     head_reads = 0
+    quotes = 0
     try:
         for backend in ("aiohttp", "httpx"):
             for count in (1, 4, 16, 64):
                 load = load_average()
-                times, _ = asyncio.run(fanout_round(entries[:count], backend, rounds))
+                times, answered = asyncio.run(fanout_round(entries[:count], backend, rounds))
+                quotes += answered
                 row = {
                     "backend": backend,
                     "providers": count,
@@ -219,7 +223,7 @@ def bench_fanout(rounds: int, *, processes: int) -> tuple[list[dict[str, Any]], 
                     head_reads += reads.get(timeout=60)
         for proc in procs:
             proc.join(timeout=30)
-    return results, head_reads
+    return results, quotes, head_reads
 
 
 def bench_overhead(rounds: int) -> dict[str, float]:
@@ -318,7 +322,8 @@ def main() -> None:
         f"{args.processes} processes; chain head read in {HEAD_READ_S * 1000:.1f} ms"
     )
     result["load_avg_start"] = load_average()
-    result["fanout"], result["fanout_head_reads"] = bench_fanout(fanout_rounds, processes=args.processes)
+    fanout, quotes, head_reads = bench_fanout(fanout_rounds, processes=args.processes)
+    result["fanout"], result["fanout_quotes"], result["fanout_head_reads"] = fanout, quotes, head_reads
     for backend in ("aiohttp", "httpx"):
         rows = [r for r in result["fanout"] if r["backend"] == backend]
         for key, count in (("fanout_p95_ms_16", 16), ("fanout_p50_ms_16", 16), ("fanout_p95_ms_64", 64),
