@@ -88,14 +88,9 @@ def sign_quote_digest(digest: bytes, key: str | coincurve.PrivateKey) -> str:
     """The EIP-191 (``personal_sign``) signature of a 32-byte digest, as 0x hex.
 
     The same bytes as ``Account.sign_message(encode_defunct(primitive=digest), key)``. A node
-    passes its key as a built :class:`coincurve.PrivateKey` (parsing a hex key costs more than
-    the signature).
+    passes its key built once (:func:`tender.intents.sign_digest`).
     """
-    prefixed = keccak(_EIP191_PREFIX + digest)
-    if isinstance(key, coincurve.PrivateKey):
-        raw = key.sign_recoverable(prefixed, hasher=None)
-        return "0x" + (raw[:64] + bytes([raw[64] + 27])).hex()
-    return "0x" + sign_digest(prefixed, key).hex()
+    return "0x" + sign_digest(keccak(_EIP191_PREFIX + digest), key).hex()
 
 
 @dataclass(slots=True)

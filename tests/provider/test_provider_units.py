@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import coincurve
 import numpy as np
 import pytest
 from eth_account import Account
@@ -231,6 +232,8 @@ def test_quote_signature_is_eip191_over_quote_digest() -> None:
     ours = sign_quote_digest(digest, DEV_KEYS[1])
     theirs = Account.sign_message(encode_defunct(primitive=digest), DEV_KEYS[1]).signature
     assert bytes.fromhex(ours[2:]) == bytes(theirs)
+    # the node signs with its key built once: the same bytes
+    assert sign_quote_digest(digest, coincurve.PrivateKey(bytes.fromhex(DEV_KEYS[1][2:]))) == ours
     assert (
         Account.recover_message(encode_defunct(primitive=digest), signature=bytes.fromhex(ours[2:]))
         == account.address
