@@ -14,10 +14,21 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from provider._errors import BadRequest, UnsupportedMediaType
-from tender.bounds import BoundedAsgi, is_json, status_code_name
+from tender.bounds import (
+    Asgi,
+    BoundedAsgi,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    error_json,
+    is_json,
+    status_code_name,
+)
 from tender.errors import TenderError
 from tender.logs import log
 from tender.wire import ErrorBody, JobStatus, Quote, QuoteRefusal, QuoteRequest
@@ -74,6 +85,8 @@ def create_app(node: ProviderNode) -> FastAPI:
     def refused(code: str) -> None:
         node.metrics.rejected.labels(code).inc()
 
+    # innermost first: BoundedAsgi reads and checks the body before the quote fast path sees it
+    app.add_middleware(QuoteFastPath, node=node)
     app.add_middleware(BoundedAsgi, limits=node.config.http_limits(), errors=node.metrics.http_5xx,
                        on_refused=refused)  # fmt: skip
 
@@ -150,6 +163,73 @@ def create_app(node: ProviderNode) -> FastAPI:
 
     _add_schema(app)
     return app
+
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class QuoteFastPath:
+    """ASGI middleware answering a well-formed ``POST /quote`` without FastAPI's routing,
+    dependency and response-model layers (they cost more CPU than the quote itself).
+
+    It sits inside :class:`~tender.bounds.BoundedAsgi`, so the body it sees is already bounded
+    and depth-checked. Only a JSON body that validates as a :class:`~tender.wire.QuoteRequest`
+    is answered here, with the same :meth:`ProviderNode.quote` the route calls and the same
+    bodies (a :class:`~tender.wire.Quote`, a :class:`~tender.wire.QuoteRefusal`, or a 503
+    :class:`~tender.wire.ErrorBody` when the node fails us); anything else (a wrong media type,
+    bad JSON, a schema error) goes on to the FastAPI route with its body replayed, which
+    refuses it as the OpenAPI schema says.
+
+    Args:
+        app: the FastAPI stack below.
+        node: the node that quotes.
+    """
+
+    def __init__(self, app: Asgi, *, node: ProviderNode) -> None:
+        self.app = app
+        self.node = node
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/quote" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        content_type = next((v for k, v in scope["headers"] if k == b"content-type"), None)
+        if content_type is None or not is_json(content_type.decode("latin-1")):
+            await self.app(scope, receive, send)
+            return
+        message = await receive()  # BoundedAsgi hands the whole body in one message
+        body = message.get("body", b"") if message["type"] == "http.request" else b""
+        try:
+            request = QuoteRequest.model_validate_json(body)
+        except ValidationError:
+            await self.app(scope, _replay(message, receive), send)
+            return
+        try:
+            answer = await self.node.quote(request)
+        except TenderError as exc:  # as the route's handler answers it: the request may be retried
+            log(logger, "http.failed", level=logging.ERROR, error=repr(exc))
+            await _send_json(send, 503, error_json("unavailable", str(exc)))
+            return
+        await _send_json(send, 200, answer.model_dump_json().encode())
+
+
+def _replay(first: Message, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return first
+        return await receive()
+
+    return replay
+
+
+async def _send_json(send: Send, status: int, body: bytes) -> None:
+    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _add_schema(app: FastAPI) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import json
 import logging
 import socket
@@ -30,6 +31,7 @@ from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import coincurve
 import numpy as np
 import uvicorn
 from eth_utils import keccak, to_checksum_address
@@ -40,6 +42,7 @@ from provider._backends import InferenceBackend, KServeBackend, OnnxRuntimeBacke
 from provider._batching import MicroBatcher
 from provider._bundles import BundleInfo, input_commitment, load_bundle_info
 from provider._chain import ProviderChain, job_id_bytes, tx_hash
+from provider._clock import ChainClock
 from provider._config import ModelEntry, ProviderSection
 from provider._errors import (
     BadRequest,
@@ -75,10 +78,17 @@ _AFTER_DELIVERY = frozenset(
 )
 
 
-def sign_quote_digest(digest: bytes, key: str) -> str:
+@functools.lru_cache(maxsize=256)
+def _checksum(address: str) -> str:
+    """``to_checksum_address``, remembered: a quote names one of a few markets."""
+    return to_checksum_address(address)
+
+
+def sign_quote_digest(digest: bytes, key: str | coincurve.PrivateKey) -> str:
     """The EIP-191 (``personal_sign``) signature of a 32-byte digest, as 0x hex.
 
-    The same bytes as ``Account.sign_message(encode_defunct(primitive=digest), key)``.
+    The same bytes as ``Account.sign_message(encode_defunct(primitive=digest), key)``. A node
+    passes its key built once (:func:`tender.intents.sign_digest`).
     """
     return "0x" + sign_digest(keccak(_EIP191_PREFIX + digest), key).hex()
 
@@ -157,6 +167,7 @@ class ProviderNode(Daemon):
         self.config = config
         self.chain = chain
         self._key = key
+        self._signing_key = coincurve.PrivateKey(bytes.fromhex(key.removeprefix("0x")))
         from eth_account import Account
 
         self.address = to_checksum_address(Account.from_key(key).address)
@@ -170,6 +181,8 @@ class ProviderNode(Daemon):
         self.store: JobStore | None = None
         self.pool: ProvingPool | None = None
         self.pricer = Pricer(config.pricing, workers=config.workers())
+        #: chain time for quotes, read from memory (refreshed in the background)
+        self.clock = ChainClock(chain.now if chain is not None else None)
         self._jobs: dict[str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._server: _Server | None = None
@@ -224,9 +237,10 @@ class ProviderNode(Daemon):
             log(logger, "model.served", model=entry.name, model_ids=model_ids, max_batch=max_batch,
                 execution_provider=self.backend.device(entry.name))  # fmt: skip
         self.pool = ProvingPool(self.config.workers(), prove=self._prove_fn)
-        self._background.add(
-            asyncio.get_running_loop().create_task(self._warm_pool(), name="warm-proving-pool")
-        )
+        loop = asyncio.get_running_loop()
+        self._background.add(loop.create_task(self._warm_pool(), name="warm-proving-pool"))
+        await self.clock.start()
+        self._background.add(loop.create_task(self.clock.run(), name="chain-clock"))
 
     async def _warm_pool(self) -> None:
         """Start the proving workers, then time one proof per model so the first quotes promise
@@ -272,9 +286,13 @@ class ProviderNode(Daemon):
     async def serve_http(self) -> None:
         from provider._app import create_app
 
+        # httptools: uvicorn's C parser (h11 is pure Python). Keep-alive outlives the solvers'
+        # pools (aiohttp's 30 s), so a solver's idle connection is closed by the solver, never
+        # under a quote it is sending.
         config = uvicorn.Config(
             create_app(self), host=self.config.host, port=self.config.port, log_level="warning",
-            lifespan="off", access_log=False, timeout_graceful_shutdown=2,
+            lifespan="off", access_log=False, timeout_graceful_shutdown=2, http="httptools",
+            timeout_keep_alive=75,
         )  # fmt: skip
         self._server = server = _Server(config)
         if self._sock is None:
@@ -336,14 +354,14 @@ class ProviderNode(Daemon):
         if self.chain is not None:
             if request.chainId != self.chain.chain_id:
                 return refuse(f"unknown chain {request.chainId}", "unknown_market")
-            if to_checksum_address(request.market) not in self.chain.markets:
+            if _checksum(request.market) not in self.chain.markets:
                 return refuse(f"unknown market {request.market}", "unknown_market")
         if self._active() >= self.config.max_jobs:
             return refuse(f"no capacity: {self._active()} jobs in flight", "no_capacity")
         mismatch = await self._input_mismatch(served, intent.inputLocation, int(intent.inputCommitment))
         if mismatch is not None:
             return refuse(mismatch, "input_mismatch")
-        now = await self.chain.now() if self.chain is not None else int(time.time())
+        now = self.clock.now()  # from memory: a quote makes no RPC
         queued = self.pool.in_flight if self.pool else 0
         offer = self.pricer.offer(served.entry.name, max_price=int(intent.maxPrice), queued=queued,
                                   now=now, deadline=intent.deadline)  # fmt: skip
@@ -356,7 +374,7 @@ class ProviderNode(Daemon):
             expires_at=expires_at, signature="0x",
         )  # fmt: skip
         signed = unsigned.model_copy(
-            update={"signature": sign_quote_digest(quote_digest(unsigned), self._key)}
+            update={"signature": sign_quote_digest(quote_digest(unsigned), self._signing_key)}
         )
         self.metrics.quotes.labels("quoted").inc()
         log(logger, "quote.sent", job_id=request.jobId, model=served.entry.name, price=offer.price,

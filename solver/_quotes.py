@@ -1,7 +1,9 @@
 """Asking providers for quotes: one shared HTTP client, concurrent fan-out, health tracking.
 
 The fan-out sends the same serialized :class:`~tender.wire.QuoteRequest` to every configured
-provider at once, each under its own timeout. A provider that errors, times out or answers
+provider at once over one shared, keep-alive connection pool; each answer is verified as it
+arrives, and the round closes when every provider has answered or its window ends, whichever
+comes first (a provider still answering then is cut off and counted as a failure). A provider that errors, times out or answers
 with a bad signature is skipped for this intent, and its :class:`Breaker` counts the failure:
 after ``failures`` in a row it is not asked again until a backoff (doubling up to a cap) has
 passed; one success closes it.
@@ -223,23 +225,30 @@ class FanOut:
                 return provider
         return None
 
-    async def gather(self, request: QuoteRequest) -> list[VerifiedQuote]:
-        """Ask every available provider; return the valid quotes (refusals and failures dropped)."""
+    async def gather(self, request: QuoteRequest, *, window: float | None = None) -> list[VerifiedQuote]:
+        """Ask every available provider; return the valid quotes (refusals and failures dropped).
+
+        Args:
+            request: what to quote.
+            window: seconds the round stays open (default: ``timeout``); it closes earlier
+                when every provider has answered.
+        """
         started = time.perf_counter()
+        limit = self.timeout if window is None else window
         body = request.model_dump_json().encode()
         now_mono = time.monotonic()
         asked = [p for p in self.providers if self.breakers[p.name].available(now_mono)]
-        answers = await asyncio.gather(*(self._ask(p, body, request.jobId) for p in asked))
+        answers = await asyncio.gather(*(self._ask(p, body, request.jobId, limit) for p in asked))
         FANOUT_SECONDS.observe(time.perf_counter() - started)
         return [a for a in answers if a is not None]
 
-    async def _ask(self, provider: ProviderEntry, body: bytes, job_id: str) -> VerifiedQuote | None:
+    async def _ask(
+        self, provider: ProviderEntry, body: bytes, job_id: str, limit: float
+    ) -> VerifiedQuote | None:
         breaker = self.breakers[provider.name]
         try:
-            async with asyncio.timeout(self.timeout):
-                status, raw = await self.transport.post(
-                    self._urls[provider.name], body, time_limit=self.timeout
-                )
+            async with asyncio.timeout(limit):
+                status, raw = await self.transport.post(self._urls[provider.name], body, time_limit=limit)
             if status != 200:
                 raise QuoteError(f"{provider.name}: HTTP {status}")
             answer = _ANSWER.validate_json(raw)

@@ -115,7 +115,8 @@ def check_json(body: bytes, limits: HttpLimits) -> None:
         return
     bare = _STRING.sub(b'""', body)
     brackets = bare.translate(None, _NOT_BRACKET)
-    if brackets:
+    # nesting never exceeds the number of opening brackets: a small body needs no scan
+    if brackets and brackets.count(b"[") + brackets.count(b"{") > limits.max_json_depth:
         codes = np.frombuffer(brackets, dtype=np.uint8)
         opens = (codes == ord("[")) | (codes == ord("{"))
         steps = opens.view(np.int8) * np.int8(2) - np.int8(1)  # +1 opens, -1 closes: 1 byte a bracket

@@ -21,7 +21,7 @@ __all__ = ["EXTRAS", "extra_of", "installed", "missing", "require"]
 #: Extra -> the top-level modules it brings (import names, not distribution names). Mirrors
 #: ``[project.optional-dependencies]`` (tests/test_packaging.py checks the two agree).
 _ZK = ("ezkl", "numpy")
-_PROVIDER = (*_ZK, "onnxruntime", "onnx", "fastapi", "uvicorn", "prometheus_client")
+_PROVIDER = (*_ZK, "onnxruntime", "onnx", "fastapi", "uvicorn", "httptools", "prometheus_client")
 _SOLVER = ("numpy", "prometheus_client")
 _VERIFIER = (*_ZK, "onnxruntime", "onnx", "prometheus_client")
 EXTRAS: dict[str, tuple[str, ...]] = {

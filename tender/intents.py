@@ -364,11 +364,15 @@ def _key_bytes(key: str | bytes) -> bytes:
     return key
 
 
-def sign_digest(digest: bytes, key: str | bytes) -> bytes:
-    """A 65-byte ``r || s || v`` signature (``v`` in {27, 28}, low ``s``) of a 32-byte digest."""
+def sign_digest(digest: bytes, key: str | bytes | coincurve.PrivateKey) -> bytes:
+    """A 65-byte ``r || s || v`` signature (``v`` in {27, 28}, low ``s``) of a 32-byte digest.
+
+    A signer on a hot path passes a built :class:`coincurve.PrivateKey` (parsing a hex key
+    costs more than the signature)."""
     if len(digest) != 32:
         raise IntentError("a digest is 32 bytes")
-    raw = coincurve.PrivateKey(_key_bytes(key)).sign_recoverable(digest, hasher=None)
+    signer = key if isinstance(key, coincurve.PrivateKey) else coincurve.PrivateKey(_key_bytes(key))
+    raw = signer.sign_recoverable(digest, hasher=None)
     return raw[:64] + bytes([raw[64] + 27])
 
 

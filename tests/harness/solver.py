@@ -618,8 +618,8 @@ class RecordingSolver(Solver):
         await super().setup()
         gather = self.fanout.gather
 
-        async def recording(request: QuoteRequest) -> list[VerifiedQuote]:
-            quotes = await gather(request)
+        async def recording(request: QuoteRequest, *, window: float | None = None) -> list[VerifiedQuote]:
+            quotes = await gather(request, window=window)
             self.quotes[request.jobId.lower()] = [q.offer for q in quotes]
             return quotes
 

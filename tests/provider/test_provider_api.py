@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from provider_testing import MARKET, OTHER, LedgerChain, job_record, running, wa
 
 from provider import BatchingSection, ModelEntry, ProviderNode, ProviderSection
 from tender.anvil import DEV_KEYS, free_port
+from tender.errors import ChainError
 from tender.models import input_commitment
 from tender.wire import ErrorBody, Quote, QuoteRefusal, quote_digest
 
@@ -133,6 +135,38 @@ async def test_quote_refuses_with_reason(
     assert reply.status_code == 200
     refusal = QuoteRefusal.model_validate(reply.json())
     assert refusal.reason.startswith(reason)
+
+
+async def test_quote_uses_cached_chain_time_and_reads_no_head(
+    tmp_path: Path, mlp_bundle: Any, chain: LedgerChain
+) -> None:
+    node = ProviderNode(config(tmp_path, mlp_bundle), chain=chain, key=KEY)
+    node.clock.refresh_s = 3600  # no background refresh while the test runs
+    async with running(node) as client:
+        assert chain.head_reads == 1  # once, at start-up
+        ask = quote_request(deadline=int(time.time()) + 3600)
+        for _ in range(5):
+            assert Quote.model_validate((await client.post("/quote", json=ask)).json())
+        assert chain.head_reads == 1  # no RPC per quote
+        chain.ahead_s = 7200  # the chain moves two hours on: quotes see it only once the head is read
+        assert Quote.model_validate((await client.post("/quote", json=ask)).json())
+        await node.clock.refresh()
+        refusal = QuoteRefusal.model_validate((await client.post("/quote", json=ask)).json())
+        assert refusal.reason.startswith("deadline too tight")
+        assert chain.head_reads == 2
+
+
+async def test_quote_answers_503_when_the_node_fails(
+    client: httpx.AsyncClient, node: ProviderNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def failing(_: Any) -> Quote:
+        raise ChainError("rpc down")
+
+    monkeypatch.setattr(node, "quote", failing)
+    reply = await client.post("/quote", json=quote_request())
+    assert reply.status_code == 503
+    assert ErrorBody.model_validate(reply.json()).error == "unavailable"
+    assert "tender_http_5xx_total 1.0" in (await client.get("/metrics")).text
 
 
 async def test_quote_refuses_without_capacity(client: httpx.AsyncClient, node: ProviderNode,

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
+import coincurve
 import numpy as np
 import pytest
 from eth_account import Account
@@ -24,8 +27,10 @@ from provider import (
     WorkStep,
     sign_quote_digest,
 )
+from provider._clock import ChainClock
 from provider._inputs import check_input
 from tender.anvil import DEV_KEYS
+from tender.errors import ChainError
 from tender.intents import recover_digest_signer
 from tender.wire import Quote, quote_digest
 
@@ -227,6 +232,8 @@ def test_quote_signature_is_eip191_over_quote_digest() -> None:
     ours = sign_quote_digest(digest, DEV_KEYS[1])
     theirs = Account.sign_message(encode_defunct(primitive=digest), DEV_KEYS[1]).signature
     assert bytes.fromhex(ours[2:]) == bytes(theirs)
+    # the node signs with its key built once: the same bytes
+    assert sign_quote_digest(digest, coincurve.PrivateKey(bytes.fromhex(DEV_KEYS[1][2:]))) == ours
     assert (
         Account.recover_message(encode_defunct(primitive=digest), signature=bytes.fromhex(ours[2:]))
         == account.address
@@ -235,3 +242,85 @@ def test_quote_signature_is_eip191_over_quote_digest() -> None:
 
     eip191 = keccak(b"\x19Ethereum Signed Message:\n32" + digest)
     assert recover_digest_signer(eip191, bytes.fromhex(ours[2:])) == account.address
+
+
+# -- chain time for quotes ---------------------------------------------------------------------
+
+
+class _Head:
+    """A chain head whose timestamp the test sets; a read can be made to fail."""
+
+    def __init__(self, timestamp: int) -> None:
+        self.timestamp = timestamp
+        self.reads = 0
+        self.fail_next = False
+        self.read_again = asyncio.Event()
+
+    async def __call__(self) -> int:
+        self.reads += 1
+        if self.reads >= 3:
+            self.read_again.set()
+        if self.fail_next:
+            self.fail_next = False
+            raise ChainError("rpc down")
+        return self.timestamp
+
+
+def _frozen_monotonic(monkeypatch: pytest.MonkeyPatch, start: float = 1000.0) -> list[float]:
+    clock = [start]
+    monkeypatch.setattr("provider._clock.monotonic", lambda: clock[0])
+    return clock
+
+
+def test_chain_clock_adds_the_time_since_the_head_was_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+    mono = _frozen_monotonic(monkeypatch)
+    head = _Head(5_000)
+    clock = ChainClock(head)
+    asyncio.run(clock.start())
+    assert clock.now() == 5_000
+    mono[0] += 7.5
+    assert clock.now() == 5_007  # no read: the head plus the monotonic time since it was seen
+    assert head.reads == 1
+
+
+def test_chain_clock_keeps_its_anchor_while_the_head_is_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    mono = _frozen_monotonic(monkeypatch)
+    head = _Head(5_000)
+    clock = ChainClock(head)
+    asyncio.run(clock.start())
+    mono[0] += 30
+    asyncio.run(clock.refresh())  # an idle chain: the same head again
+    assert clock.now() == 5_030  # not stepped back to 5_000
+    head.timestamp = 5_100  # a new block (e.g. after evm_increaseTime)
+    asyncio.run(clock.refresh())
+    assert clock.now() == 5_100
+    assert head.reads == 3
+
+
+def test_chain_clock_without_a_chain_is_wall_time() -> None:
+    clock = ChainClock(None)
+    asyncio.run(clock.start())
+    assert abs(clock.now() - int(time.time())) <= 1
+
+
+def test_chain_clock_survives_a_failed_refresh(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    mono = _frozen_monotonic(monkeypatch)
+    head = _Head(5_000)
+    clock = ChainClock(head, refresh_s=0)
+
+    async def main() -> None:
+        await clock.start()
+        head.fail_next = True  # the first background read fails, the next succeeds
+        task = asyncio.create_task(clock.run())
+        await asyncio.wait_for(head.read_again.wait(), 60)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    caplog.set_level("WARNING", logger="provider.clock")
+    asyncio.run(main())
+    assert "clock.refresh_failed" in caplog.text
+    mono[0] += 2
+    assert clock.now() == 5_002

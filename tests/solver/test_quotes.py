@@ -156,3 +156,46 @@ def test_quote_digest_matches_abi_encoding() -> None:
         )
     )
     assert quote_digest(quote) == expected
+
+
+@pytest.mark.parametrize("backend", ["aiohttp", "httpx"])
+def test_a_provider_still_answering_does_not_hold_the_round_past_its_window(
+    fleet: StubFleet, backend: str
+) -> None:
+    """A provider that answers only after the round has returned: if the round waited for every
+    provider it would never return (guarded by ``wait_for``); it closes at its window instead."""
+    from aiohttp import web
+
+    async def main() -> tuple[list[str], int]:
+        released = asyncio.Event()
+        asked = 0
+
+        async def held(request: web.Request) -> web.Response:
+            nonlocal asked
+            asked += 1
+            await released.wait()
+            return web.json_response({"error": "late", "message": "too late"}, status=500)
+
+        app = web.Application()
+        app.router.add_post("/quote", held)
+        runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        late = ProviderEntry(name="held", url=f"http://127.0.0.1:{port}", address="0x" + "44" * 20)
+        good = [e for e in fleet.entries() if e.name.startswith("good")]
+        fan = FanOut([*good, late], make_transport(backend), timeout=120.0)
+        try:
+            # the window, not the 120 s per-provider timeout, closes the round
+            quotes = await asyncio.wait_for(fan.gather(_request(), window=5.0), 60)
+        finally:
+            released.set()
+            await fan.aclose()
+            await runner.cleanup()
+        assert fan.breakers["held"].failures == 1
+        return sorted(q.provider.name for q in quotes), asked
+
+    names, asked = asyncio.run(main())
+    assert names == ["good-a", "good-b"]
+    assert asked == 1
