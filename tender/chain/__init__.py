@@ -104,7 +104,15 @@ from tender.chain._structs import (
     polycommit_commitment,
 )
 from tender.chain._token import Token, format_amount, parse_amount
-from tender.chain._tx import NonceManager, PendingTx, TxSender, nonce_manager, resync_nonces
+from tender.chain._tx import (
+    InFlight,
+    NonceManager,
+    PendingTx,
+    TxSender,
+    is_transient,
+    nonce_manager,
+    resync_nonces,
+)
 from tender.chain._view import JobView
 
 __all__ = [
@@ -147,6 +155,7 @@ __all__ = [
     "FeedCursor",
     "FeesWithdrawn",
     "Handler",
+    "InFlight",
     "IntentPosted",
     "Job",
     "JobState",
@@ -205,6 +214,7 @@ __all__ = [
     "deploy_artifact",
     "export_abis",
     "format_amount",
+    "is_transient",
     "load_artifact",
     "market_instances",
     "nonce_manager",
