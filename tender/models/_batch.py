@@ -2,20 +2,29 @@
 
 A batch bundle's circuit is an ONNX graph with ``N`` copies of the model's nodes side by side,
 sharing its weights (initializers): inputs ``input__0 .. input__{N-1}``, outputs in job order.
-With ``polycommit`` inputs EZKL gives every input tensor its own unblinded advice column, so
-the proof's first ``N`` points are the jobs' input commitments, one each, and the instances are
-the jobs' outputs, one slice each (measured with EZKL 23, docs/MODELS.md "Batched settlement")::
+EZKL binds every input tensor on its own (measured with EZKL 23, docs/MODELS.md "Batched
+settlement"), so each job has its own commitment and its own slice of outputs
+(``L = card.layout.output_length``):
 
-    proof[64*i : 64*i + 64]                       job i's input KZG point (x || y, big-endian)
-    instances[i*L : i*L + L]                      job i's outputs (L = card.layout.output_length)
+- ``polycommit``: every input gets its own unblinded advice column, whose KZG commitment is
+  the proof's point ``i``; the instances are the outputs::
 
-Job ``i``'s point depends on job ``i``'s input only: it is ``kzg_commit`` of that input alone
-under the batch bundle's vk, settings and SRS, which is what :func:`tender.models.input_commitment`
-computes for a batch bundle. So a requester commits to its input alone, the market checks
-``keccak256(proof[64*i : 64*i+64])`` against job ``i``'s intent and reads job ``i``'s outputs
-from its slice, and a job's payment depends on its own slice only. The point depends on the
-circuit's size (``2**logrows``) and SRS: an input committed under the batch-4 bundle has another
-commitment under the single or the batch-16 bundle (a job is posted for one of them).
+      proof[64*i : 64*i + 64]          job i's input KZG point (x || y, big-endian)
+      instances[i*L : i*L + L]         job i's outputs
+
+- ``hashed``: one Poseidon hash per input, the hashes first, then the outputs::
+
+      instances[i]                     Poseidon(job i's quantized input)
+      instances[N + i*L : N + i*L + L] job i's outputs
+
+Job ``i``'s commitment depends on job ``i``'s input only: the point is ``kzg_commit`` of that
+input alone (:func:`tender.models.input_commitment` with the batch bundle), the hash its
+Poseidon hash. So a requester commits to its input alone, the market checks job ``i``'s
+commitment against its intent and reads its outputs from its slice, and a job's payment depends
+on its own slice only. A KZG point depends on the input, the SRS and the circuit's size
+(``2**logrows``), not on the circuit otherwise: an input committed for the batch-4 bundle (k 14)
+has another point under the single (k 12) or batch-16 (k 16) bundle; a Poseidon hash is the
+same for every bundle of the model.
 
 A batch proved with fewer than ``N`` jobs is padded with zero inputs; the padding slots are
 nobody's job.
@@ -29,7 +38,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -117,12 +126,16 @@ class JobSlice:
 
     Attributes:
         index: the job's slot in the batch.
-        point: byte range of its input's KZG point in the proof (``[start, end)``).
+        point: byte range of its input's KZG point in the proof (``[start, end)``; polycommit),
+            ``None`` for hashed inputs.
+        commitment: index of its input's Poseidon hash in the instances (hashed), ``None`` for
+            polycommit inputs.
         outputs: range of its outputs in the instances (``[start, end)``).
     """
 
     index: int
-    point: tuple[int, int]
+    point: tuple[int, int] | None
+    commitment: int | None
     outputs: tuple[int, int]
 
 
@@ -130,9 +143,13 @@ def job_slices(card: ModelCard) -> list[JobSlice]:
     """The slices of every slot of a batch card (one for a single-job card)."""
     length = card.layout.output_length
     offset = card.layout.output_offset
+    hashed = card.input_visibility == "hashed"
     return [
         JobSlice(
-            i, (POINT_BYTES * i, POINT_BYTES * (i + 1)), (offset + length * i, offset + length * (i + 1))
+            index=i,
+            point=None if hashed else (POINT_BYTES * i, POINT_BYTES * (i + 1)),
+            commitment=card.layout.commitment_index + i if hashed else None,
+            outputs=(offset + length * i, offset + length * (i + 1)),
         )
         for i in range(card.batch)
     ]
@@ -144,7 +161,8 @@ class JobProof:
 
     Attributes:
         index: its slot.
-        input_commitment: ``keccak256(proof[64i : 64i+64])``: what its intent must carry.
+        input_commitment: what its intent must carry: ``keccak256(proof[64i : 64i+64])``
+            (polycommit) or ``instances[i]`` (hashed).
         output: its outputs as floats.
         output_felts: its outputs as field elements (``instances[i*L : i*L+L]``).
     """
@@ -163,7 +181,8 @@ class BatchProof:
         model: the batch bundle's name.
         onnx_sha256: the batched graph the proof is for (from the card).
         proof: the proof bytes (``verifyProof``'s ``bytes``).
-        instances: every slot's outputs, in slot order (``verifyProof``'s ``uint256[]``).
+        instances: the hashes (hashed inputs) then every slot's outputs, in slot order
+            (``verifyProof``'s ``uint256[]``).
         jobs: the jobs proved (padding slots excluded), in slot order.
         prove_s: seconds spent on witness generation and proving.
     """
@@ -213,8 +232,10 @@ def prove_batch(bundle: Bundle | str | Path, inputs: Sequence[Any]) -> BatchProo
         (scratch / "input.json").write_text(json.dumps({"input_data": padded}))
         started = time.perf_counter()
         try:
-            ezkl.gen_witness(str(scratch / "input.json"), str(b.compiled), str(scratch / "witness.json"),
-                             str(b.vk), str(b.srs))  # fmt: skip
+            keys = (str(b.vk), str(b.srs)) if card.input_visibility == "polycommit" else (None, None)
+            ezkl.gen_witness(
+                str(scratch / "input.json"), str(b.compiled), str(scratch / "witness.json"), *keys
+            )
             raw = ezkl.prove(
                 str(scratch / "witness.json"), str(b.compiled), str(b.pk), None, srs_path=str(b.srs)
             )
@@ -229,9 +250,13 @@ def prove_batch(bundle: Bundle | str | Path, inputs: Sequence[Any]) -> BatchProo
 
 def _job(card: ModelCard, proof: bytes, instances: list[int], slot: JobSlice) -> JobProof:
     felts = instances[slot.outputs[0] : slot.outputs[1]]
+    if slot.point is not None:
+        commitment = point_commitment(proof[slot.point[0] : slot.point[1]])
+    else:
+        commitment = instances[cast(int, slot.commitment)]
     return JobProof(
         index=slot.index,
-        input_commitment=point_commitment(proof[slot.point[0] : slot.point[1]]),
+        input_commitment=commitment,
         output=[dequantize(v, card.output_scale) for v in felts],
         output_felts=felts,
     )
@@ -246,7 +271,9 @@ def job_of(card: ModelCard, proof: bytes, instances: Sequence[int], index: int) 
     if not 0 <= index < card.batch:
         raise ProofError(f"model {card.name} has batch slots 0..{card.batch - 1}, not {index}")
     slot = job_slices(card)[index]
-    if len(proof) < slot.point[1] or len(instances) != card.layout.instance_count:
+    if (slot.point is not None and len(proof) < slot.point[1]) or len(
+        instances
+    ) != card.layout.instance_count:
         raise ProofError(f"the proof or instances are too short for slot {index} of model {card.name}")
     return _job(card, proof, list(instances), slot)
 
@@ -256,8 +283,9 @@ def verify_batch(
 ) -> list[bool]:
     """Check a batch proof job by job, as a market settling each job would.
 
-    Job ``i`` is accepted when the proof verifies and ``keccak256(proof[64i : 64i+64])`` is
-    ``commitments[i]`` (its intent's input commitment; ``None``: an empty slot, not checked).
+    Job ``i`` is accepted when the proof verifies and job ``i``'s commitment (its point's
+    keccak256, or its Poseidon instance) is ``commitments[i]`` (its intent's input commitment;
+    ``None``: an empty slot, not checked).
 
     Returns:
         One flag per commitment; all ``False`` when the proof itself is invalid.
@@ -295,8 +323,9 @@ def self_check(
 
     The calibration samples are run through the circuit ``N`` at a time (witness); the first
     batch is proved and verified, and every slot must hold its own job: its outputs at
-    ``instances[i*L : i*L+L]`` equal to the witness's outputs of input ``i``, and
-    ``proof[64i : 64i+64]`` equal to the KZG commitment of input ``i`` computed alone.
+    ``instances[i*L : i*L+L]`` (after the hashes, if hashed) equal to the witness's outputs of
+    input ``i``, and its commitment equal to the one computed from input ``i`` alone:
+    ``proof[64i : 64i+64]`` its KZG point (polycommit), ``instances[i]`` its Poseidon hash.
 
     Returns:
         (circuit outputs, onnxruntime outputs of the per-job model) for every sample.
@@ -307,19 +336,21 @@ def self_check(
     from tender.models import _runtime
     from tender.models._commit import kzg_points
     from tender.models._ezkl import captured_output
-    from tender.models._felt import quantize
+    from tender.models._felt import poseidon, quantize
 
-    card_batch = len(json.loads(bundle.settings.read_text())["model_input_scales"])
-    n = card_batch
+    settings = json.loads(bundle.settings.read_text())
+    n = len(settings["model_input_scales"])
+    hashed = "Hashed" in json.dumps(settings["run_args"]["input_visibility"])
+    keys = (None, None) if hashed else (str(bundle.vk), str(bundle.srs))
     scratch = bundle.path / "check"
     scratch.mkdir()
     pairs: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = []
-    output_scale = int(json.loads(bundle.settings.read_text())["model_output_scales"][0])
+    output_scale = int(settings["model_output_scales"][0])
     for start in range(0, len(samples), n):
         chunk = [[float(v) for v in samples[(start + i) % len(samples)]] for i in range(n)]
         (scratch / "input.json").write_text(json.dumps({"input_data": chunk}))
         witness = ezkl.gen_witness(str(scratch / "input.json"), str(bundle.compiled), str(scratch / "witness.json"),
-                                   str(bundle.vk), str(bundle.srs))  # fmt: skip
+                                   *keys)  # fmt: skip
         per_output = [[felt_from_hex(f) for f in output] for output in witness["outputs"]]
         heads = len(per_output) // n
         job_outputs = [
@@ -340,13 +371,19 @@ def self_check(
         instances = [felt_from_hex(f) for f in proof["instances"][0]]
         data = proof_bytes(proof["proof"])
         length = len(job_outputs[0])
-        if len(instances) != n * length:
+        before = n if hashed else 0
+        if len(instances) != before + n * length:
             raise BundleError(
-                f"self-check failed: the batch proof has {len(instances)} instances, not {n}x{length}"
+                f"self-check failed: the batch proof has {len(instances)} instances, not {before} + {n}x{length}"
             )
         for i, values in enumerate(chunk):
-            if instances[i * length : (i + 1) * length] != job_outputs[i]:
-                raise BundleError(f"self-check failed: job {i}'s outputs are not at instances {i * length}..")
+            start_i = before + i * length
+            if instances[start_i : start_i + length] != job_outputs[i]:
+                raise BundleError(f"self-check failed: job {i}'s outputs are not at instances {start_i}..")
+            if hashed:
+                if instances[i] != poseidon(quantize(values, input_scale)):
+                    raise BundleError(f"self-check failed: instance {i} is not job {i}'s input hash")
+                continue
             points = kzg_points(bundle, quantize(values, input_scale))
             if len(points) != 1:
                 raise BundleError(f"the input spans {len(points)} polycommit columns; the market binds one")

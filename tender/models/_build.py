@@ -182,8 +182,9 @@ def build(
             :class:`Recipe`'s defaults); ``target``, ``scale``, ``max_logrows`` and ``task``
             override single fields of it.
         batch: jobs per proof. ``N > 1`` builds one circuit over ``N`` inputs of the model
-            sharing its weights (polycommit only: job ``i``'s input commitment is the proof's
-            point ``i``, its outputs the ``i``-th slice of the instances; ``tender.models._batch``),
+            sharing its weights (not for public inputs): job ``i``'s input commitment is the
+            proof's point ``i`` (polycommit) or its Poseidon hash at instance ``i`` (hashed), its
+            outputs the ``i``-th slice of the instances (``tender.models._batch``);
             named ``<name>-batch<N>``; its default size budget is ``max_logrows`` plus
             ``ceil(log2 N)`` (the rows grow with ``N``).
         progress: ``True`` to print a line per step (and a heartbeat during long ones) on
@@ -218,10 +219,10 @@ def build(
         )
     if not 1 <= batch <= MAX_BATCH:
         raise BundleError(f"batch must be between 1 and {MAX_BATCH}, not {batch}")
-    if batch > 1 and input_visibility != "polycommit":
+    if batch > 1 and input_visibility == "public":
         raise BundleError(
-            f"a batch binds each job's input by its own KZG point: input_visibility must be polycommit, "
-            f"not {input_visibility!r}"
+            "a batch binds each job's input by its own commitment: input_visibility must be polycommit or "
+            "hashed, not 'public'"
         )
     overrides = {"target": target, "scale": scale, "max_logrows": max_logrows, "task": task}
     if recipe is None:
@@ -445,7 +446,7 @@ def _build_into(
     output_length = sum(int(np.prod(shape)) for shape in output_shapes)
     output_shape = output_shapes[0] if len(output_shapes) == 1 else (output_length,)
     # instances before the outputs: the Poseidon hash (hashed), the input (public), none (polycommit)
-    before = {"hashed": 1, "public": int(np.prod(input_shape)), "polycommit": 0}[input_visibility]
+    before = {"hashed": batch, "public": int(np.prod(input_shape)), "polycommit": 0}[input_visibility]
     layout = InstanceLayout(
         commitment_index=0 if input_visibility == "hashed" else -1,
         output_offset=before,

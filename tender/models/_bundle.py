@@ -203,12 +203,16 @@ class ModelCard:
     def batch_layout(self) -> dict[str, int]:
         """Where each job of a (batch) proof sits, for a market that settles ``batchSize`` jobs
         with one proof: job ``i``'s input commitment is ``keccak256(proof[pointStride*i :
-        pointStride*i + 64])`` and its outputs are ``instances[outputOffset + outputStride*i :
-        ... + outputLength]``; the proof has ``instanceCount`` instances in all."""
+        pointStride*i + 64])`` (``inputBinding`` 1, polycommit) or ``instances[commitmentIndex +
+        i]`` (``inputBinding`` 0, hashed), its outputs are ``instances[outputOffset +
+        outputStride*i : ... + outputLength]``; the proof has ``instanceCount`` instances in all."""
         layout = self.layout
+        hashed = self.input_visibility == "hashed"
         return {
             "batchSize": self.batch,
-            "pointStride": 64,
+            "inputBinding": INPUT_HASHED if hashed else INPUT_POLYCOMMIT,
+            "pointStride": 0 if hashed else 64,
+            "commitmentIndex": layout.commitment_index if hashed else 0,
             "outputOffset": layout.output_offset,
             "outputLength": layout.output_length,
             "outputStride": layout.output_length,
@@ -290,8 +294,10 @@ class ModelCard:
             ("input binding", self._binding_text()),
             ("instances", f"outputs @{self.layout.output_offset}..+{self.layout.output_length}, "
                           f"{self.layout.instance_count} in all"),
-            *([("batch", f"{self.batch} jobs per proof: job i's input point proof[64i:64i+64], outputs "
-                         f"@{self.layout.output_offset}+{self.layout.output_length}i..+{self.layout.output_length}")]
+            *([("batch", f"{self.batch} jobs per proof: job i's input "
+                         + ("hash instance i" if self.input_visibility == "hashed" else "point proof[64i:64i+64]")
+                         + f", outputs @{self.layout.output_offset}+{self.layout.output_length}i"
+                         f"..+{self.layout.output_length}")]
               if self.batch > 1 else []),
             ("accuracy", self._accuracy_text()),
             ("settings sha256", self.settings_sha256),

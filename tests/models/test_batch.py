@@ -62,8 +62,8 @@ def test_batch_bundle_card(batch_bundle: Bundle, bundles: dict[str, Bundle]) -> 
     assert card.output_shape == bundles["mlp"].card.output_shape
     assert (card.layout.output_offset, card.layout.output_length, card.layout.instance_count) == (0, 10, 40)
     assert card.batch_layout() == {
-        "batchSize": 4, "pointStride": 64, "outputOffset": 0, "outputLength": 10, "outputStride": 10,
-        "instanceCount": 40,
+        "batchSize": 4, "inputBinding": 1, "pointStride": 64, "commitmentIndex": 0, "outputOffset": 0,
+        "outputLength": 10, "outputStride": 10, "instanceCount": 40,
     }  # fmt: skip
     assert [(s.point, s.outputs) for s in job_slices(card)] == [
         ((64 * i, 64 * i + 64), (10 * i, 10 * i + 10)) for i in range(N)
@@ -138,8 +138,8 @@ def test_batch_bundles_refuse_single_job_use(
         prove_batch(bundles["mlp"], inputs[:1])
     with pytest.raises(BundleError, match="single-job delivery"):
         registry_entry(batch_bundle, verifier="0x" + "11" * 20, owner="0x" + "22" * 20, chain_id=31337)
-    with pytest.raises(BundleError, match="polycommit"):
-        build(MLP / "model.onnx", MLP / "calibration.json", batch=N, input_visibility="hashed")
+    with pytest.raises(BundleError, match="polycommit or hashed, not 'public'"):
+        build(MLP / "model.onnx", MLP / "calibration.json", batch=N, input_visibility="public")
     with pytest.raises(BundleError, match="batch must be"):
         build(MLP / "model.onnx", MLP / "calibration.json", batch=0)
 
@@ -168,9 +168,35 @@ def test_cli_builds_a_batch(batch_bundle: Bundle, tmp_path: Path) -> None:
     assert str(batch_bundle.path) in built.output.replace("\n", "")
     refused = subprocess.run(
         [sys.executable, "-c", "from tender.cli import main; main()", "model", *args,
-         "--input-visibility", "hashed"],
+         "--input-visibility", "public"],
         capture_output=True, text=True, cwd=ROOT, check=False,
     )  # fmt: skip
     assert refused.returncode == 2, refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
-    assert "polycommit" in refused.stderr
+    assert "polycommit or hashed" in refused.stderr
+
+
+def test_hashed_batch_puts_one_hash_per_job_first(
+    batch_bundle: Bundle, inputs: list[list[float]], chain: Any
+) -> None:
+    hashed = build(MLP / "model.onnx", MLP / "calibration.json", batch=N, input_visibility="hashed")
+    card = hashed.card
+    assert card.batch_layout() == {
+        "batchSize": 4, "inputBinding": 0, "pointStride": 0, "commitmentIndex": 0, "outputOffset": 4,
+        "outputLength": 10, "outputStride": 10, "instanceCount": 44,
+    }  # fmt: skip
+    proof = prove_batch(hashed, inputs[:N])
+    commitments = [input_commitment(card, x) for x in inputs[:N]]  # Poseidon: the card is enough
+    assert proof.instances[:N] == commitments
+    assert [job.input_commitment for job in proof.jobs] == commitments
+    assert verify_batch(hashed, proof, commitments) == [True] * N
+    for job, x in zip(proof.jobs, inputs[:N], strict=True):
+        assert max(abs(a - b) for a, b in zip(job.output, infer(hashed, x), strict=True)) < 0.2
+    swapped = prove_batch(hashed, [inputs[0], inputs[6], *inputs[2:N]])
+    assert verify_batch(hashed, swapped, commitments) == [True, False, True, True]
+    # the same jobs' outputs as the polycommit batch proves
+    poly = prove_batch(batch_bundle, inputs[:N])
+    assert [j.output_felts for j in proof.jobs] == [j.output_felts for j in poly.jobs]
+    address = deploy_verifier(chain.w3, chain.sender, hashed)
+    verifier = chain.w3.eth.contract(address=Web3.to_checksum_address(address), abi=hashed.verifier()["abi"])
+    assert verifier.functions.verifyProof(*proof.calldata()).call() is True
