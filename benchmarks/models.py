@@ -39,10 +39,11 @@ scale and error from the witness, no keys). Writes ``benchmarks/results/models_k
 proof (N = 1) and N jobs per proof (``build(..., batch=N)``, N = 4, 16): prove wall seconds
 (median of ``--runs``), CPU seconds per query (all threads), ``verifyProof`` gas of the whole
 transaction on Anvil (``eth_estimateGas`` and the mined receipt) per query, keys' sizes, with
-each job's commitment and outputs checked in its slot. Its rows (``model`` ``mlp-batch<N>``)
+each job's commitment and outputs checked in its slot, for both input bindings. Its rows
+(``model`` ``mlp-batch<N>`` and ``mlp-batch<N>-hashed``)
 replace earlier batch rows in ``benchmarks/results/models.json``; other rows stay::
 
-    .venv/bin/python benchmarks/models.py --batch [--sizes 1 4 16] [--runs 3]
+    .venv/bin/python benchmarks/models.py --batch [--sizes 1 4 16] [--visibilities polycommit hashed] [--runs 3]
 """
 
 from __future__ import annotations
@@ -507,7 +508,7 @@ def kinds(only: list[str], out: Path, runs: int, console: Console) -> int:
     return 0
 
 
-def measure_batch(n: int, w3: Web3, sender: TxSender, *, runs: int) -> dict[str, Any]:
+def measure_batch(n: int, visibility: str, w3: Web3, sender: TxSender, *, runs: int) -> dict[str, Any]:
     """One row of ``--batch``: N jobs of the sample MLP per proof (N = 1: the ordinary bundle)."""
     mlp = SAMPLE_MODELS / "mlp"
     samples = [s["input"] for s in json.loads((mlp / "samples.json").read_text())["samples"]]
@@ -515,7 +516,7 @@ def measure_batch(n: int, w3: Web3, sender: TxSender, *, runs: int) -> dict[str,
         -1, 64
     )
     pool = [list(map(float, x)) for x in samples] + [list(map(float, x)) for x in calibration]
-    bundle = build(mlp / "model.onnx", mlp / "calibration.json", batch=n)
+    bundle = build(mlp / "model.onnx", mlp / "calibration.json", batch=n, input_visibility=visibility)  # type: ignore[arg-type]
     card = bundle.card
     groups = [[pool[(r * n + i) % len(pool)] for i in range(n)] for r in range(runs)]
     before = resource.getrusage(resource.RUSAGE_SELF)
@@ -542,8 +543,9 @@ def measure_batch(n: int, w3: Web3, sender: TxSender, *, runs: int) -> dict[str,
     timings = json.loads((bundle.path / "build_timings.json").read_text())
     gas = int(receipt["gasUsed"])
     return {
-        "model": card.name if n > 1 else "mlp-batch1",
+        "model": f"mlp-batch{n}" + ("-hashed" if visibility == "hashed" else ""),
         "batch": n,
+        "input_visibility": visibility,
         "logrows": card.logrows,
         "instances": card.layout.instance_count,
         "pk_bytes": bundle.pk.stat().st_size,
@@ -569,18 +571,21 @@ def measure_batch(n: int, w3: Web3, sender: TxSender, *, runs: int) -> dict[str,
     }
 
 
-def batches(sizes: list[int], out: Path, runs: int, console: Console) -> int:
+def batches(sizes: list[int], visibilities: list[str], out: Path, runs: int, console: Console) -> int:
     """``--batch``: measure, print, and merge the rows into ``out`` (other rows kept)."""
     rows = []
     with Anvil() as anvil:
         w3 = Web3(Web3.HTTPProvider(anvil.rpc_url))
         sender = TxSender(w3, DEV_KEYS[0])
-        for n in sizes:
-            with console.status(f"batch {n}: build (cached after the first run), {runs} proofs, gas"):
-                rows.append(measure_batch(n, w3, sender, runs=runs))
-            console.print(json.dumps(rows[-1]))
+        for visibility in visibilities:
+            for n in sizes:
+                with console.status(
+                    f"batch {n} {visibility}: build (cached after the first run), {runs} proofs"
+                ):
+                    rows.append(measure_batch(n, visibility, w3, sender, runs=runs))
+                console.print(json.dumps(rows[-1]))
     table = Table(title=f"Batched settlement, sample MLP ({os.cpu_count()} CPU cores, dev SRS: insecure)")
-    columns = ("batch", "logrows", "instances", "pk_bytes", "proof_bytes", "prove_s", "prove_s_per_query",
+    columns = ("input_visibility", "batch", "logrows", "instances", "pk_bytes", "proof_bytes", "prove_s", "prove_s_per_query",
                "prove_cpu_s_per_query", "verify_gas", "verify_gas_per_query", "load_avg_1m")  # fmt: skip
     for column in columns:
         table.add_column(column, justify="right")
@@ -613,12 +618,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--batch", action="store_true", help="measure batched proofs instead (see above)")
     parser.add_argument("--sizes", nargs="*", type=int, default=[1, 4, 16], help="--batch: jobs per proof")
+    parser.add_argument("--visibilities", nargs="*", default=["polycommit", "hashed"],
+                        help="--batch: input bindings measured")  # fmt: skip
     args = parser.parse_args(argv)
     if args.quick:
         args.runs = 2
     if args.batch:
         console = Console() if sys.stdout.isatty() else Console(width=200)
-        return batches(args.sizes, args.out or RESULTS, min(args.runs, 3), console)
+        return batches(args.sizes, args.visibilities, args.out or RESULTS, min(args.runs, 3), console)
     if args.kinds:
         console = Console() if sys.stdout.isatty() else Console(width=240)
         return kinds(args.only, args.out or KINDS_RESULTS, min(args.runs, 2), console)
