@@ -27,7 +27,14 @@ from __future__ import annotations
 
 from tender.chain._structs import INPUT_HASHED, INPUT_POLYCOMMIT
 from tender.errors import ModelError
-from tender.models._batch import BatchProof, JobProof, job_of, prove_batch, verify_batch
+from tender.models._batch import (
+    BatchProof,
+    JobProof,
+    job_of,
+    market_batch_instances,
+    prove_batch,
+    verify_batch,
+)
 from tender.models._build import DEFAULT_INPUT_VISIBILITY, RECIPE, build, build_key
 from tender.models._bundle import INSECURE_SRS_WARNING, Bundle, InstanceLayout, ModelCard
 from tender.models._cli import cli_group
@@ -106,6 +113,7 @@ __all__ = [
     "infer_batch",
     "input_commitment",
     "job_of",
+    "market_batch_instances",
     "proof_commitment",
     "prove",
     "prove_batch",

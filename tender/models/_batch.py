@@ -395,3 +395,36 @@ def self_check(
 
     shutil.rmtree(scratch)
     return pairs
+
+
+def market_batch_instances(
+    card: ModelCard, commitments: Sequence[int], outputs: Sequence[Sequence[int]]
+) -> list[int]:
+    """The instance vector a market builds for a batch delivery (the reference for a
+    ``deliverBatch``): slot ``i`` gets job ``i``'s outputs at ``outputOffset + outputStride*i``
+    and, for hashed inputs, job ``i``'s intent commitment at ``commitmentIndex + i``. A
+    polycommit market checks ``keccak256(proof[64i : 64i+64])`` against ``commitments[i]``
+    instead (:func:`job_of`); the commitments are unused here then.
+
+    Args:
+        card: a batch card.
+        commitments: one per slot (its job's intent commitment; a padding slot's own).
+        outputs: one field-element list per slot (``outputLength`` each).
+
+    Raises:
+        BundleError: not one commitment and one output of the right length per slot.
+    """
+    layout = card.batch_layout()
+    n = layout["batchSize"]
+    if len(commitments) != n or len(outputs) != n:
+        raise BundleError(f"a batch of model {card.name} has {n} slots: got {len(commitments)} commitments, "
+                          f"{len(outputs)} outputs")  # fmt: skip
+    instances = [0] * layout["instanceCount"]
+    for i, (commitment, output) in enumerate(zip(commitments, outputs, strict=True)):
+        if len(output) != layout["outputLength"]:
+            raise BundleError(f"slot {i}'s output has {len(output)} elements, not {layout['outputLength']}")
+        if card.input_visibility == "hashed":
+            instances[layout["commitmentIndex"] + i] = int(commitment)
+        start = layout["outputOffset"] + layout["outputStride"] * i
+        instances[start : start + len(output)] = [int(v) for v in output]
+    return instances

@@ -23,6 +23,7 @@ from tender.models import (
     infer,
     input_commitment,
     job_of,
+    market_batch_instances,
     prove,
     prove_batch,
     registry_entry,
@@ -93,6 +94,8 @@ def test_each_slot_holds_its_own_job(
     commitments = [input_commitment(batch_bundle, x) for x in inputs[:N]]
     assert len(set(commitments)) == N
     assert verify_batch(batch_bundle, batch_proof, commitments) == [True] * N
+    outputs = [job.output_felts for job in batch_proof.jobs]
+    assert market_batch_instances(batch_bundle.card, commitments, outputs) == batch_proof.instances
 
 
 def test_a_swapped_input_fails_only_its_own_job(
@@ -200,3 +203,13 @@ def test_hashed_batch_puts_one_hash_per_job_first(
     address = deploy_verifier(chain.w3, chain.sender, hashed)
     verifier = chain.w3.eth.contract(address=Web3.to_checksum_address(address), abi=hashed.verifier()["abi"])
     assert verifier.functions.verifyProof(*proof.calldata()).call() is True
+    # a market builds the instances from the intents' commitments and the delivered outputs
+    built = market_batch_instances(card, commitments, [job.output_felts for job in proof.jobs])
+    assert built == proof.instances
+    assert verifier.functions.verifyProof(proof.proof, built).call() is True
+    # the same proof offered for job 1's intent with another input: the verifier refuses it
+    other = market_batch_instances(
+        card, [*commitments[:1], 12345, *commitments[2:]], [j.output_felts for j in proof.jobs]
+    )
+    with pytest.raises(Exception):  # noqa: B017,PT011  # EZKL's verifier reverts
+        assert verifier.functions.verifyProof(proof.proof, other).call() is not True
