@@ -258,6 +258,12 @@ class ModelCard:
             raise BundleError(f"model card is malformed: {exc}") from exc
 
     def _binding_text(self) -> str:
+        if self.batch > 1 and self.input_visibility == "polycommit":
+            return (
+                "polycommit: job i's intent commitment = keccak256(proof[64i:64i+64]), its input's KZG point"
+            )
+        if self.batch > 1:
+            return f"hashed: Poseidon(job i's input) = instance {self.layout.commitment_index} + i"
         if self.input_visibility == "polycommit":
             return "polycommit: intent commitment = keccak256(proof[0:64]), the input column's KZG point"
         if self.input_visibility == "hashed":
