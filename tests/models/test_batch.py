@@ -18,6 +18,7 @@ from tender.models import (
     Bundle,
     BundleError,
     InputError,
+    build,
     cli_group,
     deploy_verifier,
     infer,
@@ -30,7 +31,6 @@ from tender.models import (
     verify_batch,
 )
 from tender.models._batch import job_slices
-from tender.models._build import build
 from tender.paths import ROOT, SAMPLE_MODELS
 
 pytestmark = pytest.mark.slow
