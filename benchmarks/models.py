@@ -34,6 +34,16 @@ on Anvil and the card's error against onnxruntime; next to each, plain EZKL's de
 scale and error from the witness, no keys). Writes ``benchmarks/results/models_kinds.json``::
 
     .venv/bin/python benchmarks/models.py --kinds [--only lstm ...] [--runs 2]
+
+``--batch`` instead measures batched settlement (issue #17): the sample MLP proved one job per
+proof (N = 1) and N jobs per proof (``build(..., batch=N)``, N = 4, 16): prove wall seconds
+(median of ``--runs``), CPU seconds per query (all threads), ``verifyProof`` gas of the whole
+transaction on Anvil (``eth_estimateGas`` and the mined receipt) per query, keys' sizes, with
+each job's commitment and outputs checked in its slot, for both input bindings. Its rows
+(``model`` ``mlp-batch<N>`` and ``mlp-batch<N>-hashed``)
+replace earlier batch rows in ``benchmarks/results/models.json``; other rows stay::
+
+    .venv/bin/python benchmarks/models.py --batch [--sizes 1 4 16] [--visibilities polycommit hashed] [--runs 3]
 """
 
 from __future__ import annotations
@@ -63,6 +73,7 @@ from web3.types import TxParams
 from tender.anvil import DEV_KEYS, Anvil
 from tender.chain import TxSender
 from tender.models import (
+    BatchProof,
     Bundle,
     Recipe,
     _runtime,
@@ -72,7 +83,9 @@ from tender.models import (
     infer,
     input_commitment,
     prove,
+    prove_batch,
     verify,
+    verify_batch,
 )
 from tender.models._build import RECIPE, ezkl_input_shape
 from tender.models._ezkl import captured_output, dev_srs, ezkl, run_coroutine, write_evm_verifier
@@ -498,6 +511,97 @@ def kinds(only: list[str], out: Path, runs: int, console: Console) -> int:
     return 0
 
 
+def measure_batch(n: int, visibility: str, w3: Web3, sender: TxSender, *, runs: int) -> dict[str, Any]:
+    """One row of ``--batch``: N jobs of the sample MLP per proof (N = 1: the ordinary bundle)."""
+    mlp = SAMPLE_MODELS / "mlp"
+    samples = [s["input"] for s in json.loads((mlp / "samples.json").read_text())["samples"]]
+    calibration = np.asarray(json.loads((mlp / "calibration.json").read_text())["input_data"][0]).reshape(
+        -1, 64
+    )
+    pool = [list(map(float, x)) for x in samples] + [list(map(float, x)) for x in calibration]
+    bundle = build(mlp / "model.onnx", mlp / "calibration.json", batch=n, input_visibility=visibility)  # type: ignore[arg-type]
+    card = bundle.card
+    groups = [[pool[(r * n + i) % len(pool)] for i in range(n)] for r in range(runs)]
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    proofs: list[Any] = [prove(bundle, b[0]) if n == 1 else prove_batch(bundle, b) for b in groups]
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    proof = proofs[0]
+    if isinstance(proof, BatchProof):  # every slot holds its own job, as the market will read it
+        commitments = [input_commitment(bundle, x) for x in groups[0]]
+        assert verify_batch(bundle, proof, commitments) == [True] * n
+        for job, x in zip(proof.jobs, groups[0], strict=True):
+            assert max(abs(a - b) for a, b in zip(job.output, infer(bundle, x), strict=True)) < 0.2
+    else:
+        assert verify(bundle, proof)
+        assert proof.input_commitment == input_commitment(bundle, groups[0][0])
+    address = deploy_verifier(w3, sender, bundle)
+    contract = w3.eth.contract(address=Web3.to_checksum_address(address), abi=bundle.verifier()["abi"])
+    call = contract.functions.verifyProof(*proof.calldata())
+    assert call.call() is True
+    estimate = int(call.estimate_gas({"from": sender.address}))
+    receipt = sender.send(call)
+    timings = json.loads((bundle.path / "build_timings.json").read_text())
+    gas = int(receipt["gasUsed"])
+    return {
+        "model": f"mlp-batch{n}" + ("-hashed" if visibility == "hashed" else ""),
+        "batch": n,
+        "input_visibility": visibility,
+        "logrows": card.logrows,
+        "instances": card.layout.instance_count,
+        "pk_bytes": bundle.pk.stat().st_size,
+        "vk_bytes": bundle.vk.stat().st_size,
+        "srs_bytes": bundle.srs.stat().st_size,
+        "proof_bytes": len(proof.proof),
+        "calldata_bytes": len(bytes.fromhex(contract.encode_abi("verifyProof", args=proof.calldata())[2:])),
+        "setup_s": round(timings["setup_s"], 3),
+        "prove_s": round(statistics.median(p.prove_s for p in proofs), 3),
+        "prove_s_per_query": round(statistics.median(p.prove_s for p in proofs) / n, 3),
+        "prove_cpu_s_per_query": round(cpu_s / runs / n, 3),
+        "prove_wall_s_total": round(wall, 2),
+        "verify_gas": gas,
+        "verify_gas_estimate": estimate,
+        "verify_gas_per_query": gas // n,
+        "verifier_deploy_bytes": len(bytes.fromhex(bundle.verifier()["deployed_bytecode"][2:])),
+        "max_abs_error": card.max_abs_error,
+        "circuit_agreement": card.circuit_agreement,
+        "runs": runs,
+        "insecure_srs": card.insecure_srs,
+        "cpu_cores": os.cpu_count(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+def batches(sizes: list[int], visibilities: list[str], out: Path, runs: int, console: Console) -> int:
+    """``--batch``: measure, print, and merge the rows into ``out`` (other rows kept)."""
+    rows = []
+    with Anvil() as anvil:
+        w3 = Web3(Web3.HTTPProvider(anvil.rpc_url))
+        sender = TxSender(w3, DEV_KEYS[0])
+        for visibility in visibilities:
+            for n in sizes:
+                with console.status(
+                    f"batch {n} {visibility}: build (cached after the first run), {runs} proofs"
+                ):
+                    rows.append(measure_batch(n, visibility, w3, sender, runs=runs))
+                console.print(json.dumps(rows[-1]))
+    table = Table(title=f"Batched settlement, sample MLP ({os.cpu_count()} CPU cores, dev SRS: insecure)")
+    columns = ("input_visibility", "batch", "logrows", "instances", "pk_bytes", "proof_bytes", "prove_s", "prove_s_per_query",
+               "prove_cpu_s_per_query", "verify_gas", "verify_gas_per_query", "load_avg_1m")  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(*(f"{row[c]:,}" if isinstance(row[c], int) else str(row[c]) for c in columns))
+    console.print(table)
+    kept = json.loads(out.read_text()) if out.is_file() else []
+    names = {row["model"] for row in rows}
+    out.write_text(json.dumps([r for r in kept if r.get("model") not in names] + rows, indent=1) + "\n")
+    console.print(f"load average {os.getloadavg()[0]:.1f} -> {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -515,9 +619,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", nargs="*", default=[], help="--sweep / --kinds: only these variants / kinds"
     )
+    parser.add_argument("--batch", action="store_true", help="measure batched proofs instead (see above)")
+    parser.add_argument("--sizes", nargs="*", type=int, default=[1, 4, 16], help="--batch: jobs per proof")
+    parser.add_argument("--visibilities", nargs="*", default=["polycommit", "hashed"],
+                        help="--batch: input bindings measured")  # fmt: skip
     args = parser.parse_args(argv)
     if args.quick:
         args.runs = 2
+    if args.batch:
+        console = Console() if sys.stdout.isatty() else Console(width=200)
+        return batches(args.sizes, args.visibilities, args.out or RESULTS, min(args.runs, 3), console)
     if args.kinds:
         console = Console() if sys.stdout.isatty() else Console(width=240)
         return kinds(args.only, args.out or KINDS_RESULTS, min(args.runs, 2), console)

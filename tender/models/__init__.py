@@ -16,6 +16,8 @@ Bundles bind the input with ``polycommit`` by default: the commitment is
 ``keccak256(proof[0:64])``, the KZG commitment of the input column, which a requester computes
 with the bundle's vk and SRS (so ``input_commitment`` needs the bundle, not only its card);
 ``build(..., input_visibility="hashed")`` makes the Poseidon-instance variant instead.
+``build(..., batch=N)`` makes one circuit over N jobs (``prove_batch``: job i's commitment is the
+proof's point i, its outputs the i-th slice of the instances; docs/MODELS.md "Batched settlement").
 The circuit's scale is chosen for accuracy within a size budget (``Recipe``: ``target``,
 ``scale``, ``max_logrows``, ``task``; docs/MODELS.md); models that cannot be carried are
 refused up front (``UnsupportedModel``, ``CircuitTooLarge``). Bundles built with ``srs="dev"`` use a locally generated SRS: insecure, development only.
@@ -25,6 +27,14 @@ from __future__ import annotations
 
 from tender.chain._structs import INPUT_HASHED, INPUT_POLYCOMMIT
 from tender.errors import ModelError
+from tender.models._batch import (
+    BatchProof,
+    JobProof,
+    job_of,
+    market_batch_instances,
+    prove_batch,
+    verify_batch,
+)
 from tender.models._build import DEFAULT_INPUT_VISIBILITY, RECIPE, build, build_key
 from tender.models._bundle import INSECURE_SRS_WARNING, Bundle, InstanceLayout, ModelCard
 from tender.models._cli import cli_group
@@ -75,12 +85,14 @@ __all__ = [
     "LOCAL_CHAIN_IDS",
     "RECIPE",
     "SCALES",
+    "BatchProof",
     "Bundle",
     "BundleError",
     "CircuitTooLarge",
     "InputError",
     "InsecureSrsError",
     "InstanceLayout",
+    "JobProof",
     "ModelCard",
     "ModelError",
     "ModelHashMismatch",
@@ -105,13 +117,17 @@ __all__ = [
     "infer",
     "infer_batch",
     "input_commitment",
+    "job_of",
+    "market_batch_instances",
     "proof_commitment",
     "prove",
+    "prove_batch",
     "quantize",
     "register_model",
     "registered_models",
     "registry_entry",
     "verifier_calldata",
     "verify",
+    "verify_batch",
     "witness_keys",
 ]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+import math
 import multiprocessing
 import os
 import shutil
@@ -32,6 +33,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +42,8 @@ import numpy as np
 from eth_utils import keccak
 
 from tender.models import _errors, _runtime
+from tender.models._batch import JOB_ONNX, MAX_BATCH, batch_calibration, batch_graph
+from tender.models._batch import self_check as batch_self_check
 from tender.models._bundle import CARD_FILE, Bundle, InstanceLayout, ModelCard, sha256_file
 from tender.models._commit import ensure_commit_basis, kzg_points
 from tender.models._commit import proof_bytes as _proof_bytes
@@ -87,8 +91,10 @@ def build_key(
     name: str,
     input_visibility: str,
     recipe: Recipe | None = None,
+    batch: int = 1,
 ) -> str:
-    """The cache key of a bundle: hashes of everything that changes what gets built."""
+    """The cache key of a bundle: hashes of everything that changes what gets built (a
+    single-job bundle's key is the one it had before batches existed)."""
     material = {
         "onnx": _sha256_bytes(onnx_bytes),
         "calibration": _sha256_bytes(calibration_bytes),
@@ -97,6 +103,7 @@ def build_key(
         "name": name,
         "input_visibility": input_visibility,
         **(recipe or Recipe()).key_material(),
+        **({"batch": batch} if batch > 1 else {}),
     }
     return _sha256_bytes(json.dumps(material, sort_keys=True).encode())
 
@@ -153,6 +160,7 @@ def build(
     scale: int | None = None,
     max_logrows: int | None = None,
     task: Task | None = None,
+    batch: int = 1,
     progress: bool | Report = False,
 ) -> Bundle:
     """Build (or reuse) the bundle for one ONNX model.
@@ -173,6 +181,12 @@ def build(
         recipe: how to size the circuit (default: ``recipe.json`` next to the model, else
             :class:`Recipe`'s defaults); ``target``, ``scale``, ``max_logrows`` and ``task``
             override single fields of it.
+        batch: jobs per proof. ``N > 1`` builds one circuit over ``N`` inputs of the model
+            sharing its weights (not for public inputs): job ``i``'s input commitment is the
+            proof's point ``i`` (polycommit) or its Poseidon hash at instance ``i`` (hashed), its
+            outputs the ``i``-th slice of the instances (``tender.models._batch``);
+            named ``<name>-batch<N>``; its default size budget is ``max_logrows`` plus
+            ``ceil(log2 N)`` (the rows grow with ``N``).
         progress: ``True`` to print a line per step (and a heartbeat during long ones) on
             stderr, or a callable taking each line.
 
@@ -203,12 +217,21 @@ def build(
         raise BundleError(
             f"input_visibility must be one of {', '.join(VISIBILITIES)}, not {input_visibility!r}"
         )
+    if not 1 <= batch <= MAX_BATCH:
+        raise BundleError(f"batch must be between 1 and {MAX_BATCH}, not {batch}")
+    if batch > 1 and input_visibility == "public":
+        raise BundleError(
+            "a batch binds each job's input by its own commitment: input_visibility must be polycommit or "
+            "hashed, not 'public'"
+        )
     overrides = {"target": target, "scale": scale, "max_logrows": max_logrows, "task": task}
     if recipe is None:
         recipe = Recipe.for_model(onnx_path, **overrides)
     else:
         recipe = Recipe(**{**recipe.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
-    name = name or _model_name(onnx_path)
+    if batch > 1 and max_logrows is None:  # the budget is per job: N jobs need ~log2(N) more rows
+        recipe = replace(recipe, max_logrows=min(26, recipe.max_logrows + math.ceil(math.log2(batch))))
+    name = name or _model_name(onnx_path) + (f"-batch{batch}" if batch > 1 else "")
     srs_file: Path | None = None
     if str(srs) == "dev":
         srs_choice = "dev"
@@ -228,8 +251,9 @@ def build(
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     onnx_bytes, calibration_bytes = onnx_path.read_bytes(), calibration_path.read_bytes()
     key = build_key(
-        onnx_bytes, calibration_bytes, srs_choice, name=name, input_visibility=input_visibility, recipe=recipe
-    )
+        onnx_bytes, calibration_bytes, srs_choice, name=name, input_visibility=input_visibility, recipe=recipe,
+        batch=batch,
+    )  # fmt: skip
     final = root / "models" / f"{name}-{key[:16]}"
     if (final / CARD_FILE).is_file():
         return _with_basis(Bundle.load(final))
@@ -244,7 +268,7 @@ def build(
         _in_child(
             report,
             work=work, onnx_src=onnx_path, calibration_src=calibration_path, srs_file=srs_file, root=root,
-            name=name, key=key, input_visibility=input_visibility, recipe=recipe,
+            name=name, key=key, input_visibility=input_visibility, recipe=recipe, batch=batch,
         )  # fmt: skip
         try:
             os.replace(work, final)
@@ -356,11 +380,24 @@ def _build_into(
     key: str,
     input_visibility: str,
     recipe: Recipe,
+    batch: int = 1,
 ) -> None:
-    shutil.copyfile(onnx_src, work / "model.onnx")
     shutil.copyfile(calibration_src, work / "calibration.json")
     partial = Bundle(work, None)  # type: ignore[arg-type]  # paths only until the card exists
     log = work / "build.log"
+    calibration_data = partial.calibration
+    job_onnx = work / "model.onnx"
+    if batch > 1:  # model.onnx: the batched graph the circuit is compiled from; job.onnx: one job
+        job_onnx = work / JOB_ONNX
+        shutil.copyfile(onnx_src, job_onnx)
+        batch_graph(job_onnx, partial.onnx, batch)
+        job_shape = tuple(int(d) for d in ezkl_input_shape(job_onnx))
+        calibration_data = work / "calibration.batch.json"
+        batch_calibration(
+            _calibration_samples(calibration_src, int(np.prod(job_shape))), calibration_data, batch
+        )
+    else:
+        shutil.copyfile(onnx_src, partial.onnx)
     timings: dict[str, float] = {}
     clock = [time.perf_counter()]
 
@@ -375,7 +412,7 @@ def _build_into(
         step(f"settings and calibration ({recipe.target}, scales {'-'.join(map(str, recipe.candidates()))}, "
              f"max logrows {recipe.max_logrows})")  # fmt: skip
         chosen = calibrate(
-            partial.onnx, partial.calibration, partial.settings, recipe,
+            partial.onnx, calibration_data, partial.settings, recipe,
             name=name, input_visibility=input_visibility, log=log, report=report,
         )  # fmt: skip
         timed("settings_s")
@@ -407,30 +444,38 @@ def _build_into(
     except RuntimeError as exc:
         raise BundleError(f"EZKL failed building {name}: {exc} (see {log})") from exc
 
-    input_shape = tuple(int(d) for d in ezkl_input_shape(partial.onnx))
-    # the instance shapes are the public input's (if any), then one per graph output
-    outputs = len(check_graph(partial.onnx, name))
-    output_shapes = [tuple(int(d) for d in shape) for shape in settings["model_instance_shapes"][-outputs:]]
+    input_shape = tuple(int(d) for d in ezkl_input_shape(job_onnx))
+    # the instance shapes are the public input's (if any), then one per graph output (per job)
+    outputs = len(check_graph(job_onnx, name))
+    shapes = settings["model_instance_shapes"][-outputs * batch :][:outputs]
+    output_shapes = [tuple(int(d) for d in shape) for shape in shapes]
     output_length = sum(int(np.prod(shape)) for shape in output_shapes)
     output_shape = output_shapes[0] if len(output_shapes) == 1 else (output_length,)
     # instances before the outputs: the Poseidon hash (hashed), the input (public), none (polycommit)
-    before = {"hashed": 1, "public": int(np.prod(input_shape)), "polycommit": 0}[input_visibility]
+    before = {"hashed": batch, "public": int(np.prod(input_shape)), "polycommit": 0}[input_visibility]
     layout = InstanceLayout(
         commitment_index=0 if input_visibility == "hashed" else -1,
         output_offset=before,
         output_length=output_length,
-        instance_count=before + output_length,
+        instance_count=before + output_length * batch,
     )
     input_scale = int(settings["model_input_scales"][0])
     output_scale = int(settings["model_output_scales"][0])
     accuracy = _accuracy(onnx_src)
-    task = recipe.task or infer_task(partial.onnx, meta_accuracy=accuracy)
+    task = recipe.task or infer_task(job_onnx, meta_accuracy=accuracy)
 
     step(f"self-check (witness, prove, verify; {task} error on {AGREEMENT_SAMPLES} calibration samples)")
-    errors = _check(
-        partial, calibration_src, input_shape, input_scale, output_scale, layout,
-        visibility=input_visibility, log=log,
-    )  # fmt: skip
+    if batch > 1:
+        errors = _Errors()
+        samples = _calibration_samples(calibration_src, int(np.prod(input_shape)))[:AGREEMENT_SAMPLES]
+        for circuit, reference in batch_self_check(partial, samples, input_shape, input_scale, log):
+            errors.add(circuit, reference)
+        errors.max_abs = round(errors.max_abs, 6)
+    else:
+        errors = _check(
+            partial, calibration_src, input_shape, input_scale, output_scale, layout,
+            visibility=input_visibility, log=log,
+        )  # fmt: skip
     timed("check_s")
 
     runtime = bytes.fromhex(artefact["deployed_bytecode"][2:])
@@ -456,13 +501,15 @@ def _build_into(
         proof_modes=PROOF_MODES,
         ezkl_version=ezkl.__version__,
         build_key=key,
-        params=_params(partial.onnx),
+        params=_params(job_onnx),
         run_args=settings["run_args"],
         max_rel_error=errors.max_rel,
         task=task,
         output_shapes=tuple(output_shapes) if len(output_shapes) > 1 else None,
         recipe={"target": recipe.target, "scale": chosen.scale, "max_logrows": recipe.max_logrows,
                 "scale_rebase_multiplier": settings["run_args"]["scale_rebase_multiplier"]},
+        batch=batch,
+        job_onnx_sha256=sha256_file(job_onnx) if batch > 1 else None,
     )  # fmt: skip
     (work / "build_timings.json").write_text(json.dumps(timings, indent=1))
     (work / CARD_FILE).write_text(json.dumps(card.to_dict(), indent=1))

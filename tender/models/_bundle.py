@@ -109,6 +109,11 @@ class ModelCard:
         output_shapes: each output's shape when the model has several (their values are
             concatenated, in order, in the instances); ``None`` for one output.
         recipe: how the circuit was sized: target, chosen scale, size budget, rebase multiplier.
+        batch: jobs per proof (``build(..., batch=N)``); for ``N > 1`` the shapes, scales and
+            ``layout.output_length`` are one job's, ``layout.instance_count`` the whole batch's,
+            and job ``i`` sits in slot ``i`` (:meth:`batch_layout`).
+        job_onnx_sha256: sha256 of one job's model (``job.onnx``) in a batch bundle, whose
+            ``onnx_sha256`` is the batched graph the circuit was compiled from.
     """
 
     name: str
@@ -138,6 +143,8 @@ class ModelCard:
     task: str | None = None
     output_shapes: tuple[tuple[int, ...], ...] | None = None
     recipe: dict[str, Any] | None = None
+    batch: int = 1
+    job_onnx_sha256: str | None = None
 
     @property
     def input_size(self) -> int:
@@ -156,8 +163,15 @@ class ModelCard:
         """The layout fields of the registry record (``inputBinding``, ``commitmentIndex``...).
 
         Raises:
-            BundleError: a public-input model (the market binds hashed or polycommit inputs).
+            BundleError: a public-input model (the market binds hashed or polycommit inputs), or
+                a batch model (settled by a batch delivery the market does not have yet:
+                :meth:`batch_layout` says where each job sits).
         """
+        if self.batch > 1:
+            raise BundleError(
+                f"model {self.name} proves {self.batch} jobs per proof; the market's single-job delivery "
+                "cannot settle it (see ModelCard.batch_layout for a batch delivery's layout)"
+            )
         binding = self.input_binding
         if binding is None:
             raise BundleError(
@@ -186,6 +200,25 @@ class ModelCard:
             commitment=commitment, output=output,
         )  # fmt: skip
 
+    def batch_layout(self) -> dict[str, int]:
+        """Where each job of a (batch) proof sits, for a market that settles ``batchSize`` jobs
+        with one proof: job ``i``'s input commitment is ``keccak256(proof[pointStride*i :
+        pointStride*i + 64])`` (``inputBinding`` 1, polycommit) or ``instances[commitmentIndex +
+        i]`` (``inputBinding`` 0, hashed), its outputs are ``instances[outputOffset +
+        outputStride*i : ... + outputLength]``; the proof has ``instanceCount`` instances in all."""
+        layout = self.layout
+        hashed = self.input_visibility == "hashed"
+        return {
+            "batchSize": self.batch,
+            "inputBinding": INPUT_HASHED if hashed else INPUT_POLYCOMMIT,
+            "pointStride": 0 if hashed else 64,
+            "commitmentIndex": layout.commitment_index if hashed else 0,
+            "outputOffset": layout.output_offset,
+            "outputLength": layout.output_length,
+            "outputStride": layout.output_length,
+            "instanceCount": layout.instance_count,
+        }
+
     @property
     def proof_modes_mask(self) -> int:
         """The proof modes as the registry's bitmask (1 = zk, 2 = optimistic)."""
@@ -202,6 +235,8 @@ class ModelCard:
         data["proof_modes"] = list(self.proof_modes)
         if self.output_shapes is not None:
             data["output_shapes"] = [list(shape) for shape in self.output_shapes]
+        if self.batch == 1:  # single-job cards read as they always did
+            del data["batch"], data["job_onnx_sha256"]
         if self.insecure_srs:
             data["warning"] = INSECURE_SRS_WARNING
         return data
@@ -223,6 +258,12 @@ class ModelCard:
             raise BundleError(f"model card is malformed: {exc}") from exc
 
     def _binding_text(self) -> str:
+        if self.batch > 1 and self.input_visibility == "polycommit":
+            return (
+                "polycommit: job i's intent commitment = keccak256(proof[64i:64i+64]), its input's KZG point"
+            )
+        if self.batch > 1:
+            return f"hashed: Poseidon(job i's input) = instance {self.layout.commitment_index} + i"
         if self.input_visibility == "polycommit":
             return "polycommit: intent commitment = keccak256(proof[0:64]), the input column's KZG point"
         if self.input_visibility == "hashed":
@@ -259,6 +300,11 @@ class ModelCard:
             ("input binding", self._binding_text()),
             ("instances", f"outputs @{self.layout.output_offset}..+{self.layout.output_length}, "
                           f"{self.layout.instance_count} in all"),
+            *([("batch", f"{self.batch} jobs per proof: job i's input "
+                         + ("hash instance i" if self.input_visibility == "hashed" else "point proof[64i:64i+64]")
+                         + f", outputs @{self.layout.output_offset}+{self.layout.output_length}i"
+                         f"..+{self.layout.output_length}")]
+              if self.batch > 1 else []),
             ("accuracy", self._accuracy_text()),
             ("settings sha256", self.settings_sha256),
             ("vk sha256", self.vk_sha256),
@@ -326,6 +372,11 @@ class Bundle:
         return self.path / "model.onnx"
 
     @property
+    def job_onnx(self) -> Path:
+        """One job's model: ``model.onnx`` itself, or ``job.onnx`` in a batch bundle."""
+        return self.path / "job.onnx" if self.card is not None and self.card.batch > 1 else self.onnx
+
+    @property
     def calibration(self) -> Path:
         return self.path / "calibration.json"
 
@@ -359,10 +410,11 @@ class Bundle:
 
     def files(self) -> list[Path]:
         """Every file a complete bundle holds."""
-        return [
+        files = [
             self.onnx, self.calibration, self.settings, self.compiled, self.srs, self.vk, self.pk,
             self.verifier_source, self.verifier_artifact,
         ]  # fmt: skip
+        return files if self.job_onnx == self.onnx else [*files, self.job_onnx]
 
     def verifier(self) -> dict[str, Any]:
         """The compiled verifier: ``{"abi", "bytecode", "deployed_bytecode", ...}``."""

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tender.config import ChainSection
+from tender.models._batch import MAX_BATCH
 from tender.models._build import DEFAULT_INPUT_VISIBILITY, VISIBILITIES, build
 from tender.models._bundle import INSECURE_SRS_WARNING, Bundle
 from tender.models._prove import Proof, input_commitment, prove, verify
@@ -78,11 +79,14 @@ def cli_group() -> None:
 @click.option("--task", type=click.Choice(TASKS), default=None,
               help="classify (argmax agreement on the card) or regress (default: classify when the model "
               "ends in a softmax)")  # fmt: skip
+@click.option("--batch", type=click.IntRange(1, MAX_BATCH), default=1, show_default=True,
+              help="jobs per proof: one circuit over N inputs sharing the weights, each job's input "
+              "committed by its own KZG point (polycommit); named <name>-batch<N>")  # fmt: skip
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="a line per build step on stderr")  # fmt: skip
 def build_command(
     onnx_path: Path, calibration: Path, srs: str, name: str | None, visibility: str, target: str | None,
-    scale: int | None, max_logrows: int | None, task: str | None, progress: bool,
+    scale: int | None, max_logrows: int | None, task: str | None, batch: int, progress: bool,
 ) -> None:  # fmt: skip
     """Build (or reuse from the cache) the bundle of MODEL.onnx and print its card.
 
@@ -91,7 +95,7 @@ def build_command(
     bundle = build(
         onnx_path, calibration, srs=srs, name=name, input_visibility=visibility,  # type: ignore[arg-type]
         target=target, scale=scale, max_logrows=max_logrows, task=task,  # type: ignore[arg-type]
-        progress=progress,
+        batch=batch, progress=progress,
     )  # fmt: skip
     _console.print(bundle)
     _console.print(f"bundle: {bundle.path}")

@@ -170,14 +170,14 @@ def infer(bundle: BundleLike, data: Any, *, gpu: bool = False) -> list[float]:
     """
     b = _bundle(bundle)
     values = flatten_input(data, b.card.input_size)
-    return [float(v) for v in _runtime.run_one(b.onnx, values, b.card.input_shape, gpu=gpu)]
+    return [float(v) for v in _runtime.run_one(b.job_onnx, values, b.card.input_shape, gpu=gpu)]
 
 
 def infer_batch(bundle: BundleLike, batch: Any, *, gpu: bool = False) -> np.ndarray[Any, Any]:
     """Run a batch (first axis) with onnxruntime; returns ``(batch, outputs)``."""
     b = _bundle(bundle)
     array = np.asarray(batch, dtype=np.float32).reshape((-1, *b.card.input_shape[1:]))
-    return _runtime.run(b.onnx, array, gpu=gpu).reshape(array.shape[0], -1)
+    return _runtime.run(b.job_onnx, array, gpu=gpu).reshape(array.shape[0], -1)
 
 
 def prove(bundle: BundleLike, data: Any) -> Proof:
@@ -193,6 +193,8 @@ def prove(bundle: BundleLike, data: Any) -> Proof:
     """
     b = _bundle(bundle)
     card = b.card
+    if card.batch > 1:
+        raise BundleError(f"model {card.name} proves {card.batch} jobs per proof: use prove_batch()")
     values = flatten_input(data, card.input_size)
     with tempfile.TemporaryDirectory(prefix="tender-prove-") as tmp:
         scratch = Path(tmp)
