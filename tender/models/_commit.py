@@ -88,8 +88,8 @@ def ensure_commit_basis(bundle: Bundle) -> Path | None:
     from tender.models._felt import felt_to_hex
 
     card = bundle.card
-    if card is None or card.input_visibility != "polycommit":
-        return None
+    if card is None or card.input_visibility != "polycommit" or (getattr(card, "batch", None) or 1) > 1:
+        return None  # a batch bundle's jobs commit with the single model's basis at the batch's size
     target = Path(bundle.path) / BASIS_FILE
     if target.is_file():
         return target
