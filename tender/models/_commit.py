@@ -89,7 +89,7 @@ def ensure_commit_basis(bundle: Bundle) -> Path | None:
 
     card = bundle.card
     if card is None or card.input_visibility != "polycommit" or (getattr(card, "batch", None) or 1) > 1:
-        return None  # a batch bundle's jobs commit with the single model's basis at the batch's size
+        return None  # batch bundles: not for the light SDK yet (their circuit size changes the point)
     target = Path(bundle.path) / BASIS_FILE
     if target.is_file():
         return target
