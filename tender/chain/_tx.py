@@ -209,6 +209,11 @@ def resync_nonces(w3: Web3 | None = None) -> None:
                     manager.inflight.clear()
 
 
+#: Seconds a nonce must look taken by another transaction (no receipt for any version) before
+#: the transaction is signed again on a fresh nonce.
+NONCE_TAKEN_GRACE_S = 2.0
+
+
 @dataclass
 class PendingTx:
     """A broadcast transaction; :meth:`wait` returns its receipt or raises.
@@ -227,6 +232,8 @@ class PendingTx:
     hashes: list[HexBytes] = field(default_factory=list)
     first_sent: float = field(default_factory=time.monotonic)
     last_sent: float = field(default_factory=time.monotonic)
+    #: when the chain was first seen to have mined this nonce without any of its versions
+    taken_seen: float | None = None
 
     def __post_init__(self) -> None:
         if not self.hashes:
@@ -530,9 +537,20 @@ class TxSender:
         pending.last_sent = time.monotonic()
 
     def _nonce_taken(self, pending: PendingTx) -> bool:
-        """Whether the chain mined ``pending``'s nonce with a transaction that is not one of its versions."""
+        """Whether the chain mined ``pending``'s nonce with a transaction that is not one of its versions.
+
+        A node may count a mined nonce a moment before it serves that transaction's receipt, so
+        the answer is yes only when it holds for :data:`NONCE_TAKEN_GRACE_S` (with receipts
+        asked again each poll): signing again too early would run the call twice.
+        """
         mined = int(self.w3.eth.get_transaction_count(self.address, "latest"))
-        return mined > pending.nonce and self._receipt(pending) is None
+        if mined <= pending.nonce or self._receipt(pending) is not None:
+            pending.taken_seen = None
+            return False
+        now = time.monotonic()
+        if pending.taken_seen is None:
+            pending.taken_seen = now
+        return now - pending.taken_seen >= NONCE_TAKEN_GRACE_S
 
     def _nonce_gap(self, pending: PendingTx) -> bool:
         """Whether ``pending`` waits behind a nonce nothing will fill (the chain lost transactions
