@@ -149,6 +149,22 @@ class LedgerChain:
     def market(self, address: str) -> LedgerMarket:
         return self.markets[address]
 
+    #: ``ProviderChain.send``'s function names -> the ledger's methods
+    _SENDS = {"deliver": "deliver", "prove": "prove", "finalize": "finalize", "drawAudit": "draw_audit"}
+
+    async def send(self, market: LedgerMarket, function: str, *args: Any, until: float) -> dict[str, Any]:
+        """``ProviderChain.send``: the ledger's method of that name (``until`` unused: no RPC)."""
+        result: dict[str, Any] = await getattr(market, self._SENDS[function])(*args)
+        return result
+
+    @property
+    def sender(self) -> LedgerChain:
+        """The transaction sender, whose :meth:`stuck` ``/health`` reads (never any here)."""
+        return self
+
+    def stuck(self, older_than: float) -> list[Any]:
+        return []
+
     async def now(self) -> int:
         self.head_reads += 1
         return int(time.time()) + self.ahead_s

@@ -488,13 +488,16 @@ async def test_optimistic_job_answers_a_challenge_with_the_proof(
     award(chain, JOB, mlp_samples[3], mlp_bundle, proof_mode=1)
     reply = await client.post("/jobs", json={"jobId": JOB, "market": MARKET, "input": mlp_samples[3]})
     assert reply.status_code == 202
-    await wait_state(client, JOB, {"delivered"})
-    _output, proof = chain.ledger.delivered[JOB]
-    assert proof == b""  # optimistic: no proof unless challenged
+    delivered = await wait_state(client, JOB, {"delivered"})
+    output, proof = chain.ledger.delivered[JOB]
+    assert proof == b""  # optimistic: no proof sent...
+    assert delivered["proof"] is None  # ...and none made: the delivery waited for no proof
+    assert node.metrics.proof.labels("mlp")._sum.get() == 0  # type: ignore[attr-defined]
     chain.ledger.jobs[JOB] = replace(chain.ledger.jobs[JOB], state=JobState.CHALLENGED)
-    done = await wait_state(client, JOB, {"settled"})
+    done = await wait_state(client, JOB, {"settled"})  # challenged: proved now, and answered
     assert chain.ledger.proved[JOB].hex() == done["proof"][2:]
     assert "prove" in done["txHashes"]
+    assert [str(x) for x in output] == done["outputFelts"]
 
 
 async def test_restart_resumes_unfinished_job(tmp_path: Path, mlp_bundle: Any, chain: LedgerChain,

@@ -324,3 +324,15 @@ def test_chain_clock_survives_a_failed_refresh(
     assert "clock.refresh_failed" in caplog.text
     mono[0] += 2
     assert clock.now() == 5_002
+
+
+# -- optimistic deliveries: the output without a proof ----------------------------------------
+
+
+def test_witness_output_felts_are_the_proofs(mlp_bundle: Any, mlp_samples: list[list[float]]) -> None:
+    """An optimistic delivery sends the witness's output felts; a later proof must prove exactly them."""
+    from provider._proving import prove_with_bundle, witness_with_bundle
+
+    for sample in mlp_samples[:2]:
+        felts = witness_with_bundle(str(mlp_bundle.path), sample)
+        assert felts == prove_with_bundle(str(mlp_bundle.path), sample).output_felts
