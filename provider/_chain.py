@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from eth_utils import to_checksum_address
@@ -25,6 +26,7 @@ from tender.chain import (
     AsyncMarket,
     Contracts,
     Deployment,
+    FeedCursor,
     ModelRegistered,
     TxSender,
     async_connect,
@@ -111,6 +113,14 @@ class ProviderChain:
         as :class:`~tender.errors.ContractRevert`."""
         call = getattr(market.sync.fn, function)(*args)
         return await self.sender.send_async(call, retry_until=until)
+
+    async def follow(self, cursor: FeedCursor, *, names: Sequence[str]) -> AsyncEventFeed:
+        """A feed of the markets' ``names`` events keeping its place in ``cursor``; a fresh
+        cursor starts at the next block (the node's jobs are all ahead of it)."""
+        start = await self.block_number() + 1 if cursor.cursor is None else 0
+        return AsyncEventFeed(
+            self.async_w3, list(self.markets), names=names, cursor=cursor, start_block=start
+        )
 
     async def now(self) -> int:
         """The latest block's timestamp (deadlines are chain time)."""

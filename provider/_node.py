@@ -27,7 +27,7 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +70,18 @@ from provider._proving import (
 )
 from provider._spec import ModelSpec, read_spec
 from provider._store import JobStore, StoredJob, WorkStep
-from tender.chain import AsyncMarket, InFlight, Job, JobState, is_transient
+from tender.chain import (
+    AsyncEventFeed,
+    AsyncMarket,
+    Awarded,
+    Event,
+    FailedOver,
+    FeedCursor,
+    InFlight,
+    Job,
+    JobState,
+    is_transient,
+)
 from tender.daemon import Daemon
 from tender.errors import ChainError, ConfigError, ContractRevert, TenderError, TransactionFailed
 from tender.intents import decode_input_uri, sign_digest
@@ -80,6 +91,18 @@ from tender.wire import JobInput, JobStatus, Quote, QuoteRefusal, QuoteRequest, 
 logger = logging.getLogger("provider.node")
 
 _EIP191_PREFIX = b"\x19Ethereum Signed Message:\n32"
+
+#: The market events the node follows (awards to it, and what a reorg may take back).
+_FOLLOWED = [
+    "Awarded",
+    "FailedOver",
+    "Delivered",
+    "Challenged",
+    "AuditRequired",
+    "Settled",
+    "Expired",
+    "Slashed",
+]
 
 #: On-chain states in which our delivery already happened.
 _AFTER_DELIVERY = frozenset(
@@ -203,6 +226,8 @@ class ProviderNode(Daemon):
         #: chain time for quotes, read from memory (refreshed in the background)
         self.clock = ChainClock(chain.now if chain is not None else None)
         self._jobs: dict[str, asyncio.Task[None]] = {}
+        #: the markets' job events, with the store as cursor (``None``: no chain)
+        self.feed: AsyncEventFeed | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._server: _Server | None = None
         self._withdrawing: dict[str, asyncio.Lock] = {}
@@ -262,6 +287,80 @@ class ProviderNode(Daemon):
         self._background.add(loop.create_task(self.clock.run(), name="chain-clock"))
         if self.chain is not None:
             self._background.add(loop.create_task(self._watch_txs(), name="stuck-txs"))
+            cursor: FeedCursor = self.store  # the feed keeps its place in the job store (checked by mypy)
+            self.feed = await self.chain.follow(cursor, names=_FOLLOWED)
+            self._background.add(loop.create_task(self._follow_chain(), name="market-feed"))
+
+    # -- following the chain ------------------------------------------------------------
+
+    async def _follow_chain(self) -> None:
+        """Read the markets' job events with the store as the cursor. An award to us (a failover
+        or a re-award after a reorg) of a job the store thinks done, and every job a reorg
+        touched, is checked against the chain again (:meth:`reconcile`)."""
+        assert self.feed is not None
+        while True:
+            try:
+                processed = await self.feed.step(self._on_events, self._on_rollback)
+            except (
+                TenderError,
+                OSError,
+                ValueError,
+                Web3Exception,
+                aiohttp.ClientError,
+                TimeoutError,
+            ) as exc:
+                log(logger, "feed.error", level=logging.WARNING, error=repr(exc))
+                processed = 0
+            if processed == 0:
+                await asyncio.sleep(self.config.poll_interval_s)
+
+    def _on_events(self, events: list[Event]) -> None:
+        """Note which block last spoke of each of our jobs (inside the feed's transaction)."""
+        assert self.store is not None
+        for event in events:
+            job_id = "0x" + bytes(getattr(event, "job_id", b"")).hex()
+            record = self.store.get(job_id)
+            if record is None:
+                continue
+            self.store.update(job_id, chain_block=event.block_number)
+            to_us = (isinstance(event, Awarded) and _checksum(event.provider) == self.address) or (
+                isinstance(event, FailedOver) and _checksum(event.to) == self.address
+            )
+            if to_us:
+                self._soon(job_id)
+
+    def _on_rollback(self, fork: int, touched: Sequence[Any]) -> None:
+        log(logger, "chain.reorg", level=logging.WARNING, fork=fork, jobs=len(touched))
+        for job_id in touched:
+            self._soon(str(job_id))
+
+    def _soon(self, job_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self.reconcile(job_id), name=f"reconcile-{job_id[:10]}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def reconcile(self, job_id: str) -> None:
+        """Follow the chain, not the store: a job awarded to us on chain whose task has ended
+        (the store says settled, failed or delivered) is sent back to be delivered again."""
+        assert self.store is not None
+        assert self.chain is not None
+        running = self._jobs.get(job_id)
+        if running is not None and not running.done():
+            return  # its task reads the chain each step (and goes back to delivery itself)
+        record = self.store.get(job_id)
+        if record is None or record.step is WorkStep.DECLINED:
+            return
+        market = self.chain.market(record.market)
+        try:
+            job = await market.job(job_id_bytes(job_id))
+            if job.state is not JobState.AWARDED or _checksum(job.provider) != self.address:
+                return
+            if record.step in (WorkStep.DELIVERED, WorkStep.SETTLED, WorkStep.FAILED):
+                await self._redeliver(record, market, f"awarded to us on chain, {record.step.value} here")
+        except (TenderError, OSError, aiohttp.ClientError, TimeoutError) as exc:  # the next event retries
+            log(logger, "job.reconcile_failed", level=logging.WARNING, job_id=job_id, error=repr(exc))
+            return
+        self._start(record)
 
     async def _watch_txs(self) -> None:
         """Keep :attr:`stuck_txs` current for ``/health`` (the sender asks the chain which nonces
@@ -467,7 +566,15 @@ class ProviderNode(Daemon):
         job_id = job_input.jobId.lower()
         existing = self.store.get(job_id)
         if existing is not None:
-            return self._again(existing, job_input), False
+            status = self._again(existing, job_input)
+            if self.chain is not None and existing.step in (
+                WorkStep.DELIVERED,
+                WorkStep.SETTLED,
+                WorkStep.FAILED,
+            ):
+                await self.reconcile(job_id)  # the chain, not the store: awarded again -> deliver again
+                status = self.status(job_id)
+            return status, False
         if self.chain is None:
             raise NotAwarded("this node has no chain access and takes no jobs", field="jobId")
         market = to_checksum_address(job_input.market)

@@ -157,6 +157,13 @@ class LedgerChain:
         result: dict[str, Any] = await getattr(market, self._SENDS[function])(*args)
         return result
 
+    async def follow(self, cursor: Any, *, names: Sequence[str]) -> LedgerChain:
+        """``ProviderChain.follow``: a feed with no events (the ledger has no blocks)."""
+        return self
+
+    async def step(self, handler: Any, on_rollback: Any = None) -> int:
+        return 0
+
     @property
     def sender(self) -> LedgerChain:
         """The transaction sender, whose :meth:`stuck` ``/health`` reads (never any here)."""
