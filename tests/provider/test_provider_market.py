@@ -36,9 +36,10 @@ from tender.wire import Quote
 
 pytestmark = pytest.mark.slow
 
-PROVIDER_KEY, REQUESTER_KEY = DEV_KEYS[3], DEV_KEYS[4]
+PROVIDER_KEY, REQUESTER_KEY, OTHER_KEY = DEV_KEYS[3], DEV_KEYS[4], DEV_KEYS[5]
 PROVIDER = Account.from_key(PROVIDER_KEY).address
 REQUESTER = Account.from_key(REQUESTER_KEY).address
+OTHER = Account.from_key(OTHER_KEY).address  # another provider (it wins, then gives the job up)
 
 
 @dataclass
@@ -62,8 +63,9 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
         deployment = setup.deploy(save=folder / "deployment.json")
         bundle = build(SAMPLE_MODELS / "mlp" / "model.onnx", SAMPLE_MODELS / "mlp" / "calibration.json")
         model_id = register(w3, deployment, bundle)
-        setup.mint([PROVIDER, REQUESTER], 10**24)
+        setup.mint([PROVIDER, REQUESTER, OTHER], 10**24)
         setup.stake(PROVIDER_KEY, 10**22)
+        setup.stake(OTHER_KEY, 10**22)
         yield Chain(anvil, w3, deployment, folder / "deployment.json", model_id, bundle)
 
 
@@ -575,3 +577,50 @@ async def test_optimistic_job_is_not_proved_unless_challenged(
     assert done["proof"] is not None
     assert "prove" in done["txHashes"]
     assert market.job(bytes.fromhex(job_id[2:])).state is JobState.SETTLED
+
+
+async def test_failover_award_to_this_provider_is_delivered(
+    chain: Chain, node: tuple[ProviderNode, httpx.AsyncClient], mlp_samples: list[list[float]]
+) -> None:
+    """This node is the runner-up of a reverse auction; the winner gives the job up, the market
+    fails it over to this node, which then delivers it (and is paid, never slashed)."""
+    from tender.intents import Bid
+
+    _, client = node
+    staking = Staking(chain.w3, chain.deployment.staking)
+    stake_before = staking.stake_of(PROVIDER)
+    data = mlp_samples[3]
+    now = int(chain.w3.eth.get_block("latest")["timestamp"])
+    intent = Intent(
+        requester=REQUESTER, model_id=bytes.fromhex(chain.model_id[2:]),
+        input_commitment=input_commitment(chain.bundle, data), max_price=10**18,
+        auction_type=AuctionType.REVERSE, auction_window=30, deadline=now + 900, allow_failover=True,
+        nonce=random_nonce(), expiry=now + 300,
+    )  # fmt: skip
+
+    def reverse(key: str) -> Market:
+        return Market(chain.w3, chain.deployment.market("reverse"), auction=AuctionType.REVERSE,
+                      sender=TxSender(chain.w3, key))  # fmt: skip
+
+    requester = reverse(REQUESTER_KEY)
+    Token(chain.w3, chain.deployment.token, sender=requester.sender).ensure_allowance(
+        requester.address, 10**21
+    )
+    requester.post(intent)
+    job = requester.job_id(intent)
+    job_id = "0x" + job.hex()
+    reverse(OTHER_KEY).bid(job, Bid(provider=OTHER, price=10**16, latency=300))  # the best bid
+    reverse(PROVIDER_KEY).bid(job, Bid(provider=PROVIDER, price=10**17, latency=300))  # the runner-up
+    warp(chain, 31)
+    requester.award(job)
+    assert requester.job(job).provider == OTHER
+    reverse(OTHER_KEY).decline(job)  # the winner gives the job up: it fails over to us
+    awarded = requester.job(job)
+    assert (awarded.state, awarded.provider) == (JobState.AWARDED, PROVIDER)
+    reply = await client.post("/jobs", json={"jobId": job_id, "market": requester.address, "input": data})
+    assert reply.status_code == 202, reply.text
+    done = await wait_state(client, job_id, {"settled"})
+    assert done["txHashes"]["deliver"]
+    settled = requester.job(job)
+    assert (settled.state, settled.provider) == (JobState.SETTLED, PROVIDER)
+    assert staking.stake_of(PROVIDER) == stake_before
