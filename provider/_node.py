@@ -12,6 +12,12 @@ job's state in the market is read from the chain (:class:`tender.chain.JobState`
 the markets are :class:`tender.chain.AsyncMarket` s, so every market rule (the provider
 deadline included) is the contract's.
 
+Faults: an RPC error on a job's path is retried until the job's provider deadline (less
+``health.rpc_margin_s``); transactions go through the key's one :class:`~tender.chain.TxSender`
+with that ``retry_until``. The node follows the markets' events with the store as the feed's
+cursor: a job the chain awards to it again (a reorg took the delivery back) is delivered again.
+An optimistic job is delivered from the witness and proved only if challenged or audited.
+
 Getting paid: a settlement credits the job's price to the provider in the market (``owed``);
 after each settlement the node withdraws that market's credit, with its own transaction sender,
 once it reaches ``provider.withdraw_threshold`` (0: never).
@@ -676,7 +682,7 @@ class ProviderNode(Daemon):
         assert self.chain is not None
         market = self.chain.market(record.market)
         while True:
-            now = await self._now_or_local()
+            now = self.clock.now()  # from memory: it keeps estimating through an outage
             if now <= record.deadline:
                 await asyncio.sleep(
                     min(max(1.0, record.deadline - now + 1.0), 30.0, self.config.poll_interval_s * 10)
@@ -691,6 +697,14 @@ class ProviderNode(Daemon):
                 if exc.name != "NotDeclined":  # NotDeclined: somebody released it already
                     raise
                 tx = ""
+            except (OSError, aiohttp.ClientError, TimeoutError, ChainError) as exc:  # the RPC: try again
+                if (isinstance(exc, TransactionFailed) and exc.revert is not None) or (
+                    isinstance(exc, OSError) and not _transient(exc)
+                ):
+                    raise
+                log(logger, "job.release_retry", level=logging.WARNING, job_id=record.job_id, error=repr(exc))
+                await asyncio.sleep(self.config.poll_interval_s * 10)
+                continue
             self._set(record, WorkStep.FAILED, tx={**record.tx, "release": tx} if tx else record.tx,
                       error=f"declined: {record.error}; stake released")  # fmt: skip
             return
@@ -887,10 +901,6 @@ class ProviderNode(Daemon):
                     attempt=record.attempts, error=repr(exc))  # fmt: skip
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
-
-    async def _now_or_local(self) -> int:
-        """Chain time, from memory (:class:`ChainClock`: it keeps estimating through an outage)."""
-        return self.clock.now()
 
     async def _advance(self, record: StoredJob, served: ServedModel) -> None:
         assert self.store is not None

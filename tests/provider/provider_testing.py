@@ -145,6 +145,8 @@ class LedgerChain:
         #: reads of the head's timestamp (``now``), and seconds the chain runs ahead of this clock
         self.head_reads = 0
         self.ahead_s = 0
+        #: the transactions ``sender.stuck`` reports (none unless a test says so)
+        self.stuck_now: list[Any] = []
 
     def market(self, address: str) -> LedgerMarket:
         return self.markets[address]
@@ -170,7 +172,8 @@ class LedgerChain:
         return self
 
     def stuck(self, older_than: float) -> list[Any]:
-        return []
+        """``TxSender.stuck``: what a test put in :attr:`stuck_now`."""
+        return list(self.stuck_now)
 
     async def now(self) -> int:
         self.head_reads += 1
