@@ -13,6 +13,7 @@ from provider._chain import ProviderChain
 from provider._config import (
     BackendSection,
     BatchingSection,
+    HealthSection,
     MisbehaveSection,
     ModelEntry,
     PricingSection,
@@ -41,6 +42,7 @@ __all__ = [
     "BackendSection",
     "BadRequest",
     "BatchingSection",
+    "HealthSection",
     "InferenceBackend",
     "InputRejected",
     "JobNotFound",

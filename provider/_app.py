@@ -118,9 +118,18 @@ def create_app(node: ProviderNode) -> FastAPI:
         log(logger, "http.failed", level=logging.ERROR, error=repr(exc))
         return _error(503, "unavailable", str(exc))
 
-    @app.get("/health", summary="Liveness and what the node serves")
-    async def health() -> dict[str, Any]:
-        return node.health()
+    @app.get(
+        "/health",
+        summary="Liveness, chain connectivity, stuck transactions and the proof queue",
+        description='200 while healthy; 503 (the same JSON, `status` "unhealthy" and its `reasons`) '
+        "while the chain is unreachable, a transaction is stuck or the proof queue is behind.",
+        responses={
+            503: {"description": "unhealthy", "content": {"application/json": {"schema": {"type": "object"}}}}
+        },
+    )
+    async def health() -> Response:
+        body = node.health()
+        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
     @app.post(
         "/quote", response_model=Quote | QuoteRefusal, responses=_JSON_BODY_ERRORS,

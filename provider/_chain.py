@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 from web3 import AsyncWeb3, Web3
+from web3.types import TxReceipt
 
 from tender.chain import (
     AsyncEventFeed,
     AsyncMarket,
     Contracts,
     Deployment,
+    FeedCursor,
     ModelRegistered,
     TxSender,
     async_connect,
@@ -76,6 +79,8 @@ class ProviderChain:
         self.async_w3 = async_w3
         self.deployment = deployment
         sender = TxSender(w3, key, confirmations=confirmations)
+        #: the one sender of the provider key (its :meth:`~tender.chain.TxSender.stuck` feeds ``/health``)
+        self.sender = sender
         self.contracts = Contracts.load(w3, deployment, sender=sender)
         #: the provider's address (checksummed)
         self.address = to_checksum_address(sender.address)
@@ -100,6 +105,22 @@ class ProviderChain:
     def market(self, address: str) -> AsyncMarket:
         """The served market at ``address`` (``KeyError`` if it is not one of them)."""
         return self.markets[to_checksum_address(address)]
+
+    async def send(self, market: AsyncMarket, function: str, *args: Any, until: float) -> TxReceipt:
+        """Send ``market.function(*args)`` from the provider key, retrying transient RPC errors
+        (and waiting for the receipt, replacing a stuck version) until ``until`` (unix seconds:
+        the job's deadline less a margin) instead of a fixed number of tries. Reverts raise at once
+        as :class:`~tender.errors.ContractRevert`."""
+        call = getattr(market.sync.fn, function)(*args)
+        return await self.sender.send_async(call, retry_until=until)
+
+    async def follow(self, cursor: FeedCursor, *, names: Sequence[str]) -> AsyncEventFeed:
+        """A feed of the markets' ``names`` events keeping its place in ``cursor``; a fresh
+        cursor starts at the next block (the node's jobs are all ahead of it)."""
+        start = await self.block_number() + 1 if cursor.cursor is None else 0
+        return AsyncEventFeed(
+            self.async_w3, list(self.markets), names=names, cursor=cursor, start_block=start
+        )
 
     async def now(self) -> int:
         """The latest block's timestamp (deadlines are chain time)."""

@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from time import monotonic
 
+import aiohttp
 from web3.exceptions import Web3Exception
 
 from tender.errors import TenderError
@@ -27,7 +28,9 @@ __all__ = ["ChainClock"]
 logger = logging.getLogger("provider.clock")
 
 #: What a failed head read can raise (anything else is a bug and stops the node).
-_READ_ERRORS: tuple[type[Exception], ...] = (TenderError, Web3Exception, OSError, TimeoutError, ValueError)
+_READ_ERRORS: tuple[type[Exception], ...] = (
+    TenderError, Web3Exception, OSError, TimeoutError, ValueError, aiohttp.ClientError,
+)  # fmt: skip
 
 
 class ChainClock:
@@ -52,6 +55,21 @@ class ChainClock:
         self._seen_at = 0.0
         #: reads of the head so far (start-up and refreshes)
         self.reads = 0
+        #: ``monotonic()`` of the last successful read of the head (``None``: none yet)
+        self.read_at: float | None = None
+        #: the last failed read's error (``None`` once a read succeeds again)
+        self.error: str | None = None
+
+    @property
+    def head_timestamp(self) -> int | None:
+        """The timestamp of the last head read (``None``: none yet, or no chain)."""
+        return self._timestamp
+
+    def read_age_s(self) -> float | None:
+        """Seconds since the head was last read successfully (``None``: no chain, or never read)."""
+        if self._head is None or self.read_at is None:
+            return None
+        return monotonic() - self.read_at
 
     def now(self) -> int:
         """The estimated chain time in seconds (no I/O)."""
@@ -63,8 +81,13 @@ class ChainClock:
         """Read the head once; a new timestamp becomes the anchor."""
         if self._head is None:
             return
-        timestamp = await self._head()
+        try:
+            timestamp = await self._head()
+        except _READ_ERRORS as exc:
+            self.error = repr(exc)
+            raise
         self.reads += 1
+        self.read_at, self.error = monotonic(), None
         if timestamp != self._timestamp:
             self._timestamp = timestamp
             self._seen_at = monotonic()

@@ -61,7 +61,12 @@ class PricingSection(Section):
     queue_penalty: float = Field(default=0.05, ge=0, le=10, description="extra margin per queued proof")
     quote_ttl_s: int = Field(default=30, gt=0, le=3600)
     latency_slack: float = Field(default=1.5, ge=1, le=100, description="safety factor on quoted latency")
-    delivery_s: float = Field(default=4.0, ge=0, description="time allowed for the delivery transaction")
+    delivery_s: float = Field(
+        default=4.0, ge=0, description="time allowed for the delivery transaction to be mined (tx inclusion)"
+    )
+    restart_s: float = Field(
+        default=15.0, ge=0, description="headroom for a restart of the node mid-job (kill -9, then resume)"
+    )
 
 
 class BatchingSection(Section):
@@ -90,6 +95,23 @@ class BackendSection(Section):
         return self
 
 
+class HealthSection(Section):
+    """When ``/health`` answers 503 (unhealthy) instead of 200."""
+
+    chain_stale_s: float = Field(
+        default=10.0, gt=0, description="the chain is unreachable: no head read for this many seconds"
+    )
+    stuck_tx_s: float = Field(
+        default=60.0, gt=0, description="a transaction of the node's key is unmined for this many seconds"
+    )
+    proof_wait_s: float = Field(
+        default=120.0, gt=0, description="the proof queue is behind: a proof waits this many seconds"
+    )
+    rpc_margin_s: float = Field(
+        default=2.0, ge=0, description="RPC errors on a job's path are retried until its deadline less this"
+    )
+
+
 class MisbehaveSection(Section):
     """Deliberate faults for devnet demonstrations (never set these in production)."""
 
@@ -112,6 +134,7 @@ class ProviderSection(Section):
     pricing: PricingSection = Field(default_factory=PricingSection)
     batching: BatchingSection = Field(default_factory=BatchingSection)
     backend: BackendSection = Field(default_factory=BackendSection)
+    health: HealthSection = Field(default_factory=HealthSection)
     misbehave: MisbehaveSection = Field(default_factory=MisbehaveSection)
     max_payload_bytes: int = Field(default=1 << 20, ge=256, description="bytes of one HTTP request body")
     max_json_depth: int = Field(default=32, ge=8, le=1_000, description="nesting of a JSON request body")
@@ -119,7 +142,9 @@ class ProviderSection(Section):
         default=64, ge=24, le=4_000, description="characters of one number literal in a JSON body"
     )
     max_jobs: int = Field(default=64, ge=1, description="jobs in flight before quotes say no capacity")
-    proving_workers: int | None = Field(default=None, ge=1, le=256, description="default: half the CPUs")
+    proving_workers: int | None = Field(
+        default=None, ge=1, le=256, description="proofs in parallel (default: half the CPUs, at least one)"
+    )
     proving_warmup: bool = Field(default=True, description="start the proving workers at start-up")
     confirmations: int | None = Field(default=None, ge=0, le=64, description="default: chain.confirmations")
     store: Path | None = Field(default=None, description="SQLite job store (default: cache/provider/jobs.db)")

@@ -12,6 +12,12 @@ job's state in the market is read from the chain (:class:`tender.chain.JobState`
 the markets are :class:`tender.chain.AsyncMarket` s, so every market rule (the provider
 deadline included) is the contract's.
 
+Faults: an RPC error on a job's path is retried until the job's provider deadline (less
+``health.rpc_margin_s``); transactions go through the key's one :class:`~tender.chain.TxSender`
+with that ``retry_until``. The node follows the markets' events with the store as the feed's
+cursor: a job the chain awards to it again (a reorg took the delivery back) is delivered again.
+An optimistic job is delivered from the witness and proved only if challenged or audited.
+
 Getting paid: a settlement credits the job's price to the provider in the market (``owed``);
 after each settlement the node withdraws that market's credit, with its own transaction sender,
 once it reaches ``provider.withdraw_threshold`` (0: never).
@@ -27,16 +33,18 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import coincurve
 import numpy as np
 import uvicorn
 from eth_utils import keccak, to_checksum_address
 from numpy.typing import NDArray
 from pydantic import ValidationError
+from web3.exceptions import Web3Exception
 
 from provider._backends import InferenceBackend, KServeBackend, OnnxRuntimeBackend
 from provider._batching import MicroBatcher
@@ -58,10 +66,28 @@ from provider._errors import (
 from provider._inputs import check_input
 from provider._metrics import Metrics
 from provider._pricing import Pricer
-from provider._proving import ProofResult, ProveFn, ProvingPool, prove_with_bundle
+from provider._proving import (
+    ProofResult,
+    ProveFn,
+    ProvingPool,
+    WitnessFn,
+    prove_with_bundle,
+    witness_with_bundle,
+)
 from provider._spec import ModelSpec, read_spec
 from provider._store import JobStore, StoredJob, WorkStep
-from tender.chain import AsyncMarket, Job, JobState
+from tender.chain import (
+    AsyncEventFeed,
+    AsyncMarket,
+    Awarded,
+    Event,
+    FailedOver,
+    FeedCursor,
+    InFlight,
+    Job,
+    JobState,
+    is_transient,
+)
 from tender.daemon import Daemon
 from tender.errors import ChainError, ConfigError, ContractRevert, TenderError, TransactionFailed
 from tender.intents import decode_input_uri, sign_digest
@@ -72,10 +98,27 @@ logger = logging.getLogger("provider.node")
 
 _EIP191_PREFIX = b"\x19Ethereum Signed Message:\n32"
 
+#: The market events the node follows (awards to it, and what a reorg may take back).
+_FOLLOWED = [
+    "Awarded",
+    "FailedOver",
+    "Delivered",
+    "Challenged",
+    "AuditRequired",
+    "Settled",
+    "Expired",
+    "Slashed",
+]
+
 #: On-chain states in which our delivery already happened.
 _AFTER_DELIVERY = frozenset(
     {JobState.DELIVERED, JobState.CHALLENGED, JobState.PROOF_REQUIRED, JobState.SETTLED}
 )
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether an error on a job's path is the RPC (or the network) failing for now: retried."""
+    return is_transient(exc) or isinstance(exc, ConnectionError | TimeoutError | aiohttp.ClientError)
 
 
 @functools.lru_cache(maxsize=256)
@@ -143,6 +186,7 @@ class ProviderNode(Daemon):
         key: the provider's private key (signs quotes; ``chain`` holds its own sender).
         backend: the inference backend (default: from ``config.backend``).
         prove: the function proving workers run (default: ``tender.models`` bundles).
+        witness: the output felts without a proof, for optimistic deliveries (default: EZKL's witness).
         sock: the listening socket (:func:`bind`; default: bound at ``setup``).
 
     On SIGTERM the HTTP server stops accepting, drains the requests in flight (at most
@@ -160,6 +204,7 @@ class ProviderNode(Daemon):
         key: str,
         backend: InferenceBackend | None = None,
         prove: ProveFn = prove_with_bundle,
+        witness: WitnessFn = witness_with_bundle,
         sock: socket.socket | None = None,
     ) -> None:
         super().__init__()
@@ -175,6 +220,9 @@ class ProviderNode(Daemon):
             raise ConfigError(f"chain key {chain.address} differs from the quote key {self.address}")
         self.backend = backend or self._default_backend()
         self._prove_fn = prove
+        self._witness_fn = witness
+        #: the key's transactions unmined for longer than ``health.stuck_tx_s`` (refreshed in the background)
+        self.stuck_txs: list[InFlight] = []
         self.metrics = Metrics()
         self.models: dict[str, ServedModel] = {}
         self.by_model_id: dict[str, ServedModel] = {}
@@ -184,6 +232,8 @@ class ProviderNode(Daemon):
         #: chain time for quotes, read from memory (refreshed in the background)
         self.clock = ChainClock(chain.now if chain is not None else None)
         self._jobs: dict[str, asyncio.Task[None]] = {}
+        #: the markets' job events, with the store as cursor (``None``: no chain)
+        self.feed: AsyncEventFeed | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._server: _Server | None = None
         self._withdrawing: dict[str, asyncio.Lock] = {}
@@ -241,6 +291,94 @@ class ProviderNode(Daemon):
         self._background.add(loop.create_task(self._warm_pool(), name="warm-proving-pool"))
         await self.clock.start()
         self._background.add(loop.create_task(self.clock.run(), name="chain-clock"))
+        if self.chain is not None:
+            self._background.add(loop.create_task(self._watch_txs(), name="stuck-txs"))
+            cursor: FeedCursor = self.store  # the feed keeps its place in the job store (checked by mypy)
+            self.feed = await self.chain.follow(cursor, names=_FOLLOWED)
+            self._background.add(loop.create_task(self._follow_chain(), name="market-feed"))
+
+    # -- following the chain ------------------------------------------------------------
+
+    async def _follow_chain(self) -> None:
+        """Read the markets' job events with the store as the cursor. An award to us (a failover
+        or a re-award after a reorg) of a job the store thinks done, and every job a reorg
+        touched, is checked against the chain again (:meth:`reconcile`)."""
+        assert self.feed is not None
+        while True:
+            try:
+                processed = await self.feed.step(self._on_events, self._on_rollback)
+            except (
+                TenderError,
+                OSError,
+                ValueError,
+                Web3Exception,
+                aiohttp.ClientError,
+                TimeoutError,
+            ) as exc:
+                log(logger, "feed.error", level=logging.WARNING, error=repr(exc))
+                processed = 0
+            if processed == 0:
+                await asyncio.sleep(self.config.poll_interval_s)
+
+    def _on_events(self, events: list[Event]) -> None:
+        """Note which block last spoke of each of our jobs (inside the feed's transaction)."""
+        assert self.store is not None
+        for event in events:
+            job_id = "0x" + bytes(getattr(event, "job_id", b"")).hex()
+            record = self.store.get(job_id)
+            if record is None:
+                continue
+            self.store.update(job_id, chain_block=event.block_number)
+            to_us = (isinstance(event, Awarded) and _checksum(event.provider) == self.address) or (
+                isinstance(event, FailedOver) and _checksum(event.to) == self.address
+            )
+            if to_us:
+                self._soon(job_id)
+
+    def _on_rollback(self, fork: int, touched: Sequence[Any]) -> None:
+        log(logger, "chain.reorg", level=logging.WARNING, fork=fork, jobs=len(touched))
+        for job_id in touched:
+            self._soon(str(job_id))
+
+    def _soon(self, job_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self.reconcile(job_id), name=f"reconcile-{job_id[:10]}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def reconcile(self, job_id: str) -> None:
+        """Follow the chain, not the store: a job awarded to us on chain whose task has ended
+        (the store says settled, failed or delivered) is sent back to be delivered again."""
+        assert self.store is not None
+        assert self.chain is not None
+        running = self._jobs.get(job_id)
+        if running is not None and not running.done():
+            return  # its task reads the chain each step (and goes back to delivery itself)
+        record = self.store.get(job_id)
+        if record is None or record.step is WorkStep.DECLINED:
+            return
+        market = self.chain.market(record.market)
+        try:
+            job = await market.job(job_id_bytes(job_id))
+            if job.state is not JobState.AWARDED or _checksum(job.provider) != self.address:
+                return
+            if record.step in (WorkStep.DELIVERED, WorkStep.SETTLED, WorkStep.FAILED):
+                await self._redeliver(record, market, f"awarded to us on chain, {record.step.value} here")
+        except (TenderError, OSError, aiohttp.ClientError, TimeoutError) as exc:  # the next event retries
+            log(logger, "job.reconcile_failed", level=logging.WARNING, job_id=job_id, error=repr(exc))
+            return
+        self._start(record)
+
+    async def _watch_txs(self) -> None:
+        """Keep :attr:`stuck_txs` current for ``/health`` (the sender asks the chain which nonces
+        are mined; during an outage it answers from its own view)."""
+        assert self.chain is not None
+        older_than = self.config.health.stuck_tx_s
+        while True:
+            try:
+                self.stuck_txs = await asyncio.to_thread(self.chain.sender.stuck, older_than)
+            except (TenderError, OSError, ValueError, Web3Exception) as exc:  # the local view stays
+                log(logger, "health.tx_check_failed", level=logging.DEBUG, error=repr(exc))
+            await asyncio.sleep(1.0)
 
     async def _warm_pool(self) -> None:
         """Start the proving workers, then time one proof per model so the first quotes promise
@@ -364,7 +502,7 @@ class ProviderNode(Daemon):
         now = self.clock.now()  # from memory: a quote makes no RPC
         queued = self.pool.in_flight if self.pool else 0
         offer = self.pricer.offer(served.entry.name, max_price=int(intent.maxPrice), queued=queued,
-                                  now=now, deadline=intent.deadline)  # fmt: skip
+                                  now=now, deadline=intent.deadline, optimistic=intent.proofMode == 1)  # fmt: skip
         if offer.refusal is not None:
             return refuse(offer.refusal, offer.refusal.split(":")[0].replace(" ", "_"))
         expires_at = int(time.time()) + self.config.pricing.quote_ttl_s
@@ -434,7 +572,15 @@ class ProviderNode(Daemon):
         job_id = job_input.jobId.lower()
         existing = self.store.get(job_id)
         if existing is not None:
-            return self._again(existing, job_input), False
+            status = self._again(existing, job_input)
+            if self.chain is not None and existing.step in (
+                WorkStep.DELIVERED,
+                WorkStep.SETTLED,
+                WorkStep.FAILED,
+            ):
+                await self.reconcile(job_id)  # the chain, not the store: awarded again -> deliver again
+                status = self.status(job_id)
+            return status, False
         if self.chain is None:
             raise NotAwarded("this node has no chain access and takes no jobs", field="jobId")
         market = to_checksum_address(job_input.market)
@@ -536,7 +682,7 @@ class ProviderNode(Daemon):
         assert self.chain is not None
         market = self.chain.market(record.market)
         while True:
-            now = await self._now_or_local()
+            now = self.clock.now()  # from memory: it keeps estimating through an outage
             if now <= record.deadline:
                 await asyncio.sleep(
                     min(max(1.0, record.deadline - now + 1.0), 30.0, self.config.poll_interval_s * 10)
@@ -551,6 +697,14 @@ class ProviderNode(Daemon):
                 if exc.name != "NotDeclined":  # NotDeclined: somebody released it already
                     raise
                 tx = ""
+            except (OSError, aiohttp.ClientError, TimeoutError, ChainError) as exc:  # the RPC: try again
+                if (isinstance(exc, TransactionFailed) and exc.revert is not None) or (
+                    isinstance(exc, OSError) and not _transient(exc)
+                ):
+                    raise
+                log(logger, "job.release_retry", level=logging.WARNING, job_id=record.job_id, error=repr(exc))
+                await asyncio.sleep(self.config.poll_interval_s * 10)
+                continue
             self._set(record, WorkStep.FAILED, tx={**record.tx, "release": tx} if tx else record.tx,
                       error=f"declined: {record.error}; stake released")  # fmt: skip
             return
@@ -583,14 +737,47 @@ class ProviderNode(Daemon):
         return self.status_of(record)
 
     def health(self) -> dict[str, Any]:
+        """What ``/health`` answers: ``status`` is ``"ok"``, or ``"unhealthy"`` with ``reasons``
+        (the chain unreachable for ``health.chain_stale_s``, a transaction stuck, the proof queue
+        behind); the route answers 503 while it is unhealthy. No I/O: every figure is in memory."""
+        limits = self.config.health
+        reasons: list[str] = []
+        age = self.clock.read_age_s()
+        if age is not None and age > limits.chain_stale_s:
+            reasons.append(f"chain unreachable: no head read for {age:.1f}s ({self.clock.error})")
+        if self.stuck_txs:
+            oldest = self.stuck_txs[0]
+            reasons.append(f"{len(self.stuck_txs)} transaction(s) stuck: nonce {oldest.nonce} unmined "
+                           f"for {oldest.age_s:.0f}s")  # fmt: skip
+        waiting = self.pool.oldest_age_s() if self.pool else 0.0
+        if waiting > limits.proof_wait_s:
+            reasons.append(f"proof queue behind: a proof has waited {waiting:.0f}s")
         return {
-            "status": "ok",
+            "status": "unhealthy" if reasons else "ok",
+            "reasons": reasons,
             "provider": self.address,
             "uptime_s": round(time.time() - self.started_at, 3),
             "backend": self.backend.kind,
             "models": {name: self.backend.device(name) for name in self.models},
             "proving_in_flight": self.pool.in_flight if self.pool else 0,
             "jobs_active": self._active(),
+            "chain": {
+                "reachable": age is not None and age <= limits.chain_stale_s,
+                "head_timestamp": self.clock.head_timestamp,
+                "last_head_read_age_s": None if age is None else round(age, 3),
+                "error": self.clock.error,
+            }
+            if self.chain is not None
+            else None,
+            "stuck_txs": [
+                {"nonce": t.nonce, "tx": t.tx_hash, "versions": t.versions, "age_s": t.age_s}
+                for t in self.stuck_txs
+            ],
+            "proof_queue": {
+                "length": self.pool.in_flight if self.pool else 0,
+                "oldest_age_s": round(waiting, 3),
+                "workers": self.pool.workers if self.pool else 0,
+            },
         }
 
     # -- inference ----------------------------------------------------------------------
@@ -675,23 +862,37 @@ class ProviderNode(Daemon):
             )
             self._set(record, WorkStep.FAILED, error=str(exc))
 
+    def _until(self, record: StoredJob) -> float:
+        """Unix seconds until which RPC errors on the job's path are retried: its provider
+        deadline (chain time) less ``health.rpc_margin_s``, on the wall clock. Once delivered,
+        what is left (answering a challenge, finalizing) has its own, later windows: a day on."""
+        if record.step in (WorkStep.DELIVERED, WorkStep.SETTLED):
+            return time.time() + 86_400
+        left = record.deadline - self.clock.now() - self.config.health.rpc_margin_s
+        return time.time() + max(0.0, left)
+
     async def _with_retries(self, record: StoredJob, served: ServedModel) -> None:
-        """Advance the job; a transient failure (RPC down, a proving worker died) is retried
-        with backoff while the job's deadline allows. Reverts and bad proofs are final."""
+        """Advance the job; a transient failure (the RPC down or refusing, a proving worker
+        died) is retried with a bounded backoff while the job's deadline allows (and without
+        end once delivered). Reverts and bad proofs are final."""
         delay = 0.5
         while True:
             try:
                 await self._advance(record, served)
+                if record.step in (WorkStep.ACCEPTED, WorkStep.INFERRED, WorkStep.PROVED):
+                    delay = 0.5  # sent back to delivery by the chain (a reorg): deliver again
+                    continue
                 return
-            except (ProvingError, ChainError) as exc:
+            except (ProvingError, ChainError, OSError, aiohttp.ClientError, TimeoutError) as exc:
                 # A decoded revert is final; a failed transaction that replays cleanly (gas, a
                 # race with another sender) is retried: _deliver re-reads the job first.
                 if isinstance(exc, ContractRevert) or (
                     isinstance(exc, TransactionFailed) and exc.revert is not None
                 ):
                     raise
-                now = await self._now_or_local()
-                if now + delay >= record.deadline:
+                if isinstance(exc, OSError) and not _transient(exc):
+                    raise
+                if time.time() + delay >= self._until(record):
                     raise
                 record.attempts += 1
                 assert self.store is not None
@@ -700,14 +901,6 @@ class ProviderNode(Daemon):
                     attempt=record.attempts, error=repr(exc))  # fmt: skip
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
-
-    async def _now_or_local(self) -> int:
-        if self.chain is None:
-            return int(time.time())
-        try:
-            return await self.chain.now()
-        except ChainError:
-            return int(time.time())
 
     async def _advance(self, record: StoredJob, served: ServedModel) -> None:
         assert self.store is not None
@@ -720,27 +913,40 @@ class ProviderNode(Daemon):
         if record.step is WorkStep.INFERRED:
             if served.bundle is None:
                 raise ProviderError(f"model {name} has no bundle to prove with")
-            self.metrics.proving_queue.inc()
-            try:
-                proof: ProofResult = await self.pool.prove(
-                    str(served.bundle.path), check_input(served.spec.input, record.input).tolist()
+            if record.proof_mode == 1:
+                # Optimistic: the output felts (EZKL's witness, no proof) are all a delivery
+                # sends; the proof is made only if a challenge or an audit asks for it.
+                data = check_input(served.spec.input, record.input).tolist()
+                felts = await asyncio.to_thread(self._witness_fn, str(served.bundle.path), data)
+                self._set(record, WorkStep.PROVED, output_felts=felts)
+            else:
+                proof = await self._prove(record, served)
+                self._set(
+                    record, WorkStep.PROVED, output_felts=proof.output_felts, proof="0x" + proof.proof.hex()
                 )
-            finally:
-                self.metrics.proving_queue.dec()
-            self.metrics.proof.labels(name).observe(proof.seconds)
-            self.pricer.observe(name, proof_s=proof.seconds)
-            self._set(
-                record, WorkStep.PROVED, output_felts=proof.output_felts, proof="0x" + proof.proof.hex()
-            )
         if record.step is WorkStep.PROVED:
             await self._deliver(record)
         if record.step is WorkStep.DELIVERED:
-            await self._follow(record)
+            await self._follow(record, served)
+
+    async def _prove(self, record: StoredJob, served: ServedModel) -> ProofResult:
+        """Prove the job's input in the pool (timed: the measurement feeds the quoted latency)."""
+        assert self.pool is not None
+        assert served.bundle is not None
+        self.metrics.proving_queue.inc()
+        try:
+            proof = await self.pool.prove(
+                str(served.bundle.path), check_input(served.spec.input, record.input).tolist()
+            )
+        finally:
+            self.metrics.proving_queue.dec()
+        self.metrics.proof.labels(served.entry.name).observe(proof.seconds)
+        self.pricer.observe(served.entry.name, proof_s=proof.seconds)
+        return proof
 
     async def _deliver(self, record: StoredJob) -> None:
         assert self.chain is not None
         assert record.output_felts is not None
-        assert record.proof is not None
         market = self.chain.market(record.market)
         job_id = job_id_bytes(record.job_id)
         chain_job = await market.job(job_id)
@@ -755,18 +961,38 @@ class ProviderNode(Daemon):
                 error=f"job is {chain_job.state.name.lower()} on-chain, cannot deliver",
             )
             return
+        if to_checksum_address(chain_job.provider) != self.address:
+            self._set(record, WorkStep.FAILED, error=f"job is awarded to {chain_job.provider}, not to us")
+            return
         output = [int(x) for x in record.output_felts]
-        proof = bytes.fromhex(record.proof[2:])
         optimistic = record.proof_mode == 1
+        if not optimistic and record.proof is None:
+            raise ProviderError(f"job {record.job_id} is a zk job without a proof")
+        proof = b"" if optimistic or record.proof is None else bytes.fromhex(record.proof[2:])
         if optimistic and self._wrong_output_job(record):
             output = [output[0] + 1, *output[1:]] if output else [1]
             log(logger, "misbehave.wrong_output", level=logging.WARNING, job_id=record.job_id, seq=record.seq)
         try:
-            receipt = await market.deliver(job_id, output, b"" if optimistic else proof)
+            receipt = await self.chain.send(
+                market, "deliver", job_id, output, proof, until=self._until(record)
+            )
         except TransactionFailed as exc:
             await self.chain.explain(exc)
             raise
         self._set(record, WorkStep.DELIVERED, tx={**record.tx, "deliver": tx_hash(receipt)})
+
+    async def _redeliver(self, record: StoredJob, market: AsyncMarket, why: str) -> None:
+        """The chain says the job is awarded to us while the store says we are past delivery
+        (a reorg dropped the delivery, or a re-award): deliver again, before the deadline the
+        chain gives now. One task per job and a delivery only while the chain says ``Awarded``
+        to us: never twice for one award."""
+        deadline = await market.provider_deadline(job_id_bytes(record.job_id))
+        kept = {k: v for k, v in record.tx.items() if k == "decline"}
+        previous = {f"{k}_dropped": v for k, v in record.tx.items() if k != "decline"}
+        log(logger, "job.redeliver", level=logging.WARNING, job_id=record.job_id, reason=why,
+            deadline=deadline, dropped=previous)  # fmt: skip
+        step = WorkStep.PROVED if record.output_felts is not None else WorkStep.ACCEPTED
+        self._set(record, step, deadline=deadline, tx={**kept, **previous}, error=None)
 
     def _wrong_output_job(self, record: StoredJob) -> bool:
         """Whether the misbehave knob makes this job the M-th optimistic one to get a wrong output."""
@@ -775,9 +1001,11 @@ class ProviderNode(Daemon):
             return False
         return self.store.optimistic_rank(record.seq) == target
 
-    async def _follow(self, record: StoredJob) -> None:
+    async def _follow(self, record: StoredJob, served: ServedModel) -> None:
         """Wait until the job settles: finalize an unchallenged optimistic delivery after its
-        window, answer a challenge or an audit with the proof."""
+        window, answer a challenge or an audit with the proof (made now for an optimistic job).
+        The chain decides: a job awarded to us again (a reorg dropped the delivery) goes back
+        to be delivered again."""
         assert self.chain is not None
         wrong = self._wrong_output_job(record)
         market = self.chain.market(record.market)
@@ -785,6 +1013,9 @@ class ProviderNode(Daemon):
         while True:
             job = await market.job(job_id)
             state = job.state
+            if state is JobState.AWARDED and to_checksum_address(job.provider) == self.address:
+                await self._redeliver(record, market, "awarded again: the delivery is not on chain")
+                return
             if state is JobState.SETTLED and to_checksum_address(job.provider) == self.address:
                 self._set(record, WorkStep.SETTLED)
                 await self.withdraw(record.market)
@@ -795,12 +1026,22 @@ class ProviderNode(Daemon):
             if state in (JobState.CHALLENGED, JobState.PROOF_REQUIRED) and "prove" not in record.tx:
                 if wrong:
                     log(logger, "misbehave.no_answer", level=logging.WARNING, job_id=record.job_id)
-                elif record.proof is not None:
+                else:
+                    if record.proof is None:  # an optimistic delivery: prove it now
+                        proof = await self._prove(record, served)
+                        self._set(record, WorkStep.DELIVERED, proof="0x" + proof.proof.hex())
+                    assert record.proof is not None
                     try:
-                        tx = tx_hash(await market.prove(job_id, bytes.fromhex(record.proof[2:])))
-                        self._set(record, WorkStep.DELIVERED, tx={**record.tx, "prove": tx})
+                        receipt = await self.chain.send(
+                            market,
+                            "prove",
+                            job_id,
+                            bytes.fromhex(record.proof[2:]),
+                            until=self._until(record),
+                        )
+                        self._set(record, WorkStep.DELIVERED, tx={**record.tx, "prove": tx_hash(receipt)})
                         continue
-                    except ChainError as exc:
+                    except (ContractRevert, TransactionFailed) as exc:
                         log(
                             logger,
                             "job.prove_failed",
@@ -815,21 +1056,21 @@ class ProviderNode(Daemon):
             ):
                 # Draw the audit early: past 256 blocks its seed is gone and the job counts as audited.
                 try:
-                    tx = tx_hash(await market.draw_audit(job_id))
-                    self._set(record, WorkStep.DELIVERED, tx={**record.tx, "draw": tx})
+                    receipt = await self.chain.send(market, "drawAudit", job_id, until=self._until(record))
+                    self._set(record, WorkStep.DELIVERED, tx={**record.tx, "draw": tx_hash(receipt)})
                     continue
-                except ContractRevert as exc:  # drawn by someone else (or a block too early)
+                except (ContractRevert, TransactionFailed) as exc:  # drawn by someone else (or too early)
                     log(logger, "job.draw_skipped", level=logging.DEBUG, job_id=record.job_id, error=str(exc))
             if (
                 state is JobState.DELIVERED
                 and "finalize" not in record.tx
-                and await self.chain.now() > job.dispute_end
+                and self.clock.now() > job.dispute_end
             ):
                 try:
-                    tx = tx_hash(await market.finalize(job_id))
-                    self._set(record, WorkStep.DELIVERED, tx={**record.tx, "finalize": tx})
+                    receipt = await self.chain.send(market, "finalize", job_id, until=self._until(record))
+                    self._set(record, WorkStep.DELIVERED, tx={**record.tx, "finalize": tx_hash(receipt)})
                     continue
-                except ChainError as exc:  # the window may close a block later than our clock says
+                except (ContractRevert, TransactionFailed) as exc:  # the window may close a block later
                     log(
                         logger,
                         "job.finalize_retry",

@@ -2,9 +2,19 @@
 
 ``cost = gpu_hour_cost * compute_s / 3600 + proof_cost`` where ``compute_s`` is the measured
 inference plus proving time of the model; ``price = cost * (1 + margin + queue_penalty * queued)``,
-never under cost and never over the intent's ``maxPrice`` (then we refuse instead). The
-promised latency is the measured time, stretched by the proving queue, times a safety factor,
-plus the time a delivery transaction needs.
+never under cost and never over the intent's ``maxPrice`` (then we refuse instead).
+
+The promised latency is what the node will really need, from in-memory counters only (a quote
+makes no I/O)::
+
+    latency = (inference + proof + proof * ceil(in_flight / workers)) * latency_slack
+              + restart_s + delivery_s
+
+``inference`` and ``proof`` are measured on this machine (moving averages), ``in_flight`` the
+proofs already queued or running ahead of ours, drained ``workers`` at a time, ``restart_s`` the
+headroom for a restart mid-job and ``delivery_s`` the time a transaction needs to be mined. An
+optimistic job is delivered without a proof (one is made only if it is challenged or audited,
+within the proof window the market gives then), so its promise leaves the proof and its queue out.
 """
 
 from __future__ import annotations
@@ -67,18 +77,24 @@ class Pricer:
         p = self.pricing
         return math.ceil(p.gpu_hour_cost * self.compute_s(model) / 3600) + p.proof_cost
 
-    def latency_s(self, model: str, *, queued: int) -> int:
-        proof = self.proof_s.get(model, Ewma(5.0)).value
-        waves = 1 + queued // self.workers  # proofs ahead of ours, drained `workers` at a time
-        seconds = (
-            self.compute_s(model) + proof * (waves - 1)
-        ) * self.pricing.latency_slack + self.pricing.delivery_s
-        return max(1, math.ceil(seconds))
+    def latency_s(self, model: str, *, queued: int, optimistic: bool = False) -> int:
+        """Seconds to promise for one job with ``queued`` proofs in flight ahead of it."""
+        inference = self.inference_s.get(model, Ewma(0.05)).value
+        if optimistic:
+            work = inference
+        else:
+            proof = self.proof_s.get(model, Ewma(5.0)).value
+            waves = math.ceil(queued / self.workers)  # proofs ahead of ours, drained `workers` at a time
+            work = inference + proof + proof * waves
+        p = self.pricing
+        return max(1, math.ceil(work * p.latency_slack + p.restart_s + p.delivery_s))
 
-    def offer(self, model: str, *, max_price: int, queued: int, now: int, deadline: int) -> Offer:
+    def offer(
+        self, model: str, *, max_price: int, queued: int, now: int, deadline: int, optimistic: bool = False
+    ) -> Offer:
         """The offer for one intent, or the refusal reason."""
         cost = self.cost(model)
-        latency = self.latency_s(model, queued=queued)
+        latency = self.latency_s(model, queued=queued, optimistic=optimistic)
         if cost > max_price:
             return Offer(
                 cost=cost, latency_s=latency, refusal=f"below cost: maxPrice {max_price} < cost {cost}"

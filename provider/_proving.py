@@ -31,6 +31,9 @@ class ProofResult:
 
 
 ProveFn = Callable[[str, Any], ProofResult]
+#: ``witness(bundle_dir, data)``: the output felts of ``data`` without a proof (an optimistic
+#: delivery needs only them; the proof is made when a challenge or an audit asks for it).
+WitnessFn = Callable[[str, Any], list[str]]
 
 
 def prove_with_bundle(bundle_dir: str, data: Any) -> ProofResult:
@@ -45,6 +48,33 @@ def prove_with_bundle(bundle_dir: str, data: Any) -> ProofResult:
         output=[float(x) for x in proof.output],
         seconds=time.perf_counter() - started,
     )
+
+
+def witness_with_bundle(bundle_dir: str, data: Any) -> list[str]:
+    """The circuit's output felts of ``data`` (EZKL's witness, ~10 ms; no proof), as decimal strings:
+    the same numbers a proof's public instances carry."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from tender.models import Bundle
+    from tender.models._ezkl import ezkl
+    from tender.models._felt import flatten_input
+    from tender.models._prove import witness_keys
+
+    bundle = Bundle.load(bundle_dir)
+    values = flatten_input(data, bundle.card.input_size)
+    with tempfile.TemporaryDirectory(prefix="tender-witness-") as tmp:
+        scratch = Path(tmp)
+        (scratch / "input.json").write_text(json.dumps({"input_data": [values]}))
+        try:
+            ezkl.gen_witness(str(scratch / "input.json"), str(bundle.compiled), str(scratch / "witness.json"),
+                             *witness_keys(bundle))  # fmt: skip
+        except RuntimeError as exc:
+            raise ProvingError(f"witness of {bundle.card.name} failed: {exc}") from exc
+        witness = json.loads((scratch / "witness.json").read_text())
+    # EZKL writes each felt as 32 little-endian bytes in hex
+    return [str(int.from_bytes(bytes.fromhex(felt), "little")) for row in witness["outputs"] for felt in row]
 
 
 def _warm_worker() -> int:
@@ -69,6 +99,12 @@ class ProvingPool:
         self._prove = prove
         self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
         self.in_flight = 0
+        self._since: dict[int, float] = {}  # tracked proofs in flight -> when they were asked for
+        self._ticket = 0
+
+    def oldest_age_s(self) -> float:
+        """Seconds the oldest tracked proof in flight (queued or running) has been waiting (0: none)."""
+        return time.monotonic() - min(self._since.values()) if self._since else 0.0
 
     @property
     def queued(self) -> int:
@@ -78,6 +114,10 @@ class ProvingPool:
     async def prove(self, bundle_dir: str, data: Any, *, track: bool = True) -> ProofResult:
         """Prove ``data`` in a worker; ``track=False`` keeps it out of :attr:`in_flight` (calibration)."""
         self.in_flight += track
+        self._ticket += 1
+        ticket = self._ticket
+        if track:
+            self._since[ticket] = time.monotonic()
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, self._prove, bundle_dir, data)
         except BrokenProcessPool as exc:
@@ -85,6 +125,7 @@ class ProvingPool:
             raise ProvingError(f"proving worker died: {exc}") from exc
         finally:
             self.in_flight -= track
+            self._since.pop(ticket, None)
 
     async def warm(self) -> None:
         """Start every worker process and import the prover in it."""

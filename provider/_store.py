@@ -11,14 +11,21 @@ node's own progress on a job is a :class:`WorkStep` (the job's state in the mark
 
 A job whose input does not match its commitment is declined on chain at once and stored as
 ``declined`` (no work is done): the node frees the stake it locked once its deadline has passed.
+
+The store is also the :class:`tender.chain.FeedCursor` of the node's market feed (tables
+``meta`` and ``blocks``): each job remembers ``chain_block``, the last block whose event about it
+the feed read, so that a reorg dropping that block returns the job (:meth:`JobStore.rollback`)
+to be checked against the chain again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
@@ -63,6 +70,7 @@ class StoredJob:
     seq: int = 0
     created_at: float = 0.0
     updated_at: float = 0.0
+    chain_block: int = 0
 
 
 _JSON_COLUMNS = {"input", "output", "output_felts", "tx"}
@@ -87,9 +95,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts INTEGER NOT NULL,
     seq INTEGER NOT NULL,
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    chain_block INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_step ON jobs(step);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (number INTEGER PRIMARY KEY, hash TEXT NOT NULL);
 """
 
 #: Stores written before the rename of their ``state`` column (same string values).
@@ -107,13 +118,15 @@ class JobStore:
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
         if "state" in columns and "step" not in columns:
             self._db.executescript(_MIGRATE_STATE_COLUMN)
         self._db.executescript(_SCHEMA)
+        if columns and "chain_block" not in {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}:
+            self._db.execute("ALTER TABLE jobs ADD COLUMN chain_block INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         with self._lock:
@@ -193,6 +206,57 @@ class JobStore:
                 "SELECT COUNT(*) FROM jobs WHERE proof_mode = 1 AND seq <= ?", (seq,)
             ).fetchone()
         return int(n)
+
+    # -- the market feed's cursor (tender.chain.FeedCursor) -----------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One batch of the feed: its job writes and :meth:`advance` together, or not at all."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @property
+    def cursor(self) -> int | None:
+        """The last block the market feed processed (``None``: never ran)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'cursor'").fetchone()
+        return None if row is None else int(row[0])
+
+    def block_hash(self, number: int) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT hash FROM blocks WHERE number = ?", (number,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def recent_blocks(self) -> list[tuple[int, str]]:
+        with self._lock:
+            rows = self._db.execute("SELECT number, hash FROM blocks ORDER BY number DESC").fetchall()
+        return [(int(n), str(h)) for n, h in rows]
+
+    def advance(self, last: int, hashes: Mapping[int, str], *, keep: int) -> None:
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO blocks (number, hash) VALUES (?, ?)", sorted(hashes.items())
+            )
+            self._db.execute("DELETE FROM blocks WHERE number <= ?", (last - keep,))
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('cursor', ?)", (str(last),))
+
+    def rollback(self, fork: int) -> list[str]:
+        """Forget the blocks after ``fork``; the ids of the jobs an event in them concerned (the
+        node checks each against the chain again)."""
+        with self.transaction():
+            touched = [
+                str(r[0]) for r in self._db.execute("SELECT job_id FROM jobs WHERE chain_block > ?", (fork,))
+            ]
+            self._db.execute("UPDATE jobs SET chain_block = ? WHERE chain_block > ?", (fork, fork))
+            self._db.execute("DELETE FROM blocks WHERE number > ?", (fork,))
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('cursor', ?)", (str(fork),))
+        return touched
 
     def count(self, *, step: WorkStep | None = None) -> int:
         with self._lock:

@@ -145,9 +145,35 @@ class LedgerChain:
         #: reads of the head's timestamp (``now``), and seconds the chain runs ahead of this clock
         self.head_reads = 0
         self.ahead_s = 0
+        #: the transactions ``sender.stuck`` reports (none unless a test says so)
+        self.stuck_now: list[Any] = []
 
     def market(self, address: str) -> LedgerMarket:
         return self.markets[address]
+
+    #: ``ProviderChain.send``'s function names -> the ledger's methods
+    _SENDS = {"deliver": "deliver", "prove": "prove", "finalize": "finalize", "drawAudit": "draw_audit"}
+
+    async def send(self, market: LedgerMarket, function: str, *args: Any, until: float) -> dict[str, Any]:
+        """``ProviderChain.send``: the ledger's method of that name (``until`` unused: no RPC)."""
+        result: dict[str, Any] = await getattr(market, self._SENDS[function])(*args)
+        return result
+
+    async def follow(self, cursor: Any, *, names: Sequence[str]) -> LedgerChain:
+        """``ProviderChain.follow``: a feed with no events (the ledger has no blocks)."""
+        return self
+
+    async def step(self, handler: Any, on_rollback: Any = None) -> int:
+        return 0
+
+    @property
+    def sender(self) -> LedgerChain:
+        """The transaction sender, whose :meth:`stuck` ``/health`` reads (never any here)."""
+        return self
+
+    def stuck(self, older_than: float) -> list[Any]:
+        """``TxSender.stuck``: what a test put in :attr:`stuck_now`."""
+        return list(self.stuck_now)
 
     async def now(self) -> int:
         self.head_reads += 1

@@ -96,6 +96,32 @@ async def test_openapi_schema_names_every_route(client: httpx.AsyncClient) -> No
     assert "ErrorBody" in schema["components"]["schemas"]
 
 
+async def test_health_is_503_while_a_transaction_is_stuck_and_200_after(
+    client: httpx.AsyncClient, chain: LedgerChain
+) -> None:
+    from tender.chain import InFlight
+
+    chain.stuck_now = [InFlight(nonce=7, tx_hash="0x" + "ab" * 32, versions=2, age_s=75.0)]
+    unhealthy = await client.get("/health")
+    while unhealthy.status_code == 200:  # the node asks its sender in the background
+        await asyncio.sleep(0.05)
+        unhealthy = await client.get("/health")
+    assert unhealthy.status_code == 503
+    body = unhealthy.json()
+    assert body["status"] == "unhealthy"
+    assert body["reasons"] == ["1 transaction(s) stuck: nonce 7 unmined for 75s"]
+    assert body["stuck_txs"][0]["nonce"] == 7
+    assert body["provider"] == ADDRESS  # the usual keys stay
+    chain.stuck_now = []
+    healthy = await client.get("/health")
+    while healthy.status_code == 503:
+        await asyncio.sleep(0.05)
+        healthy = await client.get("/health")
+    assert healthy.status_code == 200
+    assert healthy.json()["reasons"] == []
+    assert healthy.json()["proof_queue"]["length"] == 0
+
+
 async def test_health_and_metrics(client: httpx.AsyncClient) -> None:
     health = (await client.get("/health")).json()
     assert health["status"] == "ok"
@@ -488,13 +514,16 @@ async def test_optimistic_job_answers_a_challenge_with_the_proof(
     award(chain, JOB, mlp_samples[3], mlp_bundle, proof_mode=1)
     reply = await client.post("/jobs", json={"jobId": JOB, "market": MARKET, "input": mlp_samples[3]})
     assert reply.status_code == 202
-    await wait_state(client, JOB, {"delivered"})
-    _output, proof = chain.ledger.delivered[JOB]
-    assert proof == b""  # optimistic: no proof unless challenged
+    delivered = await wait_state(client, JOB, {"delivered"})
+    output, proof = chain.ledger.delivered[JOB]
+    assert proof == b""  # optimistic: no proof sent...
+    assert delivered["proof"] is None  # ...and none made: the delivery waited for no proof
+    assert node.metrics.proof.labels("mlp")._sum.get() == 0  # type: ignore[attr-defined]
     chain.ledger.jobs[JOB] = replace(chain.ledger.jobs[JOB], state=JobState.CHALLENGED)
-    done = await wait_state(client, JOB, {"settled"})
+    done = await wait_state(client, JOB, {"settled"})  # challenged: proved now, and answered
     assert chain.ledger.proved[JOB].hex() == done["proof"][2:]
     assert "prove" in done["txHashes"]
+    assert [str(x) for x in output] == done["outputFelts"]
 
 
 async def test_restart_resumes_unfinished_job(tmp_path: Path, mlp_bundle: Any, chain: LedgerChain,

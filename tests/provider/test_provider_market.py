@@ -36,9 +36,10 @@ from tender.wire import Quote
 
 pytestmark = pytest.mark.slow
 
-PROVIDER_KEY, REQUESTER_KEY = DEV_KEYS[3], DEV_KEYS[4]
+PROVIDER_KEY, REQUESTER_KEY, OTHER_KEY = DEV_KEYS[3], DEV_KEYS[4], DEV_KEYS[5]
 PROVIDER = Account.from_key(PROVIDER_KEY).address
 REQUESTER = Account.from_key(REQUESTER_KEY).address
+OTHER = Account.from_key(OTHER_KEY).address  # another provider (it wins, then gives the job up)
 
 
 @dataclass
@@ -62,8 +63,9 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
         deployment = setup.deploy(save=folder / "deployment.json")
         bundle = build(SAMPLE_MODELS / "mlp" / "model.onnx", SAMPLE_MODELS / "mlp" / "calibration.json")
         model_id = register(w3, deployment, bundle)
-        setup.mint([PROVIDER, REQUESTER], 10**24)
+        setup.mint([PROVIDER, REQUESTER, OTHER], 10**24)
         setup.stake(PROVIDER_KEY, 10**22)
+        setup.stake(OTHER_KEY, 10**22)
         yield Chain(anvil, w3, deployment, folder / "deployment.json", model_id, bundle)
 
 
@@ -460,3 +462,165 @@ async def test_node_withdraws_its_credit_past_the_threshold(
     assert fields["threshold"] == 1
     assert node.metrics.withdrawn._value.get() == pytest.approx(credit + price)  # type: ignore[attr-defined]
     assert withdrew in metrics
+
+
+# -- faults: RPC outages and reorgs ------------------------------------------------------------
+
+
+async def test_rpc_outage_during_delivery_is_waited_out_and_health_says_so(
+    chain: Chain, tmp_path: Path, mlp_samples: list[list[float]]
+) -> None:
+    """The RPC goes away while the job is proved and delivered: the node retries until the job's
+    deadline instead of failing it, /health answers 503 while the chain is unreachable and 200
+    after, and the job settles: delivered, not failed, not slashed."""
+    from tender.chain import async_connect
+    from tests._proxy import OutageProxy
+
+    staking = Staking(chain.w3, chain.deployment.staking)
+    stake_before = staking.stake_of(PROVIDER)
+    data = mlp_samples[0]
+    market, _, job_id = post_intent(chain, data)
+    fill(chain, job_id, 300)
+    with OutageProxy(chain.anvil.rpc_url) as proxy:
+        markets = ProviderChain(connect(proxy.url), chain.deployment, PROVIDER_KEY,
+                                async_w3=async_connect(proxy.url))  # fmt: skip
+        section = provider_section(chain, tmp_path / "jobs.db", health={"chain_stale_s": 1.0})
+        node = ProviderNode(ProviderSection(**section), chain=markets, key=PROVIDER_KEY)
+        async with running(node) as client:
+            reply = await client.post(
+                "/jobs", json={"jobId": job_id, "market": market.address, "input": data}
+            )
+            assert reply.status_code == 202, reply.text
+            proxy.outage(8)  # while the job is inferred and proved: its delivery meets the outage
+            health = await client.get("/health")
+            while health.status_code == 200:
+                assert proxy.down, "the outage ended before /health noticed it"
+                await asyncio.sleep(0.1)
+                health = await client.get("/health")
+            assert health.status_code == 503
+            # the delivery needs the chain: it waits (retried, not failed) for the outage's end
+            assert (await client.get(f"/jobs/{job_id}")).json()["state"] in ("accepted", "inferred", "proved")
+            assert health.json()["status"] == "unhealthy"
+            assert "chain unreachable" in health.json()["reasons"][0]
+            assert health.json()["chain"]["reachable"] is False
+            done = await wait_state(client, job_id, {"settled"})
+            health = await client.get("/health")
+            while health.status_code != 200:
+                await asyncio.sleep(0.1)
+                health = await client.get("/health")
+            assert health.json()["status"] == "ok"
+            assert health.json()["chain"]["reachable"] is True
+    assert proxy.outages == 1
+    job = market.job(bytes.fromhex(job_id[2:]))
+    assert job.state is JobState.SETTLED
+    assert done["txHashes"]["deliver"]
+    assert staking.stake_of(PROVIDER) == stake_before  # not slashed
+
+
+async def test_reorg_that_drops_the_delivery_is_delivered_again(
+    chain: Chain, tmp_path: Path, mlp_samples: list[list[float]]
+) -> None:
+    """A reorg takes the delivery and settlement back (the job is Awarded to us again): the node
+    follows the chain, not its store, and delivers again once, before the deadline."""
+    markets = ProviderChain(chain.w3, chain.deployment, PROVIDER_KEY)
+    markets.sender.replace_after = 1.0  # the dropped delivery's nonce is free again: resend soon
+    node = ProviderNode(ProviderSection(**provider_section(chain, tmp_path / "jobs.db")), chain=markets,
+                        key=PROVIDER_KEY)  # fmt: skip
+    data = mlp_samples[1]
+    market, _, job_id = post_intent(chain, data)
+    fill(chain, job_id, 300)
+    job = bytes.fromhex(job_id[2:])
+    async with running(node) as client:
+        for _ in range(3):  # the feed has read blocks past the fork to come
+            chain.anvil.rpc("evm_mine")
+        snapshot = chain.anvil.rpc("evm_snapshot")
+        reply = await client.post("/jobs", json={"jobId": job_id, "market": market.address, "input": data})
+        assert reply.status_code == 202, reply.text
+        first = await wait_state(client, job_id, {"settled"})
+        head = chain.w3.eth.block_number
+        while node.feed is None or node.feed.position < head:  # the feed has seen the delivery's blocks
+            assert (await client.get(f"/jobs/{job_id}")).json()["state"] == "settled"
+            await asyncio.sleep(0.05)
+        assert chain.anvil.rpc("evm_revert", [snapshot])
+        for _ in range(4):  # the other branch, longer than the dropped one
+            chain.anvil.rpc("evm_mine")
+        assert market.job(job).state is JobState.AWARDED
+        body = (await client.get(f"/jobs/{job_id}")).json()
+        while "deliver_dropped" not in body["txHashes"]:  # the feed saw the reorg; the node went back
+            await asyncio.sleep(0.05)
+            body = (await client.get(f"/jobs/{job_id}")).json()
+        again = await wait_state(client, job_id, {"settled"})
+        assert again["txHashes"]["deliver_dropped"] == first["txHashes"]["deliver"]
+        assert again["txHashes"]["deliver"] != first["txHashes"]["deliver"]
+    settled = market.job(job)
+    assert settled.state is JobState.SETTLED
+    assert settled.provider == PROVIDER
+    delivered = list(market.events(names=["Delivered"], job_id=job))
+    assert len(delivered) == 1  # one delivery on the chain that stands
+
+
+async def test_optimistic_job_is_not_proved_unless_challenged(
+    chain: Chain, node: tuple[ProviderNode, httpx.AsyncClient], mlp_samples: list[list[float]]
+) -> None:
+    provider, client = node
+    market, _, job_id = post_intent(chain, mlp_samples[2], mode=ProofMode.OPTIMISTIC)
+    fill(chain, job_id, 120)
+    reply = await client.post(
+        "/jobs", json={"jobId": job_id, "market": market.address, "input": mlp_samples[2]}
+    )
+    assert reply.status_code == 202
+    delivered = await wait_state(client, job_id, {"delivered"})
+    assert delivered["proof"] is None  # delivered without a proof: none was made
+    assert provider.metrics.proof.labels("mlp")._sum.get() == 0  # type: ignore[attr-defined]
+    challenge(chain, market, job_id)
+    done = await wait_state(client, job_id, {"settled"})  # proved now, the challenge answered
+    assert done["proof"] is not None
+    assert "prove" in done["txHashes"]
+    assert market.job(bytes.fromhex(job_id[2:])).state is JobState.SETTLED
+
+
+async def test_failover_award_to_this_provider_is_delivered(
+    chain: Chain, node: tuple[ProviderNode, httpx.AsyncClient], mlp_samples: list[list[float]]
+) -> None:
+    """This node is the runner-up of a reverse auction; the winner gives the job up, the market
+    fails it over to this node, which then delivers it (and is paid, never slashed)."""
+    from tender.intents import Bid
+
+    _, client = node
+    staking = Staking(chain.w3, chain.deployment.staking)
+    stake_before = staking.stake_of(PROVIDER)
+    data = mlp_samples[3]
+    now = int(chain.w3.eth.get_block("latest")["timestamp"])
+    intent = Intent(
+        requester=REQUESTER, model_id=bytes.fromhex(chain.model_id[2:]),
+        input_commitment=input_commitment(chain.bundle, data), max_price=10**18,
+        auction_type=AuctionType.REVERSE, auction_window=30, deadline=now + 900, allow_failover=True,
+        nonce=random_nonce(), expiry=now + 300,
+    )  # fmt: skip
+
+    def reverse(key: str) -> Market:
+        return Market(chain.w3, chain.deployment.market("reverse"), auction=AuctionType.REVERSE,
+                      sender=TxSender(chain.w3, key))  # fmt: skip
+
+    requester = reverse(REQUESTER_KEY)
+    Token(chain.w3, chain.deployment.token, sender=requester.sender).ensure_allowance(
+        requester.address, 10**21
+    )
+    requester.post(intent)
+    job = requester.job_id(intent)
+    job_id = "0x" + job.hex()
+    reverse(OTHER_KEY).bid(job, Bid(provider=OTHER, price=10**16, latency=300))  # the best bid
+    reverse(PROVIDER_KEY).bid(job, Bid(provider=PROVIDER, price=10**17, latency=300))  # the runner-up
+    warp(chain, 31)
+    requester.award(job)
+    assert requester.job(job).provider == OTHER
+    reverse(OTHER_KEY).decline(job)  # the winner gives the job up: it fails over to us
+    awarded = requester.job(job)
+    assert (awarded.state, awarded.provider) == (JobState.AWARDED, PROVIDER)
+    reply = await client.post("/jobs", json={"jobId": job_id, "market": requester.address, "input": data})
+    assert reply.status_code == 202, reply.text
+    done = await wait_state(client, job_id, {"settled"})
+    assert done["txHashes"]["deliver"]
+    settled = requester.job(job)
+    assert (settled.state, settled.provider) == (JobState.SETTLED, PROVIDER)
+    assert staking.stake_of(PROVIDER) == stake_before

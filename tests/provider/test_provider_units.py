@@ -221,6 +221,21 @@ def test_pricer_queue_raises_price_and_latency_and_tight_deadline_refuses() -> N
     assert tight.refusal.startswith("deadline too tight")
 
 
+def test_promised_latency_covers_the_proof_queue_restart_and_inclusion() -> None:
+    """The promise is measured inference + proof + the proofs ahead of ours drained ``workers``
+    at a time, times the slack, + restart headroom + tx inclusion; optimistic jobs wait for no proof."""
+    pricing = PricingSection(latency_slack=1.0, restart_s=15.0, delivery_s=4.0)
+    pricer = Pricer(pricing, workers=2)
+    pricer.observe("mlp", inference_s=1.0, proof_s=3.0)
+    assert pricer.latency_s("mlp", queued=0) == 1 + 3 + 15 + 4
+    assert pricer.latency_s("mlp", queued=1) == 1 + 3 + 3 + 15 + 4  # one ahead: a worker is busy
+    assert pricer.latency_s("mlp", queued=4) == 1 + 3 + 3 * 2 + 15 + 4  # four ahead: two waves
+    assert pricer.latency_s("mlp", queued=4, optimistic=True) == 1 + 15 + 4
+    offer = pricer.offer("mlp", max_price=10**30, queued=4, now=0, deadline=28, optimistic=False)
+    assert offer.refusal is not None
+    assert offer.refusal.startswith("deadline too tight")
+
+
 # -- quote signatures ---------------------------------------------------------------------
 
 
@@ -324,3 +339,39 @@ def test_chain_clock_survives_a_failed_refresh(
     assert "clock.refresh_failed" in caplog.text
     mono[0] += 2
     assert clock.now() == 5_002
+
+
+# -- optimistic deliveries: the output without a proof ----------------------------------------
+
+
+def test_witness_output_felts_are_the_proofs(mlp_bundle: Any, mlp_samples: list[list[float]]) -> None:
+    """An optimistic delivery sends the witness's output felts; a later proof must prove exactly them."""
+    from provider._proving import prove_with_bundle, witness_with_bundle
+
+    for sample in mlp_samples[:2]:
+        felts = witness_with_bundle(str(mlp_bundle.path), sample)
+        assert felts == prove_with_bundle(str(mlp_bundle.path), sample).output_felts
+
+
+# -- the job store as the market feed's cursor ------------------------------------------------
+
+
+def test_store_rollback_returns_the_jobs_a_dropped_block_spoke_of(tmp_path: Path) -> None:
+    from provider import JobStore, StoredJob
+
+    store = JobStore(tmp_path / "jobs.db")
+    for n, block in ((1, 10), (2, 20)):
+        store.insert(StoredJob(job_id=f"0x{n:064x}", market="0x" + "11" * 20, model="mlp", input=[0.0],
+                               input_commitment="1", deadline=100, proof_mode=0, chain_block=block))  # fmt: skip
+    with store.transaction():
+        store.advance(20, {19: "0x19", 20: "0x20"}, keep=64)
+    assert store.cursor == 20
+    assert store.recent_blocks() == [(20, "0x20"), (19, "0x19")]
+    assert store.rollback(15) == [f"0x{2:064x}"]  # only job 2's event was after the fork
+    assert store.cursor == 15
+    assert store.block_hash(20) is None
+    assert store.rollback(15) == []  # forgotten once checked
+    store.close()
+    reopened = JobStore(tmp_path / "jobs.db")  # the cursor survives a restart
+    assert reopened.cursor == 15
+    reopened.close()
