@@ -75,6 +75,8 @@ class EventHub:
         self.listeners: list[Listener] = []
         #: the last poll's error (``None`` once a poll succeeds again)
         self.error: BaseException | None = None
+        #: polls failed in a row (the pause between polls doubles with each, up to 5 s)
+        self.failures = 0
         #: whether :attr:`error` ended the hub (a reorg deeper than the feed remembers)
         self.fatal = False
 
@@ -105,11 +107,10 @@ class EventHub:
             self._task = None
 
     async def _run(self) -> None:
-        failures = 0
         while self._trackers:
             try:
                 await self.poll_once()
-                failures, self.error = 0, None
+                self.failures, self.error = 0, None
             except FeedError as exc:  # a reorg deeper than the feed remembers: nothing to retry
                 self.error, self.fatal = exc, True
                 for waiter in self._waiters.values():
@@ -117,10 +118,16 @@ class EventHub:
                 return
             except Exception as exc:  # an RPC outage must not end any request:
                 # retried with a bounded backoff; each request gives up at its own timeout
-                failures += 1
+                self.failures += 1
                 self.error = exc
-                log(logger, "client.poll_failed", level=logging.WARNING, error=repr(exc), failures=failures)
-            pause = self.poll_interval * 2 ** min(failures, 5)
+                log(
+                    logger,
+                    "client.poll_failed",
+                    level=logging.WARNING,
+                    error=repr(exc),
+                    failures=self.failures,
+                )
+            pause = self.poll_interval * 2 ** min(self.failures, 5)
             await asyncio.sleep(min(pause, max(self.poll_interval, _MAX_BACKOFF_S)))
 
     def fetch(self) -> tuple[list[Event], list[int]]:

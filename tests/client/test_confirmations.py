@@ -15,6 +15,7 @@ from tender.client._client import Client
 from tender.client._tracker import JobTracker
 from tender.errors import ArtifactError
 from tender.intents import ProofMode
+from tests._proxy import OutageProxy
 from tests.harness.verifier import Env, make_env, samples
 
 
@@ -82,3 +83,33 @@ async def test_settlement_is_final_after_two_confirmations_and_a_reorg_that_drop
     assert result.confirmations >= 2
     assert result.tx_hashes["settled"] != settled_tx
     assert result.price_paid > 0
+
+
+@pytest.mark.timeout(600)
+async def test_an_rpc_outage_while_following_is_retried_until_the_job_settles(env: Env) -> None:
+    """The client's RPC goes through an :class:`~tests._proxy.OutageProxy`; it goes down while
+    the job is awarded, the provider delivers meanwhile, and the request still ends settled once
+    the node answers again (the poll errors were retried, not fatal)."""
+    intent = env.intent(samples()[1], mode=ProofMode.ZK)
+    job = env.requester.market.job_id(intent)
+    env.requester.market.post(intent)
+    env.provider.market.fill(job, env.provider.address, 300)
+    with OutageProxy(env.chain.rpc_url) as proxy:
+        async with Client(proxy.url, DEV_KEYS[1], deployment=env.deployment, self_help=False,
+                          confirmations=1, poll_interval=0.05) as client:  # fmt: skip
+            tracker = JobTracker(job_id="0x" + job.hex())
+            task = asyncio.create_task(client.follow(tracker, intent, None, verify=False, timeout=500))
+            await _until(lambda: tracker.state is JobState.AWARDED)
+            proxy.go_down()
+            hub = client._events()
+            await _until(lambda: hub.failures >= 3)  # polls fail now, retried with a backoff
+            await asyncio.to_thread(env.deliver_zk, job, 1)
+            env.chain.rpc("evm_mine", [])
+            await asyncio.sleep(0.3)
+            assert not task.done()
+            assert tracker.state is JobState.AWARDED  # the client cannot see it yet
+            proxy.come_back()
+            result = await asyncio.wait_for(task, timeout=120)
+    assert result.price_paid > 0
+    assert result.confirmations >= 1
+    assert hub.error is None
