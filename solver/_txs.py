@@ -260,6 +260,10 @@ class TxManager:
             message = _message(exc)
             if any(t in message for t in _ALREADY_KNOWN):
                 pass
+            elif (
+                any(t in message for t in _NONCE_TOO_LOW) and await self._receipt(tx_hash, until) is not None
+            ):
+                pass  # this very transaction took its nonce: an earlier try went through unanswered
             elif any(t in message for t in _NONCE_TOO_LOW):
                 # Its nonce is taken: by one of our own versions (fine) or by another process.
                 self._next = None

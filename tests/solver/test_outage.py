@@ -41,9 +41,7 @@ def test_outage_while_the_auction_runs_out_keeps_the_bid_and_awards_after(env: E
         with Running([solver]):
             wait_until(lambda: _health(port)[0] == 200, timeout=60)
             job = env.post(env.intent(AuctionType.REVERSE, window=20))
-            wait_until(
-                lambda: any(t.state == TxState.MINED for t in store.job_txs(job, "bid")), timeout=60
-            )
+            wait_until(lambda: any(t.state == TxState.MINED for t in store.job_txs(job, "bid")), timeout=60)
             auction_end = env.job(AuctionType.REVERSE, job).auction_end
             proxy.go_down()
             wait_until(lambda: _health(port)[0] == 503, timeout=60)
