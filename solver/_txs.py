@@ -306,6 +306,7 @@ class TxManager:
             for version in versions:
                 if version.state == TxState.SIGNED:  # its broadcast never got an answer
                     await self._rebroadcast(version, until)
+                    deadline = max(deadline, time.monotonic() + within_s)  # it only left now
             if time.monotonic() > deadline:
                 raise TransactionFailed(
                     f"nonce {row.nonce} not mined within {within_s}s", tx_hash=HexBytes(row.hash)
