@@ -1,5 +1,8 @@
-"""The solver's HTTP API (aiohttp): ``POST /intents``, ``GET /status``, ``GET /metrics`` and its
-OpenAPI document at ``GET /openapi.json``.
+"""The solver's HTTP API (aiohttp): ``POST /intents``, ``GET /status``, ``GET /health``,
+``GET /metrics`` and its OpenAPI document at ``GET /openapi.json``.
+
+``GET /health`` answers 200 while the solver can do its work and 503 when it cannot (the chain
+unreachable, a transaction stuck, the feed far behind), with the reasons in the body.
 
 ``POST /intents`` takes a :class:`~tender.wire.SignedIntentWire`, checks it (chain id, a market
 this solver follows, the job id recomputed, not expired, the requester's EIP-712 signature
@@ -81,6 +84,8 @@ class IntentApi:
         markets: market addresses it follows (checksummed).
         accept: called with every checked intent; returns False when it was known already.
         status: returns the JSON for ``GET /status``.
+        health: returns ``(healthy, body)`` for ``GET /health`` (200 or 503); ``None``: always
+            healthy.
         limits: what one request may carry.
         contract_accepts: the ERC-1271 check for a requester that is a contract (``None``: EOA
             requesters only). A signature is accepted exactly when the market would accept it:
@@ -96,7 +101,9 @@ class IntentApi:
         status: Callable[[], dict[str, object]],
         limits: HttpLimits | None = None,
         contract_accepts: ContractCheck | None = None,
+        health: Callable[[], tuple[bool, dict[str, object]]] | None = None,
     ) -> None:
+        self.health = health
         self.contract_accepts = contract_accepts
         self.chain_id = chain_id
         self.markets = {m.lower(): m for m in markets}
@@ -111,6 +118,7 @@ class IntentApi:
                               middlewares=[aiohttp_guard(self.limits, HTTP_5XX)])  # fmt: skip
         app.router.add_post("/intents", self.post_intent)
         app.router.add_get("/status", self.get_status)
+        app.router.add_get("/health", self.get_health)
         app.router.add_get("/metrics", self.get_metrics)
         app.router.add_get("/openapi.json", self.get_openapi)
         return app
@@ -154,6 +162,10 @@ class IntentApi:
 
     async def get_status(self, request: web.Request) -> web.Response:
         return web.json_response(self.status())
+
+    async def get_health(self, request: web.Request) -> web.Response:
+        healthy, body = self.health() if self.health is not None else (True, {"ok": True, "reasons": []})
+        return web.json_response(body, status=200 if healthy else 503)
 
     async def get_metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(REGISTRY), content_type="text/plain")
@@ -214,6 +226,10 @@ def openapi_document() -> dict[str, Any]:
             }},
             "/status": {"get": {"summary": "What the solver is doing", "operationId": "get_status",
                                 "responses": {"200": json_object("the solver's state")}}},
+            "/health": {"get": {"summary": "Whether the solver can work: chain, transactions, feed",
+                                "operationId": "get_health", "responses": {
+                "200": json_object("healthy: ok true, no reasons"),
+                "503": json_object("unhealthy: ok false, the reasons (chain unreachable, stuck transactions, feed lag)")}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "operationId": "get_metrics", "responses": {
                 "200": {"description": "Prometheus text format",
                         "content": {"text/plain": {"schema": {"type": "string"}}}}}}},

@@ -89,6 +89,9 @@ class SolverSection(Section):
         description="relay signed intents it can serve on-chain (else leave them to the requester)",
     )
     job_poll_s: float = Field(default=0.5, gt=0)
+    max_feed_lag_blocks: int = Field(
+        default=32, ge=1, description="/health turns 503 when the feed is further behind the head"
+    )
     finalize_grace_s: float = Field(default=30.0, ge=0, description="finalize our optimistic jobs this late")
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     max_payload_bytes: int = Field(default=1 << 20, ge=256, description="bytes of one HTTP request body")

@@ -37,6 +37,7 @@ from eth_account import Account
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract.contract import ContractFunction
+from web3.exceptions import Web3RPCError
 
 from solver._api import IntentApi, erc1271_accepts_on_chain
 from solver._config import SolverSection
@@ -81,8 +82,11 @@ logger = logging.getLogger("solver")
 
 _DATA_PREFIX = b"data:application/json,"
 
+#: What an RPC outage raises (sync and async web3 alike): retried, never fatal.
+_RPC_ERRORS: tuple[type[Exception], ...] = (ChainError, Web3RPCError, *TRANSPORT_ERRORS)
+
 #: What a job task survives (logged, then retried): chain, provider and network trouble.
-_JOB_ERRORS: tuple[type[Exception], ...] = (ChainError, JobError, *TRANSPORT_ERRORS)
+_JOB_ERRORS: tuple[type[Exception], ...] = (ChainError, JobError, Web3RPCError, *TRANSPORT_ERRORS)
 
 #: Reverts that waiting cures: the chain's clock has not reached the time yet (the estimate ran
 #: on a block a little behind, or a reorg set the clock back). Any other revert of an award,
@@ -178,6 +182,11 @@ class Solver(Daemon):
         #: (by this process; a restarted solver tries once more).
         self._refused: dict[tuple[str, str], ContractRevert] = {}
         self.api: IntentApi | None = None
+        #: why the last read of the chain failed (``None``: the last read succeeded)
+        self.chain_error: str | None = None
+        self._chain_answered_at = time.monotonic()
+        #: job id -> failures in a row of its task (the retry pause doubles with each, bounded)
+        self._failures: dict[str, int] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -230,6 +239,7 @@ class Solver(Daemon):
                 markets=[m.address for m in self.markets.values()],
                 accept=self.accept_signed,
                 status=self.status,
+                health=self.health,
                 limits=s.http_limits(),
                 contract_accepts=functools.partial(erc1271_accepts_on_chain, self.w3),
             )
@@ -259,8 +269,36 @@ class Solver(Daemon):
         if hasattr(self, "store"):
             self.store.close()
 
+    def health(self) -> tuple[bool, dict[str, object]]:
+        """Whether the solver can do its work, and why not: the chain unreachable (the feed's
+        last read failed), a transaction pending for more than twice ``gas.stuck_after_s``
+        (replacement did not help), or the feed more than ``max_feed_lag_blocks`` behind."""
+        reasons: list[str] = []
+        if self.chain_error is not None:
+            reasons.append(f"chain unreachable: {self.chain_error}")
+        lag = max(0, self.feed.head - self.section.confirmations - self.feed.position)
+        if lag > self.section.max_feed_lag_blocks:
+            reasons.append(f"feed {lag} blocks behind the head")
+        now = time.time()
+        stuck = self.txm.stuck(2 * self.section.gas.stuck_after_s)
+        if stuck:
+            reasons.append(
+                f"{len(stuck)} transaction(s) not mined after {2 * self.section.gas.stuck_after_s:g} s"
+            )
+        body: dict[str, object] = {
+            "ok": not reasons,
+            "reasons": reasons,
+            "chain": {"reachable": self.chain_error is None, "error": self.chain_error,
+                      "lastAnswerAgoS": round(time.monotonic() - self._chain_answered_at, 3)},
+            "feed": {"position": self.feed.position, "head": self.feed.head, "lagBlocks": lag},
+            "txs": {"stuck": [{"nonce": t.nonce, "purpose": t.purpose, "jobId": t.job_id, "hash": t.hash,
+                               "ageS": round(now - (t.sent or t.created), 1)} for t in stuck]},
+        }  # fmt: skip
+        return not reasons, body
+
     def status(self) -> dict[str, object]:
         return {
+            "health": self.health()[1],
             "address": self.address,
             "chainId": self.chain_id,
             "block": self.store.cursor,
@@ -275,20 +313,42 @@ class Solver(Daemon):
     # -- the feed -----------------------------------------------------------------------
 
     async def _follow(self) -> None:
+        failures = 0
         while not self.stopping.is_set():
             try:
                 processed = await self.feed.step(self._on_events, self._on_rollback)
             except FeedError:
                 raise  # a reorg deeper than the store remembers: the solver cannot go on safely
-            except (ChainError, OSError, TimeoutError) as exc:
-                log(logger, "feed.error", level=logging.WARNING, error=repr(exc))
-                processed = 0
+            except _RPC_ERRORS as exc:
+                # An RPC outage: retried with a bounded backoff; /health says so meanwhile.
+                failures += 1
+                if self.chain_error is None:
+                    log(logger, "chain.unreachable", level=logging.WARNING, error=repr(exc))
+                self.chain_error = repr(exc)[:300]
+                await self._sleep(min(self.section.poll_interval_s * 2**failures, 5.0))
+                continue
+            self._chain_answered_at = time.monotonic()
+            if self.chain_error is not None:
+                await self._chain_back(failures)
+            failures = 0
             if processed:
                 FEED_BLOCK.set(self.feed.position)
                 self.wake.set()
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), self.section.poll_interval_s)
+
+    async def _chain_back(self, failures: int) -> None:
+        """The chain answers again after an outage: settle what was mined meanwhile, broadcast
+        again what never got out (the same bytes), read the nonce anew, wake every job."""
+        try:
+            await self.txm.recover(self._tx_wanted)
+        except _RPC_ERRORS as exc:
+            log(logger, "chain.recover_failed", level=logging.WARNING, error=repr(exc))
+            return  # not back for good yet: the next step tries again
+        log(logger, "chain.back", failed_reads=failures, was=self.chain_error)
+        self.chain_error = None
+        self.wake.set()
 
     def _on_events(self, events: list[Event]) -> None:
         """Store what a batch of market events says (inside the feed's transaction)."""
@@ -390,11 +450,15 @@ class Solver(Daemon):
         """Run a job; an error is logged and the job retried on the next wake (not fatal)."""
         try:
             await self._run_job(job_id)
+            self._failures.pop(job_id, None)
         except asyncio.CancelledError:
             raise
         except _JOB_ERRORS as exc:
-            log(logger, "job.error", level=logging.WARNING, job_id=job_id, error=repr(exc))
-            await asyncio.sleep(0.5)
+            # An RPC outage or a provider that does not answer: the job is run again, the pause
+            # doubling with each failure in a row (bounded), until the chain says it is over.
+            failures = self._failures[job_id] = self._failures.get(job_id, 0) + 1
+            log(logger, "job.error", level=logging.WARNING, job_id=job_id, error=repr(exc), failures=failures)
+            await self._sleep(min(0.5 * 2 ** (failures - 1), 8.0))
             self.wake.set()
 
     async def accept_signed(self, intent: Intent, signature: bytes, market: str, job_id: str) -> bool:
@@ -407,6 +471,12 @@ class Solver(Daemon):
         return new
 
     # -- one job ------------------------------------------------------------------------
+
+    @staticmethod
+    def _until(deadline: int, now: int) -> float:
+        """A chain-clock ``deadline`` (``now`` being the chain's time) as unix seconds on this
+        machine's clock, at least a few seconds ahead: how long RPC errors are retried for it."""
+        return time.time() + max(5, deadline - now)
 
     async def _now(self) -> int:
         """The chain's clock: the latest block's time. Deadlines are judged by it, never by the
@@ -509,12 +579,14 @@ class Solver(Daemon):
                       cost=action.cost)  # fmt: skip
             try:
                 bid = Bid(action.provider, action.price, action.latency)
+                until = self._until(auction_end, now)  # RPC errors retried while the bid can count
                 tx = await self.txm.send(
                     market.sync.fn.bid(bytes(job), bid.to_abi()),
                     purpose="bid",
                     job_id=row.job_id,
+                    until=until,
                 )  # fmt: skip (gas estimated: a bid already beaten reverts here, for free)
-                await self.txm.wait(tx)
+                await self.txm.wait(tx, until=until)
             except (ContractRevert, TransactionFailed) as exc:
                 self._set(row, Pursuit.LOST, note=f"bid refused: {exc}")
         elif isinstance(action, FillAction):
@@ -633,7 +705,7 @@ class Solver(Daemon):
             if now < chain_job.auction_end:
                 await self._sleep(min(chain_job.auction_end - now, 2.0) + 0.05)
                 return
-            refused = await self._award(row, market, job)
+            refused = await self._award(row, market, job, until=self._until(chain_job.deadline, now))
             if refused is not None and (await market.job(job)).state is JobState.OPEN:
                 # Nobody can award it any more (e.g. DeadlinePassed): we leave the job. Its
                 # escrow is refundable by anyone; the requester's SDK refunds it itself.
@@ -657,15 +729,18 @@ class Solver(Daemon):
                 row, Pursuit.LOST, note=f"awarded to {chain_job.provider}, state {chain_job.state.name}"
             )
 
-    async def _award(self, row: JobRow, market: AsyncMarket, job: bytes) -> ContractRevert | None:
+    async def _award(
+        self, row: JobRow, market: AsyncMarket, job: bytes, *, until: float | None = None
+    ) -> ContractRevert | None:
         """Close our auction: one award at a time; a failed one (e.g. mined on a chain whose
         clock a reorg set back) is retried, at most three times in all. Returns the revert that
-        refused the award for good (``DeadlinePassed``...), if one did."""
+        refused the award for good (``DeadlinePassed``...), if one did. RPC errors are retried
+        until ``until`` (unix seconds: the job's deadline)."""
         awards = self.store.job_txs(row.job_id, "award")
         pending = [t for t in awards if t.state in (TxState.SIGNED, TxState.SENT)]
         if pending:
             try:
-                await self.txm.wait(pending[-1])
+                await self.txm.wait(pending[-1], until=until)
             except TransactionFailed as exc:
                 return self._refusal(row, "award", exc)
             return None
@@ -673,18 +748,22 @@ class Solver(Daemon):
             return None
         # Gas is estimated: an award that would revert (already awarded by someone else, or
         # past the deadline) costs nothing, and a permanent refusal is not tried again.
-        return await self._send_job_tx(row, "award", market.sync.fn.award(job))
+        return await self._send_job_tx(row, "award", market.sync.fn.award(job), until=until)
 
-    async def _send_job_tx(self, row: JobRow, purpose: str, tx: ContractFunction) -> ContractRevert | None:
+    async def _send_job_tx(
+        self, row: JobRow, purpose: str, tx: ContractFunction, *, until: float | None = None
+    ) -> ContractRevert | None:
         """Send an ``award``/``expire``/``finalize`` for ``row`` and wait for it. Returns the
         permanent revert that refused it (now or on an earlier try: it is not sent again), or
-        ``None`` (mined, or refused for a reason that waiting may cure)."""
+        ``None`` (mined, or refused for a reason that waiting may cure). An RPC outage raises
+        :class:`~tender.errors.ChainError` (after retrying until ``until``): the job task is
+        run again, and a transaction already signed is broadcast again, never signed anew."""
         refused = self._refused.get((row.job_id, purpose))
         if refused is not None:
             return refused
         try:
-            sent = await self.txm.send(tx, purpose=purpose, job_id=row.job_id)
-            await self.txm.wait(sent)
+            sent = await self.txm.send(tx, purpose=purpose, job_id=row.job_id, until=until)
+            await self.txm.wait(sent, until=until)
         except (ContractRevert, TransactionFailed) as exc:
             return self._refusal(row, purpose, exc)
         return None

@@ -8,10 +8,18 @@ needs more, so it has this asyncio sender over the same revert decoder:
 * **persist, then broadcast**: every signed transaction (raw bytes, hash, nonce, purpose, job)
   is committed to SQLite before it is sent, so a crash between the two loses nothing, and
   after a restart :meth:`TxManager.recover` re-broadcasts the same bytes (never a new bid);
-* **retries with backoff** on transient RPC errors, "already known" treated as success;
+* **retries with backoff** on transient RPC errors (as ``tender.chain.TxSender``): ``retries``
+  times, or, when the caller passes ``until`` (unix seconds: the job's deadline), until then,
+  the backoff doubling up to ``backoff_cap``; "already known" treated as success. A revert is
+  permanent and raises at once;
+* **uncertain broadcasts**: a broadcast that failed for a transient reason leaves its row
+  ``signed`` (its nonce stays reserved) and drops the cached nonce, so the next one is read
+  from the chain again; :meth:`TxManager.wait` and :meth:`TxManager.recover` broadcast the same
+  bytes again once the node answers (never a second version signed anew);
 * **replacement**: a transaction pending longer than ``stuck_after_s`` is re-signed with the
   same nonce and fees bumped by ``bump_pct`` (the node's minimum is 10%), capped by
   ``max_gas_price_wei``; whichever version is mined wins, the others are marked replaced;
+* **health**: :meth:`TxManager.stuck` lists what is pending longer than it should be;
 * **reorgs**: :meth:`TxManager.on_rollback` puts transactions mined in dropped blocks back to
   pending; the caller says whether each is still wanted, and one that is not is cancelled by a
   zero-value self-transfer with its nonce so later nonces are not stuck behind a gap.
@@ -25,6 +33,7 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
+import aiohttp
 from eth_account.signers.local import LocalAccount
 from eth_account.typed_transactions import TypedTransaction
 from hexbytes import HexBytes
@@ -36,7 +45,7 @@ from web3.types import TxParams, TxReceipt
 from solver._config import GasSection
 from solver._metrics import TXS
 from solver._store import Store, TxRow, TxState
-from tender.chain import RevertDecoder
+from tender.chain import RevertDecoder, is_transient
 from tender.errors import ChainError, ContractRevert, TransactionFailed
 from tender.logs import log
 
@@ -60,9 +69,12 @@ def _message(exc: BaseException) -> str:
 
 
 def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, OSError | TimeoutError):
+    """An RPC failure that waiting may cure: the node unreachable, slow or overloaded."""
+    if isinstance(exc, OSError | TimeoutError | aiohttp.ClientError):
         return True
-    return isinstance(exc, Web3RPCError) and any(t in _message(exc) for t in _TRANSIENT)
+    if isinstance(exc, Web3RPCError) and any(t in _message(exc) for t in _TRANSIENT):
+        return True
+    return is_transient(exc)
 
 
 class TxManager:
@@ -75,7 +87,9 @@ class TxManager:
         chain_id: the chain's id.
         gas: fee policy (caps, bump, stuck time).
         decoder: decodes revert data into :class:`~tender.errors.ContractRevert`.
-        retries: attempts for a transient RPC error (backoff doubles from 0.1 s).
+        retries: attempts for a transient RPC error when no ``until`` is given (backoff doubles
+            from 0.1 s).
+        backoff_cap: the longest pause between two attempts.
     """
 
     def __init__(
@@ -88,6 +102,7 @@ class TxManager:
         gas: GasSection,
         decoder: RevertDecoder | None = None,
         retries: int = 4,
+        backoff_cap: float = 2.0,
     ) -> None:
         self.w3 = w3
         self.account = account
@@ -97,24 +112,32 @@ class TxManager:
         self.gas = gas
         self.decoder = decoder
         self.retries = retries
+        self.backoff_cap = backoff_cap
         self._lock = asyncio.Lock()
         self._next: int | None = None
         self._fee_cache: tuple[float, int, int, int] | None = None  # (when, base fee, max fee, tip)
 
     # -- RPC helpers --------------------------------------------------------------------
 
-    async def _rpc(self, call: Callable[[], Any]) -> Any:
+    async def _rpc(self, call: Callable[[], Any], until: float | None = None) -> Any:
+        """``await call()``, retrying transient RPC errors: :attr:`retries` times, or until
+        ``until`` (unix seconds) when given. Other errors raise at once; a transient error
+        that outlasts the retries raises :class:`~tender.errors.ChainError`."""
         delay = 0.1
-        for attempt in range(self.retries + 1):
+        attempt = 0
+        while True:
             try:
                 return await call()
-            except (Web3RPCError, OSError, TimeoutError) as exc:
-                if attempt >= self.retries or not _transient(exc):
+            except (Web3RPCError, OSError, TimeoutError, aiohttp.ClientError) as exc:
+                if not _transient(exc):
                     raise
+                out = attempt >= self.retries if until is None else time.time() + delay > until
+                if out:
+                    raise ChainError(f"the node did not answer: {exc!r}") from exc
                 log(logger, "rpc.retry", level=logging.DEBUG, error=repr(exc), attempt=attempt)
                 await asyncio.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")
+                delay = min(delay * 2, self.backoff_cap)
+                attempt += 1
 
     def _revert(self, exc: BaseException) -> ContractRevert | None:
         return self.decoder.from_exception(exc) if self.decoder is not None else None
@@ -127,24 +150,25 @@ class TxManager:
         base = self._fee_cache[1] if self._fee_cache is not None else 0
         return min(base + tip, max_fee)
 
-    async def _fees(self) -> tuple[int, int]:
+    async def _fees(self, until: float | None = None) -> tuple[int, int]:
         """``(maxFeePerGas, maxPriorityFeePerGas)``, capped; cached for a second (many jobs
         decide at once, and the base fee moves only once per block)."""
         now = time.monotonic()
         if self._fee_cache is not None and now - self._fee_cache[0] < 1.0:
             return self._fee_cache[2], self._fee_cache[3]
-        tip = int(await self._rpc(lambda: self.w3.eth.max_priority_fee))
-        block = await self._rpc(lambda: self.w3.eth.get_block("latest"))
+        tip = int(await self._rpc(lambda: self.w3.eth.max_priority_fee, until))
+        block = await self._rpc(lambda: self.w3.eth.get_block("latest"), until)
         base = int(block.get("baseFeePerGas", 0))
         cap = self.gas.max_gas_price_wei
         fees = (min(2 * base + tip, cap), min(tip, cap))
         self._fee_cache = (now, base, *fees)
         return fees
 
-    async def estimate(self, tx: TxParams) -> int:
+    async def estimate(self, tx: TxParams, *, until: float | None = None) -> int:
         """Estimated gas; a revert raises the decoded :class:`ContractRevert`."""
         try:
-            return int(await self._rpc(lambda: self.w3.eth.estimate_gas({**tx, "from": self.address})))
+            call = {**tx, "from": self.address}
+            return int(await self._rpc(lambda: self.w3.eth.estimate_gas(cast(TxParams, call)), until))
         except (ContractLogicError, Web3RPCError) as exc:
             revert = self._revert(exc)
             if revert is not None:
@@ -153,10 +177,14 @@ class TxManager:
 
     # -- nonces -------------------------------------------------------------------------
 
-    async def _take_nonce(self) -> int:
+    async def _take_nonce(self, until: float | None = None) -> int:
+        """The next nonce: read from the chain (and the store) when none is cached, e.g. after a
+        broadcast whose fate is unknown."""
         if self._next is None:
             chain = int(
-                await self._rpc(lambda: self.w3.eth.get_transaction_count(self.account.address, "pending"))
+                await self._rpc(
+                    lambda: self.w3.eth.get_transaction_count(self.account.address, "pending"), until
+                )
             )
             stored = self.store.max_nonce(self.address)
             self._next = max(chain, -1 if stored is None else stored + 1)
@@ -183,24 +211,28 @@ class TxManager:
         purpose: str,
         job_id: str | None = None,
         gas: int | None = None,
+        until: float | None = None,
     ) -> TxRow:
         """Sign ``tx`` (``to``, ``data``, ``value``; or a contract call such as
         ``market.fn.award(job_id)`` of a :class:`tender.chain.Market`), persist it, broadcast it;
         return its row.
 
-        ``gas`` skips estimation (a revert then shows in the receipt, not here).
+        ``gas`` skips estimation (a revert then shows in the receipt, not here). ``until``
+        (unix seconds, e.g. the job's deadline): transient RPC errors are retried until then.
 
         Raises:
             ContractRevert: the call reverts (found while estimating gas).
             TransactionFailed: the node refused the transaction for good.
+            ChainError: the node did not answer in time. The transaction may be signed and
+                stored already: :meth:`wait` (or :meth:`recover`) broadcasts it again.
         """
         if isinstance(tx, ContractFunction):
             tx = unsent(tx)
         if gas is None:
-            gas = int(await self.estimate(tx) * 1.2) + 10_000
-        max_fee, tip = await self._fees()
+            gas = int(await self.estimate(tx, until=until) * 1.2) + 10_000
+        max_fee, tip = await self._fees(until)
         async with self._lock:
-            nonce = await self._take_nonce()
+            nonce = await self._take_nonce(until)
             raw, tx_hash = self._sign({**tx, "gas": gas}, nonce=nonce, max_fee=max_fee, tip=tip)
             with self.store.transaction():
                 tx_id = self.store.add_tx(
@@ -208,7 +240,7 @@ class TxManager:
                     max_fee=max_fee, tip=tip,
                 )  # fmt: skip
         TXS.labels(purpose, "signed").inc()
-        await self._broadcast(tx_id, raw, tx_hash)
+        await self._broadcast(tx_id, raw, tx_hash, until)
         row = self._row(tx_id)
         log(logger, "tx.sent", purpose=purpose, job_id=job_id, nonce=nonce, tx_hash=tx_hash)
         return row
@@ -216,13 +248,22 @@ class TxManager:
     def _row(self, tx_id: int) -> TxRow:
         return next(t for t in self.store.txs(sender=self.address) if t.id == tx_id)
 
-    async def _broadcast(self, tx_id: int, raw: bytes, tx_hash: str) -> None:
+    async def _broadcast(self, tx_id: int, raw: bytes, tx_hash: str, until: float | None = None) -> None:
         try:
-            await self._rpc(lambda: self.w3.eth.send_raw_transaction(raw))
+            await self._rpc(lambda: self.w3.eth.send_raw_transaction(raw), until)
+        except ChainError:
+            # The node did not answer: the transaction may or may not have reached it. Its row
+            # stays signed (wait/recover send the same bytes again); the next nonce is read anew.
+            self._next = None
+            raise
         except Web3RPCError as exc:
             message = _message(exc)
             if any(t in message for t in _ALREADY_KNOWN):
                 pass
+            elif (
+                any(t in message for t in _NONCE_TOO_LOW) and await self._receipt(tx_hash, until) is not None
+            ):
+                pass  # this very transaction took its nonce: an earlier try went through unanswered
             elif any(t in message for t in _NONCE_TOO_LOW):
                 # Its nonce is taken: by one of our own versions (fine) or by another process.
                 self._next = None
@@ -238,12 +279,18 @@ class TxManager:
                 raise TransactionFailed(f"broadcast refused: {exc}", tx_hash=HexBytes(tx_hash)) from exc
         self.store.update_tx(tx_id, state=TxState.SENT.value, sent=time.time())
 
-    async def wait(self, row: TxRow, *, within_s: float = 120.0, poll: float = 0.1) -> TxReceipt:
-        """The receipt of ``row``'s nonce (whichever version was mined); replaces it when stuck.
+    async def wait(
+        self, row: TxRow, *, within_s: float = 120.0, poll: float = 0.1, until: float | None = None
+    ) -> TxReceipt:
+        """The receipt of ``row``'s nonce (whichever version was mined); replaces it when stuck,
+        and broadcasts again a version whose broadcast never got an answer.
+
+        ``until`` (unix seconds): transient RPC errors are retried until then.
 
         Raises:
             TransactionFailed: mined with status 0 (``revert`` holds the decoded reason), or not
                 mined within ``within_s``.
+            ChainError: the node did not answer in time.
         """
         deadline = time.monotonic() + within_s
         last_push = time.monotonic()
@@ -253,9 +300,13 @@ class TxManager:
                 if t.nonce == row.nonce and t.state not in (TxState.DROPPED, TxState.REPLACED)
             ]  # fmt: skip
             for version in versions:
-                receipt = await self._receipt(version.hash)
+                receipt = await self._receipt(version.hash, until)
                 if receipt is not None:
                     return await self._settle(version, versions, receipt)
+            for version in versions:
+                if version.state == TxState.SIGNED:  # its broadcast never got an answer
+                    await self._rebroadcast(version, until)
+                    deadline = max(deadline, time.monotonic() + within_s)  # it only left now
             if time.monotonic() > deadline:
                 raise TransactionFailed(
                     f"nonce {row.nonce} not mined within {within_s}s", tx_hash=HexBytes(row.hash)
@@ -265,10 +316,11 @@ class TxManager:
                 last_push = time.monotonic()
             await asyncio.sleep(poll)
 
-    async def _receipt(self, tx_hash: str) -> TxReceipt | None:
+    async def _receipt(self, tx_hash: str, until: float | None = None) -> TxReceipt | None:
         try:
             return cast(
-                TxReceipt, await self._rpc(lambda: self.w3.eth.get_transaction_receipt(HexBytes(tx_hash)))
+                TxReceipt,
+                await self._rpc(lambda: self.w3.eth.get_transaction_receipt(HexBytes(tx_hash)), until),
             )
         except TransactionNotFound:
             return None
@@ -367,12 +419,21 @@ class TxManager:
                 await self.replace(latest, cancel=True)
         self._next = None
 
-    async def _rebroadcast(self, row: TxRow) -> None:
+    async def _rebroadcast(self, row: TxRow, until: float | None = None) -> None:
         try:
-            await self._broadcast(row.id, row.raw, row.hash)
+            await self._broadcast(row.id, row.raw, row.hash, until)
             log(logger, "tx.rebroadcast", nonce=row.nonce, tx_hash=row.hash, purpose=row.purpose)
         except TransactionFailed as exc:
             log(logger, "tx.rebroadcast_refused", level=logging.WARNING, error=str(exc))
+
+    def stuck(self, older_than: float) -> list[TxRow]:
+        """Transactions signed or sent more than ``older_than`` seconds ago and not yet mined
+        (for ``/health``)."""
+        now = time.time()
+        return [
+            t for t in self.store.txs(sender=self.address, states=(TxState.SIGNED, TxState.SENT))
+            if now - (t.sent or t.created) > older_than
+        ]  # fmt: skip
 
     def on_rollback(self, fork: int) -> None:
         """Transactions mined after ``fork`` are pending again (the caller then runs :meth:`recover`)."""

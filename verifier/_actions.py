@@ -5,6 +5,11 @@ bytes, and only then broadcast. After a restart :func:`resume` rebroadcasts what
 the node answers "already known", mines it, or says its nonce is used (it was mined, or the
 account moved on); no second transaction for the same (job, kind) is ever signed, because the
 store's key refuses it.
+
+A broadcast that fails because the node does not answer (an RPC outage) leaves the action
+``signed`` and the nonce not advanced; the agent calls :meth:`ActionSender.resume` before each
+pass while actions are pending, which broadcasts the same bytes again and then reads the
+account's nonce from the chain, so an outage neither loses the action nor reuses its nonce.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import TransactionNotFound, Web3RPCError
 from web3.types import TxParams, TxReceipt
 
-from tender.chain import PendingTx, TxSender
+from tender.chain import PendingTx, TxSender, is_transient
 from tender.errors import TransactionFailed
 from tender.logs import log
 from verifier._store import Action, Store
@@ -147,11 +152,17 @@ class ActionSender:
                 self._broadcast(bytes(HexBytes(action.raw_tx)))
                 known = self.w3.eth.get_transaction(HexBytes(tx_hash))
             except (Web3RPCError, TransactionNotFound) as exc:
+                if is_transient(exc):
+                    raise  # the node did not answer: still signed, resumed on a later pass
                 # Its nonce was used by another transaction of this key: it can never be mined.
                 self.store.finish_action(action.job_id, action.kind, "failed", f"rebroadcast refused: {exc}")
                 return Outcome("failed", error=str(exc))
-            tx: TxParams = {"from": known["from"], "to": known["to"], "data": known["input"],
-                            "value": known["value"], "gas": known["gas"]}  # fmt: skip
+            # What the sender needs to wait for it (and to replace it if it is stuck): its nonce
+            # and fees too.
+            tx = cast(TxParams, {"from": known["from"], "to": known["to"], "data": known["input"],
+                                 "value": known["value"], "gas": known["gas"], "nonce": known["nonce"],
+                                 "chainId": self.sender.chain_id,
+                                 **{k: known[k] for k in ("maxFeePerGas", "maxPriorityFeePerGas") if k in known}})  # fmt: skip
             return self._confirm(action.job_id, action.kind, tx_hash, tx)
         status = "mined" if receipt["status"] == 1 else "failed"
         self.store.finish_action(action.job_id, action.kind, status, f"gas={receipt['gasUsed']}")

@@ -32,6 +32,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from web3 import Web3
+from web3.exceptions import Web3RPCError
 
 from tender.chain import (
     AuditRequired,
@@ -101,6 +102,11 @@ class Agent(Daemon):
         self._models: dict[bytes, tuple[dict[str, Any], Bundle | None]] = {}
         self._relay_runner: Any = None
         self.passes = 0
+        #: why the last pass could not read or write the chain (``None``: it could)
+        self.chain_error: str | None = None
+        self._answered_at = time.monotonic()
+        #: (job, kind) of each action signed but not known mined -> since when (monotonic)
+        self._pending_since: dict[tuple[str, str], float] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -184,14 +190,38 @@ class Agent(Daemon):
                 await asyncio.wait_for(self.stopping.wait(), timeout=self.settings.poll_interval_s)
 
     def step(self) -> None:
-        """One pass: scan, judge, act (synchronous; the loop runs it in a worker thread)."""
+        """One pass: resume pending actions, scan, judge, act (synchronous; the loop runs it in a
+        worker thread). An RPC outage fails the pass, not the agent: the next pass tries again,
+        resuming from the feed's cursor and re-sending what was signed but never got out."""
         try:
+            self.resume_pending()
             self.scan()
             self.judge_pending()
             self.act(int(self.w3.eth.get_block("latest")["timestamp"]))
-        except (ChainError, OSError) as exc:  # a node hiccup: the next pass tries again
+        except (ChainError, OSError, Web3RPCError) as exc:  # the node did not answer
+            if self.chain_error is None:
+                log(logger, "chain.unreachable", level=logging.WARNING, error=repr(exc))
+            self.chain_error = repr(exc)[:300]
             log(logger, "agent.pass_failed", level=logging.WARNING, error=str(exc))
+        else:
+            if self.chain_error is not None:
+                log(logger, "chain.back", was=self.chain_error)
+            self.chain_error = None
+            self._answered_at = time.monotonic()
         self.passes += 1
+
+    def resume_pending(self) -> None:
+        """Broadcast again, and confirm, the actions signed but not known to be mined (a
+        broadcast an outage interrupted); then the nonce is read from the chain."""
+        pending = {(a.job_id, a.kind) for a in self.store.pending_actions()}
+        now = time.monotonic()
+        self._pending_since = {k: self._pending_since.get(k, now) for k in pending}
+        if not pending:
+            return
+        outcomes = self.actions.resume()
+        log(logger, "actions.resumed", count=len(outcomes), statuses=[o.status for o in outcomes])
+        self._pending_since = {(a.job_id, a.kind): self._pending_since.get((a.job_id, a.kind), now)
+                               for a in self.store.pending_actions()}  # fmt: skip
 
     # -- 1. scan --------------------------------------------------------------------------
 
@@ -380,8 +410,26 @@ class Agent(Daemon):
     # -- relay ----------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        return {"ok": True, "chainId": self.chain_id, "address": self.address, "cursor": self.store.cursor,
-                "passes": self.passes}  # fmt: skip
+        """Whether the agent can do its duties (``ok``), and why not: the chain unreachable on
+        the last pass, an action signed but unmined for ``stuck_after_s``, the feed more than
+        ``max_feed_lag_blocks`` behind the head."""
+        reasons: list[str] = []
+        if self.chain_error is not None:
+            reasons.append(f"chain unreachable: {self.chain_error}")
+        now = time.monotonic()
+        stuck = sorted(f"{kind} {job}" for (job, kind), since in self._pending_since.items()
+                       if now - since > self.settings.stuck_after_s)  # fmt: skip
+        if stuck:
+            reasons.append(f"{len(stuck)} action(s) not mined after {self.settings.stuck_after_s:g} s")
+        lag = max(0, self.feed.head - self.config.chain.confirmations - self.feed.position)
+        if lag > self.settings.max_feed_lag_blocks:
+            reasons.append(f"feed {lag} blocks behind the head")
+        return {"ok": not reasons, "reasons": reasons, "chainId": self.chain_id, "address": self.address,
+                "cursor": self.store.cursor, "passes": self.passes,
+                "chain": {"reachable": self.chain_error is None, "error": self.chain_error,
+                          "lastAnswerAgoS": round(now - self._answered_at, 3)},
+                "feed": {"position": self.feed.position, "head": self.feed.head, "lagBlocks": lag},
+                "actions": {"pending": len(self._pending_since), "stuck": stuck}}  # fmt: skip
 
     async def relay(self, job_id: bytes, market_address: str, proof: bytes) -> tuple[str, str | None]:
         """Check a provider's proof off-chain and send ``prove`` for it."""

@@ -45,6 +45,12 @@ class VerifierSection(Section):
         default=None, description="host:port of the proof relay (off when unset)"
     )
     relay_max_proof_bytes: int = Field(default=1 << 20, gt=0)
+    stuck_after_s: float = Field(
+        default=60.0, gt=0, description="/v1/health turns 503 when a signed action stays unmined this long"
+    )
+    max_feed_lag_blocks: int = Field(
+        default=32, ge=1, description="/v1/health turns 503 when the feed is further behind the head"
+    )
     fault_crash_after_persist: bool = Field(
         default=False,
         description="testing only: exit right after the first signed transaction is stored, before it is sent",

@@ -7,7 +7,8 @@ account, paying the gas::
     POST /v1/prove   {"jobId": "0x…", "market": "0x…", "proof": "0x…"}
       200 {"jobId": …, "status": "mined", "txHash": "0x…"}
       400/404/409/422 {"error": "...", "message": "..."}
-    GET  /v1/health  {"ok": true, "chainId": …, "address": "0x…"}
+    GET  /v1/health  {"ok": true, "reasons": [], "chainId": …, "address": "0x…", …}
+                     503 {"ok": false, "reasons": ["chain unreachable: …"], …}
     GET  /v1/rewards {"challenge": "…", …}
     GET  /metrics    Prometheus text (``tender_http_5xx_total``)
 
@@ -103,7 +104,8 @@ def make_app(
         return web.json_response(ProveReply(jobId=body.jobId, status=status, txHash=tx_hash).model_dump())
 
     async def health_handler(_: web.Request) -> web.Response:
-        return web.json_response(health())
+        body = health()  # 503 while the agent cannot do its duties (the reasons are in the body)
+        return web.json_response(body, status=503 if body.get("ok") is False else 200)
 
     async def rewards_handler(_: web.Request) -> web.Response:
         return web.json_response({k: str(v) for k, v in rewards().items()})

@@ -31,7 +31,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 from eth_account import Account
@@ -94,7 +94,9 @@ if TYPE_CHECKING:
 
     from tender.client._agent import AgentClient
 
-__all__ = ["Client"]
+__all__ = ["DEFAULT_CONFIRMATIONS", "LOCAL_CHAIN_IDS", "Client"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger("tender.client")
 
@@ -131,6 +133,16 @@ _HELP_MARGIN_S = 4
 _HELP_RETRY_S = 3.0
 
 
+#: Chains whose blocks never reorganise on their own (Anvil, Hardhat): no confirmations needed.
+LOCAL_CHAIN_IDS = frozenset({31337, 1337})
+
+#: Confirmations awaited on any other chain unless ``Client(confirmations=...)`` says otherwise.
+DEFAULT_CONFIRMATIONS = 3
+
+#: Errors of a chain read that an outage explains: retried while a request follows its job.
+_RPC_ERRORS: tuple[type[Exception], ...] = (ChainError, OSError, TimeoutError, Web3Exception)
+
+
 def _hex(value: bytes) -> str:
     return "0x" + bytes(value).hex()
 
@@ -163,6 +175,15 @@ class Client:
         signer: an outside wallet signing intents (see :data:`Signer`) instead of ``key``.
         address: the requester's address, without ``key``: intents are then signed by ``signer``
             or handed over signed (``send(intent, signature=...)``).
+        confirmations: blocks that must be mined on top of the block that ended a job before
+            the request reports its result as final (default: 0 on a local devnet, chain ids
+            31337 and 1337, else :data:`DEFAULT_CONFIRMATIONS`). Until then a reorg that takes
+            the settlement back sends the job back to its earlier state (logged as
+            ``request.reorged``, counted in ``RequestResult.reorgs``) and the request keeps
+            following it.
+
+    RPC errors while a request follows its job are retried (bounded backoff) until the
+    request's own timeout.
 
     A signature made elsewhere can also be handed over per intent:
     ``await client.send(intent, signature=sig)`` (``client.typed_data(intent)`` is what to sign).
@@ -184,7 +205,11 @@ class Client:
         sender: TxSender | None = None,
         signer: Signer | None = None,
         address: str | None = None,
+        confirmations: int | None = None,
     ) -> None:
+        if confirmations is not None and confirmations < 0:
+            raise ConfigError(f"Client: confirmations must be >= 0, not {confirmations}")
+        self._confirmations = confirmations
         if key:
             key = check_private_key(key, where="Client key")
             self.address: str = Account.from_key(key).address
@@ -782,31 +807,76 @@ class Client:
         changed = hub.follow(tracker)
         auction = intent.auction_type.name.lower()
         challenge_s = 30 if intent.proof_mode == ProofMode.OPTIMISTIC else 0
-        now = await self.chain_time()
-        followed_at, block_time = time.monotonic(), await self._block_time()
-        waited_until = time.monotonic() + (
-            timeout if timeout is not None else max(0, intent.deadline - now) + challenge_s + 60
-        )
+        followed_at = time.monotonic()
+        # Until the chain answers, the request's own timeout (or a generous default) bounds it.
+        waited_until = followed_at + (timeout if timeout is not None else 3_600.0)
+        now = await self._retrying(self.chain_time, until=waited_until, tracker=tracker)
+        block_time = await self._retrying(self._block_time, until=waited_until, tracker=tracker)
+        need = await self._retrying(self.confirmations, until=waited_until, tracker=tracker)
+        if timeout is None:
+            waited_until = time.monotonic() + max(0, intent.deadline - now) + challenge_s + 60
         tried: dict[str, float] = {}
+        reorgs = tracker.reorgs
         try:
-            while not tracker.state.final:
-                if hub.error is not None:
+            while not (tracker.state.final and tracker.confirmations >= need):
+                if hub.fatal and hub.error is not None:
                     raise ChainError(f"cannot follow the chain: {hub.error!r}") from hub.error
+                if tracker.reorgs > reorgs:
+                    reorgs = tracker.reorgs
+                    log(logger, "request.reorg_followed", level=logging.WARNING, job_id=tracker.job_id,
+                        state=tracker.state.name.lower(), reorgs=reorgs)  # fmt: skip
                 remaining = waited_until - time.monotonic()
                 if remaining <= 0:
+                    moved: int | None = None
+                    with contextlib.suppress(*_RPC_ERRORS):
+                        moved = await self._block_time() - block_time
                     raise RequestTimeout(job_id=tracker.job_id, last_state=tracker.state.name.lower(),
-                                         waited_s=time.monotonic() - tracker.sent_at,
-                                         chain_moved_s=await self._block_time() - block_time,
+                                         waited_s=time.monotonic() - tracker.sent_at, chain_moved_s=moved,
                                          followed_s=time.monotonic() - followed_at)  # fmt: skip
                 changed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), timeout=min(remaining, 1.0))
                 if self.self_help and not tracker.state.final:
-                    await self._self_help(tracker, intent, tried)
+                    try:
+                        await self._self_help(tracker, intent, tried)
+                    except _RPC_ERRORS as exc:  # the chain is unreachable: try again next round
+                        log(logger, "request.self_help_deferred", job_id=tracker.job_id, error=repr(exc))
         finally:
             hub.forget(tracker.job_id)
             self._release(tracker.job_id)
-        return await self._outcome(tracker, intent, handle, auction=auction, verify=verify)
+        return await self._retrying(
+            lambda: self._outcome(tracker, intent, handle, auction=auction, verify=verify),
+            until=waited_until,
+            tracker=tracker,
+        )
+
+    async def confirmations(self) -> int:
+        """Blocks awaited on top of a job's last event before its result is final (see
+        ``Client(confirmations=...)``); reads the chain id when no number was given."""
+        if self._confirmations is None:
+            chain_id = int(await asyncio.to_thread(lambda: self.w3.eth.chain_id))
+            self._confirmations = 0 if chain_id in LOCAL_CHAIN_IDS else DEFAULT_CONFIRMATIONS
+        return self._confirmations
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]], *, until: float, tracker: JobTracker) -> T:
+        """``await call()``, retrying chain errors (an RPC outage) with a bounded backoff until
+        ``until`` (``time.monotonic()``); then :class:`RequestTimeout`. A request error (how the
+        job ended) is raised at once."""
+        pause = 0.2
+        while True:
+            try:
+                return await call()
+            except RequestError:
+                raise
+            except _RPC_ERRORS as exc:
+                if time.monotonic() + pause > until:
+                    raise RequestTimeout(job_id=tracker.job_id, last_state=tracker.state.name.lower(),
+                                         waited_s=time.monotonic() - tracker.sent_at) from exc  # fmt: skip
+                log(
+                    logger, "request.rpc_retry", level=logging.WARNING, job_id=tracker.job_id, error=repr(exc)
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
 
     async def _self_help(self, tracker: JobTracker, intent: Intent, tried: dict[str, float]) -> None:
         """Expire a late job, or refund one nobody won, ourselves (anyone may): a few seconds
@@ -900,6 +970,8 @@ class Client:
             gas=gas,
             bids=tracker.bids,
             market=market or "",
+            confirmations=tracker.confirmations,
+            reorgs=tracker.reorgs,
         )
 
     def _market_address(self, auction: str) -> str | None:

@@ -3,7 +3,10 @@
 Requests register a :class:`~tender.client._tracker.JobTracker`; the hub steps one
 :class:`tender.chain.EventFeed` over the markets (in a worker thread: the feed is synchronous)
 and feeds each typed event to the tracker of the job it names. Many concurrent requests thus
-cost one ``eth_getLogs`` a poll. A reorg makes every tracker forget the dropped blocks' events.
+cost one ``eth_getLogs`` a poll. A reorg makes every tracker forget the dropped blocks' events
+(logged as ``request.reorged``); each tracker learns the head the feed read, so a request can
+wait for confirmations. A failing RPC is retried with a bounded backoff, never given up on: each
+request ends at its own timeout.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from web3 import Web3
 
 from tender.chain import Event, EventFeed, LogDecoder
 from tender.client._tracker import FOLLOWED, JobTracker
+from tender.errors import FeedError
 from tender.logs import log
 
 __all__ = ["EventHub", "job_of"]
@@ -29,6 +33,9 @@ Listener = Callable[[JobTracker, Event], None]
 #: Steps of the feed in one poll before routing what was read (a client far behind catches up
 #: over several polls, never holding every event in memory at once).
 _STEPS_PER_POLL = 16
+
+#: The longest pause between polls while the RPC fails (the backoff doubles up to it).
+_MAX_BACKOFF_S = 5.0
 
 
 def job_of(event: Event) -> str | None:
@@ -66,7 +73,12 @@ class EventHub:
         self._orphans: dict[str, list[Event]] = {}
         self._task: asyncio.Task[None] | None = None
         self.listeners: list[Listener] = []
+        #: the last poll's error (``None`` once a poll succeeds again)
         self.error: BaseException | None = None
+        #: polls failed in a row (the pause between polls doubles with each, up to 5 s)
+        self.failures = 0
+        #: whether :attr:`error` ended the hub (a reorg deeper than the feed remembers)
+        self.fatal = False
 
     def follow(self, tracker: JobTracker) -> asyncio.Event:
         """Start routing ``tracker.job_id``'s events to it; the event is set on every change."""
@@ -95,20 +107,28 @@ class EventHub:
             self._task = None
 
     async def _run(self) -> None:
-        failures = 0
         while self._trackers:
             try:
                 await self.poll_once()
-                failures = 0
-            except Exception as exc:  # a flaky RPC must not kill every request: retry, then report
-                failures += 1
-                log(logger, "client.poll_failed", level=logging.WARNING, error=repr(exc), failures=failures)
-                if failures >= 20:
-                    self.error = exc
-                    for waiter in self._waiters.values():
-                        waiter.set()
-                    return
-            await asyncio.sleep(self.poll_interval)
+                self.failures, self.error = 0, None
+            except FeedError as exc:  # a reorg deeper than the feed remembers: nothing to retry
+                self.error, self.fatal = exc, True
+                for waiter in self._waiters.values():
+                    waiter.set()
+                return
+            except Exception as exc:  # an RPC outage must not end any request:
+                # retried with a bounded backoff; each request gives up at its own timeout
+                self.failures += 1
+                self.error = exc
+                log(
+                    logger,
+                    "client.poll_failed",
+                    level=logging.WARNING,
+                    error=repr(exc),
+                    failures=self.failures,
+                )
+            pause = self.poll_interval * 2 ** min(self.failures, 5)
+            await asyncio.sleep(min(pause, max(self.poll_interval, _MAX_BACKOFF_S)))
 
     def fetch(self) -> tuple[list[Event], list[int]]:
         """Step the feed up to the head (blocking): the events read, and the fork block of each
@@ -130,7 +150,9 @@ class EventHub:
         ``forks``: reorgs met while reading them; the trackers forget what came after."""
         for fork in forks:
             for key, followed in self._trackers.items():
-                followed.rollback(fork)
+                if followed.rollback(fork):
+                    log(logger, "request.reorged", level=logging.WARNING, job_id=key, fork=fork,
+                        state=followed.state.name.lower())  # fmt: skip
                 if key in self._waiters:
                     self._waiters[key].set()
             for orphan, kept in list(self._orphans.items()):
@@ -155,6 +177,12 @@ class EventHub:
                 waiter.set()
         if len(self._orphans) > 4096:  # other requesters' jobs: keep memory bounded
             self._orphans.clear()
+        head = self.feed.head
+        for key, followed in self._trackers.items():
+            if head > followed.head:
+                followed.head = head
+                if followed.state.final and key in self._waiters:  # one more confirmation
+                    self._waiters[key].set()
         return routed
 
     async def poll_once(self) -> int:

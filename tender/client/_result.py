@@ -51,6 +51,10 @@ class RequestResult:
         gas: gas used by step, for the transactions the client saw.
         latency: where the time went.
         bids: how many bids the job received (reverse auctions).
+        confirmations: blocks mined on top of the settlement's block when it was reported
+            (at least ``Client(confirmations=...)``).
+        reorgs: how many reorgs took back events of this job while it was followed (a
+            settlement taken back is followed until the job settles again).
     """
 
     job_id: str
@@ -70,6 +74,8 @@ class RequestResult:
     gas: dict[str, int] = field(default_factory=dict)
     bids: int = 0
     market: str = ""
+    confirmations: int = 0
+    reorgs: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict (big integers as decimal strings, bytes as hex)."""

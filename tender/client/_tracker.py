@@ -79,6 +79,10 @@ class JobTracker:
     tx_hashes: dict[str, str] = field(default_factory=dict)
     #: ``time.monotonic()`` when the client first saw each step
     at: dict[str, float] = field(default_factory=dict)
+    #: the newest block the client's feed has read (what confirmations are counted against)
+    head: int = 0
+    #: how many reorgs took back events of this job (each one sends it back to an earlier state)
+    reorgs: int = 0
     _seen: set[tuple[bytes, int]] = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -103,12 +107,36 @@ class JobTracker:
                 self.tx_hashes.setdefault(step, tx_hash)
         return self.state
 
-    def rollback(self, fork: int) -> None:
-        """Forget the events of blocks after ``fork`` (the chain reorganised)."""
+    def rollback(self, fork: int) -> bool:
+        """Forget the events of blocks after ``fork`` (the chain reorganised): the job goes
+        back to the state the remaining events give (a settlement taken back leaves it
+        ``DELIVERED`` or ``AWARDED`` again), and the steps those events marked are unmarked.
+        Returns whether any event of this job was dropped (then :attr:`reorgs` counts it)."""
         kept = [e for e in self.view.events if e.block_number <= fork]
-        if len(kept) < len(self.view.events):
-            self.view = JobView.fold(self.view.job_id, kept)
-            self._seen = {(e.tx_hash, e.log_index) for e in kept}
+        if len(kept) == len(self.view.events):
+            return False
+        self.view = JobView.fold(self.view.job_id, kept)
+        self._seen = {(e.tx_hash, e.log_index) for e in kept}
+        marked = {STEPS[type(e)] for e in kept if type(e) in STEPS}
+        for step in [s for s in self.at if s not in marked]:
+            del self.at[step]
+        for step in [s for s in self.tx_hashes if s not in marked and s in STEPS.values()]:
+            del self.tx_hashes[step]
+        self.reorgs += 1
+        return True
+
+    @property
+    def end_block(self) -> int | None:
+        """The block of the event that ended the job (``None`` while it has not ended)."""
+        if not self.state.final or not self.view.events:
+            return None
+        return max(e.block_number for e in self.view.events)
+
+    @property
+    def confirmations(self) -> int:
+        """Blocks mined on top of the block that ended the job (0 while it has not ended)."""
+        end = self.end_block
+        return 0 if end is None else max(0, self.head - end)
 
     # -- what the events say --------------------------------------------------------------
 

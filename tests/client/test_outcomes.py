@@ -43,7 +43,7 @@ def _intent(**changes: Any) -> Intent:
 
 def _client() -> Client:
     # No node is contacted: _outcome only reads the tracker for the failure outcomes.
-    return Client("http://127.0.0.1:9", DEV_KEYS[7], self_help=False)
+    return Client("http://127.0.0.1:9", DEV_KEYS[7], self_help=False, confirmations=0)
 
 
 def _tracker(events: list[tuple[type[Event], dict[str, Any]]]) -> JobTracker:
@@ -89,6 +89,7 @@ async def test_follow_times_out_with_the_last_state() -> None:
 
     class Quiet:
         error = None
+        fatal = False
 
         def follow(self, t: JobTracker) -> Any:
             import asyncio

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 
 from eth_account import Account
 
@@ -11,6 +13,7 @@ from solver._store import Store, TxState
 from solver._txs import TxManager
 from tender.anvil import DEV_KEYS, Anvil
 from tender.chain import async_connect
+from tests._proxy import OutageProxy
 
 KEY = DEV_KEYS[7]
 OTHER = Account.from_key(DEV_KEYS[8]).address
@@ -94,3 +97,72 @@ def test_recover_rebroadcasts_the_same_bytes_or_cancels(tmp_path) -> None:
         assert by_job["0x02"].purpose == "cancel"
         first = [r for r in rows if r.job_id == "0x01"]
         assert len(first) == 1  # re-broadcast, not re-signed
+
+
+def test_send_through_an_outage_is_retried_until_the_given_time(tmp_path) -> None:
+    """The node is unreachable when the transaction is sent: it is retried (not failed) until
+    ``until``, and goes out once the node is back."""
+    with Anvil() as anvil, OutageProxy(anvil.rpc_url) as proxy:
+        store = Store(tmp_path / "s.sqlite")
+        txm = TxManager(async_connect(proxy.url), Account.from_key(KEY), store, chain_id=31337,
+                        gas=GasSection(), retries=0)  # fmt: skip
+
+        retries = _Count()
+        logger = logging.getLogger("solver.txs")
+        logger.addHandler(retries)
+        logger.setLevel(logging.DEBUG)
+
+        async def main() -> None:
+            proxy.go_down()
+            sending = asyncio.create_task(
+                txm.send({"to": OTHER, "value": 1}, purpose="test", gas=21_000, until=time.time() + 300)
+            )
+            for _ in range(6_000):  # until the send was refused and retried a few times
+                if retries.count >= 3:
+                    break
+                await asyncio.sleep(0.05)
+            assert retries.count >= 3
+            assert not sending.done()
+            assert store.txs() == []  # the fees could not be read: nothing signed yet
+            proxy.come_back()
+            row = await sending
+            assert (await txm.wait(row))["status"] == 1
+
+        try:
+            asyncio.run(main())
+        finally:
+            logger.removeHandler(retries)
+            logger.setLevel(logging.NOTSET)
+        assert [(t.nonce, t.state) for t in store.txs()] == [(0, TxState.MINED)]
+
+
+def test_a_broadcast_whose_reply_is_lost_is_not_sent_twice_and_the_nonce_moves_on(tmp_path) -> None:
+    """The node takes the transaction but the reply never comes back: the retry finds its own
+    transaction mined (not "nonce too low: dropped"), and the next send takes the next nonce."""
+    with Anvil() as anvil, OutageProxy(anvil.rpc_url) as proxy:
+        store = Store(tmp_path / "s.sqlite")
+        txm = TxManager(
+            async_connect(proxy.url), Account.from_key(KEY), store, chain_id=31337, gas=GasSection()
+        )
+
+        async def main() -> None:
+            proxy.lose_replies(1, containing=b"eth_sendRawTransaction")
+            first = await txm.send({"to": OTHER, "value": 1}, purpose="test", gas=21_000)
+            assert (await txm.wait(first))["status"] == 1
+            second = await txm.send({"to": OTHER, "value": 2}, purpose="test", gas=21_000)
+            assert (await txm.wait(second))["status"] == 1
+
+        asyncio.run(main())
+        assert proxy.reset >= 1
+        assert [(t.nonce, t.state) for t in store.txs()] == [(0, TxState.MINED), (1, TxState.MINED)]
+
+
+class _Count(logging.Handler):
+    """Counts the sender's ``rpc.retry`` records."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += record.getMessage() == "rpc.retry"

@@ -230,3 +230,45 @@ def test_a_reorg_that_drops_a_delivery_is_forgotten(env: Env, deployment_file: P
     assert row.detail["output"] == [str(v) for v in honest]
     assert list(agent.store.actions()) == []
     assert env.requester.market.job(job).state is JobState.DELIVERED
+
+
+def test_outage_between_signing_and_broadcasting_an_expiry_loses_nothing(
+    env: Env, deployment_file: Path, tmp_path: Path
+) -> None:
+    """The agent's RPC goes through an :class:`~tests._proxy.OutageProxy` that goes down right
+    after the agent stored a signed ``expire`` and before it broadcast it. Passes fail while the
+    chain is unreachable (``/v1/health`` not ok, nothing lost); once it is back the agent sends
+    the same transaction and catches up from its feed cursor."""
+    from tests._proxy import OutageProxy
+
+    with OutageProxy(env.chain.rpc_url) as proxy:
+        config = VerifierConfig(
+            chain=ChainSection(rpc_url=proxy.url, deployment=deployment_file),
+            verifier=VerifierSection(store=tmp_path / "agent.db", poll_interval_s=0.05),
+        )
+        agent = Agent(config, key=env.agent_key)
+        agent._setup_sync()
+        job = env.open_job(samples()[0], mode=ProofMode.ZK, latency=60)
+        agent.step()
+        assert agent.health()["ok"] is True
+        env.advance(61)
+        agent.actions._on_persisted = lambda _job, _kind: proxy.go_down()
+        agent.step()
+        health = agent.health()
+        assert health["ok"] is False
+        assert "chain unreachable" in health["reasons"][0]
+        assert [(a.kind.split(":")[0], a.status) for a in agent.store.actions()] == [("expire", "signed")]
+        signed = next(iter(agent.store.actions())).tx_hash
+        assert env.requester.market.job(job).state is JobState.AWARDED  # nothing reached the chain
+        agent.actions._on_persisted = None
+        agent.step()  # still down: the pass fails again, the stored action waits
+        assert agent.health()["ok"] is False
+        proxy.come_back()
+        env.advance(5)  # the chain moved on meanwhile
+        agent.step()
+        assert agent.health()["ok"] is True
+    assert env.requester.market.job(job).state is JobState.EXPIRED
+    assert [(a.kind.split(":")[0], a.status, a.tx_hash) for a in agent.store.actions()] == [
+        ("expire", "mined", signed)
+    ]
+    assert agent.store.cursor == env.w3.eth.block_number

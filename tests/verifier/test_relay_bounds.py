@@ -84,3 +84,25 @@ def test_relay_error_is_a_json_500_counted_in_metrics() -> None:
     }
     assert f"tender_http_5xx_total {before + 1}" in metrics.text
     assert len(calls) == 1
+
+
+async def test_health_answers_503_with_the_reasons_while_the_agent_cannot_work() -> None:
+    async def relay(job_id: bytes, market: str, proof: bytes) -> tuple[str, str | None]:
+        raise AssertionError("not called")
+
+    state: dict[str, Any] = {"ok": False, "reasons": ["chain unreachable: ConnectionRefusedError()"]}
+    app = make_app(relay=relay, health=lambda: dict(state), rewards=dict, max_proof_bytes=MAX_PROOF)
+    port = free_port()
+    runner = await start_site(app, f"127.0.0.1:{port}")
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            down = await client.get("/v1/health")
+            state.update(ok=True, reasons=[])
+            up = await client.get("/v1/health")
+    finally:
+        await runner.cleanup()
+    assert (down.status_code, down.json()["reasons"]) == (
+        503,
+        ["chain unreachable: ConnectionRefusedError()"],
+    )
+    assert (up.status_code, up.json()["ok"]) == (200, True)
