@@ -99,7 +99,15 @@ from tender.chain._structs import (
     polycommit_commitment,
 )
 from tender.chain._token import Token, format_amount, parse_amount
-from tender.chain._tx import NonceManager, PendingTx, TxSender, nonce_manager, resync_nonces
+from tender.chain._tx import (
+    InFlight,
+    NonceManager,
+    PendingTx,
+    TxSender,
+    is_transient,
+    nonce_manager,
+    resync_nonces,
+)
 from tender.chain._view import JobView
 
 __all__ = [
@@ -140,6 +148,7 @@ __all__ = [
     "FeedCursor",
     "FeesWithdrawn",
     "Handler",
+    "InFlight",
     "IntentPosted",
     "Job",
     "JobState",
@@ -194,6 +203,7 @@ __all__ = [
     "deploy",
     "deploy_artifact",
     "format_amount",
+    "is_transient",
     "load_artifact",
     "market_instances",
     "nonce_manager",

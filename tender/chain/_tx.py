@@ -1,4 +1,4 @@
-"""Sending transactions: nonces, gas, fees, retries, receipts and decoded reverts.
+"""Sending transactions: nonces, gas, fees, retries, stuck-transaction replacement, receipts.
 
 A :class:`TxSender` signs with one key. Every sender for the same key on the same chain shares
 one :class:`NonceManager`, so threads (and coroutines through ``asyncio.to_thread``) can send
@@ -6,6 +6,22 @@ concurrently without reusing a nonce::
 
     sender = TxSender(w3, key)
     receipt = sender.send(token.functions.approve(market, amount))
+
+Surviving the chain's stumbles:
+
+* **RPC outages.** A transient error (connection refused or reset, a timeout, HTTP 5xx or
+  429, "header not found") is retried ``retries`` times, or, when the caller passes
+  ``retry_until`` (unix seconds, e.g. the job's deadline), until then, with a backoff that
+  doubles up to ``backoff_cap``. A revert is permanent and raises at once.
+* **Uncertain broadcasts.** After a broadcast that failed or may have failed, the sender
+  asks whether the node knows the signed transaction's hash (then it went through) and
+  otherwise reads the account's ``pending`` nonce again before signing anew, so a nonce
+  used meanwhile by another process with the same key is skipped, not reused.
+* **Stuck transactions.** :meth:`TxSender.wait` re-signs a transaction that is not mined
+  after ``replace_after`` seconds with the same nonce and fees raised by at least 12.5 %
+  (never above ``max_fee_cap``), and accepts the receipt of whichever version is mined.
+  :meth:`TxSender.pending` and :meth:`TxSender.stuck` list what is in flight and for how
+  long, for a role's ``/health``.
 
 Reverts are raised as :class:`~tender.errors.ContractRevert` with the custom error decoded
 from the ABI of every Tender contract; a transaction mined with status 0 raises
@@ -15,10 +31,12 @@ from the ABI of every Tender contract; a transaction mined with status 0 raises
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 import requests
@@ -35,14 +53,29 @@ from web3.types import TxParams, TxReceipt
 from tender.chain._reverts import RevertDecoder, tender_decoder
 from tender.errors import ChainError, ContractRevert, TransactionFailed
 
-__all__ = ["NonceManager", "PendingTx", "TxSender", "nonce_manager", "resync_nonces", "with_retries"]
+__all__ = [
+    "InFlight",
+    "NonceManager",
+    "PendingTx",
+    "TxSender",
+    "is_transient",
+    "nonce_manager",
+    "resync_nonces",
+    "with_retries",
+]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _TRANSIENT_MESSAGES = ("timeout", "timed out", "rate limit", "too many requests", "header not found",
-                       "connection reset", "503", "502", "504", "temporarily unavailable")  # fmt: skip
+                       "connection reset", "connection refused", "connection aborted", "remote end closed",
+                       "503", "502", "504", "500", "429", "temporarily unavailable")  # fmt: skip
 _NONCE_TOO_LOW = ("nonce too low", "nonce has already been used", "oldnonce", "nonce is too low")
 _ALREADY_KNOWN = ("already known", "known transaction", "already imported")
+_UNDERPRICED = ("replacement transaction underpriced", "replacement underpriced")
+
+#: The smallest fee raise a node accepts for a replacement is 10 %; Tender raises by 12.5 %.
+FEE_BUMP = 0.125
 
 
 def _message(exc: BaseException) -> str:
@@ -53,27 +86,52 @@ def _message(exc: BaseException) -> str:
     return str(exc).lower()
 
 
-def _is_transient(exc: BaseException) -> bool:
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is an RPC failure worth retrying (never a revert or a refused tx)."""
     if isinstance(exc, requests.ConnectionError | requests.Timeout | ConnectionError | TimeoutError):
         return True
     if isinstance(exc, requests.HTTPError):
         status = exc.response.status_code if exc.response is not None else 0
         return status == 429 or status >= 500
+    if isinstance(exc, ContractLogicError):
+        return False
     if isinstance(exc, Web3RPCError):
         return any(text in _message(exc) for text in _TRANSIENT_MESSAGES)
     return False
 
 
-def with_retries(call: Callable[[], T], *, retries: int, backoff: float) -> T:
-    """Run ``call``; on a transient RPC error retry up to ``retries`` times, doubling ``backoff``."""
+def _delay(backoff: float, attempt: int, cap: float) -> float:
+    return float(min(cap, backoff * 2.0 ** min(attempt, 30)))
+
+
+def with_retries(
+    call: Callable[[], T],
+    *,
+    retries: int,
+    backoff: float,
+    until: float | None = None,
+    cap: float = 2.0,
+) -> T:
+    """Run ``call``, retrying transient RPC errors with a doubling backoff (at most ``cap`` s).
+
+    Without ``until`` it retries ``retries`` times; with ``until`` (unix seconds) it retries
+    until that moment instead, however many times that takes. Other errors raise at once; the
+    last transient error is raised when the retries run out.
+    """
     attempt = 0
     while True:
         try:
             return call()
         except Exception as exc:  # narrowed right below: only transient errors are retried
-            if attempt >= retries or not _is_transient(exc):
+            if not is_transient(exc):
                 raise
-            time.sleep(backoff * (2**attempt))
+            pause = _delay(backoff, attempt, cap)
+            if until is None:
+                if attempt >= retries:
+                    raise
+            elif time.time() + pause > until:
+                raise
+            time.sleep(pause)
             attempt += 1
 
 
@@ -82,6 +140,7 @@ class NonceManager:
 
     It reads the chain's pending count once, then counts up as transactions go out; after a
     "nonce too low" answer (another process used the key) :meth:`resync` reads it again.
+    It also holds the account's transactions in flight (:attr:`inflight`, by nonce).
     """
 
     def __init__(self, w3: Web3, address: str) -> None:
@@ -89,6 +148,7 @@ class NonceManager:
         self.address = address
         self.lock = threading.RLock()
         self._next: int | None = None
+        self.inflight: dict[int, PendingTx] = {}
 
     def peek(self) -> int:
         """The nonce the next transaction will use (call with :attr:`lock` held)."""
@@ -101,6 +161,11 @@ class NonceManager:
         """Record that the nonce from :meth:`peek` was used."""
         with self.lock:
             self._next = self.peek() + 1
+
+    def used(self, nonce: int) -> None:
+        """Record that ``nonce`` was used (the local count moves past it, never back)."""
+        with self.lock:
+            self._next = nonce + 1 if self._next is None else max(self._next, nonce + 1)
 
     def resync(self) -> None:
         """Forget the local count; the next :meth:`peek` asks the chain."""
@@ -140,18 +205,60 @@ def resync_nonces(w3: Web3 | None = None) -> None:
         for (chain, _), manager in _MANAGERS.items():
             if prefix is None or chain == prefix:
                 manager.resync()
+                with manager.lock:
+                    manager.inflight.clear()
 
 
 @dataclass
 class PendingTx:
-    """A broadcast transaction; :meth:`wait` returns its receipt or raises."""
+    """A broadcast transaction; :meth:`wait` returns its receipt or raises.
+
+    Attributes:
+        tx_hash: the hash of the latest version broadcast.
+        tx: the latest version's fields (nonce and fees included).
+        hashes: every version broadcast with this nonce, oldest first (replacements add one).
+        first_sent: when the first version went out (``time.monotonic``).
+        last_sent: when the latest version went out (``time.monotonic``).
+    """
 
     sender: TxSender
     tx_hash: HexBytes
     tx: TxParams
+    hashes: list[HexBytes] = field(default_factory=list)
+    first_sent: float = field(default_factory=time.monotonic)
+    last_sent: float = field(default_factory=time.monotonic)
 
-    def wait(self, *, timeout: float | None = None, confirmations: int | None = None) -> TxReceipt:
-        return self.sender.wait(self, timeout=timeout, confirmations=confirmations)
+    def __post_init__(self) -> None:
+        if not self.hashes:
+            self.hashes.append(self.tx_hash)
+
+    @property
+    def nonce(self) -> int:
+        return int(self.tx["nonce"])
+
+    @property
+    def age(self) -> float:
+        """Seconds since the first version went out."""
+        return time.monotonic() - self.first_sent
+
+    def wait(
+        self,
+        *,
+        timeout: float | None = None,
+        confirmations: int | None = None,
+        retry_until: float | None = None,
+    ) -> TxReceipt:
+        return self.sender.wait(self, timeout=timeout, confirmations=confirmations, retry_until=retry_until)
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A transaction broadcast and not yet seen mined, as :meth:`TxSender.pending` reports it."""
+
+    nonce: int
+    tx_hash: str
+    versions: int
+    age_s: float
 
 
 class TxSender:
@@ -162,12 +269,16 @@ class TxSender:
         key: a private key (hex or bytes) or an ``eth_account`` local account.
         decoder: decodes revert data; defaults to every Tender contract's errors.
         confirmations: blocks on top of the receipt's block to wait for (0: none).
-        timeout: seconds to wait for a receipt.
+        timeout: seconds to wait for a receipt (when no ``retry_until`` is given).
         poll_interval: seconds between receipt polls.
-        retries: how many times a transient RPC error is retried.
-        backoff: first retry delay in seconds (doubles each time).
+        retries: how many times a transient RPC error is retried when no ``retry_until`` is given.
+        backoff: first retry delay in seconds (doubles each time, up to ``backoff_cap``).
+        backoff_cap: the longest pause between two retries.
         gas_multiplier: safety factor on estimated gas.
         priority_fee: tip in wei (``None``: ask the node).
+        replace_after: seconds a broadcast transaction may wait unmined before it is replaced
+            by the same nonce with higher fees (``None``: never replaced).
+        max_fee_cap: the highest ``maxFeePerGas`` a replacement may offer (``None``: no cap).
     """
 
     def __init__(
@@ -181,8 +292,11 @@ class TxSender:
         poll_interval: float = 0.05,
         retries: int = 3,
         backoff: float = 0.25,
+        backoff_cap: float = 2.0,
         gas_multiplier: float = 1.2,
         priority_fee: int | None = None,
+        replace_after: float | None = 30.0,
+        max_fee_cap: int | None = None,
     ) -> None:
         self.w3 = w3
         self.account: LocalAccount = key if isinstance(key, LocalAccount) else Account.from_key(key)
@@ -193,8 +307,11 @@ class TxSender:
         self.poll_interval = poll_interval
         self.retries = retries
         self.backoff = backoff
+        self.backoff_cap = backoff_cap
         self.gas_multiplier = gas_multiplier
         self.priority_fee = priority_fee
+        self.replace_after = replace_after
+        self.max_fee_cap = max_fee_cap
         self.chain_id: int = self._rpc(lambda: w3.eth.chain_id)
         self.nonces = nonce_manager(w3, self.address)
 
@@ -207,8 +324,10 @@ class TxSender:
             self._decoder = tender_decoder()
         return self._decoder
 
-    def _rpc(self, call: Callable[[], T]) -> T:
-        return with_retries(call, retries=self.retries, backoff=self.backoff)
+    def _rpc(self, call: Callable[[], T], until: float | None = None) -> T:
+        return with_retries(
+            call, retries=self.retries, backoff=self.backoff, until=until, cap=self.backoff_cap
+        )
 
     # -- building -----------------------------------------------------------------------
 
@@ -228,11 +347,13 @@ class TxSender:
     def _revert(self, exc: BaseException) -> ContractRevert | None:
         return self.decoder.from_exception(exc)
 
-    def estimate(self, what: ContractFunction | TxParams, *, value: int = 0) -> int:
-        """Estimated gas of a call; a revert raises :class:`ContractRevert`."""
+    def estimate(
+        self, what: ContractFunction | TxParams, *, value: int = 0, retry_until: float | None = None
+    ) -> int:
+        """Estimated gas of a call; a revert raises :class:`ContractRevert` at once."""
         tx = self._base_tx(what, value)
         try:
-            return int(self._rpc(lambda: self.w3.eth.estimate_gas(tx)))
+            return int(self._rpc(lambda: self.w3.eth.estimate_gas(tx), retry_until))
         except (ContractLogicError, Web3RPCError) as exc:
             revert = self._revert(exc)
             if revert is not None:
@@ -252,79 +373,199 @@ class TxSender:
                 raise revert from exc
             raise ChainError(f"call failed: {exc}") from exc
 
-    def _fees(self) -> tuple[int, int]:
+    def _fees(self, until: float | None = None) -> tuple[int, int]:
         tip = self.priority_fee
         if tip is None:
-            tip = int(self._rpc(lambda: self.w3.eth.max_priority_fee))
-        block = self._rpc(lambda: self.w3.eth.get_block("latest"))
+            tip = int(self._rpc(lambda: self.w3.eth.max_priority_fee, until))
+        block = self._rpc(lambda: self.w3.eth.get_block("latest"), until)
         base = int(block.get("baseFeePerGas", 0))
-        return 2 * base + tip, tip
+        max_fee = 2 * base + tip
+        if self.max_fee_cap is not None:
+            max_fee = min(max_fee, self.max_fee_cap)
+            tip = min(tip, max_fee)
+        return max_fee, tip
 
     # -- sending ------------------------------------------------------------------------
 
     def submit(
-        self, what: ContractFunction | TxParams, *, value: int = 0, gas: int | None = None
+        self,
+        what: ContractFunction | TxParams,
+        *,
+        value: int = 0,
+        gas: int | None = None,
+        retry_until: float | None = None,
     ) -> PendingTx:
-        """Estimate, sign and broadcast; returns without waiting for the receipt."""
+        """Estimate, sign and broadcast; returns without waiting for the receipt.
+
+        Transient RPC errors are retried until ``retry_until`` (unix seconds; ``None``: the
+        sender's ``retries``). After a broadcast that failed or may have failed, the node is
+        asked whether it knows the signed hash and the nonce is read again from the chain.
+        """
         tx = cast(dict[str, Any], self._base_tx(what, value))
         if gas is None:
-            gas = int(self.estimate(cast(TxParams, tx)) * self.gas_multiplier) + 10_000
+            gas = (
+                int(self.estimate(cast(TxParams, tx), retry_until=retry_until) * self.gas_multiplier) + 10_000
+            )
         tx["gas"] = gas
-        tx["maxFeePerGas"], tx["maxPriorityFeePerGas"] = self._fees()
+        tx["maxFeePerGas"], tx["maxPriorityFeePerGas"] = self._fees(retry_until)
         tx.pop("gasPrice", None)
-        for attempt in range(self.retries + 2):
+        refusals = 0  # "nonce too low" answers: another process uses the key
+        failures = 0  # transient broadcast failures
+        while True:
             with self.nonces.lock:
-                tx["nonce"] = self.nonces.peek()
+                tx["nonce"] = self._rpc(self.nonces.peek, retry_until)
                 raw = self.account.sign_transaction(tx).raw_transaction
+                tx_hash = HexBytes(keccak(raw))
                 try:
-                    self._rpc(lambda: self.w3.eth.send_raw_transaction(raw))  # noqa: B023 (called right here)
-                except Web3RPCError as exc:
-                    message = _message(exc)
-                    if any(text in message for text in _ALREADY_KNOWN) or self._known(raw):
-                        pass  # a retried broadcast that had gone through (maybe mined): same hash
-                    elif any(text in message for text in _NONCE_TOO_LOW) and attempt <= self.retries:
-                        self.nonces.resync()
-                        continue
+                    self.w3.eth.send_raw_transaction(raw)
+                    return self._sent(tx, tx_hash)
+                except Exception as exc:  # sorted below: transient, already known, nonce used, refused
+                    if is_transient(exc):
+                        error: BaseException = exc
                     else:
+                        message = _message(exc)
+                        if any(text in message for text in _ALREADY_KNOWN) or self._known(tx_hash):
+                            return self._sent(tx, tx_hash)  # a broadcast that had gone through
+                        if any(text in message for text in (*_NONCE_TOO_LOW, *_UNDERPRICED)):
+                            refusals += 1
+                            if refusals > max(self.retries, 8):
+                                raise TransactionFailed(
+                                    f"could not find a free nonce for {self.address}"
+                                ) from exc
+                            log.info("tx.nonce_taken nonce=%s address=%s: reading it again", tx["nonce"],
+                                     self.address)  # fmt: skip
+                            self.nonces.resync()
+                            continue
                         revert = self._revert(exc)
                         if revert is not None:
                             raise revert from exc
                         raise TransactionFailed(f"broadcast refused: {exc}") from exc
-                self.nonces.advance()
-                return PendingTx(self, HexBytes(keccak(raw)), cast(TxParams, tx))
-        raise TransactionFailed(f"could not find a free nonce for {self.address}")
+            # Transient: the broadcast may or may not have reached the node. Pause (without the
+            # nonce lock), then look for the hash; if it is unknown, read the nonce again.
+            pause = _delay(self.backoff, failures, self.backoff_cap)
+            if (retry_until is None and failures >= self.retries) or (
+                retry_until is not None and time.time() + pause > retry_until
+            ):
+                self.nonces.resync()
+                raise error
+            log.info("tx.broadcast_retry nonce=%s attempt=%d error=%s", tx["nonce"], failures + 1,
+                     type(error).__name__)  # fmt: skip
+            time.sleep(pause)
+            failures += 1
+            try:
+                if self._known(tx_hash, strict=True):
+                    with self.nonces.lock:
+                        return self._sent(tx, tx_hash)
+            except Exception as exc:  # only transient ones: the next round retries them
+                if not is_transient(exc):
+                    raise
+            self.nonces.resync()
 
-    def _known(self, raw: bytes) -> bool:
-        """Whether the node already has this signed transaction (pending or mined)."""
+    def _sent(self, tx: dict[str, Any], tx_hash: HexBytes) -> PendingTx:
+        """Record a broadcast transaction (call with the nonce lock held)."""
+        self.nonces.used(int(tx["nonce"]))
+        pending = PendingTx(self, tx_hash, cast(TxParams, dict(tx)))
+        self.nonces.inflight[pending.nonce] = pending
+        return pending
+
+    def _known(self, tx_hash: HexBytes, *, strict: bool = False) -> bool:
+        """Whether the node already has this transaction (pending or mined).
+
+        With ``strict``, transient errors raise instead of reading as "unknown".
+        """
         try:
-            self.w3.eth.get_transaction(HexBytes(keccak(raw)))
-        except (TransactionNotFound, Web3RPCError):
+            self.w3.eth.get_transaction(tx_hash)
+        except TransactionNotFound:
             return False
+        except Exception as exc:  # transient RPC errors: unknown, unless the caller wants them
+            if strict and is_transient(exc):
+                raise
+            if isinstance(exc, Web3RPCError) or is_transient(exc):
+                return False
+            raise
         return True
 
-    def wait(
-        self, pending: PendingTx, *, timeout: float | None = None, confirmations: int | None = None
-    ) -> TxReceipt:
-        """The receipt of ``pending`` once mined (and confirmed); raises on status 0."""
-        timeout = self.timeout if timeout is None else timeout
-        confirmations = self.confirmations if confirmations is None else confirmations
-        deadline = time.monotonic() + timeout
-        receipt: TxReceipt | None = None
-        while receipt is None:
+    def _receipt(self, pending: PendingTx) -> TxReceipt | None:
+        """The receipt of whichever version of ``pending`` was mined, or ``None``."""
+        for tx_hash in reversed(pending.hashes):
             try:
-                receipt = self._rpc(lambda: self.w3.eth.get_transaction_receipt(pending.tx_hash))
+                return self.w3.eth.get_transaction_receipt(tx_hash)
             except (TransactionNotFound, TimeExhausted):
-                if time.monotonic() > deadline:
-                    self.nonces.resync()
-                    raise TransactionFailed(
-                        f"transaction {pending.tx_hash.hex()} not mined within {timeout}s",
-                        tx_hash=pending.tx_hash,
-                    ) from None
-                time.sleep(self.poll_interval)
-        while (
-            confirmations
-            and self._rpc(lambda: self.w3.eth.block_number) - receipt["blockNumber"] < confirmations
-        ):
+                continue
+        return None
+
+    def _replace(self, pending: PendingTx, until: float | None) -> None:
+        """Re-sign ``pending``'s nonce with fees raised by :data:`FEE_BUMP` and broadcast it."""
+        old = cast(dict[str, Any], pending.tx)
+        max_fee, tip = self._fees(until)
+        bumped_tip = math.ceil(int(old["maxPriorityFeePerGas"]) * (1 + FEE_BUMP)) + 1
+        bumped_max = math.ceil(int(old["maxFeePerGas"]) * (1 + FEE_BUMP)) + 1
+        new_tip, new_max = max(tip, bumped_tip), max(max_fee, bumped_max)
+        if self.max_fee_cap is not None and new_max > self.max_fee_cap:
+            log.warning("tx.replace_capped nonce=%s max_fee=%d cap=%d: waiting at the old fee", pending.nonce,
+                        new_max, self.max_fee_cap)  # fmt: skip
+            pending.last_sent = time.monotonic()  # ask again after another replace_after
+            return
+        tx = dict(old, maxFeePerGas=new_max, maxPriorityFeePerGas=min(new_tip, new_max))
+        raw = self.account.sign_transaction(tx).raw_transaction
+        tx_hash = HexBytes(keccak(raw))
+        try:
+            self.w3.eth.send_raw_transaction(raw)
+        except Exception as exc:  # the old version may be mined already, or the node be away
+            message = _message(exc)
+            if not (
+                is_transient(exc)
+                or any(t in message for t in (*_ALREADY_KNOWN, *_NONCE_TOO_LOW, *_UNDERPRICED))
+            ):
+                raise TransactionFailed(f"replacement refused: {exc}", tx_hash=tx_hash) from exc
+            if not any(text in message for text in _ALREADY_KNOWN):
+                log.info("tx.replace_failed nonce=%s error=%s", pending.nonce, message[:120])
+                pending.last_sent = time.monotonic()
+                return
+        log.warning("tx.replaced nonce=%s old=%s new=%s max_fee=%d after=%.1fs", pending.nonce,
+                    pending.tx_hash.hex(), tx_hash.hex(), new_max, pending.age)  # fmt: skip
+        pending.hashes.append(tx_hash)
+        pending.tx_hash = tx_hash
+        pending.tx = cast(TxParams, tx)
+        pending.last_sent = time.monotonic()
+
+    def _nonce_taken(self, pending: PendingTx) -> bool:
+        """Whether the chain mined ``pending``'s nonce with a transaction that is not one of its versions."""
+        mined = int(self.w3.eth.get_transaction_count(self.address, "latest"))
+        return mined > pending.nonce and self._receipt(pending) is None
+
+    def wait(
+        self,
+        pending: PendingTx,
+        *,
+        timeout: float | None = None,
+        confirmations: int | None = None,
+        retry_until: float | None = None,
+    ) -> TxReceipt:
+        """The receipt of ``pending`` once mined (and confirmed); raises on status 0.
+
+        It waits ``timeout`` seconds, or until ``retry_until`` (unix seconds) when given, through
+        transient RPC errors; a version not mined after ``replace_after`` seconds is replaced
+        (same nonce, higher fees) and the receipt of whichever version is mined is returned. If
+        another transaction (another process with the same key) took the nonce, the transaction
+        is signed again on a fresh nonce.
+        """
+        if retry_until is not None:
+            deadline = time.monotonic() + max(0.0, retry_until - time.time())
+        else:
+            deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        confirmations = self.confirmations if confirmations is None else confirmations
+        receipt = self._mined(pending, deadline, retry_until)
+        with self.nonces.lock:  # mined: no longer in flight (a timeout leaves it listed as stuck)
+            if self.nonces.inflight.get(pending.nonce) is pending:
+                del self.nonces.inflight[pending.nonce]
+        while confirmations:
+            try:
+                if self.w3.eth.block_number - receipt["blockNumber"] >= confirmations:
+                    break
+            except Exception as exc:  # transient errors: ask again
+                if not is_transient(exc):
+                    raise
             if time.monotonic() > deadline:
                 raise TransactionFailed(
                     f"{pending.tx_hash.hex()} not confirmed in time", tx_hash=pending.tx_hash
@@ -334,9 +575,54 @@ class TxSender:
             revert = self._replay(pending.tx, receipt)
             shown = f": {revert}" if revert is not None else ""
             raise TransactionFailed(
-                f"transaction {pending.tx_hash.hex()} failed{shown}", tx_hash=pending.tx_hash, revert=revert
+                f"transaction {receipt['transactionHash'].hex()} failed{shown}",
+                tx_hash=receipt["transactionHash"],
+                revert=revert,
             )
         return receipt
+
+    def _mined(self, pending: PendingTx, deadline: float, retry_until: float | None) -> TxReceipt:
+        failures = 0
+        while True:
+            try:
+                receipt = self._receipt(pending)
+                if receipt is not None:
+                    return receipt
+                if self._nonce_taken(pending):
+                    log.warning(
+                        "tx.nonce_taken_by_other nonce=%s: signing again on a fresh nonce", pending.nonce
+                    )
+                    with self.nonces.lock:
+                        self.nonces.inflight.pop(pending.nonce, None)
+                        self.nonces.resync()
+                    fresh = self.submit(
+                        cast(TxParams, {k: v for k, v in pending.tx.items() if k in ("to", "data", "value")}),
+                        gas=int(pending.tx["gas"]),
+                        retry_until=retry_until,
+                    )
+                    pending.tx, pending.tx_hash, pending.hashes = fresh.tx, fresh.tx_hash, fresh.hashes
+                    pending.last_sent = fresh.last_sent
+                    with self.nonces.lock:
+                        self.nonces.inflight[pending.nonce] = pending
+                    continue
+                if (
+                    self.replace_after is not None
+                    and time.monotonic() - pending.last_sent >= self.replace_after
+                ):
+                    self._replace(pending, retry_until)
+                failures = 0
+            except Exception as exc:  # transient errors wait for the chain to come back
+                if not is_transient(exc):
+                    raise
+                failures += 1
+            if time.monotonic() > deadline:
+                self.nonces.resync()
+                raise TransactionFailed(
+                    f"transaction {pending.tx_hash.hex()} not mined in time", tx_hash=pending.tx_hash
+                )
+            time.sleep(
+                self.poll_interval if not failures else _delay(self.backoff, failures - 1, self.backoff_cap)
+            )
 
     def _replay(self, tx: TxParams, receipt: TxReceipt) -> ContractRevert | None:
         call = {k: v for k, v in tx.items() if k in ("from", "to", "data", "value", "gas")}
@@ -346,6 +632,31 @@ class TxSender:
             return self._revert(exc)
         return None
 
+    # -- what is in flight --------------------------------------------------------------
+
+    def pending(self) -> list[InFlight]:
+        """This key's transactions broadcast and not seen mined, oldest first.
+
+        Entries whose nonce the chain has mined are dropped (one RPC call); when the chain
+        cannot be reached the local view is returned as it is.
+        """
+        try:
+            mined = int(self.w3.eth.get_transaction_count(self.address, "latest"))
+        except Exception as exc:  # the local view still answers during an outage
+            if not is_transient(exc):
+                raise
+            mined = None
+        with self.nonces.lock:
+            if mined is not None:
+                for nonce in [n for n in self.nonces.inflight if n < mined]:
+                    del self.nonces.inflight[nonce]
+            items = sorted(self.nonces.inflight.values(), key=lambda p: p.nonce)
+            return [InFlight(p.nonce, p.tx_hash.hex(), len(p.hashes), round(p.age, 3)) for p in items]
+
+    def stuck(self, older_than: float) -> list[InFlight]:
+        """The transactions of :meth:`pending` in flight for more than ``older_than`` seconds."""
+        return [item for item in self.pending() if item.age_s > older_than]
+
     def send(
         self,
         what: ContractFunction | TxParams,
@@ -353,14 +664,20 @@ class TxSender:
         value: int = 0,
         gas: int | None = None,
         confirmations: int | None = None,
+        retry_until: float | None = None,
     ) -> TxReceipt:
         """Estimate, sign, broadcast and wait for the receipt.
+
+        Args:
+            retry_until: unix seconds until which transient RPC errors are retried and the
+                receipt awaited (e.g. the job's deadline); ``None``: ``retries`` and ``timeout``.
 
         Raises:
             ContractRevert: the call reverts (found while estimating gas).
             TransactionFailed: mined with status 0, or not mined in time.
         """
-        return self.wait(self.submit(what, value=value, gas=gas), confirmations=confirmations)
+        pending = self.submit(what, value=value, gas=gas, retry_until=retry_until)
+        return self.wait(pending, confirmations=confirmations, retry_until=retry_until)
 
     async def send_async(
         self,
@@ -369,9 +686,12 @@ class TxSender:
         value: int = 0,
         gas: int | None = None,
         confirmations: int | None = None,
+        retry_until: float | None = None,
     ) -> TxReceipt:
         """:meth:`send` in a worker thread, for asyncio daemons."""
-        return await asyncio.to_thread(self.send, what, value=value, gas=gas, confirmations=confirmations)
+        return await asyncio.to_thread(
+            self.send, what, value=value, gas=gas, confirmations=confirmations, retry_until=retry_until
+        )
 
     def transfer_eth(self, to: str, amount: int) -> TxReceipt:
         """Send ``amount`` wei of the native coin to ``to``."""
