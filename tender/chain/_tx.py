@@ -534,6 +534,13 @@ class TxSender:
         mined = int(self.w3.eth.get_transaction_count(self.address, "latest"))
         return mined > pending.nonce and self._receipt(pending) is None
 
+    def _nonce_gap(self, pending: PendingTx) -> bool:
+        """Whether ``pending`` waits behind a nonce nothing will fill (the chain lost transactions
+        in a reorg or a rewind), checked only once a replacement is due."""
+        if self.replace_after is None or time.monotonic() - pending.last_sent < self.replace_after:
+            return False
+        return int(self.w3.eth.get_transaction_count(self.address, "pending")) < pending.nonce
+
     def wait(
         self,
         pending: PendingTx,
@@ -548,7 +555,8 @@ class TxSender:
         transient RPC errors; a version not mined after ``replace_after`` seconds is replaced
         (same nonce, higher fees) and the receipt of whichever version is mined is returned. If
         another transaction (another process with the same key) took the nonce, the transaction
-        is signed again on a fresh nonce.
+        is signed again on a fresh nonce; so is one left behind a gap in the account's nonces
+        (transactions lost in a reorg).
         """
         if retry_until is not None:
             deadline = time.monotonic() + max(0.0, retry_until - time.time())
@@ -588,10 +596,8 @@ class TxSender:
                 receipt = self._receipt(pending)
                 if receipt is not None:
                     return receipt
-                if self._nonce_taken(pending):
-                    log.warning(
-                        "tx.nonce_taken_by_other nonce=%s: signing again on a fresh nonce", pending.nonce
-                    )
+                if self._nonce_taken(pending) or self._nonce_gap(pending):
+                    log.warning("tx.nonce_lost nonce=%s: signing again on a fresh nonce", pending.nonce)
                     with self.nonces.lock:
                         self.nonces.inflight.pop(pending.nonce, None)
                         self.nonces.resync()
