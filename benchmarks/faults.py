@@ -58,6 +58,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -85,7 +86,7 @@ from tender.devnet._configs import (  # noqa: E402
     write_config,
 )
 from tender.devnet._supervisor import Supervisor, tender_command  # noqa: E402
-from tender.errors import TenderError  # noqa: E402
+from tender.errors import DevChainError, TenderError  # noqa: E402
 from tender.intents import AuctionType, Intent, ProofMode, job_id, sign_intent  # noqa: E402
 from tender.paths import SAMPLE_MODELS  # noqa: E402
 from tests._proxy import OutageProxy  # noqa: E402
@@ -115,6 +116,7 @@ class Market:
     proxy: OutageProxy | None = None  # the roles' way to Anvil
     #: role -> (``tender`` arguments, environment, URL that answers once it is up)
     commands: dict[str, tuple[list[str], dict[str, str], str]] = field(default_factory=dict)
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     def start(self, console: Console) -> None:
         console.print("==> Anvil, Tender, the MLP model (cached bundle)")
@@ -155,6 +157,13 @@ class Market:
         self._command("verifier", config, VERIFIER_KEY, f"{self.urls['verifier']}/v1/health")
         for role in self.commands:
             self.launch(role)
+        threading.Thread(target=self._heartbeat, name="anvil-heartbeat", daemon=True).start()
+
+    def _heartbeat(self) -> None:
+        """An empty block every second, as the devnet mines (a live chain's clock moves on)."""
+        while not self._stopping.wait(1.0):
+            with contextlib.suppress(OSError, DevChainError):
+                self.anvil.rpc("evm_mine")
 
     def _command(self, role: str, config: dict[str, Any], key: str, ready_url: str) -> None:
         path = write_config(self.run_dir / f"{role}.toml", config)
@@ -192,6 +201,7 @@ class Market:
                       model_ids={"mlp": mlp.model_id}, poll_interval=0.2)  # fmt: skip
 
     def stop(self) -> None:
+        self._stopping.set()
         if self.supervisor is not None:
             self.supervisor.stop_all()
         if self.proxy is not None:
@@ -232,9 +242,11 @@ class Market:
 
 
 @contextlib.contextmanager
-def market(console: Console) -> Iterator[Market]:
+def market(console: Console, run_dir: Path | None = None) -> Iterator[Market]:
+    """A started :class:`Market`, stopped on exit; its files (role logs) in ``run_dir`` if given."""
     with tempfile.TemporaryDirectory(prefix="tender-faults-") as tmp:
-        running = Market(run_dir=Path(tmp))
+        running = Market(run_dir=run_dir or Path(tmp))
+        running.run_dir.mkdir(parents=True, exist_ok=True)
         try:
             running.start(console)
             yield running
@@ -827,6 +839,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--outage-s", type=float, default=20.0, help="seconds each RPC outage lasts")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--run-dir", type=Path, default=None, help="keep the roles' configs and logs here")
     args = parser.parse_args(argv)
     wanted = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in wanted if name not in ALL]
@@ -847,7 +860,7 @@ def main(argv: list[str] | None = None) -> int:
 
     shared = [name for name in wanted if name in SECTIONS]
     if shared:
-        with market(console) as running:
+        with market(console, args.run_dir) as running:
             for name in shared:
                 run, show = SECTIONS[name]
                 results[name] = run(running, args, console)
