@@ -739,7 +739,7 @@ def kill9(market: Market, args: argparse.Namespace, console: Console) -> dict[st
                    ("provider", "delivered"), ("solver", "awarded"), ("provider", "sent")]  # fmt: skip
     order = quick_order + [rs for rs in roles_steps if rs not in quick_order]
     faults = [Fault(f"kill9:{role}", step) for role, step in (order[i % len(order)] for i in range(count))]
-    return run_trials(market, faults, "kill9", console)
+    return {**run_trials(market, faults, "kill9", console), "quick": bool(args.quick)}
 
 
 def reorgs(market: Market, args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -747,14 +747,14 @@ def reorgs(market: Market, args: argparse.Namespace, console: Console) -> dict[s
     depths = [1, 3, 6] if args.quick else [1, 2, 3, 4, 5, 6]
     steps = ("settled", "delivered", "awarded")
     faults = [Fault(f"reorg:{depths[i % len(depths)]}", steps[i % len(steps)]) for i in range(count)]
-    return run_trials(market, faults, "reorgs", console)
+    return {**run_trials(market, faults, "reorgs", console), "quick": bool(args.quick)}
 
 
 def rpc_outages(market: Market, args: argparse.Namespace, console: Console) -> dict[str, Any]:
     count = args.trials or (2 if args.quick else 10)
     steps = ("awarded", "sent", "delivered")
     faults = [Fault(f"outage:{args.outage_s}", steps[i % len(steps)]) for i in range(count)]
-    result = run_trials(market, faults, "rpc_outages", console)
+    result = {**run_trials(market, faults, "rpc_outages", console), "quick": bool(args.quick)}
     details = [t["notes"] for t in result["trials_detail"]]
     result["health_unhealthy_during"] = sum(
         1 for n in details if any(not k.startswith("200:ok") for k in n.get("health_during", {}))
@@ -785,7 +785,7 @@ def load(market: Market | None, args: argparse.Namespace, console: Console) -> d
         done = subprocess.run(
             [*tender_command(), "devnet", "--requests", str(requests), "--concurrency",
              str(concurrency), "--no-faults", "--no-live", "--no-png", "--no-audit", "--json", str(out),
-             "--run-dir", str(Path(tmp) / "run")],
+             "--run-dir", str((args.run_dir / "load") if args.run_dir else Path(tmp) / "run")],
             cwd=ROOT, capture_output=True, text=True, timeout=3_600, check=False,
         )  # fmt: skip
         summary: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
@@ -800,6 +800,7 @@ def load(market: Market | None, args: argparse.Namespace, console: Console) -> d
         "exit_code": done.returncode,
         "stderr_tail": done.stderr[-1_500:] if done.returncode else "",
         "seconds": round(time.monotonic() - started, 1),
+        "quick": bool(args.quick),
     }
 
 
