@@ -237,6 +237,12 @@ class PendingTx:
         return int(self.tx["nonce"])
 
     @property
+    def managed(self) -> bool:
+        """Whether this sender signed it (its nonce and fees known): only then can it be replaced
+        or re-sent; a bare hash handed over (a stored raw transaction) is only awaited."""
+        return all(key in self.tx for key in ("nonce", "maxFeePerGas", "maxPriorityFeePerGas", "gas"))
+
+    @property
     def age(self) -> float:
         """Seconds since the first version went out."""
         return time.monotonic() - self.first_sent
@@ -535,11 +541,28 @@ class TxSender:
         return mined > pending.nonce and self._receipt(pending) is None
 
     def _nonce_gap(self, pending: PendingTx) -> bool:
-        """Whether ``pending`` waits behind a nonce nothing will fill (the chain lost transactions
+        """Whether ``pending`` waits behind nonces nothing will fill (the chain lost transactions
         in a reorg or a rewind), checked only once a replacement is due."""
         if self.replace_after is None or time.monotonic() - pending.last_sent < self.replace_after:
             return False
         return int(self.w3.eth.get_transaction_count(self.address, "pending")) < pending.nonce
+
+    def _fill_gap(self, pending: PendingTx, until: float | None) -> None:
+        """Fill the nonces below ``pending``'s that the chain lost with empty self-transfers, so
+        that ``pending`` itself can be mined (re-signing it lower would let it run twice once
+        the gap filled up anyway)."""
+        first = int(self.w3.eth.get_transaction_count(self.address, "pending"))
+        max_fee, tip = self._fees(until)
+        for nonce in range(first, pending.nonce):
+            filler: dict[str, Any] = {"to": self.address, "value": 0, "gas": 21_000, "maxFeePerGas": max_fee,
+                      "maxPriorityFeePerGas": tip, "nonce": nonce, "chainId": self.chain_id}  # fmt: skip
+            raw = self.account.sign_transaction(filler).raw_transaction
+            try:
+                self.w3.eth.send_raw_transaction(raw)
+            except Web3RPCError as exc:  # filled meanwhile by another transaction of this key
+                log.info("tx.gap_fill_skipped nonce=%s error=%s", nonce, _message(exc)[:120])
+        log.warning("tx.gap_filled nonces=%s..%s below nonce=%s", first, pending.nonce - 1, pending.nonce)
+        pending.last_sent = time.monotonic()
 
     def wait(
         self,
@@ -555,8 +578,8 @@ class TxSender:
         transient RPC errors; a version not mined after ``replace_after`` seconds is replaced
         (same nonce, higher fees) and the receipt of whichever version is mined is returned. If
         another transaction (another process with the same key) took the nonce, the transaction
-        is signed again on a fresh nonce; so is one left behind a gap in the account's nonces
-        (transactions lost in a reorg).
+        is signed again on a fresh nonce; a gap below its nonce (transactions lost in a reorg)
+        is filled with empty self-transfers.
         """
         if retry_until is not None:
             deadline = time.monotonic() + max(0.0, retry_until - time.time())
@@ -565,7 +588,7 @@ class TxSender:
         confirmations = self.confirmations if confirmations is None else confirmations
         receipt = self._mined(pending, deadline, retry_until)
         with self.nonces.lock:  # mined: no longer in flight (a timeout leaves it listed as stuck)
-            if self.nonces.inflight.get(pending.nonce) is pending:
+            if pending.managed and self.nonces.inflight.get(pending.nonce) is pending:
                 del self.nonces.inflight[pending.nonce]
         while confirmations:
             try:
@@ -596,7 +619,11 @@ class TxSender:
                 receipt = self._receipt(pending)
                 if receipt is not None:
                     return receipt
-                if self._nonce_taken(pending) or self._nonce_gap(pending):
+                if not pending.managed:
+                    pass  # only awaited
+                elif self._nonce_gap(pending):
+                    self._fill_gap(pending, retry_until)
+                elif self._nonce_taken(pending):
                     log.warning("tx.nonce_lost nonce=%s: signing again on a fresh nonce", pending.nonce)
                     with self.nonces.lock:
                         self.nonces.inflight.pop(pending.nonce, None)
@@ -612,7 +639,8 @@ class TxSender:
                         self.nonces.inflight[pending.nonce] = pending
                     continue
                 if (
-                    self.replace_after is not None
+                    pending.managed
+                    and self.replace_after is not None
                     and time.monotonic() - pending.last_sent >= self.replace_after
                 ):
                     self._replace(pending, retry_until)
