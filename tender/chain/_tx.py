@@ -22,6 +22,9 @@ Surviving the chain's stumbles:
   (never above ``max_fee_cap``), and accepts the receipt of whichever version is mined.
   :meth:`TxSender.pending` and :meth:`TxSender.stuck` list what is in flight and for how
   long, for a role's ``/health``.
+* **Lost nonces.** A transaction waiting behind nonces the chain no longer has (a reorg took
+  them back) gets the gap filled with empty self-transfers after :data:`GAP_GRACE_S`; one whose
+  nonce another transaction of the key took is signed again on a fresh nonce.
 
 Reverts are raised as :class:`~tender.errors.ContractRevert` with the custom error decoded
 from the ABI of every Tender contract; a transaction mined with status 0 raises
@@ -76,6 +79,8 @@ _UNDERPRICED = ("replacement transaction underpriced", "replacement underpriced"
 
 #: The smallest fee raise a node accepts for a replacement is 10 %; Tender raises by 12.5 %.
 FEE_BUMP = 0.125
+#: Seconds a broadcast may sit behind a nonce the chain lacks before the gap is filled.
+GAP_GRACE_S = 2.0
 
 
 def _message(exc: BaseException) -> str:
@@ -542,8 +547,8 @@ class TxSender:
 
     def _nonce_gap(self, pending: PendingTx) -> bool:
         """Whether ``pending`` waits behind nonces nothing will fill (the chain lost transactions
-        in a reorg or a rewind), checked only once a replacement is due."""
-        if self.replace_after is None or time.monotonic() - pending.last_sent < self.replace_after:
+        in a reorg or a rewind), checked once the latest version is :data:`GAP_GRACE_S` old."""
+        if time.monotonic() - pending.last_sent < GAP_GRACE_S:
             return False
         return int(self.w3.eth.get_transaction_count(self.address, "pending")) < pending.nonce
 
