@@ -17,10 +17,31 @@ provider run``, ``tender solver run``, ``tender verifier run`` as separate proce
   ``rss_mib`` is each server process's resident memory before the fuzz and its peak
   (``VmHWM``) after it.
 
-Later sections (``kill9``, ``reorgs``, ``rpc_outages``, ``load``) plug into :data:`SECTIONS`
-with the same :class:`Market`.
+The roles reach Anvil through an RPC outage proxy (:class:`tests._proxy.OutageProxy`, transparent
+while up); the benchmark itself, its requester (the SDK) and the counting read Anvil directly.
+Each trial of the next three sections sends one optimistic request through the solver, waits for
+its job to reach a step (``sent``: the solver has the intent; ``awarded``; ``delivered``;
+``settled``), injects one fault and waits until the job is terminal or its deadline is well past:
 
-Run: ``python benchmarks/faults.py [--quick] [--only fuzz]`` (``--quick``: 1,000 cases).
+* ``kill9``: ``kill -9`` of the provider, the solver or the verifier agent at each step, then a
+  restart with the same config (100 trials; 6 with ``--quick``).
+* ``reorgs``: ``anvil_reorg`` of depth 1 to 6 after ``awarded``, ``delivered`` or ``settled``
+  (50 trials; 3 with ``--quick``).
+* ``rpc_outages``: the proxy refuses connections and resets open ones for 20 s while the job
+  is in flight; the provider's ``/health`` is read every second during the outage and after
+  it (10 trials; 2 with ``--quick``).
+
+Each writes ``{"trials", "lost", "honest_slashed", "double_deliveries", "by_outcome", "trials_detail",
+"seconds"}``, counted from the chain's canonical logs of the market at the end of the section:
+*lost* is a job not terminal ``GRACE_S`` after its deadline; *honest_slashed* a job with an
+``Expired`` or ``Slashed`` event (every provider here is honest); *double_deliveries* a second
+``Delivered`` for the same award (between two ``Awarded``/``FailedOver`` events).
+
+* ``load``: a ``tender devnet`` (its own market, three honest providers: ``--no-faults``) of 40
+  requests at concurrency 16 (16 at 8 with ``--quick``): ``{"requests", "concurrency",
+  "honest_slashed", "expired", "settled", "seconds"}``.
+
+Run: ``python benchmarks/faults.py [--quick] [--only fuzz,kill9,reorgs,rpc_outages,load]``.
 """
 
 from __future__ import annotations
@@ -29,11 +50,15 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import json
 import os
 import random
+import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -51,7 +76,9 @@ sys.path.insert(0, str(ROOT))
 from provider import ModelEntry  # noqa: E402
 from solver import ProviderEntry  # noqa: E402
 from tender.anvil import DEV_KEYS, Anvil, free_port  # noqa: E402
-from tender.chain import connect  # noqa: E402
+from tender.chain import JobState, connect, tender_log_decoder  # noqa: E402
+from tender.chain import Market as ChainMarket  # noqa: E402
+from tender.client import Client  # noqa: E402
 from tender.devnet._chain import TOKEN, ChainSetup  # noqa: E402
 from tender.devnet._configs import (  # noqa: E402
     ProviderPlan,
@@ -60,14 +87,20 @@ from tender.devnet._configs import (  # noqa: E402
     verifier_config,
     write_config,
 )
-from tender.devnet._supervisor import Supervisor  # noqa: E402
+from tender.devnet._supervisor import Supervisor, tender_command  # noqa: E402
+from tender.errors import DevChainError, TenderError  # noqa: E402
 from tender.intents import AuctionType, Intent, ProofMode, job_id, sign_intent  # noqa: E402
 from tender.paths import SAMPLE_MODELS  # noqa: E402
+from tests._proxy import OutageProxy  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "faults.json"
 PROVIDER_KEY, REQUESTER_KEY, SOLVER_KEY, VERIFIER_KEY = (DEV_KEYS[i] for i in (1, 2, 4, 6))
 SEED = 16
 MIB = 2**20
+#: Short windows, as the devnet's, so that an optimistic job settles in seconds.
+MARKET_PARAMS: dict[str, Any] = {"challenge_window": 10, "proof_window": 8}
+DEADLINE_S = 60  # each trial's request: seconds after the auction window
+GRACE_S = 45  # "well after its deadline": a job not terminal by then is lost
 
 
 # ---------------------------------------------------------------- the market under test
@@ -82,13 +115,18 @@ class Market:
     supervisor: Supervisor | None = None
     setup: ChainSetup | None = None
     urls: dict[str, str] = field(default_factory=dict)  # role -> base URL
+    proxy: OutageProxy | None = None  # the roles' way to Anvil
+    #: role -> (``tender`` arguments, environment, URL that answers once it is up)
+    commands: dict[str, tuple[list[str], dict[str, str], str]] = field(default_factory=dict)
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     def start(self, console: Console) -> None:
         console.print("==> Anvil, Tender, the MLP model (cached bundle)")
         self.anvil.start()
+        self.proxy = OutageProxy(self.anvil.rpc_url).start()
         setup = ChainSetup(w3=connect(self.anvil.rpc_url), deployer_key=DEV_KEYS[0])
         deployment = self.run_dir / "deployment.json"
-        setup.deploy(save=deployment)
+        setup.deploy(save=deployment, params=MARKET_PARAMS)
         setup.register_models(["mlp"])
         provider = setup.address(PROVIDER_KEY)
         setup.mint([provider], 1_100 * TOKEN)
@@ -100,33 +138,76 @@ class Market:
                        solvers=[setup.address(SOLVER_KEY)])  # fmt: skip
         self.setup = setup
 
-        console.print("==> tender provider run, tender solver run, tender verifier run (loopback)")
-        sup = self.supervisor = Supervisor(logs=self.run_dir / "logs")
-        rpc = self.anvil.rpc_url
+        console.print(
+            "==> tender provider run, tender solver run, tender verifier run (loopback, RPC via the proxy)"
+        )
+        self.supervisor = Supervisor(logs=self.run_dir / "logs")
+        rpc = self.proxy.url
+        # The only use of tender.devnet's role configs: one place to follow when they change.
         models = [ModelEntry(name="mlp", onnx=SAMPLE_MODELS / "mlp" / "model.onnx",
                              bundle=setup.models["mlp"].bundle, model_id=setup.models["mlp"].model_id)]  # fmt: skip
-        config = provider_config(ProviderPlan("gpu-a", 1, "0x0001", 1.0), rpc_url=rpc, deployment=deployment,
-                                 port=ports["provider"], models=models, run_dir=self.run_dir,
-                                 proving_warmup=False)  # fmt: skip
-        sup.start("provider", ["provider", "run", "--config", str(write_config(self.run_dir / "p.toml", config))],
-                  env={"TENDER_PRIVATE_KEY": PROVIDER_KEY})  # fmt: skip
+        provider_cfg = provider_config(ProviderPlan("gpu-a", 1, "0x0001", 1.0), rpc_url=rpc, deployment=deployment,
+                                       port=ports["provider"], models=models, run_dir=self.run_dir,
+                                       proving_warmup=False)  # fmt: skip
+        self._command("provider", provider_cfg, PROVIDER_KEY, f"{self.urls['provider']}/health")
         entry = ProviderEntry(name="gpu-a", url=self.urls["provider"], address=provider)
-        solver = solver_config(rpc_url=rpc, deployment=deployment, port=ports["solver"], providers=[entry],
-                               run_dir=self.run_dir, name="solver", margin_bps=100)  # fmt: skip
-        sup.start("solver", ["solver", "run", "--config", str(write_config(self.run_dir / "s.toml", solver))],
-                  env={"TENDER_PRIVATE_KEY": SOLVER_KEY})  # fmt: skip
-        verifier = verifier_config(rpc_url=rpc, deployment=deployment, run_dir=self.run_dir,
-                                   relay_listen=f"127.0.0.1:{ports['verifier']}")  # fmt: skip
-        sup.start("verifier", ["verifier", "run", "--config", str(write_config(self.run_dir / "v.toml", verifier))],
-                  env={"TENDER_PRIVATE_KEY": VERIFIER_KEY})  # fmt: skip
-        sup.wait_http("provider", f"{self.urls['provider']}/health", timeout=180)
-        sup.wait_http("solver", f"{self.urls['solver']}/status", timeout=120)
-        sup.wait_http("verifier", f"{self.urls['verifier']}/v1/health", timeout=120)
-        sup.check()
+        solver_cfg = solver_config(rpc_url=rpc, deployment=deployment, port=ports["solver"], providers=[entry],
+                                   run_dir=self.run_dir, name="solver", margin_bps=100)  # fmt: skip
+        self._command("solver", solver_cfg, SOLVER_KEY, f"{self.urls['solver']}/status")
+        verifier_cfg = verifier_config(rpc_url=rpc, deployment=deployment, run_dir=self.run_dir,
+                                       relay_listen=f"127.0.0.1:{ports['verifier']}")  # fmt: skip
+        self._command("verifier", verifier_cfg, VERIFIER_KEY, f"{self.urls['verifier']}/v1/health")
+        for role in self.commands:
+            self.launch(role)
+        threading.Thread(target=self._heartbeat, name="anvil-heartbeat", daemon=True).start()
+
+    def _heartbeat(self) -> None:
+        """An empty block every second, as the devnet mines (a live chain's clock moves on)."""
+        while not self._stopping.wait(1.0):
+            with contextlib.suppress(OSError, DevChainError):
+                self.anvil.rpc("evm_mine")
+
+    def _command(self, role: str, config: Any, key: str, ready_url: str) -> None:
+        path = write_config(self.run_dir / f"{role}.toml", config)
+        self.commands[role] = ([role, "run", "--config", str(path)], {"TENDER_PRIVATE_KEY": key}, ready_url)
+
+    def launch(self, role: str) -> float:
+        """Start ``role`` (again) and wait until it answers; the seconds that took."""
+        assert self.supervisor is not None
+        args, env, ready_url = self.commands[role]
+        started = time.monotonic()
+        self.supervisor.start(role, args, env=env)
+        self.supervisor.wait_http(role, ready_url, timeout=180)
+        return time.monotonic() - started
+
+    def kill9(self, role: str) -> None:
+        """``kill -9`` the role's process group and reap it."""
+        assert self.supervisor is not None
+        child = self.supervisor.children[role]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.process.wait(timeout=30)
+
+    @property
+    def market_address(self) -> str:
+        assert self.setup is not None
+        assert self.setup.deployment is not None
+        return self.setup.deployment.markets["reverse"]
+
+    def client(self) -> Client:
+        """The requester (the SDK), reading Anvil directly."""
+        assert self.setup is not None
+        mlp = self.setup.models["mlp"]
+        return Client(self.anvil.rpc_url, REQUESTER_KEY, solvers=[self.urls["solver"]],
+                      deployment=self.setup.deployment, bundles={"mlp": mlp.bundle},
+                      model_ids={"mlp": mlp.model_id}, poll_interval=0.2)  # fmt: skip
 
     def stop(self) -> None:
+        self._stopping.set()
         if self.supervisor is not None:
             self.supervisor.stop_all()
+        if self.proxy is not None:
+            self.proxy.stop()
         self.anvil.stop()
 
     def pid(self, role: str) -> int:
@@ -163,9 +244,11 @@ class Market:
 
 
 @contextlib.contextmanager
-def market(console: Console) -> Iterator[Market]:
+def market(console: Console, run_dir: Path | None = None) -> Iterator[Market]:
+    """A started :class:`Market`, stopped on exit; its files (role logs) in ``run_dir`` if given."""
     with tempfile.TemporaryDirectory(prefix="tender-faults-") as tmp:
-        running = Market(run_dir=Path(tmp))
+        running = Market(run_dir=run_dir or Path(tmp))
+        running.run_dir.mkdir(parents=True, exist_ok=True)
         try:
             running.start(console)
             yield running
@@ -466,47 +549,332 @@ def show_fuzz(result: dict[str, Any], console: Console) -> None:
                   f"transport errors: {result['transport_errors']}")  # fmt: skip
 
 
+# ---------------------------------------------------------------- kill9, reorgs, rpc_outages: trials
+
+STEPS = ("sent", "awarded", "delivered", "settled")
+_REACHED = {  # the chain states at or past each step
+    "sent": None,
+    "awarded": {JobState.AWARDED, JobState.DELIVERED, JobState.CHALLENGED, JobState.PROOF_REQUIRED},
+    "delivered": {JobState.DELIVERED, JobState.CHALLENGED, JobState.PROOF_REQUIRED},
+    "settled": {JobState.SETTLED},
+}
+
+
+@dataclass
+class Fault:
+    """One trial's fault: what (``kill9:provider``, ``reorg:3``, ``outage:20``) and after which step."""
+
+    kind: str
+    step: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}@{self.step}"
+
+
+@dataclass
+class Trial:
+    index: int
+    fault: str
+    job_id: str = ""
+    reached: bool = False  # the job reached the step before the fault
+    state: str = ""  # the chain's state of the job at the end
+    sdk: str = ""  # what the requester's SDK reported
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def _state(chain: ChainMarket, job_id: str) -> JobState:
+    return chain.job(bytes.fromhex(job_id[2:])).state
+
+
+def _wait_step(chain: ChainMarket, job_id: str, step: str, until: float) -> bool:
+    wanted = _REACHED[step]
+    if wanted is None:
+        return True
+    while time.time() < until:
+        state = _state(chain, job_id)
+        if state in wanted or (state.final and step != "settled"):
+            return state in wanted
+        time.sleep(0.2)
+    return False
+
+
+def _wait_final(chain: ChainMarket, job_id: str, until: float) -> JobState:
+    while True:
+        state = _state(chain, job_id)
+        if state.final or time.time() > until:
+            return state
+        time.sleep(0.5)
+
+
+def _health(url: str) -> str:
+    """The provider's ``/health`` as one word: its HTTP status and the body's ``status``."""
+    try:
+        reply = httpx.get(url, timeout=2.0)
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+    try:
+        status = reply.json().get("status", "")
+    except ValueError:
+        status = ""
+    return f"{reply.status_code}:{status}"
+
+
+def _inject(market: Market, fault: Fault, trial: Trial) -> None:
+    kind, _, arg = fault.kind.partition(":")
+    if kind == "kill9":
+        market.kill9(arg)
+        trial.notes["restart_s"] = round(market.launch(arg), 1)
+    elif kind == "reorg":
+        block = market.anvil.rpc("eth_blockNumber")
+        market.anvil.rpc("anvil_reorg", [int(arg), []])
+        trial.notes["reorged_at_block"] = int(block, 16)
+    elif kind == "outage":
+        assert market.proxy is not None
+        health = f"{market.urls['provider']}/health"
+        market.proxy.outage(float(arg))
+        during: list[str] = []
+        while market.proxy.down:
+            during.append(_health(health))
+            time.sleep(1.0)
+        time.sleep(5.0)
+        trial.notes["health_during"] = dict(collections.Counter(during))
+        trial.notes["health_after"] = _health(health)
+    else:
+        raise ValueError(fault.kind)
+
+
+async def _trial(market: Market, client: Client, chain: ChainMarket, index: int, fault: Fault) -> Trial:
+    trial = Trial(index, fault.name)
+    samples = json.loads((SAMPLE_MODELS / "mlp" / "samples.json").read_text())["samples"]
+    intent, handle = await client.build_intent("mlp", samples[index % len(samples)]["input"],
+                                               max_price=2 * TOKEN // 10, deadline=DEADLINE_S,
+                                               proof="optimistic", auction="reverse")  # fmt: skip
+    trial.job_id = client.job_id(intent)
+    try:
+        tracker = await client.send(intent, solvers=[market.urls["solver"]])
+    except TenderError as exc:
+        trial.sdk, trial.state = f"send: {type(exc).__name__}", "not_sent"
+        return trial
+    follow = asyncio.create_task(client.follow(tracker, intent, handle, timeout=DEADLINE_S + GRACE_S + 30))
+    until = intent.deadline + GRACE_S
+    trial.reached = await asyncio.to_thread(_wait_step, chain, trial.job_id, fault.step, until)
+    if trial.reached:
+        await asyncio.to_thread(_inject, market, fault, trial)
+    state = await asyncio.to_thread(_wait_final, chain, trial.job_id, until)
+    if state == JobState.SETTLED and fault.kind.startswith("reorg") and fault.step == "settled":
+        # after a reorg that took a settlement back, give the chain's new branch its time too
+        state = await asyncio.to_thread(_wait_final, chain, trial.job_id, until)
+    trial.state = state.name.lower()
+    try:
+        result = await asyncio.wait_for(follow, timeout=10)
+        trial.sdk = str(getattr(result, "state", "ok"))
+    except TimeoutError:
+        trial.sdk = "still_following"
+    except TenderError as exc:
+        trial.sdk = type(exc).__name__
+    return trial
+
+
+def _count(market: Market, trials: list[Trial], from_block: int) -> dict[str, Any]:
+    """The section's figures, from the canonical logs of the market and the jobs' final states."""
+    w3 = connect(market.anvil.rpc_url)
+    decoder = tender_log_decoder()
+    logs = w3.eth.get_logs({"address": market.market_address, "fromBlock": from_block, "toBlock": "latest"})  # type: ignore[typeddict-item]
+    events: dict[str, list[str]] = collections.defaultdict(list)
+    for raw in sorted(logs, key=lambda log: (log["blockNumber"], log["logIndex"])):
+        decoded = decoder.decode(raw)
+        if decoded is not None and "job_id" in decoded.args:
+            events["0x" + bytes(decoded.args["job_id"]).hex()].append(decoded.name)
+    lost = slashed = double = 0
+    for trial in trials:
+        names = events.get(trial.job_id, [])
+        trial.notes["events"] = names
+        deliveries = 0
+        for name in names:
+            if name in ("Awarded", "FailedOver"):
+                deliveries = 0
+            elif name == "Delivered":
+                deliveries += 1
+                double += deliveries > 1
+        honest_slash = any(name in ("Expired", "Slashed") for name in names)
+        slashed += honest_slash
+        lost += trial.state not in ("settled", "refunded", "expired", "slashed", "not_sent")
+    return {
+        "trials": len(trials),
+        "lost": lost,
+        "honest_slashed": slashed,
+        "double_deliveries": double,
+        "by_outcome": dict(collections.Counter(f"{t.fault}: {t.state}" for t in trials)),
+        "trials_detail": [dataclasses.asdict(t) for t in trials],
+    }
+
+
+def run_trials(market: Market, faults: list[Fault], section: str, console: Console) -> dict[str, Any]:
+    chain = ChainMarket(connect(market.anvil.rpc_url), market.market_address)
+    from_block = chain.w3.eth.block_number
+    trials: list[Trial] = []
+    started = time.monotonic()
+    console.print(f"==> {section}: {len(faults)} trials")
+
+    async def main() -> None:
+        client = market.client()
+        try:
+            for index, fault in enumerate(faults):
+                trial = await _trial(market, client, chain, index, fault)
+                trials.append(trial)
+                console.print(f"  {section} {index + 1}/{len(faults)} {fault.name}: reached={trial.reached} "
+                              f"chain={trial.state} sdk={trial.sdk} {trial.notes}")  # fmt: skip
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+    result = _count(market, trials, from_block)
+    result["seconds"] = round(time.monotonic() - started, 1)
+    return result
+
+
+def kill9(market: Market, args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    roles_steps = [(r, s) for s in STEPS[:3] for r in ("provider", "solver", "verifier")]
+    count = args.trials or (6 if args.quick else 100)
+    quick_order = [("provider", "awarded"), ("solver", "sent"), ("verifier", "delivered"),
+                   ("provider", "delivered"), ("solver", "awarded"), ("provider", "sent")]  # fmt: skip
+    order = quick_order + [rs for rs in roles_steps if rs not in quick_order]
+    faults = [Fault(f"kill9:{role}", step) for role, step in (order[i % len(order)] for i in range(count))]
+    return {**run_trials(market, faults, "kill9", console), "quick": bool(args.quick)}
+
+
+def reorgs(market: Market, args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    count = args.trials or (3 if args.quick else 50)
+    depths = [1, 3, 6] if args.quick else [1, 2, 3, 4, 5, 6]
+    steps = ("settled", "delivered", "awarded")
+    faults = [Fault(f"reorg:{depths[i % len(depths)]}", steps[i % len(steps)]) for i in range(count)]
+    return {**run_trials(market, faults, "reorgs", console), "quick": bool(args.quick)}
+
+
+def rpc_outages(market: Market, args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    count = args.trials or (2 if args.quick else 10)
+    steps = ("awarded", "sent", "delivered")
+    faults = [Fault(f"outage:{args.outage_s}", steps[i % len(steps)]) for i in range(count)]
+    result = {**run_trials(market, faults, "rpc_outages", console), "quick": bool(args.quick)}
+    details = [t["notes"] for t in result["trials_detail"]]
+    result["health_unhealthy_during"] = sum(
+        1 for n in details if any(not k.startswith("200:ok") for k in n.get("health_during", {}))
+    )
+    result["health_ok_after"] = sum(1 for n in details if str(n.get("health_after", "")).startswith("200:ok"))
+    return result
+
+
+def show_trials(result: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"{result['trials']} trials in {result['seconds']} s")
+    for column in ("lost", "honest_slashed", "double_deliveries"):
+        table.add_column(column, justify="right")
+    table.add_row(str(result["lost"]), str(result["honest_slashed"]), str(result["double_deliveries"]))
+    console.print(table)
+    for outcome, n in sorted(result["by_outcome"].items()):
+        console.print(f"  {n} x {outcome}")
+
+
+# ---------------------------------------------------------------- load: a devnet at concurrency 16
+
+
+def load(market: Market | None, args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    requests, concurrency = (16, 8) if args.quick else (40, 16)
+    console.print(f"==> load: tender devnet, {requests} requests at concurrency {concurrency}, faults off")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="tender-load-") as tmp:
+        out = Path(tmp) / "devnet.json"
+        done = subprocess.run(
+            [*tender_command(), "devnet", "--requests", str(requests), "--concurrency",
+             str(concurrency), "--no-faults", "--no-live", "--no-png", "--no-audit", "--json", str(out),
+             "--run-dir", str((args.run_dir / "load") if args.run_dir else Path(tmp) / "run")],
+            cwd=ROOT, capture_output=True, text=True, timeout=3_600, check=False,
+        )  # fmt: skip
+        summary: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
+    d = summary.get("summary", summary)
+    return {
+        "requests": requests,
+        "concurrency": concurrency,
+        "honest_slashed": d.get("slashed"),
+        "expired": d.get("expired"),
+        "settled": d.get("settled"),
+        "refunded": d.get("refunded"),
+        "exit_code": done.returncode,
+        "stderr_tail": done.stderr[-1_500:] if done.returncode else "",
+        "seconds": round(time.monotonic() - started, 1),
+        "quick": bool(args.quick),
+    }
+
+
+def show_load(result: dict[str, Any], console: Console) -> None:
+    console.print(f"load: {result['requests']} requests at concurrency {result['concurrency']}: "
+                  f"honest_slashed={result['honest_slashed']} expired={result['expired']} "
+                  f"settled={result['settled']} (exit {result['exit_code']}, {result['seconds']} s)")  # fmt: skip
+
+
 # ---------------------------------------------------------------- sections and main
 
-#: section name -> (run, show); a later section adds itself here and reuses :class:`Market`.
-SECTIONS: dict[str, tuple[Callable[[Market, argparse.Namespace, Console], dict[str, Any]],
-                          Callable[[dict[str, Any], Console], None]]] = {
+#: section name -> (run, show): every section but ``load`` runs on the one shared :class:`Market`.
+Runner = Callable[[Market, argparse.Namespace, Console], dict[str, Any]]
+SECTIONS: dict[str, tuple[Runner, Callable[[dict[str, Any], Console], None]]] = {
     "fuzz": (fuzz, show_fuzz),
-}  # fmt: skip
+    "kill9": (kill9, show_trials),
+    "reorgs": (reorgs, show_trials),
+    "rpc_outages": (rpc_outages, show_trials),
+}
+#: sections that start their own market
+STANDALONE: dict[str, tuple[Callable[[Market | None, argparse.Namespace, Console], dict[str, Any]],
+                            Callable[[dict[str, Any], Console], None]]] = {"load": (load, show_load)}  # fmt: skip
+ALL = [*SECTIONS, *STANDALONE]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="fewer cases (CI)")
-    parser.add_argument(
-        "--only", default=",".join(SECTIONS), help=f"comma-separated sections ({', '.join(SECTIONS)})"
-    )
+    parser.add_argument("--quick", action="store_true", help="fewer cases and trials (CI)")
+    parser.add_argument("--only", default=",".join(ALL), help=f"comma-separated sections ({', '.join(ALL)})")
     parser.add_argument(
         "--cases", type=int, default=None, help="fuzz cases (default 10,000; 1,000 with --quick)"
     )
+    parser.add_argument(
+        "--trials", type=int, default=None, help="trials per fault section (default: see above)"
+    )
+    parser.add_argument("--outage-s", type=float, default=20.0, help="seconds each RPC outage lasts")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--run-dir", type=Path, default=None, help="keep the roles' configs and logs here")
     args = parser.parse_args(argv)
     wanted = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = [name for name in wanted if name not in SECTIONS]
+    unknown = [name for name in wanted if name not in ALL]
     if unknown:
-        parser.error(f"unknown section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
+        parser.error(f"unknown section(s) {', '.join(unknown)}; known: {', '.join(ALL)}")
     console = Console()
     results: dict[str, Any] = {}
     if args.out.exists():
         with contextlib.suppress(ValueError):
             results = json.loads(args.out.read_text())
     started = time.monotonic()
-    with market(console) as running:
-        for name in wanted:
-            run, show = SECTIONS[name]
-            results[name] = run(running, args, console)
-            show(results[name], console)
-    results["machine"] = {"cpus": os.cpu_count(), "load_avg": [round(x, 2) for x in os.getloadavg()]}
-    results["seconds"] = round(time.monotonic() - started, 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+    def save() -> None:  # after every section: a long run that dies keeps what it measured
+        results["machine"] = {"cpus": os.cpu_count(), "load_avg": [round(x, 2) for x in os.getloadavg()]}
+        results["seconds"] = round(time.monotonic() - started, 1)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+    shared = [name for name in wanted if name in SECTIONS]
+    if shared:
+        with market(console, args.run_dir) as running:
+            for name in shared:
+                run, show = SECTIONS[name]
+                results[name] = run(running, args, console)
+                show(results[name], console)
+                save()
+    for name in [name for name in wanted if name in STANDALONE]:
+        run_alone, show = STANDALONE[name]
+        results[name] = run_alone(None, args, console)
+        show(results[name], console)
+        save()
+    save()
     console.print(f"wrote {args.out}")
     fuzz_result = results.get("fuzz", {})
     return 1 if "fuzz" in wanted and fuzz_result.get("http_5xx", 0) else 0

@@ -22,6 +22,9 @@ Surviving the chain's stumbles:
   (never above ``max_fee_cap``), and accepts the receipt of whichever version is mined.
   :meth:`TxSender.pending` and :meth:`TxSender.stuck` list what is in flight and for how
   long, for a role's ``/health``.
+* **Lost nonces.** A transaction waiting behind nonces the chain no longer has (a reorg took
+  them back) gets the gap filled with empty self-transfers after :data:`GAP_GRACE_S`; one whose
+  nonce another transaction of the key took is signed again on a fresh nonce.
 
 Reverts are raised as :class:`~tender.errors.ContractRevert` with the custom error decoded
 from the ABI of every Tender contract; a transaction mined with status 0 raises
@@ -76,6 +79,8 @@ _UNDERPRICED = ("replacement transaction underpriced", "replacement underpriced"
 
 #: The smallest fee raise a node accepts for a replacement is 10 %; Tender raises by 12.5 %.
 FEE_BUMP = 0.125
+#: Seconds a broadcast may sit behind a nonce the chain lacks before the gap is filled.
+GAP_GRACE_S = 2.0
 
 
 def _message(exc: BaseException) -> str:
@@ -242,6 +247,12 @@ class PendingTx:
     @property
     def nonce(self) -> int:
         return int(self.tx["nonce"])
+
+    @property
+    def managed(self) -> bool:
+        """Whether this sender signed it (its nonce and fees known): only then can it be replaced
+        or re-sent; a bare hash handed over (a stored raw transaction) is only awaited."""
+        return all(key in self.tx for key in ("nonce", "maxFeePerGas", "maxPriorityFeePerGas", "gas"))
 
     @property
     def age(self) -> float:
@@ -553,11 +564,28 @@ class TxSender:
         return now - pending.taken_seen >= NONCE_TAKEN_GRACE_S
 
     def _nonce_gap(self, pending: PendingTx) -> bool:
-        """Whether ``pending`` waits behind a nonce nothing will fill (the chain lost transactions
-        in a reorg or a rewind), checked only once a replacement is due."""
-        if self.replace_after is None or time.monotonic() - pending.last_sent < self.replace_after:
+        """Whether ``pending`` waits behind nonces nothing will fill (the chain lost transactions
+        in a reorg or a rewind), checked once the latest version is :data:`GAP_GRACE_S` old."""
+        if time.monotonic() - pending.last_sent < GAP_GRACE_S:
             return False
         return int(self.w3.eth.get_transaction_count(self.address, "pending")) < pending.nonce
+
+    def _fill_gap(self, pending: PendingTx, until: float | None) -> None:
+        """Fill the nonces below ``pending``'s that the chain lost with empty self-transfers, so
+        that ``pending`` itself can be mined (re-signing it lower would let it run twice once
+        the gap filled up anyway)."""
+        first = int(self.w3.eth.get_transaction_count(self.address, "pending"))
+        max_fee, tip = self._fees(until)
+        for nonce in range(first, pending.nonce):
+            filler: dict[str, Any] = {"to": self.address, "value": 0, "gas": 21_000, "maxFeePerGas": max_fee,
+                      "maxPriorityFeePerGas": tip, "nonce": nonce, "chainId": self.chain_id}  # fmt: skip
+            raw = self.account.sign_transaction(filler).raw_transaction
+            try:
+                self.w3.eth.send_raw_transaction(raw)
+            except Web3RPCError as exc:  # filled meanwhile by another transaction of this key
+                log.info("tx.gap_fill_skipped nonce=%s error=%s", nonce, _message(exc)[:120])
+        log.warning("tx.gap_filled nonces=%s..%s below nonce=%s", first, pending.nonce - 1, pending.nonce)
+        pending.last_sent = time.monotonic()
 
     def wait(
         self,
@@ -573,8 +601,8 @@ class TxSender:
         transient RPC errors; a version not mined after ``replace_after`` seconds is replaced
         (same nonce, higher fees) and the receipt of whichever version is mined is returned. If
         another transaction (another process with the same key) took the nonce, the transaction
-        is signed again on a fresh nonce; so is one left behind a gap in the account's nonces
-        (transactions lost in a reorg).
+        is signed again on a fresh nonce; a gap below its nonce (transactions lost in a reorg)
+        is filled with empty self-transfers.
         """
         if retry_until is not None:
             deadline = time.monotonic() + max(0.0, retry_until - time.time())
@@ -583,7 +611,7 @@ class TxSender:
         confirmations = self.confirmations if confirmations is None else confirmations
         receipt = self._mined(pending, deadline, retry_until)
         with self.nonces.lock:  # mined: no longer in flight (a timeout leaves it listed as stuck)
-            if self.nonces.inflight.get(pending.nonce) is pending:
+            if pending.managed and self.nonces.inflight.get(pending.nonce) is pending:
                 del self.nonces.inflight[pending.nonce]
         while confirmations:
             try:
@@ -614,7 +642,11 @@ class TxSender:
                 receipt = self._receipt(pending)
                 if receipt is not None:
                     return receipt
-                if self._nonce_taken(pending) or self._nonce_gap(pending):
+                if not pending.managed:
+                    pass  # only awaited
+                elif self._nonce_gap(pending):
+                    self._fill_gap(pending, retry_until)
+                elif self._nonce_taken(pending):
                     log.warning("tx.nonce_lost nonce=%s: signing again on a fresh nonce", pending.nonce)
                     with self.nonces.lock:
                         self.nonces.inflight.pop(pending.nonce, None)
@@ -630,7 +662,8 @@ class TxSender:
                         self.nonces.inflight[pending.nonce] = pending
                     continue
                 if (
-                    self.replace_after is not None
+                    pending.managed
+                    and self.replace_after is not None
                     and time.monotonic() - pending.last_sent >= self.replace_after
                 ):
                     self._replace(pending, retry_until)

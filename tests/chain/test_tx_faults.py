@@ -258,3 +258,25 @@ def test_a_dropped_transaction_whose_nonce_another_process_took_is_sent_again(an
     mined = w3.eth.get_transaction(receipt["transactionHash"])
     assert mined["value"] == 7
     assert mined["nonce"] == pending.nonce == w3.eth.get_transaction(other)["nonce"] + 1
+
+
+def test_a_transaction_behind_nonces_a_reorg_took_back_is_mined_once(anvil: Anvil) -> None:
+    w3 = _w3(anvil.rpc_url)
+    sender = TxSender(w3, KEY, replace_after=None)  # the gap is filled without any replacement
+    first = sender.send(_transfer(5))
+    lost_nonce = w3.eth.get_transaction(first["transactionHash"])["nonce"]
+    anvil.rpc("anvil_reorg", [1, []])  # the block holding it is replaced by an empty one
+    assert _count(w3, sender.address) == lost_nonce  # the chain lost that nonce; the sender does not know
+    receipt = sender.send(_transfer(9), retry_until=time.time() + 120)
+    mined = w3.eth.get_transaction(receipt["transactionHash"])
+    assert receipt["status"] == 1
+    assert mined["value"] == 9
+    assert mined["nonce"] == lost_nonce + 1  # its own nonce: the gap below it was filled
+    mine = [
+        tx
+        for n in range(w3.eth.block_number + 1)
+        for tx in w3.eth.get_block(n, full_transactions=True)["transactions"]
+        if tx["from"] == sender.address  # type: ignore[index]
+    ]
+    assert [tx["value"] for tx in mine].count(9) == 1  # mined once, never re-signed lower  # type: ignore[index]
+    assert [tx["nonce"] for tx in mine] == list(range(lost_nonce + 2))  # type: ignore[index]
