@@ -53,28 +53,12 @@ def prove_with_bundle(bundle_dir: str, data: Any) -> ProofResult:
 def witness_with_bundle(bundle_dir: str, data: Any) -> list[str]:
     """The circuit's output felts of ``data`` (EZKL's witness, ~10 ms; no proof), as decimal strings:
     the same numbers a proof's public instances carry."""
-    import json
-    import tempfile
-    from pathlib import Path
+    from tender.models import ModelError, output_felts
 
-    from tender.models import Bundle
-    from tender.models._ezkl import ezkl
-    from tender.models._felt import flatten_input
-    from tender.models._prove import witness_keys
-
-    bundle = Bundle.load(bundle_dir)
-    values = flatten_input(data, bundle.card.input_size)
-    with tempfile.TemporaryDirectory(prefix="tender-witness-") as tmp:
-        scratch = Path(tmp)
-        (scratch / "input.json").write_text(json.dumps({"input_data": [values]}))
-        try:
-            ezkl.gen_witness(str(scratch / "input.json"), str(bundle.compiled), str(scratch / "witness.json"),
-                             *witness_keys(bundle))  # fmt: skip
-        except RuntimeError as exc:
-            raise ProvingError(f"witness of {bundle.card.name} failed: {exc}") from exc
-        witness = json.loads((scratch / "witness.json").read_text())
-    # EZKL writes each felt as 32 little-endian bytes in hex
-    return [str(int.from_bytes(bytes.fromhex(felt), "little")) for row in witness["outputs"] for felt in row]
+    try:
+        return [str(v) for v in output_felts(bundle_dir, data)]
+    except ModelError as exc:
+        raise ProvingError(f"witness of the model in {bundle_dir} failed: {exc}") from exc
 
 
 def _warm_worker() -> int:

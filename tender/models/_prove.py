@@ -276,3 +276,20 @@ def verify(bundle: BundleLike, proof: Proof) -> bool:
 def verifier_calldata(proof: Proof) -> tuple[bytes, list[int]]:
     """``(proof_bytes, instances)`` for EZKL's ``verifyProof(bytes, uint256[])``."""
     return proof.calldata()
+
+
+def output_felts(bundle: BundleLike, data: Any) -> list[int]:
+    """The circuit's output felts for ``data`` from EZKL's witness alone (~10 ms; no proof): the
+    same numbers a proof's public instances carry (an optimistic delivery needs no proof)."""
+    b = _bundle(bundle)
+    values = flatten_input(data, b.card.input_size)
+    with tempfile.TemporaryDirectory(prefix="tender-witness-") as tmp:
+        scratch = Path(tmp)
+        (scratch / "input.json").write_text(json.dumps({"input_data": [values]}))
+        try:
+            ezkl.gen_witness(str(scratch / "input.json"), str(b.compiled), str(scratch / "witness.json"),
+                             *witness_keys(b))  # fmt: skip
+        except RuntimeError as exc:
+            raise ProofError(f"witness of {b.card.name} failed: {exc}") from exc
+        witness = json.loads((scratch / "witness.json").read_text())
+    return [felt_from_hex(felt) for row in witness["outputs"] for felt in row]
