@@ -32,6 +32,13 @@ class BadRequest(ProviderError):
     status: int = 400
     code: str = "bad_request"
 
+    def __init_subclass__(cls, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init_subclass__()
+        if status is not None:
+            cls.status = status
+        if code is not None:
+            cls.code = code
+
     def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
@@ -40,43 +47,32 @@ class BadRequest(ProviderError):
             self.code = code
 
 
-class ModelNotServed(BadRequest):
-    status = 404
-    code = "unknown_model"
+class ModelNotServed(BadRequest, status=404, code="unknown_model"):
+    """The model asked for is not served here."""
 
 
-class PayloadTooLarge(BadRequest):
-    status = 413
-    code = "payload_too_large"
+class PayloadTooLarge(BadRequest, status=413, code="payload_too_large"):
+    """The body is over the size limit."""
 
 
-class InputRejected(BadRequest):
+class InputRejected(BadRequest, status=422, code="input_rejected"):
     """Wrong shape, wrong dtype, or an input that does not match the intent's commitment."""
 
-    status = 422
-    code = "input_rejected"
+
+class NotAwarded(BadRequest, status=403, code="not_awarded"):
+    """The job is not awarded to this provider."""
 
 
-class NotAwarded(BadRequest):
-    status = 403
-    code = "not_awarded"
+class JobNotFound(BadRequest, status=404, code="job_not_found"):
+    """No such job here."""
 
 
-class JobNotFound(BadRequest):
-    status = 404
-    code = "job_not_found"
-
-
-class InputConflict(BadRequest):
+class InputConflict(BadRequest, status=409, code="input_conflict"):
     """The job was accepted already, with another input (the same input again is answered 200)."""
 
-    status = 409
-    code = "input_conflict"
 
-
-class UnsupportedMediaType(BadRequest):
-    status = 415
-    code = "unsupported_media_type"
+class UnsupportedMediaType(BadRequest, status=415, code="unsupported_media_type"):
+    """The body is not JSON."""
 
 
 class BackendError(ProviderError):

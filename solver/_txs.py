@@ -45,36 +45,13 @@ from web3.types import TxParams, TxReceipt
 from solver._config import GasSection
 from solver._metrics import TXS
 from solver._store import Store, TxRow, TxState
-from tender.chain import RevertDecoder, is_transient
+from tender.chain import ALREADY_KNOWN, NONCE_TOO_LOW, RevertDecoder, is_transient, rpc_message
 from tender.errors import ChainError, ContractRevert, TransactionFailed
 from tender.logs import log
 
 __all__ = ["TxManager"]
 
 logger = logging.getLogger("solver.txs")
-
-_ALREADY_KNOWN = ("already known", "known transaction", "already imported")
-_NONCE_TOO_LOW = ("nonce too low", "nonce has already been used", "oldnonce", "nonce is too low")
-_UNDERPRICED = ("underpriced", "replacement transaction")
-_TRANSIENT = ("timeout", "timed out", "rate limit", "too many requests", "header not found",
-              "connection reset", "502", "503", "504", "temporarily unavailable")  # fmt: skip
-
-
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, Web3RPCError) and isinstance(exc.rpc_response, dict):
-        error = exc.rpc_response.get("error")
-        if isinstance(error, dict):
-            return str(error.get("message", exc)).lower()
-    return str(exc).lower()
-
-
-def _transient(exc: BaseException) -> bool:
-    """An RPC failure that waiting may cure: the node unreachable, slow or overloaded."""
-    if isinstance(exc, OSError | TimeoutError | aiohttp.ClientError):
-        return True
-    if isinstance(exc, Web3RPCError) and any(t in _message(exc) for t in _TRANSIENT):
-        return True
-    return is_transient(exc)
 
 
 class TxManager:
@@ -129,7 +106,7 @@ class TxManager:
             try:
                 return await call()
             except (Web3RPCError, OSError, TimeoutError, aiohttp.ClientError) as exc:
-                if not _transient(exc):
+                if not is_transient(exc):
                     raise
                 out = attempt >= self.retries if until is None else time.time() + delay > until
                 if out:
@@ -257,14 +234,12 @@ class TxManager:
             self._next = None
             raise
         except Web3RPCError as exc:
-            message = _message(exc)
-            if any(t in message for t in _ALREADY_KNOWN):
+            message = rpc_message(exc)
+            if any(t in message for t in ALREADY_KNOWN):
                 pass
-            elif (
-                any(t in message for t in _NONCE_TOO_LOW) and await self._receipt(tx_hash, until) is not None
-            ):
+            elif any(t in message for t in NONCE_TOO_LOW) and await self._receipt(tx_hash, until) is not None:
                 pass  # this very transaction took its nonce: an earlier try went through unanswered
-            elif any(t in message for t in _NONCE_TOO_LOW):
+            elif any(t in message for t in NONCE_TOO_LOW):
                 # Its nonce is taken: by one of our own versions (fine) or by another process.
                 self._next = None
                 self.store.update_tx(tx_id, state=TxState.DROPPED.value)

@@ -105,6 +105,9 @@ from tender.chain._structs import (
 )
 from tender.chain._token import Token, format_amount, parse_amount
 from tender.chain._tx import (
+    ALREADY_KNOWN,
+    NONCE_TOO_LOW,
+    UNDERPRICED,
     InFlight,
     NonceManager,
     PendingTx,
@@ -112,16 +115,20 @@ from tender.chain._tx import (
     is_transient,
     nonce_manager,
     resync_nonces,
+    rpc_message,
 )
 from tender.chain._view import JobView
 
 __all__ = [
+    "ALREADY_KNOWN",
     "DEFAULT_PARAMS",
     "DEPLOYMENTS",
     "EVENT_TYPES",
     "INPUT_HASHED",
     "INPUT_POLYCOMMIT",
+    "NONCE_TOO_LOW",
     "TENDER_CONTRACTS",
+    "UNDERPRICED",
     # typed events
     "Approval",
     "Artifact",
@@ -222,6 +229,7 @@ __all__ = [
     "polycommit_commitment",
     "resync_nonces",
     "revert_data",
+    "rpc_message",
     "snake",
     "tender_decoder",
     "tender_log_decoder",

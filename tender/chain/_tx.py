@@ -42,6 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
+import aiohttp
 import requests
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -73,9 +74,10 @@ log = logging.getLogger(__name__)
 _TRANSIENT_MESSAGES = ("timeout", "timed out", "rate limit", "too many requests", "header not found",
                        "connection reset", "connection refused", "connection aborted", "remote end closed",
                        "503", "502", "504", "500", "429", "temporarily unavailable")  # fmt: skip
-_NONCE_TOO_LOW = ("nonce too low", "nonce has already been used", "oldnonce", "nonce is too low")
-_ALREADY_KNOWN = ("already known", "known transaction", "already imported")
-_UNDERPRICED = ("replacement transaction underpriced", "replacement underpriced")
+#: What nodes answer a broadcast whose nonce was used, whose bytes they hold, whose fee is too low.
+NONCE_TOO_LOW = ("nonce too low", "nonce has already been used", "oldnonce", "nonce is too low")
+ALREADY_KNOWN = ("already known", "known transaction", "already imported")
+UNDERPRICED = ("replacement transaction underpriced", "replacement underpriced")
 
 #: The smallest fee raise a node accepts for a replacement is 10 %; Tender raises by 12.5 %.
 FEE_BUMP = 0.125
@@ -83,7 +85,8 @@ FEE_BUMP = 0.125
 GAP_GRACE_S = 2.0
 
 
-def _message(exc: BaseException) -> str:
+def rpc_message(exc: BaseException) -> str:
+    """The node's error message of ``exc``, lower case (the JSON-RPC ``error.message`` when there is one)."""
     if isinstance(exc, Web3RPCError) and isinstance(exc.rpc_response, dict):
         error = exc.rpc_response.get("error")
         if isinstance(error, dict):
@@ -93,15 +96,17 @@ def _message(exc: BaseException) -> str:
 
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` is an RPC failure worth retrying (never a revert or a refused tx)."""
-    if isinstance(exc, requests.ConnectionError | requests.Timeout | ConnectionError | TimeoutError):
-        return True
+    if isinstance(
+        exc, requests.ConnectionError | requests.Timeout | OSError | TimeoutError | aiohttp.ClientError
+    ):
+        return True  # the node unreachable or slow, from the sync (requests) or async (aiohttp) provider
     if isinstance(exc, requests.HTTPError):
         status = exc.response.status_code if exc.response is not None else 0
         return status == 429 or status >= 500
     if isinstance(exc, ContractLogicError):
         return False
     if isinstance(exc, Web3RPCError):
-        return any(text in _message(exc) for text in _TRANSIENT_MESSAGES)
+        return any(text in rpc_message(exc) for text in _TRANSIENT_MESSAGES)
     return False
 
 
@@ -441,10 +446,10 @@ class TxSender:
                     if is_transient(exc):
                         error: BaseException = exc
                     else:
-                        message = _message(exc)
-                        if any(text in message for text in _ALREADY_KNOWN) or self._known(tx_hash):
+                        message = rpc_message(exc)
+                        if any(text in message for text in ALREADY_KNOWN) or self._known(tx_hash):
                             return self._sent(tx, tx_hash)  # a broadcast that had gone through
-                        if any(text in message for text in (*_NONCE_TOO_LOW, *_UNDERPRICED)):
+                        if any(text in message for text in (*NONCE_TOO_LOW, *UNDERPRICED)):
                             refusals += 1
                             if refusals > max(self.retries, 8):
                                 raise TransactionFailed(
@@ -530,13 +535,12 @@ class TxSender:
         try:
             self.w3.eth.send_raw_transaction(raw)
         except Exception as exc:  # the old version may be mined already, or the node be away
-            message = _message(exc)
+            message = rpc_message(exc)
             if not (
-                is_transient(exc)
-                or any(t in message for t in (*_ALREADY_KNOWN, *_NONCE_TOO_LOW, *_UNDERPRICED))
+                is_transient(exc) or any(t in message for t in (*ALREADY_KNOWN, *NONCE_TOO_LOW, *UNDERPRICED))
             ):
                 raise TransactionFailed(f"replacement refused: {exc}", tx_hash=tx_hash) from exc
-            if not any(text in message for text in _ALREADY_KNOWN):
+            if not any(text in message for text in ALREADY_KNOWN):
                 log.info("tx.replace_failed nonce=%s error=%s", pending.nonce, message[:120])
                 pending.last_sent = time.monotonic()
                 return
@@ -583,7 +587,7 @@ class TxSender:
             try:
                 self.w3.eth.send_raw_transaction(raw)
             except Web3RPCError as exc:  # filled meanwhile by another transaction of this key
-                log.info("tx.gap_fill_skipped nonce=%s error=%s", nonce, _message(exc)[:120])
+                log.info("tx.gap_fill_skipped nonce=%s error=%s", nonce, rpc_message(exc)[:120])
         log.warning("tx.gap_filled nonces=%s..%s below nonce=%s", first, pending.nonce - 1, pending.nonce)
         pending.last_sent = time.monotonic()
 
