@@ -188,6 +188,10 @@ class ProviderNode(Daemon):
         self._server: _Server | None = None
         self._withdrawing: dict[str, asyncio.Lock] = {}
         self.started_at = time.time()
+        from provider._rfq import RfqDesk
+
+        #: the quote path (``/rfq/quote``, ``/rfq/run``)
+        self.rfq = RfqDesk(self)
 
     def _default_backend(self) -> InferenceBackend:
         b = self.config.backend
@@ -322,6 +326,7 @@ class ProviderNode(Daemon):
         if self._sock is not None:  # never served (setup failed): release the port
             self._sock.close()
             self._sock = None
+        await self.rfq.close()
         for task in [*self._jobs.values(), *self._background]:
             task.cancel()
         await asyncio.gather(*self._jobs.values(), *self._background, return_exceptions=True)

@@ -35,6 +35,7 @@ from web3 import AsyncWeb3, Web3
 from web3.exceptions import Web3Exception
 
 from solver._metrics import HTTP_5XX, REGISTRY
+from solver._rfq import RfqDesk
 from tender.bounds import HttpLimits, aiohttp_guard
 from tender.errors import IntentError
 from tender.intents import Intent, check_signature, erc1271_accepts, erc1271_calldata, job_id
@@ -96,7 +97,10 @@ class IntentApi:
         status: Callable[[], dict[str, object]],
         limits: HttpLimits | None = None,
         contract_accepts: ContractCheck | None = None,
+        rfq: RfqDesk | None = None,
     ) -> None:
+        #: the quote path (``POST /rfq``), when the deployment has a quote market
+        self.rfq = rfq
         self.contract_accepts = contract_accepts
         self.chain_id = chain_id
         self.markets = {m.lower(): m for m in markets}
@@ -113,6 +117,8 @@ class IntentApi:
         app.router.add_get("/status", self.get_status)
         app.router.add_get("/metrics", self.get_metrics)
         app.router.add_get("/openapi.json", self.get_openapi)
+        if self.rfq is not None:
+            self.rfq.add_routes(app)
         return app
 
     async def post_intent(self, request: web.Request) -> web.Response:
