@@ -243,6 +243,7 @@ class ProviderNode(Daemon):
         self.pool = ProvingPool(self.config.workers(), prove=self._prove_fn)
         loop = asyncio.get_running_loop()
         self._background.add(loop.create_task(self._warm_pool(), name="warm-proving-pool"))
+        self._background.add(loop.create_task(self.rfq.warm(), name="warm-rfq"))
         await self.clock.start()
         self._background.add(loop.create_task(self.clock.run(), name="chain-clock"))
 

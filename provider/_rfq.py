@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
 
+from provider._bundles import input_commitment
 from provider._errors import BadRequest, InputRejected, ModelNotServed, NotAwarded
 from provider._inputs import check_input
 from tender.chain import AsyncQuoteMarket, JobState, QuoteAwarded, QuoteMarket
@@ -45,6 +46,11 @@ logger = logging.getLogger("provider.rfq")
 RELAY_MARGIN_S = 5
 #: seconds between looks for the award
 POLL_S = 0.25
+#: A quoted job is proved at once but behind every proof already queued, on a machine other work
+#: may slow down, and missing its due time costs the whole lock: the quote promises
+#: ``LATENCY_SLACK`` times the priced latency plus ``LATENCY_PAD_S``, within the deadline.
+LATENCY_SLACK = 2
+LATENCY_PAD_S = 10
 
 
 def _hex(value: bytes) -> str:
@@ -109,7 +115,9 @@ class RfqDesk:
                                   deadline=intent.deadline)  # fmt: skip
         if offer.refusal is not None:
             return refuse(offer.refusal, offer.refusal.split(":")[0].replace(" ", "_"))
-        quote = Quote(job_id=job, provider=node.address, price=offer.price, latency=offer.latency_s,
+        room = intent.deadline - now - LATENCY_PAD_S
+        latency = max(offer.latency_s, min(LATENCY_SLACK * offer.latency_s + LATENCY_PAD_S, room))
+        quote = Quote(job_id=job, provider=node.address, price=offer.price, latency=latency,
                       expiry=now + node.config.pricing.quote_ttl_s)  # fmt: skip
         market = self.market
         signature = sign_quote(quote, node._signing_key, chain_id=market.chain_id, market=market.address)
@@ -231,6 +239,25 @@ class RfqDesk:
             return found if found is not None and found.provider == self.node.address else None
         awarded = [e for e in market.sync.events_in(receipt) if isinstance(e, QuoteAwarded)]
         return awarded[0] if awarded else None
+
+    async def warm(self) -> None:
+        """Compute one input commitment and one witness per model, so that the first quote and
+        the first output do not pay for loading the SRS and the circuit."""
+        import numpy as np
+
+        from tender.models import Bundle, output_felts
+
+        for served in list(self.node.models.values()):
+            if served.bundle is None:
+                continue
+            zeros = np.zeros(served.spec.input.single_shape(), dtype=served.spec.input.dtype).tolist()
+            try:
+                await asyncio.to_thread(input_commitment, served.bundle, zeros)
+                await asyncio.to_thread(output_felts, Bundle.load(served.bundle.path), zeros)
+            except (TenderError, OSError, RuntimeError) as exc:
+                log(
+                    logger, "rfq.warm_failed", level=logging.WARNING, model=served.entry.name, error=repr(exc)
+                )
 
     async def state(self, job: bytes) -> JobState:
         return await self.market.job_state(job)

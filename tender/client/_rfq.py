@@ -309,7 +309,7 @@ async def request_quote(
     acceptance = sign_digest(
         quote_digest(quote, chain_id=rnd.chain_id, market=rnd.market_address), client._key
     )
-    award = asyncio.ensure_future(asyncio.to_thread(rnd.market.open_awarded, intent, quote, quote_sig))
+    phases = {"round_ms": 1000 * (time.monotonic() - signed_at)}
     stake = asyncio.ensure_future(rnd.stake_behind(quote.provider))
     run = RunQuoted.model_validate(
         {
@@ -327,7 +327,9 @@ async def request_quote(
             raise RequestRejected(f"the provider refused the job: {reply.status_code} {reply.text[:300]}",
                                   job_id=job, reasons={"provider": reply.text[:300]})  # fmt: skip
         committed = CommittedOutput.model_validate_json(reply.content)
+        phases["run_ms"] = 1000 * (time.monotonic() - signed_at) - phases["round_ms"]
     except (httpx.HTTPError, ValidationError) as exc:
+        stake.cancel()
         raise RequestRejected(f"the provider did not answer: {exc!r}", job_id=job,
                               reasons={"provider": repr(exc)}) from exc  # fmt: skip
     felts = [int(f) for f in committed.outputFelts]
@@ -350,9 +352,13 @@ async def request_quote(
         raise RequestRejected(f"the provider's stake ({backing}) does not back the job", job_id=job,
                               reasons={"provider": "stake"})  # fmt: skip
     result_at = time.monotonic()
+    # The award is sent once the output is in hand: the provider runs on the requester's
+    # acceptance (with which it may send the award itself), so the transaction, its gas
+    # estimate and signing stay off the time to result.
+    award = asyncio.ensure_future(asyncio.to_thread(rnd.market.open_awarded, intent, quote, quote_sig))
     settlement = asyncio.ensure_future(rnd.settle(award, committed))
     log(logger, "rfq.provisional", job_id=job, provider=quote.provider, price=quote.price, quotes=len(quotes),
-        ms=round(1000 * (result_at - signed_at), 1))  # fmt: skip
+        ms=round(1000 * (result_at - signed_at), 1), round_ms=round(phases["round_ms"], 1), run_ms=round(phases.get("run_ms", 0.0), 1))  # fmt: skip
     return ProvisionalResult(
         job_id=job,
         provider=quote.provider,
