@@ -50,6 +50,8 @@ POLL_S = 0.25
 #: may slow down, and missing its due time costs the whole lock: the quote promises
 #: ``LATENCY_SLACK`` times the priced latency plus ``LATENCY_PAD_S``, within the deadline.
 LATENCY_SLACK = 2
+#: how many quoted jobs' input checks the node remembers
+CHECKED_KEPT = 4096
 LATENCY_PAD_S = 10
 
 
@@ -65,6 +67,11 @@ class RfqDesk:
         self._market: AsyncQuoteMarket | None = None
         #: the jobs this node handed an output for, by job id (the background settlement)
         self.runs: dict[str, asyncio.Task[None]] = {}
+        #: job ids whose inline input matched its commitment when quoted (the job id binds the
+        #: input and the commitment), newest last: ``/rfq/run`` does not check them twice
+        self._checked: dict[str, None] = {}
+        self._bundles: dict[str, Any] = {}
+        self._taking: set[str] = set()
 
     @property
     def market(self) -> AsyncQuoteMarket:
@@ -109,6 +116,9 @@ class RfqDesk:
         mismatch = await node._input_mismatch(served, wire.intent.inputLocation, intent.input_commitment)
         if mismatch is not None:
             return refuse(mismatch, "input_mismatch")
+        self._checked[_hex(job)] = None
+        while len(self._checked) > CHECKED_KEPT:
+            del self._checked[next(iter(self._checked))]
         now = node.clock.now()
         queued = node.pool.in_flight if node.pool else 0
         offer = node.pricer.offer(served.entry.name, max_price=intent.max_price, queued=queued, now=now,
@@ -148,8 +158,18 @@ class RfqDesk:
         if quote.expiry <= node.clock.now():
             raise BadRequest("the quote has expired", field="quote.expiry", code="quote_expired")
         key = _hex(job)
-        if key in self.runs:
+        if key in self.runs or key in self._taking:
             raise BadRequest("this job was taken already", field="jobId", code="taken")
+        self._taking.add(key)
+        try:
+            return await self._take(intent, job, served, quote, body)
+        finally:
+            self._taking.discard(key)
+
+    async def _take(
+        self, intent: Intent, job: bytes, served: ServedModel, quote: Quote, body: RunQuoted
+    ) -> CommittedOutput:
+        node, market, key = self.node, self.market, _hex(job)
         if served.bundle is None:
             raise ModelNotServed(
                 f"model {served.entry.name} has no bundle to prove with", field="intent.modelId"
@@ -157,14 +177,19 @@ class RfqDesk:
         data = decode_input_uri(intent.input_location)
         if data is None:
             raise InputRejected("the quote path takes inline inputs only", field="intent.inputLocation")
-        mismatch = await node._input_mismatch(served, _hex(intent.input_location), intent.input_commitment)
-        if mismatch is not None:
-            raise InputRejected(mismatch, field="intent.inputLocation")
+        if key not in self._checked:
+            mismatch = await node._input_mismatch(
+                served, _hex(intent.input_location), intent.input_commitment
+            )
+            if mismatch is not None:
+                raise InputRejected(mismatch, field="intent.inputLocation")
         row = check_input(served.spec.input, data).tolist()
         from tender.models import Bundle, output_felts
         from tender.models._felt import dequantize
 
-        bundle = Bundle.load(served.bundle.path)
+        bundle = self._bundles.get(served.entry.name)
+        if bundle is None:
+            bundle = self._bundles[served.entry.name] = Bundle.load(served.bundle.path)
         try:
             felts = await asyncio.to_thread(output_felts, bundle, row)
         except TenderError as exc:

@@ -50,6 +50,8 @@ __all__ = ["DEFAULT_WINDOW_MS", "ProvisionalResult", "QuoteSettlement", "request
 logger = logging.getLogger("tender.client.rfq")
 
 DEFAULT_WINDOW_MS = 100
+#: the most a second round waits when the first returned no quote
+RETRY_WINDOW_MS = 2_000
 _MAX_UINT = 2**256 - 1
 #: the quote market's stake multiple, by market (read once: a live job's terms never change)
 _STAKE_MULTIPLE: dict[str, int] = {}
@@ -103,6 +105,8 @@ class ProvisionalResult:
         signed_at: ``time.monotonic()`` when the intent was signed.
         result_at: ``time.monotonic()`` when the commitment was verified.
         provisional: ``True``: the proof is not on chain yet.
+        phases: milliseconds of the quote round (``round_ms``) and of the provider's answer
+            (``run_ms``).
     """
 
     job_id: str
@@ -119,6 +123,7 @@ class ProvisionalResult:
     result_at: float
     settlement: asyncio.Task[QuoteSettlement]
     provisional: bool = True
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def time_to_result_s(self) -> float:
@@ -302,6 +307,9 @@ async def request_quote(
         client._http = httpx.AsyncClient(timeout=client._http_timeout)
     http = client._http
     quotes = await rnd.quotes(http, body)
+    if not quotes:  # a cold or loaded round: one more, with a longer window
+        rnd.window_ms = min(RETRY_WINDOW_MS, 4 * window_ms)
+        quotes = await rnd.quotes(http, body)
     if not quotes:
         raise RequestRejected("no solver returned a quote", job_id=job, reasons={"quotes": "none"})
     quote, quote_sig, url = best(quotes, intent, now=int(time.time()))
@@ -373,6 +381,7 @@ async def request_quote(
         signed_at=signed_at,
         result_at=result_at,
         settlement=settlement,
+        phases={k: round(v, 1) for k, v in phases.items()},
     )
 
 

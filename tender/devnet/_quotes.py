@@ -63,6 +63,7 @@ async def run_quote(client: Client, planned: Planned, record: RequestRecord, dat
         assert isinstance(result, ProvisionalResult)
         record.job_id, record.provider, record.bids = result.job_id, result.provider, result.quotes
         record.result_ms = round(result.time_to_result_s * 1000, 2)
+        record.note = "quote " + " ".join(f"{k}={v:g}" for k, v in result.phases.items())
         record.state = request_state(JobState.AWARDED)
         settled = await asyncio.wait_for(result.settled(), SETTLE_GUARD_S)
     except (RequestError, TenderError, TimeoutError) as exc:
