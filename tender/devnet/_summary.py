@@ -323,10 +323,12 @@ def summary_table(summary: Summary) -> Table:
          f"{_fmt_ms(d['auction_latency_ms']['p50'])} / {_fmt_ms(d['auction_latency_ms']['p95'])}"),
         ("end-to-end latency p50 / p95",
          f"{_fmt_ms(d['e2e_latency_ms']['p50'])} / {_fmt_ms(d['e2e_latency_ms']['p95'])}"),
-        *[(f"{kind}: time to result / settle (zk) p50 / p95",
-           f"{_fmt_ms(t['time_to_result_ms']['p50'])} / {_fmt_ms(t['time_to_result_ms']['p95'])}; "
-           f"{_fmt_ms(t['time_to_settle_ms']['p50'])} / {_fmt_ms(t['time_to_settle_ms']['p95'])}")
-          for kind, t in sorted(d.get("by_auction", {}).items())],
+        *[row for kind, t in sorted(d.get("by_auction", {}).items()) for row in (
+            (f"time to result, {kind}",
+             f"{_fmt_ms(t['time_to_result_ms']['p50'])} / {_fmt_ms(t['time_to_result_ms']['p95'])}"),
+            (f"time to settle (zk), {kind}",
+             f"{_fmt_ms(t['time_to_settle_ms']['p50'])} / {_fmt_ms(t['time_to_settle_ms']['p95'])}"),
+        )],
         ("honest providers slashed", str(d.get("honest_slashed", "-"))),
         ("price paid / max price (mean)",
          "-" if d["price_paid_over_max"] is None else f"{d['price_paid_over_max']:.3f}"),
