@@ -184,8 +184,7 @@ class RfqDesk:
             if mismatch is not None:
                 raise InputRejected(mismatch, field="intent.inputLocation")
         row = check_input(served.spec.input, data).tolist()
-        from tender.models import Bundle, output_felts
-        from tender.models._felt import dequantize
+        from tender.models import Bundle, dequantize, output_felts
 
         bundle = self._bundles.get(served.entry.name)
         if bundle is None:
