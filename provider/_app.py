@@ -163,7 +163,7 @@ def create_app(node: ProviderNode) -> FastAPI:
 
     from provider._rfq import add_rfq_routes
 
-    add_rfq_routes(app, node, _json_only)
+    add_rfq_routes(app, node, _json_only, _ERRORS)
     _add_schema(app)
     return app
 

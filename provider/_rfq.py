@@ -80,7 +80,10 @@ class RfqDesk:
         if chain is None:
             raise BadRequest("this node has no chain: it takes no quoted jobs", code="no_chain")
         if self._market is None:
-            address = chain.deployment.market("quote")
+            deployment = getattr(chain, "deployment", None)
+            address = deployment.markets.get("quote") if deployment is not None else None
+            if address is None:
+                raise BadRequest("this node's deployment has no quote market", code="no_quote_market")
             sync = QuoteMarket(chain.w3, address, sender=chain.contracts.reverse.sender)
             self._market = AsyncQuoteMarket(sync)
         return self._market
@@ -105,11 +108,15 @@ class RfqDesk:
     async def quote(self, wire: SignedIntentWire) -> FirmQuote | QuoteRefusal:
         """A firm quote for ``wire``'s intent on the quote market, or a refusal."""
         node = self.node
-        intent, job, served = self._intent(wire)
 
         def refuse(reason: str, outcome: str) -> QuoteRefusal:
             node.metrics.quotes.labels(outcome).inc()
             return QuoteRefusal(jobId=wire.jobId, provider=node.address, reason=reason)
+
+        try:  # like /quote: a well-formed request is answered, with a refusal naming the problem
+            intent, job, served = self._intent(wire)
+        except BadRequest as exc:
+            return refuse(exc.message, exc.code)
 
         if node._active() + len(self.runs) >= node.config.max_jobs:
             return refuse("no capacity", "no_capacity")
@@ -292,16 +299,20 @@ class RfqDesk:
         await asyncio.gather(*self.runs.values(), return_exceptions=True)
 
 
-def add_rfq_routes(app: FastAPI, node: ProviderNode, json_only: Any) -> None:
-    """``POST /rfq/quote`` and ``POST /rfq/run`` on the node's app."""
+def add_rfq_routes(
+    app: FastAPI, node: ProviderNode, json_only: Any, errors: dict[int | str, dict[str, Any]]
+) -> None:
+    """``POST /rfq/quote`` and ``POST /rfq/run`` on the node's app (``errors``: the refusals the
+    OpenAPI schema lists)."""
     desk = node.rfq
+    responses = {**errors, 503: {"description": "the chain or the prover failed us: retry"}}
 
-    @app.post("/rfq/quote", response_model=FirmQuote | QuoteRefusal, dependencies=[Depends(json_only)],
+    @app.post("/rfq/quote", response_model=FirmQuote | QuoteRefusal, dependencies=[Depends(json_only)], responses=responses,
               summary="A firm quote on the quote market (EIP-712, for openAwarded)")  # fmt: skip
     async def rfq_quote(request: SignedIntentWire) -> FirmQuote | QuoteRefusal:
         return await desk.quote(request)
 
-    @app.post("/rfq/run", response_model=CommittedOutput, dependencies=[Depends(json_only)],
+    @app.post("/rfq/run", response_model=CommittedOutput, dependencies=[Depends(json_only)], responses=responses,
               summary="Take a quote: the output at once, with a signed result commitment")  # fmt: skip
     async def rfq_run(request: RunQuoted) -> CommittedOutput:
         started = time.perf_counter()
