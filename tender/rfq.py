@@ -5,7 +5,7 @@ requester, the solvers and the providers send each other, and for the requester'
    has ``auctionType = 2``) to each solver's ``POST /rfq?window_ms=N``; the solver asks its
    providers (``POST /rfq/quote``, the same body) and answers within the window with
    :class:`FirmQuotes`: every provider-signed EIP-712 :class:`~tender.quotes.Quote` it got.
-2. The requester picks one (:func:`best`), signs its acceptance (the quote's digest) and sends
+2. The requester picks one (:func:`rank`), signs its acceptance (the quote's digest) and sends
    ``openAwarded`` itself; at once it also sends :class:`RunQuoted` to the winner's
    ``POST /rfq/run``.
 3. The provider runs the inference, computes the output as the proof will carry it and answers
@@ -23,7 +23,7 @@ from tender.intents import Intent
 from tender.quotes import Quote
 from tender.wire import Address, Bytes32, Hex, RequestWire, SignedIntentWire, Wire
 
-__all__ = ["CommittedOutput", "FirmQuote", "FirmQuotes", "RunQuoted", "best", "score"]
+__all__ = ["CommittedOutput", "FirmQuote", "FirmQuotes", "RunQuoted", "rank", "score"]
 
 
 class FirmQuote(Wire):
@@ -77,8 +77,8 @@ def score(quote: Quote, intent: Intent, *, now: int) -> float:
     return w * quote.price / intent.max_price + (1 - w) * quote.latency / left
 
 
-def best(quotes: Sequence[tuple[Quote, bytes, str]], intent: Intent, *, now: int) -> tuple[Quote, bytes, str]:
-    """The quote to take among ``(quote, signature, url)`` (ties: the cheaper, then the earlier)."""
-    if not quotes:
-        raise ValueError("no quotes to choose from")
-    return min(quotes, key=lambda q: (score(q[0], intent, now=now), q[0].price))
+def rank(
+    quotes: Sequence[tuple[Quote, bytes, str]], intent: Intent, *, now: int
+) -> list[tuple[Quote, bytes, str]]:
+    """``(quote, signature, url)`` best first by :func:`score` (ties: the cheaper first)."""
+    return sorted(quotes, key=lambda q: (score(q[0], intent, now=now), q[0].price))

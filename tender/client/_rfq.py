@@ -40,7 +40,7 @@ from tender.quotes import (
     recover_commitment_signer,
     recover_quote_signer,
 )
-from tender.rfq import CommittedOutput, FirmQuotes, RunQuoted, best
+from tender.rfq import CommittedOutput, FirmQuotes, RunQuoted, rank
 
 if TYPE_CHECKING:
     from tender.client._client import Client
@@ -50,6 +50,8 @@ __all__ = ["DEFAULT_WINDOW_MS", "ProvisionalResult", "QuoteSettlement", "request
 logger = logging.getLogger("tender.client.rfq")
 
 DEFAULT_WINDOW_MS = 100
+#: how many quotes, best first, the client tries before giving up on a round
+MAX_TAKES = 3
 #: the most a second round waits when the first returned no quote
 RETRY_WINDOW_MS = 2_000
 _MAX_UINT = 2**256 - 1
@@ -312,12 +314,83 @@ async def request_quote(
         quotes = await rnd.quotes(http, body)
     if not quotes:
         raise RequestRejected("no solver returned a quote", job_id=job, reasons={"quotes": "none"})
-    quote, quote_sig, url = best(quotes, intent, now=int(time.time()))
+    ranked = rank(quotes, intent, now=int(time.time()))
+    phases = {"round_ms": 1000 * (time.monotonic() - signed_at)}
+    # The best quote first; a provider that does not answer, or answers with an output its
+    # commitment does not bind, is passed over for the next (the intent's nonce allows one award).
+    refusals: dict[str, str] = {}
+    for quote, quote_sig, url in ranked[:MAX_TAKES]:
+        try:
+            committed, felts, out_hash, commitment, backing = await _take(
+                client, rnd, http, body, (quote, quote_sig, url), timeout
+            )
+            break
+        except RequestRejected as exc:
+            refusals[quote.provider] = str(exc)
+            log(
+                logger,
+                "rfq.passed_over",
+                level=logging.WARNING,
+                job_id=job,
+                provider=quote.provider,
+                error=str(exc),
+            )
+    else:
+        raise RequestRejected(
+            "no quoted provider answered with a committed output", job_id=job, reasons=refusals
+        )
+    phases["run_ms"] = 1000 * (time.monotonic() - signed_at) - phases["round_ms"]
+    result_at = time.monotonic()
+    # The award is sent once the output is in hand: the provider runs on the requester's
+    # acceptance (with which it may send the award itself), so the transaction, its gas
+    # estimate and signing stay off the time to result.
+    award = asyncio.ensure_future(asyncio.to_thread(rnd.market.open_awarded, intent, quote, quote_sig))
+    settlement = asyncio.ensure_future(rnd.settle(award, committed))
+    log(logger, "rfq.provisional", job_id=job, provider=quote.provider, price=quote.price, quotes=len(quotes),
+        ms=round(1000 * (result_at - signed_at), 1), round_ms=round(phases["round_ms"], 1), run_ms=round(phases.get("run_ms", 0.0), 1))  # fmt: skip
+    return ProvisionalResult(
+        job_id=job,
+        provider=quote.provider,
+        price=quote.price,
+        latency=quote.latency,
+        output=list(committed.output),
+        output_felts=felts,
+        output_hash=out_hash,
+        commitment=commitment,
+        stake=backing,
+        quotes=len(quotes),
+        signed_at=signed_at,
+        result_at=result_at,
+        settlement=settlement,
+        phases={k: round(v, 1) for k, v in phases.items()},
+    )
+
+
+def json_of(body: str) -> dict[str, Any]:
+    import json
+
+    data: dict[str, Any] = json.loads(body)
+    return data
+
+
+async def _take(
+    client: Client,
+    rnd: _Round,
+    http: httpx.AsyncClient,
+    body: str,
+    taken: tuple[Quote, bytes, str],
+    timeout: float | None,  # noqa: ASYNC109 - on the provider's answer
+) -> tuple[CommittedOutput, list[int], bytes, bytes, int]:
+    """Take one quote: ``(answer, output felts, output hash, commitment, stake)``, or
+    :class:`RequestRejected` naming what was wrong with the provider's answer."""
+    from tender.client._errors import RequestRejected
+
+    quote, quote_sig, url = taken
+    intent, job = rnd.intent, rnd.job_hex
     assert client._key is not None
     acceptance = sign_digest(
         quote_digest(quote, chain_id=rnd.chain_id, market=rnd.market_address), client._key
     )
-    phases = {"round_ms": 1000 * (time.monotonic() - signed_at)}
     stake = asyncio.ensure_future(rnd.stake_behind(quote.provider))
     run = RunQuoted.model_validate(
         {
@@ -335,7 +408,6 @@ async def request_quote(
             raise RequestRejected(f"the provider refused the job: {reply.status_code} {reply.text[:300]}",
                                   job_id=job, reasons={"provider": reply.text[:300]})  # fmt: skip
         committed = CommittedOutput.model_validate_json(reply.content)
-        phases["run_ms"] = 1000 * (time.monotonic() - signed_at) - phases["round_ms"]
     except (httpx.HTTPError, ValidationError) as exc:
         stake.cancel()
         raise RequestRejected(f"the provider did not answer: {exc!r}", job_id=job,
@@ -359,34 +431,4 @@ async def request_quote(
     if backing < max(intent.min_stake, quote.price * await rnd.stake_multiple()):
         raise RequestRejected(f"the provider's stake ({backing}) does not back the job", job_id=job,
                               reasons={"provider": "stake"})  # fmt: skip
-    result_at = time.monotonic()
-    # The award is sent once the output is in hand: the provider runs on the requester's
-    # acceptance (with which it may send the award itself), so the transaction, its gas
-    # estimate and signing stay off the time to result.
-    award = asyncio.ensure_future(asyncio.to_thread(rnd.market.open_awarded, intent, quote, quote_sig))
-    settlement = asyncio.ensure_future(rnd.settle(award, committed))
-    log(logger, "rfq.provisional", job_id=job, provider=quote.provider, price=quote.price, quotes=len(quotes),
-        ms=round(1000 * (result_at - signed_at), 1), round_ms=round(phases["round_ms"], 1), run_ms=round(phases.get("run_ms", 0.0), 1))  # fmt: skip
-    return ProvisionalResult(
-        job_id=job,
-        provider=quote.provider,
-        price=quote.price,
-        latency=quote.latency,
-        output=list(committed.output),
-        output_felts=felts,
-        output_hash=out_hash,
-        commitment=bytes.fromhex(committed.commitment[2:]),
-        stake=backing,
-        quotes=len(quotes),
-        signed_at=signed_at,
-        result_at=result_at,
-        settlement=settlement,
-        phases={k: round(v, 1) for k, v in phases.items()},
-    )
-
-
-def json_of(body: str) -> dict[str, Any]:
-    import json
-
-    data: dict[str, Any] = json.loads(body)
-    return data
+    return committed, felts, out_hash, bytes.fromhex(committed.commitment[2:]), backing
