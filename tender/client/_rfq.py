@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -147,7 +148,7 @@ class _Round:
         d = client.deployment
         self.chain_id = d.chain_id
         self.market_address = d.market(AuctionType.QUOTE)
-        self.market = QuoteMarket(client.w3, self.market_address, sender=client.sender)
+        self.market, self.staking = _contracts(client, self.market_address)
         self.job_hex = client.job_id(intent)
         self.job = bytes.fromhex(self.job_hex[2:])
 
@@ -195,7 +196,7 @@ class _Round:
 
     async def stake_behind(self, provider: str) -> int:
         """The provider's stake that backs the job: what is locked for it, else what is free."""
-        staking = Staking(self.client.w3, self.client.deployment.staking)
+        staking = self.staking
 
         def read() -> int:
             locked = staking.locked_for(provider, self.job)
@@ -260,6 +261,21 @@ class _Round:
         log(logger, "rfq.slashed", level=logging.WARNING, job_id=self.job_hex, provider=terms.provider)
         return QuoteSettlement(self.job_hex, "slashed", False, delivered_hash, terms.stake_locked, txs,
                                time.monotonic())  # fmt: skip
+
+
+#: each client's quote market and staking wrappers (built once: an ABI'd contract costs ms)
+_CONTRACTS: weakref.WeakKeyDictionary[Client, tuple[QuoteMarket, Staking]] = weakref.WeakKeyDictionary()
+
+
+def _contracts(client: Client, market: str) -> tuple[QuoteMarket, Staking]:
+    found = _CONTRACTS.get(client)
+    if found is None or found[0].address != market:
+        found = (
+            QuoteMarket(client.w3, market, sender=client.sender),
+            Staking(client.w3, client.deployment.staking),
+        )
+        _CONTRACTS[client] = found
+    return found
 
 
 async def _fund_quote_market(client: Client, amount: int) -> None:
