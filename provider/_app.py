@@ -170,6 +170,9 @@ def create_app(node: ProviderNode) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(node.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    from provider._rfq import add_rfq_routes
+
+    add_rfq_routes(app, node, _json_only, _ERRORS)
     _add_schema(app)
     return app
 

@@ -238,6 +238,10 @@ class ProviderNode(Daemon):
         self._server: _Server | None = None
         self._withdrawing: dict[str, asyncio.Lock] = {}
         self.started_at = time.time()
+        from provider._rfq import RfqDesk
+
+        #: the quote path (``/rfq/quote``, ``/rfq/run``)
+        self.rfq = RfqDesk(self)
 
     def _default_backend(self) -> InferenceBackend:
         b = self.config.backend
@@ -289,6 +293,7 @@ class ProviderNode(Daemon):
         self.pool = ProvingPool(self.config.workers(), prove=self._prove_fn)
         loop = asyncio.get_running_loop()
         self._background.add(loop.create_task(self._warm_pool(), name="warm-proving-pool"))
+        self._background.add(loop.create_task(self.rfq.warm(), name="warm-rfq"))
         await self.clock.start()
         self._background.add(loop.create_task(self.clock.run(), name="chain-clock"))
         if self.chain is not None:
@@ -460,6 +465,7 @@ class ProviderNode(Daemon):
         if self._sock is not None:  # never served (setup failed): release the port
             self._sock.close()
             self._sock = None
+        await self.rfq.close()
         for task in [*self._jobs.values(), *self._background]:
             task.cancel()
         await asyncio.gather(*self._jobs.values(), *self._background, return_exceptions=True)

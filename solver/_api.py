@@ -38,6 +38,7 @@ from web3 import AsyncWeb3, Web3
 from web3.exceptions import Web3Exception
 
 from solver._metrics import HTTP_5XX, REGISTRY
+from solver._rfq import RfqDesk
 from tender.bounds import HttpLimits, aiohttp_guard
 from tender.errors import IntentError
 from tender.intents import Intent, check_signature, erc1271_accepts, erc1271_calldata, job_id
@@ -102,8 +103,11 @@ class IntentApi:
         limits: HttpLimits | None = None,
         contract_accepts: ContractCheck | None = None,
         health: Callable[[], tuple[bool, dict[str, object]]] | None = None,
+        rfq: RfqDesk | None = None,
     ) -> None:
         self.health = health
+        #: the quote path (``POST /rfq``), when the deployment has a quote market
+        self.rfq = rfq
         self.contract_accepts = contract_accepts
         self.chain_id = chain_id
         self.markets = {m.lower(): m for m in markets}
@@ -121,6 +125,8 @@ class IntentApi:
         app.router.add_get("/health", self.get_health)
         app.router.add_get("/metrics", self.get_metrics)
         app.router.add_get("/openapi.json", self.get_openapi)
+        if self.rfq is not None:
+            self.rfq.add_routes(app)
         return app
 
     async def post_intent(self, request: web.Request) -> web.Response:

@@ -45,6 +45,7 @@ from solver._errors import JobError
 from solver._metrics import DECISIONS, FEED_BLOCK, JOBS, REORGS
 from solver._policy import AuctionState, BidAction, Economics, FillAction, Terms, decide
 from solver._quotes import TRANSPORT_ERRORS, FanOut, make_transport
+from solver._rfq import desk_for
 from solver._store import JobRow, Pursuit, Store, TxRow, TxState
 from solver._txs import TxManager
 from tender.chain import (
@@ -242,6 +243,7 @@ class Solver(Daemon):
                 health=self.health,
                 limits=s.http_limits(),
                 contract_accepts=functools.partial(erc1271_accepts_on_chain, self.w3),
+                rfq=desk_for(self.fanout, chain_id=self.chain_id, markets=self.deployment.markets),
             )
             await self.api.start(s.listen)
         if s.metrics_port is not None:

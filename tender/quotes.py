@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import coincurve
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
@@ -171,7 +172,7 @@ def quote_digest(quote: Quote, *, chain_id: int, market: str) -> bytes:
     return _digest(struct, chain_id=chain_id, market=market)
 
 
-def sign_quote(quote: Quote, key: str | bytes, *, chain_id: int, market: str) -> bytes:
+def sign_quote(quote: Quote, key: str | bytes | coincurve.PrivateKey, *, chain_id: int, market: str) -> bytes:
     """A 65-byte signature of ``quote`` (by the provider or its authorised solver)."""
     return sign_digest(quote_digest(quote, chain_id=chain_id, market=market), key)
 
@@ -193,7 +194,9 @@ def commitment_digest(job_id: bytes, out_hash: bytes, *, chain_id: int, market: 
     return _digest(keccak(COMMITMENT_TYPEHASH + job_id + out_hash), chain_id=chain_id, market=market)
 
 
-def sign_commitment(job_id: bytes, out_hash: bytes, key: str | bytes, *, chain_id: int, market: str) -> bytes:
+def sign_commitment(
+    job_id: bytes, out_hash: bytes, key: str | bytes | coincurve.PrivateKey, *, chain_id: int, market: str
+) -> bytes:
     """The provider's signed promise that ``out_hash`` is the output it will prove for ``job_id``."""
     return sign_digest(commitment_digest(job_id, out_hash, chain_id=chain_id, market=market), key)
 

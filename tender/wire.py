@@ -42,6 +42,8 @@ Uint32 = Annotated[int, Ge(0), Le(2**32 - 1), _JsonInt]
 Bps = Annotated[int, Ge(0), Le(10_000), _JsonInt]
 #: 0 or 1 (an enum index); not ``false`` (``Literal[0, 1]`` would take it)
 Bit = Annotated[int, Ge(0), Le(1), _JsonInt]
+#: ``AuctionType``: 0 reverse, 1 Dutch, 2 quote
+AuctionKind = Annotated[int, Ge(0), Le(2), _JsonInt]
 
 
 class Wire(BaseModel):
@@ -66,7 +68,7 @@ class IntentWire(RequestWire):
     inputLocation: Hex = "0x"
     maxPrice: BigInt
     startPrice: BigInt = "0"
-    auctionType: Bit
+    auctionType: AuctionKind
     auctionWindow: Uint32
     deadline: Seconds
     proofMode: Bit

@@ -45,6 +45,7 @@ from tender.client._result import Latency, RequestResult, Withdrawal
 if TYPE_CHECKING:
     from tender.client._agent import AgentClient, AgentResult
     from tender.client._client import Client
+    from tender.client._rfq import ProvisionalResult, QuoteSettlement
 
 __all__ = [
     "AgentClient",
@@ -55,6 +56,8 @@ __all__ = [
     "Latency",
     "ProofInvalid",
     "ProviderSlashed",
+    "ProvisionalResult",
+    "QuoteSettlement",
     "RequestError",
     "RequestExpired",
     "RequestFailed",
@@ -76,6 +79,10 @@ def __getattr__(name: str) -> Any:
         from tender.client._client import Client
 
         return Client
+    if name in ("ProvisionalResult", "QuoteSettlement"):
+        from tender.client import _rfq
+
+        return getattr(_rfq, name)
     if name in ("AgentClient", "AgentResult"):
         from tender.client import _agent
 

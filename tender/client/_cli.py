@@ -21,7 +21,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, cast
 
 import click
 from rich.console import Console
@@ -221,8 +221,8 @@ def run(
     async def go() -> RequestResult:
         async with client:
             return await client.request(
-                model, data, max_price=price, deadline=deadline, proof=proof,  # type: ignore[arg-type]
-                auction=auction, on_chain=on_chain, timeout=timeout,  # type: ignore[arg-type]
+                model, data, max_price=price, deadline=deadline, proof=cast(Literal["zk", "optimistic"], proof),
+                auction=cast(Literal["reverse", "dutch"], auction), on_chain=on_chain, timeout=timeout,
             )  # fmt: skip
 
     try:

@@ -31,7 +31,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import httpx
 from eth_account import Account
@@ -93,6 +93,7 @@ if TYPE_CHECKING:
     from web3.types import TxReceipt
 
     from tender.client._agent import AgentClient
+    from tender.client._rfq import ProvisionalResult
 
 __all__ = ["DEFAULT_CONFIRMATIONS", "LOCAL_CHAIN_IDS", "Client"]
 
@@ -707,6 +708,21 @@ class Client:
 
     # -- the whole request -------------------------------------------------------------
 
+    @overload
+    async def request(
+        self,
+        model: str | bytes,
+        input: Any,
+        max_price: int,
+        deadline: float,
+        proof: ProofName = "zk",
+        *,
+        auction: Literal["quote"],
+        timeout: float | None = None,  # noqa: ASYNC109
+        **intent_options: Any,
+    ) -> ProvisionalResult: ...
+
+    @overload
     async def request(
         self,
         model: str | bytes,
@@ -717,11 +733,31 @@ class Client:
         auction: AuctionName = "reverse",
         on_chain: bool = False,
         *,
+        timeout: float | None = None,  # noqa: ASYNC109
+        verify: bool = True,
+        **intent_options: Any,
+    ) -> RequestResult: ...
+
+    async def request(
+        self,
+        model: str | bytes,
+        input: Any,
+        max_price: int,
+        deadline: float,
+        proof: ProofName = "zk",
+        auction: AuctionName | Literal["quote"] = "reverse",
+        on_chain: bool = False,
+        *,
         timeout: float | None = None,  # noqa: ASYNC109 - a deadline on the whole request, documented
         verify: bool = True,
         **intent_options: Any,
-    ) -> RequestResult:
+    ) -> RequestResult | ProvisionalResult:
         """Buy one inference and return its verified result.
+
+        ``auction="quote"``: a quote round on the quote market instead (see
+        :mod:`tender.client._rfq`); returns a :class:`ProvisionalResult` as soon as the winning
+        provider's output and signed commitment are checked (``window_ms``: the round's window,
+        default 100), and its ``settled()`` awaits the proof on chain.
 
         Args:
             model: model name (``"mlp"``) or 32-byte id.
@@ -741,6 +777,12 @@ class Client:
             RequestRejected, RequestRefunded, RequestExpired, ProviderSlashed, ProofInvalid,
             RequestTimeout: see :mod:`tender.client`.
         """
+        if auction == "quote":
+            from tender.client._rfq import request_quote
+
+            return await request_quote(
+                self, model, input, max_price, deadline, timeout=timeout, **intent_options
+            )
         with _as_request_error():
             intent, handle = await self.build_intent(
                 model,

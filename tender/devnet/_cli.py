@@ -58,6 +58,19 @@ __all__ = ["cli_group"]
     type=click.IntRange(1, 65535),
     help="Anvil's port [default: a free one; 8545 with --keep-running]",
 )
+@click.option(
+    "--quotes",
+    "n_quotes",
+    type=click.IntRange(0, 10_000),
+    default=None,
+    help="quote-market (RFQ) requests beside the workload [default: a quarter of --requests]",
+)
+@click.option(
+    "--block-time",
+    type=click.FloatRange(0.1, 60),
+    default=None,
+    help="seconds between blocks (Anvil interval mining, as on an L2) [default: a block per transaction]",
+)
 def cli_group(
     n_requests: int | None,
     json_path: Path | None,
@@ -71,6 +84,8 @@ def cli_group(
     run_dir: Path | None,
     keep_running: bool,
     port: int | None,
+    n_quotes: int | None,
+    block_time: float | None,
 ) -> None:
     """Start a local chain and the whole market, run a workload, print a summary.
 
@@ -94,6 +109,7 @@ def cli_group(
         requests=n_requests, seed=seed, live=not no_live and sys.stdout.isatty(), json_path=json_path,
         png_path=None if no_png else png_path, png=not no_png, run_dir=run_dir, concurrency=concurrency,
         faults=faults, audit=not no_audit, keep_running=keep_running, port=port,
+        quotes=n_quotes, block_time=block_time,
     )  # fmt: skip
     console = Console()
     try:

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tender.chain import JobState
-from tender.devnet._summary import RequestRecord, request_state
+from tender.devnet._summary import RequestRecord, request_state, timings
 
 __all__ = ["CALLBACK_MARK", "STATE_STYLE", "render"]
 
@@ -44,6 +44,13 @@ CALLBACK_MARK = {
     "failed": ("callback ✗", "bold red"),
     "none": ("-", "dim"),
 }
+
+
+def _ms(p: Mapping[str, float | None]) -> str:
+    """``p50/p95`` of a ``{p50, p95, n}`` figure, in ms (``-`` before any value)."""
+    if p.get("p50") is None:
+        return "-"
+    return f"{p['p50']:.0f}/{p['p95']:.0f}ms"
 
 
 def _tokens(amount: int | None, decimals: int = 18, *, places: int = 4) -> str:
@@ -100,9 +107,13 @@ class _Frame:
             (f"slashed {sum(r.slashed for r in records)}  ", "red"),
             (f"agent callbacks {called_back}/{sum(r.source == 'agent' for r in records)}", "green"),
         )
+        timing = Text.assemble(*[
+            (f"{kind}: result {_ms(t['time_to_result_ms'])}  settle {_ms(t['time_to_settle_ms'])}   ", "cyan")
+            for kind, t in sorted(timings(records)["by_auction"].items())
+        ])  # fmt: skip
         if wide:
-            return [Text.assemble(first, "  ", counts), faults]
-        return [first, counts, faults]
+            return [Text.assemble(first, "  ", counts), faults, timing]
+        return [first, counts, faults, timing]
 
     def _table(self, wide: bool) -> Table:
         table = Table(expand=wide, show_edge=False, pad_edge=False, box=box.HEAVY_HEAD if wide else None,
@@ -124,6 +135,8 @@ class _Frame:
             mark, style = CALLBACK_MARK.get(record.callback or "", ("", ""))
             bids = str(record.bids) if record.auction == "reverse" else "-"
             e2e = "-" if record.e2e_ms is None else f"{record.e2e_ms / 1000:.1f}s"
+            if record.result_ms is not None:  # the quote path: output in hand, then settled
+                e2e = f"{record.result_ms:.0f}ms"
             state_text = Text(state, style=STATE_STYLE.get(record.state, ""))
             if wide:
                 table.add_row(str(record.index), record.source, record.model, record.auction, record.proof_mode,

@@ -116,6 +116,12 @@ class DevnetOptions:
     audit: bool = True
     keep_running: bool = False  # after the workload (if any), serve the network until stopped
     port: int | None = None  # Anvil's port (None: a free one)
+    quotes: int | None = None  # quote-market requests beside the workload (None: requests // 4)
+    block_time: float | None = None  # Anvil's block time (None: a block per transaction)
+
+    @property
+    def quote_requests(self) -> int:
+        return self.requests // 4 if self.quotes is None else self.quotes
 
     @property
     def with_faults(self) -> bool:
@@ -138,7 +144,8 @@ class Devnet:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.supervisor = Supervisor(logs=self.run_dir / "logs")
         # Accounts 0-9 are the devnet's roles, 10-13 the newcomer keys of a kept-running network.
-        self.anvil = Anvil(log_path=self.run_dir / "logs" / "anvil.log", port=self.options.port, accounts=14)
+        self.anvil = Anvil(log_path=self.run_dir / "logs" / "anvil.log", port=self.options.port, accounts=14,
+                           block_time=self.options.block_time)  # fmt: skip
         self.started = time.monotonic()
         self.solver_urls: list[str] = []
         self.provider_entries: dict[str, dict[str, str]] = {}
@@ -161,7 +168,7 @@ class Devnet:
             self._start_roles(setup)
             code = 0
             if self.options.requests > 0:
-                self.records = [self._record(p) for p in self._plan()]
+                self.records = [self._record(p) for p in [*self._plan(), *self._quote_plan()]]
                 asyncio.run(self._workload(setup))
                 try:
                     self.payouts = self._payouts(setup)
@@ -240,9 +247,11 @@ class Devnet:
     # -- set-up ------------------------------------------------------------------------
 
     def _setup(self) -> ChainSetup:
-        self._step("starting Anvil")
+        self._step("starting Anvil" + (f" (a block every {self.options.block_time:g} s)"
+                                       if self.options.block_time else ""))  # fmt: skip
         self.anvil.start()
-        self._start_heartbeat()
+        if self.options.block_time is None:  # interval mining moves chain time on by itself
+            self._start_heartbeat()
         w3 = connect(self.anvil.rpc_url)
         setup = ChainSetup(w3=w3, deployer_key=DEV_KEYS[0])
         self._step("deploying Tender (token, registry, staking, reverse + Dutch markets)")
@@ -317,6 +326,13 @@ class Devnet:
     def _plan(self) -> list[Planned]:
         return plan_workload(self.options.requests, seed=self.options.seed, faults=self.options.with_faults)
 
+    def _quote_plan(self) -> list[Planned]:
+        from tender.devnet._quotes import plan_quotes
+
+        return plan_quotes(
+            self.options.quote_requests, first_index=self.options.requests, seed=self.options.seed
+        )
+
     def _record(self, planned: Planned) -> RequestRecord:
         return RequestRecord(index=planned.index, model=planned.model, auction=planned.auction,
                              proof_mode=planned.proof_mode, source=planned.source,
@@ -324,7 +340,7 @@ class Devnet:
                              callback="pending" if planned.source == "agent" else None)  # fmt: skip
 
     async def _workload(self, setup: ChainSetup) -> None:
-        plan = self._plan()
+        plan = [*self._plan(), *self._quote_plan()]
         assert setup.deployment is not None
         bundles = {name: info.bundle for name, info in setup.models.items()}
         ids = {name: info.model_id for name, info in setup.models.items()}
@@ -354,6 +370,12 @@ class Devnet:
         async def one(p: Planned) -> None:
             await asyncio.sleep(max(0.0, p.delay_s - (time.monotonic() - started)))
             async with limit:
+                if p.auction == "quote":
+                    from tender.devnet._quotes import run_quote
+
+                    client = clients[p.index % len(clients)]
+                    await run_quote(client, p, self.records[p.index], _sample(p.model, p.index))
+                    return
                 await self._one(clients[p.index % len(clients)], p, setup)
 
         live = Live(self._frame(), console=self.console, refresh_per_second=4, transient=False) \
@@ -604,12 +626,22 @@ class Devnet:
             "detail": tail,
         }
 
+    def _honest_slashed(self) -> int:
+        """Slashed jobs of providers without an injected fault (every provider without
+        ``--faults``; all but the misbehaving one with it)."""
+        faulty = {
+            a for a, name in self.provider_names.items() if name == BAD_PROVIDER and self.options.with_faults
+        }
+        return sum(1 for r in self.records if r.slashed and r.provider not in faulty)
+
     def _finish(self, setup: ChainSetup, audit: dict[str, Any] | None) -> int:
         for record in self.records:
             tracker = self.trackers.get(record.index)
             if tracker is not None:
                 record.gas = _gas(setup, tracker, record.source)
-        extra: dict[str, Any] = {"run_dir": str(self.run_dir), "seed": self.options.seed}
+        extra: dict[str, Any] = {"run_dir": str(self.run_dir), "seed": self.options.seed,
+                                 "block_time_s": self.options.block_time,
+                                 "honest_slashed": self._honest_slashed()}  # fmt: skip
         if self.payouts is not None:
             extra["payouts"] = self.payouts
         summary = summarize(self.records, setup_gas=dict(setup.gas), wall_s=time.monotonic() - self.started,

@@ -67,6 +67,9 @@ class RequestRecord:
         market called the agent back and it stored the output), ``"failed"`` (it settled but
         the callback reverted) or ``"none"`` (it did not settle, so no callback was due).
         callback_gas_limit: the intent's ``callbackGasLimit`` (0: no callback).
+        result_ms: intent signed to output in the requester's hands: with a verified result
+        commitment on the quote path, at settlement on the auction paths.
+        settle_ms: intent signed to the job settled on chain.
     """
 
     index: int
@@ -93,6 +96,8 @@ class RequestRecord:
     note: str = ""
     callback: str | None = None
     callback_gas_limit: int = 0
+    result_ms: float | None = None
+    settle_ms: float | None = None
 
     @property
     def terminal(self) -> bool:
@@ -190,9 +195,50 @@ def summarize(
         "audit": audit,
         "records": [_record_json(r) for r in records],
     }
+    data.update(timings(records))
     if extra:
         data.update(extra)
     return Summary(data)
+
+
+def _result_ms(record: RequestRecord) -> float | None:
+    """When the output reached the requester: the quote path's commitment, else settlement."""
+    if record.result_ms is not None:
+        return record.result_ms
+    return record.e2e_ms if record.state == SETTLED else None
+
+
+def _settle_ms(record: RequestRecord) -> float | None:
+    if record.state != SETTLED:
+        return None
+    return record.settle_ms if record.settle_ms is not None else record.e2e_ms
+
+
+def _timing(records: Sequence[RequestRecord]) -> dict[str, Any]:
+    results = [v for v in map(_result_ms, records) if v is not None]
+    zk = [v for r in records if r.proof_mode == "zk" and (v := _settle_ms(r)) is not None]
+    optimistic = [v for r in records if r.proof_mode == "optimistic" and (v := _settle_ms(r)) is not None]
+    return {
+        "requests": len(records),
+        "settled": sum(1 for r in records if r.state == SETTLED),
+        "time_to_result_ms": _p(results),
+        "time_to_settle_ms": _p(zk),
+        "time_to_settle_optimistic_ms": _p(optimistic),
+    }
+
+
+def timings(records: Sequence[RequestRecord]) -> dict[str, Any]:
+    """``time_to_result_ms`` (intent signed to output with a verified commitment, or settled),
+    ``time_to_settle_ms`` (zk jobs; optimistic ones apart, when their challenge window closed),
+    each ``{p50, p95, n}``, overall and under ``by_auction.<kind>``."""
+    overall = _timing(records)
+    kinds = sorted({r.auction for r in records})
+    return {
+        "time_to_result_ms": overall["time_to_result_ms"],
+        "time_to_settle_ms": overall["time_to_settle_ms"],
+        "time_to_settle_optimistic_ms": overall["time_to_settle_optimistic_ms"],
+        "by_auction": {kind: _timing([r for r in records if r.auction == kind]) for kind in kinds},
+    }
 
 
 def _record_json(record: RequestRecord) -> dict[str, Any]:
@@ -239,6 +285,8 @@ def check_invariants(summary: Summary, *, expect_faults: bool = False) -> list[s
         for key in ("expired", "challenged", "slashed"):
             if d[key] < 1:
                 problems.append(f"the misbehaving provider should have caused at least one {key} job")
+    if d.get("honest_slashed", 0):
+        problems.append(f"{d['honest_slashed']} slash(es) of providers without an injected fault")
     audit = d.get("audit")
     if audit is not None and not audit.get("clean", False):
         problems.append(f"audit not clean: {audit.get('detail', '')}".strip())
@@ -275,6 +323,13 @@ def summary_table(summary: Summary) -> Table:
          f"{_fmt_ms(d['auction_latency_ms']['p50'])} / {_fmt_ms(d['auction_latency_ms']['p95'])}"),
         ("end-to-end latency p50 / p95",
          f"{_fmt_ms(d['e2e_latency_ms']['p50'])} / {_fmt_ms(d['e2e_latency_ms']['p95'])}"),
+        *[row for kind, t in sorted(d.get("by_auction", {}).items()) for row in (
+            (f"time to result, {kind}",
+             f"{_fmt_ms(t['time_to_result_ms']['p50'])} / {_fmt_ms(t['time_to_result_ms']['p95'])}"),
+            (f"time to settle (zk), {kind}",
+             f"{_fmt_ms(t['time_to_settle_ms']['p50'])} / {_fmt_ms(t['time_to_settle_ms']['p95'])}"),
+        )],
+        ("honest providers slashed", str(d.get("honest_slashed", "-"))),
         ("price paid / max price (mean)",
          "-" if d["price_paid_over_max"] is None else f"{d['price_paid_over_max']:.3f}"),
     ]  # fmt: skip

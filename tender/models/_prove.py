@@ -225,6 +225,28 @@ def prove(bundle: BundleLike, data: Any) -> Proof:
     )
 
 
+def output_felts(bundle: BundleLike, data: Any) -> list[int]:
+    """The outputs of one input as field elements, exactly as a proof of it will carry them
+    (EZKL's witness, without the proof: milliseconds, not seconds). A provider commits to these
+    before it proves (the quote market's result commitment).
+
+    Raises:
+        ProofError: EZKL could not build the witness.
+        InputError: the input has the wrong size.
+    """
+    b = _bundle(bundle)
+    values = flatten_input(data, b.card.input_size)
+    with tempfile.TemporaryDirectory(prefix="tender-witness-") as tmp:
+        scratch = Path(tmp)
+        (scratch / "input.json").write_text(json.dumps({"input_data": [values]}))
+        try:
+            witness = ezkl.gen_witness(str(scratch / "input.json"), str(b.compiled),
+                                       str(scratch / "witness.json"), *witness_keys(b))  # fmt: skip
+        except RuntimeError as exc:
+            raise ProofError(f"witness of {b.card.name} failed: {exc}") from exc
+    return [felt_from_hex(f) for output in witness["outputs"] for f in output]
+
+
 def witness_keys(bundle: Bundle) -> tuple[str | None, str | None]:
     """``(vk_path, srs_path)`` for ``ezkl.gen_witness``: a polycommit witness without them still
     works but EZKL prints a warning on stderr for each one (they cost ~8 ms)."""
@@ -276,20 +298,3 @@ def verify(bundle: BundleLike, proof: Proof) -> bool:
 def verifier_calldata(proof: Proof) -> tuple[bytes, list[int]]:
     """``(proof_bytes, instances)`` for EZKL's ``verifyProof(bytes, uint256[])``."""
     return proof.calldata()
-
-
-def output_felts(bundle: BundleLike, data: Any) -> list[int]:
-    """The circuit's output felts for ``data`` from EZKL's witness alone (~10 ms; no proof): the
-    same numbers a proof's public instances carry (an optimistic delivery needs no proof)."""
-    b = _bundle(bundle)
-    values = flatten_input(data, b.card.input_size)
-    with tempfile.TemporaryDirectory(prefix="tender-witness-") as tmp:
-        scratch = Path(tmp)
-        (scratch / "input.json").write_text(json.dumps({"input_data": [values]}))
-        try:
-            ezkl.gen_witness(str(scratch / "input.json"), str(b.compiled), str(scratch / "witness.json"),
-                             *witness_keys(b))  # fmt: skip
-        except RuntimeError as exc:
-            raise ProofError(f"witness of {b.card.name} failed: {exc}") from exc
-        witness = json.loads((scratch / "witness.json").read_text())
-    return [felt_from_hex(felt) for row in witness["outputs"] for felt in row]

@@ -42,12 +42,13 @@ def test_small_devnet_run_ends_every_request(tmp_path: Path) -> None:
     out = tmp_path / "summary.json"
     done = subprocess.run(
         [*TENDER, "devnet", "--requests", "6", "--no-live", "--no-faults", "--json", str(out),
-         "--png", str(tmp_path / "chart.png"), "--run-dir", str(tmp_path / "run"), "--concurrency", "6"],
+         "--png", str(tmp_path / "chart.png"), "--run-dir", str(tmp_path / "run"), "--concurrency", "6",
+         "--quotes", "2"],
         cwd=ROOT, capture_output=True, text=True, timeout=880, check=False,
     )  # fmt: skip
     assert out.exists(), done.stdout[-4000:] + done.stderr[-4000:]
     summary = json.loads(out.read_text())
-    assert summary["requests"] == 6
+    assert summary["requests"] == 6 + 2  # the workload and two quote-market (RFQ) requests
     assert summary["all_terminal"], [
         r for r in summary["records"] if r["state"] not in ("settled", "refunded", "expired")
     ]
@@ -61,6 +62,11 @@ def test_small_devnet_run_ends_every_request(tmp_path: Path) -> None:
     assert all(r["callback_gas_limit"] > 0 for r in agent)
     assert all(r["callback"] == "ok" for r in agent if r["state"] == "settled")
     assert summary["e2e_latency_ms"]["p50"] is not None
+    # the quote path: the output with a verified commitment first, then the proof settles it
+    quote = summary["by_auction"]["quote"]
+    assert quote["requests"] == 2
+    assert quote["time_to_result_ms"]["n"] >= quote["time_to_settle_ms"]["n"] == quote["settled"] >= 1
+    assert summary["honest_slashed"] == 0
     # the markets credit payments and refunds; by the end every role has withdrawn its credit
     payouts = summary["payouts"]
     assert payouts["errors"] == []

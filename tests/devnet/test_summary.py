@@ -10,6 +10,7 @@ from rich.console import Console
 
 from tender.devnet._summary import (
     RequestRecord,
+    Summary,
     check_invariants,
     percentile,
     summarize,
@@ -153,3 +154,28 @@ def test_requesters_withdrawals_say_how_much_was_slashing_compensation() -> None
     assert "4.1000 / 0.0000" in lines[row]
     assert "of which slashing compensation" in lines[row + 1]
     assert "4.0000" in lines[row + 1]
+
+
+def test_time_to_result_and_settle_per_auction_kind() -> None:
+    records = _records()
+    for i, (result, settle) in enumerate([(40.0, 6_000.0), (80.0, 9_000.0), (None, None)]):
+        records.append(RequestRecord(index=11 + i, model="mlp", auction="quote", proof_mode="zk", source="signed",
+                                     max_price=T // 10, state="settled" if result else "failed",
+                                     price_paid=T // 20, verified_onchain=bool(result), result_ms=result,
+                                     settle_ms=settle))  # fmt: skip
+    d = summarize(records, extra={"honest_slashed": 0}).data
+    quote = d["by_auction"]["quote"]
+    # the quote path: the output with its commitment, then settlement, each timed from signing
+    assert quote["time_to_result_ms"] == {"p50": 60.0, "p95": 78.0, "n": 2}
+    assert quote["time_to_settle_ms"] == {"p50": 7_500.0, "p95": 8_850.0, "n": 2}
+    # the auction paths: the output reaches the requester at settlement; optimistic apart
+    dutch = d["by_auction"]["dutch"]
+    assert dutch["time_to_result_ms"]["n"] == 4
+    assert dutch["time_to_settle_ms"] == {"p50": 3_000.0, "p95": 4_800.0, "n": 3}
+    assert dutch["time_to_settle_optimistic_ms"]["n"] == 1
+    assert d["time_to_result_ms"]["n"] == 10
+    assert d["time_to_settle_ms"]["n"] == 7
+    assert d["auction_latency_ms"]["n"] == 8  # the existing keys stay
+    assert not any("honest" in p for p in check_invariants(Summary(d)))
+    d["honest_slashed"] = 1
+    assert any("without an injected fault" in p for p in check_invariants(Summary(d)))

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 import schemathesis
 from provider_testing import LedgerChain, serving
+from schemathesis.config import SchemathesisConfig
 from test_provider_api import KEY, MLP_ID, config
 
 from provider import ProviderNode
-from tests.openapi_fuzz import FUZZ_SETTINGS, fuzz_config
+from tests.openapi_fuzz import FUZZ_SETTINGS
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +31,17 @@ def provider_url(tmp_path_factory: pytest.TempPathFactory, mlp_bundle: Any) -> I
 #: A schema-violating body may also pass the size limit (413). A schema-valid ``/jobs`` body is
 #: refused when its job was never awarded here (403), is too large (413) or does not fit the
 #: model's shape (422: the schema cannot say it); a schema-valid ``/quote`` is always answered 200.
-CONFIG = fuzz_config(
-    refused=[400, 403, 404, 405, 409, 413, 415, 422], path="/jobs", accepted=["2xx", 403, 413, 422]
-)
+#: A schema-valid ``/rfq/run`` is refused unless it carries this node's own signed quote for the
+#: intent, accepted by the requester (400, 403), for a served model (404) and a fitting input (422).
+CONFIG = SchemathesisConfig.from_dict({
+    "seed": 16,
+    "checks": {"negative_data_rejection": {"expected-statuses": [400, 403, 404, 405, 409, 413, 415, 422]}},
+    "operations": [
+        {"include-path": "/jobs", "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", 403, 413, 422]}}},
+        {"include-path": "/rfq/run",
+         "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", 400, 403, 404, 413, 422]}}},
+    ],
+})  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,321 @@
+"""The provider's side of the quote path (``QuoteMarket``, see :mod:`tender.rfq`).
+
+``POST /rfq/quote`` answers a solver with a firm EIP-712 :class:`~tender.quotes.Quote` signed by
+the node's key (priced from memory, like ``/quote``). ``POST /rfq/run`` is the requester taking
+that quote: the node checks it is its own unexpired quote for this intent, that the requester
+accepted it (its signature of the quote's digest) and that the inline input matches the intent's
+commitment; then it computes the output as the proof will carry it (EZKL's witness), signs a
+result commitment to it and answers at once. Proving and delivery run in the background:
+
+- the proof starts at once, before the award is mined (the node may spend a proof on a job
+  that is never awarded: see ``docs/PROTOCOL.md``, "Provisional results");
+- the node waits for ``QuoteAwarded``; if the requester has not sent ``openAwarded`` a few
+  seconds before the quote expires, the node sends it itself with the requester's acceptance
+  (the requester pays as if it had sent it: an output handed out is never free);
+- then it delivers the proof (``deliver``), which settles the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Depends, FastAPI
+
+from provider._bundles import input_commitment
+from provider._errors import BadRequest, InputRejected, ModelNotServed, NotAwarded
+from provider._inputs import check_input
+from tender.chain import AsyncQuoteMarket, JobState, QuoteAwarded, QuoteMarket
+from tender.errors import IntentError, TenderError
+from tender.intents import Intent, check_signature, decode_input_uri, job_id
+from tender.logs import log
+from tender.quotes import Quote, output_hash, recover_quote_signer, sign_commitment, sign_quote
+from tender.rfq import CommittedOutput, FirmQuote, RunQuoted
+from tender.wire import QuoteRefusal, SignedIntentWire
+
+if TYPE_CHECKING:
+    from provider._node import ProviderNode, ServedModel
+
+__all__ = ["RfqDesk", "add_rfq_routes"]
+
+logger = logging.getLogger("provider.rfq")
+
+#: chain seconds before a taken quote expires at which the node sends ``openAwarded`` itself
+RELAY_MARGIN_S = 5
+#: seconds between looks for the award
+POLL_S = 0.25
+#: A quoted job is proved at once but behind every proof already queued, on a machine other work
+#: may slow down, and missing its due time costs the whole lock: the quote promises
+#: ``LATENCY_SLACK`` times the priced latency plus ``LATENCY_PAD_S``, within the deadline.
+LATENCY_SLACK = 2
+#: how many quoted jobs' input checks the node remembers
+CHECKED_KEPT = 4096
+LATENCY_PAD_S = 10
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+class RfqDesk:
+    """The quote path of one :class:`~provider._node.ProviderNode`."""
+
+    def __init__(self, node: ProviderNode) -> None:
+        self.node = node
+        self._market: AsyncQuoteMarket | None = None
+        #: the jobs this node handed an output for, by job id (the background settlement)
+        self.runs: dict[str, asyncio.Task[None]] = {}
+        #: job ids whose inline input matched its commitment when quoted (the job id binds the
+        #: input and the commitment), newest last: ``/rfq/run`` does not check them twice
+        self._checked: dict[str, None] = {}
+        self._bundles: dict[str, Any] = {}
+        self._taking: set[str] = set()
+
+    @property
+    def market(self) -> AsyncQuoteMarket:
+        """The quote market, sending from the node's account."""
+        chain = self.node.chain
+        if chain is None:
+            raise BadRequest("this node has no chain: it takes no quoted jobs", code="no_chain")
+        if self._market is None:
+            deployment = getattr(chain, "deployment", None)
+            address = deployment.markets.get("quote") if deployment is not None else None
+            if address is None:
+                raise BadRequest("this node's deployment has no quote market", code="no_quote_market")
+            sync = QuoteMarket(chain.w3, address, sender=chain.contracts.reverse.sender)
+            self._market = AsyncQuoteMarket(sync)
+        return self._market
+
+    def _intent(self, wire: SignedIntentWire) -> tuple[Intent, bytes, ServedModel]:
+        market = self.market
+        if wire.chainId != market.chain_id or wire.market.lower() != market.address.lower():
+            raise BadRequest(f"this node quotes on the quote market {market.address}", field="market",
+                             code="unknown_market")  # fmt: skip
+        try:
+            intent = Intent.from_json(wire.intent.model_dump())
+        except IntentError as exc:
+            raise BadRequest(str(exc), field="intent", code="invalid_intent") from exc
+        job = job_id(intent, chain_id=market.chain_id, market=market.address)
+        if _hex(job) != wire.jobId.lower():
+            raise BadRequest(f"the intent's job id is {_hex(job)}", field="jobId", code="wrong_job_id")
+        served = self.node.by_model_id.get(wire.intent.modelId.lower())
+        if served is None:
+            raise ModelNotServed(f"unknown model {wire.intent.modelId}", field="intent.modelId")
+        return intent, job, served
+
+    async def quote(self, wire: SignedIntentWire) -> FirmQuote | QuoteRefusal:
+        """A firm quote for ``wire``'s intent on the quote market, or a refusal."""
+        node = self.node
+
+        def refuse(reason: str, outcome: str) -> QuoteRefusal:
+            node.metrics.quotes.labels(outcome).inc()
+            return QuoteRefusal(jobId=wire.jobId, provider=node.address, reason=reason)
+
+        try:  # like /quote: a well-formed request is answered, with a refusal naming the problem
+            intent, job, served = self._intent(wire)
+        except BadRequest as exc:
+            return refuse(exc.message, exc.code)
+
+        if node._active() + len(self.runs) >= node.config.max_jobs:
+            return refuse("no capacity", "no_capacity")
+        mismatch = await node._input_mismatch(served, wire.intent.inputLocation, intent.input_commitment)
+        if mismatch is not None:
+            return refuse(mismatch, "input_mismatch")
+        self._checked[_hex(job)] = None
+        while len(self._checked) > CHECKED_KEPT:
+            del self._checked[next(iter(self._checked))]
+        now = node.clock.now()
+        queued = node.pool.in_flight if node.pool else 0
+        offer = node.pricer.offer(served.entry.name, max_price=intent.max_price, queued=queued, now=now,
+                                  deadline=intent.deadline)  # fmt: skip
+        if offer.refusal is not None:
+            return refuse(offer.refusal, offer.refusal.split(":")[0].replace(" ", "_"))
+        room = intent.deadline - now - LATENCY_PAD_S
+        latency = max(offer.latency_s, min(LATENCY_SLACK * offer.latency_s + LATENCY_PAD_S, room))
+        quote = Quote(job_id=job, provider=node.address, price=offer.price, latency=latency,
+                      expiry=now + node.config.pricing.quote_ttl_s)  # fmt: skip
+        market = self.market
+        signature = sign_quote(quote, node._signing_key, chain_id=market.chain_id, market=market.address)
+        node.metrics.quotes.labels("quoted").inc()
+        log(logger, "rfq.quoted", job_id=wire.jobId, price=offer.price, latency_s=offer.latency_s)
+        return FirmQuote(quote=quote.to_json(), signature=_hex(signature), url="")
+
+    async def run(self, body: RunQuoted) -> CommittedOutput:
+        """Take a quoted job: check it, compute and commit to the output, settle in the background."""
+        node = self.node
+        intent, job, served = self._intent(body.signed)
+        market = self.market
+        try:
+            quote = Quote.from_json(body.quote)
+            check_signature(intent, bytes.fromhex(body.signed.signature[2:]), chain_id=market.chain_id,
+                            market=market.address)  # fmt: skip
+            signer = recover_quote_signer(quote, bytes.fromhex(body.quoteSignature[2:]),
+                                          chain_id=market.chain_id, market=market.address)  # fmt: skip
+            accepted_by = recover_quote_signer(quote, bytes.fromhex(body.acceptance[2:]),
+                                               chain_id=market.chain_id, market=market.address)  # fmt: skip
+        except IntentError as exc:
+            raise BadRequest(str(exc), field="quote", code="invalid_quote") from exc
+        if quote.job_id != job or signer != node.address or quote.provider != node.address:
+            raise NotAwarded("this node did not sign this quote for this job", field="quote")
+        if accepted_by != intent.requester:
+            raise BadRequest("the acceptance is not the requester's signature of the quote",
+                             field="acceptance", code="bad_acceptance")  # fmt: skip
+        if quote.expiry <= node.clock.now():
+            raise BadRequest("the quote has expired", field="quote.expiry", code="quote_expired")
+        key = _hex(job)
+        if key in self.runs or key in self._taking:
+            raise BadRequest("this job was taken already", field="jobId", code="taken")
+        self._taking.add(key)
+        try:
+            return await self._take(intent, job, served, quote, body)
+        finally:
+            self._taking.discard(key)
+
+    async def _take(
+        self, intent: Intent, job: bytes, served: ServedModel, quote: Quote, body: RunQuoted
+    ) -> CommittedOutput:
+        node, market, key = self.node, self.market, _hex(job)
+        if served.bundle is None:
+            raise ModelNotServed(
+                f"model {served.entry.name} has no bundle to prove with", field="intent.modelId"
+            )
+        data = decode_input_uri(intent.input_location)
+        if data is None:
+            raise InputRejected("the quote path takes inline inputs only", field="intent.inputLocation")
+        if key not in self._checked:
+            mismatch = await node._input_mismatch(
+                served, _hex(intent.input_location), intent.input_commitment
+            )
+            if mismatch is not None:
+                raise InputRejected(mismatch, field="intent.inputLocation")
+        row = check_input(served.spec.input, data).tolist()
+        from tender.models import Bundle, dequantize, output_felts
+
+        bundle = self._bundles.get(served.entry.name)
+        if bundle is None:
+            bundle = self._bundles[served.entry.name] = Bundle.load(served.bundle.path)
+        try:
+            felts = await asyncio.to_thread(output_felts, bundle, row)
+        except TenderError as exc:
+            raise InputRejected(
+                f"the circuit refused the input: {exc}", field="intent.inputLocation"
+            ) from exc
+        out_hash = output_hash(felts)
+        commitment = sign_commitment(job, out_hash, node._signing_key, chain_id=market.chain_id,
+                                     market=market.address)  # fmt: skip
+        task = asyncio.get_running_loop().create_task(
+            self._settle(intent, quote, bytes.fromhex(body.quoteSignature[2:]),
+                         bytes.fromhex(body.acceptance[2:]), str(served.bundle.path), row, out_hash),
+            name=f"rfq-{key[:10]}",
+        )  # fmt: skip
+        self.runs[key] = task
+        task.add_done_callback(lambda _: self.runs.pop(key, None))
+        log(logger, "rfq.committed", job_id=key, output_hash=_hex(out_hash))
+        scale = bundle.card.output_scale
+        return CommittedOutput(jobId=key, provider=node.address, output=[dequantize(f, scale) for f in felts],
+                               outputFelts=[str(f) for f in felts], outputHash=_hex(out_hash),
+                               commitment=_hex(commitment))  # fmt: skip
+
+    async def _settle(self, intent: Intent, quote: Quote, quote_sig: bytes, acceptance: bytes, bundle: str,
+                      row: Any, committed: bytes) -> None:  # fmt: skip
+        node = self.node
+        assert node.pool is not None
+        key = _hex(quote.job_id)
+        try:
+            proving = asyncio.ensure_future(node.pool.prove(bundle, row))
+            awarded = await self._await_award(intent, quote, quote_sig, acceptance)
+            if awarded is None:
+                proving.cancel()
+                return
+            proof = await proving
+            felts = [int(x) for x in proof.output_felts]
+            if output_hash(felts) != committed:  # never on an honest node: EZKL is deterministic
+                log(logger, "rfq.output_differs", level=logging.ERROR, job_id=key)
+            receipt = await self.market.deliver_quoted(quote.job_id, awarded.terms, felts, proof.proof)
+            log(logger, "rfq.delivered", job_id=key, tx=receipt["transactionHash"].hex(),
+                proof_s=round(proof.seconds, 3))  # fmt: skip
+        except asyncio.CancelledError:
+            raise
+        except (TenderError, OSError) as exc:
+            log(logger, "rfq.failed", level=logging.ERROR, job_id=key, error=repr(exc))
+
+    async def _await_award(self, intent: Intent, quote: Quote, quote_sig: bytes,
+                           acceptance: bytes) -> QuoteAwarded | None:  # fmt: skip
+        """The job's ``QuoteAwarded``, sending ``openAwarded`` with the requester's acceptance
+        when the requester has not by ``RELAY_MARGIN_S`` before the quote expires."""
+        market = self.market
+        key = _hex(quote.job_id)
+        start = max(0, await asyncio.to_thread(lambda: int(market.sync.w3.eth.block_number)) - 64)
+
+        def find() -> QuoteAwarded | None:
+            events = market.sync.events(start, names=["QuoteAwarded"], job_id=quote.job_id)
+            return next((e for e in events if isinstance(e, QuoteAwarded)), None)
+
+        while True:
+            found = await asyncio.to_thread(find)
+            if found is not None:
+                return found if found.provider == self.node.address else None
+            if self.node.clock.now() >= quote.expiry - RELAY_MARGIN_S:
+                break
+            await asyncio.sleep(POLL_S)
+        log(logger, "rfq.relaying", level=logging.WARNING, job_id=key)
+        try:
+            receipt = await market.open_awarded(intent, quote, quote_sig, acceptance)
+        except TenderError as exc:
+            found = await asyncio.to_thread(find)
+            if found is None:
+                log(logger, "rfq.never_awarded", level=logging.WARNING, job_id=key, error=repr(exc))
+            return found if found is not None and found.provider == self.node.address else None
+        awarded = [e for e in market.sync.events_in(receipt) if isinstance(e, QuoteAwarded)]
+        return awarded[0] if awarded else None
+
+    async def warm(self) -> None:
+        """Compute one input commitment and one witness per model, so that the first quote and
+        the first output do not pay for loading the SRS and the circuit."""
+        import numpy as np
+
+        from tender.models import Bundle, output_felts
+
+        for served in list(self.node.models.values()):
+            if served.bundle is None:
+                continue
+            zeros = np.zeros(served.spec.input.single_shape(), dtype=served.spec.input.dtype).tolist()
+            try:
+                await asyncio.to_thread(input_commitment, served.bundle, zeros)
+                await asyncio.to_thread(output_felts, Bundle.load(served.bundle.path), zeros)
+            except (TenderError, OSError, RuntimeError) as exc:
+                log(
+                    logger, "rfq.warm_failed", level=logging.WARNING, model=served.entry.name, error=repr(exc)
+                )
+
+    async def state(self, job: bytes) -> JobState:
+        return await self.market.job_state(job)
+
+    async def close(self) -> None:
+        for task in self.runs.values():
+            task.cancel()
+        await asyncio.gather(*self.runs.values(), return_exceptions=True)
+
+
+def add_rfq_routes(
+    app: FastAPI, node: ProviderNode, json_only: Any, errors: dict[int | str, dict[str, Any]]
+) -> None:
+    """``POST /rfq/quote`` and ``POST /rfq/run`` on the node's app (``errors``: the refusals the
+    OpenAPI schema lists)."""
+    desk = node.rfq
+    responses = {**errors, 503: {"description": "the chain or the prover failed us: retry"}}
+
+    @app.post("/rfq/quote", response_model=FirmQuote | QuoteRefusal, dependencies=[Depends(json_only)], responses=responses,
+              summary="A firm quote on the quote market (EIP-712, for openAwarded)")  # fmt: skip
+    async def rfq_quote(request: SignedIntentWire) -> FirmQuote | QuoteRefusal:
+        return await desk.quote(request)
+
+    @app.post("/rfq/run", response_model=CommittedOutput, dependencies=[Depends(json_only)], responses=responses,
+              summary="Take a quote: the output at once, with a signed result commitment")  # fmt: skip
+    async def rfq_run(request: RunQuoted) -> CommittedOutput:
+        started = time.perf_counter()
+        out = await desk.run(request)
+        log(logger, "rfq.answered", job_id=out.jobId, ms=round(1000 * (time.perf_counter() - started), 1))
+        return out
