@@ -103,8 +103,15 @@ def measure_audit(env: Env, *, jobs: int, repeats: int) -> dict[str, Any]:
     """Build a history of about ``jobs`` jobs, then time full audits of it."""
     share = max(1, jobs // 10)
     started = time.perf_counter()
-    history = build_history(env, zk=jobs - 5 * share, finalized=2 * share, slashed=share // 2 or 1,
-                            proved=share // 2 or 1, expired=share, refunded=share)  # fmt: skip
+    history = build_history(
+        env,
+        zk=jobs - 5 * share,
+        finalized=2 * share,
+        slashed=share // 2 or 1,
+        proved=share // 2 or 1,
+        expired=share,
+        refunded=share,
+    )
     build_s = time.perf_counter() - started
     out: dict[str, Any] = {"jobs": len(history.all), "history_build_s": round(build_s, 2), "runs": {}}
     for label, workers, offchain in (

@@ -134,8 +134,9 @@ class Market:
         setup.stake(PROVIDER_KEY, 1_000 * TOKEN)
         ports = {role: free_port() for role in ("provider", "solver", "verifier")}
         self.urls = {role: f"http://127.0.0.1:{port}" for role, port in ports.items()}
-        setup.operator(PROVIDER_KEY, endpoint=self.urls["provider"], region="0x0001",
-                       solvers=[setup.address(SOLVER_KEY)])  # fmt: skip
+        setup.operator(
+            PROVIDER_KEY, endpoint=self.urls["provider"], region="0x0001", solvers=[setup.address(SOLVER_KEY)]
+        )
         self.setup = setup
 
         console.print(
@@ -144,18 +145,41 @@ class Market:
         self.supervisor = Supervisor(logs=self.run_dir / "logs")
         rpc = self.proxy.url
         # The only use of tender.devnet's role configs: one place to follow when they change.
-        models = [ModelEntry(name="mlp", onnx=SAMPLE_MODELS / "mlp" / "model.onnx",
-                             bundle=setup.models["mlp"].bundle, model_id=setup.models["mlp"].model_id)]  # fmt: skip
-        provider_cfg = provider_config(ProviderPlan("gpu-a", 1, "0x0001", 1.0), rpc_url=rpc, deployment=deployment,
-                                       port=ports["provider"], models=models, run_dir=self.run_dir,
-                                       proving_warmup=False)  # fmt: skip
+        models = [
+            ModelEntry(
+                name="mlp",
+                onnx=SAMPLE_MODELS / "mlp" / "model.onnx",
+                bundle=setup.models["mlp"].bundle,
+                model_id=setup.models["mlp"].model_id,
+            )
+        ]
+        provider_cfg = provider_config(
+            ProviderPlan("gpu-a", 1, "0x0001", 1.0),
+            rpc_url=rpc,
+            deployment=deployment,
+            port=ports["provider"],
+            models=models,
+            run_dir=self.run_dir,
+            proving_warmup=False,
+        )
         self._command("provider", provider_cfg, PROVIDER_KEY, f"{self.urls['provider']}/health")
         entry = ProviderEntry(name="gpu-a", url=self.urls["provider"], address=provider)
-        solver_cfg = solver_config(rpc_url=rpc, deployment=deployment, port=ports["solver"], providers=[entry],
-                                   run_dir=self.run_dir, name="solver", margin_bps=100)  # fmt: skip
+        solver_cfg = solver_config(
+            rpc_url=rpc,
+            deployment=deployment,
+            port=ports["solver"],
+            providers=[entry],
+            run_dir=self.run_dir,
+            name="solver",
+            margin_bps=100,
+        )
         self._command("solver", solver_cfg, SOLVER_KEY, f"{self.urls['solver']}/status")
-        verifier_cfg = verifier_config(rpc_url=rpc, deployment=deployment, run_dir=self.run_dir,
-                                       relay_listen=f"127.0.0.1:{ports['verifier']}")  # fmt: skip
+        verifier_cfg = verifier_config(
+            rpc_url=rpc,
+            deployment=deployment,
+            run_dir=self.run_dir,
+            relay_listen=f"127.0.0.1:{ports['verifier']}",
+        )
         self._command("verifier", verifier_cfg, VERIFIER_KEY, f"{self.urls['verifier']}/v1/health")
         for role in self.commands:
             self.launch(role)
@@ -198,9 +222,15 @@ class Market:
         """The requester (the SDK), reading Anvil directly."""
         assert self.setup is not None
         mlp = self.setup.models["mlp"]
-        return Client(self.anvil.rpc_url, REQUESTER_KEY, solvers=[self.urls["solver"]],
-                      deployment=self.setup.deployment, bundles={"mlp": mlp.bundle},
-                      model_ids={"mlp": mlp.model_id}, poll_interval=0.2)  # fmt: skip
+        return Client(
+            self.anvil.rpc_url,
+            REQUESTER_KEY,
+            solvers=[self.urls["solver"]],
+            deployment=self.setup.deployment,
+            bundles={"mlp": mlp.bundle},
+            model_ids={"mlp": mlp.model_id},
+            poll_interval=0.2,
+        )
 
     def stop(self) -> None:
         self._stopping.set()
@@ -229,11 +259,18 @@ class Market:
         assert self.setup.deployment is not None
         market = self.setup.deployment.markets["reverse"]
         intent = Intent(
-            requester=self.setup.address(REQUESTER_KEY), model_id=bytes.fromhex(self.setup.models["mlp"].model_id[2:]),
-            input_commitment=5, max_price=10**17, deadline=int(time.time()) + 3_600,
-            auction_type=AuctionType.REVERSE, auction_window=10, proof_mode=ProofMode.OPTIMISTIC,
-            price_weight_bps=5_000, nonce=random.Random(SEED).getrandbits(64), expiry=int(time.time()) + 3_600,
-        )  # fmt: skip
+            requester=self.setup.address(REQUESTER_KEY),
+            model_id=bytes.fromhex(self.setup.models["mlp"].model_id[2:]),
+            input_commitment=5,
+            max_price=10**17,
+            deadline=int(time.time()) + 3_600,
+            auction_type=AuctionType.REVERSE,
+            auction_window=10,
+            proof_mode=ProofMode.OPTIMISTIC,
+            price_weight_bps=5_000,
+            nonce=random.Random(SEED).getrandbits(64),
+            expiry=int(time.time()) + 3_600,
+        )
         return {
             "intent": intent.to_json(),
             "signature": "0x" + sign_intent(intent, REQUESTER_KEY, chain_id=31337, market=market).hex(),
@@ -272,10 +309,41 @@ class Case:
 
 
 NASTY: list[Any] = [
-    None, True, False, 0, -1, 1.5, -0.0, 2**31, 2**53, 2**64, 10**30, 1e308, -1e308, 5e-324, "", "0", "-1",
-    "0x", "0x0", "0xzz", "0x" + "g" * 64, "x" * 5_000, "\u0000", "\u202e", "é" * 100, "[" * 50, "{}", [], {},
-    [[[]]], [None], {"a": {"b": {"c": None}}}, [0.1] * 2_000, list(range(200)),
-]  # fmt: skip
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1.5,
+    -0.0,
+    2**31,
+    2**53,
+    2**64,
+    10**30,
+    1e308,
+    -1e308,
+    5e-324,
+    "",
+    "0",
+    "-1",
+    "0x",
+    "0x0",
+    "0xzz",
+    "0x" + "g" * 64,
+    "x" * 5_000,
+    "\u0000",
+    "\u202e",
+    "é" * 100,
+    "[" * 50,
+    "{}",
+    [],
+    {},
+    [[[]]],
+    [None],
+    {"a": {"b": {"c": None}}},
+    [0.1] * 2_000,
+    list(range(200)),
+]
 
 
 def _nested(depth: int, *, objects: bool = False) -> bytes:
@@ -420,8 +488,16 @@ def cases(market: Market, count: int, *, streams: int, seed: int = SEED) -> list
             name, body = _raw(rng, valid)
             out.append(Case(route.role, name, "POST", route.path, body))
         elif kind < 0.87:
-            content_type = rng.choice(["text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
-                                       "application/xml", "application/json-patch", ""])  # fmt: skip
+            content_type = rng.choice(
+                [
+                    "text/plain",
+                    "application/x-www-form-urlencoded",
+                    "multipart/form-data",
+                    "application/xml",
+                    "application/json-patch",
+                    "",
+                ]
+            )
             headers = {"content-type": content_type} if content_type else {}
             out.append(Case(route.role, "content_type", "POST", route.path, valid, headers))
         elif kind < 0.92:
@@ -429,8 +505,16 @@ def cases(market: Market, count: int, *, streams: int, seed: int = SEED) -> list
             out.append(Case(route.role, "declared_oversize", "POST", route.path, b" " * size))
         elif kind < 0.96:
             noise = "".join(rng.choice("abcXYZ019-_.~%/") for _ in range(rng.choice([5, 50, 2_000])))
-            path = rng.choice([f"/{noise}", f"{route.path}/{noise}", f"{route.path}%00", "/jobs/" + "f" * 5_000,
-                               "/../../etc/passwd", "/intents?x=" + noise])  # fmt: skip
+            path = rng.choice(
+                [
+                    f"/{noise}",
+                    f"{route.path}/{noise}",
+                    f"{route.path}%00",
+                    "/jobs/" + "f" * 5_000,
+                    "/../../etc/passwd",
+                    "/intents?x=" + noise,
+                ]
+            )
             out.append(Case(route.role, "path", rng.choice(["GET", "POST"]), path, valid))
         else:
             headers = {
@@ -465,8 +549,9 @@ async def send(urls: dict[str, str], batch: list[Case], *, concurrency: int) -> 
             content = _stream(case.body) if isinstance(case.body, int) else case.body
             async with limit:
                 try:
-                    reply = await http.request(case.method, urls[case.role] + case.path, content=content,
-                                               headers=case.headers)  # fmt: skip
+                    reply = await http.request(
+                        case.method, urls[case.role] + case.path, content=content, headers=case.headers
+                    )
                     answers.append((case, reply.status_code))
                 except httpx.HTTPError as exc:
                     answers.append((case, type(exc).__name__))
@@ -505,8 +590,11 @@ def fuzz(market: Market, args: argparse.Namespace, console: Console) -> dict[str
     rss = {}
     for role in roles:
         _now, peak = market.rss_mib(role)
-        rss[role] = {"before": round(before[role], 1), "peak": round(peak, 1),
-                     "growth": round(max(0.0, peak - before[role]), 1)}  # fmt: skip
+        rss[role] = {
+            "before": round(before[role], 1),
+            "peak": round(peak, 1),
+            "growth": round(max(0.0, peak - before[role]), 1),
+        }
     counted = _counted_5xx(market.urls)
     return {
         "cases": len(answers),
@@ -545,8 +633,10 @@ def show_fuzz(result: dict[str, Any], console: Console) -> None:
         shown = ", ".join(f"{s}: {n}" for s, n in statuses.items())
         table.add_row(role, shown, str(five), str(rss["before"]), str(rss["peak"]), str(rss["growth"]))
     console.print(table)
-    console.print(f"5xx seen by clients: {result['http_5xx']}; counted by the roles: {result['http_5xx_counted']}; "
-                  f"transport errors: {result['transport_errors']}")  # fmt: skip
+    console.print(
+        f"5xx seen by clients: {result['http_5xx']}; counted by the roles: {result['http_5xx_counted']}; "
+        f"transport errors: {result['transport_errors']}"
+    )
 
 
 # ---------------------------------------------------------------- kill9, reorgs, rpc_outages: trials
@@ -647,9 +737,14 @@ def _inject(market: Market, fault: Fault, trial: Trial) -> None:
 async def _trial(market: Market, client: Client, chain: ChainMarket, index: int, fault: Fault) -> Trial:
     trial = Trial(index, fault.name)
     samples = json.loads((SAMPLE_MODELS / "mlp" / "samples.json").read_text())["samples"]
-    intent, handle = await client.build_intent("mlp", samples[index % len(samples)]["input"],
-                                               max_price=2 * TOKEN // 10, deadline=DEADLINE_S,
-                                               proof="optimistic", auction="reverse")  # fmt: skip
+    intent, handle = await client.build_intent(
+        "mlp",
+        samples[index % len(samples)]["input"],
+        max_price=2 * TOKEN // 10,
+        deadline=DEADLINE_S,
+        proof="optimistic",
+        auction="reverse",
+    )
     trial.job_id = client.job_id(intent)
     try:
         tracker = await client.send(intent, solvers=[market.urls["solver"]])
@@ -723,8 +818,10 @@ def run_trials(market: Market, faults: list[Fault], section: str, console: Conso
             for index, fault in enumerate(faults):
                 trial = await _trial(market, client, chain, index, fault)
                 trials.append(trial)
-                console.print(f"  {section} {index + 1}/{len(faults)} {fault.name}: reached={trial.reached} "
-                              f"chain={trial.state} sdk={trial.sdk} {trial.notes}")  # fmt: skip
+                console.print(
+                    f"  {section} {index + 1}/{len(faults)} {fault.name}: reached={trial.reached} "
+                    f"chain={trial.state} sdk={trial.sdk} {trial.notes}"
+                )
         finally:
             await client.aclose()
 
@@ -737,8 +834,14 @@ def run_trials(market: Market, faults: list[Fault], section: str, console: Conso
 def kill9(market: Market, args: argparse.Namespace, console: Console) -> dict[str, Any]:
     roles_steps = [(r, s) for s in STEPS[:3] for r in ("provider", "solver", "verifier")]
     count = args.trials or (6 if args.quick else 100)
-    quick_order = [("provider", "awarded"), ("solver", "sent"), ("verifier", "delivered"),
-                   ("provider", "delivered"), ("solver", "awarded"), ("provider", "sent")]  # fmt: skip
+    quick_order = [
+        ("provider", "awarded"),
+        ("solver", "sent"),
+        ("verifier", "delivered"),
+        ("provider", "delivered"),
+        ("solver", "awarded"),
+        ("provider", "sent"),
+    ]
     order = quick_order + [rs for rs in roles_steps if rs not in quick_order]
     faults = [Fault(f"kill9:{role}", step) for role, step in (order[i % len(order)] for i in range(count))]
     return {**run_trials(market, faults, "kill9", console), "quick": bool(args.quick)}
@@ -785,11 +888,28 @@ def load(market: Market | None, args: argparse.Namespace, console: Console) -> d
     with tempfile.TemporaryDirectory(prefix="tender-load-") as tmp:
         out = Path(tmp) / "devnet.json"
         done = subprocess.run(
-            [*tender_command(), "devnet", "--requests", str(requests), "--concurrency",
-             str(concurrency), "--no-faults", "--no-live", "--no-png", "--no-audit", "--json", str(out),
-             "--run-dir", str((args.run_dir / "load") if args.run_dir else Path(tmp) / "run")],
-            cwd=ROOT, capture_output=True, text=True, timeout=3_600, check=False,
-        )  # fmt: skip
+            [
+                *tender_command(),
+                "devnet",
+                "--requests",
+                str(requests),
+                "--concurrency",
+                str(concurrency),
+                "--no-faults",
+                "--no-live",
+                "--no-png",
+                "--no-audit",
+                "--json",
+                str(out),
+                "--run-dir",
+                str((args.run_dir / "load") if args.run_dir else Path(tmp) / "run"),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=3_600,
+            check=False,
+        )
         summary: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
     d = summary.get("summary", summary)
     return {
@@ -807,9 +927,11 @@ def load(market: Market | None, args: argparse.Namespace, console: Console) -> d
 
 
 def show_load(result: dict[str, Any], console: Console) -> None:
-    console.print(f"load: {result['requests']} requests at concurrency {result['concurrency']}: "
-                  f"honest_slashed={result['honest_slashed']} expired={result['expired']} "
-                  f"settled={result['settled']} (exit {result['exit_code']}, {result['seconds']} s)")  # fmt: skip
+    console.print(
+        f"load: {result['requests']} requests at concurrency {result['concurrency']}: "
+        f"honest_slashed={result['honest_slashed']} expired={result['expired']} "
+        f"settled={result['settled']} (exit {result['exit_code']}, {result['seconds']} s)"
+    )
 
 
 # ---------------------------------------------------------------- sections and main
@@ -823,8 +945,13 @@ SECTIONS: dict[str, tuple[Runner, Callable[[dict[str, Any], Console], None]]] = 
     "rpc_outages": (rpc_outages, show_trials),
 }
 #: sections that start their own market
-STANDALONE: dict[str, tuple[Callable[[Market | None, argparse.Namespace, Console], dict[str, Any]],
-                            Callable[[dict[str, Any], Console], None]]] = {"load": (load, show_load)}  # fmt: skip
+STANDALONE: dict[
+    str,
+    tuple[
+        Callable[[Market | None, argparse.Namespace, Console], dict[str, Any]],
+        Callable[[dict[str, Any], Console], None],
+    ],
+] = {"load": (load, show_load)}
 ALL = [*SECTIONS, *STANDALONE]
 
 

@@ -195,12 +195,22 @@ SWEEP: tuple[tuple[str, dict[str, Any]], ...] = (
     ("reusable verifier + VKA", {"reusable": True}),
     ("solc runs 1e5", {"solc": {"optimizer": {"enabled": True, "runs": 100_000}}}),
     ("input public", {"run_args": {"input_visibility": "public"}}),
-    ("input public, runs 1e5", {"run_args": {"input_visibility": "public"},
-                                "solc": {"optimizer": {"enabled": True, "runs": 100_000}}}),
+    (
+        "input public, runs 1e5",
+        {
+            "run_args": {"input_visibility": "public"},
+            "solc": {"optimizer": {"enabled": True, "runs": 100_000}},
+        },
+    ),
     ("input polycommit", {"run_args": {"input_visibility": "polycommit"}}),
-    ("input polycommit, runs 1e5", {"run_args": {"input_visibility": "polycommit"},
-                                    "solc": {"optimizer": {"enabled": True, "runs": 100_000}}}),
-)  # fmt: skip
+    (
+        "input polycommit, runs 1e5",
+        {
+            "run_args": {"input_visibility": "polycommit"},
+            "solc": {"optimizer": {"enabled": True, "runs": 100_000}},
+        },
+    ),
+)
 
 
 def _sweep_build(onnx: Path, calibration: Path, changes: dict[str, Any], work: Path) -> dict[str, Any]:
@@ -260,8 +270,16 @@ def _sweep_build(onnx: Path, calibration: Path, changes: dict[str, Any], work: P
     finally:
         _solc.SOLC_SETTINGS.clear()
         _solc.SOLC_SETTINGS.update(saved)
-    return {"settings": values, "compiled": compiled, "pk": pk, "vk": vk, "srs": srs, "artefact": artefact,
-            "reusable": reusable, "visibility": fields["input_visibility"]}  # fmt: skip
+    return {
+        "settings": values,
+        "compiled": compiled,
+        "pk": pk,
+        "vk": vk,
+        "srs": srs,
+        "artefact": artefact,
+        "reusable": reusable,
+        "visibility": fields["input_visibility"],
+    }
 
 
 def _sweep_measure(
@@ -293,13 +311,19 @@ def _sweep_measure(
     for _ in range(runs):
         started = time.perf_counter()
         ezkl.gen_witness(str(data), str(built["compiled"]), str(witness))
-        raw = ezkl.prove(str(witness), str(built["compiled"]), str(built["pk"]), str(work / "proof.json"),
-                         srs_path=str(built["srs"]))  # fmt: skip
+        raw = ezkl.prove(
+            str(witness),
+            str(built["compiled"]),
+            str(built["pk"]),
+            str(work / "proof.json"),
+            srs_path=str(built["srs"]),
+        )
         times.append(time.perf_counter() - started)
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / runs
-    verified = ezkl.verify(str(work / "proof.json"), str(work / "settings.json"), str(built["vk"]),
-                           srs_path=str(built["srs"]))  # fmt: skip
+    verified = ezkl.verify(
+        str(work / "proof.json"), str(work / "settings.json"), str(built["vk"]), srs_path=str(built["srs"])
+    )
     proof = (
         bytes.fromhex(raw["proof"].removeprefix("0x"))
         if isinstance(raw["proof"], str)
@@ -382,8 +406,20 @@ def sweep(model: str, only: list[str], out: Path | None, runs: int, console: Con
             rows.append(row)
             console.print(json.dumps(row))
     table = Table(title=f"{model}: EZKL recipe variants (ezkl {ezkl.__version__}, Anvil cancun, dev SRS)")
-    columns = ("variant", "logrows", "instances", "binding", "verify_gas", "verifier_bytes", "proof_bytes",
-               "pk_bytes", "prove_s", "prove_cpu_s", "agreement", "max_abs_error")  # fmt: skip
+    columns = (
+        "variant",
+        "logrows",
+        "instances",
+        "binding",
+        "verify_gas",
+        "verifier_bytes",
+        "proof_bytes",
+        "pk_bytes",
+        "prove_s",
+        "prove_cpu_s",
+        "agreement",
+        "max_abs_error",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column in ("variant", "binding") else "right")
     for row in rows:
@@ -496,11 +532,26 @@ def kinds(only: list[str], out: Path, runs: int, console: Console) -> int:
                 console.print(json.dumps(row))
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps(rows, indent=1) + "\n")
-    table = Table(title=f"Model kinds: Tender default (accuracy) and --target resources vs plain EZKL defaults "
-                        f"(ezkl {ezkl.__version__}, {os.cpu_count()} cores, dev SRS)")  # fmt: skip
-    columns = ("model", "target", "scale", "logrows", "pk_bytes", "setup_s", "prove_s", "verify_gas",
-               "max_abs_error", "max_rel_error", "circuit_agreement", "ezkl_scale", "ezkl_logrows",
-               "ezkl_max_abs_error")  # fmt: skip
+    table = Table(
+        title=f"Model kinds: Tender default (accuracy) and --target resources vs plain EZKL defaults "
+        f"(ezkl {ezkl.__version__}, {os.cpu_count()} cores, dev SRS)"
+    )
+    columns = (
+        "model",
+        "target",
+        "scale",
+        "logrows",
+        "pk_bytes",
+        "setup_s",
+        "prove_s",
+        "verify_gas",
+        "max_abs_error",
+        "max_rel_error",
+        "circuit_agreement",
+        "ezkl_scale",
+        "ezkl_logrows",
+        "ezkl_max_abs_error",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column in ("model", "target") else "right")
     for row in rows:
@@ -588,8 +639,20 @@ def batches(sizes: list[int], visibilities: list[str], out: Path, runs: int, con
                     rows.append(measure_batch(n, visibility, w3, sender, runs=runs))
                 console.print(json.dumps(rows[-1]))
     table = Table(title=f"Batched settlement, sample MLP ({os.cpu_count()} CPU cores, dev SRS: insecure)")
-    columns = ("input_visibility", "batch", "logrows", "instances", "pk_bytes", "proof_bytes", "prove_s", "prove_s_per_query",
-               "prove_cpu_s_per_query", "verify_gas", "verify_gas_per_query", "load_avg_1m")  # fmt: skip
+    columns = (
+        "input_visibility",
+        "batch",
+        "logrows",
+        "instances",
+        "pk_bytes",
+        "proof_bytes",
+        "prove_s",
+        "prove_s_per_query",
+        "prove_cpu_s_per_query",
+        "verify_gas",
+        "verify_gas_per_query",
+        "load_avg_1m",
+    )
     for column in columns:
         table.add_column(column, justify="right")
     for row in rows:
@@ -621,8 +684,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--batch", action="store_true", help="measure batched proofs instead (see above)")
     parser.add_argument("--sizes", nargs="*", type=int, default=[1, 4, 16], help="--batch: jobs per proof")
-    parser.add_argument("--visibilities", nargs="*", default=["polycommit", "hashed"],
-                        help="--batch: input bindings measured")  # fmt: skip
+    parser.add_argument(
+        "--visibilities", nargs="*", default=["polycommit", "hashed"], help="--batch: input bindings measured"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.runs = 2
@@ -644,17 +708,31 @@ def main(argv: list[str] | None = None) -> int:
         for label, folder, visibility in CASES:
             with console.status(f"{label}: build (cached after the first run)"):
                 bundle = build(
-                    SAMPLE_MODELS / folder / "model.onnx", SAMPLE_MODELS / folder / "calibration.json",
+                    SAMPLE_MODELS / folder / "model.onnx",
+                    SAMPLE_MODELS / folder / "calibration.json",
                     input_visibility=visibility,  # type: ignore[arg-type]
-                )  # fmt: skip
+                )
             with console.status(f"{label}: {args.runs} proofs, verification, gas"):
                 rows.append(measure(label, bundle, w3, sender, runs=args.runs))
 
     table = Table(
         title=f"Tender sample models (ezkl, {os.cpu_count()} CPU cores, dev SRS: insecure, development only)"
     )
-    columns = ("model", "input_visibility", "params", "logrows", "instances", "pk_bytes", "setup_s", "prove_s",
-               "prove_cpu_s", "verify_s", "verify_gas", "prove_over_infer", "commit_ms")  # fmt: skip
+    columns = (
+        "model",
+        "input_visibility",
+        "params",
+        "logrows",
+        "instances",
+        "pk_bytes",
+        "setup_s",
+        "prove_s",
+        "prove_cpu_s",
+        "verify_s",
+        "verify_gas",
+        "prove_over_infer",
+        "commit_ms",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column in ("model", "input_visibility") else "right")
     for row in rows:

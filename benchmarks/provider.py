@@ -229,7 +229,7 @@ def row(
         "node_us": round(node_us, 1),
         "compute_us": round(1e6 / bare_batched, 2),
         "breakeven_compute_us": round(node_us * (1 - OVERHEAD_MAX) / OVERHEAD_MAX, 1),
-    }  # fmt: skip
+    }
 
 
 async def measure(*, quick: bool) -> dict[str, Any]:
@@ -261,13 +261,25 @@ async def measure(*, quick: bool) -> dict[str, Any]:
     return {
         "benchmark": "provider",
         "quick": quick,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": sys.version.split()[0],
-                    "execution_provider": "CUDAExecutionProvider" if cuda_usable() else "CPUExecutionProvider"},
-        "settings": {"max_batch": max_batch, "max_wait_ms": 1.0, "concurrency": concurrency, "seconds": seconds},
-        "targets": {"overhead_batched_max": OVERHEAD_MAX, "overhead_model": REFERENCE,
-                    "batching_speedup_min_mlp": 3.0},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "execution_provider": "CUDAExecutionProvider" if cuda_usable() else "CPUExecutionProvider",
+        },
+        "settings": {
+            "max_batch": max_batch,
+            "max_wait_ms": 1.0,
+            "concurrency": concurrency,
+            "seconds": seconds,
+        },
+        "targets": {
+            "overhead_batched_max": OVERHEAD_MAX,
+            "overhead_model": REFERENCE,
+            "batching_speedup_min_mlp": 3.0,
+        },
         "results": results,
-    }  # fmt: skip
+    }
 
 
 def show(report: dict[str, Any]) -> None:
@@ -287,10 +299,19 @@ def show(report: dict[str, Any]) -> None:
     ):
         table.add_column(column, justify="right")
     for key, r in report["results"].items():
-        table.add_row(key, f"{r['rps_bare']:.0f}", f"{r['rps_bare_batched']:.0f}", f"{r['rps_unbatched']:.0f}",
-                      f"{r['rps_batched']:.0f}", f"{r['p50_ms']:.2f}", f"{r['p95_ms']:.2f}",
-                      f"{100 * r['overhead_batched']:.1f}%", f"{r['node_us']:.0f}", f"{r['compute_us']:.1f}",
-                      f"{r['batching_speedup']:.1f}x")  # fmt: skip
+        table.add_row(
+            key,
+            f"{r['rps_bare']:.0f}",
+            f"{r['rps_bare_batched']:.0f}",
+            f"{r['rps_unbatched']:.0f}",
+            f"{r['rps_batched']:.0f}",
+            f"{r['p50_ms']:.2f}",
+            f"{r['p95_ms']:.2f}",
+            f"{100 * r['overhead_batched']:.1f}%",
+            f"{r['node_us']:.0f}",
+            f"{r['compute_us']:.1f}",
+            f"{r['batching_speedup']:.1f}x",
+        )
     Console(stderr=True, width=150).print(table)
 
 

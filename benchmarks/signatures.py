@@ -45,9 +45,15 @@ def _time(fn: Callable[[], object], *, budget: float = 1.0) -> float:
 def main() -> dict[str, float]:
     account = Account.from_key(DEV_KEYS[1])
     intent = Intent(
-        requester=account.address, model_id=b"\x11" * 32, input_commitment=12345, max_price=10**18,
-        deadline=2_000_000_000, input_location=b"ipfs://bafy", nonce=random_nonce(), expiry=2_000_000_000,
-    )  # fmt: skip
+        requester=account.address,
+        model_id=b"\x11" * 32,
+        input_commitment=12345,
+        max_price=10**18,
+        deadline=2_000_000_000,
+        input_location=b"ipfs://bafy",
+        nonce=random_nonce(),
+        expiry=2_000_000_000,
+    )
     signature = sign_intent(intent, DEV_KEYS[1], chain_id=CHAIN_ID, market=MARKET)
     message = typed_data(intent, chain_id=CHAIN_ID, market=MARKET)
     digest = job_id(intent, chain_id=CHAIN_ID, market=MARKET)
@@ -71,8 +77,9 @@ def main() -> dict[str, float]:
         "tender_job_id_ms": _time(lambda: job_id(intent, chain_id=CHAIN_ID, market=MARKET)) * 1e3,
         "tender_sign_intent_ms": _time(
             lambda: sign_intent(intent, DEV_KEYS[1], chain_id=CHAIN_ID, market=MARKET)
-        ) * 1e3,
-    }  # fmt: skip
+        )
+        * 1e3,
+    }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     table = Table(title="intent signatures (ms per call)")

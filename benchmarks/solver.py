@@ -106,8 +106,11 @@ def _serve(keys: list[str], ports: Any, stop: Any, reads: Any) -> None:
             config = ProviderSection(
                 listen=f"127.0.0.1:{free_port()}",
                 models=[ModelEntry(name="mlp", onnx=SAMPLE_MODELS / "mlp" / "model.onnx", model_id=MODEL_ID)],
-                store=tmp / f"jobs{KEYS.index(key)}.db", proving_workers=1, proving_warmup=False, max_jobs=64,
-            )  # fmt: skip
+                store=tmp / f"jobs{KEYS.index(key)}.db",
+                proving_workers=1,
+                proving_warmup=False,
+                max_jobs=64,
+            )
             nodes.append(ProviderNode(config, chain=BenchChain(address), key=key))  # type: ignore[arg-type]
         tasks = [asyncio.create_task(supervise(n)) for n in nodes]
         ports.put([(f"p{KEYS.index(k)}", n.config.port, n.address) for k, n in zip(keys, nodes, strict=True)])
@@ -161,10 +164,18 @@ async def _until_healthy(entries: list[ProviderEntry], *, within: float = 300) -
 
 def request(n: int) -> QuoteRequest:
     intent = IntentWire(
-        requester="0x" + "11" * 20, modelId=MODEL_ID, inputCommitment="7", maxPrice=str(10**18),
-        auctionType=0, auctionWindow=10, deadline=2**40, proofMode=1, priceWeightBps=5000, nonce=str(n),
+        requester="0x" + "11" * 20,
+        modelId=MODEL_ID,
+        inputCommitment="7",
+        maxPrice=str(10**18),
+        auctionType=0,
+        auctionWindow=10,
+        deadline=2**40,
+        proofMode=1,
+        priceWeightBps=5000,
+        nonce=str(n),
         expiry=2**40,
-    )  # fmt: skip
+    )
     return QuoteRequest(jobId="0x" + f"{n:064x}", market=MARKET, chainId=31337, intent=intent)
 
 
@@ -235,11 +246,22 @@ def bench_overhead(rounds: int) -> dict[str, float]:
     ask = request(1)
     bodies = [
         sign_quote(
-            Quote(jobId=ask.jobId, provider=p.address, price=str(p.price), latency_s=p.latency_s, capacity=1,
-                  region="0x0000", expires_at=int(time.time()) + 600, signature="0x"), p.key,
-        ).model_dump_json().encode()
+            Quote(
+                jobId=ask.jobId,
+                provider=p.address,
+                price=str(p.price),
+                latency_s=p.latency_s,
+                capacity=1,
+                region="0x0000",
+                expires_at=int(time.time()) + 600,
+                signature="0x",
+            ),
+            p.key,
+        )
+        .model_dump_json()
+        .encode()
         for p in providers
-    ]  # fmt: skip
+    ]
     terms = Terms(AuctionType.REVERSE, 10**6, 5000, 600)
     econ = Economics(gas_cost=50, margin_bps=200)
     times = []
@@ -271,8 +293,12 @@ def bench_e2e(*, count: int, live: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, devnet() as env:
         db = Path(tmp) / "bench.sqlite"
         jobs = [env.post(env.intent(AuctionType.REVERSE, window=300)) for _ in range(count)]
-        solver = Solver(env.solver_section(db, poll_interval_s=0.05), env.chain_section(), key=SOLVER_KEYS[0],
-                        deployment=env.deployment)  # fmt: skip
+        solver = Solver(
+            env.solver_section(db, poll_interval_s=0.05),
+            env.chain_section(),
+            key=SOLVER_KEYS[0],
+            deployment=env.deployment,
+        )
         started = time.time()
         with Running([solver]):
             store = Store(db)
@@ -310,8 +336,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds (< 1 minute)")
     parser.add_argument("--fanout-only", action="store_true", help="only the quote rounds (no Anvil)")
-    parser.add_argument("--processes", type=int, default=os.cpu_count() or 2,
-                        help="processes the 64 provider nodes are spread over")  # fmt: skip
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 2,
+        help="processes the 64 provider nodes are spread over",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "solver.json")
     args = parser.parse_args()
     rounds = 20 if args.quick else 400
@@ -326,8 +356,12 @@ def main() -> None:
     result["fanout"], result["fanout_quotes"], result["fanout_head_reads"] = fanout, quotes, head_reads
     for backend in ("aiohttp", "httpx"):
         rows = [r for r in result["fanout"] if r["backend"] == backend]
-        for key, count in (("fanout_p95_ms_16", 16), ("fanout_p50_ms_16", 16), ("fanout_p95_ms_64", 64),
-                           ("fanout_p50_ms_64", 64)):  # fmt: skip
+        for key, count in (
+            ("fanout_p95_ms_16", 16),
+            ("fanout_p50_ms_16", 16),
+            ("fanout_p95_ms_64", 64),
+            ("fanout_p50_ms_64", 64),
+        ):
             which = "p95_ms" if "p95" in key else "p50_ms"
             result.setdefault(key, {})[backend] = next(r[which] for r in rows if r["providers"] == count)
     print(table(result["fanout"]))

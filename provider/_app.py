@@ -54,8 +54,9 @@ _JOB_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _error(status: int, code: str, message: str, field: str | None = None,
-           headers: Mapping[str, str] | None = None) -> JSONResponse:  # fmt: skip
+def _error(
+    status: int, code: str, message: str, field: str | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     body = ErrorBody(error=code, message=message, field=field)
     return JSONResponse(status_code=status, content=body.model_dump(), headers=headers)
 
@@ -64,8 +65,9 @@ async def _json_only(request: Request) -> None:
     """Refuse a body that is not declared as JSON (415) before FastAPI reads it as something else."""
     content_type = request.headers.get("content-type")
     if not is_json(content_type):
-        raise UnsupportedMediaType(f"the body must be application/json, not {content_type or 'untyped'}",
-                                   field="content-type")  # fmt: skip
+        raise UnsupportedMediaType(
+            f"the body must be application/json, not {content_type or 'untyped'}", field="content-type"
+        )
 
 
 def create_app(node: ProviderNode) -> FastAPI:
@@ -87,8 +89,9 @@ def create_app(node: ProviderNode) -> FastAPI:
 
     # innermost first: BoundedAsgi reads and checks the body before the quote fast path sees it
     app.add_middleware(QuoteFastPath, node=node)
-    app.add_middleware(BoundedAsgi, limits=node.config.http_limits(), errors=node.metrics.http_5xx,
-                       on_refused=refused)  # fmt: skip
+    app.add_middleware(
+        BoundedAsgi, limits=node.config.http_limits(), errors=node.metrics.http_5xx, on_refused=refused
+    )
 
     @app.exception_handler(BadRequest)
     async def bad_request(_: Request, exc: BadRequest) -> JSONResponse:
@@ -132,9 +135,12 @@ def create_app(node: ProviderNode) -> FastAPI:
         return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
     @app.post(
-        "/quote", response_model=Quote | QuoteRefusal, responses=_JSON_BODY_ERRORS,
-        dependencies=[Depends(_json_only)], summary="Quote for an intent's job",
-    )  # fmt: skip
+        "/quote",
+        response_model=Quote | QuoteRefusal,
+        responses=_JSON_BODY_ERRORS,
+        dependencies=[Depends(_json_only)],
+        summary="Quote for an intent's job",
+    )
     async def quote(request: QuoteRequest) -> Quote | QuoteRefusal:
         return await node.quote(request)
 
@@ -146,9 +152,13 @@ def create_app(node: ProviderNode) -> FastAPI:
         dependencies=[Depends(_json_only)],
         summary="Upload the input of a job awarded to this provider",
         description="202: accepted now; 200: the same input again (idempotent); 409: another input.",
-        openapi_extra={"requestBody": {"required": True, "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/JobInput"}}}}},
-    )  # fmt: skip
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobInput"}}},
+            }
+        },
+    )
     async def submit(request: Request) -> JSONResponse:
         # the body was read within max_payload_bytes by BoundedAsgi
         status, created = await node.accept(await request.body())
@@ -164,9 +174,13 @@ def create_app(node: ProviderNode) -> FastAPI:
         "/metrics",
         summary="Prometheus metrics",
         response_class=Response,
-        responses={200: {"description": "Prometheus text format",
-                         "content": {"text/plain": {"schema": {"type": "string"}}}}},
-    )  # fmt: skip
+        responses={
+            200: {
+                "description": "Prometheus text format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def metrics() -> Response:
         return Response(generate_latest(node.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -163,8 +163,17 @@ class ProviderChain:
         except Exception as lookup:  # diagnostics only: never hide the original failure
             log(logger, "tx.lookup_failed", level=logging.DEBUG, error=repr(lookup))
             return
-        log(logger, "tx.failed", level=logging.WARNING, tx=sent.to_0x_hex(), gas=tx["gas"],
-            gas_used=receipt["gasUsed"], block=receipt["blockNumber"], mined_at=mined_at, revert=repr(exc.revert))  # fmt: skip
+        log(
+            logger,
+            "tx.failed",
+            level=logging.WARNING,
+            tx=sent.to_0x_hex(),
+            gas=tx["gas"],
+            gas_used=receipt["gasUsed"],
+            block=receipt["blockNumber"],
+            mined_at=mined_at,
+            revert=repr(exc.revert),
+        )
 
     async def close(self) -> None:
         """Release the async connection."""

@@ -29,8 +29,13 @@ logger = logging.getLogger("provider.clock")
 
 #: What a failed head read can raise (anything else is a bug and stops the node).
 _READ_ERRORS: tuple[type[Exception], ...] = (
-    TenderError, Web3Exception, OSError, TimeoutError, ValueError, aiohttp.ClientError,
-)  # fmt: skip
+    TenderError,
+    Web3Exception,
+    OSError,
+    TimeoutError,
+    ValueError,
+    aiohttp.ClientError,
+)
 
 
 class ChainClock:

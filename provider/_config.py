@@ -177,8 +177,11 @@ class ProviderSection(Section):
 
     def http_limits(self) -> HttpLimits:
         """The bounds of every HTTP request the node serves (see :mod:`tender.bounds`)."""
-        return HttpLimits(max_body_bytes=self.max_payload_bytes, max_json_depth=self.max_json_depth,
-                          max_number_chars=self.max_number_chars)  # fmt: skip
+        return HttpLimits(
+            max_body_bytes=self.max_payload_bytes,
+            max_json_depth=self.max_json_depth,
+            max_number_chars=self.max_number_chars,
+        )
 
     def store_path(self) -> Path:
         return self.store or cache_dir() / "provider" / "jobs.db"

@@ -83,8 +83,9 @@ def check_input(spec: TensorSpec, value: Any, *, path: str = "input") -> NDArray
         bad = next((i for i, v in enumerate(flat) if not float(v).is_integer()), None)
         if bad is not None:
             field = _first_bad(flat, path, lambda v: not float(v).is_integer(), dims=shape)
-            raise InputRejected(f"{field} must be an integer ({dtype}), got {flat[bad]}", field=field,
-                                code="wrong_dtype")  # fmt: skip
+            raise InputRejected(
+                f"{field} must be an integer ({dtype}), got {flat[bad]}", field=field, code="wrong_dtype"
+            )
         info = np.iinfo(dtype)
         if any(v < info.min or v > info.max for v in flat):
             field = _first_bad(flat, path, lambda v: v < info.min or v > info.max, dims=shape)

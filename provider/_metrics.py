@@ -22,17 +22,34 @@ class Metrics:
             "provider_rejected_requests", "Requests refused with 4xx", ["error"], registry=r
         )
         self.http_5xx = http_5xx_counter(r)
-        self.inference = Histogram("provider_inference_batch_seconds", "Inference time per batch", ["model"],
-                                   buckets=_LATENCY_BUCKETS, registry=r)  # fmt: skip
-        self.batch_size = Histogram("provider_batch_size", "Requests per inference batch", ["model"],
-                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=r)  # fmt: skip
-        self.proof = Histogram("provider_proof_seconds", "Proving time per job", ["model"],
-                               buckets=_PROOF_BUCKETS, registry=r)  # fmt: skip
+        self.inference = Histogram(
+            "provider_inference_batch_seconds",
+            "Inference time per batch",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "provider_batch_size",
+            "Requests per inference batch",
+            ["model"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=r,
+        )
+        self.proof = Histogram(
+            "provider_proof_seconds", "Proving time per job", ["model"], buckets=_PROOF_BUCKETS, registry=r
+        )
         self.proving_queue = Gauge("provider_proving_queue", "Proofs submitted and not finished", registry=r)
         self.active_jobs = Gauge("provider_active_jobs", "Jobs neither settled nor failed", registry=r)
-        self.withdrawals = Counter("provider_withdrawals", "Withdrawals of the markets' credit by outcome",
-                                   ["outcome"], registry=r)  # fmt: skip
-        self.withdrawn = Counter("provider_withdrawn_tokens", "Token base units withdrawn from the markets",
-                                 registry=r)  # fmt: skip
-        self.owed = Gauge("provider_owed_tokens", "What each market owes the node (base units), as last read",
-                          ["market"], registry=r)  # fmt: skip
+        self.withdrawals = Counter(
+            "provider_withdrawals", "Withdrawals of the markets' credit by outcome", ["outcome"], registry=r
+        )
+        self.withdrawn = Counter(
+            "provider_withdrawn_tokens", "Token base units withdrawn from the markets", registry=r
+        )
+        self.owed = Gauge(
+            "provider_owed_tokens",
+            "What each market owes the node (base units), as last read",
+            ["market"],
+            registry=r,
+        )

@@ -272,24 +272,43 @@ class ProviderNode(Daemon):
             if entry.model_id:
                 model_ids = [entry.model_id.lower()]
                 if self.chain is not None and model_ids[0] not in {m.lower() for m, _, _ in registered}:
-                    log(logger, "model.unregistered", level=logging.WARNING, model=entry.name,
-                        model_id=entry.model_id, reason="provider.models.model_id is not in the ModelRegistry: "
-                        "no intent can name it")  # fmt: skip
+                    log(
+                        logger,
+                        "model.unregistered",
+                        level=logging.WARNING,
+                        model=entry.name,
+                        model_id=entry.model_id,
+                        reason="provider.models.model_id is not in the ModelRegistry: no intent can name it",
+                    )
             elif bundle is not None:
-                model_ids = [mid for mid, onnx, settings in registered
-                             if onnx == bundle.onnx_sha256 and settings == bundle.settings_sha256]  # fmt: skip
+                model_ids = [
+                    mid
+                    for mid, onnx, settings in registered
+                    if onnx == bundle.onnx_sha256 and settings == bundle.settings_sha256
+                ]
             else:
                 raise ConfigError(f"provider.models.{entry.name}: set model_id or bundle")
             if not model_ids:
-                log(logger, "model.unregistered", level=logging.WARNING, model=entry.name,
-                    onnx_sha256=bundle.onnx_sha256 if bundle else None)  # fmt: skip
+                log(
+                    logger,
+                    "model.unregistered",
+                    level=logging.WARNING,
+                    model=entry.name,
+                    onnx_sha256=bundle.onnx_sha256 if bundle else None,
+                )
             max_batch = batching.max_batch if batching.enabled and spec.dynamic_batch else 1
             served = ServedModel(entry, spec, bundle, model_ids, self._batcher(entry.name, max_batch))
             self.models[entry.name] = served
             for model_id in model_ids:
                 self.by_model_id[model_id] = served
-            log(logger, "model.served", model=entry.name, model_ids=model_ids, max_batch=max_batch,
-                execution_provider=self.backend.device(entry.name))  # fmt: skip
+            log(
+                logger,
+                "model.served",
+                model=entry.name,
+                model_ids=model_ids,
+                max_batch=max_batch,
+                execution_provider=self.backend.device(entry.name),
+            )
         self.pool = ProvingPool(self.config.workers(), prove=self._prove_fn)
         loop = asyncio.get_running_loop()
         self._background.add(loop.create_task(self._warm_pool(), name="warm-proving-pool"))
@@ -420,8 +439,9 @@ class ProviderNode(Daemon):
             times.observe(seconds)
             self.pricer.observe(model, inference_s=seconds / size)
 
-        return MicroBatcher(run, max_batch=max_batch, max_wait_ms=self.config.batching.max_wait_ms,
-                            on_batch=on_batch)  # fmt: skip
+        return MicroBatcher(
+            run, max_batch=max_batch, max_wait_ms=self.config.batching.max_wait_ms, on_batch=on_batch
+        )
 
     def tasks(self) -> list[Coroutine[Any, Any, None]]:
         return [self.serve_http()]
@@ -433,10 +453,16 @@ class ProviderNode(Daemon):
         # pools (aiohttp's 30 s), so a solver's idle connection is closed by the solver, never
         # under a quote it is sending.
         config = uvicorn.Config(
-            create_app(self), host=self.config.host, port=self.config.port, log_level="warning",
-            lifespan="off", access_log=False, timeout_graceful_shutdown=2, http="httptools",
+            create_app(self),
+            host=self.config.host,
+            port=self.config.port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            timeout_graceful_shutdown=2,
+            http="httptools",
             timeout_keep_alive=75,
-        )  # fmt: skip
+        )
         self._server = server = _Server(config)
         if self._sock is None:
             self._sock = bind(self.config.listen)
@@ -507,22 +533,40 @@ class ProviderNode(Daemon):
             return refuse(mismatch, "input_mismatch")
         now = self.clock.now()  # from memory: a quote makes no RPC
         queued = self.pool.in_flight if self.pool else 0
-        offer = self.pricer.offer(served.entry.name, max_price=int(intent.maxPrice), queued=queued,
-                                  now=now, deadline=intent.deadline, optimistic=intent.proofMode == 1)  # fmt: skip
+        offer = self.pricer.offer(
+            served.entry.name,
+            max_price=int(intent.maxPrice),
+            queued=queued,
+            now=now,
+            deadline=intent.deadline,
+            optimistic=intent.proofMode == 1,
+        )
         if offer.refusal is not None:
             return refuse(offer.refusal, offer.refusal.split(":")[0].replace(" ", "_"))
         expires_at = int(time.time()) + self.config.pricing.quote_ttl_s
         unsigned = Quote(
-            jobId=request.jobId, provider=self.address, price=str(offer.price), latency_s=offer.latency_s,
-            capacity=max(0, self.config.max_jobs - self._active()), region=self.config.region,
-            expires_at=expires_at, signature="0x",
-        )  # fmt: skip
+            jobId=request.jobId,
+            provider=self.address,
+            price=str(offer.price),
+            latency_s=offer.latency_s,
+            capacity=max(0, self.config.max_jobs - self._active()),
+            region=self.config.region,
+            expires_at=expires_at,
+            signature="0x",
+        )
         signed = unsigned.model_copy(
             update={"signature": sign_quote_digest(quote_digest(unsigned), self._signing_key)}
         )
         self.metrics.quotes.labels("quoted").inc()
-        log(logger, "quote.sent", job_id=request.jobId, model=served.entry.name, price=offer.price,
-            cost=offer.cost, latency_s=offer.latency_s)  # fmt: skip
+        log(
+            logger,
+            "quote.sent",
+            job_id=request.jobId,
+            model=served.entry.name,
+            price=offer.price,
+            cost=offer.cost,
+            latency_s=offer.latency_s,
+        )
         return signed
 
     async def _input_mismatch(self, served: ServedModel, location: str, commitment: int) -> str | None:
@@ -549,8 +593,9 @@ class ProviderNode(Daemon):
     def parse_job_input(self, body: bytes) -> JobInput:
         """Parse a ``POST /jobs`` body: size, JSON, then the envelope (the input is checked later)."""
         if len(body) > self.config.max_payload_bytes:
-            raise PayloadTooLarge(f"body is {len(body)} bytes, over the {self.config.max_payload_bytes} limit",
-                                  field="body")  # fmt: skip
+            raise PayloadTooLarge(
+                f"body is {len(body)} bytes, over the {self.config.max_payload_bytes} limit", field="body"
+            )
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: see tender.bounds
@@ -608,8 +653,11 @@ class ProviderNode(Daemon):
             raise ModelNotServed(f"model {model_id} of job {job_id} is not served here", field="modelId")
         deadline = await on_chain.provider_deadline(job_id_bytes(job_id))
         if await self.chain.now() >= deadline:
-            raise NotAwarded(f"job {job_id} is past its delivery deadline {deadline}", field="jobId",
-                             code="deadline_passed")  # fmt: skip
+            raise NotAwarded(
+                f"job {job_id} is past its delivery deadline {deadline}",
+                field="jobId",
+                code="deadline_passed",
+            )
         array = check_input(served.spec.input, job_input.input)
         try:
             # a polycommit commitment is a KZG MSM (~15 ms): off the event loop
@@ -619,17 +667,30 @@ class ProviderNode(Daemon):
                 await self._decline(market, job_id, served, chain_job, deadline, job_input, exc)
             raise
         record = StoredJob(
-            job_id=job_id, market=market, model=served.entry.name, input=job_input.input,
-            input_commitment=str(chain_job.input_commitment), deadline=deadline,
-            proof_mode=int(chain_job.proof_mode), price=str(chain_job.price),
-        )  # fmt: skip
+            job_id=job_id,
+            market=market,
+            model=served.entry.name,
+            input=job_input.input,
+            input_commitment=str(chain_job.input_commitment),
+            deadline=deadline,
+            proof_mode=int(chain_job.proof_mode),
+            price=str(chain_job.price),
+        )
         if not self.store.insert(record):  # a concurrent upload of the same job won the race
             existing = self.store.get(job_id)
             assert existing is not None
             return self._again(existing, job_input), False
         self.metrics.jobs.labels(WorkStep.ACCEPTED.value).inc()
-        log(logger, "job.accepted", job_id=job_id, model=served.entry.name, seq=record.seq,
-            deadline=record.deadline, proof_mode=record.proof_mode, price=record.price)  # fmt: skip
+        log(
+            logger,
+            "job.accepted",
+            job_id=job_id,
+            model=served.entry.name,
+            seq=record.seq,
+            deadline=record.deadline,
+            proof_mode=record.proof_mode,
+            price=record.price,
+        )
         self._start(record)
         return self.status_of(record), True
 
@@ -664,11 +725,18 @@ class ProviderNode(Daemon):
             rejected.args = (rejected.message,)
             return
         record = StoredJob(
-            job_id=job_id, market=market, model=served.entry.name, input=job_input.input,
-            input_commitment=str(chain_job.input_commitment), deadline=deadline,
-            proof_mode=int(chain_job.proof_mode), price=str(chain_job.price), step=WorkStep.DECLINED,
-            tx={"decline": tx}, error=rejected.message,
-        )  # fmt: skip
+            job_id=job_id,
+            market=market,
+            model=served.entry.name,
+            input=job_input.input,
+            input_commitment=str(chain_job.input_commitment),
+            deadline=deadline,
+            proof_mode=int(chain_job.proof_mode),
+            price=str(chain_job.price),
+            step=WorkStep.DECLINED,
+            tx={"decline": tx},
+            error=rejected.message,
+        )
         if self.store.insert(record):
             self.metrics.jobs.labels(WorkStep.DECLINED.value).inc()
             log(
@@ -711,14 +779,21 @@ class ProviderNode(Daemon):
                 log(logger, "job.release_retry", level=logging.WARNING, job_id=record.job_id, error=repr(exc))
                 await asyncio.sleep(self.config.poll_interval_s * 10)
                 continue
-            self._set(record, WorkStep.FAILED, tx={**record.tx, "release": tx} if tx else record.tx,
-                      error=f"declined: {record.error}; stake released")  # fmt: skip
+            self._set(
+                record,
+                WorkStep.FAILED,
+                tx={**record.tx, "release": tx} if tx else record.tx,
+                error=f"declined: {record.error}; stake released",
+            )
             return
 
     def _check_commitment(self, served: ServedModel, array: NDArray[Any], job: Job) -> None:
         if served.bundle is None:
-            raise InputRejected(f"model {served.entry.name} has no bundle: cannot check commitments",
-                                field="input", code="commitment_unavailable")  # fmt: skip
+            raise InputRejected(
+                f"model {served.entry.name} has no bundle: cannot check commitments",
+                field="input",
+                code="commitment_unavailable",
+            )
         got = input_commitment(served.bundle, array)
         if got != job.input_commitment:
             raise InputRejected(
@@ -731,9 +806,14 @@ class ProviderNode(Daemon):
 
     def status_of(self, record: StoredJob) -> JobStatus:
         return JobStatus(
-            jobId=record.job_id, state=record.step.value, output=record.output, outputFelts=record.output_felts,
-            proof=record.proof, txHashes=dict(record.tx), error=record.error,
-        )  # fmt: skip
+            jobId=record.job_id,
+            state=record.step.value,
+            output=record.output,
+            outputFelts=record.output_felts,
+            proof=record.proof,
+            txHashes=dict(record.tx),
+            error=record.error,
+        )
 
     def status(self, job_id: str) -> JobStatus:
         assert self.store is not None
@@ -753,8 +833,10 @@ class ProviderNode(Daemon):
             reasons.append(f"chain unreachable: no head read for {age:.1f}s ({self.clock.error})")
         if self.stuck_txs:
             oldest = self.stuck_txs[0]
-            reasons.append(f"{len(self.stuck_txs)} transaction(s) stuck: nonce {oldest.nonce} unmined "
-                           f"for {oldest.age_s:.0f}s")  # fmt: skip
+            reasons.append(
+                f"{len(self.stuck_txs)} transaction(s) stuck: nonce {oldest.nonce} unmined "
+                f"for {oldest.age_s:.0f}s"
+            )
         waiting = self.pool.oldest_age_s() if self.pool else 0.0
         if waiting > limits.proof_wait_s:
             reasons.append(f"proof queue behind: a proof has waited {waiting:.0f}s")
@@ -834,8 +916,12 @@ class ProviderNode(Daemon):
             setattr(record, name, value)
         self.store.update(record.job_id, step=step, **changes)
         self.metrics.jobs.labels(step.value).inc()
-        log(logger, f"job.{step.value}", job_id=record.job_id,
-            **{k: v for k, v in changes.items() if k in ("error", "tx")})  # fmt: skip
+        log(
+            logger,
+            f"job.{step.value}",
+            job_id=record.job_id,
+            **{k: v for k, v in changes.items() if k in ("error", "tx")},
+        )
 
     async def _run_job(self, job_id: str) -> None:
         assert self.store is not None
@@ -903,8 +989,15 @@ class ProviderNode(Daemon):
                 record.attempts += 1
                 assert self.store is not None
                 self.store.update(record.job_id, attempts=record.attempts)
-                log(logger, "job.retry", level=logging.WARNING, job_id=record.job_id, step=record.step.value,
-                    attempt=record.attempts, error=repr(exc))  # fmt: skip
+                log(
+                    logger,
+                    "job.retry",
+                    level=logging.WARNING,
+                    job_id=record.job_id,
+                    step=record.step.value,
+                    attempt=record.attempts,
+                    error=repr(exc),
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
@@ -995,8 +1088,15 @@ class ProviderNode(Daemon):
         deadline = await market.provider_deadline(job_id_bytes(record.job_id))
         kept = {k: v for k, v in record.tx.items() if k == "decline"}
         previous = {f"{k}_dropped": v for k, v in record.tx.items() if k != "decline"}
-        log(logger, "job.redeliver", level=logging.WARNING, job_id=record.job_id, reason=why,
-            deadline=deadline, dropped=previous)  # fmt: skip
+        log(
+            logger,
+            "job.redeliver",
+            level=logging.WARNING,
+            job_id=record.job_id,
+            reason=why,
+            deadline=deadline,
+            dropped=previous,
+        )
         step = WorkStep.PROVED if record.output_felts is not None else WorkStep.ACCEPTED
         self._set(record, step, deadline=deadline, tx={**kept, **previous}, error=None)
 
@@ -1120,8 +1220,14 @@ class ProviderNode(Daemon):
                 amount, tx = await wrapper.withdrawn_in(receipt), tx_hash(receipt)
             except ChainError as exc:  # a revert (NothingOwed: withdrawn elsewhere) or the RPC
                 self.metrics.withdrawals.labels("failed").inc()
-                log(logger, "payment.withdraw_failed", level=logging.WARNING, market=market,
-                    threshold=threshold, error=str(exc))  # fmt: skip
+                log(
+                    logger,
+                    "payment.withdraw_failed",
+                    level=logging.WARNING,
+                    market=market,
+                    threshold=threshold,
+                    error=str(exc),
+                )
                 return 0
             self.metrics.withdrawals.labels("ok").inc()
             self.metrics.withdrawn.inc(amount)

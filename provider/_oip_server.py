@@ -57,11 +57,21 @@ def oip_app(models: dict[str, Path], *, limits: HttpLimits | None = None) -> Fas
         return {
             "name": name,
             "platform": "onnxruntime_onnx",
-            "inputs": [{"name": spec.input.name, "datatype": OIP_DATATYPES[str(spec.input.dtype)],
-                        "shape": [-1 if d is None else d for d in spec.input.shape]}],
-            "outputs": [{"name": spec.output.name, "datatype": OIP_DATATYPES[str(spec.output.dtype)],
-                         "shape": [-1 if d is None else d for d in spec.output.shape]}],
-        }  # fmt: skip
+            "inputs": [
+                {
+                    "name": spec.input.name,
+                    "datatype": OIP_DATATYPES[str(spec.input.dtype)],
+                    "shape": [-1 if d is None else d for d in spec.input.shape],
+                }
+            ],
+            "outputs": [
+                {
+                    "name": spec.output.name,
+                    "datatype": OIP_DATATYPES[str(spec.output.dtype)],
+                    "shape": [-1 if d is None else d for d in spec.output.shape],
+                }
+            ],
+        }
 
     @app.post("/v2/models/{name}/infer")
     async def infer(name: str, request: Request) -> dict[str, Any]:
@@ -83,9 +93,15 @@ def oip_app(models: dict[str, Path], *, limits: HttpLimits | None = None) -> Fas
         return {
             "model_name": name,
             "id": request_id,
-            "outputs": [{"name": spec.output.name, "shape": list(out.shape),
-                         "datatype": OIP_DATATYPES[str(out.dtype)], "data": out.ravel().tolist()}],
-        }  # fmt: skip
+            "outputs": [
+                {
+                    "name": spec.output.name,
+                    "shape": list(out.shape),
+                    "datatype": OIP_DATATYPES[str(out.dtype)],
+                    "data": out.ravel().tolist(),
+                }
+            ],
+        }
 
     return app
 

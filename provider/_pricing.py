@@ -100,8 +100,11 @@ class Pricer:
                 cost=cost, latency_s=latency, refusal=f"below cost: maxPrice {max_price} < cost {cost}"
             )
         if now + latency > deadline:
-            return Offer(cost=cost, latency_s=latency,
-                         refusal=f"deadline too tight: need {latency}s, {deadline - now}s left")  # fmt: skip
+            return Offer(
+                cost=cost,
+                latency_s=latency,
+                refusal=f"deadline too tight: need {latency}s, {deadline - now}s left",
+            )
         factor = 1 + self.pricing.margin + self.pricing.queue_penalty * queued
         price = min(max_price, max(cost, math.ceil(cost * factor)))
         return Offer(price=price, cost=cost, latency_s=latency)

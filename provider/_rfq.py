@@ -91,8 +91,11 @@ class RfqDesk:
     def _intent(self, wire: SignedIntentWire) -> tuple[Intent, bytes, ServedModel]:
         market = self.market
         if wire.chainId != market.chain_id or wire.market.lower() != market.address.lower():
-            raise BadRequest(f"this node quotes on the quote market {market.address}", field="market",
-                             code="unknown_market")  # fmt: skip
+            raise BadRequest(
+                f"this node quotes on the quote market {market.address}",
+                field="market",
+                code="unknown_market",
+            )
         try:
             intent = Intent.from_json(wire.intent.model_dump())
         except IntentError as exc:
@@ -128,14 +131,20 @@ class RfqDesk:
             del self._checked[next(iter(self._checked))]
         now = node.clock.now()
         queued = node.pool.in_flight if node.pool else 0
-        offer = node.pricer.offer(served.entry.name, max_price=intent.max_price, queued=queued, now=now,
-                                  deadline=intent.deadline)  # fmt: skip
+        offer = node.pricer.offer(
+            served.entry.name, max_price=intent.max_price, queued=queued, now=now, deadline=intent.deadline
+        )
         if offer.refusal is not None:
             return refuse(offer.refusal, offer.refusal.split(":")[0].replace(" ", "_"))
         room = intent.deadline - now - LATENCY_PAD_S
         latency = max(offer.latency_s, min(LATENCY_SLACK * offer.latency_s + LATENCY_PAD_S, room))
-        quote = Quote(job_id=job, provider=node.address, price=offer.price, latency=latency,
-                      expiry=now + node.config.pricing.quote_ttl_s)  # fmt: skip
+        quote = Quote(
+            job_id=job,
+            provider=node.address,
+            price=offer.price,
+            latency=latency,
+            expiry=now + node.config.pricing.quote_ttl_s,
+        )
         market = self.market
         signature = sign_quote(quote, node._signing_key, chain_id=market.chain_id, market=market.address)
         node.metrics.quotes.labels("quoted").inc()
@@ -149,19 +158,28 @@ class RfqDesk:
         market = self.market
         try:
             quote = Quote.from_json(body.quote)
-            check_signature(intent, bytes.fromhex(body.signed.signature[2:]), chain_id=market.chain_id,
-                            market=market.address)  # fmt: skip
-            signer = recover_quote_signer(quote, bytes.fromhex(body.quoteSignature[2:]),
-                                          chain_id=market.chain_id, market=market.address)  # fmt: skip
-            accepted_by = recover_quote_signer(quote, bytes.fromhex(body.acceptance[2:]),
-                                               chain_id=market.chain_id, market=market.address)  # fmt: skip
+            check_signature(
+                intent,
+                bytes.fromhex(body.signed.signature[2:]),
+                chain_id=market.chain_id,
+                market=market.address,
+            )
+            signer = recover_quote_signer(
+                quote, bytes.fromhex(body.quoteSignature[2:]), chain_id=market.chain_id, market=market.address
+            )
+            accepted_by = recover_quote_signer(
+                quote, bytes.fromhex(body.acceptance[2:]), chain_id=market.chain_id, market=market.address
+            )
         except IntentError as exc:
             raise BadRequest(str(exc), field="quote", code="invalid_quote") from exc
         if quote.job_id != job or signer != node.address or quote.provider != node.address:
             raise NotAwarded("this node did not sign this quote for this job", field="quote")
         if accepted_by != intent.requester:
-            raise BadRequest("the acceptance is not the requester's signature of the quote",
-                             field="acceptance", code="bad_acceptance")  # fmt: skip
+            raise BadRequest(
+                "the acceptance is not the requester's signature of the quote",
+                field="acceptance",
+                code="bad_acceptance",
+            )
         if quote.expiry <= node.clock.now():
             raise BadRequest("the quote has expired", field="quote.expiry", code="quote_expired")
         key = _hex(job)
@@ -203,23 +221,44 @@ class RfqDesk:
                 f"the circuit refused the input: {exc}", field="intent.inputLocation"
             ) from exc
         out_hash = output_hash(felts)
-        commitment = sign_commitment(job, out_hash, node._signing_key, chain_id=market.chain_id,
-                                     market=market.address)  # fmt: skip
+        commitment = sign_commitment(
+            job, out_hash, node._signing_key, chain_id=market.chain_id, market=market.address
+        )
         task = asyncio.get_running_loop().create_task(
-            self._settle(intent, quote, bytes.fromhex(body.quoteSignature[2:]),
-                         bytes.fromhex(body.acceptance[2:]), str(served.bundle.path), row, out_hash),
+            self._settle(
+                intent,
+                quote,
+                bytes.fromhex(body.quoteSignature[2:]),
+                bytes.fromhex(body.acceptance[2:]),
+                str(served.bundle.path),
+                row,
+                out_hash,
+            ),
             name=f"rfq-{key[:10]}",
-        )  # fmt: skip
+        )
         self.runs[key] = task
         task.add_done_callback(lambda _: self.runs.pop(key, None))
         log(logger, "rfq.committed", job_id=key, output_hash=_hex(out_hash))
         scale = bundle.card.output_scale
-        return CommittedOutput(jobId=key, provider=node.address, output=[dequantize(f, scale) for f in felts],
-                               outputFelts=[str(f) for f in felts], outputHash=_hex(out_hash),
-                               commitment=_hex(commitment))  # fmt: skip
+        return CommittedOutput(
+            jobId=key,
+            provider=node.address,
+            output=[dequantize(f, scale) for f in felts],
+            outputFelts=[str(f) for f in felts],
+            outputHash=_hex(out_hash),
+            commitment=_hex(commitment),
+        )
 
-    async def _settle(self, intent: Intent, quote: Quote, quote_sig: bytes, acceptance: bytes, bundle: str,
-                      row: Any, committed: bytes) -> None:  # fmt: skip
+    async def _settle(
+        self,
+        intent: Intent,
+        quote: Quote,
+        quote_sig: bytes,
+        acceptance: bytes,
+        bundle: str,
+        row: Any,
+        committed: bytes,
+    ) -> None:
         node = self.node
         assert node.pool is not None
         key = _hex(quote.job_id)
@@ -234,15 +273,21 @@ class RfqDesk:
             if output_hash(felts) != committed:  # never on an honest node: EZKL is deterministic
                 log(logger, "rfq.output_differs", level=logging.ERROR, job_id=key)
             receipt = await self.market.deliver_quoted(quote.job_id, awarded.terms, felts, proof.proof)
-            log(logger, "rfq.delivered", job_id=key, tx=receipt["transactionHash"].hex(),
-                proof_s=round(proof.seconds, 3))  # fmt: skip
+            log(
+                logger,
+                "rfq.delivered",
+                job_id=key,
+                tx=receipt["transactionHash"].hex(),
+                proof_s=round(proof.seconds, 3),
+            )
         except asyncio.CancelledError:
             raise
         except (TenderError, OSError) as exc:
             log(logger, "rfq.failed", level=logging.ERROR, job_id=key, error=repr(exc))
 
-    async def _await_award(self, intent: Intent, quote: Quote, quote_sig: bytes,
-                           acceptance: bytes) -> QuoteAwarded | None:  # fmt: skip
+    async def _await_award(
+        self, intent: Intent, quote: Quote, quote_sig: bytes, acceptance: bytes
+    ) -> QuoteAwarded | None:
         """The job's ``QuoteAwarded``, sending ``openAwarded`` with the requester's acceptance
         when the requester has not by ``RELAY_MARGIN_S`` before the quote expires."""
         market = self.market
@@ -307,13 +352,23 @@ def add_rfq_routes(
     desk = node.rfq
     responses = {**errors, 503: {"description": "the chain or the prover failed us: retry"}}
 
-    @app.post("/rfq/quote", response_model=FirmQuote | QuoteRefusal, dependencies=[Depends(json_only)], responses=responses,
-              summary="A firm quote on the quote market (EIP-712, for openAwarded)")  # fmt: skip
+    @app.post(
+        "/rfq/quote",
+        response_model=FirmQuote | QuoteRefusal,
+        dependencies=[Depends(json_only)],
+        responses=responses,
+        summary="A firm quote on the quote market (EIP-712, for openAwarded)",
+    )
     async def rfq_quote(request: SignedIntentWire) -> FirmQuote | QuoteRefusal:
         return await desk.quote(request)
 
-    @app.post("/rfq/run", response_model=CommittedOutput, dependencies=[Depends(json_only)], responses=responses,
-              summary="Take a quote: the output at once, with a signed result commitment")  # fmt: skip
+    @app.post(
+        "/rfq/run",
+        response_model=CommittedOutput,
+        dependencies=[Depends(json_only)],
+        responses=responses,
+        summary="Take a quote: the output at once, with a signed result commitment",
+    )
     async def rfq_run(request: RunQuoted) -> CommittedOutput:
         started = time.perf_counter()
         out = await desk.run(request)

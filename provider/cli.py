@@ -63,8 +63,13 @@ def group() -> None:
 
 @group.command()
 @_CONFIG
-@click.option("--misbehave", "knobs", multiple=True, metavar="silent:N|wrong-output:M",
-              help="devnet only: go silent on the N-th job, or deliver a wrong optimistic output on the M-th")  # fmt: skip
+@click.option(
+    "--misbehave",
+    "knobs",
+    multiple=True,
+    metavar="silent:N|wrong-output:M",
+    help="devnet only: go silent on the N-th job, or deliver a wrong optimistic output on the M-th",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def run(config_path: Path, knobs: tuple[str, ...], log_level: str) -> None:
     """Run the provider node until SIGTERM/SIGINT."""
@@ -187,8 +192,9 @@ def status(config_path: Path) -> None:
         table.add_row("unstaking", f"{token.format(unstaking)} (ready at {ready_at})")
         table.add_row("balance", token.format(token.balance_of(address)))
         for name, owed in _owed(chain, address).items():
-            table.add_row(f"owed by {name} market",
-                          f"{token.format(owed)} (tender market withdraw)" if owed else "0")  # fmt: skip
+            table.add_row(
+                f"owed by {name} market", f"{token.format(owed)} (tender market withdraw)" if owed else "0"
+            )
     except TenderError as exc:
         chain_error = exc
         table.add_row("chain", f"[red]{exc}[/red]")
@@ -209,9 +215,13 @@ def status(config_path: Path) -> None:
 @click.option(
     "--endpoint", help="URL solvers reach the node at [default: provider.public_url, else http://LISTEN]"
 )
-@click.option("--model-id", "model_ids", multiple=True,
-              help="registry id served (repeatable) [default: each model's model_id, else every id "
-                   "registered for its bundle]")  # fmt: skip
+@click.option(
+    "--model-id",
+    "model_ids",
+    multiple=True,
+    help="registry id served (repeatable) [default: each model's model_id, else every id "
+    "registered for its bundle]",
+)
 def register(config_path: Path, endpoint: str | None, model_ids: tuple[str, ...]) -> None:
     """Publish the operator record (Staking.registerOperator): endpoint, region, hardware, models."""
     chain, config = load_config(config_path)
@@ -227,8 +237,10 @@ def register(config_path: Path, endpoint: str | None, model_ids: tuple[str, ...]
     hardware = config.hardware.encode()[:32].ljust(32, b"\x00")
     region = bytes.fromhex(config.region.removeprefix("0x"))
     staking.register_operator(endpoint, region=region, hardware_class=hardware, models=raw)
-    click.echo(f"operator {address} registered: {endpoint}, region {config.region}, {config.hardware}, "
-               f"{len(raw)} model(s)")  # fmt: skip
+    click.echo(
+        f"operator {address} registered: {endpoint}, region {config.region}, {config.hardware}, "
+        f"{len(raw)} model(s)"
+    )
 
 
 @group.command()
@@ -240,8 +252,9 @@ def authorize(solver: str, config_path: Path, revoke: bool) -> None:
     from web3 import Web3
 
     if not Web3.is_address(solver):
-        raise click.BadParameter(f"not an address: {solver!r} (0x followed by 40 hex digits)",
-                                 param_hint="SOLVER")  # fmt: skip
+        raise click.BadParameter(
+            f"not an address: {solver!r} (0x followed by 40 hex digits)", param_hint="SOLVER"
+        )
     chain, _ = load_config(config_path)
     staking, _, address = _staking(chain)
     solver = Web3.to_checksum_address(solver)
@@ -268,8 +281,11 @@ def _served_model_ids(chain: ChainSection, config: ProviderSection) -> list[str]
         if registered is None:
             registered = asyncio.run(_registered_models(chain))
         bundle = load_bundle_info(entry.bundle)
-        ids += [mid for mid, onnx, settings in registered
-                if onnx == bundle.onnx_sha256 and settings == bundle.settings_sha256]  # fmt: skip
+        ids += [
+            mid
+            for mid, onnx, settings in registered
+            if onnx == bundle.onnx_sha256 and settings == bundle.settings_sha256
+        ]
     return ids
 
 

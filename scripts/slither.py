@@ -101,12 +101,14 @@ def main() -> int:
         cmd = [
             str(Path(sys.executable).parent / "slither"),
             ".",
-            "--filter-paths", "(test/|script/|node_modules/)",
+            "--filter-paths",
+            "(test/|script/|node_modules/)",
             "--exclude-informational",
             "--exclude-low",
             "--exclude-optimization",
-            "--json", str(report),
-        ]  # fmt: skip
+            "--json",
+            str(report),
+        ]
         proc = subprocess.run(cmd, cwd=CONTRACTS, env=env, capture_output=True, text=True, check=False)
         log = proc.stdout + proc.stderr
         if not report.exists():

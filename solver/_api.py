@@ -118,8 +118,9 @@ class IntentApi:
         self.port: int | None = None
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=self.limits.max_body_bytes,
-                              middlewares=[aiohttp_guard(self.limits, HTTP_5XX)])  # fmt: skip
+        app = web.Application(
+            client_max_size=self.limits.max_body_bytes, middlewares=[aiohttp_guard(self.limits, HTTP_5XX)]
+        )
         app.router.add_post("/intents", self.post_intent)
         app.router.add_get("/status", self.get_status)
         app.router.add_get("/health", self.get_health)
@@ -214,33 +215,72 @@ def openapi_document() -> dict[str, Any]:
 
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Tender solver", "version": "1",
-                 "description": "Signed intents in; the solver's state and metrics out."},
+        "info": {
+            "title": "Tender solver",
+            "version": "1",
+            "description": "Signed intents in; the solver's state and metrics out.",
+        },
         "paths": {
-            "/intents": {"post": {
-                "summary": "Hand the solver a requester-signed intent",
-                "operationId": "post_intent",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": ref("SignedIntentWire")}}},
-                "responses": {
-                    "202": {"description": "checked and accepted (or known already)",
-                            "content": {"application/json": {"schema": ref("IntentReceipt")}}},
-                    "400": refused("JSON nested too deep or with a number too long"),
-                    "413": refused("payload too large"),
-                    "415": refused("the body is not application/json"),
-                    "422": refused("malformed, for another chain or market, a wrong job id or signature, expired"),
-                },
-            }},
-            "/status": {"get": {"summary": "What the solver is doing", "operationId": "get_status",
-                                "responses": {"200": json_object("the solver's state")}}},
-            "/health": {"get": {"summary": "Whether the solver can work: chain, transactions, feed",
-                                "operationId": "get_health", "responses": {
-                "200": json_object("healthy: ok true, no reasons"),
-                "503": json_object("unhealthy: ok false, the reasons (chain unreachable, stuck transactions, feed lag)")}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "operationId": "get_metrics", "responses": {
-                "200": {"description": "Prometheus text format",
-                        "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
-            "/openapi.json": {"get": {"summary": "This document", "operationId": "get_openapi",
-                                      "responses": {"200": json_object("the OpenAPI document")}}},
+            "/intents": {
+                "post": {
+                    "summary": "Hand the solver a requester-signed intent",
+                    "operationId": "post_intent",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": ref("SignedIntentWire")}},
+                    },
+                    "responses": {
+                        "202": {
+                            "description": "checked and accepted (or known already)",
+                            "content": {"application/json": {"schema": ref("IntentReceipt")}},
+                        },
+                        "400": refused("JSON nested too deep or with a number too long"),
+                        "413": refused("payload too large"),
+                        "415": refused("the body is not application/json"),
+                        "422": refused(
+                            "malformed, for another chain or market, a wrong job id or signature, expired"
+                        ),
+                    },
+                }
+            },
+            "/status": {
+                "get": {
+                    "summary": "What the solver is doing",
+                    "operationId": "get_status",
+                    "responses": {"200": json_object("the solver's state")},
+                }
+            },
+            "/health": {
+                "get": {
+                    "summary": "Whether the solver can work: chain, transactions, feed",
+                    "operationId": "get_health",
+                    "responses": {
+                        "200": json_object("healthy: ok true, no reasons"),
+                        "503": json_object(
+                            "unhealthy: ok false, the reasons (chain unreachable, stuck transactions, feed lag)"
+                        ),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "operationId": "get_metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "operationId": "get_openapi",
+                    "responses": {"200": json_object("the OpenAPI document")},
+                }
+            },
         },
         "components": {"schemas": defs["$defs"]},
-    }  # fmt: skip
+    }

@@ -112,8 +112,11 @@ class SolverSection(Section):
 
     def http_limits(self) -> HttpLimits:
         """The bounds of every request ``POST /intents`` takes (see :mod:`tender.bounds`)."""
-        return HttpLimits(max_body_bytes=self.max_payload_bytes, max_json_depth=self.max_json_depth,
-                          max_number_chars=self.max_number_chars)  # fmt: skip
+        return HttpLimits(
+            max_body_bytes=self.max_payload_bytes,
+            max_json_depth=self.max_json_depth,
+            max_number_chars=self.max_number_chars,
+        )
 
 
 class SolverConfig(Section):

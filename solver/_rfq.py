@@ -109,8 +109,9 @@ class RfqDesk:
             if isinstance(answer, QuoteRefusal):
                 return None
             quote = answer.parsed()
-            signer = recover_quote_signer(quote, bytes.fromhex(answer.signature[2:]), chain_id=self.chain_id,
-                                          market=self.market)  # fmt: skip
+            signer = recover_quote_signer(
+                quote, bytes.fromhex(answer.signature[2:]), chain_id=self.chain_id, market=self.market
+            )
         except _ERRORS as exc:
             log(logger, "rfq.quote_failed", level=logging.DEBUG, provider=provider.name, error=repr(exc))
             return None

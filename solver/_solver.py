@@ -252,8 +252,15 @@ class Solver(Daemon):
             from solver._metrics import REGISTRY
 
             start_http_server(s.metrics_port, registry=REGISTRY)
-        log(logger, "solver.ready", address=self.address, chain_id=self.chain_id, cursor=self.store.cursor,
-            open_jobs=len(self.store.open_jobs()), providers=len(s.providers))  # fmt: skip
+        log(
+            logger,
+            "solver.ready",
+            address=self.address,
+            chain_id=self.chain_id,
+            cursor=self.store.cursor,
+            open_jobs=len(self.store.open_jobs()),
+            providers=len(s.providers),
+        )
 
     def tasks(self) -> list[Coroutine[Any, Any, None]]:
         return [self._follow(), self._schedule()]
@@ -290,12 +297,25 @@ class Solver(Daemon):
         body: dict[str, object] = {
             "ok": not reasons,
             "reasons": reasons,
-            "chain": {"reachable": self.chain_error is None, "error": self.chain_error,
-                      "lastAnswerAgoS": round(time.monotonic() - self._chain_answered_at, 3)},
+            "chain": {
+                "reachable": self.chain_error is None,
+                "error": self.chain_error,
+                "lastAnswerAgoS": round(time.monotonic() - self._chain_answered_at, 3),
+            },
             "feed": {"position": self.feed.position, "head": self.feed.head, "lagBlocks": lag},
-            "txs": {"stuck": [{"nonce": t.nonce, "purpose": t.purpose, "jobId": t.job_id, "hash": t.hash,
-                               "ageS": round(now - (t.sent or t.created), 1)} for t in stuck]},
-        }  # fmt: skip
+            "txs": {
+                "stuck": [
+                    {
+                        "nonce": t.nonce,
+                        "purpose": t.purpose,
+                        "jobId": t.job_id,
+                        "hash": t.hash,
+                        "ageS": round(now - (t.sent or t.created), 1),
+                    }
+                    for t in stuck
+                ]
+            },
+        }
         return not reasons, body
 
     def status(self) -> dict[str, object]:
@@ -306,11 +326,13 @@ class Solver(Daemon):
             "block": self.store.cursor,
             "jobs": self.store.counts(),
             "providers": {
-                p.name: {"failures": self.fanout.breakers[p.name].failures,
-                         "available": self.fanout.breakers[p.name].available(time.monotonic())}
+                p.name: {
+                    "failures": self.fanout.breakers[p.name].failures,
+                    "available": self.fanout.breakers[p.name].available(time.monotonic()),
+                }
                 for p in self.fanout.providers
             },
-        }  # fmt: skip
+        }
 
     # -- the feed -----------------------------------------------------------------------
 
@@ -359,8 +381,13 @@ class Solver(Daemon):
             if market is None:
                 continue
             if isinstance(event, IntentPosted):
-                self.store.add_job(_hex(event.job_id), market=market.address, auction=market.auction.name.lower(),
-                                   intent=event.intent.to_json(), posted_block=event.block_number)  # fmt: skip
+                self.store.add_job(
+                    _hex(event.job_id),
+                    market=market.address,
+                    auction=market.auction.name.lower(),
+                    intent=event.intent.to_json(),
+                    posted_block=event.block_number,
+                )
             elif isinstance(event, BidPlaced):
                 # Who placed the latest bid for the provider we chose (a provider's new bid
                 # replaces its old one, so another solver's bid for it means we were outbid).
@@ -390,14 +417,23 @@ class Solver(Daemon):
         if self._ours_again(row, winner):
             # A job we had lost came back to our provider: awarded later to our runner-up
             # bid, or failed over to it. It is ours to hand over again.
-            fields = {"pursuit": Pursuit.WON, "input_sent": False,
-                      "note": f"{event.name}: awarded to our bid after all"}  # fmt: skip
+            fields = {
+                "pursuit": Pursuit.WON,
+                "input_sent": False,
+                "note": f"{event.name}: awarded to our bid after all",
+            }
             log(logger, "job.won", job_id=row.job_id, market=row.auction, note=fields["note"])
             JOBS.labels(Pursuit.WON.value).inc()
         # A failover restarts the clock: its provider deadline is read from the market later.
         deadline = event.provider_deadline if isinstance(event, Awarded) else None
-        self.store.update_job(row.job_id, awarded_block=event.block_number, winner=winner, award_price=event.price,
-                              provider_deadline=deadline, **fields)  # fmt: skip
+        self.store.update_job(
+            row.job_id,
+            awarded_block=event.block_number,
+            winner=winner,
+            award_price=event.price,
+            provider_deadline=deadline,
+            **fields,
+        )
 
     def _ours_again(self, row: JobRow, winner: str) -> bool:
         """Whether an award (or failover) to ``winner`` gives back a reverse job we had lost:
@@ -467,8 +503,14 @@ class Solver(Daemon):
         """A checked signed intent from ``POST /intents``: remember it and schedule it."""
         chosen = self.markets[market.lower()]
         with self.store.transaction():
-            new = self.store.add_job(job_id, market=chosen.address, auction=chosen.auction.name.lower(),
-                                     intent=intent.to_json(), posted_block=None, signature=_hex(signature))  # fmt: skip
+            new = self.store.add_job(
+                job_id,
+                market=chosen.address,
+                auction=chosen.auction.name.lower(),
+                intent=intent.to_json(),
+                posted_block=None,
+                signature=_hex(signature),
+            )
         self.wake.set()
         return new
 
@@ -546,8 +588,12 @@ class Solver(Daemon):
         if on_chain and now >= auction_end:
             self._set(row, Pursuit.LOST, note="auction window closed before we decided")
             return
-        request = QuoteRequest(jobId=row.job_id, market=market.address, chainId=self.chain_id,
-                               intent=IntentWire.model_validate(intent.to_json()))  # fmt: skip
+        request = QuoteRequest(
+            jobId=row.job_id,
+            market=market.address,
+            chainId=self.chain_id,
+            intent=IntentWire.model_validate(intent.to_json()),
+        )
         quotes = await self.fanout.gather(request)
         gas = self.section.gas
         units = gas.bid_gas + gas.award_gas if market.auction == AuctionType.REVERSE else gas.fill_gas
@@ -577,8 +623,14 @@ class Solver(Daemon):
         if isinstance(action, BidAction):
             if not await self._ensure_posted(row, market, intent):
                 return
-            self._set(row, Pursuit.BID, provider=action.provider, price=action.price, latency=action.latency,
-                      cost=action.cost)  # fmt: skip
+            self._set(
+                row,
+                Pursuit.BID,
+                provider=action.provider,
+                price=action.price,
+                latency=action.latency,
+                cost=action.cost,
+            )
             try:
                 bid = Bid(action.provider, action.price, action.latency)
                 until = self._until(auction_end, now)  # RPC errors retried while the bid can count
@@ -649,13 +701,20 @@ class Solver(Daemon):
     async def _fill(self, row: JobRow, market: AsyncMarket, intent: Intent, action: FillAction) -> None:
         if not await self._ensure_posted(row, market, intent):
             return
-        self._set(row, Pursuit.FILLING, provider=action.provider, price=action.price, latency=action.latency,
-                  cost=action.cost)  # fmt: skip
+        self._set(
+            row,
+            Pursuit.FILLING,
+            provider=action.provider,
+            price=action.price,
+            latency=action.latency,
+            cost=action.cost,
+        )
         job = bytes(HexBytes(row.job_id))
         try:
             provider = Web3.to_checksum_address(action.provider)
-            tx = await self.txm.send(market.sync.fn.fill(job, provider, action.latency), purpose="fill",
-                                     job_id=row.job_id)  # fmt: skip
+            tx = await self.txm.send(
+                market.sync.fn.fill(job, provider, action.latency), purpose="fill", job_id=row.job_id
+            )
         except (ContractRevert, TransactionFailed) as exc:
             self._set(row, Pursuit.LOST, note=f"fill refused: {exc}")
             return
@@ -676,8 +735,13 @@ class Solver(Daemon):
         job = bytes(HexBytes(row.job_id))
         chain_job = await market.job(job)
         if chain_job.provider.lower() == (row.provider or "").lower():
-            self._set(row, Pursuit.WON, winner=chain_job.provider, award_price=chain_job.price,
-                      provider_deadline=await market.provider_deadline(job))  # fmt: skip
+            self._set(
+                row,
+                Pursuit.WON,
+                winner=chain_job.provider,
+                award_price=chain_job.price,
+                provider_deadline=await market.provider_deadline(job),
+            )
         else:
             self._set(row, Pursuit.LOST, note="filled by another")
 
@@ -722,8 +786,13 @@ class Solver(Daemon):
             row.last_bidder is None or row.last_bidder.lower() == self.address.lower()
         )
         if ours and not chain_job.state.final:
-            self._set(row, Pursuit.WON, winner=chain_job.provider, award_price=chain_job.price,
-                      provider_deadline=await market.provider_deadline(job))  # fmt: skip
+            self._set(
+                row,
+                Pursuit.WON,
+                winner=chain_job.provider,
+                award_price=chain_job.price,
+                provider_deadline=await market.provider_deadline(job),
+            )
         elif ours:
             self._set(row, ENDED[chain_job.state], note=f"chain state {chain_job.state.name}")
         else:
@@ -812,8 +881,12 @@ class Solver(Daemon):
                 chain_job.state is not JobState.AWARDED
                 or chain_job.provider.lower() != provider.address.lower()
             ):
-                self._set(row, Pursuit.LOST, note=f"{provider.name} refused it (HTTP {status}), job "
-                          f"{chain_job.state.name} for {chain_job.provider}: {answer[:200]!r}")  # fmt: skip
+                self._set(
+                    row,
+                    Pursuit.LOST,
+                    note=f"{provider.name} refused it (HTTP {status}), job "
+                    f"{chain_job.state.name} for {chain_job.provider}: {answer[:200]!r}",
+                )
                 return
             raise JobError(f"{provider.name} refused job {row.job_id}: HTTP {status} {answer[:200]!r}")
         if _answer_state(answer) == "declined":

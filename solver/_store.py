@@ -419,9 +419,17 @@ class Store:
     # -- transactions -------------------------------------------------------------------
 
     def add_tx(
-        self, *, sender: str, nonce: int, purpose: str, job_id: str | None, raw: bytes, tx_hash: str,
-        max_fee: int, tip: int,
-    ) -> int:  # fmt: skip
+        self,
+        *,
+        sender: str,
+        nonce: int,
+        purpose: str,
+        job_id: str | None,
+        raw: bytes,
+        tx_hash: str,
+        max_fee: int,
+        tip: int,
+    ) -> int:
         """Persist a signed transaction before it is broadcast; returns its row id."""
         cur = self._db.execute(
             "INSERT INTO txs (sender, nonce, purpose, job_id, raw, hash, max_fee, tip, state, created) "

@@ -174,9 +174,14 @@ class TxManager:
     def _sign(self, tx: TxParams, *, nonce: int, max_fee: int, tip: int) -> tuple[bytes, str]:
         full = dict(tx)
         full.update(
-            {"nonce": nonce, "chainId": self.chain_id, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip,
-             "from": self.address}
-        )  # fmt: skip
+            {
+                "nonce": nonce,
+                "chainId": self.chain_id,
+                "maxFeePerGas": max_fee,
+                "maxPriorityFeePerGas": tip,
+                "from": self.address,
+            }
+        )
         full.setdefault("value", 0)
         signed = self.account.sign_transaction(cast(dict[str, Any], full))
         return bytes(signed.raw_transaction), HexBytes(signed.hash).to_0x_hex()
@@ -213,9 +218,15 @@ class TxManager:
             raw, tx_hash = self._sign({**tx, "gas": gas}, nonce=nonce, max_fee=max_fee, tip=tip)
             with self.store.transaction():
                 tx_id = self.store.add_tx(
-                    sender=self.address, nonce=nonce, purpose=purpose, job_id=job_id, raw=raw, tx_hash=tx_hash,
-                    max_fee=max_fee, tip=tip,
-                )  # fmt: skip
+                    sender=self.address,
+                    nonce=nonce,
+                    purpose=purpose,
+                    job_id=job_id,
+                    raw=raw,
+                    tx_hash=tx_hash,
+                    max_fee=max_fee,
+                    tip=tip,
+                )
         TXS.labels(purpose, "signed").inc()
         await self._broadcast(tx_id, raw, tx_hash, until)
         row = self._row(tx_id)
@@ -271,9 +282,10 @@ class TxManager:
         last_push = time.monotonic()
         while True:
             versions = [
-                t for t in self.store.txs(sender=self.address)
+                t
+                for t in self.store.txs(sender=self.address)
                 if t.nonce == row.nonce and t.state not in (TxState.DROPPED, TxState.REPLACED)
-            ]  # fmt: skip
+            ]
             for version in versions:
                 receipt = await self._receipt(version.hash, until)
                 if receipt is not None:
@@ -350,9 +362,15 @@ class TxManager:
         purpose = "cancel" if cancel else row.purpose
         with self.store.transaction():
             tx_id = self.store.add_tx(
-                sender=self.address, nonce=row.nonce, purpose=purpose, job_id=row.job_id, raw=raw,
-                tx_hash=tx_hash, max_fee=max_fee, tip=tip,
-            )  # fmt: skip
+                sender=self.address,
+                nonce=row.nonce,
+                purpose=purpose,
+                job_id=row.job_id,
+                raw=raw,
+                tx_hash=tx_hash,
+                max_fee=max_fee,
+                tip=tip,
+            )
         TXS.labels(purpose, "replacement").inc()
         log(logger, "tx.replaced", nonce=row.nonce, old=row.hash, new=tx_hash, max_fee=max_fee, cancel=cancel)
         try:
@@ -406,9 +424,10 @@ class TxManager:
         (for ``/health``)."""
         now = time.time()
         return [
-            t for t in self.store.txs(sender=self.address, states=(TxState.SIGNED, TxState.SENT))
+            t
+            for t in self.store.txs(sender=self.address, states=(TxState.SIGNED, TxState.SENT))
             if now - (t.sent or t.created) > older_than
-        ]  # fmt: skip
+        ]
 
     def on_rollback(self, fork: int) -> None:
         """Transactions mined after ``fork`` are pending again (the caller then runs :meth:`recover`)."""

@@ -146,14 +146,20 @@ class Anvil:
             raise DevChainError(f"port {self.port} is already in use (another chain?): choose another port")
         args = [
             str(binary),
-            "--host", "127.0.0.1",
-            "--port", str(self.port),
-            "--chain-id", str(self.chain_id),
-            "--accounts", str(self.accounts),
-            "--mnemonic", DEV_MNEMONIC,
-            "--hardfork", "cancun",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--chain-id",
+            str(self.chain_id),
+            "--accounts",
+            str(self.accounts),
+            "--mnemonic",
+            DEV_MNEMONIC,
+            "--hardfork",
+            "cancun",
             "--silent",
-        ]  # fmt: skip
+        ]
         if self.block_time is not None:
             args += ["--block-time", str(self.block_time)]
         args += self.extra_args

@@ -227,8 +227,11 @@ class BoundedAsgi:
 
 
 def _log_failure(method: str, path: str, exc: BaseException) -> None:
-    logger.error("http.failed", exc_info=exc, extra={"fields": {"method": method, "path": path[:200],
-                                                                "error": type(exc).__name__}})  # fmt: skip
+    logger.error(
+        "http.failed",
+        exc_info=exc,
+        extra={"fields": {"method": method, "path": path[:200], "error": type(exc).__name__}},
+    )
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -246,8 +249,13 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 async def _answer(send: Send, status: int, body: bytes) -> None:
     # the server discards what is left of an unread body (uvicorn does not buffer it)
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -295,9 +303,12 @@ async def _guarded(request: web.Request, handler: Handler, limits: HttpLimits) -
             )
         content_type = request.headers.get("Content-Type")
         if not is_json(content_type):
-            return _aiohttp_error(415, "unsupported_media_type",
-                                  f"the body must be application/json, not {content_type or 'untyped'}",
-                                  "content-type")  # fmt: skip
+            return _aiohttp_error(
+                415,
+                "unsupported_media_type",
+                f"the body must be application/json, not {content_type or 'untyped'}",
+                "content-type",
+            )
         try:
             body = await request.read()  # stops at client_max_size, chunked or not
         except web.HTTPRequestEntityTooLarge:
@@ -311,8 +322,9 @@ async def _guarded(request: web.Request, handler: Handler, limits: HttpLimits) -
                 400, "bad_body_encoding", f"the body does not decode as {encoding:.40}", "body"
             )
         if request.charset not in (None, "utf-8", "utf8"):
-            return _aiohttp_error(415, "unsupported_media_type",
-                                  f"JSON is UTF-8, not {request.charset:.40}", "content-type")  # fmt: skip
+            return _aiohttp_error(
+                415, "unsupported_media_type", f"JSON is UTF-8, not {request.charset:.40}", "content-type"
+            )
         try:
             check_json(body, limits)
         except BodyRefused as exc:

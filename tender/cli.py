@@ -49,9 +49,13 @@ def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tender")
 @click.option(
-    "--debug", is_flag=True, is_eager=True, expose_value=False, callback=_set_debug,
+    "--debug",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=_set_debug,
     help="show the full traceback of an error (also TENDER_DEBUG=1)",
-)  # fmt: skip
+)
 def cli() -> None:
     """Tender: every inference request bought in its own auction and paid only against proof."""
 

@@ -28,9 +28,15 @@ FUZZ_SETTINGS = settings(
 def fuzz_config(*, refused: list[int], path: str, accepted: list[int | str]) -> SchemathesisConfig:
     """Seed 16; a schema-violating request may be answered with any of ``refused``, a
     schema-valid one to ``path`` with any of ``accepted`` (what the schema cannot express)."""
-    return SchemathesisConfig.from_dict({
-        "seed": 16,
-        "checks": {"negative_data_rejection": {"expected-statuses": refused}},
-        "operations": [{"include-path": path, "checks": {
-            "positive_data_acceptance": {"expected-statuses": accepted}}}],
-    })  # fmt: skip
+    return SchemathesisConfig.from_dict(
+        {
+            "seed": 16,
+            "checks": {"negative_data_rejection": {"expected-statuses": refused}},
+            "operations": [
+                {
+                    "include-path": path,
+                    "checks": {"positive_data_acceptance": {"expected-statuses": accepted}},
+                }
+            ],
+        }
+    )

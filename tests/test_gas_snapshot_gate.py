@@ -55,8 +55,10 @@ def test_a_move_beyond_the_tolerance_fails_and_names_the_test() -> None:
 def test_an_added_or_removed_test_fails() -> None:
     gate = _gate()
     committed = gate.parse(SNAPSHOT)
-    renamed = {("StakingTest:test_withdraw_afterDelay()" if k.endswith("redeem_afterDelay()") else k): v
-               for k, v in committed.items()}  # fmt: skip
+    renamed = {
+        ("StakingTest:test_withdraw_afterDelay()" if k.endswith("redeem_afterDelay()") else k): v
+        for k, v in committed.items()
+    }
     lines, failed = gate.compare(committed, renamed, 2.0)
     assert failed
     assert lines == [

@@ -30,8 +30,10 @@ def _chain_id(url: str) -> int:
 
 def _keepalive_request() -> bytes:
     body = b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}'
-    return (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n"
-            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
+    return (
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
 
 
 def test_the_proxy_forwards_json_rpc(anvil: Anvil) -> None:

@@ -31,15 +31,17 @@ def _build_info(folder: Path, sources: list[str], contracts: dict[str, list[str]
 
 def test_unresolved_names_fail_and_the_known_library_limit_does_not() -> None:
     gate = _gate()
-    log = "\n".join([
-        "'forge build --build-info --deny never --skip ./test/** ./script/** --force' running",
-        "Failed to resolved name for reference id 147 in /x/node_modules/@openzeppelin/contracts/access/Ownable2Step.sol.",
-        "Impossible to generate IR for BaseMarket._nonReentrantBefore "
-        "(node_modules/@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol#40-48):",
-        " 'NoneType' object has no attribute 'parameters'",
-        "Impossible to generate IR for BaseMarket._settle (src/MarketCore.sol#94-112):",
-        ". analyzed (45 contracts with 59 detectors), 0 result(s) found",
-    ])  # fmt: skip
+    log = "\n".join(
+        [
+            "'forge build --build-info --deny never --skip ./test/** ./script/** --force' running",
+            "Failed to resolved name for reference id 147 in /x/node_modules/@openzeppelin/contracts/access/Ownable2Step.sol.",
+            "Impossible to generate IR for BaseMarket._nonReentrantBefore "
+            "(node_modules/@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol#40-48):",
+            " 'NoneType' object has no attribute 'parameters'",
+            "Impossible to generate IR for BaseMarket._settle (src/MarketCore.sol#94-112):",
+            ". analyzed (45 contracts with 59 detectors), 0 result(s) found",
+        ]
+    )
     unexpected, known = gate._log_errors(log)
     assert [line.split(" ")[0] for line in unexpected] == ["Failed", "Impossible"]
     assert "MarketCore" in unexpected[1]

@@ -98,8 +98,9 @@ class ActionSender:
             return Outcome("duplicate")
         with self.sender.nonces.lock:
             tx, raw, tx_hash = self._sign(function, value=value)
-            if not self.store.record_signed(job_id, kind, tx_hash=Web3.to_hex(tx_hash), raw_tx=Web3.to_hex(raw),
-                                            nonce=int(tx["nonce"])):  # fmt: skip
+            if not self.store.record_signed(
+                job_id, kind, tx_hash=Web3.to_hex(tx_hash), raw_tx=Web3.to_hex(raw), nonce=int(tx["nonce"])
+            ):
                 return Outcome("duplicate")
             log(logger, "action.signed", job_id=job_id, kind=kind, tx=Web3.to_hex(tx_hash), nonce=tx["nonce"])
             if self._on_persisted is not None:
@@ -159,10 +160,19 @@ class ActionSender:
                 return Outcome("failed", error=str(exc))
             # What the sender needs to wait for it (and to replace it if it is stuck): its nonce
             # and fees too.
-            tx = cast(TxParams, {"from": known["from"], "to": known["to"], "data": known["input"],
-                                 "value": known["value"], "gas": known["gas"], "nonce": known["nonce"],
-                                 "chainId": self.sender.chain_id,
-                                 **{k: known[k] for k in ("maxFeePerGas", "maxPriorityFeePerGas") if k in known}})  # fmt: skip
+            tx = cast(
+                TxParams,
+                {
+                    "from": known["from"],
+                    "to": known["to"],
+                    "data": known["input"],
+                    "value": known["value"],
+                    "gas": known["gas"],
+                    "nonce": known["nonce"],
+                    "chainId": self.sender.chain_id,
+                    **{k: known[k] for k in ("maxFeePerGas", "maxPriorityFeePerGas") if k in known},
+                },
+            )
             return self._confirm(action.job_id, action.kind, tx_hash, tx)
         status = "mined" if receipt["status"] == 1 else "failed"
         self.store.finish_action(action.job_id, action.kind, status, f"gas={receipt['gasUsed']}")

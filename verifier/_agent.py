@@ -76,8 +76,9 @@ logger = logging.getLogger("verifier.agent")
 EXIT_CRASHED = 3
 
 #: Reverts that only mean "someone else got there first" or "not due yet".
-_EXPECTED_REVERTS = frozenset({"InvalidState", "NotExpired", "ChallengeWindowOpen", "ChallengeWindowClosed",
-                               "ProofDeadlinePassed"})  # fmt: skip
+_EXPECTED_REVERTS = frozenset(
+    {"InvalidState", "NotExpired", "ChallengeWindowOpen", "ChallengeWindowClosed", "ProofDeadlinePassed"}
+)
 
 
 class Agent(Daemon):
@@ -113,8 +114,12 @@ class Agent(Daemon):
     async def setup(self) -> None:
         await asyncio.to_thread(self._setup_sync)
         if self.settings.relay_listen:
-            app = make_app(relay=self.relay, health=self.health, rewards=self.store.rewards,
-                           max_proof_bytes=self.settings.relay_max_proof_bytes)  # fmt: skip
+            app = make_app(
+                relay=self.relay,
+                health=self.health,
+                rewards=self.store.rewards,
+                max_proof_bytes=self.settings.relay_max_proof_bytes,
+            )
             self._relay_runner = await start_site(app, self.settings.relay_listen)
             log(logger, "relay.listening", listen=self.settings.relay_listen)
 
@@ -139,9 +144,14 @@ class Agent(Daemon):
         self.store = Store(self.settings.store_path(self.chain_id))
         self.store.bind(chain_id=self.chain_id, markets={n: m.address for n, m in self.markets.items()})
         cursor: FeedCursor = self.store  # the events and the cursor are stored together
-        self.feed = EventFeed(self.w3, [m.address for m in self.markets.values()], cursor=cursor,
-                              confirmations=chain.confirmations, chunk=self.settings.log_chunk,
-                              start_block=self.settings.from_block or self.deployment.block)  # fmt: skip
+        self.feed = EventFeed(
+            self.w3,
+            [m.address for m in self.markets.values()],
+            cursor=cursor,
+            confirmations=chain.confirmations,
+            chunk=self.settings.log_chunk,
+            start_block=self.settings.from_block or self.deployment.block,
+        )
         self.actions = ActionSender(
             self.sender,
             self.store,
@@ -161,10 +171,24 @@ class Agent(Daemon):
                 if self.token.allowance(self.address, market.address) < bond:
                     self.token.approve(market.address, 2**256 - 1)
                 if balance < bond and credit < bond:
-                    log(logger, "agent.cannot_challenge", level=logging.WARNING, market=market.address,
-                        balance=str(balance), credit=str(credit), bond=str(bond))  # fmt: skip
-        log(logger, "agent.ready", address=self.address, chain_id=self.chain_id, markets=list(self.markets),
-            cursor=self.store.cursor, state=str(self.store.path))  # fmt: skip
+                    log(
+                        logger,
+                        "agent.cannot_challenge",
+                        level=logging.WARNING,
+                        market=market.address,
+                        balance=str(balance),
+                        credit=str(credit),
+                        bond=str(bond),
+                    )
+        log(
+            logger,
+            "agent.ready",
+            address=self.address,
+            chain_id=self.chain_id,
+            markets=list(self.markets),
+            cursor=self.store.cursor,
+            state=str(self.store.path),
+        )
 
     def _crash(self, job_id: str, kind: str) -> None:
         """The ``fault_crash_after_persist`` test fault: die like a killed process would."""
@@ -220,8 +244,10 @@ class Agent(Daemon):
             return
         outcomes = self.actions.resume()
         log(logger, "actions.resumed", count=len(outcomes), statuses=[o.status for o in outcomes])
-        self._pending_since = {(a.job_id, a.kind): self._pending_since.get((a.job_id, a.kind), now)
-                               for a in self.store.pending_actions()}  # fmt: skip
+        self._pending_since = {
+            (a.job_id, a.kind): self._pending_since.get((a.job_id, a.kind), now)
+            for a in self.store.pending_actions()
+        }
 
     # -- 1. scan --------------------------------------------------------------------------
 
@@ -265,30 +291,54 @@ class Agent(Daemon):
         before = JobView(job_id, state=row.state if row is not None else JobState.NONE)
         fields: dict[str, Any] = {"state": before.apply(event).state}
         if isinstance(event, IntentPosted):
-            fields.update(proof_mode=int(event.intent.proof_mode),
-                          detail={"intent": event.intent.to_json(), "escrow": str(event.escrow)})  # fmt: skip
+            fields.update(
+                proof_mode=int(event.intent.proof_mode),
+                detail={"intent": event.intent.to_json(), "escrow": str(event.escrow)},
+            )
         elif isinstance(event, Awarded):
             fields.update(provider=event.provider, deadline=event.provider_deadline)
         elif isinstance(event, FailedOver):  # its Awarded (same transaction, just before) set the deadline
             fields.update(provider=event.to)
         elif isinstance(event, Delivered):
-            fields.update(challenge_deadline=event.dispute_end, verdict=None,
-                          detail={"output": [str(v) for v in event.output], "deliver_block": event.block_number})  # fmt: skip
+            fields.update(
+                challenge_deadline=event.dispute_end,
+                verdict=None,
+                detail={"output": [str(v) for v in event.output], "deliver_block": event.block_number},
+            )
         elif isinstance(event, AuditRequired):
             fields.update(challenge_deadline=event.proof_deadline)
         elif isinstance(event, Challenged):
-            fields.update(challenge_deadline=event.proof_deadline,
-                          detail={"challenger": event.challenger, "bond": str(event.bond)})  # fmt: skip
+            fields.update(
+                challenge_deadline=event.proof_deadline,
+                detail={"challenger": event.challenger, "bond": str(event.bond)},
+            )
         elif isinstance(event, Proved):
             if row is not None and row.detail.get("challenger") == self.address:
-                self.store.add_reward(tx_hash=Web3.to_hex(event.tx_hash), log_index=event.log_index, job_id=job,
-                                      kind="bonds_lost", amount=-event.bond_paid, block=event.block_number)  # fmt: skip
+                self.store.add_reward(
+                    tx_hash=Web3.to_hex(event.tx_hash),
+                    log_index=event.log_index,
+                    job_id=job,
+                    kind="bonds_lost",
+                    amount=-event.bond_paid,
+                    block=event.block_number,
+                )
         elif isinstance(event, Slashed):
             if row is not None and row.detail.get("challenger") == self.address and event.to_challenger:
-                self.store.add_reward(tx_hash=Web3.to_hex(event.tx_hash), log_index=event.log_index, job_id=job,
-                                      kind="challenge", amount=event.to_challenger, block=event.block_number)  # fmt: skip
-            log(logger, "job.slashed", job_id=job, to_challenger=event.to_challenger,
-                to_requester=event.to_requester)  # fmt: skip
+                self.store.add_reward(
+                    tx_hash=Web3.to_hex(event.tx_hash),
+                    log_index=event.log_index,
+                    job_id=job,
+                    kind="challenge",
+                    amount=event.to_challenger,
+                    block=event.block_number,
+                )
+            log(
+                logger,
+                "job.slashed",
+                job_id=job,
+                to_challenger=event.to_challenger,
+                to_requester=event.to_requester,
+            )
         self.store.upsert_job(job, market, **fields)
         self.store.touch(job, event.block_number)
 
@@ -299,11 +349,13 @@ class Agent(Daemon):
         if model_id not in self._models:
             info = self.registry.model(model_id)
             record = {
-                "verifier": info.verifier, "inputBinding": info.input_binding,
+                "verifier": info.verifier,
+                "inputBinding": info.input_binding,
                 "commitmentIndex": info.commitment_index,
-                "outputOffset": info.output_offset, "outputLength": info.output_length,
+                "outputOffset": info.output_offset,
+                "outputLength": info.output_length,
                 "instanceCount": info.instance_count,
-            }  # fmt: skip
+            }
             self._models[model_id] = (record, self.catalogue.find(info.onnx_sha256, info.settings_hash))
         return self._models[model_id]
 
@@ -312,8 +364,14 @@ class Agent(Daemon):
             if row.verdict is None and row.proof_mode == int(ProofMode.OPTIMISTIC):
                 verdict, reason = self.judge_job(row.job_id, row.detail)
                 self.store.upsert_job(row.job_id, row.market, verdict=verdict, detail={"reason": reason})
-                log(logger, "job.judged", level=logging.WARNING if verdict == "wrong" else logging.INFO,
-                    job_id=row.job_id, verdict=verdict, reason=reason)  # fmt: skip
+                log(
+                    logger,
+                    "job.judged",
+                    level=logging.WARNING if verdict == "wrong" else logging.INFO,
+                    job_id=row.job_id,
+                    verdict=verdict,
+                    reason=reason,
+                )
 
     def judge_job(self, job_id: str, detail: dict[str, Any]) -> tuple[str, str]:
         """``(verdict, reason)``; verdict is ``right``, ``wrong`` or why it could not judge."""
@@ -325,8 +383,11 @@ class Agent(Daemon):
         if bundle is None:
             return "no_bundle", "no local bundle for this model"
         try:
-            fetched = fetch_input(bytes(intent.input_location), timeout=self.settings.input_timeout_s,
-                                  max_bytes=self.settings.max_input_bytes)  # fmt: skip
+            fetched = fetch_input(
+                bytes(intent.input_location),
+                timeout=self.settings.input_timeout_s,
+                max_bytes=self.settings.max_input_bytes,
+            )
             actual = commitment_of(bundle, fetched.data)
         except InputUnavailable as exc:
             return "no_input", str(exc)
@@ -383,8 +444,14 @@ class Agent(Daemon):
             # Would revert now (already done by someone else, or not yet due): nothing was sent.
             # A challenge that reverts for another reason (no bond money) is worth a warning.
             quiet = exc.name in _EXPECTED_REVERTS
-            log(logger, "action.would_revert", level=logging.DEBUG if quiet else logging.WARNING, job_id=job_id,
-                kind=kind, revert=str(exc))  # fmt: skip
+            log(
+                logger,
+                "action.would_revert",
+                level=logging.DEBUG if quiet else logging.WARNING,
+                job_id=job_id,
+                kind=kind,
+                revert=str(exc),
+            )
             return None
         except TransactionFailed as exc:
             log(logger, "action.pending", level=logging.WARNING, job_id=job_id, kind=kind, error=str(exc))
@@ -392,8 +459,14 @@ class Agent(Daemon):
         if outcome.status in ("mined", "failed") and outcome.receipt is not None:
             receipt = outcome.receipt
             cost = int(receipt["gasUsed"]) * int(receipt.get("effectiveGasPrice", 0))
-            self.store.add_reward(tx_hash=Web3.to_hex(receipt["transactionHash"]), log_index=-1, job_id=job_id,
-                                  kind="gas_spent_wei", amount=-cost, block=int(receipt["blockNumber"]))  # fmt: skip
+            self.store.add_reward(
+                tx_hash=Web3.to_hex(receipt["transactionHash"]),
+                log_index=-1,
+                job_id=job_id,
+                kind="gas_spent_wei",
+                amount=-cost,
+                block=int(receipt["blockNumber"]),
+            )
         if outcome.status == "mined":
             log(logger, f"job.{kind.split(':')[0]}", job_id=job_id, gas=outcome.gas_used)
         elif outcome.status == "failed":
@@ -417,19 +490,31 @@ class Agent(Daemon):
         if self.chain_error is not None:
             reasons.append(f"chain unreachable: {self.chain_error}")
         now = time.monotonic()
-        stuck = sorted(f"{kind} {job}" for (job, kind), since in self._pending_since.items()
-                       if now - since > self.settings.stuck_after_s)  # fmt: skip
+        stuck = sorted(
+            f"{kind} {job}"
+            for (job, kind), since in self._pending_since.items()
+            if now - since > self.settings.stuck_after_s
+        )
         if stuck:
             reasons.append(f"{len(stuck)} action(s) not mined after {self.settings.stuck_after_s:g} s")
         lag = max(0, self.feed.head - self.config.chain.confirmations - self.feed.position)
         if lag > self.settings.max_feed_lag_blocks:
             reasons.append(f"feed {lag} blocks behind the head")
-        return {"ok": not reasons, "reasons": reasons, "chainId": self.chain_id, "address": self.address,
-                "cursor": self.store.cursor, "passes": self.passes,
-                "chain": {"reachable": self.chain_error is None, "error": self.chain_error,
-                          "lastAnswerAgoS": round(now - self._answered_at, 3)},
-                "feed": {"position": self.feed.position, "head": self.feed.head, "lagBlocks": lag},
-                "actions": {"pending": len(self._pending_since), "stuck": stuck}}  # fmt: skip
+        return {
+            "ok": not reasons,
+            "reasons": reasons,
+            "chainId": self.chain_id,
+            "address": self.address,
+            "cursor": self.store.cursor,
+            "passes": self.passes,
+            "chain": {
+                "reachable": self.chain_error is None,
+                "error": self.chain_error,
+                "lastAnswerAgoS": round(now - self._answered_at, 3),
+            },
+            "feed": {"position": self.feed.position, "head": self.feed.head, "lagBlocks": lag},
+            "actions": {"pending": len(self._pending_since), "stuck": stuck},
+        }
 
     async def relay(self, job_id: bytes, market_address: str, proof: bytes) -> tuple[str, str | None]:
         """Check a provider's proof off-chain and send ``prove`` for it."""
@@ -448,17 +533,27 @@ class Agent(Daemon):
                 409, "not_disputed", f"job is {job.state.name.lower()}, nothing to prove", "jobId"
             )
         if not self.staking.is_authorized(job.provider, self.address):
-            raise RelayRefused(403, "not_authorized", f"provider {job.provider} has not authorised {self.address} "
-                               "(Staking.setSolver) to prove for it")  # fmt: skip
+            raise RelayRefused(
+                403,
+                "not_authorized",
+                f"provider {job.provider} has not authorised {self.address} "
+                "(Staking.setSolver) to prove for it",
+            )
         info, bundle = self.model(bytes(job.model_id))
         if bundle is not None:
             output = list(market.output_of(job_id))
             instances = instances_for(info, int(job.input_commitment), output)
             card = bundle.card
-            candidate = Proof(model=card.name, onnx_sha256=card.onnx_sha256,
-                              output=[dequantize(v, card.output_scale) for v in output], output_felts=output,
-                              instances=instances, proof=proof, prove_s=0.0,
-                              input_commitment=int(job.input_commitment))  # fmt: skip
+            candidate = Proof(
+                model=card.name,
+                onnx_sha256=card.onnx_sha256,
+                output=[dequantize(v, card.output_scale) for v in output],
+                output_felts=output,
+                instances=instances,
+                proof=proof,
+                prove_s=0.0,
+                input_commitment=int(job.input_commitment),
+            )
             if not verify(bundle, candidate):
                 raise RelayRefused(
                     422, "bad_proof", "the proof does not verify for this job's output", "proof"

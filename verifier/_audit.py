@@ -110,10 +110,13 @@ def instances_for(info: dict[str, Any], commitment: int, output: list[int]) -> l
     """The public instance vector the market builds for a delivery (a registry record with the
     Solidity field names; a record without ``inputBinding`` reads as a hashed input)."""
     return market_instances(
-        input_binding=int(info.get("inputBinding", INPUT_HASHED)), commitment_index=int(info["commitmentIndex"]),
-        output_offset=int(info["outputOffset"]), instance_count=int(info["instanceCount"]),
-        commitment=commitment, output=output,
-    )  # fmt: skip
+        input_binding=int(info.get("inputBinding", INPUT_HASHED)),
+        commitment_index=int(info["commitmentIndex"]),
+        output_offset=int(info["outputOffset"]),
+        instance_count=int(info["instanceCount"]),
+        commitment=commitment,
+        output=output,
+    )
 
 
 def input_bound(info: dict[str, Any], proof: bytes, commitment: int) -> bool:
@@ -168,10 +171,14 @@ class Auditor:
             for name, address in self.history.markets.items()
         }
         self._verifier_abi = [
-            {"type": "function", "name": "verifyProof", "stateMutability": "nonpayable",
-             "inputs": [{"name": "proof", "type": "bytes"}, {"name": "instances", "type": "uint256[]"}],
-             "outputs": [{"name": "", "type": "bool"}]},
-        ]  # fmt: skip
+            {
+                "type": "function",
+                "name": "verifyProof",
+                "stateMutability": "nonpayable",
+                "inputs": [{"name": "proof", "type": "bytes"}, {"name": "instances", "type": "uint256[]"}],
+                "outputs": [{"name": "", "type": "bool"}],
+            },
+        ]
         self._models: dict[bytes, ModelRecord] = {}
         self._lock = threading.RLock()
         self._views: dict[tuple[str, bytes], bytes] = {}
@@ -220,9 +227,13 @@ class Auditor:
         if history.intent is None:
             audit.add("events", Status.FAIL, "no IntentPosted event for this job in the scanned range")
             return audit
-        for name, check in (("events", self._check_events), ("model", self._check_model),
-                            ("input", self._check_input), ("proof", self._check_proof),
-                            ("amounts", self._check_amounts)):  # fmt: skip
+        for name, check in (
+            ("events", self._check_events),
+            ("model", self._check_model),
+            ("input", self._check_input),
+            ("proof", self._check_proof),
+            ("amounts", self._check_amounts),
+        ):
             try:
                 status, detail = check(history, audit)
             except (TenderError, ValueError, KeyError, Web3RPCError, ContractLogicError) as exc:
@@ -450,8 +461,10 @@ class Auditor:
         if int(record.info.get("inputBinding", INPUT_HASHED)) == INPUT_POLYCOMMIT:
             # the verifier checks the proof against its own first point: only this binds the input
             bound = input_bound(record.info, proof_bytes, commitment)
-            parts.append("keccak256(proof[0:64]) " + ("is the input commitment" if bound else
-                                                      "is NOT the input commitment (another input)"))  # fmt: skip
+            parts.append(
+                "keccak256(proof[0:64]) "
+                + ("is the input commitment" if bound else "is NOT the input commitment (another input)")
+            )
             ok = ok and bound
         if self.offchain and record.bundle is not None:
             offchain = verify(record.bundle, _proof(record.bundle, proof_bytes, instances, output, h))
@@ -660,8 +673,16 @@ class Auditor:
 
         def add(event: Event, kind: str, account: str, amount: int, job: str = "") -> None:
             if amount:
-                entries.append((event.block_number, event.log_index, kind, Web3.to_checksum_address(account),
-                                amount, job))  # fmt: skip
+                entries.append(
+                    (
+                        event.block_number,
+                        event.log_index,
+                        kind,
+                        Web3.to_checksum_address(account),
+                        amount,
+                        job,
+                    )
+                )
 
         for h in histories:
             if Web3.to_checksum_address(h.market_address) != market or h.intent is None:
@@ -736,24 +757,39 @@ class Auditor:
             if credit_problems:
                 checks.append(Check(f"credit.{name}", Status.FAIL, "; ".join(credit_problems)))
             else:
-                checks.append(Check(f"credit.{name}", Status.OK,
-                                    f"owed() of {len(credits)} accounts follows the events: {credited} still owed"))  # fmt: skip
-            withdrawn = sum(e.amount for e in self.history.market_events
-                            if isinstance(e, FeesWithdrawn) and Web3.to_checksum_address(e.address) == market)  # fmt: skip
+                checks.append(
+                    Check(
+                        f"credit.{name}",
+                        Status.OK,
+                        f"owed() of {len(credits)} accounts follows the events: {credited} still owed",
+                    )
+                )
+            withdrawn = sum(
+                e.amount
+                for e in self.history.market_events
+                if isinstance(e, FeesWithdrawn) and Web3.to_checksum_address(e.address) == market
+            )
             owed = int(wrapper.fn.feesOwed().call(block_identifier=block))
             balance = int(self.token.fn.balanceOf(market).call(block_identifier=block))
             problems = []
             if owed != fees - withdrawn:
                 problems.append(f"feesOwed {owed}, settlements earned {fees} and {withdrawn} was withdrawn")
             if balance != held + owed + credited:
-                problems.append(f"market holds {balance}, open escrow and bonds {held} + fees owed {owed} "
-                                f"+ credits owed {credited}")  # fmt: skip
+                problems.append(
+                    f"market holds {balance}, open escrow and bonds {held} + fees owed {owed} "
+                    f"+ credits owed {credited}"
+                )
             if problems:
                 checks.append(Check(f"escrow.{name}", Status.FAIL, "; ".join(problems)))
             else:
-                checks.append(Check(f"escrow.{name}", Status.OK,
-                                    f"market holds {balance} = open escrow and bonds {held} + fees owed {owed} "
-                                    f"+ credits owed {credited}"))  # fmt: skip
+                checks.append(
+                    Check(
+                        f"escrow.{name}",
+                        Status.OK,
+                        f"market holds {balance} = open escrow and bonds {held} + fees owed {owed} "
+                        f"+ credits owed {credited}",
+                    )
+                )
         return checks
 
 

@@ -102,8 +102,9 @@ def find_call(
                 [Web3.to_hex(tx_hash), {"tracer": "callTracer"}],
             )
         except (Web3RPCError, OSError, ValueError) as exc:
-            raise ReconstructionError(f"tx {Web3.to_hex(tx_hash)} calls the market indirectly and the node "
-                                      f"cannot trace it: {exc}") from exc  # fmt: skip
+            raise ReconstructionError(
+                f"tx {Web3.to_hex(tx_hash)} calls the market indirectly and the node cannot trace it: {exc}"
+            ) from exc
         result = trace.get("result") if isinstance(trace, dict) else None
         if not isinstance(result, dict):
             raise ReconstructionError(f"no call trace for tx {Web3.to_hex(tx_hash)}: {trace!r:.200}")

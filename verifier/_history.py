@@ -62,13 +62,21 @@ class ChainSource:
         """The typed events ``addresses`` emitted in a block range, oldest first."""
         return EventFeed(self.w3, addresses, chunk=self.chunk).read(from_block, to_block)
 
-    def find_call(self, tx_hash: bytes, *, to: str, names: tuple[str, ...], decoder: CallDecoder,
-                  job_id: bytes) -> DecodedCall:  # fmt: skip
+    def find_call(
+        self, tx_hash: bytes, *, to: str, names: tuple[str, ...], decoder: CallDecoder, job_id: bytes
+    ) -> DecodedCall:
         key = (bytes(tx_hash), to, names, bytes(job_id))
         call = self._calls.get(key)
         if call is None:
-            call = self._calls[key] = find_call(self.w3, tx_hash, to=to, names=names, decoder=decoder,
-                                                job_id=job_id, tx=self._txs.get(bytes(tx_hash)))  # fmt: skip
+            call = self._calls[key] = find_call(
+                self.w3,
+                tx_hash,
+                to=to,
+                names=names,
+                decoder=decoder,
+                job_id=job_id,
+                tx=self._txs.get(bytes(tx_hash)),
+            )
         return call
 
     def prefetch(
@@ -213,16 +221,26 @@ class History:
         event = history.last(Delivered)
         if event is None:
             return None
-        return self.source.find_call(event.tx_hash, to=history.market_address, names=("deliver",),
-                                     decoder=self.calls, job_id=history.job_id)  # fmt: skip
+        return self.source.find_call(
+            event.tx_hash,
+            to=history.market_address,
+            names=("deliver",),
+            decoder=self.calls,
+            job_id=history.job_id,
+        )
 
     def prove_call(self, history: JobHistory) -> DecodedCall | None:
         """The ``prove`` call that answered a challenge or an audit."""
         event = history.last(Proved)
         if event is None:
             return None
-        return self.source.find_call(event.tx_hash, to=history.market_address, names=("prove",),
-                                     decoder=self.calls, job_id=history.job_id)  # fmt: skip
+        return self.source.find_call(
+            event.tx_hash,
+            to=history.market_address,
+            names=("prove",),
+            decoder=self.calls,
+            job_id=history.job_id,
+        )
 
     def transfers(self, tx_hash: bytes, token: str) -> list[tuple[str, str, int]]:
         """``(from, to, value)`` of the token's transfers in a transaction."""

@@ -144,8 +144,10 @@ class Store:
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
-        self._exec("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                   (key, value))  # fmt: skip
+        self._exec(
+            "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     def bind(self, *, chain_id: int, markets: dict[str, str]) -> None:
         """Tie the file to a chain and markets; refuse a file written for another deployment."""
@@ -243,10 +245,19 @@ class Store:
                 self._exec(
                     "INSERT INTO jobs(job_id, market, state, proof_mode, provider, deadline, challenge_deadline,"
                     " verdict, detail, updated) VALUES(?,?,?,?,?,?,?,?,?,?)",
-                    (job_id, market, columns["state"], columns.get("proof_mode"), columns.get("provider"),
-                     columns.get("deadline"), columns.get("challenge_deadline"), columns.get("verdict"),
-                     json.dumps(detail), now),
-                )  # fmt: skip
+                    (
+                        job_id,
+                        market,
+                        columns["state"],
+                        columns.get("proof_mode"),
+                        columns.get("provider"),
+                        columns.get("deadline"),
+                        columns.get("challenge_deadline"),
+                        columns.get("verdict"),
+                        json.dumps(detail),
+                        now,
+                    ),
+                )
                 return
             sets = ", ".join(f"{key} = ?" for key in columns)
             self._exec(
@@ -347,5 +358,14 @@ class Store:
 def _job(row: tuple[Any, ...]) -> JobRow:
     job_id, market, name, proof_mode, provider, deadline, challenge_deadline, verdict, detail = row
     state = JobState.__members__.get(str(name).upper(), JobState.NONE)
-    return JobRow(job_id, market, state, proof_mode, provider, deadline, challenge_deadline, verdict,
-                  json.loads(detail or "{}"))  # fmt: skip
+    return JobRow(
+        job_id,
+        market,
+        state,
+        proof_mode,
+        provider,
+        deadline,
+        challenge_deadline,
+        verdict,
+        json.loads(detail or "{}"),
+    )

@@ -112,10 +112,19 @@ def _count(values: Iterable[object]) -> dict[str, int | str]:
 @click.option("--to-block", type=int, default=None, help="last block (default: the head)")
 @click.option("--json", "as_json", is_flag=True, help="print a machine-readable report")
 @click.option("--rpc", "rpc_url", default="http://127.0.0.1:8545", show_default=True, envvar="TENDER_RPC_URL")
-@click.option("--deployment", "deployment_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="deployment JSON (default: deployments/<chainId>.json)")  # fmt: skip
-@click.option("--bundles", multiple=True, type=click.Path(file_okay=False, path_type=Path),
-              help="folders with model bundles (the cache's models/ is always searched)")  # fmt: skip
+@click.option(
+    "--deployment",
+    "deployment_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="deployment JSON (default: deployments/<chainId>.json)",
+)
+@click.option(
+    "--bundles",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="folders with model bundles (the cache's models/ is always searched)",
+)
 @click.option("--fetch-inputs", is_flag=True, help="also fetch inputs from URIs to check commitments")
 @click.option("--no-offchain", is_flag=True, help="skip EZKL verification (verifier contract only)")
 @click.option("--workers", type=int, default=8, show_default=True)
@@ -142,8 +151,14 @@ def audit(
     ids = [_job_id(j) for j in jobs] or None
     w3 = connect(rpc_url)
     deployment = Deployment.load(int(w3.eth.chain_id), path=deployment_path)
-    auditor = Auditor(w3, deployment, catalogue=Catalogue(bundles), fetch_inputs=fetch_inputs,
-                      offchain=not no_offchain, workers=workers)  # fmt: skip
+    auditor = Auditor(
+        w3,
+        deployment,
+        catalogue=Catalogue(bundles),
+        fetch_inputs=fetch_inputs,
+        offchain=not no_offchain,
+        workers=workers,
+    )
     report = auditor.run(from_block=from_block, to_block=to_block, job_ids=ids)
     missing = sorted({"0x" + i.hex() for i in ids or []} - {j.job_id.lower() for j in report.jobs})
     if missing:  # nothing audited is not "audit passed"

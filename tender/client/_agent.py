@@ -214,8 +214,13 @@ class AgentClient:
         market = self.client.market("reverse" if "reverse" in self.client.deployment.markets else "dutch")
         receipt = await self._transact(self.contract.claim_from, market.address)
         tx_hash = HexBytes(receipt["transactionHash"]).to_0x_hex()
-        return Withdrawal(auction="staking", market=staking.address, account=self.address,
-                          amount=staking.claimed_in(receipt), tx_hash=tx_hash)  # fmt: skip
+        return Withdrawal(
+            auction="staking",
+            market=staking.address,
+            account=self.address,
+            amount=staking.claimed_in(receipt),
+            tx_hash=tx_hash,
+        )
 
     async def fund(self, amount: int) -> str:
         """Move ``amount`` of the owner's tokens into the agent (approve, then ``fund``)."""
@@ -260,9 +265,16 @@ class AgentClient:
         if callback_gas is None:
             callback_gas = callback_gas_for(int(handle.card.layout.output_length))
         return await self.client.build_intent(
-            model, data, max_price=max_price, deadline=deadline, proof=proof, auction=auction,
-            requester=self.address, callback_gas_limit=int(callback_gas), **intent_options,
-        )  # fmt: skip
+            model,
+            data,
+            max_price=max_price,
+            deadline=deadline,
+            proof=proof,
+            auction=auction,
+            requester=self.address,
+            callback_gas_limit=int(callback_gas),
+            **intent_options,
+        )
 
     async def ask(self, intent: Intent) -> JobTracker:
         """Have the agent post ``intent`` (the owner's ``ask`` transaction); follow its job.
@@ -279,8 +291,14 @@ class AgentClient:
             hub.forget(tracker.job_id)
             raise
         tracker.tx_hashes["post"] = HexBytes(receipt["transactionHash"]).to_0x_hex()
-        log(logger, "agent.asked", job_id=tracker.job_id, agent=self.address,
-            max_price=intent.max_price, callback_gas=intent.callback_gas_limit)  # fmt: skip
+        log(
+            logger,
+            "agent.asked",
+            job_id=tracker.job_id,
+            agent=self.address,
+            max_price=intent.max_price,
+            callback_gas=intent.callback_gas_limit,
+        )
         return tracker
 
     async def follow(
@@ -303,8 +321,12 @@ class AgentClient:
         result = await self.client.follow(tracker, intent, handle, timeout=timeout, verify=verify)
         stored = await self.result(tracker.job_id)
         if tracker.callback_failed is not None or stored is None:
-            raise AgentResultMissing(job_id=tracker.job_id, agent=self.address,
-                                 reason=tracker.callback_failed or b"", result=result)  # fmt: skip
+            raise AgentResultMissing(
+                job_id=tracker.job_id,
+                agent=self.address,
+                reason=tracker.callback_failed or b"",
+                result=result,
+            )
         return AgentResult.of(
             result,
             agent=self.address,
@@ -340,9 +362,15 @@ class AgentClient:
 
         with _as_request_error():  # a chain, model or connection failure is a RequestFailed
             intent, handle = await self.build_intent(
-                model, input, max_price=max_price, deadline=deadline, proof=proof, auction=auction,
-                callback_gas=callback_gas, **intent_options,
-            )  # fmt: skip
+                model,
+                input,
+                max_price=max_price,
+                deadline=deadline,
+                proof=proof,
+                auction=auction,
+                callback_gas=callback_gas,
+                **intent_options,
+            )
         with _as_request_error(self.client.job_id(intent)):
             tracker = await self.ask(intent)
         return await self.follow(tracker, intent, handle, timeout=timeout, verify=verify)
@@ -360,14 +388,23 @@ class AgentClient:
         try:
             receipt: TxReceipt = await asyncio.to_thread(send, *args)
         except ContractRevert as exc:
-            raise AgentRejected(f"the agent {self.address} reverted: {exc}", agent=self.address,
-                                error=exc.name, args=exc.args_by_name, job_id=job_id) from exc  # fmt: skip
+            raise AgentRejected(
+                f"the agent {self.address} reverted: {exc}",
+                agent=self.address,
+                error=exc.name,
+                args=exc.args_by_name,
+                job_id=job_id,
+            ) from exc
         except TransactionFailed as exc:
             revert = exc.revert
             name = revert.name if revert is not None else "TransactionFailed"
-            raise AgentRejected(f"the agent {self.address} transaction failed: {revert or exc}",
-                                agent=self.address, error=name,
-                                args=revert.args_by_name if revert else {}, job_id=job_id) from exc  # fmt: skip
+            raise AgentRejected(
+                f"the agent {self.address} transaction failed: {revert or exc}",
+                agent=self.address,
+                error=name,
+                args=revert.args_by_name if revert else {},
+                job_id=job_id,
+            ) from exc
         return receipt
 
     def _callback_tx(self, tracker: JobTracker) -> str | None:

@@ -90,8 +90,9 @@ def _sample(model: str, index: int) -> Any:
 
     path = SAMPLE_MODELS / model / "samples.json"
     if not path.is_file():
-        raise click.BadParameter(f"no sample inputs for model {model!r} ({path} is missing): pass --input",
-                                 param_hint="--input")  # fmt: skip
+        raise click.BadParameter(
+            f"no sample inputs for model {model!r} ({path} is missing): pass --input", param_hint="--input"
+        )
     samples = json.loads(path.read_text())["samples"]
     return samples[index % len(samples)]["input"]
 
@@ -123,11 +124,17 @@ def result_table(result: RequestResult, *, decimals: int = 18, symbol: str = "to
         f"{tokens(result.price_paid, decimals)} / {tokens(result.max_price, decimals)} {symbol}",
     )
     if result.refund:
-        table.add_row("refund", f"{tokens(result.refund, decimals)} {symbol} credited in the market "
-                                "(`tender market withdraw` pays it out)")  # fmt: skip
+        table.add_row(
+            "refund",
+            f"{tokens(result.refund, decimals)} {symbol} credited in the market "
+            "(`tender market withdraw` pays it out)",
+        )
     lat = result.latency
-    table.add_row("latency", f"auction {lat.auction_ms:.0f} ms · delivery {lat.delivery_ms:.0f} ms · "
-                             f"settlement {lat.settlement_ms:.0f} ms · total {lat.total_ms:.0f} ms")  # fmt: skip
+    table.add_row(
+        "latency",
+        f"auction {lat.auction_ms:.0f} ms · delivery {lat.delivery_ms:.0f} ms · "
+        f"settlement {lat.settlement_ms:.0f} ms · total {lat.total_ms:.0f} ms",
+    )
     for step, tx in result.tx_hashes.items():
         gas = result.gas.get(step)
         table.add_row(f"tx {step}", tx + (f"  ({gas:,} gas)" if gas else ""))
@@ -138,16 +145,29 @@ def _intent_options(command: Any) -> Any:
     """MODEL and the options that make an intent, shared by `request run` and `intent typed-data`."""
     options = [
         click.argument("model"),
-        click.option("--input", "input_spec", help="JSON file or inline JSON array (default: a sample input)"),
-        click.option("--sample", type=int, default=0, show_default=True,
-                     help="which sample input when --input is unset"),
-        click.option("--max-price", required=True,
-                     help="most you pay: tokens (0.1, in the token's decimals) or base units (100wei)"),
-        click.option("--deadline", type=float, default=60, show_default=True,
-                     help="seconds after the auction window"),
+        click.option(
+            "--input", "input_spec", help="JSON file or inline JSON array (default: a sample input)"
+        ),
+        click.option(
+            "--sample",
+            type=int,
+            default=0,
+            show_default=True,
+            help="which sample input when --input is unset",
+        ),
+        click.option(
+            "--max-price",
+            required=True,
+            help="most you pay: tokens (0.1, in the token's decimals) or base units (100wei)",
+        ),
+        click.option(
+            "--deadline", type=float, default=60, show_default=True, help="seconds after the auction window"
+        ),
         click.option("--proof", type=click.Choice(["zk", "optimistic"]), default="zk", show_default=True),
-        click.option("--auction", type=click.Choice(["reverse", "dutch"]), default="reverse", show_default=True),
-    ]  # fmt: skip
+        click.option(
+            "--auction", type=click.Choice(["reverse", "dutch"]), default="reverse", show_default=True
+        ),
+    ]
     for option in reversed(options):
         command = option(command)
     return command
@@ -198,8 +218,9 @@ def run(
     from tender.client._client import Client
 
     if model_id is not None and not _is_bytes32(model_id):
-        raise click.BadParameter(f"{model_id!r} is not a model id (0x followed by 64 hex digits)",
-                                 param_hint="--model-id")  # fmt: skip
+        raise click.BadParameter(
+            f"{model_id!r} is not a model id (0x followed by 64 hex digits)", param_hint="--model-id"
+        )
     console = Console(stderr=as_json)
     rpc_url, key, config_deployment = _chain(config, rpc)
     data = load_input(input_spec) if input_spec else _sample(model, sample)
@@ -221,9 +242,15 @@ def run(
     async def go() -> RequestResult:
         async with client:
             return await client.request(
-                model, data, max_price=price, deadline=deadline, proof=cast(Literal["zk", "optimistic"], proof),
-                auction=cast(Literal["reverse", "dutch"], auction), on_chain=on_chain, timeout=timeout,
-            )  # fmt: skip
+                model,
+                data,
+                max_price=price,
+                deadline=deadline,
+                proof=cast(Literal["zk", "optimistic"], proof),
+                auction=cast(Literal["reverse", "dutch"], auction),
+                on_chain=on_chain,
+                timeout=timeout,
+            )
 
     try:
         with console.status(f"buying one {model} inference ({auction} auction, {proof} proof)…"):
@@ -283,8 +310,9 @@ def _market_options(command: Any) -> Any:
     return command
 
 
-def _markets(rpc: str | None, deployment: Path | None, config: Path | None, *, need_key: bool,
-             auction: str | None) -> tuple[dict[str, Market], str | None]:  # fmt: skip
+def _markets(
+    rpc: str | None, deployment: Path | None, config: Path | None, *, need_key: bool, auction: str | None
+) -> tuple[dict[str, Market], str | None]:
     """The deployment's markets (``{name: Market}``, only ``auction``'s when given), sending
     from the configured key when ``need_key``; and the key's address (``None`` without one)."""
     from eth_account import Account
@@ -298,8 +326,10 @@ def _markets(rpc: str | None, deployment: Path | None, config: Path | None, *, n
     record = Deployment.load(int(w3.eth.chain_id), path=deployment or section.deployment)
     sender = TxSender(w3, key, confirmations=section.confirmations) if key else None
     names = [auction] if auction else [n for n in ("reverse", "dutch") if n in record.markets]
-    markets = {name: Market(w3, record.market(name), auction=AuctionType[name.upper()], sender=sender)
-               for name in names}  # fmt: skip
+    markets = {
+        name: Market(w3, record.market(name), auction=AuctionType[name.upper()], sender=sender)
+        for name in names
+    }
     return markets, (Account.from_key(key).address if key else None)
 
 
@@ -338,14 +368,21 @@ def market_group() -> None:
 @market_group.command("owed")
 @click.option("--account", help="whose credit to show (default: the configured key's address)")
 @_market_options
-def owed_command(account: str | None, auction: str | None, rpc: str | None, deployment: Path | None,
-                 config: Path | None, as_json: bool) -> None:  # fmt: skip
+def owed_command(
+    account: str | None,
+    auction: str | None,
+    rpc: str | None,
+    deployment: Path | None,
+    config: Path | None,
+    as_json: bool,
+) -> None:
     """Show what each market owes ACCOUNT (default: the configured key)."""
     from web3 import Web3
 
     if account is not None and not Web3.is_address(account):
-        raise click.BadParameter(f"not an address: {account!r} (0x followed by 40 hex digits)",
-                                 param_hint="--account")  # fmt: skip
+        raise click.BadParameter(
+            f"not an address: {account!r} (0x followed by 40 hex digits)", param_hint="--account"
+        )
     markets, me = _markets(rpc, deployment, config, need_key=account is None, auction=auction)
     who = Web3.to_checksum_address(account or me or "")
     amounts = {name: market.owed(who) for name, market in markets.items()}
@@ -353,8 +390,17 @@ def owed_command(account: str | None, auction: str | None, rpc: str | None, depl
     decimals, symbol = _token_units(markets)
     claimable = _staking(markets).claimable(who)
     if as_json:
-        click.echo(json.dumps({"account": who, "owed": {k: str(v) for k, v in amounts.items()},
-                               "total": str(total), "claimable": str(claimable)}, indent=2))  # fmt: skip
+        click.echo(
+            json.dumps(
+                {
+                    "account": who,
+                    "owed": {k: str(v) for k, v in amounts.items()},
+                    "total": str(total),
+                    "claimable": str(claimable),
+                },
+                indent=2,
+            )
+        )
         return
     table = Table(title=f"owed to {who}")
     for column in ("market", "address", f"owed ({symbol})", "base units"):
@@ -370,8 +416,9 @@ def owed_command(account: str | None, auction: str | None, rpc: str | None, depl
 
 @market_group.command("withdraw")
 @_market_options
-def withdraw_command(auction: str | None, rpc: str | None, deployment: Path | None, config: Path | None,
-                     as_json: bool) -> None:  # fmt: skip
+def withdraw_command(
+    auction: str | None, rpc: str | None, deployment: Path | None, config: Path | None, as_json: bool
+) -> None:
     """Pay out what the markets owe the configured key: one `withdraw` per market that owes
     something. With --market, that market's `withdraw` even when it owes nothing (it refuses
     with NothingOwed)."""
@@ -388,8 +435,10 @@ def withdraw_command(auction: str | None, rpc: str | None, deployment: Path | No
     staking = _staking(markets)
     if auction is None and staking.claimable(me) > 0:  # slashed stake credited to us: claim it too
         receipt = staking.claim()
-        paid["staking"] = {"amount": str(staking.claimed_in(receipt)),
-                           "tx": "0x" + bytes(receipt["transactionHash"]).hex()}  # fmt: skip
+        paid["staking"] = {
+            "amount": str(staking.claimed_in(receipt)),
+            "tx": "0x" + bytes(receipt["transactionHash"]).hex(),
+        }
     if as_json:
         click.echo(json.dumps({"account": me, "withdrawn": paid}, indent=2))
         return
@@ -399,8 +448,10 @@ def withdraw_command(auction: str | None, rpc: str | None, deployment: Path | No
     decimals, _ = _token_units(markets)
     for name, entry in paid.items():
         source = "Staking (slashed stake credited to you)" if name == "staking" else f"the {name} market"
-        click.echo(f"withdrew {tokens(int(entry['amount']), decimals)} tokens ({entry['amount']} base units) from "
-                   f"{source} to {me}: tx {entry['tx']}")  # fmt: skip
+        click.echo(
+            f"withdrew {tokens(int(entry['amount']), decimals)} tokens ({entry['amount']} base units) from "
+            f"{source} to {me}: tx {entry['tx']}"
+        )
 
 
 # ---------------------------------------------------------------- tender intent
@@ -423,18 +474,36 @@ def intent_group() -> None:
 @click.option("--rpc", help="JSON-RPC URL (default: the config's chain.rpc_url)")
 @click.option("--deployment", type=click.Path(path_type=Path), help="deployment JSON")
 @click.option("--config", type=click.Path(path_type=Path, exists=True), help="TOML with a [chain] section")
-@click.option("--bundle", type=click.Path(path_type=Path, exists=True, file_okay=False),
-              help="model bundle folder (default: the registered bundle of that name in the cache)")  # fmt: skip
+@click.option(
+    "--bundle",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="model bundle folder (default: the registered bundle of that name in the cache)",
+)
 @click.option(
     "--model-id", help="registry model id, 0x + 64 hex (default: the one registered for the bundle)"
 )
-@click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False),
-              help="also write the intent (for `tender intent send`) here")  # fmt: skip
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="also write the intent (for `tender intent send`) here",
+)
 def typed_data_command(
-    model: str, input_spec: str | None, sample: int, max_price: str, deadline: float, proof: str, auction: str,
-    requester: str | None, rpc: str | None, deployment: Path | None, config: Path | None, bundle: Path | None,
-    model_id: str | None, out: Path | None,
-) -> None:  # fmt: skip
+    model: str,
+    input_spec: str | None,
+    sample: int,
+    max_price: str,
+    deadline: float,
+    proof: str,
+    auction: str,
+    requester: str | None,
+    rpc: str | None,
+    deployment: Path | None,
+    config: Path | None,
+    bundle: Path | None,
+    model_id: str | None,
+    out: Path | None,
+) -> None:
     """Print the EIP-712 typed data of an intent to buy one MODEL inference, for a wallet.
 
     The JSON is what `eth_signTypedData_v4` (and `cast wallet sign --data`) takes: every integer
@@ -447,8 +516,9 @@ def typed_data_command(
     from tender.client._client import Client
 
     if model_id is not None and not _is_bytes32(model_id):
-        raise click.BadParameter(f"{model_id!r} is not a model id (0x followed by 64 hex digits)",
-                                 param_hint="--model-id")  # fmt: skip
+        raise click.BadParameter(
+            f"{model_id!r} is not a model id (0x followed by 64 hex digits)", param_hint="--model-id"
+        )
     if requester is not None and not Web3.is_address(requester):
         raise click.BadParameter(f"not an address: {requester!r}", param_hint="--requester")
     section = load_section(config, ChainSection, name="chain") if config else ChainSection()
@@ -456,34 +526,66 @@ def typed_data_command(
     key = None if requester else section.private_key()
     data = load_input(input_spec) if input_spec else _sample(model, sample)
     connect(rpc_url)  # one clear line when nothing answers there
-    client = Client(rpc_url, key, address=requester, deployment=deployment or section.deployment,
-                    bundles={model: bundle} if bundle else None,
-                    model_ids={model: model_id} if model_id else None)  # fmt: skip
+    client = Client(
+        rpc_url,
+        key,
+        address=requester,
+        deployment=deployment or section.deployment,
+        bundles={model: bundle} if bundle else None,
+        model_ids={model: model_id} if model_id else None,
+    )
     price = parse_amount(max_price, Token(client.w3, client.deployment.token).decimals())
 
     async def build() -> Any:
-        intent, _ = await client.build_intent(model, data, max_price=price, deadline=deadline,
-                                              proof=proof, auction=auction)  # type: ignore[arg-type]  # fmt: skip
+        intent, _ = await client.build_intent(
+            model,
+            data,
+            max_price=price,
+            deadline=deadline,
+            proof=cast(Literal["zk", "optimistic"], proof),
+            auction=cast(Literal["reverse", "dutch"], auction),
+        )
         return intent
 
     intent = asyncio.run(build())
     if out is not None:
         d = client.deployment
-        out.write_text(json.dumps({"intent": intent.to_json(), "market": d.market(intent.auction_type),
-                                   "chainId": d.chain_id, "jobId": client.job_id(intent)}, indent=2) + "\n")  # fmt: skip
+        out.write_text(
+            json.dumps(
+                {
+                    "intent": intent.to_json(),
+                    "market": d.market(intent.auction_type),
+                    "chainId": d.chain_id,
+                    "jobId": client.job_id(intent),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     click.echo(json.dumps(client.typed_data(intent), indent=2))
 
 
 @intent_group.command("send")
-@click.option("--intent", "intent_path", required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="the intent written by `tender intent typed-data --out`")  # fmt: skip
+@click.option(
+    "--intent",
+    "intent_path",
+    required=True,
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="the intent written by `tender intent typed-data --out`",
+)
 @click.option("--signature", required=True, help="the wallet's signature of the typed data (0x + 130 hex)")
 @click.option("--solver", "solvers", multiple=True, required=True, help="solver base URL (repeatable)")
 @click.option("--rpc", help="JSON-RPC URL (default: the config's chain.rpc_url)")
 @click.option("--deployment", type=click.Path(path_type=Path), help="deployment JSON")
 @click.option("--config", type=click.Path(path_type=Path, exists=True), help="TOML with a [chain] section")
-def send_command(intent_path: Path, signature: str, solvers: tuple[str, ...], rpc: str | None,
-                 deployment: Path | None, config: Path | None) -> None:  # fmt: skip
+def send_command(
+    intent_path: Path,
+    signature: str,
+    solvers: tuple[str, ...],
+    rpc: str | None,
+    deployment: Path | None,
+    config: Path | None,
+) -> None:
     """Send an intent signed by an outside wallet to the solvers; prints its job id.
 
     The signature is checked first by the market's own rule (65 bytes, v 27/28, low s, signed by
@@ -502,8 +604,13 @@ def send_command(intent_path: Path, signature: str, solvers: tuple[str, ...], rp
     except ValueError as exc:
         raise click.BadParameter("not hex", param_hint="--signature") from exc
     section = load_section(config, ChainSection, name="chain") if config else ChainSection()
-    client = Client(rpc or section.rpc_url, None, address=intent.requester, solvers=list(solvers),
-                    deployment=deployment or section.deployment)  # fmt: skip
+    client = Client(
+        rpc or section.rpc_url,
+        None,
+        address=intent.requester,
+        solvers=list(solvers),
+        deployment=deployment or section.deployment,
+    )
 
     async def send() -> dict[str, str]:
         async with client:

@@ -123,8 +123,9 @@ def _as_request_error(job: str | None = None) -> Any:
         raise RequestFailed(f"{type(exc).__name__}: {exc}", job_id=job) from exc
     except Exception as exc:  # requests' errors (web3's HTTP transport), named without importing it
         if type(exc).__module__.startswith(("requests", "urllib3")):
-            raise RequestFailed(f"cannot reach the JSON-RPC node: {type(exc).__name__}: {exc}",
-                                job_id=job) from exc  # fmt: skip
+            raise RequestFailed(
+                f"cannot reach the JSON-RPC node: {type(exc).__name__}: {exc}", job_id=job
+            ) from exc
         raise
 
 
@@ -351,8 +352,10 @@ class Client:
         candidates = cached_bundles(name)
         where = f"{cache_dir() / 'models'}"
         if not candidates:
-            raise ModelError(f"model {name!r}: no bundle of that name in {where} (build it with "
-                             f"`tender model build`, or pass --bundle)")  # fmt: skip
+            raise ModelError(
+                f"model {name!r}: no bundle of that name in {where} (build it with "
+                f"`tender model build`, or pass --bundle)"
+            )
         if model_id is not None:
             try:
                 raw = bytes(HexBytes(model_id))
@@ -366,8 +369,11 @@ class Client:
         if not matches:
             if model_id is None and len(candidates) == 1:
                 return candidates[0][0]  # resolve_model names what is missing
-            raise ModelError(f"model {name!r}: none of its bundles in {where} is registered on this chain"
-                             + (f" as {model_id}" if model_id else "") + " (`tender model register`)")  # fmt: skip
+            raise ModelError(
+                f"model {name!r}: none of its bundles in {where} is registered on this chain"
+                + (f" as {model_id}" if model_id else "")
+                + " (`tender model register`)"
+            )
         return matches[0]
 
     async def aclose(self) -> None:
@@ -477,9 +483,10 @@ class Client:
                 if allowance < amount:
                     raise RequestRejected(
                         f"the market {spender} may take {allowance} of {self.address}'s tokens, the escrow"
-                        f" is {amount}: approve the market from the wallet first", job_id=job_id,
+                        f" is {amount}: approve the market from the wallet first",
+                        job_id=job_id,
                         reasons={"market": "allowance below the escrow"},
-                    )  # fmt: skip
+                    )
                 return
             token = Token(self.w3, self.deployment.token, sender=self.sender)
             await asyncio.to_thread(token.ensure_allowance, spender, amount, approve=_MAX_UINT)
@@ -552,8 +559,9 @@ class Client:
             amount=amount,
             tx=tx_hash,
         )
-        return Withdrawal(auction="staking", market=staking.address, account=self.address, amount=amount,
-                          tx_hash=tx_hash)  # fmt: skip
+        return Withdrawal(
+            auction="staking", market=staking.address, account=self.address, amount=amount, tx_hash=tx_hash
+        )
 
     def staking(self) -> Staking:
         """The ``Staking`` contract (slashed stake is credited there), sending as this account."""
@@ -575,8 +583,9 @@ class Client:
             receipt = await withdraw(market)
             paid = market.withdrawn_in(receipt)
             tx_hash = HexBytes(receipt["transactionHash"]).to_0x_hex()
-            out.append(Withdrawal(auction=name, market=market.address, account=account, amount=paid,
-                                  tx_hash=tx_hash))  # fmt: skip
+            out.append(
+                Withdrawal(auction=name, market=market.address, account=account, amount=paid, tx_hash=tx_hash)
+            )
             log(logger, "market.withdrawn", market=market.address, account=account, amount=paid, tx=tx_hash)
         return out
 
@@ -626,8 +635,11 @@ class Client:
                 if not erc1271_accepts(result):
                     raise IntentError("the requester contract refused the signature (ERC-1271)") from None
         except IntentError as exc:
-            raise RequestRejected(f"the intent's signature would be refused: {exc}", job_id=self.job_id(intent),
-                                  reasons={"signature": str(exc)}) from exc  # fmt: skip
+            raise RequestRejected(
+                f"the intent's signature would be refused: {exc}",
+                job_id=self.job_id(intent),
+                reasons={"signature": str(exc)},
+            ) from exc
 
     async def post(self, intent: Intent) -> str:
         """Post ``intent`` to its market from this account (the escrow is taken now, from the
@@ -638,8 +650,11 @@ class Client:
         try:
             receipt = await asyncio.to_thread(market.post, intent)
         except (ContractRevert, TransactionFailed) as exc:
-            raise RequestRejected(f"the market refused the intent: {exc}", job_id=self.job_id(intent),
-                                  reasons={"market": str(exc)}) from exc  # fmt: skip
+            raise RequestRejected(
+                f"the market refused the intent: {exc}",
+                job_id=self.job_id(intent),
+                reasons={"market": str(exc)},
+            ) from exc
         finally:
             self._release(self.job_id(intent))
         return HexBytes(receipt["transactionHash"]).to_0x_hex()
@@ -865,16 +880,26 @@ class Client:
                     raise ChainError(f"cannot follow the chain: {hub.error!r}") from hub.error
                 if tracker.reorgs > reorgs:
                     reorgs = tracker.reorgs
-                    log(logger, "request.reorg_followed", level=logging.WARNING, job_id=tracker.job_id,
-                        state=tracker.state.name.lower(), reorgs=reorgs)  # fmt: skip
+                    log(
+                        logger,
+                        "request.reorg_followed",
+                        level=logging.WARNING,
+                        job_id=tracker.job_id,
+                        state=tracker.state.name.lower(),
+                        reorgs=reorgs,
+                    )
                 remaining = waited_until - time.monotonic()
                 if remaining <= 0:
                     moved: int | None = None
                     with contextlib.suppress(*_RPC_ERRORS):
                         moved = await self._block_time() - block_time
-                    raise RequestTimeout(job_id=tracker.job_id, last_state=tracker.state.name.lower(),
-                                         waited_s=time.monotonic() - tracker.sent_at, chain_moved_s=moved,
-                                         followed_s=time.monotonic() - followed_at)  # fmt: skip
+                    raise RequestTimeout(
+                        job_id=tracker.job_id,
+                        last_state=tracker.state.name.lower(),
+                        waited_s=time.monotonic() - tracker.sent_at,
+                        chain_moved_s=moved,
+                        followed_s=time.monotonic() - followed_at,
+                    )
                 changed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), timeout=min(remaining, 1.0))
@@ -912,8 +937,11 @@ class Client:
                 raise
             except _RPC_ERRORS as exc:
                 if time.monotonic() + pause > until:
-                    raise RequestTimeout(job_id=tracker.job_id, last_state=tracker.state.name.lower(),
-                                         waited_s=time.monotonic() - tracker.sent_at) from exc  # fmt: skip
+                    raise RequestTimeout(
+                        job_id=tracker.job_id,
+                        last_state=tracker.state.name.lower(),
+                        waited_s=time.monotonic() - tracker.sent_at,
+                    ) from exc
                 log(
                     logger, "request.rpc_retry", level=logging.WARNING, job_id=tracker.job_id, error=repr(exc)
                 )
@@ -959,12 +987,20 @@ class Client:
         self, tracker: JobTracker, intent: Intent, handle: ModelHandle | None, *, auction: str, verify: bool
     ) -> RequestResult:
         market = self._market_address(auction)
-        common: dict[str, Any] = {"job_id": tracker.job_id, "refund": tracker.refund,
-                                  "compensation": tracker.compensation, "market": market}  # fmt: skip
+        common: dict[str, Any] = {
+            "job_id": tracker.job_id,
+            "refund": tracker.refund,
+            "compensation": tracker.compensation,
+            "market": market,
+        }
         if tracker.state == JobState.SLASHED:
             # The output was disputed and never proved: the provider cheated (or gave up).
-            raise ProviderSlashed(provider=tracker.provider, output=tracker.output,
-                                  tx_hash=tracker.tx_hashes.get("slashed"), **common)  # fmt: skip
+            raise ProviderSlashed(
+                provider=tracker.provider,
+                output=tracker.output,
+                tx_hash=tracker.tx_hashes.get("slashed"),
+                **common,
+            )
         if tracker.state == JobState.EXPIRED:
             raise RequestExpired(
                 provider=tracker.provider, tx_hash=tracker.tx_hashes.get("expired"), **common

@@ -65,8 +65,9 @@ class EventHub:
         from_block: int | None = None,
     ) -> None:
         start = w3.eth.block_number if from_block is None else from_block
-        self.feed = EventFeed(w3, addresses, names=[kind.__name__ for kind in FOLLOWED], decoder=decoder,
-                              start_block=start)  # fmt: skip
+        self.feed = EventFeed(
+            w3, addresses, names=[kind.__name__ for kind in FOLLOWED], decoder=decoder, start_block=start
+        )
         self.poll_interval = poll_interval
         self._trackers: dict[str, JobTracker] = {}
         self._waiters: dict[str, asyncio.Event] = {}
@@ -151,8 +152,14 @@ class EventHub:
         for fork in forks:
             for key, followed in self._trackers.items():
                 if followed.rollback(fork):
-                    log(logger, "request.reorged", level=logging.WARNING, job_id=key, fork=fork,
-                        state=followed.state.name.lower())  # fmt: skip
+                    log(
+                        logger,
+                        "request.reorged",
+                        level=logging.WARNING,
+                        job_id=key,
+                        fork=fork,
+                        state=followed.state.name.lower(),
+                    )
                 if key in self._waiters:
                     self._waiters[key].set()
             for orphan, kept in list(self._orphans.items()):

@@ -55,9 +55,12 @@ def instances(card: Any, commitment: int, output: list[int]) -> list[int]:
     polycommit = getattr(card, "input_visibility", "hashed") == "polycommit"
     return market_instances(
         input_binding=INPUT_POLYCOMMIT if polycommit else INPUT_HASHED,
-        commitment_index=layout.commitment_index, output_offset=layout.output_offset,
-        instance_count=layout.instance_count, commitment=commitment, output=output,
-    )  # fmt: skip
+        commitment_index=layout.commitment_index,
+        output_offset=layout.output_offset,
+        instance_count=layout.instance_count,
+        commitment=commitment,
+        output=output,
+    )
 
 
 @dataclass(frozen=True)

@@ -158,23 +158,35 @@ class _Round:
 
         async def ask(url: str) -> list[tuple[Quote, bytes, str]]:
             try:
-                reply = await http.post(f"{url}/rfq", params={"window_ms": self.window_ms}, content=body,
-                                        headers={"Content-Type": "application/json"}, timeout=limit)  # fmt: skip
+                reply = await http.post(
+                    f"{url}/rfq",
+                    params={"window_ms": self.window_ms},
+                    content=body,
+                    headers={"Content-Type": "application/json"},
+                    timeout=limit,
+                )
                 answer = FirmQuotes.model_validate_json(reply.content) if reply.status_code == 200 else None
             except (httpx.HTTPError, ValidationError) as exc:
                 log(logger, "rfq.solver_failed", level=logging.WARNING, solver=url, error=repr(exc))
                 return []
             if answer is None:
-                log(logger, "rfq.solver_refused", level=logging.WARNING, solver=url, status=reply.status_code,
-                    body=reply.text[:300])  # fmt: skip
+                log(
+                    logger,
+                    "rfq.solver_refused",
+                    level=logging.WARNING,
+                    solver=url,
+                    status=reply.status_code,
+                    body=reply.text[:300],
+                )
                 return []
             out = []
             for firm in answer.quotes:
                 try:
                     quote = firm.parsed()
                     signature = bytes.fromhex(firm.signature[2:])
-                    signer = recover_quote_signer(quote, signature, chain_id=self.chain_id,
-                                                  market=self.market_address)  # fmt: skip
+                    signer = recover_quote_signer(
+                        quote, signature, chain_id=self.chain_id, market=self.market_address
+                    )
                 except (IntentError, ValueError):
                     continue
                 if signer == quote.provider and self._acceptable(quote):
@@ -228,14 +240,16 @@ class _Round:
             if state is JobState.SETTLED:
                 break
             if state.final:
-                return QuoteSettlement(self.job_hex, state.name.lower(), False, b"", tx_hashes=txs,
-                                       settled_at=time.monotonic())  # fmt: skip
+                return QuoteSettlement(
+                    self.job_hex, state.name.lower(), False, b"", tx_hashes=txs, settled_at=time.monotonic()
+                )
             if self.client.self_help and int(time.time()) > terms.due + 2:
                 try:
                     r = await asyncio.to_thread(self.market.expire_quoted, self.job, terms)
                     txs["expire"] = _hex(bytes(r["transactionHash"]))
-                    return QuoteSettlement(self.job_hex, "expired", False, b"", terms.stake_locked, txs,
-                                           time.monotonic())  # fmt: skip
+                    return QuoteSettlement(
+                        self.job_hex, "expired", False, b"", terms.stake_locked, txs, time.monotonic()
+                    )
                 except (ContractRevert, TransactionFailed) as exc:
                     log(
                         logger, "rfq.expire_refused", level=logging.INFO, job_id=self.job_hex, error=repr(exc)
@@ -253,14 +267,22 @@ class _Round:
         )
         delivered_hash = delivered.output_hash if delivered is not None else b""
         if delivered_hash == committed_hash:
-            return QuoteSettlement(self.job_hex, "settled", True, delivered_hash, tx_hashes=txs,
-                                   settled_at=time.monotonic())  # fmt: skip
-        r = await asyncio.to_thread(self.market.slash_commitment, self.job, terms, delivered_hash, committed_hash,
-                                    bytes.fromhex(committed.commitment[2:]))  # fmt: skip
+            return QuoteSettlement(
+                self.job_hex, "settled", True, delivered_hash, tx_hashes=txs, settled_at=time.monotonic()
+            )
+        r = await asyncio.to_thread(
+            self.market.slash_commitment,
+            self.job,
+            terms,
+            delivered_hash,
+            committed_hash,
+            bytes.fromhex(committed.commitment[2:]),
+        )
         txs["slash"] = _hex(bytes(r["transactionHash"]))
         log(logger, "rfq.slashed", level=logging.WARNING, job_id=self.job_hex, provider=terms.provider)
-        return QuoteSettlement(self.job_hex, "slashed", False, delivered_hash, terms.stake_locked, txs,
-                               time.monotonic())  # fmt: skip
+        return QuoteSettlement(
+            self.job_hex, "slashed", False, delivered_hash, terms.stake_locked, txs, time.monotonic()
+        )
 
 
 #: each client's quote market and staking wrappers (built once: an ABI'd contract costs ms)
@@ -312,8 +334,9 @@ async def request_quote(
     if not client._key:
         raise RequestRejected("the quote path sends openAwarded from this client: it needs a key")
     intent_options.pop("auction_window", None)
-    intent, _ = await client.build_intent(model, data, max_price=max_price, deadline=deadline, proof="zk",
-                                          auction_window=1, **intent_options)  # fmt: skip
+    intent, _ = await client.build_intent(
+        model, data, max_price=max_price, deadline=deadline, proof="zk", auction_window=1, **intent_options
+    )
     intent = intent.replace(auction_type=AuctionType.QUOTE, start_price=0)
     await _fund_quote_market(client, 2 * max_price)
     job = client.job_id(intent)
@@ -362,8 +385,17 @@ async def request_quote(
     # estimate and signing stay off the time to result.
     award = asyncio.ensure_future(asyncio.to_thread(rnd.market.open_awarded, intent, quote, quote_sig))
     settlement = asyncio.ensure_future(rnd.settle(award, committed))
-    log(logger, "rfq.provisional", job_id=job, provider=quote.provider, price=quote.price, quotes=len(quotes),
-        ms=round(1000 * (result_at - signed_at), 1), round_ms=round(phases["round_ms"], 1), run_ms=round(phases.get("run_ms", 0.0), 1))  # fmt: skip
+    log(
+        logger,
+        "rfq.provisional",
+        job_id=job,
+        provider=quote.provider,
+        price=quote.price,
+        quotes=len(quotes),
+        ms=round(1000 * (result_at - signed_at), 1),
+        round_ms=round(phases["round_ms"], 1),
+        run_ms=round(phases.get("run_ms", 0.0), 1),
+    )
     return ProvisionalResult(
         job_id=job,
         provider=quote.provider,
@@ -417,34 +449,53 @@ async def _take(
         }
     )
     try:
-        reply = await http.post(f"{url}/rfq/run", content=run.model_dump_json(),
-                                headers={"Content-Type": "application/json"},
-                                timeout=timeout if timeout is not None else client._http_timeout)  # fmt: skip
+        reply = await http.post(
+            f"{url}/rfq/run",
+            content=run.model_dump_json(),
+            headers={"Content-Type": "application/json"},
+            timeout=timeout if timeout is not None else client._http_timeout,
+        )
         if reply.status_code != 200:
-            raise RequestRejected(f"the provider refused the job: {reply.status_code} {reply.text[:300]}",
-                                  job_id=job, reasons={"provider": reply.text[:300]})  # fmt: skip
+            raise RequestRejected(
+                f"the provider refused the job: {reply.status_code} {reply.text[:300]}",
+                job_id=job,
+                reasons={"provider": reply.text[:300]},
+            )
         committed = CommittedOutput.model_validate_json(reply.content)
     except (httpx.HTTPError, ValidationError) as exc:
         stake.cancel()
-        raise RequestRejected(f"the provider did not answer: {exc!r}", job_id=job,
-                              reasons={"provider": repr(exc)}) from exc  # fmt: skip
+        raise RequestRejected(
+            f"the provider did not answer: {exc!r}", job_id=job, reasons={"provider": repr(exc)}
+        ) from exc
     felts = [int(f) for f in committed.outputFelts]
     out_hash = output_hash(felts)
     if _hex(out_hash) != committed.outputHash.lower() or committed.jobId.lower() != job:
-        raise RequestRejected("the provider's output hash is not its output's", job_id=job,
-                              reasons={"provider": "output hash"})  # fmt: skip
+        raise RequestRejected(
+            "the provider's output hash is not its output's", job_id=job, reasons={"provider": "output hash"}
+        )
     try:
-        signer = recover_commitment_signer(rnd.job, out_hash, bytes.fromhex(committed.commitment[2:]),
-                                           chain_id=rnd.chain_id, market=rnd.market_address)  # fmt: skip
+        signer = recover_commitment_signer(
+            rnd.job,
+            out_hash,
+            bytes.fromhex(committed.commitment[2:]),
+            chain_id=rnd.chain_id,
+            market=rnd.market_address,
+        )
     except IntentError as exc:
         raise RequestRejected(
             f"bad result commitment: {exc}", job_id=job, reasons={"provider": str(exc)}
         ) from exc
     if signer != quote.provider:
-        raise RequestRejected(f"the result commitment is signed by {signer}, not {quote.provider}", job_id=job,
-                              reasons={"provider": "commitment signer"})  # fmt: skip
+        raise RequestRejected(
+            f"the result commitment is signed by {signer}, not {quote.provider}",
+            job_id=job,
+            reasons={"provider": "commitment signer"},
+        )
     backing = await stake
     if backing < max(intent.min_stake, quote.price * await rnd.stake_multiple()):
-        raise RequestRejected(f"the provider's stake ({backing}) does not back the job", job_id=job,
-                              reasons={"provider": "stake"})  # fmt: skip
+        raise RequestRejected(
+            f"the provider's stake ({backing}) does not back the job",
+            job_id=job,
+            reasons={"provider": "stake"},
+        )
     return committed, felts, out_hash, bytes.fromhex(committed.commitment[2:]), backing

@@ -24,13 +24,23 @@ __all__ = ["token_group"]
 
 
 def _chain_options(command: Any) -> Any:
-    for option in reversed([
-        click.option("--rpc", help="JSON-RPC URL [default: the config's chain.rpc_url, else $TENDER_RPC_URL]"),
-        click.option("--deployment", type=click.Path(path_type=Path, dir_okay=False),
-                     help="deployment JSON [default: deployments/<chainId>.json]"),
-        click.option("--config", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-                     help="TOML with a [chain] section"),
-    ]):  # fmt: skip
+    for option in reversed(
+        [
+            click.option(
+                "--rpc", help="JSON-RPC URL [default: the config's chain.rpc_url, else $TENDER_RPC_URL]"
+            ),
+            click.option(
+                "--deployment",
+                type=click.Path(path_type=Path, dir_okay=False),
+                help="deployment JSON [default: deployments/<chainId>.json]",
+            ),
+            click.option(
+                "--config",
+                type=click.Path(path_type=Path, exists=True, dir_okay=False),
+                help="TOML with a [chain] section",
+            ),
+        ]
+    ):
         command = option(command)
     return command
 
@@ -66,8 +76,9 @@ def token_group() -> None:
 @click.argument("amount")
 @click.option("--to", "to", help="who gets them [default: the key's address]")
 @_chain_options
-def mint_command(amount: str, to: str | None, rpc: str | None, deployment: Path | None,
-                 config: Path | None) -> None:  # fmt: skip
+def mint_command(
+    amount: str, to: str | None, rpc: str | None, deployment: Path | None, config: Path | None
+) -> None:
     """Mint AMOUNT test tokens (the devnet's TestToken: anyone may mint; a real token refuses)."""
     token, me = _token(rpc, deployment, config, need_key=True)
     receiver = _address(to, "--to") if to else me

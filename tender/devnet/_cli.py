@@ -106,11 +106,21 @@ def cli_group(
     if port is None and keep_running:
         port = 8545
     options = DevnetOptions(
-        requests=n_requests, seed=seed, live=not no_live and sys.stdout.isatty(), json_path=json_path,
-        png_path=None if no_png else png_path, png=not no_png, run_dir=run_dir, concurrency=concurrency,
-        faults=faults, audit=not no_audit, keep_running=keep_running, port=port,
-        quotes=n_quotes, block_time=block_time,
-    )  # fmt: skip
+        requests=n_requests,
+        seed=seed,
+        live=not no_live and sys.stdout.isatty(),
+        json_path=json_path,
+        png_path=None if no_png else png_path,
+        png=not no_png,
+        run_dir=run_dir,
+        concurrency=concurrency,
+        faults=faults,
+        audit=not no_audit,
+        keep_running=keep_running,
+        port=port,
+        quotes=n_quotes,
+        block_time=block_time,
+    )
     console = Console()
     try:
         code = Devnet(options, console=console).run()

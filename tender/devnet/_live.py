@@ -81,8 +81,9 @@ def render(
 
 
 class _Frame:
-    def __init__(self, records: list[RequestRecord], started: float, names: dict[str, str], rows: int,
-                 title: str) -> None:  # fmt: skip
+    def __init__(
+        self, records: list[RequestRecord], started: float, names: dict[str, str], rows: int, title: str
+    ) -> None:
         self.records, self.started, self.names, self.rows, self.title = records, started, names, rows, title
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
@@ -107,25 +108,55 @@ class _Frame:
             (f"slashed {sum(r.slashed for r in records)}  ", "red"),
             (f"agent callbacks {called_back}/{sum(r.source == 'agent' for r in records)}", "green"),
         )
-        timing = Text.assemble(*[
-            (f"{kind}: result {_ms(t['time_to_result_ms'])}  settle {_ms(t['time_to_settle_ms'])}   ", "cyan")
-            for kind, t in sorted(timings(records)["by_auction"].items())
-        ])  # fmt: skip
+        timing = Text.assemble(
+            *[
+                (
+                    f"{kind}: result {_ms(t['time_to_result_ms'])}  settle {_ms(t['time_to_settle_ms'])}   ",
+                    "cyan",
+                )
+                for kind, t in sorted(timings(records)["by_auction"].items())
+            ]
+        )
         if wide:
             return [Text.assemble(first, "  ", counts), faults, timing]
         return [first, counts, faults, timing]
 
     def _table(self, wide: bool) -> Table:
-        table = Table(expand=wide, show_edge=False, pad_edge=False, box=box.HEAVY_HEAD if wide else None,
-                      collapse_padding=not wide)  # fmt: skip
+        table = Table(
+            expand=wide,
+            show_edge=False,
+            pad_edge=False,
+            box=box.HEAVY_HEAD if wide else None,
+            collapse_padding=not wide,
+        )
         columns: tuple[tuple[str, str], ...]
         if wide:
-            columns = (("#", "right"), ("via", "left"), ("model", "left"), ("auction", "left"), ("proof", "left"),
-                       ("job", "left"), ("bids", "right"), ("winner", "left"), ("price / max", "right"),
-                       ("state", "left"), ("cb", "left"), ("e2e", "right"))  # fmt: skip
+            columns = (
+                ("#", "right"),
+                ("via", "left"),
+                ("model", "left"),
+                ("auction", "left"),
+                ("proof", "left"),
+                ("job", "left"),
+                ("bids", "right"),
+                ("winner", "left"),
+                ("price / max", "right"),
+                ("state", "left"),
+                ("cb", "left"),
+                ("e2e", "right"),
+            )
         else:
-            columns = (("#", "right"), ("via", "left"), ("request", "left"), ("bids", "right"), ("winner", "left"),
-                       ("price/max", "right"), ("state", "left"), ("cb", "left"), ("e2e", "right"))  # fmt: skip
+            columns = (
+                ("#", "right"),
+                ("via", "left"),
+                ("request", "left"),
+                ("bids", "right"),
+                ("winner", "left"),
+                ("price/max", "right"),
+                ("state", "left"),
+                ("cb", "left"),
+                ("e2e", "right"),
+            )
         for column, justify in columns:
             table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
         active = [r for r in self.records if r.state != "pending"]
@@ -139,13 +170,32 @@ class _Frame:
                 e2e = f"{record.result_ms:.0f}ms"
             state_text = Text(state, style=STATE_STYLE.get(record.state, ""))
             if wide:
-                table.add_row(str(record.index), record.source, record.model, record.auction, record.proof_mode,
-                              (record.job_id or "-")[:10], bids, winner,
-                              f"{_tokens(record.price_paid)} / {_tokens(record.max_price)}", state_text,
-                              Text(mark, style=style), e2e)  # fmt: skip
+                table.add_row(
+                    str(record.index),
+                    record.source,
+                    record.model,
+                    record.auction,
+                    record.proof_mode,
+                    (record.job_id or "-")[:10],
+                    bids,
+                    winner,
+                    f"{_tokens(record.price_paid)} / {_tokens(record.max_price)}",
+                    state_text,
+                    Text(mark, style=style),
+                    e2e,
+                )
             else:
                 request = f"{record.model} {record.auction[:3]} {record.proof_mode[:3]}"
                 price = f"{_tokens(record.price_paid)}/{_tokens(record.max_price, places=2)}"
-                table.add_row(str(record.index), _VIA.get(record.source, record.source), request, bids, winner,
-                              price, state_text, Text(mark.replace("callback ", ""), style=style), e2e)  # fmt: skip
+                table.add_row(
+                    str(record.index),
+                    _VIA.get(record.source, record.source),
+                    request,
+                    bids,
+                    winner,
+                    price,
+                    state_text,
+                    Text(mark.replace("callback ", ""), style=style),
+                    e2e,
+                )
         return table

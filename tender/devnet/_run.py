@@ -85,9 +85,14 @@ logger = logging.getLogger("tender.devnet")
 PROVIDERS = (
     ProviderPlan("gpu-a", 1, "0x0001", price_factor=1.0),
     ProviderPlan("gpu-b", 2, "0x0002", price_factor=1.6),
-    ProviderPlan("gpu-c", 3, "0x0003", price_factor=0.6,
-                 misbehave=MisbehaveSection(silent_on_job=1, wrong_output_on_job=1)),
-)  # fmt: skip
+    ProviderPlan(
+        "gpu-c",
+        3,
+        "0x0003",
+        price_factor=0.6,
+        misbehave=MisbehaveSection(silent_on_job=1, wrong_output_on_job=1),
+    ),
+)
 SOLVER_KEYS = (4, 5)
 #: The providers each solver asks for quotes (solver-2 is the one the fault requests go to).
 SOLVER_PROVIDERS = (("gpu-a", "gpu-b"), ("gpu-c",))
@@ -144,8 +149,12 @@ class Devnet:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.supervisor = Supervisor(logs=self.run_dir / "logs")
         # Accounts 0-9 are the devnet's roles, 10-13 the newcomer keys of a kept-running network.
-        self.anvil = Anvil(log_path=self.run_dir / "logs" / "anvil.log", port=self.options.port, accounts=14,
-                           block_time=self.options.block_time)  # fmt: skip
+        self.anvil = Anvil(
+            log_path=self.run_dir / "logs" / "anvil.log",
+            port=self.options.port,
+            accounts=14,
+            block_time=self.options.block_time,
+        )
         self.started = time.monotonic()
         self.solver_urls: list[str] = []
         self.provider_entries: dict[str, dict[str, str]] = {}
@@ -190,13 +199,19 @@ class Devnet:
         record = default_path(setup.deployment.chain_id)
         setup.deployment.save(record)
         network = Network(
-            rpc_url=self.anvil.rpc_url, chain_id=setup.deployment.chain_id, deployment=record,
-            token=setup.deployment.token, run_dir=self.run_dir, pid=os.getpid(),
+            rpc_url=self.anvil.rpc_url,
+            chain_id=setup.deployment.chain_id,
+            deployment=record,
+            token=setup.deployment.token,
+            run_dir=self.run_dir,
+            pid=os.getpid(),
             solvers={f"solver-{n}": url for n, url in enumerate(self.solver_urls, start=1)},
             providers=self.provider_entries,
-            models={name: {"model_id": info.model_id, "bundle": str(info.bundle)}
-                    for name, info in setup.models.items()},
-        )  # fmt: skip
+            models={
+                name: {"model_id": info.model_id, "bundle": str(info.bundle)}
+                for name, info in setup.models.items()
+            },
+        )
         env, _ = network.write()
         try:
             self._step("the network is up (funded dev keys for a newcomer, one per role):")
@@ -247,8 +262,10 @@ class Devnet:
     # -- set-up ------------------------------------------------------------------------
 
     def _setup(self) -> ChainSetup:
-        self._step("starting Anvil" + (f" (a block every {self.options.block_time:g} s)"
-                                       if self.options.block_time else ""))  # fmt: skip
+        self._step(
+            "starting Anvil"
+            + (f" (a block every {self.options.block_time:g} s)" if self.options.block_time else "")
+        )
         self.anvil.start()
         if self.options.block_time is None:  # interval mining moves chain time on by itself
             self._start_heartbeat()
@@ -278,8 +295,15 @@ class Devnet:
     def _start_roles(self, setup: ChainSetup) -> None:
         rpc, deployment = self.anvil.rpc_url, self.run_dir / "deployment.json"
         self._step("starting 3 providers, 2 solvers and a verifier agent")
-        models = [ModelEntry(name=name, onnx=SAMPLE_MODELS / name / "model.onnx", bundle=info.bundle,
-                             model_id=info.model_id) for name, info in setup.models.items()]  # fmt: skip
+        models = [
+            ModelEntry(
+                name=name,
+                onnx=SAMPLE_MODELS / name / "model.onnx",
+                bundle=info.bundle,
+                model_id=info.model_id,
+            )
+            for name, info in setup.models.items()
+        ]
         entries: dict[str, ProviderEntry] = {}
         workers = max(1, (os.cpu_count() or 2) // 2)
         for plan in PROVIDERS:
@@ -287,33 +311,58 @@ class Devnet:
                 plan = dataclasses.replace(plan, misbehave=None)
             port = free_port()
             key = DEV_KEYS[plan.key_index]
-            solvers = [setup.address(DEV_KEYS[k]) for k, names in zip(SOLVER_KEYS, SOLVER_PROVIDERS, strict=True)
-                       if plan.name in names]  # fmt: skip
+            solvers = [
+                setup.address(DEV_KEYS[k])
+                for k, names in zip(SOLVER_KEYS, SOLVER_PROVIDERS, strict=True)
+                if plan.name in names
+            ]
             if plan.name == PROVIDERS[0].name:  # the newcomer's solver may bid for gpu-a
                 solvers.append(setup.address(NEWCOMER_KEYS["solver"]))
             setup.operator(key, endpoint=f"http://127.0.0.1:{port}", region=plan.region, solvers=solvers)
-            provider = provider_config(plan, rpc_url=rpc, deployment=deployment, port=port, models=models,
-                                       run_dir=self.run_dir, workers=workers)  # fmt: skip
+            provider = provider_config(
+                plan,
+                rpc_url=rpc,
+                deployment=deployment,
+                port=port,
+                models=models,
+                run_dir=self.run_dir,
+                workers=workers,
+            )
             path = write_config(self.run_dir / f"{plan.name}.toml", provider)
-            self.supervisor.start(plan.name, ["provider", "run", "--config", str(path)],
-                                  env={"TENDER_PRIVATE_KEY": key})  # fmt: skip
-            entries[plan.name] = ProviderEntry(name=plan.name, url=f"http://127.0.0.1:{port}",
-                                               address=setup.address(key))  # fmt: skip
+            self.supervisor.start(
+                plan.name, ["provider", "run", "--config", str(path)], env={"TENDER_PRIVATE_KEY": key}
+            )
+            entries[plan.name] = ProviderEntry(
+                name=plan.name, url=f"http://127.0.0.1:{port}", address=setup.address(key)
+            )
         self.provider_entries = {name: {"url": e.url, "address": e.address} for name, e in entries.items()}
         solver_providers = [[entries[name] for name in names] for names in SOLVER_PROVIDERS]
         for n, (key_index, providers) in enumerate(zip(SOLVER_KEYS, solver_providers, strict=True), start=1):
             port = free_port()
             name = f"solver-{n}"
-            solver = solver_config(rpc_url=rpc, deployment=deployment, port=port, providers=providers,
-                                   run_dir=self.run_dir, name=name, margin_bps=100 * n)  # fmt: skip
+            solver = solver_config(
+                rpc_url=rpc,
+                deployment=deployment,
+                port=port,
+                providers=providers,
+                run_dir=self.run_dir,
+                name=name,
+                margin_bps=100 * n,
+            )
             path = write_config(self.run_dir / f"{name}.toml", solver)
-            self.supervisor.start(name, ["solver", "run", "--config", str(path)],
-                                  env={"TENDER_PRIVATE_KEY": DEV_KEYS[key_index]})  # fmt: skip
+            self.supervisor.start(
+                name,
+                ["solver", "run", "--config", str(path)],
+                env={"TENDER_PRIVATE_KEY": DEV_KEYS[key_index]},
+            )
             self.solver_urls.append(f"http://127.0.0.1:{port}")
         verifier = verifier_config(rpc_url=rpc, deployment=deployment, run_dir=self.run_dir)
         self.verifier_config = write_config(self.run_dir / "verifier.toml", verifier)
-        self.supervisor.start("verifier", ["verifier", "run", "--config", str(self.verifier_config)],
-                              env={"TENDER_PRIVATE_KEY": DEV_KEYS[VERIFIER_KEY]})  # fmt: skip
+        self.supervisor.start(
+            "verifier",
+            ["verifier", "run", "--config", str(self.verifier_config)],
+            env={"TENDER_PRIVATE_KEY": DEV_KEYS[VERIFIER_KEY]},
+        )
         for plan in PROVIDERS:
             self.supervisor.wait_http(plan.name, f"{entries[plan.name].url}/health", timeout=120)
         for n, url in enumerate(self.solver_urls, start=1):
@@ -334,10 +383,16 @@ class Devnet:
         )
 
     def _record(self, planned: Planned) -> RequestRecord:
-        return RequestRecord(index=planned.index, model=planned.model, auction=planned.auction,
-                             proof_mode=planned.proof_mode, source=planned.source,
-                             max_price=planned.max_price, note=planned.kind,
-                             callback="pending" if planned.source == "agent" else None)  # fmt: skip
+        return RequestRecord(
+            index=planned.index,
+            model=planned.model,
+            auction=planned.auction,
+            proof_mode=planned.proof_mode,
+            source=planned.source,
+            max_price=planned.max_price,
+            note=planned.kind,
+            callback="pending" if planned.source == "agent" else None,
+        )
 
     async def _workload(self, setup: ChainSetup) -> None:
         plan = [*self._plan(), *self._quote_plan()]
@@ -358,8 +413,14 @@ class Devnet:
         ]
         owner: Client | None = None
         if setup.agent is not None:
-            owner = Client(self.anvil.rpc_url, DEV_KEYS[AGENT_OWNER_KEY], deployment=setup.deployment,
-                           bundles=bundles, model_ids=ids, poll_interval=0.15)  # fmt: skip
+            owner = Client(
+                self.anvil.rpc_url,
+                DEV_KEYS[AGENT_OWNER_KEY],
+                deployment=setup.deployment,
+                bundles=bundles,
+                model_ids=ids,
+                poll_interval=0.15,
+            )
             self.agent = owner.agent(setup.agent)
         for client in [*clients, *([owner] if owner else [])]:
             client.listeners.append(self._on_event)
@@ -378,8 +439,11 @@ class Devnet:
                     return
                 await self._one(clients[p.index % len(clients)], p, setup)
 
-        live = Live(self._frame(), console=self.console, refresh_per_second=4, transient=False) \
-            if self.options.live else contextlib.nullcontext()  # fmt: skip
+        live = (
+            Live(self._frame(), console=self.console, refresh_per_second=4, transient=False)
+            if self.options.live
+            else contextlib.nullcontext()
+        )
         with live as view:
             tasks = [asyncio.create_task(one(p)) for p in plan if not p.targeted]
             faults = [p for p in plan if p.targeted]
@@ -418,15 +482,25 @@ class Devnet:
         record.challenged = tracker.challenged
         record.slashed = tracker.slashed
 
-    async def _one(self, client: Client, planned: Planned, setup: ChainSetup, *,
-                   solvers: list[str] | None = None, until_awarded: bool = False) -> None:  # fmt: skip
+    async def _one(
+        self,
+        client: Client,
+        planned: Planned,
+        setup: ChainSetup,
+        *,
+        solvers: list[str] | None = None,
+        until_awarded: bool = False,
+    ) -> None:
         record = self.records[planned.index]
         data = _sample(planned.model, planned.index)
         options: dict[str, Any] = {
-            "max_price": planned.max_price, "deadline": planned.deadline_s, "proof": planned.proof_mode,
-            "auction": planned.auction, "region": "0x0003" if planned.targeted else "0x0000",
+            "max_price": planned.max_price,
+            "deadline": planned.deadline_s,
+            "proof": planned.proof_mode,
+            "auction": planned.auction,
+            "region": "0x0003" if planned.targeted else "0x0000",
             "min_stake": 2_000 * TOKEN if planned.targeted else 0,
-        }  # fmt: skip
+        }
         agent = self.agent if planned.source == "agent" else None
         try:
             if agent is not None:
@@ -543,8 +617,10 @@ class Devnet:
         self._step("withdrawing what the markets owe every role")
         assert setup.deployment is not None
         roles = self._roles(setup)
-        markets = {name: Market(setup.w3, address, auction=AuctionType[name.upper()])
-                   for name, address in setup.deployment.markets.items()}  # fmt: skip
+        markets = {
+            name: Market(setup.w3, address, auction=AuctionType[name.upper()])
+            for name, address in setup.deployment.markets.items()
+        }
         staking = Staking(setup.w3, setup.deployment.staking)
         errors: list[str] = []
         for address, (_, name, key) in roles.items():
@@ -562,8 +638,13 @@ class Devnet:
                     revert = exc.revert if isinstance(exc, TransactionFailed) else exc
                     if getattr(revert, "name", "") != "NothingOwed":
                         errors.append(f"{name} at {market.address}: {exc}")
-                        log(logger, "devnet.withdraw_failed", level=logging.ERROR, account=address,
-                            error=repr(exc))  # fmt: skip
+                        log(
+                            logger,
+                            "devnet.withdraw_failed",
+                            level=logging.ERROR,
+                            account=address,
+                            error=repr(exc),
+                        )
             if staking.claimable(address) > 0:
                 try:
                     if agent is not None:
@@ -602,8 +683,14 @@ class Devnet:
         count_paid(staking.events(setup.deployment.block, names=["Claimed"]))  # slashed stake claimed
         count_owed(staking.claimable)
         for role, entry in totals.items():
-            log(logger, "devnet.paid_out", role=role, withdrawn=entry["withdrawn"], owed=entry["owed"],
-                withdrawals=entry["withdrawals"])  # fmt: skip
+            log(
+                logger,
+                "devnet.paid_out",
+                role=role,
+                withdrawn=entry["withdrawn"],
+                owed=entry["owed"],
+                withdrawals=entry["withdrawals"],
+            )
         return {**_stringify(totals), "errors": errors}
 
     def _audit(self, setup: ChainSetup) -> dict[str, Any]:
@@ -611,8 +698,15 @@ class Devnet:
         from tender.devnet._supervisor import tender_command
 
         out = self.run_dir / "audit.json"
-        argv = [*tender_command(), "audit", "--rpc", self.anvil.rpc_url, "--deployment",
-                str(self.run_dir / "deployment.json"), "--json"]  # fmt: skip
+        argv = [
+            *tender_command(),
+            "audit",
+            "--rpc",
+            self.anvil.rpc_url,
+            "--deployment",
+            str(self.run_dir / "deployment.json"),
+            "--json",
+        ]
         for info in setup.models.values():
             argv += ["--bundles", str(info.bundle.parent)]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
@@ -639,13 +733,21 @@ class Devnet:
             tracker = self.trackers.get(record.index)
             if tracker is not None:
                 record.gas = _gas(setup, tracker, record.source)
-        extra: dict[str, Any] = {"run_dir": str(self.run_dir), "seed": self.options.seed,
-                                 "block_time_s": self.options.block_time,
-                                 "honest_slashed": self._honest_slashed()}  # fmt: skip
+        extra: dict[str, Any] = {
+            "run_dir": str(self.run_dir),
+            "seed": self.options.seed,
+            "block_time_s": self.options.block_time,
+            "honest_slashed": self._honest_slashed(),
+        }
         if self.payouts is not None:
             extra["payouts"] = self.payouts
-        summary = summarize(self.records, setup_gas=dict(setup.gas), wall_s=time.monotonic() - self.started,
-                            audit=audit, extra=extra)  # fmt: skip
+        summary = summarize(
+            self.records,
+            setup_gas=dict(setup.gas),
+            wall_s=time.monotonic() - self.started,
+            audit=audit,
+            extra=extra,
+        )
         self.summary = summary
         self.console.print(summary_table(summary))
         from tender.devnet._summary import write_json, write_png

@@ -270,15 +270,21 @@ def check_invariants(summary: Summary, *, expect_faults: bool = False) -> list[s
         problems.append(
             f"{d['zk_settled'] - d['proofs_verified_onchain']} settled zk job(s) not verified on-chain"
         )
-    missed = [f"#{r['index']} callback {r.get('callback')}" for r in d["records"]
-              if r["source"] == "agent" and r["state"] == SETTLED and r.get("callback") != "ok"]  # fmt: skip
+    missed = [
+        f"#{r['index']} callback {r.get('callback')}"
+        for r in d["records"]
+        if r["source"] == "agent" and r["state"] == SETTLED and r.get("callback") != "ok"
+    ]
     if missed or d.get("agent_callbacks", 0) != d.get("agent_settled", 0):
         problems.append(
             f"{d.get('agent_settled', 0) - d.get('agent_callbacks', 0)} settled agent job(s) without the "
             f"agent's callback: {', '.join(missed[:8])}"
         )
-    ungassed = [f"#{r['index']}" for r in d["records"]
-                if r["source"] == "agent" and r["job_id"] and not r.get("callback_gas_limit")]  # fmt: skip
+    ungassed = [
+        f"#{r['index']}"
+        for r in d["records"]
+        if r["source"] == "agent" and r["job_id"] and not r.get("callback_gas_limit")
+    ]
     if ungassed:
         problems.append(f"agent request(s) posted without callback gas: {', '.join(ungassed[:8])}")
     if expect_faults:
@@ -319,20 +325,34 @@ def summary_table(summary: Summary) -> Table:
         ("zk proofs verified on-chain", f"{d['proofs_verified_onchain']} / {d['zk_settled']}"),
         ("agent requests (TenderAgent)", str(d["agent_requests"])),
         ("agent callbacks / agent settled", f"{d['agent_callbacks']} / {d['agent_settled']}"),
-        ("auction latency p50 / p95",
-         f"{_fmt_ms(d['auction_latency_ms']['p50'])} / {_fmt_ms(d['auction_latency_ms']['p95'])}"),
-        ("end-to-end latency p50 / p95",
-         f"{_fmt_ms(d['e2e_latency_ms']['p50'])} / {_fmt_ms(d['e2e_latency_ms']['p95'])}"),
-        *[row for kind, t in sorted(d.get("by_auction", {}).items()) for row in (
-            (f"time to result, {kind}",
-             f"{_fmt_ms(t['time_to_result_ms']['p50'])} / {_fmt_ms(t['time_to_result_ms']['p95'])}"),
-            (f"time to settle (zk), {kind}",
-             f"{_fmt_ms(t['time_to_settle_ms']['p50'])} / {_fmt_ms(t['time_to_settle_ms']['p95'])}"),
-        )],
+        (
+            "auction latency p50 / p95",
+            f"{_fmt_ms(d['auction_latency_ms']['p50'])} / {_fmt_ms(d['auction_latency_ms']['p95'])}",
+        ),
+        (
+            "end-to-end latency p50 / p95",
+            f"{_fmt_ms(d['e2e_latency_ms']['p50'])} / {_fmt_ms(d['e2e_latency_ms']['p95'])}",
+        ),
+        *[
+            row
+            for kind, t in sorted(d.get("by_auction", {}).items())
+            for row in (
+                (
+                    f"time to result, {kind}",
+                    f"{_fmt_ms(t['time_to_result_ms']['p50'])} / {_fmt_ms(t['time_to_result_ms']['p95'])}",
+                ),
+                (
+                    f"time to settle (zk), {kind}",
+                    f"{_fmt_ms(t['time_to_settle_ms']['p50'])} / {_fmt_ms(t['time_to_settle_ms']['p95'])}",
+                ),
+            )
+        ],
         ("honest providers slashed", str(d.get("honest_slashed", "-"))),
-        ("price paid / max price (mean)",
-         "-" if d["price_paid_over_max"] is None else f"{d['price_paid_over_max']:.3f}"),
-    ]  # fmt: skip
+        (
+            "price paid / max price (mean)",
+            "-" if d["price_paid_over_max"] is None else f"{d['price_paid_over_max']:.3f}",
+        ),
+    ]
     for phase, entry in sorted(d["gas"].items()):
         rows.append((f"gas {phase} (mean of {entry['count']})", f"{entry['mean']:,}"))
     if d.get("wall_s") is not None:
@@ -365,8 +385,12 @@ def _payout_rows(
         entry = payouts.get(role)
         if not entry:
             continue
-        rows.append((f"withdrawn by {role} / still owed (tokens)",
-                     f"{_tokens(entry['withdrawn'])} / {_tokens(entry['owed'])}"))  # fmt: skip
+        rows.append(
+            (
+                f"withdrawn by {role} / still owed (tokens)",
+                f"{_tokens(entry['withdrawn'])} / {_tokens(entry['owed'])}",
+            )
+        )
         if compensation and role in compensation:
             rows.append(("  of which slashing compensation", _tokens(compensation[role])))
         if role == "providers":
@@ -406,8 +430,11 @@ def write_png(records: Iterable[RequestRecord], path: Path, *, token_decimals: i
         left.legend()
     top = 0.0
     for auction, marker in (("reverse", "o"), ("dutch", "^")):
-        pts = [(r.max_price / scale, r.price_paid / scale) for r in records
-               if r.state == SETTLED and r.auction == auction and r.price_paid is not None]  # fmt: skip
+        pts = [
+            (r.max_price / scale, r.price_paid / scale)
+            for r in records
+            if r.state == SETTLED and r.auction == auction and r.price_paid is not None
+        ]
         if pts:
             xs, ys = zip(*pts, strict=True)
             right.scatter(xs, ys, marker=marker, alpha=0.75, label=f"{auction} ({len(pts)})")

@@ -118,12 +118,14 @@ def protocol(fresh_contracts: Any, accounts: Any, chain: Any) -> Protocol:
     # the model's real EZKL verifier, from the bundle's compiled artefact
     bundle = mlp()
     artefact = bundle.verifier()
-    verifier_type = ContractType.model_validate({
-        "contractName": "Halo2Verifier",
-        "abi": artefact["abi"],
-        "deploymentBytecode": {"bytecode": artefact["bytecode"]},
-        "runtimeBytecode": {"bytecode": artefact["deployed_bytecode"]},
-    })  # fmt: skip
+    verifier_type = ContractType.model_validate(
+        {
+            "contractName": "Halo2Verifier",
+            "abi": artefact["abi"],
+            "deploymentBytecode": {"bytecode": artefact["bytecode"]},
+            "runtimeBytecode": {"bytecode": artefact["deployed_bytecode"]},
+        }
+    )
     verifier = ContractContainer(verifier_type).deploy(sender=deployer)
     entry = registry_entry(bundle, verifier=verifier.address, owner=deployer.address, chain_id=chain.chain_id)
     info = tuple(entry[item["name"]] for item in _model_info_abi(registry))
@@ -136,8 +138,9 @@ def protocol(fresh_contracts: Any, accounts: Any, chain: Any) -> Protocol:
     token.mint(provider, STAKE, sender=deployer)
     token.approve(staking, 2**256 - 1, sender=provider)
     staking.stake(STAKE, sender=provider)
-    protocol = Protocol(token, registry, staking, market, verifier, model_id, deployer, requester, provider,
-                        challenger)  # fmt: skip
+    protocol = Protocol(
+        token, registry, staking, market, verifier, model_id, deployer, requester, provider, challenger
+    )
     _run_jobs(protocol, chain)
     return protocol
 

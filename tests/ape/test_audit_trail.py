@@ -7,8 +7,18 @@ from typing import Any
 from ape.exceptions import ContractLogicError
 from conftest import Protocol
 
-JOB_STATES = ["None", "Open", "Awarded", "Delivered", "Challenged", "ProofRequired", "Settled", "Refunded",
-              "Expired", "Slashed"]  # fmt: skip
+JOB_STATES = [
+    "None",
+    "Open",
+    "Awarded",
+    "Delivered",
+    "Challenged",
+    "ProofRequired",
+    "Settled",
+    "Refunded",
+    "Expired",
+    "Slashed",
+]
 
 
 def _events(p: Protocol, name: str) -> list[Any]:
@@ -65,8 +75,13 @@ def test_every_stored_proof_reverifies_with_the_registered_verifier(protocol: Pr
 
 def test_states_match_events(protocol: Protocol) -> None:
     p = protocol
-    expected = {"zk": "Settled", "proved": "Settled", "finalized": "Settled", "slashed": "Slashed",
-                "expired": "Expired"}  # fmt: skip
+    expected = {
+        "zk": "Settled",
+        "proved": "Settled",
+        "finalized": "Settled",
+        "slashed": "Slashed",
+        "expired": "Expired",
+    }
     for kind, jobs in p.jobs.items():
         for job in jobs:
             assert JOB_STATES[p.market.job(job).state] == expected[kind], kind
@@ -164,8 +179,14 @@ def test_tender_audit_agrees(protocol: Protocol, chain: Any) -> None:
     from verifier._audit import Auditor
 
     p = protocol
-    deployment = Deployment(chain_id=chain.chain_id, token=p.token.address, registry=p.registry.address,
-                            staking=p.staking.address, markets={"dutch": p.market.address}, block=0)  # fmt: skip
+    deployment = Deployment(
+        chain_id=chain.chain_id,
+        token=p.token.address,
+        registry=p.registry.address,
+        staking=p.staking.address,
+        markets={"dutch": p.market.address},
+        block=0,
+    )
     report = Auditor(chain.provider.web3, deployment).run()
     assert report.ok, [(j.job_id, [c.to_json() for c in j.failures()]) for j in report.failed_jobs]
     assert len(report.jobs) == sum(len(jobs) for jobs in p.jobs.values()) == 7

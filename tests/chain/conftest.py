@@ -60,9 +60,18 @@ def tender() -> Iterator[TenderEnv]:
         provider.staking.register_operator("http://127.0.0.1:9000", region=b"eu", models=[model_id])
         provider.staking.set_solver(solver.address, True)
         yield TenderEnv(
-            chain=chain, w3=w3, deployment=deployment, deployer=deployer, requester=requester, provider=provider,
-            solver=solver, challenger=challenger, relayer=relayer, verifier=verifier, model_id=model_id,
-        )  # fmt: skip
+            chain=chain,
+            w3=w3,
+            deployment=deployment,
+            deployer=deployer,
+            requester=requester,
+            provider=provider,
+            solver=solver,
+            challenger=challenger,
+            relayer=relayer,
+            verifier=verifier,
+            model_id=model_id,
+        )
 
 
 @pytest.fixture

@@ -44,9 +44,14 @@ def test_each_payout_has_its_own_event() -> None:
 
     def log(contract: str) -> dict[str, object]:
         topic = decoders[contract].topic(payouts[contract])
-        return {"address": "0x" + "aa" * 20, "blockNumber": 1, "transactionHash": "0x" + "00" * 32,
-                "logIndex": 0, "topics": [topic, b"\x00" * 12 + b"\x11" * 20],
-                "data": "0x" + encode(["uint256"], [7]).hex()}  # fmt: skip
+        return {
+            "address": "0x" + "aa" * 20,
+            "blockNumber": 1,
+            "transactionHash": "0x" + "00" * 32,
+            "logIndex": 0,
+            "topics": [topic, b"\x00" * 12 + b"\x11" * 20],
+            "data": "0x" + encode(["uint256"], [7]).hex(),
+        }
 
     for contract, name in payouts.items():
         decoded = decoders[contract].decode(log(contract))

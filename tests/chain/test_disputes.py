@@ -48,10 +48,16 @@ def test_silent_winner_fails_over_to_the_runner_up(env: TenderEnv) -> None:
 
 def test_audited_optimistic_delivery_must_be_proven(env: TenderEnv) -> None:
     audited = ModelInfo(
-        onnx_sha256=b"\x03" * 32, settings_hash=b"\x04" * 32, verifier=env.verifier, commitment_index=0,
-        output_offset=1, output_length=len(OUTPUT), instance_count=1 + len(OUTPUT), proof_modes=2,
+        onnx_sha256=b"\x03" * 32,
+        settings_hash=b"\x04" * 32,
+        verifier=env.verifier,
+        commitment_index=0,
+        output_offset=1,
+        output_length=len(OUTPUT),
+        instance_count=1 + len(OUTPUT),
+        proof_modes=2,
         audit_rate_bps=10_000,
-    )  # fmt: skip
+    )
     model_id = env.deployer.registry.register_model(audited)
     intent = env.intent(AuctionType.DUTCH, model_id=model_id, proof_mode=ProofMode.OPTIMISTIC)
     market = env.requester.dutch

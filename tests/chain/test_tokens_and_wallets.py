@@ -93,14 +93,25 @@ def usdt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UsdtChain]:
         if found is not None:
             entry = found[1]
             info = ModelInfo(
-                onnx_sha256=bytes(entry["onnxSha256"]), settings_hash=bytes(entry["settingsHash"]),  # type: ignore[call-overload]
-                verifier=verifier, input_binding=int(entry["inputBinding"]),  # type: ignore[call-overload]
-                commitment_index=int(entry["commitmentIndex"]), output_offset=int(entry["outputOffset"]),  # type: ignore[call-overload]
-                output_length=int(entry["outputLength"]), instance_count=int(entry["instanceCount"]),  # type: ignore[call-overload]
-            )  # fmt: skip
+                onnx_sha256=bytes(entry["onnxSha256"]),
+                settings_hash=bytes(entry["settingsHash"]),  # type: ignore[call-overload]
+                verifier=verifier,
+                input_binding=int(entry["inputBinding"]),  # type: ignore[call-overload]
+                commitment_index=int(entry["commitmentIndex"]),
+                output_offset=int(entry["outputOffset"]),  # type: ignore[call-overload]
+                output_length=int(entry["outputLength"]),
+                instance_count=int(entry["instanceCount"]),  # type: ignore[call-overload]
+            )
         else:
-            info = ModelInfo(onnx_sha256=b"\x01" * 32, settings_hash=b"\x02" * 32, verifier=verifier,
-                             commitment_index=0, output_offset=1, output_length=3, instance_count=4)  # fmt: skip
+            info = ModelInfo(
+                onnx_sha256=b"\x01" * 32,
+                settings_hash=b"\x02" * 32,
+                verifier=verifier,
+                commitment_index=0,
+                output_offset=1,
+                output_length=3,
+                instance_count=4,
+            )
         model_id = Registry(w3, deployment.registry, sender=owner).register_model(info)
         token = Token(w3, address, sender=TxSender(w3, REQUESTER))
         Token(w3, address, sender=owner).mint(token.sender.address, 1_000 * UNIT)  # type: ignore[union-attr]
@@ -121,10 +132,17 @@ def _rewound(env: UsdtChain) -> Iterator[None]:
 def _intent(env: UsdtChain, **changes: object) -> Intent:
     now = int(env.w3.eth.get_block("latest")["timestamp"])
     base = Intent(
-        requester=Account.from_key(REQUESTER).address, model_id=env.model_id, input_commitment=0xC0FFEE,
-        max_price=UNIT // 10, auction_type=AuctionType.REVERSE, auction_window=60, deadline=now + 3_600,
-        proof_mode=ProofMode.ZK, nonce=random_nonce(), expiry=now + 600,
-    )  # fmt: skip
+        requester=Account.from_key(REQUESTER).address,
+        model_id=env.model_id,
+        input_commitment=0xC0FFEE,
+        max_price=UNIT // 10,
+        auction_type=AuctionType.REVERSE,
+        auction_window=60,
+        deadline=now + 3_600,
+        proof_mode=ProofMode.ZK,
+        nonce=random_nonce(),
+        expiry=now + 600,
+    )
     return base.replace(**changes)
 
 
@@ -141,8 +159,11 @@ def _cast_sign(typed: dict[str, object], key: str, tmp_path: Path) -> bytes:
     path.write_text(json.dumps(typed))
     out = subprocess.run(
         [str(node_bin("cast")), "wallet", "sign", "--data", "--from-file", str(path), "--private-key", key],
-        capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     return bytes.fromhex(out.stdout.strip().removeprefix("0x"))
 
 
@@ -235,8 +256,9 @@ def test_market_refuses_v_0_or_1_like_the_sdk(usdt: UsdtChain, tmp_path: Path) -
 
     market = usdt.market()
     intent = _intent(usdt)
-    signature = _cast_sign(typed_data(intent, chain_id=31337, market=market.address, json_safe=True),
-                           REQUESTER, tmp_path)  # fmt: skip
+    signature = _cast_sign(
+        typed_data(intent, chain_id=31337, market=market.address, json_safe=True), REQUESTER, tmp_path
+    )
     low_v = signature[:64] + bytes([signature[64] - 27])
     with pytest.raises(IntentError, match="v is"):
         check_signature(intent, low_v, chain_id=31337, market=market.address)
@@ -255,12 +277,27 @@ def test_cli_typed_data_signed_by_cast_is_sent_and_posted(usdt: UsdtChain, tmp_p
     requester = Account.from_key(REQUESTER).address
     intent_path = tmp_path / "intent.json"
     made = _tender(
-        "intent", "typed-data", "mlp", "--max-price", "0.1", "--requester", requester,
-        "--input", str(SAMPLE_MODELS / "mlp" / "input.json") if (SAMPLE_MODELS / "mlp" / "input.json").is_file()
-        else json.dumps(json.loads((SAMPLE_MODELS / "mlp" / "samples.json").read_text())["samples"][0]["input"]),
-        "--rpc", usdt.chain.rpc_url, "--deployment", str(usdt.deployment_path), "--out", str(intent_path),
+        "intent",
+        "typed-data",
+        "mlp",
+        "--max-price",
+        "0.1",
+        "--requester",
+        requester,
+        "--input",
+        str(SAMPLE_MODELS / "mlp" / "input.json")
+        if (SAMPLE_MODELS / "mlp" / "input.json").is_file()
+        else json.dumps(
+            json.loads((SAMPLE_MODELS / "mlp" / "samples.json").read_text())["samples"][0]["input"]
+        ),
+        "--rpc",
+        usdt.chain.rpc_url,
+        "--deployment",
+        str(usdt.deployment_path),
+        "--out",
+        str(intent_path),
         key=None,
-    )  # fmt: skip
+    )
     assert made.returncode == 0, made.stderr
     typed = json.loads(made.stdout)
     assert typed["message"]["maxPrice"] == "10"
@@ -289,8 +326,13 @@ async def _solver_api(env: UsdtChain) -> AsyncIterator[tuple[str, list[tuple[Int
         return True
 
     w3 = async_connect(env.chain.rpc_url)
-    api = IntentApi(chain_id=31337, markets=list(env.deployment.markets.values()), accept=accept,
-                    status=dict, contract_accepts=functools.partial(erc1271_accepts_on_chain, w3))  # fmt: skip
+    api = IntentApi(
+        chain_id=31337,
+        markets=list(env.deployment.markets.values()),
+        accept=accept,
+        status=dict,
+        contract_accepts=functools.partial(erc1271_accepts_on_chain, w3),
+    )
     await api.start("127.0.0.1:0")
     try:
         yield f"http://127.0.0.1:{api.port}", accepted
@@ -304,8 +346,14 @@ async def test_client_signs_through_an_outside_wallet(usdt: UsdtChain, tmp_path:
 
     requester = Account.from_key(REQUESTER).address
     async with _solver_api(usdt) as (url, accepted):
-        client = Client(usdt.chain.rpc_url, signer=lambda typed: _cast_sign(typed, REQUESTER, tmp_path),
-                        address=requester, solvers=[url], deployment=usdt.deployment, self_help=False)  # fmt: skip
+        client = Client(
+            usdt.chain.rpc_url,
+            signer=lambda typed: _cast_sign(typed, REQUESTER, tmp_path),
+            address=requester,
+            solvers=[url],
+            deployment=usdt.deployment,
+            self_help=False,
+        )
         with _rewound(usdt):
             intent = _intent(usdt)
             with pytest.raises(RequestRejected, match="approve the market from the wallet"):
@@ -341,8 +389,13 @@ async def test_solver_takes_a_contract_requesters_signature_as_the_market_does(u
     answers = []
     async with _solver_api(usdt) as (url, accepted), aiohttp.ClientSession() as http:
         for key in (REQUESTER, DEV_KEYS[7]):  # the wallet's owner, then a stranger
-            body = {"intent": intent.to_json(), "market": market, "chainId": 31337, "jobId": "0x" + digest.hex(),
-                    "signature": "0x" + sign_intent(intent, key, chain_id=31337, market=market).hex()}  # fmt: skip
+            body = {
+                "intent": intent.to_json(),
+                "market": market,
+                "chainId": 31337,
+                "jobId": "0x" + digest.hex(),
+                "signature": "0x" + sign_intent(intent, key, chain_id=31337, market=market).hex(),
+            }
             async with http.post(f"{url}/intents", json=body) as reply:
                 answers.append(reply.status)
     assert answers == [202, 422]
@@ -360,8 +413,16 @@ def test_market_owed_prints_a_credit_in_the_token_decimals(usdt: UsdtChain) -> N
         usdt.chain.rpc("evm_mine", [])
         market.refund(market.job_id(intent))
         owed = market.owed(requester)
-        shown = _tender("market", "owed", "--market", "reverse", "--rpc", usdt.chain.rpc_url,
-                        "--deployment", str(usdt.deployment_path))  # fmt: skip
+        shown = _tender(
+            "market",
+            "owed",
+            "--market",
+            "reverse",
+            "--rpc",
+            usdt.chain.rpc_url,
+            "--deployment",
+            str(usdt.deployment_path),
+        )
     assert shown.returncode == 0, shown.stderr
     assert owed >= 101 * UNIT
     assert f" {format_amount(owed, DECIMALS)} " in shown.stdout  # e.g. 101, not 0.0000000000000101

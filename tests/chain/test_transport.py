@@ -79,8 +79,15 @@ def test_nonce_too_low_resyncs(w3: Web3) -> None:
     sender.transfer_eth(to, 1)
     # Another process spends the next nonce behind the sender's back.
     account = Account.from_key(DEV_KEYS[4])
-    tx = {"to": to, "value": 1, "gas": 21_000, "maxFeePerGas": 10**11, "maxPriorityFeePerGas": 10**9,
-          "nonce": w3.eth.get_transaction_count(account.address), "chainId": w3.eth.chain_id}  # fmt: skip
+    tx = {
+        "to": to,
+        "value": 1,
+        "gas": 21_000,
+        "maxFeePerGas": 10**11,
+        "maxPriorityFeePerGas": 10**9,
+        "nonce": w3.eth.get_transaction_count(account.address),
+        "chainId": w3.eth.chain_id,
+    }
     w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
     receipt = sender.transfer_eth(to, 1)
     assert receipt["status"] == 1
@@ -150,8 +157,14 @@ def test_missing_artifact_says_make_contracts(tmp_path: Path) -> None:
 
 def test_deployment_record_round_trip(tmp_path: Path) -> None:
     a = [Account.from_key(k).address for k in DEV_KEYS[:5]]
-    deployment = Deployment(chain_id=31337, token=a[0], registry=a[1], staking=a[2],
-                            markets={"reverse": a[3], "dutch": a[4]}, block=7)  # fmt: skip
+    deployment = Deployment(
+        chain_id=31337,
+        token=a[0],
+        registry=a[1],
+        staking=a[2],
+        markets={"reverse": a[3], "dutch": a[4]},
+        block=7,
+    )
     path = deployment.save(tmp_path / "31337.json")
     assert Deployment.load(31337, path=path) == deployment
     assert deployment.market("dutch") == a[4]

@@ -44,9 +44,15 @@ def test_model_registry_round_trip(env: TenderEnv) -> None:
     assert env.deployer.registry.compute_model_id(env.deployer.address, info) == env.model_id
     assert env.deployer.registry.proof_modes_of(env.model_id) == 3
     new = ModelInfo(
-        onnx_sha256=b"\x09" * 32, settings_hash=b"\x08" * 32, verifier=env.verifier, commitment_index=0,
-        output_offset=1, output_length=1, instance_count=2, proof_modes=1,
-    )  # fmt: skip
+        onnx_sha256=b"\x09" * 32,
+        settings_hash=b"\x08" * 32,
+        verifier=env.verifier,
+        commitment_index=0,
+        output_offset=1,
+        output_length=1,
+        instance_count=2,
+        proof_modes=1,
+    )
     receipt = env.relayer.registry.register(new)
     (event,) = env.relayer.registry.events_in(receipt)
     assert isinstance(event, ModelRegistered)

@@ -77,8 +77,9 @@ def tender(
     env["NO_COLOR"] = "1"
     if key is not None:
         env["TENDER_PRIVATE_KEY"] = key
-    return subprocess.run([*tender_command(), *args], capture_output=True, text=True, env=env, timeout=300,
-                          cwd=cwd)  # fmt: skip
+    return subprocess.run(
+        [*tender_command(), *args], capture_output=True, text=True, env=env, timeout=300, cwd=cwd
+    )
 
 
 def _cases(net: Net) -> dict[str, tuple[list[str], str | None, str]]:

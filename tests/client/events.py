@@ -16,9 +16,14 @@ _EMPTY: dict[str, Any] = {
     "bool": False,
     "tuple[int, ...]": (),
     "JobState": JobState.NONE,
-    "Intent": Intent(requester="0x" + "22" * 20, model_id=bytes(32), input_commitment=1, max_price=100,
-                     deadline=2_000_000_000),
-}  # fmt: skip
+    "Intent": Intent(
+        requester="0x" + "22" * 20,
+        model_id=bytes(32),
+        input_commitment=1,
+        max_price=100,
+        deadline=2_000_000_000,
+    ),
+}
 
 _LOG_INDEX = itertools.count()
 
@@ -29,6 +34,9 @@ def event(kind: type[Event], job: str, *, tx: str | None = None, block: int = 1,
     args: dict[str, Any] = {
         f.name: given.get(f.name, _EMPTY.get(str(f.type))) for f in fields(kind) if f.init
     }
-    args.update(tx_hash=bytes.fromhex(tx.removeprefix("0x")) if tx else b"", block_number=block,
-                log_index=next(_LOG_INDEX))  # fmt: skip
+    args.update(
+        tx_hash=bytes.fromhex(tx.removeprefix("0x")) if tx else b"",
+        block_number=block,
+        log_index=next(_LOG_INDEX),
+    )
     return kind(**args)

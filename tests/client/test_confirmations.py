@@ -51,8 +51,14 @@ async def test_settlement_is_final_after_two_confirmations_and_a_reorg_that_drop
     job = env.requester.market.job_id(intent)
     env.requester.market.post(intent)
     env.provider.market.fill(job, env.provider.address, 300)
-    async with Client(env.chain.rpc_url, DEV_KEYS[1], deployment=env.deployment, self_help=False,
-                      confirmations=2, poll_interval=0.05) as client:  # fmt: skip
+    async with Client(
+        env.chain.rpc_url,
+        DEV_KEYS[1],
+        deployment=env.deployment,
+        self_help=False,
+        confirmations=2,
+        poll_interval=0.05,
+    ) as client:
         tracker = JobTracker(job_id="0x" + job.hex())
         task = asyncio.create_task(client.follow(tracker, intent, None, verify=False, timeout=500))
         first = await _settle_once_more(env, job)
@@ -95,8 +101,14 @@ async def test_an_rpc_outage_while_following_is_retried_until_the_job_settles(en
     env.requester.market.post(intent)
     env.provider.market.fill(job, env.provider.address, 300)
     with OutageProxy(env.chain.rpc_url) as proxy:
-        async with Client(proxy.url, DEV_KEYS[1], deployment=env.deployment, self_help=False,
-                          confirmations=1, poll_interval=0.05) as client:  # fmt: skip
+        async with Client(
+            proxy.url,
+            DEV_KEYS[1],
+            deployment=env.deployment,
+            self_help=False,
+            confirmations=1,
+            poll_interval=0.05,
+        ) as client:
             tracker = JobTracker(job_id="0x" + job.hex())
             task = asyncio.create_task(client.follow(tracker, intent, None, verify=False, timeout=500))
             await _until(lambda: tracker.state is JobState.AWARDED)

@@ -90,10 +90,21 @@ def test_request_against_an_unreachable_chain_raises_request_failed(tmp_path: ob
     from tender.client import Client, RequestFailed
 
     address = "0x" + "11" * 20
-    deployment = Deployment(chain_id=31337, token=address, registry=address, staking=address,
-                            markets={"reverse": address, "dutch": address}, block=0)  # fmt: skip
-    client = Client("http://127.0.0.1:9", DEV_KEYS[7], deployment=deployment, model_ids={"mlp": "0x" + "ab" * 32},
-                    solvers=["http://127.0.0.1:9"])  # fmt: skip
+    deployment = Deployment(
+        chain_id=31337,
+        token=address,
+        registry=address,
+        staking=address,
+        markets={"reverse": address, "dutch": address},
+        block=0,
+    )
+    client = Client(
+        "http://127.0.0.1:9",
+        DEV_KEYS[7],
+        deployment=deployment,
+        model_ids={"mlp": "0x" + "ab" * 32},
+        solvers=["http://127.0.0.1:9"],
+    )
 
     async def go() -> None:
         async with client:

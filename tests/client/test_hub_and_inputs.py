@@ -35,11 +35,13 @@ async def test_route_feeds_trackers_and_keeps_early_events() -> None:
     tracker_a = JobTracker(A)
     changed = hub.follow(tracker_a)
     # B's events arrive before anyone follows B: kept, then replayed on follow.
-    routed = hub.route([
-        event(IntentPosted, A, tx="0x01"),
-        event(IntentPosted, B, tx="0x02"),
-        event(Awarded, A, tx="0x03", block=2, provider="0x" + "11" * 20, price=3),
-    ])  # fmt: skip
+    routed = hub.route(
+        [
+            event(IntentPosted, A, tx="0x01"),
+            event(IntentPosted, B, tx="0x02"),
+            event(Awarded, A, tx="0x03", block=2, provider="0x" + "11" * 20, price=3),
+        ]
+    )
     assert routed == 2
     assert changed.is_set()
     assert tracker_a.state is JobState.AWARDED

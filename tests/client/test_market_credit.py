@@ -79,11 +79,18 @@ class Chain:
     def intent(self, requester: str, auction: AuctionType = AuctionType.REVERSE, **changes: Any) -> Intent:
         now = int(self.w3.eth.get_block("latest")["timestamp"])
         base = Intent(
-            requester=requester, model_id=self.model_id, input_commitment=COMMITMENT, max_price=UNIT,
-            start_price=UNIT // 4 if auction is AuctionType.DUTCH else 0, auction_type=auction,
-            auction_window=5, deadline=now + 600, proof_mode=ProofMode.ZK, nonce=random_nonce(),
+            requester=requester,
+            model_id=self.model_id,
+            input_commitment=COMMITMENT,
+            max_price=UNIT,
+            start_price=UNIT // 4 if auction is AuctionType.DUTCH else 0,
+            auction_type=auction,
+            auction_window=5,
+            deadline=now + 600,
+            proof_mode=ProofMode.ZK,
+            nonce=random_nonce(),
             expiry=now + 300,
-        )  # fmt: skip
+        )
         return base.replace(**changes)
 
     def refunded(self, key: str, max_price: int = UNIT) -> int:
@@ -132,9 +139,17 @@ def module_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
         path = deployment.save(tmp_path_factory.mktemp("credit") / "deployment.json")
         deployer = TxSender(w3, DEV_KEYS[0])
         verifier, _ = deploy_artifact(deployer, "MockVerifier")
-        info = ModelInfo(onnx_sha256=b"\x01" * 32, settings_hash=b"\x02" * 32, verifier=verifier,
-                         commitment_index=0, output_offset=1, output_length=len(OUTPUT),
-                         instance_count=1 + len(OUTPUT), proof_modes=3, audit_rate_bps=0)  # fmt: skip
+        info = ModelInfo(
+            onnx_sha256=b"\x01" * 32,
+            settings_hash=b"\x02" * 32,
+            verifier=verifier,
+            commitment_index=0,
+            output_offset=1,
+            output_length=len(OUTPUT),
+            instance_count=1 + len(OUTPUT),
+            proof_modes=3,
+            audit_rate_bps=0,
+        )
         model_id = Registry(w3, deployment.registry, sender=deployer).register_model(info)
         token = Token(w3, deployment.token, sender=deployer)
         provider = TxSender(w3, PROVIDER_KEY)
@@ -226,8 +241,12 @@ def test_cli_owed_and_withdraw(chain: Chain) -> None:
     requester = TxSender(chain.w3, REQUESTER_KEY).address
     shown = _cli(chain, "owed", "--json")
     assert shown.exit_code == 0, shown.output
-    assert json.loads(shown.output) == {"account": requester, "owed": {"reverse": str(escrow), "dutch": "0"},
-                                        "total": str(escrow), "claimable": "0"}  # fmt: skip
+    assert json.loads(shown.output) == {
+        "account": requester,
+        "owed": {"reverse": str(escrow), "dutch": "0"},
+        "total": str(escrow),
+        "claimable": "0",
+    }
     other = _cli(chain, "owed", "--account", requester.lower(), "--market", "reverse", key=None)
     assert other.exit_code == 0, other.output  # another account's credit needs no key
     assert tokens(escrow) in other.output

@@ -36,8 +36,13 @@ P1 = "0x" + "11" * 20
 
 
 def _intent(**changes: Any) -> Intent:
-    base = Intent(requester="0x" + "22" * 20, model_id=bytes(32), input_commitment=1, max_price=100,
-                  deadline=2_000_000_000)  # fmt: skip
+    base = Intent(
+        requester="0x" + "22" * 20,
+        model_id=bytes(32),
+        input_commitment=1,
+        max_price=100,
+        deadline=2_000_000_000,
+    )
     return base.replace(**changes)
 
 
@@ -54,8 +59,13 @@ def _tracker(events: list[tuple[type[Event], dict[str, Any]]]) -> JobTracker:
 
 
 async def test_expired_job_raises_request_expired_with_compensation() -> None:
-    tracker = _tracker([(Awarded, {"provider": P1, "price": 5}), (Expired, {"provider": P1, "slashed": 33}),
-                        (Refunded, {"amount": 101})])  # fmt: skip
+    tracker = _tracker(
+        [
+            (Awarded, {"provider": P1, "price": 5}),
+            (Expired, {"provider": P1, "slashed": 33}),
+            (Refunded, {"amount": 101}),
+        ]
+    )
     with pytest.raises(RequestExpired) as caught:
         await _client()._outcome(tracker, _intent(), None, auction="reverse", verify=True)
     assert caught.value.compensation == 33
@@ -64,9 +74,15 @@ async def test_expired_job_raises_request_expired_with_compensation() -> None:
 
 
 async def test_slashed_job_raises_provider_slashed() -> None:
-    tracker = _tracker([(Awarded, {"provider": P1, "price": 5}),
-                        (Delivered, {"output": (4,), "state": JobState.DELIVERED}),
-                        (Challenged, {}), (Slashed, {"to_requester": 9}), (Refunded, {"amount": 100})])  # fmt: skip
+    tracker = _tracker(
+        [
+            (Awarded, {"provider": P1, "price": 5}),
+            (Delivered, {"output": (4,), "state": JobState.DELIVERED}),
+            (Challenged, {}),
+            (Slashed, {"to_requester": 9}),
+            (Refunded, {"amount": 100}),
+        ]
+    )
     with pytest.raises(ProviderSlashed) as caught:
         await _client()._outcome(
             tracker, _intent(proof_mode=ProofMode.OPTIMISTIC), None, auction="reverse", verify=True
@@ -115,9 +131,13 @@ async def test_follow_times_out_with_the_last_state() -> None:
 
 async def test_a_proof_that_does_not_verify_raises_proof_invalid() -> None:
     client = _client()
-    tracker = _tracker([(Awarded, {"provider": P1, "price": 5}),
-                        (Delivered, {"output": (1,), "state": JobState.SETTLED}),
-                        (Settled, {"price": 5, "refund": 95})])  # fmt: skip
+    tracker = _tracker(
+        [
+            (Awarded, {"provider": P1, "price": 5}),
+            (Delivered, {"output": (1,), "state": JobState.SETTLED}),
+            (Settled, {"price": 5, "refund": 95}),
+        ]
+    )
     tracker.proof = b"\x01" * 64
     client._gas = lambda tx_hashes: {}  # type: ignore[method-assign]
 
@@ -137,9 +157,14 @@ async def test_a_proof_that_does_not_verify_raises_proof_invalid() -> None:
 
 async def test_a_verified_settlement_returns_the_result() -> None:
     client = _client()
-    tracker = _tracker([(IntentPosted, {}), (Awarded, {"provider": P1, "price": 5}),
-                        (Delivered, {"output": (1, 2), "state": JobState.SETTLED}),
-                        (Settled, {"price": 5, "refund": 95})])  # fmt: skip
+    tracker = _tracker(
+        [
+            (IntentPosted, {}),
+            (Awarded, {"provider": P1, "price": 5}),
+            (Delivered, {"output": (1, 2), "state": JobState.SETTLED}),
+            (Settled, {"price": 5, "refund": 95}),
+        ]
+    )
     tracker.proof = b"\x01" * 64
     client._gas = lambda tx_hashes: {"settled": 1000}  # type: ignore[method-assign]
 

@@ -25,8 +25,14 @@ async def _request_nobody_serves(anvil: Anvil, tmp_path: Path) -> RequestTimeout
     setup.register_models(["mlp"])
     setup.mint([setup.address(DEV_KEYS[7])], 10 * TOKEN)
     info = setup.models["mlp"]
-    async with Client(anvil.rpc_url, DEV_KEYS[7], deployment=setup.deployment, bundles={"mlp": info.bundle},
-                      model_ids={"mlp": info.model_id}, self_help=False) as client:  # fmt: skip
+    async with Client(
+        anvil.rpc_url,
+        DEV_KEYS[7],
+        deployment=setup.deployment,
+        bundles={"mlp": info.bundle},
+        model_ids={"mlp": info.model_id},
+        self_help=False,
+    ) as client:
         with pytest.raises(RequestTimeout) as caught:  # no solver, no provider: it stays open
             await client.request("mlp", SAMPLE, max_price=TOKEN // 10, deadline=60, on_chain=True, timeout=6)
     return caught.value

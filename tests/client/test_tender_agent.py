@@ -81,9 +81,17 @@ def chain() -> Iterator[Chain]:
         deployment = deploy(w3, DEV_KEYS[0], params=DEFAULT_PARAMS)
         deployer = TxSender(w3, DEV_KEYS[0])
         verifier, _ = deploy_artifact(deployer, "MockVerifier")
-        info = ModelInfo(onnx_sha256=b"\x01" * 32, settings_hash=b"\x02" * 32, verifier=verifier,
-                         commitment_index=0, output_offset=1, output_length=len(OUTPUT),
-                         instance_count=1 + len(OUTPUT), proof_modes=3, audit_rate_bps=0)  # fmt: skip
+        info = ModelInfo(
+            onnx_sha256=b"\x01" * 32,
+            settings_hash=b"\x02" * 32,
+            verifier=verifier,
+            commitment_index=0,
+            output_offset=1,
+            output_length=len(OUTPUT),
+            instance_count=1 + len(OUTPUT),
+            proof_modes=3,
+            audit_rate_bps=0,
+        )
         model_id = Registry(w3, deployment.registry, sender=deployer).register_model(info)
         provider = TxSender(w3, DEV_KEYS[2])
         token = Token(w3, deployment.token, sender=deployer)
@@ -231,8 +239,9 @@ async def test_a_callback_without_enough_gas_raises_callback_failed(chain: Chain
         ({"callback_gas_limit": 2_000_000}, "CallbackGasTooHigh"),  # the market's, bubbled up
     ],
 )
-async def test_bad_asks_raise_agent_rejected(chain: Chain, agent: AgentClient, change: dict[str, Any],
-                                             error: str) -> None:  # fmt: skip
+async def test_bad_asks_raise_agent_rejected(
+    chain: Chain, agent: AgentClient, change: dict[str, Any], error: str
+) -> None:
     with pytest.raises(AgentRejected) as caught:
         await agent.ask(_intent(chain, agent, AuctionType.REVERSE, **change))
     assert caught.value.error == error

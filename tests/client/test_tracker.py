@@ -40,14 +40,17 @@ def feed(tracker: JobTracker, events: list[tuple[type[Event], dict[str, Any]]]) 
 
 def test_zk_reverse_auction_settles_with_price_and_bids() -> None:
     tracker = JobTracker(JOB, sent_at=99.5)
-    state = feed(tracker, [
-        (IntentPosted, {"auction_end": 1000}),
-        (BidPlaced, {"provider": P1, "price": 50}),
-        (BidPlaced, {"provider": P2, "price": 40}),
-        (Awarded, {"provider": P2, "price": 50, "provider_deadline": 1060}),
-        (Delivered, {"provider": P2, "output": (1, 2, 3), "state": JobState.SETTLED}),
-        (Settled, {"provider": P2, "price": 50, "fee": 1, "refund": 49, "latency": 3}),
-    ])  # fmt: skip
+    state = feed(
+        tracker,
+        [
+            (IntentPosted, {"auction_end": 1000}),
+            (BidPlaced, {"provider": P1, "price": 50}),
+            (BidPlaced, {"provider": P2, "price": 40}),
+            (Awarded, {"provider": P2, "price": 50, "provider_deadline": 1060}),
+            (Delivered, {"provider": P2, "output": (1, 2, 3), "state": JobState.SETTLED}),
+            (Settled, {"provider": P2, "price": 50, "fee": 1, "refund": 49, "latency": 3}),
+        ],
+    )
     assert state is JobState.SETTLED
     assert tracker.view.state is JobState.SETTLED  # the state is tender.chain's, not the client's
     assert tracker.bids == 2
@@ -88,14 +91,17 @@ def test_expiry_wins_over_the_escrow_refund_in_either_log_order(refund_first: bo
 
 def test_unanswered_challenge_ends_slashed() -> None:
     tracker = JobTracker(JOB)
-    state = feed(tracker, [
-        (IntentPosted, {}),
-        (Awarded, {"provider": P1, "price": 5}),
-        (Delivered, {"provider": P1, "output": (9,), "state": JobState.DELIVERED}),
-        (Challenged, {"challenger": P2, "bond": 10}),
-        (Refunded, {"amount": 100}),
-        (Slashed, {"provider": P1, "to_requester": 20, "to_challenger": 5, "bond_returned": 10}),
-    ])  # fmt: skip
+    state = feed(
+        tracker,
+        [
+            (IntentPosted, {}),
+            (Awarded, {"provider": P1, "price": 5}),
+            (Delivered, {"provider": P1, "output": (9,), "state": JobState.DELIVERED}),
+            (Challenged, {"challenger": P2, "bond": 10}),
+            (Refunded, {"amount": 100}),
+            (Slashed, {"provider": P1, "to_requester": 20, "to_challenger": 5, "bond_returned": 10}),
+        ],
+    )
     assert state is JobState.SLASHED
     assert tracker.challenged
     assert tracker.slashed
@@ -105,13 +111,16 @@ def test_unanswered_challenge_ends_slashed() -> None:
 
 def test_answered_challenge_settles() -> None:
     tracker = JobTracker(JOB)
-    state = feed(tracker, [
-        (Awarded, {"provider": P1, "price": 5}),
-        (Delivered, {"output": (9,), "state": JobState.DELIVERED}),
-        (Challenged, {}),
-        (Proved, {"prover": P1, "bond_paid": 10}),
-        (Settled, {"provider": P1, "price": 5, "refund": 0}),
-    ])  # fmt: skip
+    state = feed(
+        tracker,
+        [
+            (Awarded, {"provider": P1, "price": 5}),
+            (Delivered, {"output": (9,), "state": JobState.DELIVERED}),
+            (Challenged, {}),
+            (Proved, {"prover": P1, "bond_paid": 10}),
+            (Settled, {"provider": P1, "price": 5, "refund": 0}),
+        ],
+    )
     assert state is JobState.SETTLED
     assert tracker.challenged
     assert tracker.verified_onchain
@@ -165,12 +174,15 @@ def test_a_reorg_forgets_the_dropped_blocks_events() -> None:
 
 def test_a_failed_consumer_callback_is_kept_after_settlement() -> None:
     tracker = JobTracker(JOB)
-    state = feed(tracker, [
-        (Awarded, {"provider": P1, "price": 5}),
-        (Delivered, {"provider": P1, "output": (1,), "state": JobState.SETTLED}),
-        (Settled, {"provider": P1, "price": 5, "refund": 1}),
-        (CallbackFailed, {"requester": P2, "reason": b"\x08\xc3\x79\xa0"}),
-    ])  # fmt: skip
+    state = feed(
+        tracker,
+        [
+            (Awarded, {"provider": P1, "price": 5}),
+            (Delivered, {"provider": P1, "output": (1,), "state": JobState.SETTLED}),
+            (Settled, {"provider": P1, "price": 5, "refund": 1}),
+            (CallbackFailed, {"requester": P2, "reason": b"\x08\xc3\x79\xa0"}),
+        ],
+    )
     assert state is JobState.SETTLED
     assert tracker.callback_failed == b"\x08\xc3\x79\xa0"
     assert "callback_failed" not in tracker.tx_hashes  # not a step of the job's timeline

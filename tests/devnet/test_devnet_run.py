@@ -41,11 +41,30 @@ TENDER = [sys.executable, "-c", "from tender.cli import main; main()"]
 def test_small_devnet_run_ends_every_request(tmp_path: Path) -> None:
     out = tmp_path / "summary.json"
     done = subprocess.run(
-        [*TENDER, "devnet", "--requests", "6", "--no-live", "--no-faults", "--json", str(out),
-         "--png", str(tmp_path / "chart.png"), "--run-dir", str(tmp_path / "run"), "--concurrency", "6",
-         "--quotes", "2"],
-        cwd=ROOT, capture_output=True, text=True, timeout=880, check=False,
-    )  # fmt: skip
+        [
+            *TENDER,
+            "devnet",
+            "--requests",
+            "6",
+            "--no-live",
+            "--no-faults",
+            "--json",
+            str(out),
+            "--png",
+            str(tmp_path / "chart.png"),
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--concurrency",
+            "6",
+            "--quotes",
+            "2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=880,
+        check=False,
+    )
     assert out.exists(), done.stdout[-4000:] + done.stderr[-4000:]
     summary = json.loads(out.read_text())
     assert summary["requests"] == 6 + 2  # the workload and two quote-market (RFQ) requests
@@ -90,9 +109,23 @@ def test_ctrl_c_stops_every_process(tmp_path: Path) -> None:
     env = {**os.environ, "TENDER_CACHE": str(cache), "TENDER_DEPLOYMENTS": str(deployments)}
     log = (tmp_path / "devnet.out").open("w")
     process = subprocess.Popen(
-        [*TENDER, "devnet", "--keep-running", "--port", str(free_port()), "--no-live", "--run-dir", str(run_dir)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
+        [
+            *TENDER,
+            "devnet",
+            "--keep-running",
+            "--port",
+            str(free_port()),
+            "--no-live",
+            "--run-dir",
+            str(run_dir),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     marker = cache / "network.json"  # written once every role answers: the readiness marker
     deadline = time.monotonic() + 840
     while not (marker.exists() and json.loads(marker.read_text()).get("pid") == process.pid):

@@ -34,19 +34,35 @@ from verifier import load_config as load_verifier
 
 
 def test_generated_configs_load_back_through_the_roles_own_models(tmp_path: Path) -> None:
-    plan = ProviderPlan("gpu-c", 3, "0x0003", 0.6,
-                        misbehave=MisbehaveSection(silent_on_job=1, wrong_output_on_job=2))  # fmt: skip
+    plan = ProviderPlan(
+        "gpu-c", 3, "0x0003", 0.6, misbehave=MisbehaveSection(silent_on_job=1, wrong_output_on_job=2)
+    )
     models = [
         ModelEntry(name="mlp", onnx=Path("models/mlp/model.onnx"), bundle=tmp_path, model_id="0x" + "ab" * 32)
     ]
     entry = ProviderEntry(name="gpu-c", url="http://127.0.0.1:7001", address="0x" + "11" * 20)
     deployment = tmp_path / "d.json"
-    provider_file = provider_config(plan, rpc_url="http://x", deployment=deployment, port=7001, models=models,
-                                    run_dir=tmp_path, proving_warmup=False)  # fmt: skip
-    solver_file = solver_config(rpc_url="http://x", deployment=deployment, port=7100, run_dir=tmp_path,
-                                name="s", margin_bps=100, providers=[entry])  # fmt: skip
-    verifier_file = verifier_config(rpc_url="http://x", deployment=deployment, run_dir=tmp_path,
-                                    relay_listen="127.0.0.1:7301")  # fmt: skip
+    provider_file = provider_config(
+        plan,
+        rpc_url="http://x",
+        deployment=deployment,
+        port=7001,
+        models=models,
+        run_dir=tmp_path,
+        proving_warmup=False,
+    )
+    solver_file = solver_config(
+        rpc_url="http://x",
+        deployment=deployment,
+        port=7100,
+        run_dir=tmp_path,
+        name="s",
+        margin_bps=100,
+        providers=[entry],
+    )
+    verifier_file = verifier_config(
+        rpc_url="http://x", deployment=deployment, run_dir=tmp_path, relay_listen="127.0.0.1:7301"
+    )
 
     # each file reads back, through the role's own loader, as the model it was written from
     chain, section = load_provider(write_config(tmp_path / "p.toml", provider_file))
@@ -63,11 +79,20 @@ def test_generated_configs_load_back_through_the_roles_own_models(tmp_path: Path
     for config in (provider_file, solver_file, verifier_file):
         text = dump_config(config)
         assert "key" not in text.lower()  # no secrets in files (keys come from the environment)
-        assert tomllib.loads(text)["chain"] == {"rpc_url": "http://x", "deployment": str(deployment),
-                                                "poll_interval_s": 0.1}  # fmt: skip
+        assert tomllib.loads(text)["chain"] == {
+            "rpc_url": "http://x",
+            "deployment": str(deployment),
+            "poll_interval_s": 0.1,
+        }
     # a healthy provider has no [provider.misbehave] knobs set
-    healthy = provider_config(ProviderPlan("gpu-a", 1, "0x0001", 1.0), rpc_url="http://x", deployment=deployment,
-                              port=7002, models=models, run_dir=tmp_path)  # fmt: skip
+    healthy = provider_config(
+        ProviderPlan("gpu-a", 1, "0x0001", 1.0),
+        rpc_url="http://x",
+        deployment=deployment,
+        port=7002,
+        models=models,
+        run_dir=tmp_path,
+    )
     assert tomllib.loads(dump_config(healthy))["provider"].get("misbehave", {}) == {}
 
 
@@ -141,17 +166,59 @@ def test_supervisor_waits_for_http(tmp_path: Path) -> None:
 
 def test_live_view_renders_records() -> None:
     records = [
-        RequestRecord(index=0, model="mlp", auction="reverse", proof_mode="zk", source="signed", max_price=10**17,
-                      job_id="0x" + "ab" * 32, state="settled", provider="0xP", price_paid=5 * 10**16, bids=3,
-                      e2e_ms=2500.0),
-        RequestRecord(index=1, model="cnn", auction="dutch", proof_mode="optimistic", source="agent",
-                      max_price=10**17, state="refunded", challenged=True, slashed=True, callback="none"),
-        RequestRecord(index=2, model="cnn", auction="dutch", proof_mode="zk", source="agent", max_price=10**17),
-        RequestRecord(index=3, model="mlp", auction="reverse", proof_mode="zk", source="agent", max_price=10**17,
-                      job_id="0x" + "cd" * 32, state="settled", callback="ok", callback_gas_limit=330_000),
-        RequestRecord(index=4, model="mlp", auction="dutch", proof_mode="zk", source="agent", max_price=10**17,
-                      job_id="0x" + "ef" * 32, state="awarded", callback="pending"),
-    ]  # fmt: skip
+        RequestRecord(
+            index=0,
+            model="mlp",
+            auction="reverse",
+            proof_mode="zk",
+            source="signed",
+            max_price=10**17,
+            job_id="0x" + "ab" * 32,
+            state="settled",
+            provider="0xP",
+            price_paid=5 * 10**16,
+            bids=3,
+            e2e_ms=2500.0,
+        ),
+        RequestRecord(
+            index=1,
+            model="cnn",
+            auction="dutch",
+            proof_mode="optimistic",
+            source="agent",
+            max_price=10**17,
+            state="refunded",
+            challenged=True,
+            slashed=True,
+            callback="none",
+        ),
+        RequestRecord(
+            index=2, model="cnn", auction="dutch", proof_mode="zk", source="agent", max_price=10**17
+        ),
+        RequestRecord(
+            index=3,
+            model="mlp",
+            auction="reverse",
+            proof_mode="zk",
+            source="agent",
+            max_price=10**17,
+            job_id="0x" + "cd" * 32,
+            state="settled",
+            callback="ok",
+            callback_gas_limit=330_000,
+        ),
+        RequestRecord(
+            index=4,
+            model="mlp",
+            auction="dutch",
+            proof_mode="zk",
+            source="agent",
+            max_price=10**17,
+            job_id="0x" + "ef" * 32,
+            state="awarded",
+            callback="pending",
+        ),
+    ]
     console = Console(record=True, width=140)
     console.print(render(records, started=time.monotonic(), providers={"0xP": "gpu-a"}))
     text = console.export_text()
@@ -181,14 +248,27 @@ def test_the_client_and_devnet_read_the_chain_through_tender_chain_only() -> Non
 def test_live_view_fits_80_columns() -> None:
     """At 80 columns (COLUMNS=80) every column is whole: no row wraps and nothing is cut to '…'."""
     records = [
-        RequestRecord(index=i, model=("mlp", "cnn")[i % 2], auction=("reverse", "dutch")[i % 2],
-                      proof_mode=("zk", "optimistic")[i % 2], source=("signed", "onchain", "agent")[i % 3],
-                      max_price=10**17, job_id="0x" + "ab" * 32, state=state, provider="0xP", bids=12,
-                      price_paid=8 * 10**15, e2e_ms=123_456.0, challenged=state == "refunded",
-                      slashed=state == "refunded", callback="ok" if i % 3 == 2 else None)
-        for i, state in zip(range(995, 1001), ("settled", "expired", "refunded", "delivered", "awarded", "open"),
-                            strict=True)
-    ]  # fmt: skip
+        RequestRecord(
+            index=i,
+            model=("mlp", "cnn")[i % 2],
+            auction=("reverse", "dutch")[i % 2],
+            proof_mode=("zk", "optimistic")[i % 2],
+            source=("signed", "onchain", "agent")[i % 3],
+            max_price=10**17,
+            job_id="0x" + "ab" * 32,
+            state=state,
+            provider="0xP",
+            bids=12,
+            price_paid=8 * 10**15,
+            e2e_ms=123_456.0,
+            challenged=state == "refunded",
+            slashed=state == "refunded",
+            callback="ok" if i % 3 == 2 else None,
+        )
+        for i, state in zip(
+            range(995, 1001), ("settled", "expired", "refunded", "delivered", "awarded", "open"), strict=True
+        )
+    ]
     console = Console(record=True, width=80)
     console.print(render(records, started=time.monotonic(), providers={"0xP": "gpu-a"}))
     lines = console.export_text().splitlines()

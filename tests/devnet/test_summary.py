@@ -25,17 +25,59 @@ T = 10**18
 def _records() -> list[RequestRecord]:
     out = []
     for i in range(8):
-        out.append(RequestRecord(index=i, model="mlp", auction="reverse" if i % 2 else "dutch",
-                                 proof_mode="zk" if i < 5 else "optimistic", source="signed", max_price=T // 10,
-                                 state="settled", price_paid=T // 20, verified_onchain=i < 5,
-                                 auction_ms=100.0 * (i + 1), e2e_ms=1000.0 * (i + 1),
-                                 gas={"awarded": 100_000, "delivered": 300_000}))  # fmt: skip
-    out.append(RequestRecord(index=8, model="cnn", auction="reverse", proof_mode="zk", source="signed",
-                             max_price=T // 10, state="expired", slashed=True, compensation=5))  # fmt: skip
-    out.append(RequestRecord(index=9, model="mlp", auction="reverse", proof_mode="optimistic", source="signed",
-                             max_price=T // 10, state="refunded", slashed=True, challenged=True))  # fmt: skip
-    out.append(RequestRecord(index=10, model="cnn", auction="reverse", proof_mode="zk", source="onchain",
-                             max_price=1, state="refunded"))  # fmt: skip
+        out.append(
+            RequestRecord(
+                index=i,
+                model="mlp",
+                auction="reverse" if i % 2 else "dutch",
+                proof_mode="zk" if i < 5 else "optimistic",
+                source="signed",
+                max_price=T // 10,
+                state="settled",
+                price_paid=T // 20,
+                verified_onchain=i < 5,
+                auction_ms=100.0 * (i + 1),
+                e2e_ms=1000.0 * (i + 1),
+                gas={"awarded": 100_000, "delivered": 300_000},
+            )
+        )
+    out.append(
+        RequestRecord(
+            index=8,
+            model="cnn",
+            auction="reverse",
+            proof_mode="zk",
+            source="signed",
+            max_price=T // 10,
+            state="expired",
+            slashed=True,
+            compensation=5,
+        )
+    )
+    out.append(
+        RequestRecord(
+            index=9,
+            model="mlp",
+            auction="reverse",
+            proof_mode="optimistic",
+            source="signed",
+            max_price=T // 10,
+            state="refunded",
+            slashed=True,
+            challenged=True,
+        )
+    )
+    out.append(
+        RequestRecord(
+            index=10,
+            model="cnn",
+            auction="reverse",
+            proof_mode="zk",
+            source="onchain",
+            max_price=1,
+            state="refunded",
+        )
+    )
     for i in (2, 6):  # two of the settled ones came from the on-chain agent and were called back
         out[i].source, out[i].callback, out[i].callback_gas_limit = "agent", "ok", 330_000
         out[i].job_id = f"0x{i:064x}"
@@ -103,8 +145,19 @@ def test_json_png_and_table(tmp_path: Path) -> None:
     summary = summarize(_records(), wall_s=12.3)
     path = write_json(summary, tmp_path / "out" / "summary.json")
     data = json.loads(path.read_text())
-    for key in ("requests", "settled", "refunded", "expired", "slashed", "challenged", "proofs_verified_onchain",
-                "auction_latency_ms", "e2e_latency_ms", "gas", "price_paid_over_max"):  # fmt: skip
+    for key in (
+        "requests",
+        "settled",
+        "refunded",
+        "expired",
+        "slashed",
+        "challenged",
+        "proofs_verified_onchain",
+        "auction_latency_ms",
+        "e2e_latency_ms",
+        "gas",
+        "price_paid_over_max",
+    ):
         assert key in data
     assert data["records"][8]["compensation"] == "5"
     assert data["agent_callbacks"] == 2
@@ -120,12 +173,18 @@ def test_json_png_and_table(tmp_path: Path) -> None:
 
 def test_payouts_show_what_each_role_withdrew_and_is_still_owed() -> None:
     payouts = {
-        "providers": {"withdrawn": str(3 * T // 10), "owed": "0", "withdrawals": 3,
-                      "accounts": {"gpu-a": {"withdrawn": str(T // 5), "owed": "0"},
-                                   "gpu-b": {"withdrawn": str(T // 10), "owed": "0"}}},
+        "providers": {
+            "withdrawn": str(3 * T // 10),
+            "owed": "0",
+            "withdrawals": 3,
+            "accounts": {
+                "gpu-a": {"withdrawn": str(T // 5), "owed": "0"},
+                "gpu-b": {"withdrawn": str(T // 10), "owed": "0"},
+            },
+        },
         "requesters": {"withdrawn": str(T), "owed": str(T // 100), "withdrawals": 2, "accounts": {}},
         "errors": ["gpu-c at 0xabc: boom"],
-    }  # fmt: skip
+    }
     summary = summarize(_records(), extra={"payouts": payouts})
     assert summary["payouts"]["providers"]["withdrawn"] == str(3 * T // 10)
     console = Console(record=True, width=140)
@@ -143,8 +202,10 @@ def test_payouts_show_what_each_role_withdrew_and_is_still_owed() -> None:
 def test_requesters_withdrawals_say_how_much_was_slashing_compensation() -> None:
     records = _records()
     records[8].compensation = 4 * T  # the faulty provider's stake paid the requester 4 tokens
-    payouts = {"requesters": {"withdrawn": str(4 * T + T // 10), "owed": "0", "withdrawals": 1, "accounts": {}},
-               "errors": []}  # fmt: skip
+    payouts = {
+        "requesters": {"withdrawn": str(4 * T + T // 10), "owed": "0", "withdrawals": 1, "accounts": {}},
+        "errors": [],
+    }
     summary = summarize(records, extra={"payouts": payouts})
     assert summary["compensation"] == {"requesters": str(4 * T), "agent": "0"}
     console = Console(record=True, width=80)
@@ -159,10 +220,21 @@ def test_requesters_withdrawals_say_how_much_was_slashing_compensation() -> None
 def test_time_to_result_and_settle_per_auction_kind() -> None:
     records = _records()
     for i, (result, settle) in enumerate([(40.0, 6_000.0), (80.0, 9_000.0), (None, None)]):
-        records.append(RequestRecord(index=11 + i, model="mlp", auction="quote", proof_mode="zk", source="signed",
-                                     max_price=T // 10, state="settled" if result else "failed",
-                                     price_paid=T // 20, verified_onchain=bool(result), result_ms=result,
-                                     settle_ms=settle))  # fmt: skip
+        records.append(
+            RequestRecord(
+                index=11 + i,
+                model="mlp",
+                auction="quote",
+                proof_mode="zk",
+                source="signed",
+                max_price=T // 10,
+                state="settled" if result else "failed",
+                price_paid=T // 20,
+                verified_onchain=bool(result),
+                result_ms=result,
+                settle_ms=settle,
+            )
+        )
     d = summarize(records, extra={"honest_slashed": 0}).data
     quote = d["by_auction"]["quote"]
     # the quote path: the output with its commitment, then settlement, each timed from signing

@@ -74,11 +74,24 @@ def start_network(base: Path, *, extra: list[str] | None = None, timeout_s: floa
             (cache / entry.name).symlink_to(entry)
     with (base / "devnet.out").open("w") as out:
         process = subprocess.Popen(
-            [*TENDER, "devnet", "--keep-running", "--port", str(free_port()), "--run-dir", str(run_dir),
-             "--no-live", *(extra or [])],
-            cwd=ROOT, env=network_env(cache, deployments), stdout=out, stderr=subprocess.STDOUT, text=True,
+            [
+                *TENDER,
+                "devnet",
+                "--keep-running",
+                "--port",
+                str(free_port()),
+                "--run-dir",
+                str(run_dir),
+                "--no-live",
+                *(extra or []),
+            ],
+            cwd=ROOT,
+            env=network_env(cache, deployments),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
             start_new_session=True,
-        )  # fmt: skip
+        )
     network = LocalNetwork(process, cache, deployments, run_dir, {})
     marker = cache / "network.json"
     deadline = time.monotonic() + timeout_s

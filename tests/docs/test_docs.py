@@ -24,8 +24,13 @@ from tender.paths import ROOT
 
 #: The documents a newcomer follows, in the order the tests run them (the requester's jobs give
 #: the auditor something to audit).
-DOCS = ["docs/quickstart-requester.md", "docs/quickstart-provider.md", "docs/quickstart-solver.md",
-        "docs/quickstart-auditor.md", "README.md"]  # fmt: skip
+DOCS = [
+    "docs/quickstart-requester.md",
+    "docs/quickstart-provider.md",
+    "docs/quickstart-solver.md",
+    "docs/quickstart-auditor.md",
+    "README.md",
+]
 
 #: The ports the quickstarts' own daemons listen on (provider, solver, verifier relay).
 DOC_PORTS = (7001, 7200, 7301)
@@ -56,8 +61,10 @@ def test_skip_and_background_annotations_are_understood(tmp_path: Path) -> None:
     )
     found = blocks(doc)
     assert [(b.lang, b.mode, b.ready_url) for b in found] == [
-        ("sh", "skip", None), ("sh", "background", "http://127.0.0.1:1/health"), ("python", "run", None)
-    ]  # fmt: skip
+        ("sh", "skip", None),
+        ("sh", "background", "http://127.0.0.1:1/health"),
+        ("python", "run", None),
+    ]
     doc.write_text("```sh\n# docs-test: skp\nls\n```\n")
     with pytest.raises(ValueError, match="unknown annotation"):
         blocks(doc)
@@ -66,8 +73,9 @@ def test_skip_and_background_annotations_are_understood(tmp_path: Path) -> None:
 def test_a_failing_block_fails_and_is_named(tmp_path: Path) -> None:
     doc = tmp_path / "doc.md"
     doc.write_text('```sh\nexport A=1\n```\n\n```sh\ntest "$A" = 1\nfalse\necho never\n```\n')
-    done = subprocess.run(["bash", "-c", script(blocks(doc), workdir=tmp_path)], capture_output=True, text=True,
-                          check=False)  # fmt: skip
+    done = subprocess.run(
+        ["bash", "-c", script(blocks(doc), workdir=tmp_path)], capture_output=True, text=True, check=False
+    )
     assert done.returncode != 0
     assert "FAILED (exit 1) in block doc.md:5: false" in done.stderr
     assert "never" not in done.stdout
@@ -85,9 +93,15 @@ def test_documented_commands_run(doc: str, local_network: LocalNetwork, tmp_path
     text = script(blocks(ROOT / doc), workdir=work)
     (tmp_path / "doc.sh").write_text(text)
     started = time.monotonic()
-    process = subprocess.Popen(["bash", str(tmp_path / "doc.sh")], cwd=work, env=local_network.env(),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)  # fmt: skip
+    process = subprocess.Popen(
+        ["bash", str(tmp_path / "doc.sh")],
+        cwd=work,
+        env=local_network.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         output, _ = process.communicate(timeout=1500)
     finally:

@@ -211,9 +211,14 @@ VERIFIER = bytes.fromhex(
     "602a80600b6000396000f3600435600401803515601e576020013560f81c60011460005260206000f35b50600060005260206000f3"
 )
 PARAMS = MarketParams(
-    fee_bps=100, stake_multiple=2, challenger_reward_bps=5_000, challenge_window=2, proof_window=60,
-    max_callback_gas=1_000_000, challenge_bond=UNIT,
-)  # fmt: skip
+    fee_bps=100,
+    stake_multiple=2,
+    challenger_reward_bps=5_000,
+    challenge_window=2,
+    proof_window=60,
+    max_callback_gas=1_000_000,
+    challenge_bond=UNIT,
+)
 
 #: (key index, price in tokens, latency s): different prices and latencies.
 PROVIDERS = ((2, 3.0, 20), (3, 1.5, 120), (4, 2.2, 60))
@@ -263,10 +268,16 @@ class Deployed:
 
     def solver_section(self, db: Path, *, margin_bps: int = 100, **changes: Any) -> SolverSection:
         settings: dict[str, Any] = {
-            "providers": self.entries(), "listen": None, "store": db, "margin_bps": margin_bps,
-            "poll_interval_s": 0.1, "job_poll_s": 0.2, "quote_timeout_s": 2.0,
-            "start_block": self.deployment.block, "gas": GasSection(stuck_after_s=10),
-        }  # fmt: skip
+            "providers": self.entries(),
+            "listen": None,
+            "store": db,
+            "margin_bps": margin_bps,
+            "poll_interval_s": 0.1,
+            "job_poll_s": 0.2,
+            "quote_timeout_s": 2.0,
+            "start_block": self.deployment.block,
+            "gas": GasSection(stuck_after_s=10),
+        }
         return SolverSection(**{**settings, **changes})
 
     def chain_section(self) -> ChainSection:
@@ -350,10 +361,16 @@ def devnet() -> Iterator[Env]:
         token = Token(w3, deployment.token, sender=owner)
         verifier, _ = owner.deploy(VERIFIER)
         info = ModelInfo(
-            onnx_sha256=b"\x01" * 32, settings_hash=b"\x02" * 32, verifier=verifier, commitment_index=0,
-            output_offset=1, output_length=len(OUTPUT), instance_count=1 + len(OUTPUT), proof_modes=3,
+            onnx_sha256=b"\x01" * 32,
+            settings_hash=b"\x02" * 32,
+            verifier=verifier,
+            commitment_index=0,
+            output_offset=1,
+            output_length=len(OUTPUT),
+            instance_count=1 + len(OUTPUT),
+            proof_modes=3,
             audit_rate_bps=0,
-        )  # fmt: skip
+        )
         model_id = Registry(w3, deployment.registry, sender=owner).register_model(info)
         requester = TxSender(w3, DEV_KEYS[1])
         token.mint(requester.address, 100_000 * UNIT)
@@ -512,9 +529,11 @@ class LiveEnv(Deployed):
         longer for quotes (real nodes answer from a loaded machine). Its finalize backstop waits
         two minutes: the nodes finalize their own optimistic deliveries, and the tests check that."""
         settings = {
-            "start_block": int(self.w3.eth.block_number), "quote_timeout_s": 5.0, "finalize_grace_s": 120.0,
+            "start_block": int(self.w3.eth.block_number),
+            "quote_timeout_s": 5.0,
+            "finalize_grace_s": 120.0,
             **changes,
-        }  # fmt: skip
+        }
         return super().solver_section(db, margin_bps=margin_bps, **settings)
 
     def provider_job(self, address: str, job_id: str) -> ProviderJob | None:
@@ -528,22 +547,32 @@ class LiveEnv(Deployed):
             store.close()
 
 
-def _node_config(plan: NodePlan, *, rpc_url: str, deployment: Path, port: int, model: dict[str, Any],
-                 store: Path) -> dict[str, Any]:  # fmt: skip
+def _node_config(
+    plan: NodePlan, *, rpc_url: str, deployment: Path, port: int, model: dict[str, Any], store: Path
+) -> dict[str, Any]:
     return {
         "chain": {"rpc_url": rpc_url, "deployment": deployment, "poll_interval_s": 0.1},
         "provider": {
-            "listen": f"127.0.0.1:{port}", "region": "0x0001", "hardware": "cpu", "models": [model],
+            "listen": f"127.0.0.1:{port}",
+            "region": "0x0001",
+            "hardware": "cpu",
+            "models": [model],
             "pricing": {
-                "gpu_hour_cost": plan.gpu_hour_cost, "proof_cost": plan.proof_cost, "margin": plan.margin,
-                "queue_penalty": 0.0, "quote_ttl_s": 60, "latency_slack": plan.latency_slack,
+                "gpu_hour_cost": plan.gpu_hour_cost,
+                "proof_cost": plan.proof_cost,
+                "margin": plan.margin,
+                "queue_penalty": 0.0,
+                "quote_ttl_s": 60,
+                "latency_slack": plan.latency_slack,
                 "delivery_s": plan.delivery_s,
             },
             "batching": {"enabled": False},
             "backend": {"kind": "onnxruntime", "device": "cpu"},
-            "store": store, "proving_workers": 1, "poll_interval_s": 0.2,
+            "store": store,
+            "proving_workers": 1,
+            "poll_interval_s": 0.2,
         },
-    }  # fmt: skip
+    }
 
 
 @contextlib.contextmanager
@@ -576,8 +605,12 @@ def live_devnet(folder: Path, nodes: Sequence[NodePlan] = NODES) -> Iterator[Liv
         req_token = Token(w3, deployment.token, sender=requester)
         for name in ("reverse", "dutch"):
             req_token.approve(deployment.market(name), 2**256 - 1)
-        model = {"name": "mlp", "onnx": SAMPLE_MODELS / "mlp" / "model.onnx", "bundle": mlp.bundle,
-                 "model_id": mlp.model_id}  # fmt: skip
+        model = {
+            "name": "mlp",
+            "onnx": SAMPLE_MODELS / "mlp" / "model.onnx",
+            "bundle": mlp.bundle,
+            "model_id": mlp.model_id,
+        }
         solvers = [Account.from_key(k).address for k in SOLVER_KEYS]
         running: list[Node] = []
         for plan in nodes:
@@ -589,8 +622,9 @@ def live_devnet(folder: Path, nodes: Sequence[NodePlan] = NODES) -> Iterator[Liv
             setup.stake(key, 10_000 * UNIT)
             setup.operator(key, endpoint=url, region="0x0001", solvers=solvers)
             store = folder / f"{plan.name}.db"
-            config = _node_config(plan, rpc_url=chain.rpc_url, deployment=deployment_path, port=port,
-                                  model=model, store=store)  # fmt: skip
+            config = _node_config(
+                plan, rpc_url=chain.rpc_url, deployment=deployment_path, port=port, model=model, store=store
+            )
             path = write_config(folder / f"{plan.name}.toml", ProviderConfig.model_validate(config))
             sup.start(plan.name, ["provider", "run", "--config", str(path)], env={"TENDER_PRIVATE_KEY": key})
             running.append(Node(plan, key, address, url, store))

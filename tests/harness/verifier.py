@@ -45,11 +45,13 @@ UNIT = 10**18
 STAKE = 1_000 * UNIT
 FUNDS = 10_000 * UNIT
 #: Short windows so tests move time by little.
-PARAMS = MarketParams(**{
-    **{name: getattr(DEFAULT_PARAMS, name) for name in MarketParams.__dataclass_fields__},
-    "challenge_window": 120,
-    "proof_window": 120,
-})  # fmt: skip
+PARAMS = MarketParams(
+    **{
+        **{name: getattr(DEFAULT_PARAMS, name) for name in MarketParams.__dataclass_fields__},
+        "challenge_window": 120,
+        "proof_window": 120,
+    }
+)
 
 
 @cache
@@ -196,8 +198,16 @@ class History:
         return [*self.zk, *self.finalized, *self.slashed, *self.proved, *self.expired, *self.refunded]
 
 
-def build_history(env: Env, *, zk: int = 8, finalized: int = 5, slashed: int = 2, proved: int = 2,
-                  expired: int = 2, refunded: int = 1) -> History:  # fmt: skip
+def build_history(
+    env: Env,
+    *,
+    zk: int = 8,
+    finalized: int = 5,
+    slashed: int = 2,
+    proved: int = 2,
+    expired: int = 2,
+    refunded: int = 1,
+) -> History:
     """Run jobs to settlement (zk and optimistic), slashing, proof after challenge, expiry and refund.
 
     The wrong optimistic outputs are challenged by the bystander; time moves once for all. Then

@@ -83,9 +83,12 @@ def lstm(folder: Path, *, seq: int = 4, features: int = 3, hidden: int = 4) -> P
         helper.make_node("MatMul", ["hf", "head"], ["y"]),
     ]
     inits = [
-        _init("W", w), _init("R", r), _init("B", b), _init("head", head),
+        _init("W", w),
+        _init("R", r),
+        _init("B", b),
+        _init("head", head),
         numpy_helper.from_array(np.asarray([1, hidden], dtype=np.int64), "shape"),
-    ]  # fmt: skip
+    ]
     samples = rng.uniform(-1, 1, (CALIBRATION_SAMPLES, 1, seq, features))
     return _save(
         folder, nodes, [_value("x", [1, seq, features])], [_value("y", [1, 2])], inits, samples, "lstm"
@@ -128,10 +131,13 @@ def multi_output(folder: Path) -> Path:
         helper.make_node("Gemm", ["h", "wb", "bb"], ["b_out"]),
     ]
     inits = [
-        _init("w", rng.normal(0, 0.5, (6, 8))), _init("b", rng.normal(0, 0.1, (8,))),
-        _init("wa", rng.normal(0, 0.5, (8, 3))), _init("ba", rng.normal(0, 0.1, (3,))),
-        _init("wb", rng.normal(0, 0.5, (8, 2))), _init("bb", rng.normal(0, 0.1, (2,))),
-    ]  # fmt: skip
+        _init("w", rng.normal(0, 0.5, (6, 8))),
+        _init("b", rng.normal(0, 0.1, (8,))),
+        _init("wa", rng.normal(0, 0.5, (8, 3))),
+        _init("ba", rng.normal(0, 0.1, (3,))),
+        _init("wb", rng.normal(0, 0.5, (8, 2))),
+        _init("bb", rng.normal(0, 0.1, (2,))),
+    ]
     samples = rng.uniform(-1, 1, (CALIBRATION_SAMPLES, 1, 6))
     outputs = [_value("a", [1, 3]), _value("b_out", [1, 2])]
     return _save(folder, nodes, [_value("x", [1, 6])], outputs, inits, samples, "two_heads")
@@ -150,9 +156,11 @@ def convnet(folder: Path) -> Path:
         helper.make_node("Gemm", ["f", "wd", "bd"], ["y"]),
     ]
     inits = [
-        _init("w", rng.normal(0, 0.5, (2, 1, 3, 3))), _init("b", rng.normal(0, 0.1, (2,))),
-        _init("wd", rng.normal(0, 0.4, (18, 3))), _init("bd", rng.normal(0, 0.1, (3,))),
-    ]  # fmt: skip
+        _init("w", rng.normal(0, 0.5, (2, 1, 3, 3))),
+        _init("b", rng.normal(0, 0.1, (2,))),
+        _init("wd", rng.normal(0, 0.4, (18, 3))),
+        _init("bd", rng.normal(0, 0.1, (3,))),
+    ]
     samples = rng.uniform(0, 1, (CALIBRATION_SAMPLES, 1, 1, 6, 6))
     return _save(folder, nodes, [_value("x", [1, 1, 6, 6])], [_value("y", [1, 3])], inits, samples, "convnet")
 

@@ -139,11 +139,19 @@ class MarketEnv:
         """Post a zk Dutch intent committing to ``commitment`` and fill it for the provider."""
         now = int(self.chain.w3.eth.get_block("latest")["timestamp"])
         intent = Intent(
-            requester=self.requester.sender.address, model_id=model_id, input_commitment=commitment,
-            max_price=UNIT, start_price=UNIT // 10, auction_type=AuctionType.DUTCH, auction_window=60,
-            deadline=now + 3_600, proof_mode=ProofMode.ZK, price_weight_bps=5_000, nonce=random_nonce(),
+            requester=self.requester.sender.address,
+            model_id=model_id,
+            input_commitment=commitment,
+            max_price=UNIT,
+            start_price=UNIT // 10,
+            auction_type=AuctionType.DUTCH,
+            auction_window=60,
+            deadline=now + 3_600,
+            proof_mode=ProofMode.ZK,
+            price_weight_bps=5_000,
+            nonce=random_nonce(),
             expiry=now + 600,
-        )  # fmt: skip
+        )
         job = self.requester.job_id(intent)
         self.requester.post(intent)
         self.provider.fill(job, self.provider_address, 300)
@@ -163,8 +171,10 @@ def market(chain: Chain) -> MarketEnv:
     Staking(w3, deployment.staking, sender=provider).stake(1_000 * UNIT)
     dutch = deployment.market("dutch")
     return MarketEnv(
-        chain, deployment,
+        chain,
+        deployment,
         requester=Market(w3, dutch, auction=AuctionType.DUTCH, sender=requester),
         provider=Market(w3, dutch, auction=AuctionType.DUTCH, sender=provider),
-        provider_address=provider.address, model_ids={},
-    )  # fmt: skip
+        provider_address=provider.address,
+        model_ids={},
+    )

@@ -63,9 +63,15 @@ def test_batch_bundle_card(batch_bundle: Bundle, bundles: dict[str, Bundle]) -> 
     assert card.output_shape == bundles["mlp"].card.output_shape
     assert (card.layout.output_offset, card.layout.output_length, card.layout.instance_count) == (0, 10, 40)
     assert card.batch_layout() == {
-        "batchSize": 4, "inputBinding": 1, "pointStride": 64, "commitmentIndex": 0, "outputOffset": 0,
-        "outputLength": 10, "outputStride": 10, "instanceCount": 40,
-    }  # fmt: skip
+        "batchSize": 4,
+        "inputBinding": 1,
+        "pointStride": 64,
+        "commitmentIndex": 0,
+        "outputOffset": 0,
+        "outputLength": 10,
+        "outputStride": 10,
+        "instanceCount": 40,
+    }
     assert [(s.point, s.outputs) for s in job_slices(card)] == [
         ((64 * i, 64 * i + 64), (10 * i, 10 * i + 10)) for i in range(N)
     ]
@@ -115,10 +121,13 @@ def test_a_swapped_input_fails_only_its_own_job(
     assert verify_batch(batch_bundle, exchanged, [None] * N) == [True] * N
     # an output moved into another slot breaks the proof for every job
     tampered = BatchProof(
-        batch_proof.model, batch_proof.onnx_sha256, batch_proof.proof,
+        batch_proof.model,
+        batch_proof.onnx_sha256,
+        batch_proof.proof,
         batch_proof.instances[10:20] + batch_proof.instances[:10] + batch_proof.instances[20:],
-        batch_proof.jobs, batch_proof.prove_s,
-    )  # fmt: skip
+        batch_proof.jobs,
+        batch_proof.prove_s,
+    )
     assert verify_batch(batch_bundle, tampered, commitments) == [False] * N
 
 
@@ -147,8 +156,9 @@ def test_batch_bundles_refuse_single_job_use(
         build(MLP / "model.onnx", MLP / "calibration.json", batch=0)
 
 
-def test_batch_proof_verifies_on_chain(chain: Any, batch_bundle: Bundle, batch_proof: BatchProof,
-                                       gas_report: dict[str, int]) -> None:  # fmt: skip
+def test_batch_proof_verifies_on_chain(
+    chain: Any, batch_bundle: Bundle, batch_proof: BatchProof, gas_report: dict[str, int]
+) -> None:
     address = deploy_verifier(chain.w3, chain.sender, batch_bundle)
     verifier = chain.w3.eth.contract(
         address=Web3.to_checksum_address(address), abi=batch_bundle.verifier()["abi"]
@@ -170,10 +180,20 @@ def test_cli_builds_a_batch(batch_bundle: Bundle, tmp_path: Path) -> None:
     assert "4 jobs per proof" in built.output
     assert str(batch_bundle.path) in built.output.replace("\n", "")
     refused = subprocess.run(
-        [sys.executable, "-c", "from tender.cli import main; main()", "model", *args,
-         "--input-visibility", "public"],
-        capture_output=True, text=True, cwd=ROOT, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "from tender.cli import main; main()",
+            "model",
+            *args,
+            "--input-visibility",
+            "public",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     assert refused.returncode == 2, refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
     assert "polycommit or hashed" in refused.stderr
@@ -185,9 +205,15 @@ def test_hashed_batch_puts_one_hash_per_job_first(
     hashed = build(MLP / "model.onnx", MLP / "calibration.json", batch=N, input_visibility="hashed")
     card = hashed.card
     assert card.batch_layout() == {
-        "batchSize": 4, "inputBinding": 0, "pointStride": 0, "commitmentIndex": 0, "outputOffset": 4,
-        "outputLength": 10, "outputStride": 10, "instanceCount": 44,
-    }  # fmt: skip
+        "batchSize": 4,
+        "inputBinding": 0,
+        "pointStride": 0,
+        "commitmentIndex": 0,
+        "outputOffset": 4,
+        "outputLength": 10,
+        "outputStride": 10,
+        "instanceCount": 44,
+    }
     proof = prove_batch(hashed, inputs[:N])
     commitments = [input_commitment(card, x) for x in inputs[:N]]  # Poseidon: the card is enough
     assert proof.instances[:N] == commitments

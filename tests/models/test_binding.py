@@ -20,8 +20,14 @@ def test_instances_follow_the_binding() -> None:
     assert hashed.instances(42, [7, 8, 9]) == [42, 7, 8, 9]
     polycommit = _info(input_binding=INPUT_POLYCOMMIT, output_offset=0, instance_count=3)
     assert polycommit.instances(42, [7, 8, 9]) == [7, 8, 9]
-    assert market_instances(input_binding=INPUT_POLYCOMMIT, commitment_index=0, output_offset=1,
-                            instance_count=4, commitment=42, output=[7, 8, 9]) == [0, 7, 8, 9]  # fmt: skip
+    assert market_instances(
+        input_binding=INPUT_POLYCOMMIT,
+        commitment_index=0,
+        output_offset=1,
+        instance_count=4,
+        commitment=42,
+        output=[7, 8, 9],
+    ) == [0, 7, 8, 9]
 
 
 def test_polycommit_commitment_is_keccak_of_the_first_point() -> None:

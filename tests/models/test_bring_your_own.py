@@ -69,9 +69,11 @@ def zoo_bundle(zoo_dir: Path, kind: str) -> Bundle:
     if kind not in _BUILT:
         task = "classify" if kind == "convnet" else None  # logits without a softmax: say so
         _BUILT[kind] = build(
-            zoo_dir / kind / "model.onnx", zoo_dir / kind / "calibration.json", max_logrows=BUDGET,
+            zoo_dir / kind / "model.onnx",
+            zoo_dir / kind / "calibration.json",
+            max_logrows=BUDGET,
             task=task,  # type: ignore[arg-type]
-        )  # fmt: skip
+        )
     return _BUILT[kind]
 
 
@@ -170,13 +172,22 @@ def test_unsupported_graphs_are_refused_up_front(tmp_path: Path) -> None:
     label = helper.make_tensor_value_info("label", TensorProto.INT64, [1])
     cases = {
         "two_inputs": helper.make_graph(
-            [helper.make_node("Add", ["x", "x2"], ["y"])], "g", [x, helper.make_tensor_value_info(
-                "x2", TensorProto.FLOAT, [1, 2])], [y]),
+            [helper.make_node("Add", ["x", "x2"], ["y"])],
+            "g",
+            [x, helper.make_tensor_value_info("x2", TensorProto.FLOAT, [1, 2])],
+            [y],
+        ),
         "label_output": helper.make_graph(
-            [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("ArgMax", ["x"], ["label"], axis=1,
-                                                                     keepdims=0)], "g", [x], [y, label]),
+            [
+                helper.make_node("Relu", ["x"], ["y"]),
+                helper.make_node("ArgMax", ["x"], ["label"], axis=1, keepdims=0),
+            ],
+            "g",
+            [x],
+            [y, label],
+        ),
         "unknown_op": helper.make_graph([helper.make_node("Det", ["x"], ["y"])], "g", [x], [y]),
-    }  # fmt: skip
+    }
     messages = {}
     for name, graph in cases.items():
         folder = tmp_path / name
@@ -198,8 +209,9 @@ def test_unsupported_graphs_are_refused_up_front(tmp_path: Path) -> None:
 def test_public_input_bundle_is_refused_before_any_transaction(zoo_dir: Path, market: Any) -> None:
     """``register_model`` refuses a public-input bundle without deploying its verifier first."""
     folder = zoo_dir / "multi_output"
-    bundle = build(folder / "model.onnx", folder / "calibration.json", input_visibility="public",
-                   max_logrows=BUDGET)  # fmt: skip
+    bundle = build(
+        folder / "model.onnx", folder / "calibration.json", input_visibility="public", max_logrows=BUDGET
+    )
     w3, sender = market.chain.w3, market.chain.sender
     nonce = w3.eth.get_transaction_count(sender.address)
     with pytest.raises(BundleError, match="public inputs; the market needs a hashed or polycommit input"):
@@ -212,12 +224,28 @@ def test_cli_build_prints_progress_lines_without_a_terminal(zoo_dir: Path, tmp_p
     folder; a refusal is one ``error:`` line and exit code 2."""
     folder = zoo_dir / "multi_output"
     env = {**os.environ, "TENDER_CACHE": str(tmp_path / "cache")}
-    command = [sys.executable, "-c", "from tender.cli import main; main()", "model", "build",
-               str(folder / "model.onnx"), "--calibration", str(folder / "calibration.json")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-c",
+        "from tender.cli import main; main()",
+        "model",
+        "build",
+        str(folder / "model.onnx"),
+        "--calibration",
+        str(folder / "calibration.json"),
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr
-    for step in ("settings and calibration", "calibration: scale 13", "compile circuit", "SRS (k=",
-                 "keys (setup", "EVM verifier", "self-check", "built in"):  # fmt: skip
+    for step in (
+        "settings and calibration",
+        "calibration: scale 13",
+        "compile circuit",
+        "SRS (k=",
+        "keys (setup",
+        "EVM verifier",
+        "self-check",
+        "built in",
+    ):
         assert f"[multi_output] {step}" in done.stderr, done.stderr
     refused = subprocess.run(
         [*command, "--max-logrows", "8"], env=env, capture_output=True, text=True, cwd=ROOT, check=False
@@ -233,12 +261,29 @@ def test_ctrl_c_stops_a_build_and_leaves_nothing(zoo_dir: Path, tmp_path: Path) 
     folder = zoo_dir / "lstm"
     cache = tmp_path / "cache"
     process = subprocess.Popen(
-        [sys.executable, "-c", "from tender.cli import main; main()", "model", "build",
-         str(folder / "model.onnx"), "--calibration", str(folder / "calibration.json"), "--name", "lstm-int",
-         "--scale", "13", "--max-logrows", "17"],
-        env={**os.environ, "TENDER_CACHE": str(cache)}, cwd=ROOT, stderr=subprocess.PIPE, text=True,
-        stdout=subprocess.DEVNULL, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "from tender.cli import main; main()",
+            "model",
+            "build",
+            str(folder / "model.onnx"),
+            "--calibration",
+            str(folder / "calibration.json"),
+            "--name",
+            "lstm-int",
+            "--scale",
+            "13",
+            "--max-logrows",
+            "17",
+        ],
+        env={**os.environ, "TENDER_CACHE": str(cache)},
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdout=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert process.stderr is not None
     seen = []
     for line in process.stderr:

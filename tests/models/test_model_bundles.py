@@ -55,8 +55,11 @@ def test_build_reuses_the_cache(
     assert hashed_bundle.path != bundles["mlp"].path
     assert hashed_bundle.card.build_key != bundles["mlp"].card.build_key
     with pytest.raises(BundleError, match="input_visibility"):
-        build(SAMPLE_MODELS / "mlp" / "model.onnx", SAMPLE_MODELS / "mlp" / "calibration.json",
-              input_visibility="private")  # type: ignore[arg-type]  # fmt: skip
+        build(
+            SAMPLE_MODELS / "mlp" / "model.onnx",
+            SAMPLE_MODELS / "mlp" / "calibration.json",
+            input_visibility="private",
+        )  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -74,8 +77,13 @@ def test_card_describes_the_bundle(bundles: dict[str, Bundle], name: str) -> Non
     assert card.layout == InstanceLayout(
         commitment_index=-1, output_offset=0, output_length=10, instance_count=10
     )
-    assert card.registry_layout() == {"inputBinding": 1, "commitmentIndex": 0, "outputOffset": 0,
-                                      "outputLength": 10, "instanceCount": 10}  # fmt: skip
+    assert card.registry_layout() == {
+        "inputBinding": 1,
+        "commitmentIndex": 0,
+        "outputOffset": 0,
+        "outputLength": 10,
+        "instanceCount": 10,
+    }
     assert card.accuracy == meta["heldout_accuracy"]
     assert card.circuit_agreement == 1.0
     assert card.logrows <= 13
@@ -249,9 +257,11 @@ def test_user_supplied_srs(
     srs_file = dev_srs(folder, logrows).rename(folder / f"kzg{logrows}.srs")
     dev_srs(folder, logrows - 1).rename(folder / f"kzg{logrows - 1}.srs")
     bundle = build(
-        SAMPLE_MODELS / "mlp" / "model.onnx", SAMPLE_MODELS / "mlp" / "calibration.json",
-        srs=folder, cache_dir=tmp_path / "cache",
-    )  # fmt: skip
+        SAMPLE_MODELS / "mlp" / "model.onnx",
+        SAMPLE_MODELS / "mlp" / "calibration.json",
+        srs=folder,
+        cache_dir=tmp_path / "cache",
+    )
     assert bundle.card.insecure_srs is False
     assert bundle.card.srs_sha256 == sha256_file(srs_file)
     assert verify(bundle, prove(bundle, samples["mlp"][0]["input"]))
@@ -261,9 +271,11 @@ def test_too_small_srs_is_refused(tmp_path: Path, bundles: dict[str, Bundle]) ->
     srs_file = dev_srs(tmp_path / "srs", bundles["mlp"].card.logrows - 2)
     with pytest.raises(SrsError):
         build(
-            SAMPLE_MODELS / "mlp" / "model.onnx", SAMPLE_MODELS / "mlp" / "calibration.json",
-            srs=srs_file, cache_dir=tmp_path / "cache",
-        )  # fmt: skip
+            SAMPLE_MODELS / "mlp" / "model.onnx",
+            SAMPLE_MODELS / "mlp" / "calibration.json",
+            srs=srs_file,
+            cache_dir=tmp_path / "cache",
+        )
     with pytest.raises(SrsError):
         build(
             SAMPLE_MODELS / "mlp" / "model.onnx",

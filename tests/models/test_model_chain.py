@@ -41,9 +41,13 @@ def accepts(chain: Any, bundle: Bundle, verifier: str, proof: Proof) -> bool:
 
 @pytest.mark.parametrize("name", MODELS)
 def test_proof_verifies_on_chain(
-    chain: Any, bundles: dict[str, Bundle], verifiers: dict[str, str],
-    samples: dict[str, list[dict[str, Any]]], gas_report: dict[str, int], name: str,
-) -> None:  # fmt: skip
+    chain: Any,
+    bundles: dict[str, Bundle],
+    verifiers: dict[str, str],
+    samples: dict[str, list[dict[str, Any]]],
+    gas_report: dict[str, int],
+    name: str,
+) -> None:
     bundle = bundles[name]
     proof = prove(bundle, samples[name][0]["input"])
     assert accepts(chain, bundle, verifiers[name], proof)
@@ -112,9 +116,12 @@ def test_hashed_bundle_on_chain(
 
 
 def test_proof_for_other_weights_is_refused_on_chain(
-    chain: Any, bundles: dict[str, Bundle], verifiers: dict[str, str], perturbed_bundle: Bundle,
+    chain: Any,
+    bundles: dict[str, Bundle],
+    verifiers: dict[str, str],
+    perturbed_bundle: Bundle,
     samples: dict[str, list[dict[str, Any]]],
-) -> None:  # fmt: skip
+) -> None:
     proof = prove(perturbed_bundle, samples["mlp"][0]["input"])
     own_verifier = deploy_verifier(chain.w3, chain.sender, perturbed_bundle)
     assert accepts(chain, perturbed_bundle, own_verifier, proof)
@@ -139,9 +146,18 @@ def test_registry_entry_fields(
     bundle = bundles["mlp"]
     entry = registry_entry(bundle, verifier=verifiers["mlp"], owner=chain.sender.address, chain_id=31337)
     assert list(entry) == [
-        "onnxSha256", "settingsHash", "verifier", "inputBinding", "commitmentIndex", "outputOffset",
-        "outputLength", "instanceCount", "proofModes", "auditRateBps", "owner",
-    ]  # fmt: skip
+        "onnxSha256",
+        "settingsHash",
+        "verifier",
+        "inputBinding",
+        "commitmentIndex",
+        "outputOffset",
+        "outputLength",
+        "instanceCount",
+        "proofModes",
+        "auditRateBps",
+        "owner",
+    ]
     assert bytes(entry["onnxSha256"]).hex() == bundle.card.onnx_sha256
     assert bytes(entry["settingsHash"]).hex() == bundle.card.settings_sha256
     fields = ("inputBinding", "commitmentIndex", "outputOffset", "outputLength", "instanceCount")
@@ -202,7 +218,12 @@ def test_register_model_in_the_registry(
     info = Registry(chain.w3, registry_address).model(first.model_id)
     assert info.onnx_sha256.hex() == bundle.card.onnx_sha256
     assert info.verifier == verifiers["mlp"]
-    assert (info.input_binding, info.commitment_index, info.output_offset, info.output_length,
-            info.instance_count) == (INPUT_POLYCOMMIT, 0, 0, 10, 10)  # fmt: skip
+    assert (
+        info.input_binding,
+        info.commitment_index,
+        info.output_offset,
+        info.output_length,
+        info.instance_count,
+    ) == (INPUT_POLYCOMMIT, 0, 0, 10, 10)
     listed = registered_models(chain.w3, registry_address)
     assert [model_id for model_id, _ in listed] == [first.model_id]

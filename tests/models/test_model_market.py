@@ -28,8 +28,11 @@ def test_market_settles_a_proof_of_the_committed_input(
     model_id = market.register(name, bundle)
     info = Registry(market.chain.w3, market.deployment.registry).model(model_id)
     assert (info.input_binding, info.commitment_index, info.output_offset, info.instance_count) == (
-        INPUT_POLYCOMMIT, 0, 0, 10,
-    )  # fmt: skip
+        INPUT_POLYCOMMIT,
+        0,
+        0,
+        10,
+    )
     x = samples[name][0]["input"]
     job = market.open_job(model_id, input_commitment(bundle, x))
     proof = prove(bundle, x)
@@ -70,9 +73,11 @@ def test_market_refuses_a_proof_of_another_input(
 
 
 def test_market_refuses_a_flipped_byte_and_other_weights(
-    market: Any, bundles: dict[str, Bundle], perturbed_bundle: Bundle,
+    market: Any,
+    bundles: dict[str, Bundle],
+    perturbed_bundle: Bundle,
     samples: dict[str, list[dict[str, Any]]],
-) -> None:  # fmt: skip
+) -> None:
     bundle = bundles["mlp"]
     model_id = market.register("mlp", bundle)
     x = samples["mlp"][3]["input"]
@@ -98,8 +103,11 @@ def test_market_with_a_hashed_input_model(
     model_id = market.register("mlp-hashed", hashed_bundle)
     info = Registry(market.chain.w3, market.deployment.registry).model(model_id)
     assert (info.input_binding, info.commitment_index, info.output_offset, info.instance_count) == (
-        INPUT_HASHED, 0, 1, 11,
-    )  # fmt: skip
+        INPUT_HASHED,
+        0,
+        1,
+        11,
+    )
     x, y = samples["mlp"][4]["input"], samples["mlp"][5]["input"]
     job = market.open_job(model_id, input_commitment(hashed_bundle.card, x))
     other = prove(hashed_bundle, y)

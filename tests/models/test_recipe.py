@@ -28,8 +28,11 @@ def test_sample_models_pin_the_first_recipe(name: str) -> None:
 def test_new_models_get_the_accuracy_default(tmp_path: Path) -> None:
     recipe = Recipe.for_model(tmp_path / "model.onnx")
     assert (recipe.target, recipe.scale, recipe.max_logrows, recipe.scale_rebase_multiplier) == (
-        "accuracy", None, 15, 1,
-    )  # fmt: skip
+        "accuracy",
+        None,
+        15,
+        1,
+    )
     assert recipe.candidates() == (7, 8, 9, 10, 11, 12, 13)
     assert recipe.key_material() != Recipe(target="resources").key_material()
     (tmp_path / RECIPE_FILE).write_text(json.dumps({"max_logrows": 15, "task": "regress"}))

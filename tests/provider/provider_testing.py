@@ -43,11 +43,21 @@ def job_record(
     zero: dict[str, Any] = {"int": 0, "bool": False, "bytes": b"\0" * 32, "str": "0x" + "00" * 20}
     values = {f.name: zero.get(str(f.type), 0) for f in fields(Job)}
     values.update(
-        job_id=bytes.fromhex(job_id[2:]), requester=OTHER, state=state, proof_mode=ProofMode(proof_mode),
-        max_price=10**18, posted_at=now, auction_end=now, deadline=deadline or now + 600, awarded_at=now,
-        latency=300, provider=provider, price=5 * 10**17, model_id=bytes.fromhex(model_id[2:]),
+        job_id=bytes.fromhex(job_id[2:]),
+        requester=OTHER,
+        state=state,
+        proof_mode=ProofMode(proof_mode),
+        max_price=10**18,
+        posted_at=now,
+        auction_end=now,
+        deadline=deadline or now + 600,
+        awarded_at=now,
+        latency=300,
+        provider=provider,
+        price=5 * 10**17,
+        model_id=bytes.fromhex(model_id[2:]),
         input_commitment=commitment,
-    )  # fmt: skip
+    )
     return Job(**values)
 
 
@@ -86,8 +96,9 @@ class LedgerMarket:
 
     async def job(self, job_id: bytes) -> Job:
         found = self.jobs.get(self._key(job_id))
-        return found or job_record(self._key(job_id), provider=OTHER, model_id="0x" + "00" * 32, commitment=0,
-                                   state=JobState.NONE)  # fmt: skip
+        return found or job_record(
+            self._key(job_id), provider=OTHER, model_id="0x" + "00" * 32, commitment=0, state=JobState.NONE
+        )
 
     async def provider_deadline(self, job_id: bytes) -> int:
         key = self._key(job_id)

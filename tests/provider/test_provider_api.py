@@ -74,10 +74,18 @@ def award(chain: LedgerChain, job_id: str, data: Any, mlp_bundle: Any, **kw: Any
 
 def intent(**changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "requester": OTHER, "modelId": MLP_ID, "inputCommitment": "1", "maxPrice": str(10**18),
-        "auctionType": 0, "auctionWindow": 30, "deadline": 2_000_000_000, "proofMode": 0,
-        "priceWeightBps": 5000, "nonce": "1", "expiry": 2_000_000_000,
-    }  # fmt: skip
+        "requester": OTHER,
+        "modelId": MLP_ID,
+        "inputCommitment": "1",
+        "maxPrice": str(10**18),
+        "auctionType": 0,
+        "auctionWindow": 30,
+        "deadline": 2_000_000_000,
+        "proofMode": 0,
+        "priceWeightBps": 5000,
+        "nonce": "1",
+        "expiry": 2_000_000_000,
+    }
     body.update(changes)
     return body
 
@@ -141,8 +149,9 @@ async def test_quote_is_signed_by_the_provider_and_within_max_price(client: http
     quote = Quote.model_validate(reply.json())
     assert quote.provider == ADDRESS
     assert 0 < int(quote.price) <= 10**18
-    signer = Account.recover_message(encode_defunct(primitive=quote_digest(quote)),
-                                     signature=bytes.fromhex(quote.signature[2:]))  # fmt: skip
+    signer = Account.recover_message(
+        encode_defunct(primitive=quote_digest(quote)), signature=bytes.fromhex(quote.signature[2:])
+    )
     assert signer == ADDRESS
 
 
@@ -195,8 +204,9 @@ async def test_quote_answers_503_when_the_node_fails(
     assert "tender_http_5xx_total 1.0" in (await client.get("/metrics")).text
 
 
-async def test_quote_refuses_without_capacity(client: httpx.AsyncClient, node: ProviderNode,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+async def test_quote_refuses_without_capacity(
+    client: httpx.AsyncClient, node: ProviderNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(node, "_active", lambda: node.config.max_jobs)
     refusal = QuoteRefusal.model_validate((await client.post("/quote", json=quote_request())).json())
     assert refusal.reason.startswith("no capacity")
@@ -214,8 +224,16 @@ async def test_quote_refuses_unknown_market(client: httpx.AsyncClient) -> None:
 JOB = "0x" + "77" * 32
 
 
-async def _refused(client: httpx.AsyncClient, node: ProviderNode, status: int, code: str, field: str | None,
-                   *, json_body: Any = None, content: bytes | None = None) -> ErrorBody:  # fmt: skip
+async def _refused(
+    client: httpx.AsyncClient,
+    node: ProviderNode,
+    status: int,
+    code: str,
+    field: str | None,
+    *,
+    json_body: Any = None,
+    content: bytes | None = None,
+) -> ErrorBody:
     if content is not None:
         reply = await client.post("/jobs", content=content, headers={"content-type": "application/json"})
     else:
@@ -231,17 +249,33 @@ async def _refused(client: httpx.AsyncClient, node: ProviderNode, status: int, c
     return error
 
 
-async def test_jobs_refuses_wrong_shape(client: httpx.AsyncClient, node: ProviderNode, chain: LedgerChain,
-                                        mlp_bundle: Any, mlp_samples: list[list[float]]) -> None:  # fmt: skip
+async def test_jobs_refuses_wrong_shape(
+    client: httpx.AsyncClient,
+    node: ProviderNode,
+    chain: LedgerChain,
+    mlp_bundle: Any,
+    mlp_samples: list[list[float]],
+) -> None:
     award(chain, JOB, mlp_samples[0], mlp_bundle)
-    error = await _refused(client, node, 422, "wrong_shape", "input",
-                           json_body={"jobId": JOB, "market": MARKET, "input": mlp_samples[0][:60]})  # fmt: skip
+    error = await _refused(
+        client,
+        node,
+        422,
+        "wrong_shape",
+        "input",
+        json_body={"jobId": JOB, "market": MARKET, "input": mlp_samples[0][:60]},
+    )
     assert "[60]" in error.message
     assert "[1, 64]" in error.message
 
 
-async def test_jobs_refuses_wrong_dtype(client: httpx.AsyncClient, node: ProviderNode, chain: LedgerChain,
-                                        mlp_bundle: Any, mlp_samples: list[list[float]]) -> None:  # fmt: skip
+async def test_jobs_refuses_wrong_dtype(
+    client: httpx.AsyncClient,
+    node: ProviderNode,
+    chain: LedgerChain,
+    mlp_bundle: Any,
+    mlp_samples: list[list[float]],
+) -> None:
     award(chain, JOB, mlp_samples[0], mlp_bundle)
     bad = [*mlp_samples[0][:7], "0.5", *mlp_samples[0][8:]]
     await _refused(
@@ -254,8 +288,9 @@ async def test_jobs_refuses_too_large_payload(client: httpx.AsyncClient, node: P
     await _refused(client, node, 413, "payload_too_large", "body", json_body=big)
 
 
-async def test_jobs_refuses_too_large_payload_without_content_length(client: httpx.AsyncClient,
-                                                                     node: ProviderNode) -> None:  # fmt: skip
+async def test_jobs_refuses_too_large_payload_without_content_length(
+    client: httpx.AsyncClient, node: ProviderNode
+) -> None:
     chunks = [b'{"jobId": "' + JOB.encode() + b'", "input": [', *[b"0.123456789," * 100] * 10, b"0]}"]
 
     async def stream() -> AsyncIterator[bytes]:
@@ -269,20 +304,41 @@ async def test_jobs_refuses_too_large_payload_without_content_length(client: htt
     assert node.store.count() == 0
 
 
-async def test_jobs_refuses_commitment_mismatch(client: httpx.AsyncClient, node: ProviderNode,
-                                                chain: LedgerChain, mlp_bundle: Any,
-                                                mlp_samples: list[list[float]]) -> None:  # fmt: skip
+async def test_jobs_refuses_commitment_mismatch(
+    client: httpx.AsyncClient,
+    node: ProviderNode,
+    chain: LedgerChain,
+    mlp_bundle: Any,
+    mlp_samples: list[list[float]],
+) -> None:
     award(chain, JOB, mlp_samples[0], mlp_bundle)
-    error = await _refused(client, node, 422, "commitment_mismatch", "input",
-                           json_body={"jobId": JOB, "market": MARKET, "input": mlp_samples[1]})  # fmt: skip
+    error = await _refused(
+        client,
+        node,
+        422,
+        "commitment_mismatch",
+        "input",
+        json_body={"jobId": JOB, "market": MARKET, "input": mlp_samples[1]},
+    )
     assert "committed" in error.message
 
 
-async def test_jobs_refuses_unknown_model(client: httpx.AsyncClient, node: ProviderNode, chain: LedgerChain,
-                                          mlp_bundle: Any, mlp_samples: list[list[float]]) -> None:  # fmt: skip
+async def test_jobs_refuses_unknown_model(
+    client: httpx.AsyncClient,
+    node: ProviderNode,
+    chain: LedgerChain,
+    mlp_bundle: Any,
+    mlp_samples: list[list[float]],
+) -> None:
     award(chain, JOB, mlp_samples[0], mlp_bundle, model_id=CNN_ID)
-    error = await _refused(client, node, 404, "unknown_model", "modelId",
-                           json_body={"jobId": JOB, "market": MARKET, "input": mlp_samples[0]})  # fmt: skip
+    error = await _refused(
+        client,
+        node,
+        404,
+        "unknown_model",
+        "modelId",
+        json_body={"jobId": JOB, "market": MARKET, "input": mlp_samples[0]},
+    )
     assert CNN_ID in error.message
 
 
@@ -308,30 +364,55 @@ async def test_jobs_refuses_garbage_json(
         ({"jobId": JOB, "market": MARKET, "input": [0.0], "extra": 1}, "extra"),
     ],
 )
-async def test_jobs_refuses_malformed_envelope(client: httpx.AsyncClient, node: ProviderNode,
-                                               body: dict[str, Any], field: str) -> None:  # fmt: skip
+async def test_jobs_refuses_malformed_envelope(
+    client: httpx.AsyncClient, node: ProviderNode, body: dict[str, Any], field: str
+) -> None:
     await _refused(client, node, 400, "invalid_body", field, json_body=body)
 
 
-async def test_jobs_refuses_never_awarded_job(client: httpx.AsyncClient, node: ProviderNode,
-                                              mlp_samples: list[list[float]]) -> None:  # fmt: skip
-    error = await _refused(client, node, 403, "not_awarded", "jobId",
-                           json_body={"jobId": JOB, "market": MARKET, "input": mlp_samples[0]})  # fmt: skip
+async def test_jobs_refuses_never_awarded_job(
+    client: httpx.AsyncClient, node: ProviderNode, mlp_samples: list[list[float]]
+) -> None:
+    error = await _refused(
+        client,
+        node,
+        403,
+        "not_awarded",
+        "jobId",
+        json_body={"jobId": JOB, "market": MARKET, "input": mlp_samples[0]},
+    )
     assert "does not exist" in error.message
 
 
-async def test_jobs_refuses_job_awarded_to_another_provider(client: httpx.AsyncClient, node: ProviderNode,
-                                                            chain: LedgerChain, mlp_bundle: Any,
-                                                            mlp_samples: list[list[float]]) -> None:  # fmt: skip
+async def test_jobs_refuses_job_awarded_to_another_provider(
+    client: httpx.AsyncClient,
+    node: ProviderNode,
+    chain: LedgerChain,
+    mlp_bundle: Any,
+    mlp_samples: list[list[float]],
+) -> None:
     award(chain, JOB, mlp_samples[0], mlp_bundle, provider=OTHER)
-    await _refused(client, node, 403, "not_awarded", "jobId",
-                   json_body={"jobId": JOB, "market": MARKET, "input": mlp_samples[0]})  # fmt: skip
+    await _refused(
+        client,
+        node,
+        403,
+        "not_awarded",
+        "jobId",
+        json_body={"jobId": JOB, "market": MARKET, "input": mlp_samples[0]},
+    )
 
 
-async def test_jobs_refuses_unknown_market(client: httpx.AsyncClient, node: ProviderNode,
-                                           mlp_samples: list[list[float]]) -> None:  # fmt: skip
-    await _refused(client, node, 403, "not_awarded", "market",
-                   json_body={"jobId": JOB, "market": OTHER, "input": mlp_samples[0]})  # fmt: skip
+async def test_jobs_refuses_unknown_market(
+    client: httpx.AsyncClient, node: ProviderNode, mlp_samples: list[list[float]]
+) -> None:
+    await _refused(
+        client,
+        node,
+        403,
+        "not_awarded",
+        "market",
+        json_body={"jobId": JOB, "market": OTHER, "input": mlp_samples[0]},
+    )
 
 
 async def test_unknown_job_status_is_404_error_body(client: httpx.AsyncClient) -> None:
@@ -377,8 +458,9 @@ async def test_brackets_and_digits_inside_strings_do_not_count(client: httpx.Asy
     assert ErrorBody.model_validate(reply.json()).field == "intent.requester"
 
 
-async def test_chunked_body_is_cut_at_the_limit_while_it_streams(client: httpx.AsyncClient,
-                                                                 node: ProviderNode) -> None:  # fmt: skip
+async def test_chunked_body_is_cut_at_the_limit_while_it_streams(
+    client: httpx.AsyncClient, node: ProviderNode
+) -> None:
     sent = 0
 
     async def fifty_mib() -> AsyncIterator[bytes]:
@@ -445,9 +527,13 @@ async def test_unhandled_error_is_a_json_500_without_traceback_and_counted(
     assert "tender_http_5xx_total 1.0" in metrics
 
 
-async def test_other_input_for_an_accepted_job_is_409(client: httpx.AsyncClient, node: ProviderNode,
-                                                      chain: LedgerChain, mlp_bundle: Any,
-                                                      mlp_samples: list[list[float]]) -> None:  # fmt: skip
+async def test_other_input_for_an_accepted_job_is_409(
+    client: httpx.AsyncClient,
+    node: ProviderNode,
+    chain: LedgerChain,
+    mlp_bundle: Any,
+    mlp_samples: list[list[float]],
+) -> None:
     award(chain, JOB, mlp_samples[6], mlp_bundle)
     first = await client.post("/jobs", json={"jobId": JOB, "market": MARKET, "input": mlp_samples[6]})
     assert first.status_code == 202
@@ -467,9 +553,12 @@ async def test_other_input_for_an_accepted_job_is_409(client: httpx.AsyncClient,
 
 
 async def test_job_is_inferred_proved_delivered_and_settled(
-    client: httpx.AsyncClient, node: ProviderNode, chain: LedgerChain, mlp_bundle: Any,
+    client: httpx.AsyncClient,
+    node: ProviderNode,
+    chain: LedgerChain,
+    mlp_bundle: Any,
     mlp_samples: list[list[float]],
-) -> None:  # fmt: skip
+) -> None:
     award(chain, JOB, mlp_samples[2], mlp_bundle)
     reply = await client.post("/jobs", json={"jobId": JOB, "market": MARKET, "input": mlp_samples[2]})
     assert reply.status_code == 202, reply.text
@@ -504,9 +593,12 @@ async def test_job_is_inferred_proved_delivered_and_settled(
 
 
 async def test_optimistic_job_answers_a_challenge_with_the_proof(
-    client: httpx.AsyncClient, node: ProviderNode, chain: LedgerChain, mlp_bundle: Any,
+    client: httpx.AsyncClient,
+    node: ProviderNode,
+    chain: LedgerChain,
+    mlp_bundle: Any,
     mlp_samples: list[list[float]],
-) -> None:  # fmt: skip
+) -> None:
     from dataclasses import replace
 
     from tender.chain import JobState
@@ -526,16 +618,26 @@ async def test_optimistic_job_answers_a_challenge_with_the_proof(
     assert [str(x) for x in output] == done["outputFelts"]
 
 
-async def test_restart_resumes_unfinished_job(tmp_path: Path, mlp_bundle: Any, chain: LedgerChain,
-                                              mlp_samples: list[list[float]]) -> None:  # fmt: skip
+async def test_restart_resumes_unfinished_job(
+    tmp_path: Path, mlp_bundle: Any, chain: LedgerChain, mlp_samples: list[list[float]]
+) -> None:
     from provider import JobStore, StoredJob, WorkStep
 
     award(chain, JOB, mlp_samples[4], mlp_bundle)
     cfg = config(tmp_path, mlp_bundle)
     store = JobStore(cfg.store_path())
     job = chain.ledger.jobs[JOB]
-    store.insert(StoredJob(job_id=JOB, market=MARKET, model="mlp", input=mlp_samples[4],
-                           input_commitment=str(job.input_commitment), deadline=job.deadline, proof_mode=0))  # fmt: skip
+    store.insert(
+        StoredJob(
+            job_id=JOB,
+            market=MARKET,
+            model="mlp",
+            input=mlp_samples[4],
+            input_commitment=str(job.input_commitment),
+            deadline=job.deadline,
+            proof_mode=0,
+        )
+    )
     store.update(JOB, step=WorkStep.INFERRED, output=[0.0] * 10)
     store.close()
     async with running(ProviderNode(cfg, chain=chain, key=KEY)) as client:
@@ -544,9 +646,9 @@ async def test_restart_resumes_unfinished_job(tmp_path: Path, mlp_bundle: Any, c
     assert done["proof"]
 
 
-async def test_silent_misbehaviour_accepts_and_never_delivers(tmp_path: Path, mlp_bundle: Any,
-                                                              chain: LedgerChain,
-                                                              mlp_samples: list[list[float]]) -> None:  # fmt: skip
+async def test_silent_misbehaviour_accepts_and_never_delivers(
+    tmp_path: Path, mlp_bundle: Any, chain: LedgerChain, mlp_samples: list[list[float]]
+) -> None:
     from provider import MisbehaveSection
 
     award(chain, JOB, mlp_samples[5], mlp_bundle)
@@ -575,8 +677,13 @@ async def test_earnings_are_withdrawn_past_the_threshold(
     assert chain.ledger.withdrawals == [11 * 10**17]
     assert chain.ledger.credit == 0
     (done,) = [r for r in caplog.records if r.getMessage() == "payment.withdrawn"]
-    assert done.fields == {"market": MARKET, "amount": 11 * 10**17, "owed": 11 * 10**17,  # type: ignore[attr-defined]
-                           "threshold": 10**18, "tx": "0x" + "dd" * 32}  # fmt: skip
+    assert done.fields == {
+        "market": MARKET,
+        "amount": 11 * 10**17,
+        "owed": 11 * 10**17,  # type: ignore[attr-defined]
+        "threshold": 10**18,
+        "tx": "0x" + "dd" * 32,
+    }
     assert node.metrics.withdrawals.labels("ok")._value.get() == 1
     # a refused withdrawal (withdrawn by hand meanwhile: NothingOwed) is logged, never raised
     chain.ledger.credit, chain.ledger.refuse_withdraw = 2 * 10**18, True
@@ -684,9 +791,13 @@ def test_a_busy_port_is_one_config_error(tmp_path: Path, mlp_bundle: Any) -> Non
 
 @pytest.mark.parametrize(("model_id", "warned"), [(MLP_ID, False), ("0x" + "ee" * 32, True)])
 async def test_a_model_id_not_in_the_registry_is_warned_about(
-    tmp_path: Path, mlp_bundle: Any, chain: LedgerChain, caplog: pytest.LogCaptureFixture,
-    model_id: str, warned: bool,
-) -> None:  # fmt: skip
+    tmp_path: Path,
+    mlp_bundle: Any,
+    chain: LedgerChain,
+    caplog: pytest.LogCaptureFixture,
+    model_id: str,
+    warned: bool,
+) -> None:
     entry = ModelEntry(name="mlp", onnx=mlp_bundle.onnx, bundle=mlp_bundle.path, model_id=model_id)
     node = ProviderNode(config(tmp_path, mlp_bundle, models=[entry]), chain=chain, key=KEY)
     caplog.set_level("INFO", logger="provider.node")

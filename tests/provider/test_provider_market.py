@@ -89,11 +89,19 @@ def post_intent(
     """The requester posts a Dutch intent for ``data``; returns the market, intent and job id."""
     now = int(chain.w3.eth.get_block("latest")["timestamp"])
     intent = Intent(
-        requester=REQUESTER, model_id=bytes.fromhex(chain.model_id[2:]),
-        input_commitment=input_commitment(chain.bundle, data), max_price=10**18, start_price=10**17,
-        auction_type=AuctionType.DUTCH, auction_window=window, deadline=now + deadline_s,
-        proof_mode=mode, price_weight_bps=5000, nonce=random_nonce(), expiry=now + 300,
-    )  # fmt: skip
+        requester=REQUESTER,
+        model_id=bytes.fromhex(chain.model_id[2:]),
+        input_commitment=input_commitment(chain.bundle, data),
+        max_price=10**18,
+        start_price=10**17,
+        auction_type=AuctionType.DUTCH,
+        auction_window=window,
+        deadline=now + deadline_s,
+        proof_mode=mode,
+        price_weight_bps=5000,
+        nonce=random_nonce(),
+        expiry=now + 300,
+    )
     sender = TxSender(chain.w3, REQUESTER_KEY)
     market = Market(chain.w3, chain.deployment.market("dutch"), auction=AuctionType.DUTCH, sender=sender)
     Token(chain.w3, chain.deployment.token, sender=sender).ensure_allowance(market.address, 10**21)
@@ -102,8 +110,12 @@ def post_intent(
 
 
 def fill(chain: Chain, job_id: str, latency: int) -> None:
-    market = Market(chain.w3, chain.deployment.market("dutch"), auction=AuctionType.DUTCH,
-                    sender=TxSender(chain.w3, PROVIDER_KEY))  # fmt: skip
+    market = Market(
+        chain.w3,
+        chain.deployment.market("dutch"),
+        auction=AuctionType.DUTCH,
+        sender=TxSender(chain.w3, PROVIDER_KEY),
+    )
     market.fill(bytes.fromhex(job_id[2:]), PROVIDER, latency)
 
 
@@ -119,8 +131,12 @@ def owed(chain: Chain) -> int:
 def withdraw(chain: Chain) -> int:
     """The provider withdraws what the Dutch market owes it; the amount its balance grew by."""
     before = balance(chain)
-    market = Market(chain.w3, chain.deployment.market("dutch"), auction=AuctionType.DUTCH,
-                    sender=TxSender(chain.w3, PROVIDER_KEY))  # fmt: skip
+    market = Market(
+        chain.w3,
+        chain.deployment.market("dutch"),
+        auction=AuctionType.DUTCH,
+        sender=TxSender(chain.w3, PROVIDER_KEY),
+    )
     market.withdraw()
     assert owed(chain) == 0
     return balance(chain) - before
@@ -155,8 +171,10 @@ async def test_quote_award_upload_infer_prove_deliver_and_get_paid(
     assert provider.by_model_id.keys() == {chain.model_id}  # found in the registry by its hashes
     data = mlp_samples[0]
     market, intent, job_id = post_intent(chain, data)
-    reply = await client.post("/quote", json={"jobId": job_id, "market": market.address, "chainId": 31337,
-                                              "intent": intent.to_json()})  # fmt: skip
+    reply = await client.post(
+        "/quote",
+        json={"jobId": job_id, "market": market.address, "chainId": 31337, "intent": intent.to_json()},
+    )
     quote = Quote.model_validate(reply.json())
     assert int(quote.price) <= intent.max_price
     assert quote.latency_s > 0
@@ -191,8 +209,9 @@ async def test_bad_inputs_on_chain_leave_no_row(
     assert reply.status_code == 403
     assert reply.json()["error"] == "not_awarded"
     # a job id the market never heard of
-    reply = await client.post("/jobs", json={"jobId": "0x" + "42" * 32, "market": market.address,
-                                             "input": mlp_samples[1]})  # fmt: skip
+    reply = await client.post(
+        "/jobs", json={"jobId": "0x" + "42" * 32, "market": market.address, "input": mlp_samples[1]}
+    )
     assert reply.status_code == 403
     assert provider.store is not None
     assert provider.store.count() == 0
@@ -259,8 +278,13 @@ def start_node(config: Path) -> subprocess.Popen[bytes]:
 
     env = {**os.environ, "TENDER_PRIVATE_KEY": PROVIDER_KEY}
     log = (config.parent / "node.log").open("ab")
-    return subprocess.Popen([*tender_command(), "provider", "run", "--config", str(config)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    return subprocess.Popen(
+        [*tender_command(), "provider", "run", "--config", str(config)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def wait_health(url: str, process: subprocess.Popen[bytes], *, within: float = 120) -> None:
@@ -290,10 +314,13 @@ async def test_sigkill_while_proving_then_restart_delivers_and_gets_paid(
 
     store = tmp_path / "jobs.db"
     section = provider_section(chain, store, proving_warmup=False)  # the only proof in flight is the job's
-    config = write_config(tmp_path / "provider.toml", ProviderConfig(
-        chain=ChainSection(rpc_url=chain.anvil.rpc_url, deployment=chain.deployment_path),
-        provider=ProviderSection(**section),
-    ))  # fmt: skip
+    config = write_config(
+        tmp_path / "provider.toml",
+        ProviderConfig(
+            chain=ChainSection(rpc_url=chain.anvil.rpc_url, deployment=chain.deployment_path),
+            provider=ProviderSection(**section),
+        ),
+    )
     url = f"http://{section['listen']}"
     data = mlp_samples[3]
     market, _, job_id = post_intent(chain, data)
@@ -482,8 +509,9 @@ async def test_rpc_outage_during_delivery_is_waited_out_and_health_says_so(
     market, _, job_id = post_intent(chain, data)
     fill(chain, job_id, 300)
     with OutageProxy(chain.anvil.rpc_url) as proxy:
-        markets = ProviderChain(connect(proxy.url), chain.deployment, PROVIDER_KEY,
-                                async_w3=async_connect(proxy.url))  # fmt: skip
+        markets = ProviderChain(
+            connect(proxy.url), chain.deployment, PROVIDER_KEY, async_w3=async_connect(proxy.url)
+        )
         section = provider_section(chain, tmp_path / "jobs.db", health={"chain_stale_s": 1.0})
         node = ProviderNode(ProviderSection(**section), chain=markets, key=PROVIDER_KEY)
         async with running(node) as client:
@@ -524,8 +552,9 @@ async def test_reorg_that_drops_the_delivery_is_delivered_again(
     follows the chain, not its store, and delivers again once, before the deadline."""
     markets = ProviderChain(chain.w3, chain.deployment, PROVIDER_KEY)
     markets.sender.replace_after = 1.0  # the dropped delivery's nonce is free again: resend soon
-    node = ProviderNode(ProviderSection(**provider_section(chain, tmp_path / "jobs.db")), chain=markets,
-                        key=PROVIDER_KEY)  # fmt: skip
+    node = ProviderNode(
+        ProviderSection(**provider_section(chain, tmp_path / "jobs.db")), chain=markets, key=PROVIDER_KEY
+    )
     data = mlp_samples[1]
     market, _, job_id = post_intent(chain, data)
     fill(chain, job_id, 300)
@@ -592,15 +621,25 @@ async def test_failover_award_to_this_provider_is_delivered(
     data = mlp_samples[3]
     now = int(chain.w3.eth.get_block("latest")["timestamp"])
     intent = Intent(
-        requester=REQUESTER, model_id=bytes.fromhex(chain.model_id[2:]),
-        input_commitment=input_commitment(chain.bundle, data), max_price=10**18,
-        auction_type=AuctionType.REVERSE, auction_window=30, deadline=now + 900, allow_failover=True,
-        nonce=random_nonce(), expiry=now + 300,
-    )  # fmt: skip
+        requester=REQUESTER,
+        model_id=bytes.fromhex(chain.model_id[2:]),
+        input_commitment=input_commitment(chain.bundle, data),
+        max_price=10**18,
+        auction_type=AuctionType.REVERSE,
+        auction_window=30,
+        deadline=now + 900,
+        allow_failover=True,
+        nonce=random_nonce(),
+        expiry=now + 300,
+    )
 
     def reverse(key: str) -> Market:
-        return Market(chain.w3, chain.deployment.market("reverse"), auction=AuctionType.REVERSE,
-                      sender=TxSender(chain.w3, key))  # fmt: skip
+        return Market(
+            chain.w3,
+            chain.deployment.market("reverse"),
+            auction=AuctionType.REVERSE,
+            sender=TxSender(chain.w3, key),
+        )
 
     requester = reverse(REQUESTER_KEY)
     Token(chain.w3, chain.deployment.token, sender=requester.sender).ensure_allowance(

@@ -33,15 +33,26 @@ def provider_url(tmp_path_factory: pytest.TempPathFactory, mlp_bundle: Any) -> I
 #: model's shape (422: the schema cannot say it); a schema-valid ``/quote`` is always answered 200.
 #: A schema-valid ``/rfq/run`` is refused unless it carries this node's own signed quote for the
 #: intent, accepted by the requester (400, 403), for a served model (404) and a fitting input (422).
-CONFIG = SchemathesisConfig.from_dict({
-    "seed": 16,
-    "checks": {"negative_data_rejection": {"expected-statuses": [400, 403, 404, 405, 409, 413, 415, 422]}},
-    "operations": [
-        {"include-path": "/jobs", "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", 403, 413, 422]}}},
-        {"include-path": "/rfq/run",
-         "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", 400, 403, 404, 413, 422]}}},
-    ],
-})  # fmt: skip
+CONFIG = SchemathesisConfig.from_dict(
+    {
+        "seed": 16,
+        "checks": {
+            "negative_data_rejection": {"expected-statuses": [400, 403, 404, 405, 409, 413, 415, 422]}
+        },
+        "operations": [
+            {
+                "include-path": "/jobs",
+                "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", 403, 413, 422]}},
+            },
+            {
+                "include-path": "/rfq/run",
+                "checks": {
+                    "positive_data_acceptance": {"expected-statuses": ["2xx", 400, 403, 404, 413, 422]}
+                },
+            },
+        ],
+    }
+)
 
 
 @pytest.fixture(scope="module")

@@ -69,8 +69,11 @@ def test_authorize_and_revoke_a_solver(network: tuple[ChainSetup, Path]) -> None
 
 def test_authorize_refuses_a_bad_address_in_one_line(network: tuple[ChainSetup, Path]) -> None:
     _, config = network
-    result = CliRunner().invoke(cli, ["provider", "authorize", "0x1234", "--config", str(config)],
-                                env={"TENDER_PRIVATE_KEY": PROVIDER_KEY})  # fmt: skip
+    result = CliRunner().invoke(
+        cli,
+        ["provider", "authorize", "0x1234", "--config", str(config)],
+        env={"TENDER_PRIVATE_KEY": PROVIDER_KEY},
+    )
     assert result.exit_code == 2
     assert "not an address" in result.output
 

@@ -137,8 +137,16 @@ def test_check_input_integer_model_refuses_fractions() -> None:
 
 
 def _record(job_id: str = "0x" + "11" * 32) -> StoredJob:
-    return StoredJob(job_id=job_id, market="0x" + "22" * 20, model="mlp", input=[0.0] * 64,
-                     input_commitment="5", deadline=2_000_000_000, proof_mode=0, price="7")  # fmt: skip
+    return StoredJob(
+        job_id=job_id,
+        market="0x" + "22" * 20,
+        model="mlp",
+        input=[0.0] * 64,
+        input_commitment="5",
+        deadline=2_000_000_000,
+        proof_mode=0,
+        price="7",
+    )
 
 
 def test_store_insert_is_once_and_survives_reopen(tmp_path: Path) -> None:
@@ -176,8 +184,10 @@ def test_store_written_with_a_state_column_is_migrated(tmp_path: Path) -> None:
     store.update(_record().job_id, step=WorkStep.DELIVERED, tx={"deliver": "0xab"})
     store.close()
     old = sqlite3.connect(path)  # put the store back in the old shape
-    old.executescript("ALTER TABLE jobs RENAME COLUMN step TO state; DROP INDEX jobs_step;"
-                      "CREATE INDEX jobs_state ON jobs(state);")  # fmt: skip
+    old.executescript(
+        "ALTER TABLE jobs RENAME COLUMN step TO state; DROP INDEX jobs_step;"
+        "CREATE INDEX jobs_state ON jobs(state);"
+    )
     old.close()
     reopened = JobStore(path)
     got = reopened.get(_record().job_id)
@@ -241,8 +251,16 @@ def test_promised_latency_covers_the_proof_queue_restart_and_inclusion() -> None
 
 def test_quote_signature_is_eip191_over_quote_digest() -> None:
     account = Account.from_key(DEV_KEYS[1])
-    quote = Quote(jobId="0x" + "ab" * 32, provider=account.address, price="123", latency_s=9, capacity=3,
-                  region="0x0000", expires_at=1_900_000_000, signature="0x")  # fmt: skip
+    quote = Quote(
+        jobId="0x" + "ab" * 32,
+        provider=account.address,
+        price="123",
+        latency_s=9,
+        capacity=3,
+        region="0x0000",
+        expires_at=1_900_000_000,
+        signature="0x",
+    )
     digest = quote_digest(quote)
     ours = sign_quote_digest(digest, DEV_KEYS[1])
     theirs = Account.sign_message(encode_defunct(primitive=digest), DEV_KEYS[1]).signature
@@ -361,8 +379,18 @@ def test_store_rollback_returns_the_jobs_a_dropped_block_spoke_of(tmp_path: Path
 
     store = JobStore(tmp_path / "jobs.db")
     for n, block in ((1, 10), (2, 20)):
-        store.insert(StoredJob(job_id=f"0x{n:064x}", market="0x" + "11" * 20, model="mlp", input=[0.0],
-                               input_commitment="1", deadline=100, proof_mode=0, chain_block=block))  # fmt: skip
+        store.insert(
+            StoredJob(
+                job_id=f"0x{n:064x}",
+                market="0x" + "11" * 20,
+                model="mlp",
+                input=[0.0],
+                input_commitment="1",
+                deadline=100,
+                proof_mode=0,
+                chain_block=block,
+            )
+        )
     with store.transaction():
         store.advance(20, {19: "0x19", 20: "0x20"}, keep=64)
     assert store.cursor == 20

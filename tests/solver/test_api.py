@@ -28,10 +28,18 @@ def _wire(**changes: Any) -> dict[str, Any]:
     from eth_account import Account
 
     intent = Intent(
-        requester=Account.from_key(REQUESTER_KEY).address, model_id=b"\x01" * 32, input_commitment=5,
-        max_price=10**18, deadline=2**40, auction_type=AuctionType.REVERSE, auction_window=10,
-        proof_mode=ProofMode.OPTIMISTIC, price_weight_bps=5_000, nonce=7, expiry=2**40,
-    )  # fmt: skip
+        requester=Account.from_key(REQUESTER_KEY).address,
+        model_id=b"\x01" * 32,
+        input_commitment=5,
+        max_price=10**18,
+        deadline=2**40,
+        auction_type=AuctionType.REVERSE,
+        auction_window=10,
+        proof_mode=ProofMode.OPTIMISTIC,
+        price_weight_bps=5_000,
+        nonce=7,
+        expiry=2**40,
+    )
     signature = sign_intent(intent, REQUESTER_KEY, chain_id=31337, market=MARKET)
     body = {
         "intent": intent.to_json(),
@@ -106,16 +114,25 @@ def test_post_intents_refuses_a_malformed_body() -> None:
 
 
 def test_signed_intent_is_relayed_and_served(env: Env, tmp_path: Path) -> None:
-    solver = Solver(env.solver_section(tmp_path / "api.sqlite", listen="127.0.0.1:0"), env.chain_section(),
-                    key=SOLVER_KEYS[0], deployment=env.deployment)  # fmt: skip
+    solver = Solver(
+        env.solver_section(tmp_path / "api.sqlite", listen="127.0.0.1:0"),
+        env.chain_section(),
+        key=SOLVER_KEYS[0],
+        deployment=env.deployment,
+    )
     with Running([solver]):
         wait_until(lambda: solver.api is not None and solver.api.port is not None, timeout=30)
         intent = env.intent(AuctionType.REVERSE, window=3)
         market = env.markets[AuctionType.REVERSE].address
         wire = SignedIntentWire.model_validate(
-            {"intent": intent.to_json(), "signature": "0x" + env.sign(intent).hex(), "market": market,
-             "chainId": 31337, "jobId": "0x" + job_id(intent, chain_id=31337, market=market).hex()}
-        )  # fmt: skip
+            {
+                "intent": intent.to_json(),
+                "signature": "0x" + env.sign(intent).hex(),
+                "market": market,
+                "chainId": 31337,
+                "jobId": "0x" + job_id(intent, chain_id=31337, market=market).hex(),
+            }
+        )
 
         async def send() -> int:
             async with aiohttp.ClientSession() as http:

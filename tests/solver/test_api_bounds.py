@@ -35,8 +35,9 @@ class Serving:
     def __init__(self, accept: Any = None) -> None:
         self.accepted: list[str] = []
         self._accept = accept
-        self.api = IntentApi(chain_id=31337, markets=[MARKET], accept=self.accept, status=lambda: {"ok": True},
-                             limits=LIMITS)  # fmt: skip
+        self.api = IntentApi(
+            chain_id=31337, markets=[MARKET], accept=self.accept, status=lambda: {"ok": True}, limits=LIMITS
+        )
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="solver-api", daemon=True)
 
@@ -88,12 +89,16 @@ JSON = {"content-type": "application/json"}
     ("body", "code"),
     [
         (b"[" * 20_000 + b"]" * 20_000, "json_too_deep"),
-        (json.dumps({"intent": {"nonce": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}).encode(),
-         "json_too_deep"),
+        (
+            json.dumps(
+                {"intent": {"nonce": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}
+            ).encode(),
+            "json_too_deep",
+        ),
         (b'{"chainId": 1' + b"0" * 400 + b"}", "number_too_long"),
     ],
     ids=["20000-deep", "34-deep", "10**400"],
-)  # fmt: skip
+)
 def test_deep_json_and_huge_numbers_are_400(
     http: httpx.Client, served: Serving, body: bytes, code: str
 ) -> None:

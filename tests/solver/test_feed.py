@@ -65,8 +65,13 @@ def remember(store: Store, emitter: str):  # type: ignore[no-untyped-def]
     def handle(events: list[Event]) -> None:
         for event in events:
             assert isinstance(event, RawEvent)
-            store.add_job(f"0x{int(event.args['n']):064x}", market=emitter, auction="reverse", intent={},
-                          posted_block=event.block_number)  # fmt: skip
+            store.add_job(
+                f"0x{int(event.args['n']):064x}",
+                market=emitter,
+                auction="reverse",
+                intent={},
+                posted_block=event.block_number,
+            )
 
     return handle
 

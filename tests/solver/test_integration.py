@@ -121,8 +121,12 @@ def _report(live: LiveEnv, jobs: dict[AuctionType, list[str]], dbs: list[Path]) 
 
 
 def test_one_solver_serves_one_reverse_intent(live: LiveEnv, tmp_path: Path) -> None:
-    solver = RecordingSolver(live.solver_section(tmp_path / "a.sqlite"), live.chain_section(),
-                             key=SOLVER_KEYS[0], deployment=live.deployment)  # fmt: skip
+    solver = RecordingSolver(
+        live.solver_section(tmp_path / "a.sqlite"),
+        live.chain_section(),
+        key=SOLVER_KEYS[0],
+        deployment=live.deployment,
+    )
     with Running([solver]):
         intent = live.intent(AuctionType.REVERSE, window=10)
         job = live.post(intent)
@@ -191,10 +195,12 @@ def test_two_solvers_three_providers_forty_intents(live: LiveEnv, tmp_path: Path
         jobs = {auction: [live.post(i) for i in batch] for auction, batch in intents.items()}
         every = [job for ids in jobs.values() for job in ids]
         try:
-            wait_until(lambda: all(_settled(live, jobs[a], a) for a in AUCTIONS), timeout=SETTLE_TIMEOUT,
-                       step=1.0)  # fmt: skip
-            wait_until(lambda: all(_provider_settled(live, jobs[a], a) for a in AUCTIONS), timeout=60,
-                       step=0.5)  # fmt: skip
+            wait_until(
+                lambda: all(_settled(live, jobs[a], a) for a in AUCTIONS), timeout=SETTLE_TIMEOUT, step=1.0
+            )
+            wait_until(
+                lambda: all(_provider_settled(live, jobs[a], a) for a in AUCTIONS), timeout=60, step=0.5
+            )
             wait_until(lambda: _solvers_settled(dbs, every), timeout=60, step=0.5)
         except AssertionError:
             _report(live, jobs, dbs)

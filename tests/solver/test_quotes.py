@@ -106,9 +106,15 @@ def test_breaker_backoff_doubles_and_closes_on_success() -> None:
 def _quote(key: str, **changes) -> tuple[Quote, ProviderEntry]:
     stub = StubProvider(key)
     quote = Quote(
-        jobId=JOB, provider=stub.address, price="5", latency_s=3, capacity=1, region="0x0000",
-        expires_at=int(time.time()) + 30, signature="0x",
-    )  # fmt: skip
+        jobId=JOB,
+        provider=stub.address,
+        price="5",
+        latency_s=3,
+        capacity=1,
+        region="0x0000",
+        expires_at=int(time.time()) + 30,
+        signature="0x",
+    )
     signed = sign_quote(quote, key).model_copy(update=changes)
     return signed, ProviderEntry(name="p", url="http://127.0.0.1:1", address=stub.address)
 

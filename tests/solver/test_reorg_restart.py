@@ -184,8 +184,12 @@ def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
     environ = {**os.environ, "SOLVER_TEST_KEY": SOLVER_KEYS[0]}
     return subprocess.Popen(
         [str(Path(sys.executable).parent / "tender"), "solver", "run", "--config", str(config)],
-        cwd=ROOT, env=environ, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=environ,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def test_restart_mid_auction_neither_double_bids_nor_loses_a_won_job(env: Env, tmp_path: Path) -> None:

@@ -22,10 +22,18 @@ def _wire(**changes: Any) -> dict[str, Any]:
     from eth_account import Account
 
     intent = Intent(
-        requester=Account.from_key(REQUESTER_KEY).address, model_id=b"\x01" * 32, input_commitment=5,
-        max_price=10**18, deadline=2**40, auction_type=AuctionType.QUOTE, auction_window=1,
-        proof_mode=ProofMode.ZK, price_weight_bps=5_000, nonce=7, expiry=2**40,
-    )  # fmt: skip
+        requester=Account.from_key(REQUESTER_KEY).address,
+        model_id=b"\x01" * 32,
+        input_commitment=5,
+        max_price=10**18,
+        deadline=2**40,
+        auction_type=AuctionType.QUOTE,
+        auction_window=1,
+        proof_mode=ProofMode.ZK,
+        price_weight_bps=5_000,
+        nonce=7,
+        expiry=2**40,
+    )
     signature = sign_intent(intent, REQUESTER_KEY, chain_id=31337, market=QUOTE_MARKET)
     body = {
         "intent": intent.to_json(),
@@ -49,8 +57,11 @@ async def _post(cases: list[tuple[str, dict[str, Any]]]) -> list[tuple[int, dict
     try:
         async with aiohttp.ClientSession() as http:
             for query, body in cases:
-                async with http.post(f"http://127.0.0.1:{api.port}/rfq{query}", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"}) as reply:  # fmt: skip
+                async with http.post(
+                    f"http://127.0.0.1:{api.port}/rfq{query}",
+                    data=json.dumps(body).encode(),
+                    headers={"Content-Type": "application/json"},
+                ) as reply:
                     out.append((reply.status, await reply.json()))
     finally:
         await api.stop()
@@ -59,15 +70,17 @@ async def _post(cases: list[tuple[str, dict[str, Any]]]) -> list[tuple[int, dict
 
 
 async def test_a_quote_round_checks_the_signed_intent_first() -> None:
-    answers = await _post([
-        ("?window_ms=50", _wire()),
-        ("?window_ms=0", _wire()),
-        ("?window_ms=soon", _wire()),
-        ("", _wire(market="0x" + "66" * 20)),
-        ("", _wire(chainId=1)),
-        ("", _wire(jobId="0x" + "00" * 32)),
-        ("", {**_wire(), "signature": "0x" + "11" * 65}),
-    ])  # fmt: skip
+    answers = await _post(
+        [
+            ("?window_ms=50", _wire()),
+            ("?window_ms=0", _wire()),
+            ("?window_ms=soon", _wire()),
+            ("", _wire(market="0x" + "66" * 20)),
+            ("", _wire(chainId=1)),
+            ("", _wire(jobId="0x" + "00" * 32)),
+            ("", {**_wire(), "signature": "0x" + "11" * 65}),
+        ]
+    )
     status, body = answers[0]
     assert status == 200
     assert (body["quotes"], body["asked"]) == ([], 0)

@@ -104,8 +104,14 @@ def test_send_through_an_outage_is_retried_until_the_given_time(tmp_path) -> Non
     ``until``, and goes out once the node is back."""
     with Anvil() as anvil, OutageProxy(anvil.rpc_url) as proxy:
         store = Store(tmp_path / "s.sqlite")
-        txm = TxManager(async_connect(proxy.url), Account.from_key(KEY), store, chain_id=31337,
-                        gas=GasSection(), retries=0)  # fmt: skip
+        txm = TxManager(
+            async_connect(proxy.url),
+            Account.from_key(KEY),
+            store,
+            chain_id=31337,
+            gas=GasSection(),
+            retries=0,
+        )
 
         retries = _Count()
         logger = logging.getLogger("solver.txs")

@@ -191,8 +191,13 @@ def test_restart_rebroadcasts_a_stored_challenge_instead_of_signing_another(
     # crash right after persisting the signed challenge, before it reached the node
     market = agent.markets["dutch"]
     tx, raw, tx_hash = agent.actions._sign(market.fn.challenge(job), value=0)
-    agent.store.record_signed("0x" + job.hex(), "challenge", tx_hash="0x" + tx_hash.hex(), raw_tx="0x" + raw.hex(),
-                              nonce=int(tx["nonce"]))  # fmt: skip
+    agent.store.record_signed(
+        "0x" + job.hex(),
+        "challenge",
+        tx_hash="0x" + tx_hash.hex(),
+        raw_tx="0x" + raw.hex(),
+        nonce=int(tx["nonce"]),
+    )
     agent.store.close()
     restarted = make_agent(env, deployment_file, tmp_path)  # resumes: rebroadcasts the stored tx
     assert env.requester.market.job(job).state is JobState.CHALLENGED

@@ -50,8 +50,13 @@ fault_crash_after_persist = {"true" if crash else "false"}
 def agent_process(config: Path, env: Env, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     environment = {**os.environ, "TENDER_PRIVATE_KEY": env.agent_key}
     with log.open("ab") as out:
-        process = subprocess.Popen([TENDER, "verifier", "run", "--config", str(config), "--json-logs"],
-                                   stdout=out, stderr=subprocess.STDOUT, env=environment, cwd=ROOT)  # fmt: skip
+        process = subprocess.Popen(
+            [TENDER, "verifier", "run", "--config", str(config), "--json-logs"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            cwd=ROOT,
+        )
     try:
         yield process
     finally:

@@ -44,8 +44,14 @@ def test_clean_history_passes(tender_env: Env, history: History) -> None:
     assert report.ok, json.dumps(failures, indent=1) + json.dumps([c.to_json() for c in report.global_checks])
     by_id = {job.job_id: job for job in report.jobs}
     states = {name: {by_id["0x" + j.hex()].state for j in jobs} for name, jobs in vars(history).items()}
-    assert states == {"zk": {"settled"}, "finalized": {"settled"}, "slashed": {"slashed"}, "proved": {"settled"},
-                      "expired": {"expired"}, "refunded": {"refunded"}}  # fmt: skip
+    assert states == {
+        "zk": {"settled"},
+        "finalized": {"settled"},
+        "slashed": {"slashed"},
+        "proved": {"settled"},
+        "expired": {"expired"},
+        "refunded": {"refunded"},
+    }
     for job in [*history.zk, *history.proved]:
         assert by_id["0x" + job.hex()].status_of("proof") is Status.OK
         assert by_id["0x" + job.hex()].status_of("input") is Status.OK
@@ -265,9 +271,14 @@ def test_a_payout_in_a_settlement_is_flagged(tender_env: Env, history: History) 
             if tx_hash != settle_tx:
                 return logs
             topic = Web3.keccak(text="Transfer(address,address,uint256)")
-            fake = {"address": token, "topics": [topic, word(market), word(tender_env.provider.address)],
-                    "data": "0x" + encode(["uint256"], [1]).hex(), "blockNumber": logs[0]["blockNumber"],
-                    "transactionHash": tx_hash, "logIndex": 999}  # fmt: skip
+            fake = {
+                "address": token,
+                "topics": [topic, word(market), word(tender_env.provider.address)],
+                "data": "0x" + encode(["uint256"], [1]).hex(),
+                "blockNumber": logs[0]["blockNumber"],
+                "transactionHash": tx_hash,
+                "logIndex": 999,
+            }
             return [*logs, fake]
 
     report = Auditor(tender_env.w3, tender_env.deployment, source=PushingSource(tender_env.w3)).run()

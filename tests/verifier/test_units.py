@@ -75,9 +75,17 @@ def test_call_decoder_round_trip() -> None:
     from eth_abi import encode
     from eth_utils import function_signature_to_4byte_selector
 
-    abi = [{"type": "function", "name": "deliver", "inputs": [
-        {"name": "jobId", "type": "bytes32"}, {"name": "output", "type": "uint256[]"}, {"name": "proof", "type": "bytes"},
-    ]}]  # fmt: skip
+    abi = [
+        {
+            "type": "function",
+            "name": "deliver",
+            "inputs": [
+                {"name": "jobId", "type": "bytes32"},
+                {"name": "output", "type": "uint256[]"},
+                {"name": "proof", "type": "bytes"},
+            ],
+        }
+    ]
     data = function_signature_to_4byte_selector("deliver(bytes32,uint256[],bytes)") + encode(
         ["bytes32", "uint256[]", "bytes"], [b"\x01" * 32, [3, 4], b"\xbe\xef"]
     )
