@@ -160,18 +160,14 @@ class ModelCard:
         return INPUT_BINDINGS.get(self.input_visibility)
 
     def registry_layout(self) -> dict[str, int]:
-        """The layout fields of the registry record (``inputBinding``, ``commitmentIndex``...).
+        """The layout fields of the registry record (``inputBinding``, ``commitmentIndex``...,
+        ``batchSize``). A batch card's is its :meth:`batch_layout` as the registry records it
+        (job ``i``'s commitment at ``commitmentIndex + i`` or in the proof's point ``i``, its
+        outputs at ``outputOffset + outputLength*i``): settled by ``QuoteMarket.deliverBatch``.
 
         Raises:
-            BundleError: a public-input model (the market binds hashed or polycommit inputs), or
-                a batch model (settled by a batch delivery the market does not have yet:
-                :meth:`batch_layout` says where each job sits).
+            BundleError: a public-input model (the market binds hashed or polycommit inputs).
         """
-        if self.batch > 1:
-            raise BundleError(
-                f"model {self.name} proves {self.batch} jobs per proof; the market's single-job delivery "
-                "cannot settle it (see ModelCard.batch_layout for a batch delivery's layout)"
-            )
         binding = self.input_binding
         if binding is None:
             raise BundleError(
@@ -184,11 +180,20 @@ class ModelCard:
             "outputOffset": layout.output_offset,
             "outputLength": layout.output_length,
             "instanceCount": layout.instance_count,
+            "batchSize": self.batch,
         }
 
     def market_instances(self, commitment: int, output: Sequence[int]) -> list[int]:
         """The public instances the market builds for a delivery of ``output`` (field elements)
-        under an intent committing to ``commitment``: what a proof must verify against."""
+        under an intent committing to ``commitment``: what a proof must verify against.
+
+        Raises:
+            BundleError: a batch card (its instances hold every slot: ``market_batch_instances``).
+        """
+        if self.batch > 1:
+            raise BundleError(
+                f"model {self.name} proves {self.batch} jobs per proof; use market_batch_instances"
+            )
         layout = self.registry_layout()
         if len(output) != self.layout.output_length:
             raise BundleError(
