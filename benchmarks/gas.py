@@ -253,6 +253,7 @@ class Bench:
         requester = QuoteMarket(self.w3, address, sender=self.requester)
         provider = requester.using(self.providers[0])
         jobs, terms, gas, calldata = [], [], 0, 0
+        self.chain.rpc("evm_mine", [])  # a fresh timestamp after the (long) proving
         for job in proof.jobs:
             intent = self.intent(AuctionType.QUOTE).replace(
                 nonce=self.nonces.next(), model_id=model_id, input_commitment=job.input_commitment
@@ -264,7 +265,7 @@ class Bench:
                 provider=self.providers[0].address,
                 price=4 * UNIT,
                 latency=600,
-                expiry=now + 30,
+                expiry=now + 600,
             )
             signature = sign_quote(quote, DEV_KEYS[2], chain_id=self.d.chain_id, market=address)
             opened = requester.open_awarded(intent, quote, signature)

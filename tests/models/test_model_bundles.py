@@ -75,7 +75,7 @@ def test_card_describes_the_bundle(bundles: dict[str, Bundle], name: str) -> Non
         commitment_index=-1, output_offset=0, output_length=10, instance_count=10
     )
     assert card.registry_layout() == {"inputBinding": 1, "commitmentIndex": 0, "outputOffset": 0,
-                                      "outputLength": 10, "instanceCount": 10}  # fmt: skip
+                                      "outputLength": 10, "instanceCount": 10, "batchSize": 1}  # fmt: skip
     assert card.accuracy == meta["heldout_accuracy"]
     assert card.circuit_agreement == 1.0
     assert card.logrows <= 13

@@ -140,8 +140,9 @@ def test_registry_entry_fields(
     entry = registry_entry(bundle, verifier=verifiers["mlp"], owner=chain.sender.address, chain_id=31337)
     assert list(entry) == [
         "onnxSha256", "settingsHash", "verifier", "inputBinding", "commitmentIndex", "outputOffset",
-        "outputLength", "instanceCount", "proofModes", "auditRateBps", "owner",
+        "outputLength", "instanceCount", "proofModes", "auditRateBps", "batchSize", "owner",
     ]  # fmt: skip
+    assert entry["batchSize"] == 1
     assert bytes(entry["onnxSha256"]).hex() == bundle.card.onnx_sha256
     assert bytes(entry["settingsHash"]).hex() == bundle.card.settings_sha256
     fields = ("inputBinding", "commitmentIndex", "outputOffset", "outputLength", "instanceCount")
