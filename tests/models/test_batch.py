@@ -277,3 +277,24 @@ def test_deliver_batch_settles_a_real_batch_proof(
     with pytest.raises(ContractRevert) as caught:  # a replay settles nothing
         provider.deliver_batch(model_id, jobs, terms, outputs, batch_proof.proof)
     assert caught.value.name == "NothingSettled"
+
+
+def test_cli_registers_a_batch_bundle(
+    batch_bundle: Bundle, chain: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tender model register`` of a batch bundle: the record carries ``batchSize`` and the batch layout."""
+    from tender.anvil import DEV_KEYS
+    from tender.chain import Registry, deploy_artifact
+    from tender.models._register import registered_models
+
+    registry, _ = deploy_artifact(chain.sender, "ModelRegistry")
+    monkeypatch.setenv("TENDER_PRIVATE_KEY", DEV_KEYS[2])
+    args = ["register", str(batch_bundle.path), "--rpc", chain.anvil.rpc_url, "--registry", registry]
+    registered = CliRunner().invoke(cli_group, args)
+    assert registered.exit_code == 0, registered.output
+    ((model_id, info),) = registered_models(chain.w3, registry)
+    assert Registry(chain.w3, registry).model(model_id) == info
+    layout = batch_bundle.card.batch_layout()
+    assert (info.batch_size, info.output_offset, info.output_length, info.instance_count) == (
+        N, layout["outputOffset"], layout["outputLength"], layout["instanceCount"],
+    )  # fmt: skip
