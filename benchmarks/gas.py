@@ -24,6 +24,14 @@ settling through the market costs beyond verifying the same proof alone (instanc
 the provider's and the requester's credits, fee, stake unlock, events, the output's calldata).
 ``settle_overhead_vs_inner_call`` also counts the base fee and the proof's calldata.
 
+``batch{N}_per_query`` (N = 4, 16): the whole lifecycle of N queries on the quote market settled
+by one proof, divided by N: N ``openAwarded`` (one per job, each from its own signed quote) and
+one ``deliverBatch`` with a real EZKL proof of N inferences from the cached ``mlp-batch{N}``
+bundle (hashed inputs; ``tender model build --batch N --input-visibility hashed``), after the
+single-query quote lifecycle (warm provider and nonce-word slots). ``batch{N}_deliver`` is the
+``deliverBatch`` transaction alone; ``batch_calldata_bytes_per_query`` the lifecycle's calldata / N.
+Skipped (no key) with ``--mock`` or when the bundle cannot be built.
+
 Run: ``python benchmarks/gas.py [--mock] [--strict]`` (``--strict``: exit 1 on a missed target).
 """
 
@@ -34,7 +42,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from eth_utils import keccak
 from eth_utils.abi import abi_to_signature
@@ -71,7 +79,12 @@ TARGETS = {
     "settle_overhead": 60_000,
     "open_awarded": 160_001,  # at most 160k
     "lifecycle_zk": 600_000,
+    "batch16_per_query": 150_001,  # at most 150k
 }
+#: Jobs per proof of the batched lifecycles (``batch{N}_per_query``).
+BATCH_SIZES = (4, 16)
+#: Their input binding: hashed, the cheaper batch at N = 16 (docs/MODELS.md, "Batched settlement").
+BATCH_BINDING: Final = "hashed"
 #: The transactions of one zk query on each path (``lifecycle_zk*``, ``calldata_bytes``).
 PATHS = {
     "quote": ("open_awarded", "settle_zk_quote"),
@@ -129,14 +142,23 @@ def _mock_case(sender: TxSender) -> ZkCase:
     verifier, _ = sender.deploy(MOCK_VERIFIER)
     output = [11, 22, 33]
     info = ModelInfo(
-        onnx_sha256=b"\x01" * 32, settings_hash=b"\x02" * 32, verifier=verifier, commitment_index=0,
-        output_offset=1, output_length=len(output), instance_count=1 + len(output),
-    )  # fmt: skip
+        onnx_sha256=b"\x01" * 32,
+        settings_hash=b"\x02" * 32,
+        verifier=verifier,
+        commitment_index=0,
+        output_offset=1,
+        output_length=len(output),
+        instance_count=1 + len(output),
+    )
     return ZkCase(
-        verifier=verifier, info=info, commitment=0xC0FFEE, output=output, proof=b"\x01" + bytes(31),
+        verifier=verifier,
+        info=info,
+        commitment=0xC0FFEE,
+        output=output,
+        proof=b"\x01" + bytes(31),
         instances=[0xC0FFEE, *output],
         source="mock verifier (raw EVM, accepts proofs starting 0x01): no EZKL bundle in the cache",
-    )  # fmt: skip
+    )
 
 
 class Bench:
@@ -149,7 +171,12 @@ class Bench:
         self.gas: dict[str, int] = {}
         #: bytes of transaction input (calldata) by step: what an L2 posts to L1 for it
         self.calldata: dict[str, int] = {}
+        #: the requester's quote-market nonces: one sequence, so that later queries reuse its word
+        self.nonces = NonceSequence()
+        self.batch_calldata: dict[str, int] = {}
+        self.use_ezkl = use_ezkl
         owner = TxSender(self.w3, DEV_KEYS[0])
+        self.owner = owner
         bundle = _find_bundle() if use_ezkl else None
         self.zk = _ezkl_case(self.w3, owner, bundle) if bundle else _mock_case(owner)
         self.model_id = Registry(self.w3, self.d.registry, sender=owner).register_model(self.zk.info)
@@ -179,11 +206,20 @@ class Bench:
     def intent(self, auction: AuctionType, mode: ProofMode = ProofMode.ZK) -> Intent:
         now = int(self.w3.eth.get_block("latest")["timestamp"])
         return Intent(
-            requester=self.requester.address, model_id=self.model_id, input_commitment=self.zk.commitment,
-            max_price=10 * UNIT, start_price=2 * UNIT if auction is AuctionType.DUTCH else 0,
-            auction_type=auction, auction_window=60, deadline=now + 3_600, proof_mode=mode,
-            min_stake=5 * UNIT, price_weight_bps=8_000, nonce=random_nonce(), expiry=now + 600,
-        )  # fmt: skip
+            requester=self.requester.address,
+            model_id=self.model_id,
+            input_commitment=self.zk.commitment,
+            max_price=10 * UNIT,
+            start_price=2 * UNIT if auction is AuctionType.DUTCH else 0,
+            auction_type=auction,
+            auction_window=60,
+            deadline=now + 3_600,
+            proof_mode=mode,
+            min_stake=5 * UNIT,
+            price_weight_bps=8_000,
+            nonce=random_nonce(),
+            expiry=now + 600,
+        )
 
     def record(self, key: str, receipt: Any) -> None:
         self.gas[key] = int(receipt["gasUsed"])
@@ -197,9 +233,8 @@ class Bench:
         address = self.d.market("quote")
         requester = QuoteMarket(self.w3, address, sender=self.requester)
         provider = requester.using(self.providers[0])
-        nonces = NonceSequence()
         for _ in range(2):
-            intent = self.intent(AuctionType.QUOTE).replace(nonce=nonces.next())
+            intent = self.intent(AuctionType.QUOTE).replace(nonce=self.nonces.next())
             job = requester.job_id(intent)
             now = int(self.w3.eth.get_block("latest")["timestamp"])
             quote = Quote(
@@ -211,6 +246,60 @@ class Bench:
             settled = provider.deliver_quoted(job, terms, self.zk.output, self.zk.proof)
         self.record("open_awarded", opened)
         self.record("settle_zk_quote", settled)
+
+    def batch(self, n: int) -> None:
+        """``n`` zk queries on the quote market, each opened and awarded from its own signed quote
+        (one requester, one provider), settled together by one ``deliverBatch`` of a real EZKL
+        proof of the ``n`` inferences (``batch{n}_per_query``: the whole lifecycle / ``n``)."""
+        from tender import models
+        from tender.paths import SAMPLE_MODELS
+
+        mlp = SAMPLE_MODELS / "mlp"
+        bundle = models.build(
+            mlp / "model.onnx", mlp / "calibration.json", batch=n, input_visibility=BATCH_BINDING
+        )
+        verifier = models.deploy_verifier(self.w3, self.owner, bundle)
+        entry = models.registry_entry(
+            bundle, verifier=verifier, owner=self.owner.address, chain_id=self.owner.chain_id
+        )
+        model_id = Registry(self.w3, self.d.registry, sender=self.owner).register_model(
+            ModelInfo.from_dict(entry)
+        )
+        inputs = [[0.1 * (((i + 3 * j) % 7) - 3) for i in range(bundle.card.input_size)] for j in range(n)]
+        proof = models.prove_batch(bundle, inputs)
+        address = self.d.market("quote")
+        requester = QuoteMarket(self.w3, address, sender=self.requester)
+        provider = requester.using(self.providers[0])
+        jobs, terms, gas, calldata = [], [], 0, 0
+        self.chain.rpc("evm_mine", [])  # a fresh timestamp after the (long) proving
+        for job in proof.jobs:
+            intent = self.intent(AuctionType.QUOTE).replace(
+                nonce=self.nonces.next(), model_id=model_id, input_commitment=job.input_commitment
+            )
+            job_id = requester.job_id(intent)
+            now = int(self.w3.eth.get_block("latest")["timestamp"])
+            quote = Quote(
+                job_id=job_id,
+                provider=self.providers[0].address,
+                price=4 * UNIT,
+                latency=600,
+                expiry=now + 600,
+            )
+            signature = sign_quote(quote, DEV_KEYS[2], chain_id=self.d.chain_id, market=address)
+            opened = requester.open_awarded(intent, quote, signature)
+            jobs.append(job_id)
+            terms.append(requester.terms_in(opened))
+            gas += int(opened["gasUsed"])
+            calldata += self._calldata_of(opened)
+        outputs = [list(job.output_felts) for job in proof.jobs]
+        settled = provider.deliver_batch(model_id, jobs, terms, outputs, proof.proof)
+        assert provider.batch_outcome(settled) == (list(range(n)), {}), "every job of the batch settles"
+        self.record(f"batch{n}_deliver", settled)
+        self.gas[f"batch{n}_per_query"] = (gas + int(settled["gasUsed"])) // n
+        self.batch_calldata[f"batch{n}"] = (calldata + self._calldata_of(settled)) // n
+
+    def _calldata_of(self, receipt: Any) -> int:
+        return len(bytes(self.w3.eth.get_transaction(receipt["transactionHash"])["input"]))
 
     def warm_up(self) -> None:
         """Make the Dutch market's owed slots of the measured payees non-zero, as for any active
@@ -245,8 +334,14 @@ class Bench:
             awarded = market.using(self.relayer).award(job)
             receipt = first.deliver(job, self.zk.output, self.zk.proof)
             if n == 0:
-                for key, step in (("post", posted), ("bid", bid), ("bid_runner_up", runner_up),
-                                  ("bid_replace", replaced), ("award", awarded), ("settle_zk_first", receipt)):  # fmt: skip
+                for key, step in (
+                    ("post", posted),
+                    ("bid", bid),
+                    ("bid_runner_up", runner_up),
+                    ("bid_replace", replaced),
+                    ("award", awarded),
+                    ("settle_zk_first", receipt),
+                ):
                     self.record(key, step)
         self.record("settle_zk", receipt)
         self.breakdown = self._calls(receipt["transactionHash"])
@@ -343,10 +438,19 @@ class Bench:
     def verifier_tx(self) -> None:
         verifier = self.w3.eth.contract(
             address=Web3.to_checksum_address(self.zk.verifier),
-            abi=[{"type": "function", "name": "verifyProof", "stateMutability": "nonpayable",
-                  "inputs": [{"name": "proof", "type": "bytes"}, {"name": "instances", "type": "uint256[]"}],
-                  "outputs": [{"name": "", "type": "bool"}]}],
-        )  # fmt: skip
+            abi=[
+                {
+                    "type": "function",
+                    "name": "verifyProof",
+                    "stateMutability": "nonpayable",
+                    "inputs": [
+                        {"name": "proof", "type": "bytes"},
+                        {"name": "instances", "type": "uint256[]"},
+                    ],
+                    "outputs": [{"name": "", "type": "bool"}],
+                }
+            ],
+        )
         call = verifier.functions.verifyProof(self.zk.proof, self.zk.instances)
         assert call.call() is True, "the sample proof does not verify against its own verifier"
         self.record("verifier_tx", self.requester.send(call))
@@ -377,18 +481,24 @@ def run(*, use_ezkl: bool = True, out: Path = RESULTS) -> dict[str, Any]:
         bench.credit()
         bench.verifier_tx()
         bench.quote()
+        if use_ezkl:
+            for n in BATCH_SIZES:
+                bench.batch(n)
         gas = dict(bench.gas)
         for path, steps in PATHS.items():
             gas["lifecycle_zk" if path == "quote" else f"lifecycle_zk_{path}"] = sum(gas[s] for s in steps)
         calldata = {path: sum(bench.calldata[s] for s in steps) for path, steps in PATHS.items()}
         calldata_steps = dict(sorted(bench.calldata.items()))
+        batch_calldata = dict(bench.batch_calldata)
         gas["settle_overhead"] = gas["settle_zk"] - gas["verifier_tx"]
         gas["settle_overhead_first"] = gas["settle_zk_first"] - gas["verifier_tx"]
         gas["settle_overhead_vs_inner_call"] = gas["settle_zk"] - gas["verifier_call"]
         source = bench.zk.source
         breakdown = [{"call": label, "gas": gas} for label, gas in bench.breakdown]
     checks = {
-        key: {"gas": gas[key], "target": limit, "ok": gas[key] < limit} for key, limit in TARGETS.items()
+        key: {"gas": gas[key], "target": limit, "ok": gas[key] < limit}
+        for key, limit in TARGETS.items()
+        if key in gas
     }
     result = {
         **gas,
@@ -400,6 +510,8 @@ def run(*, use_ezkl: bool = True, out: Path = RESULTS) -> dict[str, Any]:
         "targets": checks,
         "calldata_bytes": calldata,
         "calldata_bytes_by_step": calldata_steps,
+        "batch_calldata_bytes_per_query": batch_calldata,
+        "batch_binding": BATCH_BINDING,
         "paths": {path: list(steps) for path, steps in PATHS.items()},
         "settle_zk_calls": breakdown,
         "cost_notes": COST_NOTES,

@@ -639,7 +639,7 @@ class Solver(Daemon):
                     purpose="bid",
                     job_id=row.job_id,
                     until=until,
-                )  # fmt: skip (gas estimated: a bid already beaten reverts here, for free)
+                )  # gas estimated: a bid already beaten reverts here, for free
                 await self.txm.wait(tx, until=until)
             except (ContractRevert, TransactionFailed) as exc:
                 self._set(row, Pursuit.LOST, note=f"bid refused: {exc}")

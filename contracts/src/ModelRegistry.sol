@@ -63,19 +63,25 @@ contract ModelRegistry is IModelRegistry {
             m.outputOffset,
             m.outputLength,
             m.instanceCount,
-            m.auditRateBps
+            m.auditRateBps,
+            m.batchSize
         );
         if (layout.verifier == address(0)) revert UnknownModel(modelId);
     }
 
-    /// @dev The output range must lie inside the instance vector; a hashed input's commitment too, outside
-    /// the output range; a polycommit input has no instance (`commitmentIndex` 0).
+    /// @dev The `batchSize` output ranges (one job's `outputLength` each, back to back from `outputOffset`) must
+    /// lie inside the instance vector; a hashed input's `batchSize` commitments (from `commitmentIndex`) too,
+    /// outside the outputs; a polycommit input has no instance (`commitmentIndex` 0).
     function _checkLayout(ModelInfo calldata info) private pure {
-        uint256 end = uint256(info.outputOffset) + info.outputLength;
+        uint256 batch = info.batchSize;
+        if (batch == 0) revert BadBatchSize(info.batchSize);
+        uint256 end = uint256(info.outputOffset) + batch * info.outputLength;
         bool badInput;
         if (info.inputBinding == INPUT_HASHED) {
-            bool overlaps = info.commitmentIndex >= info.outputOffset && info.commitmentIndex < end;
-            badInput = info.commitmentIndex >= info.instanceCount || overlaps;
+            uint256 first = info.commitmentIndex;
+            uint256 last = first + batch; // one past the last commitment
+            bool overlaps = first < end && info.outputOffset < last;
+            badInput = last > info.instanceCount || overlaps;
         } else {
             badInput = info.inputBinding != INPUT_POLYCOMMIT || info.commitmentIndex != 0;
         }

@@ -11,9 +11,20 @@ import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/Signa
 
 import {MarketCore} from "./MarketCore.sol";
 import {MarketExtension} from "./MarketExtension.sol";
-import {IQuoteMarket, Quote, QuotedJob} from "./interfaces/IQuoteMarket.sol";
-import {IModelRegistry, ModelLayout} from "./interfaces/IModelRegistry.sol";
+import {
+    IQuoteMarket,
+    Quote,
+    QuotedJob,
+    SKIP_INPUT_MISMATCH,
+    SKIP_LATE,
+    SKIP_NOT_AUTHORIZED,
+    SKIP_NOT_AWARDED,
+    SKIP_OTHER_MODEL,
+    SKIP_TERMS_MISMATCH
+} from "./interfaces/IQuoteMarket.sol";
+import {IModelRegistry, ModelLayout, INPUT_POLYCOMMIT} from "./interfaces/IModelRegistry.sol";
 import {IStaking} from "./interfaces/IStaking.sol";
+import {IVerifier} from "./interfaces/IVerifier.sol";
 import {IntentLib} from "./libraries/IntentLib.sol";
 import {AUCTION_QUOTE, Intent, JobState, MarketParams, PROOF_ZK} from "./MarketStructs.sol";
 
@@ -88,6 +99,7 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
         uint256 due = terms.due;
         if (block.timestamp > due) revert DeliveryTooLate(jobId, due, block.timestamp);
         ModelLayout memory m = _registry.layoutOf(terms.modelId);
+        if (m.batchSize != 1) revert BatchModelNeedsBatch(terms.modelId, m.batchSize);
         if (output.length != m.outputLength) revert OutputLengthMismatch(output.length, m.outputLength);
         bytes32 outputHash = keccak256(abi.encode(output));
         // the delivered output stays provable against a result commitment: the word hashes it with the terms
@@ -99,6 +111,31 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
         _verify(jobId, m, terms.inputCommitment, src, true, proof);
         emit Delivered(jobId, provider, output, outputHash, JobState.Settled, 0);
         _settle(jobId, terms);
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function deliverBatch(
+        bytes32 modelId,
+        bytes32[] calldata jobIds,
+        QuotedJob[] calldata terms,
+        uint256[][] calldata outputs,
+        bytes calldata proof
+    ) external nonReentrant returns (uint256 settled) {
+        ModelLayout memory m = _registry.layoutOf(modelId);
+        uint256 n = m.batchSize;
+        if (n < 2) revert NotABatchModel(modelId);
+        if (jobIds.length != n || terms.length != n || outputs.length != n) {
+            revert BatchShapeMismatch(jobIds.length, terms.length, outputs.length, n);
+        }
+        uint256 skipped;
+        (settled, skipped) =
+            _deliverSlots(modelId, m.inputBinding == INPUT_POLYCOMMIT, jobIds, terms, outputs, proof);
+        if (settled == 0) revert NothingSettled(modelId);
+        if (!_verifyBatch(m, terms, outputs, proof)) revert BatchProofRejected(modelId);
+        emit BatchDelivered(modelId, msg.sender, settled, skipped);
+        for (uint256 i; i < n; ++i) {
+            if (settled & (1 << i) != 0) _settle(jobIds[i], terms[i]);
+        }
     }
 
     /// @inheritdoc IQuoteMarket
@@ -369,6 +406,145 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
         }
         if (commitment) revert InvalidCommitmentSigner(provider, signer);
         revert InvalidQuoteSigner(provider, signer);
+    }
+
+    /// @dev The first pass of `deliverBatch`: each slot's job either passes its own checks (`_batchSkip`) and
+    /// is marked Settled (its bit in `settled`, its `Delivered`), or is skipped (`BatchJobSkipped`); padding
+    /// slots (job id 0) are neither. A job's word is Settled before the next slot is looked at, so the same
+    /// job in a later slot is skipped as not Awarded.
+    function _deliverSlots(
+        bytes32 modelId,
+        bool polycommit,
+        bytes32[] calldata jobIds,
+        QuotedJob[] calldata terms,
+        uint256[][] calldata outputs,
+        bytes calldata proof
+    ) private returns (uint256 settled, uint256 skipped) {
+        for (uint256 i; i < jobIds.length; ++i) {
+            bytes32 jobId = jobIds[i];
+            if (jobId == bytes32(0)) continue;
+            uint8 reason = _batchSkip(modelId, polycommit, jobId, terms[i], i, proof);
+            if (reason != 0) {
+                ++skipped;
+                emit BatchJobSkipped(jobId, i, reason);
+                continue;
+            }
+            settled |= 1 << i;
+            _markDelivered(jobId, terms[i], outputs[i]);
+        }
+    }
+
+    /// @dev Records a batch job's delivery: its word Settled over its terms and output (as `deliver`).
+    function _markDelivered(bytes32 jobId, QuotedJob calldata t, uint256[] calldata output) private {
+        bytes32 outputHash = keccak256(abi.encode(output));
+        _s().quoted[jobId] =
+            _word(keccak256(abi.encode(keccak256(abi.encode(t)), outputHash)), JobState.Settled);
+        emit Delivered(jobId, t.provider, output, outputHash, JobState.Settled, 0);
+    }
+
+    /// @dev Why job `jobId` in slot `slot` of a batch cannot settle (a `SKIP_*`), or 0 when it can.
+    function _batchSkip(
+        bytes32 modelId,
+        bool polycommit,
+        bytes32 jobId,
+        QuotedJob calldata t,
+        uint256 slot,
+        bytes calldata proof
+    ) private view returns (uint8) {
+        uint256 word = _s().quoted[jobId];
+        if (JobState(uint8(word)) != JobState.Awarded) return SKIP_NOT_AWARDED;
+        if (word != _word(keccak256(abi.encode(t)), JobState.Awarded)) return SKIP_TERMS_MISMATCH;
+        if (t.modelId != modelId) return SKIP_OTHER_MODEL;
+        address provider = t.provider;
+        if (provider != msg.sender && !_staking.isAuthorized(provider, msg.sender)) {
+            return SKIP_NOT_AUTHORIZED;
+        }
+        if (block.timestamp > t.due) return SKIP_LATE;
+        if (polycommit) {
+            uint256 commitment = t.inputCommitment;
+            bool bound;
+            assembly ("memory-safe") {
+                // the slot's point, hashed in scratch space (a proof too short for it: not bound)
+                let at := shl(6, slot)
+                if iszero(lt(proof.length, add(at, 0x40))) {
+                    calldatacopy(0x00, add(proof.offset, at), 0x40)
+                    bound := eq(keccak256(0x00, 0x40), commitment)
+                }
+            }
+            if (!bound) return SKIP_INPUT_MISMATCH;
+        }
+        return 0;
+    }
+
+    /// @dev Calls `m.verifier.verifyProof(proof, instances)` once for the whole batch: zeros, slot i's
+    /// `terms[i].inputCommitment` at `commitmentIndex + i` (hashed inputs) and `outputs[i]` at
+    /// `outputOffset + outputLength * i`. The call data is built past the free memory pointer, the proof copied
+    /// once (as `MarketCore._verify`). A false return, a revert or return data that is not one word is false.
+    function _verifyBatch(
+        ModelLayout memory m,
+        QuotedJob[] calldata terms,
+        uint256[][] calldata outputs,
+        bytes calldata proof
+    ) private returns (bool ok) {
+        (uint256 data, uint256 end) = _batchCall(m, proof);
+        _fillSlots(end - (uint256(m.instanceCount) << 5), m, terms, outputs);
+        address verifier = m.verifier;
+        assembly ("memory-safe") {
+            ok := call(gas(), verifier, 0, data, sub(end, data), 0x00, 0x20)
+            ok := and(ok, and(eq(returndatasize(), 0x20), eq(mload(0x00), 1)))
+        }
+    }
+
+    /// @dev Writes `verifyProof(proof, zeros)` past the free memory pointer (and moves it past): the call data
+    /// from `data` to `end`, the instances the last `instanceCount` words.
+    function _batchCall(ModelLayout memory m, bytes calldata proof)
+        private
+        pure
+        returns (uint256 data, uint256 end)
+    {
+        uint256 count = m.instanceCount;
+        bytes4 selector = IVerifier.verifyProof.selector;
+        assembly ("memory-safe") {
+            data := mload(0x40)
+            mstore(data, selector)
+            let args := add(data, 0x04)
+            let padded := and(add(proof.length, 0x1f), not(0x1f))
+            mstore(args, 0x40)
+            mstore(add(args, 0x20), add(0x60, padded))
+            mstore(add(args, 0x40), proof.length)
+            mstore(add(add(args, 0x40), padded), 0)
+            calldatacopy(add(args, 0x60), proof.offset, proof.length)
+            let instances := add(add(args, 0x60), padded)
+            mstore(instances, count)
+            let words := add(instances, 0x20)
+            // zeros, copied from past the end of calldata
+            calldatacopy(words, calldatasize(), shl(5, count))
+            end := add(words, shl(5, count))
+            mstore(0x40, end)
+        }
+    }
+
+    /// @dev Writes each slot's instances at `words` (the instance vector in memory): hashed inputs,
+    /// `terms[i].inputCommitment` at `commitmentIndex + i`; `outputs[i]` at `outputOffset + outputLength * i`.
+    function _fillSlots(
+        uint256 words,
+        ModelLayout memory m,
+        QuotedJob[] calldata terms,
+        uint256[][] calldata outputs
+    ) private pure {
+        bool hashed = m.inputBinding != INPUT_POLYCOMMIT;
+        uint256 commitmentAt = words + (uint256(m.commitmentIndex) << 5);
+        uint256 outputAt = words + (uint256(m.outputOffset) << 5);
+        uint256 length = m.outputLength;
+        for (uint256 i; i < terms.length; ++i) {
+            uint256[] calldata output = outputs[i];
+            if (output.length != length) revert OutputLengthMismatch(output.length, length);
+            uint256 commitment = terms[i].inputCommitment;
+            assembly ("memory-safe") {
+                if hashed { mstore(add(commitmentAt, shl(5, i)), commitment) }
+                calldatacopy(add(outputAt, mul(shl(5, length), i)), output.offset, shl(5, length))
+            }
+        }
     }
 
     /// @dev The job's word must be Settled over the hash of `terms` and `deliveredHash`; returns that hash.

@@ -218,4 +218,53 @@ contract ModelRegistryTest is TenderFixture {
         bytes32 id = registry.register(info);
         if (ok) assertEq(registry.layoutOf(id).inputBinding, binding);
     }
+
+    // ------------------------------------------------------------------ batch models (issue #17)
+
+    /// @dev The MLP's batch layouts (L = 10 outputs per job, 4 jobs): hashed commitments at 0..3 and outputs
+    /// from 4; polycommit outputs from 0.
+    function _batchInfo(uint8 binding) internal view returns (ModelInfo memory info) {
+        info = _modelInfo(1, 0);
+        bool hashed = binding == INPUT_HASHED;
+        (info.inputBinding, info.commitmentIndex, info.outputOffset, info.outputLength, info.instanceCount) =
+            (binding, 0, hashed ? 4 : 0, 10, hashed ? 44 : 40);
+        info.batchSize = 4;
+    }
+
+    function test_register_batchModelKeepsItsLayout() public {
+        uint8[2] memory bindings = [INPUT_HASHED, INPUT_POLYCOMMIT];
+        for (uint256 b; b < 2; ++b) {
+            ModelInfo memory info = _batchInfo(bindings[b]);
+            vm.prank(stranger);
+            bytes32 id = registry.register(info);
+            assertEq(registry.model(id).batchSize, 4);
+            ModelLayout memory l = registry.layoutOf(id);
+            assertEq(l.batchSize, 4);
+            assertEq(l.outputLength, 10);
+            assertEq(l.instanceCount, info.instanceCount);
+        }
+    }
+
+    function test_register_refusesBatchSizeZero() public {
+        ModelInfo memory info = _modelInfo(1, 0);
+        info.batchSize = 0;
+        _expectRejected(info, abi.encodeWithSelector(IModelRegistry.BadBatchSize.selector, uint8(0)));
+    }
+
+    /// @dev Every job's outputs and (hashed) commitment must fit, apart: a layout valid for one job is not
+    /// for four.
+    function test_register_refusesBatchLayoutThatDoesNotFit() public {
+        ModelInfo[4] memory bad;
+        bad[0] = _batchInfo(INPUT_POLYCOMMIT);
+        bad[0].instanceCount = 39; // 4 x 10 outputs need 40
+        bad[1] = _batchInfo(INPUT_HASHED);
+        bad[1].outputOffset = 3; // job 3's commitment (index 3) inside job 0's outputs
+        bad[2] = _batchInfo(INPUT_HASHED);
+        bad[2].commitmentIndex = 41; // commitments 41..44 past the vector
+        bad[3] = _modelInfo(1, 0); // commitment 0, outputs 1..2 of 3: fine alone
+        bad[3].batchSize = 2;
+        for (uint256 i; i < bad.length; ++i) {
+            _expectRejected(bad[i], _badLayout(bad[i]));
+        }
+    }
 }

@@ -38,6 +38,8 @@ from tender.chain._events import (
     Awarded,
     AwardSkipped,
     AwardSkippedLate,
+    BatchDelivered,
+    BatchJobSkipped,
     BidPlaced,
     CallbackFailed,
     Challenged,
@@ -88,7 +90,7 @@ from tender.chain._events import (
 from tender.chain._feed import AsyncEventFeed, EventFeed, FeedCursor, Handler, MemoryCursor, RollbackHandler
 from tender.chain._jobs import Job, JobState
 from tender.chain._market import Market
-from tender.chain._quote_market import QuoteMarket
+from tender.chain._quote_market import PADDING_JOB, BatchSkip, QuoteMarket
 from tender.chain._registry import Registry
 from tender.chain._reverts import RevertDecoder, revert_data, tender_decoder
 from tender.chain._staking import Staking
@@ -127,6 +129,7 @@ __all__ = [
     "INPUT_HASHED",
     "INPUT_POLYCOMMIT",
     "NONCE_TOO_LOW",
+    "PADDING_JOB",
     "TENDER_CONTRACTS",
     "UNDERPRICED",
     # typed events
@@ -140,6 +143,9 @@ __all__ = [
     "AwardSkipped",
     "AwardSkippedLate",
     "Awarded",
+    "BatchDelivered",
+    "BatchJobSkipped",
+    "BatchSkip",
     "BidPlaced",
     "CallbackFailed",
     "Challenged",

@@ -10,7 +10,7 @@ from web3.types import TxReceipt
 
 from tender.chain._async_market import AsyncMarket
 from tender.chain._jobs import JobState
-from tender.chain._quote_market import QuoteMarket
+from tender.chain._quote_market import BatchSkip, QuoteMarket
 from tender.chain._tx import TxSender
 from tender.intents import Intent
 from tender.quotes import Quote, QuotedJob
@@ -55,6 +55,21 @@ class AsyncQuoteMarket(AsyncMarket):
     ) -> TxReceipt:
         """Hand in the output with its proof; settles at once."""
         return await asyncio.to_thread(self.sync.deliver_quoted, job_id, terms, output, proof)
+
+    async def deliver_batch(
+        self,
+        model_id: bytes,
+        job_ids: Sequence[bytes],
+        terms: Sequence[QuotedJob],
+        outputs: Sequence[Sequence[int]],
+        proof: bytes,
+    ) -> TxReceipt:
+        """Settle up to ``batchSize`` jobs of one batch model with one proof."""
+        return await asyncio.to_thread(self.sync.deliver_batch, model_id, job_ids, terms, outputs, proof)
+
+    async def batch_outcome(self, receipt: TxReceipt) -> tuple[list[int], dict[int, BatchSkip]]:
+        """The settled slots and the skipped ones (decoded locally)."""
+        return self.sync.batch_outcome(receipt)
 
     async def expire_quoted(self, job_id: bytes, terms: QuotedJob) -> TxReceipt:
         return await asyncio.to_thread(self.sync.expire_quoted, job_id, terms)

@@ -332,6 +332,29 @@ class CommitmentSlashed(Event):
 
 @event_type()
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BatchDelivered(Event):
+    """One ``deliverBatch``: ``settled`` has bit i set for each slot whose job settled (each
+    with its own ``Delivered`` and ``Settled``); ``skipped`` jobs each have a ``BatchJobSkipped``."""
+
+    model_id: bytes
+    submitter: str
+    settled: int
+    skipped: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchJobSkipped(Event):
+    """The job in ``slot`` of a batch failed its own checks (``reason``: a
+    :class:`~tender.chain.BatchSkip`) and was left as it was; the others settled."""
+
+    job_id: bytes
+    slot: int
+    reason: int
+
+
+@event_type()
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CallbackFailed(Event):
     job_id: bytes
     requester: str

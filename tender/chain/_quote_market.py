@@ -4,19 +4,35 @@ result commitments. Its shared views and payouts are those of :class:`~tender.ch
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import IntEnum
 from pathlib import Path
 
 from web3 import Web3
 from web3.types import TxReceipt
 
 from tender.chain._artifacts import Artifact
-from tender.chain._events import QuoteAwarded
+from tender.chain._events import BatchDelivered, BatchJobSkipped, QuoteAwarded
 from tender.chain._jobs import JobState
 from tender.chain._market import Market
 from tender.chain._tx import TxSender
 from tender.errors import ChainError
 from tender.intents import AuctionType, Intent
 from tender.quotes import Quote, QuotedJob, commitment_digest, quote_digest
+
+#: ``deliverBatch``'s padding slot: a proof slot that is nobody's job.
+PADDING_JOB = bytes(32)
+
+
+class BatchSkip(IntEnum):
+    """Why ``deliverBatch`` skipped a job (``BatchJobSkipped.reason``; ``SKIP_*`` in
+    ``IQuoteMarket.sol``). The job stays as it was."""
+
+    NOT_AWARDED = 1  # settled (also earlier in the same batch), expired, slashed or never opened
+    TERMS_MISMATCH = 2
+    OTHER_MODEL = 3
+    NOT_AUTHORIZED = 4  # the sender is not the job's provider nor its solver
+    LATE = 5
+    INPUT_MISMATCH = 6  # polycommit: the slot's point is not the job's input commitment
 
 
 class QuoteMarket(Market):
@@ -84,6 +100,44 @@ class QuoteMarket(Market):
     ) -> TxReceipt:
         """Hand in the output with its proof (sender: the provider or its solver); settles at once."""
         return self._send(self.fn.deliver(job_id, terms.to_abi(), list(output), proof))
+
+    def deliver_batch(
+        self,
+        model_id: bytes,
+        job_ids: Sequence[bytes],
+        terms: Sequence[QuotedJob],
+        outputs: Sequence[Sequence[int]],
+        proof: bytes,
+    ) -> TxReceipt:
+        """Settle up to ``batchSize`` jobs of the batch model ``model_id`` with one proof (sender:
+        their provider or its solver). Slot i is ``job_ids[i]`` (:data:`PADDING_JOB` for a slot
+        that is nobody's job) with ``terms[i]`` and ``outputs[i]`` (field elements), every slot of
+        the proof given. A job failing its own checks is skipped (:meth:`batch_outcome`), the
+        others settle; reverts when none can or the proof fails."""
+        if not len(job_ids) == len(terms) == len(outputs):
+            raise ChainError(
+                f"deliver_batch: {len(job_ids)} job ids, {len(terms)} terms, {len(outputs)} outputs"
+            )
+        return self._send(
+            self.fn.deliverBatch(
+                model_id,
+                [bytes(j) for j in job_ids],
+                [t.to_abi() for t in terms],
+                [[int(v) for v in out] for out in outputs],
+                proof,
+            )
+        )
+
+    def batch_outcome(self, receipt: TxReceipt) -> tuple[list[int], dict[int, BatchSkip]]:
+        """The slots a ``deliver_batch`` receipt settled, and the skipped ones with their reason."""
+        settled: list[int] = []
+        skipped: dict[int, BatchSkip] = {}
+        for event in self.events_in(receipt):
+            if isinstance(event, BatchDelivered):
+                settled = [i for i in range(event.settled.bit_length()) if event.settled >> i & 1]
+            elif isinstance(event, BatchJobSkipped):
+                skipped[event.slot] = BatchSkip(event.reason)
+        return settled, skipped
 
     def expire_quoted(self, job_id: bytes, terms: QuotedJob) -> TxReceipt:
         """Past ``terms.due`` with nothing delivered: slash the lock to the requester, refund it."""

@@ -32,6 +32,7 @@ _MODEL_INFO_TYPES = (
     "uint16",
     "uint8",
     "uint16",
+    "uint8",
     "address",
 )
 
@@ -53,6 +54,10 @@ class ModelInfo:
         instance_count: length of the instance vector.
         proof_modes: bitmask of supported modes (1 = zk, 2 = optimistic).
         audit_rate_bps: share of optimistic deliveries that must be proven anyway.
+        batch_size: jobs per proof: 1 for a single-job model, N > 1 for a batch model (settled
+            by ``QuoteMarket.deliverBatch``; job i's commitment at ``commitment_index + i``
+            (hashed) or in the proof's point i (polycommit), its outputs at ``output_offset +
+            output_length * i``; ``instance_count`` is the whole batch's).
         owner: the registrant (set by the registry; ignored on ``register``).
     """
 
@@ -68,6 +73,7 @@ class ModelInfo:
     instance_count: int
     proof_modes: int = 3
     audit_rate_bps: int = 0
+    batch_size: int = 1
     owner: str = ZERO_ADDRESS
 
     def __post_init__(self) -> None:
@@ -92,10 +98,13 @@ class ModelInfo:
     def instances(self, commitment: int, output: Sequence[int]) -> list[int]:
         """The public instances the market hands the verifier for a delivery of ``output``."""
         return market_instances(
-            input_binding=self.input_binding, commitment_index=self.commitment_index,
-            output_offset=self.output_offset, instance_count=self.instance_count,
-            commitment=commitment, output=output,
-        )  # fmt: skip
+            input_binding=self.input_binding,
+            commitment_index=self.commitment_index,
+            output_offset=self.output_offset,
+            instance_count=self.instance_count,
+            commitment=commitment,
+            output=output,
+        )
 
     def binds_input(self, proof: bytes, commitment: int) -> bool:
         """Whether the market's input check passes (always for hashed inputs: the verifier checks

@@ -71,9 +71,23 @@ __all__ = [
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-_TRANSIENT_MESSAGES = ("timeout", "timed out", "rate limit", "too many requests", "header not found",
-                       "connection reset", "connection refused", "connection aborted", "remote end closed",
-                       "503", "502", "504", "500", "429", "temporarily unavailable")  # fmt: skip
+_TRANSIENT_MESSAGES = (
+    "timeout",
+    "timed out",
+    "rate limit",
+    "too many requests",
+    "header not found",
+    "connection reset",
+    "connection refused",
+    "connection aborted",
+    "remote end closed",
+    "503",
+    "502",
+    "504",
+    "500",
+    "429",
+    "temporarily unavailable",
+)
 #: What nodes answer a broadcast whose nonce was used, whose bytes they hold, whose fee is too low.
 NONCE_TOO_LOW = ("nonce too low", "nonce has already been used", "oldnonce", "nonce is too low")
 ALREADY_KNOWN = ("already known", "known transaction", "already imported")
@@ -455,8 +469,11 @@ class TxSender:
                                 raise TransactionFailed(
                                     f"could not find a free nonce for {self.address}"
                                 ) from exc
-                            log.info("tx.nonce_taken nonce=%s address=%s: reading it again", tx["nonce"],
-                                     self.address)  # fmt: skip
+                            log.info(
+                                "tx.nonce_taken nonce=%s address=%s: reading it again",
+                                tx["nonce"],
+                                self.address,
+                            )
                             self.nonces.resync()
                             continue
                         revert = self._revert(exc)
@@ -471,8 +488,12 @@ class TxSender:
             ):
                 self.nonces.resync()
                 raise error
-            log.info("tx.broadcast_retry nonce=%s attempt=%d error=%s", tx["nonce"], failures + 1,
-                     type(error).__name__)  # fmt: skip
+            log.info(
+                "tx.broadcast_retry nonce=%s attempt=%d error=%s",
+                tx["nonce"],
+                failures + 1,
+                type(error).__name__,
+            )
             time.sleep(pause)
             failures += 1
             try:
@@ -525,8 +546,12 @@ class TxSender:
         bumped_max = math.ceil(int(old["maxFeePerGas"]) * (1 + FEE_BUMP)) + 1
         new_tip, new_max = max(tip, bumped_tip), max(max_fee, bumped_max)
         if self.max_fee_cap is not None and new_max > self.max_fee_cap:
-            log.warning("tx.replace_capped nonce=%s max_fee=%d cap=%d: waiting at the old fee", pending.nonce,
-                        new_max, self.max_fee_cap)  # fmt: skip
+            log.warning(
+                "tx.replace_capped nonce=%s max_fee=%d cap=%d: waiting at the old fee",
+                pending.nonce,
+                new_max,
+                self.max_fee_cap,
+            )
             pending.last_sent = time.monotonic()  # ask again after another replace_after
             return
         tx = dict(old, maxFeePerGas=new_max, maxPriorityFeePerGas=min(new_tip, new_max))
@@ -544,8 +569,14 @@ class TxSender:
                 log.info("tx.replace_failed nonce=%s error=%s", pending.nonce, message[:120])
                 pending.last_sent = time.monotonic()
                 return
-        log.warning("tx.replaced nonce=%s old=%s new=%s max_fee=%d after=%.1fs", pending.nonce,
-                    pending.tx_hash.hex(), tx_hash.hex(), new_max, pending.age)  # fmt: skip
+        log.warning(
+            "tx.replaced nonce=%s old=%s new=%s max_fee=%d after=%.1fs",
+            pending.nonce,
+            pending.tx_hash.hex(),
+            tx_hash.hex(),
+            new_max,
+            pending.age,
+        )
         pending.hashes.append(tx_hash)
         pending.tx_hash = tx_hash
         pending.tx = cast(TxParams, tx)
@@ -581,8 +612,15 @@ class TxSender:
         first = int(self.w3.eth.get_transaction_count(self.address, "pending"))
         max_fee, tip = self._fees(until)
         for nonce in range(first, pending.nonce):
-            filler: dict[str, Any] = {"to": self.address, "value": 0, "gas": 21_000, "maxFeePerGas": max_fee,
-                      "maxPriorityFeePerGas": tip, "nonce": nonce, "chainId": self.chain_id}  # fmt: skip
+            filler: dict[str, Any] = {
+                "to": self.address,
+                "value": 0,
+                "gas": 21_000,
+                "maxFeePerGas": max_fee,
+                "maxPriorityFeePerGas": tip,
+                "nonce": nonce,
+                "chainId": self.chain_id,
+            }
             raw = self.account.sign_transaction(filler).raw_transaction
             try:
                 self.w3.eth.send_raw_transaction(raw)

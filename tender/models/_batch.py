@@ -107,8 +107,9 @@ def batch_graph(onnx_src: Path, dst: Path, n: int) -> None:
                     dims[0].Clear()
                     dims[0].dim_value = 1
                 target.append(copy)
-    batched = helper.make_graph(nodes, f"{graph.name or 'model'}_batch{n}", inputs, outputs,
-                                list(graph.initializer))  # fmt: skip
+    batched = helper.make_graph(
+        nodes, f"{graph.name or 'model'}_batch{n}", inputs, outputs, list(graph.initializer)
+    )
     out = helper.make_model(batched, opset_imports=model.opset_import)
     out.ir_version = model.ir_version
     onnx.checker.check_model(out)
@@ -299,8 +300,9 @@ def verify_batch(
         raise InputError(f"a batch of model {card.name} has {card.batch} slots, not {len(commitments)}")
     with tempfile.TemporaryDirectory(prefix="tender-verify-batch-") as tmp:
         path = Path(tmp) / "proof.json"
-        path.write_text(json.dumps({"instances": [[felt_to_hex(v) for v in proof.instances]],
-                                    "proof": list(proof.proof)}))  # fmt: skip
+        path.write_text(
+            json.dumps({"instances": [[felt_to_hex(v) for v in proof.instances]], "proof": list(proof.proof)})
+        )
         try:
             valid = bool(ezkl.verify(str(path), str(b.settings), str(b.vk), srs_path=str(b.srs)))
         except RuntimeError:
@@ -350,8 +352,9 @@ def self_check(
     for start in range(0, len(samples), n):
         chunk = [[float(v) for v in samples[(start + i) % len(samples)]] for i in range(n)]
         (scratch / "input.json").write_text(json.dumps({"input_data": chunk}))
-        witness = ezkl.gen_witness(str(scratch / "input.json"), str(bundle.compiled), str(scratch / "witness.json"),
-                                   *keys)  # fmt: skip
+        witness = ezkl.gen_witness(
+            str(scratch / "input.json"), str(bundle.compiled), str(scratch / "witness.json"), *keys
+        )
         per_output = [[felt_from_hex(f) for f in output] for output in witness["outputs"]]
         heads = len(per_output) // n
         job_outputs = [
@@ -363,10 +366,16 @@ def self_check(
         if start:
             continue
         with captured_output(log):
-            proof = ezkl.prove(str(scratch / "witness.json"), str(bundle.compiled), str(bundle.pk),
-                               str(scratch / "proof.json"), srs_path=str(bundle.srs))  # fmt: skip
-            ok = ezkl.verify(str(scratch / "proof.json"), str(bundle.settings), str(bundle.vk),
-                             srs_path=str(bundle.srs))  # fmt: skip
+            proof = ezkl.prove(
+                str(scratch / "witness.json"),
+                str(bundle.compiled),
+                str(bundle.pk),
+                str(scratch / "proof.json"),
+                srs_path=str(bundle.srs),
+            )
+            ok = ezkl.verify(
+                str(scratch / "proof.json"), str(bundle.settings), str(bundle.vk), srs_path=str(bundle.srs)
+            )
         if not ok:
             raise BundleError("self-check failed: the batch proof of calibration samples does not verify")
         instances = [felt_from_hex(f) for f in proof["instances"][0]]
@@ -418,8 +427,10 @@ def market_batch_instances(
     layout = card.batch_layout()
     n = layout["batchSize"]
     if len(commitments) != n or len(outputs) != n:
-        raise BundleError(f"a batch of model {card.name} has {n} slots: got {len(commitments)} commitments, "
-                          f"{len(outputs)} outputs")  # fmt: skip
+        raise BundleError(
+            f"a batch of model {card.name} has {n} slots: got {len(commitments)} commitments, "
+            f"{len(outputs)} outputs"
+        )
     instances = [0] * layout["instanceCount"]
     for i, (commitment, output) in enumerate(zip(commitments, outputs, strict=True)):
         if len(output) != layout["outputLength"]:

@@ -251,9 +251,14 @@ def build(
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     onnx_bytes, calibration_bytes = onnx_path.read_bytes(), calibration_path.read_bytes()
     key = build_key(
-        onnx_bytes, calibration_bytes, srs_choice, name=name, input_visibility=input_visibility, recipe=recipe,
+        onnx_bytes,
+        calibration_bytes,
+        srs_choice,
+        name=name,
+        input_visibility=input_visibility,
+        recipe=recipe,
         batch=batch,
-    )  # fmt: skip
+    )
     final = root / "models" / f"{name}-{key[:16]}"
     if (final / CARD_FILE).is_file():
         return _with_basis(Bundle.load(final))
@@ -267,9 +272,17 @@ def build(
     try:
         _in_child(
             report,
-            work=work, onnx_src=onnx_path, calibration_src=calibration_path, srs_file=srs_file, root=root,
-            name=name, key=key, input_visibility=input_visibility, recipe=recipe, batch=batch,
-        )  # fmt: skip
+            work=work,
+            onnx_src=onnx_path,
+            calibration_src=calibration_path,
+            srs_file=srs_file,
+            root=root,
+            name=name,
+            key=key,
+            input_visibility=input_visibility,
+            recipe=recipe,
+            batch=batch,
+        )
         try:
             os.replace(work, final)
         except OSError:
@@ -409,12 +422,20 @@ def _build_into(
         timings[label] = round(time.perf_counter() - clock[0], 3)
 
     try:
-        step(f"settings and calibration ({recipe.target}, scales {'-'.join(map(str, recipe.candidates()))}, "
-             f"max logrows {recipe.max_logrows})")  # fmt: skip
+        step(
+            f"settings and calibration ({recipe.target}, scales {'-'.join(map(str, recipe.candidates()))}, "
+            f"max logrows {recipe.max_logrows})"
+        )
         chosen = calibrate(
-            partial.onnx, calibration_data, partial.settings, recipe,
-            name=name, input_visibility=input_visibility, log=log, report=report,
-        )  # fmt: skip
+            partial.onnx,
+            calibration_data,
+            partial.settings,
+            recipe,
+            name=name,
+            input_visibility=input_visibility,
+            log=log,
+            report=report,
+        )
         timed("settings_s")
         step(f"compile circuit (scale {chosen.scale}, logrows {chosen.logrows})")
         with captured_output(log):
@@ -473,9 +494,15 @@ def _build_into(
         errors.max_abs = round(errors.max_abs, 6)
     else:
         errors = _check(
-            partial, calibration_src, input_shape, input_scale, output_scale, layout,
-            visibility=input_visibility, log=log,
-        )  # fmt: skip
+            partial,
+            calibration_src,
+            input_shape,
+            input_scale,
+            output_scale,
+            layout,
+            visibility=input_visibility,
+            log=log,
+        )
     timed("check_s")
 
     runtime = bytes.fromhex(artefact["deployed_bytecode"][2:])
@@ -506,11 +533,15 @@ def _build_into(
         max_rel_error=errors.max_rel,
         task=task,
         output_shapes=tuple(output_shapes) if len(output_shapes) > 1 else None,
-        recipe={"target": recipe.target, "scale": chosen.scale, "max_logrows": recipe.max_logrows,
-                "scale_rebase_multiplier": settings["run_args"]["scale_rebase_multiplier"]},
+        recipe={
+            "target": recipe.target,
+            "scale": chosen.scale,
+            "max_logrows": recipe.max_logrows,
+            "scale_rebase_multiplier": settings["run_args"]["scale_rebase_multiplier"],
+        },
         batch=batch,
         job_onnx_sha256=sha256_file(job_onnx) if batch > 1 else None,
-    )  # fmt: skip
+    )
     (work / "build_timings.json").write_text(json.dumps(timings, indent=1))
     (work / CARD_FILE).write_text(json.dumps(card.to_dict(), indent=1))
 
@@ -604,9 +635,12 @@ def _check(
         if i == 0:
             with captured_output(log):
                 proof = ezkl.prove(
-                    str(scratch / "witness.json"), str(bundle.compiled), str(bundle.pk),
-                    str(scratch / "proof.json"), srs_path=str(bundle.srs),
-                )  # fmt: skip
+                    str(scratch / "witness.json"),
+                    str(bundle.compiled),
+                    str(bundle.pk),
+                    str(scratch / "proof.json"),
+                    srs_path=str(bundle.srs),
+                )
                 ok = ezkl.verify(
                     str(scratch / "proof.json"),
                     str(bundle.settings),

@@ -160,18 +160,14 @@ class ModelCard:
         return INPUT_BINDINGS.get(self.input_visibility)
 
     def registry_layout(self) -> dict[str, int]:
-        """The layout fields of the registry record (``inputBinding``, ``commitmentIndex``...).
+        """The layout fields of the registry record (``inputBinding``, ``commitmentIndex``...,
+        ``batchSize``). A batch card's is its :meth:`batch_layout` as the registry records it
+        (job ``i``'s commitment at ``commitmentIndex + i`` or in the proof's point ``i``, its
+        outputs at ``outputOffset + outputLength*i``): settled by ``QuoteMarket.deliverBatch``.
 
         Raises:
-            BundleError: a public-input model (the market binds hashed or polycommit inputs), or
-                a batch model (settled by a batch delivery the market does not have yet:
-                :meth:`batch_layout` says where each job sits).
+            BundleError: a public-input model (the market binds hashed or polycommit inputs).
         """
-        if self.batch > 1:
-            raise BundleError(
-                f"model {self.name} proves {self.batch} jobs per proof; the market's single-job delivery "
-                "cannot settle it (see ModelCard.batch_layout for a batch delivery's layout)"
-            )
         binding = self.input_binding
         if binding is None:
             raise BundleError(
@@ -184,21 +180,33 @@ class ModelCard:
             "outputOffset": layout.output_offset,
             "outputLength": layout.output_length,
             "instanceCount": layout.instance_count,
+            "batchSize": self.batch,
         }
 
     def market_instances(self, commitment: int, output: Sequence[int]) -> list[int]:
         """The public instances the market builds for a delivery of ``output`` (field elements)
-        under an intent committing to ``commitment``: what a proof must verify against."""
+        under an intent committing to ``commitment``: what a proof must verify against.
+
+        Raises:
+            BundleError: a batch card (its instances hold every slot: ``market_batch_instances``).
+        """
+        if self.batch > 1:
+            raise BundleError(
+                f"model {self.name} proves {self.batch} jobs per proof; use market_batch_instances"
+            )
         layout = self.registry_layout()
         if len(output) != self.layout.output_length:
             raise BundleError(
                 f"output has {len(output)} elements, model {self.name} has {self.layout.output_length}"
             )
         return market_instances(
-            input_binding=layout["inputBinding"], commitment_index=layout["commitmentIndex"],
-            output_offset=layout["outputOffset"], instance_count=layout["instanceCount"],
-            commitment=commitment, output=output,
-        )  # fmt: skip
+            input_binding=layout["inputBinding"],
+            commitment_index=layout["commitmentIndex"],
+            output_offset=layout["outputOffset"],
+            instance_count=layout["instanceCount"],
+            commitment=commitment,
+            output=output,
+        )
 
     def batch_layout(self) -> dict[str, int]:
         """Where each job of a (batch) proof sits, for a market that settles ``batchSize`` jobs
@@ -293,24 +301,42 @@ class ModelCard:
             shapes = "outs " + " + ".join(str(list(shape)) for shape in self.output_shapes)
         rows = [
             ("onnx sha256", self.onnx_sha256),
-            ("shapes", f"in {list(self.input_shape)} (scale {self.input_scale}) -> "
-                       f"{shapes} (scale {self.output_scale})"),
+            (
+                "shapes",
+                f"in {list(self.input_shape)} (scale {self.input_scale}) -> "
+                f"{shapes} (scale {self.output_scale})",
+            ),
             ("params", f"{self.params:,}"),
             ("circuit", f"2^{self.logrows} rows, input {self.input_visibility}, ezkl {self.ezkl_version}"),
             ("input binding", self._binding_text()),
-            ("instances", f"outputs @{self.layout.output_offset}..+{self.layout.output_length}, "
-                          f"{self.layout.instance_count} in all"),
-            *([("batch", f"{self.batch} jobs per proof: job i's input "
-                         + ("hash instance i" if self.input_visibility == "hashed" else "point proof[64i:64i+64]")
-                         + f", outputs @{self.layout.output_offset}+{self.layout.output_length}i"
-                         f"..+{self.layout.output_length}")]
-              if self.batch > 1 else []),
+            (
+                "instances",
+                f"outputs @{self.layout.output_offset}..+{self.layout.output_length}, "
+                f"{self.layout.instance_count} in all",
+            ),
+            *(
+                [
+                    (
+                        "batch",
+                        f"{self.batch} jobs per proof: job i's input "
+                        + (
+                            "hash instance i"
+                            if self.input_visibility == "hashed"
+                            else "point proof[64i:64i+64]"
+                        )
+                        + f", outputs @{self.layout.output_offset}+{self.layout.output_length}i"
+                        f"..+{self.layout.output_length}",
+                    )
+                ]
+                if self.batch > 1
+                else []
+            ),
             ("accuracy", self._accuracy_text()),
             ("settings sha256", self.settings_sha256),
             ("vk sha256", self.vk_sha256),
             ("verifier keccak", self.verifier_runtime_keccak256),
             ("proof modes", ", ".join(self.proof_modes)),
-        ]  # fmt: skip
+        ]
         for key, value in rows:
             table.add_row(key, value)
         parts: list[Any] = [table]
@@ -411,9 +437,16 @@ class Bundle:
     def files(self) -> list[Path]:
         """Every file a complete bundle holds."""
         files = [
-            self.onnx, self.calibration, self.settings, self.compiled, self.srs, self.vk, self.pk,
-            self.verifier_source, self.verifier_artifact,
-        ]  # fmt: skip
+            self.onnx,
+            self.calibration,
+            self.settings,
+            self.compiled,
+            self.srs,
+            self.vk,
+            self.pk,
+            self.verifier_source,
+            self.verifier_artifact,
+        ]
         return files if self.job_onnx == self.onnx else [*files, self.job_onnx]
 
     def verifier(self) -> dict[str, Any]:

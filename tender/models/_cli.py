@@ -61,42 +61,95 @@ def cli_group() -> None:
 @click.argument(
     "onnx_path", metavar="MODEL.onnx", type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
-@click.option("--calibration", "calibration", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="EZKL input JSON with calibration samples")  # fmt: skip
-@click.option("--srs", default="dev", show_default=True,
-              help="'dev' (generated locally: insecure, development only) or a Powers-of-Tau SRS file")  # fmt: skip
+@click.option(
+    "--calibration",
+    "calibration",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="EZKL input JSON with calibration samples",
+)
+@click.option(
+    "--srs",
+    default="dev",
+    show_default=True,
+    help="'dev' (generated locally: insecure, development only) or a Powers-of-Tau SRS file",
+)
 @click.option("--name", default=None, help="model name (default: the ONNX file's folder)")
-@click.option("--input-visibility", "visibility", type=click.Choice(VISIBILITIES), default=DEFAULT_INPUT_VISIBILITY,
-              show_default=True, help="how proofs bind the input: KZG point (polycommit), Poseidon instance "
-              "(hashed), or the input as instances (public: not for the market)")  # fmt: skip
-@click.option("--target", type=click.Choice(TARGETS), default=None,
-              help="accuracy: the largest scale within --max-logrows (default); resources: the smallest "
-              "circuit")  # fmt: skip
-@click.option("--scale", type=click.IntRange(0, 20), default=None,
-              help=f"fixed input/param scale (values x 2^scale; default: chosen from {SCALES[0]}-{SCALES[-1]})")  # fmt: skip
-@click.option("--max-logrows", type=click.IntRange(6, 26), default=None,
-              help=f"size budget: refuse circuits over 2^N rows (default {DEFAULT_MAX_LOGROWS})")  # fmt: skip
-@click.option("--task", type=click.Choice(TASKS), default=None,
-              help="classify (argmax agreement on the card) or regress (default: classify when the model "
-              "ends in a softmax)")  # fmt: skip
-@click.option("--batch", type=click.IntRange(1, MAX_BATCH), default=1, show_default=True,
-              help="jobs per proof: one circuit over N inputs sharing the weights, each job's input "
-              "committed by its own KZG point (polycommit); named <name>-batch<N>")  # fmt: skip
-@click.option("--progress/--no-progress", default=True, show_default=True,
-              help="a line per build step on stderr")  # fmt: skip
+@click.option(
+    "--input-visibility",
+    "visibility",
+    type=click.Choice(VISIBILITIES),
+    default=DEFAULT_INPUT_VISIBILITY,
+    show_default=True,
+    help="how proofs bind the input: KZG point (polycommit), Poseidon instance "
+    "(hashed), or the input as instances (public: not for the market)",
+)
+@click.option(
+    "--target",
+    type=click.Choice(TARGETS),
+    default=None,
+    help="accuracy: the largest scale within --max-logrows (default); resources: the smallest circuit",
+)
+@click.option(
+    "--scale",
+    type=click.IntRange(0, 20),
+    default=None,
+    help=f"fixed input/param scale (values x 2^scale; default: chosen from {SCALES[0]}-{SCALES[-1]})",
+)
+@click.option(
+    "--max-logrows",
+    type=click.IntRange(6, 26),
+    default=None,
+    help=f"size budget: refuse circuits over 2^N rows (default {DEFAULT_MAX_LOGROWS})",
+)
+@click.option(
+    "--task",
+    type=click.Choice(TASKS),
+    default=None,
+    help="classify (argmax agreement on the card) or regress (default: classify when the model "
+    "ends in a softmax)",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, MAX_BATCH),
+    default=1,
+    show_default=True,
+    help="jobs per proof: one circuit over N inputs sharing the weights, each job's input "
+    "committed by its own KZG point (polycommit); named <name>-batch<N>",
+)
+@click.option(
+    "--progress/--no-progress", default=True, show_default=True, help="a line per build step on stderr"
+)
 def build_command(
-    onnx_path: Path, calibration: Path, srs: str, name: str | None, visibility: str, target: str | None,
-    scale: int | None, max_logrows: int | None, task: str | None, batch: int, progress: bool,
-) -> None:  # fmt: skip
+    onnx_path: Path,
+    calibration: Path,
+    srs: str,
+    name: str | None,
+    visibility: str,
+    target: str | None,
+    scale: int | None,
+    max_logrows: int | None,
+    task: str | None,
+    batch: int,
+    progress: bool,
+) -> None:
     """Build (or reuse from the cache) the bundle of MODEL.onnx and print its card.
 
     A recipe.json next to MODEL.onnx pins target, scale, max_logrows or task; options override it.
     """
     bundle = build(
-        onnx_path, calibration, srs=srs, name=name, input_visibility=visibility,  # type: ignore[arg-type]
-        target=target, scale=scale, max_logrows=max_logrows, task=task,  # type: ignore[arg-type]
-        batch=batch, progress=progress,
-    )  # fmt: skip
+        onnx_path,
+        calibration,
+        srs=srs,
+        name=name,
+        input_visibility=visibility,  # type: ignore[arg-type]
+        target=target,  # type: ignore[arg-type]
+        scale=scale,
+        max_logrows=max_logrows,
+        task=task,  # type: ignore[arg-type]
+        batch=batch,
+        progress=progress,
+    )
     _console.print(bundle)
     _console.print(f"bundle: {bundle.path}")
     _warn_insecure(bundle)
@@ -126,10 +179,20 @@ def commit_command(bundle_path: Path, input_path: Path) -> None:
 
 @cli_group.command("prove")
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(exists=True, path_type=Path))
-@click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="JSON: a list, {'input': [...]}, or EZKL {'input_data': [[...]]}")  # fmt: skip
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=Path("proof.json"),
-              show_default=True)  # fmt: skip
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSON: a list, {'input': [...]}, or EZKL {'input_data': [[...]]}",
+)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("proof.json"),
+    show_default=True,
+)
 def prove_command(bundle_path: Path, input_path: Path, out: Path) -> None:
     """Prove one inference and write the proof JSON."""
     bundle = Bundle.load(bundle_path)
@@ -156,8 +219,13 @@ def prove_command(bundle_path: Path, input_path: Path, out: Path) -> None:
 @click.option(
     "--proof", "proof_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
-@click.option("--input", "input_path", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="also require the proof to be of this input (its commitment)")  # fmt: skip
+@click.option(
+    "--input",
+    "input_path",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="also require the proof to be of this input (its commitment)",
+)
 def verify_command(bundle_path: Path, proof_path: Path, input_path: Path | None) -> None:
     """Verify a proof off-chain; exit code 1 when it is invalid.
 
@@ -187,14 +255,23 @@ def verify_command(bundle_path: Path, proof_path: Path, input_path: Path | None)
 @click.option(
     "--registry", "registry", default=None, help="ModelRegistry address (default: the deployment's)"
 )
-@click.option("--onnx", "onnx_path", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="check this ONNX file against the card (default: the bundle's copy)")  # fmt: skip
+@click.option(
+    "--onnx",
+    "onnx_path",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="check this ONNX file against the card (default: the bundle's copy)",
+)
 @click.option("--audit-rate-bps", default=0, show_default=True, type=click.IntRange(0, 10_000))
 @click.option("--allow-insecure-srs", is_flag=True, help="accept a dev-SRS bundle on a non-local chain")
 def register_command(
-    bundle_path: Path, rpc_url: str, registry: str | None, onnx_path: Path | None, audit_rate_bps: int,
+    bundle_path: Path,
+    rpc_url: str,
+    registry: str | None,
+    onnx_path: Path | None,
+    audit_rate_bps: int,
     allow_insecure_srs: bool,
-) -> None:  # fmt: skip
+) -> None:
     """Deploy the bundle's verifier and register the model (key: TENDER_PRIVATE_KEY)."""
     from tender.chain import Deployment, connect
     from tender.models._register import register_model
@@ -205,9 +282,14 @@ def register_command(
     w3 = connect(rpc_url)
     registry = registry or Deployment.load(int(w3.eth.chain_id)).registry
     result = register_model(
-        w3, chain.private_key(), registry, bundle, audit_rate_bps=audit_rate_bps, onnx_path=onnx_path,
+        w3,
+        chain.private_key(),
+        registry,
+        bundle,
+        audit_rate_bps=audit_rate_bps,
+        onnx_path=onnx_path,
         allow_insecure_srs=allow_insecure_srs,
-    )  # fmt: skip
+    )
     done = f"tx {result.tx_hash}" if result.tx_hash else "already registered"
     _console.print(f"model {bundle.name}: id 0x{result.model_id.hex()}, verifier {result.verifier} ({done})")
 
@@ -217,8 +299,13 @@ def register_command(
 @click.option(
     "--registry", "registry", default=None, help="ModelRegistry address (default: the deployment's)"
 )
-@click.option("--cache", "cache", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="bundle cache (default: the Tender cache)")  # fmt: skip
+@click.option(
+    "--cache",
+    "cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="bundle cache (default: the Tender cache)",
+)
 def list_command(rpc_url: str | None, registry: str | None, cache: Path | None) -> None:
     """List the bundles built on this machine, or (with --rpc) the models registered on chain."""
     if rpc_url is not None:
@@ -243,9 +330,16 @@ def list_command(rpc_url: str | None, registry: str | None, cache: Path | None) 
         acc = "-" if card.accuracy is None else f"{card.accuracy:.2%}"
         error = "-" if card.max_abs_error is None else f"{card.max_abs_error:.2g}"
         table.add_row(
-            card.name, card.input_visibility, str(card.logrows), str(card.input_scale), card.onnx_sha256[:16],
-            acc, error, srs, str(folder),
-        )  # fmt: skip
+            card.name,
+            card.input_visibility,
+            str(card.logrows),
+            str(card.input_scale),
+            card.onnx_sha256[:16],
+            acc,
+            error,
+            srs,
+            str(folder),
+        )
     _console.print(table)
 
 
@@ -289,7 +383,13 @@ def _list_registered(rpc_url: str, registry: str | None, cache: Path | None) -> 
         layout = f"{commitment}out@{info.output_offset}+{info.output_length} /{info.instance_count}"
         modes = "+".join(m for m, bit in (("zk", 1), ("optimistic", 2)) if info.proof_modes & bit)
         table.add_row(
-            "0x" + model_id.hex()[:12], name, info.onnx_sha256.hex()[:16], info.verifier, binding, layout,
-            modes, str(info.audit_rate_bps),
-        )  # fmt: skip
+            "0x" + model_id.hex()[:12],
+            name,
+            info.onnx_sha256.hex()[:16],
+            info.verifier,
+            binding,
+            layout,
+            modes,
+            str(info.audit_rate_bps),
+        )
     _console.print(table)

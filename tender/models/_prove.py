@@ -201,8 +201,9 @@ def prove(bundle: BundleLike, data: Any) -> Proof:
         (scratch / "input.json").write_text(json.dumps({"input_data": [values]}))
         started = time.perf_counter()
         try:
-            ezkl.gen_witness(str(scratch / "input.json"), str(b.compiled), str(scratch / "witness.json"),
-                             *witness_keys(b))  # fmt: skip
+            ezkl.gen_witness(
+                str(scratch / "input.json"), str(b.compiled), str(scratch / "witness.json"), *witness_keys(b)
+            )
             raw = ezkl.prove(
                 str(scratch / "witness.json"), str(b.compiled), str(b.pk), None, srs_path=str(b.srs)
             )
@@ -240,8 +241,9 @@ def output_felts(bundle: BundleLike, data: Any) -> list[int]:
         scratch = Path(tmp)
         (scratch / "input.json").write_text(json.dumps({"input_data": [values]}))
         try:
-            witness = ezkl.gen_witness(str(scratch / "input.json"), str(b.compiled),
-                                       str(scratch / "witness.json"), *witness_keys(b))  # fmt: skip
+            witness = ezkl.gen_witness(
+                str(scratch / "input.json"), str(b.compiled), str(scratch / "witness.json"), *witness_keys(b)
+            )
         except RuntimeError as exc:
             raise ProofError(f"witness of {b.card.name} failed: {exc}") from exc
     return [felt_from_hex(f) for output in witness["outputs"] for f in output]

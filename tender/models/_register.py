@@ -111,13 +111,19 @@ def registry_entry(
         BundleError: the bundle has no input commitment (public-input bundles).
 
     The entry's ``inputBinding`` is the card's (1 for polycommit, 0 for hashed bundles);
-    ``commitmentIndex`` is 0 for polycommit (the registry requires it).
+    ``commitmentIndex`` is 0 for polycommit (the registry requires it); ``batchSize`` is the
+    card's jobs per proof (a batch bundle is its own model, settled by ``deliverBatch``).
     """
     card = bundle.card
     onnx_sha256, layout = _checked(
-        bundle, chain_id, audit_rate_bps=audit_rate_bps, onnx_path=onnx_path,
+        bundle,
+        chain_id,
+        audit_rate_bps=audit_rate_bps,
+        onnx_path=onnx_path,
         allow_insecure_srs=allow_insecure_srs,
-    )  # fmt: skip
+    )
+    layout = dict(layout)
+    batch_size = layout.pop("batchSize")
     return {
         "onnxSha256": HexBytes(bytes.fromhex(onnx_sha256)),
         "settingsHash": HexBytes(bytes.fromhex(card.settings_sha256)),
@@ -125,6 +131,7 @@ def registry_entry(
         **layout,
         "proofModes": card.proof_modes_mask if proof_modes is None else proof_modes,
         "auditRateBps": audit_rate_bps,
+        "batchSize": batch_size,
         "owner": Web3.to_checksum_address(owner),
     }
 
@@ -147,6 +154,7 @@ def _checked(
         ("outputLength", layout["outputLength"], 16),
         ("instanceCount", layout["instanceCount"], 16),
         ("auditRateBps", audit_rate_bps, 16),
+        ("batchSize", layout["batchSize"], 8),
     ):
         if not 0 <= value < 2**bits:
             raise BundleError(f"{field_name}={value} does not fit the registry's uint{bits}")
@@ -197,16 +205,24 @@ def register_model(
     """
     sender = _sender(w3, account)
     _checked(
-        bundle, sender.chain_id, audit_rate_bps=audit_rate_bps, onnx_path=onnx_path,
+        bundle,
+        sender.chain_id,
+        audit_rate_bps=audit_rate_bps,
+        onnx_path=onnx_path,
         allow_insecure_srs=allow_insecure_srs,
-    )  # fmt: skip
+    )
     if verifier is None:
         verifier = deploy_verifier(w3, sender, bundle, allow_insecure_srs=allow_insecure_srs)
     entry = registry_entry(
-        bundle, verifier=verifier, owner=sender.address, chain_id=sender.chain_id,
-        audit_rate_bps=audit_rate_bps, proof_modes=proof_modes, onnx_path=onnx_path,
+        bundle,
+        verifier=verifier,
+        owner=sender.address,
+        chain_id=sender.chain_id,
+        audit_rate_bps=audit_rate_bps,
+        proof_modes=proof_modes,
+        onnx_path=onnx_path,
         allow_insecure_srs=allow_insecure_srs,
-    )  # fmt: skip
+    )
     info = ModelInfo.from_dict(entry)
     registry = Registry(w3, registry_address, sender=sender)
     model_id = info.model_id(sender.address)

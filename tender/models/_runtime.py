@@ -35,10 +35,11 @@ def _gpu_works() -> bool:
 
         node = helper.make_node("Identity", ["x"], ["y"])
         graph = helper.make_graph(
-            [node], "probe",
+            [node],
+            "probe",
             [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
             [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-        )  # fmt: skip
+        )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
         session = ort.InferenceSession(model.SerializeToString(), options, providers=[_GPU, _CPU])
         return _GPU in session.get_providers()

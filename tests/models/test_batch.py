@@ -148,8 +148,8 @@ def test_batch_bundles_refuse_single_job_use(
         prove(batch_bundle, inputs[0])
     with pytest.raises(BundleError, match="prove\\(\\)"):
         prove_batch(bundles["mlp"], inputs[:1])
-    with pytest.raises(BundleError, match="single-job delivery"):
-        registry_entry(batch_bundle, verifier="0x" + "11" * 20, owner="0x" + "22" * 20, chain_id=31337)
+    with pytest.raises(BundleError, match="market_batch_instances"):
+        batch_bundle.card.market_instances(0, [0] * 10)
     with pytest.raises(BundleError, match="polycommit or hashed, not 'public'"):
         build(MLP / "model.onnx", MLP / "calibration.json", batch=N, input_visibility="public")
     with pytest.raises(BundleError, match="batch must be"):
@@ -239,3 +239,99 @@ def test_hashed_batch_puts_one_hash_per_job_first(
     )
     with pytest.raises(Exception):  # noqa: B017,PT011  # EZKL's verifier reverts
         assert verifier.functions.verifyProof(proof.proof, other).call() is not True
+
+
+def test_registry_entry_of_a_batch_bundle(batch_bundle: Bundle) -> None:
+    """A batch bundle registers as its own model, its layout the batch's (``deliverBatch``)."""
+    entry = registry_entry(batch_bundle, verifier="0x" + "11" * 20, owner="0x" + "22" * 20, chain_id=31337)
+    layout = batch_bundle.card.batch_layout()
+    assert entry["batchSize"] == N
+    for key in ("inputBinding", "commitmentIndex", "outputOffset", "outputLength", "instanceCount"):
+        assert entry[key] == layout[key], key
+    assert list(entry)[-2:] == ["batchSize", "owner"]  # the struct's order
+
+
+def test_deliver_batch_settles_a_real_batch_proof(
+    market: Any, batch_bundle: Bundle, batch_proof: BatchProof, inputs: list[list[float]]
+) -> None:
+    """Four jobs awarded separately (each its own signed quote) settle with one real EZKL proof on
+    Anvil: each checked and paid on its own slot; job 3, whose intent committed to another input than
+    slot 3 holds, is skipped and stays awarded; outputs moved between slots fail the proof."""
+    from tender.anvil import DEV_KEYS
+    from tender.chain import BatchSkip, JobState, QuoteMarket, Registry, Token
+    from tender.errors import ContractRevert
+    from tender.intents import AuctionType, Intent, NonceSequence, ProofMode
+    from tender.quotes import Quote, sign_quote
+
+    w3 = market.chain.w3
+    model_id = market.register("mlp-batch4", batch_bundle)
+    assert Registry(w3, market.deployment.registry).model(model_id).batch_size == N
+    address = market.deployment.market("quote")
+    requester = QuoteMarket(w3, address, sender=market.requester.sender)
+    provider = requester.using(market.provider.sender)
+    Token(w3, market.deployment.token, sender=market.requester.sender).approve(address, 2**256 - 1)
+    committed = [*inputs[:3], inputs[6]]  # job 3 committed to input 6; slot 3 proves input 3
+    nonces = NonceSequence()
+    jobs, terms = [], []
+    for x in committed:
+        now = int(w3.eth.get_block("latest")["timestamp"])
+        intent = Intent(
+            requester=requester.sender.address,
+            model_id=model_id,
+            input_commitment=input_commitment(batch_bundle, x),
+            max_price=10**18,
+            start_price=0,
+            auction_type=AuctionType.QUOTE,
+            auction_window=60,
+            deadline=now + 3_600,
+            proof_mode=ProofMode.ZK,
+            price_weight_bps=5_000,
+            nonce=nonces.next(),
+            expiry=now + 600,
+        )
+        job = requester.job_id(intent)
+        quote = Quote(
+            job_id=job, provider=market.provider_address, price=10**17, latency=600, expiry=now + 30
+        )
+        signature = sign_quote(quote, DEV_KEYS[5], chain_id=requester.chain_id, market=address)
+        jobs.append(job)
+        terms.append(requester.terms_in(requester.open_awarded(intent, quote, signature)))
+    outputs = [list(job.output_felts) for job in batch_proof.jobs]
+    moved = [outputs[1], outputs[0], *outputs[2:]]
+    with pytest.raises(ContractRevert) as caught:
+        provider.deliver_batch(model_id, jobs, terms, moved, batch_proof.proof)
+    assert caught.value.name == "BatchProofRejected"
+    owed = provider.owed(market.provider_address)
+    receipt = provider.deliver_batch(model_id, jobs, terms, outputs, batch_proof.proof)
+    assert provider.batch_outcome(receipt) == ([0, 1, 2], {3: BatchSkip.INPUT_MISMATCH})
+    assert [provider.job_state(j) for j in jobs] == [JobState.SETTLED] * 3 + [JobState.AWARDED]
+    assert provider.owed(market.provider_address) - owed == 3 * 10**17
+    delivered = [e for e in provider.events_in(receipt) if e.name == "Delivered"]
+    assert [[int(v) for v in e.output] for e in delivered] == outputs[:3]  # type: ignore[attr-defined]
+    with pytest.raises(ContractRevert) as caught:  # a replay settles nothing
+        provider.deliver_batch(model_id, jobs, terms, outputs, batch_proof.proof)
+    assert caught.value.name == "NothingSettled"
+
+
+def test_cli_registers_a_batch_bundle(
+    batch_bundle: Bundle, chain: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tender model register`` of a batch bundle: the record carries ``batchSize`` and the batch layout."""
+    from tender.anvil import DEV_KEYS
+    from tender.chain import Registry, deploy_artifact
+    from tender.models._register import registered_models
+
+    registry, _ = deploy_artifact(chain.sender, "ModelRegistry")
+    monkeypatch.setenv("TENDER_PRIVATE_KEY", DEV_KEYS[2])
+    args = ["register", str(batch_bundle.path), "--rpc", chain.anvil.rpc_url, "--registry", registry]
+    registered = CliRunner().invoke(cli_group, args)
+    assert registered.exit_code == 0, registered.output
+    ((model_id, info),) = registered_models(chain.w3, registry)
+    assert Registry(chain.w3, registry).model(model_id) == info
+    layout = batch_bundle.card.batch_layout()
+    assert (info.batch_size, info.output_offset, info.output_length, info.instance_count) == (
+        N,
+        layout["outputOffset"],
+        layout["outputLength"],
+        layout["instanceCount"],
+    )

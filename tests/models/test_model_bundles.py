@@ -83,6 +83,7 @@ def test_card_describes_the_bundle(bundles: dict[str, Bundle], name: str) -> Non
         "outputOffset": 0,
         "outputLength": 10,
         "instanceCount": 10,
+        "batchSize": 1,
     }
     assert card.accuracy == meta["heldout_accuracy"]
     assert card.circuit_agreement == 1.0

@@ -156,8 +156,10 @@ def test_registry_entry_fields(
         "instanceCount",
         "proofModes",
         "auditRateBps",
+        "batchSize",
         "owner",
     ]
+    assert entry["batchSize"] == 1
     assert bytes(entry["onnxSha256"]).hex() == bundle.card.onnx_sha256
     assert bytes(entry["settingsHash"]).hex() == bundle.card.settings_sha256
     fields = ("inputBinding", "commitmentIndex", "outputOffset", "outputLength", "instanceCount")

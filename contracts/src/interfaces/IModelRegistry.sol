@@ -33,6 +33,11 @@ struct ModelInfo {
     uint8 proofModes;
     // share (bps) of optimistic deliveries that must be proven anyway
     uint16 auditRateBps;
+    // jobs per proof: 1 for a single-job model (`deliver`), N > 1 for a batch model (`QuoteMarket.deliverBatch`),
+    // whose proof holds job i's input commitment at instance `commitmentIndex + i` (hashed) or as the proof's
+    // point i, `keccak256(proof[64*i : 64*i + 64])` (polycommit), and its `outputLength` outputs at
+    // `outputOffset + outputLength*i`; `instanceCount` is the whole batch's
+    uint8 batchSize;
     // who registered the model (informational; models have no mutable state)
     address owner;
 }
@@ -46,6 +51,7 @@ struct ModelLayout {
     uint16 outputLength;
     uint16 instanceCount;
     uint16 auditRateBps;
+    uint8 batchSize;
 }
 
 /// @title IModelRegistry
@@ -63,8 +69,8 @@ interface IModelRegistry {
     error ZeroVerifier();
     /// @notice The verifier has no code.
     error VerifierHasNoCode(address verifier);
-    /// @notice Commitment and output do not fit, or overlap, in `instanceCount` instances, or the binding
-    /// is unknown (a polycommit layout must have `commitmentIndex` 0).
+    /// @notice Commitments and outputs (`batchSize` of each) do not fit, or overlap, in `instanceCount`
+    /// instances, or the binding is unknown (a polycommit layout must have `commitmentIndex` 0).
     error BadLayout(
         uint8 inputBinding,
         uint8 commitmentIndex,
@@ -72,6 +78,8 @@ interface IModelRegistry {
         uint16 outputLength,
         uint16 instanceCount
     );
+    /// @notice `batchSize` must be at least 1.
+    error BadBatchSize(uint8 batchSize);
     /// @notice `proofModes` must be 1, 2 or 3.
     error BadProofModes(uint8 proofModes);
     /// @notice `auditRateBps` above 10000.

@@ -19,6 +19,20 @@ struct Quote {
     uint64 expiry;
 }
 
+/// @dev Why `deliverBatch` skipped a job (`BatchJobSkipped.reason`); the job stays as it was.
+/// Not Awarded: settled (also earlier in the same batch), expired, slashed or never opened.
+uint8 constant SKIP_NOT_AWARDED = 1;
+/// @dev The terms passed do not hash to the job's word.
+uint8 constant SKIP_TERMS_MISMATCH = 2;
+/// @dev The job is for another model than the batch's.
+uint8 constant SKIP_OTHER_MODEL = 3;
+/// @dev The caller is not the job's provider nor a solver it authorised.
+uint8 constant SKIP_NOT_AUTHORIZED = 4;
+/// @dev Past the job's `due`.
+uint8 constant SKIP_LATE = 5;
+/// @dev Polycommit: the proof's point for the slot does not hash to the job's input commitment.
+uint8 constant SKIP_INPUT_MISMATCH = 6;
+
 /// @notice What later steps of a quoted job need. The market stores only a hash of it (with the state in
 /// the same slot); `deliver`, `expire` and `slashCommitment` take it again as calldata (9 words).
 struct QuotedJob {
@@ -64,6 +78,14 @@ interface IQuoteMarket {
         uint256 taken
     );
 
+    /// @notice One `deliverBatch`: `settled` has bit i set for each slot whose job settled (each with its own
+    /// `Delivered` and `Settled`); `skipped` jobs each have a `BatchJobSkipped`; padding slots neither.
+    event BatchDelivered(
+        bytes32 indexed modelId, address indexed submitter, uint256 settled, uint256 skipped
+    );
+    /// @notice The job in `slot` failed its own checks (`reason`: a `SKIP_*` constant) and was left as it was.
+    event BatchJobSkipped(bytes32 indexed jobId, uint256 slot, uint8 reason);
+
     error QuoteForOtherJob(bytes32 quoteJobId, bytes32 jobId);
     error QuoteExpired(uint64 expiry, uint256 nowTime);
     error BadQuotePrice(uint256 price, uint256 maxPrice);
@@ -72,6 +94,16 @@ interface IQuoteMarket {
     error TermsMismatch(bytes32 jobId);
     error CommitmentMatches(bytes32 jobId);
     error CallbackUnsupported(uint32 callbackGasLimit);
+    /// @notice `deliverBatch` on a model that proves one job per proof (`batchSize` 1).
+    error NotABatchModel(bytes32 modelId);
+    /// @notice `deliver` on a batch model (`batchSize` > 1): its jobs settle by `deliverBatch`.
+    error BatchModelNeedsBatch(bytes32 modelId, uint8 batchSize);
+    /// @notice `deliverBatch` needs exactly `batchSize` slots in `jobIds`, `terms` and `outputs`.
+    error BatchShapeMismatch(uint256 jobIds, uint256 terms, uint256 outputs, uint256 batchSize);
+    /// @notice No job of the batch passed its own checks (all skipped): nothing to settle.
+    error NothingSettled(bytes32 modelId);
+    /// @notice The batch proof does not verify against the instances built from every slot.
+    error BatchProofRejected(bytes32 modelId);
 
     /// @notice Opens `intent` and awards it to `quote.provider` at `quote.price` in one transaction. The caller
     /// is the requester (`acceptance` empty), or anyone carrying `acceptance`: the requester's EIP-712
@@ -90,6 +122,26 @@ interface IQuoteMarket {
     /// once: the provider is credited its price (`withdraw`), the fee accrues, the stake is unlocked.
     function deliver(bytes32 jobId, QuotedJob calldata terms, uint256[] calldata output, bytes calldata proof)
         external;
+
+    /// @notice Settles up to `batchSize` zk jobs of the batch model `modelId` with one proof (the provider or
+    /// its solver). Slot i of the proof is `jobIds[i]`'s (bytes32(0): a padding slot, nobody's job), with terms
+    /// `terms[i]` and outputs `outputs[i]` (one job's `outputLength` each; every slot, padding included, since
+    /// the proof is one statement about all of them). Job i is checked and paid on its own slot only: it must
+    /// be Awarded with exactly these terms, for `modelId`, to the caller's provider, not past `due`, and
+    /// (polycommit) `keccak256(proof[64*i : 64*i + 64])` must be its input commitment; hashed: the market
+    /// writes `terms[i].inputCommitment` at instance `commitmentIndex + i` (for a padding or skipped slot,
+    /// what the caller proved). A job failing its own checks is skipped (`BatchJobSkipped`) and stays as it
+    /// was; the others settle as by `deliver`. Reverts only on a malformed call (`BatchShapeMismatch`,
+    /// `OutputLengthMismatch`, `NotABatchModel`), when no job passes (`NothingSettled`) or when the proof does
+    /// not verify (`BatchProofRejected`). Jobs may come from different requesters and quotes.
+    /// @return settled bit i set when slot i's job settled.
+    function deliverBatch(
+        bytes32 modelId,
+        bytes32[] calldata jobIds,
+        QuotedJob[] calldata terms,
+        uint256[][] calldata outputs,
+        bytes calldata proof
+    ) external returns (uint256 settled);
 
     /// @notice Anyone, past `terms.due` with nothing delivered: the whole lock is slashed to the requester and
     /// the escrow credited back to it.

@@ -4,6 +4,8 @@ pragma solidity ^0.8.28;
 import {QuoteFixture} from "../utils/QuoteFixture.sol";
 import {QuoteHandler} from "./handlers/QuoteHandler.sol";
 import {QuotedJob} from "../../src/interfaces/IQuoteMarket.sol";
+import {ModelInfo} from "../../src/interfaces/IModelRegistry.sol";
+import {MockBatchVerifier} from "../mocks/MockBatchVerifier.sol";
 import {JobState} from "../../src/MarketStructs.sol";
 
 /// @notice Invariants of the quote market under `QuoteHandler`: a job is awarded at most once and only from a
@@ -17,6 +19,16 @@ contract QuoteInvariantsTest is QuoteFixture {
 
     function setUp() public {
         _deployQuote();
+        ModelInfo memory batch = _modelInfo(1, 0);
+        batch.verifier = address(new MockBatchVerifier(0));
+        (
+            batch.commitmentIndex,
+            batch.outputOffset,
+            batch.outputLength,
+            batch.instanceCount,
+            batch.batchSize
+        ) = (0, 2, 2, 6, 2);
+        bytes32 batchModelId = registry.register(batch);
         handler = new QuoteHandler(
             QuoteHandler.Deps({
                 token: token,
@@ -27,10 +39,11 @@ contract QuoteInvariantsTest is QuoteFixture {
                 providers: [qp, qp2],
                 providerKeys: [qpKey, qp2Key],
                 solverKey: qSolverKey,
-                modelId: zkOnlyModelId
+                modelId: zkOnlyModelId,
+                batchModelId: batchModelId
             })
         );
-        bytes4[] memory selectors = new bytes4[](7);
+        bytes4[] memory selectors = new bytes4[](8);
         selectors[0] = QuoteHandler.open.selector;
         selectors[1] = QuoteHandler.replay.selector;
         selectors[2] = QuoteHandler.deliver.selector;
@@ -38,6 +51,7 @@ contract QuoteInvariantsTest is QuoteFixture {
         selectors[4] = QuoteHandler.slash.selector;
         selectors[5] = QuoteHandler.withdraw.selector;
         selectors[6] = QuoteHandler.warp.selector;
+        selectors[7] = QuoteHandler.deliverBatch.selector;
         targetContract(address(handler));
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
@@ -45,6 +59,16 @@ contract QuoteInvariantsTest is QuoteFixture {
     function invariant_awardedAtMostOnce() public view {
         assertLe(handler.maxAwards(), 1);
         assertEq(handler.forgedAwards(), 0, "an award from a quote its provider never signed");
+    }
+
+    /// @notice A job settles at most once, alone or in a batch (in two slots of one batch, or in two batches).
+    function invariant_settledAtMostOnce() public view {
+        assertLe(handler.maxSettles(), 1);
+    }
+
+    /// @notice A batch credits its provider exactly the prices of the jobs it settled, each from its own terms.
+    function invariant_batchPaysOwnSlotsOnly() public view {
+        assertEq(handler.batchPayMismatches(), 0);
     }
 
     function invariant_onlyDishonestProvidersSlashed() public view {

@@ -75,6 +75,7 @@ abstract contract TenderFixture is Test {
             instanceCount: 3,
             proofModes: proofModes,
             auditRateBps: auditRateBps,
+            batchSize: 1,
             owner: address(0)
         });
     }

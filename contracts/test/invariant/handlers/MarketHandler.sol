@@ -117,7 +117,8 @@ contract MarketHandler is Test {
         uint256 escrow;
         // escrow handed back to the requester (refund part of a settlement, or all of it)
         uint256 refunded;
-        // stake slashed for this job, every recipient together
+        // stake slashed for this job from the provider that holds it (every recipient together; a failover
+        // to the runner-up starts again from 0)
         uint256 slashed;
         // largest lock any one provider held for this job
         uint256 maxLock;
@@ -1045,7 +1046,10 @@ contract MarketHandler is Test {
         }
         ghost_slashed += locked;
         ghost_compensated += locked;
-        info.slashed += locked;
+        // the job's slashes of the provider that holds it now: a failover (the job Awarded again, to the
+        // runner-up) leaves the slashed provider behind, and the new one may prove
+        if (a.state == JobState.Awarded) info.slashed = 0;
+        else info.slashed += locked;
         // the lock is credited to the requester (and challenger) in Staking: no token moves
         if (staking.claimable(tracked[req]) < s.reqClaimable + locked - toChallenger) {
             _fail(Inv.Split, "compensation not credited to the requester in Staking");

@@ -27,6 +27,8 @@ contract QuoteHandler is Test {
         uint256[2] providerKeys;
         uint256 solverKey; // authorised by providers[0] only
         bytes32 modelId;
+        // a hashed batch model (MockBatchVerifier(0)): 2 jobs per proof, 2 outputs each, outputs from instance 2
+        bytes32 batchModelId;
     }
 
     struct Rec {
@@ -53,6 +55,12 @@ contract QuoteHandler is Test {
     uint256 public escrowHeld;
     uint256 public forgedAwards;
     uint256 public withdrawn;
+    // how many times each job settled (by `deliver` or in a batch), and the most any job did
+    mapping(bytes32 => uint256) public settles;
+    uint256 public maxSettles;
+    // batches whose caller was credited other than the sum of its settled slots' own prices
+    uint256 public batchPayMismatches;
+    uint256 public batchesSettled;
 
     constructor(Deps memory deps) {
         d = deps;
@@ -84,7 +92,8 @@ contract QuoteHandler is Test {
     /// @dev A fresh intent awarded from a quote signed by the provider, its solver or a forger (by `signer`).
     function open(uint256 priceSeed, uint256 who, uint256 signer, uint256 latencySeed) external {
         uint256 p = who % 2;
-        Intent memory intent = IntentBuilder.init(d.requester, d.modelId).withAuctionType(AUCTION_QUOTE)
+        bytes32 model = priceSeed % 3 == 0 ? d.batchModelId : d.modelId;
+        Intent memory intent = IntentBuilder.init(d.requester, model).withAuctionType(AUCTION_QUOTE)
             .withNonce(nextNonce++).withDeadline(uint64(block.timestamp + 300));
         bytes32 id = market.hashIntent(intent);
         Quote memory q = Quote({
@@ -140,6 +149,41 @@ contract QuoteHandler is Test {
             rec.deliveredHash = keccak256(abi.encode(out));
             rec.dishonest = !honest;
             escrowHeld -= uint256(t.price) + uint256(t.price) * t.feeBps / 10_000;
+            _settled(id);
+        } catch {}
+    }
+
+    /// @dev Two jobs (possibly the same one, another model's, another provider's, late or settled) in one
+    /// batch proof of the batch model, delivered by `seedA`'s provider; each slot honest or not on its own.
+    function deliverBatch(uint256 seedA, uint256 seedB, bool honestA, bool honestB) external {
+        if (jobIds.length == 0) return;
+        bytes32[] memory ids = new bytes32[](2);
+        (ids[0], ids[1]) = (jobIds[seedA % jobIds.length], jobIds[seedB % jobIds.length]);
+        QuotedJob[] memory terms = new QuotedJob[](2);
+        (terms[0], terms[1]) = (recs[ids[0]].terms, recs[ids[1]].terms);
+        uint256[][] memory outs = new uint256[][](2);
+        (outs[0], outs[1]) = (honestA ? outputA() : outputB(), honestB ? outputA() : outputB());
+        uint256[] memory inst = new uint256[](6);
+        (inst[0], inst[1]) = (terms[0].inputCommitment, terms[1].inputCommitment);
+        (inst[2], inst[3], inst[4], inst[5]) = (outs[0][0], outs[0][1], outs[1][0], outs[1][1]);
+        address caller = terms[0].provider;
+        uint256 owedBefore = market.owed(caller);
+        vm.prank(caller);
+        try market.deliverBatch(d.batchModelId, ids, terms, outs, abi.encode(inst)) returns (
+            uint256 settled
+        ) {
+            ++batchesSettled;
+            uint256 paid;
+            for (uint256 i; i < 2; ++i) {
+                if (settled & (1 << i) == 0) continue;
+                Rec storage rec = recs[ids[i]];
+                rec.deliveredHash = keccak256(abi.encode(outs[i]));
+                rec.dishonest = i == 0 ? !honestA : !honestB;
+                escrowHeld -= uint256(terms[i].price) + uint256(terms[i].price) * terms[i].feeBps / 10_000;
+                paid += terms[i].price;
+                _settled(ids[i]);
+            }
+            if (market.owed(caller) - owedBefore != paid) ++batchPayMismatches;
         } catch {}
     }
 
@@ -184,6 +228,11 @@ contract QuoteHandler is Test {
     }
 
     // ------------------------------------------------------------------ ghosts
+
+    function _settled(bytes32 id) internal {
+        uint256 n = ++settles[id];
+        if (n > maxSettles) maxSettles = n;
+    }
 
     function _awarded(bytes32 id, Intent memory intent, Quote memory q) internal {
         if (awards[id] == 0) jobIds.push(id);
