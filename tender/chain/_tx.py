@@ -600,8 +600,9 @@ class TxSender:
 
     def _nonce_gap(self, pending: PendingTx) -> bool:
         """Whether ``pending`` waits behind nonces nothing will fill (the chain lost transactions
-        in a reorg or a rewind), checked once the latest version is :data:`GAP_GRACE_S` old."""
-        if time.monotonic() - pending.last_sent < GAP_GRACE_S:
+        in a reorg or a rewind), checked once the first version is :data:`GAP_GRACE_S` old (not the
+        latest: replacements every ``replace_after`` seconds must not hide the gap)."""
+        if time.monotonic() - pending.first_sent < GAP_GRACE_S:
             return False
         return int(self.w3.eth.get_transaction_count(self.address, "pending")) < pending.nonce
 
