@@ -39,11 +39,11 @@ help:
 
 setup: $(VENV_STAMP) $(NODE_STAMP) $(SOLC_SHIM) $(SOLCX_HOME_SHIM)
 
-$(VENV_STAMP): pyproject.toml
+$(VENV_STAMP): pyproject.toml constraints.txt
 	@echo "==> Python environment ($(VENV))"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	$(PY) -m pip check
 	@touch $@
 
