@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -51,7 +52,13 @@ from eth_utils import keccak
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFound, Web3RPCError
+from web3.exceptions import (
+    BlockNotFound,
+    ContractLogicError,
+    TimeExhausted,
+    TransactionNotFound,
+    Web3RPCError,
+)
 from web3.types import TxParams, TxReceipt
 
 from tender.chain._reverts import RevertDecoder, tender_decoder
@@ -81,13 +88,10 @@ _TRANSIENT_MESSAGES = (
     "connection refused",
     "connection aborted",
     "remote end closed",
-    "503",
-    "502",
-    "504",
-    "500",
-    "429",
     "temporarily unavailable",
 )
+#: HTTP statuses worth a retry, as whole numbers in a message (never digits inside a hash).
+_TRANSIENT_STATUS = re.compile(r"\b(?:429|50[0-4])\b")
 #: What nodes answer a broadcast whose nonce was used, whose bytes they hold, whose fee is too low.
 NONCE_TOO_LOW = ("nonce too low", "nonce has already been used", "oldnonce", "nonce is too low")
 ALREADY_KNOWN = ("already known", "known transaction", "already imported")
@@ -117,10 +121,11 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, requests.HTTPError):
         status = exc.response.status_code if exc.response is not None else 0
         return status == 429 or status >= 500
-    if isinstance(exc, ContractLogicError):
-        return False
+    if isinstance(exc, ContractLogicError | TransactionNotFound | BlockNotFound):
+        return False  # answers, not failures (web3 7 raises them as Web3RPCError subclasses)
     if isinstance(exc, Web3RPCError):
-        return any(text in rpc_message(exc) for text in _TRANSIENT_MESSAGES)
+        message = rpc_message(exc)
+        return any(text in message for text in _TRANSIENT_MESSAGES) or bool(_TRANSIENT_STATUS.search(message))
     return False
 
 

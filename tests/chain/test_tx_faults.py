@@ -280,3 +280,19 @@ def test_a_transaction_behind_nonces_a_reorg_took_back_is_mined_once(anvil: Anvi
     ]
     assert [tx["value"] for tx in mine].count(9) == 1  # mined once, never re-signed lower  # type: ignore[index]
     assert [tx["nonce"] for tx in mine] == list(range(lost_nonce + 2))  # type: ignore[index]
+
+
+def test_an_answer_is_not_a_transient_failure() -> None:
+    """A receipt not found is an answer (retrying it as an outage stalled the solver); digits inside
+    a hash never read as an HTTP status."""
+    from web3.exceptions import TransactionNotFound, Web3RPCError
+
+    from tender.chain import is_transient
+
+    assert not is_transient(TransactionNotFound("Transaction with hash: '0x4c2e…8829425eeb' not found."))
+    refused = Web3RPCError("refused")
+    refused.rpc_response = {"error": {"message": "execution reverted: 0x8829425e503"}}
+    assert not is_transient(refused)
+    limited = Web3RPCError("limited")
+    limited.rpc_response = {"error": {"message": "HTTP 429 Too Many Requests"}}
+    assert is_transient(limited)
