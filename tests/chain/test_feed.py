@@ -10,11 +10,9 @@ from typing import Any
 
 import pytest
 from chain_env import GOOD_PROOF, OUTPUT, TOKEN_UNIT, TenderEnv
-from eth_account import Account
-from eth_utils.crypto import keccak
 from web3 import Web3
 
-from tender.anvil import DEV_KEYS, Anvil
+from tender.anvil import Anvil
 from tender.chain import (
     DEFAULT_PARAMS,
     AsyncEventFeed,
@@ -30,6 +28,7 @@ from tender.chain import (
     async_connect,
 )
 from tender.intents import AuctionType, Bid
+from tests.harness.ping import PING_ABI, ping, ping_chain
 
 # -- JobView against the market's record ---------------------------------------------------------
 
@@ -211,40 +210,11 @@ def test_async_market_has_every_public_method_of_market() -> None:
 
 # -- reorgs on a bare Anvil --------------------------------------------------------------------
 
-# A contract whose fallback emits LOG1 with topic keccak("Ping()") and the calldata as data:
-# PUSH1 size CALLDATASIZE... kept minimal: CALLDATASIZE PUSH1 0 PUSH1 0 CALLDATACOPY, then
-# PUSH32 topic CALLDATASIZE PUSH1 0 LOG1 STOP.
-PING = keccak(text="Ping(uint256)")
-RUNTIME = "3660006000377f" + PING.hex() + "3660" + "00a100"
-INIT = f"60{len(RUNTIME) // 2:02x}600c60003960{len(RUNTIME) // 2:02x}6000f3" + RUNTIME
-PING_ABI = [
-    {
-        "type": "event",
-        "name": "Ping",
-        "anonymous": False,
-        "inputs": [{"name": "n", "type": "uint256", "indexed": False}],
-    }
-]
-
 
 @pytest.fixture
 def bare() -> Iterator[tuple[Anvil, Web3, str]]:
-    with Anvil() as anvil:
-        w3 = Web3(Web3.HTTPProvider(anvil.rpc_url))
-        account = Account.from_key(DEV_KEYS[0])
-        tx = {"from": account.address, "data": "0x" + INIT, "gas": 200_000}
-        receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(tx))  # type: ignore[arg-type]
-        yield anvil, w3, str(receipt["contractAddress"])
-
-
-def ping(w3: Web3, emitter: str, n: int) -> None:
-    tx = {
-        "from": w3.eth.accounts[0],
-        "to": emitter,
-        "data": "0x" + n.to_bytes(32, "big").hex(),
-        "gas": 60_000,
-    }
-    w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(tx))  # type: ignore[arg-type]
+    with ping_chain() as chain:
+        yield chain
 
 
 def pings(cursor: RecordingCursor) -> list[int]:

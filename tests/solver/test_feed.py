@@ -10,49 +10,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from eth_account import Account
-from eth_utils.crypto import keccak
 from web3 import Web3
 
 from solver._solver import FOLLOWED
 from solver._store import Pursuit, Store
-from tender.anvil import DEV_KEYS, Anvil
+from tender.anvil import Anvil
 from tender.chain import AsyncEventFeed, Event, LogDecoder, RawEvent, async_connect, load_artifact
 from tender.errors import ArtifactError
-
-# A contract whose fallback emits ``Ping(uint256 n)`` with the calldata as ``n``:
-# CALLDATASIZE PUSH1 0 PUSH1 0 CALLDATACOPY PUSH32 topic CALLDATASIZE PUSH1 0 LOG1 STOP.
-PING = keccak(text="Ping(uint256)")
-RUNTIME = "3660006000377f" + PING.hex() + "3660" + "00a100"
-INIT = f"60{len(RUNTIME) // 2:02x}600c60003960{len(RUNTIME) // 2:02x}6000f3" + RUNTIME
-PING_ABI = [
-    {
-        "type": "event",
-        "name": "Ping",
-        "anonymous": False,
-        "inputs": [{"name": "n", "type": "uint256", "indexed": False}],
-    }
-]
+from tests.harness.ping import PING_ABI, ping, ping_chain
 
 
 @pytest.fixture
 def chain() -> Iterator[tuple[Anvil, Web3, str]]:
-    with Anvil() as anvil:
-        w3 = Web3(Web3.HTTPProvider(anvil.rpc_url))
-        account = Account.from_key(DEV_KEYS[0])
-        tx = {"from": account.address, "data": "0x" + INIT, "gas": 200_000}
-        receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(tx))  # type: ignore[arg-type]
-        yield anvil, w3, str(receipt["contractAddress"])
-
-
-def ping(w3: Web3, emitter: str, n: int) -> None:
-    tx = {
-        "from": w3.eth.accounts[0],
-        "to": emitter,
-        "data": "0x" + n.to_bytes(32, "big").hex(),
-        "gas": 60_000,
-    }
-    w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(tx))  # type: ignore[arg-type]
+    with ping_chain() as chain:
+        yield chain
 
 
 def make_feed(anvil: Anvil, store: Store, emitter: str) -> AsyncEventFeed:
