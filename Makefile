@@ -33,7 +33,7 @@ help:
 	@echo "make test    install what is missing, run every test (forge, pytest, ape)"
 	@echo "make lint    ruff, mypy, forge fmt --check, slither, the gas snapshot"
 	@echo "make bench   benchmarks (JSON under benchmarks/results/)"
-	@echo "make models  retrain the sample ONNX models (installs the optional torch extra)"
+	@echo "make models  retrain the sample ONNX models, token models included (installs the optional torch extra)"
 
 # ---------------------------------------------------------------- setup (idempotent)
 
@@ -109,6 +109,7 @@ bench: setup contracts
 models: setup
 	$(PY) -m pip install --quiet -e '.[train]'
 	$(PY) scripts/train_models.py
+	$(PY) scripts/train_token_model.py
 
 clean:
 	rm -rf contracts/out contracts/cache .pytest_cache .mypy_cache .ruff_cache .build

@@ -185,7 +185,9 @@ def windows(data: np.ndarray[Any, Any], starts: np.ndarray[Any, Any], length: in
     return torch.from_numpy(np.stack([data[s : s + length] for s in starts]))
 
 
-def train(spec: Spec, data: np.ndarray[Any, Any], heldout: np.ndarray[Any, Any]) -> tuple[Decoder, float, float]:
+def train(
+    spec: Spec, data: np.ndarray[Any, Any], heldout: np.ndarray[Any, Any]
+) -> tuple[Decoder, float, float]:
     seed_everything(spec.seed)
     model = Decoder(spec)
     rng = np.random.default_rng(spec.seed)
@@ -253,7 +255,9 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "models")
     parser.add_argument("--only", choices=[s.name for s in SPECS], action="append")
     args = parser.parse_args(argv)

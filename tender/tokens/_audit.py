@@ -25,7 +25,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tender.tokens._model import Logits, Sampling, TokenModel, TokenRequest, candidates, probabilities, uniforms
+from tender.tokens._model import (
+    Logits,
+    Sampling,
+    TokenModel,
+    TokenRequest,
+    candidates,
+    probabilities,
+    uniforms,
+)
 
 __all__ = ["DEFAULT_TOLERANCE", "Verdict", "audit", "audit_deters", "reexecute"]
 
@@ -70,11 +78,13 @@ def _structure(model: TokenModel, request: TokenRequest, tokens: Sequence[int], 
         if token == eos and step != len(tokens) - 1:
             return Verdict(False, f"tokens after EOS at step {step}", step + 1)
     if len(tokens) < request.max_tokens and (not tokens or tokens[-1] != eos):
-        return Verdict(False, f"truncated: {len(tokens)} of {request.max_tokens} tokens and no EOS", len(tokens))
+        return Verdict(
+            False, f"truncated: {len(tokens)} of {request.max_tokens} tokens and no EOS", len(tokens)
+        )
     return None
 
 
-def _sample_ok(logits: np.ndarray, token: int, sampling: Sampling, u: float, tolerance: float) -> bool:
+def _sample_ok(logits: Logits, token: int, sampling: Sampling, u: float, tolerance: float) -> bool:
     spread = 2 * tolerance
     if sampling.top_k and sampling.top_k < logits.shape[-1]:
         kth = float(np.partition(logits, -sampling.top_k)[-sampling.top_k])
@@ -133,7 +143,7 @@ def audit(
 
 
 def audit_deters(*, audit_rate: float, stake_at_risk: float, price: float, cost_saved: float) -> bool:
-    """Whether cheating loses money on average: ``audit_rate × (stake at risk + price) > cost saved``.
+    """Whether cheating loses money on average: ``audit_rate * (stake at risk + price) > cost saved``.
 
     A caught cheat forfeits the stake at risk and is not paid the price; an uncaught one saves
     ``cost_saved`` (the inference it skipped or cheapened). All in the same unit, per job.

@@ -62,7 +62,9 @@ class TokenBatcher:
 
     async def generate(self, request: TokenRequest) -> Generation:
         tokens = [token async for token in self.stream(request)]
-        return Generation(request, tuple(tokens), "eos" if tokens[-1] == self.model.eos_token_id else "budget")
+        return Generation(
+            request, tuple(tokens), "eos" if tokens[-1] == self.model.eos_token_id else "budget"
+        )
 
     async def close(self) -> None:
         if self._task is not None:

@@ -1,7 +1,7 @@
 """The token models' branch of Tender's exception tree::
 
-    ModelError (tender.errors)
-    └── TokenModelError      an ONNX export, tokenizer or generation request that cannot be served
+ModelError (tender.errors)
+└── TokenModelError      an ONNX export, tokenizer or generation request that cannot be served
 """
 
 from __future__ import annotations

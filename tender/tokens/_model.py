@@ -31,7 +31,7 @@ from tender.tokens._tokenizer import BpeTokenizer, ByteTokenizer, load_tokenizer
 __all__ = ["Generation", "Sampling", "TokenModel", "TokenRequest", "pick", "uniforms"]
 
 _PAST = re.compile(r"^past_key_values\.(\d+)\.(key|value)$")
-_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+_DTYPES: dict[str, type[np.floating[Any]]] = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 Logits = np.ndarray[Any, np.dtype[np.float32]]
 
 
@@ -103,7 +103,8 @@ def probabilities(logits: Logits, ids: np.ndarray[Any, Any], temperature: float)
     """Softmax of ``logits[ids] / temperature`` in float64."""
     scaled = logits[ids].astype(np.float64) / temperature
     weights = np.exp(scaled - scaled.max())
-    return weights / weights.sum()
+    out: np.ndarray[Any, Any] = weights / weights.sum()
+    return out
 
 
 def pick(logits: Logits, sampling: Sampling, u: float) -> int:
@@ -163,7 +164,9 @@ class TokenModel:
         width = next(o for o in self.session.get_outputs() if o.name == "logits").shape[-1]
         vocab = width if isinstance(width, int) else config.get("vocab_size")
         if vocab is None:
-            raise TokenModelError(f"{onnx_path}: the logits' vocabulary axis is symbolic and config.json lacks vocab_size")
+            raise TokenModelError(
+                f"{onnx_path}: the logits' vocabulary axis is symbolic and config.json lacks vocab_size"
+            )
         self.vocab_size = int(vocab)
         positions = config.get("n_positions")
         self.n_positions: int | None = None if positions is None else int(positions)
@@ -206,7 +209,9 @@ class TokenModel:
         if head_dim is None and heads and config.get("n_embd"):
             head_dim = int(config["n_embd"]) // int(heads)
         if not heads or not head_dim:
-            raise TokenModelError(f"{self.path}: KV-cache heads/head size are symbolic and config.json lacks them")
+            raise TokenModelError(
+                f"{self.path}: KV-cache heads/head size are symbolic and config.json lacks them"
+            )
         if first.type not in _DTYPES:
             raise TokenModelError(f"{self.path}: KV cache of type {first.type} is not supported")
         return _Layout(
@@ -250,7 +255,10 @@ class TokenModel:
         for i in range(self.layout.layers):
             feed[f"past_key_values.{i}.key"] = past[2 * i]
             feed[f"past_key_values.{i}.value"] = past[2 * i + 1]
-        names = ["logits", *(f"present.{i}.{kv}" for i in range(self.layout.layers) for kv in ("key", "value"))]
+        names = [
+            "logits",
+            *(f"present.{i}.{kv}" for i in range(self.layout.layers) for kv in ("key", "value")),
+        ]
         logits, *present = self.session.run(names, feed)
         return np.asarray(logits, dtype=np.float32), list(present)
 
@@ -259,11 +267,14 @@ class TokenModel:
         self._check_length(len(ids))
         row = np.asarray([ids], dtype=np.int64)
         logits, _ = self.forward(row, np.ones_like(row), np.arange(len(ids))[None, :], self.empty_past(1))
-        return logits[0]
+        out: Logits = logits[0]
+        return out
 
     def _check_length(self, length: int) -> None:
         if self.n_positions is not None and length > self.n_positions:
-            raise TokenModelError(f"prompt + max_tokens = {length} exceeds the model's context of {self.n_positions}")
+            raise TokenModelError(
+                f"prompt + max_tokens = {length} exceeds the model's context of {self.n_positions}"
+            )
 
     # ------------------------------------------------------------------ generation
 

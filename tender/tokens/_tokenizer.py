@@ -9,6 +9,7 @@ ids into text without splitting a multi-byte character.
 from __future__ import annotations
 
 import codecs
+import itertools
 import json
 import re
 from collections.abc import Iterable
@@ -74,7 +75,11 @@ class ByteTokenizer:
 @cache
 def _byte_to_unicode() -> dict[int, str]:
     """GPT-2's reversible map from bytes to printable characters."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     chars = list(printable)
     extra = 0
     for b in range(256):
@@ -110,7 +115,9 @@ class BpeTokenizer:
             return self._cache[word]
         parts = list(word)
         while len(parts) > 1:
-            pairs = [(self._ranks.get((a, b), 1 << 60), i) for i, (a, b) in enumerate(zip(parts, parts[1:]))]
+            pairs = [
+                (self._ranks.get((a, b), 1 << 60), i) for i, (a, b) in enumerate(itertools.pairwise(parts))
+            ]
             rank, i = min(pairs)
             if rank == 1 << 60:
                 break
@@ -144,12 +151,18 @@ def load_tokenizer(folder: Path) -> ByteTokenizer | BpeTokenizer:
         if (folder / "tokenizer.json").is_file():
             spec = json.loads((folder / "tokenizer.json").read_text())
             if spec.get("type") == "bytes":
-                return ByteTokenizer(vocab_size=int(spec["vocab_size"]), eos_token_id=int(spec["eos_token_id"]))
+                return ByteTokenizer(
+                    vocab_size=int(spec["vocab_size"]), eos_token_id=int(spec["eos_token_id"])
+                )
         if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
             vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
             lines = (folder / "merges.txt").read_text(encoding="utf-8").splitlines()
-            merges = [(a, b) for a, b in (line.split() for line in lines if line and not line.startswith("#"))]
+            merges = [
+                (a, b) for a, b in (line.split() for line in lines if line and not line.startswith("#"))
+            ]
             return BpeTokenizer(vocab, merges, eos_token="<|endoftext|>")
     except (OSError, ValueError, KeyError) as error:
         raise TokenModelError(f"{folder}: unreadable tokenizer files ({error})") from error
-    raise TokenModelError(f"{folder}: no tokenizer (tokenizer.json of type bytes, or vocab.json + merges.txt)")
+    raise TokenModelError(
+        f"{folder}: no tokenizer (tokenizer.json of type bytes, or vocab.json + merges.txt)"
+    )
