@@ -51,6 +51,7 @@ from tender.models._errors import (
     UnsupportedModel,
 )
 from tender.models._felt import FIELD_MODULUS, dequantize, felt_from_hex, flatten_input, quantize
+from tender.models._kind import KINDS, ModelKind, model_kind
 from tender.models._prove import (
     Proof,
     infer,
@@ -83,6 +84,7 @@ __all__ = [
     "INPUT_HASHED",
     "INPUT_POLYCOMMIT",
     "INSECURE_SRS_WARNING",
+    "KINDS",
     "LOCAL_CHAIN_IDS",
     "RECIPE",
     "SCALES",
@@ -97,6 +99,7 @@ __all__ = [
     "ModelCard",
     "ModelError",
     "ModelHashMismatch",
+    "ModelKind",
     "Proof",
     "ProofError",
     "Recipe",
@@ -120,6 +123,7 @@ __all__ = [
     "input_commitment",
     "job_of",
     "market_batch_instances",
+    "model_kind",
     "output_felts",
     "proof_commitment",
     "prove",

@@ -47,9 +47,10 @@ from tender.models._batch import self_check as batch_self_check
 from tender.models._bundle import CARD_FILE, Bundle, InstanceLayout, ModelCard, sha256_file
 from tender.models._commit import ensure_commit_basis, kzg_points
 from tender.models._commit import proof_bytes as _proof_bytes
-from tender.models._errors import BundleError, SrsError
+from tender.models._errors import BundleError, SrsError, UnsupportedModel
 from tender.models._ezkl import captured_output, dev_srs, ezkl, srs_logrows, write_evm_verifier
 from tender.models._felt import dequantize, felt_from_hex, poseidon, quantize
+from tender.models._kind import model_kind
 from tender.models._recipe import RECIPE, Recipe, Report, Target, Task, calibrate, check_graph, infer_task
 from tender.models._solc import compile_solidity
 from tender.paths import cache_dir as default_cache_dir
@@ -213,6 +214,11 @@ def build(
     for path in (onnx_path, calibration_path):
         if not path.is_file():
             raise BundleError(f"{path} does not exist")
+    if model_kind(onnx_path) == "tokens":
+        raise UnsupportedModel(
+            f"{onnx_path} is a token model (kind tokens): it is served by tender.tokens and audited by "
+            "re-execution, not built into an EZKL bundle"
+        )
     if input_visibility not in VISIBILITIES:
         raise BundleError(
             f"input_visibility must be one of {', '.join(VISIBILITIES)}, not {input_visibility!r}"

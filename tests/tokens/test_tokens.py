@@ -288,3 +288,20 @@ def test_a_gpt2_bpe_tokenizer_loads_from_vocab_and_merges(tmp_path: Path) -> Non
     assert ids == [5, 6, 8, 9]
     assert b"".join(tokenizer.token_bytes(i) for i in ids) == b"low lower"
     assert tokenizer.eos_token_id == 7
+
+
+# ---------------------------------------------------------------- the model kinds
+
+
+def test_token_models_are_their_own_kind_and_are_not_built_into_circuits(tmp_path: Path) -> None:
+    from tender.models import UnsupportedModel, build, model_kind
+
+    assert (model_kind(LM), model_kind(CHEAP / "model.onnx")) == ("tokens", "tokens")
+    assert (model_kind(SAMPLE_MODELS / "mlp"), model_kind(SAMPLE_MODELS / "cnn" / "model.onnx")) == (
+        "classifier",
+        "classifier",
+    )
+    calibration = tmp_path / "calibration.json"
+    calibration.write_text('{"input_data": [[1.0]]}')
+    with pytest.raises(UnsupportedModel, match="token model"):
+        build(LM / "model.onnx", calibration, cache_dir=tmp_path)
