@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ("gas.py", "models.py", "provider.py", "solver.py", "audit.py", "faults.py")
+ORDER = ("gas.py", "models.py", "provider.py", "tokens.py", "solver.py", "audit.py", "faults.py")
 
 
 def main() -> int:
@@ -25,7 +25,7 @@ def main() -> int:
         if not script.exists():
             continue
         cmd = [sys.executable, str(script)]
-        if args.quick and name in {"provider.py", "solver.py", "audit.py", "faults.py"}:
+        if args.quick and name in {"provider.py", "tokens.py", "solver.py", "audit.py", "faults.py"}:
             cmd.append("--quick")
         print(f"==> {name}", flush=True)
         if subprocess.run(cmd, check=False).returncode != 0:
