@@ -809,19 +809,8 @@ def _fmt(amounts: dict[str, int]) -> str:
 def _proof(
     bundle: Bundle, proof_bytes: bytes, instances: list[int], output: list[int], h: JobHistory
 ) -> Proof:
-    from tender.models import dequantize
-
-    card = bundle.card
-    return Proof(
-        model=card.name,
-        onnx_sha256=card.onnx_sha256,
-        output=[dequantize(v, card.output_scale) for v in output],
-        output_felts=output,
-        instances=instances,
-        proof=proof_bytes,
-        prove_s=0.0,
-        input_commitment=int(h.intent.input_commitment) if h.intent else None,
-    )
+    commitment = int(h.intent.input_commitment) if h.intent else None
+    return Proof.of(bundle.card, output, instances, proof_bytes, input_commitment=commitment)
 
 
 __all__ = ["Auditor", "ModelRecord", "input_bound", "instances_for", "output_hash"]
