@@ -623,14 +623,7 @@ class Solver(Daemon):
         if isinstance(action, BidAction):
             if not await self._ensure_posted(row, market, intent):
                 return
-            self._set(
-                row,
-                Pursuit.BID,
-                provider=action.provider,
-                price=action.price,
-                latency=action.latency,
-                cost=action.cost,
-            )
+            self._set(row, Pursuit.BID, **action.pursuit())
             try:
                 bid = Bid(action.provider, action.price, action.latency)
                 until = self._until(auction_end, now)  # RPC errors retried while the bid can count
@@ -701,14 +694,7 @@ class Solver(Daemon):
     async def _fill(self, row: JobRow, market: AsyncMarket, intent: Intent, action: FillAction) -> None:
         if not await self._ensure_posted(row, market, intent):
             return
-        self._set(
-            row,
-            Pursuit.FILLING,
-            provider=action.provider,
-            price=action.price,
-            latency=action.latency,
-            cost=action.cost,
-        )
+        self._set(row, Pursuit.FILLING, **action.pursuit())
         job = bytes(HexBytes(row.job_id))
         try:
             provider = Web3.to_checksum_address(action.provider)
