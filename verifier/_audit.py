@@ -754,16 +754,8 @@ class Auditor:
                 if actual != expected:
                     credit_problems.append(f"owed({account[:8]}…) is {actual}, the events credit {expected}")
             credited = sum(credits.values())
-            if credit_problems:
-                checks.append(Check(f"credit.{name}", Status.FAIL, "; ".join(credit_problems)))
-            else:
-                checks.append(
-                    Check(
-                        f"credit.{name}",
-                        Status.OK,
-                        f"owed() of {len(credits)} accounts follows the events: {credited} still owed",
-                    )
-                )
+            follows = f"owed() of {len(credits)} accounts follows the events: {credited} still owed"
+            checks.append(Check.of(f"credit.{name}", credit_problems, follows))
             withdrawn = sum(
                 e.amount
                 for e in self.history.market_events
@@ -779,17 +771,11 @@ class Auditor:
                     f"market holds {balance}, open escrow and bonds {held} + fees owed {owed} "
                     f"+ credits owed {credited}"
                 )
-            if problems:
-                checks.append(Check(f"escrow.{name}", Status.FAIL, "; ".join(problems)))
-            else:
-                checks.append(
-                    Check(
-                        f"escrow.{name}",
-                        Status.OK,
-                        f"market holds {balance} = open escrow and bonds {held} + fees owed {owed} "
-                        f"+ credits owed {credited}",
-                    )
-                )
+            holds = (
+                f"market holds {balance} = open escrow and bonds {held} + fees owed {owed} "
+                f"+ credits owed {credited}"
+            )
+            checks.append(Check.of(f"escrow.{name}", problems, holds))
         return checks
 
 
