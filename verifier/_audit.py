@@ -527,23 +527,22 @@ class Auditor:
             if amount:
                 slashes.setdefault(tx, {})[to] = slashes.setdefault(tx, {}).get(to, 0) + amount
 
+        def paid_in(tx: bytes, payer: str, amount: int, from_credit: str) -> None:
+            """``payer`` paid ``amount`` into the market: from its credit there, else by a transfer."""
+            if self.from_credit(tx, payer, h.market_address, amount):
+                amounts[from_credit] = amount
+                expect(tx)
+            else:
+                expect(tx, into=(payer, amount))
+
         for event in h.events:
             tx = event.tx_hash
             if isinstance(event, IntentPosted):
-                if self.from_credit(tx, requester, h.market_address, escrow):
-                    amounts["escrow_from_credit"] = escrow
-                    expect(tx)
-                else:
-                    expect(tx, into=(requester, escrow))
+                paid_in(tx, requester, escrow, "escrow_from_credit")
             elif isinstance(event, Awarded):
                 locked = event.stake_locked
             elif isinstance(event, Challenged):
-                payer, posted = Web3.to_checksum_address(event.challenger), event.bond
-                if self.from_credit(tx, payer, h.market_address, posted):
-                    amounts["bond_from_credit"] = posted
-                    expect(tx)
-                else:
-                    expect(tx, into=(payer, posted))
+                paid_in(tx, Web3.to_checksum_address(event.challenger), event.bond, "bond_from_credit")
             elif isinstance(event, Settled):
                 price, fee, refund = event.price, event.fee, event.refund
                 amounts.update(price=price, fee=fee, refund=refund)
