@@ -21,12 +21,13 @@ from provider._errors import BadRequest, UnsupportedMediaType
 from tender.bounds import (
     Asgi,
     BoundedAsgi,
-    Message,
     Receive,
     Scope,
     Send,
     error_json,
     is_json,
+    replay,
+    send_json,
     status_code_name,
 )
 from tender.errors import TenderError
@@ -191,9 +192,6 @@ def create_app(node: ProviderNode) -> FastAPI:
     return app
 
 
-_JSON_HEADERS = [(b"content-type", b"application/json")]
-
-
 class QuoteFastPath:
     """ASGI middleware answering a well-formed ``POST /quote`` without FastAPI's routing,
     dependency and response-model layers (they cost more CPU than the quote itself).
@@ -228,34 +226,15 @@ class QuoteFastPath:
         try:
             request = QuoteRequest.model_validate_json(body)
         except ValidationError:
-            await self.app(scope, _replay(message, receive), send)
+            await self.app(scope, replay(message, receive), send)
             return
         try:
             answer = await self.node.quote(request)
         except TenderError as exc:  # as the route's handler answers it: the request may be retried
             log(logger, "http.failed", level=logging.ERROR, error=repr(exc))
-            await _send_json(send, 503, error_json("unavailable", str(exc)))
+            await send_json(send, 503, error_json("unavailable", str(exc)))
             return
-        await _send_json(send, 200, answer.model_dump_json().encode())
-
-
-def _replay(first: Message, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return first
-        return await receive()
-
-    return replay
-
-
-async def _send_json(send: Send, status: int, body: bytes) -> None:
-    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+        await send_json(send, 200, answer.model_dump_json().encode())
 
 
 def _add_schema(app: FastAPI) -> None:

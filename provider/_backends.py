@@ -68,6 +68,17 @@ class InferenceBackend(ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release sessions and connections."""
 
+    def _loaded(self, spec: ModelSpec) -> None:
+        """Log that ``spec``'s model is loaded and warm."""
+        log(
+            logger,
+            "backend.model_loaded",
+            model=spec.name,
+            backend=self.kind,
+            execution_provider=self.device(spec.name),
+            dynamic_batch=spec.dynamic_batch,
+        )
+
     def spec(self, model: str) -> ModelSpec:
         try:
             return self.specs[model]
@@ -165,14 +176,7 @@ class OnnxRuntimeBackend(InferenceBackend):
                 warm = np.zeros((size, *spec.input.single_shape()[1:]), dtype=spec.input.dtype)
                 for _ in range(3):
                     await self.infer(spec.name, warm)
-            log(
-                logger,
-                "backend.model_loaded",
-                model=spec.name,
-                backend=self.kind,
-                execution_provider=self.device(spec.name),
-                dynamic_batch=spec.dynamic_batch,
-            )
+            self._loaded(spec)
 
     def _run(self, model: str, batch: NDArray[Any]) -> NDArray[Any]:
         spec = self.specs[model]
@@ -269,14 +273,7 @@ class KServeBackend(InferenceBackend):
             if reply.status_code != 200:
                 raise BackendError(f"model {remote!r} not ready on {self.url} (HTTP {reply.status_code})")
             await self.infer(spec.name, np.zeros(spec.input.single_shape(), dtype=spec.input.dtype))
-            log(
-                logger,
-                "backend.model_loaded",
-                model=spec.name,
-                backend=self.kind,
-                execution_provider=self.device(spec.name),
-                dynamic_batch=spec.dynamic_batch,
-            )
+            self._loaded(spec)
 
     async def infer(self, model: str, batch: NDArray[Any]) -> NDArray[Any]:
         spec = self.spec(model)

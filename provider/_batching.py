@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from tender.daemon import stop_task
+
 RunBatch = Callable[[NDArray[Any]], Awaitable[NDArray[Any]]]
 
 
@@ -126,10 +128,7 @@ class MicroBatcher:
 
     async def close(self) -> None:
         """Stop the batching task; requests still waiting are cancelled."""
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-            self._worker = None
+        await stop_task(self._worker)
+        self._worker = None
         while self._pending:
             self._pending.popleft().future.cancel()

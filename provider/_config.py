@@ -34,7 +34,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from tender.bounds import HttpLimits
-from tender.config import ChainSection, Section, parse_section, read_toml
+from tender.config import ChainSection, Section, load_role_config
 from tender.paths import cache_dir
 
 
@@ -200,7 +200,4 @@ class ProviderConfig(Section):
 
 def load_config(path: Path) -> tuple[ChainSection, ProviderSection]:
     """Read the ``[chain]`` and ``[provider]`` sections of one TOML file (paths as written)."""
-    data = read_toml(path)
-    chain = parse_section(ChainSection, data.get("chain", {}), name="chain")
-    provider = parse_section(ProviderSection, data.get("provider", {}), name="provider")
-    return chain, provider
+    return load_role_config(path, ProviderSection, name="provider")

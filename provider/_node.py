@@ -34,7 +34,7 @@ import logging
 import socket
 import time
 from collections.abc import Coroutine, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -659,13 +659,6 @@ class ProviderNode(Daemon):
                 code="deadline_passed",
             )
         array = check_input(served.spec.input, job_input.input)
-        try:
-            # a polycommit commitment is a KZG MSM (~15 ms): off the event loop
-            await asyncio.to_thread(self._check_commitment, served, array, chain_job)
-        except InputRejected as exc:
-            if exc.code == "commitment_mismatch":
-                await self._decline(market, job_id, served, chain_job, deadline, job_input, exc)
-            raise
         record = StoredJob(
             job_id=job_id,
             market=market,
@@ -676,6 +669,13 @@ class ProviderNode(Daemon):
             proof_mode=int(chain_job.proof_mode),
             price=str(chain_job.price),
         )
+        try:
+            # a polycommit commitment is a KZG MSM (~15 ms): off the event loop
+            await asyncio.to_thread(self._check_commitment, served, array, chain_job)
+        except InputRejected as exc:
+            if exc.code == "commitment_mismatch":
+                await self._decline(record, exc)
+            raise
         if not self.store.insert(record):  # a concurrent upload of the same job won the race
             existing = self.store.get(job_id)
             assert existing is not None
@@ -700,16 +700,7 @@ class ProviderNode(Daemon):
             raise InputConflict(f"job {existing.job_id} was accepted with another input", field="input")
         return self.status_of(existing)
 
-    async def _decline(
-        self,
-        market: str,
-        job_id: str,
-        served: ServedModel,
-        chain_job: Job,
-        deadline: int,
-        job_input: JobInput,
-        rejected: InputRejected,
-    ) -> None:
+    async def _decline(self, accepted: StoredJob, rejected: InputRejected) -> None:
         """Give back a job whose input does not match the intent's commitment: doing it would
         prove a different input than the one committed to, and not doing it would be slashed.
         A decline costs no stake (it stays locked until the deadline; the job task frees it
@@ -717,26 +708,15 @@ class ProviderNode(Daemon):
         the decline (its window, the first quarter of the latency, is over) nothing is stored."""
         assert self.chain is not None
         assert self.store is not None
+        job_id = accepted.job_id
         try:
-            tx = tx_hash(await self.chain.market(market).decline(job_id_bytes(job_id)))
+            tx = tx_hash(await self.chain.market(accepted.market).decline(job_id_bytes(job_id)))
         except ChainError as exc:  # too late to decline (DeclineWindowClosed)
             log(logger, "job.decline_failed", level=logging.WARNING, job_id=job_id, error=str(exc))
             rejected.message = f"{rejected.message}; the decline failed: {exc}"
             rejected.args = (rejected.message,)
             return
-        record = StoredJob(
-            job_id=job_id,
-            market=market,
-            model=served.entry.name,
-            input=job_input.input,
-            input_commitment=str(chain_job.input_commitment),
-            deadline=deadline,
-            proof_mode=int(chain_job.proof_mode),
-            price=str(chain_job.price),
-            step=WorkStep.DECLINED,
-            tx={"decline": tx},
-            error=rejected.message,
-        )
+        record = replace(accepted, step=WorkStep.DECLINED, tx={"decline": tx}, error=rejected.message)
         if self.store.insert(record):
             self.metrics.jobs.labels(WorkStep.DECLINED.value).inc()
             log(

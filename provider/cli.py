@@ -24,20 +24,13 @@ from rich.console import Console
 from rich.table import Table
 
 from provider._config import ProviderSection, load_config
-from tender.config import ChainSection
+from tender.config import ChainSection, role_config_option
 from tender.errors import TenderError
 
 if TYPE_CHECKING:
     from tender.chain import Staking, Token
 
-_CONFIG = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("provider.toml"),
-    show_default=True,
-    help="TOML file with [chain] and [provider] sections",
-)
+_CONFIG = role_config_option("provider")
 
 
 def _misbehave(config: ProviderSection, knobs: tuple[str, ...]) -> ProviderSection:

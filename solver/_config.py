@@ -23,7 +23,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from tender.bounds import HttpLimits
-from tender.config import ChainSection, Section, parse_section, read_toml
+from tender.config import ChainSection, Section, load_role_config
 
 MarketName = Literal["reverse", "dutch"]
 _ALL_MARKETS: tuple[MarketName, ...] = ("reverse", "dutch")
@@ -128,7 +128,4 @@ class SolverConfig(Section):
 
 def load_config(path: Path) -> tuple[ChainSection, SolverSection]:
     """Read the ``[chain]`` and ``[solver]`` sections of one TOML file."""
-    data = read_toml(path)
-    chain = parse_section(ChainSection, data.get("chain", {}), name="chain")
-    solver = parse_section(SolverSection, data.get("solver", {}), name="solver")
-    return chain, solver
+    return load_role_config(path, SolverSection, name="solver")

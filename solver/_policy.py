@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from tender.intents import AuctionType
 
@@ -96,25 +97,28 @@ class AuctionState:
 
 
 @dataclass(frozen=True, slots=True)
-class BidAction:
-    """Bid ``price`` and ``latency`` for ``provider`` (reverse auction)."""
+class OfferAction:
+    """Take ``offer``: ``provider`` does the job for ``price`` within ``latency`` (costing ``cost``)."""
 
     provider: str
     price: int
     latency: int
     cost: int
     offer: Offer
+
+    def pursuit(self) -> dict[str, Any]:
+        """What the solver's store records of the action."""
+        return {"provider": self.provider, "price": self.price, "latency": self.latency, "cost": self.cost}
 
 
 @dataclass(frozen=True, slots=True)
-class FillAction:
-    """Fill the Dutch auction now for ``provider`` at ``price`` (the current price)."""
+class BidAction(OfferAction):
+    """Bid ``price`` and ``latency`` for ``provider`` (reverse auction)."""
 
-    provider: str
-    price: int
-    latency: int
-    cost: int
-    offer: Offer
+
+@dataclass(frozen=True, slots=True)
+class FillAction(OfferAction):
+    """Fill the Dutch auction now for ``provider`` at ``price`` (the current price)."""
 
 
 @dataclass(frozen=True, slots=True)

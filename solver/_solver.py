@@ -623,14 +623,7 @@ class Solver(Daemon):
         if isinstance(action, BidAction):
             if not await self._ensure_posted(row, market, intent):
                 return
-            self._set(
-                row,
-                Pursuit.BID,
-                provider=action.provider,
-                price=action.price,
-                latency=action.latency,
-                cost=action.cost,
-            )
+            self._set(row, Pursuit.BID, **action.pursuit())
             try:
                 bid = Bid(action.provider, action.price, action.latency)
                 until = self._until(auction_end, now)  # RPC errors retried while the bid can count
@@ -701,14 +694,7 @@ class Solver(Daemon):
     async def _fill(self, row: JobRow, market: AsyncMarket, intent: Intent, action: FillAction) -> None:
         if not await self._ensure_posted(row, market, intent):
             return
-        self._set(
-            row,
-            Pursuit.FILLING,
-            provider=action.provider,
-            price=action.price,
-            latency=action.latency,
-            cost=action.cost,
-        )
+        self._set(row, Pursuit.FILLING, **action.pursuit())
         job = bytes(HexBytes(row.job_id))
         try:
             provider = Web3.to_checksum_address(action.provider)
@@ -735,15 +721,20 @@ class Solver(Daemon):
         job = bytes(HexBytes(row.job_id))
         chain_job = await market.job(job)
         if chain_job.provider.lower() == (row.provider or "").lower():
-            self._set(
-                row,
-                Pursuit.WON,
-                winner=chain_job.provider,
-                award_price=chain_job.price,
-                provider_deadline=await market.provider_deadline(job),
-            )
+            await self._won(row, market, chain_job)
         else:
             self._set(row, Pursuit.LOST, note="filled by another")
+
+    async def _won(self, row: JobRow, market: AsyncMarket, chain_job: Job) -> None:
+        """``row``'s job is awarded to its provider (by our bid or fill)."""
+        deadline = await market.provider_deadline(bytes(HexBytes(row.job_id)))
+        self._set(
+            row,
+            Pursuit.WON,
+            winner=chain_job.provider,
+            award_price=chain_job.price,
+            provider_deadline=deadline,
+        )
 
     async def _await_award(self, row: JobRow, market: AsyncMarket) -> None:
         job = bytes(HexBytes(row.job_id))
@@ -786,13 +777,7 @@ class Solver(Daemon):
             row.last_bidder is None or row.last_bidder.lower() == self.address.lower()
         )
         if ours and not chain_job.state.final:
-            self._set(
-                row,
-                Pursuit.WON,
-                winner=chain_job.provider,
-                award_price=chain_job.price,
-                provider_deadline=await market.provider_deadline(job),
-            )
+            await self._won(row, market, chain_job)
         elif ours:
             self._set(row, ENDED[chain_job.state], note=f"chain state {chain_job.state.name}")
         else:

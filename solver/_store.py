@@ -23,12 +23,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from solver._errors import StoreError
 
@@ -164,6 +165,28 @@ class TxRow:
 
 def _int(value: Any) -> int | None:
     return None if value is None else int(value)
+
+
+Row = TypeVar("Row", JobRow, TxRow)
+#: How a column is read back where it is not stored as the field's own type (default: as is).
+_JOB_COLUMNS: dict[str, Callable[[Any], Any]] = {
+    "intent": json.loads,
+    "pursuit": Pursuit,
+    "price": _int,
+    "cost": _int,
+    "award_price": _int,
+    "input_sent": bool,
+}
+_TX_COLUMNS: dict[str, Callable[[Any], Any]] = {"raw": bytes.fromhex, "state": TxState}
+
+
+def _from_row(cls: type[Row], row: sqlite3.Row, convert: dict[str, Callable[[Any], Any]]) -> Row:
+    """A ``cls`` from a row of its table: each field the column of its name, read back by ``convert``."""
+    return cls(**{f.name: convert.get(f.name, _as_is)(row[f.name]) for f in dataclass_fields(cls)})
+
+
+def _as_is(value: Any) -> Any:
+    return value
 
 
 class Store:
@@ -393,28 +416,7 @@ class Store:
 
     @staticmethod
     def _job(row: sqlite3.Row) -> JobRow:
-        return JobRow(
-            job_id=row["job_id"],
-            market=row["market"],
-            auction=row["auction"],
-            intent=json.loads(row["intent"]),
-            signature=row["signature"],
-            posted_block=row["posted_block"],
-            posted_at=row["posted_at"],
-            pursuit=Pursuit(row["pursuit"]),
-            provider=row["provider"],
-            price=_int(row["price"]),
-            latency=row["latency"],
-            cost=_int(row["cost"]),
-            awarded_block=row["awarded_block"],
-            winner=row["winner"],
-            award_price=_int(row["award_price"]),
-            provider_deadline=row["provider_deadline"],
-            input_sent=bool(row["input_sent"]),
-            final_block=row["final_block"],
-            last_bidder=row["last_bidder"],
-            note=row["note"],
-        )
+        return _from_row(JobRow, row, _JOB_COLUMNS)
 
     # -- transactions -------------------------------------------------------------------
 
@@ -483,20 +485,4 @@ class Store:
 
     @staticmethod
     def _tx(row: sqlite3.Row) -> TxRow:
-        return TxRow(
-            id=row["id"],
-            sender=row["sender"],
-            nonce=row["nonce"],
-            purpose=row["purpose"],
-            job_id=row["job_id"],
-            raw=bytes.fromhex(row["raw"]),
-            hash=row["hash"],
-            max_fee=row["max_fee"],
-            tip=row["tip"],
-            state=TxState(row["state"]),
-            created=row["created"],
-            sent=row["sent"],
-            block=row["block"],
-            gas_used=row["gas_used"],
-            fee_paid=row["fee_paid"],
-        )
+        return _from_row(TxRow, row, _TX_COLUMNS)

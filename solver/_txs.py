@@ -45,7 +45,15 @@ from web3.types import TxParams, TxReceipt
 from solver._config import GasSection
 from solver._metrics import TXS
 from solver._store import Store, TxRow, TxState
-from tender.chain import ALREADY_KNOWN, NONCE_TOO_LOW, RevertDecoder, is_transient, rpc_message
+from tender.chain import (
+    ALREADY_KNOWN,
+    NONCE_TOO_LOW,
+    RevertDecoder,
+    capped_fees,
+    failed_call,
+    is_transient,
+    rpc_message,
+)
 from tender.errors import ChainError, ContractRevert, TransactionFailed
 from tender.logs import log
 
@@ -136,8 +144,7 @@ class TxManager:
         tip = int(await self._rpc(lambda: self.w3.eth.max_priority_fee, until))
         block = await self._rpc(lambda: self.w3.eth.get_block("latest"), until)
         base = int(block.get("baseFeePerGas", 0))
-        cap = self.gas.max_gas_price_wei
-        fees = (min(2 * base + tip, cap), min(tip, cap))
+        fees = capped_fees(base, tip, self.gas.max_gas_price_wei)
         self._fee_cache = (now, base, *fees)
         return fees
 
@@ -147,10 +154,7 @@ class TxManager:
             call = {**tx, "from": self.address}
             return int(await self._rpc(lambda: self.w3.eth.estimate_gas(cast(TxParams, call)), until))
         except (ContractLogicError, Web3RPCError) as exc:
-            revert = self._revert(exc)
-            if revert is not None:
-                raise revert from exc
-            raise ChainError(f"gas estimation failed: {exc}") from exc
+            raise failed_call(exc, self._revert(exc), "gas estimation") from exc
 
     # -- nonces -------------------------------------------------------------------------
 

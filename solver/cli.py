@@ -17,15 +17,9 @@ from rich.console import Console
 from rich.table import Table
 
 from solver._config import load_config
+from tender.config import role_config_option
 
-_CONFIG = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("solver.toml"),
-    show_default=True,
-    help="TOML file with [chain] and [solver] sections",
-)
+_CONFIG = role_config_option("solver")
 
 
 @click.group("solver")

@@ -26,6 +26,7 @@ from tender.errors import (
     TenderError,
     TransactionFailed,
 )
+from tender.lazy import lazy_attribute
 
 __all__ = [
     "ArtifactError",
@@ -50,10 +51,9 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    # The requester SDK's Client pulls in web3: loaded on first use (``from tender import Client``).
-    if name == "Client":
-        from tender.client._client import Client
+#: The requester SDK's Client pulls in web3: loaded on first use (``from tender import Client``).
+_LAZY = {"Client": "tender.client._client"}
 
-        return Client
-    raise AttributeError(f"module 'tender' has no attribute {name!r}")
+
+def __getattr__(name: str) -> object:
+    return lazy_attribute(__name__, name, _LAZY)

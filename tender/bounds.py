@@ -51,6 +51,8 @@ __all__ = [
     "error_json",
     "http_5xx_counter",
     "is_json",
+    "replay",
+    "send_json",
     "status_code_name",
 ]
 
@@ -188,17 +190,17 @@ class BoundedAsgi:
         try:
             if scope["method"] in _BODY_METHODS:
                 body = await self._read(scope, receive)
-                receive = _replay(body, receive)
+                receive = replay({"type": "http.request", "body": body, "more_body": False}, receive)
             await self.app(scope, receive, counted)
         except BodyRefused as exc:
             if self.on_refused is not None:
                 self.on_refused(exc.code)
-            await _answer(counted, exc.status, error_json(exc.code, exc.message, exc.field))
+            await send_json(counted, exc.status, error_json(exc.code, exc.message, exc.field))
         except Exception as exc:  # answered as a JSON 500 and counted; the traceback goes to the log
             _log_failure(scope["method"], scope["path"], exc)
             if started:
                 raise
-            await _answer(counted, 500, error_json("internal", f"internal error: {type(exc).__name__}"))
+            await send_json(counted, 500, error_json("internal", f"internal error: {type(exc).__name__}"))
 
     async def _read(self, scope: Scope, receive: Receive) -> bytes:
         limit = self.limits.max_body_bytes
@@ -234,20 +236,22 @@ def _log_failure(method: str, path: str, exc: BaseException) -> None:
     )
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay(first: Message, receive: Receive) -> Receive:
+    """An ASGI ``receive`` that hands out ``first`` (a message already read) and then reads on."""
     sent = False
 
-    async def replay() -> Message:
+    async def again() -> Message:
         nonlocal sent
         if not sent:
             sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            return first
         return await receive()
 
-    return replay
+    return again
 
 
-async def _answer(send: Send, status: int, body: bytes) -> None:
+async def send_json(send: Send, status: int, body: bytes) -> None:
+    """Answer an ASGI request with the JSON ``body``."""
     # the server discards what is left of an unread body (uvicorn does not buffer it)
     await send(
         {

@@ -21,9 +21,11 @@ from __future__ import annotations
 import json
 import os
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import click
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tender.errors import ConfigError
@@ -86,6 +88,7 @@ def check_private_key(key: str, *, where: str = "private key") -> str:
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 S = TypeVar("S", bound=BaseModel)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def parse_section(model: type[S], data: dict[str, Any], *, name: str) -> S:
@@ -111,3 +114,22 @@ def read_toml(path: Path) -> dict[str, Any]:
 def load_section(path: Path, model: type[S], *, name: str) -> S:
     """Load the ``[name]`` section of a TOML file into ``model``."""
     return parse_section(model, read_toml(path).get(name, {}), name=name)
+
+
+def load_role_config(path: Path, model: type[S], *, name: str) -> tuple[ChainSection, S]:
+    """Read a role's TOML file: its ``[chain]`` section and its own ``[name]`` section."""
+    data = read_toml(path)
+    chain = parse_section(ChainSection, data.get("chain", {}), name="chain")
+    return chain, parse_section(model, data.get(name, {}), name=name)
+
+
+def role_config_option(role: str) -> Callable[[F], F]:
+    """``--config`` of a role's commands: its TOML file (``<role>.toml`` by default)."""
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=Path(f"{role}.toml"),
+        show_default=True,
+        help=f"TOML file with [chain] and [{role}] sections",
+    )

@@ -119,3 +119,12 @@ def serve(daemon: Daemon) -> int:
     """Run ``daemon`` in a fresh event loop and return its exit code; a daemon that refuses to
     start raises what its ``setup`` raised (the ``tender`` command's one error line)."""
     return asyncio.run(supervise(daemon, raise_setup_errors=True))
+
+
+async def stop_task(task: asyncio.Task[Any] | None) -> None:
+    """Cancel ``task`` (if any) and wait until it has stopped."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -48,8 +48,11 @@ __all__ = [
     "check_signature",
     "decode_input_uri",
     "domain_separator",
+    "eip712_digest",
+    "eip712_type",
     "erc1271_accepts",
     "erc1271_calldata",
+    "hash_struct",
     "job_id",
     "nonce_bitmap",
     "nonce_position",
@@ -67,8 +70,17 @@ __all__ = [
 DOMAIN_NAME = "Tender"
 DOMAIN_VERSION = "1"
 
-#: The Intent struct's fields in declaration order: (solidity name, python name, abi type).
-INTENT_FIELDS: tuple[tuple[str, str, str], ...] = (
+#: An EIP-712 struct's fields in declaration order: (solidity name, python name, abi type).
+StructFields = tuple[tuple[str, str, str], ...]
+
+
+def eip712_type(primary: str, fields: StructFields) -> str:
+    """The EIP-712 type string of a struct, ``Name(type1 name1,...)`` (what its typehash hashes)."""
+    return primary + "(" + ",".join(f"{abi} {name}" for name, _, abi in fields) + ")"
+
+
+#: The Intent struct's fields.
+INTENT_FIELDS: StructFields = (
     ("requester", "requester", "address"),
     ("modelId", "model_id", "bytes32"),
     ("inputCommitment", "input_commitment", "uint256"),
@@ -89,7 +101,7 @@ INTENT_FIELDS: tuple[tuple[str, str, str], ...] = (
 )
 
 #: The EIP-712 type string of an Intent (what ``IntentLib.INTENT_TYPEHASH`` hashes).
-INTENT_TYPE = "Intent(" + ",".join(f"{abi} {name}" for name, _, abi in INTENT_FIELDS) + ")"
+INTENT_TYPE = eip712_type("Intent", INTENT_FIELDS)
 INTENT_TYPEHASH = keccak(text=INTENT_TYPE)
 
 _DOMAIN_TYPEHASH = keccak(
@@ -293,11 +305,19 @@ def domain_separator(*, chain_id: int, market: str) -> bytes:
     )
 
 
+def hash_struct(typehash: bytes, value: Any, fields: StructFields) -> bytes:
+    """EIP-712 ``hashStruct``: keccak of the typehash and ``value``'s encoded ``fields``."""
+    return _keccak(typehash + b"".join(_word(getattr(value, name), abi) for _, name, abi in fields))
+
+
+def eip712_digest(struct: bytes, *, chain_id: int, market: str) -> bytes:
+    """What is signed: keccak of ``0x1901``, the market's domain separator and ``struct``'s hash."""
+    return _keccak(b"\x19\x01" + domain_separator(chain_id=chain_id, market=market) + struct)
+
+
 def struct_hash(intent: Intent) -> bytes:
     """``IntentLib.hash(intent)``: keccak of the typehash and the encoded fields."""
-    return _keccak(
-        INTENT_TYPEHASH + b"".join(_word(getattr(intent, name), abi) for _, name, abi in INTENT_FIELDS)
-    )
+    return hash_struct(INTENT_TYPEHASH, intent, INTENT_FIELDS)
 
 
 def job_id(intent: Intent, *, chain_id: int, market: str) -> bytes:
@@ -305,7 +325,7 @@ def job_id(intent: Intent, *, chain_id: int, market: str) -> bytes:
 
     It equals ``market.hashIntent(intent)`` and is what the requester signs.
     """
-    return _keccak(b"\x19\x01" + domain_separator(chain_id=chain_id, market=market) + struct_hash(intent))
+    return eip712_digest(struct_hash(intent), chain_id=chain_id, market=market)
 
 
 def _json_unsafe(abi: str) -> bool:

@@ -25,7 +25,14 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
 from tender.errors import IntentError
-from tender.intents import _word, domain_separator, recover_digest_signer, sign_digest
+from tender.intents import (
+    StructFields,
+    eip712_digest,
+    eip712_type,
+    hash_struct,
+    recover_digest_signer,
+    sign_digest,
+)
 
 __all__ = [
     "COMMITMENT_TYPE",
@@ -43,15 +50,15 @@ __all__ = [
     "sign_quote",
 ]
 
-#: ``Quote``'s fields in declaration order: (solidity name, python name, abi type).
-QUOTE_FIELDS: tuple[tuple[str, str, str], ...] = (
+#: ``Quote``'s fields.
+QUOTE_FIELDS: StructFields = (
     ("jobId", "job_id", "bytes32"),
     ("provider", "provider", "address"),
     ("price", "price", "uint256"),
     ("latency", "latency", "uint32"),
     ("expiry", "expiry", "uint64"),
 )
-QUOTE_TYPE = "Quote(" + ",".join(f"{abi} {name}" for name, _, abi in QUOTE_FIELDS) + ")"
+QUOTE_TYPE = eip712_type("Quote", QUOTE_FIELDS)
 QUOTE_TYPEHASH = keccak(text=QUOTE_TYPE)
 COMMITMENT_TYPE = "ResultCommitment(bytes32 jobId,bytes32 outputHash)"
 COMMITMENT_TYPEHASH = keccak(text=COMMITMENT_TYPE)
@@ -161,15 +168,10 @@ class QuotedJob:
         return keccak(abi_encode(types, list(self.to_abi())))
 
 
-def _digest(struct_hash: bytes, *, chain_id: int, market: str) -> bytes:
-    return keccak(b"\x19\x01" + domain_separator(chain_id=chain_id, market=market) + struct_hash)
-
-
 def quote_digest(quote: Quote, *, chain_id: int, market: str) -> bytes:
     """The EIP-712 digest of ``quote`` on ``market`` (``QuoteMarket.hashQuote``): what the provider
     signs, and what the requester signs to accept it for a relayer."""
-    struct = keccak(QUOTE_TYPEHASH + b"".join(_word(getattr(quote, n), abi) for _, n, abi in QUOTE_FIELDS))
-    return _digest(struct, chain_id=chain_id, market=market)
+    return eip712_digest(hash_struct(QUOTE_TYPEHASH, quote, QUOTE_FIELDS), chain_id=chain_id, market=market)
 
 
 def sign_quote(quote: Quote, key: str | bytes | coincurve.PrivateKey, *, chain_id: int, market: str) -> bytes:
@@ -191,7 +193,7 @@ def commitment_digest(job_id: bytes, out_hash: bytes, *, chain_id: int, market: 
     """The EIP-712 digest of a result commitment (``QuoteMarket.hashCommitment``)."""
     if len(job_id) != 32 or len(out_hash) != 32:
         raise IntentError("a result commitment binds a 32-byte job id and a 32-byte output hash")
-    return _digest(keccak(COMMITMENT_TYPEHASH + job_id + out_hash), chain_id=chain_id, market=market)
+    return eip712_digest(keccak(COMMITMENT_TYPEHASH + job_id + out_hash), chain_id=chain_id, market=market)
 
 
 def sign_commitment(

@@ -7,6 +7,7 @@ for providers. The auditor (:func:`audit`, ``tender audit``) rebuilds settled jo
 data alone and checks their proofs, inputs and amounts.
 """
 
+from tender.lazy import lazy_attribute
 from verifier._config import VerifierConfig, VerifierSection, load_config
 from verifier._errors import (
     CommitmentMismatch,
@@ -40,19 +41,10 @@ __all__ = [
 ]
 
 
+#: ``Agent``, ``Auditor`` and ``Catalogue`` load EZKL and onnxruntime: imported on first use, so
+#: that ``tender --help`` and the config stay fast.
+_LAZY = {"Agent": "verifier._agent", "Auditor": "verifier._audit", "Catalogue": "verifier._models"}
+
+
 def __getattr__(name: str) -> object:
-    """``Agent``, ``Auditor`` and ``Catalogue`` load EZKL and onnxruntime: import them on first use,
-    so that ``tender --help`` and the config stay fast."""
-    if name == "Agent":
-        from verifier._agent import Agent
-
-        return Agent
-    if name == "Auditor":
-        from verifier._audit import Auditor
-
-        return Auditor
-    if name == "Catalogue":
-        from verifier._models import Catalogue
-
-        return Catalogue
-    raise AttributeError(f"module 'verifier' has no attribute {name!r}")
+    return lazy_attribute(__name__, name, _LAZY)

@@ -60,7 +60,7 @@ from tender.daemon import Daemon
 from tender.errors import ChainError, ContractRevert, TenderError, TransactionFailed
 from tender.intents import AuctionType, Intent, ProofMode
 from tender.logs import log
-from tender.models import Bundle, Proof, dequantize, verify
+from tender.models import Bundle, Proof, verify
 from verifier._actions import ActionSender, Outcome
 from verifier._audit import instances_for
 from verifier._config import VerifierConfig
@@ -543,17 +543,8 @@ class Agent(Daemon):
         if bundle is not None:
             output = list(market.output_of(job_id))
             instances = instances_for(info, int(job.input_commitment), output)
-            card = bundle.card
-            candidate = Proof(
-                model=card.name,
-                onnx_sha256=card.onnx_sha256,
-                output=[dequantize(v, card.output_scale) for v in output],
-                output_felts=output,
-                instances=instances,
-                proof=proof,
-                prove_s=0.0,
-                input_commitment=int(job.input_commitment),
-            )
+            commitment = int(job.input_commitment)
+            candidate = Proof.of(bundle.card, output, instances, proof, input_commitment=commitment)
             if not verify(bundle, candidate):
                 raise RelayRefused(
                     422, "bad_proof", "the proof does not verify for this job's output", "proof"

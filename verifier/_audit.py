@@ -527,23 +527,22 @@ class Auditor:
             if amount:
                 slashes.setdefault(tx, {})[to] = slashes.setdefault(tx, {}).get(to, 0) + amount
 
+        def paid_in(tx: bytes, payer: str, amount: int, from_credit: str) -> None:
+            """``payer`` paid ``amount`` into the market: from its credit there, else by a transfer."""
+            if self.from_credit(tx, payer, h.market_address, amount):
+                amounts[from_credit] = amount
+                expect(tx)
+            else:
+                expect(tx, into=(payer, amount))
+
         for event in h.events:
             tx = event.tx_hash
             if isinstance(event, IntentPosted):
-                if self.from_credit(tx, requester, h.market_address, escrow):
-                    amounts["escrow_from_credit"] = escrow
-                    expect(tx)
-                else:
-                    expect(tx, into=(requester, escrow))
+                paid_in(tx, requester, escrow, "escrow_from_credit")
             elif isinstance(event, Awarded):
                 locked = event.stake_locked
             elif isinstance(event, Challenged):
-                payer, posted = Web3.to_checksum_address(event.challenger), event.bond
-                if self.from_credit(tx, payer, h.market_address, posted):
-                    amounts["bond_from_credit"] = posted
-                    expect(tx)
-                else:
-                    expect(tx, into=(payer, posted))
+                paid_in(tx, Web3.to_checksum_address(event.challenger), event.bond, "bond_from_credit")
             elif isinstance(event, Settled):
                 price, fee, refund = event.price, event.fee, event.refund
                 amounts.update(price=price, fee=fee, refund=refund)
@@ -754,16 +753,8 @@ class Auditor:
                 if actual != expected:
                     credit_problems.append(f"owed({account[:8]}…) is {actual}, the events credit {expected}")
             credited = sum(credits.values())
-            if credit_problems:
-                checks.append(Check(f"credit.{name}", Status.FAIL, "; ".join(credit_problems)))
-            else:
-                checks.append(
-                    Check(
-                        f"credit.{name}",
-                        Status.OK,
-                        f"owed() of {len(credits)} accounts follows the events: {credited} still owed",
-                    )
-                )
+            follows = f"owed() of {len(credits)} accounts follows the events: {credited} still owed"
+            checks.append(Check.of(f"credit.{name}", credit_problems, follows))
             withdrawn = sum(
                 e.amount
                 for e in self.history.market_events
@@ -779,17 +770,11 @@ class Auditor:
                     f"market holds {balance}, open escrow and bonds {held} + fees owed {owed} "
                     f"+ credits owed {credited}"
                 )
-            if problems:
-                checks.append(Check(f"escrow.{name}", Status.FAIL, "; ".join(problems)))
-            else:
-                checks.append(
-                    Check(
-                        f"escrow.{name}",
-                        Status.OK,
-                        f"market holds {balance} = open escrow and bonds {held} + fees owed {owed} "
-                        f"+ credits owed {credited}",
-                    )
-                )
+            holds = (
+                f"market holds {balance} = open escrow and bonds {held} + fees owed {owed} "
+                f"+ credits owed {credited}"
+            )
+            checks.append(Check.of(f"escrow.{name}", problems, holds))
         return checks
 
 
@@ -809,19 +794,8 @@ def _fmt(amounts: dict[str, int]) -> str:
 def _proof(
     bundle: Bundle, proof_bytes: bytes, instances: list[int], output: list[int], h: JobHistory
 ) -> Proof:
-    from tender.models import dequantize
-
-    card = bundle.card
-    return Proof(
-        model=card.name,
-        onnx_sha256=card.onnx_sha256,
-        output=[dequantize(v, card.output_scale) for v in output],
-        output_felts=output,
-        instances=instances,
-        proof=proof_bytes,
-        prove_s=0.0,
-        input_commitment=int(h.intent.input_commitment) if h.intent else None,
-    )
+    commitment = int(h.intent.input_commitment) if h.intent else None
+    return Proof.of(bundle.card, output, instances, proof_bytes, input_commitment=commitment)
 
 
 __all__ = ["Auditor", "ModelRecord", "input_bound", "instances_for", "output_hash"]

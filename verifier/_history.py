@@ -218,28 +218,19 @@ class History:
 
     def delivery_call(self, history: JobHistory) -> DecodedCall | None:
         """The ``deliver`` call of the last delivery, decoded from its transaction."""
-        event = history.last(Delivered)
-        if event is None:
-            return None
-        return self.source.find_call(
-            event.tx_hash,
-            to=history.market_address,
-            names=("deliver",),
-            decoder=self.calls,
-            job_id=history.job_id,
-        )
+        return self._call_of(history, Delivered, "deliver")
 
     def prove_call(self, history: JobHistory) -> DecodedCall | None:
         """The ``prove`` call that answered a challenge or an audit."""
-        event = history.last(Proved)
-        if event is None:
+        return self._call_of(history, Proved, "prove")
+
+    def _call_of(self, history: JobHistory, event: type[Delivered | Proved], name: str) -> DecodedCall | None:
+        """The ``name`` call of the job in the transaction of its last ``event``, decoded."""
+        last = history.last(event)
+        if last is None:
             return None
         return self.source.find_call(
-            event.tx_hash,
-            to=history.market_address,
-            names=("prove",),
-            decoder=self.calls,
-            job_id=history.job_id,
+            last.tx_hash, to=history.market_address, names=(name,), decoder=self.calls, job_id=history.job_id
         )
 
     def transfers(self, tx_hash: bytes, token: str) -> list[tuple[str, str, int]]:

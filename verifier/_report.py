@@ -32,6 +32,13 @@ class Check:
     status: Status
     detail: str = ""
 
+    @classmethod
+    def of(cls, name: str, problems: list[str], ok_detail: str) -> Check:
+        """``name`` failed with ``problems``, or passed (``ok_detail`` says what held) when there are none."""
+        if problems:
+            return cls(name, Status.FAIL, "; ".join(problems))
+        return cls(name, Status.OK, ok_detail)
+
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "status": str(self.status), "detail": self.detail}
 

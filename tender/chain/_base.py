@@ -18,8 +18,8 @@ from tender.chain._abi import LogDecoder
 from tender.chain._artifacts import TENDER_CONTRACTS, Artifact, combined_abi, load_artifact
 from tender.chain._events import Event, to_event
 from tender.chain._reverts import RevertDecoder, tender_decoder
-from tender.chain._tx import TxSender, with_retries
-from tender.errors import ChainError, ConfigError, ContractRevert, TransactionFailed
+from tender.chain._tx import TxSender, failed_call, with_retries
+from tender.errors import ConfigError, ContractRevert, TransactionFailed
 
 #: Blocks per ``eth_getLogs`` request when scanning a long range.
 LOG_CHUNK = 5_000
@@ -105,10 +105,7 @@ class ContractWrapper:
         try:
             return with_retries(lambda: function.call(block_identifier=block), retries=3, backoff=0.25)
         except (ContractLogicError, Web3RPCError) as exc:
-            revert = self.decoder.from_exception(exc)
-            if revert is not None:
-                raise revert from exc
-            raise ChainError(f"{function.fn_name} call failed: {exc}") from exc
+            raise failed_call(exc, self.decoder.from_exception(exc), f"{function.fn_name} call") from exc
 
     # -- events -------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from web3 import Web3
 from web3.types import TxReceipt
@@ -44,18 +44,20 @@ class Market(ContractWrapper):
     """
 
     ARTIFACT = "ReverseAuctionMarket"
+    #: the auction type when none is given (a subclass bound to one market kind sets its own)
+    AUCTION: ClassVar[AuctionType] = AuctionType.REVERSE
 
     def __init__(
         self,
         w3: Web3,
         address: str,
         *,
-        auction: AuctionType = AuctionType.REVERSE,
+        auction: AuctionType | None = None,
         sender: TxSender | None = None,
         artifact: Artifact | None = None,
         artifacts_dir: Path | None = None,
     ) -> None:
-        self.auction = AuctionType(auction)
+        self.auction = AuctionType(self.AUCTION if auction is None else auction)
         artifact = artifact or load_artifact(_ARTIFACTS[self.auction], artifacts_dir=artifacts_dir)
         super().__init__(w3, address, sender=sender, artifact=artifact, artifacts_dir=artifacts_dir)
         self._chain_id: int | None = None

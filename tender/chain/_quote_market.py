@@ -5,16 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import IntEnum
-from pathlib import Path
 
 from web3 import Web3
 from web3.types import TxReceipt
 
-from tender.chain._artifacts import Artifact
 from tender.chain._events import BatchDelivered, BatchJobSkipped, QuoteAwarded
 from tender.chain._jobs import JobState
 from tender.chain._market import Market
-from tender.chain._tx import TxSender
 from tender.errors import ChainError
 from tender.intents import AuctionType, Intent
 from tender.quotes import Quote, QuotedJob, commitment_digest, quote_digest
@@ -50,24 +47,7 @@ class QuoteMarket(Market):
     """
 
     ARTIFACT = "QuoteMarket"
-
-    def __init__(
-        self,
-        w3: Web3,
-        address: str,
-        *,
-        sender: TxSender | None = None,
-        artifact: Artifact | None = None,
-        artifacts_dir: Path | None = None,
-    ) -> None:
-        super().__init__(
-            w3,
-            address,
-            auction=AuctionType.QUOTE,
-            sender=sender,
-            artifact=artifact,
-            artifacts_dir=artifacts_dir,
-        )
+    AUCTION = AuctionType.QUOTE
 
     # -- digests (computed locally; the contract's hash* views agree, see the tests) ----------
 

@@ -129,6 +129,21 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+def capped_fees(base_fee: int, tip: int, cap: int | None) -> tuple[int, int]:
+    """EIP-1559 ``(maxFeePerGas, maxPriorityFeePerGas)`` over ``base_fee``: twice the base fee
+    plus ``tip``, and ``tip``; each at most ``cap`` when there is one."""
+    max_fee = 2 * base_fee + tip
+    if cap is None:
+        return max_fee, tip
+    return min(max_fee, cap), min(tip, cap)
+
+
+def failed_call(exc: BaseException, revert: ContractRevert | None, what: str) -> Exception:
+    """What a refused call or estimate raises: its decoded ``revert``, else a ChainError that
+    ``what`` failed."""
+    return revert if revert is not None else ChainError(f"{what} failed: {exc}")
+
+
 def _delay(backoff: float, attempt: int, cap: float) -> float:
     return float(min(cap, backoff * 2.0 ** min(attempt, 30)))
 
@@ -397,10 +412,7 @@ class TxSender:
         try:
             return int(self._rpc(lambda: self.w3.eth.estimate_gas(tx), retry_until))
         except (ContractLogicError, Web3RPCError) as exc:
-            revert = self._revert(exc)
-            if revert is not None:
-                raise revert from exc
-            raise ChainError(f"gas estimation failed: {exc}") from exc
+            raise failed_call(exc, self._revert(exc), "gas estimation") from exc
 
     def call(
         self, what: ContractFunction | TxParams, *, value: int = 0, block: int | str = "latest"
@@ -410,22 +422,14 @@ class TxSender:
         try:
             return bytes(self._rpc(lambda: self.w3.eth.call(tx, block)))  # type: ignore[arg-type]
         except (ContractLogicError, Web3RPCError) as exc:
-            revert = self._revert(exc)
-            if revert is not None:
-                raise revert from exc
-            raise ChainError(f"call failed: {exc}") from exc
+            raise failed_call(exc, self._revert(exc), "call") from exc
 
     def _fees(self, until: float | None = None) -> tuple[int, int]:
         tip = self.priority_fee
         if tip is None:
             tip = int(self._rpc(lambda: self.w3.eth.max_priority_fee, until))
         block = self._rpc(lambda: self.w3.eth.get_block("latest"), until)
-        base = int(block.get("baseFeePerGas", 0))
-        max_fee = 2 * base + tip
-        if self.max_fee_cap is not None:
-            max_fee = min(max_fee, self.max_fee_cap)
-            tip = min(tip, max_fee)
-        return max_fee, tip
+        return capped_fees(int(block.get("baseFeePerGas", 0)), tip, self.max_fee_cap)
 
     # -- sending ------------------------------------------------------------------------
 

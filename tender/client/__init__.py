@@ -41,6 +41,7 @@ from tender.client._errors import (
     RequestTimeout,
 )
 from tender.client._result import Latency, RequestResult, Withdrawal
+from tender.lazy import lazy_attribute
 
 if TYPE_CHECKING:
     from tender.client._agent import AgentClient, AgentResult
@@ -72,31 +73,19 @@ __all__ = [
 ]
 
 
+#: Client pulls in web3 and the chain package: loaded on first use, so that `import tender`
+#: (and the CLI's start-up) stay light.
+_LAZY = {
+    "Client": "tender.client._client",
+    "ProvisionalResult": "tender.client._rfq",
+    "QuoteSettlement": "tender.client._rfq",
+    "AgentClient": "tender.client._agent",
+    "AgentResult": "tender.client._agent",
+    "cli_group": "tender.client._cli",
+    "intent_group": "tender.client._cli",
+    "market_group": "tender.client._cli",
+}
+
+
 def __getattr__(name: str) -> Any:
-    # Client pulls in web3 and the chain package: load it on first use, so that
-    # `import tender` (and the CLI's start-up) stay light.
-    if name == "Client":
-        from tender.client._client import Client
-
-        return Client
-    if name in ("ProvisionalResult", "QuoteSettlement"):
-        from tender.client import _rfq
-
-        return getattr(_rfq, name)
-    if name in ("AgentClient", "AgentResult"):
-        from tender.client import _agent
-
-        return getattr(_agent, name)
-    if name == "cli_group":
-        from tender.client._cli import cli_group
-
-        return cli_group
-    if name == "intent_group":
-        from tender.client._cli import intent_group
-
-        return intent_group
-    if name == "market_group":
-        from tender.client._cli import market_group
-
-        return market_group
-    raise AttributeError(f"module 'tender.client' has no attribute {name!r}")
+    return lazy_attribute(__name__, name, _LAZY)

@@ -30,13 +30,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from hexbytes import HexBytes
 from web3.types import TxReceipt
 
-from tender.chain import ContractWrapper, RevertDecoder, Token, tender_decoder
+from tender.chain import ContractWrapper, RevertDecoder, Staking, Token, tender_decoder
 from tender.client._errors import AgentRejected, AgentResultMissing
 from tender.client._models import ModelHandle
 from tender.client._result import RequestResult, Withdrawal
@@ -196,31 +197,22 @@ class AgentClient:
             AgentRejected: ``withdrawFrom`` reverted (``error``: ``NothingOwed`` when ``auction``'s
                 market owes nothing, ``OwnableUnauthorizedAccount`` for another sender...).
         """
-        paid = await self.client._withdraw_each(
-            auction, self.address, lambda market: self._transact(self.contract.withdraw_from, market.address)
+        return await self.client._pay_out(
+            auction,
+            self.address,
+            lambda market: self._transact(self.contract.withdraw_from, market.address),
+            self.claim,
         )
-        if auction is None:
-            claimed = await self.claim()
-            if claimed is not None:
-                paid.append(claimed)
-        return paid
 
     async def claim(self) -> Withdrawal | None:
         """Move the slashed stake ``Staking`` credits the agent (compensation for a late or
         cheating provider) into the agent's balance; ``None`` (nothing sent) when none is credited."""
-        staking = self.client.staking()
-        if await asyncio.to_thread(staking.claimable, self.address) == 0:
-            return None
+        return await self.client._claim(self.address, self._claim_from)
+
+    def _claim_from(self, staking: Staking) -> Awaitable[TxReceipt]:
+        """The owner's ``claimFrom`` through one of the agent's markets (its ``Staking`` pays)."""
         market = self.client.market("reverse" if "reverse" in self.client.deployment.markets else "dutch")
-        receipt = await self._transact(self.contract.claim_from, market.address)
-        tx_hash = HexBytes(receipt["transactionHash"]).to_0x_hex()
-        return Withdrawal(
-            auction="staking",
-            market=staking.address,
-            account=self.address,
-            amount=staking.claimed_in(receipt),
-            tx_hash=tx_hash,
-        )
+        return self._transact(self.contract.claim_from, market.address)
 
     async def fund(self, amount: int) -> str:
         """Move ``amount`` of the owner's tokens into the agent (approve, then ``fund``)."""

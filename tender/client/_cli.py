@@ -27,6 +27,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from tender.client._cli_chain import CHAIN_OPTIONS, chain_access, chain_options, chain_section, stacked
 from tender.client._errors import (
     ProofInvalid,
     ProviderSlashed,
@@ -36,7 +37,6 @@ from tender.client._errors import (
     RequestTimeout,
 )
 from tender.client._result import RequestResult
-from tender.config import ChainSection, load_section
 from tender.errors import ConfigError, RequestError
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def _sample(model: str, index: int) -> Any:
 
 
 def _chain(config: Path | None, rpc: str | None) -> tuple[str, str, Path | None]:
-    section = load_section(config, ChainSection, name="chain") if config else ChainSection()
+    section = chain_section(config)
     return rpc or section.rpc_url, section.private_key(), section.deployment
 
 
@@ -141,36 +141,39 @@ def result_table(result: RequestResult, *, decimals: int = 18, symbol: str = "to
     return table
 
 
-def _intent_options(command: Any) -> Any:
-    """MODEL and the options that make an intent, shared by `request run` and `intent typed-data`."""
-    options = [
-        click.argument("model"),
-        click.option(
-            "--input", "input_spec", help="JSON file or inline JSON array (default: a sample input)"
-        ),
-        click.option(
-            "--sample",
-            type=int,
-            default=0,
-            show_default=True,
-            help="which sample input when --input is unset",
-        ),
-        click.option(
-            "--max-price",
-            required=True,
-            help="most you pay: tokens (0.1, in the token's decimals) or base units (100wei)",
-        ),
-        click.option(
-            "--deadline", type=float, default=60, show_default=True, help="seconds after the auction window"
-        ),
-        click.option("--proof", type=click.Choice(["zk", "optimistic"]), default="zk", show_default=True),
-        click.option(
-            "--auction", type=click.Choice(["reverse", "dutch"]), default="reverse", show_default=True
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+#: Which bundle the model is: ``--bundle``, ``--model-id``.
+_bundle_options = stacked(
+    click.option(
+        "--bundle",
+        type=click.Path(path_type=Path, exists=True, file_okay=False),
+        help="model bundle folder (default: the bundle of that name in the cache that is registered on chain)",
+    ),
+    click.option(
+        "--model-id", help="registry model id, 0x + 64 hex (default: the one registered for the bundle)"
+    ),
+)
+#: MODEL and the options that make an intent, shared by `request run` and `intent typed-data`.
+_intent_options = stacked(
+    click.argument("model"),
+    click.option("--input", "input_spec", help="JSON file or inline JSON array (default: a sample input)"),
+    click.option(
+        "--sample",
+        type=int,
+        default=0,
+        show_default=True,
+        help="which sample input when --input is unset",
+    ),
+    click.option(
+        "--max-price",
+        required=True,
+        help="most you pay: tokens (0.1, in the token's decimals) or base units (100wei)",
+    ),
+    click.option(
+        "--deadline", type=float, default=60, show_default=True, help="seconds after the auction window"
+    ),
+    click.option("--proof", type=click.Choice(["zk", "optimistic"]), default="zk", show_default=True),
+    click.option("--auction", type=click.Choice(["reverse", "dutch"]), default="reverse", show_default=True),
+)
 
 
 @click.group("request")
@@ -182,17 +185,8 @@ def cli_group() -> None:
 @_intent_options
 @click.option("--on-chain", is_flag=True, help="post the intent yourself instead of signing it for solvers")
 @click.option("--solver", "solvers", multiple=True, help="solver base URL (repeatable)")
-@click.option("--rpc", help="JSON-RPC URL (default: the config's chain.rpc_url)")
-@click.option("--deployment", type=click.Path(path_type=Path), help="deployment JSON")
-@click.option("--config", type=click.Path(path_type=Path, exists=True), help="TOML with a [chain] section")
-@click.option(
-    "--bundle",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="model bundle folder (default: the bundle of that name in the cache that is registered on chain)",
-)
-@click.option(
-    "--model-id", help="registry model id, 0x + 64 hex (default: the one registered for the bundle)"
-)
+@chain_options
+@_bundle_options
 @click.option("--timeout", type=float, help="seconds to wait for a terminal state")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def run(
@@ -288,26 +282,16 @@ def tokens(amount: int, decimals: int = 18) -> str:
     return format_amount(amount, decimals)
 
 
-_MARKET_OPTIONS = (
+_market_options = stacked(
     click.option(
         "--market",
         "auction",
         type=click.Choice(["reverse", "dutch"]),
         help="only this market (default: every market of the deployment)",
     ),
-    click.option("--rpc", help="JSON-RPC URL (default: the config's chain.rpc_url)"),
-    click.option("--deployment", type=click.Path(path_type=Path), help="deployment JSON"),
-    click.option(
-        "--config", type=click.Path(path_type=Path, exists=True), help="TOML with a [chain] section"
-    ),
+    *CHAIN_OPTIONS,
     click.option("--json", "as_json", is_flag=True, help="print JSON"),
 )
-
-
-def _market_options(command: Any) -> Any:
-    for option in reversed(_MARKET_OPTIONS):
-        command = option(command)
-    return command
 
 
 def _markets(
@@ -315,22 +299,17 @@ def _markets(
 ) -> tuple[dict[str, Market], str | None]:
     """The deployment's markets (``{name: Market}``, only ``auction``'s when given), sending
     from the configured key when ``need_key``; and the key's address (``None`` without one)."""
-    from eth_account import Account
 
-    from tender.chain import Deployment, Market, TxSender, connect
+    from tender.chain import Market
     from tender.intents import AuctionType
 
-    section = load_section(config, ChainSection, name="chain") if config else ChainSection()
-    key = section.private_key() if need_key else None
-    w3 = connect(rpc or section.rpc_url)
-    record = Deployment.load(int(w3.eth.chain_id), path=deployment or section.deployment)
-    sender = TxSender(w3, key, confirmations=section.confirmations) if key else None
+    w3, record, sender = chain_access(rpc, deployment, config, need_key=need_key)
     names = [auction] if auction else [n for n in ("reverse", "dutch") if n in record.markets]
     markets = {
         name: Market(w3, record.market(name), auction=AuctionType[name.upper()], sender=sender)
         for name in names
     }
-    return markets, (Account.from_key(key).address if key else None)
+    return markets, (sender.address if sender else None)
 
 
 def _token_units(markets: dict[str, Market]) -> tuple[int, str]:
@@ -471,17 +450,8 @@ def intent_group() -> None:
 @intent_group.command("typed-data")
 @_intent_options
 @click.option("--requester", help="the signing wallet's address (default: TENDER_PRIVATE_KEY's)")
-@click.option("--rpc", help="JSON-RPC URL (default: the config's chain.rpc_url)")
-@click.option("--deployment", type=click.Path(path_type=Path), help="deployment JSON")
-@click.option("--config", type=click.Path(path_type=Path, exists=True), help="TOML with a [chain] section")
-@click.option(
-    "--bundle",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="model bundle folder (default: the registered bundle of that name in the cache)",
-)
-@click.option(
-    "--model-id", help="registry model id, 0x + 64 hex (default: the one registered for the bundle)"
-)
+@chain_options
+@_bundle_options
 @click.option(
     "--out",
     "out",
@@ -521,7 +491,7 @@ def typed_data_command(
         )
     if requester is not None and not Web3.is_address(requester):
         raise click.BadParameter(f"not an address: {requester!r}", param_hint="--requester")
-    section = load_section(config, ChainSection, name="chain") if config else ChainSection()
+    section = chain_section(config)
     rpc_url = rpc or section.rpc_url
     key = None if requester else section.private_key()
     data = load_input(input_spec) if input_spec else _sample(model, sample)
@@ -575,9 +545,7 @@ def typed_data_command(
 )
 @click.option("--signature", required=True, help="the wallet's signature of the typed data (0x + 130 hex)")
 @click.option("--solver", "solvers", multiple=True, required=True, help="solver base URL (repeatable)")
-@click.option("--rpc", help="JSON-RPC URL (default: the config's chain.rpc_url)")
-@click.option("--deployment", type=click.Path(path_type=Path), help="deployment JSON")
-@click.option("--config", type=click.Path(path_type=Path, exists=True), help="TOML with a [chain] section")
+@chain_options
 def send_command(
     intent_path: Path,
     signature: str,
@@ -603,7 +571,7 @@ def send_command(
         raw = bytes.fromhex(signature.removeprefix("0x"))
     except ValueError as exc:
         raise click.BadParameter("not hex", param_hint="--signature") from exc
-    section = load_section(config, ChainSection, name="chain") if config else ChainSection()
+    section = chain_section(config)
     client = Client(
         rpc or section.rpc_url,
         None,

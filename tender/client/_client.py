@@ -527,14 +527,9 @@ class Client:
             ContractRevert: ``NothingOwed`` when ``auction`` is given and that market owes
                 nothing (the transaction is not sent).
         """
-        paid = await self._withdraw_each(
-            auction, self.address, lambda market: asyncio.to_thread(market.withdraw)
+        return await self._pay_out(
+            auction, self.address, lambda market: asyncio.to_thread(market.withdraw), self.claim
         )
-        if auction is None:
-            claimed = await self.claim()
-            if claimed is not None:
-                paid.append(claimed)
-        return paid
 
     async def claimable(self, *, account: str | None = None) -> int:
         """Slashed stake credited to this account (or ``account``) in ``Staking``: a late or
@@ -545,36 +540,22 @@ class Client:
     async def claim(self) -> Withdrawal | None:
         """Claim the slashed stake credited to this account in ``Staking`` (``claim``);
         ``None`` (nothing sent) when nothing is credited."""
-        staking = self.staking()
-        if await asyncio.to_thread(staking.claimable, self.address) == 0:
-            return None
-        receipt = await asyncio.to_thread(staking.claim)
-        tx_hash = HexBytes(receipt["transactionHash"]).to_0x_hex()
-        amount = staking.claimed_in(receipt)
-        log(
-            logger,
-            "staking.claimed",
-            staking=staking.address,
-            account=self.address,
-            amount=amount,
-            tx=tx_hash,
-        )
-        return Withdrawal(
-            auction="staking", market=staking.address, account=self.address, amount=amount, tx_hash=tx_hash
-        )
+        return await self._claim(self.address, lambda staking: asyncio.to_thread(staking.claim))
 
     def staking(self) -> Staking:
         """The ``Staking`` contract (slashed stake is credited there), sending as this account."""
         return Staking(self.w3, self.deployment.staking, sender=self.sender)
 
-    async def _withdraw_each(
+    async def _pay_out(
         self,
         auction: AuctionName | None,
         account: str,
         withdraw: Callable[[Market], Awaitable[TxReceipt]],
+        claim: Callable[[], Awaitable[Withdrawal | None]],
     ) -> list[Withdrawal]:
         """Run ``withdraw`` for each market that owes ``account`` something (``auction``'s alone,
-        owed or not, when given) and report what each ``Withdrawn`` paid."""
+        owed or not, when given) and report what each ``Withdrawn`` paid; without ``auction``,
+        then ``claim`` what ``Staking`` credits ``account``."""
         out: list[Withdrawal] = []
         for name, amount in (await self.owed(auction, account=account)).items():
             if amount == 0 and auction is None:
@@ -587,7 +568,27 @@ class Client:
                 Withdrawal(auction=name, market=market.address, account=account, amount=paid, tx_hash=tx_hash)
             )
             log(logger, "market.withdrawn", market=market.address, account=account, amount=paid, tx=tx_hash)
+        if auction is None:
+            claimed = await claim()
+            if claimed is not None:
+                out.append(claimed)
         return out
+
+    async def _claim(
+        self, account: str, claim: Callable[[Staking], Awaitable[TxReceipt]]
+    ) -> Withdrawal | None:
+        """Send ``claim`` when ``Staking`` credits ``account`` slashed stake (``None``: nothing
+        credited, nothing sent); what it paid out."""
+        staking = self.staking()
+        if await asyncio.to_thread(staking.claimable, account) == 0:
+            return None
+        receipt = await claim(staking)
+        tx_hash = HexBytes(receipt["transactionHash"]).to_0x_hex()
+        amount = staking.claimed_in(receipt)
+        log(logger, "staking.claimed", staking=staking.address, account=account, amount=amount, tx=tx_hash)
+        return Withdrawal(
+            auction="staking", market=staking.address, account=account, amount=amount, tx_hash=tx_hash
+        )
 
     # -- sending -----------------------------------------------------------------------
 

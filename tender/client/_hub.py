@@ -12,7 +12,6 @@ request ends at its own timeout.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
@@ -20,6 +19,7 @@ from web3 import Web3
 
 from tender.chain import Event, EventFeed, LogDecoder
 from tender.client._tracker import FOLLOWED, JobTracker
+from tender.daemon import stop_task
 from tender.errors import FeedError
 from tender.logs import log
 
@@ -101,11 +101,8 @@ class EventHub:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="tender-client-hub")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while self._trackers:

@@ -11,11 +11,11 @@ The devnet's ``TestToken`` lets anyone mint; a real token refuses ``mint`` (one 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
-from tender.config import ChainSection, load_section
+from tender.client._cli_chain import chain_access, chain_options
 
 if TYPE_CHECKING:
     from tender.chain import Token
@@ -23,39 +23,13 @@ if TYPE_CHECKING:
 __all__ = ["token_group"]
 
 
-def _chain_options(command: Any) -> Any:
-    for option in reversed(
-        [
-            click.option(
-                "--rpc", help="JSON-RPC URL [default: the config's chain.rpc_url, else $TENDER_RPC_URL]"
-            ),
-            click.option(
-                "--deployment",
-                type=click.Path(path_type=Path, dir_okay=False),
-                help="deployment JSON [default: deployments/<chainId>.json]",
-            ),
-            click.option(
-                "--config",
-                type=click.Path(path_type=Path, exists=True, dir_okay=False),
-                help="TOML with a [chain] section",
-            ),
-        ]
-    ):
-        command = option(command)
-    return command
-
-
 def _token(
     rpc: str | None, deployment: Path | None, config: Path | None, *, need_key: bool
 ) -> tuple[Token, str | None]:
     """The deployment's token (sending from the configured key when ``need_key``) and the key's address."""
-    from tender.chain import Deployment, Token, TxSender, connect
+    from tender.chain import Token
 
-    section = load_section(config, ChainSection, name="chain") if config else ChainSection()
-    key = section.private_key() if need_key else None
-    w3 = connect(rpc or section.rpc_url)
-    record = Deployment.load(int(w3.eth.chain_id), path=deployment or section.deployment)
-    sender = TxSender(w3, key, confirmations=section.confirmations) if key else None
+    w3, record, sender = chain_access(rpc, deployment, config, need_key=need_key)
     return Token(w3, record.token, sender=sender), (sender.address if sender else None)
 
 
@@ -75,7 +49,7 @@ def token_group() -> None:
 @token_group.command("mint")
 @click.argument("amount")
 @click.option("--to", "to", help="who gets them [default: the key's address]")
-@_chain_options
+@chain_options
 def mint_command(
     amount: str, to: str | None, rpc: str | None, deployment: Path | None, config: Path | None
 ) -> None:
@@ -92,7 +66,7 @@ def mint_command(
 
 @token_group.command("balance")
 @click.option("--account", help="whose balance [default: the key's address]")
-@_chain_options
+@chain_options
 def balance_command(
     account: str | None, rpc: str | None, deployment: Path | None, config: Path | None
 ) -> None:

@@ -61,7 +61,14 @@ from tender.client._errors import (
 )
 from tender.client._tracker import JobTracker
 from tender.devnet._chain import TOKEN, ChainSetup
-from tender.devnet._configs import ProviderPlan, provider_config, solver_config, verifier_config, write_config
+from tender.devnet._configs import (
+    ProviderPlan,
+    RoleConfig,
+    provider_config,
+    solver_config,
+    verifier_config,
+    write_config,
+)
 from tender.devnet._live import render
 from tender.devnet._network import NEWCOMER_KEYS, NEWCOMER_TOKENS, network_lines
 from tender.devnet._summary import (
@@ -328,10 +335,7 @@ class Devnet:
                 run_dir=self.run_dir,
                 workers=workers,
             )
-            path = write_config(self.run_dir / f"{plan.name}.toml", provider)
-            self.supervisor.start(
-                plan.name, ["provider", "run", "--config", str(path)], env={"TENDER_PRIVATE_KEY": key}
-            )
+            self._start_role("provider", plan.name, provider, key)
             entries[plan.name] = ProviderEntry(
                 name=plan.name, url=f"http://127.0.0.1:{port}", address=setup.address(key)
             )
@@ -349,20 +353,10 @@ class Devnet:
                 name=name,
                 margin_bps=100 * n,
             )
-            path = write_config(self.run_dir / f"{name}.toml", solver)
-            self.supervisor.start(
-                name,
-                ["solver", "run", "--config", str(path)],
-                env={"TENDER_PRIVATE_KEY": DEV_KEYS[key_index]},
-            )
+            self._start_role("solver", name, solver, DEV_KEYS[key_index])
             self.solver_urls.append(f"http://127.0.0.1:{port}")
         verifier = verifier_config(rpc_url=rpc, deployment=deployment, run_dir=self.run_dir)
-        self.verifier_config = write_config(self.run_dir / "verifier.toml", verifier)
-        self.supervisor.start(
-            "verifier",
-            ["verifier", "run", "--config", str(self.verifier_config)],
-            env={"TENDER_PRIVATE_KEY": DEV_KEYS[VERIFIER_KEY]},
-        )
+        self.verifier_config = self._start_role("verifier", "verifier", verifier, DEV_KEYS[VERIFIER_KEY])
         for plan in PROVIDERS:
             self.supervisor.wait_http(plan.name, f"{entries[plan.name].url}/health", timeout=120)
         for n, url in enumerate(self.solver_urls, start=1):
@@ -371,6 +365,13 @@ class Devnet:
         self.supervisor.check()
 
     # -- workload ----------------------------------------------------------------------
+
+    def _start_role(self, role: str, name: str, config: RoleConfig, key: str) -> Path:
+        """Write ``config`` to ``<run dir>/<name>.toml`` and start ``tender <role> run`` on it,
+        signing with ``key``; the config's path."""
+        path = write_config(self.run_dir / f"{name}.toml", config)
+        self.supervisor.start(name, [role, "run", "--config", str(path)], env={"TENDER_PRIVATE_KEY": key})
+        return path
 
     def _plan(self) -> list[Planned]:
         return plan_workload(self.options.requests, seed=self.options.seed, faults=self.options.with_faults)

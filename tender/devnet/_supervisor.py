@@ -20,7 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,6 +120,32 @@ class Supervisor:
 
     def wait_http(self, name: str, url: str, *, timeout: float = 60.0) -> None:
         """Wait until ``url`` answers (any HTTP status) while the child is alive."""
+
+        def answers() -> bool:
+            try:
+                with urllib.request.urlopen(url, timeout=1.0):
+                    return True
+            except urllib.error.HTTPError:
+                return True  # it answered: ready enough
+            except (OSError, urllib.error.URLError):
+                return False
+
+        self._wait(name, answers, f"did not answer on {url}", timeout)
+
+    def wait_log(self, name: str, text: str, *, timeout: float = 60.0) -> None:
+        """Wait until the child's log contains ``text`` (for processes without HTTP)."""
+        log_path = self.children[name].log_path
+
+        def logged() -> bool:
+            with contextlib.suppress(OSError):
+                return text in log_path.read_text(errors="replace")
+            return False
+
+        self._wait(name, logged, f"did not log {text!r}", timeout)
+
+    def _wait(self, name: str, ready: Callable[[], bool], not_ready: str, timeout: float) -> None:
+        """Poll ``ready`` until it holds; :class:`ChildFailed` when the child exits first or
+        ``timeout`` seconds pass (``not_ready`` says what it did not do)."""
         child = self.children[name]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -127,27 +153,10 @@ class Supervisor:
                 raise ChildFailed(
                     f"{name} exited with code {child.process.returncode} before it was ready:\n{child.tail()}"
                 )
-            try:
-                with urllib.request.urlopen(url, timeout=1.0):
-                    return
-            except urllib.error.HTTPError:
-                return  # it answered: ready enough
-            except (OSError, urllib.error.URLError):
-                time.sleep(0.1)
-        raise ChildFailed(f"{name} did not answer on {url} within {timeout:.0f}s:\n{child.tail()}")
-
-    def wait_log(self, name: str, text: str, *, timeout: float = 60.0) -> None:
-        """Wait until the child's log contains ``text`` (for processes without HTTP)."""
-        child = self.children[name]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not child.alive:
-                raise ChildFailed(f"{name} exited with code {child.process.returncode}:\n{child.tail()}")
-            with contextlib.suppress(OSError):
-                if text in child.log_path.read_text(errors="replace"):
-                    return
+            if ready():
+                return
             time.sleep(0.1)
-        raise ChildFailed(f"{name} did not log {text!r} within {timeout:.0f}s:\n{child.tail()}")
+        raise ChildFailed(f"{name} {not_ready} within {timeout:.0f}s:\n{child.tail()}")
 
     def stop(self, name: str) -> int | None:
         """Stop one child's process group; its exit code (``None`` if it had to be killed)."""

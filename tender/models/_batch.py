@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,25 +228,11 @@ def prove_batch(bundle: Bundle | str | Path, inputs: Sequence[Any]) -> BatchProo
         raise InputError(f"a batch of model {card.name} holds 1 to {card.batch} inputs, not {len(inputs)}")
     values = [flatten_input(x, card.input_size) for x in inputs]
     padded = values + [[0.0] * card.input_size] * (card.batch - len(values))
-    with tempfile.TemporaryDirectory(prefix="tender-prove-batch-") as tmp:
-        scratch = Path(tmp)
-        (scratch / "input.json").write_text(json.dumps({"input_data": padded}))
-        started = time.perf_counter()
-        try:
-            keys = (str(b.vk), str(b.srs)) if card.input_visibility == "polycommit" else (None, None)
-            ezkl.gen_witness(
-                str(scratch / "input.json"), str(b.compiled), str(scratch / "witness.json"), *keys
-            )
-            raw = ezkl.prove(
-                str(scratch / "witness.json"), str(b.compiled), str(b.pk), None, srs_path=str(b.srs)
-            )
-        except RuntimeError as exc:
-            raise ProofError(f"proving a batch of {card.name} failed: {exc}") from exc
-        elapsed = time.perf_counter() - started
-    instances = [felt_from_hex(v) for v in raw["instances"][0]]
-    data = proof_bytes(raw["proof"])
+    from tender.models._prove import run_prover
+
+    instances, data, elapsed = run_prover(b, padded, what=f"a batch of {card.name}")
     jobs = [_job(card, data, instances, s) for s in job_slices(card)[: len(values)]]
-    return BatchProof(card.name, card.onnx_sha256, data, instances, jobs, round(elapsed, 4))
+    return BatchProof(card.name, card.onnx_sha256, data, instances, jobs, elapsed)
 
 
 def _job(card: ModelCard, proof: bytes, instances: list[int], slot: JobSlice) -> JobProof:
@@ -338,7 +323,7 @@ def self_check(
     """
     from tender.models import _runtime
     from tender.models._commit import kzg_points
-    from tender.models._ezkl import captured_output
+    from tender.models._ezkl import self_check_proof
     from tender.models._felt import poseidon, quantize
 
     settings = json.loads(bundle.settings.read_text())
@@ -365,17 +350,7 @@ def self_check(
             pairs.append((circuit, _runtime.run_all(bundle.path / JOB_ONNX, values, input_shape)))
         if start:
             continue
-        with captured_output(log):
-            proof = ezkl.prove(
-                str(scratch / "witness.json"),
-                str(bundle.compiled),
-                str(bundle.pk),
-                str(scratch / "proof.json"),
-                srs_path=str(bundle.srs),
-            )
-            ok = ezkl.verify(
-                str(scratch / "proof.json"), str(bundle.settings), str(bundle.vk), srs_path=str(bundle.srs)
-            )
+        proof, ok = self_check_proof(scratch, bundle, log)
         if not ok:
             raise BundleError("self-check failed: the batch proof of calibration samples does not verify")
         instances = [felt_from_hex(f) for f in proof["instances"][0]]

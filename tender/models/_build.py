@@ -48,7 +48,14 @@ from tender.models._bundle import CARD_FILE, Bundle, InstanceLayout, ModelCard, 
 from tender.models._commit import ensure_commit_basis, kzg_points
 from tender.models._commit import proof_bytes as _proof_bytes
 from tender.models._errors import BundleError, SrsError, UnsupportedModel
-from tender.models._ezkl import captured_output, dev_srs, ezkl, srs_logrows, write_evm_verifier
+from tender.models._ezkl import (
+    captured_output,
+    dev_srs,
+    ezkl,
+    self_check_proof,
+    srs_logrows,
+    write_evm_verifier,
+)
 from tender.models._felt import dequantize, felt_from_hex, poseidon, quantize
 from tender.models._kind import model_kind
 from tender.models._recipe import RECIPE, Recipe, Report, Target, Task, calibrate, check_graph, infer_task
@@ -639,20 +646,7 @@ def _check(
         outputs = [felt_from_hex(f) for output in witness["outputs"] for f in output]
         errors.add(np.asarray([dequantize(v, output_scale) for v in outputs]), reference)
         if i == 0:
-            with captured_output(log):
-                proof = ezkl.prove(
-                    str(scratch / "witness.json"),
-                    str(bundle.compiled),
-                    str(bundle.pk),
-                    str(scratch / "proof.json"),
-                    srs_path=str(bundle.srs),
-                )
-                ok = ezkl.verify(
-                    str(scratch / "proof.json"),
-                    str(bundle.settings),
-                    str(bundle.vk),
-                    srs_path=str(bundle.srs),
-                )
+            proof, ok = self_check_proof(scratch, bundle, log)
             instances = [felt_from_hex(f) for f in proof["instances"][0]]
             if not ok:
                 raise BundleError("self-check failed: the proof of a calibration sample does not verify")

@@ -23,7 +23,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from rich.console import Group
 from rich.panel import Panel
@@ -349,6 +349,22 @@ class ModelCard:
         )
 
 
+class BundleFile:
+    """A file of a bundle's folder, by name: ``bundle.vk`` is ``bundle.path / "vk.key"``."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+
+    @overload
+    def __get__(self, bundle: None, owner: type[Any]) -> BundleFile: ...
+
+    @overload
+    def __get__(self, bundle: Bundle, owner: type[Any]) -> Path: ...
+
+    def __get__(self, bundle: Bundle | None, owner: type[Any]) -> Path | BundleFile:
+        return self if bundle is None else bundle.path / self.filename
+
+
 @dataclass(frozen=True)
 class Bundle:
     """A built model bundle: its folder and its card.
@@ -393,46 +409,20 @@ class Bundle:
     def insecure_srs(self) -> bool:
         return self.card.insecure_srs
 
-    @property
-    def onnx(self) -> Path:
-        return self.path / "model.onnx"
+    onnx = BundleFile("model.onnx")
+    calibration = BundleFile("calibration.json")
+    settings = BundleFile("settings.json")
+    compiled = BundleFile("network.ezkl")
+    srs = BundleFile("kzg.srs")
+    vk = BundleFile("vk.key")
+    pk = BundleFile("pk.key")
+    verifier_source = BundleFile("Verifier.sol")
+    verifier_artifact = BundleFile("verifier.json")
 
     @property
     def job_onnx(self) -> Path:
         """One job's model: ``model.onnx`` itself, or ``job.onnx`` in a batch bundle."""
         return self.path / "job.onnx" if self.card is not None and self.card.batch > 1 else self.onnx
-
-    @property
-    def calibration(self) -> Path:
-        return self.path / "calibration.json"
-
-    @property
-    def settings(self) -> Path:
-        return self.path / "settings.json"
-
-    @property
-    def compiled(self) -> Path:
-        return self.path / "network.ezkl"
-
-    @property
-    def srs(self) -> Path:
-        return self.path / "kzg.srs"
-
-    @property
-    def vk(self) -> Path:
-        return self.path / "vk.key"
-
-    @property
-    def pk(self) -> Path:
-        return self.path / "pk.key"
-
-    @property
-    def verifier_source(self) -> Path:
-        return self.path / "Verifier.sol"
-
-    @property
-    def verifier_artifact(self) -> Path:
-        return self.path / "verifier.json"
 
     def files(self) -> list[Path]:
         """Every file a complete bundle holds."""

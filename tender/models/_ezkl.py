@@ -9,11 +9,14 @@ import os
 import sys
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ezkl as _ezkl
 
 from tender.models._errors import SrsError
+
+if TYPE_CHECKING:
+    from tender.models._bundle import Bundle
 
 #: The EZKL module, untyped: its stubs mark optional arguments as required and omit
 #: ``__version__`` and the ``PyRunArgs`` attributes, so every call goes through this name.
@@ -46,6 +49,23 @@ def captured_output(log_path: Path) -> Iterator[None]:
     finally:
         os.close(saved[0])
         os.close(saved[1])
+
+
+def self_check_proof(scratch: Path, bundle: Bundle, log: Path) -> tuple[Any, bool]:
+    """Prove ``scratch/witness.json`` into ``scratch/proof.json`` and verify it (a build's
+    self-check; EZKL's output goes to ``log``): the proof EZKL returned, and whether it verifies."""
+    with captured_output(log):
+        proof = ezkl.prove(
+            str(scratch / "witness.json"),
+            str(bundle.compiled),
+            str(bundle.pk),
+            str(scratch / "proof.json"),
+            srs_path=str(bundle.srs),
+        )
+        ok = ezkl.verify(
+            str(scratch / "proof.json"), str(bundle.settings), str(bundle.vk), srs_path=str(bundle.srs)
+        )
+    return proof, bool(ok)
 
 
 def run_coroutine(factory: Callable[[], Coroutine[Any, Any, Any]]) -> Any:

@@ -67,6 +67,29 @@ class Proof:
     prove_s: float
     input_commitment: int | None
 
+    @classmethod
+    def of(
+        cls,
+        card: ModelCard,
+        output_felts: list[int],
+        instances: list[int],
+        proof: bytes,
+        *,
+        input_commitment: int | None,
+        prove_s: float = 0.0,
+    ) -> Proof:
+        """The proof of ``card``'s model whose outputs are ``output_felts`` (dequantized here)."""
+        return cls(
+            model=card.name,
+            onnx_sha256=card.onnx_sha256,
+            output=[dequantize(v, card.output_scale) for v in output_felts],
+            output_felts=output_felts,
+            instances=instances,
+            proof=proof,
+            prove_s=prove_s,
+            input_commitment=input_commitment,
+        )
+
     @property
     def proof_hex(self) -> str:
         return "0x" + self.proof.hex()
@@ -196,9 +219,31 @@ def prove(bundle: BundleLike, data: Any) -> Proof:
     if card.batch > 1:
         raise BundleError(f"model {card.name} proves {card.batch} jobs per proof: use prove_batch()")
     values = flatten_input(data, card.input_size)
+    instances, data_bytes, elapsed = run_prover(b, [values], what=card.name)
+    layout = card.layout
+    outputs = instances[layout.output_offset : layout.output_offset + layout.output_length]
+    return Proof.of(
+        card,
+        outputs,
+        instances,
+        data_bytes,
+        prove_s=elapsed,
+        input_commitment=proof_commitment(card, data_bytes, instances),
+    )
+
+
+def run_prover(b: Bundle, input_data: list[list[float]], *, what: str) -> tuple[list[int], bytes, float]:
+    """Witness and proof of ``input_data`` (EZKL's ``input_data``, one row per input) with ``b``.
+
+    Returns:
+        (the public instances, the proof bytes, the seconds spent, rounded to 0.1 ms).
+
+    Raises:
+        ProofError: EZKL could not build the witness or the proof (``what`` names it).
+    """
     with tempfile.TemporaryDirectory(prefix="tender-prove-") as tmp:
         scratch = Path(tmp)
-        (scratch / "input.json").write_text(json.dumps({"input_data": [values]}))
+        (scratch / "input.json").write_text(json.dumps({"input_data": input_data}))
         started = time.perf_counter()
         try:
             ezkl.gen_witness(
@@ -208,22 +253,10 @@ def prove(bundle: BundleLike, data: Any) -> Proof:
                 str(scratch / "witness.json"), str(b.compiled), str(b.pk), None, srs_path=str(b.srs)
             )
         except RuntimeError as exc:
-            raise ProofError(f"proving {card.name} failed: {exc}") from exc
+            raise ProofError(f"proving {what} failed: {exc}") from exc
         elapsed = time.perf_counter() - started
     instances = [felt_from_hex(v) for v in raw["instances"][0]]
-    layout = card.layout
-    outputs = instances[layout.output_offset : layout.output_offset + layout.output_length]
-    data_bytes = proof_bytes(raw["proof"])
-    return Proof(
-        model=card.name,
-        onnx_sha256=card.onnx_sha256,
-        output=[dequantize(v, card.output_scale) for v in outputs],
-        output_felts=outputs,
-        instances=instances,
-        proof=data_bytes,
-        prove_s=round(elapsed, 4),
-        input_commitment=proof_commitment(card, data_bytes, instances),
-    )
+    return instances, proof_bytes(raw["proof"]), round(elapsed, 4)
 
 
 def output_felts(bundle: BundleLike, data: Any) -> list[int]:
