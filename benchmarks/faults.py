@@ -734,7 +734,9 @@ def _inject(market: Market, fault: Fault, trial: Trial) -> None:
         raise ValueError(fault.kind)
 
 
-async def _trial(market: Market, client: Client, chain: ChainMarket, index: int, fault: Fault) -> Trial:
+async def _trial(
+    market: Market, client: Client, chain: ChainMarket, index: int, fault: Fault, inject: asyncio.Lock
+) -> Trial:
     trial = Trial(index, fault.name)
     samples = json.loads((SAMPLE_MODELS / "mlp" / "samples.json").read_text())["samples"]
     intent, handle = await client.build_intent(
@@ -755,7 +757,8 @@ async def _trial(market: Market, client: Client, chain: ChainMarket, index: int,
     until = intent.deadline + GRACE_S
     trial.reached = await asyncio.to_thread(_wait_step, chain, trial.job_id, fault.step, until)
     if trial.reached:
-        await asyncio.to_thread(_inject, market, fault, trial)
+        async with inject:
+            await asyncio.to_thread(_inject, market, fault, trial)
     state = await asyncio.to_thread(_wait_final, chain, trial.job_id, until)
     if state == JobState.SETTLED and fault.kind.startswith("reorg") and fault.step == "settled":
         # after a reorg that took a settlement back, give the chain's new branch its time too
@@ -805,28 +808,53 @@ def _count(market: Market, trials: list[Trial], from_block: int) -> dict[str, An
     }
 
 
-def run_trials(market: Market, faults: list[Fault], section: str, console: Console) -> dict[str, Any]:
+def run_trials(
+    market: Market,
+    faults: list[Fault],
+    section: str,
+    console: Console,
+    *,
+    parallel: int = 1,
+    stagger_s: float = 3.0,
+) -> dict[str, Any]:
+    """Run ``faults``, ``parallel`` trials in flight at once (their starts ``stagger_s`` apart).
+
+    With ``parallel > 1`` each trial still gets its own fault at its own step; the other jobs in
+    flight then live through that fault too (a stricter test, never a weaker one), and the
+    faults themselves are injected one at a time."""
     chain = ChainMarket(connect(market.anvil.rpc_url), market.market_address)
     from_block = chain.w3.eth.block_number
     trials: list[Trial] = []
     started = time.monotonic()
-    console.print(f"==> {section}: {len(faults)} trials")
+    console.print(f"==> {section}: {len(faults)} trials, {parallel} in flight at once")
 
     async def main() -> None:
         client = market.client()
+        slots = asyncio.Semaphore(parallel)
+        inject = asyncio.Lock()  # one fault at a time: a kill and its restart never overlap
+
+        async def one(index: int, fault: Fault) -> None:
+            async with slots:
+                trial = await _trial(market, client, chain, index, fault, inject)
+            trials.append(trial)
+            console.print(
+                f"  {section} {len(trials)}/{len(faults)} #{index} {fault.name}: reached={trial.reached} "
+                f"chain={trial.state} sdk={trial.sdk} {trial.notes}"
+            )
+
         try:
+            pending = []
             for index, fault in enumerate(faults):
-                trial = await _trial(market, client, chain, index, fault)
-                trials.append(trial)
-                console.print(
-                    f"  {section} {index + 1}/{len(faults)} {fault.name}: reached={trial.reached} "
-                    f"chain={trial.state} sdk={trial.sdk} {trial.notes}"
-                )
+                pending.append(asyncio.create_task(one(index, fault)))
+                await asyncio.sleep(stagger_s if parallel > 1 else 0)  # jobs at different steps
+            await asyncio.gather(*pending)
         finally:
             await client.aclose()
 
     asyncio.run(main())
+    trials.sort(key=lambda t: t.index)
     result = _count(market, trials, from_block)
+    result["parallel"] = parallel
     result["seconds"] = round(time.monotonic() - started, 1)
     return result
 
@@ -844,7 +872,7 @@ def kill9(market: Market, args: argparse.Namespace, console: Console) -> dict[st
     ]
     order = quick_order + [rs for rs in roles_steps if rs not in quick_order]
     faults = [Fault(f"kill9:{role}", step) for role, step in (order[i % len(order)] for i in range(count))]
-    return {**run_trials(market, faults, "kill9", console), "quick": bool(args.quick)}
+    return {**run_trials(market, faults, "kill9", console, parallel=args.parallel), "quick": bool(args.quick)}
 
 
 def reorgs(market: Market, args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -852,14 +880,20 @@ def reorgs(market: Market, args: argparse.Namespace, console: Console) -> dict[s
     depths = [1, 3, 6] if args.quick else [1, 2, 3, 4, 5, 6]
     steps = ("settled", "delivered", "awarded")
     faults = [Fault(f"reorg:{depths[i % len(depths)]}", steps[i % len(steps)]) for i in range(count)]
-    return {**run_trials(market, faults, "reorgs", console), "quick": bool(args.quick)}
+    return {
+        **run_trials(market, faults, "reorgs", console, parallel=args.parallel),
+        "quick": bool(args.quick),
+    }
 
 
 def rpc_outages(market: Market, args: argparse.Namespace, console: Console) -> dict[str, Any]:
     count = args.trials or (2 if args.quick else 10)
     steps = ("awarded", "sent", "delivered")
     faults = [Fault(f"outage:{args.outage_s}", steps[i % len(steps)]) for i in range(count)]
-    result = {**run_trials(market, faults, "rpc_outages", console), "quick": bool(args.quick)}
+    result = {
+        **run_trials(market, faults, "rpc_outages", console, parallel=args.parallel),
+        "quick": bool(args.quick),
+    }
     details = [t["notes"] for t in result["trials_detail"]]
     result["health_unhealthy_during"] = sum(
         1 for n in details if any(not k.startswith("200:ok") for k in n.get("health_during", {}))
@@ -968,6 +1002,12 @@ def main(argv: list[str] | None = None) -> int:
         "--trials", type=int, default=None, help="trials per fault section (default: see above)"
     )
     parser.add_argument("--outage-s", type=float, default=20.0, help="seconds each RPC outage lasts")
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        help="trials in flight at once in kill9, reorgs and rpc_outages (each still gets its own fault)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--run-dir", type=Path, default=None, help="keep the roles' configs and logs here")
     args = parser.parse_args(argv)

@@ -585,6 +585,9 @@ class Solver(Daemon):
                 return
             auction_end = now + intent.auction_window
             deadline = intent.deadline
+            if deadline <= auction_end:
+                self._set(row, Pursuit.DROPPED, note="deadline too close to post the intent and award it")
+                return
         if on_chain and now >= auction_end:
             self._set(row, Pursuit.LOST, note="auction window closed before we decided")
             return
@@ -594,7 +597,12 @@ class Solver(Daemon):
             chainId=self.chain_id,
             intent=IntentWire.model_validate(intent.to_json()),
         )
-        quotes = await self.fanout.gather(request)
+        quotes, answered = await self.fanout.gather_round(request)
+        if not answered and self.fanout.providers:
+            # No provider could be reached (killed, restarting, its breaker open): that says
+            # nothing about the job. An accepted intent is never given up for it: the job task
+            # is run again (bounded backoff) until the intent expires or its auction closes.
+            raise JobError(f"no provider answered for job {row.job_id}")
         gas = self.section.gas
         units = gas.bid_gas + gas.award_gas if market.auction == AuctionType.REVERSE else gas.fill_gas
         if not on_chain:
@@ -682,16 +690,24 @@ class Solver(Daemon):
         if not self.section.submit_signed or row.signature is None:
             await self._sleep(self.section.poll_interval_s)
             return False
-        if self.store.job_txs(row.job_id, "submit"):
-            await self._sleep(self.section.poll_interval_s)
-            return (await market.job(bytes(HexBytes(row.job_id)))).state is JobState.OPEN
+        submits = [t for t in self.store.job_txs(row.job_id, "submit") if t.state != TxState.DROPPED]
+        until = self._until(intent.expiry or intent.deadline, await self._now())
         try:
+            if submits and submits[-1].state in (TxState.SIGNED, TxState.SENT):
+                # Signed before an RPC outage or a restart: broadcast again (never signed anew)
+                # and waited for; an outage raises ChainError and the job task runs again.
+                await self.txm.wait(submits[-1], until=until)
+                return (await market.job(bytes(HexBytes(row.job_id)))).state is JobState.OPEN
+            if submits:  # mined (or failed): the chain says where the job stands
+                await self._sleep(self.section.poll_interval_s)
+                return (await market.job(bytes(HexBytes(row.job_id)))).state is JobState.OPEN
             tx = await self.txm.send(
                 market.sync.fn.submitSigned(intent.to_abi(), bytes(HexBytes(row.signature))),
                 purpose="submit",
                 job_id=row.job_id,
+                until=until,
             )
-            await self.txm.wait(tx)
+            await self.txm.wait(tx, until=until)
         except (ContractRevert, TransactionFailed) as exc:
             # Another solver relayed it first (or the requester lacks funds): re-read the chain.
             log(logger, "job.submit_failed", job_id=row.job_id, error=str(exc))
