@@ -560,6 +560,21 @@ async def send(urls: dict[str, str], batch: list[Case], *, concurrency: int) -> 
     return answers
 
 
+async def resend(urls: dict[str, str], case: Case) -> int | str:
+    """``case`` once more, alone, on a fresh connection: tells a server that drops the request
+    (the same error again) from a transport artefact of the run (e.g. a kept-alive connection
+    the server closed as the client reused it: a status this time)."""
+    content = _stream(case.body) if isinstance(case.body, int) else case.body
+    async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0)) as http:
+        try:
+            reply = await http.request(
+                case.method, urls[case.role] + case.path, content=content, headers=case.headers
+            )
+        except httpx.HTTPError as exc:
+            return type(exc).__name__
+    return reply.status_code
+
+
 def _counted_5xx(urls: dict[str, str]) -> dict[str, float]:
     counted = {}
     for role, path in (("provider", "/metrics"), ("solver", "/metrics"), ("verifier", "/metrics")):
@@ -578,6 +593,8 @@ def fuzz(market: Market, args: argparse.Namespace, console: Console) -> dict[str
     started = time.monotonic()
     answers = asyncio.run(send(market.urls, batch, concurrency=8))
     seconds = time.monotonic() - started
+    dropped = [(i, c) for i, (c, status) in enumerate(answers) if not str(status).isdigit()]
+    again = {i: asyncio.run(resend(market.urls, c)) for i, c in dropped}
     assert market.supervisor is not None
     market.supervisor.check()  # every role still running
     by_status = collections.Counter(str(status) for _, status in answers)
@@ -601,6 +618,9 @@ def fuzz(market: Market, args: argparse.Namespace, console: Console) -> dict[str
         "http_5xx": http_5xx,
         "http_5xx_counted": sum(counted.values()),
         "transport_errors": sum(n for status, n in by_status.items() if not status.isdigit()),
+        # each transport error's case sent again alone on a fresh connection: a status here means
+        # the drop was the run's transport (not the server refusing or crashing on that input)
+        "transport_errors_reproduced": sum(1 for a in again.values() if not str(a).isdigit()),
         "failures": [  # the first few 5xx answers and transport errors, to reproduce them
             {
                 "role": c.role,
@@ -608,10 +628,12 @@ def fuzz(market: Market, args: argparse.Namespace, console: Console) -> dict[str
                 "method": c.method,
                 "path": c.path[:80],
                 "answer": str(status),
+                "answer_resent_alone": str(again[i]) if i in again else None,
+                "body_bytes": len(c.body) if isinstance(c.body, bytes) else c.body,
                 "body": (c.body[:120].decode("utf-8", "replace") if isinstance(c.body, bytes) else c.body),
                 "headers": c.headers,
             }
-            for c, status in answers
+            for i, (c, status) in enumerate(answers)
             if not str(status).isdigit() or int(status) >= 500
         ][:20],
         "by_status": dict(sorted(by_status.items())),
@@ -749,7 +771,8 @@ async def _trial(
     )
     trial.job_id = client.job_id(intent)
     try:
-        tracker = await client.send(intent, solvers=[market.urls["solver"]])
+        async with inject:  # never sent while another trial's fault has the solver down
+            tracker = await client.send(intent, solvers=[market.urls["solver"]])
     except TenderError as exc:
         trial.sdk, trial.state = f"send: {type(exc).__name__}", "not_sent"
         return trial

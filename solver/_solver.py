@@ -690,7 +690,11 @@ class Solver(Daemon):
         if not self.section.submit_signed or row.signature is None:
             await self._sleep(self.section.poll_interval_s)
             return False
-        submits = [t for t in self.store.job_txs(row.job_id, "submit") if t.state != TxState.DROPPED]
+        submits = [
+            t
+            for t in self.store.job_txs(row.job_id, "submit")
+            if t.state not in (TxState.DROPPED, TxState.REPLACED)
+        ]
         until = self._until(intent.expiry or intent.deadline, await self._now())
         try:
             if submits and submits[-1].state in (TxState.SIGNED, TxState.SENT):
@@ -796,6 +800,13 @@ class Solver(Daemon):
             await self._sleep(self.section.poll_interval_s)
             return
         if not chain_job.exists:
+            intent = Intent.from_json(row.intent)
+            expired = bool(intent.expiry) and intent.expiry <= await self._now()
+            if row.signature is not None and self.section.submit_signed and not expired:
+                # A reorg took back the intent we relayed: it is relayed again (the signed
+                # transaction broadcast again, or a new one), then the award awaited as before.
+                await self._ensure_posted(row, market, intent)
+                return
             self._set(row, Pursuit.DROPPED, note="intent no longer on chain")
             return
         ours = chain_job.provider.lower() == (row.provider or "").lower() and (
@@ -893,6 +904,12 @@ class Solver(Daemon):
             # then failed over or was refunded, and is no longer ours to hand over.
             market = self.markets[row.market.lower()]
             chain_job = await market.job(bytes(HexBytes(row.job_id)))
+            if chain_job.state is JobState.OPEN and row.provider:
+                # A reorg took the award back (the provider answers "not awarded"): await the
+                # award again, as after any rollback, instead of giving the job up.
+                again = Pursuit.BID if market.auction == AuctionType.REVERSE else Pursuit.FILLING
+                self._set(row, again, note="award reorged out: awaiting it again")
+                return
             if (
                 chain_job.state is not JobState.AWARDED
                 or chain_job.provider.lower() != provider.address.lower()
