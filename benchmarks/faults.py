@@ -88,7 +88,7 @@ from tender.devnet._configs import (  # noqa: E402
     write_config,
 )
 from tender.devnet._supervisor import Supervisor, tender_command  # noqa: E402
-from tender.errors import DevChainError, TenderError  # noqa: E402
+from tender.errors import ChainError, DevChainError, TenderError  # noqa: E402
 from tender.intents import AuctionType, Intent, ProofMode, job_id, sign_intent  # noqa: E402
 from tender.paths import SAMPLE_MODELS  # noqa: E402
 from tests._proxy import OutageProxy  # noqa: E402
@@ -116,6 +116,7 @@ class Market:
     setup: ChainSetup | None = None
     urls: dict[str, str] = field(default_factory=dict)  # role -> base URL
     proxy: OutageProxy | None = None  # the roles' way to Anvil
+    headroom_s: float = 15.0  # seconds of a fault the provider's promised latency leaves room for
     #: role -> (``tender`` arguments, environment, URL that answers once it is up)
     commands: dict[str, tuple[list[str], dict[str, str], str]] = field(default_factory=dict)
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -161,6 +162,14 @@ class Market:
             models=models,
             run_dir=self.run_dir,
             proving_warmup=False,
+        )
+        # The provider's promise covers the longest fault it is meant to survive mid-job: a
+        # restart or an RPC outage of ``headroom_s`` (the operator's ``pricing.restart_s``).
+        pricing = provider_cfg.provider.pricing.model_copy(
+            update={"restart_s": max(provider_cfg.provider.pricing.restart_s, self.headroom_s)}
+        )
+        provider_cfg = provider_cfg.model_copy(
+            update={"provider": provider_cfg.provider.model_copy(update={"pricing": pricing})}
         )
         self._command("provider", provider_cfg, PROVIDER_KEY, f"{self.urls['provider']}/health")
         entry = ProviderEntry(name="gpu-a", url=self.urls["provider"], address=provider)
@@ -281,10 +290,10 @@ class Market:
 
 
 @contextlib.contextmanager
-def market(console: Console, run_dir: Path | None = None) -> Iterator[Market]:
+def market(console: Console, run_dir: Path | None = None, *, headroom_s: float = 15.0) -> Iterator[Market]:
     """A started :class:`Market`, stopped on exit; its files (role logs) in ``run_dir`` if given."""
     with tempfile.TemporaryDirectory(prefix="tender-faults-") as tmp:
-        running = Market(run_dir=run_dir or Path(tmp))
+        running = Market(run_dir=run_dir or Path(tmp), headroom_s=headroom_s)
         running.run_dir.mkdir(parents=True, exist_ok=True)
         try:
             running.start(console)
@@ -696,7 +705,16 @@ class Trial:
 
 
 def _state(chain: ChainMarket, job_id: str) -> JobState:
-    return chain.job(bytes.fromhex(job_id[2:])).state
+    """The job's state on chain (Anvil read directly); a read that races a reorg (a block number
+    gone by the time it is asked for) is asked again."""
+    for attempt in range(20):
+        try:
+            return chain.job(bytes.fromhex(job_id[2:])).state
+        except ChainError:
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
 
 
 def _wait_step(chain: ChainMarket, job_id: str, step: str, until: float) -> bool:
@@ -1053,7 +1071,8 @@ def main(argv: list[str] | None = None) -> int:
 
     shared = [name for name in wanted if name in SECTIONS]
     if shared:
-        with market(console, args.run_dir) as running:
+        # headroom: an outage of --outage-s plus 10 s to catch up after it
+        with market(console, args.run_dir, headroom_s=max(15.0, args.outage_s + 10.0)) as running:
             for name in shared:
                 run, show = SECTIONS[name]
                 results[name] = run(running, args, console)
