@@ -8,14 +8,15 @@ Anvil with the real markets and real processes:
   restarted: the intent is in the store, the restarted solver posts it once a provider answers,
   and the job settles.
 
-Before the fix the first stalled forever (a signed relay was never broadcast again) and the
-second was given up at once ("no quote covers cost...": passed), so the job never reached the
-chain.
+Before the fix the second was given up at once (no quote: "passed"), so the job never reached
+the chain; the first already passed (the relay's broadcast was sent again when the chain came
+back) and guards that the relay now waits the outage out instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -68,6 +69,13 @@ def _answers(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def _quote_failures(port: int, provider: str) -> int:
+    """Failed quote requests to ``provider`` in a row, from the solver's ``GET /status``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=10) as reply:
+        status = json.loads(reply.read())
+    return int(status["providers"][provider]["failures"])
 
 
 class RelayOutageSolver(Solver):
@@ -181,8 +189,8 @@ def test_an_accepted_intent_survives_kill9_and_is_posted_after_the_restart(env: 
             body = _wire(env, env.intent(AuctionType.REVERSE, window=4))
             job = SignedIntentWire.model_validate_json(body).jobId.lower()
             assert _post(port, body) == 202
-            # the solver tried its provider, found none reachable, and kept the intent
-            wait_until(lambda: "no provider answered" in log.read_text(), timeout=60)
+            # the solver asked its provider for a quote, found it unreachable, and kept the intent
+            wait_until(lambda: _quote_failures(port, entry.name) >= 1, timeout=60)
             row = Store(db).job(job)
             assert row is not None
             assert row.pursuit == Pursuit.SEEN
