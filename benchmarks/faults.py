@@ -99,7 +99,7 @@ SEED = 16
 MIB = 2**20
 #: Short windows, as the devnet's, so that an optimistic job settles in seconds.
 MARKET_PARAMS: dict[str, Any] = {"challenge_window": 10, "proof_window": 8}
-DEADLINE_S = 60  # each trial's request: seconds after the auction window
+DEADLINE_S = 90  # each trial's request: seconds after the auction window (a restart under load + headroom)
 GRACE_S = 45  # "well after its deadline": a job not terminal by then is lost
 
 
