@@ -650,6 +650,12 @@ class Solver(Daemon):
                 )  # gas estimated: a bid already beaten reverts here, for free
                 await self.txm.wait(tx, until=until)
             except (ContractRevert, TransactionFailed) as exc:
+                if not (await market.job(bytes(job))).exists:
+                    # A reorg took the intent back between its relay and our bid: decide again
+                    # (the relay is sent again), never give the accepted intent up for it.
+                    self._set(row, Pursuit.SEEN, note=f"intent gone from the chain before the bid: {exc}")
+                    await self._sleep(self.section.poll_interval_s)
+                    return
                 self._set(row, Pursuit.LOST, note=f"bid refused: {exc}")
         elif isinstance(action, FillAction):
             await self._fill(row, market, intent, action)
