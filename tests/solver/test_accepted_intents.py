@@ -125,7 +125,7 @@ def test_an_outage_during_relay_is_waited_out_and_the_intent_posted_after(env: E
             assert submits[0].state in (TxState.SIGNED, TxState.SENT)
             assert not env.job(AuctionType.REVERSE, job).exists
             proxy.come_back()
-            wait_until(lambda: env.job(AuctionType.REVERSE, job).state is JobState.SETTLED, timeout=120)
+            wait_until(lambda: env.job(AuctionType.REVERSE, job).state is JobState.SETTLED, timeout=300)
             wait_until(lambda: (r := store.job(job)) is not None and r.pursuit == Pursuit.SETTLED, timeout=60)
     assert solver.hit
     assert proxy.outages == 1
@@ -199,7 +199,7 @@ def test_an_accepted_intent_survives_kill9_and_is_posted_after_the_restart(env: 
             assert not env.job(AuctionType.REVERSE, job).exists
             provider.come_back()
             process = _start(config, log)
-            wait_until(lambda: env.job(AuctionType.REVERSE, job).state is JobState.SETTLED, timeout=120)
+            wait_until(lambda: env.job(AuctionType.REVERSE, job).state is JobState.SETTLED, timeout=300)
             wait_until(lambda: Store(db).job(job).pursuit == Pursuit.SETTLED, timeout=60)  # type: ignore[union-attr]
         finally:
             if process.poll() is None:
