@@ -844,6 +844,10 @@ def _count(market: Market, trials: list[Trial], from_block: int) -> dict[str, An
         "lost": lost,
         "honest_slashed": slashed,
         "double_deliveries": double,
+        # trials whose fault was injected at its step (the rest: the job ended or the run moved
+        # past the step first), and requests no solver accepted (the SDK's RequestRejected)
+        "faults_injected": sum(1 for t in trials if t.reached),
+        "not_sent": sum(1 for t in trials if t.state == "not_sent"),
         "by_outcome": dict(collections.Counter(f"{t.fault}: {t.state}" for t in trials)),
         "trials_detail": [dataclasses.asdict(t) for t in trials],
     }
