@@ -23,6 +23,10 @@ Each trial of the next three sections sends one optimistic request through the s
 its job to reach a step (``sent``: the solver has the intent; ``awarded``; ``delivered``;
 ``settled``), injects one fault and waits until the job is terminal or its deadline is well past:
 
+``--parallel N`` keeps N trials in flight at once (their starts 3 s apart), so each job may also
+live through the other trials' faults; faults are injected one at a time, and no request is
+sent while one is being injected.
+
 * ``kill9``: ``kill -9`` of the provider, the solver or the verifier agent at each step, then a
   restart with the same config (100 trials; 6 with ``--quick``).
 * ``reorgs``: ``anvil_reorg`` of depth 1 to 6 after ``awarded``, ``delivered`` or ``settled``
@@ -33,7 +37,9 @@ its job to reach a step (``sent``: the solver has the intent; ``awarded``; ``del
 
 Each writes ``{"trials", "lost", "honest_slashed", "double_deliveries", "by_outcome", "trials_detail",
 "seconds"}``, counted from the chain's canonical logs of the market at the end of the section:
-*lost* is a job not terminal ``GRACE_S`` after its deadline; *honest_slashed* a job with an
+*lost* is a request the solver accepted (``202``) whose job is not terminal on chain (settled,
+refunded, expired or slashed) ``GRACE_S`` after its deadline; a request no solver accepted (the
+SDK raised ``RequestRejected``: ``not_sent``) was refused explicitly and is not lost; *honest_slashed* a job with an
 ``Expired`` or ``Slashed`` event (every provider here is honest); *double_deliveries* a second
 ``Delivered`` for the same award (between two ``Awarded``/``FailedOver`` events).
 
