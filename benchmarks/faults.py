@@ -23,6 +23,10 @@ Each trial of the next three sections sends one optimistic request through the s
 its job to reach a step (``sent``: the solver has the intent; ``awarded``; ``delivered``;
 ``settled``), injects one fault and waits until the job is terminal or its deadline is well past:
 
+``--parallel N`` keeps N trials in flight at once (their starts 3 s apart), so each job may also
+live through the other trials' faults; faults are injected one at a time, and no request is
+sent while one is being injected.
+
 * ``kill9``: ``kill -9`` of the provider, the solver or the verifier agent at each step, then a
   restart with the same config (100 trials; 6 with ``--quick``).
 * ``reorgs``: ``anvil_reorg`` of depth 1 to 6 after ``awarded``, ``delivered`` or ``settled``
@@ -33,7 +37,9 @@ its job to reach a step (``sent``: the solver has the intent; ``awarded``; ``del
 
 Each writes ``{"trials", "lost", "honest_slashed", "double_deliveries", "by_outcome", "trials_detail",
 "seconds"}``, counted from the chain's canonical logs of the market at the end of the section:
-*lost* is a job not terminal ``GRACE_S`` after its deadline; *honest_slashed* a job with an
+*lost* is a request the solver accepted (``202``) whose job is not terminal on chain (settled,
+refunded, expired or slashed) ``GRACE_S`` after its deadline; a request no solver accepted (the
+SDK raised ``RequestRejected``: ``not_sent``) was refused explicitly and is not lost; *honest_slashed* a job with an
 ``Expired`` or ``Slashed`` event (every provider here is honest); *double_deliveries* a second
 ``Delivered`` for the same award (between two ``Awarded``/``FailedOver`` events).
 
@@ -88,7 +94,7 @@ from tender.devnet._configs import (  # noqa: E402
     write_config,
 )
 from tender.devnet._supervisor import Supervisor, tender_command  # noqa: E402
-from tender.errors import DevChainError, TenderError  # noqa: E402
+from tender.errors import ChainError, DevChainError, TenderError  # noqa: E402
 from tender.intents import AuctionType, Intent, ProofMode, job_id, sign_intent  # noqa: E402
 from tender.paths import SAMPLE_MODELS  # noqa: E402
 from tests._proxy import OutageProxy  # noqa: E402
@@ -99,7 +105,7 @@ SEED = 16
 MIB = 2**20
 #: Short windows, as the devnet's, so that an optimistic job settles in seconds.
 MARKET_PARAMS: dict[str, Any] = {"challenge_window": 10, "proof_window": 8}
-DEADLINE_S = 60  # each trial's request: seconds after the auction window
+DEADLINE_S = 90  # each trial's request: seconds after the auction window (a restart under load + headroom)
 GRACE_S = 45  # "well after its deadline": a job not terminal by then is lost
 
 
@@ -116,6 +122,7 @@ class Market:
     setup: ChainSetup | None = None
     urls: dict[str, str] = field(default_factory=dict)  # role -> base URL
     proxy: OutageProxy | None = None  # the roles' way to Anvil
+    headroom_s: float = 15.0  # seconds of a fault the provider's promised latency leaves room for
     #: role -> (``tender`` arguments, environment, URL that answers once it is up)
     commands: dict[str, tuple[list[str], dict[str, str], str]] = field(default_factory=dict)
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -161,6 +168,14 @@ class Market:
             models=models,
             run_dir=self.run_dir,
             proving_warmup=False,
+        )
+        # The provider's promise covers the longest fault it is meant to survive mid-job: a
+        # restart or an RPC outage of ``headroom_s`` (the operator's ``pricing.restart_s``).
+        pricing = provider_cfg.provider.pricing.model_copy(
+            update={"restart_s": max(provider_cfg.provider.pricing.restart_s, self.headroom_s)}
+        )
+        provider_cfg = provider_cfg.model_copy(
+            update={"provider": provider_cfg.provider.model_copy(update={"pricing": pricing})}
         )
         self._command("provider", provider_cfg, PROVIDER_KEY, f"{self.urls['provider']}/health")
         entry = ProviderEntry(name="gpu-a", url=self.urls["provider"], address=provider)
@@ -281,10 +296,10 @@ class Market:
 
 
 @contextlib.contextmanager
-def market(console: Console, run_dir: Path | None = None) -> Iterator[Market]:
+def market(console: Console, run_dir: Path | None = None, *, headroom_s: float = 15.0) -> Iterator[Market]:
     """A started :class:`Market`, stopped on exit; its files (role logs) in ``run_dir`` if given."""
     with tempfile.TemporaryDirectory(prefix="tender-faults-") as tmp:
-        running = Market(run_dir=run_dir or Path(tmp))
+        running = Market(run_dir=run_dir or Path(tmp), headroom_s=headroom_s)
         running.run_dir.mkdir(parents=True, exist_ok=True)
         try:
             running.start(console)
@@ -560,6 +575,21 @@ async def send(urls: dict[str, str], batch: list[Case], *, concurrency: int) -> 
     return answers
 
 
+async def resend(urls: dict[str, str], case: Case) -> int | str:
+    """``case`` once more, alone, on a fresh connection: tells a server that drops the request
+    (the same error again) from a transport artefact of the run (e.g. a kept-alive connection
+    the server closed as the client reused it: a status this time)."""
+    content = _stream(case.body) if isinstance(case.body, int) else case.body
+    async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0)) as http:
+        try:
+            reply = await http.request(
+                case.method, urls[case.role] + case.path, content=content, headers=case.headers
+            )
+        except httpx.HTTPError as exc:
+            return type(exc).__name__
+    return reply.status_code
+
+
 def _counted_5xx(urls: dict[str, str]) -> dict[str, float]:
     counted = {}
     for role, path in (("provider", "/metrics"), ("solver", "/metrics"), ("verifier", "/metrics")):
@@ -578,6 +608,8 @@ def fuzz(market: Market, args: argparse.Namespace, console: Console) -> dict[str
     started = time.monotonic()
     answers = asyncio.run(send(market.urls, batch, concurrency=8))
     seconds = time.monotonic() - started
+    dropped = [(i, c) for i, (c, status) in enumerate(answers) if not str(status).isdigit()]
+    again = {i: asyncio.run(resend(market.urls, c)) for i, c in dropped}
     assert market.supervisor is not None
     market.supervisor.check()  # every role still running
     by_status = collections.Counter(str(status) for _, status in answers)
@@ -601,6 +633,9 @@ def fuzz(market: Market, args: argparse.Namespace, console: Console) -> dict[str
         "http_5xx": http_5xx,
         "http_5xx_counted": sum(counted.values()),
         "transport_errors": sum(n for status, n in by_status.items() if not status.isdigit()),
+        # each transport error's case sent again alone on a fresh connection: a status here means
+        # the drop was the run's transport (not the server refusing or crashing on that input)
+        "transport_errors_reproduced": sum(1 for a in again.values() if not str(a).isdigit()),
         "failures": [  # the first few 5xx answers and transport errors, to reproduce them
             {
                 "role": c.role,
@@ -608,10 +643,12 @@ def fuzz(market: Market, args: argparse.Namespace, console: Console) -> dict[str
                 "method": c.method,
                 "path": c.path[:80],
                 "answer": str(status),
+                "answer_resent_alone": str(again[i]) if i in again else None,
+                "body_bytes": len(c.body) if isinstance(c.body, bytes) else c.body,
                 "body": (c.body[:120].decode("utf-8", "replace") if isinstance(c.body, bytes) else c.body),
                 "headers": c.headers,
             }
-            for c, status in answers
+            for i, (c, status) in enumerate(answers)
             if not str(status).isdigit() or int(status) >= 500
         ][:20],
         "by_status": dict(sorted(by_status.items())),
@@ -674,7 +711,16 @@ class Trial:
 
 
 def _state(chain: ChainMarket, job_id: str) -> JobState:
-    return chain.job(bytes.fromhex(job_id[2:])).state
+    """The job's state on chain (Anvil read directly); a read that races a reorg (a block number
+    gone by the time it is asked for) is asked again."""
+    for attempt in range(20):
+        try:
+            return chain.job(bytes.fromhex(job_id[2:])).state
+        except ChainError:
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
 
 
 def _wait_step(chain: ChainMarket, job_id: str, step: str, until: float) -> bool:
@@ -734,7 +780,9 @@ def _inject(market: Market, fault: Fault, trial: Trial) -> None:
         raise ValueError(fault.kind)
 
 
-async def _trial(market: Market, client: Client, chain: ChainMarket, index: int, fault: Fault) -> Trial:
+async def _trial(
+    market: Market, client: Client, chain: ChainMarket, index: int, fault: Fault, inject: asyncio.Lock
+) -> Trial:
     trial = Trial(index, fault.name)
     samples = json.loads((SAMPLE_MODELS / "mlp" / "samples.json").read_text())["samples"]
     intent, handle = await client.build_intent(
@@ -747,7 +795,8 @@ async def _trial(market: Market, client: Client, chain: ChainMarket, index: int,
     )
     trial.job_id = client.job_id(intent)
     try:
-        tracker = await client.send(intent, solvers=[market.urls["solver"]])
+        async with inject:  # never sent while another trial's fault has the solver down
+            tracker = await client.send(intent, solvers=[market.urls["solver"]])
     except TenderError as exc:
         trial.sdk, trial.state = f"send: {type(exc).__name__}", "not_sent"
         return trial
@@ -755,7 +804,8 @@ async def _trial(market: Market, client: Client, chain: ChainMarket, index: int,
     until = intent.deadline + GRACE_S
     trial.reached = await asyncio.to_thread(_wait_step, chain, trial.job_id, fault.step, until)
     if trial.reached:
-        await asyncio.to_thread(_inject, market, fault, trial)
+        async with inject:
+            await asyncio.to_thread(_inject, market, fault, trial)
     state = await asyncio.to_thread(_wait_final, chain, trial.job_id, until)
     if state == JobState.SETTLED and fault.kind.startswith("reorg") and fault.step == "settled":
         # after a reorg that took a settlement back, give the chain's new branch its time too
@@ -800,33 +850,62 @@ def _count(market: Market, trials: list[Trial], from_block: int) -> dict[str, An
         "lost": lost,
         "honest_slashed": slashed,
         "double_deliveries": double,
+        # trials whose fault was injected at its step (the rest: the job ended or the run moved
+        # past the step first), and requests no solver accepted (the SDK's RequestRejected)
+        "faults_injected": sum(1 for t in trials if t.reached),
+        "not_sent": sum(1 for t in trials if t.state == "not_sent"),
         "by_outcome": dict(collections.Counter(f"{t.fault}: {t.state}" for t in trials)),
         "trials_detail": [dataclasses.asdict(t) for t in trials],
     }
 
 
-def run_trials(market: Market, faults: list[Fault], section: str, console: Console) -> dict[str, Any]:
+def run_trials(
+    market: Market,
+    faults: list[Fault],
+    section: str,
+    console: Console,
+    *,
+    parallel: int = 1,
+    stagger_s: float = 3.0,
+) -> dict[str, Any]:
+    """Run ``faults``, ``parallel`` trials in flight at once (their starts ``stagger_s`` apart).
+
+    With ``parallel > 1`` each trial still gets its own fault at its own step; the other jobs in
+    flight then live through that fault too (a stricter test, never a weaker one), and the
+    faults themselves are injected one at a time."""
     chain = ChainMarket(connect(market.anvil.rpc_url), market.market_address)
     from_block = chain.w3.eth.block_number
     trials: list[Trial] = []
     started = time.monotonic()
-    console.print(f"==> {section}: {len(faults)} trials")
+    console.print(f"==> {section}: {len(faults)} trials, {parallel} in flight at once")
 
     async def main() -> None:
         client = market.client()
+        slots = asyncio.Semaphore(parallel)
+        inject = asyncio.Lock()  # one fault at a time: a kill and its restart never overlap
+
+        async def one(index: int, fault: Fault) -> None:
+            async with slots:
+                trial = await _trial(market, client, chain, index, fault, inject)
+            trials.append(trial)
+            console.print(
+                f"  {section} {len(trials)}/{len(faults)} #{index} {fault.name}: reached={trial.reached} "
+                f"chain={trial.state} sdk={trial.sdk} {trial.notes}"
+            )
+
         try:
+            pending = []
             for index, fault in enumerate(faults):
-                trial = await _trial(market, client, chain, index, fault)
-                trials.append(trial)
-                console.print(
-                    f"  {section} {index + 1}/{len(faults)} {fault.name}: reached={trial.reached} "
-                    f"chain={trial.state} sdk={trial.sdk} {trial.notes}"
-                )
+                pending.append(asyncio.create_task(one(index, fault)))
+                await asyncio.sleep(stagger_s if parallel > 1 else 0)  # jobs at different steps
+            await asyncio.gather(*pending)
         finally:
             await client.aclose()
 
     asyncio.run(main())
+    trials.sort(key=lambda t: t.index)
     result = _count(market, trials, from_block)
+    result["parallel"] = parallel
     result["seconds"] = round(time.monotonic() - started, 1)
     return result
 
@@ -844,7 +923,7 @@ def kill9(market: Market, args: argparse.Namespace, console: Console) -> dict[st
     ]
     order = quick_order + [rs for rs in roles_steps if rs not in quick_order]
     faults = [Fault(f"kill9:{role}", step) for role, step in (order[i % len(order)] for i in range(count))]
-    return {**run_trials(market, faults, "kill9", console), "quick": bool(args.quick)}
+    return {**run_trials(market, faults, "kill9", console, parallel=args.parallel), "quick": bool(args.quick)}
 
 
 def reorgs(market: Market, args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -852,14 +931,20 @@ def reorgs(market: Market, args: argparse.Namespace, console: Console) -> dict[s
     depths = [1, 3, 6] if args.quick else [1, 2, 3, 4, 5, 6]
     steps = ("settled", "delivered", "awarded")
     faults = [Fault(f"reorg:{depths[i % len(depths)]}", steps[i % len(steps)]) for i in range(count)]
-    return {**run_trials(market, faults, "reorgs", console), "quick": bool(args.quick)}
+    return {
+        **run_trials(market, faults, "reorgs", console, parallel=args.parallel),
+        "quick": bool(args.quick),
+    }
 
 
 def rpc_outages(market: Market, args: argparse.Namespace, console: Console) -> dict[str, Any]:
     count = args.trials or (2 if args.quick else 10)
     steps = ("awarded", "sent", "delivered")
     faults = [Fault(f"outage:{args.outage_s}", steps[i % len(steps)]) for i in range(count)]
-    result = {**run_trials(market, faults, "rpc_outages", console), "quick": bool(args.quick)}
+    result = {
+        **run_trials(market, faults, "rpc_outages", console, parallel=args.parallel),
+        "quick": bool(args.quick),
+    }
     details = [t["notes"] for t in result["trials_detail"]]
     result["health_unhealthy_during"] = sum(
         1 for n in details if any(not k.startswith("200:ok") for k in n.get("health_during", {}))
@@ -968,6 +1053,12 @@ def main(argv: list[str] | None = None) -> int:
         "--trials", type=int, default=None, help="trials per fault section (default: see above)"
     )
     parser.add_argument("--outage-s", type=float, default=20.0, help="seconds each RPC outage lasts")
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        help="trials in flight at once in kill9, reorgs and rpc_outages (each still gets its own fault)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--run-dir", type=Path, default=None, help="keep the roles' configs and logs here")
     args = parser.parse_args(argv)
@@ -990,7 +1081,8 @@ def main(argv: list[str] | None = None) -> int:
 
     shared = [name for name in wanted if name in SECTIONS]
     if shared:
-        with market(console, args.run_dir) as running:
+        # headroom: an outage of --outage-s plus 10 s to catch up after it
+        with market(console, args.run_dir, headroom_s=max(15.0, args.outage_s + 10.0)) as running:
             for name in shared:
                 run, show = SECTIONS[name]
                 results[name] = run(running, args, console)

@@ -233,6 +233,15 @@ class FanOut:
             window: seconds the round stays open (default: ``timeout``); it closes earlier
                 when every provider has answered.
         """
+        quotes, _answered = await self.gather_round(request, window=window)
+        return quotes
+
+    async def gather_round(
+        self, request: QuoteRequest, *, window: float | None = None
+    ) -> tuple[list[VerifiedQuote], int]:
+        """:meth:`gather`, and how many providers answered at all (a quote or a refusal): 0
+        means none could be reached (down, or their breaker open), which says nothing about
+        the job itself."""
         started = time.perf_counter()
         limit = self.timeout if window is None else window
         body = request.model_dump_json().encode()
@@ -240,11 +249,12 @@ class FanOut:
         asked = [p for p in self.providers if self.breakers[p.name].available(now_mono)]
         answers = await asyncio.gather(*(self._ask(p, body, request.jobId, limit) for p in asked))
         FANOUT_SECONDS.observe(time.perf_counter() - started)
-        return [a for a in answers if a is not None]
+        return [q for answered, q in answers if q is not None], sum(answered for answered, _ in answers)
 
     async def _ask(
         self, provider: ProviderEntry, body: bytes, job_id: str, limit: float
-    ) -> VerifiedQuote | None:
+    ) -> tuple[bool, VerifiedQuote | None]:
+        """Whether ``provider`` answered (a quote or a refusal), and its verified quote."""
         breaker = self.breakers[provider.name]
         try:
             async with asyncio.timeout(limit):
@@ -255,18 +265,18 @@ class FanOut:
             if isinstance(answer, QuoteRefusal):
                 breaker.success()
                 QUOTES.labels(provider.name, "refused").inc()
-                return None
+                return True, None
             verified = verify_quote(answer, job_id=job_id, provider=provider, now=int(time.time()))
         except _QUOTE_ERRORS as exc:
             breaker.failure(time.monotonic())
             QUOTES.labels(provider.name, "failed").inc()
             BREAKER_OPEN.labels(provider.name).set(0 if breaker.available(time.monotonic()) else 1)
             log(logger, "quote.failed", level=logging.DEBUG, provider=provider.name, error=repr(exc))
-            return None
+            return False, None
         breaker.success()
         BREAKER_OPEN.labels(provider.name).set(0)
         QUOTES.labels(provider.name, "quote").inc()
-        return verified
+        return True, verified
 
     async def aclose(self) -> None:
         with contextlib.suppress(*TRANSPORT_ERRORS):

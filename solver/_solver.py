@@ -585,6 +585,9 @@ class Solver(Daemon):
                 return
             auction_end = now + intent.auction_window
             deadline = intent.deadline
+            if deadline <= auction_end:
+                self._set(row, Pursuit.DROPPED, note="deadline too close to post the intent and award it")
+                return
         if on_chain and now >= auction_end:
             self._set(row, Pursuit.LOST, note="auction window closed before we decided")
             return
@@ -594,7 +597,12 @@ class Solver(Daemon):
             chainId=self.chain_id,
             intent=IntentWire.model_validate(intent.to_json()),
         )
-        quotes = await self.fanout.gather(request)
+        quotes, answered = await self.fanout.gather_round(request)
+        if not answered and self.fanout.providers:
+            # No provider could be reached (killed, restarting, its breaker open): that says
+            # nothing about the job. An accepted intent is never given up for it: the job task
+            # is run again (bounded backoff) until the intent expires or its auction closes.
+            raise JobError(f"no provider answered for job {row.job_id}")
         gas = self.section.gas
         units = gas.bid_gas + gas.award_gas if market.auction == AuctionType.REVERSE else gas.fill_gas
         if not on_chain:
@@ -635,6 +643,12 @@ class Solver(Daemon):
                 )  # gas estimated: a bid already beaten reverts here, for free
                 await self.txm.wait(tx, until=until)
             except (ContractRevert, TransactionFailed) as exc:
+                if not (await market.job(bytes(job))).exists:
+                    # A reorg took the intent back between its relay and our bid: decide again
+                    # (the relay is sent again), never give the accepted intent up for it.
+                    self._set(row, Pursuit.SEEN, note=f"intent gone from the chain before the bid: {exc}")
+                    await self._sleep(self.section.poll_interval_s)
+                    return
                 self._set(row, Pursuit.LOST, note=f"bid refused: {exc}")
         elif isinstance(action, FillAction):
             await self._fill(row, market, intent, action)
@@ -675,16 +689,28 @@ class Solver(Daemon):
         if not self.section.submit_signed or row.signature is None:
             await self._sleep(self.section.poll_interval_s)
             return False
-        if self.store.job_txs(row.job_id, "submit"):
-            await self._sleep(self.section.poll_interval_s)
-            return (await market.job(bytes(HexBytes(row.job_id)))).state is JobState.OPEN
+        submits = [
+            t
+            for t in self.store.job_txs(row.job_id, "submit")
+            if t.state not in (TxState.DROPPED, TxState.REPLACED)
+        ]
+        until = self._until(intent.expiry or intent.deadline, await self._now())
         try:
+            if submits and submits[-1].state in (TxState.SIGNED, TxState.SENT):
+                # Signed before an RPC outage or a restart: broadcast again (never signed anew)
+                # and waited for; an outage raises ChainError and the job task runs again.
+                await self.txm.wait(submits[-1], until=until)
+                return (await market.job(bytes(HexBytes(row.job_id)))).state is JobState.OPEN
+            if submits:  # mined (or failed): the chain says where the job stands
+                await self._sleep(self.section.poll_interval_s)
+                return (await market.job(bytes(HexBytes(row.job_id)))).state is JobState.OPEN
             tx = await self.txm.send(
                 market.sync.fn.submitSigned(intent.to_abi(), bytes(HexBytes(row.signature))),
                 purpose="submit",
                 job_id=row.job_id,
+                until=until,
             )
-            await self.txm.wait(tx)
+            await self.txm.wait(tx, until=until)
         except (ContractRevert, TransactionFailed) as exc:
             # Another solver relayed it first (or the requester lacks funds): re-read the chain.
             log(logger, "job.submit_failed", job_id=row.job_id, error=str(exc))
@@ -771,6 +797,13 @@ class Solver(Daemon):
             await self._sleep(self.section.poll_interval_s)
             return
         if not chain_job.exists:
+            intent = Intent.from_json(row.intent)
+            expired = bool(intent.expiry) and intent.expiry <= await self._now()
+            if row.signature is not None and self.section.submit_signed and not expired:
+                # A reorg took back the intent we relayed: it is relayed again (the signed
+                # transaction broadcast again, or a new one), then the award awaited as before.
+                await self._ensure_posted(row, market, intent)
+                return
             self._set(row, Pursuit.DROPPED, note="intent no longer on chain")
             return
         ours = chain_job.provider.lower() == (row.provider or "").lower() and (
@@ -862,6 +895,12 @@ class Solver(Daemon):
             # then failed over or was refunded, and is no longer ours to hand over.
             market = self.markets[row.market.lower()]
             chain_job = await market.job(bytes(HexBytes(row.job_id)))
+            if chain_job.state is JobState.OPEN and row.provider:
+                # A reorg took the award back (the provider answers "not awarded"): await the
+                # award again, as after any rollback, instead of giving the job up.
+                again = Pursuit.BID if market.auction == AuctionType.REVERSE else Pursuit.FILLING
+                self._set(row, again, note="award reorged out: awaiting it again")
+                return
             if (
                 chain_job.state is not JobState.AWARDED
                 or chain_job.provider.lower() != provider.address.lower()

@@ -303,9 +303,47 @@ class TxManager:
                     f"nonce {row.nonce} not mined within {within_s}s", tx_hash=HexBytes(row.hash)
                 )
             if time.monotonic() - last_push > self.gas.stuck_after_s and versions:
+                await self._fill_gap(row.nonce, until)
                 await self.replace(max(versions, key=lambda t: t.max_fee))
                 last_push = time.monotonic()
             await asyncio.sleep(poll)
+
+    async def _fill_gap(self, nonce: int, until: float | None = None) -> None:
+        """A transaction waits behind lower nonces the chain has not mined (a reorg dropped them
+        and the node forgot them): broadcast again what we signed for each (the same bytes: one
+        execution on the canonical chain), or fill it with a self-transfer when nothing we
+        signed for it is worth running (it failed, or was never broadcast)."""
+        chain_nonce = int(
+            await self._rpc(lambda: self.w3.eth.get_transaction_count(self.account.address, "latest"), until)
+        )
+        for gap in range(chain_nonce, nonce):
+            ours = [t for t in self.store.txs(sender=self.address) if t.nonce == gap]
+            again = [t for t in ours if t.state in (TxState.SIGNED, TxState.SENT, TxState.MINED)]
+            log(logger, "tx.gap", level=logging.WARNING, nonce=gap, waiting=nonce, known=len(again))
+            if again:
+                latest = max(again, key=lambda t: t.max_fee)
+                if latest.state == TxState.MINED:  # mined on a branch the chain left
+                    self.store.update_tx(latest.id, state=TxState.SENT.value, block=None)
+                await self._rebroadcast(latest, until)
+                continue
+            max_fee, tip = await self._fees(until)
+            fill = cast(TxParams, {"to": self.address, "value": 0, "data": b"", "gas": 21_000})
+            raw, tx_hash = self._sign(fill, nonce=gap, max_fee=max_fee, tip=tip)
+            with self.store.transaction():
+                tx_id = self.store.add_tx(
+                    sender=self.address,
+                    nonce=gap,
+                    purpose="cancel",
+                    job_id=None,
+                    raw=raw,
+                    tx_hash=tx_hash,
+                    max_fee=max_fee,
+                    tip=tip,
+                )
+            try:
+                await self._broadcast(tx_id, raw, tx_hash, until)
+            except TransactionFailed as exc:
+                log(logger, "tx.gap_fill_refused", level=logging.DEBUG, error=repr(exc))
 
     async def _receipt(self, tx_hash: str, until: float | None = None) -> TxReceipt | None:
         try:

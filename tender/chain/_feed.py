@@ -37,6 +37,7 @@ from web3 import AsyncWeb3, Web3
 from tender.chain._abi import LogDecoder
 from tender.chain._base import tender_log_decoder
 from tender.chain._events import Event, to_event
+from tender.chain._tx import is_transient
 from tender.errors import FeedError
 from tender.logs import log
 
@@ -312,6 +313,8 @@ class AsyncEventFeed(_FeedModel):
         try:
             return _header(await self.w3.eth.get_block(number))
         except Exception as exc:  # a block the node no longer has (reorged away, pruned)
+            if is_transient(exc):
+                raise  # the node unreachable (an outage): the step fails and is retried, not a reorg
             log(logger, "feed.block_missing", level=logging.DEBUG, block=number, error=repr(exc))
             return "", ""
 
@@ -372,6 +375,8 @@ class EventFeed(_FeedModel):
         try:
             return _header(self.w3.eth.get_block(number))
         except Exception as exc:  # a block the node no longer has (reorged away, pruned)
+            if is_transient(exc):
+                raise  # the node unreachable (an outage): the step fails and is retried, not a reorg
             log(logger, "feed.block_missing", level=logging.DEBUG, block=number, error=repr(exc))
             return "", ""
 

@@ -650,14 +650,16 @@ class RecordingSolver(Solver):
 
     async def setup(self) -> None:
         await super().setup()
-        gather = self.fanout.gather
+        gather_round = self.fanout.gather_round
 
-        async def recording(request: QuoteRequest, *, window: float | None = None) -> list[VerifiedQuote]:
-            quotes = await gather(request, window=window)
+        async def recording(
+            request: QuoteRequest, *, window: float | None = None
+        ) -> tuple[list[VerifiedQuote], int]:
+            quotes, answered = await gather_round(request, window=window)
             self.quotes[request.jobId.lower()] = [q.offer for q in quotes]
-            return quotes
+            return quotes, answered
 
-        self.fanout.gather = recording  # type: ignore[method-assign]
+        self.fanout.gather_round = recording  # type: ignore[method-assign]
 
 
 class Running:
