@@ -111,6 +111,7 @@ class RfqDesk:
     async def quote(self, wire: SignedIntentWire) -> FirmQuote | QuoteRefusal:
         """A firm quote for ``wire``'s intent on the quote market, or a refusal."""
         node = self.node
+        started = time.perf_counter()
 
         def refuse(reason: str, outcome: str) -> QuoteRefusal:
             node.metrics.quotes.labels(outcome).inc()
@@ -148,7 +149,14 @@ class RfqDesk:
         market = self.market
         signature = sign_quote(quote, node._signing_key, chain_id=market.chain_id, market=market.address)
         node.metrics.quotes.labels("quoted").inc()
-        log(logger, "rfq.quoted", job_id=wire.jobId, price=offer.price, latency_s=offer.latency_s)
+        log(
+            logger,
+            "rfq.quoted",
+            job_id=wire.jobId,
+            price=offer.price,
+            latency_s=offer.latency_s,
+            ms=round(1000 * (time.perf_counter() - started), 1),
+        )
         return FirmQuote(quote=quote.to_json(), signature=_hex(signature), url="")
 
     async def run(self, body: RunQuoted) -> CommittedOutput:
@@ -214,6 +222,7 @@ class RfqDesk:
         bundle = self._bundles.get(served.entry.name)
         if bundle is None:
             bundle = self._bundles[served.entry.name] = Bundle.load(served.bundle.path)
+        started = time.perf_counter()
         try:
             felts = await asyncio.to_thread(output_felts, bundle, row)
         except TenderError as exc:
@@ -238,7 +247,13 @@ class RfqDesk:
         )
         self.runs[key] = task
         task.add_done_callback(lambda _: self.runs.pop(key, None))
-        log(logger, "rfq.committed", job_id=key, output_hash=_hex(out_hash))
+        log(
+            logger,
+            "rfq.committed",
+            job_id=key,
+            output_hash=_hex(out_hash),
+            witness_ms=round(1000 * (time.perf_counter() - started), 1),
+        )
         scale = bundle.card.output_scale
         return CommittedOutput(
             jobId=key,

@@ -108,8 +108,9 @@ class ProvisionalResult:
         signed_at: ``time.monotonic()`` when the intent was signed.
         result_at: ``time.monotonic()`` when the commitment was verified.
         provisional: ``True``: the proof is not on chain yet.
-        phases: milliseconds of the quote round (``round_ms``) and of the provider's answer
-            (``run_ms``).
+        phases: milliseconds of the quote round (``round_ms``: signed intent to ranked quotes)
+            and of taking the best quote (``run_ms``), of which the provider's HTTP answer
+            (``provider_ms``) and the wait for the stake read after it (``stake_wait_ms``).
     """
 
     job_id: str
@@ -340,13 +341,13 @@ async def request_quote(
     intent = intent.replace(auction_type=AuctionType.QUOTE, start_price=0)
     await _fund_quote_market(client, 2 * max_price)
     job = client.job_id(intent)
-    signature = client.sign(intent)
-    signed_at = time.monotonic()
-    body = client.signed_wire(intent, signature=signature).model_dump_json()
     rnd = _Round(client, intent, window_ms=window_ms, timeout=timeout)
     if client._http is None:
         client._http = httpx.AsyncClient(timeout=client._http_timeout)
     http = client._http
+    signature = client.sign(intent)
+    signed_at = time.monotonic()
+    body = client.signed_wire(intent, signature=signature).model_dump_json()
     quotes = await rnd.quotes(http, body)
     if not quotes:  # a cold or loaded round: one more, with a longer window
         rnd.window_ms = min(RETRY_WINDOW_MS, 4 * window_ms)
@@ -361,7 +362,7 @@ async def request_quote(
     for quote, quote_sig, url in ranked[:MAX_TAKES]:
         try:
             committed, felts, out_hash, commitment, backing = await _take(
-                client, rnd, http, body, (quote, quote_sig, url), timeout
+                client, rnd, http, body, (quote, quote_sig, url), timeout, phases
             )
             break
         except RequestRejected as exc:
@@ -428,9 +429,11 @@ async def _take(
     body: str,
     taken: tuple[Quote, bytes, str],
     timeout: float | None,  # noqa: ASYNC109 - on the provider's answer
+    phases: dict[str, float],
 ) -> tuple[CommittedOutput, list[int], bytes, bytes, int]:
     """Take one quote: ``(answer, output felts, output hash, commitment, stake)``, or
-    :class:`RequestRejected` naming what was wrong with the provider's answer."""
+    :class:`RequestRejected` naming what was wrong with the provider's answer. ``phases`` gets
+    ``provider_ms`` and ``stake_wait_ms``."""
     from tender.client._errors import RequestRejected
 
     quote, quote_sig, url = taken
@@ -448,6 +451,7 @@ async def _take(
             "acceptance": _hex(acceptance),
         }
     )
+    asked = time.monotonic()
     try:
         reply = await http.post(
             f"{url}/rfq/run",
@@ -467,6 +471,7 @@ async def _take(
         raise RequestRejected(
             f"the provider did not answer: {exc!r}", job_id=job, reasons={"provider": repr(exc)}
         ) from exc
+    phases["provider_ms"] = 1000 * (time.monotonic() - asked)
     felts = [int(f) for f in committed.outputFelts]
     out_hash = output_hash(felts)
     if _hex(out_hash) != committed.outputHash.lower() or committed.jobId.lower() != job:
@@ -491,7 +496,9 @@ async def _take(
             job_id=job,
             reasons={"provider": "commitment signer"},
         )
+    waited = time.monotonic()
     backing = await stake
+    phases["stake_wait_ms"] = 1000 * (time.monotonic() - waited)
     if backing < max(intent.min_stake, quote.price * await rnd.stake_multiple()):
         raise RequestRejected(
             f"the provider's stake ({backing}) does not back the job",

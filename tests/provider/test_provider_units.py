@@ -371,6 +371,29 @@ def test_witness_output_felts_are_the_proofs(mlp_bundle: Any, mlp_samples: list[
         assert felts == prove_with_bundle(str(mlp_bundle.path), sample).output_felts
 
 
+def _niceness() -> int:
+    import os
+
+    return os.nice(0)
+
+
+async def test_proving_workers_run_at_a_lower_priority() -> None:
+    """Proofs are background work: the workers add ``nice`` to the node's niceness (the quote
+    path's output and commitment, and the node's chain reads, go first on a busy machine)."""
+    import os
+
+    from provider._proving import WORKER_NICE, ProvingPool
+
+    assert WORKER_NICE > 0
+    pool = ProvingPool(1, nice=3)
+    try:
+        loop = asyncio.get_running_loop()
+        worker = await loop.run_in_executor(pool._pool, _niceness)
+    finally:
+        pool.close()
+    assert worker == min(19, os.nice(0) + 3)
+
+
 # -- the job store as the market feed's cursor ------------------------------------------------
 
 
