@@ -531,13 +531,12 @@ class Solver(Daemon):
 
     async def _next_block_time(self, latest: int) -> int:
         """The time the chain's next block will carry, as the node builds it (its pending
-        block), never less than ``latest + 1`` (block times strictly increase); ``latest + 1``
-        from a node that has no pending block."""
+        block, against which the award's gas is estimated); ``latest`` from a node that has
+        none (the award then waits for a block past the auction, as before)."""
         try:
-            pending = int((await self.w3.eth.get_block("pending"))["timestamp"])
+            return int((await self.w3.eth.get_block("pending"))["timestamp"])
         except (Web3RPCError, BlockNotFound, KeyError, ValueError):
-            return latest + 1
-        return max(pending, latest + 1)
+            return latest
 
     async def _gas_cost(self, gas_units: int) -> int:
         price = await self.txm.gas_price()
