@@ -67,9 +67,11 @@ class RfqDesk:
         self._market: AsyncQuoteMarket | None = None
         #: the jobs this node handed an output for, by job id (the background settlement)
         self.runs: dict[str, asyncio.Task[None]] = {}
-        #: job ids whose inline input matched its commitment when quoted (the job id binds the
-        #: input and the commitment), newest last: ``/rfq/run`` does not check them twice
-        self._checked: dict[str, None] = {}
+        #: each quoted job's input check (``None``: the inline input matches its commitment; else
+        #: why not), newest last. The job id binds the input and the commitment, so the check is
+        #: made once per job: the second solver's ``/rfq/quote`` for the same job (often at the
+        #: same moment: it awaits the first one's) and ``/rfq/run`` reuse it.
+        self._checked: dict[str, asyncio.Future[str | None]] = {}
         self._bundles: dict[str, Any] = {}
         self._taking: set[str] = set()
 
@@ -124,12 +126,11 @@ class RfqDesk:
 
         if node._active() + len(self.runs) >= node.config.max_jobs:
             return refuse("no capacity", "no_capacity")
-        mismatch = await node._input_mismatch(served, wire.intent.inputLocation, intent.input_commitment)
+        mismatch = await self._input_check(
+            served, _hex(job), wire.intent.inputLocation, intent.input_commitment
+        )
         if mismatch is not None:
             return refuse(mismatch, "input_mismatch")
-        self._checked[_hex(job)] = None
-        while len(self._checked) > CHECKED_KEPT:
-            del self._checked[next(iter(self._checked))]
         now = node.clock.now()
         queued = node.pool.in_flight if node.pool else 0
         offer = node.pricer.offer(
@@ -158,6 +159,22 @@ class RfqDesk:
             ms=round(1000 * (time.perf_counter() - started), 1),
         )
         return FirmQuote(quote=quote.to_json(), signature=_hex(signature), url="")
+
+    async def _input_check(self, served: ServedModel, key: str, location: str, commitment: int) -> str | None:
+        """Why job ``key``'s inline input cannot be served as committed, or ``None``: checked
+        once per job (see :attr:`_checked`)."""
+        known = self._checked.get(key)
+        if known is None:
+            known = asyncio.ensure_future(self.node._input_mismatch(served, location, commitment))
+            self._checked[key] = known
+            while len(self._checked) > CHECKED_KEPT:
+                del self._checked[next(iter(self._checked))]
+        try:
+            return await asyncio.shield(known)
+        except Exception:
+            if self._checked.get(key) is known:  # a failed check is made again next time
+                del self._checked[key]
+            raise
 
     async def run(self, body: RunQuoted) -> CommittedOutput:
         """Take a quoted job: check it, compute and commit to the output, settle in the background."""
@@ -210,12 +227,9 @@ class RfqDesk:
         data = decode_input_uri(intent.input_location)
         if data is None:
             raise InputRejected("the quote path takes inline inputs only", field="intent.inputLocation")
-        if key not in self._checked:
-            mismatch = await node._input_mismatch(
-                served, _hex(intent.input_location), intent.input_commitment
-            )
-            if mismatch is not None:
-                raise InputRejected(mismatch, field="intent.inputLocation")
+        mismatch = await self._input_check(served, key, _hex(intent.input_location), intent.input_commitment)
+        if mismatch is not None:
+            raise InputRejected(mismatch, field="intent.inputLocation")
         row = check_input(served.spec.input, data).tolist()
         from tender.models import Bundle, dequantize, output_felts
 

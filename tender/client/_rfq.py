@@ -55,6 +55,8 @@ DEFAULT_WINDOW_MS = 100
 MAX_TAKES = 3
 #: the most a second round waits when the first returned no quote
 RETRY_WINDOW_MS = 2_000
+#: how many quoting providers' stakes a round reads while it still runs (the rest on taking)
+STAKE_PREFETCH = 8
 _MAX_UINT = 2**256 - 1
 #: the quote market's stake multiple, by market (read once: a live job's terms never change)
 _STAKE_MULTIPLE: dict[str, int] = {}
@@ -62,6 +64,12 @@ _STAKE_MULTIPLE: dict[str, int] = {}
 
 def _hex(value: bytes) -> str:
     return "0x" + value.hex()
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Retrieve an unused read's error (a stake read of a provider the round passed over)."""
+    if not future.cancelled():
+        future.exception()
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +160,9 @@ class _Round:
         self.market, self.staking = _contracts(client, self.market_address)
         self.job_hex = client.job_id(intent)
         self.job = bytes.fromhex(self.job_hex[2:])
+        #: each quoting provider's stake read, started when its quote arrives (so the read is
+        #: done, or nearly, when the provider's output is: it is off the time to result)
+        self.stakes: dict[str, asyncio.Future[int]] = {}
 
     async def quotes(self, http: httpx.AsyncClient, body: str) -> list[tuple[Quote, bytes, str]]:
         """Every valid firm quote from every solver's round."""
@@ -192,6 +203,8 @@ class _Round:
                     continue
                 if signer == quote.provider and self._acceptable(quote):
                     out.append((quote, signature, firm.url))
+                    if len(self.stakes) < STAKE_PREFETCH:
+                        self.stake_of(quote.provider)
             return out
 
         rounds = await asyncio.gather(*(ask(url) for url in self.client.solvers))
@@ -206,6 +219,15 @@ class _Round:
             and quote.expiry > now + 2
             and now + quote.latency <= i.deadline
         )
+
+    def stake_of(self, provider: str) -> asyncio.Future[int]:
+        """The read of ``provider``'s stake behind this job, started at the first ask (fresh:
+        read after the provider quoted, never from an earlier round)."""
+        found = self.stakes.get(provider)
+        if found is None:
+            found = self.stakes[provider] = asyncio.ensure_future(self.stake_behind(provider))
+            found.add_done_callback(_consume)
+        return found
 
     async def stake_behind(self, provider: str) -> int:
         """The provider's stake that backs the job: what is locked for it, else what is free."""
@@ -442,7 +464,7 @@ async def _take(
     acceptance = sign_digest(
         quote_digest(quote, chain_id=rnd.chain_id, market=rnd.market_address), client._key
     )
-    stake = asyncio.ensure_future(rnd.stake_behind(quote.provider))
+    stake = rnd.stake_of(quote.provider)
     run = RunQuoted.model_validate(
         {
             "signed": json_of(body),
@@ -467,7 +489,6 @@ async def _take(
             )
         committed = CommittedOutput.model_validate_json(reply.content)
     except (httpx.HTTPError, ValidationError) as exc:
-        stake.cancel()
         raise RequestRejected(
             f"the provider did not answer: {exc!r}", job_id=job, reasons={"provider": repr(exc)}
         ) from exc
