@@ -18,6 +18,7 @@ result commitment to it and answers at once. Proving and delivery run in the bac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -346,19 +347,26 @@ class RfqDesk:
         return awarded[0] if awarded else None
 
     async def warm(self) -> None:
-        """Compute one input commitment and one witness per model, so that the first quote and
-        the first output do not pay for loading the SRS and the circuit."""
+        """Build the quote market's contract wrapper, compute one input commitment and one
+        witness per model and keep its loaded bundle, so that the first quote and the first
+        output do not pay for the ABI, the SRS and the circuit."""
         import numpy as np
 
         from tender.models import Bundle, output_felts
 
+        if self.node.chain is not None:
+            with contextlib.suppress(BadRequest):  # no quote market: /rfq refuses, as it would
+                _ = self.market
         for served in list(self.node.models.values()):
             if served.bundle is None:
                 continue
             zeros = np.zeros(served.spec.input.single_shape(), dtype=served.spec.input.dtype).tolist()
             try:
                 await asyncio.to_thread(input_commitment, served.bundle, zeros)
-                await asyncio.to_thread(output_felts, Bundle.load(served.bundle.path), zeros)
+                bundle = self._bundles.get(served.entry.name)
+                if bundle is None:
+                    bundle = self._bundles[served.entry.name] = Bundle.load(served.bundle.path)
+                await asyncio.to_thread(output_felts, bundle, zeros)
             except (TenderError, OSError, RuntimeError) as exc:
                 log(
                     logger, "rfq.warm_failed", level=logging.WARNING, model=served.entry.name, error=repr(exc)
