@@ -23,6 +23,7 @@ import asyncio
 import logging
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,10 @@ MAX_TAKES = 3
 RETRY_WINDOW_MS = 2_000
 #: how many quoting providers' stakes a round reads while it still runs (the rest on taking)
 STAKE_PREFETCH = 8
+#: The stake reads on the time to result run on threads of their own: in the default executor
+#: they would queue behind every job's settlement polls (``asyncio.to_thread``), which on a busy
+#: client hold all its threads.
+_STAKE_READS = ThreadPoolExecutor(max_workers=STAKE_PREFETCH, thread_name_prefix="tender-rfq-stake")
 _MAX_UINT = 2**256 - 1
 #: the quote market's stake multiple, by market (read once: a live job's terms never change)
 _STAKE_MULTIPLE: dict[str, int] = {}
@@ -237,7 +242,7 @@ class _Round:
             locked = staking.locked_for(provider, self.job)
             return locked if locked > 0 else staking.available_of(provider)
 
-        return await asyncio.to_thread(read)
+        return await asyncio.get_running_loop().run_in_executor(_STAKE_READS, read)
 
     async def stake_multiple(self) -> int:
         known = _STAKE_MULTIPLE.get(self.market_address)
