@@ -8,7 +8,8 @@ Proofs are background work: the workers run at a lower CPU priority (:data:`WORK
 on a busy machine the real-time path (quotes, the quote market's output and commitment, the
 node's chain reads) goes first and proofs take the cycles left over. Their latency is
 promised from the measured proving time with slack (``provider._pricing``), and they use every
-idle cycle as before.
+idle cycle as before. On a machine shared with other busy work they would starve: set
+``provider.proving_nice = 0`` there.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def witness_with_bundle(bundle_dir: str, data: Any) -> list[str]:
         raise ProvingError(f"witness of the model in {bundle_dir} failed: {exc}") from exc
 
 
-#: The niceness the proving workers add to their own (Unix; 0 keeps the node's priority).
+#: The niceness the proving workers add to their own by default (``provider.proving_nice``;
+#: Unix; 0 keeps the node's priority).
 WORKER_NICE = 10
 
 
