@@ -7,7 +7,7 @@ FastAPI's default 422 body is replaced by the same shape.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -32,7 +32,8 @@ from tender.bounds import (
 )
 from tender.errors import TenderError
 from tender.logs import log
-from tender.wire import ErrorBody, JobStatus, Quote, QuoteRefusal, QuoteRequest
+from tender.rfq import FirmQuote
+from tender.wire import ErrorBody, JobStatus, Quote, QuoteRefusal, QuoteRequest, SignedIntentWire
 
 if TYPE_CHECKING:
     from provider._node import ProviderNode
@@ -193,16 +194,18 @@ def create_app(node: ProviderNode) -> FastAPI:
 
 
 class QuoteFastPath:
-    """ASGI middleware answering a well-formed ``POST /quote`` without FastAPI's routing,
-    dependency and response-model layers (they cost more CPU than the quote itself).
+    """ASGI middleware answering a well-formed ``POST /quote`` or ``POST /rfq/quote`` without
+    FastAPI's routing, dependency and response-model layers (they cost more CPU than the quote
+    itself, and a quote round waits for the slowest provider).
 
     It sits inside :class:`~tender.bounds.BoundedAsgi`, so the body it sees is already bounded
-    and depth-checked. Only a JSON body that validates as a :class:`~tender.wire.QuoteRequest`
-    is answered here, with the same :meth:`ProviderNode.quote` the route calls and the same
-    bodies (a :class:`~tender.wire.Quote`, a :class:`~tender.wire.QuoteRefusal`, or a 503
-    :class:`~tender.wire.ErrorBody` when the node fails us); anything else (a wrong media type,
-    bad JSON, a schema error) goes on to the FastAPI route with its body replayed, which
-    refuses it as the OpenAPI schema says.
+    and depth-checked. Only a JSON body that validates as the route's request
+    (:class:`~tender.wire.QuoteRequest`, :class:`~tender.wire.SignedIntentWire`) is answered
+    here, with the same method the route calls (:meth:`ProviderNode.quote`,
+    :meth:`provider._rfq.RfqDesk.quote`) and the same bodies (a quote, a
+    :class:`~tender.wire.QuoteRefusal`, or a 503 :class:`~tender.wire.ErrorBody` when the node
+    fails us); anything else (a wrong media type, bad JSON, a schema error) goes on to the
+    FastAPI route with its body replayed, which refuses it as the OpenAPI schema says.
 
     Args:
         app: the FastAPI stack below.
@@ -214,7 +217,8 @@ class QuoteFastPath:
         self.node = node
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != "/quote" or scope["method"] != "POST":
+        path = scope["path"] if scope["type"] == "http" and scope["method"] == "POST" else None
+        if path not in ("/quote", "/rfq/quote"):
             await self.app(scope, receive, send)
             return
         content_type = next((v for k, v in scope["headers"] if k == b"content-type"), None)
@@ -224,12 +228,16 @@ class QuoteFastPath:
         message = await receive()  # BoundedAsgi hands the whole body in one message
         body = message.get("body", b"") if message["type"] == "http.request" else b""
         try:
-            request = QuoteRequest.model_validate_json(body)
+            quoting: Coroutine[Any, Any, Quote | FirmQuote | QuoteRefusal] = (
+                self.node.quote(QuoteRequest.model_validate_json(body))
+                if path == "/quote"
+                else self.node.rfq.quote(SignedIntentWire.model_validate_json(body))
+            )
         except ValidationError:
             await self.app(scope, replay(message, receive), send)
             return
         try:
-            answer = await self.node.quote(request)
+            answer = await quoting
         except TenderError as exc:  # as the route's handler answers it: the request may be retried
             log(logger, "http.failed", level=logging.ERROR, error=repr(exc))
             await send_json(send, 503, error_json("unavailable", str(exc)))

@@ -146,6 +146,13 @@ class ProviderSection(Section):
         default=None, ge=1, le=256, description="proofs in parallel (default: half the CPUs, at least one)"
     )
     proving_warmup: bool = Field(default=True, description="start the proving workers at start-up")
+    proving_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="niceness the proving workers add to the node's: proofs take the cycles the "
+        "real-time path leaves (0 on a machine shared with other busy work, where they would starve)",
+    )
     confirmations: int | None = Field(default=None, ge=0, le=64, description="default: chain.confirmations")
     store: Path | None = Field(default=None, description="SQLite job store (default: cache/provider/jobs.db)")
     poll_interval_s: float = Field(

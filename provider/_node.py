@@ -309,7 +309,7 @@ class ProviderNode(Daemon):
                 max_batch=max_batch,
                 execution_provider=self.backend.device(entry.name),
             )
-        self.pool = ProvingPool(self.config.workers(), prove=self._prove_fn)
+        self.pool = ProvingPool(self.config.workers(), prove=self._prove_fn, nice=self.config.proving_nice)
         loop = asyncio.get_running_loop()
         self._background.add(loop.create_task(self._warm_pool(), name="warm-proving-pool"))
         self._background.add(loop.create_task(self.rfq.warm(), name="warm-rfq"))

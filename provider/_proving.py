@@ -3,6 +3,13 @@
 EZKL proving is CPU-heavy and holds the GIL for long stretches, so proofs run in separate
 processes (``spawn``: no forked threads from uvicorn or onnxruntime). The event loop keeps
 answering ``/health`` and quotes while they run; the queue depth feeds the quoted latency.
+
+Proofs are background work: the workers run at a lower CPU priority (:data:`WORKER_NICE`), so
+on a busy machine the real-time path (quotes, the quote market's output and commitment, the
+node's chain reads) goes first and proofs take the cycles left over. Their latency is
+promised from the measured proving time with slack (``provider._pricing``), and they use every
+idle cycle as before. On a machine shared with other busy work they would starve: set
+``provider.proving_nice = 0`` there.
 """
 
 from __future__ import annotations
@@ -61,6 +68,19 @@ def witness_with_bundle(bundle_dir: str, data: Any) -> list[str]:
         raise ProvingError(f"witness of the model in {bundle_dir} failed: {exc}") from exc
 
 
+#: The niceness the proving workers add to their own by default (``provider.proving_nice``;
+#: Unix; 0 keeps the node's priority).
+WORKER_NICE = 10
+
+
+def _lower_priority(increment: int) -> None:
+    """Worker initializer: add ``increment`` to the process's niceness (where the OS has it)."""
+    import os
+
+    if increment > 0 and hasattr(os, "nice"):
+        os.nice(increment)
+
+
 def _warm_worker() -> int:
     """Import the prover in a worker, so the first real proof does not pay for it."""
     import os
@@ -76,12 +96,14 @@ class ProvingPool:
     Args:
         workers: processes (proofs in parallel).
         prove: the picklable, module-level function each worker runs.
+        nice: the niceness each worker adds to its own (background work; 0: the node's).
     """
 
-    def __init__(self, workers: int, *, prove: ProveFn = prove_with_bundle) -> None:
+    def __init__(self, workers: int, *, prove: ProveFn = prove_with_bundle, nice: int = WORKER_NICE) -> None:
         self.workers = max(1, workers)
+        self.nice = nice
         self._prove = prove
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = self._new_pool()
         self.in_flight = 0
         self._since: dict[int, float] = {}  # tracked proofs in flight -> when they were asked for
         self._ticket = 0
@@ -105,11 +127,19 @@ class ProvingPool:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, self._prove, bundle_dir, data)
         except BrokenProcessPool as exc:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = self._new_pool()
             raise ProvingError(f"proving worker died: {exc}") from exc
         finally:
             self.in_flight -= track
             self._since.pop(ticket, None)
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_lower_priority,
+            initargs=(self.nice,),
+        )
 
     async def warm(self) -> None:
         """Start every worker process and import the prover in it."""

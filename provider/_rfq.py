@@ -18,6 +18,7 @@ result commitment to it and answers at once. Proving and delivery run in the bac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -67,9 +68,11 @@ class RfqDesk:
         self._market: AsyncQuoteMarket | None = None
         #: the jobs this node handed an output for, by job id (the background settlement)
         self.runs: dict[str, asyncio.Task[None]] = {}
-        #: job ids whose inline input matched its commitment when quoted (the job id binds the
-        #: input and the commitment), newest last: ``/rfq/run`` does not check them twice
-        self._checked: dict[str, None] = {}
+        #: each quoted job's input check (``None``: the inline input matches its commitment; else
+        #: why not), newest last. The job id binds the input and the commitment, so the check is
+        #: made once per job: the second solver's ``/rfq/quote`` for the same job (often at the
+        #: same moment: it awaits the first one's) and ``/rfq/run`` reuse it.
+        self._checked: dict[str, asyncio.Future[str | None]] = {}
         self._bundles: dict[str, Any] = {}
         self._taking: set[str] = set()
 
@@ -111,6 +114,7 @@ class RfqDesk:
     async def quote(self, wire: SignedIntentWire) -> FirmQuote | QuoteRefusal:
         """A firm quote for ``wire``'s intent on the quote market, or a refusal."""
         node = self.node
+        started = time.perf_counter()
 
         def refuse(reason: str, outcome: str) -> QuoteRefusal:
             node.metrics.quotes.labels(outcome).inc()
@@ -123,12 +127,11 @@ class RfqDesk:
 
         if node._active() + len(self.runs) >= node.config.max_jobs:
             return refuse("no capacity", "no_capacity")
-        mismatch = await node._input_mismatch(served, wire.intent.inputLocation, intent.input_commitment)
+        mismatch = await self._input_check(
+            served, _hex(job), wire.intent.inputLocation, intent.input_commitment
+        )
         if mismatch is not None:
             return refuse(mismatch, "input_mismatch")
-        self._checked[_hex(job)] = None
-        while len(self._checked) > CHECKED_KEPT:
-            del self._checked[next(iter(self._checked))]
         now = node.clock.now()
         queued = node.pool.in_flight if node.pool else 0
         offer = node.pricer.offer(
@@ -148,8 +151,31 @@ class RfqDesk:
         market = self.market
         signature = sign_quote(quote, node._signing_key, chain_id=market.chain_id, market=market.address)
         node.metrics.quotes.labels("quoted").inc()
-        log(logger, "rfq.quoted", job_id=wire.jobId, price=offer.price, latency_s=offer.latency_s)
+        log(
+            logger,
+            "rfq.quoted",
+            job_id=wire.jobId,
+            price=offer.price,
+            latency_s=offer.latency_s,
+            ms=round(1000 * (time.perf_counter() - started), 1),
+        )
         return FirmQuote(quote=quote.to_json(), signature=_hex(signature), url="")
+
+    async def _input_check(self, served: ServedModel, key: str, location: str, commitment: int) -> str | None:
+        """Why job ``key``'s inline input cannot be served as committed, or ``None``: checked
+        once per job (see :attr:`_checked`)."""
+        known = self._checked.get(key)
+        if known is None:
+            known = asyncio.ensure_future(self.node._input_mismatch(served, location, commitment))
+            self._checked[key] = known
+            while len(self._checked) > CHECKED_KEPT:
+                del self._checked[next(iter(self._checked))]
+        try:
+            return await asyncio.shield(known)
+        except Exception:
+            if self._checked.get(key) is known:  # a failed check is made again next time
+                del self._checked[key]
+            raise
 
     async def run(self, body: RunQuoted) -> CommittedOutput:
         """Take a quoted job: check it, compute and commit to the output, settle in the background."""
@@ -202,18 +228,16 @@ class RfqDesk:
         data = decode_input_uri(intent.input_location)
         if data is None:
             raise InputRejected("the quote path takes inline inputs only", field="intent.inputLocation")
-        if key not in self._checked:
-            mismatch = await node._input_mismatch(
-                served, _hex(intent.input_location), intent.input_commitment
-            )
-            if mismatch is not None:
-                raise InputRejected(mismatch, field="intent.inputLocation")
+        mismatch = await self._input_check(served, key, _hex(intent.input_location), intent.input_commitment)
+        if mismatch is not None:
+            raise InputRejected(mismatch, field="intent.inputLocation")
         row = check_input(served.spec.input, data).tolist()
         from tender.models import Bundle, dequantize, output_felts
 
         bundle = self._bundles.get(served.entry.name)
         if bundle is None:
             bundle = self._bundles[served.entry.name] = Bundle.load(served.bundle.path)
+        started = time.perf_counter()
         try:
             felts = await asyncio.to_thread(output_felts, bundle, row)
         except TenderError as exc:
@@ -238,7 +262,13 @@ class RfqDesk:
         )
         self.runs[key] = task
         task.add_done_callback(lambda _: self.runs.pop(key, None))
-        log(logger, "rfq.committed", job_id=key, output_hash=_hex(out_hash))
+        log(
+            logger,
+            "rfq.committed",
+            job_id=key,
+            output_hash=_hex(out_hash),
+            witness_ms=round(1000 * (time.perf_counter() - started), 1),
+        )
         scale = bundle.card.output_scale
         return CommittedOutput(
             jobId=key,
@@ -317,19 +347,26 @@ class RfqDesk:
         return awarded[0] if awarded else None
 
     async def warm(self) -> None:
-        """Compute one input commitment and one witness per model, so that the first quote and
-        the first output do not pay for loading the SRS and the circuit."""
+        """Build the quote market's contract wrapper, compute one input commitment and one
+        witness per model and keep its loaded bundle, so that the first quote and the first
+        output do not pay for the ABI, the SRS and the circuit."""
         import numpy as np
 
         from tender.models import Bundle, output_felts
 
+        if self.node.chain is not None:
+            with contextlib.suppress(BadRequest):  # no quote market: /rfq refuses, as it would
+                _ = self.market
         for served in list(self.node.models.values()):
             if served.bundle is None:
                 continue
             zeros = np.zeros(served.spec.input.single_shape(), dtype=served.spec.input.dtype).tolist()
             try:
                 await asyncio.to_thread(input_commitment, served.bundle, zeros)
-                await asyncio.to_thread(output_felts, Bundle.load(served.bundle.path), zeros)
+                bundle = self._bundles.get(served.entry.name)
+                if bundle is None:
+                    bundle = self._bundles[served.entry.name] = Bundle.load(served.bundle.path)
+                await asyncio.to_thread(output_felts, bundle, zeros)
             except (TenderError, OSError, RuntimeError) as exc:
                 log(
                     logger, "rfq.warm_failed", level=logging.WARNING, model=served.entry.name, error=repr(exc)

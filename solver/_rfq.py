@@ -86,8 +86,16 @@ class RfqDesk:
             return _error(422, "bad_signature", str(exc), "signature")
         if intent.expiry and intent.expiry <= time.time():
             return _error(422, "expired", f"the intent expired at {intent.expiry}", "intent.expiry")
+        started = time.perf_counter()
         quotes = await self.gather(raw, intent, computed, window_ms / 1000)
-        log(logger, "rfq.round", job_id=computed, quotes=len(quotes.quotes), asked=quotes.asked)
+        log(
+            logger,
+            "rfq.round",
+            job_id=computed,
+            quotes=len(quotes.quotes),
+            asked=quotes.asked,
+            ms=round(1000 * (time.perf_counter() - started), 1),
+        )
         return web.Response(body=quotes.model_dump_json(), content_type="application/json")
 
     async def gather(self, body: bytes, intent: Intent, job: str, window: float) -> FirmQuotes:

@@ -37,7 +37,8 @@ from eth_account import Account
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract.contract import ContractFunction
-from web3.exceptions import Web3RPCError
+from web3.exceptions import BlockNotFound, Web3RPCError
+from web3.types import BlockIdentifier
 
 from solver._api import IntentApi, erc1271_accepts_on_chain
 from solver._config import SolverSection
@@ -528,6 +529,15 @@ class Solver(Daemon):
         set back, or a quiet devnet that mines no blocks, simply makes it wait)."""
         return int((await self.w3.eth.get_block("latest"))["timestamp"])
 
+    async def _next_block_time(self, latest: int) -> int:
+        """The time the chain's next block will carry, as the node builds it (its pending
+        block, against which the award's gas is estimated); ``latest`` from a node that has
+        none (the award then waits for a block past the auction, as before)."""
+        try:
+            return int((await self.w3.eth.get_block("pending"))["timestamp"])
+        except (Web3RPCError, BlockNotFound, KeyError, ValueError):
+            return latest
+
     async def _gas_cost(self, gas_units: int) -> int:
         price = await self.txm.gas_price()
         return math.ceil(gas_units * price * self.section.gas.token_per_wei)
@@ -785,10 +795,17 @@ class Solver(Daemon):
                 self._set(row, Pursuit.LOST, note="outbid")
                 return
             now = await self._now()
-            if now < chain_job.auction_end:
-                await self._sleep(min(chain_job.auction_end - now, 2.0) + 0.05)
+            # The award goes out once the chain's next block closes the auction, so it is mined
+            # in that block rather than one later (on 2 s blocks a whole block sooner); the market
+            # refuses an award mined before auctionEnd in any case (and the estimate, made
+            # against that block, refuses it here for free).
+            early = now < chain_job.auction_end
+            if early and (nxt := await self._next_block_time(now)) < chain_job.auction_end:
+                await self._sleep(min(chain_job.auction_end - nxt, 2.0) + 0.05)
                 return
-            refused = await self._award(row, market, job, until=self._until(chain_job.deadline, now))
+            refused = await self._award(
+                row, market, job, until=self._until(chain_job.deadline, now), next_block=early
+            )
             if refused is not None and (await market.job(job)).state is JobState.OPEN:
                 # Nobody can award it any more (e.g. DeadlinePassed): we leave the job. Its
                 # escrow is refundable by anyone; the requester's SDK refunds it itself.
@@ -819,12 +836,19 @@ class Solver(Daemon):
             )
 
     async def _award(
-        self, row: JobRow, market: AsyncMarket, job: bytes, *, until: float | None = None
+        self,
+        row: JobRow,
+        market: AsyncMarket,
+        job: bytes,
+        *,
+        until: float | None = None,
+        next_block: bool = False,
     ) -> ContractRevert | None:
         """Close our auction: one award at a time; a failed one (e.g. mined on a chain whose
         clock a reorg set back) is retried, at most three times in all. Returns the revert that
         refused the award for good (``DeadlinePassed``...), if one did. RPC errors are retried
-        until ``until`` (unix seconds: the job's deadline)."""
+        until ``until`` (unix seconds: the job's deadline). ``next_block``: the latest block is
+        still inside the auction; the gas is estimated against the next block."""
         awards = self.store.job_txs(row.job_id, "award")
         pending = [t for t in awards if t.state in (TxState.SIGNED, TxState.SENT)]
         if pending:
@@ -837,10 +861,22 @@ class Solver(Daemon):
             return None
         # Gas is estimated: an award that would revert (already awarded by someone else, or
         # past the deadline) costs nothing, and a permanent refusal is not tried again.
-        return await self._send_job_tx(row, "award", market.sync.fn.award(job), until=until)
+        return await self._send_job_tx(
+            row,
+            "award",
+            market.sync.fn.award(job),
+            until=until,
+            estimate_at="pending" if next_block else None,
+        )
 
     async def _send_job_tx(
-        self, row: JobRow, purpose: str, tx: ContractFunction, *, until: float | None = None
+        self,
+        row: JobRow,
+        purpose: str,
+        tx: ContractFunction,
+        *,
+        until: float | None = None,
+        estimate_at: BlockIdentifier | None = None,
     ) -> ContractRevert | None:
         """Send an ``award``/``expire``/``finalize`` for ``row`` and wait for it. Returns the
         permanent revert that refused it (now or on an earlier try: it is not sent again), or
@@ -851,7 +887,9 @@ class Solver(Daemon):
         if refused is not None:
             return refused
         try:
-            sent = await self.txm.send(tx, purpose=purpose, job_id=row.job_id, until=until)
+            sent = await self.txm.send(
+                tx, purpose=purpose, job_id=row.job_id, until=until, estimate_at=estimate_at
+            )
             await self.txm.wait(sent, until=until)
         except (ContractRevert, TransactionFailed) as exc:
             return self._refusal(row, purpose, exc)

@@ -40,7 +40,7 @@ from hexbytes import HexBytes
 from web3 import AsyncWeb3
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
-from web3.types import TxParams, TxReceipt
+from web3.types import BlockIdentifier, TxParams, TxReceipt
 
 from solver._config import GasSection
 from solver._metrics import TXS
@@ -148,11 +148,14 @@ class TxManager:
         self._fee_cache = (now, base, *fees)
         return fees
 
-    async def estimate(self, tx: TxParams, *, until: float | None = None) -> int:
-        """Estimated gas; a revert raises the decoded :class:`ContractRevert`."""
+    async def estimate(
+        self, tx: TxParams, *, until: float | None = None, block: BlockIdentifier | None = None
+    ) -> int:
+        """Estimated gas (against ``block``: the node's default, or e.g. ``"pending"``); a revert
+        raises the decoded :class:`ContractRevert`."""
         try:
-            call = {**tx, "from": self.address}
-            return int(await self._rpc(lambda: self.w3.eth.estimate_gas(cast(TxParams, call)), until))
+            call = cast(TxParams, {**tx, "from": self.address})
+            return int(await self._rpc(lambda: self.w3.eth.estimate_gas(call, block), until))
         except (ContractLogicError, Web3RPCError) as exc:
             raise failed_call(exc, self._revert(exc), "gas estimation") from exc
 
@@ -198,13 +201,15 @@ class TxManager:
         job_id: str | None = None,
         gas: int | None = None,
         until: float | None = None,
+        estimate_at: BlockIdentifier | None = None,
     ) -> TxRow:
         """Sign ``tx`` (``to``, ``data``, ``value``; or a contract call such as
         ``market.fn.award(job_id)`` of a :class:`tender.chain.Market`), persist it, broadcast it;
         return its row.
 
-        ``gas`` skips estimation (a revert then shows in the receipt, not here). ``until``
-        (unix seconds, e.g. the job's deadline): transient RPC errors are retried until then.
+        ``gas`` skips estimation (a revert then shows in the receipt, not here); ``estimate_at``
+        names the block to estimate against (``"pending"``: the next one). ``until`` (unix
+        seconds, e.g. the job's deadline): transient RPC errors are retried until then.
 
         Raises:
             ContractRevert: the call reverts (found while estimating gas).
@@ -215,7 +220,7 @@ class TxManager:
         if isinstance(tx, ContractFunction):
             tx = unsent(tx)
         if gas is None:
-            gas = int(await self.estimate(tx, until=until) * 1.2) + 10_000
+            gas = int(await self.estimate(tx, until=until, block=estimate_at) * 1.2) + 10_000
         max_fee, tip = await self._fees(until)
         async with self._lock:
             nonce = await self._take_nonce(until)

@@ -23,6 +23,7 @@ import asyncio
 import logging
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,12 @@ DEFAULT_WINDOW_MS = 100
 MAX_TAKES = 3
 #: the most a second round waits when the first returned no quote
 RETRY_WINDOW_MS = 2_000
+#: how many quoting providers' stakes a round reads while it still runs (the rest on taking)
+STAKE_PREFETCH = 8
+#: The stake reads on the time to result run on threads of their own: in the default executor
+#: they would queue behind every job's settlement polls (``asyncio.to_thread``), which on a busy
+#: client hold all its threads.
+_STAKE_READS = ThreadPoolExecutor(max_workers=STAKE_PREFETCH, thread_name_prefix="tender-rfq-stake")
 _MAX_UINT = 2**256 - 1
 #: the quote market's stake multiple, by market (read once: a live job's terms never change)
 _STAKE_MULTIPLE: dict[str, int] = {}
@@ -62,6 +69,12 @@ _STAKE_MULTIPLE: dict[str, int] = {}
 
 def _hex(value: bytes) -> str:
     return "0x" + value.hex()
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Retrieve an unused read's error (a stake read of a provider the round passed over)."""
+    if not future.cancelled():
+        future.exception()
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +121,9 @@ class ProvisionalResult:
         signed_at: ``time.monotonic()`` when the intent was signed.
         result_at: ``time.monotonic()`` when the commitment was verified.
         provisional: ``True``: the proof is not on chain yet.
-        phases: milliseconds of the quote round (``round_ms``) and of the provider's answer
-            (``run_ms``).
+        phases: milliseconds of the quote round (``round_ms``: signed intent to ranked quotes)
+            and of taking the best quote (``run_ms``), of which the provider's HTTP answer
+            (``provider_ms``) and the wait for the stake read after it (``stake_wait_ms``).
     """
 
     job_id: str
@@ -151,6 +165,9 @@ class _Round:
         self.market, self.staking = _contracts(client, self.market_address)
         self.job_hex = client.job_id(intent)
         self.job = bytes.fromhex(self.job_hex[2:])
+        #: each quoting provider's stake read, started when its quote arrives (so the read is
+        #: done, or nearly, when the provider's output is: it is off the time to result)
+        self.stakes: dict[str, asyncio.Future[int]] = {}
 
     async def quotes(self, http: httpx.AsyncClient, body: str) -> list[tuple[Quote, bytes, str]]:
         """Every valid firm quote from every solver's round."""
@@ -191,6 +208,8 @@ class _Round:
                     continue
                 if signer == quote.provider and self._acceptable(quote):
                     out.append((quote, signature, firm.url))
+                    if len(self.stakes) < STAKE_PREFETCH:
+                        self.stake_of(quote.provider)
             return out
 
         rounds = await asyncio.gather(*(ask(url) for url in self.client.solvers))
@@ -206,6 +225,15 @@ class _Round:
             and now + quote.latency <= i.deadline
         )
 
+    def stake_of(self, provider: str) -> asyncio.Future[int]:
+        """The read of ``provider``'s stake behind this job, started at the first ask (fresh:
+        read after the provider quoted, never from an earlier round)."""
+        found = self.stakes.get(provider)
+        if found is None:
+            found = self.stakes[provider] = asyncio.ensure_future(self.stake_behind(provider))
+            found.add_done_callback(_consume)
+        return found
+
     async def stake_behind(self, provider: str) -> int:
         """The provider's stake that backs the job: what is locked for it, else what is free."""
         staking = self.staking
@@ -214,7 +242,7 @@ class _Round:
             locked = staking.locked_for(provider, self.job)
             return locked if locked > 0 else staking.available_of(provider)
 
-        return await asyncio.to_thread(read)
+        return await asyncio.get_running_loop().run_in_executor(_STAKE_READS, read)
 
     async def stake_multiple(self) -> int:
         known = _STAKE_MULTIPLE.get(self.market_address)
@@ -340,13 +368,13 @@ async def request_quote(
     intent = intent.replace(auction_type=AuctionType.QUOTE, start_price=0)
     await _fund_quote_market(client, 2 * max_price)
     job = client.job_id(intent)
-    signature = client.sign(intent)
-    signed_at = time.monotonic()
-    body = client.signed_wire(intent, signature=signature).model_dump_json()
     rnd = _Round(client, intent, window_ms=window_ms, timeout=timeout)
     if client._http is None:
         client._http = httpx.AsyncClient(timeout=client._http_timeout)
     http = client._http
+    signature = client.sign(intent)
+    signed_at = time.monotonic()
+    body = client.signed_wire(intent, signature=signature).model_dump_json()
     quotes = await rnd.quotes(http, body)
     if not quotes:  # a cold or loaded round: one more, with a longer window
         rnd.window_ms = min(RETRY_WINDOW_MS, 4 * window_ms)
@@ -361,7 +389,7 @@ async def request_quote(
     for quote, quote_sig, url in ranked[:MAX_TAKES]:
         try:
             committed, felts, out_hash, commitment, backing = await _take(
-                client, rnd, http, body, (quote, quote_sig, url), timeout
+                client, rnd, http, body, (quote, quote_sig, url), timeout, phases
             )
             break
         except RequestRejected as exc:
@@ -428,9 +456,11 @@ async def _take(
     body: str,
     taken: tuple[Quote, bytes, str],
     timeout: float | None,  # noqa: ASYNC109 - on the provider's answer
+    phases: dict[str, float],
 ) -> tuple[CommittedOutput, list[int], bytes, bytes, int]:
     """Take one quote: ``(answer, output felts, output hash, commitment, stake)``, or
-    :class:`RequestRejected` naming what was wrong with the provider's answer."""
+    :class:`RequestRejected` naming what was wrong with the provider's answer. ``phases`` gets
+    ``provider_ms`` and ``stake_wait_ms``."""
     from tender.client._errors import RequestRejected
 
     quote, quote_sig, url = taken
@@ -439,7 +469,7 @@ async def _take(
     acceptance = sign_digest(
         quote_digest(quote, chain_id=rnd.chain_id, market=rnd.market_address), client._key
     )
-    stake = asyncio.ensure_future(rnd.stake_behind(quote.provider))
+    stake = rnd.stake_of(quote.provider)
     run = RunQuoted.model_validate(
         {
             "signed": json_of(body),
@@ -448,6 +478,7 @@ async def _take(
             "acceptance": _hex(acceptance),
         }
     )
+    asked = time.monotonic()
     try:
         reply = await http.post(
             f"{url}/rfq/run",
@@ -463,10 +494,10 @@ async def _take(
             )
         committed = CommittedOutput.model_validate_json(reply.content)
     except (httpx.HTTPError, ValidationError) as exc:
-        stake.cancel()
         raise RequestRejected(
             f"the provider did not answer: {exc!r}", job_id=job, reasons={"provider": repr(exc)}
         ) from exc
+    phases["provider_ms"] = 1000 * (time.monotonic() - asked)
     felts = [int(f) for f in committed.outputFelts]
     out_hash = output_hash(felts)
     if _hex(out_hash) != committed.outputHash.lower() or committed.jobId.lower() != job:
@@ -491,7 +522,9 @@ async def _take(
             job_id=job,
             reasons={"provider": "commitment signer"},
         )
+    waited = time.monotonic()
     backing = await stake
+    phases["stake_wait_ms"] = 1000 * (time.monotonic() - waited)
     if backing < max(intent.min_stake, quote.price * await rnd.stake_multiple()):
         raise RequestRejected(
             f"the provider's stake ({backing}) does not back the job",

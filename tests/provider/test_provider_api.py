@@ -97,6 +97,17 @@ def quote_request(**changes: Any) -> dict[str, Any]:
 # -- schema, health, metrics --------------------------------------------------------------
 
 
+async def test_node_warms_its_quote_path_at_start(node: ProviderNode) -> None:
+    """At start, in the background, the node computes one input commitment and one witness per
+    model and keeps the loaded bundle: the first quote-market output loads nothing."""
+    async with running(node):
+        for _ in range(600):  # a hang guard, not a timing
+            if "mlp" in node.rfq._bundles:
+                break
+            await asyncio.sleep(0.05)
+    assert set(node.rfq._bundles) == {"mlp"}
+
+
 async def test_openapi_schema_names_every_route(client: httpx.AsyncClient) -> None:
     schema = (await client.get("/openapi.json")).json()
     assert {"/health", "/quote", "/jobs", "/jobs/{job_id}", "/metrics"} <= set(schema["paths"])

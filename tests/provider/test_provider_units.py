@@ -371,6 +371,59 @@ def test_witness_output_felts_are_the_proofs(mlp_bundle: Any, mlp_samples: list[
         assert felts == prove_with_bundle(str(mlp_bundle.path), sample).output_felts
 
 
+async def test_quoted_jobs_input_is_checked_once_per_job() -> None:
+    """Both solvers ask for a quote on the same job, often at the same moment, and ``/rfq/run``
+    follows: the job id binds the input and its commitment, so the (EZKL) check runs once; another
+    job is checked on its own, and a check that failed is made again."""
+    from provider._rfq import RfqDesk
+
+    calls: list[str] = []
+    failing = {"0xbb"}
+
+    class Node:
+        async def _input_mismatch(self, served: Any, location: str, commitment: int) -> str | None:
+            calls.append(location)
+            await asyncio.sleep(0)
+            if location in failing:
+                failing.discard(location)
+                raise OSError("the bundle's files are unreadable")
+            return None if commitment == 1 else "inline input commits to 1"
+
+    desk = RfqDesk(Node())  # type: ignore[arg-type]
+    first = await asyncio.gather(*(desk._input_check(None, "0x01", "0xaa", 1) for _ in range(3)))  # type: ignore[arg-type]
+    assert first == [None, None, None]
+    assert await desk._input_check(None, "0x01", "0xaa", 1) is None  # type: ignore[arg-type]
+    assert calls == ["0xaa"]
+    assert await desk._input_check(None, "0x02", "0xcc", 2) == "inline input commits to 1"  # type: ignore[arg-type]
+    with pytest.raises(OSError, match="unreadable"):
+        await desk._input_check(None, "0x03", "0xbb", 1)  # type: ignore[arg-type]
+    assert await desk._input_check(None, "0x03", "0xbb", 1) is None  # type: ignore[arg-type]
+    assert calls == ["0xaa", "0xcc", "0xbb", "0xbb"]
+
+
+def _niceness() -> int:
+    import os
+
+    return os.nice(0)
+
+
+async def test_proving_workers_run_at_a_lower_priority() -> None:
+    """Proofs are background work: the workers add ``nice`` to the node's niceness (the quote
+    path's output and commitment, and the node's chain reads, go first on a busy machine)."""
+    import os
+
+    from provider._proving import WORKER_NICE, ProvingPool
+
+    assert WORKER_NICE > 0
+    pool = ProvingPool(1, nice=3)
+    try:
+        loop = asyncio.get_running_loop()
+        worker = await loop.run_in_executor(pool._pool, _niceness)
+    finally:
+        pool.close()
+    assert worker == min(19, os.nice(0) + 3)
+
+
 # -- the job store as the market feed's cursor ------------------------------------------------
 
 

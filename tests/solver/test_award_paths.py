@@ -86,3 +86,39 @@ def test_lost_job_failed_over_to_our_runner_up_bid_is_handed_over_and_settled(
         wait_until(lambda: (r := store.job(job)) is not None and r.pursuit == Pursuit.SETTLED, timeout=30)
     assert job.lower() in ours.jobs
     assert job.lower() not in theirs.jobs
+
+
+def test_award_is_sent_so_that_the_first_block_past_the_auction_mines_it(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a chain with a block every few seconds, waiting for a block past ``auctionEnd`` before
+    sending the award costs a whole block: the solver sends it once the chain's next (pending)
+    block closes the auction, estimated against that block, and that block mines it."""
+    db = tmp_path / "n.sqlite"
+    solver = Solver(
+        env.solver_section(db), env.chain_section(), key=SOLVER_KEYS[0], deployment=env.deployment
+    )
+    store = Store(db)
+    with Running([solver]):
+        job = env.post(env.intent(AuctionType.REVERSE, window=120))
+        wait_until(lambda: store.job(job) is not None and _bid_mined(store, job), timeout=60)
+        end = env.job(AuctionType.REVERSE, job).auction_end
+        # From here the chain mines only when the test says so (no automining, no ticker).
+        rpc = env.chain.rpc
+        monkeypatch.setattr(env.chain, "rpc", lambda m, p=None: None if m == "evm_mine" else rpc(m, p))
+        rpc("evm_setAutomine", [False])
+        try:
+            rpc("evm_setNextBlockTimestamp", [end])
+            # every mined block is still inside the auction; only the pending one closes it
+            wait_until(lambda: store.job_txs(job, "award") != [], timeout=30)
+            assert env.now() < end
+            rpc("evm_mine")
+        finally:
+            rpc("evm_setAutomine", [True])
+            monkeypatch.undo()
+        wait_until(lambda: env.job(AuctionType.REVERSE, job).state is JobState.AWARDED, timeout=30)
+        award = store.job_txs(job, "award")
+    assert len(award) == 1
+    receipt = env.w3.eth.get_transaction_receipt(award[0].hash)
+    assert receipt["status"] == 1
+    assert env.w3.eth.get_block(receipt["blockNumber"])["timestamp"] == end
