@@ -469,8 +469,14 @@ COST_NOTES = {
     "post/submit_signed/post_from_credit/withdraw/challenge/finalize": "cold entries run in the market's "
     "MarketExtension through DELEGATECALL (the markets stay under EIP-170 without linked libraries); "
     "an optimistic post also writes its dispute terms (fixed per job) once",
+    "post": "lean storage: the job record's 5 slots (Dutch 6) and the reverse bid book's 2 sentinel slots; "
+    "no layout copy (made at the award), no stake-lock slot (derived); sequential nonces reuse a bitmap word "
+    "(post_fresh_nonce_word: a requester's first intent on a market). post <= 150k needs terms as calldata "
+    "(one hashed word per job, as in the quote market): docs/PROTOCOL.md",
     "award": "every candidate is checked to still have its promised latency before the deadline, "
-    "and its lock covers the price it is paid (lockableOf)",
+    "and its lock covers the price it is paid (lockableOf); the first award copies the model's layout "
+    "(registry call + one slot, cleared at settlement), so a job never awarded never pays for it",
+    "dutch_fill": "copies the model's layout like award",
     "deliver": "an optimistic delivery records its block: the audit is drawn from the next block's hash",
     "expire": "cheaper: the slashed stake stays in Staking, credited to the requester (no token transfer)",
     "expire_slash": "the slashed stake is credited in Staking to the requester and the challenger "
