@@ -241,15 +241,17 @@ abstract contract BaseMarket is IMarket, MarketCore, EIP712, Ownable2Step, Pausa
         MarketStorage storage $ = _s();
         JobRecord storage j = $.jobs[jobId];
         (v.requester, v.maxPrice) = (j.requester, j.maxPrice);
-        (v.state, v.proofMode, v.feeBps, v.callbackGasLimit, v.latency) =
-        (j.state, j.proofMode, j.feeBps, j.callbackGasLimit, j.latency);
+        (v.state, v.proofMode, v.feeBps, v.callbackGasLimit) =
+        (j.state, j.proofMode, j.feeBps, j.callbackGasLimit);
+        // while Open the latency field holds the reverse auction's best bid (see `JobRecord`), not an award
+        if (v.state != JobState.Open) v.latency = j.latency;
         (v.awardedAt, v.deliveredAt, v.deadline, v.disputeEnd) =
         (j.awardedAt, j.deliveredAt, j.deadline, j.disputeEnd);
         (v.provider, v.price) = (j.provider, j.price);
         (v.minStake, v.postedAt, v.auctionEnd, v.stakeMultiple, v.priceWeightBps, v.allowFailover) =
         (j.minStake, j.postedAt, j.auctionEnd, j.stakeMultiple, j.priceWeightBps, j.allowFailover);
         (v.modelId, v.inputCommitment, v.startPrice, v.stakeLocked) =
-        (j.modelId, j.inputCommitment, j.startPrice, j.stakeLocked);
+        (j.modelId, j.inputCommitment, j.startPrice, uint96(_stakeLocked(j)));
         (v.challenger, v.challengeBond, v.outputHash) = (j.challenger, j.challengeBond, j.outputHash);
     }
 
@@ -423,12 +425,14 @@ abstract contract BaseMarket is IMarket, MarketCore, EIP712, Ownable2Step, Pausa
         uint256 required
     ) internal {
         // price <= maxPrice < 2**96 and required < 2**96 are checked by the callers
+        // the first award copies the model's layout for delivery (a failover finds it there already)
+        if (j.awardedAt == 0) _s().layouts[jobId] = _registry.layoutOf(j.modelId);
         j.state = JobState.Awarded;
         j.awardedAt = uint40(block.timestamp);
         j.latency = latency;
         j.provider = provider;
         j.price = uint96(price);
-        j.stakeLocked = uint96(required);
+        // the lock is not stored: `_stakeLocked` derives it from price, minStake and stakeMultiple
         emit Awarded(jobId, provider, price, latency, required, uint40(_providerDeadline(j)));
         _staking.lock(provider, jobId, required, _fee(price, j.feeBps));
     }
@@ -475,7 +479,7 @@ abstract contract BaseMarket is IMarket, MarketCore, EIP712, Ownable2Step, Pausa
         uint256 due = _providerDeadline(j);
         if (block.timestamp <= due) revert NotExpired(jobId, due);
         address provider = j.provider;
-        uint256 locked = j.stakeLocked;
+        uint256 locked = _stakeLocked(j);
         emit Expired(jobId, provider, locked);
         _staking.recordExpiry(provider, jobId);
         _staking.slash(provider, jobId, locked, j.requester);

@@ -28,8 +28,9 @@ abstract contract MarketCore is IMarketEvents, ReentrancyGuardTransient {
         MarketParams params;
         mapping(bytes32 jobId => JobRecord) jobs;
         mapping(bytes32 jobId => uint256[]) outputs;
-        /// @dev The model's layout, copied from the registry at posting (models are immutable), so that
-        /// delivery reads one slot instead of calling the registry; cleared on settlement (storage refund).
+        /// @dev The model's layout, copied from the registry at the award (models are immutable; a job that is
+        /// never awarded never pays for it), so that delivery reads one slot instead of calling the registry;
+        /// cleared on settlement (storage refund).
         mapping(bytes32 jobId => ModelLayout) layouts;
         mapping(address owner => mapping(uint256 word => uint256 bits)) nonceBitmap;
         /// @dev What the market owes each account (payments, refunds, returned bonds): paid out by
@@ -82,6 +83,15 @@ abstract contract MarketCore is IMarketEvents, ReentrancyGuardTransient {
         if (msg.sender != provider && !_staking.isAuthorized(provider, msg.sender)) {
             revert NotAuthorized(provider, msg.sender);
         }
+    }
+
+    /// @dev The stake locked for an awarded job, derived rather than stored: every award locks exactly
+    /// max(minStake, price * stakeMultiple) of the price it records (`BaseMarket._award`); 0 before an award.
+    function _stakeLocked(JobRecord storage j) internal view returns (uint256 locked) {
+        if (j.provider == address(0)) return 0;
+        locked = uint256(j.price) * j.stakeMultiple;
+        uint256 minStake = j.minStake;
+        if (locked < minStake) locked = minStake;
     }
 
     /// @dev Credits the whole escrow back to the requester (the caller sets the terminal state first).

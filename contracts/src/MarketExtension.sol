@@ -235,7 +235,6 @@ contract MarketExtension is MarketCore, EIP712 {
                 p.challengeBond, p.challengeWindow, p.proofWindow, p.challengerRewardBps, 0, false
             );
         }
-        $.layouts[jobId] = _registry.layoutOf(intent.modelId);
 
         uint256 escrow = maxPrice + _fee(maxPrice, feeBps);
         emit IntentPosted(
@@ -253,7 +252,7 @@ contract MarketExtension is MarketCore, EIP712 {
         address provider = j.provider;
         address requester = j.requester;
         address challenger = j.challenger;
-        uint256 locked = j.stakeLocked;
+        uint256 locked = _stakeLocked(j);
         uint256 bond = j.challengeBond;
         uint256 toChallenger =
             challenger == address(0) ? 0 : locked * $.terms[jobId].challengerRewardBps / BPS;

@@ -131,9 +131,13 @@ struct Job {
     bytes32 outputHash;
 }
 
-/// @notice How a market stores a `Job`: the same fields, packed so that the fields each step touches share
-/// slots (the comment before each group says which slot it is). A zk delivery reads slots 0, 1, 2 and 5 and writes slot 1 alone (state
-/// and deliveredAt together); a bid reads slots 0, 1 and 3; an award writes slots 1, 2 and 6.
+/// @notice How a market stores a `Job`: the fields later steps need, packed so that the fields each step touches
+/// share slots (the comment before each group says which slot it is). Nothing derivable is stored: the stake
+/// locked is max(minStake, price * stakeMultiple) of the stored fields. Posting writes slots 0, 1, 3, 4 and 5
+/// (Dutch: and 7); a bid reads slots 0, 1 and 3 and writes the reverse market's bid book, whose latencies live
+/// in slot 1 (`latency`, the best bid's while Open) and slot 3 (`runnerLatency`); an award writes slots 1 and 2
+/// (and copies the model's layout, `MarketCore.layouts`); a zk delivery reads slots 0, 1, 2 and 5 and writes
+/// slot 1 alone (state and deliveredAt together).
 struct JobRecord {
     // -- slot 0: who pays, and at most how much
     // the intent's requester: pays, is refunded, compensated and called back
@@ -149,7 +153,7 @@ struct JobRecord {
     uint16 feeBps;
     // copied from the intent: gas for the consumer callback (0 = none)
     uint32 callbackGasLimit;
-    // the current provider's promised latency (seconds from award)
+    // the current provider's promised latency (seconds from award); while Open, the reverse auction's best bid's
     uint32 latency;
     // when the current provider was awarded (0 while open)
     uint40 awardedAt;
@@ -177,19 +181,19 @@ struct JobRecord {
     uint16 priceWeightBps;
     // copied from the intent
     bool allowFailover;
+    // reverse auction: the runner-up bid's promised latency (its address and price are in the bid book)
+    uint32 runnerLatency;
     // -- slot 4, 5: what is computed
     bytes32 modelId;
     uint256 inputCommitment;
-    // -- slot 6
-    // Dutch: the price at postedAt
-    uint96 startPrice;
-    // stake locked for this job in Staking (the most it can be slashed)
-    uint96 stakeLocked;
-    // -- slot 7: dispute
+    // -- slot 6: dispute
     // who challenged an optimistic delivery (0 if none)
     address challenger;
     // the bond the challenger posted
     uint96 challengeBond;
+    // -- slot 7 (alone: a challenger packed beside it would cost a dispute a second slot)
+    // Dutch: the price at postedAt
+    uint96 startPrice;
     // -- slot 8
     // keccak256(abi.encode(output)) of an optimistic delivery
     bytes32 outputHash;

@@ -13,9 +13,10 @@ import {AUCTION_REVERSE, Bid, Intent, JobRecord, JobState, MarketParams} from ".
 /// @notice Open scoring reverse auction with second-score payment. Only the pricing and winner
 /// resolution live here; escrow, delivery and disputes are `BaseMarket`'s.
 contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
-    /// @dev The two best bids of distinct providers in three slots: (best, bestPrice), (runner,
-    /// runnerPrice), (both latencies, opened). `post` writes non-zero sentinels into all three (an empty
-    /// side is address 0 with price 1; `opened` is true), so every bid rewrites slots that are already
+    /// @dev The two best bids of distinct providers, as bid and award read them. Stored in two slots,
+    /// (best, bestPrice) and (runner, runnerPrice), with the latencies in the job's own slots (`JobRecord.latency`
+    /// while Open, `JobRecord.runnerLatency`), which a bid reads anyway. `post` writes non-zero sentinels into the
+    /// two book slots (an empty side is address 0 with price 1), so every bid rewrites slots that are already
     /// non-zero (~5k gas a slot instead of ~22k): the requester prepays the book's storage.
     struct BidBook {
         address best;
@@ -24,13 +25,20 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
         uint96 runnerPrice;
         uint32 bestLatency;
         uint32 runnerLatency;
-        bool opened;
+    }
+
+    /// @dev The stored part of a `BidBook`.
+    struct BookSlots {
+        address best;
+        uint96 bestPrice;
+        address runner;
+        uint96 runnerPrice;
     }
 
     /// @dev The price stored beside address 0 on an empty side of the book (any non-zero value).
     uint96 private constant _EMPTY_PRICE = 1;
 
-    mapping(bytes32 jobId => BidBook) private _books;
+    mapping(bytes32 jobId => BookSlots) private _books;
 
     constructor(
         IERC20 token_,
@@ -63,7 +71,7 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
 
         uint256 weight = j.priceWeightBps;
         uint256 score = _score(weight, price, latency, maxPrice, maxLatency);
-        BidBook memory book = _books[jobId];
+        BidBook memory book = _book(jobId, j);
         uint8 rank;
         if (book.best == address(0)) {
             (book.best, book.bestPrice, book.bestLatency) = (provider, b.price, latency);
@@ -91,7 +99,7 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
                 rank = 2;
             }
         }
-        _books[jobId] = book;
+        _storeBook(jobId, j, book);
         emit BidPlaced(jobId, provider, msg.sender, price, latency, score, rank);
     }
 
@@ -111,14 +119,14 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
 
     /// @inheritdoc IReverseAuctionMarket
     function bestBid(bytes32 jobId) external view returns (Bid memory) {
-        BidBook storage book = _books[jobId];
+        BidBook memory book = _book(jobId, _job(jobId));
         address best = book.best;
         return best == address(0) ? Bid(address(0), 0, 0) : Bid(best, book.bestPrice, book.bestLatency);
     }
 
     /// @inheritdoc IReverseAuctionMarket
     function runnerUp(bytes32 jobId) external view returns (Bid memory) {
-        BidBook storage book = _books[jobId];
+        BidBook memory book = _book(jobId, _job(jobId));
         address runner = book.runner;
         return
             runner == address(0) ? Bid(address(0), 0, 0) : Bid(runner, book.runnerPrice, book.runnerLatency);
@@ -133,9 +141,10 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
 
     /// @inheritdoc IReverseAuctionMarket
     function clearingPrice(bytes32 jobId) external view returns (uint256) {
-        BidBook memory book = _books[jobId];
+        JobRecord storage j = _job(jobId);
+        BidBook memory book = _book(jobId, j);
         if (book.best == address(0)) return 0;
-        return _clearingPrice(book, _job(jobId));
+        return _clearingPrice(book, j);
     }
 
     // ------------------------------------------------------------------ hooks
@@ -147,7 +156,7 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
 
     /// @inheritdoc BaseMarket
     function _opened(bytes32 jobId) internal override {
-        _books[jobId] = BidBook(address(0), _EMPTY_PRICE, address(0), _EMPTY_PRICE, 0, 0, true);
+        _books[jobId] = BookSlots(address(0), _EMPTY_PRICE, address(0), _EMPTY_PRICE);
     }
 
     /// @inheritdoc BaseMarket
@@ -163,14 +172,14 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
 
     /// @inheritdoc BaseMarket
     function _failover(bytes32 jobId, JobRecord storage j, address from) internal override returns (bool) {
-        BidBook storage book = _books[jobId];
+        BookSlots storage book = _books[jobId];
         address runner = book.runner;
         if (runner == address(0)) return false;
         uint96 price = book.runnerPrice;
-        uint32 latency = book.runnerLatency;
+        uint32 latency = j.runnerLatency;
         // the runner-up is used at most once; it lost the auction, so it is not penalised for having moved
         // its stake on
-        (book.runner, book.runnerPrice, book.runnerLatency) = (address(0), 0, 0);
+        (book.runner, book.runnerPrice, j.runnerLatency) = (address(0), 0, 0);
         if (!_tryAward(jobId, j, runner, price, price, latency, false)) return false;
         emit FailedOver(jobId, from, runner, price);
         return true;
@@ -183,14 +192,14 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
     /// reverts for stake or time reasons.
     function _resolve(bytes32 jobId, JobRecord storage j) private {
         _requireAwardable(jobId, j);
-        BidBook memory book = _books[jobId];
+        BidBook memory book = _book(jobId, j);
         if (book.best == address(0)) revert NoBids(jobId);
         uint256 price = _clearingPrice(book, j);
         if (_tryAward(jobId, j, book.best, book.bestPrice, price, book.bestLatency, true)) return;
         if (book.runner != address(0)) {
             // the runner-up becomes the provider: it is no failover candidate any more
-            BidBook storage stored = _books[jobId];
-            (stored.runner, stored.runnerPrice, stored.runnerLatency) = (address(0), 0, 0);
+            BookSlots storage stored = _books[jobId];
+            (stored.runner, stored.runnerPrice, j.runnerLatency) = (address(0), 0, 0);
             if (_tryAward(
                     jobId, j, book.runner, book.runnerPrice, book.runnerPrice, book.runnerLatency, true
                 )) {
@@ -199,6 +208,20 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
         }
         j.state = JobState.Refunded;
         _refundEscrow(jobId, j);
+    }
+
+    /// @dev The job's bid book: its two slots and the latencies kept in the job's slots.
+    function _book(bytes32 jobId, JobRecord storage j) private view returns (BidBook memory book) {
+        BookSlots storage stored = _books[jobId];
+        (book.best, book.bestPrice, book.runner, book.runnerPrice) =
+        (stored.best, stored.bestPrice, stored.runner, stored.runnerPrice);
+        (book.bestLatency, book.runnerLatency) = (j.latency, j.runnerLatency);
+    }
+
+    /// @dev Writes a bid book back (only an Open job's: its `latency` field is the best bid's until the award).
+    function _storeBook(bytes32 jobId, JobRecord storage j, BidBook memory book) private {
+        _books[jobId] = BookSlots(book.best, book.bestPrice, book.runner, book.runnerPrice);
+        (j.latency, j.runnerLatency) = (book.bestLatency, book.runnerLatency);
     }
 
     /// @dev The price at which the best bid's score would tie the runner-up's, floor-rounded, clamped to

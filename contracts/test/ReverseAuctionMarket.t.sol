@@ -581,6 +581,58 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         assertEq(token.balanceOf(address(market)), market.feesOwed());
     }
 
+    // ================================================================== lean storage
+
+    /// @dev The stake lock is derived (max(minStake, price * stakeMultiple) of the posting-time terms), not
+    /// stored: it must equal what Staking locked, and an owner's later stakeMultiple change must not reach it
+    /// (or the slash at expiry).
+    function test_lean_stakeLockedIsTheLockAndIgnoresLaterParams() public {
+        Intent memory intent = _intent().withDeadline(uint64(block.timestamp + 5 days)).withMinStake(1e17);
+        bytes32 jobId = _post(intent);
+        _bid(jobId, provider, 4e17, 60);
+        vm.warp(market.job(jobId).auctionEnd);
+        rmarket.award(jobId);
+        uint256 locked = staking.lockedFor(provider, jobId);
+        assertEq(locked, 4e17 * 2, "max(minStake, price * stakeMultiple)");
+        assertEq(market.job(jobId).stakeLocked, locked, "derived lock == Staking's lock");
+        MarketParams memory p = _defaultParams();
+        p.stakeMultiple = 5;
+        _applyParams(p);
+        assertEq(market.job(jobId).stakeLocked, locked, "a params change never reaches a live job");
+        vm.expectEmit(address(staking));
+        emit IStaking.StakeSlashed(provider, jobId, requester, locked);
+        market.expire(jobId);
+        assertEq(staking.lockedOf(provider), 0, "exactly the lock was released");
+    }
+
+    /// @dev While Open the job's latency field holds the best bid's latency: the view must not show it as an
+    /// award, a leader improving its bid must not touch the runner-up's latency, and a failover must give the
+    /// runner-up its own promised latency.
+    function test_lean_bidLatenciesLiveInJobSlots() public {
+        Intent memory intent = _intent().withFailover(true);
+        bytes32 jobId = _post(intent);
+        _bid(jobId, provider, 4e17, 77);
+        assertEq(market.job(jobId).latency, 0, "no award while Open");
+        assertEq(market.providerDeadline(jobId), 0);
+        assertEq(rmarket.bestBid(jobId).latency, 77);
+        _bid(jobId, provider2, 5e17, 99);
+        _bid(jobId, provider, 3e17, 50);
+        assertEq(rmarket.bestBid(jobId).latency, 50);
+        assertEq(rmarket.runnerUp(jobId).latency, 99, "the leader's own bid left the runner-up alone");
+        vm.warp(market.job(jobId).auctionEnd);
+        rmarket.award(jobId);
+        assertEq(market.job(jobId).latency, 50);
+        assertEq(market.providerDeadline(jobId), block.timestamp + 50);
+        vm.warp(block.timestamp + 51);
+        market.expire(jobId);
+        Job memory j = market.job(jobId);
+        assertEq(j.provider, provider2);
+        assertEq(j.latency, 99, "the runner-up's own latency");
+        assertEq(market.providerDeadline(jobId), block.timestamp + 99);
+        assertEq(j.stakeLocked, staking.lockedFor(provider2, jobId));
+        assertEq(rmarket.runnerUp(jobId).provider, address(0), "used once");
+    }
+
     function test_expire_failoverHappensOnce() public {
         Intent memory intent = _intent().withFailover(true);
         bytes32 jobId = _post(intent);

@@ -76,12 +76,12 @@ from tender.errors import (
 from tender.intents import (
     AuctionType,
     Intent,
+    NonceSequence,
     ProofMode,
     check_signature,
     erc1271_accepts,
     erc1271_calldata,
     job_id,
-    random_nonce,
     sign_intent,
     typed_data,
 )
@@ -240,6 +240,9 @@ class Client:
         self._http: httpx.AsyncClient | None = None
         self._models: dict[str, ModelHandle] = {}
         self._allowance_lock = asyncio.Lock()
+        #: sequential nonces in one random bitmap word at a time: an intent flips a bit of a word that
+        #: is already non-zero (~5k gas) rather than a fresh one (~22k)
+        self._nonces = NonceSequence()
         self._approved: set[str] = set()
         #: escrow this client counts on taking from its credit, by market, until the intent is
         #: posted (or its request ends): two concurrent requests do not both count on one credit
@@ -446,7 +449,7 @@ class Client:
             region=region,
             price_weight_bps=price_weight_bps,
             callback_gas_limit=callback_gas_limit,
-            nonce=random_nonce(),
+            nonce=self._nonces.next(),
             expiry=now + window + 60,
         )
         return intent, handle
