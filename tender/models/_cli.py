@@ -36,6 +36,11 @@ _bundle_argument = click.argument(
     "bundle_path", metavar="BUNDLE", type=click.Path(exists=True, path_type=Path)
 )
 
+#: The ModelRegistry to read or register in.
+_registry_option = click.option(
+    "--registry", "registry", default=None, help="ModelRegistry address (default: the deployment's)"
+)
+
 _INPUT_HELP = "JSON: a list, {'input': [...]}, or EZKL {'input_data': [[...]]}"
 
 
@@ -250,9 +255,7 @@ def verify_command(bundle_path: Path, proof_path: Path, input_path: Path | None)
 @cli_group.command("register")
 @_bundle_argument
 @click.option("--rpc", "rpc_url", required=True, help="JSON-RPC endpoint")
-@click.option(
-    "--registry", "registry", default=None, help="ModelRegistry address (default: the deployment's)"
-)
+@_registry_option
 @click.option(
     "--onnx",
     "onnx_path",
@@ -294,9 +297,7 @@ def register_command(
 
 @cli_group.command("list")
 @click.option("--rpc", "rpc_url", default=None, help="list the models registered on this chain instead")
-@click.option(
-    "--registry", "registry", default=None, help="ModelRegistry address (default: the deployment's)"
-)
+@_registry_option
 @click.option(
     "--cache",
     "cache",
