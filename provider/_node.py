@@ -1117,54 +1117,53 @@ class ProviderNode(Daemon):
                         proof = await self._prove(record, served)
                         self._set(record, WorkStep.DELIVERED, proof="0x" + proof.proof.hex())
                     assert record.proof is not None
-                    try:
-                        receipt = await self.chain.send(
-                            market,
-                            "prove",
-                            job_id,
-                            bytes.fromhex(record.proof[2:]),
-                            until=self._until(record),
-                        )
-                        self._set(record, WorkStep.DELIVERED, tx={**record.tx, "prove": tx_hash(receipt)})
+                    proof_bytes = bytes.fromhex(record.proof[2:])
+                    if await self._follow_tx(record, market, "prove", "prove", job_id, proof_bytes):
                         continue
-                    except (ContractRevert, TransactionFailed) as exc:
-                        log(
-                            logger,
-                            "job.prove_failed",
-                            level=logging.ERROR,
-                            job_id=record.job_id,
-                            error=str(exc),
-                        )
+            # Draw the audit early: past 256 blocks its seed is gone and the job counts as audited
+            # (a refusal: drawn by someone else, or too early).
             if (
                 state is JobState.DELIVERED
                 and "draw" not in record.tx
                 and await self._audit_drawable(market, job)
+                and await self._follow_tx(record, market, "draw", "drawAudit", job_id, refused=logging.DEBUG)
             ):
-                # Draw the audit early: past 256 blocks its seed is gone and the job counts as audited.
-                try:
-                    receipt = await self.chain.send(market, "drawAudit", job_id, until=self._until(record))
-                    self._set(record, WorkStep.DELIVERED, tx={**record.tx, "draw": tx_hash(receipt)})
-                    continue
-                except (ContractRevert, TransactionFailed) as exc:  # drawn by someone else (or too early)
-                    log(logger, "job.draw_skipped", level=logging.DEBUG, job_id=record.job_id, error=str(exc))
+                continue
+            # Finalize (a refusal: the window may close a block later; tried again next turn).
             if (
                 state is JobState.DELIVERED
                 and "finalize" not in record.tx
                 and self.clock.now() > job.dispute_end
+                and await self._follow_tx(
+                    record, market, "finalize", "finalize", job_id, refused=logging.DEBUG
+                )
             ):
-                try:
-                    receipt = await self.chain.send(market, "finalize", job_id, until=self._until(record))
-                    self._set(record, WorkStep.DELIVERED, tx={**record.tx, "finalize": tx_hash(receipt)})
-                    continue
-                except (ContractRevert, TransactionFailed) as exc:  # the window may close a block later
-                    log(
-                        logger,
-                        "job.finalize_retry",
-                        level=logging.DEBUG,
-                        job_id=record.job_id,
-                        error=str(exc),
-                    )
+                continue
             await asyncio.sleep(self.config.poll_interval_s)
+
+    #: What the log calls a refused follow-up transaction, by its step.
+    _REFUSED = {"prove": "job.prove_failed", "draw": "job.draw_skipped", "finalize": "job.finalize_retry"}
+
+    async def _follow_tx(
+        self,
+        record: StoredJob,
+        market: AsyncMarket,
+        step: str,
+        function: str,
+        *args: Any,
+        refused: int = logging.ERROR,
+    ) -> bool:
+        """Send ``market.function(*args)`` for a delivered job and note its transaction under
+        ``step`` in ``record.tx``; a revert or a failed transaction is logged (at level
+        ``refused``) and gives False."""
+        assert self.chain is not None
+        try:
+            receipt = await self.chain.send(market, function, *args, until=self._until(record))
+        except (ContractRevert, TransactionFailed) as exc:
+            log(logger, self._REFUSED[step], level=refused, job_id=record.job_id, error=str(exc))
+            return False
+        self._set(record, WorkStep.DELIVERED, tx={**record.tx, step: tx_hash(receipt)})
+        return True
 
     async def _audit_drawable(self, market: AsyncMarket, job: Job) -> bool:
         """Whether to draw the audit of our optimistic delivery now: the model is audited at all,

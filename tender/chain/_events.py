@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, TypeVar
+from typing import Any, TypeVar, dataclass_transform
 
 from tender.chain._abi import DecodedLog
 from tender.chain._jobs import JobState
@@ -26,10 +26,13 @@ __all__ = [
     "AwardSkipped",
     "AwardSkippedLate",
     "Awarded",
+    "BatchDelivered",
+    "BatchJobSkipped",
     "BidPlaced",
     "CallbackFailed",
     "Challenged",
     "Claimed",
+    "CommitmentSlashed",
     "DeclineReleased",
     "Declined",
     "Delivered",
@@ -50,6 +53,7 @@ __all__ = [
     "ParamsUpdated",
     "Paused",
     "Proved",
+    "QuoteAwarded",
     "Redeemed",
     "Refunded",
     "Settled",
@@ -101,16 +105,19 @@ EVENT_TYPES: dict[str, type[Event]] = {}
 #: Per event class, converters from decoded ABI values to domain values, by field name.
 _CONVERT: dict[str, dict[str, Callable[[Any], Any]]] = {}
 
-E = TypeVar("E", bound=type[Event])
+E = TypeVar("E", bound=Event)
 
 
-def event_type(**convert: Callable[[Any], Any]) -> Callable[[E], E]:
-    """Register a typed event class under its class name (the Solidity event's name).
+@dataclass_transform(kw_only_default=True, frozen_default=True)
+def event_type(**convert: Callable[[Any], Any]) -> Callable[[type[E]], type[E]]:
+    """Make a typed event class (a frozen, slotted, keyword-only dataclass, as :class:`Event`)
+    and register it under its class name (the Solidity event's name).
 
     ``convert`` maps field names to converters of their decoded values.
     """
 
-    def register(cls: E) -> E:
+    def register(cls: type[E]) -> type[E]:
+        cls = dataclass(frozen=True, slots=True, kw_only=True)(cls)
         EVENT_TYPES[cls.__name__] = cls
         _CONVERT[cls.__name__] = convert
         return cls
@@ -149,7 +156,6 @@ def to_event(log: DecodedLog) -> Event:
 
 
 @event_type(intent=Intent.from_abi)
-@dataclass(frozen=True, slots=True, kw_only=True)
 class IntentPosted(Event):
     job_id: bytes
     requester: str
@@ -162,7 +168,6 @@ class IntentPosted(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Awarded(Event):
     job_id: bytes
     provider: str
@@ -173,7 +178,6 @@ class Awarded(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class AwardSkipped(Event):
     job_id: bytes
     provider: str
@@ -182,7 +186,6 @@ class AwardSkipped(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class AwardSkippedLate(Event):
     """A candidate skipped because its promised latency no longer fits before the deadline."""
 
@@ -193,7 +196,6 @@ class AwardSkippedLate(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Declined(Event):
     """The awarded provider gave the job back (its input did not match the commitment): no
     slash; its stake stays locked until ``release_at``."""
@@ -204,14 +206,12 @@ class Declined(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class DeclineReleased(Event):
     job_id: bytes
     provider: str
 
 
 @event_type(state=JobState, output=tuple)
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Delivered(Event):
     job_id: bytes
     provider: str
@@ -222,7 +222,6 @@ class Delivered(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class AuditRequired(Event):
     job_id: bytes
     provider: str
@@ -230,7 +229,6 @@ class AuditRequired(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class AuditDrawn(Event):
     """Whether an optimistic delivery is audited, drawn from the hash of the block after it."""
 
@@ -239,7 +237,6 @@ class AuditDrawn(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Challenged(Event):
     job_id: bytes
     challenger: str
@@ -248,7 +245,6 @@ class Challenged(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Proved(Event):
     job_id: bytes
     prover: str
@@ -256,7 +252,6 @@ class Proved(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Settled(Event):
     job_id: bytes
     provider: str
@@ -267,7 +262,6 @@ class Settled(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Expired(Event):
     job_id: bytes
     provider: str
@@ -275,7 +269,6 @@ class Expired(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class FailedOver(Event):
     job_id: bytes
     from_: str
@@ -284,7 +277,6 @@ class FailedOver(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Refunded(Event):
     job_id: bytes
     requester: str
@@ -292,7 +284,6 @@ class Refunded(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Slashed(Event):
     job_id: bytes
     provider: str
@@ -305,7 +296,6 @@ class Slashed(Event):
 
 
 @event_type(terms=QuotedJob.from_abi)
-@dataclass(frozen=True, slots=True, kw_only=True)
 class QuoteAwarded(Event):
     """A quoted job was opened and awarded in one transaction; ``terms`` is what its later
     calls (``deliver``, ``expire``, ``slashCommitment``) pass back."""
@@ -319,7 +309,6 @@ class QuoteAwarded(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class CommitmentSlashed(Event):
     """A provider proved another output than the one it signed a result commitment to."""
 
@@ -331,7 +320,6 @@ class CommitmentSlashed(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class BatchDelivered(Event):
     """One ``deliverBatch``: ``settled`` has bit i set for each slot whose job settled (each
     with its own ``Delivered`` and ``Settled``); ``skipped`` jobs each have a ``BatchJobSkipped``."""
@@ -343,7 +331,6 @@ class BatchDelivered(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class BatchJobSkipped(Event):
     """The job in ``slot`` of a batch failed its own checks (``reason``: a
     :class:`~tender.chain.BatchSkip`) and was left as it was; the others settled."""
@@ -354,7 +341,6 @@ class BatchJobSkipped(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class CallbackFailed(Event):
     job_id: bytes
     requester: str
@@ -362,7 +348,6 @@ class CallbackFailed(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class NoncesInvalidated(Event):
     owner: str
     word: int
@@ -370,13 +355,11 @@ class NoncesInvalidated(Event):
 
 
 @event_type(params=MarketParams.from_abi)
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ParamsUpdated(Event):
     params: MarketParams
 
 
 @event_type(params=MarketParams.from_abi)
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ParamsScheduled(Event):
     """New parameters, applicable (``applyParams``) from ``effective_at`` to jobs posted after."""
 
@@ -385,20 +368,17 @@ class ParamsScheduled(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class TreasuryUpdated(Event):
     treasury: str
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class FeesWithdrawn(Event):
     treasury: str
     amount: int
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Withdrawn(Event):
     """A market paid ``account`` everything it owed it (``IMarket.withdraw``)."""
 
@@ -407,13 +387,11 @@ class Withdrawn(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Paused(Event):
     account: str
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Unpaused(Event):
     account: str
 
@@ -422,7 +400,6 @@ class Unpaused(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class BidPlaced(Event):
     job_id: bytes
     provider: str
@@ -437,7 +414,6 @@ class BidPlaced(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Staked(Event):
     provider: str
     payer: str
@@ -445,7 +421,6 @@ class Staked(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Unstaked(Event):
     provider: str
     amount: int
@@ -454,7 +429,6 @@ class Unstaked(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Redeemed(Event):
     """Staking paid ``provider`` the stake it unstaked, once the unstaking delay had passed."""
 
@@ -463,7 +437,6 @@ class Redeemed(Event):
 
 
 @event_type(models=tuple)
-@dataclass(frozen=True, slots=True, kw_only=True)
 class OperatorRegistered(Event):
     provider: str
     endpoint: str
@@ -473,7 +446,6 @@ class OperatorRegistered(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class SolverSet(Event):
     provider: str
     solver: str
@@ -481,14 +453,12 @@ class SolverSet(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class MarketSet(Event):
     market: str
     allowed: bool
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class MarketScheduled(Event):
     """A market authorised in ``Staking``, active (able to lock stake) from ``active_at``."""
 
@@ -497,13 +467,11 @@ class MarketScheduled(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class UnstakingDelaySet(Event):
     delay: int
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class StakeLocked(Event):
     provider: str
     job_id: bytes
@@ -512,7 +480,6 @@ class StakeLocked(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class StakeUnlocked(Event):
     provider: str
     job_id: bytes
@@ -520,7 +487,6 @@ class StakeUnlocked(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class StakeSlashed(Event):
     provider: str
     job_id: bytes
@@ -529,7 +495,6 @@ class StakeSlashed(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class StakePenalized(Event):
     """A winner that could not lock the stake its bid showed lost up to that much to ``recipient``."""
 
@@ -540,7 +505,6 @@ class StakePenalized(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class UnstakingReclaimed(Event):
     """An award took back stake the provider was unstaking (it backed a standing bid)."""
 
@@ -549,7 +513,6 @@ class UnstakingReclaimed(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Claimed(Event):
     """Slashed stake credited to ``account`` paid out (``Staking.claim``)."""
 
@@ -558,7 +521,6 @@ class Claimed(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ExpiryRecorded(Event):
     provider: str
     job_id: bytes
@@ -568,7 +530,6 @@ class ExpiryRecorded(Event):
 
 
 @event_type(info=ModelInfo.from_abi)
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ModelRegistered(Event):
     model_id: bytes
     owner: str
@@ -579,21 +540,18 @@ class ModelRegistered(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class OwnershipTransferred(Event):
     previous_owner: str
     new_owner: str
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class OwnershipTransferStarted(Event):
     previous_owner: str
     new_owner: str
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class EIP712DomainChanged(Event):
     """ERC-5267: the EIP-712 domain may have changed (emitted by OpenZeppelin's EIP712, never in practice)."""
 
@@ -602,7 +560,6 @@ class EIP712DomainChanged(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Transfer(Event):
     from_: str
     to: str
@@ -610,7 +567,6 @@ class Transfer(Event):
 
 
 @event_type()
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Approval(Event):
     owner: str
     spender: str

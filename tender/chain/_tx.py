@@ -34,14 +34,15 @@ from the ABI of every Tender contract; a transaction mined with status 0 raises
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 import aiohttp
 import requests
@@ -76,6 +77,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 log = logging.getLogger(__name__)
 
 _TRANSIENT_MESSAGES = (
@@ -142,6 +144,16 @@ def failed_call(exc: BaseException, revert: ContractRevert | None, what: str) ->
     """What a refused call or estimate raises: its decoded ``revert``, else a ChainError that
     ``what`` failed."""
     return revert if revert is not None else ChainError(f"{what} failed: {exc}")
+
+
+def in_thread(fn: Callable[P, T]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """``fn`` as a coroutine function that runs it in a worker thread (its signature kept)."""
+
+    @functools.wraps(fn)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    return run
 
 
 def _delay(backoff: float, attempt: int, cap: float) -> float:
@@ -788,19 +800,8 @@ class TxSender:
         pending = self.submit(what, value=value, gas=gas, retry_until=retry_until)
         return self.wait(pending, confirmations=confirmations, retry_until=retry_until)
 
-    async def send_async(
-        self,
-        what: ContractFunction | TxParams,
-        *,
-        value: int = 0,
-        gas: int | None = None,
-        confirmations: int | None = None,
-        retry_until: float | None = None,
-    ) -> TxReceipt:
-        """:meth:`send` in a worker thread, for asyncio daemons."""
-        return await asyncio.to_thread(
-            self.send, what, value=value, gas=gas, confirmations=confirmations, retry_until=retry_until
-        )
+    #: :meth:`send` in a worker thread, for asyncio daemons.
+    send_async = in_thread(send)
 
     def transfer_eth(self, to: str, amount: int) -> TxReceipt:
         """Send ``amount`` wei of the native coin to ``to``."""

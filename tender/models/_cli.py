@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,26 @@ from tender.paths import cache_dir
 
 _console = Console()
 _errors = Console(stderr=True)
+
+#: A file that must exist (an ONNX model, a JSON input, a proof).
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+#: The bundle folder the subcommand works on.
+_bundle_argument = click.argument(
+    "bundle_path", metavar="BUNDLE", type=click.Path(exists=True, path_type=Path)
+)
+
+#: The ModelRegistry to read or register in.
+_registry_option = click.option(
+    "--registry", "registry", default=None, help="ModelRegistry address (default: the deployment's)"
+)
+
+_INPUT_HELP = "JSON: a list, {'input': [...]}, or EZKL {'input_data': [[...]]}"
+
+
+def _input_option(*, required: bool = True, help: str = _INPUT_HELP) -> Callable[[Any], Any]:
+    """``--input``: the JSON file of one input (:func:`_read_input`)."""
+    return click.option("--input", "input_path", required=required, default=None, type=_FILE, help=help)
 
 
 def _read_input(path: Path) -> list[float]:
@@ -58,14 +79,12 @@ def cli_group() -> None:
 
 
 @cli_group.command("build")
-@click.argument(
-    "onnx_path", metavar="MODEL.onnx", type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+@click.argument("onnx_path", metavar="MODEL.onnx", type=_FILE)
 @click.option(
     "--calibration",
     "calibration",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=_FILE,
     help="EZKL input JSON with calibration samples",
 )
 @click.option(
@@ -156,7 +175,7 @@ def build_command(
 
 
 @cli_group.command("show")
-@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(exists=True, path_type=Path))
+@_bundle_argument
 @click.option("--json", "as_json", is_flag=True, help="print card.json")
 def show_command(bundle_path: Path, as_json: bool) -> None:
     """Print a bundle's model card."""
@@ -168,24 +187,16 @@ def show_command(bundle_path: Path, as_json: bool) -> None:
 
 
 @cli_group.command("commit")
-@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+@_bundle_argument
+@_input_option()
 def commit_command(bundle_path: Path, input_path: Path) -> None:
     """Print the input commitment (the uint256 an intent carries) for an input."""
     click.echo(hex(input_commitment(Bundle.load(bundle_path), _read_input(input_path))))
 
 
 @cli_group.command("prove")
-@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--input",
-    "input_path",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="JSON: a list, {'input': [...]}, or EZKL {'input_data': [[...]]}",
-)
+@_bundle_argument
+@_input_option()
 @click.option(
     "--out",
     "out",
@@ -215,17 +226,9 @@ def prove_command(bundle_path: Path, input_path: Path, out: Path) -> None:
 
 
 @cli_group.command("verify")
-@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--proof", "proof_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
-@click.option(
-    "--input",
-    "input_path",
-    default=None,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="also require the proof to be of this input (its commitment)",
-)
+@_bundle_argument
+@click.option("--proof", "proof_path", required=True, type=_FILE)
+@_input_option(required=False, help="also require the proof to be of this input (its commitment)")
 def verify_command(bundle_path: Path, proof_path: Path, input_path: Path | None) -> None:
     """Verify a proof off-chain; exit code 1 when it is invalid.
 
@@ -250,16 +253,14 @@ def verify_command(bundle_path: Path, proof_path: Path, input_path: Path | None)
 
 
 @cli_group.command("register")
-@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(exists=True, path_type=Path))
+@_bundle_argument
 @click.option("--rpc", "rpc_url", required=True, help="JSON-RPC endpoint")
-@click.option(
-    "--registry", "registry", default=None, help="ModelRegistry address (default: the deployment's)"
-)
+@_registry_option
 @click.option(
     "--onnx",
     "onnx_path",
     default=None,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=_FILE,
     help="check this ONNX file against the card (default: the bundle's copy)",
 )
 @click.option("--audit-rate-bps", default=0, show_default=True, type=click.IntRange(0, 10_000))
@@ -296,9 +297,7 @@ def register_command(
 
 @cli_group.command("list")
 @click.option("--rpc", "rpc_url", default=None, help="list the models registered on this chain instead")
-@click.option(
-    "--registry", "registry", default=None, help="ModelRegistry address (default: the deployment's)"
-)
+@_registry_option
 @click.option(
     "--cache",
     "cache",
