@@ -42,7 +42,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import aiohttp
 import requests
@@ -154,6 +154,25 @@ def in_thread(fn: Callable[P, T]) -> Callable[P, Coroutine[Any, Any, T]]:
         return await asyncio.to_thread(fn, *args, **kwargs)
 
     return run
+
+
+def forwarded(
+    method: Callable[Concatenate[Any, P], T],
+) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, T]]:
+    """The async twin of ``method``, for a class whose instances hold the sync object as ``sync``.
+
+    ``post = forwarded(Market.post)`` makes ``await twin.post(intent)`` run ``twin.sync.post(intent)``
+    in a worker thread (:func:`in_thread`), looked up by name so a subclass's override is the one
+    run; the name, docstring and signature are ``method``'s, for mypy and ``inspect`` alike.
+    """
+    name = method.__name__
+
+    @functools.wraps(method)
+    async def call(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        bound: Callable[P, T] = getattr(self.sync, name)
+        return await in_thread(bound)(*args, **kwargs)
+
+    return call
 
 
 def _delay(backoff: float, attempt: int, cap: float) -> float:
