@@ -18,10 +18,13 @@ Amounts are in the token's own decimals (read from the token): ``--max-price 0.1
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, cast
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypedDict, cast
 
 import click
 from rich.console import Console
@@ -41,6 +44,7 @@ from tender.errors import ConfigError, RequestError
 
 if TYPE_CHECKING:
     from tender.chain import Market, Staking
+    from tender.client._client import Client
 
 __all__ = ["cli_group", "intent_group", "market_group"]
 
@@ -141,6 +145,12 @@ def result_table(result: RequestResult, *, decimals: int = 18, symbol: str = "to
     return table
 
 
+def _model_id(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not _is_bytes32(value):
+        raise click.BadParameter(f"{value!r} is not a model id (0x followed by 64 hex digits)")
+    return value
+
+
 #: Which bundle the model is: ``--bundle``, ``--model-id``.
 _bundle_options = stacked(
     click.option(
@@ -149,11 +159,13 @@ _bundle_options = stacked(
         help="model bundle folder (default: the bundle of that name in the cache that is registered on chain)",
     ),
     click.option(
-        "--model-id", help="registry model id, 0x + 64 hex (default: the one registered for the bundle)"
+        "--model-id",
+        callback=_model_id,
+        help="registry model id, 0x + 64 hex (default: the one registered for the bundle)",
     ),
 )
-#: MODEL and the options that make an intent, shared by `request run` and `intent typed-data`.
-_intent_options = stacked(
+#: MODEL and the options that make an intent (:func:`_intent_options` reads them).
+_INTENT_OPTIONS = stacked(
     click.argument("model"),
     click.option("--input", "input_spec", help="JSON file or inline JSON array (default: a sample input)"),
     click.option(
@@ -176,6 +188,85 @@ _intent_options = stacked(
 )
 
 
+class _Terms(TypedDict):
+    max_price: int
+    deadline: float
+    proof: Literal["zk", "optimistic"]
+    auction: Literal["reverse", "dutch"]
+
+
+@dataclass(frozen=True)
+class _IntentArgs:
+    """What `request run` and `intent typed-data` were told about the intent to make."""
+
+    model: str
+    input_spec: str | None
+    sample: int
+    max_price: str
+    deadline: float
+    proof: Literal["zk", "optimistic"]
+    auction: Literal["reverse", "dutch"]
+    bundle: Path | None
+    model_id: str | None
+
+    def data(self) -> Any:
+        """The model input: ``--input``, else sample ``--sample`` of the model."""
+        return load_input(self.input_spec) if self.input_spec else _sample(self.model, self.sample)
+
+    def client(
+        self,
+        rpc_url: str,
+        key: str | None,
+        *,
+        deployment: Path | None,
+        solvers: Sequence[str] = (),
+        address: str | None = None,
+    ) -> Client:
+        """A client that knows this model's ``--bundle`` and ``--model-id``."""
+        from tender.client._client import Client
+
+        return Client(
+            rpc_url,
+            key,
+            solvers=solvers,
+            address=address,
+            deployment=deployment,
+            bundles={self.model: self.bundle} if self.bundle else None,
+            model_ids={self.model: self.model_id} if self.model_id else None,
+        )
+
+    def terms(self, decimals: int) -> _Terms:
+        """The intent's price, deadline, proof and auction (``--max-price`` in ``decimals``)."""
+        price = parse_amount(self.max_price, decimals)
+        if price == 0:
+            raise click.BadParameter("must be above 0", param_hint="--max-price")
+        return _Terms(max_price=price, deadline=self.deadline, proof=self.proof, auction=self.auction)
+
+
+def _intent_options(command: Callable[..., None]) -> Callable[..., None]:
+    """MODEL, the intent options and ``--bundle`` / ``--model-id`` (stacked apart, where the
+    command lists them), handed to ``command`` as one ``spec: _IntentArgs``."""
+
+    @functools.wraps(command)
+    def call(
+        *,
+        model: str,
+        input_spec: str | None,
+        sample: int,
+        max_price: str,
+        deadline: float,
+        proof: Literal["zk", "optimistic"],
+        auction: Literal["reverse", "dutch"],
+        bundle: Path | None,
+        model_id: str | None,
+        **rest: Any,
+    ) -> None:
+        args = _IntentArgs(model, input_spec, sample, max_price, deadline, proof, auction, bundle, model_id)
+        command(spec=args, **rest)
+
+    return cast(Callable[..., None], _INTENT_OPTIONS(call))
+
+
 @click.group("request")
 def cli_group() -> None:
     """Buy inferences as a requester (key from TENDER_PRIVATE_KEY)."""
@@ -190,64 +281,35 @@ def cli_group() -> None:
 @click.option("--timeout", type=float, help="seconds to wait for a terminal state")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def run(
-    model: str,
-    input_spec: str | None,
-    sample: int,
-    max_price: str,
-    deadline: float,
-    proof: str,
-    auction: str,
+    spec: _IntentArgs,
     on_chain: bool,
     solvers: tuple[str, ...],
     rpc: str | None,
     deployment: Path | None,
     config: Path | None,
-    bundle: Path | None,
-    model_id: str | None,
     timeout: float | None,
     as_json: bool,
 ) -> None:
     """Buy one inference of MODEL and print its verified output."""
     from tender.chain import Token, connect
-    from tender.client._client import Client
 
-    if model_id is not None and not _is_bytes32(model_id):
-        raise click.BadParameter(
-            f"{model_id!r} is not a model id (0x followed by 64 hex digits)", param_hint="--model-id"
-        )
     console = Console(stderr=as_json)
     rpc_url, key, config_deployment = _chain(config, rpc)
-    data = load_input(input_spec) if input_spec else _sample(model, sample)
-    client = Client(
-        rpc_url,
-        key,
-        solvers=list(solvers),
-        deployment=deployment or config_deployment,
-        bundles={model: bundle} if bundle else None,
-        model_ids={model: model_id} if model_id else None,
-    )
+    data = spec.data()
+    client = spec.client(rpc_url, key, solvers=solvers, deployment=deployment or config_deployment)
     connect(rpc_url)  # one clear line when nothing answers there
     token = Token(client.w3, client.deployment.token)
     decimals, symbol = token.decimals(), token.symbol()
-    price = parse_amount(max_price, decimals)
-    if price == 0:
-        raise click.BadParameter("must be above 0", param_hint="--max-price")
+    terms = spec.terms(decimals)
 
     async def go() -> RequestResult:
         async with client:
-            return await client.request(
-                model,
-                data,
-                max_price=price,
-                deadline=deadline,
-                proof=cast(Literal["zk", "optimistic"], proof),
-                auction=cast(Literal["reverse", "dutch"], auction),
-                on_chain=on_chain,
-                timeout=timeout,
-            )
+            return await client.request(spec.model, data, **terms, on_chain=on_chain, timeout=timeout)
 
     try:
-        with console.status(f"buying one {model} inference ({auction} auction, {proof} proof)…"):
+        with console.status(
+            f"buying one {spec.model} inference ({spec.auction} auction, {spec.proof} proof)…"
+        ):
             result = asyncio.run(go())
     except RequestError as exc:
         _fail(exc)
@@ -459,19 +521,11 @@ def intent_group() -> None:
     help="also write the intent (for `tender intent send`) here",
 )
 def typed_data_command(
-    model: str,
-    input_spec: str | None,
-    sample: int,
-    max_price: str,
-    deadline: float,
-    proof: str,
-    auction: str,
+    spec: _IntentArgs,
     requester: str | None,
     rpc: str | None,
     deployment: Path | None,
     config: Path | None,
-    bundle: Path | None,
-    model_id: str | None,
     out: Path | None,
 ) -> None:
     """Print the EIP-712 typed data of an intent to buy one MODEL inference, for a wallet.
@@ -483,38 +537,19 @@ def typed_data_command(
     from web3 import Web3
 
     from tender.chain import Token, connect
-    from tender.client._client import Client
 
-    if model_id is not None and not _is_bytes32(model_id):
-        raise click.BadParameter(
-            f"{model_id!r} is not a model id (0x followed by 64 hex digits)", param_hint="--model-id"
-        )
     if requester is not None and not Web3.is_address(requester):
         raise click.BadParameter(f"not an address: {requester!r}", param_hint="--requester")
     section = chain_section(config)
     rpc_url = rpc or section.rpc_url
     key = None if requester else section.private_key()
-    data = load_input(input_spec) if input_spec else _sample(model, sample)
+    data = spec.data()
     connect(rpc_url)  # one clear line when nothing answers there
-    client = Client(
-        rpc_url,
-        key,
-        address=requester,
-        deployment=deployment or section.deployment,
-        bundles={model: bundle} if bundle else None,
-        model_ids={model: model_id} if model_id else None,
-    )
-    price = parse_amount(max_price, Token(client.w3, client.deployment.token).decimals())
+    client = spec.client(rpc_url, key, address=requester, deployment=deployment or section.deployment)
+    terms = spec.terms(Token(client.w3, client.deployment.token).decimals())
 
     async def build() -> Any:
-        intent, _ = await client.build_intent(
-            model,
-            data,
-            max_price=price,
-            deadline=deadline,
-            proof=cast(Literal["zk", "optimistic"], proof),
-            auction=cast(Literal["reverse", "dutch"], auction),
-        )
+        intent, _ = await client.build_intent(spec.model, data, **terms)
         return intent
 
     intent = asyncio.run(build())
