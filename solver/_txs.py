@@ -33,7 +33,6 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-import aiohttp
 from eth_account.signers.local import LocalAccount
 from eth_account.typed_transactions import TypedTransaction
 from hexbytes import HexBytes
@@ -53,6 +52,7 @@ from tender.chain import (
     failed_call,
     is_transient,
     rpc_message,
+    with_retries_async,
 )
 from tender.errors import ChainError, ContractRevert, TransactionFailed
 from tender.logs import log
@@ -105,24 +105,21 @@ class TxManager:
     # -- RPC helpers --------------------------------------------------------------------
 
     async def _rpc(self, call: Callable[[], Any], until: float | None = None) -> Any:
-        """``await call()``, retrying transient RPC errors: :attr:`retries` times, or until
-        ``until`` (unix seconds) when given. Other errors raise at once; a transient error
-        that outlasts the retries raises :class:`~tender.errors.ChainError`."""
-        delay = 0.1
-        attempt = 0
-        while True:
-            try:
-                return await call()
-            except (Web3RPCError, OSError, TimeoutError, aiohttp.ClientError) as exc:
-                if not is_transient(exc):
-                    raise
-                out = attempt >= self.retries if until is None else time.time() + delay > until
-                if out:
-                    raise ChainError(f"the node did not answer: {exc!r}") from exc
-                log(logger, "rpc.retry", level=logging.DEBUG, error=repr(exc), attempt=attempt)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.backoff_cap)
-                attempt += 1
+        """``await call()``, retrying transient RPC errors (:func:`~tender.chain.with_retries_async`):
+        :attr:`retries` times, or until ``until`` (unix seconds) when given. Other errors raise at
+        once; a transient error that outlasts the retries raises :class:`~tender.errors.ChainError`."""
+
+        def retrying(exc: Exception, attempt: int) -> None:
+            log(logger, "rpc.retry", level=logging.DEBUG, error=repr(exc), attempt=attempt)
+
+        try:
+            return await with_retries_async(
+                call, retries=self.retries, backoff=0.1, until=until, cap=self.backoff_cap, on_retry=retrying
+            )
+        except Exception as exc:
+            if is_transient(exc):
+                raise ChainError(f"the node did not answer: {exc!r}") from exc
+            raise
 
     def _revert(self, exc: BaseException) -> ContractRevert | None:
         return self.decoder.from_exception(exc) if self.decoder is not None else None

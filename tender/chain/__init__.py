@@ -73,6 +73,7 @@ from tender.chain._tx import (
     nonce_manager,
     resync_nonces,
     rpc_message,
+    with_retries_async,
 )
 from tender.chain._view import JobView
 
@@ -146,5 +147,6 @@ __all__ = [
     "tender_decoder",
     "tender_log_decoder",
     "to_event",
+    "with_retries_async",
 ]
 __all__ += _events.__all__

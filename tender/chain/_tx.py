@@ -40,7 +40,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
@@ -74,6 +74,7 @@ __all__ = [
     "nonce_manager",
     "resync_nonces",
     "with_retries",
+    "with_retries_async",
 ]
 
 T = TypeVar("T")
@@ -179,6 +180,17 @@ def _delay(backoff: float, attempt: int, cap: float) -> float:
     return float(min(cap, backoff * 2.0 ** min(attempt, 30)))
 
 
+def _retry_pause(
+    exc: Exception, attempt: int, *, retries: int, backoff: float, until: float | None, cap: float
+) -> float | None:
+    """The pause before retrying after ``exc`` on attempt ``attempt`` (from 0); ``None``: give up."""
+    if not is_transient(exc):
+        return None
+    pause = _delay(backoff, attempt, cap)
+    out_of_time = attempt >= retries if until is None else time.time() + pause > until
+    return None if out_of_time else pause
+
+
 def with_retries(
     call: Callable[[], T],
     *,
@@ -197,16 +209,36 @@ def with_retries(
     while True:
         try:
             return call()
-        except Exception as exc:  # narrowed right below: only transient errors are retried
-            if not is_transient(exc):
-                raise
-            pause = _delay(backoff, attempt, cap)
-            if until is None:
-                if attempt >= retries:
-                    raise
-            elif time.time() + pause > until:
+        except Exception as exc:  # narrowed by _retry_pause: only transient errors are retried
+            pause = _retry_pause(exc, attempt, retries=retries, backoff=backoff, until=until, cap=cap)
+            if pause is None:
                 raise
             time.sleep(pause)
+            attempt += 1
+
+
+async def with_retries_async(
+    call: Callable[[], Awaitable[T]],
+    *,
+    retries: int,
+    backoff: float,
+    until: float | None = None,
+    cap: float = 2.0,
+    on_retry: Callable[[Exception, int], None] | None = None,
+) -> T:
+    """:func:`with_retries` for a coroutine: the same rule, the pauses awaited; ``on_retry(exc,
+    attempt)`` is told of each retry."""
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except Exception as exc:  # narrowed by _retry_pause: only transient errors are retried
+            pause = _retry_pause(exc, attempt, retries=retries, backoff=backoff, until=until, cap=cap)
+            if pause is None:
+                raise
+            if on_retry is not None:
+                on_retry(exc, attempt)
+            await asyncio.sleep(pause)
             attempt += 1
 
 
