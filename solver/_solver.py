@@ -659,7 +659,16 @@ class Solver(Daemon):
                     self._set(row, Pursuit.SEEN, note=f"intent gone from the chain before the bid: {exc}")
                     await self._sleep(self.section.poll_interval_s)
                     return
-                self._set(row, Pursuit.LOST, note=f"bid refused: {exc}")
+                revert = exc if isinstance(exc, ContractRevert) else exc.revert
+                if revert is not None and revert.name == "InsufficientStake":
+                    # a bid reserves max(minStake, maxPrice * stakeMultiple) of the provider's free
+                    # stake: waiting does not free it, so the job is not tried again
+                    note = (
+                        f"bid refused: the provider's free stake cannot cover the bid's reservation ({exc})"
+                    )
+                else:
+                    note = f"bid refused: {exc}"
+                self._set(row, Pursuit.LOST, note=note)
         elif isinstance(action, FillAction):
             await self._fill(row, market, intent, action)
         elif action.wait_for_price is not None and market.auction == AuctionType.DUTCH:

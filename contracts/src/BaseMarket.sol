@@ -180,6 +180,7 @@ abstract contract BaseMarket is IMarket, MarketCore, EIP712, Ownable2Step, Pausa
         if (block.timestamp < end) revert AuctionNotEnded(jobId, end);
         if (!_refundable(jobId, j)) revert NotRefundable(jobId);
         j.state = JobState.Refunded;
+        _released(jobId, j);
         _refundEscrow(jobId, j);
     }
 
@@ -360,6 +361,9 @@ abstract contract BaseMarket is IMarket, MarketCore, EIP712, Ownable2Step, Pausa
 
     /// @dev After `from` expired: re-award to a runner-up if possible. Returns whether it did.
     function _failover(bytes32 jobId, JobRecord storage j, address from) internal virtual returns (bool);
+
+    /// @dev An Open job is refunded without an award: release any stake its bids reserved.
+    function _released(bytes32 jobId, JobRecord storage j) internal virtual;
 
     // ================================================================== shared steps for auction types
 

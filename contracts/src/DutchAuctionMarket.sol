@@ -67,6 +67,9 @@ contract DutchAuctionMarket is BaseMarket, IDutchAuctionMarket {
     function _opened(bytes32) internal pure override {}
 
     /// @inheritdoc BaseMarket
+    function _released(bytes32, JobRecord storage) internal pure override {}
+
+    /// @inheritdoc BaseMarket
     function _awardOnDelivery(bytes32 jobId, JobRecord storage j) internal view override {
         // a Dutch job is awarded only by fill
         revert InvalidState(jobId, j.state);

@@ -51,7 +51,7 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
 
     /// @inheritdoc IReverseAuctionMarket
     function bid(bytes32 jobId, Bid calldata b) external whenNotPaused {
-        // no reentrancy guard: bid only makes static calls (Staking views)
+        // no reentrancy guard: bid only calls Staking (trusted, no call backs)
         JobRecord storage j = _job(jobId);
         if (j.state != JobState.Open) revert InvalidState(jobId, j.state);
         uint40 end = j.auctionEnd;
@@ -67,11 +67,15 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
         // the provider's clock starts at the award, at the earliest at auctionEnd
         uint256 maxLatency = j.deadline - end;
         if (latency > maxLatency) revert LatencyTooLong(latency, maxLatency);
-        _requireStake(provider, _stakeRequired(j, price));
-
         uint256 weight = j.priceWeightBps;
         uint256 score = _score(weight, price, latency, maxPrice, maxLatency);
         BidBook memory book = _book(jobId, j);
+        // a provider on the book holds a reservation of the job's largest lock; a newcomer reserves one
+        // (reverts InsufficientStake) and, if it pushes the runner-up off the book, releases the runner-up's
+        // (Staking is trusted and makes no calls back)
+        if (provider != book.best && provider != book.runner) {
+            _staking.reserve(provider, book.runner, _stakeRequired(j, maxPrice));
+        }
         uint8 rank;
         if (book.best == address(0)) {
             (book.best, book.bestPrice, book.bestLatency) = (provider, b.price, latency);
@@ -171,6 +175,11 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
     }
 
     /// @inheritdoc BaseMarket
+    function _released(bytes32 jobId, JobRecord storage j) internal override {
+        _releaseBook(_book(jobId, j), j);
+    }
+
+    /// @inheritdoc BaseMarket
     function _failover(bytes32 jobId, JobRecord storage j, address from) internal override returns (bool) {
         BookSlots storage book = _books[jobId];
         address runner = book.runner;
@@ -194,6 +203,7 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
         _requireAwardable(jobId, j);
         BidBook memory book = _book(jobId, j);
         if (book.best == address(0)) revert NoBids(jobId);
+        _releaseBook(book, j);
         uint256 price = _clearingPrice(book, j);
         if (_tryAward(jobId, j, book.best, book.bestPrice, price, book.bestLatency, true)) return;
         if (book.runner != address(0)) {
@@ -208,6 +218,16 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
         }
         j.state = JobState.Refunded;
         _refundEscrow(jobId, j);
+    }
+
+    /// @dev Releases the stake the book's bids reserved (once per job: at its award or its refund). The award
+    /// then locks the winner's stake at most that reservation (its price is at most maxPrice), so it cannot
+    /// fail for want of stake.
+    function _releaseBook(BidBook memory book, JobRecord storage j) private {
+        if (book.best == address(0)) return;
+        uint256 reserved = _stakeRequired(j, j.maxPrice);
+        _staking.release(book.best, reserved);
+        if (book.runner != address(0)) _staking.release(book.runner, reserved);
     }
 
     /// @dev The job's bid book: its two slots and the latencies kept in the job's slots.

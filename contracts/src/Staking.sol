@@ -58,6 +58,8 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     mapping(address provider => Operator) private _operators;
     /// @dev Only `expired` and `slashed` are kept here; jobsWon and deliveredInTime live in `Account`.
     mapping(address provider => Stats) private _stats;
+    /// @dev Every market the owner ever added: it may release the bid reservations it made after removal.
+    mapping(address market => bool) private _everMarket;
 
     modifier onlyMarket() {
         if (!_isMarket(msg.sender)) revert NotMarket(msg.sender);
@@ -144,11 +146,13 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
             // nobody staked under this market: it waits until everyone could have left
             uint64 activeAt = uint64(block.timestamp) + MARKET_DELAY;
             _markets[market] = activeAt;
+            _everMarket[market] = true;
             emit MarketScheduled(market, activeAt);
         } else {
             // before the first stake a market starts at once; a removal always does (the market can
             // still finish the locks it made)
             _markets[market] = allowed ? uint64(block.timestamp) : 0;
+            if (allowed) _everMarket[market] = true;
             emit MarketSet(market, allowed);
         }
     }
@@ -189,6 +193,28 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
             }
         }
         emit StakeLocked(provider, jobId, msg.sender, amount);
+    }
+
+    /// @inheritdoc IStaking
+    function reserve(address provider, address released, uint256 amount) external onlyMarket {
+        Account storage a = _accounts[provider];
+        uint96 locked = a.locked;
+        uint256 available = uint256(a.active) - locked;
+        if (amount > available) revert InsufficientStake(provider, available, amount);
+        // amount <= available < 2**96
+        a.locked = locked + uint96(amount);
+        // the market releases only what it reserved for `released` (its bid left the book)
+        if (released != address(0)) _accounts[released].locked -= uint96(amount);
+        // no event of its own (it would cost a bid ~1.8k gas of its 60k budget): the market's BidPlaced records
+        // every reservation (a provider new to the book reserved; the runner-up it pushed off was released)
+    }
+
+    /// @inheritdoc IStaking
+    function release(address provider, uint256 amount) external {
+        if (!_everMarket[msg.sender]) revert NotMarket(msg.sender);
+        // a market releases only what it reserved
+        _accounts[provider].locked -= uint96(amount);
+        emit StakeReleased(provider, amount);
     }
 
     /// @inheritdoc IStaking

@@ -89,8 +89,11 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         assertEq(b.price, 5e17);
         assertEq(b.latency, 60);
         assertEq(rmarket.runnerUp(jobId).provider, address(0));
-        // no stake is locked by a bid
-        assertEq(staking.lockedOf(provider), 0);
+        // a bid reserves the job's largest lock, max(minStake, maxPrice * stakeMultiple) (issue 14, finding 2)
+        Job memory j = market.job(jobId);
+        uint256 reserved = uint256(j.maxPrice) * j.stakeMultiple;
+        if (reserved < j.minStake) reserved = j.minStake;
+        assertEq(staking.lockedOf(provider), reserved);
     }
 
     function test_bid_improvingBidDisplacesBestToRunnerUp() public {
@@ -445,52 +448,37 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         rmarket.award(jobId);
     }
 
-    function test_award_fallsThroughToRunnerUpWhenWinnerCannotLock() public {
+    /// @dev Behaviour changed on purpose (issue 14, finding 2): the leader's bid reserved its stake, so it can
+    /// no longer lock it in another job before the award (which used to skip it), and the award locks it.
+    function test_award_leaderCannotMoveItsReservedStakeElsewhere() public {
         bytes32 jobId = _post(_intent().withMinStake(STAKE));
         _bid(jobId, provider, 5e17, 60);
         _bid(jobId, provider2, 4e17, 60);
-        // the leader locks its stake in another job before the award
-        _lockElsewhere(provider2, 1);
-        vm.expectEmit(address(market));
-        emit IMarketEvents.AwardSkipped(jobId, provider2, 0, STAKE);
+        bytes32 other = _post(_intent().withNonce(1));
+        vm.prank(provider2);
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InsufficientStake.selector, provider2, 0, 2e18));
+        rmarket.bid(other, Bid(provider2, 1e17, 60));
+        vm.warp(market.job(jobId).auctionEnd);
         rmarket.award(jobId);
         Job memory j = market.job(jobId);
-        assertEq(j.provider, provider);
-        assertEq(j.price, 5e17, "runner-up is paid its own bid");
-        assertEq(rmarket.runnerUp(jobId).provider, address(0), "runner-up consumed");
+        assertEq(j.provider, provider2);
+        assertEq(staking.lockedFor(provider2, jobId), STAKE);
+        assertEq(staking.lockedOf(provider), 0, "the runner-up's reservation is released");
     }
 
-    function test_award_takesUnstakingStakeBack() public {
+    /// @dev Behaviour changed on purpose (issue 14, finding 2): unstaking after a bid cannot take the stake its
+    /// bid reserved.
+    function test_award_reservedStakeCannotBeUnstaked() public {
         bytes32 jobId = _post(_intent().withMinStake(STAKE));
         _bid(jobId, provider, 5e17, 60);
         _bid(jobId, provider2, 4e17, 60);
-        // unstaking after a bid does not withdraw it: the award locks the unstaking stake
         vm.prank(provider2);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.InsufficientStake.selector, provider2, 0, STAKE));
         staking.unstake(STAKE);
         vm.warp(market.job(jobId).auctionEnd);
-        vm.expectEmit(address(staking));
-        emit IStaking.UnstakingReclaimed(provider2, STAKE);
         rmarket.award(jobId);
         assertEq(market.job(jobId).provider, provider2);
         assertEq(staking.lockedFor(provider2, jobId), STAKE);
-        (uint256 unstaking,) = staking.unstakingOf(provider2);
-        assertEq(unstaking, 0);
-    }
-
-    function test_award_refundsWhenNobodyCanLock() public {
-        Intent memory intent = _intent().withMinStake(STAKE);
-        uint256 before = token.balanceOf(requester);
-        bytes32 jobId = _post(intent);
-        _bid(jobId, provider, 5e17, 60);
-        _bid(jobId, provider2, 4e17, 60);
-        _lockElsewhere(provider, 1);
-        _lockElsewhere(provider2, 2);
-        rmarket.award(jobId);
-        assertEq(uint8(_state(jobId)), uint8(JobState.Refunded));
-        assertEq(market.owed(requester), _escrow(intent.maxPrice));
-        assertEq(_withdrawAll(requester), _escrow(intent.maxPrice));
-        // the two other jobs keep their escrow
-        assertEq(token.balanceOf(requester), before - 2 * _escrow(1e18));
     }
 
     // ================================================================== implicit award by delivery

@@ -61,6 +61,7 @@ __all__ = [
     "SolverSet",
     "StakeLocked",
     "StakePenalized",
+    "StakeReleased",
     "StakeSlashed",
     "StakeUnlocked",
     "Staked",
@@ -501,6 +502,14 @@ class StakePenalized(Event):
     provider: str
     job_id: bytes
     recipient: str
+    amount: int
+
+
+@event_type()
+class StakeReleased(Event):
+    """A market released the stake a standing bid had reserved (its job was awarded or refunded)."""
+
+    provider: str
     amount: int
 
 

@@ -54,6 +54,8 @@ interface IStaking {
         address indexed provider, bytes32 indexed jobId, address indexed recipient, uint256 amount
     );
     event ExpiryRecorded(address indexed provider, bytes32 indexed jobId);
+    /// @notice A market released `amount` of `provider`'s bid reservation (award or refund of the job).
+    event StakeReleased(address indexed provider, uint256 amount);
 
     error ZeroAmount();
     error ZeroAddress();
@@ -99,6 +101,14 @@ interface IStaking {
     /// shortfall from its unstaking stake (a bid cannot be walked away from by unstaking). Bumps jobsWon
     /// when `fee` (the job's protocol fee) reaches `minCountedFee`.
     function lock(address provider, bytes32 jobId, uint256 amount, uint256 fee) external;
+    /// @notice Market: reserves `amount` of `provider`'s available stake for a standing bid (it joins
+    /// `lockedOf`, so no unstake, lock or other reservation can take it; reverts `InsufficientStake`), and
+    /// releases `amount` reserved for `released` (address 0: none). A bid's reservation is thus guaranteed
+    /// at its award. Emits no event: the market's `BidPlaced` records each reservation.
+    function reserve(address provider, address released, uint256 amount) external;
+    /// @notice Market: releases `amount` of `provider`'s bid reservation. Callable by any market the owner
+    /// ever added (a removed market can still finish its jobs).
+    function release(address provider, uint256 amount) external;
     /// @notice Market: releases what is still locked for `jobId`; bumps deliveredInTime when `fee` reaches
     /// `minCountedFee` (a declined job passes 0). Callable by any authorised market, and by the market that
     /// made the lock even after the owner removed it.

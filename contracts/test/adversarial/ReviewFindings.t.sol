@@ -83,8 +83,9 @@ contract ReviewFindingsTest is AdversarialBase {
         _bid(jobId, provider3, 4e17, 60);
         Job memory j = w.reverse.job(jobId);
         vm.warp(j.deadline - 1);
+        // the shill unstakes all it can: its bid's reservation stays
         vm.prank(provider3);
-        w.staking.unstake(STAKE);
+        w.staking.unstake(STAKE - 50e18);
         uint256 honestStake = w.staking.stakeOf(provider);
 
         vm.expectEmit(address(w.reverse));
@@ -97,81 +98,172 @@ contract ReviewFindingsTest is AdversarialBase {
         assertEq(uint256(w.reverse.job(jobId).state), uint256(JobState.Refunded), "nobody had its time");
         assertEq(w.staking.lockedOf(provider), 0, "honest runner-up locked");
         assertEq(w.staking.stakeOf(provider), honestStake, "honest runner-up lost stake");
+        assertEq(w.staking.lockedOf(provider3), 0, "reservations released");
     }
 
-    /// @dev Without an attacker: the best cannot lock and the award comes with 30 s left of a 60 s promise.
+    /// @dev Without an attacker: the award comes with 30 s left of a 60 s promise (the best, whose reservation
+    /// covers its lock, is late too).
     function test_lateFallbackAward_runnerUpWith30sLeftOfA60sPromiseIsSkipped() public {
         bytes32 jobId = _post(w.reverse, IntentBuilder.init(requester, modelId).withMinStake(STAKE));
         _bid(jobId, provider, 5e17, 60);
         _bid(jobId, provider2, 4e17, 60);
-        _lockInOwnDutchJob(provider2, STAKE, 1);
         vm.warp(w.reverse.job(jobId).deadline - 30);
         w.reverse.award(jobId);
         assertEq(uint256(w.reverse.job(jobId).state), uint256(JobState.Refunded));
-        assertEq(w.staking.lockedFor(provider, jobId), 0);
+        assertEq(w.staking.lockedOf(provider), 0);
+        assertEq(w.staking.lockedOf(provider2), 0);
     }
 
     // ------------------------------------------------------------------ 2. book squatting
 
-    /// @dev Two shills take both book slots and make their stake unavailable before the award. Unstaking no
-    /// longer helps (the award takes the stake back from the unstaking queue), and a shill whose stake is
-    /// locked elsewhere is skipped and loses its free stake to the requester.
-    function test_bookSquatting_twoShillsMakeTheirStakeUnavailable_auctionSurvivesAndSquattingCosts() public {
-        Intent memory intent = IntentBuilder.init(requester, modelId).withMinStake(STAKE);
-        bytes32 jobId = _post(w.reverse, intent);
+    /// @dev Posts a Dutch job of `stranger`'s (minStake `amount`) for `who` to fill.
+    function _ownDutchJob(uint256 amount, uint256 nonce) internal returns (bytes32 jobId) {
+        tt.mint(stranger, 10e18);
+        vm.prank(stranger);
+        tt.approve(address(w.dutch), type(uint256).max);
+        Intent memory intent = IntentBuilder.init(stranger, modelId).withAuctionType(AUCTION_DUTCH)
+            .withStartPrice(1e15).withMinStake(amount).withNonce(nonce);
+        vm.prank(stranger);
+        jobId = w.dutch.post(intent);
+    }
+
+    /// @dev Two shills take both book slots (the honest bid is pushed out) and then try to make their stake
+    /// unavailable the instant, reversible way: each fills a Dutch job of its own with its whole stake, or
+    /// unstakes it. On the old code both were skipped at the award (the penalty found no free stake) and the
+    /// auction ended Refunded for the cost of gas. Now each bid reserved the stake its award needs (counted in
+    /// Staking's `locked`): the Dutch fill and the unstake are refused, and the award goes to the best shill.
+    function test_bookSquatting_squatterLocksItsStakeInItsOwnDutchJob_cannotKillTheReverseAuction() public {
+        bytes32 jobId = _post(w.reverse, IntentBuilder.init(requester, modelId).withMinStake(STAKE));
         _bid(jobId, provider, 5e17, 60);
-        // the shills push the honest bid out of the book
         _bid(jobId, provider2, 3e17, 60);
         _bid(jobId, provider3, 4e17, 60);
         assertEq(w.reverse.runnerUp(jobId).provider, provider3, "honest bid pushed out");
-        // shill 1 (best) locks 60 of its 100 in a job of its own; shill 2 unstakes everything
-        _lockInOwnDutchJob(provider2, 60e18, 1);
+        assertEq(w.staking.availableOf(provider), STAKE, "the pushed-out bid got its reservation back");
+        assertEq(w.staking.availableOf(provider2), 0, "the best shill's stake is reserved");
+
+        bytes32 dutchJob = _ownDutchJob(STAKE, 1);
+        vm.prank(provider2);
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InsufficientStake.selector, provider2, 0, STAKE));
+        w.dutch.fill(dutchJob, provider2, 60);
         vm.prank(provider3);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.InsufficientStake.selector, provider3, 0, STAKE));
         w.staking.unstake(STAKE);
+
         vm.warp(w.reverse.job(jobId).auctionEnd);
-
-        vm.expectEmit(address(w.reverse));
-        emit IMarketEvents.AwardSkipped(jobId, provider2, 40e18, STAKE);
-        vm.expectEmit(address(w.staking));
-        emit IStaking.StakePenalized(provider2, jobId, requester, 40e18);
         w.reverse.award(jobId);
-
-        // the auction is not dead: shill 2 holds the job with its whole stake locked
         Job memory j = w.reverse.job(jobId);
-        assertEq(uint256(j.state), uint256(JobState.Awarded));
-        assertEq(j.provider, provider3);
-        assertEq(w.staking.lockedFor(provider3, jobId), STAKE);
-        // and shill 1 paid for squatting
-        assertEq(w.staking.claimable(requester), 40e18);
-        assertEq(w.staking.stakeOf(provider2), 60e18);
-        // walking away now costs shill 2 its whole stake
+        assertEq(uint256(j.state), uint256(JobState.Awarded), "the auction is not killed");
+        assertEq(j.provider, provider2);
+        assertEq(w.staking.lockedFor(provider2, jobId), STAKE);
+        assertEq(w.staking.lockedOf(provider2), STAKE, "the reservation became the lock");
+        assertEq(w.staking.lockedOf(provider3), 0, "the runner-up's reservation is released at the award");
+        // walking away now costs the shill its whole stake
         vm.warp(w.reverse.providerDeadline(jobId) + 1);
         w.reverse.expire(jobId);
-        assertEq(w.staking.claimable(requester), 40e18 + STAKE);
-        assertEq(w.staking.stakeOf(provider3), 0);
+        assertEq(w.staking.claimable(requester), STAKE);
+        assertEq(w.staking.stakeOf(provider2), 0);
     }
 
-    /// @dev One 150-token stake backs bids on two jobs each requiring 100: the second award finds 50 free, skips
-    /// the bidder and takes those 50 to the requester; the job goes to the honest runner-up.
-    function test_bookSquatting_oneStakeBacksBidsOnTwoJobs_secondAwardSkipsAndPenalises() public {
-        tt.mint(provider3, 50e18);
+    /// @dev Reserve in the reverse market, then lock the same stake in a Dutch fill: refused.
+    function test_bookSquatting_reservedStakeCannotBeLockedInADutchFill() public {
+        bytes32 jobId = _post(w.reverse, IntentBuilder.init(requester, modelId).withMinStake(60e18));
+        _bid(jobId, provider2, 3e17, 60);
+        bytes32 dutchJob = _ownDutchJob(60e18, 1);
+        vm.prank(provider2);
+        vm.expectRevert(
+            abi.encodeWithSelector(IMarketEvents.InsufficientStake.selector, provider2, 40e18, 60e18)
+        );
+        w.dutch.fill(dutchJob, provider2, 60);
+        // the unreserved rest still fills a job
+        _lockInOwnDutchJob(provider2, 40e18, 2);
+        assertEq(w.staking.availableOf(provider2), 0);
+        vm.warp(w.reverse.job(jobId).auctionEnd);
+        w.reverse.award(jobId);
+        assertEq(w.reverse.job(jobId).provider, provider2, "the reservation held to the award");
+        assertEq(w.staking.lockedFor(provider2, jobId), 60e18);
+    }
+
+    /// @dev Reserve, then unstake and redeem everything: only the unreserved stake leaves; the award locks.
+    function test_bookSquatting_reservedStakeCannotBeUnstaked() public {
+        bytes32 jobId = _post(w.reverse, IntentBuilder.init(requester, modelId).withMinStake(60e18));
+        _bid(jobId, provider3, 4e17, 60);
         vm.prank(provider3);
-        w.staking.stake(50e18);
-        bytes32 a = _post(w.reverse, IntentBuilder.init(requester, modelId).withMinStake(STAKE));
-        bytes32 b = _post(w.reverse, IntentBuilder.init(requester, modelId).withMinStake(STAKE).withNonce(1));
-        _bid(a, provider3, 4e17, 60);
-        _bid(b, provider3, 4e17, 60);
-        _bid(b, provider, 5e17, 60);
-        vm.warp(w.reverse.job(a).auctionEnd);
-        w.reverse.award(a);
-        vm.expectEmit(address(w.staking));
-        emit IStaking.StakePenalized(provider3, b, requester, 50e18);
-        w.reverse.award(b);
-        assertEq(w.reverse.job(a).provider, provider3);
-        assertEq(w.reverse.job(b).provider, provider, "the squatted job went to the honest runner-up");
-        assertEq(w.staking.lockedOf(provider3), STAKE);
-        assertEq(w.staking.stakeOf(provider3), STAKE, "the free 50 went to the requester");
-        assertEq(w.staking.claimable(requester), 50e18);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.InsufficientStake.selector, provider3, 40e18, STAKE));
+        w.staking.unstake(STAKE);
+        vm.prank(provider3);
+        w.staking.unstake(40e18);
+        vm.warp(block.timestamp + w.staking.unstakingDelay());
+        vm.prank(provider3);
+        w.staking.redeem();
+        assertEq(w.staking.stakeOf(provider3), 60e18);
+        vm.warp(w.reverse.job(jobId).auctionEnd);
+        w.reverse.award(jobId);
+        assertEq(w.reverse.job(jobId).provider, provider3);
+        assertEq(w.staking.lockedFor(provider3, jobId), 60e18);
+    }
+
+    /// @dev One 100-token stake tried to back bids on three jobs each requiring 100: the first bid reserves the
+    /// whole stake, the other two are refused, so the stake backs one job only.
+    function test_bookSquatting_oneHundredTokenStake_cannotBackBidsOnThreeHundredStakeJobs() public {
+        bytes32[3] memory jobs;
+        for (uint256 i; i < 3; ++i) {
+            jobs[i] =
+                _post(w.reverse, IntentBuilder.init(requester, modelId).withMinStake(STAKE).withNonce(i));
+        }
+        _bid(jobs[0], provider3, 4e17, 60);
+        assertEq(w.staking.availableOf(provider3), 0);
+        for (uint256 i = 1; i < 3; ++i) {
+            vm.prank(provider3);
+            vm.expectRevert(
+                abi.encodeWithSelector(IMarketEvents.InsufficientStake.selector, provider3, 0, STAKE)
+            );
+            w.reverse.bid(jobs[i], Bid(provider3, 4e17, 60));
+            assertEq(w.reverse.bestBid(jobs[i]).provider, address(0), "no book slot without stake");
+        }
+        assertEq(w.staking.lockedOf(provider3), STAKE, "reservations + locks <= stake");
+    }
+
+    /// @dev One stake over several jobs, honestly: a provider with 200 bids on two 100-stake jobs (each
+    /// reserves 100), a third bid is refused; the refund of one unawarded job frees its reservation again.
+    function test_bookSquatting_oneStakeOverSeveralJobs_reservationsFollowTheBooks() public {
+        address big = _staker("big", 200e18);
+        bytes32[3] memory jobs;
+        for (uint256 i; i < 3; ++i) {
+            jobs[i] =
+                _post(w.reverse, IntentBuilder.init(requester, modelId).withMinStake(STAKE).withNonce(i));
+        }
+        _bid(jobs[0], big, 4e17, 60);
+        _bid(jobs[1], big, 4e17, 60);
+        // improving its own bid reserves nothing more
+        _bid(jobs[1], big, 3e17, 60);
+        assertEq(w.staking.lockedOf(big), 200e18);
+        vm.prank(big);
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InsufficientStake.selector, big, 0, STAKE));
+        w.reverse.bid(jobs[2], Bid(big, 4e17, 60));
+        // pushed off job 1's book by two better bids: its reservation comes back at once
+        _bid(jobs[1], provider, 2e17, 60);
+        _bid(jobs[1], provider2, 1e17, 60);
+        assertEq(w.staking.lockedOf(big), STAKE);
+        _bid(jobs[2], big, 4e17, 60);
+        vm.warp(w.reverse.job(jobs[0]).auctionEnd);
+        w.reverse.award(jobs[0]);
+        assertEq(w.staking.lockedFor(big, jobs[0]), STAKE);
+        vm.warp(w.reverse.job(jobs[2]).deadline);
+        w.reverse.refund(jobs[2]);
+        assertEq(w.staking.lockedOf(big), STAKE, "only job 0's lock is left");
+    }
+
+    /// @dev An auction nobody awards ends in a refund past its deadline: both bidders get their reservations back.
+    function test_bookSquatting_unawardedAuctionRefunded_releasesEveryReservation() public {
+        bytes32 jobId = _post(w.reverse, IntentBuilder.init(requester, modelId).withMinStake(STAKE));
+        _bid(jobId, provider2, 3e17, 60);
+        _bid(jobId, provider3, 4e17, 60);
+        assertEq(w.staking.lockedOf(provider2) + w.staking.lockedOf(provider3), 2 * STAKE);
+        vm.warp(w.reverse.job(jobId).deadline);
+        w.reverse.refund(jobId);
+        assertEq(uint256(w.reverse.job(jobId).state), uint256(JobState.Refunded));
+        assertEq(w.staking.lockedOf(provider2), 0);
+        assertEq(w.staking.lockedOf(provider3), 0);
     }
 
     // ------------------------------------------------------------------ 3. second-score payment, first-price collateral
@@ -192,17 +284,16 @@ contract ReviewFindingsTest is AdversarialBase {
 
     /// @dev A winner staking only the 2 wei its 1-wei bid needs is paid what its stake covers (1 wei), never
     /// 0.5 token on a 2-wei lock.
+    /// @dev A bidder staking only the 2 wei its 1-wei bid needs cannot take a book slot at all (issue 14,
+    /// finding 2 changed this on purpose): a bid reserves the stake for the most it can be paid,
+    /// max(minStake, maxPrice * stakeMultiple), so it is never paid 0.5 token on a 2-wei lock.
     function test_secondScore_dustStakedWinnerIsPaidOnlyWhatItsLockCovers() public {
         address dust = _staker("dust", 2);
         bytes32 jobId = _post(w.reverse, IntentBuilder.init(requester, modelId));
-        _bid(jobId, dust, 1, 60);
-        _bid(jobId, provider2, 5e17, 60);
-        vm.warp(w.reverse.job(jobId).auctionEnd);
-        w.reverse.award(jobId);
-        Job memory j = w.reverse.job(jobId);
-        assertEq(j.provider, dust);
-        assertEq(j.price, 1);
-        assertGe(j.stakeLocked, uint256(j.price) * 2);
+        uint256 needed = uint256(w.reverse.job(jobId).maxPrice) * w.reverse.job(jobId).stakeMultiple;
+        vm.prank(dust);
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InsufficientStake.selector, dust, 2, needed));
+        w.reverse.bid(jobId, Bid(dust, 1, 60));
     }
 
     // ------------------------------------------------------------------ 4. removed market

@@ -165,7 +165,7 @@ contract MarketInvariantsTest is TenderFixture {
 
     // ------------------------------------------------------------------ 3. slashing bounded by the lock
 
-    /// @notice Each provider's total lock is the sum of its live jobs' locks; finished jobs lock nothing;
+    /// @notice Each provider's total lock is the sum of its live jobs' locks and its standing bids' reservations; finished jobs lock nothing;
     /// no slash took more than the job's lock or touched unlocked stake (checked per call by the handler).
     function invariant_slashNeverExceedsJobLock() public view {
         address[3] memory ps = handler.providerList();
@@ -174,6 +174,17 @@ contract MarketInvariantsTest is TenderFixture {
         for (uint256 i; i < n; ++i) {
             bytes32 id = handler.jobIds(i);
             Job memory j = handler.jobInfo(id).market.job(id);
+            if (j.state == JobState.Open && address(handler.jobInfo(id).market) == address(reverse)) {
+                // a standing bid on the book reserves max(minStake, maxPrice * stakeMultiple)
+                uint256 reserved = uint256(j.maxPrice) * j.stakeMultiple;
+                if (reserved < j.minStake) reserved = j.minStake;
+                address best = reverse.bestBid(id).provider;
+                address runner = reverse.runnerUp(id).provider;
+                for (uint256 k; k < 3; ++k) {
+                    if (ps[k] == best) sum[k] += reserved;
+                    if (ps[k] == runner) sum[k] += reserved;
+                }
+            }
             if (j.provider == address(0)) continue;
             uint256 lockedFor = staking.lockedFor(j.provider, id);
             if (_terminal(j.state)) {
@@ -186,7 +197,7 @@ contract MarketInvariantsTest is TenderFixture {
             }
         }
         for (uint256 k; k < 3; ++k) {
-            assertEq(staking.lockedOf(ps[k]), sum[k], "lockedOf != sum of live job locks");
+            assertEq(staking.lockedOf(ps[k]), sum[k], "lockedOf != live job locks + bid reservations");
         }
         _noViolation(MarketHandler.Inv.Slash);
     }
