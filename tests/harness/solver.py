@@ -22,6 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -697,3 +700,17 @@ def wait_until(predicate: Any, *, timeout: float, step: float = 0.2) -> None:
             return
         time.sleep(step)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def start_solver_process(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``tender solver run --config <config>`` as a real process (its own session, so a test can kill -9
+    it), signing with ``SOLVER_KEYS[0]``, its output appended to ``log``."""
+    environ = {**os.environ, "SOLVER_TEST_KEY": SOLVER_KEYS[0]}
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "tender"), "solver", "run", "--config", str(config)],
+        cwd=Path(__file__).resolve().parents[2],
+        env=environ,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )

@@ -20,7 +20,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -32,10 +31,9 @@ from tender.chain import JobState
 from tender.intents import AuctionType, Intent, job_id
 from tender.wire import SignedIntentWire
 from tests._proxy import OutageProxy
+from tests.harness.solver import start_solver_process
 
 from .conftest import SOLVER_KEYS, Env, Running, wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _wire(env: Env, intent: Intent) -> bytes:
@@ -162,18 +160,6 @@ address = "{entry.address}"
     return path
 
 
-def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    environ = {**os.environ, "SOLVER_TEST_KEY": SOLVER_KEYS[0]}
-    return subprocess.Popen(
-        [str(Path(sys.executable).parent / "tender"), "solver", "run", "--config", str(config)],
-        cwd=ROOT,
-        env=environ,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
 def test_an_accepted_intent_survives_kill9_and_is_posted_after_the_restart(env: Env, tmp_path: Path) -> None:
     db = tmp_path / "kill.sqlite"
     port = free_port()
@@ -183,7 +169,7 @@ def test_an_accepted_intent_survives_kill9_and_is_posted_after_the_restart(env: 
     with OutageProxy(entry.url) as provider:  # the solver's way to its one provider
         provider.go_down()
         config = _config(env, tmp_path, db, port, provider.url)
-        process = _start(config, log)
+        process = start_solver_process(config, log)
         try:
             wait_until(lambda: _answers(port), timeout=60)
             body = _wire(env, env.intent(AuctionType.REVERSE, window=4))
@@ -198,7 +184,7 @@ def test_an_accepted_intent_survives_kill9_and_is_posted_after_the_restart(env: 
             process.wait(timeout=30)
             assert not env.job(AuctionType.REVERSE, job).exists
             provider.come_back()
-            process = _start(config, log)
+            process = start_solver_process(config, log)
             wait_until(lambda: env.job(AuctionType.REVERSE, job).state is JobState.SETTLED, timeout=300)
             wait_until(lambda: Store(db).job(job).pursuit == Pursuit.SETTLED, timeout=60)  # type: ignore[union-attr]
         finally:

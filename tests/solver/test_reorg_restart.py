@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +16,9 @@ from solver._solver import Solver
 from solver._store import Pursuit, Store, TxState
 from tender.chain import JobState, resync_nonces
 from tender.intents import AuctionType
+from tests.harness.solver import start_solver_process
 
 from .conftest import SOLVER_KEYS, Env, Running, wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _bids_by(env: Env, job_id: str, solver: str) -> int:
@@ -180,24 +177,12 @@ start_block = {env.deployment.block}
     return path
 
 
-def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    environ = {**os.environ, "SOLVER_TEST_KEY": SOLVER_KEYS[0]}
-    return subprocess.Popen(
-        [str(Path(sys.executable).parent / "tender"), "solver", "run", "--config", str(config)],
-        cwd=ROOT,
-        env=environ,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
 def test_restart_mid_auction_neither_double_bids_nor_loses_a_won_job(env: Env, tmp_path: Path) -> None:
     db = tmp_path / "p.sqlite"
     config = _config(env, tmp_path, db)
     log = tmp_path / "solver.log"
     me = Account.from_key(SOLVER_KEYS[0]).address
-    process = _start(config, log)
+    process = start_solver_process(config, log)
     try:
         jobs = [env.post(env.intent(AuctionType.REVERSE, window=12)) for _ in range(4)]
         wait_until(lambda: db.exists(), timeout=30)
@@ -211,7 +196,7 @@ def test_restart_mid_auction_neither_double_bids_nor_loses_a_won_job(env: Env, t
         assert all(env.job(AuctionType.REVERSE, j).state is JobState.OPEN for j in jobs)  # mid-auction
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
-        process = _start(config, log)
+        process = start_solver_process(config, log)
         wait_until(
             lambda: all(env.job(AuctionType.REVERSE, j).state is JobState.SETTLED for j in jobs), timeout=90
         )
