@@ -27,7 +27,7 @@ from tender.chain._artifacts import TENDER_CONTRACTS, Artifact, combined_abi, ex
 from tender.chain._async import LoopSessions, async_connect
 from tender.chain._async_market import AsyncMarket
 from tender.chain._async_quote_market import AsyncQuoteMarket
-from tender.chain._base import ContractWrapper, tender_log_decoder
+from tender.chain._base import ChainAccess, ContractWrapper, WrapperOptions, tender_log_decoder
 from tender.chain._contracts import Contracts
 from tender.chain._deploy import DEFAULT_PARAMS, connect, deploy, deploy_artifact
 from tender.chain._deployment import DEPLOYMENTS, Deployment
@@ -94,6 +94,7 @@ __all__ = [
     "AsyncMarket",
     "AsyncQuoteMarket",
     "BatchSkip",
+    "ChainAccess",
     "ContractWrapper",
     "Contracts",
     "DecodedLog",
@@ -125,6 +126,7 @@ __all__ = [
     "Stats",
     "Token",
     "TxSender",
+    "WrapperOptions",
     "async_connect",
     "capped_fees",
     "combined_abi",

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypedDict, TypeVar, Unpack
 
 from web3 import Web3
 from web3.contract import Contract
@@ -14,7 +14,7 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.types import BlockIdentifier, TxReceipt
 
-from tender.chain._abi import LogDecoder
+from tender.chain._abi import LogDecoder, snake
 from tender.chain._artifacts import TENDER_CONTRACTS, Artifact, combined_abi, load_artifact
 from tender.chain._events import Event, to_event
 from tender.chain._reverts import RevertDecoder, tender_decoder
@@ -24,31 +24,48 @@ from tender.errors import ConfigError, ContractRevert, TransactionFailed
 #: Blocks per ``eth_getLogs`` request when scanning a long range.
 LOG_CHUNK = 5_000
 
+T = TypeVar("T")
+
+
+class ChainAccess(TypedDict, total=False):
+    """How wrappers reach their contracts (keyword arguments of every wrapper and of
+    :meth:`Contracts.load`): ``sender`` sends the writes (reads need none); ``artifacts_dir``:
+    where the compiled artefacts are (default: the packaged ABIs or ``contracts/out``)."""
+
+    sender: TxSender | None
+    artifacts_dir: Path | None
+
+
+class WrapperOptions(ChainAccess, total=False):
+    """A wrapper's keyword arguments: :class:`ChainAccess`, and ``artifact``: the artefact
+    itself (default: loaded by the wrapper's artefact name)."""
+
+    artifact: Artifact | None
+
 
 class ContractWrapper:
     """A deployed contract with a typed Python face.
 
     Reads need only ``w3``; writes go through ``sender`` (see :meth:`using` to act as
     another account). Every revert surfaces as :class:`~tender.errors.ContractRevert`.
+    Keyword arguments: :class:`WrapperOptions`.
     """
 
     ARTIFACT: ClassVar[str]
 
-    def __init__(
-        self,
-        w3: Web3,
-        address: str,
-        *,
-        sender: TxSender | None = None,
-        artifact: Artifact | None = None,
-        artifacts_dir: Path | None = None,
-    ) -> None:
+    def __init__(self, w3: Web3, address: str, **options: Unpack[WrapperOptions]) -> None:
         self.w3 = w3
         self.address = Web3.to_checksum_address(address)
-        self.artifact = artifact or load_artifact(self.ARTIFACT, artifacts_dir=artifacts_dir)
+        self._artifacts_dir = options.get("artifacts_dir")
+        self.artifact = options.get("artifact") or load_artifact(
+            self._artifact_name(), artifacts_dir=self._artifacts_dir
+        )
         self.contract: Contract = w3.eth.contract(address=self.address, abi=list(self.artifact.abi))
-        self.sender = sender
-        self._artifacts_dir = artifacts_dir
+        self.sender = options.get("sender")
+
+    def _artifact_name(self) -> str:
+        """The artefact loaded when none is given (a subclass may pick it per instance)."""
+        return self.ARTIFACT
 
     def __repr__(self) -> str:
         who = f", as {self.sender.address}" if self.sender else ""
@@ -148,6 +165,21 @@ class ContractWrapper:
         feed = EventFeed(self.w3, [self.address], names=names, decoder=self.log_decoder, chunk=chunk)
         last = None if to_block == "latest" else int(to_block)
         yield from feed.read(from_block, last, job_id=job_id)
+
+
+def view(
+    function: str, convert: Callable[[Any], T], doc: str | None = None
+) -> Callable[[ContractWrapper], T]:
+    """A wrapper method reading the contract's argument-less view ``function``, converted:
+    ``fees_owed = view("feesOwed", int, "Fees accrued...")`` (named ``snake(function)``, so
+    :func:`~tender.chain.forwarded` finds it; a view with arguments is written out)."""
+
+    def read(self: ContractWrapper) -> T:
+        return convert(self._call(getattr(self.fn, function)()))
+
+    read.__name__ = read.__qualname__ = snake(function)
+    read.__doc__ = doc
+    return read
 
 
 def tender_log_decoder(*, artifacts_dir: Path | None = None) -> LogDecoder:

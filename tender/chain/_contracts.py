@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
+from typing import Unpack
 
 from web3 import Web3
 
+from tender.chain._base import ChainAccess
 from tender.chain._deployment import Deployment
 from tender.chain._market import Market
 from tender.chain._registry import Registry
@@ -35,23 +36,16 @@ class Contracts:
     dutch: Market
 
     @classmethod
-    def load(
-        cls,
-        w3: Web3,
-        deployment: Deployment,
-        *,
-        sender: TxSender | None = None,
-        artifacts_dir: Path | None = None,
-    ) -> Contracts:
-        out = artifacts_dir
+    def load(cls, w3: Web3, deployment: Deployment, **access: Unpack[ChainAccess]) -> Contracts:
+        """The contracts of ``deployment``; ``access``: :class:`ChainAccess` (``sender``, ``artifacts_dir``)."""
         reverse, dutch = deployment.market(AuctionType.REVERSE), deployment.market(AuctionType.DUTCH)
         return cls(
             deployment=deployment,
-            token=Token(w3, deployment.token, sender=sender, artifacts_dir=out),
-            registry=Registry(w3, deployment.registry, sender=sender, artifacts_dir=out),
-            staking=Staking(w3, deployment.staking, sender=sender, artifacts_dir=out),
-            reverse=Market(w3, reverse, auction=AuctionType.REVERSE, sender=sender, artifacts_dir=out),
-            dutch=Market(w3, dutch, auction=AuctionType.DUTCH, sender=sender, artifacts_dir=out),
+            token=Token(w3, deployment.token, **access),
+            registry=Registry(w3, deployment.registry, **access),
+            staking=Staking(w3, deployment.staking, **access),
+            reverse=Market(w3, reverse, auction=AuctionType.REVERSE, **access),
+            dutch=Market(w3, dutch, auction=AuctionType.DUTCH, **access),
         )
 
     def market(self, auction: AuctionType | int) -> Market:

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 from web3 import Web3
 from web3.types import TxReceipt
 
-from tender.chain._artifacts import Artifact, load_artifact
-from tender.chain._base import ContractWrapper
+from tender.chain._base import ContractWrapper, WrapperOptions, view
 from tender.chain._jobs import Job
 from tender.chain._structs import DisputeTerms, MarketParams
 from tender.chain._token import Token
-from tender.chain._tx import TxSender
 from tender.intents import AuctionType, Bid, Intent
 from tender.intents import job_id as compute_job_id
 
@@ -53,14 +50,14 @@ class Market(ContractWrapper):
         address: str,
         *,
         auction: AuctionType | None = None,
-        sender: TxSender | None = None,
-        artifact: Artifact | None = None,
-        artifacts_dir: Path | None = None,
+        **options: Unpack[WrapperOptions],
     ) -> None:
         self.auction = AuctionType(self.AUCTION if auction is None else auction)
-        artifact = artifact or load_artifact(_ARTIFACTS[self.auction], artifacts_dir=artifacts_dir)
-        super().__init__(w3, address, sender=sender, artifact=artifact, artifacts_dir=artifacts_dir)
+        super().__init__(w3, address, **options)
         self._chain_id: int | None = None
+
+    def _artifact_name(self) -> str:
+        return _ARTIFACTS[self.auction]
 
     @property
     def chain_id(self) -> int:
@@ -261,32 +258,16 @@ class Market(ContractWrapper):
         """What ``post`` escrows from the requester for ``max_price`` (the fee included)."""
         return int(self._call(self.fn.escrowFor(max_price)))
 
-    def params(self) -> MarketParams:
-        """The parameters new jobs are posted with."""
-        return MarketParams.from_abi(self._call(self.fn.params()))
+    params = view("params", MarketParams.from_abi, "The parameters new jobs are posted with.")
 
     def dispute_terms(self, job_id: bytes) -> DisputeTerms:
         """The dispute terms an optimistic job was posted with (all zero for a zk job)."""
         return DisputeTerms.from_abi(self._call(self.fn.disputeTerms(job_id)))
 
-    def domain_separator(self) -> bytes:
-        return bytes(self._call(self.fn.DOMAIN_SEPARATOR()))
-
-    def auction_type(self) -> AuctionType:
-        return AuctionType(self._call(self.fn.auctionType()))
-
-    def token(self) -> str:
-        return str(self._call(self.fn.token()))
-
-    def registry(self) -> str:
-        return str(self._call(self.fn.registry()))
-
-    def staking(self) -> str:
-        return str(self._call(self.fn.staking()))
-
-    def treasury(self) -> str:
-        return str(self._call(self.fn.treasury()))
-
-    def fees_owed(self) -> int:
-        """Fees accrued by settlements and not yet paid to the treasury."""
-        return int(self._call(self.fn.feesOwed()))
+    domain_separator = view("DOMAIN_SEPARATOR", bytes)
+    auction_type = view("auctionType", AuctionType)
+    token = view("token", str)
+    registry = view("registry", str)
+    staking = view("staking", str)
+    treasury = view("treasury", str)
+    fees_owed = view("feesOwed", int, "Fees accrued by settlements and not yet paid to the treasury.")

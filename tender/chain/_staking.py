@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from web3.types import TxReceipt
 
-from tender.chain._base import ContractWrapper
+from tender.chain._base import ContractWrapper, view
 from tender.chain._structs import Operator, Stats
 
 
@@ -80,11 +80,8 @@ class Staking(ContractWrapper):
 
     # -- views --------------------------------------------------------------------------
 
-    def token(self) -> str:
-        return str(self._call(self.fn.token()))
-
-    def unstaking_delay(self) -> int:
-        return int(self._call(self.fn.unstakingDelay()))
+    token = view("token", str)
+    unstaking_delay = view("unstakingDelay", int)
 
     def is_market(self, market: str) -> bool:
         """Whether ``market`` may lock stake now (scheduled markets only once active)."""
@@ -94,13 +91,12 @@ class Staking(ContractWrapper):
         """When a scheduled ``market`` becomes a market (0: never scheduled)."""
         return int(self._call(self.fn.marketActiveAt(market)))
 
-    def market_delay(self) -> int:
-        """Seconds between scheduling a market and its activation (``MARKET_DELAY``)."""
-        return int(self._call(self.fn.MARKET_DELAY()))
-
-    def min_counted_fee(self) -> int:
-        """The protocol fee below which a job does not count for reputation."""
-        return int(self._call(self.fn.minCountedFee()))
+    market_delay = view(
+        "MARKET_DELAY", int, "Seconds between scheduling a market and its activation (``MARKET_DELAY``)."
+    )
+    min_counted_fee = view(
+        "minCountedFee", int, "The protocol fee below which a job does not count for reputation."
+    )
 
     def claimable(self, account: str) -> int:
         """Slashed stake credited to ``account`` that :meth:`claim` pays out."""

@@ -9,7 +9,7 @@ from eth_abi import decode as abi_decode
 from eth_utils import keccak
 from web3.types import TxReceipt
 
-from tender.chain._base import ContractWrapper
+from tender.chain._base import ContractWrapper, view
 from tender.errors import ChainError, ConfigError
 
 __all__ = ["Token", "format_amount", "parse_amount"]
@@ -54,8 +54,7 @@ class Token(ContractWrapper):
     def allowance(self, owner: str, spender: str) -> int:
         return int(self._call(self.fn.allowance(owner, spender)))
 
-    def total_supply(self) -> int:
-        return int(self._call(self.fn.totalSupply()))
+    total_supply = view("totalSupply", int)
 
     def decimals(self) -> int:
         """The token's ``decimals()`` (read once)."""
