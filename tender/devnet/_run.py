@@ -52,12 +52,10 @@ from tender.client._agent import AgentClient, AgentResult
 from tender.client._client import Client
 from tender.client._errors import (
     AgentResultMissing,
-    ProofInvalid,
     ProviderSlashed,
     RequestExpired,
     RequestRefunded,
     RequestRejected,
-    RequestTimeout,
 )
 from tender.client._tracker import JobTracker
 from tender.devnet._chain import TOKEN, ChainSetup
@@ -574,9 +572,7 @@ class Devnet:
             record.slashed = record.challenged = True
         except RequestRefunded as exc:
             record.state, record.error = request_state(JobState.REFUNDED), str(exc)
-        except (ProofInvalid, RequestTimeout) as exc:
-            record.state, record.error = "failed", f"{type(exc).__name__}: {exc}"
-        except RequestError as exc:
+        except RequestError as exc:  # the proof does not verify locally, a timeout, ...
             record.state, record.error = "failed", f"{type(exc).__name__}: {exc}"
         if record.callback == "pending":  # an agent job that did not settle: no callback was due
             record.callback = "none"
