@@ -23,7 +23,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from provider._bundles import input_commitment
 from provider._errors import BadRequest, InputRejected, ModelNotServed, NotAwarded
@@ -387,23 +387,22 @@ def add_rfq_routes(
     """``POST /rfq/quote`` and ``POST /rfq/run`` on the node's app (``errors``: the refusals the
     OpenAPI schema lists)."""
     desk = node.rfq
-    responses = {**errors, 503: {"description": "the chain or the prover failed us: retry"}}
+    rfq = APIRouter(
+        dependencies=[Depends(json_only)],
+        responses={**errors, 503: {"description": "the chain or the prover failed us: retry"}},
+    )
 
-    @app.post(
+    @rfq.post(
         "/rfq/quote",
         response_model=FirmQuote | QuoteRefusal,
-        dependencies=[Depends(json_only)],
-        responses=responses,
         summary="A firm quote on the quote market (EIP-712, for openAwarded)",
     )
     async def rfq_quote(request: SignedIntentWire) -> FirmQuote | QuoteRefusal:
         return await desk.quote(request)
 
-    @app.post(
+    @rfq.post(
         "/rfq/run",
         response_model=CommittedOutput,
-        dependencies=[Depends(json_only)],
-        responses=responses,
         summary="Take a quote: the output at once, with a signed result commitment",
     )
     async def rfq_run(request: RunQuoted) -> CommittedOutput:
@@ -411,3 +410,5 @@ def add_rfq_routes(
         out = await desk.run(request)
         log(logger, "rfq.answered", job_id=out.jobId, ms=round(1000 * (time.perf_counter() - started), 1))
         return out
+
+    app.include_router(rfq)
