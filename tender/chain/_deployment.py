@@ -88,11 +88,17 @@ class Deployment:
 
     @classmethod
     def load(cls, chain_id: int | None = None, *, path: Path | None = None) -> Deployment:
-        """Read a record by chain id (``deployments/<chainId>.json``) or from ``path``."""
+        """Read a record by chain id or from ``path``.
+
+        Without ``path``: the file ``TENDER_DEPLOYMENT`` names when set (``network.env`` of
+        ``tender devnet --keep-running`` exports it, so an installed SDK finds a checkout's
+        devnet), else ``deployments/<chainId>.json`` (:func:`default_path`).
+        """
         if path is None:
             if chain_id is None:
                 raise DeploymentError("Deployment.load needs a chain id or a path")
-            path = default_path(chain_id)
+            named = os.environ.get("TENDER_DEPLOYMENT")
+            path = Path(named) if named else default_path(chain_id)
         try:
             data = json.loads(Path(path).read_text())
         except FileNotFoundError:

@@ -75,6 +75,8 @@ class Network:
             "TENDER_DEPLOYMENT": str(self.deployment),
             "TENDER_TOKEN": self.token,
             "TENDER_RUN_DIR": str(self.run_dir),
+            # the cache holding the model bundles, for a `pip install`ed SDK outside the checkout
+            "TENDER_CACHE": str(cache_dir()),
             "TENDER_SOLVER_URL": next(iter(self.solvers.values()), ""),
             "TENDER_SOLVER_URLS": ",".join(self.solvers.values()),
         }

@@ -281,6 +281,37 @@ def test_live_view_fits_80_columns() -> None:
     assert any(row.split()[1:3] == ["1000", "chain"] for row in rows)
 
 
+def test_an_installed_sdk_finds_the_devnet_through_network_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pip install .` puts tender outside the checkout: `source network.env` must be enough to
+    find the devnet's deployment (TENDER_DEPLOYMENT) and its model bundles (TENDER_CACHE)."""
+    from tender.chain import Deployment
+    from tender.devnet._network import Network
+    from tender.errors import DeploymentError
+
+    address = "0x" + "11" * 20
+    record = Deployment(31337, address, address, address, {"reverse": address}, 0)
+    named = record.save(tmp_path / "elsewhere" / "net.json")
+    monkeypatch.setenv("TENDER_DEPLOYMENTS", str(tmp_path / "empty"))
+    monkeypatch.setenv("TENDER_DEPLOYMENT", str(named))
+    assert Deployment.load(31337) == record
+    with pytest.raises(DeploymentError, match="not 1"):
+        Deployment.load(1)  # a record for another chain is refused, not used
+    monkeypatch.setenv("TENDER_CACHE", str(tmp_path / "cache"))
+    network = Network(
+        rpc_url="http://127.0.0.1:8545",
+        chain_id=31337,
+        deployment=named,
+        token=address,
+        run_dir=tmp_path,
+        pid=1,
+    )
+    variables = network.variables()
+    assert variables["TENDER_DEPLOYMENT"] == str(named)
+    assert variables["TENDER_CACHE"] == str(tmp_path / "cache")
+
+
 def test_missing_deployment_names_a_command_that_exists_and_the_file_it_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -292,6 +323,7 @@ def test_missing_deployment_names_a_command_that_exists_and_the_file_it_writes(
     from tender.errors import DeploymentError
 
     monkeypatch.setenv("TENDER_DEPLOYMENTS", str(tmp_path))
+    monkeypatch.delenv("TENDER_DEPLOYMENT", raising=False)
     assert default_path(31337) == tmp_path / "31337.json"  # where tools look, and the devnet writes
     with pytest.raises(DeploymentError) as caught:
         Deployment.load(31337)
