@@ -545,7 +545,8 @@ def run(*, use_ezkl: bool = True, out: Path = RESULTS) -> dict[str, Any]:
         "conditions": "Anvil (cancun); steady state: every owed slot a step credits is already non-zero "
         "from an earlier job (settle_zk_first / settle_overhead_first: the first credit to two empty slots) "
         "and payees already hold tokens (withdraw); `bid` is a job's first bid (fresh storage), "
-        "`bid_replace` a provider lowering its own bid",
+        "`bid_replace` a provider lowering its own bid, `bid_pushout` a third provider's bid that pushes the "
+        "runner-up off a full book",
         "targets": checks,
         "calldata_bytes": calldata,
         "calldata_bytes_by_step": calldata_steps,
