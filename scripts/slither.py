@@ -22,7 +22,9 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS = ROOT / "contracts"
@@ -44,16 +46,38 @@ KNOWN_SLITHER_ERRORS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 _ANALYSED = re.compile(r"analyzed \((\d+) contracts with \d+ detectors\)")
-# With --json slither logs without level prefixes, so an error is told by its words.
-_ERROR = re.compile(r"error|critical|fail|missing|impossible|traceback|exception|not found|cannot", re.I)
+# With --json slither logs without level prefixes, so an error is told by its words: whole words only
+# ("Failed to resolve name", "Impossible to generate IR", "Traceback", "KeyError"), never a word inside an
+# identifier (`_failover`, `_recordError`).
+_ERROR = re.compile(
+    r"(?i:\b(?:error|critical|fail|failed|failure|missing|impossible|traceback|exception|cannot)\b"
+    r"|\bnot found\b)"
+    r"|\b[A-Z]\w*(?:Error|Exception)\b"
+)
+# The lines slither prints for its findings: their text names the code (a function called `_failover`, a
+# detector's wiki anchor such as `#missing-zero-address-validation`), not a failure of the analysis.
+_FINDING_LINE = re.compile(r"^\s*(?:Reference: https?://|INFO:Detectors:)")
 
 
-def _log_errors(log: str) -> tuple[list[str], list[str]]:
-    """Split slither's error lines into (unexpected, known) ones."""
+def _finding_lines(report: dict[str, Any]) -> set[str]:
+    """Every line of the findings' descriptions in slither's JSON report, stripped."""
+    detectors: list[dict[str, Any]] = (report.get("results") or {}).get("detectors") or []
+    return {
+        line.strip()
+        for finding in detectors
+        for line in str(finding.get("description", "")).splitlines()
+        if line.strip()
+    }
+
+
+def _log_errors(log: str, finding_lines: Iterable[str] = ()) -> tuple[list[str], list[str]]:
+    """Split slither's error lines into (unexpected, known) ones; the findings' own lines
+    (`finding_lines`, their wiki references) are never errors."""
+    findings = set(finding_lines)
     unexpected: list[str] = []
     known: list[str] = []
     for line in log.splitlines():
-        if not _ERROR.search(line):
+        if line.strip() in findings or _FINDING_LINE.match(line) or not _ERROR.search(line):
             continue
         if any(pattern.search(line) for pattern, _ in KNOWN_SLITHER_ERRORS):
             known.append(line)
@@ -116,7 +140,7 @@ def main() -> int:
             print("slither did not produce a report", file=sys.stderr)
             return 2
         data = json.loads(report.read_text())
-        unexpected, known = _log_errors(log)
+        unexpected, known = _log_errors(log, _finding_lines(data))
         problems = _build_problems(build / "out" / "build-info", log)
     if not data.get("success", False):
         print(f"slither failed: {data.get('error')}", file=sys.stderr)

@@ -67,3 +67,31 @@ def test_a_library_compiled_under_two_names_or_a_short_count_fails(tmp_path: Pat
     info = _build_info(tmp_path / "b", once, {once[0]: ["Ownable"], once[1]: ["Staking"]})
     assert gate._build_problems(info, ". analyzed (2 contracts with 59 detectors)") == []
     assert gate._build_problems(info, "no count") == ["slither did not say how many contracts it analysed"]
+
+
+def test_finding_text_is_not_an_error_of_the_analysis() -> None:
+    """A finding that names `_failover` (or a detector wiki anchor `#missing-...`) is a finding,
+    reported as such, not an analysis error that voids the report."""
+    gate = _gate()
+    description = (
+        "Reentrancy in ReverseAuctionMarket.bid(bytes32,Bid) (src/ReverseAuctionMarket.sol#56-120):\n"
+        "\tExternal calls:\n"
+        "\t- ReverseAuctionMarket._failover(bytes32,JobRecord,address) (src/ReverseAuctionMarket.sol#183-195)\n"
+    )
+    report = {"results": {"detectors": [{"description": description}]}}
+    log = "\n".join(
+        [
+            "INFO:Detectors:",
+            *description.splitlines(),
+            "Reference: https://github.com/crytic/slither/wiki/Detector-Documentation#missing-zero-address-validation",
+            "\t- Staking._recordError(address) (src/Staking.sol#1-2)",
+            ". analyzed (45 contracts with 59 detectors), 1 result(s) found",
+        ]
+    )
+    assert gate._log_errors(log, gate._finding_lines(report)) == ([], [])
+    # without the report's text, whole words still keep `_failover` and `_recordError` out
+    assert gate._log_errors(log) == ([], [])
+    # real errors are still caught, whatever else the log holds
+    broken = log + "\nTraceback (most recent call last):\nKeyError: 'src'\nFailed to resolve name x"
+    unexpected, _ = gate._log_errors(broken, gate._finding_lines(report))
+    assert [line.split(" ")[0] for line in unexpected] == ["Traceback", "KeyError:", "Failed"]

@@ -374,8 +374,8 @@ abstract contract BaseMarket is IMarket, MarketCore, EIP712, Ownable2Step, Pausa
 
     /// @dev Stake a bid at `bidPrice` must lock: max(minStake, bidPrice * stakeMultiple).
     function _stakeRequired(JobRecord storage j, uint256 bidPrice) internal view returns (uint256 required) {
-        uint256 minStake = j.minStake;
-        required = bidPrice * j.stakeMultiple;
+        (uint256 minStake, uint256 multiple) = (j.minStake, j.stakeMultiple);
+        required = bidPrice * multiple;
         if (required < minStake) required = minStake;
         if (required > type(uint96).max) revert ValueTooLarge(required, type(uint96).max);
     }

@@ -57,56 +57,50 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
         // no reentrancy guard: bid only calls Staking (trusted, no call backs)
         JobRecord storage j = _job(jobId);
         if (j.state != JobState.Open) revert InvalidState(jobId, j.state);
-        uint40 end = j.auctionEnd;
-        if (block.timestamp >= end) revert AuctionClosed(jobId, end);
         address provider = b.provider;
-        _requireAuthorized(provider);
         uint256 price = b.price;
-        uint256 maxPrice = j.maxPrice;
-        if (price == 0) revert ZeroPrice();
-        if (price > maxPrice) revert BidAboveMaxPrice(price, maxPrice);
         uint32 latency = b.latency;
-        if (latency == 0) revert ZeroLatency();
-        // the provider's clock starts at the award, at the earliest at auctionEnd
-        uint256 maxLatency = j.deadline - end;
-        if (latency > maxLatency) revert LatencyTooLong(latency, maxLatency);
-        uint256 weight = j.priceWeightBps;
-        uint256 score = _score(weight, price, latency, maxPrice, maxLatency);
-        BidBook memory book = _book(jobId, j);
-        // a provider on the book holds a reservation of the job's largest lock; a newcomer reserves one
-        // (reverts InsufficientStake) and, if it pushes the runner-up off the book, releases the runner-up's
-        // (Staking is trusted and makes no calls back)
-        if (provider != book.best && provider != book.runner) {
-            _staking.reserve(provider, book.runner, _stakeRequired(j, maxPrice));
-        }
-        uint8 rank;
-        if (book.best == address(0)) {
-            (book.best, book.bestPrice, book.bestLatency) = (provider, b.price, latency);
-            rank = 1;
-        } else {
-            uint256 bestScore = _score(weight, book.bestPrice, book.bestLatency, maxPrice, maxLatency);
-            if (provider == book.best) {
-                // the leader improves its own bid; the runner-up (another provider) stays
-                if (score >= bestScore) revert BidNotBetter(score, bestScore);
-                (book.bestPrice, book.bestLatency) = (b.price, latency);
-                rank = 1;
-            } else if (score < bestScore) {
-                // a new leader: the old one becomes the runner-up (the runner-up's old bid is worse)
-                (book.runner, book.runnerPrice, book.runnerLatency) =
-                (book.best, book.bestPrice, book.bestLatency);
-                (book.best, book.bestPrice, book.bestLatency) = (provider, b.price, latency);
-                rank = 1;
-            } else {
-                if (book.runner != address(0)) {
-                    uint256 runnerScore =
-                        _score(weight, book.runnerPrice, book.runnerLatency, maxPrice, maxLatency);
-                    if (score >= runnerScore) revert BidNotBetter(score, runnerScore);
+        // the book's two slots, each read once as a word (`BookSlots`: the address in the low 160 bits, the
+        // price above) and written only where the bid changes it
+        uint256 slotA = _bookSlot(jobId);
+        uint256 entryA;
+        uint256 entryB;
+        // score = price * pw + latency * lw (`_score`, its factors computed once)
+        uint256 pw;
+        uint256 lw;
+        {
+            uint256 maxPrice = j.maxPrice;
+            {
+                uint256 maxLatency;
+                uint256 weight;
+                {
+                    // one read of each job slot
+                    (uint40 end, uint16 w) = (j.auctionEnd, j.priceWeightBps);
+                    if (block.timestamp >= end) revert AuctionClosed(jobId, end);
+                    // the provider's clock starts at the award, at the earliest at auctionEnd
+                    maxLatency = j.deadline - end;
+                    weight = w;
                 }
-                (book.runner, book.runnerPrice, book.runnerLatency) = (provider, b.price, latency);
-                rank = 2;
+                _requireAuthorized(provider);
+                if (price == 0) revert ZeroPrice();
+                if (price > maxPrice) revert BidAboveMaxPrice(price, maxPrice);
+                if (latency == 0) revert ZeroLatency();
+                if (latency > maxLatency) revert LatencyTooLong(latency, maxLatency);
+                unchecked {
+                    // the bounds of `_score`: no overflow
+                    (pw, lw) = (weight * maxLatency, (BPS - weight) * maxPrice);
+                }
+            }
+            (entryA, entryB) = (_sload(slotA), _sload(slotA + 1));
+            // a provider on the book holds a reservation of the job's largest lock; a newcomer reserves one
+            // (reverts InsufficientStake) and, if it pushes the runner-up off the book, releases the
+            // runner-up's in the same call (Staking is trusted and makes no calls back)
+            if (provider != address(uint160(entryA)) && provider != address(uint160(entryB))) {
+                _staking.reserve(provider, address(uint160(entryB)), _stakeRequired(j, maxPrice));
             }
         }
-        _storeBook(jobId, j, book);
+        (uint256 score, uint8 rank) =
+            _place(j, slotA, entryA, entryB, _entry(provider, price), latency, pw, lw);
         emit BidPlaced(jobId, provider, msg.sender, price, latency, score, rank);
     }
 
@@ -233,18 +227,91 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
         if (book.runner != address(0)) _staking.release(book.runner, reserved);
     }
 
+    /// @dev Enters a bid (`entry`: its provider and price as a book slot holds them) into the book read as
+    /// (`entryA`, `entryB`) from `slotA` and the next slot: the leader if it scores lower than the best, else the
+    /// runner-up if it scores lower than that. Writes only the slots it changes. Score = price * pw + latency * lw.
+    function _place(
+        JobRecord storage j,
+        uint256 slotA,
+        uint256 entryA,
+        uint256 entryB,
+        uint256 entry,
+        uint32 latency,
+        uint256 pw,
+        uint256 lw
+    ) private returns (uint256 score, uint8 rank) {
+        unchecked {
+            // the bounds of `_score`: no overflow
+            score = (entry >> 160) * pw + latency * lw;
+        }
+        rank = 1;
+        address best = address(uint160(entryA));
+        if (best == address(0)) {
+            _sstore(slotA, entry);
+            j.latency = latency;
+            return (score, rank);
+        }
+        uint32 bestLatency = j.latency;
+        uint256 bestScore;
+        unchecked {
+            bestScore = (entryA >> 160) * pw + bestLatency * lw;
+        }
+        if (address(uint160(entry)) == best) {
+            // the leader improves its own bid; the runner-up (another provider) stays
+            if (score >= bestScore) revert BidNotBetter(score, bestScore);
+            _sstore(slotA, entry);
+            j.latency = latency;
+        } else if (score < bestScore) {
+            // a new leader: the old one becomes the runner-up (the runner-up's old bid is worse)
+            _sstore(slotA + 1, entryA);
+            _sstore(slotA, entry);
+            j.latency = latency;
+            j.runnerLatency = bestLatency;
+        } else {
+            if (address(uint160(entryB)) != address(0)) {
+                uint256 runnerScore;
+                unchecked {
+                    runnerScore = (entryB >> 160) * pw + j.runnerLatency * lw;
+                }
+                if (score >= runnerScore) revert BidNotBetter(score, runnerScore);
+            }
+            _sstore(slotA + 1, entry);
+            j.runnerLatency = latency;
+            rank = 2;
+        }
+    }
+
+    /// @dev The first of the job's two book slots (`_books[jobId]`; the runner-up's is the next).
+    function _bookSlot(bytes32 jobId) private view returns (uint256 slot) {
+        BookSlots storage stored = _books[jobId];
+        assembly ("memory-safe") {
+            slot := stored.slot
+        }
+    }
+
+    /// @dev A book side as its slot holds it: `price` (<= maxPrice < 2**96, checked by the bid) above `who`.
+    function _entry(address who, uint256 price) private pure returns (uint256) {
+        return (price << 160) | uint160(who);
+    }
+
+    function _sload(uint256 slot) private view returns (uint256 word) {
+        assembly ("memory-safe") {
+            word := sload(slot)
+        }
+    }
+
+    function _sstore(uint256 slot, uint256 word) private {
+        assembly ("memory-safe") {
+            sstore(slot, word)
+        }
+    }
+
     /// @dev The job's bid book: its two slots and the latencies kept in the job's slots.
     function _book(bytes32 jobId, JobRecord storage j) private view returns (BidBook memory book) {
         BookSlots storage stored = _books[jobId];
         (book.best, book.bestPrice, book.runner, book.runnerPrice) =
         (stored.best, stored.bestPrice, stored.runner, stored.runnerPrice);
         (book.bestLatency, book.runnerLatency) = (j.latency, j.runnerLatency);
-    }
-
-    /// @dev Writes a bid book back (only an Open job's: its `latency` field is the best bid's until the award).
-    function _storeBook(bytes32 jobId, JobRecord storage j, BidBook memory book) private {
-        _books[jobId] = BookSlots(book.best, book.bestPrice, book.runner, book.runnerPrice);
-        (j.latency, j.runnerLatency) = (book.bestLatency, book.runnerLatency);
     }
 
     /// @dev The price at which the best bid's score would tie the runner-up's, floor-rounded, clamped to

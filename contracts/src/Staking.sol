@@ -198,15 +198,22 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     /// @inheritdoc IStaking
     function reserve(address provider, address released, uint256 amount) external onlyMarket {
         Account storage a = _accounts[provider];
-        uint96 locked = a.locked;
-        uint256 available = uint256(a.active) - locked;
-        if (amount > available) revert InsufficientStake(provider, available, amount);
-        // amount <= available < 2**96
-        a.locked = locked + uint96(amount);
-        // the market releases only what it reserved for `released` (its bid left the book)
-        if (released != address(0)) _accounts[released].locked -= uint96(amount);
-        // no event of its own (it would cost a bid ~1.8k gas of its 60k budget): the market's BidPlaced records
-        // every reservation (a provider new to the book reserved; the runner-up it pushed off was released)
+        (uint96 active, uint96 locked) = (a.active, a.locked);
+        unchecked {
+            // active >= locked (see `availableOf`)
+            uint256 available = uint256(active) - locked;
+            if (amount > available) revert InsufficientStake(provider, available, amount);
+            // amount <= available: locked + amount <= active < 2**96
+            a.locked = locked + uint96(amount);
+        }
+        emit StakeReserved(provider, amount);
+        if (released != address(0)) {
+            // the market releases only what it reserved for `released` (its bid left the book): checked
+            Account storage r = _accounts[released];
+            uint96 reserved = r.locked;
+            r.locked = reserved - uint96(amount);
+            emit StakeReleased(released, amount);
+        }
     }
 
     /// @inheritdoc IStaking

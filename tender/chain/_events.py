@@ -62,6 +62,7 @@ __all__ = [
     "StakeLocked",
     "StakePenalized",
     "StakeReleased",
+    "StakeReserved",
     "StakeSlashed",
     "StakeUnlocked",
     "Staked",
@@ -507,7 +508,17 @@ class StakePenalized(Event):
 
 @event_type()
 class StakeReleased(Event):
-    """A market released the stake a standing bid had reserved (its job was awarded or refunded)."""
+    """A market released the stake a standing bid had reserved (its job was awarded or refunded, or
+    another bid pushed it off the book)."""
+
+    provider: str
+    amount: int
+
+
+@event_type()
+class StakeReserved(Event):
+    """A market reserved the provider's stake for its bid, which joined a job's bid book (the
+    job's largest lock, held until the award, the refund or a better bid pushes it off)."""
 
     provider: str
     amount: int

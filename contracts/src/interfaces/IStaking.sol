@@ -54,8 +54,12 @@ interface IStaking {
         address indexed provider, bytes32 indexed jobId, address indexed recipient, uint256 amount
     );
     event ExpiryRecorded(address indexed provider, bytes32 indexed jobId);
-    /// @notice A market released `amount` of `provider`'s bid reservation (award or refund of the job).
+    /// @notice A market released `amount` of `provider`'s bid reservation: the job was awarded or refunded, or
+    /// another bid pushed `provider`'s off the book.
     event StakeReleased(address indexed provider, uint256 amount);
+    /// @notice A market reserved `amount` of `provider`'s available stake for its bid (it joined a job's bid
+    /// book; see `reserve`).
+    event StakeReserved(address indexed provider, uint256 amount);
 
     error ZeroAmount();
     error ZeroAddress();
@@ -104,7 +108,7 @@ interface IStaking {
     /// @notice Market: reserves `amount` of `provider`'s available stake for a standing bid (it joins
     /// `lockedOf`, so no unstake, lock or other reservation can take it; reverts `InsufficientStake`), and
     /// releases `amount` reserved for `released` (address 0: none). A bid's reservation is thus guaranteed
-    /// at its award. Emits no event: the market's `BidPlaced` records each reservation.
+    /// at its award. Emits `StakeReserved`, and `StakeReleased` for `released`.
     function reserve(address provider, address released, uint256 amount) external;
     /// @notice Market: releases `amount` of `provider`'s bid reservation. Callable by any market the owner
     /// ever added (a removed market can still finish its jobs).

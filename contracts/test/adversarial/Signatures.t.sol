@@ -24,6 +24,7 @@ contract SignaturesTest is AdversarialBase {
     }
 
     /// forge-config: default.fuzz.runs = 256
+    /// forge-config: deep.fuzz.runs = 20000
     function testFuzz_submitSigned_refusesArbitrarySignature(bytes32 r, bytes32 s, uint8 v, uint256 nonce)
         public
     {
@@ -34,6 +35,7 @@ contract SignaturesTest is AdversarialBase {
     }
 
     /// forge-config: default.fuzz.runs = 256
+    /// forge-config: deep.fuzz.runs = 20000
     function testFuzz_submitSigned_refusesMalleableTwin(uint256 nonce) public {
         Intent memory intent = _dutchIntent().withNonce(nonce);
         bytes32 digest = w.dutch.hashIntent(intent);

@@ -16,8 +16,8 @@ import {DisputeTerms, Job, JobState, MarketParams} from "../../src/MarketStructs
 /// per-call breaches (exact token flows, who won, which edges were taken) that are asserted here.
 /// forge-config: default.invariant.runs = 24
 /// forge-config: default.invariant.depth = 96
-/// forge-config: deep.invariant.runs = 64
-/// forge-config: deep.invariant.depth = 256
+/// forge-config: deep.invariant.runs = 512
+/// forge-config: deep.invariant.depth = 128
 contract MarketInvariantsTest is TenderFixture {
     uint256 internal constant BPS = 10_000;
 

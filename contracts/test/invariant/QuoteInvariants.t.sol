@@ -14,6 +14,8 @@ import {JobState} from "../../src/MarketStructs.sol";
 /// the awarded jobs' stakes.
 /// forge-config: default.invariant.runs = 24
 /// forge-config: default.invariant.depth = 96
+/// forge-config: deep.invariant.runs = 512
+/// forge-config: deep.invariant.depth = 128
 contract QuoteInvariantsTest is QuoteFixture {
     QuoteHandler internal handler;
 
