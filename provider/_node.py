@@ -15,7 +15,8 @@ deadline included) is the contract's.
 Faults: an RPC error on a job's path is retried until the job's provider deadline (less
 ``health.rpc_margin_s``); transactions go through the key's one :class:`~tender.chain.TxSender`
 with that ``retry_until``. The node follows the markets' events with the store as the feed's
-cursor: a job the chain awards to it again (a reorg took the delivery back) is delivered again.
+cursor: a job the chain awards to it again (a reorg took the delivery back) is delivered again,
+and a delivery whose settlement a reorg took back is finalized (or its challenge answered) again.
 An optimistic job is delivered from the witness and proved only if challenged or audited.
 
 Getting paid: a settlement credits the job's price to the provider in the market (``owed``);
@@ -114,6 +115,9 @@ _FOLLOWED = [
 _AFTER_DELIVERY = frozenset(
     {JobState.DELIVERED, JobState.CHALLENGED, JobState.PROOF_REQUIRED, JobState.SETTLED}
 )
+#: On-chain states in which our delivery stands but the job is not settled yet: someone must
+#: still finalize it or answer its challenge (a reorg can bring a settled job back to these).
+_UNSETTLED_DELIVERY = _AFTER_DELIVERY - {JobState.SETTLED}
 
 
 def _transient(exc: BaseException) -> bool:
@@ -370,8 +374,10 @@ class ProviderNode(Daemon):
         task.add_done_callback(self._background.discard)
 
     async def reconcile(self, job_id: str) -> None:
-        """Follow the chain, not the store: a job awarded to us on chain whose task has ended
-        (the store says settled, failed or delivered) is sent back to be delivered again."""
+        """Follow the chain, not the store: a job whose task has ended is started again when the
+        chain says there is work left for us: awarded to us (the store says settled, failed or
+        delivered: delivered again), or our delivery back in a non-terminal state (a reorg took
+        the settlement back: finalized, or its challenge answered, again)."""
         assert self.store is not None
         assert self.chain is not None
         running = self._jobs.get(job_id)
@@ -381,12 +387,27 @@ class ProviderNode(Daemon):
         if record is None or record.step is WorkStep.DECLINED:
             return
         market = self.chain.market(record.market)
+        ended = (WorkStep.DELIVERED, WorkStep.SETTLED, WorkStep.FAILED)
         try:
             job = await market.job(job_id_bytes(job_id))
-            if job.state is not JobState.AWARDED or _checksum(job.provider) != self.address:
+            if _checksum(job.provider) != self.address:
                 return
-            if record.step in (WorkStep.DELIVERED, WorkStep.SETTLED, WorkStep.FAILED):
-                await self._redeliver(record, market, f"awarded to us on chain, {record.step.value} here")
+            if job.state is JobState.AWARDED:
+                if record.step in ended:
+                    await self._redeliver(record, market, f"awarded to us on chain, {record.step.value} here")
+            elif job.state in _UNSETTLED_DELIVERY and record.step in ended:
+                if record.step is not WorkStep.DELIVERED:
+                    log(
+                        logger,
+                        "job.unsettled_again",
+                        level=logging.WARNING,
+                        job_id=job_id,
+                        state=job.state.name.lower(),
+                        was=record.step.value,
+                    )
+                    self._set(record, WorkStep.DELIVERED, error=None)
+            else:
+                return
         except (TenderError, OSError, aiohttp.ClientError, TimeoutError) as exc:  # the next event retries
             log(logger, "job.reconcile_failed", level=logging.WARNING, job_id=job_id, error=repr(exc))
             return
@@ -1090,28 +1111,53 @@ class ProviderNode(Daemon):
     async def _follow(self, record: StoredJob, served: ServedModel) -> None:
         """Wait until the job settles: finalize an unchallenged optimistic delivery after its
         window, answer a challenge or an audit with the proof (made now for an optimistic job).
-        The chain decides: a job awarded to us again (a reorg dropped the delivery) goes back
-        to be delivered again."""
+
+        The chain decides, not what the store says was sent: a job awarded to us again (a reorg
+        dropped the delivery) goes back to be delivered again, and a ``finalize``, ``drawAudit``
+        or ``prove`` that a reorg took back is sent again, since the job is back in the state
+        that asks for it. The task ends once the feed has read past the block in which it saw
+        the job settled, so a later reorg of that block reaches :meth:`reconcile`."""
         assert self.chain is not None
         wrong = self._wrong_output_job(record)
         market = self.chain.market(record.market)
         job_id = job_id_bytes(record.job_id)
+        settled_at: int | None = None  # the head when the job was first seen settled
+        silent = False  # the misbehave knob's unanswered challenge, logged once
         while True:
             job = await market.job(job_id)
             state = job.state
-            if state is JobState.AWARDED and to_checksum_address(job.provider) == self.address:
+            ours = to_checksum_address(job.provider) == self.address
+            if state is JobState.AWARDED and ours:
                 await self._redeliver(record, market, "awarded again: the delivery is not on chain")
                 return
-            if state is JobState.SETTLED and to_checksum_address(job.provider) == self.address:
-                self._set(record, WorkStep.SETTLED)
-                await self.withdraw(record.market)
-                return
-            if state.final or state is JobState.NONE or to_checksum_address(job.provider) != self.address:
+            if state is JobState.SETTLED and ours:
+                if record.step is not WorkStep.SETTLED:
+                    self._set(record, WorkStep.SETTLED)
+                    await self.withdraw(record.market)
+                if settled_at is None:
+                    settled_at = await self.chain.block_number()
+                if self.feed is None or self.feed.position >= settled_at:
+                    return
+                await asyncio.sleep(self.config.poll_interval_s)
+                continue
+            settled_at = None
+            if state.final or state is JobState.NONE or not ours:
                 self._set(record, WorkStep.FAILED, error=f"job ended {state.name.lower()} on-chain")
                 return
-            if state in (JobState.CHALLENGED, JobState.PROOF_REQUIRED) and "prove" not in record.tx:
+            if record.step is not WorkStep.DELIVERED:  # settled here, taken back by a reorg
+                log(
+                    logger,
+                    "job.unsettled_again",
+                    level=logging.WARNING,
+                    job_id=record.job_id,
+                    state=state.name.lower(),
+                )
+                self._set(record, WorkStep.DELIVERED)
+            if state in (JobState.CHALLENGED, JobState.PROOF_REQUIRED):
                 if wrong:
-                    log(logger, "misbehave.no_answer", level=logging.WARNING, job_id=record.job_id)
+                    if not silent:
+                        log(logger, "misbehave.no_answer", level=logging.WARNING, job_id=record.job_id)
+                        silent = True
                 else:
                     if record.proof is None:  # an optimistic delivery: prove it now
                         proof = await self._prove(record, served)
@@ -1124,15 +1170,14 @@ class ProviderNode(Daemon):
             # (a refusal: drawn by someone else, or too early).
             if (
                 state is JobState.DELIVERED
-                and "draw" not in record.tx
                 and await self._audit_drawable(market, job)
                 and await self._follow_tx(record, market, "draw", "drawAudit", job_id, refused=logging.DEBUG)
             ):
                 continue
-            # Finalize (a refusal: the window may close a block later; tried again next turn).
+            # Finalize (a refusal: the window may close a block later, or someone else finalized
+            # first; tried again next turn, while the chain still says delivered).
             if (
                 state is JobState.DELIVERED
-                and "finalize" not in record.tx
                 and self.clock.now() > job.dispute_end
                 and await self._follow_tx(
                     record, market, "finalize", "finalize", job_id, refused=logging.DEBUG
