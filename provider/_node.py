@@ -66,7 +66,7 @@ from provider._errors import (
 )
 from provider._inputs import check_input
 from provider._metrics import Metrics
-from provider._pricing import Pricer
+from provider._pricing import Ewma, Pricer
 from provider._proving import (
     ProofResult,
     ProveFn,
@@ -110,6 +110,9 @@ _FOLLOWED = [
     "Expired",
     "Slashed",
 ]
+
+#: Seconds after a quote's auction window (and its time to live) that its award may still come.
+_AWARD_GRACE_S = 10
 
 #: On-chain states in which our delivery already happened.
 _AFTER_DELIVERY = frozenset(
@@ -236,6 +239,12 @@ class ProviderNode(Daemon):
         #: chain time for quotes, read from memory (refreshed in the background)
         self.clock = ChainClock(chain.now if chain is not None else None)
         self._jobs: dict[str, asyncio.Task[None]] = {}
+        self._reconciling: set[str] = set()  # jobs whose chain state is being read by reconcile
+        #: zk quotes not yet taken up (job id -> model, until when it may still be awarded, on
+        #: the monotonic clock): proofs this node promised and may have to make soon
+        self._promised: dict[str, tuple[str, float]] = {}
+        #: the share of those quotes that became jobs lately (weights the promised proofs)
+        self._quotes_won = Ewma(1.0)
         #: the markets' job events, with the store as cursor (``None``: no chain)
         self.feed: AsyncEventFeed | None = None
         self._background: set[asyncio.Task[None]] = set()
@@ -381,8 +390,17 @@ class ProviderNode(Daemon):
         assert self.store is not None
         assert self.chain is not None
         running = self._jobs.get(job_id)
-        if running is not None and not running.done():
+        if (running is not None and not running.done()) or job_id in self._reconciling:
             return  # its task reads the chain each step (and goes back to delivery itself)
+        self._reconciling.add(job_id)  # one reconciliation at a time: never two tasks for a job
+        try:
+            await self._reconcile(job_id)
+        finally:
+            self._reconciling.discard(job_id)
+
+    async def _reconcile(self, job_id: str) -> None:
+        assert self.store is not None
+        assert self.chain is not None
         record = self.store.get(job_id)
         if record is None or record.step is WorkStep.DECLINED:
             return
@@ -442,7 +460,7 @@ class ProviderNode(Daemon):
                 if served.bundle is None:
                     continue
                 zeros = np.zeros(served.spec.input.single_shape(), dtype=served.spec.input.dtype).tolist()
-                result = await self.pool.prove(str(served.bundle.path), zeros, track=False)
+                result = await self.pool.prove(str(served.bundle.path), zeros, track=False, model=name)
                 self.pricer.observe(name, proof_s=result.seconds)
                 log(logger, "proving.calibrated", model=name, proof_s=round(result.seconds, 3))
         except (TenderError, OSError, RuntimeError) as exc:  # the first real proof shows (and retries) it
@@ -554,16 +572,21 @@ class ProviderNode(Daemon):
             return refuse(mismatch, "input_mismatch")
         now = self.clock.now()  # from memory: a quote makes no RPC
         queued = self.pool.in_flight if self.pool else 0
+        zk = intent.proofMode != 1
         offer = self.pricer.offer(
             served.entry.name,
             max_price=int(intent.maxPrice),
             queued=queued,
             now=now,
             deadline=intent.deadline,
-            optimistic=intent.proofMode == 1,
+            optimistic=not zk,
+            ahead=self.proofs_ahead(request.jobId.lower()),
         )
         if offer.refusal is not None:
             return refuse(offer.refusal, offer.refusal.split(":")[0].replace(" ", "_"))
+        if zk:
+            until = self.config.pricing.quote_ttl_s + int(intent.auctionWindow) + _AWARD_GRACE_S
+            self._promised[request.jobId.lower()] = (served.entry.name, time.monotonic() + until)
         expires_at = int(time.time()) + self.config.pricing.quote_ttl_s
         unsigned = Quote(
             jobId=request.jobId,
@@ -589,6 +612,26 @@ class ProviderNode(Daemon):
             latency_s=offer.latency_s,
         )
         return signed
+
+    def proofs_ahead(self, job_id: str | None = None) -> list[float]:
+        """The proofs a new job's proof may wait behind, in seconds (each its model's measured
+        proving time): every proof queued or running in the pool, and every proof promised in
+        a zk quote not yet taken up nor past its award (but ``job_id``'s own), weighted by the
+        share of quotes that became jobs lately."""
+        ahead = [self.pricer.proof_estimate(m) for m in (self.pool.backlog() if self.pool else [])]
+        now = time.monotonic()
+        for key, (model, until) in list(self._promised.items()):
+            if until < now:
+                del self._promised[key]
+                self._quotes_won.add(0.0)
+            elif key != job_id:
+                ahead.append(self.pricer.proof_estimate(model) * self._quotes_won.value)
+        return ahead
+
+    def _taken_up(self, job_id: str) -> None:
+        """A quoted job was awarded to us and its input arrived: its proof is in the pool now."""
+        if self._promised.pop(job_id, None) is not None:
+            self._quotes_won.add(1.0)
 
     async def _input_mismatch(self, served: ServedModel, location: str, commitment: int) -> str | None:
         """Why an intent's inline input cannot be served as committed (it does not fit the model,
@@ -701,6 +744,7 @@ class ProviderNode(Daemon):
             existing = self.store.get(job_id)
             assert existing is not None
             return self._again(existing, job_input), False
+        self._taken_up(job_id)
         self.metrics.jobs.labels(WorkStep.ACCEPTED.value).inc()
         log(
             logger,
@@ -1017,7 +1061,9 @@ class ProviderNode(Daemon):
                 # Optimistic: the output felts (EZKL's witness, no proof) are all a delivery
                 # sends; the proof is made only if a challenge or an audit asks for it.
                 data = check_input(served.spec.input, record.input).tolist()
+                started = time.perf_counter()
                 felts = await asyncio.to_thread(self._witness_fn, str(served.bundle.path), data)
+                self.pricer.observe(name, witness_s=time.perf_counter() - started)
                 self._set(record, WorkStep.PROVED, output_felts=felts)
             else:
                 proof = await self._prove(record, served)
@@ -1029,14 +1075,21 @@ class ProviderNode(Daemon):
         if record.step is WorkStep.DELIVERED:
             await self._follow(record, served)
 
-    async def _prove(self, record: StoredJob, served: ServedModel) -> ProofResult:
-        """Prove the job's input in the pool (timed: the measurement feeds the quoted latency)."""
+    async def _prove(
+        self, record: StoredJob, served: ServedModel, *, deadline: float | None = None
+    ) -> ProofResult:
+        """Prove the job's input in the pool, ahead of the proofs due later than ``deadline``
+        (unix seconds; the job's delivery deadline by default). Timed: the measurement feeds
+        the quoted latency."""
         assert self.pool is not None
         assert served.bundle is not None
         self.metrics.proving_queue.inc()
         try:
             proof = await self.pool.prove(
-                str(served.bundle.path), check_input(served.spec.input, record.input).tolist()
+                str(served.bundle.path),
+                check_input(served.spec.input, record.input).tolist(),
+                deadline=record.deadline if deadline is None else deadline,
+                model=served.entry.name,
             )
         finally:
             self.metrics.proving_queue.dec()
@@ -1072,6 +1125,7 @@ class ProviderNode(Daemon):
         if optimistic and self._wrong_output_job(record):
             output = [output[0] + 1, *output[1:]] if output else [1]
             log(logger, "misbehave.wrong_output", level=logging.WARNING, job_id=record.job_id, seq=record.seq)
+        started = time.perf_counter()
         try:
             receipt = await self.chain.send(
                 market, "deliver", job_id, output, proof, until=self._until(record)
@@ -1079,6 +1133,7 @@ class ProviderNode(Daemon):
         except TransactionFailed as exc:
             await self.chain.explain(exc)
             raise
+        self.pricer.observe_delivery(time.perf_counter() - started)
         self._set(record, WorkStep.DELIVERED, tx={**record.tx, "deliver": tx_hash(receipt)})
 
     async def _redeliver(self, record: StoredJob, market: AsyncMarket, why: str) -> None:
@@ -1160,7 +1215,7 @@ class ProviderNode(Daemon):
                         silent = True
                 else:
                     if record.proof is None:  # an optimistic delivery: prove it now
-                        proof = await self._prove(record, served)
+                        proof = await self._prove(record, served, deadline=job.dispute_end)
                         self._set(record, WorkStep.DELIVERED, proof="0x" + proof.proof.hex())
                     assert record.proof is not None
                     proof_bytes = bytes.fromhex(record.proof[2:])
