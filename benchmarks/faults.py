@@ -757,6 +757,15 @@ def _health(url: str) -> str:
 
 
 def _inject(market: Market, fault: Fault, trial: Trial) -> None:
+    started = time.time()
+    try:
+        _inject_now(market, fault, trial)
+    finally:
+        # when the fault lasted (unix seconds): what another trial's job lived through
+        trial.notes["fault_window"] = [round(started, 1), round(time.time(), 1)]
+
+
+def _inject_now(market: Market, fault: Fault, trial: Trial) -> None:
     kind, _, arg = fault.kind.partition(":")
     if kind == "kill9":
         market.kill9(arg)
@@ -827,14 +836,36 @@ def _count(market: Market, trials: list[Trial], from_block: int) -> dict[str, An
     decoder = tender_log_decoder()
     logs = w3.eth.get_logs({"address": market.market_address, "fromBlock": from_block, "toBlock": "latest"})  # type: ignore[typeddict-item]
     events: dict[str, list[str]] = collections.defaultdict(list)
+    blocks: dict[str, dict[str, int]] = collections.defaultdict(dict)  # job -> event -> last block
     for raw in sorted(logs, key=lambda log: (log["blockNumber"], log["logIndex"])):
         decoded = decoder.decode(raw)
         if decoded is not None and "job_id" in decoded.args:
-            events["0x" + bytes(decoded.args["job_id"]).hex()].append(decoded.name)
+            key = "0x" + bytes(decoded.args["job_id"]).hex()
+            events[key].append(decoded.name)
+            blocks[key][decoded.name] = int(raw["blockNumber"])
+    spans: dict[str, tuple[float, float]] = {}  # job -> (awarded, expired or slashed), block times
+    for key, seen in blocks.items():
+        end = seen.get("Expired", seen.get("Slashed"))
+        if "Awarded" in seen and end is not None:
+            stamps = [
+                float(w3.eth.get_block(seen["Awarded"])["timestamp"]),
+                float(w3.eth.get_block(end)["timestamp"]),
+            ]
+            spans[key] = (stamps[0], stamps[1])
     lost = slashed = double = 0
+    windows = {t.index: (t.fault, t.notes["fault_window"]) for t in trials if "fault_window" in t.notes}
     for trial in trials:
         names = events.get(trial.job_id, [])
         trial.notes["events"] = names
+        if trial.job_id in spans and any(name in ("Expired", "Slashed") for name in names):
+            # an honest slash: every fault (this trial's and the others') between award and slash
+            first, last = spans[trial.job_id]
+            trial.notes["job_window"] = [first, last]
+            trial.notes["faults_in_window"] = [
+                f"#{index} {fault} {max(0.0, min(end, last) - max(start, first)):.1f}s"
+                for index, (fault, (start, end)) in sorted(windows.items())
+                if start < last and end > first
+            ]
         deliveries = 0
         for name in names:
             if name in ("Awarded", "FailedOver"):
@@ -922,6 +953,14 @@ def kill9(market: Market, args: argparse.Namespace, console: Console) -> dict[st
         ("provider", "sent"),
     ]
     order = quick_order + [rs for rs in roles_steps if rs not in quick_order]
+    if args.kill_points:
+        order = [(point.partition("@")[0], point.partition("@")[2]) for point in args.kill_points.split(",")]
+        unknown = [f"{r}@{s}" for r, s in order if (r, s) not in roles_steps]
+        if unknown:
+            raise SystemExit(
+                f"unknown kill point(s) {', '.join(unknown)}; known: role@step for "
+                f"role in provider, solver, verifier and step in {', '.join(STEPS[:3])}"
+            )
     faults = [Fault(f"kill9:{role}", step) for role, step in (order[i % len(order)] for i in range(count))]
     return {**run_trials(market, faults, "kill9", console, parallel=args.parallel), "quick": bool(args.quick)}
 
@@ -1053,6 +1092,11 @@ def main(argv: list[str] | None = None) -> int:
         "--trials", type=int, default=None, help="trials per fault section (default: see above)"
     )
     parser.add_argument("--outage-s", type=float, default=20.0, help="seconds each RPC outage lasts")
+    parser.add_argument(
+        "--kill-points",
+        default="",
+        help="kill9: only these role@step points, in turn (e.g. provider@awarded,solver@sent)",
+    )
     parser.add_argument(
         "--parallel",
         type=int,

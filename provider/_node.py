@@ -32,10 +32,12 @@ import errno
 import functools
 import json
 import logging
+import os
 import socket
 import time
 from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -121,6 +123,17 @@ _AFTER_DELIVERY = frozenset(
 #: On-chain states in which our delivery stands but the job is not settled yet: someone must
 #: still finalize it or answer its challenge (a reorg can bring a settled job back to these).
 _UNSETTLED_DELIVERY = _AFTER_DELIVERY - {JobState.SETTLED}
+
+
+def process_age_s() -> float | None:
+    """Seconds since this process started, interpreter and imports included (Linux ``/proc``;
+    ``None`` elsewhere)."""
+    try:
+        after_name = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - int(after_name[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _transient(exc: BaseException) -> bool:
@@ -506,7 +519,16 @@ class ProviderNode(Daemon):
         if self._sock is None:
             self._sock = bind(self.config.listen)
         sockets = [self._sock]
-        log(logger, "http.listening", listen=self.config.listen, address=self.address)
+        started_s = process_age_s()
+        if started_s is not None:  # how long a restart takes here, as loaded as the machine is now
+            self.pricer.observe_startup(started_s)
+        log(
+            logger,
+            "http.listening",
+            listen=self.config.listen,
+            address=self.address,
+            startup_s=None if started_s is None else round(started_s, 1),
+        )
         try:
             await server.serve(sockets=sockets)
         except asyncio.CancelledError:

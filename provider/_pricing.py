@@ -7,13 +7,14 @@ never under cost and never over the intent's ``maxPrice`` (then we refuse instea
 The promised latency is what the node will really need, from in-memory counters only (a quote
 makes no I/O)::
 
-    latency = (inference + wait + proof) * latency_slack + restart_s + delivery
+    latency = (inference + wait + proof) * latency_slack + restart + delivery
 
 ``inference`` and ``proof`` are what this machine took lately (the highest of the last
 :data:`RECENT` measurements, so a machine that just got busier promises for how busy it is now,
 not for its average), ``wait`` is when a proving worker frees up for ours after the proofs
 ``ahead`` of it (each one the measured proof time of its own model, spread over ``workers``),
-``restart_s`` the headroom for a restart mid-job and ``delivery`` the time a delivery
+``restart`` the headroom for a restart mid-job (``restart_s``, or what this node's own start-up
+took when that was longer) and ``delivery`` the time a delivery
 transaction took to be mined lately (at least ``delivery_s``). An optimistic job is delivered
 from EZKL's witness without a proof (one is made only if it is challenged or audited, within
 the proof window the market gives then), so its promise is the inference and the witness.
@@ -93,6 +94,7 @@ class Pricer:
         self.witness_s: dict[str, Ewma] = {}
         self.proof_s: dict[str, Ewma] = {}
         self.delivery_s = Ewma(pricing.delivery_s)
+        self.startup_s = 0.0  # measured start-up of this node (0: not measured)
 
     def observe(
         self,
@@ -108,6 +110,11 @@ class Pricer:
             self.witness_s.setdefault(model, Ewma(WITNESS_PRIOR_S)).add(witness_s)
         if proof_s is not None:
             self.proof_s.setdefault(model, Ewma(PROOF_PRIOR_S)).add(proof_s)
+
+    def observe_startup(self, seconds: float) -> None:
+        """This node took ``seconds`` from its process start to serving: a restart mid-job takes
+        about as long, so the promise's restart headroom is at least that."""
+        self.startup_s = seconds
 
     def observe_delivery(self, seconds: float) -> None:
         """A delivery transaction took ``seconds`` from sending to its receipt."""
@@ -140,7 +147,8 @@ class Pricer:
             work = inference + waiting + proof
         p = self.pricing
         delivery = max(p.delivery_s, self.delivery_s.high)
-        return max(1, math.ceil(work * p.latency_slack + p.restart_s + delivery))
+        restart = max(p.restart_s, self.startup_s)
+        return max(1, math.ceil(work * p.latency_slack + restart + delivery))
 
     def offer(
         self,

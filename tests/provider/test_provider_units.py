@@ -281,6 +281,29 @@ def test_promised_latency_follows_the_recent_slowest_measurement_not_the_average
     assert pricer.latency_s("mlp") == calm  # delivery_s stays the floor
 
 
+def test_restart_headroom_is_at_least_the_measured_start_up() -> None:
+    """A node that took 40 s to start (a loaded machine) promises 40 s of restart headroom,
+    not the configured 15; a fast start leaves the configured headroom."""
+    pricer = Pricer(PricingSection(latency_slack=1.0, restart_s=15.0, delivery_s=0.0), workers=1)
+    pricer.observe("mlp", inference_s=0.0, proof_s=5.0)
+    configured = pricer.latency_s("mlp")
+    pricer.observe_startup(4.0)
+    assert pricer.latency_s("mlp") == configured
+    pricer.observe_startup(40.0)
+    assert pricer.latency_s("mlp") == configured + 25
+
+
+def test_process_age_counts_from_the_process_start() -> None:
+    from provider._node import process_age_s
+
+    age = process_age_s()
+    assert age is not None  # Linux
+    assert age > 0  # this test process started before the test (its imports took time)
+    later = process_age_s()
+    assert later is not None
+    assert later >= age
+
+
 def _record_order(order: list[str], name: str) -> ProofResult:
     order.append(name)
     return ProofResult(output_felts=[], proof=b"", output=[], seconds=0.0)
