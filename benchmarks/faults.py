@@ -28,7 +28,8 @@ live through the other trials' faults; faults are injected one at a time, and no
 sent while one is being injected.
 
 * ``kill9``: ``kill -9`` of the provider, the solver or the verifier agent at each step, then a
-  restart with the same config (100 trials; 6 with ``--quick``).
+  restart with the same config (100 trials; 6 with ``--quick``; ``--kill-points
+  provider@awarded,solver@sent`` runs only those points, in turn).
 * ``reorgs``: ``anvil_reorg`` of depth 1 to 6 after ``awarded``, ``delivered`` or ``settled``
   (50 trials; 3 with ``--quick``).
 * ``rpc_outages``: the proxy refuses connections and resets open ones for 20 s while the job
@@ -41,7 +42,11 @@ Each writes ``{"trials", "lost", "honest_slashed", "double_deliveries", "by_outc
 refunded, expired or slashed) ``GRACE_S`` after its deadline; a request no solver accepted (the
 SDK raised ``RequestRejected``: ``not_sent``) was refused explicitly and is not lost; *honest_slashed* a job with an
 ``Expired`` or ``Slashed`` event (every provider here is honest); *double_deliveries* a second
-``Delivered`` for the same award (between two ``Awarded``/``FailedOver`` events).
+``Delivered`` for the same award (between two ``Awarded``/``FailedOver`` events). Each trial's
+``notes`` keep its ``fault_window`` (unix seconds); an honestly slashed job's notes also list
+``faults_in_window``: every fault of the section between its award and its slash, with how long
+each overlapped (with ``--parallel`` a job may live through several, more than its provider's
+restart headroom covers).
 
 * ``load``: a ``tender devnet`` (its own market, three honest providers: ``--no-faults``) of 40
   requests at concurrency 16 (16 at 8 with ``--quick``): ``{"requests", "concurrency",
