@@ -87,6 +87,7 @@ from tender.chain import (
     FailedOver,
     FeedCursor,
     InFlight,
+    IntentPosted,
     Job,
     JobState,
     is_transient,
@@ -112,6 +113,11 @@ _FOLLOWED = [
     "Expired",
     "Slashed",
 ]
+
+#: Seconds an award to us may wait for its input before the node reads it from the chain itself.
+ADOPT_AFTER_S = 3.0
+#: How many blocks before its award the node looks for an adopted job's ``IntentPosted``.
+ADOPT_LOOKBACK_BLOCKS = 50_000
 
 #: Seconds after a quote's auction window (and its time to live) that its award may still come.
 _AWARD_GRACE_S = 10
@@ -371,17 +377,24 @@ class ProviderNode(Daemon):
                 await asyncio.sleep(self.config.poll_interval_s)
 
     def _on_events(self, events: list[Event]) -> None:
-        """Note which block last spoke of each of our jobs (inside the feed's transaction)."""
+        """Note which block last spoke of each of our jobs (inside the feed's transaction); an
+        award to us of a job whose input never came (the solver died after the award, or we
+        were down when it tried) is taken up from the chain (:meth:`adopt`)."""
         assert self.store is not None
         for event in events:
             job_id = "0x" + bytes(getattr(event, "job_id", b"")).hex()
-            record = self.store.get(job_id)
-            if record is None:
-                continue
-            self.store.update(job_id, chain_block=event.block_number)
             to_us = (isinstance(event, Awarded) and _checksum(event.provider) == self.address) or (
                 isinstance(event, FailedOver) and _checksum(event.to) == self.address
             )
+            record = self.store.get(job_id)
+            if record is None:
+                if to_us:
+                    self._background_task(
+                        self.adopt(job_id, _checksum(event.address), event.block_number),
+                        f"adopt-{job_id[:10]}",
+                    )
+                continue
+            self.store.update(job_id, chain_block=event.block_number)
             if to_us:
                 self._soon(job_id)
 
@@ -391,9 +404,54 @@ class ProviderNode(Daemon):
             self._soon(str(job_id))
 
     def _soon(self, job_id: str) -> None:
-        task = asyncio.get_running_loop().create_task(self.reconcile(job_id), name=f"reconcile-{job_id[:10]}")
+        self._background_task(self.reconcile(job_id), f"reconcile-{job_id[:10]}")
+
+    def _background_task(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(work, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def adopt(self, job_id: str, market: str, awarded_block: int) -> None:
+        """Take up a job the chain awarded to us whose input has not come: after
+        :data:`ADOPT_AFTER_S` (the solver's upload normally comes first), read the input the
+        intent carries inline (its ``IntentPosted`` event) and accept it as if it had been
+        uploaded. An input behind a URI, or a job no longer awarded to us, is left alone."""
+        assert self.store is not None
+        assert self.chain is not None
+        await asyncio.sleep(ADOPT_AFTER_S)
+        if self.store.get(job_id) is not None or market not in self.chain.markets:
+            return
+        wrapper = self.chain.market(market).sync
+        try:
+            posted = await asyncio.to_thread(
+                lambda: [
+                    e
+                    for e in wrapper.events(
+                        max(0, awarded_block - ADOPT_LOOKBACK_BLOCKS),
+                        awarded_block,
+                        names=["IntentPosted"],
+                        job_id=job_id_bytes(job_id),
+                    )
+                    if isinstance(e, IntentPosted)
+                ]
+            )
+            data = decode_input_uri(bytes(posted[-1].intent.input_location)) if posted else None
+            if data is None:
+                log(logger, "job.adopt_skipped", job_id=job_id, reason="no inline input on chain")
+                return
+            body = JobInput(jobId=job_id, market=market, input=data).model_dump_json().encode()
+            _, new = await self.accept(body)
+        except (TenderError, OSError, ValueError, aiohttp.ClientError, TimeoutError) as exc:
+            log(logger, "job.adopt_failed", level=logging.WARNING, job_id=job_id, error=repr(exc))
+            return
+        if new:
+            log(
+                logger,
+                "job.adopted",
+                level=logging.WARNING,
+                job_id=job_id,
+                reason="awarded to us, no input came",
+            )
 
     async def reconcile(self, job_id: str) -> None:
         """Follow the chain, not the store: a job whose task has ended is started again when the
