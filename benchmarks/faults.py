@@ -128,6 +128,7 @@ class Market:
     urls: dict[str, str] = field(default_factory=dict)  # role -> base URL
     proxy: OutageProxy | None = None  # the roles' way to Anvil
     headroom_s: float = 15.0  # seconds of a fault the provider's promised latency leaves room for
+    restart_delay_s: float = 0.0  # kill9: seconds between the kill and the restart
     #: role -> (``tender`` arguments, environment, URL that answers once it is up)
     commands: dict[str, tuple[list[str], dict[str, str], str]] = field(default_factory=dict)
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -774,7 +775,8 @@ def _inject_now(market: Market, fault: Fault, trial: Trial) -> None:
     kind, _, arg = fault.kind.partition(":")
     if kind == "kill9":
         market.kill9(arg)
-        trial.notes["restart_s"] = round(market.launch(arg), 1)
+        time.sleep(market.restart_delay_s)  # a slow restart (a loaded machine, a slow supervisor)
+        trial.notes["restart_s"] = round(market.restart_delay_s + market.launch(arg), 1)
     elif kind == "reorg":
         block = market.anvil.rpc("eth_blockNumber")
         market.anvil.rpc("anvil_reorg", [int(arg), []])
@@ -1098,6 +1100,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--outage-s", type=float, default=20.0, help="seconds each RPC outage lasts")
     parser.add_argument(
+        "--restart-delay-s",
+        type=float,
+        default=0.0,
+        help="kill9: wait this long before restarting the killed role (a slow restart under load)",
+    )
+    parser.add_argument(
         "--kill-points",
         default="",
         help="kill9: only these role@step points, in turn (e.g. provider@awarded,solver@sent)",
@@ -1132,6 +1140,7 @@ def main(argv: list[str] | None = None) -> int:
     if shared:
         # headroom: an outage of --outage-s plus 10 s to catch up after it
         with market(console, args.run_dir, headroom_s=max(15.0, args.outage_s + 10.0)) as running:
+            running.restart_delay_s = args.restart_delay_s
             for name in shared:
                 run, show = SECTIONS[name]
                 results[name] = run(running, args, console)
