@@ -801,17 +801,18 @@ async def _trial(
 ) -> Trial:
     trial = Trial(index, fault.name)
     samples = json.loads((SAMPLE_MODELS / "mlp" / "samples.json").read_text())["samples"]
-    intent, handle = await client.build_intent(
-        "mlp",
-        samples[index % len(samples)]["input"],
-        max_price=2 * TOKEN // 10,
-        deadline=DEADLINE_S,
-        proof="optimistic",
-        auction="reverse",
-    )
-    trial.job_id = client.job_id(intent)
     try:
         async with inject:  # never sent while another trial's fault has the solver down
+            # built once the fault before it is over: its deadline and expiry count from the send
+            intent, handle = await client.build_intent(
+                "mlp",
+                samples[index % len(samples)]["input"],
+                max_price=2 * TOKEN // 10,
+                deadline=DEADLINE_S,
+                proof="optimistic",
+                auction="reverse",
+            )
+            trial.job_id = client.job_id(intent)
             tracker = await client.send(intent, solvers=[market.urls["solver"]])
     except TenderError as exc:
         trial.sdk, trial.state = f"send: {type(exc).__name__}", "not_sent"
@@ -883,11 +884,15 @@ def _count(market: Market, trials: list[Trial], from_block: int) -> dict[str, An
         honest_slash = any(name in ("Expired", "Slashed") for name in names)
         slashed += honest_slash
         lost += trial.state not in ("settled", "refunded", "expired", "slashed", "not_sent")
+    stacked = sum(1 for t in trials if len(t.notes.get("faults_in_window", [])) > 1)
     return {
         "trials": len(trials),
         "lost": lost,
         "honest_slashed": slashed,
         "double_deliveries": double,
+        # honest slashes of jobs that lived through more than one fault between award and slash
+        # (--parallel: another trial's fault, then its own): more than one restart of headroom
+        "honest_slashed_multi_fault": stacked,
         # trials whose fault was injected at its step (the rest: the job ended or the run moved
         # past the step first), and requests no solver accepted (the SDK's RequestRejected)
         "faults_injected": sum(1 for t in trials if t.reached),
