@@ -388,6 +388,8 @@ class ProviderNode(Daemon):
             )
             record = self.store.get(job_id)
             if record is None:
+                if isinstance(event, Awarded | FailedOver) and not to_us:
+                    self._quote_lost(job_id)
                 if to_us:
                     self._background_task(
                         self.adopt(job_id, _checksum(event.address), event.block_number),
@@ -707,6 +709,11 @@ class ProviderNode(Daemon):
             elif key != job_id:
                 ahead.append(self.pricer.proof_estimate(model) * self._quotes_won.value)
         return ahead
+
+    def _quote_lost(self, job_id: str) -> None:
+        """A quoted job was awarded to another provider: its proof will not be ours to make."""
+        if self._promised.pop(job_id, None) is not None:
+            self._quotes_won.add(0.0)
 
     def _taken_up(self, job_id: str) -> None:
         """A quoted job was awarded to us and its input arrived: its proof is in the pool now."""

@@ -7,12 +7,13 @@ never under cost and never over the intent's ``maxPrice`` (then we refuse instea
 The promised latency is what the node will really need, from in-memory counters only (a quote
 makes no I/O)::
 
-    latency = (inference + wait + proof) * latency_slack + restart + delivery
+    latency = (inference + proof) * latency_slack + wait + restart + delivery
 
 ``inference`` and ``proof`` are what this machine took lately (the highest of the last
 :data:`RECENT` measurements, so a machine that just got busier promises for how busy it is now,
 not for its average), ``wait`` is when a proving worker frees up for ours after the proofs
-``ahead`` of it (each one the measured proof time of its own model, spread over ``workers``),
+``ahead`` of it (each one the measured proof time of its own model, spread over ``workers``;
+already a recent highest, so not multiplied by the slack again),
 ``restart`` the headroom for a restart mid-job (``restart_s``, or what this node's own start-up
 took when that was longer) and ``delivery`` the time a delivery
 transaction took to be mined lately (at least ``delivery_s``). An optimistic job is delivered
@@ -139,16 +140,17 @@ class Pricer:
         """Seconds to promise for one job. ``ahead``: the durations of the proofs it would wait
         behind (``None``: ``queued`` proofs of ``model``)."""
         inference = self.inference_s.get(model, Ewma(INFERENCE_PRIOR_S)).high
+        waiting = 0.0
         if optimistic:
             work = inference + self.witness_s.get(model, Ewma(WITNESS_PRIOR_S)).high
         else:
             proof = self.proof_estimate(model)
             waiting = start_after([proof] * queued if ahead is None else ahead, self.workers)
-            work = inference + waiting + proof
+            work = inference + proof
         p = self.pricing
         delivery = max(p.delivery_s, self.delivery_s.high)
         restart = max(p.restart_s, self.startup_s)
-        return max(1, math.ceil(work * p.latency_slack + restart + delivery))
+        return max(1, math.ceil(work * p.latency_slack + waiting + restart + delivery))
 
     def offer(
         self,

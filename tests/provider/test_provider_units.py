@@ -235,9 +235,9 @@ def test_pricer_queue_raises_price_and_latency_and_tight_deadline_refuses() -> N
 
 
 def test_promised_latency_covers_the_proof_queue_restart_and_inclusion() -> None:
-    """The promise is measured inference + the wait for a proving worker behind the proofs
-    ahead + proof, times the slack, + restart headroom + tx inclusion; optimistic jobs wait
-    for no proof but for EZKL's witness."""
+    """The promise is measured inference + proof times the slack, + the wait for a proving
+    worker behind the proofs ahead + restart headroom + tx inclusion; optimistic jobs wait for
+    no proof but for EZKL's witness."""
     pricing = PricingSection(latency_slack=1.0, restart_s=15.0, delivery_s=4.0)
     pricer = Pricer(pricing, workers=2)
     pricer.observe("mlp", inference_s=1.0, proof_s=3.0, witness_s=0.5)
@@ -246,6 +246,9 @@ def test_promised_latency_covers_the_proof_queue_restart_and_inclusion() -> None
     assert pricer.latency_s("mlp", queued=2) == 1 + 3 + 3 + 15 + 4  # both busy: one proof's wait
     assert pricer.latency_s("mlp", queued=4) == 1 + 3 * 2 + 3 + 15 + 4  # four ahead: two waves
     assert pricer.latency_s("mlp", queued=4, optimistic=True) == math.ceil(1 + 0.5 + 15 + 4)
+    slack = Pricer(pricing.model_copy(update={"latency_slack": 2.0}), workers=2)
+    slack.observe("mlp", inference_s=1.0, proof_s=3.0)
+    assert slack.latency_s("mlp", queued=2) == (1 + 3) * 2 + 3 + 15 + 4  # the wait is measured already
     offer = pricer.offer("mlp", max_price=10**30, queued=4, now=0, deadline=28, optimistic=False)
     assert offer.refusal is not None
     assert offer.refusal.startswith("deadline too tight")
