@@ -28,7 +28,8 @@ live through the other trials' faults; faults are injected one at a time, and no
 sent while one is being injected.
 
 * ``kill9``: ``kill -9`` of the provider, the solver or the verifier agent at each step, then a
-  restart with the same config (100 trials; 6 with ``--quick``).
+  restart with the same config (100 trials; 6 with ``--quick``; ``--kill-points
+  provider@awarded,solver@sent`` runs only those points, in turn).
 * ``reorgs``: ``anvil_reorg`` of depth 1 to 6 after ``awarded``, ``delivered`` or ``settled``
   (50 trials; 3 with ``--quick``).
 * ``rpc_outages``: the proxy refuses connections and resets open ones for 20 s while the job
@@ -41,7 +42,11 @@ Each writes ``{"trials", "lost", "honest_slashed", "double_deliveries", "by_outc
 refunded, expired or slashed) ``GRACE_S`` after its deadline; a request no solver accepted (the
 SDK raised ``RequestRejected``: ``not_sent``) was refused explicitly and is not lost; *honest_slashed* a job with an
 ``Expired`` or ``Slashed`` event (every provider here is honest); *double_deliveries* a second
-``Delivered`` for the same award (between two ``Awarded``/``FailedOver`` events).
+``Delivered`` for the same award (between two ``Awarded``/``FailedOver`` events). Each trial's
+``notes`` keep its ``fault_window`` (unix seconds); an honestly slashed job's notes also list
+``faults_in_window``: every fault of the section between its award and its slash, with how long
+each overlapped (with ``--parallel`` a job may live through several, more than its provider's
+restart headroom covers).
 
 * ``load``: a ``tender devnet`` (its own market, three honest providers: ``--no-faults``) of 40
   requests at concurrency 16 (16 at 8 with ``--quick``): ``{"requests", "concurrency",
@@ -123,6 +128,7 @@ class Market:
     urls: dict[str, str] = field(default_factory=dict)  # role -> base URL
     proxy: OutageProxy | None = None  # the roles' way to Anvil
     headroom_s: float = 15.0  # seconds of a fault the provider's promised latency leaves room for
+    restart_delay_s: float = 0.0  # kill9: seconds between the kill and the restart
     #: role -> (``tender`` arguments, environment, URL that answers once it is up)
     commands: dict[str, tuple[list[str], dict[str, str], str]] = field(default_factory=dict)
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -757,10 +763,20 @@ def _health(url: str) -> str:
 
 
 def _inject(market: Market, fault: Fault, trial: Trial) -> None:
+    started = time.time()
+    try:
+        _inject_now(market, fault, trial)
+    finally:
+        # when the fault lasted (unix seconds): what another trial's job lived through
+        trial.notes["fault_window"] = [round(started, 1), round(time.time(), 1)]
+
+
+def _inject_now(market: Market, fault: Fault, trial: Trial) -> None:
     kind, _, arg = fault.kind.partition(":")
     if kind == "kill9":
         market.kill9(arg)
-        trial.notes["restart_s"] = round(market.launch(arg), 1)
+        time.sleep(market.restart_delay_s)  # a slow restart (a loaded machine, a slow supervisor)
+        trial.notes["restart_s"] = round(market.restart_delay_s + market.launch(arg), 1)
     elif kind == "reorg":
         block = market.anvil.rpc("eth_blockNumber")
         market.anvil.rpc("anvil_reorg", [int(arg), []])
@@ -785,17 +801,18 @@ async def _trial(
 ) -> Trial:
     trial = Trial(index, fault.name)
     samples = json.loads((SAMPLE_MODELS / "mlp" / "samples.json").read_text())["samples"]
-    intent, handle = await client.build_intent(
-        "mlp",
-        samples[index % len(samples)]["input"],
-        max_price=2 * TOKEN // 10,
-        deadline=DEADLINE_S,
-        proof="optimistic",
-        auction="reverse",
-    )
-    trial.job_id = client.job_id(intent)
     try:
         async with inject:  # never sent while another trial's fault has the solver down
+            # built once the fault before it is over: its deadline and expiry count from the send
+            intent, handle = await client.build_intent(
+                "mlp",
+                samples[index % len(samples)]["input"],
+                max_price=2 * TOKEN // 10,
+                deadline=DEADLINE_S,
+                proof="optimistic",
+                auction="reverse",
+            )
+            trial.job_id = client.job_id(intent)
             tracker = await client.send(intent, solvers=[market.urls["solver"]])
     except TenderError as exc:
         trial.sdk, trial.state = f"send: {type(exc).__name__}", "not_sent"
@@ -827,14 +844,36 @@ def _count(market: Market, trials: list[Trial], from_block: int) -> dict[str, An
     decoder = tender_log_decoder()
     logs = w3.eth.get_logs({"address": market.market_address, "fromBlock": from_block, "toBlock": "latest"})  # type: ignore[typeddict-item]
     events: dict[str, list[str]] = collections.defaultdict(list)
+    blocks: dict[str, dict[str, int]] = collections.defaultdict(dict)  # job -> event -> last block
     for raw in sorted(logs, key=lambda log: (log["blockNumber"], log["logIndex"])):
         decoded = decoder.decode(raw)
         if decoded is not None and "job_id" in decoded.args:
-            events["0x" + bytes(decoded.args["job_id"]).hex()].append(decoded.name)
+            key = "0x" + bytes(decoded.args["job_id"]).hex()
+            events[key].append(decoded.name)
+            blocks[key][decoded.name] = int(raw["blockNumber"])
+    spans: dict[str, tuple[float, float]] = {}  # job -> (awarded, expired or slashed), block times
+    for key, seen in blocks.items():
+        end = seen.get("Expired", seen.get("Slashed"))
+        if "Awarded" in seen and end is not None:
+            stamps = [
+                float(w3.eth.get_block(seen["Awarded"])["timestamp"]),
+                float(w3.eth.get_block(end)["timestamp"]),
+            ]
+            spans[key] = (stamps[0], stamps[1])
     lost = slashed = double = 0
+    windows = {t.index: (t.fault, t.notes["fault_window"]) for t in trials if "fault_window" in t.notes}
     for trial in trials:
         names = events.get(trial.job_id, [])
         trial.notes["events"] = names
+        if trial.job_id in spans and any(name in ("Expired", "Slashed") for name in names):
+            # an honest slash: every fault (this trial's and the others') between award and slash
+            first, last = spans[trial.job_id]
+            trial.notes["job_window"] = [first, last]
+            trial.notes["faults_in_window"] = [
+                f"#{index} {fault} {max(0.0, min(end, last) - max(start, first)):.1f}s"
+                for index, (fault, (start, end)) in sorted(windows.items())
+                if start < last and end > first
+            ]
         deliveries = 0
         for name in names:
             if name in ("Awarded", "FailedOver"):
@@ -845,11 +884,15 @@ def _count(market: Market, trials: list[Trial], from_block: int) -> dict[str, An
         honest_slash = any(name in ("Expired", "Slashed") for name in names)
         slashed += honest_slash
         lost += trial.state not in ("settled", "refunded", "expired", "slashed", "not_sent")
+    stacked = sum(1 for t in trials if len(t.notes.get("faults_in_window", [])) > 1)
     return {
         "trials": len(trials),
         "lost": lost,
         "honest_slashed": slashed,
         "double_deliveries": double,
+        # honest slashes of jobs that lived through more than one fault between award and slash
+        # (--parallel: another trial's fault, then its own): more than one restart of headroom
+        "honest_slashed_multi_fault": stacked,
         # trials whose fault was injected at its step (the rest: the job ended or the run moved
         # past the step first), and requests no solver accepted (the SDK's RequestRejected)
         "faults_injected": sum(1 for t in trials if t.reached),
@@ -922,6 +965,14 @@ def kill9(market: Market, args: argparse.Namespace, console: Console) -> dict[st
         ("provider", "sent"),
     ]
     order = quick_order + [rs for rs in roles_steps if rs not in quick_order]
+    if args.kill_points:
+        order = [(point.partition("@")[0], point.partition("@")[2]) for point in args.kill_points.split(",")]
+        unknown = [f"{r}@{s}" for r, s in order if (r, s) not in roles_steps]
+        if unknown:
+            raise SystemExit(
+                f"unknown kill point(s) {', '.join(unknown)}; known: role@step for "
+                f"role in provider, solver, verifier and step in {', '.join(STEPS[:3])}"
+            )
     faults = [Fault(f"kill9:{role}", step) for role, step in (order[i % len(order)] for i in range(count))]
     return {**run_trials(market, faults, "kill9", console, parallel=args.parallel), "quick": bool(args.quick)}
 
@@ -1054,6 +1105,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--outage-s", type=float, default=20.0, help="seconds each RPC outage lasts")
     parser.add_argument(
+        "--restart-delay-s",
+        type=float,
+        default=0.0,
+        help="kill9: wait this long before restarting the killed role (a slow restart under load)",
+    )
+    parser.add_argument(
+        "--kill-points",
+        default="",
+        help="kill9: only these role@step points, in turn (e.g. provider@awarded,solver@sent)",
+    )
+    parser.add_argument(
         "--parallel",
         type=int,
         default=1,
@@ -1083,6 +1145,7 @@ def main(argv: list[str] | None = None) -> int:
     if shared:
         # headroom: an outage of --outage-s plus 10 s to catch up after it
         with market(console, args.run_dir, headroom_s=max(15.0, args.outage_s + 10.0)) as running:
+            running.restart_delay_s = args.restart_delay_s
             for name in shared:
                 run, show = SECTIONS[name]
                 results[name] = run(running, args, console)

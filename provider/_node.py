@@ -15,7 +15,8 @@ deadline included) is the contract's.
 Faults: an RPC error on a job's path is retried until the job's provider deadline (less
 ``health.rpc_margin_s``); transactions go through the key's one :class:`~tender.chain.TxSender`
 with that ``retry_until``. The node follows the markets' events with the store as the feed's
-cursor: a job the chain awards to it again (a reorg took the delivery back) is delivered again.
+cursor: a job the chain awards to it again (a reorg took the delivery back) is delivered again,
+and a delivery whose settlement a reorg took back is finalized (or its challenge answered) again.
 An optimistic job is delivered from the witness and proved only if challenged or audited.
 
 Getting paid: a settlement credits the job's price to the provider in the market (``owed``);
@@ -31,10 +32,12 @@ import errno
 import functools
 import json
 import logging
+import os
 import socket
 import time
 from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -65,7 +68,7 @@ from provider._errors import (
 )
 from provider._inputs import check_input
 from provider._metrics import Metrics
-from provider._pricing import Pricer
+from provider._pricing import Ewma, Pricer
 from provider._proving import (
     ProofResult,
     ProveFn,
@@ -84,6 +87,7 @@ from tender.chain import (
     FailedOver,
     FeedCursor,
     InFlight,
+    IntentPosted,
     Job,
     JobState,
     is_transient,
@@ -110,10 +114,32 @@ _FOLLOWED = [
     "Slashed",
 ]
 
+#: Seconds an award to us may wait for its input before the node reads it from the chain itself.
+ADOPT_AFTER_S = 3.0
+#: How many blocks before its award the node looks for an adopted job's ``IntentPosted``.
+ADOPT_LOOKBACK_BLOCKS = 50_000
+
+#: Seconds after a quote's auction window (and its time to live) that its award may still come.
+_AWARD_GRACE_S = 10
+
 #: On-chain states in which our delivery already happened.
 _AFTER_DELIVERY = frozenset(
     {JobState.DELIVERED, JobState.CHALLENGED, JobState.PROOF_REQUIRED, JobState.SETTLED}
 )
+#: On-chain states in which our delivery stands but the job is not settled yet: someone must
+#: still finalize it or answer its challenge (a reorg can bring a settled job back to these).
+_UNSETTLED_DELIVERY = _AFTER_DELIVERY - {JobState.SETTLED}
+
+
+def process_age_s() -> float | None:
+    """Seconds since this process started, interpreter and imports included (Linux ``/proc``;
+    ``None`` elsewhere)."""
+    try:
+        after_name = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - int(after_name[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _transient(exc: BaseException) -> bool:
@@ -232,6 +258,12 @@ class ProviderNode(Daemon):
         #: chain time for quotes, read from memory (refreshed in the background)
         self.clock = ChainClock(chain.now if chain is not None else None)
         self._jobs: dict[str, asyncio.Task[None]] = {}
+        self._reconciling: set[str] = set()  # jobs whose chain state is being read by reconcile
+        #: zk quotes not yet taken up (job id -> model, until when it may still be awarded, on
+        #: the monotonic clock): proofs this node promised and may have to make soon
+        self._promised: dict[str, tuple[str, float]] = {}
+        #: the share of those quotes that became jobs lately (weights the promised proofs)
+        self._quotes_won = Ewma(1.0)
         #: the markets' job events, with the store as cursor (``None``: no chain)
         self.feed: AsyncEventFeed | None = None
         self._background: set[asyncio.Task[None]] = set()
@@ -345,17 +377,26 @@ class ProviderNode(Daemon):
                 await asyncio.sleep(self.config.poll_interval_s)
 
     def _on_events(self, events: list[Event]) -> None:
-        """Note which block last spoke of each of our jobs (inside the feed's transaction)."""
+        """Note which block last spoke of each of our jobs (inside the feed's transaction); an
+        award to us of a job whose input never came (the solver died after the award, or we
+        were down when it tried) is taken up from the chain (:meth:`adopt`)."""
         assert self.store is not None
         for event in events:
             job_id = "0x" + bytes(getattr(event, "job_id", b"")).hex()
-            record = self.store.get(job_id)
-            if record is None:
-                continue
-            self.store.update(job_id, chain_block=event.block_number)
             to_us = (isinstance(event, Awarded) and _checksum(event.provider) == self.address) or (
                 isinstance(event, FailedOver) and _checksum(event.to) == self.address
             )
+            record = self.store.get(job_id)
+            if record is None:
+                if isinstance(event, Awarded | FailedOver) and not to_us:
+                    self._quote_lost(job_id)
+                if to_us:
+                    self._background_task(
+                        self.adopt(job_id, _checksum(event.address), event.block_number),
+                        f"adopt-{job_id[:10]}",
+                    )
+                continue
+            self.store.update(job_id, chain_block=event.block_number)
             if to_us:
                 self._soon(job_id)
 
@@ -365,28 +406,99 @@ class ProviderNode(Daemon):
             self._soon(str(job_id))
 
     def _soon(self, job_id: str) -> None:
-        task = asyncio.get_running_loop().create_task(self.reconcile(job_id), name=f"reconcile-{job_id[:10]}")
+        self._background_task(self.reconcile(job_id), f"reconcile-{job_id[:10]}")
+
+    def _background_task(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(work, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    async def adopt(self, job_id: str, market: str, awarded_block: int) -> None:
+        """Take up a job the chain awarded to us whose input has not come: after
+        :data:`ADOPT_AFTER_S` (the solver's upload normally comes first), read the input the
+        intent carries inline (its ``IntentPosted`` event) and accept it as if it had been
+        uploaded. An input behind a URI, or a job no longer awarded to us, is left alone."""
+        assert self.store is not None
+        assert self.chain is not None
+        await asyncio.sleep(ADOPT_AFTER_S)
+        if self.store.get(job_id) is not None or market not in self.chain.markets:
+            return
+        wrapper = self.chain.market(market).sync
+        try:
+            posted = await asyncio.to_thread(
+                lambda: [
+                    e
+                    for e in wrapper.events(
+                        max(0, awarded_block - ADOPT_LOOKBACK_BLOCKS),
+                        awarded_block,
+                        names=["IntentPosted"],
+                        job_id=job_id_bytes(job_id),
+                    )
+                    if isinstance(e, IntentPosted)
+                ]
+            )
+            data = decode_input_uri(bytes(posted[-1].intent.input_location)) if posted else None
+            if data is None:
+                log(logger, "job.adopt_skipped", job_id=job_id, reason="no inline input on chain")
+                return
+            body = JobInput(jobId=job_id, market=market, input=data).model_dump_json().encode()
+            _, new = await self.accept(body)
+        except (TenderError, OSError, ValueError, aiohttp.ClientError, TimeoutError) as exc:
+            log(logger, "job.adopt_failed", level=logging.WARNING, job_id=job_id, error=repr(exc))
+            return
+        if new:
+            log(
+                logger,
+                "job.adopted",
+                level=logging.WARNING,
+                job_id=job_id,
+                reason="awarded to us, no input came",
+            )
+
     async def reconcile(self, job_id: str) -> None:
-        """Follow the chain, not the store: a job awarded to us on chain whose task has ended
-        (the store says settled, failed or delivered) is sent back to be delivered again."""
+        """Follow the chain, not the store: a job whose task has ended is started again when the
+        chain says there is work left for us: awarded to us (the store says settled, failed or
+        delivered: delivered again), or our delivery back in a non-terminal state (a reorg took
+        the settlement back: finalized, or its challenge answered, again)."""
         assert self.store is not None
         assert self.chain is not None
         running = self._jobs.get(job_id)
-        if running is not None and not running.done():
+        if (running is not None and not running.done()) or job_id in self._reconciling:
             return  # its task reads the chain each step (and goes back to delivery itself)
+        self._reconciling.add(job_id)  # one reconciliation at a time: never two tasks for a job
+        try:
+            await self._reconcile(job_id)
+        finally:
+            self._reconciling.discard(job_id)
+
+    async def _reconcile(self, job_id: str) -> None:
+        assert self.store is not None
+        assert self.chain is not None
         record = self.store.get(job_id)
         if record is None or record.step is WorkStep.DECLINED:
             return
         market = self.chain.market(record.market)
+        ended = (WorkStep.DELIVERED, WorkStep.SETTLED, WorkStep.FAILED)
         try:
             job = await market.job(job_id_bytes(job_id))
-            if job.state is not JobState.AWARDED or _checksum(job.provider) != self.address:
+            if _checksum(job.provider) != self.address:
                 return
-            if record.step in (WorkStep.DELIVERED, WorkStep.SETTLED, WorkStep.FAILED):
-                await self._redeliver(record, market, f"awarded to us on chain, {record.step.value} here")
+            if job.state is JobState.AWARDED:
+                if record.step in ended:
+                    await self._redeliver(record, market, f"awarded to us on chain, {record.step.value} here")
+            elif job.state in _UNSETTLED_DELIVERY and record.step in ended:
+                if record.step is not WorkStep.DELIVERED:
+                    log(
+                        logger,
+                        "job.unsettled_again",
+                        level=logging.WARNING,
+                        job_id=job_id,
+                        state=job.state.name.lower(),
+                        was=record.step.value,
+                    )
+                    self._set(record, WorkStep.DELIVERED, error=None)
+            else:
+                return
         except (TenderError, OSError, aiohttp.ClientError, TimeoutError) as exc:  # the next event retries
             log(logger, "job.reconcile_failed", level=logging.WARNING, job_id=job_id, error=repr(exc))
             return
@@ -421,7 +533,7 @@ class ProviderNode(Daemon):
                 if served.bundle is None:
                     continue
                 zeros = np.zeros(served.spec.input.single_shape(), dtype=served.spec.input.dtype).tolist()
-                result = await self.pool.prove(str(served.bundle.path), zeros, track=False)
+                result = await self.pool.prove(str(served.bundle.path), zeros, track=False, model=name)
                 self.pricer.observe(name, proof_s=result.seconds)
                 log(logger, "proving.calibrated", model=name, proof_s=round(result.seconds, 3))
         except (TenderError, OSError, RuntimeError) as exc:  # the first real proof shows (and retries) it
@@ -467,7 +579,16 @@ class ProviderNode(Daemon):
         if self._sock is None:
             self._sock = bind(self.config.listen)
         sockets = [self._sock]
-        log(logger, "http.listening", listen=self.config.listen, address=self.address)
+        started_s = process_age_s()
+        if started_s is not None:  # how long a restart takes here, as loaded as the machine is now
+            self.pricer.observe_startup(started_s)
+        log(
+            logger,
+            "http.listening",
+            listen=self.config.listen,
+            address=self.address,
+            startup_s=None if started_s is None else round(started_s, 1),
+        )
         try:
             await server.serve(sockets=sockets)
         except asyncio.CancelledError:
@@ -533,16 +654,21 @@ class ProviderNode(Daemon):
             return refuse(mismatch, "input_mismatch")
         now = self.clock.now()  # from memory: a quote makes no RPC
         queued = self.pool.in_flight if self.pool else 0
+        zk = intent.proofMode != 1
         offer = self.pricer.offer(
             served.entry.name,
             max_price=int(intent.maxPrice),
             queued=queued,
             now=now,
             deadline=intent.deadline,
-            optimistic=intent.proofMode == 1,
+            optimistic=not zk,
+            ahead=self.proofs_ahead(request.jobId.lower()),
         )
         if offer.refusal is not None:
             return refuse(offer.refusal, offer.refusal.split(":")[0].replace(" ", "_"))
+        if zk:
+            until = self.config.pricing.quote_ttl_s + int(intent.auctionWindow) + _AWARD_GRACE_S
+            self._promised[request.jobId.lower()] = (served.entry.name, time.monotonic() + until)
         expires_at = int(time.time()) + self.config.pricing.quote_ttl_s
         unsigned = Quote(
             jobId=request.jobId,
@@ -568,6 +694,31 @@ class ProviderNode(Daemon):
             latency_s=offer.latency_s,
         )
         return signed
+
+    def proofs_ahead(self, job_id: str | None = None) -> list[float]:
+        """The proofs a new job's proof may wait behind, in seconds (each its model's measured
+        proving time): every proof queued or running in the pool, and every proof promised in
+        a zk quote not yet taken up nor past its award (but ``job_id``'s own), weighted by the
+        share of quotes that became jobs lately."""
+        ahead = [self.pricer.proof_estimate(m) for m in (self.pool.backlog() if self.pool else [])]
+        now = time.monotonic()
+        for key, (model, until) in list(self._promised.items()):
+            if until < now:
+                del self._promised[key]
+                self._quotes_won.add(0.0)
+            elif key != job_id:
+                ahead.append(self.pricer.proof_estimate(model) * self._quotes_won.value)
+        return ahead
+
+    def _quote_lost(self, job_id: str) -> None:
+        """A quoted job was awarded to another provider: its proof will not be ours to make."""
+        if self._promised.pop(job_id, None) is not None:
+            self._quotes_won.add(0.0)
+
+    def _taken_up(self, job_id: str) -> None:
+        """A quoted job was awarded to us and its input arrived: its proof is in the pool now."""
+        if self._promised.pop(job_id, None) is not None:
+            self._quotes_won.add(1.0)
 
     async def _input_mismatch(self, served: ServedModel, location: str, commitment: int) -> str | None:
         """Why an intent's inline input cannot be served as committed (it does not fit the model,
@@ -680,6 +831,7 @@ class ProviderNode(Daemon):
             existing = self.store.get(job_id)
             assert existing is not None
             return self._again(existing, job_input), False
+        self._taken_up(job_id)
         self.metrics.jobs.labels(WorkStep.ACCEPTED.value).inc()
         log(
             logger,
@@ -996,7 +1148,9 @@ class ProviderNode(Daemon):
                 # Optimistic: the output felts (EZKL's witness, no proof) are all a delivery
                 # sends; the proof is made only if a challenge or an audit asks for it.
                 data = check_input(served.spec.input, record.input).tolist()
+                started = time.perf_counter()
                 felts = await asyncio.to_thread(self._witness_fn, str(served.bundle.path), data)
+                self.pricer.observe(name, witness_s=time.perf_counter() - started)
                 self._set(record, WorkStep.PROVED, output_felts=felts)
             else:
                 proof = await self._prove(record, served)
@@ -1008,14 +1162,21 @@ class ProviderNode(Daemon):
         if record.step is WorkStep.DELIVERED:
             await self._follow(record, served)
 
-    async def _prove(self, record: StoredJob, served: ServedModel) -> ProofResult:
-        """Prove the job's input in the pool (timed: the measurement feeds the quoted latency)."""
+    async def _prove(
+        self, record: StoredJob, served: ServedModel, *, deadline: float | None = None
+    ) -> ProofResult:
+        """Prove the job's input in the pool, ahead of the proofs due later than ``deadline``
+        (unix seconds; the job's delivery deadline by default). Timed: the measurement feeds
+        the quoted latency."""
         assert self.pool is not None
         assert served.bundle is not None
         self.metrics.proving_queue.inc()
         try:
             proof = await self.pool.prove(
-                str(served.bundle.path), check_input(served.spec.input, record.input).tolist()
+                str(served.bundle.path),
+                check_input(served.spec.input, record.input).tolist(),
+                deadline=record.deadline if deadline is None else deadline,
+                model=served.entry.name,
             )
         finally:
             self.metrics.proving_queue.dec()
@@ -1051,6 +1212,7 @@ class ProviderNode(Daemon):
         if optimistic and self._wrong_output_job(record):
             output = [output[0] + 1, *output[1:]] if output else [1]
             log(logger, "misbehave.wrong_output", level=logging.WARNING, job_id=record.job_id, seq=record.seq)
+        started = time.perf_counter()
         try:
             receipt = await self.chain.send(
                 market, "deliver", job_id, output, proof, until=self._until(record)
@@ -1058,6 +1220,7 @@ class ProviderNode(Daemon):
         except TransactionFailed as exc:
             await self.chain.explain(exc)
             raise
+        self.pricer.observe_delivery(time.perf_counter() - started)
         self._set(record, WorkStep.DELIVERED, tx={**record.tx, "deliver": tx_hash(receipt)})
 
     async def _redeliver(self, record: StoredJob, market: AsyncMarket, why: str) -> None:
@@ -1090,31 +1253,56 @@ class ProviderNode(Daemon):
     async def _follow(self, record: StoredJob, served: ServedModel) -> None:
         """Wait until the job settles: finalize an unchallenged optimistic delivery after its
         window, answer a challenge or an audit with the proof (made now for an optimistic job).
-        The chain decides: a job awarded to us again (a reorg dropped the delivery) goes back
-        to be delivered again."""
+
+        The chain decides, not what the store says was sent: a job awarded to us again (a reorg
+        dropped the delivery) goes back to be delivered again, and a ``finalize``, ``drawAudit``
+        or ``prove`` that a reorg took back is sent again, since the job is back in the state
+        that asks for it. The task ends once the feed has read past the block in which it saw
+        the job settled, so a later reorg of that block reaches :meth:`reconcile`."""
         assert self.chain is not None
         wrong = self._wrong_output_job(record)
         market = self.chain.market(record.market)
         job_id = job_id_bytes(record.job_id)
+        settled_at: int | None = None  # the head when the job was first seen settled
+        silent = False  # the misbehave knob's unanswered challenge, logged once
         while True:
             job = await market.job(job_id)
             state = job.state
-            if state is JobState.AWARDED and to_checksum_address(job.provider) == self.address:
+            ours = to_checksum_address(job.provider) == self.address
+            if state is JobState.AWARDED and ours:
                 await self._redeliver(record, market, "awarded again: the delivery is not on chain")
                 return
-            if state is JobState.SETTLED and to_checksum_address(job.provider) == self.address:
-                self._set(record, WorkStep.SETTLED)
-                await self.withdraw(record.market)
-                return
-            if state.final or state is JobState.NONE or to_checksum_address(job.provider) != self.address:
+            if state is JobState.SETTLED and ours:
+                if record.step is not WorkStep.SETTLED:
+                    self._set(record, WorkStep.SETTLED)
+                    await self.withdraw(record.market)
+                if settled_at is None:
+                    settled_at = await self.chain.block_number()
+                if self.feed is None or self.feed.position >= settled_at:
+                    return
+                await asyncio.sleep(self.config.poll_interval_s)
+                continue
+            settled_at = None
+            if state.final or state is JobState.NONE or not ours:
                 self._set(record, WorkStep.FAILED, error=f"job ended {state.name.lower()} on-chain")
                 return
-            if state in (JobState.CHALLENGED, JobState.PROOF_REQUIRED) and "prove" not in record.tx:
+            if record.step is not WorkStep.DELIVERED:  # settled here, taken back by a reorg
+                log(
+                    logger,
+                    "job.unsettled_again",
+                    level=logging.WARNING,
+                    job_id=record.job_id,
+                    state=state.name.lower(),
+                )
+                self._set(record, WorkStep.DELIVERED)
+            if state in (JobState.CHALLENGED, JobState.PROOF_REQUIRED):
                 if wrong:
-                    log(logger, "misbehave.no_answer", level=logging.WARNING, job_id=record.job_id)
+                    if not silent:
+                        log(logger, "misbehave.no_answer", level=logging.WARNING, job_id=record.job_id)
+                        silent = True
                 else:
                     if record.proof is None:  # an optimistic delivery: prove it now
-                        proof = await self._prove(record, served)
+                        proof = await self._prove(record, served, deadline=job.dispute_end)
                         self._set(record, WorkStep.DELIVERED, proof="0x" + proof.proof.hex())
                     assert record.proof is not None
                     proof_bytes = bytes.fromhex(record.proof[2:])
@@ -1124,15 +1312,14 @@ class ProviderNode(Daemon):
             # (a refusal: drawn by someone else, or too early).
             if (
                 state is JobState.DELIVERED
-                and "draw" not in record.tx
                 and await self._audit_drawable(market, job)
                 and await self._follow_tx(record, market, "draw", "drawAudit", job_id, refused=logging.DEBUG)
             ):
                 continue
-            # Finalize (a refusal: the window may close a block later; tried again next turn).
+            # Finalize (a refusal: the window may close a block later, or someone else finalized
+            # first; tried again next turn, while the chain still says delivered).
             if (
                 state is JobState.DELIVERED
-                and "finalize" not in record.tx
                 and self.clock.now() > job.dispute_end
                 and await self._follow_tx(
                     record, market, "finalize", "finalize", job_id, refused=logging.DEBUG

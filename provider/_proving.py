@@ -15,6 +15,8 @@ idle cycle as before. On a machine shared with other busy work they would starve
 from __future__ import annotations
 
 import asyncio
+import heapq
+import math
 import multiprocessing
 import time
 from collections.abc import Callable
@@ -91,7 +93,12 @@ def _warm_worker() -> int:
 
 
 class ProvingPool:
-    """A process pool for proofs.
+    """A process pool for proofs, dispatched earliest deadline first.
+
+    At most ``workers`` proofs are in the process pool at once; the others wait in a heap
+    ordered by their job's deadline, so a proof promised for soon is never stuck behind one
+    promised for later that merely arrived first (a quote-market proof started before its
+    award, a calibration proof). Calibration proofs (``track=False``) wait behind every job.
 
     Args:
         workers: processes (proofs in parallel).
@@ -106,7 +113,10 @@ class ProvingPool:
         self._pool = self._new_pool()
         self.in_flight = 0
         self._since: dict[int, float] = {}  # tracked proofs in flight -> when they were asked for
+        self._models: dict[int, str] = {}  # every proof in flight (calibration too) -> its model
         self._ticket = 0
+        self._running = 0
+        self._waiting: list[tuple[float, int, asyncio.Future[None]]] = []  # (deadline, ticket, turn)
 
     def oldest_age_s(self) -> float:
         """Seconds the oldest tracked proof in flight (queued or running) has been waiting (0: none)."""
@@ -117,21 +127,63 @@ class ProvingPool:
         """Proofs waiting for a worker (beyond the ones running)."""
         return max(0, self.in_flight - self.workers)
 
-    async def prove(self, bundle_dir: str, data: Any, *, track: bool = True) -> ProofResult:
-        """Prove ``data`` in a worker; ``track=False`` keeps it out of :attr:`in_flight` (calibration)."""
+    def backlog(self) -> list[str]:
+        """The model of every proof queued or running (calibration proofs included): the work a
+        new job's proof may wait behind."""
+        return list(self._models.values())
+
+    async def prove(
+        self, bundle_dir: str, data: Any, *, track: bool = True, deadline: float = math.inf, model: str = ""
+    ) -> ProofResult:
+        """Prove ``data`` in a worker once the proofs with earlier ``deadline`` s (unix seconds)
+        have had theirs; ``track=False`` keeps it out of :attr:`in_flight` (calibration)."""
         self.in_flight += track
         self._ticket += 1
         ticket = self._ticket
+        self._models[ticket] = model
         if track:
             self._since[ticket] = time.monotonic()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, self._prove, bundle_dir, data)
+            await self._turn(deadline if track else math.inf, ticket)
+            try:
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._pool, self._prove, bundle_dir, data
+                )
+            finally:
+                self._release()
         except BrokenProcessPool as exc:
             self._pool = self._new_pool()
             raise ProvingError(f"proving worker died: {exc}") from exc
         finally:
             self.in_flight -= track
             self._since.pop(ticket, None)
+            self._models.pop(ticket, None)
+
+    async def _turn(self, deadline: float, ticket: int) -> None:
+        """Wait until a worker is ours: at once if one is free and nobody waits, else by deadline."""
+        if self._running < self.workers and not self._waiting:
+            self._running += 1
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (deadline, ticket, turn))
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._release()  # granted as we were cancelled: hand the worker on
+            else:
+                self._waiting = [w for w in self._waiting if w[1] != ticket]
+                heapq.heapify(self._waiting)
+            raise
+
+    def _release(self) -> None:
+        """A worker is free: give it to the waiting proof with the earliest deadline."""
+        self._running -= 1
+        while self._waiting and self._running < self.workers:
+            _, _, turn = heapq.heappop(self._waiting)
+            if not turn.done():
+                self._running += 1
+                turn.set_result(None)
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(

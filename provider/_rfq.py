@@ -135,7 +135,12 @@ class RfqDesk:
         now = node.clock.now()
         queued = node.pool.in_flight if node.pool else 0
         offer = node.pricer.offer(
-            served.entry.name, max_price=intent.max_price, queued=queued, now=now, deadline=intent.deadline
+            served.entry.name,
+            max_price=intent.max_price,
+            queued=queued,
+            now=now,
+            deadline=intent.deadline,
+            ahead=node.proofs_ahead(),
         )
         if offer.refusal is not None:
             return refuse(offer.refusal, offer.refusal.split(":")[0].replace(" ", "_"))
@@ -255,6 +260,7 @@ class RfqDesk:
                 bytes.fromhex(body.quoteSignature[2:]),
                 bytes.fromhex(body.acceptance[2:]),
                 str(served.bundle.path),
+                served.entry.name,
                 row,
                 out_hash,
             ),
@@ -286,6 +292,7 @@ class RfqDesk:
         quote_sig: bytes,
         acceptance: bytes,
         bundle: str,
+        model: str,
         row: Any,
         committed: bytes,
     ) -> None:
@@ -293,7 +300,9 @@ class RfqDesk:
         assert node.pool is not None
         key = _hex(quote.job_id)
         try:
-            proving = asyncio.ensure_future(node.pool.prove(bundle, row))
+            # its place among the node's proofs: by when the quote promised the delivery
+            due = time.time() + quote.latency
+            proving = asyncio.ensure_future(node.pool.prove(bundle, row, deadline=due, model=model))
             awarded = await self._await_award(intent, quote, quote_sig, acceptance)
             if awarded is None:
                 proving.cancel()

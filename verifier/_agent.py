@@ -16,7 +16,8 @@ One loop, one pass every ``poll_interval_s``:
 Every transaction goes through :class:`verifier._actions.ActionSender`: signed, stored, then
 broadcast, at most once per (job, duty). A restarted agent rebroadcasts what it had stored,
 rescans from its cursor and finds every open duty again, so killing it between a wrong
-delivery and its challenge loses nothing but the time it was down.
+delivery and its challenge loses nothing but the time it was down. An action whose transaction
+a reorg took back is forgotten when the job is rebuilt, so the duty is done again on the new chain.
 
 A small HTTP relay (optional) lets providers hand in proofs for challenged jobs.
 """
@@ -31,8 +32,9 @@ import time
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
+from hexbytes import HexBytes
 from web3 import Web3
-from web3.exceptions import Web3RPCError
+from web3.exceptions import TransactionNotFound, Web3RPCError
 
 from tender.chain import (
     AuditRequired,
@@ -278,6 +280,25 @@ class Agent(Daemon):
                 for event in events:
                     self.handle(event)
             log(logger, "job.rebuilt", level=logging.WARNING, job_id=job, fork=fork, events=len(events))
+            self._forget_dropped_actions(str(job))
+
+    def _forget_dropped_actions(self, job_id: str) -> None:
+        """Forget the job's actions whose transaction the reorg took back (no receipt on the chain
+        that stands): the duty is decided again from the rebuilt job, so a dropped ``finalize``
+        (or ``expire``, ``challenge``) is sent again if the chain still asks for it. The account's
+        nonce went back with them: it is read from the chain again."""
+        dropped = []
+        for action in self.store.actions(job_id=job_id):
+            if action.status not in ("mined", "failed") or action.tx_hash is None:
+                continue
+            try:
+                self.w3.eth.get_transaction_receipt(HexBytes(action.tx_hash))
+            except TransactionNotFound:
+                self.store.forget_action(job_id, action.kind)
+                dropped.append(action.kind)
+        if dropped:
+            self.actions.sender.nonces.resync()
+            log(logger, "action.dropped_by_reorg", level=logging.WARNING, job_id=job_id, kinds=dropped)
 
     def handle(self, event: Event) -> None:
         """Fold one market event into the stored job: its state by the lifecycle's rule

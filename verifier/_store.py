@@ -331,11 +331,17 @@ class Store:
         ).fetchall()
         return [Action(*row) for row in rows]
 
-    def actions(self) -> Iterator[Action]:
-        for row in self._exec(
-            "SELECT job_id, kind, status, tx_hash, raw_tx, nonce, detail FROM actions ORDER BY created"
-        ):
-            yield Action(*row)
+    def actions(self, *, job_id: str | None = None) -> Iterator[Action]:
+        """Every action (or ``job_id``'s), oldest first."""
+        sql = "SELECT job_id, kind, status, tx_hash, raw_tx, nonce, detail FROM actions"
+        args: tuple[Any, ...] = ()
+        if job_id is not None:
+            sql, args = sql + " WHERE job_id = ?", (job_id,)
+        yield from (Action(*row) for row in self._exec(sql + " ORDER BY created", args).fetchall())
+
+    def forget_action(self, job_id: str, kind: str) -> None:
+        """Delete an action (its transaction is gone from the chain: a reorg took it back)."""
+        self._exec("DELETE FROM actions WHERE job_id = ? AND kind = ?", (job_id, kind))
 
     # -- rewards ------------------------------------------------------------------------
 

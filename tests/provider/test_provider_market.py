@@ -84,9 +84,16 @@ def register(w3: Any, deployment: Deployment, bundle: Bundle) -> str:
 
 
 def post_intent(
-    chain: Chain, data: Any, *, window: int = 60, deadline_s: int = 600, mode: ProofMode = ProofMode.ZK
+    chain: Chain,
+    data: Any,
+    *,
+    window: int = 60,
+    deadline_s: int = 600,
+    mode: ProofMode = ProofMode.ZK,
+    inline: bool = False,
 ) -> tuple[Market, Intent, str]:
-    """The requester posts a Dutch intent for ``data``; returns the market, intent and job id."""
+    """The requester posts a Dutch intent for ``data`` (carried in the intent when ``inline``);
+    returns the market, intent and job id."""
     now = int(chain.w3.eth.get_block("latest")["timestamp"])
     intent = Intent(
         requester=REQUESTER,
@@ -101,6 +108,7 @@ def post_intent(
         price_weight_bps=5000,
         nonce=random_nonce(),
         expiry=now + 300,
+        input_location=json.dumps(data).encode() if inline else b"",
     )
     sender = TxSender(chain.w3, REQUESTER_KEY)
     market = Market(chain.w3, chain.deployment.market("dutch"), auction=AuctionType.DUTCH, sender=sender)
@@ -586,6 +594,77 @@ async def test_reorg_that_drops_the_delivery_is_delivered_again(
     assert settled.provider == PROVIDER
     delivered = list(market.events(names=["Delivered"], job_id=job))
     assert len(delivered) == 1  # one delivery on the chain that stands
+
+
+async def test_reorg_that_drops_the_finalize_is_finalized_again(
+    chain: Chain, tmp_path: Path, mlp_samples: list[list[float]]
+) -> None:
+    """The node finalizes its unchallenged optimistic delivery; ``anvil_reorg`` then drops the
+    block of that ``finalize`` (the delivery stays): the job is back to Delivered with its
+    challenge window long closed. The node follows the chain, not its store ("settled"), and
+    finalizes again: the job settles on the chain that stands (nobody else finalizes here)."""
+    markets = ProviderChain(chain.w3, chain.deployment, PROVIDER_KEY)
+    markets.sender.replace_after = 1.0
+    node = ProviderNode(
+        ProviderSection(**provider_section(chain, tmp_path / "jobs.db")), chain=markets, key=PROVIDER_KEY
+    )
+    data = mlp_samples[5]
+    market, _, job_id = post_intent(chain, data, mode=ProofMode.OPTIMISTIC)
+    fill(chain, job_id, 120)
+    job = bytes.fromhex(job_id[2:])
+    async with running(node) as client:
+        reply = await client.post("/jobs", json={"jobId": job_id, "market": market.address, "input": data})
+        assert reply.status_code == 202, reply.text
+        delivered = await wait_state(client, job_id, {"delivered"})
+        warp(chain, 601)  # past the challenge window: the node finalizes
+        first = (await wait_state(client, job_id, {"settled"}))["txHashes"]["finalize"]
+        finalized_in = int(chain.w3.eth.get_transaction_receipt(first)["blockNumber"])
+        delivered_in = int(
+            chain.w3.eth.get_transaction_receipt(delivered["txHashes"]["deliver"])["blockNumber"]
+        )
+        assert delivered_in < finalized_in
+        head = chain.w3.eth.block_number
+        while node.feed is None or node.feed.position < head:  # the feed has read the Settled block
+            assert market.job(job).state is JobState.SETTLED
+            await asyncio.sleep(0.05)
+        chain.anvil.rpc("anvil_reorg", [head - finalized_in + 1, []])  # drops the finalize's block
+        assert market.job(job).state is JobState.DELIVERED
+        assert (await client.get(f"/jobs/{job_id}")).json()["state"] == "settled"  # the store's word
+        chain.anvil.rpc("evm_mine")  # the chain moves on; the node's feed sees the fork
+        deadline = time.monotonic() + 120
+        while market.job(job).state is not JobState.SETTLED:
+            assert time.monotonic() < deadline, "the dropped finalize was never sent again"
+            await asyncio.sleep(0.1)
+        assert (await wait_state(client, job_id, {"settled"}))["txHashes"]["finalize"]
+    (settled,) = market.events(names=["Settled"], job_id=job)  # on the chain that stands
+    assert chain.w3.eth.get_transaction(settled.tx_hash)["from"] == PROVIDER  # the node sent it again
+    assert len(list(market.events(names=["Delivered"], job_id=job))) == 1  # delivered once
+    assert owed(chain) > 0
+
+
+async def test_award_whose_input_never_comes_is_taken_up_from_the_chain(
+    chain: Chain, node: tuple[ProviderNode, httpx.AsyncClient], mlp_samples: list[list[float]]
+) -> None:
+    """The job is awarded to this node, but nobody uploads its input (the solver was killed
+    right after the award): the node reads the input the intent carries from the chain and
+    delivers before its deadline instead of being slashed."""
+    provider, client = node
+    data = mlp_samples[6]
+    head = chain.w3.eth.block_number
+    while provider.feed is None or provider.feed.position < head:  # the feed runs from here on
+        assert provider.store is not None
+        await asyncio.sleep(0.05)
+    market, _, job_id = post_intent(chain, data, mode=ProofMode.OPTIMISTIC, inline=True)
+    fill(chain, job_id, 120)  # awarded to us; no POST /jobs follows
+    done = await wait_state(client, job_id, {"delivered", "settled"})
+    assert done["txHashes"]["deliver"]
+    job = market.job(bytes.fromhex(job_id[2:]))
+    assert job.state is JobState.DELIVERED
+    assert job.provider == PROVIDER
+    # the solver's upload, when it finally comes, is the same input: answered, not redone
+    again = await client.post("/jobs", json={"jobId": job_id, "market": market.address, "input": data})
+    assert again.status_code == 200, again.text
+    assert len(list(market.events(names=["Delivered"], job_id=bytes.fromhex(job_id[2:])))) == 1
 
 
 async def test_optimistic_job_is_not_proved_unless_challenged(

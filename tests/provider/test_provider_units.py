@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import sqlite3
 import time
 from pathlib import Path
@@ -29,6 +30,8 @@ from provider import (
 )
 from provider._clock import ChainClock
 from provider._inputs import check_input
+from provider._pricing import RECENT, start_after
+from provider._proving import ProofResult
 from tender.anvil import DEV_KEYS
 from tender.errors import ChainError
 from tender.intents import recover_digest_signer
@@ -232,18 +235,123 @@ def test_pricer_queue_raises_price_and_latency_and_tight_deadline_refuses() -> N
 
 
 def test_promised_latency_covers_the_proof_queue_restart_and_inclusion() -> None:
-    """The promise is measured inference + proof + the proofs ahead of ours drained ``workers``
-    at a time, times the slack, + restart headroom + tx inclusion; optimistic jobs wait for no proof."""
+    """The promise is measured inference + proof times the slack, + the wait for a proving
+    worker behind the proofs ahead + restart headroom + tx inclusion; optimistic jobs wait for
+    no proof but for EZKL's witness."""
     pricing = PricingSection(latency_slack=1.0, restart_s=15.0, delivery_s=4.0)
     pricer = Pricer(pricing, workers=2)
-    pricer.observe("mlp", inference_s=1.0, proof_s=3.0)
+    pricer.observe("mlp", inference_s=1.0, proof_s=3.0, witness_s=0.5)
     assert pricer.latency_s("mlp", queued=0) == 1 + 3 + 15 + 4
-    assert pricer.latency_s("mlp", queued=1) == 1 + 3 + 3 + 15 + 4  # one ahead: a worker is busy
-    assert pricer.latency_s("mlp", queued=4) == 1 + 3 + 3 * 2 + 15 + 4  # four ahead: two waves
-    assert pricer.latency_s("mlp", queued=4, optimistic=True) == 1 + 15 + 4
+    assert pricer.latency_s("mlp", queued=1) == 1 + 3 + 15 + 4  # one ahead: the other worker is free
+    assert pricer.latency_s("mlp", queued=2) == 1 + 3 + 3 + 15 + 4  # both busy: one proof's wait
+    assert pricer.latency_s("mlp", queued=4) == 1 + 3 * 2 + 3 + 15 + 4  # four ahead: two waves
+    assert pricer.latency_s("mlp", queued=4, optimistic=True) == math.ceil(1 + 0.5 + 15 + 4)
+    slack = Pricer(pricing.model_copy(update={"latency_slack": 2.0}), workers=2)
+    slack.observe("mlp", inference_s=1.0, proof_s=3.0)
+    assert slack.latency_s("mlp", queued=2) == (1 + 3) * 2 + 3 + 15 + 4  # the wait is measured already
     offer = pricer.offer("mlp", max_price=10**30, queued=4, now=0, deadline=28, optimistic=False)
     assert offer.refusal is not None
     assert offer.refusal.startswith("deadline too tight")
+
+
+def test_promised_latency_waits_behind_each_queued_proof_for_its_own_model() -> None:
+    """A cheap model's job queued behind an expensive model's proofs waits for those proofs,
+    not for its own model's proving time times their number."""
+    pricer = Pricer(PricingSection(latency_slack=1.0, restart_s=0.0, delivery_s=0.0), workers=1)
+    pricer.observe("mlp", inference_s=0.0, proof_s=2.0)
+    pricer.observe("cnn", inference_s=0.0, proof_s=20.0)
+    behind_cnn = [pricer.proof_estimate("cnn")] * 2
+    assert pricer.latency_s("mlp", ahead=behind_cnn) == 20 * 2 + 2
+    assert pricer.latency_s("mlp", queued=2) == 2 * 2 + 2
+    assert start_after([5.0, 1.0, 1.0], 2) == 2.0  # the short ones share the worker the long one leaves
+
+
+def test_promised_latency_follows_the_recent_slowest_measurement_not_the_average() -> None:
+    """The machine got busy: one proof took four times as long. The promise covers that at once
+    (a moving average would promise too little for several jobs), and comes back down once the
+    slow measurement is older than the last ``RECENT``."""
+    pricer = Pricer(PricingSection(latency_slack=1.0, restart_s=0.0, delivery_s=1.0), workers=1)
+    for _ in range(RECENT):
+        pricer.observe("mlp", inference_s=0.0, proof_s=5.0)
+    calm = pricer.latency_s("mlp")
+    pricer.observe("mlp", proof_s=20.0)
+    assert pricer.latency_s("mlp") == calm + 15
+    pricer.observe_delivery(6.0)  # a delivery that waited 6 s to be mined
+    assert pricer.latency_s("mlp") == calm + 15 + 5
+    for _ in range(RECENT):
+        pricer.observe("mlp", proof_s=5.0)
+        pricer.observe_delivery(0.5)
+    assert pricer.latency_s("mlp") == calm  # delivery_s stays the floor
+
+
+def test_restart_headroom_is_at_least_the_measured_start_up() -> None:
+    """A node that took 40 s to start (a loaded machine) promises 40 s of restart headroom,
+    not the configured 15; a fast start leaves the configured headroom."""
+    pricer = Pricer(PricingSection(latency_slack=1.0, restart_s=15.0, delivery_s=0.0), workers=1)
+    pricer.observe("mlp", inference_s=0.0, proof_s=5.0)
+    configured = pricer.latency_s("mlp")
+    pricer.observe_startup(4.0)
+    assert pricer.latency_s("mlp") == configured
+    pricer.observe_startup(40.0)
+    assert pricer.latency_s("mlp") == configured + 25
+
+
+def test_process_age_counts_from_the_process_start() -> None:
+    from provider._node import process_age_s
+
+    age = process_age_s()
+    assert age is not None  # Linux
+    assert age > 0  # this test process started before the test (its imports took time)
+    later = process_age_s()
+    assert later is not None
+    assert later >= age
+
+
+def _record_order(order: list[str], name: str) -> ProofResult:
+    order.append(name)
+    return ProofResult(output_felts=[], proof=b"", output=[], seconds=0.0)
+
+
+async def test_proving_pool_gives_a_free_worker_to_the_earliest_deadline() -> None:
+    """With the worker busy, proofs wait in deadline order, not in arrival order; a calibration
+    proof (untracked) waits behind every job; the backlog names every model in flight."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from provider._proving import ProvingPool
+
+    order: list[str] = []
+    gate = threading.Event()
+
+    def prove(bundle_dir: str, data: Any) -> ProofResult:
+        if bundle_dir == "first":
+            gate.wait(30)
+        return _record_order(order, bundle_dir)
+
+    pool = ProvingPool(1, prove=prove)
+    pool.close()
+    pool._pool = ThreadPoolExecutor(1)  # type: ignore[assignment]  # one class under test, a stub worker
+    try:
+        first = asyncio.ensure_future(pool.prove("first", None, deadline=1.0, model="mlp"))
+        await asyncio.sleep(0.05)
+        queued = [
+            asyncio.ensure_future(pool.prove("calibration", None, track=False, model="cnn")),
+            asyncio.ensure_future(pool.prove("late", None, deadline=300.0, model="cnn")),
+            asyncio.ensure_future(pool.prove("soon", None, deadline=100.0, model="mlp")),
+        ]
+        cancelled = asyncio.ensure_future(pool.prove("gone", None, deadline=50.0, model="mlp"))
+        await asyncio.sleep(0.05)
+        assert sorted(pool.backlog()) == ["cnn", "cnn", "mlp", "mlp", "mlp"]
+        assert pool.in_flight == 4
+        cancelled.cancel()
+        await asyncio.sleep(0)
+        gate.set()
+        await asyncio.gather(first, *queued)
+    finally:
+        pool._pool.shutdown()
+    assert order == ["first", "soon", "late", "calibration"]
+    assert pool.in_flight == 0
+    assert pool.backlog() == []
 
 
 # -- quote signatures ---------------------------------------------------------------------

@@ -237,6 +237,40 @@ def test_a_reorg_that_drops_a_delivery_is_forgotten(env: Env, deployment_file: P
     assert env.requester.market.job(job).state is JobState.DELIVERED
 
 
+def test_a_reorg_that_drops_its_finalize_is_finalized_again(
+    env: Env, deployment_file: Path, tmp_path: Path
+) -> None:
+    """The agent finalizes an honest delivery; ``anvil_reorg`` drops the block of that
+    ``finalize`` (the delivery stays): the job is Delivered again, past its window. The agent
+    folds the job again, forgets the action the chain no longer has and finalizes once more."""
+    agent = make_agent(env, deployment_file, tmp_path)
+    x = samples()[3]
+    job = env.open_job(x, mode=ProofMode.OPTIMISTIC)
+    env.deliver_optimistic(job, witness_outputs(env.bundle, x))
+    agent.step()
+    env.advance(121)
+    agent.step()
+    agent.step()
+    assert env.requester.market.job(job).state is JobState.SETTLED
+    (first,) = agent.store.actions(job_id="0x" + job.hex())
+    assert (first.kind, first.status) == ("finalize", "mined")
+    assert first.tx_hash is not None
+    finalized_in = int(env.w3.eth.get_transaction_receipt(first.tx_hash)["blockNumber"])
+    head = env.w3.eth.block_number
+    env.chain.rpc("anvil_reorg", [head - finalized_in + 1, []])  # drops the finalize's block
+    resync_nonces(env.w3)
+    assert env.requester.market.job(job).state is JobState.DELIVERED
+    agent.step()  # sees the fork, rebuilds the job, forgets the dropped finalize, finalizes again
+    agent.step()
+    assert env.requester.market.job(job).state is JobState.SETTLED
+    (again,) = agent.store.actions(job_id="0x" + job.hex())
+    assert (again.kind, again.status) == ("finalize", "mined")
+    assert again.tx_hash is not None
+    assert env.w3.eth.get_transaction_receipt(again.tx_hash)["status"] == 1
+    settled = list(env.requester.market.events(names=["Settled"], job_id=job))
+    assert len(settled) == 1  # on the chain that stands
+
+
 def test_outage_between_signing_and_broadcasting_an_expiry_loses_nothing(
     env: Env, deployment_file: Path, tmp_path: Path
 ) -> None:
