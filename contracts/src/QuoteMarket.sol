@@ -151,8 +151,7 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
         uint256 escrow = uint256(terms.price) + _fee(terms.price, terms.feeBps);
         emit Expired(jobId, provider, locked);
         emit Refunded(jobId, requester, escrow);
-        _staking.recordExpiry(provider, jobId);
-        _staking.slash(provider, jobId, locked, requester);
+        _staking.forfeitHold(provider, jobId, locked, requester);
         _credit(requester, escrow);
     }
 
@@ -329,9 +328,9 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
         uint256 price = terms.price;
         uint256 fee = _fee(price, terms.feeBps);
         emit Settled(jobId, provider, price, fee, 0, block.timestamp - terms.awardedAt);
-        // the released amount is the job's stakeLocked; Staking is the immutable, trusted counterpart
-        // slither-disable-next-line unused-return,reentrancy-no-eth
-        _staking.unlock(provider, jobId, fee);
+        // releases the job's own hold (its terms are the word's); Staking is the immutable, trusted counterpart
+        // slither-disable-next-line reentrancy-no-eth
+        _staking.releaseHold(provider, terms.stakeLocked, fee);
         // fee <= price < 2**96
         $.feesOwed += uint96(fee);
         _credit(provider, price);
@@ -362,8 +361,9 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
         $.quoted[jobId] = _word(keccak256(abi.encode(t)), JobState.Awarded);
         emit QuoteAwarded(jobId, t.requester, t.provider, t, quote.latency, msg.sender);
         uint256 fee = _fee(price, t.feeBps);
-        // Staking reverts InsufficientStake (same selector as the market's) when the provider cannot lock it
-        _staking.lock(t.provider, jobId, stake, fee);
+        // Staking reverts InsufficientStake (same selector as the market's) when the provider cannot hold it; the
+        // amount lives in the job's terms (no per-job lock slot in Staking: ~22k gas less)
+        _staking.hold(t.provider, stake, fee);
         _charge(t.requester, price + fee);
     }
 

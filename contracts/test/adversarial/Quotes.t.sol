@@ -28,7 +28,7 @@ contract QuotesTest is QuoteFixture {
         (JobState st, bytes32 word) = qm.jobState(jobId);
         assertEq(uint256(st), uint256(JobState.Awarded));
         assertEq(uint256(word) >> 8, uint256(qm.hashTerms(t)) >> 8, "word holds the terms hash");
-        assertEq(staking.lockedFor(qp, jobId), 1e18, "price * stakeMultiple");
+        assertEq(staking.lockedOf(qp), 1e18, "held: price * stakeMultiple");
         assertEq(before - token.balanceOf(requester), qm.escrowFor(0.5e18), "price + fee only");
         assertTrue(qm.isNonceUsed(requester, 1));
     }
@@ -42,7 +42,7 @@ contract QuotesTest is QuoteFixture {
         assertEq(uint256(st), uint256(JobState.Settled));
         assertEq(qm.owed(qp), 0.5e18);
         assertEq(qm.feesOwed(), 0.005e18);
-        assertEq(staking.lockedFor(qp, jobId), 0);
+        assertEq(staking.lockedOf(qp), 0);
     }
 
     function test_openAwarded_solverSignsForItsProvider() public {
@@ -50,8 +50,8 @@ contract QuotesTest is QuoteFixture {
         Quote memory q = _quote(qm.hashIntent(intent), qp, 0.3e18);
         bytes memory sig = _sign(qm, q, qSolverKey);
         vm.prank(requester);
-        bytes32 jobId = qm.openAwarded(intent, q, sig, "");
-        assertEq(staking.lockedFor(qp, jobId), 0.6e18);
+        qm.openAwarded(intent, q, sig, "");
+        assertEq(staking.lockedOf(qp), 0.6e18);
     }
 
     function test_openAwarded_relayedWithRequesterAcceptance() public {
@@ -72,8 +72,8 @@ contract QuotesTest is QuoteFixture {
         Quote memory q = _quote(qm.hashIntent(intent), address(wallet), 0.3e18);
         bytes memory sig = _sign(qm, q, ownerKey);
         vm.prank(requester);
-        bytes32 jobId = qm.openAwarded(intent, q, sig, "");
-        assertEq(staking.lockedFor(address(wallet), jobId), 0.6e18);
+        qm.openAwarded(intent, q, sig, "");
+        assertEq(staking.lockedOf(address(wallet)), 0.6e18);
         // another key's signature is refused by the wallet
         Intent memory other = _qIntent(31);
         q = _quote(qm.hashIntent(other), address(wallet), 0.3e18);
@@ -179,7 +179,7 @@ contract QuotesTest is QuoteFixture {
         );
         vm.prank(requester);
         qm.openAwarded(other, q, sig, "");
-        _assertNothing(other);
+        _assertNothing(other, 0.6e18);
     }
 
     function test_refuses_quoteFromAnotherMarket() public {
@@ -330,11 +330,16 @@ contract QuotesTest is QuoteFixture {
     }
 
     function _assertNothing(Intent memory intent) internal view {
+        _assertNothing(intent, 0);
+    }
+
+    /// @dev Nothing recorded for `intent`, and `qp` holds only `heldByQp` (its other jobs' stake).
+    function _assertNothing(Intent memory intent, uint256 heldByQp) internal view {
         bytes32 jobId = qm.hashIntent(intent);
         (JobState st,) = qm.jobState(jobId);
         assertEq(uint256(st), uint256(JobState.None));
         assertFalse(qm.isNonceUsed(requester, intent.nonce));
-        assertEq(staking.lockedFor(qp, jobId), 0);
-        assertEq(staking.lockedFor(qp2, jobId), 0);
+        assertEq(staking.lockedOf(qp), heldByQp);
+        assertEq(staking.lockedOf(qp2), 0);
     }
 }
