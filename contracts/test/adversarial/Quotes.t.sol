@@ -4,6 +4,9 @@ pragma solidity ^0.8.28;
 import {QuoteFixture} from "../utils/QuoteFixture.sol";
 import {IntentBuilder} from "../utils/IntentBuilder.sol";
 import {QuoteMarket} from "../../src/QuoteMarket.sol";
+import {LayoutWord} from "../../src/libraries/LayoutWord.sol";
+import {ModelLayout} from "../../src/interfaces/IModelRegistry.sol";
+import {MockVerifier} from "../mocks/MockVerifier.sol";
 import {MockERC1271Wallet} from "../mocks/MockERC1271Wallet.sol";
 import {IQuoteMarket, Quote, QuotedJob} from "../../src/interfaces/IQuoteMarket.sol";
 import {IMarketEvents} from "../../src/interfaces/IMarket.sol";
@@ -303,6 +306,29 @@ contract QuotesTest is QuoteFixture {
         );
         vm.prank(qp);
         qm.deliver(jobId, t, out, proof);
+    }
+
+    /// @dev The layout rides in the terms (no registry call at delivery): terms naming another verifier (one that
+    /// accepts anything) or another output position do not match the job's word.
+    function test_deliver_refusesTermsWithAnotherLayout() public {
+        (bytes32 jobId, QuotedJob memory t) = _open(24, qp, qpKey, 0.5e18);
+        assertEq(t.layout, LayoutWord.pack(registry.layoutOf(t.modelId), registry.proofModesOf(t.modelId)));
+        uint256[] memory out = _zkOutput();
+        QuotedJob memory forged = abi.decode(abi.encode(t), (QuotedJob));
+        ModelLayout memory m = registry.layoutOf(t.modelId);
+        m.verifier = address(new MockVerifier());
+        forged.layout = LayoutWord.pack(m, registry.proofModesOf(t.modelId));
+        vm.expectRevert(abi.encodeWithSelector(IQuoteMarket.TermsMismatch.selector, jobId));
+        vm.prank(qp);
+        qm.deliver(jobId, forged, out, hex"01");
+        m = registry.layoutOf(t.modelId);
+        m.outputOffset += 1;
+        forged.layout = LayoutWord.pack(m, registry.proofModesOf(t.modelId));
+        vm.expectRevert(abi.encodeWithSelector(IQuoteMarket.TermsMismatch.selector, jobId));
+        vm.prank(qp);
+        qm.deliver(jobId, forged, out, _proof(t.inputCommitment, out));
+        (JobState st,) = qm.jobState(jobId);
+        assertEq(uint256(st), uint256(JobState.Awarded));
     }
 
     function test_deliver_refusesAProofOfAnotherOutput() public {
