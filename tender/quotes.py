@@ -133,6 +133,9 @@ class QuotedJob:
     awarded_at: int
     due: int
     fee_bps: int
+    #: the model's layout in one word (``LayoutWord``), read from the registry at the award: delivery
+    #: makes no registry call. Opaque to callers: pass back what ``QuoteAwarded`` logged.
+    layout: int
 
     def to_abi(self) -> tuple[Any, ...]:
         return (
@@ -145,11 +148,12 @@ class QuotedJob:
             self.awarded_at,
             self.due,
             self.fee_bps,
+            self.layout,
         )
 
     @classmethod
     def from_abi(cls, values: Sequence[Any]) -> QuotedJob:
-        r, p, m, c, price, stake, at, due, fee = values
+        r, p, m, c, price, stake, at, due, fee, layout = values
         return cls(
             requester=to_checksum_address(r),
             provider=to_checksum_address(p),
@@ -160,11 +164,14 @@ class QuotedJob:
             awarded_at=int(at),
             due=int(due),
             fee_bps=int(fee),
+            layout=int(layout),
         )
 
     def hash(self) -> bytes:
         """``keccak256(abi.encode(terms))`` (``QuoteMarket.hashTerms``)."""
-        types = ["address", "address", "bytes32", "uint256", "uint96", "uint96", "uint40", "uint40", "uint16"]
+        types = [
+            "address", "address", "bytes32", "uint256", "uint96", "uint96", "uint40", "uint40", "uint16", "uint256"
+        ]
         return keccak(abi_encode(types, list(self.to_abi())))
 
 

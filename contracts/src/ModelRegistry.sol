@@ -8,6 +8,7 @@ import {
     INPUT_HASHED,
     INPUT_POLYCOMMIT
 } from "./interfaces/IModelRegistry.sol";
+import {LayoutWord} from "./libraries/LayoutWord.sol";
 
 /// @title ModelRegistry
 /// @notice Append-only registry of models. Records never change: a new model version is a new id.
@@ -51,6 +52,16 @@ contract ModelRegistry is IModelRegistry {
     /// @inheritdoc IModelRegistry
     function proofModesOf(bytes32 modelId) external view returns (uint8) {
         return _models[modelId].proofModes;
+    }
+
+    /// @inheritdoc IModelRegistry
+    function layoutWordOf(bytes32 modelId) external view returns (uint256 word, uint8 proofModes) {
+        ModelInfo storage m = _models[modelId];
+        assembly ("memory-safe") {
+            // the record's third word: verifier .. batchSize, packed in declaration order (see LayoutWord)
+            word := sload(add(m.slot, 2))
+        }
+        proofModes = LayoutWord.proofModes(word);
     }
 
     /// @inheritdoc IModelRegistry

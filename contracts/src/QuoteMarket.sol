@@ -26,6 +26,7 @@ import {IModelRegistry, ModelLayout, INPUT_POLYCOMMIT} from "./interfaces/IModel
 import {IStaking} from "./interfaces/IStaking.sol";
 import {IVerifier} from "./interfaces/IVerifier.sol";
 import {IntentLib} from "./libraries/IntentLib.sol";
+import {LayoutWord} from "./libraries/LayoutWord.sol";
 import {AUCTION_QUOTE, Intent, JobState, MarketParams, PROOF_ZK} from "./MarketStructs.sol";
 
 /// @title QuoteMarket
@@ -81,11 +82,11 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
         } else if (!SignatureChecker.isValidSignatureNow(requester, quoteDigest, acceptance)) {
             revert InvalidSignature(requester, jobId);
         }
-        _checkIntent(intent);
+        uint256 layout = _checkIntent(intent);
         _checkQuote(jobId, intent, quote);
         _requireSigner(quote.provider, quoteDigest, quoteSignature, false);
         _useNonce(requester, intent.nonce);
-        _award(jobId, intent, quote);
+        _award(jobId, intent, quote, layout);
     }
 
     /// @inheritdoc IQuoteMarket
@@ -98,7 +99,8 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
         _requireAuthorized(provider);
         uint256 due = terms.due;
         if (block.timestamp > due) revert DeliveryTooLate(jobId, due, block.timestamp);
-        ModelLayout memory m = _registry.layoutOf(terms.modelId);
+        // the model's layout as the registry gave it at the award (bound by the word; models are immutable)
+        ModelLayout memory m = LayoutWord.unpack(terms.layout);
         if (m.batchSize != 1) revert BatchModelNeedsBatch(terms.modelId, m.batchSize);
         if (output.length != m.outputLength) revert OutputLengthMismatch(output.length, m.outputLength);
         bytes32 outputHash = keccak256(abi.encode(output));
@@ -151,8 +153,7 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
         uint256 escrow = uint256(terms.price) + _fee(terms.price, terms.feeBps);
         emit Expired(jobId, provider, locked);
         emit Refunded(jobId, requester, escrow);
-        _staking.recordExpiry(provider, jobId);
-        _staking.slash(provider, jobId, locked, requester);
+        _staking.forfeitHold(provider, jobId, locked, requester);
         _credit(requester, escrow);
     }
 
@@ -329,16 +330,16 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
         uint256 price = terms.price;
         uint256 fee = _fee(price, terms.feeBps);
         emit Settled(jobId, provider, price, fee, 0, block.timestamp - terms.awardedAt);
-        // the released amount is the job's stakeLocked; Staking is the immutable, trusted counterpart
-        // slither-disable-next-line unused-return,reentrancy-no-eth
-        _staking.unlock(provider, jobId, fee);
+        // releases the job's own hold (its terms are the word's); Staking is the immutable, trusted counterpart
+        // slither-disable-next-line reentrancy-no-eth
+        _staking.releaseHold(provider, terms.stakeLocked, fee);
         // fee <= price < 2**96
         $.feesOwed += uint96(fee);
         _credit(provider, price);
     }
 
     /// @dev Records the job's word, locks the stake and charges the escrow (price + fee).
-    function _award(bytes32 jobId, Intent calldata intent, Quote calldata quote) private {
+    function _award(bytes32 jobId, Intent calldata intent, Quote calldata quote, uint256 layout) private {
         MarketStorage storage $ = _s();
         MarketParams storage p = $.params;
         uint256 price = quote.price;
@@ -357,24 +358,28 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
             stakeLocked: uint96(stake),
             awardedAt: uint40(block.timestamp),
             due: uint40(due),
-            feeBps: p.feeBps
+            feeBps: p.feeBps,
+            layout: layout
         });
         $.quoted[jobId] = _word(keccak256(abi.encode(t)), JobState.Awarded);
         emit QuoteAwarded(jobId, t.requester, t.provider, t, quote.latency, msg.sender);
         uint256 fee = _fee(price, t.feeBps);
-        // Staking reverts InsufficientStake (same selector as the market's) when the provider cannot lock it
-        _staking.lock(t.provider, jobId, stake, fee);
+        // Staking reverts InsufficientStake (same selector as the market's) when the provider cannot hold it; the
+        // amount lives in the job's terms (no per-job lock slot in Staking: ~22k gas less)
+        _staking.hold(t.provider, stake, fee);
         _charge(t.requester, price + fee);
     }
 
     /// @dev The intent's fields this market uses: its type, expiry, a zk model, maxPrice and minStake in
     /// 96 bits, deadline in 40 bits, no start price, no callback. The auction window, region, price weight and
-    /// failover flag are the off-chain quote round's (the requester picked the quote).
-    function _checkIntent(Intent calldata intent) private view {
+    /// failover flag are the off-chain quote round's (the requester picked the quote). Returns the model's layout
+    /// word (`LayoutWord`), read in the same registry call as its proof modes.
+    function _checkIntent(Intent calldata intent) private view returns (uint256 layout) {
         if (intent.auctionType != AUCTION_QUOTE) revert WrongAuctionType(intent.auctionType, AUCTION_QUOTE);
         if (block.timestamp >= intent.expiry) revert IntentExpired(intent.expiry, block.timestamp);
         if (intent.proofMode != PROOF_ZK) revert UnsupportedProofMode(intent.modelId, intent.proofMode);
-        uint8 modes = _registry.proofModesOf(intent.modelId);
+        uint8 modes;
+        (layout, modes) = _registry.layoutWordOf(intent.modelId);
         if (modes == 0) revert UnknownModel(intent.modelId);
         if (modes & (1 << PROOF_ZK) == 0) revert UnsupportedProofMode(intent.modelId, PROOF_ZK);
         if (intent.maxPrice > type(uint96).max) revert ValueTooLarge(intent.maxPrice, type(uint96).max);

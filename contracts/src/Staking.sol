@@ -60,6 +60,9 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     mapping(address provider => Stats) private _stats;
     /// @dev Every market the owner ever added: it may release the bid reservations it made after removal.
     mapping(address market => bool) private _everMarket;
+    /// @dev Markets removed after they became active: they may still release and forfeit the holds they took
+    /// (a market removed before it ran never held anything, so it gets no such power).
+    mapping(address market => bool) private _retired;
 
     modifier onlyMarket() {
         if (!_isMarket(msg.sender)) revert NotMarket(msg.sender);
@@ -151,6 +154,7 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         } else {
             // before the first stake a market starts at once; a removal always does (the market can
             // still finish the locks it made)
+            if (!allowed && _isMarket(market)) _retired[market] = true;
             _markets[market] = allowed ? uint64(block.timestamp) : 0;
             if (allowed) _everMarket[market] = true;
             emit MarketSet(market, allowed);
@@ -171,28 +175,52 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         if (amount == 0) revert ZeroAmount();
         JobLock storage l = _locks[provider][jobId];
         if (l.amount != 0) revert AlreadyLocked(provider, jobId);
-        Account storage a = _accounts[provider];
-        uint256 available = uint256(a.active) - a.locked;
-        if (amount > available) {
-            // a bid is a promise: stake that started unstaking after it is taken back for the award
-            Unstaking storage u = _unstaking[provider];
-            uint256 shortfall = amount - available;
-            if (shortfall > u.amount) revert InsufficientStake(provider, available + u.amount, amount);
-            // shortfall <= u.amount and active + u.amount < 2**96 (checked on stake)
-            u.amount -= uint128(shortfall);
-            a.active += uint96(shortfall);
-            emit UnstakingReclaimed(provider, shortfall);
-        }
-        // amount <= available < 2**96 and locked + available = active < 2**96
-        a.locked += uint96(amount);
+        _take(provider, amount, fee);
         (l.market, l.amount) = (msg.sender, uint96(amount));
+        emit StakeLocked(provider, jobId, msg.sender, amount);
+    }
+
+    /// @inheritdoc IStaking
+    function hold(address provider, uint256 amount, uint256 fee) external onlyMarket {
+        if (amount == 0) revert ZeroAmount();
+        _take(provider, amount, fee);
+    }
+
+    /// @inheritdoc IStaking
+    function releaseHold(address provider, uint256 amount, uint256 fee) external {
+        _requireHolder();
+        Account storage a = _accounts[provider];
+        uint96 locked = a.locked;
+        if (amount > locked) revert HoldExceedsLock(amount, locked);
+        // amount <= locked < 2**96
+        a.locked = locked - uint96(amount);
         if (fee >= _minCountedFee) {
             unchecked {
-                // a uint32 counter bumped once per award (more than 4e9 awards per provider is not reachable)
-                ++a.jobsWon;
+                // a uint32 counter bumped once per settlement (at most once per award)
+                ++a.deliveredInTime;
             }
         }
-        emit StakeLocked(provider, jobId, msg.sender, amount);
+    }
+
+    /// @inheritdoc IStaking
+    function forfeitHold(address provider, bytes32 jobId, uint256 amount, address recipient) external {
+        _requireHolder();
+        if (recipient == address(0)) revert ZeroAddress();
+        Account storage a = _accounts[provider];
+        uint96 locked = a.locked;
+        if (amount > locked) revert HoldExceedsLock(amount, locked);
+        // amount <= locked <= active < 2**96
+        a.locked = locked - uint96(amount);
+        a.active -= uint96(amount);
+        Stats storage st = _stats[provider];
+        unchecked {
+            // uint64 counters bumped at most once per job
+            ++st.expired;
+            ++st.slashed;
+        }
+        _claimable[recipient] += amount;
+        emit ExpiryRecorded(provider, jobId);
+        emit StakeSlashed(provider, jobId, recipient, amount);
     }
 
     /// @inheritdoc IStaking
@@ -404,6 +432,36 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     function _isMarket(address market) private view returns (bool) {
         uint64 activeAt = _markets[market];
         return activeAt != 0 && activeAt <= block.timestamp;
+    }
+
+    /// @dev Adds `amount` to `provider`'s lock: its available stake, then the shortfall from its unstaking stake
+    /// (a bid or quote is a promise: stake that started unstaking after it is taken back for the award); bumps
+    /// jobsWon when `fee` reaches the minimum. Shared by `lock` and `hold`.
+    function _take(address provider, uint256 amount, uint256 fee) private {
+        Account storage a = _accounts[provider];
+        uint256 available = uint256(a.active) - a.locked;
+        if (amount > available) {
+            Unstaking storage u = _unstaking[provider];
+            uint256 shortfall = amount - available;
+            if (shortfall > u.amount) revert InsufficientStake(provider, available + u.amount, amount);
+            // shortfall <= u.amount and active + u.amount < 2**96 (checked on stake)
+            u.amount -= uint128(shortfall);
+            a.active += uint96(shortfall);
+            emit UnstakingReclaimed(provider, shortfall);
+        }
+        // amount <= available < 2**96 and locked + available = active < 2**96
+        a.locked += uint96(amount);
+        if (fee >= _minCountedFee) {
+            unchecked {
+                // a uint32 counter bumped once per award (more than 4e9 awards per provider is not reachable)
+                ++a.jobsWon;
+            }
+        }
+    }
+
+    /// @dev An active market, or one removed after it ran (it finishes the holds it took).
+    function _requireHolder() private view {
+        if (!_isMarket(msg.sender) && !_retired[msg.sender]) revert NotMarket(msg.sender);
     }
 
     /// @dev The market that made the lock (even if removed since), or any active market.

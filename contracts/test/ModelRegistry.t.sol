@@ -3,6 +3,7 @@ pragma solidity ^0.8.28;
 
 import {TenderFixture} from "./utils/TenderFixture.sol";
 import {ModelRegistry} from "../src/ModelRegistry.sol";
+import {LayoutWord} from "../src/libraries/LayoutWord.sol";
 import {
     IModelRegistry,
     ModelInfo,
@@ -180,6 +181,34 @@ contract ModelRegistryTest is TenderFixture {
         registry.layoutOf(id);
         assertFalse(registry.isRegistered(id));
         assertEq(registry.proofModesOf(id), 0);
+    }
+
+    /// @dev The word the quote market keeps in a job is the registry's record, field for field, whatever the
+    /// layout (a storage-packing change would break delivery: this pins it); an unknown model's word is 0.
+    function testFuzz_layoutWordOf_isTheLayoutAndModes(
+        uint8 ci,
+        uint8 ol,
+        uint16 audit,
+        uint8 modes,
+        uint8 batch
+    ) public {
+        batch = uint8(bound(batch, 1, 4));
+        ol = uint8(bound(ol, 1, 20));
+        ci = uint8(bound(ci, 0, 3));
+        ModelInfo memory info = _modelInfo(uint8(bound(modes, 1, 3)), uint16(bound(audit, 0, 10_000)));
+        (info.commitmentIndex, info.outputOffset, info.outputLength, info.batchSize) =
+        (ci, ci + batch, ol, batch);
+        info.instanceCount = uint16(ci) + batch + uint16(ol) * batch + 1;
+        vm.prank(stranger);
+        bytes32 id = registry.register(info);
+        (uint256 word, uint8 proofModes) = registry.layoutWordOf(id);
+        assertEq(proofModes, registry.proofModesOf(id));
+        assertEq(word, LayoutWord.pack(registry.layoutOf(id), proofModes));
+        ModelLayout memory back = LayoutWord.unpack(word);
+        assertEq(keccak256(abi.encode(back)), keccak256(abi.encode(registry.layoutOf(id))));
+        (word, proofModes) = registry.layoutWordOf(keccak256("nope"));
+        assertEq(word, 0);
+        assertEq(proofModes, 0);
     }
 
     function testFuzz_register_acceptsExactlyFittingLayouts(uint8 ci, uint8 oo, uint16 ol, uint16 ic) public {

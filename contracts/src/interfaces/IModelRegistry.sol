@@ -103,4 +103,8 @@ interface IModelRegistry {
 
     /// @notice What a market needs to verify a delivery (one slot read); reverts `UnknownModel`.
     function layoutOf(bytes32 modelId) external view returns (ModelLayout memory);
+
+    /// @notice `layoutOf` and the proof-mode bitmask in one word (`LayoutWord`), and the bitmask, from one slot
+    /// read; both 0 if the model is unknown (the quote market's award: it checks the modes and keeps the word in the job).
+    function layoutWordOf(bytes32 modelId) external view returns (uint256 word, uint8 proofModes);
 }

@@ -34,7 +34,7 @@ uint8 constant SKIP_LATE = 5;
 uint8 constant SKIP_INPUT_MISMATCH = 6;
 
 /// @notice What later steps of a quoted job need. The market stores only a hash of it (with the state in
-/// the same slot); `deliver`, `expire` and `slashCommitment` take it again as calldata (9 words).
+/// the same slot); `deliver`, `expire` and `slashCommitment` take it again as calldata (10 words).
 struct QuotedJob {
     address requester;
     address provider;
@@ -42,7 +42,7 @@ struct QuotedJob {
     uint256 inputCommitment;
     // the provider's price (escrowed with the fee on it at award)
     uint96 price;
-    // stake locked in Staking for the job: max(minStake, price * stakeMultiple)
+    // stake held in Staking for the job (part of the provider's lockedOf): max(minStake, price * stakeMultiple)
     uint96 stakeLocked;
     // when the job was opened and awarded (one block)
     uint40 awardedAt;
@@ -50,6 +50,8 @@ struct QuotedJob {
     uint40 due;
     // the protocol fee in force at award
     uint16 feeBps;
+    // the model's layout (`LayoutWord`), read from the registry at award: delivery makes no registry call
+    uint256 layout;
 }
 
 /// @title IQuoteMarket

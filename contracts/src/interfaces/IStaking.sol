@@ -71,6 +71,7 @@ interface IStaking {
     error AlreadyLocked(address provider, bytes32 jobId);
     error NotLocked(address provider, bytes32 jobId);
     error SlashExceedsLock(uint256 amount, uint256 locked);
+    error HoldExceedsLock(uint256 amount, uint256 locked);
     error AmountTooLarge(uint256 amount);
     error UnstakingDelayTooLong(uint64 delay, uint64 max);
     error NothingToClaim(address account);
@@ -96,7 +97,8 @@ interface IStaking {
     /// @notice Owner: authorises a market to lock, unlock and slash (or removes it at once). Before anything
     /// was ever staked a new market is active at once (deployment wires markets in one go); afterwards it
     /// is active MARKET_DELAY after this call, so every provider can unstake before it can touch its stake.
-    /// A removed market can still unlock, slash and record expiry for the locks it made.
+    /// A removed market can still unlock, slash and record expiry for the locks it made, and (if it was ever
+    /// active) release and forfeit holds.
     function setMarket(address market, bool allowed) external;
     /// @notice Owner: sets the unstaking delay (applies to later requests).
     function setUnstakingDelay(uint64 delay) external;
@@ -128,6 +130,19 @@ interface IStaking {
         returns (uint256 taken);
     /// @notice Market: bumps `expired` for a missed delivery deadline (before the lock is slashed).
     function recordExpiry(address provider, bytes32 jobId) external;
+    /// @notice Market: holds `amount` of `provider`'s stake for a job whose amount the market keeps itself (the
+    /// quote market: in the job's hashed terms). Like `lock` (available stake, then the shortfall from unstaking
+    /// stake; jobsWon when `fee` reaches `minCountedFee`), but the amount only joins `lockedOf`: no per-job slot
+    /// (`lockedFor` stays 0), no event (the market's `QuoteAwarded` logs it). Active markets only.
+    function hold(address provider, uint256 amount, uint256 fee) external;
+    /// @notice Market: releases `amount` held by `hold` (the job's own amount: the market answers for it);
+    /// bumps deliveredInTime when `fee` reaches `minCountedFee`. Reverts `HoldExceedsLock` above `lockedOf`.
+    /// No event (the market's `Settled` logs it). Active markets, and markets removed after they ran (they
+    /// finish the jobs they hold stake for).
+    function releaseHold(address provider, uint256 amount, uint256 fee) external;
+    /// @notice Market: a held job missed its deadline: records the expiry and slashes its whole hold `amount`
+    /// to `recipient` (see `claimable`); emits `ExpiryRecorded` and `StakeSlashed`. Callable as `releaseHold`.
+    function forfeitHold(address provider, bytes32 jobId, uint256 amount, address recipient) external;
     /// @notice Pays the caller everything slashes and penalties credited to it.
     function claim() external returns (uint256 amount);
 

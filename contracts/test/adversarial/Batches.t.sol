@@ -171,8 +171,8 @@ contract BatchesTest is QuoteFixture {
             assertEq(qm.owed(qp) - owedBefore, 1e18);
             for (uint256 i; i < N; ++i) {
                 assertEq(uint256(_state(slots[i].jobId)), uint256(JobState.Settled));
-                assertEq(staking.lockedFor(qp, slots[i].jobId), 0);
             }
+            assertEq(staking.lockedOf(qp), 0, "every hold released");
         }
     }
 
@@ -226,7 +226,7 @@ contract BatchesTest is QuoteFixture {
         emit IQuoteMarket.BatchJobSkipped(slots[2].jobId, 2, SKIP_INPUT_MISMATCH);
         assertEq(_deliver(qp, polyModel, slots, _prove(polyModel, slots)), 0xb);
         assertEq(uint256(_state(slots[2].jobId)), uint256(JobState.Awarded));
-        assertGt(staking.lockedFor(qp, slots[2].jobId), 0);
+        assertEq(staking.lockedOf(qp), slots[2].terms.stakeLocked, "only job 2 still held");
 
         Slot[] memory hashed = _fourJobs(hashModel);
         hashed[2].commitment = 99; // proved on input 99, job 2 committed to 3

@@ -4,6 +4,9 @@ pragma solidity ^0.8.28;
 import {QuoteFixture} from "../utils/QuoteFixture.sol";
 import {IntentBuilder} from "../utils/IntentBuilder.sol";
 import {QuoteMarket} from "../../src/QuoteMarket.sol";
+import {LayoutWord} from "../../src/libraries/LayoutWord.sol";
+import {ModelLayout} from "../../src/interfaces/IModelRegistry.sol";
+import {MockVerifier} from "../mocks/MockVerifier.sol";
 import {MockERC1271Wallet} from "../mocks/MockERC1271Wallet.sol";
 import {IQuoteMarket, Quote, QuotedJob} from "../../src/interfaces/IQuoteMarket.sol";
 import {IMarketEvents} from "../../src/interfaces/IMarket.sol";
@@ -28,7 +31,7 @@ contract QuotesTest is QuoteFixture {
         (JobState st, bytes32 word) = qm.jobState(jobId);
         assertEq(uint256(st), uint256(JobState.Awarded));
         assertEq(uint256(word) >> 8, uint256(qm.hashTerms(t)) >> 8, "word holds the terms hash");
-        assertEq(staking.lockedFor(qp, jobId), 1e18, "price * stakeMultiple");
+        assertEq(staking.lockedOf(qp), 1e18, "held: price * stakeMultiple");
         assertEq(before - token.balanceOf(requester), qm.escrowFor(0.5e18), "price + fee only");
         assertTrue(qm.isNonceUsed(requester, 1));
     }
@@ -42,7 +45,7 @@ contract QuotesTest is QuoteFixture {
         assertEq(uint256(st), uint256(JobState.Settled));
         assertEq(qm.owed(qp), 0.5e18);
         assertEq(qm.feesOwed(), 0.005e18);
-        assertEq(staking.lockedFor(qp, jobId), 0);
+        assertEq(staking.lockedOf(qp), 0);
     }
 
     function test_openAwarded_solverSignsForItsProvider() public {
@@ -50,8 +53,8 @@ contract QuotesTest is QuoteFixture {
         Quote memory q = _quote(qm.hashIntent(intent), qp, 0.3e18);
         bytes memory sig = _sign(qm, q, qSolverKey);
         vm.prank(requester);
-        bytes32 jobId = qm.openAwarded(intent, q, sig, "");
-        assertEq(staking.lockedFor(qp, jobId), 0.6e18);
+        qm.openAwarded(intent, q, sig, "");
+        assertEq(staking.lockedOf(qp), 0.6e18);
     }
 
     function test_openAwarded_relayedWithRequesterAcceptance() public {
@@ -72,8 +75,8 @@ contract QuotesTest is QuoteFixture {
         Quote memory q = _quote(qm.hashIntent(intent), address(wallet), 0.3e18);
         bytes memory sig = _sign(qm, q, ownerKey);
         vm.prank(requester);
-        bytes32 jobId = qm.openAwarded(intent, q, sig, "");
-        assertEq(staking.lockedFor(address(wallet), jobId), 0.6e18);
+        qm.openAwarded(intent, q, sig, "");
+        assertEq(staking.lockedOf(address(wallet)), 0.6e18);
         // another key's signature is refused by the wallet
         Intent memory other = _qIntent(31);
         q = _quote(qm.hashIntent(other), address(wallet), 0.3e18);
@@ -179,7 +182,7 @@ contract QuotesTest is QuoteFixture {
         );
         vm.prank(requester);
         qm.openAwarded(other, q, sig, "");
-        _assertNothing(other);
+        _assertNothing(other, 0.6e18);
     }
 
     function test_refuses_quoteFromAnotherMarket() public {
@@ -305,6 +308,29 @@ contract QuotesTest is QuoteFixture {
         qm.deliver(jobId, t, out, proof);
     }
 
+    /// @dev The layout rides in the terms (no registry call at delivery): terms naming another verifier (one that
+    /// accepts anything) or another output position do not match the job's word.
+    function test_deliver_refusesTermsWithAnotherLayout() public {
+        (bytes32 jobId, QuotedJob memory t) = _open(24, qp, qpKey, 0.5e18);
+        assertEq(t.layout, LayoutWord.pack(registry.layoutOf(t.modelId), registry.proofModesOf(t.modelId)));
+        uint256[] memory out = _zkOutput();
+        QuotedJob memory forged = abi.decode(abi.encode(t), (QuotedJob));
+        ModelLayout memory m = registry.layoutOf(t.modelId);
+        m.verifier = address(new MockVerifier());
+        forged.layout = LayoutWord.pack(m, registry.proofModesOf(t.modelId));
+        vm.expectRevert(abi.encodeWithSelector(IQuoteMarket.TermsMismatch.selector, jobId));
+        vm.prank(qp);
+        qm.deliver(jobId, forged, out, hex"01");
+        m = registry.layoutOf(t.modelId);
+        m.outputOffset += 1;
+        forged.layout = LayoutWord.pack(m, registry.proofModesOf(t.modelId));
+        vm.expectRevert(abi.encodeWithSelector(IQuoteMarket.TermsMismatch.selector, jobId));
+        vm.prank(qp);
+        qm.deliver(jobId, forged, out, _proof(t.inputCommitment, out));
+        (JobState st,) = qm.jobState(jobId);
+        assertEq(uint256(st), uint256(JobState.Awarded));
+    }
+
     function test_deliver_refusesAProofOfAnotherOutput() public {
         (bytes32 jobId, QuotedJob memory t) = _open(23, qp, qpKey, 0.5e18);
         uint256[] memory out = _zkOutput();
@@ -330,11 +356,16 @@ contract QuotesTest is QuoteFixture {
     }
 
     function _assertNothing(Intent memory intent) internal view {
+        _assertNothing(intent, 0);
+    }
+
+    /// @dev Nothing recorded for `intent`, and `qp` holds only `heldByQp` (its other jobs' stake).
+    function _assertNothing(Intent memory intent, uint256 heldByQp) internal view {
         bytes32 jobId = qm.hashIntent(intent);
         (JobState st,) = qm.jobState(jobId);
         assertEq(uint256(st), uint256(JobState.None));
         assertFalse(qm.isNonceUsed(requester, intent.nonce));
-        assertEq(staking.lockedFor(qp, jobId), 0);
-        assertEq(staking.lockedFor(qp2, jobId), 0);
+        assertEq(staking.lockedOf(qp), heldByQp);
+        assertEq(staking.lockedOf(qp2), 0);
     }
 }

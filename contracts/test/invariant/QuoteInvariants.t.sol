@@ -83,7 +83,8 @@ contract QuoteInvariantsTest is QuoteFixture {
         assertEq(token.balanceOf(address(qm)), handler.escrowHeld() + qm.feesOwed() + owedTotal);
     }
 
-    /// @notice Staking locks for a provider exactly the stakes of its jobs still awarded.
+    /// @notice Staking holds for a provider exactly the stakes of its jobs still awarded (each job's amount is in
+    /// its terms; Staking keeps no per-job lock for a quoted job), and never stake it does not have.
     function invariant_locksMatchAwardedJobs() public view {
         uint256[2] memory locked;
         uint256 n = handler.jobCount();
@@ -91,9 +92,11 @@ contract QuoteInvariantsTest is QuoteFixture {
             bytes32 id = handler.jobIds(i);
             (JobState st,) = qm.jobState(id);
             QuotedJob memory t = handler.termsOf(id);
-            assertEq(staking.lockedFor(t.provider, id), st == JobState.Awarded ? t.stakeLocked : 0);
+            assertEq(staking.lockedFor(t.provider, id), 0, "no per-job lock slot");
             if (st == JobState.Awarded) locked[t.provider == qp ? 0 : 1] += t.stakeLocked;
         }
+        assertLe(staking.lockedOf(qp), staking.stakeOf(qp));
+        assertLe(staking.lockedOf(qp2), staking.stakeOf(qp2));
         assertEq(staking.lockedOf(qp), locked[0]);
         assertEq(staking.lockedOf(qp2), locked[1]);
     }

@@ -82,7 +82,8 @@ abstract contract QuoteFixture is TenderFixture {
             stakeLocked: uint96(stake),
             awardedAt: uint40(block.timestamp),
             due: uint40(due),
-            feeBps: qm.params().feeBps
+            feeBps: qm.params().feeBps,
+            layout: _layoutWord(intent.modelId)
         });
     }
 
@@ -98,6 +99,10 @@ abstract contract QuoteFixture is TenderFixture {
         bytes memory sig = _sign(qm, q, key);
         vm.prank(requester);
         qm.openAwarded(intent, q, sig, "");
+    }
+
+    function _layoutWord(bytes32 modelId) internal view returns (uint256 word) {
+        (word,) = registry.layoutWordOf(modelId);
     }
 
     function _zkOutput() internal pure returns (uint256[] memory out) {

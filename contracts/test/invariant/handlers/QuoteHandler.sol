@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
+import {IModelRegistry} from "../../../src/interfaces/IModelRegistry.sol";
 import {Test} from "../../utils/Test.sol";
 import {IntentBuilder} from "../../utils/IntentBuilder.sol";
 import {TestToken} from "../../../src/TestToken.sol";
@@ -252,8 +253,13 @@ contract QuoteHandler is Test {
             stakeLocked: uint96(stake),
             awardedAt: uint40(block.timestamp),
             due: uint40(due),
-            feeBps: market.params().feeBps
+            feeBps: market.params().feeBps,
+            layout: _layout(intent.modelId)
         });
         escrowHeld += q.price + q.price * market.params().feeBps / 10_000;
+    }
+
+    function _layout(bytes32 modelId) internal view returns (uint256 word) {
+        (word,) = IModelRegistry(market.registry()).layoutWordOf(modelId);
     }
 }
