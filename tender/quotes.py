@@ -170,7 +170,16 @@ class QuotedJob:
     def hash(self) -> bytes:
         """``keccak256(abi.encode(terms))`` (``QuoteMarket.hashTerms``)."""
         types = [
-            "address", "address", "bytes32", "uint256", "uint96", "uint96", "uint40", "uint40", "uint16", "uint256"
+            "address",
+            "address",
+            "bytes32",
+            "uint256",
+            "uint96",
+            "uint96",
+            "uint40",
+            "uint40",
+            "uint16",
+            "uint256",
         ]
         return keccak(abi_encode(types, list(self.to_abi())))
 
