@@ -505,11 +505,11 @@ COST_NOTES = {
     "expire": "cheaper: the slashed stake stays in Staking, credited to the requester (no token transfer)",
     "expire_slash": "the slashed stake is credited in Staking to the requester and the challenger "
     "(two claimable slots) instead of one transfer to the market",
-    "open_awarded": "the stake is a hold (Staking.hold: the provider's lockedOf only, the amount kept in the job's "
+    "open_awarded": "the stake is a hold (Staking.placeHold: the provider's lockedOf only, the amount kept in the job's "
     "hashed terms), not a per-job lock slot (~22k + its event less); the registry call returns the layout word "
     "with the proof modes (one slot read), kept in the terms",
     "settle_zk_quote": "no registry call (the layout word comes back in the terms, bound by the job's word; "
-    "+32 calldata bytes); Staking.releaseHold instead of unlock (no lock slot to clear, no event)",
+    "+32 calldata bytes); Staking.freeHold instead of unlock (no lock slot to clear, no event)",
 }
 
 

@@ -55,7 +55,7 @@ contract ModelRegistry is IModelRegistry {
     }
 
     /// @inheritdoc IModelRegistry
-    function layoutWordOf(bytes32 modelId) external view returns (uint256 word, uint8 proofModes) {
+    function recordWordAndModesOf(bytes32 modelId) external view returns (uint256 word, uint8 proofModes) {
         ModelInfo storage m = _models[modelId];
         assembly ("memory-safe") {
             // the record's third word: verifier .. batchSize, packed in declaration order (see LayoutWord)

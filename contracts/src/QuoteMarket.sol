@@ -332,7 +332,7 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
         emit Settled(jobId, provider, price, fee, 0, block.timestamp - terms.awardedAt);
         // releases the job's own hold (its terms are the word's); Staking is the immutable, trusted counterpart
         // slither-disable-next-line reentrancy-no-eth
-        _staking.releaseHold(provider, terms.stakeLocked, fee);
+        _staking.freeHold(provider, terms.stakeLocked, fee);
         // fee <= price < 2**96
         $.feesOwed += uint96(fee);
         _credit(provider, price);
@@ -366,7 +366,7 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
         uint256 fee = _fee(price, t.feeBps);
         // Staking reverts InsufficientStake (same selector as the market's) when the provider cannot hold it; the
         // amount lives in the job's terms (no per-job lock slot in Staking: ~22k gas less)
-        _staking.hold(t.provider, stake, fee);
+        _staking.placeHold(t.provider, stake, fee);
         _charge(t.requester, price + fee);
     }
 
@@ -379,7 +379,7 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
         if (block.timestamp >= intent.expiry) revert IntentExpired(intent.expiry, block.timestamp);
         if (intent.proofMode != PROOF_ZK) revert UnsupportedProofMode(intent.modelId, intent.proofMode);
         uint8 modes;
-        (layout, modes) = _registry.layoutWordOf(intent.modelId);
+        (layout, modes) = _registry.recordWordAndModesOf(intent.modelId);
         if (modes == 0) revert UnknownModel(intent.modelId);
         if (modes & (1 << PROOF_ZK) == 0) revert UnsupportedProofMode(intent.modelId, PROOF_ZK);
         if (intent.maxPrice > type(uint96).max) revert ValueTooLarge(intent.maxPrice, type(uint96).max);

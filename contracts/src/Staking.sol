@@ -175,49 +175,85 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
         if (amount == 0) revert ZeroAmount();
         JobLock storage l = _locks[provider][jobId];
         if (l.amount != 0) revert AlreadyLocked(provider, jobId);
-        _take(provider, amount, fee);
+        Account storage a = _accounts[provider];
+        uint256 available = uint256(a.active) - a.locked;
+        if (amount > available) {
+            // a bid is a promise: stake that started unstaking after it is taken back for the award
+            Unstaking storage u = _unstaking[provider];
+            uint256 shortfall = amount - available;
+            if (shortfall > u.amount) revert InsufficientStake(provider, available + u.amount, amount);
+            // shortfall <= u.amount and active + u.amount < 2**96 (checked on stake)
+            u.amount -= uint128(shortfall);
+            a.active += uint96(shortfall);
+            emit UnstakingReclaimed(provider, shortfall);
+        }
+        // amount <= available < 2**96 and locked + available = active < 2**96
+        a.locked += uint96(amount);
         (l.market, l.amount) = (msg.sender, uint96(amount));
+        if (fee >= _minCountedFee) {
+            unchecked {
+                // a uint32 counter bumped once per award (more than 4e9 awards per provider is not reachable)
+                ++a.jobsWon;
+            }
+        }
         emit StakeLocked(provider, jobId, msg.sender, amount);
     }
 
     /// @inheritdoc IStaking
-    function hold(address provider, uint256 amount, uint256 fee) external onlyMarket {
+    function placeHold(address provider, uint256 amount, uint256 fee) external onlyMarket {
         if (amount == 0) revert ZeroAmount();
-        _take(provider, amount, fee);
+        // the account read and written whole (one slot), as `lock` takes it: available stake first, then the
+        // shortfall from unstaking (a quote is a promise: stake that started unstaking is taken back)
+        Account memory a = _accounts[provider];
+        uint256 available = uint256(a.active) - a.locked;
+        if (amount > available) {
+            Unstaking storage u = _unstaking[provider];
+            uint256 shortfall = amount - available;
+            if (shortfall > u.amount) revert InsufficientStake(provider, available + u.amount, amount);
+            // shortfall <= u.amount and active + u.amount < 2**96 (checked on stake)
+            u.amount -= uint128(shortfall);
+            a.active += uint96(shortfall);
+            emit UnstakingReclaimed(provider, shortfall);
+        }
+        unchecked {
+            // amount <= available (after the shortfall) and locked + available = active < 2**96
+            a.locked += uint96(amount);
+            // a uint32 counter bumped once per award (more than 4e9 awards per provider is not reachable)
+            if (fee >= _minCountedFee) ++a.jobsWon;
+        }
+        _accounts[provider] = a;
     }
 
     /// @inheritdoc IStaking
-    function releaseHold(address provider, uint256 amount, uint256 fee) external {
+    function freeHold(address provider, uint256 amount, uint256 fee) external {
         _requireHolder();
-        Account storage a = _accounts[provider];
-        uint96 locked = a.locked;
-        if (amount > locked) revert HoldExceedsLock(amount, locked);
-        // amount <= locked < 2**96
-        a.locked = locked - uint96(amount);
-        if (fee >= _minCountedFee) {
-            unchecked {
-                // a uint32 counter bumped once per settlement (at most once per award)
-                ++a.deliveredInTime;
-            }
+        Account memory a = _accounts[provider];
+        if (amount > a.locked) revert HoldExceedsLock(amount, a.locked);
+        unchecked {
+            // amount <= locked < 2**96
+            a.locked -= uint96(amount);
+            // a uint32 counter bumped once per settlement (at most once per award)
+            if (fee >= _minCountedFee) ++a.deliveredInTime;
         }
+        _accounts[provider] = a;
     }
 
     /// @inheritdoc IStaking
     function forfeitHold(address provider, bytes32 jobId, uint256 amount, address recipient) external {
         _requireHolder();
         if (recipient == address(0)) revert ZeroAddress();
-        Account storage a = _accounts[provider];
-        uint96 locked = a.locked;
-        if (amount > locked) revert HoldExceedsLock(amount, locked);
-        // amount <= locked <= active < 2**96
-        a.locked = locked - uint96(amount);
-        a.active -= uint96(amount);
+        Account memory a = _accounts[provider];
+        if (amount > a.locked) revert HoldExceedsLock(amount, a.locked);
         Stats storage st = _stats[provider];
         unchecked {
+            // amount <= locked <= active < 2**96
+            a.locked -= uint96(amount);
+            a.active -= uint96(amount);
             // uint64 counters bumped at most once per job
             ++st.expired;
             ++st.slashed;
         }
+        _accounts[provider] = a;
         _claimable[recipient] += amount;
         emit ExpiryRecorded(provider, jobId);
         emit StakeSlashed(provider, jobId, recipient, amount);
@@ -432,31 +468,6 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
     function _isMarket(address market) private view returns (bool) {
         uint64 activeAt = _markets[market];
         return activeAt != 0 && activeAt <= block.timestamp;
-    }
-
-    /// @dev Adds `amount` to `provider`'s lock: its available stake, then the shortfall from its unstaking stake
-    /// (a bid or quote is a promise: stake that started unstaking after it is taken back for the award); bumps
-    /// jobsWon when `fee` reaches the minimum. Shared by `lock` and `hold`.
-    function _take(address provider, uint256 amount, uint256 fee) private {
-        Account storage a = _accounts[provider];
-        uint256 available = uint256(a.active) - a.locked;
-        if (amount > available) {
-            Unstaking storage u = _unstaking[provider];
-            uint256 shortfall = amount - available;
-            if (shortfall > u.amount) revert InsufficientStake(provider, available + u.amount, amount);
-            // shortfall <= u.amount and active + u.amount < 2**96 (checked on stake)
-            u.amount -= uint128(shortfall);
-            a.active += uint96(shortfall);
-            emit UnstakingReclaimed(provider, shortfall);
-        }
-        // amount <= available < 2**96 and locked + available = active < 2**96
-        a.locked += uint96(amount);
-        if (fee >= _minCountedFee) {
-            unchecked {
-                // a uint32 counter bumped once per award (more than 4e9 awards per provider is not reachable)
-                ++a.jobsWon;
-            }
-        }
     }
 
     /// @dev An active market, or one removed after it ran (it finishes the holds it took).

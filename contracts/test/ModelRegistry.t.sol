@@ -185,7 +185,7 @@ contract ModelRegistryTest is TenderFixture {
 
     /// @dev The word the quote market keeps in a job is the registry's record, field for field, whatever the
     /// layout (a storage-packing change would break delivery: this pins it); an unknown model's word is 0.
-    function testFuzz_layoutWordOf_isTheLayoutAndModes(
+    function testFuzz_recordWordAndModesOf_isTheLayoutAndModes(
         uint8 ci,
         uint8 ol,
         uint16 audit,
@@ -201,12 +201,12 @@ contract ModelRegistryTest is TenderFixture {
         info.instanceCount = uint16(ci) + batch + uint16(ol) * batch + 1;
         vm.prank(stranger);
         bytes32 id = registry.register(info);
-        (uint256 word, uint8 proofModes) = registry.layoutWordOf(id);
+        (uint256 word, uint8 proofModes) = registry.recordWordAndModesOf(id);
         assertEq(proofModes, registry.proofModesOf(id));
         assertEq(word, LayoutWord.pack(registry.layoutOf(id), proofModes));
         ModelLayout memory back = LayoutWord.unpack(word);
         assertEq(keccak256(abi.encode(back)), keccak256(abi.encode(registry.layoutOf(id))));
-        (word, proofModes) = registry.layoutWordOf(keccak256("nope"));
+        (word, proofModes) = registry.recordWordAndModesOf(keccak256("nope"));
         assertEq(word, 0);
         assertEq(proofModes, 0);
     }

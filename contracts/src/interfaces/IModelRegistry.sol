@@ -106,5 +106,5 @@ interface IModelRegistry {
 
     /// @notice `layoutOf` and the proof-mode bitmask in one word (`LayoutWord`), and the bitmask, from one slot
     /// read; both 0 if the model is unknown (the quote market's award: it checks the modes and keeps the word in the job).
-    function layoutWordOf(bytes32 modelId) external view returns (uint256 word, uint8 proofModes);
+    function recordWordAndModesOf(bytes32 modelId) external view returns (uint256 word, uint8 proofModes);
 }

@@ -134,14 +134,14 @@ interface IStaking {
     /// quote market: in the job's hashed terms). Like `lock` (available stake, then the shortfall from unstaking
     /// stake; jobsWon when `fee` reaches `minCountedFee`), but the amount only joins `lockedOf`: no per-job slot
     /// (`lockedFor` stays 0), no event (the market's `QuoteAwarded` logs it). Active markets only.
-    function hold(address provider, uint256 amount, uint256 fee) external;
-    /// @notice Market: releases `amount` held by `hold` (the job's own amount: the market answers for it);
+    function placeHold(address provider, uint256 amount, uint256 fee) external;
+    /// @notice Market: releases `amount` held by `placeHold` (the job's own amount: the market answers for it);
     /// bumps deliveredInTime when `fee` reaches `minCountedFee`. Reverts `HoldExceedsLock` above `lockedOf`.
     /// No event (the market's `Settled` logs it). Active markets, and markets removed after they ran (they
     /// finish the jobs they hold stake for).
-    function releaseHold(address provider, uint256 amount, uint256 fee) external;
+    function freeHold(address provider, uint256 amount, uint256 fee) external;
     /// @notice Market: a held job missed its deadline: records the expiry and slashes its whole hold `amount`
-    /// to `recipient` (see `claimable`); emits `ExpiryRecorded` and `StakeSlashed`. Callable as `releaseHold`.
+    /// to `recipient` (see `claimable`); emits `ExpiryRecorded` and `StakeSlashed`. Callable as `freeHold`.
     function forfeitHold(address provider, bytes32 jobId, uint256 amount, address recipient) external;
     /// @notice Pays the caller everything slashes and penalties credited to it.
     function claim() external returns (uint256 amount);

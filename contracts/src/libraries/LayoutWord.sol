@@ -8,7 +8,7 @@ import {ModelLayout} from "../interfaces/IModelRegistry.sol";
 /// registry's own storage word of the record (`ModelInfo` from `verifier` to `batchSize`, packed by solc):
 /// bits 0-159 verifier, 160-167 inputBinding, 168-175 commitmentIndex, 176-183 outputOffset, 184-199
 /// outputLength, 200-215 instanceCount, 216-223 proofModes, 224-239 auditRateBps, 240-247 batchSize.
-/// `ModelRegistry.layoutWordOf` returns it with one `sload` (pinned against `layoutOf` by the registry's tests);
+/// `ModelRegistry.recordWordAndModesOf` returns it with one `sload` (pinned against `layoutOf` by the registry's tests);
 /// the quote market unpacks it at delivery (no registry call: models are immutable, and the job's word binds it).
 library LayoutWord {
     function pack(ModelLayout memory m, uint8 proofModes) internal pure returns (uint256) {

@@ -30,7 +30,7 @@ contract HoldsTest is QuoteFixture {
         for (uint256 i; i < callers.length; ++i) {
             vm.startPrank(callers[i]);
             vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, callers[i]));
-            staking.hold(qp, 1e18, 1e16);
+            staking.placeHold(qp, 1e18, 1e16);
             vm.stopPrank();
         }
         // scheduled after the first stake: inside MARKET_DELAY it cannot hold, release or forfeit
@@ -39,7 +39,7 @@ contract HoldsTest is QuoteFixture {
         staking.setMarket(scheduled, true);
         vm.startPrank(scheduled);
         vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, scheduled));
-        staking.hold(qp, 1e18, 1e16);
+        staking.placeHold(qp, 1e18, 1e16);
         vm.stopPrank();
         _expectNoHoldEffect(scheduled);
         assertEq(staking.lockedOf(qp), 0);
@@ -47,7 +47,7 @@ contract HoldsTest is QuoteFixture {
 
     function test_releaseAndForfeit_refusedToTheProviderAndStrangers() public {
         vm.prank(fakeMarket);
-        staking.hold(qp, 30e18, 1e16);
+        staking.placeHold(qp, 30e18, 1e16);
         _expectNoHoldEffect(qp);
         _expectNoHoldEffect(stranger);
         assertEq(staking.lockedOf(qp), 30e18, "still held");
@@ -60,7 +60,7 @@ contract HoldsTest is QuoteFixture {
     /// (else scheduling then removing a market would skip MARKET_DELAY).
     function test_forfeit_refusedToAMarketRemovedBeforeItRan() public {
         vm.prank(fakeMarket);
-        staking.hold(qp, 30e18, 1e16);
+        staking.placeHold(qp, 30e18, 1e16);
         address never = makeAddr("never-ran");
         vm.startPrank(owner);
         staking.setMarket(never, true);
@@ -73,13 +73,13 @@ contract HoldsTest is QuoteFixture {
 
     function test_retiredMarket_finishesItsHoldsButTakesNoNewOnes() public {
         vm.prank(fakeMarket);
-        staking.hold(qp, 30e18, 1e16);
+        staking.placeHold(qp, 30e18, 1e16);
         vm.prank(owner);
         staking.setMarket(fakeMarket, false);
         vm.startPrank(fakeMarket);
         vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, fakeMarket));
-        staking.hold(qp, 1e18, 1e16);
-        staking.releaseHold(qp, 10e18, 1e16);
+        staking.placeHold(qp, 1e18, 1e16);
+        staking.freeHold(qp, 10e18, 1e16);
         staking.forfeitHold(qp, bytes32("job"), 20e18, requester);
         vm.stopPrank();
         assertEq(staking.lockedOf(qp), 0);
@@ -92,9 +92,9 @@ contract HoldsTest is QuoteFixture {
 
     function test_releaseAndForfeit_neverExceedWhatIsLocked() public {
         vm.startPrank(fakeMarket);
-        staking.hold(qp, 30e18, 1e16);
+        staking.placeHold(qp, 30e18, 1e16);
         vm.expectRevert(abi.encodeWithSelector(IStaking.HoldExceedsLock.selector, 30e18 + 1, 30e18));
-        staking.releaseHold(qp, 30e18 + 1, 1e16);
+        staking.freeHold(qp, 30e18 + 1, 1e16);
         vm.expectRevert(abi.encodeWithSelector(IStaking.HoldExceedsLock.selector, 30e18 + 1, 30e18));
         staking.forfeitHold(qp, bytes32("job"), 30e18 + 1, requester);
         vm.stopPrank();
@@ -105,17 +105,17 @@ contract HoldsTest is QuoteFixture {
         vm.prank(qp);
         staking.unstake(STAKE - 10e18);
         vm.prank(fakeMarket);
-        staking.hold(qp, 30e18, 1e16);
+        staking.placeHold(qp, 30e18, 1e16);
         (uint256 unstaking,) = staking.unstakingOf(qp);
         assertEq(unstaking, STAKE - 30e18);
         assertEq(staking.lockedOf(qp), 30e18);
         assertEq(staking.stats(qp).jobsWon, 1);
         vm.prank(fakeMarket);
         vm.expectRevert(abi.encodeWithSelector(IStaking.InsufficientStake.selector, qp, STAKE - 30e18, STAKE));
-        staking.hold(qp, STAKE, 1e16);
+        staking.placeHold(qp, STAKE, 1e16);
         vm.prank(fakeMarket);
         vm.expectRevert(IStaking.ZeroAmount.selector);
-        staking.hold(qp, 0, 1e16);
+        staking.placeHold(qp, 0, 1e16);
     }
 
     // ------------------------------------------------------------------ the quote market's holds
@@ -177,7 +177,7 @@ contract HoldsTest is QuoteFixture {
         uint256 stake_ = staking.stakeOf(qp);
         vm.startPrank(who);
         vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, who));
-        staking.releaseHold(qp, 1, 1e16);
+        staking.freeHold(qp, 1, 1e16);
         vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, who));
         staking.forfeitHold(qp, bytes32("job"), 1, who);
         vm.stopPrank();

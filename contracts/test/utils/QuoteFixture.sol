@@ -102,7 +102,7 @@ abstract contract QuoteFixture is TenderFixture {
     }
 
     function _layoutWord(bytes32 modelId) internal view returns (uint256 word) {
-        (word,) = registry.layoutWordOf(modelId);
+        (word,) = registry.recordWordAndModesOf(modelId);
     }
 
     function _zkOutput() internal pure returns (uint256[] memory out) {

@@ -260,6 +260,6 @@ contract QuoteHandler is Test {
     }
 
     function _layout(bytes32 modelId) internal view returns (uint256 word) {
-        (word,) = IModelRegistry(market.registry()).layoutWordOf(modelId);
+        (word,) = IModelRegistry(market.registry()).recordWordAndModesOf(modelId);
     }
 }
