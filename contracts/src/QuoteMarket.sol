@@ -627,9 +627,9 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
         view
         returns (bool ok, address signer)
     {
+        ECDSA.RecoverError err;
         // the third value is the error's argument (a bad length or s), not needed: any error is a refusal
         // slither-disable-next-line unused-return
-        ECDSA.RecoverError err;
         (signer, err,) = ECDSA.tryRecover(digest, signature);
         bool recovered = err == ECDSA.RecoverError.NoError && signer != address(0);
         if (recovered && (signer == provider || _staking.isAuthorized(provider, signer))) {
