@@ -125,14 +125,18 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
         bytes[] calldata acceptances
     ) external nonReentrant whenNotPaused returns (uint256 awarded) {
         uint256 n = intents.length;
-        if (quotes.length != n || quoteSignatures.length != n || acceptances.length != n) {
+        // no acceptances at all: the sender is every entry's requester (64 calldata bytes less per entry)
+        if (
+            quotes.length != n || quoteSignatures.length != n
+                || (acceptances.length != 0 && acceptances.length != n)
+        ) {
             revert AwardBatchShapeMismatch(n, quotes.length, quoteSignatures.length, acceptances.length);
         }
         if (n > MAX_AWARD_BATCH) revert AwardBatchTooLarge(n, MAX_AWARD_BATCH);
         Ledger memory l = _ledger(n);
         for (uint256 i; i < n; ++i) {
             (bytes32 jobId, uint8 reason) =
-                _openEntry(l, intents[i], quotes[i], quoteSignatures[i], acceptances[i]);
+                _openEntry(l, intents[i], quotes[i], quoteSignatures[i], _acceptanceAt(acceptances, i));
             if (reason != 0) {
                 emit BatchAwardSkipped(jobId, i, reason);
                 continue;
@@ -522,6 +526,11 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
             // stake <= room (checked above)
             l.rooms[p] = room - stake;
         }
+    }
+
+    /// @dev Entry `i`'s acceptance: empty when the batch carries none.
+    function _acceptanceAt(bytes[] calldata acceptances, uint256 i) private pure returns (bytes calldata) {
+        return acceptances.length == 0 ? msg.data[0:0] : acceptances[i];
     }
 
     /// @dev The intent's checks (`_checkIntent`) with the layout of the batch's previous model reused: the

@@ -101,8 +101,9 @@ class QuoteMarket(Market):
         signature or nonce no longer good, too little stake or escrow beside the entries before
         it) is skipped (:meth:`award_outcome`) and the others are awarded; a malformed entry
         reverts the batch with :meth:`open_awarded`'s error."""
-        accepts = [b""] * len(intents) if acceptances is None else list(acceptances)
-        if not len(intents) == len(quotes) == len(quote_signatures) == len(accepts):
+        # none: the contract takes the sender as every entry's requester (64 calldata bytes less each)
+        accepts = [] if acceptances is None else list(acceptances)
+        if not len(intents) == len(quotes) == len(quote_signatures) == (len(accepts) or len(intents)):
             raise ChainError(
                 f"open_awarded_batch: {len(intents)} intents, {len(quotes)} quotes, "
                 f"{len(quote_signatures)} quote signatures, {len(accepts)} acceptances"

@@ -123,7 +123,8 @@ interface IQuoteMarket {
     error NothingSettled(bytes32 modelId);
     /// @notice The batch proof does not verify against the instances built from every slot.
     error BatchProofRejected(bytes32 modelId);
-    /// @notice `openAwardedBatch` needs one quote, quote signature and acceptance (maybe empty) per intent.
+    /// @notice `openAwardedBatch` needs one quote and quote signature per intent, and one acceptance (maybe empty)
+    /// per intent or none at all.
     error AwardBatchShapeMismatch(
         uint256 intents, uint256 quotes, uint256 quoteSignatures, uint256 acceptances
     );
@@ -146,7 +147,8 @@ interface IQuoteMarket {
     ) external returns (bytes32 jobId);
 
     /// @notice `openAwarded` for up to 256 entries in one transaction (entry i: `intents[i]`, `quotes[i]`,
-    /// `quoteSignatures[i]`, `acceptances[i]`), for any mix of requesters, providers and models. What the signed
+    /// `quoteSignatures[i]`, `acceptances[i]`; `acceptances` empty: every entry's acceptance is empty, the
+    /// sender being every entry's requester), for any mix of requesters, providers and models. What the signed
     /// data fixes is checked as by `openAwarded` and reverts with its errors (a wrong auction type or proof mode,
     /// an unknown model, a quote for another job or above maxPrice, a zero latency, an empty acceptance from a
     /// caller that is not the requester): the submitter can check it before sending. What the clock and other

@@ -133,6 +133,23 @@ contract AwardBatchesTest is QuoteFixture {
         assertEq(staking.stats(qp).jobsWon - wonBefore, 3, "one award counted per job");
     }
 
+    function test_openAwardedBatch_withoutAcceptances_theSenderIsEveryRequester() public {
+        Entry[] memory es = new Entry[](2);
+        es[0] = _entry(requester, 3, qp, qpKey, 0.5e18);
+        es[1] = _entry(requester, 4, qp2, qp2Key, 0.25e18);
+        (Intent[] memory intents, Quote[] memory quotes, bytes[] memory sigs,) = _args(es);
+        vm.prank(requester);
+        assertEq(qm.openAwardedBatch(intents, quotes, sigs, new bytes[](0)), 0x3);
+        _assertAwarded(es[0]);
+        _assertAwarded(es[1]);
+        // another requester's entry without its acceptance: refused as by openAwarded
+        es[0] = _entry(requester2, 5, qp, qpKey, 0.5e18);
+        (intents, quotes, sigs,) = _args(es);
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NotRequester.selector, requester, requester2));
+        vm.prank(requester);
+        qm.openAwardedBatch(intents, quotes, sigs, new bytes[](0));
+    }
+
     function test_openAwardedBatch_jobsSettleAndExpireAsSingleAwards() public {
         Entry[] memory es = new Entry[](2);
         es[0] = _entry(requester, 1, qp, qpKey, 0.5e18);

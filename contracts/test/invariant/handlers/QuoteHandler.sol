@@ -158,8 +158,10 @@ contract QuoteHandler is Test {
             (uint8 v, bytes32 rs, bytes32 ss) = vm.sign(key, market.hashQuote(quotes[i]));
             sigs[i] = abi.encodePacked(rs, ss, v);
         }
+        // the requester sends: no acceptances, or an empty one per entry
+        bytes[] memory accepts = new bytes[](seed % 2 == 0 ? 0 : n);
         vm.prank(d.requester);
-        try market.openAwardedBatch(intents, quotes, sigs, new bytes[](n)) returns (uint256 awarded) {
+        try market.openAwardedBatch(intents, quotes, sigs, accepts) returns (uint256 awarded) {
             ++batchesOpened;
             for (uint256 i; i < n; ++i) {
                 if (awarded & (1 << i) == 0) continue;
