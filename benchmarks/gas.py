@@ -30,11 +30,14 @@ the provider's and the requester's credits, fee, stake unlock, events, the outpu
 ``settle_overhead_vs_inner_call`` also counts the base fee and the proof's calldata.
 
 ``batch{N}_per_query`` (N = 4, 16): the whole lifecycle of N queries on the quote market settled
-by one proof, divided by N: N ``openAwarded`` (one per job, each from its own signed quote) and
-one ``deliverBatch`` with a real EZKL proof of N inferences from the cached ``mlp-batch{N}``
-bundle (hashed inputs; ``tender model build --batch N --input-visibility hashed``), after the
-single-query quote lifecycle (warm provider and nonce-word slots). ``batch{N}_deliver`` is the
-``deliverBatch`` transaction alone; ``batch_calldata_bytes_per_query`` the lifecycle's calldata / N.
+by one proof, divided by N: one ``openAwardedBatch`` (N entries, each from its own signed quote;
+one requester, one provider: one escrow pull, one stake check) and one ``deliverBatch`` with a
+real EZKL proof of N inferences from the cached ``mlp-batch{N}`` bundle (hashed inputs;
+``tender model build --batch N --input-visibility hashed``), after the single-query quote
+lifecycle (warm provider and nonce-word slots). ``open_awarded_batch{N}`` is the
+``openAwardedBatch`` transaction alone (``open_awarded_batch{N}_per_query`` / N, against
+``open_awarded`` for one job per transaction); ``batch{N}_deliver`` the ``deliverBatch``
+transaction alone; ``batch_calldata_bytes_per_query`` the lifecycle's calldata / N.
 Skipped (no key) with ``--mock`` or when the bundle cannot be built.
 
 Run: ``python benchmarks/gas.py [--mock] [--strict]`` (``--strict``: exit 1 on a missed target).
@@ -257,9 +260,10 @@ class Bench:
         self.record("settle_zk_quote", settled)
 
     def batch(self, n: int) -> None:
-        """``n`` zk queries on the quote market, each opened and awarded from its own signed quote
-        (one requester, one provider), settled together by one ``deliverBatch`` of a real EZKL
-        proof of the ``n`` inferences (``batch{n}_per_query``: the whole lifecycle / ``n``)."""
+        """``n`` zk queries on the quote market, opened and awarded by one ``openAwardedBatch``,
+        each from its own signed quote (one requester, one provider), settled together by one
+        ``deliverBatch`` of a real EZKL proof of the ``n`` inferences (``batch{n}_per_query``: the
+        whole lifecycle / ``n``)."""
         from tender import models
         from tender.paths import SAMPLE_MODELS
 
@@ -279,27 +283,32 @@ class Bench:
         address = self.d.market("quote")
         requester = QuoteMarket(self.w3, address, sender=self.requester)
         provider = requester.using(self.providers[0])
-        jobs, terms, gas, calldata = [], [], 0, 0
         self.chain.rpc("evm_mine", [])  # a fresh timestamp after the (long) proving
+        now = int(self.w3.eth.get_block("latest")["timestamp"])
+        intents, quotes, signatures = [], [], []
         for job in proof.jobs:
             intent = self.intent(AuctionType.QUOTE).replace(
                 nonce=self.nonces.next(), model_id=model_id, input_commitment=job.input_commitment
             )
-            job_id = requester.job_id(intent)
-            now = int(self.w3.eth.get_block("latest")["timestamp"])
             quote = Quote(
-                job_id=job_id,
+                job_id=requester.job_id(intent),
                 provider=self.providers[0].address,
                 price=4 * UNIT,
                 latency=600,
                 expiry=now + 600,
             )
-            signature = sign_quote(quote, DEV_KEYS[2], chain_id=self.d.chain_id, market=address)
-            opened = requester.open_awarded(intent, quote, signature)
-            jobs.append(job_id)
-            terms.append(requester.terms_in(opened))
-            gas += int(opened["gasUsed"])
-            calldata += self._calldata_of(opened)
+            intents.append(intent)
+            quotes.append(quote)
+            signatures.append(sign_quote(quote, DEV_KEYS[2], chain_id=self.d.chain_id, market=address))
+        opened = requester.open_awarded_batch(intents, quotes, signatures)
+        awarded, skipped = requester.award_outcome(opened)
+        assert not skipped, f"skipped entries: {skipped}"
+        assert sorted(awarded) == list(range(n)), "every entry of the batch is awarded"
+        jobs = [q.job_id for q in quotes]
+        terms = [awarded[i] for i in range(n)]
+        self.record(f"open_awarded_batch{n}", opened)
+        self.gas[f"open_awarded_batch{n}_per_query"] = int(opened["gasUsed"]) // n
+        gas, calldata = int(opened["gasUsed"]), self._calldata_of(opened)
         outputs = [list(job.output_felts) for job in proof.jobs]
         settled = provider.deliver_batch(model_id, jobs, terms, outputs, proof.proof)
         assert provider.batch_outcome(settled) == (list(range(n)), {}), "every job of the batch settles"
@@ -508,6 +517,9 @@ COST_NOTES = {
     "open_awarded": "the stake is a hold (Staking.placeHold: the provider's lockedOf only, the amount kept in the job's "
     "hashed terms), not a per-job lock slot (~22k + its event less); the registry call returns the layout word "
     "with the proof modes (one slot read), kept in the terms",
+    "batch4_per_query/batch16_per_query": "the N jobs are opened by one openAwardedBatch (one 21k base, one "
+    "registry call, one lockableOf, one escrow transferFrom for the requester; each job still writes its own word, "
+    "nonce bit, QuoteAwarded and Staking hold) instead of N openAwarded transactions",
     "settle_zk_quote": "no registry call (the layout word comes back in the terms, bound by the job's word; "
     "+32 calldata bytes); Staking.freeHold instead of unlock (no lock slot to clear, no event)",
 }

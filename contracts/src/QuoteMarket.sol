@@ -12,6 +12,11 @@ import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/Signa
 import {MarketCore} from "./MarketCore.sol";
 import {MarketExtension} from "./MarketExtension.sol";
 import {
+    AWARD_SKIP_ESCROW,
+    AWARD_SKIP_LATE,
+    AWARD_SKIP_NONCE,
+    AWARD_SKIP_SIGNATURE,
+    AWARD_SKIP_STAKE,
     IQuoteMarket,
     Quote,
     QuotedJob,
@@ -41,6 +46,29 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
         keccak256("Quote(bytes32 jobId,address provider,uint256 price,uint32 latency,uint64 expiry)");
     bytes32 internal constant COMMITMENT_TYPEHASH =
         keccak256("ResultCommitment(bytes32 jobId,bytes32 outputHash)");
+    /// @dev Entries of one `openAwardedBatch` (its result is a bitmask).
+    uint256 internal constant MAX_AWARD_BATCH = 256;
+
+    /// @dev What one `openAwardedBatch` has committed so far, per requester and per provider (memory, `n` rows
+    /// each, `*Count` in use): the escrow each requester owes for its awarded entries and what it can pay, the
+    /// stake each provider can still hold. The model layout of the last entry is cached (a batch is mostly
+    /// one model: one registry call).
+    struct Ledger {
+        uint256 requesterCount;
+        address[] requesters;
+        // price + fee of the requester's awarded entries, charged once at the end
+        uint256[] escrows;
+        // what the market owes the requester (its credit pays the whole batch when it covers it)
+        uint256[] credits;
+        // min(allowance, balance), read the first time the credit does not cover (0 until then)
+        uint256[] pullables;
+        uint256 providerCount;
+        address[] providers;
+        // Staking's lockableOf at the provider's first entry, less what its awarded entries hold
+        uint256[] rooms;
+        bytes32 modelId;
+        uint256 layout;
+    }
 
     /// @dev Runs the admin steps on this contract's storage (see `MarketExtension`).
     address private immutable _extension;
@@ -75,18 +103,51 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
         bytes calldata acceptance
     ) external nonReentrant whenNotPaused returns (bytes32 jobId) {
         jobId = _hashTypedDataV4(intent.hash());
-        bytes32 quoteDigest = _quoteDigest(quote);
         address requester = intent.requester;
-        if (acceptance.length == 0) {
-            if (msg.sender != requester) revert NotRequester(msg.sender, requester);
-        } else if (!SignatureChecker.isValidSignatureNow(requester, quoteDigest, acceptance)) {
-            revert InvalidSignature(requester, jobId);
+        {
+            bytes32 quoteDigest = _quoteDigest(quote);
+            if (!_accepted(requester, quoteDigest, acceptance)) revert InvalidSignature(requester, jobId);
+            _checkQuote(jobId, intent, quote);
+            _requireInTime(intent, quote);
+            _requireSigner(quote.provider, quoteDigest, quoteSignature, false);
         }
         uint256 layout = _checkIntent(intent);
-        _checkQuote(jobId, intent, quote);
-        _requireSigner(quote.provider, quoteDigest, quoteSignature, false);
         _useNonce(requester, intent.nonce);
-        _award(jobId, intent, quote, layout);
+        uint256 stake = _stakeFor(intent, quote.price);
+        _charge(requester, _award(jobId, intent, quote, layout, stake));
+    }
+
+    /// @inheritdoc IQuoteMarket
+    function openAwardedBatch(
+        Intent[] calldata intents,
+        Quote[] calldata quotes,
+        bytes[] calldata quoteSignatures,
+        bytes[] calldata acceptances
+    ) external nonReentrant whenNotPaused returns (uint256 awarded) {
+        uint256 n = intents.length;
+        // no acceptances at all: the sender is every entry's requester (64 calldata bytes less per entry)
+        if (
+            quotes.length != n || quoteSignatures.length != n
+                || (acceptances.length != 0 && acceptances.length != n)
+        ) {
+            revert AwardBatchShapeMismatch(n, quotes.length, quoteSignatures.length, acceptances.length);
+        }
+        if (n > MAX_AWARD_BATCH) revert AwardBatchTooLarge(n, MAX_AWARD_BATCH);
+        Ledger memory l = _ledger(n);
+        for (uint256 i; i < n; ++i) {
+            (bytes32 jobId, uint8 reason) =
+                _openEntry(l, intents[i], quotes[i], quoteSignatures[i], _acceptanceAt(acceptances, i));
+            if (reason != 0) {
+                emit BatchAwardSkipped(jobId, i, reason);
+                continue;
+            }
+            awarded |= 1 << i;
+        }
+        if (awarded == 0) revert NothingAwarded();
+        // one charge per requester: its credit when that covers its whole batch, else one pull (see `_canPay`)
+        for (uint256 k; k < l.requesterCount; ++k) {
+            _charge(l.requesters[k], l.escrows[k]);
+        }
     }
 
     /// @inheritdoc IQuoteMarket
@@ -310,17 +371,55 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
 
     // ================================================================== private
 
-    /// @dev The quote is for this job, in time, within the requester's price, deliverable before the deadline.
-    function _checkQuote(bytes32 jobId, Intent calldata intent, Quote calldata quote) private view {
+    /// @dev The quote is for this job and within the requester's price, with a latency (what the signed data fixes;
+    /// the clock's part is `_lateFault`).
+    function _checkQuote(bytes32 jobId, Intent calldata intent, Quote calldata quote) private pure {
         if (quote.jobId != jobId) revert QuoteForOtherJob(quote.jobId, jobId);
-        if (block.timestamp >= quote.expiry) revert QuoteExpired(quote.expiry, block.timestamp);
         if (quote.price == 0 || quote.price > intent.maxPrice) {
             revert BadQuotePrice(quote.price, intent.maxPrice);
         }
-        uint32 latency = quote.latency;
-        if (latency == 0) revert ZeroLatency();
-        uint256 deadline = intent.deadline;
-        if (block.timestamp + latency > deadline) revert LatencyTooLong(latency, deadline - block.timestamp);
+        if (quote.latency == 0) revert ZeroLatency();
+    }
+
+    /// @dev 0 when the intent and the quote can still be taken now and the deadline leaves the quote's latency;
+    /// else 1 (the intent expired), 2 (the quote expired) or 3 (too little time left for the latency).
+    function _lateFault(Intent calldata intent, Quote calldata quote) private view returns (uint256) {
+        if (block.timestamp >= intent.expiry) return 1;
+        if (block.timestamp >= quote.expiry) return 2;
+        if (block.timestamp + quote.latency > intent.deadline) return 3;
+        return 0;
+    }
+
+    /// @dev Reverts with the error `_lateFault` names.
+    function _requireInTime(Intent calldata intent, Quote calldata quote) private view {
+        uint256 fault = _lateFault(intent, quote);
+        if (fault == 1) revert IntentExpired(intent.expiry, block.timestamp);
+        if (fault == 2) revert QuoteExpired(quote.expiry, block.timestamp);
+        if (fault == 3) {
+            uint256 deadline = intent.deadline;
+            revert LatencyTooLong(quote.latency, deadline > block.timestamp ? deadline - block.timestamp : 0);
+        }
+    }
+
+    /// @dev Whether the requester takes this quote: it is the caller (`acceptance` empty; anyone else reverts
+    /// `NotRequester`), or `acceptance` is its signature (ECDSA or ERC-1271) over the quote's digest.
+    function _accepted(address requester, bytes32 quoteDigest, bytes calldata acceptance)
+        private
+        view
+        returns (bool)
+    {
+        if (acceptance.length == 0) {
+            if (msg.sender != requester) revert NotRequester(msg.sender, requester);
+            return true;
+        }
+        return SignatureChecker.isValidSignatureNow(requester, quoteDigest, acceptance);
+    }
+
+    /// @dev max(minStake, price * stakeMultiple), which the job's terms carry in 96 bits.
+    function _stakeFor(Intent calldata intent, uint256 price) private view returns (uint256 stake) {
+        stake = price * _s().params.stakeMultiple;
+        if (stake < intent.minStake) stake = intent.minStake;
+        if (stake > type(uint96).max) revert ValueTooLarge(stake, type(uint96).max);
     }
 
     /// @dev Credits the provider its price, accrues the fee and releases the stake (the word is Settled).
@@ -338,17 +437,19 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
         _credit(provider, price);
     }
 
-    /// @dev Records the job's word, locks the stake and charges the escrow (price + fee).
-    function _award(bytes32 jobId, Intent calldata intent, Quote calldata quote, uint256 layout) private {
+    /// @dev Records the job's word and holds its `stake`; returns its escrow (price + fee), which the caller charges.
+    function _award(
+        bytes32 jobId,
+        Intent calldata intent,
+        Quote calldata quote,
+        uint256 layout,
+        uint256 stake
+    ) private returns (uint256 escrow) {
         MarketStorage storage $ = _s();
-        MarketParams storage p = $.params;
         uint256 price = quote.price;
-        uint256 stake = price * p.stakeMultiple;
-        if (stake < intent.minStake) stake = intent.minStake;
-        if (stake > type(uint96).max) revert ValueTooLarge(stake, type(uint96).max);
         uint256 due = block.timestamp + quote.latency;
         if (due > intent.deadline) due = intent.deadline;
-        // price <= maxPrice < 2**96 and deadline < 2**40 (checked in _checkIntent)
+        // price <= maxPrice < 2**96, stake < 2**96 (`_stakeFor`) and deadline < 2**40 (checked in _checkIntent)
         QuotedJob memory t = QuotedJob({
             requester: intent.requester,
             provider: quote.provider,
@@ -358,7 +459,7 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
             stakeLocked: uint96(stake),
             awardedAt: uint40(block.timestamp),
             due: uint40(due),
-            feeBps: p.feeBps,
+            feeBps: $.params.feeBps,
             layout: layout
         });
         $.quoted[jobId] = _word(keccak256(abi.encode(t)), JobState.Awarded);
@@ -367,21 +468,147 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
         // Staking reverts InsufficientStake (same selector as the market's) when the provider cannot hold it; the
         // amount lives in the job's terms (no per-job lock slot in Staking: ~22k gas less)
         _staking.placeHold(t.provider, stake, fee);
-        _charge(t.requester, price + fee);
+        escrow = price + fee;
     }
 
-    /// @dev The intent's fields this market uses: its type, expiry, a zk model, maxPrice and minStake in
-    /// 96 bits, deadline in 40 bits, no start price, no callback. The auction window, region, price weight and
-    /// failover flag are the off-chain quote round's (the requester picked the quote). Returns the model's layout
-    /// word (`LayoutWord`), read in the same registry call as its proof modes.
+    /// @dev One entry of `openAwardedBatch`: the checks of `openAwarded` on what the signed data fixes (reverting
+    /// with its errors: the submitter can check those before sending), then, as an `AWARD_SKIP_*` reason, on what
+    /// the clock and other accounts decide at inclusion: expiries, signatures (a solver deauthorised, an ERC-1271
+    /// wallet's answer), the nonce (also used by an earlier entry), the provider's stake and the requester's
+    /// escrow beside its earlier entries (`l`). An entry that passes is awarded (its escrow added to its
+    /// requester's row of `l`); a skipped one leaves nothing behind.
+    function _openEntry(
+        Ledger memory l,
+        Intent calldata intent,
+        Quote calldata quote,
+        bytes calldata quoteSignature,
+        bytes calldata acceptance
+    ) private returns (bytes32 jobId, uint8 reason) {
+        jobId = _hashTypedDataV4(intent.hash());
+        uint256 layout = _batchLayout(l, intent);
+        _checkQuote(jobId, intent, quote);
+        {
+            bytes32 quoteDigest = _quoteDigest(quote);
+            bool accepted = _accepted(intent.requester, quoteDigest, acceptance);
+            if (_lateFault(intent, quote) != 0) return (jobId, AWARD_SKIP_LATE);
+            if (!accepted) return (jobId, AWARD_SKIP_SIGNATURE);
+            (bool signed,) = _signerOf(quote.provider, quoteDigest, quoteSignature);
+            if (!signed) return (jobId, AWARD_SKIP_SIGNATURE);
+        }
+        uint256 stake = _stakeFor(intent, quote.price);
+        (uint256 r, uint8 fault) = _reserve(l, intent, quote, stake);
+        if (fault != 0) return (jobId, fault);
+        l.escrows[r] += _award(jobId, intent, quote, layout, stake);
+    }
+
+    /// @dev Uses the entry's nonce, and takes its stake from its provider's room in `l`, when the nonce is unused,
+    /// the provider has room and the requester can pay (else the `AWARD_SKIP_*` and nothing changes). Returns the
+    /// requester's row.
+    function _reserve(Ledger memory l, Intent calldata intent, Quote calldata quote, uint256 stake)
+        private
+        returns (uint256 r, uint8 fault)
+    {
+        address requester = intent.requester;
+        uint256 nonce = intent.nonce;
+        mapping(uint256 => uint256) storage bitmap = _s().nonceBitmap[requester];
+        uint256 bits = bitmap[nonce >> 8];
+        uint256 bit = 1 << (nonce & 0xff);
+        if (bits & bit != 0) return (0, AWARD_SKIP_NONCE);
+        uint256 p = _providerRow(l, quote.provider);
+        uint256 room = l.rooms[p];
+        if (stake > room) return (0, AWARD_SKIP_STAKE);
+        r = _requesterRow(l, requester);
+        if (!_canPay(l, r, quote.price + _fee(quote.price, _s().params.feeBps))) {
+            return (r, AWARD_SKIP_ESCROW);
+        }
+        bitmap[nonce >> 8] = bits | bit;
+        unchecked {
+            // stake <= room (checked above)
+            l.rooms[p] = room - stake;
+        }
+    }
+
+    /// @dev Entry `i`'s acceptance: empty when the batch carries none.
+    function _acceptanceAt(bytes[] calldata acceptances, uint256 i) private pure returns (bytes calldata) {
+        return acceptances.length == 0 ? msg.data[0:0] : acceptances[i];
+    }
+
+    /// @dev The intent's checks (`_checkIntent`) with the layout of the batch's previous model reused: the
+    /// registry is called once per model run (models are immutable once registered).
+    function _batchLayout(Ledger memory l, Intent calldata intent) private view returns (uint256 layout) {
+        bytes32 modelId = intent.modelId;
+        if (l.layout != 0 && modelId == l.modelId) {
+            _checkIntentTerms(intent);
+            return l.layout;
+        }
+        layout = _checkIntent(intent);
+        (l.modelId, l.layout) = (modelId, layout);
+    }
+
+    function _ledger(uint256 n) private pure returns (Ledger memory l) {
+        l.requesters = new address[](n);
+        l.escrows = new uint256[](n);
+        l.credits = new uint256[](n);
+        l.pullables = new uint256[](n);
+        l.providers = new address[](n);
+        l.rooms = new uint256[](n);
+    }
+
+    /// @dev The provider's row in `l` (added, with Staking's `lockableOf`, at its first entry).
+    function _providerRow(Ledger memory l, address provider) private view returns (uint256 p) {
+        uint256 count = l.providerCount;
+        for (; p < count; ++p) {
+            if (l.providers[p] == provider) return p;
+        }
+        l.providers[p] = provider;
+        l.rooms[p] = _staking.lockableOf(provider);
+        l.providerCount = p + 1;
+    }
+
+    /// @dev The requester's row in `l` (added, with its credit in this market, at its first entry).
+    function _requesterRow(Ledger memory l, address requester) private view returns (uint256 r) {
+        uint256 count = l.requesterCount;
+        for (; r < count; ++r) {
+            if (l.requesters[r] == requester) return r;
+        }
+        l.requesters[r] = requester;
+        l.credits[r] = _s().owed[requester];
+        l.requesterCount = r + 1;
+    }
+
+    /// @dev Whether requester row `r` can pay `escrow` more, as `_charge` will take its total: from its credit
+    /// when that covers the total, else all of it from its allowance (bounded by its balance, read once).
+    function _canPay(Ledger memory l, uint256 r, uint256 escrow) private view returns (bool) {
+        uint256 total = l.escrows[r] + escrow;
+        if (total <= l.credits[r]) return true;
+        uint256 pullable = l.pullables[r];
+        if (pullable == 0) {
+            address requester = l.requesters[r];
+            pullable = _token.allowance(requester, address(this));
+            uint256 balance = _token.balanceOf(requester);
+            if (balance < pullable) pullable = balance;
+            // 0 stays "not read": a requester with nothing to pull re-reads (and is refused) each time
+            l.pullables[r] = pullable;
+        }
+        return total <= pullable;
+    }
+
+    /// @dev The intent's fields this market uses: its type, a zk model, maxPrice and minStake in 96 bits, deadline
+    /// in 40 bits, no start price, no callback (its expiry: `_lateFault`). The auction window, region, price weight
+    /// and failover flag are the off-chain quote round's (the requester picked the quote). Returns the model's
+    /// layout word (`LayoutWord`), read in the same registry call as its proof modes.
     function _checkIntent(Intent calldata intent) private view returns (uint256 layout) {
-        if (intent.auctionType != AUCTION_QUOTE) revert WrongAuctionType(intent.auctionType, AUCTION_QUOTE);
-        if (block.timestamp >= intent.expiry) revert IntentExpired(intent.expiry, block.timestamp);
-        if (intent.proofMode != PROOF_ZK) revert UnsupportedProofMode(intent.modelId, intent.proofMode);
+        _checkIntentTerms(intent);
         uint8 modes;
         (layout, modes) = _registry.recordWordAndModesOf(intent.modelId);
         if (modes == 0) revert UnknownModel(intent.modelId);
         if (modes & (1 << PROOF_ZK) == 0) revert UnsupportedProofMode(intent.modelId, PROOF_ZK);
+    }
+
+    /// @dev `_checkIntent` without the registry call (its model's layout is known).
+    function _checkIntentTerms(Intent calldata intent) private view {
+        if (intent.auctionType != AUCTION_QUOTE) revert WrongAuctionType(intent.auctionType, AUCTION_QUOTE);
+        if (intent.proofMode != PROOF_ZK) revert UnsupportedProofMode(intent.modelId, intent.proofMode);
         if (intent.maxPrice > type(uint96).max) revert ValueTooLarge(intent.maxPrice, type(uint96).max);
         if (intent.minStake > type(uint96).max) revert ValueTooLarge(intent.minStake, type(uint96).max);
         if (intent.startPrice != 0) revert BadStartPrice(intent.startPrice, intent.maxPrice);
@@ -391,26 +618,35 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
         if (intent.callbackGasLimit != 0) revert CallbackUnsupported(intent.callbackGasLimit);
     }
 
-    /// @dev `signature` over `digest` is the provider's (ECDSA, or ERC-1271 for a contract provider), or (ECDSA
-    /// only) that of a solver the provider authorised in Staking.
+    /// @dev `signature` over `digest` must be the provider's or its solver's (`_signerOf`).
     function _requireSigner(address provider, bytes32 digest, bytes calldata signature, bool commitment)
         private
         view
     {
-        // the third value is the error's argument (a bad length or s), not needed: any error is a refusal
-        // slither-disable-next-line unused-return
-        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
-        bool recovered = err == ECDSA.RecoverError.NoError && signer != address(0);
-        if (recovered && (signer == provider || _staking.isAuthorized(provider, signer))) return;
-        // a contract provider signs by ERC-1271 (its signature may also happen to recover to some key)
-        if (
-            provider.code.length != 0
-                && SignatureChecker.isValidERC1271SignatureNow(provider, digest, signature)
-        ) {
-            return;
-        }
+        (bool ok, address signer) = _signerOf(provider, digest, signature);
+        if (ok) return;
         if (commitment) revert InvalidCommitmentSigner(provider, signer);
         revert InvalidQuoteSigner(provider, signer);
+    }
+
+    /// @dev Whether `signature` over `digest` is the provider's (ECDSA, or ERC-1271 for a contract provider), or
+    /// (ECDSA only) that of a solver the provider authorised in Staking; `signer` is the key it recovers to.
+    function _signerOf(address provider, bytes32 digest, bytes calldata signature)
+        private
+        view
+        returns (bool ok, address signer)
+    {
+        ECDSA.RecoverError err;
+        // the third value is the error's argument (a bad length or s), not needed: any error is a refusal
+        // slither-disable-next-line unused-return
+        (signer, err,) = ECDSA.tryRecover(digest, signature);
+        bool recovered = err == ECDSA.RecoverError.NoError && signer != address(0);
+        if (recovered && (signer == provider || _staking.isAuthorized(provider, signer))) {
+            return (true, signer);
+        }
+        // a contract provider signs by ERC-1271 (its signature may also happen to recover to some key)
+        ok = provider.code.length != 0
+            && SignatureChecker.isValidERC1271SignatureNow(provider, digest, signature);
     }
 
     /// @dev The first pass of `deliverBatch`: each slot's job either passes its own checks (`_batchSkip`) and

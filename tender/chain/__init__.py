@@ -43,7 +43,7 @@ from tender.chain._events import (
 from tender.chain._feed import AsyncEventFeed, EventFeed, FeedCursor, Handler, MemoryCursor, RollbackHandler
 from tender.chain._jobs import Job, JobState
 from tender.chain._market import Market
-from tender.chain._quote_market import PADDING_JOB, BatchSkip, QuoteMarket
+from tender.chain._quote_market import PADDING_JOB, AwardSkip, BatchSkip, QuoteMarket
 from tender.chain._registry import Registry
 from tender.chain._reverts import RevertDecoder, revert_data, tender_decoder
 from tender.chain._staking import Staking
@@ -93,6 +93,7 @@ __all__ = [
     "AsyncEventFeed",
     "AsyncMarket",
     "AsyncQuoteMarket",
+    "AwardSkip",
     "BatchSkip",
     "ChainAccess",
     "ContractWrapper",

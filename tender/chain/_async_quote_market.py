@@ -6,7 +6,7 @@ from __future__ import annotations
 from web3.types import TxReceipt
 
 from tender.chain._async_market import AsyncMarket
-from tender.chain._quote_market import BatchSkip, QuoteMarket
+from tender.chain._quote_market import AwardSkip, BatchSkip, QuoteMarket
 from tender.chain._tx import TxSender, forwarded
 from tender.quotes import Quote, QuotedJob
 
@@ -36,6 +36,12 @@ class AsyncQuoteMarket(AsyncMarket):
     hash_quote = forwarded(QuoteMarket.hash_quote)
     hash_commitment = forwarded(QuoteMarket.hash_commitment)
     open_awarded = forwarded(QuoteMarket.open_awarded)
+    open_awarded_batch = forwarded(QuoteMarket.open_awarded_batch)
+
+    async def award_outcome(self, receipt: TxReceipt) -> tuple[dict[int, QuotedJob], dict[int, AwardSkip]]:
+        """The awarded entries' terms and the skipped ones (decoded locally)."""
+        return self.sync.award_outcome(receipt)
+
     deliver_quoted = forwarded(QuoteMarket.deliver_quoted)
     deliver_batch = forwarded(QuoteMarket.deliver_batch)
 

@@ -26,6 +26,7 @@ __all__ = [
     "AwardSkipped",
     "AwardSkippedLate",
     "Awarded",
+    "BatchAwardSkipped",
     "BatchDelivered",
     "BatchJobSkipped",
     "BidPlaced",
@@ -339,6 +340,17 @@ class BatchJobSkipped(Event):
 
     job_id: bytes
     slot: int
+    reason: int
+
+
+@event_type()
+class BatchAwardSkipped(Event):
+    """Entry ``index`` of an ``openAwardedBatch`` (job ``job_id``) failed its own checks at
+    inclusion (``reason``: a :class:`~tender.chain.AwardSkip`) and was not opened; its nonce
+    stays unused. The other entries were awarded (each with its ``QuoteAwarded``)."""
+
+    job_id: bytes
+    index: int
     reason: int
 
 

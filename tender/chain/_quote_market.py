@@ -9,7 +9,7 @@ from enum import IntEnum
 from web3 import Web3
 from web3.types import TxReceipt
 
-from tender.chain._events import BatchDelivered, BatchJobSkipped, QuoteAwarded
+from tender.chain._events import BatchAwardSkipped, BatchDelivered, BatchJobSkipped, QuoteAwarded
 from tender.chain._jobs import JobState
 from tender.chain._market import Market
 from tender.errors import ChainError
@@ -30,6 +30,18 @@ class BatchSkip(IntEnum):
     NOT_AUTHORIZED = 4  # the sender is not the job's provider nor its solver
     LATE = 5
     INPUT_MISMATCH = 6  # polycommit: the slot's point is not the job's input commitment
+
+
+class AwardSkip(IntEnum):
+    """Why ``openAwardedBatch`` skipped an entry (``BatchAwardSkipped.reason``; ``AWARD_SKIP_*``
+    in ``IQuoteMarket.sol``): what the clock and other accounts decided after the batch was
+    built. Nothing of the entry was recorded; the others were awarded."""
+
+    LATE = 1  # the intent or the quote expired, or the deadline no longer leaves the latency
+    SIGNATURE = 2  # the acceptance or the quote signature no longer checks (solver, ERC-1271)
+    NONCE = 3  # used or cancelled (also by an earlier entry of the same batch)
+    STAKE = 4  # the provider cannot hold it beside its earlier entries
+    ESCROW = 5  # the requester cannot pay it beside its earlier entries
 
 
 class QuoteMarket(Market):
@@ -74,6 +86,50 @@ class QuoteMarket(Market):
         the requester (``acceptance`` empty) or a relayer carrying the requester's signature of
         :meth:`quote_digest` as ``acceptance``. Charges price + fee to the requester."""
         return self._send(self.fn.openAwarded(intent.to_abi(), quote.to_abi(), quote_signature, acceptance))
+
+    def open_awarded_batch(
+        self,
+        intents: Sequence[Intent],
+        quotes: Sequence[Quote],
+        quote_signatures: Sequence[bytes],
+        acceptances: Sequence[bytes] | None = None,
+    ) -> TxReceipt:
+        """:meth:`open_awarded` for many entries in one transaction (entry i: ``intents[i]``,
+        ``quotes[i]``, ``quote_signatures[i]``, ``acceptances[i]``; without ``acceptances`` the
+        sender is every entry's requester). Any mix of requesters, providers and models; each
+        requester is charged once. An entry spoiled after the batch was built (expired, a
+        signature or nonce no longer good, too little stake or escrow beside the entries before
+        it) is skipped (:meth:`award_outcome`) and the others are awarded; a malformed entry
+        reverts the batch with :meth:`open_awarded`'s error."""
+        # none: the contract takes the sender as every entry's requester (64 calldata bytes less each)
+        accepts = [] if acceptances is None else list(acceptances)
+        if not len(intents) == len(quotes) == len(quote_signatures) == (len(accepts) or len(intents)):
+            raise ChainError(
+                f"open_awarded_batch: {len(intents)} intents, {len(quotes)} quotes, "
+                f"{len(quote_signatures)} quote signatures, {len(accepts)} acceptances"
+            )
+        return self._send(
+            self.fn.openAwardedBatch(
+                [i.to_abi() for i in intents],
+                [q.to_abi() for q in quotes],
+                [bytes(s) for s in quote_signatures],
+                [bytes(a) for a in accepts],
+            )
+        )
+
+    def award_outcome(self, receipt: TxReceipt) -> tuple[dict[int, QuotedJob], dict[int, AwardSkip]]:
+        """The entries an ``open_awarded_batch`` receipt awarded (index -> the job's terms, what
+        its later calls pass back), and the skipped ones with their reason."""
+        awarded: list[QuotedJob] = []
+        skipped: dict[int, AwardSkip] = {}
+        for event in self.events_in(receipt):
+            if isinstance(event, QuoteAwarded):
+                awarded.append(event.terms)
+            elif isinstance(event, BatchAwardSkipped):
+                skipped[event.index] = AwardSkip(event.reason)
+        # every entry has one of the two events, in entry order
+        indices = [i for i in range(len(awarded) + len(skipped)) if i not in skipped]
+        return dict(zip(indices, awarded, strict=True)), skipped
 
     def deliver_quoted(
         self, job_id: bytes, terms: QuotedJob, output: Sequence[int], proof: bytes

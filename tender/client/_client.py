@@ -183,6 +183,11 @@ class Client:
             the settlement back sends the job back to its earlier state (logged as
             ``request.reorged``, counted in ``RequestResult.reorgs``) and the request keeps
             following it.
+        award_batch: quote path: most awards of concurrent requests sent in one
+            ``openAwardedBatch`` (1: each its own ``openAwarded``); see
+            :class:`~tender.client._awards.AwardBatcher`.
+        award_wait: quote path: seconds the first award waits for others to join its batch
+            (after the provisional result is returned: off the time to result).
 
     RPC errors while a request follows its job are retried (bounded backoff) until the
     request's own timeout.
@@ -208,10 +213,18 @@ class Client:
         signer: Signer | None = None,
         address: str | None = None,
         confirmations: int | None = None,
+        award_batch: int = 1,
+        award_wait: float = 0.25,
     ) -> None:
         if confirmations is not None and confirmations < 0:
             raise ConfigError(f"Client: confirmations must be >= 0, not {confirmations}")
         self._confirmations = confirmations
+        if award_batch < 1 or award_wait < 0:
+            raise ConfigError(
+                f"Client: award_batch must be >= 1 and award_wait >= 0, not {award_batch}, {award_wait}"
+            )
+        self.award_batch = award_batch
+        self.award_wait = award_wait
         if key:
             key = check_private_key(key, where="Client key")
             self.address: str = Account.from_key(key).address

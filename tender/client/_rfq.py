@@ -31,6 +31,7 @@ import httpx
 from pydantic import ValidationError
 
 from tender.chain import Delivered, JobState, QuoteAwarded, QuoteMarket, Staking, Token
+from tender.client._awards import AwardBatcher
 from tender.errors import ContractRevert, IntentError, TenderError, TransactionFailed
 from tender.intents import AuctionType, Intent, sign_digest
 from tender.logs import log
@@ -256,9 +257,12 @@ class _Round:
         txs: dict[str, str] = {}
         receipt = await award
         txs["award"] = _hex(bytes(receipt["transactionHash"]))
-        awarded = [e for e in self.market.events_in(receipt) if isinstance(e, QuoteAwarded)]
+        # this job's (an award batch logs one per awarded job; a skipped job none)
+        awarded = [
+            e for e in self.market.events_in(receipt) if isinstance(e, QuoteAwarded) and e.job_id == self.job
+        ]
         if not awarded:
-            raise TenderError(f"{self.job_hex}: the award transaction logged no QuoteAwarded")
+            raise TenderError(f"{self.job_hex}: the award transaction logged no QuoteAwarded for it")
         terms: QuotedJob = awarded[0].terms
         start = int(receipt["blockNumber"])
         committed_hash = bytes.fromhex(committed.outputHash[2:])
@@ -325,6 +329,18 @@ def _contracts(client: Client, market: str) -> tuple[QuoteMarket, Staking]:
             Staking(client.w3, client.deployment.staking),
         )
         _CONTRACTS[client] = found
+    return found
+
+
+#: each client's award batcher (``Client.award_batch``), by quote market
+_BATCHERS: weakref.WeakKeyDictionary[Client, AwardBatcher] = weakref.WeakKeyDictionary()
+
+
+def _batcher(client: Client, market: QuoteMarket) -> AwardBatcher:
+    found = _BATCHERS.get(client)
+    if found is None or found.market is not market:
+        found = AwardBatcher(market, max_batch=client.award_batch, max_wait_s=client.award_wait)
+        _BATCHERS[client] = found
     return found
 
 
@@ -411,7 +427,7 @@ async def request_quote(
     # The award is sent once the output is in hand: the provider runs on the requester's
     # acceptance (with which it may send the award itself), so the transaction, its gas
     # estimate and signing stay off the time to result.
-    award = asyncio.ensure_future(asyncio.to_thread(rnd.market.open_awarded, intent, quote, quote_sig))
+    award = asyncio.ensure_future(_batcher(client, rnd.market).award(intent, quote, quote_sig))
     settlement = asyncio.ensure_future(rnd.settle(award, committed))
     log(
         logger,

@@ -6,12 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from typing import Any
 
 import pytest
 from chain_env import COMMITMENT, OUTPUT, TOKEN_UNIT, TenderEnv, proof_for
 
 from tender.anvil import DEV_KEYS
-from tender.chain import AsyncQuoteMarket, CommitmentSlashed, JobState, Market, QuoteAwarded, QuoteMarket
+from tender.chain import (
+    AsyncQuoteMarket,
+    AwardSkip,
+    CommitmentSlashed,
+    JobState,
+    Market,
+    QuoteAwarded,
+    QuoteMarket,
+)
 from tender.errors import ContractRevert, IntentError
 from tender.intents import AuctionType, NonceSequence
 from tender.quotes import (
@@ -132,6 +141,81 @@ def test_matching_commitment_is_never_slashed(env: TenderEnv) -> None:
     with pytest.raises(ContractRevert) as err:
         _market(env, "relayer").slash_commitment(job, awarded.terms, delivered, delivered, signature)
     assert err.value.name == "CommitmentMatches"
+
+
+def test_open_awarded_batch_awards_each_entry_and_skips_a_spoiled_one(env: TenderEnv) -> None:
+    # three entries relayed with the requester's acceptances; the middle one's nonce is used by
+    # the first (the same intent twice): it is skipped, the others are awarded and settle
+    market = _market(env, "relayer")
+    env.requester.token.approve(market.address, 2**256 - 1)
+    intents = [env.intent(AuctionType.QUOTE) for _ in range(2)]
+    intents.insert(1, intents[0])
+    quotes = [
+        Quote(
+            job_id=market.job_id(i),
+            provider=env.provider.address,
+            price=TOKEN_UNIT,
+            latency=60,
+            expiry=env.now() + 30,
+        )
+        for i in intents
+    ]
+    signatures = [
+        sign_quote(q, PROVIDER_KEY, chain_id=market.chain_id, market=market.address) for q in quotes
+    ]
+    accepts = [sign_quote(q, DEV_KEYS[1], chain_id=market.chain_id, market=market.address) for q in quotes]
+    before = env.requester.token.balance_of(env.requester.address)
+    receipt = market.open_awarded_batch(intents, quotes, signatures, accepts)
+    awarded, skipped = market.award_outcome(receipt)
+    assert skipped == {1: AwardSkip.NONCE}
+    assert sorted(awarded) == [0, 2]
+    assert before - env.requester.token.balance_of(env.requester.address) == 2 * market.escrow_for(TOKEN_UNIT)
+    provider = _market(env, "provider")
+    for index, terms in awarded.items():
+        job = quotes[index].job_id
+        assert provider.job_state(job) is JobState.AWARDED
+        provider.deliver_quoted(job, terms, OUTPUT, proof_for(COMMITMENT, OUTPUT))
+        assert provider.job_state(job) is JobState.SETTLED
+    with pytest.raises(ContractRevert) as err:
+        market.open_awarded_batch(intents[:1], quotes[:1], signatures[:1], accepts[:1])
+    assert err.value.name == "NothingAwarded"
+
+
+def test_sdk_award_batcher_sends_concurrent_awards_in_one_transaction(env: TenderEnv) -> None:
+    from tender.client._awards import AwardBatcher
+
+    market = _market(env)
+    env.requester.token.approve(market.address, 2**256 - 1)
+    intents = [env.intent(AuctionType.QUOTE) for _ in range(3)]
+    intents.append(intents[0])  # the same intent again: skipped by the chain, the others awarded
+    quotes = [
+        Quote(
+            job_id=market.job_id(i),
+            provider=env.provider.address,
+            price=TOKEN_UNIT,
+            latency=60,
+            expiry=env.now() + 30,
+        )
+        for i in intents
+    ]
+    signatures = [
+        sign_quote(q, PROVIDER_KEY, chain_id=market.chain_id, market=market.address) for q in quotes
+    ]
+
+    async def go() -> list[Any]:
+        batcher = AwardBatcher(market, max_batch=4, max_wait_s=30.0)  # full at 4: sent without waiting
+        try:
+            return await asyncio.gather(
+                *(batcher.award(i, q, s) for i, q, s in zip(intents, quotes, signatures, strict=True))
+            )
+        finally:
+            await batcher.close()
+
+    receipts = asyncio.run(go())
+    assert len({bytes(r["transactionHash"]) for r in receipts}) == 1
+    awarded = [e.job_id for e in market.events_in(receipts[0]) if isinstance(e, QuoteAwarded)]
+    assert awarded == [q.job_id for q in quotes[:3]]
+    assert all(market.job_state(q.job_id) is JobState.AWARDED for q in quotes[:3])
 
 
 def test_quote_fields_are_checked() -> None:

@@ -38,7 +38,7 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _client(live: LiveEnv, url: str) -> Client:
+def _client(live: LiveEnv, url: str, *, award_batch: int = 1, award_wait: float = 0.25) -> Client:
     return Client(
         live.chain.rpc_url,
         DEV_KEYS[1],
@@ -46,6 +46,8 @@ def _client(live: LiveEnv, url: str) -> Client:
         deployment=live.deployment,
         bundles={"mlp": live.bundle.path},
         model_ids={"mlp": "0x" + live.model_id.hex()},
+        award_batch=award_batch,
+        award_wait=award_wait,
     )
 
 
@@ -106,3 +108,31 @@ def test_quote_request_without_a_quote_is_rejected_and_costs_nothing(live: LiveE
     assert err.value.job_id is not None
     market = QuoteMarket(live.w3, live.deployment.market(AuctionType.QUOTE))
     assert market.job_state(bytes.fromhex(err.value.job_id[2:])) is JobState.NONE
+
+
+def test_concurrent_quote_requests_are_awarded_in_one_transaction(live: LiveEnv, tmp_path: Path) -> None:
+    # award_batch=2: the two requests' awards go out together in one openAwardedBatch (the batch is
+    # full at two, so the long wait is a hang guard only), and each job settles on its own
+    port = free_port()
+    section = live.solver_section(tmp_path / "batch.sqlite", listen=f"127.0.0.1:{port}")
+    solver = Solver(section, live.chain_section(), key=SOLVER_KEYS[0], deployment=live.deployment)
+
+    async def go() -> list[QuoteSettlement]:
+        async with _client(live, f"http://127.0.0.1:{port}", award_batch=2, award_wait=120) as client:
+            results = await asyncio.gather(
+                *(
+                    client.request("mlp", sample, 10 * UNIT, 3_600, auction="quote", window_ms=3_000)
+                    for sample in live.samples[:2]
+                )
+            )
+            return list(
+                await asyncio.wait_for(asyncio.gather(*(r.settled() for r in results)), SETTLE_TIMEOUT)
+            )
+
+    with Running([solver]):
+        wait_until(lambda: _listening(port), timeout=60)
+        settlements = asyncio.run(go())
+    assert [s.state for s in settlements] == ["settled", "settled"], settlements
+    assert all(s.matches for s in settlements)
+    assert settlements[0].tx_hashes["award"] == settlements[1].tx_hashes["award"]
+    live.supervisor.check()

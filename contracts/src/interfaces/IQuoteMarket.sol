@@ -33,6 +33,20 @@ uint8 constant SKIP_LATE = 5;
 /// @dev Polycommit: the proof's point for the slot does not hash to the job's input commitment.
 uint8 constant SKIP_INPUT_MISMATCH = 6;
 
+/// @dev Why `openAwardedBatch` skipped an entry (`BatchAwardSkipped.reason`); nothing of the entry was recorded,
+/// held or charged. The intent or the quote expired, or the deadline no longer leaves the quote's latency.
+uint8 constant AWARD_SKIP_LATE = 1;
+/// @dev The requester's acceptance or the quote's signature does not check (now: a solver deauthorised, an
+/// ERC-1271 wallet that no longer agrees).
+uint8 constant AWARD_SKIP_SIGNATURE = 2;
+/// @dev The intent's nonce is used or cancelled (also by an earlier entry of the same batch: a duplicate).
+uint8 constant AWARD_SKIP_NONCE = 3;
+/// @dev The provider cannot hold the entry's stake beside what its earlier entries in the batch hold.
+uint8 constant AWARD_SKIP_STAKE = 4;
+/// @dev The requester cannot pay the entry's escrow beside its earlier entries in the batch (its credit in the
+/// market, else its allowance and balance, cover less than the total).
+uint8 constant AWARD_SKIP_ESCROW = 5;
+
 /// @notice What later steps of a quoted job need. The market stores only a hash of it (with the state in
 /// the same slot); `deliver`, `expire` and `slashCommitment` take it again as calldata (10 words).
 struct QuotedJob {
@@ -87,6 +101,9 @@ interface IQuoteMarket {
     );
     /// @notice The job in `slot` failed its own checks (`reason`: a `SKIP_*` constant) and was left as it was.
     event BatchJobSkipped(bytes32 indexed jobId, uint256 slot, uint8 reason);
+    /// @notice Entry `index` of an `openAwardedBatch` (job `jobId`) failed its own checks at inclusion (`reason`:
+    /// an `AWARD_SKIP_*` constant) and was not opened; its nonce stays unused.
+    event BatchAwardSkipped(bytes32 indexed jobId, uint256 index, uint8 reason);
 
     error QuoteForOtherJob(bytes32 quoteJobId, bytes32 jobId);
     error QuoteExpired(uint64 expiry, uint256 nowTime);
@@ -106,6 +123,15 @@ interface IQuoteMarket {
     error NothingSettled(bytes32 modelId);
     /// @notice The batch proof does not verify against the instances built from every slot.
     error BatchProofRejected(bytes32 modelId);
+    /// @notice `openAwardedBatch` needs one quote and quote signature per intent, and one acceptance (maybe empty)
+    /// per intent or none at all.
+    error AwardBatchShapeMismatch(
+        uint256 intents, uint256 quotes, uint256 quoteSignatures, uint256 acceptances
+    );
+    /// @notice `openAwardedBatch` takes at most `max` entries (its result is a bitmask).
+    error AwardBatchTooLarge(uint256 entries, uint256 max);
+    /// @notice No entry of an `openAwardedBatch` passed its own checks (all skipped, or none given).
+    error NothingAwarded();
 
     /// @notice Opens `intent` and awards it to `quote.provider` at `quote.price` in one transaction. The caller
     /// is the requester (`acceptance` empty), or anyone carrying `acceptance`: the requester's EIP-712
@@ -119,6 +145,29 @@ interface IQuoteMarket {
         bytes calldata quoteSignature,
         bytes calldata acceptance
     ) external returns (bytes32 jobId);
+
+    /// @notice `openAwarded` for up to 256 entries in one transaction (entry i: `intents[i]`, `quotes[i]`,
+    /// `quoteSignatures[i]`, `acceptances[i]`; `acceptances` empty: every entry's acceptance is empty, the
+    /// sender being every entry's requester), for any mix of requesters, providers and models. What the signed
+    /// data fixes is checked as by `openAwarded` and reverts with its errors (a wrong auction type or proof mode,
+    /// an unknown model, a quote for another job or above maxPrice, a zero latency, an empty acceptance from a
+    /// caller that is not the requester): the submitter can check it before sending. What the clock and other
+    /// accounts decide at inclusion skips the entry (`BatchAwardSkipped` with an `AWARD_SKIP_*` reason) and the others
+    /// are awarded, so that no requester or provider can make a batch fail by moving after it was built: an
+    /// expiry, a signature (a solver deauthorised, an ERC-1271 answer), a nonce already used or cancelled (also
+    /// by an earlier entry: the same intent twice opens once), the provider's stake beside its earlier entries
+    /// (Staking's `lockableOf`, read once per provider), the requester's escrow beside its earlier entries.
+    /// Each requester is charged once, the total of its awarded entries: from its credit when that covers the
+    /// total, else all of it from its allowance (a token that refuses a transfer its allowance and balance
+    /// cover reverts the batch). Each awarded job has its own `QuoteAwarded` and terms, exactly as by
+    /// `openAwarded`. Reverts `NothingAwarded` when every entry is skipped.
+    /// @return awarded bit i set when entry i was awarded.
+    function openAwardedBatch(
+        Intent[] calldata intents,
+        Quote[] calldata quotes,
+        bytes[] calldata quoteSignatures,
+        bytes[] calldata acceptances
+    ) external returns (uint256 awarded);
 
     /// @notice Hands in the output with its proof (the provider or its solver, by `terms.due`); settles at
     /// once: the provider is credited its price (`withdraw`), the fee accrues, the stake is unlocked.

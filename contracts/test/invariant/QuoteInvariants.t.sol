@@ -8,8 +8,8 @@ import {ModelInfo} from "../../src/interfaces/IModelRegistry.sol";
 import {MockBatchVerifier} from "../mocks/MockBatchVerifier.sol";
 import {JobState} from "../../src/MarketStructs.sol";
 
-/// @notice Invariants of the quote market under `QuoteHandler`: a job is awarded at most once and only from a
-/// quote its provider (or its solver) signed; a provider is penalised by a result commitment only when the
+/// @notice Invariants of the quote market under `QuoteHandler`: a job is awarded at most once (alone or in a batch,
+/// duplicated in one or replayed across batches) and only from a quote its provider (or its solver) signed; a provider is penalised by a result commitment only when the
 /// output it proved differs from the one it committed to; tokens are conserved; Staking's locks are exactly
 /// the awarded jobs' stakes.
 /// forge-config: default.invariant.runs = 24
@@ -45,7 +45,7 @@ contract QuoteInvariantsTest is QuoteFixture {
                 batchModelId: batchModelId
             })
         );
-        bytes4[] memory selectors = new bytes4[](8);
+        bytes4[] memory selectors = new bytes4[](9);
         selectors[0] = QuoteHandler.open.selector;
         selectors[1] = QuoteHandler.replay.selector;
         selectors[2] = QuoteHandler.deliver.selector;
@@ -54,6 +54,7 @@ contract QuoteInvariantsTest is QuoteFixture {
         selectors[5] = QuoteHandler.withdraw.selector;
         selectors[6] = QuoteHandler.warp.selector;
         selectors[7] = QuoteHandler.deliverBatch.selector;
+        selectors[8] = QuoteHandler.openBatch.selector;
         targetContract(address(handler));
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }

@@ -14,6 +14,7 @@ import {AUCTION_QUOTE, Intent, JobState} from "../../../src/MarketStructs.sol";
 /// replayed intents), honest and dishonest zk deliveries, expiries, result-commitment slashes (with the
 /// commitment the provider signed at award, whether or not it matches), withdrawals and time warps. Every
 /// job's provider signs a result commitment to output A when it is awarded; it then proves A (honest) or B.
+/// Jobs are also opened in batches (`openBatch`: duplicates, replays, forged quotes, stakes that do not all fit).
 /// Ghost totals: awards per job, slashes of honest providers, the escrow held for awarded jobs.
 contract QuoteHandler is Test {
     using IntentBuilder for Intent;
@@ -62,6 +63,7 @@ contract QuoteHandler is Test {
     // batches whose caller was credited other than the sum of its settled slots' own prices
     uint256 public batchPayMismatches;
     uint256 public batchesSettled;
+    uint256 public batchesOpened;
 
     constructor(Deps memory deps) {
         d = deps;
@@ -113,6 +115,59 @@ contract QuoteHandler is Test {
         try market.openAwarded(intent, q, abi.encodePacked(r, s, v), "") {
             if (forged) ++forgedAwards;
             _awarded(id, intent, q);
+        } catch {}
+    }
+
+    /// @dev Up to four entries in one `openAwardedBatch` by the requester: fresh intents, a duplicate of an earlier
+    /// entry, a replay of a job already awarded, quotes from the provider, its solver or a forger, some with a
+    /// minStake that the providers' stake cannot hold for all of them. Only the awarded entries (the result's
+    /// bits) are recorded.
+    function openBatch(uint256 seed, uint8 count) external {
+        uint256 n = bound(count, 1, 4);
+        Intent[] memory intents = new Intent[](n);
+        Quote[] memory quotes = new Quote[](n);
+        bytes[] memory sigs = new bytes[](n);
+        bool[] memory forged = new bool[](n);
+        for (uint256 i; i < n; ++i) {
+            uint256 r = uint256(keccak256(abi.encode(seed, i)));
+            if (i > 0 && r % 5 == 0) {
+                uint256 k = r % i; // a duplicate of an earlier entry
+                (intents[i], quotes[i], sigs[i], forged[i]) = (intents[k], quotes[k], sigs[k], forged[k]);
+                continue;
+            }
+            if (r % 7 == 1 && jobIds.length != 0) {
+                // a replay of a job already awarded
+                Rec storage rec = recs[jobIds[r % jobIds.length]];
+                intents[i] = rec.intent;
+            } else {
+                intents[i] = IntentBuilder.init(d.requester, (r >> 8) % 3 == 0 ? d.batchModelId : d.modelId)
+                    .withAuctionType(AUCTION_QUOTE).withNonce(nextNonce++)
+                    .withDeadline(uint64(block.timestamp + 300)).withMinStake((r >> 16) % 4 == 0 ? 60e18 : 0);
+            }
+            uint256 p = (r >> 24) % 2;
+            quotes[i] = Quote({
+                jobId: market.hashIntent(intents[i]),
+                provider: d.providers[p],
+                price: bound(r >> 32, 1, 1e18),
+                latency: uint32(bound(r >> 128, 1, 320)),
+                expiry: uint64(block.timestamp + 5)
+            });
+            uint256 signer = (r >> 64) % 6;
+            uint256 key = signer < 4 ? d.providerKeys[p] : signer == 4 ? d.solverKey : 0xBAD;
+            forged[i] = signer == 5 || (signer == 4 && p == 1);
+            (uint8 v, bytes32 rs, bytes32 ss) = vm.sign(key, market.hashQuote(quotes[i]));
+            sigs[i] = abi.encodePacked(rs, ss, v);
+        }
+        // the requester sends: no acceptances, or an empty one per entry
+        bytes[] memory accepts = new bytes[](seed % 2 == 0 ? 0 : n);
+        vm.prank(d.requester);
+        try market.openAwardedBatch(intents, quotes, sigs, accepts) returns (uint256 awarded) {
+            ++batchesOpened;
+            for (uint256 i; i < n; ++i) {
+                if (awarded & (1 << i) == 0) continue;
+                if (forged[i]) ++forgedAwards;
+                _awarded(quotes[i].jobId, intents[i], quotes[i]);
+            }
         } catch {}
     }
 
@@ -240,6 +295,7 @@ contract QuoteHandler is Test {
         uint256 n = ++awards[id];
         if (n > maxAwards) maxAwards = n;
         uint256 stake = q.price * market.params().stakeMultiple;
+        if (stake < intent.minStake) stake = intent.minStake;
         uint256 due = block.timestamp + q.latency;
         if (due > intent.deadline) due = intent.deadline;
         Rec storage rec = recs[id];
