@@ -172,7 +172,9 @@ class BatchPolicy:
         return sorted(jobs, key=lambda j: j.due)[: self.size]
 
 
-ProveBatch = Callable[[list[Any]], Awaitable[BatchProved]]
+#: ``prove(rows, due)``: one proof of up to ``N`` rows, for jobs the earliest of which is due at
+#: ``due`` (clock seconds: its place in the node's earliest-deadline-first proving queue).
+ProveBatch = Callable[[list[Any], float], Awaitable[BatchProved]]
 #: ``deliver(jobs, proved)``: one ``deliverBatch`` of ``jobs`` in slots 0.. (padding after);
 #: returns the transaction hash, the settled slots and the skipped ones with their reason.
 DeliverBatch = Callable[[list[BatchJob], BatchProved], Awaitable[tuple[str, list[int], dict[int, BatchSkip]]]]
@@ -290,7 +292,7 @@ class BatchCollector:
     async def _settle(self, taken: list[_Waiting]) -> None:
         jobs = [w.job for w in taken]
         try:
-            proved = await self._prove([j.row for j in jobs])
+            proved = await self._prove([j.row for j in jobs], float(min(j.due for j in jobs)))
             tx, settled, skipped = await self._deliver(jobs, proved)
         except (TenderError, OSError) as exc:
             if len(taken) > 1 and not _hopeless(exc):
@@ -419,12 +421,17 @@ def collector_for(
         delivery = max(config.pricing.delivery_s, node.pricer.delivery_s.high)
         return delivery + config.health.rpc_margin_s
 
-    async def prove(rows: list[Any]) -> BatchProved:
+    async def prove(rows: list[Any], due: float) -> BatchProved:
         assert node.pool is not None
         node.metrics.proving_queue.inc()
+        deadline = time.time() + (due - node.clock.now())  # the pool orders by unix seconds
         try:
             proved = await node.pool.run(
-                prove_batch_rows, str(served.bundle.path if served.bundle else ""), rows, model=key
+                prove_batch_rows,
+                str(served.bundle.path if served.bundle else ""),
+                rows,
+                deadline=deadline,
+                model=key,
             )
         finally:
             node.metrics.proving_queue.dec()

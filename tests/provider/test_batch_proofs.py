@@ -70,11 +70,13 @@ class Fakes:
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.proved: list[tuple[float, list[Any]]] = []
+        self.dues: list[float] = []
         self.delivered: list[list[bytes]] = []
         self.skip: dict[bytes, BatchSkip] = {}
         self.spoil: set[bytes] = set()
 
-    async def prove(self, rows: list[Any]) -> BatchProved:
+    async def prove(self, rows: list[Any], due: float) -> BatchProved:
+        self.dues.append(due)
         self.proved.append((self.clock.t, rows))
         return BatchProved(b"proof", [], 1.0)
 
@@ -178,6 +180,7 @@ async def test_a_near_deadline_shortens_the_wait_so_no_job_is_late() -> None:
     assert at == 1_020 - PROVE_S - HEADROOM_S
     assert at + PROVE_S + HEADROOM_S <= 1_020
     assert rows == [[2.0], [1.0]]  # earliest due first
+    assert fakes.dues == [1_020.0]  # its place in the proving queue: the earliest due
 
 
 async def test_a_job_that_cannot_wait_is_proved_at_once_alone() -> None:
