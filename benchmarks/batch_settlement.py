@@ -8,13 +8,18 @@ inputs). Requesters (one per job) take the node's quotes and open their jobs wit
 - ``single``: jobs of the single model, each with its own proof and ``deliver``;
 - ``batch{N}_full``: N jobs of the batch model, one proof and one ``deliverBatch``;
 - ``batch{N}_half``: N/2 jobs of the batch model (the rest padding), sent once the oldest has
-  waited ``batch_wait_s``.
+  waited ``batch_wait_s`` (20 s).
+
+Each run takes every job's quote and output first, then the requesters open their jobs one
+after the other (as concurrent requests would), so a batch fills within its wait.
 
 ``settle_gas_per_query`` is the settlement transaction's gas over the jobs it settled (the
 awards are the same transaction for both: ``benchmarks/gas.py`` has the whole lifecycles).
 Proving is timed apart from the node, on the same machine: ``prove_s`` is one proof's wall
-seconds (median of ``--trials``), ``prove_s_per_query`` that over the jobs it proves, with the
-1-minute load average (``uptime``) before and after.
+seconds (median of ``--trials``), ``prove_s_per_query`` that over the jobs it proves and
+``prove_cpu_s_per_query`` the CPU seconds (all threads), with the 1-minute load average
+(``uptime``) before and after. The single model is the default polycommit bundle, the batch one
+hashed (PROTOCOL.md: a hashed job can be settled in any batch of its model).
 
 Run: ``python benchmarks/batch_settlement.py [--trials 3]`` (writes
 ``benchmarks/results/batch_settlement.json``).
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import statistics
@@ -65,7 +71,6 @@ RESULTS = Path(__file__).parent / "results" / "batch_settlement.json"
 PROVIDER_KEY = DEV_KEYS[3]
 REQUESTER_KEYS = list(DEV_KEYS[4:10])
 UNIT = 10**18
-N = 4
 
 
 def load() -> float:
@@ -82,9 +87,12 @@ def register(w3: Any, deployment: Deployment, bundle: models.Bundle) -> str:
     return "0x" + bytes(event.model_id).hex()  # type: ignore[attr-defined]
 
 
-def samples() -> list[list[float]]:
+def samples(count: int = 16) -> list[list[float]]:
+    """``count`` inputs: the sample MLP's samples, again as often as needed (each job is its own
+    intent whatever its input)."""
     data = json.loads((SAMPLE_MODELS / "mlp" / "samples.json").read_text())
-    return [s["input"] for s in data["samples"]]
+    base = [s["input"] for s in data["samples"]]
+    return [base[i % len(base)] for i in range(count)]
 
 
 class Bench:
@@ -114,7 +122,9 @@ class Bench:
             input_location=json.dumps(row).encode(),
         )
 
-    async def take(self, node: ProviderNode, key: str, intent: Intent) -> bytes:
+    async def take(self, node: ProviderNode, key: str, intent: Intent) -> tuple[bytes, Any]:
+        """The requester ``key`` takes the node's quote for ``intent`` (``/rfq/quote``,
+        ``/rfq/run``); the job id and how to open it (its own ``openAwarded``)."""
         market = QuoteMarket(self.w3, self.address, sender=TxSender(self.w3, key))
         job = market.job_id(intent)
         signed = {
@@ -138,18 +148,20 @@ class Bench:
                 }
             )
         )
-        await asyncio.to_thread(market.open_awarded, intent, quote, bytes.fromhex(firm.signature[2:]))
-        return job
+        return job, lambda: market.open_awarded(intent, quote, bytes.fromhex(firm.signature[2:]))
 
     async def settle(self, node: ProviderNode, rows: list[list[float]], *, batch: bool) -> dict[str, Any]:
         """Take and open one job per row, wait until the node settled them all; the settlement
         transactions' gas over the jobs."""
         market = QuoteMarket(self.w3, self.address)
         start = self.w3.eth.block_number + 1
-        jobs = [
+        taken = [
             await self.take(node, key, self.intent(key, row, batch=batch))
-            for key, row in zip(REQUESTER_KEYS, rows, strict=False)
+            for key, row in zip(itertools.cycle(REQUESTER_KEYS), rows, strict=False)
         ]
+        for _, open_awarded in taken:  # the awards in quick succession, as concurrent requests
+            await asyncio.to_thread(open_awarded)
+        jobs = [job for job, _ in taken]
         began = time.monotonic()
         await asyncio.gather(*list(node.rfq.runs.values()))  # each ends once its job is delivered
         states = [market.job_state(j) for j in jobs]
@@ -168,36 +180,31 @@ class Bench:
         }
 
 
-def time_proofs(single: models.Bundle, batch: models.Bundle, trials: int) -> dict[str, Any]:
-    rows = samples()
-    out: dict[str, Any] = {"load_before": round(load(), 2)}
-    runs: dict[str, tuple[Callable[[], object], int]] = {
-        "single": (lambda: models.prove(single, rows[0]), 1),
-        f"batch{N}": (lambda: models.prove_batch(batch, rows[:N]), N),
+def timed(fn: Callable[[], object], jobs: int, trials: int) -> dict[str, Any]:
+    seconds, cpu = [], []
+    for _ in range(trials):
+        started, cpu_started = time.perf_counter(), time.process_time()
+        fn()
+        seconds.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - cpu_started)
+    median = statistics.median(seconds)
+    return {
+        "prove_s": round(median, 3),
+        "prove_s_per_query": round(median / jobs, 3),
+        "prove_cpu_s_per_query": round(statistics.median(cpu) / jobs, 3),
+        "trials": trials,
+        "load": round(load(), 2),
     }
-    for name, (fn, jobs) in runs.items():
-        seconds = []
-        for _ in range(trials):
-            started = time.perf_counter()
-            fn()
-            seconds.append(time.perf_counter() - started)
-        median = statistics.median(seconds)
-        out[name] = {
-            "prove_s": round(median, 3),
-            "prove_s_per_query": round(median / jobs, 3),
-            "trials": trials,
-        }
-    out["load_after"] = round(load(), 2)
-    return out
 
 
-async def run(trials: int) -> dict[str, Any]:
-    mlp = SAMPLE_MODELS / "mlp"
-    single = models.build(mlp / "model.onnx", mlp / "calibration.json")
-    batch = models.build(mlp / "model.onnx", mlp / "calibration.json", batch=N, input_visibility="hashed")
-    proofs = time_proofs(single, batch, trials)
+async def settle_all(
+    single: models.Bundle, batch: models.Bundle, *, with_single: bool, wait_s: float
+) -> dict[str, Any]:
+    """One Anvil and one node with ``batch`` as its batch bundle: the settlement runs."""
     from tender.devnet._chain import ChainSetup
 
+    n = batch.card.batch
+    runs: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp, Anvil(port=free_port()) as anvil:
         w3 = connect(anvil.rpc_url)
         setup = ChainSetup(w3, DEV_KEYS[0])
@@ -219,13 +226,15 @@ async def run(trials: int) -> dict[str, Any]:
                         "onnx": str(single.onnx),
                         "bundle": str(single.path),
                         "batch_bundle": str(batch.path),
-                        "batch_wait_s": 10,
+                        "batch_wait_s": wait_s,
                     }
                 ],
                 "store": str(Path(tmp) / "jobs.db"),
                 "proving_workers": 1,
                 "proving_nice": 0,
                 "withdraw_threshold": 0,
+                # quotes outlive the run's takes: the node would relay a late award itself
+                "pricing": {"quote_ttl_s": 600},
             }
         )
         node = ProviderNode(section, chain=ProviderChain(w3, deployment, PROVIDER_KEY), key=PROVIDER_KEY)
@@ -233,21 +242,34 @@ async def run(trials: int) -> dict[str, Any]:
         while node.pool is None or not node.rfq._bundles:  # noqa: ASYNC110 - the node has no ready event
             await asyncio.sleep(0.1)
         rows = samples()
-        runs: dict[str, Any] = {"load_before": round(load(), 2)}
         try:
             await bench.settle(node, rows[:1], batch=False)  # warm: the provider's owed slot non-zero
-            runs["single"] = await bench.settle(node, rows[:2], batch=False)
-            runs[f"batch{N}_full"] = await bench.settle(node, rows[:N], batch=True)
-            runs[f"batch{N}_half"] = await bench.settle(node, rows[: N // 2], batch=True)
+            if with_single:
+                runs["single"] = await bench.settle(node, rows[:2], batch=False)
+            runs[f"batch{n}_full"] = await bench.settle(node, rows[:n], batch=True)
+            runs[f"batch{n}_half"] = await bench.settle(node, rows[: n // 2], batch=True)
         finally:
             node.request_stop()
             await asyncio.wait_for(task, 60)
-        runs["load_after"] = round(load(), 2)
+    return runs
+
+
+async def run(trials: int, sizes: list[int]) -> dict[str, Any]:
+    mlp = SAMPLE_MODELS / "mlp"
+    single = models.build(mlp / "model.onnx", mlp / "calibration.json")
+    rows = samples()
+    proving: dict[str, Any] = {"single": timed(lambda: models.prove(single, rows[0]), 1, trials)}
+    settlement: dict[str, Any] = {"load_before": round(load(), 2)}
+    for i, n in enumerate(sizes):
+        batch = models.build(mlp / "model.onnx", mlp / "calibration.json", batch=n, input_visibility="hashed")
+        proving[f"batch{n}"] = timed(lambda b=batch, n=n: models.prove_batch(b, rows[:n]), n, trials)  # type: ignore[misc]
+        settlement.update(await settle_all(single, batch, with_single=i == 0, wait_s=20))
+    settlement["load_after"] = round(load(), 2)
     return {
-        "batch_size": N,
+        "batch_sizes": sizes,
         "binding": "hashed",
-        "settlement": runs,
-        "proving": proofs,
+        "settlement": settlement,
+        "proving": proving,
         "cpus": os.cpu_count(),
     }
 
@@ -255,32 +277,42 @@ async def run(trials: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[4, 16], help="batch sizes (cached bundles)")
     args = parser.parse_args()
-    result = asyncio.run(run(args.trials))
+    result = asyncio.run(run(args.trials, args.sizes))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    table = Table(
-        title=f"Settlement per query: batch of {N} vs one proof per job (load {result['settlement']['load_before']})"
-    )
-    for column in ("run", "jobs", "settle txs", "settle gas / query", "prove s", "prove s / query"):
-        table.add_column(column, justify="right")
     settlement, proving = result["settlement"], result["proving"]
-    for name in ("single", f"batch{N}_full", f"batch{N}_half"):
+    table = Table(title=f"Settlement and proving per query (load {settlement['load_before']})")
+    for column in (
+        "run",
+        "jobs",
+        "settle txs",
+        "settle gas / query",
+        "prove s",
+        "prove s / query",
+        "CPU s / query",
+    ):
+        table.add_column(column, justify="right", no_wrap=True)
+    names = ["single"] + [f"batch{n}_{part}" for n in result["batch_sizes"] for part in ("full", "half")]
+    for name in names:
         row = settlement[name]
-        timing = proving["single" if name == "single" else f"batch{N}"]
-        per_query = timing["prove_s"] / row["jobs"] if name != "single" else timing["prove_s_per_query"]
+        timing = proving[name.split("_")[0]]
+        share = row["jobs"] if name != "single" else 1
         table.add_row(
             name,
             str(row["jobs"]),
             str(row["settle_txs"]),
             f"{row['settle_gas_per_query']:,}",
             f"{timing['prove_s']:.2f}",
-            f"{per_query:.2f}",
+            f"{timing['prove_s'] / share:.2f}",
+            f"{timing['prove_cpu_s_per_query'] * (timing['prove_s'] / share) / max(timing['prove_s_per_query'], 1e-9):.2f}",
         )
-    Console().print(table)
-    Console().print(
-        f"proving load average {proving['load_before']} -> {proving['load_after']}, "
-        f"settlement {settlement['load_before']} -> {settlement['load_after']} ({result['cpus']} CPUs)"
+    Console(width=120).print(table)
+    loads = ", ".join(f"{k} {v['load']}" for k, v in proving.items())
+    Console(width=120).print(
+        f"load average while proving: {loads}; settlement {settlement['load_before']} -> "
+        f"{settlement['load_after']} ({result['cpus']} CPUs)"
     )
 
 
