@@ -11,6 +11,8 @@
     name = "mlp"
     onnx = "models/mlp/model.onnx"
     bundle = ".cache/tender/bundles/mlp"
+    batch_bundle = ".cache/tender/bundles/mlp-batch4"   # optional: settle 4 jobs per proof
+    batch_wait_s = 30                                   # the longest a job waits for a full batch
 
     [provider.pricing]
     gpu_hour_cost = 2_000_000_000_000_000_000   # token base units per GPU-hour
@@ -50,6 +52,29 @@ class ModelEntry(Section):
         description="the registry's bytes32 model id; defaults to the bundle card's id",
     )
     kserve_name: str | None = Field(default=None, description="the model's name on the KServe server")
+    batch_bundle: Path | None = Field(
+        default=None,
+        description="a batch bundle of this model (``tender model build --batch N``): quote-market jobs "
+        "naming its model id are collected and settled N at a time by one proof (``deliverBatch``)",
+    )
+    batch_model_id: str | None = Field(
+        default=None,
+        pattern=r"^0x[0-9a-fA-F]{64}$",
+        description="the batch model's registry id; defaults to the ids registered with its card's hashes",
+    )
+    batch_wait_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="the longest a job waits for others to fill its batch (it also waits no longer "
+        "than its deadline allows: the measured batch proving time and the delivery headroom before it)",
+    )
+
+    @model_validator(mode="after")
+    def _batch_needs_bundle(self) -> ModelEntry:
+        if self.batch_model_id is not None and self.batch_bundle is None:
+            raise ValueError("batch_model_id needs batch_bundle")
+        return self
 
 
 class PricingSection(Section):

@@ -50,6 +50,7 @@ from pydantic import ValidationError
 from web3.exceptions import Web3Exception
 
 from provider._backends import InferenceBackend, KServeBackend, OnnxRuntimeBackend
+from provider._batch_proofs import batch_model, calibrate
 from provider._batching import MicroBatcher
 from provider._bundles import BundleInfo, input_commitment, load_bundle_info
 from provider._chain import ProviderChain, job_id_bytes, tx_hash
@@ -171,6 +172,14 @@ class ServedModel:
     bundle: BundleInfo | None
     model_ids: list[str]
     batcher: MicroBatcher
+    #: jobs per proof: 1, or ``N`` for the batch bundle of an entry (``batch_bundle``), served
+    #: beside the entry's own model (same tensors and batcher, its own bundle and model ids)
+    batch: int = 1
+
+    @property
+    def key(self) -> str:
+        """The name its proofs and measurements go under: the model's, ``mlp@batch4`` for a batch."""
+        return self.entry.name if self.batch == 1 else f"{self.entry.name}@batch{self.batch}"
 
 
 class _Server(uvicorn.Server):
@@ -252,6 +261,8 @@ class ProviderNode(Daemon):
         self.metrics = Metrics()
         self.models: dict[str, ServedModel] = {}
         self.by_model_id: dict[str, ServedModel] = {}
+        #: batch models (``provider.models.batch_bundle``) by key: quote-market jobs proved N at once
+        self.batch_models: dict[str, ServedModel] = {}
         self.store: JobStore | None = None
         self.pool: ProvingPool | None = None
         self.pricer = Pricer(config.pricing, workers=config.workers())
@@ -333,6 +344,11 @@ class ProviderNode(Daemon):
             self.models[entry.name] = served
             for model_id in model_ids:
                 self.by_model_id[model_id] = served
+            if entry.batch_bundle is not None:
+                batch = batch_model(served, registered)
+                self.batch_models[batch.key] = batch
+                for model_id in batch.model_ids:
+                    self.by_model_id[model_id] = batch
             log(
                 logger,
                 "model.served",
@@ -536,6 +552,9 @@ class ProviderNode(Daemon):
                 result = await self.pool.prove(str(served.bundle.path), zeros, track=False, model=name)
                 self.pricer.observe(name, proof_s=result.seconds)
                 log(logger, "proving.calibrated", model=name, proof_s=round(result.seconds, 3))
+            for key, batch in self.batch_models.items():
+                seconds = await calibrate(self, batch)
+                log(logger, "proving.calibrated", model=key, proof_s=round(seconds, 3))
         except (TenderError, OSError, RuntimeError) as exc:  # the first real proof shows (and retries) it
             log(logger, "proving.warm_failed", level=logging.WARNING, error=repr(exc))
 
@@ -642,6 +661,8 @@ class ProviderNode(Daemon):
         served = self.by_model_id.get(intent.modelId.lower())
         if served is None:
             return refuse(f"unknown model {intent.modelId}", "unknown_model")
+        if served.batch > 1:
+            return refuse(f"batch model {intent.modelId}: quote market only (/rfq/quote)", "unknown_model")
         if self.chain is not None:
             if request.chainId != self.chain.chain_id:
                 return refuse(f"unknown chain {request.chainId}", "unknown_market")

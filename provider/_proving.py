@@ -23,9 +23,11 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from provider._errors import ProvingError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +139,20 @@ class ProvingPool:
     ) -> ProofResult:
         """Prove ``data`` in a worker once the proofs with earlier ``deadline`` s (unix seconds)
         have had theirs; ``track=False`` keeps it out of :attr:`in_flight` (calibration)."""
+        return await self.run(self._prove, bundle_dir, data, track=track, deadline=deadline, model=model)
+
+    async def run(
+        self,
+        fn: Callable[[str, Any], T],
+        bundle_dir: str,
+        data: Any,
+        *,
+        track: bool = True,
+        deadline: float = math.inf,
+        model: str = "",
+    ) -> T:
+        """:meth:`prove` with another picklable, module-level worker function ``fn`` (a batch
+        proof: ``provider._batch_proofs.prove_batch_rows``), in the same queue."""
         self.in_flight += track
         self._ticket += 1
         ticket = self._ticket
@@ -146,9 +162,7 @@ class ProvingPool:
         try:
             await self._turn(deadline if track else math.inf, ticket)
             try:
-                return await asyncio.get_running_loop().run_in_executor(
-                    self._pool, self._prove, bundle_dir, data
-                )
+                return await asyncio.get_running_loop().run_in_executor(self._pool, fn, bundle_dir, data)
             finally:
                 self._release()
         except BrokenProcessPool as exc:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, FastAPI
 
+from provider._batch_proofs import BatchCollector, BatchJob, collector_for, promise_s
 from provider._bundles import input_commitment
 from provider._errors import BadRequest, InputRejected, ModelNotServed, NotAwarded
 from provider._inputs import check_input
@@ -75,6 +76,8 @@ class RfqDesk:
         self._checked: dict[str, asyncio.Future[str | None]] = {}
         self._bundles: dict[str, Any] = {}
         self._taking: set[str] = set()
+        #: batch models' collectors, by :attr:`ServedModel.key`
+        self._collectors: dict[str, BatchCollector] = {}
 
     @property
     def market(self) -> AsyncQuoteMarket:
@@ -144,8 +147,15 @@ class RfqDesk:
         )
         if offer.refusal is not None:
             return refuse(offer.refusal, offer.refusal.split(":")[0].replace(" ", "_"))
+        priced = offer.latency_s
+        if served.batch > 1:  # its batch's proof, and the longest it may wait for its batch
+            priced = promise_s(served, node.pricer.latency_s(served.key, ahead=node.proofs_ahead()))
+            if now + priced > intent.deadline:
+                return refuse(
+                    f"deadline too tight: need {priced}s, {intent.deadline - now}s left", "deadline_too_tight"
+                )
         room = intent.deadline - now - LATENCY_PAD_S
-        latency = max(offer.latency_s, min(LATENCY_SLACK * offer.latency_s + LATENCY_PAD_S, room))
+        latency = max(priced, min(LATENCY_SLACK * priced + LATENCY_PAD_S, room))
         quote = Quote(
             job_id=job,
             provider=node.address,
@@ -239,9 +249,9 @@ class RfqDesk:
         row = check_input(served.spec.input, data).tolist()
         from tender.models import Bundle, dequantize, output_felts
 
-        bundle = self._bundles.get(served.entry.name)
+        bundle = self._bundles.get(served.key)
         if bundle is None:
-            bundle = self._bundles[served.entry.name] = Bundle.load(served.bundle.path)
+            bundle = self._bundles[served.key] = Bundle.load(served.bundle.path)
         started = time.perf_counter()
         try:
             felts = await asyncio.to_thread(output_felts, bundle, row)
@@ -259,8 +269,7 @@ class RfqDesk:
                 quote,
                 bytes.fromhex(body.quoteSignature[2:]),
                 bytes.fromhex(body.acceptance[2:]),
-                str(served.bundle.path),
-                served.entry.name,
+                served,
                 row,
                 out_hash,
             ),
@@ -291,14 +300,18 @@ class RfqDesk:
         quote: Quote,
         quote_sig: bytes,
         acceptance: bytes,
-        bundle: str,
-        model: str,
+        served: ServedModel,
         row: Any,
         committed: bytes,
     ) -> None:
         node = self.node
         assert node.pool is not None
+        assert served.bundle is not None
         key = _hex(quote.job_id)
+        if served.batch > 1:
+            await self._settle_in_batch(intent, quote, quote_sig, acceptance, served, row)
+            return
+        bundle, model = str(served.bundle.path), served.entry.name
         try:
             # its place among the node's proofs: by when the quote promised the delivery
             due = time.time() + quote.latency
@@ -323,6 +336,30 @@ class RfqDesk:
             raise
         except (TenderError, OSError) as exc:
             log(logger, "rfq.failed", level=logging.ERROR, job_id=key, error=repr(exc))
+
+    async def _settle_in_batch(
+        self, intent: Intent, quote: Quote, quote_sig: bytes, acceptance: bytes, served: ServedModel, row: Any
+    ) -> None:
+        """A batch model's job: once awarded, it waits for its batch (:mod:`provider._batch_proofs`),
+        which one proof and one ``deliverBatch`` settle."""
+        key = _hex(quote.job_id)
+        try:
+            awarded = await self._await_award(intent, quote, quote_sig, acceptance)
+            if awarded is None:
+                return
+            settled = await self.collector(served).submit(BatchJob(quote.job_id, awarded.terms, row))
+            log(logger, "rfq.delivered", job_id=key, tx=settled.tx, batch=settled.jobs, slot=settled.slot)
+        except asyncio.CancelledError:
+            raise
+        except (TenderError, OSError) as exc:
+            log(logger, "rfq.failed", level=logging.ERROR, job_id=key, error=repr(exc))
+
+    def collector(self, served: ServedModel) -> BatchCollector:
+        """The batch collector of a batch model (made on first use)."""
+        found = self._collectors.get(served.key)
+        if found is None:
+            found = self._collectors[served.key] = collector_for(self.node, served, lambda: self.market)
+        return found
 
     async def _await_award(
         self, intent: Intent, quote: Quote, quote_sig: bytes, acceptance: bytes
@@ -366,15 +403,15 @@ class RfqDesk:
         if self.node.chain is not None:
             with contextlib.suppress(BadRequest):  # no quote market: /rfq refuses, as it would
                 _ = self.market
-        for served in list(self.node.models.values()):
+        for served in [*self.node.models.values(), *self.node.batch_models.values()]:
             if served.bundle is None:
                 continue
             zeros = np.zeros(served.spec.input.single_shape(), dtype=served.spec.input.dtype).tolist()
             try:
                 await asyncio.to_thread(input_commitment, served.bundle, zeros)
-                bundle = self._bundles.get(served.entry.name)
+                bundle = self._bundles.get(served.key)
                 if bundle is None:
-                    bundle = self._bundles[served.entry.name] = Bundle.load(served.bundle.path)
+                    bundle = self._bundles[served.key] = Bundle.load(served.bundle.path)
                 await asyncio.to_thread(output_felts, bundle, zeros)
             except (TenderError, OSError, RuntimeError) as exc:
                 log(
@@ -388,6 +425,8 @@ class RfqDesk:
         for task in self.runs.values():
             task.cancel()
         await asyncio.gather(*self.runs.values(), return_exceptions=True)
+        for collector in self._collectors.values():
+            await collector.close()
 
 
 def add_rfq_routes(

@@ -264,22 +264,29 @@ def output_felts(bundle: BundleLike, data: Any) -> list[int]:
     (EZKL's witness, without the proof: milliseconds, not seconds). A provider commits to these
     before it proves (the quote market's result commitment).
 
+    For a batch bundle (``card.batch`` N > 1): the outputs a batch proof's slot will carry for
+    this input (the witness with the input in slot 0 and zeros in the others; every slot is the
+    same circuit over its own input, so the slot does not change them).
+
     Raises:
         ProofError: EZKL could not build the witness.
         InputError: the input has the wrong size.
     """
     b = _bundle(bundle)
     values = flatten_input(data, b.card.input_size)
+    slots = max(1, b.card.batch)
+    rows = [values] + [[0.0] * b.card.input_size] * (slots - 1)
     with tempfile.TemporaryDirectory(prefix="tender-witness-") as tmp:
         scratch = Path(tmp)
-        (scratch / "input.json").write_text(json.dumps({"input_data": [values]}))
+        (scratch / "input.json").write_text(json.dumps({"input_data": rows}))
         try:
             witness = ezkl.gen_witness(
                 str(scratch / "input.json"), str(b.compiled), str(scratch / "witness.json"), *witness_keys(b)
             )
         except RuntimeError as exc:
             raise ProofError(f"witness of {b.card.name} failed: {exc}") from exc
-    return [felt_from_hex(f) for output in witness["outputs"] for f in output]
+    outputs = witness["outputs"][: len(witness["outputs"]) // slots]
+    return [felt_from_hex(f) for output in outputs for f in output]
 
 
 def witness_keys(bundle: Bundle) -> tuple[str | None, str | None]:
