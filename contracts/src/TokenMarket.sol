@@ -54,7 +54,7 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
         uint32 voteWindow_,
         uint96 challengeBond_,
         uint16 challengerRewardBps_
-    ) EIP712("Tender TokenMarket", "1") Ownable(owner_) {
+    ) EIP712("Tender", "1") Ownable(owner_) {
         if (address(token_) == address(0) || address(staking_) == address(0)) {
             revert ZeroAddress();
         }
