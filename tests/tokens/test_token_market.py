@@ -298,3 +298,68 @@ def test_audited_delivery_goes_to_reexecutors_and_an_honest_one_settles(
     assert env.requester.market.job(job_id).state is TokenJobState.DISPUTED
     assert _reexecute_and_vote(env, backends, job_id, request) == [True, True]
     assert env.requester.market.job(job_id).state is TokenJobState.SETTLED
+
+
+def test_desk_streams_tokens_over_the_quote_path_and_delivers(env: World, lm: TokenModel) -> None:
+    """A real desk process quotes per 1k, streams over HTTP after ``open``, delivers on chain."""
+    import asyncio
+    import os
+    import subprocess
+    import sys
+    import time as clock
+    import urllib.request
+
+    from tender.anvil import free_port
+    from tender.client._tokens import request_tokens
+
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "provider.tokens",
+            "--model",
+            str(SAMPLE_MODELS / "lm"),
+            "--model-id",
+            "0x" + MODEL_ID.hex(),
+            "--rpc",
+            env.chain.rpc_url,
+            "--market",
+            env.market_address,
+            "--port",
+            str(port),
+        ],
+        env={**os.environ, "TENDER_PRIVATE_KEY": env.provider.key},
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1)
+                break
+            except OSError:
+                clock.sleep(0.5)
+        prompt = lm.encode("Return the")
+        seen: list[int] = []
+        result = asyncio.run(
+            request_tokens(
+                env.requester.market,
+                [url, "http://127.0.0.1:9"],  # a desk that does not answer is skipped
+                prompt,
+                max_tokens=40,
+                max_price_per1k=10**16,
+                model_id=MODEL_ID,
+                on_token=seen.append,
+            )
+        )
+        assert result.quotes == 1
+        assert result.tokens == seen == list(lm.generate(TokenRequest(tuple(prompt), 40)).tokens)
+        assert result.ttft_s is not None
+        assert result.delivered
+        job = env.requester.market.job(result.job_id)
+        assert job.state is TokenJobState.DELIVERED
+        assert job.output_hash == token_output_hash(result.tokens)
+        assert job.price_per1k == result.price_per1k
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
