@@ -323,6 +323,9 @@ class TokenPhase:
         tps = [r.tokens_per_s for r in done if r.tokens_per_s]
         market = self.market(self.deployer_key)
         owed = {name: market.owed(Account.from_key(key).address) for name, key in self.desk_keys.items()}
+        for name, key in self.desk_keys.items():  # pull payments: every desk withdraws its credit
+            if owed[name] > 0:
+                self.market(key).withdraw()
 
         def pct(values: list[float], q: float) -> float | None:
             return round(values[min(len(values) - 1, round(q * (len(values) - 1)))], 2) if values else None
@@ -346,7 +349,7 @@ class TokenPhase:
                 {r.desk for r in done if r.desk in cheats and r.state not in ("slashed", "expired")}
             ),
             "honest_slashed": sum(1 for r in done if r.desk in honest and r.state in ("slashed", "expired")),
-            "honest_paid": {name: str(owed[name]) for name in sorted(honest)},
+            "honest_paid": {name: str(owed[name]) for name in sorted(honest)},  # withdrawn
             "every_honest_paid": all(owed[name] > 0 for name in honest),
             "gas": {step: round(statistics.mean(used)) for step, used in sorted(self.gas.items())},
             "records": [
