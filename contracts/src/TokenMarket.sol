@@ -39,6 +39,8 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
 
     mapping(bytes32 modelId => TokenModelConfig) private _models;
     mapping(bytes32 modelId => mapping(address account => bool)) private _reexecutors;
+    // written through a storage pointer (`_record`, the state transitions): slither does not see those writes
+    // slither-disable-next-line uninitialized-state
     mapping(bytes32 jobId => TokenJob) private _jobs;
     mapping(bytes32 jobId => mapping(address account => bool)) private _voted;
     mapping(address account => uint256) private _owed;
@@ -106,6 +108,8 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
         if (quote.pricePer1k == 0) revert ZeroPrice();
         if (quote.latency == 0) revert ZeroLatency();
         jobId = _hashTypedDataV4(_structHash(quote));
+        // the error and its argument are not needed: a failed recovery gives address(0), refused below
+        // slither-disable-next-line unused-return
         (address signer,,) = ECDSA.tryRecover(jobId, signature);
         if (
             signer == address(0)
@@ -121,7 +125,7 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
         if (stakeLocked == 0) stakeLocked = 1;
         _record(jobId, quote, escrow, stakeLocked);
         _staking.lock(quote.provider, jobId, stakeLocked, 0);
-        _pull(quote.requester, escrow);
+        _pull(escrow);
     }
 
     /// @inheritdoc ITokenMarket
@@ -140,14 +144,13 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
         TokenModelConfig storage model = _models[j.modelId];
         uint32 eos = model.eosId;
         uint32 vocab = model.vocabSize;
-        uint32 id;
         for (uint256 i; i < n; ++i) {
-            id = uint32(bytes4(tokens[4 * i:4 * i + 4]));
+            uint32 id = uint32(bytes4(tokens[4 * i:4 * i + 4]));
             if (id >= vocab) revert TokenOutsideVocab(i, id, vocab);
             if (id == eos && i + 1 < n) revert TokenAfterEos(i + 1);
         }
-        // the last id read is the final token: a short sequence must end with EOS
-        if (n < maxTokens && id != eos) revert Truncated(n, maxTokens);
+        // a short sequence must end with EOS
+        if (n < maxTokens && uint32(bytes4(tokens[4 * n - 4:4 * n])) != eos) revert Truncated(n, maxTokens);
         bytes32 outputHash = keccak256(tokens);
         j.state = TokenJobState.Delivered;
         j.deliveredBlock = uint40(block.number);
@@ -173,7 +176,7 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
         if (block.timestamp > closesAt) revert ChallengeWindowClosed(closesAt, block.timestamp);
         uint96 bond = _challengeBond;
         _dispute(jobId, j, msg.sender, bond);
-        _pull(msg.sender, bond);
+        _pull(bond);
     }
 
     /// @inheritdoc ITokenMarket
@@ -399,6 +402,8 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
         _owed[j.requester] += refund;
         if (j.bond != 0) _owed[decided ? provider : j.challenger] += j.bond;
         emit TokenJobSettled(jobId, provider, j.delivered, paid, refund);
+        // what it released is the job's lock, logged by Staking's StakeUnlocked
+        // slither-disable-next-line unused-return
         _staking.unlock(provider, jobId, 0);
     }
 
@@ -416,11 +421,12 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
         if (toChallenger != 0) _staking.slash(j.provider, jobId, toChallenger, challenger);
     }
 
-    /// @dev Takes `amount` from `from` and refuses a fee-on-transfer token (the market must hold what it owes).
-    function _pull(address from, uint256 amount) private {
+    /// @dev Takes `amount` from the caller (the requester in `open`, the challenger in `challenge`) and refuses a
+    /// fee-on-transfer token (the market must hold what it owes).
+    function _pull(uint256 amount) private {
         if (amount == 0) return;
         uint256 before = _token.balanceOf(address(this));
-        _token.safeTransferFrom(from, address(this), amount);
+        _token.safeTransferFrom(msg.sender, address(this), amount);
         uint256 received = _token.balanceOf(address(this)) - before;
         if (received != amount) revert FeeOnTransferToken(amount, received);
     }
