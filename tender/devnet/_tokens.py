@@ -194,7 +194,7 @@ class TokenPhase:
     # -- the run -------------------------------------------------------------------------
 
     async def run(self, count: int, *, seed: int = 0) -> None:
-        from tender.client._tokens import request_tokens
+        from tender.client import request_tokens
         from tender.tokens import TokenModel
 
         requester = self.market(self.requester_key)

@@ -310,7 +310,7 @@ def test_desk_streams_tokens_over_the_quote_path_and_delivers(env: World, lm: To
     import urllib.request
 
     from tender.anvil import free_port
-    from tender.client._tokens import request_tokens
+    from tender.client import request_tokens
 
     port = free_port()
     process = subprocess.Popen(
