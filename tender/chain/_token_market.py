@@ -119,6 +119,14 @@ class TokenMarket(ContractWrapper):
                 return decode_tokens(event.tokens)
         raise ChainError(f"job {job_id.hex()} has no delivery on chain")
 
+    def request_hash_of(self, job_id: bytes, from_block: int = 0) -> bytes:
+        """The request hash the job was opened with (``TokenJobOpened``): a re-executor checks the
+        request it is given (prompt, sampling) hashes to it before re-running it."""
+        for event in self.events(from_block, names=["TokenJobOpened"], job_id=job_id):
+            if isinstance(event, TokenJobOpened):
+                return event.request_hash
+        raise ChainError(f"job {job_id.hex()} was never opened")
+
     def audited_in(self, receipt: TxReceipt) -> bool | None:
         """Whether a ``drawAudit`` / ``finalize`` drew an audit (None: no draw in the receipt)."""
         for event in self.events_in(receipt):

@@ -236,6 +236,7 @@ class TokenPhase:
         disputed job; then everything is finalized or expired."""
         import onnxruntime as ort
 
+        from tender.chain import request_hash
         from tender.tokens import Sampling, TokenModel, TokenRequest, audit
 
         folder = SAMPLE_MODELS / "lm"
@@ -257,6 +258,12 @@ class TokenPhase:
             )
             prompt = tuple(backends[0].encode(PROMPTS[record.index % len(PROMPTS)]))
             request = TokenRequest(prompt, 48, sampling)
+            bound = request_hash(
+                prompt, temperature=sampling.temperature, top_k=sampling.top_k, seed=sampling.seed
+            )
+            if watcher.request_hash_of(record.job_id) != bound:  # not the request the job was opened for
+                record.error = "request hash mismatch"
+                continue
             requests[record.job_id] = request
             job = watcher.job(record.job_id)
             if job.state is not TokenJobState.DELIVERED:

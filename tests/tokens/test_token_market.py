@@ -187,6 +187,9 @@ def _reexecute_and_vote(
     """Each re-executor reads the delivery from the chain, audits it on its own backend and votes
     until the job is decided."""
     tokens = env.requester.market.delivered_tokens(job_id)
+    s = request.sampling
+    bound = request_hash(request.prompt, temperature=s.temperature, top_k=s.top_k, seed=s.seed)
+    assert env.requester.market.request_hash_of(job_id) == bound  # the request the job was opened for
     verdicts: list[bool] = []
     for party, backend in zip(env.reexecutors, backends, strict=True):
         if env.requester.market.job(job_id).state is not TokenJobState.DISPUTED:
