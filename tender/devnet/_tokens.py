@@ -214,7 +214,7 @@ class TokenPhase:
                     model_id=MODEL_ID,
                     temperature=0.8 if sampled else 0.0,
                     top_k=40 if sampled else 0,
-                    seed=seed + record.index,
+                    seed=seed + record.index if sampled else 0,
                     on_token=None,
                 )
             except TenderError as exc:
@@ -280,7 +280,7 @@ class TokenPhase:
                 if record.job_id is None:
                     continue
                 job = watcher.job(record.job_id)
-                if job.state is TokenJobState.DISPUTED:
+                if job.state is TokenJobState.DISPUTED and record.job_id in requests:
                     pending = True
                     tokens = watcher.delivered_tokens(record.job_id)
                     for n, (voter, backend) in enumerate(zip(voters, backends, strict=True)):
@@ -293,7 +293,7 @@ class TokenPhase:
                             log(logger, "devnet.tokens.vote_late", job=record.job_id.hex(), error=str(exc))
                             self._try_close(watcher, record, job.state)
                         voted.add((record.job_id, n))
-                elif job.state in (TokenJobState.DELIVERED, TokenJobState.AWARDED):
+                elif job.state in (TokenJobState.DELIVERED, TokenJobState.AWARDED, TokenJobState.DISPUTED):
                     pending = True
                     self._try_close(watcher, record, job.state)
             if not pending:
