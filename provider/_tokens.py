@@ -33,7 +33,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from tender.chain import TokenJobState, TokenMarket, TokenQuote, request_hash, token_output_hash
+from tender.chain import JobState, TokenMarket, TokenQuote, request_hash, token_output_hash
 from tender.errors import TenderError
 from tender.logs import log
 from tender.tokens import Sampling, TokenBatcher, TokenModel, TokenRequest
@@ -226,7 +226,7 @@ def token_app(desk: TokenDesk) -> FastAPI:
         if job_id not in desk.quoted:
             return JSONResponse({"error": "UnknownQuote", "field": "job_id"}, status_code=404)
         job = await asyncio.to_thread(desk.market.job, job_id)
-        if job.state is not TokenJobState.AWARDED or job.provider != desk.address:
+        if job.state is not JobState.AWARDED or job.provider != desk.address:
             return JSONResponse(
                 {"error": "NotAwarded", "field": "job_id", "state": job.state.name}, status_code=409
             )

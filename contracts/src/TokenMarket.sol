@@ -10,13 +10,7 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
 import {IStaking} from "./interfaces/IStaking.sol";
-import {
-    ITokenMarket,
-    TokenJob,
-    TokenJobState,
-    TokenModelConfig,
-    TokenQuote
-} from "./interfaces/ITokenMarket.sol";
+import {ITokenMarket, TokenJob, JobState, TokenModelConfig, TokenQuote} from "./interfaces/ITokenMarket.sol";
 
 /// @title TokenMarket
 /// @notice Token jobs priced per 1,000 tokens, paid for the tokens delivered, checked by sampled re-execution
@@ -117,7 +111,7 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
         ) {
             revert InvalidQuoteSigner(quote.provider, signer);
         }
-        if (_jobs[jobId].state != TokenJobState.None) revert JobExists(jobId);
+        if (_jobs[jobId].state != JobState.None) revert JobExists(jobId);
 
         uint256 escrow = escrowFor(quote.pricePer1k, quote.maxTokens);
         // escrow <= 2^96 * 2^32 / 1000 + 1 < 2^118; times stakeMultiple (< 2^16) < 2^134: no overflow in 0.8
@@ -131,7 +125,7 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
     /// @inheritdoc ITokenMarket
     function deliver(bytes32 jobId, bytes calldata tokens) external nonReentrant {
         TokenJob storage j = _jobs[jobId];
-        if (j.state != TokenJobState.Awarded) revert WrongState(jobId, j.state);
+        if (j.state != JobState.Awarded) revert WrongState(jobId, j.state);
         address provider = j.provider;
         if (msg.sender != provider && !_staking.isAuthorized(provider, msg.sender)) {
             revert NotProviderOrSolver(msg.sender, provider);
@@ -152,7 +146,7 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
         // a short sequence must end with EOS
         if (n < maxTokens && uint32(bytes4(tokens[4 * n - 4:4 * n])) != eos) revert Truncated(n, maxTokens);
         bytes32 outputHash = keccak256(tokens);
-        j.state = TokenJobState.Delivered;
+        j.state = JobState.Delivered;
         j.deliveredBlock = uint40(block.number);
         j.deliveredAt = uint40(block.timestamp);
         // n <= maxTokens < 2^32
@@ -164,14 +158,14 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
     /// @inheritdoc ITokenMarket
     function drawAudit(bytes32 jobId) external returns (bool audited) {
         TokenJob storage j = _jobs[jobId];
-        if (j.state != TokenJobState.Delivered || j.auditDrawn) revert WrongState(jobId, j.state);
+        if (j.state != JobState.Delivered || j.auditDrawn) revert WrongState(jobId, j.state);
         return _draw(jobId, j);
     }
 
     /// @inheritdoc ITokenMarket
     function challenge(bytes32 jobId) external nonReentrant {
         TokenJob storage j = _jobs[jobId];
-        if (j.state != TokenJobState.Delivered) revert WrongState(jobId, j.state);
+        if (j.state != JobState.Delivered) revert WrongState(jobId, j.state);
         uint256 closesAt = uint256(j.deliveredAt) + _challengeWindow;
         if (block.timestamp > closesAt) revert ChallengeWindowClosed(closesAt, block.timestamp);
         uint96 bond = _challengeBond;
@@ -182,7 +176,7 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
     /// @inheritdoc ITokenMarket
     function vote(bytes32 jobId, bool faithful) external nonReentrant {
         TokenJob storage j = _jobs[jobId];
-        if (j.state != TokenJobState.Disputed) revert WrongState(jobId, j.state);
+        if (j.state != JobState.Challenged) revert WrongState(jobId, j.state);
         if (block.timestamp > j.voteDeadline) revert VoteClosed(j.voteDeadline, block.timestamp);
         TokenModelConfig storage model = _models[j.modelId];
         if (!_reexecutors[j.modelId][msg.sender]) revert NotReexecutor(msg.sender, j.modelId);
@@ -209,12 +203,12 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
     /// @inheritdoc ITokenMarket
     function finalize(bytes32 jobId) external nonReentrant {
         TokenJob storage j = _jobs[jobId];
-        if (j.state == TokenJobState.Delivered) {
+        if (j.state == JobState.Delivered) {
             uint256 closesAt = uint256(j.deliveredAt) + _challengeWindow;
             if (block.timestamp <= closesAt) revert WindowOpen(closesAt, block.timestamp);
             if (!j.auditDrawn && _draw(jobId, j)) return;
             _settle(jobId, j);
-        } else if (j.state == TokenJobState.Disputed) {
+        } else if (j.state == JobState.Challenged) {
             if (block.timestamp <= j.voteDeadline) revert WindowOpen(j.voteDeadline, block.timestamp);
             _settle(jobId, j);
         } else {
@@ -225,9 +219,9 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
     /// @inheritdoc ITokenMarket
     function expire(bytes32 jobId) external nonReentrant {
         TokenJob storage j = _jobs[jobId];
-        if (j.state != TokenJobState.Awarded) revert WrongState(jobId, j.state);
+        if (j.state != JobState.Awarded) revert WrongState(jobId, j.state);
         if (block.timestamp <= j.due) revert NotDue(j.due, block.timestamp);
-        j.state = TokenJobState.Expired;
+        j.state = JobState.Expired;
         address requester = j.requester;
         _owed[requester] += j.escrow;
         emit TokenJobExpired(jobId, j.provider, j.stakeLocked);
@@ -345,7 +339,7 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
         j.provider = quote.provider;
         j.openedAt = uint40(block.timestamp);
         j.due = due;
-        j.state = TokenJobState.Awarded;
+        j.state = JobState.Awarded;
         j.modelId = quote.modelId;
         j.maxTokens = quote.maxTokens;
         j.pricePer1k = quote.pricePer1k;
@@ -380,7 +374,7 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
     }
 
     function _dispute(bytes32 jobId, TokenJob storage j, address challenger, uint96 bond) private {
-        j.state = TokenJobState.Disputed;
+        j.state = JobState.Challenged;
         j.auditDrawn = true;
         j.challenger = challenger;
         j.bond = bond;
@@ -392,8 +386,8 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
     /// @dev Pays the delivered tokens, refunds the rest, unlocks the stake; a bond goes to the provider when a
     /// quorum found the work faithful, back to the challenger when nobody decided.
     function _settle(bytes32 jobId, TokenJob storage j) private {
-        bool decided = j.state == TokenJobState.Disputed && j.votesFaithful >= _models[j.modelId].quorum;
-        j.state = TokenJobState.Settled;
+        bool decided = j.state == JobState.Challenged && j.votesFaithful >= _models[j.modelId].quorum;
+        j.state = JobState.Settled;
         address provider = j.provider;
         // pricePer1k * delivered / 1000 <= escrow (rounded up): the refund never underflows
         uint256 paid = uint256(j.pricePer1k) * j.delivered / 1000;
@@ -408,7 +402,7 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
     }
 
     function _slash(bytes32 jobId, TokenJob storage j) private {
-        j.state = TokenJobState.Slashed;
+        j.state = JobState.Slashed;
         address challenger = j.challenger;
         address requester = j.requester;
         uint256 lock = j.stakeLocked;

@@ -61,7 +61,6 @@ from tender.chain._structs import (
 from tender.chain._token import Token, format_amount, parse_amount
 from tender.chain._token_jobs import (
     TokenJob,
-    TokenJobState,
     TokenModelConfig,
     TokenQuote,
     decode_tokens,
@@ -140,7 +139,6 @@ __all__ = [
     "Stats",
     "Token",
     "TokenJob",
-    "TokenJobState",
     "TokenMarket",
     "TokenModelConfig",
     "TokenQuote",

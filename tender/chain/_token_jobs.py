@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass, fields
-from enum import IntEnum
 from typing import Any
 
 import coincurve
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
+from tender.chain._jobs import JobState
 from tender.errors import ChainError
 from tender.intents import StructFields, eip712_digest, eip712_type, hash_struct, sign_digest
 
@@ -32,22 +32,6 @@ TOKEN_QUOTE_FIELDS: StructFields = (
     ("salt", "salt", "uint256"),
 )
 TOKEN_QUOTE_TYPEHASH = keccak(text=eip712_type("TokenQuote", TOKEN_QUOTE_FIELDS))
-
-
-class TokenJobState(IntEnum):
-    """``ITokenMarket.TokenJobState``."""
-
-    NONE = 0
-    AWARDED = 1
-    DELIVERED = 2
-    DISPUTED = 3
-    SETTLED = 4
-    SLASHED = 5
-    EXPIRED = 6
-
-    @property
-    def terminal(self) -> bool:
-        return self >= TokenJobState.SETTLED
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +106,7 @@ class TokenJob:
     requester: str
     opened_at: int
     due: int
-    state: TokenJobState
+    state: JobState
     audit_drawn: bool
     provider: str
     delivered_block: int
@@ -143,7 +127,7 @@ class TokenJob:
     @classmethod
     def from_abi(cls, values: Sequence[Any]) -> TokenJob:
         data = dict(zip((f.name for f in fields(cls)), values, strict=True))
-        data["state"] = TokenJobState(int(data["state"]))
+        data["state"] = JobState(int(data["state"]))
         data["model_id"] = bytes(data["model_id"])
         data["output_hash"] = bytes(data["output_hash"])
         return cls(**data)

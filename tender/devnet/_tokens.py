@@ -29,7 +29,7 @@ from web3 import Web3
 from tender.anvil import DEV_MNEMONIC
 from tender.chain import (
     Deployment,
-    TokenJobState,
+    JobState,
     TokenMarket,
     TokenModelConfig,
     TxSender,
@@ -266,7 +266,7 @@ class TokenPhase:
                 continue
             requests[record.job_id] = request
             job = watcher.job(record.job_id)
-            if job.state is not TokenJobState.DELIVERED:
+            if job.state is not JobState.DELIVERED:
                 continue
             tokens = watcher.delivered_tokens(record.job_id)
             if not audit(backends[0], request, tokens).accepted:
@@ -280,11 +280,11 @@ class TokenPhase:
                 if record.job_id is None:
                     continue
                 job = watcher.job(record.job_id)
-                if job.state is TokenJobState.DISPUTED and record.job_id in requests:
+                if job.state is JobState.CHALLENGED and record.job_id in requests:
                     pending = True
                     tokens = watcher.delivered_tokens(record.job_id)
                     for n, (voter, backend) in enumerate(zip(voters, backends, strict=True)):
-                        if (record.job_id, n) in voted or voter.job(record.job_id).state.terminal:
+                        if (record.job_id, n) in voted or voter.job(record.job_id).state.final:
                             continue
                         verdict = audit(backend, requests[record.job_id], tokens).accepted
                         try:
@@ -293,7 +293,7 @@ class TokenPhase:
                             log(logger, "devnet.tokens.vote_late", job=record.job_id.hex(), error=str(exc))
                             self._try_close(watcher, record, job.state)
                         voted.add((record.job_id, n))
-                elif job.state in (TokenJobState.DELIVERED, TokenJobState.AWARDED, TokenJobState.DISPUTED):
+                elif job.state in (JobState.DELIVERED, JobState.AWARDED, JobState.CHALLENGED):
                     pending = True
                     self._try_close(watcher, record, job.state)
             if not pending:
@@ -303,10 +303,10 @@ class TokenPhase:
             if record.job_id is not None:
                 record.state = watcher.job(record.job_id).state.name.lower()
 
-    def _try_close(self, watcher: TokenMarket, record: TokenRecord, state: TokenJobState) -> None:
+    def _try_close(self, watcher: TokenMarket, record: TokenRecord, state: JobState) -> None:
         assert record.job_id is not None
         try:
-            if state in (TokenJobState.DELIVERED, TokenJobState.DISPUTED):
+            if state in (JobState.DELIVERED, JobState.CHALLENGED):
                 receipt = watcher.finalize(record.job_id)
                 self._gas("finalize", receipt)
                 if watcher.audited_in(receipt):

@@ -20,9 +20,9 @@ from web3 import Web3
 
 from tender.anvil import DEV_KEYS, Anvil
 from tender.chain import (
+    JobState,
     Staking,
     Token,
-    TokenJobState,
     TokenMarket,
     TokenModelConfig,
     TokenQuote,
@@ -192,7 +192,7 @@ def _reexecute_and_vote(
     assert env.requester.market.request_hash_of(job_id) == bound  # the request the job was opened for
     verdicts: list[bool] = []
     for party, backend in zip(env.reexecutors, backends, strict=True):
-        if env.requester.market.job(job_id).state is not TokenJobState.DISPUTED:
+        if env.requester.market.job(job_id).state is not JobState.CHALLENGED:
             break
         verdict = audit(backend, request, tokens).accepted
         verdicts.append(verdict)
@@ -218,13 +218,13 @@ def test_faithful_delivery_settles_and_pays_delivered_tokens(env: World, lm: Tok
     tokens = lm.generate(request).tokens
     env.provider.market.deliver(job_id, tokens)
     job = env.requester.market.job(job_id)
-    assert job.state is TokenJobState.DELIVERED
+    assert job.state is JobState.DELIVERED
     assert job.output_hash == token_output_hash(tokens)
     assert env.requester.market.delivered_tokens(job_id) == list(tokens)
     env.advance(WINDOW + 1)
     env.challenger.market.finalize(job_id)
     job = env.requester.market.job(job_id)
-    assert job.state is TokenJobState.SETTLED
+    assert job.state is JobState.SETTLED
     assert env.requester.market.owed(env.provider.address) == PRICE_PER_1K * len(tokens) // 1000
     assert env.requester.market.owed(env.requester.address) == job.escrow - job.paid
     assert env.provider.staking.locked_of(env.provider.address) == 0
@@ -240,7 +240,7 @@ def test_honest_delivery_challenged_and_reexecuted_elsewhere_is_never_slashed(
     env.provider.market.deliver(job_id, tokens)
     env.challenger.market.challenge(job_id)
     assert _reexecute_and_vote(env, backends, job_id, request) == [True, True]
-    assert env.requester.market.job(job_id).state is TokenJobState.SETTLED
+    assert env.requester.market.job(job_id).state is JobState.SETTLED
     assert env.requester.market.owed(env.provider.address) == PRICE_PER_1K * len(tokens) // 1000 + BOND
     assert env.provider.staking.stake_of(env.provider.address) == STAKE
 
@@ -255,7 +255,7 @@ def test_swapped_model_is_slashed(
     env.challenger.market.challenge(job_id)
     lock = env.requester.market.job(job_id).stake_locked
     assert _reexecute_and_vote(env, backends, job_id, request) == [False, False]
-    assert env.requester.market.job(job_id).state is TokenJobState.SLASHED
+    assert env.requester.market.job(job_id).state is JobState.SLASHED
     assert env.provider.staking.stake_of(env.provider.address) == STAKE - lock
     assert env.requester.market.owed(env.provider.address) == 0
     assert env.requester.market.owed(env.challenger.address) == BOND
@@ -269,7 +269,7 @@ def test_altered_tokens_are_slashed(env: World, lm: TokenModel, backends: list[T
     env.provider.market.deliver(job_id, tokens)
     env.challenger.market.challenge(job_id)
     assert _reexecute_and_vote(env, backends, job_id, request) == [False, False]
-    assert env.requester.market.job(job_id).state is TokenJobState.SLASHED
+    assert env.requester.market.job(job_id).state is JobState.SLASHED
 
 
 def test_truncated_sequence_is_refused_on_chain_and_expires_slashed(env: World, lm: TokenModel) -> None:
@@ -280,11 +280,11 @@ def test_truncated_sequence_is_refused_on_chain_and_expires_slashed(env: World, 
     with pytest.raises(ContractRevert) as caught:
         env.provider.market.deliver(job_id, tokens[:20])
     assert caught.value.name == "Truncated"
-    assert env.requester.market.job(job_id).state is TokenJobState.AWARDED
+    assert env.requester.market.job(job_id).state is JobState.AWARDED
     env.advance(121)
     env.challenger.market.expire(job_id)
     job = env.requester.market.job(job_id)
-    assert job.state is TokenJobState.EXPIRED
+    assert job.state is JobState.EXPIRED
     assert env.provider.staking.claimable(env.requester.address) == job.stake_locked
     assert env.requester.market.owed(env.requester.address) == job.escrow
 
@@ -298,9 +298,9 @@ def test_audited_delivery_goes_to_reexecutors_and_an_honest_one_settles(
     env.advance(WINDOW + 1)
     receipt = env.challenger.market.finalize(job_id)
     assert env.challenger.market.audited_in(receipt) is True
-    assert env.requester.market.job(job_id).state is TokenJobState.DISPUTED
+    assert env.requester.market.job(job_id).state is JobState.CHALLENGED
     assert _reexecute_and_vote(env, backends, job_id, request) == [True, True]
-    assert env.requester.market.job(job_id).state is TokenJobState.SETTLED
+    assert env.requester.market.job(job_id).state is JobState.SETTLED
 
 
 def test_desk_streams_tokens_over_the_quote_path_and_delivers(env: World, lm: TokenModel) -> None:
@@ -360,7 +360,7 @@ def test_desk_streams_tokens_over_the_quote_path_and_delivers(env: World, lm: To
         assert result.ttft_s is not None
         assert result.delivered
         job = env.requester.market.job(result.job_id)
-        assert job.state is TokenJobState.DELIVERED
+        assert job.state is JobState.DELIVERED
         assert job.output_hash == token_output_hash(result.tokens)
         assert job.price_per1k == result.price_per1k
     finally:

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
+import {JobState} from "../MarketStructs.sol";
+
 /// @notice A provider's firm offer for one token-generation job, signed with EIP-712 by the provider or a
 /// solver it authorised in Staking. The job id is the quote's digest, so a quote opens at most one job.
 struct TokenQuote {
@@ -42,27 +44,16 @@ struct TokenModelConfig {
     uint96 minReexecutorStake;
 }
 
-/// @notice A token job's lifecycle. None: never opened. Awarded: opened, waiting for tokens. Delivered: tokens
-/// on chain, audit not drawn or not audited, challengeable. Disputed: audited or challenged, re-executors vote.
-/// Settled, Slashed, Expired: terminal.
-enum TokenJobState {
-    None,
-    Awarded,
-    Delivered,
-    Disputed,
-    Settled,
-    Slashed,
-    Expired
-}
-
-/// @notice What the market stores per token job.
+/// @notice What the market stores per token job. Its `state` is the one job lifecycle (`JobState`), of which a token
+/// job uses None (never opened), Awarded (opened, waiting for tokens), Delivered (tokens on chain, challengeable),
+/// Challenged (audited or challenged: re-executors vote), and the terminal Settled, Slashed and Expired.
 struct TokenJob {
     address requester;
     // when the job was opened
     uint40 openedAt;
     // the provider's deadline: openedAt + latency
     uint40 due;
-    TokenJobState state;
+    JobState state;
     // whether the audit draw was made (a job is drawn once)
     bool auditDrawn;
     address provider;
@@ -141,7 +132,7 @@ interface ITokenMarket {
     error ZeroLatency();
     error InvalidQuoteSigner(address provider, address signer);
     error JobExists(bytes32 jobId);
-    error WrongState(bytes32 jobId, TokenJobState state);
+    error WrongState(bytes32 jobId, JobState state);
     error NotProviderOrSolver(address caller, address provider);
     error PastDue(uint40 due, uint256 nowTime);
     error NotDue(uint40 due, uint256 nowTime);
@@ -180,10 +171,10 @@ interface ITokenMarket {
     function drawAudit(bytes32 jobId) external returns (bool audited);
     /// @notice Anyone, within the challenge window of a Delivered job: posts the challenge bond; re-executors vote.
     function challenge(bytes32 jobId) external;
-    /// @notice A re-executor of the job's model, on a Disputed job within its vote window: its verdict.
+    /// @notice A re-executor of the job's model, on a Challenged job within its vote window: its verdict.
     function vote(bytes32 jobId, bool faithful) external;
     /// @notice Anyone: settles a Delivered job past its challenge window (drawing the audit first if nobody did:
-    /// an audited job becomes Disputed instead), or a Disputed job past its vote window without a quorum.
+    /// an audited job becomes Challenged instead), or a Challenged job past its vote window without a quorum.
     function finalize(bytes32 jobId) external;
     /// @notice Anyone, past `due` with nothing delivered: the whole lock to the requester, the escrow back.
     function expire(bytes32 jobId) external;

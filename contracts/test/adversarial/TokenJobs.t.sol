@@ -2,7 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {TokenFixture} from "../utils/TokenFixture.sol";
-import {ITokenMarket, TokenJob, TokenJobState, TokenQuote} from "../../src/interfaces/ITokenMarket.sol";
+import {ITokenMarket, TokenJob, JobState, TokenQuote} from "../../src/interfaces/ITokenMarket.sol";
 
 /// @notice The attacks on token jobs: a provider that truncates, pads or mangles its sequence, replays or forges
 /// quotes; a requester or watcher that challenges honest work; a minority of lying re-executors.
@@ -22,7 +22,7 @@ contract TokenJobsTest is TokenFixture {
         vm.roll(block.number + 2);
         market.finalize(jobId);
         TokenJob memory j = market.job(jobId);
-        assertTrue(j.state == TokenJobState.Settled);
+        assertTrue(j.state == JobState.Settled);
         assertEq(market.owed(provider), uint256(2e16) * 64 / 1000);
         assertEq(market.owed(provider) + market.owed(requester), escrow);
         assertEq(staking.lockedOf(provider), 0);
@@ -51,7 +51,7 @@ contract TokenJobsTest is TokenFixture {
         vm.prank(provider);
         vm.expectRevert(abi.encodeWithSelector(ITokenMarket.Truncated.selector, 63, 64));
         market.deliver(jobId, _tokens(63, false));
-        assertTrue(market.job(jobId).state == TokenJobState.Awarded);
+        assertTrue(market.job(jobId).state == JobState.Awarded);
     }
 
     function test_expire_truncatingProviderLosesItsLock() public {
@@ -161,7 +161,7 @@ contract TokenJobsTest is TokenFixture {
         market.vote(jobId, false);
         vm.prank(reexecutors[1]);
         market.vote(jobId, false);
-        assertTrue(market.job(jobId).state == TokenJobState.Slashed);
+        assertTrue(market.job(jobId).state == JobState.Slashed);
         assertEq(market.owed(requester), market.escrowFor(2e16, 64));
         assertEq(market.owed(challenger), BOND);
         assertEq(staking.claimable(challenger), lock / 2);
@@ -175,7 +175,7 @@ contract TokenJobsTest is TokenFixture {
         market.vote(jobId, true);
         vm.prank(reexecutors[2]);
         market.vote(jobId, true);
-        assertTrue(market.job(jobId).state == TokenJobState.Settled);
+        assertTrue(market.job(jobId).state == JobState.Settled);
         assertEq(market.owed(provider), uint256(2e16) * 64 / 1000 + BOND);
         assertEq(market.owed(challenger), 0);
     }
@@ -184,12 +184,12 @@ contract TokenJobsTest is TokenFixture {
         bytes32 jobId = _challenged();
         vm.prank(reexecutors[0]);
         market.vote(jobId, false);
-        assertTrue(market.job(jobId).state == TokenJobState.Disputed);
+        assertTrue(market.job(jobId).state == JobState.Challenged);
         vm.prank(reexecutors[1]);
         market.vote(jobId, true);
         vm.prank(reexecutors[2]);
         market.vote(jobId, true);
-        assertTrue(market.job(jobId).state == TokenJobState.Settled);
+        assertTrue(market.job(jobId).state == JobState.Settled);
         assertEq(staking.stakeOf(provider), STAKE);
     }
 
@@ -235,7 +235,7 @@ contract TokenJobsTest is TokenFixture {
         vm.expectPartialRevert(ITokenMarket.VoteClosed.selector);
         market.vote(jobId, false);
         market.finalize(jobId);
-        assertTrue(market.job(jobId).state == TokenJobState.Settled);
+        assertTrue(market.job(jobId).state == JobState.Settled);
         assertEq(market.owed(challenger), BOND);
         assertEq(market.owed(provider), uint256(2e16) * 64 / 1000);
     }
@@ -264,13 +264,13 @@ contract TokenJobsTest is TokenFixture {
         vm.warp(block.timestamp + CHALLENGE_WINDOW + 1);
         vm.roll(block.number + 2);
         market.finalize(jobId);
-        assertTrue(market.job(jobId).state == TokenJobState.Disputed);
+        assertTrue(market.job(jobId).state == JobState.Challenged);
         assertEq(market.owed(provider), 0);
         vm.prank(reexecutors[1]);
         market.vote(jobId, false);
         vm.prank(reexecutors[2]);
         market.vote(jobId, false);
-        assertTrue(market.job(jobId).state == TokenJobState.Slashed);
+        assertTrue(market.job(jobId).state == JobState.Slashed);
         assertEq(staking.claimable(requester), market.job(jobId).stakeLocked);
     }
 

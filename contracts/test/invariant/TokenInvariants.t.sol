@@ -3,7 +3,7 @@ pragma solidity ^0.8.28;
 
 import {TokenFixture} from "../utils/TokenFixture.sol";
 import {TokenHandler} from "./handlers/TokenHandler.sol";
-import {TokenJob, TokenJobState} from "../../src/interfaces/ITokenMarket.sol";
+import {TokenJob, JobState} from "../../src/interfaces/ITokenMarket.sol";
 
 /// @notice Invariants of the token market under `TokenHandler`: the market holds exactly what came in minus what
 /// went out, and that covers every credit plus the escrows and bonds of open jobs; a job never pays more than its
@@ -46,8 +46,8 @@ contract TokenInvariantsTest is TokenFixture {
         uint256 locked;
         for (uint256 i; i < handler.jobCount(); ++i) {
             TokenJob memory j = market.job(handler.jobs(i));
-            bool open = j.state == TokenJobState.Awarded || j.state == TokenJobState.Delivered
-                || j.state == TokenJobState.Disputed;
+            bool open = j.state == JobState.Awarded || j.state == JobState.Delivered
+                || j.state == JobState.Challenged;
             if (open) {
                 held += j.escrow + j.bond;
                 locked += j.stakeLocked;
@@ -65,14 +65,14 @@ contract TokenInvariantsTest is TokenFixture {
         handler.open(64, 2e16);
         assertEq(handler.jobCount(), 1);
         handler.deliver(0, 0, 0);
-        assertTrue(market.job(handler.jobs(0)).state == TokenJobState.Delivered);
+        assertTrue(market.job(handler.jobs(0)).state == JobState.Delivered);
         handler.warp(240);
         handler.warp(240);
         handler.warp(240);
         handler.finalize(0);
         handler.finalize(1);
-        TokenJobState s = market.job(handler.jobs(0)).state;
-        assertTrue(s == TokenJobState.Settled || s == TokenJobState.Disputed);
+        JobState s = market.job(handler.jobs(0)).state;
+        assertTrue(s == JobState.Settled || s == JobState.Challenged);
     }
 
     function invariant_faithfulVoteNeverSlashes() public view {

@@ -5,7 +5,7 @@ import {Test} from "../../utils/Test.sol";
 import {TestToken} from "../../../src/TestToken.sol";
 import {Staking} from "../../../src/Staking.sol";
 import {TokenMarket} from "../../../src/TokenMarket.sol";
-import {TokenJob, TokenJobState, TokenQuote} from "../../../src/interfaces/ITokenMarket.sol";
+import {TokenJob, JobState, TokenQuote} from "../../../src/interfaces/ITokenMarket.sol";
 
 /// @notice Drives a TokenMarket through opens, deliveries (full, EOS-short, truncated), challenges, votes of
 /// both kinds, audit draws, finalizations, expiries, withdrawals and time. Every input is bounded; ghost totals
@@ -57,7 +57,7 @@ contract TokenHandler is Test {
     }
 
     /// @dev The first job in `state` from a random start (so that every action usually has a target).
-    function _pick(uint256 seed, TokenJobState state) internal view returns (bool found, bytes32 jobId) {
+    function _pick(uint256 seed, JobState state) internal view returns (bool found, bytes32 jobId) {
         uint256 n = jobs.length;
         for (uint256 k; k < n; ++k) {
             jobId = jobs[(seed + k) % n];
@@ -93,7 +93,7 @@ contract TokenHandler is Test {
     }
 
     function deliver(uint256 seed, uint32 n, uint8 kind) external {
-        (bool found, bytes32 jobId) = _pick(seed, TokenJobState.Awarded);
+        (bool found, bytes32 jobId) = _pick(seed, JobState.Awarded);
         if (!found) return;
         TokenJob memory j = market.job(jobId);
         kind = uint8(bound(kind, 0, 2));
@@ -109,7 +109,7 @@ contract TokenHandler is Test {
     }
 
     function challenge(uint256 seed) external {
-        (bool found, bytes32 jobId) = _pick(seed, TokenJobState.Delivered);
+        (bool found, bytes32 jobId) = _pick(seed, JobState.Delivered);
         if (!found) return;
         uint256 bond = market.challengeBond();
         vm.prank(challenger);
@@ -119,37 +119,36 @@ contract TokenHandler is Test {
     }
 
     function vote(uint256 seed, uint8 who, bool faithful) external {
-        (bool found, bytes32 jobId) = _pick(seed, TokenJobState.Disputed);
+        (bool found, bytes32 jobId) = _pick(seed, JobState.Challenged);
         if (!found) return;
         TokenJob memory before = market.job(jobId);
         vm.prank(reexecutors[who % 3]);
         try market.vote(jobId, faithful) {
             TokenJob memory after_ = market.job(jobId);
-            if (after_.state == TokenJobState.Slashed && before.votesUnfaithful == 0 && faithful) {
+            if (after_.state == JobState.Slashed && before.votesUnfaithful == 0 && faithful) {
                 ++ghost_slashedWithoutQuorum;
             }
-            if (after_.state == TokenJobState.Slashed) ++ghost_slashed;
-            if (after_.state == TokenJobState.Settled) ++ghost_settled;
+            if (after_.state == JobState.Slashed) ++ghost_slashed;
+            if (after_.state == JobState.Settled) ++ghost_settled;
         } catch {}
     }
 
     function drawAudit(uint256 seed) external {
-        (bool found, bytes32 jobId) = _pick(seed, TokenJobState.Delivered);
+        (bool found, bytes32 jobId) = _pick(seed, JobState.Delivered);
         if (!found) return;
         try market.drawAudit(jobId) {} catch {}
     }
 
     function finalize(uint256 seed) external {
-        (bool found, bytes32 jobId) =
-            _pick(seed, seed % 2 == 0 ? TokenJobState.Delivered : TokenJobState.Disputed);
+        (bool found, bytes32 jobId) = _pick(seed, seed % 2 == 0 ? JobState.Delivered : JobState.Challenged);
         if (!found) return;
         try market.finalize(jobId) {
-            if (market.job(jobId).state == TokenJobState.Settled) ++ghost_settled;
+            if (market.job(jobId).state == JobState.Settled) ++ghost_settled;
         } catch {}
     }
 
     function expire(uint256 seed) external {
-        (bool found, bytes32 jobId) = _pick(seed, TokenJobState.Awarded);
+        (bool found, bytes32 jobId) = _pick(seed, JobState.Awarded);
         if (!found) return;
         try market.expire(jobId) {} catch {}
     }
