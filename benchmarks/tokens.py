@@ -14,7 +14,10 @@ onnxruntime has it) it measures, in one run on one machine:
   (and ``..._batched``: / its share of the batched run); ``verification_overhead``: that share
   times the audit rate, for a few rates (the share of inference cost the audits add).
 
-Gas per job and per 1k tokens are not here yet: the token market's contracts come later.
+And on a real Anvil (``TokenMarket``, ``gas``): ``open``, ``deliver`` of 64 tokens,
+``finalize``; ``per_job_64`` (the three), ``per_1k_tokens`` (a 1,000-token job's three
+transactions), ``deliver_per_token`` (the marginal calldata + log + check cost of one more id),
+and a dispute's extra gas (``challenge``, ``vote``, ``vote_deciding``). ``--no-gas`` skips it.
 
 Run: ``python benchmarks/tokens.py [--quick] [--cuda]`` (writes ``benchmarks/results/tokens.json``).
 """
@@ -121,6 +124,92 @@ def measure(model: TokenModel, *, jobs: int, max_tokens: int, repeats: int) -> d
     }
 
 
+def measure_gas(*, port: int | None = None) -> dict[str, int]:
+    """Gas of a token job's transactions on a fresh Anvil (see the module docstring)."""
+    from web3 import Web3
+
+    from tender.anvil import DEV_KEYS, Anvil
+    from tender.chain import (
+        Staking,
+        Token,
+        TokenMarket,
+        TokenModelConfig,
+        TokenQuote,
+        TxSender,
+        deploy,
+        deploy_token_market,
+    )
+
+    gas: dict[str, int] = {}
+    with Anvil(port=port) as chain:
+        w3 = Web3(Web3.HTTPProvider(chain.rpc_url))
+        deployment = deploy(w3, DEV_KEYS[0])
+        address = deploy_token_market(w3, DEV_KEYS[0], deployment, challenge_window=60, vote_window=60)
+        owner, requester, provider, challenger, *voters = (TxSender(w3, DEV_KEYS[i]) for i in range(6))
+        model_id = Web3.keccak(text="lm")
+        config = TokenModelConfig(256, 257, 1024, 0, 19, 2, 10**18)
+        market = TokenMarket(w3, address, sender=owner)
+        market.set_token_model(model_id, config)
+        for voter in voters:
+            market.set_reexecutor(model_id, voter.address)
+        token = Token(w3, deployment.token, sender=owner)
+        for staker in (provider, *voters):
+            token.mint(staker.address, 10**24)
+            Token(w3, deployment.token, sender=staker).approve(deployment.staking, 2**256 - 1)
+            Staking(w3, deployment.staking, sender=staker).stake(10**23)
+        for payer in (requester, challenger):
+            token.mint(payer.address, 10**24)
+            Token(w3, deployment.token, sender=payer).approve(address, 2**256 - 1)
+
+        def job(tokens: int, salt: int, *, dispute: bool = False) -> dict[str, int]:
+            now = int(w3.eth.get_block("latest")["timestamp"])
+            quote = TokenQuote(
+                requester.address,
+                provider.address,
+                model_id,
+                bytes(32),
+                tokens,
+                2 * 10**16,
+                600,
+                now + 60,
+                salt,
+            )
+            signature = quote.sign(DEV_KEYS[2], chain_id=w3.eth.chain_id, market=address)
+            opened = market.using(requester).open(quote, signature)
+            job_id = market.job_id_in(opened)
+            ids = [97 + i % 26 for i in range(tokens)]
+            out = {
+                "open": opened["gasUsed"],
+                "deliver": market.using(provider).deliver(job_id, ids)["gasUsed"],
+            }
+            if dispute:
+                out["challenge"] = market.using(challenger).challenge(job_id)["gasUsed"]
+                out["vote"] = market.using(voters[0]).vote(job_id, True)["gasUsed"]
+                out["vote_deciding"] = market.using(voters[1]).vote(job_id, True)["gasUsed"]
+                return out
+            chain.rpc("evm_increaseTime", [61])
+            chain.rpc("evm_mine", [])
+            chain.rpc("evm_mine", [])
+            out["finalize"] = market.using(challenger).finalize(job_id)["gasUsed"]
+            return out
+
+        job(64, 0)  # warms the accounts' storage slots, as a running market's are
+        small, large = job(64, 1), job(1000, 2)
+        disputed = job(64, 3, dispute=True)
+        gas = {
+            "open": small["open"],
+            "deliver_64": small["deliver"],
+            "finalize": small["finalize"],
+            "per_job_64": small["open"] + small["deliver"] + small["finalize"],
+            "per_1k_tokens": large["open"] + large["deliver"] + large["finalize"],
+            "deliver_per_token": round((large["deliver"] - small["deliver"]) / (1000 - 64)),
+            "challenge": disputed["challenge"],
+            "vote": disputed["vote"],
+            "vote_deciding": disputed["vote_deciding"],
+        }
+    return {k: int(v) for k, v in gas.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -129,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cuda", action="store_true", help="also measure the CUDA execution provider")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads on CPU")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--no-gas", action="store_true", help="skip the Anvil gas measurement")
+    parser.add_argument("--port", type=int, default=None, help="Anvil's port for the gas run (default: free)")
     args = parser.parse_args(argv)
     folder = ROOT / "models" / "lm"
     meta = json.loads((folder / "meta.json").read_text())
@@ -160,8 +251,10 @@ def main(argv: list[str] | None = None) -> int:
             "onnxruntime": ort.__version__,
             "threads": args.threads,
         },
-        "notes": "gas per job and per 1k tokens: not measured yet (token market contracts pending)",
+        "notes": "gas: TokenMarket on Anvil (open + deliver + finalize; a dispute adds challenge + votes)",
     }
+    if not args.no_gas:
+        result["gas"] = measure_gas(port=args.port)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     table = Table(
@@ -188,6 +281,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{100 * row['reexec_share_of_generation']:.1f}",
         )
     Console().print(table)
+    if "gas" in result:
+        gas_table = Table(title="TokenMarket gas (Anvil)")
+        gas_table.add_column("step")
+        gas_table.add_column("gas", justify="right")
+        for key, value in result["gas"].items():
+            gas_table.add_row(key, f"{value:,}")
+        Console().print(gas_table)
     return 0
 
 

@@ -59,6 +59,17 @@ from tender.chain._structs import (
     polycommit_commitment,
 )
 from tender.chain._token import Token, format_amount, parse_amount
+from tender.chain._token_jobs import (
+    TokenJob,
+    TokenModelConfig,
+    TokenQuote,
+    decode_tokens,
+    encode_tokens,
+    escrow_for,
+    request_hash,
+    token_output_hash,
+)
+from tender.chain._token_market import TOKEN_MARKET_KEY, TokenMarket, deploy_token_market
 from tender.chain._tx import (
     ALREADY_KNOWN,
     NONCE_TOO_LOW,
@@ -87,6 +98,7 @@ __all__ = [
     "NONCE_TOO_LOW",
     "PADDING_JOB",
     "TENDER_CONTRACTS",
+    "TOKEN_MARKET_KEY",
     "UNDERPRICED",
     # typed events
     "Artifact",
@@ -126,14 +138,22 @@ __all__ = [
     "Staking",
     "Stats",
     "Token",
+    "TokenJob",
+    "TokenMarket",
+    "TokenModelConfig",
+    "TokenQuote",
     "TxSender",
     "WrapperOptions",
     "async_connect",
     "capped_fees",
     "combined_abi",
     "connect",
+    "decode_tokens",
     "deploy",
     "deploy_artifact",
+    "deploy_token_market",
+    "encode_tokens",
+    "escrow_for",
     "export_abis",
     "failed_call",
     "format_amount",
@@ -143,6 +163,7 @@ __all__ = [
     "nonce_manager",
     "parse_amount",
     "polycommit_commitment",
+    "request_hash",
     "resync_nonces",
     "revert_data",
     "rpc_message",
@@ -150,6 +171,7 @@ __all__ = [
     "tender_decoder",
     "tender_log_decoder",
     "to_event",
+    "token_output_hash",
     "with_retries_async",
 ]
 __all__ += _events.__all__

@@ -31,6 +31,7 @@ TENDER_CONTRACTS: tuple[str, ...] = (
     "ReverseAuctionMarket",
     "DutchAuctionMarket",
     "QuoteMarket",
+    "TokenMarket",
 )
 #: The contracts whose ABIs an installed ``tender`` carries: those and the SDK's on-chain agent.
 PACKAGED_CONTRACTS: tuple[str, ...] = (*TENDER_CONTRACTS, "TenderAgent")

@@ -16,6 +16,7 @@ from typing import Any, TypeVar, dataclass_transform
 from tender.chain._abi import DecodedLog
 from tender.chain._jobs import JobState
 from tender.chain._structs import MarketParams, ModelInfo
+from tender.chain._token_jobs import TokenModelConfig
 from tender.intents import Intent
 from tender.quotes import QuotedJob
 
@@ -56,6 +57,8 @@ __all__ = [
     "Proved",
     "QuoteAwarded",
     "Redeemed",
+    "ReexecutionVoted",
+    "ReexecutorSet",
     "Refunded",
     "Settled",
     "Slashed",
@@ -67,6 +70,14 @@ __all__ = [
     "StakeSlashed",
     "StakeUnlocked",
     "Staked",
+    "TokenAuditDrawn",
+    "TokenChallenged",
+    "TokenDelivered",
+    "TokenJobExpired",
+    "TokenJobOpened",
+    "TokenJobSettled",
+    "TokenJobSlashed",
+    "TokenModelSet",
     "Transfer",
     "TreasuryUpdated",
     "Unpaused",
@@ -586,6 +597,101 @@ class OwnershipTransferStarted(Event):
 @event_type()
 class EIP712DomainChanged(Event):
     """ERC-5267: the EIP-712 domain may have changed (emitted by OpenZeppelin's EIP712, never in practice)."""
+
+
+# -- token market (ITokenMarket) --------------------------------------------------------
+
+
+@event_type(config=TokenModelConfig.from_abi)
+class TokenModelSet(Event):
+    """The owner registered or updated a token model's re-execution tier."""
+
+    model_id: bytes
+    config: TokenModelConfig
+
+
+@event_type()
+class ReexecutorSet(Event):
+    model_id: bytes
+    account: str
+    allowed: bool
+
+
+@event_type()
+class TokenJobOpened(Event):
+    """A requester opened a token job from a provider's signed quote (escrow and stake held)."""
+
+    job_id: bytes
+    requester: str
+    provider: str
+    model_id: bytes
+    request_hash: bytes
+    max_tokens: int
+    price_per1k: int
+    escrow: int
+    stake_locked: int
+    due: int
+
+
+@event_type()
+class TokenDelivered(Event):
+    """The sequence went on chain: ``tokens`` holds the ids, uint32 big-endian each
+    (:func:`~tender.chain.decode_tokens`)."""
+
+    job_id: bytes
+    provider: str
+    delivered: int
+    output_hash: bytes
+    tokens: bytes
+
+
+@event_type()
+class TokenAuditDrawn(Event):
+    job_id: bytes
+    audited: bool
+
+
+@event_type()
+class TokenChallenged(Event):
+    job_id: bytes
+    challenger: str
+    bond: int
+    vote_deadline: int
+
+
+@event_type()
+class ReexecutionVoted(Event):
+    job_id: bytes
+    reexecutor: str
+    faithful: bool
+
+
+@event_type()
+class TokenJobSettled(Event):
+    """Paid for ``delivered`` tokens: ``paid`` to the provider, ``refund`` to the requester."""
+
+    job_id: bytes
+    provider: str
+    delivered: int
+    paid: int
+    refund: int
+
+
+@event_type()
+class TokenJobSlashed(Event):
+    """A quorum of re-executors found the delivery unfaithful."""
+
+    job_id: bytes
+    provider: str
+    to_requester: int
+    to_challenger: int
+
+
+@event_type()
+class TokenJobExpired(Event):
+    job_id: bytes
+    provider: str
+    slashed: int
 
 
 # -- ERC-20 ----------------------------------------------------------------------------

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from tender.client._agent import AgentClient, AgentResult
     from tender.client._client import Client
     from tender.client._rfq import ProvisionalResult, QuoteSettlement
+    from tender.client._tokens import TokenResult, request_tokens
 
 __all__ = [
     "AgentClient",
@@ -66,10 +67,12 @@ __all__ = [
     "RequestRejected",
     "RequestResult",
     "RequestTimeout",
+    "TokenResult",
     "Withdrawal",
     "cli_group",
     "intent_group",
     "market_group",
+    "request_tokens",
 ]
 
 
@@ -79,6 +82,8 @@ _LAZY = {
     "Client": "tender.client._client",
     "ProvisionalResult": "tender.client._rfq",
     "QuoteSettlement": "tender.client._rfq",
+    "TokenResult": "tender.client._tokens",
+    "request_tokens": "tender.client._tokens",
     "AgentClient": "tender.client._agent",
     "AgentResult": "tender.client._agent",
     "cli_group": "tender.client._cli",

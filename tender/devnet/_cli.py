@@ -66,6 +66,14 @@ __all__ = ["cli_group"]
     help="quote-market (RFQ) requests beside the workload [default: a quarter of --requests]",
 )
 @click.option(
+    "--tokens",
+    "n_tokens",
+    type=click.IntRange(0, 1_000),
+    default=None,
+    help="token-model requests (TokenMarket: per-1k RFQ, streamed, re-execution audits) "
+    "[default: 8 when --requests >= 8, else 0]",
+)
+@click.option(
     "--block-time",
     type=click.FloatRange(0.1, 60),
     default=None,
@@ -85,6 +93,7 @@ def cli_group(
     keep_running: bool,
     port: int | None,
     n_quotes: int | None,
+    n_tokens: int | None,
     block_time: float | None,
 ) -> None:
     """Start a local chain and the whole market, run a workload, print a summary.
@@ -119,6 +128,7 @@ def cli_group(
         keep_running=keep_running,
         port=port,
         quotes=n_quotes,
+        tokens=n_tokens,
         block_time=block_time,
     )
     console = Console()

@@ -78,6 +78,7 @@ from tender.devnet._summary import (
     summary_table,
 )
 from tender.devnet._supervisor import Supervisor
+from tender.devnet._tokens import TOKEN_ACCOUNTS, TokenPhase, token_problems
 from tender.devnet._workload import Planned, plan_workload
 from tender.errors import DevChainError, RequestError, TenderError, TransactionFailed
 from tender.logs import log
@@ -127,11 +128,18 @@ class DevnetOptions:
     keep_running: bool = False  # after the workload (if any), serve the network until stopped
     port: int | None = None  # Anvil's port (None: a free one)
     quotes: int | None = None  # quote-market requests beside the workload (None: requests // 4)
+    tokens: int | None = None  # token-model requests after the workload (None: 8 when requests >= 8)
     block_time: float | None = None  # Anvil's block time (None: a block per transaction)
 
     @property
     def quote_requests(self) -> int:
         return self.requests // 4 if self.quotes is None else self.quotes
+
+    @property
+    def token_requests(self) -> int:
+        if self.tokens is not None:
+            return self.tokens
+        return 8 if self.requests >= 8 else 0
 
     @property
     def with_faults(self) -> bool:
@@ -157,7 +165,7 @@ class Devnet:
         self.anvil = Anvil(
             log_path=self.run_dir / "logs" / "anvil.log",
             port=self.options.port,
-            accounts=14,
+            accounts=14 + TOKEN_ACCOUNTS,
             block_time=self.options.block_time,
         )
         self.started = time.monotonic()
@@ -168,6 +176,8 @@ class Devnet:
         self.agent: AgentClient | None = None
         self.payouts: dict[str, Any] | None = None
         self._heartbeat_stop = threading.Event()
+        self.token_phase: TokenPhase | None = None
+        self.token_summary: dict[str, Any] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -184,6 +194,12 @@ class Devnet:
             if self.options.requests > 0:
                 self.records = [self._record(p) for p in [*self._plan(), *self._quote_plan()]]
                 asyncio.run(self._workload(setup))
+                if self.token_phase is not None:
+                    self._step(
+                        f"token requests: {self.options.token_requests} on TokenMarket (streamed, per 1k)"
+                    )
+                    asyncio.run(self.token_phase.run(self.options.token_requests, seed=self.options.seed))
+                    self.token_summary = self.token_phase.summary()
                 try:
                     self.payouts = self._payouts(setup)
                 except TenderError as exc:  # reported in the summary; the audit still checks the books
@@ -278,6 +294,12 @@ class Devnet:
         setup = ChainSetup(w3=w3, deployer_key=DEV_KEYS[0])
         self._step("deploying Tender (token, registry, staking, reverse + Dutch markets)")
         setup.deploy(save=self.run_dir / "deployment.json", params=MARKET_PARAMS)
+        if self.options.token_requests > 0 and setup.deployment is not None:
+            # before anyone stakes: Staking authorises a market at once only then
+            self.token_phase = TokenPhase(w3, DEV_KEYS[0], self._step)
+            address = self.token_phase.deploy(setup.deployment)
+            setup.deployment.save(self.run_dir / "deployment.json")
+            self.console.print(f"    TokenMarket {address[:12]}… (re-execution tier, per-1k pricing)")
         self._step("building (cached) and registering the sample models mlp and cnn")
         setup.register_models()
         for name, info in setup.models.items():
@@ -292,6 +314,8 @@ class Devnet:
             self.provider_names[setup.address(DEV_KEYS[plan.key_index])] = plan.name
         newcomers = [setup.address(key) for key in NEWCOMER_KEYS.values()]
         setup.mint(newcomers, NEWCOMER_TOKENS * TOKEN)
+        if self.token_phase is not None:
+            self.token_phase.fund(setup)
         agent = setup.deploy_agent(DEV_KEYS[AGENT_OWNER_KEY])
         if agent is not None:
             setup.mint([agent], 500 * TOKEN)
@@ -359,6 +383,9 @@ class Devnet:
             self.supervisor.wait_http(plan.name, f"{entries[plan.name].url}/health", timeout=120)
         for n, url in enumerate(self.solver_urls, start=1):
             self.supervisor.wait_http(f"solver-{n}", f"{url}/status", timeout=60)
+        if self.token_phase is not None:
+            self._step("starting 4 token desks (2 honest, one serving a cheaper model, one truncating)")
+            self.token_phase.start(self.supervisor, rpc, [free_port() for _ in range(4)])
         time.sleep(0.5)
         self.supervisor.check()
 
@@ -738,6 +765,8 @@ class Devnet:
         }
         if self.payouts is not None:
             extra["payouts"] = self.payouts
+        if self.token_summary is not None:
+            extra["tokens"] = self.token_summary
         summary = summarize(
             self.records,
             setup_gas=dict(setup.gas),
@@ -757,6 +786,8 @@ class Devnet:
             write_png(self.records, png_path)
             self.console.print(f"chart: {_shown(png_path.resolve())}")
         problems = check_invariants(summary, expect_faults=self.options.with_faults)
+        if self.token_summary is not None:
+            problems += token_problems(self.token_summary, expect_cheats=self.options.token_requests >= 4)
         for problem in problems:
             self.console.print(f"[bold red]✗[/] {problem}")
         if not problems:

@@ -358,6 +358,10 @@ def summary_table(summary: Summary) -> Table:
     if d.get("wall_s") is not None:
         rows.append(("wall time", f"{d['wall_s']:.1f} s"))
     rows.extend(_payout_rows(d.get("payouts"), d.get("compensation")))
+    if d.get("tokens"):
+        from tender.devnet._tokens import token_rows
+
+        rows.extend(token_rows(d["tokens"]))
     audit = d.get("audit")
     if audit is not None:
         rows.append(

@@ -1,0 +1,183 @@
+"""Buying tokens: an RFQ to token desks, the job opened on ``TokenMarket``, the tokens streamed.
+
+::
+
+    market = TokenMarket(w3, address, sender=TxSender(w3, requester_key))
+    result = await request_tokens(market, ["http://127.0.0.1:7400"], prompt_ids,
+                                  max_tokens=48, max_price_per1k=10**16, on_token=print)
+    result.tokens, result.ttft_s, result.tokens_per_s, result.price_per1k
+
+The requester asks every desk for a firm per-1k quote (``POST /tokens/quote``), keeps the
+cheapest that is for its own request (the quote's ``request_hash``, budget and cap) and signed by
+the quoting provider, opens it on chain (escrow ``ceil(price_per1k * max_tokens / 1000)``), and
+reads the tokens as the provider makes them (``POST /tokens/stream``, NDJSON). The provider then
+puts the sequence on chain; the job settles after the challenge window (or a dispute) and pays
+only the tokens delivered. Needs no model and no onnxruntime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from web3 import Web3
+
+from tender.chain import TokenMarket, TokenQuote, request_hash, token_output_hash
+from tender.client._errors import RequestFailed, RequestRejected
+from tender.intents import recover_digest_signer
+
+__all__ = ["TokenResult", "request_tokens"]
+
+
+@dataclass
+class TokenResult:
+    """One token request, as the requester saw it.
+
+    Attributes:
+        job_id: the job (the quote's digest).
+        provider: who generated.
+        price_per1k: the quoted price per 1,000 tokens.
+        tokens: the ids streamed to us, in order.
+        ttft_s: seconds from asking for the stream to the first token.
+        stream_s: seconds from asking for the stream to its last token.
+        delivered: whether the provider put the same sequence on chain (its ``output_hash``).
+        error: why the provider's delivery failed, when it did.
+        quotes: how many desks quoted.
+    """
+
+    job_id: bytes
+    provider: str
+    price_per1k: int
+    tokens: list[int] = field(default_factory=list)
+    ttft_s: float | None = None
+    stream_s: float = 0.0
+    delivered: bool = False
+    error: str | None = None
+    quotes: int = 0
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        return len(self.tokens) / self.stream_s if self.tokens and self.stream_s > 0 else None
+
+
+def _quote_from(data: dict[str, Any]) -> TokenQuote:
+    return TokenQuote(
+        requester=Web3.to_checksum_address(data["requester"]),
+        provider=Web3.to_checksum_address(data["provider"]),
+        model_id=bytes.fromhex(str(data["model_id"]).removeprefix("0x")),
+        request_hash=bytes.fromhex(str(data["request_hash"]).removeprefix("0x")),
+        max_tokens=int(data["max_tokens"]),
+        price_per1k=int(data["price_per1k"]),
+        latency=int(data["latency"]),
+        expiry=int(data["expiry"]),
+        salt=int(data["salt"]),
+    )
+
+
+async def _ask(http: httpx.AsyncClient, url: str, body: dict[str, Any]) -> tuple[TokenQuote, bytes] | None:
+    try:
+        response = await http.post(f"{url}/tokens/quote", json=body)
+        if response.status_code != 200:
+            return None
+        data = response.json()
+        return _quote_from(data["quote"]), bytes.fromhex(str(data["signature"]).removeprefix("0x"))
+    except (httpx.HTTPError, KeyError, ValueError, TypeError):  # a desk that cannot quote is skipped
+        return None
+
+
+async def request_tokens(
+    market: TokenMarket,
+    desks: Sequence[str],
+    prompt: Sequence[int],
+    *,
+    max_tokens: int,
+    max_price_per1k: int,
+    model_id: bytes | None = None,
+    temperature: float = 0.0,
+    top_k: int = 0,
+    seed: int = 0,
+    on_token: Callable[[int], None] | None = None,
+    http: httpx.AsyncClient | None = None,
+) -> TokenResult:
+    """Buy ``max_tokens`` (at most) of a continuation of ``prompt`` from the cheapest desk.
+
+    Raises:
+        RequestRejected: no desk quoted within the cap for this request.
+        RequestFailed: the stream broke off.
+    """
+    sender = market.sender
+    if sender is None:
+        raise RequestRejected("request_tokens: the market wrapper needs the requester as sender")
+    own = http or httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
+    try:
+        body = {
+            "requester": sender.address,
+            "prompt": list(prompt),
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "top_k": top_k,
+            "seed": seed,
+            "max_price_per1k": max_price_per1k,
+        }
+        wanted = request_hash(prompt, temperature=temperature, top_k=top_k, seed=seed)
+        chain_id = await asyncio.to_thread(lambda: int(market.w3.eth.chain_id))
+        answers = await asyncio.gather(*(_ask(own, url, body) for url in desks))
+        valid: list[tuple[TokenQuote, bytes, str]] = []
+        for url, answer in zip(desks, answers, strict=True):
+            if answer is None:
+                continue
+            quote, signature = answer
+            ok = (
+                quote.requester == sender.address
+                and quote.request_hash == wanted
+                and quote.max_tokens == max_tokens
+                and 0 < quote.price_per1k <= max_price_per1k
+                and (model_id is None or quote.model_id == model_id)
+            )
+            digest = quote.digest(chain_id=chain_id, market=market.address)
+            if ok and recover_digest_signer(digest, signature) == quote.provider:
+                valid.append((quote, signature, url))
+        if not valid:
+            raise RequestRejected(f"no token desk quoted within {max_price_per1k} per 1k tokens")
+        quote, signature, url = min(valid, key=lambda entry: entry[0].price_per1k)
+        receipt = await asyncio.to_thread(market.open, quote, signature)
+        job_id = market.job_id_in(receipt)
+        result = TokenResult(
+            job_id=job_id, provider=quote.provider, price_per1k=quote.price_per1k, quotes=len(valid)
+        )
+        start = time.perf_counter()
+        claimed: str | None = None
+        async with own.stream(
+            "POST", f"{url}/tokens/stream", json={"job_id": "0x" + job_id.hex()}
+        ) as response:
+            if response.status_code != 200:
+                raise RequestFailed(
+                    f"{url} refused the stream: {response.status_code} {await response.aread()!r}",
+                    job_id="0x" + job_id.hex(),
+                )
+            async for line in response.aiter_lines():
+                if not line.strip():
+                    continue
+                item = json.loads(line)
+                if "token" in item:
+                    if result.ttft_s is None:
+                        result.ttft_s = time.perf_counter() - start
+                    result.tokens.append(int(item["token"]))
+                    if on_token is not None:
+                        on_token(int(item["token"]))
+                elif item.get("done"):
+                    claimed = item.get("output_hash")
+                    result.error = item.get("error")
+        result.stream_s = time.perf_counter() - start
+        result.delivered = claimed == "0x" + token_output_hash(result.tokens).hex()
+        return result
+    except httpx.HTTPError as exc:
+        raise RequestFailed(f"token stream failed: {exc}") from exc
+    finally:
+        if http is None:
+            await own.aclose()

@@ -1,0 +1,368 @@
+"""Token jobs on a real Anvil with real onnxruntime: per-1k pricing, delivery on chain, and
+re-execution disputes decided by a quorum of staked re-executors.
+
+The provider generates with ``models/lm`` (or cheats); the three re-executors re-run the delivery
+read back from the chain (``TokenDelivered``) on *other* backends (graph optimisations off, two
+threads; the extended-optimisation level with one thread) and vote ``tender.tokens.audit``'s
+verdict. A faithful delivery settles and pays the delivered tokens; a swapped model and altered
+tokens are slashed by the quorum; a truncated sequence never gets on chain and expires slashed;
+an honest delivery is never slashed, whoever challenges it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import onnxruntime as ort
+import pytest
+from web3 import Web3
+
+from tender.anvil import DEV_KEYS, Anvil
+from tender.chain import (
+    JobState,
+    Staking,
+    Token,
+    TokenMarket,
+    TokenModelConfig,
+    TokenQuote,
+    TxSender,
+    deploy,
+    deploy_token_market,
+    request_hash,
+    resync_nonces,
+    token_output_hash,
+)
+from tender.errors import ContractRevert
+from tender.paths import SAMPLE_MODELS
+from tender.tokens import Sampling, TokenModel, TokenRequest, audit
+
+MODEL_ID = Web3.keccak(text="tender/lm")
+AUDITED_ID = Web3.keccak(text="tender/lm audited")
+PRICE_PER_1K = 2 * 10**16  # 0.02 token per 1k tokens
+STAKE = 100 * 10**18
+FUNDS = 1_000 * 10**18
+BOND = 10**18
+WINDOW = 600
+
+
+@dataclass
+class Party:
+    key: str
+    sender: TxSender
+    market: TokenMarket
+    token: Token
+    staking: Staking
+
+    @property
+    def address(self) -> str:
+        return self.sender.address
+
+
+@dataclass
+class World:
+    chain: Anvil
+    w3: Web3
+    market_address: str
+    owner: Party
+    requester: Party
+    provider: Party
+    challenger: Party
+    reexecutors: list[Party]
+
+    def advance(self, seconds: int) -> None:
+        self.chain.rpc("evm_increaseTime", [seconds])
+        self.chain.rpc("evm_mine", [])
+        self.chain.rpc("evm_mine", [])  # the audit draw needs the block after the delivery's mined
+
+
+def _party(w3: Web3, key: str, deployment_token: str, staking: str, market: str) -> Party:
+    sender = TxSender(w3, key)
+    return Party(
+        key=key,
+        sender=sender,
+        market=TokenMarket(w3, market, sender=sender),
+        token=Token(w3, deployment_token, sender=sender),
+        staking=Staking(w3, staking, sender=sender),
+    )
+
+
+@pytest.fixture(scope="module")
+def lm() -> TokenModel:
+    return TokenModel.load(SAMPLE_MODELS / "lm")
+
+
+@pytest.fixture(scope="module")
+def cheap() -> TokenModel:
+    return TokenModel.load(SAMPLE_MODELS / "lm-cheap")
+
+
+@pytest.fixture(scope="module")
+def backends() -> list[TokenModel]:
+    """The re-executors' backends: none is the provider's (default session, one thread)."""
+    folder = SAMPLE_MODELS / "lm"
+    return [
+        TokenModel.load(folder, optimization=ort.GraphOptimizationLevel.ORT_DISABLE_ALL, threads=2),
+        TokenModel.load(folder, optimization=ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, threads=1),
+        TokenModel.load(folder, optimization=ort.GraphOptimizationLevel.ORT_DISABLE_ALL, threads=1),
+    ]
+
+
+@pytest.fixture(scope="module")
+def world(lm: TokenModel) -> Iterator[World]:
+    with Anvil() as chain:
+        w3 = Web3(Web3.HTTPProvider(chain.rpc_url))
+        deployment = deploy(w3, DEV_KEYS[0], unstaking_delay=3_600)
+        address = deploy_token_market(
+            w3, DEV_KEYS[0], deployment, challenge_window=WINDOW, vote_window=WINDOW, challenge_bond=BOND
+        )
+        parties = [_party(w3, DEV_KEYS[i], deployment.token, deployment.staking, address) for i in range(7)]
+        owner, requester, provider, challenger, *reexecutors = parties
+        assert lm.eos_token_id is not None
+        config = TokenModelConfig(
+            eos_id=lm.eos_token_id,
+            vocab_size=lm.vocab_size,
+            max_tokens=512,
+            audit_rate_bps=0,
+            stake_multiple=19,
+            quorum=2,
+            min_reexecutor_stake=10 * 10**18,
+        )
+        owner.market.set_token_model(MODEL_ID, config)
+        owner.market.set_token_model(AUDITED_ID, replace(config, audit_rate_bps=10_000))
+        for r in reexecutors:
+            owner.market.set_reexecutor(MODEL_ID, r.address)
+            owner.market.set_reexecutor(AUDITED_ID, r.address)
+        for staker in (provider, *reexecutors):
+            owner.token.mint(staker.address, STAKE)
+            staker.token.approve(deployment.staking, 2**256 - 1)
+            staker.staking.stake(STAKE)
+        for payer in (requester, challenger):
+            owner.token.mint(payer.address, FUNDS)
+            payer.token.approve(address, 2**256 - 1)
+        yield World(chain, w3, address, owner, requester, provider, challenger, reexecutors)
+
+
+@pytest.fixture
+def env(world: World) -> Iterator[World]:
+    snapshot = world.chain.rpc("evm_snapshot", [])
+    try:
+        yield world
+    finally:
+        world.chain.rpc("evm_revert", [snapshot])
+        resync_nonces(world.w3)
+
+
+def _request(
+    model: TokenModel, text: str, max_tokens: int = 48, sampling: Sampling | None = None
+) -> TokenRequest:
+    return TokenRequest(tuple(model.encode(text)), max_tokens, sampling or Sampling())
+
+
+def _open(env: World, request: TokenRequest, *, model_id: bytes = MODEL_ID) -> bytes:
+    """The provider quotes ``request``; the requester opens it. Returns the job id."""
+    s = request.sampling
+    now = int(env.w3.eth.get_block("latest")["timestamp"])
+    quote = TokenQuote(
+        requester=env.requester.address,
+        provider=env.provider.address,
+        model_id=model_id,
+        request_hash=request_hash(request.prompt, temperature=s.temperature, top_k=s.top_k, seed=s.seed),
+        max_tokens=request.max_tokens,
+        price_per1k=PRICE_PER_1K,
+        latency=120,
+        expiry=now + 60,
+        salt=now,
+    )
+    signature = quote.sign(env.provider.key, chain_id=env.w3.eth.chain_id, market=env.market_address)
+    receipt = env.requester.market.open(quote, signature)
+    job_id = env.requester.market.job_id_in(receipt)
+    assert job_id == quote.digest(chain_id=env.w3.eth.chain_id, market=env.market_address)
+    return job_id
+
+
+def _reexecute_and_vote(
+    env: World, backends: list[TokenModel], job_id: bytes, request: TokenRequest
+) -> list[bool]:
+    """Each re-executor reads the delivery from the chain, audits it on its own backend and votes
+    until the job is decided."""
+    tokens = env.requester.market.delivered_tokens(job_id)
+    s = request.sampling
+    bound = request_hash(request.prompt, temperature=s.temperature, top_k=s.top_k, seed=s.seed)
+    assert env.requester.market.request_hash_of(job_id) == bound  # the request the job was opened for
+    verdicts: list[bool] = []
+    for party, backend in zip(env.reexecutors, backends, strict=True):
+        if env.requester.market.job(job_id).state is not JobState.CHALLENGED:
+            break
+        verdict = audit(backend, request, tokens).accepted
+        verdicts.append(verdict)
+        party.market.vote(job_id, verdict)
+    return verdicts
+
+
+def test_quote_digest_matches_the_contract(env: World, lm: TokenModel) -> None:
+    request = _request(lm, "Return the")
+    quote = TokenQuote(
+        env.requester.address, env.provider.address, MODEL_ID, b"\x07" * 32, 64, PRICE_PER_1K, 60, 2**40, 3
+    )
+    assert env.requester.market.hash_quote(quote) == quote.digest(
+        chain_id=env.w3.eth.chain_id, market=env.market_address
+    )
+    assert quote.escrow == (PRICE_PER_1K * 64 + 999) // 1000
+    assert request.max_tokens == 48
+
+
+def test_faithful_delivery_settles_and_pays_delivered_tokens(env: World, lm: TokenModel) -> None:
+    request = _request(lm, "The default is")
+    job_id = _open(env, request)
+    tokens = lm.generate(request).tokens
+    env.provider.market.deliver(job_id, tokens)
+    job = env.requester.market.job(job_id)
+    assert job.state is JobState.DELIVERED
+    assert job.output_hash == token_output_hash(tokens)
+    assert env.requester.market.delivered_tokens(job_id) == list(tokens)
+    env.advance(WINDOW + 1)
+    env.challenger.market.finalize(job_id)
+    job = env.requester.market.job(job_id)
+    assert job.state is JobState.SETTLED
+    assert env.requester.market.owed(env.provider.address) == PRICE_PER_1K * len(tokens) // 1000
+    assert env.requester.market.owed(env.requester.address) == job.escrow - job.paid
+    assert env.provider.staking.locked_of(env.provider.address) == 0
+
+
+@pytest.mark.parametrize("sampling", [Sampling(), Sampling(temperature=0.8, top_k=40, seed=1234)])
+def test_honest_delivery_challenged_and_reexecuted_elsewhere_is_never_slashed(
+    env: World, lm: TokenModel, backends: list[TokenModel], sampling: Sampling
+) -> None:
+    request = _request(lm, "If the file", sampling=sampling)
+    job_id = _open(env, request)
+    tokens = lm.generate(request).tokens
+    env.provider.market.deliver(job_id, tokens)
+    env.challenger.market.challenge(job_id)
+    assert _reexecute_and_vote(env, backends, job_id, request) == [True, True]
+    assert env.requester.market.job(job_id).state is JobState.SETTLED
+    assert env.requester.market.owed(env.provider.address) == PRICE_PER_1K * len(tokens) // 1000 + BOND
+    assert env.provider.staking.stake_of(env.provider.address) == STAKE
+
+
+def test_swapped_model_is_slashed(
+    env: World, lm: TokenModel, cheap: TokenModel, backends: list[TokenModel]
+) -> None:
+    request = _request(lm, "Raise ValueError if")
+    job_id = _open(env, request)
+    tokens = cheap.generate(request).tokens  # the cheaper model, same prompt and budget
+    env.provider.market.deliver(job_id, tokens)
+    env.challenger.market.challenge(job_id)
+    lock = env.requester.market.job(job_id).stake_locked
+    assert _reexecute_and_vote(env, backends, job_id, request) == [False, False]
+    assert env.requester.market.job(job_id).state is JobState.SLASHED
+    assert env.provider.staking.stake_of(env.provider.address) == STAKE - lock
+    assert env.requester.market.owed(env.provider.address) == 0
+    assert env.requester.market.owed(env.challenger.address) == BOND
+
+
+def test_altered_tokens_are_slashed(env: World, lm: TokenModel, backends: list[TokenModel]) -> None:
+    request = _request(lm, "Return the")
+    job_id = _open(env, request)
+    tokens = list(lm.generate(request).tokens)
+    tokens[len(tokens) // 2] = ord("Z") if tokens[len(tokens) // 2] != ord("Z") else ord("Q")
+    env.provider.market.deliver(job_id, tokens)
+    env.challenger.market.challenge(job_id)
+    assert _reexecute_and_vote(env, backends, job_id, request) == [False, False]
+    assert env.requester.market.job(job_id).state is JobState.SLASHED
+
+
+def test_truncated_sequence_is_refused_on_chain_and_expires_slashed(env: World, lm: TokenModel) -> None:
+    request = _request(lm, "The default is", max_tokens=64)
+    job_id = _open(env, request)
+    tokens = lm.generate(request).tokens
+    assert tokens[-1] != lm.eos_token_id  # the full budget, so a cut has no final EOS
+    with pytest.raises(ContractRevert) as caught:
+        env.provider.market.deliver(job_id, tokens[:20])
+    assert caught.value.name == "Truncated"
+    assert env.requester.market.job(job_id).state is JobState.AWARDED
+    env.advance(121)
+    env.challenger.market.expire(job_id)
+    job = env.requester.market.job(job_id)
+    assert job.state is JobState.EXPIRED
+    assert env.provider.staking.claimable(env.requester.address) == job.stake_locked
+    assert env.requester.market.owed(env.requester.address) == job.escrow
+
+
+def test_audited_delivery_goes_to_reexecutors_and_an_honest_one_settles(
+    env: World, lm: TokenModel, backends: list[TokenModel]
+) -> None:
+    request = _request(lm, "If the file", max_tokens=32)
+    job_id = _open(env, request, model_id=AUDITED_ID)
+    env.provider.market.deliver(job_id, lm.generate(request).tokens)
+    env.advance(WINDOW + 1)
+    receipt = env.challenger.market.finalize(job_id)
+    assert env.challenger.market.audited_in(receipt) is True
+    assert env.requester.market.job(job_id).state is JobState.CHALLENGED
+    assert _reexecute_and_vote(env, backends, job_id, request) == [True, True]
+    assert env.requester.market.job(job_id).state is JobState.SETTLED
+
+
+def test_desk_streams_tokens_over_the_quote_path_and_delivers(env: World, lm: TokenModel) -> None:
+    """A real desk process quotes per 1k, streams over HTTP after ``open``, delivers on chain."""
+    import asyncio
+    import os
+    import subprocess
+    import sys
+    import time as clock
+    import urllib.request
+
+    from tender.anvil import free_port
+    from tender.client import request_tokens
+
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "provider.tokens",
+            "--model",
+            str(SAMPLE_MODELS / "lm"),
+            "--model-id",
+            "0x" + MODEL_ID.hex(),
+            "--rpc",
+            env.chain.rpc_url,
+            "--market",
+            env.market_address,
+            "--port",
+            str(port),
+        ],
+        env={**os.environ, "TENDER_PRIVATE_KEY": env.provider.key},
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1)
+                break
+            except OSError:
+                clock.sleep(0.5)
+        prompt = lm.encode("Return the")
+        seen: list[int] = []
+        result = asyncio.run(
+            request_tokens(
+                env.requester.market,
+                [url, "http://127.0.0.1:9"],  # a desk that does not answer is skipped
+                prompt,
+                max_tokens=40,
+                max_price_per1k=10**16,
+                model_id=MODEL_ID,
+                on_token=seen.append,
+            )
+        )
+        assert result.quotes == 1
+        assert result.tokens == seen == list(lm.generate(TokenRequest(tuple(prompt), 40)).tokens)
+        assert result.ttft_s is not None
+        assert result.delivered
+        job = env.requester.market.job(result.job_id)
+        assert job.state is JobState.DELIVERED
+        assert job.output_hash == token_output_hash(result.tokens)
+        assert job.price_per1k == result.price_per1k
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
