@@ -175,7 +175,8 @@ class _Round:
 
     async def quotes(self, http: httpx.AsyncClient, body: str) -> list[tuple[Quote, bytes, str]]:
         """Every valid firm quote from every solver's round."""
-        limit = self.window_ms / 1000 + 1.0
+        # the solver waits up to EMPTY_WAIT_MS (1 s) past the window for a first quote
+        limit = self.window_ms / 1000 + 2.0
 
         async def ask(url: str) -> list[tuple[Quote, bytes, str]]:
             try:
