@@ -22,6 +22,7 @@ job itself (the lock goes to the requester).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import weakref
@@ -60,6 +61,8 @@ MAX_TAKES = 3
 RETRY_WINDOW_MS = 2_000
 #: how many quoting providers' stakes a round has read while it still runs (the rest on taking)
 STAKE_PREFETCH = 8
+#: seconds between reads of a settling job's state when the event feed names it meanwhile not
+SETTLE_RECHECK_S = 2.0
 _MAX_UINT = 2**256 - 1
 #: the quote market's stake multiple, by market (read once: a live job's terms never change)
 _STAKE_MULTIPLE: dict[str, int] = {}
@@ -254,8 +257,26 @@ class _Round:
         terms: QuotedJob = awarded[0].terms
         start = int(receipt["blockNumber"])
         committed_hash = bytes.fromhex(committed.outputHash[2:])
-        poll = self.client.poll_interval
+        # The job's state is read when the client's one event feed names the job (one
+        # eth_getLogs a poll for all its jobs), or every SETTLE_RECHECK_S in any case.
+        hub = self.client._events()
+        changed = hub.watch(self.job_hex)
+        try:
+            return await self._follow(terms, start, committed, committed_hash, changed, txs)
+        finally:
+            hub.forget(self.job_hex)
+
+    async def _follow(
+        self,
+        terms: QuotedJob,
+        start: int,
+        committed: CommittedOutput,
+        committed_hash: bytes,
+        changed: asyncio.Event,
+        txs: dict[str, str],
+    ) -> QuoteSettlement:
         while True:
+            changed.clear()
             state = await asyncio.to_thread(self.market.job_state, self.job)
             if state is JobState.SETTLED:
                 break
@@ -274,7 +295,8 @@ class _Round:
                     log(
                         logger, "rfq.expire_refused", level=logging.INFO, job_id=self.job_hex, error=repr(exc)
                     )
-            await asyncio.sleep(poll)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), SETTLE_RECHECK_S)
         delivered = await asyncio.to_thread(
             lambda: next(
                 (

@@ -33,8 +33,9 @@ __all__ = ["STAKE_MAX_AGE_S", "StakeView", "stake_view"]
 
 #: how long a stake read answers checks from memory (seconds)
 STAKE_MAX_AGE_S = 10.0
-#: a read older than this is renewed in the background when a check uses it
-REFRESH_AFTER_S = 1.0
+#: a read older than this is renewed in the background when a check uses it (each award this
+#: process sees mined also renews its provider's, after the result: off the path)
+REFRESH_AFTER_S = 5.0
 #: Stake reads run on threads of their own: in the default executor they would queue behind
 #: every job's settlement polls (``asyncio.to_thread``), which on a busy client hold all its threads.
 _READS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tender-stake-read")
@@ -97,7 +98,7 @@ class StakeView:
         """Start a read of ``provider`` unless a usable one is kept or on its way (when it quotes:
         the read then runs while the round does)."""
         entry = self._entry(provider)
-        if entry.pending is None and not self._fresh(entry.read, self.refresh_after):
+        if entry.pending is None and not self._fresh(entry.read, min(self.refresh_after, self.max_age)):
             self._start(provider, entry)
 
     async def backing(self, provider: str, *, fresh: bool = False) -> int:
