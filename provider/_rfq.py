@@ -4,8 +4,11 @@
 the node's key (priced from memory, like ``/quote``). ``POST /rfq/run`` is the requester taking
 that quote: the node checks it is its own unexpired quote for this intent, that the requester
 accepted it (its signature of the quote's digest) and that the inline input matches the intent's
-commitment; then it computes the output as the proof will carry it (EZKL's witness), signs a
-result commitment to it and answers at once. Proving and delivery run in the background:
+commitment; then it signs a result commitment to the output as the proof will carry it (EZKL's
+witness) and answers at once. The witness is computed when the node quotes, in the background
+(kept per job like the input check), so ``/rfq/run`` finds it ready: a node spends one witness
+(milliseconds) on each job it quotes and is not given, and hands the output out only on
+``/rfq/run``. Proving and delivery run in the background:
 
 - the proof starts at once, before the award is mined (the node may spend a proof on a job
   that is never awarded: see ``docs/PROTOCOL.md``, "Provisional results");
@@ -61,6 +64,12 @@ def _hex(value: bytes) -> str:
     return "0x" + value.hex()
 
 
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Retrieve the error of a witness nobody asked for (a job quoted and not taken)."""
+    if not future.cancelled():
+        future.exception()
+
+
 class RfqDesk:
     """The quote path of one :class:`~provider._node.ProviderNode`."""
 
@@ -75,6 +84,9 @@ class RfqDesk:
         #: same moment: it awaits the first one's) and ``/rfq/run`` reuse it.
         self._checked: dict[str, asyncio.Future[str | None]] = {}
         self._bundles: dict[str, Any] = {}
+        #: each quoted job's output as field elements (the witness), started when the node quotes
+        #: it, newest last (at most ``CHECKED_KEPT``)
+        self._outputs: dict[str, asyncio.Future[list[int]]] = {}
         self._taking: set[str] = set()
         #: batch models' collectors, by :attr:`ServedModel.key`
         self._collectors: dict[str, BatchCollector] = {}
@@ -165,6 +177,8 @@ class RfqDesk:
         )
         market = self.market
         signature = sign_quote(quote, node._signing_key, chain_id=market.chain_id, market=market.address)
+        with contextlib.suppress(InputRejected, ModelNotServed):  # /rfq/run names the problem
+            self._output(served, wire.jobId.lower(), intent.input_location)
         node.metrics.quotes.labels("quoted").inc()
         log(
             logger,
@@ -191,6 +205,32 @@ class RfqDesk:
             if self._checked.get(key) is known:  # a failed check is made again next time
                 del self._checked[key]
             raise
+
+    def _output(self, served: ServedModel, key: str, location: bytes) -> asyncio.Future[list[int]]:
+        """Job ``key``'s output felts (EZKL's witness of its inline input), computed once per job
+        in a worker thread (see :attr:`_outputs`)."""
+        known = self._outputs.get(key)
+        if known is not None:
+            return known
+        if served.bundle is None:
+            raise ModelNotServed(
+                f"model {served.entry.name} has no bundle to prove with", field="intent.modelId"
+            )
+        data = decode_input_uri(location)
+        if data is None:
+            raise InputRejected("the quote path takes inline inputs only", field="intent.inputLocation")
+        row = check_input(served.spec.input, data).tolist()
+        from tender.models import Bundle, output_felts
+
+        bundle = self._bundles.get(served.key)
+        if bundle is None:
+            bundle = self._bundles[served.key] = Bundle.load(served.bundle.path)
+        known = asyncio.ensure_future(asyncio.to_thread(output_felts, bundle, row))
+        known.add_done_callback(_consume)
+        self._outputs[key] = known
+        while len(self._outputs) > CHECKED_KEPT:
+            del self._outputs[next(iter(self._outputs))]
+        return known
 
     async def run(self, body: RunQuoted) -> CommittedOutput:
         """Take a quoted job: check it, compute and commit to the output, settle in the background."""
@@ -247,14 +287,11 @@ class RfqDesk:
         if mismatch is not None:
             raise InputRejected(mismatch, field="intent.inputLocation")
         row = check_input(served.spec.input, data).tolist()
-        from tender.models import Bundle, dequantize, output_felts
+        from tender.models import dequantize
 
-        bundle = self._bundles.get(served.key)
-        if bundle is None:
-            bundle = self._bundles[served.key] = Bundle.load(served.bundle.path)
         started = time.perf_counter()
         try:
-            felts = await asyncio.to_thread(output_felts, bundle, row)
+            felts = await asyncio.shield(self._output(served, key, intent.input_location))
         except TenderError as exc:
             raise InputRejected(
                 f"the circuit refused the input: {exc}", field="intent.inputLocation"
@@ -284,7 +321,7 @@ class RfqDesk:
             output_hash=_hex(out_hash),
             witness_ms=round(1000 * (time.perf_counter() - started), 1),
         )
-        scale = bundle.card.output_scale
+        scale = self._bundles[served.key].card.output_scale
         return CommittedOutput(
             jobId=key,
             provider=node.address,

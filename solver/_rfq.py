@@ -3,8 +3,11 @@
 ``POST /rfq?window_ms=N`` takes a requester's signed intent for the quote market, checks it like
 ``POST /intents`` does (chain, market, job id, signature, expiry), asks every available provider
 at once (``POST /rfq/quote`` over the fan-out's shared pool) and answers with the firm quotes
-that arrived when all have answered or the window ended, whichever comes first. It sends no
-transaction: the requester awards (first price) and the provider runs the job.
+that arrived when all have answered or the window ended, whichever comes first. A round that
+has no quote when its window ends waits on for the first one, up to ``EMPTY_WAIT_MS`` more
+(a cold or loaded provider): an empty answer would only make the requester ask again, and the
+providers sign afresh. It sends no transaction: the requester awards (first price) and the
+provider runs the job.
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ from tender.quotes import recover_quote_signer
 from tender.rfq import FirmQuote, FirmQuotes
 from tender.wire import ErrorBody, QuoteRefusal, SignedIntentWire
 
-__all__ = ["DEFAULT_WINDOW_MS", "MAX_WINDOW_MS", "RfqDesk"]
+__all__ = ["DEFAULT_WINDOW_MS", "EMPTY_WAIT_MS", "MAX_WINDOW_MS", "RfqDesk"]
 
 logger = logging.getLogger("solver.rfq")
 
 DEFAULT_WINDOW_MS = 100
 MAX_WINDOW_MS = 5_000
+#: how long past its window a round with no quote yet waits for the first one
+EMPTY_WAIT_MS = 1_000
 _ERRORS: tuple[type[Exception], ...] = (*TRANSPORT_ERRORS, ValidationError, IntentError, ValueError)
 _ANSWER: TypeAdapter[FirmQuote | QuoteRefusal] = TypeAdapter(FirmQuote | QuoteRefusal)
 
@@ -99,12 +104,29 @@ class RfqDesk:
         return web.Response(body=quotes.model_dump_json(), content_type="application/json")
 
     async def gather(self, body: bytes, intent: Intent, job: str, window: float) -> FirmQuotes:
-        """Ask every available provider; the valid firm quotes within ``window`` seconds."""
+        """Ask every available provider; the valid firm quotes within ``window`` seconds (every
+        answer when all came sooner), or, when none came by then, the first valid one within
+        ``EMPTY_WAIT_MS`` more."""
         now = time.monotonic()
         fanout = self.fanout
         asked = [p for p in fanout.providers if fanout.breakers[p.name].available(now)]
-        answers = await asyncio.gather(*(self._ask(p, body, job, window) for p in asked))
-        return FirmQuotes(jobId=job, quotes=[a for a in answers if a is not None], asked=len(asked))
+        limit = window + EMPTY_WAIT_MS / 1000
+        tasks: list[asyncio.Future[FirmQuote | None]] = [
+            asyncio.ensure_future(self._ask(p, body, job, limit)) for p in asked
+        ]
+        quotes: list[FirmQuote] = []
+        pending: set[asyncio.Future[FirmQuote | None]] = set(tasks)
+        try:
+            if tasks:
+                done, pending = await asyncio.wait(tasks, timeout=window)
+                quotes = [q for t in tasks if t in done and (q := t.result()) is not None]
+            while not quotes and pending and (left := now + limit - time.monotonic()) > 0:
+                done, pending = await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                quotes = [q for t in done if (q := t.result()) is not None]
+        finally:
+            for task in pending:
+                task.cancel()
+        return FirmQuotes(jobId=job, quotes=quotes, asked=len(asked))
 
     async def _ask(self, provider: ProviderEntry, body: bytes, job: str, window: float) -> FirmQuote | None:
         base = provider.url.rstrip("/")

@@ -61,6 +61,7 @@ from tender.client._errors import (
 from tender.client._hub import EventHub
 from tender.client._models import ModelHandle, encode_input_uri, resolve_model
 from tender.client._result import Latency, RequestResult, Withdrawal
+from tender.client._stakes import STAKE_MAX_AGE_S
 from tender.client._tracker import JobTracker
 from tender.config import check_private_key
 from tender.errors import (
@@ -188,6 +189,9 @@ class Client:
             :class:`~tender.client._awards.AwardBatcher`.
         award_wait: quote path: seconds the first award waits for others to join its batch
             (after the provisional result is returned: off the time to result).
+        stake_max_age: seconds a read of a provider's free stake answers the quote path's stake
+            check from memory (the check then makes no RPC call; see
+            :class:`~tender.client._stakes.StakeView`); 0 reads it afresh for every result.
 
     RPC errors while a request follows its job are retried (bounded backoff) until the
     request's own timeout.
@@ -215,9 +219,13 @@ class Client:
         confirmations: int | None = None,
         award_batch: int = 1,
         award_wait: float = 0.25,
+        stake_max_age: float = STAKE_MAX_AGE_S,
     ) -> None:
         if confirmations is not None and confirmations < 0:
             raise ConfigError(f"Client: confirmations must be >= 0, not {confirmations}")
+        if not stake_max_age >= 0:
+            raise ConfigError(f"Client: stake_max_age must be >= 0 seconds, not {stake_max_age}")
+        self.stake_max_age = float(stake_max_age)
         self._confirmations = confirmations
         if award_batch < 1 or award_wait < 0:
             raise ConfigError(

@@ -72,6 +72,8 @@ class EventHub:
         self._trackers: dict[str, JobTracker] = {}
         self._waiters: dict[str, asyncio.Event] = {}
         self._orphans: dict[str, list[Event]] = {}
+        #: jobs watched without a tracker (the quote path's settlement): set on each event
+        self._watchers: dict[str, asyncio.Event] = {}
         self._task: asyncio.Task[None] | None = None
         self.listeners: list[Listener] = []
         #: the last poll's error (``None`` once a poll succeeds again)
@@ -92,9 +94,22 @@ class EventHub:
         self._ensure_running()
         return changed
 
+    def watch(self, job_id: str) -> asyncio.Event:
+        """An event set whenever the feed reads an event naming ``job_id`` (no tracker: the
+        caller reads what changed itself); :meth:`forget` ends it."""
+        key = job_id.lower()
+        changed = self._watchers.get(key)
+        if changed is None:
+            changed = self._watchers[key] = asyncio.Event()
+        if self._orphans.pop(key, None):
+            changed.set()
+        self._ensure_running()
+        return changed
+
     def forget(self, job_id: str) -> None:
         self._trackers.pop(job_id.lower(), None)
         self._waiters.pop(job_id.lower(), None)
+        self._watchers.pop(job_id.lower(), None)
 
     def _ensure_running(self) -> None:
         if self._task is None or self._task.done():
@@ -105,13 +120,13 @@ class EventHub:
         self._task = None
 
     async def _run(self) -> None:
-        while self._trackers:
+        while self._trackers or self._watchers:
             try:
                 await self.poll_once()
                 self.failures, self.error = 0, None
             except FeedError as exc:  # a reorg deeper than the feed remembers: nothing to retry
                 self.error, self.fatal = exc, True
-                for waiter in self._waiters.values():
+                for waiter in [*self._waiters.values(), *self._watchers.values()]:
                     waiter.set()
                 return
             except Exception as exc:  # an RPC outage must not end any request:
@@ -166,8 +181,13 @@ class EventHub:
             job = job_of(event)
             if job is None:
                 continue
+            watcher = self._watchers.get(job)
+            if watcher is not None:
+                watcher.set()
             tracker = self._trackers.get(job)
             if tracker is None:
+                if watcher is not None:
+                    continue
                 orphans = self._orphans.setdefault(job, [])
                 if len(orphans) < 64:
                     orphans.append(event)

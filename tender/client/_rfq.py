@@ -4,14 +4,16 @@ One round: the signed intent goes to every solver's ``POST /rfq``; each answers 
 window (default 100 ms) with provider-signed EIP-712 quotes. The client checks them, takes the
 best by the intent's own price/latency weight, and at once (concurrently):
 
-- sends ``openAwarded`` itself (the requester submits: first price, no relayer needed);
-- sends the winner ``POST /rfq/run`` with its acceptance (its signature of the quote's digest);
-- reads the winner's free stake.
+sends the winner ``POST /rfq/run`` with its acceptance (its signature of the quote's digest).
 
 The provider answers with the output as its proof will carry it and a signed result commitment.
 The client checks that the hash is the output's, that the commitment is the quoted provider's,
-and that its stake covers the job (free, or already locked for it), and returns a
-:class:`ProvisionalResult` at once. Its :meth:`~ProvisionalResult.settled` awaits the chain: the
+and that its free stake covers the job, and returns a :class:`ProvisionalResult` at once. The
+stake comes from the process's :class:`~tender.client._stakes.StakeView` (read when the
+provider first quoted, kept up to ``Client.stake_max_age`` seconds, less this process's awards
+in flight): no RPC call and no block stands between the provider's answer and the result. Only
+then does the client send ``openAwarded`` itself (the requester submits: first price, no
+relayer needed). Its :meth:`~ProvisionalResult.settled` awaits the chain: the
 award, then the proof verified on chain (``Settled``); if the provider proved another output the
 client slashes it with the commitment (``slashCommitment``), and past the due time it expires the
 job itself (the lock goes to the requester).
@@ -20,10 +22,10 @@ job itself (the lock goes to the requester).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +34,7 @@ from pydantic import ValidationError
 
 from tender.chain import Delivered, JobState, QuoteAwarded, QuoteMarket, Staking, Token
 from tender.client._awards import AwardBatcher
+from tender.client._stakes import StakeView, stake_view
 from tender.errors import ContractRevert, IntentError, TenderError, TransactionFailed
 from tender.intents import AuctionType, Intent, sign_digest
 from tender.logs import log
@@ -57,12 +60,10 @@ DEFAULT_WINDOW_MS = 100
 MAX_TAKES = 3
 #: the most a second round waits when the first returned no quote
 RETRY_WINDOW_MS = 2_000
-#: how many quoting providers' stakes a round reads while it still runs (the rest on taking)
+#: how many quoting providers' stakes a round has read while it still runs (the rest on taking)
 STAKE_PREFETCH = 8
-#: The stake reads on the time to result run on threads of their own: in the default executor
-#: they would queue behind every job's settlement polls (``asyncio.to_thread``), which on a busy
-#: client hold all its threads.
-_STAKE_READS = ThreadPoolExecutor(max_workers=STAKE_PREFETCH, thread_name_prefix="tender-rfq-stake")
+#: seconds between reads of a settling job's state when the event feed names it meanwhile not
+SETTLE_RECHECK_S = 2.0
 _MAX_UINT = 2**256 - 1
 #: the quote market's stake multiple, by market (read once: a live job's terms never change)
 _STAKE_MULTIPLE: dict[str, int] = {}
@@ -73,7 +74,7 @@ def _hex(value: bytes) -> str:
 
 
 def _consume(future: asyncio.Future[Any]) -> None:
-    """Retrieve an unused read's error (a stake read of a provider the round passed over)."""
+    """Retrieve an unused check's error (the stake of a provider that then failed to answer)."""
     if not future.cancelled():
         future.exception()
 
@@ -117,14 +118,16 @@ class ProvisionalResult:
         output_felts: the output as field elements: what the proof will carry.
         output_hash: ``keccak256(abi.encode(output_felts))``, committed to.
         commitment: the provider's EIP-712 result commitment signature.
-        stake: the provider's stake that backs the job (free when checked, or locked for it).
+        stake: the provider's free stake that backs the job, as checked (see
+            :class:`~tender.client._stakes.StakeView`).
         quotes: how many firm quotes the round returned.
         signed_at: ``time.monotonic()`` when the intent was signed.
         result_at: ``time.monotonic()`` when the commitment was verified.
         provisional: ``True``: the proof is not on chain yet.
         phases: milliseconds of the quote round (``round_ms``: signed intent to ranked quotes)
             and of taking the best quote (``run_ms``), of which the provider's HTTP answer
-            (``provider_ms``) and the wait for the stake read after it (``stake_wait_ms``).
+            (``provider_ms``) and the wait for the stake check after it (``stake_wait_ms``: 0
+            when the stake was known).
     """
 
     job_id: str
@@ -166,13 +169,18 @@ class _Round:
         self.market, self.staking = _contracts(client, self.market_address)
         self.job_hex = client.job_id(intent)
         self.job = bytes.fromhex(self.job_hex[2:])
-        #: each quoting provider's stake read, started when its quote arrives (so the read is
-        #: done, or nearly, when the provider's output is: it is off the time to result)
-        self.stakes: dict[str, asyncio.Future[int]] = {}
+        staking = self.staking
+        #: the quoting providers' stakes: kept from earlier rounds, or read when they quote (so
+        #: the read is done, or nearly, when the provider's output is: off the time to result)
+        self.stakes: StakeView = stake_view(
+            client.rpc, staking.address, staking.available_of, max_age=client.stake_max_age
+        )
+        self.warmed: set[str] = set()
 
     async def quotes(self, http: httpx.AsyncClient, body: str) -> list[tuple[Quote, bytes, str]]:
         """Every valid firm quote from every solver's round."""
-        limit = self.window_ms / 1000 + 1.0
+        # the solver waits up to EMPTY_WAIT_MS (1 s) past the window for a first quote
+        limit = self.window_ms / 1000 + 2.0
 
         async def ask(url: str) -> list[tuple[Quote, bytes, str]]:
             try:
@@ -209,8 +217,9 @@ class _Round:
                     continue
                 if signer == quote.provider and self._acceptable(quote):
                     out.append((quote, signature, firm.url))
-                    if len(self.stakes) < STAKE_PREFETCH:
-                        self.stake_of(quote.provider)
+                    if len(self.warmed) < STAKE_PREFETCH and quote.provider not in self.warmed:
+                        self.warmed.add(quote.provider)
+                        self.stakes.warm(quote.provider)
             return out
 
         rounds = await asyncio.gather(*(ask(url) for url in self.client.solvers))
@@ -226,25 +235,6 @@ class _Round:
             and now + quote.latency <= i.deadline
         )
 
-    def stake_of(self, provider: str) -> asyncio.Future[int]:
-        """The read of ``provider``'s stake behind this job, started at the first ask (fresh:
-        read after the provider quoted, never from an earlier round)."""
-        found = self.stakes.get(provider)
-        if found is None:
-            found = self.stakes[provider] = asyncio.ensure_future(self.stake_behind(provider))
-            found.add_done_callback(_consume)
-        return found
-
-    async def stake_behind(self, provider: str) -> int:
-        """The provider's stake that backs the job: what is locked for it, else what is free."""
-        staking = self.staking
-
-        def read() -> int:
-            locked = staking.locked_for(provider, self.job)
-            return locked if locked > 0 else staking.available_of(provider)
-
-        return await asyncio.get_running_loop().run_in_executor(_STAKE_READS, read)
-
     async def stake_multiple(self) -> int:
         known = _STAKE_MULTIPLE.get(self.market_address)
         if known is None:
@@ -255,7 +245,12 @@ class _Round:
     async def settle(self, award: asyncio.Task[Any], committed: CommittedOutput) -> QuoteSettlement:
         """Follow the job to its end on chain (see the module)."""
         txs: dict[str, str] = {}
-        receipt = await award
+        try:
+            receipt = await award
+        except BaseException:
+            self.stakes.award_done(committed.provider, self.job_hex, mined=False)
+            raise
+        self.stakes.award_done(committed.provider, self.job_hex, mined=True)
         txs["award"] = _hex(bytes(receipt["transactionHash"]))
         # this job's (an award batch logs one per awarded job; a skipped job none)
         awarded = [
@@ -266,8 +261,26 @@ class _Round:
         terms: QuotedJob = awarded[0].terms
         start = int(receipt["blockNumber"])
         committed_hash = bytes.fromhex(committed.outputHash[2:])
-        poll = self.client.poll_interval
+        # The job's state is read when the client's one event feed names the job (one
+        # eth_getLogs a poll for all its jobs), or every SETTLE_RECHECK_S in any case.
+        hub = self.client._events()
+        changed = hub.watch(self.job_hex)
+        try:
+            return await self._follow(terms, start, committed, committed_hash, changed, txs)
+        finally:
+            hub.forget(self.job_hex)
+
+    async def _follow(
+        self,
+        terms: QuotedJob,
+        start: int,
+        committed: CommittedOutput,
+        committed_hash: bytes,
+        changed: asyncio.Event,
+        txs: dict[str, str],
+    ) -> QuoteSettlement:
         while True:
+            changed.clear()
             state = await asyncio.to_thread(self.market.job_state, self.job)
             if state is JobState.SETTLED:
                 break
@@ -286,7 +299,8 @@ class _Round:
                     log(
                         logger, "rfq.expire_refused", level=logging.INFO, job_id=self.job_hex, error=repr(exc)
                     )
-            await asyncio.sleep(poll)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), SETTLE_RECHECK_S)
         delivered = await asyncio.to_thread(
             lambda: next(
                 (
@@ -427,6 +441,7 @@ async def request_quote(
     # The award is sent once the output is in hand: the provider runs on the requester's
     # acceptance (with which it may send the award itself), so the transaction, its gas
     # estimate and signing stay off the time to result.
+    rnd.stakes.hold(quote.provider, job, max(intent.min_stake, quote.price * await rnd.stake_multiple()))
     award = asyncio.ensure_future(_batcher(client, rnd.market).award(intent, quote, quote_sig))
     settlement = asyncio.ensure_future(rnd.settle(award, committed))
     log(
@@ -485,7 +500,8 @@ async def _take(
     acceptance = sign_digest(
         quote_digest(quote, chain_id=rnd.chain_id, market=rnd.market_address), client._key
     )
-    stake = rnd.stake_of(quote.provider)
+    stake = asyncio.ensure_future(rnd.stakes.backing(quote.provider))
+    stake.add_done_callback(_consume)
     run = RunQuoted.model_validate(
         {
             "signed": json_of(body),
@@ -541,6 +557,9 @@ async def _take(
     waited = time.monotonic()
     backing = await stake
     phases["stake_wait_ms"] = 1000 * (time.monotonic() - waited)
+    if backing < max(intent.min_stake, quote.price * await rnd.stake_multiple()):
+        # a kept read that may have gone stale is read once more before refusing
+        backing = await rnd.stakes.backing(quote.provider, fresh=True)
     if backing < max(intent.min_stake, quote.price * await rnd.stake_multiple()):
         raise RequestRejected(
             f"the provider's stake ({backing}) does not back the job",

@@ -66,6 +66,26 @@ async def test_a_reorg_rolls_the_followed_jobs_back() -> None:
     assert changed.is_set()  # the request sees its job moved back
 
 
+async def test_a_watched_job_is_woken_by_its_events_without_a_tracker() -> None:
+    """The quote path's settlement watches its job on the client's one feed: each event naming
+    the job wakes it (one seen before the watch too), nobody else's does, and none is kept."""
+    hub = _hub()
+    hub.route([event(Settled, B, tx="0x01")])  # B settled before it was watched
+    early = hub.watch(B)
+    assert early.is_set()
+    changed = hub.watch(A)
+    assert not changed.is_set()
+    assert hub.route([event(IntentPosted, B, tx="0x02")]) == 0  # nobody's tracker: routed to none
+    assert not changed.is_set()
+    hub.route([event(Settled, A, tx="0x03", block=2)])
+    assert changed.is_set()
+    assert A not in hub._orphans
+    hub.forget(A)
+    changed.clear()
+    hub.route([event(Settled, A, tx="0x04", block=3)])
+    assert not changed.is_set()
+
+
 def test_inputs_travel_inline_as_compact_json() -> None:
     data = [[0.0, 0.5], [1.0, 0.25]]
     location = encode_input_uri(data)

@@ -564,3 +564,30 @@ def test_store_rollback_returns_the_jobs_a_dropped_block_spoke_of(tmp_path: Path
     reopened = JobStore(tmp_path / "jobs.db")  # the cursor survives a restart
     assert reopened.cursor == 15
     reopened.close()
+
+
+async def test_quoted_jobs_output_is_computed_once_when_quoted(
+    mlp_bundle: Any, mlp_samples: list[list[float]]
+) -> None:
+    """A quoted job's output (EZKL's witness) is started when the node quotes and kept per job:
+    the second solver's quote and ``/rfq/run`` reuse it, and it is exactly the proof's felts."""
+    from types import SimpleNamespace
+
+    from provider._rfq import RfqDesk
+    from provider._spec import read_spec
+    from tender.client._models import encode_input_uri
+    from tender.models import output_felts
+
+    served = SimpleNamespace(
+        entry=SimpleNamespace(name="mlp"),
+        spec=read_spec("mlp", mlp_bundle.path / "model.onnx"),
+        bundle=SimpleNamespace(path=mlp_bundle.path),
+    )
+    desk = RfqDesk(SimpleNamespace())  # type: ignore[arg-type]
+    location = encode_input_uri(mlp_samples[0])
+    first = desk._output(served, "0x01", location)  # type: ignore[arg-type]
+    assert desk._output(served, "0x01", location) is first  # type: ignore[arg-type]
+    other = desk._output(served, "0x02", encode_input_uri(mlp_samples[1]))  # type: ignore[arg-type]
+    assert other is not first
+    assert await first == output_felts(mlp_bundle, mlp_samples[0])
+    assert await other == output_felts(mlp_bundle, mlp_samples[1])

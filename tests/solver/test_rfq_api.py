@@ -92,3 +92,50 @@ async def test_a_quote_round_checks_the_signed_intent_first() -> None:
         (422, "wrong_job_id", "jobId"),
         (422, "bad_signature", "signature"),
     ]
+
+
+async def test_a_round_closes_when_all_answered_and_waits_on_for_a_first_quote() -> None:
+    """The round ends as soon as every provider answered (a slow one is not waited for once the
+    window ends with a quote in hand); a round with no quote at the window's end takes the first
+    one that comes after it rather than answering empty (each provider is asked once)."""
+    import asyncio
+
+    from solver._config import ProviderEntry
+    from tender.rfq import FirmQuote
+
+    def entry(i: int) -> ProviderEntry:
+        return ProviderEntry(name=f"p{i}", url=f"http://127.0.0.1:{9 + i}", address="0x" + f"{i:02x}" * 20)
+
+    def quote(i: int) -> FirmQuote:
+        return FirmQuote(quote={"provider": i}, signature="0x" + "11" * 65, url=f"p{i}")  # type: ignore[arg-type]
+
+    async def run(delays: dict[int, float | None], window: float) -> tuple[list[str], list[int]]:
+        """``delays``: seconds before each provider answers (``None``: it refuses at once)."""
+        asked: list[int] = []
+        fanout = FanOut([entry(i) for i in delays], make_transport("aiohttp"))
+        desk = RfqDesk(fanout, chain_id=31337, market=QUOTE_MARKET)
+
+        async def ask(provider: ProviderEntry, body: bytes, job: str, limit: float) -> FirmQuote | None:
+            i = int(provider.name[1:])
+            asked.append(i)
+            delay = delays[i]
+            if delay is None:
+                return None
+            await asyncio.sleep(delay)
+            return quote(i)
+
+        desk._ask = ask  # type: ignore[method-assign,assignment]
+        try:
+            got = await desk.gather(b"{}", None, "0x" + "01" * 32, window)  # type: ignore[arg-type]
+        finally:
+            await fanout.aclose()
+        return [q.url for q in got.quotes], asked
+
+    # everyone answers quickly: all quotes, long before a generous window ends
+    assert sorted((await run({1: 0.0, 2: 0.01, 3: None}, 30.0))[0]) == ["p1", "p2"]
+    # the window ends with one quote in hand: the slow provider is not waited for
+    assert (await run({1: 0.0, 2: 30.0}, 0.2))[0] == ["p1"]
+    # nobody by the window's end: the first quote after it, each provider asked once
+    urls, asked = await run({1: 0.3, 2: 30.0, 3: None}, 0.05)
+    assert urls == ["p1"]
+    assert sorted(asked) == [1, 2, 3]
