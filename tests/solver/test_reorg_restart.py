@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,6 +141,53 @@ def test_reorg_of_an_award_is_followed_by_a_new_award(env: Env, tmp_path: Path) 
         wait_until(lambda: Store(db).job(job).pursuit == Pursuit.SETTLED, timeout=30)  # type: ignore[union-attr]
     me = Account.from_key(SOLVER_KEYS[0]).address
     assert _bids_by(env, job, me) == 1
+
+
+def test_an_award_reorged_out_before_the_feed_read_it_is_sent_again(env: Env, tmp_path: Path) -> None:
+    """Issue 16's lost reorg trials: the solver awards its auction, then ``anvil_reorg`` drops
+    the award's block before the solver's feed read it (the feed stays 5 blocks behind the head,
+    so no rollback tells the solver). The job is Open again on chain: the solver follows the
+    chain, not its receipt, and sends the same award again; the job settles and the provider
+    is neither expired nor slashed."""
+    db = tmp_path / "unseen.sqlite"
+    solver = Solver(
+        env.solver_section(db, confirmations=5),
+        env.chain_section(),
+        key=SOLVER_KEYS[0],
+        deployment=env.deployment,
+    )
+    released = threading.Event()
+    for stub in env.stubs:  # providers accept the job but deliver only when the test says so
+        original = stub.on_job
+
+        async def gated(job, original=original):  # type: ignore[no-untyped-def]
+            await asyncio.to_thread(released.wait)
+            await original(job)  # type: ignore[misc]
+
+        stub.on_job = gated
+    market = env.markets[AuctionType.REVERSE]
+    with Running([solver]):
+        # the window leaves time for a feed 5 blocks (seconds) behind to see the intent and bid
+        job = env.post(env.intent(AuctionType.REVERSE, window=12))
+        wait_until(lambda: env.job(AuctionType.REVERSE, job).state is JobState.AWARDED, timeout=60)
+        store = Store(db)
+        (award,) = store.job_txs(job, "award")
+        awarded_in = int(env.w3.eth.get_transaction_receipt(award.hash)["blockNumber"])
+        env.chain.rpc("anvil_reorg", [env.w3.eth.block_number - awarded_in + 1, []])
+        resync_nonces(env.w3)
+        assert (store.cursor or 0) < awarded_in  # the feed had not read the award's block
+        assert env.job(AuctionType.REVERSE, job).state is JobState.OPEN
+        try:
+            wait_until(lambda: env.job(AuctionType.REVERSE, job).state is JobState.AWARDED, timeout=30)
+        finally:
+            released.set()
+        wait_until(lambda: env.job(AuctionType.REVERSE, job).state is JobState.SETTLED, timeout=60)
+        wait_until(lambda: Store(db).job(job).pursuit == Pursuit.SETTLED, timeout=30)  # type: ignore[union-attr]
+    me = Account.from_key(SOLVER_KEYS[0]).address
+    assert _bids_by(env, job, me) == 1
+    job_id = bytes.fromhex(job[2:])
+    assert len(list(market.events(names=["Awarded"], job_id=job_id))) == 1
+    assert list(market.events(names=["Expired", "Slashed"], job_id=job_id)) == []
 
 
 @contextlib.contextmanager
