@@ -20,7 +20,7 @@ from tender.chain import JobState, resync_nonces
 from tender.intents import AuctionType
 from tests.harness.solver import start_solver_process
 
-from .conftest import SOLVER_KEYS, Env, Running, wait_until
+from .conftest import SOLVER_KEYS, UNIT, Env, Running, wait_until
 
 
 def _bids_by(env: Env, job_id: str, solver: str) -> int:
@@ -156,15 +156,7 @@ def test_an_award_reorged_out_before_the_feed_read_it_is_sent_again(env: Env, tm
         key=SOLVER_KEYS[0],
         deployment=env.deployment,
     )
-    released = threading.Event()
-    for stub in env.stubs:  # providers accept the job but deliver only when the test says so
-        original = stub.on_job
-
-        async def gated(job, original=original):  # type: ignore[no-untyped-def]
-            await asyncio.to_thread(released.wait)
-            await original(job)  # type: ignore[misc]
-
-        stub.on_job = gated
+    released = _gate_deliveries(env)
     market = env.markets[AuctionType.REVERSE]
     with Running([solver]):
         # the window leaves time for a feed 5 blocks (seconds) behind to see the intent and bid
@@ -188,6 +180,52 @@ def test_an_award_reorged_out_before_the_feed_read_it_is_sent_again(env: Env, tm
     job_id = bytes.fromhex(job[2:])
     assert len(list(market.events(names=["Awarded"], job_id=job_id))) == 1
     assert list(market.events(names=["Expired", "Slashed"], job_id=job_id)) == []
+
+
+def test_a_dutch_fill_reorged_out_is_sent_again_while_the_window_is_open(env: Env, tmp_path: Path) -> None:
+    """The Dutch twin: the solver fills at once (the start price covers its floor), the provider
+    holds its delivery, and ``anvil_reorg`` drops the fill's block. The job is Open again with its
+    window still open: the solver sends the same fill again (one fill signed in all), and the job
+    settles with nobody expired or slashed."""
+    db = tmp_path / "dutch.sqlite"
+    solver = Solver(
+        env.solver_section(db), env.chain_section(), key=SOLVER_KEYS[0], deployment=env.deployment
+    )
+    released = _gate_deliveries(env)
+    market = env.markets[AuctionType.DUTCH]
+    with Running([solver]):
+        job = env.post(env.intent(AuctionType.DUTCH, window=60, start_price=9 * UNIT))
+        wait_until(lambda: env.job(AuctionType.DUTCH, job).state is JobState.AWARDED, timeout=60)
+        store = Store(db)
+        (fill,) = store.job_txs(job, "fill")
+        filled_in = int(env.w3.eth.get_transaction_receipt(fill.hash)["blockNumber"])
+        env.chain.rpc("anvil_reorg", [env.w3.eth.block_number - filled_in + 1, []])
+        resync_nonces(env.w3)
+        assert env.job(AuctionType.DUTCH, job).state is JobState.OPEN
+        try:
+            wait_until(lambda: env.job(AuctionType.DUTCH, job).state is JobState.AWARDED, timeout=30)
+        finally:
+            released.set()
+        wait_until(lambda: env.job(AuctionType.DUTCH, job).state is JobState.SETTLED, timeout=60)
+        wait_until(lambda: Store(db).job(job).pursuit == Pursuit.SETTLED, timeout=30)  # type: ignore[union-attr]
+    job_id = bytes.fromhex(job[2:])
+    assert len(list(market.events(names=["Awarded"], job_id=job_id))) == 1
+    assert list(market.events(names=["Expired", "Slashed"], job_id=job_id)) == []
+    assert [t.hash for t in Store(db).job_txs(job, "fill")] == [fill.hash]  # sent again, never re-signed
+
+
+def _gate_deliveries(env: Env) -> threading.Event:
+    """The stub providers accept a job but deliver it only once the returned event is set."""
+    released = threading.Event()
+    for stub in env.stubs:
+        original = stub.on_job
+
+        async def gated(job, original=original):  # type: ignore[no-untyped-def]
+            await asyncio.to_thread(released.wait)
+            await original(job)  # type: ignore[misc]
+
+        stub.on_job = gated
+    return released
 
 
 @contextlib.contextmanager
