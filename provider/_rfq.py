@@ -15,7 +15,11 @@ witness) and answers at once. The witness is computed when the node quotes, in t
 - the node waits for ``QuoteAwarded``; if the requester has not sent ``openAwarded`` a few
   seconds before the quote expires, the node sends it itself with the requester's acceptance
   (the requester pays as if it had sent it: an output handed out is never free);
-- then it delivers the proof (``deliver``), which settles the job.
+- then it delivers the proof (``deliver``), which settles the job;
+- and it follows the chain, not the receipt, until the settlement is :data:`SETTLED_DEPTH`
+  blocks deep: a reorg that took the delivery back (the job Awarded again) is answered by
+  delivering again, one that took the award back (no job) by sending ``openAwarded`` again
+  while the quote is valid (past it, nothing of the job is on chain: nothing is owed).
 """
 
 from __future__ import annotations
@@ -51,6 +55,11 @@ logger = logging.getLogger("provider.rfq")
 RELAY_MARGIN_S = 5
 #: seconds between looks for the award
 POLL_S = 0.25
+#: blocks a quoted job's settlement must lie under before the node stops following it (a reorg
+#: deeper than this is not answered; ``benchmarks/faults.py`` reorgs to depth 6)
+SETTLED_DEPTH = 12
+#: RPC failures in a row after which the node stops following a settled quoted job
+FOLLOW_FAILURES = 20
 #: A quoted job is proved at once but behind every proof already queued, on a machine other work
 #: may slow down, and missing its due time costs the whole lock: the quote promises
 #: ``LATENCY_SLACK`` times the priced latency plus ``LATENCY_PAD_S``, within the deadline.
@@ -78,6 +87,8 @@ class RfqDesk:
         self._market: AsyncQuoteMarket | None = None
         #: the jobs this node handed an output for, by job id (the background settlement)
         self.runs: dict[str, asyncio.Task[None]] = {}
+        #: settled quoted jobs followed until their settlement is deep (not counted as load)
+        self.following: set[asyncio.Task[None]] = set()
         #: each quoted job's input check (``None``: the inline input matches its commitment; else
         #: why not), newest last. The job id binds the input and the commitment, so the check is
         #: made once per job: the second solver's ``/rfq/quote`` for the same job (often at the
@@ -373,6 +384,76 @@ class RfqDesk:
             raise
         except (TenderError, OSError) as exc:
             log(logger, "rfq.failed", level=logging.ERROR, job_id=key, error=repr(exc))
+            return
+        follow = asyncio.get_running_loop().create_task(
+            self._stay_settled(
+                intent, quote, quote_sig, acceptance, felts, proof.proof, int(receipt["blockNumber"])
+            ),
+            name=f"rfq-follow-{key[:10]}",
+        )
+        self.following.add(follow)
+        follow.add_done_callback(self.following.discard)
+
+    async def _stay_settled(
+        self,
+        intent: Intent,
+        quote: Quote,
+        quote_sig: bytes,
+        acceptance: bytes,
+        felts: list[int],
+        proof: bytes,
+        settled_in: int,
+    ) -> None:
+        """Follow the chain until the job's settlement (first seen in block ``settled_in``) is
+        :data:`SETTLED_DEPTH` blocks deep: a delivery a reorg took back is sent again (the job is
+        Awarded to us again), an award a reorg took back is sent again while the quote is valid.
+        The terms of each delivery are those of the award that stands (read from its event)."""
+        market = self.market
+        key = _hex(quote.job_id)
+        failures = 0
+        while failures < FOLLOW_FAILURES:
+            await asyncio.sleep(POLL_S)
+            try:
+                head = await asyncio.to_thread(lambda: int(market.sync.w3.eth.block_number))
+                state = await market.job_state(quote.job_id)
+                if state is JobState.SETTLED:
+                    if head - settled_in >= SETTLED_DEPTH:
+                        return
+                elif state is JobState.NONE:
+                    if self.node.clock.now() >= quote.expiry:
+                        log(
+                            logger, "rfq.award_reorged_out", level=logging.WARNING, job_id=key, after="expiry"
+                        )
+                        return  # nothing of the job stands on chain: nothing is owed either way
+                    log(logger, "rfq.award_reorged_out", level=logging.WARNING, job_id=key)
+                    await market.open_awarded(intent, quote, quote_sig, acceptance)
+                elif state is JobState.AWARDED:
+                    awarded = await self._award_event(quote)
+                    if awarded is None or awarded.provider != self.node.address:
+                        return
+                    log(logger, "rfq.delivery_reorged_out", level=logging.WARNING, job_id=key)
+                    receipt = await market.deliver_quoted(quote.job_id, awarded.terms, felts, proof)
+                    settled_in = int(receipt["blockNumber"])
+                    log(logger, "rfq.delivered", job_id=key, tx=receipt["transactionHash"].hex(), again=True)
+                else:
+                    return  # expired or slashed: the chain has spoken
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except (TenderError, OSError) as exc:
+                failures += 1
+                log(logger, "rfq.follow_failed", level=logging.WARNING, job_id=key, error=repr(exc))
+
+    async def _award_event(self, quote: Quote) -> QuoteAwarded | None:
+        """The ``QuoteAwarded`` of ``quote``'s job on the chain that stands (recent blocks)."""
+        market = self.market
+
+        def find() -> QuoteAwarded | None:
+            start = max(0, int(market.sync.w3.eth.block_number) - 256)
+            events = market.sync.events(start, names=["QuoteAwarded"], job_id=quote.job_id)
+            return next((e for e in events if isinstance(e, QuoteAwarded)), None)
+
+        return await asyncio.to_thread(find)
 
     async def _settle_in_batch(
         self, intent: Intent, quote: Quote, quote_sig: bytes, acceptance: bytes, served: ServedModel, row: Any
@@ -459,9 +540,10 @@ class RfqDesk:
         return await self.market.job_state(job)
 
     async def close(self) -> None:
-        for task in self.runs.values():
+        tasks = [*self.runs.values(), *self.following]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self.runs.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         for collector in self._collectors.values():
             await collector.close()
 

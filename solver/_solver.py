@@ -95,6 +95,10 @@ _JOB_ERRORS: tuple[type[Exception], ...] = (ChainError, JobError, Web3RPCError, 
 #: expire or finalize is permanent: retrying it cannot succeed, so the attempt ends there.
 _WAITING_REVERTS = frozenset({"AuctionNotEnded", "NotExpired", "ChallengeWindowOpen"})
 
+#: Awards that may fail on the chain that stands (a clock a reorg set back) before the solver
+#: leaves the job to the keeper (the verifier agent awards or refunds what is left open).
+_AWARD_TRIES = 3
+
 #: The market events the solver follows: intents, bids (to know when it is outbid), awards and
 #: failovers (to know when a job is its own), and the events that end a job.
 FOLLOWED: tuple[type[Event], ...] = (
@@ -342,6 +346,7 @@ class Solver(Daemon):
         while not self.stopping.is_set():
             try:
                 processed = await self.feed.step(self._on_events, self._on_rollback)
+                await self.txm.heal()  # what a reorg took back before the feed read its blocks
             except FeedError:
                 raise  # a reorg deeper than the store remembers: the solver cannot go on safely
             except _RPC_ERRORS as exc:
@@ -708,12 +713,14 @@ class Solver(Daemon):
         if not self.section.submit_signed or row.signature is None:
             await self._sleep(self.section.poll_interval_s)
             return False
+        until = self._until(intent.expiry or intent.deadline, await self._now())
+        # the job is not on chain: a relay we hold as mined was taken back by a reorg
+        await self.txm.reconfirm(self.store.job_txs(row.job_id, "submit"), until)
         submits = [
             t
             for t in self.store.job_txs(row.job_id, "submit")
             if t.state not in (TxState.DROPPED, TxState.REPLACED)
         ]
-        until = self._until(intent.expiry or intent.deadline, await self._now())
         try:
             if submits and submits[-1].state in (TxState.SIGNED, TxState.SENT):
                 # Signed before an RPC outage or a restart: broadcast again (never signed anew)
@@ -758,6 +765,8 @@ class Solver(Daemon):
         if tx is None:
             self._set(row, Pursuit.SEEN)
             return
+        # a fill held as mined whose receipt a reorg took back is sent again (the same bytes)
+        await self.txm.reconfirm([tx])
         try:
             await self.txm.wait(tx)
         except TransactionFailed as exc:
@@ -804,6 +813,16 @@ class Solver(Daemon):
                 self._set(row, Pursuit.LOST, note="outbid")
                 return
             now = await self._now()
+            failed = [t for t in self.store.job_txs(row.job_id, "award") if t.state == TxState.FAILED]
+            if now >= chain_job.deadline and len(failed) >= _AWARD_TRIES:
+                # We no longer try, and nobody can award it any more: its escrow is refundable
+                # by anyone (the keeper, the requester's SDK).
+                self._set(row, Pursuit.LOST, note="deadline passed with the job unawarded")
+                return
+            if await self.txm.reconfirm(self.store.job_txs(row.job_id, "bid")):
+                # A reorg took our mined bid back before the feed read its block (so no rollback
+                # said so): it is on its way again, and awaited as any pending bid.
+                return
             # The award goes out once the chain's next block closes the auction, so it is mined
             # in that block rather than one later (on 2 s blocks a whole block sooner); the market
             # refuses an award mined before auctionEnd in any case (and the estimate, made
@@ -828,6 +847,10 @@ class Solver(Daemon):
             if row.signature is not None and self.section.submit_signed and not expired:
                 # A reorg took back the intent we relayed: it is relayed again (the signed
                 # transaction broadcast again, or a new one), then the award awaited as before.
+                if row.posted_block is not None:  # the feed never saw the reorg
+                    with self.store.transaction():
+                        self.store.update_job(row.job_id, posted_block=None)
+                    row = self.store.job(row.job_id) or row
                 await self._ensure_posted(row, market, intent)
                 return
             self._set(row, Pursuit.DROPPED, note="intent no longer on chain")
@@ -854,10 +877,14 @@ class Solver(Daemon):
         next_block: bool = False,
     ) -> ContractRevert | None:
         """Close our auction: one award at a time; a failed one (e.g. mined on a chain whose
-        clock a reorg set back) is retried, at most three times in all. Returns the revert that
-        refused the award for good (``DeadlinePassed``...), if one did. RPC errors are retried
+        clock a reorg set back) is retried, at most :data:`_AWARD_TRIES` failures on the chain
+        that stands; an award a reorg took back is sent again (``TxManager.reconfirm``).
+        Returns the revert that refused the award for good (``DeadlinePassed``...), if one did. RPC errors are retried
         until ``until`` (unix seconds: the job's deadline). ``next_block``: the latest block is
         still inside the auction; the gas is estimated against the next block."""
+        # The job is still open on chain, so an award we hold as mined was taken back by a reorg
+        # (seen by the feed or not): the chain decides, the receipt is sent again.
+        await self.txm.reconfirm(self.store.job_txs(row.job_id, "award"), until)
         awards = self.store.job_txs(row.job_id, "award")
         pending = [t for t in awards if t.state in (TxState.SIGNED, TxState.SENT)]
         if pending:
@@ -866,7 +893,10 @@ class Solver(Daemon):
             except TransactionFailed as exc:
                 return self._refusal(row, "award", exc)
             return None
-        if any(t.state == TxState.MINED for t in awards) or len(awards) >= 3:
+        failed = [t for t in awards if t.state == TxState.FAILED]
+        if any(t.state == TxState.MINED for t in awards) or len(failed) >= _AWARD_TRIES:
+            # mined (the node's view of the job lags its receipt), or failed on this chain as
+            # often as we try: the keeper (the verifier) awards or refunds it
             return None
         # Gas is estimated: an award that would revert (already awarded by someone else, or
         # past the deadline) costs nothing, and a permanent refusal is not tried again.
@@ -971,6 +1001,12 @@ class Solver(Daemon):
         chain_job = await market.job(job)
         if chain_job.state.final:
             self._set(row, ENDED[chain_job.state], note=f"chain state {chain_job.state.name}")
+            return
+        if chain_job.state in (JobState.OPEN, JobState.NONE):
+            # A reorg took the award (or the intent) back, whether or not the feed saw it: the
+            # chain decides. The award is awaited, or sent, again (and the intent relayed again).
+            again = Pursuit.BID if market.auction == AuctionType.REVERSE else Pursuit.FILLING
+            self._set(row, again, input_sent=False, note=f"award reorged out: job {chain_job.state.name}")
             return
         if chain_job.state is JobState.AWARDED and chain_job.provider.lower() != (row.provider or "").lower():
             self._set(row, Pursuit.LOST, note="re-awarded to another provider (failover)")

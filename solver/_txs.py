@@ -22,7 +22,9 @@ needs more, so it has this asyncio sender over the same revert decoder:
 * **health**: :meth:`TxManager.stuck` lists what is pending longer than it should be;
 * **reorgs**: :meth:`TxManager.on_rollback` puts transactions mined in dropped blocks back to
   pending; the caller says whether each is still wanted, and one that is not is cancelled by a
-  zero-value self-transfer with its nonce so later nonces are not stuck behind a gap.
+  zero-value self-transfer with its nonce so later nonces are not stuck behind a gap. A receipt
+  is never final by itself: :meth:`TxManager.reconfirm` finds transactions whose receipt a reorg
+  took back before the feed read the blocks (so no rollback told), and sends them again.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
@@ -101,6 +103,7 @@ class TxManager:
         self._lock = asyncio.Lock()
         self._next: int | None = None
         self._fee_cache: tuple[float, int, int, int] | None = None  # (when, base fee, max fee, tip)
+        self._healed_at = float("-inf")  # when :meth:`heal` last asked the chain (monotonic)
 
     # -- RPC helpers --------------------------------------------------------------------
 
@@ -304,6 +307,7 @@ class TxManager:
                 raise TransactionFailed(
                     f"nonce {row.nonce} not mined within {within_s}s", tx_hash=HexBytes(row.hash)
                 )
+            await self.heal(until)  # a reorg nobody saw may hold lower nonces back
             if time.monotonic() - last_push > self.gas.stuck_after_s and versions:
                 await self._fill_gap(row.nonce, until)
                 await self.replace(max(versions, key=lambda t: t.max_fee))
@@ -462,6 +466,82 @@ class TxManager:
             log(logger, "tx.rebroadcast", nonce=row.nonce, tx_hash=row.hash, purpose=row.purpose)
         except TransactionFailed as exc:
             log(logger, "tx.rebroadcast_refused", level=logging.WARNING, error=str(exc))
+
+    async def heal(self, until: float | None = None, *, every: float = 1.0) -> list[TxRow]:
+        """Send again what a reorg took back without anyone telling (the blocks were replaced
+        before the feed read them): the chain counts fewer transactions from this key than the
+        nonces held here as mined. Each of those is pending again and broadcast again (the same
+        bytes), and every nonce below it that the chain lacks is filled (:meth:`_fill_gap`), so
+        later transactions are not held behind a gap until ``stuck_after_s``. Returns them.
+
+        One ``eth_getTransactionCount`` at most every ``every`` seconds (:meth:`wait` and the
+        solver's feed loop both call it)."""
+        started = time.monotonic()
+        if started - self._healed_at < every:
+            return []
+        self._healed_at = started
+        chain_nonce = int(
+            await self._rpc(lambda: self.w3.eth.get_transaction_count(self.account.address, "latest"), until)
+        )
+        lost = [
+            t for t in self.store.txs(sender=self.address, states=(TxState.MINED,)) if t.nonce >= chain_nonce
+        ]
+        if not lost:
+            return []
+        with self.store.transaction():
+            for row in lost:
+                self.store.update_tx(
+                    row.id, state=TxState.SENT.value, block=None, gas_used=None, fee_paid=None
+                )
+        self._next = None
+        log(
+            logger,
+            "tx.reorged_out",
+            level=logging.WARNING,
+            chain_nonce=chain_nonce,
+            nonces=[t.nonce for t in lost],
+            purposes=[t.purpose for t in lost],
+        )
+        await self._fill_gap(max(t.nonce for t in lost) + 1, until)
+        return [self._row(t.id) for t in lost]
+
+    async def reconfirm(self, rows: Sequence[TxRow], until: float | None = None) -> list[TxRow]:
+        """Check that ``rows`` marked mined (or failed) still have their receipt: a reorg the
+        feed never saw (the blocks were replaced before the feed read them) takes a receipt back
+        without :meth:`on_rollback`. Each one whose receipt is gone is pending again and is
+        broadcast again at once (the same bytes: one execution on the chain that stands; the
+        nonces below it that the reorg dropped too are filled first). Returns those rows.
+
+        A caller asks when the chain contradicts a receipt it holds (its job is still open
+        although its award was mined; the market says ``NoBids`` although its bid was mined):
+        a receipt is never final by itself."""
+        back: list[TxRow] = []
+        for row in rows:
+            if row.state not in (TxState.MINED, TxState.FAILED):
+                continue
+            receipt = await self._receipt(row.hash, until)
+            if receipt is not None:
+                if row.block is not None and int(receipt["blockNumber"]) != row.block:
+                    # mined again in another block of the new branch (the node re-ran it)
+                    self.store.update_tx(row.id, block=int(receipt["blockNumber"]))
+                continue
+            self.store.update_tx(row.id, state=TxState.SENT.value, block=None, gas_used=None, fee_paid=None)
+            self._next = None
+            log(
+                logger,
+                "tx.reorged_out",
+                level=logging.WARNING,
+                purpose=row.purpose,
+                job_id=row.job_id,
+                nonce=row.nonce,
+                tx_hash=row.hash,
+                was=row.state.value,
+            )
+            again = self._row(row.id)
+            await self._fill_gap(row.nonce, until)
+            await self._rebroadcast(again, until)
+            back.append(self._row(row.id))
+        return back
 
     def stuck(self, older_than: float) -> list[TxRow]:
         """Transactions signed or sent more than ``older_than`` seconds ago and not yet mined

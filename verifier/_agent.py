@@ -11,7 +11,12 @@ One loop, one pass every ``poll_interval_s``:
    (:func:`verifier._models.judge`);
 3. **act** on the chain clock: ``challenge`` wrong outputs while the window is open (with a
    safety margin), ``expire`` jobs past their provider deadline and challenged jobs past their
-   proof deadline, ``finalize`` unchallenged deliveries whose window closed.
+   proof deadline, ``finalize`` unchallenged deliveries whose window closed, and **keep**: a job
+   still open ``keeper_grace_s`` after its auction ended (its solver never closed it, or a reorg
+   took its award back) is awarded (a reverse auction with bids, before its deadline) or else
+   refunded, so no escrow stays stuck (the market's rules: ``award`` from the auction's end to
+   the deadline; ``refund`` once no award is possible: no bids, past the deadline, or a Dutch
+   auction past its window).
 
 Every transaction goes through :class:`verifier._actions.ActionSender`: signed, stored, then
 broadcast, at most once per (job, duty). A restarted agent rebroadcasts what it had stored,
@@ -70,7 +75,7 @@ from verifier._errors import CommitmentMismatch, InputUnavailable
 from verifier._inputs import fetch_input
 from verifier._models import Catalogue, commitment_of, judge
 from verifier._relay import RelayRefused, make_app, start_site
-from verifier._store import Store
+from verifier._store import JobRow, Store
 
 logger = logging.getLogger("verifier.agent")
 
@@ -79,8 +84,22 @@ EXIT_CRASHED = 3
 
 #: Reverts that only mean "someone else got there first" or "not due yet".
 _EXPECTED_REVERTS = frozenset(
-    {"InvalidState", "NotExpired", "ChallengeWindowOpen", "ChallengeWindowClosed", "ProofDeadlinePassed"}
+    {
+        "InvalidState",
+        "NotExpired",
+        "ChallengeWindowOpen",
+        "ChallengeWindowClosed",
+        "ProofDeadlinePassed",
+        "AuctionNotEnded",
+        "DeadlinePassed",
+        "NoBids",
+        "NotRefundable",
+    }
 )
+
+#: Awards of one open job the keeper sends at most (one that fails, e.g. mined in the same block
+#: as its solver's, is decided again on the chain that follows).
+_KEEPER_AWARDS = 3
 
 
 class Agent(Daemon):
@@ -314,7 +333,11 @@ class Agent(Daemon):
         if isinstance(event, IntentPosted):
             fields.update(
                 proof_mode=int(event.intent.proof_mode),
-                detail={"intent": event.intent.to_json(), "escrow": str(event.escrow)},
+                detail={
+                    "intent": event.intent.to_json(),
+                    "escrow": str(event.escrow),
+                    "auctionEnd": event.auction_end,
+                },
             )
         elif isinstance(event, Awarded):
             fields.update(provider=event.provider, deadline=event.provider_deadline)
@@ -428,12 +451,20 @@ class Agent(Daemon):
     def act(self, now: int) -> None:
         """Send every duty that is due at chain time ``now``."""
         margin = self.settings.challenge_margin_s
+        keeping = self.settings.award or self.settings.refund
         for row in self.store.jobs(
-            JobState.AWARDED, JobState.DELIVERED, JobState.CHALLENGED, JobState.PROOF_REQUIRED
+            *((JobState.OPEN,) if keeping else ()),
+            JobState.AWARDED,
+            JobState.DELIVERED,
+            JobState.CHALLENGED,
+            JobState.PROOF_REQUIRED,
         ):
             job = bytes.fromhex(row.job_id[2:])
             market = self.markets.get(row.market)
             if market is None:
+                continue
+            if row.state is JobState.OPEN:
+                self.keep(row, market, now)
                 continue
             if row.state is JobState.DELIVERED and row.verdict == "wrong" and self.settings.challenge:
                 if row.challenge_deadline is not None and now < row.challenge_deadline - margin:
@@ -457,6 +488,34 @@ class Agent(Daemon):
                 and _due(row.challenge_deadline, now)
             ):
                 self._do(row.job_id, "slash", market.fn.expire(job))
+
+    def keep(self, row: JobRow, market: Market, now: int) -> None:
+        """The keeper's duty for a job the agent's feed shows open at chain time ``now``: once
+        ``keeper_grace_s`` past its auction's end (its solver's turn), award it if it can still
+        be awarded (a reverse auction with a bid on its book, before the deadline), else refund
+        it once the market allows. The chain decides: the job is read from the market first (a
+        reorg the feed has not read yet may have awarded or dropped it), and an action of ours
+        whose transaction a reorg took back is forgotten, so it is decided again."""
+        grace = self.settings.keeper_grace_s
+        stored_end = row.detail.get("auctionEnd")
+        if stored_end is not None and now < int(stored_end) + grace:
+            return  # the usual case: the solver closes its own auction
+        job_id = bytes.fromhex(row.job_id[2:])
+        job = market.job(job_id)
+        if job.state is not JobState.OPEN or now < job.auction_end + grace:
+            return
+        self._forget_dropped_actions(row.job_id)
+        awardable = self.settings.award and market.auction == AuctionType.REVERSE and now < job.deadline
+        if awardable and int(market.best_bid(job_id).provider, 16) != 0:
+            tried = [a for a in self.store.actions(job_id=row.job_id) if a.kind.startswith("award")]
+            if any(a.status in ("signed", "mined") for a in tried) or len(tried) >= _KEEPER_AWARDS:
+                return  # on its way, or tried as often as we try: refunded after the deadline
+            kind = "award" if not tried else f"award:{len(tried) + 1}"
+            self._do(row.job_id, kind, market.fn.award(job_id))
+            return
+        if self.settings.refund:
+            # reverse: no bid on the book, or past the deadline; Dutch: past the window
+            self._do(row.job_id, "refund", market.fn.refund(job_id))
 
     def _do(self, job_id: str, kind: str, function: Any) -> Outcome | None:
         try:

@@ -36,6 +36,19 @@ class VerifierSection(Section):
     challenge: bool = Field(default=True, description="challenge wrong optimistic deliveries")
     expire: bool = Field(default=True, description="expire jobs past their delivery deadline")
     finalize: bool = Field(default=True, description="finalize jobs whose challenge window closed")
+    award: bool = Field(
+        default=True,
+        description="award a reverse auction with bids still open keeper_grace_s after its end",
+    )
+    refund: bool = Field(
+        default=True,
+        description="refund a job still open keeper_grace_s after its auction, once no award is possible",
+    )
+    keeper_grace_s: int = Field(
+        default=10,
+        ge=0,
+        description="seconds past an auction's end left to its solver before the keeper acts",
+    )
     challenge_margin_s: int = Field(
         default=2, ge=0, description="give up on a challenge this many seconds before the window closes"
     )

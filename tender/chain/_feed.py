@@ -16,7 +16,8 @@ step the feed checks that its position still has the stored hash; if not, it wal
 highest block whose hash still matches (the fork point), calls ``cursor.rollback(fork)`` so that
 what was learnt from the dropped blocks is forgotten, tells ``on_rollback``, and reads the new
 chain from the fork on. Within a step it also checks that the fetched headers chain together and
-that every log's ``blockHash`` is its header's; a reorg in the middle of a step retries the step.
+that every log's ``blockHash`` is its header's; a reorg in the middle of a step retries the step
+(a few times; a chain still moving after that makes the step process nothing, never an error).
 
 RPC errors propagate to the caller, which decides whether and when to retry.
 """
@@ -283,6 +284,15 @@ class _FeedModel:
 _STEP_ATTEMPTS = 5
 
 
+def _unsettled() -> int:
+    """A step whose every attempt found the chain moving under it (a reorg still being mined, a
+    loaded node): nothing was processed and nothing is wrong, so it is not an error (a role must
+    not stop for it); the caller polls again. Only a reorg deeper than the remembered blocks is
+    a :class:`~tender.errors.FeedError`."""
+    log(logger, "feed.unsettled", level=logging.WARNING, attempts=_STEP_ATTEMPTS)
+    return 0
+
+
 class AsyncEventFeed(_FeedModel):
     """Follows ``addresses``' events with asyncio (an ``AsyncWeb3`` from :func:`tender.chain.async_connect`).
 
@@ -327,13 +337,14 @@ class AsyncEventFeed(_FeedModel):
             return done.value  # type: ignore[no-any-return]
 
     async def step(self, handler: Handler, on_rollback: RollbackHandler | None = None) -> int:
-        """Process the next range of blocks; returns how many blocks were processed."""
+        """Process the next range of blocks; returns how many blocks were processed (0 also when
+        the chain kept reorganising under the step: the caller's next poll tries again)."""
         for _ in range(_STEP_ATTEMPTS):
             try:
                 return await self._drive(self._step_plan(handler, on_rollback))
             except _Retry:
                 await asyncio.sleep(0.05)
-        raise FeedError("the chain kept reorganising under the feed")
+        return _unsettled()
 
     async def run(
         self,
@@ -389,13 +400,14 @@ class EventFeed(_FeedModel):
             return done.value  # type: ignore[no-any-return]
 
     def step(self, handler: Handler, on_rollback: RollbackHandler | None = None) -> int:
-        """Process the next range of blocks; returns how many blocks were processed."""
+        """Process the next range of blocks; returns how many blocks were processed (0 also when
+        the chain kept reorganising under the step: the caller's next poll tries again)."""
         for _ in range(_STEP_ATTEMPTS):
             try:
                 return self._drive(self._step_plan(handler, on_rollback))
             except _Retry:
                 threading.Event().wait(0.05)
-        raise FeedError("the chain kept reorganising under the feed")
+        return _unsettled()
 
     def run(
         self,

@@ -270,3 +270,32 @@ def test_async_feed_with_confirmations_never_sees_a_shallow_reorg(bare: tuple[An
         anvil.rpc("evm_mine")
     asyncio.run(drain())
     assert pings(cursor) == [20]
+
+
+def test_a_chain_that_keeps_moving_under_a_step_is_not_an_error(bare: tuple[Anvil, Web3, str]) -> None:
+    """Issue 16: under load, with reorgs being mined, every attempt of one step found headers that
+    did not chain together; the step raised ``FeedError`` and the solver and the SDK's hub, which
+    treat it as fatal, stopped. Now such a step processes nothing and returns 0; the next poll
+    reads the chain once it holds still."""
+    from tender.chain._feed import _Headers
+
+    _anvil, w3, emitter = bare
+    cursor = RecordingCursor()
+    feed = EventFeed(w3, [emitter], decoder=LogDecoder(PING_ABI), cursor=cursor)
+    ping(w3, emitter, 30)
+    honest = feed._perform
+
+    def moving(read: Any) -> Any:  # every header answer names a parent that is not its block's
+        answer = honest(read)
+        if isinstance(read, _Headers) and len(read.numbers) > 1:
+            return [(h, "0x" + "ab" * 32) for h, _ in answer]
+        return answer
+
+    feed._perform = moving  # type: ignore[method-assign]
+    position = feed.position
+    assert feed.step(cursor.handle) == 0
+    assert (feed.position, pings(cursor)) == (position, [])
+    feed._perform = honest  # type: ignore[method-assign]
+    while feed.step(cursor.handle):
+        pass
+    assert pings(cursor) == [30]

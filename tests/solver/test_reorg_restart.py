@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ from tender.chain import JobState, resync_nonces
 from tender.intents import AuctionType
 from tests.harness.solver import start_solver_process
 
-from .conftest import SOLVER_KEYS, Env, Running, wait_until
+from .conftest import SOLVER_KEYS, UNIT, Env, Running, wait_until
 
 
 def _bids_by(env: Env, job_id: str, solver: str) -> int:
@@ -139,6 +141,91 @@ def test_reorg_of_an_award_is_followed_by_a_new_award(env: Env, tmp_path: Path) 
         wait_until(lambda: Store(db).job(job).pursuit == Pursuit.SETTLED, timeout=30)  # type: ignore[union-attr]
     me = Account.from_key(SOLVER_KEYS[0]).address
     assert _bids_by(env, job, me) == 1
+
+
+def test_an_award_reorged_out_before_the_feed_read_it_is_sent_again(env: Env, tmp_path: Path) -> None:
+    """Issue 16's lost reorg trials: the solver awards its auction, then ``anvil_reorg`` drops
+    the award's block before the solver's feed read it (the feed stays 5 blocks behind the head,
+    so no rollback tells the solver). The job is Open again on chain: the solver follows the
+    chain, not its receipt, and sends the same award again; the job settles and the provider
+    is neither expired nor slashed."""
+    db = tmp_path / "unseen.sqlite"
+    solver = Solver(
+        env.solver_section(db, confirmations=5),
+        env.chain_section(),
+        key=SOLVER_KEYS[0],
+        deployment=env.deployment,
+    )
+    released = _gate_deliveries(env)
+    market = env.markets[AuctionType.REVERSE]
+    with Running([solver]):
+        # the window leaves time for a feed 5 blocks (seconds) behind to see the intent and bid
+        job = env.post(env.intent(AuctionType.REVERSE, window=12))
+        wait_until(lambda: env.job(AuctionType.REVERSE, job).state is JobState.AWARDED, timeout=60)
+        store = Store(db)
+        (award,) = store.job_txs(job, "award")
+        awarded_in = int(env.w3.eth.get_transaction_receipt(award.hash)["blockNumber"])
+        env.chain.rpc("anvil_reorg", [env.w3.eth.block_number - awarded_in + 1, []])
+        resync_nonces(env.w3)
+        assert (store.cursor or 0) < awarded_in  # the feed had not read the award's block
+        assert env.job(AuctionType.REVERSE, job).state is JobState.OPEN
+        try:
+            wait_until(lambda: env.job(AuctionType.REVERSE, job).state is JobState.AWARDED, timeout=30)
+        finally:
+            released.set()
+        wait_until(lambda: env.job(AuctionType.REVERSE, job).state is JobState.SETTLED, timeout=60)
+        wait_until(lambda: Store(db).job(job).pursuit == Pursuit.SETTLED, timeout=30)  # type: ignore[union-attr]
+    me = Account.from_key(SOLVER_KEYS[0]).address
+    assert _bids_by(env, job, me) == 1
+    job_id = bytes.fromhex(job[2:])
+    assert len(list(market.events(names=["Awarded"], job_id=job_id))) == 1
+    assert list(market.events(names=["Expired", "Slashed"], job_id=job_id)) == []
+
+
+def test_a_dutch_fill_reorged_out_is_sent_again_while_the_window_is_open(env: Env, tmp_path: Path) -> None:
+    """The Dutch twin: the solver fills at once (the start price covers its floor), the provider
+    holds its delivery, and ``anvil_reorg`` drops the fill's block. The job is Open again with its
+    window still open: the solver sends the same fill again (one fill signed in all), and the job
+    settles with nobody expired or slashed."""
+    db = tmp_path / "dutch.sqlite"
+    solver = Solver(
+        env.solver_section(db), env.chain_section(), key=SOLVER_KEYS[0], deployment=env.deployment
+    )
+    released = _gate_deliveries(env)
+    market = env.markets[AuctionType.DUTCH]
+    with Running([solver]):
+        job = env.post(env.intent(AuctionType.DUTCH, window=60, start_price=9 * UNIT))
+        wait_until(lambda: env.job(AuctionType.DUTCH, job).state is JobState.AWARDED, timeout=60)
+        store = Store(db)
+        (fill,) = store.job_txs(job, "fill")
+        filled_in = int(env.w3.eth.get_transaction_receipt(fill.hash)["blockNumber"])
+        env.chain.rpc("anvil_reorg", [env.w3.eth.block_number - filled_in + 1, []])
+        resync_nonces(env.w3)
+        assert env.job(AuctionType.DUTCH, job).state is JobState.OPEN
+        try:
+            wait_until(lambda: env.job(AuctionType.DUTCH, job).state is JobState.AWARDED, timeout=30)
+        finally:
+            released.set()
+        wait_until(lambda: env.job(AuctionType.DUTCH, job).state is JobState.SETTLED, timeout=60)
+        wait_until(lambda: Store(db).job(job).pursuit == Pursuit.SETTLED, timeout=30)  # type: ignore[union-attr]
+    job_id = bytes.fromhex(job[2:])
+    assert len(list(market.events(names=["Awarded"], job_id=job_id))) == 1
+    assert list(market.events(names=["Expired", "Slashed"], job_id=job_id)) == []
+    assert [t.hash for t in Store(db).job_txs(job, "fill")] == [fill.hash]  # sent again, never re-signed
+
+
+def _gate_deliveries(env: Env) -> threading.Event:
+    """The stub providers accept a job but deliver it only once the returned event is set."""
+    released = threading.Event()
+    for stub in env.stubs:
+        original = stub.on_job
+
+        async def gated(job, original=original):  # type: ignore[no-untyped-def]
+            await asyncio.to_thread(released.wait)
+            await original(job)  # type: ignore[misc]
+
+        stub.on_job = gated
+    return released
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ import pytest
 from solver import Solver
 from tender import models
 from tender.anvil import DEV_KEYS, free_port
-from tender.chain import JobState, QuoteMarket
+from tender.chain import JobState, QuoteMarket, resync_nonces
 from tender.client import Client
 from tender.client._errors import RequestRejected
 from tender.client._rfq import ProvisionalResult, QuoteSettlement
@@ -135,4 +135,50 @@ def test_concurrent_quote_requests_are_awarded_in_one_transaction(live: LiveEnv,
     assert [s.state for s in settlements] == ["settled", "settled"], settlements
     assert all(s.matches for s in settlements)
     assert settlements[0].tx_hashes["award"] == settlements[1].tx_hashes["award"]
+    live.supervisor.check()
+
+
+def test_a_quoted_settlement_reorged_out_is_delivered_again(live: LiveEnv, tmp_path: Path) -> None:
+    """Follow the chain, not the receipt: a quoted job settles, then ``anvil_reorg`` drops the
+    block of its delivery (the award stays). The job is Awarded again on chain; the provider
+    node, still following its settlement, delivers the same proof again and the job settles
+    once on the chain that stands; the SDK reports it settled, and nobody is slashed."""
+    port = free_port()
+    section = live.solver_section(tmp_path / "reorg.sqlite", listen=f"127.0.0.1:{port}")
+    solver = Solver(section, live.chain_section(), key=SOLVER_KEYS[0], deployment=live.deployment)
+    market = QuoteMarket(live.w3, live.deployment.market("quote"))
+
+    def settled_in(job: bytes) -> int | None:
+        events = list(market.events(live.deployment.block, names=["Settled"], job_id=job))
+        return events[-1].block_number if events else None
+
+    async def go() -> tuple[ProvisionalResult, QuoteSettlement]:
+        async with _client(live, f"http://127.0.0.1:{port}") as client:
+            result = await client.request(
+                "mlp", live.samples[2], 10 * UNIT, 3_600, auction="quote", window_ms=3_000
+            )
+            job = bytes.fromhex(result.job_id[2:])
+            block = None
+            while block is None:  # hang guard: SETTLE_TIMEOUT below
+                await asyncio.sleep(0.2)
+                block = await asyncio.to_thread(settled_in, job)
+            (awarded,) = await asyncio.to_thread(
+                lambda: list(market.events(live.deployment.block, names=["QuoteAwarded"], job_id=job))
+            )
+            assert awarded.block_number < block  # the reorg below keeps the award
+            live.chain.rpc("anvil_reorg", [live.w3.eth.block_number - block + 1, []])
+            resync_nonces(live.w3)
+            assert market.job_state(job) is JobState.AWARDED
+            settled = await asyncio.wait_for(result.settled(), SETTLE_TIMEOUT)
+            return result, settled
+
+    with Running([solver]):
+        wait_until(lambda: _listening(port), timeout=60)
+        result, settled = asyncio.run(asyncio.wait_for(go(), SETTLE_TIMEOUT))
+    job = bytes.fromhex(result.job_id[2:])
+    wait_until(lambda: market.job_state(job) is JobState.SETTLED, timeout=120)
+    assert settled.state == "settled", settled
+    assert settled.delivered_hash == result.output_hash
+    assert len(list(market.events(live.deployment.block, names=["Settled"], job_id=job))) == 1
+    assert list(market.events(live.deployment.block, names=["Expired", "Slashed"], job_id=job)) == []
     live.supervisor.check()

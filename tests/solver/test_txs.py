@@ -7,6 +7,7 @@ import logging
 import time
 
 from eth_account import Account
+from hexbytes import HexBytes
 
 from solver._config import GasSection
 from solver._store import Store, TxState
@@ -172,3 +173,57 @@ class _Count(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.count += record.getMessage() == "rpc.retry"
+
+
+def test_reconfirm_sends_again_what_a_reorg_took_back_unseen(tmp_path) -> None:
+    """A receipt is not final by itself: two transactions are mined, then ``anvil_reorg`` drops
+    their blocks (no feed, so no rollback tells the manager). ``reconfirm`` finds the one asked
+    about gone, fills the gap below it (the other one, the same bytes) and broadcasts it again;
+    both are mined once on the new chain, under their original hashes."""
+    with Anvil() as anvil:
+        store = Store(tmp_path / "s.sqlite")
+        txm = manager(anvil, store)
+
+        async def main() -> list[tuple[str, int]]:
+            first = await txm.send({"to": OTHER, "value": 1}, purpose="bid", job_id="0xab")
+            await txm.wait(first)
+            second = await txm.send({"to": OTHER, "value": 2}, purpose="award", job_id="0xab")
+            await txm.wait(second)
+            assert await txm.reconfirm(store.job_txs("0xab")) == []  # both receipts stand
+            anvil.rpc("anvil_reorg", [2, []])  # the two blocks are replaced by empty ones
+            (back,) = await txm.reconfirm(store.job_txs("0xab", "award"))
+            assert (back.id, back.state, back.block) == (second.id, TxState.SENT, None)
+            receipts = [await txm.wait(row) for row in (first, second)]
+            return [(HexBytes(r["transactionHash"]).to_0x_hex(), int(r["status"])) for r in receipts]
+
+        mined = asyncio.run(main())
+        rows = store.job_txs("0xab")
+        assert mined == [(t.hash, 1) for t in rows]  # the same two transactions, nothing signed anew
+        assert [(t.purpose, t.state) for t in rows] == [("bid", TxState.MINED), ("award", TxState.MINED)]
+        assert len(store.txs()) == 2
+
+
+def test_heal_finds_what_a_reorg_took_back_from_the_nonce_count(tmp_path) -> None:
+    """After an unseen reorg the chain counts fewer transactions from the key than the nonces
+    held as mined: ``heal`` sends those again at once (not ``stuck_after_s`` later), so a new
+    transaction is not held behind the gap."""
+    with Anvil() as anvil:
+        store = Store(tmp_path / "s.sqlite")
+        txm = manager(anvil, store, stuck_after_s=600)
+
+        async def main() -> None:
+            for value in (1, 2):
+                await txm.wait(await txm.send({"to": OTHER, "value": value}, purpose="bid", job_id="0xab"))
+            assert await txm.heal(every=0) == []
+            anvil.rpc("anvil_reorg", [2, []])
+            back = await txm.heal(every=0)
+            assert [(t.nonce, t.state) for t in back] == [(0, TxState.SENT), (1, TxState.SENT)]
+            later = await txm.send({"to": OTHER, "value": 3}, purpose="award", job_id="0xab")
+            assert later.nonce == 2
+            receipt = await asyncio.wait_for(txm.wait(later), 30)  # well before stuck_after_s
+            assert receipt["status"] == 1
+            for row in back:
+                await txm.wait(row)
+
+        asyncio.run(main())
+        assert [(t.nonce, t.state) for t in store.txs()] == [(n, TxState.MINED) for n in range(3)]
