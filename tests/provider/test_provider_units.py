@@ -580,6 +580,7 @@ async def test_quoted_jobs_output_is_computed_once_when_quoted(
 
     served = SimpleNamespace(
         entry=SimpleNamespace(name="mlp"),
+        key="mlp",
         spec=read_spec("mlp", mlp_bundle.path / "model.onnx"),
         bundle=SimpleNamespace(path=mlp_bundle.path),
     )
