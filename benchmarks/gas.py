@@ -12,7 +12,9 @@ slots (the provider's and the requester's first credit in that market: 2 x ~17k 
 ``settle_overhead_first`` its overhead. ``withdraw`` pays a provider what it is owed;
 ``post_from_credit`` is a ``post`` whose escrow the requester's credit covers (no transfer).
 ``bid_pushout`` is a third provider's bid that pushes the runner-up off a full reverse-auction
-book (on a job of its own, run last).
+book at the runner-up's latency (on a job of its own, run last); ``bid_pushout_lead`` the costliest
+bid: a third provider that takes the lead at a new latency (both book slots, both latencies and
+two Staking accounts written).
 Nonces are sequential, as the SDK picks them: ``post`` is the requester's second intent on the
 reverse market (its nonce word already non-zero); ``post_fresh_nonce_word`` its first (a fresh
 word, ~17k more).
@@ -369,20 +371,23 @@ class Bench:
         self.gas["verifier_call"] = sum(gas for label, gas in self.breakdown if label.startswith("verifier."))
 
     def pushout(self) -> None:
-        """A third provider's bid that pushes the runner-up off a full reverse-auction book
-        (``bid_pushout``): the book as in :meth:`reverse_zk` (4 and 6 tokens, 60 s), the newcomer
-        bids 5 tokens, 60 s. Its reservation is made and the runner-up's released in one Staking
-        call. A job of its own, run last, so that no other step's figure moves."""
-        market = self.market(AuctionType.REVERSE, self.requester)
-        intent = self.intent(AuctionType.REVERSE)
-        job = market.job_id(intent)
-        market.post(intent)
-        first, second = (market.using(p) for p in self.providers)
-        first.bid(job, Bid(self.providers[0].address, 4 * UNIT, 60))
-        second.bid(job, Bid(self.providers[1].address, 6 * UNIT, 60))
-        newcomer = market.using(self.newcomer)
-        self.record("bid_pushout", newcomer.bid(job, Bid(self.newcomer.address, 5 * UNIT, 60)))
-        assert newcomer.runner_up(job).provider == self.newcomer.address, "the newcomer is the runner-up"
+        """Third providers' bids that push the runner-up off a full reverse-auction book, each on
+        a job of its own, the book as in :meth:`reverse_zk` (4 and 6 tokens, 60 s): the newcomer
+        bids 5 tokens, 60 s and becomes the runner-up (``bid_pushout``), or 3 tokens, 30 s and
+        takes the lead (``bid_pushout_lead``). Its reservation is made and the runner-up's
+        released in one Staking call. Run last, so that no other step's figure moves."""
+        for key, price, latency, rank in (("bid_pushout", 5, 60, 2), ("bid_pushout_lead", 3, 30, 1)):
+            market = self.market(AuctionType.REVERSE, self.requester)
+            intent = self.intent(AuctionType.REVERSE)
+            job = market.job_id(intent)
+            market.post(intent)
+            first, second = (market.using(p) for p in self.providers)
+            first.bid(job, Bid(self.providers[0].address, 4 * UNIT, 60))
+            second.bid(job, Bid(self.providers[1].address, 6 * UNIT, 60))
+            newcomer = market.using(self.newcomer)
+            self.record(key, newcomer.bid(job, Bid(self.newcomer.address, price * UNIT, latency)))
+            placed = newcomer.best_bid(job) if rank == 1 else newcomer.runner_up(job)
+            assert placed.provider == self.newcomer.address, f"the newcomer has rank {rank}"
 
     def _calls(self, tx_hash: Any) -> list[tuple[str, int]]:
         """The market's outgoing calls in a transaction and their gas (callTracer), labelled."""
@@ -507,9 +512,11 @@ COST_NOTES = {
     "(registry call + one slot, cleared at settlement), so a job never awarded never pays for it",
     "dutch_fill": "copies the model's layout like award",
     "bid/bid_runner_up/bid_pushout": "a provider new to the book reserves the job's largest lock in Staking "
-    "(one account write, StakeReserved); bid_pushout also releases the runner-up it pushed off the book in the "
-    "same call (a second account write, StakeReleased) and stays over the 60k bid target: docs/PROTOCOL.md "
-    "(Stake); bid_replace makes no Staking call",
+    "(one account write); bid_pushout also releases the runner-up it pushed off the book in the same call (a "
+    "second account write); Staking logs neither (BidPlaced.pushedOut does) and a bid reads two job slots "
+    "(maxPrice beside the state and clock): docs/PROTOCOL.md (Stake); bid_replace makes no Staking call; "
+    "bid_pushout_lead (a newcomer taking the lead at a new latency) also writes both book slots and both "
+    "latencies and stays over 60k",
     "deliver": "an optimistic delivery records its block: the audit is drawn from the next block's hash",
     "expire": "cheaper: the slashed stake stays in Staking, credited to the requester (no token transfer)",
     "expire_slash": "the slashed stake is credited in Staking to the requester and the challenger "
@@ -563,7 +570,7 @@ def run(*, use_ezkl: bool = True, out: Path = RESULTS) -> dict[str, Any]:
         "from an earlier job (settle_zk_first / settle_overhead_first: the first credit to two empty slots) "
         "and payees already hold tokens (withdraw); `bid` is a job's first bid (fresh storage), "
         "`bid_replace` a provider lowering its own bid, `bid_pushout` a third provider's bid that pushes the "
-        "runner-up off a full book",
+        "runner-up off a full book (at its latency; `bid_pushout_lead`: taking the lead at a new latency)",
         "targets": checks,
         "calldata_bytes": calldata,
         "calldata_bytes_by_step": calldata_steps,

@@ -464,7 +464,7 @@ abstract contract BaseMarket is IMarket, MarketCore, EIP712, Ownable2Step, Pausa
         DisputeTerms storage t = $.terms[jobId];
         uint40 end = uint40(block.timestamp + t.challengeWindow);
         t.deliveredBlock = uint64(block.number);
-        // state, deliveredAt and disputeEnd share a slot
+        // state and deliveredAt share slot 1; disputeEnd is in slot 0, beside the requester and proof mode
         j.state = JobState.Delivered;
         j.deliveredAt = uint40(block.timestamp);
         j.disputeEnd = end;

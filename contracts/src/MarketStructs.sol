@@ -134,25 +134,26 @@ struct Job {
 /// @notice How a market stores a `Job`: the fields later steps need, packed so that the fields each step touches
 /// share slots (the comment before each group says which slot it is). Nothing derivable is stored: the stake
 /// locked is max(minStake, price * stakeMultiple) of the stored fields. Posting writes slots 0, 1, 3, 4 and 5
-/// (Dutch: and 7); a bid reads slots 0, 1 and 3 and writes the reverse market's bid book, whose latencies live
-/// in slot 1 (`latency`, the best bid's while Open) and slot 3 (`runnerLatency`); an award writes slots 1 and 2
-/// (and copies the model's layout, `MarketCore.layouts`); a zk delivery reads slots 0, 1, 2 and 5 and writes
-/// slot 1 alone (state and deliveredAt together).
+/// (Dutch: and 7); a bid reads slots 1 and 3 only (everything it checks, scores and reserves by) and writes the
+/// reverse market's bid book, whose latencies live in slot 1 (`latency`, the best bid's while Open) and slot 3
+/// (`runnerLatency`); an award writes slots 1 and 2 (and copies the model's layout, `MarketCore.layouts`); a zk
+/// delivery reads slots 0, 1, 2 and 5 and writes slot 1 alone (state and deliveredAt together); an optimistic
+/// delivery, a challenge and an audit write slot 1 (state) and slot 0 (disputeEnd).
 struct JobRecord {
-    // -- slot 0: who pays, and at most how much
+    // -- slot 0: who pays, and how settlement treats the job (read by settlement, refund and expiry)
     // the intent's requester: pays, is refunded, compensated and called back
     address requester;
-    // most the provider can be paid
-    uint96 maxPrice;
-    // -- slot 1: read by every step: the state and the clock
-    // where the job is
-    JobState state;
     // PROOF_ZK or PROOF_OPTIMISTIC
     uint8 proofMode;
     // the protocol fee in force at posting; the escrow holds the fee on maxPrice
     uint16 feeBps;
     // copied from the intent: gas for the consumer callback (0 = none)
     uint32 callbackGasLimit;
+    // Delivered: end of the challenge window; Challenged/ProofRequired: the proof deadline
+    uint40 disputeEnd;
+    // -- slot 1: read by every step: the state, the clock and the price cap
+    // where the job is
+    JobState state;
     // the current provider's promised latency (seconds from award); while Open, the reverse auction's best bid's
     uint32 latency;
     // when the current provider was awarded (0 while open)
@@ -161,8 +162,8 @@ struct JobRecord {
     uint40 deliveredAt;
     // latest delivery time for any provider
     uint40 deadline;
-    // Delivered: end of the challenge window; Challenged/ProofRequired: the proof deadline
-    uint40 disputeEnd;
+    // most the provider can be paid
+    uint96 maxPrice;
     // -- slot 2: the award
     // the provider awarded the job (paid on settlement, slashed on failure)
     address provider;

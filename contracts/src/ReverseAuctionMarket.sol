@@ -50,9 +50,8 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
     ) BaseMarket(token_, registry_, staking_, treasury_, owner_, params_) {}
 
     /// @inheritdoc IReverseAuctionMarket
-    // Staking is this market's immutable, trusted counterpart and `reserve` makes no call out: the book
-    // written after it cannot be observed half-way (and a failed reserve reverts the whole bid).
-    // slither-disable-next-line reentrancy-no-eth
+    // Staking is this market's immutable, trusted counterpart and `reserve` makes no call out (and a failed
+    // reserve reverts the whole bid, book included).
     function bid(bytes32 jobId, Bid calldata b) external whenNotPaused {
         // no reentrancy guard: bid only calls Staking (trusted, no call backs)
         JobRecord storage j = _job(jobId);
@@ -74,7 +73,8 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
                 uint256 maxLatency;
                 uint256 weight;
                 {
-                    // one read of each job slot
+                    // a bid reads two job slots: slot 1 (state, deadline, maxPrice, the best's latency) and
+                    // slot 3 (auction end, weight, stake terms, the runner-up's latency)
                     (uint40 end, uint16 w) = (j.auctionEnd, j.priceWeightBps);
                     if (block.timestamp >= end) revert AuctionClosed(jobId, end);
                     // the provider's clock starts at the award, at the earliest at auctionEnd
@@ -92,16 +92,11 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
                 }
             }
             (entryA, entryB) = (_sload(slotA), _sload(slotA + 1));
-            // a provider on the book holds a reservation of the job's largest lock; a newcomer reserves one
-            // (reverts InsufficientStake) and, if it pushes the runner-up off the book, releases the
-            // runner-up's in the same call (Staking is trusted and makes no calls back)
-            if (provider != address(uint160(entryA)) && provider != address(uint160(entryB))) {
-                _staking.reserve(provider, address(uint160(entryB)), _stakeRequired(j, maxPrice));
-            }
         }
         (uint256 score, uint8 rank) =
             _place(j, slotA, entryA, entryB, _entry(provider, price), latency, pw, lw);
-        emit BidPlaced(jobId, provider, msg.sender, price, latency, score, rank);
+        address pushedOut = _reserve(j, provider, entryA, entryB);
+        emit BidPlaced(jobId, provider, msg.sender, price, latency, score, rank, pushedOut);
     }
 
     /// @inheritdoc IReverseAuctionMarket
@@ -215,6 +210,21 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
         }
         j.state = JobState.Refunded;
         _refundEscrow(jobId, j);
+    }
+
+    /// @dev A provider on the book (`entryA`, `entryB` as read before the bid) holds a reservation of the job's
+    /// largest lock; a newcomer reserves one (reverts InsufficientStake: the whole bid with it) and, as it pushes
+    /// the runner-up (if any) off the book, releases the runner-up's in the same call, which it returns
+    /// (`pushedOut`, 0 if none). Staking is trusted and makes no calls back; it logs neither: the bid's event does.
+    function _reserve(JobRecord storage j, address provider, uint256 entryA, uint256 entryB)
+        private
+        returns (address pushedOut)
+    {
+        if (provider == address(uint160(entryA)) || provider == address(uint160(entryB))) {
+            return address(0);
+        }
+        pushedOut = address(uint160(entryB));
+        _staking.reserve(provider, pushedOut, _stakeRequired(j, j.maxPrice));
     }
 
     /// @dev Releases the stake the book's bids reserved (once per job: at its award or its refund). The award

@@ -261,6 +261,7 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
 
     /// @inheritdoc IStaking
     function reserve(address provider, address released, uint256 amount) external onlyMarket {
+        // no event: the market's bid event logs the reservation and the release (as holds are logged)
         Account storage a = _accounts[provider];
         (uint96 active, uint96 locked) = (a.active, a.locked);
         unchecked {
@@ -270,22 +271,15 @@ contract Staking is IStaking, Ownable2Step, ReentrancyGuardTransient {
             // amount <= available: locked + amount <= active < 2**96
             a.locked = locked + uint96(amount);
         }
-        emit StakeReserved(provider, amount);
-        if (released != address(0)) {
-            // the market releases only what it reserved for `released` (its bid left the book): checked
-            Account storage r = _accounts[released];
-            uint96 reserved = r.locked;
-            r.locked = reserved - uint96(amount);
-            emit StakeReleased(released, amount);
-        }
+        // the market releases only what it reserved for `released` (its bid left the book): checked
+        if (released != address(0)) _accounts[released].locked -= uint96(amount);
     }
 
     /// @inheritdoc IStaking
     function release(address provider, uint256 amount) external {
         if (!_everMarket[msg.sender]) revert NotMarket(msg.sender);
-        // a market releases only what it reserved
+        // a market releases only what it reserved (checked); no event: the market's award or refund logs it
         _accounts[provider].locked -= uint96(amount);
-        emit StakeReleased(provider, amount);
     }
 
     /// @inheritdoc IStaking

@@ -82,7 +82,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         bytes32 jobId = _post(_intent());
         uint256 score = rmarket.scoreOf(jobId, 5e17, 60);
         vm.expectEmit(address(market));
-        emit IReverseAuctionMarket.BidPlaced(jobId, provider, provider, 5e17, 60, score, 1);
+        emit IReverseAuctionMarket.BidPlaced(jobId, provider, provider, 5e17, 60, score, 1, address(0));
         _bid(jobId, provider, 5e17, 60);
         Bid memory b = rmarket.bestBid(jobId);
         assertEq(b.provider, provider);

@@ -65,8 +65,6 @@ __all__ = [
     "SolverSet",
     "StakeLocked",
     "StakePenalized",
-    "StakeReleased",
-    "StakeReserved",
     "StakeSlashed",
     "StakeUnlocked",
     "Staked",
@@ -426,6 +424,11 @@ class Unpaused(Event):
 
 @event_type()
 class BidPlaced(Event):
+    """A bid entered a reverse job's book (``rank`` 1: it leads, 2: runner-up). The book's stake
+    reservations are logged here, not by Staking: a provider new to the book reserved the job's
+    largest lock, and ``pushed_out`` (the zero address if none), the runner-up it pushed off the
+    book, got its reservation back in the same transaction."""
+
     job_id: bytes
     provider: str
     solver: str
@@ -433,6 +436,7 @@ class BidPlaced(Event):
     latency: int
     score: int
     rank: int
+    pushed_out: str
 
 
 # -- staking ---------------------------------------------------------------------------
@@ -526,24 +530,6 @@ class StakePenalized(Event):
     provider: str
     job_id: bytes
     recipient: str
-    amount: int
-
-
-@event_type()
-class StakeReleased(Event):
-    """A market released the stake a standing bid had reserved (its job was awarded or refunded, or
-    another bid pushed it off the book)."""
-
-    provider: str
-    amount: int
-
-
-@event_type()
-class StakeReserved(Event):
-    """A market reserved the provider's stake for its bid, which joined a job's bid book (the
-    job's largest lock, held until the award, the refund or a better bid pushes it off)."""
-
-    provider: str
     amount: int
 
 

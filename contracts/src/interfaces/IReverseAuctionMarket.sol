@@ -10,7 +10,10 @@ import {Bid} from "../MarketStructs.sol";
 ///   score = priceWeightBps * price * maxLatency + (10000 - priceWeightBps) * latency * maxPrice,
 ///   maxLatency = deadline - auctionEnd. Lower is better; ties keep the earlier bid.
 interface IReverseAuctionMarket is IMarket {
-    /// @notice A bid entered the book. `rank` is 1 if it leads, 2 if it is the runner-up.
+    /// @notice A bid entered the book. `rank` is 1 if it leads, 2 if it is the runner-up. The book's stake
+    /// reservations are logged here, not by Staking: a provider new to the book reserved the job's largest lock,
+    /// `max(minStake, maxPrice * stakeMultiple)`, and `pushedOut` (0 if none), the runner-up this bid pushed off
+    /// the book, got its reservation back in the same call. `Awarded` / `Refunded` release the book's.
     event BidPlaced(
         bytes32 indexed jobId,
         address indexed provider,
@@ -18,7 +21,8 @@ interface IReverseAuctionMarket is IMarket {
         uint256 price,
         uint32 latency,
         uint256 score,
-        uint8 rank
+        uint8 rank,
+        address pushedOut
     );
 
     error ZeroPrice();

@@ -54,12 +54,6 @@ interface IStaking {
         address indexed provider, bytes32 indexed jobId, address indexed recipient, uint256 amount
     );
     event ExpiryRecorded(address indexed provider, bytes32 indexed jobId);
-    /// @notice A market released `amount` of `provider`'s bid reservation: the job was awarded or refunded, or
-    /// another bid pushed `provider`'s off the book.
-    event StakeReleased(address indexed provider, uint256 amount);
-    /// @notice A market reserved `amount` of `provider`'s available stake for its bid (it joined a job's bid
-    /// book; see `reserve`).
-    event StakeReserved(address indexed provider, uint256 amount);
 
     error ZeroAmount();
     error ZeroAddress();
@@ -110,10 +104,11 @@ interface IStaking {
     /// @notice Market: reserves `amount` of `provider`'s available stake for a standing bid (it joins
     /// `lockedOf`, so no unstake, lock or other reservation can take it; reverts `InsufficientStake`), and
     /// releases `amount` reserved for `released` (address 0: none). A bid's reservation is thus guaranteed
-    /// at its award. Emits `StakeReserved`, and `StakeReleased` for `released`.
+    /// at its award. Emits nothing (as `placeHold`): the market's `BidPlaced` logs both.
     function reserve(address provider, address released, uint256 amount) external;
     /// @notice Market: releases `amount` of `provider`'s bid reservation. Callable by any market the owner
-    /// ever added (a removed market can still finish its jobs).
+    /// ever added (a removed market can still finish its jobs). Emits nothing: the market's award or refund
+    /// logs it.
     function release(address provider, uint256 amount) external;
     /// @notice Market: releases what is still locked for `jobId`; bumps deliveredInTime when `fee` reaches
     /// `minCountedFee` (a declined job passes 0). Callable by any authorised market, and by the market that

@@ -7,13 +7,15 @@ import {AdversarialBase} from "./AdversarialBase.sol";
 import {IntentBuilder} from "../utils/IntentBuilder.sol";
 import {TestToken} from "../../src/TestToken.sol";
 import {IStaking} from "../../src/interfaces/IStaking.sol";
+import {IReverseAuctionMarket} from "../../src/interfaces/IReverseAuctionMarket.sol";
 import {Bid, Intent, JobState} from "../../src/MarketStructs.sol";
 
 /// @notice The bid reservations (issue 14, finding 2) stay exact while bids push each other off the books: a
 /// newcomer's bid reserves the job's largest lock and releases the runner-up it pushed off in the same Staking
 /// call (`reserve`), a provider improving its own bid reserves nothing, and the award or refund releases the
 /// books. Attacked here: a release of more or less than was reserved, a reservation left behind by a pushed-off
-/// bid, stake created or lost, and events that do not add up to Staking's books.
+/// bid, stake created or lost, and events that do not add up to Staking's books (Staking logs no reservation:
+/// the market's `BidPlaced` names the newcomer and the runner-up it pushed out, `Awarded` / `Refunded` the book).
 contract ReservationsTest is AdversarialBase {
     using IntentBuilder for Intent;
 
@@ -86,23 +88,41 @@ contract ReservationsTest is AdversarialBase {
         assertEq(tt.balanceOf(address(w.staking)), staked, "Staking's balance is not the stake");
     }
 
-    /// @dev Adds the StakeReserved and StakeReleased events recorded since `vm.recordLogs` to `net` (or drops
-    /// them: a reverted call's logs are recorded too).
-    function _countEvents(bool succeeded) internal {
+    /// @dev Adds to `net` what the successful call's events say (the logs since `vm.recordLogs`; a reverted
+    /// call's logs are recorded too and dropped): a `BidPlaced` by a provider that was not on the book
+    /// (`best`, `runner` before the bid) reserved `r`, and its `pushedOut`, which must be that runner-up, got `r`
+    /// back. Staking itself logs no reservation.
+    function _countBid(bool succeeded, address best, address runner, uint256 r) internal {
         Vm.Log[] memory logs = vm.getRecordedLogs();
         if (!succeeded) return;
         for (uint256 l; l < logs.length; ++l) {
-            if (logs[l].emitter != address(w.staking)) continue;
-            bytes32 sig = logs[l].topics[0];
-            int256 sign;
-            if (sig == IStaking.StakeReserved.selector) sign = 1;
-            else if (sig == IStaking.StakeReleased.selector) sign = -1;
-            else continue;
-            address who = address(uint160(uint256(logs[l].topics[1])));
-            int256 amount = int256(abi.decode(logs[l].data, (uint256)));
-            for (uint256 i; i < bidders.length; ++i) {
-                if (bidders[i] == who) net[i] += sign * amount;
+            assertFalse(
+                logs[l].emitter == address(w.staking)
+                    && logs[l].topics[0] != IStaking.UnstakingReclaimed.selector,
+                "Staking logged a reservation"
+            );
+            if (logs[l].topics[0] != IReverseAuctionMarket.BidPlaced.selector) continue;
+            address who = address(uint160(uint256(logs[l].topics[2])));
+            (,,,, address pushedOut) = abi.decode(logs[l].data, (uint256, uint32, uint256, uint8, address));
+            if (who == best || who == runner) {
+                assertEq(pushedOut, address(0), "a provider on the book pushed someone out");
+                continue;
             }
+            assertEq(pushedOut, runner, "the newcomer pushed out someone other than the runner-up");
+            _add(who, int256(r));
+            if (pushedOut != address(0)) _add(pushedOut, -int256(r));
+        }
+    }
+
+    /// @dev The award or refund of a job whose book was (`best`, `runner`) released both reservations.
+    function _countBook(address best, address runner, uint256 r) internal {
+        if (best != address(0)) _add(best, -int256(r));
+        if (runner != address(0)) _add(runner, -int256(r));
+    }
+
+    function _add(address who, int256 amount) internal {
+        for (uint256 i; i < bidders.length; ++i) {
+            if (bidders[i] == who) net[i] += amount;
         }
     }
 
@@ -118,30 +138,33 @@ contract ReservationsTest is AdversarialBase {
             // a narrow price range makes bids collide, replace and push each other off often
             uint96 price = uint96(1e17 + ((r >> 16) % 64) * 1e16);
             uint32 latency = uint32(1 + ((r >> 32) % maxLatency));
+            (address best, address runner) =
+                (w.reverse.bestBid(jobId).provider, w.reverse.runnerUp(jobId).provider);
+            uint256 rk = reservation[r % JOBS];
             vm.recordLogs();
             vm.prank(p);
             // a refused bid changes nothing (checked by `_assertExact` all the same)
             try w.reverse.bid(jobId, Bid(p, price, latency)) {
-                _countEvents(true);
+                _countBid(true, best, runner, rk);
             } catch {
-                _countEvents(false);
+                _countBid(false, best, runner, rk);
             }
             _assertExact("after a bid");
         }
         vm.warp(w.reverse.job(jobs[0]).auctionEnd);
         if (w.reverse.bestBid(jobs[0]).provider != address(0)) {
-            vm.recordLogs();
+            _countBook(
+                w.reverse.bestBid(jobs[0]).provider, w.reverse.runnerUp(jobs[0]).provider, reservation[0]
+            );
             w.reverse.award(jobs[0]);
-            _countEvents(true);
             // the reservation covered the award: nobody was skipped or penalised
             assertEq(uint256(w.reverse.job(jobs[0]).state), uint256(JobState.Awarded));
             assertLe(w.staking.lockedFor(w.reverse.job(jobs[0]).provider, jobs[0]), reservation[0]);
         }
         _assertExact("after the award");
         vm.warp(w.reverse.job(jobs[1]).deadline);
-        vm.recordLogs();
+        _countBook(w.reverse.bestBid(jobs[1]).provider, w.reverse.runnerUp(jobs[1]).provider, reservation[1]);
         w.reverse.refund(jobs[1]);
-        _countEvents(true);
         _assertExact("after the refund");
         // the events tell the same story as Staking's books: every reservation was released, and what is left
         // locked is job 0's lock only
@@ -157,7 +180,7 @@ contract ReservationsTest is AdversarialBase {
     }
 
     /// @dev The push-out itself: the newcomer's reservation and the pushed-off runner-up's release are the same
-    /// amount, in one call, with one event each.
+    /// amount, in one call, logged by one event (`BidPlaced.pushedOut`).
     function test_pushout_newcomerReservesWhatThePushedOffRunnerUpGetsBack() public {
         bytes32 jobId = jobs[0];
         uint256 r = reservation[0];
@@ -166,10 +189,10 @@ contract ReservationsTest is AdversarialBase {
         vm.prank(provider2);
         w.reverse.bid(jobId, Bid(provider2, 6e17, 60));
         uint256 freeBefore = w.staking.availableOf(provider2);
-        vm.expectEmit(address(w.staking));
-        emit IStaking.StakeReserved(provider3, r);
-        vm.expectEmit(address(w.staking));
-        emit IStaking.StakeReleased(provider2, r);
+        vm.expectEmit(address(w.reverse));
+        emit IReverseAuctionMarket.BidPlaced(
+            jobId, provider3, provider3, 5e17, 60, w.reverse.scoreOf(jobId, 5e17, 60), 2, provider2
+        );
         vm.prank(provider3);
         w.reverse.bid(jobId, Bid(provider3, 5e17, 60));
         assertEq(w.reverse.runnerUp(jobId).provider, provider3);
@@ -177,8 +200,10 @@ contract ReservationsTest is AdversarialBase {
         assertEq(w.staking.lockedOf(provider2), 0);
         assertEq(w.staking.lockedOf(provider3), r);
         // a new leader pushes provider3 off: the old leader becomes the runner-up, keeping its reservation
-        vm.expectEmit(address(w.staking));
-        emit IStaking.StakeReleased(provider3, r);
+        vm.expectEmit(address(w.reverse));
+        emit IReverseAuctionMarket.BidPlaced(
+            jobId, provider2, provider2, 1e17, 60, w.reverse.scoreOf(jobId, 1e17, 60), 1, provider3
+        );
         vm.prank(provider2);
         w.reverse.bid(jobId, Bid(provider2, 1e17, 60));
         assertEq(w.reverse.bestBid(jobId).provider, provider2);

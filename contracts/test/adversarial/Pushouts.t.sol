@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {AdversarialBase} from "./AdversarialBase.sol";
+import {IntentBuilder} from "../utils/IntentBuilder.sol";
+import {IStaking} from "../../src/interfaces/IStaking.sol";
+import {IReverseAuctionMarket} from "../../src/interfaces/IReverseAuctionMarket.sol";
+import {Bid, Intent, Job, JobState, PROOF_OPTIMISTIC} from "../../src/MarketStructs.sol";
+
+/// @notice The cheaper push-out (issue 14, gas target "bid < 60k" for a bid that pushes a runner-up off a full
+/// book): a bid reads two job slots (the record is re-laid: the price cap beside the state and clock, the dispute
+/// end beside the requester) and Staking logs no reservation (the market's `BidPlaced.pushedOut` does). Attacked:
+/// - a squatter backing more books than its stake covers, or keeping its stake reserved after being pushed out
+///   (the anti-grief property of finding 2 must survive: the release stays eager, in the push-out itself);
+/// - a write to a re-laid slot (a bid's latencies, an award, an optimistic delivery, a challenge, an audit)
+///   corrupting a field that now shares its slot: the requester (where the refund goes), the price cap (the
+///   escrow), the deadline, the fee, the proof mode or the callback gas.
+contract PushoutsTest is AdversarialBase {
+    using IntentBuilder for Intent;
+
+    World internal w;
+
+    function setUp() public {
+        _deployCore();
+        w = _world(IERC20(address(token)), token.mint);
+    }
+
+    function _post(Intent memory intent) internal returns (bytes32 jobId) {
+        vm.prank(intent.requester);
+        jobId = w.reverse.post(intent);
+    }
+
+    function _bid(bytes32 jobId, address p, uint96 price, uint32 latency) internal {
+        vm.prank(p);
+        w.reverse.bid(jobId, Bid(p, price, latency));
+    }
+
+    /// @dev The reservation of the default intent at `minStake`: max(minStake, maxPrice * stakeMultiple).
+    function _reservation(bytes32 jobId) internal view returns (uint256 r) {
+        Job memory j = w.reverse.job(jobId);
+        r = uint256(j.maxPrice) * j.stakeMultiple;
+        if (r < j.minStake) r = j.minStake;
+    }
+
+    /// @dev One stake cannot back more books than it covers: a squatter with 100 staked bids on three jobs
+    /// each reserving 100. The second and third bids revert, and the pushed-out runner-up is free at once.
+    function test_pushout_squatterCannotBackMoreBooksThanItsStake() public {
+        bytes32[3] memory jobs;
+        for (uint256 k; k < 3; ++k) {
+            jobs[k] = _post(IntentBuilder.init(requester, modelId).withMinStake(STAKE).withNonce(k));
+        }
+        uint256 r = _reservation(jobs[0]);
+        assertEq(r, STAKE);
+        _bid(jobs[0], provider, 4e17, 60);
+        _bid(jobs[0], provider2, 6e17, 60);
+        for (uint256 k = 1; k < 3; ++k) {
+            vm.prank(provider);
+            vm.expectRevert(abi.encodeWithSelector(IStaking.InsufficientStake.selector, provider, 0, r));
+            w.reverse.bid(jobs[k], Bid(provider, 1, 1));
+        }
+        // provider3 pushes provider2 off job 0's book: provider2's reservation comes back in the same call, so it
+        // can back another book (or unstake) right away: no pushed-out stake stays held
+        _bid(jobs[0], provider3, 5e17, 60);
+        assertEq(w.staking.lockedOf(provider2), 0, "the pushed-out runner-up is still reserved");
+        assertEq(w.staking.availableOf(provider2), STAKE);
+        _bid(jobs[1], provider2, 5e17, 60);
+        assertEq(w.staking.lockedOf(provider2), r);
+        // and the squatter's own books: still one, and its award cannot fail for want of stake
+        vm.prank(provider);
+        vm.expectRevert(abi.encodeWithSelector(IStaking.InsufficientStake.selector, provider, 0, 1));
+        w.staking.unstake(1);
+        vm.warp(w.reverse.job(jobs[0]).auctionEnd);
+        w.reverse.award(jobs[0]);
+        assertEq(uint256(w.reverse.job(jobs[0]).state), uint256(JobState.Awarded));
+        assertEq(w.reverse.job(jobs[0]).provider, provider);
+    }
+
+    /// @dev The push-out is logged once, by the market: `BidPlaced.pushedOut` names the released runner-up, and
+    /// Staking emits nothing for the reservation or the release.
+    function test_pushout_loggedByTheBidAlone() public {
+        bytes32 jobId = _post(IntentBuilder.init(requester, modelId));
+        _bid(jobId, provider, 4e17, 60);
+        _bid(jobId, provider2, 6e17, 60);
+        vm.recordLogs();
+        _bid(jobId, provider3, 5e17, 30);
+        assertEq(vm.getRecordedLogs().length, 1, "one event per push-out");
+        // a new leader pushes the runner-up (provider3) off; the old leader becomes the runner-up
+        vm.expectEmit(address(w.reverse));
+        emit IReverseAuctionMarket.BidPlaced(
+            jobId, provider2, provider2, 1e17, 60, w.reverse.scoreOf(jobId, 1e17, 60), 1, provider3
+        );
+        _bid(jobId, provider2, 1e17, 60);
+        assertEq(w.staking.lockedOf(provider3), 0);
+        // improving one's own bid pushes nobody out
+        vm.expectEmit(address(w.reverse));
+        emit IReverseAuctionMarket.BidPlaced(
+            jobId, provider, provider, 3e17, 30, w.reverse.scoreOf(jobId, 3e17, 30), 2, address(0)
+        );
+        _bid(jobId, provider, 3e17, 30);
+    }
+
+    /// @dev Bids of every kind (first, runner-up, push-out, new leader, replacement; any latency) write the
+    /// book's latencies into the job's slots 1 and 3, beside the price cap, deadline and stake terms: none of
+    /// those may move, and the award and settlement pay from the posted terms.
+    function testFuzz_bids_neverMoveTheJobsTerms(uint256 seed) public {
+        Intent memory intent = IntentBuilder.init(requester, modelId).withMinStake(3e17).withPriceWeight(7000)
+            .withFailover(true);
+        intent.callbackGasLimit = 0;
+        bytes32 jobId = _post(intent);
+        Job memory posted = w.reverse.job(jobId);
+        address[3] memory ps = [provider, provider2, provider3];
+        uint256 maxLatency = posted.deadline - posted.auctionEnd;
+        for (uint256 s; s < 12; ++s) {
+            uint256 r = uint256(keccak256(abi.encode(seed, s)));
+            address p = ps[r % 3];
+            uint96 price = uint96(1 + (r >> 8) % intent.maxPrice);
+            uint32 latency = uint32(1 + (r >> 128) % maxLatency);
+            vm.prank(p);
+            // refused bids (not better) change nothing
+            try w.reverse.bid(jobId, Bid(p, price, latency)) {} catch {}
+            _assertTerms(w.reverse.job(jobId), posted);
+        }
+        vm.warp(posted.auctionEnd);
+        Bid memory best = w.reverse.bestBid(jobId);
+        uint256 requesterOwed = w.reverse.owed(requester);
+        w.reverse.award(jobId);
+        Job memory awarded = w.reverse.job(jobId);
+        _assertTerms(awarded, posted);
+        assertEq(awarded.provider, best.provider);
+        assertEq(awarded.latency, best.latency);
+        assertEq(awarded.awardedAt, posted.auctionEnd);
+        uint256[] memory out = _output();
+        vm.prank(best.provider);
+        w.reverse.deliver(jobId, out, _proof(intent.inputCommitment, out));
+        Job memory settled = w.reverse.job(jobId);
+        _assertTerms(settled, posted);
+        assertEq(uint256(settled.state), uint256(JobState.Settled));
+        // the requester gets back exactly the escrow of the posted cap less the price and its fee
+        uint256 fee = uint256(settled.price) * posted.feeBps / 10_000;
+        assertEq(
+            w.reverse.owed(requester) - requesterOwed,
+            _escrow(w.reverse, posted.maxPrice) - settled.price - fee,
+            "refund not from the posted terms"
+        );
+    }
+
+    /// @dev The dispute end now shares slot 0 with the requester, the fee, the proof mode and the callback gas:
+    /// an optimistic delivery, a challenge and an audit write it. None of them may redirect the refund or change
+    /// the job's terms, and the slash goes to the posted requester.
+    function test_disputeWrites_neverMoveTheRequesterOrTerms() public {
+        Intent memory intent = IntentBuilder.init(requester, modelId).withProofMode(PROOF_OPTIMISTIC);
+        bytes32 jobId = _post(intent);
+        Job memory posted = w.reverse.job(jobId);
+        _bid(jobId, provider, 5e17, 60);
+        vm.warp(posted.auctionEnd);
+        w.reverse.award(jobId);
+        uint256[] memory out = _output();
+        vm.prank(provider);
+        w.reverse.deliver(jobId, out, "");
+        Job memory delivered = w.reverse.job(jobId);
+        _assertTerms(delivered, posted);
+        assertEq(uint256(delivered.state), uint256(JobState.Delivered));
+        assertEq(delivered.disputeEnd, block.timestamp + w.reverse.disputeTerms(jobId).challengeWindow);
+        vm.prank(challenger);
+        w.reverse.challenge(jobId);
+        Job memory challenged = w.reverse.job(jobId);
+        _assertTerms(challenged, posted);
+        assertEq(challenged.disputeEnd, block.timestamp + w.reverse.disputeTerms(jobId).proofWindow);
+        // the provider never proves: the slash and the escrow go to the posted requester
+        vm.warp(challenged.disputeEnd + 1);
+        uint256 before = w.reverse.owed(requester);
+        w.reverse.expire(jobId);
+        Job memory slashed = w.reverse.job(jobId);
+        _assertTerms(slashed, posted);
+        assertEq(uint256(slashed.state), uint256(JobState.Slashed));
+        assertEq(w.reverse.owed(requester) - before, _escrow(w.reverse, posted.maxPrice));
+        assertGt(w.staking.claimable(requester), 0);
+        assertEq(w.reverse.owed(stranger), 0);
+    }
+
+    /// @dev The fields fixed at posting.
+    function _assertTerms(Job memory j, Job memory posted) internal pure {
+        assertEq(j.requester, posted.requester, "requester");
+        assertEq(j.maxPrice, posted.maxPrice, "maxPrice");
+        assertEq(j.deadline, posted.deadline, "deadline");
+        assertEq(j.auctionEnd, posted.auctionEnd, "auctionEnd");
+        assertEq(j.postedAt, posted.postedAt, "postedAt");
+        assertEq(j.minStake, posted.minStake, "minStake");
+        assertEq(j.stakeMultiple, posted.stakeMultiple, "stakeMultiple");
+        assertEq(j.priceWeightBps, posted.priceWeightBps, "priceWeightBps");
+        assertEq(j.feeBps, posted.feeBps, "feeBps");
+        assertEq(j.proofMode, posted.proofMode, "proofMode");
+        assertEq(j.callbackGasLimit, posted.callbackGasLimit, "callbackGasLimit");
+        assertTrue(j.allowFailover == posted.allowFailover, "allowFailover");
+        assertEq(j.modelId, posted.modelId, "modelId");
+        assertEq(j.inputCommitment, posted.inputCommitment, "inputCommitment");
+    }
+}
