@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import astuple, dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
@@ -146,8 +146,23 @@ def market_instances(
     return instances
 
 
+class IntStruct:
+    """A dataclass of integers only, as its Solidity struct: ``to_abi`` / ``from_abi`` in declaration
+    order (``MarketParams``, ``Stats``, ``TokenModelConfig``)."""
+
+    __slots__ = ()
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    def to_abi(self) -> tuple[int, ...]:
+        return astuple(self)
+
+    @classmethod
+    def from_abi(cls, values: Sequence[Any]) -> Self:
+        return cls(*(int(v) for v in values))
+
+
 @dataclass(frozen=True, slots=True)
-class MarketParams:
+class MarketParams(IntStruct):
     """A market's economic parameters (``MarketParams``); see docs/PROTOCOL.md."""
 
     fee_bps: int
@@ -157,13 +172,6 @@ class MarketParams:
     proof_window: int
     max_callback_gas: int
     challenge_bond: int
-
-    def to_abi(self) -> tuple[int, ...]:
-        return astuple(self)
-
-    @classmethod
-    def from_abi(cls, values: Sequence[Any]) -> MarketParams:
-        return cls(*(int(v) for v in values))
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,14 +212,10 @@ class Operator:
 
 
 @dataclass(frozen=True, slots=True)
-class Stats:
+class Stats(IntStruct):
     """A provider's track record in ``Staking`` (``IStaking.Stats``)."""
 
     jobs_won: int
     delivered_in_time: int
     expired: int
     slashed: int
-
-    @classmethod
-    def from_abi(cls, values: Sequence[Any]) -> Stats:
-        return cls(*(int(v) for v in values))

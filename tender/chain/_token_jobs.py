@@ -16,6 +16,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from tender.chain._jobs import JobState
+from tender.chain._structs import IntStruct
 from tender.errors import ChainError
 from tender.intents import StructFields, eip712_digest, eip712_type, hash_struct, sign_digest
 
@@ -80,7 +81,7 @@ class TokenQuote:
 
 
 @dataclass(frozen=True, slots=True)
-class TokenModelConfig:
+class TokenModelConfig(IntStruct):
     """A token model's re-execution tier (``ITokenMarket.TokenModelConfig``)."""
 
     eos_id: int
@@ -90,13 +91,6 @@ class TokenModelConfig:
     stake_multiple: int
     quorum: int
     min_reexecutor_stake: int
-
-    def to_abi(self) -> tuple[int, ...]:
-        return astuple(self)
-
-    @classmethod
-    def from_abi(cls, values: Sequence[Any]) -> TokenModelConfig:
-        return cls(*(int(v) for v in values))
 
 
 @dataclass(frozen=True, slots=True)
