@@ -18,14 +18,12 @@ refuses outright) is retried entry by entry, so one bad entry only costs itself.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from tender.batching import Batcher, Waiting
 from tender.chain import QuoteMarket
-from tender.daemon import stop_task
 from tender.errors import ContractRevert
 from tender.intents import Intent
 from tender.quotes import Quote
@@ -37,15 +35,14 @@ __all__ = ["EXPIRY_MARGIN_S", "AwardBatcher"]
 EXPIRY_MARGIN_S = 8
 
 
-@dataclass(slots=True)
-class _Entry:
+@dataclass(frozen=True, slots=True)
+class _Award:
     intent: Intent
     quote: Quote
     signature: bytes
-    future: asyncio.Future[Any] = field(repr=False)
 
 
-class AwardBatcher:
+class AwardBatcher(Batcher[_Award, Any]):
     """Send the awards of concurrent quote rounds on one market as ``openAwardedBatch``.
 
     Args:
@@ -61,93 +58,49 @@ class AwardBatcher:
     """
 
     def __init__(self, market: QuoteMarket, *, max_batch: int = 16, max_wait_s: float = 0.25) -> None:
+        super().__init__(max_batch=min(max_batch, 256), max_wait=max_wait_s, name="award-batcher")
         self.market = market
-        self.max_batch = max(1, min(max_batch, 256))
-        self.max_wait = max(0.0, max_wait_s)
-        self._pending: deque[_Entry] = deque()
-        self._arrived = asyncio.Event()
-        self._full = asyncio.Event()
-        self._worker: asyncio.Task[None] | None = None
-        self._bound: asyncio.AbstractEventLoop | None = None
 
     async def award(self, intent: Intent, quote: Quote, quote_signature: bytes) -> Any:
         """Award ``intent`` to ``quote`` (in a batch with the awards waiting now); the receipt of
         the transaction that carried it, with its ``QuoteAwarded`` unless the chain skipped it."""
-        if self.max_batch == 1:
-            return await asyncio.to_thread(self.market.open_awarded, intent, quote, quote_signature)
-        loop = asyncio.get_running_loop()
-        if loop is not self._bound:  # a client used from another event loop (asyncio.run again)
-            self._bound, self._worker, self._pending = loop, None, deque()
-            self._arrived, self._full = asyncio.Event(), asyncio.Event()
-        if self._worker is None or self._worker.done():
-            self._worker = loop.create_task(self._loop(), name="award-batcher")
-        future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append(_Entry(intent, quote, quote_signature, future))
-        self._arrived.set()
-        if len(self._pending) >= self.max_batch:
-            self._full.set()
-        return await future
+        return await self.submit(_Award(intent, quote, quote_signature))
 
-    async def _take(self) -> list[_Entry]:
-        while not self._pending:
-            self._arrived.clear()
-            await self._arrived.wait()
+    def wait_for(self) -> float:
         # never so long that a quote nears its expiry (when its provider relays the award itself)
-        wait = min(self.max_wait, min(e.quote.expiry for e in self._pending) - time.time() - EXPIRY_MARGIN_S)
-        if len(self._pending) < self.max_batch and wait > 0:
-            self._full.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self._full.wait()
-        count = min(len(self._pending), self.max_batch)
-        return [self._pending.popleft() for _ in range(count)]
+        earliest = min(w.item.quote.expiry for w in self._pending)
+        return min(self.max_wait, earliest - time.time() - EXPIRY_MARGIN_S)
 
-    async def _loop(self) -> None:
-        while True:
-            live = [e for e in await self._take() if not e.future.done()]
-            if len(live) == 1:
-                await self._send_alone(live[0])
-            elif live:
-                await self._send_batch(live)
+    async def run_alone(self, item: _Award) -> Any:
+        return await asyncio.to_thread(self.market.open_awarded, item.intent, item.quote, item.signature)
 
-    async def _send_batch(self, entries: list[_Entry]) -> None:
-        market = self.market
+    async def run(self, batch: list[Waiting[_Award, Any]]) -> None:
+        if len(batch) == 1:
+            await self._send_alone(batch[0])
+            return
         try:
             receipt = await asyncio.to_thread(
-                market.open_awarded_batch,
-                [e.intent for e in entries],
-                [e.quote for e in entries],
-                [e.signature for e in entries],
+                self.market.open_awarded_batch,
+                [w.item.intent for w in batch],
+                [w.item.quote for w in batch],
+                [w.item.signature for w in batch],
             )
         except ContractRevert:
             # an entry the contract refuses outright (or none left to award): each alone
-            for entry in entries:
-                await self._send_alone(entry)
+            for waiting in batch:
+                await self._send_alone(waiting)
             return
         except Exception as exc:  # handed to every caller of the failed batch
-            for entry in entries:
-                if not entry.future.done():
-                    entry.future.set_exception(exc)
+            for waiting in batch:
+                waiting.fail(exc)
             return
-        for entry in entries:
-            if not entry.future.done():
-                entry.future.set_result(receipt)
+        for waiting in batch:
+            waiting.succeed(receipt)
 
-    async def _send_alone(self, entry: _Entry) -> None:
+    async def _send_alone(self, waiting: Waiting[_Award, Any]) -> None:
         try:
-            receipt = await asyncio.to_thread(
-                self.market.open_awarded, entry.intent, entry.quote, entry.signature
-            )
+            receipt = await self.run_alone(waiting.item)
         except Exception as exc:  # handed to the caller, as a single award raises
-            if not entry.future.done():
-                entry.future.set_exception(exc)
+            waiting.fail(exc)
             return
-        if not entry.future.done():
-            entry.future.set_result(receipt)
-
-    async def close(self) -> None:
-        """Stop the batching task; awards still waiting are cancelled."""
-        await stop_task(self._worker)
-        self._worker = None
-        while self._pending:
-            self._pending.popleft().future.cancel()
+        waiting.succeed(receipt)
