@@ -21,6 +21,8 @@ Nonces follow Permit2's unordered bitmap: a nonce's high 248 bits pick a 256-bit
 from __future__ import annotations
 
 import json
+import keyword
+import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -63,6 +65,8 @@ __all__ = [
     "recover_signer",
     "sign_digest",
     "sign_intent",
+    "snake",
+    "struct_fields",
     "struct_hash",
     "typed_data",
 ]
@@ -74,30 +78,46 @@ DOMAIN_VERSION = "1"
 StructFields = tuple[tuple[str, str, str], ...]
 
 
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def snake(name: str) -> str:
+    """``inputCommitment`` -> ``input_commitment``, ``jobId`` -> ``job_id``, ``_x`` -> ``x``,
+    ``from`` -> ``from_`` (Python keywords get a trailing underscore)."""
+    out = _CAMEL.sub("_", name.lstrip("_")).lower()
+    return out + "_" if keyword.iskeyword(out) else out
+
+
+def struct_fields(*declarations: str) -> StructFields:
+    """A struct's fields from its Solidity declarations (``"uint256 maxPrice"``), in order; each
+    field's Python name is :func:`snake` of its Solidity name."""
+    return tuple((name, snake(name), abi) for abi, name in (d.split() for d in declarations))
+
+
 def eip712_type(primary: str, fields: StructFields) -> str:
     """The EIP-712 type string of a struct, ``Name(type1 name1,...)`` (what its typehash hashes)."""
     return primary + "(" + ",".join(f"{abi} {name}" for name, _, abi in fields) + ")"
 
 
 #: The Intent struct's fields.
-INTENT_FIELDS: StructFields = (
-    ("requester", "requester", "address"),
-    ("modelId", "model_id", "bytes32"),
-    ("inputCommitment", "input_commitment", "uint256"),
-    ("inputLocation", "input_location", "bytes"),
-    ("maxPrice", "max_price", "uint256"),
-    ("startPrice", "start_price", "uint256"),
-    ("auctionType", "auction_type", "uint8"),
-    ("auctionWindow", "auction_window", "uint32"),
-    ("deadline", "deadline", "uint64"),
-    ("proofMode", "proof_mode", "uint8"),
-    ("minStake", "min_stake", "uint256"),
-    ("region", "region", "bytes2"),
-    ("priceWeightBps", "price_weight_bps", "uint16"),
-    ("allowFailover", "allow_failover", "bool"),
-    ("callbackGasLimit", "callback_gas_limit", "uint32"),
-    ("nonce", "nonce", "uint256"),
-    ("expiry", "expiry", "uint64"),
+INTENT_FIELDS = struct_fields(
+    "address requester",
+    "bytes32 modelId",
+    "uint256 inputCommitment",
+    "bytes inputLocation",
+    "uint256 maxPrice",
+    "uint256 startPrice",
+    "uint8 auctionType",
+    "uint32 auctionWindow",
+    "uint64 deadline",
+    "uint8 proofMode",
+    "uint256 minStake",
+    "bytes2 region",
+    "uint16 priceWeightBps",
+    "bool allowFailover",
+    "uint32 callbackGasLimit",
+    "uint256 nonce",
+    "uint64 expiry",
 )
 
 #: The EIP-712 type string of an Intent (what ``IntentLib.INTENT_TYPEHASH`` hashes).

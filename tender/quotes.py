@@ -26,12 +26,12 @@ from eth_utils import keccak, to_checksum_address
 
 from tender.errors import IntentError
 from tender.intents import (
-    StructFields,
     eip712_digest,
     eip712_type,
     hash_struct,
     recover_digest_signer,
     sign_digest,
+    struct_fields,
 )
 
 __all__ = [
@@ -51,12 +51,8 @@ __all__ = [
 ]
 
 #: ``Quote``'s fields.
-QUOTE_FIELDS: StructFields = (
-    ("jobId", "job_id", "bytes32"),
-    ("provider", "provider", "address"),
-    ("price", "price", "uint256"),
-    ("latency", "latency", "uint32"),
-    ("expiry", "expiry", "uint64"),
+QUOTE_FIELDS = struct_fields(
+    "bytes32 jobId", "address provider", "uint256 price", "uint32 latency", "uint64 expiry"
 )
 QUOTE_TYPE = eip712_type("Quote", QUOTE_FIELDS)
 QUOTE_TYPEHASH = keccak(text=QUOTE_TYPE)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import keyword
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -15,14 +13,7 @@ from eth_utils.abi import abi_to_signature, collapse_if_tuple
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
-
-
-def snake(name: str) -> str:
-    """``inputCommitment`` -> ``input_commitment``, ``jobId`` -> ``job_id``, ``_x`` -> ``x``,
-    ``from`` -> ``from_`` (Python keywords get a trailing underscore)."""
-    out = _CAMEL.sub("_", name.lstrip("_")).lower()
-    return out + "_" if keyword.iskeyword(out) else out
+from tender.intents import snake
 
 
 def normalise(value: Any, abi_type: str) -> Any:

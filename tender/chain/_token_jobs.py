@@ -18,19 +18,19 @@ from eth_utils import keccak
 from tender.chain._jobs import JobState
 from tender.chain._structs import IntStruct
 from tender.errors import ChainError
-from tender.intents import StructFields, eip712_digest, eip712_type, hash_struct, sign_digest
+from tender.intents import eip712_digest, eip712_type, hash_struct, sign_digest, struct_fields
 
 #: ``TokenQuote``'s fields (Solidity name, Python name, ABI type), in declaration order.
-TOKEN_QUOTE_FIELDS: StructFields = (
-    ("requester", "requester", "address"),
-    ("provider", "provider", "address"),
-    ("modelId", "model_id", "bytes32"),
-    ("requestHash", "request_hash", "bytes32"),
-    ("maxTokens", "max_tokens", "uint32"),
-    ("pricePer1k", "price_per1k", "uint96"),
-    ("latency", "latency", "uint32"),
-    ("expiry", "expiry", "uint64"),
-    ("salt", "salt", "uint256"),
+TOKEN_QUOTE_FIELDS = struct_fields(
+    "address requester",
+    "address provider",
+    "bytes32 modelId",
+    "bytes32 requestHash",
+    "uint32 maxTokens",
+    "uint96 pricePer1k",
+    "uint32 latency",
+    "uint64 expiry",
+    "uint256 salt",
 )
 TOKEN_QUOTE_TYPEHASH = keccak(text=eip712_type("TokenQuote", TOKEN_QUOTE_FIELDS))
 
