@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from tender.batching import Batcher, Waiting
 from tender.chain import QuoteMarket
@@ -35,8 +34,9 @@ __all__ = ["EXPIRY_MARGIN_S", "AwardBatcher"]
 EXPIRY_MARGIN_S = 8
 
 
-@dataclass(frozen=True, slots=True)
-class _Award:
+class _Award(NamedTuple):
+    """One award to send: ``open_awarded``'s arguments."""
+
     intent: Intent
     quote: Quote
     signature: bytes
@@ -72,7 +72,7 @@ class AwardBatcher(Batcher[_Award, Any]):
         return min(self.max_wait, earliest - time.time() - EXPIRY_MARGIN_S)
 
     async def run_alone(self, item: _Award) -> Any:
-        return await asyncio.to_thread(self.market.open_awarded, item.intent, item.quote, item.signature)
+        return await asyncio.to_thread(self.market.open_awarded, *item)
 
     async def run(self, batch: list[Waiting[_Award, Any]]) -> None:
         if len(batch) == 1:
