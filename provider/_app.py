@@ -125,11 +125,16 @@ def create_app(node: ProviderNode) -> FastAPI:
 
     @app.get(
         "/health",
-        summary="Liveness, chain connectivity, stuck transactions and the proof queue",
+        summary="Readiness, chain connectivity, stuck transactions and the proof queue",
         description='200 while healthy; 503 (the same JSON, `status` "unhealthy" and its `reasons`) '
-        "while the chain is unreachable, a transaction is stuck or the proof queue is behind.",
+        "while the chain is unreachable, a transaction is stuck or the proof queue is behind, and "
+        '(`status` "warming") until the start-up warm-up is done: the quote path\'s first input '
+        "commitment and witness per model, the proving workers and one timed proof per model.",
         responses={
-            503: {"description": "unhealthy", "content": {"application/json": {"schema": {"type": "object"}}}}
+            503: {
+                "description": "unhealthy, or still warming up",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
         },
     )
     async def health() -> Response:

@@ -123,6 +123,10 @@ ADOPT_LOOKBACK_BLOCKS = 50_000
 #: Seconds after a quote's auction window (and its time to live) that its award may still come.
 _AWARD_GRACE_S = 10
 
+#: the parts of the start-up warm-up (:attr:`ProviderNode.warming`)
+WARM_QUOTES = "quote path"
+WARM_PROVING = "proving"
+
 #: On-chain states in which our delivery already happened.
 _AFTER_DELIVERY = frozenset(
     {JobState.DELIVERED, JobState.CHALLENGED, JobState.PROOF_REQUIRED, JobState.SETTLED}
@@ -278,6 +282,9 @@ class ProviderNode(Daemon):
         #: the markets' job events, with the store as cursor (``None``: no chain)
         self.feed: AsyncEventFeed | None = None
         self._background: set[asyncio.Task[None]] = set()
+        #: what the node still warms up (see :meth:`_warm_up`); ``/health`` answers 503,
+        #: ``status`` ``"warming"``, until it is empty
+        self.warming: set[str] = set()
         self._server: _Server | None = None
         self._withdrawing: dict[str, asyncio.Lock] = {}
         self.started_at = time.time()
@@ -359,8 +366,8 @@ class ProviderNode(Daemon):
             )
         self.pool = ProvingPool(self.config.workers(), prove=self._prove_fn, nice=self.config.proving_nice)
         loop = asyncio.get_running_loop()
-        self._background.add(loop.create_task(self._warm_pool(), name="warm-proving-pool"))
-        self._background.add(loop.create_task(self.rfq.warm(), name="warm-rfq"))
+        self.warming = {WARM_QUOTES, *([WARM_PROVING] if self.config.proving_warmup else [])}
+        self._background.add(loop.create_task(self._warm_up(), name="warm-up"))
         await self.clock.start()
         self._background.add(loop.create_task(self.clock.run(), name="chain-clock"))
         if self.chain is not None:
@@ -531,6 +538,27 @@ class ProviderNode(Daemon):
             except (TenderError, OSError, ValueError, Web3Exception) as exc:  # the local view stays
                 log(logger, "health.tx_check_failed", level=logging.DEBUG, error=repr(exc))
             await asyncio.sleep(1.0)
+
+    async def _warm_up(self) -> None:
+        """Pay every first-use cost before the node says it is ready (``/health`` 200): the
+        quote path's input commitment and witness per model (:meth:`RfqDesk.warm`) and, with
+        ``provider.proving_warmup``, the proving workers and one timed proof per model
+        (:meth:`_warm_pool`), so the first real quote round costs what later ones do and is
+        not slowed by calibration proofs. Each part is done (or failed, logged) once; the
+        node is ready when both are, and serves meanwhile (only ``/health`` says it is warming)."""
+        started = time.perf_counter()
+
+        async def part(name: str, warm: Coroutine[Any, Any, None]) -> None:
+            try:
+                await warm
+            finally:
+                self.warming.discard(name)
+
+        parts = [part(WARM_QUOTES, self.rfq.warm())]
+        if WARM_PROVING in self.warming:
+            parts.append(part(WARM_PROVING, self._warm_pool()))
+        await asyncio.gather(*parts)
+        log(logger, "provider.ready", seconds=round(time.perf_counter() - started, 3))
 
     async def _warm_pool(self) -> None:
         """Start the proving workers, then time one proof per model so the first quotes promise
@@ -976,9 +1004,10 @@ class ProviderNode(Daemon):
         return self.status_of(record)
 
     def health(self) -> dict[str, Any]:
-        """What ``/health`` answers: ``status`` is ``"ok"``, or ``"unhealthy"`` with ``reasons``
-        (the chain unreachable for ``health.chain_stale_s``, a transaction stuck, the proof queue
-        behind); the route answers 503 while it is unhealthy. No I/O: every figure is in memory."""
+        """What ``/health`` answers: ``status`` is ``"ok"``, ``"warming"`` (the start-up warm-up
+        is not done: :attr:`warming`), or ``"unhealthy"`` with ``reasons`` (the chain
+        unreachable for ``health.chain_stale_s``, a transaction stuck, the proof queue behind);
+        the route answers 503 unless it is ``"ok"``. No I/O: every figure is in memory."""
         limits = self.config.health
         reasons: list[str] = []
         age = self.clock.read_age_s()
@@ -993,8 +1022,11 @@ class ProviderNode(Daemon):
         waiting = self.pool.oldest_age_s() if self.pool else 0.0
         if waiting > limits.proof_wait_s:
             reasons.append(f"proof queue behind: a proof has waited {waiting:.0f}s")
+        status = "unhealthy" if reasons else "warming" if self.warming else "ok"
+        if self.warming:
+            reasons.append("warming up: " + ", ".join(sorted(self.warming)))
         return {
-            "status": "unhealthy" if reasons else "ok",
+            "status": status,
             "reasons": reasons,
             "provider": self.address,
             "uptime_s": round(time.time() - self.started_at, 3),

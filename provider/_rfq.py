@@ -55,6 +55,9 @@ logger = logging.getLogger("provider.rfq")
 RELAY_MARGIN_S = 5
 #: seconds between looks for the award
 POLL_S = 0.25
+#: seconds between looks at a settled quoted job (for a reorg that took it back): two RPC calls
+#: a look, for every job followed, in the process whose ``/rfq/run`` is on requesters' clocks
+FOLLOW_POLL_S = 1.0
 #: blocks a quoted job's settlement must lie under before the node stops following it (a reorg
 #: deeper than this is not answered; ``benchmarks/faults.py`` reorgs to depth 6)
 SETTLED_DEPTH = 12
@@ -412,7 +415,7 @@ class RfqDesk:
         key = _hex(quote.job_id)
         failures = 0
         while failures < FOLLOW_FAILURES:
-            await asyncio.sleep(POLL_S)
+            await asyncio.sleep(FOLLOW_POLL_S)
             try:
                 head = await asyncio.to_thread(lambda: int(market.sync.w3.eth.block_number))
                 state = await market.job_state(quote.job_id)

@@ -400,6 +400,26 @@ class Client:
             )
         return matches[0]
 
+    async def warm(self) -> None:
+        """Pay the first request's one-off costs before it is timed: the HTTP client (a
+        process's first request through it costs ~30 ms), a keep-alive connection to every
+        solver (``GET /health``; a solver that does not answer is left to the request) and the
+        quote market's wrappers and stake multiple (an RPC read). Optional: a request does all
+        of it itself, on its own clock."""
+        from tender.client._rfq import warm_quotes
+
+        with contextlib.suppress(TenderError, Web3Exception, OSError):  # the request reads it again
+            await warm_quotes(self)
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self._http_timeout)
+        http = self._http
+
+        async def touch(url: str) -> None:
+            with contextlib.suppress(httpx.HTTPError):
+                await http.get(f"{url}/health", timeout=5.0)
+
+        await asyncio.gather(*(touch(url) for url in self.solvers))
+
     async def aclose(self) -> None:
         """Stop following jobs and close connections."""
         if self._hub is not None:

@@ -331,6 +331,17 @@ class _Round:
         )
 
 
+async def warm_quotes(client: Client) -> None:
+    """Build the client's quote market and staking wrappers and read the market's stake
+    multiple (once a process), so a first quote request pays for neither (``Client.warm``)."""
+    market = client.deployment.markets.get("quote")
+    if market is None or not client._key:  # the quote path sends from the client's key
+        return
+    quote_market, _ = _contracts(client, market)
+    if market not in _STAKE_MULTIPLE:
+        _STAKE_MULTIPLE[market] = (await asyncio.to_thread(quote_market.params)).stake_multiple
+
+
 #: each client's quote market and staking wrappers (built once: an ABI'd contract costs ms)
 _CONTRACTS: weakref.WeakKeyDictionary[Client, tuple[QuoteMarket, Staking]] = weakref.WeakKeyDictionary()
 
@@ -502,6 +513,8 @@ async def _take(
     )
     stake = asyncio.ensure_future(rnd.stakes.backing(quote.provider))
     stake.add_done_callback(_consume)
+    multiple = asyncio.ensure_future(rnd.stake_multiple())  # read once a process: off the path
+    multiple.add_done_callback(_consume)
     run = RunQuoted.model_validate(
         {
             "signed": json_of(body),
@@ -556,11 +569,12 @@ async def _take(
         )
     waited = time.monotonic()
     backing = await stake
+    needed = max(intent.min_stake, quote.price * await multiple)
     phases["stake_wait_ms"] = 1000 * (time.monotonic() - waited)
-    if backing < max(intent.min_stake, quote.price * await rnd.stake_multiple()):
+    if backing < needed:
         # a kept read that may have gone stale is read once more before refusing
         backing = await rnd.stakes.backing(quote.provider, fresh=True)
-    if backing < max(intent.min_stake, quote.price * await rnd.stake_multiple()):
+    if backing < needed:
         raise RequestRejected(
             f"the provider's stake ({backing}) does not back the job",
             job_id=job,

@@ -386,6 +386,12 @@ class Devnet:
         if self.token_phase is not None:
             self._step("starting 4 token desks (2 honest, one serving a cheaper model, one truncating)")
             self.token_phase.start(self.supervisor, rpc, [free_port() for _ in range(4)])
+        # Requests go to warm providers only: /health is 503 ("warming") until a provider has
+        # made its first commitment and witness per model and one timed proof per model, so no
+        # first quote round pays for them or runs beside the calibration proofs.
+        self._step("waiting for the providers to warm up (first witness and timed proof per model)")
+        for plan in PROVIDERS:
+            self.supervisor.wait_http(plan.name, f"{entries[plan.name].url}/health", timeout=300, ok=True)
         time.sleep(0.5)
         self.supervisor.check()
 
@@ -450,6 +456,7 @@ class Devnet:
             self.agent = owner.agent(setup.agent)
         for client in [*clients, *([owner] if owner else [])]:
             client.listeners.append(self._on_event)
+        await asyncio.gather(*(client.warm() for client in clients))  # off the first requests' clocks
         self._step(f"sending {len(plan)} requests ({self.options.concurrency} at a time)")
         limit = asyncio.Semaphore(self.options.concurrency)
         started = time.monotonic()

@@ -118,19 +118,20 @@ class Supervisor:
             if code is not None:
                 raise ChildFailed(f"{child.name} exited with code {code}; last log lines:\n{child.tail()}")
 
-    def wait_http(self, name: str, url: str, *, timeout: float = 60.0) -> None:
-        """Wait until ``url`` answers (any HTTP status) while the child is alive."""
+    def wait_http(self, name: str, url: str, *, timeout: float = 60.0, ok: bool = False) -> None:
+        """Wait until ``url`` answers (any HTTP status; with ``ok``, a 2xx: a provider's
+        ``/health`` answers 503 while it warms up) while the child is alive."""
 
         def answers() -> bool:
             try:
                 with urllib.request.urlopen(url, timeout=1.0):
                     return True
             except urllib.error.HTTPError:
-                return True  # it answered: ready enough
+                return not ok  # it answered: ready enough, unless a 2xx is asked for
             except (OSError, urllib.error.URLError):
                 return False
 
-        self._wait(name, answers, f"did not answer on {url}", timeout)
+        self._wait(name, answers, f"did not answer {'2xx ' if ok else ''}on {url}", timeout)
 
     def wait_log(self, name: str, text: str, *, timeout: float = 60.0) -> None:
         """Wait until the child's log contains ``text`` (for processes without HTTP)."""

@@ -97,15 +97,82 @@ def quote_request(**changes: Any) -> dict[str, Any]:
 # -- schema, health, metrics --------------------------------------------------------------
 
 
-async def test_node_warms_its_quote_path_at_start(node: ProviderNode) -> None:
-    """At start, in the background, the node computes one input commitment and one witness per
-    model and keeps the loaded bundle: the first quote-market output loads nothing."""
-    async with running(node):
-        for _ in range(600):  # a hang guard, not a timing
-            if "mlp" in node.rfq._bundles:
-                break
-            await asyncio.sleep(0.05)
-    assert set(node.rfq._bundles) == {"mlp"}
+async def test_node_warms_its_quote_path_once_per_model_before_it_is_ready(
+    node: ProviderNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At start the node computes one input commitment and one witness per model and keeps the
+    loaded bundle, before ``/health`` says it is ready: the first quote-market round pays none
+    of it."""
+    import provider._rfq
+    import tender.models
+
+    calls: list[str] = []
+    commit, witness = provider._rfq.input_commitment, tender.models.output_felts
+
+    def counted_commit(info: Any, data: Any) -> int:
+        calls.append("commitment")
+        return commit(info, data)
+
+    def counted_witness(bundle: Any, data: Any) -> list[int]:
+        calls.append("witness")
+        return witness(bundle, data)
+
+    monkeypatch.setattr(provider._rfq, "input_commitment", counted_commit)
+    monkeypatch.setattr(tender.models, "output_felts", counted_witness)
+    async with running(node) as client:  # it yields once /health answers 200
+        assert sorted(calls) == ["commitment", "witness"]  # one model served: once each
+        assert set(node.rfq._bundles) == {"mlp"}
+        assert node.warming == set()
+        assert (await client.get("/health")).json()["status"] == "ok"
+
+
+@pytest.mark.parametrize("proving_warmup", [False, True])
+async def test_health_says_warming_until_the_warm_up_is_done(
+    tmp_path: Path, mlp_bundle: Any, chain: LedgerChain, monkeypatch: pytest.MonkeyPatch, proving_warmup: bool
+) -> None:
+    """``/health`` is 503, ``status`` "warming", while the quote path (and, with
+    ``proving_warmup``, the proving pool's timed proofs) warm up; the node serves meanwhile
+    and turns 200 once every part is done."""
+    from tender.daemon import supervise
+
+    node = ProviderNode(config(tmp_path, mlp_bundle, proving_warmup=proving_warmup), chain=chain, key=KEY)
+    gates = {"quote path": asyncio.Event(), "proving": asyncio.Event()}
+
+    async def gated(name: str) -> None:
+        await gates[name].wait()
+
+    monkeypatch.setattr(node.rfq, "warm", lambda: gated("quote path"))
+    monkeypatch.setattr(node, "_warm_pool", lambda: gated("proving"))
+    parts = ["proving", "quote path"] if proving_warmup else ["quote path"]
+    task = asyncio.create_task(supervise(node))
+    async with httpx.AsyncClient(base_url=f"http://{node.config.listen}", timeout=10) as http:
+
+        async def health() -> httpx.Response:
+            while True:
+                assert not task.done(), f"node exited with {task.result()}"
+                with contextlib.suppress(httpx.TransportError):
+                    return await http.get("/health")
+                await asyncio.sleep(0.05)
+
+        warming = await health()
+        assert warming.status_code == 503
+        assert warming.json()["status"] == "warming"
+        assert warming.json()["reasons"] == ["warming up: " + ", ".join(parts)]
+        assert (await http.post("/quote", json=quote_request())).status_code == 200  # it serves
+        for name in reversed(parts):
+            gates[name].set()
+            reply = await health()
+            while reply.status_code == 503 and name in reply.json()["reasons"][0]:
+                await asyncio.sleep(0.05)
+                reply = await health()
+            if name != parts[0]:  # one part left: still warming
+                assert reply.status_code == 503
+                assert reply.json()["reasons"] == [f"warming up: {parts[0]}"]
+        assert reply.status_code == 200
+        assert reply.json()["status"] == "ok"
+        assert reply.json()["reasons"] == []
+        node.request_stop()
+        assert await task == 0
 
 
 async def test_openapi_schema_names_every_route(client: httpx.AsyncClient) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import sqlite3
 import time
@@ -477,6 +478,29 @@ def test_witness_output_felts_are_the_proofs(mlp_bundle: Any, mlp_samples: list[
     for sample in mlp_samples[:2]:
         felts = witness_with_bundle(str(mlp_bundle.path), sample)
         assert felts == prove_with_bundle(str(mlp_bundle.path), sample).output_felts
+
+
+def test_witness_is_made_without_keys_and_quietly(
+    mlp_bundle: Any, mlp_samples: list[list[float]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The quote path's witness goes without the verifying key and SRS (EZKL's input
+    commitment, which the outputs do not need): the same outputs, and no warning logged."""
+    import tender.models._prove as prove
+
+    seen: list[tuple[Any, ...]] = []
+    gen_witness = prove.ezkl.gen_witness
+
+    def spy(*args: Any) -> Any:
+        seen.append(args)
+        return gen_witness(*args)
+
+    with caplog.at_level(logging.DEBUG), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(prove.ezkl, "gen_witness", spy)
+        felts = prove.output_felts(mlp_bundle, mlp_samples[0])
+    assert seen
+    assert seen[0][3:] == (None, None)
+    assert not [r for r in caplog.records if r.name.startswith("ezkl") and r.levelno >= logging.WARNING]
+    assert felts == prove.output_felts(mlp_bundle, mlp_samples[0])  # (the proof's: the test above)
 
 
 async def test_quoted_jobs_input_is_checked_once_per_job() -> None:
