@@ -296,7 +296,7 @@ class Devnet:
         setup.deploy(save=self.run_dir / "deployment.json", params=MARKET_PARAMS)
         if self.options.token_requests > 0 and setup.deployment is not None:
             # before anyone stakes: Staking authorises a market at once only then
-            self.token_phase = TokenPhase(w3, DEV_KEYS[0], self._step)
+            self.token_phase = TokenPhase(w3, DEV_KEYS[0], self._step, block_time=self.options.block_time)
             address = self.token_phase.deploy(setup.deployment)
             setup.deployment.save(self.run_dir / "deployment.json")
             self.console.print(f"    TokenMarket {address[:12]}… (re-execution tier, per-1k pricing)")

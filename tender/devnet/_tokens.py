@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import statistics
 import sys
 import time
@@ -59,9 +60,11 @@ DESKS: tuple[tuple[str, str | None], ...] = (
 PROMPTS = ("Return the", "The default is", "If the file", "Raise ValueError if", "This module provides")
 MODEL_ID = Web3.keccak(text="tender devnet lm")
 MAX_PRICE_PER1K = TOKEN // 100  # 0.01 token per 1k tokens: the requester's cap
-#: the market's windows on the devnet (seconds of chain time; a block a second)
+#: the market's windows on the devnet (seconds of chain time with a block a second; each grows by
+#: WINDOW_BLOCKS block times under interval mining, so a transaction sent at once still lands in it)
 CHALLENGE_WINDOW = 6
 VOTE_WINDOW = 20
+WINDOW_BLOCKS = 4
 AUDIT_RATE_BPS = 2_500
 
 
@@ -100,6 +103,11 @@ class TokenPhase:
     urls: dict[str, str] = field(default_factory=dict)
     records: list[TokenRecord] = field(default_factory=list)
     gas: dict[str, list[int]] = field(default_factory=dict)
+    #: Anvil's block time (None: a block per transaction)
+    block_time: float | None = None
+    _judging: tuple[list[Any], TokenMarket, list[TokenMarket]] | None = None
+    _requests: dict[bytes, Any] = field(default_factory=dict)
+    _voted: set[tuple[bytes, int]] = field(default_factory=set)
 
     @property
     def desk_keys(self) -> dict[str, str]:
@@ -117,6 +125,11 @@ class TokenPhase:
     def requester_key(self) -> str:
         return self.keys[8]
 
+    @property
+    def _slack(self) -> int:
+        """Seconds added to each window: WINDOW_BLOCKS block times under interval mining."""
+        return 0 if self.block_time is None else math.ceil(WINDOW_BLOCKS * self.block_time)
+
     def market(self, key: str) -> TokenMarket:
         return TokenMarket(self.w3, self.address, sender=TxSender(self.w3, key))
 
@@ -127,8 +140,8 @@ class TokenPhase:
             self.w3,
             self.deployer_key,
             deployment,
-            challenge_window=CHALLENGE_WINDOW,
-            vote_window=VOTE_WINDOW,
+            challenge_window=CHALLENGE_WINDOW + self._slack,
+            vote_window=VOTE_WINDOW + self._slack,
             challenge_bond=TOKEN // 10,
         )
         return self.address
@@ -229,50 +242,87 @@ class TokenPhase:
             if record.index == 0:
                 text = tokenizer_model.decode(result.tokens).replace("\n", " ")
                 self.step(f"tokens streamed to the requester ({record.desk}): {text[:60]!r}…")
-        await asyncio.to_thread(self._judge_and_settle, seed)
+            await asyncio.to_thread(self._watch, record, seed)
+        await asyncio.to_thread(self._settle)
 
-    def _judge_and_settle(self, seed: int) -> None:
-        """The watcher re-executes every delivery and challenges failures; re-executors vote every
-        disputed job; then everything is finalized or expired."""
-        import onnxruntime as ort
+    # -- the watcher and the re-executors (as soon as each job is delivered) --------------
 
+    def _judges(self) -> tuple[list[Any], TokenMarket, list[TokenMarket]]:
+        """The re-execution backends (three onnxruntime settings: one per re-executor, the first
+        also the watcher's), the watcher's market and the re-executors' (made once)."""
+        if self._judging is None:
+            import onnxruntime as ort
+
+            from tender.tokens import TokenModel
+
+            folder = SAMPLE_MODELS / "lm"
+            level = ort.GraphOptimizationLevel
+            backends = [
+                TokenModel.load(folder, optimization=level.ORT_DISABLE_ALL, threads=2),
+                TokenModel.load(folder, optimization=level.ORT_ENABLE_EXTENDED, threads=1),
+                TokenModel.load(folder, optimization=level.ORT_DISABLE_ALL, threads=1),
+            ]
+            voters = [self.market(k) for k in self.reexecutor_keys]
+            self._judging = (backends, self.market(self.watcher_key), voters)
+        return self._judging
+
+    def _watch(self, record: TokenRecord, seed: int) -> None:
+        """The watcher re-executes a delivery read back from the chain as soon as its request
+        ends and challenges one that fails the δ rule; the re-executors vote on it at once. (Done
+        after the whole workload instead, a challenge window of a few blocks closes before the
+        watcher comes to the first jobs once blocks are seconds apart.)"""
         from tender.chain import request_hash
-        from tender.tokens import Sampling, TokenModel, TokenRequest, audit
+        from tender.tokens import Sampling, TokenRequest, audit
 
-        folder = SAMPLE_MODELS / "lm"
-        level = ort.GraphOptimizationLevel
-        backends = [
-            TokenModel.load(folder, optimization=level.ORT_DISABLE_ALL, threads=2),
-            TokenModel.load(folder, optimization=level.ORT_ENABLE_EXTENDED, threads=1),
-            TokenModel.load(folder, optimization=level.ORT_DISABLE_ALL, threads=1),
-        ]
-        watcher = self.market(self.watcher_key)
-        voters = [self.market(k) for k in self.reexecutor_keys]
-        requests: dict[bytes, TokenRequest] = {}
-        for record in self.records:
-            if record.job_id is None:
+        if record.job_id is None:
+            return
+        backends, watcher, _ = self._judges()
+        sampled = record.index % 2 == 1
+        sampling = Sampling(temperature=0.8, top_k=40, seed=seed + record.index) if sampled else Sampling()
+        prompt = tuple(backends[0].encode(PROMPTS[record.index % len(PROMPTS)]))
+        request = TokenRequest(prompt, 48, sampling)
+        bound = request_hash(
+            prompt, temperature=sampling.temperature, top_k=sampling.top_k, seed=sampling.seed
+        )
+        if watcher.request_hash_of(record.job_id) != bound:  # not the request the job was opened for
+            record.error = "request hash mismatch"
+            return
+        self._requests[record.job_id] = request
+        if watcher.job(record.job_id).state is not JobState.DELIVERED:
+            return
+        tokens = watcher.delivered_tokens(record.job_id)
+        if audit(backends[0], request, tokens).accepted:
+            return
+        try:
+            self._gas("challenge", watcher.challenge(record.job_id))
+        except TenderError as exc:  # the window closed (or someone else challenged): finalize decides
+            log(logger, "devnet.tokens.challenge_late", job=record.job_id.hex(), error=str(exc))
+            return
+        record.challenged = True
+        self._vote(record)
+
+    def _vote(self, record: TokenRecord) -> None:
+        """Every re-executor that has not yet voted on a challenged job re-executes it on its
+        own backend and votes."""
+        from tender.tokens import audit
+
+        assert record.job_id is not None
+        backends, watcher, voters = self._judges()
+        tokens = watcher.delivered_tokens(record.job_id)
+        for n, (voter, backend) in enumerate(zip(voters, backends, strict=True)):
+            if (record.job_id, n) in self._voted or voter.job(record.job_id).state.final:
                 continue
-            sampled = record.index % 2 == 1
-            sampling = (
-                Sampling(temperature=0.8, top_k=40, seed=seed + record.index) if sampled else Sampling()
-            )
-            prompt = tuple(backends[0].encode(PROMPTS[record.index % len(PROMPTS)]))
-            request = TokenRequest(prompt, 48, sampling)
-            bound = request_hash(
-                prompt, temperature=sampling.temperature, top_k=sampling.top_k, seed=sampling.seed
-            )
-            if watcher.request_hash_of(record.job_id) != bound:  # not the request the job was opened for
-                record.error = "request hash mismatch"
-                continue
-            requests[record.job_id] = request
-            job = watcher.job(record.job_id)
-            if job.state is not JobState.DELIVERED:
-                continue
-            tokens = watcher.delivered_tokens(record.job_id)
-            if not audit(backends[0], request, tokens).accepted:
-                self._gas("challenge", watcher.challenge(record.job_id))
-                record.challenged = True
-        voted: set[tuple[bytes, int]] = set()
+            verdict = audit(backend, self._requests[record.job_id], tokens).accepted
+            try:
+                self._gas("vote", voter.vote(record.job_id, verdict))
+            except TenderError as exc:  # the vote window closed: finalize settles it
+                log(logger, "devnet.tokens.vote_late", job=record.job_id.hex(), error=str(exc))
+            self._voted.add((record.job_id, n))
+
+    def _settle(self) -> None:
+        """Votes anything still disputed, then finalizes or expires every job once its windows
+        allow (polled: a window still open is tried again a second later)."""
+        _, watcher, _ = self._judges()
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             pending = False
@@ -280,19 +330,10 @@ class TokenPhase:
                 if record.job_id is None:
                     continue
                 job = watcher.job(record.job_id)
-                if job.state is JobState.CHALLENGED and record.job_id in requests:
+                if job.state is JobState.CHALLENGED and record.job_id in self._requests:
                     pending = True
-                    tokens = watcher.delivered_tokens(record.job_id)
-                    for n, (voter, backend) in enumerate(zip(voters, backends, strict=True)):
-                        if (record.job_id, n) in voted or voter.job(record.job_id).state.final:
-                            continue
-                        verdict = audit(backend, requests[record.job_id], tokens).accepted
-                        try:
-                            self._gas("vote", voter.vote(record.job_id, verdict))
-                        except TenderError as exc:  # the vote window closed: finalize settles it
-                            log(logger, "devnet.tokens.vote_late", job=record.job_id.hex(), error=str(exc))
-                            self._try_close(watcher, record, job.state)
-                        voted.add((record.job_id, n))
+                    self._vote(record)
+                    self._try_close(watcher, record, job.state)
                 elif job.state in (JobState.DELIVERED, JobState.AWARDED, JobState.CHALLENGED):
                     pending = True
                     self._try_close(watcher, record, job.state)

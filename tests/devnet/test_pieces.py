@@ -334,3 +334,21 @@ def test_missing_deployment_names_a_command_that_exists_and_the_file_it_writes(
     help_text = CliRunner().invoke(cli, ["devnet", "--help"]).output
     assert "--keep-running" in help_text
     assert ".cache/tender/devnet/<time>" in help_text
+
+
+def test_token_windows_grow_with_the_block_time() -> None:
+    """Under interval mining (``--block-time``) the token market's challenge and vote windows
+    grow by a few block times, so the watcher's challenge and the re-executors' votes, sent as
+    soon as a delivery is read back, land inside them (6 s closed before a 2-s-block devnet's
+    watcher came to the first job)."""
+    from tender.devnet._tokens import CHALLENGE_WINDOW, VOTE_WINDOW, WINDOW_BLOCKS, TokenPhase
+
+    def step(_: str) -> None:
+        return None
+
+    instant = TokenPhase(None, "0x", step)  # type: ignore[arg-type]
+    l2 = TokenPhase(None, "0x", step, block_time=2.0)  # type: ignore[arg-type]
+    assert instant._slack == 0
+    assert l2._slack == WINDOW_BLOCKS * 2
+    assert CHALLENGE_WINDOW + l2._slack > 2 * 2.0  # room for the challenge's own block and the next
+    assert VOTE_WINDOW + l2._slack > CHALLENGE_WINDOW + l2._slack
