@@ -6,6 +6,7 @@ variable or an encrypted keystore)::
     tender provider run --config provider.toml
     tender provider stake 1000 --config provider.toml     # tokens (the token's decimals), or 10wei
     tender provider status --config provider.toml
+    tender provider tokens --model models/lm --model-id 0x… --rpc … --market … --port 9100
 
 Earnings are credited in the markets (``status`` shows them as "owed"); the node withdraws them
 itself past ``provider.withdraw_threshold``, and ``tender market withdraw --config
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import click
 from rich.console import Console
@@ -83,6 +84,106 @@ def run(config_path: Path, knobs: tuple[str, ...], log_level: str) -> None:
         sock.close()
         raise
     sys.exit(serve(node))
+
+
+def _model_id(_: click.Context, __: click.Parameter, value: str) -> bytes:
+    digits = value.removeprefix("0x")
+    try:
+        raw = bytes.fromhex(digits)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise click.BadParameter(f"{value!r}: 32 bytes as 0x + 64 hex digits")
+    return raw
+
+
+def _address(_: click.Context, __: click.Parameter, value: str) -> str:
+    from web3 import Web3
+
+    if not Web3.is_address(value):
+        raise click.BadParameter(f"{value!r}: an address (0x + 40 hex digits)")
+    return Web3.to_checksum_address(value)
+
+
+@group.command()
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="the token model's folder (model.onnx, tokenizer, meta)",
+)
+@click.option("--model-id", required=True, callback=_model_id, help="its id in the market (0x + 64 hex)")
+@click.option("--rpc", required=True, help="the chain's JSON-RPC URL")
+@click.option("--market", required=True, callback=_address, help="the TokenMarket address")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), required=True)
+@click.option(
+    "--gpu-hour-cost",
+    type=click.IntRange(min=0),
+    default=2 * 10**18,
+    show_default=True,
+    help="token units per GPU-hour (the per-1k price follows from it and the measured tokens/s)",
+)
+@click.option("--margin", type=click.FloatRange(0, 10), default=0.2, show_default=True)
+@click.option(
+    "--misbehave",
+    type=click.Choice(["cheap", "truncate"]),
+    default=None,
+    help="devnet only: a cheat to demonstrate",
+)
+@click.option(
+    "--cheap-model",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="what --misbehave cheap serves",
+)
+@click.option("--log-level", default="WARNING", show_default=True)
+def tokens(
+    model_path: Path,
+    model_id: bytes,
+    rpc: str,
+    market: str,
+    host: str,
+    port: int,
+    gpu_hour_cost: int,
+    margin: float,
+    misbehave: str | None,
+    cheap_model: Path | None,
+    log_level: str,
+) -> None:
+    """Serve a token model on TokenMarket (a token desk): quote per 1k tokens, stream, deliver.
+
+    The key comes from the environment (TENDER_PRIVATE_KEY), never the command line.
+    """
+    import os
+
+    import uvicorn
+
+    from provider._tokens import Misbehaviour, TokenDesk, token_app
+    from tender.chain import TokenMarket, TxSender, connect
+    from tender.logs import setup_logging
+    from tender.tokens import TokenModel
+
+    key = os.environ.get("TENDER_PRIVATE_KEY", "")
+    if not key:
+        raise click.UsageError("TENDER_PRIVATE_KEY: the provider's key is not set")
+    if misbehave == "cheap" and cheap_model is None:
+        raise click.BadParameter("needed with --misbehave cheap", param_hint="--cheap-model")
+    setup_logging(level=log_level)
+    w3 = connect(rpc)
+    desk = TokenDesk(
+        model=TokenModel.load(model_path),
+        market=TokenMarket(w3, market, sender=TxSender(w3, key)),
+        key=key,
+        model_id=model_id,
+        gpu_hour_cost=gpu_hour_cost,
+        margin=margin,
+        misbehave=cast(Misbehaviour | None, misbehave),  # one of click.Choice's
+        cheap_model=TokenModel.load(cheap_model) if cheap_model else None,
+    )
+    desk.warm_up()
+    uvicorn.run(token_app(desk), host=host, port=port, log_level="warning")
 
 
 def _staking(chain: ChainSection) -> tuple[Staking, Token, str]:

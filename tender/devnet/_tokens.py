@@ -1,6 +1,6 @@
 """The devnet's token requests: ``TokenMarket``, four token desks, three re-executors, a watcher.
 
-Four provider processes (``python -m provider.tokens``) serve ``models/lm``: ``tok-a`` and
+Four provider processes (``tender provider tokens``) serve ``models/lm``: ``tok-a`` and
 ``tok-b`` honestly, ``tok-cheap`` with the cheaper ``models/lm-cheap`` swapped in, ``tok-trunc``
 cutting every sequence in half. A requester buys continuations of short prompts through the
 SDK (:func:`tender.client._tokens.request_tokens`: a per-1k RFQ, ``open`` on chain, tokens
@@ -17,7 +17,6 @@ import asyncio
 import logging
 import math
 import statistics
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -181,9 +180,8 @@ class TokenPhase:
     def start(self, supervisor: Supervisor, rpc_url: str, ports: list[int]) -> None:
         for (name, misbehave), port in zip(DESKS, ports, strict=True):
             args = [
-                sys.executable,
-                "-m",
-                "provider.tokens",
+                "provider",
+                "tokens",
                 "--model",
                 str(SAMPLE_MODELS / "lm"),
                 "--model-id",
@@ -199,7 +197,7 @@ class TokenPhase:
                 args += ["--misbehave", misbehave]
             if misbehave == "cheap":
                 args += ["--cheap-model", str(SAMPLE_MODELS / "lm-cheap")]
-            supervisor.start(name, args, env={"TENDER_PRIVATE_KEY": self.desk_keys[name]}, tender=False)
+            supervisor.start(name, args, env={"TENDER_PRIVATE_KEY": self.desk_keys[name]})
             self.urls[name] = f"http://127.0.0.1:{port}"
         for name, url in self.urls.items():
             supervisor.wait_http(name, f"{url}/health", timeout=120)

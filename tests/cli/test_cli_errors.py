@@ -100,6 +100,14 @@ def _cases(net: Net) -> dict[str, tuple[list[str], str | None, str]]:
         ]
 
     run = request()
+
+    def desk(
+        model: str = str(SAMPLE_MODELS / "lm"),
+        model_id: str = "0x" + "ab" * 32,
+        market: str = "0x" + "11" * 20,
+    ) -> list[str]:
+        return ["--model", model, "--model-id", model_id, "--rpc", NOWHERE, "--market", market, "--port", "9"]
+
     return {
         # keys
         "key not hex": (run, "0xnothex", "TENDER_PRIVATE_KEY"),
@@ -168,6 +176,24 @@ def _cases(net: Net) -> dict[str, tuple[list[str], str | None, str]]:
             ],
             None,
             "nope.json",
+        ),
+        # token desks
+        "token desk model id malformed": (
+            ["provider", "tokens", *desk(model_id="0x12")],
+            GOOD_KEY,
+            "--model-id",
+        ),
+        "token desk market malformed": (["provider", "tokens", *desk(market="0x12")], GOOD_KEY, "--market"),
+        "token desk key missing": (["provider", "tokens", *desk()], None, "TENDER_PRIVATE_KEY"),
+        "token desk model missing": (
+            ["provider", "tokens", *desk(model=str(net.tmp / "no-lm"))],
+            GOOD_KEY,
+            "--model",
+        ),
+        "token desk cheat without its model": (
+            ["provider", "tokens", *desk(), "--misbehave", "cheap"],
+            GOOD_KEY,
+            "--cheap-model",
         ),
         # usage
         "unknown command": (["no-such-command"], None, "no-such-command"),

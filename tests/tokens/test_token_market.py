@@ -308,19 +308,19 @@ def test_desk_streams_tokens_over_the_quote_path_and_delivers(env: World, lm: To
     import asyncio
     import os
     import subprocess
-    import sys
     import time as clock
     import urllib.request
 
     from tender.anvil import free_port
     from tender.client import request_tokens
+    from tender.devnet._supervisor import tender_command
 
     port = free_port()
     process = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "provider.tokens",
+            *tender_command(),
+            "provider",
+            "tokens",
             "--model",
             str(SAMPLE_MODELS / "lm"),
             "--model-id",
