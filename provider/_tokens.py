@@ -9,8 +9,11 @@ The real-time path for token models (docs/PROTOCOL.md, "Token models"):
   the job id). A cap below the price is refused (409).
 - ``POST /tokens/stream``: once the requester opened the job on chain (``TokenMarket.open``),
   it asks for the tokens. The desk checks the job is Awarded to it for a quote it gave, streams
-  the tokens as NDJSON lines (``{"token": id}``) as the micro-batcher makes them, then puts the
-  whole sequence on chain (``deliver``) and ends with ``{"done": ..., "output_hash": ...}``.
+  the tokens as NDJSON lines (``{"token": id}``) as the micro-batcher makes them, then its signed
+  result commitment to the whole sequence (``{"output_hash": ..., "commitment": ...}``: EIP-712
+  ``ResultCommitment(jobId, outputHash)``, the quote market's; anyone holding it slashes a desk
+  that delivers anything else, ``TokenMarket.slashCommitment``), then puts the sequence on chain
+  (``deliver``) and ends with ``{"done": ..., "output_hash": ...}``.
 
 A desk may be told to misbehave (the devnet's cheats): ``cheap`` generates with a cheaper model
 (re-executors catch it), ``truncate`` stops halfway without EOS (the chain refuses the delivery;
@@ -36,6 +39,7 @@ from pydantic import BaseModel, Field
 from tender.chain import JobState, TokenMarket, TokenQuote, request_hash, token_output_hash
 from tender.errors import TenderError
 from tender.logs import log
+from tender.quotes import sign_commitment
 from tender.tokens import Sampling, TokenBatcher, TokenModel, TokenRequest
 
 __all__ = ["Misbehaviour", "TokenDesk", "TokenQuoteRequest", "TokenStreamRequest", "token_app"]
@@ -67,6 +71,8 @@ class TokenStreamRequest(BaseModel):
 class _Quoted:
     quote: TokenQuote
     request: TokenRequest
+    #: the chain the quote was signed for (the commitment is signed for it too)
+    chain_id: int
 
 
 @dataclass
@@ -146,7 +152,7 @@ class TokenDesk:
             salt=time.time_ns() + self.served,
         )
         job_id = quote.digest(chain_id=chain_id, market=self.market.address)
-        self.quoted[job_id] = _Quoted(quote, request)
+        self.quoted[job_id] = _Quoted(quote, request, chain_id)
         return quote, quote.sign(self.key, chain_id=chain_id, market=self.market.address)
 
     async def stream(self, job_id: bytes) -> AsyncIterator[bytes]:
@@ -159,6 +165,14 @@ class TokenDesk:
             yield json.dumps({"token": token}).encode() + b"\n"
             if limit is not None and len(tokens) >= limit:
                 break
+        committed = token_output_hash(tokens)
+        commitment = sign_commitment(
+            job_id, committed, self.key, chain_id=quoted.chain_id, market=self.market.address
+        )
+        yield json.dumps(
+            {"output_hash": "0x" + committed.hex(), "commitment": "0x" + commitment.hex()}
+        ).encode()
+        yield b"\n"
         outcome: dict[str, object] = {"done": True, "tokens": len(tokens)}
         try:
             receipt = await asyncio.to_thread(self.market.deliver, job_id, tokens)

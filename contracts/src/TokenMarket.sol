@@ -24,6 +24,10 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
         "uint96 pricePer1k,uint32 latency,uint64 expiry,uint256 salt)"
     );
 
+    /// @dev The quote market's type: one result commitment, whatever the market
+    bytes32 private constant COMMITMENT_TYPEHASH =
+        keccak256("ResultCommitment(bytes32 jobId,bytes32 outputHash)");
+
     IERC20 private immutable _token;
     IStaking private immutable _staking;
     uint32 private immutable _challengeWindow;
@@ -230,6 +234,38 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
     }
 
     /// @inheritdoc ITokenMarket
+    function slashCommitment(bytes32 jobId, bytes32 committedHash, bytes calldata signature)
+        external
+        nonReentrant
+    {
+        TokenJob storage j = _jobs[jobId];
+        JobState state = j.state;
+        if (state != JobState.Delivered && state != JobState.Challenged && state != JobState.Settled) {
+            revert WrongState(jobId, state);
+        }
+        bytes32 deliveredHash = j.outputHash;
+        if (committedHash == deliveredHash) revert CommitmentMatches(jobId);
+        address provider = j.provider;
+        bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(COMMITMENT_TYPEHASH, jobId, committedHash)));
+        // the error and its argument are not needed: a failed recovery gives address(0), refused below
+        // slither-disable-next-line unused-return
+        (address signer,,) = ECDSA.tryRecover(digest, signature);
+        if (signer == address(0) || (signer != provider && !_staking.isAuthorized(provider, signer))) {
+            revert InvalidCommitmentSigner(provider, signer);
+        }
+        uint256 taken;
+        if (state == JobState.Settled) {
+            // paid already and its lock released: the penalty comes from its free (or unstaking) stake
+            j.state = JobState.Slashed;
+            taken = _staking.penalize(provider, jobId, j.stakeLocked, j.requester);
+        } else {
+            taken = j.stakeLocked;
+            _slash(jobId, j);
+        }
+        emit CommitmentSlashed(jobId, provider, committedHash, deliveredHash, taken);
+    }
+
+    /// @inheritdoc ITokenMarket
     function withdraw() external nonReentrant returns (uint256 amount) {
         amount = _owed[msg.sender];
         if (amount == 0) revert NothingToWithdraw(msg.sender);
@@ -249,6 +285,11 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
     function escrowFor(uint96 pricePer1k, uint32 tokens) public pure returns (uint256) {
         // < 2^96 * 2^32: no overflow; rounded up so that the escrow always covers the delivered pay
         return (uint256(pricePer1k) * tokens + 999) / 1000;
+    }
+
+    /// @inheritdoc ITokenMarket
+    function hashCommitment(bytes32 jobId, bytes32 outputHash) external view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(COMMITMENT_TYPEHASH, jobId, outputHash)));
     }
 
     /// @inheritdoc ITokenMarket

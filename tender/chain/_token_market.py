@@ -17,6 +17,7 @@ from tender.chain._staking import Staking
 from tender.chain._token_jobs import TokenJob, TokenModelConfig, TokenQuote, decode_tokens, encode_tokens
 from tender.chain._tx import TxSender
 from tender.errors import ChainError
+from tender.quotes import commitment_digest
 
 #: The deployment's ``extra`` key holding the token market's address.
 TOKEN_MARKET_KEY = "tokenMarket"
@@ -76,6 +77,12 @@ class TokenMarket(ContractWrapper):
     def expire(self, job_id: bytes) -> TxReceipt:
         return self._send(self.fn.expire(job_id))
 
+    def slash_commitment(self, job_id: bytes, committed_hash: bytes, signature: bytes) -> TxReceipt:
+        """Anyone holding the provider's signed result commitment to ``committed_hash``: slashes a
+        job whose delivered sequence is another (before settlement: as an unfaithful delivery;
+        after: up to its lock from free stake). Reverts ``CommitmentMatches`` for the delivered one."""
+        return self._send(self.fn.slashCommitment(job_id, committed_hash, signature))
+
     def withdraw(self) -> TxReceipt:
         return self._send(self.fn.withdraw())
 
@@ -90,6 +97,10 @@ class TokenMarket(ContractWrapper):
     def hash_quote(self, quote: TokenQuote) -> bytes:
         """``hashQuote`` as the contract computes it (:meth:`TokenQuote.digest` locally)."""
         return bytes(self._call(self.fn.hashQuote(quote.to_abi())))
+
+    def commitment_digest(self, job_id: bytes, output_hash: bytes) -> bytes:
+        """What a desk signs for a result commitment (``hashCommitment``, computed locally)."""
+        return commitment_digest(job_id, output_hash, chain_id=self.chain_id, market=self.address)
 
     def owed(self, account: str) -> int:
         return int(self._call(self.fn.owed(Web3.to_checksum_address(account))))

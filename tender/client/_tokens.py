@@ -29,7 +29,9 @@ from web3 import Web3
 
 from tender.chain import TokenMarket, TokenQuote, request_hash, token_output_hash
 from tender.client._errors import RequestFailed, RequestRejected
+from tender.errors import IntentError
 from tender.intents import recover_digest_signer
+from tender.quotes import recover_commitment_signer
 
 __all__ = ["TokenResult", "request_tokens"]
 
@@ -45,6 +47,11 @@ class TokenResult:
         tokens: the ids streamed to us, in order.
         ttft_s: seconds from asking for the stream to the first token.
         stream_s: seconds from asking for the stream to its last token.
+        output_hash: keccak256 of the ids as streamed (uint32 big-endian each), when the desk
+            committed to them.
+        commitment: the desk's signed result commitment to ``output_hash`` (EIP-712
+            ``ResultCommitment``, checked: the quoted provider signed it for this job). Should
+            the chain get another sequence, ``TokenMarket.slash_commitment`` slashes it.
         delivered: whether the provider put the same sequence on chain (its ``output_hash``).
         error: why the provider's delivery failed, when it did.
         quotes: how many desks quoted.
@@ -56,6 +63,8 @@ class TokenResult:
     tokens: list[int] = field(default_factory=list)
     ttft_s: float | None = None
     stream_s: float = 0.0
+    output_hash: bytes | None = None
+    commitment: bytes | None = None
     delivered: bool = False
     error: str | None = None
     quotes: int = 0
@@ -88,6 +97,29 @@ async def _ask(http: httpx.AsyncClient, url: str, body: dict[str, Any]) -> tuple
         return _quote_from(data["quote"]), bytes.fromhex(str(data["signature"]).removeprefix("0x"))
     except (httpx.HTTPError, KeyError, ValueError, TypeError):  # a desk that cannot quote is skipped
         return None
+
+
+def _check_commitment(result: TokenResult, item: dict[str, Any], *, chain_id: int, market: str) -> None:
+    """Keeps the desk's result commitment once it binds the streamed ids and the quoted provider
+    signed it for this job (else the request is refused: the job stays on chain to expire or be
+    challenged)."""
+    job = "0x" + result.job_id.hex()
+    committed = token_output_hash(result.tokens)
+    try:
+        claimed = bytes.fromhex(str(item["output_hash"]).removeprefix("0x"))
+        signature = bytes.fromhex(str(item["commitment"]).removeprefix("0x"))
+        signer = recover_commitment_signer(
+            result.job_id, claimed, signature, chain_id=chain_id, market=market
+        )
+    except (KeyError, ValueError, IntentError) as exc:
+        raise RequestRejected(f"bad result commitment: {exc}", job_id=job) from exc
+    if claimed != committed:
+        raise RequestRejected("the result commitment is not to the streamed tokens", job_id=job)
+    if signer != result.provider:
+        raise RequestRejected(
+            f"the result commitment is signed by {signer}, not {result.provider}", job_id=job
+        )
+    result.output_hash, result.commitment = claimed, signature
 
 
 async def request_tokens(
@@ -170,6 +202,8 @@ async def request_tokens(
                     result.tokens.append(int(item["token"]))
                     if on_token is not None:
                         on_token(int(item["token"]))
+                elif "commitment" in item:
+                    _check_commitment(result, item, chain_id=chain_id, market=market.address)
                 elif item.get("done"):
                     claimed = item.get("output_hash")
                     result.error = item.get("error")

@@ -34,7 +34,9 @@ from tender.chain import (
     token_output_hash,
 )
 from tender.errors import ContractRevert
+from tender.intents import recover_digest_signer
 from tender.paths import SAMPLE_MODELS
+from tender.quotes import sign_commitment
 from tender.tokens import Sampling, TokenModel, TokenRequest, audit
 
 MODEL_ID = Web3.keccak(text="tender/lm")
@@ -359,6 +361,13 @@ def test_desk_streams_tokens_over_the_quote_path_and_delivers(env: World, lm: To
         assert result.tokens == seen == list(lm.generate(TokenRequest(tuple(prompt), 40)).tokens)
         assert result.ttft_s is not None
         assert result.delivered
+        # the desk's signed result commitment, checked by the SDK, is to the streamed (and delivered) ids
+        assert result.output_hash == token_output_hash(result.tokens)
+        assert result.commitment is not None
+        digest = env.requester.market.commitment_digest(result.job_id, result.output_hash)
+        assert recover_digest_signer(digest, result.commitment) == env.provider.address
+        with pytest.raises(ContractRevert, match="CommitmentMatches"):  # an honest desk cannot lose by it
+            env.challenger.market.slash_commitment(result.job_id, result.output_hash, result.commitment)
         job = env.requester.market.job(result.job_id)
         assert job.state is JobState.DELIVERED
         assert job.output_hash == token_output_hash(result.tokens)
@@ -366,3 +375,45 @@ def test_desk_streams_tokens_over_the_quote_path_and_delivers(env: World, lm: To
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_commitment_to_streamed_tokens_slashes_a_desk_that_delivers_others(
+    env: World, lm: TokenModel
+) -> None:
+    """A desk streams the faithful continuation and signs its result commitment, then puts a
+    shorter one on chain: the requester's commitment slashes it (before settlement: lock to the
+    requester, escrow back), and an honest desk's own commitment slashes nothing."""
+    request = _request(lm, "Return the", 32)
+    job_id = _open(env, request)
+    streamed = list(lm.generate(request).tokens)
+    assert lm.eos_token_id is not None
+    committed = token_output_hash(streamed)
+    signature = sign_commitment(
+        job_id, committed, env.provider.key, chain_id=env.w3.eth.chain_id, market=env.market_address
+    )
+    cheaper = [*streamed[:4], lm.eos_token_id]
+    env.provider.market.deliver(job_id, cheaper)
+    lock = env.requester.market.job(job_id).stake_locked
+    env.requester.market.slash_commitment(job_id, committed, signature)
+    job = env.requester.market.job(job_id)
+    assert job.state is JobState.SLASHED
+    assert env.requester.market.owed(env.requester.address) == job.escrow
+    assert env.requester.staking.claimable(env.requester.address) == lock
+    with pytest.raises(ContractRevert, match="WrongState"):  # once
+        env.requester.market.slash_commitment(job_id, committed, signature)
+
+    honest = _open(env, replace(request, max_tokens=31))
+    tokens = list(lm.generate(replace(request, max_tokens=31)).tokens)
+    own = sign_commitment(
+        honest,
+        token_output_hash(tokens),
+        env.provider.key,
+        chain_id=env.w3.eth.chain_id,
+        market=env.market_address,
+    )
+    env.provider.market.deliver(honest, tokens)
+    with pytest.raises(ContractRevert, match="CommitmentMatches"):
+        env.requester.market.slash_commitment(honest, token_output_hash(tokens), own)
+    env.advance(WINDOW + 1)
+    env.requester.market.finalize(honest)
+    assert env.requester.market.job(honest).state is JobState.SETTLED

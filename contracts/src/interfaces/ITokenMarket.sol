@@ -121,6 +121,15 @@ interface ITokenMarket {
     /// @notice Nothing delivered by `due`: the lock went to the requester, the escrow back to it.
     event TokenJobExpired(bytes32 indexed jobId, address indexed provider, uint256 slashed);
     event Withdrawn(address indexed account, uint256 amount);
+    /// @notice A provider whose signed result commitment differs from the sequence it delivered on chain lost
+    /// `taken` of its stake to the requester (the quote market's event and rule, for token sequences).
+    event CommitmentSlashed(
+        bytes32 indexed jobId,
+        address indexed provider,
+        bytes32 committedHash,
+        bytes32 deliveredHash,
+        uint256 taken
+    );
 
     error ZeroAddress();
     error UnknownTokenModel(bytes32 modelId);
@@ -153,6 +162,10 @@ interface ITokenMarket {
     error VoteClosed(uint40 voteDeadline, uint256 nowTime);
     error NothingToWithdraw(address account);
     error FeeOnTransferToken(uint256 expected, uint256 received);
+    /// @notice The commitment's signer is neither the job's provider nor a solver it authorised.
+    error InvalidCommitmentSigner(address provider, address signer);
+    /// @notice The commitment is to the sequence delivered: nothing to slash.
+    error CommitmentMatches(bytes32 jobId);
     /// @notice An escrow or stake that does not fit 96 bits.
     error AmountTooLarge(uint256 amount);
 
@@ -178,11 +191,19 @@ interface ITokenMarket {
     function finalize(bytes32 jobId) external;
     /// @notice Anyone, past `due` with nothing delivered: the whole lock to the requester, the escrow back.
     function expire(bytes32 jobId) external;
+    /// @notice Anyone holding the provider's signed result commitment (EIP-712 `ResultCommitment(jobId,
+    /// outputHash)`, `outputHash` = keccak256 of the ids as delivered, uint32 big-endian each) to a sequence other
+    /// than the one it delivered on chain: before settlement the job is slashed as an unfaithful delivery (lock to
+    /// the requester, escrow back, a challenger's bond returned); after it, up to the job's lock is taken from
+    /// the provider's free stake for the requester. Once per job. A job with nothing delivered expires slashed.
+    function slashCommitment(bytes32 jobId, bytes32 committedHash, bytes calldata signature) external;
     /// @notice Pays out the caller's credit.
     function withdraw() external returns (uint256 amount);
 
     function hashQuote(TokenQuote calldata quote) external view returns (bytes32);
     function escrowFor(uint96 pricePer1k, uint32 tokens) external pure returns (uint256);
+    /// @notice The EIP-712 digest a provider signs for a result commitment (the quote market's type).
+    function hashCommitment(bytes32 jobId, bytes32 outputHash) external view returns (bytes32);
     function job(bytes32 jobId) external view returns (TokenJob memory);
     function tokenModel(bytes32 modelId) external view returns (TokenModelConfig memory);
     function isReexecutor(bytes32 modelId, address account) external view returns (bool);
