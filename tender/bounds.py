@@ -13,7 +13,8 @@ apps, the test OIP server) runs the same guard in front of its routes:
 * a ``POST`` route that takes JSON refuses any other ``Content-Type`` with **415**;
 * an exception no handler turned into a 4xx becomes a **500** :class:`tender.wire.ErrorBody`
   naming only the exception's type (the traceback goes to the log, never to the client), and
-  every 5xx answer is counted in ``tender_http_5xx_total`` on the role's ``/metrics``.
+  every 5xx answer (but a ``/health`` probe's) is counted in ``tender_http_5xx_total`` on the role's
+  ``/metrics``.
 
 Each refusal is an :class:`tender.wire.ErrorBody`::
 
@@ -60,6 +61,9 @@ logger = logging.getLogger("tender.http")
 
 #: The name of the 5xx counter, the same in every role's ``/metrics``.
 HTTP_5XX = "tender_http_5xx"
+#: Routes whose 5xx is an answer, not a failure: ``/health`` is 503 while a role is warming up
+#: or unhealthy (what load balancers and the devnet poll), so it is not counted as an error.
+PROBE_PATHS = frozenset({"/health"})
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NUMBER = re.compile(rb"[-+0-9.eE]+")
@@ -178,12 +182,13 @@ class BoundedAsgi:
             await self.app(scope, receive, send)
             return
         started = False
+        probe = scope["path"] in PROBE_PATHS
 
         async def counted(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                if int(message["status"]) >= 500:
+                if int(message["status"]) >= 500 and not probe:
                     self.errors.inc()
             await send(message)
 
@@ -283,7 +288,7 @@ def aiohttp_guard(limits: HttpLimits, errors: Counter) -> Middleware:
         except Exception as exc:  # answered as a JSON 500 and counted; the traceback goes to the log
             _log_failure(request.method, request.path, exc)
             response = _aiohttp_error(500, "internal", f"internal error: {type(exc).__name__}")
-        if response.status >= 500:
+        if response.status >= 500 and request.path not in PROBE_PATHS:
             errors.inc()
         return response
 
