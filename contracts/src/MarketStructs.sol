@@ -135,8 +135,8 @@ struct Job {
 /// share slots (the comment before each group says which slot it is). Nothing derivable is stored: the stake
 /// locked is max(minStake, price * stakeMultiple) of the stored fields. Posting writes slots 0, 1, 3, 4 and 5
 /// (Dutch: and 7); a bid reads slots 1 and 3 only (everything it checks, scores and reserves by) and writes the
-/// reverse market's bid book, whose latencies live in slot 1 (`latency`, the first book slot's bid's while
-/// Open) and slot 3 (`secondLatency`, beside the `secondLeads` bit); an award writes slots 1 and 2 (and copies the model's layout, `MarketCore.layouts`); a zk
+/// reverse market's bid book, whose latencies live in slot 1 (`latency`, the best bid's while Open) and slot 3
+/// (`runnerLatency`); an award writes slots 1 and 2 (and copies the model's layout, `MarketCore.layouts`); a zk
 /// delivery reads slots 0, 1, 2 and 5 and writes slot 1 alone (state and deliveredAt together); an optimistic
 /// delivery, a challenge and an audit write slot 1 (state) and slot 0 (disputeEnd).
 struct JobRecord {
@@ -182,12 +182,8 @@ struct JobRecord {
     uint16 priceWeightBps;
     // copied from the intent
     bool allowFailover;
-    // reverse auction: the promised latency of the bid in the book's second slot (its address and price are
-    // there); from the award on, the runner-up's
-    uint32 secondLatency;
-    // reverse auction: whether the bid in the book's second slot led when it was placed; breaks a score tie
-    // between the two slots (the earlier leader keeps the lead)
-    bool secondLeads;
+    // reverse auction: the runner-up bid's promised latency (its address and price are in the bid book)
+    uint32 runnerLatency;
     // -- slot 4, 5: what is computed
     bytes32 modelId;
     uint256 inputCommitment;

@@ -13,18 +13,11 @@ import {AUCTION_REVERSE, Bid, Intent, JobRecord, JobState, MarketParams} from ".
 /// @notice Open scoring reverse auction with second-score payment. Only the pricing and winner
 /// resolution live here; escrow, delivery and disputes are `BaseMarket`'s.
 contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
-    /// @dev The two best bids of distinct providers, as award and the views read them. Stored in two slots, each a
-    /// side of the book holding a bid's (provider, price), with the latencies in the job's own slots, which a bid
-    /// reads anyway: the first slot's in `JobRecord.latency` (slot 1) while Open, the second's in
-    /// `JobRecord.secondLatency` (slot 3). Which side leads is not stored but read from the two scores (lower
-    /// leads); a tie goes to the second slot iff `JobRecord.secondLeads`, the bit its bid wrote beside its latency.
-    /// So a bid writes only the side it takes (its own, the runner-up's it pushes out, or the empty one) and that
-    /// side's latency slot, never both sides, whichever way the lead changes. The award puts the book back in
-    /// order (best first, the runner-up and its latency second) where the second slot leads, so that a failover
-    /// reads the runner-up there. `post` writes non-zero sentinels into the two book slots (an empty side is
-    /// address 0 with price 1), so every bid rewrites slots that are already non-zero (~5k gas a slot instead of
-    /// ~22k): the requester prepays the book's storage. The first bid takes the first slot, which is empty only
-    /// while the book is.
+    /// @dev The two best bids of distinct providers, as bid and award read them. Stored in two slots,
+    /// (best, bestPrice) and (runner, runnerPrice), with the latencies in the job's own slots (`JobRecord.latency`
+    /// while Open, `JobRecord.runnerLatency`), which a bid reads anyway. `post` writes non-zero sentinels into the
+    /// two book slots (an empty side is address 0 with price 1), so every bid rewrites slots that are already
+    /// non-zero (~5k gas a slot instead of ~22k): the requester prepays the book's storage.
     struct BidBook {
         address best;
         uint96 bestPrice;
@@ -34,8 +27,7 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
         uint32 runnerLatency;
     }
 
-    /// @dev The stored part of a `BidBook`, in order from the award on (while Open: the first and the second
-    /// slot, either leading).
+    /// @dev The stored part of a `BidBook`.
     struct BookSlots {
         address best;
         uint96 bestPrice;
@@ -45,16 +37,6 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
 
     /// @dev The price stored beside address 0 on an empty side of the book (any non-zero value).
     uint96 private constant _EMPTY_PRICE = 1;
-
-    // Bit offsets of the fields a bid reads in the job's slot 1 and slot 3 words (`JobRecord`'s layout).
-    uint256 private constant _LATENCY = 8; // slot 1: after the state
-    uint256 private constant _DEADLINE = 120; // slot 1: after latency, awardedAt, deliveredAt
-    uint256 private constant _MAX_PRICE = 160; // slot 1
-    uint256 private constant _AUCTION_END = 136; // slot 3: after minStake, postedAt
-    uint256 private constant _STAKE_MULTIPLE = 176; // slot 3
-    uint256 private constant _WEIGHT = 192; // slot 3: priceWeightBps
-    uint256 private constant _SECOND_LATENCY = 216; // slot 3: after allowFailover
-    uint256 private constant _SECOND_LEADS = 248; // slot 3
 
     mapping(bytes32 jobId => BookSlots) private _books;
 
@@ -72,35 +54,49 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
     // reserve reverts the whole bid, book included).
     function bid(bytes32 jobId, Bid calldata b) external whenNotPaused {
         // no reentrancy guard: bid only calls Staking (trusted, no call backs)
-        // a bid reads two job slots, each once as a word: slot 1 (state, the first book slot's latency,
-        // deadline, maxPrice) and slot 3 (stake terms, auction end, weight, the second slot's latency and bit)
-        uint256 slot1;
-        {
-            JobRecord storage j = _job(jobId);
-            assembly ("memory-safe") {
-                slot1 := add(j.slot, 1)
-            }
-        }
+        JobRecord storage j = _job(jobId);
+        if (j.state != JobState.Open) revert InvalidState(jobId, j.state);
+        address provider = b.provider;
+        uint256 price = b.price;
+        uint32 latency = b.latency;
+        // the book's two slots, each read once as a word (`BookSlots`: the address in the low 160 bits, the
+        // price above) and written only where the bid changes it
         uint256 slotA = _bookSlot(jobId);
-        uint256 score;
-        uint256 side;
-        uint8 rank;
-        bool newcomer;
-        address pushedOut;
-        uint256 reserved;
+        uint256 entryA;
+        uint256 entryB;
+        // score = price * pw + latency * lw (`_score`, its factors computed once)
+        uint256 pw;
+        uint256 lw;
         {
-            uint256 w1 = _sload(slot1);
-            if (uint8(w1) != uint8(JobState.Open)) revert InvalidState(jobId, JobState(uint8(w1)));
-            uint256 w3 = _sload(slot1 + 2);
-            score = _checkBid(jobId, b, w1, w3);
-            (side, rank, newcomer, pushedOut) = _place(slotA, w1, w3, b.provider, score);
-            if (newcomer) reserved = _reservation(w1, w3);
+            uint256 maxPrice = j.maxPrice;
+            {
+                uint256 maxLatency;
+                uint256 weight;
+                {
+                    // a bid reads two job slots: slot 1 (state, deadline, maxPrice, the best's latency) and
+                    // slot 3 (auction end, weight, stake terms, the runner-up's latency)
+                    (uint40 end, uint16 w) = (j.auctionEnd, j.priceWeightBps);
+                    if (block.timestamp >= end) revert AuctionClosed(jobId, end);
+                    // the provider's clock starts at the award, at the earliest at auctionEnd
+                    maxLatency = j.deadline - end;
+                    weight = w;
+                }
+                _requireAuthorized(provider);
+                if (price == 0) revert ZeroPrice();
+                if (price > maxPrice) revert BidAboveMaxPrice(price, maxPrice);
+                if (latency == 0) revert ZeroLatency();
+                if (latency > maxLatency) revert LatencyTooLong(latency, maxLatency);
+                unchecked {
+                    // the bounds of `_score`: no overflow
+                    (pw, lw) = (weight * maxLatency, (BPS - weight) * maxPrice);
+                }
+            }
+            (entryA, entryB) = (_sload(slotA), _sload(slotA + 1));
         }
-        _take(slotA, slot1, side, rank, _entry(b.provider, b.price), b.latency);
-        // a newcomer reserves the job's largest lock (reverts InsufficientStake: the whole bid with it) and
-        // releases the runner-up's it pushed off the book in the same call
-        if (newcomer) _staking.reserve(b.provider, pushedOut, reserved);
-        emit BidPlaced(jobId, b.provider, msg.sender, b.price, b.latency, score, rank, pushedOut);
+        (uint256 score, uint8 rank) =
+            _place(j, slotA, entryA, entryB, _entry(provider, price), latency, pw, lw);
+        address pushedOut = _reserve(j, provider, entryA, entryB);
+        emit BidPlaced(jobId, provider, msg.sender, price, latency, score, rank, pushedOut);
     }
 
     /// @inheritdoc IReverseAuctionMarket
@@ -181,10 +177,10 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
         address runner = book.runner;
         if (runner == address(0)) return false;
         uint96 price = book.runnerPrice;
-        uint32 latency = j.secondLatency;
+        uint32 latency = j.runnerLatency;
         // the runner-up is used at most once; it lost the auction, so it is not penalised for having moved
         // its stake on
-        (book.runner, book.runnerPrice, j.secondLatency) = (address(0), 0, 0);
+        (book.runner, book.runnerPrice, j.runnerLatency) = (address(0), 0, 0);
         if (!_tryAward(jobId, j, runner, price, price, latency, false)) return false;
         emit FailedOver(jobId, from, runner, price);
         return true;
@@ -199,20 +195,13 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
         _requireAwardable(jobId, j);
         BidBook memory book = _book(jobId, j);
         if (book.best == address(0)) revert NoBids(jobId);
-        BookSlots storage stored = _books[jobId];
-        if (book.best != stored.best) {
-            // the second slot leads: the book back in order (the best first, the runner-up and its latency
-            // second), as a failover and the views after the award read it
-            (stored.best, stored.bestPrice, stored.runner, stored.runnerPrice) =
-            (book.best, book.bestPrice, book.runner, book.runnerPrice);
-            (j.latency, j.secondLatency, j.secondLeads) = (book.bestLatency, book.runnerLatency, false);
-        }
         _releaseBook(book, j);
         uint256 price = _clearingPrice(book, j);
         if (_tryAward(jobId, j, book.best, book.bestPrice, price, book.bestLatency, true)) return;
         if (book.runner != address(0)) {
             // the runner-up becomes the provider: it is no failover candidate any more
-            (stored.runner, stored.runnerPrice, j.secondLatency) = (address(0), 0, 0);
+            BookSlots storage stored = _books[jobId];
+            (stored.runner, stored.runnerPrice, j.runnerLatency) = (address(0), 0, 0);
             if (_tryAward(
                     jobId, j, book.runner, book.runnerPrice, book.runnerPrice, book.runnerLatency, true
                 )) {
@@ -223,30 +212,19 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
         _refundEscrow(jobId, j);
     }
 
-    /// @dev Writes a bid (`entry`, `latency`) into the side of the book it takes: `side` 0, the first slot `slotA`
-    /// and its latency in the job's slot 1 (`slot1`); 1, the next slot and its latency and the lead bit (set iff
-    /// `rank` is 1) in slot 3. Two slot writes, whichever way the lead changes (the job's slot read again: warm).
-    function _take(uint256 slotA, uint256 slot1, uint256 side, uint8 rank, uint256 entry, uint32 latency) private {
-        if (side == 0) {
-            _sstore(slotA, entry);
-            uint256 w1 = _sload(slot1);
-            _sstore(slot1, (w1 & ~(uint256(type(uint32).max) << _LATENCY)) | (uint256(latency) << _LATENCY));
-        } else {
-            _sstore(slotA + 1, entry);
-            uint256 w3 = _sload(slot1 + 2);
-            uint256 leads = rank == 1 ? 1 << _SECOND_LEADS : 0;
-            _sstore(slot1 + 2, (w3 & type(uint216).max) | (uint256(latency) << _SECOND_LATENCY) | leads);
+    /// @dev A provider on the book (`entryA`, `entryB` as read before the bid) holds a reservation of the job's
+    /// largest lock; a newcomer reserves one (reverts InsufficientStake: the whole bid with it) and, as it pushes
+    /// the runner-up (if any) off the book, releases the runner-up's in the same call, which it returns
+    /// (`pushedOut`, 0 if none). Staking is trusted and makes no calls back; it logs neither: the bid's event does.
+    function _reserve(JobRecord storage j, address provider, uint256 entryA, uint256 entryB)
+        private
+        returns (address pushedOut)
+    {
+        if (provider == address(uint160(entryA)) || provider == address(uint160(entryB))) {
+            return address(0);
         }
-    }
-
-    /// @dev The stake a bid reserves, from the job's slot 1 (`w1`) and slot 3 (`w3`) words: `_stakeRequired` at
-    /// maxPrice, max(minStake, maxPrice * stakeMultiple), the job's largest lock.
-    function _reservation(uint256 w1, uint256 w3) private pure returns (uint256 required) {
-        // maxPrice < 2**96, stakeMultiple < 2**16: no overflow
-        required = (w1 >> _MAX_PRICE) * uint16(w3 >> _STAKE_MULTIPLE);
-        uint256 minStake = uint96(w3);
-        if (required < minStake) required = minStake;
-        if (required > type(uint96).max) revert ValueTooLarge(required, type(uint96).max);
+        pushedOut = address(uint160(entryB));
+        _staking.reserve(provider, pushedOut, _stakeRequired(j, j.maxPrice));
     }
 
     /// @dev Releases the stake the book's bids reserved (once per job: at its award or its refund). The award
@@ -259,90 +237,58 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
         if (book.runner != address(0)) _staking.release(book.runner, reserved);
     }
 
-    /// @dev Checks a bid against the job's slot 1 (`w1`) and slot 3 (`w3`) words: the auction running, the sender
-    /// authorised, 0 < price <= maxPrice, 0 < latency <= maxLatency. Returns its score (`_score`).
-    function _checkBid(bytes32 jobId, Bid calldata b, uint256 w1, uint256 w3)
-        private
-        view
-        returns (uint256 score)
-    {
-        uint256 maxPrice = w1 >> _MAX_PRICE;
-        (address provider, uint256 price, uint32 latency) = (b.provider, b.price, b.latency);
-        uint256 end = uint40(w3 >> _AUCTION_END);
-        if (block.timestamp >= end) revert AuctionClosed(jobId, uint40(end));
-        // the provider's clock starts at the award, at the earliest at auctionEnd (< deadline: post)
-        uint256 maxLatency = uint40(w1 >> _DEADLINE) - end;
-        _requireAuthorized(provider);
-        if (price == 0) revert ZeroPrice();
-        if (price > maxPrice) revert BidAboveMaxPrice(price, maxPrice);
-        if (latency == 0) revert ZeroLatency();
-        if (latency > maxLatency) revert LatencyTooLong(latency, maxLatency);
-        (uint256 pw, uint256 lw) = _factors(w1, w3);
+    /// @dev Enters a bid (`entry`: its provider and price as a book slot holds them) into the book read as
+    /// (`entryA`, `entryB`) from `slotA` and the next slot: the leader if it scores lower than the best, else the
+    /// runner-up if it scores lower than that. Writes only the slots it changes. Score = price * pw + latency * lw.
+    function _place(
+        JobRecord storage j,
+        uint256 slotA,
+        uint256 entryA,
+        uint256 entryB,
+        uint256 entry,
+        uint32 latency,
+        uint256 pw,
+        uint256 lw
+    ) private returns (uint256 score, uint8 rank) {
         unchecked {
             // the bounds of `_score`: no overflow
-            score = price * pw + latency * lw;
+            score = (entry >> 160) * pw + latency * lw;
         }
-    }
-
-    /// @dev The factors of a bid's score from the job's slot 1 and 3 words: score = price * pw + latency * lw,
-    /// pw = weight * maxLatency, lw = (10000 - weight) * maxPrice (`_score`).
-    function _factors(uint256 w1, uint256 w3) private pure returns (uint256 pw, uint256 lw) {
+        rank = 1;
+        address best = address(uint160(entryA));
+        if (best == address(0)) {
+            _sstore(slotA, entry);
+            j.latency = latency;
+            return (score, rank);
+        }
+        uint32 bestLatency = j.latency;
+        uint256 bestScore;
         unchecked {
-            // the bounds of `_score`: no overflow; deadline > auctionEnd (post)
-            uint256 weight = uint16(w3 >> _WEIGHT);
-            (pw, lw) = (weight * (uint40(w1 >> _DEADLINE) - uint40(w3 >> _AUCTION_END)), (BPS - weight) * (w1 >> _MAX_PRICE));
+            bestScore = (entryA >> 160) * pw + bestLatency * lw;
         }
-    }
-
-    /// @dev Where a bid (`provider`, scoring `score`) goes in the book at `slotA` (the first side; the second is the
-    /// next slot), the job's slot 1 and 3 words `w1`, `w3` holding the sides' latencies and the second's bit: the
-    /// leader's side if it is the leader improving its bid, else the runner-up's (or the empty) side, as the leader
-    /// if it scores lower than the best, else as the runner-up if it scores lower than that. Returns the side (0
-    /// first, 1 second), the rank, whether the provider is new to the book (`newcomer`: it reserves stake) and the
-    /// runner-up it pushes off the book (0 if none). A tie keeps the leader.
-    function _place(uint256 slotA, uint256 w1, uint256 w3, address provider, uint256 score)
-        private
-        view
-        returns (uint256 side, uint8 rank, bool newcomer, address pushedOut)
-    {
-        uint256 entryA = _sload(slotA);
-        // the first bid takes the first slot, empty only while the book is
-        if (uint160(entryA) == 0) return (0, 1, true, address(0));
-        uint256 entryB = _sload(slotA + 1);
-        (uint256 bestScore, uint256 runnerScore, bool secondLeads) = _scores(entryA, entryB, w1, w3);
-        (address leader, address runner) = (address(uint160(entryA)), address(uint160(entryB)));
-        if (secondLeads) (leader, runner, side) = (runner, leader, 1);
-        if (provider == leader) {
+        if (address(uint160(entry)) == best) {
             // the leader improves its own bid; the runner-up (another provider) stays
             if (score >= bestScore) revert BidNotBetter(score, bestScore);
-            return (side, 1, false, address(0));
+            _sstore(slotA, entry);
+            j.latency = latency;
+        } else if (score < bestScore) {
+            // a new leader: the old one becomes the runner-up (the runner-up's old bid is worse)
+            _sstore(slotA + 1, entryA);
+            _sstore(slotA, entry);
+            j.latency = latency;
+            j.runnerLatency = bestLatency;
+        } else {
+            if (address(uint160(entryB)) != address(0)) {
+                uint256 runnerScore;
+                unchecked {
+                    runnerScore = (entryB >> 160) * pw + j.runnerLatency * lw;
+                }
+                if (score >= runnerScore) revert BidNotBetter(score, runnerScore);
+            }
+            _sstore(slotA + 1, entry);
+            j.runnerLatency = latency;
+            rank = 2;
         }
-        // the runner-up's side (or the empty one): the runner-up improves its bid, or a newcomer pushes it out
-        side = 1 - side;
-        newcomer = provider != runner;
-        if (newcomer) pushedOut = runner;
-        if (score < bestScore) return (side, 1, newcomer, pushedOut);
-        if (score >= runnerScore) revert BidNotBetter(score, runnerScore);
-        rank = 2;
-    }
-
-    /// @dev The scores of a non-empty book's two sides (`entryA`, `entryB`; latencies and the second's lead bit in
-    /// the job's slot 1 and 3 words `w1`, `w3`), best first, and whether the second side leads: it scores lower, or
-    /// ties and led when placed. No runner-up: its score is the largest (no bid is refused for it).
-    function _scores(uint256 entryA, uint256 entryB, uint256 w1, uint256 w3)
-        private
-        pure
-        returns (uint256 bestScore, uint256 runnerScore, bool secondLeads)
-    {
-        (uint256 pw, uint256 lw) = _factors(w1, w3);
-        unchecked {
-            // the bounds of `_score`: no overflow
-            bestScore = (entryA >> 160) * pw + uint32(w1 >> _LATENCY) * lw;
-            if (uint160(entryB) == 0) return (bestScore, type(uint256).max, false);
-            runnerScore = (entryB >> 160) * pw + uint32(w3 >> _SECOND_LATENCY) * lw;
-        }
-        secondLeads = runnerScore < bestScore || (runnerScore == bestScore && (w3 >> _SECOND_LEADS) != 0);
-        if (secondLeads) (bestScore, runnerScore) = (runnerScore, bestScore);
     }
 
     /// @dev The first of the job's two book slots (`_books[jobId]`; the runner-up's is the next).
@@ -370,24 +316,12 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
         }
     }
 
-    /// @dev The job's bid book, best first: its two slots and the latencies kept in the job's slots, in the order
-    /// of their scores (a tie: the second slot's first iff its bit says it led when placed).
+    /// @dev The job's bid book: its two slots and the latencies kept in the job's slots.
     function _book(bytes32 jobId, JobRecord storage j) private view returns (BidBook memory book) {
         BookSlots storage stored = _books[jobId];
         (book.best, book.bestPrice, book.runner, book.runnerPrice) =
         (stored.best, stored.bestPrice, stored.runner, stored.runnerPrice);
-        (book.bestLatency, book.runnerLatency) = (j.latency, j.secondLatency);
-        if (book.runner == address(0)) return book;
-        uint256 weight = j.priceWeightBps;
-        uint256 maxPrice = j.maxPrice;
-        uint256 maxLatency = j.deadline - j.auctionEnd;
-        uint256 first = _score(weight, book.bestPrice, book.bestLatency, maxPrice, maxLatency);
-        uint256 second = _score(weight, book.runnerPrice, book.runnerLatency, maxPrice, maxLatency);
-        if (second < first || (second == first && j.secondLeads)) {
-            (book.best, book.runner) = (book.runner, book.best);
-            (book.bestPrice, book.runnerPrice) = (book.runnerPrice, book.bestPrice);
-            (book.bestLatency, book.runnerLatency) = (book.runnerLatency, book.bestLatency);
-        }
+        (book.bestLatency, book.runnerLatency) = (j.latency, j.runnerLatency);
     }
 
     /// @dev The price at which the best bid's score would tie the runner-up's, floor-rounded, clamped to
