@@ -179,6 +179,189 @@ contract PushoutsTest is AdversarialBase {
         assertEq(w.reverse.owed(stranger), 0);
     }
 
+    // ------------------------------------------------- the book's sides keep their slots when the lead changes
+    // A bid writes only the side of the book it takes (its own, the runner-up's it pushes out, or the empty one)
+    // and that side's latency; which side leads is read from the two scores, a tie from the bit the second side
+    // writes with its latency. Attacked: a stale lead (a tie, a flipped book) awarding the wrong bid, a pushed-out
+    // provider's reservation left held, a failover to the runner-up at the leader's latency.
+
+    /// @dev A tie keeps the earlier leader in the lead, on either side: a newcomer tying the leader in the first
+    /// slot (pushing out the runner-up there) is the runner-up, and the award goes to the leader in the second.
+    function test_book_tieKeepsTheEarlierLeader_onEitherSide() public {
+        bytes32 jobId = _post(IntentBuilder.init(requester, modelId));
+        _bid(jobId, provider, 4e17, 60);
+        _bid(jobId, provider2, 3e17, 30); // takes the lead: the second slot
+        vm.expectEmit(address(w.reverse));
+        emit IReverseAuctionMarket.BidPlaced(
+            jobId, provider3, provider3, 3e17, 30, w.reverse.scoreOf(jobId, 3e17, 30), 2, provider
+        );
+        _bid(jobId, provider3, 3e17, 30); // ties the leader: runner-up, in the first slot
+        assertEq(w.reverse.bestBid(jobId).provider, provider2, "a tie took the lead");
+        assertEq(w.reverse.runnerUp(jobId).provider, provider3);
+        assertEq(w.staking.lockedOf(provider), 0, "pushed-out reservation held");
+        // the tying runner-up cannot tie again, nor the leader improve by nothing
+        vm.prank(provider3);
+        vm.expectRevert();
+        w.reverse.bid(jobId, Bid(provider3, 3e17, 30));
+        vm.warp(w.reverse.job(jobId).auctionEnd);
+        w.reverse.award(jobId);
+        Job memory j = w.reverse.job(jobId);
+        assertEq(j.provider, provider2, "the tying bid was awarded");
+        assertEq(j.price, 3e17);
+        assertEq(j.latency, 30);
+        // the mirror: a tie written into the second slot
+        bytes32 other = _post(IntentBuilder.init(requester, modelId).withNonce(1));
+        _bid(other, provider, 4e17, 60);
+        _bid(other, provider2, 4e17, 60);
+        assertEq(w.reverse.bestBid(other).provider, provider);
+        assertEq(w.reverse.runnerUp(other).provider, provider2);
+    }
+
+    /// @dev After the lead changed (the leader in the second slot), the award fails over to the runner-up at its
+    /// own promised latency and price, not the leader's.
+    function test_book_failoverUsesTheRunnerUpsOwnLatency_afterTheLeadChanged() public {
+        bytes32 jobId = _post(IntentBuilder.init(requester, modelId).withFailover(true));
+        _bid(jobId, provider, 4e17, 200);
+        _bid(jobId, provider2, 3e17, 30);
+        _bid(jobId, provider3, 35e16, 45); // pushes provider out of the first slot
+        assertEq(w.staking.lockedOf(provider), 0);
+        _bid(jobId, provider3, 3e17, 50); // the runner-up improves at a longer latency
+        vm.warp(w.reverse.job(jobId).auctionEnd);
+        w.reverse.award(jobId);
+        Job memory j = w.reverse.job(jobId);
+        assertEq(j.provider, provider2);
+        assertEq(j.latency, 30);
+        assertEq(w.reverse.runnerUp(jobId).provider, provider3);
+        assertEq(w.reverse.runnerUp(jobId).latency, 50);
+        vm.warp(w.reverse.providerDeadline(jobId) + 1);
+        w.reverse.expire(jobId);
+        j = w.reverse.job(jobId);
+        assertEq(uint256(j.state), uint256(JobState.Awarded));
+        assertEq(j.provider, provider3, "failover candidate");
+        assertEq(j.latency, 50, "failover at the leader's latency");
+        assertEq(j.price, 3e17);
+        assertEq(w.reverse.providerDeadline(jobId), block.timestamp + 50);
+    }
+
+    /// @dev Reference model: the book as two ordered entries (best, runner-up), each bid applied by the rules of
+    /// `bid` (a leader improves strictly; a strictly better newcomer leads and the old leader becomes the
+    /// runner-up; else it must strictly beat the runner-up).
+    struct RefBook {
+        address best;
+        uint96 bestPrice;
+        uint32 bestLatency;
+        address runner;
+        uint96 runnerPrice;
+        uint32 runnerLatency;
+    }
+
+    /// @dev Random bids (few prices and latencies, so ties are frequent) by the three providers: each accepted
+    /// or refused as the reference book says, with its rank and the pushed-out runner-up, the book's views and
+    /// reservations as the reference's after each, and the award (winner, second-score price, latency) and its
+    /// failover (the runner-up at its own bid) as the reference's.
+    function testFuzz_book_matchesTheOrderedReference(uint256 seed) public {
+        bytes32 jobId = _post(IntentBuilder.init(requester, modelId).withPriceWeight(6000).withFailover(true));
+        RefBook memory ref;
+        address[3] memory ps = [provider, provider2, provider3];
+        uint256 r = _reservation(jobId);
+        for (uint256 s; s < 10; ++s) {
+            uint256 x = uint256(keccak256(abi.encode(seed, s)));
+            address p = ps[x % 3];
+            uint96 price = uint96(1e17 * (1 + (x >> 8) % 4));
+            uint32 latency = uint32(30 * (1 + (x >> 16) % 3));
+            _step(jobId, ref, p, price, latency);
+            for (uint256 k; k < 3; ++k) {
+                bool held = ps[k] == ref.best || ps[k] == ref.runner;
+                assertEq(w.staking.lockedOf(ps[k]), held ? r : 0, "reservation");
+            }
+        }
+        vm.warp(w.reverse.job(jobId).auctionEnd);
+        uint256 clearing = w.reverse.clearingPrice(jobId);
+        assertEq(clearing, _refClearing(jobId, ref), "second-score price");
+        w.reverse.award(jobId);
+        Job memory j = w.reverse.job(jobId);
+        assertEq(j.provider, ref.best);
+        assertEq(j.price, clearing);
+        assertEq(j.latency, ref.bestLatency);
+        if (ref.runner == address(0)) return;
+        vm.warp(w.reverse.providerDeadline(jobId) + 1);
+        w.reverse.expire(jobId);
+        j = w.reverse.job(jobId);
+        assertEq(j.provider, ref.runner);
+        assertEq(j.price, ref.runnerPrice);
+        assertEq(j.latency, ref.runnerLatency, "failover latency");
+    }
+
+    /// @dev One bid, accepted (with the reference's rank and push-out) or refused as the reference says.
+    function _step(bytes32 jobId, RefBook memory ref, address p, uint96 price, uint32 latency) internal {
+        uint256 score = w.reverse.scoreOf(jobId, price, latency);
+        (bool ok, uint8 rank, address pushedOut) = _refBid(jobId, ref, p, price, latency);
+        vm.prank(p);
+        if (ok) {
+            vm.expectEmit(address(w.reverse));
+            emit IReverseAuctionMarket.BidPlaced(jobId, p, p, price, latency, score, rank, pushedOut);
+            w.reverse.bid(jobId, Bid(p, price, latency));
+        } else {
+            vm.expectRevert();
+            w.reverse.bid(jobId, Bid(p, price, latency));
+        }
+        _assertBook(jobId, ref);
+    }
+
+    function _refBid(bytes32 jobId, RefBook memory ref, address p, uint96 price, uint32 latency)
+        internal
+        view
+        returns (bool ok, uint8 rank, address pushedOut)
+    {
+        uint256 score = w.reverse.scoreOf(jobId, price, latency);
+        bool onBook = p == ref.best || p == ref.runner;
+        if (ref.best == address(0)) {
+            (ref.best, ref.bestPrice, ref.bestLatency) = (p, price, latency);
+            return (true, 1, address(0));
+        }
+        uint256 bestScore = w.reverse.scoreOf(jobId, ref.bestPrice, ref.bestLatency);
+        pushedOut = onBook ? address(0) : ref.runner;
+        if (p == ref.best) {
+            if (score >= bestScore) return (false, 0, address(0));
+            (ref.bestPrice, ref.bestLatency) = (price, latency);
+            return (true, 1, address(0));
+        }
+        if (score < bestScore) {
+            (ref.runner, ref.runnerPrice, ref.runnerLatency) = (ref.best, ref.bestPrice, ref.bestLatency);
+            (ref.best, ref.bestPrice, ref.bestLatency) = (p, price, latency);
+            return (true, 1, pushedOut);
+        }
+        if (ref.runner != address(0) && score >= w.reverse.scoreOf(jobId, ref.runnerPrice, ref.runnerLatency))
+        {
+            return (false, 0, address(0));
+        }
+        (ref.runner, ref.runnerPrice, ref.runnerLatency) = (p, price, latency);
+        return (true, 2, pushedOut);
+    }
+
+    function _refClearing(bytes32 jobId, RefBook memory ref) internal view returns (uint256 price) {
+        price = ref.bestPrice;
+        if (ref.runner == address(0)) return price;
+        Job memory j = w.reverse.job(jobId);
+        uint256 maxLatency = j.deadline - j.auctionEnd;
+        uint256 runnerScore = w.reverse.scoreOf(jobId, ref.runnerPrice, ref.runnerLatency);
+        uint256 latencyPart = (10_000 - uint256(j.priceWeightBps)) * ref.bestLatency * j.maxPrice;
+        uint256 tie = (runnerScore - latencyPart) / (uint256(j.priceWeightBps) * maxLatency);
+        if (tie > j.maxPrice) tie = j.maxPrice;
+        if (tie > price) price = tie;
+    }
+
+    function _assertBook(bytes32 jobId, RefBook memory ref) internal view {
+        Bid memory best = w.reverse.bestBid(jobId);
+        Bid memory runner = w.reverse.runnerUp(jobId);
+        assertEq(best.provider, ref.best, "best");
+        assertEq(best.price, ref.bestPrice);
+        assertEq(best.latency, ref.bestLatency);
+        assertEq(runner.provider, ref.runner, "runner-up");
+        assertEq(runner.price, ref.runnerPrice);
+        assertEq(runner.latency, ref.runnerLatency);
+    }
+
     /// @dev The fields fixed at posting.
     function _assertTerms(Job memory j, Job memory posted) internal pure {
         assertEq(j.requester, posted.requester, "requester");
