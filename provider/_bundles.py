@@ -15,11 +15,16 @@ from typing import Any
 from tender.commit import BASIS_FILE, CommitBasis, point_commitment
 from tender.errors import ModelError
 from tender.logs import log
-from tender.models import Bundle, ModelCard, felt_from_hex, flatten_input, quantize
+from tender.models import FIELD_MODULUS, Bundle, ModelCard, felt_from_hex, flatten_input, quantize
 from tender.models import input_commitment as _commitment
-from tender.models._felt import signed
 
 logger = logging.getLogger("provider.bundles")
+
+
+def _signed(felt: str) -> int:
+    """An EZKL felt string as the signed integer it encodes (above ``P/2``: negative)."""
+    value = felt_from_hex(felt) % FIELD_MODULUS
+    return value - FIELD_MODULUS if value > FIELD_MODULUS // 2 else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +62,7 @@ def input_commitment(info: BundleInfo, data: Any) -> int:
         return int(_commitment(Bundle(info.path, info.card), data))
     card = info.card
     felts = quantize(flatten_input(data, card.input_size), card.input_scale)
-    return point_commitment(basis.commit([signed(felt_from_hex(f)) for f in felts]))
+    return point_commitment(basis.commit([_signed(f) for f in felts]))
 
 
 #: each bundle's commitment basis as checked in this process (``None``: none, or it failed the
@@ -100,7 +105,7 @@ def _check_basis(info: BundleInfo) -> CommitBasis | None:
     values = [rng.uniform(-2.0, 2.0) for _ in range(card.input_size)]
     felts = quantize(values, card.input_scale)
     try:
-        fast = point_commitment(basis.commit([signed(felt_from_hex(f)) for f in felts]))
+        fast = point_commitment(basis.commit([_signed(f) for f in felts]))
     except ModelError as exc:
         log(logger, "bundle.basis_unreadable", level=logging.WARNING, model=card.name, error=str(exc))
         return None
