@@ -214,3 +214,53 @@ class ProvingPool:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+#: the bundles a witness worker has loaded, by folder (one process's)
+_WITNESS_BUNDLES: dict[str, Any] = {}
+
+
+def witness_in_worker(bundle_dir: str, row: Any) -> list[int]:
+    """Witness worker entry point: ``tender.models.output_felts`` with the bundle loaded once
+    per worker process."""
+    from tender.models import Bundle, output_felts
+
+    bundle = _WITNESS_BUNDLES.get(bundle_dir)
+    if bundle is None:
+        bundle = _WITNESS_BUNDLES[bundle_dir] = Bundle.load(bundle_dir)
+    return output_felts(bundle, row)
+
+
+class WitnessWorker:
+    """One process, at the node's priority, for the quote market's witnesses (a quoted job's
+    output as its proof will carry it, ~10 ms each).
+
+    EZKL holds the GIL for the whole witness: in a thread it would stop the event loop for as
+    long, with the quote just signed still to be sent and the ``/rfq/run`` it is computed for
+    arriving meanwhile. In its own process it runs beside them, on another core. The process
+    starts on first use (:meth:`felts` from the node's warm-up); a worker that died is
+    replaced, and that witness is made in a thread.
+    """
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    async def felts(self, bundle_dir: str, row: Any) -> list[int]:
+        """``row``'s output felts with the bundle at ``bundle_dir`` (``tender.models`` errors as
+        they are raised there: ``ProofError``, ``InputError``)."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor(), witness_in_worker, bundle_dir, row)
+        except BrokenProcessPool:
+            self._pool = None
+            return await asyncio.to_thread(witness_in_worker, bundle_dir, row)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None

@@ -5,10 +5,12 @@ the node's key (priced from memory, like ``/quote``). ``POST /rfq/run`` is the r
 that quote: the node checks it is its own unexpired quote for this intent, that the requester
 accepted it (its signature of the quote's digest) and that the inline input matches the intent's
 commitment; then it signs a result commitment to the output as the proof will carry it (EZKL's
-witness) and answers at once. The witness is computed when the node quotes, in the background
-(kept per job like the input check), so ``/rfq/run`` finds it ready: a node spends one witness
-(milliseconds) on each job it quotes and is not given, and hands the output out only on
-``/rfq/run``. Proving and delivery run in the background:
+witness) and answers at once. The witness is started as the node begins its quote, in its own
+process (:class:`~provider._proving.WitnessWorker`: EZKL holds the GIL) beside the input check
+and the pricing, and kept per job like the input check, so ``/rfq/run`` finds it ready: a node
+spends one witness (milliseconds) on each job it quotes and is not given, and hands the output
+out only on ``/rfq/run``. The input check is the commitment basis's arithmetic, on the event
+loop (``provider._bundles``). Proving and delivery run in the background:
 
 - the proof starts at once, before the award is mined (the node may spend a proof on a job
   that is never awarded: see ``docs/PROTOCOL.md``, "Provisional results");
@@ -36,6 +38,7 @@ from provider._batch_proofs import BatchCollector, BatchJob, collector_for, prom
 from provider._bundles import input_commitment
 from provider._errors import BadRequest, InputRejected, ModelNotServed, NotAwarded
 from provider._inputs import check_input
+from provider._proving import WitnessWorker
 from tender.chain import AsyncQuoteMarket, JobState, QuoteAwarded, QuoteMarket
 from tender.errors import IntentError, TenderError
 from tender.intents import Intent, check_signature, decode_input_uri, job_id
@@ -101,6 +104,8 @@ class RfqDesk:
         #: each quoted job's output as field elements (the witness), started when the node quotes
         #: it, newest last (at most ``CHECKED_KEPT``)
         self._outputs: dict[str, asyncio.Future[list[int]]] = {}
+        #: the process the witnesses are made in (off the event loop and the GIL)
+        self.witnesses = WitnessWorker()
         self._taking: set[str] = set()
         #: batch models' collectors, by :attr:`ServedModel.key`
         self._collectors: dict[str, BatchCollector] = {}
@@ -156,6 +161,9 @@ class RfqDesk:
 
         if node._active() + len(self.runs) >= node.config.max_jobs:
             return refuse("no capacity", "no_capacity")
+        # the output first: its witness process runs beside the input check and the pricing
+        with contextlib.suppress(InputRejected, ModelNotServed):  # /rfq/run names the problem
+            self._output(served, wire.jobId.lower(), intent.input_location)
         mismatch = await self._input_check(
             served, _hex(job), wire.intent.inputLocation, intent.input_commitment
         )
@@ -191,8 +199,6 @@ class RfqDesk:
         )
         market = self.market
         signature = sign_quote(quote, node._signing_key, chain_id=market.chain_id, market=market.address)
-        with contextlib.suppress(InputRejected, ModelNotServed):  # /rfq/run names the problem
-            self._output(served, wire.jobId.lower(), intent.input_location)
         node.metrics.quotes.labels("quoted").inc()
         log(
             logger,
@@ -222,7 +228,7 @@ class RfqDesk:
 
     def _output(self, served: ServedModel, key: str, location: bytes) -> asyncio.Future[list[int]]:
         """Job ``key``'s output felts (EZKL's witness of its inline input), computed once per job
-        in a worker thread (see :attr:`_outputs`)."""
+        in the witness process (see :attr:`_outputs`)."""
         known = self._outputs.get(key)
         if known is not None:
             return known
@@ -234,12 +240,11 @@ class RfqDesk:
         if data is None:
             raise InputRejected("the quote path takes inline inputs only", field="intent.inputLocation")
         row = check_input(served.spec.input, data).tolist()
-        from tender.models import Bundle, output_felts
+        from tender.models import Bundle
 
-        bundle = self._bundles.get(served.key)
-        if bundle is None:
-            bundle = self._bundles[served.key] = Bundle.load(served.bundle.path)
-        known = asyncio.ensure_future(asyncio.to_thread(output_felts, bundle, row))
+        if served.key not in self._bundles:  # its card: the output's scale
+            self._bundles[served.key] = Bundle.load(served.bundle.path)
+        known = asyncio.ensure_future(self.witnesses.felts(str(served.bundle.path), row))
         known.add_done_callback(_consume)
         self._outputs[key] = known
         while len(self._outputs) > CHECKED_KEPT:
@@ -514,12 +519,13 @@ class RfqDesk:
         return awarded[0] if awarded else None
 
     async def warm(self) -> None:
-        """Build the quote market's contract wrapper, compute one input commitment and one
-        witness per model and keep its loaded bundle, so that the first quote and the first
-        output do not pay for the ABI, the SRS and the circuit."""
+        """Build the quote market's contract wrapper, compute one input commitment per model
+        (checking its commitment basis against EZKL) and one witness (starting the witness
+        process, which keeps the loaded bundle), so that the first quote and the first output
+        do not pay for the ABI, the SRS, the circuit or a process start."""
         import numpy as np
 
-        from tender.models import Bundle, output_felts
+        from tender.models import Bundle
 
         if self.node.chain is not None:
             with contextlib.suppress(BadRequest):  # no quote market: /rfq refuses, as it would
@@ -530,10 +536,9 @@ class RfqDesk:
             zeros = np.zeros(served.spec.input.single_shape(), dtype=served.spec.input.dtype).tolist()
             try:
                 await asyncio.to_thread(input_commitment, served.bundle, zeros)
-                bundle = self._bundles.get(served.key)
-                if bundle is None:
-                    bundle = self._bundles[served.key] = Bundle.load(served.bundle.path)
-                await asyncio.to_thread(output_felts, bundle, zeros)
+                if served.key not in self._bundles:
+                    self._bundles[served.key] = Bundle.load(served.bundle.path)
+                await self.witnesses.felts(str(served.bundle.path), zeros)
             except (TenderError, OSError, RuntimeError) as exc:
                 log(
                     logger, "rfq.warm_failed", level=logging.WARNING, model=served.entry.name, error=repr(exc)
@@ -549,6 +554,7 @@ class RfqDesk:
         await asyncio.gather(*tasks, return_exceptions=True)
         for collector in self._collectors.values():
             await collector.close()
+        self.witnesses.close()
 
 
 def add_rfq_routes(

@@ -104,21 +104,21 @@ async def test_node_warms_its_quote_path_once_per_model_before_it_is_ready(
     loaded bundle, before ``/health`` says it is ready: the first quote-market round pays none
     of it."""
     import provider._rfq
-    import tender.models
+    from provider._proving import WitnessWorker
 
     calls: list[str] = []
-    commit, witness = provider._rfq.input_commitment, tender.models.output_felts
+    commit, witness = provider._rfq.input_commitment, WitnessWorker.felts
 
     def counted_commit(info: Any, data: Any) -> int:
         calls.append("commitment")
         return commit(info, data)
 
-    def counted_witness(bundle: Any, data: Any) -> list[int]:
+    async def counted_witness(self: WitnessWorker, bundle_dir: str, data: Any) -> list[int]:
         calls.append("witness")
-        return witness(bundle, data)
+        return await witness(self, bundle_dir, data)
 
     monkeypatch.setattr(provider._rfq, "input_commitment", counted_commit)
-    monkeypatch.setattr(tender.models, "output_felts", counted_witness)
+    monkeypatch.setattr(WitnessWorker, "felts", counted_witness)
     async with running(node) as client:  # it yields once /health answers 200
         assert sorted(calls) == ["commitment", "witness"]  # one model served: once each
         assert set(node.rfq._bundles) == {"mlp"}
