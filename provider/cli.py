@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from provider._config import ProviderSection, load_config
-from tender.config import ChainSection, role_config_option
+from tender.config import ChainSection, parse_bytes32, role_config_option
 from tender.errors import TenderError
 
 if TYPE_CHECKING:
@@ -87,14 +87,7 @@ def run(config_path: Path, knobs: tuple[str, ...], log_level: str) -> None:
 
 
 def _model_id(_: click.Context, __: click.Parameter, value: str) -> bytes:
-    digits = value.removeprefix("0x")
-    try:
-        raw = bytes.fromhex(digits)
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise click.BadParameter(f"{value!r}: 32 bytes as 0x + 64 hex digits")
-    return raw
+    return parse_bytes32(value, what="model id")
 
 
 def _address(_: click.Context, __: click.Parameter, value: str) -> str:

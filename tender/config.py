@@ -123,6 +123,20 @@ def load_role_config(path: Path, model: type[S], *, name: str) -> tuple[ChainSec
     return chain, parse_section(model, data.get(name, {}), name=name)
 
 
+def parse_bytes32(text: str, *, what: str, option: str | None = None) -> bytes:
+    """A command-line id (``0x`` + 64 hex digits: a job or model id) as 32 bytes, or
+    ``click.BadParameter`` naming ``option`` (one CLI line, exit code 2)."""
+    try:
+        raw = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise click.BadParameter(
+            f"{text!r} is not a {what} (0x followed by 64 hex digits)", param_hint=option
+        )
+    return raw
+
+
 def role_config_option(role: str) -> Callable[[F], F]:
     """``--config`` of a role's commands: its TOML file (``<role>.toml`` by default)."""
     return click.option(

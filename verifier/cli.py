@@ -18,6 +18,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from tender.config import parse_bytes32
 from tender.logs import setup_logging
 
 
@@ -87,16 +88,7 @@ def status(config_path: Path, chain_id: int, as_json: bool) -> None:
 
 def _job_id(text: str) -> bytes:
     """A ``--job`` value as 32 bytes (``click.BadParameter`` naming the option otherwise)."""
-    digits = text.removeprefix("0x")
-    try:
-        raw = bytes.fromhex(digits)
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise click.BadParameter(
-            f"{text!r} is not a job id (0x followed by 64 hex digits)", param_hint="--job"
-        )
-    return raw
+    return parse_bytes32(text, what="job id", option="--job")
 
 
 def _count(values: Iterable[object]) -> dict[str, int | str]:

@@ -27,6 +27,8 @@ import {
     SKIP_OTHER_MODEL,
     SKIP_TERMS_MISMATCH
 } from "./interfaces/IQuoteMarket.sol";
+import {IResultCommitments} from "./interfaces/IResultCommitments.sol";
+import {ResultCommitment} from "./libraries/ResultCommitment.sol";
 import {IModelRegistry, ModelLayout, INPUT_POLYCOMMIT} from "./interfaces/IModelRegistry.sol";
 import {IStaking} from "./interfaces/IStaking.sol";
 import {IVerifier} from "./interfaces/IVerifier.sol";
@@ -44,8 +46,6 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
 
     bytes32 internal constant QUOTE_TYPEHASH =
         keccak256("Quote(bytes32 jobId,address provider,uint256 price,uint32 latency,uint64 expiry)");
-    bytes32 internal constant COMMITMENT_TYPEHASH =
-        keccak256("ResultCommitment(bytes32 jobId,bytes32 outputHash)");
     /// @dev Entries of one `openAwardedBatch` (its result is a bitmask).
     uint256 internal constant MAX_AWARD_BATCH = 256;
 
@@ -228,7 +228,7 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
     ) external nonReentrant {
         bytes32 settled = _requireSettled(jobId, terms, deliveredHash);
         if (committedHash == deliveredHash) revert CommitmentMatches(jobId);
-        bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(COMMITMENT_TYPEHASH, jobId, committedHash)));
+        bytes32 digest = _hashTypedDataV4(ResultCommitment.structHash(jobId, committedHash));
         _requireSigner(terms.provider, digest, signature, true);
         _s().quoted[jobId] = _word(settled, JobState.Slashed);
         // the lock was released at settlement: the penalty comes from the provider's free (or unstaking) stake
@@ -297,9 +297,9 @@ contract QuoteMarket is IQuoteMarket, MarketCore, EIP712, Ownable2Step, Pausable
         return _quoteDigest(quote);
     }
 
-    /// @inheritdoc IQuoteMarket
+    /// @inheritdoc IResultCommitments
     function hashCommitment(bytes32 jobId, bytes32 outputHash) external view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(COMMITMENT_TYPEHASH, jobId, outputHash)));
+        return _hashTypedDataV4(ResultCommitment.structHash(jobId, outputHash));
     }
 
     /// @inheritdoc IQuoteMarket

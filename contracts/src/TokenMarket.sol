@@ -11,6 +11,8 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
 import {IStaking} from "./interfaces/IStaking.sol";
 import {ITokenMarket, TokenJob, JobState, TokenModelConfig, TokenQuote} from "./interfaces/ITokenMarket.sol";
+import {IResultCommitments} from "./interfaces/IResultCommitments.sol";
+import {ResultCommitment} from "./libraries/ResultCommitment.sol";
 
 /// @title TokenMarket
 /// @notice Token jobs priced per 1,000 tokens, paid for the tokens delivered, checked by sampled re-execution
@@ -23,10 +25,6 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
         "TokenQuote(address requester,address provider,bytes32 modelId,bytes32 requestHash,uint32 maxTokens,"
         "uint96 pricePer1k,uint32 latency,uint64 expiry,uint256 salt)"
     );
-
-    /// @dev The quote market's type: one result commitment, whatever the market
-    bytes32 private constant COMMITMENT_TYPEHASH =
-        keccak256("ResultCommitment(bytes32 jobId,bytes32 outputHash)");
 
     IERC20 private immutable _token;
     IStaking private immutable _staking;
@@ -246,7 +244,7 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
         bytes32 deliveredHash = j.outputHash;
         if (committedHash == deliveredHash) revert CommitmentMatches(jobId);
         address provider = j.provider;
-        bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(COMMITMENT_TYPEHASH, jobId, committedHash)));
+        bytes32 digest = _hashTypedDataV4(ResultCommitment.structHash(jobId, committedHash));
         // the error and its argument are not needed: a failed recovery gives address(0), refused below
         // slither-disable-next-line unused-return
         (address signer,,) = ECDSA.tryRecover(digest, signature);
@@ -287,9 +285,9 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
         return (uint256(pricePer1k) * tokens + 999) / 1000;
     }
 
-    /// @inheritdoc ITokenMarket
+    /// @inheritdoc IResultCommitments
     function hashCommitment(bytes32 jobId, bytes32 outputHash) external view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(COMMITMENT_TYPEHASH, jobId, outputHash)));
+        return _hashTypedDataV4(ResultCommitment.structHash(jobId, outputHash));
     }
 
     /// @inheritdoc ITokenMarket

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {Intent, JobState, MarketParams} from "../MarketStructs.sol";
+import {IResultCommitments} from "./IResultCommitments.sol";
 
 /// @notice A provider's firm offer for one job, signed with EIP-712 by the provider or a solver it
 /// authorised in Staking. The job id is the intent's EIP-712 digest on the market that takes the quote,
@@ -74,7 +75,7 @@ struct QuotedJob {
 /// quote). Zk proof mode only. A provider that hands its output to the requester off-chain signs a result
 /// commitment (EIP-712 `ResultCommitment(jobId, outputHash)`); if it then proves a different output on
 /// chain, anyone holding the commitment can have it penalised by the job's stake.
-interface IQuoteMarket {
+interface IQuoteMarket is IResultCommitments {
     /// @notice A job was opened and awarded in one step. `terms` is what later calls pass back.
     event QuoteAwarded(
         bytes32 indexed jobId,
@@ -83,15 +84,6 @@ interface IQuoteMarket {
         QuotedJob terms,
         uint32 latency,
         address submitter
-    );
-    /// @notice A provider whose signed result commitment differs from the output it proved on chain lost
-    /// `taken` of its stake to the requester (Staking's `StakePenalized`).
-    event CommitmentSlashed(
-        bytes32 indexed jobId,
-        address indexed provider,
-        bytes32 committedHash,
-        bytes32 deliveredHash,
-        uint256 taken
     );
 
     /// @notice One `deliverBatch`: `settled` has bit i set for each slot whose job settled (each with its own
@@ -109,9 +101,7 @@ interface IQuoteMarket {
     error QuoteExpired(uint64 expiry, uint256 nowTime);
     error BadQuotePrice(uint256 price, uint256 maxPrice);
     error InvalidQuoteSigner(address provider, address signer);
-    error InvalidCommitmentSigner(address provider, address signer);
     error TermsMismatch(bytes32 jobId);
-    error CommitmentMatches(bytes32 jobId);
     error CallbackUnsupported(uint32 callbackGasLimit);
     /// @notice `deliverBatch` on a model that proves one job per proof (`batchSize` 1).
     error NotABatchModel(bytes32 modelId);
@@ -225,7 +215,6 @@ interface IQuoteMarket {
     function auctionType() external pure returns (uint8);
     function hashIntent(Intent calldata intent) external view returns (bytes32);
     function hashQuote(Quote calldata quote) external view returns (bytes32);
-    function hashCommitment(bytes32 jobId, bytes32 outputHash) external view returns (bytes32);
     function hashTerms(QuotedJob calldata terms) external pure returns (bytes32);
     // solhint-disable-next-line func-name-mixedcase
     function DOMAIN_SEPARATOR() external view returns (bytes32);

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {JobState} from "../MarketStructs.sol";
+import {IResultCommitments} from "./IResultCommitments.sol";
 
 /// @notice A provider's firm offer for one token-generation job, signed with EIP-712 by the provider or a
 /// solver it authorised in Staking. The job id is the quote's digest, so a quote opens at most one job.
@@ -86,7 +87,7 @@ struct TokenJob {
 /// re-execution: a share of deliveries is audited (drawn from the next block's hash) and any watcher may
 /// challenge with a bond; the model's staked re-executors vote and `quorum` equal verdicts decide. The chain
 /// itself refuses malformed and truncated sequences. docs/PROTOCOL.md "Token models and re-execution audits".
-interface ITokenMarket {
+interface ITokenMarket is IResultCommitments {
     event TokenModelSet(bytes32 indexed modelId, TokenModelConfig config);
     event ReexecutorSet(bytes32 indexed modelId, address indexed account, bool allowed);
     event TokenJobOpened(
@@ -121,15 +122,6 @@ interface ITokenMarket {
     /// @notice Nothing delivered by `due`: the lock went to the requester, the escrow back to it.
     event TokenJobExpired(bytes32 indexed jobId, address indexed provider, uint256 slashed);
     event Withdrawn(address indexed account, uint256 amount);
-    /// @notice A provider whose signed result commitment differs from the sequence it delivered on chain lost
-    /// `taken` of its stake to the requester (the quote market's event and rule, for token sequences).
-    event CommitmentSlashed(
-        bytes32 indexed jobId,
-        address indexed provider,
-        bytes32 committedHash,
-        bytes32 deliveredHash,
-        uint256 taken
-    );
 
     error ZeroAddress();
     error UnknownTokenModel(bytes32 modelId);
@@ -162,10 +154,6 @@ interface ITokenMarket {
     error VoteClosed(uint40 voteDeadline, uint256 nowTime);
     error NothingToWithdraw(address account);
     error FeeOnTransferToken(uint256 expected, uint256 received);
-    /// @notice The commitment's signer is neither the job's provider nor a solver it authorised.
-    error InvalidCommitmentSigner(address provider, address signer);
-    /// @notice The commitment is to the sequence delivered: nothing to slash.
-    error CommitmentMatches(bytes32 jobId);
     /// @notice An escrow or stake that does not fit 96 bits.
     error AmountTooLarge(uint256 amount);
 
@@ -202,8 +190,6 @@ interface ITokenMarket {
 
     function hashQuote(TokenQuote calldata quote) external view returns (bytes32);
     function escrowFor(uint96 pricePer1k, uint32 tokens) external pure returns (uint256);
-    /// @notice The EIP-712 digest a provider signs for a result commitment (the quote market's type).
-    function hashCommitment(bytes32 jobId, bytes32 outputHash) external view returns (bytes32);
     function job(bytes32 jobId) external view returns (TokenJob memory);
     function tokenModel(bytes32 modelId) external view returns (TokenModelConfig memory);
     function isReexecutor(bytes32 modelId, address account) external view returns (bool);

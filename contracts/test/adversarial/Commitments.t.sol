@@ -6,6 +6,7 @@ import {QuoteMarket} from "../../src/QuoteMarket.sol";
 import {IQuoteMarket, QuotedJob} from "../../src/interfaces/IQuoteMarket.sol";
 import {IMarketEvents} from "../../src/interfaces/IMarket.sol";
 import {JobState} from "../../src/MarketStructs.sol";
+import {IResultCommitments} from "../../src/interfaces/IResultCommitments.sol";
 
 /// @notice Result commitments: a provider that hands one output off-chain and proves another is penalised;
 /// no honest provider can be (a matching delivery, a replay, another job's or market's or chain's commitment,
@@ -33,7 +34,7 @@ contract CommitmentsTest is QuoteFixture {
         _deliver();
         uint256 stakeBefore = staking.stakeOf(qp);
         vm.expectEmit(address(qm));
-        emit IQuoteMarket.CommitmentSlashed(jobId, qp, promised, delivered, t.stakeLocked);
+        emit IResultCommitments.CommitmentSlashed(jobId, qp, promised, delivered, t.stakeLocked);
         vm.prank(stranger);
         qm.slashCommitment(jobId, t, delivered, promised, sig);
         assertEq(staking.claimable(requester), t.stakeLocked);
@@ -53,7 +54,7 @@ contract CommitmentsTest is QuoteFixture {
     function test_noSlash_matchingDelivery() public {
         _deliver();
         bytes memory sig = _signCommitment(qm, jobId, delivered, qpKey);
-        vm.expectRevert(abi.encodeWithSelector(IQuoteMarket.CommitmentMatches.selector, jobId));
+        vm.expectRevert(abi.encodeWithSelector(IResultCommitments.CommitmentMatches.selector, jobId));
         qm.slashCommitment(jobId, t, delivered, delivered, sig);
         // lying about what was delivered does not help: the word binds the delivered hash
         vm.expectRevert(abi.encodeWithSelector(IQuoteMarket.TermsMismatch.selector, jobId));
@@ -82,7 +83,7 @@ contract CommitmentsTest is QuoteFixture {
         bytes32 promised = keccak256("job 2 output");
         bytes memory sig = _signCommitment(qm, job2, promised, qpKey);
         _deliver();
-        vm.expectPartialRevert(IQuoteMarket.InvalidCommitmentSigner.selector);
+        vm.expectPartialRevert(IResultCommitments.InvalidCommitmentSigner.selector);
         qm.slashCommitment(jobId, t, delivered, promised, sig);
     }
 
@@ -95,9 +96,9 @@ contract CommitmentsTest is QuoteFixture {
         bytes memory onOtherChain = _signCommitment(qm, jobId, promised, qpKey);
         vm.chainId(home);
         _deliver();
-        vm.expectPartialRevert(IQuoteMarket.InvalidCommitmentSigner.selector);
+        vm.expectPartialRevert(IResultCommitments.InvalidCommitmentSigner.selector);
         qm.slashCommitment(jobId, t, delivered, promised, onOther);
-        vm.expectPartialRevert(IQuoteMarket.InvalidCommitmentSigner.selector);
+        vm.expectPartialRevert(IResultCommitments.InvalidCommitmentSigner.selector);
         qm.slashCommitment(jobId, t, delivered, promised, onOtherChain);
     }
 
@@ -106,7 +107,7 @@ contract CommitmentsTest is QuoteFixture {
         bytes32 promised = keccak256("another output");
         bytes memory sig = _signCommitment(qm, jobId, promised, qp2Key);
         _deliver();
-        vm.expectRevert(abi.encodeWithSelector(IQuoteMarket.InvalidCommitmentSigner.selector, qp, qp2));
+        vm.expectRevert(abi.encodeWithSelector(IResultCommitments.InvalidCommitmentSigner.selector, qp, qp2));
         qm.slashCommitment(jobId, t, delivered, promised, sig);
         QuotedJob memory asQp2 = t;
         asQp2.provider = qp2;

@@ -3,6 +3,7 @@ pragma solidity ^0.8.28;
 
 import {TokenFixture} from "../utils/TokenFixture.sol";
 import {ITokenMarket, JobState, TokenQuote} from "../../src/interfaces/ITokenMarket.sol";
+import {IResultCommitments} from "../../src/interfaces/IResultCommitments.sol";
 
 /// @notice Result commitments on token jobs: the desk signs `ResultCommitment(jobId, keccak256(ids))` when its
 /// stream ends. A provider that streams one sequence and delivers another is slashed by it, before or after
@@ -32,7 +33,7 @@ contract TokenCommitmentsTest is TokenFixture {
         _deliver(jobId, _tokens(10, true)); // cheaper: ten tokens and EOS on chain
         uint256 lock = market.job(jobId).stakeLocked;
         vm.expectEmit(address(market));
-        emit ITokenMarket.CommitmentSlashed(
+        emit IResultCommitments.CommitmentSlashed(
             jobId, provider, keccak256(streamed), keccak256(_tokens(10, true)), lock
         );
         vm.prank(stranger); // anyone holding the signature
@@ -87,10 +88,10 @@ contract TokenCommitmentsTest is TokenFixture {
         bytes memory tokens = _tokens(64, false);
         bytes memory sig = _commit(jobId, tokens, providerKey);
         _deliver(jobId, tokens);
-        vm.expectRevert(abi.encodeWithSelector(ITokenMarket.CommitmentMatches.selector, jobId));
+        vm.expectRevert(abi.encodeWithSelector(IResultCommitments.CommitmentMatches.selector, jobId));
         market.slashCommitment(jobId, keccak256(tokens), sig);
         _settle(jobId);
-        vm.expectRevert(abi.encodeWithSelector(ITokenMarket.CommitmentMatches.selector, jobId));
+        vm.expectRevert(abi.encodeWithSelector(IResultCommitments.CommitmentMatches.selector, jobId));
         market.slashCommitment(jobId, keccak256(tokens), sig);
         assertTrue(market.job(jobId).state == JobState.Settled);
     }
@@ -105,7 +106,7 @@ contract TokenCommitmentsTest is TokenFixture {
         _deliver(second, _tokens(10, true)); // and honest on the second, a shorter sequence
         address signer = _recover(second, keccak256(streamed), sigFirst);
         vm.expectRevert(
-            abi.encodeWithSelector(ITokenMarket.InvalidCommitmentSigner.selector, provider, signer)
+            abi.encodeWithSelector(IResultCommitments.InvalidCommitmentSigner.selector, provider, signer)
         );
         market.slashCommitment(second, keccak256(streamed), sigFirst);
         assertTrue(market.job(second).state == JobState.Delivered);
@@ -118,7 +119,7 @@ contract TokenCommitmentsTest is TokenFixture {
         bytes memory sig = _commit(jobId, fake, forgerKey);
         _deliver(jobId, _tokens(10, true));
         vm.expectRevert(
-            abi.encodeWithSelector(ITokenMarket.InvalidCommitmentSigner.selector, provider, forger)
+            abi.encodeWithSelector(IResultCommitments.InvalidCommitmentSigner.selector, provider, forger)
         );
         market.slashCommitment(jobId, keccak256(fake), sig);
         assertTrue(market.job(jobId).state == JobState.Delivered);
