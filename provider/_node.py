@@ -245,6 +245,7 @@ class ProviderNode(Daemon):
         prove: ProveFn = prove_with_bundle,
         witness: WitnessFn = witness_with_bundle,
         sock: socket.socket | None = None,
+        started_at: float | None = None,
     ) -> None:
         super().__init__()
         self._sock = sock
@@ -287,7 +288,10 @@ class ProviderNode(Daemon):
         self.warming: set[str] = set()
         self._server: _Server | None = None
         self._withdrawing: dict[str, asyncio.Lock] = {}
-        self.started_at = time.time()
+        #: when this node's start began (``time.time()``): the process start when the node is
+        #: the process (``tender provider run`` passes it), else its creation (a node made inside a
+        #: long-running process, as in tests, must not take that process's age for its start-up)
+        self.started_at = time.time() if started_at is None else started_at
         from provider._rfq import RfqDesk
 
         #: the quote path (``/rfq/quote``, ``/rfq/run``)
@@ -626,15 +630,15 @@ class ProviderNode(Daemon):
         if self._sock is None:
             self._sock = bind(self.config.listen)
         sockets = [self._sock]
-        started_s = process_age_s()
-        if started_s is not None:  # how long a restart takes here, as loaded as the machine is now
-            self.pricer.observe_startup(started_s)
+        # how long a restart takes here, as loaded as the machine is now
+        started_s = max(0.0, time.time() - self.started_at)
+        self.pricer.observe_startup(started_s)
         log(
             logger,
             "http.listening",
             listen=self.config.listen,
             address=self.address,
-            startup_s=None if started_s is None else round(started_s, 1),
+            startup_s=round(started_s, 1),
         )
         try:
             await server.serve(sockets=sockets)

@@ -17,6 +17,7 @@ the unstaking delay and ``tender provider redeem`` pays the unstaked stake out a
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -68,7 +69,7 @@ def group() -> None:
 def run(config_path: Path, knobs: tuple[str, ...], log_level: str) -> None:
     """Run the provider node until SIGTERM/SIGINT."""
     from provider._chain import ProviderChain
-    from provider._node import ProviderNode, bind
+    from provider._node import ProviderNode, bind, process_age_s
     from tender.daemon import serve
     from tender.logs import setup_logging
 
@@ -79,7 +80,9 @@ def run(config_path: Path, knobs: tuple[str, ...], log_level: str) -> None:
     try:
         setup_logging(level=log_level)
         markets = ProviderChain.connect(chain, confirmations=config.confirmations)
-        node = ProviderNode(config, chain=markets, key=key, sock=sock)
+        age = process_age_s()  # the node is this process: its start-up began with the interpreter
+        started_at = None if age is None else time.time() - age
+        node = ProviderNode(config, chain=markets, key=key, sock=sock, started_at=started_at)
     except BaseException:
         sock.close()
         raise

@@ -888,3 +888,17 @@ async def test_a_model_id_not_in_the_registry_is_warned_about(
     if warned:
         assert found[0].levelname == "WARNING"
         assert found[0].fields["model_id"] == model_id  # type: ignore[attr-defined]
+
+
+async def test_start_up_is_the_nodes_own_not_its_host_process_age(
+    client: httpx.AsyncClient, node: ProviderNode
+) -> None:
+    """A node made inside a process that ran before it (a test suite, an embedding app) counts
+    its restart headroom from its own creation: the host's age would inflate every latency
+    promise (a suite 10 minutes in refused quotes as "deadline too tight: need 635s")."""
+    from provider._node import process_age_s
+
+    age = process_age_s()
+    assert age is not None  # Linux
+    assert 0 <= node.pricer.startup_s < age
+    assert node.pricer.startup_s <= time.time() - node.started_at
