@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tender.intents import AuctionType
+from tender.intents import MAX_BOOK_LATENCY, AuctionType
 
 __all__ = [
     "Action",
@@ -164,6 +164,8 @@ def decide(terms: Terms, offers: Sequence[Offer], econ: Economics, state: Auctio
         latency = offer.latency_s + econ.latency_buffer_s
         if latency > terms.max_latency:
             continue
+        if terms.auction_type == AuctionType.REVERSE and latency > MAX_BOOK_LATENCY:
+            continue  # a bid book word holds 15 bits of latency, whatever the deadline
         cost, floor = floor_price(offer, econ)
         if floor > terms.max_price:
             continue

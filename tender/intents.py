@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from enum import IntEnum
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 import coincurve
 from eth_utils import keccak, to_checksum_address
@@ -42,6 +42,8 @@ __all__ = [
     "INTENT_FIELDS",
     "INTENT_TYPE",
     "INTENT_TYPEHASH",
+    "MAX_BOOK_LATENCY",
+    "MAX_BOOK_PRICE",
     "AuctionType",
     "Bid",
     "Intent",
@@ -195,6 +197,10 @@ class Intent:
             limit = _UINT_MAX.get(abi)
             if limit is not None and not 0 <= int(getattr(self, name)) <= limit:
                 raise IntentError(f"{name} out of range for {abi}: {getattr(self, name)}")
+        if self.auction_type == AuctionType.REVERSE and self.max_price > MAX_BOOK_PRICE:
+            raise IntentError(
+                f"max_price: a reverse auction's is at most 2**80 - 1 (one bid book word), got {self.max_price}"
+            )
 
     def replace(self, **changes: Any) -> Intent:
         """A copy with some fields changed (``intent.replace(nonce=random_nonce())``)."""
@@ -260,6 +266,13 @@ class Intent:
     def as_dict(self) -> dict[str, Any]:
         """The fields as a plain dict with the Python names."""
         return asdict(self)
+
+
+#: A reverse-auction bid book side is one storage word (``ReverseAuctionMarket``): a reverse intent's
+#: ``max_price`` is at most this (1.2M tokens of 18 decimals) ...
+MAX_BOOK_PRICE: Final = 2**80 - 1
+#: ... and a bid promises at most this many seconds of latency (9 h 6 min), whatever the deadline.
+MAX_BOOK_LATENCY: Final = 2**15 - 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -244,8 +244,7 @@ abstract contract BaseMarket is IMarket, MarketCore, EIP712, Ownable2Step, Pausa
         (v.requester, v.maxPrice) = (j.requester, j.maxPrice);
         (v.state, v.proofMode, v.feeBps, v.callbackGasLimit) =
         (j.state, j.proofMode, j.feeBps, j.callbackGasLimit);
-        // while Open the latency field holds the reverse auction's best bid (see `JobRecord`), not an award
-        if (v.state != JobState.Open) v.latency = j.latency;
+        v.latency = j.latency;
         (v.awardedAt, v.deliveredAt, v.deadline, v.disputeEnd) =
         (j.awardedAt, j.deliveredAt, j.deadline, j.disputeEnd);
         (v.provider, v.price) = (j.provider, j.price);

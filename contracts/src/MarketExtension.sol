@@ -12,11 +12,13 @@ import {IStaking} from "./interfaces/IStaking.sol";
 import {IntentLib} from "./libraries/IntentLib.sol";
 import {
     AUCTION_DUTCH,
+    AUCTION_REVERSE,
     DisputeTerms,
     Intent,
     JobRecord,
     JobState,
     MarketParams,
+    MAX_BOOK_PRICE,
     PROOF_OPTIMISTIC
 } from "./MarketStructs.sol";
 
@@ -272,5 +274,9 @@ contract MarketExtension is MarketCore, EIP712 {
             ? intent.startPrice != 0 && intent.startPrice <= intent.maxPrice
             : intent.startPrice == 0;
         if (!ok) revert BadStartPrice(intent.startPrice, intent.maxPrice);
+        // a reverse bid book side is one word: its price has 80 bits (`MAX_BOOK_PRICE`)
+        if (_auctionType == AUCTION_REVERSE && intent.maxPrice > MAX_BOOK_PRICE) {
+            revert ValueTooLarge(intent.maxPrice, MAX_BOOK_PRICE);
+        }
     }
 }

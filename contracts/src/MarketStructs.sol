@@ -6,6 +6,11 @@ uint8 constant AUCTION_REVERSE = 0;
 uint8 constant AUCTION_DUTCH = 1;
 /// @dev Request for quotes: opened and awarded in one transaction from a provider-signed quote (`QuoteMarket`).
 uint8 constant AUCTION_QUOTE = 2;
+/// @dev A reverse-auction bid book side is one storage word (provider, price, latency and an order bit), so a
+/// reverse intent's maxPrice is below 2**80 (1.2M tokens of 18 decimals) and a bid promises at most 2**15 - 1
+/// seconds (9 h 6 min) of latency.
+uint256 constant MAX_BOOK_PRICE = 2 ** 80 - 1;
+uint256 constant MAX_BOOK_LATENCY = 2 ** 15 - 1;
 
 /// @dev Proof modes, as carried in `Intent.proofMode`. The registry's `proofModes` bitmask has bit
 /// `1 << proofMode` set for every mode a model supports (1 = zk, 2 = optimistic).
@@ -134,9 +139,8 @@ struct Job {
 /// @notice How a market stores a `Job`: the fields later steps need, packed so that the fields each step touches
 /// share slots (the comment before each group says which slot it is). Nothing derivable is stored: the stake
 /// locked is max(minStake, price * stakeMultiple) of the stored fields. Posting writes slots 0, 1, 3, 4 and 5
-/// (Dutch: and 7); a bid reads slots 1 and 3 only (everything it checks, scores and reserves by) and writes the
-/// reverse market's bid book, whose latencies live in slot 1 (`latency`, the best bid's while Open) and slot 3
-/// (`runnerLatency`); an award writes slots 1 and 2 (and copies the model's layout, `MarketCore.layouts`); a zk
+/// (Dutch: and 7); a bid reads slots 1 and 3 only (everything it checks, scores and reserves by) and writes none:
+/// it writes one word of the reverse market's bid book, which holds its bids' latencies too; an award writes slots 1 and 2 (and copies the model's layout, `MarketCore.layouts`); a zk
 /// delivery reads slots 0, 1, 2 and 5 and writes slot 1 alone (state and deliveredAt together); an optimistic
 /// delivery, a challenge and an audit write slot 1 (state) and slot 0 (disputeEnd).
 struct JobRecord {
@@ -154,7 +158,7 @@ struct JobRecord {
     // -- slot 1: read by every step: the state, the clock and the price cap
     // where the job is
     JobState state;
-    // the current provider's promised latency (seconds from award); while Open, the reverse auction's best bid's
+    // the current provider's promised latency (seconds from award; 0 while Open)
     uint32 latency;
     // when the current provider was awarded (0 while open)
     uint40 awardedAt;
@@ -182,8 +186,6 @@ struct JobRecord {
     uint16 priceWeightBps;
     // copied from the intent
     bool allowFailover;
-    // reverse auction: the runner-up bid's promised latency (its address and price are in the bid book)
-    uint32 runnerLatency;
     // -- slot 4, 5: what is computed
     bytes32 modelId;
     uint256 inputCommitment;

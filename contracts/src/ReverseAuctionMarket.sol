@@ -7,38 +7,51 @@ import {IMarket} from "./interfaces/IMarket.sol";
 import {IReverseAuctionMarket} from "./interfaces/IReverseAuctionMarket.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {IStaking} from "./interfaces/IStaking.sol";
-import {AUCTION_REVERSE, Bid, Intent, JobRecord, JobState, MarketParams} from "./MarketStructs.sol";
+import {
+    AUCTION_REVERSE,
+    Bid,
+    Intent,
+    JobRecord,
+    JobState,
+    MarketParams,
+    MAX_BOOK_LATENCY
+} from "./MarketStructs.sol";
 
 /// @title ReverseAuctionMarket
 /// @notice Open scoring reverse auction with second-score payment. Only the pricing and winner
 /// resolution live here; escrow, delivery and disputes are `BaseMarket`'s.
 contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
-    /// @dev The two best bids of distinct providers, as bid and award read them. Stored in two slots,
-    /// (best, bestPrice) and (runner, runnerPrice), with the latencies in the job's own slots (`JobRecord.latency`
-    /// while Open, `JobRecord.runnerLatency`), which a bid reads anyway. `post` writes non-zero sentinels into the
-    /// two book slots (an empty side is address 0 with price 1), so every bid rewrites slots that are already
-    /// non-zero (~5k gas a slot instead of ~22k): the requester prepays the book's storage.
+    /// @dev The two best bids of distinct providers, as award and the views read them (decoded from the book's
+    /// two words, `_books`).
     struct BidBook {
         address best;
         uint96 bestPrice;
-        address runner;
-        uint96 runnerPrice;
         uint32 bestLatency;
-        uint32 runnerLatency;
-    }
-
-    /// @dev The stored part of a `BidBook`.
-    struct BookSlots {
-        address best;
-        uint96 bestPrice;
         address runner;
         uint96 runnerPrice;
+        uint32 runnerLatency;
+        // the storage slot of the runner-up's word (cleared when the runner-up is used)
+        uint256 runnerSlot;
+        // that word as read (its order bit is kept when cleared)
+        uint256 runnerWord;
     }
 
-    /// @dev The price stored beside address 0 on an empty side of the book (any non-zero value).
-    uint96 private constant _EMPTY_PRICE = 1;
+    /// @dev A book side is one word: the order bit (bit 255), the latency (15 bits above the price), the price
+    /// (80 bits above the provider) and the provider (the low 160 bits). The two words are unordered: the best
+    /// is word 0 if their order bits are equal, word 1 if they differ, so a bid that takes the lead writes only
+    /// the word it replaces (the old leader's word becomes the runner-up by the bit the new word carries). Every
+    /// bid writes exactly one word and no job slot. `post` writes non-zero sentinels into both words (an empty
+    /// side is address 0 with price 1), so a bid rewrites a non-zero slot (~5k gas instead of ~22k): the
+    /// requester prepays the book's storage.
+    uint256 private constant _ORDER_BIT = 1 << 255;
+    uint256 private constant _PRICE_SHIFT = 160;
+    uint256 private constant _LATENCY_SHIFT = 240;
+    uint256 private constant _PRICE_MASK = (1 << 80) - 1;
+    uint256 private constant _LATENCY_MASK = (1 << 15) - 1;
+    /// @dev An empty side: address 0, price 1, order bit 0.
+    uint256 private constant _EMPTY = 1 << _PRICE_SHIFT;
 
-    mapping(bytes32 jobId => BookSlots) private _books;
+    mapping(bytes32 jobId => uint256[2]) private _books;
 
     constructor(
         IERC20 token_,
@@ -57,46 +70,47 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
         JobRecord storage j = _job(jobId);
         if (j.state != JobState.Open) revert InvalidState(jobId, j.state);
         address provider = b.provider;
-        uint256 price = b.price;
-        uint32 latency = b.latency;
-        // the book's two slots, each read once as a word (`BookSlots`: the address in the low 160 bits, the
-        // price above) and written only where the bid changes it
-        uint256 slotA = _bookSlot(jobId);
-        uint256 entryA;
-        uint256 entryB;
-        // score = price * pw + latency * lw (`_score`, its factors computed once)
+        // the bid's book word (without the order bit) and its score factors: score = price * pw + latency * lw
+        // (`_score`, its factors computed once)
+        uint256 entry;
         uint256 pw;
         uint256 lw;
         {
+            (uint256 price, uint256 latency) = (b.price, b.latency);
+            // a bid reads two job slots: slot 1 (state, deadline, maxPrice) and slot 3 (auction end, weight,
+            // stake terms)
             uint256 maxPrice = j.maxPrice;
-            {
-                uint256 maxLatency;
-                uint256 weight;
-                {
-                    // a bid reads two job slots: slot 1 (state, deadline, maxPrice, the best's latency) and
-                    // slot 3 (auction end, weight, stake terms, the runner-up's latency)
-                    (uint40 end, uint16 w) = (j.auctionEnd, j.priceWeightBps);
-                    if (block.timestamp >= end) revert AuctionClosed(jobId, end);
-                    // the provider's clock starts at the award, at the earliest at auctionEnd
-                    maxLatency = j.deadline - end;
-                    weight = w;
-                }
-                _requireAuthorized(provider);
-                if (price == 0) revert ZeroPrice();
-                if (price > maxPrice) revert BidAboveMaxPrice(price, maxPrice);
-                if (latency == 0) revert ZeroLatency();
-                if (latency > maxLatency) revert LatencyTooLong(latency, maxLatency);
-                unchecked {
-                    // the bounds of `_score`: no overflow
-                    (pw, lw) = (weight * maxLatency, (BPS - weight) * maxPrice);
-                }
+            (uint40 end, uint16 w) = (j.auctionEnd, j.priceWeightBps);
+            if (block.timestamp >= end) revert AuctionClosed(jobId, end);
+            // the provider's clock starts at the award, at the earliest at auctionEnd (< deadline, checked at post)
+            uint256 maxLatency;
+            unchecked {
+                maxLatency = j.deadline - end;
             }
-            (entryA, entryB) = (_sload(slotA), _sload(slotA + 1));
+            _requireAuthorized(provider);
+            if (price == 0) revert ZeroPrice();
+            // maxPrice <= MAX_BOOK_PRICE (checked at post): the price fits its 80 bits
+            if (price > maxPrice) revert BidAboveMaxPrice(price, maxPrice);
+            if (latency == 0) revert ZeroLatency();
+            // the score uses the job's whole latency range; a book word holds 15 bits of latency
+            uint256 cap = maxLatency < MAX_BOOK_LATENCY ? maxLatency : MAX_BOOK_LATENCY;
+            if (latency > cap) revert LatencyTooLong(uint32(latency), cap);
+            unchecked {
+                // the bounds of `_score`: no overflow
+                (pw, lw) = (uint256(w) * maxLatency, (BPS - w) * maxPrice);
+            }
+            entry = (latency << _LATENCY_SHIFT) | (price << _PRICE_SHIFT) | uint160(provider);
         }
-        (uint256 score, uint8 rank) =
-            _place(j, slotA, entryA, entryB, _entry(provider, price), latency, pw, lw);
-        address pushedOut = _reserve(j, provider, entryA, entryB);
-        emit BidPlaced(jobId, provider, msg.sender, price, latency, score, rank, pushedOut);
+        (uint256 score, uint8 rank, address best, address runner) = _place(_bookSlot(jobId), entry, pw, lw);
+        // a provider on the book holds a reservation of the job's largest lock; a newcomer reserves one (reverts
+        // InsufficientStake: the whole bid with it) and, as it pushes the runner-up (if any) off the book,
+        // releases the runner-up's in the same call (`pushedOut`). Staking logs neither: the bid's event does.
+        address pushedOut = address(0);
+        if (provider != best && provider != runner) {
+            pushedOut = runner;
+            _staking.reserve(provider, pushedOut, _stakeRequired(j, j.maxPrice));
+        }
+        emit BidPlaced(jobId, provider, msg.sender, b.price, b.latency, score, rank, pushedOut);
     }
 
     /// @inheritdoc IReverseAuctionMarket
@@ -115,14 +129,14 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
 
     /// @inheritdoc IReverseAuctionMarket
     function bestBid(bytes32 jobId) external view returns (Bid memory) {
-        BidBook memory book = _book(jobId, _job(jobId));
+        BidBook memory book = _book(jobId);
         address best = book.best;
         return best == address(0) ? Bid(address(0), 0, 0) : Bid(best, book.bestPrice, book.bestLatency);
     }
 
     /// @inheritdoc IReverseAuctionMarket
     function runnerUp(bytes32 jobId) external view returns (Bid memory) {
-        BidBook memory book = _book(jobId, _job(jobId));
+        BidBook memory book = _book(jobId);
         address runner = book.runner;
         return
             runner == address(0) ? Bid(address(0), 0, 0) : Bid(runner, book.runnerPrice, book.runnerLatency);
@@ -138,7 +152,7 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
     /// @inheritdoc IReverseAuctionMarket
     function clearingPrice(bytes32 jobId) external view returns (uint256) {
         JobRecord storage j = _job(jobId);
-        BidBook memory book = _book(jobId, j);
+        BidBook memory book = _book(jobId);
         if (book.best == address(0)) return 0;
         return _clearingPrice(book, j);
     }
@@ -152,7 +166,7 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
 
     /// @inheritdoc BaseMarket
     function _opened(bytes32 jobId) internal override {
-        _books[jobId] = BookSlots(address(0), _EMPTY_PRICE, address(0), _EMPTY_PRICE);
+        _books[jobId] = [_EMPTY, _EMPTY];
     }
 
     /// @inheritdoc BaseMarket
@@ -163,25 +177,24 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
     /// @inheritdoc BaseMarket
     function _refundable(bytes32 jobId, JobRecord storage j) internal view override returns (bool) {
         // with bids, only once no award is possible any more
-        return _books[jobId].best == address(0) || block.timestamp >= j.deadline;
+        return _book(jobId).best == address(0) || block.timestamp >= j.deadline;
     }
 
     /// @inheritdoc BaseMarket
     function _released(bytes32 jobId, JobRecord storage j) internal override {
-        _releaseBook(_book(jobId, j), j);
+        _releaseBook(_book(jobId), j);
     }
 
     /// @inheritdoc BaseMarket
     function _failover(bytes32 jobId, JobRecord storage j, address from) internal override returns (bool) {
-        BookSlots storage book = _books[jobId];
+        BidBook memory book = _book(jobId);
         address runner = book.runner;
         if (runner == address(0)) return false;
-        uint96 price = book.runnerPrice;
-        uint32 latency = j.runnerLatency;
         // the runner-up is used at most once; it lost the auction, so it is not penalised for having moved
         // its stake on
-        (book.runner, book.runnerPrice, j.runnerLatency) = (address(0), 0, 0);
-        if (!_tryAward(jobId, j, runner, price, price, latency, false)) return false;
+        _clearRunner(book);
+        uint96 price = book.runnerPrice;
+        if (!_tryAward(jobId, j, runner, price, price, book.runnerLatency, false)) return false;
         emit FailedOver(jobId, from, runner, price);
         return true;
     }
@@ -193,15 +206,14 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
     /// reverts for stake or time reasons.
     function _resolve(bytes32 jobId, JobRecord storage j) private {
         _requireAwardable(jobId, j);
-        BidBook memory book = _book(jobId, j);
+        BidBook memory book = _book(jobId);
         if (book.best == address(0)) revert NoBids(jobId);
         _releaseBook(book, j);
         uint256 price = _clearingPrice(book, j);
         if (_tryAward(jobId, j, book.best, book.bestPrice, price, book.bestLatency, true)) return;
         if (book.runner != address(0)) {
             // the runner-up becomes the provider: it is no failover candidate any more
-            BookSlots storage stored = _books[jobId];
-            (stored.runner, stored.runnerPrice, j.runnerLatency) = (address(0), 0, 0);
+            _clearRunner(book);
             if (_tryAward(
                     jobId, j, book.runner, book.runnerPrice, book.runnerPrice, book.runnerLatency, true
                 )) {
@@ -210,21 +222,6 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
         }
         j.state = JobState.Refunded;
         _refundEscrow(jobId, j);
-    }
-
-    /// @dev A provider on the book (`entryA`, `entryB` as read before the bid) holds a reservation of the job's
-    /// largest lock; a newcomer reserves one (reverts InsufficientStake: the whole bid with it) and, as it pushes
-    /// the runner-up (if any) off the book, releases the runner-up's in the same call, which it returns
-    /// (`pushedOut`, 0 if none). Staking is trusted and makes no calls back; it logs neither: the bid's event does.
-    function _reserve(JobRecord storage j, address provider, uint256 entryA, uint256 entryB)
-        private
-        returns (address pushedOut)
-    {
-        if (provider == address(uint160(entryA)) || provider == address(uint160(entryB))) {
-            return address(0);
-        }
-        pushedOut = address(uint160(entryB));
-        _staking.reserve(provider, pushedOut, _stakeRequired(j, j.maxPrice));
     }
 
     /// @dev Releases the stake the book's bids reserved (once per job: at its award or its refund). The award
@@ -237,71 +234,61 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
         if (book.runner != address(0)) _staking.release(book.runner, reserved);
     }
 
-    /// @dev Enters a bid (`entry`: its provider and price as a book slot holds them) into the book read as
-    /// (`entryA`, `entryB`) from `slotA` and the next slot: the leader if it scores lower than the best, else the
-    /// runner-up if it scores lower than that. Writes only the slots it changes. Score = price * pw + latency * lw.
-    function _place(
-        JobRecord storage j,
-        uint256 slotA,
-        uint256 entryA,
-        uint256 entryB,
-        uint256 entry,
-        uint32 latency,
-        uint256 pw,
-        uint256 lw
-    ) private returns (uint256 score, uint8 rank) {
+    /// @dev Enters a bid (`entry`: its book word without the order bit) into the book at `slot` (words `slot`
+    /// and `slot + 1`): the leader if it scores lower than the best, else the runner-up if it scores lower than
+    /// that. Writes exactly one word: the bidder's own if it is on the book, else the runner-up's (pushed out);
+    /// a new leader's word carries the order bit that makes it the best. Returns the book's providers as they
+    /// were before the bid. Score = price * pw + latency * lw.
+    function _place(uint256 slot, uint256 entry, uint256 pw, uint256 lw)
+        private
+        returns (uint256 score, uint8 rank, address best, address runner)
+    {
+        // index arithmetic on {0, 1} and slot + {0, 1} (a storage array's own wrap-around): unchecked
         unchecked {
-            // the bounds of `_score`: no overflow
-            score = (entry >> 160) * pw + latency * lw;
-        }
-        rank = 1;
-        address best = address(uint160(entryA));
-        if (best == address(0)) {
-            _sstore(slotA, entry);
-            j.latency = latency;
-            return (score, rank);
-        }
-        uint32 bestLatency = j.latency;
-        uint256 bestScore;
-        unchecked {
-            bestScore = (entryA >> 160) * pw + bestLatency * lw;
-        }
-        if (address(uint160(entry)) == best) {
-            // the leader improves its own bid; the runner-up (another provider) stays
-            if (score >= bestScore) revert BidNotBetter(score, bestScore);
-            _sstore(slotA, entry);
-            j.latency = latency;
-        } else if (score < bestScore) {
-            // a new leader: the old one becomes the runner-up (the runner-up's old bid is worse)
-            _sstore(slotA + 1, entryA);
-            _sstore(slotA, entry);
-            j.latency = latency;
-            j.runnerLatency = bestLatency;
-        } else {
-            if (address(uint160(entryB)) != address(0)) {
-                uint256 runnerScore;
-                unchecked {
-                    runnerScore = (entryB >> 160) * pw + j.runnerLatency * lw;
-                }
-                if (score >= runnerScore) revert BidNotBetter(score, runnerScore);
+            (uint256 bestIndex, uint256 bestWord, uint256 runnerWord) = _words(slot);
+            score = _wordScore(entry, pw, lw);
+            rank = 1;
+            best = address(uint160(bestWord));
+            runner = address(uint160(runnerWord));
+            if (best == address(0)) {
+                _sstore(slot + bestIndex, entry | (bestWord & _ORDER_BIT));
+                return (score, rank, best, runner);
             }
-            _sstore(slotA + 1, entry);
-            j.runnerLatency = latency;
-            rank = 2;
+            uint256 bestScore = _wordScore(bestWord, pw, lw);
+            if (address(uint160(entry)) == best) {
+                // the leader improves its own bid; the runner-up (another provider) stays
+                if (score >= bestScore) revert BidNotBetter(score, bestScore);
+                _sstore(slot + bestIndex, entry | (bestWord & _ORDER_BIT));
+            } else if (score < bestScore) {
+                // a new leader, in the runner-up's word (the runner-up's old bid is worse): the old leader becomes
+                // the runner-up by the order bit, chosen so that the bits select the new word
+                uint256 runnerIndex = 1 - bestIndex;
+                _sstore(slot + runnerIndex, entry | ((bestWord & _ORDER_BIT) ^ (runnerIndex << 255)));
+            } else {
+                if (runner != address(0)) {
+                    uint256 runnerScore = _wordScore(runnerWord, pw, lw);
+                    if (score >= runnerScore) revert BidNotBetter(score, runnerScore);
+                }
+                _sstore(slot + (1 - bestIndex), entry | (runnerWord & _ORDER_BIT));
+                rank = 2;
+            }
         }
     }
 
-    /// @dev The first of the job's two book slots (`_books[jobId]`; the runner-up's is the next).
+    /// @dev A book word's score: its price * pw + its latency * lw (the bounds of `_score`: no overflow).
+    function _wordScore(uint256 word, uint256 pw, uint256 lw) private pure returns (uint256) {
+        unchecked {
+            return
+                ((word >> _PRICE_SHIFT) & _PRICE_MASK) * pw + ((word >> _LATENCY_SHIFT) & _LATENCY_MASK) * lw;
+        }
+    }
+
+    /// @dev The first of the job's two book words (`_books[jobId]`; the other is the next slot).
     function _bookSlot(bytes32 jobId) private view returns (uint256 slot) {
-        BookSlots storage stored = _books[jobId];
+        uint256[2] storage stored = _books[jobId];
         assembly ("memory-safe") {
             slot := stored.slot
         }
-    }
-
-    /// @dev A book side as its slot holds it: `price` (<= maxPrice < 2**96, checked by the bid) above `who`.
-    function _entry(address who, uint256 price) private pure returns (uint256) {
-        return (price << 160) | uint160(who);
     }
 
     function _sload(uint256 slot) private view returns (uint256 word) {
@@ -316,12 +303,44 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
         }
     }
 
-    /// @dev The job's bid book: its two slots and the latencies kept in the job's slots.
-    function _book(bytes32 jobId, JobRecord storage j) private view returns (BidBook memory book) {
-        BookSlots storage stored = _books[jobId];
-        (book.best, book.bestPrice, book.runner, book.runnerPrice) =
-        (stored.best, stored.bestPrice, stored.runner, stored.runnerPrice);
-        (book.bestLatency, book.runnerLatency) = (j.latency, j.runnerLatency);
+    /// @dev The job's bid book, decoded from its two words.
+    function _book(bytes32 jobId) private view returns (BidBook memory book) {
+        uint256 slot = _bookSlot(jobId);
+        (uint256 bestIndex, uint256 bestWord, uint256 runnerWord) = _words(slot);
+        (book.best, book.bestPrice, book.bestLatency) = _decode(bestWord);
+        (book.runner, book.runnerPrice, book.runnerLatency) = _decode(runnerWord);
+        (book.runnerSlot, book.runnerWord) = (slot + (1 - bestIndex), runnerWord);
+    }
+
+    /// @dev The book's words at `slot` and `slot + 1`, the best's first, and the best's index: 0 if their order
+    /// bits are equal, 1 if they differ.
+    function _words(uint256 slot)
+        private
+        view
+        returns (uint256 bestIndex, uint256 bestWord, uint256 runnerWord)
+    {
+        uint256 word0 = _sload(slot);
+        uint256 word1;
+        unchecked {
+            // the next slot, as a storage array's (wrapping)
+            word1 = _sload(slot + 1);
+        }
+        bestIndex = (word0 ^ word1) >> 255;
+        (bestWord, runnerWord) = bestIndex == 0 ? (word0, word1) : (word1, word0);
+    }
+
+    /// @dev A book word's provider, price and latency (price and latency 0 on an empty side).
+    function _decode(uint256 word) private pure returns (address who, uint96 price, uint32 latency) {
+        who = address(uint160(word));
+        if (who != address(0)) {
+            price = uint96((word >> _PRICE_SHIFT) & _PRICE_MASK);
+            latency = uint32((word >> _LATENCY_SHIFT) & _LATENCY_MASK);
+        }
+    }
+
+    /// @dev Takes the runner-up off the book (keeping its word's order bit, so the best stays the best).
+    function _clearRunner(BidBook memory book) private {
+        _sstore(book.runnerSlot, book.runnerWord & _ORDER_BIT);
     }
 
     /// @dev The price at which the best bid's score would tie the runner-up's, floor-rounded, clamped to

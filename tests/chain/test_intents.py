@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from tender.anvil import DEV_KEYS
 from tender.errors import IntentError
 from tender.intents import (
+    MAX_BOOK_PRICE,
     AuctionType,
     Bid,
     Intent,
@@ -55,19 +56,31 @@ def make_intent(**changes: object) -> Intent:
 
 
 u256 = st.integers(min_value=0, max_value=2**256 - 1)
-intents = st.builds(
-    make_intent,
+_fields = dict(
     model_id=st.binary(min_size=32, max_size=32),
     input_commitment=u256,
     input_location=st.binary(max_size=80),
-    max_price=u256,
     deadline=st.integers(min_value=0, max_value=2**64 - 1),
-    auction_type=st.sampled_from(AuctionType),
     auction_window=st.integers(min_value=0, max_value=2**32 - 1),
     region=st.binary(min_size=2, max_size=2),
     price_weight_bps=st.integers(min_value=0, max_value=2**16 - 1),
     allow_failover=st.booleans(),
     nonce=u256,
+)
+# a reverse intent's max_price fits a bid book word (MAX_BOOK_PRICE); the other auction types take any uint256
+intents = st.one_of(
+    st.builds(
+        make_intent,
+        max_price=u256,
+        auction_type=st.sampled_from([t for t in AuctionType if t != AuctionType.REVERSE]),
+        **_fields,
+    ),
+    st.builds(
+        make_intent,
+        max_price=st.integers(min_value=0, max_value=MAX_BOOK_PRICE),
+        auction_type=st.just(AuctionType.REVERSE),
+        **_fields,
+    ),
 )
 
 
@@ -143,11 +156,21 @@ def test_json_matches_the_wire_schema() -> None:
         {"region": b"e"},
         {"deadline": 2**64},
         {"nonce": -1},
+        {"auction_type": AuctionType.REVERSE, "start_price": 0, "max_price": MAX_BOOK_PRICE + 1},
     ],
 )
 def test_invalid_fields_raise_intent_error(changes: dict[str, object]) -> None:
     with pytest.raises(IntentError):
         make_intent(**changes)
+
+
+def test_a_reverse_intent_names_the_book_word_limit() -> None:
+    """One line naming the field and the limit; the widest price a book word holds is accepted, and the same
+    price cap is fine for a Dutch intent (no book)."""
+    with pytest.raises(IntentError, match=r"max_price: a reverse auction's is at most 2\*\*80 - 1"):
+        make_intent(auction_type=AuctionType.REVERSE, start_price=0, max_price=MAX_BOOK_PRICE + 1)
+    assert make_intent(auction_type=AuctionType.REVERSE, start_price=0, max_price=MAX_BOOK_PRICE).max_price
+    assert make_intent(max_price=MAX_BOOK_PRICE + 1).max_price == MAX_BOOK_PRICE + 1
 
 
 def test_enums_are_coerced() -> None:

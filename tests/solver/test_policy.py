@@ -155,3 +155,22 @@ def test_decide_dutch_waits_then_fills() -> None:
     late = decide(terms, offers, econ, AuctionState(now=NOW, current_price=950))
     assert isinstance(late, FillAction)
     assert late.provider == PROVIDERS[1]
+
+
+def test_reverse_bids_never_promise_more_latency_than_a_book_word_holds() -> None:
+    """A reverse book word holds 15 bits of latency: an offer slower than that is passed over even when the
+    deadline leaves room (the chain would refuse the bid with LatencyTooLong); a Dutch fill takes it."""
+    from tender.intents import MAX_BOOK_LATENCY
+
+    econ = Economics(gas_cost=0, margin_bps=0, min_margin=0, latency_buffer_s=0)
+    slow = Offer(provider=PROVIDERS[0], price=10, latency_s=MAX_BOOK_LATENCY + 1, expires_at=NOW + 60)
+    ok = Offer(provider=PROVIDERS[1], price=20, latency_s=MAX_BOOK_LATENCY, expires_at=NOW + 60)
+    reverse = Terms(AuctionType.REVERSE, 10**18, 10_000, 10 * MAX_BOOK_LATENCY)
+    assert isinstance(decide(reverse, [slow], econ, AuctionState(NOW)), Pass)
+    action = decide(reverse, [slow, ok], econ, AuctionState(NOW))
+    assert isinstance(action, BidAction)
+    assert action.provider == PROVIDERS[1]
+    assert action.latency == MAX_BOOK_LATENCY
+    dutch = Terms(AuctionType.DUTCH, 10**18, 10_000, 10 * MAX_BOOK_LATENCY)
+    fill = decide(dutch, [slow], econ, AuctionState(NOW, current_price=10**18))
+    assert isinstance(fill, FillAction)

@@ -34,8 +34,9 @@ interface IReverseAuctionMarket is IMarket {
 
     /// @notice Places a bid for `bid.provider` (caller: the provider or an authorised solver). The
     /// provider must have available stake >= max(minStake, price * stakeMultiple) and
-    /// auctionEnd + latency <= deadline. A provider's new bid replaces its old one; a bid from another
-    /// provider must beat the runner-up (and leads if it beats the best).
+    /// auctionEnd + latency <= deadline, latency <= MAX_BOOK_LATENCY (2**15 - 1 s: a book side is one word; a reverse
+    /// intent's maxPrice is likewise at most MAX_BOOK_PRICE, 2**80 - 1, checked at post). A provider's new bid
+    /// replaces its old one; a bid from another provider must beat the runner-up (and leads if it beats the best).
     function bid(bytes32 jobId, Bid calldata bid) external;
 
     /// @notice Ends the auction (anyone, auctionEnd <= now < deadline): awards the best bidder at the
