@@ -63,6 +63,7 @@ class RfqDesk:
         app.router.add_post("/rfq", self.post_rfq)
 
     async def post_rfq(self, request: web.Request) -> web.Response:
+        entered = time.perf_counter()
         try:
             window_ms = int(request.query.get("window_ms", DEFAULT_WINDOW_MS))
         except ValueError:
@@ -100,6 +101,7 @@ class RfqDesk:
             quotes=len(quotes.quotes),
             asked=quotes.asked,
             ms=round(1000 * (time.perf_counter() - started), 1),
+            checks_ms=round(1000 * (started - entered), 1),
         )
         return web.Response(body=quotes.model_dump_json(), content_type="application/json")
 

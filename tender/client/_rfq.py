@@ -124,8 +124,9 @@ class ProvisionalResult:
         signed_at: ``time.monotonic()`` when the intent was signed.
         result_at: ``time.monotonic()`` when the commitment was verified.
         provisional: ``True``: the proof is not on chain yet.
-        phases: milliseconds of the quote round (``round_ms``: signed intent to ranked quotes)
-            and of taking the best quote (``run_ms``), of which the provider's HTTP answer
+        phases: milliseconds of the quote round (``round_ms``: signed intent to ranked quotes;
+            of it ``solver_ms``, the slowest solver's answer as the client waited for it, and
+            ``check_ms``, checking the quotes' signatures) and of taking the best quote (``run_ms``), of which the provider's HTTP answer
             (``provider_ms``) and the wait for the stake check after it (``stake_wait_ms``: 0
             when the stake was known).
     """
@@ -176,6 +177,10 @@ class _Round:
             client.rpc, staking.address, staking.available_of, max_age=client.stake_max_age
         )
         self.warmed: set[str] = set()
+        #: the slowest solver's answer, as this client waited for it (its HTTP hop and its round),
+        #: and the time spent checking the quotes' signatures, over the rounds (``phases``)
+        self.solver_ms = 0.0
+        self.check_ms = 0.0
 
     async def quotes(self, http: httpx.AsyncClient, body: str) -> list[tuple[Quote, bytes, str]]:
         """Every valid firm quote from every solver's round."""
@@ -183,6 +188,7 @@ class _Round:
         limit = self.window_ms / 1000 + 2.0
 
         async def ask(url: str) -> list[tuple[Quote, bytes, str]]:
+            sent = time.monotonic()
             try:
                 reply = await http.post(
                     f"{url}/rfq",
@@ -205,6 +211,8 @@ class _Round:
                     body=reply.text[:300],
                 )
                 return []
+            answered = time.monotonic()
+            self.solver_ms = max(self.solver_ms, 1000 * (answered - sent))
             out = []
             for firm in answer.quotes:
                 try:
@@ -220,6 +228,7 @@ class _Round:
                     if len(self.warmed) < STAKE_PREFETCH and quote.provider not in self.warmed:
                         self.warmed.add(quote.provider)
                         self.stakes.warm(quote.provider)
+            self.check_ms += 1000 * (time.monotonic() - answered)
             return out
 
         rounds = await asyncio.gather(*(ask(url) for url in self.client.solvers))
@@ -423,7 +432,11 @@ async def request_quote(
     if not quotes:
         raise RequestRejected("no solver returned a quote", job_id=job, reasons={"quotes": "none"})
     ranked = rank(quotes, intent, now=int(time.time()))
-    phases = {"round_ms": 1000 * (time.monotonic() - signed_at)}
+    phases = {
+        "round_ms": 1000 * (time.monotonic() - signed_at),
+        "solver_ms": rnd.solver_ms,
+        "check_ms": rnd.check_ms,
+    }
     # The best quote first; a provider that does not answer, or answers with an output its
     # commitment does not bind, is passed over for the next (the intent's nonce allows one award).
     refusals: dict[str, str] = {}

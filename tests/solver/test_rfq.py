@@ -79,6 +79,13 @@ def test_quote_request_returns_a_committed_output_that_settles(live: LiveEnv, tm
     )
     assert signer == result.provider
     assert result.stake >= result.price
+    # the phases decompose the time to result: the round holds the slowest solver's answer and the
+    # quote checks; taking the quote holds the provider's answer
+    phases = result.phases
+    assert set(phases) >= {"round_ms", "solver_ms", "check_ms", "provider_ms", "stake_wait_ms", "run_ms"}
+    assert 0 < phases["solver_ms"] <= phases["round_ms"]
+    assert 0 <= phases["check_ms"] <= phases["round_ms"]
+    assert 0 < phases["provider_ms"] <= phases["run_ms"]
     reference = models.infer(live.bundle, sample)
     assert len(result.output) == len(reference)
     assert max(abs(a - b) for a, b in zip(result.output, reference, strict=True)) < 0.1
