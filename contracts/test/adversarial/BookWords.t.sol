@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
-import {AdversarialBase} from "./AdversarialBase.sol";
+import {ReverseBookBase} from "./ReverseBookBase.sol";
 import {IntentBuilder} from "../utils/IntentBuilder.sol";
 import {IMarketEvents} from "../../src/interfaces/IMarket.sol";
 import {
@@ -23,25 +22,8 @@ import {
 /// - a lead change that writes one word corrupting which word is best, over long chains of lead changes and
 ///   after a failover clears the runner-up's word;
 /// - a bid kind that writes more than one slot (the gas bound the layout exists for).
-contract BookWordsTest is AdversarialBase {
+contract BookWordsTest is ReverseBookBase {
     using IntentBuilder for Intent;
-
-    World internal w;
-
-    function setUp() public {
-        _deployCore();
-        w = _world(IERC20(address(token)), token.mint);
-    }
-
-    function _post(Intent memory intent) internal returns (bytes32 jobId) {
-        vm.prank(intent.requester);
-        jobId = w.reverse.post(intent);
-    }
-
-    function _bid(bytes32 jobId, address p, uint96 price, uint32 latency) internal {
-        vm.prank(p);
-        w.reverse.bid(jobId, Bid(p, price, latency));
-    }
 
     /// @dev A reverse intent whose maxPrice does not fit the book's 80 bits is refused at post, naming the
     /// limit; the Dutch market (no book) takes the same price cap.

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
-import {AdversarialBase} from "./AdversarialBase.sol";
+import {ReverseBookBase} from "./ReverseBookBase.sol";
 import {IntentBuilder} from "../utils/IntentBuilder.sol";
 import {IStaking} from "../../src/interfaces/IStaking.sol";
 import {IReverseAuctionMarket} from "../../src/interfaces/IReverseAuctionMarket.sol";
@@ -16,25 +15,8 @@ import {Bid, Intent, Job, JobState, PROOF_OPTIMISTIC} from "../../src/MarketStru
 /// - a write to a re-laid slot (a bid's latencies, an award, an optimistic delivery, a challenge, an audit)
 ///   corrupting a field that now shares its slot: the requester (where the refund goes), the price cap (the
 ///   escrow), the deadline, the fee, the proof mode or the callback gas.
-contract PushoutsTest is AdversarialBase {
+contract PushoutsTest is ReverseBookBase {
     using IntentBuilder for Intent;
-
-    World internal w;
-
-    function setUp() public {
-        _deployCore();
-        w = _world(IERC20(address(token)), token.mint);
-    }
-
-    function _post(Intent memory intent) internal returns (bytes32 jobId) {
-        vm.prank(intent.requester);
-        jobId = w.reverse.post(intent);
-    }
-
-    function _bid(bytes32 jobId, address p, uint96 price, uint32 latency) internal {
-        vm.prank(p);
-        w.reverse.bid(jobId, Bid(p, price, latency));
-    }
 
     /// @dev The reservation of the default intent at `minStake`: max(minStake, maxPrice * stakeMultiple).
     function _reservation(bytes32 jobId) internal view returns (uint256 r) {
