@@ -328,8 +328,8 @@ class TxManager:
             log(logger, "tx.gap", level=logging.WARNING, nonce=gap, waiting=nonce, known=len(again))
             if again:
                 latest = max(again, key=lambda t: t.max_fee)
-                if latest.state == TxState.MINED:  # mined on a branch the chain left
-                    self.store.update_tx(latest.id, state=TxState.SENT.value, block=None)
+                if latest.state == TxState.MINED:  # mined on a branch the chain left: owed a broadcast
+                    self.store.update_tx(latest.id, state=TxState.SIGNED.value, block=None)
                 await self._rebroadcast(latest, until)
                 continue
             max_fee, tip = await self._fees(until)
@@ -488,10 +488,12 @@ class TxManager:
         ]
         if not lost:
             return []
+        # SIGNED, not SENT: the node forgot them, so they are owed a broadcast until one is
+        # answered; should the one below fail (an RPC error), `wait` broadcasts them again
         with self.store.transaction():
             for row in lost:
                 self.store.update_tx(
-                    row.id, state=TxState.SENT.value, block=None, gas_used=None, fee_paid=None
+                    row.id, state=TxState.SIGNED.value, block=None, gas_used=None, fee_paid=None
                 )
         self._next = None
         log(
@@ -525,7 +527,8 @@ class TxManager:
                     # mined again in another block of the new branch (the node re-ran it)
                     self.store.update_tx(row.id, block=int(receipt["blockNumber"]))
                 continue
-            self.store.update_tx(row.id, state=TxState.SENT.value, block=None, gas_used=None, fee_paid=None)
+            # owed a broadcast (SIGNED) until one is answered, as in `heal`
+            self.store.update_tx(row.id, state=TxState.SIGNED.value, block=None, gas_used=None, fee_paid=None)
             self._next = None
             log(
                 logger,

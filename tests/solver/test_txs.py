@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 
+import pytest
 from eth_account import Account
 from hexbytes import HexBytes
 
@@ -227,3 +228,38 @@ def test_heal_finds_what_a_reorg_took_back_from_the_nonce_count(tmp_path) -> Non
 
         asyncio.run(main())
         assert [(t.nonce, t.state) for t in store.txs()] == [(n, TxState.MINED) for n in range(3)]
+
+
+def test_a_reorged_out_transaction_whose_rebroadcast_failed_is_sent_again_by_wait(tmp_path) -> None:
+    """The CI flake of the award-reorg trial: ``heal`` took a reorged-out award back, but its
+    broadcast again failed (an RPC error on a loaded machine, injected here once). The row was
+    already marked as taken back, so the next ``heal`` finds nothing; it must still be owed a
+    broadcast, and ``wait`` sends it, long before ``stuck_after_s`` would replace it."""
+    from tender.errors import ChainError
+
+    with Anvil() as anvil:
+        store = Store(tmp_path / "s.sqlite")
+        txm = manager(anvil, store, stuck_after_s=600)
+
+        async def main() -> None:
+            row = await txm.send({"to": OTHER, "value": 1}, purpose="award", job_id="0xab")
+            await txm.wait(row)
+            anvil.rpc("anvil_reorg", [1, []])
+            fill_gap = txm._fill_gap
+
+            async def failing(nonce: int, until: float | None = None) -> None:
+                txm._fill_gap = fill_gap  # type: ignore[method-assign]
+                raise ChainError("the node did not answer (injected)")
+
+            txm._fill_gap = failing  # type: ignore[method-assign]
+            with pytest.raises(ChainError, match="injected"):
+                await txm.heal(every=0)
+            assert await txm.heal(every=0) == []  # already taken back: nothing more to find
+            (taken,) = store.txs()
+            assert taken.state == TxState.SIGNED  # owed a broadcast
+            receipt = await asyncio.wait_for(txm.wait(taken), 30)
+            assert receipt["status"] == 1
+
+        asyncio.run(main())
+        (row,) = store.txs()
+        assert row.state == TxState.MINED
