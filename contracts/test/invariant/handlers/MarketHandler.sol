@@ -926,8 +926,17 @@ contract MarketHandler is Test {
         if (s.mi == 0 && s.job.state != JobState.None) {
             s.best = reverse.bestBid(id);
             s.runner = reverse.runnerUp(id);
-            if (s.best.provider != address(0)) s.bestAvail = staking.lockableOf(s.best.provider);
-            if (s.runner.provider != address(0)) s.runnerAvail = staking.lockableOf(s.runner.provider);
+            // an award releases the book's reservations before it locks (`_releaseBook`): while Open, what the
+            // book's bidders can lock at the award includes their reservation of the job's largest lock
+            uint256 reserved;
+            if (s.job.state == JobState.Open) {
+                reserved = uint256(s.job.maxPrice) * s.job.stakeMultiple;
+                if (reserved < s.job.minStake) reserved = s.job.minStake;
+            }
+            if (s.best.provider != address(0)) s.bestAvail = staking.lockableOf(s.best.provider) + reserved;
+            if (s.runner.provider != address(0)) {
+                s.runnerAvail = staking.lockableOf(s.runner.provider) + reserved;
+            }
             s.clearing = reverse.clearingPrice(id);
         }
     }
