@@ -139,10 +139,11 @@ struct Job {
 /// @notice How a market stores a `Job`: the fields later steps need, packed so that the fields each step touches
 /// share slots (the comment before each group says which slot it is). Nothing derivable is stored: the stake
 /// locked is max(minStake, price * stakeMultiple) of the stored fields. Posting writes slots 0, 1, 3, 4 and 5
-/// (Dutch: and 7); a bid reads slots 1 and 3 only (everything it checks, scores and reserves by) and writes none:
-/// it writes one word of the reverse market's bid book, which holds its bids' latencies too; an award writes slots 1 and 2 (and copies the model's layout, `MarketCore.layouts`); a zk
-/// delivery reads slots 0, 1, 2 and 5 and writes slot 1 alone (state and deliveredAt together); an optimistic
-/// delivery, a challenge and an audit write slot 1 (state) and slot 0 (disputeEnd).
+/// (Dutch: and 7); a bid reads slots 1 and 3 only (everything it checks, scores and reserves by) and writes none
+/// of them: it writes one word of the reverse market's bid book, which holds its bids' latencies too; an award
+/// writes slots 1 and 2 (and copies the model's layout, `MarketCore.layouts`); a zk delivery reads slots 0, 1, 2
+/// and 5 and writes slot 1 alone (state and deliveredAt together); an optimistic delivery, a challenge and an
+/// audit write slot 1 (state) and slot 0 (disputeEnd).
 struct JobRecord {
     // -- slot 0: who pays, and how settlement treats the job (read by settlement, refund and expiry)
     // the intent's requester: pays, is refunded, compensated and called back

@@ -126,9 +126,9 @@ class ProvisionalResult:
         provisional: ``True``: the proof is not on chain yet.
         phases: milliseconds of the quote round (``round_ms``: signed intent to ranked quotes;
             of it ``solver_ms``, the slowest solver's answer as the client waited for it, and
-            ``check_ms``, checking the quotes' signatures) and of taking the best quote (``run_ms``), of which the provider's HTTP answer
-            (``provider_ms``) and the wait for the stake check after it (``stake_wait_ms``: 0
-            when the stake was known).
+            ``check_ms``, checking the quotes' signatures) and of taking the best quote
+            (``run_ms``), of which the provider's HTTP answer (``provider_ms``) and the wait for
+            the stake check after it (``stake_wait_ms``: 0 when the stake was known).
     """
 
     job_id: str
