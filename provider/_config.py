@@ -178,6 +178,12 @@ class ProviderSection(Section):
         description="niceness the proving workers add to the node's: proofs take the cycles the "
         "real-time path leaves (0 on a machine shared with other busy work, where they would starve)",
     )
+    proving_idle: bool = Field(
+        default=False,
+        description="run the proving workers under SCHED_IDLE (Linux): only the cycles nothing else on "
+        "the machine wants, so a busy node's quotes and outputs never wait behind a proof (a machine "
+        "that serves the node alone; elsewhere proofs could starve)",
+    )
     confirmations: int | None = Field(default=None, ge=0, le=64, description="default: chain.confirmations")
     store: Path | None = Field(default=None, description="SQLite job store (default: cache/provider/jobs.db)")
     poll_interval_s: float = Field(

@@ -368,7 +368,12 @@ class ProviderNode(Daemon):
                 max_batch=max_batch,
                 execution_provider=self.backend.device(entry.name),
             )
-        self.pool = ProvingPool(self.config.workers(), prove=self._prove_fn, nice=self.config.proving_nice)
+        self.pool = ProvingPool(
+            self.config.workers(),
+            prove=self._prove_fn,
+            nice=self.config.proving_nice,
+            idle=self.config.proving_idle,
+        )
         loop = asyncio.get_running_loop()
         self.warming = {WARM_QUOTES, *([WARM_PROVING] if self.config.proving_warmup else [])}
         self._background.add(loop.create_task(self._warm_up(), name="warm-up"))

@@ -9,7 +9,9 @@ on a busy machine the real-time path (quotes, the quote market's output and comm
 node's chain reads) goes first and proofs take the cycles left over. Their latency is
 promised from the measured proving time with slack (``provider._pricing``), and they use every
 idle cycle as before. On a machine shared with other busy work they would starve: set
-``provider.proving_nice = 0`` there.
+``provider.proving_nice = 0`` there. ``provider.proving_idle`` goes further on Linux: the
+workers run under ``SCHED_IDLE`` and get only the cycles nothing else asks for (a nice-10 worker
+still takes about a tenth of a core from a busy one), for a node whose machine serves it alone.
 """
 
 from __future__ import annotations
@@ -77,12 +79,15 @@ def witness_with_bundle(bundle_dir: str, data: Any) -> list[str]:
 WORKER_NICE = 10
 
 
-def _lower_priority(increment: int) -> None:
-    """Worker initializer: add ``increment`` to the process's niceness (where the OS has it)."""
+def _lower_priority(increment: int, idle: bool = False) -> None:
+    """Worker initializer: add ``increment`` to the process's niceness (where the OS has it) and,
+    with ``idle``, move it to ``SCHED_IDLE`` (Linux; elsewhere the niceness alone)."""
     import os
 
     if increment > 0 and hasattr(os, "nice"):
         os.nice(increment)
+    if idle and hasattr(os, "SCHED_IDLE"):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
 def _warm_worker() -> int:
@@ -106,11 +111,14 @@ class ProvingPool:
         workers: processes (proofs in parallel).
         prove: the picklable, module-level function each worker runs.
         nice: the niceness each worker adds to its own (background work; 0: the node's).
+        idle: run the workers under ``SCHED_IDLE`` (Linux): only the cycles nothing else wants.
     """
 
-    def __init__(self, workers: int, *, prove: ProveFn = prove_with_bundle, nice: int = WORKER_NICE) -> None:
+    def __init__(
+        self, workers: int, *, prove: ProveFn = prove_with_bundle, nice: int = WORKER_NICE, idle: bool = False
+    ) -> None:
         self.workers = max(1, workers)
-        self.nice = nice
+        self.nice, self.idle = nice, idle
         self._prove = prove
         self._pool = self._new_pool()
         self.in_flight = 0
@@ -204,7 +212,7 @@ class ProvingPool:
             self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_lower_priority,
-            initargs=(self.nice,),
+            initargs=(self.nice, self.idle),
         )
 
     async def warm(self) -> None:

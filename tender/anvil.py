@@ -48,6 +48,19 @@ DEV_KEYS: tuple[str, ...] = (
     "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
 )
 
+
+def dev_key(index: int) -> str:
+    """The private key of Anvil's development account ``index`` (``m/44'/60'/0'/0/<index>`` of
+    :data:`DEV_MNEMONIC`; public knowledge: devnet only). Anvil funds as many as its ``--accounts``."""
+    if index < len(DEV_KEYS):
+        return DEV_KEYS[index]
+    from eth_account import Account
+
+    Account.enable_unaudited_hdwallet_features()
+    account = Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+    return "0x" + bytes(account.key).hex()
+
+
 #: Chain ids treated as local development chains (dev SRS allowed, fast defaults).
 LOCAL_CHAIN_IDS = frozenset({31337, 1337})
 

@@ -378,7 +378,8 @@ def _batcher(client: Client, market: QuoteMarket) -> AwardBatcher:
     return found
 
 
-async def _fund_quote_market(client: Client, amount: int) -> None:
+async def fund_quote_market(client: Client, amount: int) -> None:
+    """Let the quote market take escrows from the client's account (approved once, to the maximum)."""
     spender = client.deployment.market(AuctionType.QUOTE)
     if spender in client._approved:
         return
@@ -416,7 +417,7 @@ async def request_quote(
         model, data, max_price=max_price, deadline=deadline, proof="zk", auction_window=1, **intent_options
     )
     intent = intent.replace(auction_type=AuctionType.QUOTE, start_price=0)
-    await _fund_quote_market(client, 2 * max_price)
+    await fund_quote_market(client, 2 * max_price)
     job = client.job_id(intent)
     rnd = _Round(client, intent, window_ms=window_ms, timeout=timeout)
     if client._http is None:

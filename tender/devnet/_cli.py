@@ -79,6 +79,12 @@ __all__ = ["cli_group"]
     default=None,
     help="seconds between blocks (Anvil interval mining, as on an L2) [default: a block per transaction]",
 )
+@click.option(
+    "--proving-idle/--proving-nice",
+    default=False,
+    show_default=True,
+    help="the providers prove under SCHED_IDLE (only idle cycles; Linux) or niced (provider.proving_idle)",
+)
 def cli_group(
     n_requests: int | None,
     json_path: Path | None,
@@ -95,6 +101,7 @@ def cli_group(
     n_quotes: int | None,
     n_tokens: int | None,
     block_time: float | None,
+    proving_idle: bool,
 ) -> None:
     """Start a local chain and the whole market, run a workload, print a summary.
 
@@ -130,6 +137,7 @@ def cli_group(
         quotes=n_quotes,
         tokens=n_tokens,
         block_time=block_time,
+        proving_idle=proving_idle,
     )
     console = Console()
     try:

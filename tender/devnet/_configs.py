@@ -83,6 +83,7 @@ def provider_config(
     run_dir: Path,
     workers: int = 1,
     proving_warmup: bool = True,
+    proving_idle: bool = False,
 ) -> ProviderConfig:
     """The ``[chain]`` and ``[provider]`` sections of one devnet provider."""
     base_proof_cost = 5 * 10**15
@@ -105,6 +106,7 @@ def provider_config(
         store=run_dir / f"{plan.name}.db",
         proving_workers=workers,
         proving_warmup=proving_warmup,
+        proving_idle=proving_idle,
         poll_interval_s=0.2,
         # earnings are credited in the markets: withdraw them every 0.1 token or so (demo prices
         # are 0.01 to 0.2 tokens); the devnet withdraws what is left at the end

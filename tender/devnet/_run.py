@@ -21,6 +21,10 @@ key    role
 6      verifier agent (challenges, expiries, finalizations)
 7-8    requesters (the SDK)
 9      owner of the TenderAgent consumer contract (it makes the agent ``ask``)
+10-13  newcomer keys of a kept-running network (``tender.devnet._network``)
+14-22  the token phase (``tender.devnet._tokens``)
+23-24  the quote requester process (``tender.devnet._quotes``; a process of its own sends from
+       its own keys: two processes sending from one account would race for its nonces)
 =====  ===========================================================
 """
 
@@ -46,7 +50,7 @@ from rich.live import Live
 
 from provider import MisbehaveSection, ModelEntry
 from solver import ProviderEntry
-from tender.anvil import DEV_KEYS, Anvil, free_port
+from tender.anvil import DEV_KEYS, Anvil, dev_key, free_port
 from tender.chain import Event, JobState, connect
 from tender.client._agent import AgentClient, AgentResult
 from tender.client._client import Client
@@ -69,6 +73,7 @@ from tender.devnet._configs import (
 )
 from tender.devnet._live import render
 from tender.devnet._network import NEWCOMER_KEYS, NEWCOMER_TOKENS, network_lines
+from tender.devnet._quotes import QuoteRequester
 from tender.devnet._summary import (
     RequestRecord,
     Summary,
@@ -79,7 +84,7 @@ from tender.devnet._summary import (
 )
 from tender.devnet._supervisor import Supervisor
 from tender.devnet._tokens import TOKEN_ACCOUNTS, TokenPhase, token_problems
-from tender.devnet._workload import Planned, plan_workload
+from tender.devnet._workload import Planned, plan_workload, sample_input
 from tender.errors import DevChainError, RequestError, TenderError, TransactionFailed
 from tender.logs import log
 from tender.paths import SAMPLE_MODELS, cache_dir
@@ -105,6 +110,8 @@ SOLVER_PROVIDERS = (("gpu-a", "gpu-b"), ("gpu-c",))
 VERIFIER_KEY = 6
 REQUESTER_KEYS = (7, 8)
 AGENT_OWNER_KEY = 9
+#: Development accounts of the quote requester process (after the token phase's).
+QUOTE_REQUESTER_ACCOUNTS = (14 + TOKEN_ACCOUNTS, 15 + TOKEN_ACCOUNTS)
 BAD_PROVIDER = "gpu-c"
 
 #: Market parameters of the devnet: short windows so that a demo run takes a minute or two.
@@ -130,6 +137,7 @@ class DevnetOptions:
     quotes: int | None = None  # quote-market requests beside the workload (None: requests // 4)
     tokens: int | None = None  # token-model requests after the workload (None: 8 when requests >= 8)
     block_time: float | None = None  # Anvil's block time (None: a block per transaction)
+    proving_idle: bool = False  # the providers' proving workers under SCHED_IDLE (provider.proving_idle)
 
     @property
     def quote_requests(self) -> int:
@@ -161,11 +169,11 @@ class Devnet:
         self.run_dir = (self.options.run_dir or cache_dir() / "devnet" / stamp).resolve()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.supervisor = Supervisor(logs=self.run_dir / "logs")
-        # Accounts 0-9 are the devnet's roles, 10-13 the newcomer keys of a kept-running network.
+        # Accounts: see the module's table (the quote requester's are the last).
         self.anvil = Anvil(
             log_path=self.run_dir / "logs" / "anvil.log",
             port=self.options.port,
-            accounts=14 + TOKEN_ACCOUNTS,
+            accounts=QUOTE_REQUESTER_ACCOUNTS[-1] + 1,
             block_time=self.options.block_time,
         )
         self.started = time.monotonic()
@@ -192,7 +200,7 @@ class Devnet:
             self._start_roles(setup)
             code = 0
             if self.options.requests > 0:
-                self.records = [self._record(p) for p in [*self._plan(), *self._quote_plan()]]
+                self.records = [RequestRecord.of(p) for p in [*self._plan(), *self._quote_plan()]]
                 asyncio.run(self._workload(setup))
                 if self.token_phase is not None:
                     self._step(
@@ -306,6 +314,7 @@ class Devnet:
             self.console.print(f"    {name}: model id {info.model_id[:18]}…, verifier {info.verifier[:12]}…")
         self._step("minting test tokens, staking providers")
         requesters = [setup.address(DEV_KEYS[i]) for i in (*REQUESTER_KEYS, AGENT_OWNER_KEY, VERIFIER_KEY)]
+        requesters += [setup.address(dev_key(i)) for i in QUOTE_REQUESTER_ACCOUNTS]
         setup.mint(requesters, 1_000 * TOKEN)
         for plan in PROVIDERS:
             stake = (5_000 if plan.name == BAD_PROVIDER else 1_000) * TOKEN
@@ -356,6 +365,7 @@ class Devnet:
                 models=models,
                 run_dir=self.run_dir,
                 workers=workers,
+                proving_idle=self.options.proving_idle,
             )
             self._start_role("provider", plan.name, provider, key)
             entries[plan.name] = ProviderEntry(
@@ -414,18 +424,6 @@ class Devnet:
             self.options.quote_requests, first_index=self.options.requests, seed=self.options.seed
         )
 
-    def _record(self, planned: Planned) -> RequestRecord:
-        return RequestRecord(
-            index=planned.index,
-            model=planned.model,
-            auction=planned.auction,
-            proof_mode=planned.proof_mode,
-            source=planned.source,
-            max_price=planned.max_price,
-            note=planned.kind,
-            callback="pending" if planned.source == "agent" else None,
-        )
-
     async def _workload(self, setup: ChainSetup) -> None:
         plan = [*self._plan(), *self._quote_plan()]
         assert setup.deployment is not None
@@ -456,7 +454,11 @@ class Devnet:
             self.agent = owner.agent(setup.agent)
         for client in [*clients, *([owner] if owner else [])]:
             client.listeners.append(self._on_event)
-        await asyncio.gather(*(client.warm() for client in clients))  # off the first requests' clocks
+        quotes = self._quote_requester(setup, [p for p in plan if p.auction == "quote"])
+        await asyncio.gather(
+            *(client.warm() for client in clients),  # off the first requests' clocks
+            *([quotes.start()] if quotes is not None else []),
+        )
         self._step(f"sending {len(plan)} requests ({self.options.concurrency} at a time)")
         limit = asyncio.Semaphore(self.options.concurrency)
         started = time.monotonic()
@@ -464,12 +466,6 @@ class Devnet:
         async def one(p: Planned) -> None:
             await asyncio.sleep(max(0.0, p.delay_s - (time.monotonic() - started)))
             async with limit:
-                if p.auction == "quote":
-                    from tender.devnet._quotes import run_quote
-
-                    client = clients[p.index % len(clients)]
-                    await run_quote(client, p, self.records[p.index], _sample(p.model, p.index))
-                    return
                 await self._one(clients[p.index % len(clients)], p, setup)
 
         live = (
@@ -478,7 +474,9 @@ class Devnet:
             else contextlib.nullcontext()
         )
         with live as view:
-            tasks = [asyncio.create_task(one(p)) for p in plan if not p.targeted]
+            tasks = [asyncio.create_task(one(p)) for p in plan if not p.targeted and p.auction != "quote"]
+            if quotes is not None:
+                tasks.append(asyncio.create_task(quotes.run()))
             faults = [p for p in plan if p.targeted]
             if faults:
                 tasks.append(asyncio.create_task(self._faults(clients[0], faults, setup)))
@@ -491,8 +489,32 @@ class Devnet:
                 self.supervisor.check()
             for task in tasks:
                 task.result()  # a bug in the driver itself must not go unseen
+        if quotes is not None:
+            await quotes.stop()
         for client in [*clients, *([owner] if owner else [])]:
             await client.aclose()
+
+    def _quote_requester(self, setup: ChainSetup, plan: list[Planned]) -> QuoteRequester | None:
+        """The quote requests' own requester process (:mod:`tender.devnet._quotes`), not started."""
+        if not plan:
+            return None
+        assert setup.deployment is not None
+        spec = {
+            "rpc_url": self.anvil.rpc_url,
+            "keys": [dev_key(i) for i in QUOTE_REQUESTER_ACCOUNTS],
+            "solvers": self.solver_urls,
+            "deployment": setup.deployment.to_json(),
+            "bundles": {name: str(info.bundle) for name, info in setup.models.items()},
+            "model_ids": {name: info.model_id for name, info in setup.models.items()},
+            "concurrency": self.options.concurrency,
+            "plan": [dataclasses.asdict(p) for p in plan],
+        }
+        return QuoteRequester(
+            spec,
+            self.records,
+            spec_path=self.run_dir / "quotes.json",
+            log_path=self.run_dir / "logs" / "quotes.log",
+        )
 
     async def _faults(self, client: Client, faults: list[Planned], setup: ChainSetup) -> None:
         """The requests aimed at the misbehaving provider, one after another: each must be its
@@ -525,7 +547,7 @@ class Devnet:
         until_awarded: bool = False,
     ) -> None:
         record = self.records[planned.index]
-        data = _sample(planned.model, planned.index)
+        data = sample_input(planned.model, planned.index)
         options: dict[str, Any] = {
             "max_price": planned.max_price,
             "deadline": planned.deadline_s,
@@ -626,8 +648,10 @@ class Devnet:
         for plan in PROVIDERS:
             key = DEV_KEYS[plan.key_index]
             roles[setup.address(key)] = ("providers", plan.name, key)
-        for n, index in enumerate(REQUESTER_KEYS, start=1):
-            roles[setup.address(DEV_KEYS[index])] = ("requesters", f"requester-{n}", DEV_KEYS[index])
+        for n, key in enumerate(
+            [*(DEV_KEYS[i] for i in REQUESTER_KEYS), *map(dev_key, QUOTE_REQUESTER_ACCOUNTS)], 1
+        ):
+            roles[setup.address(key)] = ("requesters", f"requester-{n}", key)
         roles[setup.address(DEV_KEYS[VERIFIER_KEY])] = ("verifier", "verifier", DEV_KEYS[VERIFIER_KEY])
         if setup.agent is not None:
             roles[setup.agent] = ("agent", "TenderAgent", DEV_KEYS[AGENT_OWNER_KEY])
@@ -812,20 +836,6 @@ def _stringify(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: v if k == "withdrawals" else _stringify(v) for k, v in value.items()}
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-
-_SAMPLES: dict[str, list[Any]] = {}
-
-
-def _sample(model: str, index: int) -> Any:
-    import json
-
-    if model not in _SAMPLES:
-        _SAMPLES[model] = [
-            s["input"] for s in json.loads((SAMPLE_MODELS / model / "samples.json").read_text())["samples"]
-        ]
-    samples = _SAMPLES[model]
-    return samples[index % len(samples)]
 
 
 #: How an intent reached the market, by ``RequestRecord.source``: the summary's gas row

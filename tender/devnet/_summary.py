@@ -18,11 +18,14 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
 from tender.chain import JobState
+
+if TYPE_CHECKING:
+    from tender.devnet._workload import Planned
 
 __all__ = [
     "TERMINAL",
@@ -98,6 +101,20 @@ class RequestRecord:
     callback_gas_limit: int = 0
     result_ms: float | None = None
     settle_ms: float | None = None
+
+    @classmethod
+    def of(cls, planned: Planned) -> RequestRecord:
+        """The record of a request not sent yet."""
+        return cls(
+            index=planned.index,
+            model=planned.model,
+            auction=planned.auction,
+            proof_mode=planned.proof_mode,
+            source=planned.source,
+            max_price=planned.max_price,
+            note=planned.kind,
+            callback="pending" if planned.source == "agent" else None,
+        )
 
     @property
     def terminal(self) -> bool:

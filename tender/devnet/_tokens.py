@@ -26,7 +26,7 @@ from typing import Any
 from eth_account import Account
 from web3 import Web3
 
-from tender.anvil import DEV_MNEMONIC
+from tender.anvil import dev_key
 from tender.chain import (
     Deployment,
     JobState,
@@ -67,12 +67,6 @@ WINDOW_BLOCKS = 4
 AUDIT_RATE_BPS = 2_500
 
 
-def _key(index: int) -> str:
-    Account.enable_unaudited_hdwallet_features()
-    account = Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
-    return "0x" + bytes(account.key).hex()
-
-
 @dataclass
 class TokenRecord:
     """One token request."""
@@ -97,7 +91,9 @@ class TokenPhase:
     w3: Web3
     deployer_key: str
     step: Callable[[str], None]
-    keys: list[str] = field(default_factory=lambda: [_key(FIRST_ACCOUNT + i) for i in range(TOKEN_ACCOUNTS)])
+    keys: list[str] = field(
+        default_factory=lambda: [dev_key(FIRST_ACCOUNT + i) for i in range(TOKEN_ACCOUNTS)]
+    )
     address: str = ""
     urls: dict[str, str] = field(default_factory=dict)
     records: list[TokenRecord] = field(default_factory=list)

@@ -11,10 +11,14 @@ provider takes (refund).
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["Planned", "plan_workload"]
+from tender.paths import SAMPLE_MODELS
+
+__all__ = ["Planned", "plan_workload", "sample_input"]
 
 TOKEN = 10**18
 
@@ -108,3 +112,16 @@ def plan_workload(
         first = normal[0]
         plan[first.index] = dataclasses.replace(first, source="agent")
     return plan
+
+
+_SAMPLES: dict[str, list[Any]] = {}
+
+
+def sample_input(model: str, index: int) -> Any:
+    """The sample model's input for request ``index`` (its ``samples.json``, in turn)."""
+    if model not in _SAMPLES:
+        _SAMPLES[model] = [
+            s["input"] for s in json.loads((SAMPLE_MODELS / model / "samples.json").read_text())["samples"]
+        ]
+    samples = _SAMPLES[model]
+    return samples[index % len(samples)]

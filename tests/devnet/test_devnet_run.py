@@ -85,6 +85,10 @@ def test_small_devnet_run_ends_every_request(tmp_path: Path) -> None:
     quote = summary["by_auction"]["quote"]
     assert quote["requests"] == 2
     assert quote["time_to_result_ms"]["n"] >= quote["time_to_settle_ms"]["n"] == quote["settled"] >= 1
+    # ... sent by a requester process of its own, from its own accounts, as a real requester would
+    requester_log = (tmp_path / "run" / "logs" / "quotes.log").read_text()
+    assert requester_log.count('"rfq.provisional"') == quote["time_to_result_ms"]["n"]
+    assert {"requester-3", "requester-4"} <= set(summary["payouts"]["requesters"]["accounts"])
     assert summary["honest_slashed"] == 0
     # the markets credit payments and refunds; by the end every role has withdrawn its credit
     payouts = summary["payouts"]

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -554,6 +555,30 @@ async def test_proving_workers_run_at_a_lower_priority() -> None:
     finally:
         pool.close()
     assert worker == min(19, os.nice(0) + 3)
+
+
+def _scheduler() -> tuple[int, int]:
+    import os
+
+    return os.sched_getscheduler(0), os.nice(0)
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+async def test_proving_workers_under_sched_idle_take_only_idle_cycles() -> None:
+    """``provider.proving_idle``: the workers run under SCHED_IDLE (and keep their niceness);
+    without it they stay under the normal policy."""
+    from provider._proving import ProvingPool
+
+    loop = asyncio.get_running_loop()
+    seen = {}
+    for idle in (True, False):
+        pool = ProvingPool(1, nice=2, idle=idle)
+        try:
+            seen[idle] = await loop.run_in_executor(pool._pool, _scheduler)
+        finally:
+            pool.close()
+    assert seen[True] == (os.SCHED_IDLE, min(19, os.nice(0) + 2))
+    assert seen[False] == (os.sched_getscheduler(0), min(19, os.nice(0) + 2))
 
 
 # -- the job store as the market feed's cursor ------------------------------------------------
