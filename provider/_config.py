@@ -178,6 +178,12 @@ class ProviderSection(Section):
         description="niceness the proving workers add to the node's: proofs take the cycles the "
         "real-time path leaves (0 on a machine shared with other busy work, where they would starve)",
     )
+    prove_before_award: bool = Field(
+        default=True,
+        description="prove a zk reverse-auction job this node's bid leads a second before its auction "
+        "ends, so that the award finds the proof under way (a lead lost at the last moment costs one "
+        "unused proof)",
+    )
     proving_idle: bool = Field(
         default=False,
         description="run the proving workers under SCHED_IDLE (Linux): only the cycles nothing else on "

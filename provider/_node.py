@@ -84,6 +84,7 @@ from tender.chain import (
     AsyncEventFeed,
     AsyncMarket,
     Awarded,
+    BidPlaced,
     Event,
     FailedOver,
     FeedCursor,
@@ -105,6 +106,7 @@ _EIP191_PREFIX = b"\x19Ethereum Signed Message:\n32"
 
 #: The market events the node follows (awards to it, and what a reorg may take back).
 _FOLLOWED = [
+    "BidPlaced",
     "Awarded",
     "FailedOver",
     "Delivered",
@@ -117,6 +119,12 @@ _FOLLOWED = [
 
 #: Seconds an award to us may wait for its input before the node reads it from the chain itself.
 ADOPT_AFTER_S = 3.0
+#: Chain seconds before a reverse auction ends at which a node whose bid leads proves the job
+#: (``provider.prove_before_award``): the award, mined in the first block past the end, then finds
+#: the proof made or under way instead of starting it.
+PROVE_BEFORE_END_S = 1.0
+#: Early proofs kept for jobs not (yet) awarded; the oldest is dropped past this.
+EARLY_PROOFS_KEPT = 64
 #: How many blocks before its award the node looks for an adopted job's ``IntentPosted``.
 ADOPT_LOOKBACK_BLOCKS = 50_000
 
@@ -275,6 +283,8 @@ class ProviderNode(Daemon):
         self.clock = ChainClock(chain.now if chain is not None else None)
         self._jobs: dict[str, asyncio.Task[None]] = {}
         self._reconciling: set[str] = set()  # jobs whose chain state is being read by reconcile
+        #: proofs made before the award (:meth:`_prove_early`): job id -> (what was proved, the proof)
+        self._early: dict[str, tuple[tuple[str, str], asyncio.Task[ProofResult]] | None] = {}
         #: zk quotes not yet taken up (job id -> model, until when it may still be awarded, on
         #: the monotonic clock): proofs this node promised and may have to make soon
         self._promised: dict[str, tuple[str, float]] = {}
@@ -415,6 +425,22 @@ class ProviderNode(Daemon):
         assert self.store is not None
         for event in events:
             job_id = "0x" + bytes(getattr(event, "job_id", b"")).hex()
+            if isinstance(event, BidPlaced):
+                if (
+                    self.config.prove_before_award
+                    and self.pool is not None
+                    and event.rank == 1
+                    and _checksum(event.provider) == self.address
+                    and job_id not in self._early
+                ):
+                    while len(self._early) >= EARLY_PROOFS_KEPT:  # jobs never awarded (refunded)
+                        self._early.pop(next(iter(self._early)))
+                    self._early[job_id] = None  # one early proof per job
+                    self._background_task(
+                        self._prove_early(job_id, _checksum(event.address), event.block_number),
+                        f"early-{job_id[:10]}",
+                    )
+                continue
             to_us = (isinstance(event, Awarded) and _checksum(event.provider) == self.address) or (
                 isinstance(event, FailedOver) and _checksum(event.to) == self.address
             )
@@ -422,6 +448,7 @@ class ProviderNode(Daemon):
             if record is None:
                 if isinstance(event, Awarded | FailedOver) and not to_us:
                     self._quote_lost(job_id)
+                    self._early.pop(job_id, None)  # a proof under way finishes; nobody waits for it
                 if to_us:
                     self._background_task(
                         self.adopt(job_id, _checksum(event.address), event.block_number),
@@ -455,21 +482,8 @@ class ProviderNode(Daemon):
         await asyncio.sleep(ADOPT_AFTER_S)
         if self.store.get(job_id) is not None or market not in self.chain.markets:
             return
-        wrapper = self.chain.market(market).sync
         try:
-            posted = await asyncio.to_thread(
-                lambda: [
-                    e
-                    for e in wrapper.events(
-                        max(0, awarded_block - ADOPT_LOOKBACK_BLOCKS),
-                        awarded_block,
-                        names=["IntentPosted"],
-                        job_id=job_id_bytes(job_id),
-                    )
-                    if isinstance(e, IntentPosted)
-                ]
-            )
-            data = decode_input_uri(bytes(posted[-1].intent.input_location)) if posted else None
+            data = await self._inline_input(job_id, market, awarded_block)
             if data is None:
                 log(logger, "job.adopt_skipped", job_id=job_id, reason="no inline input on chain")
                 return
@@ -486,6 +500,77 @@ class ProviderNode(Daemon):
                 job_id=job_id,
                 reason="awarded to us, no input came",
             )
+
+    async def _inline_input(self, job_id: str, market: str, block: int) -> Any:
+        """The input job ``job_id``'s intent carries inline (its ``IntentPosted`` event, looked for
+        up to ``block``), or ``None`` (an input behind a URI)."""
+        assert self.chain is not None
+        wrapper = self.chain.market(market).sync
+        posted = await asyncio.to_thread(
+            lambda: [
+                e
+                for e in wrapper.events(
+                    max(0, block - ADOPT_LOOKBACK_BLOCKS),
+                    block,
+                    names=["IntentPosted"],
+                    job_id=job_id_bytes(job_id),
+                )
+                if isinstance(e, IntentPosted)
+            ]
+        )
+        return decode_input_uri(bytes(posted[-1].intent.input_location)) if posted else None
+
+    async def _prove_early(self, job_id: str, market: str, bid_block: int) -> None:
+        """Prove a zk reverse job our bid leads before it is awarded: at
+        :data:`PROVE_BEFORE_END_S` before its auction ends, if our bid still leads, its inline
+        input is proved in the pool (at the job's deadline, like any job) and :meth:`_prove` takes
+        that proof once the award and the input come. On 2 s blocks the award is mined a block
+        after the end: the proof no longer starts when it is seen. A lead lost at the last moment
+        (a later bid, a skipped award) costs one proof nobody uses; nothing is sent on chain."""
+        assert self.chain is not None
+        assert self.pool is not None
+        pool = self.pool
+        try:
+            if market not in self.chain.markets:
+                return
+            on_chain = self.chain.market(market)
+            job = await on_chain.job(job_id_bytes(job_id))
+            served = self.by_model_id.get("0x" + job.model_id.hex())
+            if (
+                job.state is not JobState.OPEN
+                or job.proof_mode != 0
+                or served is None
+                or served.bundle is None
+            ):
+                return
+            wait = job.auction_end - PROVE_BEFORE_END_S - self.clock.now()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            best = await on_chain.best_bid(job_id_bytes(job_id))
+            if _checksum(best.provider) != self.address or job_id not in self._early:
+                return
+            data = await self._inline_input(job_id, market, bid_block)
+            if data is None:
+                return
+            row = check_input(served.spec.input, data).tolist()
+            proof = asyncio.ensure_future(
+                pool.prove(str(served.bundle.path), row, deadline=job.deadline, model=served.entry.name)
+            )
+            proof.add_done_callback(lambda done: done.cancelled() or done.exception())
+            if job_id in self._early:
+                self._early[job_id] = ((str(served.bundle.path), json.dumps(row)), proof)
+            log(
+                logger,
+                "job.proving_early",
+                job_id=job_id,
+                model=served.entry.name,
+                auction_end=job.auction_end,
+            )
+        except (TenderError, OSError, ValueError, aiohttp.ClientError, TimeoutError) as exc:
+            log(logger, "job.early_proof_skipped", level=logging.WARNING, job_id=job_id, error=repr(exc))
+        finally:
+            if self._early.get(job_id, 0) is None:
+                self._early.pop(job_id, None)
 
     async def reconcile(self, job_id: str) -> None:
         """Follow the chain, not the store: a job whose task has ended is started again when the
@@ -1235,14 +1320,22 @@ class ProviderNode(Daemon):
         the quoted latency."""
         assert self.pool is not None
         assert served.bundle is not None
+        row = check_input(served.spec.input, record.input).tolist()
+        early = self._early.pop(record.job_id, None)
         self.metrics.proving_queue.inc()
         try:
-            proof = await self.pool.prove(
-                str(served.bundle.path),
-                check_input(served.spec.input, record.input).tolist(),
-                deadline=record.deadline if deadline is None else deadline,
-                model=served.entry.name,
-            )
+            proof: ProofResult | None = None
+            if early is not None and early[0] == (str(served.bundle.path), json.dumps(row)):
+                with contextlib.suppress(ProvingError):  # proved again below
+                    proof = await early[1]
+                    log(logger, "job.early_proof_used", job_id=record.job_id)
+            if proof is None:
+                proof = await self.pool.prove(
+                    str(served.bundle.path),
+                    row,
+                    deadline=record.deadline if deadline is None else deadline,
+                    model=served.entry.name,
+                )
         finally:
             self.metrics.proving_queue.dec()
         self.metrics.proof.labels(served.entry.name).observe(proof.seconds)

@@ -132,6 +132,11 @@ class QuoteRequester:
         self.spec_path, self.log_path = spec_path, log_path
         self._process: asyncio.subprocess.Process | None = None
 
+    @property
+    def concurrency(self) -> int:
+        """Requests the process has in flight at most (settlement included)."""
+        return int(self.spec["concurrency"])
+
     async def start(self) -> None:
         """Start the process and wait until its clients are warm."""
         self.spec_path.write_text(json.dumps(self.spec))

@@ -460,7 +460,8 @@ class Devnet:
             *([quotes.start()] if quotes is not None else []),
         )
         self._step(f"sending {len(plan)} requests ({self.options.concurrency} at a time)")
-        limit = asyncio.Semaphore(self.options.concurrency)
+        # --concurrency is the whole run's: the requester process has its share (below)
+        limit = asyncio.Semaphore(max(1, self.options.concurrency - (quotes.concurrency if quotes else 0)))
         started = time.monotonic()
 
         async def one(p: Planned) -> None:
@@ -506,7 +507,10 @@ class Devnet:
             "deployment": setup.deployment.to_json(),
             "bundles": {name: str(info.bundle) for name, info in setup.models.items()},
             "model_ids": {name: info.model_id for name, info in setup.models.items()},
-            "concurrency": self.options.concurrency,
+            # --concurrency is the whole run's: the requester process has the quote requests' share
+            # of it (with the defaults one of four in flight, settlement included) and this process
+            # the rest, so the providers carry the load of one process sending everything
+            "concurrency": max(1, round(self.options.concurrency * len(plan) / max(1, len(self.records)))),
             "plan": [dataclasses.asdict(p) for p in plan],
         }
         return QuoteRequester(

@@ -742,3 +742,104 @@ async def test_failover_award_to_this_provider_is_delivered(
     settled = requester.job(job)
     assert (settled.state, settled.provider) == (JobState.SETTLED, PROVIDER)
     assert staking.stake_of(PROVIDER) == stake_before
+
+
+def _reverse_job(chain: Chain, data: Any, *, window: int) -> tuple[Market, bytes]:
+    """The requester posts a zk reverse intent carrying ``data`` inline; its market and job id."""
+    now = int(chain.w3.eth.get_block("latest")["timestamp"])
+    intent = Intent(
+        requester=REQUESTER,
+        model_id=bytes.fromhex(chain.model_id[2:]),
+        input_commitment=input_commitment(chain.bundle, data),
+        max_price=10**18,
+        auction_type=AuctionType.REVERSE,
+        auction_window=window,
+        deadline=now + 900,
+        nonce=random_nonce(),
+        expiry=now + 300,
+        input_location=json.dumps(data).encode(),
+    )
+    requester = Market(
+        chain.w3,
+        chain.deployment.market("reverse"),
+        auction=AuctionType.REVERSE,
+        sender=TxSender(chain.w3, REQUESTER_KEY),
+    )
+    Token(chain.w3, chain.deployment.token, sender=requester.sender).ensure_allowance(
+        requester.address, 10**21
+    )
+    requester.post(intent)
+    return requester, requester.job_id(intent)
+
+
+async def _following(provider: ProviderNode, chain: Chain) -> None:
+    head = chain.w3.eth.block_number
+    while provider.feed is None or provider.feed.position < head:  # the feed runs from here on
+        assert provider.store is not None
+        await asyncio.sleep(0.05)
+
+
+async def test_a_leading_bid_is_proved_before_the_award_and_that_proof_is_delivered(
+    chain: Chain, node: tuple[ProviderNode, httpx.AsyncClient], mlp_samples: list[list[float]]
+) -> None:
+    """``prove_before_award``: the node's bid leads a zk reverse auction, so it proves the job a
+    second before the auction ends, while it is still open; the award then finds the proof made,
+    and the delivery sends that one (no second proof) and settles."""
+    from tender.intents import Bid
+
+    provider, client = node
+    assert provider.pool is not None
+    await _following(provider, chain)
+    data = mlp_samples[4]
+    requester, job = _reverse_job(chain, data, window=4)
+    job_id = "0x" + job.hex()
+    proofs = provider.pool._ticket
+    requester.using(TxSender(chain.w3, PROVIDER_KEY)).bid(
+        job, Bid(provider=PROVIDER, price=10**16, latency=300)
+    )
+    until = time.monotonic() + 240
+    while not (isinstance(early := provider._early.get(job_id), tuple) and early[1].done()):
+        assert time.monotonic() < until, "no proof before the award"
+        await asyncio.sleep(0.1)
+    assert requester.job(job).state is JobState.OPEN  # proved before anyone awarded it
+    assert provider.pool._ticket == proofs + 1
+    left = requester.job(job).auction_end - int(chain.w3.eth.get_block("latest")["timestamp"])
+    if left >= 0:
+        warp(chain, left + 1)
+    requester.award(job)
+    reply = await client.post("/jobs", json={"jobId": job_id, "market": requester.address, "input": data})
+    assert reply.status_code == 202, reply.text
+    done = await wait_state(client, job_id, {"settled"})
+    assert done["txHashes"]["deliver"]
+    settled = requester.job(job)
+    assert (settled.state, settled.provider) == (JobState.SETTLED, PROVIDER)
+    assert provider.pool._ticket == proofs + 1  # the early proof was the one delivered
+    assert job_id not in provider._early
+
+
+async def test_a_bid_outbid_before_the_auction_ends_is_not_proved_early(
+    chain: Chain, node: tuple[ProviderNode, httpx.AsyncClient], mlp_samples: list[list[float]]
+) -> None:
+    """The node's bid led when it was placed, but another provider's better bid took the lead
+    before the last second: the node makes no proof for a job it will not get."""
+    from tender.intents import Bid
+
+    provider, _ = node
+    assert provider.pool is not None
+    await _following(provider, chain)
+    requester, job = _reverse_job(chain, mlp_samples[5], window=5)
+    job_id = "0x" + job.hex()
+    proofs = provider.pool._ticket
+    requester.using(TxSender(chain.w3, PROVIDER_KEY)).bid(
+        job, Bid(provider=PROVIDER, price=10**17, latency=300)
+    )
+    until = time.monotonic() + 60
+    while job_id not in provider._early:  # the node saw its lead
+        assert time.monotonic() < until
+        await asyncio.sleep(0.05)
+    requester.using(TxSender(chain.w3, OTHER_KEY)).bid(job, Bid(provider=OTHER, price=10**16, latency=300))
+    while job_id in provider._early:  # checked the book a second before the end, and let it be
+        assert time.monotonic() < until
+        await asyncio.sleep(0.1)
+    assert provider.pool._ticket == proofs
+    assert requester.job(job).state is JobState.OPEN
