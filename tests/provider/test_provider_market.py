@@ -698,35 +698,11 @@ async def test_failover_award_to_this_provider_is_delivered(
     staking = Staking(chain.w3, chain.deployment.staking)
     stake_before = staking.stake_of(PROVIDER)
     data = mlp_samples[3]
-    now = int(chain.w3.eth.get_block("latest")["timestamp"])
-    intent = Intent(
-        requester=REQUESTER,
-        model_id=bytes.fromhex(chain.model_id[2:]),
-        input_commitment=input_commitment(chain.bundle, data),
-        max_price=10**18,
-        auction_type=AuctionType.REVERSE,
-        auction_window=30,
-        deadline=now + 900,
-        allow_failover=True,
-        nonce=random_nonce(),
-        expiry=now + 300,
-    )
+    requester, job = _reverse_job(chain, data, window=30, allow_failover=True, inline=False)
 
     def reverse(key: str) -> Market:
-        return Market(
-            chain.w3,
-            chain.deployment.market("reverse"),
-            auction=AuctionType.REVERSE,
-            sender=TxSender(chain.w3, key),
-        )
+        return requester.using(TxSender(chain.w3, key))
 
-    requester = reverse(REQUESTER_KEY)
-    Token(chain.w3, chain.deployment.token, sender=requester.sender).ensure_allowance(
-        requester.address, 10**21
-    )
-    requester.post(intent)
-    job = requester.job_id(intent)
-    job_id = "0x" + job.hex()
     reverse(OTHER_KEY).bid(job, Bid(provider=OTHER, price=10**16, latency=300))  # the best bid
     reverse(PROVIDER_KEY).bid(job, Bid(provider=PROVIDER, price=10**17, latency=300))  # the runner-up
     warp(chain, 31)
@@ -735,17 +711,15 @@ async def test_failover_award_to_this_provider_is_delivered(
     reverse(OTHER_KEY).decline(job)  # the winner gives the job up: it fails over to us
     awarded = requester.job(job)
     assert (awarded.state, awarded.provider) == (JobState.AWARDED, PROVIDER)
-    reply = await client.post("/jobs", json={"jobId": job_id, "market": requester.address, "input": data})
-    assert reply.status_code == 202, reply.text
-    done = await wait_state(client, job_id, {"settled"})
-    assert done["txHashes"]["deliver"]
-    settled = requester.job(job)
-    assert (settled.state, settled.provider) == (JobState.SETTLED, PROVIDER)
+    await _upload_and_settle(client, requester, job, data)
     assert staking.stake_of(PROVIDER) == stake_before
 
 
-def _reverse_job(chain: Chain, data: Any, *, window: int) -> tuple[Market, bytes]:
-    """The requester posts a zk reverse intent carrying ``data`` inline; its market and job id."""
+def _reverse_job(
+    chain: Chain, data: Any, *, window: int, allow_failover: bool = False, inline: bool = True
+) -> tuple[Market, bytes]:
+    """The requester posts a zk reverse intent for ``data`` (carried inline when ``inline``); its
+    market and job id."""
     now = int(chain.w3.eth.get_block("latest")["timestamp"])
     intent = Intent(
         requester=REQUESTER,
@@ -756,8 +730,9 @@ def _reverse_job(chain: Chain, data: Any, *, window: int) -> tuple[Market, bytes
         auction_window=window,
         deadline=now + 900,
         nonce=random_nonce(),
+        allow_failover=allow_failover,
         expiry=now + 300,
-        input_location=json.dumps(data).encode(),
+        input_location=json.dumps(data).encode() if inline else b"",
     )
     requester = Market(
         chain.w3,
@@ -770,6 +745,17 @@ def _reverse_job(chain: Chain, data: Any, *, window: int) -> tuple[Market, bytes
     )
     requester.post(intent)
     return requester, requester.job_id(intent)
+
+
+async def _upload_and_settle(client: httpx.AsyncClient, market: Market, job: bytes, data: Any) -> None:
+    """Upload the awarded job's input, as its solver would; it is delivered and settles, ours."""
+    job_id = "0x" + job.hex()
+    reply = await client.post("/jobs", json={"jobId": job_id, "market": market.address, "input": data})
+    assert reply.status_code == 202, reply.text
+    done = await wait_state(client, job_id, {"settled"})
+    assert done["txHashes"]["deliver"]
+    settled = market.job(job)
+    assert (settled.state, settled.provider) == (JobState.SETTLED, PROVIDER)
 
 
 async def _following(provider: ProviderNode, chain: Chain) -> None:
@@ -807,12 +793,7 @@ async def test_a_leading_bid_is_proved_before_the_award_and_that_proof_is_delive
     if left >= 0:
         warp(chain, left + 1)
     requester.award(job)
-    reply = await client.post("/jobs", json={"jobId": job_id, "market": requester.address, "input": data})
-    assert reply.status_code == 202, reply.text
-    done = await wait_state(client, job_id, {"settled"})
-    assert done["txHashes"]["deliver"]
-    settled = requester.job(job)
-    assert (settled.state, settled.provider) == (JobState.SETTLED, PROVIDER)
+    await _upload_and_settle(client, requester, job, data)
     assert provider.pool._ticket == proofs + 1  # the early proof was the one delivered
     assert job_id not in provider._early
 
