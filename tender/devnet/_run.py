@@ -455,43 +455,47 @@ class Devnet:
         for client in [*clients, *([owner] if owner else [])]:
             client.listeners.append(self._on_event)
         quotes = self._quote_requester(setup, [p for p in plan if p.auction == "quote"])
-        await asyncio.gather(
-            *(client.warm() for client in clients),  # off the first requests' clocks
-            *([quotes.start()] if quotes is not None else []),
-        )
-        self._step(f"sending {len(plan)} requests ({self.options.concurrency} at a time)")
-        # --concurrency is the whole run's: the requester process has its share (below)
-        limit = asyncio.Semaphore(max(1, self.options.concurrency - (quotes.concurrency if quotes else 0)))
-        started = time.monotonic()
+        try:
+            await asyncio.gather(
+                *(client.warm() for client in clients),  # off the first requests' clocks
+                *([quotes.start()] if quotes is not None else []),
+            )
+            self._step(f"sending {len(plan)} requests ({self.options.concurrency} at a time)")
+            # --concurrency is the whole run's: the requester process has its share (below)
+            limit = asyncio.Semaphore(
+                max(1, self.options.concurrency - (quotes.concurrency if quotes else 0))
+            )
+            started = time.monotonic()
 
-        async def one(p: Planned) -> None:
-            await asyncio.sleep(max(0.0, p.delay_s - (time.monotonic() - started)))
-            async with limit:
-                await self._one(clients[p.index % len(clients)], p, setup)
+            async def one(p: Planned) -> None:
+                await asyncio.sleep(max(0.0, p.delay_s - (time.monotonic() - started)))
+                async with limit:
+                    await self._one(clients[p.index % len(clients)], p, setup)
 
-        live = (
-            Live(self._frame(), console=self.console, refresh_per_second=4, transient=False)
-            if self.options.live
-            else contextlib.nullcontext()
-        )
-        with live as view:
-            tasks = [asyncio.create_task(one(p)) for p in plan if not p.targeted and p.auction != "quote"]
+            live = (
+                Live(self._frame(), console=self.console, refresh_per_second=4, transient=False)
+                if self.options.live
+                else contextlib.nullcontext()
+            )
+            with live as view:
+                tasks = [asyncio.create_task(one(p)) for p in plan if not p.targeted and p.auction != "quote"]
+                if quotes is not None:
+                    tasks.append(asyncio.create_task(quotes.run()))
+                faults = [p for p in plan if p.targeted]
+                if faults:
+                    tasks.append(asyncio.create_task(self._faults(clients[0], faults, setup)))
+                pending: set[asyncio.Task[None]] = set(tasks)
+                while pending or self._background:
+                    pending |= self._background
+                    _, pending = await asyncio.wait(pending, timeout=0.25)
+                    if view is not None:
+                        view.update(self._frame())
+                    self.supervisor.check()
+                for task in tasks:
+                    task.result()  # a bug in the driver itself must not go unseen
+        finally:  # a role that died, a failed start: the requester process never outlives the run
             if quotes is not None:
-                tasks.append(asyncio.create_task(quotes.run()))
-            faults = [p for p in plan if p.targeted]
-            if faults:
-                tasks.append(asyncio.create_task(self._faults(clients[0], faults, setup)))
-            pending: set[asyncio.Task[None]] = set(tasks)
-            while pending or self._background:
-                pending |= self._background
-                _, pending = await asyncio.wait(pending, timeout=0.25)
-                if view is not None:
-                    view.update(self._frame())
-                self.supervisor.check()
-            for task in tasks:
-                task.result()  # a bug in the driver itself must not go unseen
-        if quotes is not None:
-            await quotes.stop()
+                await quotes.stop()
         for client in [*clients, *([owner] if owner else [])]:
             await client.aclose()
 
