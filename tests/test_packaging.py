@@ -197,6 +197,10 @@ def test_an_installed_tender_reads_the_packaged_abis(tmp_path: Path, monkeypatch
     # an explicit folder never falls back
     with pytest.raises(ArtifactError, match="no build artefact"):
         load_artifact("Staking", artifacts_dir=tmp_path / "no-checkout")
+    # a package installed from a tree where `make contracts` never ran says how to get the ABIs
+    monkeypatch.setattr(_artifacts, "PACKAGED_ABIS", tmp_path / "empty")
+    with pytest.raises(ArtifactError, match=r"no ABI for contract 'Staking'.*after `make contracts`"):
+        load_artifact("Staking")
 
 
 def test_no_requirement_is_listed_twice() -> None:

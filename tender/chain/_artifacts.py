@@ -69,6 +69,11 @@ def _find(name: str, root: Path, *, packaged: bool = False) -> Path:
         return matches[0]
     if packaged and (PACKAGED_ABIS / f"{name}.json").is_file():
         return PACKAGED_ABIS / f"{name}.json"
+    if packaged and not root.is_dir():  # an installed tender, built without `make contracts`
+        raise ArtifactError(
+            f"this tender has no ABI for contract {name!r} ({PACKAGED_ABIS} is empty): install it "
+            "from a checkout after `make contracts`, which writes the ABIs the package ships"
+        )
     raise ArtifactError(
         f"no build artefact for contract {name!r} under {root}: run `make contracts` "
         "(or `cd contracts && forge build`)"
