@@ -96,7 +96,7 @@ from tender.chain import (
 )
 from tender.daemon import Daemon
 from tender.errors import ChainError, ConfigError, ContractRevert, TenderError, TransactionFailed
-from tender.intents import decode_input_uri, sign_digest
+from tender.intents import ProofMode, decode_input_uri, sign_digest
 from tender.logs import log
 from tender.wire import JobInput, JobStatus, Quote, QuoteRefusal, QuoteRequest, quote_digest
 
@@ -538,7 +538,7 @@ class ProviderNode(Daemon):
             served = self.by_model_id.get("0x" + job.model_id.hex())
             if (
                 job.state is not JobState.OPEN
-                or job.proof_mode != 0
+                or job.proof_mode is not ProofMode.ZK
                 or served is None
                 or served.bundle is None
             ):
