@@ -569,8 +569,8 @@ class ProviderNode(Daemon):
         except (TenderError, OSError, ValueError, aiohttp.ClientError, TimeoutError) as exc:
             log(logger, "job.early_proof_skipped", level=logging.WARNING, job_id=job_id, error=repr(exc))
         finally:
-            if self._early.get(job_id, 0) is None:
-                self._early.pop(job_id, None)
+            if job_id in self._early and self._early[job_id] is None:  # no proof was started
+                del self._early[job_id]
 
     async def reconcile(self, job_id: str) -> None:
         """Follow the chain, not the store: a job whose task has ended is started again when the

@@ -23,7 +23,7 @@ import logging
 import random
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,9 +35,10 @@ from tender.errors import RequestError, TenderError
 from tender.logs import log
 
 if TYPE_CHECKING:
+    from tender.chain import Deployment
     from tender.client import Client
 
-__all__ = ["QUOTE_WINDOW_MS", "QuoteRequester", "plan_quotes", "run_quote"]
+__all__ = ["QUOTE_WINDOW_MS", "QuoteRequester", "plan_quotes", "requester_client", "run_quote"]
 
 logger = logging.getLogger("tender.devnet")
 
@@ -189,6 +190,30 @@ class QuoteRequester:
         return json.loads(raw) if raw else None
 
 
+def requester_client(
+    rpc_url: str,
+    key: str,
+    *,
+    deployment: Deployment,
+    bundles: Mapping[str, Path],
+    model_ids: Mapping[str, str],
+    solvers: Sequence[str] = (),
+) -> Client:
+    """A devnet requester's SDK client (the devnet's requesters and this process's alike): its
+    jobs followed every 0.15 s."""
+    from tender.client import Client
+
+    return Client(
+        rpc_url,
+        key,
+        solvers=list(solvers),
+        deployment=deployment,
+        bundles=dict(bundles),
+        model_ids=dict(model_ids),
+        poll_interval=0.15,
+    )
+
+
 def _emit(payload: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(payload) + "\n")
     sys.stdout.flush()
@@ -201,19 +226,18 @@ def _emit_record(record: RequestRecord) -> None:
 async def requester_main(spec: dict[str, Any]) -> int:
     """The requester process: the spec's quote requests, each on its planned offset from ``go``."""
     from tender.chain import Deployment
-    from tender.client import Client
     from tender.client._rfq import fund_quote_market
 
     deployment = Deployment.from_json(spec["deployment"])
+    bundles = {name: Path(path) for name, path in spec["bundles"].items()}
     clients = [
-        Client(
+        requester_client(
             spec["rpc_url"],
             key,
             solvers=spec["solvers"],
             deployment=deployment,
-            bundles={name: Path(path) for name, path in spec["bundles"].items()},
+            bundles=bundles,
             model_ids=spec["model_ids"],
-            poll_interval=0.15,
         )
         for key in spec["keys"]
     ]

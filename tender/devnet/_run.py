@@ -73,7 +73,7 @@ from tender.devnet._configs import (
 )
 from tender.devnet._live import render
 from tender.devnet._network import NEWCOMER_KEYS, NEWCOMER_TOKENS, network_lines
-from tender.devnet._quotes import QuoteRequester
+from tender.devnet._quotes import QuoteRequester, requester_client
 from tender.devnet._summary import (
     RequestRecord,
     Summary,
@@ -430,26 +430,24 @@ class Devnet:
         bundles = {name: info.bundle for name, info in setup.models.items()}
         ids = {name: info.model_id for name, info in setup.models.items()}
         clients = [
-            Client(
+            requester_client(
                 self.anvil.rpc_url,
                 DEV_KEYS[k],
                 solvers=self.solver_urls,
                 deployment=setup.deployment,
                 bundles=bundles,
                 model_ids=ids,
-                poll_interval=0.15,
             )
             for k in REQUESTER_KEYS
         ]
         owner: Client | None = None
         if setup.agent is not None:
-            owner = Client(
+            owner = requester_client(
                 self.anvil.rpc_url,
                 DEV_KEYS[AGENT_OWNER_KEY],
                 deployment=setup.deployment,
                 bundles=bundles,
                 model_ids=ids,
-                poll_interval=0.15,
             )
             self.agent = owner.agent(setup.agent)
         for client in [*clients, *([owner] if owner else [])]:
