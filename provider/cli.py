@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from provider._config import ProviderSection, load_config
-from tender.config import ChainSection, parse_bytes32, role_config_option
+from tender.config import ChainSection, role_config_option, token_market_options
 from tender.errors import TenderError
 
 if TYPE_CHECKING:
@@ -89,29 +89,8 @@ def run(config_path: Path, knobs: tuple[str, ...], log_level: str) -> None:
     sys.exit(serve(node))
 
 
-def _model_id(_: click.Context, __: click.Parameter, value: str) -> bytes:
-    return parse_bytes32(value, what="model id")
-
-
-def _address(_: click.Context, __: click.Parameter, value: str) -> str:
-    from web3 import Web3
-
-    if not Web3.is_address(value):
-        raise click.BadParameter(f"{value!r}: an address (0x + 40 hex digits)")
-    return Web3.to_checksum_address(value)
-
-
 @group.command()
-@click.option(
-    "--model",
-    "model_path",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    required=True,
-    help="the token model's folder (model.onnx, tokenizer, meta)",
-)
-@click.option("--model-id", required=True, callback=_model_id, help="its id in the market (0x + 64 hex)")
-@click.option("--rpc", required=True, help="the chain's JSON-RPC URL")
-@click.option("--market", required=True, callback=_address, help="the TokenMarket address")
+@token_market_options
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), required=True)
 @click.option(

@@ -147,3 +147,39 @@ def role_config_option(role: str) -> Callable[[F], F]:
         show_default=True,
         help=f"TOML file with [chain] and [{role}] sections",
     )
+
+
+def model_id_option(_ctx: click.Context, _param: click.Parameter, value: str) -> bytes:
+    """A click callback: ``--model-id`` as 32 bytes (one CLI line naming the option otherwise)."""
+    return parse_bytes32(value, what="model id", option="--model-id")
+
+
+def address_option(_ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A click callback: an address option, checksummed (one CLI line naming it otherwise)."""
+    from web3 import Web3
+
+    if not Web3.is_address(value):
+        raise click.BadParameter(f"{value!r}: an address (0x + 40 hex digits)", param=param)
+    return str(Web3.to_checksum_address(value))
+
+
+def token_market_options(command: F) -> F:
+    """``--model``, ``--model-id``, ``--rpc`` and ``--market``: a token model on a ``TokenMarket``
+    (what a token desk and a token verifier are both told)."""
+    options = [
+        click.option(
+            "--model",
+            "model_path",
+            type=click.Path(exists=True, file_okay=False, path_type=Path),
+            required=True,
+            help="the token model's folder (model.onnx, tokenizer, meta)",
+        ),
+        click.option(
+            "--model-id", required=True, callback=model_id_option, help="its id in the market (0x + 64 hex)"
+        ),
+        click.option("--rpc", required=True, envvar="TENDER_RPC_URL", help="the chain's JSON-RPC URL"),
+        click.option("--market", required=True, callback=address_option, help="the TokenMarket address"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
@@ -67,9 +67,23 @@ class RelayRefused(RelayError):
 RelayHandler = Callable[[bytes, str, bytes], Awaitable[tuple[str, str | None]]]
 
 
-def _error(status: int, code: str, message: str, field: str | None = None) -> web.Response:
+def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
     body = ErrorBody(error=code, message=message, field=field)
     return web.json_response(body.model_dump(), status=status)
+
+
+W = TypeVar("W", bound=Wire)
+
+
+async def read_body(request: web.Request, model: type[W]) -> W | web.Response:
+    """The request's JSON body as ``model``, or the 400 answer naming the first bad field."""
+    try:
+        return model.model_validate(await request.json())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        return error_response(400, "invalid", first["msg"], ".".join(str(p) for p in first["loc"]))
+    except ValueError as exc:
+        return error_response(400, "invalid", f"body is not JSON: {exc}")
 
 
 def make_app(
@@ -83,23 +97,19 @@ def make_app(
 
     async def prove(request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > 2 * max_proof_bytes + 4096:
-            return _error(413, "too_large", f"proofs are limited to {max_proof_bytes} bytes")
-        try:
-            body = ProveRequest.model_validate(await request.json())
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            return _error(400, "invalid", first["msg"], ".".join(str(p) for p in first["loc"]))
-        except ValueError as exc:
-            return _error(400, "invalid", f"body is not JSON: {exc}")
+            return error_response(413, "too_large", f"proofs are limited to {max_proof_bytes} bytes")
+        body = await read_body(request, ProveRequest)
+        if isinstance(body, web.Response):
+            return body
         proof = bytes.fromhex(body.proof[2:])
         if len(proof) > max_proof_bytes:
-            return _error(413, "too_large", f"proofs are limited to {max_proof_bytes} bytes", "proof")
+            return error_response(413, "too_large", f"proofs are limited to {max_proof_bytes} bytes", "proof")
         job_id = bytes.fromhex(body.jobId[2:])
         try:
             status, tx_hash = await relay(job_id, body.market, proof)
         except RelayRefused as exc:
             log(logger, "relay.refused", job_id=body.jobId, code=exc.code, reason=str(exc))
-            return _error(exc.status, exc.code, str(exc), exc.field)
+            return error_response(exc.status, exc.code, str(exc), exc.field)
         log(logger, "relay.sent", job_id=body.jobId, status=status, tx=tx_hash)
         return web.json_response(ProveReply(jobId=body.jobId, status=status, txHash=tx_hash).model_dump())
 

@@ -4,6 +4,7 @@
 
     tender verifier run --config verifier.toml      # the agent (key from TENDER_PRIVATE_KEY)
     tender verifier status --config verifier.toml   # what it did and earned
+    tender verifier tokens --model models/lm --model-id 0x… --rpc … --market … --listen 127.0.0.1:7500
     tender audit --from-block 0 --json              # audit every job from chain data alone
 """
 
@@ -18,7 +19,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from tender.config import parse_bytes32
+from tender.config import parse_bytes32, token_market_options
 from tender.logs import setup_logging
 
 
@@ -40,6 +41,98 @@ def run(config_path: Path, log_level: str, json_logs: bool | None) -> None:
 
     setup_logging(level=log_level, json_lines=json_logs)
     sys.exit(run_agent(load_config(config_path)))
+
+
+#: ``--backend``: onnxruntime's graph optimisation level (a re-executor on another backend than
+#: the provider's: its logits differ slightly, which the δ rule allows for)
+_BACKENDS = {
+    "disable-all": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
+
+
+@group.command("tokens")
+@token_market_options
+@click.option("--listen", default=None, help="host:port for request disclosures (off when unset)")
+@click.option(
+    "--store",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite file for disclosed requests (default: cache/verifier-tokens-<address>.db)",
+)
+@click.option("--from-block", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option(
+    "--watch/--no-watch", default=True, show_default=True, help="challenge deliveries that fail re-execution"
+)
+@click.option(
+    "--vote/--no-vote", default=True, show_default=True, help="vote on disputes (a registered re-executor)"
+)
+@click.option(
+    "--keep/--no-keep",
+    default=True,
+    show_default=True,
+    help="finalize and expire jobs when their windows end",
+)
+@click.option("--backend", type=click.Choice(sorted(_BACKENDS)), default="all", show_default=True)
+@click.option(
+    "--threads", type=click.IntRange(0, 64), default=1, show_default=True, help="0: onnxruntime's choice"
+)
+@click.option("--poll-interval", type=click.FloatRange(0.05, 60), default=0.5, show_default=True)
+@click.option("--log-level", default="INFO", show_default=True)
+@click.option("--json-logs/--rich-logs", default=None, help="log format (default: JSON unless on a terminal)")
+def tokens(
+    model_path: Path,
+    model_id: bytes,
+    rpc: str,
+    market: str,
+    listen: str | None,
+    store: Path | None,
+    from_block: int,
+    watch: bool,
+    vote: bool,
+    keep: bool,
+    backend: str,
+    threads: int,
+    poll_interval: float,
+    log_level: str,
+    json_logs: bool | None,
+) -> None:
+    """Keep a token model honest on TokenMarket: re-execute, challenge, vote, finalize and expire.
+
+    The key comes from the environment (TENDER_PRIVATE_KEY), never the command line.
+    """
+    import os
+
+    import onnxruntime as ort
+
+    from tender.chain import TokenMarket, TxSender, connect
+    from tender.daemon import serve
+    from tender.paths import cache_dir
+    from tender.tokens import TokenModel
+    from verifier._tokens import RequestStore, TokenDuties, TokenVerifier
+
+    key = os.environ.get("TENDER_PRIVATE_KEY", "")
+    if not key:
+        raise click.UsageError("TENDER_PRIVATE_KEY: the verifier's key is not set")
+    if listen is not None and not listen.rpartition(":")[2].isdigit():
+        raise click.BadParameter(f"{listen!r}: host:port", param_hint="--listen")
+    setup_logging(level=log_level, json_lines=json_logs)
+    w3 = connect(rpc)
+    sender = TxSender(w3, key)
+    level = getattr(ort.GraphOptimizationLevel, _BACKENDS[backend])
+    verifier = TokenVerifier(
+        market=TokenMarket(w3, market, sender=sender),
+        model=TokenModel.load(model_path, optimization=level, threads=threads),
+        model_id=model_id,
+        store=RequestStore(store or cache_dir() / f"verifier-tokens-{sender.address.lower()}.db"),
+        duties=TokenDuties(watch=watch, vote=vote, keep=keep),
+        listen=listen,
+        from_block=from_block,
+        poll_interval_s=poll_interval,
+    )
+    sys.exit(serve(verifier))
 
 
 @group.command("status")

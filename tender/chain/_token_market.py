@@ -108,6 +108,9 @@ class TokenMarket(ContractWrapper):
     def is_reexecutor(self, model_id: bytes, account: str) -> bool:
         return bool(self._call(self.fn.isReexecutor(model_id, Web3.to_checksum_address(account))))
 
+    def has_voted(self, job_id: bytes, account: str) -> bool:
+        return bool(self._call(self.fn.hasVoted(job_id, Web3.to_checksum_address(account))))
+
     challenge_window = view(
         "challengeWindow", int, "Seconds after delivery during which anyone may challenge."
     )

@@ -55,6 +55,8 @@ class TokenResult:
         delivered: whether the provider put the same sequence on chain (its ``output_hash``).
         error: why the provider's delivery failed, when it did.
         quotes: how many desks quoted.
+        disclosed: how many of the verifiers given kept the request (``POST /v1/tokens/requests``:
+            only they can re-execute the job when it is audited or challenged).
     """
 
     job_id: bytes
@@ -68,6 +70,7 @@ class TokenResult:
     delivered: bool = False
     error: str | None = None
     quotes: int = 0
+    disclosed: int = 0
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -122,6 +125,15 @@ def _check_commitment(result: TokenResult, item: dict[str, Any], *, chain_id: in
     result.output_hash, result.commitment = claimed, signature
 
 
+async def _disclose(http: httpx.AsyncClient, url: str, body: dict[str, Any]) -> bool:
+    """Hands the request to one verifier; whether it kept it (a verifier down is skipped)."""
+    try:
+        response = await http.post(f"{url}/v1/tokens/requests", json=body)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
 async def request_tokens(
     market: TokenMarket,
     desks: Sequence[str],
@@ -134,9 +146,15 @@ async def request_tokens(
     top_k: int = 0,
     seed: int = 0,
     on_token: Callable[[int], None] | None = None,
+    verifiers: Sequence[str] = (),
     http: httpx.AsyncClient | None = None,
 ) -> TokenResult:
     """Buy ``max_tokens`` (at most) of a continuation of ``prompt`` from the cheapest desk.
+
+    ``verifiers`` are the model's verifiers (``tender verifier tokens --listen``): once the job is
+    open, the request (prompt and sampling) is disclosed to each, so that they can re-execute the
+    delivery, challenge it and vote on its audit. A request disclosed to nobody is never
+    re-executed (docs/PROTOCOL.md, "Who sees a token request").
 
     Raises:
         RequestRejected: no desk quoted within the cap for this request.
@@ -146,6 +164,7 @@ async def request_tokens(
     if sender is None:
         raise RequestRejected("request_tokens: the market wrapper needs the requester as sender")
     own = http or httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
+    disclosing: list[asyncio.Future[bool]] = []
     try:
         body = {
             "requester": sender.address,
@@ -182,6 +201,14 @@ async def request_tokens(
         result = TokenResult(
             job_id=job_id, provider=quote.provider, price_per1k=quote.price_per1k, quotes=len(valid)
         )
+        disclosure = {
+            "jobId": "0x" + job_id.hex(),
+            "prompt": list(prompt),
+            "temperature": temperature,
+            "topK": top_k,
+            "seed": seed,
+        }
+        disclosing = [asyncio.ensure_future(_disclose(own, url, disclosure)) for url in verifiers]
         start = time.perf_counter()
         claimed: str | None = None
         async with own.stream(
@@ -208,10 +235,14 @@ async def request_tokens(
                     claimed = item.get("output_hash")
                     result.error = item.get("error")
         result.stream_s = time.perf_counter() - start
+        result.disclosed = sum(await asyncio.gather(*disclosing))
         result.delivered = claimed == "0x" + token_output_hash(result.tokens).hex()
         return result
     except httpx.HTTPError as exc:
         raise RequestFailed(f"token stream failed: {exc}") from exc
     finally:
+        for task in disclosing:  # a stream that broke off leaves no disclosure behind
+            task.cancel()
+        await asyncio.gather(*disclosing, return_exceptions=True)
         if http is None:
             await own.aclose()

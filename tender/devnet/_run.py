@@ -394,8 +394,10 @@ class Devnet:
         for n, url in enumerate(self.solver_urls, start=1):
             self.supervisor.wait_http(f"solver-{n}", f"{url}/status", timeout=60)
         if self.token_phase is not None:
-            self._step("starting 4 token desks (2 honest, one serving a cheaper model, one truncating)")
-            self.token_phase.start(self.supervisor, rpc, [free_port() for _ in range(4)])
+            self._step(
+                "starting 4 token desks (2 honest, one serving a cheaper model, one truncating) and 4 token verifiers"
+            )
+            self.token_phase.start(self.supervisor, rpc, [free_port() for _ in range(8)])
         # Requests go to warm providers only: /health is 503 ("warming") until a provider has
         # made its first commitment and witness per model and one timed proof per model, so no
         # first quote round pays for them or runs beside the calibration proofs.

@@ -1,14 +1,16 @@
-"""The devnet's token requests: ``TokenMarket``, four token desks, three re-executors, a watcher.
+"""The devnet's token requests: ``TokenMarket``, four token desks, a watcher, three re-executors.
 
 Four provider processes (``tender provider tokens``) serve ``models/lm``: ``tok-a`` and
 ``tok-b`` honestly, ``tok-cheap`` with the cheaper ``models/lm-cheap`` swapped in, ``tok-trunc``
 cutting every sequence in half. A requester buys continuations of short prompts through the
 SDK (:func:`tender.client._tokens.request_tokens`: a per-1k RFQ, ``open`` on chain, tokens
-streamed as they are made). A watcher re-executes every delivery read back from the chain and
-challenges one that fails the δ rule; a share of deliveries is audited by the market's draw;
-three staked re-executors on other onnxruntime backends vote every disputed job. A truncated
-sequence never gets on chain and the job expires slashed. The summary gets price per 1k,
-tokens/s, time to first token and what happened to each desk.
+streamed as they are made) and discloses each request to the model's verifiers. Four verifier
+processes (``tender verifier tokens``) keep the market: ``tok-watch`` re-executes every delivery
+read back from the chain, challenges one that fails the δ rule, and finalizes and expires jobs
+when their windows end (a share of deliveries is audited by the market's draw then);
+``tok-rx0``..``tok-rx2``, staked re-executors on other onnxruntime backends, vote every disputed
+job. A truncated sequence never gets on chain and the job expires slashed. The summary gets price
+per 1k, tokens/s, time to first token and what happened to each desk, read back from the chain.
 """
 
 from __future__ import annotations
@@ -24,12 +26,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account import Account
+from hexbytes import HexBytes
 from web3 import Web3
 
 from tender.anvil import dev_key
 from tender.chain import (
     Deployment,
-    JobState,
+    ReexecutionVoted,
+    TokenAuditDrawn,
+    TokenChallenged,
+    TokenJobExpired,
     TokenMarket,
     TokenModelConfig,
     TxSender,
@@ -38,7 +44,6 @@ from tender.chain import (
 from tender.devnet._chain import TOKEN, ChainSetup
 from tender.devnet._supervisor import Supervisor
 from tender.errors import TenderError
-from tender.logs import log
 from tender.paths import SAMPLE_MODELS
 
 __all__ = ["TOKEN_ACCOUNTS", "TokenPhase", "token_problems", "token_rows"]
@@ -49,6 +54,16 @@ logger = logging.getLogger("tender.devnet")
 FIRST_ACCOUNT = 14
 #: How many accounts the token phase uses.
 TOKEN_ACCOUNTS = 9
+#: The verifiers: name, duties and onnxruntime backend (the re-executors' differ from the desks').
+VERIFIERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("tok-watch", ("--no-vote",)),
+    ("tok-rx0", ("--no-watch", "--no-keep", "--backend", "disable-all", "--threads", "2")),
+    ("tok-rx1", ("--no-watch", "--no-keep", "--backend", "extended")),
+    ("tok-rx2", ("--no-watch", "--no-keep", "--backend", "disable-all")),
+)
+#: How long the phase waits for its last job to end once the requests are done (chain windows
+#: included: the challenge window, then an audit's vote window)
+SETTLE_TIMEOUT_S = 240
 #: The desks: name, misbehaviour (None: honest).
 DESKS: tuple[tuple[str, str | None], ...] = (
     ("tok-a", None),
@@ -96,13 +111,14 @@ class TokenPhase:
     )
     address: str = ""
     urls: dict[str, str] = field(default_factory=dict)
+    #: the verifiers' disclosure endpoints, by name
+    verifier_urls: dict[str, str] = field(default_factory=dict)
     records: list[TokenRecord] = field(default_factory=list)
     gas: dict[str, list[int]] = field(default_factory=dict)
     #: Anvil's block time (None: a block per transaction)
     block_time: float | None = None
-    _judging: tuple[list[Any], TokenMarket, list[TokenMarket]] | None = None
-    _requests: dict[bytes, Any] = field(default_factory=dict)
-    _voted: set[tuple[bytes, int]] = field(default_factory=set)
+    #: the block the market was deployed in (the verifiers scan from it)
+    deployed_block: int = 0
 
     @property
     def desk_keys(self) -> dict[str, str]:
@@ -139,6 +155,7 @@ class TokenPhase:
             vote_window=VOTE_WINDOW + self._slack,
             challenge_bond=TOKEN // 10,
         )
+        self.deployed_block = int(self.w3.eth.block_number)
         return self.address
 
     def fund(self, setup: ChainSetup) -> None:
@@ -173,19 +190,39 @@ class TokenPhase:
                 self.address, 2**255
             )
 
+    def _served(self, rpc_url: str) -> list[str]:
+        """What every desk and verifier is told: the model, its id, the chain and the market."""
+        model = ["--model", str(SAMPLE_MODELS / "lm"), "--model-id", "0x" + MODEL_ID.hex()]
+        return [*model, "--rpc", rpc_url, "--market", self.address]
+
     def start(self, supervisor: Supervisor, rpc_url: str, ports: list[int]) -> None:
-        for (name, misbehave), port in zip(DESKS, ports, strict=True):
+        """Start the desks and the verifiers (``ports``: one per desk, then one per verifier)."""
+        desk_ports, verifier_ports = ports[: len(DESKS)], ports[len(DESKS) :]
+        keys = [self.watcher_key, *self.reexecutor_keys]
+        for (name, duties), port, key in zip(VERIFIERS, verifier_ports, keys, strict=True):
+            args = [
+                "verifier",
+                "tokens",
+                *self._served(rpc_url),
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--store",
+                str(supervisor.logs / f"{name}.db"),
+                "--from-block",
+                str(self.deployed_block),
+                "--poll-interval",
+                "0.25",
+                "--log-level",
+                "INFO",
+                *duties,
+            ]
+            supervisor.start(name, args, env={"TENDER_PRIVATE_KEY": key})
+            self.verifier_urls[name] = f"http://127.0.0.1:{port}"
+        for (name, misbehave), port in zip(DESKS, desk_ports, strict=True):
             args = [
                 "provider",
                 "tokens",
-                "--model",
-                str(SAMPLE_MODELS / "lm"),
-                "--model-id",
-                "0x" + MODEL_ID.hex(),
-                "--rpc",
-                rpc_url,
-                "--market",
-                self.address,
+                *self._served(rpc_url),
                 "--port",
                 str(port),
             ]
@@ -197,6 +234,8 @@ class TokenPhase:
             self.urls[name] = f"http://127.0.0.1:{port}"
         for name, url in self.urls.items():
             supervisor.wait_http(name, f"{url}/health", timeout=120)
+        for name, url in self.verifier_urls.items():
+            supervisor.wait_http(name, f"{url}/v1/health", timeout=120)
 
     # -- the run -------------------------------------------------------------------------
 
@@ -223,6 +262,7 @@ class TokenPhase:
                     top_k=40 if sampled else 0,
                     seed=seed + record.index if sampled else 0,
                     on_token=None,
+                    verifiers=list(self.verifier_urls.values()),
                 )
             except TenderError as exc:
                 record.error = f"{type(exc).__name__}: {exc}"
@@ -233,126 +273,48 @@ class TokenPhase:
             record.ttft_ms = None if result.ttft_s is None else result.ttft_s * 1000
             record.tokens_per_s = result.tokens_per_s
             record.error = result.error
+            if result.disclosed < len(self.verifier_urls):
+                record.error = (
+                    record.error or f"disclosed to {result.disclosed} of {len(self.verifier_urls)} verifiers"
+                )
             if record.index == 0:
                 text = tokenizer_model.decode(result.tokens).replace("\n", " ")
                 self.step(f"tokens streamed to the requester ({record.desk}): {text[:60]!r}…")
-            await asyncio.to_thread(self._watch, record, seed)
         await asyncio.to_thread(self._settle)
 
-    # -- the watcher and the re-executors (as soon as each job is delivered) --------------
-
-    def _judges(self) -> tuple[list[Any], TokenMarket, list[TokenMarket]]:
-        """The re-execution backends (three onnxruntime settings: one per re-executor, the first
-        also the watcher's), the watcher's market and the re-executors' (made once)."""
-        if self._judging is None:
-            import onnxruntime as ort
-
-            from tender.tokens import TokenModel
-
-            folder = SAMPLE_MODELS / "lm"
-            level = ort.GraphOptimizationLevel
-            backends = [
-                TokenModel.load(folder, optimization=level.ORT_DISABLE_ALL, threads=2),
-                TokenModel.load(folder, optimization=level.ORT_ENABLE_EXTENDED, threads=1),
-                TokenModel.load(folder, optimization=level.ORT_DISABLE_ALL, threads=1),
-            ]
-            voters = [self.market(k) for k in self.reexecutor_keys]
-            self._judging = (backends, self.market(self.watcher_key), voters)
-        return self._judging
-
-    def _watch(self, record: TokenRecord, seed: int) -> None:
-        """The watcher re-executes a delivery read back from the chain as soon as its request
-        ends and challenges one that fails the δ rule; the re-executors vote on it at once. (Done
-        after the whole workload instead, a challenge window of a few blocks closes before the
-        watcher comes to the first jobs once blocks are seconds apart.)"""
-        from tender.chain import request_hash
-        from tender.tokens import Sampling, TokenRequest, audit
-
-        if record.job_id is None:
-            return
-        backends, watcher, _ = self._judges()
-        sampled = record.index % 2 == 1
-        sampling = Sampling(temperature=0.8, top_k=40, seed=seed + record.index) if sampled else Sampling()
-        prompt = tuple(backends[0].encode(PROMPTS[record.index % len(PROMPTS)]))
-        request = TokenRequest(prompt, 48, sampling)
-        bound = request_hash(
-            prompt, temperature=sampling.temperature, top_k=sampling.top_k, seed=sampling.seed
-        )
-        if watcher.request_hash_of(record.job_id) != bound:  # not the request the job was opened for
-            record.error = "request hash mismatch"
-            return
-        self._requests[record.job_id] = request
-        if watcher.job(record.job_id).state is not JobState.DELIVERED:
-            return
-        tokens = watcher.delivered_tokens(record.job_id)
-        if audit(backends[0], request, tokens).accepted:
-            return
-        try:
-            self._gas("challenge", watcher.challenge(record.job_id))
-        except TenderError as exc:  # the window closed (or someone else challenged): finalize decides
-            log(logger, "devnet.tokens.challenge_late", job=record.job_id.hex(), error=str(exc))
-            return
-        record.challenged = True
-        self._vote(record)
-
-    def _vote(self, record: TokenRecord) -> None:
-        """Every re-executor that has not yet voted on a challenged job re-executes it on its
-        own backend and votes."""
-        from tender.tokens import audit
-
-        assert record.job_id is not None
-        backends, watcher, voters = self._judges()
-        tokens = watcher.delivered_tokens(record.job_id)
-        for n, (voter, backend) in enumerate(zip(voters, backends, strict=True)):
-            if (record.job_id, n) in self._voted or voter.job(record.job_id).state.final:
-                continue
-            verdict = audit(backend, self._requests[record.job_id], tokens).accepted
-            try:
-                self._gas("vote", voter.vote(record.job_id, verdict))
-            except TenderError as exc:  # the vote window closed: finalize settles it
-                log(logger, "devnet.tokens.vote_late", job=record.job_id.hex(), error=str(exc))
-            self._voted.add((record.job_id, n))
+    # -- the end: the verifiers finalize, expire and vote; the chain says what happened ---
 
     def _settle(self) -> None:
-        """Votes anything still disputed, then finalizes or expires every job once its windows
-        allow (polled: a window still open is tried again a second later)."""
-        _, watcher, _ = self._judges()
-        deadline = time.monotonic() + 180
+        """Waits until every job is final (the verifiers end them), then reads from the chain
+        what happened to each: challenged by the watcher, audited by the market's draw, and the
+        gas of each step."""
+        market = self.market(self.deployer_key)
+        opened = [r for r in self.records if r.job_id is not None]
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
         while time.monotonic() < deadline:
-            pending = False
-            for record in self.records:
-                if record.job_id is None:
-                    continue
-                job = watcher.job(record.job_id)
-                if job.state is JobState.CHALLENGED and record.job_id in self._requests:
-                    pending = True
-                    self._vote(record)
-                    self._try_close(watcher, record, job.state)
-                elif job.state in (JobState.DELIVERED, JobState.AWARDED, JobState.CHALLENGED):
-                    pending = True
-                    self._try_close(watcher, record, job.state)
-            if not pending:
+            if all(market.job(r.job_id).state.final for r in opened if r.job_id is not None):
                 break
             time.sleep(1.0)
-        for record in self.records:
-            if record.job_id is not None:
-                record.state = watcher.job(record.job_id).state.name.lower()
-
-    def _try_close(self, watcher: TokenMarket, record: TokenRecord, state: JobState) -> None:
-        assert record.job_id is not None
-        try:
-            if state in (JobState.DELIVERED, JobState.CHALLENGED):
-                receipt = watcher.finalize(record.job_id)
-                self._gas("finalize", receipt)
-                if watcher.audited_in(receipt):
-                    record.audited = True
-            else:
-                self._gas("expire", watcher.expire(record.job_id))
-        except TenderError as exc:  # a window still open: tried again next round
-            log(logger, "devnet.tokens.not_yet", level=logging.DEBUG, job=record.job_id.hex(), error=str(exc))
-
-    def _gas(self, step: str, receipt: Any) -> None:
-        self.gas.setdefault(step, []).append(int(receipt["gasUsed"]))
+        watcher = Account.from_key(self.watcher_key).address
+        steps: dict[bytes, str] = {}  # transaction -> the step it was
+        for record in opened:
+            assert record.job_id is not None
+            record.state = market.job(record.job_id).state.name.lower()
+            for event in market.events(self.deployed_block, job_id=record.job_id):
+                if isinstance(event, TokenChallenged) and event.challenger == watcher:
+                    record.challenged = True
+                    steps[event.tx_hash] = "challenge"
+                elif isinstance(event, TokenAuditDrawn):
+                    record.audited = record.audited or event.audited
+                    steps[event.tx_hash] = "finalize"
+                elif isinstance(event, ReexecutionVoted):
+                    steps[event.tx_hash] = "vote"
+                elif isinstance(event, TokenJobExpired):
+                    steps[event.tx_hash] = "expire"
+        for tx, step in steps.items():
+            self.gas.setdefault(step, []).append(
+                int(self.w3.eth.get_transaction_receipt(HexBytes(tx))["gasUsed"])
+            )
 
     # -- the summary ---------------------------------------------------------------------
 

@@ -11,26 +11,14 @@ an honest delivery is never slashed, whoever challenges it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-import onnxruntime as ort
 import pytest
-from web3 import Web3
 
-from tender.anvil import DEV_KEYS, Anvil
 from tender.chain import (
     JobState,
-    Staking,
-    Token,
-    TokenMarket,
-    TokenModelConfig,
     TokenQuote,
-    TxSender,
-    deploy,
-    deploy_token_market,
     request_hash,
-    resync_nonces,
     token_output_hash,
 )
 from tender.errors import ContractRevert
@@ -38,149 +26,17 @@ from tender.intents import recover_digest_signer
 from tender.paths import SAMPLE_MODELS
 from tender.quotes import sign_commitment
 from tender.tokens import Sampling, TokenModel, TokenRequest, audit
-
-MODEL_ID = Web3.keccak(text="tender/lm")
-AUDITED_ID = Web3.keccak(text="tender/lm audited")
-PRICE_PER_1K = 2 * 10**16  # 0.02 token per 1k tokens
-STAKE = 100 * 10**18
-FUNDS = 1_000 * 10**18
-BOND = 10**18
-WINDOW = 600
-
-
-@dataclass
-class Party:
-    key: str
-    sender: TxSender
-    market: TokenMarket
-    token: Token
-    staking: Staking
-
-    @property
-    def address(self) -> str:
-        return self.sender.address
-
-
-@dataclass
-class World:
-    chain: Anvil
-    w3: Web3
-    market_address: str
-    owner: Party
-    requester: Party
-    provider: Party
-    challenger: Party
-    reexecutors: list[Party]
-
-    def advance(self, seconds: int) -> None:
-        self.chain.rpc("evm_increaseTime", [seconds])
-        self.chain.rpc("evm_mine", [])
-        self.chain.rpc("evm_mine", [])  # the audit draw needs the block after the delivery's mined
-
-
-def _party(w3: Web3, key: str, deployment_token: str, staking: str, market: str) -> Party:
-    sender = TxSender(w3, key)
-    return Party(
-        key=key,
-        sender=sender,
-        market=TokenMarket(w3, market, sender=sender),
-        token=Token(w3, deployment_token, sender=sender),
-        staking=Staking(w3, staking, sender=sender),
-    )
-
-
-@pytest.fixture(scope="module")
-def lm() -> TokenModel:
-    return TokenModel.load(SAMPLE_MODELS / "lm")
-
-
-@pytest.fixture(scope="module")
-def cheap() -> TokenModel:
-    return TokenModel.load(SAMPLE_MODELS / "lm-cheap")
-
-
-@pytest.fixture(scope="module")
-def backends() -> list[TokenModel]:
-    """The re-executors' backends: none is the provider's (default session, one thread)."""
-    folder = SAMPLE_MODELS / "lm"
-    return [
-        TokenModel.load(folder, optimization=ort.GraphOptimizationLevel.ORT_DISABLE_ALL, threads=2),
-        TokenModel.load(folder, optimization=ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, threads=1),
-        TokenModel.load(folder, optimization=ort.GraphOptimizationLevel.ORT_DISABLE_ALL, threads=1),
-    ]
-
-
-@pytest.fixture(scope="module")
-def world(lm: TokenModel) -> Iterator[World]:
-    with Anvil() as chain:
-        w3 = Web3(Web3.HTTPProvider(chain.rpc_url))
-        deployment = deploy(w3, DEV_KEYS[0], unstaking_delay=3_600)
-        address = deploy_token_market(
-            w3, DEV_KEYS[0], deployment, challenge_window=WINDOW, vote_window=WINDOW, challenge_bond=BOND
-        )
-        parties = [_party(w3, DEV_KEYS[i], deployment.token, deployment.staking, address) for i in range(7)]
-        owner, requester, provider, challenger, *reexecutors = parties
-        assert lm.eos_token_id is not None
-        config = TokenModelConfig(
-            eos_id=lm.eos_token_id,
-            vocab_size=lm.vocab_size,
-            max_tokens=512,
-            audit_rate_bps=0,
-            stake_multiple=19,
-            quorum=2,
-            min_reexecutor_stake=10 * 10**18,
-        )
-        owner.market.set_token_model(MODEL_ID, config)
-        owner.market.set_token_model(AUDITED_ID, replace(config, audit_rate_bps=10_000))
-        for r in reexecutors:
-            owner.market.set_reexecutor(MODEL_ID, r.address)
-            owner.market.set_reexecutor(AUDITED_ID, r.address)
-        for staker in (provider, *reexecutors):
-            owner.token.mint(staker.address, STAKE)
-            staker.token.approve(deployment.staking, 2**256 - 1)
-            staker.staking.stake(STAKE)
-        for payer in (requester, challenger):
-            owner.token.mint(payer.address, FUNDS)
-            payer.token.approve(address, 2**256 - 1)
-        yield World(chain, w3, address, owner, requester, provider, challenger, reexecutors)
-
-
-@pytest.fixture
-def env(world: World) -> Iterator[World]:
-    snapshot = world.chain.rpc("evm_snapshot", [])
-    try:
-        yield world
-    finally:
-        world.chain.rpc("evm_revert", [snapshot])
-        resync_nonces(world.w3)
-
-
-def _request(
-    model: TokenModel, text: str, max_tokens: int = 48, sampling: Sampling | None = None
-) -> TokenRequest:
-    return TokenRequest(tuple(model.encode(text)), max_tokens, sampling or Sampling())
-
-
-def _open(env: World, request: TokenRequest, *, model_id: bytes = MODEL_ID) -> bytes:
-    """The provider quotes ``request``; the requester opens it. Returns the job id."""
-    s = request.sampling
-    now = int(env.w3.eth.get_block("latest")["timestamp"])
-    quote = TokenQuote(
-        requester=env.requester.address,
-        provider=env.provider.address,
-        model_id=model_id,
-        request_hash=request_hash(request.prompt, temperature=s.temperature, top_k=s.top_k, seed=s.seed),
-        max_tokens=request.max_tokens,
-        price_per1k=PRICE_PER_1K,
-        latency=120,
-        expiry=now + 60,
-        salt=now,
-    )
-    signature = quote.sign(env.provider.key, chain_id=env.w3.eth.chain_id, market=env.market_address)
-    receipt = env.requester.market.open(quote, signature)
-    job_id = env.requester.market.job_id_in(receipt)
-    assert job_id == quote.digest(chain_id=env.w3.eth.chain_id, market=env.market_address)
-    return job_id
+from tests.tokens._world import (
+    AUDITED_ID,
+    BOND,
+    MODEL_ID,
+    PRICE_PER_1K,
+    STAKE,
+    WINDOW,
+    World,
+    open_job,
+    token_request,
+)
 
 
 def _reexecute_and_vote(
@@ -203,7 +59,7 @@ def _reexecute_and_vote(
 
 
 def test_quote_digest_matches_the_contract(env: World, lm: TokenModel) -> None:
-    request = _request(lm, "Return the")
+    request = token_request(lm, "Return the")
     quote = TokenQuote(
         env.requester.address, env.provider.address, MODEL_ID, b"\x07" * 32, 64, PRICE_PER_1K, 60, 2**40, 3
     )
@@ -215,8 +71,8 @@ def test_quote_digest_matches_the_contract(env: World, lm: TokenModel) -> None:
 
 
 def test_faithful_delivery_settles_and_pays_delivered_tokens(env: World, lm: TokenModel) -> None:
-    request = _request(lm, "The default is")
-    job_id = _open(env, request)
+    request = token_request(lm, "The default is")
+    job_id = open_job(env, request)
     tokens = lm.generate(request).tokens
     env.provider.market.deliver(job_id, tokens)
     job = env.requester.market.job(job_id)
@@ -236,8 +92,8 @@ def test_faithful_delivery_settles_and_pays_delivered_tokens(env: World, lm: Tok
 def test_honest_delivery_challenged_and_reexecuted_elsewhere_is_never_slashed(
     env: World, lm: TokenModel, backends: list[TokenModel], sampling: Sampling
 ) -> None:
-    request = _request(lm, "If the file", sampling=sampling)
-    job_id = _open(env, request)
+    request = token_request(lm, "If the file", sampling=sampling)
+    job_id = open_job(env, request)
     tokens = lm.generate(request).tokens
     env.provider.market.deliver(job_id, tokens)
     env.challenger.market.challenge(job_id)
@@ -250,8 +106,8 @@ def test_honest_delivery_challenged_and_reexecuted_elsewhere_is_never_slashed(
 def test_swapped_model_is_slashed(
     env: World, lm: TokenModel, cheap: TokenModel, backends: list[TokenModel]
 ) -> None:
-    request = _request(lm, "Raise ValueError if")
-    job_id = _open(env, request)
+    request = token_request(lm, "Raise ValueError if")
+    job_id = open_job(env, request)
     tokens = cheap.generate(request).tokens  # the cheaper model, same prompt and budget
     env.provider.market.deliver(job_id, tokens)
     env.challenger.market.challenge(job_id)
@@ -264,8 +120,8 @@ def test_swapped_model_is_slashed(
 
 
 def test_altered_tokens_are_slashed(env: World, lm: TokenModel, backends: list[TokenModel]) -> None:
-    request = _request(lm, "Return the")
-    job_id = _open(env, request)
+    request = token_request(lm, "Return the")
+    job_id = open_job(env, request)
     tokens = list(lm.generate(request).tokens)
     tokens[len(tokens) // 2] = ord("Z") if tokens[len(tokens) // 2] != ord("Z") else ord("Q")
     env.provider.market.deliver(job_id, tokens)
@@ -275,8 +131,8 @@ def test_altered_tokens_are_slashed(env: World, lm: TokenModel, backends: list[T
 
 
 def test_truncated_sequence_is_refused_on_chain_and_expires_slashed(env: World, lm: TokenModel) -> None:
-    request = _request(lm, "The default is", max_tokens=64)
-    job_id = _open(env, request)
+    request = token_request(lm, "The default is", max_tokens=64)
+    job_id = open_job(env, request)
     tokens = lm.generate(request).tokens
     assert tokens[-1] != lm.eos_token_id  # the full budget, so a cut has no final EOS
     with pytest.raises(ContractRevert) as caught:
@@ -294,8 +150,8 @@ def test_truncated_sequence_is_refused_on_chain_and_expires_slashed(env: World, 
 def test_audited_delivery_goes_to_reexecutors_and_an_honest_one_settles(
     env: World, lm: TokenModel, backends: list[TokenModel]
 ) -> None:
-    request = _request(lm, "If the file", max_tokens=32)
-    job_id = _open(env, request, model_id=AUDITED_ID)
+    request = token_request(lm, "If the file", max_tokens=32)
+    job_id = open_job(env, request, model_id=AUDITED_ID)
     env.provider.market.deliver(job_id, lm.generate(request).tokens)
     env.advance(WINDOW + 1)
     receipt = env.challenger.market.finalize(job_id)
@@ -383,8 +239,8 @@ def test_commitment_to_streamed_tokens_slashes_a_desk_that_delivers_others(
     """A desk streams the faithful continuation and signs its result commitment, then puts a
     shorter one on chain: the requester's commitment slashes it (before settlement: lock to the
     requester, escrow back), and an honest desk's own commitment slashes nothing."""
-    request = _request(lm, "Return the", 32)
-    job_id = _open(env, request)
+    request = token_request(lm, "Return the", 32)
+    job_id = open_job(env, request)
     streamed = list(lm.generate(request).tokens)
     assert lm.eos_token_id is not None
     committed = token_output_hash(streamed)
@@ -402,7 +258,7 @@ def test_commitment_to_streamed_tokens_slashes_a_desk_that_delivers_others(
     with pytest.raises(ContractRevert, match="WrongState"):  # once
         env.requester.market.slash_commitment(job_id, committed, signature)
 
-    honest = _open(env, replace(request, max_tokens=31))
+    honest = open_job(env, replace(request, max_tokens=31))
     tokens = list(lm.generate(replace(request, max_tokens=31)).tokens)
     own = sign_commitment(
         honest,
