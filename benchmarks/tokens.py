@@ -130,6 +130,7 @@ def measure_gas(*, port: int | None = None) -> dict[str, int]:
 
     from tender.anvil import DEV_KEYS, Anvil
     from tender.chain import (
+        Registry,
         Staking,
         Token,
         TokenMarket,
@@ -138,6 +139,7 @@ def measure_gas(*, port: int | None = None) -> dict[str, int]:
         TxSender,
         deploy,
         deploy_token_market,
+        token_model_info,
     )
 
     gas: dict[str, int] = {}
@@ -146,7 +148,9 @@ def measure_gas(*, port: int | None = None) -> dict[str, int]:
         deployment = deploy(w3, DEV_KEYS[0])
         address = deploy_token_market(w3, DEV_KEYS[0], deployment, challenge_window=60, vote_window=60)
         owner, requester, provider, challenger, *voters = (TxSender(w3, DEV_KEYS[i]) for i in range(6))
-        model_id = Web3.keccak(text="lm")
+        model_id = Registry(w3, deployment.registry, sender=owner).register_model(
+            token_model_info(ROOT / "models" / "lm", audit_rate_bps=0)
+        )
         config = TokenModelConfig(256, 257, 1024, 0, 19, 2, 10**18)
         market = TokenMarket(w3, address, sender=owner)
         market.set_token_model(model_id, config)

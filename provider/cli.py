@@ -147,8 +147,10 @@ def tokens(
         raise click.BadParameter("needed with --misbehave cheap", param_hint="--cheap-model")
     setup_logging(level=log_level)
     w3 = connect(rpc)
+    model = TokenModel.load(model_path)
+    TokenMarket(w3, market).check_model(model_id, model.path)  # we serve what the registry pins
     desk = TokenDesk(
-        model=TokenModel.load(model_path),
+        model=model,
         market=TokenMarket(w3, market, sender=TxSender(w3, key)),
         key=key,
         model_id=model_id,

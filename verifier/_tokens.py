@@ -190,6 +190,8 @@ class TokenVerifier(Daemon):
     # -- the daemon's lifecycle ------------------------------------------------------------
 
     async def setup(self) -> None:
+        # the model we re-execute is the one the registry pins for the id (else every verdict is noise)
+        await asyncio.to_thread(self.market.check_model, self.model_id, self.model.path)
         self._reexecutor = await asyncio.to_thread(self.market.is_reexecutor, self.model_id, self.address)
         self._window = await asyncio.to_thread(self.market.challenge_window)
         if self.duties.vote and not self._reexecutor:

@@ -6,7 +6,8 @@ import {
     ModelInfo,
     ModelLayout,
     INPUT_HASHED,
-    INPUT_POLYCOMMIT
+    INPUT_POLYCOMMIT,
+    MODES_REEXECUTION
 } from "./interfaces/IModelRegistry.sol";
 import {LayoutWord} from "./libraries/LayoutWord.sol";
 
@@ -17,16 +18,21 @@ contract ModelRegistry is IModelRegistry {
 
     /// @inheritdoc IModelRegistry
     function register(ModelInfo calldata info) external returns (bytes32 modelId) {
-        if (info.verifier == address(0)) revert ZeroVerifier();
-        if (info.verifier.code.length == 0) revert VerifierHasNoCode(info.verifier);
-        _checkLayout(info);
-        if (info.proofModes == 0 || info.proofModes > 3) revert BadProofModes(info.proofModes);
+        if (info.proofModes == MODES_REEXECUTION) {
+            _checkReexecution(info);
+        } else {
+            if (info.verifier == address(0)) revert ZeroVerifier();
+            if (info.verifier.code.length == 0) revert VerifierHasNoCode(info.verifier);
+            _checkLayout(info);
+            if (info.proofModes == 0 || info.proofModes > 3) revert BadProofModes(info.proofModes);
+        }
         if (info.auditRateBps > 10_000) revert BadAuditRate(info.auditRateBps);
 
         ModelInfo memory record = info;
         record.owner = msg.sender;
         modelId = keccak256(abi.encode(msg.sender, record));
-        if (_models[modelId].verifier != address(0)) revert DuplicateModel(modelId);
+        // every record has a non-zero proofModes: it marks the id as taken
+        if (_models[modelId].proofModes != 0) revert DuplicateModel(modelId);
         _models[modelId] = record;
         emit ModelRegistered(modelId, msg.sender, record);
     }
@@ -41,12 +47,12 @@ contract ModelRegistry is IModelRegistry {
     /// @inheritdoc IModelRegistry
     function model(bytes32 modelId) external view returns (ModelInfo memory info) {
         info = _models[modelId];
-        if (info.verifier == address(0)) revert UnknownModel(modelId);
+        if (info.proofModes == 0) revert UnknownModel(modelId);
     }
 
     /// @inheritdoc IModelRegistry
     function isRegistered(bytes32 modelId) external view returns (bool) {
-        return _models[modelId].verifier != address(0);
+        return _models[modelId].proofModes != 0;
     }
 
     /// @inheritdoc IModelRegistry
@@ -78,6 +84,24 @@ contract ModelRegistry is IModelRegistry {
             m.batchSize
         );
         if (layout.verifier == address(0)) revert UnknownModel(modelId);
+    }
+
+    /// @dev A re-execution model is its ONNX file and settings hash: no verifier, no instance layout, one job each.
+    function _checkReexecution(ModelInfo calldata info) private pure {
+        if (info.verifier != address(0)) revert VerifierOnReexecutionModel(info.verifier);
+        if (info.batchSize != 1) revert BadBatchSize(info.batchSize);
+        if (
+            info.inputBinding != INPUT_HASHED || info.commitmentIndex != 0 || info.outputOffset != 0
+                || info.outputLength != 0 || info.instanceCount != 0
+        ) {
+            revert BadLayout(
+                info.inputBinding,
+                info.commitmentIndex,
+                info.outputOffset,
+                info.outputLength,
+                info.instanceCount
+            );
+        }
     }
 
     /// @dev The `batchSize` output ranges (one job's `outputLength` each, back to back from `outputOffset`) must

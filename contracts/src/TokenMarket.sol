@@ -10,6 +10,7 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
 import {IStaking} from "./interfaces/IStaking.sol";
+import {IModelRegistry, ModelInfo, MODES_REEXECUTION} from "./interfaces/IModelRegistry.sol";
 import {ITokenMarket, TokenJob, JobState, TokenModelConfig, TokenQuote} from "./interfaces/ITokenMarket.sol";
 import {IResultCommitments} from "./interfaces/IResultCommitments.sol";
 import {ResultCommitment} from "./libraries/ResultCommitment.sol";
@@ -28,6 +29,7 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
 
     IERC20 private immutable _token;
     IStaking private immutable _staking;
+    IModelRegistry private immutable _registry;
     uint32 private immutable _challengeWindow;
     uint32 private immutable _voteWindow;
     uint96 private immutable _challengeBond;
@@ -47,19 +49,24 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
     constructor(
         IERC20 token_,
         IStaking staking_,
+        IModelRegistry registry_,
         address owner_,
         uint32 challengeWindow_,
         uint32 voteWindow_,
         uint96 challengeBond_,
         uint16 challengerRewardBps_
     ) EIP712("Tender", "1") Ownable(owner_) {
-        if (address(token_) == address(0) || address(staking_) == address(0)) {
+        if (
+            address(token_) == address(0) || address(staking_) == address(0)
+                || address(registry_) == address(0)
+        ) {
             revert ZeroAddress();
         }
         if (staking_.token() != address(token_)) revert TokenMismatch(staking_.token(), address(token_));
         if (challengerRewardBps_ > 10_000) revert BadRewardBps(challengerRewardBps_);
         _token = token_;
         _staking = staking_;
+        _registry = registry_;
         _challengeWindow = challengeWindow_;
         _voteWindow = voteWindow_;
         _challengeBond = challengeBond_;
@@ -70,12 +77,24 @@ contract TokenMarket is ITokenMarket, EIP712, Ownable2Step, ReentrancyGuardTrans
 
     /// @inheritdoc ITokenMarket
     function setTokenModel(bytes32 modelId, TokenModelConfig calldata config) external onlyOwner {
+        // the registry's re-execution tier: the model id pins the ONNX file and its audit share is the tier's
+        uint8 modes = _registry.proofModesOf(modelId);
+        if (modes != MODES_REEXECUTION) revert NotReexecutionModel(modelId, modes);
+        ModelInfo memory info = _registry.model(modelId);
+        if (config.auditRateBps != info.auditRateBps) {
+            revert AuditRateMismatch(info.auditRateBps, config.auditRateBps);
+        }
         if (
             config.vocabSize == 0 || config.eosId >= config.vocabSize || config.quorum == 0
                 || config.auditRateBps > 10_000 || config.maxTokens == 0
         ) revert BadTokenModel(config.vocabSize, config.eosId, config.quorum, config.auditRateBps);
         _models[modelId] = config;
         emit TokenModelSet(modelId, config);
+    }
+
+    /// @inheritdoc ITokenMarket
+    function registry() external view returns (IModelRegistry) {
+        return _registry;
     }
 
     /// @inheritdoc ITokenMarket

@@ -12,7 +12,12 @@ import {MockERC1271Wallet} from "./mocks/MockERC1271Wallet.sol";
 import {MockConsumer} from "./mocks/MockConsumer.sol";
 import {IMarket, IMarketEvents} from "../src/interfaces/IMarket.sol";
 import {IStaking} from "../src/interfaces/IStaking.sol";
-import {IModelRegistry, ModelInfo, INPUT_POLYCOMMIT} from "../src/interfaces/IModelRegistry.sol";
+import {
+    IModelRegistry,
+    ModelInfo,
+    INPUT_POLYCOMMIT,
+    MODES_REEXECUTION
+} from "../src/interfaces/IModelRegistry.sol";
 import {IVerifier} from "../src/interfaces/IVerifier.sol";
 import {Vm} from "./utils/Vm.sol";
 import {
@@ -320,6 +325,19 @@ abstract contract BaseMarketTest is TenderFixture {
         _expectRejectedPost(
             intent, abi.encodeWithSelector(IMarketEvents.UnsupportedProofMode.selector, modelId, 2)
         );
+        // a token model (the registry's re-execution tier) is not served by an auction market, in either proof mode
+        ModelInfo memory tokenModel;
+        tokenModel.onnxSha256 = sha256("lm.onnx");
+        tokenModel.proofModes = MODES_REEXECUTION;
+        tokenModel.batchSize = 1;
+        bytes32 tokenModelId = registry.register(tokenModel);
+        for (uint8 mode; mode <= PROOF_OPTIMISTIC; ++mode) {
+            intent = _intent().withModel(tokenModelId).withProofMode(mode);
+            _expectRejectedPost(
+                intent,
+                abi.encodeWithSelector(IMarketEvents.UnsupportedProofMode.selector, tokenModelId, mode)
+            );
+        }
     }
 
     function test_post_revertsOnZeroMaxPrice() public {

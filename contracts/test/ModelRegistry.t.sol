@@ -9,7 +9,8 @@ import {
     ModelInfo,
     ModelLayout,
     INPUT_HASHED,
-    INPUT_POLYCOMMIT
+    INPUT_POLYCOMMIT,
+    MODES_REEXECUTION
 } from "../src/interfaces/IModelRegistry.sol";
 
 contract ModelRegistryTest is TenderFixture {
@@ -164,7 +165,65 @@ contract ModelRegistryTest is TenderFixture {
 
     function test_register_revertsOnBadProofModes() public {
         _expectRejected(_modelInfo(0, 0), abi.encodeWithSelector(IModelRegistry.BadProofModes.selector, 0));
-        _expectRejected(_modelInfo(4, 0), abi.encodeWithSelector(IModelRegistry.BadProofModes.selector, 4));
+        uint8[4] memory bad = [5, 6, 7, 8];
+        for (uint256 i; i < bad.length; ++i) {
+            // the re-execution tier does not mix with the proof tiers, and no other bit exists
+            _expectRejected(
+                _modelInfo(bad[i], 0), abi.encodeWithSelector(IModelRegistry.BadProofModes.selector, bad[i])
+            );
+        }
+    }
+
+    function _reexecutionInfo() internal pure returns (ModelInfo memory info) {
+        info.onnxSha256 = sha256("lm.onnx");
+        info.settingsHash = keccak256("tokenizer");
+        info.proofModes = MODES_REEXECUTION;
+        info.auditRateBps = 2500;
+        info.batchSize = 1;
+    }
+
+    function test_register_reexecutionTier_storesARecordWithoutVerifierOrLayout() public {
+        ModelInfo memory info = _reexecutionInfo();
+        vm.prank(stranger);
+        bytes32 id = registry.register(info);
+        assertEq(id, registry.computeModelId(stranger, info));
+        assertTrue(registry.isRegistered(id));
+        assertEq(registry.proofModesOf(id), MODES_REEXECUTION);
+        ModelInfo memory m = registry.model(id);
+        assertEq(m.onnxSha256, sha256("lm.onnx"));
+        assertEq(m.verifier, address(0));
+        assertEq(m.auditRateBps, 2500);
+        assertEq(m.owner, stranger);
+        // nothing to verify: no layout, and a market reading the record word sees no proof tier
+        vm.expectRevert(abi.encodeWithSelector(IModelRegistry.UnknownModel.selector, id));
+        registry.layoutOf(id);
+        (, uint8 modes) = registry.recordWordAndModesOf(id);
+        assertEq(modes, MODES_REEXECUTION);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(IModelRegistry.DuplicateModel.selector, id));
+        registry.register(info);
+    }
+
+    function test_register_reexecutionTier_refusesAVerifierALayoutOrABatch() public {
+        ModelInfo memory info = _reexecutionInfo();
+        info.verifier = address(verifier);
+        _expectRejected(
+            info,
+            abi.encodeWithSelector(IModelRegistry.VerifierOnReexecutionModel.selector, address(verifier))
+        );
+        info = _reexecutionInfo();
+        info.batchSize = 4;
+        _expectRejected(info, abi.encodeWithSelector(IModelRegistry.BadBatchSize.selector, 4));
+        info = _reexecutionInfo();
+        info.instanceCount = 3;
+        info.outputLength = 1;
+        _expectRejected(info, _badLayout(info));
+        info = _reexecutionInfo();
+        info.inputBinding = INPUT_POLYCOMMIT;
+        _expectRejected(info, _badLayout(info));
+        info = _reexecutionInfo();
+        info.auditRateBps = 10_001;
+        _expectRejected(info, abi.encodeWithSelector(IModelRegistry.BadAuditRate.selector, 10_001));
     }
 
     function test_register_revertsOnBadAuditRate() public {

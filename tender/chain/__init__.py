@@ -50,6 +50,9 @@ from tender.chain._staking import Staking
 from tender.chain._structs import (
     INPUT_HASHED,
     INPUT_POLYCOMMIT,
+    MODES_OPTIMISTIC,
+    MODES_REEXECUTION,
+    MODES_ZK,
     DisputeTerms,
     MarketParams,
     ModelInfo,
@@ -69,7 +72,7 @@ from tender.chain._token_jobs import (
     request_hash,
     token_output_hash,
 )
-from tender.chain._token_market import TOKEN_MARKET_KEY, TokenMarket, deploy_token_market
+from tender.chain._token_market import TOKEN_MARKET_KEY, TokenMarket, deploy_token_market, token_model_info
 from tender.chain._tx import (
     ALREADY_KNOWN,
     NONCE_TOO_LOW,
@@ -95,6 +98,9 @@ __all__ = [
     "EVENT_TYPES",
     "INPUT_HASHED",
     "INPUT_POLYCOMMIT",
+    "MODES_OPTIMISTIC",
+    "MODES_REEXECUTION",
+    "MODES_ZK",
     "NONCE_TOO_LOW",
     "PADDING_JOB",
     "TENDER_CONTRACTS",
@@ -171,6 +177,7 @@ __all__ = [
     "tender_decoder",
     "tender_log_decoder",
     "to_event",
+    "token_model_info",
     "token_output_hash",
     "with_retries_async",
 ]

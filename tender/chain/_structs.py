@@ -20,6 +20,13 @@ INPUT_HASHED = 0
 INPUT_POLYCOMMIT = 1
 INPUT_BINDINGS = {INPUT_HASHED: "hashed", INPUT_POLYCOMMIT: "polycommit"}
 
+#: ``ModelInfo.proofModes`` bits, the registry's verification tiers (``IModelRegistry.MODES_*``):
+#: proofs at every delivery, proofs on an audit or challenge, and re-execution (a token model on
+#: ``TokenMarket``: no verifier, no instances; alone).
+MODES_ZK = 1
+MODES_OPTIMISTIC = 2
+MODES_REEXECUTION = 4
+
 #: ModelInfo's ABI types in declaration order (``IModelRegistry.sol``).
 _MODEL_INFO_TYPES = (
     "bytes32",
@@ -52,8 +59,10 @@ class ModelInfo:
         output_offset: index of the first output element.
         output_length: number of output elements.
         instance_count: length of the instance vector.
-        proof_modes: bitmask of supported modes (1 = zk, 2 = optimistic).
-        audit_rate_bps: share of optimistic deliveries that must be proven anyway.
+        proof_modes: bitmask of verification tiers (:data:`MODES_ZK` 1, :data:`MODES_OPTIMISTIC`
+            2, or :data:`MODES_REEXECUTION` 4 alone: a token model).
+        audit_rate_bps: share of optimistic deliveries that must be proven anyway (of a token
+            model's deliveries: re-executed).
         batch_size: jobs per proof: 1 for a single-job model, N > 1 for a batch model (settled
             by ``QuoteMarket.deliverBatch``; job i's commitment at ``commitment_index + i``
             (hashed) or in the proof's point i (polycommit), its outputs at ``output_offset +

@@ -3,9 +3,11 @@ audited by sampled re-execution and decided by a quorum of staked re-executors."
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
+from eth_utils import keccak
 from web3 import Web3
 from web3.types import TxReceipt
 
@@ -14,6 +16,7 @@ from tender.chain._deploy import deploy_artifact
 from tender.chain._deployment import Deployment
 from tender.chain._events import TokenAuditDrawn, TokenDelivered, TokenJobOpened
 from tender.chain._staking import Staking
+from tender.chain._structs import INPUT_HASHED, MODES_REEXECUTION, ZERO_ADDRESS, ModelInfo
 from tender.chain._token_jobs import TokenJob, TokenModelConfig, TokenQuote, decode_tokens, encode_tokens
 from tender.chain._tx import TxSender
 from tender.errors import ChainError
@@ -108,6 +111,30 @@ class TokenMarket(ContractWrapper):
     def is_reexecutor(self, model_id: bytes, account: str) -> bool:
         return bool(self._call(self.fn.isReexecutor(model_id, Web3.to_checksum_address(account))))
 
+    def registry(self) -> str:
+        """The ``ModelRegistry`` whose re-execution tier this market serves."""
+        return str(Web3.to_checksum_address(self._call(self.fn.registry())))
+
+    def check_model(self, model_id: bytes, onnx_path: str | Path) -> None:
+        """Raise :class:`ChainError` unless ``model_id`` is a re-execution model of the market's
+        registry whose ``onnxSha256`` is that file's (what a desk or a re-executor runs)."""
+        from tender.chain._registry import Registry
+
+        registry = Registry(self.w3, self.registry())
+        if not registry.is_registered(model_id):
+            raise ChainError(f"model 0x{model_id.hex()} is not registered in {registry.address}")
+        info = registry.model(model_id)
+        if info.proof_modes != MODES_REEXECUTION:
+            raise ChainError(
+                f"model 0x{model_id.hex()} is not a re-execution (token) model: modes {info.proof_modes}"
+            )
+        digest = hashlib.sha256(Path(onnx_path).read_bytes()).digest()
+        if digest != info.onnx_sha256:
+            raise ChainError(
+                f"{onnx_path} is not model 0x{model_id.hex()}: its sha256 is {digest.hex()}, "
+                f"the registry pins {info.onnx_sha256.hex()}"
+            )
+
     def has_voted(self, job_id: bytes, account: str) -> bool:
         return bool(self._call(self.fn.hasVoted(job_id, Web3.to_checksum_address(account))))
 
@@ -149,6 +176,33 @@ class TokenMarket(ContractWrapper):
         return None
 
 
+def token_model_info(folder: str | Path, *, audit_rate_bps: int) -> ModelInfo:
+    """A token model's record in the registry's re-execution tier: ``onnxSha256`` is the sha256 of
+    ``model.onnx``, ``settingsHash`` the keccak256 of every other file of the folder (name and
+    sha256, sorted: the tokenizer and the config that fix the ids re-executors compare);
+    no verifier, no instance layout. Register it with :meth:`Registry.register_model`; then
+    ``TokenMarket.setTokenModel`` serves it (its config repeating ``audit_rate_bps``)."""
+    folder = Path(folder)
+    onnx = folder / "model.onnx"
+    if not onnx.is_file():
+        raise ChainError(f"{folder}: no model.onnx")
+    others = sorted(p for p in folder.iterdir() if p.is_file() and p.name != "model.onnx")
+    digest = keccak(b"".join(p.name.encode() + hashlib.sha256(p.read_bytes()).digest() for p in others))
+    return ModelInfo(
+        onnx_sha256=hashlib.sha256(onnx.read_bytes()).digest(),
+        settings_hash=digest,
+        verifier=ZERO_ADDRESS,
+        input_binding=INPUT_HASHED,
+        commitment_index=0,
+        output_offset=0,
+        output_length=0,
+        instance_count=0,
+        proof_modes=MODES_REEXECUTION,
+        audit_rate_bps=audit_rate_bps,
+        batch_size=1,
+    )
+
+
 def deploy_token_market(
     w3: Web3,
     deployer_key: str | bytes,
@@ -168,6 +222,7 @@ def deploy_token_market(
     named = {
         "token": deployment.token,
         "staking": deployment.staking,
+        "registry": deployment.registry,
         "owner": sender.address,
         "challenge_window": challenge_window,
         "vote_window": vote_window,

@@ -16,6 +16,7 @@ per 1k, tokens/s, time to first token and what happened to each desk, read back 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import statistics
@@ -32,7 +33,9 @@ from web3 import Web3
 from tender.anvil import dev_key
 from tender.chain import (
     Deployment,
+    ModelInfo,
     ReexecutionVoted,
+    Registry,
     TokenAuditDrawn,
     TokenChallenged,
     TokenJobExpired,
@@ -40,6 +43,7 @@ from tender.chain import (
     TokenModelConfig,
     TxSender,
     deploy_token_market,
+    token_model_info,
 )
 from tender.devnet._chain import TOKEN, ChainSetup
 from tender.devnet._supervisor import Supervisor
@@ -72,7 +76,6 @@ DESKS: tuple[tuple[str, str | None], ...] = (
     ("tok-trunc", "truncate"),
 )
 PROMPTS = ("Return the", "The default is", "If the file", "Raise ValueError if", "This module provides")
-MODEL_ID = Web3.keccak(text="tender devnet lm")
 MAX_PRICE_PER1K = TOKEN // 100  # 0.01 token per 1k tokens: the requester's cap
 #: the market's windows on the devnet (seconds of chain time with a block a second; each grows by
 #: WINDOW_BLOCKS block times under interval mining, so a transaction sent at once still lands in it)
@@ -141,6 +144,16 @@ class TokenPhase:
         """Seconds added to each window: WINDOW_BLOCKS block times under interval mining."""
         return 0 if self.block_time is None else math.ceil(WINDOW_BLOCKS * self.block_time)
 
+    @functools.cached_property
+    def model_info(self) -> ModelInfo:
+        """``models/lm``'s record in the registry's re-execution tier."""
+        return token_model_info(SAMPLE_MODELS / "lm", audit_rate_bps=AUDIT_RATE_BPS)
+
+    @property
+    def model_id(self) -> bytes:
+        """Its id (the deployer registers it)."""
+        return self.model_info.model_id(Account.from_key(self.deployer_key).address)
+
     def market(self, key: str) -> TokenMarket:
         return TokenMarket(self.w3, self.address, sender=TxSender(self.w3, key))
 
@@ -174,9 +187,11 @@ class TokenPhase:
             quorum=2,
             min_reexecutor_stake=10 * TOKEN,
         )
-        owner.set_token_model(MODEL_ID, config)
+        registry = Registry(self.w3, setup.deployment.registry, sender=TxSender(self.w3, self.deployer_key))
+        registry.register_model(self.model_info)  # the registry's re-execution tier pins models/lm
+        owner.set_token_model(self.model_id, config)
         for key in self.reexecutor_keys:
-            owner.set_reexecutor(MODEL_ID, setup.address(key))
+            owner.set_reexecutor(self.model_id, setup.address(key))
         stakers = [*self.desk_keys.values(), *self.reexecutor_keys]
         setup.mint([setup.address(k) for k in stakers], 200 * TOKEN)
         for key in stakers:
@@ -192,7 +207,7 @@ class TokenPhase:
 
     def _served(self, rpc_url: str) -> list[str]:
         """What every desk and verifier is told: the model, its id, the chain and the market."""
-        model = ["--model", str(SAMPLE_MODELS / "lm"), "--model-id", "0x" + MODEL_ID.hex()]
+        model = ["--model", str(SAMPLE_MODELS / "lm"), "--model-id", "0x" + self.model_id.hex()]
         return [*model, "--rpc", rpc_url, "--market", self.address]
 
     def start(self, supervisor: Supervisor, rpc_url: str, ports: list[int]) -> None:
@@ -257,7 +272,7 @@ class TokenPhase:
                     prompt,
                     max_tokens=48,
                     max_price_per1k=MAX_PRICE_PER1K,
-                    model_id=MODEL_ID,
+                    model_id=self.model_id,
                     temperature=0.8 if sampled else 0.0,
                     top_k=40 if sampled else 0,
                     seed=seed + record.index if sampled else 0,

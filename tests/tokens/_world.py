@@ -3,16 +3,22 @@ a challenger and three staked re-executors (fixtures in ``conftest.py``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from eth_account import Account
 from web3 import Web3
 
-from tender.anvil import Anvil
-from tender.chain import Staking, Token, TokenMarket, TokenQuote, TxSender, request_hash
+from tender.anvil import DEV_KEYS, Anvil
+from tender.chain import Staking, Token, TokenMarket, TokenQuote, TxSender, request_hash, token_model_info
+from tender.paths import SAMPLE_MODELS
 from tender.tokens import Sampling, TokenModel, TokenRequest
 
-MODEL_ID = Web3.keccak(text="tender/lm")
-AUDITED_ID = Web3.keccak(text="tender/lm audited")
+#: ``models/lm`` in the registry's re-execution tier, unaudited and every delivery audited; the
+#: world's owner (development account 0) registers both
+LM_INFO = token_model_info(SAMPLE_MODELS / "lm", audit_rate_bps=0)
+AUDITED_INFO = replace(LM_INFO, audit_rate_bps=10_000)
+MODEL_ID = LM_INFO.model_id(Account.from_key(DEV_KEYS[0]).address)
+AUDITED_ID = AUDITED_INFO.model_id(Account.from_key(DEV_KEYS[0]).address)
 PRICE_PER_1K = 2 * 10**16  # 0.02 token per 1k tokens
 STAKE = 100 * 10**18
 FUNDS = 1_000 * 10**18

@@ -10,10 +10,21 @@ import pytest
 from web3 import Web3
 
 from tender.anvil import DEV_KEYS, Anvil
-from tender.chain import TokenModelConfig, deploy, deploy_token_market, resync_nonces
+from tender.chain import Registry, TokenModelConfig, deploy, deploy_token_market, resync_nonces
 from tender.paths import SAMPLE_MODELS
 from tender.tokens import TokenModel
-from tests.tokens._world import AUDITED_ID, BOND, FUNDS, MODEL_ID, STAKE, WINDOW, World, party
+from tests.tokens._world import (
+    AUDITED_ID,
+    AUDITED_INFO,
+    BOND,
+    FUNDS,
+    LM_INFO,
+    MODEL_ID,
+    STAKE,
+    WINDOW,
+    World,
+    party,
+)
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +68,9 @@ def world(lm: TokenModel) -> Iterator[World]:
             quorum=2,
             min_reexecutor_stake=10 * 10**18,
         )
+        registry = Registry(w3, deployment.registry, sender=owner.sender)
+        assert registry.register_model(LM_INFO) == MODEL_ID
+        assert registry.register_model(AUDITED_INFO) == AUDITED_ID
         owner.market.set_token_model(MODEL_ID, config)
         owner.market.set_token_model(AUDITED_ID, replace(config, audit_rate_bps=10_000))
         for r in reexecutors:

@@ -24,6 +24,7 @@ import pytest
 from tender.anvil import free_port
 from tender.chain import JobState
 from tender.devnet._supervisor import tender_command
+from tender.errors import ChainError
 from tender.paths import SAMPLE_MODELS
 from tender.tokens import Sampling, TokenModel, TokenRequest
 from tests.tokens._world import (
@@ -240,6 +241,32 @@ def test_disclosures_are_checked_against_the_chain_and_kept_across_a_restart(
     assert reopened.get(job_id) == (request.prompt, request.sampling)
     assert len(reopened) == 1
     reopened.close()
+
+
+def test_a_verifier_or_a_desk_given_another_model_file_refuses_to_start(
+    env: World, cheap: TokenModel
+) -> None:
+    """The registry pins the ONNX file of a token model id: a re-executor (or a desk) pointed at
+    another file would judge (or serve) another model, so it stops at start-up with one line."""
+    verifier = TokenVerifier(market=env.reexecutors[0].market, model=cheap, model_id=MODEL_ID, duties=VOTE)
+    with pytest.raises(ChainError, match="the registry pins"):
+        asyncio.run(verifier.setup())
+    with pytest.raises(ChainError, match="is not registered"):
+        env.requester.market.check_model(b"\x01" * 32, cheap.path)
+    args = ["--model", str(SAMPLE_MODELS / "lm-cheap"), "--model-id", "0x" + MODEL_ID.hex()]
+    args += ["--rpc", env.chain.rpc_url, "--market", env.market_address]
+    for role in (["verifier", "tokens"], ["provider", "tokens", "--port", str(free_port())]):
+        done = subprocess.run(
+            [*tender_command(), *role, *args],
+            env={**os.environ, "TENDER_PRIVATE_KEY": env.reexecutors[0].key},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 2, done.stderr
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, done.stderr
+        assert "the registry pins" in lines[0]
 
 
 def _spawn(args: list[str], key: str) -> subprocess.Popen[bytes]:

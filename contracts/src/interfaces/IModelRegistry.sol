@@ -11,13 +11,22 @@ pragma solidity ^0.8.28;
 uint8 constant INPUT_HASHED = 0;
 uint8 constant INPUT_POLYCOMMIT = 1;
 
+/// @dev The verification tiers, bits of `ModelInfo.proofModes`. MODES_ZK and MODES_OPTIMISTIC (`1 << proofMode` of
+/// an intent) are proof tiers: the model's verifier checks an EZKL proof, at every delivery or on an audit or a
+/// challenge. MODES_REEXECUTION is the re-execution tier, alone: a token model served on `TokenMarket`, whose
+/// deliveries are checked by staked re-executors running the ONNX file `onnxSha256` pins (no verifier, no instances).
+uint8 constant MODES_ZK = 1;
+uint8 constant MODES_OPTIMISTIC = 2;
+uint8 constant MODES_REEXECUTION = 4;
+
 /// @notice A registered model. Immutable once registered: a new version is a new id.
 struct ModelInfo {
     // sha256 of the ONNX file providers run
     bytes32 onnxSha256;
-    // hash of the EZKL settings (circuit parameters, visibility) the verifier was built for
+    // hash of the EZKL settings (circuit parameters, visibility) the verifier was built for; for the re-execution
+    // tier, of what else fixes the token ids re-executors compare (tokenizer and config files)
     bytes32 settingsHash;
-    // the IVerifier (e.g. EZKL Halo2Verifier) that checks proofs for this model
+    // the IVerifier (e.g. EZKL Halo2Verifier) that checks proofs for this model (none for the re-execution tier)
     address verifier;
     // INPUT_HASHED or INPUT_POLYCOMMIT: where the input commitment sits
     uint8 inputBinding;
@@ -29,9 +38,9 @@ struct ModelInfo {
     uint16 outputLength;
     // length of the public instance vector; positions not named above are zero
     uint16 instanceCount;
-    // bitmask of supported proof modes: 1 = zk, 2 = optimistic
+    // bitmask of verification tiers: 1 = zk, 2 = optimistic (1 | 2 both), or 4 = re-execution alone (MODES_*)
     uint8 proofModes;
-    // share (bps) of optimistic deliveries that must be proven anyway
+    // share (bps) of optimistic deliveries that must be proven anyway; of re-execution deliveries audited
     uint16 auditRateBps;
     // jobs per proof: 1 for a single-job model (`deliver`), N > 1 for a batch model (`QuoteMarket.deliverBatch`),
     // whose proof holds job i's input commitment at instance `commitmentIndex + i` (hashed) or as the proof's
@@ -80,12 +89,16 @@ interface IModelRegistry {
     );
     /// @notice `batchSize` must be at least 1.
     error BadBatchSize(uint8 batchSize);
-    /// @notice `proofModes` must be 1, 2 or 3.
+    /// @notice `proofModes` must be 1, 2, 3 (proof tiers) or 4 (the re-execution tier alone).
     error BadProofModes(uint8 proofModes);
+    /// @notice A re-execution model has no verifier (its deliveries are re-executed, not proven).
+    error VerifierOnReexecutionModel(address verifier);
     /// @notice `auditRateBps` above 10000.
     error BadAuditRate(uint16 auditRateBps);
 
-    /// @notice Registers a model. The caller becomes its owner (the `owner` field is ignored).
+    /// @notice Registers a model. The caller becomes its owner (the `owner` field is ignored). A proof-tier model
+    /// needs a verifier with code and an instance layout that fits; a re-execution model (`proofModes` 4) has no
+    /// verifier, an all-zero layout and `batchSize` 1.
     /// @return modelId keccak256(abi.encode(msg.sender, info with owner = msg.sender)).
     function register(ModelInfo calldata info) external returns (bytes32 modelId);
 
@@ -101,7 +114,8 @@ interface IModelRegistry {
     /// @notice The supported proof-mode bitmask, 0 if the model is unknown (one slot read).
     function proofModesOf(bytes32 modelId) external view returns (uint8);
 
-    /// @notice What a market needs to verify a delivery (one slot read); reverts `UnknownModel`.
+    /// @notice What a market needs to verify a delivery (one slot read); reverts `UnknownModel` for an unknown
+    /// model and for a re-execution model (nothing to verify).
     function layoutOf(bytes32 modelId) external view returns (ModelLayout memory);
 
     /// @notice `layoutOf` and the proof-mode bitmask in one word (`LayoutWord`), and the bitmask, from one slot

@@ -3,6 +3,7 @@ pragma solidity ^0.8.28;
 
 import {JobState} from "../MarketStructs.sol";
 import {IResultCommitments} from "./IResultCommitments.sol";
+import {IModelRegistry} from "./IModelRegistry.sol";
 
 /// @notice A provider's firm offer for one token-generation job, signed with EIP-712 by the provider or a
 /// solver it authorised in Staking. The job id is the quote's digest, so a quote opens at most one job.
@@ -27,7 +28,8 @@ struct TokenQuote {
     uint256 salt;
 }
 
-/// @notice How a token model is served and checked (the re-execution verification tier).
+/// @notice How this market serves a token model of the registry's re-execution tier (`ModelRegistry`, `proofModes`
+/// 4: the model id pins the ONNX file; `auditRateBps` is the tier's, repeated here and checked equal).
 struct TokenModelConfig {
     // the end-of-sequence id: a sequence shorter than its budget must end with it, and nothing follows it
     uint32 eosId;
@@ -125,6 +127,10 @@ interface ITokenMarket is IResultCommitments {
 
     error ZeroAddress();
     error UnknownTokenModel(bytes32 modelId);
+    /// @notice `setTokenModel` takes only a model registered in the re-execution tier (`proofModes` 4).
+    error NotReexecutionModel(bytes32 modelId, uint8 proofModes);
+    /// @notice The config's audit share is not the registry's for the model.
+    error AuditRateMismatch(uint16 registry, uint16 config);
     error BadTokenModel(uint32 vocabSize, uint32 eosId, uint16 quorum, uint16 auditRateBps);
     error NotRequester(address caller, address requester);
     error TokenQuoteExpired(uint64 expiry, uint256 nowTime);
@@ -157,8 +163,10 @@ interface ITokenMarket is IResultCommitments {
     /// @notice An escrow or stake that does not fit 96 bits.
     error AmountTooLarge(uint256 amount);
 
-    /// @notice Owner: registers or updates a token model's re-execution tier.
+    /// @notice Owner: serves (or updates how it serves) a model registered in the re-execution tier.
     function setTokenModel(bytes32 modelId, TokenModelConfig calldata config) external;
+    /// @notice The model registry whose re-execution tier this market serves.
+    function registry() external view returns (IModelRegistry);
     /// @notice Owner: adds or removes a re-executor of `modelId`.
     function setReexecutor(bytes32 modelId, address account, bool allowed) external;
 

@@ -5,13 +5,13 @@ import {QuoteFixture} from "../utils/QuoteFixture.sol";
 import {IntentBuilder} from "../utils/IntentBuilder.sol";
 import {QuoteMarket} from "../../src/QuoteMarket.sol";
 import {LayoutWord} from "../../src/libraries/LayoutWord.sol";
-import {ModelLayout} from "../../src/interfaces/IModelRegistry.sol";
+import {ModelInfo, ModelLayout, MODES_REEXECUTION} from "../../src/interfaces/IModelRegistry.sol";
 import {MockVerifier} from "../mocks/MockVerifier.sol";
 import {MockERC1271Wallet} from "../mocks/MockERC1271Wallet.sol";
 import {IQuoteMarket, Quote, QuotedJob} from "../../src/interfaces/IQuoteMarket.sol";
 import {IMarketEvents} from "../../src/interfaces/IMarket.sol";
 import {IStaking} from "../../src/interfaces/IStaking.sol";
-import {Intent, JobState, PROOF_OPTIMISTIC} from "../../src/MarketStructs.sol";
+import {Intent, JobState, PROOF_OPTIMISTIC, PROOF_ZK} from "../../src/MarketStructs.sol";
 
 /// @notice The exploits feared for the one-transaction award from signed quotes: forged, expired, replayed and
 /// misdirected quotes, unauthorised signers, too little stake, an award too late for the promised latency.
@@ -261,6 +261,18 @@ contract QuotesTest is QuoteFixture {
         );
         vm.prank(requester);
         qm.openAwarded(optimistic, q, sig, "");
+        ModelInfo memory tokenModel; // the registry's re-execution tier: TokenMarket's, never proven here
+        tokenModel.proofModes = MODES_REEXECUTION;
+        tokenModel.batchSize = 1;
+        bytes32 tokenModelId = registry.register(tokenModel);
+        Intent memory tokens = _qIntent(21).withModel(tokenModelId);
+        q = _quote(qm.hashIntent(tokens), qp, 0.3e18);
+        sig = _sign(qm, q, qpKey);
+        vm.expectRevert(
+            abi.encodeWithSelector(IMarketEvents.UnsupportedProofMode.selector, tokenModelId, PROOF_ZK)
+        );
+        vm.prank(requester);
+        qm.openAwarded(tokens, q, sig, "");
         Intent memory reverse = _qIntent(19).withAuctionType(0);
         q = _quote(qm.hashIntent(reverse), qp, 0.3e18);
         sig = _sign(qm, q, qpKey);

@@ -3,6 +3,7 @@ pragma solidity ^0.8.28;
 
 import {TokenFixture} from "../utils/TokenFixture.sol";
 import {ITokenMarket, TokenJob, JobState, TokenQuote} from "../../src/interfaces/ITokenMarket.sol";
+import {ModelInfo} from "../../src/interfaces/IModelRegistry.sol";
 
 /// @notice The attacks on token jobs: a provider that truncates, pads or mangles its sequence, replays or forges
 /// quotes; a requester or watcher that challenges honest work; a minority of lying re-executors.
@@ -295,5 +296,40 @@ contract TokenJobsTest is TokenFixture {
         vm.prank(stranger);
         vm.expectRevert();
         market.setTokenModel(MODEL, _config(0));
+    }
+
+    function test_setTokenModel_servesOnlyTheRegistrysReexecutionTier() public {
+        bytes32 unknown = keccak256("not registered");
+        vm.startPrank(owner);
+        vm.expectRevert(abi.encodeWithSelector(ITokenMarket.NotReexecutionModel.selector, unknown, 0));
+        market.setTokenModel(unknown, _config(0));
+        vm.stopPrank();
+        // a proof-tier model (a verifier, an instance layout) is not a token model
+        ModelInfo memory zk = _tokenModel(0);
+        zk.verifier = address(staking);
+        zk.outputOffset = 1;
+        zk.outputLength = 2;
+        zk.instanceCount = 3;
+        zk.proofModes = 3;
+        bytes32 zkId = registry.register(zk);
+        vm.startPrank(owner);
+        vm.expectRevert(abi.encodeWithSelector(ITokenMarket.NotReexecutionModel.selector, zkId, 3));
+        market.setTokenModel(zkId, _config(0));
+        // the audit share is the tier's: the market's config repeats it or is refused
+        vm.expectRevert(abi.encodeWithSelector(ITokenMarket.AuditRateMismatch.selector, 10_000, 2500));
+        market.setTokenModel(AUDITED, _config(2500));
+        vm.stopPrank();
+        assertEq(market.tokenModel(AUDITED).auditRateBps, 10_000);
+        assertEq(address(market.registry()), address(registry));
+    }
+
+    function test_open_aRegisteredModelTheMarketDoesNotServeReverts() public {
+        bytes32 other = registry.register(_tokenModel(2500));
+        TokenQuote memory q = _quote();
+        q.modelId = other;
+        bytes memory signature = _sign(q, providerKey);
+        vm.expectRevert(abi.encodeWithSelector(ITokenMarket.UnknownTokenModel.selector, other));
+        vm.prank(requester);
+        market.open(q, signature);
     }
 }

@@ -17,11 +17,17 @@ contract TokenInvariantsTest is TokenFixture {
 
     function setUp() public {
         _deploy();
+        // half the deliveries audited: a model of the registry's re-execution tier with that share
+        bytes32 halfAudited = registry.register(_tokenModel(5000));
+        vm.startPrank(owner);
+        market.setTokenModel(halfAudited, _config(5000));
+        for (uint256 i; i < reexecutors.length; ++i) {
+            market.setReexecutor(halfAudited, reexecutors[i], true);
+        }
+        vm.stopPrank();
         handler = new TokenHandler(
-            token, staking, market, requester, provider, providerKey, challenger, reexecutors, AUDITED
+            token, staking, market, requester, provider, providerKey, challenger, reexecutors, halfAudited
         );
-        vm.prank(owner);
-        market.setTokenModel(AUDITED, _config(5000));
         bytes4[] memory selectors = new bytes4[](10);
         selectors[0] = TokenHandler.open.selector;
         selectors[1] = TokenHandler.deliver.selector;

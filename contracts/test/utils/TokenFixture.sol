@@ -5,6 +5,8 @@ import {Test} from "./Test.sol";
 import {TestToken} from "../../src/TestToken.sol";
 import {Staking} from "../../src/Staking.sol";
 import {TokenMarket} from "../../src/TokenMarket.sol";
+import {ModelRegistry} from "../../src/ModelRegistry.sol";
+import {ModelInfo, MODES_REEXECUTION} from "../../src/interfaces/IModelRegistry.sol";
 import {TokenModelConfig, TokenQuote} from "../../src/interfaces/ITokenMarket.sol";
 
 /// @notice A token, Staking and a TokenMarket authorised in it; a staked provider with a known key, three staked
@@ -16,12 +18,14 @@ abstract contract TokenFixture is Test {
     uint32 internal constant CHALLENGE_WINDOW = 600;
     uint32 internal constant VOTE_WINDOW = 600;
     uint96 internal constant BOND = 1e18;
-    bytes32 internal constant MODEL = keccak256("lm");
-    bytes32 internal constant AUDITED = keccak256("lm-audited");
+    // the registry's ids of the token model, served unaudited and audited (set by `_deploy`)
+    bytes32 internal MODEL;
+    bytes32 internal AUDITED;
 
     TestToken internal token;
     Staking internal staking;
     TokenMarket internal market;
+    ModelRegistry internal registry;
 
     address internal owner = makeAddr("owner");
     address internal requester = makeAddr("requester");
@@ -36,7 +40,10 @@ abstract contract TokenFixture is Test {
         reexecutors = [makeAddr("reexecutor1"), makeAddr("reexecutor2"), makeAddr("reexecutor3")];
         token = new TestToken("Tender USD", "TUSD", 18);
         staking = new Staking(token, owner, 7 days, 1e15);
-        market = new TokenMarket(token, staking, owner, CHALLENGE_WINDOW, VOTE_WINDOW, BOND, 5000);
+        registry = new ModelRegistry();
+        market = new TokenMarket(token, staking, registry, owner, CHALLENGE_WINDOW, VOTE_WINDOW, BOND, 5000);
+        MODEL = registry.register(_tokenModel(0));
+        AUDITED = registry.register(_tokenModel(10_000));
         vm.startPrank(owner);
         staking.setMarket(address(market), true);
         market.setTokenModel(MODEL, _config(0));
@@ -60,6 +67,24 @@ abstract contract TokenFixture is Test {
             vm.prank(payers[i]);
             token.approve(address(market), type(uint256).max);
         }
+    }
+
+    /// @dev The token model's registry record: the re-execution tier, its ONNX file and audit share.
+    function _tokenModel(uint16 auditRateBps) internal pure returns (ModelInfo memory) {
+        return ModelInfo({
+            onnxSha256: sha256("lm.onnx"),
+            settingsHash: keccak256("bytes + EOS tokenizer"),
+            verifier: address(0),
+            inputBinding: 0,
+            commitmentIndex: 0,
+            outputOffset: 0,
+            outputLength: 0,
+            instanceCount: 0,
+            proofModes: MODES_REEXECUTION,
+            auditRateBps: auditRateBps,
+            batchSize: 1,
+            owner: address(0)
+        });
     }
 
     function _config(uint16 auditRateBps) internal pure returns (TokenModelConfig memory) {
