@@ -34,37 +34,19 @@ from typing import Literal
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
 
 from tender.chain import JobState, TokenMarket, TokenQuote, request_hash, token_output_hash
 from tender.errors import TenderError
 from tender.logs import log
 from tender.quotes import sign_commitment
 from tender.tokens import Sampling, TokenBatcher, TokenModel, TokenRequest
+from tender.wire import TokenQuoteRequest, TokenStreamRequest
 
 __all__ = ["Misbehaviour", "TokenDesk", "TokenQuoteRequest", "TokenStreamRequest", "token_app"]
 
 logger = logging.getLogger("provider.tokens")
 
 Misbehaviour = Literal["cheap", "truncate"]
-
-
-class TokenQuoteRequest(BaseModel):
-    """``POST /tokens/quote``'s body."""
-
-    requester: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
-    prompt: list[int] = Field(min_length=1, max_length=4096)
-    max_tokens: int = Field(ge=1, le=4096)
-    temperature: float = Field(default=0.0, ge=0.0, le=10.0)
-    top_k: int = Field(default=0, ge=0)
-    seed: int = Field(default=0, ge=0, lt=2**63)
-    max_price_per1k: int = Field(gt=0, lt=2**96, description="the requester's cap per 1,000 tokens")
-
-
-class TokenStreamRequest(BaseModel):
-    """``POST /tokens/stream``'s body: the job the requester opened from one of our quotes."""
-
-    job_id: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
 
 
 @dataclass
@@ -217,22 +199,7 @@ def token_app(desk: TokenDesk) -> FastAPI:
                 status_code=409,
             )
         quote, signature = signed
-        return JSONResponse(
-            {
-                "quote": {
-                    "requester": quote.requester,
-                    "provider": quote.provider,
-                    "model_id": "0x" + quote.model_id.hex(),
-                    "request_hash": "0x" + quote.request_hash.hex(),
-                    "max_tokens": quote.max_tokens,
-                    "price_per1k": str(quote.price_per1k),
-                    "latency": quote.latency,
-                    "expiry": quote.expiry,
-                    "salt": str(quote.salt),
-                },
-                "signature": "0x" + signature.hex(),
-            }
-        )
+        return JSONResponse({"quote": quote.to_json(), "signature": "0x" + signature.hex()})
 
     @app.post("/tokens/stream", response_model=None)
     async def stream(body: TokenStreamRequest) -> StreamingResponse | JSONResponse:

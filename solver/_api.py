@@ -39,6 +39,7 @@ from web3.exceptions import Web3Exception
 
 from solver._metrics import HTTP_5XX, REGISTRY
 from solver._rfq import RfqDesk
+from solver._token_rfq import TokenRfq
 from tender.bounds import HttpLimits, aiohttp_guard
 from tender.errors import IntentError
 from tender.intents import Intent, check_signature, erc1271_accepts, erc1271_calldata, job_id
@@ -104,8 +105,11 @@ class IntentApi:
         contract_accepts: ContractCheck | None = None,
         health: Callable[[], tuple[bool, dict[str, object]]] | None = None,
         rfq: RfqDesk | None = None,
+        token_rfq: TokenRfq | None = None,
     ) -> None:
         self.health = health
+        #: token quotes (``POST /tokens/quote``), when the solver has token desks and a TokenMarket
+        self.token_rfq = token_rfq
         #: the quote path (``POST /rfq``), when the deployment has a quote market
         self.rfq = rfq
         self.contract_accepts = contract_accepts
@@ -128,6 +132,8 @@ class IntentApi:
         app.router.add_get("/openapi.json", self.get_openapi)
         if self.rfq is not None:
             self.rfq.add_routes(app)
+        if self.token_rfq is not None:
+            self.token_rfq.add_routes(app)
         return app
 
     async def post_intent(self, request: web.Request) -> web.Response:

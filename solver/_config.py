@@ -70,6 +70,10 @@ class SolverSection(Section):
     """The solver daemon."""
 
     providers: list[ProviderEntry] = Field(default_factory=list)
+    token_desks: list[ProviderEntry] = Field(
+        default_factory=list,
+        description="token desks (tender provider tokens) whose best quote POST /tokens/quote answers",
+    )
     markets: list[MarketName] = Field(default_factory=lambda: list(_ALL_MARKETS))
     listen: str | None = Field(default="127.0.0.1:7100", description="host:port of POST /intents; None: off")
     store: Path = Field(default=Path(".cache/tender/solver.sqlite"))

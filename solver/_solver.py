@@ -48,8 +48,10 @@ from solver._policy import AuctionState, BidAction, Economics, FillAction, Terms
 from solver._quotes import TRANSPORT_ERRORS, FanOut, make_transport
 from solver._rfq import desk_for
 from solver._store import JobRow, Pursuit, Store, TxRow, TxState
+from solver._token_rfq import TokenRfq
 from solver._txs import TxManager
 from tender.chain import (
+    TOKEN_MARKET_KEY,
     AsyncEventFeed,
     AsyncMarket,
     Awarded,
@@ -196,6 +198,15 @@ class Solver(Daemon):
 
     # -- lifecycle ----------------------------------------------------------------------
 
+    def _token_rfq(self) -> TokenRfq | None:
+        """Token quotes over ``token_desks``, when there are some and the deployment has a TokenMarket."""
+        market = self.deployment.extra.get(TOKEN_MARKET_KEY) if self.deployment else None
+        if not self.section.token_desks or not market:
+            return None
+        return TokenRfq(
+            self.section.token_desks, self.fanout.transport, chain_id=self.chain_id, market=str(market)
+        )
+
     async def setup(self) -> None:
         s = self.section
         self.w3 = async_connect(self.chain.rpc_url, timeout=10)
@@ -249,6 +260,7 @@ class Solver(Daemon):
                 limits=s.http_limits(),
                 contract_accepts=functools.partial(erc1271_accepts_on_chain, self.w3),
                 rfq=desk_for(self.fanout, chain_id=self.chain_id, markets=self.deployment.markets),
+                token_rfq=self._token_rfq(),
             )
             await self.api.start(s.listen)
         if s.metrics_port is not None:

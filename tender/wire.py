@@ -174,3 +174,21 @@ def quote_digest(quote: Quote) -> bytes:
         + quote.latency_s.to_bytes(32, "big")
         + quote.expires_at.to_bytes(32, "big")
     )
+
+
+class TokenQuoteRequest(BaseModel):
+    """``POST /tokens/quote``'s body (a token desk's, and a solver's that asks its desks)."""
+
+    requester: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
+    prompt: list[int] = Field(min_length=1, max_length=4096)
+    max_tokens: int = Field(ge=1, le=4096)
+    temperature: float = Field(default=0.0, ge=0.0, le=10.0)
+    top_k: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, lt=2**63)
+    max_price_per1k: int = Field(gt=0, lt=2**96, description="the requester's cap per 1,000 tokens")
+
+
+class TokenStreamRequest(BaseModel):
+    """``POST /tokens/stream``'s body: the job the requester opened from one of our quotes."""
+
+    job_id: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")

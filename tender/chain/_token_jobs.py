@@ -7,13 +7,13 @@ No web3 here: the provider, the requester and the re-executors build and check t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import astuple, dataclass, fields
 from typing import Any
 
 import coincurve
 from eth_abi import encode as abi_encode
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 from tender.chain._jobs import JobState
 from tender.chain._structs import IntStruct
@@ -73,6 +73,35 @@ class TokenQuote:
 
     def sign(self, key: str | bytes | coincurve.PrivateKey, *, chain_id: int, market: str) -> bytes:
         return sign_digest(self.digest(chain_id=chain_id, market=market), key)
+
+    def to_json(self) -> dict[str, Any]:
+        """The quote as a desk answers it (``POST /tokens/quote``: ids as 0x hex, amounts as strings)."""
+        return {
+            "requester": self.requester,
+            "provider": self.provider,
+            "model_id": "0x" + self.model_id.hex(),
+            "request_hash": "0x" + self.request_hash.hex(),
+            "max_tokens": self.max_tokens,
+            "price_per1k": str(self.price_per1k),
+            "latency": self.latency,
+            "expiry": self.expiry,
+            "salt": str(self.salt),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TokenQuote:
+        """The quote of :meth:`to_json` (``KeyError``/``ValueError``/``TypeError`` when malformed)."""
+        return cls(
+            requester=to_checksum_address(str(data["requester"])),
+            provider=to_checksum_address(str(data["provider"])),
+            model_id=bytes.fromhex(str(data["model_id"]).removeprefix("0x")),
+            request_hash=bytes.fromhex(str(data["request_hash"]).removeprefix("0x")),
+            max_tokens=int(data["max_tokens"]),
+            price_per1k=int(data["price_per1k"]),
+            latency=int(data["latency"]),
+            expiry=int(data["expiry"]),
+            salt=int(data["salt"]),
+        )
 
     @property
     def escrow(self) -> int:

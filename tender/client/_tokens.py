@@ -7,7 +7,8 @@
                                   max_tokens=48, max_price_per1k=10**16, on_token=print)
     result.tokens, result.ttft_s, result.tokens_per_s, result.price_per1k
 
-The requester asks every desk for a firm per-1k quote (``POST /tokens/quote``), keeps the
+The requester asks every desk for a firm per-1k quote (``POST /tokens/quote``; a solver answers
+the same route with the best quote of its own desks and the desk's ``stream_url``), keeps the
 cheapest that is for its own request (the quote's ``request_hash``, budget and cap) and signed by
 the quoting provider, opens it on chain (escrow ``ceil(price_per1k * max_tokens / 1000)``), and
 reads the tokens as the provider makes them (``POST /tokens/stream``, NDJSON). The provider then
@@ -25,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from web3 import Web3
 
 from tender.chain import TokenMarket, TokenQuote, request_hash, token_output_hash
 from tender.client._errors import RequestFailed, RequestRejected
@@ -77,27 +77,21 @@ class TokenResult:
         return len(self.tokens) / self.stream_s if self.tokens and self.stream_s > 0 else None
 
 
-def _quote_from(data: dict[str, Any]) -> TokenQuote:
-    return TokenQuote(
-        requester=Web3.to_checksum_address(data["requester"]),
-        provider=Web3.to_checksum_address(data["provider"]),
-        model_id=bytes.fromhex(str(data["model_id"]).removeprefix("0x")),
-        request_hash=bytes.fromhex(str(data["request_hash"]).removeprefix("0x")),
-        max_tokens=int(data["max_tokens"]),
-        price_per1k=int(data["price_per1k"]),
-        latency=int(data["latency"]),
-        expiry=int(data["expiry"]),
-        salt=int(data["salt"]),
-    )
-
-
-async def _ask(http: httpx.AsyncClient, url: str, body: dict[str, Any]) -> tuple[TokenQuote, bytes] | None:
+async def _ask(
+    http: httpx.AsyncClient, url: str, body: dict[str, Any]
+) -> tuple[TokenQuote, bytes, str] | None:
+    """A desk's (or a solver's) signed quote and where to stream the tokens from: the desk itself,
+    or the desk a solver names (``stream_url``)."""
     try:
         response = await http.post(f"{url}/tokens/quote", json=body)
         if response.status_code != 200:
             return None
         data = response.json()
-        return _quote_from(data["quote"]), bytes.fromhex(str(data["signature"]).removeprefix("0x"))
+        stream_url = str(data.get("stream_url") or url)
+        if not stream_url.startswith(("http://", "https://")):
+            return None
+        quote = TokenQuote.from_json(data["quote"])
+        return quote, bytes.fromhex(str(data["signature"]).removeprefix("0x")), stream_url.rstrip("/")
     except (httpx.HTTPError, KeyError, ValueError, TypeError):  # a desk that cannot quote is skipped
         return None
 
@@ -179,10 +173,10 @@ async def request_tokens(
         chain_id = await asyncio.to_thread(lambda: int(market.w3.eth.chain_id))
         answers = await asyncio.gather(*(_ask(own, url, body) for url in desks))
         valid: list[tuple[TokenQuote, bytes, str]] = []
-        for url, answer in zip(desks, answers, strict=True):
+        for answer in answers:
             if answer is None:
                 continue
-            quote, signature = answer
+            quote, signature, url = answer
             ok = (
                 quote.requester == sender.address
                 and quote.request_hash == wanted

@@ -3,6 +3,9 @@ a challenger and three staked re-executors (fixtures in ``conftest.py``)."""
 
 from __future__ import annotations
 
+import subprocess
+import time
+import urllib.request
 from dataclasses import dataclass, replace
 
 from eth_account import Account
@@ -93,3 +96,16 @@ def open_job(env: World, request: TokenRequest, *, model_id: bytes = MODEL_ID) -
     job_id = env.requester.market.job_id_in(receipt)
     assert job_id == quote.digest(chain_id=env.w3.eth.chain_id, market=env.market_address)
     return job_id
+
+
+def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 180) -> None:
+    """Wait until ``url`` answers while ``process`` is alive."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        assert process.poll() is None, f"{url}: the process exited with {process.returncode}"
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer in {timeout} s")

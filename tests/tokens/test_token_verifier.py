@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from tests.tokens._world import (
     World,
     open_job,
     token_request,
+    wait_http,
 )
 from verifier._tokens import RequestStore, TokenDuties, TokenVerifier
 
@@ -275,18 +275,6 @@ def _spawn(args: list[str], key: str) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 180) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        assert process.poll() is None, f"{url}: the process exited with {process.returncode}"
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError(f"{url} did not answer in {timeout} s")
-
-
 def _wait_state(env: World, job_id: bytes, wanted: set[JobState], timeout: float = 180) -> JobState:
     end = time.monotonic() + timeout
     state = env.requester.market.job(job_id).state
@@ -323,7 +311,7 @@ def test_verifier_processes_slash_a_cheating_desk_with_a_reexecutor_killed_and_r
         ]
         process = _spawn(args, key)
         processes.append(process)
-        _wait_http(f"http://127.0.0.1:{port}/v1/health", process)
+        wait_http(f"http://127.0.0.1:{port}/v1/health", process)
         return process
 
     try:
@@ -343,7 +331,7 @@ def test_verifier_processes_slash_a_cheating_desk_with_a_reexecutor_killed_and_r
             env.provider.key,
         )
         processes.append(desk)
-        _wait_http(f"http://127.0.0.1:{desk_port}/health", desk)
+        wait_http(f"http://127.0.0.1:{desk_port}/health", desk)
         ports = [free_port(), free_port(), free_port()]
         vote_only = ("--no-watch", "--no-keep")
         verifier(1, env.reexecutors[0].key, *vote_only, "--backend", "disable-all", port=ports[1])
