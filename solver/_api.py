@@ -40,7 +40,7 @@ from web3.exceptions import Web3Exception
 from solver._metrics import HTTP_5XX, REGISTRY
 from solver._rfq import RfqDesk
 from solver._token_rfq import TokenRfq
-from tender.bounds import HttpLimits, aiohttp_guard
+from tender.bounds import HttpLimits, aiohttp_guard, error_response
 from tender.errors import IntentError
 from tender.intents import Intent, check_signature, erc1271_accepts, erc1271_calldata, job_id
 from tender.logs import log
@@ -71,11 +71,6 @@ async def erc1271_accepts_on_chain(
     except (Web3Exception, ValueError):  # a reverting wallet refuses, as in the market
         return False
     return erc1271_accepts(bytes(result))
-
-
-def _error(status: int, code: str, message: str, field: str | None = None) -> web.Response:
-    body = ErrorBody(error=code, message=message, field=field).model_dump_json()
-    return web.Response(status=status, body=body, content_type="application/json")
 
 
 class IntentApi:
@@ -141,19 +136,21 @@ class IntentApi:
             wire = SignedIntentWire.model_validate_json(await request.read())
         except ValidationError as exc:
             first = exc.errors()[0]
-            return _error(422, "invalid_body", first["msg"], ".".join(str(p) for p in first["loc"]))
+            return error_response(422, "invalid_body", first["msg"], ".".join(str(p) for p in first["loc"]))
         if wire.chainId != self.chain_id:
-            return _error(422, "wrong_chain", f"this solver serves chain {self.chain_id}", "chainId")
+            return error_response(422, "wrong_chain", f"this solver serves chain {self.chain_id}", "chainId")
         market = self.markets.get(wire.market.lower())
         if market is None:
-            return _error(422, "unknown_market", f"market {wire.market} is not followed here", "market")
+            return error_response(
+                422, "unknown_market", f"market {wire.market} is not followed here", "market"
+            )
         try:
             intent = Intent.from_json(wire.intent.model_dump())
         except IntentError as exc:
-            return _error(422, "invalid_intent", str(exc), "intent")
+            return error_response(422, "invalid_intent", str(exc), "intent")
         computed = "0x" + job_id(intent, chain_id=self.chain_id, market=market).hex()
         if computed != wire.jobId.lower():
-            return _error(422, "wrong_job_id", f"the intent's job id is {computed}", "jobId")
+            return error_response(422, "wrong_job_id", f"the intent's job id is {computed}", "jobId")
         signature = bytes.fromhex(wire.signature[2:])  # Hex: an even number of digits
         try:
             try:
@@ -165,9 +162,9 @@ class IntentApi:
                 ):
                     raise
         except IntentError as exc:
-            return _error(422, "bad_signature", str(exc), "signature")
+            return error_response(422, "bad_signature", str(exc), "signature")
         if intent.expiry and intent.expiry <= time.time():
-            return _error(422, "expired", f"the intent expired at {intent.expiry}", "intent.expiry")
+            return error_response(422, "expired", f"the intent expired at {intent.expiry}", "intent.expiry")
         new = await self.accept(intent, signature, market, computed)
         log(logger, "intent.received", job_id=computed, new=new)
         receipt = IntentReceipt(jobId=computed, status="accepted" if new else "known")

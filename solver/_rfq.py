@@ -21,12 +21,13 @@ from pydantic import TypeAdapter, ValidationError
 
 from solver._config import ProviderEntry
 from solver._quotes import TRANSPORT_ERRORS, FanOut
+from tender.bounds import error_response
 from tender.errors import IntentError
 from tender.intents import Intent, check_signature, job_id
 from tender.logs import log
 from tender.quotes import recover_quote_signer
 from tender.rfq import FirmQuote, FirmQuotes
-from tender.wire import ErrorBody, QuoteRefusal, SignedIntentWire
+from tender.wire import QuoteRefusal, SignedIntentWire
 
 __all__ = ["DEFAULT_WINDOW_MS", "EMPTY_WAIT_MS", "MAX_WINDOW_MS", "RfqDesk"]
 
@@ -38,11 +39,6 @@ MAX_WINDOW_MS = 5_000
 EMPTY_WAIT_MS = 1_000
 _ERRORS: tuple[type[Exception], ...] = (*TRANSPORT_ERRORS, ValidationError, IntentError, ValueError)
 _ANSWER: TypeAdapter[FirmQuote | QuoteRefusal] = TypeAdapter(FirmQuote | QuoteRefusal)
-
-
-def _error(status: int, code: str, message: str, field: str | None = None) -> web.Response:
-    body = ErrorBody(error=code, message=message, field=field).model_dump_json()
-    return web.Response(status=status, body=body, content_type="application/json")
 
 
 class RfqDesk:
@@ -67,31 +63,31 @@ class RfqDesk:
         try:
             window_ms = int(request.query.get("window_ms", DEFAULT_WINDOW_MS))
         except ValueError:
-            return _error(422, "invalid_query", "window_ms: an integer of milliseconds", "window_ms")
+            return error_response(422, "invalid_query", "window_ms: an integer of milliseconds", "window_ms")
         if not 0 < window_ms <= MAX_WINDOW_MS:
-            return _error(422, "invalid_query", f"window_ms: in (0, {MAX_WINDOW_MS}]", "window_ms")
+            return error_response(422, "invalid_query", f"window_ms: in (0, {MAX_WINDOW_MS}]", "window_ms")
         raw = await request.read()
         try:
             wire = SignedIntentWire.model_validate_json(raw)
         except ValidationError as exc:
             first = exc.errors()[0]
-            return _error(422, "invalid_body", first["msg"], ".".join(str(p) for p in first["loc"]))
+            return error_response(422, "invalid_body", first["msg"], ".".join(str(p) for p in first["loc"]))
         if wire.chainId != self.chain_id:
-            return _error(422, "wrong_chain", f"this solver serves chain {self.chain_id}", "chainId")
+            return error_response(422, "wrong_chain", f"this solver serves chain {self.chain_id}", "chainId")
         if wire.market.lower() != self.market.lower():
-            return _error(422, "unknown_market", f"the quote market here is {self.market}", "market")
+            return error_response(422, "unknown_market", f"the quote market here is {self.market}", "market")
         try:
             intent = Intent.from_json(wire.intent.model_dump())
             computed = "0x" + job_id(intent, chain_id=self.chain_id, market=self.market).hex()
             if computed != wire.jobId.lower():
-                return _error(422, "wrong_job_id", f"the intent's job id is {computed}", "jobId")
+                return error_response(422, "wrong_job_id", f"the intent's job id is {computed}", "jobId")
             check_signature(
                 intent, bytes.fromhex(wire.signature[2:]), chain_id=self.chain_id, market=self.market
             )
         except IntentError as exc:
-            return _error(422, "bad_signature", str(exc), "signature")
+            return error_response(422, "bad_signature", str(exc), "signature")
         if intent.expiry and intent.expiry <= time.time():
-            return _error(422, "expired", f"the intent expired at {intent.expiry}", "intent.expiry")
+            return error_response(422, "expired", f"the intent expired at {intent.expiry}", "intent.expiry")
         started = time.perf_counter()
         quotes = await self.gather(raw, intent, computed, window_ms / 1000)
         log(

@@ -28,22 +28,18 @@ from pydantic import ValidationError
 
 from solver._config import ProviderEntry
 from solver._quotes import TRANSPORT_ERRORS, Transport
+from tender.bounds import error_response
 from tender.chain import TokenQuote, request_hash
 from tender.errors import IntentError
 from tender.intents import recover_digest_signer
 from tender.logs import log
-from tender.wire import ErrorBody, TokenQuoteRequest
+from tender.wire import TokenQuoteRequest
 
 __all__ = ["TokenRfq"]
 
 logger = logging.getLogger("solver.tokens")
 
 _ERRORS: tuple[type[Exception], ...] = (*TRANSPORT_ERRORS, KeyError, ValueError, TypeError, IntentError)
-
-
-def _error(status: int, code: str, message: str, field: str | None = None) -> web.Response:
-    body = ErrorBody(error=code, message=message, field=field).model_dump_json()
-    return web.Response(status=status, body=body, content_type="application/json")
 
 
 @dataclass(frozen=True)
@@ -88,7 +84,7 @@ class TokenRfq:
             body = TokenQuoteRequest.model_validate_json(raw)
         except ValidationError as exc:
             first = exc.errors()[0]
-            return _error(422, "invalid_body", first["msg"], ".".join(str(p) for p in first["loc"]))
+            return error_response(422, "invalid_body", first["msg"], ".".join(str(p) for p in first["loc"]))
         started = time.perf_counter()
         offers = [o for o in await asyncio.gather(*(self._ask(d, raw, body) for d in self.desks)) if o]
         log(
@@ -99,7 +95,7 @@ class TokenRfq:
             ms=round(1000 * (time.perf_counter() - started), 1),
         )
         if not offers:
-            return _error(
+            return error_response(
                 409,
                 "no_quote",
                 f"no token desk quoted within {body.max_price_per1k} per 1k",

@@ -50,6 +50,7 @@ __all__ = [
     "aiohttp_guard",
     "check_json",
     "error_json",
+    "error_response",
     "http_5xx_counter",
     "is_json",
     "replay",
@@ -89,6 +90,11 @@ def http_5xx_counter(registry: CollectorRegistry) -> Counter:
 def error_json(code: str, message: str, field: str | None = None) -> bytes:
     """An :class:`~tender.wire.ErrorBody` as JSON bytes."""
     return ErrorBody(error=code, message=message, field=field).model_dump_json().encode()
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
+    """An aiohttp JSON answer carrying an :class:`~tender.wire.ErrorBody` (every 4xx a role sends)."""
+    return web.Response(status=status, body=error_json(code, message, field), content_type="application/json")
 
 
 def status_code_name(status: int) -> str:

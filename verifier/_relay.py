@@ -27,9 +27,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import Field, ValidationError
 
-from tender.bounds import HttpLimits, aiohttp_guard, http_5xx_counter
+from tender.bounds import HttpLimits, aiohttp_guard, error_response, http_5xx_counter
 from tender.logs import log
-from tender.wire import Address, Bytes32, ErrorBody, Hex, Wire
+from tender.wire import Address, Bytes32, Hex, Wire
 from verifier._errors import RelayError
 
 logger = logging.getLogger("verifier.relay")
@@ -65,11 +65,6 @@ class RelayRefused(RelayError):
 
 #: ``relay(job_id, market, proof) -> (status, tx_hash)``, run by the agent.
 RelayHandler = Callable[[bytes, str, bytes], Awaitable[tuple[str, str | None]]]
-
-
-def error_response(status: int, code: str, message: str, field: str | None = None) -> web.Response:
-    body = ErrorBody(error=code, message=message, field=field)
-    return web.json_response(body.model_dump(), status=status)
 
 
 W = TypeVar("W", bound=Wire)

@@ -48,15 +48,15 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from pydantic import Field
 
-from tender.bounds import HttpLimits, aiohttp_guard, http_5xx_counter
+from tender.bounds import HttpLimits, aiohttp_guard, error_response, http_5xx_counter
 from tender.chain import EventFeed, JobState, TokenJob, TokenJobOpened, TokenMarket, request_hash
 from tender.daemon import Daemon
 from tender.errors import ChainError, TenderError
 from tender.logs import log
 from tender.tokens import Sampling, TokenModel, TokenRequest, audit
-from tender.wire import Bytes32, ErrorBody, Wire
+from tender.wire import Bytes32, Wire
 from verifier._errors import StoreError
-from verifier._relay import error_response, read_body, start_site
+from verifier._relay import read_body, start_site
 
 __all__ = ["RequestStore", "TokenDisclosure", "TokenDuties", "TokenVerifier", "token_app"]
 
@@ -349,12 +349,6 @@ class TokenVerifier(Daemon):
             "requests": len(self.store),
             "actions": dict(self.actions),
         }
-
-
-def _error(status: int, code: str, message: str, field_name: str | None = None) -> web.Response:
-    return web.json_response(
-        ErrorBody(error=code, message=message, field=field_name).model_dump(), status=status
-    )
 
 
 def token_app(verifier: TokenVerifier, limits: HttpLimits | None = None) -> web.Application:

@@ -94,13 +94,7 @@ contract ModelRegistry is IModelRegistry {
             info.inputBinding != INPUT_HASHED || info.commitmentIndex != 0 || info.outputOffset != 0
                 || info.outputLength != 0 || info.instanceCount != 0
         ) {
-            revert BadLayout(
-                info.inputBinding,
-                info.commitmentIndex,
-                info.outputOffset,
-                info.outputLength,
-                info.instanceCount
-            );
+            _revertBadLayout(info);
         }
     }
 
@@ -121,13 +115,13 @@ contract ModelRegistry is IModelRegistry {
             badInput = info.inputBinding != INPUT_POLYCOMMIT || info.commitmentIndex != 0;
         }
         if (info.outputLength == 0 || end > info.instanceCount || badInput) {
-            revert BadLayout(
-                info.inputBinding,
-                info.commitmentIndex,
-                info.outputOffset,
-                info.outputLength,
-                info.instanceCount
-            );
+            _revertBadLayout(info);
         }
+    }
+
+    function _revertBadLayout(ModelInfo calldata info) private pure {
+        revert BadLayout(
+            info.inputBinding, info.commitmentIndex, info.outputOffset, info.outputLength, info.instanceCount
+        );
     }
 }
