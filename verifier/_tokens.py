@@ -22,7 +22,8 @@ the verifiers cannot see). docs/PROTOCOL.md, "Who sees a token request".
 
     POST /v1/tokens/requests {"jobId": "0x…", "prompt": [ids], "temperature": 0.8, "topK": 40, "seed": 7}
       200 {"jobId": …, "stored": true}
-      400 bad body · 404 no such job (yet) · 409 another request or another model
+      400 bad body · 404 no such job (yet) · 409 another request, another model, or a job that ended
+      503 the chain did not answer (nothing kept; send it again)
     GET  /v1/health {"ok": true, "address": …, "modelId": …, "jobs": n, "requests": n, …}
 
 One loop, a pass every ``poll_interval_s``: read the market's new ``TokenJobOpened`` (a
@@ -53,14 +54,24 @@ from tender.chain import EventFeed, JobState, TokenJob, TokenJobOpened, TokenMar
 from tender.daemon import Daemon
 from tender.errors import ChainError, TenderError
 from tender.logs import log
-from tender.tokens import Sampling, TokenModel, TokenRequest, audit
+from tender.tokens import Sampling, TokenModel, TokenModelError, TokenRequest, audit
 from tender.wire import Bytes32, Wire
 from verifier._errors import StoreError
 from verifier._relay import read_body, start_site
 
-__all__ = ["RequestStore", "TokenDisclosure", "TokenDuties", "TokenVerifier", "token_app"]
+__all__ = [
+    "DisclosureRefused",
+    "RequestStore",
+    "TokenDisclosure",
+    "TokenDuties",
+    "TokenVerifier",
+    "token_app",
+]
 
 logger = logging.getLogger("verifier.tokens")
+
+#: blocks after which a job whose opening the chain no longer has is dropped (a deep reorg)
+REORG_DEPTH = 64
 
 REGISTRY = CollectorRegistry()
 HTTP_5XX = http_5xx_counter(REGISTRY)
@@ -180,6 +191,7 @@ class TokenVerifier(Daemon):
         self._runner: web.AppRunner | None = None
         self._reexecutor = False
         self._window = 0  # the market's challenge window (read at setup)
+        self._failure: str | None = None  # why the last pass failed (None: it did not)
 
     @property
     def address(self) -> str:
@@ -225,7 +237,9 @@ class TokenVerifier(Daemon):
         while not self.stopping.is_set():
             try:
                 await asyncio.to_thread(self.step)
+                self._failure = None
             except (ChainError, OSError) as exc:  # an RPC outage: the next pass tries again
+                self._failure = f"chain unreachable: {exc}"
                 log(logger, "tokens.pass_failed", level=logging.WARNING, error=str(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), self.poll_interval_s)
@@ -245,6 +259,8 @@ class TokenVerifier(Daemon):
     def disclose(self, job_id: bytes, prompt: tuple[int, ...], sampling: Sampling) -> None:
         """Keep a job's request if it is the one the job was opened with (else refused)."""
         opened = self.opened(job_id)
+        if job_id not in self.live and self.market.job(job_id).state.final:
+            raise DisclosureRefused(409, "final", f"job 0x{job_id.hex()} has ended: nothing to re-execute")
         if opened.model_id != self.model_id:
             raise DisclosureRefused(
                 409, "other_model", f"job 0x{job_id.hex()} is not for this verifier's model"
@@ -270,8 +286,9 @@ class TokenVerifier(Daemon):
         now, number = int(block["timestamp"]), int(block["number"])
         for job_id in list(self.live):
             job = self.market.job(job_id)
-            if job.state.final:
-                del self.live[job_id]
+            opened_at = self.live[job_id].opened.block_number
+            if job.state.final or (job.state is JobState.NONE and number > opened_at + REORG_DEPTH):
+                del self.live[job_id]  # ended, or its opening was reorged out for good
                 self.store.forget(job_id)
                 continue
             try:
@@ -341,7 +358,8 @@ class TokenVerifier(Daemon):
 
     def health(self) -> dict[str, Any]:
         return {
-            "ok": True,
+            "ok": self._failure is None,
+            "reasons": [] if self._failure is None else [self._failure],
             "address": self.address,
             "modelId": "0x" + self.model_id.hex(),
             "reexecutor": self._reexecutor,
@@ -364,13 +382,19 @@ def token_app(verifier: TokenVerifier, limits: HttpLimits | None = None) -> web.
         job_id = bytes.fromhex(body.jobId[2:])
         try:
             sampling = Sampling(temperature=body.temperature, top_k=body.topK, seed=body.seed)
+        except TokenModelError as exc:
+            return error_response(400, "invalid", str(exc), "temperature")
+        try:
             await asyncio.to_thread(verifier.disclose, job_id, tuple(body.prompt), sampling)
         except DisclosureRefused as exc:
             return error_response(exc.status, exc.code, str(exc))
+        except ChainError as exc:  # the chain cannot tell us the job now: the requester may retry
+            return error_response(503, "chain_unavailable", str(exc))
         return web.json_response({"jobId": body.jobId, "stored": True})
 
     async def health(_: web.Request) -> web.Response:
-        return web.json_response(verifier.health())
+        body = verifier.health()
+        return web.json_response(body, status=200 if body["ok"] else 503)
 
     app = web.Application(
         client_max_size=limits.max_body_bytes, middlewares=[aiohttp_guard(limits, HTTP_5XX)]

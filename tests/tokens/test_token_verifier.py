@@ -38,7 +38,7 @@ from tests.tokens._world import (
     token_request,
     wait_http,
 )
-from verifier._tokens import RequestStore, TokenDuties, TokenVerifier
+from verifier._tokens import DisclosureRefused, RequestStore, TokenDuties, TokenVerifier
 
 WATCH = TokenDuties(watch=True, vote=False, keep=True)
 VOTE = TokenDuties(watch=False, vote=True, keep=False)
@@ -127,6 +127,9 @@ def test_an_honest_delivery_is_not_challenged_and_the_keeper_settles_it(
     assert env.requester.market.job(job_id).state is JobState.SETTLED
     assert env.requester.market.owed(env.provider.address) == PRICE_PER_1K * len(tokens) // 1000
     assert verifiers[0].actions == {"finalize": 1}
+    with pytest.raises(DisclosureRefused) as refused:  # an ended job is not kept
+        verifiers[1].disclose(job_id, request.prompt, request.sampling)
+    assert refused.value.code == "final"
 
 
 def test_an_audit_the_market_draws_is_voted_and_an_honest_delivery_settles(
