@@ -125,8 +125,10 @@ def solver_config(
     run_dir: Path,
     name: str,
     margin_bps: int,
+    token_desks: Sequence[ProviderEntry] = (),
 ) -> SolverConfig:
-    """The ``[chain]`` and ``[solver]`` sections of one devnet solver."""
+    """The ``[chain]`` and ``[solver]`` sections of one devnet solver (``token_desks``: the token
+    desks whose best quote its ``POST /tokens/quote`` answers)."""
     solver = SolverSection(
         listen=f"127.0.0.1:{port}",
         store=run_dir / f"{name}.sqlite",
@@ -137,6 +139,7 @@ def solver_config(
         quote_timeout_s=2.0,
         start_block=0,
         providers=list(providers),
+        token_desks=list(token_desks),
     )
     return SolverConfig(chain=_chain(rpc_url, deployment), solver=solver)
 

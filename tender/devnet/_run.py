@@ -373,6 +373,8 @@ class Devnet:
             )
         self.provider_entries = {name: {"url": e.url, "address": e.address} for name, e in entries.items()}
         solver_providers = [[entries[name] for name in names] for names in SOLVER_PROVIDERS]
+        token_ports = [free_port() for _ in range(8)]  # the token desks' and verifiers', known to solver-1
+        token_desks = [] if self.token_phase is None else self.token_phase.honest_desks(token_ports)
         for n, (key_index, providers) in enumerate(zip(SOLVER_KEYS, solver_providers, strict=True), start=1):
             port = free_port()
             name = f"solver-{n}"
@@ -384,6 +386,7 @@ class Devnet:
                 run_dir=self.run_dir,
                 name=name,
                 margin_bps=100 * n,
+                token_desks=token_desks if n == 1 else (),
             )
             self._start_role("solver", name, solver, DEV_KEYS[key_index])
             self.solver_urls.append(f"http://127.0.0.1:{port}")
@@ -397,7 +400,8 @@ class Devnet:
             self._step(
                 "starting 4 token desks (2 honest, one serving a cheaper model, one truncating) and 4 token verifiers"
             )
-            self.token_phase.start(self.supervisor, rpc, [free_port() for _ in range(8)])
+            self.token_phase.solver_url = self.solver_urls[0]
+            self.token_phase.start(self.supervisor, rpc, token_ports)
         # Requests go to warm providers only: /health is 503 ("warming") until a provider has
         # made its first commitment and witness per model and one timed proof per model, so no
         # first quote round pays for them or runs beside the calibration proofs.
