@@ -48,6 +48,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from pydantic import Field
+from web3.exceptions import Web3Exception
 
 from tender.bounds import HttpLimits, aiohttp_guard, error_response, http_5xx_counter
 from tender.chain import EventFeed, JobState, TokenJob, TokenJobOpened, TokenMarket, request_hash
@@ -238,7 +239,7 @@ class TokenVerifier(Daemon):
             try:
                 await asyncio.to_thread(self.step)
                 self._failure = None
-            except (ChainError, OSError) as exc:  # an RPC outage: the next pass tries again
+            except (TenderError, OSError, Web3Exception) as exc:  # an RPC outage: the next pass tries again
                 self._failure = f"chain unreachable: {exc}"
                 log(logger, "tokens.pass_failed", level=logging.WARNING, error=str(exc))
             with contextlib.suppress(TimeoutError):

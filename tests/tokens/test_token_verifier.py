@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -168,6 +169,55 @@ def test_a_request_nobody_disclosed_is_not_judged_and_its_audit_pays_the_provide
     keeper.step()
     assert env.requester.market.job(job_id).state is JobState.SETTLED
     assert env.requester.market.owed(env.provider.address) == PRICE_PER_1K * len(tokens) // 1000
+
+
+def test_an_rpc_outage_fails_passes_not_the_verifier_and_its_duty_is_done_when_the_chain_is_back(
+    env: World, lm: TokenModel, cheap: TokenModel
+) -> None:
+    """The watcher reaches the chain through a proxy that goes away: its passes fail (health 503,
+    the daemon keeps running), and once the chain answers again it challenges the cheat."""
+    from web3 import Web3
+
+    from tender.chain import TokenMarket, TxSender
+    from tests._proxy import OutageProxy
+
+    request = token_request(lm, "Raise ValueError if", 24)
+    job_id = open_job(env, request)
+    with OutageProxy(env.chain.rpc_url) as proxy:
+        w3 = Web3(Web3.HTTPProvider(proxy.url, request_kwargs={"timeout": 5}))
+        market = TokenMarket(w3, env.market_address, sender=TxSender(w3, env.challenger.key))
+        watcher = TokenVerifier(market=market, model=lm, model_id=MODEL_ID, duties=WATCH, poll_interval_s=0.1)
+
+        async def scenario() -> tuple[dict[str, Any], JobState]:
+            await watcher.setup()
+            watcher.disclose(job_id, request.prompt, request.sampling)
+            proxy.go_down()
+            env.provider.market.deliver(job_id, cheap.generate(request).tokens)  # while it is down
+            (follow,) = watcher.tasks()
+            task = asyncio.create_task(follow)
+            try:
+                for _ in range(2400):  # the first pass fails at once; a busy machine gets 2 min
+                    if not watcher.health()["ok"]:
+                        break
+                    await asyncio.sleep(0.05)
+                down = watcher.health()
+                proxy.come_back()
+                state = JobState.DELIVERED
+                for _ in range(1200):  # up to 2 min of passes on a busy machine
+                    state = await asyncio.to_thread(lambda: env.requester.market.job(job_id).state)
+                    if state is not JobState.DELIVERED:
+                        break
+                    await asyncio.sleep(0.1)
+                return down, state
+            finally:
+                watcher.request_stop()
+                await task
+
+        down, state = asyncio.run(scenario())
+    assert down["ok"] is False
+    assert "chain unreachable" in down["reasons"][0]
+    assert state is JobState.CHALLENGED
+    assert env.requester.market.job(job_id).challenger == env.challenger.address
 
 
 def test_the_keeper_expires_a_job_nothing_was_delivered_for(
