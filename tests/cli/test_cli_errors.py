@@ -195,6 +195,19 @@ def _cases(net: Net) -> dict[str, tuple[list[str], str | None, str]]:
             GOOD_KEY,
             "--cheap-model",
         ),
+        # token verifiers (the desk's arguments but --port)
+        "token verifier model id malformed": (
+            ["verifier", "tokens", *desk(model_id="0x12")[:-2]],
+            GOOD_KEY,
+            "--model-id",
+        ),
+        "token verifier listen malformed": (
+            ["verifier", "tokens", *desk()[:-2], "--listen", "nowhere"],
+            GOOD_KEY,
+            "--listen",
+        ),
+        "token verifier key missing": (["verifier", "tokens", *desk()[:-2]], None, "TENDER_PRIVATE_KEY"),
+        "token verifier chain down": (["verifier", "tokens", *desk()[:-2]], GOOD_KEY, NOWHERE),
         # usage
         "unknown command": (["no-such-command"], None, "no-such-command"),
         "missing option": (["request", "run", "mlp"], GOOD_KEY, "--max-price"),
