@@ -109,3 +109,12 @@ def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 180) 
         except OSError:
             time.sleep(0.3)
     raise AssertionError(f"{url} did not answer in {timeout} s")
+
+
+def served(env: World, model: str = "lm") -> list[str]:
+    """What a desk or a token verifier process is told: ``models/<model>`` as ``MODEL_ID`` on the
+    world's chain and market."""
+    return [
+        *("--model", str(SAMPLE_MODELS / model), "--model-id", "0x" + MODEL_ID.hex()),
+        *("--rpc", env.chain.rpc_url, "--market", env.market_address),
+    ]

@@ -23,7 +23,6 @@ from tender.chain import (
 )
 from tender.errors import ContractRevert
 from tender.intents import recover_digest_signer
-from tender.paths import SAMPLE_MODELS
 from tender.quotes import sign_commitment
 from tender.tokens import Sampling, TokenModel, TokenRequest, audit
 from tests.tokens._world import (
@@ -35,6 +34,7 @@ from tests.tokens._world import (
     WINDOW,
     World,
     open_job,
+    served,
     token_request,
 )
 
@@ -175,21 +175,7 @@ def test_desk_streams_tokens_over_the_quote_path_and_delivers(env: World, lm: To
 
     port = free_port()
     process = subprocess.Popen(
-        [
-            *tender_command(),
-            "provider",
-            "tokens",
-            "--model",
-            str(SAMPLE_MODELS / "lm"),
-            "--model-id",
-            "0x" + MODEL_ID.hex(),
-            "--rpc",
-            env.chain.rpc_url,
-            "--market",
-            env.market_address,
-            "--port",
-            str(port),
-        ],
+        [*tender_command(), "provider", "tokens", *served(env), "--port", str(port)],
         env={**os.environ, "TENDER_PRIVATE_KEY": env.provider.key},
     )
     try:

@@ -21,9 +21,8 @@ from tender.anvil import free_port
 from tender.chain import JobState
 from tender.client import TokenResult, request_tokens
 from tender.devnet._supervisor import tender_command
-from tender.paths import SAMPLE_MODELS
 from tender.tokens import TokenModel, TokenRequest
-from tests.tokens._world import MODEL_ID, World, wait_http
+from tests.tokens._world import MODEL_ID, World, served, wait_http
 
 
 @pytest.fixture
@@ -38,16 +37,7 @@ def desks(env: World) -> Iterator[list[ProviderEntry]]:
             ("cheap", env.reexecutors[2], 2 * 10**17),
         ):
             port = free_port()
-            args = [
-                "provider",
-                "tokens",
-                "--model",
-                str(SAMPLE_MODELS / "lm"),
-                "--model-id",
-                "0x" + MODEL_ID.hex(),
-            ]
-            args += ["--rpc", env.chain.rpc_url, "--market", env.market_address, "--port", str(port)]
-            args += ["--gpu-hour-cost", str(cost)]
+            args = ["provider", "tokens", *served(env), "--port", str(port), "--gpu-hour-cost", str(cost)]
             process = subprocess.Popen(
                 [*tender_command(), *args],
                 env={**os.environ, "TENDER_PRIVATE_KEY": party.key},

@@ -36,6 +36,7 @@ from tests.tokens._world import (
     Party,
     World,
     open_job,
+    served,
     token_request,
     wait_http,
 )
@@ -306,8 +307,7 @@ def test_a_verifier_or_a_desk_given_another_model_file_refuses_to_start(
         asyncio.run(verifier.setup())
     with pytest.raises(ChainError, match="is not registered"):
         env.requester.market.check_model(b"\x01" * 32, cheap.path)
-    args = ["--model", str(SAMPLE_MODELS / "lm-cheap"), "--model-id", "0x" + MODEL_ID.hex()]
-    args += ["--rpc", env.chain.rpc_url, "--market", env.market_address]
+    args = served(env, "lm-cheap")
     for role in (["verifier", "tokens"], ["provider", "tokens", "--port", str(free_port())]):
         done = subprocess.run(
             [*tender_command(), *role, *args],
@@ -346,13 +346,11 @@ def test_verifier_processes_slash_a_cheating_desk_with_a_reexecutor_killed_and_r
     the request over HTTP, challenges; both re-executors vote and the desk is slashed."""
     from tender.client import request_tokens
 
-    model_args = ["--model", str(SAMPLE_MODELS / "lm"), "--model-id", "0x" + MODEL_ID.hex()]
-    chain_args = ["--rpc", env.chain.rpc_url, "--market", env.market_address]
     desk_port = free_port()
     processes: list[subprocess.Popen[bytes]] = []
 
     def verifier(n: int, key: str, *duties: str, port: int) -> subprocess.Popen[bytes]:
-        args = ["verifier", "tokens", *model_args, *chain_args, "--listen", f"127.0.0.1:{port}"]
+        args = ["verifier", "tokens", *served(env), "--listen", f"127.0.0.1:{port}"]
         args += [
             "--store",
             str(tmp_path / f"v{n}.db"),
@@ -372,8 +370,7 @@ def test_verifier_processes_slash_a_cheating_desk_with_a_reexecutor_killed_and_r
             [
                 "provider",
                 "tokens",
-                *model_args,
-                *chain_args,
+                *served(env),
                 "--port",
                 str(desk_port),
                 "--misbehave",
