@@ -148,10 +148,11 @@ def tokens(
     setup_logging(level=log_level)
     w3 = connect(rpc)
     model = TokenModel.load(model_path)
-    TokenMarket(w3, market).check_model(model_id, model.path)  # we serve what the registry pins
+    token_market = TokenMarket(w3, market, sender=TxSender(w3, key))
+    token_market.check_model(model_id, model.path)  # we serve what the registry pins
     desk = TokenDesk(
         model=model,
-        market=TokenMarket(w3, market, sender=TxSender(w3, key)),
+        market=token_market,
         key=key,
         model_id=model_id,
         gpu_hour_cost=gpu_hour_cost,

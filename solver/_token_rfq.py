@@ -86,7 +86,9 @@ class TokenRfq:
             first = exc.errors()[0]
             return error_response(422, "invalid_body", first["msg"], ".".join(str(p) for p in first["loc"]))
         started = time.perf_counter()
-        offers = [o for o in await asyncio.gather(*(self._ask(d, raw, body) for d in self.desks)) if o]
+        wanted = request_hash(body.prompt, temperature=body.temperature, top_k=body.top_k, seed=body.seed)
+        asks = (self._ask(d, raw, body, wanted) for d in self.desks)
+        offers = [o for o in await asyncio.gather(*asks) if o]
         log(
             logger,
             "tokens.round",
@@ -111,8 +113,11 @@ class TokenRfq:
         }
         return web.Response(body=json.dumps(answer), content_type="application/json")
 
-    async def _ask(self, desk: ProviderEntry, raw: bytes, body: TokenQuoteRequest) -> _Offer | None:
-        """The desk's quote if it is a valid one for ``body`` (else None: refused, malformed, late,
+    async def _ask(
+        self, desk: ProviderEntry, raw: bytes, body: TokenQuoteRequest, wanted: bytes
+    ) -> _Offer | None:
+        """The desk's quote if it is a valid one for ``body``, whose request hashes to ``wanted``
+        (else None: refused, malformed, late,
         for another request, above the cap, or not signed by the desk's provider)."""
         try:
             async with asyncio.timeout(self.timeout):
@@ -131,7 +136,6 @@ class TokenRfq:
         except _ERRORS as exc:
             log(logger, "tokens.quote_failed", level=logging.DEBUG, desk=desk.name, error=repr(exc))
             return None
-        wanted = request_hash(body.prompt, temperature=body.temperature, top_k=body.top_k, seed=body.seed)
         ok = (
             quote.requester.lower() == body.requester.lower()
             and quote.request_hash == wanted

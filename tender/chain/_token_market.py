@@ -19,7 +19,7 @@ from tender.chain._staking import Staking
 from tender.chain._structs import INPUT_HASHED, MODES_REEXECUTION, ZERO_ADDRESS, ModelInfo
 from tender.chain._token_jobs import TokenJob, TokenModelConfig, TokenQuote, decode_tokens, encode_tokens
 from tender.chain._tx import TxSender
-from tender.errors import ChainError
+from tender.errors import ChainError, ContractRevert
 from tender.quotes import commitment_digest
 
 #: The deployment's ``extra`` key holding the token market's address.
@@ -121,9 +121,10 @@ class TokenMarket(ContractWrapper):
         from tender.chain._registry import Registry
 
         registry = Registry(self.w3, self.registry())
-        if not registry.is_registered(model_id):
-            raise ChainError(f"model 0x{model_id.hex()} is not registered in {registry.address}")
-        info = registry.model(model_id)
+        try:
+            info = registry.model(model_id)
+        except ContractRevert as exc:  # UnknownModel: one read answers both questions
+            raise ChainError(f"model 0x{model_id.hex()} is not registered in {registry.address}") from exc
         if info.proof_modes != MODES_REEXECUTION:
             raise ChainError(
                 f"model 0x{model_id.hex()} is not a re-execution (token) model: modes {info.proof_modes}"

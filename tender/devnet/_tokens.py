@@ -157,7 +157,7 @@ class TokenPhase:
         """``models/lm``'s record in the registry's re-execution tier."""
         return token_model_info(SAMPLE_MODELS / "lm", audit_rate_bps=AUDIT_RATE_BPS)
 
-    @property
+    @functools.cached_property
     def model_id(self) -> bytes:
         """Its id (the deployer registers it)."""
         return self.model_info.model_id(Account.from_key(self.deployer_key).address)
