@@ -593,8 +593,11 @@ def run(*, use_ezkl: bool = True, out: Path = RESULTS) -> dict[str, Any]:
         **gas,
         "verifier": source,
         "conditions": "Anvil (cancun); steady state: every owed slot a step credits is already non-zero "
-        "from an earlier job (settle_zk_first / settle_overhead_first: the first credit to two empty slots) "
-        "and payees already hold tokens (withdraw); `bid` is a job's first bid (fresh storage), "
+        "from an earlier job (settle_zk_first / settle_overhead_first: the first credit to two empty slots), "
+        "payees already hold tokens (withdraw) and the market already holds the model's proof modes (its first "
+        "posting of a model copies them: post_fresh_nonce_word, the requester's and the model's first posting); "
+        "a reverse job stores only its terms' hash at `post` and `bid`, `award` and `refund` pass the terms "
+        "back (calldata_bytes_by_step); `bid` is a job's first bid (fresh storage), "
         "`bid_replace` a provider lowering its own bid, `bid_pushout` a third provider's bid that pushes the "
         "runner-up off a full book (at its latency; `bid_pushout_lead`: taking the lead at a new latency)",
         "targets": checks,

@@ -399,6 +399,8 @@ class Solver(Daemon):
             if market is None:
                 continue
             if isinstance(event, IntentPosted):
+                if market.auction == AuctionType.REVERSE:
+                    market.sync.remember(event)  # its terms, for our bid and award
                 self.store.add_job(
                     _hex(event.job_id),
                     market=market.address,
@@ -663,7 +665,7 @@ class Solver(Daemon):
                 bid = Bid(action.provider, action.price, action.latency)
                 until = self._until(auction_end, now)  # RPC errors retried while the bid can count
                 tx = await self.txm.send(
-                    market.sync.fn.bid(bytes(job), bid.to_abi()),
+                    await market.bid_fn(bytes(job), bid),
                     purpose="bid",
                     job_id=row.job_id,
                     until=until,
@@ -677,6 +679,9 @@ class Solver(Daemon):
                     await self._sleep(self.section.poll_interval_s)
                     return
                 revert = exc if isinstance(exc, ContractRevert) else exc.revert
+                if revert is not None and revert.name == "TermsMismatch":
+                    # a reorg re-posted the intent in another block: its terms moved with it
+                    await market.forget(bytes(job))
                 if revert is not None and revert.name == "InsufficientStake":
                     # a bid reserves max(minStake, maxPrice * stakeMultiple) of the provider's free
                     # stake: waiting does not free it, so the job is not tried again
@@ -915,7 +920,7 @@ class Solver(Daemon):
         return await self._send_job_tx(
             row,
             "award",
-            market.sync.fn.award(job),
+            await market.award_fn(job),
             until=until,
             estimate_at="pending" if next_block else None,
         )

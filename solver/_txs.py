@@ -204,7 +204,7 @@ class TxManager:
         estimate_at: BlockIdentifier | None = None,
     ) -> TxRow:
         """Sign ``tx`` (``to``, ``data``, ``value``; or a contract call such as
-        ``market.fn.award(job_id)`` of a :class:`tender.chain.Market`), persist it, broadcast it;
+        ``market.award_fn(job_id)`` of a :class:`tender.chain.Market`), persist it, broadcast it;
         return its row.
 
         ``gas`` skips estimation (a revert then shows in the receipt, not here); ``estimate_at``

@@ -331,6 +331,9 @@ class Agent(Daemon):
         before = JobView(job_id, state=row.state if row is not None else JobState.NONE)
         fields: dict[str, Any] = {"state": before.apply(event).state}
         if isinstance(event, IntentPosted):
+            wrapper = self.markets.get(market)
+            if wrapper is not None and wrapper.auction is AuctionType.REVERSE:
+                wrapper.remember(event)  # its terms, for the keeper's award or refund
             fields.update(
                 proof_mode=int(event.intent.proof_mode),
                 detail={
@@ -511,11 +514,11 @@ class Agent(Daemon):
             if any(a.status in ("signed", "mined") for a in tried) or len(tried) >= _KEEPER_AWARDS:
                 return  # on its way, or tried as often as we try: refunded after the deadline
             kind = "award" if not tried else f"award:{len(tried) + 1}"
-            self._do(row.job_id, kind, market.fn.award(job_id))
+            self._do(row.job_id, kind, market.award_fn(job_id))
             return
         if self.settings.refund:
             # reverse: no bid on the book, or past the deadline; Dutch: past the window
-            self._do(row.job_id, "refund", market.fn.refund(job_id))
+            self._do(row.job_id, "refund", market.refund_fn(job_id))
 
     def _do(self, job_id: str, kind: str, function: Any) -> Outcome | None:
         try:

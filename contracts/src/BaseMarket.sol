@@ -14,13 +14,22 @@ import {ModelLayout} from "./interfaces/IModelRegistry.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {IStaking} from "./interfaces/IStaking.sol";
 import {IntentLib} from "./libraries/IntentLib.sol";
-import {DisputeTerms, Intent, Job, JobRecord, JobState, MarketParams, PROOF_ZK} from "./MarketStructs.sol";
+import {
+    AUCTION_REVERSE,
+    DisputeTerms,
+    Intent,
+    Job,
+    JobRecord,
+    JobState,
+    MarketParams,
+    PROOF_ZK
+} from "./MarketStructs.sol";
 
 /// @title BaseMarket
 /// @notice Everything both auction types share: intent validation, escrow, nonces, award bookkeeping,
 /// delivery, verification, settlement, disputes, expiry and refunds. An auction type overrides only how
-/// the price and the winner are resolved (`_checkPricing`, `_awardOnDelivery`, `_refundable`, `_failover`)
-/// and adds its own entry (`bid`/`award` or `fill`). The hot steps (bid, fill, award, delivery, proof,
+/// the price and the winner are resolved (`_checkPricing`, `_opened`, `_failover`) and adds its own entries
+/// (`bid`/`award`/`refund` or `fill`/`refund`). The hot steps (bid, fill, award, delivery, proof,
 /// expiry of a missed delivery) run here; the cold ones (opening a job, challenge, finalize, audit draw,
 /// admin, payouts) run in a `MarketExtension` this market deploys and calls with DELEGATECALL on its own
 /// storage, which keeps each market under the EIP-170 size limit without linked libraries.
@@ -76,7 +85,6 @@ abstract contract BaseMarket is IMarket, MarketCore, EIP712, Ownable2Step, Pausa
     function deliver(bytes32 jobId, uint256[] calldata output, bytes calldata proof) external nonReentrant {
         MarketStorage storage $ = _s();
         JobRecord storage j = $.jobs[jobId];
-        if (j.state == JobState.Open) _awardOnDelivery(jobId, j);
         if (j.state != JobState.Awarded) revert InvalidState(jobId, j.state);
         address provider = j.provider;
         _requireAuthorized(provider);
@@ -171,19 +179,6 @@ abstract contract BaseMarket is IMarket, MarketCore, EIP712, Ownable2Step, Pausa
         _expireDelivery(jobId);
     }
 
-    /// @inheritdoc IMarket
-    function refund(bytes32 jobId) external nonReentrant {
-        MarketStorage storage $ = _s();
-        JobRecord storage j = $.jobs[jobId];
-        if (j.state != JobState.Open) revert InvalidState(jobId, j.state);
-        uint40 end = j.auctionEnd;
-        if (block.timestamp < end) revert AuctionNotEnded(jobId, end);
-        if (!_refundable(jobId, j)) revert NotRefundable(jobId);
-        j.state = JobState.Refunded;
-        _released(jobId, j);
-        _refundEscrow(jobId, j);
-    }
-
     // ================================================================== admin
 
     /// @inheritdoc IMarket
@@ -221,6 +216,22 @@ abstract contract BaseMarket is IMarket, MarketCore, EIP712, Ownable2Step, Pausa
         _unpause();
     }
 
+    /// @notice Whether the market is paused (no posting, bidding or filling).
+    function paused() public view override returns (bool) {
+        return _pausedBit();
+    }
+
+    /// @dev Pausable's flag, kept in the params slot (`MarketCore._pausedBit`).
+    function _pause() internal override whenNotPaused {
+        _setPausedBit(true);
+        emit Paused(msg.sender);
+    }
+
+    function _unpause() internal override whenPaused {
+        _setPausedBit(false);
+        emit Unpaused(msg.sender);
+    }
+
     // ================================================================== views
 
     /// @inheritdoc IMarket
@@ -241,6 +252,11 @@ abstract contract BaseMarket is IMarket, MarketCore, EIP712, Ownable2Step, Pausa
     function job(bytes32 jobId) external view returns (Job memory v) {
         MarketStorage storage $ = _s();
         JobRecord storage j = $.jobs[jobId];
+        // an Open reverse job stores only its terms' hash beside the state (`IntentPosted` has the terms)
+        if (j.state == JobState.Open && auctionType() == AUCTION_REVERSE) {
+            v.state = JobState.Open;
+            return v;
+        }
         (v.requester, v.maxPrice) = (j.requester, j.maxPrice);
         (v.state, v.proofMode, v.feeBps, v.callbackGasLimit) =
         (j.state, j.proofMode, j.feeBps, j.callbackGasLimit);
@@ -259,7 +275,7 @@ abstract contract BaseMarket is IMarket, MarketCore, EIP712, Ownable2Step, Pausa
     function providerDeadline(bytes32 jobId) external view returns (uint256) {
         MarketStorage storage $ = _s();
         JobRecord storage j = $.jobs[jobId];
-        return j.awardedAt == 0 ? 0 : _providerDeadline(j);
+        return j.state == JobState.Open || j.awardedAt == 0 ? 0 : _providerDeadline(j);
     }
 
     /// @inheritdoc IMarket
@@ -352,17 +368,8 @@ abstract contract BaseMarket is IMarket, MarketCore, EIP712, Ownable2Step, Pausa
     /// @dev A job was just recorded (before the escrow is pulled): prepare auction-specific storage.
     function _opened(bytes32 jobId) internal virtual;
 
-    /// @dev A delivery arrived for an Open job: award it now or revert.
-    function _awardOnDelivery(bytes32 jobId, JobRecord storage j) internal virtual;
-
-    /// @dev Whether an Open job past its auction window may be refunded.
-    function _refundable(bytes32 jobId, JobRecord storage j) internal view virtual returns (bool);
-
     /// @dev After `from` expired: re-award to a runner-up if possible. Returns whether it did.
     function _failover(bytes32 jobId, JobRecord storage j, address from) internal virtual returns (bool);
-
-    /// @dev An Open job is refunded without an award: release any stake its bids reserved.
-    function _released(bytes32 jobId, JobRecord storage j) internal virtual;
 
     // ================================================================== shared steps for auction types
 
@@ -372,9 +379,17 @@ abstract contract BaseMarket is IMarket, MarketCore, EIP712, Ownable2Step, Pausa
     }
 
     /// @dev Stake a bid at `bidPrice` must lock: max(minStake, bidPrice * stakeMultiple).
-    function _stakeRequired(JobRecord storage j, uint256 bidPrice) internal view returns (uint256 required) {
-        (uint256 minStake, uint256 multiple) = (j.minStake, j.stakeMultiple);
-        required = bidPrice * multiple;
+    function _stakeRequired(JobRecord storage j, uint256 bidPrice) internal view returns (uint256) {
+        return _lockFor(j.minStake, j.stakeMultiple, bidPrice);
+    }
+
+    /// @dev max(minStake, price * multiple), at most 2**96 - 1 (else `ValueTooLarge`).
+    function _lockFor(uint256 minStake, uint256 multiple, uint256 price)
+        internal
+        pure
+        returns (uint256 required)
+    {
+        required = price * multiple;
         if (required < minStake) required = minStake;
         if (required > type(uint96).max) revert ValueTooLarge(required, type(uint96).max);
     }

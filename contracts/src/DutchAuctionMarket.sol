@@ -45,6 +45,17 @@ contract DutchAuctionMarket is BaseMarket, IDutchAuctionMarket {
     }
 
     /// @inheritdoc IDutchAuctionMarket
+    function refund(bytes32 jobId) external nonReentrant {
+        JobRecord storage j = _job(jobId);
+        if (j.state != JobState.Open) revert InvalidState(jobId, j.state);
+        uint40 end = j.auctionEnd;
+        // past the window nobody can fill any more
+        if (block.timestamp < end) revert AuctionNotEnded(jobId, end);
+        j.state = JobState.Refunded;
+        _refundEscrow(jobId, j);
+    }
+
+    /// @inheritdoc IDutchAuctionMarket
     function currentPrice(bytes32 jobId) external view returns (uint256) {
         JobRecord storage j = _job(jobId);
         if (j.state == JobState.None) return 0;
@@ -65,21 +76,6 @@ contract DutchAuctionMarket is BaseMarket, IDutchAuctionMarket {
 
     /// @inheritdoc BaseMarket
     function _opened(bytes32) internal pure override {}
-
-    /// @inheritdoc BaseMarket
-    function _released(bytes32, JobRecord storage) internal pure override {}
-
-    /// @inheritdoc BaseMarket
-    function _awardOnDelivery(bytes32 jobId, JobRecord storage j) internal view override {
-        // a Dutch job is awarded only by fill
-        revert InvalidState(jobId, j.state);
-    }
-
-    /// @inheritdoc BaseMarket
-    function _refundable(bytes32, JobRecord storage) internal pure override returns (bool) {
-        // past the window nobody can fill any more
-        return true;
-    }
 
     /// @inheritdoc BaseMarket
     function _failover(bytes32, JobRecord storage, address) internal pure override returns (bool) {

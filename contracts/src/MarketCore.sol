@@ -48,6 +48,9 @@ abstract contract MarketCore is IMarketEvents, ReentrancyGuardTransient {
         /// @dev `QuoteMarket` only: one word per job, the state in the low byte and a hash of the job's
         /// terms (after delivery: of the terms and the output hash) above it.
         mapping(bytes32 jobId => uint256 word) quoted;
+        /// @dev The registry's proof modes of each model posted here, copied at its first posting (models are
+        /// immutable), so that a posting reads one slot instead of calling the registry.
+        mapping(bytes32 modelId => uint8 modes) modes;
     }
 
     /// @dev keccak256(abi.encode(uint256(keccak256("tender.market")) - 1)) & ~bytes32(uint256(0xff))
@@ -253,8 +256,39 @@ abstract contract MarketCore is IMarketEvents, ReentrancyGuardTransient {
     function _setParams(MarketParams memory p) internal {
         MarketStorage storage $ = _s();
         _checkParams(p);
+        bool paused_ = _pausedBit();
         $.params = p;
+        _setPausedBit(paused_);
         emit ParamsUpdated(p);
+    }
+
+    /// @dev The proof modes of `modelId` (0: not registered), from the copy this market keeps.
+    function _modesOf(bytes32 modelId) internal returns (uint8 modes) {
+        MarketStorage storage $ = _s();
+        modes = $.modes[modelId];
+        if (modes == 0) {
+            modes = _registry.proofModesOf(modelId);
+            if (modes != 0) $.modes[modelId] = modes;
+        }
+    }
+
+    /// @dev The pause flag: the top bit of the params slot (`MarketParams` fills 240 of its bits), which `post`
+    /// and `bid` read anyway, instead of a slot of its own.
+    function _pausedBit() internal view returns (bool paused_) {
+        MarketStorage storage $ = _s();
+        MarketParams storage p = $.params;
+        assembly ("memory-safe") {
+            paused_ := shr(255, sload(p.slot))
+        }
+    }
+
+    function _setPausedBit(bool paused_) internal {
+        MarketStorage storage $ = _s();
+        MarketParams storage p = $.params;
+        assembly ("memory-safe") {
+            let word := sload(p.slot)
+            sstore(p.slot, or(and(word, not(shl(255, 1))), shl(255, paused_)))
+        }
     }
 
     /// @dev A provider caught with a bad output loses (1 - r) * lock >= (1 - r) * stakeMultiple * price, so

@@ -188,7 +188,7 @@ contract MarketExtension is MarketCore, EIP712 {
         uint8 expected = _auctionType;
         if (intent.auctionType != expected) revert WrongAuctionType(intent.auctionType, expected);
         if (block.timestamp >= intent.expiry) revert IntentExpired(intent.expiry, block.timestamp);
-        uint8 modes = _registry.proofModesOf(intent.modelId);
+        uint8 modes = _modesOf(intent.modelId);
         if (modes == 0) revert UnknownModel(intent.modelId);
         if (intent.proofMode > PROOF_OPTIMISTIC || modes & (1 << intent.proofMode) == 0) {
             revert UnsupportedProofMode(intent.modelId, intent.proofMode);
@@ -213,24 +213,19 @@ contract MarketExtension is MarketCore, EIP712 {
         _useNonce(intent.requester, intent.nonce);
 
         uint16 feeBps = p.feeBps;
-        JobRecord storage j = $.jobs[jobId];
-        j.requester = intent.requester;
-        j.state = JobState.Open;
-        j.proofMode = intent.proofMode;
-        j.allowFailover = intent.allowFailover;
-        j.priceWeightBps = intent.priceWeightBps;
-        j.feeBps = feeBps;
-        j.callbackGasLimit = intent.callbackGasLimit;
+        uint16 stakeMultiple = p.stakeMultiple;
         // maxPrice and minStake were checked to fit 96 bits, the timestamps 40 bits
-        j.maxPrice = uint96(maxPrice);
-        j.minStake = uint96(intent.minStake);
-        j.postedAt = uint40(block.timestamp);
-        j.stakeMultiple = p.stakeMultiple;
-        j.auctionEnd = uint40(auctionEnd);
-        j.deadline = uint40(intent.deadline);
-        j.modelId = intent.modelId;
-        j.inputCommitment = intent.inputCommitment;
-        if (intent.startPrice != 0) j.startPrice = uint96(intent.startPrice);
+        if (_auctionType == AUCTION_REVERSE) {
+            // one word: the terms' hash and the state; bids, the award and the refund pass the terms back
+            JobRecord storage r = $.jobs[jobId];
+            uint256 word = _openWord(intent, feeBps, stakeMultiple, auctionEnd);
+            assembly ("memory-safe") {
+                // slot 1 of the record, where `state` is the low byte
+                sstore(add(r.slot, 1), word)
+            }
+        } else {
+            _record(jobId, intent, feeBps, stakeMultiple, auctionEnd);
+        }
         if (intent.proofMode == PROOF_OPTIMISTIC) {
             // the dispute terms in force now are the job's for good
             $.terms[jobId] = DisputeTerms(
@@ -240,9 +235,96 @@ contract MarketExtension is MarketCore, EIP712 {
 
         uint256 escrow = maxPrice + _fee(maxPrice, feeBps);
         emit IntentPosted(
-            jobId, intent.requester, intent.modelId, intent, escrow, feeBps, uint40(auctionEnd), msg.sender
+            jobId,
+            intent.requester,
+            intent.modelId,
+            intent,
+            escrow,
+            feeBps,
+            stakeMultiple,
+            uint40(auctionEnd),
+            msg.sender
         );
         _charge(intent.requester, escrow);
+    }
+
+    /// @dev A Dutch job's record, written whole at posting (a fill reads it at once).
+    function _record(
+        bytes32 jobId,
+        Intent calldata intent,
+        uint16 feeBps,
+        uint16 stakeMultiple,
+        uint256 auctionEnd
+    ) private {
+        JobRecord storage j = _s().jobs[jobId];
+        j.requester = intent.requester;
+        j.proofMode = intent.proofMode;
+        j.feeBps = feeBps;
+        j.callbackGasLimit = intent.callbackGasLimit;
+        j.state = JobState.Open;
+        j.deadline = uint40(intent.deadline);
+        j.maxPrice = uint96(intent.maxPrice);
+        j.minStake = uint96(intent.minStake);
+        j.postedAt = uint40(block.timestamp);
+        j.auctionEnd = uint40(auctionEnd);
+        j.stakeMultiple = stakeMultiple;
+        j.priceWeightBps = intent.priceWeightBps;
+        j.allowFailover = intent.allowFailover;
+        j.modelId = intent.modelId;
+        j.inputCommitment = intent.inputCommitment;
+        j.startPrice = uint96(intent.startPrice);
+    }
+
+    /// @dev A reverse job's Open word: the hash of its terms (`TermsLib`) and the state. The two structs are
+    /// ABI-encoded in place (all fields static) and hashed as `TermsLib.openWord` hashes them.
+    function _openWord(Intent calldata intent, uint16 feeBps, uint16 stakeMultiple, uint256 auctionEnd)
+        private
+        view
+        returns (uint256 word)
+    {
+        // checked by `_open`: maxPrice, minStake < 2**96, deadline < 2**40; the rest are typed in the intent
+        uint256 ptr;
+        assembly ("memory-safe") {
+            ptr := mload(0x40)
+        }
+        bytes32 jobTerms = _hashJobTerms(ptr, intent, feeBps);
+        (uint256 maxPrice, uint256 minStake, uint256 deadline, uint16 weight) =
+            (intent.maxPrice, intent.minStake, intent.deadline, intent.priceWeightBps);
+        assembly ("memory-safe") {
+            // AuctionTerms
+            mstore(ptr, maxPrice)
+            mstore(add(ptr, 0x20), minStake)
+            mstore(add(ptr, 0x40), auctionEnd)
+            mstore(add(ptr, 0x60), deadline)
+            mstore(add(ptr, 0x80), weight)
+            mstore(add(ptr, 0xa0), stakeMultiple)
+            mstore(add(ptr, 0xc0), jobTerms)
+            // the low byte: JobState.Open (1)
+            word := or(and(keccak256(ptr, 0xe0), not(0xff)), 1)
+        }
+    }
+
+    /// @dev keccak256(abi.encode(JobTerms)) of a reverse job posted now, encoded at `ptr` (free memory).
+    function _hashJobTerms(uint256 ptr, Intent calldata intent, uint16 feeBps)
+        private
+        view
+        returns (bytes32 h)
+    {
+        (address requester, bytes32 modelId, uint256 commitment) =
+            (intent.requester, intent.modelId, intent.inputCommitment);
+        (uint8 proofMode, bool failover, uint32 callbackGas) =
+            (intent.proofMode, intent.allowFailover, intent.callbackGasLimit);
+        assembly ("memory-safe") {
+            mstore(ptr, requester)
+            mstore(add(ptr, 0x20), modelId)
+            mstore(add(ptr, 0x40), commitment)
+            mstore(add(ptr, 0x60), timestamp())
+            mstore(add(ptr, 0x80), feeBps)
+            mstore(add(ptr, 0xa0), proofMode)
+            mstore(add(ptr, 0xc0), failover)
+            mstore(add(ptr, 0xe0), callbackGas)
+            h := keccak256(ptr, 0x100)
+        }
     }
 
     /// @dev Challenged or audited and unproven past the proof deadline.

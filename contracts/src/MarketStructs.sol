@@ -66,6 +66,44 @@ struct Bid {
     uint32 latency;
 }
 
+/// @notice What a reverse-auction job was posted with, as its bids check and score it. While the job is Open the
+/// market stores only the hash of these terms beside its state (`post` writes one word of job storage); `bid`,
+/// `award`, `refund` and the auction views take the terms back as calldata and check them against that hash.
+/// Everyone rebuilds them from `IntentPosted` (the intent, `auctionEnd`, `feeBps`, `stakeMultiple`).
+struct AuctionTerms {
+    // the intent's maxPrice (at most MAX_BOOK_PRICE)
+    uint96 maxPrice;
+    // the intent's minStake
+    uint96 minStake;
+    // bids accepted while now < auctionEnd (the posting block's time + the intent's auctionWindow)
+    uint40 auctionEnd;
+    // the intent's deadline
+    uint40 deadline;
+    // the intent's price weight in the score
+    uint16 priceWeightBps;
+    // the market's stake multiple at posting
+    uint16 stakeMultiple;
+    // keccak256(abi.encode(JobTerms)): the rest of the terms, which only the award and the refund read
+    bytes32 jobTerms;
+}
+
+/// @notice The rest of a reverse-auction job's terms: who pays and what is computed (see `AuctionTerms`).
+struct JobTerms {
+    // the intent's requester
+    address requester;
+    // the intent's model and input commitment
+    bytes32 modelId;
+    uint256 inputCommitment;
+    // the posting block's time (auctionEnd - the intent's auctionWindow)
+    uint40 postedAt;
+    // the market's fee at posting
+    uint16 feeBps;
+    // the intent's proof mode, failover flag and callback gas
+    uint8 proofMode;
+    bool allowFailover;
+    uint32 callbackGasLimit;
+}
+
 /// @notice Where a job is. Transitions only move forward (see docs/PROTOCOL.md); the last four are terminal.
 enum JobState {
     None, // no such job

@@ -7,19 +7,24 @@ import {IMarket} from "./interfaces/IMarket.sol";
 import {IReverseAuctionMarket} from "./interfaces/IReverseAuctionMarket.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {IStaking} from "./interfaces/IStaking.sol";
+import {TermsLib} from "./libraries/TermsLib.sol";
 import {
     AUCTION_REVERSE,
+    AuctionTerms,
     Bid,
     Intent,
     JobRecord,
     JobState,
+    JobTerms,
     MarketParams,
     MAX_BOOK_LATENCY
 } from "./MarketStructs.sol";
 
 /// @title ReverseAuctionMarket
 /// @notice Open scoring reverse auction with second-score payment. Only the pricing and winner
-/// resolution live here; escrow, delivery and disputes are `BaseMarket`'s.
+/// resolution live here; escrow, delivery and disputes are `BaseMarket`'s. While a job is Open its record holds
+/// one word, the hash of its terms and its state (`TermsLib`): `bid`, `award` and `refund` take the terms back as
+/// calldata, and the award (or the refund) writes the record the later steps read.
 contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
     /// @dev The two best bids of distinct providers, as award and the views read them (decoded from the book's
     /// two words, `_books`).
@@ -65,10 +70,9 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
     /// @inheritdoc IReverseAuctionMarket
     // Staking is this market's immutable, trusted counterpart and `reserve` makes no call out (and a failed
     // reserve reverts the whole bid, book included).
-    function bid(bytes32 jobId, Bid calldata b) external whenNotPaused {
+    function bid(bytes32 jobId, AuctionTerms calldata t, Bid calldata b) external whenNotPaused {
         // no reentrancy guard: bid only calls Staking (trusted, no call backs)
-        JobRecord storage j = _job(jobId);
-        if (j.state != JobState.Open) revert InvalidState(jobId, j.state);
+        _checkTerms(jobId, t);
         address provider = b.provider;
         // the bid's book word (without the order bit) and its score factors: score = price * pw + latency * lw
         // (`_score`, its factors computed once)
@@ -77,15 +81,14 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
         uint256 lw;
         {
             (uint256 price, uint256 latency) = (b.price, b.latency);
-            // a bid reads two job slots: slot 1 (state, deadline, maxPrice) and slot 3 (auction end, weight,
-            // stake terms)
-            uint256 maxPrice = j.maxPrice;
-            (uint40 end, uint16 w) = (j.auctionEnd, j.priceWeightBps);
+            // a bid reads one job slot (the Open word); the terms it checks and scores by are the calldata's
+            uint256 maxPrice = t.maxPrice;
+            (uint40 end, uint16 w) = (t.auctionEnd, t.priceWeightBps);
             if (block.timestamp >= end) revert AuctionClosed(jobId, end);
             // the provider's clock starts at the award, at the earliest at auctionEnd (< deadline, checked at post)
             uint256 maxLatency;
             unchecked {
-                maxLatency = j.deadline - end;
+                maxLatency = t.deadline - end;
             }
             _requireAuthorized(provider);
             if (price == 0) revert ZeroPrice();
@@ -101,23 +104,42 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
             }
             entry = (latency << _LATENCY_SHIFT) | (price << _PRICE_SHIFT) | uint160(provider);
         }
-        (uint256 score, uint8 rank, address best, address runner) = _place(_bookSlot(jobId), entry, pw, lw);
+        (uint8 rank, address best, address runner) = _place(_bookSlot(jobId), entry, pw, lw);
         // a provider on the book holds a reservation of the job's largest lock; a newcomer reserves one (reverts
         // InsufficientStake: the whole bid with it) and, as it pushes the runner-up (if any) off the book,
         // releases the runner-up's in the same call (`pushedOut`). Staking logs neither: the bid's event does.
         address pushedOut = address(0);
         if (provider != best && provider != runner) {
             pushedOut = runner;
-            _staking.reserve(provider, pushedOut, _stakeRequired(j, j.maxPrice));
+            _staking.reserve(provider, pushedOut, _reservation(t));
         }
-        emit BidPlaced(jobId, provider, msg.sender, b.price, b.latency, score, rank, pushedOut);
+        emit BidPlaced(jobId, provider, msg.sender, b.price, b.latency, rank, pushedOut);
     }
 
     /// @inheritdoc IReverseAuctionMarket
-    function award(bytes32 jobId) external nonReentrant {
-        JobRecord storage j = _job(jobId);
-        if (j.state != JobState.Open) revert InvalidState(jobId, j.state);
+    function award(bytes32 jobId, AuctionTerms calldata t, JobTerms calldata job_) external nonReentrant {
+        JobRecord storage j = _checkTerms(jobId, t);
+        if (TermsLib.hashOf(job_) != t.jobTerms) revert TermsMismatch(jobId);
+        _record(j, t, job_);
         _resolve(jobId, j);
+    }
+
+    /// @inheritdoc IReverseAuctionMarket
+    function refund(bytes32 jobId, AuctionTerms calldata t, JobTerms calldata job_) external nonReentrant {
+        JobRecord storage j = _checkTerms(jobId, t);
+        if (TermsLib.hashOf(job_) != t.jobTerms) revert TermsMismatch(jobId);
+        uint40 end = t.auctionEnd;
+        if (block.timestamp < end) revert AuctionNotEnded(jobId, end);
+        BidBook memory book = _book(jobId);
+        // with bids, only once no award is possible any more
+        if (book.best != address(0) && block.timestamp < t.deadline) revert NotRefundable(jobId);
+        // what the refund and the views read: slot 0 (who is paid, the fee) and slot 1 (state, price cap)
+        (j.requester, j.proofMode, j.feeBps, j.callbackGasLimit) =
+        (job_.requester, job_.proofMode, job_.feeBps, job_.callbackGasLimit);
+        _clearOpenWord(j);
+        (j.state, j.deadline, j.maxPrice) = (JobState.Refunded, t.deadline, t.maxPrice);
+        _releaseBook(book, t);
+        _refundEscrow(jobId, j);
     }
 
     // ------------------------------------------------------------------ views
@@ -143,18 +165,18 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
     }
 
     /// @inheritdoc IReverseAuctionMarket
-    function scoreOf(bytes32 jobId, uint256 price, uint32 latency) external view returns (uint256) {
-        JobRecord storage j = _job(jobId);
-        if (j.state == JobState.None || price > type(uint96).max) return 0;
-        return _score(j.priceWeightBps, price, latency, j.maxPrice, j.deadline - j.auctionEnd);
+    function scoreOf(AuctionTerms calldata t, uint256 price, uint32 latency) external pure returns (uint256) {
+        // terms no job can have (post checks them): 0, not a wrapped score
+        if (price > type(uint96).max || t.deadline <= t.auctionEnd || t.priceWeightBps > BPS) return 0;
+        return _score(t.priceWeightBps, price, latency, t.maxPrice, t.deadline - t.auctionEnd);
     }
 
     /// @inheritdoc IReverseAuctionMarket
-    function clearingPrice(bytes32 jobId) external view returns (uint256) {
-        JobRecord storage j = _job(jobId);
+    function clearingPrice(bytes32 jobId, AuctionTerms calldata t) external view returns (uint256) {
+        _checkTerms(jobId, t);
         BidBook memory book = _book(jobId);
         if (book.best == address(0)) return 0;
-        return _clearingPrice(book, j);
+        return _clearingPrice(book, t.priceWeightBps, t.maxPrice, t.deadline - t.auctionEnd);
     }
 
     // ------------------------------------------------------------------ hooks
@@ -167,22 +189,6 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
     /// @inheritdoc BaseMarket
     function _opened(bytes32 jobId) internal override {
         _books[jobId] = [_EMPTY, _EMPTY];
-    }
-
-    /// @inheritdoc BaseMarket
-    function _awardOnDelivery(bytes32 jobId, JobRecord storage j) internal override {
-        _resolve(jobId, j);
-    }
-
-    /// @inheritdoc BaseMarket
-    function _refundable(bytes32 jobId, JobRecord storage j) internal view override returns (bool) {
-        // with bids, only once no award is possible any more
-        return _book(jobId).best == address(0) || block.timestamp >= j.deadline;
-    }
-
-    /// @inheritdoc BaseMarket
-    function _released(bytes32 jobId, JobRecord storage j) internal override {
-        _releaseBook(_book(jobId), j);
     }
 
     /// @inheritdoc BaseMarket
@@ -208,8 +214,8 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
         _requireAwardable(jobId, j);
         BidBook memory book = _book(jobId);
         if (book.best == address(0)) revert NoBids(jobId);
-        _releaseBook(book, j);
-        uint256 price = _clearingPrice(book, j);
+        _releaseBook(book, _stakeRequired(j, j.maxPrice));
+        uint256 price = _clearingPrice(book, j.priceWeightBps, j.maxPrice, j.deadline - j.auctionEnd);
         if (_tryAward(jobId, j, book.best, book.bestPrice, price, book.bestLatency, true)) return;
         if (book.runner != address(0)) {
             // the runner-up becomes the provider: it is no failover candidate any more
@@ -224,14 +230,56 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
         _refundEscrow(jobId, j);
     }
 
-    /// @dev Releases the stake the book's bids reserved (once per job: at its award or its refund). The award
-    /// then locks the winner's stake at most that reservation (its price is at most maxPrice), so it cannot
-    /// fail for want of stake.
-    function _releaseBook(BidBook memory book, JobRecord storage j) private {
-        if (book.best == address(0)) return;
-        uint256 reserved = _stakeRequired(j, j.maxPrice);
+    /// @dev `_releaseBook` of an Open job's book by its terms (nothing without bids).
+    function _releaseBook(BidBook memory book, AuctionTerms calldata t) private {
+        if (book.best != address(0)) _releaseBook(book, _reservation(t));
+    }
+
+    /// @dev Releases the stake the book's bids reserved (the book has a best bid; once per job: at its award or its
+    /// refund). The award then locks the winner's stake at most that reservation (its price is at most maxPrice),
+    /// so it cannot fail for want of stake.
+    function _releaseBook(BidBook memory book, uint256 reserved) private {
         _staking.release(book.best, reserved);
         if (book.runner != address(0)) _staking.release(book.runner, reserved);
+    }
+
+    /// @dev The job's record if it is Open with terms `t` (reverts `InvalidState` or `TermsMismatch`).
+    function _checkTerms(bytes32 jobId, AuctionTerms calldata t) private view returns (JobRecord storage j) {
+        j = _job(jobId);
+        uint256 word;
+        assembly ("memory-safe") {
+            word := sload(add(j.slot, 1))
+        }
+        if (word != TermsLib.openWordOf(t)) {
+            // the low byte of slot 1 is the record's state
+            JobState st = JobState(uint8(word));
+            if (st != JobState.Open) revert InvalidState(jobId, st);
+            revert TermsMismatch(jobId);
+        }
+    }
+
+    /// @dev Writes the record of an Open job from its terms (slots 0, 1, 3, 4 and 5; the award writes slot 2).
+    function _record(JobRecord storage j, AuctionTerms calldata t, JobTerms calldata job_) private {
+        (j.requester, j.proofMode, j.feeBps, j.callbackGasLimit) =
+        (job_.requester, job_.proofMode, job_.feeBps, job_.callbackGasLimit);
+        _clearOpenWord(j);
+        (j.state, j.deadline, j.maxPrice) = (JobState.Open, t.deadline, t.maxPrice);
+        (j.minStake, j.postedAt, j.auctionEnd) = (t.minStake, job_.postedAt, t.auctionEnd);
+        (j.stakeMultiple, j.priceWeightBps, j.allowFailover) =
+        (t.stakeMultiple, t.priceWeightBps, job_.allowFailover);
+        (j.modelId, j.inputCommitment) = (job_.modelId, job_.inputCommitment);
+    }
+
+    /// @dev Clears slot 1 (the Open word) before the record's own fields are written into it.
+    function _clearOpenWord(JobRecord storage j) private {
+        assembly ("memory-safe") {
+            sstore(add(j.slot, 1), 0)
+        }
+    }
+
+    /// @dev The stake a bid reserves: the job's largest lock, max(minStake, maxPrice * stakeMultiple).
+    function _reservation(AuctionTerms calldata t) private pure returns (uint256) {
+        return _lockFor(t.minStake, t.stakeMultiple, t.maxPrice);
     }
 
     /// @dev Enters a bid (`entry`: its book word without the order bit) into the book at `slot` (words `slot`
@@ -241,18 +289,18 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
     /// were before the bid. Score = price * pw + latency * lw.
     function _place(uint256 slot, uint256 entry, uint256 pw, uint256 lw)
         private
-        returns (uint256 score, uint8 rank, address best, address runner)
+        returns (uint8 rank, address best, address runner)
     {
         // index arithmetic on {0, 1} and slot + {0, 1} (a storage array's own wrap-around): unchecked
         unchecked {
             (uint256 bestIndex, uint256 bestWord, uint256 runnerWord) = _words(slot);
-            score = _wordScore(entry, pw, lw);
+            uint256 score = _wordScore(entry, pw, lw);
             rank = 1;
             best = address(uint160(bestWord));
             runner = address(uint160(runnerWord));
             if (best == address(0)) {
                 _sstore(slot + bestIndex, entry | (bestWord & _ORDER_BIT));
-                return (score, rank, best, runner);
+                return (rank, best, runner);
             }
             uint256 bestScore = _wordScore(bestWord, pw, lw);
             if (address(uint160(entry)) == best) {
@@ -345,12 +393,13 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
 
     /// @dev The price at which the best bid's score would tie the runner-up's, floor-rounded, clamped to
     /// [bestPrice, maxPrice]; the best's own price without a runner-up.
-    function _clearingPrice(BidBook memory book, JobRecord storage j) private view returns (uint256 price) {
+    function _clearingPrice(BidBook memory book, uint256 weight, uint256 maxPrice, uint256 maxLatency)
+        private
+        pure
+        returns (uint256 price)
+    {
         price = book.bestPrice;
         if (book.runner == address(0)) return price;
-        uint256 weight = j.priceWeightBps;
-        uint256 maxPrice = j.maxPrice;
-        uint256 maxLatency = j.deadline - j.auctionEnd;
         uint256 runnerScore = _score(weight, book.runnerPrice, book.runnerLatency, maxPrice, maxLatency);
         uint256 latencyPart = (BPS - weight) * book.bestLatency * maxPrice;
         // runnerScore > bestScore >= latencyPart, so this does not underflow

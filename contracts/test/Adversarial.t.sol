@@ -60,10 +60,9 @@ contract AdversarialTest is TenderFixture {
         Intent memory intent = IntentBuilder.init(requester, modelId);
         vm.prank(requester);
         bytes32 jobId = m.post(intent);
-        vm.prank(provider);
-        m.bid(jobId, Bid(provider, 5e17, 60));
+        _bidOn(m, jobId, provider, Bid(provider, 5e17, 60));
         vm.warp(block.timestamp + 60);
-        m.award(jobId);
+        _awardOn(m, jobId);
 
         // arm: on the next transfer, try to expire the job from inside the market
         hostile.arm(address(m), abi.encodeCall(IMarket.expire, (jobId)));
@@ -143,14 +142,12 @@ contract AdversarialTest is TenderFixture {
         delay = uint32(bound(delay, 0, 5000));
         if (path == 0) {
             vm.warp(block.timestamp + 60 + delay);
-            m.refund(jobId);
+            _refundOn(m, jobId);
         } else {
-            vm.prank(provider2);
-            m.bid(jobId, Bid(provider2, 6e17, 60));
-            vm.prank(provider);
-            m.bid(jobId, Bid(provider, 5e17, 60));
+            _bidOn(m, jobId, provider2, Bid(provider2, 6e17, 60));
+            _bidOn(m, jobId, provider, Bid(provider, 5e17, 60));
             vm.warp(block.timestamp + 60);
-            m.award(jobId);
+            _awardOn(m, jobId);
             if (path == 1) {
                 vm.warp(block.timestamp + 61 + delay % 200);
                 m.expire(jobId); // fails over to provider2

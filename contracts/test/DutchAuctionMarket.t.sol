@@ -29,6 +29,10 @@ contract DutchAuctionMarketTest is BaseMarketTest {
         dmarket.fill(jobId, who, latency);
     }
 
+    function _refund(bytes32 jobId) internal override {
+        dmarket.refund(jobId);
+    }
+
     function setUp() public override {
         super.setUp();
         dmarket = IDutchAuctionMarket(address(market));

@@ -10,7 +10,16 @@ import {IReverseAuctionMarket} from "../src/interfaces/IReverseAuctionMarket.sol
 import {IMarket, IMarketEvents} from "../src/interfaces/IMarket.sol";
 import {IModelRegistry} from "../src/interfaces/IModelRegistry.sol";
 import {IStaking} from "../src/interfaces/IStaking.sol";
-import {Bid, Intent, Job, JobState, MarketParams, AUCTION_REVERSE} from "../src/MarketStructs.sol";
+import {
+    AuctionTerms,
+    Bid,
+    Intent,
+    Job,
+    JobState,
+    JobTerms,
+    MarketParams,
+    AUCTION_REVERSE
+} from "../src/MarketStructs.sol";
 
 contract ReverseAuctionMarketTest is BaseMarketTest {
     using IntentBuilder for Intent;
@@ -26,10 +35,18 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
     }
 
     function _awardTo(bytes32 jobId, address who, uint96 price, uint32 latency) internal override {
-        vm.prank(who);
-        rmarket.bid(jobId, Bid(who, price, latency));
-        vm.warp(market.job(jobId).auctionEnd);
-        rmarket.award(jobId);
+        _bid(jobId, who, price, latency);
+        vm.warp(_terms(jobId).auctionEnd);
+        _award(jobId);
+    }
+
+    function _refund(bytes32 jobId) internal override {
+        _refundOn(rmarket, jobId);
+    }
+
+    /// @dev Awards `jobId` with its posted terms.
+    function _award(bytes32 jobId) internal {
+        _awardOn(rmarket, jobId);
     }
 
     function setUp() public override {
@@ -38,24 +55,33 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
     }
 
     function _bid(bytes32 jobId, address who, uint96 price, uint32 latency) internal {
-        vm.prank(who);
-        rmarket.bid(jobId, Bid(who, price, latency));
+        _bidOn(rmarket, jobId, who, Bid(who, price, latency));
+    }
+
+    /// @dev The score of a bid on `jobId` under its posted terms.
+    function _scoreOf(bytes32 jobId, uint256 price, uint32 latency) internal returns (uint256) {
+        return rmarket.scoreOf(_terms(jobId), price, latency);
+    }
+
+    function _clearingPrice(bytes32 jobId) internal returns (uint256) {
+        return rmarket.clearingPrice(jobId, _terms(jobId));
     }
 
     /// @dev Locks all of `who`'s available stake in another job (nonce `nonce`) awarded to it now + 60 s.
     function _lockElsewhere(address who, uint256 nonce) internal returns (bytes32 other) {
         other = _post(_intent().withMinStake(staking.availableOf(who)).withNonce(nonce));
         _bid(other, who, 1e17, 60);
-        vm.warp(market.job(other).auctionEnd);
-        rmarket.award(other);
+        vm.warp(_terms(other).auctionEnd);
+        _award(other);
     }
 
     function _expectRejectedBid(bytes32 jobId, address caller, Bid memory b, bytes memory err) internal {
         bytes32 before =
             keccak256(abi.encode(_fingerprint(jobId), rmarket.bestBid(jobId), rmarket.runnerUp(jobId)));
+        AuctionTerms memory t = _terms(jobId);
         vm.prank(caller);
         vm.expectRevert(err);
-        rmarket.bid(jobId, b);
+        rmarket.bid(jobId, t, b);
         assertEq(
             keccak256(abi.encode(_fingerprint(jobId), rmarket.bestBid(jobId), rmarket.runnerUp(jobId))),
             before,
@@ -80,9 +106,8 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
 
     function test_bid_firstBidLeads() public {
         bytes32 jobId = _post(_intent());
-        uint256 score = rmarket.scoreOf(jobId, 5e17, 60);
         vm.expectEmit(address(market));
-        emit IReverseAuctionMarket.BidPlaced(jobId, provider, provider, 5e17, 60, score, 1, address(0));
+        emit IReverseAuctionMarket.BidPlaced(jobId, provider, provider, 5e17, 60, 1, address(0));
         _bid(jobId, provider, 5e17, 60);
         Bid memory b = rmarket.bestBid(jobId);
         assertEq(b.provider, provider);
@@ -90,9 +115,9 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         assertEq(b.latency, 60);
         assertEq(rmarket.runnerUp(jobId).provider, address(0));
         // a bid reserves the job's largest lock, max(minStake, maxPrice * stakeMultiple) (issue 14, finding 2)
-        Job memory j = market.job(jobId);
-        uint256 reserved = uint256(j.maxPrice) * j.stakeMultiple;
-        if (reserved < j.minStake) reserved = j.minStake;
+        AuctionTerms memory t = _terms(jobId);
+        uint256 reserved = uint256(t.maxPrice) * t.stakeMultiple;
+        if (reserved < t.minStake) reserved = t.minStake;
         assertEq(staking.lockedOf(provider), reserved);
     }
 
@@ -124,8 +149,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
 
     function test_bid_bySolver() public {
         bytes32 jobId = _post(_intent());
-        vm.prank(solver);
-        rmarket.bid(jobId, Bid(provider, 5e17, 60));
+        _bidOn(rmarket, jobId, solver, Bid(provider, 5e17, 60));
         assertEq(rmarket.bestBid(jobId).provider, provider);
     }
 
@@ -136,7 +160,7 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         assertEq(rmarket.bestBid(jobId).provider, provider);
         assertEq(rmarket.runnerUp(jobId).provider, provider2);
         // a tie with the runner-up is refused
-        uint256 score = rmarket.scoreOf(jobId, 5e17, 60);
+        uint256 score = _scoreOf(jobId, 5e17, 60);
         _expectRejectedBid(
             jobId,
             provider3,
@@ -144,15 +168,15 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
             abi.encodeWithSelector(IReverseAuctionMarket.BidNotBetter.selector, score, score)
         );
         // the leader is paid the tied price
-        assertEq(rmarket.clearingPrice(jobId), 5e17);
+        assertEq(_clearingPrice(jobId), 5e17);
     }
 
     function test_bid_revertsWhenNotBeatingRunnerUp() public {
         bytes32 jobId = _post(_intent());
         _bid(jobId, provider, 4e17, 60);
         _bid(jobId, provider2, 5e17, 60);
-        uint256 runnerScore = rmarket.scoreOf(jobId, 5e17, 60);
-        uint256 score = rmarket.scoreOf(jobId, 6e17, 60);
+        uint256 runnerScore = _scoreOf(jobId, 5e17, 60);
+        uint256 score = _scoreOf(jobId, 6e17, 60);
         _expectRejectedBid(
             jobId,
             provider3,
@@ -164,8 +188,8 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
     function test_bid_revertsWhenLeaderDoesNotImprove() public {
         bytes32 jobId = _post(_intent());
         _bid(jobId, provider, 4e17, 60);
-        uint256 best = rmarket.scoreOf(jobId, 4e17, 60);
-        uint256 worse = rmarket.scoreOf(jobId, 45e16, 60);
+        uint256 best = _scoreOf(jobId, 4e17, 60);
+        uint256 worse = _scoreOf(jobId, 45e16, 60);
         _expectRejectedBid(
             jobId,
             provider,
@@ -186,13 +210,13 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
 
     function test_bid_lastSecondOfWindowSucceeds() public {
         bytes32 jobId = _post(_intent());
-        vm.warp(market.job(jobId).auctionEnd - 1);
+        vm.warp(_terms(jobId).auctionEnd - 1);
         _bid(jobId, provider, 5e17, 60);
     }
 
     function test_bid_revertsAtWindowEnd() public {
         bytes32 jobId = _post(_intent());
-        uint40 end = market.job(jobId).auctionEnd;
+        uint40 end = _terms(jobId).auctionEnd;
         vm.warp(end);
         _expectRejectedBid(
             jobId,
@@ -245,8 +269,8 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
 
     function test_bid_revertsWhenLatencyOverrunsDeadline() public {
         bytes32 jobId = _post(_intent());
-        Job memory j = market.job(jobId);
-        uint32 maxLatency = uint32(j.deadline - j.auctionEnd);
+        AuctionTerms memory t = _terms(jobId);
+        uint32 maxLatency = uint32(t.deadline - t.auctionEnd);
         _expectRejectedBid(
             jobId,
             provider,
@@ -291,28 +315,29 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         public
     {
         bytes32 jobId = _post(_intent());
+        AuctionTerms memory t = _terms(jobId);
         address[3] memory who = [provider, provider2, provider3];
         uint256[3] memory bestOf = [type(uint256).max, type(uint256).max, type(uint256).max];
         for (uint256 i; i < 6; ++i) {
             uint96 price = uint96(bound(prices[i], 1, 1e18));
             uint32 lat = uint32(bound(lats[i], 1, 540));
-            uint256 score = rmarket.scoreOf(jobId, price, lat);
+            uint256 score = rmarket.scoreOf(t, price, lat);
             vm.prank(who[i % 3]);
-            try rmarket.bid(jobId, Bid(who[i % 3], price, lat)) {
+            try rmarket.bid(jobId, t, Bid(who[i % 3], price, lat)) {
                 bestOf[i % 3] = score;
             } catch {}
         }
         // the leader has the lowest score of all providers' latest accepted bids
         Bid memory best = rmarket.bestBid(jobId);
         Bid memory runner = rmarket.runnerUp(jobId);
-        uint256 bestScore = rmarket.scoreOf(jobId, best.price, best.latency);
+        uint256 bestScore = _scoreOf(jobId, best.price, best.latency);
         for (uint256 k; k < 3; ++k) {
             assertGe(bestOf[k], bestScore);
         }
         if (runner.provider != address(0)) {
             assertTrue(runner.provider != best.provider, "distinct");
             // a tie keeps the earlier bid: the runner-up may score the same as the leader, never better
-            assertLe(bestScore, rmarket.scoreOf(jobId, runner.price, runner.latency));
+            assertLe(bestScore, _scoreOf(jobId, runner.price, runner.latency));
         }
     }
 
@@ -336,10 +361,10 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
     function test_award_aloneIsPaidOwnBid() public {
         bytes32 jobId = _post(_intent());
         _bid(jobId, provider, 5e17, 60);
-        vm.warp(market.job(jobId).auctionEnd);
+        vm.warp(_terms(jobId).auctionEnd);
         vm.expectEmit(address(market));
         emit IMarketEvents.Awarded(jobId, provider, 5e17, 60, 1e18, uint40(block.timestamp + 60));
-        rmarket.award(jobId);
+        _award(jobId);
         Job memory j = market.job(jobId);
         assertEq(uint8(j.state), uint8(JobState.Awarded));
         assertEq(j.provider, provider);
@@ -359,8 +384,8 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         bytes32 jobId = _post(_intent());
         _bid(jobId, provider, 5e17, 60);
         _bid(jobId, provider2, 4e17, 60);
-        vm.warp(market.job(jobId).auctionEnd);
-        rmarket.award(jobId);
+        vm.warp(_terms(jobId).auctionEnd);
+        _award(jobId);
         // equal latency: the winner is paid the runner-up's price
         assertEq(market.job(jobId).price, 5e17);
         assertEq(market.job(jobId).provider, provider2);
@@ -373,9 +398,9 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         // a slow bid at max price, then a fast one: the tie price would exceed maxPrice
         _bid(jobId, provider, 1e18, 500);
         _bid(jobId, provider2, 9e17, 10);
-        assertEq(rmarket.clearingPrice(jobId), 1e18);
-        vm.warp(market.job(jobId).auctionEnd);
-        rmarket.award(jobId);
+        assertEq(_clearingPrice(jobId), 1e18);
+        vm.warp(_terms(jobId).auctionEnd);
+        _award(jobId);
         assertEq(market.job(jobId).price, 1e18);
     }
 
@@ -388,64 +413,68 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         p2 = uint96(bound(p2, 1, 1e18));
         l1 = uint32(bound(l1, 1, 540));
         l2 = uint32(bound(l2, 1, 540));
-        uint256 s1 = rmarket.scoreOf(jobId, p1, l1);
-        uint256 s2 = rmarket.scoreOf(jobId, p2, l2);
+        uint256 s1 = _scoreOf(jobId, p1, l1);
+        uint256 s2 = _scoreOf(jobId, p2, l2);
         vm.assume(s1 != s2);
         (uint96 wp, uint32 wl, uint96 rp, uint32 rl) = s1 < s2 ? (p1, l1, p2, l2) : (p2, l2, p1, l1);
         _bid(jobId, provider, rp, rl);
         _bid(jobId, provider2, wp, wl);
-        uint256 price = rmarket.clearingPrice(jobId);
-        uint256 runnerScore = rmarket.scoreOf(jobId, rp, rl);
+        uint256 price = _clearingPrice(jobId);
+        uint256 runnerScore = _scoreOf(jobId, rp, rl);
         assertGe(price, wp, "below own bid");
         assertLe(price, 1e18, "above max");
         if (price < 1e18) {
             // the winner at `price` does not beat the runner-up's score, at price+1 it would lose
-            assertLe(rmarket.scoreOf(jobId, price, wl), runnerScore);
-            assertGt(rmarket.scoreOf(jobId, price + 1, wl), runnerScore);
+            assertLe(_scoreOf(jobId, price, wl), runnerScore);
+            assertGt(_scoreOf(jobId, price + 1, wl), runnerScore);
         }
-        vm.warp(market.job(jobId).auctionEnd);
-        rmarket.award(jobId);
+        vm.warp(_terms(jobId).auctionEnd);
+        _award(jobId);
         assertEq(market.job(jobId).price, price);
     }
 
     function test_award_revertsBeforeWindowEnd() public {
         bytes32 jobId = _post(_intent());
         _bid(jobId, provider, 5e17, 60);
-        uint40 end = market.job(jobId).auctionEnd;
+        uint40 end = _terms(jobId).auctionEnd;
         vm.warp(end - 1);
         bytes32 before = _fingerprint(jobId);
+        (AuctionTerms memory t, JobTerms memory jt) = (_terms(jobId), _jobTerms(jobId));
         vm.expectRevert(abi.encodeWithSelector(IMarketEvents.AuctionNotEnded.selector, jobId, end));
-        rmarket.award(jobId);
+        rmarket.award(jobId, t, jt);
         assertEq(_fingerprint(jobId), before);
     }
 
     function test_award_revertsAtDeadline() public {
         bytes32 jobId = _post(_intent());
         _bid(jobId, provider, 5e17, 60);
-        uint40 deadline = market.job(jobId).deadline;
+        uint40 deadline = _terms(jobId).deadline;
         vm.warp(deadline);
         bytes32 before = _fingerprint(jobId);
+        (AuctionTerms memory t, JobTerms memory jt) = (_terms(jobId), _jobTerms(jobId));
         vm.expectRevert(abi.encodeWithSelector(IMarketEvents.DeadlinePassed.selector, jobId, deadline));
-        rmarket.award(jobId);
+        rmarket.award(jobId, t, jt);
         assertEq(_fingerprint(jobId), before);
         // and the requester can get the escrow back
-        market.refund(jobId);
+        _refund(jobId);
         assertEq(uint8(_state(jobId)), uint8(JobState.Refunded));
     }
 
     function test_award_revertsWithoutBids() public {
         bytes32 jobId = _post(_intent());
-        vm.warp(market.job(jobId).auctionEnd);
+        vm.warp(_terms(jobId).auctionEnd);
         bytes32 before = _fingerprint(jobId);
+        (AuctionTerms memory t, JobTerms memory jt) = (_terms(jobId), _jobTerms(jobId));
         vm.expectRevert(abi.encodeWithSelector(IReverseAuctionMarket.NoBids.selector, jobId));
-        rmarket.award(jobId);
+        rmarket.award(jobId, t, jt);
         assertEq(_fingerprint(jobId), before);
     }
 
     function test_award_revertsWhenAwarded() public {
         bytes32 jobId = _awarded(_intent());
+        (AuctionTerms memory t, JobTerms memory jt) = (_terms(jobId), _jobTerms(jobId));
         vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Awarded));
-        rmarket.award(jobId);
+        rmarket.award(jobId, t, jt);
     }
 
     /// @dev Behaviour changed on purpose (issue 14, finding 2): the leader's bid reserved its stake, so it can
@@ -455,11 +484,12 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         _bid(jobId, provider, 5e17, 60);
         _bid(jobId, provider2, 4e17, 60);
         bytes32 other = _post(_intent().withNonce(1));
+        AuctionTerms memory otherTerms = _terms(other);
         vm.prank(provider2);
         vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InsufficientStake.selector, provider2, 0, 2e18));
-        rmarket.bid(other, Bid(provider2, 1e17, 60));
-        vm.warp(market.job(jobId).auctionEnd);
-        rmarket.award(jobId);
+        rmarket.bid(other, otherTerms, Bid(provider2, 1e17, 60));
+        vm.warp(_terms(jobId).auctionEnd);
+        _award(jobId);
         Job memory j = market.job(jobId);
         assertEq(j.provider, provider2);
         assertEq(staking.lockedFor(provider2, jobId), STAKE);
@@ -475,19 +505,30 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         vm.prank(provider2);
         vm.expectRevert(abi.encodeWithSelector(IStaking.InsufficientStake.selector, provider2, 0, STAKE));
         staking.unstake(STAKE);
-        vm.warp(market.job(jobId).auctionEnd);
-        rmarket.award(jobId);
+        vm.warp(_terms(jobId).auctionEnd);
+        _award(jobId);
         assertEq(market.job(jobId).provider, provider2);
         assertEq(staking.lockedFor(provider2, jobId), STAKE);
     }
 
-    // ================================================================== implicit award by delivery
+    // ================================================================== no implicit award by delivery
 
-    function test_deliver_awardsOpenJobImplicitly() public {
+    /// @dev Behaviour changed on purpose (the Open record is one word, the terms' hash): a delivery no longer
+    /// awards an Open job on the fly; the best bidder's delivery is refused until `award` writes the record,
+    /// then settles as before.
+    function test_deliver_revertsOnOpenJobAfterWindow_awardFirst() public {
         Intent memory intent = _intent();
         bytes32 jobId = _post(intent);
         _bid(jobId, provider, 5e17, 60);
-        vm.warp(market.job(jobId).auctionEnd);
+        vm.warp(_terms(jobId).auctionEnd);
+        uint256[] memory out = _output();
+        bytes memory proof = _proof(intent.inputCommitment, out);
+        bytes32 before = _fingerprint(jobId);
+        vm.prank(provider);
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Open));
+        market.deliver(jobId, out, proof);
+        assertEq(_fingerprint(jobId), before);
+        _award(jobId);
         _deliver(jobId, intent);
         Job memory j = market.job(jobId);
         assertEq(uint8(j.state), uint8(JobState.Settled));
@@ -499,11 +540,10 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         Intent memory intent = _intent();
         bytes32 jobId = _post(intent);
         _bid(jobId, provider, 5e17, 60);
-        uint40 end = market.job(jobId).auctionEnd;
         uint256[] memory out = _output();
         bytes memory proof = _proof(intent.inputCommitment, out);
         vm.prank(provider);
-        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.AuctionNotEnded.selector, jobId, end));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InvalidState.selector, jobId, JobState.Open));
         market.deliver(jobId, out, proof);
     }
 
@@ -512,10 +552,11 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
     function test_refund_revertsWithBidsBeforeDeadline() public {
         bytes32 jobId = _post(_intent());
         _bid(jobId, provider, 5e17, 60);
-        vm.warp(market.job(jobId).auctionEnd);
+        vm.warp(_terms(jobId).auctionEnd);
         bytes32 before = _fingerprint(jobId);
+        (AuctionTerms memory t, JobTerms memory jt) = (_terms(jobId), _jobTerms(jobId));
         vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NotRefundable.selector, jobId));
-        market.refund(jobId);
+        rmarket.refund(jobId, t, jt);
         assertEq(_fingerprint(jobId), before);
     }
 
@@ -526,8 +567,8 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         bytes32 jobId = _post(intent);
         _bid(jobId, provider2, 5e17, 60);
         _bid(jobId, provider, 4e17, 60);
-        vm.warp(market.job(jobId).auctionEnd);
-        rmarket.award(jobId);
+        vm.warp(_terms(jobId).auctionEnd);
+        _award(jobId);
         uint256 locked = market.job(jobId).stakeLocked;
         uint256 escrow = _escrow(intent.maxPrice);
         uint256 reqBefore = token.balanceOf(requester);
@@ -578,8 +619,8 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         Intent memory intent = _intent().withDeadline(uint64(block.timestamp + 5 days)).withMinStake(1e17);
         bytes32 jobId = _post(intent);
         _bid(jobId, provider, 4e17, 60);
-        vm.warp(market.job(jobId).auctionEnd);
-        rmarket.award(jobId);
+        vm.warp(_terms(jobId).auctionEnd);
+        _award(jobId);
         uint256 locked = staking.lockedFor(provider, jobId);
         assertEq(locked, 4e17 * 2, "max(minStake, price * stakeMultiple)");
         assertEq(market.job(jobId).stakeLocked, locked, "derived lock == Staking's lock");
@@ -607,8 +648,8 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         _bid(jobId, provider, 3e17, 50);
         assertEq(rmarket.bestBid(jobId).latency, 50);
         assertEq(rmarket.runnerUp(jobId).latency, 99, "the leader's own bid left the runner-up alone");
-        vm.warp(market.job(jobId).auctionEnd);
-        rmarket.award(jobId);
+        vm.warp(_terms(jobId).auctionEnd);
+        _award(jobId);
         assertEq(market.job(jobId).latency, 50);
         assertEq(market.providerDeadline(jobId), block.timestamp + 50);
         vm.warp(block.timestamp + 51);
@@ -626,8 +667,8 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         bytes32 jobId = _post(intent);
         _bid(jobId, provider2, 5e17, 60);
         _bid(jobId, provider, 4e17, 60);
-        vm.warp(market.job(jobId).auctionEnd);
-        rmarket.award(jobId);
+        vm.warp(_terms(jobId).auctionEnd);
+        _award(jobId);
         uint256 firstLock = market.job(jobId).stakeLocked;
         vm.warp(market.providerDeadline(jobId) + 1);
         market.expire(jobId);
@@ -654,8 +695,8 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         bytes32 jobId = _post(intent);
         _bid(jobId, provider2, 5e17, 500);
         _bid(jobId, provider, 4e17, 60);
-        vm.warp(market.job(jobId).auctionEnd);
-        rmarket.award(jobId);
+        vm.warp(_terms(jobId).auctionEnd);
+        _award(jobId);
         vm.warp(market.providerDeadline(jobId) + 1);
         market.expire(jobId);
         assertEq(uint8(_state(jobId)), uint8(JobState.Expired));
@@ -666,8 +707,8 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         bytes32 jobId = _post(intent);
         _bid(jobId, provider2, 5e17, 60);
         _bid(jobId, provider, 4e17, 60);
-        vm.warp(market.job(jobId).auctionEnd);
-        rmarket.award(jobId);
+        vm.warp(_terms(jobId).auctionEnd);
+        _award(jobId);
         uint256 locked = market.job(jobId).stakeLocked;
         bytes32 other = _lockElsewhere(provider2, 1);
         uint256 stake2 = staking.stakeOf(provider2);
@@ -690,8 +731,8 @@ contract ReverseAuctionMarketTest is BaseMarketTest {
         bytes32 jobId = _post(_intent());
         _bid(jobId, provider2, 5e17, 60);
         _bid(jobId, provider, 4e17, 60);
-        vm.warp(market.job(jobId).auctionEnd);
-        rmarket.award(jobId);
+        vm.warp(_terms(jobId).auctionEnd);
+        _award(jobId);
         vm.warp(market.providerDeadline(jobId) + 1);
         market.expire(jobId);
         assertEq(uint8(_state(jobId)), uint8(JobState.Expired));

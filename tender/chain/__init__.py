@@ -61,6 +61,7 @@ from tender.chain._structs import (
     market_instances,
     polycommit_commitment,
 )
+from tender.chain._terms import AuctionTerms, JobTerms, OpenTerms
 from tender.chain._token import Token, format_amount, parse_amount
 from tender.chain._token_jobs import (
     TokenJob,
@@ -111,6 +112,7 @@ __all__ = [
     "AsyncEventFeed",
     "AsyncMarket",
     "AsyncQuoteMarket",
+    "AuctionTerms",
     "AwardSkip",
     "BatchSkip",
     "ChainAccess",
@@ -126,6 +128,7 @@ __all__ = [
     "InFlight",
     "Job",
     "JobState",
+    "JobTerms",
     "JobView",
     "LogDecoder",
     "LoopSessions",
@@ -134,6 +137,7 @@ __all__ = [
     "MemoryCursor",
     "ModelInfo",
     "NonceManager",
+    "OpenTerms",
     "Operator",
     "PendingTx",
     "QuoteMarket",

@@ -175,6 +175,7 @@ class IntentPosted(Event):
     intent: Intent
     escrow: int
     fee_bps: int
+    stake_multiple: int
     auction_end: int
     submitter: str
 
@@ -427,14 +428,14 @@ class BidPlaced(Event):
     """A bid entered a reverse job's book (``rank`` 1: it leads, 2: runner-up). The book's stake
     reservations are logged here, not by Staking: a provider new to the book reserved the job's
     largest lock, and ``pushed_out`` (the zero address if none), the runner-up it pushed off the
-    book, got its reservation back in the same transaction."""
+    book, got its reservation back in the same transaction. Its score is
+    ``OpenTerms.auction.score(price, latency)``."""
 
     job_id: bytes
     provider: str
     solver: str
     price: int
     latency: int
-    score: int
     rank: int
     pushed_out: str
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, ClassVar, Unpack
 
 from web3 import Web3
 from web3.types import TxReceipt
 
 from tender.chain._base import ContractWrapper, WrapperOptions, view
-from tender.chain._jobs import Job
+from tender.chain._events import IntentPosted
+from tender.chain._jobs import Job, JobState
 from tender.chain._structs import DisputeTerms, MarketParams
+from tender.chain._terms import OpenTerms
 from tender.chain._token import Token
-from tender.intents import AuctionType, Bid, Intent
+from tender.intents import AuctionType, Bid, Intent, ProofMode
 from tender.intents import job_id as compute_job_id
 
 _ARTIFACTS = {
@@ -55,6 +58,8 @@ class Market(ContractWrapper):
         self.auction = AuctionType(self.AUCTION if auction is None else auction)
         super().__init__(w3, address, **options)
         self._chain_id: int | None = None
+        #: reverse jobs' terms, read once from their ``IntentPosted`` (:meth:`terms`)
+        self._terms: dict[bytes, OpenTerms] = {}
 
     def _artifact_name(self) -> str:
         return _ARTIFACTS[self.auction]
@@ -95,13 +100,57 @@ class Market(ContractWrapper):
 
     # -- reverse auction ----------------------------------------------------------------
 
+    def terms(self, job_id: bytes) -> OpenTerms:
+        """A reverse job's terms, rebuilt from its ``IntentPosted`` (read once, then cached).
+
+        Raises:
+            LookupError: no ``IntentPosted`` of ``job_id`` on this market.
+        """
+        job_id = bytes(job_id)
+        cached = self._terms.get(job_id)
+        if cached is not None:
+            return cached
+        for event in self.events(names=["IntentPosted"], job_id=job_id):
+            if isinstance(event, IntentPosted):
+                self.remember(event)
+        if job_id not in self._terms:
+            raise LookupError(f"no IntentPosted for job 0x{job_id.hex()} on {self.address}")
+        return self._terms[job_id]
+
+    def remember(self, event: IntentPosted) -> OpenTerms:
+        """Keep the terms of the job ``event`` opened (a role that reads ``IntentPosted`` anyway
+        saves :meth:`terms` its log query); a reorg that re-posts the job replaces them."""
+        terms = OpenTerms.from_event(event)
+        self._terms[bytes(event.job_id)] = terms
+        return terms
+
+    def forget(self, job_id: bytes) -> None:
+        """Drop a job's cached terms (after ``TermsMismatch``: a reorg moved its posting)."""
+        self._terms.pop(bytes(job_id), None)
+
+    def bid_fn(self, job_id: bytes, bid: Bid) -> Any:
+        """The ``bid`` call for ``job_id`` with its terms (to send through a transaction manager)."""
+        return self.fn.bid(job_id, self.terms(job_id).auction.to_abi(), bid.to_abi())
+
+    def award_fn(self, job_id: bytes) -> Any:
+        """The ``award`` call for ``job_id`` with its terms."""
+        terms = self.terms(job_id)
+        return self.fn.award(job_id, terms.auction.to_abi(), terms.job.to_abi())
+
+    def refund_fn(self, job_id: bytes) -> Any:
+        """The ``refund`` call for ``job_id`` (a reverse job's with its terms)."""
+        if self.auction is not AuctionType.REVERSE:
+            return self.fn.refund(job_id)
+        terms = self.terms(job_id)
+        return self.fn.refund(job_id, terms.auction.to_abi(), terms.job.to_abi())
+
     def bid(self, job_id: bytes, bid: Bid) -> TxReceipt:
         """Offer ``bid`` on a reverse-auction job (sender: the provider or its solver)."""
-        return self._send(self.fn.bid(job_id, bid.to_abi()))
+        return self._send(self.bid_fn(job_id, bid))
 
     def award(self, job_id: bytes) -> TxReceipt:
         """Close a reverse auction after its window: the best bid wins at the second-score price."""
-        return self._send(self.fn.award(job_id))
+        return self._send(self.award_fn(job_id))
 
     def best_bid(self, job_id: bytes) -> Bid:
         return Bid.from_abi(self._call(self.fn.bestBid(job_id)))
@@ -111,11 +160,15 @@ class Market(ContractWrapper):
 
     def score_of(self, job_id: bytes, price: int, latency: int) -> int:
         """A bid's score for the job (lower wins; 0 if the job is unknown)."""
-        return int(self._call(self.fn.scoreOf(job_id, price, latency)))
+        try:
+            terms = self.terms(job_id)
+        except LookupError:
+            return 0
+        return int(self._call(self.fn.scoreOf(terms.auction.to_abi(), price, latency)))
 
     def clearing_price(self, job_id: bytes) -> int:
-        """The price the current best bid would be paid if awarded now."""
-        return int(self._call(self.fn.clearingPrice(job_id)))
+        """The price the current best bid would be paid if awarded now (the job is Open)."""
+        return int(self._call(self.fn.clearingPrice(job_id, self.terms(job_id).auction.to_abi())))
 
     # -- Dutch auction ------------------------------------------------------------------
 
@@ -152,7 +205,7 @@ class Market(ContractWrapper):
 
     def refund(self, job_id: bytes) -> TxReceipt:
         """Credit the escrow of a job that was never awarded back to its requester."""
-        return self._send(self.fn.refund(job_id))
+        return self._send(self.refund_fn(job_id))
 
     def draw_audit(self, job_id: bytes) -> TxReceipt:
         """Draw whether an optimistic delivery is audited, from the hash of the block after it
@@ -235,8 +288,30 @@ class Market(ContractWrapper):
     # -- views --------------------------------------------------------------------------
 
     def job(self, job_id: bytes) -> Job:
-        """The job's record (``state`` is ``JobState.NONE`` for an unknown id)."""
-        return Job.from_abi(job_id, self._call(self.fn.job(job_id)), self._job_components)
+        """The job's record (``state`` is ``JobState.NONE`` for an unknown id). An Open reverse job's
+        record holds only its state on chain: its terms fill the rest (:meth:`terms`)."""
+        job = Job.from_abi(job_id, self._call(self.fn.job(job_id)), self._job_components)
+        if job.state is not JobState.OPEN or self.auction is not AuctionType.REVERSE:
+            return job
+        terms = self.terms(job_id)
+        t, j = terms.auction, terms.job
+        return replace(
+            job,
+            requester=j.requester,
+            proof_mode=ProofMode(j.proof_mode),
+            allow_failover=j.allow_failover,
+            price_weight_bps=t.price_weight_bps,
+            fee_bps=j.fee_bps,
+            callback_gas_limit=j.callback_gas_limit,
+            max_price=t.max_price,
+            min_stake=t.min_stake,
+            posted_at=j.posted_at,
+            stake_multiple=t.stake_multiple,
+            auction_end=t.auction_end,
+            deadline=t.deadline,
+            model_id=j.model_id,
+            input_commitment=j.input_commitment,
+        )
 
     @property
     def _job_components(self) -> list[dict[str, Any]]:

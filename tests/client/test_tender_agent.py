@@ -150,7 +150,8 @@ async def test_zk_reverse_job_settles_and_the_callback_stores_the_output(
     assert market.job(job).requester == agent.address
     assert await agent.result(tracker.job_id) is None
     market.bid(job, Bid(provider=chain.provider.address, price=UNIT // 2, latency=60))
-    chain.advance(6)  # auction window over: the delivery awards the job first
+    chain.advance(6)  # auction window over: the job is awarded, then delivered
+    market.award(job)
     delivered = market.deliver(job, OUTPUT, PROOF)
     result = await agent.follow(tracker, intent, timeout=30)
     assert isinstance(result, AgentResult)

@@ -12,6 +12,9 @@ interface IDutchAuctionMarket is IMarket {
     /// price, locking max(minStake, price * stakeMultiple). Needs now + latency <= deadline.
     function fill(bytes32 jobId, address provider, uint32 latency) external returns (uint256 price);
 
+    /// @notice Returns the escrow of a job nobody filled, once its window has ended (anyone).
+    function refund(bytes32 jobId) external;
+
     /// @notice The price a fill would get now (maxPrice after the window; 0 for unknown jobs).
     function currentPrice(bytes32 jobId) external view returns (uint256);
 }

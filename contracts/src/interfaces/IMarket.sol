@@ -9,7 +9,8 @@ import {DisputeTerms, Intent, Job, JobState, MarketParams} from "../MarketStruct
 interface IMarketEvents {
     // ------------------------------------------------------------------ events
 
-    /// @notice A job opened. The whole intent is logged so the job can be rebuilt from logs alone.
+    /// @notice A job opened. The whole intent is logged so the job can be rebuilt from logs alone; a reverse job's
+    /// `AuctionTerms` and `JobTerms` are rebuilt from it (postedAt = auctionEnd - intent.auctionWindow).
     event IntentPosted(
         bytes32 indexed jobId,
         address indexed requester,
@@ -17,6 +18,7 @@ interface IMarketEvents {
         Intent intent,
         uint256 escrow,
         uint16 feeBps,
+        uint16 stakeMultiple,
         uint40 auctionEnd,
         address submitter
     );
@@ -132,6 +134,8 @@ interface IMarketEvents {
     error ProofDeadlinePassed(bytes32 jobId, uint40 disputeEnd);
     error NotExpired(bytes32 jobId, uint256 deadline);
     error NotRefundable(bytes32 jobId);
+    /// @notice The terms passed do not hash to the ones the reverse job was posted with (`AuctionTerms`).
+    error TermsMismatch(bytes32 jobId);
     error InsufficientGasForCallback(uint256 gasLeft, uint256 needed);
     error FeeTooHigh(uint16 feeBps, uint16 max);
     error BadParams();
@@ -207,9 +211,6 @@ interface IMarket is IMarketEvents {
     /// audited and unproven after the proof deadline: slashed (requester refunded and compensated,
     /// challenger repaid and rewarded).
     function expire(bytes32 jobId) external;
-
-    /// @notice Returns the escrow of a job that was never awarded once no award is possible.
-    function refund(bytes32 jobId) external;
 
     // ------------------------------------------------------------------ admin
 

@@ -101,7 +101,7 @@ interface IQuoteMarket is IResultCommitments {
     error QuoteExpired(uint64 expiry, uint256 nowTime);
     error BadQuotePrice(uint256 price, uint256 maxPrice);
     error InvalidQuoteSigner(address provider, address signer);
-    error TermsMismatch(bytes32 jobId);
+    // TermsMismatch(bytes32 jobId): `IMarketEvents`'s, shared with the reverse market's terms
     error CallbackUnsupported(uint32 callbackGasLimit);
     /// @notice `deliverBatch` on a model that proves one job per proof (`batchSize` 1).
     error NotABatchModel(bytes32 modelId);

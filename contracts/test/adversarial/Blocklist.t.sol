@@ -68,12 +68,10 @@ contract BlocklistTest is AdversarialBase {
         Intent memory intent = IntentBuilder.init(requester, modelId).withFailover(true);
         vm.prank(requester);
         bytes32 jobId = w.reverse.post(intent);
-        vm.prank(provider2);
-        w.reverse.bid(jobId, Bid(provider2, 5e17, 60));
-        vm.prank(provider);
-        w.reverse.bid(jobId, Bid(provider, 4e17, 60));
-        vm.warp(w.reverse.job(jobId).auctionEnd);
-        w.reverse.award(jobId);
+        _bidOn(w.reverse, jobId, provider2, Bid(provider2, 5e17, 60));
+        _bidOn(w.reverse, jobId, provider, Bid(provider, 4e17, 60));
+        vm.warp(_terms(jobId).auctionEnd);
+        _awardOn(w.reverse, jobId);
         uint256 locked = w.reverse.job(jobId).stakeLocked;
         uint256 escrow = _escrow(w.reverse, 1e18);
         uint256 stakeBefore = w.staking.stakeOf(provider);

@@ -6,6 +6,7 @@ import {IntentBuilder} from "../utils/IntentBuilder.sol";
 import {IMarketEvents} from "../../src/interfaces/IMarket.sol";
 import {
     AUCTION_DUTCH,
+    AuctionTerms,
     Bid,
     Intent,
     Job,
@@ -56,17 +57,18 @@ contract BookWordsTest is ReverseBookBase {
             .withDeadline(uint64(block.timestamp + 60 + 2 * MAX_BOOK_LATENCY));
         bytes32 jobId = _post(intent);
         uint32 wide = uint32(MAX_BOOK_LATENCY + 1);
+        AuctionTerms memory t = _terms(jobId);
         vm.prank(provider);
         vm.expectRevert(abi.encodeWithSelector(IMarketEvents.LatencyTooLong.selector, wide, MAX_BOOK_LATENCY));
-        w.reverse.bid(jobId, Bid(provider, uint96(maxPrice), wide));
+        w.reverse.bid(jobId, t, Bid(provider, uint96(maxPrice), wide));
         _bid(jobId, provider, uint96(maxPrice), uint32(MAX_BOOK_LATENCY));
         Bid memory best = w.reverse.bestBid(jobId);
         assertEq(best.provider, provider);
         assertEq(best.price, maxPrice, "price bled");
         assertEq(best.latency, MAX_BOOK_LATENCY, "latency bled");
         assertEq(w.reverse.runnerUp(jobId).provider, address(0));
-        vm.warp(w.reverse.job(jobId).auctionEnd);
-        w.reverse.award(jobId);
+        vm.warp(_terms(jobId).auctionEnd);
+        _award(jobId);
         Job memory j = w.reverse.job(jobId);
         (address who, uint256 price, uint32 latency) = (j.provider, j.price, j.latency);
         assertEq(who, provider);
@@ -130,8 +132,8 @@ contract BookWordsTest is ReverseBookBase {
             assertEq(w.reverse.runnerUp(jobId).provider, lastRunner, "runner-up");
         }
         Bid memory runner = w.reverse.runnerUp(jobId);
-        vm.warp(w.reverse.job(jobId).auctionEnd);
-        w.reverse.award(jobId);
+        vm.warp(_terms(jobId).auctionEnd);
+        _award(jobId);
         assertEq(w.reverse.job(jobId).provider, lastLeader);
         vm.warp(w.reverse.providerDeadline(jobId) + 1);
         w.reverse.expire(jobId);

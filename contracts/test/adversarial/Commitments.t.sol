@@ -57,7 +57,7 @@ contract CommitmentsTest is QuoteFixture {
         vm.expectRevert(abi.encodeWithSelector(IResultCommitments.CommitmentMatches.selector, jobId));
         qm.slashCommitment(jobId, t, delivered, delivered, sig);
         // lying about what was delivered does not help: the word binds the delivered hash
-        vm.expectRevert(abi.encodeWithSelector(IQuoteMarket.TermsMismatch.selector, jobId));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.TermsMismatch.selector, jobId));
         qm.slashCommitment(jobId, t, keccak256("not delivered"), delivered, sig);
     }
 
@@ -111,7 +111,7 @@ contract CommitmentsTest is QuoteFixture {
         qm.slashCommitment(jobId, t, delivered, promised, sig);
         QuotedJob memory asQp2 = t;
         asQp2.provider = qp2;
-        vm.expectRevert(abi.encodeWithSelector(IQuoteMarket.TermsMismatch.selector, jobId));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.TermsMismatch.selector, jobId));
         qm.slashCommitment(jobId, asQp2, delivered, promised, sig);
     }
 

@@ -8,7 +8,7 @@ import {IMarket, IMarketEvents} from "../../src/interfaces/IMarket.sol";
 import {IStaking} from "../../src/interfaces/IStaking.sol";
 import {IReverseAuctionMarket} from "../../src/interfaces/IReverseAuctionMarket.sol";
 import {IDutchAuctionMarket} from "../../src/interfaces/IDutchAuctionMarket.sol";
-import {Bid, Intent, Job, PROOF_OPTIMISTIC} from "../../src/MarketStructs.sol";
+import {AuctionTerms, Bid, Intent, Job, JobTerms, PROOF_OPTIMISTIC} from "../../src/MarketStructs.sol";
 
 /// @notice Every deadline probed one second before, at, and one second after, each from the same state
 /// (snapshots). Where two calls compete for the same second (bid vs award, deliver vs expire, challenge
@@ -34,9 +34,10 @@ contract DeadlinesTest is AdversarialBase {
 
     function test_boundary_bidWindowEnd_bidThenAward() public {
         (bytes32 jobId,) = _reverseWithBid();
-        uint256 end = w.reverse.job(jobId).auctionEnd;
-        bytes memory bidCall = abi.encodeCall(IReverseAuctionMarket.bid, (jobId, Bid(provider2, 4e17, 60)));
-        bytes memory awardCall = abi.encodeCall(IReverseAuctionMarket.award, (jobId));
+        (AuctionTerms memory t, JobTerms memory jt) = (_terms(jobId), _jobTerms(jobId));
+        uint256 end = t.auctionEnd;
+        bytes memory bidCall = abi.encodeCall(IReverseAuctionMarket.bid, (jobId, t, Bid(provider2, 4e17, 60)));
+        bytes memory awardCall = abi.encodeCall(IReverseAuctionMarket.award, (jobId, t, jt));
         bytes memory closed = abi.encodeWithSelector(IMarketEvents.AuctionClosed.selector, jobId, end);
         bytes memory notEnded = abi.encodeWithSelector(IMarketEvents.AuctionNotEnded.selector, jobId, end);
 
@@ -54,7 +55,7 @@ contract DeadlinesTest is AdversarialBase {
         bytes32 jobId = w.dutch.post(_dutchIntent());
         uint256 end = w.dutch.job(jobId).auctionEnd;
         bytes memory fillCall = abi.encodeCall(IDutchAuctionMarket.fill, (jobId, provider, 60));
-        bytes memory refundCall = abi.encodeCall(IMarket.refund, (jobId));
+        bytes memory refundCall = abi.encodeCall(IDutchAuctionMarket.refund, (jobId));
 
         _expect(_at(end - 1, provider, address(w.dutch), fillCall), true, "");
         _expect(
@@ -73,9 +74,10 @@ contract DeadlinesTest is AdversarialBase {
 
     function test_boundary_jobDeadline_awardThenRefund() public {
         (bytes32 jobId,) = _reverseWithBid();
-        uint256 deadline = w.reverse.job(jobId).deadline;
-        bytes memory awardCall = abi.encodeCall(IReverseAuctionMarket.award, (jobId));
-        bytes memory refundCall = abi.encodeCall(IMarket.refund, (jobId));
+        (AuctionTerms memory t, JobTerms memory jt) = (_terms(jobId), _jobTerms(jobId));
+        uint256 deadline = t.deadline;
+        bytes memory awardCall = abi.encodeCall(IReverseAuctionMarket.award, (jobId, t, jt));
+        bytes memory refundCall = abi.encodeCall(IReverseAuctionMarket.refund, (jobId, t, jt));
         bytes memory passed = abi.encodeWithSelector(IMarketEvents.DeadlinePassed.selector, jobId, deadline);
 
         _expect(_at(deadline - 1, keeper, address(w.reverse), awardCall), true, "");
@@ -212,8 +214,7 @@ contract DeadlinesTest is AdversarialBase {
         intent = IntentBuilder.init(requester, modelId);
         vm.prank(requester);
         jobId = w.reverse.post(intent);
-        vm.prank(provider);
-        w.reverse.bid(jobId, Bid(provider, 5e17, 60));
+        _bidOn(w.reverse, jobId, provider, Bid(provider, 5e17, 60));
     }
 
     /// @dev Runs `data` against `target` as `caller` at time `t` from the current state, then restores it.

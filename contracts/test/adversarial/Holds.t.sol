@@ -141,7 +141,7 @@ contract HoldsTest is QuoteFixture {
         // forged terms cannot release more (or another provider's) stake
         QuotedJob memory forged = _copy(tb);
         forged.stakeLocked = tb.stakeLocked * 2;
-        vm.expectRevert(abi.encodeWithSelector(IQuoteMarket.TermsMismatch.selector, b));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.TermsMismatch.selector, b));
         qm.expire(b, forged);
         qm.expire(b, tb);
         assertEq(staking.lockedOf(qp), 0);

@@ -5,7 +5,7 @@ import {ReverseBookBase} from "./ReverseBookBase.sol";
 import {IntentBuilder} from "../utils/IntentBuilder.sol";
 import {IStaking} from "../../src/interfaces/IStaking.sol";
 import {IReverseAuctionMarket} from "../../src/interfaces/IReverseAuctionMarket.sol";
-import {Bid, Intent, Job, JobState, PROOF_OPTIMISTIC} from "../../src/MarketStructs.sol";
+import {AuctionTerms, Bid, Intent, Job, JobState, PROOF_OPTIMISTIC} from "../../src/MarketStructs.sol";
 
 /// @notice The cheaper push-out (issue 14, gas target "bid < 60k" for a bid that pushes a runner-up off a full
 /// book): a bid reads two job slots (the record is re-laid: the price cap beside the state and clock, the dispute
@@ -19,10 +19,19 @@ contract PushoutsTest is ReverseBookBase {
     using IntentBuilder for Intent;
 
     /// @dev The reservation of the default intent at `minStake`: max(minStake, maxPrice * stakeMultiple).
-    function _reservation(bytes32 jobId) internal view returns (uint256 r) {
-        Job memory j = w.reverse.job(jobId);
-        r = uint256(j.maxPrice) * j.stakeMultiple;
-        if (r < j.minStake) r = j.minStake;
+    function _reservation(bytes32 jobId) internal returns (uint256 r) {
+        AuctionTerms memory t = _terms(jobId);
+        r = uint256(t.maxPrice) * t.stakeMultiple;
+        if (r < t.minStake) r = t.minStake;
+    }
+
+    /// @dev While Open the job's record is one word, the hash of its terms: `job()` shows the state alone, and
+    /// the terms it was posted with still match (a view taking them reverts `TermsMismatch` otherwise).
+    function _assertOpenWithTerms(bytes32 jobId, AuctionTerms memory t) internal view {
+        Job memory open;
+        open.state = JobState.Open;
+        assertEq(keccak256(abi.encode(w.reverse.job(jobId))), keccak256(abi.encode(open)), "Open record");
+        w.reverse.clearingPrice(jobId, t);
     }
 
     /// @dev One stake cannot back more books than it covers: a squatter with 100 staked bids on three jobs
@@ -37,9 +46,10 @@ contract PushoutsTest is ReverseBookBase {
         _bid(jobs[0], provider, 4e17, 60);
         _bid(jobs[0], provider2, 6e17, 60);
         for (uint256 k = 1; k < 3; ++k) {
+            AuctionTerms memory t = _terms(jobs[k]);
             vm.prank(provider);
             vm.expectRevert(abi.encodeWithSelector(IStaking.InsufficientStake.selector, provider, 0, r));
-            w.reverse.bid(jobs[k], Bid(provider, 1, 1));
+            w.reverse.bid(jobs[k], t, Bid(provider, 1, 1));
         }
         // provider3 pushes provider2 off job 0's book: provider2's reservation comes back in the same call, so it
         // can back another book (or unstake) right away: no pushed-out stake stays held
@@ -52,8 +62,8 @@ contract PushoutsTest is ReverseBookBase {
         vm.prank(provider);
         vm.expectRevert(abi.encodeWithSelector(IStaking.InsufficientStake.selector, provider, 0, 1));
         w.staking.unstake(1);
-        vm.warp(w.reverse.job(jobs[0]).auctionEnd);
-        w.reverse.award(jobs[0]);
+        vm.warp(_terms(jobs[0]).auctionEnd);
+        _award(jobs[0]);
         assertEq(uint256(w.reverse.job(jobs[0]).state), uint256(JobState.Awarded));
         assertEq(w.reverse.job(jobs[0]).provider, provider);
     }
@@ -64,33 +74,31 @@ contract PushoutsTest is ReverseBookBase {
         bytes32 jobId = _post(IntentBuilder.init(requester, modelId));
         _bid(jobId, provider, 4e17, 60);
         _bid(jobId, provider2, 6e17, 60);
-        vm.recordLogs();
+        _recordLogs();
         _bid(jobId, provider3, 5e17, 30);
-        assertEq(vm.getRecordedLogs().length, 1, "one event per push-out");
+        assertEq(_recordedLogs().length, 1, "one event per push-out");
         // a new leader pushes the runner-up (provider3) off; the old leader becomes the runner-up
         vm.expectEmit(address(w.reverse));
-        emit IReverseAuctionMarket.BidPlaced(
-            jobId, provider2, provider2, 1e17, 60, w.reverse.scoreOf(jobId, 1e17, 60), 1, provider3
-        );
+        emit IReverseAuctionMarket.BidPlaced(jobId, provider2, provider2, 1e17, 60, 1, provider3);
         _bid(jobId, provider2, 1e17, 60);
         assertEq(w.staking.lockedOf(provider3), 0);
         // improving one's own bid pushes nobody out
         vm.expectEmit(address(w.reverse));
-        emit IReverseAuctionMarket.BidPlaced(
-            jobId, provider, provider, 3e17, 30, w.reverse.scoreOf(jobId, 3e17, 30), 2, address(0)
-        );
+        emit IReverseAuctionMarket.BidPlaced(jobId, provider, provider, 3e17, 30, 2, address(0));
         _bid(jobId, provider, 3e17, 30);
     }
 
     /// @dev Bids of every kind (first, runner-up, push-out, new leader, replacement; any latency) write the
-    /// book's latencies into the job's slots 1 and 3, beside the price cap, deadline and stake terms: none of
-    /// those may move, and the award and settlement pay from the posted terms.
+    /// book's words, never the job's Open word (the hash of its posted terms): the terms still match after each
+    /// bid, the award writes the record from them, and the award and settlement pay from the posted terms.
     function testFuzz_bids_neverMoveTheJobsTerms(uint256 seed) public {
         Intent memory intent = IntentBuilder.init(requester, modelId).withMinStake(3e17).withPriceWeight(7000)
             .withFailover(true);
         intent.callbackGasLimit = 0;
         bytes32 jobId = _post(intent);
-        Job memory posted = w.reverse.job(jobId);
+        AuctionTerms memory t = _terms(jobId);
+        Job memory posted = _postedJob(jobId);
+        _assertOpenWithTerms(jobId, t);
         address[3] memory ps = [provider, provider2, provider3];
         uint256 maxLatency = posted.deadline - posted.auctionEnd;
         for (uint256 s; s < 12; ++s) {
@@ -100,13 +108,13 @@ contract PushoutsTest is ReverseBookBase {
             uint32 latency = uint32(1 + (r >> 128) % maxLatency);
             vm.prank(p);
             // refused bids (not better) change nothing
-            try w.reverse.bid(jobId, Bid(p, price, latency)) {} catch {}
-            _assertTerms(w.reverse.job(jobId), posted);
+            try w.reverse.bid(jobId, t, Bid(p, price, latency)) {} catch {}
+            _assertOpenWithTerms(jobId, t);
         }
         vm.warp(posted.auctionEnd);
         Bid memory best = w.reverse.bestBid(jobId);
         uint256 requesterOwed = w.reverse.owed(requester);
-        w.reverse.award(jobId);
+        _award(jobId);
         Job memory awarded = w.reverse.job(jobId);
         _assertTerms(awarded, posted);
         assertEq(awarded.provider, best.provider);
@@ -133,10 +141,10 @@ contract PushoutsTest is ReverseBookBase {
     function test_disputeWrites_neverMoveTheRequesterOrTerms() public {
         Intent memory intent = IntentBuilder.init(requester, modelId).withProofMode(PROOF_OPTIMISTIC);
         bytes32 jobId = _post(intent);
-        Job memory posted = w.reverse.job(jobId);
+        Job memory posted = _postedJob(jobId);
         _bid(jobId, provider, 5e17, 60);
         vm.warp(posted.auctionEnd);
-        w.reverse.award(jobId);
+        _award(jobId);
         uint256[] memory out = _output();
         vm.prank(provider);
         w.reverse.deliver(jobId, out, "");
@@ -174,19 +182,18 @@ contract PushoutsTest is ReverseBookBase {
         _bid(jobId, provider, 4e17, 60);
         _bid(jobId, provider2, 3e17, 30); // takes the lead: the second slot
         vm.expectEmit(address(w.reverse));
-        emit IReverseAuctionMarket.BidPlaced(
-            jobId, provider3, provider3, 3e17, 30, w.reverse.scoreOf(jobId, 3e17, 30), 2, provider
-        );
+        emit IReverseAuctionMarket.BidPlaced(jobId, provider3, provider3, 3e17, 30, 2, provider);
         _bid(jobId, provider3, 3e17, 30); // ties the leader: runner-up, in the first slot
         assertEq(w.reverse.bestBid(jobId).provider, provider2, "a tie took the lead");
         assertEq(w.reverse.runnerUp(jobId).provider, provider3);
         assertEq(w.staking.lockedOf(provider), 0, "pushed-out reservation held");
         // the tying runner-up cannot tie again, nor the leader improve by nothing
+        AuctionTerms memory t = _terms(jobId);
         vm.prank(provider3);
         vm.expectRevert();
-        w.reverse.bid(jobId, Bid(provider3, 3e17, 30));
-        vm.warp(w.reverse.job(jobId).auctionEnd);
-        w.reverse.award(jobId);
+        w.reverse.bid(jobId, t, Bid(provider3, 3e17, 30));
+        vm.warp(t.auctionEnd);
+        _award(jobId);
         Job memory j = w.reverse.job(jobId);
         assertEq(j.provider, provider2, "the tying bid was awarded");
         assertEq(j.price, 3e17);
@@ -208,8 +215,8 @@ contract PushoutsTest is ReverseBookBase {
         _bid(jobId, provider3, 35e16, 45); // pushes provider out of the first slot
         assertEq(w.staking.lockedOf(provider), 0);
         _bid(jobId, provider3, 3e17, 50); // the runner-up improves at a longer latency
-        vm.warp(w.reverse.job(jobId).auctionEnd);
-        w.reverse.award(jobId);
+        vm.warp(_terms(jobId).auctionEnd);
+        _award(jobId);
         Job memory j = w.reverse.job(jobId);
         assertEq(j.provider, provider2);
         assertEq(j.latency, 30);
@@ -257,10 +264,11 @@ contract PushoutsTest is ReverseBookBase {
                 assertEq(w.staking.lockedOf(ps[k]), held ? r : 0, "reservation");
             }
         }
-        vm.warp(w.reverse.job(jobId).auctionEnd);
-        uint256 clearing = w.reverse.clearingPrice(jobId);
-        assertEq(clearing, _refClearing(jobId, ref), "second-score price");
-        w.reverse.award(jobId);
+        AuctionTerms memory t = _terms(jobId);
+        vm.warp(t.auctionEnd);
+        uint256 clearing = w.reverse.clearingPrice(jobId, t);
+        assertEq(clearing, _refClearing(t, ref), "second-score price");
+        _award(jobId);
         Job memory j = w.reverse.job(jobId);
         assertEq(j.provider, ref.best);
         assertEq(j.price, clearing);
@@ -276,32 +284,32 @@ contract PushoutsTest is ReverseBookBase {
 
     /// @dev One bid, accepted (with the reference's rank and push-out) or refused as the reference says.
     function _step(bytes32 jobId, RefBook memory ref, address p, uint96 price, uint32 latency) internal {
-        uint256 score = w.reverse.scoreOf(jobId, price, latency);
-        (bool ok, uint8 rank, address pushedOut) = _refBid(jobId, ref, p, price, latency);
+        AuctionTerms memory t = _terms(jobId);
+        (bool ok, uint8 rank, address pushedOut) = _refBid(t, ref, p, price, latency);
         vm.prank(p);
         if (ok) {
             vm.expectEmit(address(w.reverse));
-            emit IReverseAuctionMarket.BidPlaced(jobId, p, p, price, latency, score, rank, pushedOut);
-            w.reverse.bid(jobId, Bid(p, price, latency));
+            emit IReverseAuctionMarket.BidPlaced(jobId, p, p, price, latency, rank, pushedOut);
+            w.reverse.bid(jobId, t, Bid(p, price, latency));
         } else {
             vm.expectRevert();
-            w.reverse.bid(jobId, Bid(p, price, latency));
+            w.reverse.bid(jobId, t, Bid(p, price, latency));
         }
         _assertBook(jobId, ref);
     }
 
-    function _refBid(bytes32 jobId, RefBook memory ref, address p, uint96 price, uint32 latency)
+    function _refBid(AuctionTerms memory t, RefBook memory ref, address p, uint96 price, uint32 latency)
         internal
         view
         returns (bool ok, uint8 rank, address pushedOut)
     {
-        uint256 score = w.reverse.scoreOf(jobId, price, latency);
+        uint256 score = w.reverse.scoreOf(t, price, latency);
         bool onBook = p == ref.best || p == ref.runner;
         if (ref.best == address(0)) {
             (ref.best, ref.bestPrice, ref.bestLatency) = (p, price, latency);
             return (true, 1, address(0));
         }
-        uint256 bestScore = w.reverse.scoreOf(jobId, ref.bestPrice, ref.bestLatency);
+        uint256 bestScore = w.reverse.scoreOf(t, ref.bestPrice, ref.bestLatency);
         pushedOut = onBook ? address(0) : ref.runner;
         if (p == ref.best) {
             if (score >= bestScore) return (false, 0, address(0));
@@ -313,23 +321,21 @@ contract PushoutsTest is ReverseBookBase {
             (ref.best, ref.bestPrice, ref.bestLatency) = (p, price, latency);
             return (true, 1, pushedOut);
         }
-        if (ref.runner != address(0) && score >= w.reverse.scoreOf(jobId, ref.runnerPrice, ref.runnerLatency))
-        {
+        if (ref.runner != address(0) && score >= w.reverse.scoreOf(t, ref.runnerPrice, ref.runnerLatency)) {
             return (false, 0, address(0));
         }
         (ref.runner, ref.runnerPrice, ref.runnerLatency) = (p, price, latency);
         return (true, 2, pushedOut);
     }
 
-    function _refClearing(bytes32 jobId, RefBook memory ref) internal view returns (uint256 price) {
+    function _refClearing(AuctionTerms memory t, RefBook memory ref) internal view returns (uint256 price) {
         price = ref.bestPrice;
         if (ref.runner == address(0)) return price;
-        Job memory j = w.reverse.job(jobId);
-        uint256 maxLatency = j.deadline - j.auctionEnd;
-        uint256 runnerScore = w.reverse.scoreOf(jobId, ref.runnerPrice, ref.runnerLatency);
-        uint256 latencyPart = (10_000 - uint256(j.priceWeightBps)) * ref.bestLatency * j.maxPrice;
-        uint256 tie = (runnerScore - latencyPart) / (uint256(j.priceWeightBps) * maxLatency);
-        if (tie > j.maxPrice) tie = j.maxPrice;
+        uint256 maxLatency = t.deadline - t.auctionEnd;
+        uint256 runnerScore = w.reverse.scoreOf(t, ref.runnerPrice, ref.runnerLatency);
+        uint256 latencyPart = (10_000 - uint256(t.priceWeightBps)) * ref.bestLatency * t.maxPrice;
+        uint256 tie = (runnerScore - latencyPart) / (uint256(t.priceWeightBps) * maxLatency);
+        if (tie > t.maxPrice) tie = t.maxPrice;
         if (tie > price) price = tie;
     }
 

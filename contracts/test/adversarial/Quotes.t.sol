@@ -306,7 +306,7 @@ contract QuotesTest is QuoteFixture {
         bytes memory proof = _proof(t.inputCommitment, out);
         QuotedJob memory forged = abi.decode(abi.encode(t), (QuotedJob));
         forged.price = 1e18;
-        vm.expectRevert(abi.encodeWithSelector(IQuoteMarket.TermsMismatch.selector, jobId));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.TermsMismatch.selector, jobId));
         vm.prank(qp);
         qm.deliver(jobId, forged, out, proof);
         vm.expectRevert(abi.encodeWithSelector(IMarketEvents.NotAuthorized.selector, qp, stranger));
@@ -330,13 +330,13 @@ contract QuotesTest is QuoteFixture {
         ModelLayout memory m = registry.layoutOf(t.modelId);
         m.verifier = address(new MockVerifier());
         forged.layout = LayoutWord.pack(m, registry.proofModesOf(t.modelId));
-        vm.expectRevert(abi.encodeWithSelector(IQuoteMarket.TermsMismatch.selector, jobId));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.TermsMismatch.selector, jobId));
         vm.prank(qp);
         qm.deliver(jobId, forged, out, hex"01");
         m = registry.layoutOf(t.modelId);
         m.outputOffset += 1;
         forged.layout = LayoutWord.pack(m, registry.proofModesOf(t.modelId));
-        vm.expectRevert(abi.encodeWithSelector(IQuoteMarket.TermsMismatch.selector, jobId));
+        vm.expectRevert(abi.encodeWithSelector(IMarketEvents.TermsMismatch.selector, jobId));
         vm.prank(qp);
         qm.deliver(jobId, forged, out, _proof(t.inputCommitment, out));
         (JobState st,) = qm.jobState(jobId);

@@ -9,6 +9,7 @@ import {HostileToken} from "../mocks/HostileToken.sol";
 import {HostileConsumer} from "../mocks/HostileConsumer.sol";
 import {DutchAuctionMarket} from "../../src/DutchAuctionMarket.sol";
 import {IMarket, IMarketEvents} from "../../src/interfaces/IMarket.sol";
+import {IDutchAuctionMarket} from "../../src/interfaces/IDutchAuctionMarket.sol";
 import {IStaking} from "../../src/interfaces/IStaking.sol";
 import {Intent, Job, JobState, PROOF_OPTIMISTIC} from "../../src/MarketStructs.sol";
 
@@ -66,7 +67,7 @@ contract ReentrancyTest is AdversarialBase {
         vm.prank(requester);
         bytes32 jobId = w.dutch.post(_dutchIntent());
         vm.warp(w.dutch.job(jobId).auctionEnd);
-        hostile.arm(requester, address(w.dutch), abi.encodeCall(IMarket.refund, (jobId)));
+        hostile.arm(requester, address(w.dutch), abi.encodeCall(IDutchAuctionMarket.refund, (jobId)));
         uint256 before = hostile.balanceOf(requester);
 
         w.dutch.refund(jobId);

@@ -8,7 +8,7 @@ import {IntentBuilder} from "../utils/IntentBuilder.sol";
 import {TestToken} from "../../src/TestToken.sol";
 import {IStaking} from "../../src/interfaces/IStaking.sol";
 import {IReverseAuctionMarket} from "../../src/interfaces/IReverseAuctionMarket.sol";
-import {Bid, Intent, JobState} from "../../src/MarketStructs.sol";
+import {AuctionTerms, Bid, Intent, JobState} from "../../src/MarketStructs.sol";
 
 /// @notice The bid reservations (issue 14, finding 2) stay exact while bids push each other off the books: a
 /// newcomer's bid reserves the job's largest lock and releases the runner-up it pushed off in the same Staking
@@ -43,7 +43,7 @@ contract ReservationsTest is AdversarialBase {
             vm.prank(requester);
             jobs[k] = w.reverse.post(intent);
             // max(minStake, maxPrice * stakeMultiple): the most the job's award can lock
-            uint256 r = uint256(intent.maxPrice) * w.reverse.job(jobs[k]).stakeMultiple;
+            uint256 r = uint256(intent.maxPrice) * _terms(jobs[k]).stakeMultiple;
             reservation[k] = r < minStakes[k] ? minStakes[k] : r;
         }
     }
@@ -88,12 +88,12 @@ contract ReservationsTest is AdversarialBase {
         assertEq(tt.balanceOf(address(w.staking)), staked, "Staking's balance is not the stake");
     }
 
-    /// @dev Adds to `net` what the successful call's events say (the logs since `vm.recordLogs`; a reverted
+    /// @dev Adds to `net` what the successful call's events say (the logs since `_recordLogs`; a reverted
     /// call's logs are recorded too and dropped): a `BidPlaced` by a provider that was not on the book
     /// (`best`, `runner` before the bid) reserved `r`, and its `pushedOut`, which must be that runner-up, got `r`
     /// back. Staking itself logs no reservation.
     function _countBid(bool succeeded, address best, address runner, uint256 r) internal {
-        Vm.Log[] memory logs = vm.getRecordedLogs();
+        Vm.Log[] memory logs = _recordedLogs();
         if (!succeeded) return;
         for (uint256 l; l < logs.length; ++l) {
             assertFalse(
@@ -103,7 +103,7 @@ contract ReservationsTest is AdversarialBase {
             );
             if (logs[l].topics[0] != IReverseAuctionMarket.BidPlaced.selector) continue;
             address who = address(uint160(uint256(logs[l].topics[2])));
-            (,,,, address pushedOut) = abi.decode(logs[l].data, (uint256, uint32, uint256, uint8, address));
+            (,,, address pushedOut) = abi.decode(logs[l].data, (uint256, uint32, uint8, address));
             if (who == best || who == runner) {
                 assertEq(pushedOut, address(0), "a provider on the book pushed someone out");
                 continue;
@@ -130,7 +130,11 @@ contract ReservationsTest is AdversarialBase {
     /// stake), then one job awarded and the other refunded. After every step the reservations are exact, and
     /// the events add up to them.
     function testFuzz_reservations_exactUnderPushoutsReplacesAndAwards(uint256 seed) public {
-        uint256 maxLatency = w.reverse.job(jobs[0]).deadline - w.reverse.job(jobs[0]).auctionEnd;
+        AuctionTerms[JOBS] memory terms;
+        for (uint256 k; k < JOBS; ++k) {
+            terms[k] = _terms(jobs[k]);
+        }
+        uint256 maxLatency = terms[0].deadline - terms[0].auctionEnd;
         for (uint256 s; s < BIDS; ++s) {
             uint256 r = uint256(keccak256(abi.encode(seed, s)));
             bytes32 jobId = jobs[r % JOBS];
@@ -141,30 +145,30 @@ contract ReservationsTest is AdversarialBase {
             (address best, address runner) =
                 (w.reverse.bestBid(jobId).provider, w.reverse.runnerUp(jobId).provider);
             uint256 rk = reservation[r % JOBS];
-            vm.recordLogs();
+            _recordLogs();
             vm.prank(p);
             // a refused bid changes nothing (checked by `_assertExact` all the same)
-            try w.reverse.bid(jobId, Bid(p, price, latency)) {
+            try w.reverse.bid(jobId, terms[r % JOBS], Bid(p, price, latency)) {
                 _countBid(true, best, runner, rk);
             } catch {
                 _countBid(false, best, runner, rk);
             }
             _assertExact("after a bid");
         }
-        vm.warp(w.reverse.job(jobs[0]).auctionEnd);
+        vm.warp(terms[0].auctionEnd);
         if (w.reverse.bestBid(jobs[0]).provider != address(0)) {
             _countBook(
                 w.reverse.bestBid(jobs[0]).provider, w.reverse.runnerUp(jobs[0]).provider, reservation[0]
             );
-            w.reverse.award(jobs[0]);
+            _awardOn(w.reverse, jobs[0]);
             // the reservation covered the award: nobody was skipped or penalised
             assertEq(uint256(w.reverse.job(jobs[0]).state), uint256(JobState.Awarded));
             assertLe(w.staking.lockedFor(w.reverse.job(jobs[0]).provider, jobs[0]), reservation[0]);
         }
         _assertExact("after the award");
-        vm.warp(w.reverse.job(jobs[1]).deadline);
+        vm.warp(terms[1].deadline);
         _countBook(w.reverse.bestBid(jobs[1]).provider, w.reverse.runnerUp(jobs[1]).provider, reservation[1]);
-        w.reverse.refund(jobs[1]);
+        _refundOn(w.reverse, jobs[1]);
         _assertExact("after the refund");
         // the events tell the same story as Staking's books: every reservation was released, and what is left
         // locked is job 0's lock only
@@ -184,28 +188,20 @@ contract ReservationsTest is AdversarialBase {
     function test_pushout_newcomerReservesWhatThePushedOffRunnerUpGetsBack() public {
         bytes32 jobId = jobs[0];
         uint256 r = reservation[0];
-        vm.prank(provider);
-        w.reverse.bid(jobId, Bid(provider, 3e17, 60));
-        vm.prank(provider2);
-        w.reverse.bid(jobId, Bid(provider2, 6e17, 60));
+        _bidOn(w.reverse, jobId, provider, Bid(provider, 3e17, 60));
+        _bidOn(w.reverse, jobId, provider2, Bid(provider2, 6e17, 60));
         uint256 freeBefore = w.staking.availableOf(provider2);
         vm.expectEmit(address(w.reverse));
-        emit IReverseAuctionMarket.BidPlaced(
-            jobId, provider3, provider3, 5e17, 60, w.reverse.scoreOf(jobId, 5e17, 60), 2, provider2
-        );
-        vm.prank(provider3);
-        w.reverse.bid(jobId, Bid(provider3, 5e17, 60));
+        emit IReverseAuctionMarket.BidPlaced(jobId, provider3, provider3, 5e17, 60, 2, provider2);
+        _bidOn(w.reverse, jobId, provider3, Bid(provider3, 5e17, 60));
         assertEq(w.reverse.runnerUp(jobId).provider, provider3);
         assertEq(w.staking.availableOf(provider2), freeBefore + r, "the pushed-off runner-up got it all back");
         assertEq(w.staking.lockedOf(provider2), 0);
         assertEq(w.staking.lockedOf(provider3), r);
         // a new leader pushes provider3 off: the old leader becomes the runner-up, keeping its reservation
         vm.expectEmit(address(w.reverse));
-        emit IReverseAuctionMarket.BidPlaced(
-            jobId, provider2, provider2, 1e17, 60, w.reverse.scoreOf(jobId, 1e17, 60), 1, provider3
-        );
-        vm.prank(provider2);
-        w.reverse.bid(jobId, Bid(provider2, 1e17, 60));
+        emit IReverseAuctionMarket.BidPlaced(jobId, provider2, provider2, 1e17, 60, 1, provider3);
+        _bidOn(w.reverse, jobId, provider2, Bid(provider2, 1e17, 60));
         assertEq(w.reverse.bestBid(jobId).provider, provider2);
         assertEq(w.reverse.runnerUp(jobId).provider, provider);
         assertEq(w.staking.lockedOf(provider3), 0);
@@ -217,8 +213,7 @@ contract ReservationsTest is AdversarialBase {
     /// @dev Only a market may reserve or release through `reserve`: a stranger can neither freeze a provider's
     /// stake nor free a reservation (which would let reserved stake be unstaked).
     function test_reserve_byStranger_refused() public {
-        vm.prank(provider);
-        w.reverse.bid(jobs[0], Bid(provider, 3e17, 60));
+        _bidOn(w.reverse, jobs[0], provider, Bid(provider, 3e17, 60));
         vm.prank(stranger);
         vm.expectRevert(abi.encodeWithSelector(IStaking.NotMarket.selector, stranger));
         w.staking.reserve(provider2, provider, reservation[0]);

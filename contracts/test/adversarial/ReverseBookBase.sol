@@ -6,7 +6,8 @@ import {AdversarialBase} from "./AdversarialBase.sol";
 import {Bid, Intent} from "../../src/MarketStructs.sol";
 
 /// @notice The world of the reverse-auction book tests (`PushoutsTest`, `BookWordsTest`): both markets over the
-/// fixture token, and posting and bidding as the intent's requester and the bidding provider.
+/// fixture token, and posting, bidding, awarding and refunding (with the job's posted terms) as the intent's
+/// requester, the bidding provider and anyone.
 abstract contract ReverseBookBase is AdversarialBase {
     World internal w;
 
@@ -21,7 +22,14 @@ abstract contract ReverseBookBase is AdversarialBase {
     }
 
     function _bid(bytes32 jobId, address p, uint96 price, uint32 latency) internal {
-        vm.prank(p);
-        w.reverse.bid(jobId, Bid(p, price, latency));
+        _bidOn(w.reverse, jobId, p, Bid(p, price, latency));
+    }
+
+    function _award(bytes32 jobId) internal {
+        _awardOn(w.reverse, jobId);
+    }
+
+    function _refund(bytes32 jobId) internal {
+        _refundOn(w.reverse, jobId);
     }
 }

@@ -12,10 +12,12 @@ import {ReverseAuctionMarket} from "../../src/ReverseAuctionMarket.sol";
 import {IMarketEvents} from "../../src/interfaces/IMarket.sol";
 import {IStaking} from "../../src/interfaces/IStaking.sol";
 import {
+    AuctionTerms,
     Bid,
     Intent,
     Job,
     JobState,
+    JobTerms,
     MarketParams,
     AUCTION_DUTCH,
     PROOF_OPTIMISTIC
@@ -44,8 +46,7 @@ contract ReviewFindingsTest is AdversarialBase {
     }
 
     function _bid(bytes32 jobId, address who, uint96 price, uint32 latency) internal {
-        vm.prank(who);
-        w.reverse.bid(jobId, Bid(who, price, latency));
+        _bidOn(w.reverse, jobId, who, Bid(who, price, latency));
     }
 
     /// @dev A fresh address with `amount` staked in the world's Staking.
@@ -81,7 +82,7 @@ contract ReviewFindingsTest is AdversarialBase {
         bytes32 jobId = _post(w.reverse, intent);
         _bid(jobId, provider, 5e17, 60);
         _bid(jobId, provider3, 4e17, 60);
-        Job memory j = w.reverse.job(jobId);
+        Job memory j = _postedJob(jobId);
         vm.warp(j.deadline - 1);
         // the shill unstakes all it can: its bid's reservation stays
         vm.prank(provider3);
@@ -92,8 +93,9 @@ contract ReviewFindingsTest is AdversarialBase {
         emit IMarketEvents.AwardSkippedLate(jobId, provider3, 60, j.deadline);
         vm.expectEmit(address(w.reverse));
         emit IMarketEvents.AwardSkippedLate(jobId, provider, 60, j.deadline);
+        (AuctionTerms memory t, JobTerms memory jt) = (_terms(jobId), _jobTerms(jobId));
         vm.prank(requester);
-        w.reverse.award(jobId);
+        w.reverse.award(jobId, t, jt);
 
         assertEq(uint256(w.reverse.job(jobId).state), uint256(JobState.Refunded), "nobody had its time");
         assertEq(w.staking.lockedOf(provider), 0, "honest runner-up locked");
@@ -107,8 +109,8 @@ contract ReviewFindingsTest is AdversarialBase {
         bytes32 jobId = _post(w.reverse, IntentBuilder.init(requester, modelId).withMinStake(STAKE));
         _bid(jobId, provider, 5e17, 60);
         _bid(jobId, provider2, 4e17, 60);
-        vm.warp(w.reverse.job(jobId).deadline - 30);
-        w.reverse.award(jobId);
+        vm.warp(_terms(jobId).deadline - 30);
+        _awardOn(w.reverse, jobId);
         assertEq(uint256(w.reverse.job(jobId).state), uint256(JobState.Refunded));
         assertEq(w.staking.lockedOf(provider), 0);
         assertEq(w.staking.lockedOf(provider2), 0);
@@ -149,8 +151,8 @@ contract ReviewFindingsTest is AdversarialBase {
         vm.expectRevert(abi.encodeWithSelector(IStaking.InsufficientStake.selector, provider3, 0, STAKE));
         w.staking.unstake(STAKE);
 
-        vm.warp(w.reverse.job(jobId).auctionEnd);
-        w.reverse.award(jobId);
+        vm.warp(_terms(jobId).auctionEnd);
+        _awardOn(w.reverse, jobId);
         Job memory j = w.reverse.job(jobId);
         assertEq(uint256(j.state), uint256(JobState.Awarded), "the auction is not killed");
         assertEq(j.provider, provider2);
@@ -177,8 +179,8 @@ contract ReviewFindingsTest is AdversarialBase {
         // the unreserved rest still fills a job
         _lockInOwnDutchJob(provider2, 40e18, 2);
         assertEq(w.staking.availableOf(provider2), 0);
-        vm.warp(w.reverse.job(jobId).auctionEnd);
-        w.reverse.award(jobId);
+        vm.warp(_terms(jobId).auctionEnd);
+        _awardOn(w.reverse, jobId);
         assertEq(w.reverse.job(jobId).provider, provider2, "the reservation held to the award");
         assertEq(w.staking.lockedFor(provider2, jobId), 60e18);
     }
@@ -196,8 +198,8 @@ contract ReviewFindingsTest is AdversarialBase {
         vm.prank(provider3);
         w.staking.redeem();
         assertEq(w.staking.stakeOf(provider3), 60e18);
-        vm.warp(w.reverse.job(jobId).auctionEnd);
-        w.reverse.award(jobId);
+        vm.warp(_terms(jobId).auctionEnd);
+        _awardOn(w.reverse, jobId);
         assertEq(w.reverse.job(jobId).provider, provider3);
         assertEq(w.staking.lockedFor(provider3, jobId), 60e18);
     }
@@ -213,11 +215,12 @@ contract ReviewFindingsTest is AdversarialBase {
         _bid(jobs[0], provider3, 4e17, 60);
         assertEq(w.staking.availableOf(provider3), 0);
         for (uint256 i = 1; i < 3; ++i) {
+            AuctionTerms memory t = _terms(jobs[i]);
             vm.prank(provider3);
             vm.expectRevert(
                 abi.encodeWithSelector(IMarketEvents.InsufficientStake.selector, provider3, 0, STAKE)
             );
-            w.reverse.bid(jobs[i], Bid(provider3, 4e17, 60));
+            w.reverse.bid(jobs[i], t, Bid(provider3, 4e17, 60));
             assertEq(w.reverse.bestBid(jobs[i]).provider, address(0), "no book slot without stake");
         }
         assertEq(w.staking.lockedOf(provider3), STAKE, "reservations + locks <= stake");
@@ -237,19 +240,20 @@ contract ReviewFindingsTest is AdversarialBase {
         // improving its own bid reserves nothing more
         _bid(jobs[1], big, 3e17, 60);
         assertEq(w.staking.lockedOf(big), 200e18);
+        AuctionTerms memory t2 = _terms(jobs[2]);
         vm.prank(big);
         vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InsufficientStake.selector, big, 0, STAKE));
-        w.reverse.bid(jobs[2], Bid(big, 4e17, 60));
+        w.reverse.bid(jobs[2], t2, Bid(big, 4e17, 60));
         // pushed off job 1's book by two better bids: its reservation comes back at once
         _bid(jobs[1], provider, 2e17, 60);
         _bid(jobs[1], provider2, 1e17, 60);
         assertEq(w.staking.lockedOf(big), STAKE);
         _bid(jobs[2], big, 4e17, 60);
-        vm.warp(w.reverse.job(jobs[0]).auctionEnd);
-        w.reverse.award(jobs[0]);
+        vm.warp(_terms(jobs[0]).auctionEnd);
+        _awardOn(w.reverse, jobs[0]);
         assertEq(w.staking.lockedFor(big, jobs[0]), STAKE);
-        vm.warp(w.reverse.job(jobs[2]).deadline);
-        w.reverse.refund(jobs[2]);
+        vm.warp(t2.deadline);
+        _refundOn(w.reverse, jobs[2]);
         assertEq(w.staking.lockedOf(big), STAKE, "only job 0's lock is left");
     }
 
@@ -259,8 +263,8 @@ contract ReviewFindingsTest is AdversarialBase {
         _bid(jobId, provider2, 3e17, 60);
         _bid(jobId, provider3, 4e17, 60);
         assertEq(w.staking.lockedOf(provider2) + w.staking.lockedOf(provider3), 2 * STAKE);
-        vm.warp(w.reverse.job(jobId).deadline);
-        w.reverse.refund(jobId);
+        vm.warp(_terms(jobId).deadline);
+        _refundOn(w.reverse, jobId);
         assertEq(uint256(w.reverse.job(jobId).state), uint256(JobState.Refunded));
         assertEq(w.staking.lockedOf(provider2), 0);
         assertEq(w.staking.lockedOf(provider3), 0);
@@ -274,8 +278,8 @@ contract ReviewFindingsTest is AdversarialBase {
         bytes32 jobId = _post(w.reverse, IntentBuilder.init(requester, modelId));
         _bid(jobId, provider, 1, 60);
         _bid(jobId, provider2, 5e17, 60);
-        vm.warp(w.reverse.job(jobId).auctionEnd);
-        w.reverse.award(jobId);
+        vm.warp(_terms(jobId).auctionEnd);
+        _awardOn(w.reverse, jobId);
         Job memory j = w.reverse.job(jobId);
         assertEq(j.provider, provider);
         assertEq(j.price, 5e17);
@@ -290,10 +294,11 @@ contract ReviewFindingsTest is AdversarialBase {
     function test_secondScore_dustStakedWinnerIsPaidOnlyWhatItsLockCovers() public {
         address dust = _staker("dust", 2);
         bytes32 jobId = _post(w.reverse, IntentBuilder.init(requester, modelId));
-        uint256 needed = uint256(w.reverse.job(jobId).maxPrice) * w.reverse.job(jobId).stakeMultiple;
+        AuctionTerms memory t = _terms(jobId);
+        uint256 needed = uint256(t.maxPrice) * t.stakeMultiple;
         vm.prank(dust);
         vm.expectRevert(abi.encodeWithSelector(IMarketEvents.InsufficientStake.selector, dust, 2, needed));
-        w.reverse.bid(jobId, Bid(dust, 1, 60));
+        w.reverse.bid(jobId, t, Bid(dust, 1, 60));
     }
 
     // ------------------------------------------------------------------ 4. removed market

@@ -56,10 +56,10 @@ contract TenderAgentTest is TenderFixture {
 
     function test_ask_postsAndReceivesResult() public {
         (bytes32 jobId, Intent memory intent) = _ask();
-        assertEq(market.job(jobId).requester, address(agent));
-        vm.prank(provider);
-        market.bid(jobId, Bid(provider, 5e17, 60));
+        assertEq(_jobTerms(jobId).requester, address(agent));
+        _bidOn(market, jobId, provider, Bid(provider, 5e17, 60));
         vm.warp(block.timestamp + 60);
+        _awardOn(market, jobId);
         uint256[] memory out = _output();
         vm.prank(provider);
         market.deliver(jobId, out, _proof(intent.inputCommitment, out));
@@ -82,8 +82,8 @@ contract TenderAgentTest is TenderFixture {
             .withMaxPrice(maxPrice).withNonce(99);
         vm.prank(owner);
         bytes32 jobId = agent.ask(intent);
-        vm.warp(market.job(jobId).auctionEnd);
-        market.refund(jobId);
+        vm.warp(_terms(jobId).auctionEnd);
+        _refundOn(market, jobId);
         owed = market.owed(address(agent));
         assertEq(owed, market.escrowFor(maxPrice));
     }
@@ -111,10 +111,9 @@ contract TenderAgentTest is TenderFixture {
             IntentBuilder.init(address(agent), modelId).withCallbackGas(150_000).withNonce(7);
         vm.prank(owner);
         bytes32 jobId = agent.ask(intent);
-        vm.prank(provider);
-        market.bid(jobId, Bid(provider, 5e17, 60));
-        vm.warp(market.job(jobId).auctionEnd);
-        market.award(jobId);
+        _bidOn(market, jobId, provider, Bid(provider, 5e17, 60));
+        vm.warp(_terms(jobId).auctionEnd);
+        _awardOn(market, jobId);
         uint256 locked = market.job(jobId).stakeLocked;
         vm.warp(market.providerDeadline(jobId) + 1);
         market.expire(jobId);
@@ -153,7 +152,7 @@ contract TenderAgentTest is TenderFixture {
         agent.sweep(owner, budget);
         assertEq(token.balanceOf(address(agent)), 0);
         (bytes32 jobId,) = _ask();
-        assertEq(market.job(jobId).requester, address(agent));
+        assertEq(_jobTerms(jobId).requester, address(agent));
         assertEq(market.owed(address(agent)), owed - market.escrowFor(1e18));
         assertEq(token.allowance(address(agent), address(market)), 0, "nothing approved");
         assertEq(token.balanceOf(address(agent)), 0);
@@ -163,7 +162,7 @@ contract TenderAgentTest is TenderFixture {
         uint256 owed = _refundedAsk(5e17);
         uint256 before = token.balanceOf(address(agent));
         (bytes32 jobId,) = _ask();
-        assertEq(market.job(jobId).requester, address(agent));
+        assertEq(_jobTerms(jobId).requester, address(agent));
         assertEq(market.owed(address(agent)), owed, "market balance untouched");
         assertEq(token.balanceOf(address(agent)), before - market.escrowFor(1e18));
     }
@@ -173,9 +172,9 @@ contract TenderAgentTest is TenderFixture {
             .withProofMode(PROOF_OPTIMISTIC);
         vm.prank(owner);
         bytes32 jobId = agent.ask(intent);
-        vm.prank(provider);
-        market.bid(jobId, Bid(provider, 5e17, 60));
+        _bidOn(market, jobId, provider, Bid(provider, 5e17, 60));
         vm.warp(block.timestamp + 60);
+        _awardOn(market, jobId);
         vm.prank(provider);
         market.deliver(jobId, _output(), "");
         assertFalse(agent.answered(jobId));

@@ -9,7 +9,7 @@ import {IMarket} from "../../src/interfaces/IMarket.sol";
 import {IReverseAuctionMarket} from "../../src/interfaces/IReverseAuctionMarket.sol";
 import {IDutchAuctionMarket} from "../../src/interfaces/IDutchAuctionMarket.sol";
 import {IStaking} from "../../src/interfaces/IStaking.sol";
-import {DisputeTerms, Job, JobState, MarketParams} from "../../src/MarketStructs.sol";
+import {AuctionTerms, DisputeTerms, Job, JobState, JobTerms, MarketParams} from "../../src/MarketStructs.sol";
 
 /// @notice Protocol invariants over both auction types sharing one Staking, driven by `MarketHandler`.
 /// Each invariant reads the contracts' own accounting and the handler's ghost record; the handler counts
@@ -98,7 +98,7 @@ contract MarketInvariantsTest is TenderFixture {
         uint256 n = handler.jobCount();
         for (uint256 i; i < n; ++i) {
             bytes32 id = handler.jobIds(i);
-            Job memory j = handler.jobInfo(id).market.job(id);
+            Job memory j = handler.jobOf(id);
             if (!_terminal(j.state)) live += _escrow(j);
             if (j.state == JobState.Challenged) live += j.challengeBond;
         }
@@ -147,7 +147,7 @@ contract MarketInvariantsTest is TenderFixture {
         for (uint256 i; i < n; ++i) {
             bytes32 id = handler.jobIds(i);
             MarketHandler.JobInfo memory info = handler.jobInfo(id);
-            Job memory j = info.market.job(id);
+            Job memory j = handler.jobOf(id);
             assertLe(info.payouts, 1, "paid twice");
             assertTrue((info.payouts == 1) == (j.state == JobState.Settled), "payout without settlement");
             assertLe(info.refunded, info.escrow, "refunded more than escrowed");
@@ -173,7 +173,7 @@ contract MarketInvariantsTest is TenderFixture {
         uint256 n = handler.jobCount();
         for (uint256 i; i < n; ++i) {
             bytes32 id = handler.jobIds(i);
-            Job memory j = handler.jobInfo(id).market.job(id);
+            Job memory j = handler.jobOf(id);
             if (j.state == JobState.Open && address(handler.jobInfo(id).market) == address(reverse)) {
                 // a standing bid on the book reserves max(minStake, maxPrice * stakeMultiple)
                 uint256 reserved = uint256(j.maxPrice) * j.stakeMultiple;
@@ -213,7 +213,7 @@ contract MarketInvariantsTest is TenderFixture {
         uint256 t = handler.now_();
         for (uint256 i; i < n; ++i) {
             bytes32 id = handler.jobIds(i);
-            Job memory j = handler.jobInfo(id).market.job(id);
+            Job memory j = handler.jobOf(id);
             if (j.deadline > t) t = j.deadline;
             if (j.disputeEnd > t) t = j.disputeEnd;
         }
@@ -273,7 +273,7 @@ contract MarketInvariantsTest is TenderFixture {
         for (uint256 i; i < n; ++i) {
             bytes32 id = handler.jobIds(i);
             MarketHandler.JobInfo memory info = handler.jobInfo(id);
-            Job memory j = info.market.job(id);
+            Job memory j = handler.jobOf(id);
             if (j.provider == address(0)) continue;
             assertLe(j.price, j.maxPrice, "paid above max price");
             assertGt(j.price, 0);
@@ -306,7 +306,7 @@ contract MarketInvariantsTest is TenderFixture {
             bytes32 id = handler.jobIds(i);
             MarketHandler.JobInfo memory info = handler.jobInfo(id);
             if (!info.validProof) continue;
-            Job memory j = info.market.job(id);
+            Job memory j = handler.jobOf(id);
             assertEq(uint256(j.state), uint256(JobState.Settled), "proven job not settled");
             assertEq(info.slashed, 0, "proven provider slashed");
             assertEq(staking.lockedFor(j.provider, id), 0, "proven provider still locked");
@@ -364,7 +364,7 @@ contract MarketInvariantsTest is TenderFixture {
         uint256 n = handler.jobCount();
         for (uint256 i; i < n; ++i) {
             bytes32 id = handler.jobIds(i);
-            Job memory j = handler.jobInfo(id).market.job(id);
+            Job memory j = handler.jobOf(id);
             if (j.provider == address(0)) continue;
             assertLe(uint256(j.awardedAt) + j.latency, j.deadline, "awarded with less time than promised");
         }
@@ -379,7 +379,7 @@ contract MarketInvariantsTest is TenderFixture {
         uint256 n = handler.jobCount();
         for (uint256 i; i < n; ++i) {
             bytes32 id = handler.jobIds(i);
-            Job memory j = handler.jobInfo(id).market.job(id);
+            Job memory j = handler.jobOf(id);
             if (j.provider == address(0)) continue;
             assertGe(j.stakeLocked, uint256(j.price) * j.stakeMultiple, "lock < price * stakeMultiple");
             assertGe(j.stakeLocked, j.minStake, "lock < minStake");
@@ -399,7 +399,7 @@ contract MarketInvariantsTest is TenderFixture {
         uint256 t = handler.now_();
         for (uint256 i; i < n; ++i) {
             bytes32 id = handler.jobIds(i);
-            Job memory j = handler.jobInfo(id).market.job(id);
+            Job memory j = handler.jobOf(id);
             if (j.deadline > t) t = j.deadline;
             if (j.disputeEnd > t) t = j.disputeEnd;
         }
@@ -428,7 +428,7 @@ contract MarketInvariantsTest is TenderFixture {
         for (uint256 i; i < n; ++i) {
             bytes32 id = handler.jobIds(i);
             MarketHandler.JobInfo memory info = handler.jobInfo(id);
-            Job memory j = info.market.job(id);
+            Job memory j = handler.jobOf(id);
             assertEq(j.feeBps, info.feeBps, "fee changed");
             assertEq(j.stakeMultiple, info.stakeMultiple, "stake multiple changed");
             DisputeTerms memory d = info.market.disputeTerms(id);
@@ -481,14 +481,19 @@ contract MarketInvariantsTest is TenderFixture {
     function _drive(address keeper, bytes32 id) internal {
         IMarket m = handler.jobInfo(id).market;
         if (_terminal(m.job(id).state)) return;
+        (AuctionTerms memory t, JobTerms memory jt) = handler.termsOf(id);
         vm.startPrank(keeper);
         if (address(m) == address(reverse)) {
-            try reverse.award(id) {} catch {}
+            try reverse.award(id, t, jt) {} catch {}
         }
         try m.finalize(id) {} catch {}
         try m.expire(id) {} catch {}
         try m.expire(id) {} catch {}
-        try m.refund(id) {} catch {}
+        if (address(m) == address(reverse)) {
+            try reverse.refund(id, t, jt) {} catch {}
+        } else {
+            try dutch.refund(id) {} catch {}
+        }
         vm.stopPrank();
     }
 

@@ -4,10 +4,14 @@ pragma solidity ^0.8.28;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {ITenderConsumer} from "../../src/interfaces/ITenderConsumer.sol";
 import {IMarket} from "../../src/interfaces/IMarket.sol";
-import {Intent} from "../../src/MarketStructs.sol";
+import {IDutchAuctionMarket} from "../../src/interfaces/IDutchAuctionMarket.sol";
+import {IReverseAuctionMarket} from "../../src/interfaces/IReverseAuctionMarket.sol";
+import {AuctionTerms, Intent, JobTerms, MarketParams, AUCTION_DUTCH} from "../../src/MarketStructs.sol";
+import {TermsBuilder} from "../utils/Terms.sol";
 
 /// @notice A requester contract whose callback behaves as told: records, reverts, burns all gas, returns
-/// a huge revert payload, or tries to re-enter the market.
+/// a huge revert payload, or tries to re-enter the market (a refund of its job: the Dutch market's takes the job
+/// id, the reverse market's the job's terms too, which this consumer keeps from its posting).
 contract MockConsumer is ITenderConsumer {
     enum Behaviour {
         Record,
@@ -22,14 +26,20 @@ contract MockConsumer is ITenderConsumer {
     uint256[] public lastOutput;
     uint256 public calls;
     bool public reentryFailed;
+    mapping(bytes32 jobId => AuctionTerms) internal _terms;
+    mapping(bytes32 jobId => JobTerms) internal _jobTerms;
 
     function setBehaviour(Behaviour b) external {
         behaviour = b;
     }
 
-    function post(IMarket market, IERC20 token, Intent calldata intent) external returns (bytes32) {
+    function post(IMarket market, IERC20 token, Intent calldata intent) external returns (bytes32 jobId) {
         token.approve(address(market), type(uint256).max);
-        return market.post(intent);
+        jobId = market.post(intent);
+        // a reverse job's terms, as its bids, award and refund pass them back
+        MarketParams memory p = market.params();
+        (_terms[jobId], _jobTerms[jobId]) =
+            TermsBuilder.build(intent, block.timestamp, p.feeBps, p.stakeMultiple);
     }
 
     function onTenderResult(bytes32 jobId, uint256[] calldata output) external {
@@ -44,9 +54,16 @@ contract MockConsumer is ITenderConsumer {
             }
         }
         if (b == Behaviour.Reenter) {
-            try IMarket(msg.sender).refund(jobId) {}
-            catch {
-                reentryFailed = true;
+            if (IMarket(msg.sender).auctionType() == AUCTION_DUTCH) {
+                try IDutchAuctionMarket(msg.sender).refund(jobId) {}
+                catch {
+                    reentryFailed = true;
+                }
+            } else {
+                try IReverseAuctionMarket(msg.sender).refund(jobId, _terms[jobId], _jobTerms[jobId]) {}
+                catch {
+                    reentryFailed = true;
+                }
             }
         }
         lastJobId = jobId;

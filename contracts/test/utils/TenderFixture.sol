@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {Test} from "./Test.sol";
+import {TermsRecorder} from "./Terms.sol";
 import {IntentBuilder} from "./IntentBuilder.sol";
 import {MockVerifier} from "../mocks/MockVerifier.sol";
 import {TestToken} from "../../src/TestToken.sol";
@@ -11,7 +12,7 @@ import {ModelInfo, INPUT_HASHED, INPUT_POLYCOMMIT} from "../../src/interfaces/IM
 import {MarketParams} from "../../src/MarketStructs.sol";
 
 /// @notice Shared deployment: token, registry (three models), staking, funded actors.
-abstract contract TenderFixture is Test {
+abstract contract TenderFixture is Test, TermsRecorder {
     uint64 internal constant UNSTAKING = 1 days;
     uint256 internal constant STAKE = 100e18;
     uint256 internal constant FUNDS = 1000e18;
@@ -40,6 +41,8 @@ abstract contract TenderFixture is Test {
     bytes32 internal zkOnlyModelId;
 
     function _deployCore() internal {
+        // the reverse jobs' terms are read back from `IntentPosted` (`TermsRecorder`)
+        vm.recordLogs();
         (requester, requesterKey) = makeKey("requester");
         token = new TestToken("Tender USD", "TUSD", 18);
         registry = new ModelRegistry();

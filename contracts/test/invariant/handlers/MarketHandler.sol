@@ -3,17 +3,20 @@ pragma solidity ^0.8.28;
 
 import {Test} from "../../utils/Test.sol";
 import {IntentBuilder} from "../../utils/IntentBuilder.sol";
+import {TermsBuilder} from "../../utils/Terms.sol";
 import {TestToken} from "../../../src/TestToken.sol";
 import {Staking} from "../../../src/Staking.sol";
 import {IMarket, IMarketEvents} from "../../../src/interfaces/IMarket.sol";
 import {IReverseAuctionMarket} from "../../../src/interfaces/IReverseAuctionMarket.sol";
 import {IDutchAuctionMarket} from "../../../src/interfaces/IDutchAuctionMarket.sol";
 import {
+    AuctionTerms,
     Bid,
     DisputeTerms,
     Intent,
     Job,
     JobState,
+    JobTerms,
     MarketParams,
     AUCTION_REVERSE,
     AUCTION_DUTCH,
@@ -182,6 +185,10 @@ contract MarketHandler is Test {
     bytes32[] public jobIds;
     mapping(bytes32 jobId => JobInfo) internal _info;
     mapping(bytes32 jobId => Intent) internal _intents;
+    /// @dev A reverse job's terms, rebuilt at its posting from the intent, the time and the parameters in force
+    /// (as every role rebuilds them from `IntentPosted`): its bids, award and refund pass them back.
+    mapping(bytes32 jobId => AuctionTerms) internal _auctionTerms;
+    mapping(bytes32 jobId => JobTerms) internal _jobTerms;
     /// @dev Mirror of each market's nonce bitmap: bits only ever get set.
     mapping(address market => mapping(address owner => mapping(uint256 word => uint256))) public
         ghost_nonceBits;
@@ -328,13 +335,14 @@ contract MarketHandler is Test {
     {
         (bool has, bytes32 id) = _pick(jobSeed, Want.Bid);
         if (!has || !_info[id].reverse) return;
-        Job memory j = reverse.job(id);
+        Job memory j = _jobOf(IMarket(address(reverse)), id);
         address p = providers[provSeed % 3];
         price = bound(price, 1, j.maxPrice);
         latency = bound(latency, 1, j.deadline - j.auctionEnd);
         Snap memory s = _snap(id);
+        AuctionTerms memory t = _auctionTerms[id];
         vm.prank(viaSolver ? solver : p);
-        try reverse.bid(id, Bid(p, uint96(price), uint32(latency))) {
+        try reverse.bid(id, t, Bid(p, uint96(price), uint32(latency))) {
             calls["bid"]++;
             _afterCall(id, s, Act.Bid);
             _recordBid(id, j, p, price, latency);
@@ -345,8 +353,9 @@ contract MarketHandler is Test {
         (bool has, bytes32 id) = _pick(jobSeed, Want.Award);
         if (!has || !_info[id].reverse) return;
         Snap memory s = _snap(id);
+        (AuctionTerms memory t, JobTerms memory jt) = (_auctionTerms[id], _jobTerms[id]);
         vm.prank(stranger);
-        try reverse.award(id) {
+        try reverse.award(id, t, jt) {
             calls["award"]++;
             _afterCall(id, s, Act.Award);
         } catch {}
@@ -474,9 +483,7 @@ contract MarketHandler is Test {
                 ok = true;
             } catch {}
         } else if (info.reverse) {
-            try reverse.bid(id, Bid(providers[jobSeed % 3], 1, 1)) {
-                ok = true;
-            } catch {}
+            ok = _tryBid(id, Bid(providers[jobSeed % 3], 1, 1));
         } else {
             try dutch.fill(id, providers[jobSeed % 3], 1) {
                 ok = true;
@@ -487,6 +494,13 @@ contract MarketHandler is Test {
             _fail(Inv.HonestProver, "an unauthorised caller acted for a provider");
             _afterCall(id, s, Act.Grief);
         }
+    }
+
+    /// @dev Bids `b` on reverse job `id` with its posted terms (as the current caller); whether it went through.
+    function _tryBid(bytes32 id, Bid memory b) internal returns (bool ok) {
+        try reverse.bid(id, _auctionTerms[id], b) {
+            ok = true;
+        } catch {}
     }
 
     /// @notice Takes every live job one natural step further, from a random first job: bid or fill in
@@ -519,8 +533,9 @@ contract MarketHandler is Test {
             if (jumped) _jumpTo(info.auctionEnd);
         } else if (st == JobState.Open) {
             if (!info.reverse || info.minScorer == address(0)) this.refund(idx);
-            else if (r < 5) this.award(idx);
-            else this.deliver(idx, seed >> 8, r == 4);
+            else if (r < 7) this.award(idx);
+            // the best bidder's delivery before the award: refused (the award writes the record first)
+            else this.deliver(idx, seed >> 8, false);
         } else if (st == JobState.Awarded) {
             if (r == 0) {
                 jumped = jump;
@@ -709,7 +724,7 @@ contract MarketHandler is Test {
     function warpToBoundary(uint256 jobSeed, uint256 which, uint256 offset) external {
         (bool has, bytes32 id) = _pick(jobSeed, Want.Live);
         if (!has) return;
-        Job memory j = _info[id].market.job(id);
+        Job memory j = _jobOf(_info[id].market, id);
         uint256 t;
         which %= 4;
         if (which == 0) t = j.auctionEnd;
@@ -731,6 +746,16 @@ contract MarketHandler is Test {
 
     function jobInfo(bytes32 id) external view returns (JobInfo memory) {
         return _info[id];
+    }
+
+    /// @notice The terms reverse job `id` was posted with (as its award and refund take them).
+    function termsOf(bytes32 id) external view returns (AuctionTerms memory, JobTerms memory) {
+        return (_auctionTerms[id], _jobTerms[id]);
+    }
+
+    /// @notice Job `id`'s record as the invariants read it (see `_jobOf`).
+    function jobOf(bytes32 id) external view returns (Job memory) {
+        return _jobOf(_info[id].market, id);
     }
 
     function trackedAccounts() external view returns (address[N] memory) {
@@ -796,7 +821,17 @@ contract MarketHandler is Test {
         info.commitment = intent.inputCommitment;
         info.auctionEnd = uint40(now_ + intent.auctionWindow);
         _intents[id] = intent;
-        Job memory posted = m.job(id);
+        if (isReverse) {
+            MarketParams memory q = m.params();
+            (_auctionTerms[id], _jobTerms[id]) =
+                TermsBuilder.build(intent, block.timestamp, q.feeBps, q.stakeMultiple);
+            // the market stored the hash of exactly these terms: a view taking them accepts them
+            try reverse.clearingPrice(id, _auctionTerms[id]) {}
+            catch {
+                _fail(Inv.Terms, "the terms rebuilt from the posting do not match the job's");
+            }
+        }
+        Job memory posted = _jobOf(m, id);
         (info.feeBps, info.stakeMultiple) = (posted.feeBps, posted.stakeMultiple);
         info.terms = m.disputeTerms(id);
         MarketParams memory p = m.params();
@@ -887,8 +922,12 @@ contract MarketHandler is Test {
             try m.expire(id) {
                 ok = true;
             } catch {}
+        } else if (_info[id].reverse) {
+            try reverse.refund(id, _auctionTerms[id], _jobTerms[id]) {
+                ok = true;
+            } catch {}
         } else {
-            try m.refund(id) {
+            try dutch.refund(id) {
                 ok = true;
             } catch {}
         }
@@ -909,7 +948,7 @@ contract MarketHandler is Test {
         s.m = m;
         s.mi = address(m) == address(reverse) ? 0 : 1;
         s.now_ = now_;
-        s.job = m.job(id);
+        s.job = _jobOf(m, id);
         s.p = m.params();
         for (uint256 i; i < N; ++i) {
             s.bal[i] = token.balanceOf(tracked[i]);
@@ -937,14 +976,15 @@ contract MarketHandler is Test {
             if (s.runner.provider != address(0)) {
                 s.runnerAvail = staking.lockableOf(s.runner.provider) + reserved;
             }
-            s.clearing = reverse.clearingPrice(id);
+            if (s.job.state == JobState.Open) s.clearing = reverse.clearingPrice(id, _auctionTerms[id]);
         }
     }
 
     /// @dev Everything checked after a successful call on job `id`.
     function _afterCall(bytes32 id, Snap memory s, Act act) internal {
         _target = id;
-        Job memory a = s.m.job(id);
+        _checkRecord(s.m, id);
+        Job memory a = _jobOf(s.m, id);
         Flows memory f = _expectedFlows(id, s, a);
         _checkFlows(s, f, act);
         _checkStake(id, s, a);
@@ -1234,9 +1274,8 @@ contract MarketHandler is Test {
     function allowed(JobState from, JobState to) public pure returns (bool) {
         if (from == JobState.None) return to == JobState.Open;
         if (from == JobState.Open) {
-            // award/fill; deliver on an open reverse job awards and delivers in one call; refund
-            return to == JobState.Awarded || to == JobState.Delivered || to == JobState.ProofRequired
-                || to == JobState.Settled || to == JobState.Refunded;
+            // award/fill (an award that finds nobody able refunds); refund. A delivery never awards an Open job.
+            return to == JobState.Awarded || to == JobState.Refunded;
         }
         if (from == JobState.Awarded) {
             return to == JobState.Delivered || to == JobState.ProofRequired || to == JobState.Settled
@@ -1275,10 +1314,10 @@ contract MarketHandler is Test {
         if (w == Want.Live) return !_terminal(st);
         if (w == Want.Bid) return open && info.reverse && windowOpen;
         if (w == Want.Fill) return open && !info.reverse && windowOpen;
-        // an open reverse job past its window with bids is awarded by `award` or by the best's delivery
+        // an open reverse job past its window with bids is awarded by `award` (a delivery is refused until then)
         bool awardable = open && info.reverse && !windowOpen && info.minScorer != address(0);
         if (w == Want.Award) return awardable;
-        if (w == Want.Deliver) return st == JobState.Awarded || awardable;
+        if (w == Want.Deliver) return st == JobState.Awarded;
         if (w == Want.Challenge || w == Want.Finalize) return st == JobState.Delivered;
         if (w == Want.Prove) return st == JobState.Challenged || st == JobState.ProofRequired;
         if (w == Want.Expire) {
@@ -1301,12 +1340,60 @@ contract MarketHandler is Test {
         vm.warp(now_);
     }
 
-    /// @dev Who hands in the output: the provider, or on an open reverse job the current best bidder.
+    /// @dev Who hands in the output: the provider, or on an open reverse job the current best bidder (refused
+    /// until the award).
     function _deliverer(bytes32 id, uint256 seed) internal view returns (address p) {
         JobInfo storage info = _info[id];
         p = info.market.job(id).provider;
         if (p == address(0) && info.reverse) p = reverse.bestBid(id).provider;
         if (p == address(0)) p = providers[seed % 3];
+    }
+
+    /// @dev `m.job(id)`, with what a reverse job's record does not hold filled in from its posted terms: an Open
+    /// job stores only the hash of its terms beside its state, and a refund without an award writes the fields
+    /// the refund reads (requester, proof mode, fee, callback gas, state, deadline, price cap) only. A record
+    /// the award wrote (postedAt set) is returned as it is. `_checkRecord` checks what the record does hold.
+    function _jobOf(IMarket m, bytes32 id) internal view returns (Job memory v) {
+        v = m.job(id);
+        if (address(m) != address(reverse) || v.state == JobState.None || v.postedAt != 0) return v;
+        AuctionTerms memory t = _auctionTerms[id];
+        JobTerms memory jt = _jobTerms[id];
+        if (v.state == JobState.Open) {
+            (v.requester, v.proofMode, v.feeBps, v.callbackGasLimit) =
+            (jt.requester, jt.proofMode, jt.feeBps, jt.callbackGasLimit);
+            (v.deadline, v.maxPrice) = (t.deadline, t.maxPrice);
+        }
+        (v.minStake, v.postedAt, v.auctionEnd, v.stakeMultiple) =
+        (t.minStake, jt.postedAt, t.auctionEnd, t.stakeMultiple);
+        (v.priceWeightBps, v.allowFailover, v.modelId, v.inputCommitment) =
+        (t.priceWeightBps, jt.allowFailover, jt.modelId, jt.inputCommitment);
+    }
+
+    /// @dev What a reverse job's record holds of its terms is the posted terms: nothing but the state while Open;
+    /// the refund's fields after a refund without an award; every term once the award wrote the record.
+    function _checkRecord(IMarket m, bytes32 id) internal {
+        if (address(m) != address(reverse)) return;
+        Job memory v = m.job(id);
+        AuctionTerms memory t = _auctionTerms[id];
+        JobTerms memory jt = _jobTerms[id];
+        if (v.state == JobState.Open) {
+            Job memory open;
+            open.state = JobState.Open;
+            if (keccak256(abi.encode(v)) != keccak256(abi.encode(open))) {
+                _fail(Inv.Terms, "an Open reverse job shows more than its state");
+            }
+            return;
+        }
+        bool refundFields = v.requester == jt.requester && v.proofMode == jt.proofMode
+            && v.feeBps == jt.feeBps && v.callbackGasLimit == jt.callbackGasLimit && v.deadline == t.deadline
+            && v.maxPrice == t.maxPrice;
+        if (!refundFields) _fail(Inv.Terms, "a reverse job's record differs from its posted terms");
+        if (v.postedAt == 0) return;
+        bool awardFields = v.minStake == t.minStake && v.postedAt == jt.postedAt
+            && v.auctionEnd == t.auctionEnd && v.stakeMultiple == t.stakeMultiple
+            && v.priceWeightBps == t.priceWeightBps && v.allowFailover == jt.allowFailover
+            && v.modelId == jt.modelId && v.inputCommitment == jt.inputCommitment;
+        if (!awardFields) _fail(Inv.Terms, "the award wrote other terms than the posted ones");
     }
 
     function _idx(address a) internal view returns (uint256) {
