@@ -629,7 +629,9 @@ async def test_reorg_that_drops_the_finalize_is_finalized_again(
             await asyncio.sleep(0.05)
         chain.anvil.rpc("anvil_reorg", [head - finalized_in + 1, []])  # drops the finalize's block
         assert market.job(job).state is JobState.DELIVERED
-        assert (await client.get(f"/jobs/{job_id}")).json()["state"] == "settled"  # the store's word
+        # the store's word: still "settled", unless the node's feed has already seen the fork (it
+        # may poll between the reorg and this read: no assumption on the machine's speed)
+        assert (await client.get(f"/jobs/{job_id}")).json()["state"] in {"settled", "delivered"}
         chain.anvil.rpc("evm_mine")  # the chain moves on; the node's feed sees the fork
         deadline = time.monotonic() + 120
         while market.job(job).state is not JobState.SETTLED:
