@@ -63,6 +63,7 @@ from tender.chain import (
     IntentPosted,
     Job,
     JobState,
+    OpenTerms,
     Proved,
     Refunded,
     Registry,
@@ -286,6 +287,19 @@ class Auditor:
         provider = h.view.provider
         return Web3.to_checksum_address(provider) if provider else None
 
+    def _check_open_terms(self, h: JobHistory) -> list[str]:
+        """An Open reverse job: the terms its ``IntentPosted`` gives are the ones its word holds
+        (the market refuses any other terms with ``TermsMismatch``)."""
+        if h.posted is None:
+            return []
+        market = self.markets[h.market]
+        terms = OpenTerms.from_event(h.posted)
+        try:
+            market.fn.clearingPrice(h.job_id, terms.auction.to_abi()).call()
+        except ContractLogicError as exc:
+            return [f"the market refuses the terms IntentPosted gives ({exc})"]
+        return []
+
     def _check_events(self, h: JobHistory, audit: JobAudit) -> tuple[Status, str]:
         job = self._stored_job(h)
         problems: list[str] = []
@@ -301,13 +315,20 @@ class Auditor:
                 problems.append(f"stored price {job.price}, events say {view.price}")
             if failover is None and int(job.stake_locked) != award.stake_locked:
                 problems.append(f"stored stakeLocked {job.stake_locked}, Awarded says {award.stake_locked}")
-        if h.intent is not None:
-            if bytes(job.model_id) != bytes(h.intent.model_id):
+        # a reverse job's record is written by its award; before one (Open) the market holds only the
+        # hash of its terms, and a refund without one writes the payment's fields (requester, maxPrice)
+        unrecorded = self.markets[h.market].auction is AuctionType.REVERSE and award is None
+        if unrecorded and view.state is JobState.OPEN:
+            problems.extend(self._check_open_terms(h))
+        elif h.intent is not None:
+            if not unrecorded and bytes(job.model_id) != bytes(h.intent.model_id):
                 problems.append("stored modelId differs from the intent's")
-            if int(job.input_commitment) != int(h.intent.input_commitment):
+            if not unrecorded and int(job.input_commitment) != int(h.intent.input_commitment):
                 problems.append("stored inputCommitment differs from the intent's")
             if int(job.max_price) != int(h.intent.max_price):
                 problems.append(f"stored maxPrice {job.max_price}, intent says {h.intent.max_price}")
+            if unrecorded and Web3.to_checksum_address(job.requester) != h.intent.requester:
+                problems.append(f"stored requester {job.requester}, intent says {h.intent.requester}")
         challenge = h.last(Challenged)
         if challenge is not None:
             if Web3.to_checksum_address(job.challenger) != Web3.to_checksum_address(challenge.challenger):

@@ -330,9 +330,12 @@ class TokenVerifier(Daemon):
             ):
                 verdict = self._verdict(job_id, job)
                 if verdict is not None:
-                    entry.done.add("vote")
                     if not self.market.has_voted(job_id, self.address):
+                        # marked done only once sent: a vote whose transaction failed (gas estimated
+                        # before another vote in its block made it the deciding, slashing one) is
+                        # sent again by the next pass while the vote window is open
                         self._send("vote", job_id, lambda j: self.market.vote(j, verdict))
+                    entry.done.add("vote")
             if self.duties.keep and now > job.vote_deadline:
                 self._send("finalize", job_id, self.market.finalize)
 

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,49 @@ def test_the_watcher_challenges_a_swapped_model_and_the_reexecutors_slash_it(
     assert verifiers[0].actions == {"challenge": 1}
     assert not verifiers[0].live  # a final job is dropped, and its request forgotten
     assert verifiers[0].store.get(job_id) is None
+
+
+def _pending(env: World) -> int:
+    return len(env.w3.eth.get_block("pending")["transactions"])
+
+
+def test_a_vote_that_failed_in_a_race_is_sent_again_and_decides(
+    env: World, lm: TokenModel, cheap: TokenModel, verifiers: list[TokenVerifier]
+) -> None:
+    """Two re-executors vote into one block, each with the gas of a non-deciding vote estimated
+    before the other's: the second becomes the deciding, slashing vote and runs out of gas. Its
+    verifier sends it again on its next pass (the race lost the cheat its slash in a devnet run)."""
+    watcher, first, second, _ = verifiers
+    request = token_request(lm, "Raise ValueError if")
+    job_id = open_job(env, request)
+    _disclose(verifiers, job_id, request)
+    env.provider.market.deliver(job_id, cheap.generate(request).tokens)
+    watcher.step()
+    assert env.requester.market.job(job_id).state is JobState.CHALLENGED
+    env.chain.rpc("evm_setAutomine", [False])
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            voting = [pool.submit(first.step)]
+            deadline = time.monotonic() + 60
+            while _pending(env) < 1:
+                assert time.monotonic() < deadline, "the first vote was never sent"
+                time.sleep(0.05)
+            voting.append(pool.submit(second.step))
+            while _pending(env) < 2:
+                assert time.monotonic() < deadline, "the second vote was never sent"
+                time.sleep(0.05)
+            env.chain.rpc("evm_mine", [])
+            for future in voting:
+                future.result(timeout=60)
+    finally:
+        env.chain.rpc("evm_setAutomine", [True])
+    job = env.requester.market.job(job_id)
+    assert (job.state, job.votes_unfaithful) == (JobState.CHALLENGED, 1), "the race did not happen"
+    assert second.actions.get("vote", 0) + first.actions.get("vote", 0) == 1
+    second.step()  # the next pass: the vote is sent again, now with a deciding vote's gas
+    job = env.requester.market.job(job_id)
+    assert job.state is JobState.SLASHED
+    assert job.votes_unfaithful == 2
 
 
 @pytest.mark.parametrize("sampling", [Sampling(), Sampling(temperature=0.8, top_k=40, seed=99)])

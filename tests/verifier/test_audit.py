@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from tender.chain import load_artifact
-from tests.harness.verifier import Env, History, build_history
+from tender.intents import AuctionType, ProofMode
+from tests.harness.verifier import Env, History, build_history, samples
 from verifier import Status
 from verifier._audit import Auditor
 from verifier._calldata import DecodedCall
@@ -303,3 +304,49 @@ def test_cli_json_report_and_exit_codes(tender_env: Env, history: History, tmp_p
     assert table.exit_code == 0
     assert "audit passed" in table.output
     assert load_artifact("DutchAuctionMarket")  # the artefacts the CLI reads exist
+
+
+def test_reverse_jobs_without_an_award_audit_against_their_terms(snapshot: Env, history: History) -> None:
+    """A reverse job stores only its terms' hash while Open, and a refund without an award writes
+    the payment's fields: the auditor checks each against what ``IntentPosted`` gives, and flags an
+    Open word that the terms do not hash to."""
+    env = snapshot
+    x = samples()[0]
+    intents = [
+        env.intent(x, mode=ProofMode.ZK, auction_type=AuctionType.REVERSE, start_price=0) for _ in range(2)
+    ]
+    refunded, open_ = (env.requester.reverse.job_id(i) for i in intents)
+    env.requester.reverse.post(intents[0])
+    env.advance(61)
+    env.bystander.reverse.refund(refunded)
+    env.requester.reverse.post(intents[1])
+    report = Auditor(env.w3, env.deployment).run()
+    by_id = {job.job_id: job for job in report.jobs}
+    assert report.ok, [c.to_json() for j in report.failed_jobs for c in j.failures()]
+    assert by_id["0x" + refunded.hex()].state == "refunded"
+    assert by_id["0x" + open_.hex()].state == "open"
+
+    # the Open word is slot 1 of the record: a word the terms do not hash to is flagged
+    market = env.deployment.market("reverse")
+    slot = _open_word_slot(env, market, open_)
+    word = int(env.chain.rpc("eth_getStorageAt", [market, hex(slot), "latest"]), 16)
+    tampered = word ^ (1 << 200)  # another hash, still Open
+    env.chain.rpc("anvil_setStorageAt", [market, hex(slot), "0x" + tampered.to_bytes(32, "big").hex()])
+    report = Auditor(env.w3, env.deployment).run()
+    (failed,) = report.failed_jobs
+    assert failed.job_id == "0x" + open_.hex()
+    assert "refuses the terms" in next(c.detail for c in failed.failures() if c.name == "events")
+
+
+def _open_word_slot(env: Env, market: str, job: bytes) -> int:
+    """Slot 1 of an Open reverse job's record: the one word its posting wrote (state Open in the low byte)."""
+    from eth_abi import encode
+    from web3 import Web3
+
+    root = _storage_root()
+    for index in range(root, root + 64):
+        slot = int.from_bytes(Web3.keccak(encode(["bytes32", "uint256"], [job, index])), "big") + 1
+        word = int(env.chain.rpc("eth_getStorageAt", [market, hex(slot), "latest"]), 16)
+        if word & 0xFF == 1 and word >> 8:
+            return slot
+    raise AssertionError("Open word not found")
