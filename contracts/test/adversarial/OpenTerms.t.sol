@@ -218,19 +218,7 @@ contract OpenTermsTest is ReverseBookBase {
         _bid(jobId, provider, 5e17, 60);
         (AuctionTerms memory t, JobTerms memory j) = (_terms(jobId), _jobTerms(jobId));
         vm.warp(t.auctionEnd);
-        bytes32 before = _print(jobId);
-        for (uint256 k; k < JOB_FIELDS; ++k) {
-            JobTerms memory a = _alteredJob(j, k);
-            vm.prank(stranger);
-            vm.expectRevert(_mismatch(jobId));
-            w.reverse.award(jobId, t, a);
-            AuctionTerms memory rehashed = _copy(t);
-            rehashed.jobTerms = keccak256(abi.encode(a));
-            vm.prank(stranger);
-            vm.expectRevert(_mismatch(jobId));
-            w.reverse.award(jobId, rehashed, a);
-            assertEq(_print(jobId), before, "an award with altered job terms moved something");
-        }
+        _refuseAlteredJobTerms(jobId, t, j, true);
         vm.prank(stranger);
         w.reverse.award(jobId, t, j);
         Job memory awarded = w.reverse.job(jobId);
@@ -252,19 +240,8 @@ contract OpenTermsTest is ReverseBookBase {
         bytes32 jobId = _post(intent);
         (AuctionTerms memory t, JobTerms memory j) = (_terms(jobId), _jobTerms(jobId));
         vm.warp(t.auctionEnd);
+        _refuseAlteredJobTerms(jobId, t, j, false);
         bytes32 before = _print(jobId);
-        for (uint256 k; k < JOB_FIELDS; ++k) {
-            JobTerms memory a = _alteredJob(j, k);
-            vm.prank(stranger);
-            vm.expectRevert(_mismatch(jobId));
-            w.reverse.refund(jobId, t, a);
-            AuctionTerms memory rehashed = _copy(t);
-            rehashed.jobTerms = keccak256(abi.encode(a));
-            vm.prank(stranger);
-            vm.expectRevert(_mismatch(jobId));
-            w.reverse.refund(jobId, rehashed, a);
-            assertEq(_print(jobId), before, "a refund with altered job terms moved something");
-        }
         // the AuctionTerms altered, the job terms the posted ones
         for (uint256 k; k < AUCTION_FIELDS; ++k) {
             vm.prank(stranger);
@@ -276,6 +253,28 @@ contract OpenTermsTest is ReverseBookBase {
         w.reverse.refund(jobId, t, j);
         assertEq(w.reverse.owed(requester), _escrow(w.reverse, intent.maxPrice));
         assertEq(w.reverse.owed(stranger), 0, "the attacker was credited");
+    }
+
+    /// @dev Each `JobTerms` field altered, sent by a stranger to `award` (or `refund`) against the posted
+    /// `AuctionTerms` (whose job-terms hash they fail) and against `AuctionTerms` rehashed over them (no longer the
+    /// posted ones): refused with `TermsMismatch` either way, and nothing on the job moves.
+    function _refuseAlteredJobTerms(bytes32 jobId, AuctionTerms memory t, JobTerms memory j, bool award)
+        internal
+    {
+        bytes32 before = _print(jobId);
+        for (uint256 k; k < JOB_FIELDS; ++k) {
+            JobTerms memory a = _alteredJob(j, k);
+            AuctionTerms memory rehashed = _copy(t);
+            rehashed.jobTerms = keccak256(abi.encode(a));
+            AuctionTerms[2] memory sent = [t, rehashed];
+            for (uint256 i; i < 2; ++i) {
+                vm.prank(stranger);
+                vm.expectRevert(_mismatch(jobId));
+                if (award) w.reverse.award(jobId, sent[i], a);
+                else w.reverse.refund(jobId, sent[i], a);
+            }
+            assertEq(_print(jobId), before, "altered job terms moved something");
+        }
     }
 
     // ------------------------------------------------------------------ (c) another job's terms
