@@ -276,7 +276,7 @@ contract MarketExtension is MarketCore, EIP712 {
     }
 
     /// @dev A reverse job's Open word: the hash of its terms (`TermsLib`) and the state. The two structs are
-    /// ABI-encoded in place (all fields static) and hashed as `TermsLib.openWord` hashes them.
+    /// ABI-encoded in place (all fields static), as `TermsLib.openWordOf` hashes the calldata terms.
     function _openWord(Intent calldata intent, uint16 feeBps, uint16 stakeMultiple, uint256 auctionEnd)
         private
         view

@@ -10,13 +10,9 @@ import {AuctionTerms, JobState, JobTerms} from "../MarketStructs.sol";
 library TermsLib {
     uint256 private constant _STATE_MASK = 0xff;
 
-    /// @dev The Open word of `terms` as `post` computes it (memory, ABI-encoded).
-    function openWord(AuctionTerms memory terms) internal pure returns (uint256) {
-        return (uint256(keccak256(abi.encode(terms))) & ~_STATE_MASK) | uint256(uint8(JobState.Open));
-    }
-
-    /// @dev The same word from calldata terms, hashed as they were sent: terms with dirty padding hash to another
-    /// word, so they can only fail the check (`TermsMismatch`), never pass it.
+    /// @dev The Open word of calldata terms (`MarketExtension._openWord` writes it at posting from the same
+    /// encoding), hashed as they were sent: terms with dirty padding hash to another word, so they can only fail
+    /// the check (`TermsMismatch`), never pass it.
     function openWordOf(AuctionTerms calldata terms) internal pure returns (uint256 word) {
         assembly ("memory-safe") {
             let ptr := mload(0x40)

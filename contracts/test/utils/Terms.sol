@@ -3,6 +3,7 @@ pragma solidity ^0.8.28;
 
 import {Vm} from "./Vm.sol";
 import {IMarketEvents} from "../../src/interfaces/IMarket.sol";
+import {TermsLib} from "../../src/libraries/TermsLib.sol";
 import {IReverseAuctionMarket} from "../../src/interfaces/IReverseAuctionMarket.sol";
 import {AuctionTerms, Bid, Intent, Job, JobState, JobTerms} from "../../src/MarketStructs.sol";
 
@@ -31,7 +32,7 @@ library TermsBuilder {
             uint40(intent.deadline),
             intent.priceWeightBps,
             stakeMultiple,
-            keccak256(abi.encode(j))
+            TermsLib.hash(j)
         );
     }
 }
