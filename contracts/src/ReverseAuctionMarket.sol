@@ -118,26 +118,21 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
 
     /// @inheritdoc IReverseAuctionMarket
     function award(bytes32 jobId, AuctionTerms calldata t, JobTerms calldata job_) external nonReentrant {
-        JobRecord storage j = _checkTerms(jobId, t);
-        if (TermsLib.hashOf(job_) != t.jobTerms) revert TermsMismatch(jobId);
+        JobRecord storage j = _checkTerms(jobId, t, job_);
         _record(j, t, job_);
         _resolve(jobId, j);
     }
 
     /// @inheritdoc IReverseAuctionMarket
     function refund(bytes32 jobId, AuctionTerms calldata t, JobTerms calldata job_) external nonReentrant {
-        JobRecord storage j = _checkTerms(jobId, t);
-        if (TermsLib.hashOf(job_) != t.jobTerms) revert TermsMismatch(jobId);
+        JobRecord storage j = _checkTerms(jobId, t, job_);
         uint40 end = t.auctionEnd;
         if (block.timestamp < end) revert AuctionNotEnded(jobId, end);
         BidBook memory book = _book(jobId);
         // with bids, only once no award is possible any more
         if (book.best != address(0) && block.timestamp < t.deadline) revert NotRefundable(jobId);
-        // what the refund and the views read: slot 0 (who is paid, the fee) and slot 1 (state, price cap)
-        (j.requester, j.proofMode, j.feeBps, j.callbackGasLimit) =
-        (job_.requester, job_.proofMode, job_.feeBps, job_.callbackGasLimit);
-        _clearOpenWord(j);
-        (j.state, j.deadline, j.maxPrice) = (JobState.Refunded, t.deadline, t.maxPrice);
+        // what the refund and the views read: slots 0 and 1
+        _recordPayment(j, t, job_, JobState.Refunded);
         _releaseBook(book, t);
         _refundEscrow(jobId, j);
     }
@@ -258,16 +253,37 @@ contract ReverseAuctionMarket is BaseMarket, IReverseAuctionMarket {
         }
     }
 
+    /// @dev `_checkTerms`, and `job_` is what `t.jobTerms` hashes (else `TermsMismatch`): the award's and the refund's.
+    function _checkTerms(bytes32 jobId, AuctionTerms calldata t, JobTerms calldata job_)
+        private
+        view
+        returns (JobRecord storage j)
+    {
+        j = _checkTerms(jobId, t);
+        if (TermsLib.hashOf(job_) != t.jobTerms) revert TermsMismatch(jobId);
+    }
+
     /// @dev Writes the record of an Open job from its terms (slots 0, 1, 3, 4 and 5; the award writes slot 2).
     function _record(JobRecord storage j, AuctionTerms calldata t, JobTerms calldata job_) private {
-        (j.requester, j.proofMode, j.feeBps, j.callbackGasLimit) =
-        (job_.requester, job_.proofMode, job_.feeBps, job_.callbackGasLimit);
-        _clearOpenWord(j);
-        (j.state, j.deadline, j.maxPrice) = (JobState.Open, t.deadline, t.maxPrice);
+        _recordPayment(j, t, job_, JobState.Open);
         (j.minStake, j.postedAt, j.auctionEnd) = (t.minStake, job_.postedAt, t.auctionEnd);
         (j.stakeMultiple, j.priceWeightBps, j.allowFailover) =
         (t.stakeMultiple, t.priceWeightBps, job_.allowFailover);
         (j.modelId, j.inputCommitment) = (job_.modelId, job_.inputCommitment);
+    }
+
+    /// @dev Writes slot 0 (who is paid, the fee, the callback) and slot 1 (`state`, the deadline and the price cap,
+    /// over the Open word) from the terms.
+    function _recordPayment(
+        JobRecord storage j,
+        AuctionTerms calldata t,
+        JobTerms calldata job_,
+        JobState state
+    ) private {
+        (j.requester, j.proofMode, j.feeBps, j.callbackGasLimit) =
+        (job_.requester, job_.proofMode, job_.feeBps, job_.callbackGasLimit);
+        _clearOpenWord(j);
+        (j.state, j.deadline, j.maxPrice) = (state, t.deadline, t.maxPrice);
     }
 
     /// @dev Clears slot 1 (the Open word) before the record's own fields are written into it.
